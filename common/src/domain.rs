@@ -1,0 +1,396 @@
+//! Domain records of one dealer's data room, and the reports the daemon gives
+//! about them. Every type here is stored or sent through [`crate::codec`], so
+//! enums only ever gain variants at the end.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use crate::{Date, TenantId};
+
+/// Milliseconds since the Unix epoch, UTC.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, Default)]
+pub struct Timestamp(pub i64);
+
+impl Timestamp {
+    pub fn now() -> Self {
+        Self(chrono::Utc::now().timestamp_millis())
+    }
+
+    pub fn from_date(d: Date) -> Self {
+        let secs = d
+            .naive()
+            .and_hms_opt(0, 0, 0)
+            .map(|t| t.and_utc().timestamp())
+            .unwrap_or(0);
+        Self(secs * 1000)
+    }
+
+    pub fn millis(self) -> i64 {
+        self.0
+    }
+}
+
+impl fmt::Display for Timestamp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match chrono::DateTime::from_timestamp_millis(self.0) {
+            Some(t) => write!(f, "{}", t.format("%Y-%m-%d %H:%M:%S UTC")),
+            None => write!(f, "@{}ms", self.0),
+        }
+    }
+}
+
+impl fmt::Debug for Timestamp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum Channel {
+    Email,
+    Post,
+    Phone,
+}
+
+impl Channel {
+    pub const ALL: [Channel; 3] = [Channel::Email, Channel::Post, Channel::Phone];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Channel::Email => "email",
+            Channel::Post => "post",
+            Channel::Phone => "phone",
+        }
+    }
+
+    pub fn index(self) -> usize {
+        self as usize
+    }
+}
+
+impl fmt::Display for Channel {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+pub enum Salutation {
+    #[default]
+    Unknown,
+    /// Herr
+    Mr,
+    /// Frau
+    Ms,
+    /// Divers / neutral address
+    Mx,
+    /// Firma
+    Company,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+pub struct Address {
+    /// Street name without the house number.
+    pub street: String,
+    /// House number as written, normalised to upper case without inner spaces ("12A").
+    pub house_no: String,
+    pub postcode: String,
+    pub city: String,
+    /// ISO 3166-1 alpha-2, upper case.
+    pub country: String,
+}
+
+/// A customer as the dealer's system knows them, keyed by the dealer's own
+/// customer number.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct Customer {
+    pub customer_no: String,
+    pub salutation: Salutation,
+    pub first_name: String,
+    pub last_name: String,
+    /// Company name for business customers.
+    pub company: Option<String>,
+    pub is_company: bool,
+    pub address: Address,
+    pub email: Option<String>,
+    pub phone: Option<String>,
+    pub birth_date: Option<Date>,
+    /// ISO 639-1 language code, lower case.
+    pub language: String,
+}
+
+impl Customer {
+    /// The name as it would stand on an envelope.
+    pub fn display_name(&self) -> String {
+        match (&self.company, self.first_name.is_empty()) {
+            (Some(c), _) if self.is_company => c.clone(),
+            (_, true) => self.last_name.clone(),
+            (_, false) => format!("{} {}", self.first_name, self.last_name),
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct Vehicle {
+    /// 17-character vehicle identification number, upper case.
+    pub vin: String,
+    /// Customer number of the current holder.
+    pub customer_no: String,
+    pub make: String,
+    pub model: String,
+    pub first_registration: Option<Date>,
+    pub last_service_date: Option<Date>,
+    pub last_service_km: Option<u32>,
+    pub next_inspection: Option<Date>,
+    pub warranty_end: Option<Date>,
+}
+
+/// One statement of consent for one channel. The latest statement (by `at`) wins.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Consent {
+    pub customer_no: String,
+    pub channel: Channel,
+    pub granted: bool,
+    /// Where the statement came from: "dms-import:kunden.csv", "unsubscribe", "form:2024-05".
+    pub source: String,
+    pub at: Timestamp,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServiceVisit {
+    pub vin: String,
+    pub customer_no: String,
+    pub date: Date,
+    pub km: Option<u32>,
+    /// Kind of visit as the dealer's system names it ("Inspektion", "HU", "Reifenwechsel").
+    pub kind: String,
+}
+
+/// The canonical fields an import row can carry. A tenant's column mapping
+/// maps the headers of its dealer-management-system exports onto these.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ImportField {
+    CustomerNo,
+    Salutation,
+    FirstName,
+    LastName,
+    /// "Name" columns that hold "Nachname, Vorname" or "Vorname Nachname".
+    FullName,
+    Company,
+    IsCompany,
+    Street,
+    HouseNo,
+    Postcode,
+    City,
+    Country,
+    Email,
+    Phone,
+    BirthDate,
+    Language,
+    Vin,
+    Make,
+    Model,
+    FirstRegistration,
+    LastServiceDate,
+    LastServiceKm,
+    NextInspection,
+    WarrantyEnd,
+    ConsentEmail,
+    ConsentPost,
+    ConsentPhone,
+    ConsentDate,
+    ConsentSource,
+    /// Consent files: one statement per row.
+    ConsentChannel,
+    ConsentGranted,
+    VisitDate,
+    VisitKm,
+    VisitKind,
+    /// A column to read past without a warning.
+    Ignore,
+}
+
+impl ImportField {
+    pub fn name(self) -> &'static str {
+        match self {
+            ImportField::CustomerNo => "customer_no",
+            ImportField::Salutation => "salutation",
+            ImportField::FirstName => "first_name",
+            ImportField::LastName => "last_name",
+            ImportField::FullName => "full_name",
+            ImportField::Company => "company",
+            ImportField::IsCompany => "is_company",
+            ImportField::Street => "street",
+            ImportField::HouseNo => "house_no",
+            ImportField::Postcode => "postcode",
+            ImportField::City => "city",
+            ImportField::Country => "country",
+            ImportField::Email => "email",
+            ImportField::Phone => "phone",
+            ImportField::BirthDate => "birth_date",
+            ImportField::Language => "language",
+            ImportField::Vin => "vin",
+            ImportField::Make => "make",
+            ImportField::Model => "model",
+            ImportField::FirstRegistration => "first_registration",
+            ImportField::LastServiceDate => "last_service_date",
+            ImportField::LastServiceKm => "last_service_km",
+            ImportField::NextInspection => "next_inspection",
+            ImportField::WarrantyEnd => "warranty_end",
+            ImportField::ConsentEmail => "consent_email",
+            ImportField::ConsentPost => "consent_post",
+            ImportField::ConsentPhone => "consent_phone",
+            ImportField::ConsentDate => "consent_date",
+            ImportField::ConsentSource => "consent_source",
+            ImportField::ConsentChannel => "consent_channel",
+            ImportField::ConsentGranted => "consent_granted",
+            ImportField::VisitDate => "visit_date",
+            ImportField::VisitKm => "visit_km",
+            ImportField::VisitKind => "visit_kind",
+            ImportField::Ignore => "ignore",
+        }
+    }
+}
+
+impl fmt::Display for ImportField {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A rejected row: `file:line: field: reason`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RowError {
+    pub file: String,
+    /// 1-based physical line where the record starts (the header is line 1).
+    pub line: u64,
+    /// Canonical field name, or the header as written when no field applies ("row", "file").
+    pub field: String,
+    pub reason: String,
+}
+
+impl fmt::Display for RowError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}: {}: {}", self.file, self.line, self.field, self.reason)
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct Counts {
+    pub inserted: u64,
+    pub updated: u64,
+    pub unchanged: u64,
+}
+
+impl Counts {
+    pub fn changed(&self) -> u64 {
+        self.inserted + self.updated
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ImportStatus {
+    /// Applied; the counts say what changed.
+    Committed,
+    /// The same bytes were imported before; nothing was changed.
+    AlreadyImported { previous: u64 },
+    /// Nothing was applied (not a CSV file, unreadable, interrupted before commit).
+    Failed { reason: String },
+}
+
+/// What one import did. Kept in the tenant's import history.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ImportReport {
+    pub import_id: u64,
+    pub tenant: TenantId,
+    pub file_name: String,
+    /// BLAKE3 of the file's bytes, hex.
+    pub content_hash: String,
+    pub bytes: u64,
+    pub started_at: Timestamp,
+    pub finished_at: Timestamp,
+    pub status: ImportStatus,
+    /// Detected format, e.g. "windows-1252, ';', 14 columns".
+    pub format: String,
+    pub rows_total: u64,
+    pub rows_ok: u64,
+    pub rows_rejected: u64,
+    pub customers: Counts,
+    pub vehicles: Counts,
+    pub consents: Counts,
+    pub visits: Counts,
+    /// Headers that mapped to no field (reported once, not per row).
+    pub unmapped_columns: Vec<String>,
+    pub errors: Vec<RowError>,
+    /// Rejected rows beyond those listed in `errors`.
+    pub errors_truncated: u64,
+    /// Duplicate merges the identity pass made after this import.
+    pub merges: u64,
+}
+
+impl ImportReport {
+    pub fn is_committed(&self) -> bool {
+        matches!(self.status, ImportStatus::Committed)
+    }
+}
+
+/// Why two customer records were judged to be one person or one household.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum MatchReason {
+    SameEmail(String),
+    SamePhone(String),
+    /// Same normalised name and address.
+    SameNameAndAddress { name: String, address: String },
+    /// Names within a small edit distance at the same address.
+    SimilarNameSameAddress { a: String, b: String, distance: u32, address: String },
+    /// Same normalised company name.
+    SameCompany(String),
+}
+
+impl fmt::Display for MatchReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            MatchReason::SameEmail(e) => write!(f, "same email {e}"),
+            MatchReason::SamePhone(p) => write!(f, "same phone {p}"),
+            MatchReason::SameNameAndAddress { name, address } => {
+                write!(f, "same name {name:?} at {address:?}")
+            }
+            MatchReason::SimilarNameSameAddress { a, b, distance, address } => write!(
+                f,
+                "names {a:?} and {b:?} differ by {distance} at the same address {address:?}"
+            ),
+            MatchReason::SameCompany(c) => write!(f, "same company {c:?}"),
+        }
+    }
+}
+
+/// One merge of a duplicate customer into a surviving one. Merges never
+/// delete records: the merged customer stays stored and is redirected to the
+/// survivor, so a merge can be undone exactly.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MergeRecord {
+    pub merge_id: u64,
+    pub survivor: String,
+    pub merged: String,
+    pub reasons: Vec<MatchReason>,
+    pub at: Timestamp,
+    /// Import that triggered the identity pass, if any.
+    pub import_id: Option<u64>,
+    pub undone_at: Option<Timestamp>,
+    pub undone_by: Option<String>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct TenantStats {
+    pub customers: u64,
+    /// Customers after duplicate merges: the people and households we write to.
+    pub recipients: u64,
+    pub vehicles: u64,
+    pub consents: u64,
+    pub visits: u64,
+    pub merges_active: u64,
+    pub imports: u64,
+    pub disk_bytes: u64,
+}

@@ -1,0 +1,15 @@
+//! The contract between the daemon (`touchpointd`) and the console (`touchpoint`).
+//!
+//! Domain types, the policy and configuration schema, the wire protocol and the
+//! one codec every stored record and every socket frame goes through. Nothing in
+//! here opens a file or a socket.
+
+pub mod codec;
+pub mod config;
+pub mod date;
+pub mod domain;
+pub mod protocol;
+pub mod tenant;
+
+pub use date::Date;
+pub use tenant::{TenantId, TenantIdError};

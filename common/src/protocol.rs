@@ -1,0 +1,290 @@
+//! The control protocol between `touchpoint` and `touchpointd`.
+//!
+//! Transport: a Unix stream socket carrying length-delimited frames (4-byte
+//! big-endian length, at most [`MAX_FRAME_BYTES`]); each frame is one message
+//! encoded by [`crate::codec::encode_frame`].
+//!
+//! The first frame from the client is a [`Hello`], answered by a
+//! [`HelloReply`]. Those two types are frozen: they must decode the same in
+//! every version, so that a client and daemon of different versions can always
+//! tell each other so instead of exchanging garbage. After the hello, the
+//! client sends [`RequestEnvelope`]s and the daemon answers each with a
+//! [`ResponseEnvelope`] carrying the same id, in order.
+
+use serde::{Deserialize, Serialize};
+
+pub use crate::codec::MAX_FRAME_BYTES;
+use crate::domain::{ImportReport, MergeRecord, TenantStats, Timestamp};
+use crate::TenantId;
+
+/// Magic bytes at the start of every hello.
+pub const PROTOCOL_MAGIC: [u8; 4] = *b"TPNT";
+/// Bump on any incompatible change to the messages after the hello.
+pub const PROTOCOL_VERSION: u32 = 1;
+/// Size of the chunks a file is uploaded in; well below the frame limit.
+pub const UPLOAD_CHUNK_BYTES: usize = 1 << 20;
+
+/// Frozen. The first frame a client sends.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Hello {
+    pub magic: [u8; 4],
+    pub version: u32,
+    /// Free text for the daemon's log ("touchpoint 0.1.0").
+    pub client: String,
+}
+
+impl Hello {
+    pub fn current(client: impl Into<String>) -> Self {
+        Self { magic: PROTOCOL_MAGIC, version: PROTOCOL_VERSION, client: client.into() }
+    }
+}
+
+/// Frozen. The daemon's answer to a [`Hello`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum HelloReply {
+    Welcome { version: u32, daemon: String, identity: Identity },
+    Rejected { version: u32, reason: String },
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// Everything, across all tenants in scope.
+    Admin,
+    /// Queues, imports, merges of the tenants in scope.
+    Operator,
+    /// Approves brand material; reads the rest.
+    Reviewer,
+    /// Reads only.
+    #[serde(rename = "read-only", alias = "readonly")]
+    ReadOnly,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Admin => "admin",
+            Role::Operator => "operator",
+            Role::Reviewer => "reviewer",
+            Role::ReadOnly => "read-only",
+        }
+    }
+}
+
+impl std::fmt::Display for Role {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Which tenants a caller may see and act on.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Scope {
+    All,
+    Tenants(Vec<TenantId>),
+}
+
+impl Scope {
+    pub fn allows(&self, tenant: &TenantId) -> bool {
+        match self {
+            Scope::All => true,
+            Scope::Tenants(list) => list.contains(tenant),
+        }
+    }
+}
+
+/// Who the daemon thinks is on the other end of a connection.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Identity {
+    pub uid: u32,
+    pub gid: u32,
+    pub user: String,
+    pub role: Role,
+    pub scope: Scope,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RequestEnvelope {
+    pub id: u64,
+    pub request: Request,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Request {
+    /// Keeps a long-lived connection alive; answered with `Pong`.
+    Ping,
+    Status,
+    ListTenants,
+    Tenant { tenant: TenantId },
+    /// Starts a file upload for import. Chunks follow; `UploadEnd` imports.
+    UploadBegin { tenant: TenantId, file_name: String, size: u64 },
+    /// Not answered individually; an error is reported at `UploadEnd`.
+    UploadChunk { data: Vec<u8> },
+    UploadEnd,
+    UploadAbort,
+    Imports { tenant: TenantId, limit: u32 },
+    Merges { tenant: TenantId, include_undone: bool },
+    UndoMerge { tenant: TenantId, merge_id: u64 },
+    Audit { tenant: Option<TenantId>, limit: u32 },
+}
+
+impl Request {
+    /// Short name for logs and the audit trail.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Request::Ping => "ping",
+            Request::Status => "status",
+            Request::ListTenants => "tenants",
+            Request::Tenant { .. } => "tenant",
+            Request::UploadBegin { .. } => "import",
+            Request::UploadChunk { .. } => "import-chunk",
+            Request::UploadEnd => "import-end",
+            Request::UploadAbort => "import-abort",
+            Request::Imports { .. } => "imports",
+            Request::Merges { .. } => "merges",
+            Request::UndoMerge { .. } => "undo-merge",
+            Request::Audit { .. } => "audit",
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ResponseEnvelope {
+    pub id: u64,
+    pub response: Response,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Response {
+    Pong,
+    Status(DaemonStatus),
+    Tenants(Vec<TenantSummary>),
+    Tenant(TenantDetail),
+    UploadReady,
+    Imported(ImportReport),
+    Imports(Vec<ImportReport>),
+    Merges(Vec<MergeRecord>),
+    MergeUndone(MergeRecord),
+    Audit(Vec<AuditEntry>),
+    Error(ErrorReply),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ErrorKind {
+    /// The frame could not be decoded, or came out of order.
+    Malformed,
+    /// The caller's role or tenant scope does not allow this.
+    Forbidden,
+    NotFound,
+    /// The request was understood but its content is wrong.
+    Invalid,
+    /// Too many connections or a conflicting operation in progress.
+    Busy,
+    Internal,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorReply {
+    pub kind: ErrorKind,
+    pub message: String,
+}
+
+impl std::fmt::Display for ErrorReply {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let kind = match self.kind {
+            ErrorKind::Malformed => "malformed request",
+            ErrorKind::Forbidden => "forbidden",
+            ErrorKind::NotFound => "not found",
+            ErrorKind::Invalid => "invalid",
+            ErrorKind::Busy => "busy",
+            ErrorKind::Internal => "internal error",
+        };
+        write!(f, "{kind}: {}", self.message)
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DaemonStatus {
+    pub daemon_version: String,
+    pub protocol_version: u32,
+    pub started_at: Timestamp,
+    pub state_dir: String,
+    pub socket: String,
+    pub policy: PolicyStatus,
+    /// Tenants in the caller's scope.
+    pub tenants: u64,
+    pub tenants_open: u64,
+    pub max_open_tenants: u64,
+    pub connections: u64,
+    pub identity: Identity,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PolicyStatus {
+    pub dir: String,
+    pub loaded_at: Timestamp,
+    pub files: Vec<String>,
+    /// Errors of the last load attempt, `file:line: key: message`; empty when it was valid.
+    pub errors: Vec<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TenantSummary {
+    pub id: TenantId,
+    pub name: String,
+    pub stats: TenantStats,
+    pub last_import: Option<ImportReport>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TenantDetail {
+    pub summary: TenantSummary,
+    pub imports: Vec<ImportReport>,
+    pub merges: Vec<MergeRecord>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum AuditOutcome {
+    Ok,
+    Refused(String),
+    Failed(String),
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditEntry {
+    pub seq: u64,
+    pub at: Timestamp,
+    pub uid: u32,
+    pub user: String,
+    pub role: Option<Role>,
+    pub action: String,
+    pub tenant: Option<TenantId>,
+    pub detail: String,
+    pub outcome: AuditOutcome,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::codec::{decode_frame, encode_frame};
+
+    /// The hello must decode identically forever; this pins its bytes.
+    #[test]
+    fn hello_layout_is_frozen() {
+        let bytes = encode_frame(&Hello { magic: PROTOCOL_MAGIC, version: 7, client: "x".into() })
+            .expect("encode");
+        assert_eq!(bytes, vec![b'T', b'P', b'N', b'T', 7, 1, b'x']);
+        let back: Hello = decode_frame(&bytes).expect("decode");
+        assert_eq!(back.version, 7);
+    }
+
+    #[test]
+    fn request_round_trip() {
+        let r = RequestEnvelope {
+            id: 3,
+            request: Request::UndoMerge { tenant: TenantId::new("d001").expect("id"), merge_id: 9 },
+        };
+        let back: RequestEnvelope = decode_frame(&encode_frame(&r).expect("encode")).expect("decode");
+        assert_eq!(back, r);
+    }
+}
