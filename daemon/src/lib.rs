@@ -1,1 +1,4 @@
+//! touchpointd: the Touchpoint daemon as a library, so tests and benchmarks can
+//! drive the same code the binary runs.
 
+pub mod store;

@@ -1,0 +1,117 @@
+//! The agency-level database: the tenant registry and the audit log. Later:
+//! approvals and pooled aggregates. Never holds a dealer's customer data.
+
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+use touchpoint_common::codec::{decode_record, encode_record};
+use touchpoint_common::domain::Timestamp;
+use touchpoint_common::protocol::AuditEntry;
+use touchpoint_common::TenantId;
+
+use super::{sled_err, Result, StoreError};
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TenantRecord {
+    pub id: TenantId,
+    pub name: String,
+    pub registered_at: Timestamp,
+}
+
+pub struct Central {
+    db: sled::Db,
+    tenants: sled::Tree,
+    audit: sled::Tree,
+}
+
+impl Central {
+    pub(super) fn open(path: &Path, cache_bytes: u64) -> Result<Self> {
+        let err = sled_err(path);
+        let db = sled::Config::new()
+            .path(path)
+            .cache_capacity(cache_bytes)
+            .flush_every_ms(None)
+            .open()
+            .map_err(&err)?;
+        Ok(Self {
+            tenants: db.open_tree("tenants").map_err(&err)?,
+            audit: db.open_tree("audit").map_err(&err)?,
+            db,
+        })
+    }
+
+    fn err(source: sled::Error) -> StoreError {
+        StoreError::Sled { path: "central".into(), source }
+    }
+
+    pub fn flush(&self) -> Result<()> {
+        self.db.flush().map_err(Self::err)?;
+        Ok(())
+    }
+
+    /// Registers a tenant or updates its display name. Returns true if it is new.
+    pub fn register_tenant(&self, id: &TenantId, name: &str) -> Result<bool> {
+        let existing = self.tenant(id)?;
+        if let Some(t) = &existing {
+            if t.name == name {
+                return Ok(false);
+            }
+        }
+        let rec = TenantRecord {
+            id: id.clone(),
+            name: name.to_string(),
+            registered_at: existing.as_ref().map(|t| t.registered_at).unwrap_or_else(Timestamp::now),
+        };
+        let bytes = encode_record(&rec).map_err(|source| StoreError::Codec { tree: "tenants", source })?;
+        self.tenants.insert(id.as_str(), bytes).map_err(Self::err)?;
+        self.flush()?;
+        Ok(existing.is_none())
+    }
+
+    pub fn tenant(&self, id: &TenantId) -> Result<Option<TenantRecord>> {
+        self.tenants
+            .get(id.as_str())
+            .map_err(Self::err)?
+            .map(|b| decode_record(&b).map_err(|source| StoreError::Codec { tree: "tenants", source }))
+            .transpose()
+    }
+
+    /// All registered tenants in id order.
+    pub fn tenants(&self) -> Result<Vec<TenantRecord>> {
+        self.tenants
+            .iter()
+            .values()
+            .map(|r| {
+                r.map_err(Self::err).and_then(|b| {
+                    decode_record(&b).map_err(|source| StoreError::Codec { tree: "tenants", source })
+                })
+            })
+            .collect()
+    }
+
+    /// Appends to the audit log, durably. The sequence number is assigned here.
+    pub fn audit(&self, mut entry: AuditEntry) -> Result<u64> {
+        let seq = self.db.generate_id().map_err(Self::err)?;
+        entry.seq = seq;
+        let bytes = encode_record(&entry).map_err(|source| StoreError::Codec { tree: "audit", source })?;
+        self.audit.insert(seq.to_be_bytes(), bytes).map_err(Self::err)?;
+        self.flush()?;
+        Ok(seq)
+    }
+
+    /// Newest first, optionally only entries about one tenant.
+    pub fn audit_log(&self, tenant: Option<&TenantId>, limit: usize) -> Result<Vec<AuditEntry>> {
+        let mut out = Vec::new();
+        for v in self.audit.iter().values().rev() {
+            let e: AuditEntry = decode_record(&v.map_err(Self::err)?)
+                .map_err(|source| StoreError::Codec { tree: "audit", source })?;
+            if tenant.is_none() || e.tenant.as_ref() == tenant {
+                out.push(e);
+                if out.len() >= limit {
+                    break;
+                }
+            }
+        }
+        Ok(out)
+    }
+}

@@ -1,0 +1,236 @@
+use super::*;
+use touchpoint_common::domain::{Consent, Customer, ImportReport, ImportStatus, Timestamp, Vehicle};
+
+fn cfg(max_open: u32) -> StoresConfig {
+    StoresConfig { max_open_tenants: max_open, ..StoresConfig::default() }
+}
+
+fn tid(s: &str) -> TenantId {
+    TenantId::new(s).expect("tenant id")
+}
+
+fn customer(no: &str, last: &str) -> Customer {
+    Customer { customer_no: no.into(), last_name: last.into(), language: "de".into(), ..Default::default() }
+}
+
+fn vehicle(vin: &str, owner: &str) -> Vehicle {
+    Vehicle { vin: vin.into(), customer_no: owner.into(), model: "Fjord".into(), ..Default::default() }
+}
+
+fn report(tenant: &TenantId, id: u64, hash: &str) -> ImportReport {
+    ImportReport {
+        import_id: id,
+        tenant: tenant.clone(),
+        file_name: "kunden.csv".into(),
+        content_hash: hash.into(),
+        bytes: 0,
+        started_at: Timestamp(0),
+        finished_at: Timestamp(0),
+        status: ImportStatus::Committed,
+        format: String::new(),
+        rows_total: 0,
+        rows_ok: 0,
+        rows_rejected: 0,
+        customers: Default::default(),
+        vehicles: Default::default(),
+        consents: Default::default(),
+        visits: Default::default(),
+        unmapped_columns: vec![],
+        errors: vec![],
+        errors_truncated: 0,
+        merges: 0,
+    }
+}
+
+fn stores(dir: &std::path::Path, max_open: u32) -> Stores {
+    let s = Stores::open(dir, &cfg(max_open)).expect("open stores");
+    for t in ["d001", "d002", "d003", "d004"] {
+        s.central().register_tenant(&tid(t), t).expect("register");
+    }
+    s
+}
+
+fn import_one(store: &TenantStore, c: Customer, v: Option<Vehicle>, hash: &str) {
+    let id = store.next_import_id().expect("id");
+    let mut tx = store.begin_import(id).expect("begin");
+    tx.put_customer(&c).expect("put");
+    if let Some(v) = v {
+        tx.put_vehicle(&v).expect("put vehicle");
+    }
+    tx.commit(&report(store.id(), id, hash)).expect("commit");
+}
+
+#[test]
+fn one_tenants_data_is_invisible_through_another_tenants_handle() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let s = stores(dir.path(), 8);
+    let a = s.tenant(&tid("d001")).expect("a");
+    let b = s.tenant(&tid("d002")).expect("b");
+    import_one(&a, customer("K1", "Müller"), Some(vehicle("WNW12345678901234", "K1")), "h1");
+
+    assert!(a.customer("K1").expect("read").is_some());
+    assert!(b.customer("K1").expect("read").is_none());
+    assert!(b.vehicle("WNW12345678901234").expect("read").is_none());
+    assert_eq!(b.customers().count(), 0);
+    assert_eq!(b.vehicles().count(), 0);
+    assert_eq!(b.vehicles_of("K1").expect("read").len(), 0);
+    assert_eq!(b.imports(10).expect("read").len(), 0);
+    assert_eq!(b.import_by_hash("h1").expect("read"), None);
+    assert_eq!(b.stats().expect("stats").customers, 0);
+    assert_eq!(a.stats().expect("stats").customers, 1);
+    // Separate databases on disk, too.
+    assert_ne!(s.tenant_dir(a.id()), s.tenant_dir(b.id()));
+}
+
+#[test]
+fn unknown_tenants_are_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let s = stores(dir.path(), 8);
+    let err = s.tenant(&tid("d999")).err().expect("must fail");
+    assert!(err.to_string().contains("unknown tenant \"d999\""), "{err}");
+    assert!(!dir.path().join("tenants/d999").exists());
+}
+
+#[test]
+fn uncommitted_import_leaves_nothing_and_commit_is_all_or_nothing() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let s = stores(dir.path(), 8);
+    let a = s.tenant(&tid("d001")).expect("a");
+    {
+        let mut tx = a.begin_import(1).expect("begin");
+        tx.put_customer(&customer("K1", "Weiß")).expect("put");
+        assert!(tx.customer("K1").expect("staged read").is_some(), "the import sees its own rows");
+        assert!(a.customer("K1").expect("read").is_none(), "others do not");
+        // dropped without commit
+    }
+    assert!(a.customer("K1").expect("read").is_none());
+    let tx = a.begin_import(2).expect("begin again after a dropped txn");
+    tx.abort().expect("abort");
+    assert_eq!(a.stats().expect("stats").customers, 0);
+}
+
+#[test]
+fn crash_before_commit_point_is_discarded_after_it_is_completed() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    {
+        let s = stores(dir.path(), 8);
+        let a = s.tenant(&tid("d001")).expect("a");
+        let mut tx = a.begin_import(1).expect("begin");
+        tx.put_customer(&customer("K1", "Schröder")).expect("put");
+        // Simulate a kill: staging is durable but the marker was never written.
+        a.flush().expect("flush");
+        std::mem::forget(tx);
+        s.close_all().expect("close");
+    }
+    {
+        let s = stores(dir.path(), 8);
+        let a = s.tenant(&tid("d001")).expect("reopen");
+        assert!(a.customer("K1").expect("read").is_none(), "discarded");
+        assert!(a.staging.is_empty());
+
+        // Now a crash after the commit point: marker written, apply not done.
+        let mut tx = a.begin_import(2).expect("begin");
+        tx.put_customer(&customer("K2", "Öztürk")).expect("put");
+        tx.stage_put(tenant::TreeId::Meta, b"counters", &touchpoint_common::codec::encode_record(&tenant_counters(1)).expect("enc")).expect("stage");
+        a.meta.insert(b"pending_import", &2u64.to_be_bytes()).expect("marker");
+        a.flush().expect("flush");
+        std::mem::forget(tx);
+        s.close_all().expect("close");
+    }
+    let s = stores(dir.path(), 8);
+    let a = s.tenant(&tid("d001")).expect("reopen");
+    assert!(a.customer("K2").expect("read").is_some(), "completed by recovery");
+    assert_eq!(a.stats().expect("stats").customers, 1);
+    assert!(a.meta.get(b"pending_import").expect("meta").is_none());
+}
+
+#[test]
+fn reimport_is_unchanged_and_vehicle_moves_holder() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let s = stores(dir.path(), 8);
+    let a = s.tenant(&tid("d001")).expect("a");
+    import_one(&a, customer("K1", "Müller"), Some(vehicle("WNW12345678901234", "K1")), "h1");
+    let mut tx = a.begin_import(2).expect("begin");
+    assert_eq!(tx.put_customer(&customer("K1", "Müller")).expect("put"), Change::Unchanged);
+    assert_eq!(tx.put_customer(&customer("K2", "Meier")).expect("put"), Change::Inserted);
+    assert_eq!(tx.put_vehicle(&vehicle("WNW12345678901234", "K1")).expect("put"), Change::Unchanged);
+    assert_eq!(tx.put_vehicle(&vehicle("WNW12345678901234", "K2")).expect("put"), Change::Updated);
+    tx.commit(&report(a.id(), 2, "h2")).expect("commit");
+    assert!(a.vehicles_of("K1").expect("read").is_empty());
+    assert_eq!(a.vehicles_of("K2").expect("read").len(), 1);
+    let st = a.stats().expect("stats");
+    assert_eq!((st.customers, st.vehicles, st.imports), (2, 1, 2));
+    assert_eq!(a.import_by_hash("h2").expect("hash"), Some(2));
+}
+
+#[test]
+fn latest_consent_statement_wins() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let s = stores(dir.path(), 8);
+    let a = s.tenant(&tid("d001")).expect("a");
+    let c = |granted, at| Consent {
+        customer_no: "K1".into(),
+        channel: touchpoint_common::domain::Channel::Email,
+        granted,
+        source: "test".into(),
+        at: Timestamp(at),
+    };
+    let mut tx = a.begin_import(1).expect("begin");
+    assert_eq!(tx.put_consent(&c(true, 100)).expect("put"), Change::Inserted);
+    assert_eq!(tx.put_consent(&c(false, 50)).expect("older"), Change::Unchanged);
+    assert_eq!(tx.put_consent(&c(false, 200)).expect("newer"), Change::Updated);
+    tx.commit(&report(a.id(), 1, "h")).expect("commit");
+    let got = a.consent("K1", touchpoint_common::domain::Channel::Email).expect("read").expect("some");
+    assert!(!got.granted);
+    assert_eq!(a.stats().expect("stats").consents, 1);
+}
+
+#[test]
+fn open_databases_are_bounded_and_idle_ones_close() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let s = stores(dir.path(), 2);
+    let a = s.tenant(&tid("d001")).expect("a");
+    drop(a);
+    s.tenant(&tid("d002")).expect("b");
+    s.tenant(&tid("d003")).expect("c");
+    assert_eq!(s.open_count(), 2);
+    // A handle still held elsewhere is reused, never opened twice.
+    let held = s.tenant(&tid("d004")).expect("d");
+    s.tenant(&tid("d001")).expect("a again");
+    s.tenant(&tid("d002")).expect("b again");
+    let again = s.tenant(&tid("d004")).expect("d again");
+    assert!(Arc::ptr_eq(&held, &again));
+    drop((held, again));
+    let open = s.open_count();
+    assert_eq!(s.close_idle(Duration::ZERO), open);
+    assert_eq!(s.open_count(), 0);
+}
+
+#[test]
+fn audit_log_is_newest_first_and_filterable() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let s = stores(dir.path(), 2);
+    for (i, t) in ["d001", "d002", "d001"].iter().enumerate() {
+        s.central()
+            .audit(touchpoint_common::protocol::AuditEntry {
+                seq: 0,
+                at: Timestamp(i as i64),
+                uid: 0,
+                user: "root".into(),
+                role: None,
+                action: format!("a{i}"),
+                tenant: Some(tid(t)),
+                detail: String::new(),
+                outcome: touchpoint_common::protocol::AuditOutcome::Ok,
+            })
+            .expect("audit");
+    }
+    let all = s.central().audit_log(None, 10).expect("log");
+    assert_eq!(all.iter().map(|e| e.action.as_str()).collect::<Vec<_>>(), ["a2", "a1", "a0"]);
+    let d1 = s.central().audit_log(Some(&tid("d001")), 10).expect("log");
+    assert_eq!(d1.len(), 2);
+}
+
+fn tenant_counters(customers: u64) -> tenant::Counters {
+    tenant::Counters { customers, ..Default::default() }
+}
