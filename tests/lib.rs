@@ -1,1 +1,362 @@
+//! Harness for end-to-end tests: a real `touchpointd` (in-process on its own
+//! runtime, or the real binary as a child process) on a temp socket, state
+//! dir and policy dir, and the real `touchpoint` client.
 
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use tokio_util::sync::CancellationToken;
+use touchpoint_common::config::{AccessRule, DaemonConfig};
+use touchpointd::config::Resolved;
+
+/// The repository root (this crate lives in `<root>/tests`).
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().map(Path::to_path_buf).unwrap_or_default()
+}
+
+/// Fixture files shared by the tests.
+pub fn fixture(name: &str) -> PathBuf {
+    repo_root().join("tests/fixtures").join(name)
+}
+
+/// A temp directory with a policy set: `brand.toml` and the named dealers.
+pub fn policy_dir(root: &Path, dealers: &[(&str, &str)]) -> PathBuf {
+    let dir = root.join("policies");
+    std::fs::create_dir_all(dir.join("dealers")).expect("mkdir policies");
+    std::fs::write(dir.join("brand.toml"), "[brand]\nid = \"nordwagen\"\nname = \"Nordwagen Deutschland\"\n")
+        .expect("brand");
+    for (id, name) in dealers {
+        std::fs::write(
+            dir.join("dealers").join(format!("{id}.toml")),
+            format!("[tenant]\nid = \"{id}\"\nname = \"{name}\"\n"),
+        )
+        .expect("dealer");
+    }
+    dir
+}
+
+/// Settings for a test daemon.
+pub struct Options {
+    pub dealers: Vec<(String, String)>,
+    pub access: Vec<AccessRule>,
+    pub handshake_timeout_ms: u64,
+    pub idle_timeout_secs: u64,
+    pub max_connections: u32,
+    pub settle_ms: u64,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            dealers: vec![
+                ("d001".into(), "Autohaus Müller GmbH".into()),
+                ("d002".into(), "Autohaus Weiß KG".into()),
+                ("d003".into(), "Schröder Automobile".into()),
+            ],
+            access: vec![],
+            handshake_timeout_ms: 2_000,
+            idle_timeout_secs: 30,
+            max_connections: 16,
+            settle_ms: 200,
+        }
+    }
+}
+
+/// A daemon running in this process on its own runtime thread.
+pub struct TestDaemon {
+    pub dir: tempfile::TempDir,
+    pub socket: PathBuf,
+    pub state_dir: PathBuf,
+    pub policy_dir: PathBuf,
+    pub config_file: PathBuf,
+    shutdown: CancellationToken,
+    thread: Option<std::thread::JoinHandle<anyhow::Result<()>>>,
+}
+
+impl TestDaemon {
+    pub fn start() -> Self {
+        Self::start_with(Options::default())
+    }
+
+    pub fn start_with(opts: Options) -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let dealers: Vec<(&str, &str)> = opts.dealers.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
+        let policy_dir = policy_dir(dir.path(), &dealers);
+        let state_dir = dir.path().join("state");
+        let socket = dir.path().join("touchpoint.sock");
+        let mut config = DaemonConfig {
+            state_dir: state_dir.display().to_string(),
+            socket: socket.display().to_string(),
+            policy_dir: policy_dir.display().to_string(),
+            access: opts.access,
+            ..DaemonConfig::default()
+        };
+        config.control.handshake_timeout_ms = opts.handshake_timeout_ms;
+        config.control.idle_timeout_secs = opts.idle_timeout_secs;
+        config.control.max_connections = opts.max_connections;
+        config.import.settle_ms = opts.settle_ms;
+        config.stores.flush_every_ms = 100;
+        let config_file = dir.path().join("touchpointd.toml");
+        std::fs::write(&config_file, toml_of(&config)).expect("config");
+        let resolved = touchpointd::config::load(Some(&config_file), &Default::default()).expect("config loads");
+
+        let shutdown = CancellationToken::new();
+        let token = shutdown.clone();
+        let sock = socket.clone();
+        let thread = std::thread::spawn(move || -> anyhow::Result<()> {
+            let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+            rt.block_on(async move {
+                let listener = tokio::net::UnixListener::bind(&sock)?;
+                run_daemon(&resolved, listener, token).await
+            })
+        });
+        wait_for_socket(&socket);
+        Self { dir, socket, state_dir, policy_dir, config_file, shutdown, thread: Some(thread) }
+    }
+
+    /// A connected client (the console's own client library).
+    pub async fn client(&self) -> touchpoint::client::Client {
+        touchpoint::client::Client::connect(&self.socket).await.expect("connect")
+    }
+
+    /// Stops the daemon gracefully and waits for it.
+    pub fn stop(mut self) {
+        self.stop_in_place();
+    }
+
+    /// Stops the daemon gracefully and waits for it, keeping the temp dir so
+    /// that a test can look at the state it left (open the stores directly).
+    pub fn stop_in_place(&mut self) {
+        self.shutdown.cancel();
+        if let Some(t) = self.thread.take() {
+            t.join().expect("daemon thread").expect("daemon exits cleanly");
+        }
+    }
+
+    /// The inbox folder of a tenant.
+    pub fn inbox(&self, tenant: &str) -> PathBuf {
+        self.state_dir.join("inbox").join(tenant)
+    }
+}
+
+impl Drop for TestDaemon {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+async fn run_daemon(cfg: &Resolved, listener: tokio::net::UnixListener, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let daemon = touchpointd::daemon::Daemon::start(cfg, listener, shutdown).await?;
+    daemon.wait().await
+}
+
+pub fn toml_of(config: &DaemonConfig) -> String {
+    // Written by hand so the file looks like one an administrator would write.
+    let mut s = format!(
+        "state_dir = {:?}\nsocket = {:?}\npolicy_dir = {:?}\n\n[stores]\nflush_every_ms = {}\n\n[control]\nhandshake_timeout_ms = {}\nidle_timeout_secs = {}\nmax_connections = {}\n\n[import]\nsettle_ms = {}\n",
+        config.state_dir,
+        config.socket,
+        config.policy_dir,
+        config.stores.flush_every_ms,
+        config.control.handshake_timeout_ms,
+        config.control.idle_timeout_secs,
+        config.control.max_connections,
+        config.import.settle_ms,
+    );
+    for r in &config.access {
+        s.push_str("\n[[access]]\n");
+        if let Some(u) = r.uid {
+            s.push_str(&format!("uid = {u}\n"));
+        }
+        if let Some(u) = &r.user {
+            s.push_str(&format!("user = {u:?}\n"));
+        }
+        if let Some(g) = r.gid {
+            s.push_str(&format!("gid = {g}\n"));
+        }
+        if let Some(g) = &r.group {
+            s.push_str(&format!("group = {g:?}\n"));
+        }
+        s.push_str(&format!("role = {:?}\ntenants = {:?}\n", r.role.as_str(), r.tenants));
+    }
+    s
+}
+
+/// Waits until something accepts connections on `socket`.
+pub fn wait_for_socket(socket: &Path) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < deadline {
+        if std::os::unix::net::UnixStream::connect(socket).is_ok() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    panic!("nothing listens on {} after 20 s", socket.display());
+}
+
+/// Polls `cond` until it holds or `timeout` passes.
+pub fn eventually(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if cond() {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(25));
+    }
+}
+
+/// Path of a workspace binary, built on first use with the profile of this
+/// test run (cargo builds only the test crate's own binaries for its tests).
+pub fn bin(name: &str) -> PathBuf {
+    static BUILT: OnceLock<()> = OnceLock::new();
+    let exe = std::env::current_exe().expect("current exe");
+    // target/<profile>/deps/<test-binary>
+    let profile_dir = exe.parent().and_then(Path::parent).map(Path::to_path_buf).expect("profile dir");
+    BUILT.get_or_init(|| {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let mut cmd = Command::new(cargo);
+        cmd.current_dir(repo_root())
+            .args(["build", "--quiet", "-p", "touchpoint-daemon", "-p", "touchpoint-console", "--bins"]);
+        if profile_dir.file_name().is_some_and(|n| n == "release") {
+            cmd.arg("--release");
+        }
+        let status = cmd.status().expect("run cargo build");
+        assert!(status.success(), "building the binaries failed");
+    });
+    profile_dir.join(name)
+}
+
+/// A `touchpointd` binary running as a child process.
+pub struct DaemonProcess {
+    pub child: Child,
+    pub socket: PathBuf,
+}
+
+impl DaemonProcess {
+    pub fn spawn(config_file: &Path, socket: &Path, log: &Path) -> Self {
+        let log = std::fs::File::create(log).expect("log file");
+        let child = Command::new(bin("touchpointd"))
+            .arg("--config")
+            .arg(config_file)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("spawn touchpointd");
+        wait_for_socket(socket);
+        Self { child, socket: socket.to_path_buf() }
+    }
+
+    pub fn signal(&self, sig: nix::sys::signal::Signal) {
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.child.id() as i32), sig).expect("signal");
+    }
+
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Ok(Some(st)) = self.child.try_wait() {
+                return Some(st);
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl DaemonProcess {
+    /// Waits until the process has installed its handlers for SIGTERM and
+    /// SIGHUP. The socket accepts connections a moment before that, and a
+    /// signal sent in between would meet the default action (terminate).
+    pub fn wait_for_signal_handlers(&self) {
+        let pid = self.child.id();
+        let caught = || -> Option<u64> {
+            let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+            let mask = status.lines().find_map(|l| l.strip_prefix("SigCgt:"))?;
+            u64::from_str_radix(mask.trim(), 16).ok()
+        };
+        let wanted = [nix::sys::signal::Signal::SIGHUP, nix::sys::signal::Signal::SIGTERM]
+            .iter()
+            .fold(0u64, |m, s| m | 1 << (*s as i32 - 1));
+        assert!(
+            eventually(Duration::from_secs(20), || caught().is_some_and(|m| m & wanted == wanted)),
+            "touchpointd (pid {pid}) did not install its signal handlers within 20 s"
+        );
+    }
+}
+
+/// Files of a daemon configured for running the real binary.
+pub struct DaemonFiles {
+    pub config_file: PathBuf,
+    pub socket: PathBuf,
+    pub state_dir: PathBuf,
+    pub policy_dir: PathBuf,
+    pub log: PathBuf,
+}
+
+/// Writes `touchpointd.toml` and a policy set with `dealers` under `root`.
+pub fn daemon_files(root: &Path, dealers: &[(&str, &str)]) -> DaemonFiles {
+    let policy_dir = policy_dir(root, dealers);
+    let state_dir = root.join("state");
+    let socket = root.join("touchpoint.sock");
+    let mut config = DaemonConfig {
+        state_dir: state_dir.display().to_string(),
+        socket: socket.display().to_string(),
+        policy_dir: policy_dir.display().to_string(),
+        ..DaemonConfig::default()
+    };
+    config.stores.flush_every_ms = 100;
+    config.import.settle_ms = 200;
+    let config_file = root.join("touchpointd.toml");
+    std::fs::write(&config_file, toml_of(&config)).expect("config");
+    DaemonFiles { config_file, socket, state_dir, policy_dir, log: root.join("touchpointd.log") }
+}
+
+/// Runs a command to its end, or kills it after `timeout` and fails the test.
+pub fn output_within(cmd: &mut Command, timeout: Duration) -> std::process::Output {
+    let child = cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("spawn");
+    let pid = child.id();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    match rx.recv_timeout(timeout) {
+        Ok(out) => out.expect("wait for the command"),
+        Err(_) => {
+            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), nix::sys::signal::Signal::SIGKILL);
+            panic!("{cmd:?} did not finish within {} s", timeout.as_secs());
+        }
+    }
+}
+
+/// A tenant id known to be valid.
+pub fn tid(s: &str) -> touchpoint_common::TenantId {
+    touchpoint_common::TenantId::new(s).expect("valid tenant id")
+}
+
+impl Drop for DaemonProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Runs the `touchpoint` binary against a socket.
+pub fn touchpoint(socket: &Path, args: &[&str]) -> std::process::Output {
+    Command::new(bin("touchpoint"))
+        .arg("--socket")
+        .arg(socket)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run touchpoint")
+}

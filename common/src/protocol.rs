@@ -119,7 +119,10 @@ pub enum Request {
     /// Starts a file upload for import. Chunks follow; `UploadEnd` imports.
     UploadBegin { tenant: TenantId, file_name: String, size: u64 },
     /// Not answered individually; an error is reported at `UploadEnd`.
-    UploadChunk { data: Vec<u8> },
+    UploadChunk {
+        #[serde(with = "serde_bytes")]
+        data: Vec<u8>,
+    },
     UploadEnd,
     UploadAbort,
     Imports { tenant: TenantId, limit: u32 },

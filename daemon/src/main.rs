@@ -1,1 +1,203 @@
-fn main() {}
+//! `touchpointd`: the Touchpoint daemon.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use clap::Parser;
+use sd_notify::NotifyState;
+use tokio::signal::unix::{signal, SignalKind};
+use tokio_util::sync::CancellationToken;
+use touchpointd::config::{self, Overrides};
+use touchpointd::daemon::Daemon;
+
+/// Marketing-automation daemon: sealed dealer stores, import, control socket.
+#[derive(Parser, Debug)]
+#[command(name = "touchpointd", version)]
+struct Args {
+    /// Configuration file (TOML). Without it, built-in defaults apply.
+    #[arg(long, short, env = "TOUCHPOINTD_CONFIG")]
+    config: Option<PathBuf>,
+    /// State directory (overrides `state_dir`).
+    #[arg(long)]
+    state_dir: Option<PathBuf>,
+    /// Control socket path (overrides `socket`).
+    #[arg(long)]
+    socket: Option<PathBuf>,
+    /// Policy directory (overrides `policy_dir`).
+    #[arg(long)]
+    policy_dir: Option<PathBuf>,
+    /// Check the configuration and the policy files, then exit.
+    #[arg(long)]
+    check_config: bool,
+    /// Log filter, e.g. `info` or `touchpointd=debug` (also `RUST_LOG`).
+    #[arg(long, env = "RUST_LOG", default_value = "info")]
+    log: String,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    init_logging(&args.log);
+    let overrides = Overrides {
+        state_dir: args.state_dir.clone(),
+        socket: args.socket.clone(),
+        policy_dir: args.policy_dir.clone(),
+    };
+    let cfg = match config::load(args.config.as_deref(), &overrides) {
+        Ok(c) => c,
+        Err(errs) => {
+            for e in errs {
+                eprintln!("touchpointd: {e}");
+            }
+            return ExitCode::from(2);
+        }
+    };
+    if args.check_config {
+        return match touchpointd::policy::load_dir(&cfg.policy_dir) {
+            Ok(p) => {
+                println!(
+                    "configuration ok; policies ok: {} dealers in {} (state dir {}, socket {})",
+                    p.tenants.len(),
+                    cfg.policy_dir.display(),
+                    cfg.state_dir.display(),
+                    cfg.socket.display()
+                );
+                ExitCode::SUCCESS
+            }
+            Err(errs) => {
+                for e in errs {
+                    eprintln!("touchpointd: {e}");
+                }
+                ExitCode::from(2)
+            }
+        };
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("touchpointd")
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("touchpointd: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(serve(cfg)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e:#}");
+            eprintln!("touchpointd: {e:#}");
+            let _ = sd_notify::notify(false, &[NotifyState::Status(&format!("failed: {e}"))]);
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging(filter: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_new(filter)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    // Under systemd, stderr goes to the journal, which stamps time itself.
+    let journal = std::env::var_os("JOURNAL_STREAM").is_some();
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false);
+    if journal {
+        builder.without_time().with_ansi(false).init();
+    } else {
+        builder.init();
+    }
+}
+
+async fn serve(cfg: config::Resolved) -> anyhow::Result<()> {
+    let (listener, owned_path) = listen(&cfg.socket, cfg.socket_mode)?;
+    let shutdown = CancellationToken::new();
+    let daemon = Daemon::start(&cfg, listener, shutdown.clone()).await?;
+    tracing::info!(
+        socket = %cfg.socket.display(),
+        state_dir = %cfg.state_dir.display(),
+        policy_dir = %cfg.policy_dir.display(),
+        "touchpointd {} ready",
+        env!("CARGO_PKG_VERSION")
+    );
+    let _ = sd_notify::notify(false, &[NotifyState::Ready, NotifyState::Status("ready")]);
+
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    let mut hup = signal(SignalKind::hangup())?;
+    let mut watchdog_usec = 0u64;
+    let watchdog = sd_notify::watchdog_enabled(false, &mut watchdog_usec);
+    let mut dog = tokio::time::interval(std::time::Duration::from_micros((watchdog_usec / 2).max(1_000_000)));
+    let reloader = daemon.reloader();
+    let wait = tokio::spawn(daemon.wait());
+    loop {
+        tokio::select! {
+            _ = term.recv() => { tracing::info!("SIGTERM: shutting down"); break; }
+            _ = int.recv() => { tracing::info!("SIGINT: shutting down"); break; }
+            _ = hup.recv() => {
+                let mut states = vec![NotifyState::Reloading];
+                if let Ok(m) = NotifyState::monotonic_usec_now() { states.push(m); }
+                let _ = sd_notify::notify(false, &states);
+                let r = reloader.clone();
+                match tokio::task::spawn_blocking(move || r.reload()).await {
+                    Ok(Ok(())) => tracing::info!("SIGHUP: policies reloaded"),
+                    Ok(Err(errs)) => for e in &errs {
+                        tracing::error!("policy reload refused, previous policies stay in force: {e}");
+                    },
+                    Err(e) => tracing::error!("policy reload task failed: {e}"),
+                }
+                let _ = sd_notify::notify(false, &[NotifyState::Ready]);
+            }
+            _ = dog.tick(), if watchdog => { let _ = sd_notify::notify(false, &[NotifyState::Watchdog]); }
+        }
+    }
+    let _ = sd_notify::notify(
+        false,
+        &[NotifyState::Stopping, NotifyState::Status("stopping: finishing in-flight work")],
+    );
+    shutdown.cancel();
+    let r = wait.await.context("daemon task")?;
+    if let Some(p) = owned_path {
+        let _ = std::fs::remove_file(p);
+    }
+    r
+}
+
+/// The listening socket: from systemd socket activation if we were given
+/// one, else bound here. Returns the path to remove on exit when we bound it.
+fn listen(path: &Path, mode: u32) -> anyhow::Result<(tokio::net::UnixListener, Option<PathBuf>)> {
+    if let Some(listener) = activated()? {
+        tracing::info!("using the socket passed by systemd");
+        return Ok((listener, None));
+    }
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    }
+    if path.exists() {
+        if std::os::unix::net::UnixStream::connect(path).is_ok() {
+            anyhow::bail!("another touchpointd is already listening on {}", path.display());
+        }
+        std::fs::remove_file(path)
+            .with_context(|| format!("cannot remove the stale socket {}", path.display()))?;
+    }
+    let listener = tokio::net::UnixListener::bind(path)
+        .with_context(|| format!("cannot bind {}", path.display()))?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+        .with_context(|| format!("cannot set mode {mode:o} on {}", path.display()))?;
+    Ok((listener, Some(path.to_path_buf())))
+}
+
+fn activated() -> anyhow::Result<Option<tokio::net::UnixListener>> {
+    let Some(fd) = sd_notify::listen_fds().ok().and_then(|mut fds| fds.next()) else {
+        return Ok(None);
+    };
+    // SAFETY: systemd passed this descriptor to us (LISTEN_FDS and LISTEN_PID
+    // were checked by listen_fds) and nothing else in this process owns it.
+    #[allow(unsafe_code)]
+    let std_listener =
+        unsafe { <std::os::unix::net::UnixListener as std::os::fd::FromRawFd>::from_raw_fd(fd) };
+    std_listener.set_nonblocking(true)?;
+    Ok(Some(tokio::net::UnixListener::from_std(std_listener)?))
+}

@@ -1,0 +1,155 @@
+//! Who is on the other end of the control socket (M11): the peer's Unix
+//! credentials, read by the kernel (SO_PEERCRED), mapped through the
+//! `[[access]]` rules of the daemon configuration to a role and a tenant scope.
+
+use nix::unistd::{Gid, Group, Uid, User};
+use touchpoint_common::config::AccessRule;
+use touchpoint_common::protocol::{Identity, Request, Role, Scope};
+use touchpoint_common::TenantId;
+
+pub struct Access {
+    rules: Vec<AccessRule>,
+    daemon_uid: u32,
+}
+
+impl Access {
+    pub fn new(rules: Vec<AccessRule>) -> Self {
+        Self { rules, daemon_uid: Uid::current().as_raw() }
+    }
+
+    /// Maps a peer to an identity, or says why it has none. Without any
+    /// rule, root and the daemon's own user are admins and nobody else gets in.
+    pub fn identify(&self, uid: u32, gid: u32) -> Result<Identity, String> {
+        let user = User::from_uid(Uid::from_raw(uid)).ok().flatten();
+        let name = user.as_ref().map(|u| u.name.clone()).unwrap_or_else(|| format!("uid{uid}"));
+        let identity = |role, scope| Identity { uid, gid, user: name.clone(), role, scope };
+        if self.rules.is_empty() {
+            if uid == 0 || uid == self.daemon_uid {
+                return Ok(identity(Role::Admin, Scope::All));
+            }
+            return Err(format!(
+                "{name} (uid {uid}) has no access: the daemon configuration has no [[access]] rules, so only root and the daemon's own user may connect"
+            ));
+        }
+        let groups = user
+            .as_ref()
+            .and_then(|u| {
+                let cname = std::ffi::CString::new(u.name.as_str()).ok()?;
+                nix::unistd::getgrouplist(&cname, Gid::from_raw(gid)).ok()
+            })
+            .unwrap_or_else(|| vec![Gid::from_raw(gid)]);
+        let in_group = |g: u32| g == gid || groups.iter().any(|x| x.as_raw() == g);
+        for rule in &self.rules {
+            let mut matched = true;
+            if let Some(u) = rule.uid {
+                matched &= u == uid;
+            }
+            if let Some(u) = &rule.user {
+                matched &= *u == name;
+            }
+            if let Some(g) = rule.gid {
+                matched &= in_group(g);
+            }
+            if let Some(g) = &rule.group {
+                matched &= Group::from_name(g).ok().flatten().is_some_and(|g| in_group(g.gid.as_raw()));
+            }
+            if matched {
+                return Ok(identity(rule.role, scope_of(&rule.tenants)));
+            }
+        }
+        Err(format!("{name} (uid {uid}) has no access: no [[access]] rule of the daemon configuration matches"))
+    }
+}
+
+/// Tenant lists are validated when the configuration is read; an entry that
+/// is not a valid id can only be "*".
+pub fn scope_of(tenants: &[String]) -> Scope {
+    if tenants.iter().any(|t| t == "*") {
+        return Scope::All;
+    }
+    Scope::Tenants(tenants.iter().filter_map(|t| TenantId::new(t.as_str()).ok()).collect())
+}
+
+/// Whether a role may make a request at all; tenant scope is checked separately.
+pub fn role_allows(role: Role, request: &Request) -> bool {
+    match request {
+        Request::Ping
+        | Request::Status
+        | Request::ListTenants
+        | Request::Tenant { .. }
+        | Request::Imports { .. }
+        | Request::Merges { .. }
+        | Request::Audit { .. } => true,
+        Request::UploadBegin { .. }
+        | Request::UploadChunk { .. }
+        | Request::UploadEnd
+        | Request::UploadAbort
+        | Request::UndoMerge { .. } => matches!(role, Role::Admin | Role::Operator),
+    }
+}
+
+/// The tenant a request is about, for scope checks and the audit trail.
+pub fn tenant_of(request: &Request) -> Option<&TenantId> {
+    match request {
+        Request::Tenant { tenant }
+        | Request::UploadBegin { tenant, .. }
+        | Request::Imports { tenant, .. }
+        | Request::Merges { tenant, .. }
+        | Request::UndoMerge { tenant, .. } => Some(tenant),
+        Request::Audit { tenant, .. } => tenant.as_ref(),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rule(uid: Option<u32>, role: Role, tenants: &[&str]) -> AccessRule {
+        AccessRule {
+            user: None,
+            uid,
+            group: None,
+            gid: None,
+            role,
+            tenants: tenants.iter().map(|s| s.to_string()).collect(),
+        }
+    }
+
+    #[test]
+    fn without_rules_only_root_and_self_are_admins() {
+        let a = Access::new(vec![]);
+        assert_eq!(a.identify(0, 0).expect("root").role, Role::Admin);
+        let me = Uid::current().as_raw();
+        assert_eq!(a.identify(me, 0).expect("self").role, Role::Admin);
+        if me != 4242 {
+            let err = a.identify(4242, 4242).expect_err("stranger");
+            assert!(err.contains("uid 4242") && err.contains("no access"), "{err}");
+        }
+    }
+
+    #[test]
+    fn first_matching_rule_wins_and_scopes_tenants() {
+        let a = Access::new(vec![
+            rule(Some(1000), Role::Operator, &["d001", "d002"]),
+            rule(None, Role::ReadOnly, &["*"]),
+        ]);
+        let op = a.identify(1000, 1000).expect("op");
+        assert_eq!(op.role, Role::Operator);
+        let d001 = TenantId::new("d001").expect("id");
+        let d003 = TenantId::new("d003").expect("id");
+        assert!(op.scope.allows(&d001) && !op.scope.allows(&d003));
+        let other = a.identify(1001, 1001).expect("fallback");
+        assert_eq!((other.role, other.scope), (Role::ReadOnly, Scope::All));
+    }
+
+    #[test]
+    fn roles_gate_state_changes() {
+        let t = TenantId::new("d001").expect("id");
+        let undo = Request::UndoMerge { tenant: t, merge_id: 1 };
+        assert!(role_allows(Role::Operator, &undo));
+        assert!(!role_allows(Role::ReadOnly, &undo));
+        assert!(!role_allows(Role::Reviewer, &undo));
+        assert!(role_allows(Role::ReadOnly, &Request::ListTenants));
+    }
+}

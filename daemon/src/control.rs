@@ -1,0 +1,556 @@
+//! The control socket: a thin layer that authenticates a connection by its
+//! peer credentials, decodes framed requests, checks role and tenant scope,
+//! calls the capability modules and audits what changed state.
+//!
+//! A bad client can only hurt its own connection: frames are bounded before
+//! they are buffered, decoding is bounded, a client that does not finish the
+//! hello or goes silent is disconnected, and connections beyond the limit are
+//! told so and closed.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::{SinkExt, StreamExt};
+use tokio::io::AsyncWriteExt;
+use tokio::net::{UnixListener, UnixStream};
+use tokio::sync::Semaphore;
+use tokio_util::codec::{Framed, LengthDelimitedCodec};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use touchpoint_common::codec::{decode_frame, encode_frame, MAX_FRAME_BYTES};
+use touchpoint_common::config::ControlConfig;
+use touchpoint_common::domain::Timestamp;
+use touchpoint_common::protocol::{
+    AuditEntry, AuditOutcome, DaemonStatus, ErrorKind, ErrorReply, Hello, HelloReply, Identity,
+    Request, RequestEnvelope, Response, ResponseEnvelope, Role, Scope, TenantDetail,
+    TenantSummary, PROTOCOL_MAGIC, PROTOCOL_VERSION,
+};
+use touchpoint_common::TenantId;
+
+use crate::access::{self, Access};
+use crate::import::Importer;
+use crate::store::{StoreError, Stores};
+
+/// Everything a request handler may call.
+pub struct Ctx {
+    pub stores: Arc<Stores>,
+    pub importer: Arc<Importer>,
+    pub policies: Arc<crate::policy::PolicyHandle>,
+    pub access: Access,
+    pub cfg: ControlConfig,
+    pub socket_path: PathBuf,
+    pub started_at: Timestamp,
+    pub connections: AtomicU64,
+    upload_seq: AtomicU64,
+}
+
+impl Ctx {
+    pub fn new(
+        stores: Arc<Stores>,
+        importer: Arc<Importer>,
+        policies: Arc<crate::policy::PolicyHandle>,
+        access: Access,
+        cfg: ControlConfig,
+        socket_path: PathBuf,
+    ) -> Self {
+        Self {
+            stores,
+            importer,
+            policies,
+            access,
+            cfg,
+            socket_path,
+            started_at: Timestamp::now(),
+            connections: AtomicU64::new(0),
+            upload_seq: AtomicU64::new(0),
+        }
+    }
+
+    fn audit(&self, who: &Identity, action: &str, tenant: Option<&TenantId>, detail: String, outcome: AuditOutcome) {
+        self.audit_raw(who.uid, &who.user, Some(who.role), action, tenant, detail, outcome);
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn audit_raw(
+        &self,
+        uid: u32,
+        user: &str,
+        role: Option<Role>,
+        action: &str,
+        tenant: Option<&TenantId>,
+        detail: String,
+        outcome: AuditOutcome,
+    ) {
+        let entry = AuditEntry {
+            seq: 0,
+            at: Timestamp::now(),
+            uid,
+            user: user.to_string(),
+            role,
+            action: action.to_string(),
+            tenant: tenant.cloned(),
+            detail,
+            outcome,
+        };
+        if let Err(e) = self.stores.central().audit(entry) {
+            tracing::error!(error = %e, action, "cannot write the audit log");
+        }
+    }
+}
+
+fn codec() -> LengthDelimitedCodec {
+    LengthDelimitedCodec::builder().max_frame_length(MAX_FRAME_BYTES).new_codec()
+}
+
+/// Accepts connections until `shutdown`; each connection runs on `tracker`.
+pub async fn run(listener: UnixListener, ctx: Arc<Ctx>, shutdown: CancellationToken, tracker: TaskTracker) {
+    let permits = Arc::new(Semaphore::new(ctx.cfg.max_connections.max(1) as usize));
+    loop {
+        let stream = tokio::select! {
+            _ = shutdown.cancelled() => break,
+            r = listener.accept() => match r {
+                Ok((s, _)) => s,
+                Err(e) => {
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        let Ok(permit) = permits.clone().try_acquire_owned() else {
+            tracker.spawn(refuse_busy(stream, ctx.cfg.max_connections));
+            continue;
+        };
+        let ctx = ctx.clone();
+        let shutdown = shutdown.clone();
+        tracker.spawn(async move {
+            ctx.connections.fetch_add(1, Ordering::Relaxed);
+            serve(stream, &ctx, shutdown).await;
+            ctx.connections.fetch_sub(1, Ordering::Relaxed);
+            drop(permit);
+        });
+    }
+}
+
+async fn refuse_busy(stream: UnixStream, limit: u32) {
+    let mut framed = Framed::new(stream, codec());
+    let reply = HelloReply::Rejected {
+        version: PROTOCOL_VERSION,
+        reason: format!("too many connections (limit {limit}); try again later"),
+    };
+    if let Ok(bytes) = encode_frame(&reply) {
+        let _ = tokio::time::timeout(Duration::from_secs(1), framed.send(bytes::Bytes::from(bytes))).await;
+    }
+}
+
+async fn send<T: serde::Serialize>(framed: &mut Framed<UnixStream, LengthDelimitedCodec>, msg: &T) -> bool {
+    match encode_frame(msg) {
+        Ok(bytes) => framed.send(bytes::Bytes::from(bytes)).await.is_ok(),
+        Err(e) => {
+            tracing::error!(error = %e, "cannot encode a reply");
+            false
+        }
+    }
+}
+
+async fn reject(framed: &mut Framed<UnixStream, LengthDelimitedCodec>, reason: String) {
+    tracing::info!(%reason, "connection rejected");
+    let _ = send(framed, &HelloReply::Rejected { version: PROTOCOL_VERSION, reason }).await;
+    let _ = framed.get_mut().shutdown().await;
+}
+
+async fn serve(stream: UnixStream, ctx: &Ctx, shutdown: CancellationToken) {
+    let cred = match stream.peer_cred() {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot read peer credentials; closing");
+            return;
+        }
+    };
+    let (uid, gid) = (cred.uid(), cred.gid());
+    let mut framed = Framed::new(stream, codec());
+
+    let handshake = Duration::from_millis(ctx.cfg.handshake_timeout_ms);
+    let hello = match tokio::time::timeout(handshake, framed.next()).await {
+        Err(_) => return reject(&mut framed, format!("no hello within {} ms", ctx.cfg.handshake_timeout_ms)).await,
+        Ok(None) => return,
+        Ok(Some(Err(e))) => return reject(&mut framed, format!("bad frame: {e}")).await,
+        Ok(Some(Ok(bytes))) => bytes,
+    };
+    let hello: Hello = match decode_frame(&hello) {
+        Ok(h) => h,
+        Err(_) => return reject(&mut framed, "not a touchpoint hello: expected the protocol's first message".into()).await,
+    };
+    if hello.magic != PROTOCOL_MAGIC {
+        return reject(&mut framed, "not a touchpoint hello: wrong magic".into()).await;
+    }
+    if hello.version != PROTOCOL_VERSION {
+        return reject(
+            &mut framed,
+            format!(
+                "protocol version {} is not supported: touchpointd {} speaks version {}; use a matching touchpoint",
+                hello.version,
+                env!("CARGO_PKG_VERSION"),
+                PROTOCOL_VERSION
+            ),
+        )
+        .await;
+    }
+    let identity = match ctx.access.identify(uid, gid) {
+        Ok(i) => i,
+        Err(reason) => {
+            ctx.audit_raw(uid, &format!("uid{uid}"), None, "connect", None, hello.client.clone(), AuditOutcome::Refused(reason.clone()));
+            return reject(&mut framed, reason).await;
+        }
+    };
+    tracing::debug!(user = %identity.user, role = %identity.role, client = %hello.client, "connected");
+    let welcome = HelloReply::Welcome {
+        version: PROTOCOL_VERSION,
+        daemon: format!("touchpointd {}", env!("CARGO_PKG_VERSION")),
+        identity: identity.clone(),
+    };
+    if !send(&mut framed, &welcome).await {
+        return;
+    }
+
+    let idle = Duration::from_secs(ctx.cfg.idle_timeout_secs.max(1));
+    let mut upload: Option<Upload> = None;
+    loop {
+        let next = tokio::select! {
+            _ = shutdown.cancelled() => break,
+            n = tokio::time::timeout(idle, framed.next()) => n,
+        };
+        let bytes = match next {
+            Err(_) => {
+                let reply = error_reply(0, ErrorKind::Malformed, format!("no request for {} s; closing", idle.as_secs()));
+                let _ = send(&mut framed, &reply).await;
+                break;
+            }
+            Ok(None) => break,
+            Ok(Some(Err(e))) => {
+                let _ = send(&mut framed, &error_reply(0, ErrorKind::Malformed, format!("bad frame: {e}; closing"))).await;
+                break;
+            }
+            Ok(Some(Ok(b))) => b,
+        };
+        let envelope: RequestEnvelope = match decode_frame(&bytes) {
+            Ok(e) => e,
+            Err(e) => {
+                let _ = send(&mut framed, &error_reply(0, ErrorKind::Malformed, format!("cannot decode request: {e}; closing"))).await;
+                break;
+            }
+        };
+        let id = envelope.id;
+        if let Some(reply) = handle(ctx, &identity, envelope.request, &mut upload).await {
+            if !send(&mut framed, &ResponseEnvelope { id, response: reply }).await {
+                break;
+            }
+        }
+    }
+    if let Some(u) = upload.take() {
+        u.discard().await;
+    }
+}
+
+fn error_reply(id: u64, kind: ErrorKind, message: String) -> ResponseEnvelope {
+    ResponseEnvelope { id, response: Response::Error(ErrorReply { kind, message }) }
+}
+
+fn err(kind: ErrorKind, message: impl Into<String>) -> Response {
+    Response::Error(ErrorReply { kind, message: message.into() })
+}
+
+fn store_err(e: StoreError) -> Response {
+    match e {
+        StoreError::UnknownTenant(_) | StoreError::NotFound(_) => err(ErrorKind::NotFound, e.to_string()),
+        StoreError::Conflict(_) => err(ErrorKind::Invalid, e.to_string()),
+        _ => {
+            tracing::error!(error = %e, "store error");
+            err(ErrorKind::Internal, e.to_string())
+        }
+    }
+}
+
+/// An upload in progress on one connection.
+struct Upload {
+    tenant: TenantId,
+    file_name: String,
+    declared: u64,
+    path: PathBuf,
+    file: Option<tokio::fs::File>,
+    written: u64,
+    failed: Option<String>,
+}
+
+impl Upload {
+    async fn discard(mut self) {
+        self.file.take();
+        let _ = tokio::fs::remove_file(&self.path).await;
+    }
+}
+
+/// Handles one request. `None` means no reply (upload chunks).
+async fn handle(ctx: &Ctx, who: &Identity, request: Request, upload: &mut Option<Upload>) -> Option<Response> {
+    let action = request.name();
+    let tenant = access::tenant_of(&request).cloned();
+    if !access::role_allows(who.role, &request) {
+        let reason = format!("role {} may not {action}", who.role);
+        ctx.audit(who, action, access::tenant_of(&request), String::new(), AuditOutcome::Refused(reason.clone()));
+        return Some(err(ErrorKind::Forbidden, reason));
+    }
+    if let Some(t) = access::tenant_of(&request) {
+        if !who.scope.allows(t) {
+            let reason = format!("tenant {t} is outside your scope");
+            ctx.audit(who, action, Some(t), String::new(), AuditOutcome::Refused(reason.clone()));
+            return Some(err(ErrorKind::Forbidden, reason));
+        }
+    }
+    match request {
+        Request::UploadBegin { tenant, file_name, size } => Some(upload_begin(ctx, who, tenant, file_name, size, upload).await),
+        Request::UploadChunk { data } => {
+            upload_chunk(ctx, data, upload).await;
+            None
+        }
+        Request::UploadEnd => Some(upload_end(ctx, who, upload).await),
+        Request::UploadAbort => {
+            if let Some(u) = upload.take() {
+                u.discard().await;
+            }
+            Some(Response::Pong)
+        }
+        Request::Ping => Some(Response::Pong),
+        other => {
+            let ctx_who = who.clone();
+            // Store reads and writes block; keep them off the reactor.
+            let stores = ctx.stores.clone();
+            let status = if matches!(other, Request::Status) { Some(status(ctx, who)) } else { None };
+            let policies = ctx.policies.clone();
+            let reply = tokio::task::spawn_blocking(move || match other {
+                Request::Status => status.map(Response::Status).unwrap_or_else(|| err(ErrorKind::Internal, "status")),
+                Request::ListTenants => list_tenants(&stores, &policies, &ctx_who),
+                Request::Tenant { tenant } => tenant_detail(&stores, &policies, &tenant),
+                Request::Imports { tenant, limit } => stores
+                    .tenant(&tenant)
+                    .and_then(|s| s.imports(limit.min(10_000) as usize))
+                    .map(Response::Imports)
+                    .unwrap_or_else(store_err),
+                Request::Merges { tenant, include_undone } => stores
+                    .tenant(&tenant)
+                    .and_then(|s| s.merges(include_undone))
+                    .map(Response::Merges)
+                    .unwrap_or_else(store_err),
+                Request::UndoMerge { tenant, merge_id } => stores
+                    .tenant(&tenant)
+                    .and_then(|s| s.undo_merge(merge_id, &ctx_who.user))
+                    .map(Response::MergeUndone)
+                    .unwrap_or_else(store_err),
+                Request::Audit { tenant, limit } => audit_log(&stores, &ctx_who, tenant.as_ref(), limit),
+                _ => err(ErrorKind::Malformed, "unexpected request"),
+            })
+            .await
+            .unwrap_or_else(|e| err(ErrorKind::Internal, format!("handler failed: {e}")));
+            if action == "undo-merge" {
+                let outcome = match &reply {
+                    Response::Error(e) => AuditOutcome::Failed(e.message.clone()),
+                    _ => AuditOutcome::Ok,
+                };
+                let detail = match &reply {
+                    Response::MergeUndone(m) => format!("merge #{} ({} into {})", m.merge_id, m.merged, m.survivor),
+                    _ => String::new(),
+                };
+                ctx.audit(who, action, tenant.as_ref(), detail, outcome);
+            }
+            Some(reply)
+        }
+    }
+}
+
+fn status(ctx: &Ctx, who: &Identity) -> DaemonStatus {
+    let tenants = ctx
+        .policies
+        .current()
+        .tenants
+        .keys()
+        .filter(|t| who.scope.allows(t))
+        .count() as u64;
+    DaemonStatus {
+        daemon_version: env!("CARGO_PKG_VERSION").to_string(),
+        protocol_version: PROTOCOL_VERSION,
+        started_at: ctx.started_at,
+        state_dir: ctx.stores.state_dir().display().to_string(),
+        socket: ctx.socket_path.display().to_string(),
+        policy: ctx.policies.status(),
+        tenants,
+        tenants_open: ctx.stores.open_count() as u64,
+        max_open_tenants: ctx.stores.max_open() as u64,
+        connections: ctx.connections.load(Ordering::Relaxed),
+        identity: who.clone(),
+    }
+}
+
+fn summary(stores: &Stores, name: String, tenant: &TenantId) -> Result<TenantSummary, StoreError> {
+    let s = stores.tenant(tenant)?;
+    Ok(TenantSummary {
+        id: tenant.clone(),
+        name,
+        stats: s.stats()?,
+        last_import: s.imports(1)?.into_iter().next(),
+    })
+}
+
+fn list_tenants(stores: &Stores, policies: &crate::policy::PolicyHandle, who: &Identity) -> Response {
+    let p = policies.current();
+    let mut out = Vec::new();
+    for (id, policy) in &p.tenants {
+        if !who.scope.allows(id) {
+            continue;
+        }
+        match summary(stores, policy.tenant.name.clone(), id) {
+            Ok(s) => out.push(s),
+            Err(e) => return store_err(e),
+        }
+    }
+    Response::Tenants(out)
+}
+
+fn tenant_detail(stores: &Stores, policies: &crate::policy::PolicyHandle, tenant: &TenantId) -> Response {
+    let name = policies.current().tenant(tenant).map(|p| p.tenant.name.clone()).unwrap_or_default();
+    let detail = (|| {
+        let s = stores.tenant(tenant)?;
+        Ok::<_, StoreError>(TenantDetail {
+            summary: summary(stores, name, tenant)?,
+            imports: s.imports(50)?,
+            merges: s.merges(true)?,
+        })
+    })();
+    detail.map(Response::Tenant).unwrap_or_else(store_err)
+}
+
+fn audit_log(stores: &Stores, who: &Identity, tenant: Option<&TenantId>, limit: u32) -> Response {
+    let limit = limit.clamp(1, 10_000) as usize;
+    match stores.central().audit_log(tenant, if matches!(who.scope, Scope::All) { limit } else { usize::MAX }) {
+        Ok(entries) => Response::Audit(
+            entries
+                .into_iter()
+                .filter(|e| match (&who.scope, &e.tenant) {
+                    (Scope::All, _) => true,
+                    (scope, Some(t)) => scope.allows(t),
+                    // Entries about no tenant: only one's own.
+                    (_, None) => e.uid == who.uid,
+                })
+                .take(limit)
+                .collect(),
+        ),
+        Err(e) => store_err(e),
+    }
+}
+
+async fn upload_begin(
+    ctx: &Ctx,
+    who: &Identity,
+    tenant: TenantId,
+    file_name: String,
+    size: u64,
+    upload: &mut Option<Upload>,
+) -> Response {
+    if let Some(u) = upload.take() {
+        u.discard().await;
+    }
+    if ctx.policies.current().tenant(&tenant).is_none() {
+        let reason = format!("unknown tenant {tenant:?}: no dealer policy registers it");
+        ctx.audit(who, "import", Some(&tenant), file_name, AuditOutcome::Failed(reason.clone()));
+        return err(ErrorKind::NotFound, reason);
+    }
+    let bare = std::path::Path::new(&file_name)
+        .file_name()
+        .map(|n| n.to_string_lossy().to_string())
+        .filter(|n| !n.is_empty() && n.len() <= 255)
+        .unwrap_or_else(|| "upload.csv".to_string());
+    if size > ctx.cfg.max_upload_bytes {
+        return err(
+            ErrorKind::Invalid,
+            format!("{bare} is {size} bytes; the limit is {} (control.max_upload_bytes)", ctx.cfg.max_upload_bytes),
+        );
+    }
+    let dir = ctx.stores.state_dir().join("spool");
+    let seq = ctx.upload_seq.fetch_add(1, Ordering::Relaxed);
+    let path = dir.join(format!("upload-{}-{seq}", std::process::id()));
+    let file = async {
+        tokio::fs::create_dir_all(&dir).await?;
+        tokio::fs::File::create(&path).await
+    }
+    .await;
+    match file {
+        Ok(f) => {
+            *upload = Some(Upload { tenant, file_name: bare, declared: size, path, file: Some(f), written: 0, failed: None });
+            Response::UploadReady
+        }
+        Err(e) => err(ErrorKind::Internal, format!("cannot spool the upload in {}: {e}", dir.display())),
+    }
+}
+
+async fn upload_chunk(ctx: &Ctx, data: Vec<u8>, upload: &mut Option<Upload>) {
+    use tokio::io::AsyncWriteExt as _;
+    let Some(u) = upload.as_mut() else { return };
+    if u.failed.is_some() {
+        return;
+    }
+    u.written += data.len() as u64;
+    if u.written > u.declared || u.written > ctx.cfg.max_upload_bytes {
+        u.failed = Some(format!("{} sent more than the {} bytes it announced", u.file_name, u.declared));
+        return;
+    }
+    if let Some(f) = u.file.as_mut() {
+        if let Err(e) = f.write_all(&data).await {
+            u.failed = Some(format!("cannot spool the upload: {e}"));
+        }
+    }
+}
+
+async fn upload_end(ctx: &Ctx, who: &Identity, upload: &mut Option<Upload>) -> Response {
+    use tokio::io::AsyncWriteExt as _;
+    let Some(mut u) = upload.take() else {
+        return err(ErrorKind::Malformed, "no upload in progress");
+    };
+    if u.failed.is_none() && u.written != u.declared {
+        u.failed = Some(format!("{} announced {} bytes but sent {}", u.file_name, u.declared, u.written));
+    }
+    if u.failed.is_none() {
+        if let Some(f) = u.file.as_mut() {
+            if let Err(e) = f.flush().await {
+                u.failed = Some(format!("cannot spool the upload: {e}"));
+            }
+        }
+    }
+    if let Some(reason) = u.failed.take() {
+        ctx.audit(who, "import", Some(&u.tenant), u.file_name.clone(), AuditOutcome::Failed(reason.clone()));
+        u.discard().await;
+        return err(ErrorKind::Invalid, reason);
+    }
+    u.file.take();
+    let importer = ctx.importer.clone();
+    let (tenant, name, path) = (u.tenant.clone(), u.file_name.clone(), u.path.clone());
+    let result = tokio::task::spawn_blocking(move || importer.import(&tenant, &path, &name)).await;
+    let _ = tokio::fs::remove_file(&u.path).await;
+    match result {
+        Ok(Ok(report)) => {
+            let outcome = match &report.status {
+                touchpoint_common::domain::ImportStatus::Failed { reason } => AuditOutcome::Failed(reason.clone()),
+                _ => AuditOutcome::Ok,
+            };
+            let detail = format!(
+                "import #{} {}: {} rows ok, {} rejected",
+                report.import_id, report.file_name, report.rows_ok, report.rows_rejected
+            );
+            ctx.audit(who, "import", Some(&u.tenant), detail, outcome);
+            Response::Imported(report)
+        }
+        Ok(Err(e)) => {
+            ctx.audit(who, "import", Some(&u.tenant), u.file_name.clone(), AuditOutcome::Failed(e.to_string()));
+            err(ErrorKind::Internal, e.to_string())
+        }
+        Err(e) => err(ErrorKind::Internal, format!("import task failed: {e}")),
+    }
+}

@@ -1,0 +1,153 @@
+//! The daemon's lifecycle: start every subsystem on one shutdown token, run
+//! until it fires, then drain in-flight work and flush the stores.
+//!
+//! Tests start a [`Daemon`] in-process on a temp socket and state dir exactly
+//! as `main` does, so what they exercise is what ships.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use tokio::net::UnixListener;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use touchpoint_common::config::ConfigError;
+
+use crate::access::Access;
+use crate::config::Resolved;
+use crate::control::{self, Ctx};
+use crate::import::{inbox, Importer};
+use crate::policy::{self, PolicyHandle, Policies};
+use crate::store::Stores;
+
+/// How long shutdown waits for in-flight work (imports, requests) to finish.
+const DRAIN: Duration = Duration::from_secs(60);
+
+pub struct Daemon {
+    pub ctx: Arc<Ctx>,
+    shutdown: CancellationToken,
+    tracker: TaskTracker,
+}
+
+impl Daemon {
+    /// Opens the stores, loads the policies and starts serving on `listener`.
+    pub async fn start(cfg: &Resolved, listener: UnixListener, shutdown: CancellationToken) -> anyhow::Result<Self> {
+        let stores_cfg = cfg.config.stores.clone();
+        let state_dir = cfg.state_dir.clone();
+        let stores = tokio::task::spawn_blocking(move || Stores::open(&state_dir, &stores_cfg))
+            .await?
+            .with_context(|| format!("cannot open the stores under {}", cfg.state_dir.display()))?;
+        let stores = Arc::new(stores);
+        let policies = policy::load_dir(&cfg.policy_dir).map_err(|errs| {
+            anyhow::anyhow!("the policies in {} are invalid:\n{}", cfg.policy_dir.display(), join(&errs))
+        })?;
+        register(&stores, &policies)?;
+        let policies = Arc::new(PolicyHandle::new(policies));
+        let importer = Arc::new(Importer::new(
+            stores.clone(),
+            policies.clone(),
+            cfg.config.import.max_reported_errors as usize,
+        ));
+        let ctx = Arc::new(Ctx::new(
+            stores.clone(),
+            importer.clone(),
+            policies,
+            Access::new(cfg.config.access.clone()),
+            cfg.config.control.clone(),
+            cfg.socket.clone(),
+        ));
+
+        let tracker = TaskTracker::new();
+        tracker.spawn(control::run(listener, ctx.clone(), shutdown.clone(), tracker.clone()));
+        tracker.spawn(flusher(stores.clone(), Duration::from_millis(cfg.config.stores.flush_every_ms), shutdown.clone()));
+        tracker.spawn(idle_closer(stores.clone(), Duration::from_secs(cfg.config.stores.idle_close_secs), shutdown.clone()));
+        if cfg.config.import.watch_inbox {
+            tracker.spawn(inbox::run(importer, Duration::from_millis(cfg.config.import.settle_ms), shutdown.clone()));
+        }
+        Ok(Self { ctx, shutdown, tracker })
+    }
+
+    /// A handle that reloads the policies (SIGHUP) while the daemon runs.
+    pub fn reloader(&self) -> Reloader {
+        Reloader(self.ctx.clone())
+    }
+
+    pub fn shutdown_token(&self) -> CancellationToken {
+        self.shutdown.clone()
+    }
+
+    /// Waits for the shutdown token, lets in-flight work finish, flushes.
+    pub async fn wait(self) -> anyhow::Result<()> {
+        self.shutdown.cancelled().await;
+        self.tracker.close();
+        if tokio::time::timeout(DRAIN, self.tracker.wait()).await.is_err() {
+            tracing::warn!("in-flight work did not finish within {}s; closing anyway", DRAIN.as_secs());
+        }
+        let stores = self.ctx.stores.clone();
+        tokio::task::spawn_blocking(move || stores.close_all()).await??;
+        tracing::info!("stores flushed and closed");
+        Ok(())
+    }
+}
+
+#[derive(Clone)]
+pub struct Reloader(Arc<Ctx>);
+
+impl Reloader {
+    /// Re-reads the policy directory. On error the old policies stay in force.
+    pub fn reload(&self) -> Result<(), Vec<ConfigError>> {
+        let p = self.0.policies.reload()?;
+        register(&self.0.stores, &p).map_err(|e| {
+            vec![ConfigError { file: p.dir.display().to_string(), line: None, key: String::new(), message: e.to_string() }]
+        })
+    }
+}
+
+fn join(errs: &[ConfigError]) -> String {
+    errs.iter().map(|e| format!("  {e}")).collect::<Vec<_>>().join("\n")
+}
+
+/// Puts every tenant of the policies into the registry and gives it an inbox.
+fn register(stores: &Stores, p: &Policies) -> anyhow::Result<()> {
+    for (id, t) in &p.tenants {
+        if stores.central().register_tenant(id, &t.tenant.name)? {
+            tracing::info!(tenant = %id, name = %t.tenant.name, "tenant registered");
+        }
+    }
+    inbox::ensure_dirs(stores.state_dir(), p.tenants.keys().cloned()).context("cannot create inbox folders")?;
+    Ok(())
+}
+
+/// One flusher for all databases instead of a thread per database.
+async fn flusher(stores: Arc<Stores>, every: Duration, shutdown: CancellationToken) {
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => break,
+            _ = tick.tick() => {}
+        }
+        let s = stores.clone();
+        match tokio::task::spawn_blocking(move || s.flush_dirty()).await {
+            Ok(Err(e)) => tracing::error!(error = %e, "flush failed"),
+            Err(e) => tracing::error!(error = %e, "flush task failed"),
+            Ok(Ok(())) => {}
+        }
+    }
+}
+
+async fn idle_closer(stores: Arc<Stores>, idle: Duration, shutdown: CancellationToken) {
+    let mut tick = tokio::time::interval((idle / 4).clamp(Duration::from_secs(1), Duration::from_secs(60)));
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => break,
+            _ = tick.tick() => {}
+        }
+        let s = stores.clone();
+        if let Ok(n) = tokio::task::spawn_blocking(move || s.close_idle(idle)).await {
+            if n > 0 {
+                tracing::debug!(closed = n, "closed idle tenant stores");
+            }
+        }
+    }
+}
