@@ -260,6 +260,142 @@ impl fmt::Display for ImportField {
     }
 }
 
+/// A set of [`ImportField`]s: which columns a file had.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct FieldSet(u64);
+
+impl FieldSet {
+    pub fn insert(&mut self, f: ImportField) {
+        self.0 |= 1 << (f as u32);
+    }
+
+    pub fn contains(&self, f: ImportField) -> bool {
+        self.0 & (1 << (f as u32)) != 0
+    }
+
+    pub fn any(&self, fields: &[ImportField]) -> bool {
+        fields.iter().any(|f| self.contains(*f))
+    }
+}
+
+impl FromIterator<ImportField> for FieldSet {
+    fn from_iter<I: IntoIterator<Item = ImportField>>(iter: I) -> Self {
+        let mut s = FieldSet::default();
+        for f in iter {
+            s.insert(f);
+        }
+        s
+    }
+}
+
+/// Source prefix of consent statements that came from a dealer export.
+pub const IMPORT_SOURCE: &str = "import:";
+
+impl Customer {
+    /// A newer export updates what it has columns for and leaves the rest of
+    /// the stored record alone, so a file without, say, a birth-date column
+    /// cannot blank out stored birth dates.
+    pub fn keep_absent_from(&mut self, stored: Customer, present: FieldSet) {
+        use ImportField::*;
+        let has = |f: &[ImportField]| present.any(f);
+        if !has(&[Salutation]) {
+            self.salutation = stored.salutation;
+        }
+        if !has(&[FirstName, FullName]) {
+            self.first_name = stored.first_name;
+        }
+        if !has(&[LastName, FullName]) {
+            self.last_name = stored.last_name;
+        }
+        if !has(&[Company]) {
+            self.company = stored.company;
+        }
+        if !has(&[Company, IsCompany]) {
+            self.is_company = stored.is_company;
+        }
+        if !has(&[Street]) {
+            self.address.street = stored.address.street;
+        }
+        if !has(&[Street, HouseNo]) {
+            self.address.house_no = stored.address.house_no;
+        }
+        if !has(&[Postcode]) {
+            self.address.postcode = stored.address.postcode;
+        }
+        if !has(&[City]) {
+            self.address.city = stored.address.city;
+        }
+        if !has(&[Country]) {
+            self.address.country = stored.address.country;
+        }
+        if !has(&[Email]) {
+            self.email = stored.email;
+        }
+        if !has(&[Phone]) {
+            self.phone = stored.phone;
+        }
+        if !has(&[BirthDate]) {
+            self.birth_date = stored.birth_date;
+        }
+        if !has(&[Language]) {
+            self.language = stored.language;
+        }
+    }
+}
+
+impl Vehicle {
+    /// See [`Customer::keep_absent_from`].
+    pub fn keep_absent_from(&mut self, stored: Vehicle, present: FieldSet) {
+        use ImportField::*;
+        let has = |f: &[ImportField]| present.any(f);
+        if !has(&[Make]) {
+            self.make = stored.make;
+        }
+        if !has(&[Model]) {
+            self.model = stored.model;
+        }
+        if !has(&[FirstRegistration]) {
+            self.first_registration = stored.first_registration;
+        }
+        if !has(&[LastServiceDate]) {
+            self.last_service_date = stored.last_service_date;
+        }
+        if !has(&[LastServiceKm]) {
+            self.last_service_km = stored.last_service_km;
+        }
+        if !has(&[NextInspection]) {
+            self.next_inspection = stored.next_inspection;
+        }
+        if !has(&[WarrantyEnd]) {
+            self.warranty_end = stored.warranty_end;
+        }
+    }
+}
+
+impl Consent {
+    /// Whether this statement replaces the stored one. The latest statement
+    /// wins; on equal time the newer one. A statement without a date of its
+    /// own (`at` zero) is stamped with `now` (the import's time), but an
+    /// undated "yes" never overrides a "no" that came from outside the
+    /// dealer's exports: a revocation by unsubscribe must not be undone by
+    /// an export that has not caught up with it.
+    pub fn supersedes(&mut self, stored: Option<&Consent>, now: Timestamp) -> bool {
+        if self.at == Timestamp::default() {
+            if let Some(s) = stored {
+                let protected = self.granted && !s.granted && !s.source.starts_with(IMPORT_SOURCE);
+                if s.granted == self.granted || protected {
+                    return false;
+                }
+            }
+            self.at = now;
+        }
+        match stored {
+            Some(s) => !(s.at > self.at || (s.granted == self.granted && s.at == self.at)),
+            None => true,
+        }
+    }
+}
+
 /// A rejected row: `file:line: field: reason`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RowError {

@@ -1,4 +1,14 @@
-//! touchpointd: the Touchpoint daemon as a library, so tests and benchmarks can
-//! drive the same code the binary runs.
+//! touchpointd: the Touchpoint daemon as a library, so the end-to-end tests
+//! and the benchmarks drive the same code the binary runs.
+//!
+//! One module per capability, each owning its data behind a small API; the
+//! control socket is a thin layer over them.
 
+pub mod access;
+pub mod config;
+pub mod control;
+pub mod daemon;
+pub mod identity;
+pub mod import;
+pub mod policy;
 pub mod store;

@@ -7,14 +7,13 @@
 pub mod inbox;
 pub mod parse;
 
-use std::collections::HashSet;
 use std::fs::File;
 use std::io::BufReader;
 use std::path::Path;
 
 use touchpoint_common::config::TenantImport;
 use touchpoint_common::domain::{
-    Consent, Counts, Customer, ImportField, ImportReport, ImportStatus, RowError, Timestamp, Vehicle,
+    Counts, FieldSet, ImportField, ImportReport, ImportStatus, RowError, Timestamp, IMPORT_SOURCE,
 };
 
 use std::sync::Arc;
@@ -22,7 +21,7 @@ use std::sync::Arc;
 use touchpoint_common::TenantId;
 
 use crate::policy::PolicyHandle;
-use crate::store::{Change, ImportTxn, StoreError, Stores, TenantStore};
+use crate::store::{ImportTxn, StoreError, Stores, TenantStore};
 
 /// The one entry point both the control socket and the inbox use.
 pub struct Importer {
@@ -150,17 +149,17 @@ pub fn import_file(
     };
     report.format = parser.format().describe();
     report.unmapped_columns = parser.format().unmapped();
-    let present: HashSet<ImportField> =
-        parser.format().columns.iter().filter_map(|c| c.field).collect();
-    let merge = FieldMerge::new(&present);
+    let present: FieldSet = parser.format().columns.iter().filter_map(|c| c.field).collect();
+    let customer_fields = present.any(CUSTOMER_FIELDS);
 
-    let mut txn = store.begin_import(report.import_id)?;
-    for row in parser {
+    let mut txn = store.begin_import_with(report.import_id, present, started_at)?;
+    let mut rows = parser;
+    for row in rows.by_ref() {
         report.rows_total += 1;
         match row {
             Ok(row) => {
                 report.rows_ok += 1;
-                apply_row(&mut txn, row, &merge, started_at, file_name, &mut report)?;
+                stage_row(&mut txn, row, customer_fields, file_name)?;
             }
             Err(e) => {
                 report.rows_rejected += 1;
@@ -168,8 +167,17 @@ pub fn import_file(
             }
         }
     }
+    if let Some(cause) = rows.aborted() {
+        // The file could not be read to its end: importing the part before
+        // the break would store a truncated export as if it were complete.
+        txn.abort()?;
+        report.status = ImportStatus::Failed { reason: format!("stopped reading at row {}: {cause}", report.rows_total) };
+        report.finished_at = Timestamp::now();
+        store.record_import(&report)?;
+        return Ok(report);
+    }
     report.finished_at = Timestamp::now();
-    txn.commit(&report)?;
+    let mut report = txn.commit(&report)?;
 
     if report.customers.changed() > 0 || report.vehicles.changed() > 0 {
         match crate::identity::find_and_merge(store, Some(report.import_id)) {
@@ -194,174 +202,52 @@ fn push_error(report: &mut ImportReport, e: RowError, max: usize) {
     }
 }
 
-fn count(c: &mut Counts, change: Change) {
-    match change {
-        Change::Inserted => c.inserted += 1,
-        Change::Updated => c.updated += 1,
-        Change::Unchanged => c.unchanged += 1,
-    }
-}
+const CUSTOMER_FIELDS: &[ImportField] = &[
+    ImportField::Salutation,
+    ImportField::FirstName,
+    ImportField::LastName,
+    ImportField::FullName,
+    ImportField::Company,
+    ImportField::IsCompany,
+    ImportField::Street,
+    ImportField::HouseNo,
+    ImportField::Postcode,
+    ImportField::City,
+    ImportField::Country,
+    ImportField::Email,
+    ImportField::Phone,
+    ImportField::BirthDate,
+    ImportField::Language,
+];
 
-fn apply_row(
+/// Stages one parsed row. Decisions that depend on stored data (which
+/// fields to keep, whether a consent statement is newer) are taken when the
+/// import is applied; see [`crate::store::ImportTxn`].
+fn stage_row(
     txn: &mut ImportTxn<'_>,
     row: parse::Row,
-    merge: &FieldMerge,
-    now: Timestamp,
+    customer_fields: bool,
     file_name: &str,
-    report: &mut ImportReport,
 ) -> Result<(), StoreError> {
-    if let Some(c) = row.customer.filter(|_| merge.has_customer_fields) {
-        let c = match txn.customer(&c.customer_no)? {
-            Some(stored) => merge.customer(stored, c),
-            None => c,
-        };
-        count(&mut report.customers, txn.put_customer(&c)?);
+    // A row of a vehicles-only file names its holder but says nothing about them.
+    if let Some(c) = row.customer.filter(|_| customer_fields) {
+        txn.put_customer(&c)?;
     }
     if let Some(v) = row.vehicle {
-        let v = match txn.vehicle(&v.vin)? {
-            Some(stored) => merge.vehicle(stored, v),
-            None => v,
-        };
-        count(&mut report.vehicles, txn.put_vehicle(&v)?);
+        txn.put_vehicle(&v)?;
     }
-    for c in row.consents {
-        count(&mut report.consents, put_consent(txn, c, now, file_name)?);
+    for mut c in row.consents {
+        c.source = if c.source.is_empty() || c.source.starts_with(IMPORT_SOURCE) {
+            format!("{IMPORT_SOURCE}{file_name}")
+        } else {
+            format!("{IMPORT_SOURCE}{file_name}: {}", c.source)
+        };
+        txn.put_consent(&c)?;
     }
     if let Some(v) = row.visit {
-        count(&mut report.visits, txn.put_visit(&v)?);
+        txn.put_visit(&v)?;
     }
     Ok(())
-}
-
-/// Source prefix of consent statements that came from a dealer export.
-pub const IMPORT_SOURCE: &str = "import:";
-
-/// Consent statements without a date of their own are stamped with the time
-/// of the import. Such an undated "yes" never overrides a "no" that came from
-/// outside the dealer's exports: a revocation by unsubscribe must not be
-/// undone by an export that simply has not caught up with it. Between the
-/// dealer's own statements, the newer export wins.
-fn put_consent(
-    txn: &mut ImportTxn<'_>,
-    mut c: Consent,
-    now: Timestamp,
-    file_name: &str,
-) -> Result<Change, StoreError> {
-    c.source = if c.source.is_empty() {
-        format!("{IMPORT_SOURCE}{file_name}")
-    } else {
-        format!("{IMPORT_SOURCE}{file_name}: {}", c.source)
-    };
-    if c.at == Timestamp::default() {
-        if let Some(stored) = txn.consent(&c.customer_no, c.channel)? {
-            let protected_revocation =
-                c.granted && !stored.granted && !stored.source.starts_with(IMPORT_SOURCE);
-            if stored.granted == c.granted || protected_revocation {
-                return Ok(Change::Unchanged);
-            }
-        }
-        c.at = now;
-    }
-    txn.put_consent(&c)
-}
-
-/// Which fields a file carries. A newer export updates what it has columns
-/// for and leaves the rest of a stored record alone, so a vehicles-only file
-/// cannot blank out customers' addresses.
-struct FieldMerge {
-    present: HashSet<ImportField>,
-    has_customer_fields: bool,
-}
-
-impl FieldMerge {
-    fn new(present: &HashSet<ImportField>) -> Self {
-        use ImportField::*;
-        let customer_fields = [
-            Salutation, FirstName, LastName, FullName, Company, IsCompany, Street, HouseNo, Postcode,
-            City, Country, Email, Phone, BirthDate, Language,
-        ];
-        Self {
-            has_customer_fields: customer_fields.iter().any(|f| present.contains(f)),
-            present: present.clone(),
-        }
-    }
-
-    fn has(&self, fields: &[ImportField]) -> bool {
-        fields.iter().any(|f| self.present.contains(f))
-    }
-
-    fn customer(&self, stored: Customer, mut new: Customer) -> Customer {
-        use ImportField::*;
-        if !self.has(&[Salutation]) {
-            new.salutation = stored.salutation;
-        }
-        if !self.has(&[FirstName, FullName]) {
-            new.first_name = stored.first_name;
-        }
-        if !self.has(&[LastName, FullName]) {
-            new.last_name = stored.last_name;
-        }
-        if !self.has(&[Company]) {
-            new.company = stored.company;
-        }
-        if !self.has(&[Company, IsCompany]) {
-            new.is_company = stored.is_company;
-        }
-        if !self.has(&[Street]) {
-            new.address.street = stored.address.street;
-        }
-        if !self.has(&[Street, HouseNo]) {
-            new.address.house_no = stored.address.house_no;
-        }
-        if !self.has(&[Postcode]) {
-            new.address.postcode = stored.address.postcode;
-        }
-        if !self.has(&[City]) {
-            new.address.city = stored.address.city;
-        }
-        if !self.has(&[Country]) {
-            new.address.country = stored.address.country;
-        }
-        if !self.has(&[Email]) {
-            new.email = stored.email;
-        }
-        if !self.has(&[Phone]) {
-            new.phone = stored.phone;
-        }
-        if !self.has(&[BirthDate]) {
-            new.birth_date = stored.birth_date;
-        }
-        if !self.has(&[Language]) {
-            new.language = stored.language;
-        }
-        new
-    }
-
-    fn vehicle(&self, stored: Vehicle, mut new: Vehicle) -> Vehicle {
-        use ImportField::*;
-        if !self.has(&[Make]) {
-            new.make = stored.make;
-        }
-        if !self.has(&[Model]) {
-            new.model = stored.model;
-        }
-        if !self.has(&[FirstRegistration]) {
-            new.first_registration = stored.first_registration;
-        }
-        if !self.has(&[LastServiceDate]) {
-            new.last_service_date = stored.last_service_date;
-        }
-        if !self.has(&[LastServiceKm]) {
-            new.last_service_km = stored.last_service_km;
-        }
-        if !self.has(&[NextInspection]) {
-            new.next_inspection = stored.next_inspection;
-        }
-        if !self.has(&[WarrantyEnd]) {
-            new.warranty_end = stored.warranty_end;
-        }
-        new
-    }
 }
 
 /// BLAKE3 of the file and its length, streamed.

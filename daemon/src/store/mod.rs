@@ -17,6 +17,7 @@
 //! the least recently used idle one is closed to make room.
 
 mod central;
+mod import_txn;
 mod tenant;
 
 use std::collections::HashMap;
@@ -29,7 +30,8 @@ use touchpoint_common::config::StoresConfig;
 use touchpoint_common::TenantId;
 
 pub use central::{Central, TenantRecord};
-pub use tenant::{Change, ImportTxn, TenantStore};
+pub use import_txn::ImportTxn;
+pub use tenant::TenantStore;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {

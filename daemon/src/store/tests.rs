@@ -92,75 +92,102 @@ fn unknown_tenants_are_refused() {
 }
 
 #[test]
-fn uncommitted_import_leaves_nothing_and_commit_is_all_or_nothing() {
+fn uncommitted_import_leaves_nothing() {
     let dir = tempfile::tempdir().expect("tempdir");
     let s = stores(dir.path(), 8);
     let a = s.tenant(&tid("d001")).expect("a");
     {
         let mut tx = a.begin_import(1).expect("begin");
         tx.put_customer(&customer("K1", "Weiß")).expect("put");
-        assert!(tx.customer("K1").expect("staged read").is_some(), "the import sees its own rows");
-        assert!(a.customer("K1").expect("read").is_none(), "others do not");
+        assert!(a.customer("K1").expect("read").is_none(), "nothing visible before commit");
         // dropped without commit
     }
     assert!(a.customer("K1").expect("read").is_none());
     let tx = a.begin_import(2).expect("begin again after a dropped txn");
     tx.abort().expect("abort");
     assert_eq!(a.stats().expect("stats").customers, 0);
+    assert!(!s.tenant_dir(a.id()).join("import.staging").exists());
 }
 
+/// Simulates kills: before the commit point (staging written, no marker) and
+/// after it (marker written, nothing applied).
 #[test]
 fn crash_before_commit_point_is_discarded_after_it_is_completed() {
     let dir = tempfile::tempdir().expect("tempdir");
+    let staging = dir.path().join("tenants/d001/import.staging");
     {
         let s = stores(dir.path(), 8);
         let a = s.tenant(&tid("d001")).expect("a");
         let mut tx = a.begin_import(1).expect("begin");
         tx.put_customer(&customer("K1", "Schröder")).expect("put");
-        // Simulate a kill: staging is durable but the marker was never written.
-        a.flush().expect("flush");
-        std::mem::forget(tx);
+        drop(tx);
+        assert!(staging.exists());
         s.close_all().expect("close");
     }
     {
         let s = stores(dir.path(), 8);
         let a = s.tenant(&tid("d001")).expect("reopen");
         assert!(a.customer("K1").expect("read").is_none(), "discarded");
-        assert!(a.staging.is_empty());
+        assert!(!staging.exists());
 
-        // Now a crash after the commit point: marker written, apply not done.
         let mut tx = a.begin_import(2).expect("begin");
         tx.put_customer(&customer("K2", "Öztürk")).expect("put");
-        tx.stage_put(tenant::TreeId::Meta, b"counters", &touchpoint_common::codec::encode_record(&tenant_counters(1)).expect("enc")).expect("stage");
-        a.meta.insert(b"pending_import", &2u64.to_be_bytes()).expect("marker");
+        tx.put_vehicle(&vehicle("WNW12345678901234", "K2")).expect("put");
+        // Flush the staging file as commit() would, then stop after the commit point.
+        drop(tx);
+        let template = touchpoint_common::codec::encode_record(&report(a.id(), 2, "h2")).expect("enc");
+        a.meta.insert(tenant::META_PENDING, template).expect("marker");
         a.flush().expect("flush");
-        std::mem::forget(tx);
         s.close_all().expect("close");
     }
     let s = stores(dir.path(), 8);
     let a = s.tenant(&tid("d001")).expect("reopen");
     assert!(a.customer("K2").expect("read").is_some(), "completed by recovery");
-    assert_eq!(a.stats().expect("stats").customers, 1);
-    assert!(a.meta.get(b"pending_import").expect("meta").is_none());
+    assert_eq!(a.vehicles_of("K2").expect("read").len(), 1);
+    let st = a.stats().expect("stats");
+    assert_eq!((st.customers, st.vehicles, st.imports), (1, 1, 1));
+    assert_eq!(a.import_by_hash("h2").expect("hash"), Some(2));
+    assert!(a.meta.get(tenant::META_PENDING).expect("meta").is_none());
+    assert!(!staging.exists());
 }
 
 #[test]
-fn reimport_is_unchanged_and_vehicle_moves_holder() {
+fn reimport_counts_unchanged_and_vehicle_moves_holder() {
     let dir = tempfile::tempdir().expect("tempdir");
     let s = stores(dir.path(), 8);
     let a = s.tenant(&tid("d001")).expect("a");
     import_one(&a, customer("K1", "Müller"), Some(vehicle("WNW12345678901234", "K1")), "h1");
     let mut tx = a.begin_import(2).expect("begin");
-    assert_eq!(tx.put_customer(&customer("K1", "Müller")).expect("put"), Change::Unchanged);
-    assert_eq!(tx.put_customer(&customer("K2", "Meier")).expect("put"), Change::Inserted);
-    assert_eq!(tx.put_vehicle(&vehicle("WNW12345678901234", "K1")).expect("put"), Change::Unchanged);
-    assert_eq!(tx.put_vehicle(&vehicle("WNW12345678901234", "K2")).expect("put"), Change::Updated);
-    tx.commit(&report(a.id(), 2, "h2")).expect("commit");
+    tx.put_customer(&customer("K1", "Müller")).expect("put");
+    tx.put_customer(&customer("K2", "Meier")).expect("put");
+    tx.put_vehicle(&vehicle("WNW12345678901234", "K1")).expect("put");
+    tx.put_vehicle(&vehicle("WNW12345678901234", "K2")).expect("put");
+    let r = tx.commit(&report(a.id(), 2, "h2")).expect("commit");
+    assert_eq!((r.customers.inserted, r.customers.updated, r.customers.unchanged), (1, 0, 1));
+    assert_eq!((r.vehicles.inserted, r.vehicles.updated, r.vehicles.unchanged), (0, 1, 1));
     assert!(a.vehicles_of("K1").expect("read").is_empty());
     assert_eq!(a.vehicles_of("K2").expect("read").len(), 1);
     let st = a.stats().expect("stats");
     assert_eq!((st.customers, st.vehicles, st.imports), (2, 1, 2));
     assert_eq!(a.import_by_hash("h2").expect("hash"), Some(2));
+}
+
+#[test]
+fn absent_columns_keep_stored_fields() {
+    use touchpoint_common::domain::{FieldSet, ImportField};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let s = stores(dir.path(), 8);
+    let a = s.tenant(&tid("d001")).expect("a");
+    let mut full = customer("K1", "Müller");
+    full.email = Some("m@example.de".into());
+    import_one(&a, full, None, "h1");
+    let present: FieldSet = [ImportField::CustomerNo, ImportField::LastName].into_iter().collect();
+    let mut tx = a.begin_import_with(2, present, Timestamp(5)).expect("begin");
+    tx.put_customer(&customer("K1", "Müller-Lüdenscheidt")).expect("put");
+    tx.commit(&report(a.id(), 2, "h2")).expect("commit");
+    let c = a.customer("K1").expect("read").expect("some");
+    assert_eq!(c.last_name, "Müller-Lüdenscheidt");
+    assert_eq!(c.email.as_deref(), Some("m@example.de"), "no email column: stored email kept");
 }
 
 #[test]
@@ -176,10 +203,11 @@ fn latest_consent_statement_wins() {
         at: Timestamp(at),
     };
     let mut tx = a.begin_import(1).expect("begin");
-    assert_eq!(tx.put_consent(&c(true, 100)).expect("put"), Change::Inserted);
-    assert_eq!(tx.put_consent(&c(false, 50)).expect("older"), Change::Unchanged);
-    assert_eq!(tx.put_consent(&c(false, 200)).expect("newer"), Change::Updated);
-    tx.commit(&report(a.id(), 1, "h")).expect("commit");
+    tx.put_consent(&c(true, 100)).expect("put");
+    tx.put_consent(&c(false, 50)).expect("older");
+    tx.put_consent(&c(false, 200)).expect("newer");
+    let r = tx.commit(&report(a.id(), 1, "h")).expect("commit");
+    assert_eq!((r.consents.inserted, r.consents.updated, r.consents.unchanged), (1, 1, 1));
     let got = a.consent("K1", touchpoint_common::domain::Channel::Email).expect("read").expect("some");
     assert!(!got.granted);
     assert_eq!(a.stats().expect("stats").consents, 1);
@@ -231,6 +259,3 @@ fn audit_log_is_newest_first_and_filterable() {
     assert_eq!(d1.len(), 2);
 }
 
-fn tenant_counters(customers: u64) -> tenant::Counters {
-    tenant::Counters { customers, ..Default::default() }
-}

@@ -1,0 +1,668 @@
+//! Maps the column headers of dealer-management-system exports onto
+//! [`ImportField`]s: the tenant's own mapping first, then built-in German and
+//! English names. Headers are compared folded (case, whitespace,
+//! punctuation and umlauts ignored), so `Kunden-Nr.`, `KUNDENNR` and
+//! `Kunden Nr` are one name.
+
+use std::collections::BTreeMap;
+
+use touchpoint_common::domain::ImportField;
+
+use super::values::fold_key;
+
+use ImportField as F;
+
+/// Built-in header names, folded. Deliberately no bare generic words such as
+/// "Nr", "Datum" or "Kunde" whose meaning differs between systems; tenants
+/// map those themselves.
+const DEFAULTS: &[(F, &[&str])] = &[
+    (
+        F::CustomerNo,
+        &[
+            "kundennr",
+            "kundennummer",
+            "kdnr",
+            "kdnummer",
+            "kundenid",
+            "kunr",
+            "knr",
+            "kundenkennung",
+            "kundennrdms",
+            "debitor",
+            "debitornr",
+            "debitorennr",
+            "debitorennummer",
+            "customerno",
+            "customernr",
+            "customernumber",
+            "customerid",
+            "custno",
+            "custid",
+            "clientno",
+            "clientid",
+            "clientnumber",
+        ],
+    ),
+    (
+        F::Salutation,
+        &[
+            "anrede",
+            "salutation",
+            "geschlecht",
+            "gender",
+            "briefanrede",
+        ],
+    ),
+    (
+        F::FirstName,
+        &["vorname", "vornamen", "firstname", "givenname", "forename"],
+    ),
+    (
+        F::LastName,
+        &[
+            "nachname",
+            "familienname",
+            "lastname",
+            "surname",
+            "familyname",
+        ],
+    ),
+    (
+        F::FullName,
+        &[
+            "vollername",
+            "vollstaendigername",
+            "fullname",
+            "kundenname",
+            "customername",
+            "namevorname",
+            "nachnamevorname",
+            "vornamenachname",
+            "vorundnachname",
+        ],
+    ),
+    (
+        F::Company,
+        &[
+            "firma",
+            "firmenname",
+            "firmierung",
+            "unternehmen",
+            "company",
+            "companyname",
+            "organisation",
+            "organization",
+        ],
+    ),
+    (
+        F::IsCompany,
+        &[
+            "firmenkunde",
+            "gewerblich",
+            "gewerbekunde",
+            "geschaeftskunde",
+            "iscompany",
+            "businesscustomer",
+            "business",
+        ],
+    ),
+    (
+        F::Street,
+        &[
+            "strasse",
+            "str",
+            "strassehausnummer",
+            "strassehausnr",
+            "strassenr",
+            "strassehnr",
+            "adresse",
+            "anschrift",
+            "street",
+            "streetaddress",
+            "address",
+            "addressline1",
+            "street1",
+        ],
+    ),
+    (
+        F::HouseNo,
+        &[
+            "hausnummer",
+            "hausnr",
+            "hnr",
+            "housenumber",
+            "houseno",
+            "streetnumber",
+        ],
+    ),
+    (
+        F::Postcode,
+        &[
+            "plz",
+            "postleitzahl",
+            "zip",
+            "zipcode",
+            "postcode",
+            "postalcode",
+        ],
+    ),
+    (F::City, &["ort", "stadt", "wohnort", "city", "town"]),
+    (
+        F::Country,
+        &[
+            "land",
+            "staat",
+            "laenderkennzeichen",
+            "lkz",
+            "country",
+            "countrycode",
+            "nation",
+        ],
+    ),
+    (
+        F::Email,
+        &[
+            "email",
+            "emailadresse",
+            "mail",
+            "mailadresse",
+            "emailaddress",
+            "emailprivat",
+        ],
+    ),
+    (
+        F::Phone,
+        &[
+            "telefon",
+            "tel",
+            "telefonnummer",
+            "telnr",
+            "telefonprivat",
+            "telprivat",
+            "telefongeschaeftlich",
+            "festnetz",
+            "mobil",
+            "mobilnummer",
+            "mobiltelefon",
+            "handy",
+            "handynummer",
+            "phone",
+            "phonenumber",
+            "telephone",
+            "mobile",
+            "mobilephone",
+            "mobilenumber",
+            "cell",
+            "cellphone",
+        ],
+    ),
+    (
+        F::BirthDate,
+        &[
+            "geburtsdatum",
+            "gebdatum",
+            "gebdat",
+            "geburtstag",
+            "geboren",
+            "dateofbirth",
+            "birthdate",
+            "birthday",
+            "dob",
+        ],
+    ),
+    (
+        F::Language,
+        &["sprache", "korrespondenzsprache", "language", "lang"],
+    ),
+    (
+        F::Vin,
+        &[
+            "fin",
+            "fahrgestellnummer",
+            "fahrgestellnr",
+            "fgnr",
+            "fzgident",
+            "fahrzeugidentnummer",
+            "fahrzeugidentifizierungsnummer",
+            "vin",
+            "chassisno",
+            "chassisnumber",
+            "vehicleidentificationnumber",
+        ],
+    ),
+    (
+        F::Make,
+        &[
+            "marke",
+            "hersteller",
+            "fabrikat",
+            "make",
+            "brand",
+            "manufacturer",
+        ],
+    ),
+    (
+        F::Model,
+        &[
+            "modell",
+            "modellbezeichnung",
+            "fahrzeugmodell",
+            "fahrzeugtyp",
+            "typ",
+            "typbezeichnung",
+            "model",
+            "modelname",
+            "vehiclemodel",
+        ],
+    ),
+    (
+        F::FirstRegistration,
+        &[
+            "erstzulassung",
+            "ez",
+            "ezdatum",
+            "erstzulassungsdatum",
+            "datumerstzulassung",
+            "firstregistration",
+            "dateoffirstregistration",
+            "registrationdate",
+        ],
+    ),
+    (
+        F::LastServiceDate,
+        &[
+            "letzterservice",
+            "letzteinspektion",
+            "letztewartung",
+            "letzterwerkstattbesuch",
+            "datumletzterservice",
+            "letzterservicedatum",
+            "lastservice",
+            "lastservicedate",
+            "lastinspection",
+        ],
+    ),
+    (
+        F::LastServiceKm,
+        &[
+            "kmstand",
+            "kilometerstand",
+            "km",
+            "laufleistung",
+            "tachostand",
+            "kmletzterservice",
+            "kmstandletzterservice",
+            "mileage",
+            "odometer",
+            "lastservicekm",
+            "lastservicemileage",
+        ],
+    ),
+    (
+        F::NextInspection,
+        &[
+            "naechstehu",
+            "hufaellig",
+            "hu",
+            "huau",
+            "naechstehuau",
+            "hutermin",
+            "hudatum",
+            "tuev",
+            "tuevfaellig",
+            "naechstertuev",
+            "nextinspection",
+            "inspectiondue",
+            "nextmot",
+            "motdue",
+        ],
+    ),
+    (
+        F::WarrantyEnd,
+        &[
+            "garantieende",
+            "garantiebis",
+            "garantieablauf",
+            "garantieenddatum",
+            "endegarantie",
+            "warrantyend",
+            "warrantyuntil",
+            "warrantyexpiry",
+            "endofwarranty",
+        ],
+    ),
+    (
+        F::ConsentEmail,
+        &[
+            "einwilligungemail",
+            "einwilligungmail",
+            "emaileinwilligung",
+            "emailwerbung",
+            "werbungemail",
+            "optinemail",
+            "emailoptin",
+            "emailconsent",
+            "consentemail",
+            "dsgvoemail",
+        ],
+    ),
+    (
+        F::ConsentPost,
+        &[
+            "einwilligungpost",
+            "einwilligungbrief",
+            "posteinwilligung",
+            "postwerbung",
+            "werbungpost",
+            "optinpost",
+            "postconsent",
+            "consentpost",
+            "letterconsent",
+            "consentletter",
+        ],
+    ),
+    (
+        F::ConsentPhone,
+        &[
+            "einwilligungtelefon",
+            "einwilligungtel",
+            "telefoneinwilligung",
+            "telefonwerbung",
+            "werbungtelefon",
+            "optintelefon",
+            "phoneconsent",
+            "consentphone",
+            "optinphone",
+        ],
+    ),
+    (
+        F::ConsentDate,
+        &[
+            "einwilligungsdatum",
+            "einwilligungdatum",
+            "datumeinwilligung",
+            "datumdereinwilligung",
+            "einwilligungam",
+            "optindatum",
+            "optindate",
+            "consentdate",
+            "consentat",
+            "consenttimestamp",
+        ],
+    ),
+    (
+        F::ConsentSource,
+        &["einwilligungsquelle", "quelleeinwilligung", "consentsource"],
+    ),
+    (
+        F::ConsentChannel,
+        &[
+            "kanal",
+            "kommunikationskanal",
+            "einwilligungskanal",
+            "channel",
+            "consentchannel",
+        ],
+    ),
+    (
+        F::ConsentGranted,
+        &[
+            "einwilligung",
+            "einwilligungerteilt",
+            "zustimmung",
+            "consent",
+            "consentgranted",
+            "granted",
+            "optin",
+        ],
+    ),
+    (
+        F::VisitDate,
+        &[
+            "werkstattbesuch",
+            "besuchsdatum",
+            "besuchdatum",
+            "datumwerkstattbesuch",
+            "werkstattdatum",
+            "auftragsdatum",
+            "annahmedatum",
+            "visitdate",
+            "visit",
+        ],
+    ),
+    (
+        F::VisitKm,
+        &[
+            "kmbeibesuch",
+            "kmstandbesuch",
+            "kmbeiauftrag",
+            "kmstandauftrag",
+            "kmbeiannahme",
+            "visitkm",
+            "visitmileage",
+        ],
+    ),
+    (
+        F::VisitKind,
+        &[
+            "auftragsart",
+            "auftragstyp",
+            "besuchsart",
+            "leistungsart",
+            "visittype",
+            "visitkind",
+            "servicetype",
+        ],
+    ),
+];
+
+/// A plain "Name" column: the last name when a first-name column exists,
+/// otherwise a full name to split.
+const NAME: &str = "name";
+
+/// The built-in field for a folded header. A trailing number is ignored when
+/// the header does not match as it is (`E-Mail 2`, `Telefon1`).
+pub fn default_field(folded: &str) -> Option<ImportField> {
+    let lookup = |key: &str| {
+        DEFAULTS
+            .iter()
+            .find(|(_, names)| names.contains(&key))
+            .map(|(f, _)| *f)
+    };
+    lookup(folded).or_else(|| {
+        let base = folded.trim_end_matches(|c: char| c.is_ascii_digit());
+        (base.len() < folded.len() && !base.is_empty())
+            .then(|| lookup(base))
+            .flatten()
+    })
+}
+
+/// Maps headers (as written) to fields: the tenant's `columns` first, then
+/// the defaults, then two rules that need the whole header: "Name" (see
+/// [`NAME`]) and a mileage column in a visit file, which is the mileage of
+/// the visit.
+pub fn map_headers(
+    headers: &[String],
+    overrides: &BTreeMap<String, ImportField>,
+) -> Vec<Option<ImportField>> {
+    let overrides: Vec<(String, ImportField)> =
+        overrides.iter().map(|(h, f)| (fold_key(h), *f)).collect();
+    let mut fields = Vec::with_capacity(headers.len());
+    let mut by_default = Vec::with_capacity(headers.len());
+    for h in headers {
+        let key = fold_key(h);
+        if key.is_empty() {
+            fields.push(None);
+            by_default.push(false);
+        } else if let Some((_, f)) = overrides.iter().find(|(k, _)| *k == key) {
+            fields.push(Some(*f));
+            by_default.push(false);
+        } else if key == NAME {
+            fields.push(Some(F::FullName));
+            by_default.push(true);
+        } else {
+            fields.push(default_field(&key));
+            by_default.push(true);
+        }
+    }
+    let has = |f: ImportField| fields.contains(&Some(f));
+    let has_first_name = has(F::FirstName);
+    let visit_file = has(F::VisitDate) && !has(F::LastServiceDate) && !has(F::VisitKm);
+    for (i, h) in headers.iter().enumerate() {
+        if !by_default[i] {
+            continue;
+        }
+        let key = fold_key(h);
+        if fields[i] == Some(F::FullName) && has_first_name && key == NAME {
+            fields[i] = Some(F::LastName);
+        }
+        if fields[i] == Some(F::LastServiceKm) && visit_file {
+            fields[i] = Some(F::VisitKm);
+        }
+    }
+    fields
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn map(headers: &[&str]) -> Vec<Option<ImportField>> {
+        let headers: Vec<String> = headers.iter().map(|h| h.to_string()).collect();
+        map_headers(&headers, &BTreeMap::new())
+    }
+
+    #[test]
+    fn german_and_english_spellings_map_to_one_field() {
+        let customer_no = [
+            "Kunden-Nr.",
+            "Kundennummer",
+            "KdNr",
+            "Customer No",
+            "customer_id",
+            " KUNDEN NR ",
+        ];
+        for h in customer_no {
+            assert_eq!(default_field(&fold_key(h)), Some(F::CustomerNo), "{h}");
+        }
+        let cases: &[(&str, ImportField)] = &[
+            ("Vorname", F::FirstName),
+            ("First name", F::FirstName),
+            ("Nachname", F::LastName),
+            ("Last Name", F::LastName),
+            ("Firma", F::Company),
+            ("Company", F::Company),
+            ("Straße", F::Street),
+            ("Strasse", F::Street),
+            ("Street", F::Street),
+            ("Hausnummer", F::HouseNo),
+            ("Hausnr.", F::HouseNo),
+            ("PLZ", F::Postcode),
+            ("Postleitzahl", F::Postcode),
+            ("ZIP", F::Postcode),
+            ("Postcode", F::Postcode),
+            ("Ort", F::City),
+            ("Stadt", F::City),
+            ("City", F::City),
+            ("E-Mail", F::Email),
+            ("Email", F::Email),
+            ("E-Mail 2", F::Email),
+            ("Telefon", F::Phone),
+            ("Tel.", F::Phone),
+            ("Mobil", F::Phone),
+            ("Phone", F::Phone),
+            ("Geburtsdatum", F::BirthDate),
+            ("Date of birth", F::BirthDate),
+            ("FIN", F::Vin),
+            ("Fahrgestellnummer", F::Vin),
+            ("VIN", F::Vin),
+            ("Marke", F::Make),
+            ("Make", F::Make),
+            ("Modell", F::Model),
+            ("Model", F::Model),
+            ("Erstzulassung", F::FirstRegistration),
+            ("EZ", F::FirstRegistration),
+            ("First registration", F::FirstRegistration),
+            ("Letzter Service", F::LastServiceDate),
+            ("Letzte Inspektion", F::LastServiceDate),
+            ("km-Stand", F::LastServiceKm),
+            ("Kilometerstand", F::LastServiceKm),
+            ("Mileage", F::LastServiceKm),
+            ("Nächste HU", F::NextInspection),
+            ("HU fällig", F::NextInspection),
+            ("HU faellig", F::NextInspection),
+            ("Garantieende", F::WarrantyEnd),
+            ("Garantie bis", F::WarrantyEnd),
+            ("Warranty end", F::WarrantyEnd),
+            ("Einwilligung E-Mail", F::ConsentEmail),
+            ("Email consent", F::ConsentEmail),
+            ("Einwilligung Post", F::ConsentPost),
+            ("Einwilligung Telefon", F::ConsentPhone),
+            ("Werkstattbesuch", F::VisitDate),
+            ("Besuchsdatum", F::VisitDate),
+            ("Visit date", F::VisitDate),
+            ("Auftragsart", F::VisitKind),
+            ("Visit type", F::VisitKind),
+        ];
+        for (h, f) in cases {
+            assert_eq!(default_field(&fold_key(h)), Some(*f), "{h}");
+        }
+        assert_eq!(default_field(&fold_key("Bemerkung")), None);
+        assert_eq!(default_field(&fold_key("Nr")), None);
+    }
+
+    #[test]
+    fn name_is_a_full_name_unless_a_first_name_column_exists() {
+        assert_eq!(
+            map(&["Kd-Nr", "Name"]),
+            vec![Some(F::CustomerNo), Some(F::FullName)]
+        );
+        assert_eq!(
+            map(&["Kd-Nr", "Name", "Vorname"]),
+            vec![Some(F::CustomerNo), Some(F::LastName), Some(F::FirstName)]
+        );
+    }
+
+    #[test]
+    fn mileage_in_a_visit_file_is_the_visit_mileage() {
+        assert_eq!(
+            map(&["FIN", "Besuchsdatum", "km-Stand"]),
+            vec![Some(F::Vin), Some(F::VisitDate), Some(F::VisitKm)]
+        );
+        assert_eq!(
+            map(&["FIN", "Letzter Service", "km-Stand"]),
+            vec![
+                Some(F::Vin),
+                Some(F::LastServiceDate),
+                Some(F::LastServiceKm)
+            ]
+        );
+    }
+
+    #[test]
+    fn tenant_mapping_wins_and_is_folded() {
+        let headers: Vec<String> = ["Kd#", "Name", "Mail (privat)", "Notiz"]
+            .iter()
+            .map(|h| h.to_string())
+            .collect();
+        let mut over = BTreeMap::new();
+        over.insert("KD".to_string(), F::CustomerNo);
+        over.insert("name".to_string(), F::Company);
+        over.insert("mail privat".to_string(), F::Email);
+        over.insert("NOTIZ".to_string(), F::Ignore);
+        assert_eq!(
+            map_headers(&headers, &over),
+            vec![
+                Some(F::CustomerNo),
+                Some(F::Company),
+                Some(F::Email),
+                Some(F::Ignore)
+            ]
+        );
+    }
+
+    #[test]
+    fn empty_headers_map_to_nothing() {
+        assert_eq!(map(&["", " - "]), vec![None, None]);
+    }
+}
