@@ -230,6 +230,10 @@ fn child(mode: &str, args: &[String]) {
             );
             let _ = std::io::stdout().flush();
         }
+        "gen" => {
+            let n: usize = work.to_string_lossy().parse().expect("customers");
+            println!("rows={}", generate(&file, n));
+        }
         _ => panic!("unknown mode {mode}"),
     }
 }
