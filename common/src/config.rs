@@ -305,7 +305,7 @@ mod tests {
     #[test]
     fn unknown_key_is_located() {
         let text = "state_dir = \"/x\"\n\n[stores]\nmax_open_tenant = 3\n";
-        let err = parse_toml::<DaemonConfig>("d.toml", text).unwrap_err();
+        let err = parse_toml::<DaemonConfig>("d.toml", text).expect_err("must fail");
         assert_eq!(err.file, "d.toml");
         assert_eq!(err.line, Some(4), "{err}");
         assert!(err.message.contains("max_open_tenant"), "{err}");
@@ -314,7 +314,7 @@ mod tests {
     #[test]
     fn wrong_type_is_located_with_key_path() {
         let text = "[stores]\nmax_open_tenants = \"many\"\n";
-        let err = parse_toml::<DaemonConfig>("d.toml", text).unwrap_err();
+        let err = parse_toml::<DaemonConfig>("d.toml", text).expect_err("must fail");
         assert_eq!(err.key, "stores.max_open_tenants", "{err}");
         assert_eq!(err.line, Some(2), "{err}");
     }
@@ -322,12 +322,12 @@ mod tests {
     #[test]
     fn bad_role_and_bad_tenant_id_are_located() {
         let text = "[[access]]\nuid = 1\nrole = \"admin\"\n\n[[access]]\nuid = 2\nrole = \"boss\"\n";
-        let err = parse_toml::<DaemonConfig>("d.toml", text).unwrap_err();
+        let err = parse_toml::<DaemonConfig>("d.toml", text).expect_err("must fail");
         assert_eq!(err.line, Some(7), "{err}");
         assert!(err.key.starts_with("access"), "{err}");
 
         let text = "[tenant]\nid = \"../x\"\nname = \"A\"\n";
-        let err = parse_toml::<TenantPolicy>("t.toml", text).unwrap_err();
+        let err = parse_toml::<TenantPolicy>("t.toml", text).expect_err("must fail");
         assert_eq!(err.key, "tenant.id", "{err}");
         assert_eq!(err.line, Some(2), "{err}");
     }
@@ -335,7 +335,7 @@ mod tests {
     #[test]
     fn column_mapping_rejects_unknown_field() {
         let text = "[tenant]\nid = \"d1\"\nname = \"A\"\n[import.columns]\n\"Kd-Nr\" = \"kundennummer\"\n";
-        let err = parse_toml::<TenantPolicy>("t.toml", text).unwrap_err();
+        let err = parse_toml::<TenantPolicy>("t.toml", text).expect_err("must fail");
         assert_eq!(err.line, Some(5), "{err}");
         assert!(err.message.contains("kundennummer"), "{err}");
     }

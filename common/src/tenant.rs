@@ -113,7 +113,7 @@ mod tests {
         assert!(matches!(TenantId::new("-rf"), Err(TenantIdError::BadStart(_))));
         assert!(matches!(TenantId::new("a b"), Err(TenantIdError::BadChar { ch: ' ', .. })));
         assert!(matches!(TenantId::new("ü"), Err(TenantIdError::BadChar { .. })));
-        let msg = TenantId::new("../x").unwrap_err().to_string();
+        let msg = TenantId::new("../x").expect_err("must fail").to_string();
         assert!(msg.contains("\"../x\"") && msg.contains("allowed"), "{msg}");
     }
 
