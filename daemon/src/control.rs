@@ -100,6 +100,11 @@ impl Ctx {
     }
 }
 
+/// How much history a `Tenant` reply carries.
+const DETAIL_IMPORTS: usize = 20;
+const DETAIL_ERRORS: usize = 100;
+const DETAIL_MERGES: usize = 500;
+
 fn codec() -> LengthDelimitedCodec {
     LengthDelimitedCodec::builder().max_frame_length(MAX_FRAME_BYTES).new_codec()
 }
@@ -421,8 +426,19 @@ fn tenant_detail(stores: &Stores, policies: &crate::policy::PolicyHandle, tenant
         let s = stores.tenant(tenant)?;
         Ok::<_, StoreError>(TenantDetail {
             summary: summary(stores, name, tenant)?,
-            imports: s.imports(50)?,
-            merges: s.merges(true)?,
+            // Bounded so a busy tenant's detail stays far below the frame
+            // limit; the full history and errors are one `Imports` away.
+            imports: s
+                .imports(DETAIL_IMPORTS)?
+                .into_iter()
+                .map(|mut r| {
+                    let cut = r.errors.len().saturating_sub(DETAIL_ERRORS);
+                    r.errors.truncate(DETAIL_ERRORS);
+                    r.errors_truncated += cut as u64;
+                    r
+                })
+                .collect(),
+            merges: s.merges(true)?.into_iter().take(DETAIL_MERGES).collect(),
         })
     })();
     detail.map(Response::Tenant).unwrap_or_else(store_err)
@@ -459,7 +475,7 @@ async fn upload_begin(
         u.discard().await;
     }
     if ctx.policies.current().tenant(&tenant).is_none() {
-        let reason = format!("unknown tenant {tenant:?}: no dealer policy registers it");
+        let reason = format!("unknown tenant \"{tenant}\": no dealer policy registers it");
         ctx.audit(who, "import", Some(&tenant), file_name, AuditOutcome::Failed(reason.clone()));
         return err(ErrorKind::NotFound, reason);
     }
