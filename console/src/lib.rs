@@ -1,1 +1,13 @@
+//! `touchpoint`: the operator console of touchpointd. One [`client::Client`]
+//! serves the interactive console ([`tui`]), the scriptable subcommands
+//! ([`cli`]) and the demo ([`demo`]).
 
+pub mod cli;
+pub mod client;
+pub mod demo;
+pub mod format;
+pub mod logging;
+pub mod tui;
+
+#[cfg(test)]
+mod fixtures;

@@ -1,1 +1,42 @@
-fn main() {}
+use std::process::ExitCode;
+
+use clap::Parser;
+use touchpoint::cli::{self, Cli, Command, EXIT_FAILED, EXIT_USAGE};
+use touchpoint::client::resolve_socket;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    // Logs go to a file: the TUI owns the screen, and the subcommands' output
+    // is for people and scripts.
+    touchpoint::logging::init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("touchpoint: cannot start the async runtime: {e}");
+            return ExitCode::from(EXIT_FAILED);
+        }
+    };
+    match cli.command {
+        None => {
+            let socket = resolve_socket(cli.socket.as_deref());
+            match runtime.block_on(touchpoint::tui::run(socket, cli.readonly)) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("touchpoint: {e:#}");
+                    ExitCode::from(EXIT_USAGE)
+                }
+            }
+        }
+        Some(Command::Demo(args)) => match runtime.block_on(touchpoint::demo::run(args)) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("touchpoint demo: {e:#}");
+                ExitCode::from(EXIT_FAILED)
+            }
+        },
+        Some(command) => runtime.block_on(cli::run(cli.socket, cli.readonly, command)),
+    }
+}

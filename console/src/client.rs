@@ -1,0 +1,909 @@
+//! The one client of `touchpointd`'s control socket. The TUI, the subcommands
+//! and the demo all talk to the daemon through [`Client`].
+//!
+//! The daemon answers requests in order, each with the id of its request, so
+//! a client is a simple request/answer loop over one connection; the only
+//! pipelining is the upload, whose chunks are not answered individually.
+
+use std::io;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures::{FutureExt, SinkExt, StreamExt};
+use tokio::io::{AsyncRead, AsyncReadExt};
+use tokio::net::UnixStream;
+use tokio_util::codec::{Framed, LengthDelimitedCodec};
+use touchpoint_common::codec::{decode_frame, encode_frame};
+use touchpoint_common::domain::{ImportReport, MergeRecord};
+use touchpoint_common::protocol::{
+    AuditEntry, DaemonStatus, ErrorReply, Hello, HelloReply, Identity, Request, RequestEnvelope,
+    Response, ResponseEnvelope, TenantDetail, TenantSummary, MAX_FRAME_BYTES, PROTOCOL_VERSION,
+    UPLOAD_CHUNK_BYTES,
+};
+use touchpoint_common::TenantId;
+
+/// Environment variable naming the control socket.
+pub const SOCKET_ENV: &str = "TOUCHPOINT_SOCKET";
+/// Socket of a system-wide daemon.
+pub const SYSTEM_SOCKET: &str = "/run/touchpoint/touchpoint.sock";
+
+/// How long an ordinary request may wait for its answer.
+pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long the import of an uploaded file may take. Large exports take
+/// minutes; this only guards against a daemon that hangs for good.
+pub const DEFAULT_IMPORT_TIMEOUT: Duration = Duration::from_secs(2 * 60 * 60);
+/// Connecting plus the hello.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error(
+        "cannot connect to {}: {source} — is touchpointd running? \
+         (socket path from --socket or ${SOCKET_ENV})",
+        path.display()
+    )]
+    Connect { path: PathBuf, source: io::Error },
+    #[error("the daemon refused the connection: {0}")]
+    Rejected(String),
+    /// The daemon understood the request and said no; the text is its reason.
+    #[error("{0}")]
+    Daemon(ErrorReply),
+    #[error("connection to the daemon failed: {0}")]
+    Io(#[from] io::Error),
+    #[error("the daemon closed the connection")]
+    Closed,
+    #[error("no answer from the daemon to {request} within {} s", timeout.as_secs())]
+    Timeout {
+        request: &'static str,
+        timeout: Duration,
+    },
+    #[error("protocol error: {0}")]
+    Protocol(String),
+    #[error("the daemon answered {request} with {got}")]
+    Unexpected {
+        request: &'static str,
+        got: &'static str,
+    },
+    #[error("cannot read {}: {source}", path.display())]
+    File { path: PathBuf, source: io::Error },
+}
+
+impl ClientError {
+    /// True when the connection is gone or unusable (reconnect, exit 2),
+    /// false when the daemon or the file said no to this one request.
+    pub fn is_connection(&self) -> bool {
+        matches!(
+            self,
+            ClientError::Connect { .. }
+                | ClientError::Rejected(_)
+                | ClientError::Io(_)
+                | ClientError::Closed
+                | ClientError::Timeout { .. }
+                | ClientError::Protocol(_)
+        )
+    }
+}
+
+/// Where the console looks for the daemon: the `--socket` flag, else
+/// `$TOUCHPOINT_SOCKET`, else `$XDG_RUNTIME_DIR/touchpoint/touchpoint.sock`
+/// when it exists, else [`SYSTEM_SOCKET`].
+pub fn resolve_socket(flag: Option<&Path>) -> PathBuf {
+    if let Some(p) = flag {
+        return p.to_path_buf();
+    }
+    resolve_socket_from(
+        std::env::var_os(SOCKET_ENV).map(PathBuf::from),
+        std::env::var_os("XDG_RUNTIME_DIR").map(PathBuf::from),
+    )
+}
+
+fn resolve_socket_from(env_socket: Option<PathBuf>, runtime_dir: Option<PathBuf>) -> PathBuf {
+    if let Some(p) = env_socket.filter(|p| !p.as_os_str().is_empty()) {
+        return p;
+    }
+    if let Some(dir) = runtime_dir.filter(|p| !p.as_os_str().is_empty()) {
+        let user_socket = dir.join("touchpoint").join("touchpoint.sock");
+        if user_socket.exists() {
+            return user_socket;
+        }
+    }
+    PathBuf::from(SYSTEM_SOCKET)
+}
+
+fn frame_codec() -> LengthDelimitedCodec {
+    LengthDelimitedCodec::builder()
+        .length_field_length(4)
+        .big_endian()
+        .max_frame_length(MAX_FRAME_BYTES)
+        .new_codec()
+}
+
+fn response_name(r: &Response) -> &'static str {
+    match r {
+        Response::Pong => "Pong",
+        Response::Status(_) => "Status",
+        Response::Tenants(_) => "Tenants",
+        Response::Tenant(_) => "Tenant",
+        Response::UploadReady => "UploadReady",
+        Response::Imported(_) => "Imported",
+        Response::Imports(_) => "Imports",
+        Response::Merges(_) => "Merges",
+        Response::MergeUndone(_) => "MergeUndone",
+        Response::Audit(_) => "Audit",
+        Response::Error(_) => "Error",
+    }
+}
+
+/// One authenticated connection to `touchpointd`.
+pub struct Client {
+    framed: Framed<UnixStream, LengthDelimitedCodec>,
+    socket: PathBuf,
+    daemon: String,
+    identity: Identity,
+    next_id: u64,
+    /// Set once a send or receive was cut off half-way: the stream may be out
+    /// of step with the daemon, so nothing more is sent on it.
+    broken: bool,
+    request_timeout: Duration,
+    import_timeout: Duration,
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client")
+            .field("socket", &self.socket)
+            .field("daemon", &self.daemon)
+            .field("identity", &self.identity)
+            .field("next_id", &self.next_id)
+            .field("broken", &self.broken)
+            .finish()
+    }
+}
+
+impl Client {
+    /// Connects and completes the hello.
+    pub async fn connect(path: &Path) -> Result<Client, ClientError> {
+        let connect_err = |source| ClientError::Connect {
+            path: path.to_path_buf(),
+            source,
+        };
+        let stream = tokio::time::timeout(HANDSHAKE_TIMEOUT, UnixStream::connect(path))
+            .await
+            .map_err(|_| connect_err(io::Error::new(io::ErrorKind::TimedOut, "timed out")))?
+            .map_err(connect_err)?;
+        let mut framed = Framed::new(stream, frame_codec());
+        let client_name = format!("touchpoint {}", env!("CARGO_PKG_VERSION"));
+        let hello = encode_frame(&Hello::current(client_name))
+            .map_err(|e| ClientError::Protocol(format!("cannot encode hello: {e}")))?;
+        let reply = tokio::time::timeout(HANDSHAKE_TIMEOUT, async {
+            framed.send(Bytes::from(hello)).await?;
+            match framed.next().await {
+                Some(frame) => Ok(frame?),
+                None => Err(ClientError::Closed),
+            }
+        })
+        .await
+        .map_err(|_| ClientError::Timeout {
+            request: "hello",
+            timeout: HANDSHAKE_TIMEOUT,
+        })??;
+        let reply: HelloReply = decode_frame(&reply).map_err(|e| {
+            ClientError::Protocol(format!(
+                "{} did not answer like touchpointd ({e})",
+                path.display()
+            ))
+        })?;
+        match reply {
+            HelloReply::Welcome {
+                version,
+                daemon,
+                identity,
+            } => {
+                if version != PROTOCOL_VERSION {
+                    return Err(ClientError::Rejected(format!(
+                        "{daemon} speaks protocol version {version}, this console speaks {PROTOCOL_VERSION}"
+                    )));
+                }
+                tracing::info!(socket = %path.display(), %daemon, user = %identity.user, role = %identity.role, "connected");
+                Ok(Client {
+                    framed,
+                    socket: path.to_path_buf(),
+                    daemon,
+                    identity,
+                    next_id: 1,
+                    broken: false,
+                    request_timeout: DEFAULT_REQUEST_TIMEOUT,
+                    import_timeout: DEFAULT_IMPORT_TIMEOUT,
+                })
+            }
+            HelloReply::Rejected { reason, .. } => Err(ClientError::Rejected(reason)),
+        }
+    }
+
+    /// Who the daemon thinks we are.
+    pub fn identity(&self) -> &Identity {
+        &self.identity
+    }
+
+    /// The daemon's self-description from the hello ("touchpointd 0.1.0").
+    pub fn daemon(&self) -> &str {
+        &self.daemon
+    }
+
+    pub fn socket_path(&self) -> &Path {
+        &self.socket
+    }
+
+    pub fn set_request_timeout(&mut self, timeout: Duration) {
+        self.request_timeout = timeout;
+    }
+
+    pub fn set_import_timeout(&mut self, timeout: Duration) {
+        self.import_timeout = timeout;
+    }
+
+    /// Sends one request and waits for its answer. An `Error` answer becomes
+    /// [`ClientError::Daemon`].
+    pub async fn request(&mut self, request: Request) -> Result<Response, ClientError> {
+        let name = request.name();
+        let timeout = match request {
+            Request::UploadEnd => self.import_timeout,
+            _ => self.request_timeout,
+        };
+        let id = self.send(request, timeout).await?;
+        match self.receive(id, name, timeout).await? {
+            Response::Error(e) => Err(ClientError::Daemon(e)),
+            other => Ok(other),
+        }
+    }
+
+    pub async fn ping(&mut self) -> Result<(), ClientError> {
+        match self.request(Request::Ping).await? {
+            Response::Pong => Ok(()),
+            other => Err(unexpected("ping", &other)),
+        }
+    }
+
+    pub async fn status(&mut self) -> Result<DaemonStatus, ClientError> {
+        match self.request(Request::Status).await? {
+            Response::Status(s) => Ok(s),
+            other => Err(unexpected("status", &other)),
+        }
+    }
+
+    pub async fn tenants(&mut self) -> Result<Vec<TenantSummary>, ClientError> {
+        match self.request(Request::ListTenants).await? {
+            Response::Tenants(t) => Ok(t),
+            other => Err(unexpected("tenants", &other)),
+        }
+    }
+
+    pub async fn tenant(&mut self, tenant: &TenantId) -> Result<TenantDetail, ClientError> {
+        match self
+            .request(Request::Tenant {
+                tenant: tenant.clone(),
+            })
+            .await?
+        {
+            Response::Tenant(t) => Ok(t),
+            other => Err(unexpected("tenant", &other)),
+        }
+    }
+
+    pub async fn imports(
+        &mut self,
+        tenant: &TenantId,
+        limit: u32,
+    ) -> Result<Vec<ImportReport>, ClientError> {
+        match self
+            .request(Request::Imports {
+                tenant: tenant.clone(),
+                limit,
+            })
+            .await?
+        {
+            Response::Imports(i) => Ok(i),
+            other => Err(unexpected("imports", &other)),
+        }
+    }
+
+    pub async fn merges(
+        &mut self,
+        tenant: &TenantId,
+        include_undone: bool,
+    ) -> Result<Vec<MergeRecord>, ClientError> {
+        match self
+            .request(Request::Merges {
+                tenant: tenant.clone(),
+                include_undone,
+            })
+            .await?
+        {
+            Response::Merges(m) => Ok(m),
+            other => Err(unexpected("merges", &other)),
+        }
+    }
+
+    pub async fn undo_merge(
+        &mut self,
+        tenant: &TenantId,
+        merge_id: u64,
+    ) -> Result<MergeRecord, ClientError> {
+        match self
+            .request(Request::UndoMerge {
+                tenant: tenant.clone(),
+                merge_id,
+            })
+            .await?
+        {
+            Response::MergeUndone(m) => Ok(m),
+            other => Err(unexpected("undo-merge", &other)),
+        }
+    }
+
+    pub async fn audit(
+        &mut self,
+        tenant: Option<&TenantId>,
+        limit: u32,
+    ) -> Result<Vec<AuditEntry>, ClientError> {
+        match self
+            .request(Request::Audit {
+                tenant: tenant.cloned(),
+                limit,
+            })
+            .await?
+        {
+            Response::Audit(a) => Ok(a),
+            other => Err(unexpected("audit", &other)),
+        }
+    }
+
+    /// Uploads a file for import into `tenant` and returns the daemon's
+    /// report. The file is streamed, never read whole.
+    pub async fn upload(
+        &mut self,
+        tenant: &TenantId,
+        file: impl AsRef<Path>,
+    ) -> Result<ImportReport, ClientError> {
+        let path = file.as_ref();
+        let file_err = |source| ClientError::File {
+            path: path.to_path_buf(),
+            source,
+        };
+        let handle = tokio::fs::File::open(path).await.map_err(file_err)?;
+        let meta = handle.metadata().await.map_err(file_err)?;
+        if !meta.is_file() {
+            return Err(file_err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "not a regular file",
+            )));
+        }
+        let file_name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| path.display().to_string());
+        self.upload_reader(tenant, &file_name, meta.len(), handle)
+            .await
+            .map_err(|e| match e {
+                UploadError::Client(e) => e,
+                UploadError::Read(source) => file_err(source),
+            })
+    }
+
+    /// Uploads `size` bytes from `reader` as a file named `file_name`.
+    pub async fn upload_reader<R: AsyncRead + Unpin>(
+        &mut self,
+        tenant: &TenantId,
+        file_name: &str,
+        size: u64,
+        reader: R,
+    ) -> Result<ImportReport, UploadError> {
+        let begin = Request::UploadBegin {
+            tenant: tenant.clone(),
+            file_name: file_name.to_string(),
+            size,
+        };
+        match self.request(begin).await? {
+            Response::UploadReady => {}
+            other => return Err(unexpected("import", &other).into()),
+        }
+
+        // Read at most the announced size, so a file that grows meanwhile
+        // cannot send more than the daemon expects.
+        let mut reader = reader.take(size);
+        let mut sent: u64 = 0;
+        loop {
+            let chunk = match read_chunk(&mut reader).await {
+                Ok(c) => c,
+                Err(e) => {
+                    self.abort_upload().await;
+                    return Err(UploadError::Read(e));
+                }
+            };
+            if chunk.is_empty() {
+                break;
+            }
+            sent += chunk.len() as u64;
+            self.send(Request::UploadChunk { data: chunk }, self.request_timeout)
+                .await?;
+            // Chunks are not answered; anything that did arrive is the daemon
+            // giving up early, so stop streaming instead of sending the rest.
+            if let Some(early) = self.poll_early_answer()? {
+                if let Response::Error(e) = early.response {
+                    self.abort_upload().await;
+                    return Err(ClientError::Daemon(e).into());
+                }
+                tracing::warn!(id = early.id, "unexpected answer to an upload chunk");
+            }
+        }
+        if sent != size {
+            self.abort_upload().await;
+            return Err(UploadError::Read(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                format!("file shrank while uploading: {sent} of {size} bytes"),
+            )));
+        }
+        match self.request(Request::UploadEnd).await? {
+            Response::Imported(report) => Ok(report),
+            other => Err(unexpected("import-end", &other).into()),
+        }
+    }
+
+    /// Tells the daemon to drop a half-sent upload. Best effort: the error
+    /// that caused it is what the caller reports.
+    async fn abort_upload(&mut self) {
+        if let Err(e) = self.request(Request::UploadAbort).await {
+            tracing::warn!(error = %e, "aborting the upload failed");
+        }
+    }
+
+    async fn send(&mut self, request: Request, timeout: Duration) -> Result<u64, ClientError> {
+        if self.broken {
+            return Err(ClientError::Closed);
+        }
+        let id = self.next_id;
+        self.next_id += 1;
+        let name = request.name();
+        let bytes = encode_frame(&RequestEnvelope { id, request })
+            .map_err(|e| ClientError::Protocol(format!("cannot encode {name}: {e}")))?;
+        if bytes.len() > MAX_FRAME_BYTES {
+            return Err(ClientError::Protocol(format!(
+                "{name} is {} bytes, more than a frame may carry",
+                bytes.len()
+            )));
+        }
+        match tokio::time::timeout(timeout, self.framed.send(Bytes::from(bytes))).await {
+            Ok(Ok(())) => Ok(id),
+            Ok(Err(e)) => {
+                self.broken = true;
+                Err(ClientError::Io(e))
+            }
+            Err(_) => {
+                self.broken = true;
+                Err(ClientError::Timeout {
+                    request: name,
+                    timeout,
+                })
+            }
+        }
+    }
+
+    /// Waits for the answer to request `id`, passing over answers to earlier
+    /// requests (one that timed out, or an upload chunk).
+    async fn receive(
+        &mut self,
+        id: u64,
+        name: &'static str,
+        timeout: Duration,
+    ) -> Result<Response, ClientError> {
+        let result = tokio::time::timeout(timeout, async {
+            loop {
+                let envelope = self.read_envelope().await?;
+                if envelope.id == id {
+                    return Ok(envelope.response);
+                }
+                if envelope.id > id {
+                    return Err(ClientError::Protocol(format!(
+                        "answer to request {} arrived while waiting for {id}",
+                        envelope.id
+                    )));
+                }
+                tracing::debug!(
+                    stale = envelope.id,
+                    waiting = id,
+                    "skipping an earlier answer"
+                );
+            }
+        })
+        .await;
+        match result {
+            Ok(Ok(r)) => Ok(r),
+            Ok(Err(e)) => {
+                self.broken = true;
+                Err(e)
+            }
+            // The answer may still come; `receive` skips it by its id.
+            Err(_) => Err(ClientError::Timeout {
+                request: name,
+                timeout,
+            }),
+        }
+    }
+
+    async fn read_envelope(&mut self) -> Result<ResponseEnvelope, ClientError> {
+        match self.framed.next().await {
+            Some(frame) => decode_envelope(&frame?),
+            None => Err(ClientError::Closed),
+        }
+    }
+
+    /// An answer that is already waiting in the socket, without blocking.
+    fn poll_early_answer(&mut self) -> Result<Option<ResponseEnvelope>, ClientError> {
+        match self.framed.next().now_or_never() {
+            None => Ok(None),
+            Some(None) => {
+                self.broken = true;
+                Err(ClientError::Closed)
+            }
+            Some(Some(Err(e))) => {
+                self.broken = true;
+                Err(ClientError::Io(e))
+            }
+            Some(Some(Ok(frame))) => decode_envelope(&frame).map(Some),
+        }
+    }
+}
+
+fn decode_envelope(frame: &[u8]) -> Result<ResponseEnvelope, ClientError> {
+    decode_frame(frame).map_err(|e| ClientError::Protocol(format!("cannot decode an answer: {e}")))
+}
+
+fn unexpected(request: &'static str, got: &Response) -> ClientError {
+    match got {
+        Response::Error(e) => ClientError::Daemon(e.clone()),
+        other => ClientError::Unexpected {
+            request,
+            got: response_name(other),
+        },
+    }
+}
+
+/// Fills a buffer of [`UPLOAD_CHUNK_BYTES`] unless the input ends first; empty at the end.
+async fn read_chunk<R: AsyncRead + Unpin>(reader: &mut R) -> io::Result<Vec<u8>> {
+    let mut buf = vec![0u8; UPLOAD_CHUNK_BYTES];
+    let mut filled = 0;
+    while filled < buf.len() {
+        let n = reader.read(&mut buf[filled..]).await?;
+        if n == 0 {
+            break;
+        }
+        filled += n;
+    }
+    buf.truncate(filled);
+    Ok(buf)
+}
+
+/// Failure of [`Client::upload_reader`]: the connection/daemon, or the input.
+#[derive(Debug, thiserror::Error)]
+pub enum UploadError {
+    #[error(transparent)]
+    Client(#[from] ClientError),
+    #[error("cannot read the upload: {0}")]
+    Read(io::Error),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use touchpoint_common::domain::{ImportStatus, Timestamp};
+    use touchpoint_common::protocol::{ErrorKind, Role, Scope};
+
+    fn identity() -> Identity {
+        Identity {
+            uid: 1000,
+            gid: 1000,
+            user: "anna".into(),
+            role: Role::Operator,
+            scope: Scope::All,
+        }
+    }
+
+    type ServerConn = Framed<UnixStream, LengthDelimitedCodec>;
+
+    async fn read_request(conn: &mut ServerConn) -> Option<RequestEnvelope> {
+        let frame = conn.next().await?.ok()?;
+        decode_frame(&frame).ok()
+    }
+
+    async fn answer(conn: &mut ServerConn, id: u64, response: Response) {
+        let bytes = encode_frame(&ResponseEnvelope { id, response }).expect("encode");
+        conn.send(Bytes::from(bytes)).await.expect("send");
+    }
+
+    /// A stand-in daemon: welcomes one connection, then runs `serve` on it.
+    async fn fake_daemon<F, Fut>(
+        serve: F,
+    ) -> (tempfile::TempDir, PathBuf, tokio::task::JoinHandle<()>)
+    where
+        F: FnOnce(ServerConn) -> Fut + Send + 'static,
+        Fut: std::future::Future<Output = ()> + Send,
+    {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("t.sock");
+        let listener = tokio::net::UnixListener::bind(&path).expect("bind");
+        let task = tokio::spawn(async move {
+            let (stream, _) = listener.accept().await.expect("accept");
+            let mut conn = Framed::new(stream, frame_codec());
+            let frame = conn.next().await.expect("hello").expect("hello frame");
+            let hello: Hello = decode_frame(&frame).expect("decode hello");
+            assert_eq!(hello.magic, touchpoint_common::protocol::PROTOCOL_MAGIC);
+            assert!(hello.client.starts_with("touchpoint "));
+            let reply = HelloReply::Welcome {
+                version: PROTOCOL_VERSION,
+                daemon: "touchpointd test".into(),
+                identity: identity(),
+            };
+            conn.send(Bytes::from(encode_frame(&reply).expect("encode")))
+                .await
+                .expect("send");
+            serve(conn).await;
+        });
+        (dir, path, task)
+    }
+
+    fn report(tenant: &TenantId, bytes: u64) -> ImportReport {
+        ImportReport {
+            import_id: 7,
+            tenant: tenant.clone(),
+            file_name: "kunden.csv".into(),
+            content_hash: "00".into(),
+            bytes,
+            started_at: Timestamp(0),
+            finished_at: Timestamp(0),
+            status: ImportStatus::Committed,
+            format: "utf-8, ';', 3 columns".into(),
+            rows_total: 0,
+            rows_ok: 0,
+            rows_rejected: 0,
+            customers: Default::default(),
+            vehicles: Default::default(),
+            consents: Default::default(),
+            visits: Default::default(),
+            unmapped_columns: vec![],
+            errors: vec![],
+            errors_truncated: 0,
+            merges: 0,
+        }
+    }
+
+    #[tokio::test]
+    async fn connect_error_names_the_socket_and_the_remedy() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("missing.sock");
+        let err = Client::connect(&path).await.expect_err("no daemon");
+        let msg = err.to_string();
+        assert!(
+            msg.starts_with(&format!("cannot connect to {}: ", path.display())),
+            "{msg}"
+        );
+        assert!(msg.contains("is touchpointd running?"), "{msg}");
+        assert!(msg.contains("$TOUCHPOINT_SOCKET"), "{msg}");
+        assert!(err.is_connection());
+    }
+
+    #[tokio::test]
+    async fn rejected_hello_carries_the_reason() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("t.sock");
+        let listener = tokio::net::UnixListener::bind(&path).expect("bind");
+        tokio::spawn(async move {
+            let (stream, _) = listener.accept().await.expect("accept");
+            let mut conn = Framed::new(stream, frame_codec());
+            let _ = conn.next().await;
+            let reply = HelloReply::Rejected {
+                version: 9,
+                reason: "protocol 9 only".into(),
+            };
+            conn.send(Bytes::from(encode_frame(&reply).expect("encode")))
+                .await
+                .expect("send");
+        });
+        match Client::connect(&path).await {
+            Err(ClientError::Rejected(r)) => assert_eq!(r, "protocol 9 only"),
+            other => panic!("expected a rejection, got {other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn requests_get_increasing_ids_and_errors_become_daemon_errors() {
+        let (_dir, path, server) = fake_daemon(|mut conn| async move {
+            let r = read_request(&mut conn).await.expect("first");
+            assert_eq!(r.id, 1);
+            assert_eq!(r.request, Request::Ping);
+            answer(&mut conn, 1, Response::Pong).await;
+            let r = read_request(&mut conn).await.expect("second");
+            assert_eq!(r.id, 2);
+            answer(
+                &mut conn,
+                2,
+                Response::Error(ErrorReply {
+                    kind: ErrorKind::Forbidden,
+                    message: "not yours".into(),
+                }),
+            )
+            .await;
+            let r = read_request(&mut conn).await.expect("third");
+            assert_eq!(r.id, 3);
+            answer(&mut conn, 3, Response::Tenants(vec![])).await;
+        })
+        .await;
+        let mut client = Client::connect(&path).await.expect("connect");
+        assert_eq!(client.identity().user, "anna");
+        assert_eq!(client.daemon(), "touchpointd test");
+        client.ping().await.expect("pong");
+        let tenant = TenantId::new("d001").expect("id");
+        match client.tenant(&tenant).await {
+            Err(ClientError::Daemon(e)) => {
+                assert_eq!(e.to_string(), "forbidden: not yours");
+            }
+            other => panic!("expected a daemon error, got {other:?}"),
+        }
+        assert!(client.tenants().await.expect("tenants").is_empty());
+        server.await.expect("server");
+    }
+
+    #[tokio::test]
+    async fn upload_streams_chunks_without_waiting_and_returns_the_report() {
+        let size = UPLOAD_CHUNK_BYTES as u64 * 2 + 123;
+        let (_dir, path, server) = fake_daemon(move |mut conn| async move {
+            let begin = read_request(&mut conn).await.expect("begin");
+            let tenant = match begin.request {
+                Request::UploadBegin {
+                    tenant,
+                    file_name,
+                    size: announced,
+                } => {
+                    assert_eq!(file_name, "kunden.csv");
+                    assert_eq!(announced, size);
+                    tenant
+                }
+                other => panic!("expected UploadBegin, got {other:?}"),
+            };
+            answer(&mut conn, begin.id, Response::UploadReady).await;
+            let mut received = Vec::new();
+            loop {
+                let r = read_request(&mut conn).await.expect("chunk or end");
+                match r.request {
+                    Request::UploadChunk { data } => {
+                        assert!(data.len() <= UPLOAD_CHUNK_BYTES);
+                        received.extend_from_slice(&data);
+                    }
+                    Request::UploadEnd => {
+                        let expected: Vec<u8> = (0..size).map(|i| (i % 251) as u8).collect();
+                        assert!(received == expected, "upload content differs");
+                        answer(&mut conn, r.id, Response::Imported(report(&tenant, size))).await;
+                        break;
+                    }
+                    other => panic!("unexpected {other:?}"),
+                }
+            }
+        })
+        .await;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("kunden.csv");
+        let content: Vec<u8> = (0..size).map(|i| (i % 251) as u8).collect();
+        std::fs::write(&file, &content).expect("write");
+        let mut client = Client::connect(&path).await.expect("connect");
+        let tenant = TenantId::new("d001").expect("id");
+        let report = client.upload(&tenant, &file).await.expect("upload");
+        assert_eq!(report.bytes, size);
+        assert_eq!(report.import_id, 7);
+        server.await.expect("server");
+    }
+
+    #[tokio::test]
+    async fn upload_refused_at_begin_sends_no_chunks() {
+        let (_dir, path, server) = fake_daemon(|mut conn| async move {
+            let begin = read_request(&mut conn).await.expect("begin");
+            answer(
+                &mut conn,
+                begin.id,
+                Response::Error(ErrorReply {
+                    kind: ErrorKind::Invalid,
+                    message: "too big".into(),
+                }),
+            )
+            .await;
+            let next = read_request(&mut conn).await.expect("ping");
+            assert_eq!(next.request, Request::Ping);
+            answer(&mut conn, next.id, Response::Pong).await;
+        })
+        .await;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("x.csv");
+        std::fs::write(&file, b"a;b\n1;2\n").expect("write");
+        let mut client = Client::connect(&path).await.expect("connect");
+        let tenant = TenantId::new("d001").expect("id");
+        match client.upload(&tenant, &file).await {
+            Err(ClientError::Daemon(e)) => assert_eq!(e.message, "too big"),
+            other => panic!("expected a daemon error, got {other:?}"),
+        }
+        client.ping().await.expect("connection still usable");
+        server.await.expect("server");
+    }
+
+    #[tokio::test]
+    async fn missing_upload_file_is_a_file_error() {
+        let (_dir, path, _server) = fake_daemon(|_conn| async move {}).await;
+        let mut client = Client::connect(&path).await.expect("connect");
+        let tenant = TenantId::new("d001").expect("id");
+        let err = client
+            .upload(&tenant, "/nonexistent/kunden.csv")
+            .await
+            .expect_err("missing");
+        assert!(matches!(err, ClientError::File { .. }), "{err:?}");
+        assert!(!err.is_connection());
+        assert!(
+            err.to_string()
+                .starts_with("cannot read /nonexistent/kunden.csv: "),
+            "{err}"
+        );
+    }
+
+    #[tokio::test]
+    async fn an_unanswered_request_times_out_and_a_late_answer_is_skipped() {
+        let (_dir, path, server) = fake_daemon(|mut conn| async move {
+            let first = read_request(&mut conn).await.expect("first");
+            let second = read_request(&mut conn).await.expect("second");
+            answer(&mut conn, first.id, Response::Pong).await;
+            answer(&mut conn, second.id, Response::Tenants(vec![])).await;
+        })
+        .await;
+        let mut client = Client::connect(&path).await.expect("connect");
+        client.set_request_timeout(Duration::from_millis(100));
+        let err = client.ping().await.expect_err("timeout");
+        assert!(
+            matches!(
+                err,
+                ClientError::Timeout {
+                    request: "ping",
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+        client.set_request_timeout(Duration::from_secs(5));
+        assert!(client.tenants().await.expect("tenants").is_empty());
+        server.await.expect("server");
+    }
+
+    #[test]
+    fn socket_resolution_order() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        assert_eq!(
+            resolve_socket_from(Some("/x/env.sock".into()), Some(dir.path().into())),
+            PathBuf::from("/x/env.sock")
+        );
+        assert_eq!(
+            resolve_socket_from(Some("".into()), None),
+            PathBuf::from(SYSTEM_SOCKET)
+        );
+        // The runtime dir counts only when the daemon's socket is there.
+        assert_eq!(
+            resolve_socket_from(None, Some(dir.path().into())),
+            PathBuf::from(SYSTEM_SOCKET)
+        );
+        let user_socket = dir.path().join("touchpoint").join("touchpoint.sock");
+        std::fs::create_dir_all(user_socket.parent().expect("parent")).expect("mkdir");
+        std::fs::write(&user_socket, b"").expect("touch");
+        assert_eq!(
+            resolve_socket_from(None, Some(dir.path().into())),
+            user_socket
+        );
+        assert_eq!(
+            resolve_socket(Some(Path::new("/flag.sock"))),
+            PathBuf::from("/flag.sock")
+        );
+    }
+}

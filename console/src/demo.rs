@@ -1,0 +1,725 @@
+//! `touchpoint demo`: the whole loop on generated data with one command.
+//! It writes a configuration into a state dir, generates dealer exports,
+//! starts `touchpointd`, imports everything over the socket (and some files a
+//! second time, to show that re-imports change nothing), and then either
+//! prints a summary (`--headless`) or opens the console.
+
+use std::fmt::Write as _;
+use std::fs::File;
+use std::io::{BufRead, BufReader, BufWriter};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context as _};
+use clap::Args;
+use futures::StreamExt;
+use touchpoint_common::domain::{ImportReport, ImportStatus};
+use touchpoint_common::TenantId;
+use touchpoint_datagen::{
+    demo_dealers, tenant_policy_toml, write_customer_export, write_visits_export, DealerSpec,
+    ExportOptions, ExportStats, BRAND_ID,
+};
+
+use crate::cli::emit;
+use crate::client::Client;
+use crate::format;
+
+/// Marks a directory as made by the demo, so that only such a directory is
+/// ever wiped.
+const MARKER: &str = ".touchpoint-demo";
+const DAEMON_START_TIMEOUT: Duration = Duration::from_secs(20);
+const DAEMON_STOP_TIMEOUT: Duration = Duration::from_secs(30);
+/// Dealers imported at the same time, each over its own connection.
+const PARALLEL_IMPORTS: usize = 4;
+/// Customer exports imported a second time to show idempotency.
+const REIMPORTS: usize = 3;
+/// Unix socket paths longer than this do not fit `sockaddr_un`.
+const MAX_SOCKET_PATH: usize = 100;
+
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Print a summary and stop instead of opening the console.
+    #[arg(long)]
+    pub headless: bool,
+    /// Where the demo keeps everything; wiped first unless --keep.
+    #[arg(long, default_value = "demo-state", value_name = "DIR")]
+    pub state_dir: PathBuf,
+    /// Number of dealers (tenants) to generate.
+    #[arg(long, default_value_t = 24, value_parser = clap::value_parser!(u16).range(1..=999))]
+    pub dealers: u16,
+    /// Keep an existing state dir (its stores and import history) instead of
+    /// starting from scratch.
+    #[arg(long)]
+    pub keep: bool,
+}
+
+/// One generated export file.
+struct Export {
+    tenant: TenantId,
+    path: PathBuf,
+    stats: ExportStats,
+}
+
+struct DealerExports {
+    tenant: TenantId,
+    customers: Export,
+    visits: Export,
+}
+
+/// The outcome of importing one file.
+struct Imported {
+    tenant: TenantId,
+    path: PathBuf,
+    result: Result<ImportReport, String>,
+}
+
+pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
+    let dir = std::path::absolute(&args.state_dir)
+        .with_context(|| format!("cannot resolve {}", args.state_dir.display()))?;
+    let socket = dir.join("touchpoint.sock");
+    if socket.as_os_str().len() > MAX_SOCKET_PATH {
+        bail!(
+            "the socket path {} is too long for a Unix socket; choose a shorter --state-dir",
+            socket.display()
+        );
+    }
+    if Client::connect(&socket).await.is_ok() {
+        bail!(
+            "a daemon is already running on {}; stop it (or its demo) first",
+            socket.display()
+        );
+    }
+    prepare_dir(&dir, args.keep)?;
+
+    let dealers = demo_dealers(usize::from(args.dealers));
+    let policy_dir = policy_dir(&dir, &dealers)?;
+    let config = write_config(&dir, &socket, &policy_dir)?;
+
+    emit(&format!(
+        "Touchpoint demo: {} dealers in {}\n",
+        dealers.len(),
+        dir.display()
+    ));
+    emit(&format!("  policies    {}\n", policy_dir.display()));
+    let started = Instant::now();
+    let exports = generate(&dir, &dealers).await?;
+    let generated_rows: u64 = exports
+        .iter()
+        .map(|e| e.customers.stats.rows + e.visits.stats.rows)
+        .sum();
+    let generated_bytes: u64 = exports
+        .iter()
+        .map(|e| e.customers.stats.bytes + e.visits.stats.bytes)
+        .sum();
+    emit(&format!(
+        "  generated   {} files, {} rows, {} in {:.1} s ({})\n",
+        exports.len() * 2,
+        generated_rows,
+        format::human_bytes(generated_bytes),
+        started.elapsed().as_secs_f64(),
+        dir.join("exports").display()
+    ));
+
+    let mut daemon = DaemonProcess::start(&dir, &config, &socket).await?;
+    let result = drive(&args, &dir, &socket, &exports, &mut daemon).await;
+    let stopped = daemon.stop();
+    match (result, stopped) {
+        (Ok(()), Ok(status)) if status.success() => {
+            emit(&format!(
+                "  stopped     touchpointd (state kept in {})\n",
+                dir.display()
+            ));
+            Ok(())
+        }
+        (Ok(()), Ok(status)) => bail!(
+            "touchpointd exited with {status}; see {}",
+            dir.join("touchpointd.log").display()
+        ),
+        (Ok(()), Err(e)) => Err(e),
+        (Err(e), _) => Err(e),
+    }
+}
+
+/// Everything between a running daemon and stopping it.
+async fn drive(
+    args: &DemoArgs,
+    dir: &Path,
+    socket: &Path,
+    exports: &[DealerExports],
+    daemon: &mut DaemonProcess,
+) -> anyhow::Result<()> {
+    let mut client = daemon.client.take().context("daemon connection missing")?;
+    emit(&format!(
+        "  daemon      {} on {} (pid {})\n",
+        client.daemon(),
+        socket.display(),
+        daemon.pid()
+    ));
+
+    let started = Instant::now();
+    let imported = import_all(socket, exports).await;
+    let elapsed = started.elapsed();
+
+    let mut reimported = Vec::new();
+    for e in exports.iter().take(REIMPORTS) {
+        let result = client
+            .upload(&e.tenant, &e.customers.path)
+            .await
+            .map_err(|e| e.to_string());
+        reimported.push(Imported {
+            tenant: e.tenant.clone(),
+            path: e.customers.path.clone(),
+            result,
+        });
+    }
+    let tenants = client.tenants().await.context("listing the tenants")?;
+
+    let summary = Summary {
+        imported: &imported,
+        reimported: &reimported,
+        elapsed,
+        exports,
+    };
+    emit(&summary.text(dir, &tenants));
+    let problems = summary.problems();
+
+    if !args.headless {
+        drop(client);
+        crate::tui::run(socket.to_path_buf(), false).await?;
+    }
+    if let Some(p) = problems {
+        bail!(p);
+    }
+    Ok(())
+}
+
+/// Creates the state dir, or wipes the previous demo's one unless `keep`.
+fn prepare_dir(dir: &Path, keep: bool) -> anyhow::Result<()> {
+    if dir.exists() && !keep {
+        let is_demo = dir.join(MARKER).exists();
+        let is_empty = std::fs::read_dir(dir)
+            .with_context(|| format!("cannot read {}", dir.display()))?
+            .next()
+            .is_none();
+        if !is_demo && !is_empty {
+            bail!(
+                "refusing to wipe {}: it was not made by `touchpoint demo` (no {MARKER} in it); \
+                 choose another --state-dir, or pass --keep",
+                dir.display()
+            );
+        }
+        std::fs::remove_dir_all(dir).with_context(|| format!("cannot wipe {}", dir.display()))?;
+    }
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    std::fs::write(
+        dir.join(MARKER),
+        "made by `touchpoint demo`; wiped by the next run\n",
+    )
+    .with_context(|| format!("cannot write into {}", dir.display()))?;
+    Ok(())
+}
+
+/// The repository's `policies/` when it has a policy for every demo dealer
+/// (found next to the executable's `target/` or in the current dir), else a
+/// generated one inside the state dir.
+fn policy_dir(dir: &Path, dealers: &[DealerSpec]) -> anyhow::Result<PathBuf> {
+    match repo_policies(dealers) {
+        Some(found) => Ok(found),
+        None => generate_policies(dir, dealers),
+    }
+}
+
+fn repo_policies(dealers: &[DealerSpec]) -> Option<PathBuf> {
+    let mut candidates = Vec::new();
+    if let Ok(exe) = std::env::current_exe() {
+        candidates.extend(exe.ancestors().skip(1).take(4).map(|a| a.join("policies")));
+    }
+    if let Ok(cwd) = std::env::current_dir() {
+        candidates.push(cwd.join("policies"));
+    }
+    let covers_all = |p: &Path| {
+        p.join("brand.toml").is_file()
+            && dealers
+                .iter()
+                .all(|d| p.join("dealers").join(format!("{}.toml", d.id)).is_file())
+    };
+    candidates.into_iter().find(|p| covers_all(p))
+}
+
+fn generate_policies(dir: &Path, dealers: &[DealerSpec]) -> anyhow::Result<PathBuf> {
+    let generated = dir.join("policies");
+    let dealers_dir = generated.join("dealers");
+    std::fs::create_dir_all(&dealers_dir)
+        .with_context(|| format!("cannot create {}", dealers_dir.display()))?;
+    let brand = format!(
+        "# Written by `touchpoint demo`. Schema: common::config::BrandPolicy.\n\n\
+         [brand]\nid = {}\nname = \"Nordwagen Deutschland\"\n",
+        toml_string(BRAND_ID)
+    );
+    write_file(&generated.join("brand.toml"), &brand)?;
+    for d in dealers {
+        write_file(
+            &dealers_dir.join(format!("{}.toml", d.id)),
+            &tenant_policy_toml(d),
+        )?;
+    }
+    Ok(generated)
+}
+
+fn write_file(path: &Path, text: &str) -> anyhow::Result<()> {
+    std::fs::write(path, text).with_context(|| format!("cannot write {}", path.display()))
+}
+
+/// A TOML basic string. JSON's escapes are a subset of TOML's.
+fn toml_string(s: &str) -> String {
+    serde_json::Value::String(s.to_string()).to_string()
+}
+
+fn path_str(p: &Path) -> anyhow::Result<&str> {
+    p.to_str()
+        .with_context(|| format!("{} is not valid UTF-8", p.display()))
+}
+
+fn write_config(dir: &Path, socket: &Path, policy_dir: &Path) -> anyhow::Result<PathBuf> {
+    let text = format!(
+        "# Written by `touchpoint demo`. Schema: common::config::DaemonConfig;\n\
+         # every other key keeps its default (see policies/touchpointd.toml).\n\n\
+         state_dir = {}\nsocket = {}\nsocket_mode = \"0600\"\npolicy_dir = {}\n",
+        toml_string(path_str(dir)?),
+        toml_string(path_str(socket)?),
+        toml_string(path_str(policy_dir)?),
+    );
+    let path = dir.join("touchpointd.toml");
+    write_file(&path, &text)?;
+    Ok(path)
+}
+
+async fn generate(dir: &Path, dealers: &[DealerSpec]) -> anyhow::Result<Vec<DealerExports>> {
+    let mut tasks = Vec::new();
+    for spec in dealers.iter().cloned() {
+        let out_dir = dir.join("exports").join(&spec.id);
+        tasks.push(tokio::task::spawn_blocking(move || {
+            generate_one(&spec, &out_dir)
+        }));
+    }
+    let mut out = Vec::new();
+    for t in tasks {
+        out.push(t.await.context("export generation panicked")??);
+    }
+    Ok(out)
+}
+
+/// The dealer's two exports, in the dialect of its DMS. Dates are relative to
+/// today, so the demo always has services and inspections coming up.
+fn generate_one(spec: &DealerSpec, out_dir: &Path) -> anyhow::Result<DealerExports> {
+    let tenant = TenantId::new(spec.id.clone())?;
+    std::fs::create_dir_all(out_dir)
+        .with_context(|| format!("cannot create {}", out_dir.display()))?;
+    let opts = ExportOptions {
+        duplicate_rate: 0.04,
+        no_consent_rate: 0.15,
+        bad_row_rate: 0.005,
+        // Fleets keep datagen's demo share (of the company customers).
+        ..ExportOptions::demo(spec.dialect())
+    };
+    let write =
+        |name: &str,
+         f: fn(&DealerSpec, &ExportOptions, BufWriter<File>) -> std::io::Result<ExportStats>|
+         -> anyhow::Result<Export> {
+            let path = out_dir.join(name);
+            let file =
+                File::create(&path).with_context(|| format!("cannot create {}", path.display()))?;
+            let stats = f(spec, &opts, BufWriter::new(file))
+                .with_context(|| format!("cannot write {}", path.display()))?;
+            Ok(Export {
+                tenant: tenant.clone(),
+                path,
+                stats,
+            })
+        };
+    let customers = write(&spec.customer_file_name(), write_customer_export)?;
+    let visits = write(&spec.visits_file_name(), write_visits_export)?;
+    Ok(DealerExports {
+        tenant,
+        customers,
+        visits,
+    })
+}
+
+/// Imports every dealer's customers, then its visits (which refer to the
+/// customers), several dealers at a time.
+async fn import_all(socket: &Path, exports: &[DealerExports]) -> Vec<Imported> {
+    let per_dealer = futures::stream::iter(exports.iter().map(|e| async move {
+        let mut done = Vec::new();
+        let mut client = match Client::connect(socket).await {
+            Ok(c) => c,
+            Err(err) => {
+                for ex in [&e.customers, &e.visits] {
+                    done.push(Imported {
+                        tenant: ex.tenant.clone(),
+                        path: ex.path.clone(),
+                        result: Err(err.to_string()),
+                    });
+                }
+                return done;
+            }
+        };
+        for ex in [&e.customers, &e.visits] {
+            let result = client
+                .upload(&ex.tenant, &ex.path)
+                .await
+                .map_err(|e| e.to_string());
+            done.push(Imported {
+                tenant: ex.tenant.clone(),
+                path: ex.path.clone(),
+                result,
+            });
+        }
+        done
+    }))
+    .buffer_unordered(PARALLEL_IMPORTS)
+    .collect::<Vec<_>>()
+    .await;
+    let mut all: Vec<Imported> = per_dealer.into_iter().flatten().collect();
+    all.sort_by(|a, b| (&a.tenant, &a.path).cmp(&(&b.tenant, &b.path)));
+    all
+}
+
+struct Summary<'a> {
+    imported: &'a [Imported],
+    reimported: &'a [Imported],
+    elapsed: Duration,
+    exports: &'a [DealerExports],
+}
+
+fn label(i: &Imported) -> String {
+    let file = i
+        .path
+        .file_name()
+        .map(|f| f.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    format!("{}/{file}", i.tenant)
+}
+
+impl Summary<'_> {
+    fn reports(&self) -> impl Iterator<Item = &ImportReport> {
+        self.imported.iter().filter_map(|i| i.result.as_ref().ok())
+    }
+
+    fn text(&self, dir: &Path, tenants: &[touchpoint_common::protocol::TenantSummary]) -> String {
+        let mut out = String::new();
+        let committed: Vec<&ImportReport> = self.reports().filter(|r| r.is_committed()).collect();
+        let rows: u64 = committed.iter().map(|r| r.rows_total).sum();
+        let bytes: u64 = committed.iter().map(|r| r.bytes).sum();
+        let secs = self.elapsed.as_secs_f64().max(0.001);
+        let _ = writeln!(
+            out,
+            "  imported    {} of {} files, {rows} rows, {} in {secs:.1} s: {:.0} rows/s",
+            committed.len(),
+            self.imported.len(),
+            format::human_bytes(bytes),
+            rows as f64 / secs
+        );
+
+        for i in self.imported {
+            match &i.result {
+                Err(e) => {
+                    let _ = writeln!(out, "  FAILED      {}: {e}", label(i));
+                }
+                Ok(r) => {
+                    if let ImportStatus::Failed { reason } = &r.status {
+                        let _ = writeln!(out, "  FAILED      {}: {reason}", label(i));
+                    }
+                }
+            }
+        }
+
+        let rejected: u64 = self.reports().map(|r| r.rows_rejected).sum();
+        let generated_bad: u64 = self
+            .exports
+            .iter()
+            .map(|e| e.customers.stats.bad_rows + e.visits.stats.bad_rows)
+            .sum();
+        let _ = writeln!(
+            out,
+            "  rejected    {rejected} rows ({generated_bad} broken on purpose), each with file, line and reason, e.g.:"
+        );
+        for (tenant, e) in self
+            .reports()
+            .filter_map(|r| r.errors.first().map(|e| (&r.tenant, e)))
+            .take(5)
+        {
+            let _ = writeln!(out, "                {tenant}: {e}");
+        }
+
+        let customers: u64 = tenants.iter().map(|t| t.stats.customers).sum();
+        let recipients: u64 = tenants.iter().map(|t| t.stats.recipients).sum();
+        let vehicles: u64 = tenants.iter().map(|t| t.stats.vehicles).sum();
+        let merges: u64 = tenants.iter().map(|t| t.stats.merges_active).sum();
+        let planted: u64 = self
+            .exports
+            .iter()
+            .map(|e| e.customers.stats.duplicates)
+            .sum();
+        let _ = writeln!(
+            out,
+            "  duplicates  {merges} merged ({planted} planted): {customers} customer records are {recipients} recipients"
+        );
+        let fleets: u64 = self.exports.iter().map(|e| e.customers.stats.fleets).sum();
+        let _ = writeln!(
+            out,
+            "  fleets      {fleets} companies with several vehicles; {vehicles} vehicles belong to {recipients} recipients"
+        );
+        for i in self.reimported {
+            let outcome = match &i.result {
+                Ok(r) => format::import_status(&r.status),
+                Err(e) => format!("failed: {e}"),
+            };
+            let _ = writeln!(out, "  re-import   {}: {outcome}", label(i));
+        }
+        out.push('\n');
+        // The policy dir may register more dealers than the demo generated.
+        let ours: Vec<_> = tenants
+            .iter()
+            .filter(|t| self.exports.iter().any(|e| e.tenant == t.id))
+            .cloned()
+            .collect();
+        out.push_str(&format::tenants_compact(&ours));
+        out.push('\n');
+        let _ = writeln!(
+            out,
+            "  daemon log  {}",
+            dir.join("touchpointd.log").display()
+        );
+        out
+    }
+
+    /// What went wrong, for the exit code.
+    fn problems(&self) -> Option<String> {
+        let failed = self
+            .imported
+            .iter()
+            .filter(
+                |i| !matches!(&i.result, Ok(r) if !matches!(r.status, ImportStatus::Failed { .. })),
+            )
+            .count();
+        let not_idempotent = self
+            .reimported
+            .iter()
+            .filter(|i| !matches!(&i.result, Ok(r) if matches!(r.status, ImportStatus::AlreadyImported { .. })))
+            .count();
+        match (failed, not_idempotent) {
+            (0, 0) => None,
+            (f, 0) => Some(format!("{f} imports failed")),
+            (0, n) => Some(format!(
+                "{n} re-imports were not recognised as already imported"
+            )),
+            (f, n) => Some(format!(
+                "{f} imports failed and {n} re-imports were not recognised as already imported"
+            )),
+        }
+    }
+}
+
+/// The demo's `touchpointd`, stopped with SIGTERM when the demo ends.
+struct DaemonProcess {
+    child: Option<Child>,
+    /// The connection that proved the daemon ready.
+    client: Option<Client>,
+}
+
+impl DaemonProcess {
+    async fn start(dir: &Path, config: &Path, socket: &Path) -> anyhow::Result<Self> {
+        let bin = daemon_binary();
+        let log_path = dir.join("touchpointd.log");
+        let log = File::create(&log_path)
+            .with_context(|| format!("cannot create {}", log_path.display()))?;
+        let child = Command::new(&bin)
+            .arg("--config")
+            .arg(config)
+            // A log file, not a terminal: no colour codes.
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().context("cannot share the log file")?)
+            .stderr(log)
+            .spawn()
+            .with_context(|| {
+                format!(
+                    "cannot start {} — build it with `cargo build --release --workspace`",
+                    bin.display()
+                )
+            })?;
+        let mut process = DaemonProcess {
+            child: Some(child),
+            client: None,
+        };
+        let deadline = Instant::now() + DAEMON_START_TIMEOUT;
+        loop {
+            if let Some(child) = process.child.as_mut() {
+                if let Ok(Some(status)) = child.try_wait() {
+                    process.child = None;
+                    bail!(
+                        "touchpointd exited at start with {status}:\n{}",
+                        log_tail(&log_path, 20)
+                    );
+                }
+            }
+            match Client::connect(socket).await {
+                Ok(client) => {
+                    process.client = Some(client);
+                    return Ok(process);
+                }
+                Err(e) if Instant::now() >= deadline => {
+                    // Dropping `process` stops the daemon.
+                    bail!(
+                        "touchpointd did not answer on {} within {} s ({e}):\n{}",
+                        socket.display(),
+                        DAEMON_START_TIMEOUT.as_secs(),
+                        log_tail(&log_path, 20)
+                    );
+                }
+                Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+            }
+        }
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.as_ref().map(Child::id).unwrap_or(0)
+    }
+
+    /// SIGTERM (a graceful stop), then waits; kills only if it hangs.
+    fn stop(&mut self) -> anyhow::Result<ExitStatus> {
+        self.client = None;
+        let Some(mut child) = self.child.take() else {
+            bail!("touchpointd is not running");
+        };
+        let sent = Command::new("kill")
+            .arg("-TERM")
+            .arg(child.id().to_string())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+        if !matches!(sent, Ok(s) if s.success()) {
+            tracing::warn!("kill -TERM failed; killing touchpointd");
+            let _ = child.kill();
+        }
+        let deadline = Instant::now() + DAEMON_STOP_TIMEOUT;
+        loop {
+            if let Some(status) = child.try_wait().context("waiting for touchpointd")? {
+                return Ok(status);
+            }
+            if Instant::now() >= deadline {
+                let _ = child.kill();
+                let status = child.wait().context("waiting for touchpointd")?;
+                bail!(
+                    "touchpointd did not stop within {} s of SIGTERM and was killed ({status})",
+                    DAEMON_STOP_TIMEOUT.as_secs()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for DaemonProcess {
+    fn drop(&mut self) {
+        if self.child.is_some() {
+            if let Err(e) = self.stop() {
+                tracing::warn!(error = %e, "stopping touchpointd");
+            }
+        }
+    }
+}
+
+/// `touchpointd` next to this executable, else from `$PATH`.
+fn daemon_binary() -> PathBuf {
+    std::env::current_exe()
+        .ok()
+        .map(|exe| exe.with_file_name("touchpointd"))
+        .filter(|p| p.is_file())
+        .unwrap_or_else(|| PathBuf::from("touchpointd"))
+}
+
+fn log_tail(path: &Path, lines: usize) -> String {
+    let Ok(file) = File::open(path) else {
+        return format!("(no log at {})", path.display());
+    };
+    let all: Vec<String> = BufReader::new(file).lines().map_while(Result::ok).collect();
+    let start = all.len().saturating_sub(lines);
+    all[start..].join("\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wipes_only_its_own_dirs() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let foreign = tmp.path().join("foreign");
+        std::fs::create_dir_all(&foreign).expect("mkdir");
+        std::fs::write(foreign.join("precious.txt"), "x").expect("write");
+        let err = prepare_dir(&foreign, false).expect_err("refused");
+        assert!(err.to_string().contains("refusing to wipe"), "{err}");
+        assert!(foreign.join("precious.txt").exists());
+        // --keep leaves the content alone and marks the dir.
+        prepare_dir(&foreign, true).expect("keep");
+        assert!(foreign.join("precious.txt").exists());
+
+        let own = tmp.path().join("own");
+        prepare_dir(&own, false).expect("create");
+        std::fs::write(own.join("old.txt"), "x").expect("write");
+        prepare_dir(&own, false).expect("wipe");
+        assert!(!own.join("old.txt").exists());
+        assert!(own.join(MARKER).exists());
+    }
+
+    #[test]
+    fn generates_policies_exports_and_config() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let dir = tmp.path().join("state");
+        prepare_dir(&dir, false).expect("dir");
+        let dealers = demo_dealers(3);
+        let mut few = dealers.clone();
+        few[0].customers = 40;
+        few[1].customers = 40;
+        few[2].customers = 40;
+        let out = dir.join("exports").join("d001");
+        let e = generate_one(&few[0], &out).expect("generate");
+        assert!(
+            e.customers.path.ends_with("exports/d001/kunden_d001.csv"),
+            "{}",
+            e.customers.path.display()
+        );
+        assert!(e.customers.stats.rows >= 40);
+        assert!(std::fs::metadata(&e.visits.path).expect("visits").len() > 0);
+
+        let policies = generate_policies(&dir, &dealers).expect("policies");
+        assert_eq!(policies, dir.join("policies"));
+        let brand = std::fs::read_to_string(policies.join("brand.toml")).expect("brand");
+        let _: touchpoint_common::config::BrandPolicy =
+            touchpoint_common::config::parse_toml("brand.toml", &brand)
+                .expect("valid brand policy");
+        for d in &dealers {
+            let text =
+                std::fs::read_to_string(policies.join("dealers").join(format!("{}.toml", d.id)))
+                    .expect("dealer policy");
+            let parsed: touchpoint_common::config::TenantPolicy =
+                touchpoint_common::config::parse_toml("d.toml", &text).expect("valid policy");
+            assert_eq!(parsed.tenant.id.as_str(), d.id);
+        }
+        let config = write_config(&dir, &dir.join("touchpoint.sock"), &policies).expect("config");
+        let text = std::fs::read_to_string(config).expect("read");
+        let parsed: touchpoint_common::config::DaemonConfig =
+            touchpoint_common::config::parse_toml("touchpointd.toml", &text).expect("valid config");
+        assert_eq!(Path::new(&parsed.state_dir), dir);
+        assert_eq!(Path::new(&parsed.socket), dir.join("touchpoint.sock"));
+        assert_eq!(Path::new(&parsed.policy_dir), policies);
+    }
+
+    #[test]
+    fn toml_strings_are_escaped() {
+        assert_eq!(toml_string("/a \"b\"\\c"), "\"/a \\\"b\\\"\\\\c\"");
+    }
+}

@@ -1,0 +1,174 @@
+//! The interactive console: ratatui + crossterm.
+//!
+//! Keys become [`app::Action`]s, [`app::App::update`] changes the state, and
+//! [`ui::draw`] only renders it. The screen is redrawn when a key was pressed,
+//! the terminal was resized or the daemon's data changed — never on a timer —
+//! and only once per batch of pending events, which matters over SSH.
+
+pub mod app;
+pub mod keymap;
+pub mod net;
+pub mod ui;
+
+#[cfg(test)]
+mod tests;
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use crossterm::event::{self, Event};
+use ratatui::DefaultTerminal;
+use tokio::sync::mpsc;
+
+use app::{App, AppState, Effect};
+
+/// Restores the terminal however the TUI ends; the panic hook that
+/// `ratatui::try_init` installs covers panics.
+struct TerminalGuard {
+    terminal: DefaultTerminal,
+}
+
+impl TerminalGuard {
+    fn init() -> std::io::Result<Self> {
+        match ratatui::try_init() {
+            Ok(terminal) => Ok(Self { terminal }),
+            Err(e) => {
+                ratatui::restore();
+                Err(e)
+            }
+        }
+    }
+}
+
+impl Drop for TerminalGuard {
+    fn drop(&mut self) {
+        ratatui::restore();
+    }
+}
+
+/// Reads terminal events on a thread of its own (crossterm's reader blocks)
+/// until `stop` is set or the receiver is gone.
+fn spawn_input(tx: mpsc::UnboundedSender<Event>, stop: Arc<AtomicBool>) {
+    let spawned = std::thread::Builder::new()
+        .name("tui-input".into())
+        .spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                match event::poll(Duration::from_millis(100)) {
+                    Ok(true) => match event::read() {
+                        Ok(ev) => {
+                            if tx.send(ev).is_err() {
+                                break;
+                            }
+                        }
+                        Err(e) => {
+                            tracing::error!(error = %e, "reading the terminal failed");
+                            break;
+                        }
+                    },
+                    Ok(false) => {}
+                    Err(e) => {
+                        tracing::error!(error = %e, "polling the terminal failed");
+                        break;
+                    }
+                }
+            }
+        });
+    if let Err(e) = spawned {
+        tracing::error!(error = %e, "cannot start the input thread");
+    }
+}
+
+/// Runs the console against the daemon at `socket` until the user quits.
+pub async fn run(socket: PathBuf, readonly: bool) -> anyhow::Result<()> {
+    use std::io::IsTerminal as _;
+    if !std::io::stdout().is_terminal() || !std::io::stdin().is_terminal() {
+        anyhow::bail!(
+            "the interactive console needs a terminal; for scripts use the subcommands \
+             (touchpoint --help)"
+        );
+    }
+    let mut guard = TerminalGuard::init()?;
+    let (net_tx, mut net_rx) = mpsc::unbounded_channel();
+    let (effect_tx, effect_rx) = mpsc::unbounded_channel();
+    let net = tokio::spawn(net::run(socket.clone(), net_tx, effect_rx));
+    let (key_tx, mut key_rx) = mpsc::unbounded_channel();
+    let stop = Arc::new(AtomicBool::new(false));
+    spawn_input(key_tx, stop.clone());
+
+    let mut app = App::new(AppState::new(socket.display().to_string(), readonly));
+    let result = event_loop(
+        &mut guard.terminal,
+        &mut app,
+        &mut key_rx,
+        &mut net_rx,
+        &effect_tx,
+    )
+    .await;
+    stop.store(true, Ordering::Relaxed);
+    net.abort();
+    drop(guard);
+    result
+}
+
+async fn event_loop(
+    terminal: &mut DefaultTerminal,
+    app: &mut App,
+    keys: &mut mpsc::UnboundedReceiver<Event>,
+    net: &mut mpsc::UnboundedReceiver<app::NetEvent>,
+    effects: &mpsc::UnboundedSender<Effect>,
+) -> anyhow::Result<()> {
+    let size = terminal.size()?;
+    app.resize(size.width, size.height);
+    terminal.draw(|f| ui::draw(f, &app.state))?;
+    let mut net_open = true;
+    loop {
+        let mut dirty = false;
+        tokio::select! {
+            ev = keys.recv() => match ev {
+                Some(ev) => dirty |= on_terminal_event(app, ev, effects),
+                // The input thread ended: nothing can reach us any more.
+                None => return Ok(()),
+            },
+            ev = net.recv(), if net_open => match ev {
+                Some(ev) => dirty |= app.apply(ev),
+                None => net_open = false,
+            },
+        }
+        // Drain whatever else is pending, then draw once.
+        while let Ok(ev) = keys.try_recv() {
+            dirty |= on_terminal_event(app, ev, effects);
+        }
+        while let Ok(ev) = net.try_recv() {
+            dirty |= app.apply(ev);
+        }
+        if app.state.quit {
+            return Ok(());
+        }
+        if dirty {
+            terminal.draw(|f| ui::draw(f, &app.state))?;
+        }
+    }
+}
+
+/// Returns whether the screen must be redrawn.
+fn on_terminal_event(app: &mut App, ev: Event, effects: &mpsc::UnboundedSender<Effect>) -> bool {
+    match ev {
+        Event::Key(key) => match keymap::action_for(&key) {
+            Some(action) => {
+                for effect in app.update(action) {
+                    // The connection task only goes away with the UI.
+                    let _ = effects.send(effect);
+                }
+                true
+            }
+            None => false,
+        },
+        Event::Resize(w, h) => {
+            app.resize(w, h);
+            true
+        }
+        _ => false,
+    }
+}
