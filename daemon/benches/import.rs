@@ -169,7 +169,12 @@ fn child(mode: &str, args: &[String]) {
         }
         "import" => {
             let state = work.join(format!("state-{}", std::process::id()));
-            let stores = Stores::open(&state, &StoresConfig::default()).expect("stores");
+            let mut cfg = StoresConfig::default();
+            // TP_CACHE=<bytes> measures the effect of the per-tenant page cache.
+            if let Some(c) = std::env::var("TP_CACHE").ok().and_then(|v| v.parse().ok()) {
+                cfg.cache_bytes_per_tenant = c;
+            }
+            let stores = Stores::open(&state, &cfg).expect("stores");
             let tenant = TenantId::new("d001").expect("id");
             stores.central().register_tenant(&tenant, "Bench").expect("register");
             let store = stores.tenant(&tenant).expect("tenant");
