@@ -38,6 +38,7 @@ impl Daemon {
             .await?
             .with_context(|| format!("cannot open the stores under {}", cfg.state_dir.display()))?;
         let stores = Arc::new(stores);
+        clear_spool(&cfg.state_dir.join("spool"));
         let policies = policy::load_dir(&cfg.policy_dir).map_err(|errs| {
             anyhow::anyhow!("the policies in {} are invalid:\n{}", cfg.policy_dir.display(), join(&errs))
         })?;
@@ -100,6 +101,19 @@ impl Reloader {
         register(&self.0.stores, &p).map_err(|e| {
             vec![ConfigError { file: p.dir.display().to_string(), line: None, key: String::new(), message: e.to_string() }]
         })
+    }
+}
+
+/// Uploads cut off by a crash or a dropped connection leave spool files;
+/// none can be resumed, so they go at start.
+fn clear_spool(dir: &std::path::Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    for e in entries.flatten() {
+        if let Err(err) = std::fs::remove_file(e.path()) {
+            tracing::warn!(file = %e.path().display(), error = %err, "cannot remove a stale upload");
+        } else {
+            tracing::info!(file = %e.path().display(), "removed an upload interrupted by a restart");
+        }
     }
 }
 

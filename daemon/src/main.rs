@@ -114,7 +114,15 @@ fn init_logging(filter: &str) {
 async fn serve(cfg: config::Resolved) -> anyhow::Result<()> {
     let (listener, owned_path) = listen(&cfg.socket, cfg.socket_mode)?;
     let shutdown = CancellationToken::new();
-    let daemon = Daemon::start(&cfg, listener, shutdown.clone()).await?;
+    let daemon = match Daemon::start(&cfg, listener, shutdown.clone()).await {
+        Ok(d) => d,
+        Err(e) => {
+            if let Some(p) = &owned_path {
+                let _ = std::fs::remove_file(p);
+            }
+            return Err(e);
+        }
+    };
     tracing::info!(
         socket = %cfg.socket.display(),
         state_dir = %cfg.state_dir.display(),

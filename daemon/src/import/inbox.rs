@@ -83,7 +83,10 @@ pub async fn run(importer: Arc<Importer>, settle: Duration, shutdown: Cancellati
 
     let mut seen: HashMap<PathBuf, Seen> = HashMap::new();
     rescan(&root, &mut seen);
-    let tick = (settle / 2).max(Duration::from_millis(50));
+    // One interval for the whole loop: a stream of watcher events must not
+    // keep postponing the settle check.
+    let mut tick = tokio::time::interval((settle / 2).max(Duration::from_millis(50)));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut last_rescan = Instant::now();
     loop {
         tokio::select! {
@@ -94,7 +97,7 @@ pub async fn run(importer: Arc<Importer>, settle: Duration, shutdown: Cancellati
                 }
                 continue;
             }
-            _ = tokio::time::sleep(tick) => {}
+            _ = tick.tick() => {}
         }
         if last_rescan.elapsed() >= RESCAN {
             rescan(&root, &mut seen);
