@@ -213,6 +213,25 @@ pub enum ImportField {
 }
 
 impl ImportField {
+    /// Fields that describe a customer (besides the customer number).
+    pub const CUSTOMER: &'static [ImportField] = &[
+        ImportField::Salutation,
+        ImportField::FirstName,
+        ImportField::LastName,
+        ImportField::FullName,
+        ImportField::Company,
+        ImportField::IsCompany,
+        ImportField::Street,
+        ImportField::HouseNo,
+        ImportField::Postcode,
+        ImportField::City,
+        ImportField::Country,
+        ImportField::Email,
+        ImportField::Phone,
+        ImportField::BirthDate,
+        ImportField::Language,
+    ];
+
     pub fn name(self) -> &'static str {
         match self {
             ImportField::CustomerNo => "customer_no",
@@ -265,6 +284,9 @@ impl fmt::Display for ImportField {
 pub struct FieldSet(u64);
 
 impl FieldSet {
+    /// Every field: a record from a source that replaces all of it.
+    pub const ALL: FieldSet = FieldSet(u64::MAX);
+
     pub fn insert(&mut self, f: ImportField) {
         self.0 |= 1 << (f as u32);
     }

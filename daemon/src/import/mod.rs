@@ -150,7 +150,7 @@ pub fn import_file(
     report.format = parser.format().describe();
     report.unmapped_columns = parser.format().unmapped();
     let present: FieldSet = parser.format().columns.iter().filter_map(|c| c.field).collect();
-    let customer_fields = present.any(CUSTOMER_FIELDS);
+    let customer_fields = present.any(ImportField::CUSTOMER);
 
     let mut txn = store.begin_import_with(report.import_id, present, started_at)?;
     let mut rows = parser;
@@ -202,23 +202,6 @@ fn push_error(report: &mut ImportReport, e: RowError, max: usize) {
     }
 }
 
-const CUSTOMER_FIELDS: &[ImportField] = &[
-    ImportField::Salutation,
-    ImportField::FirstName,
-    ImportField::LastName,
-    ImportField::FullName,
-    ImportField::Company,
-    ImportField::IsCompany,
-    ImportField::Street,
-    ImportField::HouseNo,
-    ImportField::Postcode,
-    ImportField::City,
-    ImportField::Country,
-    ImportField::Email,
-    ImportField::Phone,
-    ImportField::BirthDate,
-    ImportField::Language,
-];
 
 /// Stages one parsed row. Decisions that depend on stored data (which
 /// fields to keep, whether a consent statement is newer) are taken when the

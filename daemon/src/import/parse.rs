@@ -240,23 +240,6 @@ impl<R: Read> Read for Source<R> {
 
 const N_FIELDS: usize = ImportField::Ignore as usize + 1;
 
-const CUSTOMER_FIELDS: &[ImportField] = &[
-    ImportField::Salutation,
-    ImportField::FirstName,
-    ImportField::LastName,
-    ImportField::FullName,
-    ImportField::Company,
-    ImportField::IsCompany,
-    ImportField::Street,
-    ImportField::HouseNo,
-    ImportField::Postcode,
-    ImportField::City,
-    ImportField::Country,
-    ImportField::Email,
-    ImportField::Phone,
-    ImportField::BirthDate,
-    ImportField::Language,
-];
 
 const VEHICLE_FIELDS: &[ImportField] = &[
     ImportField::Make,
@@ -285,7 +268,7 @@ impl Plan {
             }
         }
         let any = |fs: &[ImportField]| fs.iter().any(|&f| !cols[f as usize].is_empty());
-        let has_customer = any(CUSTOMER_FIELDS);
+        let has_customer = any(ImportField::CUSTOMER);
         let has_vehicle = any(VEHICLE_FIELDS) || any(&[ImportField::CustomerNo]);
         Self {
             cols,

@@ -69,8 +69,7 @@ impl TenantStore {
     /// Starts an atomic import in which every field of a record is replaced.
     /// Blocks while another writer is active.
     pub fn begin_import(&self, import_id: u64) -> Result<ImportTxn<'_>> {
-        let all: FieldSet = ALL_FIELDS.iter().copied().collect();
-        self.begin_import_with(import_id, all, Timestamp::now())
+        self.begin_import_with(import_id, FieldSet::ALL, Timestamp::now())
     }
 
     /// Starts an atomic import of a file that has the columns `present`;
@@ -91,33 +90,6 @@ impl TenantStore {
     }
 }
 
-use touchpoint_common::domain::ImportField;
-const ALL_FIELDS: &[ImportField] = &[
-    ImportField::CustomerNo,
-    ImportField::Salutation,
-    ImportField::FirstName,
-    ImportField::LastName,
-    ImportField::FullName,
-    ImportField::Company,
-    ImportField::IsCompany,
-    ImportField::Street,
-    ImportField::HouseNo,
-    ImportField::Postcode,
-    ImportField::City,
-    ImportField::Country,
-    ImportField::Email,
-    ImportField::Phone,
-    ImportField::BirthDate,
-    ImportField::Language,
-    ImportField::Vin,
-    ImportField::Make,
-    ImportField::Model,
-    ImportField::FirstRegistration,
-    ImportField::LastServiceDate,
-    ImportField::LastServiceKm,
-    ImportField::NextInspection,
-    ImportField::WarrantyEnd,
-];
 
 /// An import being written. Nothing is visible to readers until
 /// [`ImportTxn::commit`]; dropping it without commit discards it.
