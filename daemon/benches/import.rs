@@ -27,8 +27,14 @@ fn main() {
         child(&mode, &args);
         return;
     }
-    let mut sizes: Vec<usize> = args.iter().filter_map(|a| a.parse().ok()).collect();
-    let gb: Option<f64> = args.iter().position(|a| a == "--gb").and_then(|i| args.get(i + 1)).and_then(|v| v.parse().ok());
+    let gb_at = args.iter().position(|a| a == "--gb");
+    let gb: Option<f64> = gb_at.and_then(|i| args.get(i + 1)).and_then(|v| v.parse().ok());
+    let mut sizes: Vec<usize> = args
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| gb_at.map_or(true, |g| *i != g + 1))
+        .filter_map(|(_, a)| a.parse().ok())
+        .collect();
     if sizes.is_empty() {
         sizes = vec![10_000, 100_000, 1_000_000];
     }
