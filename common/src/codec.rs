@@ -84,7 +84,9 @@ fn decode_exact<T: DeserializeOwned>(
 ) -> Result<T, CodecError> {
     let (value, used) = bincode::serde::decode_from_slice(bytes, config)?;
     if used != bytes.len() {
-        return Err(CodecError::Trailing { extra: bytes.len() - used });
+        return Err(CodecError::Trailing {
+            extra: bytes.len() - used,
+        });
     }
     Ok(value)
 }
@@ -100,7 +102,10 @@ mod tests {
             customer_no: "K-1".into(),
             first_name: "Jürgen".into(),
             last_name: "Weiß".into(),
-            address: Address { street: "Hauptstraße".into(), ..Default::default() },
+            address: Address {
+                street: "Hauptstraße".into(),
+                ..Default::default()
+            },
             ..Default::default()
         };
         let bytes = encode_record(&c).expect("encode");
@@ -113,11 +118,17 @@ mod tests {
     fn rejects_unknown_version_empty_and_trailing() {
         let mut bytes = encode_record(&42u32).expect("encode");
         bytes[0] = 99;
-        assert!(matches!(decode_record::<u32>(&bytes), Err(CodecError::UnknownVersion { found: 99 })));
+        assert!(matches!(
+            decode_record::<u32>(&bytes),
+            Err(CodecError::UnknownVersion { found: 99 })
+        ));
         assert!(matches!(decode_record::<u32>(&[]), Err(CodecError::Empty)));
         let mut bytes = encode_record(&42u32).expect("encode");
         bytes.push(0);
-        assert!(matches!(decode_record::<u32>(&bytes), Err(CodecError::Trailing { extra: 1 })));
+        assert!(matches!(
+            decode_record::<u32>(&bytes),
+            Err(CodecError::Trailing { extra: 1 })
+        ));
     }
 
     #[test]

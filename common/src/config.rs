@@ -52,7 +52,12 @@ pub fn parse_toml<T: DeserializeOwned>(file: &str, text: &str) -> Result<T, Conf
             .span()
             .map(|s| line_of_offset(text, s.start))
             .or_else(|| line_of_key(text, &key));
-        ConfigError { file: file.to_string(), line, key, message: inner.message().to_string() }
+        ConfigError {
+            file: file.to_string(),
+            line,
+            key,
+            message: inner.message().to_string(),
+        }
     })
 }
 
@@ -68,7 +73,11 @@ pub fn invalid(file: &str, text: &str, key: &str, message: impl Into<String>) ->
 
 fn line_of_offset(text: &str, offset: usize) -> u32 {
     let offset = offset.min(text.len());
-    text.as_bytes()[..offset].iter().filter(|&&b| b == b'\n').count() as u32 + 1
+    text.as_bytes()[..offset]
+        .iter()
+        .filter(|&&b| b == b'\n')
+        .count() as u32
+        + 1
 }
 
 /// Finds the line that defines a dotted key, for errors found after parsing.
@@ -108,7 +117,10 @@ pub fn line_of_key(text: &str, path: &str) -> Option<u32> {
             current_index = None;
         } else if let Some((k, _)) = line.split_once('=') {
             let k = k.trim().trim_matches('"');
-            if table == want_table && k == leaf && (want_index.is_none() || want_index == current_index) {
+            if table == want_table
+                && k == leaf
+                && (want_index.is_none() || want_index == current_index)
+            {
                 return Some(n as u32 + 1);
             }
             continue;
@@ -228,7 +240,11 @@ pub struct ImportConfig {
 
 impl Default for ImportConfig {
     fn default() -> Self {
-        Self { watch_inbox: true, settle_ms: 500, max_reported_errors: 1000 }
+        Self {
+            watch_inbox: true,
+            settle_ms: 500,
+            max_reported_errors: 1000,
+        }
     }
 }
 
@@ -321,7 +337,8 @@ mod tests {
 
     #[test]
     fn bad_role_and_bad_tenant_id_are_located() {
-        let text = "[[access]]\nuid = 1\nrole = \"admin\"\n\n[[access]]\nuid = 2\nrole = \"boss\"\n";
+        let text =
+            "[[access]]\nuid = 1\nrole = \"admin\"\n\n[[access]]\nuid = 2\nrole = \"boss\"\n";
         let err = parse_toml::<DaemonConfig>("d.toml", text).expect_err("must fail");
         assert_eq!(err.line, Some(7), "{err}");
         assert!(err.key.starts_with("access"), "{err}");
@@ -334,7 +351,8 @@ mod tests {
 
     #[test]
     fn column_mapping_rejects_unknown_field() {
-        let text = "[tenant]\nid = \"d1\"\nname = \"A\"\n[import.columns]\n\"Kd-Nr\" = \"kundennummer\"\n";
+        let text =
+            "[tenant]\nid = \"d1\"\nname = \"A\"\n[import.columns]\n\"Kd-Nr\" = \"kundennummer\"\n";
         let err = parse_toml::<TenantPolicy>("t.toml", text).expect_err("must fail");
         assert_eq!(err.line, Some(5), "{err}");
         assert!(err.message.contains("kundennummer"), "{err}");

@@ -431,7 +431,11 @@ pub struct RowError {
 
 impl fmt::Display for RowError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:{}: {}: {}", self.file, self.line, self.field, self.reason)
+        write!(
+            f,
+            "{}:{}: {}: {}",
+            self.file, self.line, self.field, self.reason
+        )
     }
 }
 
@@ -500,9 +504,17 @@ pub enum MatchReason {
     SameEmail(String),
     SamePhone(String),
     /// Same normalised name and address.
-    SameNameAndAddress { name: String, address: String },
+    SameNameAndAddress {
+        name: String,
+        address: String,
+    },
     /// Names within a small edit distance at the same address.
-    SimilarNameSameAddress { a: String, b: String, distance: u32, address: String },
+    SimilarNameSameAddress {
+        a: String,
+        b: String,
+        distance: u32,
+        address: String,
+    },
     /// Same normalised company name.
     SameCompany(String),
 }
@@ -515,7 +527,12 @@ impl fmt::Display for MatchReason {
             MatchReason::SameNameAndAddress { name, address } => {
                 write!(f, "same name {name:?} at {address:?}")
             }
-            MatchReason::SimilarNameSameAddress { a, b, distance, address } => write!(
+            MatchReason::SimilarNameSameAddress {
+                a,
+                b,
+                distance,
+                address,
+            } => write!(
                 f,
                 "names {a:?} and {b:?} differ by {distance} at the same address {address:?}"
             ),

@@ -35,15 +35,26 @@ pub struct Hello {
 
 impl Hello {
     pub fn current(client: impl Into<String>) -> Self {
-        Self { magic: PROTOCOL_MAGIC, version: PROTOCOL_VERSION, client: client.into() }
+        Self {
+            magic: PROTOCOL_MAGIC,
+            version: PROTOCOL_VERSION,
+            client: client.into(),
+        }
     }
 }
 
 /// Frozen. The daemon's answer to a [`Hello`].
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum HelloReply {
-    Welcome { version: u32, daemon: String, identity: Identity },
-    Rejected { version: u32, reason: String },
+    Welcome {
+        version: u32,
+        daemon: String,
+        identity: Identity,
+    },
+    Rejected {
+        version: u32,
+        reason: String,
+    },
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -115,9 +126,15 @@ pub enum Request {
     Ping,
     Status,
     ListTenants,
-    Tenant { tenant: TenantId },
+    Tenant {
+        tenant: TenantId,
+    },
     /// Starts a file upload for import. Chunks follow; `UploadEnd` imports.
-    UploadBegin { tenant: TenantId, file_name: String, size: u64 },
+    UploadBegin {
+        tenant: TenantId,
+        file_name: String,
+        size: u64,
+    },
     /// Not answered individually; an error is reported at `UploadEnd`.
     UploadChunk {
         #[serde(with = "serde_bytes")]
@@ -125,10 +142,22 @@ pub enum Request {
     },
     UploadEnd,
     UploadAbort,
-    Imports { tenant: TenantId, limit: u32 },
-    Merges { tenant: TenantId, include_undone: bool },
-    UndoMerge { tenant: TenantId, merge_id: u64 },
-    Audit { tenant: Option<TenantId>, limit: u32 },
+    Imports {
+        tenant: TenantId,
+        limit: u32,
+    },
+    Merges {
+        tenant: TenantId,
+        include_undone: bool,
+    },
+    UndoMerge {
+        tenant: TenantId,
+        merge_id: u64,
+    },
+    Audit {
+        tenant: Option<TenantId>,
+        limit: u32,
+    },
 }
 
 impl Request {
@@ -274,8 +303,12 @@ mod tests {
     /// The hello must decode identically forever; this pins its bytes.
     #[test]
     fn hello_layout_is_frozen() {
-        let bytes = encode_frame(&Hello { magic: PROTOCOL_MAGIC, version: 7, client: "x".into() })
-            .expect("encode");
+        let bytes = encode_frame(&Hello {
+            magic: PROTOCOL_MAGIC,
+            version: 7,
+            client: "x".into(),
+        })
+        .expect("encode");
         assert_eq!(bytes, vec![b'T', b'P', b'N', b'T', 7, 1, b'x']);
         let back: Hello = decode_frame(&bytes).expect("decode");
         assert_eq!(back.version, 7);
@@ -285,9 +318,13 @@ mod tests {
     fn request_round_trip() {
         let r = RequestEnvelope {
             id: 3,
-            request: Request::UndoMerge { tenant: TenantId::new("d001").expect("id"), merge_id: 9 },
+            request: Request::UndoMerge {
+                tenant: TenantId::new("d001").expect("id"),
+                merge_id: 9,
+            },
         };
-        let back: RequestEnvelope = decode_frame(&encode_frame(&r).expect("encode")).expect("decode");
+        let back: RequestEnvelope =
+            decode_frame(&encode_frame(&r).expect("encode")).expect("decode");
         assert_eq!(back, r);
     }
 }

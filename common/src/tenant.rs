@@ -101,18 +101,42 @@ mod tests {
     #[test]
     fn rejects_unsafe_ids_with_a_reason() {
         assert_eq!(TenantId::new(""), Err(TenantIdError::Empty));
-        assert!(matches!(TenantId::new("a".repeat(65)), Err(TenantIdError::TooLong(_))));
+        assert!(matches!(
+            TenantId::new("a".repeat(65)),
+            Err(TenantIdError::TooLong(_))
+        ));
         assert!(matches!(
             TenantId::new("../etc"),
             Err(TenantIdError::BadChar { ch: '.', .. })
         ));
-        assert!(matches!(TenantId::new(".."), Err(TenantIdError::BadChar { .. })));
-        assert!(matches!(TenantId::new("a/b"), Err(TenantIdError::BadChar { ch: '/', .. })));
-        assert!(matches!(TenantId::new("a\\b"), Err(TenantIdError::BadChar { .. })));
-        assert!(matches!(TenantId::new("D001"), Err(TenantIdError::BadChar { ch: 'D', .. })));
-        assert!(matches!(TenantId::new("-rf"), Err(TenantIdError::BadStart(_))));
-        assert!(matches!(TenantId::new("a b"), Err(TenantIdError::BadChar { ch: ' ', .. })));
-        assert!(matches!(TenantId::new("ü"), Err(TenantIdError::BadChar { .. })));
+        assert!(matches!(
+            TenantId::new(".."),
+            Err(TenantIdError::BadChar { .. })
+        ));
+        assert!(matches!(
+            TenantId::new("a/b"),
+            Err(TenantIdError::BadChar { ch: '/', .. })
+        ));
+        assert!(matches!(
+            TenantId::new("a\\b"),
+            Err(TenantIdError::BadChar { .. })
+        ));
+        assert!(matches!(
+            TenantId::new("D001"),
+            Err(TenantIdError::BadChar { ch: 'D', .. })
+        ));
+        assert!(matches!(
+            TenantId::new("-rf"),
+            Err(TenantIdError::BadStart(_))
+        ));
+        assert!(matches!(
+            TenantId::new("a b"),
+            Err(TenantIdError::BadChar { ch: ' ', .. })
+        ));
+        assert!(matches!(
+            TenantId::new("ü"),
+            Err(TenantIdError::BadChar { .. })
+        ));
         let msg = TenantId::new("../x").expect_err("must fail").to_string();
         assert!(msg.contains("\"../x\"") && msg.contains("allowed"), "{msg}");
     }

@@ -21,14 +21,19 @@ use touchpointd::import::{import_file, parse::Parser, ImportOptions};
 use touchpointd::store::Stores;
 
 fn main() {
-    let args: Vec<String> = std::env::args().skip(1).filter(|a| a != "--bench").collect();
+    let args: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| a != "--bench")
+        .collect();
     if let Some(mode) = std::env::var_os("TP_BENCH_CHILD") {
         let mode = mode.to_string_lossy().to_string();
         child(&mode, &args);
         return;
     }
     let gb_at = args.iter().position(|a| a == "--gb");
-    let gb: Option<f64> = gb_at.and_then(|i| args.get(i + 1)).and_then(|v| v.parse().ok());
+    let gb: Option<f64> = gb_at
+        .and_then(|i| args.get(i + 1))
+        .and_then(|v| v.parse().ok());
     let mut sizes: Vec<usize> = args
         .iter()
         .enumerate()
@@ -39,7 +44,12 @@ fn main() {
         sizes = vec![10_000, 100_000, 1_000_000];
     }
     let work = tempfile::tempdir().expect("tempdir");
-    println!("touchpoint import benchmark — {} cores", std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
+    println!(
+        "touchpoint import benchmark — {} cores",
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+    );
     println!();
     println!("| customers | rows (incl. vehicles) | file MB | parse rows/s | import rows/s | import s | identity s | peak RSS MB | on disk MB |");
     println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
@@ -50,7 +60,10 @@ fn main() {
         let parse = run_child("parse", &file, work.path());
         let import = run_child("import", &file, work.path());
         let get = |out: &str, key: &str| -> f64 {
-            out.lines().find_map(|l| l.strip_prefix(&format!("{key}="))).and_then(|v| v.trim().parse().ok()).unwrap_or(f64::NAN)
+            out.lines()
+                .find_map(|l| l.strip_prefix(&format!("{key}=")))
+                .and_then(|v| v.trim().parse().ok())
+                .unwrap_or(f64::NAN)
         };
         println!(
             "| {n} | {rows} | {mb:.1} | {:.0} | {:.0} | {:.2} | {:.2} | {:.0} | {:.0} |",
@@ -103,7 +116,9 @@ fn opts() -> ExportOptions {
 
 fn generate(path: &Path, customers: usize) -> u64 {
     let f = BufWriter::with_capacity(1 << 20, std::fs::File::create(path).expect("create"));
-    write_customer_export(&spec(customers), &opts(), f).expect("generate").rows
+    write_customer_export(&spec(customers), &opts(), f)
+        .expect("generate")
+        .rows
 }
 
 /// Grows the customer count until the export reaches `target` bytes.
@@ -139,7 +154,12 @@ fn rss_mb() -> f64 {
 fn rss_field(field: &str) -> f64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with(field)).and_then(|l| l.split_whitespace().nth(1)).and_then(|v| v.parse::<f64>().ok()))
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with(field))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse::<f64>().ok())
+        })
         .map(|kb| kb / 1024.0)
         .unwrap_or(f64::NAN)
 }
@@ -149,7 +169,11 @@ fn dir_size(p: &Path) -> u64 {
     if let Ok(rd) = std::fs::read_dir(p) {
         for e in rd.flatten() {
             let path = e.path();
-            n += if path.is_dir() { dir_size(&path) } else { e.metadata().map(|m| m.len()).unwrap_or(0) };
+            n += if path.is_dir() {
+                dir_size(&path)
+            } else {
+                e.metadata().map(|m| m.len()).unwrap_or(0)
+            };
         }
     }
     n
@@ -162,7 +186,12 @@ fn child(mode: &str, args: &[String]) {
         "parse" => {
             let t = Instant::now();
             let f = std::fs::File::open(&file).expect("open");
-            let parser = Parser::new(std::io::BufReader::with_capacity(256 * 1024, f), "kunden.csv", &TenantImport::default()).expect("parser");
+            let parser = Parser::new(
+                std::io::BufReader::with_capacity(256 * 1024, f),
+                "kunden.csv",
+                &TenantImport::default(),
+            )
+            .expect("parser");
             let (mut ok, mut bad) = (0u64, 0u64);
             for r in parser {
                 match r {
@@ -171,7 +200,11 @@ fn child(mode: &str, args: &[String]) {
                 }
             }
             let secs = t.elapsed().as_secs_f64();
-            println!("rows_ok={ok}\nrows_rejected={bad}\nsecs={secs}\nrows_per_sec={:.0}\nrss_mb={:.1}", (ok + bad) as f64 / secs, peak_rss_mb());
+            println!(
+                "rows_ok={ok}\nrows_rejected={bad}\nsecs={secs}\nrows_per_sec={:.0}\nrss_mb={:.1}",
+                (ok + bad) as f64 / secs,
+                peak_rss_mb()
+            );
         }
         "import" => {
             let state = work.join(format!("state-{}", std::process::id()));
@@ -182,10 +215,14 @@ fn child(mode: &str, args: &[String]) {
             }
             let stores = Stores::open(&state, &cfg).expect("stores");
             let tenant = TenantId::new("d001").expect("id");
-            stores.central().register_tenant(&tenant, "Bench").expect("register");
+            stores
+                .central()
+                .register_tenant(&tenant, "Bench")
+                .expect("register");
             let store = stores.tenant(&tenant).expect("tenant");
             let t = Instant::now();
-            let report = import_file(&store, &file, "kunden.csv", &ImportOptions::default()).expect("import");
+            let report = import_file(&store, &file, "kunden.csv", &ImportOptions::default())
+                .expect("import");
             let import_secs = t.elapsed().as_secs_f64();
             let t = Instant::now();
             let again = touchpointd::identity::find_and_merge(&store, None).expect("identity");
@@ -206,15 +243,25 @@ fn child(mode: &str, args: &[String]) {
         "tenants" => {
             let n: usize = file.to_string_lossy().parse().expect("count");
             let state = work.join("tenants-state");
-            let cfg = StoresConfig { max_open_tenants: n as u32, ..StoresConfig::default() };
+            let cfg = StoresConfig {
+                max_open_tenants: n as u32,
+                ..StoresConfig::default()
+            };
             {
                 let stores = Stores::open(&state, &cfg).expect("stores");
                 for i in 0..n {
                     let id = TenantId::new(format!("t{i:04}")).expect("id");
-                    stores.central().register_tenant(&id, "T").expect("register");
+                    stores
+                        .central()
+                        .register_tenant(&id, "T")
+                        .expect("register");
                     let s = stores.tenant(&id).expect("open");
                     let mut tx = s.begin_import(1).expect("begin");
-                    let c = touchpoint_common::domain::Customer { customer_no: "K1".into(), last_name: "Müller".into(), ..Default::default() };
+                    let c = touchpoint_common::domain::Customer {
+                        customer_no: "K1".into(),
+                        last_name: "Müller".into(),
+                        ..Default::default()
+                    };
                     tx.put_customer(&c).expect("put");
                     tx.abort().expect("abort");
                 }
@@ -232,7 +279,9 @@ fn child(mode: &str, args: &[String]) {
             }
             let open_secs = t.elapsed().as_secs_f64();
             let after = rss_mb();
-            let threads = std::fs::read_dir("/proc/self/task").map(|d| d.count()).unwrap_or(0);
+            let threads = std::fs::read_dir("/proc/self/task")
+                .map(|d| d.count())
+                .unwrap_or(0);
             println!(
                 "open={}\nopen_secs={open_secs:.2}\nrss_before_mb={before:.1}\nrss_after_mb={after:.1}\nper_tenant_kb={:.0}\nthreads={threads}\ndisk_per_tenant_kb={:.0}",
                 stores.open_count(),

@@ -14,15 +14,27 @@ pub struct Access {
 
 impl Access {
     pub fn new(rules: Vec<AccessRule>) -> Self {
-        Self { rules, daemon_uid: Uid::current().as_raw() }
+        Self {
+            rules,
+            daemon_uid: Uid::current().as_raw(),
+        }
     }
 
     /// Maps a peer to an identity, or says why it has none. Without any
     /// rule, root and the daemon's own user are admins and nobody else gets in.
     pub fn identify(&self, uid: u32, gid: u32) -> Result<Identity, String> {
         let user = User::from_uid(Uid::from_raw(uid)).ok().flatten();
-        let name = user.as_ref().map(|u| u.name.clone()).unwrap_or_else(|| format!("uid{uid}"));
-        let identity = |role, scope| Identity { uid, gid, user: name.clone(), role, scope };
+        let name = user
+            .as_ref()
+            .map(|u| u.name.clone())
+            .unwrap_or_else(|| format!("uid{uid}"));
+        let identity = |role, scope| Identity {
+            uid,
+            gid,
+            user: name.clone(),
+            role,
+            scope,
+        };
         if self.rules.is_empty() {
             if uid == 0 || uid == self.daemon_uid {
                 return Ok(identity(Role::Admin, Scope::All));
@@ -51,7 +63,10 @@ impl Access {
                 matched &= in_group(g);
             }
             if let Some(g) = &rule.group {
-                matched &= Group::from_name(g).ok().flatten().is_some_and(|g| in_group(g.gid.as_raw()));
+                matched &= Group::from_name(g)
+                    .ok()
+                    .flatten()
+                    .is_some_and(|g| in_group(g.gid.as_raw()));
             }
             if matched {
                 return Ok(identity(rule.role, scope_of(&rule.tenants)));
@@ -67,7 +82,12 @@ pub fn scope_of(tenants: &[String]) -> Scope {
     if tenants.iter().any(|t| t == "*") {
         return Scope::All;
     }
-    Scope::Tenants(tenants.iter().filter_map(|t| TenantId::new(t.as_str()).ok()).collect())
+    Scope::Tenants(
+        tenants
+            .iter()
+            .filter_map(|t| TenantId::new(t.as_str()).ok())
+            .collect(),
+    )
 }
 
 /// Whether a role may make a request at all; tenant scope is checked separately.
@@ -124,7 +144,10 @@ mod tests {
         assert_eq!(a.identify(me, 0).expect("self").role, Role::Admin);
         if me != 4242 {
             let err = a.identify(4242, 4242).expect_err("stranger");
-            assert!(err.contains("uid 4242") && err.contains("no access"), "{err}");
+            assert!(
+                err.contains("uid 4242") && err.contains("no access"),
+                "{err}"
+            );
         }
     }
 
@@ -146,7 +169,10 @@ mod tests {
     #[test]
     fn roles_gate_state_changes() {
         let t = TenantId::new("d001").expect("id");
-        let undo = Request::UndoMerge { tenant: t, merge_id: 1 };
+        let undo = Request::UndoMerge {
+            tenant: t,
+            merge_id: 1,
+        };
         assert!(role_allows(Role::Operator, &undo));
         assert!(!role_allows(Role::ReadOnly, &undo));
         assert!(!role_allows(Role::Reviewer, &undo));

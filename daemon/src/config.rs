@@ -28,16 +28,34 @@ pub fn load(file: Option<&Path>, overrides: &Overrides) -> Result<Resolved, Vec<
         Some(path) => {
             let name = path.display().to_string();
             let text = std::fs::read_to_string(path).map_err(|e| {
-                vec![ConfigError { file: name.clone(), line: None, key: String::new(), message: format!("cannot read: {e}") }]
+                vec![ConfigError {
+                    file: name.clone(),
+                    line: None,
+                    key: String::new(),
+                    message: format!("cannot read: {e}"),
+                }]
             })?;
-            (parse_toml::<DaemonConfig>(&name, &text).map_err(|e| vec![e])?, text, name)
+            (
+                parse_toml::<DaemonConfig>(&name, &text).map_err(|e| vec![e])?,
+                text,
+                name,
+            )
         }
-        None => (DaemonConfig::default(), String::new(), "(built-in defaults)".to_string()),
+        None => (
+            DaemonConfig::default(),
+            String::new(),
+            "(built-in defaults)".to_string(),
+        ),
     };
     resolve(config, &text, &name, overrides)
 }
 
-fn resolve(config: DaemonConfig, text: &str, file: &str, o: &Overrides) -> Result<Resolved, Vec<ConfigError>> {
+fn resolve(
+    config: DaemonConfig,
+    text: &str,
+    file: &str,
+    o: &Overrides,
+) -> Result<Resolved, Vec<ConfigError>> {
     let mut errors = Vec::new();
     let mut check = |ok: bool, key: &str, msg: String| {
         if !ok {
@@ -45,19 +63,48 @@ fn resolve(config: DaemonConfig, text: &str, file: &str, o: &Overrides) -> Resul
         }
     };
     let s = &config.stores;
-    check(s.max_open_tenants >= 1, "stores.max_open_tenants", format!("must be at least 1, got {}", s.max_open_tenants));
+    check(
+        s.max_open_tenants >= 1,
+        "stores.max_open_tenants",
+        format!("must be at least 1, got {}", s.max_open_tenants),
+    );
     check(
         s.cache_bytes_per_tenant >= 64 * 1024,
         "stores.cache_bytes_per_tenant",
         format!("must be at least 65536, got {}", s.cache_bytes_per_tenant),
     );
-    check(s.flush_every_ms >= 10, "stores.flush_every_ms", format!("must be at least 10, got {}", s.flush_every_ms));
+    check(
+        s.flush_every_ms >= 10,
+        "stores.flush_every_ms",
+        format!("must be at least 10, got {}", s.flush_every_ms),
+    );
     let c = &config.control;
-    check(c.max_connections >= 1, "control.max_connections", format!("must be at least 1, got {}", c.max_connections));
-    check(c.handshake_timeout_ms >= 10, "control.handshake_timeout_ms", format!("must be at least 10, got {}", c.handshake_timeout_ms));
-    check(c.idle_timeout_secs >= 1, "control.idle_timeout_secs", format!("must be at least 1, got {}", c.idle_timeout_secs));
-    let mode = u32::from_str_radix(config.socket_mode.trim_start_matches("0o"), 8).ok().filter(|m| *m <= 0o777);
-    check(mode.is_some(), "socket_mode", format!("must be octal permission bits like \"0660\", got {:?}", config.socket_mode));
+    check(
+        c.max_connections >= 1,
+        "control.max_connections",
+        format!("must be at least 1, got {}", c.max_connections),
+    );
+    check(
+        c.handshake_timeout_ms >= 10,
+        "control.handshake_timeout_ms",
+        format!("must be at least 10, got {}", c.handshake_timeout_ms),
+    );
+    check(
+        c.idle_timeout_secs >= 1,
+        "control.idle_timeout_secs",
+        format!("must be at least 1, got {}", c.idle_timeout_secs),
+    );
+    let mode = u32::from_str_radix(config.socket_mode.trim_start_matches("0o"), 8)
+        .ok()
+        .filter(|m| *m <= 0o777);
+    check(
+        mode.is_some(),
+        "socket_mode",
+        format!(
+            "must be octal permission bits like \"0660\", got {:?}",
+            config.socket_mode
+        ),
+    );
     for (i, rule) in config.access.iter().enumerate() {
         let key = |k: &str| format!("access[{i}].{k}");
         check(
@@ -76,20 +123,37 @@ fn resolve(config: DaemonConfig, text: &str, file: &str, o: &Overrides) -> Resul
     if !errors.is_empty() {
         return Err(errors);
     }
-    let state_dir = o.state_dir.clone().unwrap_or_else(|| PathBuf::from(&config.state_dir));
+    let state_dir = o
+        .state_dir
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(&config.state_dir));
     let socket = o.socket.clone().unwrap_or_else(|| {
         if !config.socket.is_empty() {
             PathBuf::from(&config.socket)
         } else if let Some(rt) = std::env::var_os("RUNTIME_DIRECTORY") {
             // systemd's RuntimeDirectory= (may list several, colon-separated).
-            let first = rt.to_string_lossy().split(':').next().unwrap_or_default().to_string();
+            let first = rt
+                .to_string_lossy()
+                .split(':')
+                .next()
+                .unwrap_or_default()
+                .to_string();
             PathBuf::from(first).join("touchpoint.sock")
         } else {
             PathBuf::from("/run/touchpoint/touchpoint.sock")
         }
     });
-    let policy_dir = o.policy_dir.clone().unwrap_or_else(|| PathBuf::from(&config.policy_dir));
-    Ok(Resolved { state_dir, socket, socket_mode: mode.unwrap_or(0o660), policy_dir, config })
+    let policy_dir = o
+        .policy_dir
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(&config.policy_dir));
+    Ok(Resolved {
+        state_dir,
+        socket,
+        socket_mode: mode.unwrap_or(0o660),
+        policy_dir,
+        config,
+    })
 }
 
 #[cfg(test)]
@@ -98,7 +162,14 @@ mod tests {
 
     #[test]
     fn defaults_resolve() {
-        let r = load(None, &Overrides { socket: Some("/tmp/x.sock".into()), ..Default::default() }).expect("defaults");
+        let r = load(
+            None,
+            &Overrides {
+                socket: Some("/tmp/x.sock".into()),
+                ..Default::default()
+            },
+        )
+        .expect("defaults");
         assert_eq!(r.socket_mode, 0o660);
         assert_eq!(r.socket, PathBuf::from("/tmp/x.sock"));
     }

@@ -24,8 +24,8 @@ use touchpoint_common::config::ControlConfig;
 use touchpoint_common::domain::Timestamp;
 use touchpoint_common::protocol::{
     AuditEntry, AuditOutcome, DaemonStatus, ErrorKind, ErrorReply, Hello, HelloReply, Identity,
-    Request, RequestEnvelope, Response, ResponseEnvelope, Role, Scope, TenantDetail,
-    TenantSummary, PROTOCOL_MAGIC, PROTOCOL_VERSION,
+    Request, RequestEnvelope, Response, ResponseEnvelope, Role, Scope, TenantDetail, TenantSummary,
+    PROTOCOL_MAGIC, PROTOCOL_VERSION,
 };
 use touchpoint_common::TenantId;
 
@@ -68,8 +68,23 @@ impl Ctx {
         }
     }
 
-    fn audit(&self, who: &Identity, action: &str, tenant: Option<&TenantId>, detail: String, outcome: AuditOutcome) {
-        self.audit_raw(who.uid, &who.user, Some(who.role), action, tenant, detail, outcome);
+    fn audit(
+        &self,
+        who: &Identity,
+        action: &str,
+        tenant: Option<&TenantId>,
+        detail: String,
+        outcome: AuditOutcome,
+    ) {
+        self.audit_raw(
+            who.uid,
+            &who.user,
+            Some(who.role),
+            action,
+            tenant,
+            detail,
+            outcome,
+        );
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -106,11 +121,18 @@ const DETAIL_ERRORS: usize = 100;
 const DETAIL_MERGES: usize = 500;
 
 fn codec() -> LengthDelimitedCodec {
-    LengthDelimitedCodec::builder().max_frame_length(MAX_FRAME_BYTES).new_codec()
+    LengthDelimitedCodec::builder()
+        .max_frame_length(MAX_FRAME_BYTES)
+        .new_codec()
 }
 
 /// Accepts connections until `shutdown`; each connection runs on `tracker`.
-pub async fn run(listener: UnixListener, ctx: Arc<Ctx>, shutdown: CancellationToken, tracker: TaskTracker) {
+pub async fn run(
+    listener: UnixListener,
+    ctx: Arc<Ctx>,
+    shutdown: CancellationToken,
+    tracker: TaskTracker,
+) {
     let permits = Arc::new(Semaphore::new(ctx.cfg.max_connections.max(1) as usize));
     loop {
         let stream = tokio::select! {
@@ -146,11 +168,18 @@ async fn refuse_busy(stream: UnixStream, limit: u32) {
         reason: format!("too many connections (limit {limit}); try again later"),
     };
     if let Ok(bytes) = encode_frame(&reply) {
-        let _ = tokio::time::timeout(Duration::from_secs(1), framed.send(bytes::Bytes::from(bytes))).await;
+        let _ = tokio::time::timeout(
+            Duration::from_secs(1),
+            framed.send(bytes::Bytes::from(bytes)),
+        )
+        .await;
     }
 }
 
-async fn send<T: serde::Serialize>(framed: &mut Framed<UnixStream, LengthDelimitedCodec>, msg: &T) -> bool {
+async fn send<T: serde::Serialize>(
+    framed: &mut Framed<UnixStream, LengthDelimitedCodec>,
+    msg: &T,
+) -> bool {
     match encode_frame(msg) {
         Ok(bytes) => framed.send(bytes::Bytes::from(bytes)).await.is_ok(),
         Err(e) => {
@@ -162,7 +191,14 @@ async fn send<T: serde::Serialize>(framed: &mut Framed<UnixStream, LengthDelimit
 
 async fn reject(framed: &mut Framed<UnixStream, LengthDelimitedCodec>, reason: String) {
     tracing::info!(%reason, "connection rejected");
-    let _ = send(framed, &HelloReply::Rejected { version: PROTOCOL_VERSION, reason }).await;
+    let _ = send(
+        framed,
+        &HelloReply::Rejected {
+            version: PROTOCOL_VERSION,
+            reason,
+        },
+    )
+    .await;
     let _ = framed.get_mut().shutdown().await;
 }
 
@@ -179,14 +215,26 @@ async fn serve(stream: UnixStream, ctx: &Ctx, shutdown: CancellationToken) {
 
     let handshake = Duration::from_millis(ctx.cfg.handshake_timeout_ms);
     let hello = match tokio::time::timeout(handshake, framed.next()).await {
-        Err(_) => return reject(&mut framed, format!("no hello within {} ms", ctx.cfg.handshake_timeout_ms)).await,
+        Err(_) => {
+            return reject(
+                &mut framed,
+                format!("no hello within {} ms", ctx.cfg.handshake_timeout_ms),
+            )
+            .await
+        }
         Ok(None) => return,
         Ok(Some(Err(e))) => return reject(&mut framed, format!("bad frame: {e}")).await,
         Ok(Some(Ok(bytes))) => bytes,
     };
     let hello: Hello = match decode_frame(&hello) {
         Ok(h) => h,
-        Err(_) => return reject(&mut framed, "not a touchpoint hello: expected the protocol's first message".into()).await,
+        Err(_) => {
+            return reject(
+                &mut framed,
+                "not a touchpoint hello: expected the protocol's first message".into(),
+            )
+            .await
+        }
     };
     if hello.magic != PROTOCOL_MAGIC {
         return reject(&mut framed, "not a touchpoint hello: wrong magic".into()).await;
@@ -206,7 +254,15 @@ async fn serve(stream: UnixStream, ctx: &Ctx, shutdown: CancellationToken) {
     let identity = match ctx.access.identify(uid, gid) {
         Ok(i) => i,
         Err(reason) => {
-            ctx.audit_raw(uid, &format!("uid{uid}"), None, "connect", None, hello.client.clone(), AuditOutcome::Refused(reason.clone()));
+            ctx.audit_raw(
+                uid,
+                &format!("uid{uid}"),
+                None,
+                "connect",
+                None,
+                hello.client.clone(),
+                AuditOutcome::Refused(reason.clone()),
+            );
             return reject(&mut framed, reason).await;
         }
     };
@@ -229,13 +285,21 @@ async fn serve(stream: UnixStream, ctx: &Ctx, shutdown: CancellationToken) {
         };
         let bytes = match next {
             Err(_) => {
-                let reply = error_reply(0, ErrorKind::Malformed, format!("no request for {} s; closing", idle.as_secs()));
+                let reply = error_reply(
+                    0,
+                    ErrorKind::Malformed,
+                    format!("no request for {} s; closing", idle.as_secs()),
+                );
                 let _ = send(&mut framed, &reply).await;
                 break;
             }
             Ok(None) => break,
             Ok(Some(Err(e))) => {
-                let _ = send(&mut framed, &error_reply(0, ErrorKind::Malformed, format!("bad frame: {e}; closing"))).await;
+                let _ = send(
+                    &mut framed,
+                    &error_reply(0, ErrorKind::Malformed, format!("bad frame: {e}; closing")),
+                )
+                .await;
                 break;
             }
             Ok(Some(Ok(b))) => b,
@@ -243,13 +307,29 @@ async fn serve(stream: UnixStream, ctx: &Ctx, shutdown: CancellationToken) {
         let envelope: RequestEnvelope = match decode_frame(&bytes) {
             Ok(e) => e,
             Err(e) => {
-                let _ = send(&mut framed, &error_reply(0, ErrorKind::Malformed, format!("cannot decode request: {e}; closing"))).await;
+                let _ = send(
+                    &mut framed,
+                    &error_reply(
+                        0,
+                        ErrorKind::Malformed,
+                        format!("cannot decode request: {e}; closing"),
+                    ),
+                )
+                .await;
                 break;
             }
         };
         let id = envelope.id;
         if let Some(reply) = handle(ctx, &identity, envelope.request, &mut upload).await {
-            if !send(&mut framed, &ResponseEnvelope { id, response: reply }).await {
+            if !send(
+                &mut framed,
+                &ResponseEnvelope {
+                    id,
+                    response: reply,
+                },
+            )
+            .await
+            {
                 break;
             }
         }
@@ -260,16 +340,24 @@ async fn serve(stream: UnixStream, ctx: &Ctx, shutdown: CancellationToken) {
 }
 
 fn error_reply(id: u64, kind: ErrorKind, message: String) -> ResponseEnvelope {
-    ResponseEnvelope { id, response: Response::Error(ErrorReply { kind, message }) }
+    ResponseEnvelope {
+        id,
+        response: Response::Error(ErrorReply { kind, message }),
+    }
 }
 
 fn err(kind: ErrorKind, message: impl Into<String>) -> Response {
-    Response::Error(ErrorReply { kind, message: message.into() })
+    Response::Error(ErrorReply {
+        kind,
+        message: message.into(),
+    })
 }
 
 fn store_err(e: StoreError) -> Response {
     match e {
-        StoreError::UnknownTenant(_) | StoreError::NotFound(_) => err(ErrorKind::NotFound, e.to_string()),
+        StoreError::UnknownTenant(_) | StoreError::NotFound(_) => {
+            err(ErrorKind::NotFound, e.to_string())
+        }
         StoreError::Conflict(_) => err(ErrorKind::Invalid, e.to_string()),
         _ => {
             tracing::error!(error = %e, "store error");
@@ -297,23 +385,44 @@ impl Upload {
 }
 
 /// Handles one request. `None` means no reply (upload chunks).
-async fn handle(ctx: &Ctx, who: &Identity, request: Request, upload: &mut Option<Upload>) -> Option<Response> {
+async fn handle(
+    ctx: &Ctx,
+    who: &Identity,
+    request: Request,
+    upload: &mut Option<Upload>,
+) -> Option<Response> {
     let action = request.name();
     let tenant = access::tenant_of(&request).cloned();
     if !access::role_allows(who.role, &request) {
         let reason = format!("role {} may not {action}", who.role);
-        ctx.audit(who, action, access::tenant_of(&request), String::new(), AuditOutcome::Refused(reason.clone()));
+        ctx.audit(
+            who,
+            action,
+            access::tenant_of(&request),
+            String::new(),
+            AuditOutcome::Refused(reason.clone()),
+        );
         return Some(err(ErrorKind::Forbidden, reason));
     }
     if let Some(t) = access::tenant_of(&request) {
         if !who.scope.allows(t) {
             let reason = format!("tenant {t} is outside your scope");
-            ctx.audit(who, action, Some(t), String::new(), AuditOutcome::Refused(reason.clone()));
+            ctx.audit(
+                who,
+                action,
+                Some(t),
+                String::new(),
+                AuditOutcome::Refused(reason.clone()),
+            );
             return Some(err(ErrorKind::Forbidden, reason));
         }
     }
     match request {
-        Request::UploadBegin { tenant, file_name, size } => Some(upload_begin(ctx, who, tenant, file_name, size, upload).await),
+        Request::UploadBegin {
+            tenant,
+            file_name,
+            size,
+        } => Some(upload_begin(ctx, who, tenant, file_name, size, upload).await),
         Request::UploadChunk { data } => {
             upload_chunk(ctx, data, upload).await;
             None
@@ -330,10 +439,16 @@ async fn handle(ctx: &Ctx, who: &Identity, request: Request, upload: &mut Option
             let ctx_who = who.clone();
             // Store reads and writes block; keep them off the reactor.
             let stores = ctx.stores.clone();
-            let status = if matches!(other, Request::Status) { Some(status(ctx, who)) } else { None };
+            let status = if matches!(other, Request::Status) {
+                Some(status(ctx, who))
+            } else {
+                None
+            };
             let policies = ctx.policies.clone();
             let reply = tokio::task::spawn_blocking(move || match other {
-                Request::Status => status.map(Response::Status).unwrap_or_else(|| err(ErrorKind::Internal, "status")),
+                Request::Status => status
+                    .map(Response::Status)
+                    .unwrap_or_else(|| err(ErrorKind::Internal, "status")),
                 Request::ListTenants => list_tenants(&stores, &policies, &ctx_who),
                 Request::Tenant { tenant } => tenant_detail(&stores, &policies, &tenant),
                 Request::Imports { tenant, limit } => stores
@@ -341,7 +456,10 @@ async fn handle(ctx: &Ctx, who: &Identity, request: Request, upload: &mut Option
                     .and_then(|s| s.imports(limit.min(10_000) as usize))
                     .map(Response::Imports)
                     .unwrap_or_else(store_err),
-                Request::Merges { tenant, include_undone } => stores
+                Request::Merges {
+                    tenant,
+                    include_undone,
+                } => stores
                     .tenant(&tenant)
                     .and_then(|s| s.merges(include_undone))
                     .map(Response::Merges)
@@ -351,7 +469,9 @@ async fn handle(ctx: &Ctx, who: &Identity, request: Request, upload: &mut Option
                     .and_then(|s| s.undo_merge(merge_id, &ctx_who.user))
                     .map(Response::MergeUndone)
                     .unwrap_or_else(store_err),
-                Request::Audit { tenant, limit } => audit_log(&stores, &ctx_who, tenant.as_ref(), limit),
+                Request::Audit { tenant, limit } => {
+                    audit_log(&stores, &ctx_who, tenant.as_ref(), limit)
+                }
                 _ => err(ErrorKind::Malformed, "unexpected request"),
             })
             .await
@@ -362,7 +482,9 @@ async fn handle(ctx: &Ctx, who: &Identity, request: Request, upload: &mut Option
                     _ => AuditOutcome::Ok,
                 };
                 let detail = match &reply {
-                    Response::MergeUndone(m) => format!("merge #{} ({} into {})", m.merge_id, m.merged, m.survivor),
+                    Response::MergeUndone(m) => {
+                        format!("merge #{} ({} into {})", m.merge_id, m.merged, m.survivor)
+                    }
                     _ => String::new(),
                 };
                 ctx.audit(who, action, tenant.as_ref(), detail, outcome);
@@ -405,7 +527,11 @@ fn summary(stores: &Stores, name: String, tenant: &TenantId) -> Result<TenantSum
     })
 }
 
-fn list_tenants(stores: &Stores, policies: &crate::policy::PolicyHandle, who: &Identity) -> Response {
+fn list_tenants(
+    stores: &Stores,
+    policies: &crate::policy::PolicyHandle,
+    who: &Identity,
+) -> Response {
     let p = policies.current();
     let mut out = Vec::new();
     for (id, policy) in &p.tenants {
@@ -420,8 +546,16 @@ fn list_tenants(stores: &Stores, policies: &crate::policy::PolicyHandle, who: &I
     Response::Tenants(out)
 }
 
-fn tenant_detail(stores: &Stores, policies: &crate::policy::PolicyHandle, tenant: &TenantId) -> Response {
-    let name = policies.current().tenant(tenant).map(|p| p.tenant.name.clone()).unwrap_or_default();
+fn tenant_detail(
+    stores: &Stores,
+    policies: &crate::policy::PolicyHandle,
+    tenant: &TenantId,
+) -> Response {
+    let name = policies
+        .current()
+        .tenant(tenant)
+        .map(|p| p.tenant.name.clone())
+        .unwrap_or_default();
     let detail = (|| {
         let s = stores.tenant(tenant)?;
         Ok::<_, StoreError>(TenantDetail {
@@ -446,7 +580,14 @@ fn tenant_detail(stores: &Stores, policies: &crate::policy::PolicyHandle, tenant
 
 fn audit_log(stores: &Stores, who: &Identity, tenant: Option<&TenantId>, limit: u32) -> Response {
     let limit = limit.clamp(1, 10_000) as usize;
-    match stores.central().audit_log(tenant, if matches!(who.scope, Scope::All) { limit } else { usize::MAX }) {
+    match stores.central().audit_log(
+        tenant,
+        if matches!(who.scope, Scope::All) {
+            limit
+        } else {
+            usize::MAX
+        },
+    ) {
         Ok(entries) => Response::Audit(
             entries
                 .into_iter()
@@ -476,7 +617,13 @@ async fn upload_begin(
     }
     if ctx.policies.current().tenant(&tenant).is_none() {
         let reason = format!("unknown tenant \"{tenant}\": no dealer policy registers it");
-        ctx.audit(who, "import", Some(&tenant), file_name, AuditOutcome::Failed(reason.clone()));
+        ctx.audit(
+            who,
+            "import",
+            Some(&tenant),
+            file_name,
+            AuditOutcome::Failed(reason.clone()),
+        );
         return err(ErrorKind::NotFound, reason);
     }
     let bare = std::path::Path::new(&file_name)
@@ -487,7 +634,10 @@ async fn upload_begin(
     if size > ctx.cfg.max_upload_bytes {
         return err(
             ErrorKind::Invalid,
-            format!("{bare} is {size} bytes; the limit is {} (control.max_upload_bytes)", ctx.cfg.max_upload_bytes),
+            format!(
+                "{bare} is {size} bytes; the limit is {} (control.max_upload_bytes)",
+                ctx.cfg.max_upload_bytes
+            ),
         );
     }
     let dir = ctx.stores.state_dir().join("spool");
@@ -500,10 +650,21 @@ async fn upload_begin(
     .await;
     match file {
         Ok(f) => {
-            *upload = Some(Upload { tenant, file_name: bare, declared: size, path, file: Some(f), written: 0, failed: None });
+            *upload = Some(Upload {
+                tenant,
+                file_name: bare,
+                declared: size,
+                path,
+                file: Some(f),
+                written: 0,
+                failed: None,
+            });
             Response::UploadReady
         }
-        Err(e) => err(ErrorKind::Internal, format!("cannot spool the upload in {}: {e}", dir.display())),
+        Err(e) => err(
+            ErrorKind::Internal,
+            format!("cannot spool the upload in {}: {e}", dir.display()),
+        ),
     }
 }
 
@@ -515,7 +676,10 @@ async fn upload_chunk(ctx: &Ctx, data: Vec<u8>, upload: &mut Option<Upload>) {
     }
     u.written += data.len() as u64;
     if u.written > u.declared || u.written > ctx.cfg.max_upload_bytes {
-        u.failed = Some(format!("{} sent more than the {} bytes it announced", u.file_name, u.declared));
+        u.failed = Some(format!(
+            "{} sent more than the {} bytes it announced",
+            u.file_name, u.declared
+        ));
         return;
     }
     if let Some(f) = u.file.as_mut() {
@@ -531,7 +695,10 @@ async fn upload_end(ctx: &Ctx, who: &Identity, upload: &mut Option<Upload>) -> R
         return err(ErrorKind::Malformed, "no upload in progress");
     };
     if u.failed.is_none() && u.written != u.declared {
-        u.failed = Some(format!("{} announced {} bytes but sent {}", u.file_name, u.declared, u.written));
+        u.failed = Some(format!(
+            "{} announced {} bytes but sent {}",
+            u.file_name, u.declared, u.written
+        ));
     }
     if u.failed.is_none() {
         if let Some(f) = u.file.as_mut() {
@@ -541,7 +708,13 @@ async fn upload_end(ctx: &Ctx, who: &Identity, upload: &mut Option<Upload>) -> R
         }
     }
     if let Some(reason) = u.failed.take() {
-        ctx.audit(who, "import", Some(&u.tenant), u.file_name.clone(), AuditOutcome::Failed(reason.clone()));
+        ctx.audit(
+            who,
+            "import",
+            Some(&u.tenant),
+            u.file_name.clone(),
+            AuditOutcome::Failed(reason.clone()),
+        );
         u.discard().await;
         return err(ErrorKind::Invalid, reason);
     }
@@ -553,7 +726,9 @@ async fn upload_end(ctx: &Ctx, who: &Identity, upload: &mut Option<Upload>) -> R
     match result {
         Ok(Ok(report)) => {
             let outcome = match &report.status {
-                touchpoint_common::domain::ImportStatus::Failed { reason } => AuditOutcome::Failed(reason.clone()),
+                touchpoint_common::domain::ImportStatus::Failed { reason } => {
+                    AuditOutcome::Failed(reason.clone())
+                }
                 _ => AuditOutcome::Ok,
             };
             let detail = format!(
@@ -564,7 +739,13 @@ async fn upload_end(ctx: &Ctx, who: &Identity, upload: &mut Option<Upload>) -> R
             Response::Imported(report)
         }
         Ok(Err(e)) => {
-            ctx.audit(who, "import", Some(&u.tenant), u.file_name.clone(), AuditOutcome::Failed(e.to_string()));
+            ctx.audit(
+                who,
+                "import",
+                Some(&u.tenant),
+                u.file_name.clone(),
+                AuditOutcome::Failed(e.to_string()),
+            );
             err(ErrorKind::Internal, e.to_string())
         }
         Err(e) => err(ErrorKind::Internal, format!("import task failed: {e}")),

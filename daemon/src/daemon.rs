@@ -17,7 +17,7 @@ use crate::access::Access;
 use crate::config::Resolved;
 use crate::control::{self, Ctx};
 use crate::import::{inbox, Importer};
-use crate::policy::{self, PolicyHandle, Policies};
+use crate::policy::{self, Policies, PolicyHandle};
 use crate::store::Stores;
 
 /// How long shutdown waits for in-flight work (imports, requests) to finish.
@@ -31,7 +31,11 @@ pub struct Daemon {
 
 impl Daemon {
     /// Opens the stores, loads the policies and starts serving on `listener`.
-    pub async fn start(cfg: &Resolved, listener: UnixListener, shutdown: CancellationToken) -> anyhow::Result<Self> {
+    pub async fn start(
+        cfg: &Resolved,
+        listener: UnixListener,
+        shutdown: CancellationToken,
+    ) -> anyhow::Result<Self> {
         let stores_cfg = cfg.config.stores.clone();
         let state_dir = cfg.state_dir.clone();
         let stores = tokio::task::spawn_blocking(move || Stores::open(&state_dir, &stores_cfg))
@@ -40,7 +44,11 @@ impl Daemon {
         let stores = Arc::new(stores);
         clear_spool(&cfg.state_dir.join("spool"));
         let policies = policy::load_dir(&cfg.policy_dir).map_err(|errs| {
-            anyhow::anyhow!("the policies in {} are invalid:\n{}", cfg.policy_dir.display(), join(&errs))
+            anyhow::anyhow!(
+                "the policies in {} are invalid:\n{}",
+                cfg.policy_dir.display(),
+                join(&errs)
+            )
         })?;
         register(&stores, &policies)?;
         let policies = Arc::new(PolicyHandle::new(policies));
@@ -59,13 +67,34 @@ impl Daemon {
         ));
 
         let tracker = TaskTracker::new();
-        tracker.spawn(control::run(listener, ctx.clone(), shutdown.clone(), tracker.clone()));
-        tracker.spawn(flusher(stores.clone(), Duration::from_millis(cfg.config.stores.flush_every_ms), shutdown.clone()));
-        tracker.spawn(idle_closer(stores.clone(), Duration::from_secs(cfg.config.stores.idle_close_secs), shutdown.clone()));
+        tracker.spawn(control::run(
+            listener,
+            ctx.clone(),
+            shutdown.clone(),
+            tracker.clone(),
+        ));
+        tracker.spawn(flusher(
+            stores.clone(),
+            Duration::from_millis(cfg.config.stores.flush_every_ms),
+            shutdown.clone(),
+        ));
+        tracker.spawn(idle_closer(
+            stores.clone(),
+            Duration::from_secs(cfg.config.stores.idle_close_secs),
+            shutdown.clone(),
+        ));
         if cfg.config.import.watch_inbox {
-            tracker.spawn(inbox::run(importer, Duration::from_millis(cfg.config.import.settle_ms), shutdown.clone()));
+            tracker.spawn(inbox::run(
+                importer,
+                Duration::from_millis(cfg.config.import.settle_ms),
+                shutdown.clone(),
+            ));
         }
-        Ok(Self { ctx, shutdown, tracker })
+        Ok(Self {
+            ctx,
+            shutdown,
+            tracker,
+        })
     }
 
     /// A handle that reloads the policies (SIGHUP) while the daemon runs.
@@ -81,8 +110,14 @@ impl Daemon {
     pub async fn wait(self) -> anyhow::Result<()> {
         self.shutdown.cancelled().await;
         self.tracker.close();
-        if tokio::time::timeout(DRAIN, self.tracker.wait()).await.is_err() {
-            tracing::warn!("in-flight work did not finish within {}s; closing anyway", DRAIN.as_secs());
+        if tokio::time::timeout(DRAIN, self.tracker.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                "in-flight work did not finish within {}s; closing anyway",
+                DRAIN.as_secs()
+            );
         }
         let stores = self.ctx.stores.clone();
         tokio::task::spawn_blocking(move || stores.close_all()).await??;
@@ -99,7 +134,12 @@ impl Reloader {
     pub fn reload(&self) -> Result<(), Vec<ConfigError>> {
         let p = self.0.policies.reload()?;
         register(&self.0.stores, &p).map_err(|e| {
-            vec![ConfigError { file: p.dir.display().to_string(), line: None, key: String::new(), message: e.to_string() }]
+            vec![ConfigError {
+                file: p.dir.display().to_string(),
+                line: None,
+                key: String::new(),
+                message: e.to_string(),
+            }]
         })
     }
 }
@@ -107,7 +147,9 @@ impl Reloader {
 /// Uploads cut off by a crash or a dropped connection leave spool files;
 /// none can be resumed, so they go at start.
 fn clear_spool(dir: &std::path::Path) {
-    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
     for e in entries.flatten() {
         if let Err(err) = std::fs::remove_file(e.path()) {
             tracing::warn!(file = %e.path().display(), error = %err, "cannot remove a stale upload");
@@ -118,7 +160,10 @@ fn clear_spool(dir: &std::path::Path) {
 }
 
 fn join(errs: &[ConfigError]) -> String {
-    errs.iter().map(|e| format!("  {e}")).collect::<Vec<_>>().join("\n")
+    errs.iter()
+        .map(|e| format!("  {e}"))
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 /// Puts every tenant of the policies into the registry and gives it an inbox.
@@ -128,7 +173,8 @@ fn register(stores: &Stores, p: &Policies) -> anyhow::Result<()> {
             tracing::info!(tenant = %id, name = %t.tenant.name, "tenant registered");
         }
     }
-    inbox::ensure_dirs(stores.state_dir(), p.tenants.keys().cloned()).context("cannot create inbox folders")?;
+    inbox::ensure_dirs(stores.state_dir(), p.tenants.keys().cloned())
+        .context("cannot create inbox folders")?;
     Ok(())
 }
 
@@ -151,7 +197,8 @@ async fn flusher(stores: Arc<Stores>, every: Duration, shutdown: CancellationTok
 }
 
 async fn idle_closer(stores: Arc<Stores>, idle: Duration, shutdown: CancellationToken) {
-    let mut tick = tokio::time::interval((idle / 4).clamp(Duration::from_secs(1), Duration::from_secs(60)));
+    let mut tick =
+        tokio::time::interval((idle / 4).clamp(Duration::from_secs(1), Duration::from_secs(60)));
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => break,

@@ -137,7 +137,9 @@ async fn serve(cfg: config::Resolved) -> anyhow::Result<()> {
     let mut hup = signal(SignalKind::hangup())?;
     let mut watchdog_usec = 0u64;
     let watchdog = sd_notify::watchdog_enabled(false, &mut watchdog_usec);
-    let mut dog = tokio::time::interval(std::time::Duration::from_micros((watchdog_usec / 2).max(1_000_000)));
+    let mut dog = tokio::time::interval(std::time::Duration::from_micros(
+        (watchdog_usec / 2).max(1_000_000),
+    ));
     let reloader = daemon.reloader();
     let wait = tokio::spawn(daemon.wait());
     loop {
@@ -163,7 +165,10 @@ async fn serve(cfg: config::Resolved) -> anyhow::Result<()> {
     }
     let _ = sd_notify::notify(
         false,
-        &[NotifyState::Stopping, NotifyState::Status("stopping: finishing in-flight work")],
+        &[
+            NotifyState::Stopping,
+            NotifyState::Status("stopping: finishing in-flight work"),
+        ],
     );
     shutdown.cancel();
     let r = wait.await.context("daemon task")?;
@@ -185,7 +190,10 @@ fn listen(path: &Path, mode: u32) -> anyhow::Result<(tokio::net::UnixListener, O
     }
     if path.exists() {
         if std::os::unix::net::UnixStream::connect(path).is_ok() {
-            anyhow::bail!("another touchpointd is already listening on {}", path.display());
+            anyhow::bail!(
+                "another touchpointd is already listening on {}",
+                path.display()
+            );
         }
         std::fs::remove_file(path)
             .with_context(|| format!("cannot remove the stale socket {}", path.display()))?;

@@ -46,7 +46,9 @@ pub fn load_dir(dir: &Path) -> Result<Policies, Vec<ConfigError>> {
     let brand = match std::fs::read_to_string(&brand_path) {
         Ok(text) => {
             files.push("brand.toml".to_string());
-            parse_toml::<BrandPolicy>(&shown(&brand_path), &text).map_err(|e| errors.push(e)).ok()
+            parse_toml::<BrandPolicy>(&shown(&brand_path), &text)
+                .map_err(|e| errors.push(e))
+                .ok()
         }
         Err(e) => {
             errors.push(file_error(&brand_path, format!("cannot read: {e}")));
@@ -75,7 +77,12 @@ pub fn load_dir(dir: &Path) -> Result<Policies, Vec<ConfigError>> {
                 continue;
             }
         };
-        let rel = format!("dealers/{}", path.file_name().map(|n| n.to_string_lossy()).unwrap_or_default());
+        let rel = format!(
+            "dealers/{}",
+            path.file_name()
+                .map(|n| n.to_string_lossy())
+                .unwrap_or_default()
+        );
         files.push(rel);
         let policy = match parse_toml::<TenantPolicy>(&shown(&path), &text) {
             Ok(p) => p,
@@ -84,7 +91,10 @@ pub fn load_dir(dir: &Path) -> Result<Policies, Vec<ConfigError>> {
                 continue;
             }
         };
-        let stem = path.file_stem().map(|s| s.to_string_lossy().to_string()).unwrap_or_default();
+        let stem = path
+            .file_stem()
+            .map(|s| s.to_string_lossy().to_string())
+            .unwrap_or_default();
         if policy.tenant.id.as_str() != stem {
             errors.push(touchpoint_common::config::invalid(
                 &shown(&path),
@@ -114,7 +124,12 @@ pub fn load_dir(dir: &Path) -> Result<Policies, Vec<ConfigError>> {
 }
 
 fn file_error(path: &Path, message: String) -> ConfigError {
-    ConfigError { file: path.display().to_string(), line: None, key: String::new(), message }
+    ConfigError {
+        file: path.display().to_string(),
+        line: None,
+        key: String::new(),
+        message,
+    }
 }
 
 /// The policies in force, shared by every subsystem. Readers take a cheap
@@ -126,7 +141,10 @@ pub struct PolicyHandle {
 
 impl PolicyHandle {
     pub fn new(initial: Policies) -> Self {
-        Self { tx: watch::Sender::new(Arc::new(initial)), last_errors: Mutex::new(Vec::new()) }
+        Self {
+            tx: watch::Sender::new(Arc::new(initial)),
+            last_errors: Mutex::new(Vec::new()),
+        }
     }
 
     pub fn current(&self) -> Arc<Policies> {
@@ -186,7 +204,11 @@ mod tests {
     fn loads_a_valid_set() {
         let d = tempfile::tempdir().expect("tempdir");
         write(d.path(), "brand.toml", BRAND);
-        write(d.path(), "dealers/d001.toml", "[tenant]\nid = \"d001\"\nname = \"Autohaus A\"\n");
+        write(
+            d.path(),
+            "dealers/d001.toml",
+            "[tenant]\nid = \"d001\"\nname = \"Autohaus A\"\n",
+        );
         let p = load_dir(d.path()).expect("valid");
         assert_eq!(p.tenants.len(), 1);
         assert_eq!(p.files, ["brand.toml", "dealers/d001.toml"]);
@@ -196,11 +218,23 @@ mod tests {
     fn reports_every_error_with_file_and_line_and_keeps_the_old_set() {
         let d = tempfile::tempdir().expect("tempdir");
         write(d.path(), "brand.toml", BRAND);
-        write(d.path(), "dealers/d001.toml", "[tenant]\nid = \"d001\"\nname = \"A\"\n");
+        write(
+            d.path(),
+            "dealers/d001.toml",
+            "[tenant]\nid = \"d001\"\nname = \"A\"\n",
+        );
         let handle = PolicyHandle::new(load_dir(d.path()).expect("valid"));
 
-        write(d.path(), "dealers/d002.toml", "[tenant]\nid = \"d003\"\nname = \"B\"\n");
-        write(d.path(), "dealers/d004.toml", "[tenant]\nid = \"d004\"\nname = \"C\"\ncolour = 1\n");
+        write(
+            d.path(),
+            "dealers/d002.toml",
+            "[tenant]\nid = \"d003\"\nname = \"B\"\n",
+        );
+        write(
+            d.path(),
+            "dealers/d004.toml",
+            "[tenant]\nid = \"d004\"\nname = \"C\"\ncolour = 1\n",
+        );
         let errs = handle.reload().expect_err("invalid");
         let shown: Vec<String> = errs.iter().map(ToString::to_string).collect();
         assert_eq!(shown.len(), 2, "{shown:#?}");

@@ -28,7 +28,10 @@ pub fn inbox_root(state_dir: &Path) -> PathBuf {
 }
 
 /// Creates `<inbox>/<tenant>/` for each tenant.
-pub fn ensure_dirs(state_dir: &Path, tenants: impl IntoIterator<Item = TenantId>) -> std::io::Result<()> {
+pub fn ensure_dirs(
+    state_dir: &Path,
+    tenants: impl IntoIterator<Item = TenantId>,
+) -> std::io::Result<()> {
     let root = inbox_root(state_dir);
     for t in tenants {
         std::fs::create_dir_all(root.join(t.as_str()))?;
@@ -39,11 +42,15 @@ pub fn ensure_dirs(state_dir: &Path, tenants: impl IntoIterator<Item = TenantId>
 /// Whether a path is a file dropped for import (not a report, not a
 /// temporary file an uploader is still writing, not in done/ or failed/).
 fn is_candidate(root: &Path, path: &Path) -> bool {
-    let Ok(rel) = path.strip_prefix(root) else { return false };
+    let Ok(rel) = path.strip_prefix(root) else {
+        return false;
+    };
     if rel.components().count() != 2 {
         return false;
     }
-    let Some(name) = path.file_name().and_then(|n| n.to_str()) else { return false };
+    let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
+        return false;
+    };
     !(name.starts_with('.')
         || name.ends_with(".part")
         || name.ends_with(".tmp")
@@ -119,16 +126,24 @@ pub async fn run(importer: Arc<Importer>, settle: Duration, shutdown: Cancellati
 }
 
 fn rescan(root: &Path, seen: &mut HashMap<PathBuf, Seen>) {
-    let Ok(tenants) = std::fs::read_dir(root) else { return };
+    let Ok(tenants) = std::fs::read_dir(root) else {
+        return;
+    };
     for t in tenants.flatten() {
         if !t.path().is_dir() {
             continue;
         }
-        let Ok(files) = std::fs::read_dir(t.path()) else { continue };
+        let Ok(files) = std::fs::read_dir(t.path()) else {
+            continue;
+        };
         for f in files.flatten() {
             let p = f.path();
             if p.is_file() && is_candidate(root, &p) {
-                seen.entry(p).or_insert(Seen { len: u64::MAX, modified: None, stable_since: Instant::now() });
+                seen.entry(p).or_insert(Seen {
+                    len: u64::MAX,
+                    modified: None,
+                    stable_since: Instant::now(),
+                });
             }
         }
     }
@@ -138,7 +153,9 @@ fn rescan(root: &Path, seen: &mut HashMap<PathBuf, Seen>) {
 fn settle_check(seen: &mut HashMap<PathBuf, Seen>, settle: Duration) -> Vec<PathBuf> {
     let mut ripe = Vec::new();
     seen.retain(|path, s| {
-        let Ok(meta) = std::fs::metadata(path) else { return false };
+        let Ok(meta) = std::fs::metadata(path) else {
+            return false;
+        };
         if !meta.is_file() {
             return false;
         }
@@ -158,15 +175,30 @@ fn settle_check(seen: &mut HashMap<PathBuf, Seen>, settle: Duration) -> Vec<Path
 
 /// Imports one dropped file and files it away with its report.
 fn process(importer: &Importer, path: &Path) {
-    let Some(tenant_dir) = path.parent() else { return };
-    let dir_name = tenant_dir.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
-    let file_name = path.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
+    let Some(tenant_dir) = path.parent() else {
+        return;
+    };
+    let dir_name = tenant_dir
+        .file_name()
+        .map(|n| n.to_string_lossy().to_string())
+        .unwrap_or_default();
+    let file_name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().to_string())
+        .unwrap_or_default();
     let outcome = match TenantId::new(dir_name.as_str()) {
-        Err(e) => Err(format!("{}: the folder name is not a tenant id: {e}", tenant_dir.display())),
-        Ok(tenant) => importer.import(&tenant, path, &file_name).map_err(|e| e.to_string()),
+        Err(e) => Err(format!(
+            "{}: the folder name is not a tenant id: {e}",
+            tenant_dir.display()
+        )),
+        Ok(tenant) => importer
+            .import(&tenant, path, &file_name)
+            .map_err(|e| e.to_string()),
     };
     let (sub, text) = match &outcome {
-        Ok(report) if !matches!(report.status, ImportStatus::Failed { .. }) => (DONE, report_text(report)),
+        Ok(report) if !matches!(report.status, ImportStatus::Failed { .. }) => {
+            (DONE, report_text(report))
+        }
         Ok(report) => (FAILED, report_text(report)),
         Err(reason) => (FAILED, format!("{file_name}: not imported: {reason}\n")),
     };
@@ -178,7 +210,13 @@ fn process(importer: &Importer, path: &Path) {
     }
 }
 
-fn file_away(tenant_dir: &Path, path: &Path, file_name: &str, sub: &str, report: &str) -> std::io::Result<()> {
+fn file_away(
+    tenant_dir: &Path,
+    path: &Path,
+    file_name: &str,
+    sub: &str,
+    report: &str,
+) -> std::io::Result<()> {
     let dest_dir = tenant_dir.join(sub);
     std::fs::create_dir_all(&dest_dir)?;
     let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%S%.3fZ");
@@ -197,18 +235,37 @@ pub fn report_text(r: &ImportReport) -> String {
     let mut s = String::new();
     let status = match &r.status {
         ImportStatus::Committed => "committed".to_string(),
-        ImportStatus::AlreadyImported { previous } => format!("already imported as #{previous}; nothing changed"),
+        ImportStatus::AlreadyImported { previous } => {
+            format!("already imported as #{previous}; nothing changed")
+        }
         ImportStatus::Failed { reason } => format!("failed: {reason}"),
     };
-    let _ = writeln!(s, "import #{} of {} for tenant {}: {status}", r.import_id, r.file_name, r.tenant);
+    let _ = writeln!(
+        s,
+        "import #{} of {} for tenant {}: {status}",
+        r.import_id, r.file_name, r.tenant
+    );
     let _ = writeln!(s, "bytes: {}  blake3: {}", r.bytes, r.content_hash);
     let _ = writeln!(s, "started: {}  finished: {}", r.started_at, r.finished_at);
     if !r.format.is_empty() {
         let _ = writeln!(s, "format: {}", r.format);
     }
-    let _ = writeln!(s, "rows: {} total, {} ok, {} rejected", r.rows_total, r.rows_ok, r.rows_rejected);
-    for (what, c) in [("customers", r.customers), ("vehicles", r.vehicles), ("consents", r.consents), ("visits", r.visits)] {
-        let _ = writeln!(s, "{what}: {} inserted, {} updated, {} unchanged", c.inserted, c.updated, c.unchanged);
+    let _ = writeln!(
+        s,
+        "rows: {} total, {} ok, {} rejected",
+        r.rows_total, r.rows_ok, r.rows_rejected
+    );
+    for (what, c) in [
+        ("customers", r.customers),
+        ("vehicles", r.vehicles),
+        ("consents", r.consents),
+        ("visits", r.visits),
+    ] {
+        let _ = writeln!(
+            s,
+            "{what}: {} inserted, {} updated, {} unchanged",
+            c.inserted, c.updated, c.unchanged
+        );
     }
     let _ = writeln!(s, "duplicate merges: {}", r.merges);
     if !r.unmapped_columns.is_empty() {
@@ -232,9 +289,15 @@ mod tests {
         let root = Path::new("/s/inbox");
         assert!(is_candidate(root, Path::new("/s/inbox/d001/kunden.csv")));
         assert!(!is_candidate(root, Path::new("/s/inbox/kunden.csv")));
-        assert!(!is_candidate(root, Path::new("/s/inbox/d001/done/kunden.csv")));
+        assert!(!is_candidate(
+            root,
+            Path::new("/s/inbox/d001/done/kunden.csv")
+        ));
         assert!(!is_candidate(root, Path::new("/s/inbox/d001/.kunden.csv")));
-        assert!(!is_candidate(root, Path::new("/s/inbox/d001/kunden.csv.part")));
+        assert!(!is_candidate(
+            root,
+            Path::new("/s/inbox/d001/kunden.csv.part")
+        ));
         assert!(!is_candidate(root, Path::new("/s/inbox/d001/x.report.txt")));
     }
 }

@@ -31,8 +31,16 @@ pub struct Importer {
 }
 
 impl Importer {
-    pub fn new(stores: Arc<Stores>, policies: Arc<PolicyHandle>, max_reported_errors: usize) -> Self {
-        Self { stores, policies, max_reported_errors }
+    pub fn new(
+        stores: Arc<Stores>,
+        policies: Arc<PolicyHandle>,
+        max_reported_errors: usize,
+    ) -> Self {
+        Self {
+            stores,
+            policies,
+            max_reported_errors,
+        }
     }
 
     pub fn stores(&self) -> &Arc<Stores> {
@@ -40,7 +48,12 @@ impl Importer {
     }
 
     /// Imports a file for a tenant with that tenant's import settings. Blocking.
-    pub fn import(&self, tenant: &TenantId, path: &Path, file_name: &str) -> Result<ImportReport, ImportError> {
+    pub fn import(
+        &self,
+        tenant: &TenantId,
+        path: &Path,
+        file_name: &str,
+    ) -> Result<ImportReport, ImportError> {
         let policy = self
             .policies
             .current()
@@ -48,7 +61,10 @@ impl Importer {
             .map(|p| p.import.clone())
             .ok_or_else(|| StoreError::UnknownTenant(tenant.to_string()))?;
         let store = self.stores.tenant(tenant)?;
-        let opts = ImportOptions { policy, max_reported_errors: self.max_reported_errors };
+        let opts = ImportOptions {
+            policy,
+            max_reported_errors: self.max_reported_errors,
+        };
         let report = import_file(&store, path, file_name, &opts)?;
         tracing::info!(
             tenant = %tenant,
@@ -86,7 +102,10 @@ pub struct ImportOptions {
 
 impl Default for ImportOptions {
     fn default() -> Self {
-        Self { policy: TenantImport::default(), max_reported_errors: 1000 }
+        Self {
+            policy: TenantImport::default(),
+            max_reported_errors: 1000,
+        }
     }
 }
 
@@ -103,7 +122,10 @@ pub fn import_file(
     opts: &ImportOptions,
 ) -> Result<ImportReport, ImportError> {
     let started_at = Timestamp::now();
-    let io_err = |source| ImportError::Io { path: path.display().to_string(), source };
+    let io_err = |source| ImportError::Io {
+        path: path.display().to_string(),
+        source,
+    };
     let (content_hash, bytes) = hash_file(path).map_err(io_err)?;
     let mut report = ImportReport {
         import_id: 0,
@@ -138,10 +160,16 @@ pub fn import_file(
 
     report.import_id = store.next_import_id()?;
     let file = File::open(path).map_err(io_err)?;
-    let parser = match parse::Parser::new(BufReader::with_capacity(256 * 1024, file), file_name, &opts.policy) {
+    let parser = match parse::Parser::new(
+        BufReader::with_capacity(256 * 1024, file),
+        file_name,
+        &opts.policy,
+    ) {
         Ok(p) => p,
         Err(e) => {
-            report.status = ImportStatus::Failed { reason: e.to_string() };
+            report.status = ImportStatus::Failed {
+                reason: e.to_string(),
+            };
             report.finished_at = Timestamp::now();
             store.record_import(&report)?;
             return Ok(report);
@@ -149,7 +177,12 @@ pub fn import_file(
     };
     report.format = parser.format().describe();
     report.unmapped_columns = parser.format().unmapped();
-    let present: FieldSet = parser.format().columns.iter().filter_map(|c| c.field).collect();
+    let present: FieldSet = parser
+        .format()
+        .columns
+        .iter()
+        .filter_map(|c| c.field)
+        .collect();
     let customer_fields = present.any(ImportField::CUSTOMER);
 
     let mut txn = store.begin_import_with(report.import_id, present, started_at)?;
@@ -171,7 +204,9 @@ pub fn import_file(
         // The file could not be read to its end: importing the part before
         // the break would store a truncated export as if it were complete.
         txn.abort()?;
-        report.status = ImportStatus::Failed { reason: format!("stopped reading at row {}: {cause}", report.rows_total) };
+        report.status = ImportStatus::Failed {
+            reason: format!("stopped reading at row {}: {cause}", report.rows_total),
+        };
         report.finished_at = Timestamp::now();
         store.record_import(&report)?;
         return Ok(report);
@@ -201,7 +236,6 @@ fn push_error(report: &mut ImportReport, e: RowError, max: usize) {
         report.errors_truncated += 1;
     }
 }
-
 
 /// Stages one parsed row. Decisions that depend on stored data (which
 /// fields to keep, whether a consent statement is newer) are taken when the

@@ -240,7 +240,6 @@ impl<R: Read> Read for Source<R> {
 
 const N_FIELDS: usize = ImportField::Ignore as usize + 1;
 
-
 const VEHICLE_FIELDS: &[ImportField] = &[
     ImportField::Make,
     ImportField::Model,

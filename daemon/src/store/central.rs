@@ -41,7 +41,10 @@ impl Central {
     }
 
     fn err(source: sled::Error) -> StoreError {
-        StoreError::Sled { path: "central".into(), source }
+        StoreError::Sled {
+            path: "central".into(),
+            source,
+        }
     }
 
     pub fn flush(&self) -> Result<()> {
@@ -60,9 +63,15 @@ impl Central {
         let rec = TenantRecord {
             id: id.clone(),
             name: name.to_string(),
-            registered_at: existing.as_ref().map(|t| t.registered_at).unwrap_or_else(Timestamp::now),
+            registered_at: existing
+                .as_ref()
+                .map(|t| t.registered_at)
+                .unwrap_or_else(Timestamp::now),
         };
-        let bytes = encode_record(&rec).map_err(|source| StoreError::Codec { tree: "tenants", source })?;
+        let bytes = encode_record(&rec).map_err(|source| StoreError::Codec {
+            tree: "tenants",
+            source,
+        })?;
         self.tenants.insert(id.as_str(), bytes).map_err(Self::err)?;
         self.flush()?;
         Ok(existing.is_none())
@@ -72,7 +81,12 @@ impl Central {
         self.tenants
             .get(id.as_str())
             .map_err(Self::err)?
-            .map(|b| decode_record(&b).map_err(|source| StoreError::Codec { tree: "tenants", source }))
+            .map(|b| {
+                decode_record(&b).map_err(|source| StoreError::Codec {
+                    tree: "tenants",
+                    source,
+                })
+            })
             .transpose()
     }
 
@@ -83,7 +97,10 @@ impl Central {
             .values()
             .map(|r| {
                 r.map_err(Self::err).and_then(|b| {
-                    decode_record(&b).map_err(|source| StoreError::Codec { tree: "tenants", source })
+                    decode_record(&b).map_err(|source| StoreError::Codec {
+                        tree: "tenants",
+                        source,
+                    })
                 })
             })
             .collect()
@@ -93,8 +110,13 @@ impl Central {
     pub fn audit(&self, mut entry: AuditEntry) -> Result<u64> {
         let seq = self.db.generate_id().map_err(Self::err)?;
         entry.seq = seq;
-        let bytes = encode_record(&entry).map_err(|source| StoreError::Codec { tree: "audit", source })?;
-        self.audit.insert(seq.to_be_bytes(), bytes).map_err(Self::err)?;
+        let bytes = encode_record(&entry).map_err(|source| StoreError::Codec {
+            tree: "audit",
+            source,
+        })?;
+        self.audit
+            .insert(seq.to_be_bytes(), bytes)
+            .map_err(Self::err)?;
         self.flush()?;
         Ok(seq)
     }
@@ -103,8 +125,11 @@ impl Central {
     pub fn audit_log(&self, tenant: Option<&TenantId>, limit: usize) -> Result<Vec<AuditEntry>> {
         let mut out = Vec::new();
         for v in self.audit.iter().values().rev() {
-            let e: AuditEntry = decode_record(&v.map_err(Self::err)?)
-                .map_err(|source| StoreError::Codec { tree: "audit", source })?;
+            let e: AuditEntry =
+                decode_record(&v.map_err(Self::err)?).map_err(|source| StoreError::Codec {
+                    tree: "audit",
+                    source,
+                })?;
             if tenant.is_none() || e.tenant.as_ref() == tenant {
                 out.push(e);
                 if out.len() >= limit {

@@ -54,7 +54,10 @@ struct Header {
 }
 
 fn io_err(path: &Path) -> impl Fn(std::io::Error) -> StoreError + '_ {
-    move |source| StoreError::Io { path: path.display().to_string(), source }
+    move |source| StoreError::Io {
+        path: path.display().to_string(),
+        source,
+    }
 }
 
 fn codec_err(tree: &'static str) -> impl Fn(touchpoint_common::codec::CodecError) -> StoreError {
@@ -74,7 +77,12 @@ impl TenantStore {
 
     /// Starts an atomic import of a file that has the columns `present`;
     /// `now` stamps consent statements without a date.
-    pub fn begin_import_with(&self, import_id: u64, present: FieldSet, now: Timestamp) -> Result<ImportTxn<'_>> {
+    pub fn begin_import_with(
+        &self,
+        import_id: u64,
+        present: FieldSet,
+        now: Timestamp,
+    ) -> Result<ImportTxn<'_>> {
         let guard = self.lock_writer();
         let path = self.staging_path();
         let file = File::create(&path).map_err(io_err(&path))?;
@@ -85,11 +93,17 @@ impl TenantStore {
             path,
             buf: Vec::with_capacity(512),
         };
-        txn.write(OP_HEADER, &Header { import_id, present, now })?;
+        txn.write(
+            OP_HEADER,
+            &Header {
+                import_id,
+                present,
+                now,
+            },
+        )?;
         Ok(txn)
     }
 }
-
 
 /// An import being written. Nothing is visible to readers until
 /// [`ImportTxn::commit`]; dropping it without commit discards it.
@@ -143,7 +157,9 @@ impl<'s> ImportTxn<'s> {
         let s = self.store;
         self.out.flush().map_err(io_err(&self.path))?;
         self.out.get_ref().sync_all().map_err(io_err(&self.path))?;
-        File::open(&s.dir).and_then(|d| d.sync_all()).map_err(io_err(&s.dir))?;
+        File::open(&s.dir)
+            .and_then(|d| d.sync_all())
+            .map_err(io_err(&s.dir))?;
         // Commit point.
         let template = encode_record(report).map_err(codec_err("meta"))?;
         s.meta.insert(META_PENDING, template).map_err(s.err())?;
@@ -215,10 +231,13 @@ fn finish(s: &TenantStore, report: &ImportReport, applied: Option<&Applied>) -> 
             Ok::<_, sled::transaction::ConflictableTransactionError<()>>(())
         })
         .map_err(|e| match e {
-            sled::transaction::TransactionError::Storage(source) => {
-                StoreError::Sled { path: format!("tenant {}", s.id()), source }
+            sled::transaction::TransactionError::Storage(source) => StoreError::Sled {
+                path: format!("tenant {}", s.id()),
+                source,
+            },
+            sled::transaction::TransactionError::Abort(()) => {
+                StoreError::Conflict("import commit aborted".into())
             }
-            sled::transaction::TransactionError::Abort(()) => StoreError::Conflict("import commit aborted".into()),
         })?;
     s.touch();
     s.flush()
@@ -235,7 +254,10 @@ pub(super) fn recover(s: &TenantStore) -> Result<()> {
                 let applied = apply(s, &path)?;
                 applied.fill(&mut report);
             }
-            report.format = format!("{} (completed after a restart; counts are of the second pass)", report.format);
+            report.format = format!(
+                "{} (completed after a restart; counts are of the second pass)",
+                report.format
+            );
             finish(s, &report, None)?;
             let _ = std::fs::remove_file(&path);
         }
@@ -281,9 +303,17 @@ impl<'a> Applier<'a> {
         self.tree(t).get(key).map_err(self.s.err())
     }
 
-    fn get_decoded<V: DeserializeOwned>(&self, t: T, key: &[u8], name: &'static str) -> Result<Option<(V, sled::IVec)>> {
+    fn get_decoded<V: DeserializeOwned>(
+        &self,
+        t: T,
+        key: &[u8],
+        name: &'static str,
+    ) -> Result<Option<(V, sled::IVec)>> {
         match self.get(t, key)? {
-            Some(bytes) => Ok(Some((decode_record(&bytes).map_err(codec_err(name))?, bytes))),
+            Some(bytes) => Ok(Some((
+                decode_record(&bytes).map_err(codec_err(name))?,
+                bytes,
+            ))),
             None => Ok(None),
         }
     }
@@ -337,7 +367,11 @@ impl<'a> Applier<'a> {
             if let Some(o) = old_owner {
                 self.remove(T::Owner, composite(o.as_bytes(), v.vin.as_bytes()))?;
             }
-            self.put(T::Owner, composite(v.customer_no.as_bytes(), v.vin.as_bytes()), Vec::new())?;
+            self.put(
+                T::Owner,
+                composite(v.customer_no.as_bytes(), v.vin.as_bytes()),
+                Vec::new(),
+            )?;
         }
         count(&mut self.out.vehicles, ch);
         Ok(())
@@ -351,7 +385,12 @@ impl<'a> Applier<'a> {
             return Ok(());
         }
         let bytes = encode_record(&c).map_err(codec_err("consents"))?;
-        let ch = self.upsert(T::Consents, key, bytes, old.as_ref().map(|(_, b)| b.as_ref()))?;
+        let ch = self.upsert(
+            T::Consents,
+            key,
+            bytes,
+            old.as_ref().map(|(_, b)| b.as_ref()),
+        )?;
         count(&mut self.out.consents, ch);
         Ok(())
     }
@@ -393,7 +432,11 @@ fn apply(s: &TenantStore, path: &Path) -> Result<Applied> {
             .collect();
         handles
             .into_iter()
-            .map(|h| h.join().unwrap_or_else(|_| Err(StoreError::Conflict("import apply thread panicked".into()))))
+            .map(|h| {
+                h.join().unwrap_or_else(|_| {
+                    Err(StoreError::Conflict("import apply thread panicked".into()))
+                })
+            })
             .collect()
     });
     let mut total = Applied::default();
@@ -431,14 +474,24 @@ fn apply_kinds(s: &TenantStore, path: &Path, kinds: &[u8]) -> Result<Applied> {
                 r.read_exact(buf).map_err(io_err(path))?;
                 return Ok(Some(head[0]));
             }
-            std::io::copy(&mut (&mut r).take(len as u64), &mut std::io::sink()).map_err(io_err(path))?;
+            std::io::copy(&mut (&mut r).take(len as u64), &mut std::io::sink())
+                .map_err(io_err(path))?;
         }
     };
     let header: Header = match next(&mut buf, &|op| op == OP_HEADER)? {
         Some(OP_HEADER) => decode_record(&buf).map_err(codec_err("staging"))?,
-        _ => return Err(StoreError::Conflict(format!("{}: staging file without header", path.display()))),
+        _ => {
+            return Err(StoreError::Conflict(format!(
+                "{}: staging file without header",
+                path.display()
+            )))
+        }
     };
-    let mut a = Applier { s, header, out: Applied::default() };
+    let mut a = Applier {
+        s,
+        header,
+        out: Applied::default(),
+    };
     let wanted = |op: u8| kinds.contains(&op) || op > OP_VISIT;
     while let Some(op) = next(&mut buf, &wanted)? {
         let dec = codec_err("staging");
@@ -448,7 +501,10 @@ fn apply_kinds(s: &TenantStore, path: &Path, kinds: &[u8]) -> Result<Applied> {
             OP_CONSENT => a.consent(decode_record(&buf).map_err(dec)?)?,
             OP_VISIT => a.visit(decode_record(&buf).map_err(dec)?)?,
             other => {
-                return Err(StoreError::Conflict(format!("{}: unknown staged operation {other}", path.display())))
+                return Err(StoreError::Conflict(format!(
+                    "{}: unknown staged operation {other}",
+                    path.display()
+                )))
             }
         }
     }

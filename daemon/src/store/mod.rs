@@ -88,10 +88,17 @@ impl Stores {
     pub fn open(state_dir: &Path, cfg: &StoresConfig) -> Result<Self> {
         let root = state_dir.to_path_buf();
         let tenants = root.join("tenants");
-        std::fs::create_dir_all(&tenants)
-            .map_err(|source| StoreError::Io { path: tenants.display().to_string(), source })?;
+        std::fs::create_dir_all(&tenants).map_err(|source| StoreError::Io {
+            path: tenants.display().to_string(),
+            source,
+        })?;
         let central = Central::open(&root.join("central"), cfg.cache_bytes_central)?;
-        Ok(Self { root, cfg: cfg.clone(), central, open: Mutex::new(OpenSet::default()) })
+        Ok(Self {
+            root,
+            cfg: cfg.clone(),
+            central,
+            open: Mutex::new(OpenSet::default()),
+        })
     }
 
     pub fn state_dir(&self) -> &Path {
@@ -128,7 +135,13 @@ impl Stores {
         if open.map.len() >= self.cfg.max_open_tenants.max(1) as usize {
             Self::evict_lru(&mut open);
         }
-        open.map.insert(id.clone(), Open { store: store.clone(), last_used: Instant::now() });
+        open.map.insert(
+            id.clone(),
+            Open {
+                store: store.clone(),
+                last_used: Instant::now(),
+            },
+        );
         Ok(store)
     }
 
@@ -170,7 +183,9 @@ impl Stores {
         let idle_ids: Vec<TenantId> = open
             .map
             .iter()
-            .filter(|(_, o)| now.duration_since(o.last_used) >= idle && Arc::strong_count(&o.store) == 1)
+            .filter(|(_, o)| {
+                now.duration_since(o.last_used) >= idle && Arc::strong_count(&o.store) == 1
+            })
             .map(|(id, _)| id.clone())
             .collect();
         for id in &idle_ids {
@@ -211,7 +226,10 @@ impl Stores {
 }
 
 pub(crate) fn sled_err(path: &Path) -> impl Fn(sled::Error) -> StoreError + '_ {
-    move |source| StoreError::Sled { path: path.display().to_string(), source }
+    move |source| StoreError::Sled {
+        path: path.display().to_string(),
+        source,
+    }
 }
 
 #[cfg(test)]

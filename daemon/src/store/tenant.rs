@@ -36,7 +36,6 @@ use touchpoint_common::TenantId;
 use super::import_txn::consent_key;
 use super::{sled_err, Result, StoreError};
 
-
 const TENANT_SEGMENT_BYTES: usize = 128 * 1024;
 
 pub(super) const META_COUNTERS: &[u8] = b"counters";
@@ -54,7 +53,6 @@ pub(super) struct Counters {
     pub(super) imports: u64,
     pub(super) merges_active: u64,
 }
-
 
 pub struct TenantStore {
     id: TenantId,
@@ -84,14 +82,11 @@ fn encode<T: Serialize>(tree: &'static str, value: &T) -> Result<Vec<u8>> {
     encode_record(value).map_err(|source| StoreError::Codec { tree, source })
 }
 
-
 fn prefix_of(customer_no: &str) -> Vec<u8> {
     let mut k = customer_no.as_bytes().to_vec();
     k.push(0);
     k
 }
-
-
 
 impl TenantStore {
     pub(super) fn open(id: TenantId, dir: &Path, cache_bytes: u64) -> Result<Self> {
@@ -132,7 +127,10 @@ impl TenantStore {
     }
 
     pub(super) fn err(&self) -> impl Fn(sled::Error) -> StoreError + '_ {
-        move |source| StoreError::Sled { path: format!("tenant {}", self.id), source }
+        move |source| StoreError::Sled {
+            path: format!("tenant {}", self.id),
+            source,
+        }
     }
 
     pub fn id(&self) -> &TenantId {
@@ -379,7 +377,11 @@ impl TenantStore {
 
     /// The active merge that folded this customer into another, if any.
     pub fn merged_into(&self, customer_no: &str) -> Result<Option<MergeRecord>> {
-        match self.merged.get(customer_no.as_bytes()).map_err(self.err())? {
+        match self
+            .merged
+            .get(customer_no.as_bytes())
+            .map_err(self.err())?
+        {
             Some(id) => match <[u8; 8]>::try_from(id.as_ref()) {
                 Ok(id) => self.merge(u64::from_be_bytes(id)),
                 Err(_) => Ok(None),
@@ -409,8 +411,15 @@ impl TenantStore {
         }
         let mut c = self.counters()?;
         for m in merges {
-            if self.merged.contains_key(m.merged.as_bytes()).map_err(self.err())? {
-                return Err(StoreError::Conflict(format!("customer {} is already merged", m.merged)));
+            if self
+                .merged
+                .contains_key(m.merged.as_bytes())
+                .map_err(self.err())?
+            {
+                return Err(StoreError::Conflict(format!(
+                    "customer {} is already merged",
+                    m.merged
+                )));
             }
         }
         c.merges_active += merges.len() as u64;
@@ -430,11 +439,13 @@ impl TenantStore {
     /// Undoes one merge: the merged customer is a recipient of its own again.
     pub fn undo_merge(&self, merge_id: u64, by: &str) -> Result<MergeRecord> {
         let _w = self.lock_writer();
-        let mut m = self
-            .merge(merge_id)?
-            .ok_or_else(|| StoreError::NotFound(format!("no merge #{merge_id} in tenant {}", self.id)))?;
+        let mut m = self.merge(merge_id)?.ok_or_else(|| {
+            StoreError::NotFound(format!("no merge #{merge_id} in tenant {}", self.id))
+        })?;
         if m.undone_at.is_some() {
-            return Err(StoreError::Conflict(format!("merge #{merge_id} was already undone")));
+            return Err(StoreError::Conflict(format!(
+                "merge #{merge_id} was already undone"
+            )));
         }
         m.undone_at = Some(Timestamp::now());
         m.undone_by = Some(by.to_string());
@@ -456,16 +467,20 @@ impl TenantStore {
 type TxResult<T> = std::result::Result<T, sled::transaction::ConflictableTransactionError<String>>;
 
 fn encode_tx<T: Serialize>(v: &T) -> TxResult<Vec<u8>> {
-    encode_record(v).map_err(|e| sled::transaction::ConflictableTransactionError::Abort(e.to_string()))
+    encode_record(v)
+        .map_err(|e| sled::transaction::ConflictableTransactionError::Abort(e.to_string()))
 }
 
-fn tx_err(id: &TenantId) -> impl Fn(sled::transaction::TransactionError<String>) -> StoreError + '_ {
+fn tx_err(
+    id: &TenantId,
+) -> impl Fn(sled::transaction::TransactionError<String>) -> StoreError + '_ {
     move |e| match e {
         sled::transaction::TransactionError::Abort(msg) => {
             StoreError::Conflict(format!("tenant {id}: {msg}"))
         }
-        sled::transaction::TransactionError::Storage(source) => {
-            StoreError::Sled { path: format!("tenant {id}"), source }
-        }
+        sled::transaction::TransactionError::Storage(source) => StoreError::Sled {
+            path: format!("tenant {id}"),
+            source,
+        },
     }
 }

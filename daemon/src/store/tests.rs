@@ -1,8 +1,13 @@
 use super::*;
-use touchpoint_common::domain::{Consent, Customer, ImportReport, ImportStatus, Timestamp, Vehicle};
+use touchpoint_common::domain::{
+    Consent, Customer, ImportReport, ImportStatus, Timestamp, Vehicle,
+};
 
 fn cfg(max_open: u32) -> StoresConfig {
-    StoresConfig { max_open_tenants: max_open, ..StoresConfig::default() }
+    StoresConfig {
+        max_open_tenants: max_open,
+        ..StoresConfig::default()
+    }
 }
 
 fn tid(s: &str) -> TenantId {
@@ -10,11 +15,21 @@ fn tid(s: &str) -> TenantId {
 }
 
 fn customer(no: &str, last: &str) -> Customer {
-    Customer { customer_no: no.into(), last_name: last.into(), language: "de".into(), ..Default::default() }
+    Customer {
+        customer_no: no.into(),
+        last_name: last.into(),
+        language: "de".into(),
+        ..Default::default()
+    }
 }
 
 fn vehicle(vin: &str, owner: &str) -> Vehicle {
-    Vehicle { vin: vin.into(), customer_no: owner.into(), model: "Fjord".into(), ..Default::default() }
+    Vehicle {
+        vin: vin.into(),
+        customer_no: owner.into(),
+        model: "Fjord".into(),
+        ..Default::default()
+    }
 }
 
 fn report(tenant: &TenantId, id: u64, hash: &str) -> ImportReport {
@@ -66,7 +81,12 @@ fn one_tenants_data_is_invisible_through_another_tenants_handle() {
     let s = stores(dir.path(), 8);
     let a = s.tenant(&tid("d001")).expect("a");
     let b = s.tenant(&tid("d002")).expect("b");
-    import_one(&a, customer("K1", "Müller"), Some(vehicle("WNW12345678901234", "K1")), "h1");
+    import_one(
+        &a,
+        customer("K1", "Müller"),
+        Some(vehicle("WNW12345678901234", "K1")),
+        "h1",
+    );
 
     assert!(a.customer("K1").expect("read").is_some());
     assert!(b.customer("K1").expect("read").is_none());
@@ -99,7 +119,10 @@ fn uncommitted_import_leaves_nothing() {
     {
         let mut tx = a.begin_import(1).expect("begin");
         tx.put_customer(&customer("K1", "Weiß")).expect("put");
-        assert!(a.customer("K1").expect("read").is_none(), "nothing visible before commit");
+        assert!(
+            a.customer("K1").expect("read").is_none(),
+            "nothing visible before commit"
+        );
         // dropped without commit
     }
     assert!(a.customer("K1").expect("read").is_none());
@@ -132,17 +155,24 @@ fn crash_before_commit_point_is_discarded_after_it_is_completed() {
 
         let mut tx = a.begin_import(2).expect("begin");
         tx.put_customer(&customer("K2", "Öztürk")).expect("put");
-        tx.put_vehicle(&vehicle("WNW12345678901234", "K2")).expect("put");
+        tx.put_vehicle(&vehicle("WNW12345678901234", "K2"))
+            .expect("put");
         // Flush the staging file as commit() would, then stop after the commit point.
         drop(tx);
-        let template = touchpoint_common::codec::encode_record(&report(a.id(), 2, "h2")).expect("enc");
-        a.meta.insert(tenant::META_PENDING, template).expect("marker");
+        let template =
+            touchpoint_common::codec::encode_record(&report(a.id(), 2, "h2")).expect("enc");
+        a.meta
+            .insert(tenant::META_PENDING, template)
+            .expect("marker");
         a.flush().expect("flush");
         s.close_all().expect("close");
     }
     let s = stores(dir.path(), 8);
     let a = s.tenant(&tid("d001")).expect("reopen");
-    assert!(a.customer("K2").expect("read").is_some(), "completed by recovery");
+    assert!(
+        a.customer("K2").expect("read").is_some(),
+        "completed by recovery"
+    );
     assert_eq!(a.vehicles_of("K2").expect("read").len(), 1);
     let st = a.stats().expect("stats");
     assert_eq!((st.customers, st.vehicles, st.imports), (1, 1, 1));
@@ -156,15 +186,36 @@ fn reimport_counts_unchanged_and_vehicle_moves_holder() {
     let dir = tempfile::tempdir().expect("tempdir");
     let s = stores(dir.path(), 8);
     let a = s.tenant(&tid("d001")).expect("a");
-    import_one(&a, customer("K1", "Müller"), Some(vehicle("WNW12345678901234", "K1")), "h1");
+    import_one(
+        &a,
+        customer("K1", "Müller"),
+        Some(vehicle("WNW12345678901234", "K1")),
+        "h1",
+    );
     let mut tx = a.begin_import(2).expect("begin");
     tx.put_customer(&customer("K1", "Müller")).expect("put");
     tx.put_customer(&customer("K2", "Meier")).expect("put");
-    tx.put_vehicle(&vehicle("WNW12345678901234", "K1")).expect("put");
-    tx.put_vehicle(&vehicle("WNW12345678901234", "K2")).expect("put");
+    tx.put_vehicle(&vehicle("WNW12345678901234", "K1"))
+        .expect("put");
+    tx.put_vehicle(&vehicle("WNW12345678901234", "K2"))
+        .expect("put");
     let r = tx.commit(&report(a.id(), 2, "h2")).expect("commit");
-    assert_eq!((r.customers.inserted, r.customers.updated, r.customers.unchanged), (1, 0, 1));
-    assert_eq!((r.vehicles.inserted, r.vehicles.updated, r.vehicles.unchanged), (0, 1, 1));
+    assert_eq!(
+        (
+            r.customers.inserted,
+            r.customers.updated,
+            r.customers.unchanged
+        ),
+        (1, 0, 1)
+    );
+    assert_eq!(
+        (
+            r.vehicles.inserted,
+            r.vehicles.updated,
+            r.vehicles.unchanged
+        ),
+        (0, 1, 1)
+    );
     assert!(a.vehicles_of("K1").expect("read").is_empty());
     assert_eq!(a.vehicles_of("K2").expect("read").len(), 1);
     let st = a.stats().expect("stats");
@@ -181,13 +232,22 @@ fn absent_columns_keep_stored_fields() {
     let mut full = customer("K1", "Müller");
     full.email = Some("m@example.de".into());
     import_one(&a, full, None, "h1");
-    let present: FieldSet = [ImportField::CustomerNo, ImportField::LastName].into_iter().collect();
-    let mut tx = a.begin_import_with(2, present, Timestamp(5)).expect("begin");
-    tx.put_customer(&customer("K1", "Müller-Lüdenscheidt")).expect("put");
+    let present: FieldSet = [ImportField::CustomerNo, ImportField::LastName]
+        .into_iter()
+        .collect();
+    let mut tx = a
+        .begin_import_with(2, present, Timestamp(5))
+        .expect("begin");
+    tx.put_customer(&customer("K1", "Müller-Lüdenscheidt"))
+        .expect("put");
     tx.commit(&report(a.id(), 2, "h2")).expect("commit");
     let c = a.customer("K1").expect("read").expect("some");
     assert_eq!(c.last_name, "Müller-Lüdenscheidt");
-    assert_eq!(c.email.as_deref(), Some("m@example.de"), "no email column: stored email kept");
+    assert_eq!(
+        c.email.as_deref(),
+        Some("m@example.de"),
+        "no email column: stored email kept"
+    );
 }
 
 #[test]
@@ -207,8 +267,18 @@ fn latest_consent_statement_wins() {
     tx.put_consent(&c(false, 50)).expect("older");
     tx.put_consent(&c(false, 200)).expect("newer");
     let r = tx.commit(&report(a.id(), 1, "h")).expect("commit");
-    assert_eq!((r.consents.inserted, r.consents.updated, r.consents.unchanged), (1, 1, 1));
-    let got = a.consent("K1", touchpoint_common::domain::Channel::Email).expect("read").expect("some");
+    assert_eq!(
+        (
+            r.consents.inserted,
+            r.consents.updated,
+            r.consents.unchanged
+        ),
+        (1, 1, 1)
+    );
+    let got = a
+        .consent("K1", touchpoint_common::domain::Channel::Email)
+        .expect("read")
+        .expect("some");
     assert!(!got.granted);
     assert_eq!(a.stats().expect("stats").consents, 1);
 }
@@ -254,8 +324,10 @@ fn audit_log_is_newest_first_and_filterable() {
             .expect("audit");
     }
     let all = s.central().audit_log(None, 10).expect("log");
-    assert_eq!(all.iter().map(|e| e.action.as_str()).collect::<Vec<_>>(), ["a2", "a1", "a0"]);
+    assert_eq!(
+        all.iter().map(|e| e.action.as_str()).collect::<Vec<_>>(),
+        ["a2", "a1", "a0"]
+    );
     let d1 = s.central().audit_log(Some(&tid("d001")), 10).expect("log");
     assert_eq!(d1.len(), 2);
 }
-
