@@ -13,7 +13,10 @@ use touchpointd::config::Resolved;
 
 /// The repository root (this crate lives in `<root>/tests`).
 pub fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().map(Path::to_path_buf).unwrap_or_default()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_default()
 }
 
 /// Fixture files shared by the tests.
@@ -25,8 +28,11 @@ pub fn fixture(name: &str) -> PathBuf {
 pub fn policy_dir(root: &Path, dealers: &[(&str, &str)]) -> PathBuf {
     let dir = root.join("policies");
     std::fs::create_dir_all(dir.join("dealers")).expect("mkdir policies");
-    std::fs::write(dir.join("brand.toml"), "[brand]\nid = \"nordwagen\"\nname = \"Nordwagen Deutschland\"\n")
-        .expect("brand");
+    std::fs::write(
+        dir.join("brand.toml"),
+        "[brand]\nid = \"nordwagen\"\nname = \"Nordwagen Deutschland\"\n",
+    )
+    .expect("brand");
     for (id, name) in dealers {
         std::fs::write(
             dir.join("dealers").join(format!("{id}.toml")),
@@ -82,7 +88,11 @@ impl TestDaemon {
 
     pub fn start_with(opts: Options) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
-        let dealers: Vec<(&str, &str)> = opts.dealers.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
+        let dealers: Vec<(&str, &str)> = opts
+            .dealers
+            .iter()
+            .map(|(a, b)| (a.as_str(), b.as_str()))
+            .collect();
         let policy_dir = policy_dir(dir.path(), &dealers);
         let state_dir = dir.path().join("state");
         let socket = dir.path().join("touchpoint.sock");
@@ -100,25 +110,39 @@ impl TestDaemon {
         config.stores.flush_every_ms = 100;
         let config_file = dir.path().join("touchpointd.toml");
         std::fs::write(&config_file, toml_of(&config)).expect("config");
-        let resolved = touchpointd::config::load(Some(&config_file), &Default::default()).expect("config loads");
+        let resolved = touchpointd::config::load(Some(&config_file), &Default::default())
+            .expect("config loads");
 
         let shutdown = CancellationToken::new();
         let token = shutdown.clone();
         let sock = socket.clone();
         let thread = std::thread::spawn(move || -> anyhow::Result<()> {
-            let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()?;
             rt.block_on(async move {
                 let listener = tokio::net::UnixListener::bind(&sock)?;
                 run_daemon(&resolved, listener, token).await
             })
         });
-        wait_for_socket(&socket);
-        Self { dir, socket, state_dir, policy_dir, config_file, shutdown, thread: Some(thread) }
+        wait_until_serving(&socket);
+        Self {
+            dir,
+            socket,
+            state_dir,
+            policy_dir,
+            config_file,
+            shutdown,
+            thread: Some(thread),
+        }
     }
 
     /// A connected client (the console's own client library).
     pub async fn client(&self) -> touchpoint::client::Client {
-        touchpoint::client::Client::connect(&self.socket).await.expect("connect")
+        touchpoint::client::Client::connect(&self.socket)
+            .await
+            .expect("connect")
     }
 
     /// Stops the daemon gracefully and waits for it.
@@ -131,7 +155,9 @@ impl TestDaemon {
     pub fn stop_in_place(&mut self) {
         self.shutdown.cancel();
         if let Some(t) = self.thread.take() {
-            t.join().expect("daemon thread").expect("daemon exits cleanly");
+            t.join()
+                .expect("daemon thread")
+                .expect("daemon exits cleanly");
         }
     }
 
@@ -150,7 +176,11 @@ impl Drop for TestDaemon {
     }
 }
 
-async fn run_daemon(cfg: &Resolved, listener: tokio::net::UnixListener, shutdown: CancellationToken) -> anyhow::Result<()> {
+async fn run_daemon(
+    cfg: &Resolved,
+    listener: tokio::net::UnixListener,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
     let daemon = touchpointd::daemon::Daemon::start(cfg, listener, shutdown).await?;
     daemon.wait().await
 }
@@ -182,7 +212,11 @@ pub fn toml_of(config: &DaemonConfig) -> String {
         if let Some(g) = &r.group {
             s.push_str(&format!("group = {g:?}\n"));
         }
-        s.push_str(&format!("role = {:?}\ntenants = {:?}\n", r.role.as_str(), r.tenants));
+        s.push_str(&format!(
+            "role = {:?}\ntenants = {:?}\n",
+            r.role.as_str(),
+            r.tenants
+        ));
     }
     s
 }
@@ -197,6 +231,47 @@ pub fn wait_for_socket(socket: &Path) {
         std::thread::sleep(Duration::from_millis(20));
     }
     panic!("nothing listens on {} after 20 s", socket.display());
+}
+
+/// Waits until the daemon behind `socket` answers a hello. The socket
+/// accepts connections as soon as it is bound, before the daemon has opened
+/// its stores and created the inboxes; only an answer shows it is serving.
+/// The probe uses a wrong magic, which is refused without an audit entry.
+pub fn wait_until_serving(socket: &Path) {
+    use std::io::{Read, Write};
+    use touchpoint_common::protocol::{Hello, HelloReply};
+    wait_for_socket(socket);
+    let probe = || -> std::io::Result<HelloReply> {
+        let mut s = std::os::unix::net::UnixStream::connect(socket)?;
+        s.set_read_timeout(Some(Duration::from_secs(5)))?;
+        let hello = Hello {
+            magic: *b"PRBE",
+            version: 0,
+            client: "e2e readiness probe".into(),
+        };
+        let payload =
+            touchpoint_common::codec::encode_frame(&hello).map_err(std::io::Error::other)?;
+        s.write_all(&(payload.len() as u32).to_be_bytes())?;
+        s.write_all(&payload)?;
+        let mut len = [0u8; 4];
+        s.read_exact(&mut len)?;
+        let mut reply = vec![0u8; u32::from_be_bytes(len).min(1 << 16) as usize];
+        s.read_exact(&mut reply)?;
+        touchpoint_common::codec::decode_frame(&reply).map_err(std::io::Error::other)
+    };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        match probe() {
+            Ok(_) => return,
+            Err(e) if Instant::now() >= deadline => {
+                panic!(
+                    "{} does not answer a hello after 20 s: {e}",
+                    socket.display()
+                )
+            }
+            Err(_) => std::thread::sleep(Duration::from_millis(20)),
+        }
+    }
 }
 
 /// Polls `cond` until it holds or `timeout` passes.
@@ -219,12 +294,23 @@ pub fn bin(name: &str) -> PathBuf {
     static BUILT: OnceLock<()> = OnceLock::new();
     let exe = std::env::current_exe().expect("current exe");
     // target/<profile>/deps/<test-binary>
-    let profile_dir = exe.parent().and_then(Path::parent).map(Path::to_path_buf).expect("profile dir");
+    let profile_dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .map(Path::to_path_buf)
+        .expect("profile dir");
     BUILT.get_or_init(|| {
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
         let mut cmd = Command::new(cargo);
-        cmd.current_dir(repo_root())
-            .args(["build", "--quiet", "-p", "touchpoint-daemon", "-p", "touchpoint-console", "--bins"]);
+        cmd.current_dir(repo_root()).args([
+            "build",
+            "--quiet",
+            "-p",
+            "touchpoint-daemon",
+            "-p",
+            "touchpoint-console",
+            "--bins",
+        ]);
         if profile_dir.file_name().is_some_and(|n| n == "release") {
             cmd.arg("--release");
         }
@@ -251,12 +337,16 @@ impl DaemonProcess {
             .stderr(log)
             .spawn()
             .expect("spawn touchpointd");
-        wait_for_socket(socket);
-        Self { child, socket: socket.to_path_buf() }
+        wait_until_serving(socket);
+        Self {
+            child,
+            socket: socket.to_path_buf(),
+        }
     }
 
     pub fn signal(&self, sig: nix::sys::signal::Signal) {
-        nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.child.id() as i32), sig).expect("signal");
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.child.id() as i32), sig)
+            .expect("signal");
     }
 
     pub fn wait_exit(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
@@ -284,11 +374,15 @@ impl DaemonProcess {
             let mask = status.lines().find_map(|l| l.strip_prefix("SigCgt:"))?;
             u64::from_str_radix(mask.trim(), 16).ok()
         };
-        let wanted = [nix::sys::signal::Signal::SIGHUP, nix::sys::signal::Signal::SIGTERM]
-            .iter()
-            .fold(0u64, |m, s| m | 1 << (*s as i32 - 1));
+        let wanted = [
+            nix::sys::signal::Signal::SIGHUP,
+            nix::sys::signal::Signal::SIGTERM,
+        ]
+        .iter()
+        .fold(0u64, |m, s| m | 1 << (*s as i32 - 1));
         assert!(
-            eventually(Duration::from_secs(20), || caught().is_some_and(|m| m & wanted == wanted)),
+            eventually(Duration::from_secs(20), || caught()
+                .is_some_and(|m| m & wanted == wanted)),
             "touchpointd (pid {pid}) did not install its signal handlers within 20 s"
         );
     }
@@ -318,12 +412,23 @@ pub fn daemon_files(root: &Path, dealers: &[(&str, &str)]) -> DaemonFiles {
     config.import.settle_ms = 200;
     let config_file = root.join("touchpointd.toml");
     std::fs::write(&config_file, toml_of(&config)).expect("config");
-    DaemonFiles { config_file, socket, state_dir, policy_dir, log: root.join("touchpointd.log") }
+    DaemonFiles {
+        config_file,
+        socket,
+        state_dir,
+        policy_dir,
+        log: root.join("touchpointd.log"),
+    }
 }
 
 /// Runs a command to its end, or kills it after `timeout` and fails the test.
 pub fn output_within(cmd: &mut Command, timeout: Duration) -> std::process::Output {
-    let child = cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("spawn");
+    let child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
     let pid = child.id();
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
@@ -332,7 +437,10 @@ pub fn output_within(cmd: &mut Command, timeout: Duration) -> std::process::Outp
     match rx.recv_timeout(timeout) {
         Ok(out) => out.expect("wait for the command"),
         Err(_) => {
-            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), nix::sys::signal::Signal::SIGKILL);
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid as i32),
+                nix::sys::signal::Signal::SIGKILL,
+            );
             panic!("{cmd:?} did not finish within {} s", timeout.as_secs());
         }
     }

@@ -163,6 +163,9 @@ pub async fn run(
 
 async fn refuse_busy(stream: UnixStream, limit: u32) {
     let mut framed = Framed::new(stream, codec());
+    // Read the hello first: closing with it unread makes the client's write
+    // fail (EPIPE) before it can read why.
+    let _ = tokio::time::timeout(Duration::from_secs(1), framed.next()).await;
     let reply = HelloReply::Rejected {
         version: PROTOCOL_VERSION,
         reason: format!("too many connections (limit {limit}); try again later"),

@@ -51,6 +51,10 @@ impl Daemon {
             )
         })?;
         register(&stores, &policies)?;
+        let recovered = finish_recovered_imports(&stores, &policies).await;
+        if recovered > 0 {
+            tracing::info!(tenants = recovered, "completed interrupted imports and their identity passes");
+        }
         let policies = Arc::new(PolicyHandle::new(policies));
         let importer = Arc::new(Importer::new(
             stores.clone(),
@@ -132,16 +136,44 @@ pub struct Reloader(Arc<Ctx>);
 impl Reloader {
     /// Re-reads the policy directory. On error the old policies stay in force.
     pub fn reload(&self) -> Result<(), Vec<ConfigError>> {
-        let p = self.0.policies.reload()?;
-        register(&self.0.stores, &p).map_err(|e| {
-            vec![ConfigError {
+        let stores = &self.0.stores;
+        self.0.policies.reload(|p| {
+            register(stores, p).map_err(|e| ConfigError {
                 file: p.dir.display().to_string(),
                 line: None,
                 key: String::new(),
                 message: e.to_string(),
-            }]
-        })
+            })
+        })?;
+        Ok(())
     }
+}
+
+/// A tenant with a staging file left over was interrupted mid-import. Opening
+/// its store completes or discards that import; a completed one then gets the
+/// identity pass it never had.
+async fn finish_recovered_imports(stores: &Arc<Stores>, p: &Policies) -> usize {
+    let due: Vec<_> = p
+        .tenants
+        .keys()
+        .filter(|id| stores.tenant_dir(id).join(crate::store::STAGING_FILE).exists())
+        .cloned()
+        .collect();
+    let n = due.len();
+    for id in due {
+        let stores = stores.clone();
+        let r = tokio::task::spawn_blocking(move || -> anyhow::Result<usize> {
+            let store = stores.tenant(&id)?;
+            Ok(crate::identity::find_and_merge(&store, None)?.len())
+        })
+        .await;
+        match r {
+            Ok(Ok(merges)) => tracing::info!(merges, "identity pass after recovery"),
+            Ok(Err(e)) => tracing::error!(error = %e, "recovery of an interrupted import failed"),
+            Err(e) => tracing::error!(error = %e, "recovery task failed"),
+        }
+    }
+    n
 }
 
 /// Uploads cut off by a crash or a dropped connection leave spool files;

@@ -112,6 +112,11 @@ fn init_logging(filter: &str) {
 }
 
 async fn serve(cfg: config::Resolved) -> anyhow::Result<()> {
+    // Handlers first: a signal that arrives while the stores open must be
+    // handled after start, not kill the process with the socket left behind.
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    let mut hup = signal(SignalKind::hangup())?;
     let (listener, owned_path) = listen(&cfg.socket, cfg.socket_mode)?;
     let shutdown = CancellationToken::new();
     let daemon = match Daemon::start(&cfg, listener, shutdown.clone()).await {
@@ -132,9 +137,6 @@ async fn serve(cfg: config::Resolved) -> anyhow::Result<()> {
     );
     let _ = sd_notify::notify(false, &[NotifyState::Ready, NotifyState::Status("ready")]);
 
-    let mut term = signal(SignalKind::terminate())?;
-    let mut int = signal(SignalKind::interrupt())?;
-    let mut hup = signal(SignalKind::hangup())?;
     let mut watchdog_usec = 0u64;
     let watchdog = sd_notify::watchdog_enabled(false, &mut watchdog_usec);
     let mut dog = tokio::time::interval(std::time::Duration::from_micros(

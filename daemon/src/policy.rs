@@ -155,11 +155,15 @@ impl PolicyHandle {
         self.tx.subscribe()
     }
 
-    /// Re-reads the directory. On success the new set is in force; on error
-    /// the old one stays and the errors are kept for `status`.
-    pub fn reload(&self) -> Result<Arc<Policies>, Vec<ConfigError>> {
+    /// Re-reads the directory. On success `prepare` runs on the new set
+    /// (registering new tenants, say) and then the set is in force; on any
+    /// error the old one stays and the errors are kept for `status`.
+    pub fn reload(
+        &self,
+        prepare: impl FnOnce(&Policies) -> Result<(), ConfigError>,
+    ) -> Result<Arc<Policies>, Vec<ConfigError>> {
         let dir = self.current().dir.clone();
-        match load_dir(&dir) {
+        match load_dir(&dir).and_then(|p| prepare(&p).map(|_| p).map_err(|e| vec![e])) {
             Ok(p) => {
                 let p = Arc::new(p);
                 self.tx.send_replace(p.clone());
@@ -235,7 +239,7 @@ mod tests {
             "dealers/d004.toml",
             "[tenant]\nid = \"d004\"\nname = \"C\"\ncolour = 1\n",
         );
-        let errs = handle.reload().expect_err("invalid");
+        let errs = handle.reload(|_| Ok(())).expect_err("invalid");
         let shown: Vec<String> = errs.iter().map(ToString::to_string).collect();
         assert_eq!(shown.len(), 2, "{shown:#?}");
         assert!(shown[0].ends_with("d002.toml:2: tenant.id: \"d003\" does not match the file name; a dealer's file must be named <tenant-id>.toml (d003.toml)"), "{}", shown[0]);

@@ -1,1 +1,13 @@
+//! End-to-end tests: a real `touchpointd` (in-process, or the real binary) on
+//! a temp socket, state dir and policy dir, driven through the console's
+//! client library, the `touchpoint` binary and raw socket frames.
+//!
+//! Run with `cargo test -p touchpoint-tests`.
 
+mod access;
+mod cli;
+mod common;
+mod import;
+mod inbox;
+mod lifecycle;
+mod protocol;

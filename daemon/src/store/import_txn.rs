@@ -35,7 +35,8 @@ use touchpoint_common::domain::{
 use super::tenant::{TenantStore, META_COUNTERS, META_PENDING};
 use super::{Result, StoreError};
 
-const STAGING_FILE: &str = "import.staging";
+/// Name of the staging file in a tenant's directory while an import is written.
+pub const STAGING_FILE: &str = "import.staging";
 
 const OP_HEADER: u8 = 0;
 const OP_CUSTOMER: u8 = 1;

@@ -30,7 +30,7 @@ use touchpoint_common::config::StoresConfig;
 use touchpoint_common::TenantId;
 
 pub use central::{Central, TenantRecord};
-pub use import_txn::ImportTxn;
+pub use import_txn::{ImportTxn, STAGING_FILE};
 pub use tenant::TenantStore;
 
 #[derive(Debug, thiserror::Error)]

@@ -1,0 +1,280 @@
+//! The real `touchpoint` binary's subcommands against a daemon: what they
+//! print, what `--json` gives scripts, and the exit codes (0 ok, 1 the daemon
+//! or an import said no, 2 usage or connection errors).
+
+use touchpoint_tests::{touchpoint, TestDaemon};
+
+use crate::common::{import_fixture, me, my_name, JUNE, MAY, MAY_ERRORS};
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+fn json(out: &std::process::Output) -> serde_json::Value {
+    serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("not JSON ({e}):\n{}", text(&out.stdout)))
+}
+
+#[test]
+fn import_prints_the_report_with_every_row_error_and_exits_0() {
+    let d = TestDaemon::start();
+    let file = import_fixture(MAY);
+    let label = file.display().to_string();
+    let out = touchpoint(&d.socket, &["import", "--tenant", "d001", &label]);
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}{}", text(&out.stderr));
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines[0], format!("{label}: committed as import #1"));
+    assert!(
+        lines.contains(&"  format     windows-1252, ';', 22 columns"),
+        "{stdout}"
+    );
+    assert!(
+        lines.contains(&"  rows       11 total, 7 ok, 4 rejected"),
+        "{stdout}"
+    );
+    assert!(
+        lines.contains(&"  customers  6 inserted, 0 updated, 1 unchanged"),
+        "{stdout}"
+    );
+    assert!(lines.contains(&"  merges     1"), "{stdout}");
+    assert!(lines.contains(&"  unmapped   Bemerkung"), "{stdout}");
+    let errors: Vec<&str> = lines
+        .iter()
+        .copied()
+        .filter(|l| l.starts_with(&format!("{MAY}:")))
+        .collect();
+    assert_eq!(errors, MAY_ERRORS, "{stdout}");
+    assert!(out.stderr.is_empty(), "{}", text(&out.stderr));
+
+    // Two files in one call: the one already imported, then the June export.
+    let june = import_fixture(JUNE);
+    let june_label = june.display().to_string();
+    let out = touchpoint(
+        &d.socket,
+        &["import", "--tenant", "d001", &label, &june_label],
+    );
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}{}", text(&out.stderr));
+    assert!(stdout.starts_with(&format!("{label}: already imported as #1, nothing changed\n{june_label}: committed as import #3\n")), "{stdout}");
+}
+
+#[test]
+fn a_failed_file_exits_1_and_says_why() {
+    let d = TestDaemon::start();
+    let png = import_fixture("kunden.png").display().to_string();
+    let out = touchpoint(&d.socket, &["import", "--tenant", "d001", &png]);
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}{}", text(&out.stderr));
+    assert_eq!(
+        stdout.lines().next(),
+        Some(format!("{png}: failed: not a CSV file: looks like a PNG image").as_str())
+    );
+
+    // A failed file among good ones: the good one is imported, the exit code is 1.
+    let may = import_fixture(MAY).display().to_string();
+    let out = touchpoint(&d.socket, &["import", "--tenant", "d002", &png, &may]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stdout));
+    assert!(
+        text(&out.stdout).contains(&format!("{may}: committed as import #2")),
+        "{}",
+        text(&out.stdout)
+    );
+
+    // An unknown tenant is the daemon saying no.
+    let out = touchpoint(&d.socket, &["import", "--tenant", "d999", &may]);
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}{}", text(&out.stderr));
+    assert_eq!(
+        stdout,
+        format!(
+            "{may}: failed: not found: unknown tenant \"d999\": no dealer policy registers it\n"
+        )
+    );
+
+    // A file that does not exist.
+    let out = touchpoint(
+        &d.socket,
+        &["import", "--tenant", "d001", "/nonexistent/kunden.csv"],
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    assert!(
+        text(&out.stdout)
+            .starts_with("/nonexistent/kunden.csv: failed: cannot read /nonexistent/kunden.csv: "),
+        "{}",
+        text(&out.stdout)
+    );
+}
+
+#[test]
+fn tenants_json_carries_the_counts_for_scripts() {
+    let d = TestDaemon::start();
+    let may = import_fixture(MAY).display().to_string();
+    assert_eq!(
+        touchpoint(&d.socket, &["import", "--tenant", "d001", &may])
+            .status
+            .code(),
+        Some(0)
+    );
+    let out = touchpoint(&d.socket, &["tenants", "--json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let v = json(&out);
+    let list = v.as_array().expect("a JSON array");
+    let ids: Vec<&str> = list.iter().map(|t| t["id"].as_str().expect("id")).collect();
+    assert_eq!(ids, ["d001", "d002", "d003"]);
+    let s = &list[0]["stats"];
+    assert_eq!(
+        (
+            s["customers"].as_u64(),
+            s["recipients"].as_u64(),
+            s["vehicles"].as_u64(),
+            s["consents"].as_u64()
+        ),
+        (Some(6), Some(5), Some(6), Some(12))
+    );
+    assert_eq!(list[0]["name"], "Autohaus Müller GmbH");
+    assert_eq!(list[0]["last_import"]["rows_rejected"].as_u64(), Some(4));
+    assert_eq!(list[1]["stats"]["customers"].as_u64(), Some(0));
+    assert!(list[1]["last_import"].is_null());
+
+    // The import itself as JSON.
+    let out = touchpoint(&d.socket, &["import", "--tenant", "d002", "--json", &may]);
+    assert_eq!(out.status.code(), Some(0));
+    let v = json(&out);
+    assert_eq!(v[0]["file"], may.as_str());
+    assert_eq!(v[0]["report"]["rows_ok"].as_u64(), Some(7));
+    let errors: Vec<String> = v[0]["report"]["errors"]
+        .as_array()
+        .expect("errors")
+        .iter()
+        .map(|e| {
+            format!(
+                "{}:{}: {}: {}",
+                e["file"].as_str().unwrap_or(""),
+                e["line"],
+                e["field"].as_str().unwrap_or(""),
+                e["reason"].as_str().unwrap_or("")
+            )
+        })
+        .collect();
+    assert_eq!(errors, MAY_ERRORS);
+}
+
+#[test]
+fn status_shows_who_you_are() {
+    let d = TestDaemon::start();
+    let out = touchpoint(&d.socket, &["status"]);
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}{}", text(&out.stderr));
+    let you = format!(
+        "you          {} (uid {}), admin, scope: all tenants",
+        my_name(),
+        me()
+    );
+    assert!(
+        stdout.lines().any(|l| l == you),
+        "want {you:?} in:\n{stdout}"
+    );
+    assert!(
+        stdout.lines().any(|l| l == "policy       valid"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(&format!("socket       {}", d.socket.display())),
+        "{stdout}"
+    );
+
+    let out = touchpoint(&d.socket, &["status", "--json"]);
+    let v = json(&out);
+    assert_eq!(v["identity"]["uid"].as_u64(), Some(u64::from(me())));
+    assert_eq!(v["identity"]["role"], "admin");
+    assert_eq!(v["tenants"].as_u64(), Some(3));
+}
+
+#[test]
+fn an_unreachable_socket_exits_2_saying_it_cannot_connect() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let socket = dir.path().join("nobody.sock");
+    for args in [
+        &["status"][..],
+        &["tenants", "--json"][..],
+        &["import", "--tenant", "d001", "x.csv"][..],
+    ] {
+        let out = touchpoint(&socket, args);
+        let stderr = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(stderr.contains("cannot connect"), "{args:?}: {stderr}");
+        assert!(
+            stderr.contains(&socket.display().to_string()),
+            "{args:?}: {stderr}"
+        );
+        assert!(out.stdout.is_empty(), "{args:?}: {}", text(&out.stdout));
+    }
+
+    // A socket file nobody listens on any more (a daemon that crashed).
+    let stale = dir.path().join("stale.sock");
+    drop(std::os::unix::net::UnixListener::bind(&stale).expect("bind"));
+    let out = touchpoint(&stale, &["status"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("cannot connect"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[test]
+fn readonly_refuses_changes_and_undo_reports_daemon_errors() {
+    let d = TestDaemon::start();
+    let may = import_fixture(MAY).display().to_string();
+    let out = touchpoint(
+        &d.socket,
+        &["--readonly", "import", "--tenant", "d001", &may],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("--readonly"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = touchpoint(&d.socket, &["tenant", "d001", "--json"]);
+    assert_eq!(
+        json(&out)["summary"]["stats"]["customers"].as_u64(),
+        Some(0),
+        "nothing was imported"
+    );
+
+    assert_eq!(
+        touchpoint(&d.socket, &["import", "--tenant", "d001", &may])
+            .status
+            .code(),
+        Some(0)
+    );
+    let out = touchpoint(&d.socket, &["merges", "--tenant", "d001", "--json"]);
+    let merges = json(&out);
+    let id = merges[0]["merge_id"].as_u64().expect("a merge");
+    let out = touchpoint(
+        &d.socket,
+        &["undo-merge", "--tenant", "d001", &id.to_string()],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(
+        text(&out.stdout),
+        format!("merge #{id} undone: customer K-10006 is separate from K-10001 again\n")
+    );
+    let out = touchpoint(
+        &d.socket,
+        &["undo-merge", "--tenant", "d001", &id.to_string()],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        text(&out.stderr),
+        format!("touchpoint: invalid: merge #{id} was already undone\n")
+    );
+}
