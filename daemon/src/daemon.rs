@@ -53,7 +53,10 @@ impl Daemon {
         register(&stores, &policies)?;
         let recovered = finish_recovered_imports(&stores, &policies).await;
         if recovered > 0 {
-            tracing::info!(tenants = recovered, "completed interrupted imports and their identity passes");
+            tracing::info!(
+                tenants = recovered,
+                "completed interrupted imports and their identity passes"
+            );
         }
         let policies = Arc::new(PolicyHandle::new(policies));
         let importer = Arc::new(Importer::new(
@@ -156,7 +159,12 @@ async fn finish_recovered_imports(stores: &Arc<Stores>, p: &Policies) -> usize {
     let due: Vec<_> = p
         .tenants
         .keys()
-        .filter(|id| stores.tenant_dir(id).join(crate::store::STAGING_FILE).exists())
+        .filter(|id| {
+            stores
+                .tenant_dir(id)
+                .join(crate::store::STAGING_FILE)
+                .exists()
+        })
         .cloned()
         .collect();
     let n = due.len();
