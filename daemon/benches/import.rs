@@ -37,7 +37,7 @@ fn main() {
     let mut sizes: Vec<usize> = args
         .iter()
         .enumerate()
-        .filter(|(i, _)| gb_at.map_or(true, |g| *i != g + 1))
+        .filter(|(i, _)| gb_at.is_none_or(|g| *i != g + 1))
         .filter_map(|(_, a)| a.parse().ok())
         .collect();
     if sizes.is_empty() {
