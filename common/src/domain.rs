@@ -493,6 +493,39 @@ pub struct ImportReport {
 }
 
 impl ImportReport {
+    /// A report of an import that has not read a row yet (status committed,
+    /// all counts zero); the importer fills it in as it goes.
+    pub fn new(
+        import_id: u64,
+        tenant: TenantId,
+        file_name: impl Into<String>,
+        content_hash: impl Into<String>,
+        started_at: Timestamp,
+    ) -> Self {
+        Self {
+            import_id,
+            tenant,
+            file_name: file_name.into(),
+            content_hash: content_hash.into(),
+            bytes: 0,
+            started_at,
+            finished_at: started_at,
+            status: ImportStatus::Committed,
+            format: String::new(),
+            rows_total: 0,
+            rows_ok: 0,
+            rows_rejected: 0,
+            customers: Counts::default(),
+            vehicles: Counts::default(),
+            consents: Counts::default(),
+            visits: Counts::default(),
+            unmapped_columns: Vec::new(),
+            errors: Vec::new(),
+            errors_truncated: 0,
+            merges: 0,
+        }
+    }
+
     pub fn is_committed(&self) -> bool {
         matches!(self.status, ImportStatus::Committed)
     }

@@ -3,7 +3,7 @@ use std::sync::Arc;
 use super::*;
 use crate::store::Stores;
 use touchpoint_common::config::StoresConfig;
-use touchpoint_common::domain::{Address, ImportReport, ImportStatus, Salutation};
+use touchpoint_common::domain::{Address, ImportReport, Salutation};
 use touchpoint_common::Date;
 use touchpoint_common::TenantId;
 
@@ -32,28 +32,13 @@ impl World {
 }
 
 fn report(store: &TenantStore, id: u64) -> ImportReport {
-    ImportReport {
-        import_id: id,
-        tenant: store.id().clone(),
-        file_name: "kunden.csv".into(),
-        content_hash: format!("hash-{id}"),
-        bytes: 0,
-        started_at: Timestamp(0),
-        finished_at: Timestamp(0),
-        status: ImportStatus::Committed,
-        format: String::new(),
-        rows_total: 0,
-        rows_ok: 0,
-        rows_rejected: 0,
-        customers: Default::default(),
-        vehicles: Default::default(),
-        consents: Default::default(),
-        visits: Default::default(),
-        unmapped_columns: vec![],
-        errors: vec![],
-        errors_truncated: 0,
-        merges: 0,
-    }
+    ImportReport::new(
+        id,
+        store.id().clone(),
+        "kunden.csv",
+        format!("hash-{id}"),
+        Timestamp(0),
+    )
 }
 
 fn import(store: &TenantStore, customers: &[Customer], vehicles: &[Vehicle]) {

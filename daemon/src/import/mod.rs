@@ -13,7 +13,7 @@ use std::path::Path;
 
 use touchpoint_common::config::TenantImport;
 use touchpoint_common::domain::{
-    Counts, FieldSet, ImportField, ImportReport, ImportStatus, RowError, Timestamp, IMPORT_SOURCE,
+    FieldSet, ImportField, ImportReport, ImportStatus, RowError, Timestamp, IMPORT_SOURCE,
 };
 
 use std::sync::Arc;
@@ -127,28 +127,8 @@ pub fn import_file(
         source,
     };
     let (content_hash, bytes) = hash_file(path).map_err(io_err)?;
-    let mut report = ImportReport {
-        import_id: 0,
-        tenant: store.id().clone(),
-        file_name: file_name.to_string(),
-        content_hash,
-        bytes,
-        started_at,
-        finished_at: started_at,
-        status: ImportStatus::Committed,
-        format: String::new(),
-        rows_total: 0,
-        rows_ok: 0,
-        rows_rejected: 0,
-        customers: Counts::default(),
-        vehicles: Counts::default(),
-        consents: Counts::default(),
-        visits: Counts::default(),
-        unmapped_columns: Vec::new(),
-        errors: Vec::new(),
-        errors_truncated: 0,
-        merges: 0,
-    };
+    let mut report = ImportReport::new(0, store.id().clone(), file_name, content_hash, started_at);
+    report.bytes = bytes;
 
     if let Some(previous) = store.import_by_hash(&report.content_hash)? {
         report.import_id = store.next_import_id()?;

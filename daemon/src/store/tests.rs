@@ -1,7 +1,5 @@
 use super::*;
-use touchpoint_common::domain::{
-    Consent, Customer, ImportReport, ImportStatus, Timestamp, Vehicle,
-};
+use touchpoint_common::domain::{Consent, Customer, ImportReport, Timestamp, Vehicle};
 
 fn cfg(max_open: u32) -> StoresConfig {
     StoresConfig {
@@ -33,28 +31,7 @@ fn vehicle(vin: &str, owner: &str) -> Vehicle {
 }
 
 fn report(tenant: &TenantId, id: u64, hash: &str) -> ImportReport {
-    ImportReport {
-        import_id: id,
-        tenant: tenant.clone(),
-        file_name: "kunden.csv".into(),
-        content_hash: hash.into(),
-        bytes: 0,
-        started_at: Timestamp(0),
-        finished_at: Timestamp(0),
-        status: ImportStatus::Committed,
-        format: String::new(),
-        rows_total: 0,
-        rows_ok: 0,
-        rows_rejected: 0,
-        customers: Default::default(),
-        vehicles: Default::default(),
-        consents: Default::default(),
-        visits: Default::default(),
-        unmapped_columns: vec![],
-        errors: vec![],
-        errors_truncated: 0,
-        merges: 0,
-    }
+    ImportReport::new(id, tenant.clone(), "kunden.csv", hash, Timestamp(0))
 }
 
 fn stores(dir: &std::path::Path, max_open: u32) -> Stores {
