@@ -2,7 +2,37 @@
 
 use std::fmt::Write as _;
 
+use crate::gen::{mix, push_translit};
+use crate::tables::{Region, BUSINESS_STREETS, FEMALE_FIRST, LAST, MALE_FIRST, REGIONS};
 use crate::{DealerSpec, Dialect};
+
+const SALT_POLICY: u64 = 0x706f_6c69;
+
+/// The demo brand's services (`policies/brand.toml`) as a dealer sees them:
+/// euro of monthly budget per 100 customers, and the share of dealers (in
+/// percent) that take part. Reminders for service and inspection are what
+/// every dealer wants; the rest is a dealer's choice.
+const SERVICES: &[(&str, u32, u32)] = &[
+    ("service_due", 14, 100),
+    ("hu_reminder", 9, 100),
+    ("warranty_extension", 6, 40),
+    ("birthday", 1, 80),
+    ("winter_check", 16, 50),
+];
+
+const OPENING_HOURS: &[&str] = &[
+    "Mo–Fr 7:30–18:00 Uhr, Sa 9:00–13:00 Uhr",
+    "Mo–Fr 7:00–18:30 Uhr, Sa 8:00–12:00 Uhr",
+    "Mo–Do 7:30–17:30 Uhr, Fr 7:30–16:00 Uhr",
+    "Mo–Fr 8:00–18:00 Uhr",
+];
+
+const LOCAL_OFFERS: &[&str] = &[
+    "Bei Ihrem nächsten Werkstattbesuch waschen wir Ihr Fahrzeug kostenlos.",
+    "Mit diesem Schreiben erhalten Sie 10 % auf Wischerblätter und Scheinwerferlampen.",
+    "Während der Inspektion fahren Sie kostenlos einen Ersatzwagen – bitte bei der Terminvereinbarung reservieren.",
+    "Kaffee, WLAN und eine Kinderecke: Warten Sie bei uns ganz entspannt.",
+];
 
 const FIELDS: &str = "# Fields are the snake_case import fields: customer_no, salutation,
 # first_name, last_name, full_name, company, is_company, street, house_no,
@@ -75,7 +105,166 @@ fn quoted(s: &str) -> String {
     out
 }
 
-/// The policy file of a dealer (schema `touchpoint_common::config::TenantPolicy`),
+/// "Autohaus Müller GmbH" -> "autohaus-mueller": a domain-name label.
+fn slug(name: &str) -> String {
+    let mut words = Vec::new();
+    for w in name.split([' ', '&']) {
+        if matches!(w, "GmbH" | "KG" | "AG" | "OHG" | "e.K." | "Co." | "und" | "") {
+            continue;
+        }
+        let mut t = String::new();
+        push_translit(&mut t, w);
+        if !t.is_empty() {
+            words.push(t);
+        }
+    }
+    words.join("-")
+}
+
+/// The dealer's channels, contact details, services, budgets and slots,
+/// derived from its seed: the same spec always gives the same file.
+fn tenant_settings(spec: &DealerSpec, t: &mut String) {
+    let mut r = fastrand::Rng::with_seed(mix(spec.seed ^ SALT_POLICY));
+    let region: Option<&Region> = REGIONS.iter().find(|g| g.city == spec.city);
+    let with_phone = r.u32(0..100) < 25;
+    let capacity = (spec.customers / 2).div_ceil(50).max(4) * 50;
+
+    t.push_str(
+        "
+[channels]
+# Channels this dealer sends on at all: \"email\", \"post\", \"phone\" (the
+# call centre). A service is only sent on channels both the brand's service
+# and this list allow. Default: [\"email\", \"post\"].
+",
+    );
+    let channels = if with_phone {
+        "[\"email\", \"post\", \"phone\"]"
+    } else {
+        "[\"email\", \"post\"]"
+    };
+    let _ = writeln!(t, "enabled = {channels}");
+    t.push_str(
+        "# Messages sent per day at most, all channels and services together;
+# the rest waits for the next day (1 to 1000000, default 500).
+",
+    );
+    let _ = writeln!(t, "daily_capacity = {capacity}");
+
+    let domain = format!("{}.example", slug(&spec.name));
+    let street = format!(
+        "{} {}",
+        BUSINESS_STREETS[r.usize(..BUSINESS_STREETS.len())],
+        r.u32(1..80)
+    );
+    let postcode = match region {
+        Some(g) => {
+            let (lo, hi) = g.postcodes;
+            format!("{:05}", lo + r.u32(0..=(hi - lo)))
+        }
+        None => format!("{}{:03}", spec.postcode_prefix, r.u32(0..1000)),
+    };
+    let area = region.map_or_else(|| format!("0{}1", spec.postcode_prefix), |g| g.area.into());
+    let phone = format!(
+        "+49 {} {}-0",
+        area.trim_start_matches('0'),
+        r.u32(100_000..1_000_000)
+    );
+    t.push_str(
+        "
+# The dealer as sender: the From of emails and the return address of letters.
+[sender]
+# Display name in the From header and above the return address.
+",
+    );
+    let _ = writeln!(t, "name = {}", quoted(&spec.name));
+    t.push_str("# Address emails are sent from (its domain must allow the mail server).
+");
+    let _ = writeln!(t, "email = {}", quoted(&format!("service@{domain}")));
+    t.push_str("# Where replies go (optional, default: email).
+");
+    let _ = writeln!(t, "reply_to = {}", quoted(&format!("werkstatt@{domain}")));
+    t.push_str("# Telephone number printed in messages for appointments.
+");
+    let _ = writeln!(t, "phone = {}", quoted(&phone));
+    t.push_str("# Postal address of the dealership.
+");
+    let _ = writeln!(t, "street = {}", quoted(&street));
+    let _ = writeln!(t, "postcode = {}", quoted(&postcode));
+    let _ = writeln!(t, "city = {}", quoted(&spec.city));
+
+    t.push_str(
+        "
+# Services of the brand's catalogue (brand.toml [services]) this dealer takes
+# part in. A service not listed here, or with opt_in = false, is never sent.
+#   opt_in           true: take part (default true)
+#   monthly_budget   euro per calendar month for this service's messages
+#                    (postage, email, call centre); once spent, the planner
+#                    sends the most valuable messages first and the rest waits
+#                    for next month. 12.5, 12 or \"12.50\".",
+    );
+    for &(id, per_100, share) in SERVICES {
+        let opt_in = r.u32(0..100) < share;
+        let budget = if opt_in {
+            // 0.5 to 1.5 times the typical need, in steps of 5 euro.
+            let euro = spec.customers as u32 * per_100 * r.u32(50..=150) / 10_000;
+            (euro.div_ceil(5) * 5).max(10)
+        } else {
+            0
+        };
+        let _ = writeln!(t, "\n[services.{id}]");
+        let _ = writeln!(t, "opt_in = {opt_in}");
+        let _ = writeln!(t, "monthly_budget = {budget}.00");
+    }
+
+    let first = if r.bool() {
+        MALE_FIRST[r.usize(..MALE_FIRST.len())]
+    } else {
+        FEMALE_FIRST[r.usize(..FEMALE_FIRST.len())]
+    };
+    let last = LAST[r.usize(..LAST.len())];
+    let signature = format!("Ihr Serviceteam\n{first} {last}, Serviceleitung");
+    let hours = OPENING_HOURS[r.usize(..OPENING_HOURS.len())];
+    let offer = if r.u32(0..100) < 60 {
+        LOCAL_OFFERS[r.usize(..LOCAL_OFFERS.len())]
+    } else {
+        ""
+    };
+    t.push_str(
+        "
+# The individualisation slots of the brand's templates: the only parts of
+# a message the dealer writes (at most 2000 characters each).
+[slots]
+# Closing lines under every message (\"\\n\" starts a new line).
+",
+    );
+    let _ = writeln!(t, "signature = {}", quoted(&signature));
+    t.push_str("# Opening hours of the workshop, printed next to the phone number.
+");
+    let _ = writeln!(t, "opening_hours = {}", quoted(hours));
+    t.push_str("# A local offer printed as its own paragraph; \"\" leaves it out.
+");
+    let _ = writeln!(t, "local_offer = {}", quoted(offer));
+    t.push_str(
+        "# Logo on letters: a file relative to the policy directory, like
+# \"logos/d001.png\"; \"\" prints the brand's logo.
+",
+    );
+    t.push_str("logo = \"\"\n");
+
+    t.push_str(
+        "
+# Never contact these customers, whatever their consent says (a complaint,
+# a dispute, staff). Unsubscribes arrive by themselves and need no entry.
+[suppress]
+# Customer numbers as in this dealer's exports.
+# customers = [\"100234\", \"100987\"]
+# Email addresses (case-insensitive).
+# emails = [\"max.mustermann@example.org\"]
+",
+    );
+}
+
+/// The policy file of a dealer (schema `touchpoint_common::policy::TenantPolicy`),
 /// every key explained in a comment. Dealers whose DMS writes the tab dialect
 /// get an `[import.columns]` table mapping its short headers.
 pub fn tenant_policy_toml(spec: &DealerSpec) -> String {
@@ -104,6 +293,7 @@ pub fn tenant_policy_toml(spec: &DealerSpec) -> String {
     let _ = writeln!(t, "name = {}", quoted(&spec.name));
     t.push_str("# Where the dealership is (optional, default \"\"); shown in the console.\n");
     let _ = writeln!(t, "city = {}", quoted(&spec.city));
+    tenant_settings(spec, &mut t);
     t.push_str(
         "
 # How the exports of this dealer's management system (DMS) are read. Every

@@ -1,7 +1,9 @@
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
 
-use touchpoint_common::config::{parse_toml, BrandPolicy, DaemonConfig, TenantPolicy};
+use touchpoint_common::config::{parse_toml, DaemonConfig};
+use touchpoint_common::domain::Channel;
+use touchpoint_common::policy::{BrandPolicy, PolicySet, TenantPolicy};
 use touchpoint_common::domain::ImportField;
 use touchpoint_common::Date;
 
@@ -665,34 +667,131 @@ fn read(path: &Path) -> String {
     std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
-#[test]
-fn policy_files_in_the_repository_parse() {
-    let dir = policies_dir().join("dealers");
-    let mut ids = Vec::new();
-    for entry in std::fs::read_dir(&dir).expect("policies/dealers") {
+/// `relative path -> text` of every `*.toml` in `policies/<sub>/`.
+fn shipped(sub: &str) -> std::collections::BTreeMap<String, String> {
+    let dir = policies_dir().join(sub);
+    let mut files = std::collections::BTreeMap::new();
+    for entry in std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display())) {
         let path = entry.expect("entry").path();
-        if path.extension().and_then(|e| e.to_str()) != Some("toml") {
-            continue;
+        if path.extension().and_then(|e| e.to_str()) == Some("toml") {
+            let name = path.file_name().and_then(|n| n.to_str()).expect("name");
+            files.insert(format!("{sub}/{name}"), read(&path));
         }
-        let text = read(&path);
-        let name = path.display().to_string();
-        let policy: TenantPolicy = parse_toml(&name, &text).unwrap_or_else(|e| panic!("{e}"));
-        let stem = path.file_stem().and_then(|s| s.to_str()).expect("stem");
-        assert_eq!(
-            policy.tenant.id.as_str(),
-            stem,
-            "{name}: id must equal the file name"
-        );
-        ids.push(stem.to_string());
     }
-    ids.sort();
+    files
+}
+
+/// The shipped brand file and templates with the given dealer files.
+fn with_shipped_brand(
+    dealers: impl IntoIterator<Item = (String, String)>,
+) -> std::collections::BTreeMap<String, String> {
+    let mut files = shipped("templates");
+    files.insert(
+        "brand.toml".into(),
+        read(&policies_dir().join("brand.toml")),
+    );
+    files.extend(dealers);
+    files
+}
+
+fn validate(files: &std::collections::BTreeMap<String, String>) -> PolicySet {
+    PolicySet::validate(files, "").unwrap_or_else(|errs| {
+        let shown: Vec<String> = errs.iter().map(ToString::to_string).collect();
+        panic!("{}", shown.join("\n"))
+    })
+}
+
+#[test]
+fn generated_policies_validate_with_the_shipped_brand() {
+    let dealers = demo_dealers(60);
+    let set = validate(&with_shipped_brand(dealers.iter().map(|d| {
+        (format!("dealers/{}.toml", d.id), tenant_policy_toml(d))
+    })));
+    assert_eq!(set.tenants.len(), 60);
+    let opted = |service: &str| {
+        set.tenants
+            .values()
+            .filter(|t| t.services.get(service).is_some_and(|s| s.opt_in))
+            .count()
+    };
+    // Everyone sends service and inspection reminders; the rest varies.
+    assert_eq!(opted("service_due"), 60);
+    assert_eq!(opted("hu_reminder"), 60);
+    assert!((35..60).contains(&opted("birthday")), "{}", opted("birthday"));
+    assert!((10..45).contains(&opted("warranty_extension")));
+    assert!((15..45).contains(&opted("winter_check")));
+    for (id, t) in &set.tenants {
+        for (service, s) in &t.services {
+            assert!(set.brand.services.contains_key(service), "{id}: {service}");
+            assert_eq!(s.opt_in, s.monthly_budget.cents() > 0, "{id}: {service}");
+        }
+        assert!(t.sender.email.starts_with("service@") && t.sender.email.ends_with(".example"));
+        assert!(t.sender.phone.starts_with("+49 "), "{}", t.sender.phone);
+        assert_eq!(t.sender.postcode.len(), 5, "{id}");
+        assert!(t.channels.enabled.contains(&Channel::Email));
+        for slot in ["signature", "opening_hours", "local_offer", "logo"] {
+            assert!(t.slots.contains_key(slot), "{id}: {slot}");
+        }
+    }
+    let budgets: HashSet<i64> = set
+        .tenants
+        .values()
+        .map(|t| t.services["service_due"].monthly_budget.cents())
+        .collect();
+    assert!(budgets.len() > 20, "budgets vary: {budgets:?}");
+    let first = &set.tenants[&touchpoint_common::TenantId::new("d001").expect("id")];
+    assert_eq!(first.sender.email, "service@autohaus-mueller.example");
+    assert_eq!(first.sender.name, "Autohaus Müller GmbH");
+}
+
+/// The dealer files in `policies/dealers/` are this generator's output for
+/// the 24 demo dealers. `TOUCHPOINT_REGENERATE=1 cargo test -p
+/// touchpoint-datagen shipped_dealer` rewrites them after a change here.
+#[test]
+fn shipped_dealer_policies_are_the_generated_ones() {
+    let dir = policies_dir().join("dealers");
+    let regenerate = std::env::var_os("TOUCHPOINT_REGENERATE").is_some();
+    let mut stale = Vec::new();
+    for d in demo_dealers(24) {
+        let path = dir.join(format!("{}.toml", d.id));
+        let want = tenant_policy_toml(&d);
+        if regenerate {
+            std::fs::write(&path, &want).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        } else if std::fs::read_to_string(&path).ok().as_deref() != Some(want.as_str()) {
+            stale.push(path.display().to_string());
+        }
+    }
+    assert!(
+        stale.is_empty(),
+        "out of date (run TOUCHPOINT_REGENERATE=1 cargo test -p touchpoint-datagen shipped_dealer): {stale:#?}"
+    );
+}
+
+#[test]
+fn policy_files_in_the_repository_validate() {
+    let dealers = shipped("dealers");
+    let ids: Vec<String> = dealers
+        .keys()
+        .filter_map(|k| Some(k.strip_prefix("dealers/")?.strip_suffix(".toml")?.to_string()))
+        .collect();
     let expected: Vec<String> = demo_dealers(24).into_iter().map(|d| d.id).collect();
     assert_eq!(ids, expected);
-
-    let brand: BrandPolicy = parse_toml("brand.toml", &read(&policies_dir().join("brand.toml")))
+    let set = validate(&with_shipped_brand(dealers));
+    assert_eq!(set.tenants.len(), 24);
+    assert_eq!(set.brand.brand.id, BRAND_ID);
+    assert_eq!(set.brand.brand.name, "Nordwagen Deutschland");
+    // Every service names a template, and every template is one a service names.
+    let named: std::collections::BTreeSet<&str> =
+        set.brand.services.values().map(|s| s.template.as_str()).collect();
+    let have: std::collections::BTreeSet<&str> = set.templates.iter().map(String::as_str).collect();
+    assert_eq!(named, have);
+    for (rel, text) in shipped("templates") {
+        let table: toml::Table = toml::from_str(&text).unwrap_or_else(|e| panic!("{rel}: {e}"));
+        let keys: Vec<&str> = table.keys().map(String::as_str).collect();
+        assert_eq!(keys, ["html", "letter", "subject", "text"], "{rel}");
+    }
+    let _: BrandPolicy = parse_toml("brand.toml", &read(&policies_dir().join("brand.toml")))
         .unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(brand.brand.id, BRAND_ID);
-    assert_eq!(brand.brand.name, "Nordwagen Deutschland");
 
     let daemon: DaemonConfig = parse_toml(
         "touchpointd.toml",
