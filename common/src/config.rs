@@ -9,7 +9,6 @@ use serde::{Deserialize, Serialize};
 
 use crate::domain::ImportField;
 use crate::protocol::Role;
-use crate::TenantId;
 
 /// A mistake in a configuration or policy file, located.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -267,39 +266,6 @@ fn all_tenants() -> Vec<String> {
     vec!["*".into()]
 }
 
-/// `policies/brand.toml`: the brand's identity. Later issues add the service
-/// catalogue, contact rules and throttles here.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct BrandPolicy {
-    pub brand: BrandInfo,
-}
-
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct BrandInfo {
-    pub id: String,
-    pub name: String,
-}
-
-/// `policies/dealers/<tenant-id>.toml`: one dealer's policy.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct TenantPolicy {
-    pub tenant: TenantInfo,
-    #[serde(default)]
-    pub import: TenantImport,
-}
-
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct TenantInfo {
-    pub id: TenantId,
-    pub name: String,
-    #[serde(default)]
-    pub city: String,
-}
-
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(deny_unknown_fields, default)]
 pub struct TenantImport {
@@ -344,7 +310,7 @@ mod tests {
         assert!(err.key.starts_with("access"), "{err}");
 
         let text = "[tenant]\nid = \"../x\"\nname = \"A\"\n";
-        let err = parse_toml::<TenantPolicy>("t.toml", text).expect_err("must fail");
+        let err = parse_toml::<crate::policy::TenantPolicy>("t.toml", text).expect_err("must fail");
         assert_eq!(err.key, "tenant.id", "{err}");
         assert_eq!(err.line, Some(2), "{err}");
     }
@@ -353,7 +319,7 @@ mod tests {
     fn column_mapping_rejects_unknown_field() {
         let text =
             "[tenant]\nid = \"d1\"\nname = \"A\"\n[import.columns]\n\"Kd-Nr\" = \"kundennummer\"\n";
-        let err = parse_toml::<TenantPolicy>("t.toml", text).expect_err("must fail");
+        let err = parse_toml::<crate::policy::TenantPolicy>("t.toml", text).expect_err("must fail");
         assert_eq!(err.line, Some(5), "{err}");
         assert!(err.message.contains("kundennummer"), "{err}");
     }

@@ -20,6 +20,11 @@ impl Date {
         NaiveDate::from_num_days_from_ce_opt(self.0).unwrap_or(NaiveDate::MIN)
     }
 
+    /// The inverse of [`Date::days`].
+    pub fn from_days(n: i32) -> Self {
+        Self(n)
+    }
+
     pub fn days(self) -> i32 {
         self.0
     }
@@ -35,6 +40,43 @@ impl Date {
     /// Big-endian key bytes that sort in date order (sign bit flipped).
     pub fn key_bytes(self) -> [u8; 4] {
         ((self.0 as u32) ^ 0x8000_0000).to_be_bytes()
+    }
+
+    /// `n` calendar months later; a day the month lacks becomes its last
+    /// day (Jan 31 + 1 month = Feb 28 or 29).
+    pub fn add_months(self, n: u32) -> Self {
+        self.naive()
+            .checked_add_months(chrono::Months::new(n))
+            .map(Self::from)
+            .unwrap_or(self)
+    }
+
+    pub fn month(self) -> u32 {
+        self.naive().month()
+    }
+
+    pub fn day(self) -> u32 {
+        self.naive().day()
+    }
+
+    /// Whole years from `self` to `later` (an age).
+    pub fn years_until(self, later: Date) -> i32 {
+        let (a, b) = (self.naive(), later.naive());
+        let mut y = b.year() - a.year();
+        if (b.month(), b.day()) < (a.month(), a.day()) {
+            y -= 1;
+        }
+        y
+    }
+
+    /// Whole months from `self` to `later`.
+    pub fn months_until(self, later: Date) -> i32 {
+        let (a, b) = (self.naive(), later.naive());
+        let mut m = (b.year() - a.year()) * 12 + b.month() as i32 - a.month() as i32;
+        if b.day() < a.day() {
+            m -= 1;
+        }
+        m
     }
 
     pub fn today() -> Self {

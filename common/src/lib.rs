@@ -8,6 +8,8 @@ pub mod codec;
 pub mod config;
 pub mod date;
 pub mod domain;
+pub mod outbox;
+pub mod policy;
 pub mod protocol;
 pub mod tenant;
 

@@ -10,5 +10,6 @@ pub mod control;
 pub mod daemon;
 pub mod identity;
 pub mod import;
+pub mod planner;
 pub mod policy;
 pub mod store;

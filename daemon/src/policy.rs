@@ -13,114 +13,82 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use tokio::sync::watch;
-use touchpoint_common::config::{parse_toml, BrandPolicy, ConfigError, TenantPolicy};
+use touchpoint_common::config::ConfigError;
+use touchpoint_common::policy::PolicySet;
 use touchpoint_common::domain::Timestamp;
 use touchpoint_common::protocol::PolicyStatus;
-use touchpoint_common::TenantId;
 
-/// A complete, validated set of policies.
+/// A complete, validated set of policies and where it came from.
 #[derive(Clone, Debug)]
 pub struct Policies {
     pub dir: PathBuf,
-    pub brand: BrandPolicy,
-    pub tenants: BTreeMap<TenantId, TenantPolicy>,
-    /// Files read, relative to `dir`.
-    pub files: Vec<String>,
+    pub set: PolicySet,
     pub loaded_at: Timestamp,
 }
 
-impl Policies {
-    pub fn tenant(&self, id: &TenantId) -> Option<&TenantPolicy> {
-        self.tenants.get(id)
+impl std::ops::Deref for Policies {
+    type Target = PolicySet;
+    fn deref(&self) -> &PolicySet {
+        &self.set
+    }
+}
+
+/// Reads every policy file under `dir` (`brand.toml`, `dealers/*.toml`,
+/// `templates/*.toml`) into `relative path -> text`.
+pub fn read_dir(dir: &Path) -> Result<BTreeMap<String, String>, Vec<ConfigError>> {
+    let mut files = BTreeMap::new();
+    let mut errors = Vec::new();
+    let read = |files: &mut BTreeMap<_, _>, errors: &mut Vec<_>, rel: String, path: &Path| {
+        match std::fs::read_to_string(path) {
+            Ok(text) => {
+                files.insert(rel, text);
+            }
+            Err(e) => errors.push(file_error(path, format!("cannot read: {e}"))),
+        }
+    };
+    let brand = dir.join("brand.toml");
+    if brand.exists() {
+        read(&mut files, &mut errors, "brand.toml".into(), &brand);
+    }
+    for sub in ["dealers", "templates"] {
+        let d = dir.join(sub);
+        let entries = match std::fs::read_dir(&d) {
+            Ok(rd) => rd,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && sub == "templates" => continue,
+            Err(e) => {
+                errors.push(file_error(&d, format!("cannot read directory: {e}")));
+                continue;
+            }
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
+                continue;
+            };
+            // Editors' swap and backup files (".x.toml.swp", "x.toml~") end otherwise.
+            if !name.ends_with(".toml") || name.starts_with('.') || !path.is_file() {
+                continue;
+            }
+            read(&mut files, &mut errors, format!("{sub}/{name}"), &path);
+        }
+    }
+    if errors.is_empty() {
+        Ok(files)
+    } else {
+        Err(errors)
     }
 }
 
 /// Reads and validates every policy file under `dir`. Returns all errors
 /// found, not just the first, each located by file, line and key.
 pub fn load_dir(dir: &Path) -> Result<Policies, Vec<ConfigError>> {
-    let mut errors = Vec::new();
-    let mut files = Vec::new();
-    let shown = |p: &Path| p.display().to_string();
-
-    let brand_path = dir.join("brand.toml");
-    let brand = match std::fs::read_to_string(&brand_path) {
-        Ok(text) => {
-            files.push("brand.toml".to_string());
-            parse_toml::<BrandPolicy>(&shown(&brand_path), &text)
-                .map_err(|e| errors.push(e))
-                .ok()
-        }
-        Err(e) => {
-            errors.push(file_error(&brand_path, format!("cannot read: {e}")));
-            None
-        }
-    };
-
-    let mut tenants = BTreeMap::new();
-    let dealers = dir.join("dealers");
-    let mut entries: Vec<PathBuf> = match std::fs::read_dir(&dealers) {
-        Ok(rd) => rd.filter_map(|e| e.ok().map(|e| e.path())).collect(),
-        Err(e) => {
-            errors.push(file_error(&dealers, format!("cannot read directory: {e}")));
-            Vec::new()
-        }
-    };
-    entries.sort();
-    for path in entries {
-        if path.extension().and_then(|e| e.to_str()) != Some("toml") {
-            continue;
-        }
-        let text = match std::fs::read_to_string(&path) {
-            Ok(t) => t,
-            Err(e) => {
-                errors.push(file_error(&path, format!("cannot read: {e}")));
-                continue;
-            }
-        };
-        let rel = format!(
-            "dealers/{}",
-            path.file_name()
-                .map(|n| n.to_string_lossy())
-                .unwrap_or_default()
-        );
-        files.push(rel);
-        let policy = match parse_toml::<TenantPolicy>(&shown(&path), &text) {
-            Ok(p) => p,
-            Err(e) => {
-                errors.push(e);
-                continue;
-            }
-        };
-        let stem = path
-            .file_stem()
-            .map(|s| s.to_string_lossy().to_string())
-            .unwrap_or_default();
-        if policy.tenant.id.as_str() != stem {
-            errors.push(touchpoint_common::config::invalid(
-                &shown(&path),
-                &text,
-                "tenant.id",
-                format!(
-                    "{:?} does not match the file name; a dealer's file must be named <tenant-id>.toml ({}.toml)",
-                    policy.tenant.id.as_str(),
-                    policy.tenant.id
-                ),
-            ));
-            continue;
-        }
-        tenants.insert(policy.tenant.id.clone(), policy);
-    }
-
-    match brand {
-        Some(brand) if errors.is_empty() => Ok(Policies {
-            dir: dir.to_path_buf(),
-            brand,
-            tenants,
-            files,
-            loaded_at: Timestamp::now(),
-        }),
-        _ => Err(errors),
-    }
+    let files = read_dir(dir)?;
+    let set = PolicySet::validate(&files, &dir.display().to_string())?;
+    Ok(Policies {
+        dir: dir.to_path_buf(),
+        set,
+        loaded_at: Timestamp::now(),
+    })
 }
 
 fn file_error(path: &Path, message: String) -> ConfigError {

@@ -18,6 +18,7 @@
 
 mod central;
 mod import_txn;
+mod outbox;
 mod tenant;
 
 use std::collections::HashMap;
@@ -31,6 +32,7 @@ use touchpoint_common::TenantId;
 
 pub use central::{Central, TenantRecord};
 pub use import_txn::{ImportTxn, STAGING_FILE};
+pub use outbox::{Contact, PlanWrite};
 pub use tenant::TenantStore;
 
 #[derive(Debug, thiserror::Error)]

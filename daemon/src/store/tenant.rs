@@ -12,7 +12,14 @@
 //! merges       merge_id (u64 BE)                -> MergeRecord
 //! merged       customer_no                      -> merge_id     active merges only
 //! meta         "counters" | "next_import_id" | "next_merge_id" | "pending_import"
+//!              | "next_message_id" | "plan_stamp" | "generation"
+//! outbox       message_id (u64 BE)              -> Message
+//! occasions    occasion key                     -> message_id   occasions already planned
+//! contacts     customer_no 0x00 date(4) id(8)   -> MessageStatus  per-recipient contact history
+//! by_day       date(4) id(8)                    -> ()           messages not yet sent, by send day
+//! ledger       month(4, BE yyyymm) service      -> LedgerEntry
 //! ```
+//! The outbox trees are written by [`super::outbox`].
 //! Customer numbers are validated by import to contain no control bytes, so
 //! the 0x00 separator is unambiguous.
 //!
@@ -67,6 +74,11 @@ pub struct TenantStore {
     merges: sled::Tree,
     merged: sled::Tree,
     pub(super) meta: sled::Tree,
+    pub(super) outbox: sled::Tree,
+    pub(super) occasions: sled::Tree,
+    pub(super) contacts: sled::Tree,
+    pub(super) by_day: sled::Tree,
+    pub(super) ledger: sled::Tree,
     /// The directory of this tenant (the sled database is in `store/`).
     pub(super) dir: PathBuf,
     /// One writer at a time: an import, an identity pass or a merge undo.
@@ -74,15 +86,15 @@ pub struct TenantStore {
     dirty: AtomicBool,
 }
 
-fn decode<T: DeserializeOwned>(tree: &'static str, bytes: &[u8]) -> Result<T> {
+pub(super) fn decode<T: DeserializeOwned>(tree: &'static str, bytes: &[u8]) -> Result<T> {
     decode_record(bytes).map_err(|source| StoreError::Codec { tree, source })
 }
 
-fn encode<T: Serialize>(tree: &'static str, value: &T) -> Result<Vec<u8>> {
+pub(super) fn encode<T: Serialize>(tree: &'static str, value: &T) -> Result<Vec<u8>> {
     encode_record(value).map_err(|source| StoreError::Codec { tree, source })
 }
 
-fn prefix_of(customer_no: &str) -> Vec<u8> {
+pub(super) fn prefix_of(customer_no: &str) -> Vec<u8> {
     let mut k = customer_no.as_bytes().to_vec();
     k.push(0);
     k
@@ -116,6 +128,11 @@ impl TenantStore {
             merges: tree("merges")?,
             merged: tree("merged")?,
             meta: tree("meta")?,
+            outbox: tree("outbox")?,
+            occasions: tree("occasions")?,
+            contacts: tree("contacts")?,
+            by_day: tree("by_day")?,
+            ledger: tree("ledger")?,
             dir: dir.to_path_buf(),
             id,
             db,
@@ -165,7 +182,7 @@ impl TenantStore {
         }
     }
 
-    fn next_id(&self, key: &[u8]) -> Result<u64> {
+    pub(super) fn next_id(&self, key: &[u8]) -> Result<u64> {
         let next = self
             .meta
             .update_and_fetch(key, |old| {
@@ -471,7 +488,7 @@ fn encode_tx<T: Serialize>(v: &T) -> TxResult<Vec<u8>> {
         .map_err(|e| sled::transaction::ConflictableTransactionError::Abort(e.to_string()))
 }
 
-fn tx_err(
+pub(super) fn tx_err(
     id: &TenantId,
 ) -> impl Fn(sled::transaction::TransactionError<String>) -> StoreError + '_ {
     move |e| match e {

@@ -1,0 +1,248 @@
+//! Planned messages and their explanations: what the planner writes into a
+//! tenant's outbox and what dispatch and the console read from it.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use crate::domain::{Channel, Timestamp};
+use crate::policy::OccasionKind;
+use crate::Date;
+
+/// One reason to contact a customer, found by the planner.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Occasion {
+    /// Stable identity of the occasion: planning it twice is impossible.
+    /// `service:vin-or-customer:anchor`, where the anchor is what starts the
+    /// cycle (the last service date, the inspection date, the year...).
+    pub key: String,
+    pub service: String,
+    pub kind: OccasionKind,
+    /// The vehicle it concerns; `None` for occasions of the person.
+    pub vin: Option<String>,
+    /// The day the occasion happens (service due, birthday, campaign start).
+    pub due: Date,
+    /// How `due` was found, in words ("12 months after the service on 2025-12-01").
+    pub reason: String,
+    /// Expected value in cents.
+    pub value: i64,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MessageStatus {
+    Planned,
+    Rendered,
+    Queued,
+    Sending,
+    Sent,
+    Deferred,
+    Failed,
+    Held,
+    Cancelled,
+    Fallback,
+}
+
+impl MessageStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MessageStatus::Planned => "planned",
+            MessageStatus::Rendered => "rendered",
+            MessageStatus::Queued => "queued",
+            MessageStatus::Sending => "sending",
+            MessageStatus::Sent => "sent",
+            MessageStatus::Deferred => "deferred",
+            MessageStatus::Failed => "failed",
+            MessageStatus::Held => "held",
+            MessageStatus::Cancelled => "cancelled",
+            MessageStatus::Fallback => "fallback",
+        }
+    }
+
+    /// Counts as a contact for frequency capping: planned, on its way or sent.
+    pub fn is_contact(self) -> bool {
+        !matches!(
+            self,
+            MessageStatus::Failed | MessageStatus::Cancelled | MessageStatus::Fallback
+        )
+    }
+
+    /// Not yet handed to a transport: the planner may still revise it.
+    pub fn is_revisable(self) -> bool {
+        matches!(self, MessageStatus::Planned | MessageStatus::Rendered)
+    }
+}
+
+impl fmt::Display for MessageStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The planning step an explanation belongs to, in the planner's order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Step {
+    Occasion,
+    Channel,
+    Bundling,
+    Consolidation,
+    Capping,
+    Budget,
+    SendTime,
+    /// Later changes: a rerun that cancelled or revised the message.
+    Revision,
+}
+
+impl Step {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Step::Occasion => "occasion",
+            Step::Channel => "channel",
+            Step::Bundling => "bundling",
+            Step::Consolidation => "consolidation",
+            Step::Capping => "capping",
+            Step::Budget => "budget",
+            Step::SendTime => "send time",
+            Step::Revision => "revision",
+        }
+    }
+}
+
+impl fmt::Display for Step {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One line of a message's *why*.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Why {
+    pub step: Step,
+    pub text: String,
+}
+
+impl fmt::Display for Why {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.step, self.text)
+    }
+}
+
+/// A message in a tenant's outbox.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Message {
+    /// Per tenant, increasing.
+    pub id: u64,
+    /// `Message-ID` header, fixed at planning: `<m{id}.{tenant}@{brand}.touchpoint>`.
+    pub message_id: String,
+    /// Customer number of the recipient (after identity merges).
+    pub recipient: String,
+    pub channel: Channel,
+    /// The service that pays for the message and whose template leads it.
+    pub service: String,
+    pub template: String,
+    pub occasions: Vec<Occasion>,
+    pub send_on: Date,
+    /// Minutes after midnight, local time.
+    pub send_at: u16,
+    /// Estimated cost in cents, reserved against the budget.
+    pub cost: i64,
+    /// Expected value in cents.
+    pub value: i64,
+    pub status: MessageStatus,
+    pub why: Vec<Why>,
+    pub planned_at: Timestamp,
+    /// Fingerprint of the policy set it was planned under.
+    pub policy: u64,
+    /// Every status change: when, to what, why.
+    pub history: Vec<(Timestamp, MessageStatus, String)>,
+}
+
+impl Message {
+    /// The vehicles the message concerns, in occasion order, without repeats.
+    pub fn vins(&self) -> Vec<&str> {
+        let mut v: Vec<&str> = Vec::new();
+        for o in &self.occasions {
+            if let Some(vin) = o.vin.as_deref() {
+                if !v.contains(&vin) {
+                    v.push(vin);
+                }
+            }
+        }
+        v
+    }
+}
+
+/// An occasion the planner found but did not plan, and why.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Dropped {
+    pub recipient: String,
+    pub occasion: Occasion,
+    pub step: Step,
+    pub reason: String,
+}
+
+/// Count and cost of planned messages of one service.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServiceTotals {
+    pub service: String,
+    pub messages: u64,
+    pub email: u64,
+    pub post: u64,
+    pub phone: u64,
+    pub cost: i64,
+    pub dropped: u64,
+}
+
+/// The outcome of planning one tenant for one day.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PlanReport {
+    pub tenant: String,
+    pub day: Option<Date>,
+    pub dry_run: bool,
+    /// Nothing changed since the last run for this day: data, policy, day.
+    pub unchanged: bool,
+    pub recipients: u64,
+    pub occasions_found: u64,
+    /// Occasions skipped because an earlier run planned them.
+    pub already_planned: u64,
+    pub planned: Vec<Message>,
+    pub dropped: Vec<Dropped>,
+    /// Earlier planned messages cancelled by this run (consent withdrawn...).
+    pub cancelled: Vec<Message>,
+    pub totals: Vec<ServiceTotals>,
+    pub millis: u64,
+}
+
+/// How a planned message differs between the current policy and a candidate.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum PlanChange {
+    /// Planned only under the candidate policy.
+    Added(Message),
+    /// Planned only under the current policy.
+    Removed(Message),
+    /// Planned under both, differently (channel, day, occasions, cost).
+    Changed { current: Message, candidate: Message },
+}
+
+/// Money of one tenant, service and month, in cents.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LedgerEntry {
+    /// Estimated cost of messages planned and not yet sent.
+    pub reserved: i64,
+    /// Cost of messages sent.
+    pub booked: i64,
+}
+
+impl LedgerEntry {
+    pub fn committed(&self) -> i64 {
+        self.reserved + self.booked
+    }
+}
+
+/// A calendar month, `yyyymm` as a number (202612).
+pub fn month_of(d: Date) -> u32 {
+    use chrono::Datelike;
+    let n = d.naive();
+    n.year() as u32 * 100 + n.month()
+}

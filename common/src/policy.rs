@@ -1,0 +1,981 @@
+//! Schema of the policy files (M4) and their validation as one set.
+//!
+//! ```text
+//! <policy_dir>/brand.toml              the brand: services, contact rules, costs, calendar
+//! <policy_dir>/dealers/<tenant>.toml   one dealer: opt-ins, budgets, channels, sender, slots, import
+//! <policy_dir>/templates/<name>.toml   brand material, named by services
+//! ```
+//!
+//! [`PolicySet::validate`] takes the files' texts (the caller reads them: the
+//! daemon from its policy directory, `touchpoint policy check` from any
+//! directory) and returns either a complete, cross-checked set or every error
+//! found, each as `file:line: key.path: message`.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+
+use serde::{Deserialize, Deserializer, Serialize};
+
+use crate::config::{invalid, parse_toml, ConfigError, TenantImport};
+use crate::domain::Channel;
+use crate::{Date, TenantId};
+
+// ----- value types --------------------------------------------------------------
+
+/// An amount of money in euro cents. In files: `12.5`, `12`, or `"12.50"`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+pub struct Money(pub i64);
+
+impl Money {
+    pub fn cents(self) -> i64 {
+        self.0
+    }
+}
+
+impl fmt::Display for Money {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let sign = if self.0 < 0 { "-" } else { "" };
+        write!(f, "{sign}{}.{:02}", self.0.abs() / 100, self.0.abs() % 100)
+    }
+}
+
+impl<'de> Deserialize<'de> for Money {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Int(i64),
+            Float(f64),
+            Text(String),
+        }
+        let err = |what: &dyn fmt::Display| {
+            serde::de::Error::custom(format!(
+                "{what} is not an amount in euro with at most two decimals (like 12.50)"
+            ))
+        };
+        let cents = match Raw::deserialize(d)? {
+            Raw::Int(i) => i.checked_mul(100).ok_or_else(|| err(&i))?,
+            Raw::Float(x) => {
+                let c = (x * 100.0).round();
+                if !x.is_finite() || (x * 100.0 - c).abs() > 1e-6 || c.abs() > 1e15 {
+                    return Err(err(&x));
+                }
+                c as i64
+            }
+            Raw::Text(s) => parse_money(&s).ok_or_else(|| err(&format!("{s:?}")))?,
+        };
+        if cents < 0 {
+            return Err(serde::de::Error::custom(format!(
+                "must not be negative, got {}",
+                Money(cents)
+            )));
+        }
+        Ok(Money(cents))
+    }
+}
+
+fn parse_money(s: &str) -> Option<i64> {
+    let s = s.trim().trim_end_matches("EUR").trim_end_matches('€').trim();
+    let (whole, frac) = s.split_once(['.', ',']).unwrap_or((s, ""));
+    if whole.is_empty() || frac.len() > 2 || !whole.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let frac_cents = match frac.len() {
+        0 => 0,
+        1 => frac.parse::<i64>().ok()? * 10,
+        _ => frac.parse::<i64>().ok()?,
+    };
+    whole.parse::<i64>().ok()?.checked_mul(100)?.checked_add(frac_cents)
+}
+
+/// A date written as a TOML date (`2026-12-24`) or a string of that form.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+pub struct PolicyDate(pub Date);
+
+impl<'de> Deserialize<'de> for PolicyDate {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Toml(toml::value::Datetime),
+            Text(String),
+        }
+        let text = match Raw::deserialize(d)? {
+            Raw::Toml(dt) => {
+                if dt.time.is_some() || dt.offset.is_some() {
+                    return Err(serde::de::Error::custom(format!(
+                        "{dt} is not a plain date (write 2026-12-24)"
+                    )));
+                }
+                dt.to_string()
+            }
+            Raw::Text(s) => s,
+        };
+        chrono::NaiveDate::parse_from_str(text.trim(), "%Y-%m-%d")
+            .map(|d| PolicyDate(Date::from(d)))
+            .map_err(|_| {
+                serde::de::Error::custom(format!("{text:?} is not a date (write 2026-12-24)"))
+            })
+    }
+}
+
+/// A time of day `"HH:MM"`, as minutes after midnight.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+pub struct TimeOfDay(pub u16);
+
+impl TimeOfDay {
+    pub fn minutes(self) -> u16 {
+        self.0
+    }
+}
+
+impl fmt::Display for TimeOfDay {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:02}:{:02}", self.0 / 60, self.0 % 60)
+    }
+}
+
+impl<'de> Deserialize<'de> for TimeOfDay {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        let parsed = s.split_once(':').and_then(|(h, m)| {
+            let (h, m) = (h.parse::<u16>().ok()?, m.parse::<u16>().ok()?);
+            (h < 24 && m < 60).then_some(h * 60 + m)
+        });
+        parsed.map(TimeOfDay).ok_or_else(|| {
+            serde::de::Error::custom(format!("{s:?} is not a time of day (write \"09:30\")"))
+        })
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Weekday {
+    Mon,
+    Tue,
+    Wed,
+    Thu,
+    Fri,
+    Sat,
+    Sun,
+}
+
+impl Weekday {
+    pub const ALL: [Weekday; 7] = [
+        Weekday::Mon,
+        Weekday::Tue,
+        Weekday::Wed,
+        Weekday::Thu,
+        Weekday::Fri,
+        Weekday::Sat,
+        Weekday::Sun,
+    ];
+
+    pub fn of(date: Date) -> Self {
+        use chrono::Datelike;
+        Self::ALL[date.naive().weekday().num_days_from_monday() as usize]
+    }
+
+    pub fn bit(self) -> u8 {
+        1 << (self as u8)
+    }
+}
+
+/// What starts a service's occasions.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OccasionKind {
+    /// Periodic service, by time since the last one or by projected mileage.
+    ServiceDue,
+    /// Statutory inspection (HU).
+    InspectionDue,
+    /// End of the vehicle's warranty.
+    WarrantyEnd,
+    Birthday,
+    /// A brand campaign: a date window and a segment.
+    Campaign,
+}
+
+impl OccasionKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OccasionKind::ServiceDue => "service_due",
+            OccasionKind::InspectionDue => "inspection_due",
+            OccasionKind::WarrantyEnd => "warranty_end",
+            OccasionKind::Birthday => "birthday",
+            OccasionKind::Campaign => "campaign",
+        }
+    }
+
+    /// Whether the occasion belongs to one vehicle (as opposed to the person).
+    pub fn per_vehicle(self) -> bool {
+        matches!(
+            self,
+            OccasionKind::ServiceDue | OccasionKind::InspectionDue | OccasionKind::WarrantyEnd
+        )
+    }
+}
+
+/// Where a customer is in their life with the brand, derived from their
+/// vehicles and visits (see the brand file's `[journey]`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum JourneyStage {
+    /// Holds a vehicle first registered less than `new_months` ago.
+    New,
+    /// Visited within `lapsing_after_months`.
+    Loyal,
+    /// Last visit between `lapsing_after_months` and `lost_after_months` ago.
+    Lapsing,
+    /// No visit for `lost_after_months`, or never.
+    Lost,
+}
+
+/// How a channel's consent works: `opt_in` needs an explicit "yes" on record,
+/// `opt_out` is allowed unless a "no" is on record (postal advertising).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ConsentRule {
+    OptIn,
+    OptOut,
+}
+
+// ----- brand.toml -------------------------------------------------------------------
+
+/// `policies/brand.toml`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BrandPolicy {
+    pub brand: BrandInfo,
+    pub planning: Planning,
+    pub contact: ContactRules,
+    #[serde(default)]
+    pub calendar: Calendar,
+    #[serde(default)]
+    pub journey: Journey,
+    pub channels: BrandChannels,
+    /// Service id -> service. Ids are `a-z0-9_`.
+    pub services: BTreeMap<String, Service>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BrandInfo {
+    pub id: String,
+    pub name: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Planning {
+    /// When the daily plan runs: a cron expression with seconds
+    /// (`sec min hour day-of-month month day-of-week`), daemon local time.
+    pub schedule: String,
+    /// Messages whose send date falls within this many days are planned now.
+    pub horizon_days: u32,
+    /// Occasions of one customer due within this many days of each other
+    /// become one message.
+    pub bundling_window_days: u32,
+    /// Average km per day assumed for a vehicle without enough visits.
+    pub default_km_per_day: u32,
+    /// A message whose expected value is below this is never planned.
+    pub min_value: Money,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ContactRules {
+    /// At most this many messages per customer within `period_days`.
+    pub max_contacts: u32,
+    pub period_days: u32,
+    /// At least this many days between two messages to one customer.
+    pub min_gap_days: u32,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Calendar {
+    /// Weekdays on which nothing is sent.
+    pub quiet_weekdays: Vec<Weekday>,
+    /// Public holidays on which nothing is sent.
+    pub holidays: Vec<PolicyDate>,
+}
+
+impl Default for Calendar {
+    fn default() -> Self {
+        Self {
+            quiet_weekdays: vec![Weekday::Sun],
+            holidays: Vec::new(),
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Journey {
+    pub new_months: u32,
+    pub lapsing_after_months: u32,
+    pub lost_after_months: u32,
+}
+
+impl Default for Journey {
+    fn default() -> Self {
+        Self {
+            new_months: 12,
+            lapsing_after_months: 18,
+            lost_after_months: 36,
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BrandChannels {
+    pub email: ChannelCost,
+    pub post: ChannelCost,
+    pub phone: ChannelCost,
+}
+
+impl BrandChannels {
+    pub fn get(&self, c: Channel) -> &ChannelCost {
+        match c {
+            Channel::Email => &self.email,
+            Channel::Post => &self.post,
+            Channel::Phone => &self.phone,
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChannelCost {
+    /// Estimated cost of one message on this channel.
+    pub cost: Money,
+    pub consent: ConsentRule,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Service {
+    pub name: String,
+    pub occasion: OccasionKind,
+    /// Template in `templates/<name>.toml`.
+    pub template: String,
+    /// Days before the occasion that the message should arrive.
+    pub lead_days: u32,
+    /// Expected value of one message (revenue × response rate), for ranking
+    /// under a short budget and for the brand's `min_value`.
+    pub value: Money,
+    /// Channels the service may use, in the brand's order of preference.
+    pub channels: Vec<Channel>,
+    /// If set, the service is only ever sent on this channel.
+    #[serde(default)]
+    pub mandatory_channel: Option<Channel>,
+    #[serde(default)]
+    pub forbidden_channels: Vec<Channel>,
+    #[serde(default)]
+    pub send_window: SendWindow,
+    /// service_due: months between services.
+    #[serde(default)]
+    pub interval_months: Option<u32>,
+    /// service_due: km between services.
+    #[serde(default)]
+    pub interval_km: Option<u32>,
+    /// inspection_due without a stored date: months from first registration to the first inspection.
+    #[serde(default)]
+    pub first_after_months: Option<u32>,
+    /// inspection_due: months between inspections after the first.
+    #[serde(default)]
+    pub every_months: Option<u32>,
+    /// campaign: first and last day of the campaign.
+    #[serde(default)]
+    pub from: Option<PolicyDate>,
+    #[serde(default)]
+    pub to: Option<PolicyDate>,
+    /// campaign: who is selected.
+    #[serde(default)]
+    pub segment: Option<Segment>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SendWindow {
+    pub weekdays: Vec<Weekday>,
+    pub from: TimeOfDay,
+    pub to: TimeOfDay,
+}
+
+impl Default for SendWindow {
+    fn default() -> Self {
+        Self {
+            weekdays: vec![
+                Weekday::Mon,
+                Weekday::Tue,
+                Weekday::Wed,
+                Weekday::Thu,
+                Weekday::Fri,
+            ],
+            from: TimeOfDay(9 * 60),
+            to: TimeOfDay(17 * 60),
+        }
+    }
+}
+
+/// A campaign's selection: every key present must match (AND); list values
+/// match any of their entries (OR).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct Segment {
+    /// Vehicle model names, case-insensitive.
+    pub models: Vec<String>,
+    /// Whole years since first registration.
+    pub vehicle_age_years: Option<Range>,
+    /// Postcode prefixes ("8", "80", "809").
+    pub postcode_prefixes: Vec<String>,
+    /// Days since the last visit of any of the customer's vehicles (never = infinitely long).
+    pub days_since_last_visit: Option<Range>,
+    /// The customer must have consent on all of these channels.
+    pub consent: Vec<Channel>,
+    pub journey_stages: Vec<JourneyStage>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct Range {
+    #[serde(default)]
+    pub min: Option<u32>,
+    #[serde(default)]
+    pub max: Option<u32>,
+}
+
+impl Range {
+    pub fn contains(&self, v: u32) -> bool {
+        self.min.is_none_or(|m| v >= m) && self.max.is_none_or(|m| v <= m)
+    }
+}
+
+// ----- dealers/<tenant>.toml ---------------------------------------------------------
+
+/// `policies/dealers/<tenant-id>.toml`: one dealer's policy.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TenantPolicy {
+    pub tenant: TenantInfo,
+    #[serde(default)]
+    pub channels: TenantChannels,
+    #[serde(default)]
+    pub sender: Sender,
+    /// Service id -> the dealer's participation. A service not listed is off.
+    #[serde(default)]
+    pub services: BTreeMap<String, TenantService>,
+    /// Individualisation slot contents, by slot name.
+    #[serde(default)]
+    pub slots: BTreeMap<String, String>,
+    #[serde(default)]
+    pub suppress: Suppress,
+    #[serde(default)]
+    pub import: TenantImport,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TenantInfo {
+    pub id: TenantId,
+    pub name: String,
+    #[serde(default)]
+    pub city: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TenantChannels {
+    /// Channels this dealer uses at all.
+    pub enabled: Vec<Channel>,
+    /// Messages sent per day at most, all channels together.
+    pub daily_capacity: u32,
+}
+
+impl Default for TenantChannels {
+    fn default() -> Self {
+        Self {
+            enabled: vec![Channel::Email, Channel::Post],
+            daily_capacity: 500,
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct Sender {
+    pub name: String,
+    pub email: String,
+    pub reply_to: String,
+    pub phone: String,
+    pub street: String,
+    pub postcode: String,
+    pub city: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TenantService {
+    #[serde(default = "yes")]
+    pub opt_in: bool,
+    /// Budget per calendar month for this service.
+    pub monthly_budget: Money,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// Never contact these, whatever their consent says.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct Suppress {
+    pub customers: Vec<String>,
+    pub emails: Vec<String>,
+}
+
+// ----- reading a policy directory ----------------------------------------------------
+
+/// A policy directory as [`read_files`] sees it. The daemon and `touchpoint
+/// policy check` each implement it over the file system (a few lines); what
+/// counts as a policy file and how a read failure is reported lives here
+/// once, so both read the same files the same way.
+pub trait PolicySource {
+    /// Names of the regular files directly in the folder `rel` (`"dealers"`,
+    /// `"templates"`), in any order. A folder that does not exist is an
+    /// error of kind `NotFound`.
+    fn files_in(&self, rel: &str) -> std::io::Result<Vec<String>>;
+    /// The bytes of the file `rel` (`"brand.toml"`, `"dealers/d001.toml"`).
+    fn read(&self, rel: &str) -> std::io::Result<Vec<u8>>;
+}
+
+/// Reads `brand.toml`, `dealers/*.toml` and `templates/*.toml` into
+/// `relative path -> text` for [`PolicySet::validate`]. Editors' swap and
+/// backup files (`.d001.toml.swp`, `d001.toml~`) are not policy files. A
+/// missing `brand.toml` is left for `validate` to report; a missing
+/// `templates/` folder is one without templates. `shown` prefixes file names
+/// in errors, as in `validate`.
+pub fn read_files(
+    src: &impl PolicySource,
+    shown: &str,
+) -> Result<BTreeMap<String, String>, Vec<ConfigError>> {
+    let mut files = BTreeMap::new();
+    let mut errors = Vec::new();
+    let mut read = |rel: String, missing_ok: bool| match src.read(&rel) {
+        Ok(bytes) => match String::from_utf8(bytes) {
+            Ok(text) => {
+                files.insert(rel, text);
+            }
+            Err(e) => {
+                let at = e.utf8_error().valid_up_to();
+                let line = e.as_bytes()[..at].iter().filter(|&&b| b == b'\n').count() as u32 + 1;
+                errors.push(ConfigError {
+                    file: shown_path(shown, &rel),
+                    line: Some(line),
+                    key: String::new(),
+                    message: "not UTF-8 text (saved as Windows-1252?); save the file as UTF-8".into(),
+                });
+            }
+        },
+        Err(e) if missing_ok && e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => errors.push(ConfigError {
+            file: shown_path(shown, &rel),
+            line: None,
+            key: String::new(),
+            message: format!("cannot read: {e}"),
+        }),
+    };
+    read("brand.toml".into(), true);
+    for folder in ["dealers", "templates"] {
+        let mut names = match src.files_in(folder) {
+            Ok(names) => names,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && folder == "templates" => continue,
+            Err(e) => {
+                let message = if e.kind() == std::io::ErrorKind::NotFound {
+                    "missing: every policy directory has a dealers/ folder with one file per dealer".into()
+                } else {
+                    format!("cannot read the folder: {e}")
+                };
+                errors.push(ConfigError {
+                    file: shown_path(shown, &format!("{folder}/")),
+                    line: None,
+                    key: String::new(),
+                    message,
+                });
+                continue;
+            }
+        };
+        names.sort();
+        for name in names {
+            if name.ends_with(".toml") && !name.starts_with('.') {
+                read(format!("{folder}/{name}"), false);
+            }
+        }
+    }
+    if errors.is_empty() {
+        Ok(files)
+    } else {
+        Err(errors)
+    }
+}
+
+/// `rel` as the user knows it: under the directory they named, if any.
+fn shown_path(shown: &str, rel: &str) -> String {
+    if shown.is_empty() {
+        rel.to_string()
+    } else {
+        format!("{}/{rel}", shown.trim_end_matches('/'))
+    }
+}
+
+// ----- the validated set ------------------------------------------------------------
+
+/// A complete, cross-checked set of policies.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PolicySet {
+    pub brand: BrandPolicy,
+    pub tenants: BTreeMap<TenantId, TenantPolicy>,
+    /// Template names found under `templates/`.
+    pub templates: BTreeSet<String>,
+    /// Files read, relative to the policy directory, sorted.
+    pub files: Vec<String>,
+    /// Fingerprint of every file's path and content, so a plan can tell
+    /// whether the policy changed since it last ran.
+    pub fingerprint: u64,
+}
+
+impl PolicySet {
+    pub fn tenant(&self, id: &TenantId) -> Option<&TenantPolicy> {
+        self.tenants.get(id)
+    }
+
+    /// Validates a whole policy directory given as `relative path -> text`.
+    /// `shown` prefixes file names in errors (the directory as the user named it).
+    pub fn validate(files: &BTreeMap<String, String>, shown: &str) -> Result<Self, Vec<ConfigError>> {
+        let mut errors = Vec::new();
+        let name = |rel: &str| shown_path(shown, rel);
+        let templates: BTreeSet<String> = files
+            .keys()
+            .filter_map(|k| k.strip_prefix("templates/")?.strip_suffix(".toml"))
+            .map(str::to_string)
+            .collect();
+
+        let brand = match files.get("brand.toml") {
+            None => {
+                errors.push(ConfigError {
+                    file: name("brand.toml"),
+                    line: None,
+                    key: String::new(),
+                    message: "missing: every policy directory has a brand.toml".into(),
+                });
+                None
+            }
+            Some(text) => match parse_toml::<BrandPolicy>(&name("brand.toml"), text) {
+                Ok(b) => {
+                    let before = errors.len();
+                    check_brand(&b, &name("brand.toml"), text, &templates, &mut errors);
+                    (errors.len() == before).then_some(b)
+                }
+                Err(e) => {
+                    errors.push(e);
+                    None
+                }
+            },
+        };
+
+        let mut tenants = BTreeMap::new();
+        for (rel, text) in files {
+            let Some(stem) = rel.strip_prefix("dealers/").and_then(|r| r.strip_suffix(".toml")) else {
+                continue;
+            };
+            let file = name(rel);
+            let policy = match parse_toml::<TenantPolicy>(&file, text) {
+                Ok(p) => p,
+                Err(e) => {
+                    errors.push(e);
+                    continue;
+                }
+            };
+            let before = errors.len();
+            if policy.tenant.id.as_str() != stem {
+                errors.push(invalid(
+                    &file,
+                    text,
+                    "tenant.id",
+                    format!(
+                        "{:?} does not match the file name; a dealer's file must be named <tenant-id>.toml ({}.toml)",
+                        policy.tenant.id.as_str(),
+                        policy.tenant.id
+                    ),
+                ));
+            }
+            if let Some(brand) = &brand {
+                check_tenant(&policy, brand, &file, text, &mut errors);
+            }
+            if errors.len() == before {
+                tenants.insert(policy.tenant.id.clone(), policy);
+            }
+        }
+
+        match brand {
+            Some(brand) if errors.is_empty() => Ok(PolicySet {
+                brand,
+                tenants,
+                templates,
+                files: files.keys().cloned().collect(),
+                fingerprint: fingerprint(files),
+            }),
+            _ => Err(errors),
+        }
+    }
+}
+
+/// FNV-1a over paths and contents: stable across runs and platforms.
+fn fingerprint(files: &BTreeMap<String, String>) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for (k, v) in files {
+        for b in k.bytes().chain([0]).chain(v.bytes()).chain([0]) {
+            h ^= u64::from(b);
+            h = h.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+    }
+    h
+}
+
+fn check_brand(
+    b: &BrandPolicy,
+    file: &str,
+    text: &str,
+    templates: &BTreeSet<String>,
+    errors: &mut Vec<ConfigError>,
+) {
+    let mut err = |key: String, msg: String| errors.push(invalid(file, text, &key, msg));
+    if let Err(e) = b.planning.schedule.parse::<cron::Schedule>() {
+        err(
+            "planning.schedule".into(),
+            format!(
+                "{:?} is not a cron expression (sec min hour day-of-month month day-of-week, like \"0 0 6 * * Mon-Sat\"): {e}",
+                b.planning.schedule
+            ),
+        );
+    }
+    range(&mut err, "planning.horizon_days", b.planning.horizon_days, 1, 365);
+    range(&mut err, "planning.bundling_window_days", b.planning.bundling_window_days, 0, 90);
+    range(&mut err, "planning.default_km_per_day", b.planning.default_km_per_day, 1, 1000);
+    range(&mut err, "contact.max_contacts", b.contact.max_contacts, 1, 100);
+    range(&mut err, "contact.period_days", b.contact.period_days, 1, 366);
+    if b.contact.min_gap_days > b.contact.period_days {
+        err(
+            "contact.min_gap_days".into(),
+            format!(
+                "must not exceed contact.period_days ({}), got {}",
+                b.contact.period_days, b.contact.min_gap_days
+            ),
+        );
+    }
+    if b.calendar.quiet_weekdays.len() >= 7 {
+        err(
+            "calendar.quiet_weekdays".into(),
+            "every day of the week is quiet: nothing could ever be sent".into(),
+        );
+    }
+    let j = &b.journey;
+    if !(j.lapsing_after_months < j.lost_after_months) {
+        err(
+            "journey.lost_after_months".into(),
+            format!(
+                "must be greater than journey.lapsing_after_months ({}), got {}",
+                j.lapsing_after_months, j.lost_after_months
+            ),
+        );
+    }
+    if b.channels.email.consent != ConsentRule::OptIn {
+        err(
+            "channels.email.consent".into(),
+            "must be \"opt_in\": email needs the customer's explicit consent".into(),
+        );
+    }
+    if b.services.is_empty() {
+        err("services".into(), "the brand offers no service".into());
+    }
+    for (id, s) in &b.services {
+        let k = |leaf: &str| format!("services.{id}.{leaf}");
+        if id.is_empty() || !id.bytes().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'_') {
+            err(format!("services.{id}"), "a service id is lower case a-z, 0-9 and '_'".into());
+        }
+        range(&mut err, &k("lead_days"), s.lead_days, 1, 365);
+        if !templates.contains(&s.template) {
+            err(
+                k("template"),
+                format!(
+                    "no template {:?} (expected templates/{}.toml; have: {})",
+                    s.template,
+                    s.template,
+                    list(templates.iter())
+                ),
+            );
+        }
+        if s.channels.is_empty() {
+            err(k("channels"), "lists no channel".into());
+        }
+        if let Some(m) = s.mandatory_channel {
+            if !s.channels.contains(&m) {
+                err(k("mandatory_channel"), format!("{m} is not among the service's channels"));
+            }
+            if s.forbidden_channels.contains(&m) {
+                err(k("mandatory_channel"), format!("{m} is both mandatory and forbidden"));
+            }
+        }
+        if s.channels.iter().all(|c| s.forbidden_channels.contains(c)) && !s.channels.is_empty() {
+            err(k("forbidden_channels"), "forbids every channel of the service".into());
+        }
+        let w = &s.send_window;
+        if w.weekdays.is_empty() {
+            err(k("send_window.weekdays"), "lists no day".into());
+        } else if w.weekdays.iter().all(|d| b.calendar.quiet_weekdays.contains(d)) {
+            err(k("send_window.weekdays"), "every day listed is a quiet day".into());
+        }
+        if w.from >= w.to {
+            err(
+                k("send_window.to"),
+                format!("must be later than send_window.from ({}), got {}", w.from, w.to),
+            );
+        }
+        let need = |err: &mut dyn FnMut(String, String), key: &str, present: bool| {
+            if !present {
+                err(k(key), format!("is required for occasion {:?}", s.occasion.as_str()));
+            }
+        };
+        let forbid = |err: &mut dyn FnMut(String, String), key: &str, present: bool| {
+            if present {
+                err(k(key), format!("does not apply to occasion {:?}", s.occasion.as_str()));
+            }
+        };
+        let is = |kind| s.occasion == kind;
+        let sd = is(OccasionKind::ServiceDue);
+        let hu = is(OccasionKind::InspectionDue);
+        let camp = is(OccasionKind::Campaign);
+        if sd {
+            need(&mut err, "interval_months", s.interval_months.is_some());
+            if let Some(m) = s.interval_months {
+                range(&mut err, &k("interval_months"), m, 1, 120);
+            }
+            if let Some(km) = s.interval_km {
+                range(&mut err, &k("interval_km"), km, 1000, 200_000);
+            }
+        } else {
+            forbid(&mut err, "interval_months", s.interval_months.is_some());
+            forbid(&mut err, "interval_km", s.interval_km.is_some());
+        }
+        if hu {
+            need(&mut err, "first_after_months", s.first_after_months.is_some());
+            need(&mut err, "every_months", s.every_months.is_some());
+            for (key, v) in [("first_after_months", s.first_after_months), ("every_months", s.every_months)] {
+                if let Some(v) = v {
+                    range(&mut err, &k(key), v, 1, 120);
+                }
+            }
+        } else {
+            forbid(&mut err, "first_after_months", s.first_after_months.is_some());
+            forbid(&mut err, "every_months", s.every_months.is_some());
+        }
+        if camp {
+            need(&mut err, "from", s.from.is_some());
+            need(&mut err, "to", s.to.is_some());
+            need(&mut err, "segment", s.segment.is_some());
+            if let (Some(f), Some(t)) = (s.from, s.to) {
+                if t < f {
+                    err(k("to"), format!("is before from ({}), got {}", f.0, t.0));
+                }
+            }
+            if let Some(seg) = &s.segment {
+                for (key, r) in [
+                    ("vehicle_age_years", seg.vehicle_age_years),
+                    ("days_since_last_visit", seg.days_since_last_visit),
+                ] {
+                    if let Some(Range { min: Some(lo), max: Some(hi) }) = r {
+                        if lo > hi {
+                            err(
+                                format!("services.{id}.segment.{key}.max"),
+                                format!("must not be below min ({lo}), got {hi}"),
+                            );
+                        }
+                    }
+                }
+                for (i, p) in seg.postcode_prefixes.iter().enumerate() {
+                    if p.is_empty() || p.len() > 5 || !p.bytes().all(|c| c.is_ascii_digit()) {
+                        err(
+                            format!("services.{id}.segment.postcode_prefixes"),
+                            format!("entry {} ({p:?}) is not 1 to 5 digits", i + 1),
+                        );
+                    }
+                }
+            }
+        } else {
+            forbid(&mut err, "from", s.from.is_some());
+            forbid(&mut err, "to", s.to.is_some());
+            forbid(&mut err, "segment", s.segment.is_some());
+        }
+    }
+}
+
+fn check_tenant(
+    t: &TenantPolicy,
+    brand: &BrandPolicy,
+    file: &str,
+    text: &str,
+    errors: &mut Vec<ConfigError>,
+) {
+    let mut err = |key: String, msg: String| errors.push(invalid(file, text, &key, msg));
+    if t.channels.enabled.is_empty() {
+        err("channels.enabled".into(), "lists no channel".into());
+    }
+    range(&mut err, "channels.daily_capacity", t.channels.daily_capacity, 1, 1_000_000);
+    for (id, s) in &t.services {
+        let Some(service) = brand.services.get(id) else {
+            err(
+                format!("services.{id}"),
+                format!(
+                    "the brand offers no service {id:?} (brand.toml has: {})",
+                    list(brand.services.keys())
+                ),
+            );
+            continue;
+        };
+        if s.opt_in && !service.channels.iter().any(|c| t.channels.enabled.contains(c)) {
+            err(
+                format!("services.{id}.opt_in"),
+                format!(
+                    "the service uses {} and the dealer enables none of them (channels.enabled)",
+                    list(service.channels.iter())
+                ),
+            );
+        }
+    }
+    if !t.sender.email.is_empty() && !t.sender.email.contains('@') {
+        err("sender.email".into(), format!("{:?} is not an address", t.sender.email));
+    }
+    for (slot, value) in &t.slots {
+        if value.chars().count() > 2000 {
+            err(format!("slots.{slot}"), "is longer than 2000 characters".into());
+        }
+    }
+}
+
+fn range(err: &mut dyn FnMut(String, String), key: &str, v: u32, lo: u32, hi: u32) {
+    if v < lo || v > hi {
+        err(key.to_string(), format!("must be between {lo} and {hi}, got {v}"));
+    }
+}
+
+fn list<T: fmt::Display>(items: impl Iterator<Item = T>) -> String {
+    let v: Vec<String> = items.map(|i| i.to_string()).collect();
+    if v.is_empty() {
+        "none".into()
+    } else {
+        v.join(", ")
+    }
+}

@@ -1,0 +1,485 @@
+//! Planning (M5): turns each tenant's occasions into planned messages in its
+//! outbox, through these steps in this order, each leaving a line in the
+//! message's *why*:
+//!
+//! 1. consent and channel (the service's channel order among those with
+//!    consent and an address; mandatory and forbidden channels; the
+//!    dealer's suppression list);
+//! 2. bundling (occasions due within the brand's window: one message);
+//! 3. consolidation (a holder's vehicles with the same service: one message);
+//! 4. frequency capping (at most N contacts per rolling period, a minimum
+//!    gap, counting what is planned and sent);
+//! 5. budget (the service's monthly budget, highest expected value first,
+//!    nothing below the brand's value threshold);
+//! 6. send time (the service's window, no quiet days or holidays, the
+//!    dealer's daily capacity).
+//!
+//! A run is idempotent: every occasion has a stable key, and an occasion
+//! planned once is never planned again (unless its message is cancelled).
+//! A run whose tenant data, policy and day equal those of the last run is
+//! skipped outright. Before planning, messages not yet sent are checked
+//! again: one whose channel lost its consent is cancelled, which frees its
+//! occasions for this run to plan on another channel.
+
+pub mod occasions;
+pub mod recipients;
+mod steps;
+#[cfg(test)]
+mod tests;
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio_util::sync::CancellationToken;
+use touchpoint_common::outbox::{
+    month_of, Message, MessageStatus, PlanChange, PlanReport, ServiceTotals, Step, Why,
+};
+use touchpoint_common::policy::PolicySet;
+use touchpoint_common::{Date, TenantId};
+
+use crate::policy::PolicyHandle;
+use crate::store::{Contact, PlanWrite, StoreError, Stores, TenantStore};
+pub use steps::History;
+use steps::{Input, Outcome};
+
+#[derive(Debug, thiserror::Error)]
+pub enum PlanError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("no dealer policy for tenant {0:?}")]
+    UnknownTenant(String),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// Write the planned messages into the outbox.
+    Commit,
+    /// Compute everything, write nothing.
+    DryRun,
+}
+
+/// Lead time per tenant and service. The policy's value applies unless a
+/// learned one (from pooled response data, a later capability) overrides it.
+#[derive(Clone, Debug, Default)]
+pub struct LeadTimes {
+    learned: BTreeMap<(String, String), u32>,
+}
+
+impl LeadTimes {
+    pub fn lead_days(&self, tenant: &str, service: &str, policy_days: u32) -> u32 {
+        self.learned
+            .get(&(tenant.to_string(), service.to_string()))
+            .copied()
+            .unwrap_or(policy_days)
+    }
+
+    /// Installs a learned lead time (days) for one tenant and service.
+    pub fn learn(&mut self, tenant: &str, service: &str, days: u32) {
+        self.learned
+            .insert((tenant.to_string(), service.to_string()), days);
+    }
+}
+
+/// The outbox as a run sees it: the store, minus what this run cancelled.
+struct StoreHistory<'a> {
+    store: &'a TenantStore,
+    load: BTreeMap<Date, u32>,
+    freed_keys: HashSet<String>,
+    cancelled_ids: HashSet<u64>,
+    released: HashMap<(u32, String), i64>,
+    error: std::cell::RefCell<Option<StoreError>>,
+}
+
+impl StoreHistory<'_> {
+    fn fail(&self, e: StoreError) {
+        self.error.borrow_mut().get_or_insert(e);
+    }
+}
+
+impl History for StoreHistory<'_> {
+    fn planned(&self, key: &str) -> bool {
+        if self.freed_keys.contains(key) {
+            return false;
+        }
+        match self.store.planned_occasion(key) {
+            Ok(v) => v.is_some(),
+            Err(e) => {
+                self.fail(e);
+                true
+            }
+        }
+    }
+
+    fn contacts(&self, recipient: &str) -> Vec<Contact> {
+        match self.store.contacts_of(recipient) {
+            Ok(v) => v
+                .into_iter()
+                .filter(|c| !self.cancelled_ids.contains(&c.message))
+                .collect(),
+            Err(e) => {
+                self.fail(e);
+                Vec::new()
+            }
+        }
+    }
+
+    fn day_load(&self) -> &BTreeMap<Date, u32> {
+        &self.load
+    }
+
+    fn committed(&self, month: u32, service: &str) -> i64 {
+        let released = self
+            .released
+            .get(&(month, service.to_string()))
+            .copied()
+            .unwrap_or(0);
+        match self.store.ledger_entry(month, service) {
+            Ok(e) => e.committed() - released,
+            Err(e) => {
+                self.fail(e);
+                i64::MAX / 4
+            }
+        }
+    }
+}
+
+fn stamp(data_version: u64, policy: u64, today: Date) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in data_version
+        .to_be_bytes()
+        .into_iter()
+        .chain(policy.to_be_bytes())
+        .chain(today.days().to_be_bytes())
+    {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    h
+}
+
+/// Plans one tenant for `today`.
+pub fn plan_tenant(
+    store: &TenantStore,
+    set: &PolicySet,
+    today: Date,
+    mode: Mode,
+    leads: &LeadTimes,
+) -> Result<PlanReport, PlanError> {
+    let started = Instant::now();
+    let tenant = store.id().as_str();
+    let policy = set
+        .tenant(store.id())
+        .ok_or_else(|| PlanError::UnknownTenant(tenant.to_string()))?;
+    let mut report = PlanReport {
+        tenant: tenant.to_string(),
+        day: Some(today),
+        dry_run: mode == Mode::DryRun,
+        ..PlanReport::default()
+    };
+    let run_stamp = stamp(store.data_version()?, set.fingerprint, today);
+    if mode == Mode::Commit && store.plan_stamp()? == Some(run_stamp) {
+        report.unchanged = true;
+        report.millis = started.elapsed().as_millis() as u64;
+        return Ok(report);
+    }
+    let input = Input {
+        tenant,
+        brand: &set.brand,
+        policy,
+        today,
+        leads,
+    };
+    let recipients = recipients::load(store)?;
+    report.recipients = recipients.len() as u64;
+    let index: HashMap<&str, usize> = recipients
+        .iter()
+        .enumerate()
+        .map(|(i, r)| (r.customer.customer_no.as_str(), i))
+        .collect();
+
+    // Messages not yet sent: still allowed?
+    let mut history = StoreHistory {
+        store,
+        load: BTreeMap::new(),
+        freed_keys: HashSet::new(),
+        cancelled_ids: HashSet::new(),
+        released: HashMap::new(),
+        error: std::cell::RefCell::new(None),
+    };
+    let mut reserve: BTreeMap<(u32, String), i64> = BTreeMap::new();
+    for mut m in store.pending_messages(today)? {
+        if !m.status.is_revisable() {
+            continue;
+        }
+        let reason = revision(&m, &recipients, &index, &input);
+        let Some(reason) = reason else {
+            *history.load.entry(m.send_on).or_insert(0) += 1;
+            continue;
+        };
+        let now = touchpoint_common::domain::Timestamp::now();
+        m.status = MessageStatus::Cancelled;
+        m.why.push(Why {
+            step: Step::Revision,
+            text: format!("cancelled on {today}: {reason}"),
+        });
+        m.history.push((now, MessageStatus::Cancelled, reason));
+        history.cancelled_ids.insert(m.id);
+        history
+            .freed_keys
+            .extend(m.occasions.iter().map(|o| o.key.clone()));
+        let key = (month_of(m.send_on), m.service.clone());
+        *history.released.entry(key.clone()).or_insert(0) += m.cost;
+        *reserve.entry(key).or_insert(0) -= m.cost;
+        report.cancelled.push(m);
+    }
+
+    let mut out = Outcome {
+        drafts: Vec::new(),
+        dropped: Vec::new(),
+        occasions_found: 0,
+        already_planned: 0,
+        times: Vec::new(),
+    };
+    let mut shaped = Vec::new();
+    for (i, r) in recipients.iter().enumerate() {
+        shaped.extend(steps::shape(i, r, &input, &history, &mut out));
+    }
+    let mut spent = HashMap::new();
+    let funded = steps::budget(shaped, &recipients, &input, &history, &mut spent, &mut out);
+    steps::schedule(funded, &recipients, &input, &history, &mut spent, &mut out);
+    if let Some(e) = history.error.take() {
+        return Err(e.into());
+    }
+
+    let first_id = match mode {
+        Mode::Commit if !out.drafts.is_empty() => {
+            store.reserve_message_ids(out.drafts.len() as u64)?
+        }
+        _ => 1,
+    };
+    // Stable order: by send day, then recipient.
+    let mut order: Vec<usize> = (0..out.drafts.len()).collect();
+    order.sort_by(|&a, &b| {
+        let (x, y) = (&out.drafts[a], &out.drafts[b]);
+        (x.day, out.times[a], &recipients[x.recipient].customer.customer_no).cmp(&(
+            y.day,
+            out.times[b],
+            &recipients[y.recipient].customer.customer_no,
+        ))
+    });
+    for (n, &i) in order.iter().enumerate() {
+        let d = &out.drafts[i];
+        let m = steps::message(
+            d,
+            out.times[i],
+            first_id + n as u64,
+            &recipients[d.recipient],
+            &input,
+            set.fingerprint,
+        );
+        *reserve.entry((month_of(m.send_on), m.service.clone())).or_insert(0) += m.cost;
+        report.planned.push(m);
+    }
+    report.occasions_found = out.occasions_found;
+    report.already_planned = out.already_planned;
+    report.dropped = out.dropped;
+    report.totals = totals(&report);
+
+    if mode == Mode::Commit {
+        let write = PlanWrite {
+            new: report.planned.clone(),
+            revised: report.cancelled.clone(),
+            reserve,
+            stamp: run_stamp,
+        };
+        store.commit_plan(&write)?;
+    }
+    report.millis = started.elapsed().as_millis() as u64;
+    Ok(report)
+}
+
+/// Why a message planned earlier may no longer go out, if it may not.
+fn revision(
+    m: &Message,
+    recipients: &[recipients::Recipient],
+    index: &HashMap<&str, usize>,
+    input: &Input,
+) -> Option<String> {
+    let Some(&i) = index.get(m.recipient.as_str()) else {
+        return Some(format!(
+            "recipient {} is no longer a recipient (merged into another customer)",
+            m.recipient
+        ));
+    };
+    let r = &recipients[i];
+    for o in &m.occasions {
+        if !input.policy.services.get(&o.service).is_some_and(|s| s.opt_in) {
+            return Some(format!("the dealer no longer takes part in {}", o.service));
+        }
+    }
+    let service = input.brand.services.get(&m.service)?;
+    if input.policy.suppress.customers.contains(&r.customer.customer_no) {
+        return Some("customer is on the dealer's suppression list".into());
+    }
+    steps::channel_check(r, m.channel, service, input).err()
+}
+
+fn totals(report: &PlanReport) -> Vec<ServiceTotals> {
+    let mut by: BTreeMap<&str, ServiceTotals> = BTreeMap::new();
+    for m in &report.planned {
+        let t = by.entry(&m.service).or_default();
+        t.messages += 1;
+        t.cost += m.cost;
+        match m.channel {
+            touchpoint_common::domain::Channel::Email => t.email += 1,
+            touchpoint_common::domain::Channel::Post => t.post += 1,
+            touchpoint_common::domain::Channel::Phone => t.phone += 1,
+        }
+    }
+    for d in &report.dropped {
+        by.entry(&d.occasion.service).or_default().dropped += 1;
+    }
+    by.into_iter()
+        .map(|(s, mut t)| {
+            t.service = s.to_string();
+            t
+        })
+        .collect()
+}
+
+/// What a candidate policy would plan differently from the current one,
+/// matching messages by the occasions they cover.
+pub fn diff(current: &PlanReport, candidate: &PlanReport) -> Vec<PlanChange> {
+    let key = |m: &Message| {
+        let mut k: Vec<&str> = m.occasions.iter().map(|o| o.key.as_str()).collect();
+        k.sort_unstable();
+        (m.recipient.clone(), k.join("|"))
+    };
+    let cur: BTreeMap<_, &Message> = current.planned.iter().map(|m| (key(m), m)).collect();
+    let cand: BTreeMap<_, &Message> = candidate.planned.iter().map(|m| (key(m), m)).collect();
+    let mut changes = Vec::new();
+    for (k, m) in &cur {
+        match cand.get(k) {
+            None => changes.push(PlanChange::Removed((*m).clone())),
+            Some(c)
+                if c.channel != m.channel
+                    || c.send_on != m.send_on
+                    || c.cost != m.cost
+                    || c.service != m.service =>
+            {
+                changes.push(PlanChange::Changed {
+                    current: (*m).clone(),
+                    candidate: (*c).clone(),
+                })
+            }
+            Some(_) => {}
+        }
+    }
+    for (k, m) in &cand {
+        if !cur.contains_key(k) {
+            changes.push(PlanChange::Added((*m).clone()));
+        }
+    }
+    changes
+}
+
+/// Plans the given tenants (all with a policy when `None`) on a few threads.
+pub fn plan_tenants(
+    stores: &Stores,
+    set: &PolicySet,
+    tenants: Option<&[TenantId]>,
+    today: Date,
+    mode: Mode,
+    leads: &LeadTimes,
+) -> Vec<(TenantId, Result<PlanReport, PlanError>)> {
+    let ids: Vec<TenantId> = match tenants {
+        Some(t) => t.to_vec(),
+        None => set.tenants.keys().cloned().collect(),
+    };
+    let workers = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(2)
+        .min(ids.len().max(1));
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let results = std::sync::Mutex::new(Vec::with_capacity(ids.len()));
+    std::thread::scope(|s| {
+        for _ in 0..workers {
+            s.spawn(|| loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let Some(id) = ids.get(i) else { break };
+                let r = stores
+                    .tenant(id)
+                    .map_err(PlanError::from)
+                    .and_then(|store| plan_tenant(&store, set, today, mode, leads));
+                results
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .push((i, id.clone(), r));
+            });
+        }
+    });
+    let mut results = results.into_inner().unwrap_or_else(|e| e.into_inner());
+    results.sort_by_key(|(i, _, _)| *i);
+    results.into_iter().map(|(_, id, r)| (id, r)).collect()
+}
+
+/// Runs the daily plan on the brand's cron schedule until shutdown. A
+/// policy change re-reads the schedule.
+pub async fn run_schedule(
+    stores: Arc<Stores>,
+    policies: Arc<PolicyHandle>,
+    leads: Arc<LeadTimes>,
+    shutdown: CancellationToken,
+) {
+    let mut changes = policies.subscribe();
+    loop {
+        let current = policies.current();
+        let expr = current.brand.planning.schedule.clone();
+        let next = expr
+            .parse::<cron::Schedule>()
+            .ok()
+            .and_then(|s| s.upcoming(chrono::Local).next());
+        let Some(next) = next else {
+            tracing::warn!(schedule = %expr, "the planning schedule never fires");
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = changes.changed() => continue,
+            }
+        };
+        let wait = (next - chrono::Local::now())
+            .to_std()
+            .unwrap_or(Duration::ZERO);
+        tracing::debug!(%next, "next scheduled plan");
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = changes.changed() => continue,
+            _ = tokio::time::sleep(wait) => {}
+        }
+        let (stores, set, leads) = (stores.clone(), policies.current(), leads.clone());
+        let started = Instant::now();
+        let today = Date::from(next.date_naive());
+        let results = tokio::task::spawn_blocking(move || {
+            plan_tenants(&stores, &set, None, today, Mode::Commit, &leads)
+        })
+        .await;
+        match results {
+            Ok(results) => {
+                let mut planned = 0;
+                for (id, r) in &results {
+                    match r {
+                        Ok(r) => planned += r.planned.len(),
+                        Err(e) => tracing::error!(tenant = %id, error = %e, "scheduled plan failed"),
+                    }
+                }
+                tracing::info!(
+                    tenants = results.len(),
+                    planned,
+                    millis = started.elapsed().as_millis() as u64,
+                    "scheduled plan done"
+                );
+            }
+            Err(e) => tracing::error!(error = %e, "scheduled plan panicked"),
+        }
+    }
+}

@@ -1,0 +1,166 @@
+//! The planner's view of a tenant: one [`Recipient`] per customer that is not
+//! merged into another, with the vehicles, consents and visits of everyone
+//! merged into them. Built with one ordered scan of each tree.
+
+use std::collections::HashMap;
+
+use touchpoint_common::domain::{Channel, Consent, Customer, Vehicle};
+use touchpoint_common::Date;
+
+use crate::store::{StoreError, TenantStore};
+
+/// A vehicle with what its visits tell about it.
+#[derive(Clone, Debug)]
+pub struct VehicleView {
+    pub vehicle: Vehicle,
+    /// Average km per day from the vehicle's own history, and how it was found.
+    pub km_per_day: Option<(f64, String)>,
+    /// Latest known mileage: (date, km).
+    pub last_km: Option<(Date, u32)>,
+    pub last_visit: Option<Date>,
+}
+
+#[derive(Clone, Debug)]
+pub struct Recipient {
+    pub customer: Customer,
+    /// Customer numbers merged into this one by identity.
+    pub merged: Vec<String>,
+    pub vehicles: Vec<VehicleView>,
+    /// Latest statement per channel (index [`Channel::index`]) across the
+    /// customer and everyone merged into them.
+    pub consents: [Option<Consent>; 3],
+}
+
+impl Recipient {
+    pub fn new(customer: Customer) -> Self {
+        Self {
+            customer,
+            merged: Vec::new(),
+            vehicles: Vec::new(),
+            consents: [None, None, None],
+        }
+    }
+
+    pub fn consent(&self, c: Channel) -> Option<&Consent> {
+        self.consents[c.index()].as_ref()
+    }
+
+    pub fn last_visit(&self) -> Option<Date> {
+        self.vehicles.iter().filter_map(|v| v.last_visit).max()
+    }
+
+    pub fn add_consent(&mut self, c: Consent) {
+        let slot = &mut self.consents[c.channel.index()];
+        if slot.as_ref().is_none_or(|old| c.at >= old.at) {
+            *slot = Some(c);
+        }
+    }
+}
+
+/// Builds a vehicle view from its service visits (any order).
+pub fn vehicle_view(vehicle: Vehicle, visits: &[(Date, Option<u32>)]) -> VehicleView {
+    let mut points: Vec<(Date, u32)> = visits
+        .iter()
+        .filter_map(|(d, km)| km.map(|k| (*d, k)))
+        .collect();
+    if let (Some(d), Some(k)) = (vehicle.last_service_date, vehicle.last_service_km) {
+        points.push((d, k));
+    }
+    points.sort();
+    points.dedup();
+    let last_visit = visits
+        .iter()
+        .map(|(d, _)| *d)
+        .chain(vehicle.last_service_date)
+        .max();
+    let last_km = points.last().copied();
+    let km_per_day = match (points.first(), points.last()) {
+        (Some(&(d0, k0)), Some(&(d1, k1))) if d1.days() - d0.days() >= 30 && k1 >= k0 => {
+            let days = d1.days() - d0.days();
+            Some((
+                f64::from(k1 - k0) / f64::from(days),
+                format!(
+                    "{:.0} km/day from {k0} km on {d0} to {k1} km on {d1}",
+                    f64::from(k1 - k0) / f64::from(days)
+                ),
+            ))
+        }
+        _ => None,
+    };
+    VehicleView {
+        vehicle,
+        km_per_day,
+        last_km,
+        last_visit,
+    }
+}
+
+/// Loads every recipient of a tenant, in customer-number order.
+pub fn load(store: &TenantStore) -> Result<Vec<Recipient>, StoreError> {
+    let merged_into = store.merge_map()?;
+    // Follow chains (a merged into b merged into c) to the final survivor.
+    let survivor = |no: &str| -> String {
+        let mut cur = no;
+        for _ in 0..16 {
+            match merged_into.get(cur) {
+                Some(next) => cur = next,
+                None => break,
+            }
+        }
+        cur.to_string()
+    };
+
+    let mut recipients = Vec::new();
+    let mut index: HashMap<String, usize> = HashMap::new();
+    let mut absorbed = Vec::new();
+    for c in store.customers() {
+        let c = c?;
+        if merged_into.contains_key(&c.customer_no) {
+            absorbed.push(c.customer_no);
+            continue;
+        }
+        index.insert(c.customer_no.clone(), recipients.len());
+        recipients.push(Recipient::new(c));
+    }
+    let slot = |no: &str| index.get(&survivor(no)).copied();
+    for no in absorbed {
+        if let Some(i) = slot(&no) {
+            recipients[i].merged.push(no);
+        }
+    }
+
+    // Visits are keyed by VIN, as are vehicles: both scans are in VIN order.
+    let mut visits = store.visits().peekable();
+    let mut buf: Vec<(Date, Option<u32>)> = Vec::new();
+    for v in store.vehicles() {
+        let v = v?;
+        buf.clear();
+        while let Some(next) = visits.peek() {
+            match next {
+                Ok(visit) if visit.vin.as_str() < v.vin.as_str() => {
+                    visits.next();
+                }
+                Ok(visit) if visit.vin == v.vin => {
+                    buf.push((visit.date, visit.km));
+                    visits.next();
+                }
+                Ok(_) => break,
+                Err(_) => {
+                    if let Some(Err(e)) = visits.next() {
+                        return Err(e);
+                    }
+                }
+            }
+        }
+        if let Some(i) = slot(&v.customer_no) {
+            recipients[i].vehicles.push(vehicle_view(v, &buf));
+        }
+    }
+    for c in store.consents() {
+        let c = c?;
+        if let Some(i) = slot(&c.customer_no) {
+            recipients[i].add_consent(c);
+        }
+    }
+    Ok(recipients)
+}

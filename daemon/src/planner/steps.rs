@@ -1,0 +1,798 @@
+//! The planner's steps, in order, for one tenant and one day. Pure: the
+//! history (what earlier runs planned and sent) comes in through [`History`],
+//! so tests drive every step with hand-made data.
+
+use std::collections::{BTreeMap, HashMap};
+
+use touchpoint_common::domain::Channel;
+use touchpoint_common::outbox::{
+    month_of, Dropped, Message, MessageStatus, Occasion, Step, Why,
+};
+use touchpoint_common::policy::{BrandPolicy, Service, TenantPolicy, Weekday};
+use touchpoint_common::Date;
+
+use super::occasions::{self, Window};
+use super::recipients::Recipient;
+use super::LeadTimes;
+use crate::store::Contact;
+
+/// What earlier runs left behind.
+pub trait History {
+    /// Whether an occasion was planned before (and not cancelled since).
+    fn planned(&self, key: &str) -> bool;
+    /// The recipient's messages that count as contacts.
+    fn contacts(&self, recipient: &str) -> Vec<Contact>;
+    /// Messages not yet sent per send day.
+    fn day_load(&self) -> &BTreeMap<Date, u32>;
+    /// Cost already reserved or booked per (month, service), cents.
+    fn committed(&self, month: u32, service: &str) -> i64;
+}
+
+pub struct Input<'a> {
+    pub tenant: &'a str,
+    pub brand: &'a BrandPolicy,
+    pub policy: &'a TenantPolicy,
+    pub today: Date,
+    pub leads: &'a LeadTimes,
+}
+
+/// A message being shaped by the steps.
+#[derive(Clone, Debug)]
+pub struct Draft {
+    pub recipient: usize,
+    pub occasions: Vec<Occasion>,
+    /// Channels every occasion allows, in the lead service's order.
+    pub channels: Vec<Channel>,
+    pub channel: Channel,
+    pub service: String,
+    /// Earliest and latest acceptable send day.
+    pub earliest: Date,
+    pub latest: Date,
+    pub day: Date,
+    pub value: i64,
+    pub cost: i64,
+    pub why: Vec<Why>,
+}
+
+pub struct Outcome {
+    pub drafts: Vec<Draft>,
+    pub dropped: Vec<Dropped>,
+    pub occasions_found: u64,
+    pub already_planned: u64,
+    /// Minutes after midnight per accepted draft, parallel to `drafts`.
+    pub times: Vec<u16>,
+}
+
+fn why(step: Step, text: impl Into<String>) -> Why {
+    Why {
+        step,
+        text: text.into(),
+    }
+}
+
+fn drop_all(
+    out: &mut Vec<Dropped>,
+    r: &Recipient,
+    occasions: &[Occasion],
+    step: Step,
+    reason: &str,
+) {
+    for o in occasions {
+        out.push(Dropped {
+            recipient: r.customer.customer_no.clone(),
+            occasion: o.clone(),
+            step,
+            reason: reason.to_string(),
+        });
+    }
+}
+
+/// Whether a channel can carry a service to a recipient now, and why (not).
+pub fn channel_check(
+    r: &Recipient,
+    c: Channel,
+    service: &Service,
+    input: &Input,
+) -> Result<String, String> {
+    if service.forbidden_channels.contains(&c) {
+        return Err(format!("{c}: forbidden for this service"));
+    }
+    if !input.policy.channels.enabled.contains(&c) {
+        return Err(format!("{c}: not used by this dealer"));
+    }
+    let cust = &r.customer;
+    let reachable = match c {
+        Channel::Email => cust.email.as_deref().is_some_and(|e| !e.is_empty()),
+        Channel::Post => {
+            let a = &cust.address;
+            !a.street.is_empty() && !a.postcode.is_empty() && !a.city.is_empty()
+        }
+        Channel::Phone => cust.phone.as_deref().is_some_and(|p| !p.is_empty()),
+    };
+    if !reachable {
+        return Err(format!(
+            "{c}: no {}",
+            match c {
+                Channel::Email => "email address",
+                Channel::Post => "complete postal address",
+                Channel::Phone => "phone number",
+            }
+        ));
+    }
+    if c == Channel::Email {
+        if let Some(e) = cust.email.as_deref() {
+            if input
+                .policy
+                .suppress
+                .emails
+                .iter()
+                .any(|s| s.eq_ignore_ascii_case(e))
+            {
+                return Err(format!("email: {e} is on the dealer's suppression list"));
+            }
+        }
+    }
+    let rule = input.brand.channels.get(c).consent;
+    match r.consent(c) {
+        Some(s) if s.granted => Ok(format!("{c}: consent given {} ({})", day_of(s.at), s.source)),
+        Some(s) => Err(format!("{c}: consent withdrawn {} ({})", day_of(s.at), s.source)),
+        None if rule == touchpoint_common::policy::ConsentRule::OptOut => {
+            Ok(format!("{c}: allowed, no objection on record"))
+        }
+        None => Err(format!("{c}: no consent on record")),
+    }
+}
+
+fn day_of(t: touchpoint_common::domain::Timestamp) -> String {
+    chrono::DateTime::from_timestamp_millis(t.0)
+        .map(|d| d.format("%Y-%m-%d").to_string())
+        .unwrap_or_else(|| "?".into())
+}
+
+fn is_suppressed(r: &Recipient, p: &TenantPolicy) -> bool {
+    let s = &p.suppress.customers;
+    s.contains(&r.customer.customer_no) || r.merged.iter().any(|m| s.contains(m))
+}
+
+/// Steps 1 to 4 for one recipient: occasions, channel, bundling,
+/// consolidation and capping. Returns drafts with a cap-feasible day.
+pub fn shape(
+    ri: usize,
+    r: &Recipient,
+    input: &Input,
+    history: &dyn History,
+    out: &mut Outcome,
+) -> Vec<Draft> {
+    let brand = input.brand;
+    let window = Window {
+        today: input.today,
+        horizon_days: brand.planning.horizon_days,
+    };
+    let mut found = Vec::new();
+    for (id, ts) in &input.policy.services {
+        if !ts.opt_in {
+            continue;
+        }
+        let Some(service) = brand.services.get(id) else {
+            continue;
+        };
+        let lead = input.leads.lead_days(input.tenant, id, service.lead_days);
+        occasions::find(r, id, service, lead, brand, &window, &mut found);
+    }
+    if found.is_empty() {
+        return Vec::new();
+    }
+    out.occasions_found += found.len() as u64;
+    let before = found.len();
+    found.retain(|o| !history.planned(&o.key));
+    out.already_planned += (before - found.len()) as u64;
+    if found.is_empty() {
+        return Vec::new();
+    }
+    if is_suppressed(r, input.policy) {
+        drop_all(
+            &mut out.dropped,
+            r,
+            &found,
+            Step::Channel,
+            "customer is on the dealer's suppression list",
+        );
+        return Vec::new();
+    }
+
+    // 1. Consent and channel, per occasion.
+    let mut singles: Vec<Draft> = Vec::new();
+    for o in found {
+        let Some(service) = brand.services.get(&o.service) else {
+            continue;
+        };
+        let candidates: Vec<Channel> = match service.mandatory_channel {
+            Some(m) => vec![m],
+            None => service.channels.clone(),
+        };
+        let mut ok = Vec::new();
+        let mut notes = Vec::new();
+        let mut refusals = Vec::new();
+        for c in candidates {
+            match channel_check(r, c, service, input) {
+                Ok(note) => {
+                    ok.push(c);
+                    notes.push(note);
+                }
+                Err(no) => refusals.push(no),
+            }
+        }
+        let Some(&first) = ok.first() else {
+            let mut reason = refusals.join("; ");
+            if let Some(m) = service.mandatory_channel {
+                reason = format!("the service must go by {m}: {reason}");
+            }
+            drop_all(&mut out.dropped, r, std::slice::from_ref(&o), Step::Channel, &reason);
+            continue;
+        };
+        let lead = input.leads.lead_days(input.tenant, &o.service, service.lead_days);
+        let earliest = o.due.add_days(-(lead as i32)).max(input.today);
+        let latest = latest_send(&o, service).max(earliest);
+        let mut w = vec![why(
+            Step::Occasion,
+            format!(
+                "{} due {}{}: {}",
+                o.service,
+                o.due,
+                o.vin.as_deref().map(|v| format!(" for {v}")).unwrap_or_default(),
+                o.reason
+            ),
+        )];
+        let mut chan = format!("{first} (", );
+        chan.push_str(&notes[0]);
+        if !refusals.is_empty() {
+            chan.push_str("; not ");
+            chan.push_str(&refusals.join("; "));
+        }
+        if service.mandatory_channel.is_some() {
+            chan.push_str("; mandatory for the service");
+        }
+        chan.push(')');
+        w.push(why(Step::Channel, chan));
+        singles.push(Draft {
+            recipient: ri,
+            service: o.service.clone(),
+            value: o.value,
+            occasions: vec![o],
+            channels: ok,
+            channel: first,
+            earliest,
+            latest,
+            day: earliest,
+            cost: 0,
+            why: w,
+        });
+    }
+    if singles.is_empty() {
+        return Vec::new();
+    }
+    if !r.merged.is_empty() {
+        for d in &mut singles {
+            d.why.insert(
+                1,
+                why(
+                    Step::Occasion,
+                    format!(
+                        "recipient {} includes {} (identity merge)",
+                        r.customer.customer_no,
+                        r.merged.join(", ")
+                    ),
+                ),
+            );
+        }
+    }
+
+    // 2. Bundling: occasions due within the window of the group's first one.
+    singles.sort_by(|a, b| (a.occasions[0].due, &a.service).cmp(&(b.occasions[0].due, &b.service)));
+    let bw = brand.planning.bundling_window_days as i32;
+    let mut groups: Vec<Draft> = Vec::new();
+    for d in singles {
+        let due = d.occasions[0].due;
+        let target = groups.iter_mut().find(|g| {
+            due.days() - g.occasions[0].due.days() <= bw
+                && g.channels.iter().any(|c| d.channels.contains(c))
+        });
+        match target {
+            Some(g) if bw > 0 => absorb(g, d, Step::Bundling, brand),
+            _ => groups.push(d),
+        }
+    }
+
+    // 3. Consolidation: a holder's vehicles with the same service due in this
+    // run get one message, however far apart.
+    let mut merged: Vec<Draft> = Vec::new();
+    for g in groups {
+        let vehicle_service = |d: &Draft| {
+            d.occasions
+                .iter()
+                .filter(|o| o.kind.per_vehicle())
+                .map(|o| o.service.clone())
+                .collect::<Vec<_>>()
+        };
+        let mine = vehicle_service(&g);
+        let target = merged.iter_mut().find(|m| {
+            !mine.is_empty()
+                && vehicle_service(m).iter().any(|s| mine.contains(s))
+                && m.channels.iter().any(|c| g.channels.contains(c))
+        });
+        match target {
+            Some(m) => absorb(m, g, Step::Consolidation, brand),
+            None => merged.push(g),
+        }
+    }
+    for m in &mut merged {
+        let vins: Vec<&str> = {
+            let mut v: Vec<&str> = Vec::new();
+            for o in &m.occasions {
+                if let Some(x) = o.vin.as_deref() {
+                    if !v.contains(&x) {
+                        v.push(x);
+                    }
+                }
+            }
+            v
+        };
+        if vins.len() > 1 {
+            let text = format!(
+                "one message for {} vehicles of this holder: {}",
+                vins.len(),
+                vins.join(", ")
+            );
+            m.why.push(why(Step::Consolidation, text));
+        }
+    }
+
+    // 4. Frequency capping, highest value first.
+    merged.sort_by(|a, b| b.value.cmp(&a.value).then(a.earliest.cmp(&b.earliest)));
+    let mut contacts: Vec<Date> = history
+        .contacts(&r.customer.customer_no)
+        .into_iter()
+        .filter(|c| c.status.is_contact())
+        .map(|c| c.day)
+        .collect();
+    let mut kept = Vec::new();
+    for mut d in merged {
+        match first_capped_day(&contacts, d.earliest, d.latest, brand) {
+            Ok(day) => {
+                if day != d.earliest {
+                    d.why.push(why(
+                        Step::Capping,
+                        format!(
+                            "moved from {} to {day}: {}",
+                            d.earliest,
+                            cap_reason(&contacts, d.earliest, brand)
+                        ),
+                    ));
+                } else {
+                    d.why.push(why(
+                        Step::Capping,
+                        format!(
+                            "{} other contact(s) within {} days, at most {} allowed",
+                            count_within(&contacts, day, brand.contact.period_days as i32),
+                            brand.contact.period_days,
+                            brand.contact.max_contacts
+                        ),
+                    ));
+                }
+                d.day = day;
+                contacts.push(day);
+                kept.push(d);
+            }
+            Err(reason) => {
+                let occ = d.occasions.clone();
+                drop_all(&mut out.dropped, r, &occ, Step::Capping, &reason);
+            }
+        }
+    }
+    kept
+}
+
+/// The last day a message for this occasion is still useful.
+fn latest_send(o: &Occasion, s: &Service) -> Date {
+    use touchpoint_common::policy::OccasionKind as K;
+    match o.kind {
+        K::Campaign => s.to.map(|d| d.0).unwrap_or(o.due),
+        K::Birthday => o.due,
+        _ => o.due.add_days(-1),
+    }
+}
+
+/// Joins `d` into `g`: the union of occasions; the channel the two share
+/// first in `g`'s order; the earlier window; the lead service is the one of
+/// higher value.
+fn absorb(g: &mut Draft, d: Draft, step: Step, brand: &BrandPolicy) {
+    let shared: Vec<Channel> = g
+        .channels
+        .iter()
+        .copied()
+        .filter(|c| d.channels.contains(c))
+        .collect();
+    let names = |ds: &[Occasion]| {
+        ds.iter()
+            .map(|o| format!("{} due {}", o.service, o.due))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let text = match step {
+        Step::Bundling => format!(
+            "{} joins {}: due within {} days",
+            names(&d.occasions),
+            names(&g.occasions[..1]),
+            brand.planning.bundling_window_days
+        ),
+        _ => format!("{} joins {}", names(&d.occasions), names(&g.occasions[..1])),
+    };
+    if shared.first() != Some(&g.channel) {
+        if let Some(&c) = shared.first() {
+            g.why.push(why(
+                Step::Channel,
+                format!("{c} instead of {}: the channel both occasions allow", g.channel),
+            ));
+            g.channel = c;
+        }
+    }
+    g.channels = shared;
+    g.value += d.value;
+    g.earliest = g.earliest.min(d.earliest);
+    g.latest = g.latest.min(d.latest).max(g.earliest);
+    g.occasions.extend(d.occasions);
+    // The occasion of the highest value leads: its service pays and its
+    // template frames the message.
+    if let Some(best) = g.occasions.iter().max_by_key(|o| o.value) {
+        g.service = best.service.clone();
+    }
+    g.why.push(why(step, text));
+    for w in d.why {
+        if w.step == Step::Occasion && !g.why.contains(&w) {
+            g.why.push(w);
+        }
+    }
+}
+
+fn count_within(contacts: &[Date], day: Date, period: i32) -> usize {
+    contacts
+        .iter()
+        .filter(|c| (c.days() - day.days()).abs() < period)
+        .count()
+}
+
+/// Whether one more contact on `day` keeps every rolling window of
+/// `period_days` at or below `max_contacts` and every gap at `min_gap_days`.
+pub fn cap_ok(contacts: &[Date], day: Date, brand: &BrandPolicy) -> bool {
+    let rules = &brand.contact;
+    let gap = rules.min_gap_days as i32;
+    if contacts.iter().any(|c| (c.days() - day.days()).abs() < gap) {
+        return false;
+    }
+    let p = rules.period_days as i32;
+    // Every window [s, s + p) that contains `day`.
+    (day.days() - p + 1..=day.days()).all(|s| {
+        let n = contacts
+            .iter()
+            .filter(|c| c.days() >= s && c.days() < s + p)
+            .count();
+        n < rules.max_contacts as usize
+    })
+}
+
+fn cap_reason(contacts: &[Date], day: Date, brand: &BrandPolicy) -> String {
+    let rules = &brand.contact;
+    let gap = rules.min_gap_days as i32;
+    if let Some(c) = contacts
+        .iter()
+        .find(|c| (c.days() - day.days()).abs() < gap)
+    {
+        return format!("contacted on {c}, minimum gap {gap} days");
+    }
+    let mut near: Vec<Date> = contacts
+        .iter()
+        .copied()
+        .filter(|c| (c.days() - day.days()).abs() < rules.period_days as i32)
+        .collect();
+    near.sort();
+    let list: Vec<String> = near.iter().map(ToString::to_string).collect();
+    format!(
+        "at most {} contacts in {} days; contacted on {}",
+        rules.max_contacts,
+        rules.period_days,
+        list.join(", ")
+    )
+}
+
+fn first_capped_day(
+    contacts: &[Date],
+    from: Date,
+    to: Date,
+    brand: &BrandPolicy,
+) -> Result<Date, String> {
+    let mut d = from;
+    while d <= to {
+        if cap_ok(contacts, d, brand) {
+            return Ok(d);
+        }
+        d = d.add_days(1);
+    }
+    Err(format!(
+        "no day from {from} to {to} within the contact rules: {}",
+        cap_reason(contacts, from, brand)
+    ))
+}
+
+/// Step 5: budget. Drafts below the brand's value threshold are dropped;
+/// the rest are taken by expected value, highest first, while the service's
+/// budget for the month lasts.
+pub fn budget(
+    drafts: Vec<Draft>,
+    recipients: &[Recipient],
+    input: &Input,
+    history: &dyn History,
+    spent: &mut HashMap<(u32, String), i64>,
+    out: &mut Outcome,
+) -> Vec<Draft> {
+    let brand = input.brand;
+    let mut drafts = drafts;
+    drafts.sort_by(|a, b| {
+        b.value
+            .cmp(&a.value)
+            .then(a.day.cmp(&b.day))
+            .then(a.recipient.cmp(&b.recipient))
+    });
+    let mut kept = Vec::with_capacity(drafts.len());
+    for mut d in drafts {
+        let r = &recipients[d.recipient];
+        d.cost = brand.channels.get(d.channel).cost.cents();
+        if d.value < brand.planning.min_value.cents() {
+            let reason = format!(
+                "expected value {} is below the brand's minimum of {}",
+                money(d.value),
+                brand.planning.min_value
+            );
+            drop_all(&mut out.dropped, r, &d.occasions, Step::Budget, &reason);
+            continue;
+        }
+        match reserve(&d, d.day, input, history, spent) {
+            Ok(text) => {
+                d.why.push(why(Step::Budget, text));
+                kept.push(d);
+            }
+            Err(reason) => drop_all(&mut out.dropped, r, &d.occasions, Step::Budget, &reason),
+        }
+    }
+    kept
+}
+
+/// Reserves a draft's cost in the month of `day`, or says why not.
+fn reserve(
+    d: &Draft,
+    day: Date,
+    input: &Input,
+    history: &dyn History,
+    spent: &mut HashMap<(u32, String), i64>,
+) -> Result<String, String> {
+    let month = month_of(day);
+    let budget = input
+        .policy
+        .services
+        .get(&d.service)
+        .map(|s| s.monthly_budget.cents())
+        .unwrap_or(0);
+    let used = spent
+        .entry((month, d.service.clone()))
+        .or_insert_with(|| history.committed(month, &d.service));
+    let left = budget - *used;
+    if d.cost > left {
+        return Err(format!(
+            "{} budget for {}-{:02} has {} left of {}, the message costs {} (value {})",
+            d.service,
+            month / 100,
+            month % 100,
+            money(left.max(0)),
+            money(budget),
+            money(d.cost),
+            money(d.value)
+        ));
+    }
+    *used += d.cost;
+    Ok(format!(
+        "{} of {} {} budget for {}-{:02} reserved, {} left (value {})",
+        money(d.cost),
+        money(budget),
+        d.service,
+        month / 100,
+        month % 100,
+        money(left - d.cost),
+        money(d.value)
+    ))
+}
+
+fn money(cents: i64) -> String {
+    touchpoint_common::policy::Money(cents).to_string()
+}
+
+/// Step 6: send day and time. From the capped day on (then back towards the
+/// earliest day), the first day that is no quiet day, in the service's
+/// window, within the contact rules and below the tenant's daily capacity.
+pub fn schedule(
+    drafts: Vec<Draft>,
+    recipients: &[Recipient],
+    input: &Input,
+    history: &dyn History,
+    spent: &mut HashMap<(u32, String), i64>,
+    out: &mut Outcome,
+) {
+    let brand = input.brand;
+    let cap = input.policy.channels.daily_capacity;
+    let mut load: BTreeMap<Date, u32> = history.day_load().clone();
+    let mut per_recipient: HashMap<usize, Vec<Date>> = HashMap::new();
+    let mut drafts = drafts;
+    drafts.sort_by(|a, b| {
+        b.value
+            .cmp(&a.value)
+            .then(a.day.cmp(&b.day))
+            .then(a.recipient.cmp(&b.recipient))
+    });
+    for mut d in drafts {
+        let r = &recipients[d.recipient];
+        let Some(service) = brand.services.get(&d.service) else {
+            continue;
+        };
+        let contacts = per_recipient.entry(d.recipient).or_insert_with(|| {
+            history
+                .contacts(&r.customer.customer_no)
+                .into_iter()
+                .filter(|c| c.status.is_contact())
+                .map(|c| c.day)
+                .collect()
+        });
+        let mut skipped: Vec<String> = Vec::new();
+        let usable = |day: Date, skipped: &mut Vec<String>| -> bool {
+            let wd = Weekday::of(day);
+            let reason = if brand.calendar.quiet_weekdays.contains(&wd) {
+                Some(format!("{day} is a quiet day ({wd:?})").to_lowercase())
+            } else if brand.calendar.holidays.iter().any(|h| h.0 == day) {
+                Some(format!("{day} is a public holiday"))
+            } else if !service.send_window.weekdays.contains(&wd) {
+                Some(format!("{day} is outside the send window").to_lowercase())
+            } else if load.get(&day).copied().unwrap_or(0) >= cap {
+                Some(format!("{day} is full ({cap} messages)"))
+            } else if !cap_ok(contacts, day, brand) {
+                Some(format!("{day} breaks the contact rules"))
+            } else {
+                None
+            };
+            match reason {
+                Some(r) => {
+                    if skipped.len() < 4 {
+                        skipped.push(r);
+                    }
+                    false
+                }
+                None => true,
+            }
+        };
+        let forward = {
+            let mut day = d.day;
+            let mut found = None;
+            while day <= d.latest {
+                if usable(day, &mut skipped) {
+                    found = Some(day);
+                    break;
+                }
+                day = day.add_days(1);
+            }
+            found
+        };
+        let chosen = forward.or_else(|| {
+            let mut day = d.day.add_days(-1);
+            while day >= d.earliest {
+                if usable(day, &mut skipped) {
+                    return Some(day);
+                }
+                day = day.add_days(-1);
+            }
+            None
+        });
+        let Some(day) = chosen else {
+            let reason = format!(
+                "no send day from {} to {}: {}",
+                d.earliest,
+                d.latest,
+                skipped.join("; ")
+            );
+            release(&d, spent);
+            drop_all(&mut out.dropped, r, &d.occasions, Step::SendTime, &reason);
+            continue;
+        };
+        if month_of(day) != month_of(d.day) {
+            release(&d, spent);
+            if let Err(reason) = reserve(&d, day, input, history, spent) {
+                drop_all(&mut out.dropped, r, &d.occasions, Step::Budget, &reason);
+                continue;
+            }
+        }
+        let n = load.entry(day).or_insert(0);
+        let w = &service.send_window;
+        let span = u32::from(w.to.minutes() - w.from.minutes()).max(1);
+        // Spread the day's messages over the window, five minutes apart.
+        let at = w.from.minutes() + ((*n * 5) % span) as u16;
+        *n += 1;
+        let moved = if day != d.day {
+            format!(" (from {}: {})", d.day, skipped.join("; "))
+        } else {
+            String::new()
+        };
+        d.why.push(why(
+            Step::SendTime,
+            format!(
+                "{day} {:02}:{:02}{moved}; window {} {}-{}",
+                at / 60,
+                at % 60,
+                weekdays(&w.weekdays),
+                w.from,
+                w.to
+            ),
+        ));
+        if let Some(pos) = contacts.iter().position(|c| *c == d.day) {
+            contacts.remove(pos);
+        }
+        contacts.push(day);
+        d.day = day;
+        out.times.push(at);
+        out.drafts.push(d);
+    }
+}
+
+fn release(d: &Draft, spent: &mut HashMap<(u32, String), i64>) {
+    if let Some(v) = spent.get_mut(&(month_of(d.day), d.service.clone())) {
+        *v -= d.cost;
+    }
+}
+
+fn weekdays(days: &[Weekday]) -> String {
+    days.iter()
+        .map(|d| format!("{d:?}").to_lowercase())
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// Builds the stored message from a finished draft.
+pub fn message(d: &Draft, at: u16, id: u64, r: &Recipient, input: &Input, fingerprint: u64) -> Message {
+    let template = input
+        .brand
+        .services
+        .get(&d.service)
+        .map(|s| s.template.clone())
+        .unwrap_or_default();
+    let domain = input
+        .policy
+        .sender
+        .email
+        .rsplit_once('@')
+        .map(|(_, d)| d.to_string())
+        .filter(|d| !d.is_empty())
+        .unwrap_or_else(|| format!("{}.touchpoint.invalid", input.brand.brand.id));
+    let now = touchpoint_common::domain::Timestamp::now();
+    Message {
+        id,
+        message_id: format!("<tp.{}.{id}@{domain}>", input.tenant),
+        recipient: r.customer.customer_no.clone(),
+        channel: d.channel,
+        service: d.service.clone(),
+        template,
+        occasions: d.occasions.clone(),
+        send_on: d.day,
+        send_at: at,
+        cost: d.cost,
+        value: d.value,
+        status: MessageStatus::Planned,
+        why: d.why.clone(),
+        planned_at: now,
+        policy: fingerprint,
+        history: vec![(now, MessageStatus::Planned, "planned".into())],
+    }
+}
