@@ -24,15 +24,62 @@ pub fn fixture(name: &str) -> PathBuf {
     repo_root().join("tests/fixtures").join(name)
 }
 
-/// A temp directory with a policy set: `brand.toml` and the named dealers.
+/// `tests/policies/<kind>/*`: the valid policy directories (`"valid"`) or
+/// the invalid cases (`"invalid"`), sorted. See `tests/policies/README.md`.
+pub fn policy_cases(kind: &str) -> Vec<PathBuf> {
+    let dir = repo_root().join("tests/policies").join(kind);
+    let mut cases: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .map(|e| e.expect("entry").path())
+        .filter(|p| p.is_dir())
+        .collect();
+    cases.sort();
+    cases
+}
+
+/// Files of an invalid case that describe it rather than being policy files.
+pub const CASE_FILES: [&str; 2] = ["expected.txt", "remove.txt"];
+
+/// Makes the policy directory an invalid case stands for in `into`: the base
+/// (`tests/policies/valid/base`), the case's own files laid over it, and the
+/// files its `remove.txt` lists removed.
+pub fn materialize_policy_case(case: &Path, into: &Path) -> PathBuf {
+    copy_tree(&repo_root().join("tests/policies/valid/base"), into);
+    copy_tree(case, into);
+    for name in CASE_FILES {
+        let _ = std::fs::remove_file(into.join(name));
+    }
+    if let Ok(list) = std::fs::read_to_string(case.join("remove.txt")) {
+        for rel in list.lines().map(str::trim).filter(|l| !l.is_empty()) {
+            std::fs::remove_file(into.join(rel))
+                .unwrap_or_else(|e| panic!("{}: remove {rel}: {e}", case.display()));
+        }
+    }
+    into.to_path_buf()
+}
+
+/// Copies the files under `from` into `to`, subfolders included, replacing
+/// files of the same name.
+pub fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("mkdir");
+    for entry in std::fs::read_dir(from).unwrap_or_else(|e| panic!("{}: {e}", from.display())) {
+        let entry = entry.expect("entry");
+        let target = to.join(entry.file_name());
+        if entry.path().is_dir() {
+            copy_tree(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).expect("copy");
+        }
+    }
+}
+
+/// A temp directory with a policy set: the shipped `brand.toml` and
+/// templates, and the named dealers (taking part in no service).
 pub fn policy_dir(root: &Path, dealers: &[(&str, &str)]) -> PathBuf {
     let dir = root.join("policies");
     std::fs::create_dir_all(dir.join("dealers")).expect("mkdir policies");
-    std::fs::write(
-        dir.join("brand.toml"),
-        "[brand]\nid = \"nordwagen\"\nname = \"Nordwagen Deutschland\"\n",
-    )
-    .expect("brand");
+    copy_dir(&repo_root().join("policies/templates"), &dir.join("templates"));
+    std::fs::copy(repo_root().join("policies/brand.toml"), dir.join("brand.toml")).expect("brand");
     for (id, name) in dealers {
         std::fs::write(
             dir.join("dealers").join(format!("{id}.toml")),
@@ -43,6 +90,16 @@ pub fn policy_dir(root: &Path, dealers: &[(&str, &str)]) -> PathBuf {
     dir
 }
 
+/// Copies the files of one directory (not recursive).
+pub fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("mkdir");
+    for e in std::fs::read_dir(from).expect("read dir").flatten() {
+        if e.path().is_file() {
+            std::fs::copy(e.path(), to.join(e.file_name())).expect("copy");
+        }
+    }
+}
+
 /// Settings for a test daemon.
 pub struct Options {
     pub dealers: Vec<(String, String)>,
@@ -51,6 +108,8 @@ pub struct Options {
     pub idle_timeout_secs: u64,
     pub max_connections: u32,
     pub settle_ms: u64,
+    /// Dealer policy files copied into `dealers/` besides `dealers`.
+    pub dealer_files: Vec<PathBuf>,
 }
 
 impl Default for Options {
@@ -66,6 +125,7 @@ impl Default for Options {
             idle_timeout_secs: 30,
             max_connections: 16,
             settle_ms: 200,
+            dealer_files: Vec::new(),
         }
     }
 }
@@ -94,6 +154,10 @@ impl TestDaemon {
             .map(|(a, b)| (a.as_str(), b.as_str()))
             .collect();
         let policy_dir = policy_dir(dir.path(), &dealers);
+        for f in &opts.dealer_files {
+            let name = f.file_name().expect("dealer file name");
+            std::fs::copy(f, policy_dir.join("dealers").join(name)).expect("copy dealer file");
+        }
         let state_dir = dir.path().join("state");
         let socket = dir.path().join("touchpoint.sock");
         let mut config = DaemonConfig {

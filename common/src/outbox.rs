@@ -206,6 +206,10 @@ pub struct PlanReport {
     pub occasions_found: u64,
     /// Occasions skipped because an earlier run planned them.
     pub already_planned: u64,
+    /// Counts of the lists below, which the socket may shorten.
+    pub planned_count: u64,
+    pub dropped_count: u64,
+    pub cancelled_count: u64,
     pub planned: Vec<Message>,
     pub dropped: Vec<Dropped>,
     /// Earlier planned messages cancelled by this run (consent withdrawn...).

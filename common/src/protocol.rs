@@ -11,11 +11,14 @@
 //! client sends [`RequestEnvelope`]s and the daemon answers each with a
 //! [`ResponseEnvelope`] carrying the same id, in order.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 
 pub use crate::codec::MAX_FRAME_BYTES;
 use crate::domain::{ImportReport, MergeRecord, TenantStats, Timestamp};
-use crate::TenantId;
+use crate::outbox::{PlanChange, PlanReport};
+use crate::{Date, TenantId};
 
 /// Magic bytes at the start of every hello.
 pub const PROTOCOL_MAGIC: [u8; 4] = *b"TPNT";
@@ -158,6 +161,19 @@ pub enum Request {
         tenant: Option<TenantId>,
         limit: u32,
     },
+    /// Plans one tenant, or every tenant in the caller's scope.
+    Plan {
+        tenant: Option<TenantId>,
+        /// The day to plan for; the daemon's today when `None`.
+        day: Option<Date>,
+        /// Compute and report, write nothing.
+        dry_run: bool,
+        /// Plan against these policy files (`relative path -> text`) instead
+        /// of the ones in force, and report the difference (dry run only).
+        policies: Option<BTreeMap<String, String>>,
+        /// Planned messages, drops and changes listed per tenant; the rest are counted.
+        show: u32,
+    },
 }
 
 impl Request {
@@ -176,6 +192,8 @@ impl Request {
             Request::Merges { .. } => "merges",
             Request::UndoMerge { .. } => "undo-merge",
             Request::Audit { .. } => "audit",
+            Request::Plan { dry_run: true, .. } => "plan-dry-run",
+            Request::Plan { .. } => "plan",
         }
     }
 }
@@ -199,6 +217,30 @@ pub enum Response {
     MergeUndone(MergeRecord),
     Audit(Vec<AuditEntry>),
     Error(ErrorReply),
+    Planned(PlanResult),
+}
+
+/// The answer to [`Request::Plan`].
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PlanResult {
+    pub reports: Vec<PlanReport>,
+    /// Tenants that could not be planned, with the reason.
+    pub failed: Vec<(String, String)>,
+    /// With candidate policies: per tenant, what they would change.
+    pub changes: Vec<TenantPlanChanges>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TenantPlanChanges {
+    pub tenant: String,
+    pub added: u64,
+    pub removed: u64,
+    pub changed: u64,
+    /// Planned cost under the current and the candidate policies, cents.
+    pub cost_current: i64,
+    pub cost_candidate: i64,
+    /// The first `show` changes.
+    pub changes: Vec<PlanChange>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]

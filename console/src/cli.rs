@@ -99,8 +99,36 @@ pub enum Command {
         #[command(flatten)]
         out: Output,
     },
+    /// Plan messages now (the daily plan runs on the brand's schedule):
+    /// occasions, channel, bundling, consolidation, capping, budget, send time.
+    Plan {
+        /// One tenant; default: every tenant in your scope.
+        #[arg(long)]
+        tenant: Option<TenantId>,
+        /// Show what would be planned, with counts and cost per service; write nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Plan against the policy files in DIR instead of those in force and
+        /// print the difference (implies --dry-run).
+        #[arg(long, value_name = "DIR")]
+        policies: Option<PathBuf>,
+        /// Plan for this day instead of today (YYYY-MM-DD).
+        #[arg(long, value_name = "DATE", value_parser = parse_day)]
+        day: Option<touchpoint_common::Date>,
+        /// List up to N planned messages (with their why) and drops per tenant.
+        #[arg(long, value_name = "N", default_value_t = 0)]
+        show: u32,
+        #[command(flatten)]
+        out: Output,
+    },
     /// Start a daemon on demo data, import it and show the console.
     Demo(crate::demo::DemoArgs),
+}
+
+fn parse_day(s: &str) -> Result<touchpoint_common::Date, String> {
+    chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d")
+        .map(touchpoint_common::Date::from)
+        .map_err(|_| format!("{s:?} is not a date (YYYY-MM-DD)"))
 }
 
 /// Writes to stdout. A reader that went away (`touchpoint tenants | head`)
@@ -158,7 +186,10 @@ async fn run_inner(
     command: Command,
 ) -> Result<u8, Failure> {
     if readonly {
-        if let Command::Import { .. } | Command::UndoMerge { .. } = command {
+        if let Command::Import { .. }
+        | Command::UndoMerge { .. }
+        | Command::Plan { dry_run: false, policies: None, .. } = command
+        {
             return Err(Failure {
                 code: EXIT_USAGE,
                 message: "--readonly: this command changes data".into(),
@@ -217,6 +248,44 @@ async fn run_inner(
                 print_json(&a)?;
             } else {
                 emit(&format::audit(&a));
+            }
+        }
+        Command::Plan {
+            tenant,
+            dry_run,
+            policies,
+            day,
+            show,
+            out,
+        } => {
+            let candidate = match &policies {
+                Some(dir) => Some(crate::policy_check::read_dir(dir).map_err(|errs| Failure {
+                    code: EXIT_FAILED,
+                    message: errs
+                        .iter()
+                        .map(ToString::to_string)
+                        .collect::<Vec<_>>()
+                        .join("\n"),
+                })?),
+                None => None,
+            };
+            let dry_run = dry_run || candidate.is_some();
+            let result = client
+                .plan(crate::client::PlanArgs {
+                    tenant,
+                    day,
+                    dry_run,
+                    policies: candidate,
+                    show,
+                })
+                .await?;
+            if out.json {
+                print_json(&result)?;
+            } else {
+                emit(&format::plan(&result, policies.is_some()));
+            }
+            if !result.failed.is_empty() {
+                return Ok(EXIT_FAILED);
             }
         }
         Command::Demo(_) => {

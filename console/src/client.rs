@@ -18,10 +18,20 @@ use touchpoint_common::codec::{decode_frame, encode_frame};
 use touchpoint_common::domain::{ImportReport, MergeRecord};
 use touchpoint_common::protocol::{
     AuditEntry, DaemonStatus, ErrorReply, Hello, HelloReply, Identity, Request, RequestEnvelope,
-    Response, ResponseEnvelope, TenantDetail, TenantSummary, MAX_FRAME_BYTES, PROTOCOL_VERSION,
-    UPLOAD_CHUNK_BYTES,
+    PlanResult, Response, ResponseEnvelope, TenantDetail, TenantSummary, MAX_FRAME_BYTES,
+    PROTOCOL_VERSION, UPLOAD_CHUNK_BYTES,
 };
-use touchpoint_common::TenantId;
+use touchpoint_common::{Date, TenantId};
+
+/// What `touchpoint plan` asks for; see [`Request::Plan`].
+#[derive(Clone, Debug, Default)]
+pub struct PlanArgs {
+    pub tenant: Option<TenantId>,
+    pub day: Option<Date>,
+    pub dry_run: bool,
+    pub policies: Option<std::collections::BTreeMap<String, String>>,
+    pub show: u32,
+}
 
 /// Environment variable naming the control socket.
 pub const SOCKET_ENV: &str = "TOUCHPOINT_SOCKET";
@@ -132,6 +142,7 @@ fn response_name(r: &Response) -> &'static str {
         Response::MergeUndone(_) => "MergeUndone",
         Response::Audit(_) => "Audit",
         Response::Error(_) => "Error",
+        Response::Planned(_) => "Planned",
     }
 }
 
@@ -248,7 +259,7 @@ impl Client {
     pub async fn request(&mut self, request: Request) -> Result<Response, ClientError> {
         let name = request.name();
         let timeout = match request {
-            Request::UploadEnd => self.import_timeout,
+            Request::UploadEnd | Request::Plan { .. } => self.import_timeout,
             _ => self.request_timeout,
         };
         let id = self.send(request, timeout).await?;
@@ -356,6 +367,30 @@ impl Client {
         {
             Response::Audit(a) => Ok(a),
             other => Err(unexpected("audit", &other)),
+        }
+    }
+
+    /// Plans (or with `dry_run` only computes) one tenant or all in scope.
+    pub async fn plan(&mut self, request: PlanArgs) -> Result<PlanResult, ClientError> {
+        let PlanArgs {
+            tenant,
+            day,
+            dry_run,
+            policies,
+            show,
+        } = request;
+        match self
+            .request(Request::Plan {
+                tenant,
+                day,
+                dry_run,
+                policies,
+                show,
+            })
+            .await?
+        {
+            Response::Planned(p) => Ok(p),
+            other => Err(unexpected("plan", &other)),
         }
     }
 

@@ -555,3 +555,202 @@ mod tests {
         insta::assert_snapshot!(audit(&fixtures::audit()));
     }
 }
+
+fn money(cents: i64) -> String {
+    touchpoint_common::policy::Money(cents).to_string()
+}
+
+fn message_line(tenant: &str, m: &touchpoint_common::outbox::Message) -> String {
+    let services: Vec<&str> = {
+        let mut v: Vec<&str> = Vec::new();
+        for o in &m.occasions {
+            if !v.contains(&o.service.as_str()) {
+                v.push(&o.service);
+            }
+        }
+        v
+    };
+    format!(
+        "{tenant} {} {:02}:{:02} {:<5} {} {} ({} occasion{}) {}",
+        m.send_on,
+        m.send_at / 60,
+        m.send_at % 60,
+        m.channel.as_str(),
+        m.recipient,
+        services.join("+"),
+        m.occasions.len(),
+        plural(m.occasions.len()),
+        money(m.cost),
+    )
+}
+
+/// `touchpoint plan`: per tenant, per service, drops by step, and with
+/// `--show` the messages with their why.
+pub fn plan(p: &touchpoint_common::protocol::PlanResult, with_candidate: bool) -> String {
+    use touchpoint_common::outbox::PlanChange;
+    let mut out = String::new();
+    let dry = p.reports.first().is_some_and(|r| r.dry_run);
+    if let Some(day) = p.reports.first().and_then(|r| r.day) {
+        let _ = writeln!(
+            out,
+            "plan for {day}{}",
+            if dry { " (dry run: nothing written)" } else { "" }
+        );
+    }
+    let mut t = TextTable::new(&[
+        ("TENANT", L),
+        ("RECIPIENTS", R),
+        ("OCCASIONS", R),
+        ("EARLIER", R),
+        ("PLANNED", R),
+        ("DROPPED", R),
+        ("CANCELLED", R),
+        ("COST", R),
+        ("MS", R),
+    ]);
+    let mut services: std::collections::BTreeMap<String, touchpoint_common::outbox::ServiceTotals> =
+        Default::default();
+    let mut steps: std::collections::BTreeMap<String, u64> = Default::default();
+    for r in &p.reports {
+        let cost: i64 = r.totals.iter().map(|t| t.cost).sum();
+        if r.unchanged {
+            t.row(vec![
+                r.tenant.clone(),
+                "-".into(),
+                "-".into(),
+                "-".into(),
+                "0".into(),
+                "-".into(),
+                "0".into(),
+                "unchanged".into(),
+                r.millis.to_string(),
+            ]);
+            continue;
+        }
+        t.row(vec![
+            r.tenant.clone(),
+            r.recipients.to_string(),
+            r.occasions_found.to_string(),
+            r.already_planned.to_string(),
+            r.planned_count.to_string(),
+            r.dropped_count.to_string(),
+            r.cancelled_count.to_string(),
+            money(cost),
+            r.millis.to_string(),
+        ]);
+        for s in &r.totals {
+            let e = services.entry(s.service.clone()).or_default();
+            e.messages += s.messages;
+            e.email += s.email;
+            e.post += s.post;
+            e.phone += s.phone;
+            e.cost += s.cost;
+            e.dropped += s.dropped;
+        }
+        for d in &r.dropped {
+            *steps.entry(d.step.to_string()).or_default() += 1;
+        }
+    }
+    out.push_str(&t.render());
+    if !services.is_empty() {
+        out.push('\n');
+        let mut t = TextTable::new(&[
+            ("SERVICE", L),
+            ("MESSAGES", R),
+            ("EMAIL", R),
+            ("POST", R),
+            ("PHONE", R),
+            ("COST", R),
+            ("DROPPED", R),
+        ]);
+        let mut total = touchpoint_common::outbox::ServiceTotals::default();
+        for (name, s) in &services {
+            t.row(vec![
+                name.clone(),
+                s.messages.to_string(),
+                s.email.to_string(),
+                s.post.to_string(),
+                s.phone.to_string(),
+                money(s.cost),
+                s.dropped.to_string(),
+            ]);
+            total.messages += s.messages;
+            total.email += s.email;
+            total.post += s.post;
+            total.phone += s.phone;
+            total.cost += s.cost;
+            total.dropped += s.dropped;
+        }
+        t.row(vec![
+            "total".into(),
+            total.messages.to_string(),
+            total.email.to_string(),
+            total.post.to_string(),
+            total.phone.to_string(),
+            money(total.cost),
+            total.dropped.to_string(),
+        ]);
+        out.push_str(&t.render());
+    }
+    for r in &p.reports {
+        for m in &r.cancelled {
+            let _ = writeln!(out, "\ncancelled: {}", message_line(&r.tenant, m));
+            if let Some(w) = m.why.last() {
+                let _ = writeln!(out, "  {w}");
+            }
+        }
+        for m in &r.planned {
+            let _ = writeln!(out, "\n{}", message_line(&r.tenant, m));
+            for w in &m.why {
+                let _ = writeln!(out, "  {w}");
+            }
+        }
+        for d in &r.dropped {
+            let _ = writeln!(
+                out,
+                "\ndropped: {} {} {} due {}: {}: {}",
+                r.tenant, d.recipient, d.occasion.service, d.occasion.due, d.step, d.reason
+            );
+        }
+    }
+    if with_candidate {
+        let _ = writeln!(out, "\ndifference under the candidate policies:");
+        let mut t = TextTable::new(&[
+            ("TENANT", L),
+            ("ADDED", R),
+            ("REMOVED", R),
+            ("CHANGED", R),
+            ("COST NOW", R),
+            ("COST THEN", R),
+        ]);
+        for c in &p.changes {
+            t.row(vec![
+                c.tenant.clone(),
+                c.added.to_string(),
+                c.removed.to_string(),
+                c.changed.to_string(),
+                money(c.cost_current),
+                money(c.cost_candidate),
+            ]);
+        }
+        out.push_str(&t.render());
+        for c in &p.changes {
+            for ch in &c.changes {
+                let line = match ch {
+                    PlanChange::Added(m) => format!("+ {}", message_line(&c.tenant, m)),
+                    PlanChange::Removed(m) => format!("- {}", message_line(&c.tenant, m)),
+                    PlanChange::Changed { current, candidate } => format!(
+                        "~ {}\n  → {}",
+                        message_line(&c.tenant, current),
+                        message_line(&c.tenant, candidate)
+                    ),
+                };
+                let _ = writeln!(out, "{line}");
+            }
+        }
+    }
+    for (tenant, e) in &p.failed {
+        let _ = writeln!(out, "{tenant}: failed: {e}");
+    }
+    out
+}

@@ -99,7 +99,9 @@ pub fn role_allows(role: Role, request: &Request) -> bool {
         | Request::Tenant { .. }
         | Request::Imports { .. }
         | Request::Merges { .. }
-        | Request::Audit { .. } => true,
+        | Request::Audit { .. }
+        | Request::Plan { dry_run: true, .. } => true,
+        Request::Plan { .. } => matches!(role, Role::Admin | Role::Operator),
         Request::UploadBegin { .. }
         | Request::UploadChunk { .. }
         | Request::UploadEnd
@@ -116,7 +118,7 @@ pub fn tenant_of(request: &Request) -> Option<&TenantId> {
         | Request::Imports { tenant, .. }
         | Request::Merges { tenant, .. }
         | Request::UndoMerge { tenant, .. } => Some(tenant),
-        Request::Audit { tenant, .. } => tenant.as_ref(),
+        Request::Audit { tenant, .. } | Request::Plan { tenant, .. } => tenant.as_ref(),
         _ => None,
     }
 }

@@ -7,6 +7,7 @@
 //! hello or goes silent is disconnected, and connections beyond the limit are
 //! told so and closed.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -27,7 +28,8 @@ use touchpoint_common::protocol::{
     Request, RequestEnvelope, Response, ResponseEnvelope, Role, Scope, TenantDetail, TenantSummary,
     PROTOCOL_MAGIC, PROTOCOL_VERSION,
 };
-use touchpoint_common::TenantId;
+use touchpoint_common::policy::PolicySet;
+use touchpoint_common::{Date, TenantId};
 
 use crate::access::{self, Access};
 use crate::import::Importer;
@@ -43,6 +45,8 @@ pub struct Ctx {
     pub socket_path: PathBuf,
     pub started_at: Timestamp,
     pub connections: AtomicU64,
+    /// Lead times the planner uses (the policy's unless learned).
+    pub leads: Arc<crate::planner::LeadTimes>,
     upload_seq: AtomicU64,
 }
 
@@ -64,6 +68,7 @@ impl Ctx {
             socket_path,
             started_at: Timestamp::now(),
             connections: AtomicU64::new(0),
+            leads: Arc::new(crate::planner::LeadTimes::default()),
             upload_seq: AtomicU64::new(0),
         }
     }
@@ -448,6 +453,7 @@ async fn handle(
                 None
             };
             let policies = ctx.policies.clone();
+            let leads = ctx.leads.clone();
             let reply = tokio::task::spawn_blocking(move || match other {
                 Request::Status => status
                     .map(Response::Status)
@@ -472,13 +478,36 @@ async fn handle(
                     .and_then(|s| s.undo_merge(merge_id, &ctx_who.user))
                     .map(Response::MergeUndone)
                     .unwrap_or_else(store_err),
-                Request::Audit { tenant, limit } => {
+                    Request::Audit { tenant, limit } => {
                     audit_log(&stores, &ctx_who, tenant.as_ref(), limit)
                 }
+                Request::Plan {
+                    tenant,
+                    day,
+                    dry_run,
+                    policies: candidate,
+                    show,
+                } => plan(&stores, &policies, &leads, &ctx_who, tenant, day, dry_run, candidate, show),
                 _ => err(ErrorKind::Malformed, "unexpected request"),
             })
             .await
             .unwrap_or_else(|e| err(ErrorKind::Internal, format!("handler failed: {e}")));
+            if action == "plan" {
+                let (outcome, detail) = match &reply {
+                    Response::Error(e) => (AuditOutcome::Failed(e.message.clone()), String::new()),
+                    Response::Planned(p) => (
+                        AuditOutcome::Ok,
+                        format!(
+                            "{} messages planned, {} cancelled, {} tenants",
+                            p.reports.iter().map(|r| r.planned_count).sum::<u64>(),
+                            p.reports.iter().map(|r| r.cancelled_count).sum::<u64>(),
+                            p.reports.len()
+                        ),
+                    ),
+                    _ => (AuditOutcome::Ok, String::new()),
+                };
+                ctx.audit(who, action, tenant.as_ref(), detail, outcome);
+            }
             if action == "undo-merge" {
                 let outcome = match &reply {
                     Response::Error(e) => AuditOutcome::Failed(e.message.clone()),
@@ -579,6 +608,63 @@ fn tenant_detail(
         })
     })();
     detail.map(Response::Tenant).unwrap_or_else(store_err)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn plan(
+    stores: &Stores,
+    policies: &crate::policy::PolicyHandle,
+    leads: &crate::planner::LeadTimes,
+    who: &Identity,
+    tenant: Option<TenantId>,
+    day: Option<Date>,
+    dry_run: bool,
+    candidate: Option<BTreeMap<String, String>>,
+    show: u32,
+) -> Response {
+    let current = policies.current();
+    let candidate = match candidate {
+        Some(_) if !dry_run => {
+            return err(
+                ErrorKind::Invalid,
+                "planning against other policies is a dry run only",
+            )
+        }
+        Some(files) => match PolicySet::validate(&files, "") {
+            Ok(set) => Some(set),
+            Err(errs) => {
+                let lines: Vec<String> = errs.iter().map(ToString::to_string).collect();
+                return err(
+                    ErrorKind::Invalid,
+                    format!("the candidate policies are invalid:\n{}", lines.join("\n")),
+                );
+            }
+        },
+        None => None,
+    };
+    let tenants: Vec<TenantId> = match tenant {
+        Some(t) if current.tenants.contains_key(&t) => vec![t],
+        Some(t) => return err(ErrorKind::NotFound, format!("no dealer policy for tenant {t}")),
+        None => current
+            .tenants
+            .keys()
+            .filter(|t| who.scope.allows(t))
+            .cloned()
+            .collect(),
+    };
+    // At most ~2,000 listed messages in all, so the answer fits a frame.
+    let show = (show as usize).min(2_000 / tenants.len().max(1)).min(500);
+    let today = day.unwrap_or_else(Date::today);
+    Response::Planned(crate::planner::request(
+        stores,
+        &current,
+        candidate.as_ref(),
+        &tenants,
+        today,
+        dry_run,
+        show,
+        leads,
+    ))
 }
 
 fn audit_log(stores: &Stores, who: &Identity, tenant: Option<&TenantId>, limit: u32) -> Response {

@@ -90,6 +90,17 @@ impl Daemon {
             Duration::from_secs(cfg.config.stores.idle_close_secs),
             shutdown.clone(),
         ));
+        tracker.spawn(crate::planner::run_schedule(
+            stores.clone(),
+            ctx.policies.clone(),
+            ctx.leads.clone(),
+            shutdown.clone(),
+        ));
+        tracker.spawn(policy::watch(
+            ctx.policies.clone(),
+            registrar(stores.clone()),
+            shutdown.clone(),
+        ));
         if cfg.config.import.watch_inbox {
             tracker.spawn(inbox::run(
                 importer,
@@ -139,16 +150,26 @@ pub struct Reloader(Arc<Ctx>);
 impl Reloader {
     /// Re-reads the policy directory. On error the old policies stay in force.
     pub fn reload(&self) -> Result<(), Vec<ConfigError>> {
-        let stores = &self.0.stores;
-        self.0.policies.reload(|p| {
-            register(stores, p).map_err(|e| ConfigError {
-                file: p.dir.display().to_string(),
-                line: None,
-                key: String::new(),
-                message: e.to_string(),
-            })
-        })?;
+        self.0
+            .policies
+            .reload(registrar(self.0.stores.clone()))?;
         Ok(())
+    }
+}
+
+/// What every reload (SIGHUP or a changed file) does with a valid new set
+/// before it takes effect: register its tenants, so that a request for a new
+/// tenant never meets a policy without a registry entry.
+fn registrar(
+    stores: Arc<Stores>,
+) -> impl Fn(&Policies) -> Result<(), ConfigError> + Send + Sync + 'static {
+    move |p| {
+        register(&stores, p).map_err(|e| ConfigError {
+            file: p.dir.display().to_string(),
+            line: None,
+            key: String::new(),
+            message: e.to_string(),
+        })
     }
 }
 

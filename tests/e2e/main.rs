@@ -10,4 +10,6 @@ mod common;
 mod import;
 mod inbox;
 mod lifecycle;
+mod plan;
+mod policy_files;
 mod protocol;

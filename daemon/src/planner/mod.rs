@@ -36,6 +36,7 @@ use touchpoint_common::outbox::{
     month_of, Message, MessageStatus, PlanChange, PlanReport, ServiceTotals, Step, Why,
 };
 use touchpoint_common::policy::PolicySet;
+use touchpoint_common::protocol::{PlanResult, TenantPlanChanges};
 use touchpoint_common::{Date, TenantId};
 
 use crate::policy::PolicyHandle;
@@ -167,6 +168,7 @@ pub fn plan_tenant(
     leads: &LeadTimes,
 ) -> Result<PlanReport, PlanError> {
     let started = Instant::now();
+    let _planning = (mode == Mode::Commit).then(|| store.plan_lock());
     let tenant = store.id().as_str();
     let policy = set
         .tenant(store.id())
@@ -285,6 +287,9 @@ pub fn plan_tenant(
     report.already_planned = out.already_planned;
     report.dropped = out.dropped;
     report.totals = totals(&report);
+    report.planned_count = report.planned.len() as u64;
+    report.dropped_count = report.dropped.len() as u64;
+    report.cancelled_count = report.cancelled.len() as u64;
 
     if mode == Mode::Commit {
         let write = PlanWrite {
@@ -382,6 +387,72 @@ pub fn diff(current: &PlanReport, candidate: &PlanReport) -> Vec<PlanChange> {
         }
     }
     changes
+}
+
+/// Answers a plan request: plans (or dry-runs) the tenants, and with a
+/// candidate policy set also dry-runs that and reports the difference.
+/// Lists are cut to `show` entries per tenant so the answer fits a frame.
+#[allow(clippy::too_many_arguments)]
+pub fn request(
+    stores: &Stores,
+    set: &PolicySet,
+    candidate: Option<&PolicySet>,
+    tenants: &[TenantId],
+    today: Date,
+    dry_run: bool,
+    show: usize,
+    leads: &LeadTimes,
+) -> PlanResult {
+    let mode = if dry_run { Mode::DryRun } else { Mode::Commit };
+    let mut result = PlanResult::default();
+    let current = plan_tenants(stores, set, Some(tenants), today, mode, leads);
+    let candidate = candidate.map(|c| {
+        // A tenant the candidate does not know plans nothing under it.
+        let known: Vec<TenantId> = tenants
+            .iter()
+            .filter(|t| c.tenants.contains_key(*t))
+            .cloned()
+            .collect();
+        plan_tenants(stores, c, Some(&known), today, Mode::DryRun, leads)
+            .into_iter()
+            .collect::<BTreeMap<_, _>>()
+    });
+    for (id, r) in current {
+        let mut report = match r {
+            Ok(r) => r,
+            Err(e) => {
+                result.failed.push((id.to_string(), e.to_string()));
+                continue;
+            }
+        };
+        if let Some(cand) = &candidate {
+            let empty = PlanReport::default();
+            let other = match cand.get(&id) {
+                Some(Ok(r)) => r,
+                Some(Err(e)) => {
+                    result.failed.push((id.to_string(), format!("candidate policy: {e}")));
+                    continue;
+                }
+                None => &empty,
+            };
+            let changes = diff(&report, other);
+            let count = |f: fn(&PlanChange) -> bool| changes.iter().filter(|c| f(c)).count() as u64;
+            result.changes.push(TenantPlanChanges {
+                tenant: id.to_string(),
+                added: count(|c| matches!(c, PlanChange::Added(_))),
+                removed: count(|c| matches!(c, PlanChange::Removed(_))),
+                changed: count(|c| matches!(c, PlanChange::Changed { .. })),
+                cost_current: report.planned.iter().map(|m| m.cost).sum(),
+                cost_candidate: other.planned.iter().map(|m| m.cost).sum(),
+                changes: changes.into_iter().take(show).collect(),
+            });
+        }
+        report.planned.truncate(show);
+        report.dropped.truncate(show);
+        report.cancelled.truncate(show);
+        result.reports.push(report);
+    }
+    result
 }
 
 /// Plans the given tenants (all with a policy when `None`) on a few threads.

@@ -83,6 +83,8 @@ pub struct TenantStore {
     pub(super) dir: PathBuf,
     /// One writer at a time: an import, an identity pass or a merge undo.
     writer: Mutex<()>,
+    /// One planning run at a time (the schedule and an on-demand run).
+    planning: Mutex<()>,
     dirty: AtomicBool,
 }
 
@@ -137,6 +139,7 @@ impl TenantStore {
             id,
             db,
             writer: Mutex::new(()),
+            planning: Mutex::new(()),
             dirty: AtomicBool::new(false),
         };
         super::import_txn::recover(&store)?;
@@ -169,6 +172,11 @@ impl TenantStore {
 
     pub(super) fn touch(&self) {
         self.dirty.store(true, Ordering::Release);
+    }
+
+    /// Held by a planning run that writes, from reading to committing.
+    pub fn plan_lock(&self) -> MutexGuard<'_, ()> {
+        self.planning.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     pub(super) fn lock_writer(&self) -> MutexGuard<'_, ()> {
