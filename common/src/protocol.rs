@@ -291,6 +291,20 @@ pub struct DaemonStatus {
     pub max_open_tenants: u64,
     pub connections: u64,
     pub identity: Identity,
+    pub planning: PlanningStatus,
+}
+
+/// The daily plan: when it runs next and how the last run went.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PlanningStatus {
+    /// The brand's cron expression.
+    pub schedule: String,
+    pub next_run: Option<Timestamp>,
+    pub last_run: Option<Timestamp>,
+    /// Messages the last scheduled run planned, tenants it could not plan, and its duration.
+    pub last_planned: u64,
+    pub last_failed: u64,
+    pub last_millis: u64,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -54,6 +54,14 @@ pub fn status() -> DaemonStatus {
         max_open_tenants: 128,
         connections: 2,
         identity: identity(),
+        planning: touchpoint_common::protocol::PlanningStatus {
+            schedule: "0 30 5 * * Mon-Sat".into(),
+            next_run: Some(ts(3_600)),
+            last_run: Some(ts(-80_000)),
+            last_planned: 1_234,
+            last_failed: 0,
+            last_millis: 850,
+        },
     }
 }
 

@@ -210,6 +210,22 @@ pub fn status(s: &DaemonStatus) -> String {
             s.tenants, s.tenants_open, s.max_open_tenants
         ),
     );
+    let pl = &s.planning;
+    let next = pl
+        .next_run
+        .map(|t| format!(", next {t}"))
+        .unwrap_or_default();
+    kv(&mut out, "planning", &format!("schedule \"{}\"{next}", pl.schedule));
+    if let Some(last) = pl.last_run {
+        kv(
+            &mut out,
+            "last plan",
+            &format!(
+                "{last}: {} messages planned, {} tenants failed, {} ms",
+                pl.last_planned, pl.last_failed, pl.last_millis
+            ),
+        );
+    }
     kv(&mut out, "connections", &s.connections.to_string());
     kv(&mut out, "you", &identity(&s.identity));
     out

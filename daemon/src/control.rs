@@ -47,6 +47,7 @@ pub struct Ctx {
     pub connections: AtomicU64,
     /// Lead times the planner uses (the policy's unless learned).
     pub leads: Arc<crate::planner::LeadTimes>,
+    pub schedule: Arc<crate::planner::ScheduleState>,
     upload_seq: AtomicU64,
 }
 
@@ -69,6 +70,7 @@ impl Ctx {
             started_at: Timestamp::now(),
             connections: AtomicU64::new(0),
             leads: Arc::new(crate::planner::LeadTimes::default()),
+            schedule: Arc::new(crate::planner::ScheduleState::default()),
             upload_seq: AtomicU64::new(0),
         }
     }
@@ -546,6 +548,7 @@ fn status(ctx: &Ctx, who: &Identity) -> DaemonStatus {
         max_open_tenants: ctx.stores.max_open() as u64,
         connections: ctx.connections.load(Ordering::Relaxed),
         identity: who.clone(),
+        planning: ctx.schedule.get(),
     }
 }
 

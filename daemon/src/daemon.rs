@@ -94,6 +94,7 @@ impl Daemon {
             stores.clone(),
             ctx.policies.clone(),
             ctx.leads.clone(),
+            ctx.schedule.clone(),
             shutdown.clone(),
         ));
         tracker.spawn(policy::watch(

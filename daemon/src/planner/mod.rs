@@ -36,7 +36,8 @@ use touchpoint_common::outbox::{
     month_of, Message, MessageStatus, PlanChange, PlanReport, ServiceTotals, Step, Why,
 };
 use touchpoint_common::policy::PolicySet;
-use touchpoint_common::protocol::{PlanResult, TenantPlanChanges};
+use touchpoint_common::domain::Timestamp;
+use touchpoint_common::protocol::{PlanResult, PlanningStatus, TenantPlanChanges};
 use touchpoint_common::{Date, TenantId};
 
 use crate::policy::PolicyHandle;
@@ -495,12 +496,27 @@ pub fn plan_tenants(
     results.into_iter().map(|(_, id, r)| (id, r)).collect()
 }
 
+/// What `status` shows about the schedule.
+#[derive(Default)]
+pub struct ScheduleState(std::sync::Mutex<PlanningStatus>);
+
+impl ScheduleState {
+    pub fn get(&self) -> PlanningStatus {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    fn update(&self, f: impl FnOnce(&mut PlanningStatus)) {
+        f(&mut self.0.lock().unwrap_or_else(|e| e.into_inner()));
+    }
+}
+
 /// Runs the daily plan on the brand's cron schedule until shutdown. A
 /// policy change re-reads the schedule.
 pub async fn run_schedule(
     stores: Arc<Stores>,
     policies: Arc<PolicyHandle>,
     leads: Arc<LeadTimes>,
+    state: Arc<ScheduleState>,
     shutdown: CancellationToken,
 ) {
     let mut changes = policies.subscribe();
@@ -518,6 +534,10 @@ pub async fn run_schedule(
                 _ = changes.changed() => continue,
             }
         };
+        state.update(|s| {
+            s.schedule = expr.clone();
+            s.next_run = Some(Timestamp(next.timestamp_millis()));
+        });
         let wait = (next - chrono::Local::now())
             .to_std()
             .unwrap_or(Duration::ZERO);
@@ -536,13 +556,22 @@ pub async fn run_schedule(
         .await;
         match results {
             Ok(results) => {
-                let mut planned = 0;
+                let (mut planned, mut failed) = (0, 0);
                 for (id, r) in &results {
                     match r {
                         Ok(r) => planned += r.planned.len(),
-                        Err(e) => tracing::error!(tenant = %id, error = %e, "scheduled plan failed"),
+                        Err(e) => {
+                            failed += 1;
+                            tracing::error!(tenant = %id, error = %e, "scheduled plan failed");
+                        }
                     }
                 }
+                state.update(|s| {
+                    s.last_run = Some(Timestamp::now());
+                    s.last_planned = planned as u64;
+                    s.last_failed = failed;
+                    s.last_millis = started.elapsed().as_millis() as u64;
+                });
                 tracing::info!(
                     tenants = results.len(),
                     planned,

@@ -347,8 +347,14 @@ pub fn shape(
         }
     }
 
-    // 4. Frequency capping, highest value first.
-    merged.sort_by(|a, b| b.value.cmp(&a.value).then(a.earliest.cmp(&b.earliest)));
+    // 4. Frequency capping. The message that must go out soonest is placed
+    // first (earliest deadline first), so one with room to move (a warranty
+    // offer two months ahead) moves instead of crowding out one that cannot
+    // (a service due next week); among equal deadlines, higher value first.
+    merged.sort_by(|a, b| {
+        (a.latest, std::cmp::Reverse(a.value), a.earliest)
+            .cmp(&(b.latest, std::cmp::Reverse(b.value), b.earliest))
+    });
     let mut contacts: Vec<Date> = history
         .contacts(&r.customer.customer_no)
         .into_iter()
