@@ -562,33 +562,8 @@ pub fn read_files(
     src: &impl PolicySource,
     shown: &str,
 ) -> Result<BTreeMap<String, String>, Vec<ConfigError>> {
-    let mut files = BTreeMap::new();
     let mut errors = Vec::new();
-    let mut read = |rel: String, missing_ok: bool| match src.read(&rel) {
-        Ok(bytes) => match String::from_utf8(bytes) {
-            Ok(text) => {
-                files.insert(rel, text);
-            }
-            Err(e) => {
-                let at = e.utf8_error().valid_up_to();
-                let line = e.as_bytes()[..at].iter().filter(|&&b| b == b'\n').count() as u32 + 1;
-                errors.push(ConfigError {
-                    file: shown_path(shown, &rel),
-                    line: Some(line),
-                    key: String::new(),
-                    message: "not UTF-8 text (saved as Windows-1252?); save the file as UTF-8".into(),
-                });
-            }
-        },
-        Err(e) if missing_ok && e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => errors.push(ConfigError {
-            file: shown_path(shown, &rel),
-            line: None,
-            key: String::new(),
-            message: format!("cannot read: {e}"),
-        }),
-    };
-    read("brand.toml".into(), true);
+    let mut wanted = vec!["brand.toml".to_string()];
     for folder in ["dealers", "templates"] {
         let mut names = match src.files_in(folder) {
             Ok(names) => names,
@@ -609,9 +584,42 @@ pub fn read_files(
             }
         };
         names.sort();
-        for name in names {
-            if name.ends_with(".toml") && !name.starts_with('.') {
-                read(format!("{folder}/{name}"), false);
+        wanted.extend(
+            names
+                .into_iter()
+                .filter(|n| n.ends_with(".toml") && !n.starts_with('.'))
+                .map(|n| format!("{folder}/{n}")),
+        );
+    }
+    let mut files = BTreeMap::new();
+    for rel in wanted {
+        let bytes = match src.read(&rel) {
+            Ok(bytes) => bytes,
+            Err(e) if rel == "brand.toml" && e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => {
+                errors.push(ConfigError {
+                    file: shown_path(shown, &rel),
+                    line: None,
+                    key: String::new(),
+                    message: format!("cannot read: {e}"),
+                });
+                continue;
+            }
+        };
+        match String::from_utf8(bytes) {
+            Ok(text) => {
+                files.insert(rel, text);
+            }
+            Err(e) => {
+                let at = e.utf8_error().valid_up_to();
+                let line = e.as_bytes()[..at].iter().filter(|&&b| b == b'\n').count() as u32 + 1;
+                errors.push(ConfigError {
+                    file: shown_path(shown, &rel),
+                    line: Some(line),
+                    key: String::new(),
+                    message: "not UTF-8 text (saved as Windows-1252?); save the file as UTF-8"
+                        .into(),
+                });
             }
         }
     }
@@ -712,9 +720,7 @@ impl PolicySet {
                     ),
                 ));
             }
-            if let Some(brand) = &brand {
-                check_tenant(&policy, brand, &file, text, &mut errors);
-            }
+            check_tenant(&policy, brand.as_ref(), &file, text, &mut errors);
             if errors.len() == before {
                 tenants.insert(policy.tenant.id.clone(), policy);
             }
@@ -754,10 +760,19 @@ fn check_brand(
 ) {
     let mut err = |key: String, msg: String| errors.push(invalid(file, text, &key, msg));
     if let Err(e) = b.planning.schedule.parse::<cron::Schedule>() {
+        // The parser's message spans lines (the expression, a caret, the
+        // reason); the reason is the last.
+        let text = e.to_string();
+        let reason = text
+            .lines()
+            .map(str::trim)
+            .rfind(|l| !l.is_empty() && !l.chars().all(|c| c == '^'))
+            .unwrap_or_default()
+            .to_string();
         err(
             "planning.schedule".into(),
             format!(
-                "{:?} is not a cron expression (sec min hour day-of-month month day-of-week, like \"0 0 6 * * Mon-Sat\"): {e}",
+                "{:?} is not a cron expression (write sec min hour day-of-month month day-of-week, like \"0 30 5 * * Mon-Sat\"): {reason}",
                 b.planning.schedule
             ),
         );
@@ -922,9 +937,11 @@ fn check_brand(
     }
 }
 
+/// Checks a dealer's file on its own and, given a valid brand, against it
+/// (a brand with errors would only add confusing follow-up errors).
 fn check_tenant(
     t: &TenantPolicy,
-    brand: &BrandPolicy,
+    brand: Option<&BrandPolicy>,
     file: &str,
     text: &str,
     errors: &mut Vec<ConfigError>,
@@ -934,6 +951,17 @@ fn check_tenant(
         err("channels.enabled".into(), "lists no channel".into());
     }
     range(&mut err, "channels.daily_capacity", t.channels.daily_capacity, 1, 1_000_000);
+    if !t.sender.email.is_empty() && !t.sender.email.contains('@') {
+        err("sender.email".into(), format!("{:?} is not an address", t.sender.email));
+    }
+    for (slot, value) in &t.slots {
+        if value.chars().count() > 2000 {
+            err(format!("slots.{slot}"), "is longer than 2000 characters".into());
+        }
+    }
+    let Some(brand) = brand else {
+        return;
+    };
     for (id, s) in &t.services {
         let Some(service) = brand.services.get(id) else {
             err(
@@ -953,14 +981,6 @@ fn check_tenant(
                     list(service.channels.iter())
                 ),
             );
-        }
-    }
-    if !t.sender.email.is_empty() && !t.sender.email.contains('@') {
-        err("sender.email".into(), format!("{:?} is not an address", t.sender.email));
-    }
-    for (slot, value) in &t.slots {
-        if value.chars().count() > 2000 {
-            err(format!("slots.{slot}"), "is longer than 2000 characters".into());
         }
     }
 }

@@ -123,6 +123,8 @@ pub enum Command {
     },
     /// Start a daemon on demo data, import it and show the console.
     Demo(crate::demo::DemoArgs),
+    /// Work with policy files without a daemon: `policy check DIR`.
+    Policy(crate::policy_check::PolicyArgs),
 }
 
 fn parse_day(s: &str) -> Result<touchpoint_common::Date, String> {
@@ -288,10 +290,10 @@ async fn run_inner(
                 return Ok(EXIT_FAILED);
             }
         }
-        Command::Demo(_) => {
+        Command::Demo(_) | Command::Policy(_) => {
             return Err(Failure {
                 code: EXIT_USAGE,
-                message: "demo is not a socket command".into(),
+                message: "demo and policy are not socket commands".into(),
             })
         }
     }

@@ -18,7 +18,7 @@ use touchpoint_common::domain::{ImportReport, ImportStatus};
 use touchpoint_common::TenantId;
 use touchpoint_datagen::{
     demo_dealers, tenant_policy_toml, write_customer_export, write_visits_export, DealerSpec,
-    ExportOptions, ExportStats, BRAND_ID,
+    ExportOptions, ExportStats,
 };
 
 use crate::cli::emit;
@@ -247,20 +247,44 @@ fn repo_policies(dealers: &[DealerSpec]) -> Option<PathBuf> {
     candidates.into_iter().find(|p| covers_all(p))
 }
 
+/// The repository's brand file and templates, built into the binary so that
+/// an installed `touchpoint` runs the demo without the repository.
+const BRAND: &str = include_str!("../../policies/brand.toml");
+const TEMPLATES: &[(&str, &str)] = &[
+    (
+        "service_due",
+        include_str!("../../policies/templates/service_due.toml"),
+    ),
+    (
+        "hu_reminder",
+        include_str!("../../policies/templates/hu_reminder.toml"),
+    ),
+    (
+        "warranty_extension",
+        include_str!("../../policies/templates/warranty_extension.toml"),
+    ),
+    ("birthday", include_str!("../../policies/templates/birthday.toml")),
+    (
+        "winter_check",
+        include_str!("../../policies/templates/winter_check.toml"),
+    ),
+];
+
+/// Writes the shipped brand file and templates and a generated file per
+/// dealer into `<dir>/policies`.
 fn generate_policies(dir: &Path, dealers: &[DealerSpec]) -> anyhow::Result<PathBuf> {
     let generated = dir.join("policies");
-    let dealers_dir = generated.join("dealers");
-    std::fs::create_dir_all(&dealers_dir)
-        .with_context(|| format!("cannot create {}", dealers_dir.display()))?;
-    let brand = format!(
-        "# Written by `touchpoint demo`. Schema: common::config::BrandPolicy.\n\n\
-         [brand]\nid = {}\nname = \"Nordwagen Deutschland\"\n",
-        toml_string(BRAND_ID)
-    );
-    write_file(&generated.join("brand.toml"), &brand)?;
+    for sub in ["dealers", "templates"] {
+        let d = generated.join(sub);
+        std::fs::create_dir_all(&d).with_context(|| format!("cannot create {}", d.display()))?;
+    }
+    write_file(&generated.join("brand.toml"), BRAND)?;
+    for (name, text) in TEMPLATES {
+        write_file(&generated.join("templates").join(format!("{name}.toml")), text)?;
+    }
     for d in dealers {
         write_file(
-            &dealers_dir.join(format!("{}.toml", d.id)),
+            &generated.join("dealers").join(format!("{}.toml", d.id)),
             &tenant_policy_toml(d),
         )?;
     }
@@ -697,18 +721,24 @@ mod tests {
 
         let policies = generate_policies(&dir, &dealers).expect("policies");
         assert_eq!(policies, dir.join("policies"));
-        let brand = std::fs::read_to_string(policies.join("brand.toml")).expect("brand");
-        let _: touchpoint_common::config::BrandPolicy =
-            touchpoint_common::config::parse_toml("brand.toml", &brand)
-                .expect("valid brand policy");
-        for d in &dealers {
-            let text =
-                std::fs::read_to_string(policies.join("dealers").join(format!("{}.toml", d.id)))
-                    .expect("dealer policy");
-            let parsed: touchpoint_common::config::TenantPolicy =
-                touchpoint_common::config::parse_toml("d.toml", &text).expect("valid policy");
-            assert_eq!(parsed.tenant.id.as_str(), d.id);
+        let set = crate::policy_check::check(&policies).unwrap_or_else(|errs| {
+            let shown: Vec<String> = errs.iter().map(ToString::to_string).collect();
+            panic!("{}", shown.join("\n"))
+        });
+        assert_eq!(set.brand.brand.id, touchpoint_datagen::BRAND_ID);
+        let ids: Vec<&str> = set.tenants.keys().map(|t| t.as_str()).collect();
+        assert_eq!(ids, ["d001", "d002", "d003"]);
+        // Every template a service names is built in.
+        for s in set.brand.services.values() {
+            assert!(set.templates.contains(&s.template), "{}", s.template);
         }
+        let _: touchpoint_common::policy::BrandPolicy =
+            touchpoint_common::config::parse_toml("brand.toml", BRAND).expect("brand");
+        let _: touchpoint_common::policy::TenantPolicy = touchpoint_common::config::parse_toml(
+            "d001.toml",
+            &tenant_policy_toml(&dealers[0]),
+        )
+        .expect("dealer");
         let config = write_config(&dir, &dir.join("touchpoint.sock"), &policies).expect("config");
         let text = std::fs::read_to_string(config).expect("read");
         let parsed: touchpoint_common::config::DaemonConfig =

@@ -7,6 +7,7 @@ pub mod client;
 pub mod demo;
 pub mod format;
 pub mod logging;
+pub mod policy_check;
 pub mod tui;
 
 #[cfg(test)]

@@ -37,6 +37,7 @@ fn main() -> ExitCode {
                 ExitCode::from(EXIT_FAILED)
             }
         },
+        Some(Command::Policy(args)) => ExitCode::from(touchpoint::policy_check::run(args)),
         Some(command) => runtime.block_on(cli::run(cli.socket, cli.readonly, command)),
     }
 }

@@ -1,21 +1,27 @@
-//! Policy files (M4): the brand file and one file per dealer, read and
-//! validated as a whole. A set with any error is refused and the previous one
-//! stays in force. This issue covers identity and import settings; the
-//! service catalogue and hot reload on file changes build on it.
+//! Policy files (M4): the brand file, one file per dealer and the brand's
+//! templates, read and validated as a whole. A set with any error is refused
+//! and the previous one stays in force. [`watch`] reloads the set when a file
+//! changes; SIGHUP does the same on demand.
 //!
 //! ```text
 //! <policy_dir>/brand.toml
 //! <policy_dir>/dealers/<tenant-id>.toml
+//! <policy_dir>/templates/<name>.toml
 //! ```
 
 use std::collections::BTreeMap;
+use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
-use tokio::sync::watch;
+use notify::{EventKind, RecursiveMode, Watcher};
+use tokio::sync::{mpsc, watch};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
 use touchpoint_common::config::ConfigError;
-use touchpoint_common::policy::PolicySet;
 use touchpoint_common::domain::Timestamp;
+use touchpoint_common::policy::{self as schema, PolicySet, PolicySource};
 use touchpoint_common::protocol::PolicyStatus;
 
 /// A complete, validated set of policies and where it came from.
@@ -33,57 +39,42 @@ impl std::ops::Deref for Policies {
     }
 }
 
+/// The policy directory on disk, for [`schema::read_files`].
+struct Dir<'a>(&'a Path);
+
+impl PolicySource for Dir<'_> {
+    fn files_in(&self, rel: &str) -> std::io::Result<Vec<String>> {
+        let mut names = Vec::new();
+        for entry in std::fs::read_dir(self.0.join(rel))? {
+            let entry = entry?;
+            // Follows symlinks, as reading the file does.
+            if entry.path().is_file() {
+                if let Some(name) = entry.file_name().to_str() {
+                    names.push(name.to_string());
+                }
+            }
+        }
+        Ok(names)
+    }
+
+    fn read(&self, rel: &str) -> std::io::Result<Vec<u8>> {
+        std::fs::read(self.0.join(rel))
+    }
+}
+
 /// Reads every policy file under `dir` (`brand.toml`, `dealers/*.toml`,
-/// `templates/*.toml`) into `relative path -> text`.
-pub fn read_dir(dir: &Path) -> Result<BTreeMap<String, String>, Vec<ConfigError>> {
-    let mut files = BTreeMap::new();
-    let mut errors = Vec::new();
-    let read = |files: &mut BTreeMap<_, _>, errors: &mut Vec<_>, rel: String, path: &Path| {
-        match std::fs::read_to_string(path) {
-            Ok(text) => {
-                files.insert(rel, text);
-            }
-            Err(e) => errors.push(file_error(path, format!("cannot read: {e}"))),
-        }
-    };
-    let brand = dir.join("brand.toml");
-    if brand.exists() {
-        read(&mut files, &mut errors, "brand.toml".into(), &brand);
-    }
-    for sub in ["dealers", "templates"] {
-        let d = dir.join(sub);
-        let entries = match std::fs::read_dir(&d) {
-            Ok(rd) => rd,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound && sub == "templates" => continue,
-            Err(e) => {
-                errors.push(file_error(&d, format!("cannot read directory: {e}")));
-                continue;
-            }
-        };
-        for entry in entries.flatten() {
-            let path = entry.path();
-            let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
-                continue;
-            };
-            // Editors' swap and backup files (".x.toml.swp", "x.toml~") end otherwise.
-            if !name.ends_with(".toml") || name.starts_with('.') || !path.is_file() {
-                continue;
-            }
-            read(&mut files, &mut errors, format!("{sub}/{name}"), &path);
-        }
-    }
-    if errors.is_empty() {
-        Ok(files)
-    } else {
-        Err(errors)
-    }
+/// `templates/*.toml`) into `relative path -> text`. Errors name files as
+/// `shown/<relative path>`.
+pub fn read_dir(dir: &Path, shown: &str) -> Result<BTreeMap<String, String>, Vec<ConfigError>> {
+    schema::read_files(&Dir(dir), shown)
 }
 
 /// Reads and validates every policy file under `dir`. Returns all errors
 /// found, not just the first, each located by file, line and key.
 pub fn load_dir(dir: &Path) -> Result<Policies, Vec<ConfigError>> {
-    let files = read_dir(dir)?;
-    let set = PolicySet::validate(&files, &dir.display().to_string())?;
+    let shown = dir.display().to_string();
+    let files = read_dir(dir, &shown)?;
+    let set = PolicySet::validate(&files, &shown)?;
     Ok(Policies {
         dir: dir.to_path_buf(),
         set,
@@ -91,13 +82,13 @@ pub fn load_dir(dir: &Path) -> Result<Policies, Vec<ConfigError>> {
     })
 }
 
-fn file_error(path: &Path, message: String) -> ConfigError {
-    ConfigError {
-        file: path.display().to_string(),
-        line: None,
-        key: String::new(),
-        message,
-    }
+/// What a reload did.
+#[derive(Debug)]
+pub enum Reloaded {
+    /// The new set is in force.
+    Changed(Arc<Policies>),
+    /// The files are valid and say what the set in force says; nothing was swapped.
+    Unchanged,
 }
 
 /// The policies in force, shared by every subsystem. Readers take a cheap
@@ -105,6 +96,9 @@ fn file_error(path: &Path, message: String) -> ConfigError {
 pub struct PolicyHandle {
     tx: watch::Sender<Arc<Policies>>,
     last_errors: Mutex<Vec<String>>,
+    /// One reload at a time: the watcher and SIGHUP must not swap in an
+    /// older reading of the files after a newer one.
+    reloading: Mutex<()>,
 }
 
 impl PolicyHandle {
@@ -112,6 +106,7 @@ impl PolicyHandle {
         Self {
             tx: watch::Sender::new(Arc::new(initial)),
             last_errors: Mutex::new(Vec::new()),
+            reloading: Mutex::new(()),
         }
     }
 
@@ -130,8 +125,34 @@ impl PolicyHandle {
         &self,
         prepare: impl FnOnce(&Policies) -> Result<(), ConfigError>,
     ) -> Result<Arc<Policies>, Vec<ConfigError>> {
-        let dir = self.current().dir.clone();
-        match load_dir(&dir).and_then(|p| prepare(&p).map(|_| p).map_err(|e| vec![e])) {
+        let _one = self.reloading.lock().unwrap_or_else(|e| e.into_inner());
+        self.swap(load_dir(&self.current().dir), prepare)
+    }
+
+    /// Like [`reload`](Self::reload), but a set equal to the one in force
+    /// (an editor saving without a change, a mistake undone) is not swapped
+    /// in again; errors of an earlier attempt are cleared all the same.
+    pub fn reload_if_changed(
+        &self,
+        prepare: impl FnOnce(&Policies) -> Result<(), ConfigError>,
+    ) -> Result<Reloaded, Vec<ConfigError>> {
+        let _one = self.reloading.lock().unwrap_or_else(|e| e.into_inner());
+        let current = self.current();
+        match load_dir(&current.dir) {
+            Ok(p) if p.fingerprint == current.fingerprint => {
+                self.errors().clear();
+                Ok(Reloaded::Unchanged)
+            }
+            loaded => self.swap(loaded, prepare).map(Reloaded::Changed),
+        }
+    }
+
+    fn swap(
+        &self,
+        loaded: Result<Policies, Vec<ConfigError>>,
+        prepare: impl FnOnce(&Policies) -> Result<(), ConfigError>,
+    ) -> Result<Arc<Policies>, Vec<ConfigError>> {
+        match loaded.and_then(|p| prepare(&p).map(|_| p).map_err(|e| vec![e])) {
             Ok(p) => {
                 let p = Arc::new(p);
                 self.tx.send_replace(p.clone());
@@ -160,6 +181,157 @@ impl PolicyHandle {
     }
 }
 
+/// How long the policy directory must be quiet before it is re-read: an
+/// editor's save is several events (write a temp file, rename it over the
+/// old one, change permissions), and a `git checkout` is many.
+pub const SETTLE: Duration = Duration::from_millis(150);
+/// A directory that never goes quiet is re-read this long after its first
+/// change all the same, so that a change is in force within a second.
+pub const MAX_DELAY: Duration = Duration::from_millis(600);
+/// Where the system's file watcher is unavailable (no inotify left, say), the
+/// directory is polled at this interval instead.
+const POLL: Duration = Duration::from_millis(500);
+
+/// Starts watching the policy directory of `handle` (recursively: editors
+/// replace files, and `dealers/` may be replaced as a whole) and returns the
+/// task that reloads on change until `shutdown`. The watch is in place when
+/// this returns, so no change after it is missed.
+///
+/// A valid change goes through `prepare` (the same as on SIGHUP) and is in
+/// force within [`MAX_DELAY`] plus the reading time. An invalid one leaves
+/// the policy in force alone; its errors are logged, one line each, and
+/// shown by `status` until a later change is valid.
+pub fn watch<F>(
+    handle: Arc<PolicyHandle>,
+    prepare: F,
+    shutdown: CancellationToken,
+) -> impl Future<Output = ()> + Send + 'static
+where
+    F: Fn(&Policies) -> Result<(), ConfigError> + Send + Sync + 'static,
+{
+    let dir = handle.current().dir.clone();
+    let (tx, rx) = mpsc::unbounded_channel::<()>();
+    let watcher = start_watcher(&dir, tx);
+    let prepare = Arc::new(prepare);
+    async move {
+        // Dropping the watcher ends the events; keep it as long as the task.
+        let _watcher = watcher;
+        run_watch(handle, prepare, rx, shutdown).await;
+    }
+}
+
+fn start_watcher(dir: &Path, tx: mpsc::UnboundedSender<()>) -> Option<Box<dyn Watcher + Send>> {
+    let root = dir.to_path_buf();
+    let on_event = move |res: notify::Result<notify::Event>| {
+        // A failed or overflowed watch may have lost a change: re-read.
+        let relevant = res.map_or(true, |ev| {
+            ev.need_rescan()
+                || (!matches!(ev.kind, EventKind::Access(_))
+                    && ev.paths.iter().any(|p| is_policy_path(&root, p)))
+        });
+        if relevant {
+            let _ = tx.send(());
+        }
+    };
+    let native = notify::recommended_watcher(on_event.clone())
+        .and_then(|mut w| w.watch(dir, RecursiveMode::Recursive).map(|_| w));
+    match native {
+        Ok(w) => return Some(Box::new(w)),
+        Err(e) => tracing::warn!(
+            dir = %dir.display(),
+            error = %e,
+            "cannot watch the policy directory; polling it every {} ms instead",
+            POLL.as_millis()
+        ),
+    }
+    let config = notify::Config::default().with_poll_interval(POLL);
+    match notify::PollWatcher::new(on_event, config)
+        .and_then(|mut w| w.watch(dir, RecursiveMode::Recursive).map(|_| w))
+    {
+        Ok(w) => Some(Box::new(w)),
+        Err(e) => {
+            tracing::error!(
+                dir = %dir.display(),
+                error = %e,
+                "cannot poll the policy directory either; policy changes need SIGHUP"
+            );
+            None
+        }
+    }
+}
+
+/// Whether a change at `path` can change the policy set: `brand.toml`, a
+/// `*.toml` in `dealers/` or `templates/`, or one of those folders itself.
+/// Swap files and backups (`.d001.toml.swp`, `d001.toml~`, vim's `4913`)
+/// are not; reading the files (access events) is not either.
+fn is_policy_path(root: &Path, path: &Path) -> bool {
+    let Ok(rel) = path.strip_prefix(root) else {
+        return false;
+    };
+    let parts: Vec<&str> = rel.iter().filter_map(|c| c.to_str()).collect();
+    match parts.as_slice() {
+        [] => true,
+        ["brand.toml"] | ["dealers" | "templates"] => true,
+        ["dealers" | "templates", name] => name.ends_with(".toml") && !name.starts_with('.'),
+        _ => false,
+    }
+}
+
+async fn run_watch<F>(
+    handle: Arc<PolicyHandle>,
+    prepare: Arc<F>,
+    mut rx: mpsc::UnboundedReceiver<()>,
+    shutdown: CancellationToken,
+) where
+    F: Fn(&Policies) -> Result<(), ConfigError> + Send + Sync + 'static,
+{
+    // A change between the first load and the start of the watch is caught
+    // by one check right away (a no-op when nothing changed).
+    let start = Instant::now();
+    let mut pending = Some((start, start));
+    let mut watching = true;
+    loop {
+        let due = pending.map(|(first, last)| (last + SETTLE).min(first + MAX_DELAY));
+        tokio::select! {
+            _ = shutdown.cancelled() => break,
+            event = rx.recv(), if watching => {
+                match event {
+                    Some(()) => {
+                        let now = Instant::now();
+                        pending = Some((pending.map_or(now, |(first, _)| first), now));
+                    }
+                    // No watcher: only SIGHUP reloads.
+                    None => watching = false,
+                }
+                continue;
+            }
+            _ = tokio::time::sleep_until(due.unwrap_or(start)), if due.is_some() => {}
+        }
+        pending = None;
+        let (h, p) = (handle.clone(), prepare.clone());
+        match tokio::task::spawn_blocking(move || h.reload_if_changed(|new| p(new))).await {
+            Ok(Ok(Reloaded::Changed(p))) => tracing::info!(
+                files = p.files.len(),
+                tenants = p.tenants.len(),
+                "policy files changed; the new policy is in force"
+            ),
+            Ok(Ok(Reloaded::Unchanged)) => {
+                tracing::debug!("policy files touched; nothing changed");
+            }
+            Ok(Err(errs)) => {
+                for e in &errs {
+                    tracing::warn!("{e}");
+                }
+                tracing::warn!(
+                    errors = errs.len(),
+                    "policy change refused; the previous policy stays in force"
+                );
+            }
+            Err(e) => tracing::error!(error = %e, "policy reload task failed"),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -170,31 +342,75 @@ mod tests {
         std::fs::write(p, text).expect("write");
     }
 
-    const BRAND: &str = "[brand]\nid = \"nordwagen\"\nname = \"Nordwagen\"\n";
+    const BRAND: &str = r#"[brand]
+id = "nordwagen"
+name = "Nordwagen"
+
+[planning]
+schedule = "0 30 5 * * *"
+horizon_days = 14
+bundling_window_days = 30
+default_km_per_day = 40
+min_value = 1
+
+[contact]
+max_contacts = 3
+period_days = 90
+min_gap_days = 14
+
+[channels.email]
+cost = 0.02
+consent = "opt_in"
+
+[channels.post]
+cost = 0.95
+consent = "opt_out"
+
+[channels.phone]
+cost = 2.5
+consent = "opt_in"
+
+[services.birthday]
+name = "Birthday"
+occasion = "birthday"
+template = "birthday"
+lead_days = 3
+value = 2
+channels = ["email"]
+"#;
+
+    fn dealer(id: &str, name: &str) -> String {
+        format!("[tenant]\nid = \"{id}\"\nname = \"{name}\"\n\n[services.birthday]\nmonthly_budget = 10\n")
+    }
+
+    /// A valid directory with dealer d001.
+    fn valid_dir() -> tempfile::TempDir {
+        let d = tempfile::tempdir().expect("tempdir");
+        write(d.path(), "brand.toml", BRAND);
+        write(d.path(), "templates/birthday.toml", "subject = \"Alles Gute\"\n");
+        write(d.path(), "dealers/d001.toml", &dealer("d001", "Autohaus A"));
+        d
+    }
 
     #[test]
     fn loads_a_valid_set() {
-        let d = tempfile::tempdir().expect("tempdir");
-        write(d.path(), "brand.toml", BRAND);
-        write(
-            d.path(),
-            "dealers/d001.toml",
-            "[tenant]\nid = \"d001\"\nname = \"Autohaus A\"\n",
-        );
+        let d = valid_dir();
+        // Not policy files: editors' leftovers and other folders.
+        write(d.path(), "dealers/.d001.toml.swp", "x");
+        write(d.path(), "dealers/d001.toml~", "x");
+        write(d.path(), "dealers/old/d009.toml", "x");
+        write(d.path(), "README.md", "x");
         let p = load_dir(d.path()).expect("valid");
         assert_eq!(p.tenants.len(), 1);
-        assert_eq!(p.files, ["brand.toml", "dealers/d001.toml"]);
+        assert_eq!(
+            p.files,
+            ["brand.toml", "dealers/d001.toml", "templates/birthday.toml"]
+        );
     }
 
     #[test]
     fn reports_every_error_with_file_and_line_and_keeps_the_old_set() {
-        let d = tempfile::tempdir().expect("tempdir");
-        write(d.path(), "brand.toml", BRAND);
-        write(
-            d.path(),
-            "dealers/d001.toml",
-            "[tenant]\nid = \"d001\"\nname = \"A\"\n",
-        );
+        let d = valid_dir();
         let handle = PolicyHandle::new(load_dir(d.path()).expect("valid"));
 
         write(
@@ -215,5 +431,138 @@ mod tests {
         assert!(shown[1].contains("colour"), "{}", shown[1]);
         assert_eq!(handle.current().tenants.len(), 1, "old set stays in force");
         assert_eq!(handle.status().errors.len(), 2);
+    }
+
+    #[test]
+    fn a_file_that_is_not_utf8_is_located() {
+        let d = valid_dir();
+        std::fs::write(
+            d.path().join("dealers/d002.toml"),
+            b"[tenant]\nid = \"d002\"\nname = \"Autohaus Wei\xdf\"\n",
+        )
+        .expect("write");
+        let errs = load_dir(d.path()).expect_err("invalid");
+        assert_eq!(errs.len(), 1);
+        assert_eq!(errs[0].line, Some(3), "{}", errs[0]);
+        assert!(errs[0].file.ends_with("dealers/d002.toml"));
+        assert!(errs[0].message.contains("UTF-8"), "{}", errs[0]);
+    }
+
+    #[test]
+    fn reload_if_changed_swaps_only_a_changed_set_and_clears_old_errors() {
+        let d = valid_dir();
+        let handle = PolicyHandle::new(load_dir(d.path()).expect("valid"));
+        let first = handle.current();
+        assert!(matches!(
+            handle.reload_if_changed(|_| Ok(())),
+            Ok(Reloaded::Unchanged)
+        ));
+        assert!(Arc::ptr_eq(&first, &handle.current()));
+
+        let good = dealer("d001", "Autohaus A");
+        write(d.path(), "dealers/d001.toml", "[tenant]\nid = 1\n");
+        assert!(handle.reload_if_changed(|_| Ok(())).is_err());
+        assert_eq!(handle.status().errors.len(), 1);
+        // Undoing the mistake leaves the set as it was and clears the error.
+        write(d.path(), "dealers/d001.toml", &good);
+        assert!(matches!(
+            handle.reload_if_changed(|_| Ok(())),
+            Ok(Reloaded::Unchanged)
+        ));
+        assert!(handle.status().errors.is_empty());
+
+        write(d.path(), "dealers/d001.toml", &dealer("d001", "Autohaus B"));
+        let mut prepared = false;
+        match handle.reload_if_changed(|_| {
+            prepared = true;
+            Ok(())
+        }) {
+            Ok(Reloaded::Changed(p)) => assert_eq!(p.tenants.values().next().map(|t| t.tenant.name.as_str()), Some("Autohaus B")),
+            other => panic!("{other:?}"),
+        }
+        assert!(prepared);
+    }
+
+    #[test]
+    fn only_policy_files_are_watched() {
+        let root = Path::new("/etc/tp");
+        for (path, want) in [
+            ("/etc/tp/brand.toml", true),
+            ("/etc/tp/dealers/d001.toml", true),
+            ("/etc/tp/templates/birthday.toml", true),
+            ("/etc/tp/dealers", true),
+            ("/etc/tp", true),
+            ("/etc/tp/dealers/.d001.toml.swp", false),
+            ("/etc/tp/dealers/d001.toml~", false),
+            ("/etc/tp/dealers/4913", false),
+            ("/etc/tp/dealers/old/d001.toml", false),
+            ("/etc/tp/touchpointd.toml", false),
+            ("/etc/other/brand.toml", false),
+        ] {
+            assert_eq!(is_policy_path(root, Path::new(path)), want, "{path}");
+        }
+    }
+
+    fn name_of(handle: &PolicyHandle, id: &str) -> Option<String> {
+        let id = touchpoint_common::TenantId::new(id).expect("id");
+        handle.current().tenant(&id).map(|t| t.tenant.name.clone())
+    }
+
+    async fn until(what: &str, mut cond: impl FnMut() -> bool) {
+        // Generous for a loaded machine; the daemon's promise is one second.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !cond() {
+            assert!(Instant::now() < deadline, "{what}: not within 5 s");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    #[tokio::test]
+    async fn watch_reloads_on_change_and_keeps_the_old_set_on_a_mistake() {
+        let d = valid_dir();
+        let handle = Arc::new(PolicyHandle::new(load_dir(d.path()).expect("valid")));
+        let prepared = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counter = prepared.clone();
+        let shutdown = CancellationToken::new();
+        let task = tokio::spawn(watch(
+            handle.clone(),
+            move |_: &Policies| {
+                counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                Ok(())
+            },
+            shutdown.clone(),
+        ));
+
+        // A new dealer, written in place.
+        write(d.path(), "dealers/d002.toml", &dealer("d002", "Autohaus Zwei"));
+        until("new dealer", || name_of(&handle, "d002").is_some()).await;
+        assert!(prepared.load(std::sync::atomic::Ordering::SeqCst) >= 1);
+
+        // A mistake: the old set stays, the error is in the status.
+        write(d.path(), "dealers/d002.toml", "[tenant]\nid = \"d002\"\nname = 7\n");
+        until("error shown", || !handle.status().errors.is_empty()).await;
+        assert_eq!(name_of(&handle, "d002").as_deref(), Some("Autohaus Zwei"));
+        let errors = handle.status().errors;
+        assert!(errors[0].contains("dealers/d002.toml:3: tenant.name"), "{errors:?}");
+
+        // An editor's save: a temp file renamed over the old one.
+        let tmp = d.path().join("dealers/.d002.toml.tmp");
+        std::fs::write(&tmp, dealer("d002", "Autohaus Zwo")).expect("write");
+        std::fs::rename(&tmp, d.path().join("dealers/d002.toml")).expect("rename");
+        until("renamed file", || {
+            name_of(&handle, "d002").as_deref() == Some("Autohaus Zwo")
+        })
+        .await;
+        assert!(handle.status().errors.is_empty());
+
+        // A removed dealer is gone from the set.
+        std::fs::remove_file(d.path().join("dealers/d002.toml")).expect("rm");
+        until("removed", || name_of(&handle, "d002").is_none()).await;
+
+        shutdown.cancel();
+        tokio::time::timeout(Duration::from_secs(5), task)
+            .await
+            .expect("watch ends on shutdown")
+            .expect("watch task");
     }
 }
