@@ -278,3 +278,93 @@ fn readonly_refuses_changes_and_undo_reports_daemon_errors() {
         format!("touchpoint: invalid: merge #{id} was already undone\n")
     );
 }
+
+/// `touchpoint policy check DIR`: no daemon, no socket.
+fn policy_check(args: &[&str]) -> std::process::Output {
+    std::process::Command::new(touchpoint_tests::bin("touchpoint"))
+        .args(["policy", "check"])
+        .args(args)
+        .env_remove("TOUCHPOINT_SOCKET")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("run touchpoint")
+}
+
+#[test]
+fn policy_check_says_ok_for_every_valid_directory_and_the_shipped_one() {
+    for case in touchpoint_tests::policy_cases("valid") {
+        let dir = case.display().to_string();
+        let out = policy_check(&[&dir]);
+        assert_eq!(out.status.code(), Some(0), "{dir}: {}", text(&out.stdout));
+        assert!(text(&out.stdout).starts_with("ok: "), "{}", text(&out.stdout));
+    }
+    let base = touchpoint_tests::repo_root().join("tests/policies/valid/base");
+    let out = policy_check(&[&base.display().to_string()]);
+    assert_eq!(text(&out.stdout), "ok: 7 files, 2 dealers, 4 services\n");
+
+    let shipped = touchpoint_tests::repo_root().join("policies");
+    let out = policy_check(&[&shipped.display().to_string(), "--json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stdout));
+    let v = json(&out);
+    assert_eq!(v["ok"], true);
+    assert_eq!(v["dealers"], 24);
+    assert_eq!(v["services"], 5);
+    assert_eq!(v["errors"].as_array().map(Vec::len), Some(0));
+}
+
+#[test]
+fn policy_check_prints_exactly_the_expected_errors_of_every_invalid_case_and_exits_1() {
+    for case in touchpoint_tests::policy_cases("invalid") {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let dir = touchpoint_tests::materialize_policy_case(&case, tmp.path());
+        let shown = dir.display().to_string();
+        let out = policy_check(&[&shown]);
+        assert_eq!(out.status.code(), Some(1), "{}", case.display());
+        let expected: String = std::fs::read_to_string(case.join("expected.txt"))
+            .expect("expected.txt")
+            .lines()
+            .filter(|l| !l.is_empty())
+            .map(|l| format!("{shown}/{l}\n"))
+            .collect();
+        assert_eq!(text(&out.stdout), expected, "{}", case.display());
+        assert!(
+            text(&out.stderr).contains("a daemon would keep its previous policy"),
+            "{}",
+            text(&out.stderr)
+        );
+    }
+}
+
+#[test]
+fn policy_check_json_lists_located_errors_and_a_missing_dir_exits_2() {
+    let case = touchpoint_tests::repo_root().join("tests/policies/invalid/several_files");
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = touchpoint_tests::materialize_policy_case(&case, tmp.path());
+    let out = policy_check(&[&dir.display().to_string(), "--json"]);
+    assert_eq!(out.status.code(), Some(1));
+    let v = json(&out);
+    assert_eq!(v["ok"], false);
+    let errors = v["errors"].as_array().expect("errors");
+    assert_eq!(errors.len(), 3, "{v:#}");
+    assert_eq!(
+        errors[1]["file"],
+        format!("{}/dealers/d001.toml", dir.display())
+    );
+    assert_eq!(errors[1]["line"], 8);
+    assert_eq!(errors[1]["key"], "channels.daily_capacity");
+    assert_eq!(
+        errors[1]["message"],
+        "must be between 1 and 1000000, got 0"
+    );
+
+    let gone = tmp.path().join("nowhere");
+    let out = policy_check(&[&gone.display().to_string()]);
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(
+        text(&out.stderr),
+        format!("touchpoint: {}: no such directory\n", gone.display())
+    );
+    assert!(out.stdout.is_empty());
+    // Without a DIR it is a usage error too.
+    assert_eq!(policy_check(&[]).status.code(), Some(2));
+}

@@ -12,4 +12,5 @@ mod inbox;
 mod lifecycle;
 mod plan;
 mod policy_files;
+mod policy_reload;
 mod protocol;
