@@ -46,7 +46,7 @@ pub fn status() -> DaemonStatus {
                 "dealers/d002.toml".into(),
             ],
             errors: vec![
-                "dealers/d003.toml:7: import.columns.Kd-Nr: unknown variant `kundennummer`".into(),
+                "dealers/d003.toml:7: import.columns.Kd-Nr: unknown value `kundennummer`".into(),
             ],
         },
         tenants: 3,

@@ -187,20 +187,32 @@ pub fn status(s: &DaemonStatus) -> String {
         n => (
             "policy",
             format!(
-                "{n} error{} in the last load, the previous policy stays in force:",
+                "INVALID: {n} error{} (listed above), the previous policy stays in force",
                 plural(n)
             ),
         ),
     });
     let mut out = String::new();
+    // A refused policy change is what an operator must not overlook: first.
+    if !p.errors.is_empty() {
+        let n = p.errors.len();
+        let _ = writeln!(
+            out,
+            "POLICY ERRORS: the last change to the policy files was refused ({n} error{}); \
+             the policy loaded {} stays in force until they are fixed:",
+            plural(n),
+            p.loaded_at
+        );
+        for e in &p.errors {
+            let _ = writeln!(out, "  {e}");
+        }
+        out.push('\n');
+    }
     let kv = |out: &mut String, k: &str, v: &str| {
         let _ = writeln!(out, "{k:<13}{v}");
     };
     for (k, v) in &rows {
         kv(&mut out, k, v);
-    }
-    for e in &p.errors {
-        let _ = writeln!(out, "  {e}");
     }
     kv(
         &mut out,

@@ -96,6 +96,13 @@ fn draw_header(frame: &mut Frame, area: Rect, state: &AppState) {
     if state.readonly {
         spans.push(Span::from(" · read-only").magenta());
     }
+    // Visible from every view: a refused policy change (details in Status).
+    if let Some(n) = state.status.as_ref().map(|s| s.policy.errors.len()) {
+        if n > 0 {
+            spans.push(Span::from(" · "));
+            spans.push(Span::from(format!("policy errors: {n}")).red().bold());
+        }
+    }
     let left = Line::from(spans);
     let left_width = left.width();
     frame.render_widget(Paragraph::new(left), area);
@@ -521,7 +528,23 @@ fn draw_status(frame: &mut Frame, area: Rect, state: &AppState) {
         return;
     };
     let p = &s.policy;
-    let mut lines = vec![
+    let mut lines = Vec::new();
+    // First, so that no terminal is too small to show them.
+    if !p.errors.is_empty() {
+        lines.push(
+            Line::from(format!(
+                "Policy change refused: {} error{}. The policy loaded {} stays in force.",
+                p.errors.len(),
+                if p.errors.len() == 1 { "" } else { "s" },
+                p.loaded_at
+            ))
+            .red()
+            .bold(),
+        );
+        lines.extend(p.errors.iter().map(|e| Line::from(format!("  {e}")).red()));
+        lines.push(Line::from(""));
+    }
+    lines.extend([
         kv(
             "daemon",
             format!("{} (protocol {})", s.daemon_version, s.protocol_version),
@@ -541,19 +564,11 @@ fn draw_status(frame: &mut Frame, area: Rect, state: &AppState) {
         Line::from(""),
         kv("policy dir", format!("{} ({} files)", p.dir, p.files.len())),
         kv("loaded", p.loaded_at.to_string()),
-    ];
+    ]);
     if p.errors.is_empty() {
         lines.push(kv("policy", "valid".into()).green());
     } else {
-        lines.push(
-            Line::from(format!(
-                "policy errors: {} (the previous policy stays in force)",
-                p.errors.len()
-            ))
-            .red()
-            .bold(),
-        );
-        lines.extend(p.errors.iter().map(|e| Line::from(format!("  {e}")).red()));
+        lines.push(kv("policy", "INVALID (errors above)".into()).red().bold());
     }
     frame.render_widget(
         Paragraph::new(lines)
