@@ -95,7 +95,10 @@ fn plain_types(message: &str) -> String {
         let name_len = rest
             .find(|c: char| !c.is_ascii_alphanumeric() && c != '_')
             .unwrap_or(rest.len());
-        out.replace_range(at..at + "expected struct ".len() + name_len, "expected a table");
+        out.replace_range(
+            at..at + "expected struct ".len() + name_len,
+            "expected a table",
+        );
     }
     out
 }
@@ -401,7 +404,10 @@ mod tests {
         let text = "[services.a]\nname = \"A\"\nsend_window = { from = \"18:00\", to = \"08:00\" }\n\n[services.a.segment]\nvehicle_age_years = { min = 8, max = 3 }\n\n[services.oil_change]\nmonthly_budget = 1\n";
         assert_eq!(line_of_key(text, "services.a.send_window.to"), Some(3));
         assert_eq!(line_of_key(text, "services.a.send_window"), Some(3));
-        assert_eq!(line_of_key(text, "services.a.segment.vehicle_age_years.max"), Some(6));
+        assert_eq!(
+            line_of_key(text, "services.a.segment.vehicle_age_years.max"),
+            Some(6)
+        );
         assert_eq!(line_of_key(text, "services.oil_change"), Some(8));
         assert_eq!(line_of_key(text, "services.a.segment"), Some(5));
         // A key that is not there: its table's header.
@@ -425,7 +431,10 @@ mod tests {
             "invalid type: string \"many\", expected a whole number (0 or more)"
         );
         let err = parse_toml::<DaemonConfig>("d.toml", "stores = 5\n").expect_err("must fail");
-        assert_eq!(err.message, "invalid type: integer `5`, expected a table", "{err}");
+        assert_eq!(
+            err.message, "invalid type: integer `5`, expected a table",
+            "{err}"
+        );
         let err = parse_toml::<DaemonConfig>("d.toml", "state_dir = \"x\nstores = 1\n")
             .expect_err("must fail");
         assert!(err.message.starts_with("not valid TOML: "), "{err}");

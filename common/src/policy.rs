@@ -75,7 +75,11 @@ impl<'de> Deserialize<'de> for Money {
 }
 
 fn parse_money(s: &str) -> Option<i64> {
-    let s = s.trim().trim_end_matches("EUR").trim_end_matches('€').trim();
+    let s = s
+        .trim()
+        .trim_end_matches("EUR")
+        .trim_end_matches('€')
+        .trim();
     let (whole, frac) = s.split_once(['.', ',']).unwrap_or((s, ""));
     if whole.is_empty() || frac.len() > 2 || !whole.bytes().all(|b| b.is_ascii_digit()) {
         return None;
@@ -85,7 +89,11 @@ fn parse_money(s: &str) -> Option<i64> {
         1 => frac.parse::<i64>().ok()? * 10,
         _ => frac.parse::<i64>().ok()?,
     };
-    whole.parse::<i64>().ok()?.checked_mul(100)?.checked_add(frac_cents)
+    whole
+        .parse::<i64>()
+        .ok()?
+        .checked_mul(100)?
+        .checked_add(frac_cents)
 }
 
 /// A date written as a TOML date (`2026-12-24`) or a string of that form.
@@ -570,7 +578,8 @@ pub fn read_files(
             Err(e) if e.kind() == std::io::ErrorKind::NotFound && folder == "templates" => continue,
             Err(e) => {
                 let message = if e.kind() == std::io::ErrorKind::NotFound {
-                    "missing: every policy directory has a dealers/ folder with one file per dealer".into()
+                    "missing: every policy directory has a dealers/ folder with one file per dealer"
+                        .into()
                 } else {
                     format!("cannot read the folder: {e}")
                 };
@@ -662,7 +671,10 @@ impl PolicySet {
 
     /// Validates a whole policy directory given as `relative path -> text`.
     /// `shown` prefixes file names in errors (the directory as the user named it).
-    pub fn validate(files: &BTreeMap<String, String>, shown: &str) -> Result<Self, Vec<ConfigError>> {
+    pub fn validate(
+        files: &BTreeMap<String, String>,
+        shown: &str,
+    ) -> Result<Self, Vec<ConfigError>> {
         let mut errors = Vec::new();
         let name = |rel: &str| shown_path(shown, rel);
         let templates: BTreeSet<String> = files
@@ -696,7 +708,10 @@ impl PolicySet {
 
         let mut tenants = BTreeMap::new();
         for (rel, text) in files {
-            let Some(stem) = rel.strip_prefix("dealers/").and_then(|r| r.strip_suffix(".toml")) else {
+            let Some(stem) = rel
+                .strip_prefix("dealers/")
+                .and_then(|r| r.strip_suffix(".toml"))
+            else {
                 continue;
             };
             let file = name(rel);
@@ -777,11 +792,41 @@ fn check_brand(
             ),
         );
     }
-    range(&mut err, "planning.horizon_days", b.planning.horizon_days, 1, 365);
-    range(&mut err, "planning.bundling_window_days", b.planning.bundling_window_days, 0, 90);
-    range(&mut err, "planning.default_km_per_day", b.planning.default_km_per_day, 1, 1000);
-    range(&mut err, "contact.max_contacts", b.contact.max_contacts, 1, 100);
-    range(&mut err, "contact.period_days", b.contact.period_days, 1, 366);
+    range(
+        &mut err,
+        "planning.horizon_days",
+        b.planning.horizon_days,
+        1,
+        365,
+    );
+    range(
+        &mut err,
+        "planning.bundling_window_days",
+        b.planning.bundling_window_days,
+        0,
+        90,
+    );
+    range(
+        &mut err,
+        "planning.default_km_per_day",
+        b.planning.default_km_per_day,
+        1,
+        1000,
+    );
+    range(
+        &mut err,
+        "contact.max_contacts",
+        b.contact.max_contacts,
+        1,
+        100,
+    );
+    range(
+        &mut err,
+        "contact.period_days",
+        b.contact.period_days,
+        1,
+        366,
+    );
     if b.contact.min_gap_days > b.contact.period_days {
         err(
             "contact.min_gap_days".into(),
@@ -798,7 +843,7 @@ fn check_brand(
         );
     }
     let j = &b.journey;
-    if !(j.lapsing_after_months < j.lost_after_months) {
+    if j.lapsing_after_months >= j.lost_after_months {
         err(
             "journey.lost_after_months".into(),
             format!(
@@ -818,8 +863,15 @@ fn check_brand(
     }
     for (id, s) in &b.services {
         let k = |leaf: &str| format!("services.{id}.{leaf}");
-        if id.is_empty() || !id.bytes().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'_') {
-            err(format!("services.{id}"), "a service id is lower case a-z, 0-9 and '_'".into());
+        if id.is_empty()
+            || !id
+                .bytes()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'_')
+        {
+            err(
+                format!("services.{id}"),
+                "a service id is lower case a-z, 0-9 and '_'".into(),
+            );
         }
         range(&mut err, &k("lead_days"), s.lead_days, 1, 365);
         if !templates.contains(&s.template) {
@@ -838,35 +890,60 @@ fn check_brand(
         }
         if let Some(m) = s.mandatory_channel {
             if !s.channels.contains(&m) {
-                err(k("mandatory_channel"), format!("{m} is not among the service's channels"));
+                err(
+                    k("mandatory_channel"),
+                    format!("{m} is not among the service's channels"),
+                );
             }
             if s.forbidden_channels.contains(&m) {
-                err(k("mandatory_channel"), format!("{m} is both mandatory and forbidden"));
+                err(
+                    k("mandatory_channel"),
+                    format!("{m} is both mandatory and forbidden"),
+                );
             }
         }
         if s.channels.iter().all(|c| s.forbidden_channels.contains(c)) && !s.channels.is_empty() {
-            err(k("forbidden_channels"), "forbids every channel of the service".into());
+            err(
+                k("forbidden_channels"),
+                "forbids every channel of the service".into(),
+            );
         }
         let w = &s.send_window;
         if w.weekdays.is_empty() {
             err(k("send_window.weekdays"), "lists no day".into());
-        } else if w.weekdays.iter().all(|d| b.calendar.quiet_weekdays.contains(d)) {
-            err(k("send_window.weekdays"), "every day listed is a quiet day".into());
+        } else if w
+            .weekdays
+            .iter()
+            .all(|d| b.calendar.quiet_weekdays.contains(d))
+        {
+            err(
+                k("send_window.weekdays"),
+                "every day listed is a quiet day".into(),
+            );
         }
         if w.from >= w.to {
             err(
                 k("send_window.to"),
-                format!("must be later than send_window.from ({}), got {}", w.from, w.to),
+                format!(
+                    "must be later than send_window.from ({}), got {}",
+                    w.from, w.to
+                ),
             );
         }
         let need = |err: &mut dyn FnMut(String, String), key: &str, present: bool| {
             if !present {
-                err(k(key), format!("is required for occasion {:?}", s.occasion.as_str()));
+                err(
+                    k(key),
+                    format!("is required for occasion {:?}", s.occasion.as_str()),
+                );
             }
         };
         let forbid = |err: &mut dyn FnMut(String, String), key: &str, present: bool| {
             if present {
-                err(k(key), format!("does not apply to occasion {:?}", s.occasion.as_str()));
+                err(
+                    k(key),
+                    format!("does not apply to occasion {:?}", s.occasion.as_str()),
+                );
             }
         };
         let is = |kind| s.occasion == kind;
@@ -886,15 +963,26 @@ fn check_brand(
             forbid(&mut err, "interval_km", s.interval_km.is_some());
         }
         if hu {
-            need(&mut err, "first_after_months", s.first_after_months.is_some());
+            need(
+                &mut err,
+                "first_after_months",
+                s.first_after_months.is_some(),
+            );
             need(&mut err, "every_months", s.every_months.is_some());
-            for (key, v) in [("first_after_months", s.first_after_months), ("every_months", s.every_months)] {
+            for (key, v) in [
+                ("first_after_months", s.first_after_months),
+                ("every_months", s.every_months),
+            ] {
                 if let Some(v) = v {
                     range(&mut err, &k(key), v, 1, 120);
                 }
             }
         } else {
-            forbid(&mut err, "first_after_months", s.first_after_months.is_some());
+            forbid(
+                &mut err,
+                "first_after_months",
+                s.first_after_months.is_some(),
+            );
             forbid(&mut err, "every_months", s.every_months.is_some());
         }
         if camp {
@@ -911,7 +999,11 @@ fn check_brand(
                     ("vehicle_age_years", seg.vehicle_age_years),
                     ("days_since_last_visit", seg.days_since_last_visit),
                 ] {
-                    if let Some(Range { min: Some(lo), max: Some(hi) }) = r {
+                    if let Some(Range {
+                        min: Some(lo),
+                        max: Some(hi),
+                    }) = r
+                    {
                         if lo > hi {
                             err(
                                 format!("services.{id}.segment.{key}.max"),
@@ -950,13 +1042,25 @@ fn check_tenant(
     if t.channels.enabled.is_empty() {
         err("channels.enabled".into(), "lists no channel".into());
     }
-    range(&mut err, "channels.daily_capacity", t.channels.daily_capacity, 1, 1_000_000);
+    range(
+        &mut err,
+        "channels.daily_capacity",
+        t.channels.daily_capacity,
+        1,
+        1_000_000,
+    );
     if !t.sender.email.is_empty() && !t.sender.email.contains('@') {
-        err("sender.email".into(), format!("{:?} is not an address", t.sender.email));
+        err(
+            "sender.email".into(),
+            format!("{:?} is not an address", t.sender.email),
+        );
     }
     for (slot, value) in &t.slots {
         if value.chars().count() > 2000 {
-            err(format!("slots.{slot}"), "is longer than 2000 characters".into());
+            err(
+                format!("slots.{slot}"),
+                "is longer than 2000 characters".into(),
+            );
         }
     }
     let Some(brand) = brand else {
@@ -973,7 +1077,12 @@ fn check_tenant(
             );
             continue;
         };
-        if s.opt_in && !service.channels.iter().any(|c| t.channels.enabled.contains(c)) {
+        if s.opt_in
+            && !service
+                .channels
+                .iter()
+                .any(|c| t.channels.enabled.contains(c))
+        {
             err(
                 format!("services.{id}.opt_in"),
                 format!(
@@ -987,7 +1096,10 @@ fn check_tenant(
 
 fn range(err: &mut dyn FnMut(String, String), key: &str, v: u32, lo: u32, hi: u32) {
     if v < lo || v > hi {
-        err(key.to_string(), format!("must be between {lo} and {hi}, got {v}"));
+        err(
+            key.to_string(),
+            format!("must be between {lo} and {hi}, got {v}"),
+        );
     }
 }
 

@@ -263,7 +263,10 @@ const TEMPLATES: &[(&str, &str)] = &[
         "warranty_extension",
         include_str!("../../policies/templates/warranty_extension.toml"),
     ),
-    ("birthday", include_str!("../../policies/templates/birthday.toml")),
+    (
+        "birthday",
+        include_str!("../../policies/templates/birthday.toml"),
+    ),
     (
         "winter_check",
         include_str!("../../policies/templates/winter_check.toml"),
@@ -280,7 +283,10 @@ fn generate_policies(dir: &Path, dealers: &[DealerSpec]) -> anyhow::Result<PathB
     }
     write_file(&generated.join("brand.toml"), BRAND)?;
     for (name, text) in TEMPLATES {
-        write_file(&generated.join("templates").join(format!("{name}.toml")), text)?;
+        write_file(
+            &generated.join("templates").join(format!("{name}.toml")),
+            text,
+        )?;
     }
     for d in dealers {
         write_file(
@@ -734,11 +740,9 @@ mod tests {
         }
         let _: touchpoint_common::policy::BrandPolicy =
             touchpoint_common::config::parse_toml("brand.toml", BRAND).expect("brand");
-        let _: touchpoint_common::policy::TenantPolicy = touchpoint_common::config::parse_toml(
-            "d001.toml",
-            &tenant_policy_toml(&dealers[0]),
-        )
-        .expect("dealer");
+        let _: touchpoint_common::policy::TenantPolicy =
+            touchpoint_common::config::parse_toml("d001.toml", &tenant_policy_toml(&dealers[0]))
+                .expect("dealer");
         let config = write_config(&dir, &dir.join("touchpoint.sock"), &policies).expect("config");
         let text = std::fs::read_to_string(config).expect("read");
         let parsed: touchpoint_common::config::DaemonConfig =

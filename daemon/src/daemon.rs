@@ -151,9 +151,7 @@ pub struct Reloader(Arc<Ctx>);
 impl Reloader {
     /// Re-reads the policy directory. On error the old policies stay in force.
     pub fn reload(&self) -> Result<(), Vec<ConfigError>> {
-        self.0
-            .policies
-            .reload(registrar(self.0.stores.clone()))?;
+        self.0.policies.reload(registrar(self.0.stores.clone()))?;
         Ok(())
     }
 }

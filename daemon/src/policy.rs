@@ -387,7 +387,11 @@ channels = ["email"]
     fn valid_dir() -> tempfile::TempDir {
         let d = tempfile::tempdir().expect("tempdir");
         write(d.path(), "brand.toml", BRAND);
-        write(d.path(), "templates/birthday.toml", "subject = \"Alles Gute\"\n");
+        write(
+            d.path(),
+            "templates/birthday.toml",
+            "subject = \"Alles Gute\"\n",
+        );
         write(d.path(), "dealers/d001.toml", &dealer("d001", "Autohaus A"));
         d
     }
@@ -477,7 +481,10 @@ channels = ["email"]
             prepared = true;
             Ok(())
         }) {
-            Ok(Reloaded::Changed(p)) => assert_eq!(p.tenants.values().next().map(|t| t.tenant.name.as_str()), Some("Autohaus B")),
+            Ok(Reloaded::Changed(p)) => assert_eq!(
+                p.tenants.values().next().map(|t| t.tenant.name.as_str()),
+                Some("Autohaus B")
+            ),
             other => panic!("{other:?}"),
         }
         assert!(prepared);
@@ -534,16 +541,27 @@ channels = ["email"]
         ));
 
         // A new dealer, written in place.
-        write(d.path(), "dealers/d002.toml", &dealer("d002", "Autohaus Zwei"));
+        write(
+            d.path(),
+            "dealers/d002.toml",
+            &dealer("d002", "Autohaus Zwei"),
+        );
         until("new dealer", || name_of(&handle, "d002").is_some()).await;
         assert!(prepared.load(std::sync::atomic::Ordering::SeqCst) >= 1);
 
         // A mistake: the old set stays, the error is in the status.
-        write(d.path(), "dealers/d002.toml", "[tenant]\nid = \"d002\"\nname = 7\n");
+        write(
+            d.path(),
+            "dealers/d002.toml",
+            "[tenant]\nid = \"d002\"\nname = 7\n",
+        );
         until("error shown", || !handle.status().errors.is_empty()).await;
         assert_eq!(name_of(&handle, "d002").as_deref(), Some("Autohaus Zwei"));
         let errors = handle.status().errors;
-        assert!(errors[0].contains("dealers/d002.toml:3: tenant.name"), "{errors:?}");
+        assert!(
+            errors[0].contains("dealers/d002.toml:3: tenant.name"),
+            "{errors:?}"
+        );
 
         // An editor's save: a temp file renamed over the old one.
         let tmp = d.path().join("dealers/.d002.toml.tmp");

@@ -109,7 +109,10 @@ fn quoted(s: &str) -> String {
 fn slug(name: &str) -> String {
     let mut words = Vec::new();
     for w in name.split([' ', '&']) {
-        if matches!(w, "GmbH" | "KG" | "AG" | "OHG" | "e.K." | "Co." | "und" | "") {
+        if matches!(
+            w,
+            "GmbH" | "KG" | "AG" | "OHG" | "e.K." | "Co." | "und" | ""
+        ) {
             continue;
         }
         let mut t = String::new();
@@ -177,17 +180,25 @@ fn tenant_settings(spec: &DealerSpec, t: &mut String) {
 ",
     );
     let _ = writeln!(t, "name = {}", quoted(&spec.name));
-    t.push_str("# Address emails are sent from (its domain must allow the mail server).
-");
+    t.push_str(
+        "# Address emails are sent from (its domain must allow the mail server).
+",
+    );
     let _ = writeln!(t, "email = {}", quoted(&format!("service@{domain}")));
-    t.push_str("# Where replies go (optional, default: email).
-");
+    t.push_str(
+        "# Where replies go (optional, default: email).
+",
+    );
     let _ = writeln!(t, "reply_to = {}", quoted(&format!("werkstatt@{domain}")));
-    t.push_str("# Telephone number printed in messages for appointments.
-");
+    t.push_str(
+        "# Telephone number printed in messages for appointments.
+",
+    );
     let _ = writeln!(t, "phone = {}", quoted(&phone));
-    t.push_str("# Postal address of the dealership.
-");
+    t.push_str(
+        "# Postal address of the dealership.
+",
+    );
     let _ = writeln!(t, "street = {}", quoted(&street));
     let _ = writeln!(t, "postcode = {}", quoted(&postcode));
     let _ = writeln!(t, "city = {}", quoted(&spec.city));
@@ -238,11 +249,15 @@ fn tenant_settings(spec: &DealerSpec, t: &mut String) {
 ",
     );
     let _ = writeln!(t, "signature = {}", quoted(&signature));
-    t.push_str("# Opening hours of the workshop, printed next to the phone number.
-");
+    t.push_str(
+        "# Opening hours of the workshop, printed next to the phone number.
+",
+    );
     let _ = writeln!(t, "opening_hours = {}", quoted(hours));
-    t.push_str("# A local offer printed as its own paragraph; \"\" leaves it out.
-");
+    t.push_str(
+        "# A local offer printed as its own paragraph; \"\" leaves it out.
+",
+    );
     let _ = writeln!(t, "local_offer = {}", quoted(offer));
     t.push_str(
         "# Logo on letters: a file relative to the policy directory, like

@@ -3,8 +3,8 @@ use std::path::Path;
 
 use touchpoint_common::config::{parse_toml, DaemonConfig};
 use touchpoint_common::domain::Channel;
-use touchpoint_common::policy::{BrandPolicy, PolicySet, TenantPolicy};
 use touchpoint_common::domain::ImportField;
+use touchpoint_common::policy::{BrandPolicy, PolicySet, TenantPolicy};
 use touchpoint_common::Date;
 
 use super::*;
@@ -704,9 +704,10 @@ fn validate(files: &std::collections::BTreeMap<String, String>) -> PolicySet {
 #[test]
 fn generated_policies_validate_with_the_shipped_brand() {
     let dealers = demo_dealers(60);
-    let set = validate(&with_shipped_brand(dealers.iter().map(|d| {
-        (format!("dealers/{}.toml", d.id), tenant_policy_toml(d))
-    })));
+    let set =
+        validate(&with_shipped_brand(dealers.iter().map(|d| {
+            (format!("dealers/{}.toml", d.id), tenant_policy_toml(d))
+        })));
     assert_eq!(set.tenants.len(), 60);
     let opted = |service: &str| {
         set.tenants
@@ -717,7 +718,11 @@ fn generated_policies_validate_with_the_shipped_brand() {
     // Everyone sends service and inspection reminders; the rest varies.
     assert_eq!(opted("service_due"), 60);
     assert_eq!(opted("hu_reminder"), 60);
-    assert!((35..60).contains(&opted("birthday")), "{}", opted("birthday"));
+    assert!(
+        (35..60).contains(&opted("birthday")),
+        "{}",
+        opted("birthday")
+    );
     assert!((10..45).contains(&opted("warranty_extension")));
     assert!((15..45).contains(&opted("winter_check")));
     for (id, t) in &set.tenants {
@@ -772,7 +777,13 @@ fn policy_files_in_the_repository_validate() {
     let dealers = shipped("dealers");
     let ids: Vec<String> = dealers
         .keys()
-        .filter_map(|k| Some(k.strip_prefix("dealers/")?.strip_suffix(".toml")?.to_string()))
+        .filter_map(|k| {
+            Some(
+                k.strip_prefix("dealers/")?
+                    .strip_suffix(".toml")?
+                    .to_string(),
+            )
+        })
         .collect();
     let expected: Vec<String> = demo_dealers(24).into_iter().map(|d| d.id).collect();
     assert_eq!(ids, expected);
@@ -781,8 +792,12 @@ fn policy_files_in_the_repository_validate() {
     assert_eq!(set.brand.brand.id, BRAND_ID);
     assert_eq!(set.brand.brand.name, "Nordwagen Deutschland");
     // Every service names a template, and every template is one a service names.
-    let named: std::collections::BTreeSet<&str> =
-        set.brand.services.values().map(|s| s.template.as_str()).collect();
+    let named: std::collections::BTreeSet<&str> = set
+        .brand
+        .services
+        .values()
+        .map(|s| s.template.as_str())
+        .collect();
     let have: std::collections::BTreeSet<&str> = set.templates.iter().map(String::as_str).collect();
     assert_eq!(named, have);
     for (rel, text) in shipped("templates") {

@@ -296,7 +296,11 @@ fn policy_check_says_ok_for_every_valid_directory_and_the_shipped_one() {
         let dir = case.display().to_string();
         let out = policy_check(&[&dir]);
         assert_eq!(out.status.code(), Some(0), "{dir}: {}", text(&out.stdout));
-        assert!(text(&out.stdout).starts_with("ok: "), "{}", text(&out.stdout));
+        assert!(
+            text(&out.stdout).starts_with("ok: "),
+            "{}",
+            text(&out.stdout)
+        );
     }
     let base = touchpoint_tests::repo_root().join("tests/policies/valid/base");
     let out = policy_check(&[&base.display().to_string()]);
@@ -352,10 +356,7 @@ fn policy_check_json_lists_located_errors_and_a_missing_dir_exits_2() {
     );
     assert_eq!(errors[1]["line"], 8);
     assert_eq!(errors[1]["key"], "channels.daily_capacity");
-    assert_eq!(
-        errors[1]["message"],
-        "must be between 1 and 1000000, got 0"
-    );
+    assert_eq!(errors[1]["message"], "must be between 1 and 1000000, got 0");
 
     let gone = tmp.path().join("nowhere");
     let out = policy_check(&[&gone.display().to_string()]);

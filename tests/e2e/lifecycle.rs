@@ -59,9 +59,18 @@ async fn the_binary_serves_status_and_stops_on_sigterm_removing_its_socket() {
     assert_eq!(s.tenants, 2);
     assert_eq!(s.state_dir, f.state_dir.display().to_string());
     assert_eq!(s.socket, f.socket.display().to_string());
+    let (templates, files): (Vec<&String>, Vec<&String>) = s
+        .policy
+        .files
+        .iter()
+        .partition(|f| f.starts_with("templates/"));
     assert_eq!(
-        s.policy.files,
+        files,
         ["brand.toml", "dealers/d001.toml", "dealers/d002.toml"]
+    );
+    assert!(
+        templates.contains(&&"templates/service_due.toml".to_string()),
+        "{templates:?}"
     );
     assert!(s.policy.errors.is_empty(), "{:?}", s.policy.errors);
     assert!(f.state_dir.join("inbox/d001").is_dir() && f.state_dir.join("inbox/d002").is_dir());

@@ -78,13 +78,22 @@ fn every_expected_error_is_located() {
         for line in expected.lines().filter(|l| !l.is_empty()) {
             let (file, rest) = line.split_once(':').unwrap_or((line, ""));
             assert!(
-                file == "brand.toml" || file.starts_with("dealers/") || file.starts_with("templates/"),
+                file == "brand.toml"
+                    || file.starts_with("dealers/")
+                    || file.starts_with("templates/"),
                 "{}: {line}",
                 name(&case)
             );
             let file_level = rest.starts_with(" missing") || rest.starts_with(" cannot read");
-            let has_line = rest.split(':').next().is_some_and(|n| n.parse::<u32>().is_ok());
-            assert!(has_line || file_level, "{}: no line in {line:?}", name(&case));
+            let has_line = rest
+                .split(':')
+                .next()
+                .is_some_and(|n| n.parse::<u32>().is_ok());
+            assert!(
+                has_line || file_level,
+                "{}: no line in {line:?}",
+                name(&case)
+            );
         }
     }
 }
