@@ -325,7 +325,11 @@ fn revision(
         }
     }
     let service = input.brand.services.get(&m.service)?;
-    if input.policy.suppress.customers.contains(&r.customer.customer_no) {
+    // As in planning: the numbers merged into the recipient count too.
+    let suppressed = &input.policy.suppress.customers;
+    if suppressed.contains(&r.customer.customer_no)
+        || r.merged.iter().any(|no| suppressed.contains(no))
+    {
         return Some("customer is on the dealer's suppression list".into());
     }
     steps::channel_check(r, m.channel, service, input).err()

@@ -4,7 +4,7 @@
 use touchpoint_common::domain::Channel;
 use touchpoint_common::outbox::Occasion;
 use touchpoint_common::policy::{
-    BrandPolicy, ConsentRule, JourneyStage, Journey, OccasionKind, Segment, Service,
+    BrandPolicy, ConsentRule, Journey, JourneyStage, OccasionKind, Segment, Service,
 };
 use touchpoint_common::Date;
 
@@ -112,7 +112,11 @@ pub fn find(
             }
             if let Some((vin, reason)) = segment_match(r, seg, brand, w.today) {
                 let key = format!("{id}:{}", r.customer.customer_no);
-                let reason = format!("campaign {from} to {to}; {reason}");
+                let reason = if reason.is_empty() {
+                    format!("campaign {from} to {to}")
+                } else {
+                    format!("campaign {from} to {to}; {reason}")
+                };
                 out.push(occasion(key, vin.as_deref(), due, reason));
             }
         }
@@ -150,18 +154,30 @@ pub fn service_due(
             ),
         };
         // The next service is due at the last service's mileage plus the
-        // interval; without a serviced mileage, counting from 0 km.
-        let target = veh.last_service_km.unwrap_or(0).saturating_add(interval);
-        let (ref_day, ref_km) = v
-            .last_km
-            .or_else(|| veh.first_registration.map(|d| (d, 0)))
-            .unwrap_or((base, 0));
+        // interval. A service on record without its mileage still starts a
+        // new interval, counted from the service day; with no service on
+        // record, the odometer counts from 0 km at first registration.
+        let (target, (ref_day, ref_km), what) = match (veh.last_service_km, veh.last_service_date) {
+            (None, Some(d)) => (
+                interval,
+                (d, 0),
+                format!("{interval} km after the service on {d}"),
+            ),
+            (km, _) => {
+                let target = km.unwrap_or(0).saturating_add(interval);
+                let from = v
+                    .last_km
+                    .or_else(|| veh.first_registration.map(|d| (d, 0)))
+                    .unwrap_or((base, 0));
+                (target, from, format!("{target} km"))
+            }
+        };
         if kmpd > 0.0 {
             let days = (f64::from(target.saturating_sub(ref_km)) / kmpd).ceil() as i32;
             let by_km = ref_day.add_days(days);
             if by_km < by_time {
                 due = by_km;
-                reason = format!("{target} km projected on {by_km} at {how}");
+                reason = format!("{what} projected on {by_km} at {how}");
             }
         }
     }
@@ -245,7 +261,10 @@ pub fn segment_match(
     let mut why = Vec::new();
     if !seg.postcode_prefixes.is_empty() {
         let pc = &r.customer.address.postcode;
-        let p = seg.postcode_prefixes.iter().find(|p| pc.starts_with(p.as_str()))?;
+        let p = seg
+            .postcode_prefixes
+            .iter()
+            .find(|p| pc.starts_with(p.as_str()))?;
         why.push(format!("postcode {pc} starts with {p}"));
     }
     if let Some(range) = seg.days_since_last_visit {
