@@ -133,7 +133,8 @@ impl fmt::Display for Why {
 pub struct Message {
     /// Per tenant, increasing.
     pub id: u64,
-    /// `Message-ID` header, fixed at planning: `<m{id}.{tenant}@{brand}.touchpoint>`.
+    /// `Message-ID` header, fixed at planning: `<tp.{tenant}.{id}@{sender domain}>`
+    /// (`{brand}.touchpoint.invalid` when the dealer has no sender address).
     pub message_id: String,
     /// Customer number of the recipient (after identity merges).
     pub recipient: String,
@@ -222,11 +223,14 @@ pub struct PlanReport {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum PlanChange {
     /// Planned only under the candidate policy.
-    Added(Message),
+    Added(Box<Message>),
     /// Planned only under the current policy.
-    Removed(Message),
-    /// Planned under both, differently (channel, day, occasions, cost).
-    Changed { current: Message, candidate: Message },
+    Removed(Box<Message>),
+    /// Planned under both, differently (channel, day, service, cost).
+    Changed {
+        current: Box<Message>,
+        candidate: Box<Message>,
+    },
 }
 
 /// Money of one tenant, service and month, in cents.

@@ -182,7 +182,29 @@ async fn drive(
         exports,
     };
     emit(&summary.text(dir, &tenants));
-    let problems = summary.problems();
+    let mut problems = summary.problems();
+
+    // The daily plan, run now instead of waiting for the brand's schedule.
+    let planned = client
+        .plan(crate::client::PlanArgs {
+            show: 1,
+            ..Default::default()
+        })
+        .await
+        .context("planning")?;
+    emit(&plan_summary(&planned));
+    if !planned.failed.is_empty() {
+        let failed: Vec<String> = planned
+            .failed
+            .iter()
+            .map(|(t, e)| format!("{t}: {e}"))
+            .collect();
+        problems.get_or_insert_with(String::new).push_str(&format!(
+            "planning failed for {} tenants: {}",
+            failed.len(),
+            failed.join("; ")
+        ));
+    }
 
     if !args.headless {
         drop(client);
@@ -192,6 +214,56 @@ async fn drive(
         bail!(p);
     }
     Ok(())
+}
+
+/// The plan in a few lines: totals, per service, and one message's *why*.
+fn plan_summary(p: &touchpoint_common::protocol::PlanResult) -> String {
+    let mut out = String::new();
+    let count = |f: fn(&touchpoint_common::outbox::PlanReport) -> u64| -> u64 {
+        p.reports.iter().map(f).sum()
+    };
+    let millis = p.reports.iter().map(|r| r.millis).max().unwrap_or(0);
+    let _ = writeln!(
+        out,
+        "  planned     {} messages for {} recipients in {} tenants ({} occasions found, {} dropped by the rules), {millis} ms",
+        count(|r| r.planned_count),
+        count(|r| r.recipients),
+        p.reports.len(),
+        count(|r| r.occasions_found),
+        count(|r| r.dropped_count),
+    );
+    let mut by: std::collections::BTreeMap<&str, (u64, u64, u64, i64)> = Default::default();
+    for t in p.reports.iter().flat_map(|r| &r.totals) {
+        let e = by.entry(&t.service).or_default();
+        e.0 += t.email;
+        e.1 += t.post;
+        e.2 += t.dropped;
+        e.3 += t.cost;
+    }
+    for (service, (email, post, dropped, cost)) in by {
+        let _ = writeln!(
+            out,
+            "              {service:<20} {email:>6} emails {post:>6} letters {dropped:>6} dropped  {} EUR",
+            touchpoint_common::policy::Money(cost)
+        );
+    }
+    if let Some((tenant, m)) = p
+        .reports
+        .iter()
+        .find_map(|r| r.planned.iter().find(|m| m.occasions.len() > 1).map(|m| (&r.tenant, m)))
+        .or_else(|| p.reports.iter().find_map(|r| r.planned.first().map(|m| (&r.tenant, m))))
+    {
+        let _ = writeln!(
+            out,
+            "  for example {tenant} {} on {}, {} ({}), why:",
+            m.recipient, m.send_on, m.channel, m.service
+        );
+        for w in &m.why {
+            let _ = writeln!(out, "                {w}");
+        }
+    }
+    out.push_str("  see all:    touchpoint plan --dry-run --show 20\n");
+    out
 }
 
 /// Creates the state dir, or wipes the previous demo's one unless `keep`.

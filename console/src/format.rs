@@ -534,56 +534,6 @@ pub fn audit(list: &[AuditEntry]) -> String {
     t.render()
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::fixtures;
-
-    #[test]
-    fn bytes_in_human_units() {
-        assert_eq!(human_bytes(0), "0 B");
-        assert_eq!(human_bytes(1023), "1023 B");
-        assert_eq!(human_bytes(1536), "1.5 KiB");
-        assert_eq!(human_bytes(300 * 1024 * 1024), "300 MiB");
-        assert_eq!(human_bytes(u64::MAX), "16.0 EiB");
-    }
-
-    #[test]
-    fn status_text() {
-        insta::assert_snapshot!(status(&fixtures::status()));
-    }
-
-    #[test]
-    fn tenants_text() {
-        insta::assert_snapshot!(tenants(&fixtures::tenants()));
-    }
-
-    #[test]
-    fn tenant_text() {
-        insta::assert_snapshot!(tenant(&fixtures::detail()));
-    }
-
-    #[test]
-    fn import_text_lists_errors_as_displayed() {
-        let d = fixtures::detail();
-        let text = import_report("exports/d001/kunden.csv", &d.imports[0]);
-        assert!(
-            text.contains("\nkunden.csv:17: email: \"max@@example\" is not an address\n"),
-            "{text}"
-        );
-        assert!(text.contains("\n… and 38 more\n"), "{text}");
-        insta::assert_snapshot!(text);
-        let dup = import_report("kunden.csv", &d.imports[1]);
-        assert_eq!(dup, "kunden.csv: already imported as #1, nothing changed\n");
-    }
-
-    #[test]
-    fn merges_and_audit_text() {
-        insta::assert_snapshot!(merges(&fixtures::detail().merges));
-        insta::assert_snapshot!(audit(&fixtures::audit()));
-    }
-}
-
 fn money(cents: i64) -> String {
     touchpoint_common::policy::Money(cents).to_string()
 }
@@ -781,4 +731,54 @@ pub fn plan(p: &touchpoint_common::protocol::PlanResult, with_candidate: bool) -
         let _ = writeln!(out, "{tenant}: failed: {e}");
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fixtures;
+
+    #[test]
+    fn bytes_in_human_units() {
+        assert_eq!(human_bytes(0), "0 B");
+        assert_eq!(human_bytes(1023), "1023 B");
+        assert_eq!(human_bytes(1536), "1.5 KiB");
+        assert_eq!(human_bytes(300 * 1024 * 1024), "300 MiB");
+        assert_eq!(human_bytes(u64::MAX), "16.0 EiB");
+    }
+
+    #[test]
+    fn status_text() {
+        insta::assert_snapshot!(status(&fixtures::status()));
+    }
+
+    #[test]
+    fn tenants_text() {
+        insta::assert_snapshot!(tenants(&fixtures::tenants()));
+    }
+
+    #[test]
+    fn tenant_text() {
+        insta::assert_snapshot!(tenant(&fixtures::detail()));
+    }
+
+    #[test]
+    fn import_text_lists_errors_as_displayed() {
+        let d = fixtures::detail();
+        let text = import_report("exports/d001/kunden.csv", &d.imports[0]);
+        assert!(
+            text.contains("\nkunden.csv:17: email: \"max@@example\" is not an address\n"),
+            "{text}"
+        );
+        assert!(text.contains("\n… and 38 more\n"), "{text}");
+        insta::assert_snapshot!(text);
+        let dup = import_report("kunden.csv", &d.imports[1]);
+        assert_eq!(dup, "kunden.csv: already imported as #1, nothing changed\n");
+    }
+
+    #[test]
+    fn merges_and_audit_text() {
+        insta::assert_snapshot!(merges(&fixtures::detail().merges));
+        insta::assert_snapshot!(audit(&fixtures::audit()));
+    }
 }

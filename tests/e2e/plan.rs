@@ -206,6 +206,14 @@ async fn a_revoked_consent_cancels_the_planned_email_and_replans_by_post() {
         render(&second)
     );
     assert!(!replanned.is_empty());
+
+    // The re-planned letters are recorded: a third run after new data plans
+    // nothing twice.
+    import(&d, &["besuche.csv"]).await;
+    let third = plan(&d, false).await;
+    assert!(!third.unchanged);
+    assert_eq!(third.planned_count, 0, "{}", render(&third));
+    assert_eq!(third.cancelled_count, 0, "{}", render(&third));
 }
 
 #[test]

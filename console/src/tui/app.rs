@@ -70,7 +70,7 @@ pub enum NetEvent {
         error: String,
         attempt: u32,
     },
-    Status(DaemonStatus),
+    Status(Box<DaemonStatus>),
     Tenants(Vec<TenantSummary>),
     Detail(Box<TenantDetail>),
     /// A request the daemon refused; the connection is fine.
@@ -320,7 +320,7 @@ impl App {
                 let new = ConnState::Disconnected { error, attempt };
                 replace(&mut s.conn, new)
             }
-            NetEvent::Status(status) => replace(&mut s.status, Some(status)),
+            NetEvent::Status(status) => replace(&mut s.status, Some(*status)),
             NetEvent::Tenants(list) => {
                 if s.tenants == list {
                     return false;

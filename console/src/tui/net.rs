@@ -121,7 +121,7 @@ async fn poll_once(
 ) -> Result<(), PollError> {
     let send = |ev: NetEvent| events.send(ev).map_err(|_| PollError::Gone);
     match client.status().await {
-        Ok(s) => send(NetEvent::Status(s))?,
+        Ok(s) => send(NetEvent::Status(Box::new(s)))?,
         Err(e) => refused_or_fatal(e, &send)?,
     }
     match client.tenants().await {

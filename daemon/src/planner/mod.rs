@@ -193,7 +193,15 @@ pub fn plan_tenant(
         today,
         leads,
     };
+    let mut clock = Instant::now();
+    let mut lap = || {
+        let now = Instant::now();
+        let d = now - clock;
+        clock = now;
+        d.as_micros() as u64
+    };
     let recipients = recipients::load(store)?;
+    let load_us = lap();
     report.recipients = recipients.len() as u64;
     let index: HashMap<&str, usize> = recipients
         .iter()
@@ -212,10 +220,13 @@ pub fn plan_tenant(
     };
     let mut reserve: BTreeMap<(u32, String), i64> = BTreeMap::new();
     for mut m in store.pending_messages(today)? {
-        if !m.status.is_revisable() {
-            continue;
-        }
-        let reason = revision(&m, &recipients, &index, &input);
+        // Everything not yet sent takes its day's capacity; only what is
+        // not yet handed to a transport can be revised.
+        let reason = if m.status.is_revisable() {
+            revision(&m, &recipients, &index, &input)
+        } else {
+            None
+        };
         let Some(reason) = reason else {
             *history.load.entry(m.send_on).or_insert(0) += 1;
             continue;
@@ -237,6 +248,7 @@ pub fn plan_tenant(
         report.cancelled.push(m);
     }
 
+    let revise_us = lap();
     let mut out = Outcome {
         drafts: Vec::new(),
         dropped: Vec::new(),
@@ -248,12 +260,14 @@ pub fn plan_tenant(
     for (i, r) in recipients.iter().enumerate() {
         shaped.extend(steps::shape(i, r, &input, &history, &mut out));
     }
+    let shape_us = lap();
     let mut spent = HashMap::new();
     let funded = steps::budget(shaped, &recipients, &input, &history, &mut spent, &mut out);
     steps::schedule(funded, &recipients, &input, &history, &mut spent, &mut out);
     if let Some(e) = history.error.take() {
         return Err(e.into());
     }
+    let fund_us = lap();
 
     let first_id = match mode {
         Mode::Commit if !out.drafts.is_empty() => {
@@ -291,6 +305,7 @@ pub fn plan_tenant(
     report.planned_count = report.planned.len() as u64;
     report.dropped_count = report.dropped.len() as u64;
     report.cancelled_count = report.cancelled.len() as u64;
+    let build_us = lap();
 
     if mode == Mode::Commit {
         let write = PlanWrite {
@@ -301,6 +316,18 @@ pub fn plan_tenant(
         };
         store.commit_plan(&write)?;
     }
+    let commit_us = lap();
+    tracing::debug!(
+        target: "touchpointd::planner::phases",
+        tenant,
+        load_us,
+        revise_us,
+        shape_us,
+        fund_us,
+        build_us,
+        commit_us,
+        "plan phases"
+    );
     report.millis = started.elapsed().as_millis() as u64;
     Ok(report)
 }
@@ -324,7 +351,6 @@ fn revision(
             return Some(format!("the dealer no longer takes part in {}", o.service));
         }
     }
-    let service = input.brand.services.get(&m.service)?;
     // As in planning: the numbers merged into the recipient count too.
     let suppressed = &input.policy.suppress.customers;
     if suppressed.contains(&r.customer.customer_no)
@@ -332,7 +358,19 @@ fn revision(
     {
         return Some("customer is on the dealer's suppression list".into());
     }
-    steps::channel_check(r, m.channel, service, input).err()
+    // Every occasion bundled into the message must still allow its channel.
+    let mut seen: Vec<&str> = Vec::new();
+    for o in &m.occasions {
+        if seen.contains(&o.service.as_str()) {
+            continue;
+        }
+        seen.push(&o.service);
+        let service = input.brand.services.get(&o.service)?;
+        if let Err(reason) = steps::channel_check(r, m.channel, service, input) {
+            return Some(reason);
+        }
+    }
+    None
 }
 
 fn totals(report: &PlanReport) -> Vec<ServiceTotals> {
@@ -371,7 +409,7 @@ pub fn diff(current: &PlanReport, candidate: &PlanReport) -> Vec<PlanChange> {
     let mut changes = Vec::new();
     for (k, m) in &cur {
         match cand.get(k) {
-            None => changes.push(PlanChange::Removed((*m).clone())),
+            None => changes.push(PlanChange::Removed(Box::new((*m).clone()))),
             Some(c)
                 if c.channel != m.channel
                     || c.send_on != m.send_on
@@ -379,8 +417,8 @@ pub fn diff(current: &PlanReport, candidate: &PlanReport) -> Vec<PlanChange> {
                     || c.service != m.service =>
             {
                 changes.push(PlanChange::Changed {
-                    current: (*m).clone(),
-                    candidate: (*c).clone(),
+                    current: Box::new((*m).clone()),
+                    candidate: Box::new((*c).clone()),
                 })
             }
             Some(_) => {}
@@ -388,7 +426,7 @@ pub fn diff(current: &PlanReport, candidate: &PlanReport) -> Vec<PlanChange> {
     }
     for (k, m) in &cand {
         if !cur.contains_key(k) {
-            changes.push(PlanChange::Added((*m).clone()));
+            changes.push(PlanChange::Added(Box::new((*m).clone())));
         }
     }
     changes

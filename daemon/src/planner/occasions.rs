@@ -111,7 +111,9 @@ pub fn find(
                 return;
             }
             if let Some((vin, reason)) = segment_match(r, seg, brand, w.today) {
-                let key = format!("{id}:{}", r.customer.customer_no);
+                // Once per campaign run: the same campaign next season
+                // (a new `from`) reaches everyone again.
+                let key = format!("{id}:{}:{from}", r.customer.customer_no);
                 let reason = if reason.is_empty() {
                     format!("campaign {from} to {to}")
                 } else {
@@ -175,7 +177,11 @@ pub fn service_due(
         if kmpd > 0.0 {
             let days = (f64::from(target.saturating_sub(ref_km)) / kmpd).ceil() as i32;
             let by_km = ref_day.add_days(days);
-            if by_km < by_time {
+            // A projection long past while the time limit is still ahead
+            // is a stale mileage, not a lost customer: the time limit holds.
+            let stale = by_km < today.add_days(-OVERDUE_GRACE_DAYS)
+                && by_time >= today.add_days(-OVERDUE_GRACE_DAYS);
+            if by_km < by_time && !stale {
                 due = by_km;
                 reason = format!("{what} projected on {by_km} at {how}");
             }
@@ -195,7 +201,15 @@ pub fn service_due(
 pub fn inspection_due(v: &VehicleView, s: &Service, today: Date) -> Option<(Date, String)> {
     let veh = &v.vehicle;
     if let Some(d) = veh.next_inspection {
-        return (d >= today).then(|| (d, format!("next inspection recorded for {d}")));
+        // A recorded date just passed is an overdue inspection, reminded as
+        // due today; long past, the record is stale and nothing is said.
+        return if d >= today {
+            Some((d, format!("next inspection recorded for {d}")))
+        } else if d >= today.add_days(-OVERDUE_GRACE_DAYS) {
+            Some((today, format!("next inspection recorded for {d}; overdue, reminded as due today")))
+        } else {
+            None
+        };
     }
     let reg = veh.first_registration?;
     let first = s.first_after_months?;

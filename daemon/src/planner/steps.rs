@@ -243,8 +243,7 @@ pub fn shape(
                 o.reason
             ),
         )];
-        let mut chan = format!("{first} (", );
-        chan.push_str(&notes[0]);
+        let mut chan = format!("{first} ({}", notes[0]);
         if !refusals.is_empty() {
             chan.push_str("; not ");
             chan.push_str(&refusals.join("; "));
@@ -743,9 +742,6 @@ pub fn schedule(
                 w.to
             ),
         ));
-        if let Some(pos) = contacts.iter().position(|c| *c == d.day) {
-            contacts.remove(pos);
-        }
         contacts.push(day);
         d.day = day;
         out.times.push(at);

@@ -259,15 +259,8 @@ impl TenantStore {
             &self.meta,
         )
             .transaction(|(outbox, occasions, contacts, by_day, ledger_t, meta)| {
-                for (m, bytes, status) in &new {
-                    let id = m.id.to_be_bytes();
-                    outbox.insert(&id, bytes.as_slice())?;
-                    for o in &m.occasions {
-                        occasions.insert(o.key.as_bytes(), &id)?;
-                    }
-                    contacts.insert(contact_key(&m.recipient, m.send_on, m.id), status.as_slice())?;
-                    by_day.insert(&day_key(m.send_on, m.id), &[])?;
-                }
+                // Revisions first: a cancelled message frees its occasion
+                // keys, and a new message of this run may take them again.
                 for (m, bytes, status) in &revised {
                     outbox.insert(&m.id.to_be_bytes(), bytes.as_slice())?;
                     let ck = contact_key(&m.recipient, m.send_on, m.id);
@@ -285,6 +278,15 @@ impl TenantStore {
                             occasions.remove(o.key.as_bytes())?;
                         }
                     }
+                }
+                for (m, bytes, status) in &new {
+                    let id = m.id.to_be_bytes();
+                    outbox.insert(&id, bytes.as_slice())?;
+                    for o in &m.occasions {
+                        occasions.insert(o.key.as_bytes(), &id)?;
+                    }
+                    contacts.insert(contact_key(&m.recipient, m.send_on, m.id), status.as_slice())?;
+                    by_day.insert(&day_key(m.send_on, m.id), &[])?;
                 }
                 for (k, v) in &ledger {
                     ledger_t.insert(k.as_slice(), v.as_slice())?;
