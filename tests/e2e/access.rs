@@ -243,3 +243,33 @@ async fn the_first_matching_rule_wins_by_user_name_or_group() {
         "role reviewer may not import"
     );
 }
+
+#[tokio::test]
+async fn planning_writes_need_an_operator_a_dry_run_does_not_and_scope_bounds_both() {
+    use touchpoint::client::PlanArgs;
+    let mut d = daemon_with(vec![rule(Some(me()), Role::ReadOnly, &["d001"])]);
+    let mut c = d.client().await;
+    let args = |tenant: Option<&str>, dry_run: bool| PlanArgs {
+        tenant: tenant.map(tid),
+        dry_run,
+        ..PlanArgs::default()
+    };
+    assert_eq!(
+        forbidden(c.plan(args(Some("d001"), false)).await),
+        "role read-only may not plan"
+    );
+    assert_eq!(
+        forbidden(c.plan(args(Some("d002"), true)).await),
+        "tenant d002 is outside your scope"
+    );
+    let dry = c.plan(args(Some("d001"), true)).await.expect("dry run");
+    assert_eq!(dry.reports.len(), 1);
+    // Without a tenant: every tenant in scope, and only those.
+    let all = c.plan(args(None, true)).await.expect("dry run");
+    let tenants: Vec<&str> = all.reports.iter().map(|r| r.tenant.as_str()).collect();
+    assert_eq!(tenants, ["d001"]);
+    drop(c);
+    let log = audit_on_disk(&mut d);
+    assert_eq!(refusals(&log, "plan").len(), 1);
+    assert_eq!(refusals(&log, "plan-dry-run").len(), 1);
+}
