@@ -92,7 +92,15 @@ impl From<NaiveDate> for Date {
 
 impl fmt::Display for Date {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.naive().format("%Y-%m-%d"))
+        let d = self.naive();
+        let y = d.year();
+        if (0..=9999).contains(&y) {
+            // What "%Y-%m-%d" gives, without chrono parsing the format string
+            // each time: planning writes millions of dates.
+            write!(f, "{y:04}-{:02}-{:02}", d.month(), d.day())
+        } else {
+            write!(f, "{}", d.format("%Y-%m-%d"))
+        }
     }
 }
 

@@ -32,11 +32,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tokio_util::sync::CancellationToken;
+use touchpoint_common::domain::Timestamp;
 use touchpoint_common::outbox::{
     month_of, Message, MessageStatus, PlanChange, PlanReport, ServiceTotals, Step, Why,
 };
 use touchpoint_common::policy::PolicySet;
-use touchpoint_common::domain::Timestamp;
 use touchpoint_common::protocol::{PlanResult, PlanningStatus, TenantPlanChanges};
 use touchpoint_common::{Date, TenantId};
 
@@ -218,7 +218,6 @@ pub fn plan_tenant(
         released: HashMap::new(),
         error: std::cell::RefCell::new(None),
     };
-    let mut reserve: BTreeMap<(u32, String), i64> = BTreeMap::new();
     for mut m in store.pending_messages(today)? {
         // Everything not yet sent takes its day's capacity; only what is
         // not yet handed to a transport can be revised.
@@ -243,8 +242,7 @@ pub fn plan_tenant(
             .freed_keys
             .extend(m.occasions.iter().map(|o| o.key.clone()));
         let key = (month_of(m.send_on), m.service.clone());
-        *history.released.entry(key.clone()).or_insert(0) += m.cost;
-        *reserve.entry(key).or_insert(0) -= m.cost;
+        *history.released.entry(key).or_insert(0) += m.cost;
         report.cancelled.push(m);
     }
 
@@ -276,26 +274,21 @@ pub fn plan_tenant(
         _ => 1,
     };
     // Stable order: by send day, then recipient.
-    let mut order: Vec<usize> = (0..out.drafts.len()).collect();
-    order.sort_by(|&a, &b| {
-        let (x, y) = (&out.drafts[a], &out.drafts[b]);
-        (x.day, out.times[a], &recipients[x.recipient].customer.customer_no).cmp(&(
+    let mut drafts: Vec<(steps::Draft, u16)> = std::mem::take(&mut out.drafts)
+        .into_iter()
+        .zip(std::mem::take(&mut out.times))
+        .collect();
+    drafts.sort_by(|(x, a), (y, b)| {
+        (x.day, a, &recipients[x.recipient].customer.customer_no).cmp(&(
             y.day,
-            out.times[b],
+            b,
             &recipients[y.recipient].customer.customer_no,
         ))
     });
-    for (n, &i) in order.iter().enumerate() {
-        let d = &out.drafts[i];
-        let m = steps::message(
-            d,
-            out.times[i],
-            first_id + n as u64,
-            &recipients[d.recipient],
-            &input,
-            set.fingerprint,
-        );
-        *reserve.entry((month_of(m.send_on), m.service.clone())).or_insert(0) += m.cost;
+    report.planned.reserve_exact(drafts.len());
+    for (n, (d, at)) in drafts.into_iter().enumerate() {
+        let r = &recipients[d.recipient];
+        let m = steps::message(d, at, first_id + n as u64, r, &input, set.fingerprint);
         report.planned.push(m);
     }
     report.occasions_found = out.occasions_found;
@@ -309,9 +302,8 @@ pub fn plan_tenant(
 
     if mode == Mode::Commit {
         let write = PlanWrite {
-            new: report.planned.clone(),
-            revised: report.cancelled.clone(),
-            reserve,
+            new: &report.planned,
+            revised: &report.cancelled,
             stamp: run_stamp,
         };
         store.commit_plan(&write)?;
@@ -347,7 +339,12 @@ fn revision(
     };
     let r = &recipients[i];
     for o in &m.occasions {
-        if !input.policy.services.get(&o.service).is_some_and(|s| s.opt_in) {
+        if !input
+            .policy
+            .services
+            .get(&o.service)
+            .is_some_and(|s| s.opt_in)
+        {
             return Some(format!("the dealer no longer takes part in {}", o.service));
         }
     }
@@ -448,7 +445,13 @@ pub fn request(
 ) -> PlanResult {
     let mode = if dry_run { Mode::DryRun } else { Mode::Commit };
     let mut result = PlanResult::default();
-    let current = plan_tenants(stores, set, Some(tenants), today, mode, leads);
+    // The difference to a candidate policy needs every planned message.
+    let keep = if candidate.is_some() {
+        usize::MAX
+    } else {
+        show
+    };
+    let current = plan_tenants(stores, set, Some(tenants), today, mode, leads, keep);
     let candidate = candidate.map(|c| {
         // A tenant the candidate does not know plans nothing under it.
         let known: Vec<TenantId> = tenants
@@ -456,7 +459,7 @@ pub fn request(
             .filter(|t| c.tenants.contains_key(*t))
             .cloned()
             .collect();
-        plan_tenants(stores, c, Some(&known), today, Mode::DryRun, leads)
+        plan_tenants(stores, c, Some(&known), today, Mode::DryRun, leads, keep)
             .into_iter()
             .collect::<BTreeMap<_, _>>()
     });
@@ -473,7 +476,9 @@ pub fn request(
             let other = match cand.get(&id) {
                 Some(Ok(r)) => r,
                 Some(Err(e)) => {
-                    result.failed.push((id.to_string(), format!("candidate policy: {e}")));
+                    result
+                        .failed
+                        .push((id.to_string(), format!("candidate policy: {e}")));
                     continue;
                 }
                 None => &empty,
@@ -498,7 +503,27 @@ pub fn request(
     result
 }
 
+/// A report with at most `keep` entries per list.
+fn shorten(mut r: PlanReport, keep: usize) -> PlanReport {
+    if r.planned.len() > keep {
+        r.planned.truncate(keep);
+        r.planned.shrink_to_fit();
+    }
+    if r.dropped.len() > keep {
+        r.dropped.truncate(keep);
+        r.dropped.shrink_to_fit();
+    }
+    if r.cancelled.len() > keep {
+        r.cancelled.truncate(keep);
+        r.cancelled.shrink_to_fit();
+    }
+    r
+}
+
 /// Plans the given tenants (all with a policy when `None`) on a few threads.
+/// Each report keeps at most `keep` entries per list (its counts stay
+/// whole), cut as soon as its tenant is done: the lists of a plan for a
+/// million customers would otherwise all be held at once.
 pub fn plan_tenants(
     stores: &Stores,
     set: &PolicySet,
@@ -506,6 +531,7 @@ pub fn plan_tenants(
     today: Date,
     mode: Mode,
     leads: &LeadTimes,
+    keep: usize,
 ) -> Vec<(TenantId, Result<PlanReport, PlanError>)> {
     let ids: Vec<TenantId> = match tenants {
         Some(t) => t.to_vec(),
@@ -525,7 +551,8 @@ pub fn plan_tenants(
                 let r = stores
                     .tenant(id)
                     .map_err(PlanError::from)
-                    .and_then(|store| plan_tenant(&store, set, today, mode, leads));
+                    .and_then(|store| plan_tenant(&store, set, today, mode, leads))
+                    .map(|r| shorten(r, keep));
                 results
                     .lock()
                     .unwrap_or_else(|e| e.into_inner())
@@ -593,7 +620,7 @@ pub async fn run_schedule(
         let started = Instant::now();
         let today = Date::from(next.date_naive());
         let results = tokio::task::spawn_blocking(move || {
-            plan_tenants(&stores, &set, None, today, Mode::Commit, &leads)
+            plan_tenants(&stores, &set, None, today, Mode::Commit, &leads, 0)
         })
         .await;
         match results {
@@ -601,7 +628,7 @@ pub async fn run_schedule(
                 let (mut planned, mut failed) = (0, 0);
                 for (id, r) in &results {
                     match r {
-                        Ok(r) => planned += r.planned.len(),
+                        Ok(r) => planned += r.planned_count,
                         Err(e) => {
                             failed += 1;
                             tracing::error!(tenant = %id, error = %e, "scheduled plan failed");
@@ -610,7 +637,7 @@ pub async fn run_schedule(
                 }
                 state.update(|s| {
                     s.last_run = Some(Timestamp::now());
-                    s.last_planned = planned as u64;
+                    s.last_planned = planned;
                     s.last_failed = failed;
                     s.last_millis = started.elapsed().as_millis() as u64;
                 });

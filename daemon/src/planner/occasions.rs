@@ -50,22 +50,25 @@ pub fn find(
         value: s.value.cents(),
     };
     match s.occasion {
+        // Most vehicles are not due within the horizon: their reasons are
+        // put into words only once they are.
         OccasionKind::ServiceDue => {
             for v in &r.vehicles {
-                if let Some((due, anchor, reason)) = service_due(v, s, brand, w.today) {
-                    if w.takes(due, lead) {
-                        let key = format!("{id}:{}:{anchor}", v.vehicle.vin);
-                        out.push(occasion(key, Some(&v.vehicle.vin), due, reason));
+                if let Some(d) = ServiceDue::find(v, s, brand, w.today) {
+                    if w.takes(d.due, lead) {
+                        let key = format!("{id}:{}:{}", v.vehicle.vin, d.base);
+                        let reason = d.reason(v, brand);
+                        out.push(occasion(key, Some(&v.vehicle.vin), d.due, reason));
                     }
                 }
             }
         }
         OccasionKind::InspectionDue => {
             for v in &r.vehicles {
-                if let Some((due, reason)) = inspection_due(v, s, w.today) {
-                    if w.takes(due, lead) {
-                        let key = format!("{id}:{}:{due}", v.vehicle.vin);
-                        out.push(occasion(key, Some(&v.vehicle.vin), due, reason));
+                if let Some(d) = InspectionDue::find(v, s, w.today) {
+                    if w.takes(d.due, lead) {
+                        let key = format!("{id}:{}:{}", v.vehicle.vin, d.due);
+                        out.push(occasion(key, Some(&v.vehicle.vin), d.due, d.reason()));
                     }
                 }
             }
@@ -134,102 +137,228 @@ pub fn service_due(
     brand: &BrandPolicy,
     today: Date,
 ) -> Option<(Date, Date, String)> {
-    let months = s.interval_months?;
-    let veh = &v.vehicle;
-    let (base, base_what) = match (veh.last_service_date, veh.first_registration) {
-        (Some(d), _) => (d, format!("the service on {d}")),
-        (None, Some(d)) => (d, format!("first registration on {d}")),
-        (None, None) => return None,
-    };
-    let by_time = base.add_months(months);
-    let mut due = by_time;
-    let mut reason = format!("{months} months after {base_what}");
-    if let Some(interval) = s.interval_km {
-        let (kmpd, how) = match &v.km_per_day {
-            Some((k, how)) => (*k, how.clone()),
-            None => (
-                f64::from(brand.planning.default_km_per_day),
-                format!(
-                    "brand default of {} km/day (no mileage history)",
-                    brand.planning.default_km_per_day
-                ),
-            ),
+    ServiceDue::find(v, s, brand, today).map(|d| (d.due, d.base, d.reason(v, brand)))
+}
+
+/// A service-due date and what it was found from, before it is put into words.
+struct ServiceDue {
+    due: Date,
+    /// The cycle anchor: the last service, or the first registration.
+    base: Date,
+    base_is_service: bool,
+    months: u32,
+    /// Set when the mileage projection came first.
+    by_km: Option<ByKm>,
+    overdue: bool,
+}
+
+struct ByKm {
+    on: Date,
+    /// The interval counted from a service without its mileage, or the
+    /// mileage to reach.
+    what: KmTarget,
+    /// Whether the brand's default km per day was used.
+    default_rate: bool,
+}
+
+enum KmTarget {
+    AfterService { interval: u32, service: Date },
+    Reach(u32),
+}
+
+impl ServiceDue {
+    fn find(v: &VehicleView, s: &Service, brand: &BrandPolicy, today: Date) -> Option<Self> {
+        let months = s.interval_months?;
+        let veh = &v.vehicle;
+        let (base, base_is_service) = match (veh.last_service_date, veh.first_registration) {
+            (Some(d), _) => (d, true),
+            (None, Some(d)) => (d, false),
+            (None, None) => return None,
         };
-        // The next service is due at the last service's mileage plus the
-        // interval. A service on record without its mileage still starts a
-        // new interval, counted from the service day; with no service on
-        // record, the odometer counts from 0 km at first registration.
-        let (target, (ref_day, ref_km), what) = match (veh.last_service_km, veh.last_service_date) {
-            (None, Some(d)) => (
-                interval,
-                (d, 0),
-                format!("{interval} km after the service on {d}"),
-            ),
-            (km, _) => {
-                let target = km.unwrap_or(0).saturating_add(interval);
-                let from = v
-                    .last_km
-                    .or_else(|| veh.first_registration.map(|d| (d, 0)))
-                    .unwrap_or((base, 0));
-                (target, from, format!("{target} km"))
-            }
-        };
-        if kmpd > 0.0 {
-            let days = (f64::from(target.saturating_sub(ref_km)) / kmpd).ceil() as i32;
-            let by_km = ref_day.add_days(days);
-            // A projection long past while the time limit is still ahead
-            // is a stale mileage, not a lost customer: the time limit holds.
-            let stale = by_km < today.add_days(-OVERDUE_GRACE_DAYS)
-                && by_time >= today.add_days(-OVERDUE_GRACE_DAYS);
-            if by_km < by_time && !stale {
-                due = by_km;
-                reason = format!("{what} projected on {by_km} at {how}");
+        let by_time = base.add_months(months);
+        let mut due = by_time;
+        let mut by_km = None;
+        if let Some(interval) = s.interval_km {
+            let (kmpd, default_rate) = match &v.km_per_day {
+                Some((k, _)) => (*k, false),
+                None => (f64::from(brand.planning.default_km_per_day), true),
+            };
+            // The next service is due at the last service's mileage plus the
+            // interval. A service on record without its mileage still starts a
+            // new interval, counted from the service day; with no service on
+            // record, the odometer counts from 0 km at first registration.
+            let (target, (ref_day, ref_km), what) =
+                match (veh.last_service_km, veh.last_service_date) {
+                    (None, Some(d)) => (
+                        interval,
+                        (d, 0),
+                        KmTarget::AfterService {
+                            interval,
+                            service: d,
+                        },
+                    ),
+                    (km, _) => {
+                        let target = km.unwrap_or(0).saturating_add(interval);
+                        let from = v
+                            .last_km
+                            .or_else(|| veh.first_registration.map(|d| (d, 0)))
+                            .unwrap_or((base, 0));
+                        (target, from, KmTarget::Reach(target))
+                    }
+                };
+            if kmpd > 0.0 {
+                let days = (f64::from(target.saturating_sub(ref_km)) / kmpd).ceil() as i32;
+                let on = ref_day.add_days(days);
+                // A projection long past while the time limit is still ahead
+                // is a stale mileage, not a lost customer: the time limit holds.
+                let stale = on < today.add_days(-OVERDUE_GRACE_DAYS)
+                    && by_time >= today.add_days(-OVERDUE_GRACE_DAYS);
+                if on < by_time && !stale {
+                    due = on;
+                    by_km = Some(ByKm {
+                        on,
+                        what,
+                        default_rate,
+                    });
+                }
             }
         }
-    }
-    if due < today {
-        if due < today.add_days(-OVERDUE_GRACE_DAYS) {
-            return None;
+        let overdue = due < today;
+        if overdue {
+            if due < today.add_days(-OVERDUE_GRACE_DAYS) {
+                return None;
+            }
+            due = today;
         }
-        reason = format!("{reason}; overdue, reminded as due today");
-        due = today;
+        Some(Self {
+            due,
+            base,
+            base_is_service,
+            months,
+            by_km,
+            overdue,
+        })
     }
-    Some((due, base, reason))
+
+    fn reason(&self, v: &VehicleView, brand: &BrandPolicy) -> String {
+        let mut reason = match &self.by_km {
+            None if self.base_is_service => {
+                format!("{} months after the service on {}", self.months, self.base)
+            }
+            None => format!(
+                "{} months after first registration on {}",
+                self.months, self.base
+            ),
+            Some(k) => {
+                let what = match k.what {
+                    KmTarget::AfterService { interval, service } => {
+                        format!("{interval} km after the service on {service}")
+                    }
+                    KmTarget::Reach(target) => format!("{target} km"),
+                };
+                match (&v.km_per_day, k.default_rate) {
+                    (Some((_, how)), false) => format!("{what} projected on {} at {how}", k.on),
+                    _ => format!(
+                        "{what} projected on {} at brand default of {} km/day (no mileage history)",
+                        k.on, brand.planning.default_km_per_day
+                    ),
+                }
+            }
+        };
+        if self.overdue {
+            reason.push_str("; overdue, reminded as due today");
+        }
+        reason
+    }
 }
 
 /// Next statutory inspection on or after today.
 pub fn inspection_due(v: &VehicleView, s: &Service, today: Date) -> Option<(Date, String)> {
-    let veh = &v.vehicle;
-    if let Some(d) = veh.next_inspection {
-        // A recorded date just passed is an overdue inspection, reminded as
-        // due today; long past, the record is stale and nothing is said.
-        return if d >= today {
-            Some((d, format!("next inspection recorded for {d}")))
-        } else if d >= today.add_days(-OVERDUE_GRACE_DAYS) {
-            Some((today, format!("next inspection recorded for {d}; overdue, reminded as due today")))
-        } else {
-            None
-        };
+    InspectionDue::find(v, s, today).map(|d| (d.due, d.reason()))
+}
+
+/// An inspection date and what it was found from, before it is put into words.
+struct InspectionDue {
+    due: Date,
+    from: InspectionFrom,
+}
+
+enum InspectionFrom {
+    Recorded(Date),
+    /// A recorded date just passed: overdue, reminded as due today.
+    RecordedOverdue(Date),
+    Registration {
+        reg: Date,
+        first: u32,
+        n: u32,
+        every: u32,
+    },
+}
+
+impl InspectionDue {
+    fn find(v: &VehicleView, s: &Service, today: Date) -> Option<Self> {
+        let veh = &v.vehicle;
+        if let Some(d) = veh.next_inspection {
+            // A recorded date just passed is an overdue inspection, reminded as
+            // due today; long past, the record is stale and nothing is said.
+            return if d >= today {
+                Some(Self {
+                    due: d,
+                    from: InspectionFrom::Recorded(d),
+                })
+            } else if d >= today.add_days(-OVERDUE_GRACE_DAYS) {
+                Some(Self {
+                    due: today,
+                    from: InspectionFrom::RecordedOverdue(d),
+                })
+            } else {
+                None
+            };
+        }
+        let reg = veh.first_registration?;
+        let first = s.first_after_months?;
+        let every = s.every_months?.max(1);
+        let mut n = 0u32;
+        let mut due = reg.add_months(first);
+        // Count from registration each time so day clamping never accumulates
+        // (registered on the 31st: due on the last day of each due month).
+        while due < today {
+            n += 1;
+            due = reg.add_months(first + n * every);
+        }
+        Some(Self {
+            due,
+            from: InspectionFrom::Registration {
+                reg,
+                first,
+                n,
+                every,
+            },
+        })
     }
-    let reg = veh.first_registration?;
-    let first = s.first_after_months?;
-    let every = s.every_months?.max(1);
-    let mut n = 0u32;
-    let mut due = reg.add_months(first);
-    // Count from registration each time so day clamping never accumulates
-    // (registered on the 31st: due on the last day of each due month).
-    while due < today {
-        n += 1;
-        due = reg.add_months(first + n * every);
+
+    fn reason(&self) -> String {
+        match self.from {
+            InspectionFrom::Recorded(d) => format!("next inspection recorded for {d}"),
+            InspectionFrom::RecordedOverdue(d) => {
+                format!("next inspection recorded for {d}; overdue, reminded as due today")
+            }
+            InspectionFrom::Registration {
+                reg,
+                first,
+                n: 0,
+                ..
+            } => format!("first inspection {first} months after registration on {reg}"),
+            InspectionFrom::Registration {
+                reg,
+                first,
+                n,
+                every,
+            } => format!(
+                "{first} + {n}×{every} months after registration on {reg} (no inspection date recorded)"
+            ),
+        }
     }
-    let what = if n == 0 {
-        format!("first inspection {first} months after registration on {reg}")
-    } else {
-        format!(
-            "{first} + {n}×{every} months after registration on {reg} (no inspection date recorded)"
-        )
-    };
-    Some((due, what))
 }
 
 /// The next birthday on or after today; born on 29 February, it is the

@@ -59,23 +59,29 @@ impl Recipient {
 
 /// Builds a vehicle view from its service visits (any order).
 pub fn vehicle_view(vehicle: Vehicle, visits: &[(Date, Option<u32>)]) -> VehicleView {
-    let mut points: Vec<(Date, u32)> = visits
+    // The first and last mileage reading, by (date, km); no list needed.
+    let serviced = match (vehicle.last_service_date, vehicle.last_service_km) {
+        (Some(d), Some(k)) => Some((d, k)),
+        _ => None,
+    };
+    let mut first: Option<(Date, u32)> = None;
+    let mut last: Option<(Date, u32)> = None;
+    for p in visits
         .iter()
         .filter_map(|(d, km)| km.map(|k| (*d, k)))
-        .collect();
-    if let (Some(d), Some(k)) = (vehicle.last_service_date, vehicle.last_service_km) {
-        points.push((d, k));
+        .chain(serviced)
+    {
+        first = Some(first.map_or(p, |f| f.min(p)));
+        last = Some(last.map_or(p, |l| l.max(p)));
     }
-    points.sort();
-    points.dedup();
     let last_visit = visits
         .iter()
         .map(|(d, _)| *d)
         .chain(vehicle.last_service_date)
         .max();
-    let last_km = points.last().copied();
-    let km_per_day = match (points.first(), points.last()) {
-        (Some(&(d0, k0)), Some(&(d1, k1))) if d1.days() - d0.days() >= 30 && k1 >= k0 => {
+    let last_km = last;
+    let km_per_day = match (first, last) {
+        (Some((d0, k0)), Some((d1, k1))) if d1.days() - d0.days() >= 30 && k1 >= k0 => {
             let days = d1.days() - d0.days();
             Some((
                 f64::from(k1 - k0) / f64::from(days),
@@ -95,23 +101,22 @@ pub fn vehicle_view(vehicle: Vehicle, visits: &[(Date, Option<u32>)]) -> Vehicle
     }
 }
 
+/// Follows merge chains (a merged into b merged into c) to the final survivor.
+fn survivor<'a>(merged_into: &'a HashMap<String, String>, no: &'a str) -> &'a str {
+    let mut cur = no;
+    for _ in 0..16 {
+        match merged_into.get(cur) {
+            Some(next) => cur = next,
+            None => break,
+        }
+    }
+    cur
+}
+
 /// Loads every recipient of a tenant, in customer-number order.
 pub fn load(store: &TenantStore) -> Result<Vec<Recipient>, StoreError> {
     let merged_into = store.merge_map()?;
-    // Follow chains (a merged into b merged into c) to the final survivor.
-    let survivor = |no: &str| -> String {
-        let mut cur = no;
-        for _ in 0..16 {
-            match merged_into.get(cur) {
-                Some(next) => cur = next,
-                None => break,
-            }
-        }
-        cur.to_string()
-    };
-
     let mut recipients = Vec::new();
-    let mut index: HashMap<String, usize> = HashMap::new();
     let mut absorbed = Vec::new();
     for c in store.customers() {
         let c = c?;
@@ -119,48 +124,69 @@ pub fn load(store: &TenantStore) -> Result<Vec<Recipient>, StoreError> {
             absorbed.push(c.customer_no);
             continue;
         }
-        index.insert(c.customer_no.clone(), recipients.len());
         recipients.push(Recipient::new(c));
     }
-    let slot = |no: &str| index.get(&survivor(no)).copied();
-    for no in absorbed {
-        if let Some(i) = slot(&no) {
-            recipients[i].merged.push(no);
-        }
-    }
 
-    // Visits are keyed by VIN, as are vehicles: both scans are in VIN order.
-    let mut visits = store.visits().peekable();
-    let mut buf: Vec<(Date, Option<u32>)> = Vec::new();
-    for v in store.vehicles() {
-        let v = v?;
-        buf.clear();
-        while let Some(next) = visits.peek() {
-            match next {
-                Ok(visit) if visit.vin.as_str() < v.vin.as_str() => {
-                    visits.next();
-                }
-                Ok(visit) if visit.vin == v.vin => {
-                    buf.push((visit.date, visit.km));
-                    visits.next();
-                }
-                Ok(_) => break,
-                Err(_) => {
-                    if let Some(Err(e)) = visits.next() {
-                        return Err(e);
+    // What belongs to whom is found first, through an index that borrows
+    // the customer numbers, and handed out after.
+    let mut vehicles = Vec::new();
+    let mut consents = Vec::new();
+    let mut merged = Vec::new();
+    {
+        let index: HashMap<&str, usize> = recipients
+            .iter()
+            .enumerate()
+            .map(|(i, r)| (r.customer.customer_no.as_str(), i))
+            .collect();
+        let slot = |no: &str| index.get(survivor(&merged_into, no)).copied();
+        for no in absorbed {
+            if let Some(i) = slot(&no) {
+                merged.push((i, no));
+            }
+        }
+
+        // Visits are keyed by VIN, as are vehicles: both scans are in VIN order.
+        let mut visits = store.visits().peekable();
+        let mut buf: Vec<(Date, Option<u32>)> = Vec::new();
+        for v in store.vehicles() {
+            let v = v?;
+            buf.clear();
+            while let Some(next) = visits.peek() {
+                match next {
+                    Ok(visit) if visit.vin.as_str() < v.vin.as_str() => {
+                        visits.next();
+                    }
+                    Ok(visit) if visit.vin == v.vin => {
+                        buf.push((visit.date, visit.km));
+                        visits.next();
+                    }
+                    Ok(_) => break,
+                    Err(_) => {
+                        if let Some(Err(e)) = visits.next() {
+                            return Err(e);
+                        }
                     }
                 }
             }
+            if let Some(i) = slot(&v.customer_no) {
+                vehicles.push((i, vehicle_view(v, &buf)));
+            }
         }
-        if let Some(i) = slot(&v.customer_no) {
-            recipients[i].vehicles.push(vehicle_view(v, &buf));
+        for c in store.consents() {
+            let c = c?;
+            if let Some(i) = slot(&c.customer_no) {
+                consents.push((i, c));
+            }
         }
     }
-    for c in store.consents() {
-        let c = c?;
-        if let Some(i) = slot(&c.customer_no) {
-            recipients[i].add_consent(c);
-        }
+    for (i, no) in merged {
+        recipients[i].merged.push(no);
+    }
+    for (i, v) in vehicles {
+        recipients[i].vehicles.push(v);
+    }
+    for (i, c) in consents {
+        recipients[i].add_consent(c);
     }
     Ok(recipients)
 }

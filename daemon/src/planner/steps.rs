@@ -5,9 +5,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use touchpoint_common::domain::Channel;
-use touchpoint_common::outbox::{
-    month_of, Dropped, Message, MessageStatus, Occasion, Step, Why,
-};
+use touchpoint_common::outbox::{month_of, Dropped, Message, MessageStatus, Occasion, Step, Why};
 use touchpoint_common::policy::{BrandPolicy, Service, TenantPolicy, Weekday};
 use touchpoint_common::Date;
 
@@ -134,8 +132,16 @@ pub fn channel_check(
     }
     let rule = input.brand.channels.get(c).consent;
     match r.consent(c) {
-        Some(s) if s.granted => Ok(format!("{c}: consent given {} ({})", day_of(s.at), s.source)),
-        Some(s) => Err(format!("{c}: consent withdrawn {} ({})", day_of(s.at), s.source)),
+        Some(s) if s.granted => Ok(format!(
+            "{c}: consent given {} ({})",
+            day_of(s.at),
+            s.source
+        )),
+        Some(s) => Err(format!(
+            "{c}: consent withdrawn {} ({})",
+            day_of(s.at),
+            s.source
+        )),
         None if rule == touchpoint_common::policy::ConsentRule::OptOut => {
             Ok(format!("{c}: allowed, no objection on record"))
         }
@@ -145,7 +151,7 @@ pub fn channel_check(
 
 fn day_of(t: touchpoint_common::domain::Timestamp) -> String {
     chrono::DateTime::from_timestamp_millis(t.0)
-        .map(|d| d.format("%Y-%m-%d").to_string())
+        .map(|d| Date::from(d.date_naive()).to_string())
         .unwrap_or_else(|| "?".into())
 }
 
@@ -206,14 +212,18 @@ pub fn shape(
         let Some(service) = brand.services.get(&o.service) else {
             continue;
         };
-        let candidates: Vec<Channel> = match service.mandatory_channel {
-            Some(m) => vec![m],
-            None => service.channels.clone(),
+        let mandatory;
+        let candidates: &[Channel] = match service.mandatory_channel {
+            Some(m) => {
+                mandatory = [m];
+                &mandatory
+            }
+            None => &service.channels,
         };
         let mut ok = Vec::new();
         let mut notes = Vec::new();
         let mut refusals = Vec::new();
-        for c in candidates {
+        for &c in candidates {
             match channel_check(r, c, service, input) {
                 Ok(note) => {
                     ok.push(c);
@@ -227,10 +237,18 @@ pub fn shape(
             if let Some(m) = service.mandatory_channel {
                 reason = format!("the service must go by {m}: {reason}");
             }
-            drop_all(&mut out.dropped, r, std::slice::from_ref(&o), Step::Channel, &reason);
+            drop_all(
+                &mut out.dropped,
+                r,
+                std::slice::from_ref(&o),
+                Step::Channel,
+                &reason,
+            );
             continue;
         };
-        let lead = input.leads.lead_days(input.tenant, &o.service, service.lead_days);
+        let lead = input
+            .leads
+            .lead_days(input.tenant, &o.service, service.lead_days);
         let earliest = o.due.add_days(-(lead as i32)).max(input.today);
         let latest = latest_send(&o, service).max(earliest);
         let mut w = vec![why(
@@ -239,7 +257,10 @@ pub fn shape(
                 "{} due {}{}: {}",
                 o.service,
                 o.due,
-                o.vin.as_deref().map(|v| format!(" for {v}")).unwrap_or_default(),
+                o.vin
+                    .as_deref()
+                    .map(|v| format!(" for {v}"))
+                    .unwrap_or_default(),
                 o.reason
             ),
         )];
@@ -306,17 +327,8 @@ pub fn shape(
     // run get one message, however far apart.
     let mut merged: Vec<Draft> = Vec::new();
     for g in groups {
-        let vehicle_service = |d: &Draft| {
-            d.occasions
-                .iter()
-                .filter(|o| o.kind.per_vehicle())
-                .map(|o| o.service.clone())
-                .collect::<Vec<_>>()
-        };
-        let mine = vehicle_service(&g);
         let target = merged.iter_mut().find(|m| {
-            !mine.is_empty()
-                && vehicle_service(m).iter().any(|s| mine.contains(s))
+            vehicle_services(m).any(|s| vehicle_services(&g).any(|mine| mine == s))
                 && m.channels.iter().any(|c| g.channels.contains(c))
         });
         match target {
@@ -351,8 +363,11 @@ pub fn shape(
     // offer two months ahead) moves instead of crowding out one that cannot
     // (a service due next week); among equal deadlines, higher value first.
     merged.sort_by(|a, b| {
-        (a.latest, std::cmp::Reverse(a.value), a.earliest)
-            .cmp(&(b.latest, std::cmp::Reverse(b.value), b.earliest))
+        (a.latest, std::cmp::Reverse(a.value), a.earliest).cmp(&(
+            b.latest,
+            std::cmp::Reverse(b.value),
+            b.earliest,
+        ))
     });
     let mut contacts: Vec<Date> = history
         .contacts(&r.customer.customer_no)
@@ -397,6 +412,14 @@ pub fn shape(
     kept
 }
 
+/// The services of a draft's per-vehicle occasions.
+fn vehicle_services(d: &Draft) -> impl Iterator<Item = &str> {
+    d.occasions
+        .iter()
+        .filter(|o| o.kind.per_vehicle())
+        .map(|o| o.service.as_str())
+}
+
 /// The last day a message for this occasion is still useful.
 fn latest_send(o: &Occasion, s: &Service) -> Date {
     use touchpoint_common::policy::OccasionKind as K;
@@ -436,7 +459,10 @@ fn absorb(g: &mut Draft, d: Draft, step: Step, brand: &BrandPolicy) {
         if let Some(&c) = shared.first() {
             g.why.push(why(
                 Step::Channel,
-                format!("{c} instead of {}: the channel both occasions allow", g.channel),
+                format!(
+                    "{c} instead of {}: the channel both occasions allow",
+                    g.channel
+                ),
             ));
             g.channel = c;
         }
@@ -763,7 +789,14 @@ fn weekdays(days: &[Weekday]) -> String {
 }
 
 /// Builds the stored message from a finished draft.
-pub fn message(d: &Draft, at: u16, id: u64, r: &Recipient, input: &Input, fingerprint: u64) -> Message {
+pub fn message(
+    d: Draft,
+    at: u16,
+    id: u64,
+    r: &Recipient,
+    input: &Input,
+    fingerprint: u64,
+) -> Message {
     let template = input
         .brand
         .services
@@ -775,24 +808,30 @@ pub fn message(d: &Draft, at: u16, id: u64, r: &Recipient, input: &Input, finger
         .sender
         .email
         .rsplit_once('@')
-        .map(|(_, d)| d.to_string())
-        .filter(|d| !d.is_empty())
-        .unwrap_or_else(|| format!("{}.touchpoint.invalid", input.brand.brand.id));
+        .map(|(_, d)| d)
+        .filter(|d| !d.is_empty());
+    let message_id = match domain {
+        Some(domain) => format!("<tp.{}.{id}@{domain}>", input.tenant),
+        None => format!(
+            "<tp.{}.{id}@{}.touchpoint.invalid>",
+            input.tenant, input.brand.brand.id
+        ),
+    };
     let now = touchpoint_common::domain::Timestamp::now();
     Message {
         id,
-        message_id: format!("<tp.{}.{id}@{domain}>", input.tenant),
+        message_id,
         recipient: r.customer.customer_no.clone(),
         channel: d.channel,
-        service: d.service.clone(),
+        service: d.service,
         template,
-        occasions: d.occasions.clone(),
+        occasions: d.occasions,
         send_on: d.day,
         send_at: at,
         cost: d.cost,
         value: d.value,
         status: MessageStatus::Planned,
-        why: d.why.clone(),
+        why: d.why,
         planned_at: now,
         policy: fingerprint,
         history: vec![(now, MessageStatus::Planned, "planned".into())],

@@ -1,16 +1,23 @@
 //! A tenant's outbox: planned messages, the occasions they cover, each
 //! recipient's contact history, the load per send day and the budget ledger.
-//! The planner writes a whole run in one transaction, so a crash leaves either
-//! all of a run or none of it.
+//!
+//! The planner writes a run in chunks of whole messages, each chunk one
+//! transaction: the messages, their occasion keys, contact and day entries
+//! and their share of the ledger. A crash between two chunks leaves complete
+//! messages, each with its occasion keys, and no plan stamp, so the next run
+//! plans the rest and nothing twice. (One transaction for a whole run of
+//! thousands of messages made sled hold every write and all the garbage they
+//! make until the end: slower, and hundreds of MB more at a million customers.)
 
 use std::collections::BTreeMap;
 
+use sled::transaction::ConflictableTransactionError;
 use sled::Transactional;
-use touchpoint_common::outbox::{LedgerEntry, Message, MessageStatus};
+use touchpoint_common::outbox::{month_of, LedgerEntry, Message, MessageStatus};
 use touchpoint_common::Date;
 
 use super::tenant::{decode, encode, prefix_of, tx_err, TenantStore};
-use super::Result;
+use super::{Result, StoreError};
 
 const META_NEXT_MESSAGE: &[u8] = b"next_message_id";
 const META_PLAN_STAMP: &[u8] = b"plan_stamp";
@@ -49,17 +56,24 @@ pub struct Contact {
     pub status: MessageStatus,
 }
 
-/// Everything one planning run writes.
+/// Everything one planning run writes. The ledger follows the messages: a
+/// new message reserves its cost in the month of its send day, a cancelled
+/// one releases it.
 #[derive(Debug, Default)]
-pub struct PlanWrite {
-    pub new: Vec<Message>,
+pub struct PlanWrite<'a> {
+    pub new: &'a [Message],
     /// Earlier messages the run changed (cancelled), stored whole.
-    pub revised: Vec<Message>,
-    /// Ledger reservations to add (negative to release), by (month, service).
-    pub reserve: BTreeMap<(u32, String), i64>,
+    pub revised: &'a [Message],
     /// Recorded after the write: what the run saw (data, policy, day).
     pub stamp: u64,
 }
+
+fn abort(e: StoreError) -> ConflictableTransactionError<String> {
+    ConflictableTransactionError::Abort(e.to_string())
+}
+
+/// Messages per transaction when writing a run.
+const PLAN_CHUNK: usize = 128;
 
 impl TenantStore {
     pub fn message(&self, id: u64) -> Result<Option<Message>> {
@@ -233,23 +247,55 @@ impl TenantStore {
             .map(u64::from_be_bytes))
     }
 
-    /// Writes one planning run atomically and durably.
+    /// Writes one planning run durably, revisions first (a cancelled
+    /// message frees its occasion keys, and a new message of the same run
+    /// may take them again), in chunks of whole messages (see the module
+    /// documentation), the stamp with the last chunk.
     pub fn commit_plan(&self, w: &PlanWrite) -> Result<()> {
         let _w = self.lock_writer();
-        let mut new = Vec::with_capacity(w.new.len());
-        for m in &w.new {
-            new.push((m, encode("outbox", m)?, encode("contacts", &m.status)?));
+        let chunks = w
+            .revised
+            .chunks(PLAN_CHUNK)
+            .map(|c| (c, true))
+            .chain(w.new.chunks(PLAN_CHUNK).map(|c| (c, false)))
+            .collect::<Vec<_>>();
+        if chunks.is_empty() {
+            self.meta
+                .insert(META_PLAN_STAMP, &w.stamp.to_be_bytes())
+                .map_err(self.err())?;
         }
-        let mut revised = Vec::with_capacity(w.revised.len());
-        for m in &w.revised {
-            revised.push((m, encode("outbox", m)?, encode("contacts", &m.status)?));
+        let last = chunks.len().saturating_sub(1);
+        for (n, (chunk, revised)) in chunks.into_iter().enumerate() {
+            let stamp = (n == last).then_some(w.stamp);
+            self.write_chunk(chunk, revised, stamp)?;
         }
-        let mut ledger = Vec::with_capacity(w.reserve.len());
-        for ((month, service), delta) in &w.reserve {
-            let mut e = self.ledger_entry(*month, service)?;
-            e.reserved += delta;
-            ledger.push((ledger_key(*month, service), encode("ledger", &e)?));
+        self.flush()
+    }
+
+    /// One transaction: whole messages with everything that hangs on them.
+    fn write_chunk(&self, chunk: &[Message], revised: bool, stamp: Option<u64>) -> Result<()> {
+        let mut rows = Vec::with_capacity(chunk.len());
+        let mut ledger: BTreeMap<(u32, &str), i64> = BTreeMap::new();
+        for m in chunk {
+            rows.push((
+                m,
+                encode("outbox", m)?,
+                encode("contacts", &m.status)?,
+                contact_key(&m.recipient, m.send_on, m.id),
+            ));
+            let delta = match (revised, m.status) {
+                (false, _) => m.cost,
+                (true, MessageStatus::Cancelled) => -m.cost,
+                (true, _) => 0,
+            };
+            if delta != 0 {
+                *ledger.entry((month_of(m.send_on), &m.service)).or_insert(0) += delta;
+            }
         }
+        let ledger: Vec<(Vec<u8>, i64)> = ledger
+            .into_iter()
+            .map(|((month, service), delta)| (ledger_key(month, service), delta))
+            .collect();
         (
             &self.outbox,
             &self.occasions,
@@ -259,15 +305,21 @@ impl TenantStore {
             &self.meta,
         )
             .transaction(|(outbox, occasions, contacts, by_day, ledger_t, meta)| {
-                // Revisions first: a cancelled message frees its occasion
-                // keys, and a new message of this run may take them again.
-                for (m, bytes, status) in &revised {
-                    outbox.insert(&m.id.to_be_bytes(), bytes.as_slice())?;
-                    let ck = contact_key(&m.recipient, m.send_on, m.id);
+                for (m, bytes, status, ck) in &rows {
+                    let id = m.id.to_be_bytes();
+                    outbox.insert(&id, bytes.as_slice())?;
+                    if !revised {
+                        for o in &m.occasions {
+                            occasions.insert(o.key.as_bytes(), &id)?;
+                        }
+                        contacts.insert(ck.as_slice(), status.as_slice())?;
+                        by_day.insert(&day_key(m.send_on, m.id), &[])?;
+                        continue;
+                    }
                     if m.status.is_contact() {
-                        contacts.insert(ck, status.as_slice())?;
+                        contacts.insert(ck.as_slice(), status.as_slice())?;
                     } else {
-                        contacts.remove(ck)?;
+                        contacts.remove(ck.as_slice())?;
                     }
                     if !m.status.is_revisable() {
                         by_day.remove(&day_key(m.send_on, m.id))?;
@@ -279,22 +331,19 @@ impl TenantStore {
                         }
                     }
                 }
-                for (m, bytes, status) in &new {
-                    let id = m.id.to_be_bytes();
-                    outbox.insert(&id, bytes.as_slice())?;
-                    for o in &m.occasions {
-                        occasions.insert(o.key.as_bytes(), &id)?;
-                    }
-                    contacts.insert(contact_key(&m.recipient, m.send_on, m.id), status.as_slice())?;
-                    by_day.insert(&day_key(m.send_on, m.id), &[])?;
+                for (k, delta) in &ledger {
+                    let mut e: LedgerEntry = match ledger_t.get(k.as_slice())? {
+                        Some(b) => decode("ledger", &b).map_err(abort)?,
+                        None => LedgerEntry::default(),
+                    };
+                    e.reserved += delta;
+                    ledger_t.insert(k.as_slice(), encode("ledger", &e).map_err(abort)?)?;
                 }
-                for (k, v) in &ledger {
-                    ledger_t.insert(k.as_slice(), v.as_slice())?;
+                if let Some(stamp) = stamp {
+                    meta.insert(META_PLAN_STAMP, &stamp.to_be_bytes())?;
                 }
-                meta.insert(META_PLAN_STAMP, &w.stamp.to_be_bytes())?;
                 Ok(())
             })
-            .map_err(tx_err(self.id()))?;
-        self.flush()
+            .map_err(tx_err(self.id()))
     }
 }

@@ -418,8 +418,14 @@ impl TenantStore {
     /// Merged customer number -> surviving customer number, for every active merge.
     pub fn merge_map(&self) -> Result<std::collections::HashMap<String, String>> {
         let mut map = std::collections::HashMap::new();
-        for m in self.merges(false)? {
-            map.insert(m.merged, m.survivor);
+        // Forward, unlike `merges`: sled walks a tree backwards with one
+        // lookup from the root per step. A customer is merged by at most one
+        // active merge, so the order does not matter.
+        for v in self.merges.iter().values() {
+            let m: MergeRecord = decode("merges", &v.map_err(self.err())?)?;
+            if m.undone_at.is_none() {
+                map.insert(m.merged, m.survivor);
+            }
         }
         Ok(map)
     }

@@ -1,5 +1,6 @@
 use super::*;
 use touchpoint_common::domain::{Consent, Customer, ImportReport, Timestamp, Vehicle};
+use touchpoint_common::outbox::{Message, MessageStatus};
 
 fn cfg(max_open: u32) -> StoresConfig {
     StoresConfig {
@@ -307,4 +308,110 @@ fn audit_log_is_newest_first_and_filterable() {
     );
     let d1 = s.central().audit_log(Some(&tid("d001")), 10).expect("log");
     assert_eq!(d1.len(), 2);
+}
+
+fn planned(id: u64, recipient: &str, on: touchpoint_common::Date, cost: i64) -> Message {
+    use touchpoint_common::outbox::Occasion;
+    use touchpoint_common::policy::OccasionKind;
+    Message {
+        id,
+        message_id: format!("<tp.d001.{id}@test>"),
+        recipient: recipient.into(),
+        channel: touchpoint_common::domain::Channel::Post,
+        service: "service_due".into(),
+        template: "service_due".into(),
+        occasions: vec![Occasion {
+            key: format!("service_due:V{id}:2025-01-01"),
+            service: "service_due".into(),
+            kind: OccasionKind::ServiceDue,
+            vin: Some(format!("V{id}")),
+            due: on,
+            reason: "due".into(),
+            value: 3800,
+        }],
+        send_on: on,
+        send_at: 540,
+        cost,
+        value: 3800,
+        status: MessageStatus::Planned,
+        why: Vec::new(),
+        planned_at: Timestamp(0),
+        policy: 1,
+        history: Vec::new(),
+    }
+}
+
+#[test]
+fn a_run_of_many_chunks_is_written_whole_and_the_ledger_follows_its_messages() {
+    use touchpoint_common::outbox::month_of;
+    use touchpoint_common::Date;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let s = stores(dir.path(), 8);
+    let t = s.tenant(&tid("d001")).expect("tenant");
+    let (nov, dec) = (
+        Date::from_ymd(2026, 11, 30).expect("day"),
+        Date::from_ymd(2026, 12, 1).expect("day"),
+    );
+    // Several chunks' worth, over two months and many recipients.
+    let new: Vec<Message> = (1..=700)
+        .map(|id| {
+            planned(
+                id,
+                &format!("K{}", id % 50),
+                if id % 3 == 0 { nov } else { dec },
+                95,
+            )
+        })
+        .collect();
+    t.commit_plan(&PlanWrite {
+        new: &new,
+        revised: &[],
+        stamp: 7,
+    })
+    .expect("commit");
+    assert_eq!(t.message_count(), 700);
+    assert_eq!(t.plan_stamp().expect("stamp"), Some(7));
+    let in_month = |d: Date| new.iter().filter(|m| m.send_on == d).count() as i64 * 95;
+    for d in [nov, dec] {
+        let e = t.ledger_entry(month_of(d), "service_due").expect("ledger");
+        assert_eq!(e.reserved, in_month(d));
+    }
+    assert_eq!(
+        t.planned_occasion("service_due:V700:2025-01-01")
+            .expect("occ"),
+        Some(700)
+    );
+    assert_eq!(t.contacts_of("K7").expect("contacts").len(), 14);
+    assert_eq!(t.day_load(nov).expect("load").values().sum::<u32>(), 700);
+
+    // Cancelling releases the budget, frees the occasions and the contacts.
+    let cancelled: Vec<Message> = new[..300]
+        .iter()
+        .map(|m| Message {
+            status: MessageStatus::Cancelled,
+            ..m.clone()
+        })
+        .collect();
+    t.commit_plan(&PlanWrite {
+        new: &[],
+        revised: &cancelled,
+        stamp: 8,
+    })
+    .expect("cancel");
+    assert_eq!(t.plan_stamp().expect("stamp"), Some(8));
+    for d in [nov, dec] {
+        let left = new[300..].iter().filter(|m| m.send_on == d).count() as i64 * 95;
+        let e = t.ledger_entry(month_of(d), "service_due").expect("ledger");
+        assert_eq!(e.reserved, left);
+    }
+    assert_eq!(
+        t.planned_occasion("service_due:V1:2025-01-01")
+            .expect("occ"),
+        None
+    );
+    assert_eq!(t.day_load(nov).expect("load").values().sum::<u32>(), 400);
+    assert_eq!(
+        t.message(1).expect("read").map(|m| m.status),
+        Some(MessageStatus::Cancelled)
+    );
 }
