@@ -78,8 +78,15 @@ pub fn copy_tree(from: &Path, to: &Path) {
 pub fn policy_dir(root: &Path, dealers: &[(&str, &str)]) -> PathBuf {
     let dir = root.join("policies");
     std::fs::create_dir_all(dir.join("dealers")).expect("mkdir policies");
-    copy_dir(&repo_root().join("policies/templates"), &dir.join("templates"));
-    std::fs::copy(repo_root().join("policies/brand.toml"), dir.join("brand.toml")).expect("brand");
+    copy_dir(
+        &repo_root().join("policies/templates"),
+        &dir.join("templates"),
+    );
+    std::fs::copy(
+        repo_root().join("policies/brand.toml"),
+        dir.join("brand.toml"),
+    )
+    .expect("brand");
     for (id, name) in dealers {
         std::fs::write(
             dir.join("dealers").join(format!("{id}.toml")),

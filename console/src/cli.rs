@@ -190,7 +190,11 @@ async fn run_inner(
     if readonly {
         if let Command::Import { .. }
         | Command::UndoMerge { .. }
-        | Command::Plan { dry_run: false, policies: None, .. } = command
+        | Command::Plan {
+            dry_run: false,
+            policies: None,
+            ..
+        } = command
         {
             return Err(Failure {
                 code: EXIT_USAGE,
@@ -261,13 +265,15 @@ async fn run_inner(
             out,
         } => {
             let candidate = match &policies {
-                Some(dir) => Some(crate::policy_check::read_dir(dir).map_err(|errs| Failure {
-                    code: EXIT_FAILED,
-                    message: errs
-                        .iter()
-                        .map(ToString::to_string)
-                        .collect::<Vec<_>>()
-                        .join("\n"),
+                Some(dir) => Some(crate::policy_check::read_dir(dir).map_err(|errs| {
+                    Failure {
+                        code: EXIT_FAILED,
+                        message: errs
+                            .iter()
+                            .map(ToString::to_string)
+                            .collect::<Vec<_>>()
+                            .join("\n"),
+                    }
                 })?),
                 None => None,
             };

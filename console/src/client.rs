@@ -17,8 +17,8 @@ use tokio_util::codec::{Framed, LengthDelimitedCodec};
 use touchpoint_common::codec::{decode_frame, encode_frame};
 use touchpoint_common::domain::{ImportReport, MergeRecord};
 use touchpoint_common::protocol::{
-    AuditEntry, DaemonStatus, ErrorReply, Hello, HelloReply, Identity, Request, RequestEnvelope,
-    PlanResult, Response, ResponseEnvelope, TenantDetail, TenantSummary, MAX_FRAME_BYTES,
+    AuditEntry, DaemonStatus, ErrorReply, Hello, HelloReply, Identity, PlanResult, Request,
+    RequestEnvelope, Response, ResponseEnvelope, TenantDetail, TenantSummary, MAX_FRAME_BYTES,
     PROTOCOL_VERSION, UPLOAD_CHUNK_BYTES,
 };
 use touchpoint_common::{Date, TenantId};

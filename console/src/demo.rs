@@ -250,8 +250,17 @@ fn plan_summary(p: &touchpoint_common::protocol::PlanResult) -> String {
     if let Some((tenant, m)) = p
         .reports
         .iter()
-        .find_map(|r| r.planned.iter().find(|m| m.occasions.len() > 1).map(|m| (&r.tenant, m)))
-        .or_else(|| p.reports.iter().find_map(|r| r.planned.first().map(|m| (&r.tenant, m))))
+        .find_map(|r| {
+            r.planned
+                .iter()
+                .find(|m| m.occasions.len() > 1)
+                .map(|m| (&r.tenant, m))
+        })
+        .or_else(|| {
+            p.reports
+                .iter()
+                .find_map(|r| r.planned.first().map(|m| (&r.tenant, m)))
+        })
     {
         let _ = writeln!(
             out,

@@ -227,7 +227,11 @@ pub fn status(s: &DaemonStatus) -> String {
         .next_run
         .map(|t| format!(", next {t}"))
         .unwrap_or_default();
-    kv(&mut out, "planning", &format!("schedule \"{}\"{next}", pl.schedule));
+    kv(
+        &mut out,
+        "planning",
+        &format!("schedule \"{}\"{next}", pl.schedule),
+    );
     if let Some(last) = pl.last_run {
         kv(
             &mut out,
@@ -572,7 +576,11 @@ pub fn plan(p: &touchpoint_common::protocol::PlanResult, with_candidate: bool) -
         let _ = writeln!(
             out,
             "plan for {day}{}",
-            if dry { " (dry run: nothing written)" } else { "" }
+            if dry {
+                " (dry run: nothing written)"
+            } else {
+                ""
+            }
         );
     }
     let mut t = TextTable::new(&[

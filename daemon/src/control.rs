@@ -23,12 +23,12 @@ use tokio_util::task::TaskTracker;
 use touchpoint_common::codec::{decode_frame, encode_frame, MAX_FRAME_BYTES};
 use touchpoint_common::config::ControlConfig;
 use touchpoint_common::domain::Timestamp;
+use touchpoint_common::policy::PolicySet;
 use touchpoint_common::protocol::{
     AuditEntry, AuditOutcome, DaemonStatus, ErrorKind, ErrorReply, Hello, HelloReply, Identity,
     Request, RequestEnvelope, Response, ResponseEnvelope, Role, Scope, TenantDetail, TenantSummary,
     PROTOCOL_MAGIC, PROTOCOL_VERSION,
 };
-use touchpoint_common::policy::PolicySet;
 use touchpoint_common::{Date, TenantId};
 
 use crate::access::{self, Access};
@@ -480,7 +480,7 @@ async fn handle(
                     .and_then(|s| s.undo_merge(merge_id, &ctx_who.user))
                     .map(Response::MergeUndone)
                     .unwrap_or_else(store_err),
-                    Request::Audit { tenant, limit } => {
+                Request::Audit { tenant, limit } => {
                     audit_log(&stores, &ctx_who, tenant.as_ref(), limit)
                 }
                 Request::Plan {
@@ -489,7 +489,9 @@ async fn handle(
                     dry_run,
                     policies: candidate,
                     show,
-                } => plan(&stores, &policies, &leads, &ctx_who, tenant, day, dry_run, candidate, show),
+                } => plan(
+                    &stores, &policies, &leads, &ctx_who, tenant, day, dry_run, candidate, show,
+                ),
                 _ => err(ErrorKind::Malformed, "unexpected request"),
             })
             .await
@@ -647,7 +649,12 @@ fn plan(
     };
     let tenants: Vec<TenantId> = match tenant {
         Some(t) if current.tenants.contains_key(&t) => vec![t],
-        Some(t) => return err(ErrorKind::NotFound, format!("no dealer policy for tenant {t}")),
+        Some(t) => {
+            return err(
+                ErrorKind::NotFound,
+                format!("no dealer policy for tenant {t}"),
+            )
+        }
         None => current
             .tenants
             .keys()

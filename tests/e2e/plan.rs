@@ -39,11 +39,7 @@ async fn import(d: &TestDaemon, files: &[&str]) {
             .upload(&tid("p001"), &plan_fixture(f))
             .await
             .unwrap_or_else(|e| panic!("import {f}: {e}"));
-        assert!(
-            report.errors.is_empty(),
-            "{f}: {:#?}",
-            report.errors
-        );
+        assert!(report.errors.is_empty(), "{f}: {:#?}", report.errors);
     }
 }
 
@@ -178,7 +174,11 @@ async fn a_revoked_consent_cancels_the_planned_email_and_replans_by_post() {
     let d = daemon();
     import(&d, &["kunden.csv", "besuche.csv"]).await;
     let first = plan(&d, false).await;
-    let k1: Vec<&Message> = first.planned.iter().filter(|m| m.recipient == "K-1").collect();
+    let k1: Vec<&Message> = first
+        .planned
+        .iter()
+        .filter(|m| m.recipient == "K-1")
+        .collect();
     assert_eq!(k1.len(), 1, "{}", render(&first));
     assert_eq!(k1[0].channel.as_str(), "email");
 
@@ -199,7 +199,11 @@ async fn a_revoked_consent_cancels_the_planned_email_and_replans_by_post() {
         "{:?}",
         cancelled.why
     );
-    let replanned: Vec<&Message> = second.planned.iter().filter(|m| m.recipient == "K-1").collect();
+    let replanned: Vec<&Message> = second
+        .planned
+        .iter()
+        .filter(|m| m.recipient == "K-1")
+        .collect();
     assert!(
         replanned.iter().all(|m| m.channel.as_str() == "post"),
         "{}",
@@ -222,10 +226,21 @@ fn plan_cli_dry_run_and_policy_diff() {
     let rt = tokio::runtime::Runtime::new().expect("runtime");
     rt.block_on(import(&d, &["kunden.csv", "besuche.csv"]));
 
-    let out = touchpoint(&d.socket, &["plan", "--tenant", "p001", "--day", DAY, "--dry-run"]);
+    let out = touchpoint(
+        &d.socket,
+        &["plan", "--tenant", "p001", "--day", DAY, "--dry-run"],
+    );
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(out.status.code(), Some(0), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
-    assert!(stdout.starts_with(&format!("plan for {DAY} (dry run: nothing written)")), "{stdout}");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.starts_with(&format!("plan for {DAY} (dry run: nothing written)")),
+        "{stdout}"
+    );
     assert!(stdout.contains("SERVICE"), "{stdout}");
     assert!(stdout.contains("total"), "{stdout}");
 
@@ -233,7 +248,10 @@ fn plan_cli_dry_run_and_policy_diff() {
     let candidate = d.dir.path().join("candidate");
     touchpoint_tests::copy_dir(&d.policy_dir, &candidate);
     touchpoint_tests::copy_dir(&d.policy_dir.join("dealers"), &candidate.join("dealers"));
-    touchpoint_tests::copy_dir(&d.policy_dir.join("templates"), &candidate.join("templates"));
+    touchpoint_tests::copy_dir(
+        &d.policy_dir.join("templates"),
+        &candidate.join("templates"),
+    );
     let p001 = candidate.join("dealers/p001.toml");
     let text = std::fs::read_to_string(&p001).expect("read");
     let text = text.replace("[services.winter_check]\nmonthly_budget = 50.00\n", "");
@@ -241,9 +259,25 @@ fn plan_cli_dry_run_and_policy_diff() {
     let dir = candidate.display().to_string();
     let out = touchpoint(
         &d.socket,
-        &["plan", "--tenant", "p001", "--day", DAY, "--policies", &dir, "--show", "50", "--json"],
+        &[
+            "plan",
+            "--tenant",
+            "p001",
+            "--day",
+            DAY,
+            "--policies",
+            &dir,
+            "--show",
+            "50",
+            "--json",
+        ],
     );
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
     let changes = &v["changes"][0];
     assert_eq!(changes["tenant"], "p001");
@@ -255,7 +289,18 @@ fn plan_cli_dry_run_and_policy_diff() {
         "{changes:#}"
     );
     // Nothing was written by either run.
-    let out = touchpoint(&d.socket, &["plan", "--tenant", "p001", "--day", DAY, "--dry-run", "--json"]);
+    let out = touchpoint(
+        &d.socket,
+        &[
+            "plan",
+            "--tenant",
+            "p001",
+            "--day",
+            DAY,
+            "--dry-run",
+            "--json",
+        ],
+    );
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
     assert_eq!(v["reports"][0]["already_planned"], 0);
 
