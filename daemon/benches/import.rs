@@ -9,6 +9,10 @@
 //! Each measurement runs in a fresh child process so that peak RSS (VmHWM)
 //! belongs to that measurement alone.
 
+mod common;
+
+use common::{dir_size, peak_rss_mb, rss_mb};
+
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -141,42 +145,6 @@ fn run_child(mode: &str, file: &Path, work: &Path) -> String {
         panic!("benchmark child {mode} failed");
     }
     String::from_utf8_lossy(&out.stdout).to_string()
-}
-
-fn peak_rss_mb() -> f64 {
-    rss_field("VmHWM:")
-}
-
-fn rss_mb() -> f64 {
-    rss_field("VmRSS:")
-}
-
-fn rss_field(field: &str) -> f64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with(field))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|v| v.parse::<f64>().ok())
-        })
-        .map(|kb| kb / 1024.0)
-        .unwrap_or(f64::NAN)
-}
-
-fn dir_size(p: &Path) -> u64 {
-    let mut n = 0;
-    if let Ok(rd) = std::fs::read_dir(p) {
-        for e in rd.flatten() {
-            let path = e.path();
-            n += if path.is_dir() {
-                dir_size(&path)
-            } else {
-                e.metadata().map(|m| m.len()).unwrap_or(0)
-            };
-        }
-    }
-    n
 }
 
 fn child(mode: &str, args: &[String]) {
