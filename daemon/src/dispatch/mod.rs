@@ -1,0 +1,12 @@
+//! Dispatch: the outbox's way out. Email over SMTP (or a local spool),
+//! letters in daily print batches, call-centre task lists; bounces and
+//! unsubscribes coming back.
+
+pub mod bounce;
+pub mod calls;
+pub mod letters;
+pub mod mime;
+pub mod pdf;
+pub mod smtp;
+pub mod spool;
+pub mod verp;
