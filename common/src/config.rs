@@ -230,6 +230,7 @@ pub struct DaemonConfig {
     pub stores: StoresConfig,
     pub control: ControlConfig,
     pub import: ImportConfig,
+    pub dispatch: DispatchConfig,
     /// Who may do what, by the Unix identity of the connecting process. With no
     /// rule at all, root and the daemon's own user are admins and nobody else
     /// gets in.
@@ -246,6 +247,7 @@ impl Default for DaemonConfig {
             stores: StoresConfig::default(),
             control: ControlConfig::default(),
             import: ImportConfig::default(),
+            dispatch: DispatchConfig::default(),
             access: Vec::new(),
         }
     }
@@ -320,6 +322,110 @@ impl Default for ImportConfig {
             max_reported_errors: 1000,
         }
     }
+}
+
+/// `[dispatch]`: how messages leave the daemon.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DispatchConfig {
+    /// Send at all. Off: messages are planned and stay in the outbox.
+    pub enabled: bool,
+    /// How often the dispatcher looks for messages whose time has come, ms.
+    pub tick_ms: u64,
+    /// Email goes here as `.eml` files when `smtp.host` is empty.
+    /// Default "": `<state_dir>/spool`.
+    pub spool_dir: String,
+    /// Letter batches (PDF + manifest) for the lettershop. Default "": `<state_dir>/letters`.
+    pub letters_dir: String,
+    /// Call-centre task lists. Default "": `<state_dir>/calls`.
+    pub calls_dir: String,
+    /// The day's letter batch and call list close at this local time, "HH:MM".
+    pub batch_at: String,
+    /// Maildir into which the relay delivers bounces and unsubscribe mails
+    /// for the brand's bounce domain. Empty: none are read.
+    pub bounce_maildir: String,
+    /// 32 bytes that sign return paths and unsubscribe links. Default "":
+    /// `<state_dir>/dispatch.key`, created on first start.
+    pub secret_file: String,
+    pub smtp: SmtpConfig,
+    /// DKIM keys by sender domain.
+    pub dkim: Vec<DkimConfig>,
+}
+
+impl Default for DispatchConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            tick_ms: 1_000,
+            spool_dir: String::new(),
+            letters_dir: String::new(),
+            calls_dir: String::new(),
+            batch_at: "16:00".into(),
+            bounce_maildir: String::new(),
+            secret_file: String::new(),
+            smtp: SmtpConfig::default(),
+            dkim: Vec::new(),
+        }
+    }
+}
+
+/// How the connection to the relay is secured.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SmtpTls {
+    /// Plain connection (a relay on localhost).
+    None,
+    /// Plain, then STARTTLS (required).
+    Starttls,
+    /// TLS from the first byte (port 465).
+    Tls,
+}
+
+/// `[dispatch.smtp]`: the relay every email goes through.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SmtpConfig {
+    /// Relay host name or address. Empty: email is written to the spool.
+    pub host: String,
+    pub port: u16,
+    pub tls: SmtpTls,
+    /// AUTH user; empty: no authentication.
+    pub username: String,
+    /// File holding the AUTH password (kept out of this file).
+    pub password_file: String,
+    /// Connections to the relay at once, reused across messages.
+    pub connections: u32,
+    /// Connect and command timeout, seconds.
+    pub timeout_secs: u64,
+    /// Name sent in EHLO. Empty: the machine's host name.
+    pub hello_name: String,
+}
+
+impl Default for SmtpConfig {
+    fn default() -> Self {
+        Self {
+            host: String::new(),
+            port: 587,
+            tls: SmtpTls::Starttls,
+            username: String::new(),
+            password_file: String::new(),
+            connections: 8,
+            timeout_secs: 30,
+            hello_name: String::new(),
+        }
+    }
+}
+
+/// A DKIM signing key for one sender domain.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DkimConfig {
+    /// The sender domain (`d=`), e.g. "autohaus-beispiel.de".
+    pub domain: String,
+    /// The selector (`s=`): the key is published at `<selector>._domainkey.<domain>`.
+    pub selector: String,
+    /// PEM private key, RSA (PKCS#1 or PKCS#8) or Ed25519 (PKCS#8).
+    pub key_file: String,
 }
 
 /// Maps a Unix identity to a role and a tenant scope. The first rule that

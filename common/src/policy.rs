@@ -264,6 +264,119 @@ pub struct BrandPolicy {
     pub channels: BrandChannels,
     /// Service id -> service. Ids are `a-z0-9_`.
     pub services: BTreeMap<String, Service>,
+    #[serde(default)]
+    pub email: EmailPolicy,
+    #[serde(default)]
+    pub throttle: Throttle,
+    /// Shares of a service's cost the brand pays, each for a period.
+    #[serde(default)]
+    pub subsidies: Vec<Subsidy>,
+}
+
+/// How email goes out: where bounces return, how recipients unsubscribe,
+/// how often a deferred message is retried.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EmailPolicy {
+    /// Domain of the per-message return paths (VERP) and unsubscribe
+    /// addresses; its MX delivers into the daemon's bounce maildir.
+    pub bounce_domain: String,
+    /// The brand's one-click unsubscribe page; a per-message token is appended.
+    pub unsubscribe_url: String,
+    /// First retry after a temporary failure (4xx), minutes; doubles each time.
+    pub retry_first_minutes: u32,
+    /// A message still deferred this long after its first attempt fails.
+    pub retry_max_hours: u32,
+    /// Hard bounces above this share of a tenant's sent email raise an alert.
+    pub bounce_alert_percent: u32,
+}
+
+impl Default for EmailPolicy {
+    fn default() -> Self {
+        Self {
+            bounce_domain: "bounce.touchpoint.invalid".into(),
+            unsubscribe_url: "https://touchpoint.invalid/unsubscribe".into(),
+            retry_first_minutes: 5,
+            retry_max_hours: 48,
+            bounce_alert_percent: 5,
+        }
+    }
+}
+
+/// Dispatch throttles, enforced while sending.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Throttle {
+    /// Emails per minute over all tenants; 0 means no limit.
+    pub global_per_minute: u32,
+    /// Emails per tenant per day; 0 means no limit.
+    pub tenant_per_day: u32,
+    /// Per destination domain (the part after '@', lower case); `default`
+    /// applies to every domain not listed.
+    pub domains: BTreeMap<String, DomainThrottle>,
+}
+
+impl Default for Throttle {
+    fn default() -> Self {
+        Self {
+            global_per_minute: 0,
+            tenant_per_day: 0,
+            domains: BTreeMap::from([(
+                "default".to_string(),
+                DomainThrottle {
+                    concurrency: 8,
+                    per_minute: 0,
+                },
+            )]),
+        }
+    }
+}
+
+impl Throttle {
+    /// The limits for a destination domain.
+    pub fn domain(&self, domain: &str) -> DomainThrottle {
+        self.domains
+            .get(domain)
+            .or_else(|| self.domains.get("default"))
+            .copied()
+            .unwrap_or(DomainThrottle {
+                concurrency: 8,
+                per_minute: 0,
+            })
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DomainThrottle {
+    /// Connections (messages in flight) to the domain at once, at least 1.
+    pub concurrency: u32,
+    /// Messages per minute to the domain; 0 means no limit.
+    #[serde(default)]
+    pub per_minute: u32,
+}
+
+/// The brand pays `percent` of a service's cost from `from` to `to`
+/// (send day, inclusive).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Subsidy {
+    pub service: String,
+    pub percent: u32,
+    pub from: PolicyDate,
+    pub to: PolicyDate,
+}
+
+impl BrandPolicy {
+    /// The share of a service's cost the brand pays on `day`, in percent.
+    pub fn subsidy(&self, service: &str, day: Date) -> u32 {
+        self.subsidies
+            .iter()
+            .filter(|s| s.service == service && s.from.0 <= day && day <= s.to.0)
+            .map(|s| s.percent)
+            .max()
+            .unwrap_or(0)
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -360,6 +473,10 @@ pub struct ChannelCost {
     /// Estimated cost of one message on this channel.
     pub cost: Money,
     pub consent: ConsentRule,
+    /// Phone: cost per call-centre minute; a reported call's minutes are
+    /// booked at this rate instead of the estimate.
+    #[serde(default)]
+    pub per_minute: Option<Money>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -766,6 +883,61 @@ fn fingerprint(files: &BTreeMap<String, String>) -> u64 {
     h
 }
 
+/// `[email]`, `[throttle]` and `[[subsidies]]`.
+fn check_dispatch(b: &BrandPolicy, err: &mut dyn FnMut(String, String)) {
+    let e = &b.email;
+    let domain_ok = |d: &str| {
+        !d.is_empty()
+            && d.contains('.')
+            && d.split('.').all(|l| {
+                !l.is_empty()
+                    && !l.starts_with('-')
+                    && l.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'-')
+            })
+    };
+    if !domain_ok(&e.bounce_domain) {
+        err(
+            "email.bounce_domain".into(),
+            format!("{:?} is not a domain name like \"bounce.example.com\"", e.bounce_domain),
+        );
+    }
+    if !e.unsubscribe_url.starts_with("https://") || e.unsubscribe_url.len() <= "https://".len() {
+        err(
+            "email.unsubscribe_url".into(),
+            format!("must be an https:// address (RFC 8058 one-click), got {:?}", e.unsubscribe_url),
+        );
+    }
+    range(err, "email.retry_first_minutes", e.retry_first_minutes, 1, 24 * 60);
+    range(err, "email.retry_max_hours", e.retry_max_hours, 1, 14 * 24);
+    range(err, "email.bounce_alert_percent", e.bounce_alert_percent, 0, 100);
+    for (d, t) in &b.throttle.domains {
+        if d != "default" && !domain_ok(d) {
+            err(
+                format!("throttle.domains.{d}"),
+                "is neither \"default\" nor a domain name".into(),
+            );
+        }
+        range(err, &format!("throttle.domains.{d}.concurrency"), t.concurrency, 1, 1000);
+    }
+    for (i, s) in b.subsidies.iter().enumerate() {
+        let k = |leaf: &str| format!("subsidies[{i}].{leaf}");
+        if !b.services.contains_key(&s.service) {
+            err(
+                k("service"),
+                format!(
+                    "no service {:?} (have: {})",
+                    s.service,
+                    list(b.services.keys())
+                ),
+            );
+        }
+        range(err, &k("percent"), s.percent, 1, 100);
+        if s.to.0 < s.from.0 {
+            err(k("to"), format!("is before from ({}), got {}", s.from.0, s.to.0));
+        }
+    }
+}
+
 fn check_brand(
     b: &BrandPolicy,
     file: &str,
@@ -774,6 +946,7 @@ fn check_brand(
     errors: &mut Vec<ConfigError>,
 ) {
     let mut err = |key: String, msg: String| errors.push(invalid(file, text, &key, msg));
+    check_dispatch(b, &mut err);
     if let Err(e) = b.planning.schedule.parse::<cron::Schedule>() {
         // The parser's message spans lines (the expression, a caret, the
         // reason); the reason is the last.

@@ -13,6 +13,29 @@ pub struct Resolved {
     pub socket: PathBuf,
     pub socket_mode: u32,
     pub policy_dir: PathBuf,
+    pub dispatch: DispatchPaths,
+}
+
+/// Where dispatch writes and reads, resolved against the state directory.
+#[derive(Clone, Debug)]
+pub struct DispatchPaths {
+    pub spool: PathBuf,
+    pub letters: PathBuf,
+    pub calls: PathBuf,
+    pub secret: PathBuf,
+    pub bounce_maildir: Option<PathBuf>,
+    /// Minutes after midnight at which the day's batches close.
+    pub batch_at: u16,
+}
+
+/// "HH:MM" as minutes after midnight.
+pub fn parse_hhmm(s: &str) -> Option<u16> {
+    let (h, m) = s.split_once(':')?;
+    if h.len() != 2 || m.len() != 2 {
+        return None;
+    }
+    let (h, m): (u16, u16) = (h.parse().ok()?, m.parse().ok()?);
+    (h < 24 && m < 60).then_some(h * 60 + m)
 }
 
 /// Command-line values that take precedence over the file.
@@ -94,6 +117,39 @@ fn resolve(
         "control.idle_timeout_secs",
         format!("must be at least 1, got {}", c.idle_timeout_secs),
     );
+    let d = &config.dispatch;
+    check(
+        d.tick_ms >= 10,
+        "dispatch.tick_ms",
+        format!("must be at least 10, got {}", d.tick_ms),
+    );
+    check(
+        parse_hhmm(&d.batch_at).is_some(),
+        "dispatch.batch_at",
+        format!("must be a time of day \"HH:MM\", got {:?}", d.batch_at),
+    );
+    check(
+        (1..=256).contains(&d.smtp.connections),
+        "dispatch.smtp.connections",
+        format!("must be between 1 and 256, got {}", d.smtp.connections),
+    );
+    check(
+        d.smtp.timeout_secs >= 1,
+        "dispatch.smtp.timeout_secs",
+        format!("must be at least 1, got {}", d.smtp.timeout_secs),
+    );
+    check(
+        d.smtp.username.is_empty() || !d.smtp.password_file.is_empty(),
+        "dispatch.smtp.password_file",
+        "a username needs a password_file".into(),
+    );
+    for (i, k) in d.dkim.iter().enumerate() {
+        check(
+            !k.domain.is_empty() && !k.selector.is_empty() && !k.key_file.is_empty(),
+            &format!("dispatch.dkim[{i}]"),
+            "needs domain, selector and key_file".into(),
+        );
+    }
     let mode = u32::from_str_radix(config.socket_mode.trim_start_matches("0o"), 8)
         .ok()
         .filter(|m| *m <= 0o777);
@@ -147,7 +203,23 @@ fn resolve(
         .policy_dir
         .clone()
         .unwrap_or_else(|| PathBuf::from(&config.policy_dir));
+    let dir_or = |set: &str, default: &str| {
+        if set.is_empty() {
+            state_dir.join(default)
+        } else {
+            PathBuf::from(set)
+        }
+    };
+    let dispatch = DispatchPaths {
+        spool: dir_or(&d.spool_dir, "spool"),
+        letters: dir_or(&d.letters_dir, "letters"),
+        calls: dir_or(&d.calls_dir, "calls"),
+        secret: dir_or(&d.secret_file, "dispatch.key"),
+        bounce_maildir: (!d.bounce_maildir.is_empty()).then(|| PathBuf::from(&d.bounce_maildir)),
+        batch_at: parse_hhmm(&d.batch_at).unwrap_or(16 * 60),
+    };
     Ok(Resolved {
+        dispatch,
         state_dir,
         socket,
         socket_mode: mode.unwrap_or(0o660),
