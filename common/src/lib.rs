@@ -10,6 +10,7 @@ pub mod date;
 pub mod domain;
 pub mod outbox;
 pub mod policy;
+pub mod postage;
 pub mod protocol;
 pub mod tenant;
 
