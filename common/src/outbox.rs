@@ -92,6 +92,8 @@ pub enum Step {
     SendTime,
     /// Later changes: a rerun that cancelled or revised the message.
     Revision,
+    /// What happened on the way out: failures, bounces, fallback to a letter.
+    Dispatch,
 }
 
 impl Step {
@@ -105,6 +107,7 @@ impl Step {
             Step::Budget => "budget",
             Step::SendTime => "send time",
             Step::Revision => "revision",
+            Step::Dispatch => "dispatch",
         }
     }
 }
@@ -157,6 +160,43 @@ pub struct Message {
     pub policy: u64,
     /// Every status change: when, to what, why.
     pub history: Vec<(Timestamp, MessageStatus, String)>,
+    /// What dispatch did with it: attempts, links, money, where it went.
+    pub dispatch: Dispatch,
+}
+
+/// A message's way out, filled in by dispatch.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Dispatch {
+    /// Version (fingerprint) of the template it was rendered with; 0 before.
+    pub template_version: u64,
+    /// Delivery attempts so far (email).
+    pub attempts: u32,
+    pub first_attempt: Option<Timestamp>,
+    /// Deferred: when the next attempt is due.
+    pub retry_at: Option<Timestamp>,
+    /// The last answer or error from the transport.
+    pub last_error: String,
+    /// The status a held message returns to when released.
+    pub held_from: Option<MessageStatus>,
+    /// This letter replaces the failed email with this id.
+    pub fallback_of: Option<u64>,
+    /// This failed email was replaced by the letter with this id.
+    pub fallback_to: Option<u64>,
+    /// The letter batch or call list it went out in (file name).
+    pub batch: String,
+    /// Cost booked when it went out, cents, and the brand's share of it.
+    pub booked: i64,
+    pub brand_share: i64,
+    /// The address or number it went to.
+    pub address: String,
+}
+
+impl Message {
+    /// Records a status change with its reason.
+    pub fn set_status(&mut self, at: Timestamp, status: MessageStatus, why: impl Into<String>) {
+        self.status = status;
+        self.history.push((at, status, why.into()));
+    }
 }
 
 impl Message {
@@ -240,11 +280,18 @@ pub struct LedgerEntry {
     pub reserved: i64,
     /// Cost of messages sent.
     pub booked: i64,
+    /// The brand's share of `booked` (subsidies); the dealer pays the rest.
+    pub brand: i64,
 }
 
 impl LedgerEntry {
     pub fn committed(&self) -> i64 {
         self.reserved + self.booked
+    }
+
+    /// The dealer's share of `booked`.
+    pub fn dealer(&self) -> i64 {
+        self.booked - self.brand
     }
 }
 

@@ -835,5 +835,6 @@ pub fn message(
         planned_at: now,
         policy: fingerprint,
         history: vec![(now, MessageStatus::Planned, "planned".into())],
+        dispatch: Default::default(),
     }
 }

@@ -338,6 +338,7 @@ fn planned(id: u64, recipient: &str, on: touchpoint_common::Date, cost: i64) -> 
         planned_at: Timestamp(0),
         policy: 1,
         history: Vec::new(),
+        dispatch: Default::default(),
     }
 }
 
