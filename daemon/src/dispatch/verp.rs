@@ -1,1 +1,378 @@
-//! (being written)
+//! Per-message return paths (VERP) and unsubscribe tokens.
+//!
+//! Every email goes out with its own envelope sender,
+//! `bounce+{tenant}.{id}.{tag}@{domain}`, and its own unsubscribe mailbox,
+//! `unsubscribe+{tenant}.{id}.{tag}@{domain}`, so that whatever comes back
+//! names the message it is about without parsing the returned text.
+//!
+//! The tag is the first 5 bytes (10 hex digits) of a keyed BLAKE3 hash over
+//! `"{kind}/{tenant}/{id}"` under the daemon's 32-byte secret. Message ids
+//! are sequential and tenant ids guessable, so without the tag anyone could
+//! mail `bounce+d001.42@…` and have a customer's address marked dead or
+//! unsubscribed; with it, an address we did not make is refused. The bounce
+//! and unsubscribe tags differ, so a recipient who learns their return path
+//! cannot derive an unsubscribe for it, nor the other way round.
+//!
+//! Tenant ids contain only `[a-z0-9_-]` and ids only digits, so `.` separates
+//! the parts unambiguously and the whole local part is case-insensitive
+//! (relays that change the case of a local part do not break matching).
+
+use std::fmt;
+
+use touchpoint_common::TenantId;
+
+/// Hex digits in a tag: 5 bytes of the keyed hash.
+const TAG_HEX_LEN: usize = 10;
+
+/// Which mailbox a VERP address belongs to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum VerpKind {
+    /// The envelope sender: delivery reports and auto-replies come here.
+    Bounce,
+    /// The `mailto:` of `List-Unsubscribe`: any mail here asks to stop.
+    Unsubscribe,
+}
+
+impl VerpKind {
+    /// The local-part prefix (without the `+`) and the hash domain separator.
+    pub fn prefix(self) -> &'static str {
+        match self {
+            VerpKind::Bounce => "bounce",
+            VerpKind::Unsubscribe => "unsubscribe",
+        }
+    }
+}
+
+impl fmt::Display for VerpKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.prefix())
+    }
+}
+
+fn tag(kind: VerpKind, tenant: &str, id: u64, secret: &[u8; 32]) -> String {
+    let input = format!("{}/{tenant}/{id}", kind.prefix());
+    let hash = blake3::keyed_hash(secret, input.as_bytes());
+    let mut out = String::with_capacity(TAG_HEX_LEN);
+    for b in &hash.as_bytes()[..TAG_HEX_LEN / 2] {
+        out.push_str(&format!("{b:02x}"));
+    }
+    out
+}
+
+/// Compares without an early exit, so response timing does not reveal how
+/// many leading digits of a guessed tag were right.
+fn tags_equal(a: &str, b: &str) -> bool {
+    a.len() == b.len()
+        && a.bytes()
+            .zip(b.bytes())
+            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+            == 0
+}
+
+fn token(kind: VerpKind, tenant: &TenantId, id: u64, secret: &[u8; 32]) -> String {
+    format!("{tenant}.{id}.{}", tag(kind, tenant.as_str(), id, secret))
+}
+
+/// The envelope sender (return path) for message `id` of `tenant`.
+pub fn bounce_address(tenant: &TenantId, id: u64, domain: &str, secret: &[u8; 32]) -> String {
+    format!(
+        "bounce+{}@{domain}",
+        token(VerpKind::Bounce, tenant, id, secret)
+    )
+}
+
+/// The unsubscribe mailbox (`List-Unsubscribe: <mailto:…>`) for message `id`.
+pub fn unsubscribe_address(tenant: &TenantId, id: u64, domain: &str, secret: &[u8; 32]) -> String {
+    format!(
+        "unsubscribe+{}@{domain}",
+        token(VerpKind::Unsubscribe, tenant, id, secret)
+    )
+}
+
+/// The `t=` parameter of the brand's one-click unsubscribe URL (RFC 8058):
+/// `{tenant}.{id}.{tag}`, the same tag as the unsubscribe address, since
+/// both grant the same thing. Only URL-safe characters.
+pub fn unsubscribe_token(tenant: &TenantId, id: u64, secret: &[u8; 32]) -> String {
+    token(VerpKind::Unsubscribe, tenant, id, secret)
+}
+
+/// Checks a token made by [`unsubscribe_token`]; `None` if it is malformed
+/// or its tag is wrong.
+pub fn parse_unsubscribe_token(token: &str, secret: &[u8; 32]) -> Option<(TenantId, u64)> {
+    parse_token(VerpKind::Unsubscribe, token.trim(), secret)
+}
+
+/// `{tenant}.{id}.{tag}` → tenant and id, if the tag matches. Case is folded:
+/// every valid token is lower case.
+fn parse_token(kind: VerpKind, token: &str, secret: &[u8; 32]) -> Option<(TenantId, u64)> {
+    let token = token.to_ascii_lowercase();
+    let mut parts = token.split('.');
+    let (tenant, id, given) = (parts.next()?, parts.next()?, parts.next()?);
+    if parts.next().is_some() {
+        return None;
+    }
+    let id = parse_id(id)?;
+    let tenant = TenantId::new(tenant).ok()?;
+    if given.len() != TAG_HEX_LEN {
+        return None;
+    }
+    let expected = tag(kind, tenant.as_str(), id, secret);
+    tags_equal(given, &expected).then_some((tenant, id))
+}
+
+/// Digits only, in canonical form: `u64::from_str` would also take `+7`,
+/// and `007` is not an id we ever wrote.
+fn parse_id(s: &str) -> Option<u64> {
+    if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    if s.len() > 1 && s.starts_with('0') {
+        return None;
+    }
+    s.parse().ok()
+}
+
+/// The bare address in a header value: `Name <a@b>`, `<a@b>`, `a@b`,
+/// `mailto:a@b`.
+fn bare_address(addr: &str) -> &str {
+    let mut a = addr.trim();
+    if let Some(open) = a.rfind('<') {
+        let rest = &a[open + 1..];
+        a = rest.find('>').map_or(rest, |close| &rest[..close]);
+    }
+    let a = a.trim().trim_matches('"').trim();
+    match a.get(..7) {
+        Some(scheme) if scheme.eq_ignore_ascii_case("mailto:") => &a[7..],
+        _ => a,
+    }
+}
+
+/// Recognises one of our VERP addresses for `domain`: the kind, tenant and
+/// message id. Case-insensitive; tolerates angle brackets, a display name
+/// and a `mailto:` scheme. `None` for anything else, including an address of
+/// the right shape with a wrong tag (a forged or mangled bounce must not
+/// invalidate a customer's address).
+pub fn parse(addr: &str, domain: &str, secret: &[u8; 32]) -> Option<(VerpKind, TenantId, u64)> {
+    let local = verp_local_part(addr, domain)?;
+    let (kind, rest) = local.split_once('+')?;
+    let kind = if kind.eq_ignore_ascii_case("bounce") {
+        VerpKind::Bounce
+    } else if kind.eq_ignore_ascii_case("unsubscribe") {
+        VerpKind::Unsubscribe
+    } else {
+        return None;
+    };
+    let (tenant, id) = parse_token(kind, rest, secret)?;
+    Some((kind, tenant, id))
+}
+
+/// True for an address in `domain` with a VERP prefix, whatever its tag: a
+/// mail to such an address that fails [`parse`] is forged or mangled, not
+/// merely unrelated.
+pub fn looks_like_verp(addr: &str, domain: &str) -> bool {
+    verp_local_part(addr, domain).is_some_and(|local| {
+        local.split_once('+').is_some_and(|(prefix, _)| {
+            prefix.eq_ignore_ascii_case("bounce") || prefix.eq_ignore_ascii_case("unsubscribe")
+        })
+    })
+}
+
+/// The local part of `addr` if its domain is `domain` (a trailing root dot
+/// on either side is ignored).
+fn verp_local_part<'a>(addr: &'a str, domain: &str) -> Option<&'a str> {
+    let (local, dom) = bare_address(addr).rsplit_once('@')?;
+    let dom = dom.strip_suffix('.').unwrap_or(dom);
+    let domain = domain.strip_suffix('.').unwrap_or(domain);
+    dom.eq_ignore_ascii_case(domain).then_some(local)
+}
+
+/// Tenant and id from our Message-ID, `<tp.{tenant}.{id}@{domain}>` (angle
+/// brackets optional), as quoted by a report that lost the return path.
+/// Message-IDs carry no tag: the caller should trust this less than a VERP
+/// match.
+pub fn message_id_target(message_id: &str) -> Option<(TenantId, u64)> {
+    let mut m = message_id.trim();
+    if let Some(inner) = m.strip_prefix('<') {
+        m = inner.strip_suffix('>')?;
+    }
+    let (local, dom) = m.trim().rsplit_once('@')?;
+    if dom.is_empty() || dom.contains(['<', '>', '@', ' ']) {
+        return None;
+    }
+    let rest = local.strip_prefix("tp.")?;
+    let (tenant, id) = rest.split_once('.')?;
+    Some((TenantId::new(tenant).ok()?, parse_id(id)?))
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    const SECRET: [u8; 32] = [7; 32];
+    const DOMAIN: &str = "bounce.nordwagen.example";
+
+    fn t(s: &str) -> TenantId {
+        TenantId::new(s).unwrap()
+    }
+
+    #[test]
+    fn bounce_address_has_the_documented_shape_and_tag() {
+        let a = bounce_address(&t("autohaus-mueller"), 42, DOMAIN, &SECRET);
+        let hash = blake3::keyed_hash(&SECRET, b"bounce/autohaus-mueller/42");
+        let hex: String = hash.as_bytes()[..5]
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        assert_eq!(a, format!("bounce+autohaus-mueller.42.{hex}@{DOMAIN}"));
+        assert_eq!(hex.len(), 10);
+    }
+
+    #[test]
+    fn round_trips_both_kinds() {
+        for (tenant, id) in [("d001", 0u64), ("x_1-2", 7), ("a", u64::MAX)] {
+            let b = bounce_address(&t(tenant), id, DOMAIN, &SECRET);
+            let u = unsubscribe_address(&t(tenant), id, DOMAIN, &SECRET);
+            assert_eq!(
+                parse(&b, DOMAIN, &SECRET),
+                Some((VerpKind::Bounce, t(tenant), id))
+            );
+            assert_eq!(
+                parse(&u, DOMAIN, &SECRET),
+                Some((VerpKind::Unsubscribe, t(tenant), id))
+            );
+        }
+    }
+
+    #[test]
+    fn kinds_have_different_tags() {
+        let b = bounce_address(&t("d001"), 5, DOMAIN, &SECRET);
+        let u = unsubscribe_address(&t("d001"), 5, DOMAIN, &SECRET);
+        let btag = b.split(['.', '@']).nth(2).unwrap();
+        let utag = u.split(['.', '@']).nth(2).unwrap();
+        assert_ne!(btag, utag);
+        // A bounce tag under the unsubscribe prefix is a forgery.
+        let swapped = format!("unsubscribe+d001.5.{btag}@{DOMAIN}");
+        assert_eq!(parse(&swapped, DOMAIN, &SECRET), None);
+    }
+
+    #[test]
+    fn tolerates_case_brackets_display_names_and_mailto() {
+        let b = bounce_address(&t("d001"), 9, DOMAIN, &SECRET);
+        let want = Some((VerpKind::Bounce, t("d001"), 9));
+        for form in [
+            format!("<{b}>"),
+            format!("  {b}  "),
+            format!("\"Autohaus <Müller>\" <{b}>"),
+            format!("Mailer <{}>", b.to_uppercase()),
+            format!("mailto:{b}"),
+            format!("<MAILTO:{b}>"),
+            b.replace(DOMAIN, "Bounce.NordWagen.Example."),
+        ] {
+            assert_eq!(parse(&form, DOMAIN, &SECRET), want, "{form}");
+        }
+    }
+
+    #[test]
+    fn rejects_wrong_tags_domains_and_shapes() {
+        let b = bounce_address(&t("d001"), 9, DOMAIN, &SECRET);
+        let (local, _) = b.split_once('@').unwrap();
+        let tag = local.rsplit('.').next().unwrap();
+        let mut forged_tag = tag.to_string();
+        let last = if tag.ends_with('0') { "1" } else { "0" };
+        forged_tag.replace_range(9..10, last);
+        for bad in [
+            b.replace(tag, &forged_tag),
+            b.replace(".9.", ".10."),
+            b.replace(".9.", ".09."),
+            b.replace(".9.", ".+9."),
+            b.replace("d001", "d002"),
+            b.replace(DOMAIN, "nordwagen.example"),
+            b.replace(DOMAIN, "evil.example"),
+            b.replace("bounce+", "bounces+"),
+            b.replace(&format!(".{tag}"), ""),
+            b.replace(tag, &tag[..9]),
+            b.replace(tag, &format!("{tag}.x")),
+            b.replace("d001", "D-001"),
+            "bounce+@bounce.nordwagen.example".into(),
+            "".into(),
+            "<>".into(),
+            "no-at-sign".into(),
+        ] {
+            assert_eq!(parse(&bad, DOMAIN, &SECRET), None, "{bad}");
+        }
+        // Another secret: another daemon's address.
+        assert_eq!(parse(&b, DOMAIN, &[8; 32]), None);
+    }
+
+    #[test]
+    fn looks_like_verp_spots_forged_shapes() {
+        assert!(looks_like_verp(
+            "BOUNCE+d001.9.0000000000@bounce.nordwagen.example",
+            DOMAIN
+        ));
+        assert!(looks_like_verp(
+            "<unsubscribe+whatever@bounce.nordwagen.example>",
+            DOMAIN
+        ));
+        assert!(!looks_like_verp(
+            "postmaster@bounce.nordwagen.example",
+            DOMAIN
+        ));
+        assert!(!looks_like_verp("bounce+d001.9.00@other.example", DOMAIN));
+    }
+
+    #[test]
+    fn unsubscribe_token_round_trips_and_rejects_forgeries() {
+        let tok = unsubscribe_token(&t("d001"), 77, &SECRET);
+        assert!(tok.starts_with("d001.77."));
+        assert!(tok
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-' || b == b'_'));
+        assert_eq!(
+            parse_unsubscribe_token(&tok, &SECRET),
+            Some((t("d001"), 77))
+        );
+        // The address and the token carry the same grant.
+        let addr = unsubscribe_address(&t("d001"), 77, DOMAIN, &SECRET);
+        assert_eq!(addr, format!("unsubscribe+{tok}@{DOMAIN}"));
+        // A bounce tag is no unsubscribe token.
+        let b = bounce_address(&t("d001"), 77, DOMAIN, &SECRET);
+        let btok = b
+            .strip_prefix("bounce+")
+            .unwrap()
+            .split('@')
+            .next()
+            .unwrap();
+        assert_eq!(parse_unsubscribe_token(btok, &SECRET), None);
+        assert_eq!(parse_unsubscribe_token("d001.78.ffffffffff", &SECRET), None);
+        assert_eq!(parse_unsubscribe_token("d001.77", &SECRET), None);
+        assert_eq!(parse_unsubscribe_token("", &SECRET), None);
+        assert_eq!(parse_unsubscribe_token(&tok, &[0; 32]), None);
+    }
+
+    #[test]
+    fn message_id_target_reads_our_format_only() {
+        assert_eq!(
+            message_id_target("<tp.autohaus-mueller.1234@mail.nordwagen.example>"),
+            Some((t("autohaus-mueller"), 1234))
+        );
+        assert_eq!(
+            message_id_target(" tp.d001.5@x.example "),
+            Some((t("d001"), 5))
+        );
+        for bad in [
+            "<tp.d001.5@x.example",
+            "<tp.d001@x.example>",
+            "<tp.d001.5.6@x.example>",
+            "<tp.D001.5@x.example>",
+            "<tp.d001.5@>",
+            "<xx.d001.5@x.example>",
+            "<CAF=abc123@mail.gmail.com>",
+            "<tp.d001.-5@x.example>",
+            "",
+        ] {
+            assert_eq!(message_id_target(bad), None, "{bad}");
+        }
+    }
+}
