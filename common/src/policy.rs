@@ -18,6 +18,7 @@ use serde::{Deserialize, Deserializer, Serialize};
 
 use crate::config::{invalid, parse_toml, ConfigError, TenantImport};
 use crate::domain::Channel;
+use crate::template::Template;
 use crate::{Date, TenantId};
 
 // ----- value types --------------------------------------------------------------
@@ -772,8 +773,8 @@ fn shown_path(shown: &str, rel: &str) -> String {
 pub struct PolicySet {
     pub brand: BrandPolicy,
     pub tenants: BTreeMap<TenantId, TenantPolicy>,
-    /// Template names found under `templates/`.
-    pub templates: BTreeSet<String>,
+    /// The brand material under `templates/`, parsed and syntax-checked, by name.
+    pub templates: BTreeMap<String, Template>,
     /// Files read, relative to the policy directory, sorted.
     pub files: Vec<String>,
     /// Fingerprint of every file's path and content, so a plan can tell
@@ -858,11 +859,27 @@ impl PolicySet {
             }
         }
 
+        // `templates` (the file names) answers whether a service's template
+        // exists; a file that is there but broken is its own error, once.
+        let mut parsed = BTreeMap::new();
+        for t in &templates {
+            let rel = format!("templates/{t}.toml");
+            let Some(text) = files.get(&rel) else {
+                continue;
+            };
+            match Template::parse(t, &name(&rel), text) {
+                Ok(template) => {
+                    parsed.insert(t.clone(), template);
+                }
+                Err(e) => errors.extend(e),
+            }
+        }
+
         match brand {
             Some(brand) if errors.is_empty() => Ok(PolicySet {
                 brand,
                 tenants,
-                templates,
+                templates: parsed,
                 files: files.keys().cloned().collect(),
                 fingerprint: fingerprint(files),
             }),

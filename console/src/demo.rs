@@ -817,7 +817,7 @@ mod tests {
         assert_eq!(ids, ["d001", "d002", "d003"]);
         // Every template a service names is built in.
         for s in set.brand.services.values() {
-            assert!(set.templates.contains(&s.template), "{}", s.template);
+            assert!(set.templates.contains_key(&s.template), "{}", s.template);
         }
         let _: touchpoint_common::policy::BrandPolicy =
             touchpoint_common::config::parse_toml("brand.toml", BRAND).expect("brand");

@@ -390,7 +390,7 @@ channels = ["email"]
         write(
             d.path(),
             "templates/birthday.toml",
-            "subject = \"Alles Gute\"\n",
+            "subject = \"Alles Gute\"\ntext = \"\"\nhtml = \"\"\nletter = \"\"\n",
         );
         write(d.path(), "dealers/d001.toml", &dealer("d001", "Autohaus A"));
         d

@@ -148,7 +148,10 @@ fn policy_set() -> PolicySet {
     files.insert("brand.toml".to_string(), BRAND.to_string());
     files.insert("dealers/t1.toml".to_string(), DEALER.to_string());
     for t in ["service", "hu", "warranty", "birthday", "winter"] {
-        files.insert(format!("templates/{t}.toml"), String::new());
+        files.insert(
+            format!("templates/{t}.toml"),
+            "subject = ''\ntext = ''\nhtml = ''\nletter = ''\n".to_string(),
+        );
     }
     match PolicySet::validate(&files, "") {
         Ok(set) => set,
