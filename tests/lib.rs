@@ -2,6 +2,8 @@
 //! runtime, or the real binary as a child process) on a temp socket, state
 //! dir and policy dir, and the real `touchpoint` client.
 
+pub mod smtp;
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
@@ -117,6 +119,10 @@ pub struct Options {
     pub settle_ms: u64,
     /// Dealer policy files copied into `dealers/` besides `dealers`.
     pub dealer_files: Vec<PathBuf>,
+    /// The `[dispatch]` section (and its sub-tables) of the daemon's
+    /// configuration, as TOML. `None`: dispatch off, so tests that are not
+    /// about sending see their planned messages stay put.
+    pub dispatch: Option<String>,
 }
 
 impl Default for Options {
@@ -133,6 +139,7 @@ impl Default for Options {
             max_connections: 16,
             settle_ms: 200,
             dealer_files: Vec::new(),
+            dispatch: None,
         }
     }
 }
@@ -180,7 +187,14 @@ impl TestDaemon {
         config.import.settle_ms = opts.settle_ms;
         config.stores.flush_every_ms = 100;
         let config_file = dir.path().join("touchpointd.toml");
-        std::fs::write(&config_file, toml_of(&config)).expect("config");
+        let text = format!(
+            "{}\n{}",
+            toml_of(&config),
+            opts.dispatch
+                .as_deref()
+                .unwrap_or("[dispatch]\nenabled = false\n")
+        );
+        std::fs::write(&config_file, text).expect("config");
         let resolved = touchpointd::config::load(Some(&config_file), &Default::default())
             .expect("config loads");
 
@@ -470,6 +484,12 @@ pub struct DaemonFiles {
 
 /// Writes `touchpointd.toml` and a policy set with `dealers` under `root`.
 pub fn daemon_files(root: &Path, dealers: &[(&str, &str)]) -> DaemonFiles {
+    daemon_files_with(root, dealers, "")
+}
+
+/// Like [`daemon_files`], with `extra` TOML appended to the configuration
+/// (a `[dispatch]` section, say).
+pub fn daemon_files_with(root: &Path, dealers: &[(&str, &str)], extra: &str) -> DaemonFiles {
     let policy_dir = policy_dir(root, dealers);
     let state_dir = root.join("state");
     let socket = root.join("touchpoint.sock");
@@ -482,7 +502,7 @@ pub fn daemon_files(root: &Path, dealers: &[(&str, &str)]) -> DaemonFiles {
     config.stores.flush_every_ms = 100;
     config.import.settle_ms = 200;
     let config_file = root.join("touchpointd.toml");
-    std::fs::write(&config_file, toml_of(&config)).expect("config");
+    std::fs::write(&config_file, format!("{}\n{extra}", toml_of(&config))).expect("config");
     DaemonFiles {
         config_file,
         socket,

@@ -333,7 +333,7 @@ pub struct DispatchConfig {
     /// How often the dispatcher looks for messages whose time has come, ms.
     pub tick_ms: u64,
     /// Email goes here as `.eml` files when `smtp.host` is empty.
-    /// Default "": `<state_dir>/spool`.
+    /// Default "": `<state_dir>/mail`.
     pub spool_dir: String,
     /// Letter batches (PDF + manifest) for the lettershop. Default "": `<state_dir>/letters`.
     pub letters_dir: String,

@@ -269,6 +269,8 @@ pub struct BrandPolicy {
     pub email: EmailPolicy,
     #[serde(default)]
     pub throttle: Throttle,
+    #[serde(default)]
+    pub postage: crate::postage::Postage,
     /// Shares of a service's cost the brand pays, each for a period.
     #[serde(default)]
     pub subsidies: Vec<Subsidy>,
@@ -935,6 +937,9 @@ fn check_dispatch(b: &BrandPolicy, err: &mut dyn FnMut(String, String)) {
             );
         }
         range(err, &format!("throttle.domains.{d}.concurrency"), t.concurrency, 1, 1000);
+    }
+    for (key, message) in b.postage.check() {
+        err(key, message);
     }
     for (i, s) in b.subsidies.iter().enumerate() {
         let k = |leaf: &str| format!("subsidies[{i}].{leaf}");

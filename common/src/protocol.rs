@@ -174,6 +174,193 @@ pub enum Request {
         /// Planned messages, drops and changes listed per tenant; the rest are counted.
         show: u32,
     },
+    /// Queues, throttles, pauses and the transport.
+    DispatchStatus,
+    /// Stops dispatch for a scope until resumed; queued messages wait.
+    Pause {
+        scope: PauseScope,
+    },
+    Resume {
+        scope: PauseScope,
+    },
+    /// Closes the day's letter batches and call lists now instead of at `batch_at`.
+    RunBatches {
+        tenant: Option<TenantId>,
+    },
+    /// The ledger: reserved, booked, brand and dealer shares, budgets.
+    Costs {
+        tenant: Option<TenantId>,
+        /// `yyyymm`; every month when `None`.
+        month: Option<u32>,
+    },
+    /// One message whole: content of its why, history and dispatch record.
+    Message {
+        tenant: TenantId,
+        id: u64,
+    },
+    /// Hold, release, cancel or retry messages.
+    MessageAction {
+        tenant: TenantId,
+        ids: Vec<u64>,
+        action: MessageAction,
+    },
+    /// Outcomes of call-centre tasks, as the call centre returned the list.
+    CallOutcomes {
+        file_name: String,
+        #[serde(with = "serde_bytes")]
+        data: Vec<u8>,
+    },
+}
+
+/// What a pause applies to: everything, one tenant, one service, or one
+/// service of one tenant.
+#[derive(Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct PauseScope {
+    pub tenant: Option<TenantId>,
+    pub service: Option<String>,
+}
+
+impl PauseScope {
+    pub fn covers(&self, tenant: &TenantId, service: &str) -> bool {
+        self.tenant.as_ref().is_none_or(|t| t == tenant)
+            && self.service.as_deref().is_none_or(|s| s == service)
+    }
+}
+
+impl std::fmt::Display for PauseScope {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match (&self.tenant, &self.service) {
+            (None, None) => f.write_str("all dispatch"),
+            (Some(t), None) => write!(f, "tenant {t}"),
+            (None, Some(s)) => write!(f, "service {s}"),
+            (Some(t), Some(s)) => write!(f, "service {s} of tenant {t}"),
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Pause {
+    pub scope: PauseScope,
+    pub by: String,
+    pub at: Timestamp,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MessageAction {
+    /// Keep it from going out until released.
+    Hold,
+    /// Let a held message go on where it was.
+    Release,
+    /// Never send it; frees its occasions for a later plan.
+    Cancel,
+    /// Send a deferred or failed email again now.
+    Retry,
+}
+
+impl MessageAction {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MessageAction::Hold => "hold",
+            MessageAction::Release => "release",
+            MessageAction::Cancel => "cancel",
+            MessageAction::Retry => "retry",
+        }
+    }
+}
+
+/// What dispatch is doing.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DispatchStatus {
+    pub enabled: bool,
+    /// "smtp relay mail.example:587 (starttls, 8 connections)" or "spool /var/lib/touchpoint/mail".
+    pub transport: String,
+    pub paused: Vec<Pause>,
+    pub throttles: Vec<ThrottleStatus>,
+    pub queues: Vec<TenantQueue>,
+    /// Emails accepted by the transport in the last minute, all tenants.
+    pub sent_last_minute: u64,
+    pub sent_total: u64,
+    pub deferred_total: u64,
+    pub failed_total: u64,
+    pub fallbacks_total: u64,
+    /// Messages found in flight after a crash and sent again (maybe twice).
+    pub resent_after_crash: u64,
+    pub bounces_processed: u64,
+    /// The relay could not be reached; email waits until this time.
+    pub relay_down_until: Option<Timestamp>,
+    pub last_error: String,
+}
+
+/// One throttle: its limits and how full it is.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ThrottleStatus {
+    /// "global", "tenant d001", "domain gmail.com", "domain (default)".
+    pub name: String,
+    pub in_flight: u32,
+    /// 0: no concurrency limit.
+    pub concurrency: u32,
+    /// Sent within the last minute (or today, for a tenant's daily limit).
+    pub used: u64,
+    /// 0: no limit.
+    pub limit: u64,
+    /// "minute" or "day".
+    pub per: String,
+    /// The fuller of concurrency and rate, percent.
+    pub saturation: u32,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TenantQueue {
+    pub tenant: TenantId,
+    pub email: u64,
+    pub post: u64,
+    pub phone: u64,
+    pub in_flight: u64,
+    pub sent_today: u64,
+}
+
+/// One row of the ledger.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CostRow {
+    pub tenant: TenantId,
+    /// `yyyymm`.
+    pub month: u32,
+    pub service: String,
+    pub reserved: i64,
+    pub booked: i64,
+    pub brand: i64,
+    pub dealer: i64,
+    /// The dealer's monthly budget for the service, if it takes part.
+    pub budget: Option<i64>,
+}
+
+/// A letter batch or call list written.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BatchSummary {
+    pub tenant: TenantId,
+    /// "letters" or "calls".
+    pub kind: String,
+    pub files: Vec<String>,
+    pub messages: u64,
+    pub cost: i64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ActionResult {
+    pub id: u64,
+    /// The status after the action, or why it was not possible.
+    pub outcome: Result<crate::outbox::MessageStatus, String>,
+}
+
+/// What an import of call outcomes did.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OutcomeReport {
+    pub applied: u64,
+    /// Already recorded earlier: nothing changed.
+    pub unchanged: u64,
+    /// `file:line: field: message` per rejected row.
+    pub errors: Vec<String>,
 }
 
 impl Request {
@@ -194,6 +381,19 @@ impl Request {
             Request::Audit { .. } => "audit",
             Request::Plan { dry_run: true, .. } => "plan-dry-run",
             Request::Plan { .. } => "plan",
+            Request::DispatchStatus => "dispatch-status",
+            Request::Pause { .. } => "pause",
+            Request::Resume { .. } => "resume",
+            Request::RunBatches { .. } => "run-batches",
+            Request::Costs { .. } => "costs",
+            Request::Message { .. } => "message",
+            Request::MessageAction { action, .. } => match action {
+                MessageAction::Hold => "hold",
+                MessageAction::Release => "release",
+                MessageAction::Cancel => "cancel",
+                MessageAction::Retry => "retry",
+            },
+            Request::CallOutcomes { .. } => "call-outcomes",
         }
     }
 }
@@ -218,6 +418,13 @@ pub enum Response {
     Audit(Vec<AuditEntry>),
     Error(ErrorReply),
     Planned(PlanResult),
+    Dispatch(Box<DispatchStatus>),
+    Paused(Vec<Pause>),
+    Batches(Vec<BatchSummary>),
+    Costs(Vec<CostRow>),
+    Message(Box<crate::outbox::Message>),
+    Actions(Vec<ActionResult>),
+    Outcomes(OutcomeReport),
 }
 
 /// The answer to [`Request::Plan`].

@@ -16,12 +16,71 @@ use tokio::net::UnixStream;
 use tokio_util::codec::{Framed, LengthDelimitedCodec};
 use touchpoint_common::codec::{decode_frame, encode_frame};
 use touchpoint_common::domain::{ImportReport, MergeRecord};
+use touchpoint_common::outbox::Message;
 use touchpoint_common::protocol::{
-    AuditEntry, DaemonStatus, ErrorReply, Hello, HelloReply, Identity, PlanResult, Request,
-    RequestEnvelope, Response, ResponseEnvelope, TenantDetail, TenantSummary, MAX_FRAME_BYTES,
-    PROTOCOL_VERSION, UPLOAD_CHUNK_BYTES,
+    ActionResult, AuditEntry, BatchSummary, CostRow, DaemonStatus, DispatchStatus, ErrorReply,
+    Hello, HelloReply, Identity, MessageAction, OutcomeReport, Pause, PauseScope, PlanResult,
+    Request, RequestEnvelope, Response, ResponseEnvelope, TenantDetail, TenantSummary,
+    MAX_FRAME_BYTES, PROTOCOL_VERSION, UPLOAD_CHUNK_BYTES,
 };
 use touchpoint_common::{Date, TenantId};
+
+/// Largest call-outcomes file the console uploads. The file travels in one
+/// request, so the frame limit may make the real bound smaller; see
+/// [`call_outcomes_limit`].
+pub const MAX_CALL_OUTCOMES_BYTES: u64 = 16 << 20;
+
+/// Room in a frame for everything of a `CallOutcomes` request but the file
+/// name and the data: envelope id, variant tag and two length prefixes.
+const CALL_OUTCOMES_FRAME_OVERHEAD: usize = 64;
+
+/// The largest call-outcomes file named `file_name` that one request can carry.
+pub fn call_outcomes_limit(file_name: &str) -> u64 {
+    let frame = MAX_FRAME_BYTES.saturating_sub(CALL_OUTCOMES_FRAME_OVERHEAD + file_name.len());
+    MAX_CALL_OUTCOMES_BYTES.min(frame as u64)
+}
+
+/// Reads a call-outcomes file for [`Client::call_outcomes`]: its name and its
+/// bytes. Refuses anything but a regular file and files over
+/// [`call_outcomes_limit`] without reading them.
+pub async fn read_call_outcomes(path: &Path) -> Result<(String, Vec<u8>), ClientError> {
+    let file_err = |source| ClientError::File {
+        path: path.to_path_buf(),
+        source,
+    };
+    let handle = tokio::fs::File::open(path).await.map_err(file_err)?;
+    let meta = handle.metadata().await.map_err(file_err)?;
+    if !meta.is_file() {
+        return Err(file_err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "not a regular file",
+        )));
+    }
+    let file_name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| path.display().to_string());
+    let limit = call_outcomes_limit(&file_name);
+    let too_large = |size| ClientError::TooLarge {
+        path: path.to_path_buf(),
+        size,
+        limit,
+    };
+    if meta.len() > limit {
+        return Err(too_large(meta.len()));
+    }
+    // The file may grow after the check; read one byte past the limit to notice.
+    let mut data = Vec::with_capacity(meta.len() as usize);
+    handle
+        .take(limit + 1)
+        .read_to_end(&mut data)
+        .await
+        .map_err(file_err)?;
+    if data.len() as u64 > limit {
+        return Err(too_large(data.len() as u64));
+    }
+    Ok((file_name, data))
+}
 
 /// What `touchpoint plan` asks for; see [`Request::Plan`].
 #[derive(Clone, Debug, Default)]
@@ -77,6 +136,16 @@ pub enum ClientError {
     },
     #[error("cannot read {}: {source}", path.display())]
     File { path: PathBuf, source: io::Error },
+    #[error(
+        "{} is {size} bytes, more than the {limit} bytes ({}) one upload may carry; split it",
+        path.display(),
+        crate::format::human_bytes(*limit)
+    )]
+    TooLarge {
+        path: PathBuf,
+        size: u64,
+        limit: u64,
+    },
 }
 
 impl ClientError {
@@ -143,6 +212,13 @@ fn response_name(r: &Response) -> &'static str {
         Response::Audit(_) => "Audit",
         Response::Error(_) => "Error",
         Response::Planned(_) => "Planned",
+        Response::Dispatch(_) => "Dispatch",
+        Response::Paused(_) => "Paused",
+        Response::Batches(_) => "Batches",
+        Response::Costs(_) => "Costs",
+        Response::Message(_) => "Message",
+        Response::Actions(_) => "Actions",
+        Response::Outcomes(_) => "Outcomes",
     }
 }
 
@@ -259,7 +335,12 @@ impl Client {
     pub async fn request(&mut self, request: Request) -> Result<Response, ClientError> {
         let name = request.name();
         let timeout = match request {
-            Request::UploadEnd | Request::Plan { .. } => self.import_timeout,
+            // Long-running work: imports, plans, writing the day's letter
+            // PDFs, applying a call centre's list.
+            Request::UploadEnd
+            | Request::Plan { .. }
+            | Request::RunBatches { .. }
+            | Request::CallOutcomes { .. } => self.import_timeout,
             _ => self.request_timeout,
         };
         let id = self.send(request, timeout).await?;
@@ -391,6 +472,123 @@ impl Client {
         {
             Response::Planned(p) => Ok(p),
             other => Err(unexpected("plan", &other)),
+        }
+    }
+
+    /// Queues, throttles, pauses and the transport.
+    pub async fn dispatch_status(&mut self) -> Result<DispatchStatus, ClientError> {
+        match self.request(Request::DispatchStatus).await? {
+            Response::Dispatch(d) => Ok(*d),
+            other => Err(unexpected("dispatch-status", &other)),
+        }
+    }
+
+    /// Pauses dispatch for `scope`; returns every pause in force afterwards.
+    pub async fn pause(&mut self, scope: PauseScope) -> Result<Vec<Pause>, ClientError> {
+        match self.request(Request::Pause { scope }).await? {
+            Response::Paused(p) => Ok(p),
+            other => Err(unexpected("pause", &other)),
+        }
+    }
+
+    /// Lifts the pause of `scope`; returns the pauses still in force.
+    pub async fn resume(&mut self, scope: PauseScope) -> Result<Vec<Pause>, ClientError> {
+        match self.request(Request::Resume { scope }).await? {
+            Response::Paused(p) => Ok(p),
+            other => Err(unexpected("resume", &other)),
+        }
+    }
+
+    /// Closes today's letter batches and call lists of one tenant or all in
+    /// scope now.
+    pub async fn run_batches(
+        &mut self,
+        tenant: Option<&TenantId>,
+    ) -> Result<Vec<BatchSummary>, ClientError> {
+        match self
+            .request(Request::RunBatches {
+                tenant: tenant.cloned(),
+            })
+            .await?
+        {
+            Response::Batches(b) => Ok(b),
+            other => Err(unexpected("run-batches", &other)),
+        }
+    }
+
+    /// The ledger of one tenant or all in scope, for one month (`yyyymm`) or all.
+    pub async fn costs(
+        &mut self,
+        tenant: Option<&TenantId>,
+        month: Option<u32>,
+    ) -> Result<Vec<CostRow>, ClientError> {
+        match self
+            .request(Request::Costs {
+                tenant: tenant.cloned(),
+                month,
+            })
+            .await?
+        {
+            Response::Costs(c) => Ok(c),
+            other => Err(unexpected("costs", &other)),
+        }
+    }
+
+    /// One message with its why, history and dispatch record.
+    pub async fn message(&mut self, tenant: &TenantId, id: u64) -> Result<Message, ClientError> {
+        match self
+            .request(Request::Message {
+                tenant: tenant.clone(),
+                id,
+            })
+            .await?
+        {
+            Response::Message(m) => Ok(*m),
+            other => Err(unexpected("message", &other)),
+        }
+    }
+
+    /// Holds, releases, cancels or retries messages; one result per id.
+    pub async fn message_action(
+        &mut self,
+        tenant: &TenantId,
+        ids: &[u64],
+        action: MessageAction,
+    ) -> Result<Vec<ActionResult>, ClientError> {
+        match self
+            .request(Request::MessageAction {
+                tenant: tenant.clone(),
+                ids: ids.to_vec(),
+                action,
+            })
+            .await?
+        {
+            Response::Actions(a) => Ok(a),
+            other => Err(unexpected(action.as_str(), &other)),
+        }
+    }
+
+    /// Uploads a call centre's outcome list, as [`read_call_outcomes`] reads
+    /// it. Refuses data over [`call_outcomes_limit`] without sending.
+    pub async fn call_outcomes(
+        &mut self,
+        file_name: String,
+        data: Vec<u8>,
+    ) -> Result<OutcomeReport, ClientError> {
+        let limit = call_outcomes_limit(&file_name);
+        if data.len() as u64 > limit {
+            return Err(ClientError::TooLarge {
+                path: PathBuf::from(file_name),
+                size: data.len() as u64,
+                limit,
+            });
+        }
+        match self
+            .request(Request::CallOutcomes { file_name, data })
+            .await?
+        {
+            Response::Outcomes(r) => Ok(r),
+            other => Err(unexpected("call-outcomes", &other)),
         }
     }
 
@@ -910,6 +1108,134 @@ mod tests {
         );
         client.set_request_timeout(Duration::from_secs(5));
         assert!(client.tenants().await.expect("tenants").is_empty());
+        server.await.expect("server");
+    }
+
+    #[test]
+    fn a_call_outcomes_file_at_the_limit_fits_one_frame() {
+        let file_name = "x".repeat(255);
+        let limit = call_outcomes_limit(&file_name);
+        assert!(limit <= MAX_CALL_OUTCOMES_BYTES);
+        let envelope = |len: u64| RequestEnvelope {
+            id: u64::MAX,
+            request: Request::CallOutcomes {
+                file_name: file_name.clone(),
+                data: vec![0xff; len as usize],
+            },
+        };
+        let bytes = encode_frame(&envelope(limit)).expect("the limit fits");
+        assert!(bytes.len() <= MAX_FRAME_BYTES, "{}", bytes.len());
+        // The limit is the frame's, not an arbitrary smaller number.
+        assert!(MAX_FRAME_BYTES - bytes.len() < 64, "{}", bytes.len());
+    }
+
+    #[tokio::test]
+    async fn reading_call_outcomes_checks_size_and_kind() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("anrufe-märz.csv");
+        std::fs::write(&file, "task;outcome\n1;reached\n").expect("write");
+        let (name, data) = read_call_outcomes(&file).await.expect("read");
+        assert_eq!(name, "anrufe-märz.csv");
+        assert_eq!(data, b"task;outcome\n1;reached\n");
+
+        let limit = call_outcomes_limit("anrufe-märz.csv");
+        std::fs::File::create(&file)
+            .and_then(|f| f.set_len(limit + 1))
+            .expect("sparse file");
+        match read_call_outcomes(&file).await {
+            Err(ClientError::TooLarge { size, limit: l, .. }) => {
+                assert_eq!((size, l), (limit + 1, limit))
+            }
+            other => panic!("expected TooLarge, got {other:?}"),
+        }
+        std::fs::File::create(&file)
+            .and_then(|f| f.set_len(limit))
+            .expect("sparse file");
+        let (_, data) = read_call_outcomes(&file).await.expect("at the limit");
+        assert_eq!(data.len() as u64, limit);
+
+        let err = read_call_outcomes(dir.path())
+            .await
+            .expect_err("a directory");
+        assert!(err.to_string().ends_with("not a regular file"), "{err}");
+        assert!(!err.is_connection());
+    }
+
+    #[tokio::test]
+    async fn dispatch_requests_round_trip() {
+        use touchpoint_common::outbox::MessageStatus;
+        use touchpoint_common::protocol::{ActionResult, MessageAction, OutcomeReport};
+        let (_dir, path, server) = fake_daemon(|mut conn| async move {
+            let r = read_request(&mut conn).await.expect("action");
+            assert_eq!(
+                r.request,
+                Request::MessageAction {
+                    tenant: TenantId::new("d001").expect("id"),
+                    ids: vec![4, 5],
+                    action: MessageAction::Cancel,
+                }
+            );
+            let results = vec![
+                ActionResult {
+                    id: 4,
+                    outcome: Ok(MessageStatus::Cancelled),
+                },
+                ActionResult {
+                    id: 5,
+                    outcome: Err("already sent".into()),
+                },
+            ];
+            answer(&mut conn, r.id, Response::Actions(results)).await;
+            let r = read_request(&mut conn).await.expect("outcomes");
+            match r.request {
+                Request::CallOutcomes { file_name, data } => {
+                    assert_eq!(file_name, "calls.csv");
+                    assert_eq!(data, b"1;reached\n");
+                }
+                other => panic!("expected CallOutcomes, got {other:?}"),
+            }
+            let report = OutcomeReport {
+                applied: 1,
+                ..Default::default()
+            };
+            answer(&mut conn, r.id, Response::Outcomes(report)).await;
+            let r = read_request(&mut conn).await.expect("costs");
+            assert_eq!(
+                r.request,
+                Request::Costs {
+                    tenant: None,
+                    month: Some(202612)
+                }
+            );
+            // The wrong answer kind must not pass as costs.
+            answer(&mut conn, r.id, Response::Paused(vec![])).await;
+        })
+        .await;
+        let mut client = Client::connect(&path).await.expect("connect");
+        let tenant = TenantId::new("d001").expect("id");
+        let results = client
+            .message_action(&tenant, &[4, 5], MessageAction::Cancel)
+            .await
+            .expect("actions");
+        assert_eq!(results.len(), 2);
+        assert_eq!(results[1].outcome, Err("already sent".into()));
+        let report = client
+            .call_outcomes("calls.csv".into(), b"1;reached\n".to_vec())
+            .await
+            .expect("outcomes");
+        assert_eq!(report.applied, 1);
+        let err = client
+            .costs(None, Some(202612))
+            .await
+            .expect_err("mismatch");
+        assert_eq!(err.to_string(), "the daemon answered costs with Paused");
+        // Oversized data is refused without a request: the daemon sees none.
+        let too_big = vec![0; call_outcomes_limit("calls.csv") as usize + 1];
+        let err = client
+            .call_outcomes("calls.csv".into(), too_big)
+            .await
+            .expect_err("too large");
+        assert!(matches!(err, ClientError::TooLarge { .. }), "{err:?}");
         server.await.expect("server");
     }
 

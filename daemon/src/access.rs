@@ -100,8 +100,16 @@ pub fn role_allows(role: Role, request: &Request) -> bool {
         | Request::Imports { .. }
         | Request::Merges { .. }
         | Request::Audit { .. }
-        | Request::Plan { dry_run: true, .. } => true,
-        Request::Plan { .. } => matches!(role, Role::Admin | Role::Operator),
+        | Request::Plan { dry_run: true, .. }
+        | Request::DispatchStatus
+        | Request::Costs { .. }
+        | Request::Message { .. } => true,
+        Request::Plan { .. }
+        | Request::Pause { .. }
+        | Request::Resume { .. }
+        | Request::RunBatches { .. }
+        | Request::MessageAction { .. }
+        | Request::CallOutcomes { .. } => matches!(role, Role::Admin | Role::Operator),
         Request::UploadBegin { .. }
         | Request::UploadChunk { .. }
         | Request::UploadEnd
@@ -117,8 +125,14 @@ pub fn tenant_of(request: &Request) -> Option<&TenantId> {
         | Request::UploadBegin { tenant, .. }
         | Request::Imports { tenant, .. }
         | Request::Merges { tenant, .. }
-        | Request::UndoMerge { tenant, .. } => Some(tenant),
-        Request::Audit { tenant, .. } | Request::Plan { tenant, .. } => tenant.as_ref(),
+        | Request::UndoMerge { tenant, .. }
+        | Request::Message { tenant, .. }
+        | Request::MessageAction { tenant, .. } => Some(tenant),
+        Request::Audit { tenant, .. }
+        | Request::Plan { tenant, .. }
+        | Request::RunBatches { tenant }
+        | Request::Costs { tenant, .. } => tenant.as_ref(),
+        Request::Pause { scope } | Request::Resume { scope } => scope.tenant.as_ref(),
         _ => None,
     }
 }

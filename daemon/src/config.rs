@@ -211,7 +211,7 @@ fn resolve(
         }
     };
     let dispatch = DispatchPaths {
-        spool: dir_or(&d.spool_dir, "spool"),
+        spool: dir_or(&d.spool_dir, "mail"),
         letters: dir_or(&d.letters_dir, "letters"),
         calls: dir_or(&d.calls_dir, "calls"),
         secret: dir_or(&d.secret_file, "dispatch.key"),

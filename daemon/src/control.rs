@@ -48,6 +48,8 @@ pub struct Ctx {
     /// Lead times the planner uses (the policy's unless learned).
     pub leads: Arc<crate::planner::LeadTimes>,
     pub schedule: Arc<crate::planner::ScheduleState>,
+    /// Set once the dispatcher runs (the daemon starts it after the context).
+    pub dispatch: std::sync::OnceLock<Arc<crate::dispatch::Dispatcher>>,
     upload_seq: AtomicU64,
 }
 
@@ -71,6 +73,7 @@ impl Ctx {
             connections: AtomicU64::new(0),
             leads: Arc::new(crate::planner::LeadTimes::default()),
             schedule: Arc::new(crate::planner::ScheduleState::default()),
+            dispatch: std::sync::OnceLock::new(),
             upload_seq: AtomicU64::new(0),
         }
     }
@@ -456,6 +459,7 @@ async fn handle(
             };
             let policies = ctx.policies.clone();
             let leads = ctx.leads.clone();
+            let dispatcher = ctx.dispatch.get().cloned();
             let reply = tokio::task::spawn_blocking(move || match other {
                 Request::Status => status
                     .map(Response::Status)
@@ -489,10 +493,32 @@ async fn handle(
                     dry_run,
                     policies: candidate,
                     show,
-                } => plan(
-                    &stores, &policies, &leads, &ctx_who, tenant, day, dry_run, candidate, show,
-                ),
-                _ => err(ErrorKind::Malformed, "unexpected request"),
+                } => {
+                    let r = plan(
+                        &stores, &policies, &leads, &ctx_who, tenant.clone(), day, dry_run,
+                        candidate, show,
+                    );
+                    if let (Some(d), false) = (&dispatcher, dry_run) {
+                        d.wake(tenant.as_ref());
+                    }
+                    r
+                }
+                Request::Costs { tenant, month } => {
+                    let p = policies.current();
+                    let tenants = in_scope(&p, &ctx_who, tenant);
+                    crate::ledger::costs(&stores, &p, &tenants, month)
+                        .map(Response::Costs)
+                        .unwrap_or_else(store_err)
+                }
+                Request::Message { tenant, id } => match stores.tenant(&tenant).and_then(|s| s.message(id)) {
+                    Ok(Some(m)) => Response::Message(Box::new(m)),
+                    Ok(None) => err(ErrorKind::NotFound, format!("tenant {tenant} has no message {id}")),
+                    Err(e) => store_err(e),
+                },
+                other => match dispatcher {
+                    None => err(ErrorKind::Busy, "dispatch is not running"),
+                    Some(d) => dispatch_request(&d, &policies, &ctx_who, other),
+                },
             })
             .await
             .unwrap_or_else(|e| err(ErrorKind::Internal, format!("handler failed: {e}")));
@@ -508,6 +534,31 @@ async fn handle(
                             p.reports.len()
                         ),
                     ),
+                    _ => (AuditOutcome::Ok, String::new()),
+                };
+                ctx.audit(who, action, tenant.as_ref(), detail, outcome);
+            }
+            if matches!(
+                action,
+                "pause" | "resume" | "run-batches" | "hold" | "release" | "cancel" | "retry" | "call-outcomes"
+            ) {
+                let (outcome, detail) = match &reply {
+                    Response::Error(e) => (AuditOutcome::Failed(e.message.clone()), String::new()),
+                    Response::Actions(a) => (
+                        AuditOutcome::Ok,
+                        format!(
+                            "{} of {} messages: {}",
+                            a.iter().filter(|r| r.outcome.is_ok()).count(),
+                            a.len(),
+                            a.iter().map(|r| r.id.to_string()).collect::<Vec<_>>().join(",")
+                        ),
+                    ),
+                    Response::Paused(p) => (AuditOutcome::Ok, format!("{} pauses in force", p.len())),
+                    Response::Batches(b) => (
+                        AuditOutcome::Ok,
+                        b.iter().map(|b| format!("{} {}: {} messages", b.tenant, b.kind, b.messages)).collect::<Vec<_>>().join("; "),
+                    ),
+                    Response::Outcomes(o) => (AuditOutcome::Ok, format!("{} applied, {} errors", o.applied, o.errors.len())),
                     _ => (AuditOutcome::Ok, String::new()),
                 };
                 ctx.audit(who, action, tenant.as_ref(), detail, outcome);
@@ -675,6 +726,62 @@ fn plan(
         show,
         leads,
     ))
+}
+
+/// The tenants a request covers: the one named, or all in the caller's scope.
+fn in_scope(p: &crate::policy::Policies, who: &Identity, tenant: Option<TenantId>) -> Vec<TenantId> {
+    match tenant {
+        Some(t) => vec![t],
+        None => p.tenants.keys().filter(|t| who.scope.allows(t)).cloned().collect(),
+    }
+}
+
+fn dispatch_request(
+    d: &crate::dispatch::Dispatcher,
+    policies: &crate::policy::PolicyHandle,
+    who: &Identity,
+    request: Request,
+) -> Response {
+    let p = policies.current();
+    let failed = |e: crate::dispatch::DispatchError| match e {
+        crate::dispatch::DispatchError::Store(e) => store_err(e),
+        other => err(ErrorKind::Internal, other.to_string()),
+    };
+    match request {
+        Request::DispatchStatus => {
+            Response::Dispatch(Box::new(d.status(&in_scope(&p, who, None))))
+        }
+        Request::Pause { scope } | Request::Resume { scope }
+            if scope.tenant.is_none() && !matches!(who.scope, Scope::All) =>
+        {
+            err(
+                ErrorKind::Forbidden,
+                format!("pausing or resuming {scope} needs a scope over every tenant; name a tenant"),
+            )
+        }
+        Request::Pause { scope } => {
+            if let Some(s) = &scope.service {
+                if !p.brand.services.contains_key(s) {
+                    return err(ErrorKind::NotFound, format!("no service {s:?} in the brand policy"));
+                }
+            }
+            d.pause(scope, &who.user).map(Response::Paused).unwrap_or_else(failed)
+        }
+        Request::Resume { scope } => d.resume(scope).map(Response::Paused).unwrap_or_else(failed),
+        Request::RunBatches { tenant } => d
+            .run_batches(&in_scope(&p, who, tenant))
+            .map(Response::Batches)
+            .unwrap_or_else(failed),
+        Request::MessageAction { tenant, ids, action } => d
+            .act(&tenant, &ids, action, &who.user)
+            .map(Response::Actions)
+            .unwrap_or_else(failed),
+        Request::CallOutcomes { file_name, data } => d
+            .call_outcomes(&file_name, &data, &|t| who.scope.allows(t))
+            .map(Response::Outcomes)
+            .unwrap_or_else(failed),
+        _ => err(ErrorKind::Malformed, "unexpected request"),
+    }
 }
 
 fn audit_log(stores: &Stores, who: &Identity, tenant: Option<&TenantId>, limit: u32) -> Response {

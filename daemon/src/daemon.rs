@@ -102,6 +102,18 @@ impl Daemon {
             registrar(stores.clone()),
             shutdown.clone(),
         ));
+        if cfg.config.dispatch.enabled {
+            let d = crate::dispatch::Dispatcher::new(
+                stores.clone(),
+                ctx.policies.clone(),
+                &cfg.config.dispatch,
+                cfg.dispatch.clone(),
+            )
+            .context("cannot start dispatch")?;
+            let d = Arc::new(d);
+            let _ = ctx.dispatch.set(d.clone());
+            tracker.spawn(d.run(shutdown.clone(), Duration::from_secs(30)));
+        }
         if cfg.config.import.watch_inbox {
             tracker.spawn(inbox::run(
                 importer,

@@ -11,6 +11,7 @@ pub mod daemon;
 pub mod dispatch;
 pub mod identity;
 pub mod import;
+pub mod ledger;
 pub mod planner;
 pub mod policy;
 pub mod render;

@@ -3,6 +3,8 @@
 //! unsubscribes coming back.
 
 pub mod bounce;
+pub mod engine;
+pub mod throttle;
 pub mod calls;
 pub mod letters;
 pub mod mime;
@@ -10,3 +12,4 @@ pub mod pdf;
 pub mod smtp;
 pub mod spool;
 pub mod verp;
+pub use engine::{DispatchError, Dispatcher};

@@ -6,7 +6,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 use touchpoint_common::codec::{decode_record, encode_record};
 use touchpoint_common::domain::Timestamp;
-use touchpoint_common::protocol::AuditEntry;
+use touchpoint_common::protocol::{AuditEntry, Pause};
 use touchpoint_common::TenantId;
 
 use super::{sled_err, Result, StoreError};
@@ -22,7 +22,10 @@ pub struct Central {
     db: sled::Db,
     tenants: sled::Tree,
     audit: sled::Tree,
+    settings: sled::Tree,
 }
+
+const PAUSES: &[u8] = b"dispatch_pauses";
 
 impl Central {
     pub(super) fn open(path: &Path, cache_bytes: u64) -> Result<Self> {
@@ -36,6 +39,7 @@ impl Central {
         Ok(Self {
             tenants: db.open_tree("tenants").map_err(&err)?,
             audit: db.open_tree("audit").map_err(&err)?,
+            settings: db.open_tree("settings").map_err(&err)?,
             db,
         })
     }
@@ -104,6 +108,27 @@ impl Central {
                 })
             })
             .collect()
+    }
+
+    /// Dispatch pauses in force (they outlive a restart).
+    pub fn pauses(&self) -> Result<Vec<Pause>> {
+        match self.settings.get(PAUSES).map_err(Self::err)? {
+            None => Ok(Vec::new()),
+            Some(b) => decode_record(&b).map_err(|source| StoreError::Codec {
+                tree: "settings",
+                source,
+            }),
+        }
+    }
+
+    /// Replaces the pauses in force, durably.
+    pub fn set_pauses(&self, pauses: &[Pause]) -> Result<()> {
+        let bytes = encode_record(pauses).map_err(|source| StoreError::Codec {
+            tree: "settings",
+            source,
+        })?;
+        self.settings.insert(PAUSES, bytes).map_err(Self::err)?;
+        self.flush()
     }
 
     /// Appends to the audit log, durably. The sequence number is assigned here.

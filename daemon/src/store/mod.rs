@@ -17,6 +17,7 @@
 //! the least recently used idle one is closed to make room.
 
 mod central;
+mod dispatch;
 mod import_txn;
 mod outbox;
 mod tenant;
@@ -32,6 +33,7 @@ use touchpoint_common::TenantId;
 
 pub use central::{Central, TenantRecord};
 pub use import_txn::{ImportTxn, STAGING_FILE};
+pub use dispatch::{Change, LedgerDelta};
 pub use outbox::{Contact, PlanWrite};
 pub use tenant::TenantStore;
 

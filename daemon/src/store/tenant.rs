@@ -79,6 +79,10 @@ pub struct TenantStore {
     pub(super) contacts: sled::Tree,
     pub(super) by_day: sled::Tree,
     pub(super) ledger: sled::Tree,
+    pub(super) queue: sled::Tree,
+    pub(super) inflight: sled::Tree,
+    pub(super) daily: sled::Tree,
+    pub(super) bad_addresses: sled::Tree,
     /// The directory of this tenant (the sled database is in `store/`).
     pub(super) dir: PathBuf,
     /// One writer at a time: an import, an identity pass or a merge undo.
@@ -135,6 +139,10 @@ impl TenantStore {
             contacts: tree("contacts")?,
             by_day: tree("by_day")?,
             ledger: tree("ledger")?,
+            queue: tree("queue")?,
+            inflight: tree("inflight")?,
+            daily: tree("daily")?,
+            bad_addresses: tree("bad_addresses")?,
             dir: dir.to_path_buf(),
             id,
             db,

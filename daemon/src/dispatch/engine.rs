@@ -1,0 +1,1741 @@
+//! The dispatcher: one task that moves every tenant's outbox along.
+//!
+//! ```text
+//! planned ─release─▶ rendered ─send time─▶ queued ─claim─▶ sending ─▶ sent
+//!                                            ▲   │            │
+//!                                  retry_at  │   │ 4xx        ├─▶ deferred ─▶ queued…
+//!                                  deferred ─┘   │            ├─▶ failed ─▶ fallback (a letter)
+//!                            held ◀─ operator ───┘            └─ relay unreachable: queued again
+//! ```
+//!
+//! Each round: release what is due (rendering it once to catch a broken
+//! template before its time), claim queued email up to the free send slots
+//! and the throttles, mark it sending (one flush for the group), hand it to
+//! the transport concurrently, and record the outcomes as they come back
+//! (one flush per group). Letters and call tasks wait for the day's batch.
+//! After a crash, messages found sending are queued again: the only ones
+//! that can go out twice are those that were in flight at the crash.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, SystemTime};
+
+use chrono::{Local, TimeZone, Timelike};
+use tokio::sync::{mpsc, Notify};
+use tokio_util::sync::CancellationToken;
+use touchpoint_common::config::{SmtpTls, DispatchConfig};
+use touchpoint_common::domain::{Channel, Consent, Customer, Timestamp};
+use touchpoint_common::outbox::{Message, MessageStatus, Step, Why};
+use touchpoint_common::policy::{ConsentRule, TenantPolicy};
+use touchpoint_common::protocol::{
+    ActionResult, BatchSummary, DispatchStatus, MessageAction, Pause, PauseScope, TenantQueue,
+};
+use touchpoint_common::{Date, TenantId};
+
+use super::letters::{self, BatchRequest};
+use super::mime::{self, Dkim, MailParts, Outgoing};
+use super::pdf::Letter;
+use super::smtp::{Delivery, Relay};
+use super::spool::Spool;
+use super::throttle::{Throttles, Wait};
+use super::{bounce, calls, verp};
+use crate::config::DispatchPaths;
+use crate::ledger;
+use crate::policy::{Policies, PolicyHandle};
+use crate::render::{RenderInput, Renderer};
+use crate::store::{Change, StoreError, Stores, TenantStore};
+
+use MessageStatus as S;
+
+/// Messages claimed per tenant and round.
+const CLAIM_BATCH: usize = 512;
+/// How long email waits after the relay could not be reached, doubling up to the cap.
+const RELAY_BACKOFF_MIN: i64 = 2_000;
+const RELAY_BACKOFF_MAX: i64 = 300_000;
+/// Released messages are looked for at most this often per tenant.
+const RELEASE_EVERY_MS: i64 = 30_000;
+
+#[derive(Debug, thiserror::Error)]
+pub enum DispatchError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("{0}")]
+    Setup(String),
+    #[error("{0}")]
+    Io(String),
+}
+
+type Result<T> = std::result::Result<T, DispatchError>;
+
+enum Transport {
+    Relay(Arc<Relay>),
+    Spool(Spool),
+}
+
+/// One email on its way to the transport.
+struct Job {
+    tenant: TenantId,
+    id: u64,
+    domain: String,
+    outgoing: Outgoing,
+}
+
+/// What came back for one job.
+struct Outcome {
+    tenant: TenantId,
+    id: u64,
+    domain: String,
+    delivery: Delivery,
+}
+
+#[derive(Default)]
+struct State {
+    throttles: Throttles,
+    pauses: Vec<Pause>,
+    renderer: Option<(u64, Arc<Renderer>)>,
+    /// Tenants whose interrupted sends were looked at since the start.
+    recovered: HashSet<TenantId>,
+    /// When each tenant's planned messages were last looked at.
+    released_at: HashMap<TenantId, i64>,
+    /// Tenants to look at in the next round regardless.
+    woken: HashSet<TenantId>,
+    relay_down_until: Option<i64>,
+    relay_backoff: i64,
+    today: Option<Date>,
+    last_error: String,
+}
+
+#[derive(Default)]
+struct Counters {
+    sent: AtomicU64,
+    deferred: AtomicU64,
+    failed: AtomicU64,
+    fallbacks: AtomicU64,
+    resent: AtomicU64,
+    bounces: AtomicU64,
+}
+
+pub struct Dispatcher {
+    stores: Arc<Stores>,
+    policies: Arc<PolicyHandle>,
+    paths: DispatchPaths,
+    enabled: bool,
+    tick: Duration,
+    transport: Transport,
+    transport_desc: String,
+    max_in_flight: usize,
+    secret: [u8; 32],
+    dkim: HashMap<String, Dkim>,
+    state: Mutex<State>,
+    counters: Counters,
+    wake: Notify,
+}
+
+/// Local wall-clock time of a message's send moment, unix ms.
+fn send_moment(m: &Message) -> i64 {
+    let naive = m
+        .send_on
+        .naive()
+        .and_hms_opt(u32::from(m.send_at / 60), u32::from(m.send_at % 60), 0);
+    naive
+        .and_then(|n| Local.from_local_datetime(&n).earliest())
+        .map(|t| t.timestamp_millis())
+        .unwrap_or(0)
+}
+
+fn today_local(now: i64) -> Date {
+    let t = Local
+        .timestamp_millis_opt(now)
+        .single()
+        .unwrap_or_else(Local::now);
+    let d = t.date_naive();
+    use chrono::Datelike;
+    Date::from_ymd(d.year(), d.month(), d.day()).unwrap_or_else(Date::today)
+}
+
+fn minutes_local(now: i64) -> u16 {
+    let t = Local
+        .timestamp_millis_opt(now)
+        .single()
+        .unwrap_or_else(Local::now);
+    (t.hour() * 60 + t.minute()) as u16
+}
+
+fn why(m: &mut Message, text: impl Into<String>) {
+    m.why.push(Why {
+        step: Step::Dispatch,
+        text: text.into(),
+    });
+}
+
+fn domain_of(address: &str) -> String {
+    address
+        .rsplit_once('@')
+        .map(|(_, d)| d.trim().to_ascii_lowercase())
+        .unwrap_or_default()
+}
+
+/// Reads or creates the 32-byte secret that signs return paths and links.
+fn load_secret(path: &std::path::Path) -> Result<[u8; 32]> {
+    match std::fs::read(path) {
+        Ok(b) => <[u8; 32]>::try_from(b.as_slice()).map_err(|_| {
+            DispatchError::Setup(format!(
+                "{}: must hold exactly 32 bytes, has {}",
+                path.display(),
+                b.len()
+            ))
+        }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let mut key = [0u8; 32];
+            let seed = blake3::hash(
+                format!(
+                    "{:?}{}{}",
+                    SystemTime::now(),
+                    std::process::id(),
+                    path.display()
+                )
+                .as_bytes(),
+            );
+            let mut h = blake3::Hasher::new_keyed(seed.as_bytes());
+            if let Ok(extra) = std::fs::read("/proc/sys/kernel/random/uuid") {
+                h.update(&extra);
+            }
+            key.copy_from_slice(h.finalize().as_bytes());
+            if let Some(dir) = path.parent() {
+                std::fs::create_dir_all(dir).map_err(|e| DispatchError::Io(e.to_string()))?;
+            }
+            let tmp = path.with_extension("tmp");
+            std::fs::write(&tmp, key).map_err(|e| DispatchError::Io(e.to_string()))?;
+            std::fs::rename(&tmp, path).map_err(|e| DispatchError::Io(e.to_string()))?;
+            Ok(key)
+        }
+        Err(e) => Err(DispatchError::Setup(format!("{}: {e}", path.display()))),
+    }
+}
+
+impl Dispatcher {
+    pub fn new(
+        stores: Arc<Stores>,
+        policies: Arc<PolicyHandle>,
+        cfg: &DispatchConfig,
+        paths: DispatchPaths,
+    ) -> Result<Self> {
+        let secret = load_secret(&paths.secret)?;
+        let (transport, desc, max_in_flight) = if cfg.smtp.host.is_empty() {
+            (
+                Transport::Spool(Spool::new(paths.spool.clone())),
+                format!("spool {}", paths.spool.display()),
+                64,
+            )
+        } else {
+            let password = if cfg.smtp.password_file.is_empty() {
+                None
+            } else {
+                Some(
+                    std::fs::read_to_string(&cfg.smtp.password_file)
+                        .map_err(|e| {
+                            DispatchError::Setup(format!("{}: {e}", cfg.smtp.password_file))
+                        })?
+                        .trim_end()
+                        .to_string(),
+                )
+            };
+            let relay = Relay::new(&cfg.smtp, password)
+                .map_err(|e| DispatchError::Setup(format!("smtp relay: {e}")))?;
+            let tls = match cfg.smtp.tls {
+                SmtpTls::None => "plain",
+                SmtpTls::Starttls => "starttls",
+                SmtpTls::Tls => "tls",
+            };
+            (
+                Transport::Relay(Arc::new(relay)),
+                format!(
+                    "smtp relay {}:{} ({tls}, {} connections)",
+                    cfg.smtp.host, cfg.smtp.port, cfg.smtp.connections
+                ),
+                cfg.smtp.connections as usize * 4,
+            )
+        };
+        let mut dkim = HashMap::new();
+        for k in &cfg.dkim {
+            let key = Dkim::load(k)
+                .map_err(|e| DispatchError::Setup(format!("dkim key for {}: {e}", k.domain)))?;
+            dkim.insert(k.domain.to_ascii_lowercase(), key);
+        }
+        let pauses = stores.central().pauses()?;
+        Ok(Self {
+            stores,
+            policies,
+            paths,
+            enabled: cfg.enabled,
+            tick: Duration::from_millis(cfg.tick_ms),
+            transport,
+            transport_desc: desc,
+            max_in_flight,
+            secret,
+            dkim,
+            state: Mutex::new(State {
+                pauses,
+                relay_backoff: RELAY_BACKOFF_MIN,
+                ..State::default()
+            }),
+            counters: Counters::default(),
+            wake: Notify::new(),
+        })
+    }
+
+    fn state(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Looks at a tenant in the next round (after a plan, an action...).
+    pub fn wake(&self, tenant: Option<&TenantId>) {
+        let mut st = self.state();
+        match tenant {
+            Some(t) => {
+                st.woken.insert(t.clone());
+                st.released_at.remove(t);
+            }
+            None => st.released_at.clear(),
+        }
+        drop(st);
+        self.wake.notify_one();
+    }
+
+    fn renderer(&self, p: &Policies) -> std::result::Result<Arc<Renderer>, String> {
+        let mut st = self.state();
+        if let Some((fp, r)) = &st.renderer {
+            if *fp == p.fingerprint {
+                return Ok(r.clone());
+            }
+        }
+        let r = Arc::new(Renderer::new(p).map_err(|e| e.to_string())?);
+        st.renderer = Some((p.fingerprint, r.clone()));
+        Ok(r)
+    }
+
+    fn paused(&self, tenant: &TenantId, service: &str) -> bool {
+        self.state()
+            .pauses
+            .iter()
+            .any(|p| p.scope.covers(tenant, service))
+    }
+
+    // ----- the loop -------------------------------------------------------------
+
+    /// Runs until `shutdown`; then lets in-flight sends finish (up to `drain`).
+    pub async fn run(self: Arc<Self>, shutdown: CancellationToken, drain: Duration) {
+        if !self.enabled {
+            tracing::info!("dispatch is off ([dispatch] enabled = false)");
+            return;
+        }
+        tracing::info!(transport = %self.transport_desc, "dispatch started");
+        let (tx, mut rx) = mpsc::unbounded_channel::<Outcome>();
+        let mut in_flight = 0usize;
+        let mut tick = tokio::time::interval(self.tick);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => break,
+                _ = tick.tick() => {}
+                _ = self.wake.notified() => {}
+                Some(first) = rx.recv() => {
+                    let mut done = vec![first];
+                    while let Ok(o) = rx.try_recv() {
+                        done.push(o);
+                    }
+                    in_flight -= done.len();
+                    self.clone().record_async(done).await;
+                }
+            }
+            let free = self.max_in_flight.saturating_sub(in_flight);
+            let me = self.clone();
+            let jobs = tokio::task::spawn_blocking(move || me.round(free))
+                .await
+                .unwrap_or_default();
+            in_flight += jobs.len();
+            for job in jobs {
+                let me = self.clone();
+                let tx = tx.clone();
+                tokio::spawn(async move {
+                    let delivery = me.deliver(&job).await;
+                    let _ = tx.send(Outcome {
+                        tenant: job.tenant,
+                        id: job.id,
+                        domain: job.domain,
+                        delivery,
+                    });
+                });
+            }
+        }
+        // Finish what is in flight, record it, then stop.
+        let deadline = tokio::time::Instant::now() + drain;
+        while in_flight > 0 {
+            match tokio::time::timeout_at(deadline, rx.recv()).await {
+                Ok(Some(first)) => {
+                    let mut done = vec![first];
+                    while let Ok(o) = rx.try_recv() {
+                        done.push(o);
+                    }
+                    in_flight -= done.len();
+                    self.clone().record_async(done).await;
+                }
+                _ => break,
+            }
+        }
+        if let Transport::Relay(r) = &self.transport {
+            r.close().await;
+        }
+        tracing::info!(left_in_flight = in_flight, "dispatch stopped");
+    }
+
+    async fn record_async(self: Arc<Self>, done: Vec<Outcome>) {
+        let me = self.clone();
+        if let Err(e) = tokio::task::spawn_blocking(move || me.record(done)).await {
+            tracing::error!("recording send outcomes failed: {e}");
+        }
+    }
+
+    async fn deliver(&self, job: &Job) -> Delivery {
+        match &self.transport {
+            Transport::Relay(r) => r.send(&job.outgoing.envelope, &job.outgoing.bytes).await,
+            Transport::Spool(s) => {
+                let (s, tenant, id) = (s.clone(), job.tenant.clone(), job.id);
+                let env = job.outgoing.envelope.clone();
+                let bytes = job.outgoing.bytes.clone();
+                match tokio::task::spawn_blocking(move || s.write(&tenant, id, &env, &bytes)).await
+                {
+                    Ok(Ok(path)) => Delivery::Accepted {
+                        response: format!("spooled to {}", path.display()),
+                    },
+                    Ok(Err(e)) => Delivery::Unreachable {
+                        error: format!("spool: {e}"),
+                    },
+                    Err(e) => Delivery::Unreachable {
+                        error: format!("spool: {e}"),
+                    },
+                }
+            }
+        }
+    }
+
+    /// One round over every tenant: bounces, recovery, release, batches,
+    /// then claim email up to `free` send slots.
+    fn round(&self, free: usize) -> Vec<Job> {
+        let now = Timestamp::now().0;
+        let policies = self.policies.current();
+        {
+            let mut st = self.state();
+            st.throttles.set_limits(&policies.brand.throttle);
+            let today = today_local(now);
+            if st.today != Some(today) {
+                st.today = Some(today);
+                st.throttles.reset_days();
+            }
+        }
+        if let Err(e) = self.read_bounces(&policies) {
+            self.note_error(format!("bounces: {e}"));
+        }
+        let mut jobs = Vec::new();
+        let tenants: Vec<TenantId> = policies.tenants.keys().cloned().collect();
+        let batch_time = minutes_local(now) >= self.paths.batch_at;
+        for t in &tenants {
+            let r = (|| -> Result<()> {
+                let store = self.stores.tenant(t)?;
+                self.recover(&store, &policies, now)?;
+                self.release(&store, &policies, now)?;
+                if batch_time {
+                    self.batches(&store, &policies, now, false)?;
+                }
+                if jobs.len() < free {
+                    let more = self.claim(&store, &policies, now, free - jobs.len())?;
+                    jobs.extend(more);
+                }
+                Ok(())
+            })();
+            if let Err(e) = r {
+                self.note_error(format!("tenant {t}: {e}"));
+            }
+        }
+        jobs
+    }
+
+    fn note_error(&self, e: String) {
+        tracing::warn!("dispatch: {e}");
+        self.state().last_error = e;
+    }
+
+    // ----- after a crash -------------------------------------------------------
+
+    /// Messages found sending when a tenant is first looked at: the daemon
+    /// stopped while they were with a transport.
+    fn recover(&self, store: &TenantStore, p: &Policies, now: i64) -> Result<()> {
+        if self.state().recovered.contains(store.id()) {
+            return Ok(());
+        }
+        let _lock = store.plan_lock();
+        let mut changes = Vec::new();
+        for id in store.in_flight()? {
+            let Some(m) = store.message(id)? else {
+                continue;
+            };
+            if m.status != S::Sending {
+                continue;
+            }
+            let mut after = m.clone();
+            match m.channel {
+                Channel::Email => {
+                    after.dispatch.retry_at = Some(Timestamp(now));
+                    after.set_status(
+                        Timestamp(now),
+                        S::Queued,
+                        "was being sent when the daemon stopped; sent again (the relay may have it twice)",
+                    );
+                    self.counters.resent.fetch_add(1, Ordering::Relaxed);
+                    changes.push(Change::new(m, after));
+                }
+                Channel::Post | Channel::Phone => {
+                    let batch = after.dispatch.batch.clone();
+                    let kind = if m.channel == Channel::Post { "letters" } else { "calls" };
+                    let dir = if m.channel == Channel::Post {
+                        &self.paths.letters
+                    } else {
+                        &self.paths.calls
+                    };
+                    let complete = !batch.is_empty() && dir.join(store.id().as_str()).join(&batch).exists();
+                    if complete {
+                        let cost = p.brand.channels.get(m.channel).cost.0;
+                        let day = today_local(now);
+                        let mut c = Change::new(m, after);
+                        c.after.set_status(Timestamp(now), S::Sent, format!("in {kind} {batch} (completed before the daemon stopped)"));
+                        c.sent_on = None;
+                        ledger::book(&mut c, &p.brand, cost, day);
+                        changes.push(c);
+                    } else {
+                        after.dispatch.batch.clear();
+                        after.dispatch.retry_at = Some(Timestamp(now));
+                        after.set_status(
+                            Timestamp(now),
+                            S::Queued,
+                            format!("{kind} batch was not completed when the daemon stopped; in the next batch"),
+                        );
+                        changes.push(Change::new(m, after));
+                    }
+                }
+            }
+        }
+        if !changes.is_empty() {
+            tracing::info!(tenant = %store.id(), messages = changes.len(), "requeued messages interrupted by a stop");
+        }
+        store.apply(&changes)?;
+        self.state().recovered.insert(store.id().clone());
+        Ok(())
+    }
+
+    // ----- release: planned → rendered → queued ---------------------------------
+
+    fn release(&self, store: &TenantStore, p: &Policies, now: i64) -> Result<()> {
+        {
+            let mut st = self.state();
+            let woken = st.woken.remove(store.id());
+            let last = st.released_at.get(store.id()).copied().unwrap_or(i64::MIN);
+            if !woken && now.saturating_sub(last) < RELEASE_EVERY_MS {
+                return Ok(());
+            }
+            st.released_at.insert(store.id().clone(), now);
+        }
+        let today = today_local(now);
+        let _lock = store.plan_lock();
+        let ids = store.releasable(today)?;
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let renderer = self.renderer(p).map_err(DispatchError::Setup)?;
+        let tenant = p.tenant(store.id());
+        let mut changes = Vec::new();
+        for id in ids {
+            let Some(m) = store.message(id)? else {
+                continue;
+            };
+            if !m.status.is_revisable() {
+                continue;
+            }
+            let due = send_moment(&m) <= now;
+            let mut after = m.clone();
+            if m.status == S::Planned {
+                match tenant.map(|t| self.render_check(store, p, &renderer, t, &m, today)) {
+                    Some(Ok(version)) => {
+                        after.dispatch.template_version = version;
+                        after.set_status(
+                            Timestamp(now),
+                            S::Rendered,
+                            format!("rendered with template {} version {version:016x}", m.template),
+                        );
+                    }
+                    Some(Err(reason)) => {
+                        after.dispatch.held_from = Some(S::Planned);
+                        after.dispatch.last_error = reason.clone();
+                        why(&mut after, format!("held: {reason}"));
+                        after.set_status(Timestamp(now), S::Held, reason);
+                        changes.push(Change::new(m, after));
+                        continue;
+                    }
+                    None => continue,
+                }
+            }
+            if due {
+                after.dispatch.retry_at = Some(Timestamp(now));
+                after.set_status(Timestamp(now), S::Queued, format!("{} queue", m.channel));
+            }
+            if after.status != m.status {
+                changes.push(Change::new(m, after));
+            }
+        }
+        store.apply(&changes)?;
+        Ok(())
+    }
+
+    /// Renders a message once to catch what would fail at its send time.
+    fn render_check(
+        &self,
+        store: &TenantStore,
+        p: &Policies,
+        renderer: &Renderer,
+        tenant: &TenantPolicy,
+        m: &Message,
+        today: Date,
+    ) -> std::result::Result<u64, String> {
+        let customer = store
+            .customer(&m.recipient)
+            .map_err(|e| e.to_string())?
+            .ok_or_else(|| format!("customer {} no longer exists", m.recipient))?;
+        let vehicles = store.vehicles_of(&m.recipient).map_err(|e| e.to_string())?;
+        let input = RenderInput {
+            brand: &p.brand,
+            tenant,
+            customer: &customer,
+            vehicles: &vehicles,
+            message: m,
+            today,
+            unsubscribe_url: Some("https://unsubscribe.invalid/"),
+        };
+        match m.channel {
+            Channel::Email => renderer.email(&input).map(|_| ()),
+            Channel::Post => renderer.letter(&input).map(|_| ()),
+            Channel::Phone => Ok(()),
+        }
+        .map_err(|e| format!("template {}: {e}", m.template))?;
+        Ok(renderer.version(&m.template).unwrap_or(0))
+    }
+
+    // ----- email: claim ---------------------------------------------------------
+
+    /// Claims due email of one tenant, up to `free`: checks, renders, marks
+    /// them sending (flushed) and returns them for the transport.
+    fn claim(
+        &self,
+        store: &TenantStore,
+        p: &Policies,
+        now: i64,
+        free: usize,
+    ) -> Result<Vec<Job>> {
+        if free == 0 {
+            return Ok(Vec::new());
+        }
+        if self.state().relay_down_until.is_some_and(|t| t > now) {
+            return Ok(Vec::new());
+        }
+        let ids = store.due(Channel::Email, now, CLAIM_BATCH.max(free * 2))?;
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let Some(tenant) = p.tenant(store.id()) else {
+            return Ok(Vec::new());
+        };
+        let renderer = self.renderer(p).map_err(DispatchError::Setup)?;
+        let today = today_local(now);
+        {
+            let sent = store.sent_on(today)?;
+            self.state().throttles.seed_tenant(store.id(), sent);
+        }
+        let _lock = store.plan_lock();
+        let mut changes = Vec::new();
+        let mut jobs = Vec::new();
+        let mut ledger_seen: BTreeMap<(u32, String), touchpoint_common::outbox::LedgerEntry> =
+            BTreeMap::new();
+        for id in ids {
+            if jobs.len() >= free {
+                break;
+            }
+            let Some(m) = store.message(id)? else {
+                continue;
+            };
+            if !matches!(m.status, S::Queued | S::Deferred) {
+                continue;
+            }
+            if self.paused(store.id(), &m.service) {
+                continue;
+            }
+            // Still allowed? The dealer may have left the service, the
+            // customer withdrawn consent or gone in a merge since planning.
+            let customer = match self.still_allowed(store, p, tenant, &m)? {
+                Ok(c) => c,
+                Err(reason) => {
+                    let mut c = Change::new(m.clone(), m);
+                    why(&mut c.after, format!("cancelled before sending: {reason}"));
+                    c.after.set_status(Timestamp(now), S::Cancelled, reason);
+                    ledger::release(&mut c);
+                    c.free_occasions = true;
+                    changes.push(c);
+                    continue;
+                }
+            };
+            let to = customer.email.clone().unwrap_or_default();
+            if let Some(reason) = store.bad_address(&to)? {
+                changes.extend(self.fail_email(store, p, m, format!("address {to} is known to bounce ({reason})"), now)?);
+                continue;
+            }
+            // Budget, again at dispatch.
+            let month = touchpoint_common::outbox::month_of(today);
+            let entry = match ledger_seen.get(&(month, m.service.clone())) {
+                Some(e) => *e,
+                None => {
+                    let e = store.ledger_entry(month, &m.service)?;
+                    ledger_seen.insert((month, m.service.clone()), e);
+                    e
+                }
+            };
+            let cost = p.brand.channels.email.cost.0;
+            let budget = tenant.services.get(&m.service).map(|s| s.monthly_budget.0);
+            if let Some(reason) = ledger::over_budget(&entry, budget, m.cost, cost) {
+                let mut c = Change::new(m.clone(), m);
+                c.after.dispatch.held_from = Some(S::Queued);
+                why(&mut c.after, format!("held at dispatch: {reason}"));
+                c.after.set_status(Timestamp(now), S::Held, reason);
+                changes.push(c);
+                continue;
+            }
+            let domain = domain_of(&to);
+            match self.state().throttles.take(store.id(), &domain, now) {
+                Ok(()) => {}
+                Err(Wait::Domain) => continue,
+                Err(Wait::TenantDay) | Err(Wait::Global) => break,
+            }
+            let outgoing = match self.build(store, p, &renderer, tenant, &m, &customer, today) {
+                Ok(o) => o,
+                Err(reason) => {
+                    self.state().throttles.done(store.id(), &domain, false);
+                    let mut c = Change::new(m.clone(), m);
+                    c.after.dispatch.held_from = Some(S::Queued);
+                    c.after.dispatch.last_error = reason.clone();
+                    why(&mut c.after, format!("held: {reason}"));
+                    c.after.set_status(Timestamp(now), S::Held, reason);
+                    changes.push(c);
+                    continue;
+                }
+            };
+            if let Some(e) = ledger_seen.get_mut(&(month, m.service.clone())) {
+                e.booked += cost;
+                e.reserved -= m.cost;
+            }
+            let mut after = m.clone();
+            after.dispatch.attempts += 1;
+            after.dispatch.first_attempt.get_or_insert(Timestamp(now));
+            after.dispatch.address = to.clone();
+            after.dispatch.template_version = renderer.version(&m.template).unwrap_or(0);
+            after.set_status(
+                Timestamp(now),
+                S::Sending,
+                format!("attempt {} to {to}", after.dispatch.attempts),
+            );
+            jobs.push(Job {
+                tenant: store.id().clone(),
+                id: m.id,
+                domain,
+                outgoing,
+            });
+            changes.push(Change::new(m, after));
+        }
+        if let Err(e) = store.apply(&changes) {
+            // Nothing was handed over: give the slots back.
+            let mut st = self.state();
+            for j in &jobs {
+                st.throttles.done(&j.tenant, &j.domain, false);
+            }
+            return Err(e.into());
+        }
+        Ok(jobs)
+    }
+
+    /// The recipient as they are now, or why the message may no longer go.
+    fn still_allowed(
+        &self,
+        store: &TenantStore,
+        p: &Policies,
+        tenant: &TenantPolicy,
+        m: &Message,
+    ) -> Result<std::result::Result<Customer, String>> {
+        let Some(svc) = tenant.services.get(&m.service) else {
+            return Ok(Err(format!("the dealer no longer takes part in {}", m.service)));
+        };
+        if !svc.opt_in {
+            return Ok(Err(format!("the dealer opted out of {}", m.service)));
+        }
+        if !tenant.channels.enabled.contains(&m.channel) {
+            return Ok(Err(format!("the dealer no longer uses {}", m.channel)));
+        }
+        if tenant.suppress.customers.contains(&m.recipient) {
+            return Ok(Err("the customer is on the dealer's suppression list".into()));
+        }
+        let Some(customer) = store.customer(&m.recipient)? else {
+            return Ok(Err(format!("customer {} no longer exists (merged?)", m.recipient)));
+        };
+        let consent = store.consent(&m.recipient, m.channel)?;
+        let rule = p.brand.channels.get(m.channel).consent;
+        let ok = match (rule, &consent) {
+            (_, Some(c)) if !c.granted => false,
+            (ConsentRule::OptIn, Some(c)) => c.granted,
+            (ConsentRule::OptIn, None) => false,
+            (ConsentRule::OptOut, _) => true,
+        };
+        if !ok {
+            let how = consent
+                .map(|c| format!("{} on {} ({})", if c.granted { "granted" } else { "withdrawn" }, c.at, c.source))
+                .unwrap_or_else(|| "none on record".into());
+            return Ok(Err(format!("no {} consent: {how}", m.channel)));
+        }
+        if m.channel == Channel::Email {
+            let e = customer.email.as_deref().unwrap_or("");
+            if e.is_empty() {
+                return Ok(Err("the customer has no email address any more".into()));
+            }
+            if tenant
+                .suppress
+                .emails
+                .iter()
+                .any(|s| s.eq_ignore_ascii_case(e))
+            {
+                return Ok(Err(format!("{e} is on the dealer's suppression list")));
+            }
+        }
+        Ok(Ok(customer))
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn build(
+        &self,
+        store: &TenantStore,
+        p: &Policies,
+        renderer: &Renderer,
+        tenant: &TenantPolicy,
+        m: &Message,
+        customer: &Customer,
+        today: Date,
+    ) -> std::result::Result<Outgoing, String> {
+        let vehicles = store.vehicles_of(&m.recipient).map_err(|e| e.to_string())?;
+        let unsub = mime::unsubscribe_url(&p.brand.email.unsubscribe_url, store.id(), m.id, &self.secret);
+        let input = RenderInput {
+            brand: &p.brand,
+            tenant,
+            customer,
+            vehicles: &vehicles,
+            message: m,
+            today,
+            unsubscribe_url: Some(&unsub),
+        };
+        let rendered = renderer
+            .email(&input)
+            .map_err(|e| format!("template {}: {e}", m.template))?;
+        let from = if tenant.sender.email.is_empty() {
+            format!("noreply@{}", p.brand.email.bounce_domain)
+        } else {
+            tenant.sender.email.clone()
+        };
+        let from_name = if tenant.sender.name.is_empty() {
+            tenant.tenant.name.as_str()
+        } else {
+            tenant.sender.name.as_str()
+        };
+        let parts = MailParts {
+            message: m,
+            tenant: store.id(),
+            from_name,
+            from: &from,
+            reply_to: (!tenant.sender.reply_to.is_empty()).then_some(tenant.sender.reply_to.as_str()),
+            to_name: &customer.display_name(),
+            to: customer.email.as_deref().unwrap_or(""),
+            rendered: &rendered,
+            unsubscribe_url: &unsub,
+            bounce_domain: &p.brand.email.bounce_domain,
+            secret: &self.secret,
+            date: SystemTime::now(),
+        };
+        let dkim = self.dkim.get(&domain_of(&from));
+        mime::build(&parts, dkim).map_err(|e| format!("cannot build the email: {e}"))
+    }
+
+    // ----- email: outcomes ------------------------------------------------------
+
+    fn record(&self, done: Vec<Outcome>) {
+        let now = Timestamp::now().0;
+        let policies = self.policies.current();
+        let mut by_tenant: BTreeMap<TenantId, Vec<Outcome>> = BTreeMap::new();
+        for o in done {
+            by_tenant.entry(o.tenant.clone()).or_default().push(o);
+        }
+        for (t, outcomes) in by_tenant {
+            if let Err(e) = self.record_tenant(&t, outcomes, &policies, now) {
+                self.note_error(format!("tenant {t}: recording outcomes: {e}"));
+            }
+        }
+    }
+
+    fn record_tenant(
+        &self,
+        t: &TenantId,
+        outcomes: Vec<Outcome>,
+        p: &Policies,
+        now: i64,
+    ) -> Result<()> {
+        let store = self.stores.tenant(t)?;
+        let _lock = store.plan_lock();
+        let today = today_local(now);
+        let retry_first = i64::from(p.brand.email.retry_first_minutes) * 60_000;
+        let max_age = i64::from(p.brand.email.retry_max_hours) * 3_600_000;
+        let mut changes = Vec::new();
+        let mut unreachable = None;
+        for o in outcomes {
+            let sent = matches!(o.delivery, Delivery::Accepted { .. });
+            self.state().throttles.done(t, &o.domain, sent);
+            let Some(m) = store.message(o.id)? else {
+                continue;
+            };
+            if m.status != S::Sending {
+                continue;
+            }
+            let mut after = m.clone();
+            match o.delivery {
+                Delivery::Accepted { response } => {
+                    after.dispatch.last_error.clear();
+                    after.dispatch.retry_at = None;
+                    after.set_status(Timestamp(now), S::Sent, format!("accepted: {}", response.trim()));
+                    let mut c = Change::new(m, after);
+                    c.sent_on = Some(today);
+                    ledger::book(&mut c, &p.brand, p.brand.channels.email.cost.0, today);
+                    changes.push(c);
+                    self.counters.sent.fetch_add(1, Ordering::Relaxed);
+                }
+                Delivery::Transient { code, message } => {
+                    let first = m.dispatch.first_attempt.map(|t| t.0).unwrap_or(now);
+                    let answer = format!("{code} {}", message.trim());
+                    if now - first >= max_age {
+                        changes.extend(self.fail_email(
+                            &store,
+                            p,
+                            m,
+                            format!("still refused after {} attempts over {} hours: {answer}", after.dispatch.attempts, p.brand.email.retry_max_hours),
+                            now,
+                        )?);
+                        continue;
+                    }
+                    let exp = after.dispatch.attempts.saturating_sub(1).min(16);
+                    let wait = retry_first.saturating_mul(1 << exp).min(max_age);
+                    let at = (now + wait).min(first + max_age);
+                    after.dispatch.retry_at = Some(Timestamp(at));
+                    after.dispatch.last_error = answer.clone();
+                    after.set_status(Timestamp(now), S::Deferred, format!("{answer}; next attempt {}", Timestamp(at)));
+                    changes.push(Change::new(m, after));
+                    self.counters.deferred.fetch_add(1, Ordering::Relaxed);
+                }
+                Delivery::Permanent { code, message } => {
+                    let answer = format!("{code} {}", message.trim());
+                    if matches!(code, 550 | 551 | 553) {
+                        let addr = m.dispatch.address.clone();
+                        if !addr.is_empty() {
+                            store.mark_bad_address(&addr, &answer)?;
+                        }
+                    }
+                    changes.extend(self.fail_email(&store, p, m, format!("refused: {answer}"), now)?);
+                }
+                Delivery::Unreachable { error } => {
+                    // Says nothing about the message: it waits for the relay.
+                    after.dispatch.attempts = after.dispatch.attempts.saturating_sub(1);
+                    after.dispatch.last_error = error.clone();
+                    after.dispatch.retry_at = Some(Timestamp(now));
+                    after.set_status(Timestamp(now), S::Queued, format!("relay not reached: {error}; waits"));
+                    changes.push(Change::new(m, after));
+                    unreachable = Some(error);
+                }
+            }
+        }
+        store.apply(&changes)?;
+        let mut st = self.state();
+        match unreachable {
+            Some(e) => {
+                let backoff = st.relay_backoff;
+                st.relay_down_until = Some(now + backoff);
+                st.relay_backoff = (backoff * 2).min(RELAY_BACKOFF_MAX);
+                st.last_error = format!("relay not reached: {e}");
+            }
+            None => {
+                if changes.iter().any(|c| c.after.status == S::Sent) {
+                    st.relay_down_until = None;
+                    st.relay_backoff = RELAY_BACKOFF_MIN;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// An email that cannot be delivered: a letter in its place if the
+    /// customer may get one, else failed. Returns the changes to write.
+    fn fail_email(
+        &self,
+        store: &TenantStore,
+        p: &Policies,
+        m: Message,
+        reason: String,
+        now: i64,
+    ) -> Result<Vec<Change>> {
+        let mut email = m.clone();
+        email.dispatch.last_error = reason.clone();
+        email.dispatch.retry_at = None;
+        why(&mut email, format!("email failed: {reason}"));
+        let letter = match self.fallback_allowed(store, p, &m)? {
+            Ok(how) => Some(how),
+            Err(why_not) => {
+                why(&mut email, format!("no letter instead: {why_not}"));
+                None
+            }
+        };
+        self.counters.failed.fetch_add(1, Ordering::Relaxed);
+        let Some(how) = letter else {
+            email.set_status(Timestamp(now), S::Failed, reason);
+            let mut c = Change::new(m, email);
+            ledger::release(&mut c);
+            return Ok(vec![c]);
+        };
+        let id = store.reserve_message_ids(1)?;
+        let mut letter = m.clone();
+        letter.id = id;
+        letter.message_id = match m.message_id.rsplit_once('@') {
+            Some((_, domain)) => format!("<tp.{}.{id}@{domain}", store.id()),
+            None => format!("<tp.{}.{id}@touchpoint.invalid>", store.id()),
+        };
+        letter.channel = Channel::Post;
+        letter.cost = p.brand.channels.post.cost.0;
+        letter.send_on = today_local(now);
+        letter.send_at = minutes_local(now);
+        letter.status = S::Queued;
+        letter.planned_at = Timestamp(now);
+        letter.history = vec![(
+            Timestamp(now),
+            S::Queued,
+            format!("letter in place of email #{}", m.id),
+        )];
+        letter.dispatch = Default::default();
+        letter.dispatch.fallback_of = Some(m.id);
+        letter.dispatch.retry_at = Some(Timestamp(now));
+        why(
+            &mut letter,
+            format!("fallback: email #{} failed ({reason}); sent as a letter instead: {how}", m.id),
+        );
+        email.dispatch.fallback_to = Some(id);
+        why(&mut email, format!("replaced by letter #{id}"));
+        email.set_status(Timestamp(now), S::Fallback, format!("replaced by letter #{id}"));
+        let mut ce = Change::new(m, email);
+        ledger::release(&mut ce);
+        let mut cl = Change {
+            before: None,
+            after: letter.clone(),
+            ledger: Vec::new(),
+            claim_occasions: true,
+            free_occasions: false,
+            sent_on: None,
+        };
+        ledger::reserve(&mut cl, &letter);
+        self.counters.fallbacks.fetch_add(1, Ordering::Relaxed);
+        Ok(vec![ce, cl])
+    }
+
+    /// Whether a failed email may become a letter: postal consent, a
+    /// complete address, the dealer sends letters, the service allows them.
+    fn fallback_allowed(
+        &self,
+        store: &TenantStore,
+        p: &Policies,
+        m: &Message,
+    ) -> Result<std::result::Result<String, String>> {
+        let Some(tenant) = p.tenant(store.id()) else {
+            return Ok(Err("the dealer has no policy".into()));
+        };
+        if !tenant.channels.enabled.contains(&Channel::Post) {
+            return Ok(Err("the dealer does not send letters".into()));
+        }
+        if let Some(svc) = p.brand.services.get(&m.service) {
+            if svc.forbidden_channels.contains(&Channel::Post)
+                || svc.mandatory_channel.is_some_and(|c| c != Channel::Post)
+                || !svc.channels.contains(&Channel::Post)
+            {
+                return Ok(Err(format!("service {} is not sent by post", m.service)));
+            }
+        }
+        let Some(c) = store.customer(&m.recipient)? else {
+            return Ok(Err(format!("customer {} no longer exists", m.recipient)));
+        };
+        let a = &c.address;
+        if a.street.is_empty() || a.postcode.is_empty() || a.city.is_empty() {
+            return Ok(Err("no complete postal address".into()));
+        }
+        let consent = store.consent(&m.recipient, Channel::Post)?;
+        let rule = p.brand.channels.post.consent;
+        match (rule, &consent) {
+            (_, Some(k)) if !k.granted => {
+                return Ok(Err(format!("postal advertising refused on {} ({})", k.at, k.source)))
+            }
+            (ConsentRule::OptIn, None) => return Ok(Err("no postal consent on record".into())),
+            _ => {}
+        }
+        let basis = match consent {
+            Some(k) => format!("postal consent {} ({})", k.at, k.source),
+            None => "post is allowed unless refused (opt-out), none refused".into(),
+        };
+        Ok(Ok(format!("{basis}; to {} {}, {} {}", a.street, a.house_no, a.postcode, a.city)))
+    }
+
+    // ----- letters and call tasks ----------------------------------------------
+
+    /// Writes the day's letter batch and call list of a tenant from what is
+    /// queued. `force`: also before `batch_at` (an operator asked).
+    fn batches(
+        &self,
+        store: &TenantStore,
+        p: &Policies,
+        now: i64,
+        _force: bool,
+    ) -> Result<Vec<BatchSummary>> {
+        let mut out = Vec::new();
+        if let Some(b) = self.letter_batch(store, p, now)? {
+            out.push(b);
+        }
+        if let Some(b) = self.call_list(store, p, now)? {
+            out.push(b);
+        }
+        Ok(out)
+    }
+
+    /// Takes the queued messages of a channel that may go now; cancels those
+    /// that may not. Returns them with their customers, marked sending under
+    /// `batch` (flushed before any file is written).
+    fn take_batch(
+        &self,
+        store: &TenantStore,
+        p: &Policies,
+        channel: Channel,
+        batch: &str,
+        now: i64,
+    ) -> Result<Vec<(Message, Customer)>> {
+        let Some(tenant) = p.tenant(store.id()) else {
+            return Ok(Vec::new());
+        };
+        let ids = store.due(channel, now, usize::MAX)?;
+        let mut changes = Vec::new();
+        let mut out = Vec::new();
+        let today = today_local(now);
+        let month = touchpoint_common::outbox::month_of(today);
+        let mut entries: BTreeMap<String, touchpoint_common::outbox::LedgerEntry> = BTreeMap::new();
+        for id in ids {
+            let Some(m) = store.message(id)? else {
+                continue;
+            };
+            if !matches!(m.status, S::Queued | S::Deferred) || self.paused(store.id(), &m.service) {
+                continue;
+            }
+            let customer = match self.still_allowed(store, p, tenant, &m)? {
+                Ok(c) => c,
+                Err(reason) => {
+                    let mut c = Change::new(m.clone(), m);
+                    why(&mut c.after, format!("cancelled before sending: {reason}"));
+                    c.after.set_status(Timestamp(now), S::Cancelled, reason);
+                    ledger::release(&mut c);
+                    c.free_occasions = true;
+                    changes.push(c);
+                    continue;
+                }
+            };
+            let entry = match entries.get(&m.service) {
+                Some(e) => *e,
+                None => {
+                    let e = store.ledger_entry(month, &m.service)?;
+                    entries.insert(m.service.clone(), e);
+                    e
+                }
+            };
+            let budget = tenant.services.get(&m.service).map(|s| s.monthly_budget.0);
+            if m.dispatch.fallback_of.is_none() {
+                if let Some(reason) = ledger::over_budget(&entry, budget, m.cost, m.cost) {
+                    let mut c = Change::new(m.clone(), m);
+                    c.after.dispatch.held_from = Some(S::Queued);
+                    why(&mut c.after, format!("held at dispatch: {reason}"));
+                    c.after.set_status(Timestamp(now), S::Held, reason);
+                    changes.push(c);
+                    continue;
+                }
+            }
+            if let Some(e) = entries.get_mut(&m.service) {
+                e.booked += m.cost;
+                e.reserved -= m.cost;
+            }
+            let mut after = m.clone();
+            after.dispatch.batch = batch.to_string();
+            after.dispatch.attempts += 1;
+            after.dispatch.first_attempt.get_or_insert(Timestamp(now));
+            after.set_status(Timestamp(now), S::Sending, format!("into {batch}"));
+            out.push((after.clone(), customer));
+            changes.push(Change::new(m, after));
+        }
+        store.apply(&changes)?;
+        Ok(out)
+    }
+
+    fn next_seq(&self, dir: &std::path::Path, tenant: &TenantId, prefix: &str, day: Date) -> u32 {
+        let mut seq = 1;
+        while seq < 100 {
+            let name = format!("{prefix}{tenant}-{day}-{seq:02}");
+            let taken = std::fs::read_dir(dir.join(tenant.as_str()))
+                .map(|rd| {
+                    rd.filter_map(|e| e.ok())
+                        .any(|e| e.file_name().to_string_lossy().starts_with(&name))
+                })
+                .unwrap_or(false);
+            if !taken {
+                return seq;
+            }
+            seq += 1;
+        }
+        seq
+    }
+
+    fn letter_batch(&self, store: &TenantStore, p: &Policies, now: i64) -> Result<Option<BatchSummary>> {
+        if store.due(Channel::Post, now, 1)?.is_empty() {
+            return Ok(None);
+        }
+        let Some(tenant) = p.tenant(store.id()) else {
+            return Ok(None);
+        };
+        let renderer = self.renderer(p).map_err(DispatchError::Setup)?;
+        let day = today_local(now);
+        let _lock = store.plan_lock();
+        let seq = self.next_seq(&self.paths.letters, store.id(), "", day);
+        let batch = format!("{}-{day}-{seq:02}.pdf", store.id());
+        let taken = self.take_batch(store, p, Channel::Post, &batch, now)?;
+        if taken.is_empty() {
+            return Ok(None);
+        }
+        let sender = &tenant.sender;
+        let dealer_name = if sender.name.is_empty() { tenant.tenant.name.clone() } else { sender.name.clone() };
+        let sender_line = [dealer_name.clone(), sender.street.clone(), format!("{} {}", sender.postcode, sender.city)]
+            .into_iter()
+            .filter(|s| !s.trim().is_empty())
+            .collect::<Vec<_>>()
+            .join(" · ");
+        let mut info = vec![dealer_name.clone()];
+        if !sender.phone.is_empty() {
+            info.push(format!("Telefon {}", sender.phone));
+        }
+        if !sender.email.is_empty() {
+            info.push(sender.email.clone());
+        }
+        let mut letters_in = Vec::new();
+        let mut failed = Vec::new();
+        for (m, c) in &taken {
+            let vehicles = store.vehicles_of(&m.recipient)?;
+            let input = RenderInput {
+                brand: &p.brand,
+                tenant,
+                customer: c,
+                vehicles: &vehicles,
+                message: m,
+                today: day,
+                unsubscribe_url: None,
+            };
+            match renderer.letter(&input) {
+                Ok(body) => {
+                    let a = &c.address;
+                    let mut address = vec![c.display_name()];
+                    address.push(format!("{} {}", a.street, a.house_no).trim().to_string());
+                    address.push(format!("{} {}", a.postcode, a.city));
+                    if !a.country.is_empty() && a.country != "DE" {
+                        address.push(a.country.clone());
+                    }
+                    letters_in.push(Letter {
+                        message: m.id,
+                        recipient: m.recipient.clone(),
+                        address,
+                        postcode: a.postcode.clone(),
+                        sender_line: sender_line.clone(),
+                        info: info.clone(),
+                        logo: tenant.slots.get("logo").cloned(),
+                        date: day.to_string(),
+                        body,
+                    });
+                }
+                Err(e) => failed.push((m.clone(), format!("template {}: {e}", m.template))),
+            }
+        }
+        let report = if letters_in.is_empty() {
+            None
+        } else {
+            Some(
+                letters::write_batch(
+                    &self.paths.letters,
+                    BatchRequest {
+                        tenant: store.id(),
+                        day,
+                        seq,
+                        letters: letters_in,
+                        postage: &p.brand.postage,
+                    },
+                )
+                .map_err(|e| DispatchError::Io(format!("letter batch {batch}: {e}")))?,
+            )
+        };
+        let mut changes = Vec::new();
+        let mut cost = 0;
+        let mut sent = 0;
+        if let Some(r) = &report {
+            let lines: HashMap<u64, _> = r.lines.iter().map(|l| (l.message, l)).collect();
+            for (m, _) in &taken {
+                let Some(l) = lines.get(&m.id) else { continue };
+                let mut c = Change::new(m.clone(), m.clone());
+                c.after.set_status(
+                    Timestamp(now),
+                    S::Sent,
+                    format!(
+                        "in {batch} as letter {} ({} pages, {} g, {}{})",
+                        l.sequence,
+                        l.pages,
+                        l.grams,
+                        l.weight_class,
+                        l.discount.as_deref().map(|d| format!(", {d}")).unwrap_or_default()
+                    ),
+                );
+                ledger::book(&mut c, &p.brand, l.postage.0, day);
+                cost += l.postage.0;
+                sent += 1;
+                changes.push(c);
+            }
+        }
+        for (m, reason) in failed {
+            let mut c = Change::new(m.clone(), m);
+            c.after.dispatch.held_from = Some(S::Queued);
+            c.after.dispatch.batch.clear();
+            why(&mut c.after, format!("held: {reason}"));
+            c.after.set_status(Timestamp(now), S::Held, reason);
+            changes.push(c);
+        }
+        store.apply(&changes)?;
+        self.counters.sent.fetch_add(sent, Ordering::Relaxed);
+        Ok(report.map(|r| BatchSummary {
+            tenant: store.id().clone(),
+            kind: "letters".into(),
+            files: vec![r.pdf.display().to_string(), r.manifest.display().to_string()],
+            messages: sent,
+            cost,
+        }))
+    }
+
+    fn call_list(&self, store: &TenantStore, p: &Policies, now: i64) -> Result<Option<BatchSummary>> {
+        if store.due(Channel::Phone, now, 1)?.is_empty() {
+            return Ok(None);
+        }
+        let Some(tenant) = p.tenant(store.id()) else {
+            return Ok(None);
+        };
+        let day = today_local(now);
+        let _lock = store.plan_lock();
+        let seq = self.next_seq(&self.paths.calls, store.id(), "calls-", day);
+        let name = format!("calls-{}-{day}-{seq:02}.csv", store.id());
+        let taken = self.take_batch(store, p, Channel::Phone, &name, now)?;
+        if taken.is_empty() {
+            return Ok(None);
+        }
+        let tasks: Vec<calls::CallTask> = taken
+            .iter()
+            .map(|(m, c)| calls::CallTask {
+                message: m.id,
+                customer_no: m.recipient.clone(),
+                name: c.display_name(),
+                phone: c.phone.clone().unwrap_or_default(),
+                service: m.service.clone(),
+                service_name: p
+                    .brand
+                    .services
+                    .get(&m.service)
+                    .map(|s| s.name.clone())
+                    .unwrap_or_default(),
+                occasions: m
+                    .occasions
+                    .iter()
+                    .map(|o| o.reason.clone())
+                    .collect::<Vec<_>>()
+                    .join("; "),
+                due: m.occasions.first().map(|o| o.due).unwrap_or(m.send_on),
+                dealer: tenant.tenant.name.clone(),
+            })
+            .collect();
+        let path = calls::write_tasks(&self.paths.calls, store.id(), day, seq, &tasks)
+            .map_err(|e| DispatchError::Io(format!("call list {name}: {e}")))?;
+        let cost = p.brand.channels.phone.cost.0;
+        let mut changes = Vec::new();
+        for (m, _) in &taken {
+            let mut c = Change::new(m.clone(), m.clone());
+            c.after.set_status(Timestamp(now), S::Sent, format!("in call list {name}"));
+            ledger::book(&mut c, &p.brand, cost, day);
+            changes.push(c);
+        }
+        store.apply(&changes)?;
+        Ok(Some(BatchSummary {
+            tenant: store.id().clone(),
+            kind: "calls".into(),
+            files: vec![path.display().to_string()],
+            messages: taken.len() as u64,
+            cost: cost * taken.len() as i64,
+        }))
+    }
+
+    /// Closes the day's batches now (an operator asked).
+    pub fn run_batches(&self, tenants: &[TenantId]) -> Result<Vec<BatchSummary>> {
+        let now = Timestamp::now().0;
+        let p = self.policies.current();
+        let mut out = Vec::new();
+        for t in tenants {
+            let store = self.stores.tenant(t)?;
+            self.recover(&store, &p, now)?;
+            self.state().woken.insert(t.clone());
+            self.release(&store, &p, now)?;
+            out.extend(self.batches(&store, &p, now, true)?);
+        }
+        Ok(out)
+    }
+
+    // ----- call outcomes --------------------------------------------------------
+
+    /// Applies outcomes the call centre reported: history, booked minutes,
+    /// a wrong number marks the number bad, a refusal withdraws phone consent.
+    pub fn call_outcomes(
+        &self,
+        file_name: &str,
+        data: &[u8],
+        allowed: &dyn Fn(&TenantId) -> bool,
+    ) -> Result<touchpoint_common::protocol::OutcomeReport> {
+        let (rows, errors) = calls::parse_outcomes(file_name, data);
+        let mut report = touchpoint_common::protocol::OutcomeReport {
+            errors: errors
+                .iter()
+                .map(|e| format!("{file_name}:{}: {}: {}", e.line, e.field, e.message))
+                .collect(),
+            ..Default::default()
+        };
+        let p = self.policies.current();
+        let now = Timestamp::now().0;
+        let mut by_tenant: BTreeMap<TenantId, Vec<calls::CallOutcome>> = BTreeMap::new();
+        for r in rows {
+            by_tenant.entry(r.tenant.clone()).or_default().push(r);
+        }
+        for (t, rows) in by_tenant {
+            if !allowed(&t) {
+                report.errors.push(format!("{file_name}: tenant {t}: outside your scope; {} rows skipped", rows.len()));
+                continue;
+            }
+            let store = match self.stores.tenant(&t) {
+                Ok(s) => s,
+                Err(e) => {
+                    report.errors.push(format!("{file_name}: tenant {t}: {e}"));
+                    continue;
+                }
+            };
+            let _lock = store.plan_lock();
+            let mut changes = Vec::new();
+            for r in rows {
+                let Some(m) = store.message(r.message)? else {
+                    report.errors.push(format!("{file_name}: task {t}.{}: no such message", r.message));
+                    continue;
+                };
+                let line = format!("call outcome: {:?}{}{}", r.outcome, r.minutes.map(|m| format!(", {m} min")).unwrap_or_default(), if r.note.is_empty() { String::new() } else { format!(", {}", r.note) });
+                if m.why.iter().any(|w| w.text == line) {
+                    report.unchanged += 1;
+                    continue;
+                }
+                let mut c = Change::new(m.clone(), m.clone());
+                why(&mut c.after, line.clone());
+                c.after.history.push((Timestamp(now), m.status, line));
+                if let (Some(min), Some(rate)) = (r.minutes, p.brand.channels.phone.per_minute) {
+                    let actual = i64::from(min) * rate.0;
+                    let delta = actual - m.dispatch.booked;
+                    if delta != 0 && m.status == S::Sent {
+                        let day = today_local(now);
+                        let share = ledger::brand_share(&p.brand, &m.service, day, actual) - m.dispatch.brand_share;
+                        c.after.dispatch.booked = actual;
+                        c.after.dispatch.brand_share += share;
+                        c.ledger.push((
+                            touchpoint_common::outbox::month_of(day),
+                            m.service.clone(),
+                            crate::store::LedgerDelta { reserved: 0, booked: delta, brand: share },
+                        ));
+                    }
+                }
+                match r.outcome {
+                    calls::Outcome::WrongNumber => {
+                        if let Some(c) = store.customer(&m.recipient)? {
+                            if let Some(ph) = c.phone {
+                                store.mark_bad_address(&ph, "call centre: wrong number")?;
+                            }
+                        }
+                    }
+                    calls::Outcome::Declined => {
+                        store.record_consent(&Consent {
+                            customer_no: m.recipient.clone(),
+                            channel: Channel::Phone,
+                            granted: false,
+                            source: format!("call-centre:{file_name}"),
+                            at: Timestamp(now),
+                        })?;
+                    }
+                    _ => {}
+                }
+                changes.push(c);
+                report.applied += 1;
+            }
+            store.apply(&changes)?;
+        }
+        Ok(report)
+    }
+
+    // ----- bounces and unsubscribes ---------------------------------------------
+
+    fn read_bounces(&self, p: &Policies) -> Result<()> {
+        let Some(root) = &self.paths.bounce_maildir else {
+            return Ok(());
+        };
+        let md = bounce::Maildir::open(root).map_err(|e| DispatchError::Io(format!("{}: {e}", root.display())))?;
+        let pending = md.pending().map_err(|e| DispatchError::Io(e.to_string()))?;
+        for path in pending {
+            let raw = match std::fs::read(&path) {
+                Ok(r) => r,
+                Err(e) => {
+                    self.note_error(format!("{}: {e}", path.display()));
+                    continue;
+                }
+            };
+            let c = bounce::classify(&raw, &p.brand.email.bounce_domain, &self.secret);
+            if let Err(e) = self.act_on(&c, p, &path) {
+                // Leave it in new/: tried again next round.
+                self.note_error(format!("{}: {e}", path.display()));
+                continue;
+            }
+            self.counters.bounces.fetch_add(1, Ordering::Relaxed);
+            md.done(&path).map_err(|e| DispatchError::Io(e.to_string()))?;
+        }
+        Ok(())
+    }
+
+    fn act_on(&self, c: &bounce::Classified, p: &Policies, path: &std::path::Path) -> Result<()> {
+        let file = path.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default();
+        let Some((_, tenant, id)) = &c.target else {
+            tracing::info!(file, verdict = ?c.verdict, "mail in the bounce maildir matches no message; ignored");
+            return Ok(());
+        };
+        if p.tenant(tenant).is_none() {
+            tracing::info!(file, %tenant, "bounce for a tenant without a policy; ignored");
+            return Ok(());
+        }
+        let store = self.stores.tenant(tenant)?;
+        let now = Timestamp::now().0;
+        let Some(m) = store.message(*id)? else {
+            tracing::info!(file, %tenant, id, "bounce for an unknown message; ignored");
+            return Ok(());
+        };
+        match &c.verdict {
+            bounce::Verdict::HardBounce { .. }
+                if c.matched_by == Some(bounce::MatchedBy::QuotedMessageId) =>
+            {
+                // Our Message-IDs are guessable: a report matched by nothing
+                // but a quoted Message-ID could be forged, so it changes nothing.
+                tracing::warn!(file, %tenant, id, "hard bounce matched only by a quoted Message-ID; not acted on");
+            }
+            bounce::Verdict::HardBounce { status, diagnostic, .. } => {
+                let _lock = store.plan_lock();
+                let Some(m) = store.message(*id)? else { return Ok(()) };
+                if !matches!(m.status, S::Sent | S::Sending | S::Queued | S::Deferred) || m.channel != Channel::Email {
+                    return Ok(()); // already handled (a second copy of the bounce)
+                }
+                let addr = if m.dispatch.address.is_empty() {
+                    store.customer(&m.recipient)?.and_then(|c| c.email).unwrap_or_default()
+                } else {
+                    m.dispatch.address.clone()
+                };
+                let reason = format!("hard bounce {status}: {}", diagnostic.trim());
+                if !addr.is_empty() {
+                    store.mark_bad_address(&addr, &reason)?;
+                }
+                let changes = self.fail_email(&store, p, m, reason, now)?;
+                store.apply(&changes)?;
+            }
+            bounce::Verdict::Unsubscribe => {
+                let recorded = store.record_consent(&Consent {
+                    customer_no: m.recipient.clone(),
+                    channel: Channel::Email,
+                    granted: false,
+                    source: format!("unsubscribe mail ({file})"),
+                    at: Timestamp(now),
+                })?;
+                if recorded {
+                    let _lock = store.plan_lock();
+                    if let Some(m) = store.message(*id)? {
+                        let mut c = Change::new(m.clone(), m.clone());
+                        c.after.history.push((Timestamp(now), m.status, "recipient unsubscribed from email".into()));
+                        store.apply(&[c])?;
+                    }
+                }
+                store.flush()?;
+            }
+            other => {
+                tracing::info!(file, %tenant, id, verdict = ?other, "not a bounce; nothing done");
+            }
+        }
+        Ok(())
+    }
+
+    // ----- operator actions -----------------------------------------------------
+
+    pub fn act(&self, tenant: &TenantId, ids: &[u64], action: MessageAction, by: &str) -> Result<Vec<ActionResult>> {
+        let store = self.stores.tenant(tenant)?;
+        let _lock = store.plan_lock();
+        let now = Timestamp::now().0;
+        let mut out = Vec::new();
+        let mut changes = Vec::new();
+        for &id in ids {
+            let Some(m) = store.message(id)? else {
+                out.push(ActionResult { id, outcome: Err("no such message".into()) });
+                continue;
+            };
+            let mut c = Change::new(m.clone(), m.clone());
+            let a = &mut c.after;
+            let by_line = format!("{} by {by}", action.as_str());
+            let r: std::result::Result<(), String> = match (action, m.status) {
+                (MessageAction::Hold, S::Planned | S::Rendered | S::Queued | S::Deferred) => {
+                    a.dispatch.held_from = Some(m.status);
+                    a.set_status(Timestamp(now), S::Held, by_line);
+                    Ok(())
+                }
+                (MessageAction::Release, S::Held) => {
+                    let back = a.dispatch.held_from.take().unwrap_or(S::Queued);
+                    let back = if back == S::Deferred { S::Queued } else { back };
+                    if back == S::Queued {
+                        a.dispatch.retry_at = Some(Timestamp(now));
+                    }
+                    a.set_status(Timestamp(now), back, by_line);
+                    Ok(())
+                }
+                (MessageAction::Cancel, S::Planned | S::Rendered | S::Queued | S::Deferred | S::Held) => {
+                    why(a, format!("cancelled by {by}"));
+                    a.set_status(Timestamp(now), S::Cancelled, by_line);
+                    // Occasions stay taken: an operator's cancel is final for them.
+                    ledger::release(&mut c);
+                    Ok(())
+                }
+                (MessageAction::Retry, S::Deferred | S::Failed) if m.channel == Channel::Email => {
+                    a.dispatch.retry_at = Some(Timestamp(now));
+                    a.dispatch.first_attempt = None;
+                    if m.status == S::Failed {
+                        // Re-reserve what the failure released.
+                        ledger::reserve(&mut c, &m);
+                    }
+                    c.after.set_status(Timestamp(now), S::Queued, by_line);
+                    Ok(())
+                }
+                (_, s) => Err(format!("cannot {} a message that is {s}", action.as_str())),
+            };
+            match r {
+                Ok(()) => {
+                    out.push(ActionResult { id, outcome: Ok(c.after.status) });
+                    changes.push(c);
+                }
+                Err(e) => out.push(ActionResult { id, outcome: Err(e) }),
+            }
+        }
+        store.apply(&changes)?;
+        drop(_lock);
+        self.wake(Some(tenant));
+        Ok(out)
+    }
+
+    pub fn pause(&self, scope: PauseScope, by: &str) -> Result<Vec<Pause>> {
+        let mut st = self.state();
+        if !st.pauses.iter().any(|p| p.scope == scope) {
+            st.pauses.push(Pause { scope, by: by.to_string(), at: Timestamp::now() });
+            st.pauses.sort_by(|a, b| a.scope.cmp(&b.scope));
+        }
+        self.stores.central().set_pauses(&st.pauses)?;
+        Ok(st.pauses.clone())
+    }
+
+    pub fn resume(&self, scope: PauseScope) -> Result<Vec<Pause>> {
+        let mut st = self.state();
+        st.pauses.retain(|p| p.scope != scope);
+        self.stores.central().set_pauses(&st.pauses)?;
+        let out = st.pauses.clone();
+        drop(st);
+        self.wake.notify_one();
+        Ok(out)
+    }
+
+    pub fn status(&self, tenants: &[TenantId]) -> DispatchStatus {
+        let now = Timestamp::now().0;
+        let today = today_local(now);
+        let mut queues = Vec::new();
+        for t in tenants {
+            if let Ok(s) = self.stores.tenant(t) {
+                queues.push(TenantQueue {
+                    tenant: t.clone(),
+                    email: s.queued_count(Channel::Email) as u64,
+                    post: s.queued_count(Channel::Post) as u64,
+                    phone: s.queued_count(Channel::Phone) as u64,
+                    in_flight: s.in_flight().map(|v| v.len() as u64).unwrap_or(0),
+                    sent_today: s.sent_on(today).unwrap_or(0),
+                });
+            }
+        }
+        let mut st = self.state();
+        let c = &self.counters;
+        DispatchStatus {
+            enabled: self.enabled,
+            transport: self.transport_desc.clone(),
+            paused: st.pauses.clone(),
+            throttles: st.throttles.status(now),
+            queues,
+            sent_last_minute: st.throttles.sent_last_minute(now),
+            sent_total: c.sent.load(Ordering::Relaxed),
+            deferred_total: c.deferred.load(Ordering::Relaxed),
+            failed_total: c.failed.load(Ordering::Relaxed),
+            fallbacks_total: c.fallbacks.load(Ordering::Relaxed),
+            resent_after_crash: c.resent.load(Ordering::Relaxed),
+            bounces_processed: c.bounces.load(Ordering::Relaxed),
+            relay_down_until: st.relay_down_until.filter(|t| *t > now).map(Timestamp),
+            last_error: st.last_error.clone(),
+        }
+    }
+
+    /// Where letter batches are written (for the console's messages).
+    pub fn letters_dir(&self) -> PathBuf {
+        self.paths.letters.clone()
+    }
+
+    /// The secret's unsubscribe token check, for a web endpoint's backend.
+    pub fn unsubscribe_target(&self, token: &str) -> Option<(TenantId, u64)> {
+        verp::parse_unsubscribe_token(token, &self.secret)
+    }
+}

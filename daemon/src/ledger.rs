@@ -1,0 +1,150 @@
+//! Costs and budgets (M8): what a message costs when it goes out, who pays
+//! which share, and the ledger per tenant, service and month.
+//!
+//! Planning reserves a message's estimated cost in the month of its send day
+//! (`store::outbox`); dispatch releases that reservation and books the real
+//! cost (postage by weight and discount tier, the email cost, call minutes)
+//! in the month it went out, with the brand's share where the brand
+//! subsidises the service; a cancel releases the reservation.
+
+use touchpoint_common::outbox::{month_of, LedgerEntry, Message};
+use touchpoint_common::policy::BrandPolicy;
+use touchpoint_common::protocol::CostRow;
+use touchpoint_common::{Date, TenantId};
+
+use crate::policy::Policies;
+use crate::store::{Change, LedgerDelta, Stores, StoreError};
+
+/// The brand's share of `cost` for a service on `day`, rounded to the cent.
+pub fn brand_share(brand: &BrandPolicy, service: &str, day: Date, cost: i64) -> i64 {
+    let pct = i64::from(brand.subsidy(service, day));
+    (cost * pct + 50) / 100
+}
+
+/// Books `cost` for the message `c.after` sent on `day`: releases its
+/// reservation (month of its send day), books the cost and the brand's share
+/// (month of `day`) and records both on the message.
+pub fn book(c: &mut Change, brand: &BrandPolicy, cost: i64, day: Date) {
+    let share = brand_share(brand, &c.after.service, day, cost);
+    // Every message reserved its estimate when it entered the outbox
+    // (planned, or made as a fallback letter); the first booking releases it.
+    if c.after.dispatch.booked == 0 {
+        c.release_reservation();
+    }
+    c.after.dispatch.booked += cost;
+    c.after.dispatch.brand_share += share;
+    c.ledger.push((
+        month_of(day),
+        c.after.service.clone(),
+        LedgerDelta {
+            reserved: 0,
+            booked: cost,
+            brand: share,
+        },
+    ));
+}
+
+/// Releases the reservation of a message that will not go out (cancelled,
+/// failed before anything was booked).
+pub fn release(c: &mut Change) {
+    if c.after.dispatch.booked == 0 {
+        c.release_reservation();
+    }
+}
+
+/// Reserves the estimate of a message new to the outbox (a fallback letter).
+pub fn reserve(c: &mut Change, m: &Message) {
+    c.ledger.push((
+        month_of(m.send_on),
+        m.service.clone(),
+        LedgerDelta {
+            reserved: m.cost,
+            ..LedgerDelta::default()
+        },
+    ));
+}
+
+/// Whether booking `cost` more would overrun the dealer's monthly budget
+/// for the service; `Some(reason)` if it would.
+pub fn over_budget(
+    entry: &LedgerEntry,
+    budget: Option<i64>,
+    estimate: i64,
+    cost: i64,
+) -> Option<String> {
+    let budget = budget?;
+    // The message's own estimate is in `reserved` already.
+    let after = entry.booked + entry.reserved - estimate + cost;
+    (after > budget).then(|| {
+        format!(
+            "budget exhausted: {} booked and {} reserved of {} this month",
+            money(entry.booked),
+            money(entry.reserved - estimate),
+            money(budget)
+        )
+    })
+}
+
+pub fn money(cents: i64) -> String {
+    let sign = if cents < 0 { "-" } else { "" };
+    format!("{sign}{}.{:02}", cents.abs() / 100, cents.abs() % 100)
+}
+
+/// The ledger rows of `tenants`, with each service's budget.
+pub fn costs(
+    stores: &Stores,
+    policies: &Policies,
+    tenants: &[TenantId],
+    month: Option<u32>,
+) -> Result<Vec<CostRow>, StoreError> {
+    let mut out = Vec::new();
+    for t in tenants {
+        let store = stores.tenant(t)?;
+        let policy = policies.tenant(t);
+        for (m, service, e) in store.ledger()? {
+            if month.is_some_and(|want| want != m) {
+                continue;
+            }
+            out.push(CostRow {
+                tenant: t.clone(),
+                month: m,
+                service: service.clone(),
+                reserved: e.reserved,
+                booked: e.booked,
+                brand: e.brand,
+                dealer: e.dealer(),
+                budget: policy
+                    .and_then(|p| p.services.get(&service))
+                    .map(|s| s.monthly_budget.0),
+            });
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn budget_check_counts_the_message_once() {
+        let e = LedgerEntry {
+            reserved: 300,
+            booked: 700,
+            brand: 0,
+        };
+        // The message's estimate (100) is among the 300 reserved.
+        assert_eq!(over_budget(&e, Some(1000), 100, 100), None);
+        assert!(over_budget(&e, Some(1000), 100, 101)
+            .unwrap()
+            .contains("7.00 booked and 2.00 reserved of 10.00"));
+        assert_eq!(over_budget(&e, None, 100, 10_000), None);
+    }
+
+    #[test]
+    fn money_prints_cents() {
+        assert_eq!(money(1234), "12.34");
+        assert_eq!(money(-5), "-0.05");
+    }
+}
