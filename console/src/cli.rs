@@ -8,9 +8,10 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 use serde::Serialize;
+use touchpoint_common::protocol::{MessageAction, PauseScope};
 use touchpoint_common::TenantId;
 
-use crate::client::{resolve_socket, Client, ClientError};
+use crate::client::{read_call_outcomes, resolve_socket, Client, ClientError};
 use crate::format;
 
 pub const EXIT_OK: u8 = 0;
@@ -121,10 +122,152 @@ pub enum Command {
         #[command(flatten)]
         out: Output,
     },
+    /// What dispatch is doing: transport, pauses, queues per tenant,
+    /// throttles with their saturation, totals since the daemon started,
+    /// whether the relay is down and the last transport error.
+    Dispatch {
+        #[command(flatten)]
+        out: Output,
+    },
+    /// Stop dispatch until `touchpoint resume`: everything, one tenant, one
+    /// service, or one service of one tenant. Queued messages wait; nothing is
+    /// lost. Prints the pauses in force afterwards.
+    Pause {
+        #[command(flatten)]
+        scope: ScopeArgs,
+        #[command(flatten)]
+        out: Output,
+    },
+    /// Lift a pause made with `touchpoint pause` (name the same tenant and
+    /// service). Prints the pauses still in force.
+    Resume {
+        #[command(flatten)]
+        scope: ScopeArgs,
+        #[command(flatten)]
+        out: Output,
+    },
+    /// Close today's letter batches and call lists now instead of at the
+    /// configured batch time; prints each batch with its files.
+    Batches {
+        /// One tenant; default: every tenant in your scope.
+        #[arg(long)]
+        tenant: Option<TenantId>,
+        #[command(flatten)]
+        out: Output,
+    },
+    /// The cost ledger per tenant, month and service: reserved (planned, not
+    /// yet sent), booked (sent), the brand's and the dealer's share, the
+    /// budget and what remains of it (budget − booked − reserved). Amounts in
+    /// euro.
+    Costs {
+        /// One tenant; default: every tenant in your scope.
+        #[arg(long)]
+        tenant: Option<TenantId>,
+        /// One month (YYYY-MM); default: every month in the ledger.
+        #[arg(long, value_name = "YYYY-MM", value_parser = parse_month)]
+        month: Option<u32>,
+        #[command(flatten)]
+        out: Output,
+        /// Print CSV for spreadsheets: one row per tenant, month and service,
+        /// amounts as decimal euro (12.50), no total rows.
+        #[arg(long, conflicts_with = "json")]
+        csv: bool,
+    },
+    /// One message whole: recipient, channel, template, status, money,
+    /// attempts and fallback links, then its why and its history.
+    Message {
+        /// The tenant whose outbox holds the message.
+        #[arg(long)]
+        tenant: TenantId,
+        /// Message id (per tenant).
+        id: u64,
+        #[command(flatten)]
+        out: Output,
+    },
+    /// Keep messages from going out until released (planned, queued or
+    /// deferred ones). Exit 1 if any id could not be held.
+    Hold(MessageIds),
+    /// Let held messages go on where they were. Exit 1 if any id could not
+    /// be released.
+    Release(MessageIds),
+    /// Never send these messages; their occasions become free for a later
+    /// plan. Exit 1 if any id could not be cancelled.
+    Cancel(MessageIds),
+    /// Send deferred or failed emails again now. Exit 1 if any id could not
+    /// be retried.
+    Retry(MessageIds),
+    /// Call-centre tasks: `calls import FILE` reads back their outcomes.
+    Calls {
+        #[command(subcommand)]
+        command: CallsCommand,
+    },
     /// Start a daemon on demo data, import it and show the console.
     Demo(crate::demo::DemoArgs),
     /// Work with policy files without a daemon: `policy check DIR`.
     Policy(crate::policy_check::PolicyArgs),
+}
+
+/// What `pause` and `resume` apply to; neither flag means all dispatch.
+#[derive(Debug, Args, Clone, Default)]
+pub struct ScopeArgs {
+    /// Only this tenant.
+    #[arg(long)]
+    pub tenant: Option<TenantId>,
+    /// Only this service (as named in the brand policy).
+    #[arg(long)]
+    pub service: Option<String>,
+}
+
+impl From<ScopeArgs> for PauseScope {
+    fn from(a: ScopeArgs) -> Self {
+        PauseScope {
+            tenant: a.tenant,
+            service: a.service,
+        }
+    }
+}
+
+/// The messages `hold`, `release`, `cancel` and `retry` act on.
+#[derive(Debug, Args, Clone)]
+pub struct MessageIds {
+    /// The tenant whose outbox holds the messages.
+    #[arg(long)]
+    pub tenant: TenantId,
+    /// Message ids (per tenant), as `touchpoint message` and the console show them.
+    #[arg(required = true, value_name = "ID")]
+    pub ids: Vec<u64>,
+    #[command(flatten)]
+    pub out: Output,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CallsCommand {
+    /// Upload the call centre's outcome list and apply it; prints applied,
+    /// unchanged and each rejected row. Exit 1 if any row was rejected.
+    Import {
+        /// The list as the call centre returned it (CSV). It travels in one
+        /// request: a file too large for that (16 MiB, or less when the
+        /// socket's frame limit is smaller) is refused before sending.
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
+        #[command(flatten)]
+        out: Output,
+    },
+}
+
+/// `2026-12` → `202612`, the ledger's month number.
+pub fn parse_month(s: &str) -> Result<u32, String> {
+    let bad = || format!("{s:?} is not a month (YYYY-MM, like 2026-12)");
+    let (y, m) = s.split_once('-').ok_or_else(bad)?;
+    if y.len() != 4 || m.len() != 2 || !(y.bytes().chain(m.bytes())).all(|b| b.is_ascii_digit()) {
+        return Err(bad());
+    }
+    let year: u32 = y.parse().map_err(|_| bad())?;
+    let month: u32 = m.parse().map_err(|_| bad())?;
+    if !(1..=12).contains(&month) {
+        return Err(format!("{s:?}: month {month} is not between 01 and 12"));
+    }
+    Ok(year * 100 + month)
 }
 
 fn parse_day(s: &str) -> Result<touchpoint_common::Date, String> {
@@ -187,21 +330,19 @@ async fn run_inner(
     readonly: bool,
     command: Command,
 ) -> Result<u8, Failure> {
-    if readonly {
-        if let Command::Import { .. }
-        | Command::UndoMerge { .. }
-        | Command::Plan {
-            dry_run: false,
-            policies: None,
-            ..
-        } = command
-        {
-            return Err(Failure {
-                code: EXIT_USAGE,
-                message: "--readonly: this command changes data".into(),
-            });
-        }
+    if readonly && changes_data(&command) {
+        return Err(Failure {
+            code: EXIT_USAGE,
+            message: "--readonly: this command changes data".into(),
+        });
     }
+    // Read the upload before connecting: a missing or oversized file needs no daemon.
+    let call_file = match &command {
+        Command::Calls {
+            command: CallsCommand::Import { file, .. },
+        } => Some(read_call_outcomes(file).await?),
+        _ => None,
+    };
     let socket = resolve_socket(socket.as_deref());
     let mut client = Client::connect(&socket).await?;
     match command {
@@ -296,6 +437,84 @@ async fn run_inner(
                 return Ok(EXIT_FAILED);
             }
         }
+        Command::Dispatch { out } => {
+            let d = client.dispatch_status().await?;
+            if out.json {
+                print_json(&d)?;
+            } else {
+                emit(&format::dispatch(&d));
+            }
+        }
+        Command::Pause { scope, out } => {
+            let p = client.pause(scope.into()).await?;
+            print_pauses(&p, out)?;
+        }
+        Command::Resume { scope, out } => {
+            let p = client.resume(scope.into()).await?;
+            print_pauses(&p, out)?;
+        }
+        Command::Batches { tenant, out } => {
+            let b = client.run_batches(tenant.as_ref()).await?;
+            if out.json {
+                print_json(&b)?;
+            } else {
+                emit(&format::batches(&b));
+            }
+        }
+        Command::Costs {
+            tenant,
+            month,
+            out,
+            csv,
+        } => {
+            let rows = client.costs(tenant.as_ref(), month).await?;
+            if out.json {
+                print_json(&rows)?;
+            } else if csv {
+                let text = format::costs_csv(&rows).map_err(|e| Failure {
+                    code: EXIT_FAILED,
+                    message: format!("cannot write CSV: {e}"),
+                })?;
+                emit(&text);
+            } else {
+                emit(&format::costs(&rows));
+            }
+        }
+        Command::Message { tenant, id, out } => {
+            let m = client.message(&tenant, id).await?;
+            if out.json {
+                print_json(&m)?;
+            } else {
+                emit(&format::message(&m));
+            }
+        }
+        Command::Hold(ids) => return message_action(&mut client, ids, MessageAction::Hold).await,
+        Command::Release(ids) => {
+            return message_action(&mut client, ids, MessageAction::Release).await
+        }
+        Command::Cancel(ids) => {
+            return message_action(&mut client, ids, MessageAction::Cancel).await
+        }
+        Command::Retry(ids) => return message_action(&mut client, ids, MessageAction::Retry).await,
+        Command::Calls {
+            command: CallsCommand::Import { out, .. },
+        } => {
+            let Some((file_name, data)) = call_file else {
+                return Err(Failure {
+                    code: EXIT_FAILED,
+                    message: "the call-outcomes file was not read".into(),
+                });
+            };
+            let report = client.call_outcomes(file_name, data).await?;
+            if out.json {
+                print_json(&report)?;
+            } else {
+                emit(&format::outcomes(&report));
+            }
+            if !report.errors.is_empty() {
+                return Ok(EXIT_FAILED);
+            }
+        }
         Command::Demo(_) | Command::Policy(_) => {
             return Err(Failure {
                 code: EXIT_USAGE,
@@ -304,6 +523,65 @@ async fn run_inner(
         }
     }
     Ok(EXIT_OK)
+}
+
+/// True for the subcommands that `--readonly` refuses.
+fn changes_data(command: &Command) -> bool {
+    matches!(
+        command,
+        Command::Import { .. }
+            | Command::UndoMerge { .. }
+            | Command::Plan {
+                dry_run: false,
+                policies: None,
+                ..
+            }
+            | Command::Pause { .. }
+            | Command::Resume { .. }
+            | Command::Batches { .. }
+            | Command::Hold(_)
+            | Command::Release(_)
+            | Command::Cancel(_)
+            | Command::Retry(_)
+            | Command::Calls { .. }
+    )
+}
+
+fn print_pauses(pauses: &[touchpoint_common::protocol::Pause], out: Output) -> Result<(), Failure> {
+    if out.json {
+        print_json(pauses)
+    } else {
+        emit(&format::pauses(pauses));
+        Ok(())
+    }
+}
+
+async fn message_action(
+    client: &mut Client,
+    ids: MessageIds,
+    action: MessageAction,
+) -> Result<u8, Failure> {
+    let MessageIds { tenant, ids, out } = ids;
+    let results = client.message_action(&tenant, &ids, action).await?;
+    // An id the daemon left unanswered did not get the action either.
+    let missing: Vec<u64> = ids
+        .iter()
+        .copied()
+        .filter(|id| !results.iter().any(|r| r.id == *id))
+        .collect();
+    if out.json {
+        print_json(&results)?;
+    } else {
+        emit(&format::actions(action, &results));
+    }
+    for id in &missing {
+        eprintln!("touchpoint: message {id}: the daemon did not answer for it");
+    }
+    if missing.is_empty() && results.iter().all(|r| r.outcome.is_ok()) {
+        Ok(EXIT_OK)
+    } else {
+        Ok(EXIT_FAILED)
+    }
 }
 
 #[derive(Serialize)]
@@ -448,6 +726,265 @@ mod tests {
         assert_eq!(err.code, EXIT_USAGE);
         assert!(
             err.message.contains("is touchpointd running?"),
+            "{}",
+            err.message
+        );
+    }
+
+    fn parse(args: &[&str]) -> Command {
+        let mut argv = vec!["touchpoint"];
+        argv.extend_from_slice(args);
+        match Cli::try_parse_from(argv) {
+            Ok(cli) => cli.command.expect("a subcommand"),
+            Err(e) => panic!("{args:?}: {e}"),
+        }
+    }
+
+    #[test]
+    fn parses_dispatch_pause_resume_and_batches() {
+        assert!(matches!(
+            parse(&["dispatch", "--json"]),
+            Command::Dispatch {
+                out: Output { json: true }
+            }
+        ));
+        match parse(&["pause", "--tenant", "d001", "--service", "hu"]) {
+            Command::Pause { scope, out } => {
+                let scope = PauseScope::from(scope);
+                assert_eq!(scope.to_string(), "service hu of tenant d001");
+                assert!(!out.json);
+            }
+            other => panic!("{other:?}"),
+        }
+        match parse(&["pause"]) {
+            Command::Pause { scope, .. } => {
+                assert_eq!(PauseScope::from(scope), PauseScope::default());
+            }
+            other => panic!("{other:?}"),
+        }
+        match parse(&["resume", "--service", "birthday", "--json"]) {
+            Command::Resume { scope, out } => {
+                assert_eq!(
+                    PauseScope::from(scope),
+                    PauseScope {
+                        tenant: None,
+                        service: Some("birthday".into())
+                    }
+                );
+                assert!(out.json);
+            }
+            other => panic!("{other:?}"),
+        }
+        match parse(&["batches", "--tenant", "d002"]) {
+            Command::Batches { tenant, .. } => {
+                assert_eq!(tenant.as_ref().map(TenantId::as_str), Some("d002"));
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(
+            parse(&["batches"]),
+            Command::Batches { tenant: None, .. }
+        ));
+        assert!(Cli::try_parse_from(["touchpoint", "pause", "--tenant", "Bad/Id"]).is_err());
+    }
+
+    #[test]
+    fn parses_costs_with_month_and_exclusive_outputs() {
+        match parse(&["costs", "--tenant", "d001", "--month", "2026-12", "--csv"]) {
+            Command::Costs {
+                tenant,
+                month,
+                out,
+                csv,
+            } => {
+                assert_eq!(tenant.as_ref().map(TenantId::as_str), Some("d001"));
+                assert_eq!(month, Some(202612));
+                assert!(csv && !out.json);
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(
+            parse(&["costs", "--json"]),
+            Command::Costs {
+                tenant: None,
+                month: None,
+                out: Output { json: true },
+                csv: false
+            }
+        ));
+        let err =
+            Cli::try_parse_from(["touchpoint", "costs", "--json", "--csv"]).expect_err("conflict");
+        assert_eq!(err.kind(), clap::error::ErrorKind::ArgumentConflict);
+        let err = Cli::try_parse_from(["touchpoint", "costs", "--month", "2026-13"])
+            .expect_err("bad month");
+        assert_eq!(err.kind(), clap::error::ErrorKind::ValueValidation);
+        assert!(
+            err.to_string()
+                .contains("month 13 is not between 01 and 12"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn month_parsing() {
+        assert_eq!(parse_month("2026-12"), Ok(202612));
+        assert_eq!(parse_month("2027-01"), Ok(202701));
+        for bad in [
+            "",
+            "2026",
+            "202612",
+            "2026-1",
+            "26-12",
+            "2026/12",
+            "2026-12-01",
+            " 2026-12",
+            "2026-1a",
+            "+026-12",
+            "2026--1",
+            "２０２６-12",
+        ] {
+            assert_eq!(
+                parse_month(bad),
+                Err(format!("{bad:?} is not a month (YYYY-MM, like 2026-12)")),
+                "{bad:?}"
+            );
+        }
+        assert_eq!(
+            parse_month("2026-00"),
+            Err("\"2026-00\": month 0 is not between 01 and 12".into())
+        );
+        assert_eq!(
+            parse_month("2026-13"),
+            Err("\"2026-13\": month 13 is not between 01 and 12".into())
+        );
+    }
+
+    #[test]
+    fn parses_message_actions_and_calls() {
+        match parse(&["message", "--tenant", "d001", "42", "--json"]) {
+            Command::Message { tenant, id, out } => {
+                assert_eq!((tenant.as_str(), id, out.json), ("d001", 42, true));
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(Cli::try_parse_from(["touchpoint", "message", "42"]).is_err());
+        assert!(Cli::try_parse_from(["touchpoint", "message", "--tenant", "d001", "x"]).is_err());
+
+        for (name, want) in [
+            ("hold", MessageAction::Hold),
+            ("release", MessageAction::Release),
+            ("cancel", MessageAction::Cancel),
+            ("retry", MessageAction::Retry),
+        ] {
+            let (action, ids) = match parse(&[name, "--tenant", "d003", "7", "8", "9"]) {
+                Command::Hold(ids) => (MessageAction::Hold, ids),
+                Command::Release(ids) => (MessageAction::Release, ids),
+                Command::Cancel(ids) => (MessageAction::Cancel, ids),
+                Command::Retry(ids) => (MessageAction::Retry, ids),
+                other => panic!("{other:?}"),
+            };
+            assert_eq!(action, want);
+            assert_eq!(ids.tenant.as_str(), "d003");
+            assert_eq!(ids.ids, [7, 8, 9]);
+            // Ids are required, and so is the tenant.
+            assert!(Cli::try_parse_from(["touchpoint", name, "--tenant", "d003"]).is_err());
+            assert!(Cli::try_parse_from(["touchpoint", name, "7"]).is_err());
+        }
+
+        match parse(&["calls", "import", "outcomes.csv", "--json"]) {
+            Command::Calls {
+                command: CallsCommand::Import { file, out },
+            } => {
+                assert_eq!(file, PathBuf::from("outcomes.csv"));
+                assert!(out.json);
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(Cli::try_parse_from(["touchpoint", "calls", "import"]).is_err());
+        assert!(Cli::try_parse_from(["touchpoint", "calls"]).is_err());
+    }
+
+    #[tokio::test]
+    async fn readonly_refuses_every_new_change_before_connecting() {
+        for args in [
+            &["pause"][..],
+            &["pause", "--tenant", "d001"],
+            &["resume", "--service", "hu"],
+            &["batches"],
+            &["hold", "--tenant", "d001", "1"],
+            &["release", "--tenant", "d001", "1"],
+            &["cancel", "--tenant", "d001", "1", "2"],
+            &["retry", "--tenant", "d001", "1"],
+            // Refused before the file is even looked at.
+            &["calls", "import", "/nonexistent/outcomes.csv"],
+        ] {
+            let err = run_inner(Some("/nonexistent.sock".into()), true, parse(args))
+                .await
+                .expect_err("refused");
+            assert_eq!(err.code, EXIT_USAGE, "{args:?}");
+            assert_eq!(
+                err.message, "--readonly: this command changes data",
+                "{args:?}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn readonly_lets_reading_commands_through() {
+        for args in [
+            &["dispatch"][..],
+            &["costs", "--month", "2026-12", "--csv"],
+            &["message", "--tenant", "d001", "42"],
+            &["plan", "--dry-run"],
+        ] {
+            let err = run_inner(Some("/nonexistent/t.sock".into()), true, parse(args))
+                .await
+                .expect_err("no daemon");
+            assert_eq!(err.code, EXIT_USAGE, "{args:?}");
+            assert!(
+                err.message.contains("is touchpointd running?"),
+                "{args:?}: {}",
+                err.message
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn calls_import_refuses_a_large_or_missing_file_before_connecting() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let big = dir.path().join("outcomes.csv");
+        let file = std::fs::File::create(&big).expect("create");
+        file.set_len(crate::client::MAX_CALL_OUTCOMES_BYTES + 1)
+            .expect("sparse file");
+        let err = run_inner(
+            Some("/nonexistent/t.sock".into()),
+            false,
+            parse(&["calls", "import", big.to_str().expect("utf-8 path")]),
+        )
+        .await
+        .expect_err("too large");
+        assert_eq!(err.code, EXIT_FAILED);
+        assert!(
+            err.message.starts_with(&format!(
+                "{} is {} bytes, more than the ",
+                big.display(),
+                crate::client::MAX_CALL_OUTCOMES_BYTES + 1
+            )),
+            "{}",
+            err.message
+        );
+
+        let err = run_inner(
+            Some("/nonexistent/t.sock".into()),
+            false,
+            parse(&["calls", "import", "/nonexistent/outcomes.csv"]),
+        )
+        .await
+        .expect_err("missing");
+        assert_eq!(err.code, EXIT_FAILED);
+        assert!(
+            err.message
+                .starts_with("cannot read /nonexistent/outcomes.csv: "),
             "{}",
             err.message
         );

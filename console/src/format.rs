@@ -5,8 +5,10 @@
 use std::fmt::Write as _;
 
 use touchpoint_common::domain::{Counts, ImportReport, ImportStatus, MergeRecord, Timestamp};
+use touchpoint_common::outbox::Message;
 use touchpoint_common::protocol::{
-    AuditEntry, AuditOutcome, DaemonStatus, Identity, Scope, TenantDetail, TenantSummary,
+    ActionResult, AuditEntry, AuditOutcome, BatchSummary, CostRow, DaemonStatus, DispatchStatus,
+    Identity, MessageAction, OutcomeReport, Pause, Scope, TenantDetail, TenantSummary,
 };
 
 /// Row errors listed per import in `touchpoint tenant`.
@@ -741,6 +743,469 @@ pub fn plan(p: &touchpoint_common::protocol::PlanResult, with_candidate: bool) -
     out
 }
 
+/// `[#####.....] 50%`: a throttle's saturation as a ten-step bar. Above
+/// 100 % the bar stays full and the number tells.
+pub fn saturation_bar(percent: u32) -> String {
+    let filled = ((percent.min(100) + 5) / 10) as usize;
+    format!(
+        "[{}{}] {percent}%",
+        "#".repeat(filled),
+        ".".repeat(10 - filled)
+    )
+}
+
+/// `202612` → `2026-12`.
+pub fn month(yyyymm: u32) -> String {
+    format!("{:04}-{:02}", yyyymm / 100, yyyymm % 100)
+}
+
+/// `touchpoint dispatch`.
+pub fn dispatch(d: &DispatchStatus) -> String {
+    let mut out = String::new();
+    let kv = |out: &mut String, k: &str, v: &str| {
+        let _ = writeln!(out, "{k:<13}{v}");
+    };
+    kv(
+        &mut out,
+        "dispatch",
+        if d.enabled {
+            "enabled"
+        } else {
+            "DISABLED (nothing goes out)"
+        },
+    );
+    kv(&mut out, "transport", &d.transport);
+    if let Some(until) = d.relay_down_until {
+        kv(
+            &mut out,
+            "relay",
+            &format!("DOWN: email waits until {until}"),
+        );
+    }
+    if !d.last_error.is_empty() {
+        kv(&mut out, "last error", &d.last_error);
+    }
+    kv(
+        &mut out,
+        "paused",
+        &match d.paused.len() {
+            0 => "nothing".to_string(),
+            n => format!("{n} pause{} (below)", plural(n)),
+        },
+    );
+    kv(
+        &mut out,
+        "throughput",
+        &format!("{} emails in the last minute", d.sent_last_minute),
+    );
+    kv(
+        &mut out,
+        "totals",
+        &format!(
+            "sent {}  deferred {}  failed {}  fallbacks {}  resent after crash {}  bounces {}",
+            d.sent_total,
+            d.deferred_total,
+            d.failed_total,
+            d.fallbacks_total,
+            d.resent_after_crash,
+            d.bounces_processed
+        ),
+    );
+    if !d.paused.is_empty() {
+        out.push('\n');
+        out.push_str(&pause_table(&d.paused));
+    }
+    out.push('\n');
+    if d.queues.is_empty() {
+        out.push_str("no queues: no tenant in your scope has messages waiting\n");
+    } else {
+        let mut t = TextTable::new(&[
+            ("TENANT", L),
+            ("EMAIL", R),
+            ("POST", R),
+            ("PHONE", R),
+            ("IN FLIGHT", R),
+            ("SENT TODAY", R),
+        ]);
+        let mut total = [0u64; 5];
+        for q in &d.queues {
+            let n = [q.email, q.post, q.phone, q.in_flight, q.sent_today];
+            for (t, v) in total.iter_mut().zip(n) {
+                *t += v;
+            }
+            let mut cells = vec![q.tenant.to_string()];
+            cells.extend(n.iter().map(u64::to_string));
+            t.row(cells);
+        }
+        if d.queues.len() > 1 {
+            let mut cells = vec!["total".to_string()];
+            cells.extend(total.iter().map(u64::to_string));
+            t.row(cells);
+        }
+        out.push_str(&t.render());
+    }
+    if !d.throttles.is_empty() {
+        out.push('\n');
+        let mut t = TextTable::new(&[
+            ("THROTTLE", L),
+            ("IN FLIGHT", R),
+            ("USED", R),
+            ("PER", L),
+            ("SATURATION", L),
+        ]);
+        for th in &d.throttles {
+            let of = |n: u64| {
+                if n == 0 {
+                    "-".to_string()
+                } else {
+                    n.to_string()
+                }
+            };
+            t.row(vec![
+                th.name.clone(),
+                format!("{}/{}", th.in_flight, of(u64::from(th.concurrency))),
+                format!("{}/{}", th.used, of(th.limit)),
+                th.per.clone(),
+                saturation_bar(th.saturation),
+            ]);
+        }
+        out.push_str(&t.render());
+    }
+    out
+}
+
+fn pause_table(pauses: &[Pause]) -> String {
+    let mut t = TextTable::new(&[("PAUSED", L), ("BY", L), ("SINCE", L)]);
+    for p in pauses {
+        t.row(vec![p.scope.to_string(), p.by.clone(), p.at.to_string()]);
+    }
+    t.render()
+}
+
+/// The pauses in force, as `touchpoint pause` and `resume` print them.
+pub fn pauses(pauses: &[Pause]) -> String {
+    if pauses.is_empty() {
+        return "no pauses: dispatch runs for every tenant and service\n".into();
+    }
+    pause_table(pauses)
+}
+
+/// `touchpoint batches`: the letter batches and call lists just closed.
+pub fn batches(list: &[BatchSummary]) -> String {
+    if list.is_empty() {
+        return "no letter batches or call lists to close\n".into();
+    }
+    let mut t = TextTable::new(&[
+        ("TENANT", L),
+        ("KIND", L),
+        ("MESSAGES", R),
+        ("COST EUR", R),
+        ("FILES", L),
+    ]);
+    for b in list {
+        t.row(vec![
+            b.tenant.to_string(),
+            b.kind.clone(),
+            b.messages.to_string(),
+            money(b.cost),
+            if b.files.is_empty() {
+                "-".into()
+            } else {
+                b.files.join(", ")
+            },
+        ]);
+    }
+    t.render()
+}
+
+/// Sums of ledger rows; budget and remaining only over rows with a budget.
+#[derive(Default)]
+struct CostSum {
+    reserved: i64,
+    booked: i64,
+    brand: i64,
+    dealer: i64,
+    budget: Option<i64>,
+    remaining: Option<i64>,
+}
+
+impl CostSum {
+    fn add(&mut self, r: &CostRow) {
+        self.reserved += r.reserved;
+        self.booked += r.booked;
+        self.brand += r.brand;
+        self.dealer += r.dealer;
+        if let Some(b) = r.budget {
+            *self.budget.get_or_insert(0) += b;
+            *self.remaining.get_or_insert(0) += remaining(r).unwrap_or(0);
+        }
+    }
+
+    fn cells(&self) -> [String; 6] {
+        [
+            money(self.reserved),
+            money(self.booked),
+            money(self.brand),
+            money(self.dealer),
+            self.budget.map(money).unwrap_or_else(|| "-".into()),
+            self.remaining.map(money).unwrap_or_else(|| "-".into()),
+        ]
+    }
+}
+
+/// What is left of a row's budget: budget − booked − reserved.
+fn remaining(r: &CostRow) -> Option<i64> {
+    r.budget.map(|b| b - r.booked - r.reserved)
+}
+
+/// Ledger rows grouped by tenant, then month and service.
+fn sorted_costs(rows: &[CostRow]) -> Vec<&CostRow> {
+    let mut v: Vec<&CostRow> = rows.iter().collect();
+    v.sort_by(|a, b| (&a.tenant, a.month, &a.service).cmp(&(&b.tenant, b.month, &b.service)));
+    v
+}
+
+/// `touchpoint costs`: the ledger with a total per tenant (when a tenant has
+/// several rows and there are several tenants) and overall, in euro.
+pub fn costs(rows: &[CostRow]) -> String {
+    if rows.is_empty() {
+        return "no costs in the ledger for this selection\n".into();
+    }
+    let mut t = TextTable::new(&[
+        ("TENANT", L),
+        ("MONTH", L),
+        ("SERVICE", L),
+        ("RESERVED", R),
+        ("BOOKED", R),
+        ("BRAND", R),
+        ("DEALER", R),
+        ("BUDGET", R),
+        ("REMAINING", R),
+    ]);
+    let rows = sorted_costs(rows);
+    let several_tenants = rows.windows(2).any(|w| w[0].tenant != w[1].tenant);
+    let mut total = CostSum::default();
+    let mut i = 0;
+    while let Some(first) = rows.get(i) {
+        let group: Vec<&CostRow> = rows[i..]
+            .iter()
+            .take_while(|r| r.tenant == first.tenant)
+            .copied()
+            .collect();
+        i += group.len();
+        let mut sum = CostSum::default();
+        for r in &group {
+            sum.add(r);
+            total.add(r);
+            let mut cells = vec![r.tenant.to_string(), month(r.month), r.service.clone()];
+            let mut one = CostSum::default();
+            one.add(r);
+            cells.extend(one.cells());
+            t.row(cells);
+        }
+        if several_tenants && group.len() > 1 {
+            let mut cells = vec![first.tenant.to_string(), String::new(), "total".into()];
+            cells.extend(sum.cells());
+            t.row(cells);
+        }
+    }
+    let mut cells = vec!["total".to_string(), String::new(), String::new()];
+    cells.extend(total.cells());
+    t.row(cells);
+    let mut out = t.render();
+    out.push_str(
+        "\namounts in euro; remaining = budget − booked − reserved;\n\
+         totals of budget and remaining count only services with a budget\n",
+    );
+    out
+}
+
+/// `touchpoint costs --csv`: one row per tenant, month and service, amounts
+/// as decimal euro, empty cells where there is no budget, no total rows.
+pub fn costs_csv(rows: &[CostRow]) -> Result<String, csv::Error> {
+    let mut w = csv::Writer::from_writer(Vec::new());
+    w.write_record([
+        "tenant",
+        "month",
+        "service",
+        "reserved",
+        "booked",
+        "brand_share",
+        "dealer_share",
+        "budget",
+        "remaining",
+    ])?;
+    for r in sorted_costs(rows) {
+        w.write_record([
+            r.tenant.to_string(),
+            month(r.month),
+            r.service.clone(),
+            money(r.reserved),
+            money(r.booked),
+            money(r.brand),
+            money(r.dealer),
+            r.budget.map(money).unwrap_or_default(),
+            remaining(r).map(money).unwrap_or_default(),
+        ])?;
+    }
+    let bytes = w
+        .into_inner()
+        .map_err(|e| csv::Error::from(e.into_error()))?;
+    String::from_utf8(bytes)
+        .map_err(|e| csv::Error::from(std::io::Error::new(std::io::ErrorKind::InvalidData, e)))
+}
+
+/// `touchpoint message`: the header, then the why, then the history.
+pub fn message(m: &Message) -> String {
+    let mut out = String::new();
+    let kv = |out: &mut String, k: &str, v: &str| {
+        let _ = writeln!(out, "{k:<13}{v}");
+    };
+    let d = &m.dispatch;
+    kv(&mut out, "message", &m.id.to_string());
+    kv(&mut out, "message-id", &m.message_id);
+    kv(&mut out, "recipient", &m.recipient);
+    kv(&mut out, "channel", m.channel.as_str());
+    kv(&mut out, "service", &m.service);
+    kv(
+        &mut out,
+        "template",
+        &if d.template_version == 0 {
+            format!("{} (not rendered yet)", m.template)
+        } else {
+            format!("{} version {:016x}", m.template, d.template_version)
+        },
+    );
+    kv(&mut out, "status", m.status.as_str());
+    kv(
+        &mut out,
+        "send",
+        &format!("{} {:02}:{:02}", m.send_on, m.send_at / 60, m.send_at % 60),
+    );
+    kv(
+        &mut out,
+        "money",
+        &format!(
+            "cost {}  value {}  booked {}  brand share {} (euro)",
+            money(m.cost),
+            money(m.value),
+            money(d.booked),
+            money(d.brand_share)
+        ),
+    );
+    let mut attempts = d.attempts.to_string();
+    if let Some(first) = d.first_attempt {
+        let _ = write!(attempts, ", first {first}");
+    }
+    if let Some(retry) = d.retry_at {
+        let _ = write!(attempts, ", next {retry}");
+    }
+    kv(&mut out, "attempts", &attempts);
+    kv(
+        &mut out,
+        "last error",
+        if d.last_error.is_empty() {
+            "-"
+        } else {
+            &d.last_error
+        },
+    );
+    if let Some(from) = d.held_from {
+        kv(&mut out, "held from", from.as_str());
+    }
+    let mut links = Vec::new();
+    if let Some(of) = d.fallback_of {
+        links.push(format!("replaces message {of}"));
+    }
+    if let Some(to) = d.fallback_to {
+        links.push(format!("replaced by message {to}"));
+    }
+    kv(
+        &mut out,
+        "fallback",
+        &if links.is_empty() {
+            "-".to_string()
+        } else {
+            links.join(", ")
+        },
+    );
+    kv(
+        &mut out,
+        "batch",
+        if d.batch.is_empty() { "-" } else { &d.batch },
+    );
+    kv(
+        &mut out,
+        "address",
+        if d.address.is_empty() {
+            "-"
+        } else {
+            &d.address
+        },
+    );
+    out.push_str("\nwhy:\n");
+    if m.why.is_empty() {
+        out.push_str("  -\n");
+    }
+    for w in &m.why {
+        let _ = writeln!(out, "  {w}");
+    }
+    out.push_str("\nhistory:\n");
+    if m.history.is_empty() {
+        out.push_str("  -\n");
+    } else {
+        let mut t = TextTable::new(&[("  TIME", L), ("STATUS", L), ("REASON", L)]);
+        for (at, status, why) in &m.history {
+            t.row(vec![
+                format!("  {at}"),
+                status.as_str().into(),
+                if why.is_empty() {
+                    "-".into()
+                } else {
+                    why.clone()
+                },
+            ]);
+        }
+        out.push_str(&t.render());
+    }
+    out
+}
+
+/// `touchpoint hold|release|cancel|retry`: per id the new status or why not.
+pub fn actions(action: MessageAction, results: &[ActionResult]) -> String {
+    let mut out = String::new();
+    for r in results {
+        let _ = match &r.outcome {
+            Ok(status) => writeln!(out, "message {}: {status}", r.id),
+            Err(why) => writeln!(out, "message {}: not {}: {why}", r.id, action_done(action)),
+        };
+    }
+    out
+}
+
+fn action_done(action: MessageAction) -> &'static str {
+    match action {
+        MessageAction::Hold => "held",
+        MessageAction::Release => "released",
+        MessageAction::Cancel => "cancelled",
+        MessageAction::Retry => "retried",
+    }
+}
+
+/// `touchpoint calls import`: counts, then each rejected row on its own line.
+pub fn outcomes(r: &OutcomeReport) -> String {
+    let mut out = format!(
+        "applied {}, unchanged {}, errors {}\n",
+        r.applied,
+        r.unchanged,
+        r.errors.len()
+    );
+    for e in &r.errors {
+        let _ = writeln!(out, "{e}");
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -788,5 +1253,404 @@ mod tests {
     fn merges_and_audit_text() {
         insta::assert_snapshot!(merges(&fixtures::detail().merges));
         insta::assert_snapshot!(audit(&fixtures::audit()));
+    }
+
+    fn cost_row(
+        tenant: &str,
+        month: u32,
+        service: &str,
+        cents: [i64; 4],
+        budget: Option<i64>,
+    ) -> CostRow {
+        let [reserved, booked, brand, dealer] = cents;
+        CostRow {
+            tenant: fixtures::tid(tenant),
+            month,
+            service: service.into(),
+            reserved,
+            booked,
+            brand,
+            dealer,
+            budget,
+        }
+    }
+
+    /// Two tenants, one with two services; an umlaut in a service name; one
+    /// service without budget; one over budget.
+    fn ledger() -> Vec<CostRow> {
+        vec![
+            cost_row("d002", 202612, "hu", [1_000, 2_500, 0, 2_500], Some(5_000)),
+            cost_row(
+                "d001",
+                202612,
+                "räderwechsel",
+                [12_345, 67_890, 33_945, 33_945],
+                Some(100_000),
+            ),
+            cost_row("d001", 202611, "birthday", [0, 450, 0, 450], None),
+            cost_row(
+                "d002",
+                202612,
+                "inspektion",
+                [300, 900, 0, 900],
+                Some(1_000),
+            ),
+        ]
+    }
+
+    #[test]
+    fn costs_table_groups_tenants_with_totals_in_euro() {
+        let text = costs(&ledger());
+        let table: Vec<&str> = text.lines().take_while(|l| !l.is_empty()).collect();
+        // Right-aligned last column: every line of the table is as wide, umlaut or not.
+        let width = table[0].chars().count();
+        for l in &table {
+            assert_eq!(l.chars().count(), width, "{l:?}\n{text}");
+        }
+        let first_col: Vec<&str> = table
+            .iter()
+            .map(|l| l.split_whitespace().next().unwrap_or(""))
+            .collect();
+        assert_eq!(
+            first_col,
+            ["TENANT", "d001", "d001", "d001", "d002", "d002", "d002", "total"]
+        );
+        // d001: november before december; its total counts the budget of one service only.
+        assert!(table[1].contains("2026-11") && table[1].contains("birthday"));
+        let cells = |l: &str| l.split_whitespace().map(String::from).collect::<Vec<_>>();
+        assert_eq!(
+            cells(table[1])[3..],
+            ["0.00", "4.50", "0.00", "4.50", "-", "-"]
+        );
+        assert_eq!(
+            cells(table[2])[3..],
+            ["123.45", "678.90", "339.45", "339.45", "1000.00", "197.65"]
+        );
+        assert_eq!(
+            cells(table[3])[1..],
+            ["total", "123.45", "683.40", "339.45", "343.95", "1000.00", "197.65"]
+        );
+        // Over budget shows as a negative remainder.
+        assert_eq!(cells(table[5])[8], "-2.00");
+        assert_eq!(
+            cells(table[7])[1..],
+            ["136.45", "717.40", "339.45", "377.95", "1060.00", "210.65"]
+        );
+        insta::assert_snapshot!(text);
+    }
+
+    #[test]
+    fn costs_of_one_tenant_have_only_the_overall_total() {
+        let rows: Vec<CostRow> = ledger()
+            .into_iter()
+            .filter(|r| r.tenant.as_str() == "d001")
+            .collect();
+        let text = costs(&rows);
+        assert_eq!(text.matches("total").count(), 2, "{text}"); // the row and the footnote
+        assert!(text.lines().any(|l| l.starts_with("total ")), "{text}");
+        assert_eq!(costs(&[]), "no costs in the ledger for this selection\n");
+    }
+
+    #[test]
+    fn costs_csv_reads_back_as_decimal_euro() {
+        let text = costs_csv(&ledger()).expect("csv");
+        let mut r = csv::Reader::from_reader(text.as_bytes());
+        let header: Vec<String> = r
+            .headers()
+            .expect("header")
+            .iter()
+            .map(String::from)
+            .collect();
+        assert_eq!(
+            header,
+            [
+                "tenant",
+                "month",
+                "service",
+                "reserved",
+                "booked",
+                "brand_share",
+                "dealer_share",
+                "budget",
+                "remaining"
+            ]
+        );
+        let rows: Vec<Vec<String>> = r
+            .records()
+            .map(|rec| rec.expect("record").iter().map(String::from).collect())
+            .collect();
+        assert_eq!(rows.len(), 4, "no total rows: {text}");
+        assert_eq!(
+            rows[0],
+            ["d001", "2026-11", "birthday", "0.00", "4.50", "0.00", "4.50", "", ""]
+        );
+        assert_eq!(
+            rows[1],
+            [
+                "d001",
+                "2026-12",
+                "räderwechsel",
+                "123.45",
+                "678.90",
+                "339.45",
+                "339.45",
+                "1000.00",
+                "197.65"
+            ]
+        );
+        assert_eq!(rows[3][8], "-2.00");
+        assert_eq!(
+            costs_csv(&[]).expect("csv"),
+            "tenant,month,service,reserved,booked,brand_share,dealer_share,budget,remaining\n"
+        );
+    }
+
+    fn message_fixture() -> Message {
+        use touchpoint_common::domain::Channel;
+        use touchpoint_common::outbox::{Dispatch, MessageStatus as S, Step, Why};
+        let why = |step, text: &str| Why {
+            step,
+            text: text.into(),
+        };
+        Message {
+            id: 42,
+            message_id: "<tp.d001.42@autohaus-müller.de>".into(),
+            recipient: "K-1001".into(),
+            channel: Channel::Post,
+            service: "inspektion".into(),
+            template: "inspektion_brief".into(),
+            occasions: vec![],
+            send_on: touchpoint_common::Date::from_ymd(2025, 3, 17).expect("date"),
+            send_at: 9 * 60 + 5,
+            cost: 95,
+            value: 18_000,
+            status: S::Sent,
+            why: vec![
+                why(
+                    Step::Occasion,
+                    "Inspektion fällig am 2025-04-01 (12 Monate nach dem Service am 2024-04-01)",
+                ),
+                why(Step::Channel, "E-Mail bevorzugt, Einwilligung vom 2024-01-05"),
+                why(
+                    Step::Dispatch,
+                    "E-Mail an jürgen.köhler@example.de abgewiesen (550 5.1.1 Empfänger unbekannt); Brief statt E-Mail",
+                ),
+            ],
+            planned_at: fixtures::ts(-60),
+            policy: 7,
+            history: vec![
+                (fixtures::ts(-60), S::Planned, "geplant".into()),
+                (fixtures::ts(0), S::Queued, "für den Lettershop".into()),
+                (fixtures::ts(90), S::Sent, String::new()),
+            ],
+            dispatch: Dispatch {
+                template_version: 0x1f2e_3d4c_5b6a_7988,
+                attempts: 0,
+                first_attempt: None,
+                retry_at: None,
+                last_error: String::new(),
+                held_from: None,
+                fallback_of: Some(41),
+                fallback_to: None,
+                batch: "d001-2025-03-14-letters.pdf".into(),
+                booked: 95,
+                brand_share: 48,
+                address: "Jürgen Köhler, Hauptstraße 5, 80331 München".into(),
+            },
+        }
+    }
+
+    #[test]
+    fn message_view_with_umlauts() {
+        let text = message(&message_fixture());
+        let (header, rest) = text.split_once("\n\nwhy:\n").expect("why section");
+        // Values start in one column, whatever the key.
+        for l in header.lines() {
+            let value: String = l.chars().skip(13).collect();
+            assert!(!value.starts_with(' ') && !value.is_empty(), "{l:?}");
+        }
+        assert!(header.contains("\nmessage-id   <tp.d001.42@autohaus-müller.de>\n"));
+        assert!(header.contains("\ntemplate     inspektion_brief version 1f2e3d4c5b6a7988\n"));
+        assert!(header.contains("\nsend         2025-03-17 09:05\n"));
+        assert!(header.contains(
+            "\nmoney        cost 0.95  value 180.00  booked 0.95  brand share 0.48 (euro)\n"
+        ));
+        assert!(header.contains("\nfallback     replaces message 41\n"));
+        assert!(header.ends_with("\naddress      Jürgen Köhler, Hauptstraße 5, 80331 München"));
+        let (why, history) = rest.split_once("\n\nhistory:\n").expect("history section");
+        assert_eq!(
+            why.lines().collect::<Vec<_>>(),
+            [
+                "  occasion: Inspektion fällig am 2025-04-01 (12 Monate nach dem Service am 2024-04-01)",
+                "  channel: E-Mail bevorzugt, Einwilligung vom 2024-01-05",
+                "  dispatch: E-Mail an jürgen.köhler@example.de abgewiesen (550 5.1.1 Empfänger unbekannt); Brief statt E-Mail",
+            ]
+        );
+        let history: Vec<&str> = history.lines().collect();
+        assert_eq!(history.len(), 4, "{text}");
+        assert!(history[1].ends_with("planned  geplant"), "{:?}", history[1]);
+        assert!(
+            history[2].ends_with("queued   für den Lettershop"),
+            "{:?}",
+            history[2]
+        );
+        assert!(history[3].ends_with("sent     -"), "{:?}", history[3]);
+        insta::assert_snapshot!(text);
+    }
+
+    #[test]
+    fn message_view_of_an_unsent_email() {
+        let mut m = message_fixture();
+        m.channel = touchpoint_common::domain::Channel::Email;
+        m.status = touchpoint_common::outbox::MessageStatus::Deferred;
+        m.why.clear();
+        m.history.clear();
+        m.dispatch = touchpoint_common::outbox::Dispatch {
+            attempts: 2,
+            first_attempt: Some(fixtures::ts(0)),
+            retry_at: Some(fixtures::ts(30)),
+            last_error: "451 4.7.1 Greylisting, später erneut".into(),
+            fallback_to: Some(43),
+            ..Default::default()
+        };
+        let text = message(&m);
+        assert!(
+            text.contains("\ntemplate     inspektion_brief (not rendered yet)\n"),
+            "{text}"
+        );
+        assert!(text.contains(
+            "\nattempts     2, first 2025-03-14 09:30:00 UTC, next 2025-03-14 10:00:00 UTC\n"
+        ));
+        assert!(text.contains("\nlast error   451 4.7.1 Greylisting, später erneut\n"));
+        assert!(text.contains("\nfallback     replaced by message 43\n"));
+        assert!(text.contains("\nbatch        -\n"));
+        assert!(text.ends_with("\nwhy:\n  -\n\nhistory:\n  -\n"), "{text}");
+    }
+
+    #[test]
+    fn saturation_bars() {
+        assert_eq!(saturation_bar(0), "[..........] 0%");
+        assert_eq!(saturation_bar(4), "[..........] 4%");
+        assert_eq!(saturation_bar(5), "[#.........] 5%");
+        assert_eq!(saturation_bar(50), "[#####.....] 50%");
+        assert_eq!(saturation_bar(100), "[##########] 100%");
+        assert_eq!(saturation_bar(250), "[##########] 250%");
+    }
+
+    #[test]
+    fn dispatch_text() {
+        use touchpoint_common::protocol::{PauseScope, TenantQueue, ThrottleStatus};
+        let queue = |t: &str, n: [u64; 5]| TenantQueue {
+            tenant: fixtures::tid(t),
+            email: n[0],
+            post: n[1],
+            phone: n[2],
+            in_flight: n[3],
+            sent_today: n[4],
+        };
+        let throttle = |name: &str, in_flight, concurrency, used, limit, per: &str, saturation| {
+            ThrottleStatus {
+                name: name.into(),
+                in_flight,
+                concurrency,
+                used,
+                limit,
+                per: per.into(),
+                saturation,
+            }
+        };
+        let d = DispatchStatus {
+            enabled: true,
+            transport: "smtp relay mail.example:587 (starttls, 8 connections)".into(),
+            paused: vec![Pause {
+                scope: PauseScope {
+                    tenant: Some(fixtures::tid("d002")),
+                    service: Some("hu".into()),
+                },
+                by: "anna".into(),
+                at: fixtures::ts(-15),
+            }],
+            throttles: vec![
+                throttle("global", 4, 8, 300, 600, "minute", 50),
+                throttle("tenant d001", 0, 0, 1_980, 2_000, "day", 99),
+                throttle("domain gmail.com", 2, 2, 10, 0, "minute", 100),
+            ],
+            queues: vec![
+                queue("d001", [120, 15, 3, 4, 880]),
+                queue("d002", [0, 2, 0, 0, 35]),
+            ],
+            sent_last_minute: 300,
+            sent_total: 12_345,
+            deferred_total: 17,
+            failed_total: 3,
+            fallbacks_total: 2,
+            resent_after_crash: 1,
+            bounces_processed: 9,
+            relay_down_until: Some(fixtures::ts(5)),
+            last_error: "connection refused (mail.example:587)".into(),
+        };
+        let text = dispatch(&d);
+        assert!(text.contains("[#####.....] 50%"), "{text}");
+        assert!(text.contains(
+            "sent 12345  deferred 17  failed 3  fallbacks 2  resent after crash 1  bounces 9"
+        ));
+        assert!(text.contains("\nrelay        DOWN: email waits until 2025-03-14 09:35:00 UTC\n"));
+        assert!(text.contains("service hu of tenant d002"), "{text}");
+        insta::assert_snapshot!(text);
+        let idle = dispatch(&DispatchStatus::default());
+        assert!(idle.starts_with("dispatch     DISABLED"), "{idle}");
+        assert!(
+            !idle.contains("relay") && !idle.contains("last error"),
+            "{idle}"
+        );
+    }
+
+    #[test]
+    fn pauses_batches_actions_outcomes() {
+        use touchpoint_common::outbox::MessageStatus;
+        assert_eq!(
+            pauses(&[]),
+            "no pauses: dispatch runs for every tenant and service\n"
+        );
+        let b = batches(&[BatchSummary {
+            tenant: fixtures::tid("d001"),
+            kind: "letters".into(),
+            files: vec!["d001-letters.pdf".into(), "d001-manifest.csv".into()],
+            messages: 120,
+            cost: 10_560,
+        }]);
+        assert_eq!(
+            b,
+            "TENANT  KIND     MESSAGES  COST EUR  FILES\n\
+             d001    letters       120    105.60  d001-letters.pdf, d001-manifest.csv\n"
+        );
+        let a = actions(
+            MessageAction::Hold,
+            &[
+                ActionResult {
+                    id: 12,
+                    outcome: Ok(MessageStatus::Held),
+                },
+                ActionResult {
+                    id: 13,
+                    outcome: Err("already sent".into()),
+                },
+            ],
+        );
+        assert_eq!(a, "message 12: held\nmessage 13: not held: already sent\n");
+        let o = outcomes(&OutcomeReport {
+            applied: 7,
+            unchanged: 2,
+            errors: vec![
+                "calls.csv:4: outcome: \"vielleicht\" is not an outcome".into(),
+                "calls.csv:9: task: no task 88".into(),
+            ],
+        });
+        assert_eq!(
+            o,
+            "applied 7, unchanged 2, errors 2\n\
+             calls.csv:4: outcome: \"vielleicht\" is not an outcome\n\
+             calls.csv:9: task: no task 88\n"
+        );
     }
 }
