@@ -203,6 +203,8 @@ pub enum OccasionKind {
     Birthday,
     /// A brand campaign: a date window and a segment.
     Campaign,
+    /// Some days after a vehicle's service visit: a quality-check call.
+    AfterVisit,
 }
 
 impl OccasionKind {
@@ -213,6 +215,7 @@ impl OccasionKind {
             OccasionKind::WarrantyEnd => "warranty_end",
             OccasionKind::Birthday => "birthday",
             OccasionKind::Campaign => "campaign",
+            OccasionKind::AfterVisit => "after_visit",
         }
     }
 
@@ -220,7 +223,10 @@ impl OccasionKind {
     pub fn per_vehicle(self) -> bool {
         matches!(
             self,
-            OccasionKind::ServiceDue | OccasionKind::InspectionDue | OccasionKind::WarrantyEnd
+            OccasionKind::ServiceDue
+                | OccasionKind::InspectionDue
+                | OccasionKind::WarrantyEnd
+                | OccasionKind::AfterVisit
         )
     }
 }
@@ -523,6 +529,9 @@ pub struct Service {
     /// campaign: who is selected.
     #[serde(default)]
     pub segment: Option<Segment>,
+    /// after_visit: days after the vehicle's last service.
+    #[serde(default)]
+    pub after_days: Option<u32>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -1145,6 +1154,14 @@ fn check_brand(
         let sd = is(OccasionKind::ServiceDue);
         let hu = is(OccasionKind::InspectionDue);
         let camp = is(OccasionKind::Campaign);
+        if is(OccasionKind::AfterVisit) {
+            need(&mut err, "after_days", s.after_days.is_some());
+            if let Some(d) = s.after_days {
+                range(&mut err, &k("after_days"), d, 1, 365);
+            }
+        } else {
+            forbid(&mut err, "after_days", s.after_days.is_some());
+        }
         if sd {
             need(&mut err, "interval_months", s.interval_months.is_some());
             if let Some(m) = s.interval_months {

@@ -206,6 +206,17 @@ async fn drive(
         ));
     }
 
+    // Dispatch: what is due now goes out (email to the spool, since the demo
+    // has no relay); today's letter batches and call lists close at once.
+    match dispatch_now(&mut client).await {
+        Ok(text) => emit(&text),
+        Err(e) => {
+            problems
+                .get_or_insert_with(String::new)
+                .push_str(&format!("dispatch: {e}"));
+        }
+    }
+
     if !args.headless {
         drop(client);
         crate::tui::run(socket.to_path_buf(), false).await?;
@@ -214,6 +225,57 @@ async fn drive(
         bail!(p);
     }
     Ok(())
+}
+
+/// Lets the dispatcher send what is due, closes today's batches and says
+/// where everything went.
+async fn dispatch_now(client: &mut crate::client::Client) -> anyhow::Result<String> {
+    let started = Instant::now();
+    // Email due now goes out within a few ticks; wait until the queues hold
+    // only what is due later (or 30 s).
+    let mut last = u64::MAX;
+    let mut status = client.dispatch_status().await?;
+    while started.elapsed() < std::time::Duration::from_secs(30) {
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        status = client.dispatch_status().await?;
+        let in_flight: u64 = status.queues.iter().map(|q| q.in_flight).sum();
+        if in_flight == 0 && status.sent_total == last {
+            break;
+        }
+        last = status.sent_total;
+    }
+    let batches = client.run_batches(None).await?;
+    let costs = client.costs(None, None).await?;
+    let emails = status.queues.iter().map(|q| q.sent_today).sum::<u64>();
+    let letters: u64 = batches.iter().filter(|b| b.kind == "letters").map(|b| b.messages).sum();
+    let calls: u64 = batches.iter().filter(|b| b.kind == "calls").map(|b| b.messages).sum();
+    let booked: i64 = costs.iter().map(|c| c.booked).sum();
+    let brand: i64 = costs.iter().map(|c| c.brand).sum();
+    let reserved: i64 = costs.iter().map(|c| c.reserved).sum();
+    let waiting: u64 = status.queues.iter().map(|q| q.email + q.post + q.phone).sum();
+    let mut out = String::new();
+    out.push_str(&format!(
+        "  dispatch    {emails} emails sent today to the {}, {letters} letters in {} batches, {calls} call tasks in {} lists, {:.1} s\n",
+        status.transport,
+        batches.iter().filter(|b| b.kind == "letters").count(),
+        batches.iter().filter(|b| b.kind == "calls").count(),
+        started.elapsed().as_secs_f64()
+    ));
+    if let Some(b) = batches.iter().find(|b| b.kind == "letters") {
+        out.push_str(&format!("  letters     {}\n", b.files.join("\n              ")));
+    }
+    out.push_str(&format!(
+        "  costs       {} booked ({} paid by the brand), {} reserved for messages not yet sent; {waiting} messages wait for their send time\n",
+        euro(booked),
+        euro(brand),
+        euro(reserved)
+    ));
+    out.push_str("  see:        touchpoint dispatch · touchpoint costs · touchpoint message --tenant T ID\n");
+    Ok(out)
+}
+
+fn euro(cents: i64) -> String {
+    format!("{}.{:02} €", cents / 100, (cents % 100).abs())
 }
 
 /// The plan in a few lines: totals, per service, and one message's *why*.
@@ -351,6 +413,10 @@ const TEMPLATES: &[(&str, &str)] = &[
     (
         "winter_check",
         include_str!("../../policies/templates/winter_check.toml"),
+    ),
+    (
+        "quality_check",
+        include_str!("../../policies/templates/quality_check.toml"),
     ),
 ];
 

@@ -7,6 +7,7 @@ use crate::tables::{Region, BUSINESS_STREETS, FEMALE_FIRST, LAST, MALE_FIRST, RE
 use crate::{DealerSpec, Dialect};
 
 const SALT_POLICY: u64 = 0x706f_6c69;
+const SALT_QUALITY_CHECK: u64 = 0x7163_6b00;
 
 /// The demo brand's services (`policies/brand.toml`) as a dealer sees them:
 /// euro of monthly budget per 100 customers, and the share of dealers (in
@@ -225,6 +226,15 @@ fn tenant_settings(spec: &DealerSpec, t: &mut String) {
         let _ = writeln!(t, "\n[services.{id}]");
         let _ = writeln!(t, "opt_in = {opt_in}");
         let _ = writeln!(t, "monthly_budget = {budget}.00");
+    }
+    if with_phone {
+        // Only dealers with a call centre take part; drawn from its own
+        // stream so the draws above stay what they were.
+        let mut q = fastrand::Rng::with_seed(mix(spec.seed ^ SALT_QUALITY_CHECK));
+        let euro = (spec.customers as u32 * 2 * q.u32(50..=150) / 100).div_ceil(50) * 50;
+        let _ = writeln!(t, "\n[services.quality_check]");
+        let _ = writeln!(t, "opt_in = true");
+        let _ = writeln!(t, "monthly_budget = {}.00", euro.max(100));
     }
 
     let first = if r.bool() {

@@ -14,6 +14,10 @@ use super::recipients::{Recipient, VehicleView};
 /// (as due today): the mileage projection often says "already due".
 pub const OVERDUE_GRACE_DAYS: i32 = 90;
 
+/// A quality-check call may be this many days late (the list was not
+/// worked, the daemon was down) and is still made.
+pub const AFTER_VISIT_GRACE_DAYS: i32 = 14;
+
 /// What the planner needs to know about a service besides the policy: the
 /// lead time in force (the policy's, or one learned from responses).
 pub struct Window {
@@ -98,6 +102,25 @@ pub fn find(
                         format!("born {born}")
                     };
                     out.push(occasion(key, None, due, reason));
+                }
+            }
+        }
+        OccasionKind::AfterVisit => {
+            let Some(after) = s.after_days else { return };
+            for v in &r.vehicles {
+                let Some(visit) = v.vehicle.last_service_date else {
+                    continue;
+                };
+                let due = visit.add_days(after as i32);
+                // A call a few days late is still worth making; later not.
+                if due < w.today.add_days(-AFTER_VISIT_GRACE_DAYS) {
+                    continue;
+                }
+                let due = due.max(w.today);
+                if w.takes(due, lead) {
+                    let key = format!("{id}:{}:{visit}", v.vehicle.vin);
+                    let reason = format!("{after} days after the service on {visit}");
+                    out.push(occasion(key, Some(&v.vehicle.vin), due, reason));
                 }
             }
         }
