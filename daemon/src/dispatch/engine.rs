@@ -101,6 +101,8 @@ struct State {
     released_at: HashMap<TenantId, i64>,
     /// Tenants to look at in the next round regardless.
     woken: HashSet<TenantId>,
+    /// The day each tenant's batches last closed on their own (at `batch_at`).
+    batched: HashMap<TenantId, Date>,
     relay_down_until: Option<i64>,
     relay_backoff: i64,
     today: Option<Date>,
@@ -175,6 +177,18 @@ fn domain_of(address: &str) -> String {
         .rsplit_once('@')
         .map(|(_, d)| d.trim().to_ascii_lowercase())
         .unwrap_or_default()
+}
+
+/// The postage a batch's manifest gives for one message, in cents.
+fn manifest_postage(manifest: &std::path::Path, message: u64) -> Option<i64> {
+    let mut r = csv::Reader::from_path(manifest).ok()?;
+    let headers = r.headers().ok()?.clone();
+    let col = |name: &str| headers.iter().position(|h| h == name);
+    let (m, p) = (col("message")?, col("postage_cents")?);
+    r.records()
+        .filter_map(|rec| rec.ok())
+        .find(|rec| rec.get(m).and_then(|v| v.parse().ok()) == Some(message))
+        .and_then(|rec| rec.get(p)?.parse().ok())
 }
 
 /// Reads or creates the 32-byte secret that signs return paths and links.
@@ -446,8 +460,13 @@ impl Dispatcher {
                 let store = self.stores.tenant(t)?;
                 self.recover(&store, &policies, now)?;
                 self.release(&store, &policies, now)?;
-                if batch_time {
-                    self.batches(&store, &policies, now, false)?;
+                // Once a day at batch_at; letters that turn up later (a
+                // fallback) wait for tomorrow's batch or an operator's
+                // `touchpoint batches`.
+                let today = today_local(now);
+                if batch_time && self.state().batched.get(t) != Some(&today) {
+                    self.batches(&store, &policies, now)?;
+                    self.state().batched.insert(t.clone(), today);
                 }
                 if jobs.len() < free {
                     let more = self.claim(&store, &policies, now, free - jobs.len())?;
@@ -504,9 +523,16 @@ impl Dispatcher {
                     } else {
                         &self.paths.calls
                     };
-                    let complete = !batch.is_empty() && dir.join(store.id().as_str()).join(&batch).exists();
+                    // A letter batch is complete once its manifest is there
+                    // (written last); a call list is written whole or not at all.
+                    let marker = match m.channel {
+                        Channel::Post => batch.replace(".pdf", ".csv"),
+                        _ => batch.clone(),
+                    };
+                    let complete = !batch.is_empty() && dir.join(store.id().as_str()).join(&marker).exists();
                     if complete {
-                        let cost = p.brand.channels.get(m.channel).cost.0;
+                        let cost = manifest_postage(&dir.join(store.id().as_str()).join(&marker), m.id)
+                            .unwrap_or(p.brand.channels.get(m.channel).cost.0);
                         let day = today_local(now);
                         let mut c = Change::new(m, after);
                         c.after.set_status(Timestamp(now), S::Sent, format!("in {kind} {batch} (completed before the daemon stopped)"));
@@ -1107,15 +1133,8 @@ impl Dispatcher {
 
     // ----- letters and call tasks ----------------------------------------------
 
-    /// Writes the day's letter batch and call list of a tenant from what is
-    /// queued. `force`: also before `batch_at` (an operator asked).
-    fn batches(
-        &self,
-        store: &TenantStore,
-        p: &Policies,
-        now: i64,
-        _force: bool,
-    ) -> Result<Vec<BatchSummary>> {
+    /// Writes a letter batch and a call list of a tenant from what is queued.
+    fn batches(&self, store: &TenantStore, p: &Policies, now: i64) -> Result<Vec<BatchSummary>> {
         let mut out = Vec::new();
         if let Some(b) = self.letter_batch(store, p, now)? {
             out.push(b);
@@ -1416,7 +1435,7 @@ impl Dispatcher {
             self.recover(&store, &p, now)?;
             self.state().woken.insert(t.clone());
             self.release(&store, &p, now)?;
-            out.extend(self.batches(&store, &p, now, true)?);
+            out.extend(self.batches(&store, &p, now)?);
         }
         Ok(out)
     }
