@@ -1758,3 +1758,7 @@ impl Dispatcher {
         verp::parse_unsubscribe_token(token, &self.secret)
     }
 }
+
+#[cfg(test)]
+#[path = "engine_tests.rs"]
+mod tests;

@@ -1,0 +1,1 @@
+//! Unit tests of the dispatcher on a real temp-dir store (being written).
