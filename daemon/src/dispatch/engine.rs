@@ -1307,19 +1307,47 @@ impl Dispatcher {
         let report = if letters_in.is_empty() {
             None
         } else {
-            Some(
-                letters::write_batch(
-                    &self.paths.letters,
-                    BatchRequest {
-                        tenant: store.id(),
-                        day,
-                        seq,
-                        letters: letters_in,
-                        postage: &p.brand.postage,
-                    },
-                )
-                .map_err(|e| DispatchError::Io(format!("letter batch {batch}: {e}")))?,
-            )
+            let written = letters::write_batch(
+                &self.paths.letters,
+                BatchRequest {
+                    tenant: store.id(),
+                    day,
+                    seq,
+                    letters: letters_in,
+                    postage: &p.brand.postage,
+                },
+            );
+            match written {
+                Ok(r) => Some(r),
+                Err(e) => {
+                    // Nothing went out: the letters wait for the next batch,
+                    // except one the postage table cannot carry, which is held.
+                    let heavy = match &e {
+                        letters::LetterError::TooHeavy { message, .. } => Some(*message),
+                        _ => None,
+                    };
+                    let reason = format!("letter batch {batch} not written: {e}");
+                    let changes: Vec<Change> = taken
+                        .iter()
+                        .map(|(m, _)| {
+                            let mut c = Change::new(m.clone(), m.clone());
+                            c.after.dispatch.batch.clear();
+                            c.after.dispatch.last_error = reason.clone();
+                            if heavy == Some(m.id) {
+                                c.after.dispatch.held_from = Some(S::Queued);
+                                why(&mut c.after, format!("held: {e}"));
+                                c.after.set_status(Timestamp(now), S::Held, e.to_string());
+                            } else {
+                                c.after.dispatch.retry_at = Some(Timestamp(now));
+                                c.after.set_status(Timestamp(now), S::Queued, reason.clone());
+                            }
+                            c
+                        })
+                        .collect();
+                    store.apply(&changes)?;
+                    return Err(DispatchError::Io(reason));
+                }
+            }
         };
         let mut changes = Vec::new();
         let mut cost = 0;
@@ -1405,8 +1433,25 @@ impl Dispatcher {
                 dealer: tenant.tenant.name.clone(),
             })
             .collect();
-        let path = calls::write_tasks(&self.paths.calls, store.id(), day, seq, &tasks)
-            .map_err(|e| DispatchError::Io(format!("call list {name}: {e}")))?;
+        let path = match calls::write_tasks(&self.paths.calls, store.id(), day, seq, &tasks) {
+            Ok(p) => p,
+            Err(e) => {
+                let reason = format!("call list {name} not written: {e}");
+                let changes: Vec<Change> = taken
+                    .iter()
+                    .map(|(m, _)| {
+                        let mut c = Change::new(m.clone(), m.clone());
+                        c.after.dispatch.batch.clear();
+                        c.after.dispatch.last_error = reason.clone();
+                        c.after.dispatch.retry_at = Some(Timestamp(now));
+                        c.after.set_status(Timestamp(now), S::Queued, reason.clone());
+                        c
+                    })
+                    .collect();
+                store.apply(&changes)?;
+                return Err(DispatchError::Io(reason));
+            }
+        };
         let cost = p.brand.channels.phone.cost.0;
         let mut changes = Vec::new();
         for (m, _) in &taken {

@@ -133,12 +133,12 @@ impl Throttles {
     /// Every throttle with its fill: global, each configured domain and every
     /// domain with traffic in the last minute, each tenant with a daily limit.
     pub fn status(&mut self, now: i64) -> Vec<ThrottleStatus> {
+        // No limit: never saturated.
         fn pct(used: u64, limit: u64) -> u32 {
-            if limit == 0 {
-                0
-            } else {
-                (used.saturating_mul(100) / limit).min(100) as u32
-            }
+            used.saturating_mul(100)
+                .checked_div(limit)
+                .unwrap_or(0)
+                .min(100) as u32
         }
         let l = self.limits.clone();
         let mut out = Vec::new();
