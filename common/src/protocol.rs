@@ -210,6 +210,130 @@ pub enum Request {
         #[serde(with = "serde_bytes")]
         data: Vec<u8>,
     },
+    /// Proposes a new version of a template: the whole file's text.
+    Propose {
+        template: String,
+        text: String,
+        comment: String,
+    },
+    /// Proposes going back to an earlier version of a template.
+    ProposeRollback {
+        template: String,
+        version: u32,
+        comment: String,
+    },
+    /// Proposals, pending ones only unless `all`.
+    Proposals {
+        all: bool,
+    },
+    /// One proposal with its diff against the version in force.
+    Proposal {
+        id: u64,
+    },
+    /// A proposal rendered for a sample customer of a tenant.
+    Preview {
+        id: u64,
+        tenant: TenantId,
+        /// A customer number; the daemon picks one when `None`.
+        customer: Option<String>,
+    },
+    Approve {
+        id: u64,
+        comment: String,
+    },
+    Reject {
+        id: u64,
+        comment: String,
+    },
+    /// Templates with their version history (one, or all).
+    Templates {
+        name: Option<String>,
+    },
+}
+
+/// Where a proposal stands.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ProposalStatus {
+    Pending,
+    Approved {
+        by: String,
+        at: Timestamp,
+        comment: String,
+        /// The template version it became.
+        version: u32,
+    },
+    Rejected {
+        by: String,
+        at: Timestamp,
+        comment: String,
+    },
+}
+
+/// A proposed change of brand material.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Proposal {
+    pub id: u64,
+    pub template: String,
+    /// The whole proposed file.
+    pub text: String,
+    /// The version in force when it was proposed (0: a new template).
+    pub base_version: u32,
+    /// Set for a rollback: the version whose text it restores.
+    pub rollback_to: Option<u32>,
+    pub author: String,
+    pub author_uid: u32,
+    pub comment: String,
+    pub created_at: Timestamp,
+    pub status: ProposalStatus,
+}
+
+/// A proposal with what it changes.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProposalDetail {
+    pub proposal: Proposal,
+    /// Unified diff against the version in force now (`---`/`+++` headers,
+    /// `@@` hunks).
+    pub diff: String,
+    /// The version in force now (it may have moved since the proposal).
+    pub current_version: u32,
+}
+
+/// A proposal rendered for one customer.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Preview {
+    pub proposal: u64,
+    pub tenant: TenantId,
+    pub customer: String,
+    pub subject: String,
+    pub text: String,
+    pub html: String,
+    pub letter: String,
+    /// The letter as the lettershop would print it (PDF).
+    #[serde(with = "serde_bytes")]
+    pub pdf: Vec<u8>,
+}
+
+/// One version of a template.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TemplateVersion {
+    pub version: u32,
+    /// Fingerprint of the text: what messages record as their template version.
+    pub fingerprint: u64,
+    pub text: String,
+    /// Who proposed it ("policies/templates/x.toml" for the seed).
+    pub author: String,
+    pub approved_by: String,
+    pub at: Timestamp,
+    pub comment: String,
+    pub proposal: Option<u64>,
+}
+
+/// A template's history, the version in force marked.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TemplateHistory {
+    pub name: String,
+    pub in_force: u32,
+    pub versions: Vec<TemplateVersion>,
 }
 
 /// What a pause applies to: everything, one tenant, one service, or one
@@ -394,6 +518,14 @@ impl Request {
                 MessageAction::Retry => "retry",
             },
             Request::CallOutcomes { .. } => "call-outcomes",
+            Request::Propose { .. } => "propose",
+            Request::ProposeRollback { .. } => "propose-rollback",
+            Request::Proposals { .. } => "proposals",
+            Request::Proposal { .. } => "proposal",
+            Request::Preview { .. } => "preview",
+            Request::Approve { .. } => "approve",
+            Request::Reject { .. } => "reject",
+            Request::Templates { .. } => "templates",
         }
     }
 }
@@ -425,6 +557,10 @@ pub enum Response {
     Message(Box<crate::outbox::Message>),
     Actions(Vec<ActionResult>),
     Outcomes(OutcomeReport),
+    Proposal(Box<ProposalDetail>),
+    Proposals(Vec<Proposal>),
+    Preview(Box<Preview>),
+    Templates(Vec<TemplateHistory>),
 }
 
 /// The answer to [`Request::Plan`].

@@ -219,6 +219,10 @@ fn response_name(r: &Response) -> &'static str {
         Response::Message(_) => "Message",
         Response::Actions(_) => "Actions",
         Response::Outcomes(_) => "Outcomes",
+        Response::Proposal(_) => "Proposal",
+        Response::Proposals(_) => "Proposals",
+        Response::Preview(_) => "Preview",
+        Response::Templates(_) => "Templates",
     }
 }
 

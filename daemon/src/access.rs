@@ -103,7 +103,16 @@ pub fn role_allows(role: Role, request: &Request) -> bool {
         | Request::Plan { dry_run: true, .. }
         | Request::DispatchStatus
         | Request::Costs { .. }
-        | Request::Message { .. } => true,
+        | Request::Message { .. }
+        | Request::Proposals { .. }
+        | Request::Proposal { .. }
+        | Request::Preview { .. }
+        | Request::Templates { .. } => true,
+        // Anyone but read-only may propose; only a reviewer decides.
+        Request::Propose { .. } | Request::ProposeRollback { .. } => {
+            !matches!(role, Role::ReadOnly)
+        }
+        Request::Approve { .. } | Request::Reject { .. } => matches!(role, Role::Reviewer),
         Request::Plan { .. }
         | Request::Pause { .. }
         | Request::Resume { .. }
@@ -127,6 +136,7 @@ pub fn tenant_of(request: &Request) -> Option<&TenantId> {
         | Request::Merges { tenant, .. }
         | Request::UndoMerge { tenant, .. }
         | Request::Message { tenant, .. }
+        | Request::Preview { tenant, .. }
         | Request::MessageAction { tenant, .. } => Some(tenant),
         Request::Audit { tenant, .. }
         | Request::Plan { tenant, .. }
