@@ -80,9 +80,17 @@ pub struct Renderer {
 
 impl Renderer {
     pub fn new(set: &PolicySet) -> Result<Renderer, RenderError> {
+        Self::from_templates(&set.templates)
+    }
+
+    /// A renderer of the given templates (the versions in force in the
+    /// central store, which may differ from the seed files).
+    pub fn from_templates(
+        templates: &BTreeMap<String, touchpoint_common::template::Template>,
+    ) -> Result<Renderer, RenderError> {
         let mut env = template::environment();
         let mut versions = BTreeMap::new();
-        for (name, t) in &set.templates {
+        for (name, t) in templates {
             for part in Part::ALL {
                 let full = format!("{name}/{part}");
                 env.add_template_owned(full.clone(), t.part(part).to_string())
