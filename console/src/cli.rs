@@ -3,15 +3,17 @@
 //! Exit codes: 0 success; 1 the daemon (or an import) said no; 2 usage or
 //! connection errors.
 
-use std::path::PathBuf;
+use std::io::IsTerminal as _;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+use clap::builder::NonEmptyStringValueParser;
 use clap::{Args, Parser, Subcommand};
 use serde::Serialize;
-use touchpoint_common::protocol::{MessageAction, PauseScope};
+use touchpoint_common::protocol::{ErrorKind, MessageAction, PauseScope, ProposalDetail};
 use touchpoint_common::TenantId;
 
-use crate::client::{read_call_outcomes, resolve_socket, Client, ClientError};
+use crate::client::{read_call_outcomes, read_template, resolve_socket, Client, ClientError};
 use crate::format;
 
 pub const EXIT_OK: u8 = 0;
@@ -201,6 +203,106 @@ pub enum Command {
         #[command(subcommand)]
         command: CallsCommand,
     },
+    /// Propose a new version of a brand template from a file; prints the
+    /// proposal and its diff against the version in force. The daemon checks
+    /// the template first and refuses it with one `file:line: key: message`
+    /// line per error (exit 1).
+    Propose {
+        /// The template file: UTF-8 text, at most 1 MiB.
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
+        /// Why the change; the reviewer reads it with the diff.
+        #[arg(long, value_parser = NonEmptyStringValueParser::new())]
+        comment: String,
+        /// The template to change [default: the file's name without its
+        /// extension, `winter_check.toml` → `winter_check`].
+        #[arg(long, value_name = "NAME")]
+        template: Option<String>,
+        #[command(flatten)]
+        out: Output,
+    },
+    /// Propose going back to an earlier version of a template. It is a
+    /// proposal like any other: printed with its diff, decided by a reviewer.
+    Rollback {
+        /// The template, as `touchpoint templates` lists it.
+        template: String,
+        /// The version whose text comes back.
+        #[arg(long = "to", value_name = "VERSION", value_parser = clap::value_parser!(u32).range(1..))]
+        to: u32,
+        /// Why; the reviewer reads it with the diff.
+        #[arg(long, value_parser = NonEmptyStringValueParser::new())]
+        comment: String,
+        #[command(flatten)]
+        out: Output,
+    },
+    /// Proposals of brand material waiting for a reviewer: id, template,
+    /// author, created, base version, status and comment.
+    Approvals {
+        /// Include approved and rejected proposals.
+        #[arg(long)]
+        all: bool,
+        #[command(flatten)]
+        out: Output,
+    },
+    /// One proposal whole: who proposed what when, its comment and its diff
+    /// against the version in force (coloured on a terminal unless NO_COLOR
+    /// is set).
+    Approval {
+        /// Proposal id, as `touchpoint approvals` lists it.
+        id: u64,
+        #[command(flatten)]
+        out: Output,
+    },
+    /// A proposal rendered for a customer of a tenant: subject, the email's
+    /// plain text and the letter's text. With --json the PDF is left out
+    /// (`pdf_bytes` gives its size).
+    Preview {
+        /// Proposal id.
+        id: u64,
+        /// Render with this tenant's dealer slots and customers.
+        #[arg(long)]
+        tenant: TenantId,
+        /// This customer number; default: one the daemon picks.
+        #[arg(long, value_name = "NUMBER")]
+        customer: Option<String>,
+        /// Write the letter as the lettershop would print it (PDF) to FILE.
+        #[arg(long, value_name = "FILE")]
+        pdf: Option<PathBuf>,
+        /// Overwrite the --pdf file if it exists.
+        #[arg(long, requires = "pdf")]
+        force: bool,
+        #[command(flatten)]
+        out: Output,
+    },
+    /// Approve a proposal (reviewers only, never your own): the new version
+    /// is in force for every tenant at once.
+    Approve {
+        /// Proposal id.
+        id: u64,
+        /// A note for the author and the audit log.
+        #[arg(long)]
+        comment: Option<String>,
+        #[command(flatten)]
+        out: Output,
+    },
+    /// Reject a proposal (reviewers only), saying why.
+    Reject {
+        /// Proposal id.
+        id: u64,
+        /// Why; the author reads it.
+        #[arg(long, value_parser = NonEmptyStringValueParser::new())]
+        comment: String,
+        #[command(flatten)]
+        out: Output,
+    },
+    /// Templates with the version in force (marked *) and their history:
+    /// version, when, author, approved by, fingerprint, comment.
+    Templates {
+        /// One template; default: all.
+        name: Option<String>,
+        #[command(flatten)]
+        out: Output,
+    },
     /// Start a daemon on demo data, import it and show the console.
     Demo(crate::demo::DemoArgs),
     /// Work with policy files without a daemon: `policy check DIR`.
@@ -276,6 +378,50 @@ fn parse_day(s: &str) -> Result<touchpoint_common::Date, String> {
         .map_err(|_| format!("{s:?} is not a date (YYYY-MM-DD)"))
 }
 
+/// Table width when stdout is not a terminal (or its size is unknown).
+const DEFAULT_TABLE_WIDTH: usize = 100;
+
+/// The width tables are fitted to: the terminal's, else [`DEFAULT_TABLE_WIDTH`].
+fn table_width() -> usize {
+    if std::io::stdout().is_terminal() {
+        if let Ok((columns, _)) = crossterm::terminal::size() {
+            if columns > 0 {
+                return usize::from(columns);
+            }
+        }
+    }
+    DEFAULT_TABLE_WIDTH
+}
+
+/// Whether to colour output: only on a terminal, and not when `NO_COLOR` is
+/// set to anything but the empty string (<https://no-color.org>).
+pub fn colour_wanted(is_terminal: bool, no_color: Option<&std::ffi::OsStr>) -> bool {
+    is_terminal && no_color.is_none_or(|v| v.is_empty())
+}
+
+fn stdout_colour() -> bool {
+    colour_wanted(
+        std::io::stdout().is_terminal(),
+        std::env::var_os("NO_COLOR").as_deref(),
+    )
+}
+
+/// The template a file proposes when `--template` is not given: the file's
+/// name without its extension (`policies/templates/winter_check.toml` →
+/// `winter_check`).
+pub fn template_name(file: &Path) -> Result<String, Failure> {
+    match file.file_stem().and_then(|s| s.to_str()) {
+        Some(stem) if !stem.is_empty() && !stem.starts_with('.') => Ok(stem.to_string()),
+        _ => Err(Failure {
+            code: EXIT_USAGE,
+            message: format!(
+                "cannot tell the template's name from {}; name it with --template",
+                file.display()
+            ),
+        }),
+    }
+}
+
 /// Writes to stdout. A reader that went away (`touchpoint tenants | head`)
 /// is not an error worth a panic or a message.
 pub(crate) fn emit(text: &str) {
@@ -343,6 +489,24 @@ async fn run_inner(
         } => Some(read_call_outcomes(file).await?),
         _ => None,
     };
+    let template_file = match &command {
+        Command::Propose { file, template, .. } => {
+            let name = match template {
+                Some(name) => name.clone(),
+                None => template_name(file)?,
+            };
+            Some((name, read_template(file).await?))
+        }
+        _ => None,
+    };
+    if let Command::Preview {
+        pdf: Some(path),
+        force: false,
+        ..
+    } = &command
+    {
+        refuse_existing(path)?;
+    }
     let socket = resolve_socket(socket.as_deref());
     let mut client = Client::connect(&socket).await?;
     match command {
@@ -515,6 +679,110 @@ async fn run_inner(
                 return Ok(EXIT_FAILED);
             }
         }
+        Command::Propose { comment, out, .. } => {
+            let Some((name, text)) = template_file else {
+                return Err(Failure {
+                    code: EXIT_FAILED,
+                    message: "the template file was not read".into(),
+                });
+            };
+            let made = client
+                .propose(&name, text, &comment)
+                .await
+                .map_err(proposal_refused)?;
+            let detail = with_diff(&mut client, made).await;
+            if out.json {
+                print_json(&detail)?;
+            } else {
+                emit(&format::proposed(&detail, stdout_colour()));
+            }
+        }
+        Command::Rollback {
+            template,
+            to,
+            comment,
+            out,
+        } => {
+            let made = client
+                .propose_rollback(&template, to, &comment)
+                .await
+                .map_err(proposal_refused)?;
+            let detail = with_diff(&mut client, made).await;
+            if out.json {
+                print_json(&detail)?;
+            } else {
+                emit(&format::proposed(&detail, stdout_colour()));
+            }
+        }
+        Command::Approvals { all, out } => {
+            let list = client.proposals(all).await?;
+            if out.json {
+                print_json(&list)?;
+            } else {
+                emit(&format::approvals(&list, all, table_width()));
+            }
+        }
+        Command::Approval { id, out } => {
+            let d = client.proposal(id).await?;
+            if out.json {
+                print_json(&d)?;
+            } else {
+                emit(&format::approval(&d, stdout_colour()));
+            }
+        }
+        Command::Preview {
+            id,
+            tenant,
+            customer,
+            pdf,
+            force,
+            out,
+        } => {
+            let p = client.preview(id, &tenant, customer.as_deref()).await?;
+            if let Some(path) = &pdf {
+                write_pdf(path, &p.pdf, force).await?;
+            }
+            if out.json {
+                print_json(&PreviewJson {
+                    proposal: p.proposal,
+                    tenant: &p.tenant,
+                    customer: &p.customer,
+                    subject: &p.subject,
+                    text: &p.text,
+                    html: &p.html,
+                    letter: &p.letter,
+                    pdf_bytes: p.pdf.len(),
+                    pdf_file: pdf.as_ref().map(|f| f.display().to_string()),
+                })?;
+            } else {
+                emit(&format::preview(&p));
+                if let Some(path) = &pdf {
+                    emit(&format!(
+                        "\nletter PDF written to {} ({})\n",
+                        path.display(),
+                        format::human_bytes(p.pdf.len() as u64)
+                    ));
+                }
+            }
+        }
+        Command::Approve { id, comment, out } => {
+            let d = client
+                .approve(id, comment.as_deref().unwrap_or_default())
+                .await?;
+            print_decision(&d, out)?;
+        }
+        Command::Reject { id, comment, out } => {
+            let d = client.reject(id, &comment).await?;
+            print_decision(&d, out)?;
+        }
+        Command::Templates { name, out } => {
+            let list = client.templates(name.as_deref()).await?;
+            if out.json {
+                print_json(&list)?;
+            } else {
+                emit(&format::templates(&list, table_width()));
+            }
+        }
         Command::Demo(_) | Command::Policy(_) => {
             return Err(Failure {
                 code: EXIT_USAGE,
@@ -544,7 +812,109 @@ fn changes_data(command: &Command) -> bool {
             | Command::Cancel(_)
             | Command::Retry(_)
             | Command::Calls { .. }
+            | Command::Propose { .. }
+            | Command::Rollback { .. }
+            | Command::Approve { .. }
+            | Command::Reject { .. }
     )
+}
+
+/// A proposal the daemon found invalid: its reasons, one
+/// `file:line: key: message` per line, as they came.
+fn proposal_refused(e: ClientError) -> Failure {
+    match e {
+        ClientError::Daemon(reply) if reply.kind == ErrorKind::Invalid => Failure {
+            code: EXIT_FAILED,
+            message: format!("the proposal was refused:\n{}", reply.message.trim_end()),
+        },
+        other => other.into(),
+    }
+}
+
+/// The proposal just made, fetched again for its diff. The proposal exists
+/// whatever happens here, so a failed fetch only costs the fresh diff.
+async fn with_diff(client: &mut Client, made: ProposalDetail) -> ProposalDetail {
+    match client.proposal(made.proposal.id).await {
+        Ok(detail) => detail,
+        Err(e) => {
+            eprintln!(
+                "touchpoint: proposal {} was made; fetching it again failed: {e}",
+                made.proposal.id
+            );
+            made
+        }
+    }
+}
+
+fn print_decision(d: &ProposalDetail, out: Output) -> Result<(), Failure> {
+    if out.json {
+        print_json(d)
+    } else {
+        emit(&format::decision(d));
+        Ok(())
+    }
+}
+
+/// `--pdf FILE` without `--force`: an existing file (or a link, even a
+/// dangling one) is kept.
+fn refuse_existing(path: &Path) -> Result<(), Failure> {
+    if std::fs::symlink_metadata(path).is_ok() {
+        return Err(exists(path));
+    }
+    Ok(())
+}
+
+fn exists(path: &Path) -> Failure {
+    Failure {
+        code: EXIT_USAGE,
+        message: format!("{} exists; add --force to overwrite it", path.display()),
+    }
+}
+
+/// Writes the preview's letter PDF; without `force` only to a new file, so a
+/// file created since the check before connecting is kept too.
+async fn write_pdf(path: &Path, pdf: &[u8], force: bool) -> Result<(), Failure> {
+    use tokio::io::AsyncWriteExt as _;
+    if pdf.is_empty() {
+        return Err(Failure {
+            code: EXIT_FAILED,
+            message: "the daemon sent no letter PDF with this preview".into(),
+        });
+    }
+    let mut options = tokio::fs::OpenOptions::new();
+    options.write(true);
+    if force {
+        options.create(true).truncate(true);
+    } else {
+        options.create_new(true);
+    }
+    let write_err = |e: std::io::Error| Failure {
+        code: EXIT_FAILED,
+        message: format!("cannot write {}: {e}", path.display()),
+    };
+    let mut file = match options.open(path).await {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => return Err(exists(path)),
+        Err(e) => return Err(write_err(e)),
+    };
+    file.write_all(pdf).await.map_err(write_err)?;
+    file.flush().await.map_err(write_err)?;
+    Ok(())
+}
+
+/// `touchpoint preview --json`: the preview without the PDF's bytes.
+#[derive(Serialize)]
+struct PreviewJson<'a> {
+    proposal: u64,
+    tenant: &'a TenantId,
+    customer: &'a str,
+    subject: &'a str,
+    text: &'a str,
+    html: &'a str,
+    letter: &'a str,
+    pdf_bytes: usize,
+    /// Where `--pdf` wrote the letter.
+    pdf_file: Option<String>,
 }
 
 fn print_pauses(pauses: &[touchpoint_common::protocol::Pause], out: Output) -> Result<(), Failure> {
@@ -988,5 +1358,435 @@ mod tests {
             "{}",
             err.message
         );
+    }
+
+    #[test]
+    fn parses_brand_material_subcommands() {
+        match parse(&[
+            "propose",
+            "policies/templates/winter_check.toml",
+            "--comment",
+            "Räder",
+        ]) {
+            Command::Propose {
+                file,
+                comment,
+                template,
+                out,
+            } => {
+                assert_eq!(file, PathBuf::from("policies/templates/winter_check.toml"));
+                assert_eq!(comment, "Räder");
+                assert_eq!(template, None);
+                assert!(!out.json);
+            }
+            other => panic!("{other:?}"),
+        }
+        match parse(&[
+            "propose",
+            "x.toml",
+            "--comment",
+            "c",
+            "--template",
+            "birthday",
+            "--json",
+        ]) {
+            Command::Propose { template, out, .. } => {
+                assert_eq!(template.as_deref(), Some("birthday"));
+                assert!(out.json);
+            }
+            other => panic!("{other:?}"),
+        }
+        match parse(&[
+            "rollback",
+            "winter_check",
+            "--to",
+            "2",
+            "--comment",
+            "zurück",
+        ]) {
+            Command::Rollback {
+                template,
+                to,
+                comment,
+                ..
+            } => assert_eq!(
+                (template.as_str(), to, comment.as_str()),
+                ("winter_check", 2, "zurück")
+            ),
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(
+            parse(&["approvals"]),
+            Command::Approvals {
+                all: false,
+                out: Output { json: false }
+            }
+        ));
+        assert!(matches!(
+            parse(&["approvals", "--all", "--json"]),
+            Command::Approvals {
+                all: true,
+                out: Output { json: true }
+            }
+        ));
+        assert!(matches!(
+            parse(&["approval", "12", "--json"]),
+            Command::Approval {
+                id: 12,
+                out: Output { json: true }
+            }
+        ));
+        match parse(&["preview", "12", "--tenant", "d001"]) {
+            Command::Preview {
+                id,
+                tenant,
+                customer,
+                pdf,
+                force,
+                ..
+            } => {
+                assert_eq!((id, tenant.as_str()), (12, "d001"));
+                assert_eq!((customer, pdf, force), (None, None, false));
+            }
+            other => panic!("{other:?}"),
+        }
+        match parse(&[
+            "preview",
+            "12",
+            "--tenant",
+            "d002",
+            "--customer",
+            "K-1001",
+            "--pdf",
+            "brief.pdf",
+            "--force",
+        ]) {
+            Command::Preview {
+                customer,
+                pdf,
+                force,
+                ..
+            } => {
+                assert_eq!(customer.as_deref(), Some("K-1001"));
+                assert_eq!(pdf, Some(PathBuf::from("brief.pdf")));
+                assert!(force);
+            }
+            other => panic!("{other:?}"),
+        }
+        match parse(&["approve", "12"]) {
+            Command::Approve { id, comment, .. } => assert_eq!((id, comment), (12, None)),
+            other => panic!("{other:?}"),
+        }
+        match parse(&["approve", "12", "--comment", "passt"]) {
+            Command::Approve { comment, .. } => assert_eq!(comment.as_deref(), Some("passt")),
+            other => panic!("{other:?}"),
+        }
+        match parse(&["reject", "13", "--comment", "Impressum fehlt"]) {
+            Command::Reject { id, comment, .. } => {
+                assert_eq!((id, comment.as_str()), (13, "Impressum fehlt"))
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(
+            parse(&["templates"]),
+            Command::Templates { name: None, .. }
+        ));
+        match parse(&["templates", "birthday", "--json"]) {
+            Command::Templates { name, out } => {
+                assert_eq!(name.as_deref(), Some("birthday"));
+                assert!(out.json);
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn brand_material_arguments_are_checked_by_clap() {
+        use clap::error::ErrorKind as K;
+        let kind = |args: &[&str]| {
+            let mut argv = vec!["touchpoint"];
+            argv.extend_from_slice(args);
+            Cli::try_parse_from(argv).expect_err("refused").kind()
+        };
+        // A comment is what the reviewer (or the author) reads: required, not empty.
+        assert_eq!(kind(&["reject", "13"]), K::MissingRequiredArgument);
+        assert_eq!(kind(&["reject", "13", "--comment", ""]), K::InvalidValue);
+        assert_eq!(kind(&["propose", "x.toml"]), K::MissingRequiredArgument);
+        assert_eq!(
+            kind(&["propose", "x.toml", "--comment", ""]),
+            K::InvalidValue
+        );
+        assert_eq!(
+            kind(&["propose", "--comment", "c"]),
+            K::MissingRequiredArgument
+        );
+        assert_eq!(
+            kind(&["rollback", "winter_check", "--comment", "c"]),
+            K::MissingRequiredArgument
+        );
+        assert_eq!(
+            kind(&["rollback", "winter_check", "--to", "0", "--comment", "c"]),
+            K::ValueValidation
+        );
+        assert_eq!(
+            kind(&["rollback", "winter_check", "--to", "2"]),
+            K::MissingRequiredArgument
+        );
+        assert_eq!(kind(&["approval", "x"]), K::ValueValidation);
+        assert_eq!(kind(&["approve"]), K::MissingRequiredArgument);
+        assert_eq!(kind(&["preview", "12"]), K::MissingRequiredArgument);
+        assert_eq!(
+            kind(&["preview", "12", "--tenant", "../x"]),
+            K::ValueValidation
+        );
+        // --force only means something for --pdf.
+        assert_eq!(
+            kind(&["preview", "12", "--tenant", "d001", "--force"]),
+            K::MissingRequiredArgument
+        );
+    }
+
+    #[test]
+    fn the_template_name_defaults_to_the_file_stem() {
+        for (file, name) in [
+            ("winter_check.toml", "winter_check"),
+            ("policies/templates/hu_reminder.toml", "hu_reminder"),
+            ("/tmp/geburtstag-grüße.toml", "geburtstag-grüße"),
+            ("service_due", "service_due"),
+            ("quality.check.toml", "quality.check"),
+        ] {
+            assert_eq!(template_name(Path::new(file)).expect(file), name, "{file}");
+        }
+        for file in [".toml", "/", ".."] {
+            let err = template_name(Path::new(file)).expect_err(file);
+            assert_eq!(err.code, EXIT_USAGE, "{file}");
+            assert!(err.message.ends_with("name it with --template"), "{file}");
+        }
+    }
+
+    #[tokio::test]
+    async fn readonly_refuses_brand_material_changes_before_connecting() {
+        for args in [
+            // Refused before the file is even looked at.
+            &[
+                "propose",
+                "/nonexistent/winter_check.toml",
+                "--comment",
+                "c",
+            ][..],
+            &["rollback", "winter_check", "--to", "1", "--comment", "c"],
+            &["approve", "7"],
+            &["approve", "7", "--comment", "ok"],
+            &["reject", "7", "--comment", "nein"],
+        ] {
+            let err = run_inner(Some("/nonexistent.sock".into()), true, parse(args))
+                .await
+                .expect_err("refused");
+            assert_eq!(err.code, EXIT_USAGE, "{args:?}");
+            assert_eq!(
+                err.message, "--readonly: this command changes data",
+                "{args:?}"
+            );
+        }
+        for args in [
+            &["approvals", "--all"][..],
+            &["approval", "7"],
+            &["preview", "7", "--tenant", "d001"],
+            &["templates", "winter_check"],
+        ] {
+            let err = run_inner(Some("/nonexistent/t.sock".into()), true, parse(args))
+                .await
+                .expect_err("no daemon");
+            assert_eq!(err.code, EXIT_USAGE, "{args:?}");
+            assert!(
+                err.message.contains("is touchpointd running?"),
+                "{args:?}: {}",
+                err.message
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn propose_checks_the_file_before_connecting() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let run = |args: Vec<String>| async move {
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            run_inner(Some("/nonexistent/t.sock".into()), false, parse(&args)).await
+        };
+        let path = |name: &str| dir.path().join(name).display().to_string();
+
+        let big = dir.path().join("winter_check.toml");
+        std::fs::File::create(&big)
+            .and_then(|f| f.set_len(crate::client::MAX_TEMPLATE_BYTES + 1))
+            .expect("sparse file");
+        let err = run(vec![
+            "propose".into(),
+            path("winter_check.toml"),
+            "--comment".into(),
+            "c".into(),
+        ])
+        .await
+        .expect_err("too large");
+        assert_eq!(err.code, EXIT_FAILED);
+        assert!(
+            err.message.starts_with(&format!(
+                "{} is 1048577 bytes; a template may have at most",
+                big.display()
+            )),
+            "{}",
+            err.message
+        );
+
+        std::fs::write(
+            dir.path().join("latin1.toml"),
+            b"subject = \"Gr\xfc\xdfe\"\n",
+        )
+        .expect("write");
+        let err = run(vec![
+            "propose".into(),
+            path("latin1.toml"),
+            "--comment".into(),
+            "c".into(),
+        ])
+        .await
+        .expect_err("not UTF-8");
+        assert_eq!(err.code, EXIT_FAILED);
+        assert!(
+            err.message
+                .ends_with("line 1 is not UTF-8 text; save the file as UTF-8"),
+            "{}",
+            err.message
+        );
+
+        let err = run(vec![
+            "propose".into(),
+            path("missing.toml"),
+            "--comment".into(),
+            "c".into(),
+        ])
+        .await
+        .expect_err("missing");
+        assert_eq!(err.code, EXIT_FAILED);
+        assert!(
+            err.message
+                .starts_with(&format!("cannot read {}: ", path("missing.toml"))),
+            "{}",
+            err.message
+        );
+
+        // A good file with a name that says nothing needs --template.
+        std::fs::write(dir.path().join(".toml"), "x = 1\n").expect("write");
+        let err = run(vec![
+            "propose".into(),
+            path(".toml"),
+            "--comment".into(),
+            "c".into(),
+        ])
+        .await
+        .expect_err("no name");
+        assert_eq!(err.code, EXIT_USAGE);
+        // With a name, and a readable file, only the daemon is missing.
+        let err = run(vec![
+            "propose".into(),
+            path(".toml"),
+            "--comment".into(),
+            "c".into(),
+            "--template".into(),
+            "birthday".into(),
+        ])
+        .await
+        .expect_err("no daemon");
+        assert!(
+            err.message.contains("is touchpointd running?"),
+            "{}",
+            err.message
+        );
+    }
+
+    #[tokio::test]
+    async fn preview_keeps_an_existing_pdf_unless_forced() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let pdf = dir.path().join("brief.pdf");
+        std::fs::write(&pdf, b"old").expect("write");
+        let pdf_arg = pdf.display().to_string();
+        let err = run_inner(
+            Some("/nonexistent/t.sock".into()),
+            false,
+            parse(&["preview", "7", "--tenant", "d001", "--pdf", &pdf_arg]),
+        )
+        .await
+        .expect_err("exists");
+        assert_eq!(err.code, EXIT_USAGE);
+        assert_eq!(
+            err.message,
+            format!("{} exists; add --force to overwrite it", pdf.display())
+        );
+        let err = run_inner(
+            Some("/nonexistent/t.sock".into()),
+            false,
+            parse(&[
+                "preview", "7", "--tenant", "d001", "--pdf", &pdf_arg, "--force",
+            ]),
+        )
+        .await
+        .expect_err("no daemon");
+        assert!(
+            err.message.contains("is touchpointd running?"),
+            "{}",
+            err.message
+        );
+
+        // The write itself: a new file only, unless forced.
+        let err = write_pdf(&pdf, b"%PDF-1.7 neu", false)
+            .await
+            .expect_err("exists");
+        assert_eq!(err.code, EXIT_USAGE);
+        assert_eq!(std::fs::read(&pdf).expect("read"), b"old");
+        write_pdf(&pdf, b"%PDF-1.7 neu", true)
+            .await
+            .expect("forced");
+        assert_eq!(std::fs::read(&pdf).expect("read"), b"%PDF-1.7 neu");
+        let fresh = dir.path().join("neu.pdf");
+        write_pdf(&fresh, b"%PDF-1.7", false)
+            .await
+            .expect("new file");
+        assert_eq!(std::fs::read(&fresh).expect("read"), b"%PDF-1.7");
+        let err = write_pdf(&dir.path().join("leer.pdf"), b"", false)
+            .await
+            .expect_err("no pdf");
+        assert_eq!(err.code, EXIT_FAILED);
+        assert!(!dir.path().join("leer.pdf").exists());
+    }
+
+    #[test]
+    fn colour_only_on_a_terminal_without_no_color() {
+        use std::ffi::OsStr;
+        assert!(colour_wanted(true, None));
+        assert!(colour_wanted(true, Some(OsStr::new(""))));
+        assert!(!colour_wanted(true, Some(OsStr::new("1"))));
+        assert!(!colour_wanted(false, None));
+        assert!(!colour_wanted(false, Some(OsStr::new("1"))));
+    }
+
+    #[test]
+    fn invalid_proposals_show_the_daemons_lines_as_they_are() {
+        use touchpoint_common::protocol::ErrorReply;
+        let lines = "winter_check.toml:4: email.subject: unknown variable `kunde`\n\
+                     winter_check.toml:19: letter: the imprint is missing";
+        let f = proposal_refused(ClientError::Daemon(ErrorReply {
+            kind: ErrorKind::Invalid,
+            message: format!("{lines}\n"),
+        }));
+        assert_eq!(f.code, EXIT_FAILED);
+        assert_eq!(f.message, format!("the proposal was refused:\n{lines}"));
+        // Other refusals keep their usual text.
+        let f = proposal_refused(ClientError::Daemon(ErrorReply {
+            kind: ErrorKind::Forbidden,
+            message: "read-only users cannot propose".into(),
+        }));
+        assert_eq!(f.code, EXIT_FAILED);
+        assert_eq!(f.message, "forbidden: read-only users cannot propose");
+        let f = proposal_refused(ClientError::Closed);
+        assert_eq!(f.code, EXIT_USAGE);
     }
 }

@@ -20,8 +20,9 @@ use touchpoint_common::outbox::Message;
 use touchpoint_common::protocol::{
     ActionResult, AuditEntry, BatchSummary, CostRow, DaemonStatus, DispatchStatus, ErrorReply,
     Hello, HelloReply, Identity, MessageAction, OutcomeReport, Pause, PauseScope, PlanResult,
-    Request, RequestEnvelope, Response, ResponseEnvelope, TenantDetail, TenantSummary,
-    MAX_FRAME_BYTES, PROTOCOL_VERSION, UPLOAD_CHUNK_BYTES,
+    Preview, Proposal, ProposalDetail, Request, RequestEnvelope, Response, ResponseEnvelope,
+    TemplateHistory, TenantDetail, TenantSummary, MAX_FRAME_BYTES, PROTOCOL_VERSION,
+    UPLOAD_CHUNK_BYTES,
 };
 use touchpoint_common::{Date, TenantId};
 
@@ -44,30 +45,87 @@ pub fn call_outcomes_limit(file_name: &str) -> u64 {
 /// bytes. Refuses anything but a regular file and files over
 /// [`call_outcomes_limit`] without reading them.
 pub async fn read_call_outcomes(path: &Path) -> Result<(String, Vec<u8>), ClientError> {
-    let file_err = |source| ClientError::File {
-        path: path.to_path_buf(),
-        source,
-    };
-    let handle = tokio::fs::File::open(path).await.map_err(file_err)?;
-    let meta = handle.metadata().await.map_err(file_err)?;
-    if !meta.is_file() {
-        return Err(file_err(io::Error::new(
-            io::ErrorKind::InvalidInput,
-            "not a regular file",
-        )));
-    }
     let file_name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| path.display().to_string());
     let limit = call_outcomes_limit(&file_name);
-    let too_large = |size| ClientError::TooLarge {
-        path: path.to_path_buf(),
-        size,
-        limit,
+    match read_capped(path, limit).await {
+        Ok(data) => Ok((file_name, data)),
+        Err(Capped::Io(source)) => Err(ClientError::File {
+            path: path.to_path_buf(),
+            source,
+        }),
+        Err(Capped::TooLarge(size)) => Err(ClientError::TooLarge {
+            path: path.to_path_buf(),
+            size,
+            limit,
+        }),
+    }
+}
+
+/// Largest template file `touchpoint propose` sends. Brand templates are a
+/// few KiB; anything near this is a wrong file.
+pub const MAX_TEMPLATE_BYTES: u64 = 1 << 20;
+
+/// Reads a template file for [`Client::propose`]: UTF-8 text of at most
+/// [`MAX_TEMPLATE_BYTES`], without a byte-order mark. A larger file is refused
+/// without reading it; text that is not UTF-8 names its first bad line.
+pub async fn read_template(path: &Path) -> Result<String, ClientError> {
+    let data = match read_capped(path, MAX_TEMPLATE_BYTES).await {
+        Ok(data) => data,
+        Err(Capped::Io(source)) => {
+            return Err(ClientError::File {
+                path: path.to_path_buf(),
+                source,
+            })
+        }
+        Err(Capped::TooLarge(size)) => {
+            return Err(ClientError::TemplateTooLarge {
+                path: path.to_path_buf(),
+                size,
+                limit: MAX_TEMPLATE_BYTES,
+            })
+        }
     };
+    let text = String::from_utf8(data).map_err(|e| {
+        let valid = &e.as_bytes()[..e.utf8_error().valid_up_to()];
+        let line = valid.iter().filter(|&&b| b == b'\n').count() + 1;
+        ClientError::File {
+            path: path.to_path_buf(),
+            source: io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("line {line} is not UTF-8 text; save the file as UTF-8"),
+            ),
+        }
+    })?;
+    // Some editors start UTF-8 files with a byte-order mark; it is not part of the template.
+    Ok(match text.strip_prefix('\u{feff}') {
+        Some(rest) => rest.to_string(),
+        None => text,
+    })
+}
+
+/// Why [`read_capped`] returned no data.
+enum Capped {
+    Io(io::Error),
+    /// The file's size, or at least how much of it was read.
+    TooLarge(u64),
+}
+
+/// Reads a regular file whole, refusing it without reading when it is larger
+/// than `limit`.
+async fn read_capped(path: &Path, limit: u64) -> Result<Vec<u8>, Capped> {
+    let handle = tokio::fs::File::open(path).await.map_err(Capped::Io)?;
+    let meta = handle.metadata().await.map_err(Capped::Io)?;
+    if !meta.is_file() {
+        return Err(Capped::Io(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "not a regular file",
+        )));
+    }
     if meta.len() > limit {
-        return Err(too_large(meta.len()));
+        return Err(Capped::TooLarge(meta.len()));
     }
     // The file may grow after the check; read one byte past the limit to notice.
     let mut data = Vec::with_capacity(meta.len() as usize);
@@ -75,11 +133,11 @@ pub async fn read_call_outcomes(path: &Path) -> Result<(String, Vec<u8>), Client
         .take(limit + 1)
         .read_to_end(&mut data)
         .await
-        .map_err(file_err)?;
+        .map_err(Capped::Io)?;
     if data.len() as u64 > limit {
-        return Err(too_large(data.len() as u64));
+        return Err(Capped::TooLarge(data.len() as u64));
     }
-    Ok((file_name, data))
+    Ok(data)
 }
 
 /// What `touchpoint plan` asks for; see [`Request::Plan`].
@@ -142,6 +200,16 @@ pub enum ClientError {
         crate::format::human_bytes(*limit)
     )]
     TooLarge {
+        path: PathBuf,
+        size: u64,
+        limit: u64,
+    },
+    #[error(
+        "{} is {size} bytes; a template may have at most {limit} bytes ({}) — is it the right file?",
+        path.display(),
+        crate::format::human_bytes(*limit)
+    )]
+    TemplateTooLarge {
         path: PathBuf,
         size: u64,
         limit: u64,
@@ -593,6 +661,129 @@ impl Client {
         {
             Response::Outcomes(r) => Ok(r),
             other => Err(unexpected("call-outcomes", &other)),
+        }
+    }
+
+    /// Proposes `text` as the next version of `template`. The daemon answers
+    /// with the new proposal, or refuses an invalid template with one
+    /// `file:line: key: message` line per error ([`ClientError::Daemon`]).
+    pub async fn propose(
+        &mut self,
+        template: &str,
+        text: String,
+        comment: &str,
+    ) -> Result<ProposalDetail, ClientError> {
+        match self
+            .request(Request::Propose {
+                template: template.to_string(),
+                text,
+                comment: comment.to_string(),
+            })
+            .await?
+        {
+            Response::Proposal(p) => Ok(*p),
+            other => Err(unexpected("propose", &other)),
+        }
+    }
+
+    /// Proposes going back to `version` of `template`.
+    pub async fn propose_rollback(
+        &mut self,
+        template: &str,
+        version: u32,
+        comment: &str,
+    ) -> Result<ProposalDetail, ClientError> {
+        match self
+            .request(Request::ProposeRollback {
+                template: template.to_string(),
+                version,
+                comment: comment.to_string(),
+            })
+            .await?
+        {
+            Response::Proposal(p) => Ok(*p),
+            other => Err(unexpected("propose-rollback", &other)),
+        }
+    }
+
+    /// Pending proposals, or with `all` the decided ones too.
+    pub async fn proposals(&mut self, all: bool) -> Result<Vec<Proposal>, ClientError> {
+        match self.request(Request::Proposals { all }).await? {
+            Response::Proposals(p) => Ok(p),
+            other => Err(unexpected("proposals", &other)),
+        }
+    }
+
+    /// One proposal with its diff against the version in force.
+    pub async fn proposal(&mut self, id: u64) -> Result<ProposalDetail, ClientError> {
+        match self.request(Request::Proposal { id }).await? {
+            Response::Proposal(p) => Ok(*p),
+            other => Err(unexpected("proposal", &other)),
+        }
+    }
+
+    /// Proposal `id` rendered for a customer of `tenant` (one the daemon
+    /// picks when `customer` is `None`).
+    pub async fn preview(
+        &mut self,
+        id: u64,
+        tenant: &TenantId,
+        customer: Option<&str>,
+    ) -> Result<Preview, ClientError> {
+        match self
+            .request(Request::Preview {
+                id,
+                tenant: tenant.clone(),
+                customer: customer.map(str::to_string),
+            })
+            .await?
+        {
+            Response::Preview(p) => Ok(*p),
+            other => Err(unexpected("preview", &other)),
+        }
+    }
+
+    /// Approves proposal `id`; the answer carries the version it became.
+    pub async fn approve(&mut self, id: u64, comment: &str) -> Result<ProposalDetail, ClientError> {
+        match self
+            .request(Request::Approve {
+                id,
+                comment: comment.to_string(),
+            })
+            .await?
+        {
+            Response::Proposal(p) => Ok(*p),
+            other => Err(unexpected("approve", &other)),
+        }
+    }
+
+    /// Rejects proposal `id`.
+    pub async fn reject(&mut self, id: u64, comment: &str) -> Result<ProposalDetail, ClientError> {
+        match self
+            .request(Request::Reject {
+                id,
+                comment: comment.to_string(),
+            })
+            .await?
+        {
+            Response::Proposal(p) => Ok(*p),
+            other => Err(unexpected("reject", &other)),
+        }
+    }
+
+    /// Every template's version history, or one template's.
+    pub async fn templates(
+        &mut self,
+        name: Option<&str>,
+    ) -> Result<Vec<TemplateHistory>, ClientError> {
+        match self
+            .request(Request::Templates {
+                name: name.map(str::to_string),
+            })
+            .await?
+        {
+            Response::Templates(t) => Ok(t),
+            other => Err(unexpected("templates", &other)),
         }
     }
 
@@ -1241,6 +1432,208 @@ mod tests {
             .expect_err("too large");
         assert!(matches!(err, ClientError::TooLarge { .. }), "{err:?}");
         server.await.expect("server");
+    }
+
+    fn detail(id: u64, status: touchpoint_common::protocol::ProposalStatus) -> ProposalDetail {
+        ProposalDetail {
+            proposal: Proposal {
+                id,
+                template: "winter_check".into(),
+                text: "[email]\n".into(),
+                base_version: 3,
+                rollback_to: None,
+                author: "anna".into(),
+                author_uid: 1000,
+                comment: "Räderwechsel".into(),
+                created_at: Timestamp(0),
+                status,
+            },
+            diff: String::new(),
+            current_version: 3,
+        }
+    }
+
+    #[tokio::test]
+    async fn brand_material_requests_round_trip() {
+        use touchpoint_common::protocol::ProposalStatus;
+        let (_dir, path, server) = fake_daemon(|mut conn| async move {
+            let r = read_request(&mut conn).await.expect("propose");
+            assert_eq!(
+                r.request,
+                Request::Propose {
+                    template: "winter_check".into(),
+                    text: "[email]\nsubject = \"Grüße\"\n".into(),
+                    comment: "neu".into(),
+                }
+            );
+            let answer_detail = Response::Proposal(Box::new(detail(7, ProposalStatus::Pending)));
+            answer(&mut conn, r.id, answer_detail).await;
+            let r = read_request(&mut conn).await.expect("rollback");
+            assert_eq!(
+                r.request,
+                Request::ProposeRollback {
+                    template: "winter_check".into(),
+                    version: 2,
+                    comment: "zurück".into(),
+                }
+            );
+            answer(
+                &mut conn,
+                r.id,
+                Response::Error(ErrorReply {
+                    kind: ErrorKind::NotFound,
+                    message: "winter_check has no version 2".into(),
+                }),
+            )
+            .await;
+            let r = read_request(&mut conn).await.expect("proposals");
+            assert_eq!(r.request, Request::Proposals { all: true });
+            answer(&mut conn, r.id, Response::Proposals(vec![])).await;
+            let r = read_request(&mut conn).await.expect("preview");
+            assert_eq!(
+                r.request,
+                Request::Preview {
+                    id: 7,
+                    tenant: TenantId::new("d001").expect("id"),
+                    customer: Some("K-1".into()),
+                }
+            );
+            // A preview must not pass for anything else.
+            answer(&mut conn, r.id, Response::Templates(vec![])).await;
+            let r = read_request(&mut conn).await.expect("approve");
+            assert_eq!(
+                r.request,
+                Request::Approve {
+                    id: 7,
+                    comment: String::new()
+                }
+            );
+            let approved = ProposalStatus::Approved {
+                by: "bernd".into(),
+                at: Timestamp(0),
+                comment: String::new(),
+                version: 4,
+            };
+            answer(
+                &mut conn,
+                r.id,
+                Response::Proposal(Box::new(detail(7, approved))),
+            )
+            .await;
+            let r = read_request(&mut conn).await.expect("reject");
+            assert_eq!(
+                r.request,
+                Request::Reject {
+                    id: 8,
+                    comment: "nein".into()
+                }
+            );
+            answer(
+                &mut conn,
+                r.id,
+                Response::Error(ErrorReply {
+                    kind: ErrorKind::Forbidden,
+                    message: "only a reviewer decides".into(),
+                }),
+            )
+            .await;
+            let r = read_request(&mut conn).await.expect("templates");
+            assert_eq!(
+                r.request,
+                Request::Templates {
+                    name: Some("birthday".into())
+                }
+            );
+            answer(&mut conn, r.id, Response::Templates(vec![])).await;
+        })
+        .await;
+        let mut client = Client::connect(&path).await.expect("connect");
+        let d = client
+            .propose(
+                "winter_check",
+                "[email]\nsubject = \"Grüße\"\n".into(),
+                "neu",
+            )
+            .await
+            .expect("proposed");
+        assert_eq!(d.proposal.id, 7);
+        let err = client
+            .propose_rollback("winter_check", 2, "zurück")
+            .await
+            .expect_err("no such version");
+        assert_eq!(err.to_string(), "not found: winter_check has no version 2");
+        assert!(!err.is_connection());
+        assert!(client.proposals(true).await.expect("proposals").is_empty());
+        let tenant = TenantId::new("d001").expect("id");
+        let err = client
+            .preview(7, &tenant, Some("K-1"))
+            .await
+            .expect_err("mismatch");
+        assert_eq!(
+            err.to_string(),
+            "the daemon answered preview with Templates"
+        );
+        let d = client.approve(7, "").await.expect("approved");
+        assert!(matches!(
+            d.proposal.status,
+            ProposalStatus::Approved { version: 4, .. }
+        ));
+        let err = client.reject(8, "nein").await.expect_err("forbidden");
+        assert_eq!(err.to_string(), "forbidden: only a reviewer decides");
+        assert!(client
+            .templates(Some("birthday"))
+            .await
+            .expect("templates")
+            .is_empty());
+        server.await.expect("server");
+    }
+
+    #[tokio::test]
+    async fn reading_a_template_checks_size_and_encoding() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("winter_check.toml");
+        std::fs::write(&file, "\u{feff}subject = \"Grüße aus München\"\n").expect("write");
+        assert_eq!(
+            read_template(&file).await.expect("read"),
+            "subject = \"Grüße aus München\"\n"
+        );
+
+        std::fs::write(&file, b"a = 1\nb = \"Gr\xfc\xdfe\"\n").expect("write latin-1");
+        let err = read_template(&file).await.expect_err("latin-1");
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "cannot read {}: line 2 is not UTF-8 text; save the file as UTF-8",
+                file.display()
+            )
+        );
+        assert!(!err.is_connection());
+
+        std::fs::File::create(&file)
+            .and_then(|f| f.set_len(MAX_TEMPLATE_BYTES + 1))
+            .expect("sparse file");
+        let err = read_template(&file).await.expect_err("too large");
+        assert!(
+            matches!(err, ClientError::TemplateTooLarge { .. }),
+            "{err:?}"
+        );
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "{} is 1048577 bytes; a template may have at most 1048576 bytes (1.0 MiB) — is it the right file?",
+                file.display()
+            )
+        );
+        std::fs::File::create(&file)
+            .and_then(|f| f.set_len(MAX_TEMPLATE_BYTES))
+            .expect("sparse file");
+        assert_eq!(
+            read_template(&file).await.expect("at the limit").len() as u64,
+            MAX_TEMPLATE_BYTES
+        );
+
+        let err = read_template(dir.path()).await.expect_err("a directory");
+        assert!(err.to_string().ends_with("not a regular file"), "{err}");
     }
 
     #[test]

@@ -8,7 +8,8 @@ use touchpoint_common::domain::{Counts, ImportReport, ImportStatus, MergeRecord,
 use touchpoint_common::outbox::Message;
 use touchpoint_common::protocol::{
     ActionResult, AuditEntry, AuditOutcome, BatchSummary, CostRow, DaemonStatus, DispatchStatus,
-    Identity, MessageAction, OutcomeReport, Pause, Scope, TenantDetail, TenantSummary,
+    Identity, MessageAction, OutcomeReport, Pause, Preview, Proposal, ProposalDetail,
+    ProposalStatus, Scope, TemplateHistory, TenantDetail, TenantSummary,
 };
 
 /// Row errors listed per import in `touchpoint tenant`.
@@ -167,6 +168,56 @@ impl TextTable {
         }
         out
     }
+
+    /// Like [`TextTable::render`], with the last column's cells shortened so
+    /// that lines fit `width` characters; the last column keeps at least
+    /// [`MIN_LAST_COLUMN`] characters however narrow `width` is.
+    fn render_fitted(&self, width: usize) -> String {
+        let Some(last) = self.headers.len().checked_sub(1) else {
+            return self.render();
+        };
+        let mut used = 2 * last;
+        for (i, (h, _)) in self.headers.iter().enumerate().take(last) {
+            used += self
+                .rows
+                .iter()
+                .filter_map(|r| r.get(i))
+                .map(|c| c.chars().count())
+                .fold(h.chars().count(), usize::max);
+        }
+        let room = width.saturating_sub(used).max(MIN_LAST_COLUMN);
+        let fitted = TextTable {
+            headers: self.headers.clone(),
+            rows: self
+                .rows
+                .iter()
+                .map(|r| {
+                    let mut r = r.clone();
+                    if let Some(cell) = r.get_mut(last) {
+                        *cell = shorten(cell, room);
+                    }
+                    r
+                })
+                .collect(),
+        };
+        fitted.render()
+    }
+}
+
+/// The narrowest a shortened last column gets.
+const MIN_LAST_COLUMN: usize = 12;
+
+/// The first line of `s` in at most `max` characters; `…` marks a cut.
+pub fn shorten(s: &str, max: usize) -> String {
+    let s = s.trim();
+    let first = s.lines().next().unwrap_or("");
+    let cut = first.len() < s.len();
+    if !cut && first.chars().count() <= max {
+        return first.to_string();
+    }
+    let mut out: String = first.chars().take(max.saturating_sub(1)).collect();
+    out.push('…');
+    out
 }
 
 use Align::{Left as L, Right as R};
@@ -1206,6 +1257,379 @@ pub fn outcomes(r: &OutcomeReport) -> String {
     out
 }
 
+/// Characters that would act on a terminal or reorder text instead of being
+/// seen: a proposal must not be able to hide a change from its reviewer.
+fn is_hidden(c: char) -> bool {
+    (c.is_control() && c != '\n' && c != '\t')
+        || matches!(
+            c,
+            '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' | '\u{feff}'
+        )
+}
+
+/// `s` with terminal control and bidi characters written out as `\u{1b}`.
+pub fn visible(s: &str) -> std::borrow::Cow<'_, str> {
+    if !s.chars().any(is_hidden) {
+        return std::borrow::Cow::Borrowed(s);
+    }
+    let mut out = String::with_capacity(s.len() + 16);
+    for c in s.chars() {
+        if is_hidden(c) {
+            let _ = write!(out, "\\u{{{:x}}}", u32::from(c));
+        } else {
+            out.push(c);
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
+const BOLD: &str = "\x1b[1m";
+const RED: &str = "\x1b[31m";
+const GREEN: &str = "\x1b[32m";
+const CYAN: &str = "\x1b[36m";
+const RESET: &str = "\x1b[0m";
+
+/// Where [`diff`] is in a unified diff.
+enum DiffState {
+    /// Between hunks: `---`/`+++` are file headers.
+    Outside,
+    /// In a hunk, with the old and new lines it still has.
+    Hunk { old: u64, new: u64 },
+    /// In a hunk whose `@@` line gave no counts: every line is a hunk line
+    /// until the next `@@`.
+    Uncounted,
+}
+
+/// `@@ -3,7 +3,8 @@ …` → `(7, 8)`; a missing count is 1.
+fn hunk_counts(line: &str) -> Option<(u64, u64)> {
+    let mut parts = line.strip_prefix("@@ ")?.split(' ');
+    let count = |part: Option<&str>, sign: char| -> Option<u64> {
+        let range = part?.strip_prefix(sign)?;
+        match range.split_once(',') {
+            Some((_, n)) => n.parse().ok(),
+            None => range.parse::<u64>().ok().map(|_| 1),
+        }
+    };
+    let old = count(parts.next(), '-')?;
+    let new = count(parts.next(), '+')?;
+    Some((old, new))
+}
+
+/// A unified diff for people: with `colour`, removed lines red, added lines
+/// green, hunk headers cyan and file headers bold. Control characters in the
+/// diff are written out either way (see [`visible`]).
+pub fn diff(text: &str, colour: bool) -> String {
+    let mut out = String::with_capacity(text.len() + text.len() / 4);
+    let mut state = DiffState::Outside;
+    for raw in text.split_inclusive('\n') {
+        let line = raw.strip_suffix('\n').unwrap_or(raw);
+        let first = line.chars().next();
+        let style = if line.starts_with("@@") {
+            state = match hunk_counts(line) {
+                Some((old, new)) => DiffState::Hunk { old, new },
+                None => DiffState::Uncounted,
+            };
+            Some(CYAN)
+        } else {
+            match &mut state {
+                DiffState::Outside => {
+                    let header = ["--- ", "+++ ", "diff ", "index "]
+                        .iter()
+                        .any(|p| line.starts_with(p));
+                    header.then_some(BOLD)
+                }
+                DiffState::Hunk { old, new } => {
+                    let style = match first {
+                        Some('-') => {
+                            *old = old.saturating_sub(1);
+                            Some(RED)
+                        }
+                        Some('+') => {
+                            *new = new.saturating_sub(1);
+                            Some(GREEN)
+                        }
+                        // "\ No newline at end of file" belongs to no side.
+                        Some('\\') => None,
+                        _ => {
+                            *old = old.saturating_sub(1);
+                            *new = new.saturating_sub(1);
+                            None
+                        }
+                    };
+                    if *old == 0 && *new == 0 {
+                        state = DiffState::Outside;
+                    }
+                    style
+                }
+                DiffState::Uncounted => match first {
+                    Some('-') => Some(RED),
+                    Some('+') => Some(GREEN),
+                    _ => None,
+                },
+            }
+        };
+        let shown = visible(line);
+        match style {
+            Some(code) if colour => {
+                let _ = write!(out, "{code}{shown}{RESET}");
+            }
+            _ => out.push_str(&shown),
+        }
+        if raw.ends_with('\n') {
+            out.push('\n');
+        }
+    }
+    if !out.is_empty() && !out.ends_with('\n') {
+        out.push('\n');
+    }
+    out
+}
+
+/// Where a proposal stands, short enough for a table.
+pub fn proposal_status(s: &ProposalStatus) -> String {
+    match s {
+        ProposalStatus::Pending => "pending".into(),
+        ProposalStatus::Approved { by, version, .. } => format!("approved by {by} as v{version}"),
+        ProposalStatus::Rejected { by, .. } => format!("rejected by {by}"),
+    }
+}
+
+/// The version a proposal starts from: `v3`, `new`, or for a rollback from
+/// version 3 to the text of version 1 `v3 → v1`.
+fn proposal_base(p: &Proposal) -> String {
+    let base = match p.base_version {
+        0 => "new".to_string(),
+        v => format!("v{v}"),
+    };
+    match p.rollback_to {
+        Some(to) => format!("{base} → v{to}"),
+        None => base,
+    }
+}
+
+/// `touchpoint approvals`: one row per proposal, the comment shortened so
+/// that lines fit `width`.
+pub fn approvals(list: &[Proposal], all: bool, width: usize) -> String {
+    if list.is_empty() {
+        return if all {
+            "no proposals\n".into()
+        } else {
+            "no pending proposals\n".into()
+        };
+    }
+    let mut t = TextTable::new(&[
+        ("ID", R),
+        ("TEMPLATE", L),
+        ("AUTHOR", L),
+        ("CREATED", L),
+        ("BASE", L),
+        ("STATUS", L),
+        ("COMMENT", L),
+    ]);
+    for p in list {
+        t.row(vec![
+            p.id.to_string(),
+            visible(&p.template).into_owned(),
+            visible(&p.author).into_owned(),
+            time_short(p.created_at),
+            proposal_base(p),
+            visible(&proposal_status(&p.status)).into_owned(),
+            visible(&p.comment).into_owned(),
+        ]);
+    }
+    t.render_fitted(width)
+}
+
+/// Lines of `text`, each indented by two spaces (empty lines stay empty).
+fn indented(out: &mut String, text: &str) {
+    if text.is_empty() {
+        out.push_str("  -\n");
+    }
+    for l in text.lines() {
+        if l.is_empty() {
+            out.push('\n');
+        } else {
+            let _ = writeln!(out, "  {}", visible(l));
+        }
+    }
+}
+
+/// The diff of a proposal, or a line saying there is none.
+fn proposal_diff(out: &mut String, d: &ProposalDetail, colour: bool) {
+    if d.diff.trim().is_empty() {
+        let _ = writeln!(
+            out,
+            "no changes against version {} in force",
+            d.current_version
+        );
+    } else {
+        out.push_str(&diff(&d.diff, colour));
+    }
+}
+
+/// `touchpoint approval ID`: the header, the comment, then the diff against
+/// the version in force.
+pub fn approval(d: &ProposalDetail, colour: bool) -> String {
+    let p = &d.proposal;
+    let mut out = String::new();
+    let kv = |out: &mut String, k: &str, v: &str| {
+        let _ = writeln!(out, "{k:<10}{}", visible(v));
+    };
+    kv(&mut out, "proposal", &p.id.to_string());
+    kv(&mut out, "template", &p.template);
+    kv(
+        &mut out,
+        "author",
+        &format!("{} (uid {})", p.author, p.author_uid),
+    );
+    kv(&mut out, "created", &p.created_at.to_string());
+    let base = match (p.base_version, d.current_version) {
+        (0, 0) => "none: a new template".to_string(),
+        (0, now) => format!("none: a new template (version {now} is in force now)"),
+        (b, now) if b == now => format!("version {b}, in force"),
+        (b, now) => format!("version {b} (version {now} is in force now; the diff is against it)"),
+    };
+    kv(&mut out, "base", &base);
+    if let Some(to) = p.rollback_to {
+        kv(
+            &mut out,
+            "rollback",
+            &format!("to the text of version {to}"),
+        );
+    }
+    match &p.status {
+        ProposalStatus::Pending => kv(&mut out, "status", "pending"),
+        ProposalStatus::Approved {
+            by,
+            at,
+            comment,
+            version,
+        } => {
+            kv(
+                &mut out,
+                "status",
+                &format!("approved by {by} at {at} as version {version}"),
+            );
+            if !comment.is_empty() {
+                kv(&mut out, "review", comment);
+            }
+        }
+        ProposalStatus::Rejected { by, at, comment } => {
+            kv(&mut out, "status", &format!("rejected by {by} at {at}"));
+            if !comment.is_empty() {
+                kv(&mut out, "review", comment);
+            }
+        }
+    }
+    out.push_str("\ncomment:\n");
+    indented(&mut out, &p.comment);
+    out.push('\n');
+    proposal_diff(&mut out, d, colour);
+    out
+}
+
+/// `touchpoint propose` and `rollback`: the new proposal and its diff.
+pub fn proposed(d: &ProposalDetail, colour: bool) -> String {
+    let p = &d.proposal;
+    let mut out = format!("proposal {}: {}", p.id, visible(&p.template));
+    let _ = match (p.rollback_to, p.base_version) {
+        (Some(to), base) => writeln!(out, ", back to version {to} from version {base}"),
+        (None, 0) => writeln!(out, ", a new template"),
+        (None, base) => writeln!(out, ", based on version {base}"),
+    };
+    out.push('\n');
+    proposal_diff(&mut out, d, colour);
+    let _ = writeln!(
+        out,
+        "\na reviewer decides with `touchpoint approve {id}` or `touchpoint reject {id} --comment …`",
+        id = p.id
+    );
+    out
+}
+
+/// `touchpoint approve` and `reject`: what the decision did.
+pub fn decision(d: &ProposalDetail) -> String {
+    let p = &d.proposal;
+    let name = visible(&p.template);
+    match &p.status {
+        ProposalStatus::Approved { version, .. } => format!(
+            "proposal {} approved: {name} version {version} is in force for every tenant\n",
+            p.id
+        ),
+        ProposalStatus::Rejected { .. } => match d.current_version {
+            0 => format!(
+                "proposal {} rejected: {name} has no version in force\n",
+                p.id
+            ),
+            v => format!("proposal {} rejected: {name} stays at version {v}\n", p.id),
+        },
+        ProposalStatus::Pending => format!("proposal {} is still pending\n", p.id),
+    }
+}
+
+/// `touchpoint preview`: the subject, the email's plain text and the letter's text.
+pub fn preview(p: &Preview) -> String {
+    let mut out = format!(
+        "proposal {} for tenant {}, customer {}\n\nsubject: {}\n\nemail (plain text):\n",
+        p.proposal,
+        p.tenant,
+        visible(&p.customer),
+        visible(&p.subject)
+    );
+    indented(&mut out, &p.text);
+    out.push_str("\nletter:\n");
+    indented(&mut out, &p.letter);
+    out
+}
+
+/// `touchpoint templates`: per template the version in force and its
+/// history, newest first, the version in force marked `*`; comments
+/// shortened so that lines fit `width`.
+pub fn templates(list: &[TemplateHistory], width: usize) -> String {
+    if list.is_empty() {
+        return "no templates\n".into();
+    }
+    let mut out = String::new();
+    for (i, h) in list.iter().enumerate() {
+        if i > 0 {
+            out.push('\n');
+        }
+        let name = visible(&h.name);
+        let _ = match h.in_force {
+            0 => writeln!(out, "{name}: no version in force"),
+            v => writeln!(out, "{name}: version {v} in force (*)"),
+        };
+        if h.versions.is_empty() {
+            out.push_str("  no versions\n");
+            continue;
+        }
+        let mut versions: Vec<_> = h.versions.iter().collect();
+        versions.sort_by_key(|v| std::cmp::Reverse(v.version));
+        let mut t = TextTable::new(&[
+            ("", L),
+            ("VERSION", L),
+            ("WHEN", L),
+            ("AUTHOR", L),
+            ("APPROVED BY", L),
+            ("FINGERPRINT", L),
+            ("COMMENT", L),
+        ]);
+        for v in versions {
+            t.row(vec![
+                if v.version == h.in_force { "  *" } else { "" }.into(),
+                v.version.to_string(),
+                time_short(v.at),
+                visible(&v.author).into_owned(),
+                visible(&v.approved_by).into_owned(),
+                format!("{:016x}", v.fingerprint),
+                visible(&v.comment).into_owned(),
+            ]);
+        }
+        out.push_str(&t.render_fitted(width));
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1652,5 +2076,404 @@ mod tests {
              calls.csv:4: outcome: \"vielleicht\" is not an outcome\n\
              calls.csv:9: task: no task 88\n"
         );
+    }
+
+    const DIFF: &str = "\
+--- winter_check v3
++++ winter_check (proposal 7)
+@@ -1,4 +1,4 @@
+ [email]
+-subject = \"Winter-Check für {{ customer.name }}\"
++subject = \"Ihr Winter-Check, {{ customer.name }}\"
+--- eine Zeile, die mit drei Strichen beginnt
+ text = \"\"\"
+@@ -9,2 +9,3 @@
+ Autohaus
++++ drei Plus als Inhalt
+\\ No newline at end of file
+";
+
+    #[test]
+    fn diff_plain_is_the_diff_unchanged() {
+        assert_eq!(diff(DIFF, false), DIFF);
+        assert_eq!(diff("", false), "");
+        assert_eq!(diff("@@ -1 +1 @@\n-a\n+b", false), "@@ -1 +1 @@\n-a\n+b\n");
+    }
+
+    #[test]
+    fn diff_colours_by_line_kind_and_knows_headers_from_content() {
+        let coloured = diff(DIFF, true);
+        let lines: Vec<&str> = coloured.lines().collect();
+        assert_eq!(
+            lines,
+            [
+                "\x1b[1m--- winter_check v3\x1b[0m",
+                "\x1b[1m+++ winter_check (proposal 7)\x1b[0m",
+                "\x1b[36m@@ -1,4 +1,4 @@\x1b[0m",
+                " [email]",
+                "\x1b[31m-subject = \"Winter-Check für {{ customer.name }}\"\x1b[0m",
+                "\x1b[32m+subject = \"Ihr Winter-Check, {{ customer.name }}\"\x1b[0m",
+                // Inside a hunk, "--- " is a removed line, not a header.
+                "\x1b[31m--- eine Zeile, die mit drei Strichen beginnt\x1b[0m",
+                " text = \"\"\"",
+                "\x1b[36m@@ -9,2 +9,3 @@\x1b[0m",
+                " Autohaus",
+                "\x1b[32m+++ drei Plus als Inhalt\x1b[0m",
+                "\\ No newline at end of file",
+            ]
+        );
+        // Removing the colour codes gives the plain diff back.
+        let stripped = [BOLD, RED, GREEN, CYAN, RESET]
+            .iter()
+            .fold(coloured.clone(), |t, code| t.replace(code, ""));
+        assert_eq!(stripped, diff(DIFF, false));
+        // After a hunk is complete, a new file header is a header again.
+        let two = "@@ -1 +1 @@\n-a\n+b\n--- b.toml\n+++ b.toml\n@@ -1 +0,0 @@\n-x\n";
+        let lines: Vec<String> = diff(two, true).lines().map(String::from).collect();
+        assert_eq!(lines[3], "\x1b[1m--- b.toml\x1b[0m");
+        assert_eq!(lines[4], "\x1b[1m+++ b.toml\x1b[0m");
+        assert_eq!(lines[6], "\x1b[31m-x\x1b[0m");
+        // Hunk headers without counts: every -/+ line until the next @@ is content.
+        let loose = "@@ changed @@\n--- a\n+++ b\n";
+        assert_eq!(
+            diff(loose, true),
+            "\x1b[36m@@ changed @@\x1b[0m\n\x1b[31m--- a\x1b[0m\n\x1b[32m+++ b\x1b[0m\n"
+        );
+    }
+
+    #[test]
+    fn control_characters_in_a_diff_are_shown_not_obeyed() {
+        // A line that would erase the line above it and hide a change.
+        let sneaky = "@@ -1 +1,2 @@\n \"impressum\"\n+\x1b[1A\x1b[2Kfake\u{202e}txt\r\n";
+        let shown = diff(sneaky, false);
+        assert_eq!(
+            shown,
+            "@@ -1 +1,2 @@\n \"impressum\"\n+\\u{1b}[1A\\u{1b}[2Kfake\\u{202e}txt\\u{d}\n"
+        );
+        assert!(!diff(sneaky, true).contains("\x1b[1A"));
+        assert_eq!(visible("Grüße\tan alle"), "Grüße\tan alle");
+        assert!(matches!(visible("plain"), std::borrow::Cow::Borrowed(_)));
+    }
+
+    #[test]
+    fn shortening_keeps_the_first_line() {
+        assert_eq!(shorten("kurz", 10), "kurz");
+        assert_eq!(shorten("genau zehn", 10), "genau zehn");
+        assert_eq!(shorten("Grüße aus Köln", 10), "Grüße aus…");
+        assert_eq!(shorten("eins\nzwei", 10), "eins…");
+        assert_eq!(shorten("  eins  \n", 10), "eins");
+        assert_eq!(shorten("", 10), "");
+    }
+
+    fn proposal_fixture(
+        id: u64,
+        template: &str,
+        author: &str,
+        comment: &str,
+        status: ProposalStatus,
+    ) -> Proposal {
+        Proposal {
+            id,
+            template: template.into(),
+            text: String::new(),
+            base_version: 3,
+            rollback_to: None,
+            author: author.into(),
+            author_uid: 1001,
+            comment: comment.into(),
+            created_at: fixtures::ts(id as i64 * 10),
+            status,
+        }
+    }
+
+    fn proposals_fixture() -> Vec<Proposal> {
+        let mut new = proposal_fixture(
+            13,
+            "geburtstag_grüße",
+            "Jürgen Köhler",
+            "Neue Vorlage für Geburtstagsgrüße",
+            ProposalStatus::Pending,
+        );
+        new.base_version = 0;
+        let mut rollback = proposal_fixture(
+            14,
+            "winter_check",
+            "anna",
+            "Zurück zur Fassung vom Oktober, die Rabattaktion ist beendet\nZweite Zeile",
+            ProposalStatus::Rejected {
+                by: "Björn Weiß".into(),
+                at: fixtures::ts(200),
+                comment: "Die Aktion läuft bis Ende März".into(),
+            },
+        );
+        rollback.rollback_to = Some(1);
+        vec![
+            proposal_fixture(
+                12,
+                "winter_check",
+                "Jürgen Köhler",
+                "Winterreifen-Aktion: Räderwechsel mit Einlagerung für 49 € – gültig bis 31. März, nur bei teilnehmenden Autohäusern",
+                ProposalStatus::Pending,
+            ),
+            new,
+            rollback,
+            proposal_fixture(
+                15,
+                "hu_reminder",
+                "anna",
+                "Öffnungszeiten-Slot",
+                ProposalStatus::Approved {
+                    by: "Björn Weiß".into(),
+                    at: fixtures::ts(300),
+                    comment: String::new(),
+                    version: 4,
+                },
+            ),
+        ]
+    }
+
+    #[test]
+    fn approvals_table_with_umlauts_fits_the_width() {
+        let list = proposals_fixture();
+        let text = approvals(&list, true, 120);
+        for l in text.lines() {
+            assert!(l.chars().count() <= 120, "{} chars: {l}", l.chars().count());
+        }
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 5);
+        // Columns line up by characters, not bytes.
+        let status_at = lines[0].find("STATUS").expect("STATUS");
+        let status_col = lines[0][..status_at].chars().count();
+        for (l, status) in lines[1..].iter().zip([
+            "pending",
+            "pending",
+            "rejected by Björn Weiß",
+            "approved by Björn Weiß as v4",
+        ]) {
+            let cell: String = l.chars().skip(status_col).collect();
+            assert!(cell.starts_with(status), "{l}");
+        }
+        assert!(lines[1].ends_with('…'), "{}", lines[1]);
+        assert!(
+            lines[3].ends_with("Zurück zur Fassung vom Ok…"),
+            "{}",
+            lines[3]
+        );
+        assert!(lines[3].contains("  v3 → v1  "), "{}", lines[3]);
+        assert!(lines[2].contains("  new  "), "{}", lines[2]);
+        insta::assert_snapshot!(text);
+
+        // However narrow, the comment keeps a few characters.
+        let narrow = approvals(&list, true, 40);
+        assert!(
+            narrow
+                .lines()
+                .nth(1)
+                .expect("row")
+                .ends_with("Winterreife…"),
+            "{narrow}"
+        );
+        // Wide enough, nothing is cut.
+        let wide = approvals(&list, true, 400);
+        assert!(
+            wide.contains("nur bei teilnehmenden Autohäusern\n"),
+            "{wide}"
+        );
+        assert_eq!(approvals(&[], false, 80), "no pending proposals\n");
+        assert_eq!(approvals(&[], true, 80), "no proposals\n");
+    }
+
+    fn detail_fixture() -> ProposalDetail {
+        let mut p = proposals_fixture().swap_remove(0);
+        p.comment = "Winterreifen-Aktion für März.\n\nMit Einlagerung.".into();
+        ProposalDetail {
+            proposal: p,
+            diff: DIFF.into(),
+            current_version: 4,
+        }
+    }
+
+    #[test]
+    fn approval_view_with_umlauts() {
+        let d = detail_fixture();
+        let text = approval(&d, false);
+        assert!(
+            text.contains("\nauthor    Jürgen Köhler (uid 1001)\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "\nbase      version 3 (version 4 is in force now; the diff is against it)\n"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains("\ncomment:\n  Winterreifen-Aktion für März.\n\n  Mit Einlagerung.\n\n--- winter_check v3\n"),
+            "{text}"
+        );
+        assert!(text.ends_with(DIFF), "{text}");
+        assert!(!text.contains('\x1b'));
+        insta::assert_snapshot!(text);
+        let coloured = approval(&d, true);
+        assert!(coloured.contains("\n\x1b[1m--- winter_check v3\x1b[0m\n"));
+
+        let mut decided = d.clone();
+        decided.proposal.status = ProposalStatus::Rejected {
+            by: "Björn Weiß".into(),
+            at: fixtures::ts(200),
+            comment: "Impressum fehlt".into(),
+        };
+        decided.diff = String::new();
+        let text = approval(&decided, false);
+        assert!(
+            text.contains("\nstatus    rejected by Björn Weiß at 2025-03-14 12:50:00 UTC\nreview    Impressum fehlt\n"),
+            "{text}"
+        );
+        assert!(
+            text.ends_with("\nno changes against version 4 in force\n"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn proposed_and_decided() {
+        let mut d = detail_fixture();
+        let text = proposed(&d, false);
+        assert!(
+            text.starts_with(
+                "proposal 12: winter_check, based on version 3\n\n--- winter_check v3\n"
+            ),
+            "{text}"
+        );
+        assert!(text.ends_with(
+            "\na reviewer decides with `touchpoint approve 12` or `touchpoint reject 12 --comment …`\n"
+        ));
+        d.proposal.rollback_to = Some(1);
+        assert!(proposed(&d, false)
+            .starts_with("proposal 12: winter_check, back to version 1 from version 3\n"));
+        d.proposal.rollback_to = None;
+        d.proposal.base_version = 0;
+        assert!(proposed(&d, false).starts_with("proposal 12: winter_check, a new template\n"));
+
+        d.proposal.status = ProposalStatus::Approved {
+            by: "Björn Weiß".into(),
+            at: fixtures::ts(300),
+            comment: String::new(),
+            version: 5,
+        };
+        assert_eq!(
+            decision(&d),
+            "proposal 12 approved: winter_check version 5 is in force for every tenant\n"
+        );
+        d.proposal.status = ProposalStatus::Rejected {
+            by: "Björn Weiß".into(),
+            at: fixtures::ts(300),
+            comment: "nein".into(),
+        };
+        assert_eq!(
+            decision(&d),
+            "proposal 12 rejected: winter_check stays at version 4\n"
+        );
+        d.current_version = 0;
+        assert_eq!(
+            decision(&d),
+            "proposal 12 rejected: winter_check has no version in force\n"
+        );
+    }
+
+    #[test]
+    fn preview_text_with_umlauts_and_empty_parts() {
+        let p = Preview {
+            proposal: 12,
+            tenant: fixtures::tid("d001"),
+            customer: "K-1001".into(),
+            subject: "Ihr Winter-Check, Herr Müller".into(),
+            text: "Guten Tag Herr Müller,\n\nIhr Autohaus Schäfer lädt Sie ein.\n".into(),
+            html: "<p>Guten Tag</p>".into(),
+            letter: String::new(),
+            pdf: b"%PDF-1.7".to_vec(),
+        };
+        let text = preview(&p);
+        assert_eq!(
+            text,
+            "proposal 12 for tenant d001, customer K-1001\n\n\
+             subject: Ihr Winter-Check, Herr Müller\n\n\
+             email (plain text):\n  Guten Tag Herr Müller,\n\n  Ihr Autohaus Schäfer lädt Sie ein.\n\n\
+             letter:\n  -\n"
+        );
+    }
+
+    fn version(
+        version: u32,
+        minutes: i64,
+        author: &str,
+        approved_by: &str,
+        comment: &str,
+    ) -> touchpoint_common::protocol::TemplateVersion {
+        touchpoint_common::protocol::TemplateVersion {
+            version,
+            fingerprint: 0x00ab_cdef_0123_4567 ^ u64::from(version),
+            text: String::new(),
+            author: author.into(),
+            approved_by: approved_by.into(),
+            at: fixtures::ts(minutes),
+            comment: comment.into(),
+            proposal: (version > 1).then_some(u64::from(version) + 10),
+        }
+    }
+
+    #[test]
+    fn templates_with_history_and_the_version_in_force() {
+        let list = vec![
+            TemplateHistory {
+                name: "winter_check".into(),
+                in_force: 2,
+                versions: vec![
+                    version(1, -90_000, "policies/templates/winter_check.toml", "-", "Ausgangsfassung"),
+                    version(3, 0, "Jürgen Köhler", "Björn Weiß", "Rückgängig: Fassung vom Oktober, weil die Rabattaktion für Winterräder beendet ist"),
+                    version(2, -40_000, "Jürgen Köhler", "Björn Weiß", "Räderwechsel mit Einlagerung"),
+                ],
+            },
+            TemplateHistory {
+                name: "geburtstag".into(),
+                in_force: 0,
+                versions: vec![],
+            },
+        ];
+        let text = templates(&list, 120);
+        for l in text.lines() {
+            assert!(l.chars().count() <= 120, "{l}");
+        }
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines[0], "winter_check: version 2 in force (*)");
+        // Newest first; only the version in force marked.
+        assert!(
+            lines[1].starts_with("     VERSION  WHEN  "),
+            "{:?}",
+            lines[1]
+        );
+        assert!(
+            lines[2].starts_with("     3        2025-03-14 09:30  "),
+            "{:?}",
+            lines[2]
+        );
+        assert!(
+            lines[3].starts_with("  *  2        2025-02-14 "),
+            "{:?}",
+            lines[3]
+        );
+        assert!(
+            lines[4].starts_with("     1        2025-01-10 21:30  "),
+            "{:?}",
+            lines[4]
+        );
+        assert!(lines[3].contains("  00abcdef01234565  "), "{:?}", lines[3]);
+        assert!(lines[2].ends_with('…'), "{:?}", lines[2]);
+        assert_eq!(
+            &lines[6..],
+            ["geburtstag: no version in force", "  no versions"]
+        );
+        insta::assert_snapshot!(text);
+        assert_eq!(templates(&[], 80), "no templates\n");
     }
 }
