@@ -280,6 +280,29 @@ pub struct BrandPolicy {
     /// Shares of a service's cost the brand pays, each for a period.
     #[serde(default)]
     pub subsidies: Vec<Subsidy>,
+    /// The individualisation slots templates may use (`slots.<name>`) and
+    /// dealers fill, by name. When none are declared, dealers' slots are
+    /// not checked against declarations (and no proposed template may use one).
+    #[serde(default)]
+    pub slots: BTreeMap<String, SlotSpec>,
+}
+
+/// What a dealer may put into one individualisation slot.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SlotSpec {
+    /// Characters at most (not bytes: umlauts count once).
+    pub max_len: u32,
+    /// Whether `<` and `>` are allowed. Dealer text is escaped in HTML
+    /// either way; this keeps markup out of the text parts and letters too.
+    #[serde(default)]
+    pub markup: bool,
+    /// Whether every dealer must fill it.
+    #[serde(default)]
+    pub required: bool,
+    /// What the slot is for, for the dealers' file comments and the console.
+    #[serde(default)]
+    pub description: String,
 }
 
 /// How email goes out: where bounces return, how recipients unsubscribe,
@@ -393,6 +416,11 @@ impl BrandPolicy {
 pub struct BrandInfo {
     pub id: String,
     pub name: String,
+    /// The legally required imprint (court and register number) that every
+    /// email and letter template must contain; checked when a template is
+    /// proposed. Empty: the marker "Amtsgericht" is looked for instead.
+    #[serde(default)]
+    pub imprint: String,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -978,6 +1006,25 @@ fn check_brand(
 ) {
     let mut err = |key: String, msg: String| errors.push(invalid(file, text, &key, msg));
     check_dispatch(b, &mut err);
+    for (slot, spec) in &b.slots {
+        if slot.is_empty()
+            || !slot
+                .bytes()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'_')
+        {
+            err(
+                format!("slots.{slot}"),
+                "a slot name is lower case a-z, 0-9 and '_'".into(),
+            );
+        }
+        range(
+            &mut err,
+            &format!("slots.{slot}.max_len"),
+            spec.max_len,
+            1,
+            2000,
+        );
+    }
     if let Err(e) = b.planning.schedule.parse::<cron::Schedule>() {
         // The parser's message spans lines (the expression, a caret, the
         // reason); the reason is the last.
@@ -1278,6 +1325,7 @@ fn check_tenant(
     let Some(brand) = brand else {
         return;
     };
+    check_slots(t, brand, &mut err);
     for (id, s) in &t.services {
         let Some(service) = brand.services.get(id) else {
             err(
@@ -1301,6 +1349,50 @@ fn check_tenant(
                     "the service uses {} and the dealer enables none of them (channels.enabled)",
                     list(service.channels.iter())
                 ),
+            );
+        }
+    }
+}
+
+/// A dealer's `[slots]` against the brand's declarations. A brand that
+/// declares none leaves them unchecked (beyond the 2000 characters).
+fn check_slots(t: &TenantPolicy, brand: &BrandPolicy, err: &mut dyn FnMut(String, String)) {
+    if brand.slots.is_empty() {
+        return;
+    }
+    for (slot, value) in &t.slots {
+        let Some(spec) = brand.slots.get(slot) else {
+            err(
+                format!("slots.{slot}"),
+                format!(
+                    "the brand declares no slot {slot:?} (brand.toml [slots] has: {})",
+                    list(brand.slots.keys())
+                ),
+            );
+            continue;
+        };
+        let len = value.chars().count();
+        if len > spec.max_len as usize {
+            err(
+                format!("slots.{slot}"),
+                format!(
+                    "is {len} characters long, the brand allows {}",
+                    spec.max_len
+                ),
+            );
+        }
+        if !spec.markup && value.contains(['<', '>']) {
+            err(
+                format!("slots.{slot}"),
+                "must not contain markup (< or >): the brand allows plain text only".into(),
+            );
+        }
+    }
+    for (slot, spec) in &brand.slots {
+        if spec.required && t.slots.get(slot).is_none_or(|v| v.trim().is_empty()) {
+            err(
+                format!("slots.{slot}"),
+                "is required by the brand and missing or empty".into(),
             );
         }
     }

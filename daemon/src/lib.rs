@@ -5,6 +5,7 @@
 //! control socket is a thin layer over them.
 
 pub mod access;
+pub mod approvals;
 pub mod config;
 pub mod control;
 pub mod daemon;

@@ -1,5 +1,6 @@
-//! The agency-level database: the tenant registry and the audit log. Later:
-//! approvals and pooled aggregates. Never holds a dealer's customer data.
+//! The agency-level database: the tenant registry, the audit log, and the
+//! brand material with its proposals (`material.rs`). Later: pooled
+//! aggregates. Never holds a dealer's customer data.
 
 use std::path::Path;
 
@@ -22,7 +23,11 @@ pub struct Central {
     db: sled::Db,
     tenants: sled::Tree,
     audit: sled::Tree,
-    settings: sled::Tree,
+    pub(super) settings: sled::Tree,
+    /// Brand material: template heads and versions (see `material.rs`).
+    pub(super) templates: sled::Tree,
+    /// Proposed changes of brand material by id.
+    pub(super) proposals: sled::Tree,
 }
 
 const PAUSES: &[u8] = b"dispatch_pauses";
@@ -40,11 +45,13 @@ impl Central {
             tenants: db.open_tree("tenants").map_err(&err)?,
             audit: db.open_tree("audit").map_err(&err)?,
             settings: db.open_tree("settings").map_err(&err)?,
+            templates: db.open_tree("templates").map_err(&err)?,
+            proposals: db.open_tree("proposals").map_err(&err)?,
             db,
         })
     }
 
-    fn err(source: sled::Error) -> StoreError {
+    pub(super) fn err(source: sled::Error) -> StoreError {
         StoreError::Sled {
             path: "central".into(),
             source,

@@ -3,7 +3,7 @@
 //!
 //! Layout under the state directory:
 //! ```text
-//! <state>/central/            tenant registry, audit log
+//! <state>/central/            tenant registry, audit log, brand material
 //! <state>/tenants/<tenant>/   one sled database per dealer
 //! ```
 //! A [`TenantStore`] handle is bound to one tenant's database at open time and
@@ -19,6 +19,7 @@
 mod central;
 mod dispatch;
 mod import_txn;
+mod material;
 mod outbox;
 mod tenant;
 

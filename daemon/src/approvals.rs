@@ -1,0 +1,638 @@
+//! Brand material and its approval workflow (M6): templates live in the
+//! central store with every version; a change is a proposal with an author,
+//! a comment and a diff against the version in force; a reviewer other than
+//! the author approves it (it becomes the next version, in force at once)
+//! or rejects it with a comment.
+//!
+//! The store is the source of truth for what is in force. The files under
+//! `policies/templates/` only seed it: a template the store does not know
+//! becomes version 1 at start; a later edit of its file changes nothing
+//! until it is proposed and approved ([`Material::seed`] names such files).
+//!
+//! A proposal is checked when it is made, each error with its line in the
+//! proposed file: everything [`Template::parse`] checks (TOML keys, Jinja
+//! syntax, known variables), that every slot it uses is declared in the
+//! brand's `[slots]`, and the legally required parts: the brand's imprint in
+//! the `text`, `html` and `letter` parts, `{{ unsubscribe_url }}` in the
+//! email parts (`text` and `html`). A rollback is a proposal like any other,
+//! whose text is the old version's, checked again against today's rules.
+//!
+//! Every call is blocking (sled, with a flush before anything is
+//! acknowledged): call it from `spawn_blocking` in async code. The audit
+//! trail is written by the control layer.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use touchpoint_common::config::{line_of_key, ConfigError};
+use touchpoint_common::domain::Timestamp;
+use touchpoint_common::policy::BrandPolicy;
+use touchpoint_common::protocol::{
+    ErrorKind, Proposal, ProposalDetail, ProposalStatus, TemplateHistory, TemplateVersion,
+};
+use touchpoint_common::template::{self, Part, Template};
+
+use crate::store::{StoreError, Stores};
+
+/// A proposed file larger than this is refused: templates are a few KiB.
+pub const MAX_TEMPLATE_BYTES: usize = 256 * 1024;
+
+/// What is looked for as the imprint when the brand names none.
+pub const DEFAULT_IMPRINT_MARKER: &str = "Amtsgericht";
+
+/// Why a request about brand material was refused or failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ApprovalError {
+    /// The proposed text breaks a rule: one `file:line: key: message` per line.
+    #[error("{}", lines(.0))]
+    Invalid(Vec<ConfigError>),
+    #[error("{0:?} is not a template name (lower case a-z, 0-9, '_' and '-', at most 64)")]
+    BadName(String),
+    #[error("no proposal #{0}")]
+    UnknownProposal(u64),
+    #[error("no template {0:?}")]
+    UnknownTemplate(String),
+    #[error("template {template:?} has no version {version} (it has v1 to v{last})")]
+    UnknownVersion {
+        template: String,
+        version: u32,
+        last: u32,
+    },
+    /// The text is the version in force already.
+    #[error("nothing to propose: the text is {template} v{version}, the version in force")]
+    Unchanged { template: String, version: u32 },
+    #[error("four eyes: {reviewer} cannot approve proposal #{id}, which {author} proposed; another reviewer must")]
+    OwnProposal {
+        id: u64,
+        author: String,
+        reviewer: String,
+    },
+    /// Approved or rejected already; `was` says how ("approved by ann as v3").
+    #[error("proposal #{id} is not pending: it was {was}")]
+    NotPending { id: u64, was: String },
+    /// The version in force moved since the proposal was made: approving it
+    /// would silently undo the change approved in between.
+    #[error("proposal #{id} is stale: it was made against {template} v{base}, and v{current} has been approved since; propose the change again against v{current}")]
+    Stale {
+        id: u64,
+        template: String,
+        base: u32,
+        current: u32,
+    },
+    #[error("a rejection needs a comment saying why")]
+    CommentRequired,
+    /// A stored version that no longer passes `Template::parse`.
+    #[error("stored template {template} v{version} is not valid any more: {}", lines(.errors))]
+    Stored {
+        template: String,
+        version: u32,
+        errors: Vec<ConfigError>,
+    },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+fn lines(errors: &[ConfigError]) -> String {
+    errors
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+impl ApprovalError {
+    /// How the control socket reports it.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            ApprovalError::Invalid(_)
+            | ApprovalError::BadName(_)
+            | ApprovalError::Unchanged { .. }
+            | ApprovalError::NotPending { .. }
+            | ApprovalError::Stale { .. }
+            | ApprovalError::CommentRequired => ErrorKind::Invalid,
+            ApprovalError::UnknownProposal(_)
+            | ApprovalError::UnknownTemplate(_)
+            | ApprovalError::UnknownVersion { .. } => ErrorKind::NotFound,
+            ApprovalError::OwnProposal { .. } => ErrorKind::Forbidden,
+            // Someone decided the same proposal at the same moment.
+            ApprovalError::Store(StoreError::Conflict(_)) => ErrorKind::Busy,
+            ApprovalError::Stored { .. } | ApprovalError::Store(_) => ErrorKind::Internal,
+        }
+    }
+}
+
+/// What [`Material::seed`] found.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Seeded {
+    /// Templates the store did not know: their file is version 1 now.
+    pub added: Vec<String>,
+    /// Templates whose file differs from the version in force. The file is
+    /// not in force: it has to be proposed and approved.
+    pub differs: Vec<String>,
+}
+
+/// Brand material in the central store, and the rules for changing it.
+pub struct Material {
+    stores: Arc<Stores>,
+}
+
+impl Material {
+    pub fn new(stores: Arc<Stores>) -> Self {
+        Self { stores }
+    }
+
+    /// Seeds the store from the policy files (`relative path -> text` as
+    /// `crate::policy::read_dir` gives them; only `templates/<name>.toml`
+    /// are looked at): every template the store does not know becomes
+    /// version 1 (author `policies/templates/<name>.toml`, approved by
+    /// `seed`). Files are trusted here (the policy set validated them); the
+    /// rules for proposals apply to changes.
+    pub fn seed(&self, files: &BTreeMap<String, String>) -> Result<Seeded, ApprovalError> {
+        let central = self.stores.central();
+        let mut seeded = Seeded::default();
+        for (rel, text) in files {
+            let Some(name) = rel
+                .strip_prefix("templates/")
+                .and_then(|r| r.strip_suffix(".toml"))
+            else {
+                continue;
+            };
+            let parsed = Template::parse(name, rel, text).map_err(ApprovalError::Invalid)?;
+            match central.template_in_force(name)? {
+                Some(v) => {
+                    if v.fingerprint != parsed.version {
+                        seeded.differs.push(name.to_string());
+                    }
+                }
+                None => {
+                    let first = TemplateVersion {
+                        version: 1,
+                        fingerprint: parsed.version,
+                        text: text.clone(),
+                        author: format!("policies/{rel}"),
+                        approved_by: "seed".into(),
+                        at: Timestamp::now(),
+                        comment: "seeded from the policy file".into(),
+                        proposal: None,
+                    };
+                    if central.seed_template(name, &first)? {
+                        seeded.added.push(name.to_string());
+                    }
+                }
+            }
+        }
+        Ok(seeded)
+    }
+
+    /// The templates in force, by name: what the renderer renders with
+    /// (in place of the policy set's files).
+    pub fn in_force(&self) -> Result<BTreeMap<String, Template>, ApprovalError> {
+        let mut out = BTreeMap::new();
+        for (name, v) in self.stores.central().templates_in_force()? {
+            let t = parse_stored(&name, &v)?;
+            out.insert(name, t);
+        }
+        Ok(out)
+    }
+
+    /// Proposes `text` (the whole template file) as the next version of
+    /// `template`, or as a new template. Checked against the rules with
+    /// `brand`'s imprint and slots; refused with every error found.
+    pub fn propose(
+        &self,
+        template: &str,
+        text: &str,
+        comment: &str,
+        author: &str,
+        author_uid: u32,
+        brand: &BrandPolicy,
+    ) -> Result<Proposal, ApprovalError> {
+        self.add(template, text, None, comment, author, author_uid, brand)
+    }
+
+    /// Proposes going back to the text of `version` of `template`: a new
+    /// version with the old text, once approved.
+    pub fn propose_rollback(
+        &self,
+        template: &str,
+        version: u32,
+        comment: &str,
+        author: &str,
+        author_uid: u32,
+        brand: &BrandPolicy,
+    ) -> Result<Proposal, ApprovalError> {
+        let history = self.history_of(template)?;
+        let old = history
+            .versions
+            .iter()
+            .find(|v| v.version == version)
+            .ok_or_else(|| ApprovalError::UnknownVersion {
+                template: template.to_string(),
+                version,
+                last: history.in_force,
+            })?;
+        self.add(
+            template,
+            &old.text,
+            Some(version),
+            comment,
+            author,
+            author_uid,
+            brand,
+        )
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn add(
+        &self,
+        template: &str,
+        text: &str,
+        rollback_to: Option<u32>,
+        comment: &str,
+        author: &str,
+        author_uid: u32,
+        brand: &BrandPolicy,
+    ) -> Result<Proposal, ApprovalError> {
+        check_name(template)?;
+        let current = self.stores.central().template_in_force(template)?;
+        check_proposal(template, text, brand).map_err(ApprovalError::Invalid)?;
+        if let Some(v) = &current {
+            if v.text == text {
+                return Err(ApprovalError::Unchanged {
+                    template: template.to_string(),
+                    version: v.version,
+                });
+            }
+        }
+        let proposal = Proposal {
+            id: 0,
+            template: template.to_string(),
+            text: text.to_string(),
+            base_version: current.map_or(0, |v| v.version),
+            rollback_to,
+            author: author.to_string(),
+            author_uid,
+            comment: comment.to_string(),
+            created_at: Timestamp::now(),
+            status: ProposalStatus::Pending,
+        };
+        Ok(self.stores.central().add_proposal(&proposal)?)
+    }
+
+    /// Proposals, oldest first; pending ones only unless `all`.
+    pub fn proposals(&self, all: bool) -> Result<Vec<Proposal>, ApprovalError> {
+        let mut list = self.stores.central().proposals()?;
+        if !all {
+            list.retain(|p| p.status == ProposalStatus::Pending);
+        }
+        Ok(list)
+    }
+
+    /// One proposal with its unified diff against the version in force now
+    /// (3 lines of context).
+    pub fn detail(&self, id: u64) -> Result<ProposalDetail, ApprovalError> {
+        let proposal = self.proposal(id)?;
+        let current = self
+            .stores
+            .central()
+            .template_in_force(&proposal.template)?;
+        let (old, old_header) = match &current {
+            Some(v) => (
+                v.text.as_str(),
+                format!("{} v{} (in force)", proposal.template, v.version),
+            ),
+            None => ("", format!("{} (new template)", proposal.template)),
+        };
+        let new_header = format!("{} proposal #{}", proposal.template, proposal.id);
+        let diff = similar::TextDiff::from_lines(old, proposal.text.as_str())
+            .unified_diff()
+            .context_radius(3)
+            .header(&old_header, &new_header)
+            .to_string();
+        Ok(ProposalDetail {
+            current_version: current.map_or(0, |v| v.version),
+            proposal,
+            diff,
+        })
+    }
+
+    /// The proposal's text as a template, for a preview.
+    pub fn proposed_template(&self, id: u64) -> Result<Template, ApprovalError> {
+        let p = self.proposal(id)?;
+        Template::parse(&p.template, &proposal_file(&p.template), &p.text)
+            .map_err(ApprovalError::Invalid)
+    }
+
+    /// Approves a pending proposal: it becomes the next version of its
+    /// template, in force at once. Refused to its author (same uid or same
+    /// user name: four eyes), and when the version in force moved since the
+    /// proposal was made (it must be proposed again).
+    pub fn approve(
+        &self,
+        id: u64,
+        reviewer: &str,
+        reviewer_uid: u32,
+        comment: &str,
+    ) -> Result<TemplateVersion, ApprovalError> {
+        let mut p = self.pending(id)?;
+        if p.author_uid == reviewer_uid || p.author == reviewer {
+            return Err(ApprovalError::OwnProposal {
+                id,
+                author: p.author.clone(),
+                reviewer: reviewer.to_string(),
+            });
+        }
+        let current = self
+            .stores
+            .central()
+            .template_in_force(&p.template)?
+            .map_or(0, |v| v.version);
+        if current != p.base_version {
+            return Err(ApprovalError::Stale {
+                id,
+                template: p.template.clone(),
+                base: p.base_version,
+                current,
+            });
+        }
+        let parsed = Template::parse(&p.template, &proposal_file(&p.template), &p.text)
+            .map_err(ApprovalError::Invalid)?;
+        let now = Timestamp::now();
+        let version = TemplateVersion {
+            version: current + 1,
+            fingerprint: parsed.version,
+            text: p.text.clone(),
+            author: p.author.clone(),
+            approved_by: reviewer.to_string(),
+            at: now,
+            comment: p.comment.clone(),
+            proposal: Some(p.id),
+        };
+        p.status = ProposalStatus::Approved {
+            by: reviewer.to_string(),
+            at: now,
+            comment: comment.to_string(),
+            version: version.version,
+        };
+        self.stores.central().record_decision(&p, Some(&version))?;
+        Ok(version)
+    }
+
+    /// Rejects a pending proposal; the comment (why) is required. The
+    /// author may reject their own proposal (withdraw it).
+    pub fn reject(
+        &self,
+        id: u64,
+        reviewer: &str,
+        _reviewer_uid: u32,
+        comment: &str,
+    ) -> Result<Proposal, ApprovalError> {
+        if comment.trim().is_empty() {
+            return Err(ApprovalError::CommentRequired);
+        }
+        let mut p = self.pending(id)?;
+        p.status = ProposalStatus::Rejected {
+            by: reviewer.to_string(),
+            at: Timestamp::now(),
+            comment: comment.to_string(),
+        };
+        self.stores.central().record_decision(&p, None)?;
+        Ok(p)
+    }
+
+    /// The version history of one template, or of all by name.
+    pub fn history(&self, name: Option<&str>) -> Result<Vec<TemplateHistory>, ApprovalError> {
+        match name {
+            Some(name) => Ok(vec![self.history_of(name)?]),
+            None => Ok(self.stores.central().template_histories()?),
+        }
+    }
+
+    /// The text of the version of `name` whose fingerprint a message
+    /// recorded, to render it again as it was sent.
+    pub fn version_text(
+        &self,
+        name: &str,
+        fingerprint: u64,
+    ) -> Result<Option<String>, ApprovalError> {
+        let Some(h) = self.stores.central().template_history(name)? else {
+            return Ok(None);
+        };
+        Ok(h.versions
+            .into_iter()
+            .rev()
+            .find(|v| v.fingerprint == fingerprint)
+            .map(|v| v.text))
+    }
+
+    fn history_of(&self, name: &str) -> Result<TemplateHistory, ApprovalError> {
+        self.stores
+            .central()
+            .template_history(name)?
+            .ok_or_else(|| ApprovalError::UnknownTemplate(name.to_string()))
+    }
+
+    fn proposal(&self, id: u64) -> Result<Proposal, ApprovalError> {
+        self.stores
+            .central()
+            .proposal(id)?
+            .ok_or(ApprovalError::UnknownProposal(id))
+    }
+
+    fn pending(&self, id: u64) -> Result<Proposal, ApprovalError> {
+        let p = self.proposal(id)?;
+        let was = match &p.status {
+            ProposalStatus::Pending => return Ok(p),
+            ProposalStatus::Approved { by, version, .. } => {
+                format!("approved by {by} as {} v{version}", p.template)
+            }
+            ProposalStatus::Rejected { by, .. } => format!("rejected by {by}"),
+        };
+        Err(ApprovalError::NotPending { id, was })
+    }
+}
+
+fn parse_stored(name: &str, v: &TemplateVersion) -> Result<Template, ApprovalError> {
+    let file = format!("templates/{name}.toml (v{})", v.version);
+    Template::parse(name, &file, &v.text).map_err(|errors| ApprovalError::Stored {
+        template: name.to_string(),
+        version: v.version,
+        errors,
+    })
+}
+
+fn check_name(name: &str) -> Result<(), ApprovalError> {
+    let ok = !name.is_empty()
+        && name.len() <= 64
+        && name
+            .bytes()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'_' || c == b'-');
+    if ok {
+        Ok(())
+    } else {
+        Err(ApprovalError::BadName(name.to_string()))
+    }
+}
+
+/// How a proposed file is named in errors.
+pub fn proposal_file(name: &str) -> String {
+    format!("templates/{name}.toml (proposal)")
+}
+
+/// The four parts, read leniently: `Template::parse` reports what is wrong
+/// with the keys; these checks look at whatever parts are there.
+#[derive(serde::Deserialize)]
+struct Parts {
+    subject: Option<String>,
+    text: Option<String>,
+    html: Option<String>,
+    letter: Option<String>,
+}
+
+/// Checks a proposed template file against every rule for brand material
+/// (see the module docs). Errors are in line order.
+pub fn check_proposal(
+    name: &str,
+    text: &str,
+    brand: &BrandPolicy,
+) -> Result<Template, Vec<ConfigError>> {
+    let file = proposal_file(name);
+    if text.len() > MAX_TEMPLATE_BYTES {
+        return Err(vec![ConfigError {
+            file,
+            line: None,
+            key: String::new(),
+            message: format!(
+                "is {} bytes long; a template file has at most {MAX_TEMPLATE_BYTES}",
+                text.len()
+            ),
+        }]);
+    }
+    let (parsed, mut errors) = match Template::parse(name, &file, text) {
+        Ok(t) => (Some(t), Vec::new()),
+        Err(e) => (None, e),
+    };
+    let Ok(parts) = toml::from_str::<Parts>(text) else {
+        // Not TOML: Template::parse said so.
+        return Err(errors);
+    };
+    let imprint = if brand.brand.imprint.trim().is_empty() {
+        DEFAULT_IMPRINT_MARKER
+    } else {
+        brand.brand.imprint.as_str()
+    };
+    let env = template::environment();
+    for (part, source) in [
+        (Part::Subject, &parts.subject),
+        (Part::Text, &parts.text),
+        (Part::Html, &parts.html),
+        (Part::Letter, &parts.letter),
+    ] {
+        let Some(source) = source else {
+            continue;
+        };
+        let key_line = line_of_key(text, part.as_str());
+        let error = |line: Option<u32>, message: String| ConfigError {
+            file: file.clone(),
+            line,
+            key: part.as_str().to_string(),
+            message,
+        };
+        if matches!(part, Part::Text | Part::Html | Part::Letter)
+            && !squash(source).contains(&squash(imprint))
+        {
+            errors.push(error(
+                key_line,
+                format!(
+                    "the imprint {imprint:?} is missing; every email and letter must carry it (brand.toml [brand] imprint)"
+                ),
+            ));
+        }
+        if matches!(part, Part::Text | Part::Html) && !prints(source, "unsubscribe_url") {
+            errors.push(error(
+                key_line,
+                "has no unsubscribe link; every email part must contain {{ unsubscribe_url }}"
+                    .into(),
+            ));
+        }
+        // A part that does not compile is reported by Template::parse.
+        let full_name = format!("{name}/{part}");
+        let Ok(compiled) = env.template_from_named_str(&full_name, source) else {
+            continue;
+        };
+        let mut slots: Vec<String> = compiled
+            .undeclared_variables(true)
+            .into_iter()
+            .filter(|v| v == "slots" || v.starts_with("slots."))
+            .collect();
+        slots.sort();
+        for v in slots {
+            let Some(slot) = v.strip_prefix("slots.") else {
+                errors.push(error(
+                    line_after(text, key_line, "slots", false),
+                    "`slots` must be used as slots.<name>, so that each slot can be checked against the brand's [slots]".into(),
+                ));
+                continue;
+            };
+            if !brand.slots.contains_key(slot) {
+                let declared: Vec<&str> = brand.slots.keys().map(String::as_str).collect();
+                errors.push(error(
+                    line_after(text, key_line, &v, true),
+                    format!(
+                        "slot `{slot}` is not declared by the brand (brand.toml [slots.{slot}]; declared: {})",
+                        if declared.is_empty() {
+                            "none".to_string()
+                        } else {
+                            declared.join(", ")
+                        }
+                    ),
+                ));
+            }
+        }
+    }
+    match parsed {
+        Some(t) if errors.is_empty() => Ok(t),
+        _ => {
+            errors.sort_by_key(|e| e.line.unwrap_or(0));
+            Err(errors)
+        }
+    }
+}
+
+/// Whitespace runs as single spaces, so a line break inside the imprint
+/// does not hide it.
+fn squash(s: &str) -> String {
+    s.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// Whether the template prints `var` itself: `{{ var }}` (whitespace
+/// control markers allowed).
+fn prints(source: &str, var: &str) -> bool {
+    source.split("{{").skip(1).any(|rest| {
+        rest.split_once("}}").is_some_and(|(inner, _)| {
+            inner.trim().trim_matches('-').trim_matches('+').trim() == var
+        })
+    })
+}
+
+/// The first line at or after `from` that contains `needle` (as a whole
+/// name when `whole`: not followed by a name character), else `from`.
+fn line_after(text: &str, from: Option<u32>, needle: &str, whole: bool) -> Option<u32> {
+    let start = from.unwrap_or(1).max(1) as usize;
+    let found = text
+        .lines()
+        .enumerate()
+        .skip(start - 1)
+        .find(|(_, l)| {
+            l.match_indices(needle).any(|(at, _)| {
+                !whole
+                    || !l[at + needle.len()..]
+                        .starts_with(|c: char| c.is_ascii_alphanumeric() || c == '_')
+            })
+        })
+        .map(|(i, _)| i as u32 + 1);
+    found.or(from)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,698 @@
+//! The approval workflow on a real central store in a temp directory, seeded
+//! from the shipped `policies/` directory.
+
+#![allow(clippy::unwrap_used)]
+
+use std::path::{Path, PathBuf};
+
+use touchpoint_common::config::StoresConfig;
+use touchpoint_common::policy::PolicySet;
+
+use super::*;
+
+fn policies_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../policies")
+}
+
+fn shipped_files() -> BTreeMap<String, String> {
+    crate::policy::read_dir(&policies_dir(), "policies").unwrap()
+}
+
+struct Rig {
+    _dir: tempfile::TempDir,
+    material: Material,
+    files: BTreeMap<String, String>,
+    set: PolicySet,
+}
+
+impl Rig {
+    /// A fresh store seeded from the shipped policies.
+    fn new() -> Rig {
+        let dir = tempfile::tempdir().unwrap();
+        let stores = Arc::new(Stores::open(dir.path(), &StoresConfig::default()).unwrap());
+        let files = shipped_files();
+        let set = PolicySet::validate(&files, "policies").unwrap();
+        let material = Material::new(stores);
+        material.seed(&files).unwrap();
+        Rig {
+            _dir: dir,
+            material,
+            files,
+            set,
+        }
+    }
+
+    fn brand(&self) -> &BrandPolicy {
+        &self.set.brand
+    }
+
+    fn file(&self, name: &str) -> String {
+        self.files[&format!("templates/{name}.toml")].clone()
+    }
+
+    /// service_due with another subject line, proposed by ann (uid 1001).
+    fn propose_subject(&self, subject: &str) -> Proposal {
+        let text = self
+            .file("service_due")
+            .replacen("Zeit für die Inspektion", subject, 1);
+        self.material
+            .propose(
+                "service_due",
+                &text,
+                "shorter subject",
+                "ann",
+                1001,
+                self.brand(),
+            )
+            .unwrap()
+    }
+
+    fn in_force_subject(&self) -> String {
+        self.material.in_force().unwrap()["service_due"]
+            .subject
+            .clone()
+    }
+}
+
+#[test]
+fn seeding_makes_every_shipped_template_version_1_once() {
+    let rig = Rig::new();
+    let names: Vec<String> = rig.set.templates.keys().cloned().collect();
+    assert!(names.len() >= 6, "{names:?}");
+
+    let in_force = rig.material.in_force().unwrap();
+    // What the renderer gets from the store is what the files say, version
+    // fingerprints included (messages recorded them before the store knew).
+    assert_eq!(in_force, rig.set.templates);
+
+    let history = rig.material.history(None).unwrap();
+    assert_eq!(
+        history.iter().map(|h| h.name.clone()).collect::<Vec<_>>(),
+        names
+    );
+    for h in &history {
+        assert_eq!(h.in_force, 1);
+        assert_eq!(h.versions.len(), 1);
+        let v = &h.versions[0];
+        assert_eq!(v.author, format!("policies/templates/{}.toml", h.name));
+        assert_eq!(v.approved_by, "seed");
+        assert_eq!(v.proposal, None);
+        assert_eq!(v.text, rig.file(&h.name));
+    }
+
+    // Seeding again changes nothing; an edited file is reported, not used.
+    assert_eq!(rig.material.seed(&rig.files).unwrap(), Seeded::default());
+    let mut edited = rig.files.clone();
+    let text = rig.file("birthday").replace("Geburtstag", "Wiegenfest");
+    assert_ne!(text, rig.file("birthday"));
+    edited.insert("templates/birthday.toml".into(), text);
+    assert_eq!(
+        rig.material.seed(&edited).unwrap(),
+        Seeded {
+            added: vec![],
+            differs: vec!["birthday".into()]
+        }
+    );
+    assert_eq!(rig.material.in_force().unwrap(), rig.set.templates);
+}
+
+#[test]
+fn shipped_templates_pass_the_proposal_rules() {
+    let rig = Rig::new();
+    assert_eq!(
+        rig.brand().brand.imprint,
+        "Amtsgericht Braunschweig HRB 210001"
+    );
+    for name in rig.set.templates.keys() {
+        let t = check_proposal(name, &rig.file(name), rig.brand())
+            .unwrap_or_else(|e| panic!("{name}: {}", lines(&e)));
+        assert_eq!(&t, &rig.set.templates[name]);
+    }
+}
+
+#[test]
+fn a_valid_proposal_is_pending_with_its_diff() {
+    let rig = Rig::new();
+    let p = rig.propose_subject("Inspektion fällig");
+    assert_eq!(p.id, 1);
+    assert_eq!(p.status, ProposalStatus::Pending);
+    assert_eq!(p.base_version, 1);
+    assert_eq!(p.rollback_to, None);
+    assert_eq!((p.author.as_str(), p.author_uid), ("ann", 1001));
+    assert_eq!(rig.material.proposals(false).unwrap(), vec![p.clone()]);
+
+    let d = rig.material.detail(p.id).unwrap();
+    assert_eq!(d.current_version, 1);
+    assert_eq!(d.proposal, p);
+    let diff: Vec<&str> = d.diff.lines().collect();
+    assert_eq!(diff[0], "--- service_due v1 (in force)");
+    assert_eq!(diff[1], "+++ service_due proposal #1");
+    assert!(diff[2].starts_with("@@ -23,7 +23,7 @@"), "{}", d.diff);
+    let changed: Vec<&str> = diff
+        .iter()
+        .copied()
+        .filter(|l| l.starts_with(['-', '+']))
+        .skip(2)
+        .collect();
+    assert_eq!(
+        changed,
+        [
+            "-subject = '''Ihr {{ occasions[0].vehicle.model }}: Zeit für die Inspektion'''",
+            "+subject = '''Ihr {{ occasions[0].vehicle.model }}: Inspektion fällig'''",
+        ]
+    );
+    // Three lines of context on each side.
+    assert_eq!(diff.len(), 3 + 3 + 2 + 3, "{}", d.diff);
+
+    // Nothing is in force until approved.
+    assert!(rig.in_force_subject().ends_with("Zeit für die Inspektion"));
+    // Ids count up.
+    assert_eq!(rig.propose_subject("Bitte zur Inspektion").id, 2);
+}
+
+#[test]
+fn the_author_cannot_approve_their_own_proposal() {
+    let rig = Rig::new();
+    let p = rig.propose_subject("Inspektion fällig");
+    // Same uid under another name, and the same name under another uid.
+    for (name, uid) in [("root", 1001), ("ann", 0)] {
+        let e = rig.material.approve(p.id, name, uid, "ok").unwrap_err();
+        assert!(matches!(e, ApprovalError::OwnProposal { .. }), "{e:?}");
+        assert_eq!(e.kind(), ErrorKind::Forbidden);
+    }
+    let e = rig.material.approve(p.id, "ann", 1001, "ok").unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "four eyes: ann cannot approve proposal #1, which ann proposed; another reviewer must"
+    );
+    assert_eq!(rig.material.proposals(false).unwrap(), vec![p]);
+    assert_eq!(
+        rig.material.history(Some("service_due")).unwrap()[0].in_force,
+        1
+    );
+}
+
+#[test]
+fn another_reviewer_approves_and_it_is_in_force_at_once() {
+    let rig = Rig::new();
+    let v1 = rig.material.history(Some("service_due")).unwrap()[0].versions[0].clone();
+    let p = rig.propose_subject("Inspektion fällig");
+    let v2 = rig.material.approve(p.id, "bob", 1002, "passt").unwrap();
+    assert_eq!(v2.version, 2);
+    assert_eq!(v2.text, p.text);
+    assert_eq!(
+        (v2.author.as_str(), v2.approved_by.as_str()),
+        ("ann", "bob")
+    );
+    assert_eq!(v2.comment, "shorter subject");
+    assert_eq!(v2.proposal, Some(1));
+
+    let in_force = rig.material.in_force().unwrap();
+    let t = &in_force["service_due"];
+    assert_eq!(
+        t.subject,
+        "Ihr {{ occasions[0].vehicle.model }}: Inspektion fällig"
+    );
+    assert_eq!(t.version, v2.fingerprint);
+    assert_ne!(v2.fingerprint, v1.fingerprint);
+    // The other templates are untouched.
+    assert_eq!(in_force["birthday"], rig.set.templates["birthday"]);
+
+    // The proposal is decided, and only once.
+    assert!(rig.material.proposals(false).unwrap().is_empty());
+    let decided = rig.material.proposals(true).unwrap();
+    assert!(
+        matches!(&decided[0].status, ProposalStatus::Approved { by, comment, version: 2, .. }
+            if by == "bob" && comment == "passt"),
+        "{decided:?}"
+    );
+    let e = rig.material.approve(p.id, "carl", 1003, "").unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "proposal #1 is not pending: it was approved by bob as service_due v2"
+    );
+    let e = rig
+        .material
+        .reject(p.id, "carl", 1003, "too late")
+        .unwrap_err();
+    assert!(matches!(e, ApprovalError::NotPending { .. }), "{e:?}");
+
+    // A message sent with v1 can still be rendered as it was.
+    assert_eq!(
+        rig.material
+            .version_text("service_due", v1.fingerprint)
+            .unwrap(),
+        Some(v1.text.clone())
+    );
+    assert_eq!(rig.material.version_text("service_due", 42).unwrap(), None);
+    assert_eq!(
+        rig.material.version_text("nope", v1.fingerprint).unwrap(),
+        None
+    );
+}
+
+#[test]
+fn a_rejection_needs_a_comment() {
+    let rig = Rig::new();
+    let p = rig.propose_subject("Inspektion fällig");
+    for comment in ["", "  \n"] {
+        let e = rig.material.reject(p.id, "bob", 1002, comment).unwrap_err();
+        assert_eq!(e.to_string(), "a rejection needs a comment saying why");
+    }
+    let r = rig
+        .material
+        .reject(p.id, "bob", 1002, "Tonfall passt nicht")
+        .unwrap();
+    assert!(
+        matches!(&r.status, ProposalStatus::Rejected { by, comment, .. }
+            if by == "bob" && comment == "Tonfall passt nicht"),
+        "{r:?}"
+    );
+    assert_eq!(rig.material.proposals(true).unwrap(), vec![r]);
+    let e = rig.material.approve(p.id, "carl", 1003, "").unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "proposal #1 is not pending: it was rejected by bob"
+    );
+    assert!(rig.in_force_subject().ends_with("Zeit für die Inspektion"));
+    assert!(matches!(
+        rig.material.reject(9, "bob", 1002, "x").unwrap_err(),
+        ApprovalError::UnknownProposal(9)
+    ));
+}
+
+#[test]
+fn a_proposal_overtaken_by_another_approval_is_stale() {
+    let rig = Rig::new();
+    let first = rig.propose_subject("Inspektion fällig");
+    let second = rig.propose_subject("Bitte zur Inspektion");
+    rig.material.approve(first.id, "bob", 1002, "").unwrap();
+
+    let e = rig
+        .material
+        .approve(second.id, "bob", 1002, "")
+        .unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "proposal #2 is stale: it was made against service_due v1, and v2 has been approved since; propose the change again against v2"
+    );
+    assert_eq!(e.kind(), ErrorKind::Invalid);
+    // Its diff is against what is in force now, and it is still pending
+    // (to be rejected, or proposed again).
+    let d = rig.material.detail(second.id).unwrap();
+    assert_eq!(d.current_version, 2);
+    assert!(
+        d.diff.starts_with("--- service_due v2 (in force)\n"),
+        "{}",
+        d.diff
+    );
+    assert!(
+        d.diff.contains(
+            "\n-subject = '''Ihr {{ occasions[0].vehicle.model }}: Inspektion fällig'''\n"
+        ),
+        "{}",
+        d.diff
+    );
+    assert_eq!(rig.material.proposals(false).unwrap(), vec![second]);
+    assert!(rig.in_force_subject().ends_with("Inspektion fällig"));
+}
+
+#[test]
+fn a_rollback_is_a_proposal_and_restores_the_old_text_as_a_new_version() {
+    let rig = Rig::new();
+    let p = rig.propose_subject("Inspektion fällig");
+    rig.material.approve(p.id, "bob", 1002, "").unwrap();
+
+    let r = rig
+        .material
+        .propose_rollback(
+            "service_due",
+            1,
+            "back to the old subject",
+            "bob",
+            1002,
+            rig.brand(),
+        )
+        .unwrap();
+    assert_eq!((r.id, r.base_version, r.rollback_to), (2, 2, Some(1)));
+    assert_eq!(r.text, rig.file("service_due"));
+    let d = rig.material.detail(r.id).unwrap();
+    let changed: Vec<&str> = d
+        .diff
+        .lines()
+        .filter(|l| l.starts_with(['-', '+']))
+        .collect();
+    assert_eq!(
+        changed,
+        [
+            "--- service_due v2 (in force)",
+            "+++ service_due proposal #2",
+            "-subject = '''Ihr {{ occasions[0].vehicle.model }}: Inspektion fällig'''",
+            "+subject = '''Ihr {{ occasions[0].vehicle.model }}: Zeit für die Inspektion'''",
+        ]
+    );
+    // Four eyes for rollbacks too.
+    assert!(matches!(
+        rig.material.approve(r.id, "bob", 1002, "").unwrap_err(),
+        ApprovalError::OwnProposal { .. }
+    ));
+    let v3 = rig.material.approve(r.id, "ann", 1001, "ok").unwrap();
+    let h = rig.material.history(Some("service_due")).unwrap().remove(0);
+    assert_eq!(h.in_force, 3);
+    assert_eq!(
+        h.versions.iter().map(|v| v.version).collect::<Vec<_>>(),
+        [1, 2, 3]
+    );
+    assert_eq!(v3, h.versions[2]);
+    assert_eq!(v3.text, h.versions[0].text);
+    assert_eq!(v3.fingerprint, h.versions[0].fingerprint);
+    assert_eq!(rig.material.in_force().unwrap(), rig.set.templates);
+
+    // Rolling back to what is in force, or to a version that never was.
+    let e = rig
+        .material
+        .propose_rollback("service_due", 1, "", "bob", 1002, rig.brand())
+        .unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "nothing to propose: the text is service_due v3, the version in force"
+    );
+    let e = rig
+        .material
+        .propose_rollback("service_due", 7, "", "bob", 1002, rig.brand())
+        .unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "template \"service_due\" has no version 7 (it has v1 to v3)"
+    );
+    assert!(matches!(
+        rig.material
+            .propose_rollback("nope", 1, "", "bob", 1002, rig.brand())
+            .unwrap_err(),
+        ApprovalError::UnknownTemplate(_)
+    ));
+}
+
+#[test]
+fn a_rollback_is_checked_against_todays_rules() {
+    let rig = Rig::new();
+    let mut brand = rig.brand().clone();
+    let p = rig.propose_subject("Inspektion fällig");
+    rig.material.approve(p.id, "bob", 1002, "").unwrap();
+    // The brand has since changed its register number: v1 lacks the new one.
+    brand.brand.imprint = "Amtsgericht Braunschweig HRB 299999".into();
+    let e = rig
+        .material
+        .propose_rollback("service_due", 1, "", "ann", 1001, &brand)
+        .unwrap_err();
+    let ApprovalError::Invalid(errors) = &e else {
+        panic!("{e:?}");
+    };
+    let parts: Vec<&str> = errors.iter().map(|e| e.key.as_str()).collect();
+    assert_eq!(parts, ["text", "html", "letter"], "{e}");
+    assert_eq!(rig.material.proposals(true).unwrap().len(), 1);
+}
+
+#[test]
+fn a_new_template_is_proposed_against_nothing() {
+    let rig = Rig::new();
+    let p = rig
+        .material
+        .propose("memo", GOOD, "a new mailing", "ann", 1001, rig.brand())
+        .unwrap();
+    assert_eq!(p.base_version, 0);
+    let d = rig.material.detail(p.id).unwrap();
+    assert_eq!(d.current_version, 0);
+    assert!(
+        d.diff
+            .starts_with("--- memo (new template)\n+++ memo proposal #1\n@@ -0,0 +1,19 @@\n"),
+        "{}",
+        d.diff
+    );
+    assert_eq!(rig.material.proposed_template(p.id).unwrap().name, "memo");
+    let v = rig.material.approve(p.id, "bob", 1002, "").unwrap();
+    assert_eq!(v.version, 1);
+    assert_eq!(
+        rig.material.in_force().unwrap()["memo"].subject,
+        "Hallo {{ customer.last_name }}"
+    );
+    for bad in ["", "Memo", "../memo", "memo.toml"] {
+        let e = rig
+            .material
+            .propose(bad, GOOD, "", "ann", 1001, rig.brand())
+            .unwrap_err();
+        assert!(matches!(e, ApprovalError::BadName(_)), "{bad}: {e:?}");
+    }
+}
+
+#[test]
+fn decisions_outlive_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let files = shipped_files();
+    let set = PolicySet::validate(&files, "policies").unwrap();
+    let open = || {
+        Material::new(Arc::new(
+            Stores::open(dir.path(), &StoresConfig::default()).unwrap(),
+        ))
+    };
+    {
+        let m = open();
+        m.seed(&files).unwrap();
+        let p = m
+            .propose("memo", GOOD, "", "ann", 1001, &set.brand)
+            .unwrap();
+        m.approve(p.id, "bob", 1002, "").unwrap();
+        m.propose(
+            "memo",
+            &GOOD.replace("Hallo", "Moin"),
+            "",
+            "ann",
+            1001,
+            &set.brand,
+        )
+        .unwrap();
+    }
+    let m = open();
+    assert!(m.seed(&files).unwrap().added.is_empty());
+    assert_eq!(
+        m.in_force().unwrap()["memo"].subject,
+        "Hallo {{ customer.last_name }}"
+    );
+    assert_eq!(m.proposals(false).unwrap()[0].id, 2);
+    // The counter goes on where it was.
+    let p = m
+        .propose(
+            "memo",
+            &GOOD.replace("Hallo", "Servus"),
+            "",
+            "ann",
+            1001,
+            &set.brand,
+        )
+        .unwrap();
+    assert_eq!(p.id, 3);
+}
+
+// ----- invalid proposals ------------------------------------------------------------
+
+/// A small valid template, so that the lines in the errors below are plain.
+const GOOD: &str = "# Test material
+subject = 'Hallo {{ customer.last_name }}'
+text = '''
+{{ customer.salutation_line }}
+{{ slots.signature }}
+Abmelden: {{ unsubscribe_url }}
+Amtsgericht Braunschweig HRB 210001
+'''
+html = '''
+<p>{{ slots.signature }}</p>
+<a href=\"{{ unsubscribe_url }}\">Abmelden</a>
+<p>Amtsgericht Braunschweig
+HRB 210001</p>
+'''
+letter = '''
+{{ customer.salutation_line }}
+{{ slots.opening_hours }}
+Amtsgericht Braunschweig HRB 210001
+'''
+";
+
+/// The errors proposing `text` as `memo` gives; nothing is stored.
+fn refused(rig: &Rig, text: &str) -> Vec<String> {
+    let e = rig
+        .material
+        .propose("memo", text, "", "ann", 1001, rig.brand())
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Invalid);
+    assert!(rig.material.proposals(true).unwrap().is_empty());
+    let ApprovalError::Invalid(errors) = e else {
+        panic!("{e:?}");
+    };
+    errors.iter().map(ToString::to_string).collect()
+}
+
+#[test]
+fn the_good_test_template_is_good() {
+    let rig = Rig::new();
+    check_proposal("memo", GOOD, rig.brand()).unwrap();
+    // The imprint may wrap (it does in GOOD's html), or use whitespace markers.
+    let text = GOOD.replace("{{ unsubscribe_url }}\">", "{{- unsubscribe_url -}}\">");
+    check_proposal("memo", &text, rig.brand()).unwrap();
+}
+
+#[test]
+fn a_syntax_error_is_refused_at_its_line() {
+    let rig = Rig::new();
+    assert_eq!(
+        refused(&rig, &GOOD.replace("{{ slots.signature }}\nAbmelden", "{{ slots.signature }\nAbmelden")),
+        ["templates/memo.toml (proposal):5: text: syntax error: unexpected `}`, expected end of variable block"]
+    );
+}
+
+#[test]
+fn an_unknown_variable_is_refused() {
+    let rig = Rig::new();
+    assert_eq!(
+        refused(&rig, &GOOD.replace("<p>{{ slots.signature }}</p>", "<p>{{ dealer.fax }}</p>")),
+        ["templates/memo.toml (proposal):10: html: unknown variable `dealer.fax` (a template has: brand.name, customer.salutation_line, customer.first_name, customer.last_name, dealer.name, dealer.street, dealer.postcode, dealer.city, dealer.phone, dealer.email, occasions, unsubscribe_url, today, slots.*)"]
+    );
+}
+
+#[test]
+fn an_undeclared_slot_is_refused() {
+    let rig = Rig::new();
+    assert_eq!(
+        refused(&rig, &GOOD.replace("{{ slots.opening_hours }}", "{{ slots.opening_hour }}")),
+        ["templates/memo.toml (proposal):17: letter: slot `opening_hour` is not declared by the brand (brand.toml [slots.opening_hour]; declared: local_offer, logo, opening_hours, signature)"]
+    );
+    assert_eq!(
+        refused(&rig, &GOOD.replace("{{ slots.opening_hours }}", "{{ slots['logo'] }}")),
+        ["templates/memo.toml (proposal):17: letter: `slots` must be used as slots.<name>, so that each slot can be checked against the brand's [slots]"]
+    );
+}
+
+#[test]
+fn a_letter_without_the_imprint_is_refused() {
+    let rig = Rig::new();
+    let text = GOOD.replace(
+        "{{ slots.opening_hours }}\nAmtsgericht Braunschweig HRB 210001",
+        "{{ slots.opening_hours }}\nAmtsgericht Braunschweig",
+    );
+    assert_eq!(
+        refused(&rig, &text),
+        ["templates/memo.toml (proposal):15: letter: the imprint \"Amtsgericht Braunschweig HRB 210001\" is missing; every email and letter must carry it (brand.toml [brand] imprint)"]
+    );
+    // A brand without an imprint of its own: the court is looked for.
+    let mut brand = rig.brand().clone();
+    brand.brand.imprint = String::new();
+    check_proposal("memo", &text, &brand).unwrap();
+    let errors =
+        check_proposal("memo", &text.replace("Amtsgericht", "Gericht"), &brand).unwrap_err();
+    assert_eq!(
+        lines(&errors),
+        "templates/memo.toml (proposal):3: text: the imprint \"Amtsgericht\" is missing; every email and letter must carry it (brand.toml [brand] imprint)\n\
+         templates/memo.toml (proposal):9: html: the imprint \"Amtsgericht\" is missing; every email and letter must carry it (brand.toml [brand] imprint)\n\
+         templates/memo.toml (proposal):15: letter: the imprint \"Amtsgericht\" is missing; every email and letter must carry it (brand.toml [brand] imprint)"
+    );
+}
+
+#[test]
+fn an_html_part_without_the_unsubscribe_link_is_refused() {
+    let rig = Rig::new();
+    assert_eq!(
+        refused(&rig, &GOOD.replace("<a href=\"{{ unsubscribe_url }}\">Abmelden</a>", "<a href=\"https://example.org\">Abmelden</a>")),
+        ["templates/memo.toml (proposal):9: html: has no unsubscribe link; every email part must contain {{ unsubscribe_url }}"]
+    );
+    // Using it is not printing it.
+    assert_eq!(
+        refused(&rig, &GOOD.replace("Abmelden: {{ unsubscribe_url }}", "{% if unsubscribe_url %}Abmelden{% endif %}")),
+        ["templates/memo.toml (proposal):3: text: has no unsubscribe link; every email part must contain {{ unsubscribe_url }}"]
+    );
+}
+
+#[test]
+fn every_error_of_a_proposal_is_reported_in_line_order() {
+    let rig = Rig::new();
+    let text = GOOD
+        .replace("Abmelden: {{ unsubscribe_url }}", "{{ slots.fax }}")
+        .replace("{{ slots.opening_hours }}", "{% if x %}");
+    assert_eq!(
+        refused(&rig, &text),
+        [
+            "templates/memo.toml (proposal):3: text: has no unsubscribe link; every email part must contain {{ unsubscribe_url }}",
+            "templates/memo.toml (proposal):6: text: slot `fax` is not declared by the brand (brand.toml [slots.fax]; declared: local_offer, logo, opening_hours, signature)",
+            "templates/memo.toml (proposal):17: letter: syntax error: unexpected end of input, expected end of block",
+        ]
+    );
+    // Not a template file at all.
+    assert_eq!(
+        refused(&rig, "subject = 'x'\n"),
+        ["templates/memo.toml (proposal):1: missing key `text`"]
+    );
+    assert_eq!(
+        refused(&rig, &"x".repeat(MAX_TEMPLATE_BYTES + 1)),
+        ["templates/memo.toml (proposal): is 262145 bytes long; a template file has at most 262144"]
+    );
+}
+
+// ----- dealers' slots against the brand's declarations ----------------------------
+
+fn validate_with_dealer(brand_text: &str, slots: &str) -> Result<PolicySet, Vec<String>> {
+    let mut files = BTreeMap::new();
+    files.insert("brand.toml".to_string(), brand_text.to_string());
+    for (k, v) in shipped_files() {
+        if k.starts_with("templates/") {
+            files.insert(k, v);
+        }
+    }
+    files.insert(
+        "dealers/d900.toml".into(),
+        format!("[tenant]\nid = \"d900\"\nname = \"Autohaus Test\"\n\n[slots]\n{slots}"),
+    );
+    PolicySet::validate(&files, "p").map_err(|e| e.iter().map(ToString::to_string).collect())
+}
+
+#[test]
+fn dealer_slots_are_checked_against_the_brand() {
+    let brand = std::fs::read_to_string(policies_dir().join("brand.toml")).unwrap();
+    validate_with_dealer(&brand, "signature = \"Ihr Team\"\nlogo = \"\"\n").unwrap();
+    let errors = validate_with_dealer(
+        &brand,
+        &format!(
+            "signature = \"<b>Ihr Team</b>\"\nfax = \"0531 1\"\nopening_hours = \"{}\"\n",
+            "ä".repeat(121)
+        ),
+    )
+    .unwrap_err();
+    assert_eq!(
+        errors,
+        [
+            "p/dealers/d900.toml:7: slots.fax: the brand declares no slot \"fax\" (brand.toml [slots] has: local_offer, logo, opening_hours, signature)",
+            "p/dealers/d900.toml:8: slots.opening_hours: is 121 characters long, the brand allows 120",
+            "p/dealers/d900.toml:6: slots.signature: must not contain markup (< or >): the brand allows plain text only",
+        ]
+    );
+    let required = brand.replace(
+        "[slots.signature]\nmax_len = 200\n",
+        "[slots.signature]\nmax_len = 200\nrequired = true\n",
+    );
+    assert_ne!(required, brand);
+    assert_eq!(
+        validate_with_dealer(&required, "signature = \" \"\n").unwrap_err(),
+        ["p/dealers/d900.toml:6: slots.signature: is required by the brand and missing or empty"]
+    );
+    // A brand that declares no slots leaves them free, as before.
+    let from = brand.find("[slots.signature]").unwrap();
+    let to = brand.find("# How email goes out.").unwrap();
+    let undeclared = format!("{}{}", &brand[..from], &brand[to..]);
+    assert!(!undeclared.contains("\n[slots."), "{undeclared}");
+    validate_with_dealer(&undeclared, "fax = \"<b>x</b>\"\n").unwrap();
+    // And a declaration must make sense.
+    let bad = brand.replace("[slots.logo]\nmax_len = 200", "[slots.logo]\nmax_len = 0");
+    let errors = validate_with_dealer(&bad, "").unwrap_err();
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert!(
+        errors[0].ends_with(": slots.logo.max_len: must be between 1 and 2000, got 0"),
+        "{errors:?}"
+    );
+}
