@@ -496,7 +496,7 @@ mod tests {
             e.text
         );
         assert!(
-            e.text.contains("  - Service reminder für Ihren Kombi Größe L: fällig am 15.07.2026 (bei etwa 66.000 km)"),
+            e.text.contains("  - Inspektion für Ihren Kombi Größe L: fällig am 15.07.2026 (bei etwa 66.000 km)"),
             "{}",
             e.text
         );
@@ -597,11 +597,11 @@ mod tests {
         let e = f.email();
         let first = e
             .text
-            .find("Service reminder für Ihren Kombi Größe L: fällig am 15.07.2026")
+            .find("Inspektion für Ihren Kombi Größe L: fällig am 15.07.2026")
             .unwrap();
         let second = e
             .text
-            .find("HU inspection reminder für Ihren Cityflitzer: fällig am 01.08.2026\n")
+            .find("Hauptuntersuchung (HU) für Ihren Cityflitzer: fällig am 01.08.2026\n")
             .unwrap();
         assert!(first < second, "{}", e.text);
         assert_eq!(e.html.matches("<li>").count(), 2, "{}", e.html);

@@ -312,7 +312,7 @@ fn policy_check_says_ok_for_every_valid_directory_and_the_shipped_one() {
     let v = json(&out);
     assert_eq!(v["ok"], true);
     assert_eq!(v["dealers"], 24);
-    assert_eq!(v["services"], 5);
+    assert_eq!(v["services"], 6);
     assert_eq!(v["errors"].as_array().map(Vec::len), Some(0));
 }
 
