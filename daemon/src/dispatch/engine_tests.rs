@@ -1206,7 +1206,7 @@ fn a_quality_check_call_planned_by_the_planner_goes_out_in_the_days_call_list() 
         "Anna Berg".into(),
         "+49 89 1234567".into(),
         "quality_check".into(),
-        "Quality check call".into(),
+        fx.p().brand.services["quality_check"].name.clone(),
         format!("7 days after the service on {visit}"),
     ] {
         assert!(rows[1].contains(&part), "{part} not in {}", rows[1]);
