@@ -376,7 +376,9 @@ pub enum MessageAction {
     Hold,
     /// Let a held message go on where it was.
     Release,
-    /// Never send it; frees its occasions for a later plan.
+    /// Never send it. Its occasions stay taken: an operator's cancel is final
+    /// (a cancel by the planner or at dispatch, when consent or the
+    /// service went away, frees them for a later plan).
     Cancel,
     /// Send a deferred or failed email again now.
     Retry,

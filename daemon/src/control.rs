@@ -50,6 +50,8 @@ pub struct Ctx {
     pub schedule: Arc<crate::planner::ScheduleState>,
     /// Set once the dispatcher runs (the daemon starts it after the context).
     pub dispatch: std::sync::OnceLock<Arc<crate::dispatch::Dispatcher>>,
+    /// Brand material and its approvals (set at start).
+    pub material: std::sync::OnceLock<Arc<crate::approvals::Material>>,
     upload_seq: AtomicU64,
 }
 
@@ -74,6 +76,7 @@ impl Ctx {
             leads: Arc::new(crate::planner::LeadTimes::default()),
             schedule: Arc::new(crate::planner::ScheduleState::default()),
             dispatch: std::sync::OnceLock::new(),
+            material: std::sync::OnceLock::new(),
             upload_seq: AtomicU64::new(0),
         }
     }

@@ -58,6 +58,10 @@ impl Daemon {
                 "completed interrupted imports and their identity passes"
             );
         }
+        // Brand material: the store's versions are in force; the template
+        // files seed what the store does not know yet.
+        let material = Arc::new(crate::approvals::Material::new(stores.clone()));
+        seed_material(&material, &policies.dir);
         let policies = Arc::new(PolicyHandle::new(policies));
         let importer = Arc::new(Importer::new(
             stores.clone(),
@@ -97,9 +101,10 @@ impl Daemon {
             ctx.schedule.clone(),
             shutdown.clone(),
         ));
+        let _ = ctx.material.set(material.clone());
         tracker.spawn(policy::watch(
             ctx.policies.clone(),
-            registrar(stores.clone()),
+            registrar(stores.clone(), Some(material.clone())),
             shutdown.clone(),
         ));
         if cfg.config.dispatch.enabled {
@@ -110,7 +115,7 @@ impl Daemon {
                 cfg.dispatch.clone(),
             )
             .context("cannot start dispatch")?;
-            let d = Arc::new(d);
+            let d = Arc::new(d.with_material(material.clone()));
             let _ = ctx.dispatch.set(d.clone());
             tracker.spawn(d.run(shutdown.clone(), Duration::from_secs(30)));
         }
@@ -163,7 +168,10 @@ pub struct Reloader(Arc<Ctx>);
 impl Reloader {
     /// Re-reads the policy directory. On error the old policies stay in force.
     pub fn reload(&self) -> Result<(), Vec<ConfigError>> {
-        self.0.policies.reload(registrar(self.0.stores.clone()))?;
+        self.0.policies.reload(registrar(
+            self.0.stores.clone(),
+            self.0.material.get().cloned(),
+        ))?;
         Ok(())
     }
 }
@@ -173,6 +181,7 @@ impl Reloader {
 /// tenant never meets a policy without a registry entry.
 fn registrar(
     stores: Arc<Stores>,
+    material: Option<Arc<crate::approvals::Material>>,
 ) -> impl Fn(&Policies) -> Result<(), ConfigError> + Send + Sync + 'static {
     move |p| {
         register(&stores, p).map_err(|e| ConfigError {
@@ -180,7 +189,37 @@ fn registrar(
             line: None,
             key: String::new(),
             message: e.to_string(),
-        })
+        })?;
+        if let Some(m) = &material {
+            seed_material(m, &p.dir);
+        }
+        Ok(())
+    }
+}
+
+/// Makes a template file the store does not know version 1; says which
+/// files differ from the version in force (they must be proposed).
+fn seed_material(material: &crate::approvals::Material, dir: &std::path::Path) {
+    let files = match policy::read_dir(dir, "") {
+        Ok(f) => f,
+        Err(errs) => {
+            tracing::warn!("brand material not seeded: {}", join(&errs));
+            return;
+        }
+    };
+    match material.seed(&files) {
+        Ok(s) => {
+            for name in s.added {
+                tracing::info!(template = %name, "template seeded from its file as version 1");
+            }
+            for name in s.differs {
+                tracing::warn!(
+                    template = %name,
+                    "templates/{name}.toml differs from the version in force; the file is not used until it is proposed and approved (touchpoint propose)"
+                );
+            }
+        }
+        Err(e) => tracing::error!("brand material not seeded: {e}"),
     }
 }
 

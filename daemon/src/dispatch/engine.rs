@@ -49,8 +49,11 @@ use crate::store::{Change, StoreError, Stores, TenantStore};
 
 use MessageStatus as S;
 
-/// Messages claimed per tenant and round.
+/// Due ids read at a time when claiming.
 const CLAIM_BATCH: usize = 512;
+/// Due ids looked at per tenant and round at most (a long run of paused or
+/// throttled messages costs one round this much, then the next round goes on).
+const MAX_SCAN: usize = 20_000;
 /// How long email waits after the relay could not be reached, doubling up to the cap.
 const RELAY_BACKOFF_MIN: i64 = 2_000;
 const RELAY_BACKOFF_MAX: i64 = 300_000;
@@ -133,6 +136,11 @@ pub struct Dispatcher {
     state: Mutex<State>,
     counters: Counters,
     wake: Notify,
+    /// The versions of brand material in force; without it, the policy
+    /// files' templates (tests, benchmarks).
+    material: Option<Arc<crate::approvals::Material>>,
+    /// Bumped when an approval changes the material in force.
+    material_generation: AtomicU64,
 }
 
 /// Local wall-clock time of a message's send moment, unix ms.
@@ -297,7 +305,20 @@ impl Dispatcher {
             }),
             counters: Counters::default(),
             wake: Notify::new(),
+            material: None,
+            material_generation: AtomicU64::new(0),
         })
+    }
+
+    /// Renders with the brand material in force in the central store.
+    pub fn with_material(mut self, m: Arc<crate::approvals::Material>) -> Self {
+        self.material = Some(m);
+        self
+    }
+
+    /// The material in force changed (an approval): render with it from now on.
+    pub fn material_changed(&self) {
+        self.material_generation.fetch_add(1, Ordering::Relaxed);
     }
 
     fn state(&self) -> MutexGuard<'_, State> {
@@ -319,15 +340,74 @@ impl Dispatcher {
     }
 
     fn renderer(&self, p: &Policies) -> std::result::Result<Arc<Renderer>, String> {
-        let mut st = self.state();
-        if let Some((fp, r)) = &st.renderer {
-            if *fp == p.fingerprint {
+        let key = p
+            .fingerprint
+            .wrapping_mul(31)
+            .wrapping_add(self.material_generation.load(Ordering::Relaxed));
+        if let Some((k, r)) = &self.state().renderer {
+            if *k == key {
                 return Ok(r.clone());
             }
         }
-        let r = Arc::new(Renderer::new(p).map_err(|e| e.to_string())?);
-        st.renderer = Some((p.fingerprint, r.clone()));
+        let r = match &self.material {
+            Some(m) => {
+                let mut templates = m.in_force().map_err(|e| e.to_string())?;
+                // A template only in the files (not seeded yet) still renders.
+                for (name, t) in &p.templates {
+                    templates.entry(name.clone()).or_insert_with(|| t.clone());
+                }
+                Renderer::from_templates(&templates)
+            }
+            None => Renderer::new(p),
+        };
+        let r = Arc::new(r.map_err(|e| e.to_string())?);
+        self.state().renderer = Some((key, r.clone()));
         Ok(r)
+    }
+
+    /// Re-renders every rendered, unsent message of `template` with the
+    /// material in force (after an approval); queued ones are rendered when
+    /// they go. Returns how many were re-rendered and how many held.
+    pub fn rerender(&self, template: &str, why_line: &str) -> Result<(u64, u64)> {
+        self.material_changed();
+        let p = self.policies.current();
+        let renderer = self.renderer(&p).map_err(DispatchError::Setup)?;
+        let version = renderer.version(template).unwrap_or(0);
+        let now = Timestamp::now().0;
+        let today = today_local(now);
+        let (mut done, mut held) = (0, 0);
+        for (t, tenant) in &p.tenants {
+            let store = self.stores.tenant(t)?;
+            let _lock = store.plan_lock();
+            let mut changes = Vec::new();
+            for id in store.releasable(Date::from_days(i32::MAX / 2))? {
+                let Some(m) = store.message(id)? else { continue };
+                if m.status != S::Rendered || m.template != template {
+                    continue;
+                }
+                let mut c = Change::new(m.clone(), m.clone());
+                match self.render_check(&store, &p, &renderer, tenant, &m, today) {
+                    Ok(v) => {
+                        c.after.dispatch.template_version = v;
+                        c.after.history.push((
+                            Timestamp(now),
+                            S::Rendered,
+                            format!("re-rendered with template {template} version {version:016x}: {why_line}"),
+                        ));
+                        done += 1;
+                    }
+                    Err(reason) => {
+                        c.after.dispatch.held_from = Some(S::Rendered);
+                        why(&mut c.after, format!("held: {reason}"));
+                        c.after.set_status(Timestamp(now), S::Held, reason);
+                        held += 1;
+                    }
+                }
+                changes.push(c);
+            }
+            store.apply(&changes)?;
+        }
+        Ok((done, held))
     }
 
     fn paused(&self, tenant: &TenantId, service: &str) -> bool {
@@ -673,8 +753,7 @@ impl Dispatcher {
         if self.state().relay_down_until.is_some_and(|t| t > now) {
             return Ok(Vec::new());
         }
-        let ids = store.due(Channel::Email, now, CLAIM_BATCH.max(free * 2))?;
-        if ids.is_empty() {
+        if store.due(Channel::Email, now, 1)?.is_empty() {
             return Ok(Vec::new());
         }
         let Some(tenant) = p.tenant(store.id()) else {
@@ -691,7 +770,25 @@ impl Dispatcher {
         let mut jobs = Vec::new();
         let mut ledger_seen: BTreeMap<(u32, String), touchpoint_common::outbox::LedgerEntry> =
             BTreeMap::new();
-        for id in ids {
+        // Page through what is due: messages skipped (paused, a busy
+        // domain) must not hide the ones behind them. Bounded per round.
+        let mut cursor = None;
+        let mut scanned = 0;
+        let mut ids = Vec::new().into_iter();
+        'claim: loop {
+            let Some((due, id)) = ids.next() else {
+                if scanned >= MAX_SCAN {
+                    break;
+                }
+                let page = store.due_after(Channel::Email, now, cursor, CLAIM_BATCH)?;
+                if page.is_empty() {
+                    break;
+                }
+                scanned += page.len();
+                ids = page.into_iter();
+                continue;
+            };
+            cursor = Some((due, id));
             if jobs.len() >= free {
                 break;
             }
@@ -735,7 +832,14 @@ impl Dispatcher {
             };
             let cost = p.brand.channels.email.cost.0;
             let budget = tenant.services.get(&m.service).map(|s| s.monthly_budget.0);
-            if let Some(reason) = ledger::over_budget(&entry, budget, m.cost, cost) {
+            // The estimate is among this month's reservations only if the
+            // message was planned for this month.
+            let estimate = if touchpoint_common::outbox::month_of(m.send_on) == month {
+                m.cost
+            } else {
+                0
+            };
+            if let Some(reason) = ledger::over_budget(&entry, budget, estimate, cost) {
                 let mut c = Change::new(m.clone(), m);
                 c.after.dispatch.held_from = Some(S::Queued);
                 why(&mut c.after, format!("held at dispatch: {reason}"));
@@ -747,7 +851,7 @@ impl Dispatcher {
             match self.state().throttles.take(store.id(), &domain, now) {
                 Ok(()) => {}
                 Err(Wait::Domain) => continue,
-                Err(Wait::TenantDay) | Err(Wait::Global) => break,
+                Err(Wait::TenantDay) | Err(Wait::Global) => break 'claim,
             }
             let outgoing = match self.build(store, p, &renderer, tenant, &m, &customer, today) {
                 Ok(o) => o,
@@ -764,7 +868,7 @@ impl Dispatcher {
             };
             if let Some(e) = ledger_seen.get_mut(&(month, m.service.clone())) {
                 e.booked += cost;
-                e.reserved -= m.cost;
+                e.reserved -= estimate;
             }
             let mut after = m.clone();
             after.dispatch.attempts += 1;
@@ -1193,8 +1297,32 @@ impl Dispatcher {
                 }
             };
             let budget = tenant.services.get(&m.service).map(|s| s.monthly_budget.0);
+            let estimate = if touchpoint_common::outbox::month_of(m.send_on) == month {
+                m.cost
+            } else {
+                0
+            };
+            if channel == Channel::Phone {
+                let phone = customer.phone.clone().unwrap_or_default();
+                let bad = if phone.trim().is_empty() {
+                    Some("the customer has no phone number".to_string())
+                } else {
+                    store
+                        .bad_address(&phone)?
+                        .map(|r| format!("{phone} is known to be wrong ({r})"))
+                };
+                if let Some(reason) = bad {
+                    let mut c = Change::new(m.clone(), m);
+                    why(&mut c.after, format!("not called: {reason}"));
+                    c.after.dispatch.last_error = reason.clone();
+                    c.after.set_status(Timestamp(now), S::Failed, reason);
+                    ledger::release(&mut c);
+                    changes.push(c);
+                    continue;
+                }
+            }
             if m.dispatch.fallback_of.is_none() {
-                if let Some(reason) = ledger::over_budget(&entry, budget, m.cost, m.cost) {
+                if let Some(reason) = ledger::over_budget(&entry, budget, estimate, m.cost) {
                     let mut c = Change::new(m.clone(), m);
                     c.after.dispatch.held_from = Some(S::Queued);
                     why(&mut c.after, format!("held at dispatch: {reason}"));
@@ -1205,7 +1333,7 @@ impl Dispatcher {
             }
             if let Some(e) = entries.get_mut(&m.service) {
                 e.booked += m.cost;
-                e.reserved -= m.cost;
+                e.reserved -= estimate;
             }
             let mut after = m.clone();
             after.dispatch.batch = batch.to_string();

@@ -2033,7 +2033,6 @@ fn a_letter_too_heavy_for_the_postage_table_is_held_and_the_others_go_next_time(
 /// tenant's other services: `claim` looks at the first `CLAIM_BATCH` due
 /// ids only and skips the paused ones without looking further.
 #[test]
-#[ignore = "engine bug: claim starves behind CLAIM_BATCH paused messages"]
 fn a_paused_service_does_not_starve_the_tenants_other_email() {
     let fx = Fx::new();
     customers(&fx, "d001", &["K1"]);
@@ -2079,7 +2078,6 @@ fn a_paused_service_does_not_starve_the_tenants_other_email() {
 /// day: a message planned for last month and sent now passes a budget it
 /// overruns.
 #[test]
-#[ignore = "engine bug: budget check subtracts an estimate reserved in another month"]
 fn a_message_from_last_month_cannot_overrun_this_months_budget() {
     let fx = Fx::new();
     customers(&fx, "d001", &["K1"]);
@@ -2107,7 +2105,6 @@ fn a_message_from_last_month_cannot_overrun_this_months_budget() {
 /// A number the call centre reported wrong is marked bad ("not used
 /// again"), but nothing looks at it: the next call list has it again.
 #[test]
-#[ignore = "engine bug: call lists do not skip numbers marked wrong"]
 fn a_number_reported_wrong_is_not_called_again() {
     let fx = Fx::new();
     customers(&fx, "d003", &["K7"]);

@@ -293,6 +293,32 @@ impl TenantStore {
         Ok(out)
     }
 
+    /// Like [`TenantStore::due`], from after the `(due, id)` position a
+    /// previous page ended at: a caller that skips messages (paused, a busy
+    /// domain) reads on instead of seeing the same ones again.
+    pub fn due_after(
+        &self,
+        channel: Channel,
+        now_ms: i64,
+        after: Option<(i64, u64)>,
+        limit: usize,
+    ) -> Result<Vec<(i64, u64)>> {
+        use std::ops::Bound;
+        let lo = match after {
+            Some((due, id)) => Bound::Excluded(queue_key(channel, due, id)),
+            None => Bound::Included(queue_key(channel, 0, 0)),
+        };
+        let hi = Bound::Included(queue_key(channel, now_ms, u64::MAX));
+        let mut out = Vec::new();
+        for k in self.queue.range::<[u8; 17], _>((lo, hi)).keys().take(limit) {
+            let k = k.map_err(self.err())?;
+            if let (Some(due), Some(id)) = (id_at(&k, 1), id_at(&k, 9)) {
+                out.push((due as i64, id));
+            }
+        }
+        Ok(out)
+    }
+
     /// When the next queued or deferred message on `channel` is due (unix ms).
     pub fn next_due(&self, channel: Channel) -> Result<Option<i64>> {
         let lo = queue_key(channel, 0, 0);
