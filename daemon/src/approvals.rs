@@ -634,5 +634,7 @@ fn line_after(text: &str, from: Option<u32>, needle: &str, whole: bool) -> Optio
     found.or(from)
 }
 
+pub mod preview;
+
 #[cfg(test)]
 mod tests;

@@ -463,6 +463,7 @@ async fn handle(
             let policies = ctx.policies.clone();
             let leads = ctx.leads.clone();
             let dispatcher = ctx.dispatch.get().cloned();
+            let material = ctx.material.get().cloned();
             let reply = tokio::task::spawn_blocking(move || match other {
                 Request::Status => status
                     .map(Response::Status)
@@ -518,6 +519,19 @@ async fn handle(
                     Ok(None) => err(ErrorKind::NotFound, format!("tenant {tenant} has no message {id}")),
                     Err(e) => store_err(e),
                 },
+                other @ (Request::Propose { .. }
+                | Request::ProposeRollback { .. }
+                | Request::Proposals { .. }
+                | Request::Proposal { .. }
+                | Request::Preview { .. }
+                | Request::Approve { .. }
+                | Request::Reject { .. }
+                | Request::Templates { .. }) => match material {
+                    None => err(ErrorKind::Busy, "brand material is not loaded"),
+                    Some(m) => {
+                        material_request(&m, dispatcher.as_deref(), &stores, &policies, &ctx_who, other)
+                    }
+                },
                 other => match dispatcher {
                     None => err(ErrorKind::Busy, "dispatch is not running"),
                     Some(d) => dispatch_request(&d, &policies, &ctx_who, other),
@@ -565,6 +579,35 @@ async fn handle(
                     _ => (AuditOutcome::Ok, String::new()),
                 };
                 ctx.audit(who, action, tenant.as_ref(), detail, outcome);
+            }
+            if matches!(action, "propose" | "propose-rollback" | "approve" | "reject") {
+                let (outcome, detail) = match &reply {
+                    Response::Error(e) => (AuditOutcome::Failed(e.message.clone()), String::new()),
+                    Response::Proposal(d) => {
+                        let p = &d.proposal;
+                        let what = match &p.status {
+                            touchpoint_common::protocol::ProposalStatus::Pending => format!(
+                                "proposal #{} for template {} (base v{}{}): {}",
+                                p.id,
+                                p.template,
+                                p.base_version,
+                                p.rollback_to.map(|v| format!(", back to v{v}")).unwrap_or_default(),
+                                p.comment
+                            ),
+                            touchpoint_common::protocol::ProposalStatus::Approved { version, comment, .. } => format!(
+                                "proposal #{} by {}: template {} v{version} in force: {comment}",
+                                p.id, p.author, p.template
+                            ),
+                            touchpoint_common::protocol::ProposalStatus::Rejected { comment, .. } => format!(
+                                "proposal #{} by {} for template {} rejected: {comment}",
+                                p.id, p.author, p.template
+                            ),
+                        };
+                        (AuditOutcome::Ok, what)
+                    }
+                    _ => (AuditOutcome::Ok, String::new()),
+                };
+                ctx.audit(who, action, None, detail, outcome);
             }
             if action == "undo-merge" {
                 let outcome = match &reply {
@@ -736,6 +779,89 @@ fn in_scope(p: &crate::policy::Policies, who: &Identity, tenant: Option<TenantId
     match tenant {
         Some(t) => vec![t],
         None => p.tenants.keys().filter(|t| who.scope.allows(t)).cloned().collect(),
+    }
+}
+
+fn material_request(
+    m: &crate::approvals::Material,
+    dispatcher: Option<&crate::dispatch::Dispatcher>,
+    stores: &Stores,
+    policies: &crate::policy::PolicyHandle,
+    who: &Identity,
+    request: Request,
+) -> Response {
+    let p = policies.current();
+    let failed = |e: crate::approvals::ApprovalError| err(e.kind(), e.to_string());
+    let detail = |id: u64| {
+        m.detail(id)
+            .map(|d| Response::Proposal(Box::new(d)))
+            .unwrap_or_else(failed)
+    };
+    match request {
+        Request::Propose {
+            template,
+            text,
+            comment,
+        } => match m.propose(&template, &text, &comment, &who.user, who.uid, &p.brand) {
+            Ok(prop) => detail(prop.id),
+            Err(e) => failed(e),
+        },
+        Request::ProposeRollback {
+            template,
+            version,
+            comment,
+        } => match m.propose_rollback(&template, version, &comment, &who.user, who.uid, &p.brand) {
+            Ok(prop) => detail(prop.id),
+            Err(e) => failed(e),
+        },
+        Request::Proposals { all } => m.proposals(all).map(Response::Proposals).unwrap_or_else(failed),
+        Request::Proposal { id } => detail(id),
+        Request::Preview {
+            id,
+            tenant,
+            customer,
+        } => {
+            let t = match m.proposed_template(id) {
+                Ok(t) => t,
+                Err(e) => return failed(e),
+            };
+            match crate::approvals::preview::preview(stores, &p, id, &t, &tenant, customer.as_deref()) {
+                Ok(pv) => Response::Preview(Box::new(pv)),
+                Err(crate::approvals::preview::PreviewError::Store(e)) => store_err(e),
+                Err(crate::approvals::preview::PreviewError::NotFound(e)) => err(ErrorKind::NotFound, e),
+                Err(e) => err(ErrorKind::Invalid, e.to_string()),
+            }
+        }
+        Request::Approve { id, comment } => match m.approve(id, &who.user, who.uid, &comment) {
+            Ok(v) => {
+                // In force at once: planned messages already rendered with
+                // the old version are rendered again; sent ones keep theirs.
+                if let (Some(d), Ok(prop)) = (dispatcher, m.detail(id)) {
+                    let line = format!("proposal #{id} approved by {}", who.user);
+                    match d.rerender(&prop.proposal.template, &line) {
+                        Ok((done, held)) => tracing::info!(
+                            template = %prop.proposal.template,
+                            version = v.version,
+                            rerendered = done,
+                            held,
+                            "brand material approved and in force"
+                        ),
+                        Err(e) => tracing::error!("re-rendering after approval #{id}: {e}"),
+                    }
+                }
+                detail(id)
+            }
+            Err(e) => failed(e),
+        },
+        Request::Reject { id, comment } => match m.reject(id, &who.user, who.uid, &comment) {
+            Ok(_) => detail(id),
+            Err(e) => failed(e),
+        },
+        Request::Templates { name } => m
+            .history(name.as_deref())
+            .map(Response::Templates)
+            .unwrap_or_else(failed),
+        _ => err(ErrorKind::Malformed, "unexpected request"),
     }
 }
 

@@ -187,6 +187,51 @@ fn domain_of(address: &str) -> String {
         .unwrap_or_default()
 }
 
+/// A letter as the lettershop prints it: the dealer's sender line and
+/// information block (DIN 5008 form B), the customer's address, the body.
+pub fn letter_for(tenant: &TenantPolicy, c: &Customer, m: &Message, body: String, day: Date) -> Letter {
+    let sender = &tenant.sender;
+    let dealer_name = if sender.name.is_empty() {
+        tenant.tenant.name.clone()
+    } else {
+        sender.name.clone()
+    };
+    let sender_line = [
+        dealer_name.clone(),
+        sender.street.clone(),
+        format!("{} {}", sender.postcode, sender.city),
+    ]
+    .into_iter()
+    .filter(|s| !s.trim().is_empty())
+    .collect::<Vec<_>>()
+    .join(" · ");
+    let mut info = vec![dealer_name];
+    if !sender.phone.is_empty() {
+        info.push(format!("Telefon {}", sender.phone));
+    }
+    if !sender.email.is_empty() {
+        info.push(sender.email.clone());
+    }
+    let a = &c.address;
+    let mut address = vec![c.display_name()];
+    address.push(format!("{} {}", a.street, a.house_no).trim().to_string());
+    address.push(format!("{} {}", a.postcode, a.city));
+    if !a.country.is_empty() && a.country != "DE" {
+        address.push(a.country.clone());
+    }
+    Letter {
+        message: m.id,
+        recipient: m.recipient.clone(),
+        address,
+        postcode: a.postcode.clone(),
+        sender_line,
+        info,
+        logo: tenant.slots.get("logo").cloned(),
+        date: format!("{:02}.{:02}.{}", day.day(), day.month(), day.year()),
+        body,
+    }
+}
+
 /// The postage a batch's manifest gives for one message, in cents.
 fn manifest_postage(manifest: &std::path::Path, message: u64) -> Option<i64> {
     let mut r = csv::Reader::from_path(manifest).ok()?;
@@ -1381,20 +1426,6 @@ impl Dispatcher {
         if taken.is_empty() {
             return Ok(None);
         }
-        let sender = &tenant.sender;
-        let dealer_name = if sender.name.is_empty() { tenant.tenant.name.clone() } else { sender.name.clone() };
-        let sender_line = [dealer_name.clone(), sender.street.clone(), format!("{} {}", sender.postcode, sender.city)]
-            .into_iter()
-            .filter(|s| !s.trim().is_empty())
-            .collect::<Vec<_>>()
-            .join(" · ");
-        let mut info = vec![dealer_name.clone()];
-        if !sender.phone.is_empty() {
-            info.push(format!("Telefon {}", sender.phone));
-        }
-        if !sender.email.is_empty() {
-            info.push(sender.email.clone());
-        }
         let mut letters_in = Vec::new();
         let mut failed = Vec::new();
         for (m, c) in &taken {
@@ -1409,26 +1440,7 @@ impl Dispatcher {
                 unsubscribe_url: None,
             };
             match renderer.letter(&input) {
-                Ok(body) => {
-                    let a = &c.address;
-                    let mut address = vec![c.display_name()];
-                    address.push(format!("{} {}", a.street, a.house_no).trim().to_string());
-                    address.push(format!("{} {}", a.postcode, a.city));
-                    if !a.country.is_empty() && a.country != "DE" {
-                        address.push(a.country.clone());
-                    }
-                    letters_in.push(Letter {
-                        message: m.id,
-                        recipient: m.recipient.clone(),
-                        address,
-                        postcode: a.postcode.clone(),
-                        sender_line: sender_line.clone(),
-                        info: info.clone(),
-                        logo: tenant.slots.get("logo").cloned(),
-                        date: day.to_string(),
-                        body,
-                    });
-                }
+                Ok(body) => letters_in.push(letter_for(tenant, c, m, body, day)),
                 Err(e) => failed.push((m.clone(), format!("template {}: {e}", m.template))),
             }
         }
