@@ -7,6 +7,7 @@
 mod access;
 mod cli;
 mod common;
+mod crash;
 mod dispatch;
 mod import;
 mod inbox;
