@@ -77,7 +77,27 @@ impl Daemon {
             cfg.socket.clone(),
         ));
 
+        // Everything the socket serves is in place before it serves.
+        let _ = ctx.material.set(material.clone());
+        let dispatcher = if cfg.config.dispatch.enabled {
+            let d = crate::dispatch::Dispatcher::new(
+                stores.clone(),
+                ctx.policies.clone(),
+                &cfg.config.dispatch,
+                cfg.dispatch.clone(),
+            )
+            .context("cannot start dispatch")?;
+            let d = Arc::new(d.with_material(material.clone()));
+            let _ = ctx.dispatch.set(d.clone());
+            Some(d)
+        } else {
+            None
+        };
+
         let tracker = TaskTracker::new();
+        if let Some(d) = dispatcher {
+            tracker.spawn(d.run(shutdown.clone(), Duration::from_secs(30)));
+        }
         tracker.spawn(control::run(
             listener,
             ctx.clone(),
@@ -101,24 +121,11 @@ impl Daemon {
             ctx.schedule.clone(),
             shutdown.clone(),
         ));
-        let _ = ctx.material.set(material.clone());
         tracker.spawn(policy::watch(
             ctx.policies.clone(),
             registrar(stores.clone(), Some(material.clone())),
             shutdown.clone(),
         ));
-        if cfg.config.dispatch.enabled {
-            let d = crate::dispatch::Dispatcher::new(
-                stores.clone(),
-                ctx.policies.clone(),
-                &cfg.config.dispatch,
-                cfg.dispatch.clone(),
-            )
-            .context("cannot start dispatch")?;
-            let d = Arc::new(d.with_material(material.clone()));
-            let _ = ctx.dispatch.set(d.clone());
-            tracker.spawn(d.run(shutdown.clone(), Duration::from_secs(30)));
-        }
         if cfg.config.import.watch_inbox {
             tracker.spawn(inbox::run(
                 importer,

@@ -1251,7 +1251,6 @@ fn customers(path: &Path, emails: &[Option<String>]) {
 /// do not wait for tomorrow). Every letter must still land in a complete
 /// batch after the 99th.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "engine bug (see the report): the 101st batch of a day cannot be written"]
 async fn every_letter_lands_in_a_complete_batch_even_past_the_days_99th() {
     const LETTERS: usize = 101;
     let rig = Rig::start(&["s001"]);

@@ -665,6 +665,17 @@ impl Dispatcher {
                         ledger::book(&mut c, &p.brand, cost, day);
                         changes.push(c);
                     } else {
+                        // A PDF renamed before the crash, without its
+                        // manifest, is not a batch: remove it so the
+                        // lettershop never sees half of one.
+                        if m.channel == Channel::Post && !batch.is_empty() {
+                            let orphan = dir.join(store.id().as_str()).join(&batch);
+                            if orphan.exists() {
+                                if let Err(e) = std::fs::remove_file(&orphan) {
+                                    tracing::warn!("cannot remove {}: {e}", orphan.display());
+                                }
+                            }
+                        }
                         after.dispatch.batch.clear();
                         after.dispatch.retry_at = Some(Timestamp(now));
                         after.set_status(
@@ -1392,22 +1403,23 @@ impl Dispatcher {
         Ok(out)
     }
 
+    /// The first batch number of the day not yet used by a file of this
+    /// tenant (a batch left incomplete by a crash keeps its number taken
+    /// only until recovery removes it).
     fn next_seq(&self, dir: &std::path::Path, tenant: &TenantId, prefix: &str, day: Date) -> u32 {
-        let mut seq = 1;
-        while seq < 100 {
-            let name = format!("{prefix}{tenant}-{day}-{seq:02}");
-            let taken = std::fs::read_dir(dir.join(tenant.as_str()))
-                .map(|rd| {
-                    rd.filter_map(|e| e.ok())
-                        .any(|e| e.file_name().to_string_lossy().starts_with(&name))
-                })
-                .unwrap_or(false);
-            if !taken {
-                return seq;
-            }
-            seq += 1;
-        }
-        seq
+        let stem = format!("{prefix}{tenant}-{day}-");
+        let used: HashSet<u32> = std::fs::read_dir(dir.join(tenant.as_str()))
+            .map(|rd| {
+                rd.filter_map(|e| e.ok())
+                    .filter_map(|e| {
+                        let name = e.file_name().to_string_lossy().into_owned();
+                        let rest = name.strip_prefix(&stem)?;
+                        rest.split('.').next()?.parse().ok()
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        (1..).find(|n| !used.contains(n)).unwrap_or(1)
     }
 
     fn letter_batch(&self, store: &TenantStore, p: &Policies, now: i64) -> Result<Option<BatchSummary>> {

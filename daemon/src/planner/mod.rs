@@ -186,12 +186,17 @@ pub fn plan_tenant(
         report.millis = started.elapsed().as_millis() as u64;
         return Ok(report);
     }
+    // Addresses that hard-bounced (bad_addresses is written by dispatch;
+    // mark_bad_address bumps the data version, so a stamp check above sees it).
+    let bad: std::collections::HashMap<String, String> =
+        store.bad_addresses()?.into_iter().collect();
     let input = Input {
         tenant,
         brand: &set.brand,
         policy,
         today,
         leads,
+        bad_addresses: &bad,
     };
     let mut clock = Instant::now();
     let mut lap = || {

@@ -32,6 +32,9 @@ pub struct Input<'a> {
     pub policy: &'a TenantPolicy,
     pub today: Date,
     pub leads: &'a LeadTimes,
+    /// Email addresses and phone numbers (lower case) known to be wrong:
+    /// hard bounces, numbers the call centre reported wrong.
+    pub bad_addresses: &'a std::collections::HashMap<String, String>,
 }
 
 /// A message being shaped by the steps.
@@ -116,6 +119,16 @@ pub fn channel_check(
                 Channel::Phone => "phone number",
             }
         ));
+    }
+    let address = match c {
+        Channel::Email => cust.email.as_deref(),
+        Channel::Phone => cust.phone.as_deref(),
+        Channel::Post => None,
+    };
+    if let Some(a) = address {
+        if let Some(reason) = input.bad_addresses.get(&a.trim().to_lowercase()) {
+            return Err(format!("{c}: {a} is known to be wrong ({reason})"));
+        }
     }
     if c == Channel::Email {
         if let Some(e) = cust.email.as_deref() {

@@ -315,6 +315,7 @@ struct Fix {
     policy: TenantPolicy,
     leads: LeadTimes,
     today: Date,
+    bad_addresses: std::collections::HashMap<String, String>,
 }
 
 impl Fix {
@@ -325,6 +326,7 @@ impl Fix {
             brand: set.brand,
             leads: LeadTimes::default(),
             today: today(),
+            bad_addresses: Default::default(),
         }
     }
 
@@ -344,6 +346,7 @@ impl Fix {
             policy: &self.policy,
             today: self.today,
             leads: &self.leads,
+            bad_addresses: &self.bad_addresses,
         }
     }
 
@@ -1275,6 +1278,23 @@ fn a_channel_the_dealer_does_not_use_is_skipped() {
     assert_eq!(
         texts(&dr.why, Step::Channel),
         vec!["post (post: allowed, no objection on record; not email: not used by this dealer)"]
+    );
+}
+
+#[test]
+fn an_address_that_hard_bounced_is_not_planned_for_email_again() {
+    let mut fix = Fix::new();
+    fix.bad_addresses
+        .insert("k1@example.org".into(), "hard bounce 5.1.1: user unknown".into());
+    let (drafts, _) = fix.shape(
+        &due_customer(emailed("K1"), vec![email_yes("K1")]),
+        &TestHistory::default(),
+    );
+    let dr = only(&drafts);
+    assert_eq!(dr.channel, Channel::Post);
+    assert_eq!(
+        texts(&dr.why, Step::Channel),
+        vec!["post (post: allowed, no objection on record; not email: k1@example.org is known to be wrong (hard bounce 5.1.1: user unknown))"]
     );
 }
 
