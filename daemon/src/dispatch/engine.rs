@@ -49,6 +49,11 @@ use crate::store::{Change, StoreError, Stores, TenantStore};
 
 use MessageStatus as S;
 
+/// How long returning outcomes wait for more to share one write.
+const GROUP_WAIT: Duration = Duration::from_millis(5);
+/// Messages released (rendered once, queued) per tenant and round: the
+/// first sends need not wait for a whole day's release.
+const RELEASE_BATCH: usize = 2_000;
 /// Due ids read at a time when claiming.
 const CLAIM_BATCH: usize = 512;
 /// Due ids looked at per tenant and round at most (a long run of paused or
@@ -294,7 +299,7 @@ impl Dispatcher {
             (
                 Transport::Spool(Spool::new(paths.spool.clone())),
                 format!("spool {}", paths.spool.display()),
-                64,
+                256,
             )
         } else {
             let password = if cfg.smtp.password_file.is_empty() {
@@ -322,7 +327,9 @@ impl Dispatcher {
                     "smtp relay {}:{} ({tls}, {} connections)",
                     cfg.smtp.host, cfg.smtp.port, cfg.smtp.connections
                 ),
-                cfg.smtp.connections as usize * 4,
+                // Enough that the relay's connections never wait for the
+                // loop; its pool queues the rest.
+                cfg.smtp.connections as usize * 32,
             )
         };
         let mut dkim = HashMap::new();
@@ -476,24 +483,44 @@ impl Dispatcher {
         let mut tick = tokio::time::interval(self.tick);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
+            // A tick or a wake-up looks at everything (bounces, release,
+            // batches); returning outcomes only record and claim again.
+            let mut full = false;
+            let mut done = Vec::new();
             tokio::select! {
                 _ = shutdown.cancelled() => break,
-                _ = tick.tick() => {}
-                _ = self.wake.notified() => {}
+                _ = tick.tick() => full = true,
+                _ = self.wake.notified() => full = true,
                 Some(first) = rx.recv() => {
-                    let mut done = vec![first];
-                    while let Ok(o) = rx.try_recv() {
-                        done.push(o);
+                    done.push(first);
+                    // Group outcomes: one write and one flush for many. Wait
+                    // a moment for more while at least half are still out.
+                    let until = tokio::time::Instant::now() + GROUP_WAIT;
+                    loop {
+                        while let Ok(o) = rx.try_recv() {
+                            done.push(o);
+                        }
+                        if done.len() * 2 >= in_flight {
+                            break;
+                        }
+                        match tokio::time::timeout_at(until, rx.recv()).await {
+                            Ok(Some(o)) => done.push(o),
+                            _ => break,
+                        }
                     }
                     in_flight -= done.len();
-                    self.clone().record_async(done).await;
                 }
             }
             let free = self.max_in_flight.saturating_sub(in_flight);
             let me = self.clone();
-            let jobs = tokio::task::spawn_blocking(move || me.round(free))
-                .await
-                .unwrap_or_default();
+            let jobs = tokio::task::spawn_blocking(move || {
+                if !done.is_empty() {
+                    me.record(done);
+                }
+                me.round(free, full)
+            })
+            .await
+            .unwrap_or_default();
             in_flight += jobs.len();
             for job in jobs {
                 let me = self.clone();
@@ -562,7 +589,7 @@ impl Dispatcher {
 
     /// One round over every tenant: bounces, recovery, release, batches,
     /// then claim email up to `free` send slots.
-    fn round(&self, free: usize) -> Vec<Job> {
+    fn round(&self, free: usize, full: bool) -> Vec<Job> {
         let now = Timestamp::now().0;
         let policies = self.policies.current();
         {
@@ -574,8 +601,10 @@ impl Dispatcher {
                 st.throttles.reset_days();
             }
         }
-        if let Err(e) = self.read_bounces(&policies) {
-            self.note_error(format!("bounces: {e}"));
+        if full {
+            if let Err(e) = self.read_bounces(&policies) {
+                self.note_error(format!("bounces: {e}"));
+            }
         }
         let mut jobs = Vec::new();
         let tenants: Vec<TenantId> = policies.tenants.keys().cloned().collect();
@@ -589,7 +618,7 @@ impl Dispatcher {
                 // fallback) wait for tomorrow's batch or an operator's
                 // `touchpoint batches`.
                 let today = today_local(now);
-                if batch_time && self.state().batched.get(t) != Some(&today) {
+                if full && batch_time && self.state().batched.get(t) != Some(&today) {
                     self.batches(&store, &policies, now)?;
                     self.state().batched.insert(t.clone(), today);
                 }
@@ -710,9 +739,15 @@ impl Dispatcher {
         }
         let today = today_local(now);
         let _lock = store.plan_lock();
-        let ids = store.releasable(today)?;
+        let mut ids = store.releasable(today)?;
         if ids.is_empty() {
             return Ok(());
+        }
+        if ids.len() > RELEASE_BATCH {
+            // The rest in the next rounds, without waiting for the interval.
+            ids.truncate(RELEASE_BATCH);
+            let mut st = self.state();
+            st.woken.insert(store.id().clone());
         }
         let renderer = self.renderer(p).map_err(DispatchError::Setup)?;
         let tenant = p.tenant(store.id());
@@ -836,7 +871,12 @@ impl Dispatcher {
                 if scanned >= MAX_SCAN {
                     break;
                 }
-                let page = store.due_after(Channel::Email, now, cursor, CLAIM_BATCH)?;
+                let page = store.due_after(
+                    Channel::Email,
+                    now,
+                    cursor,
+                    (free * 2).clamp(16, CLAIM_BATCH),
+                )?;
                 if page.is_empty() {
                     break;
                 }
@@ -1020,7 +1060,13 @@ impl Dispatcher {
         customer: &Customer,
         today: Date,
     ) -> std::result::Result<Outgoing, String> {
-        let vehicles = store.vehicles_of(&m.recipient).map_err(|e| e.to_string())?;
+        // Only the vehicles the message is about (a fleet holder has dozens).
+        let mut vehicles = Vec::new();
+        for vin in m.vins() {
+            if let Some(v) = store.vehicle(vin).map_err(|e| e.to_string())? {
+                vehicles.push(v);
+            }
+        }
         let unsub = mime::unsubscribe_url(&p.brand.email.unsubscribe_url, store.id(), m.id, &self.secret);
         let input = RenderInput {
             brand: &p.brand,

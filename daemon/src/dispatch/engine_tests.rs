@@ -396,7 +396,7 @@ fn an_email_planned_by_the_planner_goes_out_and_books_cost_and_brand_share() {
     assert_eq!(store.releasable(today).unwrap(), vec![planned.id]);
 
     // One round: released (rendered, queued) and claimed.
-    let jobs = fx.d.round(8);
+    let jobs = fx.d.round(8, true);
     assert_eq!(jobs.len(), 1);
     let job = &jobs[0];
     assert_eq!((job.id, job.domain.as_str()), (planned.id, "example.org"));
@@ -846,7 +846,7 @@ fn an_unreachable_relay_requeues_without_an_attempt_and_backs_off_doubling_to_th
     );
 
     // A round now (five minutes before `at`) claims nothing.
-    assert!(fx.d.round(8).is_empty());
+    assert!(fx.d.round(8, true).is_empty());
     assert_eq!(fx.message("d001", email.id).status, S::Queued);
 
     // Once it passes, the message goes; a success resets the back-off.
@@ -1194,7 +1194,7 @@ fn a_quality_check_call_planned_by_the_planner_goes_out_in_the_days_call_list() 
     assert!(planned.send_on < today);
 
     // The round releases it and, batch time being 00:00, closes the list.
-    assert!(fx.d.round(8).is_empty());
+    assert!(fx.d.round(8, true).is_empty());
     let list = format!("calls-d003-{today}-01.csv");
     let path = fx.path("calls/d003").join(&list);
     let text = std::fs::read_to_string(&path).unwrap();
@@ -1229,7 +1229,7 @@ fn a_quality_check_call_planned_by_the_planner_goes_out_in_the_days_call_list() 
     let e = fx.ledger("d003", month_of(today), "quality_check");
     assert_eq!((e.booked, e.brand), (250, 0));
     // The day's list is closed: the next round writes none.
-    assert!(fx.d.round(8).is_empty());
+    assert!(fx.d.round(8, true).is_empty());
     assert!(!fx
         .path("calls/d003")
         .join(format!("calls-d003-{today}-02.csv"))
@@ -1466,7 +1466,7 @@ fn a_pause_keeps_messages_queued_through_rounds_until_resumed() {
     assert_eq!(paused.len(), 1);
     assert_eq!(fx.stores.central().pauses().unwrap(), paused);
     // The round releases and queues them, but neither claims nor batches.
-    assert!(fx.d.round(8).is_empty());
+    assert!(fx.d.round(8, true).is_empty());
     for m in [&service, &hu, &letter] {
         assert_eq!(fx.message("d001", m.id).status, S::Queued);
     }
@@ -1488,7 +1488,7 @@ fn a_pause_keeps_messages_queued_through_rounds_until_resumed() {
         vec![hu_only.clone()]
     );
     assert_eq!(fx.stores.central().pauses().unwrap(), left);
-    let jobs = fx.d.round(8);
+    let jobs = fx.d.round(8, true);
     assert_eq!(
         jobs.iter().map(|j| j.id).collect::<Vec<_>>(),
         vec![service.id]
@@ -1499,7 +1499,7 @@ fn a_pause_keeps_messages_queued_through_rounds_until_resumed() {
     assert_eq!(fx.message("d001", letter.id).status, S::Queued);
 
     assert!(fx.d.resume(hu_only).unwrap().is_empty());
-    let jobs = fx.d.round(8);
+    let jobs = fx.d.round(8, true);
     assert_eq!(jobs.iter().map(|j| j.id).collect::<Vec<_>>(), vec![hu.id]);
     let batches = fx.d.run_batches(&[tid("d001")]).unwrap();
     assert_eq!(batches.len(), 1);

@@ -152,13 +152,17 @@ impl Throttles {
             per: "minute".into(),
             saturation: pct(used, u64::from(l.global_per_minute)),
         });
-        let mut names: Vec<String> = l.domains.keys().filter(|d| *d != "default").cloned().collect();
-        for (d, s) in self.domains.iter_mut() {
-            if (s.in_flight > 0 || s.window.count(now) > 0) && !names.contains(d) {
-                names.push(d.clone());
-            }
-        }
-        names.sort();
+        // Domains without traffic are forgotten (one per company customer
+        // adds up); configured ones are always shown.
+        self.domains
+            .retain(|_, s| s.in_flight > 0 || s.window.count(now) > 0);
+        let mut names: std::collections::BTreeSet<String> = l
+            .domains
+            .keys()
+            .filter(|d| *d != "default")
+            .cloned()
+            .collect();
+        names.extend(self.domains.keys().cloned());
         for d in names {
             let limit = l.domain(&d);
             let s = self.domains.entry(d.clone()).or_default();
