@@ -285,6 +285,19 @@ pub struct BrandPolicy {
     /// not checked against declarations (and no proposed template may use one).
     #[serde(default)]
     pub slots: BTreeMap<String, SlotSpec>,
+    /// What besides the brand's own material goes through proposal and approval.
+    #[serde(default)]
+    pub review: Review,
+}
+
+/// `[review]`: dealer changes that are brand material too.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Review {
+    /// A dealer's `[slots]` are proposed and approved like a template
+    /// (`slots/<tenant-id>`); until a change is approved the approved
+    /// values stay in force, whatever the dealer's file says.
+    pub dealer_slots: bool,
 }
 
 /// What a dealer may put into one individualisation slot.
@@ -1325,7 +1338,7 @@ fn check_tenant(
     let Some(brand) = brand else {
         return;
     };
-    check_slots(t, brand, &mut err);
+    check_slots(&t.slots, brand, &mut err);
     for (id, s) in &t.services {
         let Some(service) = brand.services.get(id) else {
             err(
@@ -1354,13 +1367,18 @@ fn check_tenant(
     }
 }
 
-/// A dealer's `[slots]` against the brand's declarations. A brand that
-/// declares none leaves them unchecked (beyond the 2000 characters).
-fn check_slots(t: &TenantPolicy, brand: &BrandPolicy, err: &mut dyn FnMut(String, String)) {
+/// A dealer's `[slots]` against the brand's declarations, each mistake as
+/// (`slots.<name>`, message). A brand that declares none leaves them
+/// unchecked (beyond the 2000 characters, which `check_tenant` checks).
+pub fn check_slots(
+    slots: &BTreeMap<String, String>,
+    brand: &BrandPolicy,
+    err: &mut dyn FnMut(String, String),
+) {
     if brand.slots.is_empty() {
         return;
     }
-    for (slot, value) in &t.slots {
+    for (slot, value) in slots {
         let Some(spec) = brand.slots.get(slot) else {
             err(
                 format!("slots.{slot}"),
@@ -1389,7 +1407,7 @@ fn check_slots(t: &TenantPolicy, brand: &BrandPolicy, err: &mut dyn FnMut(String
         }
     }
     for (slot, spec) in &brand.slots {
-        if spec.required && t.slots.get(slot).is_none_or(|v| v.trim().is_empty()) {
+        if spec.required && slots.get(slot).is_none_or(|v| v.trim().is_empty()) {
             err(
                 format!("slots.{slot}"),
                 "is required by the brand and missing or empty".into(),

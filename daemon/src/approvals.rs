@@ -17,20 +17,31 @@
 //! email parts (`text` and `html`). A rollback is a proposal like any other,
 //! whose text is the old version's, checked again against today's rules.
 //!
+//! When the brand says so (`brand.toml [review] dealer_slots`), a dealer's
+//! slot values are brand material too, named `slots/<tenant-id>` (see
+//! [`slots`]): their text is the dealer's `[slots]` table in a canonical
+//! TOML form, checked against the brand's slot declarations instead of the
+//! template rules. [`Material::seed_slots`] makes a dealer's file version 1
+//! and turns a later change of the file into a pending proposal; until it
+//! is approved, [`Material::slots_in_force`] gives the values approved last.
+//!
 //! Every call is blocking (sled, with a flush before anything is
 //! acknowledged): call it from `spawn_blocking` in async code. The audit
-//! trail is written by the control layer.
+//! trail is written by the control layer, except for the proposals that
+//! [`Material::seed_slots`] makes from dealers' files.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use touchpoint_common::config::{line_of_key, ConfigError};
 use touchpoint_common::domain::Timestamp;
-use touchpoint_common::policy::BrandPolicy;
+use touchpoint_common::policy::{BrandPolicy, PolicySet};
 use touchpoint_common::protocol::{
-    ErrorKind, Proposal, ProposalDetail, ProposalStatus, TemplateHistory, TemplateVersion,
+    AuditEntry, AuditOutcome, ErrorKind, Proposal, ProposalDetail, ProposalStatus, TemplateHistory,
+    TemplateVersion,
 };
 use touchpoint_common::template::{self, Part, Template};
+use touchpoint_common::TenantId;
 
 use crate::store::{StoreError, Stores};
 
@@ -46,8 +57,14 @@ pub enum ApprovalError {
     /// The proposed text breaks a rule: one `file:line: key: message` per line.
     #[error("{}", lines(.0))]
     Invalid(Vec<ConfigError>),
-    #[error("{0:?} is not a template name (lower case a-z, 0-9, '_' and '-', at most 64)")]
+    #[error("{0:?} is not a template name (lower case a-z, 0-9, '_' and '-', at most 64) nor slots/<tenant-id>")]
     BadName(String),
+    /// Slot material of a tenant the registry does not know.
+    #[error("no tenant {0:?}: slots/<tenant-id> names the slots of a registered dealer")]
+    UnknownTenant(String),
+    /// Slot material proposed while the brand does not review dealers' slots.
+    #[error("the brand does not review dealers' slots (brand.toml [review] dealer_slots = false): a dealer changes them in its own file")]
+    SlotsNotReviewed,
     #[error("no proposal #{0}")]
     UnknownProposal(u64),
     #[error("no template {0:?}")]
@@ -109,8 +126,10 @@ impl ApprovalError {
             | ApprovalError::Unchanged { .. }
             | ApprovalError::NotPending { .. }
             | ApprovalError::Stale { .. }
+            | ApprovalError::SlotsNotReviewed
             | ApprovalError::CommentRequired => ErrorKind::Invalid,
             ApprovalError::UnknownProposal(_)
+            | ApprovalError::UnknownTenant(_)
             | ApprovalError::UnknownTemplate(_)
             | ApprovalError::UnknownVersion { .. } => ErrorKind::NotFound,
             ApprovalError::OwnProposal { .. } => ErrorKind::Forbidden,
@@ -130,6 +149,27 @@ pub struct Seeded {
     /// not in force: it has to be proposed and approved.
     pub differs: Vec<String>,
 }
+
+/// What [`Material::seed_slots`] found (empty when the brand does not
+/// review dealers' slots).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SeededSlots {
+    /// Tenants the store had no slots of: their file's are version 1 now.
+    pub added: Vec<TenantId>,
+    /// Tenants whose file's slots differ from the version in force, with
+    /// the proposal made for the change.
+    pub proposed: Vec<(TenantId, u64)>,
+    /// Tenants whose file's change is pending already, with that proposal.
+    pub pending: Vec<(TenantId, u64)>,
+    /// Tenants whose file's change was rejected against the version still
+    /// in force, with that proposal: not proposed again until the file
+    /// changes once more.
+    pub rejected: Vec<(TenantId, u64)>,
+}
+
+/// The author uid of proposals made from a dealer's file: no user's, so
+/// that any reviewer may approve them.
+pub const FILE_AUTHOR_UID: u32 = u32::MAX;
 
 /// Brand material in the central store, and the rules for changing it.
 pub struct Material {
@@ -189,6 +229,9 @@ impl Material {
     pub fn in_force(&self) -> Result<BTreeMap<String, Template>, ApprovalError> {
         let mut out = BTreeMap::new();
         for (name, v) in self.stores.central().templates_in_force()? {
+            if slots::is_slots(&name) {
+                continue;
+            }
             let t = parse_stored(&name, &v)?;
             out.insert(name, t);
         }
@@ -254,8 +297,27 @@ impl Material {
         brand: &BrandPolicy,
     ) -> Result<Proposal, ApprovalError> {
         check_name(template)?;
+        let text = match slots::tenant_of(template) {
+            Some(tenant) => {
+                if !brand.review.dealer_slots {
+                    return Err(ApprovalError::SlotsNotReviewed);
+                }
+                if self.stores.central().tenant(&tenant)?.is_none() {
+                    return Err(ApprovalError::UnknownTenant(tenant.to_string()));
+                }
+                // Stored canonical, so that versions compare by their text
+                // and the diff shows values, not formatting.
+                let values =
+                    check_slots_proposal(template, text, brand).map_err(ApprovalError::Invalid)?;
+                slots::to_text(&values)
+            }
+            None => {
+                check_proposal(template, text, brand).map_err(ApprovalError::Invalid)?;
+                text.to_string()
+            }
+        };
+        let text = text.as_str();
         let current = self.stores.central().template_in_force(template)?;
-        check_proposal(template, text, brand).map_err(ApprovalError::Invalid)?;
         if let Some(v) = &current {
             if v.text == text {
                 return Err(ApprovalError::Unchanged {
@@ -316,9 +378,19 @@ impl Material {
         })
     }
 
-    /// The proposal's text as a template, for a preview.
+    /// The proposal's text as a template, for a preview. For a dealer's
+    /// slots, the template in force to show them in: `service_due` if
+    /// there is one, else the first by name (the preview takes the proposed
+    /// values from the proposal).
     pub fn proposed_template(&self, id: u64) -> Result<Template, ApprovalError> {
         let p = self.proposal(id)?;
+        if slots::is_slots(&p.template) {
+            let mut all = self.in_force()?;
+            return all
+                .remove("service_due")
+                .or_else(|| all.into_values().next())
+                .ok_or_else(|| ApprovalError::UnknownTemplate("service_due".into()));
+        }
         Template::parse(&p.template, &proposal_file(&p.template), &p.text)
             .map_err(ApprovalError::Invalid)
     }
@@ -355,12 +427,19 @@ impl Material {
                 current,
             });
         }
-        let parsed = Template::parse(&p.template, &proposal_file(&p.template), &p.text)
-            .map_err(ApprovalError::Invalid)?;
+        let fingerprint = if slots::is_slots(&p.template) {
+            slots::from_text(&proposal_file(&p.template), &p.text)
+                .map_err(ApprovalError::Invalid)?;
+            slots::fingerprint(&p.text)
+        } else {
+            Template::parse(&p.template, &proposal_file(&p.template), &p.text)
+                .map_err(ApprovalError::Invalid)?
+                .version
+        };
         let now = Timestamp::now();
         let version = TemplateVersion {
             version: current + 1,
-            fingerprint: parsed.version,
+            fingerprint,
             text: p.text.clone(),
             author: p.author.clone(),
             approved_by: reviewer.to_string(),
@@ -425,6 +504,105 @@ impl Material {
             .map(|v| v.text))
     }
 
+    /// The approved slot values of `tenant`, if its slots are in the store
+    /// (the brand reviews dealers' slots and the tenant has been seeded).
+    pub fn slots_in_force(
+        &self,
+        tenant: &TenantId,
+    ) -> Result<Option<BTreeMap<String, String>>, ApprovalError> {
+        slots_in_store(&self.stores, tenant)
+    }
+
+    /// With the brand reviewing dealers' slots, brings the store in line
+    /// with the dealers' files of `set`: a tenant the store has no slots of
+    /// gets its file's as version 1 (approved by `seed`); a file whose slots
+    /// differ from the version in force becomes a pending proposal (author
+    /// `dealers/<id>.toml`, audited), unless the same change is pending
+    /// already or was rejected against the version still in force. The
+    /// version in force stays in force. Without the review, does nothing.
+    pub fn seed_slots(&self, set: &PolicySet) -> Result<SeededSlots, ApprovalError> {
+        let mut seeded = SeededSlots::default();
+        if !set.brand.review.dealer_slots {
+            return Ok(seeded);
+        }
+        let central = self.stores.central();
+        let mut proposals: Option<Vec<Proposal>> = None;
+        for (id, t) in &set.tenants {
+            let name = slots::name(id);
+            let text = slots::to_text(&t.slots);
+            let Some(current) = central.template_in_force(&name)? else {
+                let first = TemplateVersion {
+                    version: 1,
+                    fingerprint: slots::fingerprint(&text),
+                    text,
+                    author: format!("policies/dealers/{id}.toml"),
+                    approved_by: "seed".into(),
+                    at: Timestamp::now(),
+                    comment: "seeded from the dealer's policy file".into(),
+                    proposal: None,
+                };
+                if central.seed_template(&name, &first)? {
+                    seeded.added.push(id.clone());
+                }
+                continue;
+            };
+            if current.text == text {
+                continue;
+            }
+            // Read once, and only when some file differs.
+            let known = match &mut proposals {
+                Some(p) => p,
+                None => proposals.insert(central.proposals()?),
+            };
+            let same = |p: &&Proposal| p.template == name && p.text == text;
+            if let Some(p) = known
+                .iter()
+                .filter(same)
+                .find(|p| p.status == ProposalStatus::Pending)
+            {
+                seeded.pending.push((id.clone(), p.id));
+                continue;
+            }
+            if let Some(p) = known.iter().filter(same).find(|p| {
+                matches!(p.status, ProposalStatus::Rejected { .. })
+                    && p.base_version == current.version
+            }) {
+                seeded.rejected.push((id.clone(), p.id));
+                continue;
+            }
+            let author = format!("dealers/{id}.toml");
+            let p = central.add_proposal(&Proposal {
+                id: 0,
+                template: name.clone(),
+                text,
+                base_version: current.version,
+                rollback_to: None,
+                author: author.clone(),
+                author_uid: FILE_AUTHOR_UID,
+                comment: "slot change in the dealer's policy file".into(),
+                created_at: Timestamp::now(),
+                status: ProposalStatus::Pending,
+            })?;
+            central.audit(AuditEntry {
+                seq: 0,
+                at: p.created_at,
+                uid: FILE_AUTHOR_UID,
+                user: author,
+                role: None,
+                action: "propose".into(),
+                tenant: Some(id.clone()),
+                detail: format!(
+                    "proposal #{} for template {name} (base v{}): {}",
+                    p.id, p.base_version, p.comment
+                ),
+                outcome: AuditOutcome::Ok,
+            })?;
+            seeded.proposed.push((id.clone(), p.id));
+            known.push(p);
+        }
+        Ok(seeded)
+    }
+
     fn history_of(&self, name: &str) -> Result<TemplateHistory, ApprovalError> {
         self.stores
             .central()
@@ -452,6 +630,25 @@ impl Material {
     }
 }
 
+/// [`Material::slots_in_force`] on a store.
+pub(crate) fn slots_in_store(
+    stores: &Stores,
+    tenant: &TenantId,
+) -> Result<Option<BTreeMap<String, String>>, ApprovalError> {
+    let name = slots::name(tenant);
+    let Some(v) = stores.central().template_in_force(&name)? else {
+        return Ok(None);
+    };
+    let file = format!("{name}.toml (v{})", v.version);
+    slots::from_text(&file, &v.text)
+        .map(Some)
+        .map_err(|errors| ApprovalError::Stored {
+            template: name,
+            version: v.version,
+            errors,
+        })
+}
+
 fn parse_stored(name: &str, v: &TemplateVersion) -> Result<Template, ApprovalError> {
     let file = format!("templates/{name}.toml (v{})", v.version);
     Template::parse(name, &file, &v.text).map_err(|errors| ApprovalError::Stored {
@@ -462,6 +659,12 @@ fn parse_stored(name: &str, v: &TemplateVersion) -> Result<Template, ApprovalErr
 }
 
 fn check_name(name: &str) -> Result<(), ApprovalError> {
+    if slots::is_slots(name) {
+        return match slots::tenant_of(name) {
+            Some(_) => Ok(()),
+            None => Err(ApprovalError::BadName(name.to_string())),
+        };
+    }
     let ok = !name.is_empty()
         && name.len() <= 64
         && name
@@ -476,7 +679,34 @@ fn check_name(name: &str) -> Result<(), ApprovalError> {
 
 /// How a proposed file is named in errors.
 pub fn proposal_file(name: &str) -> String {
-    format!("templates/{name}.toml (proposal)")
+    if slots::is_slots(name) {
+        format!("{name}.toml (proposal)")
+    } else {
+        format!("templates/{name}.toml (proposal)")
+    }
+}
+
+/// Checks a proposed `slots/<tenant-id>` text: a `[slots]` table whose
+/// values the brand's slot declarations allow (see [`slots::check`]); the
+/// template rules (imprint, unsubscribe link) do not apply to it.
+pub fn check_slots_proposal(
+    name: &str,
+    text: &str,
+    brand: &BrandPolicy,
+) -> Result<BTreeMap<String, String>, Vec<ConfigError>> {
+    let file = proposal_file(name);
+    if text.len() > MAX_TEMPLATE_BYTES {
+        return Err(vec![ConfigError {
+            file,
+            line: None,
+            key: String::new(),
+            message: format!(
+                "is {} bytes long; a proposal has at most {MAX_TEMPLATE_BYTES}",
+                text.len()
+            ),
+        }]);
+    }
+    slots::check(&file, text, brand)
 }
 
 /// The four parts, read leniently: `Template::parse` reports what is wrong
@@ -635,6 +865,7 @@ fn line_after(text: &str, from: Option<u32>, needle: &str, whole: bool) -> Optio
 }
 
 pub mod preview;
+pub mod slots;
 
 #[cfg(test)]
 mod tests;

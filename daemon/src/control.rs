@@ -838,7 +838,12 @@ fn material_request(
                 // the old version are rendered again; sent ones keep theirs.
                 if let (Some(d), Ok(prop)) = (dispatcher, m.detail(id)) {
                     let line = format!("proposal #{id} approved by {}", who.user);
-                    match d.rerender(&prop.proposal.template, &line) {
+                    let rerendered =
+                        match crate::approvals::slots::tenant_of(&prop.proposal.template) {
+                            Some(tenant) => d.rerender_tenant_slots(&tenant, &line),
+                            None => d.rerender(&prop.proposal.template, &line),
+                        };
+                    match rerendered {
                         Ok((done, held)) => tracing::info!(
                             template = %prop.proposal.template,
                             version = v.version,

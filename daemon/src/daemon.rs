@@ -61,7 +61,7 @@ impl Daemon {
         // Brand material: the store's versions are in force; the template
         // files seed what the store does not know yet.
         let material = Arc::new(crate::approvals::Material::new(stores.clone()));
-        seed_material(&material, &policies.dir);
+        seed_material(&material, &policies);
         let policies = Arc::new(PolicyHandle::new(policies));
         let importer = Arc::new(Importer::new(
             stores.clone(),
@@ -198,16 +198,19 @@ fn registrar(
             message: e.to_string(),
         })?;
         if let Some(m) = &material {
-            seed_material(m, &p.dir);
+            seed_material(m, p);
         }
         Ok(())
     }
 }
 
 /// Makes a template file the store does not know version 1; says which
-/// files differ from the version in force (they must be proposed).
-fn seed_material(material: &crate::approvals::Material, dir: &std::path::Path) {
-    let files = match policy::read_dir(dir, "") {
+/// files differ from the version in force (they must be proposed). With the
+/// brand reviewing dealers' slots, does the same for their slots, proposing
+/// a changed dealer's file for review.
+fn seed_material(material: &crate::approvals::Material, p: &Policies) {
+    seed_slots(material, p);
+    let files = match policy::read_dir(&p.dir, "") {
         Ok(f) => f,
         Err(errs) => {
             tracing::warn!("brand material not seeded: {}", join(&errs));
@@ -227,6 +230,34 @@ fn seed_material(material: &crate::approvals::Material, dir: &std::path::Path) {
             }
         }
         Err(e) => tracing::error!("brand material not seeded: {e}"),
+    }
+}
+
+fn seed_slots(material: &crate::approvals::Material, p: &Policies) {
+    match material.seed_slots(p) {
+        Ok(s) => {
+            for t in s.added {
+                tracing::info!(tenant = %t, "dealer's slots seeded from its file as slots/{t} version 1");
+            }
+            for (t, id) in s.proposed {
+                tracing::warn!(
+                    tenant = %t,
+                    proposal = id,
+                    "dealers/{t}.toml changes its slots: proposed for review as #{id}; the approved slots stay in force until it is approved"
+                );
+            }
+            for (t, id) in s.pending {
+                tracing::info!(tenant = %t, proposal = id, "dealers/{t}.toml: its slot change is pending as proposal #{id}");
+            }
+            for (t, id) in s.rejected {
+                tracing::warn!(
+                    tenant = %t,
+                    proposal = id,
+                    "dealers/{t}.toml: its slot change was rejected as proposal #{id}; the approved slots stay in force"
+                );
+            }
+        }
+        Err(e) => tracing::error!("dealers' slots not seeded: {e}"),
     }
 }
 

@@ -1,15 +1,23 @@
 //! A proposal rendered for one customer of one tenant, as the reviewer
 //! sees it before deciding: the email's subject and text, its HTML, the
 //! letter and the letter's printed PDF page.
+//!
+//! The dealer's slots are the ones its messages would carry: the approved
+//! values when the brand reviews dealers' slots, else its file's. A
+//! proposal of a dealer's slots (`slots/<tenant-id>`) is previewed for that
+//! dealer with the proposed values, in the template the caller passes.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use touchpoint_common::domain::{Channel, Customer, Timestamp};
 use touchpoint_common::outbox::{Dispatch, Message, MessageStatus, Occasion};
+use touchpoint_common::policy::TenantPolicy;
 use touchpoint_common::protocol::Preview;
 use touchpoint_common::template::Template;
 use touchpoint_common::{Date, TenantId};
 
+use super::slots;
 use crate::dispatch::engine::letter_for;
 use crate::dispatch::pdf;
 use crate::policy::Policies;
@@ -40,13 +48,17 @@ pub fn preview(
     customer: Option<&str>,
 ) -> Result<Preview, PreviewError> {
     let Some(tp) = p.tenant(tenant) else {
-        return Err(PreviewError::NotFound(format!("no dealer policy for tenant {tenant}")));
+        return Err(PreviewError::NotFound(format!(
+            "no dealer policy for tenant {tenant}"
+        )));
     };
+    let tp = with_slots(stores, p, proposal, tp)?;
+    let tp = tp.as_ref();
     let store = stores.tenant(tenant)?;
     let c: Customer = match customer {
-        Some(no) => store
-            .customer(no)?
-            .ok_or_else(|| PreviewError::NotFound(format!("tenant {tenant} has no customer {no:?}")))?,
+        Some(no) => store.customer(no)?.ok_or_else(|| {
+            PreviewError::NotFound(format!("tenant {tenant} has no customer {no:?}"))
+        })?,
         None => sample(&store)?.ok_or_else(|| {
             PreviewError::NotFound(format!("tenant {tenant} has no customers to preview with"))
         })?,
@@ -61,7 +73,12 @@ pub fn preview(
         .find(|(_, s)| s.template == template.name)
         .map(|(id, _)| id.clone())
         .unwrap_or_else(|| template.name.clone());
-    let lead = p.brand.services.get(&service).map(|s| s.lead_days).unwrap_or(14);
+    let lead = p
+        .brand
+        .services
+        .get(&service)
+        .map(|s| s.lead_days)
+        .unwrap_or(14);
     let due = today.add_days(lead as i32);
     let occasions: Vec<Occasion> = if vehicles.is_empty() {
         vec![Occasion {
@@ -117,11 +134,9 @@ pub fn preview(
         history: Vec::new(),
         dispatch: Dispatch::default(),
     };
-    let renderer = Renderer::from_templates(&BTreeMap::from([(
-        template.name.clone(),
-        template.clone(),
-    )]))
-    .map_err(|e| PreviewError::Render(e.to_string()))?;
+    let renderer =
+        Renderer::from_templates(&BTreeMap::from([(template.name.clone(), template.clone())]))
+            .map_err(|e| PreviewError::Render(e.to_string()))?;
     let unsubscribe = format!("{}?t=preview", p.brand.email.unsubscribe_url);
     let input = RenderInput {
         brand: &p.brand,
@@ -151,6 +166,54 @@ pub fn preview(
         html: email.html,
         letter,
         pdf,
+    })
+}
+
+/// The dealer's policy with the slots a preview of `proposal` shows.
+fn with_slots<'a>(
+    stores: &Stores,
+    p: &Policies,
+    proposal: u64,
+    tp: &'a TenantPolicy,
+) -> Result<Cow<'a, TenantPolicy>, PreviewError> {
+    let tenant = &tp.tenant.id;
+    let proposed = match stores.central().proposal(proposal)? {
+        Some(prop) if slots::is_slots(&prop.template) => {
+            if slots::tenant_of(&prop.template).as_ref() != Some(tenant) {
+                return Err(PreviewError::NotFound(format!(
+                    "proposal #{proposal} changes {}; preview it for that dealer, not {tenant}",
+                    prop.template
+                )));
+            }
+            let file = super::proposal_file(&prop.template);
+            Some(slots::from_text(&file, &prop.text).map_err(|e| {
+                PreviewError::Render(
+                    e.iter()
+                        .map(ToString::to_string)
+                        .collect::<Vec<_>>()
+                        .join("\n"),
+                )
+            })?)
+        }
+        _ => None,
+    };
+    let values = match proposed {
+        Some(v) => Some(v),
+        None if p.brand.review.dealer_slots => {
+            super::slots_in_store(stores, tenant).map_err(|e| match e {
+                super::ApprovalError::Store(e) => PreviewError::Store(e),
+                e => PreviewError::Render(e.to_string()),
+            })?
+        }
+        None => None,
+    };
+    Ok(match values {
+        Some(v) if v != tp.slots => {
+            let mut t = tp.clone();
+            t.slots = v;
+            Cow::Owned(t)
+        }
+        _ => Cow::Borrowed(tp),
     })
 }
 

@@ -147,7 +147,7 @@ fn a_valid_proposal_is_pending_with_its_diff() {
     let diff: Vec<&str> = d.diff.lines().collect();
     assert_eq!(diff[0], "--- service_due v1 (in force)");
     assert_eq!(diff[1], "+++ service_due proposal #1");
-    assert!(diff[2].starts_with("@@ -23,7 +23,7 @@"), "{}", d.diff);
+    assert!(diff[2].starts_with("@@ -25,7 +25,7 @@"), "{}", d.diff);
     let changed: Vec<&str> = diff
         .iter()
         .copied()
@@ -694,5 +694,386 @@ fn dealer_slots_are_checked_against_the_brand() {
     assert!(
         errors[0].ends_with(": slots.logo.max_len: must be between 1 and 2000, got 0"),
         "{errors:?}"
+    );
+}
+
+// ----- dealers' slots as brand material ------------------------------------------
+
+fn d001() -> TenantId {
+    TenantId::new("d001").unwrap()
+}
+
+impl Rig {
+    /// A rig whose dealers are registered and whose slots are seeded (the
+    /// shipped brand reviews dealers' slots).
+    fn with_slots() -> Rig {
+        let rig = Rig::new();
+        assert!(rig.brand().review.dealer_slots);
+        for (id, t) in &rig.set.tenants {
+            rig.material
+                .stores
+                .central()
+                .register_tenant(id, &t.tenant.name)
+                .unwrap();
+        }
+        let seeded = rig.material.seed_slots(&rig.set).unwrap();
+        assert_eq!(seeded.added.len(), rig.set.tenants.len());
+        rig
+    }
+
+    /// The shipped set with d001's signature changed in its file.
+    fn set_with_signature(&self, signature: &str) -> PolicySet {
+        let mut set = self.set.clone();
+        set.tenants
+            .get_mut(&d001())
+            .unwrap()
+            .slots
+            .insert("signature".into(), signature.into());
+        set
+    }
+
+    fn signature_in_force(&self) -> String {
+        self.material.slots_in_force(&d001()).unwrap().unwrap()["signature"].clone()
+    }
+}
+
+const FILE_SIGNATURE: &str = "Ihr Serviceteam\nDaniel Winter, Serviceleitung";
+
+#[test]
+fn seeding_makes_each_dealers_file_slots_version_1_apart_from_the_templates() {
+    let rig = Rig::with_slots();
+    let h = rig.material.history(Some("slots/d001")).unwrap().remove(0);
+    assert_eq!((h.in_force, h.versions.len()), (1, 1));
+    let v = &h.versions[0];
+    assert_eq!(
+        (v.author.as_str(), v.approved_by.as_str()),
+        ("policies/dealers/d001.toml", "seed")
+    );
+    assert_eq!(
+        v.text,
+        "[slots]\n\
+         local_offer = \"Während der Inspektion fahren Sie kostenlos einen Ersatzwagen – bitte bei der Terminvereinbarung reservieren.\"\n\
+         logo = \"\"\n\
+         opening_hours = \"Mo–Fr 7:30–18:00 Uhr, Sa 9:00–13:00 Uhr\"\n\
+         signature = \"Ihr Serviceteam\\nDaniel Winter, Serviceleitung\"\n"
+    );
+    assert_eq!(
+        rig.material.slots_in_force(&d001()).unwrap().as_ref(),
+        Some(&rig.set.tenants[&d001()].slots)
+    );
+    // Slots are not templates: the renderer's templates are unchanged.
+    assert_eq!(rig.material.in_force().unwrap(), rig.set.templates);
+    // Seeding again changes nothing.
+    assert_eq!(
+        rig.material.seed_slots(&rig.set).unwrap(),
+        SeededSlots::default()
+    );
+}
+
+#[test]
+fn a_slots_proposal_is_stored_canonical_and_approved_by_another_reviewer() {
+    let rig = Rig::with_slots();
+    // As a dealer's editor might write it: out of order, with a comment.
+    let text = "# new signature\n[slots]\nsignature = \"Ihr Team vom Autohaus Müller\"\nlogo = ''\n\
+                opening_hours = \"Mo–Fr 7:30–18:00 Uhr, Sa 9:00–13:00 Uhr\"\n\
+                local_offer = \"Während der Inspektion fahren Sie kostenlos einen Ersatzwagen – bitte bei der Terminvereinbarung reservieren.\"\n";
+    let p = rig
+        .material
+        .propose(
+            "slots/d001",
+            text,
+            "neue Signatur",
+            "ann",
+            1001,
+            rig.brand(),
+        )
+        .unwrap();
+    assert_eq!((p.id, p.base_version), (1, 1));
+    assert!(p.text.starts_with("[slots]\nlocal_offer = "), "{}", p.text);
+    let d = rig.material.detail(p.id).unwrap();
+    let changed: Vec<&str> = d
+        .diff
+        .lines()
+        .filter(|l| l.starts_with(['-', '+']))
+        .collect();
+    assert_eq!(
+        changed,
+        [
+            "--- slots/d001 v1 (in force)",
+            "+++ slots/d001 proposal #1",
+            "-signature = \"Ihr Serviceteam\\nDaniel Winter, Serviceleitung\"",
+            "+signature = \"Ihr Team vom Autohaus Müller\"",
+        ]
+    );
+    // Nothing changes until approved; the author cannot approve.
+    assert_eq!(rig.signature_in_force(), FILE_SIGNATURE);
+    assert!(matches!(
+        rig.material.approve(p.id, "ann", 1001, "").unwrap_err(),
+        ApprovalError::OwnProposal { .. }
+    ));
+    let v2 = rig.material.approve(p.id, "bob", 1002, "passt").unwrap();
+    assert_eq!((v2.version, v2.text.as_str()), (2, p.text.as_str()));
+    assert_eq!(rig.signature_in_force(), "Ihr Team vom Autohaus Müller");
+    // The same values again, written differently, are no change.
+    let e = rig
+        .material
+        .propose("slots/d001", text, "", "carl", 1003, rig.brand())
+        .unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "nothing to propose: the text is slots/d001 v2, the version in force"
+    );
+    // A rollback is a proposal like any other.
+    let r = rig
+        .material
+        .propose_rollback("slots/d001", 1, "zurück", "carl", 1003, rig.brand())
+        .unwrap();
+    rig.material.approve(r.id, "bob", 1002, "").unwrap();
+    assert_eq!(rig.signature_in_force(), FILE_SIGNATURE);
+    assert_eq!(
+        rig.material.history(Some("slots/d001")).unwrap()[0].in_force,
+        3
+    );
+    // The preview renders a template in force with the proposed values.
+    assert_eq!(
+        rig.material.proposed_template(p.id).unwrap().name,
+        "service_due"
+    );
+}
+
+/// The errors proposing `text` as d001's slots gives with `brand`; nothing is stored.
+fn slots_refused(rig: &Rig, text: &str, brand: &BrandPolicy) -> Vec<String> {
+    let e = rig
+        .material
+        .propose("slots/d001", text, "", "ann", 1001, brand)
+        .unwrap_err();
+    assert!(rig.material.proposals(true).unwrap().is_empty());
+    let ApprovalError::Invalid(errors) = e else {
+        panic!("{e:?}");
+    };
+    errors.iter().map(ToString::to_string).collect()
+}
+
+#[test]
+fn invalid_slots_proposals_are_refused_with_line_and_reason() {
+    let rig = Rig::with_slots();
+    let text = format!(
+        "[slots]\nfax = \"0531 1\"\nlogo = \"\"\nopening_hours = \"{}\"\nsignature = \"<b>Ihr Team</b>\"\n",
+        "ä".repeat(121)
+    );
+    assert_eq!(
+        slots_refused(&rig, &text, rig.brand()),
+        [
+            "slots/d001.toml (proposal):2: slots.fax: the brand declares no slot \"fax\" (brand.toml [slots] has: local_offer, logo, opening_hours, signature)",
+            "slots/d001.toml (proposal):4: slots.opening_hours: is 121 characters long, the brand allows 120",
+            "slots/d001.toml (proposal):5: slots.signature: must not contain markup (< or >): the brand allows plain text only",
+        ]
+    );
+    let mut required = rig.brand().clone();
+    required.slots.get_mut("signature").unwrap().required = true;
+    assert_eq!(
+        slots_refused(&rig, "[slots]\nlogo = \"\"\n", &required),
+        ["slots/d001.toml (proposal):1: slots.signature: is required by the brand and missing or empty"]
+    );
+    assert_eq!(
+        slots_refused(&rig, "[slots]\nlogo = \"\"\nsignature = 3\n", rig.brand()),
+        ["slots/d001.toml (proposal):3: slots.signature: invalid type: integer `3`, expected a string"]
+    );
+    assert_eq!(
+        slots_refused(&rig, "[slots]\n[sender]\nname = \"x\"\n", rig.brand()),
+        ["slots/d001.toml (proposal):2: sender: unknown key `sender`, expected `slots`"]
+    );
+    // The template rules do not apply: no imprint, no unsubscribe link needed.
+    rig.material
+        .propose(
+            "slots/d001",
+            "[slots]\nsignature = \"Ihr Team\"\n",
+            "",
+            "ann",
+            1001,
+            rig.brand(),
+        )
+        .unwrap();
+
+    // Names: a registered tenant, and only when the brand reviews slots.
+    for bad in ["slots/", "slots/D001", "slots/../d001"] {
+        let e = rig
+            .material
+            .propose(bad, "[slots]\n", "", "ann", 1001, rig.brand())
+            .unwrap_err();
+        assert!(matches!(e, ApprovalError::BadName(_)), "{bad}: {e:?}");
+    }
+    let e = rig
+        .material
+        .propose("slots/d999", "[slots]\n", "", "ann", 1001, rig.brand())
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::NotFound);
+    assert!(matches!(e, ApprovalError::UnknownTenant(_)), "{e:?}");
+    let mut off = rig.brand().clone();
+    off.review.dealer_slots = false;
+    let e = rig
+        .material
+        .propose("slots/d001", "[slots]\n", "", "ann", 1001, &off)
+        .unwrap_err();
+    assert!(matches!(e, ApprovalError::SlotsNotReviewed), "{e:?}");
+    assert_eq!(e.kind(), ErrorKind::Invalid);
+}
+
+#[test]
+fn a_changed_dealer_file_becomes_one_pending_proposal_and_the_approved_slots_stay() {
+    let rig = Rig::with_slots();
+    let changed = rig.set_with_signature("Ihr neues Serviceteam");
+    let seeded = rig.material.seed_slots(&changed).unwrap();
+    assert_eq!(
+        seeded,
+        SeededSlots {
+            proposed: vec![(d001(), 1)],
+            ..SeededSlots::default()
+        }
+    );
+    let p = rig.material.proposals(false).unwrap().remove(0);
+    assert_eq!(p.template, "slots/d001");
+    assert_eq!(
+        (p.author.as_str(), p.author_uid, p.comment.as_str()),
+        (
+            "dealers/d001.toml",
+            FILE_AUTHOR_UID,
+            "slot change in the dealer's policy file"
+        )
+    );
+    assert_eq!(p.base_version, 1);
+    // The file is not in force.
+    assert_eq!(rig.signature_in_force(), FILE_SIGNATURE);
+    // Who proposed it is in the audit log.
+    let audit = rig
+        .material
+        .stores
+        .central()
+        .audit_log(Some(&d001()), 10)
+        .unwrap();
+    assert_eq!(audit.len(), 1, "{audit:?}");
+    assert_eq!(
+        (audit[0].user.as_str(), audit[0].action.as_str()),
+        ("dealers/d001.toml", "propose")
+    );
+    assert_eq!(
+        audit[0].detail,
+        "proposal #1 for template slots/d001 (base v1): slot change in the dealer's policy file"
+    );
+
+    // Reloads while it is pending add nothing.
+    assert_eq!(
+        rig.material.seed_slots(&changed).unwrap(),
+        SeededSlots {
+            pending: vec![(d001(), 1)],
+            ..SeededSlots::default()
+        }
+    );
+    assert_eq!(rig.material.proposals(true).unwrap().len(), 1);
+
+    // Any reviewer approves it; then the file is what is in force.
+    rig.material.approve(p.id, "bob", 1002, "ok").unwrap();
+    assert_eq!(rig.signature_in_force(), "Ihr neues Serviceteam");
+    assert_eq!(
+        rig.material.seed_slots(&changed).unwrap(),
+        SeededSlots::default()
+    );
+
+    // A rejected change is not proposed again until the file changes again.
+    let again = rig.set_with_signature("Ihr Team");
+    assert_eq!(
+        rig.material.seed_slots(&again).unwrap().proposed,
+        [(d001(), 2)]
+    );
+    rig.material.reject(2, "bob", 1002, "zu knapp").unwrap();
+    assert_eq!(
+        rig.material.seed_slots(&again).unwrap(),
+        SeededSlots {
+            rejected: vec![(d001(), 2)],
+            ..SeededSlots::default()
+        }
+    );
+    assert_eq!(rig.signature_in_force(), "Ihr neues Serviceteam");
+    let third = rig.set_with_signature("Ihr Team Müller");
+    assert_eq!(
+        rig.material.seed_slots(&third).unwrap().proposed,
+        [(d001(), 3)]
+    );
+}
+
+#[test]
+fn with_review_off_the_store_holds_no_slots_and_the_files_are_used() {
+    let rig = Rig::new();
+    let mut set = rig.set_with_signature("Ihr neues Serviceteam");
+    set.brand.review.dealer_slots = false;
+    assert_eq!(
+        rig.material.seed_slots(&set).unwrap(),
+        SeededSlots::default()
+    );
+    // Nothing to put in place of the file's slots.
+    assert_eq!(rig.material.slots_in_force(&d001()).unwrap(), None);
+    assert!(rig.material.proposals(true).unwrap().is_empty());
+    assert!(rig
+        .material
+        .history(None)
+        .unwrap()
+        .iter()
+        .all(|h| !h.name.starts_with("slots/")));
+}
+
+#[test]
+fn a_slots_proposal_is_previewed_for_its_dealer_with_the_proposed_values() {
+    use touchpoint_common::domain::{Address, Customer, ImportReport};
+
+    let rig = Rig::with_slots();
+    let store = rig.material.stores.tenant(&d001()).unwrap();
+    let id = store.next_import_id().unwrap();
+    let mut tx = store.begin_import(id).unwrap();
+    tx.put_customer(&Customer {
+        customer_no: "K1".into(),
+        first_name: "Anna".into(),
+        last_name: "Berg".into(),
+        address: Address {
+            street: "Lindenstraße".into(),
+            house_no: "4".into(),
+            postcode: "80807".into(),
+            city: "München".into(),
+            country: "DE".into(),
+        },
+        email: Some("k1@example.org".into()),
+        ..Customer::default()
+    })
+    .unwrap();
+    tx.commit(&ImportReport::new(
+        id,
+        d001(),
+        "kunden.csv",
+        "h1",
+        Timestamp(0),
+    ))
+    .unwrap();
+    let policies = crate::policy::load_dir(&policies_dir()).unwrap();
+
+    let changed = rig.set_with_signature("Signatur NEU");
+    rig.material.seed_slots(&changed).unwrap();
+    let t = rig.material.proposed_template(1).unwrap();
+    let pv = preview::preview(&rig.material.stores, &policies, 1, &t, &d001(), None).unwrap();
+    assert!(pv.text.contains("Signatur NEU"), "{}", pv.text);
+    assert!(!pv.text.contains("Daniel Winter"), "{}", pv.text);
+    assert!(pv.letter.contains("Signatur NEU"), "{}", pv.letter);
+
+    // Another dealer's customers do not preview d001's slots.
+    let e = preview::preview(
+        &rig.material.stores,
+        &policies,
+        1,
+        &t,
+        &TenantId::new("d002").unwrap(),
+        None,
+    )
+    .unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "proposal #1 changes slots/d001; preview it for that dealer, not d002"
     );
 }

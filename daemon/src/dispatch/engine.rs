@@ -103,6 +103,9 @@ struct State {
     throttles: Throttles,
     pauses: Vec<Pause>,
     renderer: Option<(u64, Arc<Renderer>)>,
+    /// Per tenant, under the renderer's key: its policy with the approved
+    /// slots when they differ from its file's (None: the file's).
+    approved: HashMap<TenantId, (u64, Option<Arc<TenantPolicy>>)>,
     /// Tenants whose interrupted sends were looked at since the start.
     recovered: HashSet<TenantId>,
     /// When each tenant's planned messages were last looked at.
@@ -391,11 +394,44 @@ impl Dispatcher {
         self.wake.notify_one();
     }
 
-    fn renderer(&self, p: &Policies) -> std::result::Result<Arc<Renderer>, String> {
-        let key = p
-            .fingerprint
+    fn material_key(&self, p: &Policies) -> u64 {
+        p.fingerprint
             .wrapping_mul(31)
-            .wrapping_add(self.material_generation.load(Ordering::Relaxed));
+            .wrapping_add(self.material_generation.load(Ordering::Relaxed))
+    }
+
+    /// The dealer's policy messages are rendered with, when it is not its
+    /// file's: with the brand reviewing dealers' slots, its slots are the
+    /// approved ones until a change of its file is approved. `None`: render
+    /// with `p.tenant(id)`. Read from the store once per policy and approval.
+    fn approved_tenant(&self, p: &Policies, id: &TenantId) -> Result<Option<Arc<TenantPolicy>>> {
+        let (Some(m), Some(file)) = (&self.material, p.tenant(id)) else {
+            return Ok(None);
+        };
+        if !p.brand.review.dealer_slots {
+            return Ok(None);
+        }
+        let key = self.material_key(p);
+        if let Some((k, t)) = self.state().approved.get(id) {
+            if *k == key {
+                return Ok(t.clone());
+            }
+        }
+        let approved = m
+            .slots_in_force(id)
+            .map_err(|e| DispatchError::Setup(format!("approved slots of {id}: {e}")))?;
+        // Not seeded yet (a dealer just added): its file is what version 1 will be.
+        let t = approved.filter(|s| *s != file.slots).map(|slots| {
+            let mut t = file.clone();
+            t.slots = slots;
+            Arc::new(t)
+        });
+        self.state().approved.insert(id.clone(), (key, t.clone()));
+        Ok(t)
+    }
+
+    fn renderer(&self, p: &Policies) -> std::result::Result<Arc<Renderer>, String> {
+        let key = self.material_key(p);
         if let Some((k, r)) = &self.state().renderer {
             if *k == key {
                 return Ok(r.clone());
@@ -421,30 +457,56 @@ impl Dispatcher {
     /// material in force (after an approval); queued ones are rendered when
     /// they go. Returns how many were re-rendered and how many held.
     pub fn rerender(&self, template: &str, why_line: &str) -> Result<(u64, u64)> {
+        self.rerender_where(None, Some(template), why_line)
+    }
+
+    /// Re-renders every rendered, unsent message of `tenant` with its slots
+    /// in force (after an approval of `slots/<tenant>`), as [`rerender`](Self::rerender).
+    pub fn rerender_tenant_slots(&self, tenant: &TenantId, why_line: &str) -> Result<(u64, u64)> {
+        self.rerender_where(Some(tenant), None, why_line)
+    }
+
+    fn rerender_where(
+        &self,
+        only: Option<&TenantId>,
+        template: Option<&str>,
+        why_line: &str,
+    ) -> Result<(u64, u64)> {
         self.material_changed();
         let p = self.policies.current();
         let renderer = self.renderer(&p).map_err(DispatchError::Setup)?;
-        let version = renderer.version(template).unwrap_or(0);
         let now = Timestamp::now().0;
         let today = today_local(now);
         let (mut done, mut held) = (0, 0);
         for (t, tenant) in &p.tenants {
+            if only.is_some_and(|o| o != t) {
+                continue;
+            }
+            let approved = self.approved_tenant(&p, t)?;
+            let tenant = approved.as_deref().unwrap_or(tenant);
             let store = self.stores.tenant(t)?;
             let _lock = store.plan_lock();
             let mut changes = Vec::new();
             for id in store.releasable(Date::from_days(i32::MAX / 2))? {
                 let Some(m) = store.message(id)? else { continue };
-                if m.status != S::Rendered || m.template != template {
+                if m.status != S::Rendered || template.is_some_and(|name| m.template != name) {
                     continue;
                 }
                 let mut c = Change::new(m.clone(), m.clone());
                 match self.render_check(&store, &p, &renderer, tenant, &m, today) {
                     Ok(v) => {
                         c.after.dispatch.template_version = v;
+                        let with = match template {
+                            Some(name) => format!("template {name} version {v:016x}"),
+                            None => format!(
+                                "the dealer's slots in force (template {} version {v:016x})",
+                                m.template
+                            ),
+                        };
                         c.after.history.push((
                             Timestamp(now),
                             S::Rendered,
-                            format!("re-rendered with template {template} version {version:016x}: {why_line}"),
+                            format!("re-rendered with {with}: {why_line}"),
                         ));
                         done += 1;
                     }
@@ -750,7 +812,8 @@ impl Dispatcher {
             st.woken.insert(store.id().clone());
         }
         let renderer = self.renderer(p).map_err(DispatchError::Setup)?;
-        let tenant = p.tenant(store.id());
+        let approved = self.approved_tenant(p, store.id())?;
+        let tenant = approved.as_deref().or_else(|| p.tenant(store.id()));
         let mut changes = Vec::new();
         for id in ids {
             let Some(m) = store.message(id)? else {
@@ -847,7 +910,8 @@ impl Dispatcher {
         if store.due(Channel::Email, now, 1)?.is_empty() {
             return Ok(Vec::new());
         }
-        let Some(tenant) = p.tenant(store.id()) else {
+        let approved = self.approved_tenant(p, store.id())?;
+        let Some(tenant) = approved.as_deref().or_else(|| p.tenant(store.id())) else {
             return Ok(Vec::new());
         };
         let renderer = self.renderer(p).map_err(DispatchError::Setup)?;
@@ -1472,7 +1536,8 @@ impl Dispatcher {
         if store.due(Channel::Post, now, 1)?.is_empty() {
             return Ok(None);
         }
-        let Some(tenant) = p.tenant(store.id()) else {
+        let approved = self.approved_tenant(p, store.id())?;
+        let Some(tenant) = approved.as_deref().or_else(|| p.tenant(store.id())) else {
             return Ok(None);
         };
         let renderer = self.renderer(p).map_err(DispatchError::Setup)?;
