@@ -123,6 +123,9 @@ pub struct Options {
     /// configuration, as TOML. `None`: dispatch off, so tests that are not
     /// about sending see their planned messages stay put.
     pub dispatch: Option<String>,
+    /// The text of `brand.toml`, in place of the shipped one (a send window
+    /// or calendar a test needs).
+    pub brand: Option<String>,
 }
 
 impl Default for Options {
@@ -140,6 +143,7 @@ impl Default for Options {
             settle_ms: 200,
             dealer_files: Vec::new(),
             dispatch: None,
+            brand: None,
         }
     }
 }
@@ -168,6 +172,9 @@ impl TestDaemon {
             .map(|(a, b)| (a.as_str(), b.as_str()))
             .collect();
         let policy_dir = policy_dir(dir.path(), &dealers);
+        if let Some(brand) = &opts.brand {
+            std::fs::write(policy_dir.join("brand.toml"), brand).expect("brand.toml");
+        }
         for f in &opts.dealer_files {
             let name = f.file_name().expect("dealer file name");
             std::fs::copy(f, policy_dir.join("dealers").join(name)).expect("copy dealer file");

@@ -5,6 +5,7 @@
 //! Run with `cargo test -p touchpoint-tests`.
 
 mod access;
+mod approvals;
 mod cli;
 mod common;
 mod crash;
