@@ -595,8 +595,11 @@ async fn handle(
                                 p.comment
                             ),
                             touchpoint_common::protocol::ProposalStatus::Approved { version, comment, .. } => format!(
-                                "proposal #{} by {}: template {} v{version} in force: {comment}",
-                                p.id, p.author, p.template
+                                "proposal #{} by {}: template {} v{version} in force{}",
+                                p.id,
+                                p.author,
+                                p.template,
+                                if comment.is_empty() { String::new() } else { format!(": {comment}") }
                             ),
                             touchpoint_common::protocol::ProposalStatus::Rejected { comment, .. } => format!(
                                 "proposal #{} by {} for template {} rejected: {comment}",

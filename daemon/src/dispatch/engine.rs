@@ -1620,6 +1620,8 @@ impl Dispatcher {
             for (m, _) in &taken {
                 let Some(l) = lines.get(&m.id) else { continue };
                 let mut c = Change::new(m.clone(), m.clone());
+                // The material it was printed with.
+                c.after.dispatch.template_version = renderer.version(&m.template).unwrap_or(0);
                 c.after.set_status(
                     Timestamp(now),
                     S::Sent,
