@@ -967,18 +967,36 @@ fn check_dispatch(b: &BrandPolicy, err: &mut dyn FnMut(String, String)) {
     if !domain_ok(&e.bounce_domain) {
         err(
             "email.bounce_domain".into(),
-            format!("{:?} is not a domain name like \"bounce.example.com\"", e.bounce_domain),
+            format!(
+                "{:?} is not a domain name like \"bounce.example.com\"",
+                e.bounce_domain
+            ),
         );
     }
     if !e.unsubscribe_url.starts_with("https://") || e.unsubscribe_url.len() <= "https://".len() {
         err(
             "email.unsubscribe_url".into(),
-            format!("must be an https:// address (RFC 8058 one-click), got {:?}", e.unsubscribe_url),
+            format!(
+                "must be an https:// address (RFC 8058 one-click), got {:?}",
+                e.unsubscribe_url
+            ),
         );
     }
-    range(err, "email.retry_first_minutes", e.retry_first_minutes, 1, 24 * 60);
+    range(
+        err,
+        "email.retry_first_minutes",
+        e.retry_first_minutes,
+        1,
+        24 * 60,
+    );
     range(err, "email.retry_max_hours", e.retry_max_hours, 1, 14 * 24);
-    range(err, "email.bounce_alert_percent", e.bounce_alert_percent, 0, 100);
+    range(
+        err,
+        "email.bounce_alert_percent",
+        e.bounce_alert_percent,
+        0,
+        100,
+    );
     for (d, t) in &b.throttle.domains {
         if d != "default" && !domain_ok(d) {
             err(
@@ -986,7 +1004,13 @@ fn check_dispatch(b: &BrandPolicy, err: &mut dyn FnMut(String, String)) {
                 "is neither \"default\" nor a domain name".into(),
             );
         }
-        range(err, &format!("throttle.domains.{d}.concurrency"), t.concurrency, 1, 1000);
+        range(
+            err,
+            &format!("throttle.domains.{d}.concurrency"),
+            t.concurrency,
+            1,
+            1000,
+        );
     }
     for (key, message) in b.postage.check() {
         err(key, message);
@@ -1005,7 +1029,10 @@ fn check_dispatch(b: &BrandPolicy, err: &mut dyn FnMut(String, String)) {
         }
         range(err, &k("percent"), s.percent, 1, 100);
         if s.to.0 < s.from.0 {
-            err(k("to"), format!("is before from ({}), got {}", s.from.0, s.to.0));
+            err(
+                k("to"),
+                format!("is before from ({}), got {}", s.from.0, s.to.0),
+            );
         }
     }
 }

@@ -247,12 +247,24 @@ async fn dispatch_now(client: &mut crate::client::Client) -> anyhow::Result<Stri
     let batches = client.run_batches(None).await?;
     let costs = client.costs(None, None).await?;
     let emails = status.queues.iter().map(|q| q.sent_today).sum::<u64>();
-    let letters: u64 = batches.iter().filter(|b| b.kind == "letters").map(|b| b.messages).sum();
-    let calls: u64 = batches.iter().filter(|b| b.kind == "calls").map(|b| b.messages).sum();
+    let letters: u64 = batches
+        .iter()
+        .filter(|b| b.kind == "letters")
+        .map(|b| b.messages)
+        .sum();
+    let calls: u64 = batches
+        .iter()
+        .filter(|b| b.kind == "calls")
+        .map(|b| b.messages)
+        .sum();
     let booked: i64 = costs.iter().map(|c| c.booked).sum();
     let brand: i64 = costs.iter().map(|c| c.brand).sum();
     let reserved: i64 = costs.iter().map(|c| c.reserved).sum();
-    let waiting: u64 = status.queues.iter().map(|q| q.email + q.post + q.phone).sum();
+    let waiting: u64 = status
+        .queues
+        .iter()
+        .map(|q| q.email + q.post + q.phone)
+        .sum();
     let mut out = String::new();
     out.push_str(&format!(
         "  dispatch    {emails} emails sent today to the {}, {letters} letters in {} batches, {calls} call tasks in {} lists, {:.1} s\n",
@@ -262,7 +274,10 @@ async fn dispatch_now(client: &mut crate::client::Client) -> anyhow::Result<Stri
         started.elapsed().as_secs_f64()
     ));
     if let Some(b) = batches.iter().find(|b| b.kind == "letters") {
-        out.push_str(&format!("  letters     {}\n", b.files.join("\n              ")));
+        out.push_str(&format!(
+            "  letters     {}\n",
+            b.files.join("\n              ")
+        ));
     }
     out.push_str(&format!(
         "  costs       {} booked ({} paid by the brand), {} reserved for messages not yet sent; {waiting} messages wait for their send time\n",
@@ -270,7 +285,9 @@ async fn dispatch_now(client: &mut crate::client::Client) -> anyhow::Result<Stri
         euro(brand),
         euro(reserved)
     ));
-    out.push_str("  see:        touchpoint dispatch · touchpoint costs · touchpoint message --tenant T ID\n");
+    out.push_str(
+        "  see:        touchpoint dispatch · touchpoint costs · touchpoint message --tenant T ID\n",
+    );
     Ok(out)
 }
 

@@ -499,8 +499,15 @@ async fn handle(
                     show,
                 } => {
                     let r = plan(
-                        &stores, &policies, &leads, &ctx_who, tenant.clone(), day, dry_run,
-                        candidate, show,
+                        &stores,
+                        &policies,
+                        &leads,
+                        &ctx_who,
+                        tenant.clone(),
+                        day,
+                        dry_run,
+                        candidate,
+                        show,
                     );
                     if let (Some(d), false) = (&dispatcher, dry_run) {
                         d.wake(tenant.as_ref());
@@ -514,11 +521,16 @@ async fn handle(
                         .map(Response::Costs)
                         .unwrap_or_else(store_err)
                 }
-                Request::Message { tenant, id } => match stores.tenant(&tenant).and_then(|s| s.message(id)) {
-                    Ok(Some(m)) => Response::Message(Box::new(m)),
-                    Ok(None) => err(ErrorKind::NotFound, format!("tenant {tenant} has no message {id}")),
-                    Err(e) => store_err(e),
-                },
+                Request::Message { tenant, id } => {
+                    match stores.tenant(&tenant).and_then(|s| s.message(id)) {
+                        Ok(Some(m)) => Response::Message(Box::new(m)),
+                        Ok(None) => err(
+                            ErrorKind::NotFound,
+                            format!("tenant {tenant} has no message {id}"),
+                        ),
+                        Err(e) => store_err(e),
+                    }
+                }
                 other @ (Request::Propose { .. }
                 | Request::ProposeRollback { .. }
                 | Request::Proposals { .. }
@@ -528,9 +540,14 @@ async fn handle(
                 | Request::Reject { .. }
                 | Request::Templates { .. }) => match material {
                     None => err(ErrorKind::Busy, "brand material is not loaded"),
-                    Some(m) => {
-                        material_request(&m, dispatcher.as_deref(), &stores, &policies, &ctx_who, other)
-                    }
+                    Some(m) => material_request(
+                        &m,
+                        dispatcher.as_deref(),
+                        &stores,
+                        &policies,
+                        &ctx_who,
+                        other,
+                    ),
                 },
                 other => match dispatcher {
                     None => err(ErrorKind::Busy, "dispatch is not running"),
@@ -557,7 +574,14 @@ async fn handle(
             }
             if matches!(
                 action,
-                "pause" | "resume" | "run-batches" | "hold" | "release" | "cancel" | "retry" | "call-outcomes"
+                "pause"
+                    | "resume"
+                    | "run-batches"
+                    | "hold"
+                    | "release"
+                    | "cancel"
+                    | "retry"
+                    | "call-outcomes"
             ) {
                 let (outcome, detail) = match &reply {
                     Response::Error(e) => (AuditOutcome::Failed(e.message.clone()), String::new()),
@@ -567,20 +591,34 @@ async fn handle(
                             "{} of {} messages: {}",
                             a.iter().filter(|r| r.outcome.is_ok()).count(),
                             a.len(),
-                            a.iter().map(|r| r.id.to_string()).collect::<Vec<_>>().join(",")
+                            a.iter()
+                                .map(|r| r.id.to_string())
+                                .collect::<Vec<_>>()
+                                .join(",")
                         ),
                     ),
-                    Response::Paused(p) => (AuditOutcome::Ok, format!("{} pauses in force", p.len())),
+                    Response::Paused(p) => {
+                        (AuditOutcome::Ok, format!("{} pauses in force", p.len()))
+                    }
                     Response::Batches(b) => (
                         AuditOutcome::Ok,
-                        b.iter().map(|b| format!("{} {}: {} messages", b.tenant, b.kind, b.messages)).collect::<Vec<_>>().join("; "),
+                        b.iter()
+                            .map(|b| format!("{} {}: {} messages", b.tenant, b.kind, b.messages))
+                            .collect::<Vec<_>>()
+                            .join("; "),
                     ),
-                    Response::Outcomes(o) => (AuditOutcome::Ok, format!("{} applied, {} errors", o.applied, o.errors.len())),
+                    Response::Outcomes(o) => (
+                        AuditOutcome::Ok,
+                        format!("{} applied, {} errors", o.applied, o.errors.len()),
+                    ),
                     _ => (AuditOutcome::Ok, String::new()),
                 };
                 ctx.audit(who, action, tenant.as_ref(), detail, outcome);
             }
-            if matches!(action, "propose" | "propose-rollback" | "approve" | "reject") {
+            if matches!(
+                action,
+                "propose" | "propose-rollback" | "approve" | "reject"
+            ) {
                 let (outcome, detail) = match &reply {
                     Response::Error(e) => (AuditOutcome::Failed(e.message.clone()), String::new()),
                     Response::Proposal(d) => {
@@ -591,17 +629,30 @@ async fn handle(
                                 p.id,
                                 p.template,
                                 p.base_version,
-                                p.rollback_to.map(|v| format!(", back to v{v}")).unwrap_or_default(),
+                                p.rollback_to
+                                    .map(|v| format!(", back to v{v}"))
+                                    .unwrap_or_default(),
                                 p.comment
                             ),
-                            touchpoint_common::protocol::ProposalStatus::Approved { version, comment, .. } => format!(
+                            touchpoint_common::protocol::ProposalStatus::Approved {
+                                version,
+                                comment,
+                                ..
+                            } => format!(
                                 "proposal #{} by {}: template {} v{version} in force{}",
                                 p.id,
                                 p.author,
                                 p.template,
-                                if comment.is_empty() { String::new() } else { format!(": {comment}") }
+                                if comment.is_empty() {
+                                    String::new()
+                                } else {
+                                    format!(": {comment}")
+                                }
                             ),
-                            touchpoint_common::protocol::ProposalStatus::Rejected { comment, .. } => format!(
+                            touchpoint_common::protocol::ProposalStatus::Rejected {
+                                comment,
+                                ..
+                            } => format!(
                                 "proposal #{} by {} for template {} rejected: {comment}",
                                 p.id, p.author, p.template
                             ),
@@ -778,10 +829,19 @@ fn plan(
 }
 
 /// The tenants a request covers: the one named, or all in the caller's scope.
-fn in_scope(p: &crate::policy::Policies, who: &Identity, tenant: Option<TenantId>) -> Vec<TenantId> {
+fn in_scope(
+    p: &crate::policy::Policies,
+    who: &Identity,
+    tenant: Option<TenantId>,
+) -> Vec<TenantId> {
     match tenant {
         Some(t) => vec![t],
-        None => p.tenants.keys().filter(|t| who.scope.allows(t)).cloned().collect(),
+        None => p
+            .tenants
+            .keys()
+            .filter(|t| who.scope.allows(t))
+            .cloned()
+            .collect(),
     }
 }
 
@@ -817,7 +877,10 @@ fn material_request(
             Ok(prop) => detail(prop.id),
             Err(e) => failed(e),
         },
-        Request::Proposals { all } => m.proposals(all).map(Response::Proposals).unwrap_or_else(failed),
+        Request::Proposals { all } => m
+            .proposals(all)
+            .map(Response::Proposals)
+            .unwrap_or_else(failed),
         Request::Proposal { id } => detail(id),
         Request::Preview {
             id,
@@ -828,10 +891,19 @@ fn material_request(
                 Ok(t) => t,
                 Err(e) => return failed(e),
             };
-            match crate::approvals::preview::preview(stores, &p, id, &t, &tenant, customer.as_deref()) {
+            match crate::approvals::preview::preview(
+                stores,
+                &p,
+                id,
+                &t,
+                &tenant,
+                customer.as_deref(),
+            ) {
                 Ok(pv) => Response::Preview(Box::new(pv)),
                 Err(crate::approvals::preview::PreviewError::Store(e)) => store_err(e),
-                Err(crate::approvals::preview::PreviewError::NotFound(e)) => err(ErrorKind::NotFound, e),
+                Err(crate::approvals::preview::PreviewError::NotFound(e)) => {
+                    err(ErrorKind::NotFound, e)
+                }
                 Err(e) => err(ErrorKind::Invalid, e.to_string()),
             }
         }
@@ -885,31 +957,40 @@ fn dispatch_request(
         other => err(ErrorKind::Internal, other.to_string()),
     };
     match request {
-        Request::DispatchStatus => {
-            Response::Dispatch(Box::new(d.status(&in_scope(&p, who, None))))
-        }
+        Request::DispatchStatus => Response::Dispatch(Box::new(d.status(&in_scope(&p, who, None)))),
         Request::Pause { scope } | Request::Resume { scope }
             if scope.tenant.is_none() && !matches!(who.scope, Scope::All) =>
         {
             err(
                 ErrorKind::Forbidden,
-                format!("pausing or resuming {scope} needs a scope over every tenant; name a tenant"),
+                format!(
+                    "pausing or resuming {scope} needs a scope over every tenant; name a tenant"
+                ),
             )
         }
         Request::Pause { scope } => {
             if let Some(s) = &scope.service {
                 if !p.brand.services.contains_key(s) {
-                    return err(ErrorKind::NotFound, format!("no service {s:?} in the brand policy"));
+                    return err(
+                        ErrorKind::NotFound,
+                        format!("no service {s:?} in the brand policy"),
+                    );
                 }
             }
-            d.pause(scope, &who.user).map(Response::Paused).unwrap_or_else(failed)
+            d.pause(scope, &who.user)
+                .map(Response::Paused)
+                .unwrap_or_else(failed)
         }
         Request::Resume { scope } => d.resume(scope).map(Response::Paused).unwrap_or_else(failed),
         Request::RunBatches { tenant } => d
             .run_batches(&in_scope(&p, who, tenant))
             .map(Response::Batches)
             .unwrap_or_else(failed),
-        Request::MessageAction { tenant, ids, action } => d
+        Request::MessageAction {
+            tenant,
+            ids,
+            action,
+        } => d
             .act(&tenant, &ids, action, &who.user)
             .map(Response::Actions)
             .unwrap_or_else(failed),

@@ -13,7 +13,7 @@ use touchpoint_common::protocol::CostRow;
 use touchpoint_common::{Date, TenantId};
 
 use crate::policy::Policies;
-use crate::store::{Change, LedgerDelta, Stores, StoreError};
+use crate::store::{Change, LedgerDelta, StoreError, Stores};
 
 /// The brand's share of `cost` for a service on `day`, rounded to the cent.
 pub fn brand_share(brand: &BrandPolicy, service: &str, day: Date, cost: i64) -> i64 {

@@ -496,7 +496,9 @@ mod tests {
             e.text
         );
         assert!(
-            e.text.contains("  - Inspektion für Ihren Kombi Größe L: fällig am 15.07.2026 (bei etwa 66.000 km)"),
+            e.text.contains(
+                "  - Inspektion für Ihren Kombi Größe L: fällig am 15.07.2026 (bei etwa 66.000 km)"
+            ),
             "{}",
             e.text
         );

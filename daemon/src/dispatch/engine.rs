@@ -25,7 +25,7 @@ use std::time::{Duration, SystemTime};
 use chrono::{Local, TimeZone, Timelike};
 use tokio::sync::{mpsc, Notify};
 use tokio_util::sync::CancellationToken;
-use touchpoint_common::config::{SmtpTls, DispatchConfig};
+use touchpoint_common::config::{DispatchConfig, SmtpTls};
 use touchpoint_common::domain::{Channel, Consent, Customer, Timestamp};
 use touchpoint_common::outbox::{Message, MessageStatus, Step, Why};
 use touchpoint_common::policy::{ConsentRule, TenantPolicy};
@@ -153,10 +153,10 @@ pub struct Dispatcher {
 
 /// Local wall-clock time of a message's send moment, unix ms.
 fn send_moment(m: &Message) -> i64 {
-    let naive = m
-        .send_on
-        .naive()
-        .and_hms_opt(u32::from(m.send_at / 60), u32::from(m.send_at % 60), 0);
+    let naive =
+        m.send_on
+            .naive()
+            .and_hms_opt(u32::from(m.send_at / 60), u32::from(m.send_at % 60), 0);
     naive
         .and_then(|n| Local.from_local_datetime(&n).earliest())
         .map(|t| t.timestamp_millis())
@@ -197,7 +197,13 @@ fn domain_of(address: &str) -> String {
 
 /// A letter as the lettershop prints it: the dealer's sender line and
 /// information block (DIN 5008 form B), the customer's address, the body.
-pub fn letter_for(tenant: &TenantPolicy, c: &Customer, m: &Message, body: String, day: Date) -> Letter {
+pub fn letter_for(
+    tenant: &TenantPolicy,
+    c: &Customer,
+    m: &Message,
+    body: String,
+    day: Date,
+) -> Letter {
     let sender = &tenant.sender;
     let dealer_name = if sender.name.is_empty() {
         tenant.tenant.name.clone()
@@ -488,7 +494,9 @@ impl Dispatcher {
             let _lock = store.plan_lock();
             let mut changes = Vec::new();
             for id in store.releasable(Date::from_days(i32::MAX / 2))? {
-                let Some(m) = store.message(id)? else { continue };
+                let Some(m) = store.message(id)? else {
+                    continue;
+                };
                 if m.status != S::Rendered || template.is_some_and(|name| m.template != name) {
                     continue;
                 }
@@ -733,7 +741,11 @@ impl Dispatcher {
                 }
                 Channel::Post | Channel::Phone => {
                     let batch = after.dispatch.batch.clone();
-                    let kind = if m.channel == Channel::Post { "letters" } else { "calls" };
+                    let kind = if m.channel == Channel::Post {
+                        "letters"
+                    } else {
+                        "calls"
+                    };
                     let dir = if m.channel == Channel::Post {
                         &self.paths.letters
                     } else {
@@ -745,13 +757,19 @@ impl Dispatcher {
                         Channel::Post => batch.replace(".pdf", ".csv"),
                         _ => batch.clone(),
                     };
-                    let complete = !batch.is_empty() && dir.join(store.id().as_str()).join(&marker).exists();
+                    let complete =
+                        !batch.is_empty() && dir.join(store.id().as_str()).join(&marker).exists();
                     if complete {
-                        let cost = manifest_postage(&dir.join(store.id().as_str()).join(&marker), m.id)
-                            .unwrap_or(p.brand.channels.get(m.channel).cost.0);
+                        let cost =
+                            manifest_postage(&dir.join(store.id().as_str()).join(&marker), m.id)
+                                .unwrap_or(p.brand.channels.get(m.channel).cost.0);
                         let day = today_local(now);
                         let mut c = Change::new(m, after);
-                        c.after.set_status(Timestamp(now), S::Sent, format!("in {kind} {batch} (completed before the daemon stopped)"));
+                        c.after.set_status(
+                            Timestamp(now),
+                            S::Sent,
+                            format!("in {kind} {batch} (completed before the daemon stopped)"),
+                        );
                         c.sent_on = None;
                         ledger::book(&mut c, &p.brand, cost, day);
                         changes.push(c);
@@ -831,7 +849,10 @@ impl Dispatcher {
                         after.set_status(
                             Timestamp(now),
                             S::Rendered,
-                            format!("rendered with template {} version {version:016x}", m.template),
+                            format!(
+                                "rendered with template {} version {version:016x}",
+                                m.template
+                            ),
                         );
                     }
                     Some(Err(reason)) => {
@@ -894,13 +915,7 @@ impl Dispatcher {
 
     /// Claims due email of one tenant, up to `free`: checks, renders, marks
     /// them sending (flushed) and returns them for the transport.
-    fn claim(
-        &self,
-        store: &TenantStore,
-        p: &Policies,
-        now: i64,
-        free: usize,
-    ) -> Result<Vec<Job>> {
+    fn claim(&self, store: &TenantStore, p: &Policies, now: i64, free: usize) -> Result<Vec<Job>> {
         if free == 0 {
             return Ok(Vec::new());
         }
@@ -977,7 +992,13 @@ impl Dispatcher {
             };
             let to = customer.email.clone().unwrap_or_default();
             if let Some(reason) = store.bad_address(&to)? {
-                changes.extend(self.fail_email(store, p, m, format!("address {to} is known to bounce ({reason})"), now)?);
+                changes.extend(self.fail_email(
+                    store,
+                    p,
+                    m,
+                    format!("address {to} is known to bounce ({reason})"),
+                    now,
+                )?);
                 continue;
             }
             // Budget, again at dispatch.
@@ -1068,7 +1089,10 @@ impl Dispatcher {
         m: &Message,
     ) -> Result<std::result::Result<Customer, String>> {
         let Some(svc) = tenant.services.get(&m.service) else {
-            return Ok(Err(format!("the dealer no longer takes part in {}", m.service)));
+            return Ok(Err(format!(
+                "the dealer no longer takes part in {}",
+                m.service
+            )));
         };
         if !svc.opt_in {
             return Ok(Err(format!("the dealer opted out of {}", m.service)));
@@ -1077,10 +1101,15 @@ impl Dispatcher {
             return Ok(Err(format!("the dealer no longer uses {}", m.channel)));
         }
         if tenant.suppress.customers.contains(&m.recipient) {
-            return Ok(Err("the customer is on the dealer's suppression list".into()));
+            return Ok(Err(
+                "the customer is on the dealer's suppression list".into()
+            ));
         }
         let Some(customer) = store.customer(&m.recipient)? else {
-            return Ok(Err(format!("customer {} no longer exists (merged?)", m.recipient)));
+            return Ok(Err(format!(
+                "customer {} no longer exists (merged?)",
+                m.recipient
+            )));
         };
         let consent = store.consent(&m.recipient, m.channel)?;
         let rule = p.brand.channels.get(m.channel).consent;
@@ -1092,7 +1121,14 @@ impl Dispatcher {
         };
         if !ok {
             let how = consent
-                .map(|c| format!("{} on {} ({})", if c.granted { "granted" } else { "withdrawn" }, c.at, c.source))
+                .map(|c| {
+                    format!(
+                        "{} on {} ({})",
+                        if c.granted { "granted" } else { "withdrawn" },
+                        c.at,
+                        c.source
+                    )
+                })
                 .unwrap_or_else(|| "none on record".into());
             return Ok(Err(format!("no {} consent: {how}", m.channel)));
         }
@@ -1131,7 +1167,12 @@ impl Dispatcher {
                 vehicles.push(v);
             }
         }
-        let unsub = mime::unsubscribe_url(&p.brand.email.unsubscribe_url, store.id(), m.id, &self.secret);
+        let unsub = mime::unsubscribe_url(
+            &p.brand.email.unsubscribe_url,
+            store.id(),
+            m.id,
+            &self.secret,
+        );
         let input = RenderInput {
             brand: &p.brand,
             tenant,
@@ -1159,7 +1200,8 @@ impl Dispatcher {
             tenant: store.id(),
             from_name,
             from: &from,
-            reply_to: (!tenant.sender.reply_to.is_empty()).then_some(tenant.sender.reply_to.as_str()),
+            reply_to: (!tenant.sender.reply_to.is_empty())
+                .then_some(tenant.sender.reply_to.as_str()),
             to_name: &customer.display_name(),
             to: customer.email.as_deref().unwrap_or(""),
             rendered: &rendered,
@@ -1216,7 +1258,11 @@ impl Dispatcher {
                 Delivery::Accepted { response } => {
                     after.dispatch.last_error.clear();
                     after.dispatch.retry_at = None;
-                    after.set_status(Timestamp(now), S::Sent, format!("accepted: {}", response.trim()));
+                    after.set_status(
+                        Timestamp(now),
+                        S::Sent,
+                        format!("accepted: {}", response.trim()),
+                    );
                     let mut c = Change::new(m, after);
                     c.sent_on = Some(today);
                     ledger::book(&mut c, &p.brand, p.brand.channels.email.cost.0, today);
@@ -1231,7 +1277,10 @@ impl Dispatcher {
                             &store,
                             p,
                             m,
-                            format!("still refused after {} attempts over {} hours: {answer}", after.dispatch.attempts, p.brand.email.retry_max_hours),
+                            format!(
+                                "still refused after {} attempts over {} hours: {answer}",
+                                after.dispatch.attempts, p.brand.email.retry_max_hours
+                            ),
                             now,
                         )?);
                         continue;
@@ -1241,7 +1290,11 @@ impl Dispatcher {
                     let at = (now + wait).min(first + max_age);
                     after.dispatch.retry_at = Some(Timestamp(at));
                     after.dispatch.last_error = answer.clone();
-                    after.set_status(Timestamp(now), S::Deferred, format!("{answer}; next attempt {}", Timestamp(at)));
+                    after.set_status(
+                        Timestamp(now),
+                        S::Deferred,
+                        format!("{answer}; next attempt {}", Timestamp(at)),
+                    );
                     changes.push(Change::new(m, after));
                     self.counters.deferred.fetch_add(1, Ordering::Relaxed);
                 }
@@ -1253,14 +1306,24 @@ impl Dispatcher {
                             store.mark_bad_address(&addr, &answer)?;
                         }
                     }
-                    changes.extend(self.fail_email(&store, p, m, format!("refused: {answer}"), now)?);
+                    changes.extend(self.fail_email(
+                        &store,
+                        p,
+                        m,
+                        format!("refused: {answer}"),
+                        now,
+                    )?);
                 }
                 Delivery::Unreachable { error } => {
                     // Says nothing about the message: it waits for the relay.
                     after.dispatch.attempts = after.dispatch.attempts.saturating_sub(1);
                     after.dispatch.last_error = error.clone();
                     after.dispatch.retry_at = Some(Timestamp(now));
-                    after.set_status(Timestamp(now), S::Queued, format!("relay not reached: {error}; waits"));
+                    after.set_status(
+                        Timestamp(now),
+                        S::Queued,
+                        format!("relay not reached: {error}; waits"),
+                    );
                     changes.push(Change::new(m, after));
                     unreachable = Some(error);
                 }
@@ -1336,11 +1399,18 @@ impl Dispatcher {
         letter.dispatch.retry_at = Some(Timestamp(now));
         why(
             &mut letter,
-            format!("fallback: email #{} failed ({reason}); sent as a letter instead: {how}", m.id),
+            format!(
+                "fallback: email #{} failed ({reason}); sent as a letter instead: {how}",
+                m.id
+            ),
         );
         email.dispatch.fallback_to = Some(id);
         why(&mut email, format!("replaced by letter #{id}"));
-        email.set_status(Timestamp(now), S::Fallback, format!("replaced by letter #{id}"));
+        email.set_status(
+            Timestamp(now),
+            S::Fallback,
+            format!("replaced by letter #{id}"),
+        );
         let mut ce = Change::new(m, email);
         ledger::release(&mut ce);
         let mut cl = Change {
@@ -1389,7 +1459,10 @@ impl Dispatcher {
         let rule = p.brand.channels.post.consent;
         match (rule, &consent) {
             (_, Some(k)) if !k.granted => {
-                return Ok(Err(format!("postal advertising refused on {} ({})", k.at, k.source)))
+                return Ok(Err(format!(
+                    "postal advertising refused on {} ({})",
+                    k.at, k.source
+                )))
             }
             (ConsentRule::OptIn, None) => return Ok(Err("no postal consent on record".into())),
             _ => {}
@@ -1398,7 +1471,10 @@ impl Dispatcher {
             Some(k) => format!("postal consent {} ({})", k.at, k.source),
             None => "post is allowed unless refused (opt-out), none refused".into(),
         };
-        Ok(Ok(format!("{basis}; to {} {}, {} {}", a.street, a.house_no, a.postcode, a.city)))
+        Ok(Ok(format!(
+            "{basis}; to {} {}, {} {}",
+            a.street, a.house_no, a.postcode, a.city
+        )))
     }
 
     // ----- letters and call tasks ----------------------------------------------
@@ -1532,7 +1608,12 @@ impl Dispatcher {
         (1..).find(|n| !used.contains(n)).unwrap_or(1)
     }
 
-    fn letter_batch(&self, store: &TenantStore, p: &Policies, now: i64) -> Result<Option<BatchSummary>> {
+    fn letter_batch(
+        &self,
+        store: &TenantStore,
+        p: &Policies,
+        now: i64,
+    ) -> Result<Option<BatchSummary>> {
         if store.due(Channel::Post, now, 1)?.is_empty() {
             return Ok(None);
         }
@@ -1602,7 +1683,8 @@ impl Dispatcher {
                                 c.after.set_status(Timestamp(now), S::Held, e.to_string());
                             } else {
                                 c.after.dispatch.retry_at = Some(Timestamp(now));
-                                c.after.set_status(Timestamp(now), S::Queued, reason.clone());
+                                c.after
+                                    .set_status(Timestamp(now), S::Queued, reason.clone());
                             }
                             c
                         })
@@ -1631,7 +1713,10 @@ impl Dispatcher {
                         l.pages,
                         l.grams,
                         l.weight_class,
-                        l.discount.as_deref().map(|d| format!(", {d}")).unwrap_or_default()
+                        l.discount
+                            .as_deref()
+                            .map(|d| format!(", {d}"))
+                            .unwrap_or_default()
                     ),
                 );
                 ledger::book(&mut c, &p.brand, l.postage.0, day);
@@ -1653,13 +1738,21 @@ impl Dispatcher {
         Ok(report.map(|r| BatchSummary {
             tenant: store.id().clone(),
             kind: "letters".into(),
-            files: vec![r.pdf.display().to_string(), r.manifest.display().to_string()],
+            files: vec![
+                r.pdf.display().to_string(),
+                r.manifest.display().to_string(),
+            ],
             messages: sent,
             cost,
         }))
     }
 
-    fn call_list(&self, store: &TenantStore, p: &Policies, now: i64) -> Result<Option<BatchSummary>> {
+    fn call_list(
+        &self,
+        store: &TenantStore,
+        p: &Policies,
+        now: i64,
+    ) -> Result<Option<BatchSummary>> {
         if store.due(Channel::Phone, now, 1)?.is_empty() {
             return Ok(None);
         }
@@ -1709,7 +1802,8 @@ impl Dispatcher {
                         c.after.dispatch.batch.clear();
                         c.after.dispatch.last_error = reason.clone();
                         c.after.dispatch.retry_at = Some(Timestamp(now));
-                        c.after.set_status(Timestamp(now), S::Queued, reason.clone());
+                        c.after
+                            .set_status(Timestamp(now), S::Queued, reason.clone());
                         c
                     })
                     .collect();
@@ -1721,7 +1815,8 @@ impl Dispatcher {
         let mut changes = Vec::new();
         for (m, _) in &taken {
             let mut c = Change::new(m.clone(), m.clone());
-            c.after.set_status(Timestamp(now), S::Sent, format!("in call list {name}"));
+            c.after
+                .set_status(Timestamp(now), S::Sent, format!("in call list {name}"));
             ledger::book(&mut c, &p.brand, cost, day);
             changes.push(c);
         }
@@ -1776,7 +1871,10 @@ impl Dispatcher {
         }
         for (t, rows) in by_tenant {
             if !allowed(&t) {
-                report.errors.push(format!("{file_name}: tenant {t}: outside your scope; {} rows skipped", rows.len()));
+                report.errors.push(format!(
+                    "{file_name}: tenant {t}: outside your scope; {} rows skipped",
+                    rows.len()
+                ));
                 continue;
             }
             let store = match self.stores.tenant(&t) {
@@ -1790,10 +1888,22 @@ impl Dispatcher {
             let mut changes = Vec::new();
             for r in rows {
                 let Some(m) = store.message(r.message)? else {
-                    report.errors.push(format!("{file_name}: task {t}.{}: no such message", r.message));
+                    report.errors.push(format!(
+                        "{file_name}: task {t}.{}: no such message",
+                        r.message
+                    ));
                     continue;
                 };
-                let line = format!("call outcome: {:?}{}{}", r.outcome, r.minutes.map(|m| format!(", {m} min")).unwrap_or_default(), if r.note.is_empty() { String::new() } else { format!(", {}", r.note) });
+                let line = format!(
+                    "call outcome: {:?}{}{}",
+                    r.outcome,
+                    r.minutes.map(|m| format!(", {m} min")).unwrap_or_default(),
+                    if r.note.is_empty() {
+                        String::new()
+                    } else {
+                        format!(", {}", r.note)
+                    }
+                );
                 if m.why.iter().any(|w| w.text == line) {
                     report.unchanged += 1;
                     continue;
@@ -1806,13 +1916,18 @@ impl Dispatcher {
                     let delta = actual - m.dispatch.booked;
                     if delta != 0 && m.status == S::Sent {
                         let day = today_local(now);
-                        let share = ledger::brand_share(&p.brand, &m.service, day, actual) - m.dispatch.brand_share;
+                        let share = ledger::brand_share(&p.brand, &m.service, day, actual)
+                            - m.dispatch.brand_share;
                         c.after.dispatch.booked = actual;
                         c.after.dispatch.brand_share += share;
                         c.ledger.push((
                             touchpoint_common::outbox::month_of(day),
                             m.service.clone(),
-                            crate::store::LedgerDelta { reserved: 0, booked: delta, brand: share },
+                            crate::store::LedgerDelta {
+                                reserved: 0,
+                                booked: delta,
+                                brand: share,
+                            },
                         ));
                     }
                 }
@@ -1849,7 +1964,8 @@ impl Dispatcher {
         let Some(root) = &self.paths.bounce_maildir else {
             return Ok(());
         };
-        let md = bounce::Maildir::open(root).map_err(|e| DispatchError::Io(format!("{}: {e}", root.display())))?;
+        let md = bounce::Maildir::open(root)
+            .map_err(|e| DispatchError::Io(format!("{}: {e}", root.display())))?;
         let pending = md.pending().map_err(|e| DispatchError::Io(e.to_string()))?;
         for path in pending {
             let raw = match std::fs::read(&path) {
@@ -1866,13 +1982,17 @@ impl Dispatcher {
                 continue;
             }
             self.counters.bounces.fetch_add(1, Ordering::Relaxed);
-            md.done(&path).map_err(|e| DispatchError::Io(e.to_string()))?;
+            md.done(&path)
+                .map_err(|e| DispatchError::Io(e.to_string()))?;
         }
         Ok(())
     }
 
     fn act_on(&self, c: &bounce::Classified, p: &Policies, path: &std::path::Path) -> Result<()> {
-        let file = path.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default();
+        let file = path
+            .file_name()
+            .map(|f| f.to_string_lossy().into_owned())
+            .unwrap_or_default();
         let Some((_, tenant, id)) = &c.target else {
             tracing::info!(file, verdict = ?c.verdict, "mail in the bounce maildir matches no message; ignored");
             return Ok(());
@@ -1895,14 +2015,23 @@ impl Dispatcher {
                 // but a quoted Message-ID could be forged, so it changes nothing.
                 tracing::warn!(file, %tenant, id, "hard bounce matched only by a quoted Message-ID; not acted on");
             }
-            bounce::Verdict::HardBounce { status, diagnostic, .. } => {
+            bounce::Verdict::HardBounce {
+                status, diagnostic, ..
+            } => {
                 let _lock = store.plan_lock();
-                let Some(m) = store.message(*id)? else { return Ok(()) };
-                if !matches!(m.status, S::Sent | S::Sending | S::Queued | S::Deferred) || m.channel != Channel::Email {
+                let Some(m) = store.message(*id)? else {
+                    return Ok(());
+                };
+                if !matches!(m.status, S::Sent | S::Sending | S::Queued | S::Deferred)
+                    || m.channel != Channel::Email
+                {
                     return Ok(()); // already handled (a second copy of the bounce)
                 }
                 let addr = if m.dispatch.address.is_empty() {
-                    store.customer(&m.recipient)?.and_then(|c| c.email).unwrap_or_default()
+                    store
+                        .customer(&m.recipient)?
+                        .and_then(|c| c.email)
+                        .unwrap_or_default()
                 } else {
                     m.dispatch.address.clone()
                 };
@@ -1925,7 +2054,11 @@ impl Dispatcher {
                     let _lock = store.plan_lock();
                     if let Some(m) = store.message(*id)? {
                         let mut c = Change::new(m.clone(), m.clone());
-                        c.after.history.push((Timestamp(now), m.status, "recipient unsubscribed from email".into()));
+                        c.after.history.push((
+                            Timestamp(now),
+                            m.status,
+                            "recipient unsubscribed from email".into(),
+                        ));
                         store.apply(&[c])?;
                     }
                 }
@@ -1940,7 +2073,13 @@ impl Dispatcher {
 
     // ----- operator actions -----------------------------------------------------
 
-    pub fn act(&self, tenant: &TenantId, ids: &[u64], action: MessageAction, by: &str) -> Result<Vec<ActionResult>> {
+    pub fn act(
+        &self,
+        tenant: &TenantId,
+        ids: &[u64],
+        action: MessageAction,
+        by: &str,
+    ) -> Result<Vec<ActionResult>> {
         let store = self.stores.tenant(tenant)?;
         let _lock = store.plan_lock();
         let now = Timestamp::now().0;
@@ -1948,7 +2087,10 @@ impl Dispatcher {
         let mut changes = Vec::new();
         for &id in ids {
             let Some(m) = store.message(id)? else {
-                out.push(ActionResult { id, outcome: Err("no such message".into()) });
+                out.push(ActionResult {
+                    id,
+                    outcome: Err("no such message".into()),
+                });
                 continue;
             };
             let mut c = Change::new(m.clone(), m.clone());
@@ -1969,7 +2111,10 @@ impl Dispatcher {
                     a.set_status(Timestamp(now), back, by_line);
                     Ok(())
                 }
-                (MessageAction::Cancel, S::Planned | S::Rendered | S::Queued | S::Deferred | S::Held) => {
+                (
+                    MessageAction::Cancel,
+                    S::Planned | S::Rendered | S::Queued | S::Deferred | S::Held,
+                ) => {
                     why(a, format!("cancelled by {by}"));
                     a.set_status(Timestamp(now), S::Cancelled, by_line);
                     // Occasions stay taken: an operator's cancel is final for them.
@@ -1990,10 +2135,16 @@ impl Dispatcher {
             };
             match r {
                 Ok(()) => {
-                    out.push(ActionResult { id, outcome: Ok(c.after.status) });
+                    out.push(ActionResult {
+                        id,
+                        outcome: Ok(c.after.status),
+                    });
                     changes.push(c);
                 }
-                Err(e) => out.push(ActionResult { id, outcome: Err(e) }),
+                Err(e) => out.push(ActionResult {
+                    id,
+                    outcome: Err(e),
+                }),
             }
         }
         store.apply(&changes)?;
@@ -2005,7 +2156,11 @@ impl Dispatcher {
     pub fn pause(&self, scope: PauseScope, by: &str) -> Result<Vec<Pause>> {
         let mut st = self.state();
         if !st.pauses.iter().any(|p| p.scope == scope) {
-            st.pauses.push(Pause { scope, by: by.to_string(), at: Timestamp::now() });
+            st.pauses.push(Pause {
+                scope,
+                by: by.to_string(),
+                at: Timestamp::now(),
+            });
             st.pauses.sort_by(|a, b| a.scope.cmp(&b.scope));
         }
         self.stores.central().set_pauses(&st.pauses)?;

@@ -3,13 +3,13 @@
 //! unsubscribes coming back.
 
 pub mod bounce;
-pub mod engine;
-pub mod throttle;
 pub mod calls;
+pub mod engine;
 pub mod letters;
 pub mod mime;
 pub mod pdf;
 pub mod smtp;
 pub mod spool;
+pub mod throttle;
 pub mod verp;
 pub use engine::{DispatchError, Dispatcher};

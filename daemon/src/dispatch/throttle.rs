@@ -259,7 +259,9 @@ mod tests {
         let st = t.status(60_006);
         let global = st.iter().find(|s| s.name == "global").unwrap();
         assert_eq!((global.used, global.limit, global.saturation), (5, 5, 100));
-        assert!(st.iter().any(|s| s.name == "domain gmail.com" && s.concurrency == 1));
+        assert!(st
+            .iter()
+            .any(|s| s.name == "domain gmail.com" && s.concurrency == 1));
     }
 
     #[test]

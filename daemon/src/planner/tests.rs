@@ -1284,8 +1284,10 @@ fn a_channel_the_dealer_does_not_use_is_skipped() {
 #[test]
 fn an_address_that_hard_bounced_is_not_planned_for_email_again() {
     let mut fix = Fix::new();
-    fix.bad_addresses
-        .insert("k1@example.org".into(), "hard bounce 5.1.1: user unknown".into());
+    fix.bad_addresses.insert(
+        "k1@example.org".into(),
+        "hard bounce 5.1.1: user unknown".into(),
+    );
     let (drafts, _) = fix.shape(
         &due_customer(emailed("K1"), vec![email_yes("K1")]),
         &TestHistory::default(),

@@ -78,10 +78,7 @@ fn keys(m: &Message) -> Keys {
     use MessageStatus as S;
     let due = m.dispatch.retry_at.map(|t| t.0).unwrap_or(0);
     Keys {
-        by_day: m
-            .status
-            .is_revisable()
-            .then(|| day_key(m.send_on, m.id)),
+        by_day: m.status.is_revisable().then(|| day_key(m.send_on, m.id)),
         queue: matches!(m.status, S::Queued | S::Deferred).then(|| queue_key(m.channel, due, m.id)),
         inflight: m.status == S::Sending,
         contact: m

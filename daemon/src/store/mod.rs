@@ -33,8 +33,8 @@ use touchpoint_common::config::StoresConfig;
 use touchpoint_common::TenantId;
 
 pub use central::{Central, TenantRecord};
-pub use import_txn::{ImportTxn, STAGING_FILE};
 pub use dispatch::{Change, LedgerDelta};
+pub use import_txn::{ImportTxn, STAGING_FILE};
 pub use outbox::{Contact, PlanWrite};
 pub use tenant::TenantStore;
 
