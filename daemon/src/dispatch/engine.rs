@@ -181,6 +181,26 @@ fn minutes_local(now: i64) -> u16 {
     (t.hour() * 60 + t.minute()) as u16
 }
 
+/// A message that may no longer go (consent, service, recipient gone):
+/// cancelled, its reservation released and its occasions freed for a plan.
+fn cancelled(m: Message, reason: String, now: i64) -> Change {
+    let mut c = Change::new(m.clone(), m);
+    why(&mut c.after, format!("cancelled before sending: {reason}"));
+    c.after.set_status(Timestamp(now), S::Cancelled, reason);
+    ledger::release(&mut c);
+    c.free_occasions = true;
+    c
+}
+
+/// A message held for an operator, returning to `from` when released.
+fn held(m: Message, from: MessageStatus, why_line: String, reason: String, now: i64) -> Change {
+    let mut c = Change::new(m.clone(), m);
+    c.after.dispatch.held_from = Some(from);
+    why(&mut c.after, why_line);
+    c.after.set_status(Timestamp(now), S::Held, reason);
+    c
+}
+
 fn why(m: &mut Message, text: impl Into<String>) {
     m.why.push(Why {
         step: Step::Dispatch,
@@ -981,12 +1001,7 @@ impl Dispatcher {
             let customer = match self.still_allowed(store, p, tenant, &m)? {
                 Ok(c) => c,
                 Err(reason) => {
-                    let mut c = Change::new(m.clone(), m);
-                    why(&mut c.after, format!("cancelled before sending: {reason}"));
-                    c.after.set_status(Timestamp(now), S::Cancelled, reason);
-                    ledger::release(&mut c);
-                    c.free_occasions = true;
-                    changes.push(c);
+                    changes.push(cancelled(m, reason, now));
                     continue;
                 }
             };
@@ -1021,11 +1036,13 @@ impl Dispatcher {
                 0
             };
             if let Some(reason) = ledger::over_budget(&entry, budget, estimate, cost) {
-                let mut c = Change::new(m.clone(), m);
-                c.after.dispatch.held_from = Some(S::Queued);
-                why(&mut c.after, format!("held at dispatch: {reason}"));
-                c.after.set_status(Timestamp(now), S::Held, reason);
-                changes.push(c);
+                changes.push(held(
+                    m,
+                    S::Queued,
+                    format!("held at dispatch: {reason}"),
+                    reason,
+                    now,
+                ));
                 continue;
             }
             let domain = domain_of(&to);
@@ -1521,12 +1538,7 @@ impl Dispatcher {
             let customer = match self.still_allowed(store, p, tenant, &m)? {
                 Ok(c) => c,
                 Err(reason) => {
-                    let mut c = Change::new(m.clone(), m);
-                    why(&mut c.after, format!("cancelled before sending: {reason}"));
-                    c.after.set_status(Timestamp(now), S::Cancelled, reason);
-                    ledger::release(&mut c);
-                    c.free_occasions = true;
-                    changes.push(c);
+                    changes.push(cancelled(m, reason, now));
                     continue;
                 }
             };
@@ -1565,11 +1577,13 @@ impl Dispatcher {
             }
             if m.dispatch.fallback_of.is_none() {
                 if let Some(reason) = ledger::over_budget(&entry, budget, estimate, m.cost) {
-                    let mut c = Change::new(m.clone(), m);
-                    c.after.dispatch.held_from = Some(S::Queued);
-                    why(&mut c.after, format!("held at dispatch: {reason}"));
-                    c.after.set_status(Timestamp(now), S::Held, reason);
-                    changes.push(c);
+                    changes.push(held(
+                        m,
+                        S::Queued,
+                        format!("held at dispatch: {reason}"),
+                        reason,
+                        now,
+                    ));
                     continue;
                 }
             }
