@@ -84,11 +84,8 @@ pub fn policy_dir(root: &Path, dealers: &[(&str, &str)]) -> PathBuf {
         &repo_root().join("policies/templates"),
         &dir.join("templates"),
     );
-    std::fs::copy(
-        repo_root().join("policies/brand.toml"),
-        dir.join("brand.toml"),
-    )
-    .expect("brand");
+    let brand = std::fs::read_to_string(repo_root().join("policies/brand.toml")).expect("brand");
+    std::fs::write(dir.join("brand.toml"), brand_review_off(&brand)).expect("brand");
     for (id, name) in dealers {
         std::fs::write(
             dir.join("dealers").join(format!("{id}.toml")),
@@ -97,6 +94,13 @@ pub fn policy_dir(root: &Path, dealers: &[(&str, &str)]) -> PathBuf {
         .expect("dealer");
     }
     dir
+}
+
+/// `brand.toml` text with `[review] brand` off: tests rewrite the brand
+/// file while the daemon runs and expect it in force at once, as it is
+/// without review (the shipped file turns the review on).
+pub fn brand_review_off(text: &str) -> String {
+    text.replacen("\nbrand = true\n", "\nbrand = false\n", 1)
 }
 
 /// Copies the files of one directory (not recursive).
@@ -173,7 +177,8 @@ impl TestDaemon {
             .collect();
         let policy_dir = policy_dir(dir.path(), &dealers);
         if let Some(brand) = &opts.brand {
-            std::fs::write(policy_dir.join("brand.toml"), brand).expect("brand.toml");
+            std::fs::write(policy_dir.join("brand.toml"), brand_review_off(brand))
+                .expect("brand.toml");
         }
         for f in &opts.dealer_files {
             let name = f.file_name().expect("dealer file name");

@@ -298,6 +298,10 @@ pub struct Review {
     /// (`slots/<tenant-id>`); until a change is approved the approved
     /// values stay in force, whatever the dealer's file says.
     pub dealer_slots: bool,
+    /// `brand.toml` itself (service catalogue, offers, campaigns) is
+    /// proposed and approved as the material `brand`; until a change of
+    /// the file is approved, the approved text stays in force.
+    pub brand: bool,
 }
 
 /// What a dealer may put into one individualisation slot.

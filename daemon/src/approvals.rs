@@ -65,6 +65,9 @@ pub enum ApprovalError {
     /// Slot material proposed while the brand does not review dealers' slots.
     #[error("the brand does not review dealers' slots (brand.toml [review] dealer_slots = false): a dealer changes them in its own file")]
     SlotsNotReviewed,
+    /// `brand` proposed while the brand does not review its own file.
+    #[error("the brand does not review its own file (brand.toml [review] brand = false): brand.toml is in force as it is written")]
+    BrandNotReviewed,
     #[error("no proposal #{0}")]
     UnknownProposal(u64),
     #[error("no template {0:?}")]
@@ -127,6 +130,7 @@ impl ApprovalError {
             | ApprovalError::NotPending { .. }
             | ApprovalError::Stale { .. }
             | ApprovalError::SlotsNotReviewed
+            | ApprovalError::BrandNotReviewed
             | ApprovalError::CommentRequired => ErrorKind::Invalid,
             ApprovalError::UnknownProposal(_)
             | ApprovalError::UnknownTenant(_)
@@ -174,11 +178,143 @@ pub const FILE_AUTHOR_UID: u32 = u32::MAX;
 /// Brand material in the central store, and the rules for changing it.
 pub struct Material {
     stores: Arc<Stores>,
+    /// Where the policy files are, to check a `brand` proposal against.
+    policy_dir: Option<std::path::PathBuf>,
 }
 
 impl Material {
     pub fn new(stores: Arc<Stores>) -> Self {
-        Self { stores }
+        Self {
+            stores,
+            policy_dir: None,
+        }
+    }
+
+    /// The policy directory a `brand` proposal is checked against (the
+    /// dealers' files and templates in it); without it, `brand` cannot be
+    /// proposed.
+    pub fn with_policy_dir(mut self, dir: std::path::PathBuf) -> Self {
+        self.policy_dir = Some(dir);
+        self
+    }
+
+    /// The policy files, for checking `brand` texts against.
+    fn policy_files(&self) -> Result<BTreeMap<String, String>, ApprovalError> {
+        let Some(dir) = &self.policy_dir else {
+            return Err(ApprovalError::BrandNotReviewed);
+        };
+        crate::policy::read_dir(dir, "").map_err(ApprovalError::Invalid)
+    }
+
+    /// The approved text of `brand` when it reviews its own file: put in
+    /// place of `brand.toml` in `files` (the policy files as read). A file
+    /// that differs becomes a pending proposal (author `brand.toml`,
+    /// audited) unless the same change is pending, was rejected against the
+    /// version in force, is an earlier version, or would break the set.
+    /// Without a version in store or with the review off, `files` stay.
+    pub fn brand_override(
+        &self,
+        files: &mut BTreeMap<String, String>,
+    ) -> Result<brand::BrandFile, ApprovalError> {
+        use brand::BrandFile;
+        let Some(disk) = files.get(brand::FILE).cloned() else {
+            return Ok(BrandFile::NotSeeded);
+        };
+        let central = self.stores.central();
+        let Some(current) = central.template_in_force(brand::NAME)? else {
+            return Ok(BrandFile::NotSeeded);
+        };
+        if !brand::reviewed(&current.text) {
+            return Ok(BrandFile::Direct);
+        }
+        files.insert(brand::FILE.to_string(), current.text.clone());
+        if disk == current.text {
+            return Ok(BrandFile::InForce);
+        }
+        if let Some(h) = central.template_history(brand::NAME)? {
+            if let Some(v) = h.versions.iter().rev().find(|v| v.text == disk) {
+                return Ok(BrandFile::Earlier(v.version));
+            }
+        }
+        let mut known = central.proposals()?;
+        let change = self.file_change(
+            &mut known,
+            brand::NAME,
+            disk.clone(),
+            current.version,
+            None,
+            |_| brand::check(files, &disk, brand::FILE).map(|_| ()),
+        )?;
+        Ok(match change {
+            FileChange::Proposed(id) => BrandFile::Proposed(id),
+            FileChange::Pending(id) => BrandFile::Pending(id),
+            FileChange::Rejected(id) => BrandFile::Rejected(id),
+            FileChange::Invalid(e) => BrandFile::Invalid(e),
+        })
+    }
+
+    /// After a valid set is in force: the store without `brand` gets
+    /// `brand_text` (the file) as version 1; with the review off in the
+    /// version in force, a file that differs is recorded as the next
+    /// version (it is in force already). With the review on, does nothing
+    /// ([`Material::brand_override`] proposes the file).
+    pub fn seed_brand(&self, brand_text: &str) -> Result<brand::SeededBrand, ApprovalError> {
+        use brand::SeededBrand;
+        let central = self.stores.central();
+        let Some(current) = central.template_in_force(brand::NAME)? else {
+            let first = TemplateVersion {
+                version: 1,
+                fingerprint: slots::fingerprint(brand_text),
+                text: brand_text.to_string(),
+                author: format!("policies/{}", brand::FILE),
+                approved_by: "seed".into(),
+                at: Timestamp::now(),
+                comment: "seeded from the policy file".into(),
+                proposal: None,
+            };
+            return Ok(if central.seed_template(brand::NAME, &first)? {
+                SeededBrand::Added
+            } else {
+                SeededBrand::Unchanged
+            });
+        };
+        if current.text == brand_text || brand::reviewed(&current.text) {
+            return Ok(SeededBrand::Unchanged);
+        }
+        let now = Timestamp::now();
+        let comment =
+            "brand.toml changed while the brand does not review it ([review] brand = false)";
+        let p = central.add_proposal(&Proposal {
+            id: 0,
+            template: brand::NAME.to_string(),
+            text: brand_text.to_string(),
+            base_version: current.version,
+            rollback_to: None,
+            author: brand::FILE.to_string(),
+            author_uid: FILE_AUTHOR_UID,
+            comment: comment.to_string(),
+            created_at: now,
+            status: ProposalStatus::Pending,
+        })?;
+        let version = TemplateVersion {
+            version: current.version + 1,
+            fingerprint: slots::fingerprint(brand_text),
+            text: brand_text.to_string(),
+            author: brand::FILE.to_string(),
+            approved_by: "brand.toml (review off)".into(),
+            at: now,
+            comment: comment.to_string(),
+            proposal: Some(p.id),
+        };
+        let mut decided = p;
+        decided.status = ProposalStatus::Approved {
+            by: version.approved_by.clone(),
+            at: now,
+            comment: comment.to_string(),
+            version: version.version,
+        };
+        central.record_decision(&decided, Some(&version))?;
+        Ok(SeededBrand::Recorded(version.version))
     }
 
     /// Seeds the store from the policy files (`relative path -> text` as
@@ -229,7 +365,7 @@ impl Material {
     pub fn in_force(&self) -> Result<BTreeMap<String, Template>, ApprovalError> {
         let mut out = BTreeMap::new();
         for (name, v) in self.stores.central().templates_in_force()? {
-            if slots::is_slots(&name) {
+            if slots::is_slots(&name) || brand::is_brand(&name) {
                 continue;
             }
             let t = parse_stored(&name, &v)?;
@@ -298,6 +434,15 @@ impl Material {
     ) -> Result<Proposal, ApprovalError> {
         check_name(template)?;
         let text = match slots::tenant_of(template) {
+            None if brand::is_brand(template) => {
+                if !brand.review.brand {
+                    return Err(ApprovalError::BrandNotReviewed);
+                }
+                check_text_size(template, text).map_err(ApprovalError::Invalid)?;
+                let files = self.policy_files()?;
+                brand::check(&files, text, brand::PROPOSAL_FILE).map_err(ApprovalError::Invalid)?;
+                text.to_string()
+            }
             Some(tenant) => {
                 if !brand.review.dealer_slots {
                     return Err(ApprovalError::SlotsNotReviewed);
@@ -384,7 +529,7 @@ impl Material {
     /// values from the proposal).
     pub fn proposed_template(&self, id: u64) -> Result<Template, ApprovalError> {
         let p = self.proposal(id)?;
-        if slots::is_slots(&p.template) {
+        if slots::is_slots(&p.template) || brand::is_brand(&p.template) {
             let mut all = self.in_force()?;
             return all
                 .remove("service_due")
@@ -427,7 +572,15 @@ impl Material {
                 current,
             });
         }
-        let fingerprint = if slots::is_slots(&p.template) {
+        let fingerprint = if brand::is_brand(&p.template) {
+            // Checked again: a dealer's file may have changed since.
+            if self.policy_dir.is_some() {
+                let files = self.policy_files()?;
+                brand::check(&files, &p.text, brand::PROPOSAL_FILE)
+                    .map_err(ApprovalError::Invalid)?;
+            }
+            slots::fingerprint(&p.text)
+        } else if slots::is_slots(&p.template) {
             slots::from_text(&proposal_file(&p.template), &p.text)
                 .map_err(ApprovalError::Invalid)?;
             slots::fingerprint(&p.text)
@@ -554,53 +707,89 @@ impl Material {
                 Some(p) => p,
                 None => proposals.insert(central.proposals()?),
             };
-            let same = |p: &&Proposal| p.template == name && p.text == text;
-            if let Some(p) = known
-                .iter()
-                .filter(same)
-                .find(|p| p.status == ProposalStatus::Pending)
-            {
-                seeded.pending.push((id.clone(), p.id));
-                continue;
+            match self.file_change(known, &name, text, current.version, Some(id), |_| Ok(()))? {
+                FileChange::Pending(p) => seeded.pending.push((id.clone(), p)),
+                FileChange::Rejected(p) => seeded.rejected.push((id.clone(), p)),
+                FileChange::Proposed(p) => seeded.proposed.push((id.clone(), p)),
+                // The dealer's file is valid: the set was validated.
+                FileChange::Invalid(_) => {}
             }
-            if let Some(p) = known.iter().filter(same).find(|p| {
-                matches!(p.status, ProposalStatus::Rejected { .. })
-                    && p.base_version == current.version
-            }) {
-                seeded.rejected.push((id.clone(), p.id));
-                continue;
-            }
-            let author = format!("dealers/{id}.toml");
-            let p = central.add_proposal(&Proposal {
-                id: 0,
-                template: name.clone(),
-                text,
-                base_version: current.version,
-                rollback_to: None,
-                author: author.clone(),
-                author_uid: FILE_AUTHOR_UID,
-                comment: "slot change in the dealer's policy file".into(),
-                created_at: Timestamp::now(),
-                status: ProposalStatus::Pending,
-            })?;
-            central.audit(AuditEntry {
-                seq: 0,
-                at: p.created_at,
-                uid: FILE_AUTHOR_UID,
-                user: author,
-                role: None,
-                action: "propose".into(),
-                tenant: Some(id.clone()),
-                detail: format!(
-                    "proposal #{} for template {name} (base v{}): {}",
-                    p.id, p.base_version, p.comment
-                ),
-                outcome: AuditOutcome::Ok,
-            })?;
-            seeded.proposed.push((id.clone(), p.id));
-            known.push(p);
         }
         Ok(seeded)
+    }
+
+    /// A policy file's `text` for material `name` differs from version
+    /// `base` in force: the pending proposal of the same text, or the one
+    /// rejected against `base`, or (if `valid` accepts it) a new proposal
+    /// whose author is the file (`dealers/<id>.toml` for a tenant's slots,
+    /// else `brand.toml`), audited. `known` holds every proposal.
+    fn file_change(
+        &self,
+        known: &mut Vec<Proposal>,
+        name: &str,
+        text: String,
+        base: u32,
+        tenant: Option<&TenantId>,
+        valid: impl FnOnce(&Self) -> Result<(), Vec<ConfigError>>,
+    ) -> Result<FileChange, ApprovalError> {
+        let same = |p: &&Proposal| p.template == name && p.text == text;
+        if let Some(p) = known
+            .iter()
+            .filter(same)
+            .find(|p| p.status == ProposalStatus::Pending)
+        {
+            return Ok(FileChange::Pending(p.id));
+        }
+        if let Some(p) = known
+            .iter()
+            .filter(same)
+            .find(|p| matches!(p.status, ProposalStatus::Rejected { .. }) && p.base_version == base)
+        {
+            return Ok(FileChange::Rejected(p.id));
+        }
+        if let Err(e) = valid(self) {
+            return Ok(FileChange::Invalid(e));
+        }
+        let (author, comment) = match tenant {
+            Some(id) => (
+                format!("dealers/{id}.toml"),
+                "slot change in the dealer's policy file",
+            ),
+            None => (
+                brand::FILE.to_string(),
+                "change of brand.toml on disk (proposed automatically)",
+            ),
+        };
+        let central = self.stores.central();
+        let p = central.add_proposal(&Proposal {
+            id: 0,
+            template: name.to_string(),
+            text,
+            base_version: base,
+            rollback_to: None,
+            author: author.clone(),
+            author_uid: FILE_AUTHOR_UID,
+            comment: comment.into(),
+            created_at: Timestamp::now(),
+            status: ProposalStatus::Pending,
+        })?;
+        central.audit(AuditEntry {
+            seq: 0,
+            at: p.created_at,
+            uid: FILE_AUTHOR_UID,
+            user: author,
+            role: None,
+            action: "propose".into(),
+            tenant: tenant.cloned(),
+            detail: format!(
+                "proposal #{} for template {name} (base v{}): {}",
+                p.id, p.base_version, p.comment
+            ),
+            outcome: AuditOutcome::Ok,
+        })?;
+        let id = p.id;
+        known.push(p);
+        Ok(FileChange::Proposed(id))
     }
 
     fn history_of(&self, name: &str) -> Result<TemplateHistory, ApprovalError> {
@@ -628,6 +817,14 @@ impl Material {
         };
         Err(ApprovalError::NotPending { id, was })
     }
+}
+
+/// What [`Material::file_change`] found.
+enum FileChange {
+    Pending(u64),
+    Rejected(u64),
+    Proposed(u64),
+    Invalid(Vec<ConfigError>),
 }
 
 /// [`Material::slots_in_force`] on a store.
@@ -679,7 +876,9 @@ fn check_name(name: &str) -> Result<(), ApprovalError> {
 
 /// How a proposed file is named in errors.
 pub fn proposal_file(name: &str) -> String {
-    if slots::is_slots(name) {
+    if brand::is_brand(name) {
+        brand::PROPOSAL_FILE.to_string()
+    } else if slots::is_slots(name) {
         format!("{name}.toml (proposal)")
     } else {
         format!("templates/{name}.toml (proposal)")
@@ -864,6 +1063,23 @@ fn line_after(text: &str, from: Option<u32>, needle: &str, whole: bool) -> Optio
     found.or(from)
 }
 
+/// A proposed text longer than [`MAX_TEMPLATE_BYTES`] is refused.
+fn check_text_size(name: &str, text: &str) -> Result<(), Vec<ConfigError>> {
+    if text.len() > MAX_TEMPLATE_BYTES {
+        return Err(vec![ConfigError {
+            file: proposal_file(name),
+            line: None,
+            key: String::new(),
+            message: format!(
+                "is {} bytes long; a proposal has at most {MAX_TEMPLATE_BYTES}",
+                text.len()
+            ),
+        }]);
+    }
+    Ok(())
+}
+
+pub mod brand;
 pub mod preview;
 pub mod slots;
 

@@ -929,6 +929,23 @@ fn material_request(
                         Err(e) => tracing::error!("re-rendering after approval #{id}: {e}"),
                     }
                 }
+                let brand = m
+                    .detail(id)
+                    .is_ok_and(|d| crate::approvals::brand::is_brand(&d.proposal.template));
+                if brand {
+                    // The approved brand text is in force from the next
+                    // load of the policies: load them now, as SIGHUP does.
+                    match policies.reload_if_changed(|_| Ok(())) {
+                        Ok(_) => {
+                            tracing::info!(version = v.version, "brand approved; policies reloaded")
+                        }
+                        Err(errs) => {
+                            for e in &errs {
+                                tracing::warn!("{e}");
+                            }
+                        }
+                    }
+                }
                 detail(id)
             }
             Err(e) => failed(e),

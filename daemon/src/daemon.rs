@@ -43,7 +43,14 @@ impl Daemon {
             .with_context(|| format!("cannot open the stores under {}", cfg.state_dir.display()))?;
         let stores = Arc::new(stores);
         clear_spool(&cfg.state_dir.join("spool"));
-        let policies = policy::load_dir(&cfg.policy_dir).map_err(|errs| {
+        // Brand material: the store's versions are in force (the brand file
+        // too when the brand reviews it); the files seed what the store
+        // does not know yet.
+        let material = Arc::new(
+            crate::approvals::Material::new(stores.clone()).with_policy_dir(cfg.policy_dir.clone()),
+        );
+        let over = brand_override(material.clone());
+        let policies = policy::load_dir_with(&cfg.policy_dir, Some(&over)).map_err(|errs| {
             anyhow::anyhow!(
                 "the policies in {} are invalid:\n{}",
                 cfg.policy_dir.display(),
@@ -58,11 +65,9 @@ impl Daemon {
                 "completed interrupted imports and their identity passes"
             );
         }
-        // Brand material: the store's versions are in force; the template
-        // files seed what the store does not know yet.
-        let material = Arc::new(crate::approvals::Material::new(stores.clone()));
         seed_material(&material, &policies);
         let policies = Arc::new(PolicyHandle::new(policies));
+        policies.set_override(over);
         let importer = Arc::new(Importer::new(
             stores.clone(),
             policies.clone(),
@@ -204,6 +209,39 @@ fn registrar(
     }
 }
 
+/// Puts the approved brand text in place of `brand.toml` before the
+/// policy files are validated (when the brand reviews its own file), and
+/// proposes a `brand.toml` that differs from it.
+fn brand_override(material: Arc<crate::approvals::Material>) -> policy::Override {
+    use crate::approvals::brand::BrandFile;
+    Arc::new(move |files| {
+        match material.brand_override(files) {
+        Ok(BrandFile::NotSeeded | BrandFile::Direct | BrandFile::InForce) => {}
+        Ok(BrandFile::Proposed(id)) => tracing::warn!(
+            proposal = id,
+            "brand.toml differs from the version in force; propose it: proposed for review as #{id}; the approved brand stays in force until it is approved"
+        ),
+        Ok(BrandFile::Pending(id)) => tracing::warn!(
+            proposal = id,
+            "brand.toml differs from the version in force; its change is pending as proposal #{id}"
+        ),
+        Ok(BrandFile::Rejected(id)) => tracing::warn!(
+            proposal = id,
+            "brand.toml differs from the version in force; its change was rejected as proposal #{id}"
+        ),
+        Ok(BrandFile::Earlier(v)) => tracing::warn!(
+            version = v,
+            "brand.toml differs from the version in force; it is the earlier brand v{v}: propose a change with touchpoint propose"
+        ),
+        Ok(BrandFile::Invalid(errs)) => tracing::warn!(
+            "brand.toml differs from the version in force; propose it: not proposed automatically, it would break the policies:\n{}",
+            join(&errs)
+        ),
+        Err(e) => tracing::error!("brand material: {e}; brand.toml is read as it is"),
+    }
+    })
+}
+
 /// Makes a template file the store does not know version 1; says which
 /// files differ from the version in force (they must be proposed). With the
 /// brand reviewing dealers' slots, does the same for their slots, proposing
@@ -217,6 +255,17 @@ fn seed_material(material: &crate::approvals::Material, p: &Policies) {
             return;
         }
     };
+    if let Some(text) = files.get(crate::approvals::brand::FILE) {
+        use crate::approvals::brand::SeededBrand;
+        match material.seed_brand(text) {
+            Ok(SeededBrand::Unchanged) => {}
+            Ok(SeededBrand::Added) => tracing::info!("brand.toml seeded as brand version 1"),
+            Ok(SeededBrand::Recorded(v)) => tracing::info!(
+                "brand.toml is in force as read ([review] brand = false); recorded as brand v{v}"
+            ),
+            Err(e) => tracing::error!("brand material not seeded: {e}"),
+        }
+    }
     match material.seed(&files) {
         Ok(s) => {
             for name in s.added {

@@ -12,7 +12,7 @@
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use notify::{EventKind, RecursiveMode, Watcher};
@@ -69,11 +69,25 @@ pub fn read_dir(dir: &Path, shown: &str) -> Result<BTreeMap<String, String>, Vec
     schema::read_files(&Dir(dir), shown)
 }
 
+/// Replaces files read from the policy directory before they are
+/// validated: the daemon puts the approved text of the brand material
+/// `brand` in place of `brand.toml` when the brand reviews its own file
+/// (see [`crate::approvals::Material::brand_override`]).
+pub type Override = Arc<dyn Fn(&mut BTreeMap<String, String>) + Send + Sync>;
+
 /// Reads and validates every policy file under `dir`. Returns all errors
 /// found, not just the first, each located by file, line and key.
 pub fn load_dir(dir: &Path) -> Result<Policies, Vec<ConfigError>> {
+    load_dir_with(dir, None)
+}
+
+/// [`load_dir`], with `over` replacing files before the validation.
+pub fn load_dir_with(dir: &Path, over: Option<&Override>) -> Result<Policies, Vec<ConfigError>> {
     let shown = dir.display().to_string();
-    let files = read_dir(dir, &shown)?;
+    let mut files = read_dir(dir, &shown)?;
+    if let Some(over) = over {
+        over(&mut files);
+    }
     let set = PolicySet::validate(&files, &shown)?;
     Ok(Policies {
         dir: dir.to_path_buf(),
@@ -99,6 +113,8 @@ pub struct PolicyHandle {
     /// One reload at a time: the watcher and SIGHUP must not swap in an
     /// older reading of the files after a newer one.
     reloading: Mutex<()>,
+    /// What replaces files on every reload (set once at start).
+    over: OnceLock<Override>,
 }
 
 impl PolicyHandle {
@@ -107,7 +123,18 @@ impl PolicyHandle {
             tx: watch::Sender::new(Arc::new(initial)),
             last_errors: Mutex::new(Vec::new()),
             reloading: Mutex::new(()),
+            over: OnceLock::new(),
         }
+    }
+
+    /// Makes every reload replace files with `over` before validating them
+    /// (the first call counts; later ones are ignored).
+    pub fn set_override(&self, over: Override) {
+        let _ = self.over.set(over);
+    }
+
+    fn load(&self, dir: &Path) -> Result<Policies, Vec<ConfigError>> {
+        load_dir_with(dir, self.over.get())
     }
 
     pub fn current(&self) -> Arc<Policies> {
@@ -126,7 +153,7 @@ impl PolicyHandle {
         prepare: impl FnOnce(&Policies) -> Result<(), ConfigError>,
     ) -> Result<Arc<Policies>, Vec<ConfigError>> {
         let _one = self.reloading.lock().unwrap_or_else(|e| e.into_inner());
-        self.swap(load_dir(&self.current().dir), prepare)
+        self.swap(self.load(&self.current().dir), prepare)
     }
 
     /// Like [`reload`](Self::reload), but a set equal to the one in force
@@ -138,7 +165,7 @@ impl PolicyHandle {
     ) -> Result<Reloaded, Vec<ConfigError>> {
         let _one = self.reloading.lock().unwrap_or_else(|e| e.into_inner());
         let current = self.current();
-        match load_dir(&current.dir) {
+        match self.load(&current.dir) {
             Ok(p) if p.fingerprint == current.fingerprint => {
                 self.errors().clear();
                 Ok(Reloaded::Unchanged)

@@ -6,6 +6,7 @@
 
 mod access;
 mod approvals;
+mod brand_review;
 mod cli;
 mod common;
 mod crash;
