@@ -395,6 +395,11 @@ pub struct SmtpConfig {
     pub password_file: String,
     /// Connections to the relay at once, reused across messages.
     pub connections: u32,
+    /// Messages handed to the relay pool per connection at once. More keeps
+    /// the connections busier; everything in flight when the daemon is
+    /// killed (not stopped) is sent again after the restart and may reach
+    /// the relay twice.
+    pub in_flight_per_connection: u32,
     /// Connect and command timeout, seconds.
     pub timeout_secs: u64,
     /// Name sent in EHLO. Empty: the machine's host name.
@@ -410,6 +415,7 @@ impl Default for SmtpConfig {
             username: String::new(),
             password_file: String::new(),
             connections: 8,
+            in_flight_per_connection: 8,
             timeout_secs: 30,
             hello_name: String::new(),
         }

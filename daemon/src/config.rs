@@ -134,6 +134,14 @@ fn resolve(
         format!("must be between 1 and 256, got {}", d.smtp.connections),
     );
     check(
+        (1..=256).contains(&d.smtp.in_flight_per_connection),
+        "dispatch.smtp.in_flight_per_connection",
+        format!(
+            "must be between 1 and 256, got {}",
+            d.smtp.in_flight_per_connection
+        ),
+    );
+    check(
         d.smtp.timeout_secs >= 1,
         "dispatch.smtp.timeout_secs",
         format!("must be at least 1, got {}", d.smtp.timeout_secs),

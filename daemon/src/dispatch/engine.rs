@@ -356,9 +356,10 @@ impl Dispatcher {
                     "smtp relay {}:{} ({tls}, {} connections)",
                     cfg.smtp.host, cfg.smtp.port, cfg.smtp.connections
                 ),
-                // Enough that the relay's connections never wait for the
-                // loop; its pool queues the rest.
-                cfg.smtp.connections as usize * 32,
+                // Enough that the relay's connections rarely wait for the
+                // loop (its pool queues the rest); what is in flight at a
+                // crash may reach the relay twice, so not more.
+                (cfg.smtp.connections * cfg.smtp.in_flight_per_connection) as usize,
             )
         };
         let mut dkim = HashMap::new();

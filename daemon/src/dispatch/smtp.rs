@@ -948,6 +948,7 @@ Ende\r\n"
             username: String::new(),
             password_file: String::new(),
             connections,
+            in_flight_per_connection: 8,
             timeout_secs: 10,
             hello_name: "touchpoint.test".into(),
         }
