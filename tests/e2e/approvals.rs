@@ -746,6 +746,10 @@ impl Cycle {
             dealer_files: vec![dealer_file(files.path())],
             brand: Some(brand_with_window(minute - 12)),
             dispatch: Some("[dispatch]\ntick_ms = 50\nbatch_at = \"23:59\"\n".into()),
+            // The test's own connection waits while the reviewer's commands
+            // run as separate processes; on a loaded CI machine that can
+            // take longer than the default idle timeout.
+            idle_timeout_secs: 600,
             ..Options::default()
         });
         // The reviewer's process must reach the socket.

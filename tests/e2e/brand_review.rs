@@ -105,6 +105,8 @@ async fn an_edited_brand_file_is_a_proposal_in_force_once_another_reviewer_appro
     let me = nix::unistd::Uid::current().as_raw();
     let d = TestDaemon::start_with(Options {
         access: vec![rule(me, Role::Operator), rule(REVIEWER_UID, Role::Reviewer)],
+        // `c` waits while the reviewer's commands run as separate processes.
+        idle_timeout_secs: 600,
         ..Options::default()
     });
     use std::os::unix::fs::PermissionsExt;
