@@ -54,6 +54,8 @@ const GROUP_WAIT: Duration = Duration::from_millis(5);
 /// Messages released (rendered once, queued) per tenant and round: the
 /// first sends need not wait for a whole day's release.
 const RELEASE_BATCH: usize = 2_000;
+/// A claimed group at least this large is rendered on two threads.
+const PARALLEL_BUILD: usize = 16;
 /// Due ids read at a time when claiming.
 const CLAIM_BATCH: usize = 512;
 /// Due ids looked at per tenant and round at most (a long run of paused or
@@ -112,6 +114,8 @@ struct State {
     released_at: HashMap<TenantId, i64>,
     /// Tenants to look at in the next round regardless.
     woken: HashSet<TenantId>,
+    /// Tenants with transitions written but not yet flushed.
+    unflushed: HashSet<TenantId>,
     /// The day each tenant's batches last closed on their own (at `batch_at`).
     batched: HashMap<TenantId, Date>,
     relay_down_until: Option<i64>,
@@ -604,14 +608,9 @@ impl Dispatcher {
             }
             let free = self.max_in_flight.saturating_sub(in_flight);
             let me = self.clone();
-            let jobs = tokio::task::spawn_blocking(move || {
-                if !done.is_empty() {
-                    me.record(done);
-                }
-                me.round(free, full)
-            })
-            .await
-            .unwrap_or_default();
+            let jobs = tokio::task::spawn_blocking(move || me.cycle(done, free, full))
+                .await
+                .unwrap_or_default();
             in_flight += jobs.len();
             for job in jobs {
                 let me = self.clone();
@@ -680,7 +679,13 @@ impl Dispatcher {
 
     /// One round over every tenant: bounces, recovery, release, batches,
     /// then claim email up to `free` send slots.
+    /// One round, durably (see [`Dispatcher::cycle`]).
+    #[cfg(test)]
     fn round(&self, free: usize, full: bool) -> Vec<Job> {
+        self.cycle(Vec::new(), free, full)
+    }
+
+    fn round_unflushed(&self, free: usize, full: bool) -> Vec<Job> {
         let now = Timestamp::now().0;
         let policies = self.policies.current();
         {
@@ -959,6 +964,8 @@ impl Dispatcher {
         let _lock = store.plan_lock();
         let mut changes = Vec::new();
         let mut jobs = Vec::new();
+        // Messages that passed every check, to be built: (message, customer, domain, address).
+        let mut pending: Vec<(Message, Customer, String, String)> = Vec::new();
         let mut ledger_seen: BTreeMap<(u32, String), touchpoint_common::outbox::LedgerEntry> =
             BTreeMap::new();
         // Page through what is due: messages skipped (paused, a busy
@@ -985,7 +992,7 @@ impl Dispatcher {
                 continue;
             };
             cursor = Some((due, id));
-            if jobs.len() >= free {
+            if pending.len() >= free {
                 break;
             }
             let Some(m) = store.message(id)? else {
@@ -1052,23 +1059,47 @@ impl Dispatcher {
                 Err(Wait::Domain) => continue,
                 Err(Wait::TenantDay) | Err(Wait::Global) => break 'claim,
             }
-            let outgoing = match self.build(store, p, &renderer, tenant, &m, &customer, today) {
-                Ok(o) => o,
-                Err(reason) => {
-                    self.state().throttles.done(store.id(), &domain, false);
-                    let mut c = Change::new(m.clone(), m);
-                    c.after.dispatch.held_from = Some(S::Queued);
-                    c.after.dispatch.last_error = reason.clone();
-                    why(&mut c.after, format!("held: {reason}"));
-                    c.after.set_status(Timestamp(now), S::Held, reason);
-                    changes.push(c);
-                    continue;
-                }
-            };
             if let Some(e) = ledger_seen.get_mut(&(month, m.service.clone())) {
                 e.booked += cost;
                 e.reserved -= estimate;
             }
+            pending.push((m, customer, domain, to));
+        }
+        // Render and build the MIME of the group on both cores.
+        let build = |group: &[(Message, Customer, String, String)]| {
+            group
+                .iter()
+                .map(|(m, c, _, _)| self.build(store, p, &renderer, tenant, m, c, today))
+                .collect::<Vec<_>>()
+        };
+        let built: Vec<std::result::Result<Outgoing, String>> = if pending.len() >= PARALLEL_BUILD {
+            let (a, b) = pending.split_at(pending.len() / 2);
+            std::thread::scope(|scope| {
+                let other = scope.spawn(|| build(b));
+                let mut out = build(a);
+                match other.join() {
+                    Ok(rest) => out.extend(rest),
+                    Err(_) => out.extend(
+                        b.iter()
+                            .map(|_| Err("building the email panicked".to_string())),
+                    ),
+                }
+                out
+            })
+        } else {
+            build(&pending)
+        };
+        for ((m, _, domain, to), outgoing) in pending.into_iter().zip(built) {
+            let outgoing = match outgoing {
+                Ok(o) => o,
+                Err(reason) => {
+                    self.state().throttles.done(store.id(), &domain, false);
+                    let mut c = held(m, S::Queued, format!("held: {reason}"), reason.clone(), now);
+                    c.after.dispatch.last_error = reason;
+                    changes.push(c);
+                    continue;
+                }
+            };
             let mut after = m.clone();
             after.dispatch.attempts += 1;
             after.dispatch.first_attempt.get_or_insert(Timestamp(now));
@@ -1087,7 +1118,9 @@ impl Dispatcher {
             });
             changes.push(Change::new(m, after));
         }
-        if let Err(e) = store.apply(&changes) {
+        // Flushed with the round's other writes before any job goes out.
+        self.state().unflushed.insert(store.id().clone());
+        if let Err(e) = store.apply_unflushed(&changes) {
             // Nothing was handed over: give the slots back.
             let mut st = self.state();
             for j in &jobs {
@@ -1234,7 +1267,54 @@ impl Dispatcher {
 
     // ----- email: outcomes ------------------------------------------------------
 
+    /// Records outcomes, claims more and flushes every tenant written to
+    /// once, before the new jobs go out: one flush covers both.
+    fn cycle(&self, done: Vec<Outcome>, free: usize, full: bool) -> Vec<Job> {
+        if !done.is_empty() {
+            self.record_all(done);
+        }
+        let jobs = self.round_unflushed(free, full);
+        match self.flush_pending() {
+            Ok(()) => jobs,
+            Err(e) => {
+                // Not durable: nothing goes out. The messages marked sending
+                // are put back by recovery in the next round.
+                self.note_error(format!("flush: {e}"));
+                let mut st = self.state();
+                for j in &jobs {
+                    st.throttles.done(&j.tenant, &j.domain, false);
+                    st.recovered.remove(&j.tenant);
+                }
+                Vec::new()
+            }
+        }
+    }
+
+    /// Flushes the tenants written to since the last flush.
+    fn flush_pending(&self) -> Result<()> {
+        let tenants: Vec<TenantId> = self.state().unflushed.drain().collect();
+        let mut first = None;
+        for t in tenants {
+            if let Err(e) = self.stores.tenant(&t).and_then(|s| s.flush()) {
+                self.state().unflushed.insert(t);
+                first.get_or_insert(e);
+            }
+        }
+        match first {
+            Some(e) => Err(e.into()),
+            None => Ok(()),
+        }
+    }
+
+    /// Records outcomes, durably.
     fn record(&self, done: Vec<Outcome>) {
+        self.record_all(done);
+        if let Err(e) = self.flush_pending() {
+            self.note_error(format!("flush: {e}"));
+        }
+    }
+
+    fn record_all(&self, done: Vec<Outcome>) {
         let now = Timestamp::now().0;
         let policies = self.policies.current();
         let mut by_tenant: BTreeMap<TenantId, Vec<Outcome>> = BTreeMap::new();
@@ -1347,8 +1427,9 @@ impl Dispatcher {
                 }
             }
         }
-        store.apply(&changes)?;
+        store.apply_unflushed(&changes)?;
         let mut st = self.state();
+        st.unflushed.insert(t.clone());
         match unreachable {
             Some(e) => {
                 let backoff = st.relay_backoff;

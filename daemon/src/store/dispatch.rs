@@ -146,10 +146,20 @@ impl TenantStore {
         if changes.is_empty() {
             return Ok(());
         }
+        self.apply_unflushed(changes)?;
+        self.flush()
+    }
+
+    /// Writes a group of transitions without flushing: the caller flushes
+    /// (once for several groups) before anything outside relies on them.
+    pub fn apply_unflushed(&self, changes: &[Change]) -> Result<()> {
         for chunk in changes.chunks(CHUNK) {
             self.apply_chunk(chunk)?;
         }
-        self.flush()
+        if !changes.is_empty() {
+            self.touch();
+        }
+        Ok(())
     }
 
     fn apply_chunk(&self, chunk: &[Change]) -> Result<()> {
