@@ -393,6 +393,10 @@ pub struct SmtpConfig {
     pub username: String,
     /// File holding the AUTH password (kept out of this file).
     pub password_file: String,
+    /// PEM file with the CA certificate(s) the relay's certificate is
+    /// checked against, for a relay with a private CA. Empty: the public
+    /// web PKI roots.
+    pub ca_file: String,
     /// Connections to the relay at once, reused across messages.
     pub connections: u32,
     /// Messages handed to the relay pool per connection at once. More keeps
@@ -414,6 +418,7 @@ impl Default for SmtpConfig {
             tls: SmtpTls::Starttls,
             username: String::new(),
             password_file: String::new(),
+            ca_file: String::new(),
             connections: 8,
             in_flight_per_connection: 8,
             timeout_secs: 30,

@@ -412,6 +412,9 @@ pub struct DispatchStatus {
     pub fallbacks_total: u64,
     /// Messages found in flight after a crash and sent again (maybe twice).
     pub resent_after_crash: u64,
+    /// Emails whose connection broke after the data went out (the relay may
+    /// have them) and that are sent again: possible duplicates.
+    pub resent_after_cut: u64,
     pub bounces_processed: u64,
     /// The relay could not be reached; email waits until this time.
     pub relay_down_until: Option<Timestamp>,

@@ -853,12 +853,13 @@ pub fn dispatch(d: &DispatchStatus) -> String {
         &mut out,
         "totals",
         &format!(
-            "sent {}  deferred {}  failed {}  fallbacks {}  resent after crash {}  bounces {}",
+            "sent {}  deferred {}  failed {}  fallbacks {}  resent after crash {}  after a cut {}  bounces {}",
             d.sent_total,
             d.deferred_total,
             d.failed_total,
             d.fallbacks_total,
             d.resent_after_crash,
+            d.resent_after_cut,
             d.bounces_processed
         ),
     );
@@ -2009,6 +2010,7 @@ mod tests {
             failed_total: 3,
             fallbacks_total: 2,
             resent_after_crash: 1,
+            resent_after_cut: 0,
             bounces_processed: 9,
             relay_down_until: Some(fixtures::ts(5)),
             last_error: "connection refused (mail.example:587)".into(),
@@ -2016,7 +2018,7 @@ mod tests {
         let text = dispatch(&d);
         assert!(text.contains("[#####.....] 50%"), "{text}");
         assert!(text.contains(
-            "sent 12345  deferred 17  failed 3  fallbacks 2  resent after crash 1  bounces 9"
+            "sent 12345  deferred 17  failed 3  fallbacks 2  resent after crash 1  after a cut 0  bounces 9"
         ));
         assert!(text.contains("\nrelay        DOWN: email waits until 2025-03-14 09:35:00 UTC\n"));
         assert!(text.contains("service hu of tenant d002"), "{text}");

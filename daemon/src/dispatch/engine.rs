@@ -131,6 +131,7 @@ struct Counters {
     failed: AtomicU64,
     fallbacks: AtomicU64,
     resent: AtomicU64,
+    resent_cut: AtomicU64,
     bounces: AtomicU64,
 }
 
@@ -347,8 +348,16 @@ impl Dispatcher {
                         .to_string(),
                 )
             };
-            let relay = Relay::new(&cfg.smtp, password)
+            let mut relay = Relay::new(&cfg.smtp, password)
                 .map_err(|e| DispatchError::Setup(format!("smtp relay: {e}")))?;
+            if !cfg.smtp.ca_file.is_empty() {
+                let pem = std::fs::read(&cfg.smtp.ca_file).map_err(|e| {
+                    DispatchError::Setup(format!("dispatch.smtp.ca_file {}: {e}", cfg.smtp.ca_file))
+                })?;
+                relay = relay.with_root_certificates(&pem).map_err(|e| {
+                    DispatchError::Setup(format!("dispatch.smtp.ca_file {}: {e}", cfg.smtp.ca_file))
+                })?;
+            }
             let tls = match cfg.smtp.tls {
                 SmtpTls::None => "plain",
                 SmtpTls::Starttls => "starttls",
@@ -1413,6 +1422,14 @@ impl Dispatcher {
                     )?);
                 }
                 Delivery::Unreachable { error } => {
+                    if error.contains("may have taken the message") {
+                        self.counters.resent_cut.fetch_add(1, Ordering::Relaxed);
+                        after.history.push((
+                            Timestamp(now),
+                            S::Sending,
+                            "the connection broke after the data went out: the relay may have it; it is sent again".into(),
+                        ));
+                    }
                     // Says nothing about the message: it waits for the relay.
                     after.dispatch.attempts = after.dispatch.attempts.saturating_sub(1);
                     after.dispatch.last_error = error.clone();
@@ -2303,6 +2320,7 @@ impl Dispatcher {
             failed_total: c.failed.load(Ordering::Relaxed),
             fallbacks_total: c.fallbacks.load(Ordering::Relaxed),
             resent_after_crash: c.resent.load(Ordering::Relaxed),
+            resent_after_cut: c.resent_cut.load(Ordering::Relaxed),
             bounces_processed: c.bounces.load(Ordering::Relaxed),
             relay_down_until: st.relay_down_until.filter(|t| *t > now).map(Timestamp),
             last_error: st.last_error.clone(),

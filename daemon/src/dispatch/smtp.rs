@@ -947,6 +947,7 @@ Ende\r\n"
             tls,
             username: String::new(),
             password_file: String::new(),
+            ca_file: String::new(),
             connections,
             in_flight_per_connection: 8,
             timeout_secs: 10,
