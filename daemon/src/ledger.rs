@@ -7,13 +7,15 @@
 //! in the month it went out, with the brand's share where the brand
 //! subsidises the service; a cancel releases the reservation.
 
+use std::collections::BTreeMap;
+
 use touchpoint_common::outbox::{month_of, LedgerEntry, Message};
 use touchpoint_common::policy::BrandPolicy;
 use touchpoint_common::protocol::CostRow;
 use touchpoint_common::{Date, TenantId};
 
 use crate::policy::Policies;
-use crate::store::{Change, LedgerDelta, StoreError, Stores};
+use crate::store::{Change, LedgerDelta, StoreError, Stores, TenantStore};
 
 /// The brand's share of `cost` for a service on `day`, rounded to the cent.
 pub fn brand_share(brand: &BrandPolicy, service: &str, day: Date, cost: i64) -> i64 {
@@ -83,6 +85,61 @@ pub fn over_budget(
             money(budget)
         )
     })
+}
+
+/// Budgets at dispatch for one tenant and month: the ledger as read once,
+/// plus what this pass has let go since.
+pub struct DispatchBudgets<'a> {
+    store: &'a TenantStore,
+    month: u32,
+    seen: BTreeMap<String, LedgerEntry>,
+}
+
+impl<'a> DispatchBudgets<'a> {
+    pub fn new(store: &'a TenantStore, day: Date) -> Self {
+        Self {
+            store,
+            month: month_of(day),
+            seen: BTreeMap::new(),
+        }
+    }
+
+    /// The estimate of `m` among this month's reservations: only if it was
+    /// planned for this month.
+    fn estimate(&self, m: &Message) -> i64 {
+        if month_of(m.send_on) == self.month {
+            m.cost
+        } else {
+            0
+        }
+    }
+
+    /// Why `m` may not go at `cost`: its service's budget would be overrun.
+    pub fn check(
+        &mut self,
+        m: &Message,
+        budget: Option<i64>,
+        cost: i64,
+    ) -> Result<Option<String>, StoreError> {
+        let entry = match self.seen.get(&m.service) {
+            Some(e) => *e,
+            None => {
+                let e = self.store.ledger_entry(self.month, &m.service)?;
+                self.seen.insert(m.service.clone(), e);
+                e
+            }
+        };
+        Ok(over_budget(&entry, budget, self.estimate(m), cost))
+    }
+
+    /// Counts `m` as gone at `cost` (after a `check`).
+    pub fn take(&mut self, m: &Message, cost: i64) {
+        let estimate = self.estimate(m);
+        if let Some(e) = self.seen.get_mut(&m.service) {
+            e.booked += cost;
+            e.reserved -= estimate;
+        }
+    }
 }
 
 pub fn money(cents: i64) -> String {

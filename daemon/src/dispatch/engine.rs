@@ -975,8 +975,7 @@ impl Dispatcher {
         let mut jobs = Vec::new();
         // Messages that passed every check, to be built: (message, customer, domain, address).
         let mut pending: Vec<(Message, Customer, String, String)> = Vec::new();
-        let mut ledger_seen: BTreeMap<(u32, String), touchpoint_common::outbox::LedgerEntry> =
-            BTreeMap::new();
+        let mut budgets = ledger::DispatchBudgets::new(store, today);
         // Page through what is due: messages skipped (paused, a busy
         // domain) must not hide the ones behind them. Bounded per round.
         let mut cursor = None;
@@ -1004,23 +1003,9 @@ impl Dispatcher {
             if pending.len() >= free {
                 break;
             }
-            let Some(m) = store.message(id)? else {
+            let Some((m, customer)) = self.candidate(store, p, tenant, id, now, &mut changes)?
+            else {
                 continue;
-            };
-            if !matches!(m.status, S::Queued | S::Deferred) {
-                continue;
-            }
-            if self.paused(store.id(), &m.service) {
-                continue;
-            }
-            // Still allowed? The dealer may have left the service, the
-            // customer withdrawn consent or gone in a merge since planning.
-            let customer = match self.still_allowed(store, p, tenant, &m)? {
-                Ok(c) => c,
-                Err(reason) => {
-                    changes.push(cancelled(m, reason, now));
-                    continue;
-                }
             };
             let to = customer.email.clone().unwrap_or_default();
             if let Some(reason) = store.bad_address(&to)? {
@@ -1034,25 +1019,9 @@ impl Dispatcher {
                 continue;
             }
             // Budget, again at dispatch.
-            let month = touchpoint_common::outbox::month_of(today);
-            let entry = match ledger_seen.get(&(month, m.service.clone())) {
-                Some(e) => *e,
-                None => {
-                    let e = store.ledger_entry(month, &m.service)?;
-                    ledger_seen.insert((month, m.service.clone()), e);
-                    e
-                }
-            };
             let cost = p.brand.channels.email.cost.0;
             let budget = tenant.services.get(&m.service).map(|s| s.monthly_budget.0);
-            // The estimate is among this month's reservations only if the
-            // message was planned for this month.
-            let estimate = if touchpoint_common::outbox::month_of(m.send_on) == month {
-                m.cost
-            } else {
-                0
-            };
-            if let Some(reason) = ledger::over_budget(&entry, budget, estimate, cost) {
+            if let Some(reason) = budgets.check(&m, budget, cost)? {
                 changes.push(held(
                     m,
                     S::Queued,
@@ -1068,10 +1037,7 @@ impl Dispatcher {
                 Err(Wait::Domain) => continue,
                 Err(Wait::TenantDay) | Err(Wait::Global) => break 'claim,
             }
-            if let Some(e) = ledger_seen.get_mut(&(month, m.service.clone())) {
-                e.booked += cost;
-                e.reserved -= estimate;
-            }
+            budgets.take(&m, cost);
             pending.push((m, customer, domain, to));
         }
         // Render and build the MIME of the group on both cores.
@@ -1138,6 +1104,34 @@ impl Dispatcher {
             return Err(e.into());
         }
         Ok(jobs)
+    }
+
+    /// A queued message that may be taken now, with its recipient: not
+    /// paused, and still allowed (the dealer may have left the service, the
+    /// customer withdrawn consent or gone in a merge since planning; then it
+    /// is cancelled into `changes`).
+    fn candidate(
+        &self,
+        store: &TenantStore,
+        p: &Policies,
+        tenant: &TenantPolicy,
+        id: u64,
+        now: i64,
+        changes: &mut Vec<Change>,
+    ) -> Result<Option<(Message, Customer)>> {
+        let Some(m) = store.message(id)? else {
+            return Ok(None);
+        };
+        if !matches!(m.status, S::Queued | S::Deferred) || self.paused(store.id(), &m.service) {
+            return Ok(None);
+        }
+        match self.still_allowed(store, p, tenant, &m)? {
+            Ok(c) => Ok(Some((m, c))),
+            Err(reason) => {
+                changes.push(cancelled(m, reason, now));
+                Ok(None)
+            }
+        }
     }
 
     /// The recipient as they are now, or why the message may no longer go.
@@ -1625,36 +1619,13 @@ impl Dispatcher {
         let mut changes = Vec::new();
         let mut out = Vec::new();
         let today = today_local(now);
-        let month = touchpoint_common::outbox::month_of(today);
-        let mut entries: BTreeMap<String, touchpoint_common::outbox::LedgerEntry> = BTreeMap::new();
+        let mut budgets = ledger::DispatchBudgets::new(store, today);
         for id in ids {
-            let Some(m) = store.message(id)? else {
+            let Some((m, customer)) = self.candidate(store, p, tenant, id, now, &mut changes)?
+            else {
                 continue;
-            };
-            if !matches!(m.status, S::Queued | S::Deferred) || self.paused(store.id(), &m.service) {
-                continue;
-            }
-            let customer = match self.still_allowed(store, p, tenant, &m)? {
-                Ok(c) => c,
-                Err(reason) => {
-                    changes.push(cancelled(m, reason, now));
-                    continue;
-                }
-            };
-            let entry = match entries.get(&m.service) {
-                Some(e) => *e,
-                None => {
-                    let e = store.ledger_entry(month, &m.service)?;
-                    entries.insert(m.service.clone(), e);
-                    e
-                }
             };
             let budget = tenant.services.get(&m.service).map(|s| s.monthly_budget.0);
-            let estimate = if touchpoint_common::outbox::month_of(m.send_on) == month {
-                m.cost
-            } else {
-                0
-            };
             if channel == Channel::Phone {
                 let phone = customer.phone.clone().unwrap_or_default();
                 let bad = if phone.trim().is_empty() {
@@ -1675,7 +1646,7 @@ impl Dispatcher {
                 }
             }
             if m.dispatch.fallback_of.is_none() {
-                if let Some(reason) = ledger::over_budget(&entry, budget, estimate, m.cost) {
+                if let Some(reason) = budgets.check(&m, budget, m.cost)? {
                     changes.push(held(
                         m,
                         S::Queued,
@@ -1686,10 +1657,7 @@ impl Dispatcher {
                     continue;
                 }
             }
-            if let Some(e) = entries.get_mut(&m.service) {
-                e.booked += m.cost;
-                e.reserved -= estimate;
-            }
+            budgets.take(&m, m.cost);
             let mut after = m.clone();
             after.dispatch.batch = batch.to_string();
             after.dispatch.attempts += 1;
