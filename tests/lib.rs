@@ -258,6 +258,21 @@ impl TestDaemon {
         }
     }
 
+    /// Lets a second Unix user (tests of four eyes, run as root) reach the
+    /// socket, and gives them a home of their own for the console's log.
+    /// Returns that home.
+    pub fn open_to_user(&self, uid: u32) -> PathBuf {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(self.dir.path(), std::fs::Permissions::from_mode(0o755))
+            .expect("chmod dir");
+        std::fs::set_permissions(&self.socket, std::fs::Permissions::from_mode(0o666))
+            .expect("chmod socket");
+        let home = self.dir.path().join(format!("user{uid}"));
+        std::fs::create_dir(&home).expect("home of the second user");
+        std::os::unix::fs::chown(&home, Some(uid), Some(uid)).expect("chown");
+        home
+    }
+
     /// The inbox folder of a tenant.
     pub fn inbox(&self, tenant: &str) -> PathBuf {
         self.state_dir.join("inbox").join(tenant)
@@ -522,6 +537,21 @@ pub fn daemon_files_with(root: &Path, dealers: &[(&str, &str)], extra: &str) -> 
         policy_dir,
         log: root.join("touchpointd.log"),
     }
+}
+
+/// The `touchpoint` binary run as `uid` (and gid `uid`) against `socket`,
+/// with `home` for its log (see [`TestDaemon::open_to_user`]).
+pub fn touchpoint_as(uid: u32, socket: &Path, home: &Path, args: &[&str]) -> std::process::Output {
+    use std::os::unix::process::CommandExt;
+    let mut cmd = Command::new(bin("touchpoint"));
+    cmd.arg("--socket")
+        .arg(socket)
+        .args(args)
+        .env("HOME", home)
+        .env("XDG_STATE_HOME", home)
+        .uid(uid)
+        .gid(uid);
+    output_within(&mut cmd, Duration::from_secs(60))
 }
 
 /// Runs a command to its end, or kills it after `timeout` and fails the test.

@@ -13,9 +13,8 @@
 //! dates relative to today, so the planner puts their messages on today
 //! whatever day the tests run.
 
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 use std::time::{Duration, Instant};
 
 use chrono::Timelike;
@@ -25,7 +24,7 @@ use touchpoint_common::domain::Channel;
 use touchpoint_common::outbox::{Message, MessageStatus};
 use touchpoint_common::protocol::{MessageAction, PauseScope, Role, TemplateHistory};
 use touchpoint_common::Date;
-use touchpoint_tests::{bin, output_within, repo_root, tid, touchpoint, Options, TestDaemon};
+use touchpoint_tests::{repo_root, tid, touchpoint, Options, TestDaemon};
 
 use crate::common::my_name;
 
@@ -251,15 +250,7 @@ async fn upload_customers(c: &mut Client, dir: &Path) {
 /// The `touchpoint` binary run as uid/gid 4242, whose console log goes to
 /// `home`.
 fn as_reviewer(socket: &Path, home: &Path, args: &[&str]) -> Output {
-    let mut cmd = Command::new(bin("touchpoint"));
-    cmd.arg("--socket")
-        .arg(socket)
-        .args(args)
-        .env("HOME", home)
-        .env("XDG_STATE_HOME", home)
-        .uid(REVIEWER_UID)
-        .gid(REVIEWER_UID);
-    output_within(&mut cmd, WAIT)
+    touchpoint_tests::touchpoint_as(REVIEWER_UID, socket, home, args)
 }
 
 /// Writes `text` to `dir/name` and proposes it as `service_due`.
@@ -753,14 +744,7 @@ impl Cycle {
             ..Options::default()
         });
         // The reviewer's process must reach the socket.
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(d.dir.path(), std::fs::Permissions::from_mode(0o755))
-            .expect("chmod dir");
-        std::fs::set_permissions(&d.socket, std::fs::Permissions::from_mode(0o666))
-            .expect("chmod socket");
-        let home = d.dir.path().join("reviewer");
-        std::fs::create_dir(&home).expect("reviewer home");
-        std::os::unix::fs::chown(&home, Some(REVIEWER_UID), Some(REVIEWER_UID)).expect("chown");
+        let home = d.open_to_user(REVIEWER_UID);
 
         // Planned with dispatch paused, so that nothing goes before we look.
         let mut c = d.client().await;

@@ -4,15 +4,14 @@
 //! than this process (uid 4242, the real `touchpoint` binary, when the
 //! tests run as root) approving it puts it in force.
 
-use std::os::unix::process::CommandExt;
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 use std::time::{Duration, Instant};
 
 use touchpoint::client::Client;
 use touchpoint_common::config::AccessRule;
 use touchpoint_common::protocol::{Proposal, ProposalStatus, Role, TemplateHistory};
-use touchpoint_tests::{bin, output_within, touchpoint, Options, TestDaemon};
+use touchpoint_tests::{touchpoint, Options, TestDaemon};
 
 /// The reviewer who approves.
 const REVIEWER_UID: u32 = 4242;
@@ -53,15 +52,7 @@ fn ok(out: Output) -> String {
 
 /// The `touchpoint` binary run as uid/gid 4242, its console log in `home`.
 fn as_reviewer(socket: &Path, home: &Path, args: &[&str]) -> Output {
-    let mut cmd = Command::new(bin("touchpoint"));
-    cmd.arg("--socket")
-        .arg(socket)
-        .args(args)
-        .env("HOME", home)
-        .env("XDG_STATE_HOME", home)
-        .uid(REVIEWER_UID)
-        .gid(REVIEWER_UID);
-    output_within(&mut cmd, WAIT)
+    touchpoint_tests::touchpoint_as(REVIEWER_UID, socket, home, args)
 }
 
 fn brand_history(socket: &Path) -> TemplateHistory {
@@ -109,14 +100,7 @@ async fn an_edited_brand_file_is_a_proposal_in_force_once_another_reviewer_appro
         idle_timeout_secs: 600,
         ..Options::default()
     });
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(d.dir.path(), std::fs::Permissions::from_mode(0o755))
-        .expect("chmod dir");
-    std::fs::set_permissions(&d.socket, std::fs::Permissions::from_mode(0o666))
-        .expect("chmod socket");
-    let home = d.dir.path().join("reviewer");
-    std::fs::create_dir(&home).expect("reviewer home");
-    std::os::unix::fs::chown(&home, Some(REVIEWER_UID), Some(REVIEWER_UID)).expect("chown");
+    let home = d.open_to_user(REVIEWER_UID);
     let mut c = d.client().await;
     let path = d.policy_dir.join("brand.toml");
 
