@@ -12,6 +12,7 @@ pub mod outbox;
 pub mod policy;
 pub mod postage;
 pub mod protocol;
+pub mod queue;
 pub mod template;
 pub mod tenant;
 

@@ -16,8 +16,9 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 pub use crate::codec::MAX_FRAME_BYTES;
-use crate::domain::{ImportReport, MergeRecord, TenantStats, Timestamp};
-use crate::outbox::{PlanChange, PlanReport};
+use crate::domain::{Channel, ImportReport, MergeRecord, TenantStats, Timestamp};
+use crate::outbox::{MessageStatus, PlanChange, PlanReport};
+pub use crate::queue::QueueFilter;
 use crate::{Date, TenantId};
 
 /// Magic bytes at the start of every hello.
@@ -81,6 +82,49 @@ impl Role {
             Role::Operator => "operator",
             Role::Reviewer => "reviewer",
             Role::ReadOnly => "read-only",
+        }
+    }
+
+    /// Whether the role may make a request at all (tenant scope is checked
+    /// separately). The daemon enforces this; the console uses it to offer
+    /// only the actions that will be allowed.
+    pub fn allows(self, request: &Request) -> bool {
+        match request {
+            Request::Ping
+            | Request::Status
+            | Request::ListTenants
+            | Request::Tenant { .. }
+            | Request::Imports { .. }
+            | Request::Merges { .. }
+            | Request::Audit { .. }
+            | Request::Plan { dry_run: true, .. }
+            | Request::DispatchStatus
+            | Request::Costs { .. }
+            | Request::Message { .. }
+            | Request::Proposals { .. }
+            | Request::Proposal { .. }
+            | Request::Preview { .. }
+            | Request::Templates { .. }
+            | Request::Queue { .. }
+            | Request::Content { .. }
+            | Request::Overview
+            | Request::Subscribe => true,
+            // Anyone but read-only may propose; only a reviewer decides.
+            Request::Propose { .. } | Request::ProposeRollback { .. } => {
+                !matches!(self, Role::ReadOnly)
+            }
+            Request::Approve { .. } | Request::Reject { .. } => matches!(self, Role::Reviewer),
+            Request::Plan { .. }
+            | Request::Pause { .. }
+            | Request::Resume { .. }
+            | Request::RunBatches { .. }
+            | Request::MessageAction { .. }
+            | Request::CallOutcomes { .. }
+            | Request::UploadBegin { .. }
+            | Request::UploadChunk { .. }
+            | Request::UploadEnd
+            | Request::UploadAbort
+            | Request::UndoMerge { .. } => matches!(self, Role::Admin | Role::Operator),
         }
     }
 }
@@ -157,9 +201,13 @@ pub enum Request {
         tenant: TenantId,
         merge_id: u64,
     },
+    /// The newest `limit` audit entries, newest first; with `text`, only
+    /// entries containing it (case-insensitive) in user, action, tenant,
+    /// detail or outcome.
     Audit {
         tenant: Option<TenantId>,
         limit: u32,
+        text: String,
     },
     /// Plans one tenant, or every tenant in the caller's scope.
     Plan {
@@ -249,6 +297,202 @@ pub enum Request {
     Templates {
         name: Option<String>,
     },
+    /// One page of the outbox, filtered and counted in the daemon. Order:
+    /// tenant, then newest message first.
+    Queue {
+        filter: QueueFilter,
+        offset: u64,
+        limit: u32,
+    },
+    /// A message's content as it was (or will be) sent: rendered with the
+    /// template version it records, or the one in force when it has none yet.
+    Content {
+        tenant: TenantId,
+        id: u64,
+    },
+    /// What the console's overview shows, for the caller's scope.
+    Overview,
+    /// Turns the connection into a change feed: answered with
+    /// `Subscribed`, then a `Changed` (same request id) whenever something
+    /// in the caller's scope changed, at most one per
+    /// [`CHANGE_COALESCE_MS`]. Only `Ping` may follow on this connection.
+    Subscribe,
+}
+
+/// Changes within this many milliseconds reach a subscriber as one `Changed`.
+pub const CHANGE_COALESCE_MS: u64 = 100;
+
+/// What changed, so a subscriber re-reads only that.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum Topic {
+    /// Messages: planned, released, sent, failed, acted on.
+    Outbox,
+    /// Customer data: imports, merges, record counts.
+    Tenants,
+    /// Pauses, throttles, the transport, batches.
+    Dispatch,
+    Costs,
+    Approvals,
+    Policy,
+    Audit,
+}
+
+impl Topic {
+    pub const ALL: [Topic; 7] = [
+        Topic::Outbox,
+        Topic::Tenants,
+        Topic::Dispatch,
+        Topic::Costs,
+        Topic::Approvals,
+        Topic::Policy,
+        Topic::Audit,
+    ];
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Changes {
+    pub topics: Vec<Topic>,
+    /// Tenants whose data changed (for `Outbox`, `Tenants`, `Costs`); empty
+    /// when the change is not about particular tenants. A subscriber that
+    /// fell behind gets every topic and no tenants: re-read everything.
+    pub tenants: Vec<TenantId>,
+}
+
+/// One page of the queue.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QueuePage {
+    pub filter: QueueFilter,
+    pub offset: u64,
+    /// Messages matching the filter.
+    pub total: u64,
+    /// Matches per status, ignoring the filter's status criterion, in
+    /// [`crate::queue::STATUSES`] order, statuses with none left out.
+    pub counts: Vec<(MessageStatus, u64)>,
+    pub rows: Vec<QueueRow>,
+}
+
+/// A message as the queue lists it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QueueRow {
+    pub tenant: TenantId,
+    pub id: u64,
+    pub status: MessageStatus,
+    pub channel: Channel,
+    pub service: String,
+    pub template: String,
+    pub send_on: Date,
+    /// Minutes after midnight.
+    pub send_at: u16,
+    /// Customer number.
+    pub recipient: String,
+    /// The customer's name ("" when the record is gone).
+    pub name: String,
+    /// The address or number used, once dispatch chose it.
+    pub address: String,
+    /// Cents: booked when sent, else the estimate.
+    pub cost: i64,
+    pub attempts: u32,
+    pub last_error: String,
+    /// The last status change.
+    pub updated_at: Timestamp,
+}
+
+/// A message's content.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MessageContent {
+    pub tenant: TenantId,
+    pub id: u64,
+    pub template: String,
+    /// The template version it was rendered with (0: not known).
+    pub version: u32,
+    /// How the content was obtained ("rendered with v3, the version it was
+    /// sent with"), or why there is none.
+    pub note: String,
+    pub subject: String,
+    /// Email text part, or the letter's text, or the call script.
+    pub text: String,
+    pub html: String,
+}
+
+/// Messages of one day by where they stand.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DayCounts {
+    /// Planned or rendered, not yet released.
+    pub planned: u64,
+    /// Queued, deferred or sending.
+    pub queued: u64,
+    pub sent: u64,
+    /// Failed (a failed email replaced by a letter counts as fallback, not here).
+    pub failed: u64,
+    pub held: u64,
+}
+
+impl DayCounts {
+    pub fn add(&mut self, o: &DayCounts) {
+        self.planned += o.planned;
+        self.queued += o.queued;
+        self.sent += o.sent;
+        self.failed += o.failed;
+        self.held += o.held;
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TenantDay {
+    pub tenant: TenantId,
+    pub name: String,
+    /// Messages whose send day is today.
+    pub today: DayCounts,
+}
+
+/// A tenant's spending this month against its budgets.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BudgetUse {
+    pub tenant: TenantId,
+    /// `yyyymm`.
+    pub month: u32,
+    /// Reserved plus booked, cents, over every service.
+    pub committed: i64,
+    pub booked: i64,
+    /// Sum of the monthly budgets of the services the dealer takes part in
+    /// (0: no budget set).
+    pub budget: i64,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum AlertLevel {
+    Warning,
+    Critical,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Alert {
+    pub level: AlertLevel,
+    pub tenant: Option<TenantId>,
+    /// "12 emails due since 09:00 are still queued", "budget 94% spent (inspection)".
+    pub text: String,
+}
+
+/// The console's overview, computed by the daemon for the caller's scope.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Overview {
+    pub today: Date,
+    pub tenants: Vec<TenantDay>,
+    pub total: DayCounts,
+    pub budgets: Vec<BudgetUse>,
+    /// Messages handed to a transport per minute over the last hour, oldest
+    /// first, the current minute last (60 entries).
+    pub throughput: Vec<u64>,
+    pub throttles: Vec<ThrottleStatus>,
+    pub dispatch_enabled: bool,
+    pub transport: String,
+    pub paused: Vec<Pause>,
+    pub relay_down_until: Option<Timestamp>,
+    pub dispatch_error: String,
+    pub policy: PolicyStatus,
+    pub pending_approvals: u64,
+    /// Most severe first.
+    pub alerts: Vec<Alert>,
 }
 
 /// Where a proposal stands.
@@ -531,6 +775,10 @@ impl Request {
             Request::Approve { .. } => "approve",
             Request::Reject { .. } => "reject",
             Request::Templates { .. } => "templates",
+            Request::Queue { .. } => "queue",
+            Request::Content { .. } => "content",
+            Request::Overview => "overview",
+            Request::Subscribe => "subscribe",
         }
     }
 }
@@ -566,6 +814,11 @@ pub enum Response {
     Proposals(Vec<Proposal>),
     Preview(Box<Preview>),
     Templates(Vec<TemplateHistory>),
+    Queue(Box<QueuePage>),
+    Content(Box<MessageContent>),
+    Overview(Box<Overview>),
+    Subscribed,
+    Changed(Changes),
 }
 
 /// The answer to [`Request::Plan`].
@@ -662,6 +915,10 @@ pub struct PolicyStatus {
     pub files: Vec<String>,
     /// Errors of the last load attempt, `file:line: key: message`; empty when it was valid.
     pub errors: Vec<String>,
+    /// Fingerprint of the policy set in force (what messages record as `policy`).
+    pub version: u64,
+    /// When the last load attempt failed (the set in force is older).
+    pub failed_at: Option<Timestamp>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -669,7 +926,19 @@ pub struct TenantSummary {
     pub id: TenantId,
     pub name: String,
     pub stats: TenantStats,
+    pub opt_ins: OptIns,
     pub last_import: Option<ImportReport>,
+}
+
+/// Recipients by what they allow.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OptIns {
+    /// Consent to email given and not withdrawn.
+    pub email: u64,
+    /// Consent to calls given and not withdrawn.
+    pub phone: u64,
+    /// Refused postal advertising (post is opt-out).
+    pub post_refused: u64,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -99,6 +99,9 @@ pub enum Command {
         tenant: Option<TenantId>,
         #[arg(long, default_value_t = 50)]
         limit: u32,
+        /// Only entries containing this text (user, action, tenant, detail, outcome).
+        #[arg(long)]
+        grep: Option<String>,
         #[command(flatten)]
         out: Output,
     },
@@ -553,8 +556,15 @@ async fn run_inner(
                 emit(&format::merge_undone(&m));
             }
         }
-        Command::Audit { tenant, limit, out } => {
-            let a = client.audit(tenant.as_ref(), limit).await?;
+        Command::Audit {
+            tenant,
+            limit,
+            grep,
+            out,
+        } => {
+            let a = client
+                .audit(tenant.as_ref(), limit, grep.as_deref().unwrap_or(""))
+                .await?;
             if out.json {
                 print_json(&a)?;
             } else {

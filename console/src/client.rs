@@ -18,11 +18,11 @@ use touchpoint_common::codec::{decode_frame, encode_frame};
 use touchpoint_common::domain::{ImportReport, MergeRecord};
 use touchpoint_common::outbox::Message;
 use touchpoint_common::protocol::{
-    ActionResult, AuditEntry, BatchSummary, CostRow, DaemonStatus, DispatchStatus, ErrorReply,
-    Hello, HelloReply, Identity, MessageAction, OutcomeReport, Pause, PauseScope, PlanResult,
-    Preview, Proposal, ProposalDetail, Request, RequestEnvelope, Response, ResponseEnvelope,
-    TemplateHistory, TenantDetail, TenantSummary, MAX_FRAME_BYTES, PROTOCOL_VERSION,
-    UPLOAD_CHUNK_BYTES,
+    ActionResult, AuditEntry, BatchSummary, Changes, CostRow, DaemonStatus, DispatchStatus,
+    ErrorReply, Hello, HelloReply, Identity, MessageAction, MessageContent, OutcomeReport,
+    Overview, Pause, PauseScope, PlanResult, Preview, Proposal, ProposalDetail, QueueFilter,
+    QueuePage, Request, RequestEnvelope, Response, ResponseEnvelope, TemplateHistory, TenantDetail,
+    TenantSummary, MAX_FRAME_BYTES, PROTOCOL_VERSION, UPLOAD_CHUNK_BYTES,
 };
 use touchpoint_common::{Date, TenantId};
 
@@ -291,6 +291,11 @@ fn response_name(r: &Response) -> &'static str {
         Response::Proposals(_) => "Proposals",
         Response::Preview(_) => "Preview",
         Response::Templates(_) => "Templates",
+        Response::Queue(_) => "Queue",
+        Response::Content(_) => "Content",
+        Response::Overview(_) => "Overview",
+        Response::Subscribed => "Subscribed",
+        Response::Changed(_) => "Changed",
     }
 }
 
@@ -506,20 +511,79 @@ impl Client {
         }
     }
 
+    /// The newest `limit` audit entries; with `text`, only those containing it.
     pub async fn audit(
         &mut self,
         tenant: Option<&TenantId>,
         limit: u32,
+        text: &str,
     ) -> Result<Vec<AuditEntry>, ClientError> {
         match self
             .request(Request::Audit {
                 tenant: tenant.cloned(),
                 limit,
+                text: text.to_string(),
             })
             .await?
         {
             Response::Audit(a) => Ok(a),
             other => Err(unexpected("audit", &other)),
+        }
+    }
+
+    /// One page of the outbox, filtered in the daemon.
+    pub async fn queue(
+        &mut self,
+        filter: &QueueFilter,
+        offset: u64,
+        limit: u32,
+    ) -> Result<QueuePage, ClientError> {
+        match self
+            .request(Request::Queue {
+                filter: filter.clone(),
+                offset,
+                limit,
+            })
+            .await?
+        {
+            Response::Queue(p) => Ok(*p),
+            other => Err(unexpected("queue", &other)),
+        }
+    }
+
+    /// A message's content as sent (or as it will be sent).
+    pub async fn content(
+        &mut self,
+        tenant: &TenantId,
+        id: u64,
+    ) -> Result<MessageContent, ClientError> {
+        match self
+            .request(Request::Content {
+                tenant: tenant.clone(),
+                id,
+            })
+            .await?
+        {
+            Response::Content(c) => Ok(*c),
+            other => Err(unexpected("content", &other)),
+        }
+    }
+
+    pub async fn overview(&mut self) -> Result<Overview, ClientError> {
+        match self.request(Request::Overview).await? {
+            Response::Overview(o) => Ok(*o),
+            other => Err(unexpected("overview", &other)),
+        }
+    }
+
+    /// Turns this connection into the daemon's change feed.
+    pub async fn subscribe(mut self) -> Result<Subscription, ClientError> {
+        let timeout = self.request_timeout;
+        let id = self.send(Request::Subscribe, timeout).await?;
+        match self.receive(id, "subscribe", timeout).await? {
+            Response::Subscribed => Ok(Subscription { client: self, id }),
+            Response::Error(e) => Err(ClientError::Daemon(e)),
+            other => Err(unexpected("subscribe", &other)),
         }
     }
 
@@ -959,7 +1023,7 @@ impl Client {
         }
     }
 
-    async fn read_envelope(&mut self) -> Result<ResponseEnvelope, ClientError> {
+    pub(crate) async fn read_envelope(&mut self) -> Result<ResponseEnvelope, ClientError> {
         match self.framed.next().await {
             Some(frame) => decode_envelope(&frame?),
             None => Err(ClientError::Closed),
@@ -1663,5 +1727,34 @@ mod tests {
             resolve_socket(Some(Path::new("/flag.sock"))),
             PathBuf::from("/flag.sock")
         );
+    }
+}
+
+/// A connection that only receives the daemon's change notifications.
+#[derive(Debug)]
+pub struct Subscription {
+    client: Client,
+    id: u64,
+}
+
+impl Subscription {
+    /// Waits for the next change; an error means the connection is gone.
+    pub async fn next(&mut self) -> Result<Changes, ClientError> {
+        loop {
+            let envelope = self.client.read_envelope().await?;
+            match envelope.response {
+                Response::Changed(c) if envelope.id == self.id => return Ok(c),
+                Response::Pong => {}
+                Response::Error(e) => return Err(ClientError::Daemon(e)),
+                other => return Err(unexpected("subscribe", &other)),
+            }
+        }
+    }
+
+    /// Asks for a `Pong`, which [`Subscription::next`] passes over: a
+    /// heartbeat that finds a daemon gone silent.
+    pub async fn ping(&mut self) -> Result<(), ClientError> {
+        let timeout = self.client.request_timeout;
+        self.client.send(Request::Ping, timeout).await.map(|_| ())
     }
 }

@@ -92,39 +92,7 @@ pub fn scope_of(tenants: &[String]) -> Scope {
 
 /// Whether a role may make a request at all; tenant scope is checked separately.
 pub fn role_allows(role: Role, request: &Request) -> bool {
-    match request {
-        Request::Ping
-        | Request::Status
-        | Request::ListTenants
-        | Request::Tenant { .. }
-        | Request::Imports { .. }
-        | Request::Merges { .. }
-        | Request::Audit { .. }
-        | Request::Plan { dry_run: true, .. }
-        | Request::DispatchStatus
-        | Request::Costs { .. }
-        | Request::Message { .. }
-        | Request::Proposals { .. }
-        | Request::Proposal { .. }
-        | Request::Preview { .. }
-        | Request::Templates { .. } => true,
-        // Anyone but read-only may propose; only a reviewer decides.
-        Request::Propose { .. } | Request::ProposeRollback { .. } => {
-            !matches!(role, Role::ReadOnly)
-        }
-        Request::Approve { .. } | Request::Reject { .. } => matches!(role, Role::Reviewer),
-        Request::Plan { .. }
-        | Request::Pause { .. }
-        | Request::Resume { .. }
-        | Request::RunBatches { .. }
-        | Request::MessageAction { .. }
-        | Request::CallOutcomes { .. } => matches!(role, Role::Admin | Role::Operator),
-        Request::UploadBegin { .. }
-        | Request::UploadChunk { .. }
-        | Request::UploadEnd
-        | Request::UploadAbort
-        | Request::UndoMerge { .. } => matches!(role, Role::Admin | Role::Operator),
-    }
+    role.allows(request)
 }
 
 /// The tenant a request is about, for scope checks and the audit trail.
@@ -136,6 +104,7 @@ pub fn tenant_of(request: &Request) -> Option<&TenantId> {
         | Request::Merges { tenant, .. }
         | Request::UndoMerge { tenant, .. }
         | Request::Message { tenant, .. }
+        | Request::Content { tenant, .. }
         | Request::Preview { tenant, .. }
         | Request::MessageAction { tenant, .. } => Some(tenant),
         Request::Audit { tenant, .. }
