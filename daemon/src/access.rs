@@ -112,6 +112,7 @@ pub fn tenant_of(request: &Request) -> Option<&TenantId> {
         | Request::RunBatches { tenant }
         | Request::Costs { tenant, .. } => tenant.as_ref(),
         Request::Pause { scope } | Request::Resume { scope } => scope.tenant.as_ref(),
+        Request::Queue { filter, .. } => filter.tenant.as_ref(),
         _ => None,
     }
 }

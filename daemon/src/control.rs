@@ -488,9 +488,11 @@ async fn handle(
                     .and_then(|s| s.undo_merge(merge_id, &ctx_who.user))
                     .map(Response::MergeUndone)
                     .unwrap_or_else(store_err),
-                Request::Audit { tenant, limit } => {
-                    audit_log(&stores, &ctx_who, tenant.as_ref(), limit)
-                }
+                Request::Audit {
+                    tenant,
+                    limit,
+                    text,
+                } => audit_log(&stores, &ctx_who, tenant.as_ref(), limit, &text),
                 Request::Plan {
                     tenant,
                     day,
@@ -711,6 +713,7 @@ fn summary(stores: &Stores, name: String, tenant: &TenantId) -> Result<TenantSum
         id: tenant.clone(),
         name,
         stats: s.stats()?,
+        opt_ins: Default::default(),
         last_import: s.imports(1)?.into_iter().next(),
     })
 }
@@ -1019,28 +1022,48 @@ fn dispatch_request(
     }
 }
 
-fn audit_log(stores: &Stores, who: &Identity, tenant: Option<&TenantId>, limit: u32) -> Response {
+/// Audit entries looked at per request at most: a text that matches
+/// little answers with what the newest entries hold.
+const AUDIT_SCAN: usize = 200_000;
+
+fn audit_log(
+    stores: &Stores,
+    who: &Identity,
+    tenant: Option<&TenantId>,
+    limit: u32,
+    text: &str,
+) -> Response {
     let limit = limit.clamp(1, 10_000) as usize;
-    match stores.central().audit_log(
-        tenant,
-        if matches!(who.scope, Scope::All) {
-            limit
-        } else {
-            usize::MAX
-        },
-    ) {
-        Ok(entries) => Response::Audit(
-            entries
-                .into_iter()
-                .filter(|e| match (&who.scope, &e.tenant) {
-                    (Scope::All, _) => true,
-                    (scope, Some(t)) => scope.allows(t),
-                    // Entries about no tenant: only one's own.
-                    (_, None) => e.uid == who.uid,
-                })
-                .take(limit)
-                .collect(),
-        ),
+    let needle = text.trim().to_lowercase();
+    let visible = |e: &AuditEntry| match (&who.scope, &e.tenant) {
+        (Scope::All, _) => true,
+        (scope, Some(t)) => scope.allows(t),
+        // Entries about no tenant: only one's own.
+        (_, None) => e.uid == who.uid,
+    };
+    let matches = |e: &AuditEntry| {
+        if needle.is_empty() {
+            return true;
+        }
+        let outcome = match &e.outcome {
+            AuditOutcome::Ok => "ok".to_string(),
+            AuditOutcome::Refused(r) => format!("refused {r}"),
+            AuditOutcome::Failed(r) => format!("failed {r}"),
+        };
+        [
+            e.user.as_str(),
+            e.action.as_str(),
+            e.tenant.as_ref().map_or("", |t| t.as_str()),
+            e.detail.as_str(),
+            outcome.as_str(),
+        ]
+        .iter()
+        .any(|f| f.to_lowercase().contains(&needle))
+    };
+    match stores.central().audit_search(limit, AUDIT_SCAN, |e| {
+        tenant.is_none_or(|t| e.tenant.as_ref() == Some(t)) && visible(e) && matches(e)
+    }) {
+        Ok(entries) => Response::Audit(entries),
         Err(e) => store_err(e),
     }
 }

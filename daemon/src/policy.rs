@@ -109,7 +109,9 @@ pub enum Reloaded {
 /// snapshot (`current()`); a reload swaps the whole set at once.
 pub struct PolicyHandle {
     tx: watch::Sender<Arc<Policies>>,
-    last_errors: Mutex<Vec<String>>,
+    /// Errors of the last load attempt and when it failed (empty, `None`
+    /// when it succeeded).
+    last_errors: Mutex<(Vec<String>, Option<Timestamp>)>,
     /// One reload at a time: the watcher and SIGHUP must not swap in an
     /// older reading of the files after a newer one.
     reloading: Mutex<()>,
@@ -121,7 +123,7 @@ impl PolicyHandle {
     pub fn new(initial: Policies) -> Self {
         Self {
             tx: watch::Sender::new(Arc::new(initial)),
-            last_errors: Mutex::new(Vec::new()),
+            last_errors: Mutex::new((Vec::new(), None)),
             reloading: Mutex::new(()),
             over: OnceLock::new(),
         }
@@ -167,7 +169,7 @@ impl PolicyHandle {
         let current = self.current();
         match self.load(&current.dir) {
             Ok(p) if p.fingerprint == current.fingerprint => {
-                self.errors().clear();
+                *self.errors() = (Vec::new(), None);
                 Ok(Reloaded::Unchanged)
             }
             loaded => self.swap(loaded, prepare).map(Reloaded::Changed),
@@ -183,27 +185,33 @@ impl PolicyHandle {
             Ok(p) => {
                 let p = Arc::new(p);
                 self.tx.send_replace(p.clone());
-                self.errors().clear();
+                *self.errors() = (Vec::new(), None);
                 Ok(p)
             }
             Err(errs) => {
-                *self.errors() = errs.iter().map(ToString::to_string).collect();
+                *self.errors() = (
+                    errs.iter().map(ToString::to_string).collect(),
+                    Some(Timestamp::now()),
+                );
                 Err(errs)
             }
         }
     }
 
-    fn errors(&self) -> std::sync::MutexGuard<'_, Vec<String>> {
+    fn errors(&self) -> std::sync::MutexGuard<'_, (Vec<String>, Option<Timestamp>)> {
         self.last_errors.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     pub fn status(&self) -> PolicyStatus {
         let p = self.current();
+        let errors = self.errors();
         PolicyStatus {
             dir: p.dir.display().to_string(),
             loaded_at: p.loaded_at,
             files: p.files.clone(),
-            errors: self.errors().clone(),
+            errors: errors.0.clone(),
+            version: p.fingerprint,
+            failed_at: errors.1,
         }
     }
 }

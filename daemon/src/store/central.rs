@@ -153,6 +153,32 @@ impl Central {
         Ok(seq)
     }
 
+    /// Newest first: up to `limit` entries for which `keep` holds, looking
+    /// at no more than `max_scan` entries (a filter that matches little on a
+    /// long log answers with what it found, not after reading all of it).
+    pub fn audit_search(
+        &self,
+        limit: usize,
+        max_scan: usize,
+        mut keep: impl FnMut(&AuditEntry) -> bool,
+    ) -> Result<Vec<AuditEntry>> {
+        let mut out = Vec::new();
+        for v in self.audit.iter().values().rev().take(max_scan) {
+            let e: AuditEntry =
+                decode_record(&v.map_err(Self::err)?).map_err(|source| StoreError::Codec {
+                    tree: "audit",
+                    source,
+                })?;
+            if keep(&e) {
+                out.push(e);
+                if out.len() >= limit {
+                    break;
+                }
+            }
+        }
+        Ok(out)
+    }
+
     /// Newest first, optionally only entries about one tenant.
     pub fn audit_log(&self, tenant: Option<&TenantId>, limit: usize) -> Result<Vec<AuditEntry>> {
         let mut out = Vec::new();
