@@ -48,6 +48,8 @@ pub fn status() -> DaemonStatus {
             errors: vec![
                 "dealers/d003.toml:7: import.columns.Kd-Nr: unknown value `kundennummer`".into(),
             ],
+            version: 0x5eed_f00d_cafe_0042,
+            failed_at: Some(ts(-2)),
         },
         tenants: 3,
         tenants_open: 2,
@@ -188,6 +190,11 @@ fn summary(n: usize) -> TenantSummary {
             imports: if last_import.is_some() { 2 } else { 0 },
             disk_bytes: customers * 2_100,
         },
+        opt_ins: touchpoint_common::protocol::OptIns {
+            email: customers / 2,
+            phone: customers / 5,
+            post_refused: customers / 40,
+        },
         last_import,
     }
 }
@@ -279,4 +286,136 @@ pub fn audit() -> Vec<AuditEntry> {
             outcome: AuditOutcome::Refused("no access rule matches uid 1001".into()),
         },
     ]
+}
+
+/// The overview of three tenants, with alerts and a busy hour.
+pub fn overview() -> touchpoint_common::protocol::Overview {
+    use touchpoint_common::protocol::{
+        Alert, AlertLevel, BudgetUse, DayCounts, Overview, TenantDay, ThrottleStatus,
+    };
+    let day = |n: u64| DayCounts {
+        planned: 120 * n,
+        queued: 7 * n,
+        sent: 340 * n,
+        failed: n - 1,
+        held: n % 2,
+    };
+    let tenants: Vec<TenantDay> = (1..=3)
+        .map(|n| TenantDay {
+            tenant: tid(&format!("d00{n}")),
+            name: summary(n as usize).name,
+            today: day(n),
+        })
+        .collect();
+    let mut total = DayCounts::default();
+    for t in &tenants {
+        total.add(&t.today);
+    }
+    Overview {
+        today: touchpoint_common::Date::from_ymd(2025, 3, 14).expect("fixture day"),
+        tenants,
+        total,
+        budgets: (1..=3)
+            .map(|n| BudgetUse {
+                tenant: tid(&format!("d00{n}")),
+                month: 202503,
+                committed: 40_000 * n as i64,
+                booked: 30_000 * n as i64,
+                budget: if n == 3 { 0 } else { 100_000 },
+            })
+            .collect(),
+        throughput: (0..60u64).map(|m| (m * 37) % 90).collect(),
+        throttles: vec![
+            ThrottleStatus {
+                name: "global".into(),
+                in_flight: 8,
+                concurrency: 0,
+                used: 430,
+                limit: 600,
+                per: "minute".into(),
+                saturation: 72,
+            },
+            ThrottleStatus {
+                name: "domain gmail.com".into(),
+                in_flight: 4,
+                concurrency: 4,
+                used: 95,
+                limit: 100,
+                per: "minute".into(),
+                saturation: 100,
+            },
+        ],
+        dispatch_enabled: true,
+        transport: "smtp relay mail.example:587 (starttls, 4 connections)".into(),
+        paused: Vec::new(),
+        relay_down_until: None,
+        dispatch_error: String::new(),
+        policy: status().policy,
+        pending_approvals: 2,
+        alerts: vec![
+            Alert {
+                level: AlertLevel::Critical,
+                tenant: None,
+                text: "the last policy reload was refused: 1 error".into(),
+            },
+            Alert {
+                level: AlertLevel::Warning,
+                tenant: Some(tid("d002")),
+                text: "budget 92% spent (inspection)".into(),
+            },
+        ],
+    }
+}
+
+/// A window of a queue of 1,234 messages, starting at `offset`.
+pub fn queue_page(offset: u64, rows: u64) -> touchpoint_common::protocol::QueuePage {
+    use touchpoint_common::domain::Channel;
+    use touchpoint_common::outbox::MessageStatus;
+    use touchpoint_common::protocol::{QueuePage, QueueRow};
+    let statuses = [
+        MessageStatus::Queued,
+        MessageStatus::Sent,
+        MessageStatus::Held,
+        MessageStatus::Failed,
+        MessageStatus::Planned,
+    ];
+    QueuePage {
+        filter: Default::default(),
+        offset,
+        total: 1_234,
+        counts: vec![
+            (MessageStatus::Planned, 900),
+            (MessageStatus::Queued, 200),
+            (MessageStatus::Sent, 120),
+            (MessageStatus::Held, 10),
+            (MessageStatus::Failed, 4),
+        ],
+        rows: (offset..(offset + rows).min(1_234))
+            .map(|i| QueueRow {
+                tenant: tid("d001"),
+                id: 1_234 - i,
+                status: statuses[(i % 5) as usize],
+                channel: if i % 4 == 0 {
+                    Channel::Post
+                } else {
+                    Channel::Email
+                },
+                service: "inspection".into(),
+                template: "inspection".into(),
+                send_on: touchpoint_common::Date::from_ymd(2025, 3, 14).expect("fixture day"),
+                send_at: 9 * 60,
+                recipient: format!("K-{}", 10_000 + i),
+                name: "Jürgen Weiß".into(),
+                address: "j.weiss@example.de".into(),
+                cost: 85,
+                attempts: u32::from(i % 5 == 3),
+                last_error: if i % 5 == 3 {
+                    "550 5.1.1 user unknown".into()
+                } else {
+                    String::new()
+                },
+                updated_at: ts(i as i64),
+            })
+            .collect(),
+    }
 }

@@ -591,7 +591,7 @@ pub fn audit(list: &[AuditEntry]) -> String {
     t.render()
 }
 
-fn money(cents: i64) -> String {
+pub fn money(cents: i64) -> String {
     touchpoint_common::policy::Money(cents).to_string()
 }
 

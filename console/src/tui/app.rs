@@ -1,39 +1,53 @@
 //! The console's state and the one place that changes it. Nothing here
-//! touches the terminal or the socket: keys arrive as [`Action`]s, daemon
-//! answers as [`NetEvent`]s, and requests to the connection leave as
-//! [`Effect`]s.
+//! touches the terminal or the socket: keys arrive as [`KeyEvent`]s and
+//! become [`Action`]s, daemon answers arrive as [`NetEvent`]s, and what the
+//! connection must do leaves as [`Effect`]s (taken with
+//! [`App::take_effects`]).
 
-use touchpoint_common::protocol::{DaemonStatus, Identity, TenantDetail, TenantSummary};
+use std::collections::BTreeSet;
+
+use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
+use touchpoint_common::outbox::Message;
+use touchpoint_common::protocol::{
+    AuditEntry, Changes, CostRow, DaemonStatus, Identity, MessageAction, MessageContent, Overview,
+    Preview, Proposal, ProposalDetail, QueueFilter, QueuePage, QueueRow, Request, Role,
+    TenantDetail, TenantSummary, Topic,
+};
 use touchpoint_common::TenantId;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+use super::keymap;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum View {
+    Overview,
+    Queue,
+    Approvals,
     Tenants,
-    Detail,
-    Status,
+    Policies,
 }
 
 impl View {
-    pub const ALL: [View; 3] = [View::Tenants, View::Detail, View::Status];
+    pub const ALL: [View; 5] = [
+        View::Overview,
+        View::Queue,
+        View::Approvals,
+        View::Tenants,
+        View::Policies,
+    ];
 
     pub fn title(self) -> &'static str {
         match self {
+            View::Overview => "Overview",
+            View::Queue => "Queue",
+            View::Approvals => "Approvals",
             View::Tenants => "Tenants",
-            View::Detail => "Tenant",
-            View::Status => "Status",
+            View::Policies => "Policies",
         }
     }
 
     fn position(self) -> usize {
         View::ALL.iter().position(|v| *v == self).unwrap_or(0)
     }
-}
-
-/// Which list of the tenant detail the movement keys act on.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum DetailPane {
-    Imports,
-    Merges,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -50,10 +64,159 @@ pub enum Action {
     Bottom,
     PageUp,
     PageDown,
+    /// Open the selection's detail (or close it again).
     Open,
-    NextPane,
-    PrevPane,
+    /// Scroll the detail pane.
+    DetailDown,
+    DetailUp,
+    Filter,
+    Mark,
+    MarkAll,
+    ClearMarks,
+    Act(MessageAction),
+    Approve,
+    Reject,
+    Preview,
+    ToggleAll,
     Refresh,
+}
+
+impl Action {
+    /// The request this action leads to, for checking the caller's role.
+    fn request(self) -> Option<Request> {
+        let tenant = TenantId::new("x").ok()?;
+        Some(match self {
+            Action::Act(action) => Request::MessageAction {
+                tenant,
+                ids: Vec::new(),
+                action,
+            },
+            Action::Mark | Action::MarkAll | Action::ClearMarks => Request::MessageAction {
+                tenant,
+                ids: Vec::new(),
+                action: MessageAction::Hold,
+            },
+            Action::Approve => Request::Approve {
+                id: 0,
+                comment: String::new(),
+            },
+            Action::Reject => Request::Reject {
+                id: 0,
+                comment: String::new(),
+            },
+            _ => return None,
+        })
+    }
+}
+
+/// What the console asks the daemon for.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Fetch {
+    Status,
+    Overview,
+    Queue {
+        filter: QueueFilter,
+        offset: u64,
+        limit: u32,
+    },
+    Message {
+        tenant: TenantId,
+        id: u64,
+    },
+    Content {
+        tenant: TenantId,
+        id: u64,
+    },
+    Tenants,
+    Costs {
+        month: u32,
+    },
+    Tenant(TenantId),
+    Proposals {
+        all: bool,
+    },
+    Proposal(u64),
+    Preview {
+        id: u64,
+        tenant: TenantId,
+    },
+    Audit {
+        text: String,
+        limit: u32,
+    },
+}
+
+impl Fetch {
+    /// Fetches with the same key replace each other in the connection's
+    /// queue: only the newest is worth asking for.
+    pub fn key(&self) -> u8 {
+        match self {
+            Fetch::Status => 0,
+            Fetch::Overview => 1,
+            Fetch::Queue { .. } => 2,
+            Fetch::Message { .. } => 3,
+            Fetch::Content { .. } => 4,
+            Fetch::Tenants => 5,
+            Fetch::Costs { .. } => 6,
+            Fetch::Tenant(_) => 7,
+            Fetch::Proposals { .. } => 8,
+            Fetch::Proposal(_) => 9,
+            Fetch::Preview { .. } => 10,
+            Fetch::Audit { .. } => 11,
+        }
+    }
+}
+
+/// A state-changing request, sent only after the user confirmed it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Act {
+    Messages {
+        action: MessageAction,
+        /// Per tenant, the message ids.
+        targets: Vec<(TenantId, Vec<u64>)>,
+    },
+    Approve {
+        id: u64,
+        comment: String,
+    },
+    Reject {
+        id: u64,
+        comment: String,
+    },
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Effect {
+    Fetch(Fetch),
+    Act(Act),
+    /// Reconnect now when disconnected (fetches are re-sent on connect).
+    Reconnect,
+}
+
+/// An answer the connection received.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Data {
+    Status(Box<DaemonStatus>),
+    Overview(Box<Overview>),
+    Queue(Box<QueuePage>),
+    Message {
+        tenant: TenantId,
+        message: Box<Message>,
+    },
+    Content(Box<MessageContent>),
+    Tenants(Vec<TenantSummary>),
+    Costs {
+        month: u32,
+        rows: Vec<CostRow>,
+    },
+    Tenant(Box<TenantDetail>),
+    Proposals(Vec<Proposal>),
+    Proposal(Box<ProposalDetail>),
+    Preview(Box<Preview>),
+    Audit {
+        text: String,
+        entries: Vec<AuditEntry>,
+    },
 }
 
 /// What the connection task reports.
@@ -70,20 +233,19 @@ pub enum NetEvent {
         error: String,
         attempt: u32,
     },
-    Status(Box<DaemonStatus>),
-    Tenants(Vec<TenantSummary>),
-    Detail(Box<TenantDetail>),
-    /// A request the daemon refused; the connection is fine.
-    RequestFailed(String),
-}
-
-/// What the state asks of the connection task.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Effect {
-    /// Poll now (or reconnect now, when disconnected).
-    Refresh,
-    /// Also poll this tenant's detail, or stop doing so.
-    Watch(Option<TenantId>),
+    Data(Data),
+    /// The daemon says something changed.
+    Changed(Changes),
+    /// A request the daemon refused or that failed; the connection is fine.
+    Failed {
+        what: &'static str,
+        error: String,
+    },
+    /// A confirmed action was carried out: what happened, in words.
+    Acted {
+        summary: String,
+        ok: bool,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -93,26 +255,254 @@ pub enum ConnState {
     Disconnected { error: String, attempt: u32 },
 }
 
+/// What a line of text typed into the input popup is for.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum InputPurpose {
+    QueueFilter,
+    AuditFilter,
+    ApproveComment { id: u64 },
+    RejectComment { id: u64 },
+}
+
+impl InputPurpose {
+    pub fn title(&self) -> String {
+        match self {
+            InputPurpose::QueueFilter => "Filter the queue".into(),
+            InputPurpose::AuditFilter => "Filter the audit log".into(),
+            InputPurpose::ApproveComment { id } => format!("Approve proposal #{id}: comment"),
+            InputPurpose::RejectComment { id } => format!("Reject proposal #{id}: reason"),
+        }
+    }
+
+    pub fn help(&self) -> &'static str {
+        match self {
+            InputPurpose::QueueFilter => {
+                "status:held,failed channel:email tenant:d001 service:x date:2026-11-01..2026-11-30 text"
+            }
+            InputPurpose::AuditFilter => "text in user, action, tenant, detail or outcome",
+            InputPurpose::ApproveComment { .. } => "optional; Enter to go on, Esc to cancel",
+            InputPurpose::RejectComment { .. } => "required; Enter to go on, Esc to cancel",
+        }
+    }
+}
+
+/// A one-line text input.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Input {
+    pub purpose: InputPurpose,
+    pub text: String,
+    /// Cursor position in characters.
+    pub cursor: usize,
+    pub error: Option<String>,
+}
+
+impl Input {
+    fn new(purpose: InputPurpose, text: String) -> Self {
+        let cursor = text.chars().count();
+        Self {
+            purpose,
+            text,
+            cursor,
+            error: None,
+        }
+    }
+
+    fn byte_at(&self, chars: usize) -> usize {
+        self.text
+            .char_indices()
+            .nth(chars)
+            .map(|(i, _)| i)
+            .unwrap_or(self.text.len())
+    }
+
+    /// Edits the text; false when the key is not an editing key.
+    fn edit(&mut self, key: &KeyEvent) -> bool {
+        let ctrl = key.modifiers.contains(KeyModifiers::CONTROL);
+        match key.code {
+            KeyCode::Char('u') if ctrl => {
+                self.text.clear();
+                self.cursor = 0;
+            }
+            KeyCode::Char('a') if ctrl => self.cursor = 0,
+            KeyCode::Char('e') if ctrl => self.cursor = self.text.chars().count(),
+            KeyCode::Char('w') if ctrl => {
+                let end = self.byte_at(self.cursor);
+                let head = self.text[..end].trim_end();
+                let start = head.rfind(' ').map(|i| i + 1).unwrap_or(0);
+                self.cursor = self.text[..start].chars().count();
+                self.text.replace_range(start..end, "");
+            }
+            KeyCode::Char(c) if !ctrl => {
+                let at = self.byte_at(self.cursor);
+                self.text.insert(at, c);
+                self.cursor += 1;
+            }
+            KeyCode::Backspace if self.cursor > 0 => {
+                self.cursor -= 1;
+                let at = self.byte_at(self.cursor);
+                self.text.remove(at);
+            }
+            KeyCode::Delete if self.cursor < self.text.chars().count() => {
+                let at = self.byte_at(self.cursor);
+                self.text.remove(at);
+            }
+            KeyCode::Left => self.cursor = self.cursor.saturating_sub(1),
+            KeyCode::Right => self.cursor = (self.cursor + 1).min(self.text.chars().count()),
+            KeyCode::Home => self.cursor = 0,
+            KeyCode::End => self.cursor = self.text.chars().count(),
+            KeyCode::Backspace | KeyCode::Delete => {}
+            _ => return false,
+        }
+        self.error = None;
+        true
+    }
+}
+
+/// A question the user answers with y or n before anything is sent.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Confirm {
+    pub title: String,
+    pub lines: Vec<String>,
+    pub act: Act,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Overlay {
+    Help,
+    Input(Input),
+    Confirm(Confirm),
+}
+
+/// A line in the footer until the next key: a refusal, or what an action did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Notice {
+    pub text: String,
+    pub error: bool,
+}
+
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct QueueState {
+    pub filter: QueueFilter,
+    /// The window of rows held, with the total and counts.
+    pub page: Option<QueuePage>,
+    /// Absolute position of the cursor among the matches.
+    pub selected: u64,
+    pub marks: BTreeSet<(TenantId, u64)>,
+    pub detail_open: bool,
+    pub detail: Option<(TenantId, Message)>,
+    pub content: Option<MessageContent>,
+    pub detail_scroll: u16,
+    /// The window last asked for, so that an answer for an older one is ignored.
+    pub requested: Option<(QueueFilter, u64)>,
+}
+
+impl QueueState {
+    pub fn total(&self) -> u64 {
+        self.page.as_ref().map(|p| p.total).unwrap_or(0)
+    }
+
+    /// The row under the cursor, if it is in the window held.
+    pub fn selected_row(&self) -> Option<&QueueRow> {
+        let p = self.page.as_ref()?;
+        let i = self.selected.checked_sub(p.offset)?;
+        p.rows.get(usize::try_from(i).ok()?)
+    }
+
+    /// The detail, if it belongs to the row under the cursor.
+    pub fn current_detail(&self) -> Option<&Message> {
+        let row = self.selected_row()?;
+        match &self.detail {
+            Some((t, m)) if m.id == row.id && *t == row.tenant => Some(m),
+            _ => None,
+        }
+    }
+
+    pub fn current_content(&self) -> Option<&MessageContent> {
+        let row = self.selected_row()?;
+        self.content
+            .as_ref()
+            .filter(|c| c.id == row.id && c.tenant == row.tenant)
+    }
+}
+
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ApprovalsState {
+    pub all: bool,
+    pub list: Vec<Proposal>,
+    pub selected: usize,
+    pub detail: Option<ProposalDetail>,
+    pub preview: Option<Preview>,
+    /// Show the preview instead of the diff.
+    pub show_preview: bool,
+    pub scroll: u16,
+}
+
+impl ApprovalsState {
+    pub fn selected_proposal(&self) -> Option<&Proposal> {
+        self.list.get(self.selected)
+    }
+
+    pub fn current_detail(&self) -> Option<&ProposalDetail> {
+        let id = self.selected_proposal()?.id;
+        self.detail.as_ref().filter(|d| d.proposal.id == id)
+    }
+
+    pub fn current_preview(&self) -> Option<&Preview> {
+        let id = self.selected_proposal()?.id;
+        self.preview.as_ref().filter(|p| p.proposal == id)
+    }
+}
+
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct TenantsState {
+    pub list: Vec<TenantSummary>,
+    pub selected: usize,
+    /// This month's ledger rows.
+    pub costs: Vec<CostRow>,
+    pub detail: Option<TenantDetail>,
+    pub scroll: u16,
+}
+
+impl TenantsState {
+    pub fn selected_tenant(&self) -> Option<&TenantSummary> {
+        self.list.get(self.selected)
+    }
+
+    pub fn current_detail(&self) -> Option<&TenantDetail> {
+        let id = &self.selected_tenant()?.id;
+        self.detail.as_ref().filter(|d| &d.summary.id == id)
+    }
+}
+
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct PoliciesState {
+    pub audit: Vec<AuditEntry>,
+    pub audit_filter: String,
+    pub selected: usize,
+}
+
+/// Audit entries the policies view asks for.
+pub const AUDIT_LIMIT: u32 = 500;
+
 #[derive(Clone, Debug, PartialEq)]
 pub struct AppState {
     pub socket: String,
     pub readonly: bool,
     pub view: View,
-    pub show_help: bool,
+    pub overlay: Option<Overlay>,
     pub conn: ConnState,
     pub status: Option<DaemonStatus>,
-    pub tenants: Vec<TenantSummary>,
-    pub tenant_selected: usize,
-    /// The tenant the detail view shows (and the connection polls).
-    pub detail_tenant: Option<TenantId>,
-    pub detail: Option<TenantDetail>,
-    pub detail_pane: DetailPane,
-    pub import_selected: usize,
-    pub merge_selected: usize,
-    /// The last refusal from the daemon, shown in the footer until the next key.
-    pub message: Option<String>,
-    /// Rows moved by PgUp/PgDn; follows the terminal height.
+    pub overview: Option<Overview>,
+    pub queue: QueueState,
+    pub approvals: ApprovalsState,
+    pub tenants: TenantsState,
+    pub policies: PoliciesState,
+    pub notice: Option<Notice>,
+    /// Rows of the main list on screen; follows the terminal height.
     pub page_rows: usize,
+    pub width: u16,
+    /// The daemon's month for the tenants' costs, `yyyymm`.
+    pub month: u32,
     pub quit: bool,
 }
 
@@ -121,19 +511,19 @@ impl AppState {
         Self {
             socket: socket.into(),
             readonly,
-            view: View::Tenants,
-            show_help: false,
+            view: View::Overview,
+            overlay: None,
             conn: ConnState::Connecting { attempt: 1 },
             status: None,
-            tenants: Vec::new(),
-            tenant_selected: 0,
-            detail_tenant: None,
-            detail: None,
-            detail_pane: DetailPane::Imports,
-            import_selected: 0,
-            merge_selected: 0,
-            message: None,
+            overview: None,
+            queue: QueueState::default(),
+            approvals: ApprovalsState::default(),
+            tenants: TenantsState::default(),
+            policies: PoliciesState::default(),
+            notice: None,
             page_rows: 10,
+            width: 80,
+            month: this_month(),
             quit: false,
         }
     }
@@ -145,33 +535,88 @@ impl AppState {
         }
     }
 
-    pub fn selected_tenant(&self) -> Option<&TenantSummary> {
-        self.tenants.get(self.tenant_selected)
+    pub fn connected(&self) -> bool {
+        matches!(self.conn, ConnState::Connected { .. })
     }
 
-    /// The detail shown, if it belongs to the tenant the view is about.
-    pub fn current_detail(&self) -> Option<&TenantDetail> {
-        match (&self.detail, &self.detail_tenant) {
-            (Some(d), Some(t)) if &d.summary.id == t => Some(d),
-            _ => None,
+    /// Whether the caller may take this action: not in read-only mode, and
+    /// the role allows the request it leads to. Unknown role: nothing.
+    pub fn allowed(&self, action: Action) -> bool {
+        match action.request() {
+            None => true,
+            Some(request) => {
+                !self.readonly
+                    && self
+                        .identity()
+                        .is_some_and(|i| role_allows(i.role, &request))
+            }
         }
+    }
+
+    /// Queue rows the next message action applies to: the marked ones, or
+    /// the one under the cursor.
+    pub fn action_targets(&self) -> Vec<(TenantId, Vec<u64>)> {
+        let mut out: Vec<(TenantId, Vec<u64>)> = Vec::new();
+        let mut push = |t: &TenantId, id: u64| match out.iter_mut().find(|(x, _)| x == t) {
+            Some((_, ids)) => ids.push(id),
+            None => out.push((t.clone(), vec![id])),
+        };
+        if self.queue.marks.is_empty() {
+            if let Some(r) = self.queue.selected_row() {
+                push(&r.tenant, r.id);
+            }
+        } else {
+            for (t, id) in &self.queue.marks {
+                push(t, *id);
+            }
+        }
+        out
+    }
+
+    /// The tenant a preview is rendered for: the one the queue is filtered
+    /// to, else the tenant selected in the tenants view, else the first.
+    pub fn preview_tenant(&self) -> Option<TenantId> {
+        self.queue
+            .filter
+            .tenant
+            .clone()
+            .or_else(|| self.tenants.selected_tenant().map(|t| t.id.clone()))
+            .or_else(|| match self.identity().map(|i| &i.scope) {
+                Some(touchpoint_common::protocol::Scope::Tenants(list)) => list.first().cloned(),
+                _ => None,
+            })
     }
 }
 
+fn role_allows(role: Role, request: &Request) -> bool {
+    role.allows(request)
+}
+
+fn this_month() -> u32 {
+    touchpoint_common::outbox::month_of(touchpoint_common::Date::today())
+}
+
 /// Moves `selected` within `len` rows; returns whether it changed.
-fn move_selection(selected: &mut usize, len: usize, action: Action, page: usize) -> bool {
+pub fn move_selection(selected: &mut usize, len: usize, action: Action, page: usize) -> bool {
+    let mut s = *selected as u64;
+    let changed = move_cursor(&mut s, len as u64, action, page);
+    *selected = usize::try_from(s).unwrap_or(0);
+    changed
+}
+
+fn move_cursor(selected: &mut u64, len: u64, action: Action, page: usize) -> bool {
     if len == 0 {
         return false;
     }
     let last = len - 1;
-    let page = page.max(1);
+    let page = page.max(1) as u64;
     let new = match action {
         Action::Up => selected.saturating_sub(1),
-        Action::Down => (*selected + 1).min(last),
+        Action::Down => selected.saturating_add(1).min(last),
         Action::Top => 0,
         Action::Bottom => last,
         Action::PageUp => selected.saturating_sub(page),
-        Action::PageDown => (*selected + page).min(last),
+        Action::PageDown => selected.saturating_add(page).min(last),
         _ => *selected,
     }
     .min(last);
@@ -183,174 +628,765 @@ fn move_selection(selected: &mut usize, len: usize, action: Action, page: usize)
 #[derive(Debug)]
 pub struct App {
     pub state: AppState,
+    effects: Vec<Effect>,
 }
 
 impl App {
     pub fn new(state: AppState) -> Self {
-        Self { state }
+        Self {
+            state,
+            effects: Vec::new(),
+        }
     }
 
-    /// Applies a user action. Every key press redraws, so there is no
-    /// "changed" flag here; the effects go to the connection task.
-    pub fn update(&mut self, action: Action) -> Vec<Effect> {
-        let s = &mut self.state;
-        s.message = None;
-        if s.show_help {
+    /// What the connection must do, in order; empties the list.
+    pub fn take_effects(&mut self) -> Vec<Effect> {
+        std::mem::take(&mut self.effects)
+    }
+
+    fn fetch(&mut self, f: Fetch) {
+        self.effects.push(Effect::Fetch(f));
+    }
+
+    /// A key press: edits an open input, answers a confirmation, or goes
+    /// through the keymap. Returns whether the screen must be redrawn.
+    pub fn key(&mut self, key: KeyEvent) -> bool {
+        if key.kind == KeyEventKind::Release {
+            return false;
+        }
+        let ctrl_c =
+            key.code == KeyCode::Char('c') && key.modifiers.contains(KeyModifiers::CONTROL);
+        match self.state.overlay.take() {
+            Some(Overlay::Input(mut input)) if !ctrl_c => {
+                match key.code {
+                    KeyCode::Esc => {}
+                    KeyCode::Enter => self.submit(input),
+                    _ => {
+                        input.edit(&key);
+                        self.state.overlay = Some(Overlay::Input(input));
+                    }
+                }
+                return true;
+            }
+            Some(Overlay::Confirm(c)) if !ctrl_c => {
+                match key.code {
+                    KeyCode::Char('y') | KeyCode::Char('Y') => {
+                        self.state.notice = Some(Notice {
+                            text: format!("{}…", c.title),
+                            error: false,
+                        });
+                        self.effects.push(Effect::Act(c.act));
+                    }
+                    KeyCode::Char('n') | KeyCode::Char('N') | KeyCode::Esc => {}
+                    // Anything else leaves the question open.
+                    _ => self.state.overlay = Some(Overlay::Confirm(c)),
+                }
+                return true;
+            }
+            other => self.state.overlay = other,
+        }
+        match keymap::action_for(&key, self.state.view) {
+            Some(action) => {
+                self.update(action);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Applies a user action.
+    pub fn update(&mut self, action: Action) {
+        self.state.notice = None;
+        if self.state.overlay == Some(Overlay::Help) {
             match action {
-                Action::Quit => s.quit = true,
-                Action::ToggleHelp | Action::Back => s.show_help = false,
+                Action::Quit => self.state.quit = true,
+                Action::ToggleHelp | Action::Back => self.state.overlay = None,
                 _ => {}
             }
-            return Vec::new();
+            return;
+        }
+        if !self.state.allowed(action) {
+            let who = self
+                .state
+                .identity()
+                .map(|i| i.role.as_str())
+                .unwrap_or("unknown");
+            let why = if self.state.readonly {
+                "the console is read-only (--readonly)".to_string()
+            } else {
+                format!("your role ({who}) may not do that")
+            };
+            self.notice(why, true);
+            return;
         }
         match action {
-            Action::Quit => {
-                s.quit = true;
-                Vec::new()
+            Action::Quit => self.state.quit = true,
+            Action::ToggleHelp => self.state.overlay = Some(Overlay::Help),
+            Action::Refresh => {
+                if self.state.connected() {
+                    self.fetch_view();
+                } else {
+                    self.effects.push(Effect::Reconnect);
+                }
             }
-            Action::ToggleHelp => {
-                s.show_help = true;
-                Vec::new()
-            }
-            Action::Refresh => vec![Effect::Refresh],
-            Action::Back => match s.view {
-                View::Detail | View::Status => self.show(View::Tenants),
-                View::Tenants => Vec::new(),
-            },
             Action::NextView => {
-                let next = View::ALL[(s.view.position() + 1) % View::ALL.len()];
-                self.show(next)
+                let n = View::ALL.len();
+                self.show(View::ALL[(self.state.view.position() + 1) % n]);
             }
             Action::PrevView => {
                 let n = View::ALL.len();
-                let prev = View::ALL[(s.view.position() + n - 1) % n];
-                self.show(prev)
+                self.show(View::ALL[(self.state.view.position() + n - 1) % n]);
             }
             Action::ShowView(v) => self.show(v),
-            Action::Open => match s.view {
-                View::Tenants => self.open_selected(),
-                _ => Vec::new(),
+            _ => match self.state.view {
+                View::Overview => {}
+                View::Queue => self.queue_action(action),
+                View::Approvals => self.approvals_action(action),
+                View::Tenants => self.tenants_action(action),
+                View::Policies => self.policies_action(action),
             },
-            Action::NextPane | Action::PrevPane => {
-                if s.view == View::Detail {
-                    s.detail_pane = match s.detail_pane {
-                        DetailPane::Imports => DetailPane::Merges,
-                        DetailPane::Merges => DetailPane::Imports,
-                    };
-                }
-                Vec::new()
+        }
+    }
+
+    fn notice(&mut self, text: impl Into<String>, error: bool) {
+        self.state.notice = Some(Notice {
+            text: text.into(),
+            error,
+        });
+    }
+
+    fn show(&mut self, view: View) {
+        if view == self.state.view {
+            return;
+        }
+        self.state.view = view;
+        self.fetch_view();
+    }
+
+    /// Asks for everything the current view shows.
+    pub fn fetch_view(&mut self) {
+        self.fetch(Fetch::Status);
+        match self.state.view {
+            View::Overview => self.fetch(Fetch::Overview),
+            View::Queue => {
+                self.fetch_queue();
+                self.fetch_queue_detail();
             }
+            View::Approvals => {
+                let all = self.state.approvals.all;
+                self.fetch(Fetch::Proposals { all });
+                self.fetch_proposal();
+            }
+            View::Tenants => {
+                self.fetch(Fetch::Tenants);
+                let month = self.state.month;
+                self.fetch(Fetch::Costs { month });
+                self.fetch_tenant();
+            }
+            View::Policies => {
+                let text = self.state.policies.audit_filter.clone();
+                self.fetch(Fetch::Audit {
+                    text,
+                    limit: AUDIT_LIMIT,
+                });
+            }
+        }
+    }
+
+    // ---- queue ----
+
+    /// Rows asked for at a time: a few screens, so that scrolling does not
+    /// wait on the daemon at every step.
+    fn queue_window(&self) -> u32 {
+        (self.state.page_rows.max(10) * 3).min(1000) as u32
+    }
+
+    /// Asks for the window around the cursor.
+    fn fetch_queue(&mut self) {
+        let limit = u64::from(self.queue_window());
+        let q = &self.state.queue;
+        let offset = q.selected.saturating_sub(limit / 3);
+        let filter = q.filter.clone();
+        self.state.queue.requested = Some((filter.clone(), offset));
+        self.fetch(Fetch::Queue {
+            filter,
+            offset,
+            limit: limit as u32,
+        });
+    }
+
+    /// Whether the cursor has left the rows held (with a margin).
+    fn queue_needs_window(&self) -> bool {
+        let q = &self.state.queue;
+        let Some(p) = &q.page else {
+            return true;
+        };
+        let end = p.offset + p.rows.len() as u64;
+        let margin = self.state.page_rows as u64;
+        let at_start = p.offset == 0;
+        let at_end = end >= p.total;
+        (q.selected < p.offset + margin && !at_start) || (q.selected + margin >= end && !at_end)
+    }
+
+    fn fetch_queue_detail(&mut self) {
+        if !self.state.queue.detail_open && self.state.width < super::ui::WIDE {
+            return;
+        }
+        if let Some(r) = self.state.queue.selected_row() {
+            let (tenant, id) = (r.tenant.clone(), r.id);
+            self.fetch(Fetch::Message {
+                tenant: tenant.clone(),
+                id,
+            });
+            self.fetch(Fetch::Content { tenant, id });
+        }
+    }
+
+    fn queue_action(&mut self, action: Action) {
+        let page = self.state.page_rows;
+        match action {
             Action::Up
             | Action::Down
             | Action::Top
             | Action::Bottom
             | Action::PageUp
             | Action::PageDown => {
-                let page = s.page_rows;
-                match s.view {
-                    View::Tenants => {
-                        move_selection(&mut s.tenant_selected, s.tenants.len(), action, page);
+                let total = self.state.queue.total();
+                if move_cursor(&mut self.state.queue.selected, total, action, page) {
+                    self.state.queue.detail_scroll = 0;
+                    if self.queue_needs_window() {
+                        self.fetch_queue();
                     }
-                    View::Detail => {
-                        let (imports, merges) = s
-                            .current_detail()
-                            .map(|d| (d.imports.len(), d.merges.len()))
-                            .unwrap_or((0, 0));
-                        match s.detail_pane {
-                            DetailPane::Imports => {
-                                move_selection(&mut s.import_selected, imports, action, page);
-                            }
-                            DetailPane::Merges => {
-                                move_selection(&mut s.merge_selected, merges, action, page);
-                            }
-                        }
-                    }
-                    View::Status => {}
+                    self.fetch_queue_detail();
                 }
-                Vec::new()
+            }
+            Action::Open => {
+                let q = &mut self.state.queue;
+                q.detail_open = !q.detail_open;
+                q.detail_scroll = 0;
+                self.fetch_queue_detail();
+            }
+            Action::Back => {
+                let q = &mut self.state.queue;
+                if q.detail_open {
+                    q.detail_open = false;
+                } else if !q.marks.is_empty() {
+                    q.marks.clear();
+                } else if !q.filter.is_empty() {
+                    self.set_queue_filter(QueueFilter::default());
+                }
+            }
+            Action::DetailDown => {
+                let q = &mut self.state.queue;
+                q.detail_scroll = q.detail_scroll.saturating_add(5);
+            }
+            Action::DetailUp => {
+                let q = &mut self.state.queue;
+                q.detail_scroll = q.detail_scroll.saturating_sub(5);
+            }
+            Action::Filter => {
+                let text = self.state.queue.filter.to_string();
+                let text = if text.is_empty() { text } else { text + " " };
+                self.state.overlay =
+                    Some(Overlay::Input(Input::new(InputPurpose::QueueFilter, text)));
+            }
+            Action::Mark => {
+                if let Some(r) = self.state.queue.selected_row() {
+                    let key = (r.tenant.clone(), r.id);
+                    let marks = &mut self.state.queue.marks;
+                    if !marks.remove(&key) {
+                        marks.insert(key);
+                    }
+                    let total = self.state.queue.total();
+                    if move_cursor(&mut self.state.queue.selected, total, Action::Down, page)
+                        && self.queue_needs_window()
+                    {
+                        self.fetch_queue();
+                    }
+                    self.fetch_queue_detail();
+                }
+            }
+            Action::MarkAll => {
+                // Marks what is held of the listing (the window), not a
+                // million rows the console never saw.
+                if let Some(p) = &self.state.queue.page {
+                    let keys: Vec<_> = p.rows.iter().map(|r| (r.tenant.clone(), r.id)).collect();
+                    let n = keys.len();
+                    self.state.queue.marks.extend(keys);
+                    self.notice(
+                        format!("marked the {n} rows loaded (rows {}…)", p.offset + 1),
+                        false,
+                    );
+                }
+            }
+            Action::ClearMarks => self.state.queue.marks.clear(),
+            Action::Act(a) => self.confirm_messages(a),
+            _ => {}
+        }
+    }
+
+    fn set_queue_filter(&mut self, filter: QueueFilter) {
+        let q = &mut self.state.queue;
+        if q.filter == filter {
+            return;
+        }
+        q.filter = filter;
+        q.selected = 0;
+        q.detail_scroll = 0;
+        self.fetch_queue();
+    }
+
+    fn confirm_messages(&mut self, action: MessageAction) {
+        let targets = self.state.action_targets();
+        let n: usize = targets.iter().map(|(_, ids)| ids.len()).sum();
+        if n == 0 {
+            self.notice("no message selected", true);
+            return;
+        }
+        let verb = action.as_str();
+        let mut lines: Vec<String> = targets
+            .iter()
+            .take(6)
+            .map(|(t, ids)| {
+                let shown: Vec<String> = ids.iter().take(8).map(|i| format!("#{i}")).collect();
+                let more = if ids.len() > 8 {
+                    format!(" and {} more", ids.len() - 8)
+                } else {
+                    String::new()
+                };
+                format!("{t}: {}{more}", shown.join(" "))
+            })
+            .collect();
+        if targets.len() > 6 {
+            lines.push(format!("and {} more tenants", targets.len() - 6));
+        }
+        lines.push(String::new());
+        lines.push(match action {
+            MessageAction::Hold => "They stay in the outbox until released.".into(),
+            MessageAction::Release => "Held messages go on where they were.".into(),
+            MessageAction::Cancel => "They will never be sent; their occasions stay taken.".into(),
+            MessageAction::Retry => "Deferred or failed emails are sent again now.".into(),
+        });
+        let plural = if n == 1 { "" } else { "s" };
+        self.state.overlay = Some(Overlay::Confirm(Confirm {
+            title: format!("{} {n} message{plural}", capitalised(verb)),
+            lines,
+            act: Act::Messages { action, targets },
+        }));
+    }
+
+    // ---- approvals ----
+
+    fn fetch_proposal(&mut self) {
+        let a = &self.state.approvals;
+        if let Some(id) = a.selected_proposal().map(|p| p.id) {
+            let preview = a.show_preview;
+            self.fetch(Fetch::Proposal(id));
+            if preview {
+                self.fetch_preview(id);
             }
         }
     }
 
-    fn open_selected(&mut self) -> Vec<Effect> {
-        let Some(id) = self.state.selected_tenant().map(|t| t.id.clone()) else {
-            return Vec::new();
-        };
-        let s = &mut self.state;
-        if s.detail_tenant.as_ref() != Some(&id) {
-            s.detail_tenant = Some(id.clone());
-            s.import_selected = 0;
-            s.merge_selected = 0;
-            s.detail_pane = DetailPane::Imports;
+    fn fetch_preview(&mut self, id: u64) {
+        match self.state.preview_tenant() {
+            Some(tenant) => self.fetch(Fetch::Preview { id, tenant }),
+            None => self.notice("no tenant to preview for: open one in 4 Tenants", true),
         }
-        s.view = View::Detail;
-        vec![Effect::Watch(Some(id))]
     }
 
-    fn show(&mut self, view: View) -> Vec<Effect> {
-        let s = &mut self.state;
-        if view == s.view {
-            return Vec::new();
+    fn approvals_action(&mut self, action: Action) {
+        let page = self.state.page_rows;
+        match action {
+            Action::Up
+            | Action::Down
+            | Action::Top
+            | Action::Bottom
+            | Action::PageUp
+            | Action::PageDown => {
+                let a = &mut self.state.approvals;
+                if move_selection(&mut a.selected, a.list.len(), action, page) {
+                    a.scroll = 0;
+                    self.fetch_proposal();
+                }
+            }
+            Action::DetailDown => {
+                let a = &mut self.state.approvals;
+                a.scroll = a.scroll.saturating_add(5);
+            }
+            Action::DetailUp => {
+                let a = &mut self.state.approvals;
+                a.scroll = a.scroll.saturating_sub(5);
+            }
+            Action::Preview => {
+                let a = &mut self.state.approvals;
+                a.show_preview = !a.show_preview;
+                a.scroll = 0;
+                if a.show_preview {
+                    if let Some(id) = a.selected_proposal().map(|p| p.id) {
+                        self.fetch_preview(id);
+                    }
+                }
+            }
+            Action::ToggleAll => {
+                let a = &mut self.state.approvals;
+                a.all = !a.all;
+                a.selected = 0;
+                let all = a.all;
+                self.fetch(Fetch::Proposals { all });
+            }
+            Action::Back => self.state.approvals.show_preview = false,
+            Action::Approve | Action::Reject => {
+                let Some(p) = self.state.approvals.selected_proposal() else {
+                    self.notice("no proposal selected", true);
+                    return;
+                };
+                if !matches!(
+                    p.status,
+                    touchpoint_common::protocol::ProposalStatus::Pending
+                ) {
+                    self.notice(format!("proposal #{} is already decided", p.id), true);
+                    return;
+                }
+                let purpose = if action == Action::Approve {
+                    InputPurpose::ApproveComment { id: p.id }
+                } else {
+                    InputPurpose::RejectComment { id: p.id }
+                };
+                self.state.overlay = Some(Overlay::Input(Input::new(purpose, String::new())));
+            }
+            _ => {}
         }
-        if view == View::Detail && s.detail_tenant.is_none() {
-            return self.open_selected();
+    }
+
+    // ---- tenants ----
+
+    fn fetch_tenant(&mut self) {
+        if let Some(id) = self.state.tenants.selected_tenant().map(|t| t.id.clone()) {
+            self.fetch(Fetch::Tenant(id));
         }
-        let leaving_detail = s.view == View::Detail;
-        s.view = view;
-        match (view, leaving_detail) {
-            (View::Detail, _) => vec![Effect::Watch(s.detail_tenant.clone())],
-            (_, true) => vec![Effect::Watch(None)],
-            _ => Vec::new(),
+    }
+
+    fn tenants_action(&mut self, action: Action) {
+        let page = self.state.page_rows;
+        match action {
+            Action::Up
+            | Action::Down
+            | Action::Top
+            | Action::Bottom
+            | Action::PageUp
+            | Action::PageDown => {
+                let t = &mut self.state.tenants;
+                if move_selection(&mut t.selected, t.list.len(), action, page) {
+                    t.scroll = 0;
+                    self.fetch_tenant();
+                }
+            }
+            Action::DetailDown => {
+                let t = &mut self.state.tenants;
+                t.scroll = t.scroll.saturating_add(5);
+            }
+            Action::DetailUp => {
+                let t = &mut self.state.tenants;
+                t.scroll = t.scroll.saturating_sub(5);
+            }
+            Action::Open => {
+                // The queue of this tenant.
+                if let Some(id) = self.state.tenants.selected_tenant().map(|t| t.id.clone()) {
+                    let mut f = self.state.queue.filter.clone();
+                    f.tenant = Some(id);
+                    self.state.view = View::Queue;
+                    self.set_queue_filter(f);
+                    self.fetch_view();
+                }
+            }
+            _ => {}
         }
+    }
+
+    // ---- policies and audit ----
+
+    fn policies_action(&mut self, action: Action) {
+        let page = self.state.page_rows;
+        match action {
+            Action::Up
+            | Action::Down
+            | Action::Top
+            | Action::Bottom
+            | Action::PageUp
+            | Action::PageDown => {
+                let p = &mut self.state.policies;
+                move_selection(&mut p.selected, p.audit.len(), action, page);
+            }
+            Action::Filter => {
+                let text = self.state.policies.audit_filter.clone();
+                self.state.overlay =
+                    Some(Overlay::Input(Input::new(InputPurpose::AuditFilter, text)));
+            }
+            Action::Back => self.set_audit_filter(String::new()),
+            _ => {}
+        }
+    }
+
+    fn set_audit_filter(&mut self, text: String) {
+        let p = &mut self.state.policies;
+        if p.audit_filter == text {
+            return;
+        }
+        p.audit_filter = text.clone();
+        p.selected = 0;
+        self.fetch(Fetch::Audit {
+            text,
+            limit: AUDIT_LIMIT,
+        });
+    }
+
+    /// Enter in the input popup.
+    fn submit(&mut self, mut input: Input) {
+        match input.purpose.clone() {
+            InputPurpose::QueueFilter => match QueueFilter::parse(&input.text) {
+                Ok(f) => self.set_queue_filter(f),
+                Err(e) => {
+                    input.error = Some(e.to_string());
+                    self.state.overlay = Some(Overlay::Input(input));
+                }
+            },
+            InputPurpose::AuditFilter => self.set_audit_filter(input.text.trim().to_string()),
+            InputPurpose::ApproveComment { id } => {
+                let comment = input.text.trim().to_string();
+                let template = self.proposal_name(id);
+                self.state.overlay = Some(Overlay::Confirm(Confirm {
+                    title: format!("Approve proposal #{id}"),
+                    lines: vec![
+                        format!("{template} becomes the version in force at once:"),
+                        "rendered unsent messages are re-rendered with it.".into(),
+                        format!(
+                            "Comment: {}",
+                            if comment.is_empty() {
+                                "(none)"
+                            } else {
+                                &comment
+                            }
+                        ),
+                    ],
+                    act: Act::Approve { id, comment },
+                }));
+            }
+            InputPurpose::RejectComment { id } => {
+                let comment = input.text.trim().to_string();
+                if comment.is_empty() {
+                    input.error = Some("say why: the author reads it".into());
+                    self.state.overlay = Some(Overlay::Input(input));
+                    return;
+                }
+                let template = self.proposal_name(id);
+                self.state.overlay = Some(Overlay::Confirm(Confirm {
+                    title: format!("Reject proposal #{id}"),
+                    lines: vec![
+                        format!("{template} stays as it is."),
+                        format!("Reason: {comment}"),
+                    ],
+                    act: Act::Reject { id, comment },
+                }));
+            }
+        }
+    }
+
+    fn proposal_name(&self, id: u64) -> String {
+        self.state
+            .approvals
+            .list
+            .iter()
+            .find(|p| p.id == id)
+            .map(|p| p.template.clone())
+            .unwrap_or_else(|| format!("proposal #{id}"))
     }
 
     /// Applies a report from the connection; true when the screen must be redrawn.
     pub fn apply(&mut self, event: NetEvent) -> bool {
-        let s = &mut self.state;
         match event {
             NetEvent::Connecting { attempt } => {
-                let new = ConnState::Connecting { attempt };
-                replace(&mut s.conn, new)
+                replace(&mut self.state.conn, ConnState::Connecting { attempt })
             }
             NetEvent::Connected { daemon, identity } => {
-                let new = ConnState::Connected { daemon, identity };
-                replace(&mut s.conn, new)
-            }
-            NetEvent::Disconnected { error, attempt } => {
-                let new = ConnState::Disconnected { error, attempt };
-                replace(&mut s.conn, new)
-            }
-            NetEvent::Status(status) => replace(&mut s.status, Some(*status)),
-            NetEvent::Tenants(list) => {
-                if s.tenants == list {
-                    return false;
-                }
-                // Keep the cursor on the same tenant when the list changes.
-                let selected_id = s.selected_tenant().map(|t| t.id.clone());
-                s.tenants = list;
-                s.tenant_selected = selected_id
-                    .and_then(|id| s.tenants.iter().position(|t| t.id == id))
-                    .unwrap_or(s.tenant_selected)
-                    .min(s.tenants.len().saturating_sub(1));
+                self.state.conn = ConnState::Connected { daemon, identity };
+                self.fetch_view();
                 true
             }
-            NetEvent::Detail(detail) => {
-                if s.detail_tenant.as_ref() != Some(&detail.summary.id) {
+            NetEvent::Disconnected { error, attempt } => replace(
+                &mut self.state.conn,
+                ConnState::Disconnected { error, attempt },
+            ),
+            NetEvent::Changed(changes) => {
+                self.on_changed(&changes);
+                false
+            }
+            NetEvent::Failed { what, error } => {
+                self.notice(format!("{what}: {error}"), true);
+                true
+            }
+            NetEvent::Acted { summary, ok } => {
+                self.notice(summary, !ok);
+                if ok {
+                    self.state.queue.marks.clear();
+                }
+                // The change feed brings the new state; ask anyway, in case
+                // nothing changed (every action refused).
+                self.fetch_view();
+                true
+            }
+            NetEvent::Data(d) => self.apply_data(d),
+        }
+    }
+
+    /// Re-reads what the current view shows of what changed.
+    fn on_changed(&mut self, c: &Changes) {
+        let has = |t: Topic| c.topics.contains(&t);
+        if has(Topic::Policy) {
+            self.fetch(Fetch::Status);
+        }
+        match self.state.view {
+            View::Overview => {
+                if [
+                    Topic::Outbox,
+                    Topic::Dispatch,
+                    Topic::Costs,
+                    Topic::Policy,
+                    Topic::Approvals,
+                ]
+                .into_iter()
+                .any(has)
+                {
+                    self.fetch(Fetch::Overview);
+                }
+            }
+            View::Queue => {
+                if has(Topic::Outbox) {
+                    let q = &self.state.queue;
+                    let about_us = match &q.filter.tenant {
+                        Some(t) => c.tenants.is_empty() || c.tenants.contains(t),
+                        None => true,
+                    };
+                    if about_us {
+                        self.fetch_queue();
+                        self.fetch_queue_detail();
+                    }
+                }
+            }
+            View::Approvals => {
+                if has(Topic::Approvals) {
+                    let all = self.state.approvals.all;
+                    self.fetch(Fetch::Proposals { all });
+                    self.fetch_proposal();
+                }
+            }
+            View::Tenants => {
+                if has(Topic::Tenants) {
+                    self.fetch(Fetch::Tenants);
+                    self.fetch_tenant();
+                }
+                if has(Topic::Costs) {
+                    let month = self.state.month;
+                    self.fetch(Fetch::Costs { month });
+                }
+            }
+            View::Policies => {
+                if has(Topic::Audit) {
+                    let text = self.state.policies.audit_filter.clone();
+                    self.fetch(Fetch::Audit {
+                        text,
+                        limit: AUDIT_LIMIT,
+                    });
+                }
+            }
+        }
+    }
+
+    fn apply_data(&mut self, d: Data) -> bool {
+        let s = &mut self.state;
+        match d {
+            Data::Status(st) => replace(&mut s.status, Some(*st)),
+            Data::Overview(o) => replace(&mut s.overview, Some(*o)),
+            Data::Queue(page) => {
+                let q = &mut s.queue;
+                if q.requested.as_ref() != Some(&(page.filter.clone(), page.offset)) {
                     return false;
                 }
-                s.import_selected = s
-                    .import_selected
-                    .min(detail.imports.len().saturating_sub(1));
-                s.merge_selected = s.merge_selected.min(detail.merges.len().saturating_sub(1));
-                replace(&mut s.detail, Some(*detail))
+                // Keep the cursor inside the listing when it shrank.
+                q.selected = q.selected.min(page.total.saturating_sub(1));
+                let changed = replace(&mut q.page, Some(*page));
+                if changed {
+                    self.fetch_queue_detail();
+                }
+                changed
             }
-            NetEvent::RequestFailed(message) => replace(&mut s.message, Some(message)),
+            Data::Message { tenant, message } => {
+                replace(&mut s.queue.detail, Some((tenant, *message)))
+            }
+            Data::Content(c) => replace(&mut s.queue.content, Some(*c)),
+            Data::Tenants(list) => {
+                let t = &mut s.tenants;
+                if t.list == list {
+                    return false;
+                }
+                let selected_id = t.selected_tenant().map(|x| x.id.clone());
+                t.list = list;
+                t.selected = selected_id
+                    .and_then(|id| t.list.iter().position(|x| x.id == id))
+                    .unwrap_or(t.selected)
+                    .min(t.list.len().saturating_sub(1));
+                if t.detail.is_none() {
+                    self.fetch_tenant();
+                }
+                true
+            }
+            Data::Costs { month, rows } => {
+                s.month = month;
+                replace(&mut s.tenants.costs, rows)
+            }
+            Data::Tenant(d) => replace(&mut s.tenants.detail, Some(*d)),
+            Data::Proposals(list) => {
+                let a = &mut s.approvals;
+                if a.list == list {
+                    return false;
+                }
+                let selected_id = a.selected_proposal().map(|p| p.id);
+                a.list = list;
+                a.selected = selected_id
+                    .and_then(|id| a.list.iter().position(|p| p.id == id))
+                    .unwrap_or(a.selected)
+                    .min(a.list.len().saturating_sub(1));
+                if a.current_detail().is_none() {
+                    self.fetch_proposal();
+                }
+                true
+            }
+            Data::Proposal(d) => replace(&mut s.approvals.detail, Some(*d)),
+            Data::Preview(p) => replace(&mut s.approvals.preview, Some(*p)),
+            Data::Audit { text, entries } => {
+                let p = &mut s.policies;
+                if text != p.audit_filter {
+                    return false;
+                }
+                p.selected = p.selected.min(entries.len().saturating_sub(1));
+                replace(&mut p.audit, entries)
+            }
         }
     }
 
     /// Follows a terminal resize.
-    pub fn resize(&mut self, _width: u16, height: u16) {
-        self.state.page_rows = usize::from(height.saturating_sub(8)).max(1);
+    pub fn resize(&mut self, width: u16, height: u16) {
+        self.state.width = width;
+        // Header, tab line, filter line, table header and footer.
+        self.state.page_rows = usize::from(height.saturating_sub(6)).max(1);
+    }
+}
+
+fn capitalised(s: &str) -> String {
+    let mut c = s.chars();
+    match c.next() {
+        Some(f) => f.to_uppercase().chain(c).collect(),
+        None => String::new(),
     }
 }
 

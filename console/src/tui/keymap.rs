@@ -1,7 +1,9 @@
 //! The keymap is data: every binding has a description, and the `?` help and
-//! the footer hints are generated from this table.
+//! the footer hints are generated from this table. A binding belongs to
+//! every view or to some; a view's own bindings are looked up first.
 
 use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
+use touchpoint_common::protocol::MessageAction;
 
 use super::app::{Action, View};
 
@@ -38,157 +40,291 @@ pub struct Binding {
     pub description: &'static str,
     /// Short label for the footer, if the binding is worth a hint there.
     pub hint: Option<&'static str>,
-    /// Views whose footer shows the hint; empty for all views.
-    pub hint_views: &'static [View],
+    /// The views it works in; empty for all.
+    pub views: &'static [View],
+}
+
+const ALL: &[View] = &[];
+const QUEUE: &[View] = &[View::Queue];
+const APPROVALS: &[View] = &[View::Approvals];
+const DETAIL_VIEWS: &[View] = &[View::Queue, View::Approvals, View::Tenants];
+const FILTER_VIEWS: &[View] = &[View::Queue, View::Policies];
+
+const fn bind(
+    keys: &'static [Key],
+    action: Action,
+    description: &'static str,
+    hint: Option<&'static str>,
+    views: &'static [View],
+) -> Binding {
+    Binding {
+        keys,
+        action,
+        description,
+        hint,
+        views,
+    }
 }
 
 pub static KEYMAP: &[Binding] = &[
-    Binding {
-        keys: &[ch('q'), ctrl('c')],
-        action: Action::Quit,
-        description: "quit",
-        hint: Some("quit"),
-        hint_views: &[],
-    },
-    Binding {
-        keys: &[ch('?')],
-        action: Action::ToggleHelp,
-        description: "show or hide this help",
-        hint: Some("help"),
-        hint_views: &[],
-    },
-    Binding {
-        keys: &[code(KeyCode::Esc)],
-        action: Action::Back,
-        description: "back / close the help",
-        hint: Some("back"),
-        hint_views: &[View::Detail],
-    },
-    Binding {
-        keys: &[code(KeyCode::Tab)],
-        action: Action::NextView,
-        description: "next view",
-        hint: Some("view"),
-        hint_views: &[],
-    },
-    Binding {
-        keys: &[code(KeyCode::BackTab)],
-        action: Action::PrevView,
-        description: "previous view",
-        hint: None,
-        hint_views: &[],
-    },
-    Binding {
-        keys: &[ch('1')],
-        action: Action::ShowView(View::Tenants),
-        description: "tenants",
-        hint: None,
-        hint_views: &[],
-    },
-    Binding {
-        keys: &[ch('2')],
-        action: Action::ShowView(View::Detail),
-        description: "tenant detail",
-        hint: None,
-        hint_views: &[],
-    },
-    Binding {
-        keys: &[ch('3')],
-        action: Action::ShowView(View::Status),
-        description: "daemon status",
-        hint: None,
-        hint_views: &[],
-    },
-    Binding {
-        keys: &[ch('j'), code(KeyCode::Down)],
-        action: Action::Down,
-        description: "move down",
-        hint: Some("move"),
-        hint_views: &[View::Tenants, View::Detail],
-    },
-    Binding {
-        keys: &[ch('k'), code(KeyCode::Up)],
-        action: Action::Up,
-        description: "move up",
-        hint: None,
-        hint_views: &[],
-    },
-    Binding {
-        keys: &[ch('g'), code(KeyCode::Home)],
-        action: Action::Top,
-        description: "first row",
-        hint: None,
-        hint_views: &[],
-    },
-    Binding {
-        keys: &[ch('G'), code(KeyCode::End)],
-        action: Action::Bottom,
-        description: "last row",
-        hint: None,
-        hint_views: &[],
-    },
-    Binding {
-        keys: &[code(KeyCode::PageDown), ctrl('d')],
-        action: Action::PageDown,
-        description: "page down",
-        hint: None,
-        hint_views: &[],
-    },
-    Binding {
-        keys: &[code(KeyCode::PageUp), ctrl('u')],
-        action: Action::PageUp,
-        description: "page up",
-        hint: None,
-        hint_views: &[],
-    },
-    Binding {
-        keys: &[code(KeyCode::Enter)],
-        action: Action::Open,
-        description: "open the selected tenant",
-        hint: Some("open"),
-        hint_views: &[View::Tenants],
-    },
-    Binding {
-        keys: &[ch('l'), code(KeyCode::Right)],
-        action: Action::NextPane,
-        description: "next pane (imports / merges)",
-        hint: Some("pane"),
-        hint_views: &[View::Detail],
-    },
-    Binding {
-        keys: &[ch('h'), code(KeyCode::Left)],
-        action: Action::PrevPane,
-        description: "previous pane",
-        hint: None,
-        hint_views: &[],
-    },
-    Binding {
-        keys: &[ch('r')],
-        action: Action::Refresh,
-        description: "refresh now (or reconnect now)",
-        hint: Some("refresh"),
-        hint_views: &[],
-    },
+    bind(
+        &[ch('q'), ctrl('c')],
+        Action::Quit,
+        "quit",
+        Some("quit"),
+        ALL,
+    ),
+    bind(
+        &[ch('?')],
+        Action::ToggleHelp,
+        "show or hide this help",
+        Some("help"),
+        ALL,
+    ),
+    bind(
+        &[code(KeyCode::Esc)],
+        Action::Back,
+        "back; clears marks, filter",
+        None,
+        ALL,
+    ),
+    bind(
+        &[code(KeyCode::Tab)],
+        Action::NextView,
+        "next view",
+        None,
+        ALL,
+    ),
+    bind(
+        &[code(KeyCode::BackTab)],
+        Action::PrevView,
+        "previous view",
+        None,
+        ALL,
+    ),
+    bind(
+        &[ch('1')],
+        Action::ShowView(View::Overview),
+        "overview",
+        None,
+        ALL,
+    ),
+    bind(
+        &[ch('2')],
+        Action::ShowView(View::Queue),
+        "queue",
+        None,
+        ALL,
+    ),
+    bind(
+        &[ch('3')],
+        Action::ShowView(View::Approvals),
+        "approvals",
+        None,
+        ALL,
+    ),
+    bind(
+        &[ch('4')],
+        Action::ShowView(View::Tenants),
+        "tenants",
+        None,
+        ALL,
+    ),
+    bind(
+        &[ch('5')],
+        Action::ShowView(View::Policies),
+        "policies and audit log",
+        None,
+        ALL,
+    ),
+    bind(
+        &[ch('j'), code(KeyCode::Down)],
+        Action::Down,
+        "move down",
+        None,
+        ALL,
+    ),
+    bind(
+        &[ch('k'), code(KeyCode::Up)],
+        Action::Up,
+        "move up",
+        None,
+        ALL,
+    ),
+    bind(
+        &[ch('g'), code(KeyCode::Home)],
+        Action::Top,
+        "first row",
+        None,
+        ALL,
+    ),
+    bind(
+        &[ch('G'), code(KeyCode::End)],
+        Action::Bottom,
+        "last row",
+        None,
+        ALL,
+    ),
+    bind(
+        &[code(KeyCode::PageDown), ctrl('d')],
+        Action::PageDown,
+        "page down",
+        None,
+        ALL,
+    ),
+    bind(
+        &[code(KeyCode::PageUp), ctrl('u')],
+        Action::PageUp,
+        "page up",
+        None,
+        ALL,
+    ),
+    bind(
+        &[ch('/')],
+        Action::Filter,
+        "filter",
+        Some("filter"),
+        FILTER_VIEWS,
+    ),
+    bind(
+        &[code(KeyCode::Enter)],
+        Action::Open,
+        "message detail on / off",
+        Some("detail"),
+        QUEUE,
+    ),
+    bind(
+        &[code(KeyCode::Enter)],
+        Action::Open,
+        "the tenant's queue",
+        Some("queue"),
+        &[View::Tenants],
+    ),
+    bind(
+        &[ch('J'), ctrl('n')],
+        Action::DetailDown,
+        "scroll the detail down",
+        None,
+        DETAIL_VIEWS,
+    ),
+    bind(
+        &[ch('K'), ctrl('p')],
+        Action::DetailUp,
+        "scroll the detail up",
+        None,
+        DETAIL_VIEWS,
+    ),
+    bind(
+        &[ch(' ')],
+        Action::Mark,
+        "mark / unmark",
+        Some("mark"),
+        QUEUE,
+    ),
+    bind(
+        &[ch('*')],
+        Action::MarkAll,
+        "mark every loaded row",
+        None,
+        QUEUE,
+    ),
+    bind(
+        &[ch('u')],
+        Action::ClearMarks,
+        "clear the marks",
+        None,
+        QUEUE,
+    ),
+    bind(
+        &[ch('H')],
+        Action::Act(MessageAction::Hold),
+        "hold marked or selected",
+        Some("hold"),
+        QUEUE,
+    ),
+    bind(
+        &[ch('L')],
+        Action::Act(MessageAction::Release),
+        "release (let go)",
+        Some("release"),
+        QUEUE,
+    ),
+    bind(
+        &[ch('X')],
+        Action::Act(MessageAction::Cancel),
+        "cancel (never send)",
+        Some("cancel"),
+        QUEUE,
+    ),
+    bind(
+        &[ch('R')],
+        Action::Act(MessageAction::Retry),
+        "retry deferred / failed",
+        Some("retry"),
+        QUEUE,
+    ),
+    bind(
+        &[ch('a')],
+        Action::Approve,
+        "approve (with comment)",
+        Some("approve"),
+        APPROVALS,
+    ),
+    bind(
+        &[ch('x')],
+        Action::Reject,
+        "reject (with reason)",
+        Some("reject"),
+        APPROVALS,
+    ),
+    bind(
+        &[ch('p')],
+        Action::Preview,
+        "preview / diff",
+        Some("preview"),
+        APPROVALS,
+    ),
+    bind(
+        &[ch('A')],
+        Action::ToggleAll,
+        "pending only / all",
+        Some("all"),
+        APPROVALS,
+    ),
+    bind(
+        &[ch('r')],
+        Action::Refresh,
+        "reload / reconnect now",
+        None,
+        ALL,
+    ),
 ];
 
-/// The action bound to a key press, if any. Shift is ignored for characters
-/// (terminals disagree on whether `G` or `?` carries it).
-pub fn action_for(event: &KeyEvent) -> Option<Action> {
+fn works_in(b: &Binding, view: View) -> bool {
+    b.views.is_empty() || b.views.contains(&view)
+}
+
+/// The action bound to a key press in a view, if any. Shift is ignored for
+/// characters (terminals disagree on whether `G` or `?` carries it).
+pub fn action_for(event: &KeyEvent, view: View) -> Option<Action> {
     if event.kind == KeyEventKind::Release {
         return None;
     }
     let mods = match event.code {
-        KeyCode::Char(_) => event.modifiers - KeyModifiers::SHIFT,
-        KeyCode::BackTab => event.modifiers - KeyModifiers::SHIFT,
+        KeyCode::Char(_) | KeyCode::BackTab => event.modifiers - KeyModifiers::SHIFT,
         _ => event.modifiers,
     };
+    let hit = |b: &&Binding| {
+        b.keys
+            .iter()
+            .any(|k| k.code == event.code && k.mods == mods)
+    };
+    // A view's own binding wins over a global one.
     KEYMAP
         .iter()
-        .find(|b| {
-            b.keys
-                .iter()
-                .any(|k| k.code == event.code && k.mods == mods)
-        })
+        .filter(|b| !b.views.is_empty() && b.views.contains(&view))
+        .find(hit)
+        .or_else(|| KEYMAP.iter().filter(|b| b.views.is_empty()).find(hit))
         .map(|b| b.action)
 }
 
@@ -222,22 +358,24 @@ pub fn keys_label(b: &Binding) -> String {
     b.keys.iter().map(key_label).collect::<Vec<_>>().join("/")
 }
 
-/// Footer hints for a view: `(first key, label)`.
-pub fn hints(view: View) -> Vec<(String, &'static str)> {
+/// Bindings that work in a view and that the caller may use, for the help.
+pub fn bindings_for(view: View, allowed: impl Fn(Action) -> bool) -> Vec<&'static Binding> {
     KEYMAP
         .iter()
-        .filter_map(|b| {
-            let hint = b.hint?;
-            if !b.hint_views.is_empty() && !b.hint_views.contains(&view) {
-                return None;
-            }
-            let key = match b.action {
-                Action::Down => "j/k".to_string(),
-                _ => b.keys.first().map(key_label).unwrap_or_default(),
-            };
-            Some((key, hint))
-        })
+        .filter(|b| works_in(b, view) && allowed(b.action))
         .collect()
+}
+
+/// Footer hints for a view: `(first key, label)`.
+pub fn hints(view: View, allowed: impl Fn(Action) -> bool) -> Vec<(String, &'static str)> {
+    let mut out: Vec<(String, &'static str)> = vec![("?".into(), "help")];
+    out.extend(
+        KEYMAP
+            .iter()
+            .filter(|b| works_in(b, view) && !b.views.is_empty() && allowed(b.action))
+            .filter_map(|b| Some((b.keys.first().map(key_label)?, b.hint?))),
+    );
+    out
 }
 
 #[cfg(test)]
@@ -245,23 +383,36 @@ mod tests {
     use super::*;
 
     #[test]
-    fn no_key_is_bound_twice() {
-        let mut seen: Vec<Key> = Vec::new();
-        for b in KEYMAP {
-            for k in b.keys {
-                assert!(!seen.contains(k), "{} is bound twice", key_label(k));
-                seen.push(*k);
+    fn no_key_is_bound_twice_in_a_view() {
+        for view in View::ALL {
+            let mut seen: Vec<Key> = Vec::new();
+            for b in KEYMAP.iter().filter(|b| works_in(b, view)) {
+                for k in b.keys {
+                    assert!(
+                        !seen.contains(k),
+                        "{} is bound twice in {view:?}",
+                        key_label(k)
+                    );
+                    seen.push(*k);
+                }
             }
         }
     }
 
     #[test]
-    fn shifted_characters_match() {
+    fn shifted_characters_and_view_bindings_match() {
         let ev = KeyEvent::new(KeyCode::Char('G'), KeyModifiers::SHIFT);
-        assert_eq!(action_for(&ev), Some(Action::Bottom));
+        assert_eq!(action_for(&ev, View::Queue), Some(Action::Bottom));
         let ev = KeyEvent::new(KeyCode::Char('c'), KeyModifiers::CONTROL);
-        assert_eq!(action_for(&ev), Some(Action::Quit));
-        let ev = KeyEvent::new(KeyCode::Char('x'), KeyModifiers::NONE);
-        assert_eq!(action_for(&ev), None);
+        assert_eq!(action_for(&ev, View::Overview), Some(Action::Quit));
+        let ev = KeyEvent::new(KeyCode::Char('H'), KeyModifiers::SHIFT);
+        assert_eq!(
+            action_for(&ev, View::Queue),
+            Some(Action::Act(MessageAction::Hold))
+        );
+        assert_eq!(action_for(&ev, View::Overview), None);
+        let ev = KeyEvent::new(KeyCode::Char('a'), KeyModifiers::NONE);
+        assert_eq!(action_for(&ev, View::Approvals), Some(Action::Approve));
+        assert_eq!(action_for(&ev, View::Queue), None);
     }
 }

@@ -6,9 +6,11 @@
 //! and only once per batch of pending events, which matters over SSH.
 
 pub mod app;
+pub mod harness;
 pub mod keymap;
 pub mod net;
 pub mod ui;
+pub mod views;
 
 #[cfg(test)]
 mod tests;
@@ -127,7 +129,7 @@ async fn event_loop(
         let mut dirty = false;
         tokio::select! {
             ev = keys.recv() => match ev {
-                Some(ev) => dirty |= on_terminal_event(app, ev, effects),
+                Some(ev) => dirty |= on_terminal_event(app, ev),
                 // The input thread ended: nothing can reach us any more.
                 None => return Ok(()),
             },
@@ -138,10 +140,14 @@ async fn event_loop(
         }
         // Drain whatever else is pending, then draw once.
         while let Ok(ev) = keys.try_recv() {
-            dirty |= on_terminal_event(app, ev, effects);
+            dirty |= on_terminal_event(app, ev);
         }
         while let Ok(ev) = net.try_recv() {
             dirty |= app.apply(ev);
+        }
+        for effect in app.take_effects() {
+            // The connection task only goes away with the UI.
+            let _ = effects.send(effect);
         }
         if app.state.quit {
             return Ok(());
@@ -153,18 +159,9 @@ async fn event_loop(
 }
 
 /// Returns whether the screen must be redrawn.
-fn on_terminal_event(app: &mut App, ev: Event, effects: &mpsc::UnboundedSender<Effect>) -> bool {
+fn on_terminal_event(app: &mut App, ev: Event) -> bool {
     match ev {
-        Event::Key(key) => match keymap::action_for(&key) {
-            Some(action) => {
-                for effect in app.update(action) {
-                    // The connection task only goes away with the UI.
-                    let _ = effects.send(effect);
-                }
-                true
-            }
-            None => false,
-        },
+        Event::Key(key) => app.key(key),
         Event::Resize(w, h) => {
             app.resize(w, h);
             true

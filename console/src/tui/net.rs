@@ -1,20 +1,184 @@
-//! The TUI's connection: connects (and reconnects with back-off), polls the
-//! daemon, and reports what it learns as [`NetEvent`]s.
+//! The TUI's connection: connects (and reconnects with back-off), carries
+//! out the UI's [`Effect`]s on one connection and listens to the daemon's
+//! change feed on a second, reporting everything as [`NetEvent`]s.
+//!
+//! [`perform`] is the one place an effect becomes requests; the tests drive
+//! it directly against a real daemon.
 
 use std::path::PathBuf;
 use std::time::Duration;
 
 use tokio::sync::mpsc;
-use touchpoint_common::TenantId;
+use touchpoint_common::protocol::{ActionResult, MessageAction};
 
-use super::app::{Effect, NetEvent};
-use crate::client::{Client, ClientError};
+use super::app::{Act, Data, Effect, Fetch, NetEvent};
+use crate::client::{Client, ClientError, Subscription};
 
-/// How often the daemon is polled while connected. A push subscription will
-/// replace this.
-pub const POLL_EVERY: Duration = Duration::from_secs(2);
 const BACKOFF_FIRST: Duration = Duration::from_millis(500);
 const BACKOFF_MAX: Duration = Duration::from_secs(10);
+/// A quiet request connection is pinged so the daemon's idle timeout does
+/// not close it under an operator who is reading.
+const KEEPALIVE: Duration = Duration::from_secs(30);
+
+/// Carries out one effect. `Err` only when the connection failed; a refusal
+/// becomes [`NetEvent::Failed`].
+pub async fn perform(client: &mut Client, effect: Effect) -> Result<Vec<NetEvent>, ClientError> {
+    let result = match effect {
+        Effect::Reconnect => return Ok(Vec::new()),
+        Effect::Fetch(f) => fetch(client, f)
+            .await
+            .map(|(what, d)| (what, NetEvent::Data(d))),
+        Effect::Act(a) => act(client, a).await,
+    };
+    match result {
+        Ok((_, ev)) => Ok(vec![ev]),
+        Err((_, e)) if e.is_connection() => Err(e),
+        Err((what, e)) => Ok(vec![NetEvent::Failed {
+            what,
+            error: e.to_string(),
+        }]),
+    }
+}
+
+type Outcome<T> = Result<(&'static str, T), (&'static str, ClientError)>;
+
+fn tag<T>(what: &'static str, r: Result<T, ClientError>) -> Outcome<T> {
+    r.map(|v| (what, v)).map_err(|e| (what, e))
+}
+
+async fn fetch(c: &mut Client, f: Fetch) -> Outcome<Data> {
+    match f {
+        Fetch::Status => tag(
+            "status",
+            c.status().await.map(|s| Data::Status(Box::new(s))),
+        ),
+        Fetch::Overview => tag(
+            "overview",
+            c.overview().await.map(|o| Data::Overview(Box::new(o))),
+        ),
+        Fetch::Queue {
+            filter,
+            offset,
+            limit,
+        } => tag(
+            "queue",
+            c.queue(&filter, offset, limit)
+                .await
+                .map(|p| Data::Queue(Box::new(p))),
+        ),
+        Fetch::Message { tenant, id } => {
+            let r = c.message(&tenant, id).await;
+            tag(
+                "message",
+                r.map(|m| Data::Message {
+                    tenant,
+                    message: Box::new(m),
+                }),
+            )
+        }
+        Fetch::Content { tenant, id } => tag(
+            "content",
+            c.content(&tenant, id)
+                .await
+                .map(|m| Data::Content(Box::new(m))),
+        ),
+        Fetch::Tenants => tag("tenants", c.tenants().await.map(Data::Tenants)),
+        Fetch::Costs { month } => tag(
+            "costs",
+            c.costs(None, Some(month))
+                .await
+                .map(|rows| Data::Costs { month, rows }),
+        ),
+        Fetch::Tenant(t) => tag(
+            "tenant",
+            c.tenant(&t).await.map(|d| Data::Tenant(Box::new(d))),
+        ),
+        Fetch::Proposals { all } => tag("proposals", c.proposals(all).await.map(Data::Proposals)),
+        Fetch::Proposal(id) => tag(
+            "proposal",
+            c.proposal(id).await.map(|d| Data::Proposal(Box::new(d))),
+        ),
+        Fetch::Preview { id, tenant } => tag(
+            "preview",
+            c.preview(id, &tenant, None)
+                .await
+                .map(|p| Data::Preview(Box::new(p))),
+        ),
+        Fetch::Audit { text, limit } => {
+            let r = c.audit(None, limit, &text).await;
+            tag("audit", r.map(|entries| Data::Audit { text, entries }))
+        }
+    }
+}
+
+async fn act(c: &mut Client, a: Act) -> Outcome<NetEvent> {
+    match a {
+        Act::Messages { action, targets } => {
+            let mut results: Vec<ActionResult> = Vec::new();
+            for (tenant, ids) in &targets {
+                match c.message_action(tenant, ids, action).await {
+                    Ok(r) => results.extend(r),
+                    Err(e) => return Err((action.as_str(), e)),
+                }
+            }
+            let (summary, ok) = action_summary(action, &results);
+            Ok((action.as_str(), NetEvent::Acted { summary, ok }))
+        }
+        Act::Approve { id, comment } => tag(
+            "approve",
+            c.approve(id, &comment).await.map(|d| NetEvent::Acted {
+                summary: format!(
+                    "approved #{id}: {} is in force ({})",
+                    d.proposal.template,
+                    crate::format::proposal_status(&d.proposal.status)
+                ),
+                ok: true,
+            }),
+        ),
+        Act::Reject { id, comment } => tag(
+            "reject",
+            c.reject(id, &comment).await.map(|d| NetEvent::Acted {
+                summary: format!("rejected #{id} ({})", d.proposal.template),
+                ok: true,
+            }),
+        ),
+    }
+}
+
+/// "held 3 messages" or "held 2 of 3; #12: sent, cannot be held".
+pub fn action_summary(action: MessageAction, results: &[ActionResult]) -> (String, bool) {
+    let done = match action {
+        MessageAction::Hold => "held",
+        MessageAction::Release => "released",
+        MessageAction::Cancel => "cancelled",
+        MessageAction::Retry => "retried",
+    };
+    let ok = results.iter().filter(|r| r.outcome.is_ok()).count();
+    let refused: Vec<String> = results
+        .iter()
+        .filter_map(|r| {
+            r.outcome
+                .as_ref()
+                .err()
+                .map(|why| format!("#{}: {why}", r.id))
+        })
+        .collect();
+    let plural = |n: usize| if n == 1 { "" } else { "s" };
+    if refused.is_empty() {
+        (format!("{done} {ok} message{}", plural(ok)), true)
+    } else {
+        let first = refused.first().cloned().unwrap_or_default();
+        let more = if refused.len() > 1 {
+            format!(" (and {} more refused)", refused.len() - 1)
+        } else {
+            String::new()
+        };
+        (
+            format!("{done} {ok} of {}; {first}{more}", results.len()),
+            false,
+        )
+    }
+}
 
 /// Runs until the UI drops its end of either channel.
 pub async fn run(
@@ -22,15 +186,14 @@ pub async fn run(
     events: mpsc::UnboundedSender<NetEvent>,
     mut effects: mpsc::UnboundedReceiver<Effect>,
 ) {
-    let mut watched: Option<TenantId> = None;
     let mut backoff = BACKOFF_FIRST;
     let mut attempt: u32 = 1;
     loop {
         if events.send(NetEvent::Connecting { attempt }).is_err() {
             return;
         }
-        let error = match Client::connect(&socket).await {
-            Ok(mut client) => {
+        let error = match connect(&socket).await {
+            Ok((mut client, feed)) => {
                 backoff = BACKOFF_FIRST;
                 attempt = 1;
                 let connected = NetEvent::Connected {
@@ -40,7 +203,7 @@ pub async fn run(
                 if events.send(connected).is_err() {
                     return;
                 }
-                match session(&mut client, &events, &mut effects, &mut watched).await {
+                match session(&mut client, feed, &events, &mut effects).await {
                     Some(e) => e,
                     None => return,
                 }
@@ -48,17 +211,16 @@ pub async fn run(
             Err(e) => e,
         };
         tracing::info!(error = %error, attempt, "daemon connection down");
-        if events
-            .send(NetEvent::Disconnected {
-                error: error.to_string(),
-                attempt,
-            })
-            .is_err()
-        {
+        let down = NetEvent::Disconnected {
+            error: error.to_string(),
+            attempt,
+        };
+        if events.send(down).is_err() {
             return;
         }
         attempt = attempt.saturating_add(1);
-        // Wait out the back-off; `r` retries at once.
+        // Wait out the back-off; `r` retries at once. Fetches asked for
+        // meanwhile are dropped: the view asks again once connected.
         let wait = tokio::time::sleep(backoff);
         tokio::pin!(wait);
         loop {
@@ -66,8 +228,8 @@ pub async fn run(
                 _ = &mut wait => break,
                 effect = effects.recv() => match effect {
                     None => return,
-                    Some(Effect::Refresh) => break,
-                    Some(Effect::Watch(t)) => watched = t,
+                    Some(Effect::Reconnect) => break,
+                    Some(_) => {}
                 },
             }
         }
@@ -75,76 +237,139 @@ pub async fn run(
     }
 }
 
-/// Polls until the connection fails (returns the error) or the UI is gone (None).
+/// The request connection and, if the daemon offers it, the change feed.
+async fn connect(socket: &std::path::Path) -> Result<(Client, Option<Subscription>), ClientError> {
+    let client = Client::connect(socket).await?;
+    let feed = match Client::connect(socket).await?.subscribe().await {
+        Ok(s) => Some(s),
+        Err(e) if e.is_connection() => return Err(e),
+        Err(e) => {
+            tracing::warn!(error = %e, "no change feed: the console shows what it asks for");
+            None
+        }
+    };
+    Ok((client, feed))
+}
+
+/// Serves effects and changes until the connection fails (returns the
+/// error) or the UI is gone (None).
 async fn session(
     client: &mut Client,
+    mut feed: Option<Subscription>,
     events: &mpsc::UnboundedSender<NetEvent>,
     effects: &mut mpsc::UnboundedReceiver<Effect>,
-    watched: &mut Option<TenantId>,
 ) -> Option<ClientError> {
     loop {
-        if let Err(e) = poll_once(client, events, watched.as_ref()).await {
-            match e {
-                PollError::Gone => return None,
-                PollError::Client(e) => return Some(e),
+        let change = async {
+            match feed.as_mut() {
+                Some(f) => f.next().await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            first = effects.recv() => {
+                let first = first?;
+                let mut batch = vec![first];
+                while let Ok(e) = effects.try_recv() {
+                    batch.push(e);
+                }
+                for effect in coalesce(batch) {
+                    match perform(client, effect).await {
+                        Ok(evs) => {
+                            for ev in evs {
+                                if events.send(ev).is_err() {
+                                    return None;
+                                }
+                            }
+                        }
+                        Err(e) => return Some(e),
+                    }
+                }
+            }
+            change = change => match change {
+                Ok(c) => {
+                    if events.send(NetEvent::Changed(c)).is_err() {
+                        return None;
+                    }
+                }
+                Err(e) => return Some(e),
+            },
+            _ = tokio::time::sleep(KEEPALIVE) => {
+                if let Err(e) = client.ping().await {
+                    if e.is_connection() {
+                        return Some(e);
+                    }
+                }
             }
         }
-        let wait = tokio::time::sleep(POLL_EVERY);
-        tokio::pin!(wait);
-        tokio::select! {
-            _ = &mut wait => {}
-            effect = effects.recv() => match effect {
-                None => return None,
-                Some(Effect::Refresh) => {}
-                Some(Effect::Watch(t)) => *watched = t,
-            },
+    }
+}
+
+/// Keeps the newest fetch of each kind (in the place of the first) and every
+/// action, in order: a burst of changes or key presses asks once.
+pub fn coalesce(batch: Vec<Effect>) -> Vec<Effect> {
+    let mut out: Vec<Effect> = Vec::with_capacity(batch.len());
+    for e in batch {
+        match &e {
+            Effect::Fetch(f) => {
+                let slot = out
+                    .iter_mut()
+                    .find(|x| matches!(x, Effect::Fetch(g) if g.key() == f.key()));
+                match slot {
+                    Some(slot) => *slot = e,
+                    None => out.push(e),
+                }
+            }
+            Effect::Act(_) => out.push(e),
+            Effect::Reconnect => {}
         }
     }
+    out
 }
 
-enum PollError {
-    /// The UI dropped its receiver.
-    Gone,
-    Client(ClientError),
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use touchpoint_common::protocol::QueueFilter;
 
-impl From<ClientError> for PollError {
-    fn from(e: ClientError) -> Self {
-        PollError::Client(e)
+    #[test]
+    fn coalescing_keeps_the_newest_fetch_of_a_kind_and_every_action() {
+        let q = |offset| {
+            Effect::Fetch(Fetch::Queue {
+                filter: QueueFilter::default(),
+                offset,
+                limit: 10,
+            })
+        };
+        let act = Effect::Act(Act::Approve {
+            id: 1,
+            comment: String::new(),
+        });
+        let out = coalesce(vec![
+            q(0),
+            Effect::Fetch(Fetch::Status),
+            act.clone(),
+            q(5),
+            Effect::Reconnect,
+        ]);
+        assert_eq!(out, vec![q(5), Effect::Fetch(Fetch::Status), act]);
     }
-}
 
-async fn poll_once(
-    client: &mut Client,
-    events: &mpsc::UnboundedSender<NetEvent>,
-    watched: Option<&TenantId>,
-) -> Result<(), PollError> {
-    let send = |ev: NetEvent| events.send(ev).map_err(|_| PollError::Gone);
-    match client.status().await {
-        Ok(s) => send(NetEvent::Status(Box::new(s)))?,
-        Err(e) => refused_or_fatal(e, &send)?,
-    }
-    match client.tenants().await {
-        Ok(t) => send(NetEvent::Tenants(t))?,
-        Err(e) => refused_or_fatal(e, &send)?,
-    }
-    if let Some(t) = watched {
-        match client.tenant(t).await {
-            Ok(d) => send(NetEvent::Detail(Box::new(d)))?,
-            Err(e) => refused_or_fatal(e, &send)?,
-        }
-    }
-    Ok(())
-}
-
-/// A refusal is shown and polling goes on; a connection failure ends the session.
-fn refused_or_fatal(
-    e: ClientError,
-    send: &impl Fn(NetEvent) -> Result<(), PollError>,
-) -> Result<(), PollError> {
-    if e.is_connection() {
-        Err(PollError::Client(e))
-    } else {
-        send(NetEvent::RequestFailed(e.to_string()))
+    #[test]
+    fn action_summaries_name_refusals() {
+        use touchpoint_common::outbox::MessageStatus;
+        let ok = |id| ActionResult {
+            id,
+            outcome: Ok(MessageStatus::Held),
+        };
+        let (s, ok_all) = action_summary(MessageAction::Hold, &[ok(1), ok(2)]);
+        assert_eq!((s.as_str(), ok_all), ("held 2 messages", true));
+        let refused = ActionResult {
+            id: 3,
+            outcome: Err("sent: cannot be held".into()),
+        };
+        let (s, ok_all) = action_summary(MessageAction::Hold, &[ok(1), refused]);
+        assert_eq!(s, "held 1 of 2; #3: sent: cannot be held");
+        assert!(!ok_all);
     }
 }

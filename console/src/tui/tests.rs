@@ -1,28 +1,19 @@
+//! State and rendering tests on fabricated answers. The snapshots of every
+//! view with a real daemon's data, and the flows against a real daemon, are
+//! in `tests/e2e/console.rs`.
+
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use ratatui::backend::TestBackend;
-use ratatui::buffer::Buffer;
 use ratatui::Terminal;
+use touchpoint_common::outbox::MessageStatus;
+use touchpoint_common::protocol::{Identity, MessageAction, QueueFilter, Role, Topic};
 
-use super::app::{Action, App, AppState, ConnState, DetailPane, Effect, NetEvent, View};
-use super::keymap::action_for;
+use super::app::{
+    Act, Action, App, AppState, ConnState, Data, Effect, Fetch, NetEvent, Overlay, View,
+};
+use super::harness::buffer_text;
 use super::ui::draw;
 use crate::fixtures;
-
-fn buffer_text(buf: &Buffer) -> String {
-    let area = buf.area;
-    let mut out = String::new();
-    for y in area.top()..area.bottom() {
-        let mut line = String::new();
-        for x in area.left()..area.right() {
-            if let Some(cell) = buf.cell((x, y)) {
-                line.push_str(cell.symbol());
-            }
-        }
-        out.push_str(line.trim_end());
-        out.push('\n');
-    }
-    out
-}
 
 fn render(state: &AppState, width: u16, height: u16) -> String {
     let mut terminal = Terminal::new(TestBackend::new(width, height)).expect("terminal");
@@ -30,267 +21,274 @@ fn render(state: &AppState, width: u16, height: u16) -> String {
     buffer_text(terminal.backend().buffer())
 }
 
-fn connected() -> AppState {
-    let mut s = AppState::new("/run/touchpoint/touchpoint.sock", false);
-    s.conn = ConnState::Connected {
+fn identity(role: Role) -> Identity {
+    Identity {
+        role,
+        ..fixtures::identity()
+    }
+}
+
+/// Connected as `role`, with every view's data loaded.
+fn loaded(role: Role, readonly: bool) -> App {
+    let mut app = App::new(AppState::new("/run/touchpoint/touchpoint.sock", readonly));
+    app.resize(80, 24);
+    app.apply(NetEvent::Connected {
         daemon: "touchpointd 0.1.0".into(),
-        identity: fixtures::identity(),
+        identity: identity(role),
+    });
+    app.take_effects();
+    app.apply(NetEvent::Data(Data::Status(Box::new(fixtures::status()))));
+    app.apply(NetEvent::Data(Data::Overview(Box::new(
+        fixtures::overview(),
+    ))));
+    app.apply(NetEvent::Data(Data::Tenants(fixtures::tenants())));
+    app.apply(NetEvent::Data(Data::Tenant(Box::new(fixtures::detail()))));
+    app.apply(NetEvent::Data(Data::Audit {
+        text: String::new(),
+        entries: fixtures::audit(),
+    }));
+    app.update(Action::ShowView(View::Queue));
+    let limit = match app.take_effects().into_iter().find_map(|e| match e {
+        Effect::Fetch(Fetch::Queue { limit, .. }) => Some(limit),
+        _ => None,
+    }) {
+        Some(l) => l,
+        None => panic!("the queue view asks for its rows"),
     };
-    s.status = Some(fixtures::status());
-    s.tenants = fixtures::tenants();
-    s
+    app.apply(NetEvent::Data(Data::Queue(Box::new(fixtures::queue_page(
+        0,
+        u64::from(limit),
+    )))));
+    app.take_effects();
+    app
 }
 
-fn tenants_state() -> AppState {
-    let mut s = connected();
-    s.tenant_selected = 2;
-    s
+fn key(c: char) -> KeyEvent {
+    KeyEvent::new(KeyCode::Char(c), KeyModifiers::NONE)
 }
 
-fn detail_state() -> AppState {
-    let mut s = connected();
-    let d = fixtures::detail();
-    s.view = View::Detail;
-    s.detail_tenant = Some(d.summary.id.clone());
-    s.detail = Some(d);
-    s
-}
-
-fn status_state() -> AppState {
-    let mut s = connected();
-    s.view = View::Status;
-    s
-}
-
-fn disconnected_state() -> AppState {
-    let mut s = AppState::new("/tmp/t.sock", true);
-    s.conn = ConnState::Disconnected {
-        error: "cannot connect to /tmp/t.sock: No such file or directory (os error 2) — is touchpointd running? (socket path from --socket or $TOUCHPOINT_SOCKET)".into(),
-        attempt: 3,
-    };
-    s
+fn code(c: KeyCode) -> KeyEvent {
+    KeyEvent::new(c, KeyModifiers::NONE)
 }
 
 #[test]
-fn tenants_view_snapshots() {
-    insta::assert_snapshot!("tenants_80x24", render(&tenants_state(), 80, 24));
-    insta::assert_snapshot!("tenants_160x48", render(&tenants_state(), 160, 48));
-}
-
-#[test]
-fn detail_view_snapshots() {
-    insta::assert_snapshot!("detail_80x24", render(&detail_state(), 80, 24));
-    insta::assert_snapshot!("detail_160x48", render(&detail_state(), 160, 48));
-    let mut merges_focused = detail_state();
-    merges_focused.detail_pane = DetailPane::Merges;
-    merges_focused.merge_selected = 2;
-    merges_focused.import_selected = 2;
-    insta::assert_snapshot!(
-        "detail_merges_focused_80x24",
-        render(&merges_focused, 80, 24)
-    );
-}
-
-#[test]
-fn status_view_snapshots() {
-    insta::assert_snapshot!("status_80x24", render(&status_state(), 80, 24));
-    insta::assert_snapshot!("status_160x48", render(&status_state(), 160, 48));
+fn never_panics_at_any_size() {
+    let mut app = loaded(Role::Operator, false);
+    for view in View::ALL {
+        app.update(Action::ShowView(view));
+        for overlay in [None, Some(Overlay::Help)] {
+            app.state.overlay = overlay;
+            for w in 0..=45u16 {
+                for h in 0..=14u16 {
+                    render(&app.state, w, h);
+                }
+            }
+            render(&app.state, 300, 100);
+        }
+    }
+    app.state.overlay = None;
+    app.update(Action::ShowView(View::Queue));
+    app.key(key('/'));
+    for (w, h) in [(1, 1), (5, 3), (20, 5), (80, 24)] {
+        render(&app.state, w, h);
+    }
 }
 
 #[test]
 fn help_and_disconnected_snapshots() {
-    let mut help = tenants_state();
-    help.show_help = true;
-    insta::assert_snapshot!("help_80x24", render(&help, 80, 24));
-    insta::assert_snapshot!("disconnected_80x24", render(&disconnected_state(), 80, 24));
+    let mut app = loaded(Role::Operator, false);
+    app.state.overlay = Some(Overlay::Help);
+    insta::assert_snapshot!("help_queue_operator_80x24", render(&app.state, 80, 24));
+    let mut s = AppState::new("/tmp/t.sock", true);
+    s.conn = ConnState::Disconnected {
+        error: "cannot connect to /tmp/t.sock: No such file or directory (os error 2)".into(),
+        attempt: 3,
+    };
+    insta::assert_snapshot!("disconnected_80x24", render(&s, 80, 24));
 }
 
 #[test]
-fn never_panics_at_tiny_sizes() {
-    let mut states = vec![
-        tenants_state(),
-        detail_state(),
-        status_state(),
-        disconnected_state(),
-    ];
-    let mut no_detail = connected();
-    no_detail.view = View::Detail;
-    states.push(no_detail);
-    let with_help: Vec<AppState> = states
-        .iter()
-        .cloned()
-        .map(|mut s| {
-            s.show_help = true;
-            s
+fn the_filter_line_parses_and_reports_errors_in_place() {
+    let mut app = loaded(Role::Operator, false);
+    app.key(key('/'));
+    for c in "status:lost".chars() {
+        app.key(key(c));
+    }
+    app.key(code(KeyCode::Enter));
+    match &app.state.overlay {
+        Some(Overlay::Input(i)) => {
+            let e = i.error.as_deref().unwrap_or("");
+            assert!(e.contains("no status `lost`"), "{e}");
+        }
+        other => panic!("the input stays open with the error: {other:?}"),
+    }
+    assert!(
+        app.take_effects().is_empty(),
+        "nothing asked with a bad filter"
+    );
+    // Ctrl-u clears; a good filter asks the daemon from the first row.
+    app.key(KeyEvent::new(KeyCode::Char('u'), KeyModifiers::CONTROL));
+    for c in "status:held d001".chars() {
+        app.key(key(c));
+    }
+    app.key(code(KeyCode::Enter));
+    assert_eq!(app.state.overlay, None);
+    let wanted = QueueFilter::parse("status:held d001").expect("filter");
+    let asked = app.take_effects();
+    assert!(
+        asked.iter().any(|e| matches!(e,
+            Effect::Fetch(Fetch::Queue { filter, offset: 0, .. }) if *filter == wanted)),
+        "{asked:?}"
+    );
+    // Esc clears it again.
+    app.key(code(KeyCode::Esc));
+    assert!(app.state.queue.filter.is_empty());
+}
+
+#[test]
+fn marking_and_holding_go_through_a_confirmation() {
+    let mut app = loaded(Role::Operator, false);
+    app.key(key(' '));
+    app.key(key(' '));
+    assert_eq!(app.state.queue.marks.len(), 2);
+    assert_eq!(app.state.queue.selected, 2);
+    app.key(KeyEvent::new(KeyCode::Char('H'), KeyModifiers::SHIFT));
+    let Some(Overlay::Confirm(c)) = &app.state.overlay else {
+        panic!("a confirmation first");
+    };
+    assert_eq!(c.title, "Hold 2 messages");
+    assert!(app.take_effects().is_empty(), "nothing sent before y");
+    app.key(key('y'));
+    let effects = app.take_effects();
+    assert_eq!(
+        effects,
+        vec![Effect::Act(Act::Messages {
+            action: MessageAction::Hold,
+            targets: vec![(fixtures::tid("d001"), vec![1_233, 1_234])],
+        })]
+    );
+    // n or Esc cancels without sending.
+    app.key(KeyEvent::new(KeyCode::Char('X'), KeyModifiers::SHIFT));
+    app.key(code(KeyCode::Esc));
+    assert_eq!(app.state.overlay, None);
+    assert!(app.take_effects().is_empty());
+}
+
+#[test]
+fn actions_the_role_may_not_take_are_neither_offered_nor_sent() {
+    for (role, readonly) in [(Role::ReadOnly, false), (Role::Operator, true)] {
+        let mut app = loaded(role, readonly);
+        let screen = render(&app.state, 160, 48);
+        assert!(
+            !screen.contains("hold"),
+            "{role} readonly={readonly}:\n{screen}"
+        );
+        app.key(KeyEvent::new(KeyCode::Char('H'), KeyModifiers::SHIFT));
+        assert_eq!(app.state.overlay, None);
+        assert!(app.take_effects().is_empty());
+        let notice = app.state.notice.clone().map(|n| n.text).unwrap_or_default();
+        assert!(
+            notice.contains("read-only") || notice.contains("may not"),
+            "{notice}"
+        );
+        app.state.overlay = Some(Overlay::Help);
+        let help = render(&app.state, 80, 40);
+        assert!(!help.contains("hold the marked"), "{help}");
+    }
+    // Only a reviewer is offered approve.
+    let mut op = loaded(Role::Operator, false);
+    op.update(Action::ShowView(View::Approvals));
+    assert!(!op.state.allowed(Action::Approve));
+    let rev = loaded(Role::Reviewer, false);
+    assert!(rev.state.allowed(Action::Approve));
+    assert!(!rev.state.allowed(Action::Act(MessageAction::Hold)));
+}
+
+#[test]
+fn moving_past_the_window_asks_for_the_next_one_and_old_answers_are_ignored() {
+    let mut app = loaded(Role::Operator, false);
+    let held = app
+        .state
+        .queue
+        .page
+        .as_ref()
+        .map(|p| p.rows.len())
+        .unwrap_or(0);
+    for _ in 0..held {
+        app.key(key('j'));
+    }
+    let asked: Vec<(u64, u32)> = app
+        .take_effects()
+        .into_iter()
+        .filter_map(|e| match e {
+            Effect::Fetch(Fetch::Queue { offset, limit, .. }) => Some((offset, limit)),
+            _ => None,
         })
         .collect();
-    states.extend(with_help);
-    for state in &states {
-        for (w, h) in [
-            (0, 0),
-            (1, 1),
-            (10, 3),
-            (3, 10),
-            (20, 5),
-            (80, 1),
-            (1, 80),
-            (40, 12),
-        ] {
-            let _ = render(state, w, h);
-        }
-    }
-}
-
-fn key(c: char) -> Action {
-    action_for(&KeyEvent::new(KeyCode::Char(c), KeyModifiers::NONE)).expect("bound key")
-}
-
-fn code(c: KeyCode) -> Action {
-    action_for(&KeyEvent::new(c, KeyModifiers::NONE)).expect("bound key")
-}
-
-#[test]
-fn j_and_k_move_the_selection_within_bounds() {
-    let mut app = App::new(connected());
-    app.update(key('j'));
-    app.update(key('j'));
-    assert_eq!(app.state.tenant_selected, 2);
-    app.update(key('k'));
-    assert_eq!(app.state.tenant_selected, 1);
-    app.update(code(KeyCode::Up));
-    app.update(code(KeyCode::Up));
-    assert_eq!(app.state.tenant_selected, 0);
-    app.update(key('G'));
-    assert_eq!(app.state.tenant_selected, 29);
-    app.update(code(KeyCode::Down));
-    assert_eq!(app.state.tenant_selected, 29);
-    app.update(key('g'));
-    assert_eq!(app.state.tenant_selected, 0);
-    app.state.page_rows = 10;
-    app.update(code(KeyCode::PageDown));
-    assert_eq!(app.state.tenant_selected, 10);
-    app.update(code(KeyCode::PageUp));
-    assert_eq!(app.state.tenant_selected, 0);
-}
-
-#[test]
-fn enter_opens_the_detail_and_esc_returns() {
-    let mut app = App::new(connected());
-    app.update(key('j'));
-    let effects = app.update(code(KeyCode::Enter));
-    assert_eq!(app.state.view, View::Detail);
-    let d002 = fixtures::tid("d002");
-    assert_eq!(app.state.detail_tenant.as_ref(), Some(&d002));
-    assert_eq!(effects, vec![Effect::Watch(Some(d002.clone()))]);
-
-    // Only the detail of the watched tenant is taken.
-    assert!(!app.apply(NetEvent::Detail(Box::new(fixtures::detail()))));
-    let mut detail = fixtures::detail();
-    detail.summary.id = d002.clone();
-    assert!(app.apply(NetEvent::Detail(Box::new(detail.clone()))));
-    assert!(
-        !app.apply(NetEvent::Detail(Box::new(detail))),
-        "same data needs no redraw"
-    );
-    app.update(key('j'));
-    assert_eq!(app.state.import_selected, 1);
-    app.update(key('l'));
-    assert_eq!(app.state.detail_pane, DetailPane::Merges);
-    app.update(key('G'));
-    assert_eq!(app.state.merge_selected, 11);
-
-    let effects = app.update(code(KeyCode::Esc));
-    assert_eq!(app.state.view, View::Tenants);
-    assert_eq!(effects, vec![Effect::Watch(None)]);
-}
-
-#[test]
-fn tab_and_numbers_switch_views() {
-    let mut app = App::new(connected());
-    app.update(code(KeyCode::Tab));
-    assert_eq!(
-        app.state.view,
-        View::Detail,
-        "Tab into the detail opens the selected tenant"
-    );
-    assert_eq!(
-        app.state.detail_tenant.as_ref().map(|t| t.as_str()),
-        Some("d001")
-    );
-    app.update(code(KeyCode::Tab));
-    assert_eq!(app.state.view, View::Status);
-    app.update(code(KeyCode::Tab));
-    assert_eq!(app.state.view, View::Tenants);
-    app.update(key('3'));
-    assert_eq!(app.state.view, View::Status);
-    app.update(key('1'));
-    assert_eq!(app.state.view, View::Tenants);
-}
-
-#[test]
-fn question_mark_toggles_help_and_q_quits() {
-    let mut app = App::new(connected());
-    app.update(key('?'));
-    assert!(app.state.show_help);
-    app.update(key('j'));
-    assert_eq!(
-        app.state.tenant_selected, 0,
-        "keys other than close do nothing under the help"
-    );
-    app.update(key('?'));
-    assert!(!app.state.show_help);
-    app.update(key('?'));
-    app.update(code(KeyCode::Esc));
-    assert!(!app.state.show_help);
-    assert!(!app.state.quit);
-    app.update(key('q'));
-    assert!(app.state.quit);
-
-    let mut app = App::new(connected());
-    app.update(
-        action_for(&KeyEvent::new(KeyCode::Char('c'), KeyModifiers::CONTROL)).expect("ctrl-c"),
-    );
-    assert!(app.state.quit);
-}
-
-#[test]
-fn r_asks_for_a_refresh() {
-    let mut app = App::new(connected());
-    assert_eq!(app.update(key('r')), vec![Effect::Refresh]);
-}
-
-#[test]
-fn a_new_tenant_list_keeps_the_cursor_on_the_same_tenant() {
-    let mut app = App::new(connected());
-    app.update(key('j'));
-    app.update(key('j'));
-    let selected = app.state.tenants[2].id.clone();
-    assert!(
-        !app.apply(NetEvent::Tenants(fixtures::tenants())),
-        "same list needs no redraw"
-    );
-    let mut list = fixtures::tenants();
-    list.remove(0);
-    assert!(app.apply(NetEvent::Tenants(list)));
-    assert_eq!(app.state.tenants[app.state.tenant_selected].id, selected);
-    assert!(app.apply(NetEvent::Tenants(Vec::new())));
-    assert_eq!(app.state.tenant_selected, 0);
-    app.update(key('j'));
-    assert!(
-        app.update(code(KeyCode::Enter)).is_empty(),
-        "nothing to open"
-    );
-}
-
-#[test]
-fn connection_changes_are_redrawn_once() {
-    let mut app = App::new(AppState::new("/tmp/t.sock", false));
-    let down = NetEvent::Disconnected {
-        error: "gone".into(),
-        attempt: 1,
+    let Some(&(offset, limit)) = asked.last() else {
+        panic!("scrolling on asks for more rows");
     };
-    assert!(app.apply(down.clone()));
-    assert!(!app.apply(down));
-    let text = render(&app.state, 80, 24);
-    assert!(text.contains("disconnected — retrying"), "{text}");
+    assert!(offset > 0 && offset <= app.state.queue.selected);
+    // An answer for a window no longer wanted changes nothing.
+    let stale = fixtures::queue_page(0, 10);
+    assert!(!app.apply(NetEvent::Data(Data::Queue(Box::new(stale)))));
+    let fresh = fixtures::queue_page(offset, u64::from(limit));
+    assert!(app.apply(NetEvent::Data(Data::Queue(Box::new(fresh)))));
+    let row = app.state.queue.selected_row().map(|r| r.id);
+    assert_eq!(row, Some(1_234 - app.state.queue.selected));
+    // G goes to the last of all 1,234 rows, not of the window.
+    app.key(KeyEvent::new(KeyCode::Char('G'), KeyModifiers::SHIFT));
+    assert_eq!(app.state.queue.selected, 1_233);
+}
+
+#[test]
+fn changes_ask_again_only_for_what_the_view_shows() {
+    let mut app = loaded(Role::Operator, false);
+    app.apply(NetEvent::Changed(touchpoint_common::protocol::Changes {
+        topics: vec![Topic::Audit],
+        tenants: Vec::new(),
+    }));
+    assert!(app.take_effects().is_empty(), "the queue shows no audit");
+    app.apply(NetEvent::Changed(touchpoint_common::protocol::Changes {
+        topics: vec![Topic::Outbox],
+        tenants: vec![fixtures::tid("d002")],
+    }));
+    assert!(app
+        .take_effects()
+        .iter()
+        .any(|e| matches!(e, Effect::Fetch(Fetch::Queue { .. }))));
+    app.update(Action::ShowView(View::Overview));
+    app.take_effects();
+    app.apply(NetEvent::Changed(touchpoint_common::protocol::Changes {
+        topics: vec![Topic::Costs],
+        tenants: Vec::new(),
+    }));
+    assert_eq!(app.take_effects(), vec![Effect::Fetch(Fetch::Overview)]);
+}
+
+#[test]
+fn views_switch_by_number_and_tab() {
+    let mut app = loaded(Role::Operator, false);
+    app.key(key('1'));
+    assert_eq!(app.state.view, View::Overview);
+    app.key(code(KeyCode::Tab));
+    assert_eq!(app.state.view, View::Queue);
+    app.key(KeyEvent::new(KeyCode::BackTab, KeyModifiers::SHIFT));
+    assert_eq!(app.state.view, View::Overview);
+    app.key(key('5'));
+    assert_eq!(app.state.view, View::Policies);
+    app.key(key('?'));
+    assert_eq!(app.state.overlay, Some(Overlay::Help));
+    app.key(code(KeyCode::Esc));
+    assert_eq!(app.state.overlay, None);
+    app.key(key('q'));
+    assert!(app.state.quit);
+    let status = app
+        .state
+        .queue
+        .page
+        .as_ref()
+        .and_then(|p| p.rows.first())
+        .map(|r| r.status);
+    assert_eq!(status, Some(MessageStatus::Queued));
 }

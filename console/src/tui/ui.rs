@@ -1,26 +1,24 @@
 //! Rendering only: `draw` reads an [`AppState`] and paints a frame. It never
-//! changes state, so tests render fabricated states into a `TestBackend`.
+//! changes state, so tests render states into a `TestBackend`. The views
+//! live in [`super::views`]; this module draws what frames them: the tab
+//! line, the footer, help, confirmations and the input line.
 
-use ratatui::layout::{Alignment, Constraint, Layout, Rect};
+use ratatui::layout::{Alignment, Constraint, Flex, Layout, Rect};
 use ratatui::style::{Modifier, Style, Stylize};
 use ratatui::text::{Line, Span, Text};
-use ratatui::widgets::{
-    Block, Borders, Cell, Clear, HighlightSpacing, Paragraph, Row, Table, TableState, Wrap,
-};
+use ratatui::widgets::{Block, Borders, Cell, Clear, Paragraph, Row, Table, Wrap};
 use ratatui::Frame;
-use touchpoint_common::domain::{ImportReport, ImportStatus};
 
-use super::app::{AppState, ConnState, DetailPane, View};
-use super::keymap::{hints, keys_label, KEYMAP};
-use crate::format;
+use super::app::{AppState, ConnState, Input, Overlay, View};
+use super::keymap::{bindings_for, hints, keys_label};
+use super::views;
 
-/// Terminals at least this wide get the extra columns and side-by-side panes.
-const WIDE: u16 = 120;
-const HIGHLIGHT: &str = "▸ ";
+/// Terminals at least this wide get side-by-side panes and extra columns.
+pub const WIDE: u16 = 140;
 
 pub fn draw(frame: &mut Frame, state: &AppState) {
     let area = frame.area();
-    if area.width == 0 || area.height == 0 {
+    if area.width < 4 || area.height < 3 {
         return;
     }
     let [header, body, footer] = Layout::vertical([
@@ -30,26 +28,49 @@ pub fn draw(frame: &mut Frame, state: &AppState) {
     ])
     .areas(area);
     draw_header(frame, header, state);
-    match state.view {
-        View::Tenants => draw_tenants(frame, body, state),
-        View::Detail => draw_detail(frame, body, state),
-        View::Status => draw_status(frame, body, state),
+    if state.status.is_none() && state.overview.is_none() && !state.connected() {
+        frame.render_widget(
+            Paragraph::new(waiting(state)).wrap(Wrap { trim: false }),
+            body,
+        );
+    } else {
+        match state.view {
+            View::Overview => views::overview::draw(frame, body, state),
+            View::Queue => views::queue::draw(frame, body, state),
+            View::Approvals => views::approvals::draw(frame, body, state),
+            View::Tenants => views::tenants::draw(frame, body, state),
+            View::Policies => views::policies::draw(frame, body, state),
+        }
     }
     draw_footer(frame, footer, state);
-    if state.show_help {
-        draw_help(frame, area);
+    match &state.overlay {
+        None => {}
+        Some(Overlay::Help) => draw_help(frame, area, state),
+        Some(Overlay::Input(input)) => draw_input(frame, area, input),
+        Some(Overlay::Confirm(c)) => {
+            let mut text: Vec<Line> = c.lines.iter().map(|l| Line::from(l.clone())).collect();
+            text.push(Line::from(""));
+            text.push(Line::from(vec![
+                Span::from(" y ").reversed().bold(),
+                Span::from(" confirm   "),
+                Span::from(" n ").reversed(),
+                Span::from(" / Esc cancel"),
+            ]));
+            draw_popup(frame, area, &c.title, Text::from(text), 64);
+        }
     }
 }
 
-fn dim() -> Style {
+pub fn dim() -> Style {
     Style::new().add_modifier(Modifier::DIM)
 }
 
-fn right(s: impl Into<String>) -> Cell<'static> {
+pub fn right(s: impl Into<String>) -> Cell<'static> {
     Cell::from(Line::from(s.into()).alignment(Alignment::Right))
 }
 
-fn header_cells(cells: &[(&'static str, bool)]) -> Row<'static> {
+/// A table header row; `true` right-aligns the column.
+pub fn header_row(cells: &[(&'static str, bool)]) -> Row<'static> {
     Row::new(cells.iter().map(
         |(h, is_right)| {
             if *is_right {
@@ -62,87 +83,8 @@ fn header_cells(cells: &[(&'static str, bool)]) -> Row<'static> {
     .style(Style::new().bold())
 }
 
-fn status_style(s: &ImportStatus) -> Style {
-    match s {
-        ImportStatus::Committed => Style::new().green(),
-        ImportStatus::AlreadyImported { .. } => Style::new().cyan(),
-        ImportStatus::Failed { .. } => Style::new().red().bold(),
-    }
-}
-
-fn draw_header(frame: &mut Frame, area: Rect, state: &AppState) {
-    let daemon = match (&state.conn, &state.status) {
-        (ConnState::Connected { daemon, .. }, _) => daemon.clone(),
-        (_, Some(s)) => s.daemon_version.clone(),
-        _ => "touchpointd".into(),
-    };
-    let mut spans = vec![
-        Span::from(" touchpoint ").reversed().bold(),
-        Span::from(" "),
-        Span::from(daemon),
-    ];
-    if let Some(i) = state.identity() {
-        spans.push(Span::from(format!(" · {} ({})", i.user, i.role)));
-    }
-    spans.push(Span::from(" · "));
-    spans.push(match &state.conn {
-        ConnState::Connected { .. } => Span::from("connected").green(),
-        ConnState::Connecting { attempt: 1 } => Span::from("connecting…").yellow(),
-        ConnState::Connecting { attempt } => {
-            Span::from(format!("reconnecting (attempt {attempt})…")).yellow()
-        }
-        ConnState::Disconnected { .. } => Span::from("disconnected — retrying").red().bold(),
-    });
-    if state.readonly {
-        spans.push(Span::from(" · read-only").magenta());
-    }
-    // Visible from every view: a refused policy change (details in Status).
-    if let Some(n) = state.status.as_ref().map(|s| s.policy.errors.len()) {
-        if n > 0 {
-            spans.push(Span::from(" · "));
-            spans.push(Span::from(format!("policy errors: {n}")).red().bold());
-        }
-    }
-    let left = Line::from(spans);
-    let left_width = left.width();
-    frame.render_widget(Paragraph::new(left), area);
-
-    let mut tabs = Vec::new();
-    for (n, v) in View::ALL.iter().enumerate() {
-        let label = format!(" {} {} ", n + 1, v.title());
-        tabs.push(if *v == state.view {
-            Span::from(label).reversed()
-        } else {
-            Span::from(label)
-        });
-    }
-    let tabs = Line::from(tabs);
-    if usize::from(area.width) >= left_width + tabs.width() + 2 {
-        frame.render_widget(Paragraph::new(tabs).alignment(Alignment::Right), area);
-    }
-}
-
-fn draw_footer(frame: &mut Frame, area: Rect, state: &AppState) {
-    let line = if let Some(m) = &state.message {
-        Line::from(vec![
-            Span::from(" ! ").red().bold(),
-            Span::from(m.clone()).red(),
-        ])
-    } else if let (ConnState::Disconnected { error, .. }, Some(_)) = (&state.conn, &state.status) {
-        // Without data the body shows the error already; with stale data only this does.
-        Line::from(vec![Span::from(" ").red(), Span::from(error.clone()).red()])
-    } else {
-        let mut spans = Vec::new();
-        for (key, label) in hints(state.view) {
-            spans.push(Span::from(format!(" {key}")).bold());
-            spans.push(Span::from(format!(" {label} ")).style(dim()));
-        }
-        Line::from(spans)
-    };
-    frame.render_widget(Paragraph::new(line), area);
-}
-
-fn pane_block(title: String, focused: bool) -> Block<'static> {
+/// A pane: a title on a top rule, reversed when the pane has the focus.
+pub fn pane(title: String, focused: bool) -> Block<'static> {
     let title = if focused {
         Span::from(title).reversed().bold()
     } else {
@@ -151,458 +93,230 @@ fn pane_block(title: String, focused: bool) -> Block<'static> {
     Block::new().borders(Borders::TOP).title(title)
 }
 
-fn waiting(state: &AppState) -> Text<'static> {
+/// First row to show so that `selected` is visible: whole pages, like
+/// `less`, so the rows do not shift under the eye on every step.
+pub fn page_top(selected: usize, visible: usize) -> usize {
+    selected.checked_div(visible).map_or(0, |page| page * visible)
+}
+
+/// A text bar of `width` cells, `percent` of it filled: `█████░░░░░`.
+pub fn bar(percent: u64, width: usize) -> String {
+    let filled = ((percent.min(100) as usize * width) + 50) / 100;
+    format!("{}{}", "█".repeat(filled), "░".repeat(width - filled))
+}
+
+pub fn level_style(percent: u64) -> Style {
+    match percent {
+        0..=74 => Style::new().green(),
+        75..=89 => Style::new().yellow(),
+        _ => Style::new().red().bold(),
+    }
+}
+
+pub fn waiting(state: &AppState) -> Text<'static> {
     match &state.conn {
-        ConnState::Disconnected { error, .. } => Text::from(vec![
-            Line::from("no data: the daemon is not reachable"),
+        ConnState::Disconnected { error, attempt } => Text::from(vec![
+            Line::from("The daemon is not reachable; the console reconnects by itself.").bold(),
             Line::from(error.clone()).red(),
+            Line::from(format!("attempt {attempt} · r retries now · q quits")).style(dim()),
         ]),
         _ => Text::from(format!("waiting for the daemon at {}…", state.socket)),
     }
 }
 
-fn draw_tenants(frame: &mut Frame, area: Rect, state: &AppState) {
-    let block = pane_block(format!(" Tenants ({}) ", state.tenants.len()), true);
-    if state.tenants.is_empty() {
-        let text = if state.status.is_some() {
-            Text::from("no tenants in your scope")
-        } else {
-            waiting(state)
-        };
-        frame.render_widget(
-            Paragraph::new(text).block(block).wrap(Wrap { trim: false }),
-            area,
-        );
-        return;
-    }
-    let wide = area.width >= WIDE;
-    let id_width = state
-        .tenants
-        .iter()
-        .map(|t| t.id.as_str().chars().count())
-        .max()
-        .unwrap_or(2)
-        .clamp(2, 20) as u16;
-    let mut head: Vec<(&'static str, bool)> = vec![
-        ("ID", false),
-        ("Name", false),
-        ("Customers", true),
-        ("Recipients", true),
-        ("Vehicles", true),
+fn draw_header(frame: &mut Frame, area: Rect, state: &AppState) {
+    let mut spans = vec![
+        Span::from(" touchpoint ").reversed().bold(),
+        Span::from(" "),
     ];
-    let mut widths = vec![
-        Constraint::Length(id_width),
-        Constraint::Fill(1),
-        Constraint::Length(9),
-        Constraint::Length(10),
-        Constraint::Length(8),
-    ];
-    if wide {
-        head.extend([("Consents", true), ("Visits", true)]);
-        widths.extend([Constraint::Length(8), Constraint::Length(8)]);
-    }
-    head.push(("Merges", true));
-    widths.push(Constraint::Length(6));
-    if wide {
-        head.extend([("Imports", true), ("Last import", false), ("File", false)]);
-        widths.extend([
-            Constraint::Length(7),
-            Constraint::Length(16),
-            Constraint::Length(16),
-        ]);
-    }
-    // Narrow screens have no "Last import" time column, so the status is labelled that.
-    head.extend([
-        (if wide { "Status" } else { "Last import" }, false),
-        ("Rejected", true),
-    ]);
-    widths.extend([
-        Constraint::Length(if wide { 10 } else { 11 }),
-        Constraint::Length(8),
-    ]);
-    if wide {
-        head.push(("Disk", true));
-        widths.push(Constraint::Length(9));
-    }
-
-    let rows = state.tenants.iter().map(|t| {
-        let st = &t.stats;
-        let mut cells = vec![
-            Cell::from(t.id.to_string()),
-            Cell::from(t.name.clone()),
-            right(st.customers.to_string()),
-            right(st.recipients.to_string()),
-            right(st.vehicles.to_string()),
-        ];
-        if wide {
-            cells.push(right(st.consents.to_string()));
-            cells.push(right(st.visits.to_string()));
-        }
-        cells.push(right(st.merges_active.to_string()));
-        let last = t.last_import.as_ref();
-        if wide {
-            cells.push(right(st.imports.to_string()));
-            cells.push(Cell::from(
-                last.map(|i| format::time_short(i.finished_at))
-                    .unwrap_or_else(|| "-".into()),
-            ));
-            cells.push(Cell::from(
-                last.map(|i| i.file_name.clone())
-                    .unwrap_or_else(|| "-".into()),
-            ));
-        }
-        cells.push(match last {
-            Some(i) => {
-                Cell::from(format::import_status_short(&i.status)).style(status_style(&i.status))
+    for (n, v) in View::ALL.iter().enumerate() {
+        let mut label = format!("{} {}", n + 1, v.title());
+        if *v == View::Approvals {
+            if let Some(p) = state.overview.as_ref().map(|o| o.pending_approvals) {
+                if p > 0 {
+                    label.push_str(&format!(" ({p})"));
+                }
             }
-            None => Cell::from("none").style(dim()),
-        });
-        cells.push(match last {
-            Some(i) if i.rows_rejected > 0 => right(i.rows_rejected.to_string()).yellow(),
-            Some(i) => right(i.rows_rejected.to_string()),
-            None => right("-"),
-        });
-        if wide {
-            cells.push(right(format::human_bytes(st.disk_bytes)));
         }
-        Row::new(cells)
-    });
-    let table = Table::new(rows, widths)
-        .header(header_cells(&head))
-        .block(block)
-        .column_spacing(1)
-        .row_highlight_style(Style::new().reversed())
-        .highlight_symbol(HIGHLIGHT)
-        .highlight_spacing(HighlightSpacing::Always);
-    let mut ts = TableState::new().with_selected(Some(state.tenant_selected));
-    frame.render_stateful_widget(table, area, &mut ts);
-}
-
-fn draw_detail(frame: &mut Frame, area: Rect, state: &AppState) {
-    let Some(id) = &state.detail_tenant else {
-        let block = pane_block(" Tenant ".into(), true);
-        let text = "no tenant selected: choose one in Tenants (1) and press Enter";
-        frame.render_widget(
-            Paragraph::new(text).block(block).wrap(Wrap { trim: false }),
-            area,
-        );
-        return;
-    };
-    let Some(d) = state.current_detail() else {
-        let block = pane_block(format!(" {id} "), true);
-        let text = match &state.conn {
-            ConnState::Connected { .. } => Text::from(format!("loading {id}…")),
-            _ => waiting(state),
-        };
-        frame.render_widget(
-            Paragraph::new(text).block(block).wrap(Wrap { trim: false }),
-            area,
-        );
-        return;
-    };
-    let s = &d.summary;
-    let st = &s.stats;
-    let stats = Text::from(vec![
-        Line::from(format!(
-            "customers {}  recipients {}  vehicles {}  consents {}  visits {}",
-            st.customers, st.recipients, st.vehicles, st.consents, st.visits
-        )),
-        Line::from(format!(
-            "merges {}  imports {}  disk {}",
-            st.merges_active,
-            st.imports,
-            format::human_bytes(st.disk_bytes)
-        )),
-    ]);
-    let [stats_area, rest] =
-        Layout::vertical([Constraint::Length(3), Constraint::Min(0)]).areas(area);
-    let title = pane_block(format!(" {} — {} ", s.id, s.name), false);
-    frame.render_widget(Paragraph::new(stats).block(title), stats_area);
-
-    let (imports_area, errors_area, merges_area) = if area.width >= WIDE {
-        let [left, right] =
-            Layout::horizontal([Constraint::Percentage(58), Constraint::Percentage(42)])
-                .spacing(1)
-                .areas(rest);
-        let [imports, errors] =
-            Layout::vertical([Constraint::Percentage(45), Constraint::Percentage(55)]).areas(left);
-        (imports, errors, right)
-    } else {
-        let [imports, errors, merges] = Layout::vertical([
-            Constraint::Percentage(34),
-            Constraint::Percentage(36),
-            Constraint::Percentage(30),
-        ])
-        .areas(rest);
-        (imports, errors, merges)
-    };
-    let imports_focused = state.detail_pane == DetailPane::Imports;
-    draw_imports(
-        frame,
-        imports_area,
-        &d.imports,
-        state.import_selected,
-        imports_focused,
-    );
-    draw_row_errors(frame, errors_area, d.imports.get(state.import_selected));
-    draw_merges(frame, merges_area, state, !imports_focused);
-}
-
-fn focus_table(table: Table<'_>, focused: bool) -> Table<'_> {
-    let table = table.highlight_spacing(HighlightSpacing::Always);
-    if focused {
-        table
-            .row_highlight_style(Style::new().reversed())
-            .highlight_symbol(HIGHLIGHT)
-    } else {
-        table
-    }
-}
-
-fn draw_imports(
-    frame: &mut Frame,
-    area: Rect,
-    imports: &[ImportReport],
-    selected: usize,
-    focused: bool,
-) {
-    let block = pane_block(format!(" Imports ({}) ", imports.len()), focused);
-    if imports.is_empty() {
-        frame.render_widget(Paragraph::new("no imports yet").block(block), area);
-        return;
-    }
-    let head = [
-        ("#", true),
-        ("Finished", false),
-        ("File", false),
-        ("Status", false),
-        ("Rows", true),
-        ("OK", true),
-        ("Rej", true),
-        ("Merges", true),
-    ];
-    let widths = [
-        Constraint::Length(4),
-        Constraint::Length(16),
-        Constraint::Fill(1),
-        Constraint::Length(10),
-        Constraint::Length(7),
-        Constraint::Length(7),
-        Constraint::Length(5),
-        Constraint::Length(6),
-    ];
-    let rows = imports.iter().map(|i| {
-        Row::new(vec![
-            right(i.import_id.to_string()),
-            Cell::from(format::time_short(i.finished_at)),
-            Cell::from(i.file_name.clone()),
-            Cell::from(format::import_status_short(&i.status)).style(status_style(&i.status)),
-            right(i.rows_total.to_string()),
-            right(i.rows_ok.to_string()),
-            if i.rows_rejected > 0 {
-                right(i.rows_rejected.to_string()).yellow()
-            } else {
-                right(i.rows_rejected.to_string())
-            },
-            right(i.merges.to_string()),
-        ])
-    });
-    let table = Table::new(rows, widths)
-        .header(header_cells(&head))
-        .block(block)
-        .column_spacing(1);
-    let mut ts = TableState::new().with_selected(Some(selected));
-    frame.render_stateful_widget(focus_table(table, focused), area, &mut ts);
-}
-
-fn draw_row_errors(frame: &mut Frame, area: Rect, import: Option<&ImportReport>) {
-    let Some(i) = import else {
-        frame.render_widget(
-            Paragraph::new("").block(pane_block(" Rejected rows ".into(), false)),
-            area,
-        );
-        return;
-    };
-    let block = pane_block(
-        format!(" Rejected rows of #{} ({}) ", i.import_id, i.rows_rejected),
-        false,
-    );
-    let mut lines = Vec::new();
-    match &i.status {
-        ImportStatus::Failed { reason } => {
-            lines.push(Line::from(format!("failed: {reason}")).red());
-        }
-        ImportStatus::AlreadyImported { previous } => {
-            lines.push(
-                Line::from(format!("same file as import #{previous}; nothing changed")).cyan(),
-            );
-        }
-        ImportStatus::Committed => {}
-    }
-    if !i.format.is_empty() {
-        lines.push(Line::from(format!("format: {}", i.format)).style(dim()));
-    }
-    if !i.unmapped_columns.is_empty() {
-        lines.push(
-            Line::from(format!(
-                "unmapped columns: {}",
-                i.unmapped_columns.join(", ")
-            ))
-            .yellow(),
-        );
-    }
-    if i.errors.is_empty() && i.is_committed() {
-        lines.push(Line::from("no rejected rows"));
-    }
-    lines.extend(i.errors.iter().map(|e| Line::from(e.to_string())));
-    if i.errors_truncated > 0 {
-        lines.push(Line::from(format!("… and {} more", i.errors_truncated)).style(dim()));
-    }
-    frame.render_widget(Paragraph::new(lines).block(block), area);
-}
-
-fn draw_merges(frame: &mut Frame, area: Rect, state: &AppState, focused: bool) {
-    let merges = state
-        .current_detail()
-        .map(|d| d.merges.as_slice())
-        .unwrap_or(&[]);
-    let block = pane_block(format!(" Merges ({}) ", merges.len()), focused);
-    if merges.is_empty() {
-        frame.render_widget(Paragraph::new("no merges").block(block), area);
-        return;
-    }
-    let head = [
-        ("#", true),
-        ("Survivor", false),
-        ("Merged", false),
-        ("Why", false),
-    ];
-    let widths = [
-        Constraint::Length(4),
-        Constraint::Length(10),
-        Constraint::Length(10),
-        Constraint::Fill(1),
-    ];
-    let rows = merges.iter().map(|m| {
-        let why = match &m.undone_by {
-            Some(by) => format!("undone by {by}: {}", format::merge_reasons(m)),
-            None if m.undone_at.is_some() => format!("undone: {}", format::merge_reasons(m)),
-            None => format::merge_reasons(m),
-        };
-        let row = Row::new(vec![
-            right(m.merge_id.to_string()),
-            Cell::from(m.survivor.clone()),
-            Cell::from(m.merged.clone()),
-            Cell::from(why),
-        ]);
-        if m.undone_at.is_some() {
-            row.style(dim())
+        let label = format!(" {label} ");
+        spans.push(if *v == state.view {
+            Span::from(label).reversed().bold()
         } else {
-            row
+            Span::from(label)
+        });
+    }
+    let left = Line::from(spans);
+    let left_width = left.width();
+    frame.render_widget(Paragraph::new(left), area);
+
+    let mut who = Vec::new();
+    if let Some(n) = state.status.as_ref().map(|s| s.policy.errors.len()) {
+        if n > 0 {
+            who.push(Span::from(format!("policy errors: {n} ")).red().bold());
         }
+    }
+    if state.readonly {
+        who.push(Span::from("read-only ").magenta().bold());
+    }
+    if let Some(i) = state.identity() {
+        who.push(Span::from(format!("{} ({}) ", i.user, i.role)));
+    }
+    who.push(match &state.conn {
+        ConnState::Connected { .. } => Span::from("● live ").green(),
+        ConnState::Connecting { attempt: 1 } => Span::from("○ connecting ").yellow(),
+        ConnState::Connecting { .. } => Span::from("○ reconnecting ").yellow(),
+        ConnState::Disconnected { .. } => Span::from("✕ disconnected ").red().bold(),
     });
-    let table = Table::new(rows, widths)
-        .header(header_cells(&head))
-        .block(block)
-        .column_spacing(1);
-    let mut ts = TableState::new().with_selected(Some(state.merge_selected));
-    frame.render_stateful_widget(focus_table(table, focused), area, &mut ts);
-}
-
-fn kv(key: &'static str, value: String) -> Line<'static> {
-    Line::from(vec![
-        Span::from(format!("{key:<14}")).bold(),
-        Span::from(value),
-    ])
-}
-
-fn draw_status(frame: &mut Frame, area: Rect, state: &AppState) {
-    let block = pane_block(" Daemon status ".into(), true);
-    let Some(s) = &state.status else {
-        frame.render_widget(
-            Paragraph::new(waiting(state))
-                .block(block)
-                .wrap(Wrap { trim: false }),
-            area,
-        );
-        return;
-    };
-    let p = &s.policy;
-    let mut lines = Vec::new();
-    // First, so that no terminal is too small to show them.
-    if !p.errors.is_empty() {
-        lines.push(
-            Line::from(format!(
-                "Policy change refused: {} error{}. The policy loaded {} stays in force.",
-                p.errors.len(),
-                if p.errors.len() == 1 { "" } else { "s" },
-                p.loaded_at
-            ))
-            .red()
-            .bold(),
-        );
-        lines.extend(p.errors.iter().map(|e| Line::from(format!("  {e}")).red()));
-        lines.push(Line::from(""));
+    // Drop parts from the left until it fits next to the tabs.
+    while !who.is_empty() {
+        let line = Line::from(who.clone());
+        if usize::from(area.width) > left_width + line.width() {
+            frame.render_widget(Paragraph::new(line).alignment(Alignment::Right), area);
+            break;
+        }
+        who.remove(0);
     }
-    lines.extend([
-        kv(
-            "daemon",
-            format!("{} (protocol {})", s.daemon_version, s.protocol_version),
-        ),
-        kv("running since", s.started_at.to_string()),
-        kv("state dir", s.state_dir.clone()),
-        kv("socket", s.socket.clone()),
-        kv(
-            "tenants",
-            format!(
-                "{} in scope, {} open / {} max",
-                s.tenants, s.tenants_open, s.max_open_tenants
-            ),
-        ),
-        kv("connections", s.connections.to_string()),
-        kv("you", format::identity(&s.identity)),
-        Line::from(""),
-        kv("policy dir", format!("{} ({} files)", p.dir, p.files.len())),
-        kv("loaded", p.loaded_at.to_string()),
-    ]);
-    if p.errors.is_empty() {
-        lines.push(kv("policy", "valid".into()).green());
+}
+
+fn draw_footer(frame: &mut Frame, area: Rect, state: &AppState) {
+    let line = if let Some(n) = &state.notice {
+        if n.error {
+            Line::from(vec![
+                Span::from(" ! ").red().bold().reversed(),
+                Span::from(format!(" {}", n.text)).red(),
+            ])
+        } else {
+            Line::from(vec![
+                Span::from(" ✓ ").green().bold().reversed(),
+                Span::from(format!(" {}", n.text)).green(),
+            ])
+        }
+    } else if let ConnState::Disconnected { error, .. } = &state.conn {
+        Line::from(vec![
+            Span::from(" disconnected ").red().bold().reversed(),
+            Span::from(format!(" {error}")).red(),
+        ])
     } else {
-        lines.push(kv("policy", "INVALID (errors above)".into()).red().bold());
-    }
+        let mut spans = Vec::new();
+        for (key, label) in hints(state.view, |a| state.allowed(a)) {
+            spans.push(Span::from(format!(" {key}")).bold());
+            spans.push(Span::from(format!(" {label} ")).style(dim()));
+        }
+        Line::from(spans)
+    };
+    frame.render_widget(Paragraph::new(line), area);
+}
+
+/// A centred box over the screen, at most `max_width` wide.
+fn popup_area(area: Rect, width: u16, height: u16) -> Rect {
+    let [v] = Layout::vertical([Constraint::Length(height.min(area.height))])
+        .flex(Flex::Center)
+        .areas(area);
+    let [h] = Layout::horizontal([Constraint::Length(width.min(area.width))])
+        .flex(Flex::Center)
+        .areas(v);
+    h
+}
+
+fn draw_popup(frame: &mut Frame, area: Rect, title: &str, text: Text<'static>, max_width: u16) {
+    let width = max_width.min(area.width.saturating_sub(2)).max(10);
+    // Wrapped height: a rough count is enough to size the box.
+    let inner = usize::from(width.saturating_sub(2)).max(1);
+    let height: usize = text
+        .lines
+        .iter()
+        .map(|l| l.width().max(1).div_ceil(inner))
+        .sum::<usize>()
+        + 2;
+    let rect = popup_area(area, width, u16::try_from(height).unwrap_or(u16::MAX));
+    frame.render_widget(Clear, rect);
     frame.render_widget(
-        Paragraph::new(lines)
-            .block(block)
-            .wrap(Wrap { trim: false }),
-        area,
+        Paragraph::new(text)
+            .wrap(Wrap { trim: false })
+            .block(Block::bordered().title(Span::from(format!(" {title} ")).bold())),
+        rect,
     );
 }
 
-fn draw_help(frame: &mut Frame, area: Rect) {
-    let key_width = KEYMAP
-        .iter()
-        .map(|b| keys_label(b).chars().count())
-        .max()
-        .unwrap_or(0);
-    let lines: Vec<Line<'static>> = KEYMAP
-        .iter()
-        .map(|b| {
-            Line::from(vec![
-                Span::from(format!(" {:<key_width$}  ", keys_label(b))).bold(),
-                Span::from(b.description),
-            ])
-        })
-        .collect();
-    let content_width = lines.iter().map(Line::width).max().unwrap_or(0) + 3;
-    let width = (content_width as u16).min(area.width);
-    let height = (lines.len() as u16).saturating_add(2).min(area.height);
-    let popup = Rect {
-        x: area.x + (area.width - width) / 2,
-        y: area.y + (area.height - height) / 2,
-        width,
-        height,
+fn draw_input(frame: &mut Frame, area: Rect, input: &Input) {
+    let chars: Vec<char> = input.text.chars().collect();
+    let before: String = chars[..input.cursor.min(chars.len())].iter().collect();
+    let at: String = chars
+        .get(input.cursor)
+        .map(|c| c.to_string())
+        .unwrap_or_else(|| " ".into());
+    let after: String = chars
+        .get(input.cursor + 1..)
+        .map(|s| s.iter().collect())
+        .unwrap_or_default();
+    let mut lines = vec![
+        Line::from(vec![
+            Span::from("› ").bold(),
+            Span::from(before),
+            Span::from(at).reversed(),
+            Span::from(after),
+        ]),
+        Line::from(input.purpose.help()).style(dim()),
+    ];
+    if let Some(e) = &input.error {
+        lines.push(Line::from(e.clone()).red().bold());
+    }
+    lines.push(Line::from("Enter apply · Esc cancel · Ctrl-u clear").style(dim()));
+    draw_popup(frame, area, &input.purpose.title(), Text::from(lines), 90);
+}
+
+fn draw_help(frame: &mut Frame, area: Rect, state: &AppState) {
+    let bindings = bindings_for(state.view, |a| state.allowed(a));
+    let (own, global): (Vec<_>, Vec<_>) = bindings.into_iter().partition(|b| !b.views.is_empty());
+    let row = |b: &&super::keymap::Binding| {
+        Row::new(vec![
+            Cell::from(keys_label(b)).bold(),
+            Cell::from(b.description),
+        ])
     };
-    frame.render_widget(Clear, popup);
-    let block = Block::bordered().title(" Keys (? or Esc closes) ".bold());
-    frame.render_widget(Paragraph::new(lines).block(block), popup);
+    let mut rows: Vec<Row> = Vec::new();
+    if !own.is_empty() {
+        rows.push(Row::new(vec![Cell::from(state.view.title()).underlined()]));
+        rows.extend(own.iter().map(row));
+        rows.push(Row::new(vec![Cell::from("")]));
+    }
+    rows.push(Row::new(vec![Cell::from("Everywhere").underlined()]));
+    rows.extend(global.iter().map(row));
+    if state.readonly {
+        rows.push(Row::new(vec![Cell::from("")]));
+        rows.push(Row::new(vec![
+            Cell::from(""),
+            Cell::from("read-only: no actions are offered").magenta(),
+        ]));
+    }
+    // Two columns when one does not fit the height.
+    let two = rows.len() + 2 > usize::from(area.height) && area.width >= 60;
+    let per_column = if two {
+        rows.len().div_ceil(2)
+    } else {
+        rows.len()
+    };
+    let height = u16::try_from(per_column + 2).unwrap_or(u16::MAX);
+    let width = if two {
+        area.width.min(120)
+    } else {
+        72.min(area.width)
+    };
+    let rect = popup_area(area, width, height);
+    frame.render_widget(Clear, rect);
+    let block = Block::bordered().title(Span::from(" Keys (? or Esc closes) ").bold());
+    let inner = block.inner(rect);
+    frame.render_widget(block, rect);
+    let widths = [
+        Constraint::Length(if two { 11 } else { 18 }),
+        Constraint::Fill(1),
+    ];
+    if two {
+        let right_rows = rows.split_off(per_column);
+        let [l, r] = Layout::horizontal([Constraint::Fill(1), Constraint::Fill(1)]).areas(inner);
+        frame.render_widget(Table::new(rows, widths), l);
+        frame.render_widget(Table::new(right_rows, widths), r);
+    } else {
+        frame.render_widget(Table::new(rows, widths), inner);
+    }
 }

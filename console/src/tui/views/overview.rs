@@ -1,0 +1,332 @@
+//! The overview: today's messages per tenant, money against budget, the
+//! last hour's throughput, throttles, policy and dispatch state, alerts.
+
+use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::style::{Style, Stylize};
+use ratatui::text::{Line, Span, Text};
+use ratatui::widgets::{Cell, Paragraph, Row, Sparkline, Table};
+use ratatui::Frame;
+use touchpoint_common::protocol::{AlertLevel, DayCounts, Overview};
+
+use super::queue::thousands;
+use crate::format;
+use crate::tui::app::AppState;
+use crate::tui::ui::{bar, dim, header_row, level_style, pane, right, WIDE};
+
+pub fn draw(frame: &mut Frame, area: Rect, state: &AppState) {
+    let Some(o) = &state.overview else {
+        frame.render_widget(Paragraph::new("asking the daemon…"), area);
+        return;
+    };
+    let alerts = o.alerts.len().min(if area.height > 30 { 8 } else { 3 });
+    let alert_rows = if o.alerts.is_empty() { 1 } else { alerts + 1 };
+    let [totals, alerts_area, main, status] = Layout::vertical([
+        Constraint::Length(1),
+        Constraint::Length(alert_rows as u16),
+        Constraint::Min(0),
+        Constraint::Length(2),
+    ])
+    .areas(area);
+    draw_totals(frame, totals, o);
+    draw_alerts(frame, alerts_area, o, alerts);
+    let [top, bottom] = Layout::vertical([
+        Constraint::Fill(1),
+        Constraint::Length(if area.height > 30 { 12 } else { 5 }),
+    ])
+    .areas(main);
+    let halves = |r: Rect| {
+        Layout::horizontal([Constraint::Percentage(50), Constraint::Percentage(50)]).areas::<2>(r)
+    };
+    let [tenants, budgets] = halves(top);
+    draw_tenants(frame, tenants, o);
+    draw_budgets(frame, budgets, o);
+    let [chart, throttles] = halves(bottom);
+    draw_throughput(frame, chart, o);
+    draw_throttles(frame, throttles, o);
+    draw_status(frame, status, o, area.width >= WIDE);
+}
+
+fn counts_spans(c: &DayCounts) -> Vec<Span<'static>> {
+    let part = |label: &str, n: u64, style: Style| {
+        Span::from(format!("{label} {}", thousands(n))).style(if n == 0 { dim() } else { style })
+    };
+    vec![
+        part("planned", c.planned, Style::new()),
+        Span::from(" · "),
+        part("queued", c.queued, Style::new().cyan()),
+        Span::from(" · "),
+        part("sent", c.sent, Style::new().green()),
+        Span::from(" · "),
+        part("failed", c.failed, Style::new().red().bold()),
+        Span::from(" · "),
+        part("held", c.held, Style::new().magenta()),
+    ]
+}
+
+fn draw_totals(frame: &mut Frame, area: Rect, o: &Overview) {
+    let mut spans = vec![Span::from(format!(" Today {} ", o.today)).bold()];
+    spans.extend(counts_spans(&o.total));
+    frame.render_widget(Paragraph::new(Line::from(spans)), area);
+}
+
+fn draw_alerts(frame: &mut Frame, area: Rect, o: &Overview, shown: usize) {
+    if o.alerts.is_empty() {
+        frame.render_widget(
+            Paragraph::new(Line::from(vec![
+                Span::from(" ✓ ").green().bold(),
+                Span::from("no alerts").style(dim()),
+            ])),
+            area,
+        );
+        return;
+    }
+    let mut lines = vec![Line::from(format!(" Alerts ({})", o.alerts.len())).bold()];
+    for a in o.alerts.iter().take(shown) {
+        let (mark, style) = match a.level {
+            AlertLevel::Critical => (" ✕ ", Style::new().red().bold()),
+            AlertLevel::Warning => (" ! ", Style::new().yellow()),
+        };
+        let tenant = a
+            .tenant
+            .as_ref()
+            .map(|t| format!("{t}: "))
+            .unwrap_or_default();
+        lines.push(Line::from(vec![
+            Span::from(mark).style(style),
+            Span::from(tenant).bold(),
+            Span::from(a.text.clone()).style(style),
+        ]));
+    }
+    if o.alerts.len() > shown {
+        if let Some(last) = lines.last_mut() {
+            last.push_span(
+                Span::from(format!("  (+{} more)", o.alerts.len() - shown)).style(dim()),
+            );
+        }
+    }
+    frame.render_widget(Paragraph::new(Text::from(lines)), area);
+}
+
+fn draw_tenants(frame: &mut Frame, area: Rect, o: &Overview) {
+    let block = pane(" Today per tenant ".into(), false);
+    let head = header_row(&[
+        ("Tenant", false),
+        ("Plan", true),
+        ("Queue", true),
+        ("Sent", true),
+        ("Fail", true),
+        ("Held", true),
+    ]);
+    let n = |v: u64, style: Style| {
+        right(if v == 0 { "·".into() } else { thousands(v) }).style(if v == 0 {
+            dim()
+        } else {
+            style
+        })
+    };
+    let rows = o
+        .tenants
+        .iter()
+        .take(usize::from(area.height.saturating_sub(2)))
+        .map(|t| {
+            let c = &t.today;
+            Row::new(vec![
+                Cell::from(t.tenant.to_string()),
+                n(c.planned, Style::new()),
+                n(c.queued, Style::new().cyan()),
+                n(c.sent, Style::new().green()),
+                n(c.failed, Style::new().red().bold()),
+                n(c.held, Style::new().magenta()),
+            ])
+        });
+    let widths = [
+        Constraint::Fill(1),
+        Constraint::Length(6),
+        Constraint::Length(6),
+        Constraint::Length(6),
+        Constraint::Length(5),
+        Constraint::Length(5),
+    ];
+    frame.render_widget(
+        Table::new(rows, widths)
+            .header(head)
+            .block(block)
+            .column_spacing(1),
+        area,
+    );
+}
+
+fn draw_budgets(frame: &mut Frame, area: Rect, o: &Overview) {
+    let month = o
+        .budgets
+        .first()
+        .map(|b| format::month(b.month))
+        .unwrap_or_default();
+    let block = pane(format!(" Cost against budget {month} "), false);
+    let inner = area.width.saturating_sub(1);
+    // tenant(6) bar percent(5) money
+    let money_width: u16 = if inner >= 60 { 22 } else { 0 };
+    let bar_width = usize::from(inner.saturating_sub(6 + 1 + 5 + 1 + money_width)).clamp(3, 40);
+    let rows = o
+        .budgets
+        .iter()
+        .take(usize::from(area.height.saturating_sub(1)))
+        .map(|b| {
+            let mut cells = vec![Cell::from(b.tenant.to_string())];
+            if b.budget > 0 {
+                let pct = (b.committed.max(0) as u64 * 100) / b.budget as u64;
+                cells.push(Cell::from(bar(pct, bar_width)).style(level_style(pct)));
+                cells.push(right(format!("{pct}%")).style(level_style(pct)));
+            } else {
+                cells.push(Cell::from("no budget").style(dim()));
+                cells.push(right(""));
+            }
+            if money_width > 0 {
+                cells.push(right(format!(
+                    "{} / {}",
+                    format::money(b.committed),
+                    if b.budget > 0 {
+                        format::money(b.budget)
+                    } else {
+                        "-".into()
+                    }
+                )));
+            }
+            Row::new(cells)
+        });
+    let mut widths = vec![
+        Constraint::Length(6),
+        Constraint::Length(bar_width as u16),
+        Constraint::Length(5),
+    ];
+    if money_width > 0 {
+        widths.push(Constraint::Fill(1));
+    }
+    frame.render_widget(
+        Table::new(rows, widths).block(block).column_spacing(1),
+        area,
+    );
+}
+
+fn draw_throughput(frame: &mut Frame, area: Rect, o: &Overview) {
+    let now = o.throughput.last().copied().unwrap_or(0);
+    let max = o.throughput.iter().copied().max().unwrap_or(0);
+    let hour: u64 = o.throughput.iter().sum();
+    let block = pane(
+        format!(
+            " Sent per minute: now {now}, peak {max}, hour {} ",
+            thousands(hour)
+        ),
+        false,
+    );
+    // Newest on the right; a narrow pane shows the most recent minutes.
+    let width = usize::from(area.width);
+    let data: Vec<u64> = o
+        .throughput
+        .iter()
+        .skip(o.throughput.len().saturating_sub(width))
+        .copied()
+        .collect();
+    frame.render_widget(
+        Sparkline::default()
+            .block(block)
+            .data(&data)
+            .style(Style::new().green()),
+        area,
+    );
+}
+
+fn draw_throttles(frame: &mut Frame, area: Rect, o: &Overview) {
+    let block = pane(" Throttles ".into(), false);
+    if o.throttles.is_empty() {
+        let text = if o.dispatch_enabled {
+            "no throttles configured"
+        } else {
+            "dispatch is off in this daemon"
+        };
+        frame.render_widget(Paragraph::new(text).style(dim()).block(block), area);
+        return;
+    }
+    let inner = usize::from(area.width);
+    let bar_width = inner.saturating_sub(16 + 5 + 14 + 3).clamp(3, 30);
+    let rows = o
+        .throttles
+        .iter()
+        .take(usize::from(area.height.saturating_sub(1)))
+        .map(|t| {
+            let pct = u64::from(t.saturation);
+            let limit = if t.limit == 0 {
+                "no limit".to_string()
+            } else {
+                format!("{}/{} {}", t.used, t.limit, t.per)
+            };
+            Row::new(vec![
+                Cell::from(t.name.clone()),
+                Cell::from(bar(pct, bar_width)).style(level_style(pct)),
+                right(format!("{pct}%")).style(level_style(pct)),
+                Cell::from(limit).style(dim()),
+            ])
+        });
+    let widths = [
+        Constraint::Length(16),
+        Constraint::Length(bar_width as u16),
+        Constraint::Length(5),
+        Constraint::Fill(1),
+    ];
+    frame.render_widget(
+        Table::new(rows, widths).block(block).column_spacing(1),
+        area,
+    );
+}
+
+fn draw_status(frame: &mut Frame, area: Rect, o: &Overview, wide: bool) {
+    let p = &o.policy;
+    let mut policy = vec![
+        Span::from(" policy ").bold(),
+        Span::from(format!("{:08x}", p.version & 0xffff_ffff)),
+        Span::from(format!(" loaded {}", format::time_short(p.loaded_at))).style(dim()),
+    ];
+    if p.errors.is_empty() {
+        policy.push(Span::from(" · valid").green());
+    } else {
+        let when = p
+            .failed_at
+            .map(|t| format!(" at {}", format::time_short(t)))
+            .unwrap_or_default();
+        policy.push(
+            Span::from(format!(
+                " · last reload{when} refused: {} error(s), see 5 Policies",
+                p.errors.len()
+            ))
+            .red()
+            .bold(),
+        );
+    }
+    let mut dispatch = vec![Span::from(" dispatch ").bold()];
+    if !o.dispatch_enabled {
+        dispatch.push(Span::from("off").style(dim()));
+    } else {
+        dispatch.push(Span::from(o.transport.clone()));
+        for pause in &o.paused {
+            dispatch.push(
+                Span::from(format!(" · paused: {}", pause.scope))
+                    .magenta()
+                    .bold(),
+            );
+        }
+        if let Some(t) = o.relay_down_until {
+            dispatch.push(
+                Span::from(format!(" · relay down until {}", format::time_short(t)))
+                    .red()
+                    .bold(),
+            );
+        }
+        if wide && !o.dispatch_error.is_empty() {
+            dispatch.push(Span::from(format!(" · {}", o.dispatch_error)).red());
+        }
+    }
+    frame.render_widget(
+        Paragraph::new(Text::from(vec![Line::from(policy), Line::from(dispatch)])),
+        area,
+    );
+}

@@ -1,0 +1,266 @@
+//! Tenants: opt-ins, budgets and spend, record counts, imports and their
+//! errors, duplicate merges.
+
+use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::style::{Style, Stylize};
+use ratatui::text::{Line, Span, Text};
+use ratatui::widgets::{Cell, Paragraph, Row, Table, Wrap};
+use ratatui::Frame;
+use touchpoint_common::domain::ImportStatus;
+use touchpoint_common::protocol::{CostRow, TenantDetail};
+use touchpoint_common::TenantId;
+
+use super::queue::thousands;
+use crate::format;
+use crate::tui::app::AppState;
+use crate::tui::ui::{bar, dim, header_row, level_style, page_top, pane, right, WIDE};
+
+/// Committed (reserved + booked) and budget of a tenant this month, cents.
+fn spend(costs: &[CostRow], tenant: &TenantId) -> (i64, i64) {
+    costs
+        .iter()
+        .filter(|c| &c.tenant == tenant)
+        .fold((0, 0), |(spent, budget), c| {
+            (
+                spent + c.reserved + c.booked,
+                budget + c.budget.unwrap_or(0),
+            )
+        })
+}
+
+pub fn draw(frame: &mut Frame, area: Rect, state: &AppState) {
+    let t = &state.tenants;
+    let list_height = (t.list.len() as u16 + 3).clamp(4, area.height / 2);
+    let [list, detail] =
+        Layout::vertical([Constraint::Length(list_height), Constraint::Min(0)]).areas(area);
+    draw_list(frame, list, state);
+    draw_detail(frame, detail, state);
+}
+
+fn draw_list(frame: &mut Frame, area: Rect, state: &AppState) {
+    let t = &state.tenants;
+    let block = pane(format!(" Tenants ({}) ", t.list.len()), true);
+    if t.list.is_empty() {
+        frame.render_widget(
+            Paragraph::new("No tenants in your scope.").block(block),
+            area,
+        );
+        return;
+    }
+    let wide = area.width >= WIDE;
+    let mut head: Vec<(&'static str, bool)> = vec![
+        ("ID", false),
+        ("Name", false),
+        ("Recip.", true),
+        ("Email", true),
+        ("Phone", true),
+        ("No post", true),
+    ];
+    let mut widths = vec![
+        Constraint::Length(6),
+        Constraint::Fill(1),
+        Constraint::Length(7),
+        Constraint::Length(6),
+        Constraint::Length(6),
+        Constraint::Length(7),
+    ];
+    if wide {
+        head.extend([
+            ("Customers", true),
+            ("Vehicles", true),
+            ("Visits", true),
+            ("Merges", true),
+            ("Disk", true),
+        ]);
+        widths.extend([
+            Constraint::Length(9),
+            Constraint::Length(8),
+            Constraint::Length(8),
+            Constraint::Length(6),
+            Constraint::Length(9),
+        ]);
+    }
+    head.extend([("Budget used", false), ("Last import", false)]);
+    let bar_width: usize = if wide { 12 } else { 5 };
+    widths.extend([
+        Constraint::Length(bar_width as u16 + 5),
+        Constraint::Length(if wide { 28 } else { 11 }),
+    ]);
+    let visible = usize::from(area.height.saturating_sub(2)).max(1);
+    let top = page_top(t.selected, visible);
+    let rows = t
+        .list
+        .iter()
+        .enumerate()
+        .skip(top)
+        .take(visible)
+        .map(|(i, s)| {
+            let st = &s.stats;
+            let mut cells = vec![
+                Cell::from(s.id.to_string()),
+                Cell::from(s.name.clone()),
+                right(thousands(st.recipients)),
+                right(thousands(s.opt_ins.email)),
+                right(thousands(s.opt_ins.phone)),
+                right(thousands(s.opt_ins.post_refused)),
+            ];
+            if wide {
+                cells.extend([
+                    right(thousands(st.customers)),
+                    right(thousands(st.vehicles)),
+                    right(thousands(st.visits)),
+                    right(st.merges_active.to_string()),
+                    right(format::human_bytes(st.disk_bytes)),
+                ]);
+            }
+            let (spent, budget) = spend(&t.costs, &s.id);
+            cells.push(if budget > 0 {
+                let pct = (spent.max(0) as u64 * 100) / budget as u64;
+                Cell::from(format!("{} {pct:>3}%", bar(pct, bar_width))).style(level_style(pct))
+            } else {
+                Cell::from("-").style(dim())
+            });
+            cells.push(match &s.last_import {
+                None => Cell::from("none").style(dim()),
+                Some(i) => {
+                    let text = if wide {
+                        format!(
+                            "{} {}",
+                            format::time_short(i.finished_at),
+                            format::import_status_short(&i.status)
+                        )
+                    } else {
+                        format::import_status_short(&i.status)
+                    };
+                    let style = match i.status {
+                        ImportStatus::Failed { .. } => Style::new().red().bold(),
+                        _ if !i.errors.is_empty() => Style::new().yellow(),
+                        _ => Style::new(),
+                    };
+                    Cell::from(text).style(style)
+                }
+            });
+            let style = if i == t.selected {
+                Style::new().reversed()
+            } else {
+                Style::new()
+            };
+            Row::new(cells).style(style)
+        });
+    frame.render_widget(
+        Table::new(rows, widths)
+            .header(header_row(&head))
+            .block(block)
+            .column_spacing(1),
+        area,
+    );
+}
+
+fn detail_lines(d: &TenantDetail, costs: &[CostRow]) -> Vec<Line<'static>> {
+    let st = &d.summary.stats;
+    let mut lines = vec![Line::from(format!(
+        "{} customers · {} recipients · {} vehicles · {} consents · {} visits · {} merges · {}",
+        thousands(st.customers),
+        thousands(st.recipients),
+        thousands(st.vehicles),
+        thousands(st.consents),
+        thousands(st.visits),
+        st.merges_active,
+        format::human_bytes(st.disk_bytes)
+    ))];
+    let o = &d.summary.opt_ins;
+    lines.push(Line::from(format!(
+        "opt-ins: email {} · phone {} · refused post {}",
+        thousands(o.email),
+        thousands(o.phone),
+        thousands(o.post_refused)
+    )));
+    let own: Vec<&CostRow> = costs.iter().filter(|c| c.tenant == d.summary.id).collect();
+    if !own.is_empty() {
+        lines.push(Line::from(""));
+        lines
+            .push(Line::from("Money this month (reserved + booked of budget, brand share)").bold());
+        for c in own {
+            let budget = c
+                .budget
+                .map(format::money)
+                .unwrap_or_else(|| "no budget".into());
+            lines.push(Line::from(format!(
+                "  {:<18} {} + {} of {budget}, brand {}",
+                c.service,
+                format::money(c.reserved),
+                format::money(c.booked),
+                format::money(c.brand)
+            )));
+        }
+    }
+    lines.push(Line::from(""));
+    lines.push(Line::from(format!("Imports ({})", d.imports.len())).bold());
+    for i in d.imports.iter().take(8) {
+        let style = match i.status {
+            ImportStatus::Failed { .. } => Style::new().red().bold(),
+            _ => Style::new(),
+        };
+        lines.push(Line::from(vec![
+            Span::from(format!(
+                "  #{} {} ",
+                i.import_id,
+                format::time_short(i.finished_at)
+            ))
+            .style(dim()),
+            Span::from(format!("{} ", i.file_name)),
+            Span::from(format::import_status(&i.status)).style(style),
+            Span::from(format!(
+                " · {} rows, {} rejected, {} merges",
+                i.rows_total, i.rows_rejected, i.merges
+            ))
+            .style(dim()),
+        ]));
+        for e in i.errors.iter().take(3) {
+            lines.push(Line::from(format!("      {e}")).yellow());
+        }
+        let more = (i.errors.len() as u64).saturating_sub(3) + i.errors_truncated;
+        if more > 0 {
+            lines.push(Line::from(format!("      … {more} more rejected rows")).style(dim()));
+        }
+    }
+    lines.push(Line::from(""));
+    lines.push(Line::from(format!("Duplicate merges ({})", d.merges.len())).bold());
+    for m in d.merges.iter().take(8) {
+        let undone = if m.undone_at.is_some() {
+            " (undone)"
+        } else {
+            ""
+        };
+        lines.push(Line::from(format!(
+            "  #{} {} ← {}: {}{undone}",
+            m.merge_id,
+            m.survivor,
+            m.merged,
+            format::merge_reasons(m)
+        )));
+    }
+    lines
+}
+
+fn draw_detail(frame: &mut Frame, area: Rect, state: &AppState) {
+    let t = &state.tenants;
+    let Some(sel) = t.selected_tenant() else {
+        return;
+    };
+    let block = pane(
+        format!(" {} {} (Enter: its queue) ", sel.id, sel.name),
+        false,
+    );
+    let text = match t.current_detail() {
+        Some(d) => Text::from(detail_lines(d, &t.costs)),
+        None => Text::from("loading…").style(dim()),
+    };
+    frame.render_widget(
+        Paragraph::new(text)
+            .block(block)
+            .wrap(Wrap { trim: false })
+            .scroll((t.scroll, 0)),
+        area,
+    );
+}
