@@ -27,7 +27,7 @@ use touchpoint_common::policy::PolicySet;
 use touchpoint_common::protocol::{
     AuditEntry, AuditOutcome, DaemonStatus, ErrorKind, ErrorReply, Hello, HelloReply, Identity,
     Request, RequestEnvelope, Response, ResponseEnvelope, Role, Scope, TenantDetail, TenantSummary,
-    PROTOCOL_MAGIC, PROTOCOL_VERSION,
+    CHANGE_COALESCE_MS, PROTOCOL_MAGIC, PROTOCOL_VERSION,
 };
 use touchpoint_common::{Date, TenantId};
 
@@ -336,6 +336,23 @@ async fn serve(stream: UnixStream, ctx: &Ctx, shutdown: CancellationToken) {
             }
         };
         let id = envelope.id;
+        if matches!(envelope.request, Request::Subscribe) {
+            if let Some(u) = upload.take() {
+                u.discard().await;
+            }
+            let ok = send(
+                &mut framed,
+                &ResponseEnvelope {
+                    id,
+                    response: Response::Subscribed,
+                },
+            )
+            .await;
+            if ok {
+                subscribed(&mut framed, ctx, &identity, id, &shutdown).await;
+            }
+            break;
+        }
         if let Some(reply) = handle(ctx, &identity, envelope.request, &mut upload).await {
             if !send(
                 &mut framed,
@@ -352,6 +369,85 @@ async fn serve(stream: UnixStream, ctx: &Ctx, shutdown: CancellationToken) {
     }
     if let Some(u) = upload.take() {
         u.discard().await;
+    }
+}
+
+/// How long a subscriber may take to read one `Changed` before it is
+/// dropped: the feed never waits on a client that stopped reading.
+const SUBSCRIBER_SEND_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A connection turned change feed: `Changed` frames (id `sub_id`) for the
+/// changes in the caller's scope, the first at once, later ones gathered
+/// over [`CHANGE_COALESCE_MS`]; `Ping` answered, anything else refused. Not
+/// closed for being idle. What waits to be sent is one set of topics and
+/// tenants, however much happens: the outbound queue is bounded.
+async fn subscribed(
+    framed: &mut Framed<UnixStream, LengthDelimitedCodec>,
+    ctx: &Ctx,
+    who: &Identity,
+    sub_id: u64,
+    shutdown: &CancellationToken,
+) {
+    use tokio::sync::broadcast::error::RecvError;
+    let mut rx = ctx.stores.events().subscribe();
+    let mut pending = crate::events::Pending::default();
+    let window = Duration::from_millis(CHANGE_COALESCE_MS);
+    let mut next_at = tokio::time::Instant::now();
+    loop {
+        let reply = tokio::select! {
+            _ = shutdown.cancelled() => return,
+            e = rx.recv() => {
+                match e {
+                    Ok(e) => {
+                        pending.add(&e, &who.scope);
+                    }
+                    Err(RecvError::Lagged(_)) => pending.lagged(),
+                    Err(RecvError::Closed) => return,
+                }
+                continue;
+            }
+            _ = tokio::time::sleep_until(next_at), if !pending.is_empty() => {
+                let Some(changes) = pending.take() else { continue };
+                next_at = tokio::time::Instant::now() + window;
+                ResponseEnvelope { id: sub_id, response: Response::Changed(changes) }
+            }
+            frame = framed.next() => {
+                let bytes = match frame {
+                    Some(Ok(b)) => b,
+                    _ => return,
+                };
+                match decode_frame::<RequestEnvelope>(&bytes) {
+                    Ok(RequestEnvelope { id, request: Request::Ping, .. }) => {
+                        ResponseEnvelope { id, response: Response::Pong }
+                    }
+                    Ok(env) => error_reply(
+                        env.id,
+                        ErrorKind::Invalid,
+                        format!(
+                            "this connection is a change feed: only ping is answered here, not {}; use another connection",
+                            env.request.name()
+                        ),
+                    ),
+                    Err(e) => {
+                        let reply = error_reply(
+                            0,
+                            ErrorKind::Malformed,
+                            format!("cannot decode request: {e}; closing"),
+                        );
+                        let _ = tokio::time::timeout(SUBSCRIBER_SEND_TIMEOUT, send(framed, &reply)).await;
+                        return;
+                    }
+                }
+            }
+        };
+        match tokio::time::timeout(SUBSCRIBER_SEND_TIMEOUT, send(framed, &reply)).await {
+            Ok(true) => {}
+            Ok(false) => return,
+            Err(_) => {
+                tracing::info!(user = %who.user, "subscriber does not read its changes; dropped");
+                return;
+            }
+        }
     }
 }
 
@@ -523,6 +619,47 @@ async fn handle(
                         .map(Response::Costs)
                         .unwrap_or_else(store_err)
                 }
+                Request::Queue {
+                    filter,
+                    offset,
+                    limit,
+                } => {
+                    let p = policies.current();
+                    let tenants = match &filter.tenant {
+                        Some(t) if p.tenant(t).is_none() => {
+                            return err(
+                                ErrorKind::NotFound,
+                                format!("no dealer policy for tenant {t}"),
+                            )
+                        }
+                        Some(t) => vec![t.clone()],
+                        None => crate::overview::tenants_in_scope(&p, &ctx_who.scope),
+                    };
+                    crate::queue::page(&stores, &tenants, &filter, offset, limit)
+                        .map(|page| Response::Queue(Box::new(page)))
+                        .unwrap_or_else(store_err)
+                }
+                Request::Content { tenant, id } => {
+                    match crate::content::content(&stores, &policies.current(), &tenant, id) {
+                        Ok(c) => Response::Content(Box::new(c)),
+                        Err(crate::content::ContentError::Store(e)) => store_err(e),
+                        Err(crate::content::ContentError::NotFound(e)) => {
+                            err(ErrorKind::NotFound, e)
+                        }
+                        Err(e) => err(ErrorKind::Invalid, e.to_string()),
+                    }
+                }
+                Request::Overview => crate::overview::overview(
+                    &stores,
+                    &crate::overview::Sources {
+                        policies: &policies,
+                        dispatcher: dispatcher.as_deref(),
+                        material: material.as_deref(),
+                    },
+                    &ctx_who.scope,
+                )
+                .map(|o| Response::Overview(Box::new(o)))
+                .unwrap_or_else(store_err),
                 Request::Message { tenant, id } => {
                     match stores.tenant(&tenant).and_then(|s| s.message(id)) {
                         Ok(Some(m)) => Response::Message(Box::new(m)),
@@ -713,7 +850,7 @@ fn summary(stores: &Stores, name: String, tenant: &TenantId) -> Result<TenantSum
         id: tenant.clone(),
         name,
         stats: s.stats()?,
-        opt_ins: Default::default(),
+        opt_ins: s.opt_ins()?,
         last_import: s.imports(1)?.into_iter().next(),
     })
 }

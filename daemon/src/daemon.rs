@@ -68,6 +68,7 @@ impl Daemon {
         seed_material(&material, &policies);
         let policies = Arc::new(PolicyHandle::new(policies));
         policies.set_override(over);
+        policies.set_events(stores.events().clone());
         let importer = Arc::new(Importer::new(
             stores.clone(),
             policies.clone(),

@@ -7,13 +7,17 @@
 pub mod access;
 pub mod approvals;
 pub mod config;
+pub mod content;
 pub mod control;
 pub mod daemon;
 pub mod dispatch;
+pub mod events;
 pub mod identity;
 pub mod import;
 pub mod ledger;
+pub mod overview;
 pub mod planner;
 pub mod policy;
+pub mod queue;
 pub mod render;
 pub mod store;

@@ -117,6 +117,8 @@ pub struct PolicyHandle {
     reloading: Mutex<()>,
     /// What replaces files on every reload (set once at start).
     over: OnceLock<Override>,
+    /// Where reloads are announced (set once at start).
+    events: OnceLock<Arc<crate::events::Events>>,
 }
 
 impl PolicyHandle {
@@ -126,6 +128,19 @@ impl PolicyHandle {
             last_errors: Mutex::new((Vec::new(), None)),
             reloading: Mutex::new(()),
             over: OnceLock::new(),
+            events: OnceLock::new(),
+        }
+    }
+
+    /// Announces every load attempt, good or bad, on `events` (the first
+    /// call counts).
+    pub fn set_events(&self, events: Arc<crate::events::Events>) {
+        let _ = self.events.set(events);
+    }
+
+    fn announce(&self) {
+        if let Some(e) = self.events.get() {
+            e.publish(&[touchpoint_common::protocol::Topic::Policy], None);
         }
     }
 
@@ -169,7 +184,11 @@ impl PolicyHandle {
         let current = self.current();
         match self.load(&current.dir) {
             Ok(p) if p.fingerprint == current.fingerprint => {
+                let had_errors = !self.errors().0.is_empty();
                 *self.errors() = (Vec::new(), None);
+                if had_errors {
+                    self.announce();
+                }
                 Ok(Reloaded::Unchanged)
             }
             loaded => self.swap(loaded, prepare).map(Reloaded::Changed),
@@ -181,7 +200,7 @@ impl PolicyHandle {
         loaded: Result<Policies, Vec<ConfigError>>,
         prepare: impl FnOnce(&Policies) -> Result<(), ConfigError>,
     ) -> Result<Arc<Policies>, Vec<ConfigError>> {
-        match loaded.and_then(|p| prepare(&p).map(|_| p).map_err(|e| vec![e])) {
+        let r = match loaded.and_then(|p| prepare(&p).map(|_| p).map_err(|e| vec![e])) {
             Ok(p) => {
                 let p = Arc::new(p);
                 self.tx.send_replace(p.clone());
@@ -195,7 +214,9 @@ impl PolicyHandle {
                 );
                 Err(errs)
             }
-        }
+        };
+        self.announce();
+        r
     }
 
     fn errors(&self) -> std::sync::MutexGuard<'_, (Vec<String>, Option<Timestamp>)> {

@@ -154,6 +154,8 @@ pub struct Dispatcher {
     material: Option<Arc<crate::approvals::Material>>,
     /// Bumped when an approval changes the material in force.
     material_generation: AtomicU64,
+    /// Messages handed to a transport per minute.
+    throughput: super::throughput::Throughput,
 }
 
 /// Local wall-clock time of a message's send moment, unix ms.
@@ -402,6 +404,7 @@ impl Dispatcher {
             wake: Notify::new(),
             material: None,
             material_generation: AtomicU64::new(0),
+            throughput: Default::default(),
         })
     }
 
@@ -1439,8 +1442,11 @@ impl Dispatcher {
             }
         }
         store.apply_unflushed(&changes)?;
+        let accepted = changes.iter().filter(|c| c.after.status == S::Sent).count() as u64;
+        self.throughput.record(now, accepted);
         let mut st = self.state();
         st.unflushed.insert(t.clone());
+        let relay_was_down = st.relay_down_until.is_some();
         match unreachable {
             Some(e) => {
                 let backoff = st.relay_backoff;
@@ -1454,6 +1460,13 @@ impl Dispatcher {
                     st.relay_backoff = RELAY_BACKOFF_MIN;
                 }
             }
+        }
+        let relay_down = st.relay_down_until.is_some();
+        drop(st);
+        if relay_was_down != relay_down {
+            self.stores
+                .events()
+                .publish(&[touchpoint_common::protocol::Topic::Dispatch], None);
         }
         Ok(())
     }
@@ -1597,6 +1610,12 @@ impl Dispatcher {
         }
         if let Some(b) = self.call_list(store, p, now)? {
             out.push(b);
+        }
+        if !out.is_empty() {
+            self.stores.events().publish(
+                &[touchpoint_common::protocol::Topic::Dispatch],
+                Some(store.id()),
+            );
         }
         Ok(out)
     }
@@ -1816,6 +1835,7 @@ impl Dispatcher {
         }
         store.apply(&changes)?;
         self.counters.sent.fetch_add(sent, Ordering::Relaxed);
+        self.throughput.record(now, sent);
         Ok(report.map(|r| BatchSummary {
             tenant: store.id().clone(),
             kind: "letters".into(),
@@ -1902,6 +1922,7 @@ impl Dispatcher {
             changes.push(c);
         }
         store.apply(&changes)?;
+        self.throughput.record(now, taken.len() as u64);
         Ok(Some(BatchSummary {
             tenant: store.id().clone(),
             kind: "calls".into(),
@@ -2293,6 +2314,17 @@ impl Dispatcher {
             relay_down_until: st.relay_down_until.filter(|t| *t > now).map(Timestamp),
             last_error: st.last_error.clone(),
         }
+    }
+
+    /// Messages handed to a transport per minute over the last hour,
+    /// oldest first, the current minute last.
+    pub fn throughput(&self) -> Vec<u64> {
+        self.throughput.last_hour(Timestamp::now().0)
+    }
+
+    /// Whether a pause in force covers messages of `service` of `tenant`.
+    pub fn is_paused(&self, tenant: &TenantId, service: &str) -> bool {
+        self.paused(tenant, service)
     }
 
     /// Where letter batches are written (for the console's messages).

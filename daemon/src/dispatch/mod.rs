@@ -11,5 +11,6 @@ pub mod pdf;
 pub mod smtp;
 pub mod spool;
 pub mod throttle;
+pub mod throughput;
 pub mod verp;
 pub use engine::{DispatchError, Dispatcher};

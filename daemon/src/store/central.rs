@@ -3,14 +3,16 @@
 //! aggregates. Never holds a dealer's customer data.
 
 use std::path::Path;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 use touchpoint_common::codec::{decode_record, encode_record};
 use touchpoint_common::domain::Timestamp;
-use touchpoint_common::protocol::{AuditEntry, Pause};
+use touchpoint_common::protocol::{AuditEntry, Pause, Topic};
 use touchpoint_common::TenantId;
 
 use super::{sled_err, Result, StoreError};
+use crate::events::Events;
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TenantRecord {
@@ -21,6 +23,7 @@ pub struct TenantRecord {
 
 pub struct Central {
     db: sled::Db,
+    pub(super) events: Arc<Events>,
     tenants: sled::Tree,
     audit: sled::Tree,
     pub(super) settings: sled::Tree,
@@ -33,7 +36,7 @@ pub struct Central {
 const PAUSES: &[u8] = b"dispatch_pauses";
 
 impl Central {
-    pub(super) fn open(path: &Path, cache_bytes: u64) -> Result<Self> {
+    pub(super) fn open(path: &Path, cache_bytes: u64, events: Arc<Events>) -> Result<Self> {
         let err = sled_err(path);
         let db = sled::Config::new()
             .path(path)
@@ -48,6 +51,7 @@ impl Central {
             templates: db.open_tree("templates").map_err(&err)?,
             proposals: db.open_tree("proposals").map_err(&err)?,
             db,
+            events,
         })
     }
 
@@ -135,7 +139,9 @@ impl Central {
             source,
         })?;
         self.settings.insert(PAUSES, bytes).map_err(Self::err)?;
-        self.flush()
+        self.flush()?;
+        self.events.publish(&[Topic::Dispatch], None);
+        Ok(())
     }
 
     /// Appends to the audit log, durably. The sequence number is assigned here.
@@ -150,6 +156,7 @@ impl Central {
             .insert(seq.to_be_bytes(), bytes)
             .map_err(Self::err)?;
         self.flush()?;
+        self.events.publish(&[Topic::Audit], entry.tenant.as_ref());
         Ok(seq)
     }
 

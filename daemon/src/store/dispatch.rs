@@ -22,6 +22,7 @@ use std::collections::BTreeMap;
 use sled::Transactional;
 use touchpoint_common::domain::{Channel, Consent};
 use touchpoint_common::outbox::{month_of, LedgerEntry, Message, MessageStatus};
+use touchpoint_common::protocol::Topic;
 use touchpoint_common::Date;
 
 use super::import_txn::consent_key;
@@ -158,6 +159,8 @@ impl TenantStore {
         }
         if !changes.is_empty() {
             self.touch();
+            self.events
+                .publish(&[Topic::Outbox, Topic::Costs], Some(self.id()));
         }
         Ok(())
     }
@@ -192,6 +195,9 @@ impl TenantStore {
             }
         }
         let ledger: Vec<(Vec<u8>, LedgerDelta)> = ledger.into_iter().collect();
+        // Held across the transaction, so the index follows the writes in
+        // the order they were made.
+        let mut index = self.index_lock();
         (
             &self.outbox,
             &self.occasions,
@@ -282,7 +288,13 @@ impl TenantStore {
                     Ok(())
                 },
             )
-            .map_err(tx_err(self.id()))
+            .map_err(tx_err(self.id()))?;
+        if let Some(ix) = index.as_mut() {
+            for c in chunk {
+                ix.upsert(&c.after);
+            }
+        }
+        Ok(())
     }
 
     /// Ids of messages queued or deferred on `channel` and due at `now_ms`

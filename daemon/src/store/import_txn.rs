@@ -170,6 +170,7 @@ impl<'s> ImportTxn<'s> {
         applied.fill(&mut report);
         finish(s, &report, Some(&applied))?;
         let _ = std::fs::remove_file(&self.path);
+        s.data_changed();
         Ok(report)
     }
 

@@ -21,7 +21,9 @@ use serde::{Deserialize, Serialize};
 use sled::transaction::{ConflictableTransactionError, TransactionError};
 use sled::Transactional;
 use touchpoint_common::codec::{decode_record, encode_record};
-use touchpoint_common::protocol::{Proposal, ProposalStatus, TemplateHistory, TemplateVersion};
+use touchpoint_common::protocol::{
+    Proposal, ProposalStatus, TemplateHistory, TemplateVersion, Topic,
+};
 
 use super::central::Central;
 use super::{Result, StoreError};
@@ -201,6 +203,7 @@ impl Central {
             })
             .map_err(tx_err)?;
         self.flush()?;
+        self.events.publish(&[Topic::Approvals], None);
         Ok(stored)
     }
 
@@ -270,6 +273,8 @@ impl Central {
                 Ok(())
             })
             .map_err(tx_err)?;
-        self.flush()
+        self.flush()?;
+        self.events.publish(&[Topic::Approvals], None);
+        Ok(())
     }
 }

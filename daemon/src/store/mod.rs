@@ -19,6 +19,7 @@
 mod central;
 mod dispatch;
 mod import_txn;
+pub mod index;
 mod material;
 mod outbox;
 mod tenant;
@@ -74,6 +75,7 @@ pub struct Stores {
     cfg: StoresConfig,
     central: Central,
     open: Mutex<OpenSet>,
+    events: Arc<crate::events::Events>,
 }
 
 #[derive(Default)]
@@ -97,13 +99,24 @@ impl Stores {
             path: tenants.display().to_string(),
             source,
         })?;
-        let central = Central::open(&root.join("central"), cfg.cache_bytes_central)?;
+        let events = Arc::new(crate::events::Events::new());
+        let central = Central::open(
+            &root.join("central"),
+            cfg.cache_bytes_central,
+            events.clone(),
+        )?;
         Ok(Self {
             root,
             cfg: cfg.clone(),
             central,
             open: Mutex::new(OpenSet::default()),
+            events,
         })
+    }
+
+    /// The change bus every write point of the stores publishes on.
+    pub fn events(&self) -> &Arc<crate::events::Events> {
+        &self.events
     }
 
     pub fn state_dir(&self) -> &Path {
@@ -135,6 +148,7 @@ impl Stores {
                 id.clone(),
                 &self.tenant_dir(id),
                 self.cfg.cache_bytes_per_tenant,
+                self.events.clone(),
             )?),
         };
         if open.map.len() >= self.cfg.max_open_tenants.max(1) as usize {

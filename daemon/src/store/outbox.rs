@@ -14,6 +14,7 @@ use std::collections::BTreeMap;
 use sled::transaction::ConflictableTransactionError;
 use sled::Transactional;
 use touchpoint_common::outbox::{month_of, LedgerEntry, Message, MessageStatus};
+use touchpoint_common::protocol::Topic;
 use touchpoint_common::Date;
 
 use super::tenant::{decode, encode, prefix_of, tx_err, TenantStore};
@@ -235,6 +236,7 @@ impl TenantStore {
             })
             .map_err(self.err())?;
         self.touch();
+        self.data_changed();
         Ok(())
     }
 
@@ -269,7 +271,12 @@ impl TenantStore {
             let stamp = (n == last).then_some(w.stamp);
             self.write_chunk(chunk, revised, stamp)?;
         }
-        self.flush()
+        self.flush()?;
+        if !w.new.is_empty() || !w.revised.is_empty() {
+            self.events
+                .publish(&[Topic::Outbox, Topic::Costs], Some(self.id()));
+        }
+        Ok(())
     }
 
     /// One transaction: whole messages with everything that hangs on them.
@@ -296,6 +303,9 @@ impl TenantStore {
             .into_iter()
             .map(|((month, service), delta)| (ledger_key(month, service), delta))
             .collect();
+        // Held across the transaction, so the index follows the writes in
+        // the order they were made.
+        let mut index = self.index_lock();
         (
             &self.outbox,
             &self.occasions,
@@ -344,6 +354,12 @@ impl TenantStore {
                 }
                 Ok(())
             })
-            .map_err(tx_err(self.id()))
+            .map_err(tx_err(self.id()))?;
+        if let Some(ix) = index.as_mut() {
+            for m in chunk {
+                ix.upsert(m);
+            }
+        }
+        Ok(())
     }
 }

@@ -28,7 +28,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -38,6 +38,7 @@ use touchpoint_common::domain::{
     Channel, Consent, Customer, ImportReport, MergeRecord, ServiceVisit, TenantStats, Timestamp,
     Vehicle,
 };
+use touchpoint_common::protocol::{OptIns, Topic};
 use touchpoint_common::TenantId;
 
 use super::import_txn::consent_key;
@@ -90,6 +91,11 @@ pub struct TenantStore {
     /// One planning run at a time (the schedule and an on-demand run).
     planning: Mutex<()>,
     dirty: AtomicBool,
+    /// The outbox index, once asked for (see [`super::index`]).
+    pub(super) index: Mutex<Option<super::index::OutboxIndex>>,
+    /// Opt-in counts and the data version they were counted at.
+    opt_ins: Mutex<Option<(u64, OptIns)>>,
+    pub(super) events: Arc<crate::events::Events>,
 }
 
 pub(super) fn decode<T: DeserializeOwned>(tree: &'static str, bytes: &[u8]) -> Result<T> {
@@ -107,7 +113,12 @@ pub(super) fn prefix_of(customer_no: &str) -> Vec<u8> {
 }
 
 impl TenantStore {
-    pub(super) fn open(id: TenantId, dir: &Path, cache_bytes: u64) -> Result<Self> {
+    pub(super) fn open(
+        id: TenantId,
+        dir: &Path,
+        cache_bytes: u64,
+        events: Arc<crate::events::Events>,
+    ) -> Result<Self> {
         let path = dir.join("store");
         let err = sled_err(&path);
         let db = sled::Config::new()
@@ -149,6 +160,9 @@ impl TenantStore {
             writer: Mutex::new(()),
             planning: Mutex::new(()),
             dirty: AtomicBool::new(false),
+            index: Mutex::new(None),
+            opt_ins: Mutex::new(None),
+            events,
         };
         super::import_txn::recover(&store)?;
         Ok(store)
@@ -323,6 +337,44 @@ impl TenantStore {
         })
     }
 
+    /// Recipients by what they allow: email and phone consent given and not
+    /// withdrawn, post refused. Counted once per data version (a consent
+    /// changes it), so listing many tenants often costs no scan.
+    pub fn opt_ins(&self) -> Result<OptIns> {
+        let version = self.data_version()?;
+        let mut cached = self.opt_ins.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((v, o)) = *cached {
+            if v == version {
+                return Ok(o);
+            }
+        }
+        let mut o = OptIns::default();
+        for c in self.consents() {
+            let c = c?;
+            let counted = match (c.channel, c.granted) {
+                (Channel::Email, true) => &mut o.email,
+                (Channel::Phone, true) => &mut o.phone,
+                (Channel::Post, false) => &mut o.post_refused,
+                _ => continue,
+            };
+            // A customer merged into another is no recipient of its own.
+            if !self
+                .merged
+                .contains_key(c.customer_no.as_bytes())
+                .map_err(self.err())?
+            {
+                *counted += 1;
+            }
+        }
+        *cached = Some((version, o));
+        Ok(o)
+    }
+
+    /// Tells subscribers that the customer data changed.
+    pub(super) fn data_changed(&self) {
+        self.events.publish(&[Topic::Tenants], Some(&self.id));
+    }
+
     // ----- import history -----------------------------------------------------
 
     /// Newest first.
@@ -366,7 +418,9 @@ impl TenantStore {
                 Ok(())
             })
             .map_err(tx_err(&self.id))?;
-        self.flush()
+        self.flush()?;
+        self.data_changed();
+        Ok(())
     }
 
     /// Replaces a stored import report (the identity pass adds its merge count).
@@ -375,6 +429,7 @@ impl TenantStore {
             .insert(report.import_id.to_be_bytes(), encode("imports", report)?)
             .map_err(self.err())?;
         self.touch();
+        self.data_changed();
         Ok(())
     }
 
@@ -472,7 +527,9 @@ impl TenantStore {
                 Ok(())
             })
             .map_err(tx_err(&self.id))?;
-        self.flush()
+        self.flush()?;
+        self.data_changed();
+        Ok(())
     }
 
     /// Undoes one merge: the merged customer is a recipient of its own again.
@@ -499,6 +556,7 @@ impl TenantStore {
             })
             .map_err(tx_err(&self.id))?;
         self.flush()?;
+        self.data_changed();
         Ok(m)
     }
 }

@@ -1,0 +1,217 @@
+//! The change bus: writers say what changed, subscribed consoles learn of
+//! it and re-read only that.
+//!
+//! Publishing is synchronous and cheap (one `broadcast` send, nothing when
+//! nobody listens) and happens once per write group at the write points
+//! (the store's outbox writers, imports, merges, approvals, pauses, policy
+//! loads, the audit log), never per message. A subscriber that falls behind
+//! the bus's capacity loses the details, not the fact: it is told that
+//! everything changed ([`Pending::lagged`]).
+
+use std::collections::BTreeSet;
+
+use tokio::sync::broadcast;
+use touchpoint_common::protocol::{Changes, Scope, Topic};
+use touchpoint_common::TenantId;
+
+/// Events a subscriber may be behind before it counts as lagging.
+const CAPACITY: usize = 1024;
+
+/// A set of topics, one bit each.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Topics(u8);
+
+fn bit(t: Topic) -> u8 {
+    1 << (Topic::ALL.iter().position(|x| *x == t).unwrap_or(0) as u8)
+}
+
+impl Topics {
+    pub const NONE: Topics = Topics(0);
+
+    pub fn of(topics: &[Topic]) -> Self {
+        Topics(topics.iter().fold(0, |acc, t| acc | bit(*t)))
+    }
+
+    pub fn all() -> Self {
+        Self::of(&Topic::ALL)
+    }
+
+    pub fn with(self, other: Topics) -> Self {
+        Topics(self.0 | other.0)
+    }
+
+    pub fn contains(self, t: Topic) -> bool {
+        self.0 & bit(t) != 0
+    }
+
+    pub fn is_empty(self) -> bool {
+        self.0 == 0
+    }
+
+    /// In [`Topic::ALL`] order.
+    pub fn to_vec(self) -> Vec<Topic> {
+        Topic::ALL
+            .into_iter()
+            .filter(|t| self.contains(*t))
+            .collect()
+    }
+}
+
+/// One write group's change.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Event {
+    pub topics: Topics,
+    /// The tenant whose data changed; `None`: not about one tenant.
+    pub tenant: Option<TenantId>,
+}
+
+/// The daemon's change bus.
+pub struct Events {
+    tx: broadcast::Sender<Event>,
+}
+
+impl Default for Events {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Events {
+    pub fn new() -> Self {
+        Self {
+            tx: broadcast::Sender::new(CAPACITY),
+        }
+    }
+
+    /// Says that `topics` changed, for `tenant` or for no tenant in particular.
+    pub fn publish(&self, topics: &[Topic], tenant: Option<&TenantId>) {
+        if self.tx.receiver_count() == 0 {
+            return;
+        }
+        let _ = self.tx.send(Event {
+            topics: Topics::of(topics),
+            tenant: tenant.cloned(),
+        });
+    }
+
+    pub fn subscribe(&self) -> broadcast::Receiver<Event> {
+        self.tx.subscribe()
+    }
+}
+
+/// What a subscriber has yet to be told, gathered between two `Changed`.
+#[derive(Debug, Default)]
+pub struct Pending {
+    topics: Topics,
+    tenants: BTreeSet<TenantId>,
+    lagged: bool,
+}
+
+impl Pending {
+    /// Adds an event if it concerns `scope`: a change only about a tenant
+    /// outside it is left out. Returns whether it was added.
+    pub fn add(&mut self, e: &Event, scope: &Scope) -> bool {
+        if let Some(t) = &e.tenant {
+            if !scope.allows(t) {
+                return false;
+            }
+            self.tenants.insert(t.clone());
+        }
+        self.topics = self.topics.with(e.topics);
+        true
+    }
+
+    /// The subscriber missed events: every topic, no tenants (re-read all).
+    pub fn lagged(&mut self) {
+        self.lagged = true;
+        self.topics = Topics::all();
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.topics.is_empty()
+    }
+
+    /// The changes gathered so far, and a fresh start.
+    pub fn take(&mut self) -> Option<Changes> {
+        if self.is_empty() {
+            return None;
+        }
+        let p = std::mem::take(self);
+        Some(Changes {
+            topics: p.topics.to_vec(),
+            tenants: if p.lagged {
+                Vec::new()
+            } else {
+                p.tenants.into_iter().collect()
+            },
+        })
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn t(s: &str) -> TenantId {
+        TenantId::new(s).unwrap()
+    }
+
+    #[test]
+    fn gathers_topics_and_tenants_in_scope_only() {
+        let scope = Scope::Tenants(vec![t("d001")]);
+        let mut p = Pending::default();
+        assert!(p.add(
+            &Event {
+                topics: Topics::of(&[Topic::Outbox, Topic::Costs]),
+                tenant: Some(t("d001")),
+            },
+            &scope
+        ));
+        assert!(!p.add(
+            &Event {
+                topics: Topics::of(&[Topic::Tenants]),
+                tenant: Some(t("d002")),
+            },
+            &scope
+        ));
+        assert!(p.add(
+            &Event {
+                topics: Topics::of(&[Topic::Policy]),
+                tenant: None,
+            },
+            &scope
+        ));
+        let c = p.take().unwrap();
+        assert_eq!(c.topics, vec![Topic::Outbox, Topic::Costs, Topic::Policy]);
+        assert_eq!(c.tenants, vec![t("d001")]);
+        assert!(p.take().is_none());
+    }
+
+    #[test]
+    fn a_lagging_subscriber_rereads_everything() {
+        let mut p = Pending::default();
+        p.add(
+            &Event {
+                topics: Topics::of(&[Topic::Outbox]),
+                tenant: Some(t("d001")),
+            },
+            &Scope::All,
+        );
+        p.lagged();
+        let c = p.take().unwrap();
+        assert_eq!(c.topics, Topic::ALL.to_vec());
+        assert!(c.tenants.is_empty());
+    }
+
+    #[tokio::test]
+    async fn publish_reaches_subscribers_and_costs_nothing_without_them() {
+        let bus = Events::new();
+        bus.publish(&[Topic::Audit], None);
+        let mut rx = bus.subscribe();
+        bus.publish(&[Topic::Dispatch], Some(&t("d003")));
+        let e = rx.recv().await.unwrap();
+        assert_eq!(e.tenant, Some(t("d003")));
+        assert!(e.topics.contains(Topic::Dispatch) && !e.topics.contains(Topic::Audit));
+    }
+}

@@ -1,0 +1,501 @@
+//! The console's overview for the caller's scope: today's messages per
+//! tenant, spending against budgets this month, dispatch's throughput,
+//! throttles and pauses, the policy in force, and what needs attention.
+//!
+//! Message figures come from each tenant's outbox index (no message is
+//! read), money from the ledger, the rest from dispatch's and the policy
+//! handle's status. "Today" is the daemon's local day, as dispatch uses it.
+
+use chrono::TimeZone;
+use touchpoint_common::domain::Timestamp;
+use touchpoint_common::outbox::month_of;
+use touchpoint_common::protocol::{
+    Alert, AlertLevel, BudgetUse, DayCounts, Overview, Pause, PolicyStatus, Scope, TenantDay,
+};
+use touchpoint_common::{Date, TenantId};
+
+use crate::ledger::money;
+use crate::policy::{Policies, PolicyHandle};
+use crate::store::index::OutboxStats;
+use crate::store::{StoreError, Stores};
+
+/// Email due this long ago and still queued is a warning...
+pub const STUCK_WARNING_MIN: u32 = 15;
+/// ...and this long ago, critical.
+pub const STUCK_CRITICAL_MIN: u32 = 60;
+/// Budget committed from this share on is a warning (100 %: critical).
+pub const BUDGET_WARNING_PERCENT: i64 = 90;
+
+/// What the overview is computed from besides the stores.
+pub struct Sources<'a> {
+    pub policies: &'a PolicyHandle,
+    pub dispatcher: Option<&'a crate::dispatch::Dispatcher>,
+    pub material: Option<&'a crate::approvals::Material>,
+}
+
+/// One tenant's figures, as the alerts look at them.
+#[derive(Clone, Debug)]
+pub struct TenantFigures {
+    pub tenant: TenantId,
+    pub stats: OutboxStats,
+    /// Per service the dealer takes part in with a budget: (service,
+    /// committed, budget), cents.
+    pub budgets: Vec<(String, i64, i64)>,
+}
+
+/// Everything the alerts are decided from.
+pub struct AlertInputs<'a> {
+    pub now: Timestamp,
+    pub policy: &'a PolicyStatus,
+    pub dispatch_enabled: bool,
+    pub relay_down_until: Option<Timestamp>,
+    pub dispatch_error: &'a str,
+    pub paused: &'a [Pause],
+    pub bounce_alert_percent: u32,
+    pub tenants: &'a [TenantFigures],
+}
+
+fn clock(t: Timestamp, now: Timestamp) -> String {
+    let (Some(at), Some(today)) = (
+        chrono::Local.timestamp_millis_opt(t.0).single(),
+        chrono::Local.timestamp_millis_opt(now.0).single(),
+    ) else {
+        return t.to_string();
+    };
+    if at.date_naive() == today.date_naive() {
+        at.format("%H:%M").to_string()
+    } else {
+        at.format("%Y-%m-%d %H:%M").to_string()
+    }
+}
+
+/// The alerts, most severe first.
+pub fn alerts(i: &AlertInputs) -> Vec<Alert> {
+    let mut out = Vec::new();
+    let mut add = |level, tenant: Option<&TenantId>, text: String| {
+        out.push(Alert {
+            level,
+            tenant: tenant.cloned(),
+            text,
+        })
+    };
+    if !i.policy.errors.is_empty() {
+        let since = i
+            .policy
+            .failed_at
+            .map(|t| format!(" since {}", clock(t, i.now)))
+            .unwrap_or_default();
+        let more = match i.policy.errors.len() {
+            1 => String::new(),
+            n => format!(" (and {} more)", n - 1),
+        };
+        add(
+            AlertLevel::Critical,
+            None,
+            format!(
+                "policy files invalid{since}: {}{more}; the set loaded at {} stays in force",
+                i.policy.errors[0],
+                clock(i.policy.loaded_at, i.now)
+            ),
+        );
+    }
+    if let Some(until) = i.relay_down_until.filter(|u| *u > i.now) {
+        let why = if i.dispatch_error.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", i.dispatch_error)
+        };
+        add(
+            AlertLevel::Critical,
+            None,
+            format!(
+                "mail relay unreachable{why}; email waits until {}",
+                clock(until, i.now)
+            ),
+        );
+    }
+    let now_min = (i.now.0 / 60_000) as u32;
+    for t in i.tenants {
+        if i.dispatch_enabled && t.stats.stuck > 0 {
+            if let Some(since) = t.stats.stuck_since_min {
+                let late = now_min.saturating_sub(since);
+                let level = if late > STUCK_CRITICAL_MIN {
+                    AlertLevel::Critical
+                } else {
+                    AlertLevel::Warning
+                };
+                let n = t.stats.stuck;
+                add(
+                    level,
+                    Some(&t.tenant),
+                    format!(
+                        "{n} email{} due since {} {} still queued ({late} minutes)",
+                        if n == 1 { "" } else { "s" },
+                        clock(Timestamp(i64::from(since) * 60_000), i.now),
+                        if n == 1 { "is" } else { "are" },
+                    ),
+                );
+            }
+        }
+        for (service, committed, budget) in &t.budgets {
+            if *budget <= 0 {
+                continue;
+            }
+            let pct = committed.saturating_mul(100) / budget;
+            let level = if pct >= 100 {
+                AlertLevel::Critical
+            } else if pct >= BUDGET_WARNING_PERCENT {
+                AlertLevel::Warning
+            } else {
+                continue;
+            };
+            add(
+                level,
+                Some(&t.tenant),
+                format!(
+                    "budget {pct}% spent ({service}): {} of {} this month",
+                    money(*committed),
+                    money(*budget)
+                ),
+            );
+        }
+        let (out_week, bounced) = (t.stats.emails_out_week, t.stats.bounced_week);
+        if out_week > 0 && bounced * 100 > u64::from(i.bounce_alert_percent) * out_week {
+            add(
+                AlertLevel::Warning,
+                Some(&t.tenant),
+                format!(
+                    "bounce rate {:.1}% over the last 7 days: {bounced} of {out_week} emails bounced (alert above {}%)",
+                    bounced as f64 * 100.0 / out_week as f64,
+                    i.bounce_alert_percent
+                ),
+            );
+        }
+    }
+    for p in i.paused {
+        add(
+            AlertLevel::Warning,
+            p.scope.tenant.as_ref(),
+            format!(
+                "dispatch paused for {} by {} since {}",
+                p.scope,
+                p.by,
+                clock(p.at, i.now)
+            ),
+        );
+    }
+    out.sort_by(|a, b| b.level.cmp(&a.level));
+    out
+}
+
+/// The tenants of the scope, in id order.
+pub fn tenants_in_scope(p: &Policies, scope: &Scope) -> Vec<TenantId> {
+    p.tenants
+        .keys()
+        .filter(|t| scope.allows(t))
+        .cloned()
+        .collect()
+}
+
+/// The overview of `scope`.
+pub fn overview(stores: &Stores, src: &Sources, scope: &Scope) -> Result<Overview, StoreError> {
+    let p = src.policies.current();
+    let now = Timestamp::now();
+    let today = Date::today();
+    let month = month_of(today);
+    let tenants = tenants_in_scope(&p, scope);
+    let status = src.dispatcher.map(|d| d.status(&tenants));
+    let dispatch_enabled = status.as_ref().is_some_and(|s| s.enabled);
+    let stuck_before = ((now.0 / 60_000) as u32).saturating_sub(STUCK_WARNING_MIN);
+    let mut days = Vec::new();
+    let mut total = DayCounts::default();
+    let mut budgets = Vec::new();
+    let mut figures = Vec::new();
+    for t in &tenants {
+        let store = stores.tenant(t)?;
+        let paused = |service: &str| src.dispatcher.is_some_and(|d| d.is_paused(t, service));
+        let stats = store.with_index(|ix| ix.stats(today, stuck_before, paused))?;
+        total.add(&stats.today);
+        let policy = p.tenant(t);
+        days.push(TenantDay {
+            tenant: t.clone(),
+            name: policy.map(|x| x.tenant.name.clone()).unwrap_or_default(),
+            today: stats.today,
+        });
+        let mut use_ = BudgetUse {
+            tenant: t.clone(),
+            month,
+            committed: 0,
+            booked: 0,
+            budget: 0,
+        };
+        let mut per_service = Vec::new();
+        for (m, service, e) in store.ledger()? {
+            if m != month {
+                continue;
+            }
+            use_.committed += e.committed();
+            use_.booked += e.booked;
+            let budget = policy
+                .and_then(|x| x.services.get(&service))
+                .filter(|s| s.opt_in)
+                .map_or(0, |s| s.monthly_budget.0);
+            per_service.push((service, e.committed(), budget));
+        }
+        use_.budget = policy
+            .map(|x| {
+                x.services
+                    .values()
+                    .filter(|s| s.opt_in)
+                    .map(|s| s.monthly_budget.0)
+                    .sum()
+            })
+            .unwrap_or(0);
+        budgets.push(use_);
+        figures.push(TenantFigures {
+            tenant: t.clone(),
+            stats,
+            budgets: per_service,
+        });
+    }
+    let policy = src.policies.status();
+    let paused: Vec<Pause> = status
+        .as_ref()
+        .map(|s| {
+            s.paused
+                .iter()
+                .filter(|x| match (&x.scope.tenant, scope) {
+                    (Some(t), _) => scope.allows(t),
+                    (None, _) => true,
+                })
+                .cloned()
+                .collect()
+        })
+        .unwrap_or_default();
+    let throttles = status
+        .as_ref()
+        .map(|s| {
+            s.throttles
+                .iter()
+                .filter(|th| match th.name.strip_prefix("tenant ") {
+                    Some(t) => TenantId::new(t).is_ok_and(|t| scope.allows(&t)),
+                    None => true,
+                })
+                .cloned()
+                .collect()
+        })
+        .unwrap_or_default();
+    let relay_down_until = status.as_ref().and_then(|s| s.relay_down_until);
+    let dispatch_error = status
+        .as_ref()
+        .map(|s| s.last_error.clone())
+        .unwrap_or_default();
+    let alerts = alerts(&AlertInputs {
+        now,
+        policy: &policy,
+        dispatch_enabled,
+        relay_down_until,
+        dispatch_error: &dispatch_error,
+        paused: &paused,
+        bounce_alert_percent: p.brand.email.bounce_alert_percent,
+        tenants: &figures,
+    });
+    let pending_approvals = src
+        .material
+        .and_then(|m| m.proposals(false).ok())
+        .map_or(0, |l| l.len() as u64);
+    Ok(Overview {
+        today,
+        tenants: days,
+        total,
+        budgets,
+        throughput: src
+            .dispatcher
+            .filter(|_| dispatch_enabled)
+            .map(|d| d.throughput())
+            .unwrap_or_else(|| vec![0; 60]),
+        throttles: if dispatch_enabled {
+            throttles
+        } else {
+            Vec::new()
+        },
+        dispatch_enabled,
+        transport: if dispatch_enabled {
+            status
+                .as_ref()
+                .map(|s| s.transport.clone())
+                .unwrap_or_default()
+        } else {
+            String::new()
+        },
+        paused: if dispatch_enabled { paused } else { Vec::new() },
+        relay_down_until: relay_down_until.filter(|_| dispatch_enabled),
+        dispatch_error: if dispatch_enabled {
+            dispatch_error
+        } else {
+            String::new()
+        },
+        policy,
+        pending_approvals,
+        alerts,
+    })
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use touchpoint_common::protocol::PauseScope;
+
+    use super::*;
+
+    fn tid(s: &str) -> TenantId {
+        TenantId::new(s).unwrap()
+    }
+
+    fn policy(errors: &[&str]) -> PolicyStatus {
+        PolicyStatus {
+            dir: "/etc/touchpoint/policies".into(),
+            loaded_at: Timestamp(0),
+            files: Vec::new(),
+            errors: errors.iter().map(|s| s.to_string()).collect(),
+            version: 7,
+            failed_at: (!errors.is_empty()).then_some(Timestamp(1_000)),
+        }
+    }
+
+    fn figures(t: &str, stats: OutboxStats, budgets: Vec<(String, i64, i64)>) -> TenantFigures {
+        TenantFigures {
+            tenant: tid(t),
+            stats,
+            budgets,
+        }
+    }
+
+    #[test]
+    fn alerts_name_what_is_wrong_most_severe_first() {
+        let now = Timestamp(1_000_000 * 60_000);
+        let now_min = 1_000_000u32;
+        let pol = policy(&["dealers/d009.toml:3: services: unknown service \"x\"", "b"]);
+        let paused = [Pause {
+            scope: PauseScope {
+                tenant: Some(tid("d002")),
+                service: None,
+            },
+            by: "anna".into(),
+            at: Timestamp(now.0 - 3_600_000),
+        }];
+        let tenants = [
+            figures(
+                "d001",
+                OutboxStats {
+                    stuck: 12,
+                    stuck_since_min: Some(now_min - 20),
+                    emails_out_week: 200,
+                    bounced_week: 11,
+                    ..OutboxStats::default()
+                },
+                vec![
+                    ("inspection".into(), 9_400, 10_000),
+                    ("service_due".into(), 10_000, 10_000),
+                    ("birthday".into(), 8_999, 10_000),
+                    ("tyres".into(), 50_000, 0),
+                ],
+            ),
+            figures(
+                "d002",
+                OutboxStats {
+                    stuck: 1,
+                    stuck_since_min: Some(now_min - 61),
+                    emails_out_week: 100,
+                    bounced_week: 5,
+                    ..OutboxStats::default()
+                },
+                Vec::new(),
+            ),
+        ];
+        let a = alerts(&AlertInputs {
+            now,
+            policy: &pol,
+            dispatch_enabled: true,
+            relay_down_until: Some(Timestamp(now.0 + 120_000)),
+            dispatch_error: "relay not reached: connection refused",
+            paused: &paused,
+            bounce_alert_percent: 5,
+            tenants: &tenants,
+        });
+        let lines: Vec<(AlertLevel, Option<String>, &str)> = a
+            .iter()
+            .map(|x| {
+                (
+                    x.level,
+                    x.tenant.as_ref().map(|t| t.to_string()),
+                    x.text.as_str(),
+                )
+            })
+            .collect();
+        let levels: Vec<AlertLevel> = lines.iter().map(|l| l.0).collect();
+        let mut sorted = levels.clone();
+        sorted.sort_by(|a, b| b.cmp(a));
+        assert_eq!(levels, sorted, "{lines:#?}");
+        let find = |needle: &str| {
+            lines
+                .iter()
+                .find(|l| l.2.contains(needle))
+                .unwrap_or_else(|| panic!("no alert with {needle:?} in {lines:#?}"))
+        };
+        let p = find("policy files invalid");
+        assert_eq!(p.0, AlertLevel::Critical);
+        assert!(
+            p.2.contains("d009.toml:3") && p.2.contains("and 1 more"),
+            "{}",
+            p.2
+        );
+        assert_eq!(find("relay unreachable").0, AlertLevel::Critical);
+        let s = find("12 emails due since");
+        assert_eq!((s.0, s.1.as_deref()), (AlertLevel::Warning, Some("d001")));
+        assert!(s.2.contains("20 minutes"), "{}", s.2);
+        let s = find("1 email due since");
+        assert_eq!((s.0, s.1.as_deref()), (AlertLevel::Critical, Some("d002")));
+        assert_eq!(find("(inspection)").0, AlertLevel::Warning);
+        assert!(find("(inspection)").2.contains("94%"));
+        assert_eq!(find("(service_due)").0, AlertLevel::Critical);
+        assert!(lines
+            .iter()
+            .all(|l| !l.2.contains("birthday") && !l.2.contains("tyres")));
+        let b = find("bounce rate");
+        assert_eq!(b.1.as_deref(), Some("d001"));
+        assert!(b.2.contains("11 of 200") && b.2.contains("5.5%"), "{}", b.2);
+        // 5 of 100 is not above 5 %.
+        assert_eq!(lines.iter().filter(|l| l.2.contains("bounce")).count(), 1);
+        let p = find("dispatch paused for tenant d002 by anna since");
+        assert_eq!(p.0, AlertLevel::Warning);
+    }
+
+    #[test]
+    fn no_stuck_queue_alert_while_dispatch_is_off_and_none_when_all_is_well() {
+        let now = Timestamp(1_000_000 * 60_000);
+        let pol = policy(&[]);
+        let tenants = [figures(
+            "d001",
+            OutboxStats {
+                stuck: 3,
+                stuck_since_min: Some(999_000),
+                ..OutboxStats::default()
+            },
+            vec![("inspection".into(), 100, 10_000)],
+        )];
+        let mut i = AlertInputs {
+            now,
+            policy: &pol,
+            dispatch_enabled: false,
+            relay_down_until: None,
+            dispatch_error: "",
+            paused: &[],
+            bounce_alert_percent: 5,
+            tenants: &tenants,
+        };
+        assert!(alerts(&i).is_empty());
+        i.dispatch_enabled = true;
+        assert_eq!(alerts(&i).len(), 1);
+    }
+}
