@@ -9,6 +9,7 @@ mod approvals;
 mod brand_review;
 mod cli;
 mod common;
+mod console_feed;
 mod crash;
 mod dispatch;
 mod import;
