@@ -76,7 +76,7 @@ async fn an_operator_scoped_to_one_tenant_sees_and_touches_only_that_tenant() {
     assert_eq!(forbidden(c.imports(&d002, 10).await), outside);
     assert_eq!(forbidden(c.merges(&d002, true).await), outside);
     assert_eq!(forbidden(c.undo_merge(&d002, 1).await), outside);
-    assert_eq!(forbidden(c.audit(Some(&d002), 10).await), outside);
+    assert_eq!(forbidden(c.audit(Some(&d002), 10, "").await), outside);
     assert_eq!(forbidden(c.upload(&d002, &file).await), outside);
 
     // In scope, the same operator may import.
@@ -85,7 +85,7 @@ async fn an_operator_scoped_to_one_tenant_sees_and_touches_only_that_tenant() {
     assert!(c.tenant(&d001).await.expect("d001").summary.stats.customers > 0);
 
     // The operator's own view of the audit log shows nothing about d002.
-    let visible = c.audit(None, 1000).await.expect("audit");
+    let visible = c.audit(None, 1000, "").await.expect("audit");
     assert!(!visible.is_empty());
     for e in &visible {
         assert!(

@@ -27,9 +27,8 @@ use touchpoint_common::Date;
 use touchpoint_tests::{repo_root, tid, touchpoint, Options, TestDaemon};
 
 use crate::common::my_name;
+use crate::today::{brand_with_window, customers_csv, dealer_file, LONG_LAST, LONG_NO, TENANT};
 
-/// The tenant of these tests (`a001.toml`, written by [`dealer_file`]).
-const TENANT: &str = "a001";
 /// The second person of the four-eyes tests.
 const REVIEWER_UID: u32 = 4242;
 /// How errors about a proposed `service_due` name the file.
@@ -44,11 +43,6 @@ const NEW_LINE: &str =
     "Ihr Nordwagen freut sich über gründliche Pflege: Nach unseren Unterlagen ist die";
 /// A word of [`NEW_LINE`] as the letter PDF prints it (WinAnsi: ü is 0xfc).
 const NEW_WORD_PDF: &[u8] = b"gr\xfcndliche";
-
-/// The customer with the long name (and the preview's customer).
-const LONG_NO: &str = "K-6";
-const LONG_LAST: &str = "Müller-Lüdenscheidt-Wöllersdorf von Hohenzollern-Sigmaringen";
-const LONG_FIRST: &str = "Maximiliane Friederike Ernestine";
 
 fn rule(uid: u32, role: Role) -> AccessRule {
     AccessRule {
@@ -129,114 +123,6 @@ fn replace_in_part(text: &str, start: &str, from: &str, to: &str) -> String {
     let (head, tail) = text.split_at(at);
     assert!(tail.contains(from), "{from:?} not after {start:?}");
     format!("{head}{}", tail.replacen(from, to, 1))
-}
-
-/// `DD.MM.YYYY`, as the dealer's export writes dates.
-fn german(d: Date) -> String {
-    format!("{:02}.{:02}.{:04}", d.day(), d.month(), d.year())
-}
-
-/// A dealer that takes part in `service_due` only, with two of its slots
-/// filled (umlauts, an en dash) and `local_offer` left empty, and an `&` in
-/// its name that the HTML email must escape.
-fn dealer_file(dir: &Path) -> PathBuf {
-    let path = dir.join(format!("{TENANT}.toml"));
-    std::fs::write(
-        &path,
-        format!(
-            r#"[tenant]
-id = "{TENANT}"
-name = "Autohaus Grün & Söhne GmbH"
-city = "Köln"
-
-[channels]
-enabled = ["email", "post"]
-daily_capacity = 50
-
-[sender]
-name = "Autohaus Grün & Söhne GmbH"
-email = "service@autohaus-gruen.example"
-phone = "0221 123456"
-street = "Bonner Straße 12"
-postcode = "50677"
-city = "Köln"
-
-[slots]
-signature = "Ihr Serviceteam – Jörg Weißmüller"
-opening_hours = "Mo–Fr 7:30–18:00, Sa 9:00–13:00"
-
-[services.service_due]
-monthly_budget = 100.00
-"#
-        ),
-    )
-    .expect("dealer file");
-    path
-}
-
-/// Six customers with one vehicle each, serviced a year ago less ten days:
-/// the next service is due in about ten days, so the message goes out today
-/// (lead time 21 days); by email with `email`, else (no consent to email)
-/// by post. K-6 has a long name.
-fn customers_csv(dir: &Path, email: bool) -> PathBuf {
-    let t = Date::today().add_days(10);
-    let serviced = Date::from_ymd(t.year() - 1, t.month(), t.day().min(28)).expect("date");
-    let mut csv = String::from(
-        "Kundennummer;Anrede;Vorname;Nachname;Firma;Straße;PLZ;Ort;E-Mail;Telefon;Geburtsdatum;FIN;Marke;Modell;Erstzulassung;Letzter Service;km-Stand;Nächste HU;Garantieende;Einwilligung E-Mail;Einwilligung Post;Einwilligungsdatum\n",
-    );
-    let people = [
-        ("Herr", "Jürgen", "Weiß"),
-        ("Frau", "Anna", "Schröder"),
-        ("Herr", "Klaus", "Bäcker"),
-        ("Frau", "Maria", "Keller"),
-        ("Herr", "Thomas", "Berg"),
-        ("Frau", LONG_FIRST, LONG_LAST),
-    ];
-    for (i, (salutation, first, last)) in people.iter().enumerate() {
-        let n = i + 1;
-        csv.push_str(&format!(
-            "K-{n};{salutation};{first};{last};;Hauptstraße {n};5067{n};Köln;kunde{n}@example.de;;;WNWZZZ3CZNB10000{n};Nordwagen;Fjord;15.03.2021;{};12.000;;;{};ja;01.02.2024\n",
-            german(serviced),
-            if email { "ja" } else { "nein" }
-        ));
-    }
-    let path = dir.join("kunden.csv");
-    std::fs::write(&path, csv).expect("customers");
-    path
-}
-
-/// The shipped brand policy with every day usable (no quiet days, no
-/// holidays) and `service_due` sent every day from `from` to 23:59.
-fn brand_with_window(from: u16) -> String {
-    let mut s = std::fs::read_to_string(repo_root().join("policies/brand.toml")).expect("brand");
-    let quiet = "quiet_weekdays = [\"sun\"]";
-    assert!(s.contains(quiet), "brand.toml: {quiet} not found");
-    s = s.replacen(quiet, "quiet_weekdays = []", 1);
-    let at = s.find("holidays = [").expect("brand.toml: holidays");
-    let end = at + s[at..].find(']').expect("holidays end") + 1;
-    s.replace_range(at..end, "holidays = []");
-    let section = s
-        .find("[services.service_due]")
-        .expect("brand.toml: [services.service_due]");
-    let next = section
-        + 1
-        + s[section + 1..]
-            .find("\n[")
-            .unwrap_or(s.len() - section - 1);
-    let w = section
-        + s[section..next]
-            .find("send_window = ")
-            .expect("send_window");
-    let w_end = w + s[w..].find('\n').expect("line end");
-    s.replace_range(
-        w..w_end,
-        &format!(
-            "send_window = {{ weekdays = [\"mon\", \"tue\", \"wed\", \"thu\", \"fri\", \"sat\", \"sun\"], from = \"{:02}:{:02}\", to = \"23:59\" }}",
-            from / 60,
-            from % 60
-        ),
-    );
-    s
 }
 
 async fn upload_customers(c: &mut Client, dir: &Path) {

@@ -450,7 +450,7 @@ async fn duplicates_are_merged_listed_and_undone_with_an_audit_trail() {
     assert_eq!(stats(&mut c, "d001").await.merges_active, 0);
 
     // The audit trail: who did what to which tenant.
-    let audit = c.audit(Some(&d001), 100).await.expect("audit");
+    let audit = c.audit(Some(&d001), 100, "").await.expect("audit");
     let entries: Vec<(&str, &str, &AuditOutcome)> = audit
         .iter()
         .map(|e| (e.action.as_str(), e.detail.as_str(), &e.outcome))

@@ -61,6 +61,11 @@ pub fn draw(frame: &mut Frame, state: &AppState) {
     }
 }
 
+/// Cents as `12.34 €`.
+pub fn euro(cents: i64) -> String {
+    format!("{} €", crate::format::money(cents))
+}
+
 pub fn dim() -> Style {
     Style::new().add_modifier(Modifier::DIM)
 }
@@ -96,7 +101,9 @@ pub fn pane(title: String, focused: bool) -> Block<'static> {
 /// First row to show so that `selected` is visible: whole pages, like
 /// `less`, so the rows do not shift under the eye on every step.
 pub fn page_top(selected: usize, visible: usize) -> usize {
-    selected.checked_div(visible).map_or(0, |page| page * visible)
+    selected
+        .checked_div(visible)
+        .map_or(0, |page| page * visible)
 }
 
 /// A text bar of `width` cells, `percent` of it filled: `█████░░░░░`.
@@ -125,10 +132,15 @@ pub fn waiting(state: &AppState) -> Text<'static> {
 }
 
 fn draw_header(frame: &mut Frame, area: Rect, state: &AppState) {
-    let mut spans = vec![
-        Span::from(" touchpoint ").reversed().bold(),
-        Span::from(" "),
-    ];
+    // Narrow screens give the brand's room to the connection state.
+    let mut spans = if area.width >= 100 {
+        vec![
+            Span::from(" touchpoint ").reversed().bold(),
+            Span::from(" "),
+        ]
+    } else {
+        Vec::new()
+    };
     for (n, v) in View::ALL.iter().enumerate() {
         let mut label = format!("{} {}", n + 1, v.title());
         if *v == View::Approvals {
@@ -197,10 +209,18 @@ fn draw_footer(frame: &mut Frame, area: Rect, state: &AppState) {
             Span::from(format!(" {error}")).red(),
         ])
     } else {
+        // Whole hints only, as many as fit.
         let mut spans = Vec::new();
+        let mut used = 0;
         for (key, label) in hints(state.view, |a| state.allowed(a)) {
-            spans.push(Span::from(format!(" {key}")).bold());
-            spans.push(Span::from(format!(" {label} ")).style(dim()));
+            let key = format!(" {key}");
+            let label = format!(" {label} ");
+            used += key.chars().count() + label.chars().count();
+            if used > usize::from(area.width) {
+                break;
+            }
+            spans.push(Span::from(key).bold());
+            spans.push(Span::from(label).style(dim()));
         }
         Line::from(spans)
     };

@@ -17,6 +17,7 @@ pub fn draw(frame: &mut Frame, area: Rect, state: &AppState) {
     let list_rows = (a.list.len() as u16 + 2).clamp(3, if area.height > 30 { 12 } else { 7 });
     let (list, detail) = if area.width >= WIDE {
         let [l, d] = Layout::horizontal([Constraint::Percentage(40), Constraint::Percentage(60)])
+            .spacing(2)
             .areas(area);
         (l, d)
     } else {

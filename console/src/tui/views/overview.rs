@@ -11,7 +11,7 @@ use touchpoint_common::protocol::{AlertLevel, DayCounts, Overview};
 use super::queue::thousands;
 use crate::format;
 use crate::tui::app::AppState;
-use crate::tui::ui::{bar, dim, header_row, level_style, pane, right, WIDE};
+use crate::tui::ui::{bar, dim, euro, header_row, level_style, pane, right, WIDE};
 
 pub fn draw(frame: &mut Frame, area: Rect, state: &AppState) {
     let Some(o) = &state.overview else {
@@ -35,7 +35,9 @@ pub fn draw(frame: &mut Frame, area: Rect, state: &AppState) {
     ])
     .areas(main);
     let halves = |r: Rect| {
-        Layout::horizontal([Constraint::Percentage(50), Constraint::Percentage(50)]).areas::<2>(r)
+        Layout::horizontal([Constraint::Percentage(50), Constraint::Percentage(50)])
+            .spacing(2)
+            .areas::<2>(r)
     };
     let [tenants, budgets] = halves(top);
     draw_tenants(frame, tenants, o);
@@ -109,14 +111,19 @@ fn draw_alerts(frame: &mut Frame, area: Rect, o: &Overview, shown: usize) {
 
 fn draw_tenants(frame: &mut Frame, area: Rect, o: &Overview) {
     let block = pane(" Today per tenant ".into(), false);
-    let head = header_row(&[
-        ("Tenant", false),
+    let named = area.width >= 70;
+    let mut head_cells = vec![("Tenant", false)];
+    if named {
+        head_cells.push(("Name", false));
+    }
+    head_cells.extend([
         ("Plan", true),
         ("Queue", true),
         ("Sent", true),
         ("Fail", true),
         ("Held", true),
     ]);
+    let head = header_row(&head_cells);
     let n = |v: u64, style: Style| {
         right(if v == 0 { "·".into() } else { thousands(v) }).style(if v == 0 {
             dim()
@@ -130,23 +137,30 @@ fn draw_tenants(frame: &mut Frame, area: Rect, o: &Overview) {
         .take(usize::from(area.height.saturating_sub(2)))
         .map(|t| {
             let c = &t.today;
-            Row::new(vec![
-                Cell::from(t.tenant.to_string()),
+            let mut cells = vec![Cell::from(t.tenant.to_string())];
+            if named {
+                cells.push(Cell::from(t.name.clone()));
+            }
+            cells.extend([
                 n(c.planned, Style::new()),
                 n(c.queued, Style::new().cyan()),
                 n(c.sent, Style::new().green()),
                 n(c.failed, Style::new().red().bold()),
                 n(c.held, Style::new().magenta()),
-            ])
+            ]);
+            Row::new(cells)
         });
-    let widths = [
-        Constraint::Fill(1),
+    let mut widths = vec![Constraint::Length(8)];
+    if named {
+        widths.push(Constraint::Fill(1));
+    }
+    widths.extend([
+        Constraint::Length(7),
+        Constraint::Length(7),
+        Constraint::Length(7),
         Constraint::Length(6),
         Constraint::Length(6),
-        Constraint::Length(6),
-        Constraint::Length(5),
-        Constraint::Length(5),
-    ];
+    ]);
     frame.render_widget(
         Table::new(rows, widths)
             .header(head)
@@ -184,9 +198,9 @@ fn draw_budgets(frame: &mut Frame, area: Rect, o: &Overview) {
             if money_width > 0 {
                 cells.push(right(format!(
                     "{} / {}",
-                    format::money(b.committed),
+                    euro(b.committed),
                     if b.budget > 0 {
-                        format::money(b.budget)
+                        euro(b.budget)
                     } else {
                         "-".into()
                     }

@@ -12,7 +12,7 @@ use touchpoint_common::protocol::{MessageContent, QueueRow};
 
 use crate::format;
 use crate::tui::app::AppState;
-use crate::tui::ui::{dim, header_row, page_top, pane, right, WIDE};
+use crate::tui::ui::{dim, euro, header_row, page_top, pane, right, WIDE};
 
 pub fn status_style(s: MessageStatus) -> Style {
     match s {
@@ -35,6 +35,7 @@ pub fn draw(frame: &mut Frame, area: Rect, state: &AppState) {
     if wide {
         let [list, detail] =
             Layout::horizontal([Constraint::Percentage(55), Constraint::Percentage(45)])
+                .spacing(2)
                 .areas(main);
         draw_list(frame, list, state);
         draw_detail(frame, detail, state);
@@ -219,7 +220,7 @@ fn draw_detail(frame: &mut Frame, area: Rect, state: &AppState) {
             row.send_on,
             row.send_at / 60,
             row.send_at % 60,
-            format::money(row.cost)
+            euro(row.cost)
         )),
     ])];
     let customer = if row.name.is_empty() {
@@ -264,7 +265,7 @@ fn content_lines(c: &MessageContent, lines: &mut Vec<Line<'static>>) {
     }
     let body: Vec<&str> = c.text.lines().collect();
     for l in body.iter().take(CONTENT_LINES) {
-        lines.push(Line::from(format!("  {l}")));
+        lines.push(Line::from(l.to_string()));
     }
     if body.len() > CONTENT_LINES {
         lines.push(
@@ -307,8 +308,8 @@ fn message_lines(m: &Message, lines: &mut Vec<Line<'static>>) {
     if d.booked != 0 {
         facts.push(format!(
             "booked {} (brand {})",
-            format::money(d.booked),
-            format::money(d.brand_share)
+            euro(d.booked),
+            euro(d.brand_share)
         ));
     }
     if let Some(of) = d.fallback_of {

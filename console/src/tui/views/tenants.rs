@@ -13,7 +13,7 @@ use touchpoint_common::TenantId;
 use super::queue::thousands;
 use crate::format;
 use crate::tui::app::AppState;
-use crate::tui::ui::{bar, dim, header_row, level_style, page_top, pane, right, WIDE};
+use crate::tui::ui::{bar, dim, euro, header_row, level_style, page_top, pane, right, WIDE};
 
 /// Committed (reserved + booked) and budget of a tenant this month, cents.
 fn spend(costs: &[CostRow], tenant: &TenantId) -> (i64, i64) {
@@ -181,16 +181,13 @@ fn detail_lines(d: &TenantDetail, costs: &[CostRow]) -> Vec<Line<'static>> {
         lines
             .push(Line::from("Money this month (reserved + booked of budget, brand share)").bold());
         for c in own {
-            let budget = c
-                .budget
-                .map(format::money)
-                .unwrap_or_else(|| "no budget".into());
+            let budget = c.budget.map(euro).unwrap_or_else(|| "no budget".into());
             lines.push(Line::from(format!(
                 "  {:<18} {} + {} of {budget}, brand {}",
                 c.service,
-                format::money(c.reserved),
-                format::money(c.booked),
-                format::money(c.brand)
+                euro(c.reserved),
+                euro(c.booked),
+                euro(c.brand)
             )));
         }
     }

@@ -1,0 +1,352 @@
+//! The operator console against a real daemon: every view at 80×24 and
+//! 160×48 as insta snapshots (times, dates, the user and sizes on disk
+//! redacted), and the key-driven flows (filter, mark, hold, approve)
+//! asserted on the console's state and on the daemon.
+//!
+//! The console runs without a terminal through `touchpoint::tui::harness`:
+//! the same state, keymap and requests as the interactive console, each
+//! key's requests answered before the next key.
+//!
+//! `INSTA_UPDATE=always cargo test -p touchpoint-tests console` rewrites the
+//! snapshots; review their diff like code.
+
+use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+use touchpoint::client::{Client, PlanArgs};
+use touchpoint::tui::app::{Overlay, View};
+use touchpoint::tui::harness::Harness;
+use touchpoint_common::config::AccessRule;
+use touchpoint_common::outbox::MessageStatus;
+use touchpoint_common::protocol::{PauseScope, ProposalStatus, QueueFilter, Role};
+use touchpoint_tests::{tid, Options, TestDaemon};
+
+use crate::common::{me, my_name};
+use crate::today::{brand_with_window, customers_csv, dealer_file, TENANT};
+
+fn rule(role: Role) -> AccessRule {
+    AccessRule {
+        user: None,
+        uid: Some(me()),
+        group: None,
+        gid: None,
+        role,
+        tenants: vec!["*".into()],
+    }
+}
+
+/// How the test daemon runs.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Setup {
+    /// Dispatch off: planned messages stay planned, so screens are the same
+    /// on every run.
+    Still,
+    /// Dispatch on and paused before planning: messages are rendered and
+    /// queued but none is sent, and operators may act on them.
+    Paused,
+}
+
+/// A daemon where this process has `role`, with six customers of
+/// [`TENANT`] planned for today (an operator's daemon; a reviewer may not
+/// import) and a template change waiting for approval.
+async fn daemon(role: Role, setup: Setup) -> (TestDaemon, tempfile::TempDir) {
+    let files = tempfile::tempdir().expect("tempdir");
+    let d = TestDaemon::start_with(Options {
+        access: vec![rule(role)],
+        dealer_files: vec![dealer_file(files.path())],
+        brand: Some(brand_with_window(0)),
+        dispatch: (setup == Setup::Paused)
+            .then(|| "[dispatch]\ntick_ms = 50\nbatch_at = \"23:59\"\n".to_string()),
+        ..Options::default()
+    });
+    let mut c = d.client().await;
+    if setup == Setup::Paused {
+        c.pause(PauseScope::default()).await.expect("pause");
+    }
+    if role != Role::Reviewer {
+        plan_customers(&mut c, files.path()).await;
+    }
+    let v1 = std::fs::read_to_string(
+        touchpoint_tests::repo_root().join("policies/templates/service_due.toml"),
+    )
+    .expect("template");
+    let v2 = v1.replacen("Pause verdient", "gründliche Pflege verdient", 3);
+    c.propose("service_due", v2, "Freundlicher Einstieg")
+        .await
+        .expect("propose");
+    (d, files)
+}
+
+async fn plan_customers(c: &mut Client, dir: &std::path::Path) {
+    let r = c
+        .upload(&tid(TENANT), &customers_csv(dir, true))
+        .await
+        .expect("upload");
+    assert!(r.errors.is_empty(), "{:#?}", r.errors);
+    let plan = c
+        .plan(PlanArgs {
+            tenant: Some(tid(TENANT)),
+            day: None,
+            dry_run: false,
+            policies: None,
+            show: 0,
+        })
+        .await
+        .expect("plan");
+    assert_eq!(plan.reports.first().map(|r| r.planned_count), Some(6));
+}
+
+/// What changes from run to run, and what it is shown as.
+const VOLATILE: [(&str, &str); 9] = [
+    (r"\b\d{2}\.\d{2}\.\d{4}\b", "DD.MM.YYYY"),
+    (r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}", "YYYY-MM-DD hh:mm"),
+    (r"\d{4}-\d{2}-\d{2}", "YYYY-MM-DD"),
+    (r"\b\d{4}-\d{2}\b", "YYYY-MM"),
+    (r"version [0-9a-f]{16}", "version <fingerprint>"),
+    (r"policy [0-9a-f]{8}", "policy <fprint>"),
+    (r"\d+(\.\d)? (B|KiB|MiB)\b", "<size>"),
+    (r"/tmp/\.tmp\w+", "<tmp>"),
+    (r"\b\d{1,2}:\d{2}\b", "hh:mm"),
+];
+
+/// Snapshots a screen as `console_<name>.snap`, volatile parts redacted.
+fn snapshot(name: &str, screen: &str) {
+    let mut settings = insta::Settings::clone_current();
+    settings.set_prepend_module_to_snapshot(false);
+    for (pattern, with) in VOLATILE {
+        settings.add_filter(pattern, with);
+    }
+    let user: String = my_name()
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_string()
+            } else {
+                format!("\\{c}")
+            }
+        })
+        .collect();
+    settings.add_filter(&format!(r"\b{user}\b"), "<user>");
+    settings.bind(|| insta::assert_snapshot!(format!("console_{name}"), screen));
+}
+
+fn key(c: char) -> KeyEvent {
+    let mods = if c.is_uppercase() {
+        KeyModifiers::SHIFT
+    } else {
+        KeyModifiers::NONE
+    };
+    KeyEvent::new(KeyCode::Char(c), mods)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_view_at_80x24_and_160x48() {
+    let (d, _files) = daemon(Role::Operator, Setup::Still).await;
+    for (w, h) in [(80u16, 24u16), (160, 48)] {
+        let mut c = Harness::attach(&d.socket, w, h, false)
+            .await
+            .expect("attach");
+        for (n, view) in View::ALL.iter().enumerate() {
+            c.press(key(char::from(b'1' + n as u8)))
+                .await
+                .expect("view");
+            assert_eq!(c.app.state.view, *view);
+            let screen = c.screen();
+            snapshot(&format!("{}_{w}x{h}", view.title().to_lowercase()), &screen);
+        }
+        // The queue's detail of the first message, as a narrow screen opens it.
+        c.press(key('2')).await.expect("queue");
+        c.press(KeyEvent::new(KeyCode::Enter, KeyModifiers::NONE))
+            .await
+            .expect("detail");
+        let screen = c.screen();
+        snapshot(&format!("queue_detail_{w}x{h}"), &screen);
+    }
+}
+
+fn code(c: KeyCode) -> KeyEvent {
+    KeyEvent::new(c, KeyModifiers::NONE)
+}
+
+async fn status_of(c: &mut Client, id: u64) -> MessageStatus {
+    c.message(&tid(TENANT), id).await.expect("message").status
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn filter_mark_and_hold_reach_the_daemon_and_changes_come_back_live() {
+    let (d, _files) = daemon(Role::Operator, Setup::Paused).await;
+    let mut c = Harness::attach(&d.socket, 80, 24, false)
+        .await
+        .expect("attach");
+    c.press(key('2')).await.expect("queue");
+    assert_eq!(c.app.state.queue.total(), 6);
+
+    // A filter typed into the / line, parsed by the console, applied by the daemon.
+    c.press(key('/')).await.expect("filter");
+    assert!(matches!(c.app.state.overlay, Some(Overlay::Input(_))));
+    c.type_text("channel:email k-3").await.expect("type");
+    c.press(code(KeyCode::Enter)).await.expect("apply");
+    assert_eq!(
+        c.app.state.queue.filter,
+        QueueFilter::parse("channel:email k-3").expect("filter")
+    );
+    assert_eq!(c.app.state.queue.total(), 1);
+    let row = c.app.state.queue.selected_row().cloned().expect("a row");
+    assert_eq!(row.recipient, "K-3");
+    assert!(c.screen().contains("channel:email k-3"));
+    // Esc clears it.
+    c.press(code(KeyCode::Esc)).await.expect("clear");
+    assert_eq!(c.app.state.queue.total(), 6);
+
+    // Mark two, hold them through the confirmation.
+    c.press(key(' ')).await.expect("mark");
+    c.press(key(' ')).await.expect("mark");
+    let marked: Vec<u64> = c.app.state.queue.marks.iter().map(|(_, id)| *id).collect();
+    assert_eq!(marked.len(), 2);
+    c.press(key('H')).await.expect("hold");
+    let Some(Overlay::Confirm(confirm)) = &c.app.state.overlay else {
+        panic!("hold asks first:\n{}", c.screen());
+    };
+    assert_eq!(confirm.title, "Hold 2 messages");
+    assert!(c.screen().contains("Hold 2 messages"));
+    c.press(key('y')).await.expect("confirm");
+    let notice = c.app.state.notice.clone().expect("a notice");
+    assert_eq!(
+        (notice.text.as_str(), notice.error),
+        ("held 2 messages", false)
+    );
+    let mut client = d.client().await;
+    for id in &marked {
+        assert_eq!(status_of(&mut client, *id).await, MessageStatus::Held);
+    }
+    assert!(c.app.state.queue.marks.is_empty());
+    let counts = c.app.state.queue.page.as_ref().map(|p| p.counts.clone());
+    assert!(
+        counts.is_some_and(|k| k.contains(&(MessageStatus::Held, 2))),
+        "{}",
+        c.screen()
+    );
+
+    // Another operator releases one; the change feed says so and the
+    // console reads the queue again.
+    let mut feed = Client::connect(&d.socket)
+        .await
+        .expect("connect")
+        .subscribe()
+        .await
+        .expect("subscribe");
+    client
+        .message_action(
+            &tid(TENANT),
+            &marked[..1],
+            touchpoint_common::protocol::MessageAction::Release,
+        )
+        .await
+        .expect("release");
+    let changes = tokio::time::timeout(std::time::Duration::from_secs(10), feed.next())
+        .await
+        .expect("a change within 10 s")
+        .expect("feed");
+    assert!(changes.tenants.contains(&tid(TENANT)), "{changes:?}");
+    c.changed(changes).await.expect("apply the change");
+    let counts = c.app.state.queue.page.as_ref().map(|p| p.counts.clone());
+    assert!(
+        counts.is_some_and(|k| k.contains(&(MessageStatus::Held, 1))),
+        "{}",
+        c.screen()
+    );
+
+    // The operator is not offered approvals.
+    c.press(key('3')).await.expect("approvals");
+    c.press(key('a')).await.expect("a");
+    assert_eq!(c.app.state.overlay, None);
+    assert!(c.screen().contains("may not"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reviewer_approves_in_the_console_and_the_daemon_refuses_their_own() {
+    let (d, _files) = daemon(Role::Reviewer, Setup::Still).await;
+    // A dealer's slot change is a proposal without an author: any reviewer decides.
+    let dealer = d.policy_dir.join("dealers").join(format!("{TENANT}.toml"));
+    let text = std::fs::read_to_string(&dealer).expect("dealer file");
+    std::fs::write(
+        &dealer,
+        text.replacen("Ihr Serviceteam", "Ihr Werkstattteam", 1),
+    )
+    .expect("edit");
+    let mut client = d.client().await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    let slots = loop {
+        let list = client.proposals(false).await.expect("proposals");
+        if let Some(p) = list.iter().find(|p| p.template.starts_with("slots/")) {
+            break p.clone();
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no slots proposal: {list:?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
+
+    let mut c = Harness::attach(&d.socket, 160, 48, false)
+        .await
+        .expect("attach");
+    c.press(key('3')).await.expect("approvals");
+    assert_eq!(c.app.state.approvals.list.len(), 2, "{}", c.screen());
+    // Walk to the slots proposal; its diff shows the change.
+    while c
+        .app
+        .state
+        .approvals
+        .selected_proposal()
+        .is_some_and(|p| p.id != slots.id)
+    {
+        c.press(key('j')).await.expect("down");
+    }
+    assert!(c.screen().contains("Werkstattteam"), "{}", c.screen());
+    c.press(key('a')).await.expect("approve");
+    c.type_text("passt").await.expect("comment");
+    c.press(code(KeyCode::Enter)).await.expect("comment done");
+    assert!(matches!(c.app.state.overlay, Some(Overlay::Confirm(_))));
+    c.press(key('y')).await.expect("confirm");
+    let notice = c.app.state.notice.clone().expect("notice");
+    assert!(!notice.error, "{}", notice.text);
+    let decided = client.proposal(slots.id).await.expect("proposal");
+    match decided.proposal.status {
+        ProposalStatus::Approved { by, comment, .. } => {
+            assert_eq!((by, comment.as_str()), (my_name(), "passt"));
+        }
+        other => panic!("not approved: {other:?}"),
+    }
+    // The list now holds only the reviewer's own proposal; approving it is
+    // refused by the daemon, and the console shows why.
+    assert_eq!(c.app.state.approvals.list.len(), 1);
+    c.press(key('a')).await.expect("approve");
+    c.press(code(KeyCode::Enter)).await.expect("no comment");
+    c.press(key('y')).await.expect("confirm");
+    let notice = c.app.state.notice.clone().expect("notice");
+    assert!(
+        notice.error && notice.text.contains("four eyes"),
+        "{}",
+        notice.text
+    );
+    assert!(c.screen().contains("four eyes"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn read_only_starts_with_no_actions() {
+    let (d, _files) = daemon(Role::Operator, Setup::Still).await;
+    let mut c = Harness::attach(&d.socket, 160, 48, true)
+        .await
+        .expect("attach");
+    c.press(key('2')).await.expect("queue");
+    let screen = c.screen();
+    assert!(screen.contains("read-only"), "{screen}");
+    assert!(!screen.contains(" hold "), "{screen}");
+    c.press(key('H')).await.expect("H");
+    assert_eq!(c.app.state.overlay, None);
+    let mut client = d.client().await;
+    let page = client
+        .queue(&QueueFilter::default(), 0, 10)
+        .await
+        .expect("queue");
+    assert!(page.rows.iter().all(|r| r.status == MessageStatus::Planned));
+}
