@@ -184,7 +184,7 @@ pub fn alerts(i: &AlertInputs) -> Vec<Alert> {
             ),
         );
     }
-    out.sort_by(|a, b| b.level.cmp(&a.level));
+    out.sort_by_key(|a| std::cmp::Reverse(a.level));
     out
 }
 
