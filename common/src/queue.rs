@@ -246,10 +246,7 @@ mod tests {
             "st:held,failed ch:email t:d001 service:Inspection date:2026-11-01..2026-11-30 Müller gmbh",
         )
         .expect("parse");
-        assert_eq!(
-            f.statuses,
-            vec![MessageStatus::Held, MessageStatus::Failed]
-        );
+        assert_eq!(f.statuses, vec![MessageStatus::Held, MessageStatus::Failed]);
         assert_eq!(f.channels, vec![Channel::Email]);
         assert_eq!(f.tenant.as_ref().map(|t| t.as_str()), Some("d001"));
         assert_eq!(f.service.as_deref(), Some("inspection"));

@@ -10,7 +10,9 @@ use std::process::ExitCode;
 use clap::builder::NonEmptyStringValueParser;
 use clap::{Args, Parser, Subcommand};
 use serde::Serialize;
-use touchpoint_common::protocol::{ErrorKind, MessageAction, PauseScope, ProposalDetail};
+use touchpoint_common::protocol::{
+    ErrorKind, MessageAction, PauseScope, ProposalDetail, QueueFilter,
+};
 use touchpoint_common::TenantId;
 
 use crate::client::{read_call_outcomes, read_template, resolve_socket, Client, ClientError};
@@ -157,6 +159,28 @@ pub enum Command {
         /// One tenant; default: every tenant in your scope.
         #[arg(long)]
         tenant: Option<TenantId>,
+        #[command(flatten)]
+        out: Output,
+    },
+    /// Messages of the outbox, filtered and paged by the daemon, newest
+    /// first per tenant. FILTER terms: `status:held,failed`, `channel:email`,
+    /// `tenant:d001`, `service:inspection`, `date:2026-11-01..2026-11-30`
+    /// (or one day, or open on one side), and free text (customer number,
+    /// address, template, last answer).
+    Queue {
+        /// Filter terms, as in the console's `/` line.
+        filter: Vec<String>,
+        #[arg(long, default_value_t = 0)]
+        offset: u64,
+        #[arg(long, default_value_t = 50)]
+        limit: u32,
+        #[command(flatten)]
+        out: Output,
+    },
+    /// What the console's overview shows: today's messages per tenant, cost
+    /// against budget, throughput of the last hour, throttles, policy and
+    /// dispatch state, alerts.
+    Overview {
         #[command(flatten)]
         out: Output,
     },
@@ -633,6 +657,31 @@ async fn run_inner(
                 print_json(&b)?;
             } else {
                 emit(&format::batches(&b));
+            }
+        }
+        Command::Queue {
+            filter,
+            offset,
+            limit,
+            out,
+        } => {
+            let filter = QueueFilter::parse(&filter.join(" ")).map_err(|e| Failure {
+                code: EXIT_USAGE,
+                message: format!("filter {e}"),
+            })?;
+            let page = client.queue(&filter, offset, limit).await?;
+            if out.json {
+                print_json(&page)?;
+            } else {
+                emit(&format::queue(&page));
+            }
+        }
+        Command::Overview { out } => {
+            let o = client.overview().await?;
+            if out.json {
+                print_json(&o)?;
+            } else {
+                emit(&format::overview(&o));
             }
         }
         Command::Costs {

@@ -559,6 +559,165 @@ pub fn merge_undone(m: &MergeRecord) -> String {
     )
 }
 
+/// `touchpoint queue`: the page's rows, then where it is in the whole.
+pub fn queue(p: &touchpoint_common::protocol::QueuePage) -> String {
+    let mut out = String::new();
+    if p.rows.is_empty() {
+        out.push_str("no message matches\n");
+    } else {
+        let mut t = TextTable::new(&[
+            ("TENANT", L),
+            ("ID", R),
+            ("STATUS", L),
+            ("CHANNEL", L),
+            ("SERVICE", L),
+            ("SEND", L),
+            ("CUSTOMER", L),
+            ("NAME", L),
+            ("COST", R),
+            ("ADDRESS / LAST ANSWER", L),
+        ]);
+        for r in &p.rows {
+            t.row(vec![
+                r.tenant.to_string(),
+                r.id.to_string(),
+                r.status.to_string(),
+                r.channel.to_string(),
+                r.service.clone(),
+                format!("{} {:02}:{:02}", r.send_on, r.send_at / 60, r.send_at % 60),
+                r.recipient.clone(),
+                r.name.clone(),
+                money(r.cost),
+                if r.last_error.is_empty() {
+                    r.address.clone()
+                } else {
+                    r.last_error.clone()
+                },
+            ]);
+        }
+        out.push_str(&t.render());
+    }
+    let counts: Vec<String> = p.counts.iter().map(|(s, n)| format!("{s} {n}")).collect();
+    let shown = if p.rows.is_empty() {
+        String::new()
+    } else {
+        format!(
+            "rows {}-{} of ",
+            p.offset + 1,
+            p.offset + p.rows.len() as u64
+        )
+    };
+    let _ = writeln!(
+        out,
+        "{shown}{} matching{}{}",
+        p.total,
+        if p.filter.is_empty() {
+            String::new()
+        } else {
+            format!(" `{}`", p.filter)
+        },
+        if counts.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", counts.join(", "))
+        }
+    );
+    out
+}
+
+/// `touchpoint overview`.
+pub fn overview(o: &touchpoint_common::protocol::Overview) -> String {
+    let mut out = String::new();
+    let c = &o.total;
+    let _ = writeln!(
+        out,
+        "today {}: planned {}, queued {}, sent {}, failed {}, held {}",
+        o.today, c.planned, c.queued, c.sent, c.failed, c.held
+    );
+    if o.alerts.is_empty() {
+        out.push_str("no alerts\n");
+    }
+    for a in &o.alerts {
+        let level = match a.level {
+            touchpoint_common::protocol::AlertLevel::Critical => "CRITICAL",
+            touchpoint_common::protocol::AlertLevel::Warning => "warning",
+        };
+        let tenant = a
+            .tenant
+            .as_ref()
+            .map(|t| format!("{t}: "))
+            .unwrap_or_default();
+        let _ = writeln!(out, "{level}: {tenant}{}", a.text);
+    }
+    out.push('\n');
+    let mut t = TextTable::new(&[
+        ("TENANT", L),
+        ("PLANNED", R),
+        ("QUEUED", R),
+        ("SENT", R),
+        ("FAILED", R),
+        ("HELD", R),
+        ("MONTH", L),
+        ("COMMITTED", R),
+        ("BUDGET", R),
+        ("USED", R),
+    ]);
+    for d in &o.tenants {
+        let b = o.budgets.iter().find(|b| b.tenant == d.tenant);
+        let c = &d.today;
+        t.row(vec![
+            d.tenant.to_string(),
+            c.planned.to_string(),
+            c.queued.to_string(),
+            c.sent.to_string(),
+            c.failed.to_string(),
+            c.held.to_string(),
+            b.map(|b| month(b.month)).unwrap_or_default(),
+            b.map(|b| money(b.committed)).unwrap_or_default(),
+            b.map(|b| {
+                if b.budget > 0 {
+                    money(b.budget)
+                } else {
+                    "-".into()
+                }
+            })
+            .unwrap_or_default(),
+            b.filter(|b| b.budget > 0)
+                .map(|b| format!("{}%", b.committed.max(0) * 100 / b.budget))
+                .unwrap_or_default(),
+        ]);
+    }
+    out.push_str(&t.render());
+    let hour: u64 = o.throughput.iter().sum();
+    let peak = o.throughput.iter().copied().max().unwrap_or(0);
+    let _ = writeln!(
+        out,
+        "\nsent in the last hour: {hour} (peak {peak} per minute)"
+    );
+    if o.dispatch_enabled {
+        let _ = writeln!(out, "dispatch: {}", o.transport);
+        for th in &o.throttles {
+            let _ = writeln!(out, "  {:<24} {}", th.name, saturation_bar(th.saturation));
+        }
+    } else {
+        out.push_str("dispatch: off\n");
+    }
+    let p = &o.policy;
+    let _ = writeln!(
+        out,
+        "policy {:016x} loaded {}{}; {} pending approval(s)",
+        p.version,
+        p.loaded_at,
+        if p.errors.is_empty() {
+            String::new()
+        } else {
+            format!(", last reload refused ({} errors)", p.errors.len())
+        },
+        o.pending_approvals
+    );
+    out
+}
+
 pub fn audit(list: &[AuditEntry]) -> String {
     if list.is_empty() {
         return "no audit entries\n".into();
@@ -1635,6 +1794,12 @@ pub fn templates(list: &[TemplateHistory], width: usize) -> String {
 mod tests {
     use super::*;
     use crate::fixtures;
+
+    #[test]
+    fn queue_and_overview_text() {
+        insta::assert_snapshot!(queue(&fixtures::queue_page(0, 5)));
+        insta::assert_snapshot!(overview(&fixtures::overview()));
+    }
 
     #[test]
     fn bytes_in_human_units() {

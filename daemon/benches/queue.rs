@@ -22,59 +22,11 @@ use std::time::Instant;
 
 use common::{peak_rss_mb, rss_mb};
 use touchpoint_common::config::StoresConfig;
-use touchpoint_common::domain::{Channel, Timestamp};
-use touchpoint_common::outbox::{Message, MessageStatus};
-use touchpoint_common::queue::{QueueFilter, STATUSES};
-use touchpoint_common::{Date, TenantId};
+use touchpoint_common::outbox::Message;
+use touchpoint_common::queue::QueueFilter;
+use touchpoint_common::TenantId;
+use touchpoint_datagen::outbox;
 use touchpointd::store::{PlanWrite, Stores};
-
-const SERVICES: [&str; 6] = [
-    "service_due",
-    "inspection",
-    "birthday",
-    "tyres",
-    "recall",
-    "campaign_winter",
-];
-
-fn message(id: u64) -> Message {
-    let n = id as usize;
-    let status = STATUSES[n * 7 % STATUSES.len()];
-    let channel = Channel::ALL[n % 3];
-    let service = SERVICES[n * 13 % SERVICES.len()];
-    let went = !matches!(status, MessageStatus::Planned | MessageStatus::Rendered);
-    let mut m = Message {
-        id,
-        message_id: format!("<tp.b001.{id}@example.de>"),
-        recipient: format!("K{:07}", id % 400_000),
-        channel,
-        service: service.into(),
-        template: service.into(),
-        occasions: Vec::new(),
-        send_on: Date::from_ymd(2026, 1, 1)
-            .map(|d| d.add_days((n % 365) as i32))
-            .unwrap_or_else(Date::today),
-        send_at: 540,
-        cost: 95,
-        value: 0,
-        status,
-        why: Vec::new(),
-        planned_at: Timestamp(1_760_000_000_000),
-        policy: 1,
-        history: Vec::new(),
-        dispatch: Default::default(),
-    };
-    if went && channel == Channel::Email {
-        m.dispatch.address = format!("kunde{}@mail-{}.example.de", id % 400_000, n % 50);
-        m.dispatch.last_error = match status {
-            MessageStatus::Deferred => "451 4.7.1 Greylisted, please try again later".into(),
-            MessageStatus::Failed => "550 5.1.1 <user> Recipient address rejected".into(),
-            _ => String::new(),
-        };
-        m.dispatch.retry_at = Some(Timestamp(1_760_000_000_000));
-    }
-    m
-}
 
 fn run(size: u64) {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -91,7 +43,7 @@ fn run(size: u64) {
         let mut next = 1;
         while next <= size {
             let end = (next + 50_000).min(size + 1);
-            let batch: Vec<Message> = (next..end).map(message).collect();
+            let batch: Vec<Message> = (next..end).map(|id| outbox::message("b001", id)).collect();
             store
                 .commit_plan(&PlanWrite {
                     new: &batch,

@@ -55,6 +55,15 @@ pub struct AlertInputs<'a> {
     pub tenants: &'a [TenantFigures],
 }
 
+/// "tenant d001" → "Tenant d001".
+fn capitalised(s: &str) -> String {
+    let mut c = s.chars();
+    match c.next() {
+        Some(f) => f.to_uppercase().chain(c).collect(),
+        None => String::new(),
+    }
+}
+
 fn clock(t: Timestamp, now: Timestamp) -> String {
     let (Some(at), Some(today)) = (
         chrono::Local.timestamp_millis_opt(t.0).single(),
@@ -177,8 +186,8 @@ pub fn alerts(i: &AlertInputs) -> Vec<Alert> {
             AlertLevel::Warning,
             p.scope.tenant.as_ref(),
             format!(
-                "dispatch paused for {} by {} since {}",
-                p.scope,
+                "{} paused by {} since {}",
+                capitalised(&p.scope.to_string()),
                 p.by,
                 clock(p.at, i.now)
             ),
@@ -467,7 +476,7 @@ mod tests {
         assert!(b.2.contains("11 of 200") && b.2.contains("5.5%"), "{}", b.2);
         // 5 of 100 is not above 5 %.
         assert_eq!(lines.iter().filter(|l| l.2.contains("bounce")).count(), 1);
-        let p = find("dispatch paused for tenant d002 by anna since");
+        let p = find("Tenant d002 paused by anna since");
         assert_eq!(p.0, AlertLevel::Warning);
     }
 

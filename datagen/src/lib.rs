@@ -22,6 +22,7 @@
 mod dialect;
 mod export;
 mod gen;
+pub mod outbox;
 mod policy;
 mod records;
 mod tables;

@@ -152,6 +152,12 @@ async fn every_view_at_80x24_and_160x48() {
             let screen = c.screen();
             snapshot(&format!("{}_{w}x{h}", view.title().to_lowercase()), &screen);
         }
+        // The proposal rendered for a customer of the busiest tenant.
+        c.press(key('3')).await.expect("approvals");
+        c.press(key('p')).await.expect("preview");
+        let screen = c.screen();
+        assert!(screen.contains("gründliche Pflege"), "{screen}");
+        snapshot(&format!("approvals_preview_{w}x{h}"), &screen);
         // The queue's detail of the first message, as a narrow screen opens it.
         c.press(key('2')).await.expect("queue");
         c.press(KeyEvent::new(KeyCode::Enter, KeyModifiers::NONE))
@@ -349,4 +355,21 @@ async fn read_only_starts_with_no_actions() {
         .await
         .expect("queue");
     assert!(page.rows.iter().all(|r| r.status == MessageStatus::Planned));
+
+    // The same through the scriptable subcommands.
+    let out = touchpoint_tests::touchpoint(&d.socket, &["queue", "channel:email", "k-3"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(
+        text.contains("K-3") && text.contains("rows 1-1 of 1 matching `channel:email k-3`"),
+        "{text}"
+    );
+    let out = touchpoint_tests::touchpoint(&d.socket, &["queue", "status:lost"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("no status `lost`"), "{err}");
+    let out = touchpoint_tests::touchpoint(&d.socket, &["overview"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("planned 6"), "{text}");
 }

@@ -299,7 +299,7 @@ async fn a_subscriber_hears_of_imports_holds_and_approvals() {
     assert!(
         o.alerts
             .iter()
-            .any(|a| a.text.contains("dispatch paused for tenant p001")),
+            .any(|a| a.text.contains("Tenant p001 paused by")),
         "{:?}",
         o.alerts
     );

@@ -211,6 +211,12 @@ fn the_real_console_in_a_pseudo_terminal() {
     std::thread::sleep(Duration::from_millis(100));
     let raw = t.raw.lock().map(|v| v.clone()).unwrap_or_default();
     let tail = String::from_utf8_lossy(&raw[raw.len().saturating_sub(64)..]).into_owned();
-    assert!(tail.contains("\x1b[?1049l"), "alternate screen not left: {tail:?}");
-    assert!(tail.contains("\x1b[?25h"), "cursor not shown again: {tail:?}");
+    assert!(
+        tail.contains("\x1b[?1049l"),
+        "alternate screen not left: {tail:?}"
+    );
+    assert!(
+        tail.contains("\x1b[?25h"),
+        "cursor not shown again: {tail:?}"
+    );
 }

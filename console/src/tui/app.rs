@@ -574,13 +574,22 @@ impl AppState {
     }
 
     /// The tenant a preview is rendered for: the one the queue is filtered
-    /// to, else the tenant selected in the tenants view, else the first.
+    /// to, else the tenant selected in the tenants view, else the busiest
+    /// today, else the first in scope.
     pub fn preview_tenant(&self) -> Option<TenantId> {
         self.queue
             .filter
             .tenant
             .clone()
             .or_else(|| self.tenants.selected_tenant().map(|t| t.id.clone()))
+            .or_else(|| {
+                let o = self.overview.as_ref()?;
+                // The busiest tenant today has customers to show.
+                o.tenants
+                    .iter()
+                    .max_by_key(|t| t.today.planned + t.today.queued + t.today.sent)
+                    .map(|t| t.tenant.clone())
+            })
             .or_else(|| match self.identity().map(|i| &i.scope) {
                 Some(touchpoint_common::protocol::Scope::Tenants(list)) => list.first().cloned(),
                 _ => None,

@@ -29,6 +29,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -112,6 +113,26 @@ pub(super) fn prefix_of(customer_no: &str) -> Vec<u8> {
     k
 }
 
+/// How long a database just closed may keep its file lock: sled's I/O
+/// threads finish their last writes after the last handle is dropped, so a
+/// store evicted from the open set and asked for again at once can find its
+/// own lock still held.
+const LOCK_RELEASE_WAIT: Duration = Duration::from_secs(2);
+
+fn open_when_released(config: &sled::Config) -> std::result::Result<sled::Db, sled::Error> {
+    let deadline = Instant::now() + LOCK_RELEASE_WAIT;
+    loop {
+        match config.open() {
+            Err(sled::Error::Io(e))
+                if e.kind() == std::io::ErrorKind::WouldBlock && Instant::now() < deadline =>
+            {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            other => return other,
+        }
+    }
+}
+
 impl TenantStore {
     pub(super) fn open(
         id: TenantId,
@@ -121,7 +142,7 @@ impl TenantStore {
     ) -> Result<Self> {
         let path = dir.join("store");
         let err = sled_err(&path);
-        let db = sled::Config::new()
+        let config = sled::Config::new()
             .path(&path)
             .cache_capacity(cache_bytes)
             // sled keeps I/O buffers of a segment each per open database: at
@@ -130,9 +151,8 @@ impl TenantStore {
             // refuses to reopen a database with another segment size.
             .segment_size(TENANT_SEGMENT_BYTES)
             // No flusher thread per database: Stores::flush_dirty flushes them all.
-            .flush_every_ms(None)
-            .open()
-            .map_err(&err)?;
+            .flush_every_ms(None);
+        let db = open_when_released(&config).map_err(&err)?;
         let tree = |name: &str| db.open_tree(name).map_err(&err);
         let store = Self {
             customers: tree("customers")?,
