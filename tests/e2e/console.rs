@@ -11,7 +11,7 @@
 //! snapshots; review their diff like code.
 
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
-use touchpoint::client::{Client, PlanArgs};
+use touchpoint::client::Client;
 use touchpoint::tui::app::{Overlay, View};
 use touchpoint::tui::harness::Harness;
 use touchpoint_common::config::AccessRule;
@@ -20,7 +20,7 @@ use touchpoint_common::protocol::{PauseScope, ProposalStatus, QueueFilter, Role}
 use touchpoint_tests::{tid, Options, TestDaemon};
 
 use crate::common::{me, my_name};
-use crate::today::{brand_with_window, customers_csv, dealer_file, TENANT};
+use crate::today::{brand_with_window, dealer_file, plan_customers, TENANT};
 
 fn rule(role: Role) -> AccessRule {
     AccessRule {
@@ -73,25 +73,6 @@ async fn daemon(role: Role, setup: Setup) -> (TestDaemon, tempfile::TempDir) {
         .await
         .expect("propose");
     (d, files)
-}
-
-async fn plan_customers(c: &mut Client, dir: &std::path::Path) {
-    let r = c
-        .upload(&tid(TENANT), &customers_csv(dir, true))
-        .await
-        .expect("upload");
-    assert!(r.errors.is_empty(), "{:#?}", r.errors);
-    let plan = c
-        .plan(PlanArgs {
-            tenant: Some(tid(TENANT)),
-            day: None,
-            dry_run: false,
-            policies: None,
-            show: 0,
-        })
-        .await
-        .expect("plan");
-    assert_eq!(plan.reports.first().map(|r| r.planned_count), Some(6));
 }
 
 /// What changes from run to run, and what it is shown as.

@@ -10,12 +10,11 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use nix::pty::{openpty, Winsize};
-use touchpoint::client::PlanArgs;
 use touchpoint_common::outbox::MessageStatus;
 use touchpoint_common::protocol::{PauseScope, QueueFilter};
-use touchpoint_tests::{bin, tid, DaemonProcess, Options, TestDaemon};
+use touchpoint_tests::{bin, DaemonProcess, Options, TestDaemon};
 
-use crate::today::{brand_with_window, customers_csv, dealer_file, TENANT};
+use crate::today::{brand_with_window, dealer_file, plan_customers};
 
 const WAIT: Duration = Duration::from_secs(15);
 
@@ -138,18 +137,7 @@ fn the_real_console_in_a_pseudo_terminal() {
     rt.block_on(async {
         let mut c = d.client().await;
         c.pause(PauseScope::default()).await.expect("pause");
-        c.upload(&tid(TENANT), &customers_csv(files.path(), true))
-            .await
-            .expect("upload");
-        c.plan(PlanArgs {
-            tenant: Some(tid(TENANT)),
-            day: None,
-            dry_run: false,
-            policies: None,
-            show: 0,
-        })
-        .await
-        .expect("plan");
+        plan_customers(&mut c, files.path()).await;
     });
 
     let mut t = Terminal::start(&d.socket, files.path(), 100, 30);

@@ -4,8 +4,10 @@
 
 use std::path::{Path, PathBuf};
 
+use touchpoint::client::{Client, PlanArgs};
 use touchpoint_common::Date;
 use touchpoint_tests::repo_root;
+use touchpoint_tests::tid;
 
 /// The tenant of these tests (`a001.toml`, written by [`dealer_file`]).
 pub const TENANT: &str = "a001";
@@ -121,4 +123,24 @@ pub fn brand_with_window(from: u16) -> String {
         ),
     );
     s
+}
+
+/// Imports the six customers (consent to email) and plans today.
+pub async fn plan_customers(c: &mut Client, dir: &std::path::Path) {
+    let r = c
+        .upload(&tid(TENANT), &customers_csv(dir, true))
+        .await
+        .expect("upload");
+    assert!(r.errors.is_empty(), "{:#?}", r.errors);
+    let plan = c
+        .plan(PlanArgs {
+            tenant: Some(tid(TENANT)),
+            day: None,
+            dry_run: false,
+            policies: None,
+            show: 0,
+        })
+        .await
+        .expect("plan");
+    assert_eq!(plan.reports.first().map(|r| r.planned_count), Some(6));
 }

@@ -82,6 +82,19 @@ pub enum Action {
 }
 
 impl Action {
+    /// Moves the cursor of a list.
+    pub fn is_move(self) -> bool {
+        matches!(
+            self,
+            Action::Up
+                | Action::Down
+                | Action::Top
+                | Action::Bottom
+                | Action::PageUp
+                | Action::PageDown
+        )
+    }
+
     /// The request this action leads to, for checking the caller's role.
     fn request(self) -> Option<Request> {
         let tenant = TenantId::new("x").ok()?;
@@ -605,6 +618,15 @@ fn this_month() -> u32 {
     touchpoint_common::outbox::month_of(touchpoint_common::Date::today())
 }
 
+/// `J`/`K`: scrolls a detail pane by five lines.
+fn scroll(offset: &mut u16, action: Action) {
+    match action {
+        Action::DetailDown => *offset = offset.saturating_add(5),
+        Action::DetailUp => *offset = offset.saturating_sub(5),
+        _ => {}
+    }
+}
+
 /// Moves `selected` within `len` rows; returns whether it changed.
 pub fn move_selection(selected: &mut usize, len: usize, action: Action, page: usize) -> bool {
     let mut s = *selected as u64;
@@ -854,12 +876,7 @@ impl App {
     fn queue_action(&mut self, action: Action) {
         let page = self.state.page_rows;
         match action {
-            Action::Up
-            | Action::Down
-            | Action::Top
-            | Action::Bottom
-            | Action::PageUp
-            | Action::PageDown => {
+            a if a.is_move() => {
                 let total = self.state.queue.total();
                 if move_cursor(&mut self.state.queue.selected, total, action, page) {
                     self.state.queue.detail_scroll = 0;
@@ -885,13 +902,8 @@ impl App {
                     self.set_queue_filter(QueueFilter::default());
                 }
             }
-            Action::DetailDown => {
-                let q = &mut self.state.queue;
-                q.detail_scroll = q.detail_scroll.saturating_add(5);
-            }
-            Action::DetailUp => {
-                let q = &mut self.state.queue;
-                q.detail_scroll = q.detail_scroll.saturating_sub(5);
+            Action::DetailDown | Action::DetailUp => {
+                scroll(&mut self.state.queue.detail_scroll, action);
             }
             Action::Filter => {
                 let text = self.state.queue.filter.to_string();
@@ -1007,25 +1019,15 @@ impl App {
     fn approvals_action(&mut self, action: Action) {
         let page = self.state.page_rows;
         match action {
-            Action::Up
-            | Action::Down
-            | Action::Top
-            | Action::Bottom
-            | Action::PageUp
-            | Action::PageDown => {
+            a if a.is_move() => {
                 let a = &mut self.state.approvals;
                 if move_selection(&mut a.selected, a.list.len(), action, page) {
                     a.scroll = 0;
                     self.fetch_proposal();
                 }
             }
-            Action::DetailDown => {
-                let a = &mut self.state.approvals;
-                a.scroll = a.scroll.saturating_add(5);
-            }
-            Action::DetailUp => {
-                let a = &mut self.state.approvals;
-                a.scroll = a.scroll.saturating_sub(5);
+            Action::DetailDown | Action::DetailUp => {
+                scroll(&mut self.state.approvals.scroll, action);
             }
             Action::Preview => {
                 let a = &mut self.state.approvals;
@@ -1079,25 +1081,15 @@ impl App {
     fn tenants_action(&mut self, action: Action) {
         let page = self.state.page_rows;
         match action {
-            Action::Up
-            | Action::Down
-            | Action::Top
-            | Action::Bottom
-            | Action::PageUp
-            | Action::PageDown => {
+            a if a.is_move() => {
                 let t = &mut self.state.tenants;
                 if move_selection(&mut t.selected, t.list.len(), action, page) {
                     t.scroll = 0;
                     self.fetch_tenant();
                 }
             }
-            Action::DetailDown => {
-                let t = &mut self.state.tenants;
-                t.scroll = t.scroll.saturating_add(5);
-            }
-            Action::DetailUp => {
-                let t = &mut self.state.tenants;
-                t.scroll = t.scroll.saturating_sub(5);
+            Action::DetailDown | Action::DetailUp => {
+                scroll(&mut self.state.tenants.scroll, action);
             }
             Action::Open => {
                 // The queue of this tenant.
@@ -1118,12 +1110,7 @@ impl App {
     fn policies_action(&mut self, action: Action) {
         let page = self.state.page_rows;
         match action {
-            Action::Up
-            | Action::Down
-            | Action::Top
-            | Action::Bottom
-            | Action::PageUp
-            | Action::PageDown => {
+            a if a.is_move() => {
                 let p = &mut self.state.policies;
                 move_selection(&mut p.selected, p.audit.len(), action, page);
             }
