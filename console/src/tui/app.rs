@@ -516,6 +516,8 @@ pub struct AppState {
     pub width: u16,
     /// The daemon's month for the tenants' costs, `yyyymm`.
     pub month: u32,
+    /// No colours, only bold, reverse and dim (`NO_COLOR` is set).
+    pub monochrome: bool,
     pub quit: bool,
 }
 
@@ -537,6 +539,7 @@ impl AppState {
             page_rows: 10,
             width: 80,
             month: this_month(),
+            monochrome: false,
             quit: false,
         }
     }

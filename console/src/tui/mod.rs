@@ -99,7 +99,10 @@ pub async fn run(socket: PathBuf, readonly: bool) -> anyhow::Result<()> {
     let stop = Arc::new(AtomicBool::new(false));
     spawn_input(key_tx, stop.clone());
 
-    let mut app = App::new(AppState::new(socket.display().to_string(), readonly));
+    let mut state = AppState::new(socket.display().to_string(), readonly);
+    // https://no-color.org: set and not empty.
+    state.monochrome = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+    let mut app = App::new(state);
     let result = event_loop(
         &mut guard.terminal,
         &mut app,

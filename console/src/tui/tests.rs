@@ -292,3 +292,32 @@ fn views_switch_by_number_and_tab() {
         .map(|r| r.status);
     assert_eq!(status, Some(MessageStatus::Queued));
 }
+
+#[test]
+fn no_color_leaves_only_bold_reverse_and_dim() {
+    use ratatui::style::{Color, Modifier};
+    let mut app = loaded(Role::Operator, false);
+    app.update(Action::ShowView(View::Overview));
+    let colours = |app: &App| {
+        let mut terminal = Terminal::new(TestBackend::new(120, 30)).expect("terminal");
+        terminal.draw(|f| draw(f, &app.state)).expect("draw");
+        let buf = terminal.backend().buffer().clone();
+        let coloured = buf
+            .content
+            .iter()
+            .filter(|c| c.fg != Color::Reset || c.bg != Color::Reset)
+            .count();
+        let reversed = buf
+            .content
+            .iter()
+            .filter(|c| c.modifier.contains(Modifier::REVERSED))
+            .count();
+        (coloured, reversed)
+    };
+    let (coloured, _) = colours(&app);
+    assert!(coloured > 0, "the overview uses colour");
+    app.state.monochrome = true;
+    let (coloured, reversed) = colours(&app);
+    assert_eq!(coloured, 0);
+    assert!(reversed > 0, "the tab and selection stay marked");
+}

@@ -4,7 +4,7 @@
 //! line, the footer, help, confirmations and the input line.
 
 use ratatui::layout::{Alignment, Constraint, Flex, Layout, Rect};
-use ratatui::style::{Modifier, Style, Stylize};
+use ratatui::style::{Color, Modifier, Style, Stylize};
 use ratatui::text::{Line, Span, Text};
 use ratatui::widgets::{Block, Borders, Cell, Clear, Paragraph, Row, Table, Wrap};
 use ratatui::Frame;
@@ -57,6 +57,13 @@ pub fn draw(frame: &mut Frame, state: &AppState) {
                 Span::from(" / Esc cancel"),
             ]));
             draw_popup(frame, area, &c.title, Text::from(text), 64);
+        }
+    }
+    if state.monochrome {
+        // Selection and emphasis stay readable: they are reverse and bold.
+        for cell in frame.buffer_mut().content.iter_mut() {
+            cell.fg = Color::Reset;
+            cell.bg = Color::Reset;
         }
     }
 }
