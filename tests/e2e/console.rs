@@ -197,7 +197,7 @@ async fn filter_mark_and_hold_reach_the_daemon_and_changes_come_back_live() {
     c.press(key('y')).await.expect("confirm");
     let notice = c.app.state.notice.clone().expect("a notice");
     assert_eq!(
-        (notice.text.as_str(), notice.error),
+        (notice.text.as_str(), notice.is_error()),
         ("held 2 messages", false)
     );
     let mut client = d.client().await;
@@ -295,7 +295,7 @@ async fn a_reviewer_approves_in_the_console_and_the_daemon_refuses_their_own() {
     assert!(matches!(c.app.state.overlay, Some(Overlay::Confirm(_))));
     c.press(key('y')).await.expect("confirm");
     let notice = c.app.state.notice.clone().expect("notice");
-    assert!(!notice.error, "{}", notice.text);
+    assert!(!notice.is_error(), "{}", notice.text);
     let decided = client.proposal(slots.id).await.expect("proposal");
     match decided.proposal.status {
         ProposalStatus::Approved { by, comment, .. } => {
@@ -311,7 +311,7 @@ async fn a_reviewer_approves_in_the_console_and_the_daemon_refuses_their_own() {
     c.press(key('y')).await.expect("confirm");
     let notice = c.app.state.notice.clone().expect("notice");
     assert!(
-        notice.error && notice.text.contains("four eyes"),
+        notice.is_error() && notice.text.contains("four eyes"),
         "{}",
         notice.text
     );

@@ -386,11 +386,26 @@ pub enum Overlay {
     Confirm(Confirm),
 }
 
-/// A line in the footer until the next key: a refusal, or what an action did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NoticeKind {
+    /// Sent, no answer yet.
+    Pending,
+    Done,
+    Error,
+}
+
+/// A line in the footer until the next key: a refusal, what an action did,
+/// or that it is on its way.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Notice {
     pub text: String,
-    pub error: bool,
+    pub kind: NoticeKind,
+}
+
+impl Notice {
+    pub fn is_error(&self) -> bool {
+        self.kind == NoticeKind::Error
+    }
 }
 
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -706,8 +721,8 @@ impl App {
                 match key.code {
                     KeyCode::Char('y') | KeyCode::Char('Y') => {
                         self.state.notice = Some(Notice {
-                            text: format!("{}…", c.title),
-                            error: false,
+                            text: format!("{}: sent, waiting for the daemon…", c.title),
+                            kind: NoticeKind::Pending,
                         });
                         self.effects.push(Effect::Act(c.act));
                     }
@@ -785,7 +800,11 @@ impl App {
     fn notice(&mut self, text: impl Into<String>, error: bool) {
         self.state.notice = Some(Notice {
             text: text.into(),
-            error,
+            kind: if error {
+                NoticeKind::Error
+            } else {
+                NoticeKind::Done
+            },
         });
     }
 
@@ -829,18 +848,24 @@ impl App {
 
     // ---- queue ----
 
-    /// Rows asked for at a time: a few screens, so that scrolling does not
-    /// wait on the daemon at every step.
-    fn queue_window(&self) -> u32 {
-        (self.state.page_rows.max(10) * 3).min(1000) as u32
+    /// Rows of the queue on screen: one page. The list is drawn in whole
+    /// pages (see `ui::page_top`), and the console holds three: the one on
+    /// screen and its neighbours.
+    fn queue_page_rows(&self) -> u64 {
+        self.state.page_rows.clamp(1, 333) as u64
+    }
+
+    /// The pages before, on and after the cursor's: `(offset, limit)`.
+    fn queue_window(&self) -> (u64, u64) {
+        let visible = self.queue_page_rows();
+        let top = self.state.queue.selected / visible * visible;
+        (top.saturating_sub(visible), 3 * visible)
     }
 
     /// Asks for the window around the cursor.
     fn fetch_queue(&mut self) {
-        let limit = u64::from(self.queue_window());
-        let q = &self.state.queue;
-        let offset = q.selected.saturating_sub(limit / 3);
-        let filter = q.filter.clone();
+        let (offset, limit) = self.queue_window();
+        let filter = self.state.queue.filter.clone();
         self.state.queue.requested = Some((filter.clone(), offset));
         self.fetch(Fetch::Queue {
             filter,
@@ -849,24 +874,25 @@ impl App {
         });
     }
 
-    /// Whether the cursor has left the rows held (with a margin).
+    /// Whether the page on screen or a neighbour is not held: one request
+    /// when the cursor enters another page, none while it moves within one.
     fn queue_needs_window(&self) -> bool {
         let q = &self.state.queue;
         let Some(p) = &q.page else {
             return true;
         };
-        let end = p.offset + p.rows.len() as u64;
-        let margin = self.state.page_rows as u64;
-        let at_start = p.offset == 0;
-        let at_end = end >= p.total;
-        (q.selected < p.offset + margin && !at_start) || (q.selected + margin >= end && !at_end)
+        let (want_from, limit) = self.queue_window();
+        let want_to = (want_from + limit).min(p.total);
+        let held_to = p.offset + p.rows.len() as u64;
+        !(p.offset <= want_from && held_to >= want_to)
     }
 
     fn fetch_queue_detail(&mut self) {
         if !self.state.queue.detail_open && self.state.width < super::ui::WIDE {
             return;
         }
-        if let Some(r) = self.state.queue.selected_row() {
+        let q = &self.state.queue;
+        if let Some(r) = q.selected_row() {
             let (tenant, id) = (r.tenant.clone(), r.id);
             self.fetch(Fetch::Message {
                 tenant: tenant.clone(),
@@ -931,16 +957,21 @@ impl App {
                 }
             }
             Action::MarkAll => {
-                // Marks what is held of the listing (the window), not a
-                // million rows the console never saw.
-                if let Some(p) = &self.state.queue.page {
-                    let keys: Vec<_> = p.rows.iter().map(|r| (r.tenant.clone(), r.id)).collect();
+                // The rows on screen: what the user sees is what is marked.
+                let visible = self.queue_page_rows();
+                let q = &self.state.queue;
+                if let Some(p) = &q.page {
+                    let top = q.selected / visible * visible;
+                    let keys: Vec<_> = p
+                        .rows
+                        .iter()
+                        .enumerate()
+                        .filter(|(i, _)| (top..top + visible).contains(&(p.offset + *i as u64)))
+                        .map(|(_, r)| (r.tenant.clone(), r.id))
+                        .collect();
                     let n = keys.len();
                     self.state.queue.marks.extend(keys);
-                    self.notice(
-                        format!("marked the {n} rows loaded (rows {}…)", p.offset + 1),
-                        false,
-                    );
+                    self.notice(format!("marked the {n} messages on screen"), false);
                 }
             }
             Action::ClearMarks => self.state.queue.marks.clear(),
@@ -957,6 +988,9 @@ impl App {
         q.filter = filter;
         q.selected = 0;
         q.detail_scroll = 0;
+        // Rows of the old filter must not stay on screen (nor be acted on)
+        // under the new one.
+        q.page = None;
         self.fetch_queue();
     }
 
@@ -1311,10 +1345,25 @@ impl App {
                 if q.requested.as_ref() != Some(&(page.filter.clone(), page.offset)) {
                     return false;
                 }
-                // Keep the cursor inside the listing when it shrank.
-                q.selected = q.selected.min(page.total.saturating_sub(1));
+                // Stay on the same message when rows moved (newer ones
+                // planned above it), else keep the position inside the
+                // listing when it shrank.
+                let following = q.selected_row().map(|r| (r.tenant.clone(), r.id));
+                let found = following.and_then(|(t, id)| {
+                    page.rows
+                        .iter()
+                        .position(|r| r.id == id && r.tenant == t)
+                        .map(|i| page.offset + i as u64)
+                });
+                q.selected = found
+                    .unwrap_or(q.selected)
+                    .min(page.total.saturating_sub(1));
                 let changed = replace(&mut q.page, Some(*page));
-                if changed {
+                if q.total() > 0 && (q.selected_row().is_none() || self.queue_needs_window()) {
+                    // The cursor is not among the rows held (the listing
+                    // shrank, or it moved): ask for the rows around it.
+                    self.fetch_queue();
+                } else if self.state.queue.current_detail().is_none() {
                     self.fetch_queue_detail();
                 }
                 changed
@@ -1375,9 +1424,20 @@ impl App {
 
     /// Follows a terminal resize.
     pub fn resize(&mut self, width: u16, height: u16) {
+        let was_wide = self.state.width >= super::ui::WIDE;
         self.state.width = width;
-        // Header, tab line, filter line, table header and footer.
-        self.state.page_rows = usize::from(height.saturating_sub(6)).max(1);
+        // The queue's list: all but the tab line, the filter line, the
+        // pane's title, the table header and the footer.
+        self.state.page_rows = usize::from(height.saturating_sub(5)).max(1);
+        if self.state.view == View::Queue && self.state.connected() {
+            if self.queue_needs_window() {
+                self.fetch_queue();
+            }
+            if !was_wide && width >= super::ui::WIDE && self.state.queue.current_detail().is_none()
+            {
+                self.fetch_queue_detail();
+            }
+        }
     }
 }
 

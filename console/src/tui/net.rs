@@ -32,7 +32,10 @@ pub async fn perform(client: &mut Client, effect: Effect) -> Result<Vec<NetEvent
     };
     match result {
         Ok((_, ev)) => Ok(vec![ev]),
-        Err((_, e)) if e.is_connection() => Err(e),
+        // A slow answer is skipped by its id when it comes; the connection
+        // stays (a send cut off half-way marks it broken, and the next
+        // request says so).
+        Err((_, e)) if e.is_connection() && !matches!(e, ClientError::Timeout { .. }) => Err(e),
         Err((what, e)) => Ok(vec![NetEvent::Failed {
             what,
             error: e.to_string(),
@@ -118,6 +121,14 @@ async fn act(c: &mut Client, a: Act) -> Outcome<NetEvent> {
             for (tenant, ids) in &targets {
                 match c.message_action(tenant, ids, action).await {
                     Ok(r) => results.extend(r),
+                    // Earlier tenants' results stand; this tenant's ids
+                    // are reported with the reason, the rest go on.
+                    Err(e) if !e.is_connection() => {
+                        results.extend(ids.iter().map(|id| ActionResult {
+                            id: *id,
+                            outcome: Err(format!("{tenant}: {e}")),
+                        }));
+                    }
                     Err(e) => return Err((action.as_str(), e)),
                 }
             }
@@ -220,7 +231,9 @@ pub async fn run(
         }
         attempt = attempt.saturating_add(1);
         // Wait out the back-off; `r` retries at once. Fetches asked for
-        // meanwhile are dropped: the view asks again once connected.
+        // meanwhile are dropped: the view asks again once connected. An
+        // action is not kept for later (the user decided on what they saw
+        // then): they are told it was not sent.
         let wait = tokio::time::sleep(backoff);
         tokio::pin!(wait);
         loop {
@@ -229,7 +242,12 @@ pub async fn run(
                 effect = effects.recv() => match effect {
                     None => return,
                     Some(Effect::Reconnect) => break,
-                    Some(_) => {}
+                    Some(Effect::Act(_)) => {
+                        if events.send(not_sent("the daemon is not reachable")).is_err() {
+                            return;
+                        }
+                    }
+                    Some(Effect::Fetch(_)) => {}
                 },
             }
         }
@@ -251,6 +269,13 @@ async fn connect(socket: &std::path::Path) -> Result<(Client, Option<Subscriptio
     Ok((client, feed))
 }
 
+fn not_sent(why: &str) -> NetEvent {
+    NetEvent::Acted {
+        summary: format!("not sent, nothing changed: {why}; try again once connected"),
+        ok: false,
+    }
+}
+
 /// Serves effects and changes until the connection fails (returns the
 /// error) or the UI is gone (None).
 async fn session(
@@ -259,6 +284,9 @@ async fn session(
     events: &mpsc::UnboundedSender<NetEvent>,
     effects: &mut mpsc::UnboundedReceiver<Effect>,
 ) -> Option<ClientError> {
+    // The request connection must not look idle to the daemon: a ping when
+    // no request went out for KEEPALIVE, whatever the change feed does.
+    let mut quiet_until = tokio::time::Instant::now() + KEEPALIVE;
     loop {
         let change = async {
             match feed.as_mut() {
@@ -273,7 +301,10 @@ async fn session(
                 while let Ok(e) = effects.try_recv() {
                     batch.push(e);
                 }
-                for effect in coalesce(batch) {
+                let mut batch = coalesce(batch).into_iter();
+                while let Some(effect) = batch.next() {
+                    quiet_until = tokio::time::Instant::now() + KEEPALIVE;
+                    let was_act = matches!(effect, Effect::Act(_));
                     match perform(client, effect).await {
                         Ok(evs) => {
                             for ev in evs {
@@ -282,7 +313,27 @@ async fn session(
                                 }
                             }
                         }
-                        Err(e) => return Some(e),
+                        Err(e) => {
+                            // Whether the daemon acted before the connection
+                            // broke cannot be known; the view reads again
+                            // once connected and shows what happened.
+                            let why = format!("the connection broke ({e})");
+                            let lost = batch.filter(|x| matches!(x, Effect::Act(_))).count();
+                            if was_act {
+                                let ev = NetEvent::Acted {
+                                    summary: format!(
+                                        "{why}: it may or may not have been done; check once connected"
+                                    ),
+                                    ok: false,
+                                };
+                                if events.send(ev).is_err() {
+                                    return None;
+                                }
+                            } else if lost > 0 && events.send(not_sent(&why)).is_err() {
+                                return None;
+                            }
+                            return Some(e);
+                        }
                     }
                 }
             }
@@ -294,9 +345,16 @@ async fn session(
                 }
                 Err(e) => return Some(e),
             },
-            _ = tokio::time::sleep(KEEPALIVE) => {
+            _ = tokio::time::sleep_until(quiet_until) => {
+                quiet_until = tokio::time::Instant::now() + KEEPALIVE;
                 if let Err(e) = client.ping().await {
                     if e.is_connection() {
+                        return Some(e);
+                    }
+                }
+                if let Some(f) = feed.as_mut() {
+                    // Finds a feed whose daemon went silent.
+                    if let Err(e) = f.ping().await {
                         return Some(e);
                     }
                 }

@@ -75,11 +75,11 @@ fn code(c: KeyCode) -> KeyEvent {
 fn never_panics_at_any_size() {
     let mut app = loaded(Role::Operator, false);
     for view in View::ALL {
-        app.update(Action::ShowView(view));
+        app.state.view = view;
         for overlay in [None, Some(Overlay::Help)] {
             app.state.overlay = overlay;
             for w in 0..=45u16 {
-                for h in 0..=14u16 {
+                for h in 0..=20u16 {
                     render(&app.state, w, h);
                 }
             }
@@ -320,4 +320,78 @@ fn no_color_leaves_only_bold_reverse_and_dim() {
     let (coloured, reversed) = colours(&app);
     assert_eq!(coloured, 0);
     assert!(reversed > 0, "the tab and selection stay marked");
+}
+
+fn queue_fetches(app: &mut App) -> Vec<(u64, u32)> {
+    app.take_effects()
+        .into_iter()
+        .filter_map(|e| match e {
+            Effect::Fetch(Fetch::Queue { offset, limit, .. }) => Some((offset, limit)),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn moving_within_the_held_pages_asks_nothing_and_the_cursor_follows_its_message() {
+    let mut app = loaded(Role::Operator, false);
+    for c in "jjjjjkkkkkjjj".chars() {
+        app.key(key(c));
+    }
+    assert_eq!(queue_fetches(&mut app), Vec::new());
+    let id = app.state.queue.selected_row().map(|r| r.id);
+    assert_eq!(id, Some(1_231));
+    // Two messages are planned on top: the same message moves two rows down.
+    app.apply(NetEvent::Changed(touchpoint_common::protocol::Changes {
+        topics: vec![Topic::Outbox],
+        tenants: Vec::new(),
+    }));
+    let Some(&(offset, limit)) = queue_fetches(&mut app).last() else {
+        panic!("a change in the outbox reads the queue again");
+    };
+    let mut page = fixtures::queue_page(offset, u64::from(limit));
+    page.total += 2;
+    for r in &mut page.rows {
+        r.id += 2;
+    }
+    app.apply(NetEvent::Data(Data::Queue(Box::new(page))));
+    assert_eq!(app.state.queue.selected_row().map(|r| r.id), Some(1_231));
+    assert_eq!(app.state.queue.selected, 5);
+}
+
+#[test]
+fn a_listing_that_shrank_under_the_cursor_is_asked_for_around_it() {
+    let mut app = loaded(Role::Operator, false);
+    app.key(KeyEvent::new(KeyCode::Char('G'), KeyModifiers::SHIFT));
+    let Some(&(offset, _)) = queue_fetches(&mut app).last() else {
+        panic!("G leaves the rows held");
+    };
+    // Meanwhile most messages went out: 100 are left, none at that offset.
+    let mut page = fixtures::queue_page(offset, 0);
+    page.total = 100;
+    app.apply(NetEvent::Data(Data::Queue(Box::new(page))));
+    assert_eq!(app.state.queue.selected, 99);
+    let asked = queue_fetches(&mut app);
+    assert!(
+        asked
+            .iter()
+            .any(|(o, l)| *o <= 99 && 99 < o + u64::from(*l)),
+        "{asked:?}"
+    );
+}
+
+#[test]
+fn a_new_filter_shows_no_old_rows_and_acts_on_none() {
+    let mut app = loaded(Role::Operator, false);
+    app.key(key('/'));
+    for c in "held".chars() {
+        app.key(key(c));
+    }
+    app.key(code(KeyCode::Enter));
+    assert_eq!(app.state.queue.page, None);
+    app.key(KeyEvent::new(KeyCode::Char('H'), KeyModifiers::SHIFT));
+    assert_eq!(
+        app.state.overlay, None,
+        "nothing to hold before the rows came"
+    );
 }

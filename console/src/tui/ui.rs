@@ -9,7 +9,7 @@ use ratatui::text::{Line, Span, Text};
 use ratatui::widgets::{Block, Borders, Cell, Clear, Paragraph, Row, Table, Wrap};
 use ratatui::Frame;
 
-use super::app::{AppState, ConnState, Input, Overlay, View};
+use super::app::{AppState, ConnState, Input, NoticeKind, Overlay, View};
 use super::keymap::{bindings_for, hints, keys_label};
 use super::views;
 
@@ -199,17 +199,15 @@ fn draw_header(frame: &mut Frame, area: Rect, state: &AppState) {
 
 fn draw_footer(frame: &mut Frame, area: Rect, state: &AppState) {
     let line = if let Some(n) = &state.notice {
-        if n.error {
-            Line::from(vec![
-                Span::from(" ! ").red().bold().reversed(),
-                Span::from(format!(" {}", n.text)).red(),
-            ])
-        } else {
-            Line::from(vec![
-                Span::from(" ✓ ").green().bold().reversed(),
-                Span::from(format!(" {}", n.text)).green(),
-            ])
-        }
+        let (mark, style) = match n.kind {
+            NoticeKind::Error => (" ! ", Style::new().red()),
+            NoticeKind::Done => (" ✓ ", Style::new().green()),
+            NoticeKind::Pending => (" … ", Style::new().yellow()),
+        };
+        Line::from(vec![
+            Span::from(mark).style(style).bold().reversed(),
+            Span::from(format!(" {}", n.text)).style(style),
+        ])
     } else if let ConnState::Disconnected { error, .. } = &state.conn {
         Line::from(vec![
             Span::from(" disconnected ").red().bold().reversed(),

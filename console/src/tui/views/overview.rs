@@ -109,8 +109,35 @@ fn draw_alerts(frame: &mut Frame, area: Rect, o: &Overview, shown: usize) {
     frame.render_widget(Paragraph::new(Text::from(lines)), area);
 }
 
+/// Title of a pane that may not show every tenant: how many it does.
+fn shown_of(title: &str, shown: usize, all: usize, order: &str) -> String {
+    if shown < all {
+        format!(" {title} ({shown} of {all}, {order}) ")
+    } else {
+        format!(" {title} ")
+    }
+}
+
 fn draw_tenants(frame: &mut Frame, area: Rect, o: &Overview) {
-    let block = pane(" Today per tenant ".into(), false);
+    // Trouble first, then the busiest: what a short pane must not hide.
+    let mut tenants: Vec<_> = o.tenants.iter().collect();
+    tenants.sort_by_key(|t| {
+        let c = &t.today;
+        (
+            std::cmp::Reverse(c.failed + c.held),
+            std::cmp::Reverse(c.planned + c.queued + c.sent),
+        )
+    });
+    let fit = usize::from(area.height.saturating_sub(2));
+    let block = pane(
+        shown_of(
+            "Today per tenant",
+            fit.min(tenants.len()),
+            tenants.len(),
+            "trouble first",
+        ),
+        false,
+    );
     let named = area.width >= 70;
     let mut head_cells = vec![("Tenant", false)];
     if named {
@@ -131,25 +158,21 @@ fn draw_tenants(frame: &mut Frame, area: Rect, o: &Overview) {
             style
         })
     };
-    let rows = o
-        .tenants
-        .iter()
-        .take(usize::from(area.height.saturating_sub(2)))
-        .map(|t| {
-            let c = &t.today;
-            let mut cells = vec![Cell::from(t.tenant.to_string())];
-            if named {
-                cells.push(Cell::from(t.name.clone()));
-            }
-            cells.extend([
-                n(c.planned, Style::new()),
-                n(c.queued, Style::new().cyan()),
-                n(c.sent, Style::new().green()),
-                n(c.failed, Style::new().red().bold()),
-                n(c.held, Style::new().magenta()),
-            ]);
-            Row::new(cells)
-        });
+    let rows = tenants.into_iter().take(fit).map(|t| {
+        let c = &t.today;
+        let mut cells = vec![Cell::from(t.tenant.to_string())];
+        if named {
+            cells.push(Cell::from(t.name.clone()));
+        }
+        cells.extend([
+            n(c.planned, Style::new()),
+            n(c.queued, Style::new().cyan()),
+            n(c.sent, Style::new().green()),
+            n(c.failed, Style::new().red().bold()),
+            n(c.held, Style::new().magenta()),
+        ]);
+        Row::new(cells)
+    });
     let mut widths = vec![Constraint::Length(8)];
     if named {
         widths.push(Constraint::Fill(1));
@@ -176,38 +199,53 @@ fn draw_budgets(frame: &mut Frame, area: Rect, o: &Overview) {
         .first()
         .map(|b| format::month(b.month))
         .unwrap_or_default();
-    let block = pane(format!(" Cost against budget {month} "), false);
+    // The fullest budgets first.
+    let used = |b: &&touchpoint_common::protocol::BudgetUse| {
+        if b.budget > 0 {
+            b.committed.max(0) * 1000 / b.budget
+        } else {
+            -1
+        }
+    };
+    let mut budgets: Vec<_> = o.budgets.iter().collect();
+    budgets.sort_by_key(|b| std::cmp::Reverse(used(b)));
+    let fit = usize::from(area.height.saturating_sub(1));
+    let block = pane(
+        shown_of(
+            &format!("Cost against budget {month}"),
+            fit.min(budgets.len()),
+            budgets.len(),
+            "fullest first",
+        ),
+        false,
+    );
     let inner = area.width.saturating_sub(1);
     // tenant(6) bar percent(5) money
     let money_width: u16 = if inner >= 60 { 22 } else { 0 };
     let bar_width = usize::from(inner.saturating_sub(6 + 1 + 5 + 1 + money_width)).clamp(3, 40);
-    let rows = o
-        .budgets
-        .iter()
-        .take(usize::from(area.height.saturating_sub(1)))
-        .map(|b| {
-            let mut cells = vec![Cell::from(b.tenant.to_string())];
-            if b.budget > 0 {
-                let pct = (b.committed.max(0) as u64 * 100) / b.budget as u64;
-                cells.push(Cell::from(bar(pct, bar_width)).style(level_style(pct)));
-                cells.push(right(format!("{pct}%")).style(level_style(pct)));
-            } else {
-                cells.push(Cell::from("no budget").style(dim()));
-                cells.push(right(""));
-            }
-            if money_width > 0 {
-                cells.push(right(format!(
-                    "{} / {}",
-                    euro(b.committed),
-                    if b.budget > 0 {
-                        euro(b.budget)
-                    } else {
-                        "-".into()
-                    }
-                )));
-            }
-            Row::new(cells)
-        });
+    let rows = budgets.into_iter().take(fit).map(|b| {
+        let mut cells = vec![Cell::from(b.tenant.to_string())];
+        if b.budget > 0 {
+            let pct = (b.committed.max(0) as u64 * 100) / b.budget as u64;
+            cells.push(Cell::from(bar(pct, bar_width)).style(level_style(pct)));
+            cells.push(right(format!("{pct}%")).style(level_style(pct)));
+        } else {
+            cells.push(Cell::from("no budget").style(dim()));
+            cells.push(right(""));
+        }
+        if money_width > 0 {
+            cells.push(right(format!(
+                "{} / {}",
+                euro(b.committed),
+                if b.budget > 0 {
+                    euro(b.budget)
+                } else {
+                    "-".into()
+                }
+            )));
+        }
+        Row::new(cells)
+    });
     let mut widths = vec![
         Constraint::Length(6),
         Constraint::Length(bar_width as u16),

@@ -97,7 +97,13 @@ fn draw_audit(frame: &mut Frame, area: Rect, state: &AppState) {
         return;
     }
     let wide = area.width >= WIDE;
-    let visible = usize::from(area.height.saturating_sub(2)).max(1);
+    // Narrow screens keep two lines under the table for the entry's detail.
+    let [table, detail] = Layout::vertical([
+        Constraint::Min(0),
+        Constraint::Length(if wide { 0 } else { 2 }),
+    ])
+    .areas(area);
+    let visible = usize::from(table.height.saturating_sub(2)).max(1);
     let top = page_top(p.selected, visible);
     let rows = p
         .audit
@@ -146,11 +152,6 @@ fn draw_audit(frame: &mut Frame, area: Rect, state: &AppState) {
         head.push(("Detail", false));
         widths.push(Constraint::Fill(2));
     }
-    let [table, detail] = Layout::vertical([
-        Constraint::Min(0),
-        Constraint::Length(if wide { 0 } else { 2 }),
-    ])
-    .areas(area);
     frame.render_widget(
         Table::new(rows, widths)
             .header(header_row(&head))

@@ -30,7 +30,8 @@ fn spend(costs: &[CostRow], tenant: &TenantId) -> (i64, i64) {
 
 pub fn draw(frame: &mut Frame, area: Rect, state: &AppState) {
     let t = &state.tenants;
-    let list_height = (t.list.len() as u16 + 3).clamp(4, area.height / 2);
+    let half = area.height / 2;
+    let list_height = (t.list.len() as u16 + 3).clamp(half.min(4), half);
     let [list, detail] =
         Layout::vertical([Constraint::Length(list_height), Constraint::Min(0)]).areas(area);
     draw_list(frame, list, state);
