@@ -300,7 +300,14 @@ fn draw_throttles(frame: &mut Frame, area: Rect, o: &Overview) {
         return;
     }
     let inner = usize::from(area.width);
-    let bar_width = inner.saturating_sub(16 + 5 + 14 + 3).clamp(3, 30);
+    let name_width = o
+        .throttles
+        .iter()
+        .map(|t| t.name.chars().count())
+        .max()
+        .unwrap_or(8)
+        .clamp(8, 28);
+    let bar_width = inner.saturating_sub(name_width + 5 + 14 + 3).clamp(3, 30);
     let rows = o
         .throttles
         .iter()
@@ -320,7 +327,7 @@ fn draw_throttles(frame: &mut Frame, area: Rect, o: &Overview) {
             ])
         });
     let widths = [
-        Constraint::Length(16),
+        Constraint::Length(name_width as u16),
         Constraint::Length(bar_width as u16),
         Constraint::Length(5),
         Constraint::Fill(1),

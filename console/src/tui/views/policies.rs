@@ -16,7 +16,7 @@ pub fn draw(frame: &mut Frame, area: Rect, state: &AppState) {
     let policy_lines = state
         .status
         .as_ref()
-        .map(|s| policy_lines(&s.policy, area.width >= WIDE))
+        .map(|s| policy_lines(&s.policy))
         .unwrap_or_else(|| vec![Line::from("loading…").style(dim())]);
     let height = (policy_lines.len() as u16 + 1).min(area.height / 2).max(3);
     let [top, bottom] =
@@ -30,7 +30,7 @@ pub fn draw(frame: &mut Frame, area: Rect, state: &AppState) {
     draw_audit(frame, bottom, state);
 }
 
-fn policy_lines(p: &PolicyStatus, wide: bool) -> Vec<Line<'static>> {
+fn policy_lines(p: &PolicyStatus) -> Vec<Line<'static>> {
     let mut lines = vec![Line::from(vec![
         Span::from(format!("{} ", p.dir)).bold(),
         Span::from(format!("version {:016x} ", p.version)),
@@ -46,29 +46,40 @@ fn policy_lines(p: &PolicyStatus, wide: bool) -> Vec<Line<'static>> {
             .bold(),
         );
     }
-    // Files side by side when there is room: ✓ valid, ✕ with errors.
-    let mut row: Vec<Span> = Vec::new();
-    let per_line = if wide { 4 } else { 2 };
-    for (n, f) in p.files.iter().enumerate() {
-        let errors = p
-            .errors
-            .iter()
-            .filter(|e| e.starts_with(&format!("{f}:")))
-            .count();
-        let (mark, style) = if errors == 0 {
-            ("✓", Style::new().green())
-        } else {
-            ("✕", Style::new().red().bold())
+    // The set in one line by kind (a brand has dozens of files); what is
+    // wrong is listed file by file below it.
+    let mut groups: Vec<(String, usize, usize)> = Vec::new();
+    for f in &p.files {
+        let kind = match f.split_once('/') {
+            Some(("dealers", _)) => "dealer files".to_string(),
+            Some(("templates", _)) => "templates".to_string(),
+            _ => f.clone(),
         };
-        row.push(Span::from(format!("{mark} ")).style(style));
-        row.push(Span::from(format!("{f:<30}")));
-        if (n + 1) % per_line == 0 {
-            lines.push(Line::from(std::mem::take(&mut row)));
+        let bad = p.errors.iter().any(|e| e.starts_with(&format!("{f}:")));
+        match groups.iter_mut().find(|(k, _, _)| *k == kind) {
+            Some((_, n, errs)) => {
+                *n += 1;
+                *errs += usize::from(bad);
+            }
+            None => groups.push((kind, 1, usize::from(bad))),
         }
     }
-    if !row.is_empty() {
-        lines.push(Line::from(row));
+    let mut row: Vec<Span> = Vec::new();
+    for (kind, n, errs) in groups {
+        let label = if n == 1 && !kind.ends_with('s') {
+            kind
+        } else {
+            format!("{n} {kind}")
+        };
+        if errs == 0 {
+            row.push(Span::from("✓ ").green());
+            row.push(Span::from(format!("{label}   ")));
+        } else {
+            row.push(Span::from("✕ ").red().bold());
+            row.push(Span::from(format!("{label} ({errs} with errors)   ")).red());
+        }
     }
+    lines.push(Line::from(row));
     for e in &p.errors {
         lines.push(Line::from(format!("✕ {e}")).red());
     }

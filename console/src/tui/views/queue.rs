@@ -120,7 +120,8 @@ fn draw_list(frame: &mut Frame, area: Rect, state: &AppState) {
     ];
     if wide {
         head.extend([("Att", true), ("Address / last answer", false)]);
-        widths.extend([Constraint::Length(3), Constraint::Fill(2)]);
+        // As much room for the address as for the customer.
+        widths.extend([Constraint::Length(3), Constraint::Fill(1)]);
     }
     let Some(page) = &q.page else {
         frame.render_widget(Paragraph::new("asking the daemon…").block(block), area);
