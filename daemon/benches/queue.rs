@@ -17,7 +17,6 @@
 
 mod common;
 
-use std::process::Command;
 use std::time::Instant;
 
 use common::{peak_rss_mb, rss_mb};
@@ -116,24 +115,5 @@ fn run(size: u64) {
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    if let Some(pos) = args.iter().position(|a| a == "--child") {
-        let size = args
-            .get(pos + 1)
-            .and_then(|s| s.parse().ok())
-            .expect("--child <size>");
-        run(size);
-        return;
-    }
-    let mut sizes: Vec<u64> = args.iter().filter_map(|a| a.parse().ok()).collect();
-    if sizes.is_empty() {
-        sizes = vec![10_000, 100_000, 1_000_000];
-    }
-    let me = std::env::current_exe().expect("own path");
-    for size in sizes {
-        let status = Command::new(&me)
-            .args(["--child", &size.to_string()])
-            .status()
-            .expect("child");
-        assert!(status.success(), "size {size} failed");
-    }
+    common::each_size_in_a_child(&args, run);
 }

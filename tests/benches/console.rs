@@ -22,6 +22,10 @@
 //! - peak RSS of the console side (the outbox is written by another
 //!   process) and of the daemon.
 
+// The daemon's benchmark helpers: one runner and one way to read RSS.
+#[path = "../../daemon/benches/common/mod.rs"]
+mod common;
+
 use std::path::Path;
 use std::process::Command;
 use std::time::Instant;
@@ -49,20 +53,6 @@ fn median(mut v: Vec<f64>) -> f64 {
 
 fn worst(v: &[f64]) -> f64 {
     v.iter().copied().fold(0.0, f64::max)
-}
-
-/// VmHWM of a process, MB.
-fn peak_rss_mb(pid: &str) -> f64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|v| v.parse::<f64>().ok())
-        })
-        .map(|kb| kb / 1024.0)
-        .unwrap_or(f64::NAN)
 }
 
 fn fill(state_dir: &Path, size: u64) {
@@ -202,8 +192,8 @@ async fn measure(socket: &Path, size: u64, daemon_pid: u32) {
     }
     println!(
         "peak RSS: console {:.0} MB, daemon {:.0} MB",
-        peak_rss_mb("self"),
-        peak_rss_mb(&daemon_pid.to_string())
+        common::peak_rss_mb(),
+        common::peak_rss_mb_of(daemon_pid)
     );
 }
 
@@ -249,24 +239,5 @@ fn main() {
         fill(Path::new(dir), size);
         return;
     }
-    if let Some(pos) = args.iter().position(|a| a == "--child") {
-        let size = args
-            .get(pos + 1)
-            .and_then(|s| s.parse().ok())
-            .expect("--child <size>");
-        run(size);
-        return;
-    }
-    let mut sizes: Vec<u64> = args.iter().filter_map(|a| a.parse().ok()).collect();
-    if sizes.is_empty() {
-        sizes = vec![10_000, 100_000, 1_000_000];
-    }
-    let me = std::env::current_exe().expect("own path");
-    for size in sizes {
-        let status = Command::new(&me)
-            .args(["--child", &size.to_string()])
-            .status()
-            .expect("child");
-        assert!(status.success(), "size {size} failed");
-    }
+    common::each_size_in_a_child(&args, run);
 }

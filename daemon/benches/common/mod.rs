@@ -4,9 +4,41 @@
 
 use std::path::Path;
 
+/// Runs `run(size)` for each size given on the command line (default
+/// 10k, 100k, 1M), each in a fresh child process of this benchmark, so that
+/// every size's peak RSS is its own. Call from `main` with the arguments
+/// after the program name.
+pub fn each_size_in_a_child(args: &[String], run: impl Fn(u64)) {
+    if let Some(pos) = args.iter().position(|a| a == "--child") {
+        let size = args
+            .get(pos + 1)
+            .and_then(|s| s.parse().ok())
+            .expect("--child <size>");
+        run(size);
+        return;
+    }
+    let mut sizes: Vec<u64> = args.iter().filter_map(|a| a.parse().ok()).collect();
+    if sizes.is_empty() {
+        sizes = vec![10_000, 100_000, 1_000_000];
+    }
+    let me = std::env::current_exe().expect("own path");
+    for size in sizes {
+        let status = std::process::Command::new(&me)
+            .args(["--child", &size.to_string()])
+            .status()
+            .expect("child");
+        assert!(status.success(), "size {size} failed");
+    }
+}
+
 /// Peak resident memory of this process so far (VmHWM), MB.
 pub fn peak_rss_mb() -> f64 {
     rss_field("VmHWM:")
+}
+
+/// Peak resident memory of another process (VmHWM), MB.
+pub fn peak_rss_mb_of(pid: u32) -> f64 {
+    status_field(&format!("/proc/{pid}/status"), "VmHWM:")
 }
 
 /// Resident memory of this process now (VmRSS), MB.
@@ -15,7 +47,11 @@ pub fn rss_mb() -> f64 {
 }
 
 fn rss_field(field: &str) -> f64 {
-    std::fs::read_to_string("/proc/self/status")
+    status_field("/proc/self/status", field)
+}
+
+fn status_field(path: &str, field: &str) -> f64 {
+    std::fs::read_to_string(path)
         .ok()
         .and_then(|s| {
             s.lines()
