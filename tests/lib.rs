@@ -199,31 +199,17 @@ impl TestDaemon {
         config.import.settle_ms = opts.settle_ms;
         config.stores.flush_every_ms = 100;
         let config_file = dir.path().join("touchpointd.toml");
+        let access = std::mem::take(&mut config.access);
         let text = format!(
-            "{}\n{}",
+            "{}\n{}{ACCESS_MARK}{}",
             toml_of(&config),
             opts.dispatch
                 .as_deref()
-                .unwrap_or("[dispatch]\nenabled = false\n")
+                .unwrap_or("[dispatch]\nenabled = false\n"),
+            access_toml(&access)
         );
         std::fs::write(&config_file, text).expect("config");
-        let resolved = touchpointd::config::load(Some(&config_file), &Default::default())
-            .expect("config loads");
-
-        let shutdown = CancellationToken::new();
-        let token = shutdown.clone();
-        let sock = socket.clone();
-        let thread = std::thread::spawn(move || -> anyhow::Result<()> {
-            let rt = tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(2)
-                .enable_all()
-                .build()?;
-            rt.block_on(async move {
-                let listener = tokio::net::UnixListener::bind(&sock)?;
-                run_daemon(&resolved, listener, token).await
-            })
-        });
-        wait_until_serving(&socket);
+        let (shutdown, thread) = launch(&config_file, &socket);
         Self {
             dir,
             socket,
@@ -233,6 +219,24 @@ impl TestDaemon {
             shutdown,
             thread: Some(thread),
         }
+    }
+
+    /// Stops the daemon and starts it again on the same state, policies and
+    /// socket, with other `[[access]]` rules: a test sets up tenants' data
+    /// with one identity and then looks at it with another.
+    pub fn restart_with_access(&mut self, access: &[AccessRule]) {
+        self.stop_in_place();
+        let text = std::fs::read_to_string(&self.config_file).expect("config");
+        let base = text.split(ACCESS_MARK).next().unwrap_or_default();
+        std::fs::write(
+            &self.config_file,
+            format!("{base}{ACCESS_MARK}{}", access_toml(access)),
+        )
+        .expect("config");
+        let _ = std::fs::remove_file(&self.socket);
+        let (shutdown, thread) = launch(&self.config_file, &self.socket);
+        self.shutdown = shutdown;
+        self.thread = Some(thread);
     }
 
     /// A connected client (the console's own client library).
@@ -288,6 +292,32 @@ impl Drop for TestDaemon {
     }
 }
 
+/// Where a test daemon's configuration file has its `[[access]]` rules.
+const ACCESS_MARK: &str = "\n# access rules\n";
+
+type DaemonThread = std::thread::JoinHandle<anyhow::Result<()>>;
+
+/// Starts a daemon of `config_file` on its own runtime thread, serving on `socket`.
+fn launch(config_file: &Path, socket: &Path) -> (CancellationToken, DaemonThread) {
+    let resolved =
+        touchpointd::config::load(Some(config_file), &Default::default()).expect("config loads");
+    let shutdown = CancellationToken::new();
+    let token = shutdown.clone();
+    let sock = socket.to_path_buf();
+    let thread = std::thread::spawn(move || -> anyhow::Result<()> {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()?;
+        rt.block_on(async move {
+            let listener = tokio::net::UnixListener::bind(&sock)?;
+            run_daemon(&resolved, listener, token).await
+        })
+    });
+    wait_until_serving(socket);
+    (shutdown, thread)
+}
+
 async fn run_daemon(
     cfg: &Resolved,
     listener: tokio::net::UnixListener,
@@ -310,7 +340,14 @@ pub fn toml_of(config: &DaemonConfig) -> String {
         config.control.max_connections,
         config.import.settle_ms,
     );
-    for r in &config.access {
+    s.push_str(&access_toml(&config.access));
+    s
+}
+
+/// `[[access]]` tables for `rules`.
+pub fn access_toml(rules: &[AccessRule]) -> String {
+    let mut s = String::new();
+    for r in rules {
         s.push_str("\n[[access]]\n");
         if let Some(u) = r.uid {
             s.push_str(&format!("uid = {u}\n"));
@@ -600,4 +637,200 @@ pub fn touchpoint(socket: &Path, args: &[&str]) -> std::process::Output {
         .stdin(Stdio::null())
         .output()
         .expect("run touchpoint")
+}
+
+/// Variants of [`Request`](touchpoint_common::protocol::Request): a test
+/// that walks [`every_request`] knows it met them all.
+pub const REQUEST_KINDS: usize = 33;
+
+/// The index of a request's variant. No wildcard: a new request does not
+/// compile here until it has an index, and [`every_request`] fails its
+/// coverage check until it has an example.
+pub fn request_kind(r: &touchpoint_common::protocol::Request) -> usize {
+    use touchpoint_common::protocol::Request as R;
+    match r {
+        R::Ping => 0,
+        R::Status => 1,
+        R::ListTenants => 2,
+        R::Tenant { .. } => 3,
+        R::UploadBegin { .. } => 4,
+        R::UploadChunk { .. } => 5,
+        R::UploadEnd => 6,
+        R::UploadAbort => 7,
+        R::Imports { .. } => 8,
+        R::Merges { .. } => 9,
+        R::UndoMerge { .. } => 10,
+        R::Audit { .. } => 11,
+        R::Plan { .. } => 12,
+        R::DispatchStatus => 13,
+        R::Pause { .. } => 14,
+        R::Resume { .. } => 15,
+        R::RunBatches { .. } => 16,
+        R::Costs { .. } => 17,
+        R::Message { .. } => 18,
+        R::MessageAction { .. } => 19,
+        R::CallOutcomes { .. } => 20,
+        R::Propose { .. } => 21,
+        R::ProposeRollback { .. } => 22,
+        R::Proposals { .. } => 23,
+        R::Proposal { .. } => 24,
+        R::Preview { .. } => 25,
+        R::Approve { .. } => 26,
+        R::Reject { .. } => 27,
+        R::Templates { .. } => 28,
+        R::Queue { .. } => 29,
+        R::Content { .. } => 30,
+        R::Overview => 31,
+        R::Subscribe => 32,
+    }
+}
+
+/// At least one request of every kind, each naming `tenant` wherever a
+/// request can name one (the tenant, a queue filter, a pause, the slots of
+/// the tenant as brand material), and proposal `proposal` where it names
+/// a proposal. Several forms of a kind where their reach differs (a
+/// tenant named or not, a dry run or not).
+pub fn every_request(
+    tenant: &touchpoint_common::TenantId,
+    proposal: u64,
+) -> Vec<touchpoint_common::protocol::Request> {
+    use touchpoint_common::protocol::{MessageAction, PauseScope, QueueFilter, Request as R};
+    let t = || tenant.clone();
+    let slots = format!("slots/{tenant}");
+    vec![
+        R::Ping,
+        R::Status,
+        R::ListTenants,
+        R::Tenant { tenant: t() },
+        R::UploadBegin {
+            tenant: t(),
+            file_name: "kunden.csv".into(),
+            size: 10,
+        },
+        R::UploadChunk {
+            data: b"x".to_vec(),
+        },
+        R::UploadEnd,
+        R::UploadAbort,
+        R::Imports {
+            tenant: t(),
+            limit: 10,
+        },
+        R::Merges {
+            tenant: t(),
+            include_undone: true,
+        },
+        R::UndoMerge {
+            tenant: t(),
+            merge_id: 1,
+        },
+        R::Audit {
+            tenant: Some(t()),
+            limit: 100,
+            text: String::new(),
+        },
+        R::Audit {
+            tenant: None,
+            limit: 100,
+            text: String::new(),
+        },
+        R::Plan {
+            tenant: Some(t()),
+            day: None,
+            dry_run: true,
+            policies: None,
+            show: 10,
+        },
+        R::Plan {
+            tenant: Some(t()),
+            day: None,
+            dry_run: false,
+            policies: None,
+            show: 10,
+        },
+        R::Plan {
+            tenant: None,
+            day: None,
+            dry_run: true,
+            policies: None,
+            show: 10,
+        },
+        R::DispatchStatus,
+        R::Pause {
+            scope: PauseScope {
+                tenant: Some(t()),
+                service: None,
+            },
+        },
+        R::Resume {
+            scope: PauseScope {
+                tenant: Some(t()),
+                service: None,
+            },
+        },
+        R::RunBatches { tenant: Some(t()) },
+        R::Costs {
+            tenant: Some(t()),
+            month: None,
+        },
+        R::Costs {
+            tenant: None,
+            month: None,
+        },
+        R::Message { tenant: t(), id: 1 },
+        R::MessageAction {
+            tenant: t(),
+            ids: vec![1],
+            action: MessageAction::Hold,
+        },
+        R::CallOutcomes {
+            file_name: "outcomes.csv".into(),
+            data: Vec::new(),
+        },
+        R::Propose {
+            template: slots.clone(),
+            text: "[slots]\nsignature = \"Ihr Team\"\n".into(),
+            comment: "signature".into(),
+        },
+        R::ProposeRollback {
+            template: slots.clone(),
+            version: 1,
+            comment: "back".into(),
+        },
+        R::Proposals { all: true },
+        R::Proposal { id: proposal },
+        R::Preview {
+            id: proposal,
+            tenant: t(),
+            customer: None,
+        },
+        R::Approve {
+            id: proposal,
+            comment: String::new(),
+        },
+        R::Reject {
+            id: proposal,
+            comment: "no".into(),
+        },
+        R::Templates {
+            name: Some(slots.clone()),
+        },
+        R::Templates { name: None },
+        R::Queue {
+            filter: QueueFilter {
+                tenant: Some(t()),
+                ..QueueFilter::default()
+            },
+            offset: 0,
+            limit: 50,
+        },
+        R::Queue {
+            filter: QueueFilter::default(),
+            offset: 0,
+            limit: 50,
+        },
+        R::Content { tenant: t(), id: 1 },
+        R::Overview,
+        R::Subscribe,
+    ]
 }

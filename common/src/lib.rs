@@ -8,6 +8,7 @@ pub mod codec;
 pub mod config;
 pub mod date;
 pub mod domain;
+pub mod limits;
 pub mod outbox;
 pub mod policy;
 pub mod postage;

@@ -737,6 +737,95 @@ pub struct OutcomeReport {
 }
 
 impl Request {
+    /// Checks every text and list the request carries against
+    /// [`crate::limits`], before anything of it is stored or logged.
+    pub fn check_limits(&self) -> Result<(), crate::limits::LimitError> {
+        use crate::limits::{self as l, LimitError};
+        match self {
+            Request::Ping
+            | Request::Status
+            | Request::ListTenants
+            | Request::Tenant { .. }
+            | Request::UploadChunk { .. }
+            | Request::UploadEnd
+            | Request::UploadAbort
+            | Request::Imports { .. }
+            | Request::Merges { .. }
+            | Request::UndoMerge { .. }
+            | Request::DispatchStatus
+            | Request::RunBatches { .. }
+            | Request::Costs { .. }
+            | Request::Message { .. }
+            | Request::Proposals { .. }
+            | Request::Proposal { .. }
+            | Request::Content { .. }
+            | Request::Overview
+            | Request::Subscribe => Ok(()),
+            Request::UploadBegin { file_name, .. } | Request::CallOutcomes { file_name, .. } => {
+                l::line("file name", file_name, l::NAME_CHARS)
+            }
+            Request::Audit { text, .. } => l::line("text", text, l::FILTER_CHARS),
+            Request::Plan { policies, .. } => {
+                let files = policies.as_ref().map_or(0, BTreeMap::len);
+                if files > 100_000 {
+                    return Err(LimitError {
+                        field: "policies",
+                        problem: format!("{files} files; at most 100000"),
+                    });
+                }
+                for (name, text) in policies.iter().flatten() {
+                    l::line("policy file name", name, l::NAME_CHARS)?;
+                    l::document("policy file", text, l::MATERIAL_BYTES)?;
+                }
+                Ok(())
+            }
+            Request::Pause { scope } | Request::Resume { scope } => scope
+                .service
+                .as_deref()
+                .map_or(Ok(()), |s| l::line("service", s, l::NAME_CHARS)),
+            Request::MessageAction { ids, .. } => {
+                if ids.len() > l::ACTION_IDS {
+                    return Err(LimitError {
+                        field: "ids",
+                        problem: format!("{} messages; at most {}", ids.len(), l::ACTION_IDS),
+                    });
+                }
+                Ok(())
+            }
+            Request::Propose {
+                template,
+                text,
+                comment,
+            } => {
+                l::line("template", template, l::NAME_CHARS)?;
+                l::document("text", text, l::MATERIAL_BYTES)?;
+                l::line("comment", comment, l::COMMENT_CHARS)
+            }
+            Request::ProposeRollback {
+                template, comment, ..
+            } => {
+                l::line("template", template, l::NAME_CHARS)?;
+                l::line("comment", comment, l::COMMENT_CHARS)
+            }
+            Request::Preview { customer, .. } => customer
+                .as_deref()
+                .map_or(Ok(()), |c| l::line("customer", c, l::NAME_CHARS)),
+            Request::Approve { comment, .. } | Request::Reject { comment, .. } => {
+                l::line("comment", comment, l::COMMENT_CHARS)
+            }
+            Request::Templates { name } => name
+                .as_deref()
+                .map_or(Ok(()), |n| l::line("template", n, l::NAME_CHARS)),
+            Request::Queue { filter, .. } => {
+                l::line("filter text", &filter.text, l::FILTER_CHARS)?;
+                filter
+                    .service
+                    .as_deref()
+                    .map_or(Ok(()), |s| l::line("service", s, l::NAME_CHARS))
+            }
+        }
+    }
+
     /// Short name for logs and the audit trail.
     pub fn name(&self) -> &'static str {
         match self {

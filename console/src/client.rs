@@ -341,10 +341,13 @@ impl Client {
         let hello = encode_frame(&Hello::current(client_name))
             .map_err(|e| ClientError::Protocol(format!("cannot encode hello: {e}")))?;
         let reply = tokio::time::timeout(HANDSHAKE_TIMEOUT, async {
-            framed.send(Bytes::from(hello)).await?;
+            // A daemon that refuses us may answer and close before our hello
+            // is written: read its answer even when the write failed.
+            let sent = framed.send(Bytes::from(hello)).await;
             match framed.next().await {
-                Some(frame) => Ok(frame?),
-                None => Err(ClientError::Closed),
+                Some(Ok(frame)) => Ok(frame),
+                Some(Err(e)) => Err(sent.err().unwrap_or(e).into()),
+                None => Err(sent.err().map_or(ClientError::Closed, Into::into)),
             }
         })
         .await

@@ -565,7 +565,7 @@ fn dispatch(state: &Path, messages: usize, transport: &str, connections: u32, re
                 seen = sent;
                 progress = Instant::now();
             } else if progress.elapsed() > STALL {
-                let s = dispatcher.status(&[]);
+                let s = dispatcher.status(&touchpoint_common::protocol::Scope::All, &[]);
                 panic!(
                     "stalled at {sent} of {messages} sent ({} deferred, {} failed): {}",
                     s.deferred_total, s.failed_total, s.last_error

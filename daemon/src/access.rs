@@ -95,25 +95,210 @@ pub fn role_allows(role: Role, request: &Request) -> bool {
     role.allows(request)
 }
 
-/// The tenant a request is about, for scope checks and the audit trail.
-pub fn tenant_of(request: &Request) -> Option<&TenantId> {
+/// What a request reaches, as far as tenant scope goes. [`reach`] names one
+/// for every request without a wildcard, so a new request cannot skip the
+/// scope check: the compiler asks which it is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Reach<'a> {
+    /// Nothing of any tenant (a ping, the chunks of an upload whose begin
+    /// was checked).
+    Nothing,
+    /// Whatever the caller's scope allows: the handler shows and touches
+    /// only tenants in scope (status, lists, the overview, the audit log,
+    /// the change feed, a call-centre file that names many tenants).
+    Filtered,
+    /// One tenant's data.
+    Tenant(&'a TenantId),
+    /// The named tenant, or every tenant in the caller's scope when `None`.
+    TenantOrFiltered(Option<&'a TenantId>),
+    /// A change that applies to every tenant at once.
+    Everyone,
+    /// Brand material by name: `slots/<tenant>` is that tenant's; anything
+    /// else applies to every tenant, so changing it needs a scope over all.
+    Material { name: &'a str, change: bool },
+    /// A proposal: as the material it proposes; a preview also reaches the
+    /// tenant whose customer it shows.
+    Proposal {
+        id: u64,
+        change: bool,
+        tenant: Option<&'a TenantId>,
+    },
+}
+
+/// What `request` reaches. No wildcard arm: see [`Reach`].
+pub fn reach(request: &Request) -> Reach<'_> {
     match request {
+        Request::Ping | Request::UploadChunk { .. } | Request::UploadEnd | Request::UploadAbort => {
+            Reach::Nothing
+        }
+        Request::Status
+        | Request::ListTenants
+        | Request::DispatchStatus
+        | Request::CallOutcomes { .. }
+        | Request::Proposals { .. }
+        | Request::Templates { name: None }
+        | Request::Overview
+        | Request::Subscribe => Reach::Filtered,
         Request::Tenant { tenant }
         | Request::UploadBegin { tenant, .. }
         | Request::Imports { tenant, .. }
         | Request::Merges { tenant, .. }
         | Request::UndoMerge { tenant, .. }
         | Request::Message { tenant, .. }
-        | Request::Content { tenant, .. }
-        | Request::Preview { tenant, .. }
-        | Request::MessageAction { tenant, .. } => Some(tenant),
+        | Request::MessageAction { tenant, .. }
+        | Request::Content { tenant, .. } => Reach::Tenant(tenant),
         Request::Audit { tenant, .. }
         | Request::Plan { tenant, .. }
         | Request::RunBatches { tenant }
-        | Request::Costs { tenant, .. } => tenant.as_ref(),
-        Request::Pause { scope } | Request::Resume { scope } => scope.tenant.as_ref(),
-        Request::Queue { filter, .. } => filter.tenant.as_ref(),
-        _ => None,
+        | Request::Costs { tenant, .. } => Reach::TenantOrFiltered(tenant.as_ref()),
+        Request::Queue { filter, .. } => Reach::TenantOrFiltered(filter.tenant.as_ref()),
+        Request::Pause { scope } | Request::Resume { scope } => match &scope.tenant {
+            Some(t) => Reach::Tenant(t),
+            None => Reach::Everyone,
+        },
+        Request::Propose { template, .. } | Request::ProposeRollback { template, .. } => {
+            Reach::Material {
+                name: template,
+                change: true,
+            }
+        }
+        Request::Templates { name: Some(name) } => Reach::Material {
+            name,
+            change: false,
+        },
+        Request::Proposal { id } => Reach::Proposal {
+            id: *id,
+            change: false,
+            tenant: None,
+        },
+        Request::Preview { id, tenant, .. } => Reach::Proposal {
+            id: *id,
+            change: false,
+            tenant: Some(tenant),
+        },
+        Request::Approve { id, .. } | Request::Reject { id, .. } => Reach::Proposal {
+            id: *id,
+            change: true,
+            tenant: None,
+        },
+    }
+}
+
+/// A request refused for its tenant scope.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OutOfScope {
+    /// The tenant it reached, for the audit trail (none when it reached
+    /// every tenant).
+    pub tenant: Option<TenantId>,
+    pub reason: String,
+}
+
+/// Whose a piece of brand material is.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum MaterialOwner {
+    /// A dealer's slots.
+    Tenant(TenantId),
+    /// Brand material that applies to every tenant.
+    Everyone,
+    /// A `slots/` name that names no valid tenant.
+    Nobody,
+}
+
+/// Whose the material `name` is.
+pub fn material_owner(name: &str) -> MaterialOwner {
+    if crate::approvals::slots::is_slots(name) {
+        return match crate::approvals::slots::tenant_of(name) {
+            Some(t) => MaterialOwner::Tenant(t),
+            None => MaterialOwner::Nobody,
+        };
+    }
+    MaterialOwner::Everyone
+}
+
+/// Whether `scope` may see (or, with `change`, change) the material `name`.
+pub fn material_in_scope(scope: &Scope, name: &str, change: bool) -> Result<(), OutOfScope> {
+    if matches!(scope, Scope::All) {
+        return Ok(());
+    }
+    match material_owner(name) {
+        MaterialOwner::Tenant(t) if scope.allows(&t) => Ok(()),
+        MaterialOwner::Tenant(t) => Err(OutOfScope {
+            reason: format!("tenant {t} is outside your scope"),
+            tenant: Some(t),
+        }),
+        MaterialOwner::Everyone if !change => Ok(()),
+        MaterialOwner::Everyone => Err(OutOfScope {
+            tenant: None,
+            reason: format!(
+                "brand material {name} applies to every tenant: changing it needs a scope over every tenant"
+            ),
+        }),
+        MaterialOwner::Nobody => Err(OutOfScope {
+            tenant: None,
+            reason: "that brand material names no tenant of your scope".to_string(),
+        }),
+    }
+}
+
+/// The tenant scope check every request passes before it is handled.
+/// `proposal_material` names the material a proposal is for (`None`: no
+/// such proposal, which the handler reports).
+pub fn check_scope(
+    scope: &Scope,
+    request: &Request,
+    proposal_material: impl FnOnce(u64) -> Option<String>,
+) -> Result<(), OutOfScope> {
+    let tenant = |t: &TenantId| {
+        if scope.allows(t) {
+            Ok(())
+        } else {
+            Err(OutOfScope {
+                tenant: Some(t.clone()),
+                reason: format!("tenant {t} is outside your scope"),
+            })
+        }
+    };
+    match reach(request) {
+        Reach::Nothing | Reach::Filtered | Reach::TenantOrFiltered(None) => Ok(()),
+        Reach::Tenant(t) | Reach::TenantOrFiltered(Some(t)) => tenant(t),
+        Reach::Everyone if matches!(scope, Scope::All) => Ok(()),
+        Reach::Everyone => Err(OutOfScope {
+            tenant: None,
+            reason: format!(
+                "{} of every tenant needs a scope over every tenant; name a tenant",
+                request.name()
+            ),
+        }),
+        Reach::Material { name, change } => material_in_scope(scope, name, change),
+        Reach::Proposal {
+            id,
+            change,
+            tenant: t,
+        } => {
+            if let Some(t) = t {
+                tenant(t)?;
+            }
+            if matches!(scope, Scope::All) {
+                return Ok(());
+            }
+            match proposal_material(id) {
+                Some(name) => material_in_scope(scope, &name, change),
+                None => Ok(()),
+            }
+        }
+    }
+}
+
+/// The tenant a request is about, for the audit trail.
+pub fn tenant_of(request: &Request) -> Option<TenantId> {
+    match reach(request) {
+        Reach::Tenant(t) | Reach::TenantOrFiltered(Some(t)) => Some(t.clone()),
+        Reach::Proposal { tenant, .. } => tenant.cloned(),
+        Reach::Material { name, .. } => match material_owner(name) {
+            MaterialOwner::Tenant(t) => Some(t),
+            MaterialOwner::Everyone | MaterialOwner::Nobody => None,
+        },
+        Reach::Nothing | Reach::Filtered | Reach::TenantOrFiltered(None) | Reach::Everyone => None,
     }
 }
 

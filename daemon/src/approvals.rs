@@ -799,7 +799,7 @@ impl Material {
             .ok_or_else(|| ApprovalError::UnknownTemplate(name.to_string()))
     }
 
-    fn proposal(&self, id: u64) -> Result<Proposal, ApprovalError> {
+    pub fn proposal(&self, id: u64) -> Result<Proposal, ApprovalError> {
         self.stores
             .central()
             .proposal(id)?

@@ -53,6 +53,7 @@ pub struct Ctx {
     /// Brand material and its approvals (set at start).
     pub material: std::sync::OnceLock<Arc<crate::approvals::Material>>,
     upload_seq: AtomicU64,
+    refusals: Refusals,
 }
 
 impl Ctx {
@@ -78,6 +79,7 @@ impl Ctx {
             dispatch: std::sync::OnceLock::new(),
             material: std::sync::OnceLock::new(),
             upload_seq: AtomicU64::new(0),
+            refusals: Refusals::default(),
         }
     }
 
@@ -139,7 +141,18 @@ fn codec() -> LengthDelimitedCodec {
         .new_codec()
 }
 
+/// Refused peers answered at once; beyond this many at a time, a refused
+/// connection is closed without a word (a flood gets nothing but closes).
+const REFUSING_AT_ONCE: usize = 16;
+/// How long a refused peer is given to send its hello (read so that its
+/// write does not fail before it can read why it was refused).
+const REFUSAL_LINGER: Duration = Duration::from_millis(500);
+
 /// Accepts connections until `shutdown`; each connection runs on `tracker`.
+///
+/// The peer's credentials are checked on accept: a peer without access is
+/// refused at once and never takes one of the `max_connections` slots, so
+/// no other user can lock out the ones who have access.
 pub async fn run(
     listener: UnixListener,
     ctx: Arc<Ctx>,
@@ -147,9 +160,16 @@ pub async fn run(
     tracker: TaskTracker,
 ) {
     let permits = Arc::new(Semaphore::new(ctx.cfg.max_connections.max(1) as usize));
+    let refusing = Arc::new(Semaphore::new(REFUSING_AT_ONCE));
+    let mut audit_tick = tokio::time::interval(Duration::from_secs(5));
+    audit_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         let stream = tokio::select! {
             _ = shutdown.cancelled() => break,
+            _ = audit_tick.tick() => {
+                ctx.refusals.flush(&ctx, false);
+                continue;
+            }
             r = listener.accept() => match r {
                 Ok((s, _)) => s,
                 Err(e) => {
@@ -159,19 +179,60 @@ pub async fn run(
                 }
             },
         };
+        let cred = match stream.peer_cred() {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read peer credentials; closing");
+                continue;
+            }
+        };
+        let (uid, gid) = (cred.uid(), cred.gid());
+        let identity = match ctx.access.identify(uid, gid) {
+            Ok(i) => i,
+            Err(reason) => {
+                ctx.refusals.note(&ctx, uid, &reason);
+                if let Ok(permit) = refusing.clone().try_acquire_owned() {
+                    tracker.spawn(async move {
+                        refuse_at_once(stream, reason).await;
+                        drop(permit);
+                    });
+                }
+                continue;
+            }
+        };
         let Ok(permit) = permits.clone().try_acquire_owned() else {
-            tracker.spawn(refuse_busy(stream, ctx.cfg.max_connections));
+            if let Ok(p) = refusing.clone().try_acquire_owned() {
+                let limit = ctx.cfg.max_connections;
+                tracker.spawn(async move {
+                    refuse_busy(stream, limit).await;
+                    drop(p);
+                });
+            }
             continue;
         };
         let ctx = ctx.clone();
         let shutdown = shutdown.clone();
         tracker.spawn(async move {
             ctx.connections.fetch_add(1, Ordering::Relaxed);
-            serve(stream, &ctx, shutdown).await;
+            serve(stream, &ctx, identity, shutdown).await;
             ctx.connections.fetch_sub(1, Ordering::Relaxed);
             drop(permit);
         });
     }
+    ctx.refusals.flush(&ctx, true);
+}
+
+/// Tells a peer without access why, without reading more than its hello.
+async fn refuse_at_once(stream: UnixStream, reason: String) {
+    let mut framed = Framed::new(stream, codec());
+    let reply = HelloReply::Rejected {
+        version: PROTOCOL_VERSION,
+        reason,
+    };
+    if let Ok(bytes) = encode_frame(&reply) {
+        let _ = tokio::time::timeout(REFUSAL_LINGER, framed.send(bytes::Bytes::from(bytes))).await;
+    }
+    let _ = tokio::time::timeout(REFUSAL_LINGER, framed.next()).await;
 }
 
 async fn refuse_busy(stream: UnixStream, limit: u32) {
@@ -189,6 +250,96 @@ async fn refuse_busy(stream: UnixStream, limit: u32) {
             framed.send(bytes::Bytes::from(bytes)),
         )
         .await;
+    }
+}
+
+/// Refused connections, counted per uid over a minute and audited as one
+/// line each: a user who cannot get in cannot grow the audit log faster
+/// than a line a minute.
+#[derive(Default)]
+pub struct Refusals {
+    windows: std::sync::Mutex<std::collections::HashMap<u32, RefusalWindow>>,
+}
+
+struct RefusalWindow {
+    first: Timestamp,
+    last: Timestamp,
+    count: u64,
+    reason: String,
+}
+
+/// One audit line per uid per this long (milliseconds are the timestamps').
+const REFUSAL_WINDOW_SECS: i64 = 60;
+/// Uids counted at once; more and every window is written out early.
+const REFUSAL_UIDS: usize = 1_024;
+
+impl Refusals {
+    fn lock(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<u32, RefusalWindow>> {
+        self.windows.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn note(&self, ctx: &Ctx, uid: u32, reason: &str) {
+        let now = Timestamp::now();
+        let full = {
+            let mut w = self.lock();
+            match w.get_mut(&uid) {
+                Some(win) => {
+                    win.count += 1;
+                    win.last = now;
+                }
+                None => {
+                    tracing::warn!(uid, %reason, "connection refused (further refusals of this uid within a minute are counted)");
+                    w.insert(
+                        uid,
+                        RefusalWindow {
+                            first: now,
+                            last: now,
+                            count: 1,
+                            reason: reason.to_string(),
+                        },
+                    );
+                }
+            }
+            w.len() >= REFUSAL_UIDS
+        };
+        if full {
+            self.flush(ctx, true);
+        }
+    }
+
+    /// Audits the windows a minute old (all of them with `all`).
+    fn flush(&self, ctx: &Ctx, all: bool) {
+        let now = Timestamp::now();
+        let due: Vec<(u32, RefusalWindow)> = {
+            let mut w = self.lock();
+            let uids: Vec<u32> = w
+                .iter()
+                .filter(|(_, win)| all || now.0 - win.first.0 >= REFUSAL_WINDOW_SECS * 1000)
+                .map(|(uid, _)| *uid)
+                .collect();
+            uids.into_iter()
+                .filter_map(|uid| w.remove(&uid).map(|win| (uid, win)))
+                .collect()
+        };
+        for (uid, win) in due {
+            let detail = if win.count == 1 {
+                format!("1 connection refused at {}", win.first)
+            } else {
+                format!(
+                    "{} connections refused from {} to {}",
+                    win.count, win.first, win.last
+                )
+            };
+            ctx.audit_raw(
+                uid,
+                &format!("uid{uid}"),
+                None,
+                "connect",
+                None,
+                detail,
+                AuditOutcome::Refused(win.reason),
+            );
+        }
     }
 }
 
@@ -218,15 +369,7 @@ async fn reject(framed: &mut Framed<UnixStream, LengthDelimitedCodec>, reason: S
     let _ = framed.get_mut().shutdown().await;
 }
 
-async fn serve(stream: UnixStream, ctx: &Ctx, shutdown: CancellationToken) {
-    let cred = match stream.peer_cred() {
-        Ok(c) => c,
-        Err(e) => {
-            tracing::warn!(error = %e, "cannot read peer credentials; closing");
-            return;
-        }
-    };
-    let (uid, gid) = (cred.uid(), cred.gid());
+async fn serve(stream: UnixStream, ctx: &Ctx, identity: Identity, shutdown: CancellationToken) {
     let mut framed = Framed::new(stream, codec());
 
     let handshake = Duration::from_millis(ctx.cfg.handshake_timeout_ms);
@@ -267,22 +410,9 @@ async fn serve(stream: UnixStream, ctx: &Ctx, shutdown: CancellationToken) {
         )
         .await;
     }
-    let identity = match ctx.access.identify(uid, gid) {
-        Ok(i) => i,
-        Err(reason) => {
-            ctx.audit_raw(
-                uid,
-                &format!("uid{uid}"),
-                None,
-                "connect",
-                None,
-                hello.client.clone(),
-                AuditOutcome::Refused(reason.clone()),
-            );
-            return reject(&mut framed, reason).await;
-        }
-    };
-    tracing::debug!(user = %identity.user, role = %identity.role, client = %hello.client, "connected");
+    let client =
+        touchpoint_common::limits::clean(&hello.client, touchpoint_common::limits::CLIENT_CHARS);
+    tracing::debug!(user = %identity.user, role = %identity.role, %client, "connected");
     let welcome = HelloReply::Welcome {
         version: PROTOCOL_VERSION,
         daemon: format!("touchpointd {}", env!("CARGO_PKG_VERSION")),
@@ -504,30 +634,35 @@ async fn handle(
     upload: &mut Option<Upload>,
 ) -> Option<Response> {
     let action = request.name();
-    let tenant = access::tenant_of(&request).cloned();
+    let tenant = access::tenant_of(&request);
     if !access::role_allows(who.role, &request) {
         let reason = format!("role {} may not {action}", who.role);
         ctx.audit(
             who,
             action,
-            access::tenant_of(&request),
+            tenant.as_ref(),
             String::new(),
             AuditOutcome::Refused(reason.clone()),
         );
         return Some(err(ErrorKind::Forbidden, reason));
     }
-    if let Some(t) = access::tenant_of(&request) {
-        if !who.scope.allows(t) {
-            let reason = format!("tenant {t} is outside your scope");
-            ctx.audit(
-                who,
-                action,
-                Some(t),
-                String::new(),
-                AuditOutcome::Refused(reason.clone()),
-            );
-            return Some(err(ErrorKind::Forbidden, reason));
-        }
+    if let Err(e) = request.check_limits() {
+        return Some(err(ErrorKind::Invalid, e.to_string()));
+    }
+    let material = ctx.material.get().cloned();
+    let scoped = access::check_scope(&who.scope, &request, |id| {
+        let m = material.as_ref()?;
+        m.proposal(id).ok().map(|p| p.template)
+    });
+    if let Err(out) = scoped {
+        ctx.audit(
+            who,
+            action,
+            out.tenant.as_ref().or(tenant.as_ref()),
+            String::new(),
+            AuditOutcome::Refused(out.reason.clone()),
+        );
+        return Some(err(ErrorKind::Forbidden, out.reason));
     }
     match request {
         Request::UploadBegin {
@@ -834,7 +969,7 @@ fn status(ctx: &Ctx, who: &Identity) -> DaemonStatus {
         started_at: ctx.started_at,
         state_dir: ctx.stores.state_dir().display().to_string(),
         socket: ctx.socket_path.display().to_string(),
-        policy: ctx.policies.status(),
+        policy: ctx.policies.status_for(&who.scope),
         tenants,
         tenants_open: ctx.stores.open_count() as u64,
         max_open_tenants: ctx.stores.max_open() as u64,
@@ -1019,7 +1154,10 @@ fn material_request(
         },
         Request::Proposals { all } => m
             .proposals(all)
-            .map(Response::Proposals)
+            .map(|mut list| {
+                list.retain(|p| access::material_in_scope(&who.scope, &p.template, false).is_ok());
+                Response::Proposals(list)
+            })
             .unwrap_or_else(failed),
         Request::Proposal { id } => detail(id),
         Request::Preview {
@@ -1096,7 +1234,10 @@ fn material_request(
         },
         Request::Templates { name } => m
             .history(name.as_deref())
-            .map(Response::Templates)
+            .map(|mut list| {
+                list.retain(|t| access::material_in_scope(&who.scope, &t.name, false).is_ok());
+                Response::Templates(list)
+            })
             .unwrap_or_else(failed),
         _ => err(ErrorKind::Malformed, "unexpected request"),
     }
@@ -1114,7 +1255,9 @@ fn dispatch_request(
         other => err(ErrorKind::Internal, other.to_string()),
     };
     match request {
-        Request::DispatchStatus => Response::Dispatch(Box::new(d.status(&in_scope(&p, who, None)))),
+        Request::DispatchStatus => {
+            Response::Dispatch(Box::new(d.status(&who.scope, &in_scope(&p, who, None))))
+        }
         Request::Pause { scope } | Request::Resume { scope }
             if scope.tenant.is_none() && !matches!(who.scope, Scope::All) =>
         {
@@ -1135,10 +1278,13 @@ fn dispatch_request(
                 }
             }
             d.pause(scope, &who.user)
-                .map(Response::Paused)
+                .map(|p| Response::Paused(pauses_in_scope(p, &who.scope)))
                 .unwrap_or_else(failed)
         }
-        Request::Resume { scope } => d.resume(scope).map(Response::Paused).unwrap_or_else(failed),
+        Request::Resume { scope } => d
+            .resume(scope)
+            .map(|p| Response::Paused(pauses_in_scope(p, &who.scope)))
+            .unwrap_or_else(failed),
         Request::RunBatches { tenant } => d
             .run_batches(&in_scope(&p, who, tenant))
             .map(Response::Batches)
@@ -1157,6 +1303,15 @@ fn dispatch_request(
             .unwrap_or_else(failed),
         _ => err(ErrorKind::Malformed, "unexpected request"),
     }
+}
+
+/// The pauses a caller with `scope` sees: its tenants' and those of all.
+fn pauses_in_scope(
+    mut pauses: Vec<touchpoint_common::protocol::Pause>,
+    scope: &Scope,
+) -> Vec<touchpoint_common::protocol::Pause> {
+    pauses.retain(|p| p.scope.tenant.as_ref().is_none_or(|t| scope.allows(t)));
+    pauses
 }
 
 /// Audit entries looked at per request at most: a text that matches

@@ -213,33 +213,35 @@ fn registrar(
 /// Puts the approved brand text in place of `brand.toml` before the
 /// policy files are validated (when the brand reviews its own file), and
 /// proposes a `brand.toml` that differs from it.
-fn brand_override(material: Arc<crate::approvals::Material>) -> policy::Override {
+pub(crate) fn brand_override(material: Arc<crate::approvals::Material>) -> policy::Override {
     use crate::approvals::brand::BrandFile;
     Arc::new(move |files| {
         match material.brand_override(files) {
-        Ok(BrandFile::NotSeeded | BrandFile::Direct | BrandFile::InForce) => {}
-        Ok(BrandFile::Proposed(id)) => tracing::warn!(
-            proposal = id,
-            "brand.toml differs from the version in force; propose it: proposed for review as #{id}; the approved brand stays in force until it is approved"
-        ),
-        Ok(BrandFile::Pending(id)) => tracing::warn!(
-            proposal = id,
-            "brand.toml differs from the version in force; its change is pending as proposal #{id}"
-        ),
-        Ok(BrandFile::Rejected(id)) => tracing::warn!(
-            proposal = id,
-            "brand.toml differs from the version in force; its change was rejected as proposal #{id}"
-        ),
-        Ok(BrandFile::Earlier(v)) => tracing::warn!(
-            version = v,
-            "brand.toml differs from the version in force; it is the earlier brand v{v}: propose a change with touchpoint propose"
-        ),
-        Ok(BrandFile::Invalid(errs)) => tracing::warn!(
-            "brand.toml differs from the version in force; propose it: not proposed automatically, it would break the policies:\n{}",
-            join(&errs)
-        ),
-        Err(e) => tracing::error!("brand material: {e}; brand.toml is read as it is"),
-    }
+            Ok(BrandFile::NotSeeded | BrandFile::Direct | BrandFile::InForce) => {}
+            Ok(BrandFile::Proposed(id)) => tracing::warn!(
+                proposal = id,
+                "brand.toml differs from the version in force; propose it: proposed for review as #{id}; the approved brand stays in force until it is approved"
+            ),
+            Ok(BrandFile::Pending(id)) => tracing::warn!(
+                proposal = id,
+                "brand.toml differs from the version in force; its change is pending as proposal #{id}"
+            ),
+            Ok(BrandFile::Rejected(id)) => tracing::warn!(
+                proposal = id,
+                "brand.toml differs from the version in force; its change was rejected as proposal #{id}"
+            ),
+            Ok(BrandFile::Earlier(v)) => tracing::warn!(
+                version = v,
+                "brand.toml differs from the version in force; it is the earlier brand v{v}: propose a change with touchpoint propose"
+            ),
+            // The file on disk would not load (and `--check-config`, which
+            // the unit runs before every start, fails on it): an error of
+            // the policy directory like any other, shown by status, the
+            // console and an alert; the policies in force stay.
+            Ok(BrandFile::Invalid(errs)) => return Err(errs),
+            Err(e) => tracing::error!("brand material: {e}; brand.toml is read as it is"),
+        }
+        Ok(())
     })
 }
 

@@ -213,7 +213,7 @@ pub fn overview(stores: &Stores, src: &Sources, scope: &Scope) -> Result<Overvie
     let today = Date::today();
     let month = month_of(today);
     let tenants = tenants_in_scope(&p, scope);
-    let status = src.dispatcher.map(|d| d.status(&tenants));
+    let status = src.dispatcher.map(|d| d.status(scope, &tenants));
     let dispatch_enabled = status.as_ref().is_some_and(|s| s.enabled);
     let stuck_before = ((now.0 / 60_000) as u32).saturating_sub(STUCK_WARNING_MIN);
     let mut days = Vec::new();
@@ -267,32 +267,16 @@ pub fn overview(stores: &Stores, src: &Sources, scope: &Scope) -> Result<Overvie
             budgets: per_service,
         });
     }
-    let policy = src.policies.status();
+    let policy = src.policies.status_for(scope);
+    // Dispatch's status is scoped already: pauses and throttles of other
+    // tenants are not in it.
     let paused: Vec<Pause> = status
         .as_ref()
-        .map(|s| {
-            s.paused
-                .iter()
-                .filter(|x| match (&x.scope.tenant, scope) {
-                    (Some(t), _) => scope.allows(t),
-                    (None, _) => true,
-                })
-                .cloned()
-                .collect()
-        })
+        .map(|s| s.paused.clone())
         .unwrap_or_default();
     let throttles = status
         .as_ref()
-        .map(|s| {
-            s.throttles
-                .iter()
-                .filter(|th| match th.name.strip_prefix("tenant ") {
-                    Some(t) => TenantId::new(t).is_ok_and(|t| scope.allows(&t)),
-                    None => true,
-                })
-                .cloned()
-                .collect()
-        })
+        .map(|s| s.throttles.clone())
         .unwrap_or_default();
     let relay_down_until = status.as_ref().and_then(|s| s.relay_down_until);
     let dispatch_error = status

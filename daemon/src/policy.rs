@@ -22,7 +22,8 @@ use tokio_util::sync::CancellationToken;
 use touchpoint_common::config::ConfigError;
 use touchpoint_common::domain::Timestamp;
 use touchpoint_common::policy::{self as schema, PolicySet, PolicySource};
-use touchpoint_common::protocol::PolicyStatus;
+use touchpoint_common::protocol::{PolicyStatus, Scope};
+use touchpoint_common::TenantId;
 
 /// A complete, validated set of policies and where it came from.
 #[derive(Clone, Debug)]
@@ -72,8 +73,13 @@ pub fn read_dir(dir: &Path, shown: &str) -> Result<BTreeMap<String, String>, Vec
 /// Replaces files read from the policy directory before they are
 /// validated: the daemon puts the approved text of the brand material
 /// `brand` in place of `brand.toml` when the brand reviews its own file
-/// (see [`crate::approvals::Material::brand_override`]).
-pub type Override = Arc<dyn Fn(&mut BTreeMap<String, String>) + Send + Sync>;
+/// (see [`crate::approvals::Material::brand_override`]). An error refuses
+/// the load like an error in the files: a `brand.toml` that would not load
+/// on its own (`touchpointd --check-config`) is an error of the policy
+/// directory even while the approved text stands in for it. Errors name
+/// files relative to the policy directory.
+pub type Override =
+    Arc<dyn Fn(&mut BTreeMap<String, String>) -> Result<(), Vec<ConfigError>> + Send + Sync>;
 
 /// Reads and validates every policy file under `dir`. Returns all errors
 /// found, not just the first, each located by file, line and key.
@@ -86,7 +92,14 @@ pub fn load_dir_with(dir: &Path, over: Option<&Override>) -> Result<Policies, Ve
     let shown = dir.display().to_string();
     let mut files = read_dir(dir, &shown)?;
     if let Some(over) = over {
-        over(&mut files);
+        over(&mut files).map_err(|errs| {
+            errs.into_iter()
+                .map(|mut e| {
+                    e.file = format!("{}/{}", shown.trim_end_matches('/'), e.file);
+                    e
+                })
+                .collect::<Vec<_>>()
+        })?;
     }
     let set = PolicySet::validate(&files, &shown)?;
     Ok(Policies {
@@ -111,7 +124,7 @@ pub struct PolicyHandle {
     tx: watch::Sender<Arc<Policies>>,
     /// Errors of the last load attempt and when it failed (empty, `None`
     /// when it succeeded).
-    last_errors: Mutex<(Vec<String>, Option<Timestamp>)>,
+    last_errors: Mutex<(Vec<ConfigError>, Option<Timestamp>)>,
     /// One reload at a time: the watcher and SIGHUP must not swap in an
     /// older reading of the files after a newer one.
     reloading: Mutex<()>,
@@ -208,10 +221,7 @@ impl PolicyHandle {
                 Ok(p)
             }
             Err(errs) => {
-                *self.errors() = (
-                    errs.iter().map(ToString::to_string).collect(),
-                    Some(Timestamp::now()),
-                );
+                *self.errors() = (errs.clone(), Some(Timestamp::now()));
                 Err(errs)
             }
         };
@@ -219,18 +229,57 @@ impl PolicyHandle {
         r
     }
 
-    fn errors(&self) -> std::sync::MutexGuard<'_, (Vec<String>, Option<Timestamp>)> {
+    fn errors(&self) -> std::sync::MutexGuard<'_, (Vec<ConfigError>, Option<Timestamp>)> {
         self.last_errors.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// The policy set in force and the errors of the last load, whole.
     pub fn status(&self) -> PolicyStatus {
+        self.status_for(&Scope::All)
+    }
+
+    /// What a caller with `scope` sees of [`status`](Self::status): the
+    /// dealers' files of other tenants and their errors are left out (an
+    /// error in no file of the caller's is counted, not shown, so that the
+    /// caller still learns that a change was refused).
+    pub fn status_for(&self, scope: &Scope) -> PolicyStatus {
         let p = self.current();
         let errors = self.errors();
+        let dir = p.dir.display().to_string();
+        let visible = |rel: &str| match rel.strip_prefix("dealers/") {
+            None => true,
+            Some(file) => file
+                .strip_suffix(".toml")
+                .and_then(|stem| TenantId::new(stem).ok())
+                .is_some_and(|t| scope.allows(&t)),
+        };
+        let files = p.files.iter().filter(|f| visible(f)).cloned().collect();
+        let mut shown: Vec<String> = Vec::new();
+        let mut hidden = 0;
+        for e in &errors.0 {
+            let rel = e
+                .file
+                .strip_prefix(&dir)
+                .map(|r| r.trim_start_matches('/'))
+                .unwrap_or(&e.file);
+            let in_scope = matches!(scope, Scope::All) || (is_policy_file(rel) && visible(rel));
+            if in_scope {
+                shown.push(e.to_string());
+            } else {
+                hidden += 1;
+            }
+        }
+        if hidden > 0 {
+            shown.push(format!(
+                "{hidden} more error{} in files outside your scope",
+                if hidden == 1 { "" } else { "s" }
+            ));
+        }
         PolicyStatus {
-            dir: p.dir.display().to_string(),
+            dir,
             loaded_at: p.loaded_at,
-            files: p.files.clone(),
-            errors: errors.0.clone(),
+            files,
+            errors: shown,
             version: p.fingerprint,
             failed_at: errors.1,
         }
@@ -313,6 +362,16 @@ fn start_watcher(dir: &Path, tx: mpsc::UnboundedSender<()>) -> Option<Box<dyn Wa
             );
             None
         }
+    }
+}
+
+/// Whether `rel` (relative to the policy directory) names a policy file:
+/// `brand.toml` or a `*.toml` directly in `dealers/` or `templates/`.
+fn is_policy_file(rel: &str) -> bool {
+    match rel.split('/').collect::<Vec<_>>().as_slice() {
+        ["brand.toml"] => true,
+        ["dealers" | "templates", name] => name.ends_with(".toml"),
+        _ => false,
     }
 }
 

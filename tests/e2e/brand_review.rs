@@ -157,3 +157,78 @@ async fn an_edited_brand_file_is_a_proposal_in_force_once_another_reviewer_appro
     assert_eq!(h.in_force, 3, "{h:#?}");
     assert!(pending(&mut c).await.is_empty());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broken_brand_file_under_review_is_a_policy_error_with_its_line() {
+    let d = TestDaemon::start();
+    let mut c = d.client().await;
+    let path = d.policy_dir.join("brand.toml");
+    let v1 = std::fs::read_to_string(&path).expect("brand.toml");
+    let on = v1.replacen("\nbrand = false\n", "\nbrand = true\n", 1);
+    std::fs::write(&path, &on).expect("write brand.toml");
+    until("review on recorded as v2", || async {
+        brand_history(&d.socket).in_force == 2
+    })
+    .await;
+    let version = c.status().await.expect("status").policy.version;
+
+    // An edit that is no TOML: the approved brand stays in force, and the
+    // file's error is shown where every policy error is.
+    let line = on
+        .lines()
+        .position(|l| l.starts_with("[planning]"))
+        .expect("[planning]")
+        + 1;
+    let broken = on.replacen("[planning]", "[planning", 1);
+    std::fs::write(&path, &broken).expect("write brand.toml");
+    until("the broken file reported", || async {
+        !d.client()
+            .await
+            .status()
+            .await
+            .expect("status")
+            .policy
+            .errors
+            .is_empty()
+    })
+    .await;
+    let st = c.status().await.expect("status");
+    assert_eq!(st.policy.version, version, "the policy in force changed");
+    assert!(st.policy.failed_at.is_some());
+    let want = format!("{}:{line}", path.display());
+    assert!(
+        st.policy.errors.iter().any(|e| e.starts_with(&want)),
+        "no error at {want}: {:?}",
+        st.policy.errors
+    );
+    let alerts = c.overview().await.expect("overview").alerts;
+    assert!(
+        alerts
+            .iter()
+            .any(|a| a.text.contains("policy files invalid") && a.text.contains(&want)),
+        "{alerts:?}"
+    );
+    // `touchpointd --check-config` says the same.
+    let out = std::process::Command::new(touchpoint_tests::bin("touchpointd"))
+        .arg("--config")
+        .arg(&d.config_file)
+        .arg("--check-config")
+        .output()
+        .expect("touchpointd --check-config");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains(&want), "{}", text(&out.stderr));
+
+    // Put right, the error is gone.
+    std::fs::write(&path, &on).expect("write brand.toml");
+    until("the error cleared", || async {
+        d.client()
+            .await
+            .status()
+            .await
+            .expect("status")
+            .policy
+            .errors
+            .is_empty()
+    })
+    .await;
+}

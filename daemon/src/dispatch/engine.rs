@@ -30,7 +30,8 @@ use touchpoint_common::domain::{Channel, Consent, Customer, Timestamp};
 use touchpoint_common::outbox::{Message, MessageStatus, Step, Why};
 use touchpoint_common::policy::{ConsentRule, TenantPolicy};
 use touchpoint_common::protocol::{
-    ActionResult, BatchSummary, DispatchStatus, MessageAction, Pause, PauseScope, TenantQueue,
+    ActionResult, BatchSummary, DispatchStatus, MessageAction, Pause, PauseScope, Scope,
+    TenantQueue,
 };
 use touchpoint_common::{Date, TenantId};
 
@@ -100,6 +101,18 @@ struct Outcome {
     delivery: Delivery,
 }
 
+/// Who may see an error dispatch noted.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+enum ErrorAbout {
+    /// The relay: everyone waits for it.
+    #[default]
+    Everyone,
+    /// One tenant's messages.
+    Tenant(TenantId),
+    /// Stores, files and bounces of any tenant: admins over all.
+    AllTenants,
+}
+
 #[derive(Default)]
 struct State {
     throttles: Throttles,
@@ -122,6 +135,8 @@ struct State {
     relay_backoff: i64,
     today: Option<Date>,
     last_error: String,
+    /// Whose the last error is: who may see it.
+    last_error_about: ErrorAbout,
 }
 
 #[derive(Default)]
@@ -711,7 +726,7 @@ impl Dispatcher {
         }
         if full {
             if let Err(e) = self.read_bounces(&policies) {
-                self.note_error(format!("bounces: {e}"));
+                self.note_error(None, format!("bounces: {e}"));
             }
         }
         let mut jobs = Vec::new();
@@ -737,15 +752,23 @@ impl Dispatcher {
                 Ok(())
             })();
             if let Err(e) = r {
-                self.note_error(format!("tenant {t}: {e}"));
+                self.note_error(Some(t), format!("tenant {t}: {e}"));
             }
         }
         jobs
     }
 
-    fn note_error(&self, e: String) {
+    /// Keeps `e` as the last error, shown to those who may see `tenant`
+    /// (to admins over every tenant when it is about none in particular:
+    /// such errors name files and stores).
+    fn note_error(&self, tenant: Option<&TenantId>, e: String) {
         tracing::warn!("dispatch: {e}");
-        self.state().last_error = e;
+        let mut st = self.state();
+        st.last_error = e;
+        st.last_error_about = match tenant {
+            Some(t) => ErrorAbout::Tenant(t.clone()),
+            None => ErrorAbout::AllTenants,
+        };
     }
 
     // ----- after a crash -------------------------------------------------------
@@ -1285,7 +1308,7 @@ impl Dispatcher {
             Err(e) => {
                 // Not durable: nothing goes out. The messages marked sending
                 // are put back by recovery in the next round.
-                self.note_error(format!("flush: {e}"));
+                self.note_error(None, format!("flush: {e}"));
                 let mut st = self.state();
                 for j in &jobs {
                     st.throttles.done(&j.tenant, &j.domain, false);
@@ -1316,7 +1339,7 @@ impl Dispatcher {
     fn record(&self, done: Vec<Outcome>) {
         self.record_all(done);
         if let Err(e) = self.flush_pending() {
-            self.note_error(format!("flush: {e}"));
+            self.note_error(None, format!("flush: {e}"));
         }
     }
 
@@ -1329,7 +1352,7 @@ impl Dispatcher {
         }
         for (t, outcomes) in by_tenant {
             if let Err(e) = self.record_tenant(&t, outcomes, &policies, now) {
-                self.note_error(format!("tenant {t}: recording outcomes: {e}"));
+                self.note_error(Some(&t), format!("tenant {t}: recording outcomes: {e}"));
             }
         }
     }
@@ -1453,6 +1476,7 @@ impl Dispatcher {
                 st.relay_down_until = Some(now + backoff);
                 st.relay_backoff = (backoff * 2).min(RELAY_BACKOFF_MAX);
                 st.last_error = format!("relay not reached: {e}");
+                st.last_error_about = ErrorAbout::Everyone;
             }
             None => {
                 if changes.iter().any(|c| c.after.status == S::Sent) {
@@ -2073,14 +2097,14 @@ impl Dispatcher {
             let raw = match std::fs::read(&path) {
                 Ok(r) => r,
                 Err(e) => {
-                    self.note_error(format!("{}: {e}", path.display()));
+                    self.note_error(None, format!("{}: {e}", path.display()));
                     continue;
                 }
             };
             let c = bounce::classify(&raw, &p.brand.email.bounce_domain, &self.secret);
             if let Err(e) = self.act_on(&c, p, &path) {
                 // Leave it in new/: tried again next round.
-                self.note_error(format!("{}: {e}", path.display()));
+                self.note_error(None, format!("{}: {e}", path.display()));
                 continue;
             }
             self.counters.bounces.fetch_add(1, Ordering::Relaxed);
@@ -2279,7 +2303,10 @@ impl Dispatcher {
         Ok(out)
     }
 
-    pub fn status(&self, tenants: &[TenantId]) -> DispatchStatus {
+    /// What a caller with `scope` sees of dispatch: the queues of
+    /// `tenants` (theirs), and of pauses, throttles and the last error only
+    /// what names no other tenant.
+    pub fn status(&self, scope: &Scope, tenants: &[TenantId]) -> DispatchStatus {
         let now = Timestamp::now().0;
         let today = today_local(now);
         let mut queues = Vec::new();
@@ -2297,11 +2324,29 @@ impl Dispatcher {
         }
         let mut st = self.state();
         let c = &self.counters;
+        let last_error = match (&st.last_error_about, scope) {
+            (_, Scope::All) | (ErrorAbout::Everyone, _) => st.last_error.clone(),
+            (ErrorAbout::Tenant(t), scope) if scope.allows(t) => st.last_error.clone(),
+            _ => String::new(),
+        };
         DispatchStatus {
             enabled: self.enabled,
             transport: self.transport_desc.clone(),
-            paused: st.pauses.clone(),
-            throttles: st.throttles.status(now),
+            paused: st
+                .pauses
+                .iter()
+                .filter(|p| p.scope.tenant.as_ref().is_none_or(|t| scope.allows(t)))
+                .cloned()
+                .collect(),
+            throttles: st
+                .throttles
+                .status(now)
+                .into_iter()
+                .filter(|th| match th.name.strip_prefix("tenant ") {
+                    Some(t) => TenantId::new(t).is_ok_and(|t| scope.allows(&t)),
+                    None => true,
+                })
+                .collect(),
             queues,
             sent_last_minute: st.throttles.sent_last_minute(now),
             sent_total: c.sent.load(Ordering::Relaxed),
@@ -2312,7 +2357,7 @@ impl Dispatcher {
             resent_after_cut: c.resent_cut.load(Ordering::Relaxed),
             bounces_processed: c.bounces.load(Ordering::Relaxed),
             relay_down_until: st.relay_down_until.filter(|t| *t > now).map(Timestamp),
-            last_error: st.last_error.clone(),
+            last_error,
         }
     }
 

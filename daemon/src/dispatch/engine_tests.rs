@@ -472,7 +472,7 @@ fn an_email_planned_by_the_planner_goes_out_and_books_cost_and_brand_share() {
     assert_eq!(fx.ledger("d001", reserve_month, "service_due").reserved, 0);
     let e = fx.ledger("d001", month_of(today), "service_due");
     assert_eq!((e.booked, e.brand, e.dealer()), (2, 1, 1));
-    let st = fx.d.status(&[tid("d001")]);
+    let st = fx.d.status(&Scope::All, &[tid("d001")]);
     assert_eq!((st.sent_total, st.queues[0].sent_today), (1, 1));
     assert_eq!(st.queues[0].in_flight, 0);
     assert_eq!(st.last_error, "");
@@ -637,7 +637,7 @@ fn a_4xx_defers_with_doubling_waits_and_after_the_maximum_age_becomes_a_letter()
     // The email's 2 cents released, the letter's 95 reserved.
     let e = fx.ledger("d001", month_of(today()), "service_due");
     assert_eq!((e.reserved, e.booked), (95, 0));
-    let st = fx.d.status(&[tid("d001")]);
+    let st = fx.d.status(&Scope::All, &[tid("d001")]);
     assert_eq!((st.deferred_total, st.fallbacks_total), (2, 1));
     assert_eq!((st.queues[0].email, st.queues[0].post), (0, 1));
 
@@ -708,7 +708,7 @@ fn without_postal_consent_a_refused_email_fails_and_releases_its_reservation() {
     assert!(store.due(Channel::Post, LATER, 10).unwrap().is_empty());
     let e = fx.ledger("d001", month_of(today()), "service_due");
     assert_eq!((e.reserved, e.booked), (0, 0));
-    let st = fx.d.status(&[tid("d001")]);
+    let st = fx.d.status(&Scope::All, &[tid("d001")]);
     assert_eq!((st.failed_total, st.fallbacks_total), (1, 0));
 }
 
@@ -838,7 +838,7 @@ fn an_unreachable_relay_requeues_without_an_attempt_and_backs_off_doubling_to_th
         expected = (expected * 2).min(RELAY_BACKOFF_MAX);
     }
     assert_eq!(fx.d.state().relay_backoff, RELAY_BACKOFF_MAX);
-    let st = fx.d.status(&[tid("d001")]);
+    let st = fx.d.status(&Scope::All, &[tid("d001")]);
     assert_eq!(st.relay_down_until, Some(Timestamp(at)));
     assert_eq!(
         st.last_error,
@@ -976,7 +976,10 @@ fn recovery_requeues_email_found_sending_and_completes_letters_whose_manifest_ex
     let e = fx.ledger("d001", month_of(day), "service_due");
     assert_eq!((e.reserved, e.booked, e.brand), (2 + 95, 180, 90));
     assert_eq!(store.sent_on(day).unwrap(), 0);
-    assert_eq!(fx.d.status(&[tid("d001")]).resent_after_crash, 1);
+    assert_eq!(
+        fx.d.status(&Scope::All, &[tid("d001")]).resent_after_crash,
+        1
+    );
 
     // Only the first look after the start recovers: a message sending now
     // is with the transport.
@@ -995,7 +998,10 @@ fn recovery_requeues_email_found_sending_and_completes_letters_whose_manifest_ex
     );
     fx.d.recover(&store, &fx.p(), now()).unwrap();
     assert_eq!(fx.message("d001", now_sending.id).status, S::Sending);
-    assert_eq!(fx.d.status(&[tid("d001")]).resent_after_crash, 1);
+    assert_eq!(
+        fx.d.status(&Scope::All, &[tid("d001")]).resent_after_crash,
+        1
+    );
 }
 
 #[test]
@@ -1745,7 +1751,10 @@ fn a_hard_bounce_after_sending_marks_the_address_and_sends_a_letter_once() {
     assert_eq!(fx.message("d001", letter).status, S::Queued);
     let e = fx.ledger("d001", month_of(today()), "service_due");
     assert_eq!((e.reserved, e.booked), (95, 2));
-    assert_eq!(fx.d.status(&[tid("d001")]).bounces_processed, 1);
+    assert_eq!(
+        fx.d.status(&Scope::All, &[tid("d001")]).bounces_processed,
+        1
+    );
 
     // The same report again changes nothing.
     let count = store.message_count();

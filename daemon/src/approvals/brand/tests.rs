@@ -71,11 +71,9 @@ impl Rig {
         std::fs::write(self.policies().join(FILE), text).unwrap();
     }
 
+    /// The daemon's own override.
     fn over(&self) -> Override {
-        let m = self.material.clone();
-        Arc::new(move |files| {
-            m.brand_override(files).unwrap();
-        })
+        crate::daemon::brand_override(self.material.clone())
     }
 
     fn load(&self) -> Result<policy::Policies, Vec<ConfigError>> {
@@ -201,8 +199,15 @@ fn a_rejected_or_broken_file_is_not_proposed_again() {
         matches!(found, BrandFile::Invalid(ref e) if !e.is_empty()),
         "{found:?}"
     );
-    // The approved text is in force all the same.
-    assert!(rig.load().is_ok());
+    // A load refuses it like any broken policy file, with its line (the
+    // policies in force stay, as on every refused load), and nothing is
+    // proposed.
+    let errs = rig.load().expect_err("a broken brand.toml loads");
+    let shown = format!("{}/{FILE}:1", rig.policies().display());
+    assert!(
+        errs.iter().any(|e| e.to_string().starts_with(&shown)),
+        "{errs:?}"
+    );
     assert_eq!(rig.material.proposals(false).unwrap().len(), 0);
 }
 
