@@ -1418,3 +1418,55 @@ async fn formulas_in_customer_names_reach_the_letter_manifest_as_text() {
     expected.sort();
     assert_eq!(in_manifest, expected, "{text}");
 }
+
+// ----- call outcomes -----------------------------------------------------------------------
+
+/// An outcome file that names a letter (a task id mistyped, or the
+/// manifest sent back for the call list): `touchpoint calls import` refuses
+/// that row with its line and why, fails, and the letter stays as it was.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_outcome_for_a_letter_is_refused_with_its_line() {
+    let rig = Rig::start(&["s001"]);
+    let export = rig.d.dir.path().join("kunden-post.csv");
+    customers(&export, &[None]);
+    rig.import("s001", &export).await;
+    let planned = rig.plan("s001", day(2026, 11, 16)).await;
+    let letter = planned.values().next().expect("a letter").id;
+    let batches = rig
+        .client()
+        .await
+        .run_batches(Some(&tid("s001")))
+        .await
+        .expect("run batches");
+    assert_eq!(batches.len(), 1, "{batches:?}");
+    let before = rig.message("s001", letter).await;
+    assert_eq!(
+        (before.channel, before.status),
+        (Channel::Post, MessageStatus::Sent)
+    );
+
+    let file = rig.d.dir.path().join("ergebnisse.csv");
+    std::fs::write(
+        &file,
+        format!("task_id;outcome;minutes;note\ns001.{letter};abgelehnt;2;\n"),
+    )
+    .expect("write outcomes");
+    let out = touchpoint_tests::touchpoint(
+        &rig.d.socket,
+        &["calls", "import", &file.display().to_string()],
+    );
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!out.status.success(), "{said}");
+    assert!(
+        said.contains(&format!(
+            "ergebnisse.csv:2: task_id: s001.{letter}: a letter (post), not a call task; \
+             outcome not applied"
+        )),
+        "{said}"
+    );
+    assert_eq!(rig.message("s001", letter).await, before);
+}

@@ -84,6 +84,8 @@ impl Outcome {
 /// One reported call.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CallOutcome {
+    /// Line of the row in the file.
+    pub line: u64,
     pub tenant: TenantId,
     pub message: u64,
     pub outcome: Outcome,
@@ -320,6 +322,7 @@ pub fn parse_outcomes(file_name: &str, bytes: &[u8]) -> (Vec<CallOutcome>, Vec<O
         }
         seen.insert((tenant.clone(), message), line);
         out.push(CallOutcome {
+            line,
             tenant,
             message,
             outcome,
@@ -446,6 +449,7 @@ mod tests {
             out,
             [
                 CallOutcome {
+                    line: 2,
                     tenant: tenant(),
                     message: 1,
                     outcome: Outcome::Appointment,
@@ -453,6 +457,7 @@ mod tests {
                     note: "Termin am 3.12. um 9 Uhr".into(),
                 },
                 CallOutcome {
+                    line: 4,
                     tenant: tenant(),
                     message: 3,
                     outcome: Outcome::NotReached,

@@ -1951,6 +1951,8 @@ impl Dispatcher {
 
     /// Applies outcomes the call centre reported: history, booked minutes,
     /// a wrong number marks the number bad, a refusal withdraws phone consent.
+    /// Only phone tasks that went out in a call list take an outcome; any
+    /// other row is an error with its line, and the rest of the file applies.
     pub fn call_outcomes(
         &self,
         file_name: &str,
@@ -1989,13 +1991,33 @@ impl Dispatcher {
             let _lock = store.plan_lock();
             let mut changes = Vec::new();
             for r in rows {
+                let refused = |why: String| {
+                    format!("{file_name}:{}: task_id: {t}.{}: {why}", r.line, r.message)
+                };
                 let Some(m) = store.message(r.message)? else {
-                    report.errors.push(format!(
-                        "{file_name}: task {t}.{}: no such message",
-                        r.message
-                    ));
+                    report.errors.push(refused("no such message".into()));
                     continue;
                 };
+                // Only a call that was made can have an outcome: a row naming
+                // a letter or an email (a typo, a mixed-up file) would
+                // otherwise withdraw phone consent or mark a number wrong.
+                if m.channel != Channel::Phone {
+                    let what = match m.channel {
+                        Channel::Post => "a letter (post)",
+                        _ => "an email",
+                    };
+                    report.errors.push(refused(format!(
+                        "{what}, not a call task; outcome not applied"
+                    )));
+                    continue;
+                }
+                if m.status != S::Sent || m.dispatch.batch.is_empty() {
+                    report.errors.push(refused(format!(
+                        "not in a call list yet ({}); outcome not applied",
+                        m.status
+                    )));
+                    continue;
+                }
                 let line = format!(
                     "call outcome: {:?}{}{}",
                     r.outcome,

@@ -1863,7 +1863,9 @@ fn call_outcomes_are_recorded_once_and_a_refusal_stops_the_next_call() {
     assert_eq!((report.applied, report.unchanged), (1, 0));
     assert_eq!(
         report.errors,
-        vec![format!("ergebnisse.csv: task d003.999: no such message")]
+        vec![format!(
+            "ergebnisse.csv:3: task_id: d003.999: no such message"
+        )]
     );
     let m = fx.message("d003", first.id);
     assert_eq!(m.status, S::Sent);
@@ -1909,6 +1911,71 @@ fn call_outcomes_are_recorded_once_and_a_refusal_stops_the_next_call() {
         store.planned_occasion(&second.occasions[0].key).unwrap(),
         None
     );
+}
+
+/// Outcomes are about calls: a row naming a letter, an email or a phone
+/// task not yet in a call list is refused with its line and why, and the
+/// other rows of the file apply.
+#[test]
+fn an_outcome_for_anything_but_a_call_made_is_refused_by_line_and_the_rest_applies() {
+    let fx = Fx::new();
+    customers(&fx, "d003", &["K7"]);
+    let store = fx.store("d003");
+    store
+        .record_consent(&Consent {
+            at: Timestamp(now() - 1_000),
+            ..said("K7", Channel::Phone, true)
+        })
+        .unwrap();
+    let d = |channel, service, vin| draft(&store, "K7", channel, service, Some(vin), today());
+    let call = fx.queued("d003", &d(Channel::Phone, "quality_check", VIN_A));
+    let letter = fx.queued("d003", &d(Channel::Post, "service_due", VIN_A));
+    let batches = fx.d.batches(&store, &fx.p(), now()).unwrap();
+    assert_eq!(batches.len(), 2, "{batches:?}");
+    let later = fx.queued("d003", &d(Channel::Phone, "quality_check", VIN_B));
+    let (letter_before, later_before) =
+        (fx.message("d003", letter.id), fx.message("d003", later.id));
+    assert_eq!(letter_before.status, S::Sent);
+
+    let file = outcomes_of(&[
+        (letter.id, "abgelehnt"),
+        (call.id, "erreicht"),
+        (later.id, "falsche Nummer"),
+    ]);
+    let report =
+        fx.d.call_outcomes("ergebnisse.csv", &file, &|_| true)
+            .unwrap();
+    assert_eq!(
+        report.errors,
+        vec![
+            format!(
+                "ergebnisse.csv:2: task_id: d003.{}: a letter (post), not a call task; \
+                 outcome not applied",
+                letter.id
+            ),
+            format!(
+                "ergebnisse.csv:4: task_id: d003.{}: not in a call list yet (queued); \
+                 outcome not applied",
+                later.id
+            ),
+        ]
+    );
+    assert_eq!((report.applied, report.unchanged), (1, 0));
+    assert_eq!(
+        last_history(&fx.message("d003", call.id)),
+        (S::Sent, "call outcome: Reached, 3 min")
+    );
+    // Nothing of the refused rows took effect.
+    assert_eq!(fx.message("d003", letter.id), letter_before);
+    assert_eq!(fx.message("d003", later.id), later_before);
+    assert!(
+        store
+            .consent("K7", Channel::Phone)
+            .unwrap()
+            .unwrap()
+            .granted
+    );
+    assert_eq!(store.bad_address("+49 89 1234567").unwrap(), None);
 }
 
 // ----- batches that cannot be written ---------------------------------------------------
