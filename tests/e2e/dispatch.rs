@@ -583,7 +583,7 @@ async fn a_5xx_turns_the_email_into_a_letter_or_fails_it_when_no_letter_may_go()
         (&email.recipient, &email.service, &email.occasions)
     );
     assert!(
-        said(&letter, &format!("fallback: email #{max} failed ({refusal}); sent as a letter instead: postal consent")),
+        said(&letter, &format!("fallback: email #{max} failed ({refusal}); sent as a letter instead: post: consent given")),
         "{:#?}",
         letter.why
     );
@@ -594,7 +594,7 @@ async fn a_5xx_turns_the_email_into_a_letter_or_fails_it_when_no_letter_may_go()
     );
 
     for (id, reason) in [
-        (paul, "no letter instead: postal advertising refused"),
+        (paul, "no letter instead: post: consent withdrawn"),
         (lena, "no letter instead: no complete postal address"),
     ] {
         let m = rig
@@ -1469,4 +1469,165 @@ async fn a_call_outcome_for_a_letter_is_refused_with_its_line() {
         "{said}"
     );
     assert_eq!(rig.message("s001", letter).await, before);
+}
+
+// ----- consent of merged customers ------------------------------------------------------
+
+/// A dealer export row: a person at an address with an email and a car
+/// whose HU is due on 2026-12-10, with email consent `email` stated on
+/// `dated` (dd.mm.yyyy).
+fn person_row(
+    no: &str,
+    last: &str,
+    street: &str,
+    email: &str,
+    consent: &str,
+    dated: &str,
+    vin: u32,
+) -> String {
+    format!(
+        "{no};Frau;Anna;{last};;{street};80331;München;{email};;;WNWZZZ3CZNB{vin:06};Nordwagen;Fjord;\
+         15.03.2022;20.01.2026;12.000;10.12.2026;;{consent};ja;{dated}\r\n"
+    )
+}
+
+const EXPORT_HEADER: &str = "Kundennummer;Anrede;Vorname;Nachname;Firma;Straße;PLZ;Ort;E-Mail;Telefon;Geburtsdatum;FIN;Marke;Modell;Erstzulassung;Letzter Service;km-Stand;Nächste HU;Garantieende;Einwilligung E-Mail;Einwilligung Post;Einwilligungsdatum\r\n";
+
+/// Two customer numbers of one person (merged by identity) with
+/// conflicting email consents: the planner and dispatch read them alike.
+/// K-5000 said no in 2024 and, as K-5001, yes in 2025: the email is
+/// planned and goes. K-6000 and K-6001 both said yes; after planning,
+/// K-6001 says no: the email does not go, and the queue's last error says
+/// why.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn merged_customers_consent_is_read_alike_when_planned_and_when_sent() {
+    let rig = Rig::start(&["s001"]);
+    rig.client()
+        .await
+        .pause(Default::default())
+        .await
+        .expect("pause");
+    let (anna, berta) = ("anna.berg@example.de", "berta.stein@example.de");
+    let export = rig.d.dir.path().join("kunden-doppelt.csv");
+    std::fs::write(
+        &export,
+        [
+            EXPORT_HEADER.to_string(),
+            person_row(
+                "K-5000",
+                "Berg",
+                "Postweg 1",
+                anna,
+                "nein",
+                "01.02.2024",
+                500,
+            ),
+            person_row("K-5001", "Berg", "Postweg 1", anna, "ja", "01.06.2025", 501),
+            person_row(
+                "K-6000",
+                "Stein",
+                "Hafenstraße 9",
+                berta,
+                "ja",
+                "01.02.2024",
+                600,
+            ),
+            person_row(
+                "K-6001",
+                "Stein",
+                "Hafenstraße 9",
+                berta,
+                "ja",
+                "01.02.2024",
+                601,
+            ),
+        ]
+        .concat(),
+    )
+    .expect("write export");
+    rig.import("s001", &export).await;
+    let planned = rig.plan("s001", day(2026, 11, 16)).await;
+    assert_eq!(
+        planned
+            .values()
+            .map(|m| (m.recipient.as_str(), m.channel))
+            .collect::<Vec<_>>(),
+        [("K-5000", Channel::Email), ("K-6000", Channel::Email)],
+        "{planned:#?}"
+    );
+    assert!(
+        said(
+            &planned["K-5000"],
+            "email: consent given 2025-06-01 (import:kunden-doppelt.csv; customer K-5001)"
+        ),
+        "{:#?}",
+        planned["K-5000"].why
+    );
+
+    // K-6001 withdraws after planning, in the dealer's next export.
+    let later = rig.d.dir.path().join("kunden-widerruf.csv");
+    std::fs::write(
+        &later,
+        [
+            EXPORT_HEADER.to_string(),
+            person_row(
+                "K-6001",
+                "Stein",
+                "Hafenstraße 9",
+                berta,
+                "nein",
+                "01.11.2026",
+                601,
+            ),
+        ]
+        .concat(),
+    )
+    .expect("write export");
+    rig.import("s001", &later).await;
+    rig.client()
+        .await
+        .resume(Default::default())
+        .await
+        .expect("resume");
+
+    let sent = rig
+        .wait_message("s001", planned["K-5000"].id, "settled", |m| {
+            matches!(m.status, MessageStatus::Sent | MessageStatus::Cancelled)
+        })
+        .await;
+    assert_eq!(sent.status, MessageStatus::Sent, "{:#?}", sent.history);
+    let got = rig
+        .wait_sink("the email to K-5000", |g| !to(g, anna).is_empty())
+        .await;
+    assert_eq!(to(&got, anna).len(), 1);
+
+    let id = planned["K-6000"].id;
+    let stopped = rig
+        .wait_message("s001", id, "cancelled", |m| {
+            m.status == MessageStatus::Cancelled
+        })
+        .await;
+    let out = touchpoint_tests::touchpoint(&rig.d.socket, &["queue", "--json", "status:cancelled"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let page: serde_json::Value = serde_json::from_slice(&out.stdout).expect("queue json");
+    let row = page["rows"]
+        .as_array()
+        .and_then(|rows| rows.iter().find(|r| r["id"] == id))
+        .unwrap_or_else(|| panic!("message {id} not in {page:#}"));
+    let last_error = row["last_error"].as_str().unwrap_or_default();
+    assert!(
+        last_error.starts_with("email: consent withdrawn 2026-11-01 (")
+            && last_error.ends_with("; customer K-6001)"),
+        "queue last error {last_error:?}; history {:#?}",
+        stopped.history
+    );
+    rig.full_round().await;
+    assert!(
+        to(&rig.sink.messages(), berta).is_empty(),
+        "the withdrawn email went out"
+    );
 }

@@ -28,7 +28,7 @@ use tokio_util::sync::CancellationToken;
 use touchpoint_common::config::{DispatchConfig, SmtpTls};
 use touchpoint_common::domain::{Channel, Consent, Customer, Timestamp};
 use touchpoint_common::outbox::{Message, MessageStatus, Step, Why};
-use touchpoint_common::policy::{ConsentRule, TenantPolicy};
+use touchpoint_common::policy::TenantPolicy;
 use touchpoint_common::protocol::{
     ActionResult, BatchSummary, DispatchStatus, MessageAction, Pause, PauseScope, TenantQueue,
 };
@@ -43,6 +43,7 @@ use super::throttle::{Throttles, Wait};
 use super::{bounce, calls, verp};
 use crate::config::DispatchPaths;
 use crate::ledger;
+use crate::planner::consent::{self, People};
 use crate::policy::{Policies, PolicyHandle};
 use crate::render::{RenderInput, Renderer};
 use crate::store::{Change, StoreError, Stores, TenantStore};
@@ -156,6 +157,8 @@ pub struct Dispatcher {
     material_generation: AtomicU64,
     /// Messages handed to a transport per minute.
     throughput: super::throughput::Throughput,
+    /// Per tenant, under its data version: who is one person (merges).
+    people: Mutex<HashMap<TenantId, (u64, Arc<People>)>>,
 }
 
 /// Local wall-clock time of a message's send moment, unix ms.
@@ -193,6 +196,7 @@ fn minutes_local(now: i64) -> u16 {
 fn cancelled(m: Message, reason: String, now: i64) -> Change {
     let mut c = Change::new(m.clone(), m);
     why(&mut c.after, format!("cancelled before sending: {reason}"));
+    c.after.dispatch.last_error = reason.clone();
     c.after.set_status(Timestamp(now), S::Cancelled, reason);
     ledger::release(&mut c);
     c.free_occasions = true;
@@ -405,6 +409,7 @@ impl Dispatcher {
             material: None,
             material_generation: AtomicU64::new(0),
             throughput: Default::default(),
+            people: Mutex::new(HashMap::new()),
         })
     }
 
@@ -417,6 +422,23 @@ impl Dispatcher {
     /// The material in force changed (an approval): render with it from now on.
     pub fn material_changed(&self) {
         self.material_generation.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Who is one person in a tenant, as its data is now: read again only
+    /// after the data changed (a merge, an undo, an import).
+    fn people(&self, store: &TenantStore) -> Result<Arc<People>> {
+        // The version first: a merge recorded while the map is read leaves
+        // the map filed under the old version, read again next time.
+        let version = store.data_version()?;
+        let mut cache = self.people.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((v, people)) = cache.get(store.id()) {
+            if *v == version {
+                return Ok(people.clone());
+            }
+        }
+        let people = Arc::new(People::from_merges(&store.merge_map()?));
+        cache.insert(store.id().clone(), (version, people.clone()));
+        Ok(people)
     }
 
     fn state(&self) -> MutexGuard<'_, State> {
@@ -968,6 +990,7 @@ impl Dispatcher {
             return Ok(Vec::new());
         };
         let renderer = self.renderer(p).map_err(DispatchError::Setup)?;
+        let people = self.people(store)?;
         let today = today_local(now);
         {
             let sent = store.sent_on(today)?;
@@ -1006,7 +1029,8 @@ impl Dispatcher {
             if pending.len() >= free {
                 break;
             }
-            let Some((m, customer)) = self.candidate(store, p, tenant, id, now, &mut changes)?
+            let Some((m, customer)) =
+                self.candidate(store, p, tenant, &people, id, now, &mut changes)?
             else {
                 continue;
             };
@@ -1113,11 +1137,13 @@ impl Dispatcher {
     /// paused, and still allowed (the dealer may have left the service, the
     /// customer withdrawn consent or gone in a merge since planning; then it
     /// is cancelled into `changes`).
+    #[allow(clippy::too_many_arguments)]
     fn candidate(
         &self,
         store: &TenantStore,
         p: &Policies,
         tenant: &TenantPolicy,
+        people: &People,
         id: u64,
         now: i64,
         changes: &mut Vec<Change>,
@@ -1128,7 +1154,7 @@ impl Dispatcher {
         if !matches!(m.status, S::Queued | S::Deferred) || self.paused(store.id(), &m.service) {
             return Ok(None);
         }
-        match self.still_allowed(store, p, tenant, &m)? {
+        match self.still_allowed(store, p, tenant, people, &m)? {
             Ok(c) => Ok(Some((m, c))),
             Err(reason) => {
                 changes.push(cancelled(m, reason, now));
@@ -1138,11 +1164,14 @@ impl Dispatcher {
     }
 
     /// The recipient as they are now, or why the message may no longer go.
+    /// Suppression and consent are those of the person: every customer
+    /// number merged with the recipient counts, as in planning.
     fn still_allowed(
         &self,
         store: &TenantStore,
         p: &Policies,
         tenant: &TenantPolicy,
+        people: &People,
         m: &Message,
     ) -> Result<std::result::Result<Customer, String>> {
         let Some(svc) = tenant.services.get(&m.service) else {
@@ -1157,7 +1186,11 @@ impl Dispatcher {
         if !tenant.channels.enabled.contains(&m.channel) {
             return Ok(Err(format!("the dealer no longer uses {}", m.channel)));
         }
-        if tenant.suppress.customers.contains(&m.recipient) {
+        let numbers = people.numbers_of(&m.recipient);
+        if numbers
+            .iter()
+            .any(|n| tenant.suppress.customers.iter().any(|s| s == n))
+        {
             return Ok(Err(
                 "the customer is on the dealer's suppression list".into()
             ));
@@ -1168,26 +1201,8 @@ impl Dispatcher {
                 m.recipient
             )));
         };
-        let consent = store.consent(&m.recipient, m.channel)?;
-        let rule = p.brand.channels.get(m.channel).consent;
-        let ok = match (rule, &consent) {
-            (_, Some(c)) if !c.granted => false,
-            (ConsentRule::OptIn, Some(c)) => c.granted,
-            (ConsentRule::OptIn, None) => false,
-            (ConsentRule::OptOut, _) => true,
-        };
-        if !ok {
-            let how = consent
-                .map(|c| {
-                    format!(
-                        "{} on {} ({})",
-                        if c.granted { "granted" } else { "withdrawn" },
-                        c.at,
-                        c.source
-                    )
-                })
-                .unwrap_or_else(|| "none on record".into());
-            return Ok(Err(format!("no {} consent: {how}", m.channel)));
+        if let Err(reason) = self.consent_of(store, p, &numbers, m.channel, &m.recipient)? {
+            return Ok(Err(reason));
         }
         if m.channel == Channel::Email {
             let e = customer.email.as_deref().unwrap_or("");
@@ -1204,6 +1219,28 @@ impl Dispatcher {
             }
         }
         Ok(Ok(customer))
+    }
+
+    /// [`consent::verdict`] on the statements of all of a person's numbers.
+    fn consent_of(
+        &self,
+        store: &TenantStore,
+        p: &Policies,
+        numbers: &[&str],
+        channel: Channel,
+        recipient: &str,
+    ) -> Result<std::result::Result<String, String>> {
+        let mut statements = Vec::with_capacity(numbers.len());
+        for n in numbers {
+            statements.extend(store.consent(n, channel)?);
+        }
+        let rule = p.brand.channels.get(channel).consent;
+        Ok(consent::verdict(
+            rule,
+            channel,
+            consent::standing(&statements),
+            recipient,
+        ))
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -1578,21 +1615,11 @@ impl Dispatcher {
         if a.street.is_empty() || a.postcode.is_empty() || a.city.is_empty() {
             return Ok(Err("no complete postal address".into()));
         }
-        let consent = store.consent(&m.recipient, Channel::Post)?;
-        let rule = p.brand.channels.post.consent;
-        match (rule, &consent) {
-            (_, Some(k)) if !k.granted => {
-                return Ok(Err(format!(
-                    "postal advertising refused on {} ({})",
-                    k.at, k.source
-                )))
-            }
-            (ConsentRule::OptIn, None) => return Ok(Err("no postal consent on record".into())),
-            _ => {}
-        }
-        let basis = match consent {
-            Some(k) => format!("postal consent {} ({})", k.at, k.source),
-            None => "post is allowed unless refused (opt-out), none refused".into(),
+        let people = self.people(store)?;
+        let numbers = people.numbers_of(&m.recipient);
+        let basis = match self.consent_of(store, p, &numbers, Channel::Post, &m.recipient)? {
+            Ok(basis) => basis,
+            Err(why_not) => return Ok(Err(why_not)),
         };
         Ok(Ok(format!(
             "{basis}; to {} {}, {} {}",
@@ -1635,12 +1662,14 @@ impl Dispatcher {
             return Ok(Vec::new());
         };
         let ids = store.due(channel, now, usize::MAX)?;
+        let people = self.people(store)?;
         let mut changes = Vec::new();
         let mut out = Vec::new();
         let today = today_local(now);
         let mut budgets = ledger::DispatchBudgets::new(store, today);
         for id in ids {
-            let Some((m, customer)) = self.candidate(store, p, tenant, id, now, &mut changes)?
+            let Some((m, customer)) =
+                self.candidate(store, p, tenant, &people, id, now, &mut changes)?
             else {
                 continue;
             };
@@ -2240,6 +2269,7 @@ impl Dispatcher {
                     S::Planned | S::Rendered | S::Queued | S::Deferred | S::Held,
                 ) => {
                     why(a, format!("cancelled by {by}"));
+                    a.dispatch.last_error = by_line.clone();
                     a.set_status(Timestamp(now), S::Cancelled, by_line);
                     // Occasions stay taken: an operator's cancel is final for them.
                     ledger::release(&mut c);

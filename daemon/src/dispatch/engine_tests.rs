@@ -613,8 +613,8 @@ fn a_4xx_defers_with_doubling_waits_and_after_the_maximum_age_becomes_a_letter()
     assert_eq!(
         dispatch_whys(&letter),
         vec![format!(
-            "fallback: email #{} failed ({reason}); sent as a letter instead: post is allowed \
-             unless refused (opt-out), none refused; to Lindenstraße 4, 80807 München",
+            "fallback: email #{} failed ({reason}); sent as a letter instead: post: allowed, \
+             no objection on record; to Lindenstraße 4, 80807 München",
             email.id
         )]
     );
@@ -693,8 +693,8 @@ fn without_postal_consent_a_refused_email_fails_and_releases_its_reservation() {
         vec![
             "email failed: refused: 554 5.7.1 rejected as spam".to_string(),
             format!(
-                "no letter instead: postal advertising refused on {} (form:2026-11)",
-                refusal.at
+                "no letter instead: post: consent withdrawn {} (form:2026-11)",
+                today_of(refusal.at)
             ),
         ]
     );
@@ -1645,8 +1645,8 @@ fn consent_withdrawn_after_planning_cancels_the_email_at_claim_and_frees_its_occ
     assert!(fx.claim("d001", now(), 8).is_empty());
     let m = fx.message("d001", email.id);
     let reason = format!(
-        "no email consent: withdrawn on {} (form:unsubscribe-page)",
-        withdrawal.at
+        "email: consent withdrawn {} (form:unsubscribe-page)",
+        today_of(withdrawal.at)
     );
     assert_eq!(m.status, S::Cancelled);
     assert_eq!(last_history(&m), (S::Cancelled, reason.as_str()));
@@ -1667,6 +1667,128 @@ fn consent_withdrawn_after_planning_cancels_the_email_at_claim_and_frees_its_occ
     assert!(!Spool::new(fx.path("mail"))
         .path_of(&tid("d001"), m.id)
         .exists());
+}
+
+// ----- consent of a person with several customer numbers ---------------------------------
+
+/// K1 and K2 are one person (same name at the same address): K2 merges into
+/// K1. K1 holds a car whose service was due 18 days after `day`.
+fn one_person_with_two_numbers(fx: &Fx, day: Date, consents: &[Consent]) {
+    fx.import(
+        "d001",
+        &[person("K1"), person("K2")],
+        &[car(VIN_A, "K1", Some(months_before(day.add_days(18), 12)))],
+        consents,
+    );
+    let merges = crate::identity::find_and_merge(&fx.store("d001"), None).unwrap();
+    assert_eq!(
+        merges
+            .iter()
+            .map(|m| (m.merged.as_str(), m.survivor.as_str()))
+            .collect::<Vec<_>>(),
+        [("K2", "K1")]
+    );
+}
+
+fn plan(fx: &Fx, day: Date) -> Message {
+    let report = plan_tenant(
+        &fx.store("d001"),
+        &fx.p().set,
+        day,
+        Mode::Commit,
+        &LeadTimes::default(),
+    )
+    .unwrap();
+    assert_eq!(report.planned.len(), 1, "{:?}", report.dropped);
+    report.planned[0].clone()
+}
+
+/// The planner takes the latest statement across every number of the
+/// person; so does dispatch: an email planned on K2's later "yes" goes,
+/// though K1's own last word was an older "no".
+#[test]
+fn an_email_planned_on_a_merged_numbers_later_consent_is_sent() {
+    let fx = Fx::new();
+    let day = today().add_days(-10);
+    let on = |d: Date| Timestamp::from_date(d);
+    one_person_with_two_numbers(
+        &fx,
+        day,
+        &[
+            Consent {
+                at: on(Date::from_ymd(2025, 1, 1).unwrap()),
+                ..said("K1", Channel::Email, false)
+            },
+            Consent {
+                at: on(Date::from_ymd(2025, 6, 1).unwrap()),
+                ..said("K2", Channel::Email, true)
+            },
+        ],
+    );
+    let planned = plan(&fx, day);
+    assert_eq!(
+        (planned.recipient.as_str(), planned.channel),
+        ("K1", Channel::Email)
+    );
+    assert!(
+        planned.why.iter().any(|w| w.text
+            == "email (email: consent given 2025-06-01 (import:kunden.csv; customer K2))"),
+        "{:#?}",
+        planned.why
+    );
+
+    let jobs = fx.d.round(8, true);
+    let m = fx.message("d001", planned.id);
+    assert_eq!(jobs.len(), 1, "{:?}", m.history);
+    assert_eq!((m.status, jobs[0].id), (S::Sending, planned.id));
+}
+
+/// A withdrawal under a merged number after planning stops the email at
+/// send time, and the queue shows why as the message's last error.
+#[test]
+fn a_withdrawal_under_a_merged_number_after_planning_cancels_the_email() {
+    let fx = Fx::new();
+    let day = today().add_days(-10);
+    one_person_with_two_numbers(
+        &fx,
+        day,
+        &[
+            said("K1", Channel::Email, true),
+            said("K2", Channel::Email, true),
+        ],
+    );
+    let planned = plan(&fx, day);
+    let store = fx.store("d001");
+    let withdrawal = Consent {
+        at: Timestamp(now()),
+        source: "form:unsubscribe-page".into(),
+        ..said("K2", Channel::Email, false)
+    };
+    assert!(store.record_consent(&withdrawal).unwrap());
+
+    assert!(fx.d.round(8, true).is_empty());
+    let m = fx.message("d001", planned.id);
+    let reason = format!(
+        "email: consent withdrawn {} (form:unsubscribe-page; customer K2)",
+        today_of(withdrawal.at)
+    );
+    assert_eq!(m.status, S::Cancelled);
+    assert_eq!(last_history(&m), (S::Cancelled, reason.as_str()));
+    assert_eq!(m.dispatch.last_error, reason);
+    let row = crate::queue::row(&store, m).unwrap();
+    assert_eq!(row.last_error, reason);
+    assert!(!Spool::new(fx.path("mail"))
+        .path_of(&tid("d001"), planned.id)
+        .exists());
+}
+
+/// The UTC day of a timestamp, as consent texts give it.
+fn today_of(t: Timestamp) -> Date {
+    Date::from(
+        chrono::DateTime::from_timestamp_millis(t.0)
+            .unwrap()
+            .date_naive(),
+    )
 }
 
 // ----- bounces, unsubscribes and call outcomes ------------------------------------------
@@ -1817,9 +1939,7 @@ fn an_unsubscribe_mail_withdraws_email_consent_and_the_next_email_is_cancelled()
     let m = fx.message("d001", next.id);
     assert_eq!(m.status, S::Cancelled);
     assert!(
-        last_history(&m)
-            .1
-            .starts_with("no email consent: withdrawn on "),
+        last_history(&m).1.starts_with("email: consent withdrawn "),
         "{:?}",
         m.history
     );
@@ -1901,9 +2021,7 @@ fn call_outcomes_are_recorded_once_and_a_refusal_stops_the_next_call() {
     let m = fx.message("d003", second.id);
     assert_eq!(m.status, S::Cancelled);
     assert!(
-        last_history(&m)
-            .1
-            .starts_with("no phone consent: withdrawn on "),
+        last_history(&m).1.starts_with("phone: consent withdrawn "),
         "{:?}",
         m.history
     );
