@@ -348,14 +348,14 @@ impl Rig {
     /// later round than the first, so the first one's round had ended.
     async fn full_round(&self) {
         for _ in 0..2 {
-            let before = self.status().await.bounces_processed;
+            let before = mails_read(&self.status().await);
             self.maildir
                 .deliver(
                     b"From: someone@example.org\r\nTo: postmaster@bounce.touchpoint.invalid\r\n\
                       Subject: hello\r\nMessage-ID: <round@example.org>\r\n\r\nabout nothing\r\n",
                 )
                 .expect("deliver into the maildir");
-            self.wait_status("the maildir read", |s| s.bounces_processed > before)
+            self.wait_status("the maildir read", |s| mails_read(s) > before)
                 .await;
         }
     }
@@ -369,6 +369,11 @@ impl Rig {
         self.wait_status("the new brand policy in force", in_force)
             .await;
     }
+}
+
+/// Mails the dispatcher has read from the bounce maildir, of every kind.
+fn mails_read(s: &DispatchStatus) -> u64 {
+    s.bounces_processed + s.unsubscribes_processed + s.autoreplies_processed + s.mails_ignored
 }
 
 /// `(tenant, id)` of a message the relay received, from its Message-ID
@@ -1110,7 +1115,7 @@ async fn bounces_and_unsubscribes_from_the_maildir_stop_email_to_the_address() {
         })
         .await;
     }
-    let before = rig.status().await.bounces_processed;
+    let before = mails_read(&rig.status().await);
 
     // Hard bounces to the return paths the relay saw; K-202's arrives twice.
     let to_max = only(&got, max);
@@ -1133,8 +1138,19 @@ async fn bounces_and_unsubscribes_from_the_maildir_stop_email_to_the_address() {
     rig.maildir
         .deliver(&out_of_office(&to_sofia.from, sofia, &mid(to_sofia)))
         .expect("deliver");
-    rig.wait_status("the five mails read", |s| s.bounces_processed >= before + 5)
+    let s = rig
+        .wait_status("the five mails read", |s| mails_read(s) >= before + 5)
         .await;
+    // Three bounce reports (one twice), an unsubscribe, an absence notice.
+    assert_eq!(
+        (
+            s.bounces_processed,
+            s.unsubscribes_processed,
+            s.autoreplies_processed,
+            s.mails_ignored
+        ),
+        (3, 1, 1, 0)
+    );
 
     // A birthday greeting goes by email only: failed.
     let m = rig.message("s001", first["K-201"].id).await;
@@ -1630,4 +1646,68 @@ async fn merged_customers_consent_is_read_alike_when_planned_and_when_sent() {
         to(&rig.sink.messages(), berta).is_empty(),
         "the withdrawn email went out"
     );
+}
+
+// ----- what the bounce maildir held ----------------------------------------------------
+
+/// `touchpoint dispatch` counts the mails of the bounce maildir by what
+/// they were: a bounce, an unsubscribe, an automatic reply, or a mail that
+/// matched none of our messages or could not be trusted (ignored). Only
+/// the bounce counts as a bounce.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_bounce_maildir_is_counted_by_kind_of_mail() {
+    let rig = Rig::start(&["s001"]);
+    rig.import("s001", &dispatch_fixture("kunden-bounces.csv"))
+        .await;
+    let planned = rig.plan("s001", day(2026, 11, 2)).await;
+    let got = rig.wait_sink("all four", |g| g.len() >= 4).await;
+    for m in planned.values() {
+        rig.wait_message("s001", m.id, "sent", |m| m.status == MessageStatus::Sent)
+            .await;
+    }
+    let (max, paul, sofia) = (
+        "max.sommer@example.de",
+        "paul.herbst@example.de",
+        "sofia.nebel@mailbox.example",
+    );
+    let mid = |r: &Received| {
+        r.parsed()
+            .and_then(|p| p.message_id().map(str::to_string))
+            .expect("Message-ID")
+    };
+    let to_max = only(&got, max);
+    // A return path with its signature changed: forged.
+    let forged = {
+        let (local, domain) = to_max.from.split_once('@').expect("an address");
+        let last = local.chars().last().expect("a tag");
+        let other = if last == 'a' { 'b' } else { 'a' };
+        format!("{}{other}@{domain}", &local[..local.len() - 1])
+    };
+    let mails = [
+        hard_bounce(&to_max.from, max, &mid(to_max)),
+        unsubscribe_mail(&unsubscribe_address(only(&got, paul)), paul),
+        out_of_office(&only(&got, sofia).from, sofia, &mid(only(&got, sofia))),
+        hard_bounce(&forged, max, "tp.s001.999@autohaus-versand.example"),
+        b"From: someone@example.org\r\nTo: postmaster@bounce.touchpoint.invalid\r\n\
+          Subject: hello\r\nMessage-ID: <hello@example.org>\r\n\r\nabout nothing\r\n"
+            .to_vec(),
+    ];
+    for mail in &mails {
+        rig.maildir.deliver(mail).expect("deliver");
+    }
+    let deadline = Instant::now() + WAIT;
+    while !rig.maildir.pending().expect("maildir").is_empty() {
+        assert!(Instant::now() < deadline, "the maildir was not read");
+        tokio::time::sleep(POLL).await;
+    }
+
+    let out = touchpoint_tests::touchpoint(&rig.d.socket, &["dispatch"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(
+        text.lines()
+            .any(|l| l == "bounce mail  bounces 1  unsubscribes 1  auto-replies 1  ignored 2"),
+        "{text}"
+    );
+    assert!(!text.contains("  bounces 5"), "{text}");
 }

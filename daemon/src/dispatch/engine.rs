@@ -133,7 +133,24 @@ struct Counters {
     fallbacks: AtomicU64,
     resent: AtomicU64,
     resent_cut: AtomicU64,
+    /// Mails of the bounce maildir, by what they were ([`MailKind`]).
     bounces: AtomicU64,
+    unsubscribes: AtomicU64,
+    autoreplies: AtomicU64,
+    ignored: AtomicU64,
+}
+
+/// What a mail in the bounce maildir turned out to be.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum MailKind {
+    /// A delivery failure report (permanent or temporary) about one of our messages.
+    Bounce,
+    /// A request to stop, to the unsubscribe address of one of our messages.
+    Unsubscribe,
+    /// An out-of-office or similar reply to one of our messages.
+    AutoReply,
+    /// About none of our messages, not understood, or not to be trusted.
+    Ignored,
 }
 
 pub struct Dispatcher {
@@ -2129,36 +2146,50 @@ impl Dispatcher {
                 }
             };
             let c = bounce::classify(&raw, &p.brand.email.bounce_domain, &self.secret);
-            if let Err(e) = self.act_on(&c, p, &path) {
-                // Leave it in new/: tried again next round.
-                self.note_error(format!("{}: {e}", path.display()));
-                continue;
-            }
-            self.counters.bounces.fetch_add(1, Ordering::Relaxed);
+            let kind = match self.act_on(&c, p, &path) {
+                Ok(kind) => kind,
+                Err(e) => {
+                    // Leave it in new/: tried again next round.
+                    self.note_error(format!("{}: {e}", path.display()));
+                    continue;
+                }
+            };
+            let counter = match kind {
+                MailKind::Bounce => &self.counters.bounces,
+                MailKind::Unsubscribe => &self.counters.unsubscribes,
+                MailKind::AutoReply => &self.counters.autoreplies,
+                MailKind::Ignored => &self.counters.ignored,
+            };
+            counter.fetch_add(1, Ordering::Relaxed);
             md.done(&path)
                 .map_err(|e| DispatchError::Io(e.to_string()))?;
         }
         Ok(())
     }
 
-    fn act_on(&self, c: &bounce::Classified, p: &Policies, path: &std::path::Path) -> Result<()> {
+    fn act_on(
+        &self,
+        c: &bounce::Classified,
+        p: &Policies,
+        path: &std::path::Path,
+    ) -> Result<MailKind> {
         let file = path
             .file_name()
             .map(|f| f.to_string_lossy().into_owned())
             .unwrap_or_default();
         let Some((_, tenant, id)) = &c.target else {
             tracing::info!(file, verdict = ?c.verdict, "mail in the bounce maildir matches no message; ignored");
-            return Ok(());
+            return Ok(MailKind::Ignored);
         };
         if p.tenant(tenant).is_none() {
             tracing::info!(file, %tenant, "bounce for a tenant without a policy; ignored");
-            return Ok(());
+            return Ok(MailKind::Ignored);
         }
         let store = self.stores.tenant(tenant)?;
         let now = Timestamp::now().0;
         let Some(m) = store.message(*id)? else {
             tracing::info!(file, %tenant, id, "bounce for an unknown message; ignored");
-            return Ok(());
+            return Ok(MailKind::Ignored);
         };
         match &c.verdict {
             bounce::Verdict::HardBounce { .. }
@@ -2167,18 +2198,21 @@ impl Dispatcher {
                 // Our Message-IDs are guessable: a report matched by nothing
                 // but a quoted Message-ID could be forged, so it changes nothing.
                 tracing::warn!(file, %tenant, id, "hard bounce matched only by a quoted Message-ID; not acted on");
+                Ok(MailKind::Ignored)
             }
             bounce::Verdict::HardBounce {
                 status, diagnostic, ..
             } => {
                 let _lock = store.plan_lock();
                 let Some(m) = store.message(*id)? else {
-                    return Ok(());
+                    return Ok(MailKind::Ignored);
                 };
-                if !matches!(m.status, S::Sent | S::Sending | S::Queued | S::Deferred)
-                    || m.channel != Channel::Email
-                {
-                    return Ok(()); // already handled (a second copy of the bounce)
+                if m.channel != Channel::Email {
+                    return Ok(MailKind::Ignored);
+                }
+                if !matches!(m.status, S::Sent | S::Sending | S::Queued | S::Deferred) {
+                    // Already handled (a second copy of the report).
+                    return Ok(MailKind::Bounce);
                 }
                 let addr = if m.dispatch.address.is_empty() {
                     store
@@ -2194,6 +2228,12 @@ impl Dispatcher {
                 }
                 let changes = self.fail_email(&store, p, m, reason, now)?;
                 store.apply(&changes)?;
+                Ok(MailKind::Bounce)
+            }
+            bounce::Verdict::SoftBounce { status, .. } => {
+                // The relay retries on its own; the next report says more.
+                tracing::info!(file, %tenant, id, status, "temporary delivery failure reported; nothing done");
+                Ok(MailKind::Bounce)
             }
             bounce::Verdict::Unsubscribe => {
                 let recorded = store.record_consent(&Consent {
@@ -2216,12 +2256,17 @@ impl Dispatcher {
                     }
                 }
                 store.flush()?;
+                Ok(MailKind::Unsubscribe)
             }
-            other => {
-                tracing::info!(file, %tenant, id, verdict = ?other, "not a bounce; nothing done");
+            bounce::Verdict::AutoReply { reason } => {
+                tracing::info!(file, %tenant, id, reason, "automatic reply; nothing done");
+                Ok(MailKind::AutoReply)
+            }
+            bounce::Verdict::Unknown { reason } => {
+                tracing::info!(file, %tenant, id, reason, "not understood; ignored");
+                Ok(MailKind::Ignored)
             }
         }
-        Ok(())
     }
 
     // ----- operator actions -----------------------------------------------------
@@ -2365,6 +2410,9 @@ impl Dispatcher {
             bounces_processed: c.bounces.load(Ordering::Relaxed),
             relay_down_until: st.relay_down_until.filter(|t| *t > now).map(Timestamp),
             last_error: st.last_error.clone(),
+            unsubscribes_processed: c.unsubscribes.load(Ordering::Relaxed),
+            autoreplies_processed: c.autoreplies.load(Ordering::Relaxed),
+            mails_ignored: c.ignored.load(Ordering::Relaxed),
         }
     }
 
