@@ -654,7 +654,8 @@ pub struct DispatchStatus {
     pub deferred_total: u64,
     pub failed_total: u64,
     pub fallbacks_total: u64,
-    /// Messages found in flight after a crash and sent again (maybe twice).
+    /// Messages found in flight at the start (after a crash) and sent
+    /// again: the relay may get each once more than before.
     pub resent_after_crash: u64,
     /// Emails whose connection broke after the data went out (the relay may
     /// have them) and that are sent again: possible duplicates.

@@ -13,8 +13,10 @@
 //! and the throttles, mark it sending (one flush for the group), hand it to
 //! the transport concurrently, and record the outcomes as they come back
 //! (one flush per group). Letters and call tasks wait for the day's batch.
-//! After a crash, messages found sending are queued again: the only ones
-//! that can go out twice are those that were in flight at the crash.
+//! After a crash, messages found sending are queued again: only those that
+//! were in flight at the crash can reach the relay once more, at most
+//! `max_in_flight` of them per crash, and a message in flight at several
+//! crashes once more for each (its history has a line per resend).
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::PathBuf;
@@ -220,6 +222,28 @@ fn cancelled(m: Message, reason: String, now: i64) -> Change {
     c
 }
 
+const CRASH_RESEND: &str = "was being sent when the daemon stopped; sent again";
+const CUT_RESEND: &str =
+    "the connection broke after the data went out: the relay may have it; it is sent again";
+
+/// The history line of an email found sending after a crash. Each crash it
+/// was in flight for, like each connection cut after its data, may have
+/// left the relay a copy, so the line counts them.
+fn crash_resend_line(m: &Message) -> String {
+    let before = m
+        .history
+        .iter()
+        .filter(|h| h.2.starts_with(CRASH_RESEND) || h.2 == CUT_RESEND)
+        .count();
+    match before + 1 {
+        1 => format!("{CRASH_RESEND} (the relay may have it twice)"),
+        n => format!(
+            "{CRASH_RESEND} (resend {n}: the relay may have it up to {} times)",
+            n + 1
+        ),
+    }
+}
+
 /// A message held for an operator, returning to `from` when released.
 fn held(m: Message, from: MessageStatus, why_line: String, reason: String, now: i64) -> Change {
     let mut c = Change::new(m.clone(), m);
@@ -394,7 +418,7 @@ impl Dispatcher {
                 ),
                 // Enough that the relay's connections rarely wait for the
                 // loop (its pool queues the rest); what is in flight at a
-                // crash may reach the relay twice, so not more.
+                // crash may reach the relay once more, so not more.
                 (cfg.smtp.connections * cfg.smtp.in_flight_per_connection) as usize,
             )
         };
@@ -808,11 +832,7 @@ impl Dispatcher {
             match m.channel {
                 Channel::Email => {
                     after.dispatch.retry_at = Some(Timestamp(now));
-                    after.set_status(
-                        Timestamp(now),
-                        S::Queued,
-                        "was being sent when the daemon stopped; sent again (the relay may have it twice)",
-                    );
+                    after.set_status(Timestamp(now), S::Queued, crash_resend_line(&m));
                     self.counters.resent.fetch_add(1, Ordering::Relaxed);
                     changes.push(Change::new(m, after));
                 }
@@ -1475,11 +1495,9 @@ impl Dispatcher {
                 Delivery::Unreachable { error } => {
                     if error.contains("may have taken the message") {
                         self.counters.resent_cut.fetch_add(1, Ordering::Relaxed);
-                        after.history.push((
-                            Timestamp(now),
-                            S::Sending,
-                            "the connection broke after the data went out: the relay may have it; it is sent again".into(),
-                        ));
+                        after
+                            .history
+                            .push((Timestamp(now), S::Sending, CUT_RESEND.into()));
                     }
                     // Says nothing about the message: it waits for the relay.
                     after.dispatch.attempts = after.dispatch.attempts.saturating_sub(1);

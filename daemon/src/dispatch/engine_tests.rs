@@ -106,6 +106,19 @@ impl Fx {
         self.policies.current()
     }
 
+    /// A dispatcher as a daemon started again on the same state would have.
+    fn restarted(&self) -> Dispatcher {
+        let mut cfg = DispatchConfig::default();
+        cfg.smtp.host = String::new();
+        Dispatcher::new(
+            self.stores.clone(),
+            self.policies.clone(),
+            &cfg,
+            self.d.paths.clone(),
+        )
+        .unwrap()
+    }
+
     fn store(&self, t: &str) -> Arc<TenantStore> {
         self.stores.tenant(&tid(t)).unwrap()
     }
@@ -996,6 +1009,61 @@ fn recovery_requeues_email_found_sending_and_completes_letters_whose_manifest_ex
     fx.d.recover(&store, &fx.p(), now()).unwrap();
     assert_eq!(fx.message("d001", now_sending.id).status, S::Sending);
     assert_eq!(fx.d.status(&[tid("d001")]).resent_after_crash, 1);
+}
+
+/// A daemon killed again while the email it resent is in flight sends it
+/// once more: each crash it was in flight for may give the relay one more
+/// copy. Each resend is on the message's record, saying how many copies
+/// the relay may have by then.
+#[test]
+fn each_crash_an_email_is_in_flight_for_adds_one_resend_to_its_record() {
+    let fx = Fx::new();
+    customers(&fx, "d001", &["K1"]);
+    let store = fx.store("d001");
+    let email = left_sending(
+        &fx,
+        "d001",
+        &draft(
+            &store,
+            "K1",
+            Channel::Email,
+            "service_due",
+            Some(VIN_A),
+            today(),
+        ),
+        "",
+    );
+    let resends = |m: &Message| -> Vec<String> {
+        m.history
+            .iter()
+            .filter(|h| h.2.starts_with("was being sent when the daemon stopped"))
+            .map(|h| h.2.clone())
+            .collect()
+    };
+    // Killed three times while it is in flight: each start finds it sending.
+    let mut d = None;
+    for _ in 0..3 {
+        let started = fx.restarted();
+        started.recover(&store, &fx.p(), now()).unwrap();
+        assert_eq!(fx.message("d001", email.id).status, S::Queued);
+        let jobs = started.claim(&store, &fx.p(), LATER, 8).unwrap();
+        assert_eq!(jobs.len(), 1);
+        assert_eq!(started.status(&[tid("d001")]).resent_after_crash, 1);
+        d = Some(started);
+    }
+    drop(d);
+    let m = fx.message("d001", email.id);
+    assert_eq!(m.status, S::Sending);
+    assert_eq!(
+        resends(&m),
+        [
+            "was being sent when the daemon stopped; sent again (the relay may have it twice)",
+            "was being sent when the daemon stopped; sent again (resend 2: the relay may have \
+             it up to 3 times)",
+            "was being sent when the daemon stopped; sent again (resend 3: the relay may have \
+             it up to 4 times)",
+        ]
+    );
 }
 
 #[test]
