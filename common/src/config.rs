@@ -402,7 +402,7 @@ pub struct SmtpConfig {
     /// Messages handed to the relay pool per connection at once. More keeps
     /// the connections busier; everything in flight when the daemon is
     /// killed (not stopped) is sent again after the restart and may reach
-    /// the relay twice.
+    /// the relay once more (once per crash it was in flight for).
     pub in_flight_per_connection: u32,
     /// Connect and command timeout, seconds.
     pub timeout_secs: u64,

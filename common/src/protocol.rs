@@ -654,15 +654,25 @@ pub struct DispatchStatus {
     pub deferred_total: u64,
     pub failed_total: u64,
     pub fallbacks_total: u64,
-    /// Messages found in flight after a crash and sent again (maybe twice).
+    /// Messages found in flight at the start (after a crash) and sent
+    /// again: the relay may get each once more than before.
     pub resent_after_crash: u64,
     /// Emails whose connection broke after the data went out (the relay may
     /// have them) and that are sent again: possible duplicates.
     pub resent_after_cut: u64,
+    /// Mails of the bounce maildir that were delivery failure reports
+    /// (permanent or temporary) about one of our messages.
     pub bounces_processed: u64,
     /// The relay could not be reached; email waits until this time.
     pub relay_down_until: Option<Timestamp>,
     pub last_error: String,
+    /// Mails of the bounce maildir asking to stop (to an unsubscribe address).
+    pub unsubscribes_processed: u64,
+    /// Out-of-office and other automatic replies to one of our messages.
+    pub autoreplies_processed: u64,
+    /// Mails about none of our messages, not understood, or not to be
+    /// trusted (a forged return path): read and left alone.
+    pub mails_ignored: u64,
 }
 
 /// One throttle: its limits and how full it is.

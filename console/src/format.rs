@@ -1012,14 +1012,21 @@ pub fn dispatch(d: &DispatchStatus) -> String {
         &mut out,
         "totals",
         &format!(
-            "sent {}  deferred {}  failed {}  fallbacks {}  resent after crash {}  after a cut {}  bounces {}",
+            "sent {}  deferred {}  failed {}  fallbacks {}  resent after crash {}  after a cut {}",
             d.sent_total,
             d.deferred_total,
             d.failed_total,
             d.fallbacks_total,
             d.resent_after_crash,
             d.resent_after_cut,
-            d.bounces_processed
+        ),
+    );
+    kv(
+        &mut out,
+        "bounce mail",
+        &format!(
+            "bounces {}  unsubscribes {}  auto-replies {}  ignored {}",
+            d.bounces_processed, d.unsubscribes_processed, d.autoreplies_processed, d.mails_ignored
         ),
     );
     if !d.paused.is_empty() {
@@ -2179,12 +2186,18 @@ mod tests {
             bounces_processed: 9,
             relay_down_until: Some(fixtures::ts(5)),
             last_error: "connection refused (mail.example:587)".into(),
+            unsubscribes_processed: 4,
+            autoreplies_processed: 12,
+            mails_ignored: 2,
         };
         let text = dispatch(&d);
         assert!(text.contains("[#####.....] 50%"), "{text}");
         assert!(text.contains(
-            "sent 12345  deferred 17  failed 3  fallbacks 2  resent after crash 1  after a cut 0  bounces 9"
+            "sent 12345  deferred 17  failed 3  fallbacks 2  resent after crash 1  after a cut 0\n"
         ));
+        assert!(
+            text.contains("\nbounce mail  bounces 9  unsubscribes 4  auto-replies 12  ignored 2\n")
+        );
         assert!(text.contains("\nrelay        DOWN: email waits until 2025-03-14 09:35:00 UTC\n"));
         assert!(text.contains("service hu of tenant d002"), "{text}");
         insta::assert_snapshot!(text);

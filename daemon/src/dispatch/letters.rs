@@ -11,6 +11,9 @@
 //! lettershop can hand them over presorted; a region's letter count picks its
 //! bulk discount. Letters without a region come last.
 //!
+//! The manifest is written by [`super::csv_out`], which keeps names from
+//! running as spreadsheet formulas.
+//!
 //! Both files are written under hidden temporary names in the same
 //! directory, synced, and renamed: the PDF first, the manifest last. The
 //! manifest under its final name is what marks a batch complete
@@ -27,6 +30,7 @@ use touchpoint_common::policy::Money;
 use touchpoint_common::postage::Postage;
 use touchpoint_common::{Date, TenantId};
 
+use super::csv_out::{Cell, CsvOut};
 use super::pdf::{render_batch, Letter};
 
 /// One day's batch of one tenant.
@@ -148,20 +152,22 @@ pub fn write_batch(dir: &Path, req: BatchRequest) -> Result<BatchReport, LetterE
 
     let mut lines = Vec::with_capacity(letters.len());
     let mut total = Money(0);
-    let mut csv = csv::Writer::from_writer(Vec::with_capacity(letters.len() * 96));
-    csv.write_record([
-        "sequence",
-        "message",
-        "recipient",
-        "name",
-        "postcode",
-        "region",
-        "pages",
-        "grams",
-        "weight_class",
-        "discount",
-        "postage_cents",
-    ])?;
+    let mut csv = CsvOut::new(
+        &[
+            "sequence",
+            "message",
+            "recipient",
+            "name",
+            "postcode",
+            "region",
+            "pages",
+            "grams",
+            "weight_class",
+            "discount",
+            "postage_cents",
+        ],
+        letters.len() * 96,
+    )?;
     for (i, (l, &pages)) in letters.iter().zip(&pages).enumerate() {
         let grams = postage.weight_grams(pages);
         let class = postage.class_for(grams).ok_or(LetterError::TooHeavy {
@@ -184,24 +190,22 @@ pub fn write_batch(dir: &Path, req: BatchRequest) -> Result<BatchReport, LetterE
             discount: tier.map(|t| t.name.clone()),
             postage: price,
         };
-        csv.write_record([
-            line.sequence.to_string().as_str(),
-            &l.message.to_string(),
-            &l.recipient,
-            l.addressee(),
-            l.postcode.trim(),
-            region.unwrap_or(""),
-            &pages.to_string(),
-            &grams.to_string(),
-            &line.weight_class,
-            line.discount.as_deref().unwrap_or(""),
-            &price.cents().to_string(),
+        csv.row(&[
+            Cell::from(line.sequence),
+            Cell::from(l.message),
+            Cell::from(&l.recipient),
+            Cell::from(l.addressee()),
+            Cell::from(l.postcode.as_str()),
+            Cell::from(region.unwrap_or("")),
+            Cell::from(pages),
+            Cell::from(grams),
+            Cell::from(&line.weight_class),
+            Cell::from(line.discount.as_deref().unwrap_or("")),
+            Cell::from(price.cents()),
         ])?;
         lines.push(line);
     }
-    let manifest = csv
-        .into_inner()
-        .map_err(|e| LetterError::Manifest(e.into_error().into()))?;
+    let manifest = csv.finish()?;
 
     let tenant_dir = pdf_path.parent().unwrap_or(dir);
     ensure_dir(tenant_dir).map_err(io_err(tenant_dir))?;
@@ -326,6 +330,46 @@ mod tests {
         let para = "Mit der Inspektion nach Herstellervorgabe bleiben Ihre Garantie- und \
                     Kulanzansprüche erhalten, und Sie fahren sicher und wirtschaftlich.";
         (0..30).map(|_| format!("{para}\n\n")).collect()
+    }
+
+    /// Names and customer numbers come from dealers' exports: in the
+    /// manifest they are text a spreadsheet shows, not formulas it runs.
+    #[test]
+    fn the_manifest_holds_formulas_as_text() {
+        let dir = tempfile::tempdir().unwrap();
+        let report = write_batch(
+            dir.path(),
+            BatchRequest {
+                tenant: &tenant(),
+                day: day(),
+                seq: 1,
+                letters: vec![
+                    letter(1, "=HYPERLINK(\"http://x\";\"y\")", "@K1", "38440", "Hallo"),
+                    letter(2, " \t-1+cmd|' /C calc'!A0", "K2", "38441", "Hallo"),
+                ],
+                postage: &Postage::default(),
+            },
+        )
+        .unwrap();
+        let rows = manifest_rows(&report.manifest);
+        assert_eq!(
+            (&rows[0][2..4], &rows[1][2..4]),
+            (
+                &[
+                    "'@K1".to_string(),
+                    "'=HYPERLINK(\"http://x\";\"y\")".to_string()
+                ][..],
+                &["K2".to_string(), "'-1+cmd|' /C calc'!A0".to_string()][..]
+            )
+        );
+        let text = std::fs::read_to_string(&report.manifest).unwrap();
+        assert!(
+            text.lines()
+                .nth(1)
+                .unwrap()
+                .starts_with("1,1,\"'@K1\",\"'=HYPERLINK("),
+            "{text}"
+        );
     }
 
     #[test]

@@ -21,6 +21,7 @@
 //! again: one whose channel lost its consent is cancelled, which frees its
 //! occasions for this run to plan on another channel.
 
+pub mod consent;
 pub mod occasions;
 pub mod recipients;
 mod steps;
@@ -241,6 +242,7 @@ pub fn plan_tenant(
             step: Step::Revision,
             text: format!("cancelled on {today}: {reason}"),
         });
+        m.dispatch.last_error = reason.clone();
         m.history.push((now, MessageStatus::Cancelled, reason));
         history.cancelled_ids.insert(m.id);
         history

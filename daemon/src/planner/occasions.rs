@@ -4,7 +4,7 @@
 use touchpoint_common::domain::Channel;
 use touchpoint_common::outbox::Occasion;
 use touchpoint_common::policy::{
-    BrandPolicy, ConsentRule, Journey, JourneyStage, OccasionKind, Segment, Service,
+    BrandPolicy, Journey, JourneyStage, OccasionKind, Segment, Service,
 };
 use touchpoint_common::Date;
 
@@ -492,9 +492,6 @@ pub fn segment_match(
 
 /// Consent as the brand's rule for the channel reads it.
 pub fn has_consent(r: &Recipient, c: Channel, brand: &BrandPolicy) -> bool {
-    match (brand.channels.get(c).consent, r.consent(c)) {
-        (_, Some(stmt)) => stmt.granted,
-        (ConsentRule::OptIn, None) => false,
-        (ConsentRule::OptOut, None) => true,
-    }
+    let rule = brand.channels.get(c).consent;
+    super::consent::verdict(rule, c, r.consent(c), &r.customer.customer_no).is_ok()
 }

@@ -26,8 +26,9 @@ pub struct Recipient {
     /// Customer numbers merged into this one by identity.
     pub merged: Vec<String>,
     pub vehicles: Vec<VehicleView>,
-    /// Latest statement per channel (index [`Channel::index`]) across the
-    /// customer and everyone merged into them.
+    /// The statement that stands per channel (index [`Channel::index`])
+    /// across the customer and everyone merged into them
+    /// ([`super::consent`]).
     pub consents: [Option<Consent>; 3],
 }
 
@@ -49,9 +50,14 @@ impl Recipient {
         self.vehicles.iter().filter_map(|v| v.last_visit).max()
     }
 
+    /// Takes a statement of the customer or of a number merged into them;
+    /// the one that stands is kept ([`super::consent::prevails`]).
     pub fn add_consent(&mut self, c: Consent) {
         let slot = &mut self.consents[c.channel.index()];
-        if slot.as_ref().is_none_or(|old| c.at >= old.at) {
+        if slot
+            .as_ref()
+            .is_none_or(|old| super::consent::prevails(&c, old))
+        {
             *slot = Some(c);
         }
     }
@@ -102,7 +108,7 @@ pub fn vehicle_view(vehicle: Vehicle, visits: &[(Date, Option<u32>)]) -> Vehicle
 }
 
 /// Follows merge chains (a merged into b merged into c) to the final survivor.
-fn survivor<'a>(merged_into: &'a HashMap<String, String>, no: &'a str) -> &'a str {
+pub(super) fn survivor<'a>(merged_into: &'a HashMap<String, String>, no: &'a str) -> &'a str {
     let mut cur = no;
     for _ in 0..16 {
         match merged_into.get(cur) {

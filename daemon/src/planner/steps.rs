@@ -144,28 +144,7 @@ pub fn channel_check(
         }
     }
     let rule = input.brand.channels.get(c).consent;
-    match r.consent(c) {
-        Some(s) if s.granted => Ok(format!(
-            "{c}: consent given {} ({})",
-            day_of(s.at),
-            s.source
-        )),
-        Some(s) => Err(format!(
-            "{c}: consent withdrawn {} ({})",
-            day_of(s.at),
-            s.source
-        )),
-        None if rule == touchpoint_common::policy::ConsentRule::OptOut => {
-            Ok(format!("{c}: allowed, no objection on record"))
-        }
-        None => Err(format!("{c}: no consent on record")),
-    }
-}
-
-fn day_of(t: touchpoint_common::domain::Timestamp) -> String {
-    chrono::DateTime::from_timestamp_millis(t.0)
-        .map(|d| Date::from(d.date_naive()).to_string())
-        .unwrap_or_else(|| "?".into())
+    super::consent::verdict(rule, c, r.consent(c), &r.customer.customer_no)
 }
 
 fn is_suppressed(r: &Recipient, p: &TenantPolicy) -> bool {

@@ -2187,6 +2187,11 @@ fn a_revoked_consent_cancels_the_email_and_replans_by_post() {
     let cancelled = only(&second.cancelled);
     assert_eq!(cancelled.id, 1);
     assert_eq!(cancelled.status, MessageStatus::Cancelled);
+    // The queue shows a cancelled message's reason as its last error.
+    assert_eq!(
+        cancelled.dispatch.last_error,
+        "email: consent withdrawn 2026-03-01 (import:kunden.csv)"
+    );
     assert_eq!(
         cancelled.why.last(),
         Some(&Why {
@@ -2446,4 +2451,78 @@ fn a_merged_customer_put_on_the_suppression_list_loses_the_survivors_messages() 
     );
     assert_eq!(second.dropped.len(), 2, "both vehicles' occasions");
     assert!(second.planned.is_empty());
+}
+
+/// K1 and K2 are one person; K2 merges into K1.
+fn one_person_with_two_numbers(w: &World, consents: &[Consent]) {
+    let k2 = Customer {
+        email: Some("k1@example.org".into()),
+        ..person("K2")
+    };
+    w.import(
+        &[emailed("K1"), k2],
+        &[serviced("V1", "K1", d(2025, 3, 20))],
+        consents,
+    );
+    let merges = crate::identity::find_and_merge(&w.store(), None).expect("identity pass");
+    assert_eq!(
+        merges
+            .iter()
+            .map(|m| (m.merged.as_str(), m.survivor.as_str()))
+            .collect::<Vec<_>>(),
+        [("K2", "K1")]
+    );
+}
+
+/// Of two statements made at the same moment under two numbers of one
+/// person, the withdrawal stands: a grant never overrides a withdrawal
+/// that is not older than it, whichever number either was made under.
+#[test]
+fn a_withdrawal_and_a_grant_at_the_same_moment_under_merged_numbers_mean_no() {
+    for (no, yes) in [("K1", "K2"), ("K2", "K1")] {
+        let w = World::new();
+        one_person_with_two_numbers(
+            &w,
+            &[
+                said(no, Channel::Email, false, d(2026, 2, 1)),
+                said(yes, Channel::Email, true, d(2026, 2, 1)),
+            ],
+        );
+        let report = w.plan(today(), Mode::Commit);
+        let m = only(&report.planned);
+        assert_eq!(
+            m.channel,
+            Channel::Post,
+            "withdrawn under {no}: {:#?}",
+            m.why
+        );
+        let of = if no == "K1" { "" } else { "; customer K2" };
+        assert_eq!(
+            texts(&m.why, Step::Channel),
+            vec![format!(
+                "post (post: allowed, no objection on record; not email: consent withdrawn \
+                 2026-02-01 (import:kunden.csv{of}))"
+            )]
+        );
+    }
+}
+
+/// The latest statement across the numbers of one person decides, and the
+/// why says under which number it was made when not the recipient's own.
+#[test]
+fn a_later_grant_under_a_merged_number_outweighs_an_older_withdrawal() {
+    let w = World::new();
+    one_person_with_two_numbers(
+        &w,
+        &[
+            said("K1", Channel::Email, false, d(2025, 1, 1)),
+            said("K2", Channel::Email, true, d(2025, 6, 1)),
+        ],
+    );
+    let report = w.plan(today(), Mode::Commit);
+    let m = only(&report.planned);
+    assert_eq!(
+        texts(&m.why, Step::Channel),
+        vec!["email (email: consent given 2025-06-01 (import:kunden.csv; customer K2))"]
+    );
 }
