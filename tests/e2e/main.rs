@@ -5,6 +5,7 @@
 //! Run with `cargo test -p touchpoint-tests`.
 
 mod access;
+mod adversarial;
 mod approvals;
 mod brand_review;
 mod cli;
