@@ -43,7 +43,7 @@ use tokio_util::sync::CancellationToken;
 use touchpoint_common::domain::{ImportReport, ImportStatus};
 use touchpoint_common::TenantId;
 
-use super::{shown_file_name, Importer};
+use super::{shown_file_name, Importer, Snapshot};
 
 pub const DONE: &str = "done";
 pub const FAILED: &str = "failed";
@@ -537,6 +537,7 @@ fn process(importer: &Importer, root: &Path, state_dir: &Path, path: &Path) -> O
     if let Err(why) = check_sub_dir(&tenant_dir, DONE).and(check_sub_dir(&tenant_dir, FAILED)) {
         return report_beside(&tenant_dir, path, name, &shown, &why, report_mode);
     }
+    let before = Snapshot::of(&file).ok();
     let outcome = match TenantId::new(&*tenant_name.to_string_lossy()) {
         Err(e) => Err(format!(
             "inbox/{}: the folder name is not a tenant id: {e}",
@@ -546,6 +547,14 @@ fn process(importer: &Importer, root: &Path, state_dir: &Path, path: &Path) -> O
             .import_open(&tenant, &file, &shown)
             .map_err(|e| e.to_string()),
     };
+    // The import checks the same before committing; this also catches a
+    // change after the commit, before the file is filed away as complete.
+    if before.is_none() || Snapshot::of(&file).ok() != before {
+        // Committed or not, what was read is not the whole file: import it
+        // again (a committed part again is idempotent) once it settles.
+        tracing::info!(file = ?path, "inbox file changed while it was imported; importing it again once it stops changing");
+        return Outcome::Again;
+    }
     let (sub, text) = match &outcome {
         Ok(report) if !matches!(report.status, ImportStatus::Failed { .. }) => {
             (DONE, report_text(report))

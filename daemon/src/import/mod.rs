@@ -177,6 +177,7 @@ pub fn import_reading<R: Read>(
         path: file_name.clone(),
         source,
     };
+    let before = Snapshot::of(file).map_err(io_err)?;
     let (content_hash, bytes) = hash_file(file).map_err(io_err)?;
     let mut report = ImportReport::new(0, store.id().clone(), file_name, content_hash, started_at);
     report.bytes = bytes;
@@ -237,6 +238,22 @@ pub fn import_reading<R: Read>(
         txn.abort()?;
         report.status = ImportStatus::Failed {
             reason: format!("stopped reading at row {}: {cause}", report.rows_total),
+        };
+        report.finished_at = Timestamp::now();
+        store.record_import(&report)?;
+        return Ok(report);
+    }
+    // What was parsed must be the file as it was hashed, complete: a writer
+    // that went on after a pause longer than the inbox's settle time would
+    // otherwise leave a half file committed under the hash of another.
+    let after = Snapshot::of(file).map_err(io_err)?;
+    if after != before || bytes != before.len {
+        txn.abort()?;
+        report.status = ImportStatus::Failed {
+            reason: format!(
+                "the file changed while it was being imported (it had {} bytes, then {}); nothing of it was imported",
+                before.len, after.len
+            ),
         };
         report.finished_at = Timestamp::now();
         store.record_import(&report)?;
