@@ -889,6 +889,18 @@ fn an_unclosed_quote_rejects_its_line_and_the_rows_it_swallowed_are_read_as_rows
 }
 
 #[test]
+fn an_unclosed_quote_in_the_header_rejects_the_file() {
+    let text = format!("Kundennr;\"Nachname;Ort\n{}", rows_text(1, 50));
+    let err = Parser::new(text.as_bytes(), "x.csv", &TenantImport::default())
+        .err()
+        .map(|e| e.to_string());
+    assert_eq!(
+        err.as_deref(),
+        Some("the header (line 1) opens a quote (\") that runs over the end of the line; close it so that the rows are read as rows")
+    );
+}
+
+#[test]
 fn a_quote_closed_rows_later_does_not_swallow_the_rows_between() {
     // The quote opened on line 3 is closed by the first quote of line 6.
     let text = format!(

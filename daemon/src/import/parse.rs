@@ -225,6 +225,8 @@ pub enum FileError {
     NoKeyColumn { headers: Vec<String> },
     #[error("the record starting at line {line} is longer than {} KiB; probably an unclosed quote (\") in it", limit / 1024)]
     RecordTooLarge { line: u64, limit: u64 },
+    #[error("the header (line {line}) opens a quote (\") that runs over the end of the line; close it so that the rows are read as rows")]
+    HeaderQuote { line: u64 },
     #[error("more than {limit} lines open a quote (\") they never close, the last on line {line}; the file's quoting is broken")]
     UnclosedQuotes { line: u64, limit: u32 },
     #[error("import option {option} = {value:?} is not supported; use {expected}")]
@@ -641,6 +643,18 @@ impl<R: Read> Parser<R> {
             let line = csv.position().line();
             if !read_raw(&mut csv, &mut record, line)? {
                 return Err(FileError::Empty);
+            }
+            // A header name over a line break is a quote left open: it
+            // swallowed the rows, and nothing after it can be trusted.
+            // ('\r' ends the last name of a "\r\n" file, see above.)
+            let cr_lines = matches!(terminator, csv::Terminator::CRLF);
+            if record
+                .iter()
+                .any(|h| h.contains(&b'\n') || (cr_lines && h.contains(&b'\r')))
+            {
+                return Err(FileError::HeaderQuote {
+                    line: record.position().map_or(line, csv::Position::line),
+                });
             }
             let mut headers: Vec<String> = record
                 .iter()
