@@ -523,3 +523,46 @@ async fn concurrent_uploads_are_isolated_and_idempotent() {
         (6, 5, 6, 12, 1)
     );
 }
+
+/// An export with an unclosed quote on its first data row, a row written
+/// with ',' instead of ';', a 900 KB first name and a repeated header: the
+/// report counts every row and names each bad one; no swallowed row is
+/// counted as good.
+#[tokio::test]
+async fn broken_quoting_and_delimiters_cost_only_their_own_rows() {
+    let d = TestDaemon::start();
+    let mut c = d.client().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut text = String::from("Kundennr;Vorname;Nachname;Ort;Nachname\n");
+    text.push_str("K-1;Hans;\"Meier;Ulm;\n");
+    for i in 2..=48 {
+        text.push_str(&format!("K-{i};Eva;Weiss{i};Ulm;\n"));
+    }
+    text.push_str("K-49,Eva,Weiss,Ulm,\n");
+    text.push_str(&format!("K-50;{};Lang;Ulm;\n", "A".repeat(900_000)));
+    text.push_str("K-51;Eva;;Ulm;Zweitname\n");
+    let path = dir.path().join("kaputt.csv");
+    std::fs::write(&path, &text).expect("write");
+
+    let r = c.upload(&tid("d001"), &path).await.expect("upload");
+    assert_eq!(r.status, ImportStatus::Committed, "{r:#?}");
+    assert_eq!(
+        (r.rows_total, r.rows_ok, r.rows_rejected),
+        (51, 48, 3),
+        "{:#?}",
+        shown_errors(&r)
+    );
+    assert_eq!(
+        shown_errors(&r),
+        [
+            "kaputt.csv:2: last_name: unclosed quote (\"): the quoted value starting on this line runs on over 50 more lines; this line is rejected and the lines after it are read as rows",
+            "kaputt.csv:50: row: has 1 value but the header has 5 columns (separated by ',' instead of ';'?)",
+            "kaputt.csv:51: first_name: is 900000 bytes long; at most 512 are accepted",
+        ]
+    );
+    assert_eq!(
+        r.format,
+        "utf-8, ';', 5 columns; column 5 \"Nachname\" repeats column 3 (a row's first non-empty value of them is used)"
+    );
+    assert_eq!(stats(&mut c, "d001").await.customers, 48);
+}

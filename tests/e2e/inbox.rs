@@ -8,17 +8,17 @@ use touchpoint_tests::{eventually, tid, TestDaemon};
 
 use crate::common::{import_fixture, MAY, MAY_ERRORS};
 
-const FILED: Duration = Duration::from_secs(20);
+pub(crate) const FILED: Duration = Duration::from_secs(20);
 
 /// Drops a file the way a careful uploader does: write `<name>.part`, rename.
-fn drop_file(inbox: &Path, name: &str, bytes: &[u8]) {
+pub(crate) fn drop_file(inbox: &Path, name: &str, bytes: &[u8]) {
     let part = inbox.join(format!("{name}.part"));
     std::fs::write(&part, bytes).expect("write .part");
     std::fs::rename(&part, inbox.join(name)).expect("rename into place");
 }
 
 /// Files in `dir` whose name ends with `-<name>` (the inbox prefixes a timestamp).
-fn filed(dir: &Path, name: &str) -> Vec<PathBuf> {
+pub(crate) fn filed(dir: &Path, name: &str) -> Vec<PathBuf> {
     let suffix = format!("-{name}");
     let mut out: Vec<PathBuf> = std::fs::read_dir(dir)
         .map(|rd| rd.flatten().map(|e| e.path()).collect())
@@ -39,7 +39,7 @@ fn filed(dir: &Path, name: &str) -> Vec<PathBuf> {
 /// Polls with `stat` only, so that waiting generates no watcher events
 /// (`listing_the_inbox_while_files_arrive_does_not_stall_imports` checks
 /// that such events do not hold up the inbox).
-fn wait_filed(inbox: &Path, sub: &str, name: &str) -> String {
+pub(crate) fn wait_filed(inbox: &Path, sub: &str, name: &str) -> String {
     let dropped = inbox.join(name);
     assert!(
         eventually(FILED, || !dropped.exists()),
@@ -55,7 +55,7 @@ fn wait_filed(inbox: &Path, sub: &str, name: &str) -> String {
     std::fs::read_to_string(&report).unwrap_or_else(|e| panic!("report {}: {e}", report.display()))
 }
 
-fn ls(dir: &Path) -> Vec<String> {
+pub(crate) fn ls(dir: &Path) -> Vec<String> {
     let mut names: Vec<String> = std::fs::read_dir(dir)
         .map(|rd| {
             rd.flatten()

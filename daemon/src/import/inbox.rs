@@ -5,38 +5,103 @@
 //!
 //! Events from `notify` make this quick; a periodic rescan makes it correct
 //! even when events are lost (inotify queue overflow, network file systems).
+//!
+//! The inbox is a trust boundary: whoever may drop files there (a dealer's
+//! upload account, say) is not whoever runs the daemon (root). So nothing
+//! below the state directory is reached through a symbolic link: the inbox
+//! root, each tenant folder, `done/` and `failed/` must be real folders, each
+//! opened with `O_NOFOLLOW` from the one above rather than by path, and a
+//! dropped entry must be a regular file with a single link. It is opened
+//! once (`O_NOFOLLOW | O_NONBLOCK`, so a FIFO cannot block), checked through
+//! that descriptor and hashed and parsed from it. Anything else, a symbolic
+//! link, FIFO, device, socket or a file with several hard links, is refused
+//! unopened: it is moved into `failed/` with a report that says what it is,
+//! never what it holds. A tenant folder or inbox root that is not a real
+//! folder is left alone and reported beside it. Entries that cannot be
+//! filed stay where they are and are not tried again until they change (or
+//! [`RETRY_LEFT`] has passed). Reports get the state directory's permissions
+//! (without execute bits), not the umask's.
 
 use std::collections::HashMap;
+use std::ffi::OsStr;
+use std::fs::File;
+use std::io::Write as _;
+use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
+use nix::errno::Errno;
+use nix::fcntl::{openat, AtFlags, OFlag, RenameFlags, AT_FDCWD};
+use nix::sys::stat::{fchmod, fstat, fstatat, mkdirat, FileStat, Mode, SFlag};
 use notify::{RecursiveMode, Watcher};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use touchpoint_common::domain::{ImportReport, ImportStatus};
 use touchpoint_common::TenantId;
 
-use super::Importer;
+use super::{shown_file_name, Importer, Snapshot};
 
 pub const DONE: &str = "done";
 pub const FAILED: &str = "failed";
 const RESCAN: Duration = Duration::from_secs(5);
+/// How long an entry that could not be filed is left alone unchanged.
+pub const RETRY_LEFT: Duration = Duration::from_secs(600);
+const REPORT_SUFFIX: &str = ".report.txt";
+/// The report written into `<state>` when the inbox root is not a folder.
+pub const ROOT_REPORT: &str = "inbox.report.txt";
+/// A name in a folder can be this long (NAME_MAX of Linux file systems).
+const NAME_MAX: usize = 255;
 
 pub fn inbox_root(state_dir: &Path) -> PathBuf {
     state_dir.join("inbox")
 }
 
-/// Creates `<inbox>/<tenant>/` for each tenant.
+/// Creates `<inbox>/<tenant>/` for each tenant. Creates nothing through a
+/// symbolic link: an inbox root or tenant folder that is one is left alone
+/// (the inbox loop reports it).
 pub fn ensure_dirs(
     state_dir: &Path,
     tenants: impl IntoIterator<Item = TenantId>,
 ) -> std::io::Result<()> {
     let root = inbox_root(state_dir);
+    let root_fd = match open_root(&root) {
+        Ok(fd) => fd,
+        Err(Errno::ELOOP | Errno::ENOTDIR) => {
+            tracing::error!(dir = ?root, "the inbox is not a folder (a symbolic link?); drop-folder import is off until it is one");
+            return Ok(());
+        }
+        Err(e) => return Err(e.into()),
+    };
     for t in tenants {
-        std::fs::create_dir_all(root.join(t.as_str()))?;
+        match mkdirat(&root_fd, t.as_str(), Mode::from_bits_truncate(0o755)) {
+            Ok(()) | Err(Errno::EEXIST) => {}
+            Err(e) => return Err(e.into()),
+        }
     }
     Ok(())
+}
+
+/// Creates the inbox root if it is missing (not through a symbolic link)
+/// and opens it.
+fn open_root(root: &Path) -> nix::Result<OwnedFd> {
+    match nix::unistd::mkdir(root, Mode::from_bits_truncate(0o755)) {
+        Ok(()) | Err(Errno::EEXIST) => {}
+        Err(e) => return Err(e),
+    }
+    open_dir(AT_FDCWD, root)
+}
+
+fn open_dir<Fd: AsFd, P: ?Sized + nix::NixPath>(parent: Fd, name: &P) -> nix::Result<OwnedFd> {
+    openat(
+        parent,
+        name,
+        OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
 }
 
 /// Whether a path is a file dropped for import (not a report, not a
@@ -48,48 +113,118 @@ fn is_candidate(root: &Path, path: &Path) -> bool {
     if rel.components().count() != 2 {
         return false;
     }
-    let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
+    let Some(name) = path.file_name().map(OsStr::as_bytes) else {
         return false;
     };
-    !(name.starts_with('.')
-        || name.ends_with(".part")
-        || name.ends_with(".tmp")
-        || name.ends_with(".report.txt")
-        || name.ends_with('~'))
+    !(name.starts_with(b".")
+        || name == DONE.as_bytes()
+        || name == FAILED.as_bytes()
+        || name.ends_with(b".part")
+        || name.ends_with(b".tmp")
+        || name.ends_with(REPORT_SUFFIX.as_bytes())
+        || name.ends_with(b"~"))
+}
+
+/// What tells whether a directory entry changed, without following it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Stamp {
+    dev: u64,
+    ino: u64,
+    kind: u32,
+    len: u64,
+    mtime: (i64, i64),
+}
+
+impl Stamp {
+    fn of(m: &std::fs::Metadata) -> Self {
+        Self {
+            dev: m.dev(),
+            ino: m.ino(),
+            kind: m.mode() & SFlag::S_IFMT.bits(),
+            len: m.len(),
+            mtime: (m.mtime(), m.mtime_nsec()),
+        }
+    }
+
+    fn lstat(path: &Path) -> Option<Self> {
+        std::fs::symlink_metadata(path).ok().map(|m| Self::of(&m))
+    }
 }
 
 struct Seen {
-    len: u64,
-    modified: Option<SystemTime>,
+    stamp: Option<Stamp>,
     stable_since: Instant,
+}
+
+/// What became of a processed entry.
+#[derive(Debug)]
+enum Outcome {
+    /// Filed away, gone, or nothing for the inbox (a folder).
+    Done,
+    /// Left where it is; not tried again while it stays as it was.
+    Left(Stamp),
+    /// Changed while it was handled: let it settle and handle it again.
+    Again,
+}
+
+/// The inbox loop's memory of what it has seen.
+struct Inbox {
+    root: PathBuf,
+    state_dir: PathBuf,
+    seen: HashMap<PathBuf, Seen>,
+    /// Entries left in place, as they were then and when.
+    left: HashMap<PathBuf, (Stamp, Instant)>,
+    /// Folders (the root, tenant folders) reported as not real folders, as
+    /// they were then: reported once until they change.
+    reported: HashMap<PathBuf, Option<Stamp>>,
 }
 
 /// Runs until `shutdown`.
 pub async fn run(importer: Arc<Importer>, settle: Duration, shutdown: CancellationToken) {
-    let root = inbox_root(importer.stores().state_dir());
-    if let Err(e) = std::fs::create_dir_all(&root) {
-        tracing::error!(dir = %root.display(), error = %e, "cannot create the inbox; drop-folder import is off");
-        return;
+    let state_dir = importer.stores().state_dir().to_path_buf();
+    let root = inbox_root(&state_dir);
+    match open_root(&root) {
+        Ok(_) | Err(Errno::ELOOP | Errno::ENOTDIR) => {}
+        Err(e) => {
+            tracing::error!(dir = ?root, error = %e, "cannot create the inbox; drop-folder import is off");
+            return;
+        }
     }
     let (tx, mut rx) = mpsc::unbounded_channel::<PathBuf>();
-    let watcher = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
-        if let Ok(ev) = res {
-            for p in ev.paths {
-                let _ = tx.send(p);
+    // A watcher that followed links would watch (and report) what a
+    // symbolic link in the inbox points to.
+    let watcher = notify::RecommendedWatcher::new(
+        move |res: notify::Result<notify::Event>| {
+            if let Ok(ev) = res {
+                for p in ev.paths {
+                    let _ = tx.send(p);
+                }
             }
+        },
+        notify::Config::default().with_follow_symlinks(false),
+    )
+    .and_then(|mut w| {
+        if !std::fs::symlink_metadata(&root).is_ok_and(|m| m.is_dir()) {
+            return Err(notify::Error::generic("the inbox is not a folder"));
         }
-    })
-    .and_then(|mut w| w.watch(&root, RecursiveMode::Recursive).map(|_| w));
+        w.watch(&root, RecursiveMode::Recursive).map(|_| w)
+    });
     let _watcher = match watcher {
         Ok(w) => Some(w),
         Err(e) => {
-            tracing::warn!(dir = %root.display(), error = %e, "cannot watch the inbox; falling back to rescanning every {}s", RESCAN.as_secs());
+            tracing::warn!(dir = ?root, error = %e, "cannot watch the inbox; falling back to rescanning every {}s", RESCAN.as_secs());
             None
         }
     };
 
-    let mut seen: HashMap<PathBuf, Seen> = HashMap::new();
-    rescan(&root, &mut seen);
+    let mut inbox = Inbox {
+        root,
+        state_dir,
+        seen: HashMap::new(),
+        left: HashMap::new(),
+        reported: HashMap::new(),
+    };
+    inbox.rescan();
     // One interval for the whole loop: a stream of watcher events must not
     // keep postponing the settle check.
     let mut tick = tokio::time::interval((settle / 2).max(Duration::from_millis(50)));
@@ -99,134 +234,486 @@ pub async fn run(importer: Arc<Importer>, settle: Duration, shutdown: Cancellati
         tokio::select! {
             _ = shutdown.cancelled() => break,
             Some(p) = rx.recv() => {
-                if is_candidate(&root, &p) {
-                    seen.entry(p).or_insert(Seen { len: u64::MAX, modified: None, stable_since: Instant::now() });
+                if is_candidate(&inbox.root, &p) {
+                    inbox.seen.entry(p).or_insert(Seen { stamp: None, stable_since: Instant::now() });
                 }
                 continue;
             }
             _ = tick.tick() => {}
         }
         if last_rescan.elapsed() >= RESCAN {
-            rescan(&root, &mut seen);
+            inbox.rescan();
             last_rescan = Instant::now();
         }
-        let ripe = settle_check(&mut seen, settle);
+        let ripe = inbox.settle_check(settle);
         for path in ripe {
             if shutdown.is_cancelled() {
                 break;
             }
-            seen.remove(&path);
+            inbox.seen.remove(&path);
             let importer = importer.clone();
-            let r = tokio::task::spawn_blocking(move || process(&importer, &path)).await;
-            if let Err(e) = r {
-                tracing::error!(error = %e, "inbox import task failed");
+            let (root, state_dir, p) = (inbox.root.clone(), inbox.state_dir.clone(), path.clone());
+            let r = tokio::task::spawn_blocking(move || process(&importer, &root, &state_dir, &p))
+                .await;
+            match r {
+                Ok(Outcome::Done) => {}
+                Ok(Outcome::Left(stamp)) => {
+                    inbox.left.insert(path, (stamp, Instant::now()));
+                }
+                Ok(Outcome::Again) => {
+                    inbox.seen.insert(
+                        path,
+                        Seen {
+                            stamp: None,
+                            stable_since: Instant::now(),
+                        },
+                    );
+                }
+                Err(e) => tracing::error!(error = %e, "inbox import task failed"),
             }
         }
     }
 }
 
-fn rescan(root: &Path, seen: &mut HashMap<PathBuf, Seen>) {
-    let Ok(tenants) = std::fs::read_dir(root) else {
-        return;
-    };
-    for t in tenants.flatten() {
-        if !t.path().is_dir() {
-            continue;
+impl Inbox {
+    fn rescan(&mut self) {
+        self.left.retain(|p, (stamp, since)| {
+            Stamp::lstat(p) == Some(*stamp) && since.elapsed() < RETRY_LEFT
+        });
+        let root_stamp = std::fs::symlink_metadata(&self.root).ok();
+        if !root_stamp.as_ref().is_some_and(|m| m.is_dir()) {
+            let stamp = root_stamp.as_ref().map(Stamp::of);
+            if root_stamp.is_some() && self.report_once(self.root.clone(), stamp) {
+                refuse_root(&self.state_dir, &self.root);
+            }
+            return;
         }
-        let Ok(files) = std::fs::read_dir(t.path()) else {
-            continue;
+        self.reported.remove(&self.root);
+        let Ok(tenants) = std::fs::read_dir(&self.root) else {
+            return;
         };
-        for f in files.flatten() {
-            let p = f.path();
-            if p.is_file() && is_candidate(root, &p) {
-                seen.entry(p).or_insert(Seen {
-                    len: u64::MAX,
-                    modified: None,
-                    stable_since: Instant::now(),
-                });
+        for t in tenants.flatten() {
+            let Ok(kind) = t.file_type() else {
+                continue;
+            };
+            let tenant_dir = t.path();
+            if kind.is_symlink() {
+                let stamp = Stamp::lstat(&tenant_dir);
+                if self.report_once(tenant_dir.clone(), stamp) {
+                    refuse_tenant_folder(&self.root, &self.state_dir, &t.file_name());
+                }
+                continue;
+            }
+            if !kind.is_dir() {
+                continue;
+            }
+            self.reported.remove(&tenant_dir);
+            // Listed by path, so only a hint: `process` opens every entry
+            // from the inbox root down without following links.
+            let Ok(files) = std::fs::read_dir(&tenant_dir) else {
+                continue;
+            };
+            for f in files.flatten() {
+                let p = f.path();
+                if f.file_type().is_ok_and(|k| !k.is_dir()) && is_candidate(&self.root, &p) {
+                    self.seen.entry(p).or_insert(Seen {
+                        stamp: None,
+                        stable_since: Instant::now(),
+                    });
+                }
             }
         }
+        // Forget what is gone, so the maps stay as large as the inbox.
+        self.reported
+            .retain(|p, _| std::fs::symlink_metadata(p).is_ok());
+    }
+
+    /// Whether `path` (as `stamp`) has not been reported yet; notes it.
+    fn report_once(&mut self, path: PathBuf, stamp: Option<Stamp>) -> bool {
+        self.reported.insert(path, stamp) != Some(stamp)
+    }
+
+    /// Entries whose stamp (taken without following links) has not changed
+    /// for `settle`, except those left alone as they are.
+    fn settle_check(&mut self, settle: Duration) -> Vec<PathBuf> {
+        let mut ripe = Vec::new();
+        let left = &self.left;
+        self.seen.retain(|path, s| {
+            let Some(stamp) = Stamp::lstat(path) else {
+                return false;
+            };
+            if stamp.kind == SFlag::S_IFDIR.bits()
+                || left.get(path).is_some_and(|(l, _)| *l == stamp)
+            {
+                return false;
+            }
+            if s.stamp != Some(stamp) {
+                s.stamp = Some(stamp);
+                s.stable_since = Instant::now();
+            } else if s.stable_since.elapsed() >= settle {
+                ripe.push(path.clone());
+            }
+            true
+        });
+        ripe.sort();
+        ripe
     }
 }
 
-/// Files whose size and mtime have not changed for `settle`.
-fn settle_check(seen: &mut HashMap<PathBuf, Seen>, settle: Duration) -> Vec<PathBuf> {
-    let mut ripe = Vec::new();
-    seen.retain(|path, s| {
-        let Ok(meta) = std::fs::metadata(path) else {
-            return false;
-        };
-        if !meta.is_file() {
-            return false;
-        }
-        let modified = meta.modified().ok();
-        if meta.len() != s.len || modified != s.modified {
-            s.len = meta.len();
-            s.modified = modified;
-            s.stable_since = Instant::now();
-        } else if s.stable_since.elapsed() >= settle {
-            ripe.push(path.clone());
-        }
-        true
-    });
-    ripe.sort();
-    ripe
+/// The permissions of reports and of the folders made for them: the state
+/// directory's (reports without execute bits). 0o700 if it cannot be read.
+fn modes(state_dir: &Path) -> (Mode, Mode) {
+    let bits = std::fs::metadata(state_dir).map_or(0o700, |m| m.mode() & 0o777);
+    (
+        Mode::from_bits_truncate(bits & 0o666),
+        Mode::from_bits_truncate(bits),
+    )
 }
 
-/// Imports one dropped file and files it away with its report.
-fn process(importer: &Importer, path: &Path) {
-    let Some(tenant_dir) = path.parent() else {
-        return;
+/// Reports that the inbox root is not a real folder, in the state directory.
+fn refuse_root(state_dir: &Path, root: &Path) {
+    tracing::error!(dir = ?root, "the inbox is not a folder (a symbolic link?); the daemon follows no links there, drop-folder import is off until it is a folder");
+    let text = format!(
+        "{}: not used: it is not a folder (a symbolic link?); the daemon follows no links in the inbox. Drop-folder import is off until it is a folder.\n",
+        root.display()
+    );
+    let (mode, _) = modes(state_dir);
+    let written = open_dir(AT_FDCWD, state_dir)
+        .map_err(std::io::Error::from)
+        .and_then(|dir| write_report(&dir, OsStr::new(ROOT_REPORT), &text, mode));
+    if let Err(e) = written {
+        tracing::error!(dir = ?state_dir, error = %e, "cannot write the inbox's report");
+    }
+}
+
+/// Reports that `<inbox>/<name>` is a symbolic link, beside it in the inbox.
+fn refuse_tenant_folder(root: &Path, state_dir: &Path, name: &OsStr) {
+    let shown = shown_file_name(&name.to_string_lossy());
+    tracing::warn!(dir = ?root.join(name), "an inbox folder is a symbolic link; the daemon does not follow it");
+    let text = format!(
+        "inbox/{shown}: not used: it is a symbolic link, not a folder; the daemon follows no links in the inbox. Make it a folder.\n"
+    );
+    let report = report_name(name.as_bytes(), REPORT_SUFFIX);
+    let (mode, _) = modes(state_dir);
+    let written = open_dir(AT_FDCWD, root)
+        .map_err(std::io::Error::from)
+        .and_then(|dir| write_report(&dir, OsStr::from_bytes(&report), &text, mode));
+    if let Err(e) = written {
+        tracing::error!(dir = ?root, error = %e, "cannot write the report of an inbox folder");
+    }
+}
+
+/// What a directory entry is, for a report, when it is not a regular file.
+fn refusal(st: &FileStat) -> Option<String> {
+    let kind = SFlag::from_bits_truncate(st.st_mode & SFlag::S_IFMT.bits());
+    let what = match kind {
+        SFlag::S_IFREG if st.st_nlink > 1 => {
+            return Some(format!(
+                "it has {} hard links; the inbox takes only files with one (copy the file into the inbox instead of linking it)",
+                st.st_nlink
+            ))
+        }
+        SFlag::S_IFREG => return None,
+        SFlag::S_IFLNK => "a symbolic link; the inbox takes only regular files and follows no links",
+        SFlag::S_IFIFO => "a named pipe (FIFO); the inbox takes only regular files",
+        SFlag::S_IFCHR | SFlag::S_IFBLK => "a device; the inbox takes only regular files",
+        SFlag::S_IFSOCK => "a socket; the inbox takes only regular files",
+        _ => "not a regular file; the inbox takes only regular files",
     };
-    let dir_name = tenant_dir
-        .file_name()
-        .map(|n| n.to_string_lossy().to_string())
-        .unwrap_or_default();
-    let file_name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().to_string())
-        .unwrap_or_default();
-    let outcome = match TenantId::new(dir_name.as_str()) {
+    Some(format!("it is {what}"))
+}
+
+fn same_entry(a: &FileStat, b: &FileStat) -> bool {
+    a.st_dev == b.st_dev && a.st_ino == b.st_ino
+}
+
+/// Opens the regular file `entry` describes, once, without following a
+/// link and without blocking, and checks that it is still that file.
+fn open_entry(dir: &OwnedFd, name: &OsStr, entry: &FileStat) -> Result<File, String> {
+    let fd = openat(
+        dir,
+        name,
+        OFlag::O_RDONLY
+            | OFlag::O_NOFOLLOW
+            | OFlag::O_NONBLOCK
+            | OFlag::O_NOCTTY
+            | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| match e {
+        Errno::ELOOP => {
+            "it became a symbolic link while it was opened; the inbox follows no links".to_string()
+        }
+        e => format!("cannot open it: {e}"),
+    })?;
+    let st = fstat(&fd).map_err(|e| format!("cannot inspect it: {e}"))?;
+    if !same_entry(&st, entry) {
+        return Err("it was replaced while it was opened; drop it again".into());
+    }
+    if let Some(reason) = refusal(&st) {
+        return Err(reason);
+    }
+    Ok(File::from(fd))
+}
+
+/// Whether `<tenant>/<name>` can take filed entries: missing (it is made
+/// when needed) or a real folder. Says what is wrong otherwise.
+fn check_sub_dir(tenant: &OwnedFd, name: &str) -> Result<(), String> {
+    match fstatat(tenant, name, AtFlags::AT_SYMLINK_NOFOLLOW) {
+        Err(Errno::ENOENT) => Ok(()),
+        Ok(st) if st.st_mode & SFlag::S_IFMT.bits() == SFlag::S_IFDIR.bits() => Ok(()),
+        Ok(_) => Err(format!(
+            "{name} is not a folder (a symbolic link?); the inbox files nothing through links"
+        )),
+        Err(e) => Err(format!("cannot inspect {name}/: {e}")),
+    }
+}
+
+/// Opens `<tenant>/<name>/`, creating it (with `mode`) when missing. Says
+/// what is wrong when it is not a real folder.
+fn sub_dir(tenant: &OwnedFd, name: &str, mode: Mode) -> Result<OwnedFd, String> {
+    let created = match mkdirat(tenant, name, mode) {
+        Ok(()) => true,
+        Err(Errno::EEXIST) => false,
+        Err(e) => return Err(format!("cannot create {name}/: {e}")),
+    };
+    let fd = open_dir(tenant, name).map_err(|e| match e {
+        Errno::ELOOP | Errno::ENOTDIR => format!(
+            "{name} is not a folder (a symbolic link?); the inbox files nothing through links"
+        ),
+        e => format!("cannot open {name}/: {e}"),
+    })?;
+    if created {
+        // mkdir's mode is cut by the umask; the state directory's counts.
+        fchmod(&fd, mode).map_err(|e| format!("cannot set the permissions of {name}/: {e}"))?;
+    }
+    Ok(fd)
+}
+
+fn left(path: &Path) -> Outcome {
+    Stamp::lstat(path).map_or(Outcome::Done, Outcome::Left)
+}
+
+/// Imports one dropped entry and files it away with its report, or refuses it.
+fn process(importer: &Importer, root: &Path, state_dir: &Path, path: &Path) -> Outcome {
+    let (Some(name), Some(tenant_name)) =
+        (path.file_name(), path.parent().and_then(Path::file_name))
+    else {
+        return Outcome::Done;
+    };
+    let (report_mode, dir_mode) = modes(state_dir);
+    let tenant_dir = match open_dir(AT_FDCWD, root).and_then(|r| open_dir(&r, tenant_name)) {
+        Ok(fd) => fd,
+        Err(e) => {
+            // A link or a vanished folder: the rescan reports links.
+            tracing::warn!(file = ?path, error = %e, "inbox entry not reachable through real folders; left alone");
+            return left(path);
+        }
+    };
+    let entry = match fstatat(&tenant_dir, name, AtFlags::AT_SYMLINK_NOFOLLOW) {
+        Ok(st) => st,
+        Err(Errno::ENOENT) => return Outcome::Done,
+        Err(e) => {
+            tracing::warn!(file = ?path, error = %e, "cannot inspect an inbox entry; left alone");
+            return left(path);
+        }
+    };
+    if entry.st_mode & SFlag::S_IFMT.bits() == SFlag::S_IFDIR.bits() {
+        return Outcome::Done;
+    }
+    let shown = shown_file_name(&name.to_string_lossy());
+    let file = match refusal(&entry).map_or_else(|| open_entry(&tenant_dir, name, &entry), Err) {
+        Ok(f) => f,
+        Err(reason) => {
+            tracing::warn!(file = ?path, %reason, "inbox entry refused");
+            let text = format!("{shown}: not imported: {reason}\n");
+            return match sub_dir(&tenant_dir, FAILED, dir_mode) {
+                Ok(failed) => file_away(&tenant_dir, name, &entry, &failed, &text, report_mode),
+                Err(why) => report_beside(&tenant_dir, path, name, &shown, &why, report_mode),
+            };
+        }
+    };
+    // Where the file goes must be sound before anything is imported.
+    if let Err(why) = check_sub_dir(&tenant_dir, DONE).and(check_sub_dir(&tenant_dir, FAILED)) {
+        return report_beside(&tenant_dir, path, name, &shown, &why, report_mode);
+    }
+    let before = Snapshot::of(&file).ok();
+    let outcome = match TenantId::new(&*tenant_name.to_string_lossy()) {
         Err(e) => Err(format!(
-            "{}: the folder name is not a tenant id: {e}",
-            tenant_dir.display()
+            "inbox/{}: the folder name is not a tenant id: {e}",
+            shown_file_name(&tenant_name.to_string_lossy())
         )),
         Ok(tenant) => importer
-            .import(&tenant, path, &file_name)
+            .import_open(&tenant, &file, &shown)
             .map_err(|e| e.to_string()),
     };
+    // The import checks the same before committing; this also catches a
+    // change after the commit, before the file is filed away as complete.
+    if before.is_none() || Snapshot::of(&file).ok() != before {
+        // Committed or not, what was read is not the whole file: import it
+        // again (a committed part again is idempotent) once it settles.
+        tracing::info!(file = ?path, "inbox file changed while it was imported; importing it again once it stops changing");
+        return Outcome::Again;
+    }
     let (sub, text) = match &outcome {
         Ok(report) if !matches!(report.status, ImportStatus::Failed { .. }) => {
             (DONE, report_text(report))
         }
         Ok(report) => (FAILED, report_text(report)),
-        Err(reason) => (FAILED, format!("{file_name}: not imported: {reason}\n")),
+        Err(reason) => (FAILED, format!("{shown}: not imported: {reason}\n")),
     };
-    if let Err(e) = file_away(tenant_dir, path, &file_name, sub, &text) {
-        tracing::error!(file = %path.display(), error = %e, "cannot move an imported file out of the inbox");
-    }
+    let filed = match sub_dir(&tenant_dir, sub, dir_mode) {
+        Ok(dest) => file_away(&tenant_dir, name, &entry, &dest, &text, report_mode),
+        // Replaced by a link while the file was imported: the import stands
+        // (a second one is "already imported"), the file stays.
+        Err(why) => report_beside(&tenant_dir, path, name, &shown, &why, report_mode),
+    };
     if let Err(reason) = outcome {
-        tracing::warn!(file = %path.display(), %reason, "inbox file not imported");
+        tracing::warn!(file = ?path, %reason, "inbox file not imported");
+    }
+    filed
+}
+
+/// Writes the report beside an entry that cannot be filed (`done/` or
+/// `failed/` is not a folder) and leaves the entry alone.
+fn report_beside(
+    tenant_dir: &OwnedFd,
+    path: &Path,
+    name: &OsStr,
+    shown: &str,
+    why: &str,
+    mode: Mode,
+) -> Outcome {
+    tracing::error!(file = ?path, reason = why, "inbox file left where it is");
+    let text = format!("{shown}: not imported: {why}\n");
+    let report = report_name(name.as_bytes(), REPORT_SUFFIX);
+    if let Err(e) = write_report(tenant_dir, OsStr::from_bytes(&report), &text, mode) {
+        tracing::error!(file = ?path, error = %e, "cannot write the report beside an inbox file");
+    }
+    left(path)
+}
+
+/// `name` with `suffix`, shortened so that it fits in a directory entry.
+fn report_name(name: &[u8], suffix: &str) -> Vec<u8> {
+    let keep = name.len().min(NAME_MAX - suffix.len() - 1);
+    let mut out = name[..keep].to_vec();
+    out.extend_from_slice(suffix.as_bytes());
+    out
+}
+
+/// Moves the entry `name` (still the one `entry` describes) into `dest_dir`
+/// under a timestamped name, with its report written first, so a filed
+/// entry always has its report.
+fn file_away(
+    tenant_dir: &OwnedFd,
+    name: &OsStr,
+    entry: &FileStat,
+    dest_dir: &OwnedFd,
+    report: &str,
+    mode: Mode,
+) -> Outcome {
+    match fstatat(tenant_dir, name, AtFlags::AT_SYMLINK_NOFOLLOW) {
+        Ok(now) if same_entry(&now, entry) => {}
+        Ok(_) => return Outcome::Again,
+        Err(Errno::ENOENT) => return Outcome::Done,
+        Err(e) => {
+            tracing::error!(file = ?name, error = %e, "cannot inspect an inbox entry before filing it");
+            return Outcome::Left(stamp_of(entry));
+        }
+    }
+    let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%S%.3fZ").to_string();
+    let mut result = Err(Errno::EEXIST);
+    for attempt in 0..100u32 {
+        let prefix = if attempt == 0 {
+            format!("{stamp}-")
+        } else {
+            format!("{stamp}.{attempt}-")
+        };
+        // Room for the report's suffix and the temporary file's dot.
+        let room = NAME_MAX - REPORT_SUFFIX.len() - 1 - prefix.len();
+        let mut dest = prefix.into_bytes();
+        dest.extend_from_slice(&name.as_bytes()[..name.len().min(room)]);
+        let report_path = report_name(&dest, REPORT_SUFFIX);
+        if fstatat(dest_dir, dest.as_slice(), AtFlags::AT_SYMLINK_NOFOLLOW).is_ok() {
+            continue;
+        }
+        if let Err(e) = write_report(dest_dir, OsStr::from_bytes(&report_path), report, mode) {
+            tracing::error!(file = ?name, error = %e, "cannot write the report of an inbox file");
+            return Outcome::Left(stamp_of(entry));
+        }
+        result = rename_no_replace(tenant_dir, name, dest_dir, OsStr::from_bytes(&dest));
+        if result != Err(Errno::EEXIST) {
+            break;
+        }
+    }
+    match result {
+        Ok(()) => Outcome::Done,
+        Err(e) => {
+            tracing::error!(file = ?name, error = %e, "cannot move an imported file out of the inbox; left where it is");
+            Outcome::Left(stamp_of(entry))
+        }
     }
 }
 
-fn file_away(
-    tenant_dir: &Path,
-    path: &Path,
-    file_name: &str,
-    sub: &str,
-    report: &str,
-) -> std::io::Result<()> {
-    let dest_dir = tenant_dir.join(sub);
-    std::fs::create_dir_all(&dest_dir)?;
-    let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%S%.3fZ");
-    let dest = dest_dir.join(format!("{stamp}-{file_name}"));
-    let report_path = dest_dir.join(format!("{stamp}-{file_name}.report.txt"));
-    // Report first (write then rename), so a file in done/ always has its report.
-    let tmp = dest_dir.join(format!(".{stamp}-{file_name}.report.tmp"));
-    std::fs::write(&tmp, report)?;
-    std::fs::rename(&tmp, &report_path)?;
-    std::fs::rename(path, &dest)
+fn stamp_of(st: &FileStat) -> Stamp {
+    Stamp {
+        dev: st.st_dev,
+        ino: st.st_ino,
+        kind: st.st_mode & SFlag::S_IFMT.bits(),
+        len: u64::try_from(st.st_size).unwrap_or(0),
+        mtime: (st.st_mtime, st.st_mtime_nsec),
+    }
+}
+
+fn rename_no_replace(
+    from_dir: &OwnedFd,
+    from: &OsStr,
+    to_dir: &OwnedFd,
+    to: &OsStr,
+) -> nix::Result<()> {
+    match nix::fcntl::renameat2(from_dir, from, to_dir, to, RenameFlags::RENAME_NOREPLACE) {
+        // A file system without RENAME_NOREPLACE: the name was checked free.
+        Err(Errno::EINVAL | Errno::ENOSYS) => nix::fcntl::renameat(from_dir, from, to_dir, to),
+        r => r,
+    }
+}
+
+static TMP_SEQ: AtomicU64 = AtomicU64::new(0);
+
+/// Writes `text` as `<dir>/<name>` with `mode`: into a new temporary file
+/// (never an existing one, which could be a link to something else), then
+/// renamed over `name`.
+fn write_report(dir: &OwnedFd, name: &OsStr, text: &str, mode: Mode) -> std::io::Result<()> {
+    let mut tmp;
+    let fd = loop {
+        tmp = format!(
+            ".report-{}-{}.tmp",
+            std::process::id(),
+            TMP_SEQ.fetch_add(1, Ordering::Relaxed)
+        );
+        match openat(
+            dir,
+            tmp.as_str(),
+            OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+            mode,
+        ) {
+            Ok(fd) => break fd,
+            Err(Errno::EEXIST) => continue,
+            Err(e) => return Err(e.into()),
+        }
+    };
+    let written = (|| {
+        // open's mode is cut by the umask; the state directory's counts.
+        fchmod(&fd, mode)?;
+        let mut f = File::from(fd);
+        f.write_all(text.as_bytes())?;
+        nix::fcntl::renameat(dir, tmp.as_str(), dir, name)?;
+        Ok::<(), std::io::Error>(())
+    })();
+    if written.is_err() {
+        let _ = nix::unistd::unlinkat(dir, tmp.as_str(), nix::unistd::UnlinkatFlags::NoRemoveDir);
+    }
+    written
 }
 
 /// The human-readable report kept beside an imported file.
@@ -299,5 +786,17 @@ mod tests {
             Path::new("/s/inbox/d001/kunden.csv.part")
         ));
         assert!(!is_candidate(root, Path::new("/s/inbox/d001/x.report.txt")));
+        // Even when they are not folders: they are the daemon's.
+        assert!(!is_candidate(root, Path::new("/s/inbox/d001/done")));
+        assert!(!is_candidate(root, Path::new("/s/inbox/d001/failed")));
+    }
+
+    #[test]
+    fn report_names_fit_in_a_directory_entry() {
+        let long = vec![b'k'; 255];
+        let name = report_name(&long, REPORT_SUFFIX);
+        assert!(name.len() < NAME_MAX, "{}", name.len());
+        assert!(name.ends_with(REPORT_SUFFIX.as_bytes()));
+        assert_eq!(report_name(b"a.csv", REPORT_SUFFIX), b"a.csv.report.txt");
     }
 }

@@ -8,8 +8,9 @@ pub mod inbox;
 pub mod parse;
 
 use std::fs::File;
-use std::io::BufReader;
+use std::io::{BufReader, Read, Seek};
 use std::path::Path;
+use std::time::SystemTime;
 
 use touchpoint_common::config::TenantImport;
 use touchpoint_common::domain::{
@@ -48,10 +49,25 @@ impl Importer {
     }
 
     /// Imports a file for a tenant with that tenant's import settings. Blocking.
+    /// The path's last part is not followed if it is a symbolic link.
     pub fn import(
         &self,
         tenant: &TenantId,
         path: &Path,
+        file_name: &str,
+    ) -> Result<ImportReport, ImportError> {
+        let file = open_no_follow(path).map_err(|source| ImportError::Io {
+            path: path.display().to_string(),
+            source,
+        })?;
+        self.import_open(tenant, &file, file_name)
+    }
+
+    /// Imports an open file (read from its start) for a tenant. Blocking.
+    pub fn import_open(
+        &self,
+        tenant: &TenantId,
+        file: &File,
         file_name: &str,
     ) -> Result<ImportReport, ImportError> {
         let policy = self
@@ -65,10 +81,10 @@ impl Importer {
             policy,
             max_reported_errors: self.max_reported_errors,
         };
-        let report = import_file(&store, path, file_name, &opts)?;
+        let report = import_open(&store, file, file_name, &opts)?;
         tracing::info!(
             tenant = %tenant,
-            file = file_name,
+            file = ?report.file_name,
             import = report.import_id,
             status = ?report.status,
             rows_ok = report.rows_ok,
@@ -114,19 +130,55 @@ impl Default for ImportOptions {
 /// good rows of a file with bad ones. Then runs the identity pass.
 ///
 /// `file_name` is the name the dealer gave the file; it is what row errors
-/// cite. Blocking: call from a blocking thread.
+/// cite (control characters replaced, see [`shown_file_name`]). The path's
+/// last part is not followed if it is a symbolic link. Blocking: call from
+/// a blocking thread.
 pub fn import_file(
     store: &TenantStore,
     path: &Path,
     file_name: &str,
     opts: &ImportOptions,
 ) -> Result<ImportReport, ImportError> {
-    let started_at = Timestamp::now();
-    let io_err = |source| ImportError::Io {
+    let file = open_no_follow(path).map_err(|source| ImportError::Io {
         path: path.display().to_string(),
         source,
+    })?;
+    import_open(store, &file, file_name, opts)
+}
+
+/// [`import_file`] of a file already open (read from its start): it is
+/// hashed and parsed through this one descriptor, and when its size or
+/// modification time changed by the time it is parsed (someone is still
+/// writing it) nothing is committed and the report says so.
+pub fn import_open(
+    store: &TenantStore,
+    file: &File,
+    file_name: &str,
+    opts: &ImportOptions,
+) -> Result<ImportReport, ImportError> {
+    import_reading(store, file, file, file_name, opts)
+}
+
+/// [`import_open`], parsing the bytes `input` yields from the start of the
+/// file (normally the file itself, `file`) while `file` is what is hashed and
+/// watched for changes. Lets a caller feed the parser through a reader of
+/// its own, such as a test playing a writer who goes on writing while the
+/// file is imported.
+pub fn import_reading<R: Read>(
+    store: &TenantStore,
+    file: &File,
+    input: R,
+    file_name: &str,
+    opts: &ImportOptions,
+) -> Result<ImportReport, ImportError> {
+    let started_at = Timestamp::now();
+    let file_name = &shown_file_name(file_name);
+    let io_err = |source| ImportError::Io {
+        path: file_name.clone(),
+        source,
     };
-    let (content_hash, bytes) = hash_file(path).map_err(io_err)?;
+    let before = Snapshot::of(file).map_err(io_err)?;
+    let (content_hash, bytes) = hash_file(file).map_err(io_err)?;
     let mut report = ImportReport::new(0, store.id().clone(), file_name, content_hash, started_at);
     report.bytes = bytes;
 
@@ -139,9 +191,9 @@ pub fn import_file(
     }
 
     report.import_id = store.next_import_id()?;
-    let file = File::open(path).map_err(io_err)?;
+    (&*file).seek(std::io::SeekFrom::Start(0)).map_err(io_err)?;
     let parser = match parse::Parser::new(
-        BufReader::with_capacity(256 * 1024, file),
+        BufReader::with_capacity(256 * 1024, input),
         file_name,
         &opts.policy,
     ) {
@@ -186,6 +238,22 @@ pub fn import_file(
         txn.abort()?;
         report.status = ImportStatus::Failed {
             reason: format!("stopped reading at row {}: {cause}", report.rows_total),
+        };
+        report.finished_at = Timestamp::now();
+        store.record_import(&report)?;
+        return Ok(report);
+    }
+    // What was parsed must be the file as it was hashed, complete: a writer
+    // that went on after a pause longer than the inbox's settle time would
+    // otherwise leave a half file committed under the hash of another.
+    let after = Snapshot::of(file).map_err(io_err)?;
+    if after != before || bytes != before.len {
+        txn.abort()?;
+        report.status = ImportStatus::Failed {
+            reason: format!(
+                "the file changed while it was being imported (it had {} bytes, then {}); nothing of it was imported",
+                before.len, after.len
+            ),
         };
         report.finished_at = Timestamp::now();
         store.record_import(&report)?;
@@ -247,10 +315,62 @@ fn stage_row(
     Ok(())
 }
 
-/// BLAKE3 of the file and its length, streamed.
-fn hash_file(path: &Path) -> std::io::Result<(String, u64)> {
+/// BLAKE3 of the file from its start and its length, streamed.
+fn hash_file(file: &File) -> std::io::Result<(String, u64)> {
     let mut hasher = blake3::Hasher::new();
-    let mut file = File::open(path)?;
-    let n = std::io::copy(&mut file, &mut hasher)?;
+    let mut reader = file;
+    reader.seek(std::io::SeekFrom::Start(0))?;
+    let n = std::io::copy(&mut reader, &mut hasher)?;
     Ok((hasher.finalize().to_hex().to_string(), n))
+}
+
+/// What tells whether a file changed: its size and modification time.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Snapshot {
+    pub len: u64,
+    pub modified: Option<SystemTime>,
+}
+
+impl Snapshot {
+    pub fn of(file: &File) -> std::io::Result<Self> {
+        let meta = file.metadata()?;
+        Ok(Self {
+            len: meta.len(),
+            modified: meta.modified().ok(),
+        })
+    }
+}
+
+/// Opens a file for reading without following a symbolic link in the
+/// path's last part, and without blocking on a FIFO.
+pub fn open_no_follow(path: &Path) -> std::io::Result<File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags((nix::fcntl::OFlag::O_NOFOLLOW | nix::fcntl::OFlag::O_NONBLOCK).bits())
+        .open(path)
+}
+
+/// Longest file name shown in reports, in bytes (a file system's limit).
+const MAX_SHOWN_NAME: usize = 255;
+
+/// A file name as reports and the history show it: control and
+/// direction-changing characters replaced, at most 255 bytes. The name is
+/// chosen by whoever dropped or uploaded the file; a line break in it must
+/// not start a line of the report.
+pub fn shown_file_name(name: &str) -> String {
+    let mut out = String::with_capacity(name.len().min(MAX_SHOWN_NAME));
+    for c in name.chars() {
+        let c = if c.is_control() || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+        {
+            '\u{fffd}'
+        } else {
+            c
+        };
+        if out.len() + c.len_utf8() > MAX_SHOWN_NAME {
+            break;
+        }
+        out.push(c);
+    }
+    out
 }

@@ -10,9 +10,26 @@
 //! field and the reason. A bad row never stops the parse.
 //!
 //! Memory stays bounded whatever the file size: the sniff buffer, the csv
-//! reader's buffer and one record. A record longer than
-//! [`MAX_RECORD_BYTES`] (in practice an unclosed quote swallowing the rest of
-//! the file) ends the parse with [`FileError::RecordTooLarge`].
+//! reader's buffer and one record (whose bytes are kept for the case below).
+//! A one-line record longer than [`MAX_RECORD_BYTES`] ends the parse with
+//! [`FileError::RecordTooLarge`], and so does a NUL byte anywhere (binary
+//! data, as in the sniffed part).
+//!
+//! A quote that is opened and never closed would swallow the rows after it
+//! into one value. A record whose quoted value runs over a line break is
+//! therefore checked: when its quotes are not closed the way CSV closes them
+//! (right before a delimiter or a line end; not at all), when the value
+//! spans more than [`MAX_QUOTED_LINES`] lines, or when one of its lines has
+//! as many delimiters as a row, its first line is rejected with
+//! `unclosed quote` and the parse goes on at the next line, so the rows it
+//! swallowed are read as rows. So is a record that runs over several lines
+//! past [`MAX_RECORD_BYTES`]. After [`MAX_UNCLOSED_QUOTES`] such lines the
+//! file is given up on.
+//!
+//! A row with fewer values than the header has columns (a row written with
+//! another delimiter is one value) or with values beyond them is rejected,
+//! as is a value longer than [`MAX_FIELD_BYTES`] in a column that is read.
+//! Headers that repeat an earlier one are listed in [`Format::describe`].
 //!
 //! What a row carries follows from the columns the file has:
 //! - a [`Customer`] when the row has a customer number and the file has at
@@ -65,6 +82,17 @@ use values::Era;
 pub const SNIFF_BYTES: usize = 64 * 1024;
 /// The longest record accepted. Real DMS records are a few hundred bytes.
 pub const MAX_RECORD_BYTES: u64 = 1 << 20;
+/// A quoted value spanning more lines than this is taken for a quote that
+/// was never closed. Remarks with a few line breaks are common; a value
+/// over dozens of lines is not.
+pub const MAX_QUOTED_LINES: u64 = 20;
+/// Lines that open a quote they never close before the file is given up
+/// on as not quoted the way CSV is. Each costs one re-read of at most a
+/// record's bytes, so this bounds the work on a hostile file.
+pub const MAX_UNCLOSED_QUOTES: u32 = 100;
+/// The longest value accepted in a column that maps to a field. Names,
+/// streets and addresses are far shorter; anything longer is not data.
+pub const MAX_FIELD_BYTES: usize = 512;
 const CSV_BUFFER: usize = 64 * 1024;
 
 /// One column of the file as the header names it.
@@ -84,40 +112,96 @@ pub struct Format {
     pub encoding: &'static str,
     pub delimiter: u8,
     pub columns: Vec<Column>,
+    /// Columns whose header repeats an earlier column's (compared as the
+    /// mapping compares them), as (column, earlier column), 0-based. Only
+    /// columns that map to a field are listed: for those a row's first
+    /// non-empty value is used, which the report says.
+    pub duplicates: Vec<(usize, usize)>,
+}
+
+/// Headers shown in reports: at most this many characters of each.
+const SHOWN_HEADER_CHARS: usize = 60;
+/// Columns listed by name in a report; the rest are counted.
+const SHOWN_COLUMNS: usize = 50;
+
+/// A header as a report shows it: quoted with escapes, cut to a bounded length.
+fn shown_header(h: &str) -> String {
+    let mut chars = h.chars();
+    let head: String = chars.by_ref().take(SHOWN_HEADER_CHARS).collect();
+    if chars.next().is_some() {
+        format!("{head:?}…")
+    } else {
+        format!("{head:?}")
+    }
 }
 
 impl Format {
-    /// E.g. `windows-1252, ';', 14 columns`.
+    /// E.g. `windows-1252, ';', 14 columns`, followed by the headers that
+    /// repeat an earlier one.
     pub fn describe(&self) -> String {
         let delimiter = match self.delimiter {
             b'\t' => "tab".to_string(),
             d => format!("'{}'", d as char),
         };
         let n = self.columns.len();
-        format!(
+        let mut s = format!(
             "{}, {}, {} column{}",
             self.encoding,
             delimiter,
             n,
             if n == 1 { "" } else { "s" }
-        )
+        );
+        if !self.duplicates.is_empty() {
+            const SHOWN: usize = 5;
+            for (k, &(i, first)) in self.duplicates.iter().take(SHOWN).enumerate() {
+                s.push_str(if k == 0 { "; " } else { ", " });
+                let header = self.columns.get(i).map_or("", |c| c.header.as_str());
+                s.push_str(&format!(
+                    "column {} {} repeats column {}",
+                    i + 1,
+                    shown_header(header),
+                    first + 1
+                ));
+            }
+            if self.duplicates.len() > SHOWN {
+                s.push_str(&format!(" and {} more", self.duplicates.len() - SHOWN));
+            }
+            s.push_str(" (a row's first non-empty value of them is used)");
+        }
+        s
     }
 
-    /// Headers no field is mapped to, as written; a column without a header
-    /// is named by its position ("(column 7)").
+    /// Headers no field is mapped to, as written (bounded); a column without
+    /// a header is named by its position ("(column 7)"). At most
+    /// [`SHOWN_COLUMNS`] are named, then how many more there are.
     pub fn unmapped(&self) -> Vec<String> {
-        self.columns
+        let mut unmapped = self
+            .columns
             .iter()
             .enumerate()
-            .filter(|(_, c)| c.field.is_none())
+            .filter(|(_, c)| c.field.is_none());
+        let mut out: Vec<String> = unmapped
+            .by_ref()
+            .take(SHOWN_COLUMNS)
             .map(|(i, c)| {
                 if c.header.is_empty() {
                     format!("(column {})", i + 1)
                 } else {
-                    c.header.clone()
+                    let mut chars = c.header.chars();
+                    let head: String = chars.by_ref().take(SHOWN_HEADER_CHARS).collect();
+                    if chars.next().is_some() {
+                        format!("{head}…")
+                    } else {
+                        head
+                    }
                 }
             })
-            .collect()
+            .collect();
+        let more = unmapped.count();
+        if more > 0 {
+            out.push(format!("… and {more} more"));
+        }
+        out
     }
 
     /// Whether some column of the file maps to `field`.
@@ -141,6 +225,10 @@ pub enum FileError {
     NoKeyColumn { headers: Vec<String> },
     #[error("the record starting at line {line} is longer than {} KiB; probably an unclosed quote (\") in it", limit / 1024)]
     RecordTooLarge { line: u64, limit: u64 },
+    #[error("the header (line {line}) opens a quote (\") that runs over the end of the line; close it so that the rows are read as rows")]
+    HeaderQuote { line: u64 },
+    #[error("more than {limit} lines open a quote (\") they never close, the last on line {line}; the file's quoting is broken")]
+    UnclosedQuotes { line: u64, limit: u32 },
     #[error("import option {option} = {value:?} is not supported; use {expected}")]
     BadOption {
         option: &'static str,
@@ -163,7 +251,7 @@ impl fmt::Display for HeaderList<'_> {
             if i > 0 {
                 f.write_str(", ")?;
             }
-            write!(f, "{h:?}")?;
+            f.write_str(&shown_header(h))?;
         }
         if self.0.len() > SHOWN {
             write!(f, " and {} more", self.0.len() - SHOWN)?;
@@ -204,12 +292,53 @@ enum Inner<R> {
     Decoded(DecodeReaderBytes<Prefixed<R>, Vec<u8>>),
 }
 
-/// The csv reader's input: the sniff buffer, then the rest of the file,
-/// counting the bytes since the start of the current record so a runaway
-/// record ends the parse instead of filling memory.
+/// The csv reader's input: the sniff buffer, then the rest of the file.
+///
+/// It keeps the bytes it delivered since `mark` (where the record being
+/// read starts), so that after a record that turns out to be an unclosed
+/// quote the parse can go back to the line after the quote's: [`Seek`] goes
+/// anywhere within the kept bytes and nowhere else. Memory stays bounded: a
+/// record that runs on for more than [`MAX_RECORD_BYTES`] (plus the csv
+/// reader's read-ahead) is cut off with [`Oversized`]. The first NUL byte
+/// passed on is noted, so binary data after the sniffed part is found.
 struct Source<R> {
     inner: Inner<R>,
-    since_mark: u64,
+    /// Stream offset of `kept[0]`.
+    kept_from: u64,
+    kept: Vec<u8>,
+    /// Stream offset of the next byte to deliver; below the end of `kept`
+    /// after a seek back.
+    pos: u64,
+    /// Where the record being read starts: bytes before it may be dropped.
+    mark: u64,
+    /// Stream offset of the first NUL byte.
+    nul_at: Option<u64>,
+}
+
+impl<R> Source<R> {
+    fn new(inner: Inner<R>) -> Self {
+        Self {
+            inner,
+            kept_from: 0,
+            kept: Vec::with_capacity(2 * CSV_BUFFER),
+            pos: 0,
+            mark: 0,
+            nul_at: None,
+        }
+    }
+
+    /// The kept bytes from stream offset `from` on (empty if not kept).
+    fn kept_since(&self, from: u64) -> &[u8] {
+        let at = from.saturating_sub(self.kept_from);
+        usize::try_from(at)
+            .ok()
+            .and_then(|at| self.kept.get(at..))
+            .unwrap_or(&[])
+    }
+
+    fn kept_end(&self) -> u64 {
+        self.kept_from + self.kept.len() as u64
+    }
 }
 
 #[derive(Debug)]
@@ -225,16 +354,58 @@ impl std::error::Error for Oversized {}
 
 impl<R: Read> Read for Source<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = match &mut self.inner {
-            Inner::Plain(r) => r.read(buf)?,
-            Inner::Decoded(r) => r.read(buf)?,
-        };
-        self.since_mark += n as u64;
         // The csv reader reads ahead by up to its buffer size.
-        if self.since_mark > MAX_RECORD_BYTES + CSV_BUFFER as u64 {
+        if self.pos.saturating_sub(self.mark) > MAX_RECORD_BYTES + CSV_BUFFER as u64 {
             return Err(io::Error::new(io::ErrorKind::InvalidData, Oversized));
         }
+        let n = if self.pos < self.kept_end() {
+            let replay = self.kept_since(self.pos);
+            let n = buf.len().min(replay.len());
+            buf[..n].copy_from_slice(&replay[..n]);
+            n
+        } else {
+            let n = match &mut self.inner {
+                Inner::Plain(r) => r.read(buf)?,
+                Inner::Decoded(r) => r.read(buf)?,
+            };
+            let new = &buf[..n];
+            if self.nul_at.is_none() && new.contains(&0) {
+                self.nul_at = new
+                    .iter()
+                    .position(|&b| b == 0)
+                    .map(|i| self.pos + i as u64);
+            }
+            // Dropping the bytes before the mark only once they are at least
+            // half of what is kept moves each byte a bounded number of times.
+            let dead = usize::try_from(self.mark.saturating_sub(self.kept_from))
+                .unwrap_or(usize::MAX)
+                .min(self.kept.len());
+            if dead > 0 && dead >= self.kept.len() / 2 {
+                self.kept.drain(..dead);
+                self.kept_from += dead as u64;
+            }
+            self.kept.extend_from_slice(new);
+            n
+        };
+        self.pos += n as u64;
         Ok(n)
+    }
+}
+
+/// Goes back (or forth) within the kept bytes; see [`Source`].
+impl<R: Read> io::Seek for Source<R> {
+    fn seek(&mut self, to: io::SeekFrom) -> io::Result<u64> {
+        match to {
+            io::SeekFrom::Start(at) if (self.kept_from..=self.kept_end()).contains(&at) => {
+                self.pos = at;
+                self.mark = at;
+                Ok(at)
+            }
+            _ => Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                "the import reader seeks only within the bytes of the current record",
+            )),
+        }
     }
 }
 
@@ -253,6 +424,8 @@ const VEHICLE_FIELDS: &[ImportField] = &[
 /// Column indices per field, computed once from the header.
 struct Plan {
     cols: Vec<Vec<usize>>,
+    /// Columns whose values are read, with their field, to bound their length.
+    mapped: Vec<(usize, ImportField)>,
     width: usize,
     has_customer: bool,
     has_vehicle: bool,
@@ -269,8 +442,18 @@ impl Plan {
         let any = |fs: &[ImportField]| fs.iter().any(|&f| !cols[f as usize].is_empty());
         let has_customer = any(ImportField::CUSTOMER);
         let has_vehicle = any(VEHICLE_FIELDS) || any(&[ImportField::CustomerNo]);
+        let mapped = columns
+            .iter()
+            .enumerate()
+            .filter_map(|(i, c)| {
+                c.field
+                    .filter(|&f| f != ImportField::Ignore)
+                    .map(|f| (i, f))
+            })
+            .collect();
         Self {
             cols,
+            mapped,
             width: columns.len(),
             has_customer,
             has_vehicle,
@@ -329,6 +512,9 @@ struct Rules {
     order: DateOrder,
     today: Date,
     plan: Plan,
+    /// What row errors call each column: its field, else its header (bounded).
+    names: Vec<String>,
+    delimiter: u8,
 }
 
 /// Streams the rows of one CSV export. See the module docs.
@@ -341,6 +527,10 @@ pub struct Parser<R> {
     errors: Vec<FieldError>,
     /// Where the next record starts, for errors that have no record.
     next_line: u64,
+    /// Old Mac files end lines with '\r' alone (see [`Parser::new`]).
+    lines_by_cr: bool,
+    /// Lines rejected for a quote they open and never close.
+    unclosed_quotes: u32,
     finished: bool,
     aborted: Option<FileError>,
     warned_encoding: bool,
@@ -441,10 +631,7 @@ impl<R: Read> Parser<R> {
             .has_headers(false)
             .flexible(true)
             .buffer_capacity(CSV_BUFFER)
-            .from_reader(Source {
-                inner,
-                since_mark: 0,
-            });
+            .from_reader(Source::new(inner));
 
         let mut record = ByteRecord::new();
         if sep_line.is_some() {
@@ -452,10 +639,22 @@ impl<R: Read> Parser<R> {
         }
         // The header is the first record with a name in it.
         let headers = loop {
-            csv.get_mut().since_mark = 0;
+            csv.get_mut().mark = csv.position().byte();
             let line = csv.position().line();
             if !read_raw(&mut csv, &mut record, line)? {
                 return Err(FileError::Empty);
+            }
+            // A header name over a line break is a quote left open: it
+            // swallowed the rows, and nothing after it can be trusted.
+            // ('\r' ends the last name of a "\r\n" file, see above.)
+            let cr_lines = matches!(terminator, csv::Terminator::CRLF);
+            if record
+                .iter()
+                .any(|h| h.contains(&b'\n') || (cr_lines && h.contains(&b'\r')))
+            {
+                return Err(FileError::HeaderQuote {
+                    line: record.position().map_or(line, csv::Position::line),
+                });
             }
             let mut headers: Vec<String> = record
                 .iter()
@@ -468,6 +667,9 @@ impl<R: Read> Parser<R> {
                 break headers;
             }
         };
+        if let Some(line) = nul_line(&csv, csv.position().line()) {
+            return Err(binary(line));
+        }
 
         let fields = headers::map_headers(&headers, &opts.columns);
         let has_key = fields
@@ -475,11 +677,10 @@ impl<R: Read> Parser<R> {
             .any(|f| matches!(f, Some(ImportField::CustomerNo | ImportField::Vin)));
         if !has_key {
             if sniffed.is_none() && headers.len() == 1 {
-                let first: String = headers[0].chars().take(60).collect();
+                // Nothing shows this is a CSV export: its first line is not
+                // quoted, it may be anything (a note, a key, a password file).
                 return Err(FileError::NotCsv {
-                    reason: format!(
-                        "no delimiter (';', ',', tab or '|') and no known column name in the first line {first:?}"
-                    ),
+                    reason: "no delimiter (';', ',', tab or '|') and no known column name in the first line".into(),
                 });
             }
             return Err(FileError::NoKeyColumn { headers });
@@ -490,10 +691,21 @@ impl<R: Read> Parser<R> {
             .map(|(header, field)| Column { header, field })
             .collect();
         let plan = Plan::new(&columns);
+        let names = columns
+            .iter()
+            .enumerate()
+            .map(|(i, c)| match c.field {
+                Some(f) if f != ImportField::Ignore => f.name().to_string(),
+                _ if c.header.is_empty() => format!("(column {})", i + 1),
+                _ => c.header.chars().take(SHOWN_HEADER_CHARS).collect(),
+            })
+            .collect();
+        let duplicates = duplicate_headers(&columns);
         let format = Format {
             encoding: label,
             delimiter,
             columns,
+            duplicates,
         };
         tracing::debug!(file = file_name, format = %format.describe(), "import format detected");
         let next_line = csv.position().line();
@@ -506,11 +718,15 @@ impl<R: Read> Parser<R> {
                 order,
                 today: Date::today(),
                 plan,
+                names,
+                delimiter,
             },
             record: Some(record),
             fallback: StringRecord::new(),
             errors: Vec::new(),
             next_line,
+            lines_by_cr: matches!(terminator, csv::Terminator::CRLF),
+            unclosed_quotes: 0,
             finished: false,
             aborted: None,
             warned_encoding: false,
@@ -536,7 +752,6 @@ impl<R: Read> Parser<R> {
     }
 
     fn abort(&mut self, e: csv::Error) -> RowError {
-        self.finished = true;
         let error = match e.into_kind() {
             csv::ErrorKind::Io(io) if io.get_ref().is_some_and(|i| i.is::<Oversized>()) => {
                 FileError::RecordTooLarge {
@@ -549,14 +764,189 @@ impl<R: Read> Parser<R> {
                 reason: format!("{other:?}"),
             },
         };
+        self.abort_with(error, self.next_line)
+    }
+
+    fn abort_with(&mut self, error: FileError, line: u64) -> RowError {
+        self.finished = true;
         let row_error = RowError {
             file: self.rules.file.clone(),
-            line: self.next_line,
+            line,
             field: "file".into(),
             reason: error.to_string(),
         };
         self.aborted = Some(error);
         row_error
+    }
+
+    /// Whether the record just read, which started at stream offset `begin`
+    /// on `line`, is a quote opened and never closed rather than a quoted
+    /// value with line breaks in it: the quote ran to the end of the file
+    /// (an odd number of quote characters), or its value spans more than
+    /// [`MAX_QUOTED_LINES`] lines or has a line that looks like a row of
+    /// its own (as many delimiters as a row has). Returns the column and the
+    /// number of lines the value runs on over.
+    fn unclosed_quote(&self, record: &ByteRecord, begin: u64, line: u64) -> Option<(usize, u64)> {
+        let source = self.csv.get_ref();
+        let end = self.csv.position().byte();
+        let raw = source.kept_since(begin);
+        let raw = &raw[..raw
+            .len()
+            .min(usize::try_from(end.saturating_sub(begin)).unwrap_or(0))];
+        let breaks = self.csv.position().line().saturating_sub(line);
+        // Lines end at '\n' (the terminator, consumed with the record); in
+        // old Mac files at '\r' and lines are not counted.
+        let multi_line = if self.lines_by_cr {
+            record.as_slice().iter().any(|&b| b == b'\r' || b == b'\n')
+        } else {
+            breaks >= 2 || (breaks == 1 && raw.last() != Some(&b'\n'))
+        };
+        if !multi_line {
+            return None;
+        }
+        let is_break = |b: &u8| *b == b'\n' || (self.lines_by_cr && *b == b'\r');
+        let column = record.iter().position(|f| f.iter().any(is_break))?;
+        let value = record.get(column)?;
+        let mut runs_on = value.iter().filter(|b| is_break(b)).count() as u64;
+        if value.last().is_some_and(is_break) {
+            runs_on -= 1;
+        }
+        let width = self.rules.plan.width;
+        let row_like = width >= 2
+            && value
+                .split(is_break)
+                .skip(1)
+                .any(|l| l.iter().filter(|&&b| b == self.rules.delimiter).count() + 1 >= width);
+        (!well_quoted(raw, self.rules.delimiter) || runs_on > MAX_QUOTED_LINES || row_like)
+            .then_some((column, runs_on))
+    }
+
+    /// Rejects the line a runaway quote starts on and goes on reading at
+    /// the line after it. `from` is where the record (or blank lines before
+    /// it) starts, on `line`. None when no line break is kept after `from`:
+    /// the record is one line too long, not a quote.
+    fn resume_after_first_line(&mut self, from: u64, line: u64) -> Option<Result<u64, RowError>> {
+        let lines_by_cr = self.lines_by_cr;
+        let is_break = |b: u8| b == b'\n' || (lines_by_cr && b == b'\r');
+        let kept = self.csv.get_ref().kept_since(from);
+        // csv skips blank lines before a record; the record starts after them.
+        let blank = kept.iter().take_while(|&&b| is_break(b)).count();
+        let skipped = kept[..blank].iter().filter(|&&b| b == b'\n').count() as u64;
+        let first_break = kept[blank..].iter().position(|&b| is_break(b))?;
+        let start_line = line + skipped;
+        self.unclosed_quotes += 1;
+        if self.unclosed_quotes > MAX_UNCLOSED_QUOTES {
+            return Some(Err(self.abort_with(
+                FileError::UnclosedQuotes {
+                    line: start_line,
+                    limit: MAX_UNCLOSED_QUOTES,
+                },
+                start_line,
+            )));
+        }
+        let resume = from + (blank + first_break + 1) as u64;
+        let resume_line = if kept[blank + first_break] == b'\n' {
+            start_line + 1
+        } else {
+            start_line
+        };
+        let mut at = csv::Position::new();
+        at.set_byte(resume).set_line(resume_line);
+        if let Err(e) = self.csv.seek_raw(io::SeekFrom::Start(resume), at) {
+            return Some(Err(self.abort(e)));
+        }
+        self.next_line = resume_line;
+        Some(Ok(start_line))
+    }
+
+    fn unclosed_quote_error(&self, line: u64, field: &str, runs_on: &str) -> RowError {
+        RowError {
+            file: self.rules.file.clone(),
+            line,
+            field: field.to_string(),
+            reason: format!(
+                "unclosed quote (\"): the quoted value starting on this line runs on {runs_on}; this line is rejected and the lines after it are read as rows"
+            ),
+        }
+    }
+
+    /// One step of the iterator: a record read, judged and turned into a
+    /// row or an error; None for a record without values.
+    fn step(&mut self, mut record: ByteRecord) -> (Option<Result<Row, RowError>>, ByteRecord) {
+        let from = self.csv.position().byte();
+        let from_line = self.csv.position().line();
+        self.csv.get_mut().mark = from;
+        match self.csv.read_byte_record(&mut record) {
+            Ok(false) => {
+                self.finished = true;
+                (None, record)
+            }
+            Ok(true) => {
+                let start = record.position().cloned().unwrap_or_else(|| {
+                    let mut p = csv::Position::new();
+                    p.set_byte(from).set_line(from_line);
+                    p
+                });
+                let (begin, line) = (start.byte(), start.line());
+                let end = self.csv.position().byte();
+                self.next_line = self.csv.position().line();
+                if self.csv.get_ref().nul_at.is_some_and(|at| at < end) {
+                    let e = self.abort_with(binary(line), line);
+                    return (Some(Err(e)), record);
+                }
+                if let Some((column, runs_on)) = self.unclosed_quote(&record, begin, line) {
+                    // The record spans lines, so a line break follows `begin`.
+                    if let Some(resumed) = self.resume_after_first_line(begin, line) {
+                        let e = resumed.map_or_else(
+                            |e| e,
+                            |line| {
+                                let field =
+                                    self.rules.names.get(column).map_or("row", String::as_str);
+                                let s = if runs_on == 1 { "" } else { "s" };
+                                self.unclosed_quote_error(
+                                    line,
+                                    field,
+                                    &format!("over {runs_on} more line{s}"),
+                                )
+                            },
+                        );
+                        return (Some(Err(e)), record);
+                    }
+                }
+                if end - begin > MAX_RECORD_BYTES {
+                    let e = self.abort_with(
+                        FileError::RecordTooLarge {
+                            line,
+                            limit: MAX_RECORD_BYTES,
+                        },
+                        line,
+                    );
+                    return (Some(Err(e)), record);
+                }
+                self.process(record, line)
+            }
+            Err(e) => {
+                let oversized = matches!(e.kind(), csv::ErrorKind::Io(io) if io.get_ref().is_some_and(|i| i.is::<Oversized>()));
+                if oversized {
+                    // A record runs on past the limit. Over several lines that
+                    // is a quote never closed: reject its first line, read on.
+                    if let Some(resumed) = self.resume_after_first_line(from, from_line) {
+                        let e = resumed.map_or_else(
+                            |e| e,
+                            |line| {
+                                self.unclosed_quote_error(
+                                    line,
+                                    "row",
+                                    &format!("for more than {} KiB", MAX_RECORD_BYTES / 1024),
+                                )
+                            },
+                        );
+                        return (Some(Err(e)), record);
+                    }
+                }
+                (Some(Err(self.abort(e))), record)
+            }
+        }
     }
 
     /// Decodes one record (invalid UTF-8 in a UTF-8 file: that field as
@@ -597,29 +987,88 @@ impl<R: Read> Iterator for Parser<R> {
 
     fn next(&mut self) -> Option<Self::Item> {
         while !self.finished {
-            let mut record = self.record.take().unwrap_or_default();
-            self.csv.get_mut().since_mark = 0;
-            match self.csv.read_byte_record(&mut record) {
-                Ok(false) => {
-                    self.finished = true;
-                    self.record = Some(record);
-                }
-                Ok(true) => {
-                    let line = record
-                        .position()
-                        .map_or(self.next_line, csv::Position::line);
-                    self.next_line = self.csv.position().line();
-                    let (out, record) = self.process(record, line);
-                    self.record = Some(record);
-                    if out.is_some() {
-                        return out;
-                    }
-                }
-                Err(e) => return Some(Err(self.abort(e))),
+            let record = self.record.take().unwrap_or_default();
+            let (out, record) = self.step(record);
+            self.record = Some(record);
+            if out.is_some() {
+                return out;
             }
         }
         None
     }
+}
+
+/// Whether every quote in the raw bytes of a record opens a value and is
+/// closed right before a delimiter or the end of a line, as CSV has it. The
+/// csv reader is lenient: it ends a quote anywhere (`"Müller, Hans` closes
+/// at the next row's first quote) and at the end of the file.
+fn well_quoted(raw: &[u8], delimiter: u8) -> bool {
+    let mut quoted = false;
+    let mut field_start = true;
+    let mut i = 0;
+    while let Some(&b) = raw.get(i) {
+        if quoted {
+            if b == b'"' {
+                if raw.get(i + 1) == Some(&b'"') {
+                    i += 1;
+                } else {
+                    quoted = false;
+                    // Blanks between a closing quote and the delimiter are let pass.
+                    let mut next = i + 1;
+                    while raw.get(next).is_some_and(|&c| c == b' ' && c != delimiter) {
+                        next += 1;
+                    }
+                    if !matches!(raw.get(next), None | Some(b'\n' | b'\r'))
+                        && raw.get(next) != Some(&delimiter)
+                    {
+                        return false;
+                    }
+                }
+            }
+        } else if b == b'"' && field_start {
+            quoted = true;
+        } else {
+            field_start = b == delimiter || b == b'\n' || b == b'\r';
+        }
+        i += 1;
+    }
+    !quoted
+}
+
+/// The line of the first NUL byte when the csv reader has passed it.
+fn nul_line<R: Read>(csv: &csv::Reader<Source<R>>, line: u64) -> Option<u64> {
+    csv.get_ref()
+        .nul_at
+        .is_some_and(|at| at < csv.position().byte())
+        .then_some(line)
+}
+
+fn binary(line: u64) -> FileError {
+    FileError::NotCsv {
+        reason: format!("contains binary data (NUL bytes) on line {line}; not a text file"),
+    }
+}
+
+/// Mapped columns whose header repeats an earlier column's; see [`Format::duplicates`].
+fn duplicate_headers(columns: &[Column]) -> Vec<(usize, usize)> {
+    let mut first: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
+    let mut out = Vec::new();
+    for (i, c) in columns.iter().enumerate() {
+        if matches!(c.field, None | Some(ImportField::Ignore)) {
+            continue;
+        }
+        let key = values::fold_key(&c.header);
+        if key.is_empty() {
+            continue;
+        }
+        match first.entry(key) {
+            std::collections::hash_map::Entry::Occupied(e) => out.push((i, *e.get())),
+            std::collections::hash_map::Entry::Vacant(e) => {
+                e.insert(i);
+            }
+        }
+    }
+    out
 }
 
 fn fill<R: Read>(reader: &mut R) -> io::Result<(Vec<u8>, bool)> {
@@ -723,6 +1172,19 @@ impl Rules {
                     p.width
                 ),
             )));
+        }
+        if rec.len() < p.width {
+            return Some(Err(self.error(line, "row", self.too_few_values(rec))));
+        }
+        for &(i, field) in &p.mapped {
+            let len = rec.get(i).map_or(0, str::len);
+            if len > MAX_FIELD_BYTES {
+                return Some(Err(self.error(
+                    line,
+                    field.name(),
+                    format!("is {len} bytes long; at most {MAX_FIELD_BYTES} are accepted"),
+                )));
+            }
         }
         let customer_no = p.get(rec, F::CustomerNo);
         let vin_cell = p.get(rec, F::Vin);
@@ -845,6 +1307,36 @@ impl Rules {
             reason.push_str(&e.reason);
         }
         Some(Err(self.error(line, errors[0].field, reason)))
+    }
+
+    /// Why a row with fewer values than the header has columns is rejected;
+    /// a row of one value that holds another delimiter was probably written
+    /// with that one.
+    fn too_few_values(&self, rec: &StringRecord) -> String {
+        let n = rec.len();
+        let mut reason = format!(
+            "has {n} value{} but the header has {} columns",
+            if n == 1 { "" } else { "s" },
+            self.plan.width
+        );
+        let name = |d: u8| match d {
+            b'\t' => "tab".to_string(),
+            d => format!("'{}'", d as char),
+        };
+        if n == 1 {
+            let cell = rec.get(0).unwrap_or("");
+            if let Some(&other) = sniff::CANDIDATES
+                .iter()
+                .find(|&&d| d != self.delimiter && cell.as_bytes().contains(&d))
+            {
+                reason.push_str(&format!(
+                    " (separated by {} instead of {}?)",
+                    name(other),
+                    name(self.delimiter)
+                ));
+            }
+        }
+        reason
     }
 
     fn error(&self, line: u64, field: &str, reason: String) -> RowError {
@@ -1119,6 +1611,33 @@ mod tests {
             .map(|c| c.last_name.as_str())
             .collect();
         assert_eq!(names, vec!["Meier", "Weiß von", "Kurz"]);
+    }
+
+    #[test]
+    fn lines_after_blank_lines_and_unclosed_quotes_are_counted() {
+        let (_, rows) =
+            parse("Kundennr;Nachname;Ort\n1;Meier;Ulm\n\n\n2;\"Weiss;Ulm\n3;Kurz;Ulm\n");
+        let lines: Vec<Result<u64, String>> = rows
+            .into_iter()
+            .map(|r| r.map(|r| r.line).map_err(|e| e.to_string()))
+            .collect();
+        assert_eq!(
+            lines,
+            vec![
+                Ok(2),
+                Err("t.csv:5: last_name: unclosed quote (\"): the quoted value starting on this line runs on over 1 more line; this line is rejected and the lines after it are read as rows".into()),
+                Ok(6)
+            ]
+        );
+    }
+
+    #[test]
+    fn well_quoted_records() {
+        assert!(well_quoted(b"1;\"a\nb\";c\n", b';'));
+        assert!(well_quoted(b"1;\"a \"\"x\"\" b\" ;c\r\n", b';'));
+        assert!(well_quoted(b"1;Zoll 17\";c\n", b';'));
+        assert!(!well_quoted(b"1;\"a\nb;c\n", b';'));
+        assert!(!well_quoted(b"1;\"a\n2;\"b\";c\n", b';'));
     }
 
     #[test]

@@ -1,6 +1,8 @@
 //! The trust boundaries, tried as an attacker and a careless user would:
-//! one place for the cases an adversarial pass found, so the next pass
-//! starts from them.
+//! what someone who may write to a place the daemon reads (the inbox, the
+//! socket) can make it do. One place for the cases an adversarial pass
+//! found, so the next pass starts from them.
 
+mod inbox;
 mod scope;
 mod socket;
