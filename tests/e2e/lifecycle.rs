@@ -651,3 +651,66 @@ fn spool_files_left_by_a_crash_are_removed_at_start() {
         std::fs::read_dir(&spool).map(|rd| rd.flatten().map(|e| e.file_name()).collect::<Vec<_>>())
     );
 }
+
+/// Only a stale socket at the configured path is replaced. A regular file
+/// there (a typo in `socket =` pointing at something precious, say) or a
+/// symlink is a start-up error that names the path, and stays as it was.
+#[test]
+fn a_regular_file_or_a_symlink_at_the_socket_path_stops_the_start_and_is_kept() {
+    use std::os::unix::fs::FileTypeExt;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let f = daemon_files(dir.path(), DEALERS);
+    let run = || {
+        output_within(
+            Command::new(bin("touchpointd"))
+                .arg("--config")
+                .arg(&f.config_file),
+            EXIT,
+        )
+    };
+
+    std::fs::write(&f.socket, b"precious data\n").expect("write");
+    let out = run();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains(&format!("{} is not a socket", f.socket.display())),
+        "{stderr}"
+    );
+    assert_eq!(
+        std::fs::read(&f.socket).expect("the file is still there"),
+        b"precious data\n"
+    );
+
+    std::fs::remove_file(&f.socket).expect("rm");
+    let target = dir.path().join("elsewhere.sock");
+    std::os::unix::net::UnixListener::bind(&target).expect("bind the target");
+    std::os::unix::fs::symlink(&target, &f.socket).expect("symlink");
+    let out = run();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains(&format!("{} is not a socket", f.socket.display())),
+        "{stderr}"
+    );
+    assert!(std::fs::symlink_metadata(&f.socket)
+        .expect("the link is still there")
+        .file_type()
+        .is_symlink());
+    assert!(std::fs::symlink_metadata(&target)
+        .expect("its target too")
+        .file_type()
+        .is_socket());
+
+    // A socket left by a daemon that died is replaced.
+    std::fs::remove_file(&f.socket).expect("rm");
+    drop(std::os::unix::net::UnixListener::bind(&f.socket).expect("bind"));
+    let mut p = start(&f);
+    p.signal(Signal::SIGTERM);
+    assert_eq!(
+        p.wait_exit(EXIT).and_then(|e| e.code()),
+        Some(0),
+        "log:\n{}",
+        log_of(&f)
+    );
+}
