@@ -9,7 +9,9 @@ use nix::sys::signal::Signal;
 use touchpoint::client::Client;
 use touchpoint_common::domain::ImportStatus;
 use touchpoint_common::protocol::DaemonStatus;
-use touchpoint_tests::{bin, daemon_files, output_within, tid, DaemonFiles, DaemonProcess};
+use touchpoint_tests::{
+    bin, daemon_files, daemon_files_with, output_within, tid, DaemonFiles, DaemonProcess,
+};
 
 const DEALERS: &[(&str, &str)] = &[
     ("d001", "Autohaus Müller GmbH"),
@@ -451,6 +453,73 @@ async fn tenants_added_by_a_reload_are_listed_as_soon_as_they_count() {
             .unwrap_or_else(|e| panic!("d{i} counts but the tenants cannot be listed: {e}"));
         assert_eq!(listed.len() as u64, want);
     }
+}
+
+/// `touchpoint tenants` reads the figures each store keeps in the central
+/// store: listing opens no tenant's database. (Opening every one of more
+/// dealers than may be open at once made each listing close the stores the
+/// previous one had opened, and a listing then met a store still being
+/// closed: "could not acquire lock ... WouldBlock".) What an import wrote
+/// is listed after a restart, with no store opened for it.
+#[tokio::test]
+async fn listing_tenants_opens_none_of_their_stores() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    // Dispatch looks at every tenant's outbox each round; it is not what
+    // this test is about.
+    let f = daemon_files_with(dir.path(), DEALERS, "[dispatch]\nenabled = false\n");
+    for i in 100..250u64 {
+        std::fs::write(
+            f.policy_dir.join(format!("dealers/d{i}.toml")),
+            format!("[tenant]\nid = \"d{i}\"\nname = \"Autohaus {i}\"\n"),
+        )
+        .expect("write");
+    }
+    let mut p = start(&f);
+    let mut c = Client::connect(&f.socket).await.expect("connect");
+    let r = c
+        .upload(
+            &tid("d001"),
+            crate::common::import_fixture(crate::common::MAY),
+        )
+        .await
+        .expect("import");
+    assert_eq!(r.status, ImportStatus::Committed);
+    drop(c);
+    p.signal(Signal::SIGTERM);
+    assert_eq!(
+        p.wait_exit(EXIT).and_then(|e| e.code()),
+        Some(0),
+        "log:\n{}",
+        log_of(&f)
+    );
+
+    let _p = start(&f);
+    let mut c = Client::connect(&f.socket).await.expect("connect");
+    let listed = c.tenants().await.expect("tenants");
+    assert_eq!(listed.len(), 152);
+    let d001 = &listed[0];
+    assert_eq!(
+        (
+            d001.id.to_string(),
+            d001.stats.customers,
+            d001.stats.recipients
+        ),
+        ("d001".to_string(), 6, 5)
+    );
+    assert!(d001.stats.disk_bytes > 0);
+    assert_eq!(
+        d001.last_import.as_ref().map(|i| i.file_name.as_str()),
+        Some(crate::common::MAY)
+    );
+    assert!(listed.iter().all(|t| t.error.is_none()));
+    assert!(listed[1..].iter().all(|t| t.stats.customers == 0));
+    let s = c.status().await.expect("status");
+    assert_eq!(
+        s.tenants_open,
+        0,
+        "listing opened tenant stores; log:\n{}",
+        log_of(&f)
+    );
 }
 
 #[tokio::test]

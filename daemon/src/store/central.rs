@@ -7,8 +7,8 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 use touchpoint_common::codec::{decode_record, encode_record};
-use touchpoint_common::domain::Timestamp;
-use touchpoint_common::protocol::{AuditEntry, Pause, Topic};
+use touchpoint_common::domain::{ImportReport, TenantStats, Timestamp};
+use touchpoint_common::protocol::{AuditEntry, OptIns, Pause, Topic};
 use touchpoint_common::TenantId;
 
 use super::{sled_err, Result, StoreError};
@@ -21,10 +21,41 @@ pub struct TenantRecord {
     pub registered_at: Timestamp,
 }
 
+/// What the tenants listing shows of one tenant: kept in the central store
+/// by the tenant's store at every write that changes it, so that listing
+/// hundreds of tenants opens none of their databases. Counts and the last
+/// import's outcome only: no customer data (the last import goes without
+/// its row errors, which quote the file).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TenantFigures {
+    /// `disk_bytes` is not kept: it is read from the file system.
+    pub stats: TenantStats,
+    pub opt_ins: OptIns,
+    pub last_import: Option<ImportReport>,
+}
+
+/// Where a tenant's store writes its figures.
+#[derive(Clone)]
+pub(super) struct FigureBoard {
+    tree: sled::Tree,
+}
+
+impl FigureBoard {
+    pub(super) fn put(&self, id: &TenantId, figures: &TenantFigures) -> Result<()> {
+        let bytes = encode_record(figures).map_err(|source| StoreError::Codec {
+            tree: "figures",
+            source,
+        })?;
+        self.tree.insert(id.as_str(), bytes).map_err(Central::err)?;
+        Ok(())
+    }
+}
+
 pub struct Central {
     db: sled::Db,
     pub(super) events: Arc<Events>,
     tenants: sled::Tree,
+    figures: sled::Tree,
     audit: sled::Tree,
     pub(super) settings: sled::Tree,
     /// Brand material: template heads and versions (see `material.rs`).
@@ -46,6 +77,7 @@ impl Central {
             .map_err(&err)?;
         Ok(Self {
             tenants: db.open_tree("tenants").map_err(&err)?,
+            figures: db.open_tree("figures").map_err(&err)?,
             audit: db.open_tree("audit").map_err(&err)?,
             settings: db.open_tree("settings").map_err(&err)?,
             templates: db.open_tree("templates").map_err(&err)?,
@@ -119,6 +151,44 @@ impl Central {
                 })
             })
             .collect()
+    }
+
+    /// A tenant's figures as its store last wrote them.
+    pub fn figures(&self, id: &TenantId) -> Result<Option<TenantFigures>> {
+        self.figures
+            .get(id.as_str())
+            .map_err(Self::err)?
+            .map(|b| {
+                decode_record(&b).map_err(|source| StoreError::Codec {
+                    tree: "figures",
+                    source,
+                })
+            })
+            .transpose()
+    }
+
+    pub(super) fn figure_board(&self) -> FigureBoard {
+        FigureBoard {
+            tree: self.figures.clone(),
+        }
+    }
+
+    /// Records durably that the stores are open. True when they were
+    /// already: the previous run ended without closing them.
+    pub(super) fn mark_running(&self) -> Result<bool> {
+        let was = self
+            .settings
+            .insert(super::RUNNING, &[1u8])
+            .map_err(Self::err)?
+            .is_some();
+        self.flush()?;
+        Ok(was)
+    }
+
+    /// Records durably that the stores were closed in order.
+    pub(super) fn mark_stopped(&self) -> Result<()> {
+        self.settings.remove(super::RUNNING).map_err(Self::err)?;
+        self.flush()
     }
 
     /// Dispatch pauses in force (they outlive a restart).
