@@ -69,6 +69,7 @@ const PAUSES: &[u8] = b"dispatch_pauses";
 impl Central {
     pub(super) fn open(path: &Path, cache_bytes: u64, events: Arc<Events>) -> Result<Self> {
         let err = sled_err(path);
+        super::remove_unfinished_snapshots(path);
         let db = sled::Config::new()
             .path(path)
             .cache_capacity(cache_bytes)

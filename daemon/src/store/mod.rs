@@ -604,6 +604,35 @@ fn disk_bytes(dir: &Path) -> u64 {
     walk(dir, 0)
 }
 
+/// Removes the snapshot files sled left unfinished. sled writes a snapshot
+/// to `snap.<lsn>.generating` and renames it when complete; one that a
+/// full disk cut short stays behind, and sled 0.34 then reads it as the
+/// newest snapshot at every open and refuses the database as corrupt (for
+/// good: freeing space does not help). An unfinished snapshot holds nothing
+/// the log and the previous snapshot do not.
+pub(crate) fn remove_unfinished_snapshots(db_dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(db_dir) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let name = e.file_name();
+        let name = name.to_string_lossy();
+        if name.starts_with("snap.")
+            && name.ends_with(".generating")
+            && e.path().symlink_metadata().is_ok_and(|m| m.is_file())
+        {
+            match std::fs::remove_file(e.path()) {
+                Ok(()) => {
+                    tracing::warn!(file = %e.path().display(), "removed a snapshot sled left unfinished")
+                }
+                Err(err) => {
+                    tracing::warn!(file = %e.path().display(), error = %err, "cannot remove an unfinished snapshot")
+                }
+            }
+        }
+    }
+}
+
 pub(crate) fn sled_err(path: &Path) -> impl Fn(sled::Error) -> StoreError + '_ {
     move |source| StoreError::Sled {
         path: path.display().to_string(),

@@ -137,6 +137,7 @@ impl TenantStore {
         // the space the database needs to open.
         super::import_txn::before_open(dir)?;
         let path = dir.join("store");
+        super::remove_unfinished_snapshots(&path);
         let err = sled_err(&path);
         let config = sled::Config::new()
             .path(&path)

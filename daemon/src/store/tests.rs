@@ -582,6 +582,35 @@ fn a_store_that_cannot_be_opened_is_reported_and_retried() {
     assert_eq!(s.summary(&d002, "Autohaus Weiß".into()).error, None);
 }
 
+/// A snapshot sled could not finish (the disk filled up while it wrote it)
+/// must not make the database unopenable: sled 0.34 would read it as the
+/// newest snapshot at every open and call the database corrupt.
+#[test]
+fn an_unfinished_snapshot_left_by_a_full_disk_does_not_make_a_store_unopenable() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    {
+        let s = stores(dir.path(), 8);
+        let a = s.tenant(&tid("d001")).expect("a");
+        import_one(&a, customer("K1", "Müller"), None, "h1");
+        drop(a);
+        s.close_all().expect("close");
+    }
+    for db in ["tenants/d001/store", "central"] {
+        std::fs::write(
+            dir.path().join(db).join("snap.7FFFFFFFFFFFFFFF.generating"),
+            b"cut short by ENOSPC",
+        )
+        .expect("unfinished snapshot");
+    }
+    let s = stores(dir.path(), 8);
+    let a = s.tenant(&tid("d001")).expect("opens");
+    assert!(a.customer("K1").expect("read").is_some());
+    assert!(!dir
+        .path()
+        .join("tenants/d001/store/snap.7FFFFFFFFFFFFFFF.generating")
+        .exists());
+}
+
 #[test]
 fn audit_log_is_newest_first_and_filterable() {
     let dir = tempfile::tempdir().expect("tempdir");
