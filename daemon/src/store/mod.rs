@@ -129,9 +129,12 @@ struct Open {
     last_used: Instant,
 }
 
-/// How long a request waits for a tenant store that another task is opening,
-/// closing, or still using after an I/O error, before it gives up.
+/// How long a request waits for a tenant store that another task is opening
+/// or closing, before it gives up.
 const SLOT_WAIT: Duration = Duration::from_secs(60);
+/// How long a request waits for the tasks still using a store broken by an
+/// I/O error to let go of it.
+const BROKEN_HELD_WAIT: Duration = Duration::from_secs(5);
 /// How often a waiter looks again at a broken store still held elsewhere
 /// (holders do not signal when they drop a handle).
 const HOLDER_POLL: Duration = Duration::from_millis(10);
@@ -201,7 +204,7 @@ impl Stores {
         if self.central.tenant(id)?.is_none() {
             return Err(StoreError::UnknownTenant(id.to_string()));
         }
-        let deadline = Instant::now() + SLOT_WAIT;
+        let started = Instant::now();
         let mut open = self.lock();
         loop {
             match open.slots.get_mut(id) {
@@ -221,16 +224,26 @@ impl Stores {
                     self.changed.notify_all();
                     continue;
                 }
-                Some(Slot::Open(_)) | Some(Slot::Opening) | Some(Slot::Closing) => {
+                slot @ (Some(Slot::Open(_)) | Some(Slot::Opening) | Some(Slot::Closing)) => {
                     let now = Instant::now();
-                    if now >= deadline {
+                    // Opening and closing always end; a broken store's
+                    // holders are finishing whatever they do with it (which
+                    // fails), but may be this very task, further up.
+                    let (until, why) = match slot {
+                        Some(Slot::Open(_)) => (
+                            started + BROKEN_HELD_WAIT,
+                            "is being reopened after an I/O error and is still in use",
+                        ),
+                        _ => (started + SLOT_WAIT, "is still being opened or closed"),
+                    };
+                    if now >= until {
                         return Err(StoreError::Unavailable(format!(
-                            "tenant {id}: its store is being reopened after an I/O error and is still in use; try again"
+                            "tenant {id}: its store {why}; try again"
                         )));
                     }
                     // A broken store still held elsewhere is polled: its
                     // holders do not signal when they let go.
-                    let wait = (deadline - now).min(HOLDER_POLL);
+                    let wait = (until - now).min(HOLDER_POLL);
                     *open.waiting.entry(id.clone()).or_insert(0) += 1;
                     open = self
                         .changed
@@ -400,8 +413,9 @@ impl Stores {
         self.changed.notify_all();
     }
 
-    /// The slot of a store just closed: free, or failed when its file lock
-    /// was never released.
+    /// The slot of a store just closed: free; or failed, so that the
+    /// listing keeps saying why until an open succeeds, when its file lock
+    /// was never released or it was closed for an I/O error.
     fn closed(open: &mut OpenSet, id: &TenantId, r: Result<(), String>) {
         match r {
             Ok(()) => {
@@ -415,8 +429,10 @@ impl Stores {
 
     /// Flushes and drops a store whose only handle this is, then waits
     /// until sled has let go of its file, so that it can be opened again.
+    /// `Err` says why the tenant is to be listed in trouble afterwards.
     fn close_store(&self, id: &TenantId, store: Arc<TenantStore>) -> Result<(), String> {
-        if store.trouble().is_none() {
+        let trouble = store.trouble();
+        if trouble.is_none() {
             if let Err(e) = store.flush() {
                 tracing::warn!(tenant = %id, error = %e, "flush before close failed");
             }
@@ -430,7 +446,7 @@ impl Stores {
         match wait_released(&lock_file, RELEASE_WAIT) {
             Ok(()) => {
                 tracing::debug!(tenant = %id, "closed tenant store");
-                Ok(())
+                trouble.map_or(Ok(()), Err)
             }
             Err(e) => {
                 let msg = format!("{}: not released after closing: {e}", lock_file.display());

@@ -611,6 +611,40 @@ fn an_unfinished_snapshot_left_by_a_full_disk_does_not_make_a_store_unopenable()
         .exists());
 }
 
+/// After an I/O error a handle takes no more writes (sled's memory may be
+/// ahead of its disk), the listing says why until the database opens
+/// again, and the next request gets it opened afresh, with what is on disk.
+#[test]
+fn a_store_broken_by_an_io_error_refuses_writes_and_is_reopened_on_the_next_request() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let s = stores(dir.path(), 8);
+    let d001 = tid("d001");
+    let a = s.tenant(&d001).expect("a");
+    import_one(&a, customer("K1", "Müller"), None, "h1");
+    a.mark_broken("IO error: No space left on device");
+    let e = a
+        .update_import(&report(&d001, 1, "h1"))
+        .expect_err("no writes through a broken handle");
+    assert!(e.to_string().contains("No space left on device"), "{e}");
+    assert!(s
+        .trouble(&d001)
+        .is_some_and(|t| t.contains("No space left on device")));
+    drop(a);
+    // Closed as soon as nobody uses it, and still listed in trouble until
+    // it opens again.
+    assert_eq!(s.close_idle(Duration::from_secs(3600)), 1);
+    assert_eq!(s.open_count(), 0);
+    assert!(s
+        .trouble(&d001)
+        .is_some_and(|t| t.contains("No space left on device")));
+    let b = s.tenant(&d001).expect("reopened");
+    assert!(b.trouble().is_none());
+    assert_eq!(s.trouble(&d001), None);
+    assert!(b.customer("K1").expect("read").is_some());
+    b.update_import(&report(&d001, 1, "h1"))
+        .expect("writes again");
+}
+
 #[test]
 fn audit_log_is_newest_first_and_filterable() {
     let dir = tempfile::tempdir().expect("tempdir");
