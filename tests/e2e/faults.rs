@@ -324,3 +324,85 @@ async fn full_disk_under_the_stores_own_writes() {
     drop(c);
     d.stop();
 }
+
+/// The whole state directory on a disk that fills up: the central store
+/// (registry, audit log, figures) fails its writes too. While the disk is
+/// full the daemon still lists and reads; once space returns the central
+/// store takes writes again without a restart: the audit log records the
+/// next import and the listing shows its figures.
+#[tokio::test]
+async fn a_full_disk_under_the_central_store_heals_once_space_returns() {
+    const ATTEMPTS: usize = 64;
+    let root = tempfile::tempdir().expect("tempdir");
+    let state = root.path().join("state");
+    let fs = match Tmpfs::mount(&state, 32) {
+        Ok(fs) => fs,
+        Err(why) => {
+            eprintln!("cannot mount a tmpfs here ({why}): the store's write seam covers the tenants' side");
+            return full_disk_under_the_stores_own_writes().await;
+        }
+    };
+    let d = TestDaemon::start_with(Options {
+        state_dir: Some(state.clone()),
+        ..Options::default()
+    });
+    let mut c = d.client().await;
+    let may = c.upload(&tid("d002"), import_fixture(MAY)).await;
+    assert_eq!(may.expect("May into d002").status, ImportStatus::Committed);
+
+    fs.fill_leaving(0);
+    // Each refused upload is audited: the audit log grows into space the
+    // disk does not have, and the central store's writes fail.
+    for _ in 0..ATTEMPTS {
+        let r = c.upload(&tid("d001"), import_fixture(MAY)).await;
+        assert!(
+            !matches!(
+                &r,
+                Ok(ImportReport {
+                    status: ImportStatus::Committed,
+                    ..
+                })
+            ),
+            "{r:?}"
+        );
+    }
+    let listed = c.tenants().await.expect("tenants on a full disk");
+    assert_eq!(listed.len(), 3);
+    assert_eq!(listed[1].stats.customers, 6);
+
+    fs.free();
+    let r = c
+        .upload(&tid("d001"), import_fixture(MAY))
+        .await
+        .expect("May into d001 once space returned");
+    assert_eq!(r.status, ImportStatus::Committed, "{r:?}");
+    let listed = c.tenants().await.expect("tenants");
+    assert_eq!(listed[0].stats.customers, 6, "{:?}", listed[0]);
+    let audit = c
+        .audit(Some(&tid("d001")), 2 * ATTEMPTS as u32, "")
+        .await
+        .expect("audit");
+    let newest = audit.first().expect("an entry");
+    assert_eq!(
+        (newest.action.as_str(), &newest.outcome),
+        ("import", &touchpoint_common::protocol::AuditOutcome::Ok),
+        "{audit:?}"
+    );
+    // Entries of the refused uploads that never reached the disk went with
+    // the instance that failed: the central store did fail, and healed.
+    let refused = audit
+        .iter()
+        .filter(|e| {
+            matches!(
+                e.outcome,
+                touchpoint_common::protocol::AuditOutcome::Failed(_)
+            )
+        })
+        .count();
+    assert!(
+        refused < ATTEMPTS,
+        "{refused} of {ATTEMPTS} kept: the central store never failed"
+    );
+    drop(c);
+    d.stop();
+}

@@ -88,7 +88,7 @@ pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 pub struct Stores {
     root: PathBuf,
     cfg: StoresConfig,
-    central: Central,
+    central: Arc<Central>,
     open: Mutex<OpenSet>,
     /// Signalled whenever a slot of the open set changes state.
     changed: Condvar,
@@ -140,7 +140,7 @@ const BROKEN_HELD_WAIT: Duration = Duration::from_secs(5);
 const HOLDER_POLL: Duration = Duration::from_millis(10);
 /// How long a closed database's file lock may take to be released (sled's
 /// I/O threads finish their last writes after the last handle is dropped).
-const RELEASE_WAIT: Duration = Duration::from_secs(60);
+pub(super) const RELEASE_WAIT: Duration = Duration::from_secs(60);
 
 /// Central settings key present while a daemon has the stores open.
 const RUNNING: &[u8] = b"stores_open";
@@ -154,11 +154,11 @@ impl Stores {
             source,
         })?;
         let events = Arc::new(crate::events::Events::new());
-        let central = Central::open(
+        let central = Arc::new(Central::open(
             &root.join("central"),
             cfg.cache_bytes_central,
             events.clone(),
-        )?;
+        )?);
         let unclean_start = central.mark_running()?;
         Ok(Self {
             root,
@@ -574,7 +574,7 @@ impl Stores {
 
 /// Waits until nobody holds the file lock sled takes on `path` (its
 /// database file), by taking and dropping that lock ourselves.
-fn wait_released(path: &Path, within: Duration) -> std::io::Result<()> {
+pub(super) fn wait_released(path: &Path, within: Duration) -> std::io::Result<()> {
     let deadline = Instant::now() + within;
     let mut pause = Duration::from_micros(200);
     loop {

@@ -645,6 +645,37 @@ fn a_store_broken_by_an_io_error_refuses_writes_and_is_reopened_on_the_next_requ
         .expect("writes again");
 }
 
+/// The central store after an I/O error: once there is room again, its
+/// next use opens the database afresh (the instance in service is dropped
+/// first), with everything it held, and writes work again.
+#[test]
+fn the_central_store_is_reopened_after_an_io_error() {
+    use touchpoint_common::protocol::{AuditEntry, AuditOutcome};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let s = stores(dir.path(), 8);
+    let c = s.central();
+    let before = c.db().expect("db");
+    let old = Arc::downgrade(&before);
+    drop(before);
+    let e = c.fail()(sled::Error::Io(std::io::Error::from_raw_os_error(28)));
+    assert!(e.to_string().contains("No space left on device"), "{e}");
+    let entry = AuditEntry {
+        seq: 0,
+        at: Timestamp(1),
+        uid: 0,
+        user: "root".into(),
+        role: None,
+        action: "test".into(),
+        tenant: None,
+        detail: String::new(),
+        outcome: AuditOutcome::Ok,
+    };
+    c.audit(entry).expect("written once reopened");
+    assert!(old.upgrade().is_none(), "the broken instance was dropped");
+    assert_eq!(c.tenants().expect("registry").len(), 4);
+    assert_eq!(c.audit_log(None, 10).expect("audit").len(), 1);
+}
+
 #[test]
 fn audit_log_is_newest_first_and_filterable() {
     let dir = tempfile::tempdir().expect("tempdir");
