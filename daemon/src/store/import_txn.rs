@@ -125,7 +125,14 @@ impl TenantStore {
         let guard = self.lock_writer();
         self.writable()?;
         let path = self.staging_path();
-        let file = File::create(&path).map_err(io_err(&path))?;
+        // Whatever is there (a leftover, a symlink) goes, unfollowed; the
+        // new file is created, never opened through a link.
+        remove_path(&path).map_err(io_err(&path))?;
+        let file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&path)
+            .map_err(io_err(&path))?;
         let mut txn = ImportTxn {
             store: self,
             _writer: guard,
@@ -273,7 +280,9 @@ fn commit_staged(
 ) -> Result<ImportReport> {
     let undo = s.dir.join(UNDO_DIR);
     let attempt = || -> Result<ImportReport> {
-        remove_path(&undo).map_err(io_err(&undo))?;
+        // Never there on a store that takes writes; if it were, it would
+        // be an earlier import's, to be undone before this one begins.
+        rollback(s)?;
         std::fs::create_dir(&undo).map_err(io_err(&undo))?;
         sync_dir(&s.dir)?;
         let mut report = report.clone();
@@ -504,7 +513,6 @@ fn rollback(s: &TenantStore) -> Result<Option<usize>> {
     s.flush()?;
     remove_path(&undo).map_err(io_err(&undo))?;
     sync_dir(&s.dir)?;
-    let _ = remove_path(&s.staging_path());
     // Counts may have been cached from the rolled-back state.
     s.data_changed();
     Ok(Some(restored))

@@ -260,7 +260,13 @@ impl Stores {
                 Some(Slot::Failed(_)) | None => {
                     open.slots.insert(id.clone(), Slot::Opening);
                     drop(open);
+                    let mut opening = OpeningGuard {
+                        stores: self,
+                        id,
+                        armed: true,
+                    };
                     let opened = self.open_store(id);
+                    opening.armed = false;
                     open = self.lock();
                     let store = match opened {
                         Ok(store) => store,
@@ -301,14 +307,27 @@ impl Stores {
     }
 
     fn open_store(&self, id: &TenantId) -> Result<Arc<TenantStore>> {
-        let store = TenantStore::open(
+        let dir = self.tenant_dir(id);
+        match TenantStore::open(
             id.clone(),
-            &self.tenant_dir(id),
+            &dir,
             self.cfg.cache_bytes_per_tenant,
             self.events.clone(),
             self.central.figure_board(),
-        )?;
-        Ok(Arc::new(store))
+        ) {
+            Ok(store) => Ok(Arc::new(store)),
+            // Locked by another process: nothing of ours to wait for.
+            Err(e @ StoreError::Unavailable(_)) => Err(e),
+            Err(e) => {
+                // Failed after sled opened it (recovery, say): the instance
+                // just dropped may hold the file lock a moment longer, and
+                // the next attempt must not meet it.
+                if let Err(w) = wait_released(&dir.join("store").join("db"), RELEASE_WAIT) {
+                    tracing::error!(tenant = %id, error = %w, "a failed open left its lock behind");
+                }
+                Err(e)
+            }
+        }
     }
 
     /// Why a tenant's store cannot be used right now, if it cannot: it met
@@ -569,6 +588,26 @@ impl Stores {
         }
         self.close_slots(victims);
         self.central.mark_stopped()
+    }
+}
+
+/// Leaves no slot `Opening` for ever should opening a store panic.
+struct OpeningGuard<'a> {
+    stores: &'a Stores,
+    id: &'a TenantId,
+    armed: bool,
+}
+
+impl Drop for OpeningGuard<'_> {
+    fn drop(&mut self) {
+        if self.armed {
+            let mut open = self.stores.lock();
+            open.slots.insert(
+                self.id.clone(),
+                Slot::Failed("opening the store failed unexpectedly".into()),
+            );
+            self.stores.changed.notify_all();
+        }
     }
 }
 
