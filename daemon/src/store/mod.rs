@@ -3,7 +3,8 @@
 //!
 //! Layout under the state directory:
 //! ```text
-//! <state>/central/            tenant registry, audit log, brand material
+//! <state>/central/            tenant registry, audit log, brand material,
+//!                             each tenant's figures for the listing
 //! <state>/tenants/<tenant>/   one sled database per dealer
 //! ```
 //! A [`TenantStore`] handle is bound to one tenant's database at open time and
@@ -15,6 +16,17 @@
 //! explicit cache, no flusher thread of its own (one shared flusher calls
 //! [`Stores::flush_dirty`]), and at most `max_open_tenants` are open at once;
 //! the least recently used idle one is closed to make room.
+//!
+//! Invariants that are easy to break:
+//! - A database is never opened while an earlier instance of it may be
+//!   alive (sled's file lock outlives the last handle by a moment): see
+//!   the open set. Nothing outside this module keeps a sled handle.
+//! - After an I/O error a handle is out of service (sled's memory may be
+//!   ahead of its disk): it refuses writes and is reopened once let go.
+//! - Listing tenants opens no tenant database: it reads the figures each
+//!   store writes to the central store at its write points.
+//! - An import the client was told failed is rolled back, never completed
+//!   (see `import_txn`).
 
 mod central;
 mod diskio;

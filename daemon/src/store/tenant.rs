@@ -24,7 +24,8 @@
 //! the 0x00 separator is unambiguous.
 //!
 //! On disk: `<tenant>/store/` is the sled database, `<tenant>/import.staging`
-//! an import being written (see [`super::ImportTxn`]).
+//! an import being written and `<tenant>/import.undo/` the undo journal of
+//! one being applied (see [`super::ImportTxn`]).
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
