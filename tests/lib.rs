@@ -130,6 +130,9 @@ pub struct Options {
     /// The text of `brand.toml`, in place of the shipped one (a send window
     /// or calendar a test needs).
     pub brand: Option<String>,
+    /// The state directory, in place of `<temp dir>/state` (one on a small
+    /// file system, say).
+    pub state_dir: Option<PathBuf>,
 }
 
 impl Default for Options {
@@ -148,6 +151,7 @@ impl Default for Options {
             dealer_files: Vec::new(),
             dispatch: None,
             brand: None,
+            state_dir: None,
         }
     }
 }
@@ -184,7 +188,10 @@ impl TestDaemon {
             let name = f.file_name().expect("dealer file name");
             std::fs::copy(f, policy_dir.join("dealers").join(name)).expect("copy dealer file");
         }
-        let state_dir = dir.path().join("state");
+        let state_dir = opts
+            .state_dir
+            .clone()
+            .unwrap_or_else(|| dir.path().join("state"));
         let socket = dir.path().join("touchpoint.sock");
         let mut config = DaemonConfig {
             state_dir: state_dir.display().to_string(),

@@ -1027,6 +1027,9 @@ pub struct TenantSummary {
     pub stats: TenantStats,
     pub opt_ins: OptIns,
     pub last_import: Option<ImportReport>,
+    /// Why the tenant's store cannot be read right now (an I/O error, a
+    /// full disk); the figures are then those it last had.
+    pub error: Option<String>,
 }
 
 /// Recipients by what they allow.

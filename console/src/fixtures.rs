@@ -196,6 +196,7 @@ fn summary(n: usize) -> TenantSummary {
             post_refused: customers / 40,
         },
         last_import,
+        error: None,
     }
 }
 

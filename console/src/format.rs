@@ -355,7 +355,14 @@ pub fn tenants(list: &[TenantSummary]) -> String {
         cells.push(human_bytes(st.disk_bytes));
         t.row(cells);
     }
-    t.render()
+    let mut out = t.render();
+    // The figures of a tenant in trouble are those it last had.
+    for s in list {
+        if let Some(e) = &s.error {
+            let _ = writeln!(out, "{}: store unreadable: {e}", s.id);
+        }
+    }
+    out
 }
 
 /// The tenants table without the import columns, for summaries.
@@ -1825,6 +1832,23 @@ mod tests {
     #[test]
     fn tenants_text() {
         insta::assert_snapshot!(tenants(&fixtures::tenants()));
+    }
+
+    #[test]
+    fn a_tenant_in_trouble_is_listed_with_its_error() {
+        let mut list = fixtures::tenants();
+        list.truncate(2);
+        list[1].error = Some("IO error: No space left on device".into());
+        let text = tenants(&list);
+        let last = text.lines().last().unwrap_or_default();
+        assert_eq!(
+            last,
+            format!(
+                "{}: store unreadable: IO error: No space left on device",
+                list[1].id
+            )
+        );
+        assert_eq!(text.lines().count(), 4, "{text}");
     }
 
     #[test]

@@ -601,6 +601,7 @@ fn store_err(e: StoreError) -> Response {
             err(ErrorKind::NotFound, e.to_string())
         }
         StoreError::Conflict(_) => err(ErrorKind::Invalid, e.to_string()),
+        StoreError::Unavailable(_) => err(ErrorKind::Busy, e.to_string()),
         _ => {
             tracing::error!(error = %e, "store error");
             err(ErrorKind::Internal, e.to_string())
@@ -987,6 +988,7 @@ fn summary(stores: &Stores, name: String, tenant: &TenantId) -> Result<TenantSum
         stats: s.stats()?,
         opt_ins: s.opt_ins()?,
         last_import: s.imports(1)?.into_iter().next(),
+        error: None,
     })
 }
 
@@ -996,16 +998,14 @@ fn list_tenants(
     who: &Identity,
 ) -> Response {
     let p = policies.current();
-    let mut out = Vec::new();
-    for (id, policy) in &p.tenants {
-        if !who.scope.allows(id) {
-            continue;
-        }
-        match summary(stores, policy.tenant.name.clone(), id) {
-            Ok(s) => out.push(s),
-            Err(e) => return store_err(e),
-        }
-    }
+    // From the central store: listing opens no tenant's database, and a
+    // tenant whose store is in trouble is listed with its error.
+    let out = p
+        .tenants
+        .iter()
+        .filter(|(id, _)| who.scope.allows(id))
+        .map(|(id, policy)| stores.summary(id, policy.tenant.name.clone()))
+        .collect();
     Response::Tenants(out)
 }
 

@@ -62,9 +62,10 @@ impl Daemon {
         if recovered > 0 {
             tracing::info!(
                 tenants = recovered,
-                "completed interrupted imports and their identity passes"
+                "recovered interrupted imports (rolled back, or completed with their identity passes)"
             );
         }
+        refresh_figures(&stores, &policies).await;
         seed_material(&material, &policies);
         let policies = Arc::new(PolicyHandle::new(policies));
         policies.set_override(over);
@@ -313,36 +314,78 @@ fn seed_slots(material: &crate::approvals::Material, p: &Policies) {
     }
 }
 
-/// A tenant with a staging file left over was interrupted mid-import. Opening
-/// its store completes or discards that import; a completed one then gets the
-/// identity pass it never had.
+/// A tenant with a staging file or an undo journal left over was
+/// interrupted mid-import. Opening its store rolls that import back (or
+/// completes one an earlier version had passed its commit point with,
+/// which then gets the identity pass it never had).
 async fn finish_recovered_imports(stores: &Arc<Stores>, p: &Policies) -> usize {
     let due: Vec<_> = p
         .tenants
         .keys()
         .filter(|id| {
-            stores
-                .tenant_dir(id)
-                .join(crate::store::STAGING_FILE)
-                .exists()
+            let dir = stores.tenant_dir(id);
+            dir.join(crate::store::STAGING_FILE).exists()
+                || dir.join(crate::store::UNDO_DIR).exists()
         })
         .cloned()
         .collect();
     let n = due.len();
     for id in due {
         let stores = stores.clone();
-        let r = tokio::task::spawn_blocking(move || -> anyhow::Result<usize> {
+        let r = tokio::task::spawn_blocking(move || -> anyhow::Result<Option<usize>> {
             let store = stores.tenant(&id)?;
-            Ok(crate::identity::find_and_merge(&store, None)?.len())
+            if !store.take_completed_import() {
+                return Ok(None);
+            }
+            Ok(Some(crate::identity::find_and_merge(&store, None)?.len()))
         })
         .await;
         match r {
-            Ok(Ok(merges)) => tracing::info!(merges, "identity pass after recovery"),
+            Ok(Ok(Some(merges))) => tracing::info!(merges, "identity pass after recovery"),
+            Ok(Ok(None)) => {}
             Ok(Err(e)) => tracing::error!(error = %e, "recovery of an interrupted import failed"),
             Err(e) => tracing::error!(error = %e, "recovery task failed"),
         }
     }
     n
+}
+
+/// The tenants listing reads figures the stores keep in the central store.
+/// After a run that did not close the stores they may lag behind a store
+/// (a crash between a write and its figures), and a state directory from
+/// before they existed has none: those tenants' figures are brought up to
+/// date here, before anything is served. A tenant that cannot be opened is
+/// listed with its error.
+async fn refresh_figures(stores: &Arc<Stores>, p: &Policies) {
+    let all = stores.unclean_start();
+    let due: Vec<_> = p
+        .tenants
+        .keys()
+        .filter(|id| {
+            stores.tenant_dir(id).join("store").exists()
+                && (all || !matches!(stores.central().figures(id), Ok(Some(_))))
+        })
+        .cloned()
+        .collect();
+    if due.is_empty() {
+        return;
+    }
+    tracing::info!(
+        tenants = due.len(),
+        "bringing the tenants' figures up to date"
+    );
+    let stores = stores.clone();
+    let r = tokio::task::spawn_blocking(move || {
+        for id in due {
+            if let Err(e) = stores.refresh_figures(&id) {
+                tracing::error!(tenant = %id, error = %e, "cannot read the tenant's store");
+            }
+        }
+    })
+    .await;
+    if let Err(e) = r {
+        tracing::error!(error = %e, "figures task failed");
+    }
 }
 
 /// Uploads cut off by a crash or a dropped connection leave spool files;

@@ -195,21 +195,49 @@ fn listen(path: &Path, mode: u32) -> anyhow::Result<(tokio::net::UnixListener, O
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     }
-    if path.exists() {
-        if std::os::unix::net::UnixStream::connect(path).is_ok() {
-            anyhow::bail!(
-                "another touchpointd is already listening on {}",
-                path.display()
-            );
-        }
-        std::fs::remove_file(path)
-            .with_context(|| format!("cannot remove the stale socket {}", path.display()))?;
-    }
+    remove_stale_socket(path)?;
     let listener = tokio::net::UnixListener::bind(path)
         .with_context(|| format!("cannot bind {}", path.display()))?;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
         .with_context(|| format!("cannot set mode {mode:o} on {}", path.display()))?;
     Ok((listener, Some(path.to_path_buf())))
+}
+
+/// Makes room for binding `path`: a socket nobody listens on (left by a
+/// daemon that died) is removed. Anything else there is not ours to delete:
+/// a root daemon that removes whatever a mistyped `socket =` points at could
+/// destroy any file on the machine, so a regular file, a directory or a
+/// symlink (never followed) is a start-up error.
+fn remove_stale_socket(path: &Path) -> anyhow::Result<()> {
+    use std::os::unix::fs::FileTypeExt;
+    let meta = match std::fs::symlink_metadata(path) {
+        Ok(m) => m,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(e).with_context(|| format!("cannot inspect {}", path.display())),
+    };
+    if !meta.file_type().is_socket() {
+        let what = if meta.file_type().is_symlink() {
+            "a symlink"
+        } else if meta.is_dir() {
+            "a directory"
+        } else if meta.is_file() {
+            "a regular file"
+        } else {
+            "a special file"
+        };
+        anyhow::bail!(
+            "{} is not a socket but {what}; refusing to replace it (remove it or set another `socket`)",
+            path.display()
+        );
+    }
+    if std::os::unix::net::UnixStream::connect(path).is_ok() {
+        anyhow::bail!(
+            "another touchpointd is already listening on {}",
+            path.display()
+        );
+    }
+    std::fs::remove_file(path)
+        .with_context(|| format!("cannot remove the stale socket {}", path.display()))
 }
 
 fn activated() -> anyhow::Result<Option<tokio::net::UnixListener>> {

@@ -95,7 +95,15 @@ async fn an_export_with_bad_rows_keeps_the_good_ones_with_exact_counts_and_error
     let d001 = &tenants[0];
     assert_eq!(d001.name, "Autohaus Müller GmbH");
     assert_eq!(d001.stats, after_may(d001.stats.disk_bytes));
-    assert_eq!(d001.last_import.as_ref(), Some(&report));
+    // The listing's figures live in the central store, which holds no
+    // dealer data: the last import without its row errors (they quote the
+    // file), counted instead.
+    let listed_report = ImportReport {
+        errors: Vec::new(),
+        errors_truncated: report.errors.len() as u64,
+        ..report.clone()
+    };
+    assert_eq!(d001.last_import.as_ref(), Some(&listed_report));
     for t in &tenants[1..] {
         assert_eq!(
             t.stats,

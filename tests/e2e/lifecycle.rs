@@ -9,7 +9,9 @@ use nix::sys::signal::Signal;
 use touchpoint::client::Client;
 use touchpoint_common::domain::ImportStatus;
 use touchpoint_common::protocol::DaemonStatus;
-use touchpoint_tests::{bin, daemon_files, output_within, tid, DaemonFiles, DaemonProcess};
+use touchpoint_tests::{
+    bin, daemon_files, daemon_files_with, output_within, tid, DaemonFiles, DaemonProcess,
+};
 
 const DEALERS: &[(&str, &str)] = &[
     ("d001", "Autohaus Müller GmbH"),
@@ -453,6 +455,73 @@ async fn tenants_added_by_a_reload_are_listed_as_soon_as_they_count() {
     }
 }
 
+/// `touchpoint tenants` reads the figures each store keeps in the central
+/// store: listing opens no tenant's database. (Opening every one of more
+/// dealers than may be open at once made each listing close the stores the
+/// previous one had opened, and a listing then met a store still being
+/// closed: "could not acquire lock ... WouldBlock".) What an import wrote
+/// is listed after a restart, with no store opened for it.
+#[tokio::test]
+async fn listing_tenants_opens_none_of_their_stores() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    // Dispatch looks at every tenant's outbox each round; it is not what
+    // this test is about.
+    let f = daemon_files_with(dir.path(), DEALERS, "[dispatch]\nenabled = false\n");
+    for i in 100..250u64 {
+        std::fs::write(
+            f.policy_dir.join(format!("dealers/d{i}.toml")),
+            format!("[tenant]\nid = \"d{i}\"\nname = \"Autohaus {i}\"\n"),
+        )
+        .expect("write");
+    }
+    let mut p = start(&f);
+    let mut c = Client::connect(&f.socket).await.expect("connect");
+    let r = c
+        .upload(
+            &tid("d001"),
+            crate::common::import_fixture(crate::common::MAY),
+        )
+        .await
+        .expect("import");
+    assert_eq!(r.status, ImportStatus::Committed);
+    drop(c);
+    p.signal(Signal::SIGTERM);
+    assert_eq!(
+        p.wait_exit(EXIT).and_then(|e| e.code()),
+        Some(0),
+        "log:\n{}",
+        log_of(&f)
+    );
+
+    let _p = start(&f);
+    let mut c = Client::connect(&f.socket).await.expect("connect");
+    let listed = c.tenants().await.expect("tenants");
+    assert_eq!(listed.len(), 152);
+    let d001 = &listed[0];
+    assert_eq!(
+        (
+            d001.id.to_string(),
+            d001.stats.customers,
+            d001.stats.recipients
+        ),
+        ("d001".to_string(), 6, 5)
+    );
+    assert!(d001.stats.disk_bytes > 0);
+    assert_eq!(
+        d001.last_import.as_ref().map(|i| i.file_name.as_str()),
+        Some(crate::common::MAY)
+    );
+    assert!(listed.iter().all(|t| t.error.is_none()));
+    assert!(listed[1..].iter().all(|t| t.stats.customers == 0));
+    let s = c.status().await.expect("status");
+    assert_eq!(
+        s.tenants_open,
+        0,
+        "listing opened tenant stores; log:\n{}",
+        log_of(&f)
+    );
+}
+
 #[tokio::test]
 async fn sigterm_during_an_import_lets_it_finish() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -649,5 +718,68 @@ fn spool_files_left_by_a_crash_are_removed_at_start() {
         "left in {}: {:?}",
         spool.display(),
         std::fs::read_dir(&spool).map(|rd| rd.flatten().map(|e| e.file_name()).collect::<Vec<_>>())
+    );
+}
+
+/// Only a stale socket at the configured path is replaced. A regular file
+/// there (a typo in `socket =` pointing at something precious, say) or a
+/// symlink is a start-up error that names the path, and stays as it was.
+#[test]
+fn a_regular_file_or_a_symlink_at_the_socket_path_stops_the_start_and_is_kept() {
+    use std::os::unix::fs::FileTypeExt;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let f = daemon_files(dir.path(), DEALERS);
+    let run = || {
+        output_within(
+            Command::new(bin("touchpointd"))
+                .arg("--config")
+                .arg(&f.config_file),
+            EXIT,
+        )
+    };
+
+    std::fs::write(&f.socket, b"precious data\n").expect("write");
+    let out = run();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains(&format!("{} is not a socket", f.socket.display())),
+        "{stderr}"
+    );
+    assert_eq!(
+        std::fs::read(&f.socket).expect("the file is still there"),
+        b"precious data\n"
+    );
+
+    std::fs::remove_file(&f.socket).expect("rm");
+    let target = dir.path().join("elsewhere.sock");
+    std::os::unix::net::UnixListener::bind(&target).expect("bind the target");
+    std::os::unix::fs::symlink(&target, &f.socket).expect("symlink");
+    let out = run();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains(&format!("{} is not a socket", f.socket.display())),
+        "{stderr}"
+    );
+    assert!(std::fs::symlink_metadata(&f.socket)
+        .expect("the link is still there")
+        .file_type()
+        .is_symlink());
+    assert!(std::fs::symlink_metadata(&target)
+        .expect("its target too")
+        .file_type()
+        .is_socket());
+
+    // A socket left by a daemon that died is replaced.
+    std::fs::remove_file(&f.socket).expect("rm");
+    drop(std::os::unix::net::UnixListener::bind(&f.socket).expect("bind"));
+    let mut p = start(&f);
+    p.signal(Signal::SIGTERM);
+    assert_eq!(
+        p.wait_exit(EXIT).and_then(|e| e.code()),
+        Some(0),
+        "log:\n{}",
+        log_of(&f)
     );
 }

@@ -15,6 +15,7 @@ mod console_feed;
 mod console_pty;
 mod crash;
 mod dispatch;
+mod faults;
 mod import;
 mod inbox;
 mod lifecycle;

@@ -395,3 +395,22 @@ fn a_new_filter_shows_no_old_rows_and_acts_on_none() {
         "nothing to hold before the rows came"
     );
 }
+
+#[test]
+fn a_tenant_whose_store_cannot_be_read_is_marked_in_the_tenants_view() {
+    let mut app = loaded(Role::Operator, false);
+    let mut list = fixtures::tenants();
+    list[0].error = Some("IO error: No space left on device".into());
+    app.apply(NetEvent::Data(Data::Tenants(list)));
+    app.update(Action::ShowView(View::Tenants));
+    for (width, mark) in [(80, "unreadable"), (140, "store unreadable")] {
+        let screen = render(&app.state, width, 24);
+        let row = screen
+            .lines()
+            .find(|l| l.contains(fixtures::tenants()[0].id.as_str()))
+            .unwrap_or_default();
+        assert!(row.contains(mark), "{width} columns:\n{screen}");
+        let others = screen.lines().filter(|l| l.contains("unreadable")).count();
+        assert_eq!(others, 1, "{width} columns:\n{screen}");
+    }
+}

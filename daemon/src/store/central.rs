@@ -2,13 +2,14 @@
 //! brand material with its proposals (`material.rs`). Later: pooled
 //! aggregates. Never holds a dealer's customer data.
 
-use std::path::Path;
-use std::sync::Arc;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 use touchpoint_common::codec::{decode_record, encode_record};
-use touchpoint_common::domain::Timestamp;
-use touchpoint_common::protocol::{AuditEntry, Pause, Topic};
+use touchpoint_common::domain::{ImportReport, TenantStats, Timestamp};
+use touchpoint_common::protocol::{AuditEntry, OptIns, Pause, Topic};
 use touchpoint_common::TenantId;
 
 use super::{sled_err, Result, StoreError};
@@ -21,10 +22,44 @@ pub struct TenantRecord {
     pub registered_at: Timestamp,
 }
 
-pub struct Central {
+/// What the tenants listing shows of one tenant: kept in the central store
+/// by the tenant's store at every write that changes it, so that listing
+/// hundreds of tenants opens none of their databases. Counts and the last
+/// import's outcome only: no customer data (the last import goes without
+/// its row errors, which quote the file).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TenantFigures {
+    /// `disk_bytes` is not kept: it is read from the file system.
+    pub stats: TenantStats,
+    pub opt_ins: OptIns,
+    pub last_import: Option<ImportReport>,
+}
+
+/// Where a tenant's store writes its figures.
+#[derive(Clone)]
+pub(super) struct FigureBoard {
+    central: Arc<Central>,
+}
+
+impl FigureBoard {
+    pub(super) fn put(&self, id: &TenantId, figures: &TenantFigures) -> Result<()> {
+        let bytes = encode_record(figures).map_err(|source| StoreError::Codec {
+            tree: "figures",
+            source,
+        })?;
+        let c = self.central.db()?;
+        c.figures
+            .insert(id.as_str(), bytes)
+            .map_err(self.central.fail())?;
+        Ok(())
+    }
+}
+
+/// The central database and its trees, as one open instance.
+pub(super) struct CentralDb {
     db: sled::Db,
-    pub(super) events: Arc<Events>,
     tenants: sled::Tree,
+    figures: sled::Tree,
     audit: sled::Tree,
     pub(super) settings: sled::Tree,
     /// Brand material: template heads and versions (see `material.rs`).
@@ -33,11 +68,10 @@ pub struct Central {
     pub(super) proposals: sled::Tree,
 }
 
-const PAUSES: &[u8] = b"dispatch_pauses";
-
-impl Central {
-    pub(super) fn open(path: &Path, cache_bytes: u64, events: Arc<Events>) -> Result<Self> {
+impl CentralDb {
+    fn open(path: &Path, cache_bytes: u64) -> Result<Self> {
         let err = sled_err(path);
+        super::remove_unfinished_snapshots(path);
         let db = sled::Config::new()
             .path(path)
             .cache_capacity(cache_bytes)
@@ -46,24 +80,143 @@ impl Central {
             .map_err(&err)?;
         Ok(Self {
             tenants: db.open_tree("tenants").map_err(&err)?,
+            figures: db.open_tree("figures").map_err(&err)?,
             audit: db.open_tree("audit").map_err(&err)?,
             settings: db.open_tree("settings").map_err(&err)?,
             templates: db.open_tree("templates").map_err(&err)?,
             proposals: db.open_tree("proposals").map_err(&err)?,
             db,
+        })
+    }
+}
+
+/// Free bytes the central database's file system needs before a broken
+/// instance is dropped to be reopened.
+const REOPEN_ROOM: u64 = 4 << 20;
+
+// The casts matter on 32-bit targets, where these are narrower.
+#[allow(clippy::unnecessary_cast)]
+fn room_to_reopen(path: &Path) -> bool {
+    match nix::sys::statvfs::statvfs(path) {
+        Ok(st) => {
+            (st.blocks_available() as u64).saturating_mul(st.fragment_size() as u64) >= REOPEN_ROOM
+        }
+        // Cannot tell: try.
+        Err(_) => true,
+    }
+}
+
+/// The agency-level store. Like a tenant's store, its database is taken out
+/// of service by an I/O error (a full disk) and opened afresh on the next
+/// use once nobody uses the old instance: the audit log and the registry
+/// work again as soon as space returns, without a restart.
+pub struct Central {
+    path: PathBuf,
+    cache_bytes: u64,
+    pub(super) events: Arc<Events>,
+    /// `None` while it could not be reopened.
+    cur: Mutex<Option<Arc<CentralDb>>>,
+    /// Why the current instance is out of service.
+    broken: Mutex<Option<String>>,
+}
+
+const PAUSES: &[u8] = b"dispatch_pauses";
+
+/// How long a use of the central store waits for the other users of an
+/// instance broken by an I/O error to let go of it.
+const BROKEN_HELD_WAIT: Duration = Duration::from_secs(5);
+
+impl Central {
+    pub(super) fn open(path: &Path, cache_bytes: u64, events: Arc<Events>) -> Result<Self> {
+        let db = CentralDb::open(path, cache_bytes)?;
+        Ok(Self {
+            path: path.to_path_buf(),
+            cache_bytes,
             events,
+            cur: Mutex::new(Some(Arc::new(db))),
+            broken: Mutex::new(None),
         })
     }
 
-    pub(super) fn err(source: sled::Error) -> StoreError {
-        StoreError::Sled {
-            path: "central".into(),
-            source,
+    /// The open instance; reopened first when an I/O error took the last
+    /// one out of service. Callers hold it for one operation and never
+    /// call back into `Central` while they do (a reopen waits for them).
+    pub(super) fn db(&self) -> Result<Arc<CentralDb>> {
+        let mut cur = self.cur.lock().unwrap_or_else(|e| e.into_inner());
+        let why = self
+            .broken
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        let Some(why) = why else {
+            return cur
+                .clone()
+                .ok_or_else(|| StoreError::Unavailable("the central store is not open".into()));
+        };
+        if let Some(old) = cur.as_ref() {
+            // sled writes a snapshot when it opens a database: on a disk
+            // still full the instance dropped for a reopen would not come
+            // back, and nothing central (the registry every request checks)
+            // could be read. Until there is room, the broken instance
+            // serves reads; its writes fail.
+            if !room_to_reopen(&self.path) {
+                return Ok(old.clone());
+            }
+        }
+        if let Some(old) = cur.take() {
+            let deadline = Instant::now() + BROKEN_HELD_WAIT;
+            while Arc::strong_count(&old) > 1 {
+                if Instant::now() >= deadline {
+                    *cur = Some(old);
+                    return Err(StoreError::Unavailable(format!(
+                        "the central store is being reopened after an I/O error ({why}) and is still in use; try again"
+                    )));
+                }
+                std::thread::sleep(Duration::from_millis(2));
+            }
+            drop(old);
+            super::wait_released(&self.path.join("db"), super::RELEASE_WAIT).map_err(|source| {
+                StoreError::Io {
+                    path: self.path.join("db").display().to_string(),
+                    source,
+                }
+            })?;
+        }
+        let db = Arc::new(CentralDb::open(&self.path, self.cache_bytes)?);
+        tracing::warn!("central store reopened after an I/O error");
+        *self.broken.lock().unwrap_or_else(|e| e.into_inner()) = None;
+        *cur = Some(db.clone());
+        Ok(db)
+    }
+
+    /// Maps a sled error; an I/O error (or worse) takes the instance out of
+    /// service: its memory may be ahead of its disk.
+    pub(super) fn fail(&self) -> impl Fn(sled::Error) -> StoreError + '_ {
+        move |source| {
+            if !matches!(
+                source,
+                sled::Error::CollectionNotFound(_) | sled::Error::Unsupported(_)
+            ) {
+                let mut b = self.broken.lock().unwrap_or_else(|e| e.into_inner());
+                if b.is_none() {
+                    tracing::error!(error = %source, "central store taken out of service; it is reopened on its next use");
+                    *b = Some(source.to_string());
+                }
+            }
+            StoreError::Sled {
+                path: "central".into(),
+                source,
+            }
         }
     }
 
     pub fn flush(&self) -> Result<()> {
-        self.db.flush().map_err(Self::err)?;
+        let c = self.db()?;
+        self.flush_db(&c)
+    }
+
+    pub(super) fn flush_db(&self, c: &CentralDb) -> Result<()> {
+        c.db.flush().map_err(self.fail())?;
         Ok(())
     }
 
@@ -87,15 +240,17 @@ impl Central {
             tree: "tenants",
             source,
         })?;
-        self.tenants.insert(id.as_str(), bytes).map_err(Self::err)?;
-        self.flush()?;
+        let c = self.db()?;
+        c.tenants.insert(id.as_str(), bytes).map_err(self.fail())?;
+        self.flush_db(&c)?;
         Ok(existing.is_none())
     }
 
     pub fn tenant(&self, id: &TenantId) -> Result<Option<TenantRecord>> {
-        self.tenants
+        self.db()?
+            .tenants
             .get(id.as_str())
-            .map_err(Self::err)?
+            .map_err(self.fail())?
             .map(|b| {
                 decode_record(&b).map_err(|source| StoreError::Codec {
                     tree: "tenants",
@@ -107,11 +262,12 @@ impl Central {
 
     /// All registered tenants in id order.
     pub fn tenants(&self) -> Result<Vec<TenantRecord>> {
-        self.tenants
+        self.db()?
+            .tenants
             .iter()
             .values()
             .map(|r| {
-                r.map_err(Self::err).and_then(|b| {
+                r.map_err(self.fail()).and_then(|b| {
                     decode_record(&b).map_err(|source| StoreError::Codec {
                         tree: "tenants",
                         source,
@@ -121,9 +277,50 @@ impl Central {
             .collect()
     }
 
+    /// A tenant's figures as its store last wrote them.
+    pub fn figures(&self, id: &TenantId) -> Result<Option<TenantFigures>> {
+        self.db()?
+            .figures
+            .get(id.as_str())
+            .map_err(self.fail())?
+            .map(|b| {
+                decode_record(&b).map_err(|source| StoreError::Codec {
+                    tree: "figures",
+                    source,
+                })
+            })
+            .transpose()
+    }
+
+    pub(super) fn figure_board(self: &Arc<Self>) -> FigureBoard {
+        FigureBoard {
+            central: self.clone(),
+        }
+    }
+
+    /// Records durably that the stores are open. True when they were
+    /// already: the previous run ended without closing them.
+    pub(super) fn mark_running(&self) -> Result<bool> {
+        let c = self.db()?;
+        let was = c
+            .settings
+            .insert(super::RUNNING, &[1u8])
+            .map_err(self.fail())?
+            .is_some();
+        self.flush_db(&c)?;
+        Ok(was)
+    }
+
+    /// Records durably that the stores were closed in order.
+    pub(super) fn mark_stopped(&self) -> Result<()> {
+        let c = self.db()?;
+        c.settings.remove(super::RUNNING).map_err(self.fail())?;
+        self.flush_db(&c)
+    }
+
     /// Dispatch pauses in force (they outlive a restart).
     pub fn pauses(&self) -> Result<Vec<Pause>> {
-        match self.settings.get(PAUSES).map_err(Self::err)? {
+        match self.db()?.settings.get(PAUSES).map_err(self.fail())? {
             None => Ok(Vec::new()),
             Some(b) => decode_record(&b).map_err(|source| StoreError::Codec {
                 tree: "settings",
@@ -138,24 +335,28 @@ impl Central {
             tree: "settings",
             source,
         })?;
-        self.settings.insert(PAUSES, bytes).map_err(Self::err)?;
-        self.flush()?;
+        let c = self.db()?;
+        c.settings.insert(PAUSES, bytes).map_err(self.fail())?;
+        self.flush_db(&c)?;
+        drop(c);
         self.events.publish(&[Topic::Dispatch], None);
         Ok(())
     }
 
     /// Appends to the audit log, durably. The sequence number is assigned here.
     pub fn audit(&self, mut entry: AuditEntry) -> Result<u64> {
-        let seq = self.db.generate_id().map_err(Self::err)?;
+        let c = self.db()?;
+        let seq = c.db.generate_id().map_err(self.fail())?;
         entry.seq = seq;
         let bytes = encode_record(&entry).map_err(|source| StoreError::Codec {
             tree: "audit",
             source,
         })?;
-        self.audit
+        c.audit
             .insert(seq.to_be_bytes(), bytes)
-            .map_err(Self::err)?;
-        self.flush()?;
+            .map_err(self.fail())?;
+        self.flush_db(&c)?;
+        drop(c);
         self.events.publish(&[Topic::Audit], entry.tenant.as_ref());
         Ok(seq)
     }
@@ -170,9 +371,10 @@ impl Central {
         mut keep: impl FnMut(&AuditEntry) -> bool,
     ) -> Result<Vec<AuditEntry>> {
         let mut out = Vec::new();
-        for v in self.audit.iter().values().rev().take(max_scan) {
+        let c = self.db()?;
+        for v in c.audit.iter().values().rev().take(max_scan) {
             let e: AuditEntry =
-                decode_record(&v.map_err(Self::err)?).map_err(|source| StoreError::Codec {
+                decode_record(&v.map_err(self.fail())?).map_err(|source| StoreError::Codec {
                     tree: "audit",
                     source,
                 })?;
@@ -189,9 +391,10 @@ impl Central {
     /// Newest first, optionally only entries about one tenant.
     pub fn audit_log(&self, tenant: Option<&TenantId>, limit: usize) -> Result<Vec<AuditEntry>> {
         let mut out = Vec::new();
-        for v in self.audit.iter().values().rev() {
+        let c = self.db()?;
+        for v in c.audit.iter().values().rev() {
             let e: AuditEntry =
-                decode_record(&v.map_err(Self::err)?).map_err(|source| StoreError::Codec {
+                decode_record(&v.map_err(self.fail())?).map_err(|source| StoreError::Codec {
                     tree: "audit",
                     source,
                 })?;

@@ -154,6 +154,7 @@ impl TenantStore {
     /// Writes a group of transitions without flushing: the caller flushes
     /// (once for several groups) before anything outside relies on them.
     pub fn apply_unflushed(&self, changes: &[Change]) -> Result<()> {
+        self.writable()?;
         for chunk in changes.chunks(CHUNK) {
             self.apply_chunk(chunk)?;
         }
@@ -288,7 +289,7 @@ impl TenantStore {
                     Ok(())
                 },
             )
-            .map_err(tx_err(self.id()))?;
+            .map_err(tx_err(self))?;
         if let Some(ix) = index.as_mut() {
             for c in chunk {
                 ix.upsert(&c.after);
@@ -396,6 +397,7 @@ impl TenantStore {
 
     /// Records an address that hard-bounced: it is not used again.
     pub fn mark_bad_address(&self, address: &str, reason: &str) -> Result<()> {
+        self.writable()?;
         self.bad_addresses
             .insert(address.trim().to_lowercase().as_bytes(), reason.as_bytes())
             .map_err(self.err())?;
@@ -429,6 +431,11 @@ impl TenantStore {
     /// Records a consent statement unless a later one is on record (an
     /// unsubscribe, a call-centre answer). Returns whether it was recorded.
     pub fn record_consent(&self, c: &Consent) -> Result<bool> {
+        // Not while an import is applied: the import decides against the
+        // stored statement and may roll back to it, either of which would
+        // lose a withdrawal recorded in between.
+        let _w = self.lock_writer();
+        self.writable()?;
         let key = consent_key(&c.customer_no, c.channel);
         if let Some(old) = self.consents.get(&key).map_err(self.err())? {
             let old: Consent = decode("consents", &old)?;

@@ -70,10 +70,10 @@ fn decode_tx<T: serde::de::DeserializeOwned>(tree: &'static str, bytes: &[u8]) -
         .map_err(|source| ConflictableTransactionError::Abort(StoreError::Codec { tree, source }))
 }
 
-fn tx_err(e: TransactionError<StoreError>) -> StoreError {
-    match e {
+fn tx_err(c: &Central) -> impl Fn(TransactionError<StoreError>) -> StoreError + '_ {
+    move |e| match e {
         TransactionError::Abort(e) => e,
-        TransactionError::Storage(source) => Central::err(source),
+        TransactionError::Storage(source) => c.fail()(source),
     }
 }
 
@@ -99,9 +99,10 @@ impl Central {
 
     /// One version of a template.
     pub fn template_version(&self, name: &str, version: u32) -> Result<Option<TemplateVersion>> {
-        self.templates
+        self.db()?
+            .templates
             .get(version_key(name, version))
-            .map_err(Self::err)?
+            .map_err(self.fail())?
             .map(|b| decode("templates", &b))
             .transpose()
     }
@@ -112,10 +113,11 @@ impl Central {
             return Ok(None);
         };
         let versions = self
+            .db()?
             .templates
             .scan_prefix(version_prefix(name))
             .values()
-            .map(|v| decode("templates", &v.map_err(Self::err)?))
+            .map(|v| decode("templates", &v.map_err(self.fail())?))
             .collect::<Result<Vec<TemplateVersion>>>()?;
         Ok(Some(TemplateHistory {
             name: name.to_string(),
@@ -136,8 +138,8 @@ impl Central {
     /// Names of the templates the store knows, sorted.
     pub fn template_names(&self) -> Result<Vec<String>> {
         let mut names = Vec::new();
-        for k in self.templates.iter().keys() {
-            let k = k.map_err(Self::err)?;
+        for k in self.db()?.templates.iter().keys() {
+            let k = k.map_err(self.fail())?;
             if !k.contains(&0) {
                 names.push(String::from_utf8_lossy(&k).into_owned());
             }
@@ -146,9 +148,10 @@ impl Central {
     }
 
     fn head(&self, name: &str) -> Result<Option<Head>> {
-        self.templates
+        self.db()?
+            .templates
             .get(name.as_bytes())
-            .map_err(Self::err)?
+            .map_err(self.fail())?
             .map(|b| decode("templates", &b))
             .transpose()
     }
@@ -162,7 +165,8 @@ impl Central {
                 first.version
             )));
         }
-        let added = self
+        let c = self.db()?;
+        let added = c
             .templates
             .transaction(|t| {
                 if t.get(name.as_bytes())?.is_some() {
@@ -175,9 +179,9 @@ impl Central {
                 )?;
                 Ok(true)
             })
-            .map_err(tx_err)?;
+            .map_err(tx_err(self))?;
         if added {
-            self.flush()?;
+            self.flush_db(&c)?;
         }
         Ok(added)
     }
@@ -185,7 +189,8 @@ impl Central {
     /// Stores a new proposal under the next id (1, 2, ...), durably, and
     /// returns it with its id.
     pub fn add_proposal(&self, proposal: &Proposal) -> Result<Proposal> {
-        let stored = (&self.settings, &self.proposals)
+        let c = self.db()?;
+        let stored = (&c.settings, &c.proposals)
             .transaction(|(settings, proposals)| {
                 let last = match settings.get(PROPOSAL_SEQ)? {
                     Some(b) => <[u8; 8]>::try_from(b.as_ref())
@@ -201,26 +206,29 @@ impl Central {
                 proposals.insert(&p.id.to_be_bytes(), encode_tx("proposals", &p)?)?;
                 Ok(p)
             })
-            .map_err(tx_err)?;
-        self.flush()?;
+            .map_err(tx_err(self))?;
+        self.flush_db(&c)?;
+        drop(c);
         self.events.publish(&[Topic::Approvals], None);
         Ok(stored)
     }
 
     pub fn proposal(&self, id: u64) -> Result<Option<Proposal>> {
-        self.proposals
+        self.db()?
+            .proposals
             .get(id.to_be_bytes())
-            .map_err(Self::err)?
+            .map_err(self.fail())?
             .map(|b| decode("proposals", &b))
             .transpose()
     }
 
     /// Every proposal, oldest first.
     pub fn proposals(&self) -> Result<Vec<Proposal>> {
-        self.proposals
+        self.db()?
+            .proposals
             .iter()
             .values()
-            .map(|v| decode("proposals", &v.map_err(Self::err)?))
+            .map(|v| decode("proposals", &v.map_err(self.fail())?))
             .collect()
     }
 
@@ -236,7 +244,8 @@ impl Central {
         approved: Option<&TemplateVersion>,
     ) -> Result<()> {
         let name = decided.template.as_str();
-        (&self.proposals, &self.templates)
+        let c = self.db()?;
+        (&c.proposals, &c.templates)
             .transaction(|(proposals, templates)| {
                 let Some(stored) = proposals.get(decided.id.to_be_bytes())? else {
                     return abort(StoreError::NotFound(format!("no proposal #{}", decided.id)));
@@ -272,8 +281,9 @@ impl Central {
                 proposals.insert(&decided.id.to_be_bytes(), encode_tx("proposals", decided)?)?;
                 Ok(())
             })
-            .map_err(tx_err)?;
-        self.flush()?;
+            .map_err(tx_err(self))?;
+        self.flush_db(&c)?;
+        drop(c);
         self.events.publish(&[Topic::Approvals], None);
         Ok(())
     }

@@ -3,7 +3,8 @@
 //!
 //! Layout under the state directory:
 //! ```text
-//! <state>/central/            tenant registry, audit log, brand material
+//! <state>/central/            tenant registry, audit log, brand material,
+//!                             each tenant's figures for the listing
 //! <state>/tenants/<tenant>/   one sled database per dealer
 //! ```
 //! A [`TenantStore`] handle is bound to one tenant's database at open time and
@@ -15,8 +16,20 @@
 //! explicit cache, no flusher thread of its own (one shared flusher calls
 //! [`Stores::flush_dirty`]), and at most `max_open_tenants` are open at once;
 //! the least recently used idle one is closed to make room.
+//!
+//! Invariants that are easy to break:
+//! - A database is never opened while an earlier instance of it may be
+//!   alive (sled's file lock outlives the last handle by a moment): see
+//!   the open set. Nothing outside this module keeps a sled handle.
+//! - After an I/O error a handle is out of service (sled's memory may be
+//!   ahead of its disk): it refuses writes and is reopened once let go.
+//! - Listing tenants opens no tenant database: it reads the figures each
+//!   store writes to the central store at its write points.
+//! - An import the client was told failed is rolled back, never completed
+//!   (see `import_txn`).
 
 mod central;
+mod diskio;
 mod dispatch;
 mod import_txn;
 pub mod index;
@@ -26,16 +39,18 @@ mod tenant;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use touchpoint_common::codec::CodecError;
 use touchpoint_common::config::StoresConfig;
+use touchpoint_common::protocol::TenantSummary;
 use touchpoint_common::TenantId;
 
-pub use central::{Central, TenantRecord};
+pub use central::{Central, TenantFigures, TenantRecord};
+pub use diskio::{fail_writes_under, FaultGuard};
 pub use dispatch::{Change, LedgerDelta};
-pub use import_txn::{ImportTxn, STAGING_FILE};
+pub use import_txn::{ImportTxn, STAGING_FILE, UNDO_DIR};
 pub use outbox::{Contact, PlanWrite};
 pub use tenant::TenantStore;
 
@@ -65,6 +80,18 @@ pub enum StoreError {
         #[source]
         source: std::io::Error,
     },
+    /// The store cannot serve now but may soon (it is being reopened).
+    #[error("{0}")]
+    Unavailable(String),
+    /// An import failed after it began writing; what it wrote is undone.
+    #[error("import #{import_id} into tenant {tenant} failed and nothing of it was stored{}: {source}", if *.rolled_back { "" } else { " (its writes are undone when the store is reopened)" })]
+    ImportFailed {
+        tenant: String,
+        import_id: u64,
+        rolled_back: bool,
+        #[source]
+        source: Box<StoreError>,
+    },
 }
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
@@ -73,23 +100,62 @@ pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 pub struct Stores {
     root: PathBuf,
     cfg: StoresConfig,
-    central: Central,
+    central: Arc<Central>,
     open: Mutex<OpenSet>,
+    /// Signalled whenever a slot of the open set changes state.
+    changed: Condvar,
     events: Arc<crate::events::Events>,
+    /// The previous run did not close the stores (a crash, a kill): the
+    /// tenants' figures in the central store may lag behind their stores.
+    unclean_start: bool,
 }
 
+/// The tenant databases of this process, one slot per tenant.
+///
+/// sled locks a database's file while any part of it is alive, and parts
+/// of it (its I/O threads) may outlive the last handle by a moment. So a
+/// database is only ever opened when no earlier instance of it can be
+/// alive: a slot is closed only when the open set holds its sole handle,
+/// and it stays `Closing` until the file lock is seen released; a request
+/// for a tenant that is opening or closing waits for that, it never meets
+/// a lock of our own.
 #[derive(Default)]
 struct OpenSet {
-    map: HashMap<TenantId, Open>,
-    /// Handles evicted while someone still held them: reused if asked for
-    /// again before they drop, because sled refuses to open a database twice.
-    retired: HashMap<TenantId, Weak<TenantStore>>,
+    slots: HashMap<TenantId, Slot>,
+    /// Requests waiting for a tenant's slot to change.
+    waiting: HashMap<TenantId, usize>,
+}
+
+enum Slot {
+    /// Being opened by one request, outside the lock; others wait.
+    Opening,
+    Open(Open),
+    /// Being closed outside the lock: flushed, dropped, lock released.
+    Closing,
+    /// The last attempt to open failed; the next request tries again.
+    Failed(String),
 }
 
 struct Open {
     store: Arc<TenantStore>,
     last_used: Instant,
 }
+
+/// How long a request waits for a tenant store that another task is opening
+/// or closing, before it gives up.
+const SLOT_WAIT: Duration = Duration::from_secs(60);
+/// How long a request waits for the tasks still using a store broken by an
+/// I/O error to let go of it.
+const BROKEN_HELD_WAIT: Duration = Duration::from_secs(5);
+/// How often a waiter looks again at a broken store still held elsewhere
+/// (holders do not signal when they drop a handle).
+const HOLDER_POLL: Duration = Duration::from_millis(10);
+/// How long a closed database's file lock may take to be released (sled's
+/// I/O threads finish their last writes after the last handle is dropped).
+pub(super) const RELEASE_WAIT: Duration = Duration::from_secs(60);
+
+/// Central settings key present while a daemon has the stores open.
+const RUNNING: &[u8] = b"stores_open";
 
 impl Stores {
     pub fn open(state_dir: &Path, cfg: &StoresConfig) -> Result<Self> {
@@ -100,17 +166,20 @@ impl Stores {
             source,
         })?;
         let events = Arc::new(crate::events::Events::new());
-        let central = Central::open(
+        let central = Arc::new(Central::open(
             &root.join("central"),
             cfg.cache_bytes_central,
             events.clone(),
-        )?;
+        )?);
+        let unclean_start = central.mark_running()?;
         Ok(Self {
             root,
             cfg: cfg.clone(),
             central,
             open: Mutex::new(OpenSet::default()),
+            changed: Condvar::new(),
             events,
+            unclean_start,
         })
     }
 
@@ -132,36 +201,179 @@ impl Stores {
         self.root.join("tenants").join(id.as_str())
     }
 
+    /// True when the previous run ended without closing the stores.
+    pub fn unclean_start(&self) -> bool {
+        self.unclean_start
+    }
+
     /// The store of a registered tenant, opened if needed.
+    ///
+    /// A store that met an I/O error is not handed out again: once the
+    /// tasks still using it have let go, it is closed and opened afresh
+    /// (sled replays its log), so a full disk that has been cleared, say,
+    /// needs no restart.
     pub fn tenant(&self, id: &TenantId) -> Result<Arc<TenantStore>> {
         if self.central.tenant(id)?.is_none() {
             return Err(StoreError::UnknownTenant(id.to_string()));
         }
+        let started = Instant::now();
         let mut open = self.lock();
-        if let Some(o) = open.map.get_mut(id) {
-            o.last_used = Instant::now();
-            return Ok(o.store.clone());
+        loop {
+            match open.slots.get_mut(id) {
+                Some(Slot::Open(o)) if o.store.trouble().is_none() => {
+                    o.last_used = Instant::now();
+                    return Ok(o.store.clone());
+                }
+                Some(Slot::Open(o)) if Arc::strong_count(&o.store) == 1 => {
+                    tracing::warn!(tenant = %id, "reopening a tenant store after an I/O error");
+                    let Some(Slot::Open(o)) = open.slots.insert(id.clone(), Slot::Closing) else {
+                        continue;
+                    };
+                    drop(open);
+                    let closed = self.close_store(id, o.store);
+                    open = self.lock();
+                    Self::closed(&mut open, id, closed);
+                    self.changed.notify_all();
+                    continue;
+                }
+                slot @ (Some(Slot::Open(_)) | Some(Slot::Opening) | Some(Slot::Closing)) => {
+                    let now = Instant::now();
+                    // Opening and closing always end; a broken store's
+                    // holders are finishing whatever they do with it (which
+                    // fails), but may be this very task, further up.
+                    let (until, why) = match slot {
+                        Some(Slot::Open(_)) => (
+                            started + BROKEN_HELD_WAIT,
+                            "is being reopened after an I/O error and is still in use",
+                        ),
+                        _ => (started + SLOT_WAIT, "is still being opened or closed"),
+                    };
+                    if now >= until {
+                        return Err(StoreError::Unavailable(format!(
+                            "tenant {id}: its store {why}; try again"
+                        )));
+                    }
+                    // A broken store still held elsewhere is polled: its
+                    // holders do not signal when they let go.
+                    let wait = (until - now).min(HOLDER_POLL);
+                    *open.waiting.entry(id.clone()).or_insert(0) += 1;
+                    open = self
+                        .changed
+                        .wait_timeout(open, wait)
+                        .map(|(g, _)| g)
+                        .unwrap_or_else(|e| e.into_inner().0);
+                    if let Some(n) = open.waiting.get_mut(id) {
+                        *n -= 1;
+                        if *n == 0 {
+                            open.waiting.remove(id);
+                        }
+                    }
+                }
+                Some(Slot::Failed(_)) | None => {
+                    open.slots.insert(id.clone(), Slot::Opening);
+                    drop(open);
+                    let mut opening = OpeningGuard {
+                        stores: self,
+                        id,
+                        armed: true,
+                    };
+                    let opened = self.open_store(id);
+                    opening.armed = false;
+                    open = self.lock();
+                    let store = match opened {
+                        Ok(store) => store,
+                        Err(e) => {
+                            open.slots.insert(id.clone(), Slot::Failed(e.to_string()));
+                            self.changed.notify_all();
+                            return Err(e);
+                        }
+                    };
+                    open.slots.insert(
+                        id.clone(),
+                        Slot::Open(Open {
+                            store: store.clone(),
+                            last_used: Instant::now(),
+                        }),
+                    );
+                    let victims = self.over_limit(&mut open, id);
+                    self.changed.notify_all();
+                    drop(open);
+                    self.close_slots(victims);
+                    return Ok(store);
+                }
+            }
         }
-        let store = match open.retired.remove(id).and_then(|w| w.upgrade()) {
-            Some(store) => store,
-            None => Arc::new(TenantStore::open(
-                id.clone(),
-                &self.tenant_dir(id),
-                self.cfg.cache_bytes_per_tenant,
-                self.events.clone(),
-            )?),
-        };
-        if open.map.len() >= self.cfg.max_open_tenants.max(1) as usize {
-            Self::evict_lru(&mut open);
+    }
+
+    /// The store of a registered tenant if it has one on disk: `None` for a
+    /// tenant that never stored anything (reading it needs no new database).
+    pub fn tenant_if_exists(&self, id: &TenantId) -> Result<Option<Arc<TenantStore>>> {
+        let opened = matches!(self.lock().slots.get(id), Some(Slot::Open(_)));
+        if !opened && !self.tenant_dir(id).join("store").exists() {
+            if self.central.tenant(id)?.is_none() {
+                return Err(StoreError::UnknownTenant(id.to_string()));
+            }
+            return Ok(None);
         }
-        open.map.insert(
+        self.tenant(id).map(Some)
+    }
+
+    fn open_store(&self, id: &TenantId) -> Result<Arc<TenantStore>> {
+        let dir = self.tenant_dir(id);
+        match TenantStore::open(
             id.clone(),
-            Open {
-                store: store.clone(),
-                last_used: Instant::now(),
-            },
-        );
-        Ok(store)
+            &dir,
+            self.cfg.cache_bytes_per_tenant,
+            self.events.clone(),
+            self.central.figure_board(),
+        ) {
+            Ok(store) => Ok(Arc::new(store)),
+            // Locked by another process: nothing of ours to wait for.
+            Err(e @ StoreError::Unavailable(_)) => Err(e),
+            Err(e) => {
+                // Failed after sled opened it (recovery, say): the instance
+                // just dropped may hold the file lock a moment longer, and
+                // the next attempt must not meet it.
+                if let Err(w) = wait_released(&dir.join("store").join("db"), RELEASE_WAIT) {
+                    tracing::error!(tenant = %id, error = %w, "a failed open left its lock behind");
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// Why a tenant's store cannot be used right now, if it cannot: it met
+    /// an I/O error (it is reopened on the next request), or it could not
+    /// be opened. Opens nothing.
+    pub fn trouble(&self, id: &TenantId) -> Option<String> {
+        match self.lock().slots.get(id) {
+            Some(Slot::Open(o)) => o.store.trouble(),
+            Some(Slot::Failed(e)) => Some(e.clone()),
+            _ => None,
+        }
+    }
+
+    /// What the tenants listing shows of one tenant, from the central
+    /// store and the file system: no tenant store is opened.
+    pub fn summary(&self, id: &TenantId, name: String) -> TenantSummary {
+        let mut error = self.trouble(id);
+        let figures = match self.central.figures(id) {
+            Ok(f) => f.unwrap_or_default(),
+            Err(e) => {
+                error.get_or_insert_with(|| format!("figures unreadable: {e}"));
+                TenantFigures::default()
+            }
+        };
+        let mut stats = figures.stats;
+        stats.disk_bytes = disk_bytes(&self.tenant_dir(id).join("store"));
+        TenantSummary {
+            id: id.clone(),
+            name,
+            stats,
+            opt_ins: figures.opt_ins,
+            last_import: figures.last_import,
+            error,
+        }
     }
 
     fn lock(&self) -> MutexGuard<'_, OpenSet> {
@@ -170,77 +382,321 @@ impl Stores {
         self.open.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn evict_lru(open: &mut OpenSet) {
-        let victim = open
-            .map
+    /// Beyond `max_open_tenants`, takes the least recently used stores
+    /// nobody else holds out of the open set (marked closing) for the
+    /// caller to close. A store in use is never closed under its user; the
+    /// set stays over the limit until it is let go.
+    fn over_limit(&self, open: &mut OpenSet, keep: &TenantId) -> Vec<(TenantId, Arc<TenantStore>)> {
+        let max = self.cfg.max_open_tenants.max(1) as usize;
+        let mut idle: Vec<(Instant, TenantId)> = open
+            .slots
             .iter()
-            .min_by_key(|(_, o)| o.last_used)
-            .map(|(id, _)| id.clone());
-        if let Some(id) = victim {
-            if let Some(o) = open.map.remove(&id) {
-                Self::retire(open, id, o.store);
+            .filter_map(|(id, s)| match s {
+                Slot::Open(o) if id != keep && Arc::strong_count(&o.store) == 1 => {
+                    Some((o.last_used, id.clone()))
+                }
+                _ => None,
+            })
+            .collect();
+        let used = open
+            .slots
+            .values()
+            .filter(|s| !matches!(s, Slot::Failed(_)))
+            .count();
+        let excess = used.saturating_sub(max).min(idle.len());
+        idle.sort();
+        idle.into_iter()
+            .take(excess)
+            .filter_map(|(_, id)| Self::take_for_close(open, &id).map(|s| (id, s)))
+            .collect()
+    }
+
+    /// Marks an open slot closing and hands over its store.
+    fn take_for_close(open: &mut OpenSet, id: &TenantId) -> Option<Arc<TenantStore>> {
+        match open.slots.insert(id.clone(), Slot::Closing) {
+            Some(Slot::Open(o)) => Some(o.store),
+            Some(other) => {
+                open.slots.insert(id.clone(), other);
+                None
+            }
+            None => {
+                open.slots.remove(id);
+                None
             }
         }
     }
 
-    fn retire(open: &mut OpenSet, id: TenantId, store: Arc<TenantStore>) {
-        if let Err(e) = store.flush() {
-            tracing::warn!(tenant = %id, error = %e, "flush before close failed");
+    fn close_slots(&self, victims: Vec<(TenantId, Arc<TenantStore>)>) {
+        if victims.is_empty() {
+            return;
         }
-        if Arc::strong_count(&store) > 1 {
-            open.retired.insert(id, Arc::downgrade(&store));
-        } else {
-            tracing::debug!(tenant = %id, "closed tenant store");
+        let results: Vec<(TenantId, Result<(), String>)> = victims
+            .into_iter()
+            .map(|(id, store)| {
+                let r = self.close_store(&id, store);
+                (id, r)
+            })
+            .collect();
+        let mut open = self.lock();
+        for (id, r) in results {
+            Self::closed(&mut open, &id, r);
         }
-        open.retired.retain(|_, w| w.strong_count() > 0);
+        self.changed.notify_all();
     }
 
-    /// Closes tenant databases unused for `idle`. Returns how many were closed.
+    /// The slot of a store just closed: free; or failed, so that the
+    /// listing keeps saying why until an open succeeds, when its file lock
+    /// was never released or it was closed for an I/O error.
+    fn closed(open: &mut OpenSet, id: &TenantId, r: Result<(), String>) {
+        match r {
+            Ok(()) => {
+                open.slots.remove(id);
+            }
+            Err(e) => {
+                open.slots.insert(id.clone(), Slot::Failed(e));
+            }
+        }
+    }
+
+    /// Flushes and drops a store whose only handle this is, then waits
+    /// until sled has let go of its file, so that it can be opened again.
+    /// `Err` says why the tenant is to be listed in trouble afterwards.
+    fn close_store(&self, id: &TenantId, store: Arc<TenantStore>) -> Result<(), String> {
+        let trouble = store.trouble();
+        if trouble.is_none() {
+            if let Err(e) = store.flush() {
+                tracing::warn!(tenant = %id, error = %e, "flush before close failed");
+            }
+        }
+        let lock_file = store.lock_file();
+        if Arc::strong_count(&store) > 1 {
+            // Only at shutdown: whoever still holds it closes it.
+            return Ok(());
+        }
+        drop(store);
+        match wait_released(&lock_file, RELEASE_WAIT) {
+            Ok(()) => {
+                tracing::debug!(tenant = %id, "closed tenant store");
+                trouble.map_or(Ok(()), Err)
+            }
+            Err(e) => {
+                let msg = format!("{}: not released after closing: {e}", lock_file.display());
+                tracing::error!(tenant = %id, "{msg}");
+                Err(msg)
+            }
+        }
+    }
+
+    /// Closes tenant databases unused for `idle`, and those broken by an
+    /// I/O error that nobody uses any more. Returns how many were closed.
     pub fn close_idle(&self, idle: Duration) -> usize {
         let mut open = self.lock();
         let now = Instant::now();
-        let idle_ids: Vec<TenantId> = open
-            .map
+        let ids: Vec<TenantId> = open
+            .slots
             .iter()
-            .filter(|(_, o)| {
-                now.duration_since(o.last_used) >= idle && Arc::strong_count(&o.store) == 1
+            .filter_map(|(id, s)| match s {
+                Slot::Open(o)
+                    if Arc::strong_count(&o.store) == 1
+                        && (now.duration_since(o.last_used) >= idle
+                            || o.store.trouble().is_some()) =>
+                {
+                    Some(id.clone())
+                }
+                _ => None,
             })
-            .map(|(id, _)| id.clone())
             .collect();
-        for id in &idle_ids {
-            if let Some(o) = open.map.remove(id) {
-                Self::retire(&mut open, id.clone(), o.store);
-            }
-        }
-        idle_ids.len()
+        let victims: Vec<(TenantId, Arc<TenantStore>)> = ids
+            .into_iter()
+            .filter_map(|id| Self::take_for_close(&mut open, &id).map(|s| (id, s)))
+            .collect();
+        drop(open);
+        let n = victims.len();
+        self.close_slots(victims);
+        n
     }
 
+    /// Tenant databases open (or being opened or closed) now.
     pub fn open_count(&self) -> usize {
-        self.lock().map.len()
+        self.lock()
+            .slots
+            .values()
+            .filter(|s| !matches!(s, Slot::Failed(_)))
+            .count()
+    }
+
+    /// Requests waiting for this tenant's store (being opened or closed).
+    #[cfg(test)]
+    fn waiting_for(&self, id: &TenantId) -> usize {
+        self.lock().waiting.get(id).copied().unwrap_or(0)
+    }
+
+    #[cfg(test)]
+    fn closing(&self, id: &TenantId) -> bool {
+        matches!(self.lock().slots.get(id), Some(Slot::Closing))
     }
 
     pub fn max_open(&self) -> usize {
         self.cfg.max_open_tenants as usize
     }
 
-    /// Flushes every open database with unflushed writes, and the central one.
+    fn open_stores(&self) -> Vec<Arc<TenantStore>> {
+        self.lock()
+            .slots
+            .values()
+            .filter_map(|s| match s {
+                Slot::Open(o) => Some(o.store.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Flushes every open database with unflushed writes, and the central
+    /// one; brings the central figures of changed tenants up to date. One
+    /// tenant's failure does not keep the others from being flushed: the
+    /// first error is returned after all were tried.
     pub fn flush_dirty(&self) -> Result<()> {
-        let stores: Vec<Arc<TenantStore>> =
-            self.lock().map.values().map(|o| o.store.clone()).collect();
-        for s in stores {
-            s.flush_if_dirty()?;
+        let mut first = None;
+        for s in self.open_stores() {
+            if s.trouble().is_some() {
+                continue;
+            }
+            if let Err(e) = s.flush_if_dirty() {
+                tracing::error!(tenant = %s.id(), error = %e, "flush failed");
+                first.get_or_insert(e);
+            }
+            s.publish_figures_if_due();
         }
-        self.central.flush()
+        let central = self.central.flush();
+        match first {
+            Some(e) => Err(e),
+            None => central,
+        }
+    }
+
+    /// Brings a tenant's figures in the central store up to date from its
+    /// store (opening it), for figures that may lag: after an unclean stop,
+    /// or never written (a state directory from before they existed).
+    pub fn refresh_figures(&self, id: &TenantId) -> Result<()> {
+        self.tenant(id)?.publish_figures()
     }
 
     /// Flushes and closes everything (shutdown).
     pub fn close_all(&self) -> Result<()> {
         let mut open = self.lock();
-        let all: Vec<(TenantId, Open)> = open.map.drain().collect();
-        for (id, o) in all {
-            Self::retire(&mut open, id, o.store);
+        let ids: Vec<TenantId> = open
+            .slots
+            .iter()
+            .filter(|(_, s)| matches!(s, Slot::Open(_)))
+            .map(|(id, _)| id.clone())
+            .collect();
+        let victims: Vec<(TenantId, Arc<TenantStore>)> = ids
+            .into_iter()
+            .filter_map(|id| Self::take_for_close(&mut open, &id).map(|s| (id, s)))
+            .collect();
+        drop(open);
+        for (_, s) in &victims {
+            s.publish_figures_if_due();
         }
-        self.central.flush()
+        self.close_slots(victims);
+        self.central.mark_stopped()
+    }
+}
+
+/// Leaves no slot `Opening` for ever should opening a store panic.
+struct OpeningGuard<'a> {
+    stores: &'a Stores,
+    id: &'a TenantId,
+    armed: bool,
+}
+
+impl Drop for OpeningGuard<'_> {
+    fn drop(&mut self) {
+        if self.armed {
+            let mut open = self.stores.lock();
+            open.slots.insert(
+                self.id.clone(),
+                Slot::Failed("opening the store failed unexpectedly".into()),
+            );
+            self.stores.changed.notify_all();
+        }
+    }
+}
+
+/// Waits until nobody holds the file lock sled takes on `path` (its
+/// database file), by taking and dropping that lock ourselves.
+pub(super) fn wait_released(path: &Path, within: Duration) -> std::io::Result<()> {
+    let deadline = Instant::now() + within;
+    let mut pause = Duration::from_micros(200);
+    loop {
+        let file = match std::fs::File::open(path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(e),
+        };
+        use nix::fcntl::{Flock, FlockArg};
+        match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
+            // Dropping it releases our lock at once.
+            Ok(_locked) => return Ok(()),
+            Err((_, nix::errno::Errno::EWOULDBLOCK)) if Instant::now() < deadline => {
+                std::thread::sleep(pause);
+                pause = (pause * 2).min(Duration::from_millis(20));
+            }
+            Err((_, nix::errno::Errno::EWOULDBLOCK)) => {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::WouldBlock,
+                    "still locked",
+                ))
+            }
+            Err((_, e)) => return Err(e.into()),
+        }
+    }
+}
+
+/// Bytes of the files under `dir` (a tenant's database), without opening
+/// it and without following symlinks.
+fn disk_bytes(dir: &Path) -> u64 {
+    fn walk(dir: &Path, depth: u32) -> u64 {
+        let Ok(rd) = std::fs::read_dir(dir) else {
+            return 0;
+        };
+        rd.flatten()
+            .map(|e| match e.path().symlink_metadata() {
+                Ok(m) if m.is_dir() && depth < 4 => walk(&e.path(), depth + 1),
+                Ok(m) if m.is_file() => m.len(),
+                _ => 0,
+            })
+            .sum()
+    }
+    walk(dir, 0)
+}
+
+/// Removes the snapshot files sled left unfinished. sled writes a snapshot
+/// to `snap.<lsn>.generating` and renames it when complete; one that a
+/// full disk cut short stays behind, and sled 0.34 then reads it as the
+/// newest snapshot at every open and refuses the database as corrupt (for
+/// good: freeing space does not help). An unfinished snapshot holds nothing
+/// the log and the previous snapshot do not.
+pub(crate) fn remove_unfinished_snapshots(db_dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(db_dir) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let name = e.file_name();
+        let name = name.to_string_lossy();
+        if name.starts_with("snap.")
+            && name.ends_with(".generating")
+            && e.path().symlink_metadata().is_ok_and(|m| m.is_file())
+        {
+            match std::fs::remove_file(e.path()) {
+                Ok(()) => {
+                    tracing::warn!(file = %e.path().display(), "removed a snapshot sled left unfinished")
+                }
+                Err(err) => {
+                    tracing::warn!(file = %e.path().display(), error = %err, "cannot remove an unfinished snapshot")
+                }
+            }
+        }
     }
 }
 

@@ -189,6 +189,7 @@ impl TenantStore {
 
     /// Reserves `n` message ids.
     pub fn reserve_message_ids(&self, n: u64) -> Result<u64> {
+        self.writable()?;
         let end = self
             .meta
             .update_and_fetch(META_NEXT_MESSAGE, |old| {
@@ -226,6 +227,7 @@ impl TenantStore {
 
     /// Marks the data changed for writers that leave the counters alone.
     pub fn bump_generation(&self) -> Result<()> {
+        self.writable()?;
         self.meta
             .update_and_fetch(META_GENERATION, |old| {
                 let n = old
@@ -236,7 +238,10 @@ impl TenantStore {
             })
             .map_err(self.err())?;
         self.touch();
-        self.data_changed();
+        // Consents and bad addresses from dispatch: the opt-in counts of the
+        // listing follow with the flusher's next round.
+        self.figures_changed();
+        self.events.publish(&[Topic::Tenants], Some(self.id()));
         Ok(())
     }
 
@@ -255,6 +260,7 @@ impl TenantStore {
     /// documentation), the stamp with the last chunk.
     pub fn commit_plan(&self, w: &PlanWrite) -> Result<()> {
         let _w = self.lock_writer();
+        self.writable()?;
         let chunks = w
             .revised
             .chunks(PLAN_CHUNK)
@@ -354,7 +360,7 @@ impl TenantStore {
                 }
                 Ok(())
             })
-            .map_err(tx_err(self.id()))?;
+            .map_err(tx_err(self))?;
         if let Some(ix) = index.as_mut() {
             for m in chunk {
                 ix.upsert(m);

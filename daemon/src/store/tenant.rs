@@ -24,12 +24,12 @@
 //! the 0x00 separator is unambiguous.
 //!
 //! On disk: `<tenant>/store/` is the sled database, `<tenant>/import.staging`
-//! an import being written (see [`super::ImportTxn`]).
+//! an import being written and `<tenant>/import.undo/` the undo journal of
+//! one being applied (see [`super::ImportTxn`]).
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, Instant};
 
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -42,6 +42,7 @@ use touchpoint_common::domain::{
 use touchpoint_common::protocol::{OptIns, Topic};
 use touchpoint_common::TenantId;
 
+use super::central::{FigureBoard, TenantFigures};
 use super::import_txn::consent_key;
 use super::{sled_err, Result, StoreError};
 
@@ -97,6 +98,18 @@ pub struct TenantStore {
     /// Opt-in counts and the data version they were counted at.
     opt_ins: Mutex<Option<(u64, OptIns)>>,
     pub(super) events: Arc<crate::events::Events>,
+    /// Where the figures the tenants listing shows are kept (central store).
+    board: FigureBoard,
+    /// The figures changed since they were last written to the board.
+    figures_due: AtomicBool,
+    /// Set by the first I/O error: sled's state in memory may then differ
+    /// from its disk, so this handle takes no more writes and the open set
+    /// reopens the database (see [`super::Stores::tenant`]).
+    broken: Mutex<Option<String>>,
+    is_broken: AtomicBool,
+    /// An import interrupted by an earlier version after its commit point
+    /// was completed when this store opened (it still needs its identity pass).
+    pub(super) completed_import: AtomicBool,
 }
 
 pub(super) fn decode<T: DeserializeOwned>(tree: &'static str, bytes: &[u8]) -> Result<T> {
@@ -113,34 +126,19 @@ pub(super) fn prefix_of(customer_no: &str) -> Vec<u8> {
     k
 }
 
-/// How long a database just closed may keep its file lock: sled's I/O
-/// threads finish their last writes after the last handle is dropped, so a
-/// store evicted from the open set and asked for again at once can find its
-/// own lock still held.
-const LOCK_RELEASE_WAIT: Duration = Duration::from_secs(2);
-
-fn open_when_released(config: &sled::Config) -> std::result::Result<sled::Db, sled::Error> {
-    let deadline = Instant::now() + LOCK_RELEASE_WAIT;
-    loop {
-        match config.open() {
-            Err(sled::Error::Io(e))
-                if e.kind() == std::io::ErrorKind::WouldBlock && Instant::now() < deadline =>
-            {
-                std::thread::sleep(Duration::from_millis(5));
-            }
-            other => return other,
-        }
-    }
-}
-
 impl TenantStore {
     pub(super) fn open(
         id: TenantId,
         dir: &Path,
         cache_bytes: u64,
         events: Arc<crate::events::Events>,
+        board: FigureBoard,
     ) -> Result<Self> {
+        // First, so that a leftover of an interrupted import never takes
+        // the space the database needs to open.
+        super::import_txn::before_open(dir)?;
         let path = dir.join("store");
+        super::remove_unfinished_snapshots(&path);
         let err = sled_err(&path);
         let config = sled::Config::new()
             .path(&path)
@@ -152,7 +150,17 @@ impl TenantStore {
             .segment_size(TENANT_SEGMENT_BYTES)
             // No flusher thread per database: Stores::flush_dirty flushes them all.
             .flush_every_ms(None);
-        let db = open_when_released(&config).map_err(&err)?;
+        // The open set never opens a database an earlier instance of which
+        // may still be alive, so a lock held here is another process's.
+        let db = config.open().map_err(|e| match e {
+            sled::Error::Io(io) if io.to_string().contains("could not acquire lock") => {
+                StoreError::Unavailable(format!(
+                    "{}: the database is locked by another process (a second touchpointd on this state directory?)",
+                    path.display()
+                ))
+            }
+            other => err(other),
+        })?;
         let tree = |name: &str| db.open_tree(name).map_err(&err);
         let store = Self {
             customers: tree("customers")?,
@@ -183,15 +191,114 @@ impl TenantStore {
             index: Mutex::new(None),
             opt_ins: Mutex::new(None),
             events,
+            board,
+            figures_due: AtomicBool::new(false),
+            broken: Mutex::new(None),
+            is_broken: AtomicBool::new(false),
+            completed_import: AtomicBool::new(false),
         };
         super::import_txn::recover(&store)?;
+        // Whatever recovery did, and whatever an earlier run wrote after
+        // its figures: the listing shows this store as it is.
+        if let Err(e) = store.publish_figures() {
+            tracing::warn!(tenant = %store.id, error = %e, "cannot write the tenant's figures");
+        }
         Ok(store)
     }
 
     pub(super) fn err(&self) -> impl Fn(sled::Error) -> StoreError + '_ {
-        move |source| StoreError::Sled {
-            path: format!("tenant {}", self.id),
-            source,
+        move |source| {
+            self.note_sled_error(&source);
+            StoreError::Sled {
+                path: format!("tenant {}", self.id),
+                source,
+            }
+        }
+    }
+
+    /// An I/O error (or worse) leaves sled's memory possibly ahead of its
+    /// disk: this handle is done for.
+    fn note_sled_error(&self, e: &sled::Error) {
+        if !matches!(
+            e,
+            sled::Error::CollectionNotFound(_) | sled::Error::Unsupported(_)
+        ) {
+            self.mark_broken(&e.to_string());
+        }
+    }
+
+    /// Takes this handle out of service: it refuses writes from now on,
+    /// and the open set reopens the database once nobody holds it.
+    pub(super) fn mark_broken(&self, why: &str) {
+        let mut b = self.broken.lock().unwrap_or_else(|e| e.into_inner());
+        if b.is_none() {
+            tracing::error!(tenant = %self.id, error = why, "tenant store taken out of service; it is reopened on the next request");
+            *b = Some(why.to_string());
+            self.is_broken.store(true, Ordering::Release);
+        }
+    }
+
+    /// Why this handle is out of service, if it is.
+    pub fn trouble(&self) -> Option<String> {
+        if !self.is_broken.load(Ordering::Acquire) {
+            return None;
+        }
+        self.broken
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+            .map(|why| format!("{why} (the store is reopened on the next request)"))
+    }
+
+    /// Refuses a write through a handle taken out of service.
+    pub(super) fn writable(&self) -> Result<()> {
+        match self.trouble() {
+            None => Ok(()),
+            Some(why) => Err(StoreError::Unavailable(format!(
+                "tenant {}: {why}",
+                self.id
+            ))),
+        }
+    }
+
+    /// The file sled locks while the database is open.
+    pub(super) fn lock_file(&self) -> PathBuf {
+        self.dir.join("store").join("db")
+    }
+
+    /// What the tenants listing shows of this tenant.
+    pub fn figures(&self) -> Result<TenantFigures> {
+        let mut stats = self.stats()?;
+        stats.disk_bytes = 0;
+        let last_import = self.imports(1)?.into_iter().next().map(|mut r| {
+            // Row errors quote the dealer's file: they stay in its room.
+            r.errors_truncated += r.errors.len() as u64;
+            r.errors = Vec::new();
+            r
+        });
+        Ok(TenantFigures {
+            stats,
+            opt_ins: self.opt_ins()?,
+            last_import,
+        })
+    }
+
+    /// Writes this tenant's figures to the central store.
+    pub(super) fn publish_figures(&self) -> Result<()> {
+        self.figures_due.store(false, Ordering::Release);
+        let r = self.figures().and_then(|f| self.board.put(&self.id, &f));
+        if r.is_err() {
+            self.figures_due.store(true, Ordering::Release);
+        }
+        r
+    }
+
+    /// Writes the figures if a change is pending (the flusher's round).
+    pub(super) fn publish_figures_if_due(&self) {
+        if self.figures_due.load(Ordering::Acquire) && self.trouble().is_none() {
+            if let Err(e) = self.publish_figures() {
+                tracing::warn!(tenant = %self.id, error = %e, "cannot write the tenant's figures");
+            }
         }
     }
 
@@ -201,7 +308,10 @@ impl TenantStore {
 
     pub fn flush(&self) -> Result<()> {
         self.dirty.store(false, Ordering::Release);
-        self.db.flush().map_err(self.err())?;
+        if let Err(e) = self.db.flush() {
+            self.dirty.store(true, Ordering::Release);
+            return Err(self.err()(e));
+        }
         Ok(())
     }
 
@@ -233,6 +343,7 @@ impl TenantStore {
     }
 
     pub(super) fn next_id(&self, key: &[u8]) -> Result<u64> {
+        self.writable()?;
         let next = self
             .meta
             .update_and_fetch(key, |old| {
@@ -390,9 +501,21 @@ impl TenantStore {
         Ok(o)
     }
 
-    /// Tells subscribers that the customer data changed.
+    /// Tells subscribers that the customer data changed, after bringing
+    /// the central figures up to date (a listing right after an import
+    /// shows it).
     pub(super) fn data_changed(&self) {
+        if let Err(e) = self.publish_figures() {
+            tracing::warn!(tenant = %self.id, error = %e, "cannot write the tenant's figures; retried by the flusher");
+        }
         self.events.publish(&[Topic::Tenants], Some(&self.id));
+    }
+
+    /// Marks the figures for the flusher's next round: for frequent small
+    /// changes (consents from dispatch), where recounting each time costs
+    /// more than a moment's lag in the listing.
+    pub(super) fn figures_changed(&self) {
+        self.figures_due.store(true, Ordering::Release);
     }
 
     // ----- import history -----------------------------------------------------
@@ -429,6 +552,7 @@ impl TenantStore {
     /// Records an import that changed no data (failed, or already imported).
     pub fn record_import(&self, report: &ImportReport) -> Result<()> {
         let _w = self.lock_writer();
+        self.writable()?;
         let mut c = self.counters()?;
         c.imports += 1;
         (&self.imports, &self.meta)
@@ -437,7 +561,7 @@ impl TenantStore {
                 meta.insert(META_COUNTERS, encode_tx(&c)?)?;
                 Ok(())
             })
-            .map_err(tx_err(&self.id))?;
+            .map_err(tx_err(self))?;
         self.flush()?;
         self.data_changed();
         Ok(())
@@ -445,6 +569,7 @@ impl TenantStore {
 
     /// Replaces a stored import report (the identity pass adds its merge count).
     pub fn update_import(&self, report: &ImportReport) -> Result<()> {
+        self.writable()?;
         self.imports
             .insert(report.import_id.to_be_bytes(), encode("imports", report)?)
             .map_err(self.err())?;
@@ -523,6 +648,7 @@ impl TenantStore {
         if merges.is_empty() {
             return Ok(());
         }
+        self.writable()?;
         let mut c = self.counters()?;
         for m in merges {
             if self
@@ -546,7 +672,7 @@ impl TenantStore {
                 meta.insert(META_COUNTERS, encode_tx(&c)?)?;
                 Ok(())
             })
-            .map_err(tx_err(&self.id))?;
+            .map_err(tx_err(self))?;
         self.flush()?;
         self.data_changed();
         Ok(())
@@ -555,6 +681,7 @@ impl TenantStore {
     /// Undoes one merge: the merged customer is a recipient of its own again.
     pub fn undo_merge(&self, merge_id: u64, by: &str) -> Result<MergeRecord> {
         let _w = self.lock_writer();
+        self.writable()?;
         let mut m = self.merge(merge_id)?.ok_or_else(|| {
             StoreError::NotFound(format!("no merge #{merge_id} in tenant {}", self.id))
         })?;
@@ -574,7 +701,7 @@ impl TenantStore {
                 meta.insert(META_COUNTERS, encode_tx(&c)?)?;
                 Ok(())
             })
-            .map_err(tx_err(&self.id))?;
+            .map_err(tx_err(self))?;
         self.flush()?;
         self.data_changed();
         Ok(m)
@@ -589,15 +716,12 @@ fn encode_tx<T: Serialize>(v: &T) -> TxResult<Vec<u8>> {
 }
 
 pub(super) fn tx_err(
-    id: &TenantId,
+    s: &TenantStore,
 ) -> impl Fn(sled::transaction::TransactionError<String>) -> StoreError + '_ {
     move |e| match e {
         sled::transaction::TransactionError::Abort(msg) => {
-            StoreError::Conflict(format!("tenant {id}: {msg}"))
+            StoreError::Conflict(format!("tenant {}: {msg}", s.id))
         }
-        sled::transaction::TransactionError::Storage(source) => StoreError::Sled {
-            path: format!("tenant {id}"),
-            source,
-        },
+        sled::transaction::TransactionError::Storage(source) => s.err()(source),
     }
 }

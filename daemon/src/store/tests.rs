@@ -110,10 +110,11 @@ fn uncommitted_import_leaves_nothing() {
     assert!(!s.tenant_dir(a.id()).join("import.staging").exists());
 }
 
-/// Simulates kills: before the commit point (staging written, no marker) and
-/// after it (marker written, nothing applied).
+/// Simulates kills: while staging (this version's staging file is simply
+/// removed), and an earlier version's import interrupted after its commit
+/// point (its marker and its staging file, which has no magic): completed.
 #[test]
-fn crash_before_commit_point_is_discarded_after_it_is_completed() {
+fn a_kill_while_staging_leaves_nothing_and_an_earlier_versions_pending_import_is_completed() {
     let dir = tempfile::tempdir().expect("tempdir");
     let staging = dir.path().join("tenants/d001/import.staging");
     {
@@ -121,8 +122,9 @@ fn crash_before_commit_point_is_discarded_after_it_is_completed() {
         let a = s.tenant(&tid("d001")).expect("a");
         let mut tx = a.begin_import(1).expect("begin");
         tx.put_customer(&customer("K1", "Schröder")).expect("put");
-        drop(tx);
+        tx.crash();
         assert!(staging.exists());
+        drop(a);
         s.close_all().expect("close");
     }
     {
@@ -135,14 +137,17 @@ fn crash_before_commit_point_is_discarded_after_it_is_completed() {
         tx.put_customer(&customer("K2", "Öztürk")).expect("put");
         tx.put_vehicle(&vehicle("WNW12345678901234", "K2"))
             .expect("put");
-        // Flush the staging file as commit() would, then stop after the commit point.
-        drop(tx);
+        tx.crash();
+        // As an earlier version left it: no magic, and its marker.
+        let bytes = std::fs::read(&staging).expect("staging");
+        std::fs::write(&staging, &bytes[8..]).expect("legacy staging");
         let template =
             touchpoint_common::codec::encode_record(&report(a.id(), 2, "h2")).expect("enc");
         a.meta
             .insert(tenant::META_PENDING, template)
             .expect("marker");
         a.flush().expect("flush");
+        drop(a);
         s.close_all().expect("close");
     }
     let s = stores(dir.path(), 8);
@@ -151,12 +156,154 @@ fn crash_before_commit_point_is_discarded_after_it_is_completed() {
         a.customer("K2").expect("read").is_some(),
         "completed by recovery"
     );
+    assert!(a.take_completed_import(), "due for its identity pass");
+    assert!(!a.take_completed_import());
     assert_eq!(a.vehicles_of("K2").expect("read").len(), 1);
     let st = a.stats().expect("stats");
     assert_eq!((st.customers, st.vehicles, st.imports), (1, 1, 1));
     assert_eq!(a.import_by_hash("h2").expect("hash"), Some(2));
     assert!(a.meta.get(tenant::META_PENDING).expect("meta").is_none());
     assert!(!staging.exists());
+    assert!(!dir.path().join("tenants/d001/import.undo").exists());
+}
+
+/// Every key and value of a tree, in order.
+type TreeDump = Vec<(Vec<u8>, Vec<u8>)>;
+
+/// What a tenant holds, to compare before and after a failed import.
+fn snapshot(a: &TenantStore) -> Vec<(String, TreeDump)> {
+    let trees = [
+        ("customers", &a.customers),
+        ("vehicles", &a.vehicles),
+        ("owner", &a.owner),
+        ("consents", &a.consents),
+        ("visits", &a.visits),
+        ("imports", &a.imports),
+        ("import_hash", &a.import_hash),
+    ];
+    let mut out: Vec<(String, TreeDump)> = trees
+        .iter()
+        .map(|(name, t)| {
+            (
+                name.to_string(),
+                t.iter()
+                    .map(|kv| kv.map(|(k, v)| (k.to_vec(), v.to_vec())).expect("read"))
+                    .collect(),
+            )
+        })
+        .collect();
+    out.push((
+        "counters".into(),
+        vec![(
+            b"counters".to_vec(),
+            a.meta
+                .get(tenant::META_COUNTERS)
+                .expect("meta")
+                .map(|v| v.to_vec())
+                .unwrap_or_default(),
+        )],
+    ));
+    out
+}
+
+/// A large import whose undo journal runs out of space part-way: batches
+/// were already written by then. The import fails, says so, and leaves the
+/// tenant exactly as it was (updated records, a vehicle that changed hands,
+/// consents); its staging file and journal are gone; the next import works.
+#[test]
+fn an_import_that_runs_out_of_space_while_applying_is_rolled_back_entirely() {
+    use touchpoint_common::domain::Channel;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let s = stores(dir.path(), 8);
+    let a = s.tenant(&tid("d001")).expect("a");
+    let mut k1 = customer("K1", "Müller");
+    k1.email = Some("m@example.de".into());
+    import_one(&a, k1, Some(vehicle("WNW12345678901234", "K1")), "h1");
+    let before = snapshot(&a);
+    let figures_before = s.central().figures(&tid("d001")).expect("figures");
+
+    let n = 3 * import_txn::batch_size() + 17;
+    let mut tx = a.begin_import(2).expect("begin");
+    tx.put_customer(&customer("K1", "Müller-Lüdenscheidt"))
+        .expect("update");
+    tx.put_vehicle(&vehicle("WNW12345678901234", "K2"))
+        .expect("moves to K2");
+    for i in 0..n {
+        let no = format!("K{:06}", i + 2);
+        tx.put_customer(&customer(&no, "Neu")).expect("put");
+        tx.put_consent(&Consent {
+            customer_no: no,
+            channel: Channel::Email,
+            granted: true,
+            source: "test".into(),
+            at: Timestamp(100),
+        })
+        .expect("consent");
+    }
+    let undo = dir.path().join("tenants/d001/import.undo");
+    // Enough for a few batches of every group, not for all of them.
+    let fault = fail_writes_under(&undo, 3 * 64 * 1024);
+    let err = tx
+        .commit(&report(a.id(), 2, "h2"))
+        .expect_err("the journal ran out of space");
+    drop(fault);
+    let text = err.to_string();
+    assert!(
+        text.starts_with("import #2 into tenant d001 failed and nothing of it was stored: ")
+            && text.contains("No space left on device"),
+        "{text}"
+    );
+    assert!(matches!(
+        err,
+        StoreError::ImportFailed {
+            rolled_back: true,
+            ..
+        }
+    ));
+    assert!(a.trouble().is_none(), "the store still takes writes");
+    assert_eq!(snapshot(&a), before, "everything as before the import");
+    assert_eq!(
+        s.central().figures(&tid("d001")).expect("figures"),
+        figures_before
+    );
+    assert!(!undo.exists());
+    assert!(!dir.path().join("tenants/d001/import.staging").exists());
+
+    // The same import with space: committed whole.
+    let mut tx = a.begin_import(3).expect("begin");
+    for i in 0..n {
+        tx.put_customer(&customer(&format!("K{:06}", i + 2), "Neu"))
+            .expect("put");
+    }
+    let r = tx.commit(&report(a.id(), 3, "h3")).expect("commit");
+    assert_eq!(r.customers.inserted, n as u64);
+    assert_eq!(a.stats().expect("stats").customers, n as u64 + 1);
+    assert!(!dir.path().join("tenants/d001/import.undo.done").exists());
+}
+
+/// An import whose staging file cannot be written leaves no staging file
+/// behind: it could be as large as the export.
+#[test]
+fn a_failed_staging_write_removes_the_staging_file() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let s = stores(dir.path(), 8);
+    let a = s.tenant(&tid("d001")).expect("a");
+    let staging = dir.path().join("tenants/d001/import.staging");
+    let _fault = fail_writes_under(&staging, 0);
+    let mut tx = a.begin_import(1).expect("begin");
+    let mut failed = None;
+    for i in 0..100_000 {
+        if let Err(e) = tx.put_customer(&customer(&format!("K{i:06}"), "Voll")) {
+            failed = Some(e);
+            break;
+        }
+    }
+    let e = failed.expect("staging ran out of space");
+    assert!(e.to_string().contains("No space left on device"), "{e}");
+    assert!(staging.exists());
+    drop(tx);
+    assert!(!staging.exists(), "removed with the failed import");
+    assert_eq!(a.stats().expect("stats").customers, 0);
 }
 
 #[test]
@@ -280,6 +427,253 @@ fn open_databases_are_bounded_and_idle_ones_close() {
     let open = s.open_count();
     assert_eq!(s.close_idle(Duration::ZERO), open);
     assert_eq!(s.open_count(), 0);
+}
+
+/// Polls `cond` until it holds or a minute passes.
+fn eventually(mut cond: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while Instant::now() < deadline {
+        if cond() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    false
+}
+
+/// sled lets go of a database's file lock only when every part of it is
+/// gone, and its I/O threads may hold a part a while after the last handle
+/// is dropped. A tree handle stands in for them here: a request for the
+/// tenant while its closed instance still holds the lock waits for the
+/// lock to go and then opens it; it never fails with the lock
+/// ("WouldBlock") of our own process.
+#[test]
+fn a_request_for_a_store_whose_closed_instance_still_holds_its_lock_waits_for_it() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let s = stores(dir.path(), 8);
+    let d001 = tid("d001");
+    let a = s.tenant(&d001).expect("a");
+    import_one(&a, customer("K1", "Müller"), None, "h1");
+    let lingering = a.customers.clone();
+    drop(a);
+    std::thread::scope(|scope| {
+        let closer = scope.spawn(|| s.close_idle(Duration::ZERO));
+        assert!(eventually(|| s.closing(&d001)), "never closing");
+        let opener = scope.spawn(|| {
+            s.tenant(&d001)
+                .and_then(|a| a.customer("K1"))
+                .map(|c| c.map(|c| c.last_name))
+        });
+        assert!(
+            eventually(|| s.waiting_for(&d001) == 1),
+            "the request does not wait for the closing store"
+        );
+        drop(lingering);
+        assert_eq!(closer.join().expect("closer"), 1);
+        assert_eq!(
+            opener.join().expect("opener").expect("opened once let go"),
+            Some("Müller".to_string())
+        );
+    });
+    assert_eq!(s.open_count(), 1);
+}
+
+/// Many requests for more tenants than may be open, with the idle closer
+/// running all the time: every request gets its store.
+#[test]
+fn requests_racing_with_eviction_and_the_idle_closer_all_get_their_store() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let s = stores(dir.path(), 2);
+    let ids = ["d001", "d002", "d003", "d004"].map(tid);
+    for id in &ids {
+        let t = s.tenant(id).expect("open");
+        import_one(&t, customer("K1", id.as_str()), None, "h1");
+    }
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    std::thread::scope(|scope| {
+        let closer = scope.spawn(|| {
+            let mut closed = 0;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                closed += s.close_idle(Duration::ZERO);
+            }
+            closed
+        });
+        let workers: Vec<_> = (0..4)
+            .map(|w| {
+                let (s, ids) = (&s, &ids);
+                scope.spawn(move || -> Result<()> {
+                    for i in 0..150 {
+                        let id = &ids[(i * 7 + w) % ids.len()];
+                        let t = s.tenant(id)?;
+                        let c = t.customer("K1")?.map(|c| c.last_name);
+                        assert_eq!(c.as_deref(), Some(id.as_str()));
+                        if i % 10 == 0 {
+                            t.update_import(&report(id, 1, "h1"))?;
+                        }
+                    }
+                    Ok(())
+                })
+            })
+            .collect();
+        for w in workers {
+            w.join()
+                .expect("worker")
+                .expect("every request got its store");
+        }
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        assert!(closer.join().expect("closer") > 0);
+    });
+    assert!(s.open_count() <= 2, "{}", s.open_count());
+}
+
+/// The figures the tenants listing shows come from the central store:
+/// current after an import, and read with no tenant store open.
+#[test]
+fn the_listing_figures_follow_the_writes_and_need_no_open_store() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let s = stores(dir.path(), 8);
+    let d001 = tid("d001");
+    let a = s.tenant(&d001).expect("a");
+    import_one(
+        &a,
+        customer("K1", "Müller"),
+        Some(vehicle("WNW12345678901234", "K1")),
+        "h1",
+    );
+    drop(a);
+    s.close_all().expect("close");
+    assert_eq!(s.open_count(), 0);
+    let listed = s.summary(&d001, "Autohaus Müller".into());
+    assert_eq!(s.open_count(), 0, "listing opened a store");
+    assert_eq!(listed.error, None);
+    assert_eq!(
+        (
+            listed.stats.customers,
+            listed.stats.vehicles,
+            listed.stats.imports
+        ),
+        (1, 1, 1)
+    );
+    assert!(listed.stats.disk_bytes > 0, "read from the file system");
+    let last = listed.last_import.expect("last import");
+    assert_eq!((last.import_id, last.file_name.as_str()), (1, "kunden.csv"));
+    // A tenant never opened: nothing yet, and no store created.
+    let empty = s.summary(&tid("d002"), "x".into());
+    assert_eq!(empty.stats, Default::default());
+    assert!(!dir.path().join("tenants/d002/store").exists());
+}
+
+/// A tenant whose store cannot be opened is listed with the reason, and
+/// the next request tries again.
+#[test]
+fn a_store_that_cannot_be_opened_is_reported_and_retried() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let s = stores(dir.path(), 8);
+    let d002 = tid("d002");
+    let store_dir = dir.path().join("tenants/d002/store");
+    std::fs::create_dir_all(store_dir.parent().expect("parent")).expect("mkdir");
+    std::fs::write(&store_dir, b"not a database").expect("block the store");
+    let e = s.tenant(&d002).err().expect("cannot open");
+    let listed = s.summary(&d002, "Autohaus Weiß".into());
+    assert_eq!(listed.error.as_deref(), Some(e.to_string().as_str()));
+    assert!(s.summary(&tid("d001"), "x".into()).error.is_none());
+    std::fs::remove_file(&store_dir).expect("unblock");
+    s.tenant(&d002).expect("opened on the next request");
+    assert_eq!(s.summary(&d002, "Autohaus Weiß".into()).error, None);
+}
+
+/// A snapshot sled could not finish (the disk filled up while it wrote it)
+/// must not make the database unopenable: sled 0.34 would read it as the
+/// newest snapshot at every open and call the database corrupt.
+#[test]
+fn an_unfinished_snapshot_left_by_a_full_disk_does_not_make_a_store_unopenable() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    {
+        let s = stores(dir.path(), 8);
+        let a = s.tenant(&tid("d001")).expect("a");
+        import_one(&a, customer("K1", "Müller"), None, "h1");
+        drop(a);
+        s.close_all().expect("close");
+    }
+    for db in ["tenants/d001/store", "central"] {
+        std::fs::write(
+            dir.path().join(db).join("snap.7FFFFFFFFFFFFFFF.generating"),
+            b"cut short by ENOSPC",
+        )
+        .expect("unfinished snapshot");
+    }
+    let s = stores(dir.path(), 8);
+    let a = s.tenant(&tid("d001")).expect("opens");
+    assert!(a.customer("K1").expect("read").is_some());
+    assert!(!dir
+        .path()
+        .join("tenants/d001/store/snap.7FFFFFFFFFFFFFFF.generating")
+        .exists());
+}
+
+/// After an I/O error a handle takes no more writes (sled's memory may be
+/// ahead of its disk), the listing says why until the database opens
+/// again, and the next request gets it opened afresh, with what is on disk.
+#[test]
+fn a_store_broken_by_an_io_error_refuses_writes_and_is_reopened_on_the_next_request() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let s = stores(dir.path(), 8);
+    let d001 = tid("d001");
+    let a = s.tenant(&d001).expect("a");
+    import_one(&a, customer("K1", "Müller"), None, "h1");
+    a.mark_broken("IO error: No space left on device");
+    let e = a
+        .update_import(&report(&d001, 1, "h1"))
+        .expect_err("no writes through a broken handle");
+    assert!(e.to_string().contains("No space left on device"), "{e}");
+    assert!(s
+        .trouble(&d001)
+        .is_some_and(|t| t.contains("No space left on device")));
+    drop(a);
+    // Closed as soon as nobody uses it, and still listed in trouble until
+    // it opens again.
+    assert_eq!(s.close_idle(Duration::from_secs(3600)), 1);
+    assert_eq!(s.open_count(), 0);
+    assert!(s
+        .trouble(&d001)
+        .is_some_and(|t| t.contains("No space left on device")));
+    let b = s.tenant(&d001).expect("reopened");
+    assert!(b.trouble().is_none());
+    assert_eq!(s.trouble(&d001), None);
+    assert!(b.customer("K1").expect("read").is_some());
+    b.update_import(&report(&d001, 1, "h1"))
+        .expect("writes again");
+}
+
+/// The central store after an I/O error: once there is room again, its
+/// next use opens the database afresh (the instance in service is dropped
+/// first), with everything it held, and writes work again.
+#[test]
+fn the_central_store_is_reopened_after_an_io_error() {
+    use touchpoint_common::protocol::{AuditEntry, AuditOutcome};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let s = stores(dir.path(), 8);
+    let c = s.central();
+    let before = c.db().expect("db");
+    let old = Arc::downgrade(&before);
+    drop(before);
+    let e = c.fail()(sled::Error::Io(std::io::Error::from_raw_os_error(28)));
+    assert!(e.to_string().contains("No space left on device"), "{e}");
+    let entry = AuditEntry {
+        seq: 0,
+        at: Timestamp(1),
+        uid: 0,
+        user: "root".into(),
+        role: None,
+        action: "test".into(),
+        tenant: None,
+        detail: String::new(),
+        outcome: AuditOutcome::Ok,
+    };
+    c.audit(entry).expect("written once reopened");
+    assert!(old.upgrade().is_none(), "the broken instance was dropped");
+    assert_eq!(c.tenants().expect("registry").len(), 4);
+    assert_eq!(c.audit_log(None, 10).expect("audit").len(), 1);
 }
 
 #[test]

@@ -122,6 +122,13 @@ fn draw_list(frame: &mut Frame, area: Rect, state: &AppState) {
                 Cell::from("-").style(dim())
             });
             cells.push(match &s.last_import {
+                // The listing says why; the figures are the last it had.
+                _ if s.error.is_some() => Cell::from(if wide {
+                    "store unreadable"
+                } else {
+                    "unreadable"
+                })
+                .style(Style::new().red().bold()),
                 None => Cell::from("none").style(dim()),
                 Some(i) => {
                     let text = if wide {
@@ -135,7 +142,8 @@ fn draw_list(frame: &mut Frame, area: Rect, state: &AppState) {
                     };
                     let style = match i.status {
                         ImportStatus::Failed { .. } => Style::new().red().bold(),
-                        _ if !i.errors.is_empty() => Style::new().yellow(),
+                        // The listing carries counts, not the row errors.
+                        _ if i.rows_rejected > 0 => Style::new().yellow(),
                         _ => Style::new(),
                     };
                     Cell::from(text).style(style)
