@@ -1055,6 +1055,20 @@ pub enum AuditOutcome {
     Ok,
     Refused(String),
     Failed(String),
+    /// Done for some of what was asked, not all: what was not, and why.
+    Partial(String),
+}
+
+impl AuditOutcome {
+    /// "ok", "refused: why", "failed: why", "partly: what was not done".
+    pub fn describe(&self) -> String {
+        match self {
+            AuditOutcome::Ok => "ok".into(),
+            AuditOutcome::Refused(r) => format!("refused: {r}"),
+            AuditOutcome::Failed(r) => format!("failed: {r}"),
+            AuditOutcome::Partial(r) => format!("partly: {r}"),
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

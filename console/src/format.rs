@@ -89,11 +89,7 @@ pub fn counts(c: &Counts) -> String {
 }
 
 pub fn audit_outcome(o: &AuditOutcome) -> String {
-    match o {
-        AuditOutcome::Ok => "ok".into(),
-        AuditOutcome::Refused(r) => format!("refused: {r}"),
-        AuditOutcome::Failed(r) => format!("failed: {r}"),
-    }
+    o.describe()
 }
 
 /// Why a merge was made, all reasons on one line.

@@ -75,31 +75,31 @@ impl Daemon {
             policies.clone(),
             cfg.config.import.max_reported_errors as usize,
         ));
-        let ctx = Arc::new(Ctx::new(
-            stores.clone(),
-            importer.clone(),
-            policies,
-            Access::new(cfg.config.access.clone()),
-            cfg.config.control.clone(),
-            cfg.socket.clone(),
-        ));
-
-        // Everything the socket serves is in place before it serves.
-        let _ = ctx.material.set(material.clone());
         let dispatcher = if cfg.config.dispatch.enabled {
             let d = crate::dispatch::Dispatcher::new(
                 stores.clone(),
-                ctx.policies.clone(),
+                policies.clone(),
                 &cfg.config.dispatch,
                 cfg.dispatch.clone(),
             )
             .context("cannot start dispatch")?;
-            let d = Arc::new(d.with_material(material.clone()));
-            let _ = ctx.dispatch.set(d.clone());
-            Some(d)
+            Some(Arc::new(d.with_material(material.clone())))
         } else {
             None
         };
+        let planning = Arc::new(crate::planner::Planning::default());
+        // Everything the socket serves is in place before it serves.
+        let ctx = Arc::new(Ctx::new(control::Parts {
+            stores: stores.clone(),
+            importer: importer.clone(),
+            policies,
+            material: material.clone(),
+            dispatch: dispatcher.clone(),
+            planning: planning.clone(),
+            access: Access::new(cfg.config.access.clone()),
+            cfg: cfg.config.control.clone(),
+            socket_path: cfg.socket.clone(),
+        }));
 
         let tracker = TaskTracker::new();
         if let Some(d) = dispatcher {
@@ -124,8 +124,7 @@ impl Daemon {
         tracker.spawn(crate::planner::run_schedule(
             stores.clone(),
             ctx.policies.clone(),
-            ctx.leads.clone(),
-            ctx.schedule.clone(),
+            planning,
             shutdown.clone(),
         ));
         tracker.spawn(policy::watch(
@@ -184,7 +183,7 @@ impl Reloader {
     pub fn reload(&self) -> Result<(), Vec<ConfigError>> {
         self.0.policies.reload(registrar(
             self.0.stores.clone(),
-            self.0.material.get().cloned(),
+            Some(self.0.material.clone()),
         ))?;
         Ok(())
     }

@@ -114,12 +114,17 @@ async fn an_operator_scoped_to_one_tenant_sees_and_touches_only_that_tenant() {
         assert_eq!(e.tenant.as_ref(), Some(&d002));
         assert_eq!(e.outcome, AuditOutcome::Refused(outside.into()));
     }
+    // The import of d001 kept its good rows and rejected four: done in part.
     let imports: Vec<&AuditEntry> = log
         .iter()
-        .filter(|e| e.action == "import" && e.outcome == AuditOutcome::Ok)
+        .filter(|e| e.action == "import" && !matches!(e.outcome, AuditOutcome::Refused(_)))
         .collect();
     assert_eq!(imports.len(), 1, "{log:#?}");
     assert_eq!(imports[0].tenant.as_ref(), Some(&d001));
+    assert_eq!(
+        imports[0].outcome,
+        AuditOutcome::Partial("4 rows rejected".into())
+    );
 }
 
 #[tokio::test]
@@ -272,4 +277,72 @@ async fn planning_writes_need_an_operator_a_dry_run_does_not_and_scope_bounds_bo
     let log = audit_on_disk(&mut d);
     assert_eq!(refusals(&log, "plan").len(), 1);
     assert_eq!(refusals(&log, "plan-dry-run").len(), 1);
+}
+
+/// What the audit log says of the last `action`.
+async fn last_audited(c: &mut Client, action: &str) -> AuditEntry {
+    c.audit(None, 100, "")
+        .await
+        .expect("audit")
+        .into_iter()
+        .find(|e| e.action == action)
+        .unwrap_or_else(|| panic!("no {action} in the audit log"))
+}
+
+#[tokio::test]
+async fn an_action_done_only_in_part_or_not_at_all_is_audited_as_such() {
+    let files = tempfile::tempdir().expect("tempdir");
+    let d = TestDaemon::start_with(Options {
+        dealers: Vec::new(),
+        dealer_files: vec![crate::today::dealer_file(files.path())],
+        brand: Some(crate::today::brand_with_window(0)),
+        dispatch: Some(format!(
+            "[dispatch]\ntick_ms = 50\nbatch_at = \"23:59\"\nspool_dir = {:?}\nletters_dir = {:?}\ncalls_dir = {:?}\n",
+            files.path().join("mail").display().to_string(),
+            files.path().join("letters").display().to_string(),
+            files.path().join("calls").display().to_string(),
+        )),
+        ..Options::default()
+    });
+    let mut c = d.client().await;
+    let t = tid(crate::today::TENANT);
+    // Paused, so that what is planned stays to be held.
+    loop {
+        let scope = touchpoint_common::protocol::PauseScope {
+            tenant: Some(t.clone()),
+            service: None,
+        };
+        match c.pause(scope).await {
+            Ok(_) => break,
+            Err(ClientError::Daemon(e)) if e.kind == ErrorKind::Busy => {
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await
+            }
+            Err(e) => panic!("pause: {e}"),
+        }
+    }
+    crate::today::plan_customers(&mut c, files.path()).await;
+    let hold = touchpoint_common::protocol::MessageAction::Hold;
+
+    let r = c.message_action(&t, &[1, 999], hold).await.expect("hold");
+    assert_eq!(r.iter().filter(|r| r.outcome.is_ok()).count(), 1, "{r:?}");
+    let e = last_audited(&mut c, "hold").await;
+    assert!(
+        matches!(&e.outcome, AuditOutcome::Partial(why) if why.contains("#999")),
+        "{e:?}"
+    );
+    assert!(e.detail.starts_with("1 of 2 messages: 1"), "{e:?}");
+    assert_eq!(e.tenant.as_ref(), Some(&t));
+
+    let r = c.message_action(&t, &[998], hold).await.expect("hold");
+    assert!(r[0].outcome.is_err(), "{r:?}");
+    let e = last_audited(&mut c, "hold").await;
+    assert!(
+        matches!(&e.outcome, AuditOutcome::Failed(why) if why.contains("#998")),
+        "{e:?}"
+    );
+
+    let r = c.message_action(&t, &[2], hold).await.expect("hold");
+    assert!(r[0].outcome.is_ok(), "{r:?}");
+    let e = last_audited(&mut c, "hold").await;
+    assert_eq!(e.outcome, AuditOutcome::Ok, "{e:?}");
 }

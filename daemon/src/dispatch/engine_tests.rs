@@ -1054,7 +1054,12 @@ fn each_crash_an_email_is_in_flight_for_adds_one_resend_to_its_record() {
         assert_eq!(fx.message("d001", email.id).status, S::Queued);
         let jobs = started.claim(&store, &fx.p(), LATER, 8).unwrap();
         assert_eq!(jobs.len(), 1);
-        assert_eq!(started.status(&Scope::All, &[tid("d001")]).resent_after_crash, 1);
+        assert_eq!(
+            started
+                .status(&Scope::All, &[tid("d001")])
+                .resent_after_crash,
+            1
+        );
         d = Some(started);
     }
     drop(d);

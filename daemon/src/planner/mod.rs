@@ -572,6 +572,15 @@ pub fn plan_tenants(
     results.into_iter().map(|(_, id, r)| (id, r)).collect()
 }
 
+/// The planner's state shared by its daily schedule and the requests that
+/// plan on demand: the lead times in force and what `status` shows about
+/// the schedule.
+#[derive(Default)]
+pub struct Planning {
+    pub leads: LeadTimes,
+    pub schedule: ScheduleState,
+}
+
 /// What `status` shows about the schedule.
 #[derive(Default)]
 pub struct ScheduleState(std::sync::Mutex<PlanningStatus>);
@@ -591,10 +600,10 @@ impl ScheduleState {
 pub async fn run_schedule(
     stores: Arc<Stores>,
     policies: Arc<PolicyHandle>,
-    leads: Arc<LeadTimes>,
-    state: Arc<ScheduleState>,
+    planning: Arc<Planning>,
     shutdown: CancellationToken,
 ) {
+    let state = &planning.schedule;
     let mut changes = policies.subscribe();
     loop {
         let current = policies.current();
@@ -623,11 +632,11 @@ pub async fn run_schedule(
             _ = changes.changed() => continue,
             _ = tokio::time::sleep(wait) => {}
         }
-        let (stores, set, leads) = (stores.clone(), policies.current(), leads.clone());
+        let (stores, set, planning) = (stores.clone(), policies.current(), planning.clone());
         let started = Instant::now();
         let today = Date::from(next.date_naive());
         let results = tokio::task::spawn_blocking(move || {
-            plan_tenants(&stores, &set, None, today, Mode::Commit, &leads, 0)
+            plan_tenants(&stores, &set, None, today, Mode::Commit, &planning.leads, 0)
         })
         .await;
         match results {

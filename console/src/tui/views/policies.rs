@@ -127,6 +127,7 @@ fn draw_audit(frame: &mut Frame, area: Rect, state: &AppState) {
                 AuditOutcome::Ok => ("ok".to_string(), Style::new().green()),
                 AuditOutcome::Refused(why) => (format!("refused: {why}"), Style::new().yellow()),
                 AuditOutcome::Failed(why) => (format!("failed: {why}"), Style::new().red().bold()),
+                AuditOutcome::Partial(why) => (format!("partly: {why}"), Style::new().yellow()),
             };
             let mut cells = vec![
                 Cell::from(format::time_short(a.at)).style(dim()),

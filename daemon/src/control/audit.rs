@@ -1,0 +1,370 @@
+//! The audit trail of the control socket (M11): every state-changing
+//! request and every refusal, with who and when. What a line says comes
+//! from the typed request (what was asked, about which tenant) and its
+//! typed answer (what happened: done, partly, failed, refused); no list of
+//! action names to keep in step by hand. [`search`] answers `Audit`.
+
+use touchpoint_common::domain::Timestamp;
+use touchpoint_common::protocol::{
+    AuditEntry, AuditOutcome, Identity, ProposalStatus, Request, Response, Scope,
+};
+use touchpoint_common::TenantId;
+
+use super::reply::store_err;
+use super::Ctx;
+use crate::access;
+use crate::store::Stores;
+
+/// Who acted.
+pub(super) enum Actor<'a> {
+    /// A connected user.
+    User(&'a Identity),
+    /// A peer refused before it had an identity.
+    Peer { uid: u32 },
+}
+
+/// What a state-changing request is about, taken before it is handled.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(super) struct Audited {
+    pub(super) action: &'static str,
+    pub(super) tenant: Option<TenantId>,
+    /// What the line names when the answer says nothing more (a file).
+    pub(super) subject: String,
+}
+
+impl Audited {
+    /// A connection refused for its peer's credentials.
+    pub(super) fn connect() -> Self {
+        Self {
+            action: "connect",
+            tenant: None,
+            subject: String::new(),
+        }
+    }
+
+    /// An import of `file` through the socket, once its upload ends.
+    pub(super) fn import(tenant: &TenantId, file: &str) -> Self {
+        Self {
+            action: "import",
+            tenant: Some(tenant.clone()),
+            subject: file.to_string(),
+        }
+    }
+
+    /// The audit line a request gets when it is handled; `None` for a
+    /// request that changes nothing. No wildcard: a new request says here
+    /// whether it changes state.
+    pub(super) fn of(request: &Request) -> Option<Self> {
+        let changes = match request {
+            Request::Ping
+            | Request::Status
+            | Request::ListTenants
+            | Request::Tenant { .. }
+            | Request::Imports { .. }
+            | Request::Merges { .. }
+            | Request::Audit { .. }
+            | Request::Plan { dry_run: true, .. }
+            | Request::DispatchStatus
+            | Request::Costs { .. }
+            | Request::Message { .. }
+            | Request::Proposals { .. }
+            | Request::Proposal { .. }
+            | Request::Preview { .. }
+            | Request::Templates { .. }
+            | Request::Queue { .. }
+            | Request::Content { .. }
+            | Request::Overview
+            | Request::Subscribe => false,
+            // The import is audited when the upload ends, with its file
+            // ([`Audited::import`]); the chunks change nothing yet.
+            Request::UploadBegin { .. }
+            | Request::UploadChunk { .. }
+            | Request::UploadEnd
+            | Request::UploadAbort => false,
+            Request::Plan { .. }
+            | Request::UndoMerge { .. }
+            | Request::Pause { .. }
+            | Request::Resume { .. }
+            | Request::RunBatches { .. }
+            | Request::MessageAction { .. }
+            | Request::CallOutcomes { .. }
+            | Request::Propose { .. }
+            | Request::ProposeRollback { .. }
+            | Request::Approve { .. }
+            | Request::Reject { .. } => true,
+        };
+        changes.then(|| Self {
+            action: request.name(),
+            tenant: access::tenant_of(request),
+            subject: String::new(),
+        })
+    }
+}
+
+/// Writes one audit entry. A failure to write is logged; it does not undo
+/// what was done.
+pub(super) fn record(
+    ctx: &Ctx,
+    actor: Actor<'_>,
+    what: &Audited,
+    detail: String,
+    outcome: AuditOutcome,
+) {
+    let (uid, user, role) = match actor {
+        Actor::User(who) => (who.uid, who.user.clone(), Some(who.role)),
+        Actor::Peer { uid } => (uid, format!("uid{uid}"), None),
+    };
+    let entry = AuditEntry {
+        seq: 0,
+        at: Timestamp::now(),
+        uid,
+        user,
+        role,
+        action: what.action.to_string(),
+        tenant: what.tenant.clone(),
+        detail,
+        outcome,
+    };
+    if let Err(e) = ctx.stores.central().audit(entry) {
+        tracing::error!(error = %e, action = what.action, "cannot write the audit log");
+    }
+}
+
+/// A request refused before it was handled.
+pub(super) fn refused(
+    ctx: &Ctx,
+    who: &Identity,
+    request: &Request,
+    tenant: Option<TenantId>,
+    reason: &str,
+) {
+    let what = Audited {
+        action: request.name(),
+        tenant,
+        subject: String::new(),
+    };
+    record(
+        ctx,
+        Actor::User(who),
+        &what,
+        String::new(),
+        AuditOutcome::Refused(reason.to_string()),
+    );
+}
+
+/// The audit line of a handled request, from its answer.
+pub(super) fn answered(ctx: &Ctx, who: &Identity, mut what: Audited, reply: &Response) {
+    let (outcome, detail) = outcome_of(reply);
+    let detail = if detail.is_empty() {
+        std::mem::take(&mut what.subject)
+    } else {
+        detail
+    };
+    if what.tenant.is_none() {
+        what.tenant = tenant_in(reply);
+    }
+    record(ctx, Actor::User(who), &what, detail, outcome);
+}
+
+/// The tenant an answer shows the request was about, when the request
+/// did not name it (a proposal's slots).
+fn tenant_in(reply: &Response) -> Option<TenantId> {
+    match reply {
+        Response::Proposal(d) => match access::material_owner(&d.proposal.template) {
+            access::MaterialOwner::Tenant(t) => Some(t),
+            access::MaterialOwner::Everyone | access::MaterialOwner::Nobody => None,
+        },
+        _ => None,
+    }
+}
+
+/// How many ids an audit line lists before it counts the rest.
+const IDS_SHOWN: usize = 50;
+
+/// What happened, and the line's detail, from the typed answer.
+fn outcome_of(reply: &Response) -> (AuditOutcome, String) {
+    match reply {
+        Response::Error(e) => (AuditOutcome::Failed(e.message.clone()), String::new()),
+        Response::Actions(results) => {
+            let done: Vec<u64> = results
+                .iter()
+                .filter(|r| r.outcome.is_ok())
+                .map(|r| r.id)
+                .collect();
+            let not: Vec<String> = results
+                .iter()
+                .filter_map(|r| {
+                    r.outcome
+                        .as_ref()
+                        .err()
+                        .map(|why| format!("#{}: {why}", r.id))
+                })
+                .collect();
+            let detail = format!(
+                "{} of {} messages: {}",
+                done.len(),
+                results.len(),
+                ids(&done)
+            );
+            let outcome = match (done.is_empty(), not.is_empty()) {
+                (_, true) => AuditOutcome::Ok,
+                (true, false) => AuditOutcome::Failed(first(&not)),
+                (false, false) => AuditOutcome::Partial(first(&not)),
+            };
+            (outcome, detail)
+        }
+        Response::Paused(p) => (AuditOutcome::Ok, format!("{} pauses in force", p.len())),
+        Response::Batches(b) => (
+            AuditOutcome::Ok,
+            b.iter()
+                .map(|b| format!("{} {}: {} messages", b.tenant, b.kind, b.messages))
+                .collect::<Vec<_>>()
+                .join("; "),
+        ),
+        Response::Outcomes(o) => {
+            let detail = format!("{} applied, {} errors", o.applied, o.errors.len());
+            let outcome = match (o.errors.is_empty(), o.applied + o.unchanged == 0) {
+                (true, _) => AuditOutcome::Ok,
+                (false, true) => AuditOutcome::Failed(first(&o.errors)),
+                (false, false) => AuditOutcome::Partial(first(&o.errors)),
+            };
+            (outcome, detail)
+        }
+        Response::Planned(p) => {
+            let detail = format!(
+                "{} messages planned, {} cancelled, {} tenants",
+                p.reports.iter().map(|r| r.planned_count).sum::<u64>(),
+                p.reports.iter().map(|r| r.cancelled_count).sum::<u64>(),
+                p.reports.len()
+            );
+            let not: Vec<String> = p
+                .failed
+                .iter()
+                .map(|(t, why)| format!("{t}: {why}"))
+                .collect();
+            let outcome = match (not.is_empty(), p.reports.is_empty()) {
+                (true, _) => AuditOutcome::Ok,
+                (false, true) => AuditOutcome::Failed(first(&not)),
+                (false, false) => AuditOutcome::Partial(first(&not)),
+            };
+            (outcome, detail)
+        }
+        Response::Imported(r) => {
+            let detail = format!(
+                "import #{} {}: {} rows ok, {} rejected",
+                r.import_id, r.file_name, r.rows_ok, r.rows_rejected
+            );
+            let outcome = match &r.status {
+                touchpoint_common::domain::ImportStatus::Failed { reason } => {
+                    AuditOutcome::Failed(reason.clone())
+                }
+                _ if r.rows_rejected > 0 => {
+                    AuditOutcome::Partial(format!("{} rows rejected", r.rows_rejected))
+                }
+                _ => AuditOutcome::Ok,
+            };
+            (outcome, detail)
+        }
+        Response::MergeUndone(m) => (
+            AuditOutcome::Ok,
+            format!("merge #{} ({} into {})", m.merge_id, m.merged, m.survivor),
+        ),
+        Response::Proposal(d) => {
+            let p = &d.proposal;
+            let what = match &p.status {
+                ProposalStatus::Pending => format!(
+                    "proposal #{} for template {} (base v{}{}): {}",
+                    p.id,
+                    p.template,
+                    p.base_version,
+                    p.rollback_to
+                        .map(|v| format!(", back to v{v}"))
+                        .unwrap_or_default(),
+                    p.comment
+                ),
+                ProposalStatus::Approved {
+                    version, comment, ..
+                } => format!(
+                    "proposal #{} by {}: template {} v{version} in force{}",
+                    p.id,
+                    p.author,
+                    p.template,
+                    if comment.is_empty() {
+                        String::new()
+                    } else {
+                        format!(": {comment}")
+                    }
+                ),
+                ProposalStatus::Rejected { comment, .. } => format!(
+                    "proposal #{} by {} for template {} rejected: {comment}",
+                    p.id, p.author, p.template
+                ),
+            };
+            (AuditOutcome::Ok, what)
+        }
+        _ => (AuditOutcome::Ok, String::new()),
+    }
+}
+
+fn first(reasons: &[String]) -> String {
+    match reasons {
+        [] => String::new(),
+        [one] => one.clone(),
+        [one, rest @ ..] => format!("{one} (and {} more)", rest.len()),
+    }
+}
+
+fn ids(list: &[u64]) -> String {
+    let mut s = list
+        .iter()
+        .take(IDS_SHOWN)
+        .map(u64::to_string)
+        .collect::<Vec<_>>()
+        .join(",");
+    if list.len() > IDS_SHOWN {
+        s.push_str(&format!(" and {} more", list.len() - IDS_SHOWN));
+    }
+    s
+}
+
+/// Audit entries looked at per request at most: a text that matches
+/// little answers with what the newest entries hold.
+const AUDIT_SCAN: usize = 200_000;
+
+pub(super) fn search(
+    stores: &Stores,
+    who: &Identity,
+    tenant: Option<&TenantId>,
+    limit: u32,
+    text: &str,
+) -> Response {
+    let limit = limit.clamp(1, 10_000) as usize;
+    let needle = text.trim().to_lowercase();
+    let visible = |e: &AuditEntry| match (&who.scope, &e.tenant) {
+        (Scope::All, _) => true,
+        (scope, Some(t)) => scope.allows(t),
+        // Entries about no tenant: only one's own.
+        (_, None) => e.uid == who.uid,
+    };
+    let matches = |e: &AuditEntry| {
+        if needle.is_empty() {
+            return true;
+        }
+        let outcome = e.outcome.describe();
+        [
+            e.user.as_str(),
+            e.action.as_str(),
+            e.tenant.as_ref().map_or("", |t| t.as_str()),
+            e.detail.as_str(),
+            outcome.as_str(),
+        ]
+        .iter()
+        .any(|f| f.to_lowercase().contains(&needle))
+    };
+    match stores.central().audit_search(limit, AUDIT_SCAN, |e| {
+        tenant.is_none_or(|t| e.tenant.as_ref() == Some(t)) && visible(e) && matches(e)
+    }) {
+        Ok(entries) => Response::Audit(entries),
+        Err(e) => store_err(e),
+    }
+}
