@@ -284,6 +284,12 @@ impl Default for StoresConfig {
 #[serde(deny_unknown_fields, default)]
 pub struct ControlConfig {
     pub max_connections: u32,
+    /// Connections one Unix user may hold at once, so that no one user
+    /// (a forgotten script, a read-only user's feeds) takes every slot.
+    pub max_connections_per_user: u32,
+    /// Slots of `max_connections` that only admins may take, so an admin
+    /// can always get in (at most `max_connections - 1` take effect).
+    pub reserved_for_admins: u32,
     /// A client must complete the hello within this time.
     pub handshake_timeout_ms: u64,
     /// A connection that sends no frame for this long is closed (clients ping).
@@ -296,6 +302,8 @@ impl Default for ControlConfig {
     fn default() -> Self {
         Self {
             max_connections: 64,
+            max_connections_per_user: 16,
+            reserved_for_admins: 4,
             handshake_timeout_ms: 5_000,
             idle_timeout_secs: 120,
             max_upload_bytes: 4 << 30,

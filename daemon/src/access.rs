@@ -2,6 +2,10 @@
 //! credentials, read by the kernel (SO_PEERCRED), mapped through the
 //! `[[access]]` rules of the daemon configuration to a role and a tenant scope.
 
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
 use nix::unistd::{Gid, Group, Uid, User};
 use touchpoint_common::config::AccessRule;
 use touchpoint_common::protocol::{Identity, Request, Role, Scope};
@@ -10,19 +14,57 @@ use touchpoint_common::TenantId;
 pub struct Access {
     rules: Vec<AccessRule>,
     daemon_uid: u32,
+    /// Answers of the last few seconds by (uid, gid): a flood of
+    /// connections, refused or not, asks the name service once.
+    recent: Mutex<Recent>,
 }
+
+/// Identities (or refusals) by (uid, gid), with when they were looked up.
+type Recent = HashMap<(u32, u32), (Instant, Result<Identity, String>)>;
+
+/// How long an identity (or a refusal) is reused without asking the name
+/// service again: a change of groups or of the passwd entry counts after
+/// at most this long.
+const REMEMBER: Duration = Duration::from_secs(10);
+/// Peers remembered at once.
+const REMEMBERED: usize = 4_096;
 
 impl Access {
     pub fn new(rules: Vec<AccessRule>) -> Self {
         Self {
             rules,
             daemon_uid: Uid::current().as_raw(),
+            recent: Mutex::new(HashMap::new()),
         }
     }
 
     /// Maps a peer to an identity, or says why it has none. Without any
-    /// rule, root and the daemon's own user are admins and nobody else gets in.
+    /// rule, root and the daemon's own user are admins and nobody else gets
+    /// in. Blocking: it may ask the system's name service.
     pub fn identify(&self, uid: u32, gid: u32) -> Result<Identity, String> {
+        let now = Instant::now();
+        if let Some((at, answer)) = self.lock().get(&(uid, gid)) {
+            if now.duration_since(*at) < REMEMBER {
+                return answer.clone();
+            }
+        }
+        let answer = self.look_up(uid, gid);
+        let mut recent = self.lock();
+        if recent.len() >= REMEMBERED {
+            recent.retain(|_, (at, _)| now.duration_since(*at) < REMEMBER);
+            if recent.len() >= REMEMBERED {
+                recent.clear();
+            }
+        }
+        recent.insert((uid, gid), (now, answer.clone()));
+        answer
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Recent> {
+        self.recent.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn look_up(&self, uid: u32, gid: u32) -> Result<Identity, String> {
         let user = User::from_uid(Uid::from_raw(uid)).ok().flatten();
         let name = user
             .as_ref()

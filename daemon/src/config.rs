@@ -108,6 +108,11 @@ fn resolve(
         format!("must be at least 1, got {}", c.max_connections),
     );
     check(
+        c.max_connections_per_user >= 1,
+        "control.max_connections_per_user",
+        format!("must be at least 1, got {}", c.max_connections_per_user),
+    );
+    check(
         c.handshake_timeout_ms >= 10,
         "control.handshake_timeout_ms",
         format!("must be at least 10, got {}", c.handshake_timeout_ms),

@@ -84,7 +84,7 @@ pub struct Ctx {
     started_at: Timestamp,
     connections: AtomicU64,
     upload_seq: AtomicU64,
-    refusals: listener::Refusals,
+    refusals: audit::Refusals,
 }
 
 impl Ctx {
@@ -102,7 +102,7 @@ impl Ctx {
             started_at: Timestamp::now(),
             connections: AtomicU64::new(0),
             upload_seq: AtomicU64::new(0),
-            refusals: listener::Refusals::default(),
+            refusals: audit::Refusals::default(),
         }
     }
 }

@@ -196,11 +196,16 @@ async fn rules_that_match_nobody_reject_at_hello_naming_the_uid() {
         )
     );
     let log = audit_on_disk(&mut d);
+    // The first refusal at once; the harness's readiness probe and this
+    // client are refused within the same minute, so the rest is one
+    // counted line.
     let connect = refusals(&log, "connect");
-    assert_eq!(connect.len(), 1, "{log:#?}");
-    assert_eq!(connect[0].uid, uid);
-    assert_eq!(connect[0].role, None);
-    assert_eq!(connect[0].outcome, AuditOutcome::Refused(reason));
+    assert!((1..=2).contains(&connect.len()), "{log:#?}");
+    for e in connect {
+        assert_eq!(e.uid, uid);
+        assert_eq!(e.role, None);
+        assert_eq!(e.outcome, AuditOutcome::Refused(reason.clone()));
+    }
 }
 
 #[tokio::test]

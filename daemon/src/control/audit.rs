@@ -4,9 +4,11 @@
 //! typed answer (what happened: done, partly, failed, refused); no list of
 //! action names to keep in step by hand. [`search`] answers `Audit`.
 
+use std::collections::HashMap;
+
 use touchpoint_common::domain::Timestamp;
 use touchpoint_common::protocol::{
-    AuditEntry, AuditOutcome, Identity, ProposalStatus, Request, Response, Scope,
+    AuditEntry, AuditOutcome, Identity, ProposalStatus, Request, Response, Role, Scope,
 };
 use touchpoint_common::TenantId;
 
@@ -14,14 +16,6 @@ use super::reply::store_err;
 use super::Ctx;
 use crate::access;
 use crate::store::Stores;
-
-/// Who acted.
-pub(super) enum Actor<'a> {
-    /// A connected user.
-    User(&'a Identity),
-    /// A peer refused before it had an identity.
-    Peer { uid: u32 },
-}
 
 /// What a state-changing request is about, taken before it is handled.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -33,15 +27,6 @@ pub(super) struct Audited {
 }
 
 impl Audited {
-    /// A connection refused for its peer's credentials.
-    pub(super) fn connect() -> Self {
-        Self {
-            action: "connect",
-            tenant: None,
-            subject: String::new(),
-        }
-    }
-
     /// An import of `file` through the socket, once its upload ends.
     pub(super) fn import(tenant: &TenantId, file: &str) -> Self {
         Self {
@@ -103,23 +88,13 @@ impl Audited {
 
 /// Writes one audit entry. A failure to write is logged; it does not undo
 /// what was done.
-pub(super) fn record(
-    ctx: &Ctx,
-    actor: Actor<'_>,
-    what: &Audited,
-    detail: String,
-    outcome: AuditOutcome,
-) {
-    let (uid, user, role) = match actor {
-        Actor::User(who) => (who.uid, who.user.clone(), Some(who.role)),
-        Actor::Peer { uid } => (uid, format!("uid{uid}"), None),
-    };
+fn record(ctx: &Ctx, who: &Identity, what: &Audited, detail: String, outcome: AuditOutcome) {
     let entry = AuditEntry {
         seq: 0,
         at: Timestamp::now(),
-        uid,
-        user,
-        role,
+        uid: who.uid,
+        user: who.user.clone(),
+        role: Some(who.role),
         action: what.action.to_string(),
         tenant: what.tenant.clone(),
         detail,
@@ -130,26 +105,161 @@ pub(super) fn record(
     }
 }
 
-/// A request refused before it was handled.
-pub(super) fn refused(
-    ctx: &Ctx,
-    who: &Identity,
-    request: &Request,
+/// Refusals, audited without letting anyone grow the log at will: the
+/// first refusal of a kind (same uid, action, tenant and reason) within a
+/// minute is written at once, the further ones are counted and written as
+/// one line when the minute is over.
+#[derive(Default)]
+pub(super) struct Refusals {
+    windows: std::sync::Mutex<HashMap<RefusalKey, RefusalWindow>>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+struct RefusalKey {
+    uid: u32,
+    action: &'static str,
     tenant: Option<TenantId>,
-    reason: &str,
-) {
-    let what = Audited {
-        action: request.name(),
-        tenant,
-        subject: String::new(),
+    reason: String,
+}
+
+struct RefusalWindow {
+    /// The refused peer's name and role (none before it had an identity).
+    user: String,
+    role: Option<Role>,
+    first: Timestamp,
+    last: Timestamp,
+    /// Refusals after the first, not written yet.
+    more: u64,
+}
+
+/// One window per kind of refusal lasts this long (timestamps are in ms).
+const REFUSAL_WINDOW_MS: i64 = 60_000;
+/// Kinds counted at once; more and every window is written out early.
+const REFUSAL_KINDS: usize = 1_024;
+
+impl Refusals {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<RefusalKey, RefusalWindow>> {
+        self.windows.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// A peer without access tried to connect.
+    pub(super) fn connect(&self, ctx: &Ctx, uid: u32, reason: &str) {
+        let key = RefusalKey {
+            uid,
+            action: "connect",
+            tenant: None,
+            reason: reason.to_string(),
+        };
+        self.note(ctx, key, format!("uid{uid}"), None, |at| {
+            format!("1 connection refused at {at}")
+        });
+    }
+
+    /// A request refused for its role, its limits or its scope.
+    pub(super) fn request(
+        &self,
+        ctx: &Ctx,
+        who: &Identity,
+        request: &Request,
+        tenant: Option<TenantId>,
+        reason: &str,
+    ) {
+        let key = RefusalKey {
+            uid: who.uid,
+            action: request.name(),
+            tenant,
+            reason: reason.to_string(),
+        };
+        self.note(ctx, key, who.user.clone(), Some(who.role), |_| {
+            String::new()
+        });
+    }
+
+    fn note(
+        &self,
+        ctx: &Ctx,
+        key: RefusalKey,
+        user: String,
+        role: Option<Role>,
+        first_detail: impl FnOnce(Timestamp) -> String,
+    ) {
+        let now = Timestamp::now();
+        let (first, full) = {
+            let mut w = self.lock();
+            match w.get_mut(&key) {
+                Some(win) => {
+                    win.more += 1;
+                    win.last = now;
+                    (false, false)
+                }
+                None => {
+                    w.insert(
+                        key.clone(),
+                        RefusalWindow {
+                            user: user.clone(),
+                            role,
+                            first: now,
+                            last: now,
+                            more: 0,
+                        },
+                    );
+                    (true, w.len() >= REFUSAL_KINDS)
+                }
+            }
+        };
+        if first {
+            tracing::info!(uid = key.uid, action = key.action, reason = %key.reason, "refused (more of the same within a minute are counted)");
+            write_refusal(ctx, &key, &user, role, first_detail(now));
+        }
+        if full {
+            self.flush(ctx, true);
+        }
+    }
+
+    /// Writes the count of the windows a minute old (of all with `all`).
+    pub(super) fn flush(&self, ctx: &Ctx, all: bool) {
+        let now = Timestamp::now();
+        let due: Vec<(RefusalKey, RefusalWindow)> = {
+            let mut w = self.lock();
+            let keys: Vec<RefusalKey> = w
+                .iter()
+                .filter(|(_, win)| all || now.0 - win.first.0 >= REFUSAL_WINDOW_MS)
+                .map(|(k, _)| k.clone())
+                .collect();
+            keys.into_iter()
+                .filter_map(|k| w.remove(&k).map(|win| (k, win)))
+                .collect()
+        };
+        for (key, win) in due.into_iter().filter(|(_, win)| win.more > 0) {
+            let what = if key.action == "connect" {
+                "connections"
+            } else {
+                "requests"
+            };
+            let detail = format!(
+                "{} more {what} refused from {} to {}",
+                win.more, win.first, win.last
+            );
+            write_refusal(ctx, &key, &win.user, win.role, detail);
+        }
+    }
+}
+
+fn write_refusal(ctx: &Ctx, key: &RefusalKey, user: &str, role: Option<Role>, detail: String) {
+    let entry = AuditEntry {
+        seq: 0,
+        at: Timestamp::now(),
+        uid: key.uid,
+        user: user.to_string(),
+        role,
+        action: key.action.to_string(),
+        tenant: key.tenant.clone(),
+        detail,
+        outcome: AuditOutcome::Refused(key.reason.clone()),
     };
-    record(
-        ctx,
-        Actor::User(who),
-        &what,
-        String::new(),
-        AuditOutcome::Refused(reason.to_string()),
-    );
+    if let Err(e) = ctx.stores.central().audit(entry) {
+        tracing::error!(error = %e, action = key.action, "cannot write the audit log");
+    }
 }
 
 /// The audit line of a handled request, from its answer.
@@ -163,7 +273,7 @@ pub(super) fn answered(ctx: &Ctx, who: &Identity, mut what: Audited, reply: &Res
     if what.tenant.is_none() {
         what.tenant = tenant_in(reply);
     }
-    record(ctx, Actor::User(who), &what, detail, outcome);
+    record(ctx, who, &what, detail, outcome);
 }
 
 /// The tenant an answer shows the request was about, when the request

@@ -215,7 +215,7 @@ async fn authorize(ctx: &Arc<Ctx>, who: &Identity, request: &Request) -> Result<
     let tenant = access::tenant_of(request);
     if !who.role.allows(request) {
         let reason = format!("role {} may not {}", who.role, request.name());
-        audit::refused(ctx, who, request, tenant, &reason);
+        ctx.refusals.request(ctx, who, request, tenant, &reason);
         return Err(err(ErrorKind::Forbidden, reason));
     }
     if let Err(e) = request.check_limits() {
@@ -237,7 +237,8 @@ async fn authorize(ctx: &Arc<Ctx>, who: &Identity, request: &Request) -> Result<
     match access::check_scope(&who.scope, request, |_| material) {
         Ok(()) => Ok(()),
         Err(out) => {
-            audit::refused(ctx, who, request, out.tenant.or(tenant), &out.reason);
+            ctx.refusals
+                .request(ctx, who, request, out.tenant.or(tenant), &out.reason);
             Err(err(ErrorKind::Forbidden, out.reason))
         }
     }

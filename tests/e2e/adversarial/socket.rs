@@ -231,3 +231,95 @@ async fn texts_from_the_wire_are_bounded_and_free_of_control_characters() {
         "{text}"
     );
 }
+
+#[tokio::test]
+async fn a_user_with_access_cannot_take_every_slot_either() {
+    let mut rules = admin_only();
+    rules.push(AccessRule {
+        user: None,
+        uid: Some(STRANGER),
+        group: None,
+        gid: None,
+        role: Role::ReadOnly,
+        tenants: vec!["d001".into()],
+    });
+    let d = TestDaemon::start_with(Options {
+        access: rules,
+        max_connections: 4,
+        handshake_timeout_ms: 120_000,
+        ..Options::default()
+    });
+    d.open_to_user(STRANGER);
+    let socket = d.socket.display().to_string();
+    let mut holder = peer(&["hold", &socket, "6"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn tp-peer");
+    let mut lines = BufReader::new(holder.stdout.take().expect("stdout")).lines();
+    assert_eq!(lines.next().expect("a line").expect("read"), "connected 6");
+    // The read-only user holds what is not kept for admins; the admin gets in.
+    let mut c = Client::connect(&d.socket)
+        .await
+        .expect("the admin connects while a read-only user holds what it can");
+    c.status().await.expect("status");
+    let answers: Vec<String> = lines.map_while(Result::ok).collect();
+    let _ = holder.wait();
+    let refused = answers.iter().filter(|a| *a == "rejected").count();
+    assert!(refused >= 5, "{answers:?}");
+}
+
+#[tokio::test]
+async fn refused_requests_of_a_user_with_access_are_audited_as_counted_lines() {
+    let mut d = TestDaemon::start_with(Options {
+        access: vec![AccessRule {
+            user: None,
+            uid: Some(me()),
+            group: None,
+            gid: None,
+            role: Role::ReadOnly,
+            tenants: vec!["d001".into()],
+        }],
+        ..Options::default()
+    });
+    let mut c = d.client().await;
+    for _ in 0..2_000 {
+        let r = c
+            .request(Request::Tenant {
+                tenant: tid("d002"),
+            })
+            .await;
+        assert!(
+            matches!(r, Err(ClientError::Daemon(ref e)) if e.kind == ErrorKind::Forbidden),
+            "{r:?}"
+        );
+    }
+    drop(c);
+    let log = audit_on_disk(&mut d);
+    let lines: Vec<&AuditEntry> = log.iter().filter(|e| e.action == "tenant").collect();
+    assert!(
+        (2..=4).contains(&lines.len()),
+        "{} lines: {lines:#?}",
+        lines.len()
+    );
+    // The first at once, with no count; then the rest of its minute, counted.
+    let counted: u64 = lines
+        .iter()
+        .map(|e| {
+            if e.detail.is_empty() {
+                1
+            } else {
+                e.detail
+                    .split(' ')
+                    .next()
+                    .and_then(|n| n.parse::<u64>().ok())
+                    .unwrap_or_else(|| panic!("no count in {:?}", e.detail))
+            }
+        })
+        .sum();
+    assert_eq!(counted, 2_000, "{lines:#?}");
+    for e in lines {
+        assert_eq!(e.tenant.as_ref(), Some(&tid("d002")));
+        assert!(matches!(e.outcome, AuditOutcome::Refused(_)), "{e:?}");
+    }
+}
