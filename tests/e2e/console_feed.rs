@@ -384,3 +384,21 @@ async fn an_operator_scoped_to_one_tenant_sees_nothing_of_the_others() {
     assert_eq!(listed.len(), 1);
     assert!(listed[0].opt_ins.email > 0, "{:?}", listed[0].opt_ins);
 }
+
+/// The feed subscribes before it says it has: a change made the moment a
+/// client hears `Subscribed` reaches it, round after round.
+#[tokio::test]
+async fn a_change_made_right_after_subscribing_is_heard() {
+    let d = TestDaemon::start();
+    let mut c = d.client().await;
+    for round in 0..20u64 {
+        let mut sub = d.client().await.subscribe().await.expect("subscribe");
+        // A refused undo is audited: the audit log changes.
+        let _ = c.undo_merge(&tid("d001"), 9_000 + round).await;
+        let changed = tokio::time::timeout(Duration::from_secs(30), sub.next())
+            .await
+            .unwrap_or_else(|_| panic!("round {round}: the change was not heard"))
+            .expect("feed");
+        assert!(changed.topics.contains(&Topic::Audit), "{changed:?}");
+    }
+}

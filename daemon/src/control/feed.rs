@@ -11,8 +11,10 @@ use touchpoint_common::protocol::{
     ErrorKind, Identity, Request, RequestEnvelope, Response, ResponseEnvelope, CHANGE_COALESCE_MS,
 };
 
+use tokio::sync::broadcast::Receiver;
+
 use super::reply::{error_reply, send, Conn};
-use super::Ctx;
+use crate::events::Event;
 
 /// How long a subscriber may take to read one `Changed` before it is
 /// dropped: the feed never waits on a client that stopped reading.
@@ -23,15 +25,17 @@ const SUBSCRIBER_SEND_TIMEOUT: Duration = Duration::from_secs(10);
 /// over [`CHANGE_COALESCE_MS`]; `Ping` answered, anything else refused. Not
 /// closed for being idle. What waits to be sent is one set of topics and
 /// tenants, however much happens: the outbound queue is bounded.
+///
+/// `rx` was subscribed before `Subscribed` was sent, so that no change
+/// made after the client learned it is subscribed can be missed.
 pub(super) async fn run(
     framed: &mut Conn,
-    ctx: &Ctx,
+    mut rx: Receiver<Event>,
     who: &Identity,
     sub_id: u64,
     shutdown: &CancellationToken,
 ) {
     use tokio::sync::broadcast::error::RecvError;
-    let mut rx = ctx.stores.events().subscribe();
     let mut pending = crate::events::Pending::default();
     let window = Duration::from_millis(CHANGE_COALESCE_MS);
     let mut next_at = tokio::time::Instant::now();

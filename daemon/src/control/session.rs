@@ -144,6 +144,8 @@ pub(super) async fn serve(
                 if let Some(u) = upload.take() {
                     u.discard().await;
                 }
+                // Subscribed to the bus before the client hears it is.
+                let rx = ctx.stores.events().subscribe();
                 let ok = send(
                     &mut framed,
                     &ResponseEnvelope {
@@ -153,7 +155,7 @@ pub(super) async fn serve(
                 )
                 .await;
                 if ok {
-                    feed::run(&mut framed, &ctx, &identity, id, &shutdown).await;
+                    feed::run(&mut framed, rx, &identity, id, &shutdown).await;
                 }
                 break;
             }
