@@ -221,6 +221,9 @@ async fn a_subscriber_hears_of_imports_holds_and_approvals() {
         dealer_files: vec![plan_fixture("p001.toml")],
         dispatch: Some("[dispatch]\ntick_ms = 50\nbatch_at = \"23:59\"\n".into()),
         access,
+        // `c` waits while the reviewer's command runs as a process (and,
+        // the first time, while the harness builds the binaries).
+        idle_timeout_secs: 600,
         ..Options::default()
     });
     let mut c = d.client().await;
