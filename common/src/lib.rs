@@ -9,6 +9,7 @@ pub mod config;
 pub mod date;
 pub mod domain;
 pub mod limits;
+pub mod money;
 pub mod outbox;
 pub mod policy;
 pub mod postage;
@@ -16,6 +17,7 @@ pub mod protocol;
 pub mod queue;
 pub mod template;
 pub mod tenant;
+pub mod toml_file;
 
 pub use date::Date;
 pub use tenant::{TenantId, TenantIdError};
