@@ -21,9 +21,9 @@ use touchpoint_datagen::{
     ExportOptions, ExportStats,
 };
 
-use crate::cli::emit;
 use crate::client::Client;
 use crate::format;
+use crate::output::emit;
 
 /// Marks a directory as made by the demo, so that only such a directory is
 /// ever wiped.

@@ -7,6 +7,7 @@ pub mod client;
 pub mod demo;
 pub mod format;
 pub mod logging;
+pub mod output;
 pub mod policy_check;
 pub mod tui;
 

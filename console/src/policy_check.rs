@@ -15,7 +15,7 @@ use serde::Serialize;
 use touchpoint_common::policy::{read_files, PolicySet, PolicySource};
 use touchpoint_common::toml_file::ConfigError;
 
-use crate::cli::{emit, Output, EXIT_FAILED, EXIT_OK, EXIT_USAGE};
+use crate::output::{emit, Output, EXIT_FAILED, EXIT_OK, EXIT_USAGE};
 
 #[derive(Debug, Args)]
 pub struct PolicyArgs {
