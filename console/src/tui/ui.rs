@@ -1,6 +1,6 @@
 //! Rendering only: `draw` reads an [`AppState`] and paints a frame. It never
 //! changes state, so tests render states into a `TestBackend`. The views
-//! live in [`super::views`]; this module draws what frames them: the tab
+//! live in [`super::components`]; this module draws what frames them: the tab
 //! line, the footer, help, confirmations and the input line.
 
 use ratatui::layout::{Alignment, Constraint, Flex, Layout, Rect};
@@ -10,8 +10,8 @@ use ratatui::widgets::{Block, Borders, Cell, Clear, Paragraph, Row, Table, Wrap}
 use ratatui::Frame;
 
 use super::app::{AppState, ConnState, Input, NoticeKind, Overlay, View};
+use super::components;
 use super::keymap::{bindings_for, hints, keys_label};
-use super::views;
 
 /// Terminals at least this wide get side-by-side panes and extra columns.
 pub const WIDE: u16 = 140;
@@ -35,11 +35,11 @@ pub fn draw(frame: &mut Frame, state: &AppState) {
         );
     } else {
         match state.view {
-            View::Overview => views::overview::draw(frame, body, state),
-            View::Queue => views::queue::draw(frame, body, state),
-            View::Approvals => views::approvals::draw(frame, body, state),
-            View::Tenants => views::tenants::draw(frame, body, state),
-            View::Policies => views::policies::draw(frame, body, state),
+            View::Overview => components::overview::draw(frame, body, state),
+            View::Queue => components::queue::draw(frame, body, state),
+            View::Approvals => components::approvals::draw(frame, body, state),
+            View::Tenants => components::tenants::draw(frame, body, state),
+            View::Policies => components::policies::draw(frame, body, state),
         }
     }
     draw_footer(frame, footer, state);

@@ -6,11 +6,11 @@
 //! and only once per batch of pending events, which matters over SSH.
 
 pub mod app;
+pub mod components;
 pub mod harness;
 pub mod keymap;
 pub mod net;
 pub mod ui;
-pub mod views;
 
 #[cfg(test)]
 mod tests;
