@@ -5,12 +5,16 @@
 //! the terminal was resized or the daemon's data changed — never on a timer —
 //! and only once per batch of pending events, which matters over SSH.
 
+pub mod action;
 pub mod app;
 pub mod components;
 pub mod harness;
 pub mod keymap;
+pub mod msg;
 pub mod net;
+pub mod popup;
 pub mod ui;
+pub mod widgets;
 
 #[cfg(test)]
 mod tests;
@@ -24,7 +28,8 @@ use crossterm::event::{self, Event};
 use ratatui::DefaultTerminal;
 use tokio::sync::mpsc;
 
-use app::{App, AppState, Effect};
+use app::{App, AppState};
+use msg::{Effect, NetEvent};
 
 /// Restores the terminal however the TUI ends; the panic hook that
 /// `ratatui::try_init` installs covers panics.
@@ -121,7 +126,7 @@ async fn event_loop(
     terminal: &mut DefaultTerminal,
     app: &mut App,
     keys: &mut mpsc::UnboundedReceiver<Event>,
-    net: &mut mpsc::UnboundedReceiver<app::NetEvent>,
+    net: &mut mpsc::UnboundedReceiver<NetEvent>,
     effects: &mpsc::UnboundedSender<Effect>,
 ) -> anyhow::Result<()> {
     let size = terminal.size()?;

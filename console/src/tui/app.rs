@@ -15,375 +15,16 @@ use touchpoint_common::protocol::{
 };
 use touchpoint_common::TenantId;
 
+use super::action::{Action, View};
 use super::keymap;
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum View {
-    Overview,
-    Queue,
-    Approvals,
-    Tenants,
-    Policies,
-}
-
-impl View {
-    pub const ALL: [View; 5] = [
-        View::Overview,
-        View::Queue,
-        View::Approvals,
-        View::Tenants,
-        View::Policies,
-    ];
-
-    pub fn title(self) -> &'static str {
-        match self {
-            View::Overview => "Overview",
-            View::Queue => "Queue",
-            View::Approvals => "Approvals",
-            View::Tenants => "Tenants",
-            View::Policies => "Policies",
-        }
-    }
-
-    fn position(self) -> usize {
-        View::ALL.iter().position(|v| *v == self).unwrap_or(0)
-    }
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Action {
-    Quit,
-    ToggleHelp,
-    Back,
-    NextView,
-    PrevView,
-    ShowView(View),
-    Up,
-    Down,
-    Top,
-    Bottom,
-    PageUp,
-    PageDown,
-    /// Open the selection's detail (or close it again).
-    Open,
-    /// Scroll the detail pane.
-    DetailDown,
-    DetailUp,
-    Filter,
-    Mark,
-    MarkAll,
-    ClearMarks,
-    Act(MessageAction),
-    Approve,
-    Reject,
-    Preview,
-    ToggleAll,
-    Refresh,
-}
-
-impl Action {
-    /// Moves the cursor of a list.
-    pub fn is_move(self) -> bool {
-        matches!(
-            self,
-            Action::Up
-                | Action::Down
-                | Action::Top
-                | Action::Bottom
-                | Action::PageUp
-                | Action::PageDown
-        )
-    }
-
-    /// The request this action leads to, for checking the caller's role.
-    fn request(self) -> Option<Request> {
-        let tenant = TenantId::new("x").ok()?;
-        Some(match self {
-            Action::Act(action) => Request::MessageAction {
-                tenant,
-                ids: Vec::new(),
-                action,
-            },
-            Action::Mark | Action::MarkAll | Action::ClearMarks => Request::MessageAction {
-                tenant,
-                ids: Vec::new(),
-                action: MessageAction::Hold,
-            },
-            Action::Approve => Request::Approve {
-                id: 0,
-                comment: String::new(),
-            },
-            Action::Reject => Request::Reject {
-                id: 0,
-                comment: String::new(),
-            },
-            _ => return None,
-        })
-    }
-}
-
-/// What the console asks the daemon for.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Fetch {
-    Status,
-    Overview,
-    Queue {
-        filter: QueueFilter,
-        offset: u64,
-        limit: u32,
-    },
-    Message {
-        tenant: TenantId,
-        id: u64,
-    },
-    Content {
-        tenant: TenantId,
-        id: u64,
-    },
-    Tenants,
-    Costs {
-        month: u32,
-    },
-    Tenant(TenantId),
-    Proposals {
-        all: bool,
-    },
-    Proposal(u64),
-    Preview {
-        id: u64,
-        tenant: TenantId,
-    },
-    Audit {
-        text: String,
-        limit: u32,
-    },
-}
-
-impl Fetch {
-    /// Fetches with the same key replace each other in the connection's
-    /// queue: only the newest is worth asking for.
-    pub fn key(&self) -> u8 {
-        match self {
-            Fetch::Status => 0,
-            Fetch::Overview => 1,
-            Fetch::Queue { .. } => 2,
-            Fetch::Message { .. } => 3,
-            Fetch::Content { .. } => 4,
-            Fetch::Tenants => 5,
-            Fetch::Costs { .. } => 6,
-            Fetch::Tenant(_) => 7,
-            Fetch::Proposals { .. } => 8,
-            Fetch::Proposal(_) => 9,
-            Fetch::Preview { .. } => 10,
-            Fetch::Audit { .. } => 11,
-        }
-    }
-}
-
-/// A state-changing request, sent only after the user confirmed it.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Act {
-    Messages {
-        action: MessageAction,
-        /// Per tenant, the message ids.
-        targets: Vec<(TenantId, Vec<u64>)>,
-    },
-    Approve {
-        id: u64,
-        comment: String,
-    },
-    Reject {
-        id: u64,
-        comment: String,
-    },
-}
-
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Effect {
-    Fetch(Fetch),
-    Act(Act),
-    /// Reconnect now when disconnected (fetches are re-sent on connect).
-    Reconnect,
-}
-
-/// An answer the connection received.
-#[derive(Clone, Debug, PartialEq)]
-pub enum Data {
-    Status(Box<DaemonStatus>),
-    Overview(Box<Overview>),
-    Queue(Box<QueuePage>),
-    Message {
-        tenant: TenantId,
-        message: Box<Message>,
-    },
-    Content(Box<MessageContent>),
-    Tenants(Vec<TenantSummary>),
-    Costs {
-        month: u32,
-        rows: Vec<CostRow>,
-    },
-    Tenant(Box<TenantDetail>),
-    Proposals(Vec<Proposal>),
-    Proposal(Box<ProposalDetail>),
-    Preview(Box<Preview>),
-    Audit {
-        text: String,
-        entries: Vec<AuditEntry>,
-    },
-}
-
-/// What the connection task reports.
-#[derive(Clone, Debug, PartialEq)]
-pub enum NetEvent {
-    Connecting {
-        attempt: u32,
-    },
-    Connected {
-        daemon: String,
-        identity: Identity,
-    },
-    Disconnected {
-        error: String,
-        attempt: u32,
-    },
-    Data(Data),
-    /// The daemon says something changed.
-    Changed(Changes),
-    /// A request the daemon refused or that failed; the connection is fine.
-    Failed {
-        what: &'static str,
-        error: String,
-    },
-    /// A confirmed action was carried out: what happened, in words.
-    Acted {
-        summary: String,
-        ok: bool,
-    },
-}
+use super::msg::{Act, Data, Effect, Fetch, NetEvent};
+use super::popup::{Confirm, Input, InputPurpose, Overlay};
 
 #[derive(Clone, Debug, PartialEq)]
 pub enum ConnState {
     Connecting { attempt: u32 },
     Connected { daemon: String, identity: Identity },
     Disconnected { error: String, attempt: u32 },
-}
-
-/// What a line of text typed into the input popup is for.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum InputPurpose {
-    QueueFilter,
-    AuditFilter,
-    ApproveComment { id: u64 },
-    RejectComment { id: u64 },
-}
-
-impl InputPurpose {
-    pub fn title(&self) -> String {
-        match self {
-            InputPurpose::QueueFilter => "Filter the queue".into(),
-            InputPurpose::AuditFilter => "Filter the audit log".into(),
-            InputPurpose::ApproveComment { id } => format!("Approve proposal #{id}: comment"),
-            InputPurpose::RejectComment { id } => format!("Reject proposal #{id}: reason"),
-        }
-    }
-
-    pub fn help(&self) -> &'static str {
-        match self {
-            InputPurpose::QueueFilter => {
-                "status:held,failed channel:email tenant:d001 service:x date:2026-11-01..2026-11-30 text"
-            }
-            InputPurpose::AuditFilter => "text in user, action, tenant, detail or outcome",
-            InputPurpose::ApproveComment { .. } => "optional; Enter to go on, Esc to cancel",
-            InputPurpose::RejectComment { .. } => "required; Enter to go on, Esc to cancel",
-        }
-    }
-}
-
-/// A one-line text input.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Input {
-    pub purpose: InputPurpose,
-    pub text: String,
-    /// Cursor position in characters.
-    pub cursor: usize,
-    pub error: Option<String>,
-}
-
-impl Input {
-    fn new(purpose: InputPurpose, text: String) -> Self {
-        let cursor = text.chars().count();
-        Self {
-            purpose,
-            text,
-            cursor,
-            error: None,
-        }
-    }
-
-    fn byte_at(&self, chars: usize) -> usize {
-        self.text
-            .char_indices()
-            .nth(chars)
-            .map(|(i, _)| i)
-            .unwrap_or(self.text.len())
-    }
-
-    /// Edits the text; false when the key is not an editing key.
-    fn edit(&mut self, key: &KeyEvent) -> bool {
-        let ctrl = key.modifiers.contains(KeyModifiers::CONTROL);
-        match key.code {
-            KeyCode::Char('u') if ctrl => {
-                self.text.clear();
-                self.cursor = 0;
-            }
-            KeyCode::Char('a') if ctrl => self.cursor = 0,
-            KeyCode::Char('e') if ctrl => self.cursor = self.text.chars().count(),
-            KeyCode::Char('w') if ctrl => {
-                let end = self.byte_at(self.cursor);
-                let head = self.text[..end].trim_end();
-                let start = head.rfind(' ').map(|i| i + 1).unwrap_or(0);
-                self.cursor = self.text[..start].chars().count();
-                self.text.replace_range(start..end, "");
-            }
-            KeyCode::Char(c) if !ctrl => {
-                let at = self.byte_at(self.cursor);
-                self.text.insert(at, c);
-                self.cursor += 1;
-            }
-            KeyCode::Backspace if self.cursor > 0 => {
-                self.cursor -= 1;
-                let at = self.byte_at(self.cursor);
-                self.text.remove(at);
-            }
-            KeyCode::Delete if self.cursor < self.text.chars().count() => {
-                let at = self.byte_at(self.cursor);
-                self.text.remove(at);
-            }
-            KeyCode::Left => self.cursor = self.cursor.saturating_sub(1),
-            KeyCode::Right => self.cursor = (self.cursor + 1).min(self.text.chars().count()),
-            KeyCode::Home => self.cursor = 0,
-            KeyCode::End => self.cursor = self.text.chars().count(),
-            KeyCode::Backspace | KeyCode::Delete => {}
-            _ => return false,
-        }
-        self.error = None;
-        true
-    }
-}
-
-/// A question the user answers with y or n before anything is sent.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Confirm {
-    pub title: String,
-    pub lines: Vec<String>,
-    pub act: Act,
-}
-
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Overlay {
-    Help,
-    Input(Input),
-    Confirm(Confirm),
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -888,7 +529,7 @@ impl App {
     }
 
     fn fetch_queue_detail(&mut self) {
-        if !self.state.queue.detail_open && self.state.width < super::ui::WIDE {
+        if !self.state.queue.detail_open && self.state.width < super::widgets::WIDE {
             return;
         }
         let q = &self.state.queue;
@@ -1424,7 +1065,7 @@ impl App {
 
     /// Follows a terminal resize.
     pub fn resize(&mut self, width: u16, height: u16) {
-        let was_wide = self.state.width >= super::ui::WIDE;
+        let was_wide = self.state.width >= super::widgets::WIDE;
         self.state.width = width;
         // The queue's list: all but the tab line, the filter line, the
         // pane's title, the table header and the footer.
@@ -1433,7 +1074,9 @@ impl App {
             if self.queue_needs_window() {
                 self.fetch_queue();
             }
-            if !was_wide && width >= super::ui::WIDE && self.state.queue.current_detail().is_none()
+            if !was_wide
+                && width >= super::widgets::WIDE
+                && self.state.queue.current_detail().is_none()
             {
                 self.fetch_queue_detail();
             }

@@ -8,10 +8,9 @@ use ratatui::widgets::{Cell, Paragraph, Row, Sparkline, Table};
 use ratatui::Frame;
 use touchpoint_common::protocol::{AlertLevel, DayCounts, Overview};
 
-use super::queue::thousands;
 use crate::format;
 use crate::tui::app::AppState;
-use crate::tui::ui::{bar, dim, euro, header_row, level_style, pane, right, WIDE};
+use crate::tui::widgets::{bar, dim, euro, header_row, level_style, pane, right, thousands, WIDE};
 
 pub fn draw(frame: &mut Frame, area: Rect, state: &AppState) {
     let Some(o) = &state.overview else {

@@ -10,7 +10,7 @@ use touchpoint_common::protocol::{AuditOutcome, PolicyStatus};
 
 use crate::format;
 use crate::tui::app::{AppState, AUDIT_LIMIT};
-use crate::tui::ui::{dim, header_row, page_top, pane, WIDE};
+use crate::tui::widgets::{dim, header_row, page_top, pane, WIDE};
 
 pub fn draw(frame: &mut Frame, area: Rect, state: &AppState) {
     let policy_lines = state

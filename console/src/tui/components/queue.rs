@@ -12,7 +12,7 @@ use touchpoint_common::protocol::{MessageContent, QueueRow};
 
 use crate::format;
 use crate::tui::app::AppState;
-use crate::tui::ui::{dim, euro, header_row, page_top, pane, right, WIDE};
+use crate::tui::widgets::{dim, euro, header_row, page_top, pane, right, thousands, WIDE};
 
 pub fn status_style(s: MessageStatus) -> Style {
     match s {
@@ -72,19 +72,6 @@ fn draw_filter_bar(frame: &mut Frame, area: Rect, state: &AppState) {
         );
     }
     frame.render_widget(Paragraph::new(Line::from(spans)), area);
-}
-
-/// `1234567` → `1,234,567`.
-pub fn thousands(n: u64) -> String {
-    let s = n.to_string();
-    let mut out = String::with_capacity(s.len() + s.len() / 3);
-    for (i, c) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i) % 3 == 0 {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
 }
 
 fn draw_list(frame: &mut Frame, area: Rect, state: &AppState) {
@@ -327,17 +314,4 @@ fn message_lines(m: &Message, lines: &mut Vec<Line<'static>>) {
         lines.push(Line::from(format!("last answer: {}", d.last_error)).red());
     }
     lines.push(Line::from(format!("Message-ID {}", m.message_id)).style(dim()));
-}
-
-#[cfg(test)]
-mod tests {
-    use super::thousands;
-
-    #[test]
-    fn thousands_separators() {
-        assert_eq!(thousands(0), "0");
-        assert_eq!(thousands(999), "999");
-        assert_eq!(thousands(1000), "1,000");
-        assert_eq!(thousands(1_000_000), "1,000,000");
-    }
 }

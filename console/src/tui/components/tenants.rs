@@ -10,10 +10,11 @@ use touchpoint_common::domain::ImportStatus;
 use touchpoint_common::protocol::{CostRow, TenantDetail};
 use touchpoint_common::TenantId;
 
-use super::queue::thousands;
 use crate::format;
 use crate::tui::app::AppState;
-use crate::tui::ui::{bar, dim, euro, header_row, level_style, page_top, pane, right, WIDE};
+use crate::tui::widgets::{
+    bar, dim, euro, header_row, level_style, page_top, pane, right, thousands, WIDE,
+};
 
 /// Committed (reserved + booked) and budget of a tenant this month, cents.
 fn spend(costs: &[CostRow], tenant: &TenantId) -> (i64, i64) {
