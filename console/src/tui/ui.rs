@@ -11,7 +11,6 @@ use ratatui::Frame;
 
 use super::action::View;
 use super::app::{AppState, ConnState, NoticeKind};
-use super::components;
 use super::keymap::hints;
 use super::popup::{draw_help, Overlay};
 use super::widgets::dim;
@@ -28,18 +27,21 @@ pub fn draw(frame: &mut Frame, state: &AppState) {
     ])
     .areas(area);
     draw_header(frame, header, state);
-    if state.status.is_none() && state.overview.is_none() && !state.connected() {
+    if state.status.is_none() && state.overview.data.is_none() && !state.connected() {
         frame.render_widget(
             Paragraph::new(waiting(state)).wrap(Wrap { trim: false }),
             body,
         );
     } else {
         match state.view {
-            View::Overview => components::overview::draw(frame, body, state),
-            View::Queue => components::queue::draw(frame, body, state),
-            View::Approvals => components::approvals::draw(frame, body, state),
-            View::Tenants => components::tenants::draw(frame, body, state),
-            View::Policies => components::policies::draw(frame, body, state),
+            View::Overview => state.overview.draw(frame, body),
+            View::Queue => state.queue.draw(frame, body),
+            View::Approvals => state.approvals.draw(frame, body),
+            View::Tenants => state.tenants.draw(frame, body),
+            View::Policies => {
+                let policy = state.status.as_ref().map(|s| &s.policy);
+                state.policies.draw(frame, body, policy)
+            }
         }
     }
     draw_footer(frame, footer, state);
@@ -84,7 +86,7 @@ fn draw_header(frame: &mut Frame, area: Rect, state: &AppState) {
     for (n, v) in View::ALL.iter().enumerate() {
         let mut label = format!("{} {}", n + 1, v.title());
         if *v == View::Approvals {
-            if let Some(p) = state.overview.as_ref().map(|o| o.pending_approvals) {
+            if let Some(p) = state.overview.data.as_ref().map(|o| o.pending_approvals) {
                 if p > 0 {
                     label.push_str(&format!(" ({p})"));
                 }
