@@ -1,6 +1,7 @@
 //! `touchpoint`: the operator console of touchpointd. One [`client::Client`]
 //! serves the interactive console ([`tui`]), the scriptable subcommands
-//! ([`cli`]) and the demo ([`demo`]).
+//! ([`cli`]), `touchpoint policy check` ([`policy_check`]) and the demo
+//! ([`demo`]); those three write through [`output`] and [`mod@format`].
 
 pub mod cli;
 pub mod client;

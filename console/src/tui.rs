@@ -1,9 +1,28 @@
 //! The interactive console: ratatui + crossterm.
 //!
-//! Keys become [`app::Action`]s, [`app::App::update`] changes the state, and
-//! [`ui::draw`] only renders it. The screen is redrawn when a key was pressed,
-//! the terminal was resized or the daemon's data changed — never on a timer —
-//! and only once per batch of pending events, which matters over SSH.
+//! Keys become [`action::Action`]s through the [`keymap`];
+//! [`app::App::update`] hands each to the component of the view on screen,
+//! which changes its state; [`ui::draw`] only renders. The screen is
+//! redrawn when a key was pressed, the terminal was resized or the daemon's
+//! data changed — never on a timer — and only once per batch of pending
+//! events, which matters over SSH.
+//!
+//! ```text
+//! action      View, Action: the vocabulary; imports nothing of the TUI
+//! keymap      the bindings as data, help and footer hints from them; imports action
+//! msg         Effect (Fetch, Act) to the connection, NetEvent (Data) back; nothing of the TUI
+//! components  one per view: its state, update, fetches, answers, draw;
+//!             never app, ui, net, harness, nor another component
+//! popup       input, confirmation, help: state, editing, drawing
+//! widgets     the drawing helpers the components and popups share; nothing of the TUI
+//! app         shared state (view, connection, status, popup, notice) and routing;
+//!             no drawing (ui, widgets), no connection (net, harness)
+//! ui          the frame around the view on screen: tabs, footer, popup
+//! net         the connection task; of the TUI it imports msg only
+//! harness     the console without a terminal, for tests and benchmarks
+//! ```
+//!
+//! The tests in `lib.rs` check these arrows.
 
 pub mod action;
 pub mod app;
