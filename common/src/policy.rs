@@ -16,86 +16,13 @@ use std::fmt;
 
 use serde::{Deserialize, Deserializer, Serialize};
 
-use crate::config::{invalid, parse_toml, ConfigError, TenantImport};
-use crate::domain::Channel;
+use crate::domain::{Channel, ImportField};
+use crate::money::Money;
 use crate::template::Template;
+use crate::toml_file::{invalid, parse_toml, ConfigError};
 use crate::{Date, TenantId};
 
 // ----- value types --------------------------------------------------------------
-
-/// An amount of money in euro cents. In files: `12.5`, `12`, or `"12.50"`.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
-pub struct Money(pub i64);
-
-impl Money {
-    pub fn cents(self) -> i64 {
-        self.0
-    }
-}
-
-impl fmt::Display for Money {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let sign = if self.0 < 0 { "-" } else { "" };
-        write!(f, "{sign}{}.{:02}", self.0.abs() / 100, self.0.abs() % 100)
-    }
-}
-
-impl<'de> Deserialize<'de> for Money {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        #[derive(Deserialize)]
-        #[serde(untagged)]
-        enum Raw {
-            Int(i64),
-            Float(f64),
-            Text(String),
-        }
-        let err = |what: &dyn fmt::Display| {
-            serde::de::Error::custom(format!(
-                "{what} is not an amount in euro with at most two decimals (like 12.50)"
-            ))
-        };
-        let cents = match Raw::deserialize(d)? {
-            Raw::Int(i) => i.checked_mul(100).ok_or_else(|| err(&i))?,
-            Raw::Float(x) => {
-                let c = (x * 100.0).round();
-                if !x.is_finite() || (x * 100.0 - c).abs() > 1e-6 || c.abs() > 1e15 {
-                    return Err(err(&x));
-                }
-                c as i64
-            }
-            Raw::Text(s) => parse_money(&s).ok_or_else(|| err(&format!("{s:?}")))?,
-        };
-        if cents < 0 {
-            return Err(serde::de::Error::custom(format!(
-                "must not be negative, got {}",
-                Money(cents)
-            )));
-        }
-        Ok(Money(cents))
-    }
-}
-
-fn parse_money(s: &str) -> Option<i64> {
-    let s = s
-        .trim()
-        .trim_end_matches("EUR")
-        .trim_end_matches('€')
-        .trim();
-    let (whole, frac) = s.split_once(['.', ',']).unwrap_or((s, ""));
-    if whole.is_empty() || frac.len() > 2 || !whole.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    let frac_cents = match frac.len() {
-        0 => 0,
-        1 => frac.parse::<i64>().ok()? * 10,
-        _ => frac.parse::<i64>().ok()?,
-    };
-    whole
-        .parse::<i64>()
-        .ok()?
-        .checked_mul(100)?
-        .checked_add(frac_cents)
-}
 
 /// A date written as a TOML date (`2026-12-24`) or a string of that form.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
@@ -657,6 +584,21 @@ pub struct TenantPolicy {
     pub suppress: Suppress,
     #[serde(default)]
     pub import: TenantImport,
+}
+
+/// `[import]`: how this dealer's exports are read.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct TenantImport {
+    /// Header (as written in the export, case-insensitive) -> canonical field.
+    /// Consulted before the built-in German and English defaults.
+    pub columns: BTreeMap<String, ImportField>,
+    /// Force a delimiter (";", ",", "\t", "|") instead of detecting it.
+    pub delimiter: Option<String>,
+    /// Force an encoding ("utf-8", "windows-1252") instead of detecting it.
+    pub encoding: Option<String>,
+    /// Day-first is the German default; set "ymd" or "dmy" to force.
+    pub date_order: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -22,7 +22,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::policy::Money;
+use crate::money::Money;
 
 /// The `[postage]` table. Missing keys take the values of [`Postage::default`].
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -11,7 +11,7 @@ use minijinja::{AutoEscape, Environment};
 use serde::Deserialize;
 use toml::Spanned;
 
-use crate::config::{parse_toml, ConfigError};
+use crate::toml_file::{parse_toml, ConfigError};
 
 /// One template file, parsed and syntax-checked.
 #[derive(Clone, Debug, PartialEq, Eq)]

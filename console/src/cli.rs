@@ -1,7 +1,5 @@
-//! The scriptable subcommands. Human text by default, `--json` for scripts.
-//!
-//! Exit codes: 0 success; 1 the daemon (or an import) said no; 2 usage or
-//! connection errors.
+//! The scriptable subcommands. Human text by default, `--json` for scripts;
+//! the exit codes are those of [`crate::output`].
 
 use std::io::IsTerminal as _;
 use std::path::{Path, PathBuf};
@@ -17,10 +15,7 @@ use touchpoint_common::TenantId;
 
 use crate::client::{read_call_outcomes, read_template, resolve_socket, Client, ClientError};
 use crate::format;
-
-pub const EXIT_OK: u8 = 0;
-pub const EXIT_FAILED: u8 = 1;
-pub const EXIT_USAGE: u8 = 2;
+use crate::output::{emit, Output, EXIT_FAILED, EXIT_OK, EXIT_USAGE};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -40,13 +35,6 @@ pub struct Cli {
     /// Without a subcommand, the interactive console starts.
     #[command(subcommand)]
     pub command: Option<Command>,
-}
-
-#[derive(Debug, Args, Clone, Copy)]
-pub struct Output {
-    /// Print JSON for scripts instead of text.
-    #[arg(long)]
-    pub json: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -447,14 +435,6 @@ pub fn template_name(file: &Path) -> Result<String, Failure> {
             ),
         }),
     }
-}
-
-/// Writes to stdout. A reader that went away (`touchpoint tenants | head`)
-/// is not an error worth a panic or a message.
-pub(crate) fn emit(text: &str) {
-    use std::io::Write as _;
-    let mut out = std::io::stdout().lock();
-    let _ = out.write_all(text.as_bytes()).and_then(|()| out.flush());
 }
 
 /// A failure that decides the exit code.

@@ -21,9 +21,9 @@ use touchpoint_datagen::{
     ExportOptions, ExportStats,
 };
 
-use crate::cli::emit;
 use crate::client::Client;
 use crate::format;
+use crate::output::emit;
 
 /// Marks a directory as made by the demo, so that only such a directory is
 /// ever wiped.
@@ -323,7 +323,7 @@ fn plan_summary(p: &touchpoint_common::protocol::PlanResult) -> String {
         let _ = writeln!(
             out,
             "              {service:<20} {email:>6} emails {post:>6} letters {dropped:>6} dropped  {} EUR",
-            touchpoint_common::policy::Money(cost)
+            touchpoint_common::money::Money(cost)
         );
     }
     if let Some((tenant, m)) = p
@@ -903,14 +903,15 @@ mod tests {
             assert!(set.templates.contains_key(&s.template), "{}", s.template);
         }
         let _: touchpoint_common::policy::BrandPolicy =
-            touchpoint_common::config::parse_toml("brand.toml", BRAND).expect("brand");
+            touchpoint_common::toml_file::parse_toml("brand.toml", BRAND).expect("brand");
         let _: touchpoint_common::policy::TenantPolicy =
-            touchpoint_common::config::parse_toml("d001.toml", &tenant_policy_toml(&dealers[0]))
+            touchpoint_common::toml_file::parse_toml("d001.toml", &tenant_policy_toml(&dealers[0]))
                 .expect("dealer");
         let config = write_config(&dir, &dir.join("touchpoint.sock"), &policies).expect("config");
         let text = std::fs::read_to_string(config).expect("read");
         let parsed: touchpoint_common::config::DaemonConfig =
-            touchpoint_common::config::parse_toml("touchpointd.toml", &text).expect("valid config");
+            touchpoint_common::toml_file::parse_toml("touchpointd.toml", &text)
+                .expect("valid config");
         assert_eq!(Path::new(&parsed.state_dir), dir);
         assert_eq!(Path::new(&parsed.socket), dir.join("touchpoint.sock"));
         assert_eq!(Path::new(&parsed.policy_dir), policies);

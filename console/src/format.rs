@@ -754,7 +754,7 @@ pub fn audit(list: &[AuditEntry]) -> String {
 }
 
 pub fn money(cents: i64) -> String {
-    touchpoint_common::policy::Money(cents).to_string()
+    touchpoint_common::money::Money(cents).to_string()
 }
 
 fn message_line(tenant: &str, m: &touchpoint_common::outbox::Message) -> String {

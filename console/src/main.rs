@@ -1,8 +1,9 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use touchpoint::cli::{self, Cli, Command, EXIT_FAILED, EXIT_USAGE};
+use touchpoint::cli::{self, Cli, Command};
 use touchpoint::client::resolve_socket;
+use touchpoint::output::{EXIT_FAILED, EXIT_USAGE};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();

@@ -12,10 +12,10 @@ use std::path::{Path, PathBuf};
 
 use clap::{Args, Subcommand};
 use serde::Serialize;
-use touchpoint_common::config::ConfigError;
 use touchpoint_common::policy::{read_files, PolicySet, PolicySource};
+use touchpoint_common::toml_file::ConfigError;
 
-use crate::cli::{emit, Output, EXIT_FAILED, EXIT_OK, EXIT_USAGE};
+use crate::output::{emit, Output, EXIT_FAILED, EXIT_OK, EXIT_USAGE};
 
 #[derive(Debug, Args)]
 pub struct PolicyArgs {

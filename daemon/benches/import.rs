@@ -18,7 +18,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
 
-use touchpoint_common::config::{StoresConfig, TenantImport};
+use touchpoint_common::config::StoresConfig;
+use touchpoint_common::policy::TenantImport;
 use touchpoint_common::TenantId;
 use touchpoint_datagen::{write_customer_export, DealerSpec, Dialect, ExportOptions};
 use touchpointd::import::{import_file, parse::Parser, ImportOptions};

@@ -33,7 +33,6 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use touchpoint_common::config::{line_of_key, ConfigError};
 use touchpoint_common::domain::Timestamp;
 use touchpoint_common::policy::{BrandPolicy, PolicySet};
 use touchpoint_common::protocol::{
@@ -41,6 +40,7 @@ use touchpoint_common::protocol::{
     TemplateVersion,
 };
 use touchpoint_common::template::{self, Part, Template};
+use touchpoint_common::toml_file::{line_of_key, ConfigError};
 use touchpoint_common::TenantId;
 
 use crate::store::{StoreError, Stores};

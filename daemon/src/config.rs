@@ -2,7 +2,8 @@
 
 use std::path::{Path, PathBuf};
 
-use touchpoint_common::config::{invalid, parse_toml, ConfigError, DaemonConfig};
+use touchpoint_common::config::DaemonConfig;
+use touchpoint_common::toml_file::{invalid, parse_toml, ConfigError};
 use touchpoint_common::TenantId;
 
 /// A checked configuration with every path resolved.

@@ -11,7 +11,7 @@ use anyhow::Context as _;
 use tokio::net::UnixListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use touchpoint_common::config::ConfigError;
+use touchpoint_common::toml_file::ConfigError;
 
 use crate::access::Access;
 use crate::config::Resolved;

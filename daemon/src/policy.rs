@@ -19,10 +19,10 @@ use notify::{EventKind, RecursiveMode, Watcher};
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
-use touchpoint_common::config::ConfigError;
 use touchpoint_common::domain::Timestamp;
 use touchpoint_common::policy::{self as schema, PolicySet, PolicySource};
 use touchpoint_common::protocol::{PolicyStatus, Scope};
+use touchpoint_common::toml_file::ConfigError;
 use touchpoint_common::TenantId;
 
 /// A complete, validated set of policies and where it came from.

@@ -7,11 +7,11 @@ use std::fs::File;
 use std::io::{self, Read};
 use std::path::PathBuf;
 
-use touchpoint_common::config::TenantImport;
 use touchpoint_common::domain::{
     Address, Channel, Consent, Customer, ImportField, RowError, Salutation, ServiceVisit,
     Timestamp, Vehicle,
 };
+use touchpoint_common::policy::TenantImport;
 use touchpoint_common::Date;
 use touchpointd::import::parse::*;
 

@@ -1,10 +1,11 @@
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
 
-use touchpoint_common::config::{parse_toml, DaemonConfig};
+use touchpoint_common::config::DaemonConfig;
 use touchpoint_common::domain::Channel;
 use touchpoint_common::domain::ImportField;
 use touchpoint_common::policy::{BrandPolicy, PolicySet, TenantPolicy};
+use touchpoint_common::toml_file::parse_toml;
 use touchpoint_common::Date;
 
 use super::*;

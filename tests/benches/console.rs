@@ -31,7 +31,7 @@ use std::process::Command;
 use std::time::Instant;
 
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
-use touchpoint::tui::app::View;
+use touchpoint::tui::action::View;
 use touchpoint::tui::harness::Harness;
 use touchpoint_common::config::StoresConfig;
 use touchpoint_common::outbox::Message;
@@ -169,7 +169,8 @@ async fn measure(socket: &Path, size: u64, daemon_pid: u32) {
     println!("| frame render (µs, median of 300) | 160×48 | 80×24 |");
     println!("|---|---|---|");
     for view in View::ALL {
-        c.app.update(touchpoint::tui::app::Action::ShowView(view));
+        c.app
+            .update(touchpoint::tui::action::Action::ShowView(view));
         c.settle().await.expect("settle");
         let mut per_size = Vec::new();
         for (w, h) in [(160, 48), (80, 24)] {

@@ -12,8 +12,9 @@
 
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use touchpoint::client::Client;
-use touchpoint::tui::app::{Overlay, View};
+use touchpoint::tui::action::View;
 use touchpoint::tui::harness::Harness;
+use touchpoint::tui::popup::Overlay;
 use touchpoint_common::config::AccessRule;
 use touchpoint_common::outbox::MessageStatus;
 use touchpoint_common::protocol::{PauseScope, ProposalStatus, QueueFilter, Role};

@@ -5,8 +5,8 @@
 
 use std::path::Path;
 
-use touchpoint_common::config::ConfigError;
 use touchpoint_common::policy::PolicySet;
+use touchpoint_common::toml_file::ConfigError;
 use touchpoint_tests::{materialize_policy_case, policy_cases};
 
 /// What the daemon does with a directory, with file names relative to it.

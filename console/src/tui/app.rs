@@ -1,389 +1,36 @@
-//! The console's state and the one place that changes it. Nothing here
-//! touches the terminal or the socket: keys arrive as [`KeyEvent`]s and
-//! become [`Action`]s, daemon answers arrive as [`NetEvent`]s, and what the
-//! connection must do leaves as [`Effect`]s (taken with
-//! [`App::take_effects`]).
-
-use std::collections::BTreeSet;
+//! The console's shared state and the one place that changes it: which
+//! view is on screen, the connection, the daemon's status, the open popup,
+//! the footer's notice, and the routing of keys, actions and answers to
+//! the view they are for. Each view's own state, update and drawing are
+//! its component's ([`super::components`]); what a component asks of the
+//! rest comes back as a [`Cmd`], carried out here.
+//!
+//! Nothing here touches the terminal or the socket: keys arrive as
+//! [`KeyEvent`]s and become [`Action`]s, daemon answers arrive as
+//! [`NetEvent`]s, and what the connection must do leaves as [`Effect`]s
+//! (taken with [`App::take_effects`]). State does not depend on drawing:
+//! this module must not import `ui` or `widgets`, nor `net` or `harness`.
 
 use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
-use touchpoint_common::outbox::Message;
-use touchpoint_common::protocol::{
-    AuditEntry, Changes, CostRow, DaemonStatus, Identity, MessageAction, MessageContent, Overview,
-    Preview, Proposal, ProposalDetail, QueueFilter, QueuePage, QueueRow, Request, Role,
-    TenantDetail, TenantSummary, Topic,
-};
+use touchpoint_common::protocol::{Changes, DaemonStatus, Identity, Request, Role, Topic};
 use touchpoint_common::TenantId;
 
+use super::action::{Action, View};
+use super::components::approvals::ApprovalsView;
+use super::components::overview::OverviewView;
+use super::components::policies::PoliciesView;
+use super::components::queue::QueueView;
+use super::components::tenants::TenantsView;
+use super::components::{replace, Cmd, Screen};
 use super::keymap;
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum View {
-    Overview,
-    Queue,
-    Approvals,
-    Tenants,
-    Policies,
-}
-
-impl View {
-    pub const ALL: [View; 5] = [
-        View::Overview,
-        View::Queue,
-        View::Approvals,
-        View::Tenants,
-        View::Policies,
-    ];
-
-    pub fn title(self) -> &'static str {
-        match self {
-            View::Overview => "Overview",
-            View::Queue => "Queue",
-            View::Approvals => "Approvals",
-            View::Tenants => "Tenants",
-            View::Policies => "Policies",
-        }
-    }
-
-    fn position(self) -> usize {
-        View::ALL.iter().position(|v| *v == self).unwrap_or(0)
-    }
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Action {
-    Quit,
-    ToggleHelp,
-    Back,
-    NextView,
-    PrevView,
-    ShowView(View),
-    Up,
-    Down,
-    Top,
-    Bottom,
-    PageUp,
-    PageDown,
-    /// Open the selection's detail (or close it again).
-    Open,
-    /// Scroll the detail pane.
-    DetailDown,
-    DetailUp,
-    Filter,
-    Mark,
-    MarkAll,
-    ClearMarks,
-    Act(MessageAction),
-    Approve,
-    Reject,
-    Preview,
-    ToggleAll,
-    Refresh,
-}
-
-impl Action {
-    /// Moves the cursor of a list.
-    pub fn is_move(self) -> bool {
-        matches!(
-            self,
-            Action::Up
-                | Action::Down
-                | Action::Top
-                | Action::Bottom
-                | Action::PageUp
-                | Action::PageDown
-        )
-    }
-
-    /// The request this action leads to, for checking the caller's role.
-    fn request(self) -> Option<Request> {
-        let tenant = TenantId::new("x").ok()?;
-        Some(match self {
-            Action::Act(action) => Request::MessageAction {
-                tenant,
-                ids: Vec::new(),
-                action,
-            },
-            Action::Mark | Action::MarkAll | Action::ClearMarks => Request::MessageAction {
-                tenant,
-                ids: Vec::new(),
-                action: MessageAction::Hold,
-            },
-            Action::Approve => Request::Approve {
-                id: 0,
-                comment: String::new(),
-            },
-            Action::Reject => Request::Reject {
-                id: 0,
-                comment: String::new(),
-            },
-            _ => return None,
-        })
-    }
-}
-
-/// What the console asks the daemon for.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Fetch {
-    Status,
-    Overview,
-    Queue {
-        filter: QueueFilter,
-        offset: u64,
-        limit: u32,
-    },
-    Message {
-        tenant: TenantId,
-        id: u64,
-    },
-    Content {
-        tenant: TenantId,
-        id: u64,
-    },
-    Tenants,
-    Costs {
-        month: u32,
-    },
-    Tenant(TenantId),
-    Proposals {
-        all: bool,
-    },
-    Proposal(u64),
-    Preview {
-        id: u64,
-        tenant: TenantId,
-    },
-    Audit {
-        text: String,
-        limit: u32,
-    },
-}
-
-impl Fetch {
-    /// Fetches with the same key replace each other in the connection's
-    /// queue: only the newest is worth asking for.
-    pub fn key(&self) -> u8 {
-        match self {
-            Fetch::Status => 0,
-            Fetch::Overview => 1,
-            Fetch::Queue { .. } => 2,
-            Fetch::Message { .. } => 3,
-            Fetch::Content { .. } => 4,
-            Fetch::Tenants => 5,
-            Fetch::Costs { .. } => 6,
-            Fetch::Tenant(_) => 7,
-            Fetch::Proposals { .. } => 8,
-            Fetch::Proposal(_) => 9,
-            Fetch::Preview { .. } => 10,
-            Fetch::Audit { .. } => 11,
-        }
-    }
-}
-
-/// A state-changing request, sent only after the user confirmed it.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Act {
-    Messages {
-        action: MessageAction,
-        /// Per tenant, the message ids.
-        targets: Vec<(TenantId, Vec<u64>)>,
-    },
-    Approve {
-        id: u64,
-        comment: String,
-    },
-    Reject {
-        id: u64,
-        comment: String,
-    },
-}
-
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Effect {
-    Fetch(Fetch),
-    Act(Act),
-    /// Reconnect now when disconnected (fetches are re-sent on connect).
-    Reconnect,
-}
-
-/// An answer the connection received.
-#[derive(Clone, Debug, PartialEq)]
-pub enum Data {
-    Status(Box<DaemonStatus>),
-    Overview(Box<Overview>),
-    Queue(Box<QueuePage>),
-    Message {
-        tenant: TenantId,
-        message: Box<Message>,
-    },
-    Content(Box<MessageContent>),
-    Tenants(Vec<TenantSummary>),
-    Costs {
-        month: u32,
-        rows: Vec<CostRow>,
-    },
-    Tenant(Box<TenantDetail>),
-    Proposals(Vec<Proposal>),
-    Proposal(Box<ProposalDetail>),
-    Preview(Box<Preview>),
-    Audit {
-        text: String,
-        entries: Vec<AuditEntry>,
-    },
-}
-
-/// What the connection task reports.
-#[derive(Clone, Debug, PartialEq)]
-pub enum NetEvent {
-    Connecting {
-        attempt: u32,
-    },
-    Connected {
-        daemon: String,
-        identity: Identity,
-    },
-    Disconnected {
-        error: String,
-        attempt: u32,
-    },
-    Data(Data),
-    /// The daemon says something changed.
-    Changed(Changes),
-    /// A request the daemon refused or that failed; the connection is fine.
-    Failed {
-        what: &'static str,
-        error: String,
-    },
-    /// A confirmed action was carried out: what happened, in words.
-    Acted {
-        summary: String,
-        ok: bool,
-    },
-}
+use super::msg::{Data, Effect, Fetch, NetEvent};
+use super::popup::{Input, InputPurpose, Overlay};
 
 #[derive(Clone, Debug, PartialEq)]
 pub enum ConnState {
     Connecting { attempt: u32 },
     Connected { daemon: String, identity: Identity },
     Disconnected { error: String, attempt: u32 },
-}
-
-/// What a line of text typed into the input popup is for.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum InputPurpose {
-    QueueFilter,
-    AuditFilter,
-    ApproveComment { id: u64 },
-    RejectComment { id: u64 },
-}
-
-impl InputPurpose {
-    pub fn title(&self) -> String {
-        match self {
-            InputPurpose::QueueFilter => "Filter the queue".into(),
-            InputPurpose::AuditFilter => "Filter the audit log".into(),
-            InputPurpose::ApproveComment { id } => format!("Approve proposal #{id}: comment"),
-            InputPurpose::RejectComment { id } => format!("Reject proposal #{id}: reason"),
-        }
-    }
-
-    pub fn help(&self) -> &'static str {
-        match self {
-            InputPurpose::QueueFilter => {
-                "status:held,failed channel:email tenant:d001 service:x date:2026-11-01..2026-11-30 text"
-            }
-            InputPurpose::AuditFilter => "text in user, action, tenant, detail or outcome",
-            InputPurpose::ApproveComment { .. } => "optional; Enter to go on, Esc to cancel",
-            InputPurpose::RejectComment { .. } => "required; Enter to go on, Esc to cancel",
-        }
-    }
-}
-
-/// A one-line text input.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Input {
-    pub purpose: InputPurpose,
-    pub text: String,
-    /// Cursor position in characters.
-    pub cursor: usize,
-    pub error: Option<String>,
-}
-
-impl Input {
-    fn new(purpose: InputPurpose, text: String) -> Self {
-        let cursor = text.chars().count();
-        Self {
-            purpose,
-            text,
-            cursor,
-            error: None,
-        }
-    }
-
-    fn byte_at(&self, chars: usize) -> usize {
-        self.text
-            .char_indices()
-            .nth(chars)
-            .map(|(i, _)| i)
-            .unwrap_or(self.text.len())
-    }
-
-    /// Edits the text; false when the key is not an editing key.
-    fn edit(&mut self, key: &KeyEvent) -> bool {
-        let ctrl = key.modifiers.contains(KeyModifiers::CONTROL);
-        match key.code {
-            KeyCode::Char('u') if ctrl => {
-                self.text.clear();
-                self.cursor = 0;
-            }
-            KeyCode::Char('a') if ctrl => self.cursor = 0,
-            KeyCode::Char('e') if ctrl => self.cursor = self.text.chars().count(),
-            KeyCode::Char('w') if ctrl => {
-                let end = self.byte_at(self.cursor);
-                let head = self.text[..end].trim_end();
-                let start = head.rfind(' ').map(|i| i + 1).unwrap_or(0);
-                self.cursor = self.text[..start].chars().count();
-                self.text.replace_range(start..end, "");
-            }
-            KeyCode::Char(c) if !ctrl => {
-                let at = self.byte_at(self.cursor);
-                self.text.insert(at, c);
-                self.cursor += 1;
-            }
-            KeyCode::Backspace if self.cursor > 0 => {
-                self.cursor -= 1;
-                let at = self.byte_at(self.cursor);
-                self.text.remove(at);
-            }
-            KeyCode::Delete if self.cursor < self.text.chars().count() => {
-                let at = self.byte_at(self.cursor);
-                self.text.remove(at);
-            }
-            KeyCode::Left => self.cursor = self.cursor.saturating_sub(1),
-            KeyCode::Right => self.cursor = (self.cursor + 1).min(self.text.chars().count()),
-            KeyCode::Home => self.cursor = 0,
-            KeyCode::End => self.cursor = self.text.chars().count(),
-            KeyCode::Backspace | KeyCode::Delete => {}
-            _ => return false,
-        }
-        self.error = None;
-        true
-    }
-}
-
-/// A question the user answers with y or n before anything is sent.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Confirm {
-    pub title: String,
-    pub lines: Vec<String>,
-    pub act: Act,
-}
-
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Overlay {
-    Help,
-    Input(Input),
-    Confirm(Confirm),
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -408,110 +55,6 @@ impl Notice {
     }
 }
 
-#[derive(Clone, Debug, Default, PartialEq)]
-pub struct QueueState {
-    pub filter: QueueFilter,
-    /// The window of rows held, with the total and counts.
-    pub page: Option<QueuePage>,
-    /// Absolute position of the cursor among the matches.
-    pub selected: u64,
-    pub marks: BTreeSet<(TenantId, u64)>,
-    pub detail_open: bool,
-    pub detail: Option<(TenantId, Message)>,
-    pub content: Option<MessageContent>,
-    pub detail_scroll: u16,
-    /// The window last asked for, so that an answer for an older one is ignored.
-    pub requested: Option<(QueueFilter, u64)>,
-}
-
-impl QueueState {
-    pub fn total(&self) -> u64 {
-        self.page.as_ref().map(|p| p.total).unwrap_or(0)
-    }
-
-    /// The row under the cursor, if it is in the window held.
-    pub fn selected_row(&self) -> Option<&QueueRow> {
-        let p = self.page.as_ref()?;
-        let i = self.selected.checked_sub(p.offset)?;
-        p.rows.get(usize::try_from(i).ok()?)
-    }
-
-    /// The detail, if it belongs to the row under the cursor.
-    pub fn current_detail(&self) -> Option<&Message> {
-        let row = self.selected_row()?;
-        match &self.detail {
-            Some((t, m)) if m.id == row.id && *t == row.tenant => Some(m),
-            _ => None,
-        }
-    }
-
-    pub fn current_content(&self) -> Option<&MessageContent> {
-        let row = self.selected_row()?;
-        self.content
-            .as_ref()
-            .filter(|c| c.id == row.id && c.tenant == row.tenant)
-    }
-}
-
-#[derive(Clone, Debug, Default, PartialEq)]
-pub struct ApprovalsState {
-    pub all: bool,
-    pub list: Vec<Proposal>,
-    pub selected: usize,
-    pub detail: Option<ProposalDetail>,
-    pub preview: Option<Preview>,
-    /// Show the preview instead of the diff.
-    pub show_preview: bool,
-    pub scroll: u16,
-}
-
-impl ApprovalsState {
-    pub fn selected_proposal(&self) -> Option<&Proposal> {
-        self.list.get(self.selected)
-    }
-
-    pub fn current_detail(&self) -> Option<&ProposalDetail> {
-        let id = self.selected_proposal()?.id;
-        self.detail.as_ref().filter(|d| d.proposal.id == id)
-    }
-
-    pub fn current_preview(&self) -> Option<&Preview> {
-        let id = self.selected_proposal()?.id;
-        self.preview.as_ref().filter(|p| p.proposal == id)
-    }
-}
-
-#[derive(Clone, Debug, Default, PartialEq)]
-pub struct TenantsState {
-    pub list: Vec<TenantSummary>,
-    pub selected: usize,
-    /// This month's ledger rows.
-    pub costs: Vec<CostRow>,
-    pub detail: Option<TenantDetail>,
-    pub scroll: u16,
-}
-
-impl TenantsState {
-    pub fn selected_tenant(&self) -> Option<&TenantSummary> {
-        self.list.get(self.selected)
-    }
-
-    pub fn current_detail(&self) -> Option<&TenantDetail> {
-        let id = &self.selected_tenant()?.id;
-        self.detail.as_ref().filter(|d| &d.summary.id == id)
-    }
-}
-
-#[derive(Clone, Debug, Default, PartialEq)]
-pub struct PoliciesState {
-    pub audit: Vec<AuditEntry>,
-    pub audit_filter: String,
-    pub selected: usize,
-}
-
-/// Audit entries the policies view asks for.
-pub const AUDIT_LIMIT: u32 = 500;
-
 #[derive(Clone, Debug, PartialEq)]
 pub struct AppState {
     pub socket: String,
@@ -520,17 +63,15 @@ pub struct AppState {
     pub overlay: Option<Overlay>,
     pub conn: ConnState,
     pub status: Option<DaemonStatus>,
-    pub overview: Option<Overview>,
-    pub queue: QueueState,
-    pub approvals: ApprovalsState,
-    pub tenants: TenantsState,
-    pub policies: PoliciesState,
+    pub overview: OverviewView,
+    pub queue: QueueView,
+    pub approvals: ApprovalsView,
+    pub tenants: TenantsView,
+    pub policies: PoliciesView,
     pub notice: Option<Notice>,
     /// Rows of the main list on screen; follows the terminal height.
     pub page_rows: usize,
     pub width: u16,
-    /// The daemon's month for the tenants' costs, `yyyymm`.
-    pub month: u32,
     /// No colours, only bold, reverse and dim (`NO_COLOR` is set).
     pub monochrome: bool,
     pub quit: bool,
@@ -545,15 +86,14 @@ impl AppState {
             overlay: None,
             conn: ConnState::Connecting { attempt: 1 },
             status: None,
-            overview: None,
-            queue: QueueState::default(),
-            approvals: ApprovalsState::default(),
-            tenants: TenantsState::default(),
-            policies: PoliciesState::default(),
+            overview: OverviewView::default(),
+            queue: QueueView::default(),
+            approvals: ApprovalsView::default(),
+            tenants: TenantsView::default(),
+            policies: PoliciesView::default(),
             notice: None,
             page_rows: 10,
             width: 80,
-            month: this_month(),
             monochrome: false,
             quit: false,
         }
@@ -563,6 +103,14 @@ impl AppState {
         match &self.conn {
             ConnState::Connected { identity, .. } => Some(identity),
             _ => self.status.as_ref().map(|s| &s.identity),
+        }
+    }
+
+    /// The geometry the views' state follows.
+    pub fn screen(&self) -> Screen {
+        Screen {
+            width: self.width,
+            page_rows: self.page_rows,
         }
     }
 
@@ -584,26 +132,6 @@ impl AppState {
         }
     }
 
-    /// Queue rows the next message action applies to: the marked ones, or
-    /// the one under the cursor.
-    pub fn action_targets(&self) -> Vec<(TenantId, Vec<u64>)> {
-        let mut out: Vec<(TenantId, Vec<u64>)> = Vec::new();
-        let mut push = |t: &TenantId, id: u64| match out.iter_mut().find(|(x, _)| x == t) {
-            Some((_, ids)) => ids.push(id),
-            None => out.push((t.clone(), vec![id])),
-        };
-        if self.queue.marks.is_empty() {
-            if let Some(r) = self.queue.selected_row() {
-                push(&r.tenant, r.id);
-            }
-        } else {
-            for (t, id) in &self.queue.marks {
-                push(t, *id);
-            }
-        }
-        out
-    }
-
     /// The tenant a preview is rendered for: the one the queue is filtered
     /// to, else the tenant selected in the tenants view, else the busiest
     /// today, else the first in scope.
@@ -614,7 +142,7 @@ impl AppState {
             .clone()
             .or_else(|| self.tenants.selected_tenant().map(|t| t.id.clone()))
             .or_else(|| {
-                let o = self.overview.as_ref()?;
+                let o = self.overview.data.as_ref()?;
                 // The busiest tenant today has customers to show.
                 o.tenants
                     .iter()
@@ -630,48 +158,6 @@ impl AppState {
 
 fn role_allows(role: Role, request: &Request) -> bool {
     role.allows(request)
-}
-
-fn this_month() -> u32 {
-    touchpoint_common::outbox::month_of(touchpoint_common::Date::today())
-}
-
-/// `J`/`K`: scrolls a detail pane by five lines.
-fn scroll(offset: &mut u16, action: Action) {
-    match action {
-        Action::DetailDown => *offset = offset.saturating_add(5),
-        Action::DetailUp => *offset = offset.saturating_sub(5),
-        _ => {}
-    }
-}
-
-/// Moves `selected` within `len` rows; returns whether it changed.
-pub fn move_selection(selected: &mut usize, len: usize, action: Action, page: usize) -> bool {
-    let mut s = *selected as u64;
-    let changed = move_cursor(&mut s, len as u64, action, page);
-    *selected = usize::try_from(s).unwrap_or(0);
-    changed
-}
-
-fn move_cursor(selected: &mut u64, len: u64, action: Action, page: usize) -> bool {
-    if len == 0 {
-        return false;
-    }
-    let last = len - 1;
-    let page = page.max(1) as u64;
-    let new = match action {
-        Action::Up => selected.saturating_sub(1),
-        Action::Down => selected.saturating_add(1).min(last),
-        Action::Top => 0,
-        Action::Bottom => last,
-        Action::PageUp => selected.saturating_sub(page),
-        Action::PageDown => selected.saturating_add(page).min(last),
-        _ => *selected,
-    }
-    .min(last);
-    let changed = new != *selected;
-    *selected = new;
-    changed
 }
 
 #[derive(Debug)]
@@ -695,6 +181,19 @@ impl App {
 
     fn fetch(&mut self, f: Fetch) {
         self.effects.push(Effect::Fetch(f));
+    }
+
+    /// Carries out what a component asked for, in order.
+    fn run(&mut self, cmds: Vec<Cmd>) {
+        for cmd in cmds {
+            match cmd {
+                Cmd::Fetch(f) => self.fetch(f),
+                Cmd::Preview(id) => self.fetch_preview(id),
+                Cmd::Notice { text, error } => self.notice(text, error),
+                Cmd::Open(overlay) => self.state.overlay = Some(overlay),
+                Cmd::QueueOf(tenant) => self.show_queue_of(tenant),
+            }
+        }
     }
 
     /// A key press: edits an open input, answers a confirmation, or goes
@@ -787,13 +286,19 @@ impl App {
                 self.show(View::ALL[(self.state.view.position() + n - 1) % n]);
             }
             Action::ShowView(v) => self.show(v),
-            _ => match self.state.view {
-                View::Overview => {}
-                View::Queue => self.queue_action(action),
-                View::Approvals => self.approvals_action(action),
-                View::Tenants => self.tenants_action(action),
-                View::Policies => self.policies_action(action),
-            },
+            _ => {
+                let screen = self.state.screen();
+                let mut out = Vec::new();
+                let s = &mut self.state;
+                match s.view {
+                    View::Overview => s.overview.update(action, &mut out),
+                    View::Queue => s.queue.update(action, screen, &mut out),
+                    View::Approvals => s.approvals.update(action, screen, &mut out),
+                    View::Tenants => s.tenants.update(action, screen, &mut out),
+                    View::Policies => s.policies.update(action, screen, &mut out),
+                }
+                self.run(out);
+            }
         }
     }
 
@@ -819,231 +324,17 @@ impl App {
     /// Asks for everything the current view shows.
     pub fn fetch_view(&mut self) {
         self.fetch(Fetch::Status);
-        match self.state.view {
-            View::Overview => self.fetch(Fetch::Overview),
-            View::Queue => {
-                self.fetch_queue();
-                self.fetch_queue_detail();
-            }
-            View::Approvals => {
-                let all = self.state.approvals.all;
-                self.fetch(Fetch::Proposals { all });
-                self.fetch_proposal();
-            }
-            View::Tenants => {
-                self.fetch(Fetch::Tenants);
-                let month = self.state.month;
-                self.fetch(Fetch::Costs { month });
-                self.fetch_tenant();
-            }
-            View::Policies => {
-                let text = self.state.policies.audit_filter.clone();
-                self.fetch(Fetch::Audit {
-                    text,
-                    limit: AUDIT_LIMIT,
-                });
-            }
+        let screen = self.state.screen();
+        let mut out = Vec::new();
+        let s = &mut self.state;
+        match s.view {
+            View::Overview => s.overview.fetch(&mut out),
+            View::Queue => s.queue.fetch(screen, &mut out),
+            View::Approvals => s.approvals.fetch(&mut out),
+            View::Tenants => s.tenants.fetch(&mut out),
+            View::Policies => s.policies.fetch(&mut out),
         }
-    }
-
-    // ---- queue ----
-
-    /// Rows of the queue on screen: one page. The list is drawn in whole
-    /// pages (see `ui::page_top`), and the console holds three: the one on
-    /// screen and its neighbours.
-    fn queue_page_rows(&self) -> u64 {
-        self.state.page_rows.clamp(1, 333) as u64
-    }
-
-    /// The pages before, on and after the cursor's: `(offset, limit)`.
-    fn queue_window(&self) -> (u64, u64) {
-        let visible = self.queue_page_rows();
-        let top = self.state.queue.selected / visible * visible;
-        (top.saturating_sub(visible), 3 * visible)
-    }
-
-    /// Asks for the window around the cursor.
-    fn fetch_queue(&mut self) {
-        let (offset, limit) = self.queue_window();
-        let filter = self.state.queue.filter.clone();
-        self.state.queue.requested = Some((filter.clone(), offset));
-        self.fetch(Fetch::Queue {
-            filter,
-            offset,
-            limit: limit as u32,
-        });
-    }
-
-    /// Whether the page on screen or a neighbour is not held: one request
-    /// when the cursor enters another page, none while it moves within one.
-    fn queue_needs_window(&self) -> bool {
-        let q = &self.state.queue;
-        let Some(p) = &q.page else {
-            return true;
-        };
-        let (want_from, limit) = self.queue_window();
-        let want_to = (want_from + limit).min(p.total);
-        let held_to = p.offset + p.rows.len() as u64;
-        !(p.offset <= want_from && held_to >= want_to)
-    }
-
-    fn fetch_queue_detail(&mut self) {
-        if !self.state.queue.detail_open && self.state.width < super::ui::WIDE {
-            return;
-        }
-        let q = &self.state.queue;
-        if let Some(r) = q.selected_row() {
-            let (tenant, id) = (r.tenant.clone(), r.id);
-            self.fetch(Fetch::Message {
-                tenant: tenant.clone(),
-                id,
-            });
-            self.fetch(Fetch::Content { tenant, id });
-        }
-    }
-
-    fn queue_action(&mut self, action: Action) {
-        let page = self.state.page_rows;
-        match action {
-            a if a.is_move() => {
-                let total = self.state.queue.total();
-                if move_cursor(&mut self.state.queue.selected, total, action, page) {
-                    self.state.queue.detail_scroll = 0;
-                    if self.queue_needs_window() {
-                        self.fetch_queue();
-                    }
-                    self.fetch_queue_detail();
-                }
-            }
-            Action::Open => {
-                let q = &mut self.state.queue;
-                q.detail_open = !q.detail_open;
-                q.detail_scroll = 0;
-                self.fetch_queue_detail();
-            }
-            Action::Back => {
-                let q = &mut self.state.queue;
-                if q.detail_open {
-                    q.detail_open = false;
-                } else if !q.marks.is_empty() {
-                    q.marks.clear();
-                } else if !q.filter.is_empty() {
-                    self.set_queue_filter(QueueFilter::default());
-                }
-            }
-            Action::DetailDown | Action::DetailUp => {
-                scroll(&mut self.state.queue.detail_scroll, action);
-            }
-            Action::Filter => {
-                let text = self.state.queue.filter.to_string();
-                let text = if text.is_empty() { text } else { text + " " };
-                self.state.overlay =
-                    Some(Overlay::Input(Input::new(InputPurpose::QueueFilter, text)));
-            }
-            Action::Mark => {
-                if let Some(r) = self.state.queue.selected_row() {
-                    let key = (r.tenant.clone(), r.id);
-                    let marks = &mut self.state.queue.marks;
-                    if !marks.remove(&key) {
-                        marks.insert(key);
-                    }
-                    let total = self.state.queue.total();
-                    if move_cursor(&mut self.state.queue.selected, total, Action::Down, page)
-                        && self.queue_needs_window()
-                    {
-                        self.fetch_queue();
-                    }
-                    self.fetch_queue_detail();
-                }
-            }
-            Action::MarkAll => {
-                // The rows on screen: what the user sees is what is marked.
-                let visible = self.queue_page_rows();
-                let q = &self.state.queue;
-                if let Some(p) = &q.page {
-                    let top = q.selected / visible * visible;
-                    let keys: Vec<_> = p
-                        .rows
-                        .iter()
-                        .enumerate()
-                        .filter(|(i, _)| (top..top + visible).contains(&(p.offset + *i as u64)))
-                        .map(|(_, r)| (r.tenant.clone(), r.id))
-                        .collect();
-                    let n = keys.len();
-                    self.state.queue.marks.extend(keys);
-                    self.notice(format!("marked the {n} messages on screen"), false);
-                }
-            }
-            Action::ClearMarks => self.state.queue.marks.clear(),
-            Action::Act(a) => self.confirm_messages(a),
-            _ => {}
-        }
-    }
-
-    fn set_queue_filter(&mut self, filter: QueueFilter) {
-        let q = &mut self.state.queue;
-        if q.filter == filter {
-            return;
-        }
-        q.filter = filter;
-        q.selected = 0;
-        q.detail_scroll = 0;
-        // Rows of the old filter must not stay on screen (nor be acted on)
-        // under the new one.
-        q.page = None;
-        self.fetch_queue();
-    }
-
-    fn confirm_messages(&mut self, action: MessageAction) {
-        let targets = self.state.action_targets();
-        let n: usize = targets.iter().map(|(_, ids)| ids.len()).sum();
-        if n == 0 {
-            self.notice("no message selected", true);
-            return;
-        }
-        let verb = action.as_str();
-        let mut lines: Vec<String> = targets
-            .iter()
-            .take(6)
-            .map(|(t, ids)| {
-                let shown: Vec<String> = ids.iter().take(8).map(|i| format!("#{i}")).collect();
-                let more = if ids.len() > 8 {
-                    format!(" and {} more", ids.len() - 8)
-                } else {
-                    String::new()
-                };
-                format!("{t}: {}{more}", shown.join(" "))
-            })
-            .collect();
-        if targets.len() > 6 {
-            lines.push(format!("and {} more tenants", targets.len() - 6));
-        }
-        lines.push(String::new());
-        lines.push(match action {
-            MessageAction::Hold => "They stay in the outbox until released.".into(),
-            MessageAction::Release => "Held messages go on where they were.".into(),
-            MessageAction::Cancel => "They will never be sent; their occasions stay taken.".into(),
-            MessageAction::Retry => "Deferred or failed emails are sent again now.".into(),
-        });
-        let plural = if n == 1 { "" } else { "s" };
-        self.state.overlay = Some(Overlay::Confirm(Confirm {
-            title: format!("{} {n} message{plural}", capitalised(verb)),
-            lines,
-            act: Act::Messages { action, targets },
-        }));
-    }
-
-    // ---- approvals ----
-
-    fn fetch_proposal(&mut self) {
-        let a = &self.state.approvals;
-        if let Some(id) = a.selected_proposal().map(|p| p.id) {
-            let preview = a.show_preview;
-            self.fetch(Fetch::Proposal(id));
-            if preview {
-                self.fetch_preview(id);
-            }
-        }
+        self.run(out);
     }
 
     fn fetch_preview(&mut self, id: u64) {
@@ -1053,186 +344,31 @@ impl App {
         }
     }
 
-    fn approvals_action(&mut self, action: Action) {
-        let page = self.state.page_rows;
-        match action {
-            a if a.is_move() => {
-                let a = &mut self.state.approvals;
-                if move_selection(&mut a.selected, a.list.len(), action, page) {
-                    a.scroll = 0;
-                    self.fetch_proposal();
-                }
-            }
-            Action::DetailDown | Action::DetailUp => {
-                scroll(&mut self.state.approvals.scroll, action);
-            }
-            Action::Preview => {
-                let a = &mut self.state.approvals;
-                a.show_preview = !a.show_preview;
-                a.scroll = 0;
-                if a.show_preview {
-                    if let Some(id) = a.selected_proposal().map(|p| p.id) {
-                        self.fetch_preview(id);
-                    }
-                }
-            }
-            Action::ToggleAll => {
-                let a = &mut self.state.approvals;
-                a.all = !a.all;
-                a.selected = 0;
-                let all = a.all;
-                self.fetch(Fetch::Proposals { all });
-            }
-            Action::Back => self.state.approvals.show_preview = false,
-            Action::Approve | Action::Reject => {
-                let Some(p) = self.state.approvals.selected_proposal() else {
-                    self.notice("no proposal selected", true);
-                    return;
-                };
-                if !matches!(
-                    p.status,
-                    touchpoint_common::protocol::ProposalStatus::Pending
-                ) {
-                    self.notice(format!("proposal #{} is already decided", p.id), true);
-                    return;
-                }
-                let purpose = if action == Action::Approve {
-                    InputPurpose::ApproveComment { id: p.id }
-                } else {
-                    InputPurpose::RejectComment { id: p.id }
-                };
-                self.state.overlay = Some(Overlay::Input(Input::new(purpose, String::new())));
-            }
-            _ => {}
-        }
+    /// The queue, filtered to one tenant (Enter in the tenants view).
+    fn show_queue_of(&mut self, tenant: TenantId) {
+        let mut f = self.state.queue.filter.clone();
+        f.tenant = Some(tenant);
+        self.state.view = View::Queue;
+        let screen = self.state.screen();
+        let mut out = Vec::new();
+        self.state.queue.set_filter(f, screen, &mut out);
+        self.run(out);
+        self.fetch_view();
     }
 
-    // ---- tenants ----
-
-    fn fetch_tenant(&mut self) {
-        if let Some(id) = self.state.tenants.selected_tenant().map(|t| t.id.clone()) {
-            self.fetch(Fetch::Tenant(id));
-        }
-    }
-
-    fn tenants_action(&mut self, action: Action) {
-        let page = self.state.page_rows;
-        match action {
-            a if a.is_move() => {
-                let t = &mut self.state.tenants;
-                if move_selection(&mut t.selected, t.list.len(), action, page) {
-                    t.scroll = 0;
-                    self.fetch_tenant();
-                }
-            }
-            Action::DetailDown | Action::DetailUp => {
-                scroll(&mut self.state.tenants.scroll, action);
-            }
-            Action::Open => {
-                // The queue of this tenant.
-                if let Some(id) = self.state.tenants.selected_tenant().map(|t| t.id.clone()) {
-                    let mut f = self.state.queue.filter.clone();
-                    f.tenant = Some(id);
-                    self.state.view = View::Queue;
-                    self.set_queue_filter(f);
-                    self.fetch_view();
-                }
-            }
-            _ => {}
-        }
-    }
-
-    // ---- policies and audit ----
-
-    fn policies_action(&mut self, action: Action) {
-        let page = self.state.page_rows;
-        match action {
-            a if a.is_move() => {
-                let p = &mut self.state.policies;
-                move_selection(&mut p.selected, p.audit.len(), action, page);
-            }
-            Action::Filter => {
-                let text = self.state.policies.audit_filter.clone();
-                self.state.overlay =
-                    Some(Overlay::Input(Input::new(InputPurpose::AuditFilter, text)));
-            }
-            Action::Back => self.set_audit_filter(String::new()),
-            _ => {}
-        }
-    }
-
-    fn set_audit_filter(&mut self, text: String) {
-        let p = &mut self.state.policies;
-        if p.audit_filter == text {
-            return;
-        }
-        p.audit_filter = text.clone();
-        p.selected = 0;
-        self.fetch(Fetch::Audit {
-            text,
-            limit: AUDIT_LIMIT,
-        });
-    }
-
-    /// Enter in the input popup.
-    fn submit(&mut self, mut input: Input) {
-        match input.purpose.clone() {
-            InputPurpose::QueueFilter => match QueueFilter::parse(&input.text) {
-                Ok(f) => self.set_queue_filter(f),
-                Err(e) => {
-                    input.error = Some(e.to_string());
-                    self.state.overlay = Some(Overlay::Input(input));
-                }
-            },
-            InputPurpose::AuditFilter => self.set_audit_filter(input.text.trim().to_string()),
-            InputPurpose::ApproveComment { id } => {
-                let comment = input.text.trim().to_string();
-                let template = self.proposal_name(id);
-                self.state.overlay = Some(Overlay::Confirm(Confirm {
-                    title: format!("Approve proposal #{id}"),
-                    lines: vec![
-                        format!("{template} becomes the version in force at once:"),
-                        "rendered unsent messages are re-rendered with it.".into(),
-                        format!(
-                            "Comment: {}",
-                            if comment.is_empty() {
-                                "(none)"
-                            } else {
-                                &comment
-                            }
-                        ),
-                    ],
-                    act: Act::Approve { id, comment },
-                }));
-            }
-            InputPurpose::RejectComment { id } => {
-                let comment = input.text.trim().to_string();
-                if comment.is_empty() {
-                    input.error = Some("say why: the author reads it".into());
-                    self.state.overlay = Some(Overlay::Input(input));
-                    return;
-                }
-                let template = self.proposal_name(id);
-                self.state.overlay = Some(Overlay::Confirm(Confirm {
-                    title: format!("Reject proposal #{id}"),
-                    lines: vec![
-                        format!("{template} stays as it is."),
-                        format!("Reason: {comment}"),
-                    ],
-                    act: Act::Reject { id, comment },
-                }));
+    /// Enter in the input popup: the view the input is for takes it.
+    fn submit(&mut self, input: Input) {
+        let screen = self.state.screen();
+        let mut out = Vec::new();
+        let s = &mut self.state;
+        match input.purpose {
+            InputPurpose::QueueFilter => s.queue.submit(input, screen, &mut out),
+            InputPurpose::AuditFilter => s.policies.submit(input, &mut out),
+            InputPurpose::ApproveComment { .. } | InputPurpose::RejectComment { .. } => {
+                s.approvals.submit(input, &mut out)
             }
         }
-    }
-
-    fn proposal_name(&self, id: u64) -> String {
-        self.state
-            .approvals
-            .list
-            .iter()
-            .find(|p| p.id == id)
-            .map(|p| p.template.clone())
-            .unwrap_or_else(|| format!("proposal #{id}"))
+        self.run(out);
     }
 
     /// Applies a report from the connection; true when the screen must be redrawn.
@@ -1261,7 +397,7 @@ impl App {
             NetEvent::Acted { summary, ok } => {
                 self.notice(summary, !ok);
                 if ok {
-                    self.state.queue.marks.clear();
+                    self.state.queue.on_acted();
                 }
                 // The change feed brings the new state; ask anyway, in case
                 // nothing changed (every action refused).
@@ -1274,186 +410,57 @@ impl App {
 
     /// Re-reads what the current view shows of what changed.
     fn on_changed(&mut self, c: &Changes) {
-        let has = |t: Topic| c.topics.contains(&t);
-        if has(Topic::Policy) {
+        if c.topics.contains(&Topic::Policy) {
             self.fetch(Fetch::Status);
         }
-        match self.state.view {
-            View::Overview => {
-                if [
-                    Topic::Outbox,
-                    Topic::Dispatch,
-                    Topic::Costs,
-                    Topic::Policy,
-                    Topic::Approvals,
-                ]
-                .into_iter()
-                .any(has)
-                {
-                    self.fetch(Fetch::Overview);
-                }
-            }
-            View::Queue => {
-                if has(Topic::Outbox) {
-                    let q = &self.state.queue;
-                    let about_us = match &q.filter.tenant {
-                        Some(t) => c.tenants.is_empty() || c.tenants.contains(t),
-                        None => true,
-                    };
-                    if about_us {
-                        self.fetch_queue();
-                        self.fetch_queue_detail();
-                    }
-                }
-            }
-            View::Approvals => {
-                if has(Topic::Approvals) {
-                    let all = self.state.approvals.all;
-                    self.fetch(Fetch::Proposals { all });
-                    self.fetch_proposal();
-                }
-            }
-            View::Tenants => {
-                if has(Topic::Tenants) {
-                    self.fetch(Fetch::Tenants);
-                    self.fetch_tenant();
-                }
-                if has(Topic::Costs) {
-                    let month = self.state.month;
-                    self.fetch(Fetch::Costs { month });
-                }
-            }
-            View::Policies => {
-                if has(Topic::Audit) {
-                    let text = self.state.policies.audit_filter.clone();
-                    self.fetch(Fetch::Audit {
-                        text,
-                        limit: AUDIT_LIMIT,
-                    });
-                }
-            }
+        let screen = self.state.screen();
+        let mut out = Vec::new();
+        let s = &mut self.state;
+        match s.view {
+            View::Overview => s.overview.on_changed(c, &mut out),
+            View::Queue => s.queue.on_changed(c, screen, &mut out),
+            View::Approvals => s.approvals.on_changed(c, &mut out),
+            View::Tenants => s.tenants.on_changed(c, &mut out),
+            View::Policies => s.policies.on_changed(c, &mut out),
         }
+        self.run(out);
     }
 
+    /// Hands an answer to the view it is for, whichever is on screen.
     fn apply_data(&mut self, d: Data) -> bool {
+        let screen = self.state.screen();
+        let mut out = Vec::new();
         let s = &mut self.state;
-        match d {
+        let changed = match d {
             Data::Status(st) => replace(&mut s.status, Some(*st)),
-            Data::Overview(o) => replace(&mut s.overview, Some(*o)),
-            Data::Queue(page) => {
-                let q = &mut s.queue;
-                if q.requested.as_ref() != Some(&(page.filter.clone(), page.offset)) {
-                    return false;
-                }
-                // Stay on the same message when rows moved (newer ones
-                // planned above it), else keep the position inside the
-                // listing when it shrank.
-                let following = q.selected_row().map(|r| (r.tenant.clone(), r.id));
-                let found = following.and_then(|(t, id)| {
-                    page.rows
-                        .iter()
-                        .position(|r| r.id == id && r.tenant == t)
-                        .map(|i| page.offset + i as u64)
-                });
-                q.selected = found
-                    .unwrap_or(q.selected)
-                    .min(page.total.saturating_sub(1));
-                let changed = replace(&mut q.page, Some(*page));
-                if q.total() > 0 && (q.selected_row().is_none() || self.queue_needs_window()) {
-                    // The cursor is not among the rows held (the listing
-                    // shrank, or it moved): ask for the rows around it.
-                    self.fetch_queue();
-                } else if self.state.queue.current_detail().is_none() {
-                    self.fetch_queue_detail();
-                }
-                changed
-            }
-            Data::Message { tenant, message } => {
-                replace(&mut s.queue.detail, Some((tenant, *message)))
-            }
-            Data::Content(c) => replace(&mut s.queue.content, Some(*c)),
-            Data::Tenants(list) => {
-                let t = &mut s.tenants;
-                if t.list == list {
-                    return false;
-                }
-                let selected_id = t.selected_tenant().map(|x| x.id.clone());
-                t.list = list;
-                t.selected = selected_id
-                    .and_then(|id| t.list.iter().position(|x| x.id == id))
-                    .unwrap_or(t.selected)
-                    .min(t.list.len().saturating_sub(1));
-                if t.detail.is_none() {
-                    self.fetch_tenant();
-                }
-                true
-            }
-            Data::Costs { month, rows } => {
-                s.month = month;
-                replace(&mut s.tenants.costs, rows)
-            }
-            Data::Tenant(d) => replace(&mut s.tenants.detail, Some(*d)),
-            Data::Proposals(list) => {
-                let a = &mut s.approvals;
-                if a.list == list {
-                    return false;
-                }
-                let selected_id = a.selected_proposal().map(|p| p.id);
-                a.list = list;
-                a.selected = selected_id
-                    .and_then(|id| a.list.iter().position(|p| p.id == id))
-                    .unwrap_or(a.selected)
-                    .min(a.list.len().saturating_sub(1));
-                if a.current_detail().is_none() {
-                    self.fetch_proposal();
-                }
-                true
-            }
-            Data::Proposal(d) => replace(&mut s.approvals.detail, Some(*d)),
-            Data::Preview(p) => replace(&mut s.approvals.preview, Some(*p)),
-            Data::Audit { text, entries } => {
-                let p = &mut s.policies;
-                if text != p.audit_filter {
-                    return false;
-                }
-                p.selected = p.selected.min(entries.len().saturating_sub(1));
-                replace(&mut p.audit, entries)
-            }
-        }
+            Data::Overview(o) => s.overview.on_data(*o),
+            Data::Queue(page) => s.queue.on_page(*page, screen, &mut out),
+            Data::Message { tenant, message } => s.queue.on_message(tenant, *message),
+            Data::Content(c) => s.queue.on_content(*c),
+            Data::Tenants(list) => s.tenants.on_list(list, &mut out),
+            Data::Costs { month, rows } => s.tenants.on_costs(month, rows),
+            Data::Tenant(d) => s.tenants.on_detail(*d),
+            Data::Proposals(list) => s.approvals.on_list(list, &mut out),
+            Data::Proposal(d) => s.approvals.on_detail(*d),
+            Data::Preview(p) => s.approvals.on_preview(*p),
+            Data::Audit { text, entries } => s.policies.on_audit(text, entries),
+        };
+        self.run(out);
+        changed
     }
 
     /// Follows a terminal resize.
     pub fn resize(&mut self, width: u16, height: u16) {
-        let was_wide = self.state.width >= super::ui::WIDE;
+        let was = self.state.screen();
         self.state.width = width;
         // The queue's list: all but the tab line, the filter line, the
         // pane's title, the table header and the footer.
         self.state.page_rows = usize::from(height.saturating_sub(5)).max(1);
         if self.state.view == View::Queue && self.state.connected() {
-            if self.queue_needs_window() {
-                self.fetch_queue();
-            }
-            if !was_wide && width >= super::ui::WIDE && self.state.queue.current_detail().is_none()
-            {
-                self.fetch_queue_detail();
-            }
+            let now = self.state.screen();
+            let mut out = Vec::new();
+            self.state.queue.on_resize(was, now, &mut out);
+            self.run(out);
         }
-    }
-}
-
-fn capitalised(s: &str) -> String {
-    let mut c = s.chars();
-    match c.next() {
-        Some(f) => f.to_uppercase().chain(c).collect(),
-        None => String::new(),
-    }
-}
-
-fn replace<T: PartialEq>(slot: &mut T, new: T) -> bool {
-    if *slot == new {
-        false
-    } else {
-        *slot = new;
-        true
     }
 }

@@ -11,7 +11,8 @@ use ratatui::buffer::Buffer;
 use ratatui::Terminal;
 use touchpoint_common::protocol::Changes;
 
-use super::app::{App, AppState, NetEvent};
+use super::app::{App, AppState};
+use super::msg::NetEvent;
 use super::{net, ui};
 use crate::client::{Client, ClientError};
 

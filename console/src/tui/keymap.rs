@@ -5,7 +5,7 @@
 use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
 use touchpoint_common::protocol::MessageAction;
 
-use super::app::{Action, View};
+use super::action::{Action, View};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Key {

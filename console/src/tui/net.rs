@@ -11,7 +11,7 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use touchpoint_common::protocol::{ActionResult, MessageAction};
 
-use super::app::{Act, Data, Effect, Fetch, NetEvent};
+use super::msg::{Act, Data, Effect, Fetch, NetEvent};
 use crate::client::{Client, ClientError, Subscription};
 
 const BACKOFF_FIRST: Duration = Duration::from_millis(500);

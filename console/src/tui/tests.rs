@@ -8,10 +8,11 @@ use ratatui::Terminal;
 use touchpoint_common::outbox::MessageStatus;
 use touchpoint_common::protocol::{Identity, MessageAction, QueueFilter, Role, Topic};
 
-use super::app::{
-    Act, Action, App, AppState, ConnState, Data, Effect, Fetch, NetEvent, Overlay, View,
-};
+use super::action::{Action, View};
+use super::app::{App, AppState, ConnState};
 use super::harness::buffer_text;
+use super::msg::{Act, Data, Effect, Fetch, NetEvent};
+use super::popup::Overlay;
 use super::ui::draw;
 use crate::fixtures;
 

@@ -13,8 +13,8 @@
 
 use std::collections::BTreeMap;
 
-use touchpoint_common::config::ConfigError;
 use touchpoint_common::policy::{BrandPolicy, PolicySet};
+use touchpoint_common::toml_file::ConfigError;
 
 /// The material name of the brand file.
 pub const NAME: &str = "brand";

@@ -11,8 +11,8 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
-use touchpoint_common::config::{invalid, parse_toml, ConfigError};
 use touchpoint_common::policy::{self, BrandPolicy};
+use touchpoint_common::toml_file::{invalid, parse_toml, ConfigError};
 use touchpoint_common::TenantId;
 
 /// What a slot-material name starts with; the rest is the tenant id.

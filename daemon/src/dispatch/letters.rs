@@ -26,7 +26,7 @@ use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
-use touchpoint_common::policy::Money;
+use touchpoint_common::money::Money;
 use touchpoint_common::postage::Postage;
 use touchpoint_common::{Date, TenantId};
 

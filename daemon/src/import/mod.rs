@@ -12,10 +12,10 @@ use std::io::{BufReader, Read, Seek};
 use std::path::Path;
 use std::time::SystemTime;
 
-use touchpoint_common::config::TenantImport;
 use touchpoint_common::domain::{
     FieldSet, ImportField, ImportReport, ImportStatus, RowError, Timestamp, IMPORT_SOURCE,
 };
+use touchpoint_common::policy::TenantImport;
 
 use std::sync::Arc;
 

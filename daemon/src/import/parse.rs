@@ -69,10 +69,10 @@ use std::io::{self, Read};
 use csv::{ByteRecord, StringRecord};
 use encoding_rs::{Encoding, UTF_8, WINDOWS_1252};
 use encoding_rs_io::{DecodeReaderBytes, DecodeReaderBytesBuilder};
-use touchpoint_common::config::TenantImport;
 use touchpoint_common::domain::{
     Channel, Consent, Customer, ImportField, RowError, Salutation, ServiceVisit, Timestamp, Vehicle,
 };
+use touchpoint_common::policy::TenantImport;
 use touchpoint_common::Date;
 
 pub use values::DateOrder;

@@ -634,7 +634,7 @@ fn reserve(
 }
 
 fn money(cents: i64) -> String {
-    touchpoint_common::policy::Money(cents).to_string()
+    touchpoint_common::money::Money(cents).to_string()
 }
 
 /// Step 6: send day and time. From the capped day on (then back towards the

@@ -14,9 +14,10 @@ use touchpoint_common::config::StoresConfig;
 use touchpoint_common::domain::{
     Address, Channel, Consent, Customer, ImportReport, ServiceVisit, Timestamp, Vehicle,
 };
+use touchpoint_common::money::Money;
 use touchpoint_common::outbox::{month_of, Dropped, MessageStatus, PlanReport, Step, Why};
 use touchpoint_common::policy::{
-    BrandPolicy, JourneyStage, Money, PolicyDate, PolicySet, Range, Segment, Service, TenantPolicy,
+    BrandPolicy, JourneyStage, PolicyDate, PolicySet, Range, Segment, Service, TenantPolicy,
     Weekday,
 };
 use touchpoint_common::{Date, TenantId};

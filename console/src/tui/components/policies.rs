@@ -6,28 +6,110 @@ use ratatui::style::{Style, Stylize};
 use ratatui::text::{Line, Span, Text};
 use ratatui::widgets::{Cell, Paragraph, Row, Table, Wrap};
 use ratatui::Frame;
-use touchpoint_common::protocol::{AuditOutcome, PolicyStatus};
+use touchpoint_common::protocol::{AuditEntry, AuditOutcome, Changes, PolicyStatus, Topic};
 
+use super::{move_selection, replace, Cmd, Screen};
 use crate::format;
-use crate::tui::app::{AppState, AUDIT_LIMIT};
-use crate::tui::ui::{dim, header_row, page_top, pane, WIDE};
+use crate::tui::action::Action;
+use crate::tui::msg::Fetch;
+use crate::tui::popup::{Input, InputPurpose, Overlay};
+use crate::tui::widgets::{dim, header_row, page_top, pane, WIDE};
 
-pub fn draw(frame: &mut Frame, area: Rect, state: &AppState) {
-    let policy_lines = state
-        .status
-        .as_ref()
-        .map(|s| policy_lines(&s.policy))
-        .unwrap_or_else(|| vec![Line::from("loading…").style(dim())]);
-    let height = (policy_lines.len() as u16 + 1).min(area.height / 2).max(3);
-    let [top, bottom] =
-        Layout::vertical([Constraint::Length(height), Constraint::Min(0)]).areas(area);
-    frame.render_widget(
-        Paragraph::new(Text::from(policy_lines))
-            .block(pane(" Policies in force ".into(), false))
-            .wrap(Wrap { trim: false }),
-        top,
-    );
-    draw_audit(frame, bottom, state);
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct PoliciesView {
+    pub audit: Vec<AuditEntry>,
+    pub audit_filter: String,
+    pub selected: usize,
+}
+
+/// Audit entries the policies view asks for.
+pub const AUDIT_LIMIT: u32 = 500;
+
+impl PoliciesView {
+    /// Asks for everything the view shows of its own; the policy state
+    /// comes with the daemon's status, which the app asks for.
+    pub fn fetch(&self, out: &mut Vec<Cmd>) {
+        let text = self.audit_filter.clone();
+        out.push(Cmd::Fetch(Fetch::Audit {
+            text,
+            limit: AUDIT_LIMIT,
+        }));
+    }
+
+    /// A user action while the policies are on screen.
+    pub fn update(&mut self, action: Action, screen: Screen, out: &mut Vec<Cmd>) {
+        let page = screen.page_rows;
+        match action {
+            a if a.is_move() => {
+                move_selection(&mut self.selected, self.audit.len(), action, page);
+            }
+            Action::Filter => {
+                let text = self.audit_filter.clone();
+                out.push(Cmd::Open(Overlay::Input(Input::new(
+                    InputPurpose::AuditFilter,
+                    text,
+                ))));
+            }
+            Action::Back => self.set_audit_filter(String::new(), out),
+            _ => {}
+        }
+    }
+
+    /// Enter in the filter popup.
+    pub fn submit(&mut self, input: Input, out: &mut Vec<Cmd>) {
+        self.set_audit_filter(input.text.trim().to_string(), out);
+    }
+
+    fn set_audit_filter(&mut self, text: String, out: &mut Vec<Cmd>) {
+        if self.audit_filter == text {
+            return;
+        }
+        self.audit_filter = text.clone();
+        self.selected = 0;
+        out.push(Cmd::Fetch(Fetch::Audit {
+            text,
+            limit: AUDIT_LIMIT,
+        }));
+    }
+
+    /// The daemon says something changed: read the audit log again when it grew.
+    pub fn on_changed(&self, c: &Changes, out: &mut Vec<Cmd>) {
+        if c.topics.contains(&Topic::Audit) {
+            self.fetch(out);
+        }
+    }
+
+    /// Audit entries came; returns whether the screen must be redrawn. An
+    /// answer for another filter than the one in force is dropped.
+    pub fn on_audit(&mut self, text: String, entries: Vec<AuditEntry>) -> bool {
+        if text != self.audit_filter {
+            return false;
+        }
+        self.selected = self.selected.min(entries.len().saturating_sub(1));
+        replace(&mut self.audit, entries)
+    }
+}
+
+// ---- drawing ----
+
+impl PoliciesView {
+    /// Paints the view into `area`: the policy state the daemon reported
+    /// (`None` before its status came), then the audit log; changes nothing.
+    pub fn draw(&self, frame: &mut Frame, area: Rect, policy: Option<&PolicyStatus>) {
+        let policy_lines = policy
+            .map(policy_lines)
+            .unwrap_or_else(|| vec![Line::from("loading…").style(dim())]);
+        let height = (policy_lines.len() as u16 + 1).min(area.height / 2).max(3);
+        let [top, bottom] =
+            Layout::vertical([Constraint::Length(height), Constraint::Min(0)]).areas(area);
+        frame.render_widget(
+            Paragraph::new(Text::from(policy_lines))
+                .block(pane(" Policies in force ".into(), false))
+                .wrap(Wrap { trim: false }),
+            top,
+        );
+        draw_audit(frame, bottom, self);
+    }
 }
 
 fn policy_lines(p: &PolicyStatus) -> Vec<Line<'static>> {
@@ -86,8 +168,7 @@ fn policy_lines(p: &PolicyStatus) -> Vec<Line<'static>> {
     lines
 }
 
-fn draw_audit(frame: &mut Frame, area: Rect, state: &AppState) {
-    let p = &state.policies;
+fn draw_audit(frame: &mut Frame, area: Rect, p: &PoliciesView) {
     let filter = if p.audit_filter.is_empty() {
         String::new()
     } else {

@@ -1,16 +1,39 @@
 //! The interactive console: ratatui + crossterm.
 //!
-//! Keys become [`app::Action`]s, [`app::App::update`] changes the state, and
-//! [`ui::draw`] only renders it. The screen is redrawn when a key was pressed,
-//! the terminal was resized or the daemon's data changed — never on a timer —
-//! and only once per batch of pending events, which matters over SSH.
+//! Keys become [`action::Action`]s through the [`keymap`];
+//! [`app::App::update`] hands each to the component of the view on screen,
+//! which changes its state; [`ui::draw`] only renders. The screen is
+//! redrawn when a key was pressed, the terminal was resized or the daemon's
+//! data changed — never on a timer — and only once per batch of pending
+//! events, which matters over SSH.
+//!
+//! ```text
+//! action      View, Action: the vocabulary; imports nothing of the TUI
+//! keymap      the bindings as data, help and footer hints from them; imports action
+//! msg         Effect (Fetch, Act) to the connection, NetEvent (Data) back; nothing of the TUI
+//! components  one per view: its state, update, fetches, answers, draw;
+//!             never app, ui, net, harness, nor another component
+//! popup       input, confirmation, help: state, editing, drawing
+//! widgets     the drawing helpers the components and popups share; nothing of the TUI
+//! app         shared state (view, connection, status, popup, notice) and routing;
+//!             no drawing (ui, widgets), no connection (net, harness)
+//! ui          the frame around the view on screen: tabs, footer, popup
+//! net         the connection task; of the TUI it imports msg only
+//! harness     the console without a terminal, for tests and benchmarks
+//! ```
+//!
+//! The tests in `lib.rs` check these arrows.
 
+pub mod action;
 pub mod app;
+pub mod components;
 pub mod harness;
 pub mod keymap;
+pub mod msg;
 pub mod net;
+pub mod popup;
 pub mod ui;
-pub mod views;
+pub mod widgets;
 
 #[cfg(test)]
 mod tests;
@@ -24,7 +47,8 @@ use crossterm::event::{self, Event};
 use ratatui::DefaultTerminal;
 use tokio::sync::mpsc;
 
-use app::{App, AppState, Effect};
+use app::{App, AppState};
+use msg::{Effect, NetEvent};
 
 /// Restores the terminal however the TUI ends; the panic hook that
 /// `ratatui::try_init` installs covers panics.
@@ -121,7 +145,7 @@ async fn event_loop(
     terminal: &mut DefaultTerminal,
     app: &mut App,
     keys: &mut mpsc::UnboundedReceiver<Event>,
-    net: &mut mpsc::UnboundedReceiver<app::NetEvent>,
+    net: &mut mpsc::UnboundedReceiver<NetEvent>,
     effects: &mpsc::UnboundedSender<Effect>,
 ) -> anyhow::Result<()> {
     let size = terminal.size()?;

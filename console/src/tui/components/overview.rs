@@ -6,46 +6,92 @@ use ratatui::style::{Style, Stylize};
 use ratatui::text::{Line, Span, Text};
 use ratatui::widgets::{Cell, Paragraph, Row, Sparkline, Table};
 use ratatui::Frame;
-use touchpoint_common::protocol::{AlertLevel, DayCounts, Overview};
+use touchpoint_common::protocol::{AlertLevel, Changes, DayCounts, Overview, Topic};
 
-use super::queue::thousands;
+use super::{replace, Cmd};
 use crate::format;
-use crate::tui::app::AppState;
-use crate::tui::ui::{bar, dim, euro, header_row, level_style, pane, right, WIDE};
+use crate::tui::action::Action;
+use crate::tui::msg::Fetch;
+use crate::tui::widgets::{bar, dim, euro, header_row, level_style, pane, right, thousands, WIDE};
 
-pub fn draw(frame: &mut Frame, area: Rect, state: &AppState) {
-    let Some(o) = &state.overview else {
-        frame.render_widget(Paragraph::new("asking the daemon…"), area);
-        return;
-    };
-    let alerts = o.alerts.len().min(if area.height > 30 { 8 } else { 3 });
-    let alert_rows = if o.alerts.is_empty() { 1 } else { alerts + 1 };
-    let [totals, alerts_area, main, status] = Layout::vertical([
-        Constraint::Length(1),
-        Constraint::Length(alert_rows as u16),
-        Constraint::Min(0),
-        Constraint::Length(2),
-    ])
-    .areas(area);
-    draw_totals(frame, totals, o);
-    draw_alerts(frame, alerts_area, o, alerts);
-    let [top, bottom] = Layout::vertical([
-        Constraint::Fill(1),
-        Constraint::Length(if area.height > 30 { 12 } else { 5 }),
-    ])
-    .areas(main);
-    let halves = |r: Rect| {
-        Layout::horizontal([Constraint::Percentage(50), Constraint::Percentage(50)])
-            .spacing(2)
-            .areas::<2>(r)
-    };
-    let [tenants, budgets] = halves(top);
-    draw_tenants(frame, tenants, o);
-    draw_budgets(frame, budgets, o);
-    let [chart, throttles] = halves(bottom);
-    draw_throughput(frame, chart, o);
-    draw_throttles(frame, throttles, o);
-    draw_status(frame, status, o, area.width >= WIDE);
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct OverviewView {
+    /// The daemon's last answer; `None` until the first.
+    pub data: Option<Overview>,
+}
+
+impl OverviewView {
+    /// Asks for everything the view shows.
+    pub fn fetch(&self, out: &mut Vec<Cmd>) {
+        out.push(Cmd::Fetch(Fetch::Overview));
+    }
+
+    /// Nothing on the overview is selected or acted on: the keys that
+    /// work here are the app's own.
+    pub fn update(&mut self, _action: Action, _out: &mut Vec<Cmd>) {}
+
+    /// The daemon says something changed: read again when it is about
+    /// anything the overview sums up.
+    pub fn on_changed(&self, c: &Changes, out: &mut Vec<Cmd>) {
+        let has = |t: Topic| c.topics.contains(&t);
+        if [
+            Topic::Outbox,
+            Topic::Dispatch,
+            Topic::Costs,
+            Topic::Policy,
+            Topic::Approvals,
+        ]
+        .into_iter()
+        .any(has)
+        {
+            self.fetch(out);
+        }
+    }
+
+    /// An overview came; returns whether the screen must be redrawn.
+    pub fn on_data(&mut self, o: Overview) -> bool {
+        replace(&mut self.data, Some(o))
+    }
+}
+
+// ---- drawing ----
+
+impl OverviewView {
+    /// Paints the view into `area`; changes nothing.
+    pub fn draw(&self, frame: &mut Frame, area: Rect) {
+        let Some(o) = &self.data else {
+            frame.render_widget(Paragraph::new("asking the daemon…"), area);
+            return;
+        };
+        let alerts = o.alerts.len().min(if area.height > 30 { 8 } else { 3 });
+        let alert_rows = if o.alerts.is_empty() { 1 } else { alerts + 1 };
+        let [totals, alerts_area, main, status] = Layout::vertical([
+            Constraint::Length(1),
+            Constraint::Length(alert_rows as u16),
+            Constraint::Min(0),
+            Constraint::Length(2),
+        ])
+        .areas(area);
+        draw_totals(frame, totals, o);
+        draw_alerts(frame, alerts_area, o, alerts);
+        let [top, bottom] = Layout::vertical([
+            Constraint::Fill(1),
+            Constraint::Length(if area.height > 30 { 12 } else { 5 }),
+        ])
+        .areas(main);
+        let halves = |r: Rect| {
+            Layout::horizontal([Constraint::Percentage(50), Constraint::Percentage(50)])
+                .spacing(2)
+                .areas::<2>(r)
+        };
+        let [tenants, budgets] = halves(top);
+        draw_tenants(frame, tenants, o);
+        draw_budgets(frame, budgets, o);
+        let [chart, throttles] = halves(bottom);
+        draw_throughput(frame, chart, o);
+        draw_throttles(frame, throttles, o);
+        draw_status(frame, status, o, area.width >= WIDE);
+    }
 }
 
 fn counts_spans(c: &DayCounts) -> Vec<Span<'static>> {

@@ -1,5 +1,5 @@
 //! Tenants: opt-ins, budgets and spend, record counts, imports and their
-//! errors, duplicate merges.
+//! errors, duplicate merges. Enter shows the tenant's queue.
 
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::{Style, Stylize};
@@ -7,13 +7,138 @@ use ratatui::text::{Line, Span, Text};
 use ratatui::widgets::{Cell, Paragraph, Row, Table, Wrap};
 use ratatui::Frame;
 use touchpoint_common::domain::ImportStatus;
-use touchpoint_common::protocol::{CostRow, TenantDetail};
+use touchpoint_common::protocol::{Changes, CostRow, TenantDetail, TenantSummary, Topic};
 use touchpoint_common::TenantId;
 
-use super::queue::thousands;
+use super::{move_selection, replace, scroll, Cmd, Screen};
 use crate::format;
-use crate::tui::app::AppState;
-use crate::tui::ui::{bar, dim, euro, header_row, level_style, page_top, pane, right, WIDE};
+use crate::tui::action::Action;
+use crate::tui::msg::Fetch;
+use crate::tui::widgets::{
+    bar, dim, euro, header_row, level_style, page_top, pane, right, thousands, WIDE,
+};
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct TenantsView {
+    pub list: Vec<TenantSummary>,
+    pub selected: usize,
+    /// The daemon's month for the costs, `yyyymm`.
+    pub month: u32,
+    /// This month's ledger rows.
+    pub costs: Vec<CostRow>,
+    pub detail: Option<TenantDetail>,
+    pub scroll: u16,
+}
+
+impl Default for TenantsView {
+    fn default() -> Self {
+        Self {
+            list: Vec::new(),
+            selected: 0,
+            month: this_month(),
+            costs: Vec::new(),
+            detail: None,
+            scroll: 0,
+        }
+    }
+}
+
+fn this_month() -> u32 {
+    touchpoint_common::outbox::month_of(touchpoint_common::Date::today())
+}
+
+impl TenantsView {
+    pub fn selected_tenant(&self) -> Option<&TenantSummary> {
+        self.list.get(self.selected)
+    }
+
+    pub fn current_detail(&self) -> Option<&TenantDetail> {
+        let id = &self.selected_tenant()?.id;
+        self.detail.as_ref().filter(|d| &d.summary.id == id)
+    }
+
+    /// Asks for everything the view shows.
+    pub fn fetch(&self, out: &mut Vec<Cmd>) {
+        out.push(Cmd::Fetch(Fetch::Tenants));
+        let month = self.month;
+        out.push(Cmd::Fetch(Fetch::Costs { month }));
+        self.fetch_tenant(out);
+    }
+
+    fn fetch_tenant(&self, out: &mut Vec<Cmd>) {
+        if let Some(id) = self.selected_tenant().map(|t| t.id.clone()) {
+            out.push(Cmd::Fetch(Fetch::Tenant(id)));
+        }
+    }
+
+    /// A user action while the tenants are on screen.
+    pub fn update(&mut self, action: Action, screen: Screen, out: &mut Vec<Cmd>) {
+        let page = screen.page_rows;
+        match action {
+            a if a.is_move() => {
+                let moved = move_selection(&mut self.selected, self.list.len(), action, page);
+                if moved {
+                    self.scroll = 0;
+                    self.fetch_tenant(out);
+                }
+            }
+            Action::DetailDown | Action::DetailUp => {
+                scroll(&mut self.scroll, action);
+            }
+            Action::Open => {
+                // The queue of this tenant.
+                if let Some(id) = self.selected_tenant().map(|t| t.id.clone()) {
+                    out.push(Cmd::QueueOf(id));
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// The daemon says something changed: read again what is about tenants
+    /// or costs.
+    pub fn on_changed(&self, c: &Changes, out: &mut Vec<Cmd>) {
+        let has = |t: Topic| c.topics.contains(&t);
+        if has(Topic::Tenants) {
+            out.push(Cmd::Fetch(Fetch::Tenants));
+            self.fetch_tenant(out);
+        }
+        if has(Topic::Costs) {
+            let month = self.month;
+            out.push(Cmd::Fetch(Fetch::Costs { month }));
+        }
+    }
+
+    /// The tenants came; returns whether the screen must be redrawn.
+    pub fn on_list(&mut self, list: Vec<TenantSummary>, out: &mut Vec<Cmd>) -> bool {
+        if self.list == list {
+            return false;
+        }
+        let selected_id = self.selected_tenant().map(|x| x.id.clone());
+        self.list = list;
+        self.selected = selected_id
+            .and_then(|id| self.list.iter().position(|x| x.id == id))
+            .unwrap_or(self.selected)
+            .min(self.list.len().saturating_sub(1));
+        if self.detail.is_none() {
+            self.fetch_tenant(out);
+        }
+        true
+    }
+
+    /// The selected tenant's detail came.
+    pub fn on_detail(&mut self, detail: TenantDetail) -> bool {
+        replace(&mut self.detail, Some(detail))
+    }
+
+    /// The month's costs came; returns whether the screen must be redrawn.
+    pub fn on_costs(&mut self, month: u32, rows: Vec<CostRow>) -> bool {
+        self.month = month;
+        replace(&mut self.costs, rows)
+    }
+}
+
+// ---- drawing ----
 
 /// Committed (reserved + booked) and budget of a tenant this month, cents.
 fn spend(costs: &[CostRow], tenant: &TenantId) -> (i64, i64) {
@@ -28,18 +153,19 @@ fn spend(costs: &[CostRow], tenant: &TenantId) -> (i64, i64) {
         })
 }
 
-pub fn draw(frame: &mut Frame, area: Rect, state: &AppState) {
-    let t = &state.tenants;
-    let half = area.height / 2;
-    let list_height = (t.list.len() as u16 + 3).clamp(half.min(4), half);
-    let [list, detail] =
-        Layout::vertical([Constraint::Length(list_height), Constraint::Min(0)]).areas(area);
-    draw_list(frame, list, state);
-    draw_detail(frame, detail, state);
+impl TenantsView {
+    /// Paints the view into `area`; changes nothing.
+    pub fn draw(&self, frame: &mut Frame, area: Rect) {
+        let half = area.height / 2;
+        let list_height = (self.list.len() as u16 + 3).clamp(half.min(4), half);
+        let [list, detail] =
+            Layout::vertical([Constraint::Length(list_height), Constraint::Min(0)]).areas(area);
+        draw_list(frame, list, self);
+        draw_detail(frame, detail, self);
+    }
 }
 
-fn draw_list(frame: &mut Frame, area: Rect, state: &AppState) {
-    let t = &state.tenants;
+fn draw_list(frame: &mut Frame, area: Rect, t: &TenantsView) {
     let block = pane(format!(" Tenants ({}) ", t.list.len()), true);
     if t.list.is_empty() {
         frame.render_widget(
@@ -249,8 +375,7 @@ fn detail_lines(d: &TenantDetail, costs: &[CostRow]) -> Vec<Line<'static>> {
     lines
 }
 
-fn draw_detail(frame: &mut Frame, area: Rect, state: &AppState) {
-    let t = &state.tenants;
+fn draw_detail(frame: &mut Frame, area: Rect, t: &TenantsView) {
     let Some(sel) = t.selected_tenant() else {
         return;
     };

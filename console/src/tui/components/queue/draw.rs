@@ -1,6 +1,5 @@
-//! The queue: every message in scope, filtered and paged by the daemon; the
-//! console holds only a window of rows around the cursor and builds only the
-//! rows on screen.
+//! Drawing the queue: the filter line, the list (only the rows on screen
+//! are built) and the message detail with its content, why and history.
 
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::{Style, Stylize};
@@ -10,9 +9,9 @@ use ratatui::Frame;
 use touchpoint_common::outbox::{Message, MessageStatus};
 use touchpoint_common::protocol::{MessageContent, QueueRow};
 
+use super::QueueView;
 use crate::format;
-use crate::tui::app::AppState;
-use crate::tui::ui::{dim, euro, header_row, page_top, pane, right, WIDE};
+use crate::tui::widgets::{dim, euro, header_row, page_top, pane, right, thousands, WIDE};
 
 pub fn status_style(s: MessageStatus) -> Style {
     match s {
@@ -27,27 +26,28 @@ pub fn status_style(s: MessageStatus) -> Style {
     }
 }
 
-pub fn draw(frame: &mut Frame, area: Rect, state: &AppState) {
-    let q = &state.queue;
-    let [bar, main] = Layout::vertical([Constraint::Length(1), Constraint::Min(0)]).areas(area);
-    draw_filter_bar(frame, bar, state);
-    let wide = area.width >= WIDE;
-    if wide {
-        let [list, detail] =
-            Layout::horizontal([Constraint::Percentage(55), Constraint::Percentage(45)])
-                .spacing(2)
-                .areas(main);
-        draw_list(frame, list, state);
-        draw_detail(frame, detail, state);
-    } else if q.detail_open {
-        draw_detail(frame, main, state);
-    } else {
-        draw_list(frame, main, state);
+impl QueueView {
+    /// Paints the view into `area`; changes nothing.
+    pub fn draw(&self, frame: &mut Frame, area: Rect) {
+        let [bar, main] = Layout::vertical([Constraint::Length(1), Constraint::Min(0)]).areas(area);
+        draw_filter_bar(frame, bar, self);
+        let wide = area.width >= WIDE;
+        if wide {
+            let [list, detail] =
+                Layout::horizontal([Constraint::Percentage(55), Constraint::Percentage(45)])
+                    .spacing(2)
+                    .areas(main);
+            draw_list(frame, list, self);
+            draw_detail(frame, detail, self);
+        } else if self.detail_open {
+            draw_detail(frame, main, self);
+        } else {
+            draw_list(frame, main, self);
+        }
     }
 }
 
-fn draw_filter_bar(frame: &mut Frame, area: Rect, state: &AppState) {
-    let q = &state.queue;
+fn draw_filter_bar(frame: &mut Frame, area: Rect, q: &QueueView) {
     let mut spans = vec![Span::from(" / ").reversed()];
     if q.filter.is_empty() {
         spans.push(Span::from(" all messages").style(dim()));
@@ -74,21 +74,7 @@ fn draw_filter_bar(frame: &mut Frame, area: Rect, state: &AppState) {
     frame.render_widget(Paragraph::new(Line::from(spans)), area);
 }
 
-/// `1234567` → `1,234,567`.
-pub fn thousands(n: u64) -> String {
-    let s = n.to_string();
-    let mut out = String::with_capacity(s.len() + s.len() / 3);
-    for (i, c) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i) % 3 == 0 {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
-}
-
-fn draw_list(frame: &mut Frame, area: Rect, state: &AppState) {
-    let q = &state.queue;
+fn draw_list(frame: &mut Frame, area: Rect, q: &QueueView) {
     let total = q.total();
     let title = match &q.page {
         Some(_) if total == 0 => " Messages (none match) ".to_string(),
@@ -201,8 +187,7 @@ fn queue_row(r: &QueueRow, marked: bool, wide: bool) -> Row<'static> {
     Row::new(cells)
 }
 
-fn draw_detail(frame: &mut Frame, area: Rect, state: &AppState) {
-    let q = &state.queue;
+fn draw_detail(frame: &mut Frame, area: Rect, q: &QueueView) {
     let Some(row) = q.selected_row() else {
         frame.render_widget(
             Paragraph::new("No message selected.").block(pane(" Message ".into(), false)),
@@ -327,17 +312,4 @@ fn message_lines(m: &Message, lines: &mut Vec<Line<'static>>) {
         lines.push(Line::from(format!("last answer: {}", d.last_error)).red());
     }
     lines.push(Line::from(format!("Message-ID {}", m.message_id)).style(dim()));
-}
-
-#[cfg(test)]
-mod tests {
-    use super::thousands;
-
-    #[test]
-    fn thousands_separators() {
-        assert_eq!(thousands(0), "0");
-        assert_eq!(thousands(999), "999");
-        assert_eq!(thousands(1000), "1,000");
-        assert_eq!(thousands(1_000_000), "1,000,000");
-    }
 }

@@ -1,0 +1,111 @@
+//! What a key press means: the [`View`]s and the [`Action`]s the keymap
+//! binds keys to. The vocabulary every other part of the TUI speaks, so it
+//! imports none of them.
+
+use touchpoint_common::protocol::{MessageAction, Request};
+use touchpoint_common::TenantId;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum View {
+    Overview,
+    Queue,
+    Approvals,
+    Tenants,
+    Policies,
+}
+
+impl View {
+    pub const ALL: [View; 5] = [
+        View::Overview,
+        View::Queue,
+        View::Approvals,
+        View::Tenants,
+        View::Policies,
+    ];
+
+    pub fn title(self) -> &'static str {
+        match self {
+            View::Overview => "Overview",
+            View::Queue => "Queue",
+            View::Approvals => "Approvals",
+            View::Tenants => "Tenants",
+            View::Policies => "Policies",
+        }
+    }
+
+    pub(crate) fn position(self) -> usize {
+        View::ALL.iter().position(|v| *v == self).unwrap_or(0)
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Action {
+    Quit,
+    ToggleHelp,
+    Back,
+    NextView,
+    PrevView,
+    ShowView(View),
+    Up,
+    Down,
+    Top,
+    Bottom,
+    PageUp,
+    PageDown,
+    /// Open the selection's detail (or close it again).
+    Open,
+    /// Scroll the detail pane.
+    DetailDown,
+    DetailUp,
+    Filter,
+    Mark,
+    MarkAll,
+    ClearMarks,
+    Act(MessageAction),
+    Approve,
+    Reject,
+    Preview,
+    ToggleAll,
+    Refresh,
+}
+
+impl Action {
+    /// Moves the cursor of a list.
+    pub fn is_move(self) -> bool {
+        matches!(
+            self,
+            Action::Up
+                | Action::Down
+                | Action::Top
+                | Action::Bottom
+                | Action::PageUp
+                | Action::PageDown
+        )
+    }
+
+    /// The request this action leads to, for checking the caller's role.
+    pub(crate) fn request(self) -> Option<Request> {
+        let tenant = TenantId::new("x").ok()?;
+        Some(match self {
+            Action::Act(action) => Request::MessageAction {
+                tenant,
+                ids: Vec::new(),
+                action,
+            },
+            Action::Mark | Action::MarkAll | Action::ClearMarks => Request::MessageAction {
+                tenant,
+                ids: Vec::new(),
+                action: MessageAction::Hold,
+            },
+            Action::Approve => Request::Approve {
+                id: 0,
+                comment: String::new(),
+            },
+            Action::Reject => Request::Reject {
+                id: 0,
+                comment: String::new(),
+            },
+            _ => return None,
+        })
+    }
+}

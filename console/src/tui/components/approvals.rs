@@ -1,0 +1,400 @@
+//! Approvals: proposals of brand material with their diff, or a preview
+//! for a sample customer; approving asks for a comment, rejecting for a
+//! reason, and both for a confirmation.
+
+use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::style::{Style, Stylize};
+use ratatui::text::{Line, Span, Text};
+use ratatui::widgets::{Cell, Paragraph, Row, Table, Wrap};
+use ratatui::Frame;
+use touchpoint_common::protocol::{
+    Changes, Preview, Proposal, ProposalDetail, ProposalStatus, Topic,
+};
+
+use super::{move_selection, replace, scroll, Cmd, Screen};
+use crate::format;
+use crate::tui::action::Action;
+use crate::tui::msg::{Act, Fetch};
+use crate::tui::popup::{Confirm, Input, InputPurpose, Overlay};
+use crate::tui::widgets::{dim, header_row, page_top, pane, WIDE};
+
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ApprovalsView {
+    pub all: bool,
+    pub list: Vec<Proposal>,
+    pub selected: usize,
+    pub detail: Option<ProposalDetail>,
+    pub preview: Option<Preview>,
+    /// Show the preview instead of the diff.
+    pub show_preview: bool,
+    pub scroll: u16,
+}
+
+impl ApprovalsView {
+    pub fn selected_proposal(&self) -> Option<&Proposal> {
+        self.list.get(self.selected)
+    }
+
+    pub fn current_detail(&self) -> Option<&ProposalDetail> {
+        let id = self.selected_proposal()?.id;
+        self.detail.as_ref().filter(|d| d.proposal.id == id)
+    }
+
+    pub fn current_preview(&self) -> Option<&Preview> {
+        let id = self.selected_proposal()?.id;
+        self.preview.as_ref().filter(|p| p.proposal == id)
+    }
+
+    /// Asks for everything the view shows.
+    pub fn fetch(&self, out: &mut Vec<Cmd>) {
+        let all = self.all;
+        out.push(Cmd::Fetch(Fetch::Proposals { all }));
+        self.fetch_proposal(out);
+    }
+
+    fn fetch_proposal(&self, out: &mut Vec<Cmd>) {
+        if let Some(id) = self.selected_proposal().map(|p| p.id) {
+            let preview = self.show_preview;
+            out.push(Cmd::Fetch(Fetch::Proposal(id)));
+            if preview {
+                out.push(Cmd::Preview(id));
+            }
+        }
+    }
+
+    /// A user action while the approvals are on screen.
+    pub fn update(&mut self, action: Action, screen: Screen, out: &mut Vec<Cmd>) {
+        let page = screen.page_rows;
+        match action {
+            a if a.is_move() => {
+                let moved = move_selection(&mut self.selected, self.list.len(), action, page);
+                if moved {
+                    self.scroll = 0;
+                    self.fetch_proposal(out);
+                }
+            }
+            Action::DetailDown | Action::DetailUp => {
+                scroll(&mut self.scroll, action);
+            }
+            Action::Preview => {
+                self.show_preview = !self.show_preview;
+                self.scroll = 0;
+                if self.show_preview {
+                    if let Some(id) = self.selected_proposal().map(|p| p.id) {
+                        out.push(Cmd::Preview(id));
+                    }
+                }
+            }
+            Action::ToggleAll => {
+                self.all = !self.all;
+                self.selected = 0;
+                let all = self.all;
+                out.push(Cmd::Fetch(Fetch::Proposals { all }));
+            }
+            Action::Back => self.show_preview = false,
+            Action::Approve | Action::Reject => {
+                let Some(p) = self.selected_proposal() else {
+                    out.push(Cmd::Notice {
+                        text: "no proposal selected".into(),
+                        error: true,
+                    });
+                    return;
+                };
+                if !matches!(p.status, ProposalStatus::Pending) {
+                    out.push(Cmd::Notice {
+                        text: format!("proposal #{} is already decided", p.id),
+                        error: true,
+                    });
+                    return;
+                }
+                let purpose = if action == Action::Approve {
+                    InputPurpose::ApproveComment { id: p.id }
+                } else {
+                    InputPurpose::RejectComment { id: p.id }
+                };
+                out.push(Cmd::Open(Overlay::Input(Input::new(
+                    purpose,
+                    String::new(),
+                ))));
+            }
+            _ => {}
+        }
+    }
+
+    /// Enter in the comment popup: the decision goes to a confirmation. A
+    /// rejection without a reason stays open.
+    pub fn submit(&self, mut input: Input, out: &mut Vec<Cmd>) {
+        match input.purpose.clone() {
+            InputPurpose::ApproveComment { id } => {
+                let comment = input.text.trim().to_string();
+                let template = self.proposal_name(id);
+                out.push(Cmd::Open(Overlay::Confirm(Confirm {
+                    title: format!("Approve proposal #{id}"),
+                    lines: vec![
+                        format!("{template} becomes the version in force at once:"),
+                        "rendered unsent messages are re-rendered with it.".into(),
+                        format!(
+                            "Comment: {}",
+                            if comment.is_empty() {
+                                "(none)"
+                            } else {
+                                &comment
+                            }
+                        ),
+                    ],
+                    act: Act::Approve { id, comment },
+                })));
+            }
+            InputPurpose::RejectComment { id } => {
+                let comment = input.text.trim().to_string();
+                if comment.is_empty() {
+                    input.error = Some("say why: the author reads it".into());
+                    out.push(Cmd::Open(Overlay::Input(input)));
+                    return;
+                }
+                let template = self.proposal_name(id);
+                out.push(Cmd::Open(Overlay::Confirm(Confirm {
+                    title: format!("Reject proposal #{id}"),
+                    lines: vec![
+                        format!("{template} stays as it is."),
+                        format!("Reason: {comment}"),
+                    ],
+                    act: Act::Reject { id, comment },
+                })));
+            }
+            // Not a comment: the app routes only comments here.
+            InputPurpose::QueueFilter | InputPurpose::AuditFilter => {}
+        }
+    }
+
+    fn proposal_name(&self, id: u64) -> String {
+        self.list
+            .iter()
+            .find(|p| p.id == id)
+            .map(|p| p.template.clone())
+            .unwrap_or_else(|| format!("proposal #{id}"))
+    }
+
+    /// The daemon says something changed: read again when it is about
+    /// approvals.
+    pub fn on_changed(&self, c: &Changes, out: &mut Vec<Cmd>) {
+        if c.topics.contains(&Topic::Approvals) {
+            self.fetch(out);
+        }
+    }
+
+    /// The selected proposal's diff came.
+    pub fn on_detail(&mut self, detail: ProposalDetail) -> bool {
+        replace(&mut self.detail, Some(detail))
+    }
+
+    /// A preview came.
+    pub fn on_preview(&mut self, preview: Preview) -> bool {
+        replace(&mut self.preview, Some(preview))
+    }
+
+    /// The proposals came; returns whether the screen must be redrawn.
+    pub fn on_list(&mut self, list: Vec<Proposal>, out: &mut Vec<Cmd>) -> bool {
+        if self.list == list {
+            return false;
+        }
+        let selected_id = self.selected_proposal().map(|p| p.id);
+        self.list = list;
+        self.selected = selected_id
+            .and_then(|id| self.list.iter().position(|p| p.id == id))
+            .unwrap_or(self.selected)
+            .min(self.list.len().saturating_sub(1));
+        if self.current_detail().is_none() {
+            self.fetch_proposal(out);
+        }
+        true
+    }
+}
+
+// ---- drawing ----
+
+impl ApprovalsView {
+    /// Paints the view into `area`; changes nothing.
+    pub fn draw(&self, frame: &mut Frame, area: Rect) {
+        let list_rows =
+            (self.list.len() as u16 + 2).clamp(3, if area.height > 30 { 12 } else { 7 });
+        let (list, detail) = if area.width >= WIDE {
+            let [l, d] =
+                Layout::horizontal([Constraint::Percentage(40), Constraint::Percentage(60)])
+                    .spacing(2)
+                    .areas(area);
+            (l, d)
+        } else {
+            let [l, d] =
+                Layout::vertical([Constraint::Length(list_rows), Constraint::Min(0)]).areas(area);
+            (l, d)
+        };
+        draw_list(frame, list, self);
+        if self.show_preview {
+            draw_preview(frame, detail, self);
+        } else {
+            draw_diff(frame, detail, self);
+        }
+    }
+}
+
+fn status_cell(s: &ProposalStatus) -> Cell<'static> {
+    match s {
+        ProposalStatus::Pending => Cell::from("pending").yellow().bold(),
+        ProposalStatus::Approved { version, .. } => Cell::from(format!("v{version}")).green(),
+        ProposalStatus::Rejected { .. } => Cell::from("rejected").red(),
+    }
+}
+
+fn draw_list(frame: &mut Frame, area: Rect, a: &ApprovalsView) {
+    let which = if a.all { "all" } else { "pending" };
+    let block = pane(format!(" Proposals, {which} ({}) ", a.list.len()), true);
+    if a.list.is_empty() {
+        let text = if a.all {
+            "No proposals yet."
+        } else {
+            "Nothing waits for approval. A shows decided ones too."
+        };
+        frame.render_widget(Paragraph::new(text).block(block), area);
+        return;
+    }
+    let visible = usize::from(area.height.saturating_sub(2)).max(1);
+    let top = page_top(a.selected, visible);
+    let rows = a
+        .list
+        .iter()
+        .enumerate()
+        .skip(top)
+        .take(visible)
+        .map(|(i, p)| {
+            let style = if i == a.selected {
+                Style::new().reversed()
+            } else {
+                Style::new()
+            };
+            Row::new(vec![
+                Cell::from(format!("#{}", p.id)),
+                Cell::from(p.template.clone()),
+                Cell::from(p.author.clone()),
+                Cell::from(format::time_short(p.created_at)),
+                status_cell(&p.status),
+                Cell::from(p.comment.clone()).style(dim()),
+            ])
+            .style(style)
+        });
+    let widths = [
+        Constraint::Length(4),
+        Constraint::Length(18),
+        Constraint::Length(10),
+        Constraint::Length(16),
+        Constraint::Length(8),
+        Constraint::Fill(1),
+    ];
+    frame.render_widget(
+        Table::new(rows, widths)
+            .header(header_row(&[
+                ("#", false),
+                ("Template", false),
+                ("Author", false),
+                ("Proposed", false),
+                ("Status", false),
+                ("Comment", false),
+            ]))
+            .block(block)
+            .column_spacing(1),
+        area,
+    );
+}
+
+/// A unified diff line by line: additions green, removals red, hunks cyan.
+pub fn diff_lines(diff: &str) -> Vec<Line<'static>> {
+    diff.lines()
+        .map(|l| {
+            let style = if l.starts_with("+++") || l.starts_with("---") {
+                Style::new().bold()
+            } else if l.starts_with('+') {
+                Style::new().green()
+            } else if l.starts_with('-') {
+                Style::new().red()
+            } else if l.starts_with("@@") {
+                Style::new().cyan()
+            } else {
+                Style::new()
+            };
+            Line::from(format::visible(l).into_owned()).style(style)
+        })
+        .collect()
+}
+
+fn detail_header(d: &ProposalDetail) -> Vec<Line<'static>> {
+    let p = &d.proposal;
+    let base = match (p.base_version, p.rollback_to) {
+        (0, _) => "a new template".to_string(),
+        (b, Some(to)) => format!("v{b}, back to the text of v{to}"),
+        (b, None) => format!("v{b}"),
+    };
+    let mut lines = vec![Line::from(vec![
+        Span::from(format!("{} ", p.template)).bold(),
+        Span::from(format!("from {base}, in force now v{}", d.current_version)),
+    ])];
+    lines.push(Line::from(format!("by {} · {}", p.author, p.comment)).style(dim()));
+    if let ProposalStatus::Approved { by, comment, .. }
+    | ProposalStatus::Rejected { by, comment, .. } = &p.status
+    {
+        lines.push(Line::from(format!(
+            "{} by {by}: {comment}",
+            format::proposal_status(&p.status)
+        )));
+    }
+    lines.push(Line::from(""));
+    lines
+}
+
+fn draw_diff(frame: &mut Frame, area: Rect, a: &ApprovalsView) {
+    let block = pane(" Diff (p: preview) ".into(), false);
+    let Some(d) = a.current_detail() else {
+        let text = if a.list.is_empty() { "" } else { "loading…" };
+        frame.render_widget(Paragraph::new(text).style(dim()).block(block), area);
+        return;
+    };
+    let mut lines = detail_header(d);
+    lines.extend(diff_lines(&d.diff));
+    frame.render_widget(
+        Paragraph::new(Text::from(lines))
+            .block(block)
+            .scroll((a.scroll, 0)),
+        area,
+    );
+}
+
+fn preview_lines(p: &Preview) -> Vec<Line<'static>> {
+    let mut lines = vec![
+        Line::from(format!("for customer {} of {}", p.customer, p.tenant)).style(dim()),
+        Line::from(vec![
+            Span::from("Subject: ").bold(),
+            Span::from(p.subject.clone()),
+        ]),
+        Line::from(""),
+    ];
+    lines.extend(p.text.lines().map(|l| Line::from(l.to_string())));
+    if !p.letter.is_empty() {
+        lines.push(Line::from(""));
+        lines.push(Line::from("Letter").bold().underlined());
+        lines.extend(p.letter.lines().map(|l| Line::from(l.to_string())));
+    }
+    lines
+}
+
+fn draw_preview(frame: &mut Frame, area: Rect, a: &ApprovalsView) {
+    let block = pane(" Preview (p: diff) ".into(), false);
+    match a.current_preview() {
+        Some(p) => frame.render_widget(
+            Paragraph::new(Text::from(preview_lines(p)))
+                .block(block)
+                .wrap(Wrap { trim: false })
+                .scroll((a.scroll, 0)),
+            area,
+        ),
+        None => frame.render_widget(Paragraph::new("rendering…").style(dim()).block(block), area),
+    }
+}

@@ -1,0 +1,151 @@
+//! The messages between the console's state and its connection: what the
+//! state asks for ([`Effect`]: a [`Fetch`] or a confirmed [`Act`]) and what
+//! the connection reports ([`NetEvent`], carrying [`Data`]). Imports nothing
+//! else of the TUI, so the state never sees the socket and the connection
+//! never sees the state.
+
+use touchpoint_common::outbox::Message;
+use touchpoint_common::protocol::{
+    AuditEntry, Changes, CostRow, DaemonStatus, Identity, MessageAction, MessageContent, Overview,
+    Preview, Proposal, ProposalDetail, QueueFilter, QueuePage, TenantDetail, TenantSummary,
+};
+use touchpoint_common::TenantId;
+
+/// What the console asks the daemon for.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Fetch {
+    Status,
+    Overview,
+    Queue {
+        filter: QueueFilter,
+        offset: u64,
+        limit: u32,
+    },
+    Message {
+        tenant: TenantId,
+        id: u64,
+    },
+    Content {
+        tenant: TenantId,
+        id: u64,
+    },
+    Tenants,
+    Costs {
+        month: u32,
+    },
+    Tenant(TenantId),
+    Proposals {
+        all: bool,
+    },
+    Proposal(u64),
+    Preview {
+        id: u64,
+        tenant: TenantId,
+    },
+    Audit {
+        text: String,
+        limit: u32,
+    },
+}
+
+impl Fetch {
+    /// Fetches with the same key replace each other in the connection's
+    /// queue: only the newest is worth asking for.
+    pub fn key(&self) -> u8 {
+        match self {
+            Fetch::Status => 0,
+            Fetch::Overview => 1,
+            Fetch::Queue { .. } => 2,
+            Fetch::Message { .. } => 3,
+            Fetch::Content { .. } => 4,
+            Fetch::Tenants => 5,
+            Fetch::Costs { .. } => 6,
+            Fetch::Tenant(_) => 7,
+            Fetch::Proposals { .. } => 8,
+            Fetch::Proposal(_) => 9,
+            Fetch::Preview { .. } => 10,
+            Fetch::Audit { .. } => 11,
+        }
+    }
+}
+
+/// A state-changing request, sent only after the user confirmed it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Act {
+    Messages {
+        action: MessageAction,
+        /// Per tenant, the message ids.
+        targets: Vec<(TenantId, Vec<u64>)>,
+    },
+    Approve {
+        id: u64,
+        comment: String,
+    },
+    Reject {
+        id: u64,
+        comment: String,
+    },
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Effect {
+    Fetch(Fetch),
+    Act(Act),
+    /// Reconnect now when disconnected (fetches are re-sent on connect).
+    Reconnect,
+}
+
+/// An answer the connection received.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Data {
+    Status(Box<DaemonStatus>),
+    Overview(Box<Overview>),
+    Queue(Box<QueuePage>),
+    Message {
+        tenant: TenantId,
+        message: Box<Message>,
+    },
+    Content(Box<MessageContent>),
+    Tenants(Vec<TenantSummary>),
+    Costs {
+        month: u32,
+        rows: Vec<CostRow>,
+    },
+    Tenant(Box<TenantDetail>),
+    Proposals(Vec<Proposal>),
+    Proposal(Box<ProposalDetail>),
+    Preview(Box<Preview>),
+    Audit {
+        text: String,
+        entries: Vec<AuditEntry>,
+    },
+}
+
+/// What the connection task reports.
+#[derive(Clone, Debug, PartialEq)]
+pub enum NetEvent {
+    Connecting {
+        attempt: u32,
+    },
+    Connected {
+        daemon: String,
+        identity: Identity,
+    },
+    Disconnected {
+        error: String,
+        attempt: u32,
+    },
+    Data(Data),
+    /// The daemon says something changed.
+    Changed(Changes),
+    /// A request the daemon refused or that failed; the connection is fine.
+    Failed {
+        what: &'static str,
+        error: String,
+    },
+    /// A confirmed action was carried out: what happened, in words.
+    Acted {
+        summary: String,
+        ok: bool,
+    },
+}

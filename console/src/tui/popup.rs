@@ -1,0 +1,239 @@
+//! The popups over a view: a one-line text [`Input`], a y/n [`Confirm`]ation
+//! before anything is sent, and the `?` help generated from the keymap.
+//! Each owns its state, its editing and its drawing; which one is open is
+//! the app's [`Overlay`].
+
+use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::style::Stylize;
+use ratatui::text::{Line, Span, Text};
+use ratatui::widgets::{Block, Cell, Clear, Row, Table};
+use ratatui::Frame;
+
+use super::action::{Action, View};
+use super::keymap::{bindings_for, keys_label, Binding};
+use super::msg::Act;
+use super::widgets::{dim, draw_popup, popup_area};
+
+/// What a line of text typed into the input popup is for.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum InputPurpose {
+    QueueFilter,
+    AuditFilter,
+    ApproveComment { id: u64 },
+    RejectComment { id: u64 },
+}
+
+impl InputPurpose {
+    pub fn title(&self) -> String {
+        match self {
+            InputPurpose::QueueFilter => "Filter the queue".into(),
+            InputPurpose::AuditFilter => "Filter the audit log".into(),
+            InputPurpose::ApproveComment { id } => format!("Approve proposal #{id}: comment"),
+            InputPurpose::RejectComment { id } => format!("Reject proposal #{id}: reason"),
+        }
+    }
+
+    pub fn help(&self) -> &'static str {
+        match self {
+            InputPurpose::QueueFilter => {
+                "status:held,failed channel:email tenant:d001 service:x date:2026-11-01..2026-11-30 text"
+            }
+            InputPurpose::AuditFilter => "text in user, action, tenant, detail or outcome",
+            InputPurpose::ApproveComment { .. } => "optional; Enter to go on, Esc to cancel",
+            InputPurpose::RejectComment { .. } => "required; Enter to go on, Esc to cancel",
+        }
+    }
+}
+
+/// A one-line text input.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Input {
+    pub purpose: InputPurpose,
+    pub text: String,
+    /// Cursor position in characters.
+    pub cursor: usize,
+    pub error: Option<String>,
+}
+
+impl Input {
+    pub fn new(purpose: InputPurpose, text: String) -> Self {
+        let cursor = text.chars().count();
+        Self {
+            purpose,
+            text,
+            cursor,
+            error: None,
+        }
+    }
+
+    fn byte_at(&self, chars: usize) -> usize {
+        self.text
+            .char_indices()
+            .nth(chars)
+            .map(|(i, _)| i)
+            .unwrap_or(self.text.len())
+    }
+
+    /// Edits the text; false when the key is not an editing key.
+    pub fn edit(&mut self, key: &KeyEvent) -> bool {
+        let ctrl = key.modifiers.contains(KeyModifiers::CONTROL);
+        match key.code {
+            KeyCode::Char('u') if ctrl => {
+                self.text.clear();
+                self.cursor = 0;
+            }
+            KeyCode::Char('a') if ctrl => self.cursor = 0,
+            KeyCode::Char('e') if ctrl => self.cursor = self.text.chars().count(),
+            KeyCode::Char('w') if ctrl => {
+                let end = self.byte_at(self.cursor);
+                let head = self.text[..end].trim_end();
+                let start = head.rfind(' ').map(|i| i + 1).unwrap_or(0);
+                self.cursor = self.text[..start].chars().count();
+                self.text.replace_range(start..end, "");
+            }
+            KeyCode::Char(c) if !ctrl => {
+                let at = self.byte_at(self.cursor);
+                self.text.insert(at, c);
+                self.cursor += 1;
+            }
+            KeyCode::Backspace if self.cursor > 0 => {
+                self.cursor -= 1;
+                let at = self.byte_at(self.cursor);
+                self.text.remove(at);
+            }
+            KeyCode::Delete if self.cursor < self.text.chars().count() => {
+                let at = self.byte_at(self.cursor);
+                self.text.remove(at);
+            }
+            KeyCode::Left => self.cursor = self.cursor.saturating_sub(1),
+            KeyCode::Right => self.cursor = (self.cursor + 1).min(self.text.chars().count()),
+            KeyCode::Home => self.cursor = 0,
+            KeyCode::End => self.cursor = self.text.chars().count(),
+            KeyCode::Backspace | KeyCode::Delete => {}
+            _ => return false,
+        }
+        self.error = None;
+        true
+    }
+
+    pub fn draw(&self, frame: &mut Frame, area: Rect) {
+        let chars: Vec<char> = self.text.chars().collect();
+        let before: String = chars[..self.cursor.min(chars.len())].iter().collect();
+        let at: String = chars
+            .get(self.cursor)
+            .map(|c| c.to_string())
+            .unwrap_or_else(|| " ".into());
+        let after: String = chars
+            .get(self.cursor + 1..)
+            .map(|s| s.iter().collect())
+            .unwrap_or_default();
+        let mut lines = vec![
+            Line::from(vec![
+                Span::from("› ").bold(),
+                Span::from(before),
+                Span::from(at).reversed(),
+                Span::from(after),
+            ]),
+            Line::from(self.purpose.help()).style(dim()),
+        ];
+        if let Some(e) = &self.error {
+            lines.push(Line::from(e.clone()).red().bold());
+        }
+        lines.push(Line::from("Enter apply · Esc cancel · Ctrl-u clear").style(dim()));
+        draw_popup(frame, area, &self.purpose.title(), Text::from(lines), 90);
+    }
+}
+
+/// A question the user answers with y or n before anything is sent.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Confirm {
+    pub title: String,
+    pub lines: Vec<String>,
+    pub act: Act,
+}
+
+impl Confirm {
+    pub fn draw(&self, frame: &mut Frame, area: Rect) {
+        let mut text: Vec<Line> = self.lines.iter().map(|l| Line::from(l.clone())).collect();
+        text.push(Line::from(""));
+        text.push(Line::from(vec![
+            Span::from(" y ").reversed().bold(),
+            Span::from(" confirm   "),
+            Span::from(" n ").reversed(),
+            Span::from(" / Esc cancel"),
+        ]));
+        draw_popup(frame, area, &self.title, Text::from(text), 64);
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Overlay {
+    Help,
+    Input(Input),
+    Confirm(Confirm),
+}
+
+/// The `?` popup, generated from the keymap: the bindings of `view` the
+/// caller may use, the view's own first.
+pub fn draw_help(
+    frame: &mut Frame,
+    area: Rect,
+    view: View,
+    readonly: bool,
+    allowed: impl Fn(Action) -> bool,
+) {
+    let bindings = bindings_for(view, allowed);
+    let (own, global): (Vec<_>, Vec<_>) = bindings.into_iter().partition(|b| !b.views.is_empty());
+    let row = |b: &&Binding| {
+        Row::new(vec![
+            Cell::from(keys_label(b)).bold(),
+            Cell::from(b.description),
+        ])
+    };
+    let mut rows: Vec<Row> = Vec::new();
+    if !own.is_empty() {
+        rows.push(Row::new(vec![Cell::from(view.title()).underlined()]));
+        rows.extend(own.iter().map(row));
+        rows.push(Row::new(vec![Cell::from("")]));
+    }
+    rows.push(Row::new(vec![Cell::from("Everywhere").underlined()]));
+    rows.extend(global.iter().map(row));
+    if readonly {
+        rows.push(Row::new(vec![Cell::from("")]));
+        rows.push(Row::new(vec![
+            Cell::from(""),
+            Cell::from("read-only: no actions are offered").magenta(),
+        ]));
+    }
+    // Two columns when one does not fit the height.
+    let two = rows.len() + 2 > usize::from(area.height) && area.width >= 60;
+    let per_column = if two {
+        rows.len().div_ceil(2)
+    } else {
+        rows.len()
+    };
+    let height = u16::try_from(per_column + 2).unwrap_or(u16::MAX);
+    let width = if two {
+        area.width.min(120)
+    } else {
+        72.min(area.width)
+    };
+    let rect = popup_area(area, width, height);
+    frame.render_widget(Clear, rect);
+    let block = Block::bordered().title(Span::from(" Keys (? or Esc closes) ").bold());
+    let inner = block.inner(rect);
+    frame.render_widget(block, rect);
+    let widths = [
+        Constraint::Length(if two { 11 } else { 18 }),
+        Constraint::Fill(1),
+    ];
+    if two {
+        let right_rows = rows.split_off(per_column);
+        let [l, r] = Layout::horizontal([Constraint::Fill(1), Constraint::Fill(1)]).areas(inner);
+        frame.render_widget(Table::new(rows, widths), l);
+        frame.render_widget(Table::new(right_rows, widths), r);
+    } else {
+        frame.render_widget(Table::new(rows, widths), inner);
+    }
+}
