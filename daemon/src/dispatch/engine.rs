@@ -28,7 +28,7 @@ use chrono::{Local, TimeZone, Timelike};
 use tokio::sync::{mpsc, Notify};
 use tokio_util::sync::CancellationToken;
 use touchpoint_common::config::{DispatchConfig, SmtpTls};
-use touchpoint_common::domain::{Channel, Consent, Customer, Timestamp};
+use touchpoint_common::domain::{Channel, Consent, Customer, Timestamp, Vehicle};
 use touchpoint_common::outbox::{Message, MessageStatus, Step, Why};
 use touchpoint_common::policy::TenantPolicy;
 use touchpoint_common::protocol::{
@@ -331,6 +331,19 @@ pub fn letter_for(
         date: format!("{:02}.{:02}.{}", day.day(), day.month(), day.year()),
         body,
     }
+}
+
+/// The vehicles a message is about, as stored now, whoever holds them now:
+/// what its email, its letter and its shown content all name (a fleet
+/// holder has dozens; only these are read).
+fn vehicles_of_message(store: &TenantStore, m: &Message) -> Result<Vec<Vehicle>> {
+    let mut vehicles = Vec::new();
+    for vin in m.vins() {
+        if let Some(v) = store.vehicle(vin)? {
+            vehicles.push(v);
+        }
+    }
+    Ok(vehicles)
 }
 
 /// The postage a batch's manifest gives for one message, in cents.
@@ -1012,7 +1025,7 @@ impl Dispatcher {
             .customer(&m.recipient)
             .map_err(|e| e.to_string())?
             .ok_or_else(|| format!("customer {} no longer exists", m.recipient))?;
-        let vehicles = store.vehicles_of(&m.recipient).map_err(|e| e.to_string())?;
+        let vehicles = vehicles_of_message(store, m).map_err(|e| e.to_string())?;
         let input = RenderInput {
             brand: &p.brand,
             tenant,
@@ -1314,13 +1327,7 @@ impl Dispatcher {
         customer: &Customer,
         today: Date,
     ) -> std::result::Result<Outgoing, String> {
-        // Only the vehicles the message is about (a fleet holder has dozens).
-        let mut vehicles = Vec::new();
-        for vin in m.vins() {
-            if let Some(v) = store.vehicle(vin).map_err(|e| e.to_string())? {
-                vehicles.push(v);
-            }
-        }
+        let vehicles = vehicles_of_message(store, m).map_err(|e| e.to_string())?;
         let unsub = mime::unsubscribe_url(
             &p.brand.email.unsubscribe_url,
             store.id(),
@@ -1821,7 +1828,7 @@ impl Dispatcher {
         let mut letters_in = Vec::new();
         let mut failed = Vec::new();
         for (m, c) in &taken {
-            let vehicles = store.vehicles_of(&m.recipient)?;
+            let vehicles = vehicles_of_message(store, m)?;
             let input = RenderInput {
                 brand: &p.brand,
                 tenant,

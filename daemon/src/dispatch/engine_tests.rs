@@ -1054,7 +1054,12 @@ fn each_crash_an_email_is_in_flight_for_adds_one_resend_to_its_record() {
         assert_eq!(fx.message("d001", email.id).status, S::Queued);
         let jobs = started.claim(&store, &fx.p(), LATER, 8).unwrap();
         assert_eq!(jobs.len(), 1);
-        assert_eq!(started.status(&Scope::All, &[tid("d001")]).resent_after_crash, 1);
+        assert_eq!(
+            started
+                .status(&Scope::All, &[tid("d001")])
+                .resent_after_crash,
+            1
+        );
         d = Some(started);
     }
     drop(d);
@@ -1200,6 +1205,34 @@ fn a_letter_batch_writes_pdf_and_manifest_and_books_each_letters_postage() {
 
     // Nothing left: no second batch.
     assert!(fx.d.letter_batch(&store, &fx.p(), now()).unwrap().is_none());
+}
+
+/// A letter says what its email and its shown content say: the vehicles
+/// its message is about, even one that has changed holder since planning
+/// (the printed letter named none while the email and the console did).
+#[test]
+fn a_letter_names_the_vehicle_its_message_is_about_after_the_vehicle_changed_holder() {
+    let fx = Fx::new();
+    customers(&fx, "d001", &["K1", "K2"]);
+    let store = fx.store("d001");
+    let day = today();
+    let letter = fx.queued(
+        "d001",
+        &draft(&store, "K1", Channel::Post, "service_due", Some(VIN_A), day),
+    );
+    // The dealer's next export: K1's car is K2's now.
+    fx.import("d001", &[], &[car(VIN_A, "K2", None)], &[]);
+    assert!(store.vehicles_of("K1").unwrap().is_empty());
+
+    let shown = crate::content::content(&fx.stores, &fx.p(), &tid("d001"), letter.id).unwrap();
+    let line = format!("Inspektion für Ihren Fjord (FIN {VIN_A}): fällig am");
+    assert!(shown.text.contains(&line), "{}", shown.text);
+
+    fx.d.letter_batch(&store, &fx.p(), now()).unwrap().unwrap();
+    let pdf = std::fs::read(fx.path("letters/d001").join(format!("d001-{day}-01.pdf"))).unwrap();
+    let printed = |needle: &str| pdf.windows(needle.len()).any(|w| w == needle.as_bytes());
+    assert!(printed(VIN_A), "the letter does not name {VIN_A}");
+    assert!(printed("Fjord"));
 }
 
 #[test]
