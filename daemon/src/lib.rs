@@ -19,6 +19,5 @@ pub mod overview;
 pub mod planner;
 pub mod policy;
 pub mod queue;
-#[path = "render/templates.rs"]
 pub mod render;
 pub mod store;

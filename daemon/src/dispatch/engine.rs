@@ -28,7 +28,7 @@ use chrono::{Local, TimeZone, Timelike};
 use tokio::sync::{mpsc, Notify};
 use tokio_util::sync::CancellationToken;
 use touchpoint_common::config::{DispatchConfig, SmtpTls};
-use touchpoint_common::domain::{Channel, Consent, Customer, Timestamp, Vehicle};
+use touchpoint_common::domain::{Channel, Consent, Customer, Timestamp};
 use touchpoint_common::outbox::{Message, MessageStatus, Step, Why};
 use touchpoint_common::policy::TenantPolicy;
 use touchpoint_common::protocol::{
@@ -39,7 +39,6 @@ use touchpoint_common::{Date, TenantId};
 
 use super::letters::{self, BatchRequest};
 use super::mime::{self, Dkim, MailParts, Outgoing};
-use super::pdf::Letter;
 use super::smtp::{Delivery, Relay};
 use super::spool::Spool;
 use super::throttle::{Throttles, Wait};
@@ -48,7 +47,7 @@ use crate::config::DispatchPaths;
 use crate::ledger;
 use crate::planner::consent::{self, People};
 use crate::policy::{Policies, PolicyHandle};
-use crate::render::{RenderInput, Renderer};
+use crate::render::{self, Context, InForce, MaterialSource, Renderer};
 use crate::store::{Change, StoreError, Stores, TenantStore};
 
 use MessageStatus as S;
@@ -120,10 +119,6 @@ enum ErrorAbout {
 struct State {
     throttles: Throttles,
     pauses: Vec<Pause>,
-    renderer: Option<(u64, Arc<Renderer>)>,
-    /// Per tenant, under the renderer's key: its policy with the approved
-    /// slots when they differ from its file's (None: the file's).
-    approved: HashMap<TenantId, (u64, Option<Arc<TenantPolicy>>)>,
     /// Tenants whose interrupted sends were looked at since the start.
     recovered: HashSet<TenantId>,
     /// When each tenant's planned messages were last looked at.
@@ -184,11 +179,9 @@ pub struct Dispatcher {
     state: Mutex<State>,
     counters: Counters,
     wake: Notify,
-    /// The versions of brand material in force; without it, the policy
-    /// files' templates (tests, benchmarks).
-    material: Option<Arc<crate::approvals::Material>>,
-    /// Bumped when an approval changes the material in force.
-    material_generation: AtomicU64,
+    /// The brand material in force, compiled; without a source, the
+    /// policy files' templates and slots (tests, benchmarks).
+    in_force: InForce,
     /// Messages handed to a transport per minute.
     throughput: super::throughput::Throughput,
     /// Per tenant, under its data version: who is one person (merges).
@@ -280,70 +273,6 @@ fn domain_of(address: &str) -> String {
         .rsplit_once('@')
         .map(|(_, d)| d.trim().to_ascii_lowercase())
         .unwrap_or_default()
-}
-
-/// A letter as the lettershop prints it: the dealer's sender line and
-/// information block (DIN 5008 form B), the customer's address, the body.
-pub fn letter_for(
-    tenant: &TenantPolicy,
-    c: &Customer,
-    m: &Message,
-    body: String,
-    day: Date,
-) -> Letter {
-    let sender = &tenant.sender;
-    let dealer_name = if sender.name.is_empty() {
-        tenant.tenant.name.clone()
-    } else {
-        sender.name.clone()
-    };
-    let sender_line = [
-        dealer_name.clone(),
-        sender.street.clone(),
-        format!("{} {}", sender.postcode, sender.city),
-    ]
-    .into_iter()
-    .filter(|s| !s.trim().is_empty())
-    .collect::<Vec<_>>()
-    .join(" · ");
-    let mut info = vec![dealer_name];
-    if !sender.phone.is_empty() {
-        info.push(format!("Telefon {}", sender.phone));
-    }
-    if !sender.email.is_empty() {
-        info.push(sender.email.clone());
-    }
-    let a = &c.address;
-    let mut address = vec![c.display_name()];
-    address.push(format!("{} {}", a.street, a.house_no).trim().to_string());
-    address.push(format!("{} {}", a.postcode, a.city));
-    if !a.country.is_empty() && a.country != "DE" {
-        address.push(a.country.clone());
-    }
-    Letter {
-        message: m.id,
-        recipient: m.recipient.clone(),
-        address,
-        postcode: a.postcode.clone(),
-        sender_line,
-        info,
-        logo: tenant.slots.get("logo").cloned(),
-        date: format!("{:02}.{:02}.{}", day.day(), day.month(), day.year()),
-        body,
-    }
-}
-
-/// The vehicles a message is about, as stored now, whoever holds them now:
-/// what its email, its letter and its shown content all name (a fleet
-/// holder has dozens; only these are read).
-fn vehicles_of_message(store: &TenantStore, m: &Message) -> Result<Vec<Vehicle>> {
-    let mut vehicles = Vec::new();
-    for vin in m.vins() {
-        if let Some(v) = store.vehicle(vin)? {
-            vehicles.push(v);
-        }
-    }
-    Ok(vehicles)
 }
 
 /// The postage a batch's manifest gives for one message, in cents.
@@ -475,22 +404,21 @@ impl Dispatcher {
             }),
             counters: Counters::default(),
             wake: Notify::new(),
-            material: None,
-            material_generation: AtomicU64::new(0),
+            in_force: InForce::new(None),
             throughput: Default::default(),
             people: Mutex::new(HashMap::new()),
         })
     }
 
-    /// Renders with the brand material in force in the central store.
-    pub fn with_material(mut self, m: Arc<crate::approvals::Material>) -> Self {
-        self.material = Some(m);
+    /// Renders with the brand material in force in `source` (approvals').
+    pub fn with_material(mut self, source: Arc<dyn MaterialSource>) -> Self {
+        self.in_force = InForce::new(Some(source));
         self
     }
 
     /// The material in force changed (an approval): render with it from now on.
     pub fn material_changed(&self) {
-        self.material_generation.fetch_add(1, Ordering::Relaxed);
+        self.in_force.changed();
     }
 
     /// Who is one person in a tenant, as its data is now: read again only
@@ -528,63 +456,17 @@ impl Dispatcher {
         self.wake.notify_one();
     }
 
-    fn material_key(&self, p: &Policies) -> u64 {
-        p.fingerprint
-            .wrapping_mul(31)
-            .wrapping_add(self.material_generation.load(Ordering::Relaxed))
-    }
-
     /// The dealer's policy messages are rendered with, when it is not its
-    /// file's: with the brand reviewing dealers' slots, its slots are the
-    /// approved ones until a change of its file is approved. `None`: render
-    /// with `p.tenant(id)`. Read from the store once per policy and approval.
+    /// file's ([`render::material::tenant_in_force`]); `None`: render with
+    /// `p.tenant(id)`.
     fn approved_tenant(&self, p: &Policies, id: &TenantId) -> Result<Option<Arc<TenantPolicy>>> {
-        let (Some(m), Some(file)) = (&self.material, p.tenant(id)) else {
-            return Ok(None);
-        };
-        if !p.brand.review.dealer_slots {
-            return Ok(None);
-        }
-        let key = self.material_key(p);
-        if let Some((k, t)) = self.state().approved.get(id) {
-            if *k == key {
-                return Ok(t.clone());
-            }
-        }
-        let approved = m
-            .slots_in_force(id)
-            .map_err(|e| DispatchError::Setup(format!("approved slots of {id}: {e}")))?;
-        // Not seeded yet (a dealer just added): its file is what version 1 will be.
-        let t = approved.filter(|s| *s != file.slots).map(|slots| {
-            let mut t = file.clone();
-            t.slots = slots;
-            Arc::new(t)
-        });
-        self.state().approved.insert(id.clone(), (key, t.clone()));
-        Ok(t)
+        self.in_force
+            .tenant(p, id)
+            .map_err(|e| DispatchError::Setup(format!("approved slots of {id}: {e}")))
     }
 
     fn renderer(&self, p: &Policies) -> std::result::Result<Arc<Renderer>, String> {
-        let key = self.material_key(p);
-        if let Some((k, r)) = &self.state().renderer {
-            if *k == key {
-                return Ok(r.clone());
-            }
-        }
-        let r = match &self.material {
-            Some(m) => {
-                let mut templates = m.in_force().map_err(|e| e.to_string())?;
-                // A template only in the files (not seeded yet) still renders.
-                for (name, t) in &p.templates {
-                    templates.entry(name.clone()).or_insert_with(|| t.clone());
-                }
-                Renderer::from_templates(&templates)
-            }
-            None => Renderer::new(p),
-        };
-        let r = Arc::new(r.map_err(|e| e.to_string())?);
-        self.state().renderer = Some((key, r.clone()));
-        Ok(r)
+        self.in_force.renderer(p)
     }
 
     /// Re-renders every rendered, unsent message of `template` with the
@@ -1025,23 +907,15 @@ impl Dispatcher {
             .customer(&m.recipient)
             .map_err(|e| e.to_string())?
             .ok_or_else(|| format!("customer {} no longer exists", m.recipient))?;
-        let vehicles = vehicles_of_message(store, m).map_err(|e| e.to_string())?;
-        let input = RenderInput {
+        let vehicles = render::message_vehicles(store, m).map_err(|e| e.to_string())?;
+        let cx = Context {
+            renderer,
             brand: &p.brand,
             tenant,
-            customer: &customer,
-            vehicles: &vehicles,
-            message: m,
             today,
-            unsubscribe_url: Some("https://unsubscribe.invalid/"),
         };
-        match m.channel {
-            Channel::Email => renderer.email(&input).map(|_| ()),
-            Channel::Post => renderer.letter(&input).map(|_| ()),
-            Channel::Phone => Ok(()),
-        }
-        .map_err(|e| format!("template {}: {e}", m.template))?;
-        Ok(renderer.version(&m.template).unwrap_or(0))
+        cx.check(m, &customer, &vehicles)
+            .map_err(|e| format!("template {}: {e}", m.template))
     }
 
     // ----- email: claim ---------------------------------------------------------
@@ -1141,10 +1015,16 @@ impl Dispatcher {
             pending.push((m, customer, domain, to));
         }
         // Render and build the MIME of the group on both cores.
+        let cx = Context {
+            renderer: &renderer,
+            brand: &p.brand,
+            tenant,
+            today,
+        };
         let build = |group: &[(Message, Customer, String, String)]| {
             group
                 .iter()
-                .map(|(m, c, _, _)| self.build(store, p, &renderer, tenant, m, c, today))
+                .map(|(m, c, _, _)| self.build(store, p, &cx, m, c))
                 .collect::<Vec<_>>()
         };
         let built: Vec<std::result::Result<Outgoing, String>> = if pending.len() >= PARALLEL_BUILD {
@@ -1316,35 +1196,24 @@ impl Dispatcher {
         ))
     }
 
-    #[allow(clippy::too_many_arguments)]
     fn build(
         &self,
         store: &TenantStore,
         p: &Policies,
-        renderer: &Renderer,
-        tenant: &TenantPolicy,
+        cx: &Context,
         m: &Message,
         customer: &Customer,
-        today: Date,
     ) -> std::result::Result<Outgoing, String> {
-        let vehicles = vehicles_of_message(store, m).map_err(|e| e.to_string())?;
+        let tenant = cx.tenant;
+        let vehicles = render::message_vehicles(store, m).map_err(|e| e.to_string())?;
         let unsub = mime::unsubscribe_url(
             &p.brand.email.unsubscribe_url,
             store.id(),
             m.id,
             &self.secret,
         );
-        let input = RenderInput {
-            brand: &p.brand,
-            tenant,
-            customer,
-            vehicles: &vehicles,
-            message: m,
-            today,
-            unsubscribe_url: Some(&unsub),
-        };
-        let rendered = renderer
-            .email(&input)
+        let rendered = cx
+            .email(m, customer, &vehicles, &unsub)
             .map_err(|e| format!("template {}: {e}", m.template))?;
         let from = if tenant.sender.email.is_empty() {
             format!("noreply@{}", p.brand.email.bounce_domain)
@@ -1825,21 +1694,18 @@ impl Dispatcher {
         if taken.is_empty() {
             return Ok(None);
         }
+        let cx = Context {
+            renderer: &renderer,
+            brand: &p.brand,
+            tenant,
+            today: day,
+        };
         let mut letters_in = Vec::new();
         let mut failed = Vec::new();
         for (m, c) in &taken {
-            let vehicles = vehicles_of_message(store, m)?;
-            let input = RenderInput {
-                brand: &p.brand,
-                tenant,
-                customer: c,
-                vehicles: &vehicles,
-                message: m,
-                today: day,
-                unsubscribe_url: None,
-            };
-            match renderer.letter(&input) {
-                Ok(body) => letters_in.push(letter_for(tenant, c, m, body, day)),
+            let vehicles = render::message_vehicles(store, m)?;
+            match cx.letter(m, c, &vehicles) {
+                Ok(letter) => letters_in.push(letter),
                 Err(e) => failed.push((m.clone(), format!("template {}: {e}", m.template))),
             }
         }

@@ -31,7 +31,7 @@ use touchpoint_common::postage::Postage;
 use touchpoint_common::{Date, TenantId};
 
 use super::csv_out::{Cell, CsvOut};
-use super::pdf::{render_batch, Letter};
+use crate::render::pdf::{render_batch, Letter};
 
 /// One day's batch of one tenant.
 #[derive(Debug)]

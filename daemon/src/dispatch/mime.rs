@@ -1007,7 +1007,7 @@ mod tests {
     #[test]
     #[ignore]
     fn time_render_and_build() {
-        use crate::render::{RenderInput, Renderer};
+        use crate::render::{Context, Renderer};
         use touchpoint_common::domain::{Customer, Salutation, Vehicle};
         use touchpoint_common::outbox::Occasion;
         use touchpoint_common::policy::OccasionKind;
@@ -1039,6 +1039,12 @@ mod tests {
             reason: "66000 km projected on 2026-07-15 at 100 km/day".into(),
             value: 0,
         });
+        let cx = Context {
+            renderer: &renderer,
+            brand: &set.brand,
+            tenant: policy,
+            today: msg.send_on,
+        };
         let ed = key("test-ed25519.pem");
         let rsa = key("test-rsa.pem");
         let run = |n: u32, dkim: Option<&Dkim>| {
@@ -1046,16 +1052,7 @@ mod tests {
             let mut bytes = 0;
             for _ in 0..n {
                 let url = unsubscribe_url(&set.brand.email.unsubscribe_url, &t, msg.id, &SECRET);
-                let input = RenderInput {
-                    brand: &set.brand,
-                    tenant: policy,
-                    customer: &customer,
-                    vehicles: &vehicles,
-                    message: &msg,
-                    today: msg.send_on,
-                    unsubscribe_url: Some(&url),
-                };
-                let rendered = renderer.email(&input).unwrap();
+                let rendered = cx.email(&msg, &customer, &vehicles, &url).unwrap();
                 let parts = MailParts {
                     message: &msg,
                     tenant: &t,
@@ -1079,18 +1076,10 @@ mod tests {
         let (with_ed, _) = run(2000, Some(&ed));
         let (with_rsa, _) = run(200, Some(&rsa));
         println!("render + build, one email of {size} bytes: {plain:?} unsigned, {with_ed:?} Ed25519, {with_rsa:?} RSA-2048");
-        let input = RenderInput {
-            brand: &set.brand,
-            tenant: policy,
-            customer: &customer,
-            vehicles: &vehicles,
-            message: &msg,
-            today: msg.send_on,
-            unsubscribe_url: Some("https://x.example/u?t=1"),
-        };
         let start = std::time::Instant::now();
         for _ in 0..5000 {
-            renderer.email(&input).unwrap();
+            cx.email(&msg, &customer, &vehicles, "https://x.example/u?t=1")
+                .unwrap();
         }
         println!("render alone: {:?}", start.elapsed() / 5000);
     }

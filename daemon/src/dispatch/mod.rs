@@ -8,7 +8,6 @@ pub mod csv_out;
 pub mod engine;
 pub mod letters;
 pub mod mime;
-pub mod pdf;
 pub mod smtp;
 pub mod spool;
 pub mod throttle;
