@@ -789,7 +789,7 @@ async fn handle(
                     &stores,
                     &crate::overview::Sources {
                         policies: &policies,
-                        dispatcher: dispatcher.as_deref(),
+                        dispatch: dispatcher.as_ref().map(|d| d.snapshot(&ctx_who.scope)),
                         material: material.as_deref(),
                     },
                     &ctx_who.scope,

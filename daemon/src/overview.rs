@@ -3,8 +3,10 @@
 //! throttles and pauses, the policy in force, and what needs attention.
 //!
 //! Message figures come from each tenant's outbox index (no message is
-//! read), money from the ledger, the rest from dispatch's and the policy
-//! handle's status. "Today" is the daemon's local day, as dispatch uses it.
+//! read), money from the ledger, the rest from a dispatch snapshot and the
+//! policy handle's status. "Today" is the daemon's local day, as dispatch
+//! uses it. A read model: it reads [`Snapshot`], never the live
+//! `Dispatcher`.
 
 use chrono::TimeZone;
 use touchpoint_common::domain::Timestamp;
@@ -14,6 +16,7 @@ use touchpoint_common::protocol::{
 };
 use touchpoint_common::{Date, TenantId};
 
+use crate::dispatch::Snapshot;
 use crate::ledger::money;
 use crate::policy::{Policies, PolicyHandle};
 use crate::store::index::OutboxStats;
@@ -29,7 +32,10 @@ pub const BUDGET_WARNING_PERCENT: i64 = 90;
 /// What the overview is computed from besides the stores.
 pub struct Sources<'a> {
     pub policies: &'a PolicyHandle,
-    pub dispatcher: Option<&'a crate::dispatch::Dispatcher>,
+    /// Dispatch's state, taken for the scope the overview is for
+    /// ([`crate::dispatch::Dispatcher::snapshot`]); `None`: dispatch does
+    /// not run.
+    pub dispatch: Option<Snapshot>,
     pub material: Option<&'a crate::approvals::Material>,
 }
 
@@ -213,8 +219,8 @@ pub fn overview(stores: &Stores, src: &Sources, scope: &Scope) -> Result<Overvie
     let today = Date::today();
     let month = month_of(today);
     let tenants = tenants_in_scope(&p, scope);
-    let status = src.dispatcher.map(|d| d.status(scope, &tenants));
-    let dispatch_enabled = status.as_ref().is_some_and(|s| s.enabled);
+    let snapshot = src.dispatch.as_ref();
+    let dispatch_enabled = snapshot.is_some_and(|s| s.enabled());
     let stuck_before = ((now.0 / 60_000) as u32).saturating_sub(STUCK_WARNING_MIN);
     let mut days = Vec::new();
     let mut total = DayCounts::default();
@@ -222,7 +228,7 @@ pub fn overview(stores: &Stores, src: &Sources, scope: &Scope) -> Result<Overvie
     let mut figures = Vec::new();
     for t in &tenants {
         let store = stores.tenant(t)?;
-        let paused = |service: &str| src.dispatcher.is_some_and(|d| d.is_paused(t, service));
+        let paused = |service: &str| snapshot.is_some_and(|d| d.is_paused(t, service));
         let stats = store.with_index(|ix| ix.stats(today, stuck_before, paused))?;
         total.add(&stats.today);
         let policy = p.tenant(t);
@@ -268,20 +274,13 @@ pub fn overview(stores: &Stores, src: &Sources, scope: &Scope) -> Result<Overvie
         });
     }
     let policy = src.policies.status_for(scope);
-    // Dispatch's status is scoped already: pauses and throttles of other
+    // The snapshot is scoped already: pauses and throttles of other
     // tenants are not in it.
-    let paused: Vec<Pause> = status
-        .as_ref()
-        .map(|s| s.paused.clone())
-        .unwrap_or_default();
-    let throttles = status
-        .as_ref()
-        .map(|s| s.throttles.clone())
-        .unwrap_or_default();
-    let relay_down_until = status.as_ref().and_then(|s| s.relay_down_until);
-    let dispatch_error = status
-        .as_ref()
-        .map(|s| s.last_error.clone())
+    let paused: Vec<Pause> = snapshot.map(|s| s.paused().to_vec()).unwrap_or_default();
+    let throttles = snapshot.map(|s| s.throttles().to_vec()).unwrap_or_default();
+    let relay_down_until = snapshot.and_then(|s| s.relay_down_until());
+    let dispatch_error = snapshot
+        .map(|s| s.last_error().to_string())
         .unwrap_or_default();
     let alerts = alerts(&AlertInputs {
         now,
@@ -302,10 +301,9 @@ pub fn overview(stores: &Stores, src: &Sources, scope: &Scope) -> Result<Overvie
         tenants: days,
         total,
         budgets,
-        throughput: src
-            .dispatcher
+        throughput: snapshot
             .filter(|_| dispatch_enabled)
-            .map(|d| d.throughput())
+            .map(|s| s.throughput().to_vec())
             .unwrap_or_else(|| vec![0; 60]),
         throttles: if dispatch_enabled {
             throttles
@@ -314,9 +312,8 @@ pub fn overview(stores: &Stores, src: &Sources, scope: &Scope) -> Result<Overvie
         },
         dispatch_enabled,
         transport: if dispatch_enabled {
-            status
-                .as_ref()
-                .map(|s| s.transport.clone())
+            snapshot
+                .map(|s| s.transport().to_string())
                 .unwrap_or_default()
         } else {
             String::new()

@@ -40,6 +40,7 @@ use touchpoint_common::{Date, TenantId};
 use super::letters::{self, BatchRequest};
 use super::mime::{self, Dkim, MailParts, Outgoing};
 use super::smtp::{Delivery, Relay};
+use super::snapshot::{Snapshot, Totals};
 use super::spool::Spool;
 use super::throttle::{Throttles, Wait};
 use super::{bounce, calls, verp};
@@ -2295,8 +2296,7 @@ impl Dispatcher {
     /// `tenants` (theirs), and of pauses, throttles and the last error only
     /// what names no other tenant.
     pub fn status(&self, scope: &Scope, tenants: &[TenantId]) -> DispatchStatus {
-        let now = Timestamp::now().0;
-        let today = today_local(now);
+        let today = today_local(Timestamp::now().0);
         let mut queues = Vec::new();
         for t in tenants {
             if let Ok(s) = self.stores.tenant(t) {
@@ -2310,6 +2310,14 @@ impl Dispatcher {
                 });
             }
         }
+        self.snapshot(scope).into_status(queues)
+    }
+
+    /// Dispatch's state now, cut to what a caller with `scope` may see: of
+    /// pauses, throttles and the last error only what names no other tenant.
+    pub fn snapshot(&self, scope: &Scope) -> Snapshot {
+        let now = Timestamp::now().0;
+        let throughput = self.throughput.last_hour(now);
         let mut st = self.state();
         let c = &self.counters;
         let last_error = match (&st.last_error_about, scope) {
@@ -2317,7 +2325,7 @@ impl Dispatcher {
             (ErrorAbout::Tenant(t), scope) if scope.allows(t) => st.last_error.clone(),
             _ => String::new(),
         };
-        DispatchStatus {
+        Snapshot {
             enabled: self.enabled,
             transport: self.transport_desc.clone(),
             paused: st
@@ -2335,32 +2343,23 @@ impl Dispatcher {
                     None => true,
                 })
                 .collect(),
-            queues,
-            sent_last_minute: st.throttles.sent_last_minute(now),
-            sent_total: c.sent.load(Ordering::Relaxed),
-            deferred_total: c.deferred.load(Ordering::Relaxed),
-            failed_total: c.failed.load(Ordering::Relaxed),
-            fallbacks_total: c.fallbacks.load(Ordering::Relaxed),
-            resent_after_crash: c.resent.load(Ordering::Relaxed),
-            resent_after_cut: c.resent_cut.load(Ordering::Relaxed),
-            bounces_processed: c.bounces.load(Ordering::Relaxed),
             relay_down_until: st.relay_down_until.filter(|t| *t > now).map(Timestamp),
             last_error,
-            unsubscribes_processed: c.unsubscribes.load(Ordering::Relaxed),
-            autoreplies_processed: c.autoreplies.load(Ordering::Relaxed),
-            mails_ignored: c.ignored.load(Ordering::Relaxed),
+            sent_last_minute: st.throttles.sent_last_minute(now),
+            totals: Totals {
+                sent: c.sent.load(Ordering::Relaxed),
+                deferred: c.deferred.load(Ordering::Relaxed),
+                failed: c.failed.load(Ordering::Relaxed),
+                fallbacks: c.fallbacks.load(Ordering::Relaxed),
+                resent_after_crash: c.resent.load(Ordering::Relaxed),
+                resent_after_cut: c.resent_cut.load(Ordering::Relaxed),
+                bounces: c.bounces.load(Ordering::Relaxed),
+                unsubscribes: c.unsubscribes.load(Ordering::Relaxed),
+                autoreplies: c.autoreplies.load(Ordering::Relaxed),
+                ignored: c.ignored.load(Ordering::Relaxed),
+            },
+            throughput,
         }
-    }
-
-    /// Messages handed to a transport per minute over the last hour,
-    /// oldest first, the current minute last.
-    pub fn throughput(&self) -> Vec<u64> {
-        self.throughput.last_hour(Timestamp::now().0)
-    }
-
-    /// Whether a pause in force covers messages of `service` of `tenant`.
-    pub fn is_paused(&self, tenant: &TenantId, service: &str) -> bool {
-        self.paused(tenant, service)
     }
 
     /// Where letter batches are written (for the console's messages).
