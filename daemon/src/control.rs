@@ -1294,7 +1294,7 @@ fn dispatch_request(
             ids,
             action,
         } => d
-            .act(&tenant, &ids, action, &who.user)
+            .apply_action(&tenant, &ids, action, &who.user)
             .map(Response::Actions)
             .unwrap_or_else(failed),
         Request::CallOutcomes { file_name, data } => d

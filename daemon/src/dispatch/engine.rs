@@ -474,16 +474,16 @@ impl Dispatcher {
     /// material in force (after an approval); queued ones are rendered when
     /// they go. Returns how many were re-rendered and how many held.
     pub fn rerender(&self, template: &str, why_line: &str) -> Result<(u64, u64)> {
-        self.rerender_where(None, Some(template), why_line)
+        self.rerender_matching(None, Some(template), why_line)
     }
 
     /// Re-renders every rendered, unsent message of `tenant` with its slots
     /// in force (after an approval of `slots/<tenant>`), as [`rerender`](Self::rerender).
     pub fn rerender_tenant_slots(&self, tenant: &TenantId, why_line: &str) -> Result<(u64, u64)> {
-        self.rerender_where(Some(tenant), None, why_line)
+        self.rerender_matching(Some(tenant), None, why_line)
     }
 
-    fn rerender_where(
+    fn rerender_matching(
         &self,
         only: Option<&TenantId>,
         template: Option<&str>,
@@ -512,7 +512,7 @@ impl Dispatcher {
                     continue;
                 }
                 let mut c = Change::new(m.clone(), m.clone());
-                match self.render_check(&store, &p, &renderer, tenant, &m, today) {
+                match self.check_renders(&store, &p, &renderer, tenant, &m, today) {
                     Ok(v) => {
                         c.after.dispatch.template_version = v;
                         let with = match template {
@@ -594,7 +594,7 @@ impl Dispatcher {
             }
             let free = self.max_in_flight.saturating_sub(in_flight);
             let me = self.clone();
-            let jobs = tokio::task::spawn_blocking(move || me.cycle(done, free, full))
+            let jobs = tokio::task::spawn_blocking(move || me.next_jobs(done, free, full))
                 .await
                 .unwrap_or_default();
             in_flight += jobs.len();
@@ -622,7 +622,12 @@ impl Dispatcher {
                         done.push(o);
                     }
                     in_flight -= done.len();
-                    self.clone().record_async(done).await;
+                    let me = self.clone();
+                    if let Err(e) =
+                        tokio::task::spawn_blocking(move || me.record_and_flush(done)).await
+                    {
+                        tracing::error!("recording send outcomes failed: {e}");
+                    }
                 }
                 _ => break,
             }
@@ -631,13 +636,6 @@ impl Dispatcher {
             r.close().await;
         }
         tracing::info!(left_in_flight = in_flight, "dispatch stopped");
-    }
-
-    async fn record_async(self: Arc<Self>, done: Vec<Outcome>) {
-        let me = self.clone();
-        if let Err(e) = tokio::task::spawn_blocking(move || me.record(done)).await {
-            tracing::error!("recording send outcomes failed: {e}");
-        }
     }
 
     async fn deliver(&self, job: &Job) -> Delivery {
@@ -664,14 +662,9 @@ impl Dispatcher {
     }
 
     /// One round over every tenant: bounces, recovery, release, batches,
-    /// then claim email up to `free` send slots.
-    /// One round, durably (see [`Dispatcher::cycle`]).
-    #[cfg(test)]
-    fn round(&self, free: usize, full: bool) -> Vec<Job> {
-        self.cycle(Vec::new(), free, full)
-    }
-
-    fn round_unflushed(&self, free: usize, full: bool) -> Vec<Job> {
+    /// then claim email up to `free` send slots. Written, not flushed: the
+    /// caller flushes before any job goes out.
+    fn advance_outboxes(&self, free: usize, full: bool) -> Vec<Job> {
         let now = Timestamp::now().0;
         let policies = self.policies.current();
         {
@@ -684,7 +677,7 @@ impl Dispatcher {
             }
         }
         if full {
-            if let Err(e) = self.read_bounces(&policies) {
+            if let Err(e) = self.read_bounce_maildir(&policies) {
                 self.note_error(None, format!("bounces: {e}"));
             }
         }
@@ -694,14 +687,14 @@ impl Dispatcher {
         for t in &tenants {
             let r = (|| -> Result<()> {
                 let store = self.stores.tenant(t)?;
-                self.recover(&store, &policies, now)?;
-                self.release(&store, &policies, now)?;
+                self.requeue_interrupted(&store, &policies, now)?;
+                self.release_due(&store, &policies, now)?;
                 // Once a day at batch_at; letters that turn up later (a
                 // fallback) wait for tomorrow's batch or an operator's
                 // `touchpoint batches`.
                 let today = today_local(now);
                 if full && batch_time && self.state().batched.get(t) != Some(&today) {
-                    self.batches(&store, &policies, now)?;
+                    self.close_batches(&store, &policies, now)?;
                     self.state().batched.insert(t.clone(), today);
                 }
                 if jobs.len() < free {
@@ -734,7 +727,7 @@ impl Dispatcher {
 
     /// Messages found sending when a tenant is first looked at: the daemon
     /// stopped while they were with a transport.
-    fn recover(&self, store: &TenantStore, p: &Policies, now: i64) -> Result<()> {
+    fn requeue_interrupted(&self, store: &TenantStore, p: &Policies, now: i64) -> Result<()> {
         if self.state().recovered.contains(store.id()) {
             return Ok(());
         }
@@ -823,7 +816,7 @@ impl Dispatcher {
 
     // ----- release: planned → rendered → queued ---------------------------------
 
-    fn release(&self, store: &TenantStore, p: &Policies, now: i64) -> Result<()> {
+    fn release_due(&self, store: &TenantStore, p: &Policies, now: i64) -> Result<()> {
         {
             let mut st = self.state();
             let woken = st.woken.remove(store.id());
@@ -859,7 +852,7 @@ impl Dispatcher {
             let due = send_moment(&m) <= now;
             let mut after = m.clone();
             if m.status == S::Planned {
-                match tenant.map(|t| self.render_check(store, p, &renderer, t, &m, today)) {
+                match tenant.map(|t| self.check_renders(store, p, &renderer, t, &m, today)) {
                     Some(Ok(version)) => {
                         after.dispatch.template_version = version;
                         after.set_status(
@@ -895,7 +888,7 @@ impl Dispatcher {
     }
 
     /// Renders a message once to catch what would fail at its send time.
-    fn render_check(
+    fn check_renders(
         &self,
         store: &TenantStore,
         p: &Policies,
@@ -978,7 +971,7 @@ impl Dispatcher {
                 break;
             }
             let Some((m, customer)) =
-                self.candidate(store, p, tenant, &people, id, now, &mut changes)?
+                self.claimable(store, p, tenant, &people, id, now, &mut changes)?
             else {
                 continue;
             };
@@ -1025,7 +1018,7 @@ impl Dispatcher {
         let build = |group: &[(Message, Customer, String, String)]| {
             group
                 .iter()
-                .map(|(m, c, _, _)| self.build(store, p, &cx, m, c))
+                .map(|(m, c, _, _)| self.build_email(store, p, &cx, m, c))
                 .collect::<Vec<_>>()
         };
         let built: Vec<std::result::Result<Outgoing, String>> = if pending.len() >= PARALLEL_BUILD {
@@ -1092,7 +1085,7 @@ impl Dispatcher {
     /// customer withdrawn consent or gone in a merge since planning; then it
     /// is cancelled into `changes`).
     #[allow(clippy::too_many_arguments)]
-    fn candidate(
+    fn claimable(
         &self,
         store: &TenantStore,
         p: &Policies,
@@ -1197,7 +1190,7 @@ impl Dispatcher {
         ))
     }
 
-    fn build(
+    fn build_email(
         &self,
         store: &TenantStore,
         p: &Policies,
@@ -1247,14 +1240,15 @@ impl Dispatcher {
 
     // ----- email: outcomes ------------------------------------------------------
 
-    /// Records outcomes, claims more and flushes every tenant written to
-    /// once, before the new jobs go out: one flush covers both.
-    fn cycle(&self, done: Vec<Outcome>, free: usize, full: bool) -> Vec<Job> {
+    /// Records outcomes, moves every outbox along and returns the email to
+    /// hand to the transport; flushes every tenant written to once, before
+    /// the new jobs go out: one flush covers both.
+    fn next_jobs(&self, done: Vec<Outcome>, free: usize, full: bool) -> Vec<Job> {
         if !done.is_empty() {
-            self.record_all(done);
+            self.record_outcomes(done);
         }
-        let jobs = self.round_unflushed(free, full);
-        match self.flush_pending() {
+        let jobs = self.advance_outboxes(free, full);
+        match self.flush_written() {
             Ok(()) => jobs,
             Err(e) => {
                 // Not durable: nothing goes out. The messages marked sending
@@ -1271,7 +1265,7 @@ impl Dispatcher {
     }
 
     /// Flushes the tenants written to since the last flush.
-    fn flush_pending(&self) -> Result<()> {
+    fn flush_written(&self) -> Result<()> {
         let tenants: Vec<TenantId> = self.state().unflushed.drain().collect();
         let mut first = None;
         for t in tenants {
@@ -1287,14 +1281,14 @@ impl Dispatcher {
     }
 
     /// Records outcomes, durably.
-    fn record(&self, done: Vec<Outcome>) {
-        self.record_all(done);
-        if let Err(e) = self.flush_pending() {
+    fn record_and_flush(&self, done: Vec<Outcome>) {
+        self.record_outcomes(done);
+        if let Err(e) = self.flush_written() {
             self.note_error(None, format!("flush: {e}"));
         }
     }
 
-    fn record_all(&self, done: Vec<Outcome>) {
+    fn record_outcomes(&self, done: Vec<Outcome>) {
         let now = Timestamp::now().0;
         let policies = self.policies.current();
         let mut by_tenant: BTreeMap<TenantId, Vec<Outcome>> = BTreeMap::new();
@@ -1302,13 +1296,13 @@ impl Dispatcher {
             by_tenant.entry(o.tenant.clone()).or_default().push(o);
         }
         for (t, outcomes) in by_tenant {
-            if let Err(e) = self.record_tenant(&t, outcomes, &policies, now) {
+            if let Err(e) = self.record_tenant_outcomes(&t, outcomes, &policies, now) {
                 self.note_error(Some(&t), format!("tenant {t}: recording outcomes: {e}"));
             }
         }
     }
 
-    fn record_tenant(
+    fn record_tenant_outcomes(
         &self,
         t: &TenantId,
         outcomes: Vec<Outcome>,
@@ -1566,12 +1560,17 @@ impl Dispatcher {
     // ----- letters and call tasks ----------------------------------------------
 
     /// Writes a letter batch and a call list of a tenant from what is queued.
-    fn batches(&self, store: &TenantStore, p: &Policies, now: i64) -> Result<Vec<BatchSummary>> {
+    fn close_batches(
+        &self,
+        store: &TenantStore,
+        p: &Policies,
+        now: i64,
+    ) -> Result<Vec<BatchSummary>> {
         let mut out = Vec::new();
-        if let Some(b) = self.letter_batch(store, p, now)? {
+        if let Some(b) = self.write_letter_batch(store, p, now)? {
             out.push(b);
         }
-        if let Some(b) = self.call_list(store, p, now)? {
+        if let Some(b) = self.write_call_list(store, p, now)? {
             out.push(b);
         }
         if !out.is_empty() {
@@ -1605,7 +1604,7 @@ impl Dispatcher {
         let mut budgets = ledger::DispatchBudgets::new(store, today);
         for id in ids {
             let Some((m, customer)) =
-                self.candidate(store, p, tenant, &people, id, now, &mut changes)?
+                self.claimable(store, p, tenant, &people, id, now, &mut changes)?
             else {
                 continue;
             };
@@ -1657,7 +1656,13 @@ impl Dispatcher {
     /// The first batch number of the day not yet used by a file of this
     /// tenant (a batch left incomplete by a crash keeps its number taken
     /// only until recovery removes it).
-    fn next_seq(&self, dir: &std::path::Path, tenant: &TenantId, prefix: &str, day: Date) -> u32 {
+    fn next_batch_seq(
+        &self,
+        dir: &std::path::Path,
+        tenant: &TenantId,
+        prefix: &str,
+        day: Date,
+    ) -> u32 {
         let stem = format!("{prefix}{tenant}-{day}-");
         let used: HashSet<u32> = std::fs::read_dir(dir.join(tenant.as_str()))
             .map(|rd| {
@@ -1673,7 +1678,7 @@ impl Dispatcher {
         (1..).find(|n| !used.contains(n)).unwrap_or(1)
     }
 
-    fn letter_batch(
+    fn write_letter_batch(
         &self,
         store: &TenantStore,
         p: &Policies,
@@ -1689,7 +1694,7 @@ impl Dispatcher {
         let renderer = self.renderer(p).map_err(DispatchError::Setup)?;
         let day = today_local(now);
         let _lock = store.plan_lock();
-        let seq = self.next_seq(&self.paths.letters, store.id(), "", day);
+        let seq = self.next_batch_seq(&self.paths.letters, store.id(), "", day);
         let batch = format!("{}-{day}-{seq:02}.pdf", store.id());
         let taken = self.take_batch(store, p, Channel::Post, &batch, now)?;
         if taken.is_empty() {
@@ -1810,7 +1815,7 @@ impl Dispatcher {
         }))
     }
 
-    fn call_list(
+    fn write_call_list(
         &self,
         store: &TenantStore,
         p: &Policies,
@@ -1824,7 +1829,7 @@ impl Dispatcher {
         };
         let day = today_local(now);
         let _lock = store.plan_lock();
-        let seq = self.next_seq(&self.paths.calls, store.id(), "calls-", day);
+        let seq = self.next_batch_seq(&self.paths.calls, store.id(), "calls-", day);
         let name = format!("calls-{}-{day}-{seq:02}.csv", store.id());
         let taken = self.take_batch(store, p, Channel::Phone, &name, now)?;
         if taken.is_empty() {
@@ -1901,10 +1906,10 @@ impl Dispatcher {
         let mut out = Vec::new();
         for t in tenants {
             let store = self.stores.tenant(t)?;
-            self.recover(&store, &p, now)?;
+            self.requeue_interrupted(&store, &p, now)?;
             self.state().woken.insert(t.clone());
-            self.release(&store, &p, now)?;
-            out.extend(self.batches(&store, &p, now)?);
+            self.release_due(&store, &p, now)?;
+            out.extend(self.close_batches(&store, &p, now)?);
         }
         Ok(out)
     }
@@ -2046,7 +2051,7 @@ impl Dispatcher {
 
     // ----- bounces and unsubscribes ---------------------------------------------
 
-    fn read_bounces(&self, p: &Policies) -> Result<()> {
+    fn read_bounce_maildir(&self, p: &Policies) -> Result<()> {
         let Some(root) = &self.paths.bounce_maildir else {
             return Ok(());
         };
@@ -2062,7 +2067,7 @@ impl Dispatcher {
                 }
             };
             let c = bounce::classify(&raw, &p.brand.email.bounce_domain, &self.secret);
-            let kind = match self.act_on(&c, p, &path) {
+            let kind = match self.handle_returned_mail(&c, p, &path) {
                 Ok(kind) => kind,
                 Err(e) => {
                     // Leave it in new/: tried again next round.
@@ -2083,7 +2088,7 @@ impl Dispatcher {
         Ok(())
     }
 
-    fn act_on(
+    fn handle_returned_mail(
         &self,
         c: &bounce::Classified,
         p: &Policies,
@@ -2187,7 +2192,7 @@ impl Dispatcher {
 
     // ----- operator actions -----------------------------------------------------
 
-    pub fn act(
+    pub fn apply_action(
         &self,
         tenant: &TenantId,
         ids: &[u64],

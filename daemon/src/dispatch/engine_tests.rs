@@ -1,9 +1,9 @@
 //! Unit tests of the dispatcher on a real temp-dir store: its private steps
-//! (release, claim, record, recover, batches, actions) driven one by one,
+//! (release, claim, record, requeue, batches, actions) driven one by one,
 //! with the shipped brand and two of its dealers, d001 (email and post) and
 //! d003 (also phone), and a subsidy of 50 % on `service_due`.
 //!
-//! Transport outcomes are handed to `record` as the relay would report them;
+//! Transport outcomes are handed to `record_and_flush` as the relay would report them;
 //! times the engine takes from the clock are bracketed by readings before and
 //! after, and later steps are driven at explicit times (`claim` takes `now`),
 //! so nothing waits.
@@ -162,15 +162,17 @@ impl Fx {
 
     /// Releases what is due now (as the next round would, without waiting
     /// for the release interval).
-    fn release(&self, t: &str) {
+    fn release_due(&self, t: &str) {
         self.d.wake(Some(&tid(t)));
-        self.d.release(&self.store(t), &self.p(), now()).unwrap();
+        self.d
+            .release_due(&self.store(t), &self.p(), now())
+            .unwrap();
     }
 
     /// Writes `m` and releases it: it is queued.
     fn queued(&self, t: &str, m: &Message) -> Message {
         self.put(t, m);
-        self.release(t);
+        self.release_due(t);
         let q = self.message(t, m.id);
         assert_eq!(q.status, S::Queued, "{:?}", q.history);
         q
@@ -193,7 +195,7 @@ impl Fx {
 
     fn act(&self, t: &str, ids: &[u64], a: MessageAction) -> Vec<std::result::Result<S, String>> {
         self.d
-            .act(&tid(t), ids, a, "op")
+            .apply_action(&tid(t), ids, a, "op")
             .unwrap()
             .into_iter()
             .map(|r| r.outcome)
@@ -409,7 +411,7 @@ fn an_email_planned_by_the_planner_goes_out_and_books_cost_and_brand_share() {
     assert_eq!(store.releasable(today).unwrap(), vec![planned.id]);
 
     // One round: released (rendered, queued) and claimed.
-    let jobs = fx.d.round(8, true);
+    let jobs = fx.d.next_jobs(Vec::new(), 8, true);
     assert_eq!(jobs.len(), 1);
     let job = &jobs[0];
     assert_eq!((job.id, job.domain.as_str()), (planned.id, "example.org"));
@@ -456,7 +458,7 @@ fn an_email_planned_by_the_planner_goes_out_and_books_cost_and_brand_share() {
         "{eml}"
     );
     assert!(eml.contains("List-Unsubscribe-Post: List-Unsubscribe=One-Click"));
-    fx.d.record(vec![outcome(job, delivery)]);
+    fx.d.record_and_flush(vec![outcome(job, delivery)]);
 
     let m = fx.message("d001", planned.id);
     assert_eq!(m.status, S::Sent);
@@ -516,7 +518,7 @@ fn a_4xx_defers_with_doubling_waits_and_after_the_maximum_age_becomes_a_letter()
     let jobs = fx.claim("d001", now(), 8);
     assert_eq!(jobs.len(), 1);
     let before = now();
-    fx.d.record(vec![outcome(
+    fx.d.record_and_flush(vec![outcome(
         &jobs[0],
         transient("4.7.1 greylisted, try later "),
     )]);
@@ -558,7 +560,7 @@ fn a_4xx_defers_with_doubling_waits_and_after_the_maximum_age_becomes_a_letter()
     assert_eq!(jobs.len(), 1);
     assert_eq!(fx.message("d001", email.id).dispatch.attempts, 2);
     let before = now();
-    fx.d.record(vec![outcome(
+    fx.d.record_and_flush(vec![outcome(
         &jobs[0],
         transient("4.7.1 greylisted, try later"),
     )]);
@@ -576,7 +578,7 @@ fn a_4xx_defers_with_doubling_waits_and_after_the_maximum_age_becomes_a_letter()
     let mut aged = fx.message("d001", email.id);
     aged.dispatch.first_attempt = Some(Timestamp(now() - 48 * 3_600_000 - 60_000));
     fx.rewrite("d001", aged);
-    fx.d.record(vec![outcome(
+    fx.d.record_and_flush(vec![outcome(
         &jobs[0],
         transient("4.7.1 greylisted, try later"),
     )]);
@@ -687,7 +689,7 @@ fn without_postal_consent_a_refused_email_fails_and_releases_its_reservation() {
     );
     let count = store.message_count();
     let jobs = fx.claim("d001", now(), 8);
-    fx.d.record(vec![outcome(
+    fx.d.record_and_flush(vec![outcome(
         &jobs[0],
         Delivery::Permanent {
             code: 554,
@@ -745,7 +747,7 @@ fn a_550_marks_the_address_bad_and_the_next_email_to_it_never_goes() {
     );
     let jobs = fx.claim("d001", now(), 8);
     let answer = "550 5.1.1 <k1@example.org>: Recipient address rejected: User unknown";
-    fx.d.record(vec![outcome(
+    fx.d.record_and_flush(vec![outcome(
         &jobs[0],
         Delivery::Permanent {
             code: 550,
@@ -817,7 +819,7 @@ fn an_unreachable_relay_requeues_without_an_attempt_and_backs_off_doubling_to_th
         assert_eq!(jobs.len(), 1, "round {round}");
         assert_eq!(fx.message("d001", email.id).dispatch.attempts, 1);
         let before = now();
-        fx.d.record(vec![outcome(
+        fx.d.record_and_flush(vec![outcome(
             &jobs[0],
             Delivery::Unreachable {
                 error: "connect: connection refused".into(),
@@ -859,13 +861,13 @@ fn an_unreachable_relay_requeues_without_an_attempt_and_backs_off_doubling_to_th
     );
 
     // A round now (five minutes before `at`) claims nothing.
-    assert!(fx.d.round(8, true).is_empty());
+    assert!(fx.d.next_jobs(Vec::new(), 8, true).is_empty());
     assert_eq!(fx.message("d001", email.id).status, S::Queued);
 
     // Once it passes, the message goes; a success resets the back-off.
     let jobs = fx.claim("d001", at, 8);
     assert_eq!(jobs.len(), 1);
-    fx.d.record(vec![outcome(
+    fx.d.record_and_flush(vec![outcome(
         &jobs[0],
         Delivery::Accepted {
             response: "250 2.0.0 Ok: queued as 4F2A1".into(),
@@ -946,7 +948,7 @@ fn recovery_requeues_email_found_sending_and_completes_letters_whose_manifest_ex
     assert_eq!(in_flight, vec![email.id, printed.id, unprinted.id]);
 
     let at = now();
-    fx.d.recover(&store, &fx.p(), at).unwrap();
+    fx.d.requeue_interrupted(&store, &fx.p(), at).unwrap();
 
     let m = fx.message("d001", email.id);
     assert_eq!(m.status, S::Queued);
@@ -1009,7 +1011,7 @@ fn recovery_requeues_email_found_sending_and_completes_letters_whose_manifest_ex
         ),
         "",
     );
-    fx.d.recover(&store, &fx.p(), now()).unwrap();
+    fx.d.requeue_interrupted(&store, &fx.p(), now()).unwrap();
     assert_eq!(fx.message("d001", now_sending.id).status, S::Sending);
     assert_eq!(
         fx.d.status(&Scope::All, &[tid("d001")]).resent_after_crash,
@@ -1050,7 +1052,7 @@ fn each_crash_an_email_is_in_flight_for_adds_one_resend_to_its_record() {
     let mut d = None;
     for _ in 0..3 {
         let started = fx.restarted();
-        started.recover(&store, &fx.p(), now()).unwrap();
+        started.requeue_interrupted(&store, &fx.p(), now()).unwrap();
         assert_eq!(fx.message("d001", email.id).status, S::Queued);
         let jobs = started.claim(&store, &fx.p(), LATER, 8).unwrap();
         assert_eq!(jobs.len(), 1);
@@ -1099,7 +1101,7 @@ fn recovery_completes_a_call_list_that_was_written() {
     );
     std::fs::create_dir_all(fx.path("calls/d003")).unwrap();
     std::fs::write(fx.path("calls/d003").join(&list), b"task,customer_no\n").unwrap();
-    fx.d.recover(&store, &fx.p(), now()).unwrap();
+    fx.d.requeue_interrupted(&store, &fx.p(), now()).unwrap();
     let m = fx.message("d003", called.id);
     assert_eq!(m.status, S::Sent);
     assert_eq!(
@@ -1153,7 +1155,10 @@ fn a_letter_batch_writes_pdf_and_manifest_and_books_each_letters_postage() {
     );
 
     let at = now();
-    let summary = fx.d.letter_batch(&store, &fx.p(), at).unwrap().unwrap();
+    let summary =
+        fx.d.write_letter_batch(&store, &fx.p(), at)
+            .unwrap()
+            .unwrap();
     let batch = format!("d001-{day}-01.pdf");
     let pdf = fx.path("letters/d001").join(&batch);
     let manifest = fx.path("letters/d001").join(batch.replace(".pdf", ".csv"));
@@ -1204,7 +1209,11 @@ fn a_letter_batch_writes_pdf_and_manifest_and_books_each_letters_postage() {
     assert_eq!(store.sent_on(day).unwrap(), 0);
 
     // Nothing left: no second batch.
-    assert!(fx.d.letter_batch(&store, &fx.p(), now()).unwrap().is_none());
+    assert!(fx
+        .d
+        .write_letter_batch(&store, &fx.p(), now())
+        .unwrap()
+        .is_none());
 }
 
 /// A letter says what its email and its shown content say: the vehicles
@@ -1228,7 +1237,9 @@ fn a_letter_names_the_vehicle_its_message_is_about_after_the_vehicle_changed_hol
     let line = format!("Inspektion für Ihren Fjord (FIN {VIN_A}): fällig am");
     assert!(shown.text.contains(&line), "{}", shown.text);
 
-    fx.d.letter_batch(&store, &fx.p(), now()).unwrap().unwrap();
+    fx.d.write_letter_batch(&store, &fx.p(), now())
+        .unwrap()
+        .unwrap();
     let pdf = std::fs::read(fx.path("letters/d001").join(format!("d001-{day}-01.pdf"))).unwrap();
     let printed = |needle: &str| pdf.windows(needle.len()).any(|w| w == needle.as_bytes());
     assert!(printed(VIN_A), "the letter does not name {VIN_A}");
@@ -1250,7 +1261,7 @@ fn a_template_that_fails_to_render_holds_the_message_when_released() {
     );
     m.template = "gone".into();
     fx.put("d001", &m);
-    fx.release("d001");
+    fx.release_due("d001");
     let held = fx.message("d001", m.id);
     let reason = "template gone: no template \"gone\" in the policy set";
     assert_eq!(held.status, S::Held);
@@ -1301,7 +1312,7 @@ fn a_quality_check_call_planned_by_the_planner_goes_out_in_the_days_call_list() 
     assert!(planned.send_on < today);
 
     // The round releases it and, batch time being 00:00, closes the list.
-    assert!(fx.d.round(8, true).is_empty());
+    assert!(fx.d.next_jobs(Vec::new(), 8, true).is_empty());
     let list = format!("calls-d003-{today}-01.csv");
     let path = fx.path("calls/d003").join(&list);
     let text = std::fs::read_to_string(&path).unwrap();
@@ -1336,7 +1347,7 @@ fn a_quality_check_call_planned_by_the_planner_goes_out_in_the_days_call_list() 
     let e = fx.ledger("d003", month_of(today), "quality_check");
     assert_eq!((e.booked, e.brand), (250, 0));
     // The day's list is closed: the next round writes none.
-    assert!(fx.d.round(8, true).is_empty());
+    assert!(fx.d.next_jobs(Vec::new(), 8, true).is_empty());
     assert!(!fx
         .path("calls/d003")
         .join(format!("calls-d003-{today}-02.csv"))
@@ -1425,7 +1436,7 @@ fn hold_release_cancel_and_retry_are_allowed_by_status() {
         );
     }
     // Deferred: retried now, its back-off forgotten.
-    fx.d.record(vec![outcome(&jobs[0], transient("4.2.0 mailbox busy"))]);
+    fx.d.record_and_flush(vec![outcome(&jobs[0], transient("4.2.0 mailbox busy"))]);
     assert_eq!(
         fx.act("d001", &[q], MessageAction::Retry),
         vec![Ok(S::Queued)]
@@ -1505,7 +1516,7 @@ fn a_failed_email_retried_by_an_operator_reserves_its_cost_again() {
         ),
     );
     let jobs = fx.claim("d001", now(), 8);
-    fx.d.record(vec![outcome(
+    fx.d.record_and_flush(vec![outcome(
         &jobs[0],
         Delivery::Permanent {
             code: 552,
@@ -1573,7 +1584,7 @@ fn a_pause_keeps_messages_queued_through_rounds_until_resumed() {
     assert_eq!(paused.len(), 1);
     assert_eq!(fx.stores.central().pauses().unwrap(), paused);
     // The round releases and queues them, but neither claims nor batches.
-    assert!(fx.d.round(8, true).is_empty());
+    assert!(fx.d.next_jobs(Vec::new(), 8, true).is_empty());
     for m in [&service, &hu, &letter] {
         assert_eq!(fx.message("d001", m.id).status, S::Queued);
     }
@@ -1595,7 +1606,7 @@ fn a_pause_keeps_messages_queued_through_rounds_until_resumed() {
         vec![hu_only.clone()]
     );
     assert_eq!(fx.stores.central().pauses().unwrap(), left);
-    let jobs = fx.d.round(8, true);
+    let jobs = fx.d.next_jobs(Vec::new(), 8, true);
     assert_eq!(
         jobs.iter().map(|j| j.id).collect::<Vec<_>>(),
         vec![service.id]
@@ -1606,7 +1617,7 @@ fn a_pause_keeps_messages_queued_through_rounds_until_resumed() {
     assert_eq!(fx.message("d001", letter.id).status, S::Queued);
 
     assert!(fx.d.resume(hu_only).unwrap().is_empty());
-    let jobs = fx.d.round(8, true);
+    let jobs = fx.d.next_jobs(Vec::new(), 8, true);
     assert_eq!(jobs.iter().map(|j| j.id).collect::<Vec<_>>(), vec![hu.id]);
     let batches = fx.d.run_batches(&[tid("d001")]).unwrap();
     assert_eq!(batches.len(), 1);
@@ -1691,7 +1702,7 @@ fn a_letter_is_held_at_the_batch_when_the_budget_is_spent_but_a_fallback_letter_
         ),
     );
     let jobs = fx.claim("d001", now(), 8);
-    fx.d.record(vec![outcome(
+    fx.d.record_and_flush(vec![outcome(
         &jobs[0],
         Delivery::Permanent {
             code: 554,
@@ -1712,7 +1723,10 @@ fn a_letter_is_held_at_the_batch_when_the_budget_is_spent_but_a_fallback_letter_
         ),
     );
 
-    let summary = fx.d.letter_batch(&store, &fx.p(), now()).unwrap().unwrap();
+    let summary =
+        fx.d.write_letter_batch(&store, &fx.p(), now())
+            .unwrap()
+            .unwrap();
     assert_eq!(summary.messages, 1);
     assert_eq!(fx.message("d001", fallback).status, S::Sent);
     let m = fx.message("d001", planned.id);
@@ -1844,7 +1858,7 @@ fn an_email_planned_on_a_merged_numbers_later_consent_is_sent() {
         planned.why
     );
 
-    let jobs = fx.d.round(8, true);
+    let jobs = fx.d.next_jobs(Vec::new(), 8, true);
     let m = fx.message("d001", planned.id);
     assert_eq!(jobs.len(), 1, "{:?}", m.history);
     assert_eq!((m.status, jobs[0].id), (S::Sending, planned.id));
@@ -1873,7 +1887,7 @@ fn a_withdrawal_under_a_merged_number_after_planning_cancels_the_email() {
     };
     assert!(store.record_consent(&withdrawal).unwrap());
 
-    assert!(fx.d.round(8, true).is_empty());
+    assert!(fx.d.next_jobs(Vec::new(), 8, true).is_empty());
     let m = fx.message("d001", planned.id);
     let reason = format!(
         "email: consent withdrawn {} (form:unsubscribe-page; customer K2)",
@@ -1949,7 +1963,7 @@ fn a_hard_bounce_after_sending_marks_the_address_and_sends_a_letter_once() {
         ),
     );
     let jobs = fx.claim("d001", now(), 8);
-    fx.d.record(vec![outcome(
+    fx.d.record_and_flush(vec![outcome(
         &jobs[0],
         Delivery::Accepted {
             response: "250 ok".into(),
@@ -1961,7 +1975,7 @@ fn a_hard_bounce_after_sending_marks_the_address_and_sends_a_letter_once() {
     let raw = hard_bounce(&to, "k1@example.org");
     maildir.deliver(raw.as_bytes()).unwrap();
 
-    fx.d.read_bounces(&fx.p()).unwrap();
+    fx.d.read_bounce_maildir(&fx.p()).unwrap();
     assert!(maildir.pending().unwrap().is_empty(), "moved to cur/");
     let reason = store.bad_address("k1@example.org").unwrap().unwrap();
     assert!(reason.starts_with("hard bounce 5.1.1: "), "{reason}");
@@ -1982,7 +1996,7 @@ fn a_hard_bounce_after_sending_marks_the_address_and_sends_a_letter_once() {
     // The same report again changes nothing.
     let count = store.message_count();
     maildir.deliver(raw.as_bytes()).unwrap();
-    fx.d.read_bounces(&fx.p()).unwrap();
+    fx.d.read_bounce_maildir(&fx.p()).unwrap();
     assert_eq!(store.message_count(), count);
     assert_eq!(fx.message("d001", email.id).status, S::Fallback);
     assert_eq!(fx.ledger("d001", month_of(today()), "service_due"), e);
@@ -2005,7 +2019,7 @@ fn an_unsubscribe_mail_withdraws_email_consent_and_the_next_email_is_cancelled()
         ),
     );
     let jobs = fx.claim("d001", now(), 8);
-    fx.d.record(vec![outcome(
+    fx.d.record_and_flush(vec![outcome(
         &jobs[0],
         Delivery::Accepted {
             response: "250 ok".into(),
@@ -2034,7 +2048,7 @@ fn an_unsubscribe_mail_withdraws_email_consent_and_the_next_email_is_cancelled()
             .as_bytes(),
         )
         .unwrap();
-    fx.d.read_bounces(&fx.p()).unwrap();
+    fx.d.read_bounce_maildir(&fx.p()).unwrap();
 
     let consent = store.consent("K1", Channel::Email).unwrap().unwrap();
     let name = file.file_name().unwrap().to_string_lossy().into_owned();
@@ -2086,7 +2100,11 @@ fn call_outcomes_are_recorded_once_and_a_refusal_stops_the_next_call() {
             today(),
         ),
     );
-    assert!(fx.d.call_list(&store, &fx.p(), now()).unwrap().is_some());
+    assert!(fx
+        .d
+        .write_call_list(&store, &fx.p(), now())
+        .unwrap()
+        .is_some());
     let file = outcomes_of(&[(first.id, "abgelehnt"), (999, "erreicht")]);
     let all = |_: &TenantId| true;
     let report = fx.d.call_outcomes("ergebnisse.csv", &file, &all).unwrap();
@@ -2127,7 +2145,11 @@ fn call_outcomes_are_recorded_once_and_a_refusal_stops_the_next_call() {
             today(),
         ),
     );
-    assert!(fx.d.call_list(&store, &fx.p(), now()).unwrap().is_none());
+    assert!(fx
+        .d
+        .write_call_list(&store, &fx.p(), now())
+        .unwrap()
+        .is_none());
     let m = fx.message("d003", second.id);
     assert_eq!(m.status, S::Cancelled);
     assert!(
@@ -2158,7 +2180,7 @@ fn an_outcome_for_anything_but_a_call_made_is_refused_by_line_and_the_rest_appli
     let d = |channel, service, vin| draft(&store, "K7", channel, service, Some(vin), today());
     let call = fx.queued("d003", &d(Channel::Phone, "quality_check", VIN_A));
     let letter = fx.queued("d003", &d(Channel::Post, "service_due", VIN_A));
-    let batches = fx.d.batches(&store, &fx.p(), now()).unwrap();
+    let batches = fx.d.close_batches(&store, &fx.p(), now()).unwrap();
     assert_eq!(batches.len(), 2, "{batches:?}");
     let later = fx.queued("d003", &d(Channel::Phone, "quality_check", VIN_B));
     let (letter_before, later_before) =
@@ -2230,7 +2252,7 @@ fn letters_of_a_batch_that_could_not_be_written_go_in_the_next_batch() {
     std::fs::create_dir_all(fx.path("letters")).unwrap();
     std::fs::write(fx.path("letters/d001"), b"").unwrap();
     let err =
-        fx.d.letter_batch(&store, &fx.p(), now())
+        fx.d.write_letter_batch(&store, &fx.p(), now())
             .unwrap_err()
             .to_string();
     let batch = format!("d001-{}-01.pdf", today());
@@ -2299,7 +2321,7 @@ fn a_letter_too_heavy_for_the_postage_table_is_held_and_the_others_go_next_time(
     let heavy = fx.queued("d001", &heavy);
 
     let err =
-        fx.d.letter_batch(&store, &fx.p(), now())
+        fx.d.write_letter_batch(&store, &fx.p(), now())
             .unwrap_err()
             .to_string();
     assert!(err.contains("more than the heaviest weight class"), "{err}");
@@ -2351,7 +2373,7 @@ fn a_paused_service_does_not_starve_the_tenants_other_email() {
         today(),
     );
     fx.put("d001", &other);
-    fx.release("d001");
+    fx.release_due("d001");
     assert_eq!(store.queued_count(Channel::Email), CLAIM_BATCH + 1);
     fx.d.pause(
         PauseScope {
@@ -2421,7 +2443,11 @@ fn a_number_reported_wrong_is_not_called_again() {
             today(),
         ),
     );
-    assert!(fx.d.call_list(&store, &fx.p(), now()).unwrap().is_some());
+    assert!(fx
+        .d
+        .write_call_list(&store, &fx.p(), now())
+        .unwrap()
+        .is_some());
     let file = outcomes_of(&[(first.id, "falsche Nummer")]);
     let report =
         fx.d.call_outcomes("ergebnisse.csv", &file, &|_| true)
@@ -2442,7 +2468,7 @@ fn a_number_reported_wrong_is_not_called_again() {
             today(),
         ),
     );
-    fx.d.call_list(&store, &fx.p(), now()).unwrap();
+    fx.d.write_call_list(&store, &fx.p(), now()).unwrap();
     let m = fx.message("d003", second.id);
     assert_ne!(
         m.status,
