@@ -50,7 +50,7 @@ impl Snapshot {
         self.enabled
     }
 
-    /// How email goes out ("smtp relay host:port (...)", "spool <dir>").
+    /// How email goes out (`smtp relay host:port (...)`, `spool <dir>`).
     pub fn transport(&self) -> &str {
         &self.transport
     }

@@ -9,7 +9,7 @@
 //! dealer's slot or a customer's name cannot inject markup; the text parts
 //! and the letter insert values as they are.
 //!
-//! Only [`super::Context`] builds a [`RenderInput`]: callers outside
+//! Only [`super::Context`] builds a `RenderInput`: callers outside
 //! `render` hand it a message and its recipient.
 
 use std::collections::BTreeMap;
