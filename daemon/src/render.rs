@@ -185,3 +185,6 @@ pub fn message_vehicles(store: &TenantStore, m: &Message) -> Result<Vec<Vehicle>
     }
     Ok(vehicles)
 }
+
+#[cfg(test)]
+mod tests;
