@@ -29,6 +29,12 @@
 //! acknowledged): call it from `spawn_blocking` in async code. The audit
 //! trail is written by the control layer, except for the proposals that
 //! [`Material::seed_slots`] makes from dealers' files.
+//!
+//! Render reads the material in force through its `MaterialSource`, which
+//! approvals implements for [`Material`] and for the central store the
+//! material is kept in: render, and dispatch above it, never import
+//! approvals. Approvals renders its previews through render and must never
+//! import dispatch.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -882,7 +888,7 @@ impl MaterialSource for Stores {
 
 impl MaterialSource for Material {
     fn templates_in_force(&self) -> Result<BTreeMap<String, Template>, MaterialError> {
-        self.stores.templates_in_force()
+        MaterialSource::templates_in_force(self.stores.as_ref())
     }
 
     fn history(&self, template: &str) -> Result<Option<TemplateHistory>, MaterialError> {
