@@ -30,7 +30,7 @@ use touchpoint_common::postage::Postage;
 use touchpoint_common::{Date, TenantId};
 use touchpoint_datagen::{demo_dealers, records, ExportOptions};
 use touchpointd::dispatch::letters::{write_batch, BatchRequest};
-use touchpointd::dispatch::pdf::{render_batch, Letter};
+use touchpointd::render::pdf::{render_batch, Letter};
 
 fn main() {
     let args: Vec<String> = std::env::args()

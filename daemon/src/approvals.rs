@@ -29,6 +29,12 @@
 //! acknowledged): call it from `spawn_blocking` in async code. The audit
 //! trail is written by the control layer, except for the proposals that
 //! [`Material::seed_slots`] makes from dealers' files.
+//!
+//! Render reads the material in force through its `MaterialSource`, which
+//! approvals implements for [`Material`] and for the central store the
+//! material is kept in: render, and dispatch above it, never import
+//! approvals. Approvals renders its previews through render and must never
+//! import dispatch.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -43,6 +49,7 @@ use touchpoint_common::template::{self, Part, Template};
 use touchpoint_common::toml_file::{line_of_key, ConfigError};
 use touchpoint_common::TenantId;
 
+use crate::render::{MaterialError, MaterialSource};
 use crate::store::{StoreError, Stores};
 
 /// A proposed file larger than this is refused: templates are a few KiB.
@@ -363,15 +370,7 @@ impl Material {
     /// The templates in force, by name: what the renderer renders with
     /// (in place of the policy set's files).
     pub fn in_force(&self) -> Result<BTreeMap<String, Template>, ApprovalError> {
-        let mut out = BTreeMap::new();
-        for (name, v) in self.stores.central().templates_in_force()? {
-            if slots::is_slots(&name) || brand::is_brand(&name) {
-                continue;
-            }
-            let t = parse_stored(&name, &v)?;
-            out.insert(name, t);
-        }
-        Ok(out)
+        templates_in_store(&self.stores)
     }
 
     /// Proposes `text` (the whole template file) as the next version of
@@ -827,8 +826,21 @@ enum FileChange {
     Invalid(Vec<ConfigError>),
 }
 
+/// [`Material::in_force`] on a store.
+fn templates_in_store(stores: &Stores) -> Result<BTreeMap<String, Template>, ApprovalError> {
+    let mut out = BTreeMap::new();
+    for (name, v) in stores.central().templates_in_force()? {
+        if slots::is_slots(&name) || brand::is_brand(&name) {
+            continue;
+        }
+        let t = parse_stored(&name, &v)?;
+        out.insert(name, t);
+    }
+    Ok(out)
+}
+
 /// [`Material::slots_in_force`] on a store.
-pub(crate) fn slots_in_store(
+fn slots_in_store(
     stores: &Stores,
     tenant: &TenantId,
 ) -> Result<Option<BTreeMap<String, String>>, ApprovalError> {
@@ -844,6 +856,51 @@ pub(crate) fn slots_in_store(
             version: v.version,
             errors,
         })
+}
+
+impl From<ApprovalError> for MaterialError {
+    fn from(e: ApprovalError) -> Self {
+        match e {
+            ApprovalError::Store(e) => MaterialError::Store(e),
+            e => MaterialError::Invalid(e.to_string()),
+        }
+    }
+}
+
+/// Render reads the material in force from the central store as approvals
+/// keeps it there, without knowing approvals.
+impl MaterialSource for Stores {
+    fn templates_in_force(&self) -> Result<BTreeMap<String, Template>, MaterialError> {
+        Ok(templates_in_store(self)?)
+    }
+
+    fn history(&self, template: &str) -> Result<Option<TemplateHistory>, MaterialError> {
+        Ok(self.central().template_history(template)?)
+    }
+
+    fn slots_in_force(
+        &self,
+        tenant: &TenantId,
+    ) -> Result<Option<BTreeMap<String, String>>, MaterialError> {
+        Ok(slots_in_store(self, tenant)?)
+    }
+}
+
+impl MaterialSource for Material {
+    fn templates_in_force(&self) -> Result<BTreeMap<String, Template>, MaterialError> {
+        MaterialSource::templates_in_force(self.stores.as_ref())
+    }
+
+    fn history(&self, template: &str) -> Result<Option<TemplateHistory>, MaterialError> {
+        MaterialSource::history(self.stores.as_ref(), template)
+    }
+
+    fn slots_in_force(
+        &self,
+        tenant: &TenantId,
+    ) -> Result<Option<BTreeMap<String, String>>, MaterialError> {
+        MaterialSource::slots_in_force(self.stores.as_ref(), tenant)
+    }
 }
 
 fn parse_stored(name: &str, v: &TemplateVersion) -> Result<Template, ApprovalError> {

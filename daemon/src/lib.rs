@@ -21,3 +21,6 @@ pub mod policy;
 pub mod queue;
 pub mod render;
 pub mod store;
+
+#[cfg(test)]
+mod tests;

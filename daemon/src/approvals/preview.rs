@@ -18,10 +18,8 @@ use touchpoint_common::template::Template;
 use touchpoint_common::{Date, TenantId};
 
 use super::slots;
-use crate::dispatch::engine::letter_for;
-use crate::dispatch::pdf;
 use crate::policy::Policies;
-use crate::render::{RenderInput, Renderer};
+use crate::render::{self, Context, MaterialError, Renderer};
 use crate::store::{StoreError, Stores};
 
 /// Customers looked at when picking a sample.
@@ -138,25 +136,19 @@ pub fn preview(
         Renderer::from_templates(&BTreeMap::from([(template.name.clone(), template.clone())]))
             .map_err(|e| PreviewError::Render(e.to_string()))?;
     let unsubscribe = format!("{}?t=preview", p.brand.email.unsubscribe_url);
-    let input = RenderInput {
+    let cx = Context {
+        renderer: &renderer,
         brand: &p.brand,
         tenant: tp,
-        customer: &c,
-        vehicles: &vehicles,
-        message: &message,
         today,
-        unsubscribe_url: Some(&unsubscribe),
     };
-    let email = renderer
-        .email(&input)
+    let email = cx
+        .email(&message, &c, &vehicles, &unsubscribe)
         .map_err(|e| PreviewError::Render(e.to_string()))?;
-    let letter = renderer
-        .letter(&RenderInput {
-            unsubscribe_url: None,
-            ..input
-        })
+    let letter = cx
+        .letter(&message, &c, &vehicles)
         .map_err(|e| PreviewError::Render(e.to_string()))?;
-    let (pdf, _) = pdf::render_batch(&[letter_for(tp, &c, &message, letter.clone(), today)]);
+    let (pdf, _) = render::pdf::render_batch(std::slice::from_ref(&letter));
     Ok(Preview {
         proposal,
         tenant: tenant.clone(),
@@ -164,7 +156,7 @@ pub fn preview(
         subject: email.subject,
         text: email.text,
         html: email.html,
-        letter,
+        letter: letter.body,
         pdf,
     })
 }
@@ -197,23 +189,19 @@ fn with_slots<'a>(
         }
         _ => None,
     };
-    let values = match proposed {
-        Some(v) => Some(v),
-        None if p.brand.review.dealer_slots => {
-            super::slots_in_store(stores, tenant).map_err(|e| match e {
-                super::ApprovalError::Store(e) => PreviewError::Store(e),
-                e => PreviewError::Render(e.to_string()),
-            })?
-        }
-        None => None,
-    };
-    Ok(match values {
+    Ok(match proposed {
         Some(v) if v != tp.slots => {
             let mut t = tp.clone();
             t.slots = v;
             Cow::Owned(t)
         }
-        _ => Cow::Borrowed(tp),
+        Some(_) => Cow::Borrowed(tp),
+        None => match render::material::tenant_in_force(stores, p, tenant) {
+            Ok(Some(t)) => Cow::Owned(t),
+            Ok(None) => Cow::Borrowed(tp),
+            Err(MaterialError::Store(e)) => return Err(PreviewError::Store(e)),
+            Err(e) => return Err(PreviewError::Render(e.to_string())),
+        },
     })
 }
 

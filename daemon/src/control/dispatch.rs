@@ -73,7 +73,7 @@ pub(super) fn act(
     action: MessageAction,
 ) -> Response {
     with(ctx, |d| {
-        d.act(tenant, ids, action, &who.user).map(Response::Actions)
+        d.apply_action(tenant, ids, action, &who.user).map(Response::Actions)
     })
 }
 

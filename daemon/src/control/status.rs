@@ -41,7 +41,7 @@ pub(super) fn overview(ctx: &Ctx, who: &Identity) -> Response {
         &ctx.stores,
         &crate::overview::Sources {
             policies: &ctx.policies,
-            dispatcher: ctx.dispatch.as_deref(),
+            dispatch: ctx.dispatch.as_ref().map(|d| d.snapshot(&who.scope)),
             material: Some(&ctx.material),
         },
         &who.scope,

@@ -1,0 +1,120 @@
+//! Operator actions: hold, release, cancel and retry of messages (each
+//! allowed by the message's status), and pauses of a tenant or a service.
+
+use touchpoint_common::domain::{Channel, Timestamp};
+use touchpoint_common::protocol::{ActionResult, MessageAction, Pause, PauseScope};
+use touchpoint_common::TenantId;
+
+use super::{why, Dispatcher, Result, S};
+use crate::ledger;
+use crate::store::Change;
+
+impl Dispatcher {
+    pub fn apply_action(
+        &self,
+        tenant: &TenantId,
+        ids: &[u64],
+        action: MessageAction,
+        by: &str,
+    ) -> Result<Vec<ActionResult>> {
+        let store = self.stores.tenant(tenant)?;
+        let _lock = store.plan_lock();
+        let now = Timestamp::now().0;
+        let mut out = Vec::new();
+        let mut changes = Vec::new();
+        for &id in ids {
+            let Some(m) = store.message(id)? else {
+                out.push(ActionResult {
+                    id,
+                    outcome: Err("no such message".into()),
+                });
+                continue;
+            };
+            let mut c = Change::new(m.clone(), m.clone());
+            let a = &mut c.after;
+            let by_line = format!("{} by {by}", action.as_str());
+            let r: std::result::Result<(), String> = match (action, m.status) {
+                (MessageAction::Hold, S::Planned | S::Rendered | S::Queued | S::Deferred) => {
+                    a.dispatch.held_from = Some(m.status);
+                    a.set_status(Timestamp(now), S::Held, by_line);
+                    Ok(())
+                }
+                (MessageAction::Release, S::Held) => {
+                    let back = a.dispatch.held_from.take().unwrap_or(S::Queued);
+                    let back = if back == S::Deferred { S::Queued } else { back };
+                    if back == S::Queued {
+                        a.dispatch.retry_at = Some(Timestamp(now));
+                    }
+                    a.set_status(Timestamp(now), back, by_line);
+                    Ok(())
+                }
+                (
+                    MessageAction::Cancel,
+                    S::Planned | S::Rendered | S::Queued | S::Deferred | S::Held,
+                ) => {
+                    why(a, format!("cancelled by {by}"));
+                    a.dispatch.last_error = by_line.clone();
+                    a.set_status(Timestamp(now), S::Cancelled, by_line);
+                    // Occasions stay taken: an operator's cancel is final for them.
+                    ledger::release(&mut c);
+                    Ok(())
+                }
+                (MessageAction::Retry, S::Deferred | S::Failed) if m.channel == Channel::Email => {
+                    a.dispatch.retry_at = Some(Timestamp(now));
+                    a.dispatch.first_attempt = None;
+                    if m.status == S::Failed {
+                        // Re-reserve what the failure released.
+                        ledger::reserve(&mut c, &m);
+                    }
+                    c.after.set_status(Timestamp(now), S::Queued, by_line);
+                    Ok(())
+                }
+                (_, s) => Err(format!("cannot {} a message that is {s}", action.as_str())),
+            };
+            match r {
+                Ok(()) => {
+                    out.push(ActionResult {
+                        id,
+                        outcome: Ok(c.after.status),
+                    });
+                    changes.push(c);
+                }
+                Err(e) => out.push(ActionResult {
+                    id,
+                    outcome: Err(e),
+                }),
+            }
+        }
+        store.apply(&changes)?;
+        drop(_lock);
+        self.wake(Some(tenant));
+        Ok(out)
+    }
+
+    pub fn pause(&self, scope: PauseScope, by: &str) -> Result<Vec<Pause>> {
+        let mut st = self.state();
+        if !st.pauses.iter().any(|p| p.scope == scope) {
+            st.pauses.push(Pause {
+                scope,
+                by: by.to_string(),
+                at: Timestamp::now(),
+            });
+            st.pauses.sort_by(|a, b| a.scope.cmp(&b.scope));
+        }
+        self.stores.central().set_pauses(&st.pauses)?;
+        Ok(st.pauses.clone())
+    }
+
+    pub fn resume(&self, scope: PauseScope) -> Result<Vec<Pause>> {
+        let mut st = self.state();
+        st.pauses.retain(|p| p.scope != scope);
+        self.stores.central().set_pauses(&st.pauses)?;
+        let out = st.pauses.clone();
+        drop(st);
+        self.wake.notify_one();
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,277 @@
+#![allow(clippy::unwrap_used)]
+
+use touchpoint_common::domain::{Channel, Consent, Timestamp};
+use touchpoint_common::outbox::month_of;
+use touchpoint_common::protocol::{MessageAction, PauseScope};
+
+use super::*;
+use crate::dispatch::engine::fixture::*;
+use crate::dispatch::engine::*;
+
+#[test]
+fn hold_release_cancel_and_retry_are_allowed_by_status() {
+    let fx = Fx::new();
+    customers(&fx, "d001", &["K1"]);
+    let store = fx.store("d001");
+    let later = today().add_days(3);
+    let planned = draft(
+        &store,
+        "K1",
+        Channel::Email,
+        "service_due",
+        Some(VIN_A),
+        later,
+    );
+    fx.put("d001", &planned);
+    let queued = fx.queued(
+        "d001",
+        &draft(
+            &store,
+            "K1",
+            Channel::Email,
+            "hu_reminder",
+            Some(VIN_A),
+            today(),
+        ),
+    );
+    let (p, q) = (planned.id, queued.id);
+
+    assert_eq!(
+        fx.act("d001", &[p, q, 999], MessageAction::Hold),
+        vec![Ok(S::Held), Ok(S::Held), Err("no such message".into())]
+    );
+    let (mp, mq) = (fx.message("d001", p), fx.message("d001", q));
+    assert_eq!(
+        (mp.dispatch.held_from, mq.dispatch.held_from),
+        (Some(S::Planned), Some(S::Queued))
+    );
+    assert_eq!(last_history(&mq), (S::Held, "hold by op"));
+    assert!(store.releasable(later).unwrap().is_empty());
+    assert!(store.due(Channel::Email, LATER, 10).unwrap().is_empty());
+    assert!(fx.claim("d001", now(), 8).is_empty());
+    assert_eq!(
+        fx.act("d001", &[p], MessageAction::Hold),
+        vec![Err("cannot hold a message that is held".into())]
+    );
+    assert_eq!(
+        fx.act("d001", &[q], MessageAction::Retry),
+        vec![Err("cannot retry a message that is held".into())]
+    );
+
+    assert_eq!(
+        fx.act("d001", &[p, q], MessageAction::Release),
+        vec![Ok(S::Planned), Ok(S::Queued)]
+    );
+    assert_eq!(store.releasable(later).unwrap(), vec![p]);
+    assert_eq!(store.due(Channel::Email, now(), 10).unwrap(), vec![q]);
+    assert_eq!(
+        fx.act("d001", &[q], MessageAction::Release),
+        vec![Err("cannot release a message that is queued".into())]
+    );
+    assert_eq!(
+        fx.act("d001", &[q], MessageAction::Retry),
+        vec![Err("cannot retry a message that is queued".into())]
+    );
+
+    // With the transport: nothing may be done to it.
+    let jobs = fx.claim("d001", now(), 8);
+    assert_eq!(jobs.len(), 1);
+    for (a, word) in [
+        (MessageAction::Hold, "hold"),
+        (MessageAction::Release, "release"),
+        (MessageAction::Cancel, "cancel"),
+        (MessageAction::Retry, "retry"),
+    ] {
+        assert_eq!(
+            fx.act("d001", &[q], a),
+            vec![Err(format!("cannot {word} a message that is sending"))]
+        );
+    }
+    // Deferred: retried now, its back-off forgotten.
+    fx.d.record_and_flush(vec![outcome(&jobs[0], transient("4.2.0 mailbox busy"))]);
+    assert_eq!(
+        fx.act("d001", &[q], MessageAction::Retry),
+        vec![Ok(S::Queued)]
+    );
+    let m = fx.message("d001", q);
+    assert_eq!(m.dispatch.first_attempt, None);
+    assert_eq!(last_history(&m), (S::Queued, "retry by op"));
+    assert_eq!(store.due(Channel::Email, now(), 10).unwrap(), vec![q]);
+
+    // Cancelled by an operator: the reservation goes, the occasion stays taken.
+    let key = queued.occasions[0].key.clone();
+    assert_eq!(
+        fx.act("d001", &[q], MessageAction::Cancel),
+        vec![Ok(S::Cancelled)]
+    );
+    let m = fx.message("d001", q);
+    assert_eq!(dispatch_whys(&m), vec!["cancelled by op"]);
+    assert_eq!(last_history(&m), (S::Cancelled, "cancel by op"));
+    assert_eq!(store.planned_occasion(&key).unwrap(), Some(q));
+    assert!(store.due(Channel::Email, LATER, 10).unwrap().is_empty());
+    let contacts: Vec<u64> = store
+        .contacts_of("K1")
+        .unwrap()
+        .iter()
+        .map(|c| c.message)
+        .collect();
+    assert_eq!(contacts, vec![p]);
+    assert_eq!(
+        fx.ledger("d001", month_of(today()), "hu_reminder").reserved,
+        0
+    );
+    for a in [
+        MessageAction::Cancel,
+        MessageAction::Hold,
+        MessageAction::Retry,
+    ] {
+        assert!(fx.act("d001", &[q], a)[0].is_err());
+    }
+
+    // A planner-style cancel frees the occasion for a later plan.
+    let key = planned.occasions[0].key.clone();
+    let before = fx.message("d001", p);
+    let mut c = Change::new(before.clone(), before);
+    c.after
+        .set_status(Timestamp::now(), S::Cancelled, "consent withdrawn");
+    crate::ledger::release(&mut c);
+    c.free_occasions = true;
+    store.apply(&[c]).unwrap();
+    assert_eq!(store.planned_occasion(&key).unwrap(), None);
+    assert!(store.releasable(later).unwrap().is_empty());
+    assert_eq!(
+        fx.ledger("d001", month_of(later), "service_due").reserved,
+        0
+    );
+}
+
+#[test]
+fn a_failed_email_retried_by_an_operator_reserves_its_cost_again() {
+    let fx = Fx::new();
+    customers(&fx, "d001", &["K1"]);
+    let store = fx.store("d001");
+    store
+        .record_consent(&Consent {
+            at: Timestamp(now() - 1_000),
+            ..said("K1", Channel::Post, false)
+        })
+        .unwrap();
+    let email = fx.queued(
+        "d001",
+        &draft(
+            &store,
+            "K1",
+            Channel::Email,
+            "service_due",
+            Some(VIN_A),
+            today(),
+        ),
+    );
+    let jobs = fx.claim("d001", now(), 8);
+    fx.d.record_and_flush(vec![outcome(
+        &jobs[0],
+        Delivery::Permanent {
+            code: 552,
+            message: "5.2.2 mailbox full".into(),
+        },
+    )]);
+    assert_eq!(fx.message("d001", email.id).status, S::Failed);
+    assert_eq!(
+        fx.ledger("d001", month_of(today()), "service_due").reserved,
+        0
+    );
+    assert_eq!(
+        fx.act("d001", &[email.id], MessageAction::Retry),
+        vec![Ok(S::Queued)]
+    );
+    assert_eq!(
+        fx.ledger("d001", month_of(today()), "service_due").reserved,
+        2
+    );
+    assert_eq!(
+        store.due(Channel::Email, now(), 10).unwrap(),
+        vec![email.id]
+    );
+    assert_eq!(fx.claim("d001", now(), 8).len(), 1);
+}
+
+#[test]
+fn a_pause_keeps_messages_queued_through_rounds_until_resumed() {
+    let fx = Fx::new();
+    customers(&fx, "d001", &["K1"]);
+    let store = fx.store("d001");
+    let service = draft(
+        &store,
+        "K1",
+        Channel::Email,
+        "service_due",
+        Some(VIN_A),
+        today(),
+    );
+    let hu = draft(
+        &store,
+        "K1",
+        Channel::Email,
+        "hu_reminder",
+        Some(VIN_A),
+        today(),
+    );
+    let letter = draft(
+        &store,
+        "K1",
+        Channel::Post,
+        "hu_reminder",
+        Some(VIN_A),
+        today(),
+    );
+    for m in [&service, &hu, &letter] {
+        fx.put("d001", m);
+    }
+
+    let all_of_d001 = PauseScope {
+        tenant: Some(tid("d001")),
+        service: None,
+    };
+    let paused = fx.d.pause(all_of_d001.clone(), "op").unwrap();
+    assert_eq!(paused.len(), 1);
+    assert_eq!(fx.stores.central().pauses().unwrap(), paused);
+    // The round releases and queues them, but neither claims nor batches.
+    assert!(fx.d.next_jobs(Vec::new(), 8, true).is_empty());
+    for m in [&service, &hu, &letter] {
+        assert_eq!(fx.message("d001", m.id).status, S::Queued);
+    }
+    assert_eq!(
+        store.due(Channel::Post, now(), 10).unwrap(),
+        vec![letter.id]
+    );
+    assert!(!fx.path("letters/d001").exists());
+
+    // Only hu_reminder, everywhere, paused now.
+    let hu_only = PauseScope {
+        tenant: None,
+        service: Some("hu_reminder".into()),
+    };
+    fx.d.pause(hu_only.clone(), "op").unwrap();
+    let left = fx.d.resume(all_of_d001).unwrap();
+    assert_eq!(
+        left.iter().map(|p| p.scope.clone()).collect::<Vec<_>>(),
+        vec![hu_only.clone()]
+    );
+    assert_eq!(fx.stores.central().pauses().unwrap(), left);
+    let jobs = fx.d.next_jobs(Vec::new(), 8, true);
+    assert_eq!(
+        jobs.iter().map(|j| j.id).collect::<Vec<_>>(),
+        vec![service.id]
+    );
+    assert_eq!(fx.message("d001", hu.id).status, S::Queued);
+    // The day's batch closed without the paused letter: it waits for the
+    // next batch (or an operator's `touchpoint batches`).
+    assert_eq!(fx.message("d001", letter.id).status, S::Queued);
+
+    assert!(fx.d.resume(hu_only).unwrap().is_empty());
+    let jobs = fx.d.next_jobs(Vec::new(), 8, true);
+    assert_eq!(jobs.iter().map(|j| j.id).collect::<Vec<_>>(), vec![hu.id]);
+    let batches = fx.d.run_batches(&[tid("d001")]).unwrap();
+    assert_eq!(batches.len(), 1);
+    assert_eq!(fx.message("d001", letter.id).status, S::Sent);
+}

@@ -1,0 +1,376 @@
+//! Email due now. Each message is checked again (pauses, the dealer's
+//! service and channels, suppression lists, the consent of the person, a
+//! known bad address, the budget, the throttles), rendered and built on two
+//! cores, and marked sending before it is handed to the transport.
+
+use std::time::SystemTime;
+
+use touchpoint_common::domain::{Channel, Customer, Timestamp};
+use touchpoint_common::outbox::Message;
+use touchpoint_common::policy::TenantPolicy;
+
+use super::{domain_of, held, today_local, why, DispatchError, Dispatcher, Job, Result, S};
+use crate::dispatch::mime::{self, MailParts, Outgoing};
+use crate::dispatch::throttle::Wait;
+use crate::ledger;
+use crate::planner::consent::{self, People};
+use crate::policy::Policies;
+use crate::render::{self, Context};
+use crate::store::{Change, TenantStore};
+
+/// A claimed group at least this large is rendered on two threads.
+const PARALLEL_BUILD: usize = 16;
+
+/// Due ids read at a time when claiming.
+const CLAIM_BATCH: usize = 512;
+
+/// Due ids looked at per tenant and round at most (a long run of paused or
+/// throttled messages costs one round this much, then the next round goes on).
+const MAX_SCAN: usize = 20_000;
+
+/// A message that may no longer go (consent, service, recipient gone):
+/// cancelled, its reservation released and its occasions freed for a plan.
+fn cancelled(m: Message, reason: String, now: i64) -> Change {
+    let mut c = Change::new(m.clone(), m);
+    why(&mut c.after, format!("cancelled before sending: {reason}"));
+    c.after.dispatch.last_error = reason.clone();
+    c.after.set_status(Timestamp(now), S::Cancelled, reason);
+    ledger::release(&mut c);
+    c.free_occasions = true;
+    c
+}
+
+impl Dispatcher {
+    /// Claims due email of one tenant, up to `free`: checks, renders, marks
+    /// them sending (flushed) and returns them for the transport.
+    pub(super) fn claim(
+        &self,
+        store: &TenantStore,
+        p: &Policies,
+        now: i64,
+        free: usize,
+    ) -> Result<Vec<Job>> {
+        if free == 0 {
+            return Ok(Vec::new());
+        }
+        if self.state().relay_down_until.is_some_and(|t| t > now) {
+            return Ok(Vec::new());
+        }
+        if store.due(Channel::Email, now, 1)?.is_empty() {
+            return Ok(Vec::new());
+        }
+        let approved = self.approved_tenant(p, store.id())?;
+        let Some(tenant) = approved.as_deref().or_else(|| p.tenant(store.id())) else {
+            return Ok(Vec::new());
+        };
+        let renderer = self.renderer(p).map_err(DispatchError::Setup)?;
+        let people = self.people(store)?;
+        let today = today_local(now);
+        {
+            let sent = store.sent_on(today)?;
+            self.state().throttles.seed_tenant(store.id(), sent);
+        }
+        let _lock = store.plan_lock();
+        let mut changes = Vec::new();
+        let mut jobs = Vec::new();
+        // Messages that passed every check, to be built: (message, customer, domain, address).
+        let mut pending: Vec<(Message, Customer, String, String)> = Vec::new();
+        let mut budgets = ledger::DispatchBudgets::new(store, today);
+        // Page through what is due: messages skipped (paused, a busy
+        // domain) must not hide the ones behind them. Bounded per round.
+        let mut cursor = None;
+        let mut scanned = 0;
+        let mut ids = Vec::new().into_iter();
+        'claim: loop {
+            let Some((due, id)) = ids.next() else {
+                if scanned >= MAX_SCAN {
+                    break;
+                }
+                let page = store.due_after(
+                    Channel::Email,
+                    now,
+                    cursor,
+                    (free * 2).clamp(16, CLAIM_BATCH),
+                )?;
+                if page.is_empty() {
+                    break;
+                }
+                scanned += page.len();
+                ids = page.into_iter();
+                continue;
+            };
+            cursor = Some((due, id));
+            if pending.len() >= free {
+                break;
+            }
+            let Some((m, customer)) =
+                self.claimable(store, p, tenant, &people, id, now, &mut changes)?
+            else {
+                continue;
+            };
+            let to = customer.email.clone().unwrap_or_default();
+            if let Some(reason) = store.bad_address(&to)? {
+                changes.extend(self.fail_email(
+                    store,
+                    p,
+                    m,
+                    format!("address {to} is known to bounce ({reason})"),
+                    now,
+                )?);
+                continue;
+            }
+            // Budget, again at dispatch.
+            let cost = p.brand.channels.email.cost.0;
+            let budget = tenant.services.get(&m.service).map(|s| s.monthly_budget.0);
+            if let Some(reason) = budgets.check(&m, budget, cost)? {
+                changes.push(held(
+                    m,
+                    S::Queued,
+                    format!("held at dispatch: {reason}"),
+                    reason,
+                    now,
+                ));
+                continue;
+            }
+            let domain = domain_of(&to);
+            match self.state().throttles.take(store.id(), &domain, now) {
+                Ok(()) => {}
+                Err(Wait::Domain) => continue,
+                Err(Wait::TenantDay) | Err(Wait::Global) => break 'claim,
+            }
+            budgets.take(&m, cost);
+            pending.push((m, customer, domain, to));
+        }
+        // Render and build the MIME of the group on both cores.
+        let cx = Context {
+            renderer: &renderer,
+            brand: &p.brand,
+            tenant,
+            today,
+        };
+        let build = |group: &[(Message, Customer, String, String)]| {
+            group
+                .iter()
+                .map(|(m, c, _, _)| self.build_email(store, p, &cx, m, c))
+                .collect::<Vec<_>>()
+        };
+        let built: Vec<std::result::Result<Outgoing, String>> = if pending.len() >= PARALLEL_BUILD {
+            let (a, b) = pending.split_at(pending.len() / 2);
+            std::thread::scope(|scope| {
+                let other = scope.spawn(|| build(b));
+                let mut out = build(a);
+                match other.join() {
+                    Ok(rest) => out.extend(rest),
+                    Err(_) => out.extend(
+                        b.iter()
+                            .map(|_| Err("building the email panicked".to_string())),
+                    ),
+                }
+                out
+            })
+        } else {
+            build(&pending)
+        };
+        for ((m, _, domain, to), outgoing) in pending.into_iter().zip(built) {
+            let outgoing = match outgoing {
+                Ok(o) => o,
+                Err(reason) => {
+                    self.state().throttles.done(store.id(), &domain, false);
+                    let mut c = held(m, S::Queued, format!("held: {reason}"), reason.clone(), now);
+                    c.after.dispatch.last_error = reason;
+                    changes.push(c);
+                    continue;
+                }
+            };
+            let mut after = m.clone();
+            after.dispatch.attempts += 1;
+            after.dispatch.first_attempt.get_or_insert(Timestamp(now));
+            after.dispatch.address = to.clone();
+            after.dispatch.template_version = renderer.version(&m.template).unwrap_or(0);
+            after.set_status(
+                Timestamp(now),
+                S::Sending,
+                format!("attempt {} to {to}", after.dispatch.attempts),
+            );
+            jobs.push(Job {
+                tenant: store.id().clone(),
+                id: m.id,
+                domain,
+                outgoing,
+            });
+            changes.push(Change::new(m, after));
+        }
+        // Flushed with the round's other writes before any job goes out.
+        self.state().unflushed.insert(store.id().clone());
+        if let Err(e) = store.apply_unflushed(&changes) {
+            // Nothing was handed over: give the slots back.
+            let mut st = self.state();
+            for j in &jobs {
+                st.throttles.done(&j.tenant, &j.domain, false);
+            }
+            return Err(e.into());
+        }
+        Ok(jobs)
+    }
+
+    /// A queued message that may be taken now, with its recipient: not
+    /// paused, and still allowed (the dealer may have left the service, the
+    /// customer withdrawn consent or gone in a merge since planning; then it
+    /// is cancelled into `changes`).
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn claimable(
+        &self,
+        store: &TenantStore,
+        p: &Policies,
+        tenant: &TenantPolicy,
+        people: &People,
+        id: u64,
+        now: i64,
+        changes: &mut Vec<Change>,
+    ) -> Result<Option<(Message, Customer)>> {
+        let Some(m) = store.message(id)? else {
+            return Ok(None);
+        };
+        if !matches!(m.status, S::Queued | S::Deferred) || self.paused(store.id(), &m.service) {
+            return Ok(None);
+        }
+        match self.still_allowed(store, p, tenant, people, &m)? {
+            Ok(c) => Ok(Some((m, c))),
+            Err(reason) => {
+                changes.push(cancelled(m, reason, now));
+                Ok(None)
+            }
+        }
+    }
+
+    /// The recipient as they are now, or why the message may no longer go.
+    /// Suppression and consent are those of the person: every customer
+    /// number merged with the recipient counts, as in planning.
+    fn still_allowed(
+        &self,
+        store: &TenantStore,
+        p: &Policies,
+        tenant: &TenantPolicy,
+        people: &People,
+        m: &Message,
+    ) -> Result<std::result::Result<Customer, String>> {
+        let Some(svc) = tenant.services.get(&m.service) else {
+            return Ok(Err(format!(
+                "the dealer no longer takes part in {}",
+                m.service
+            )));
+        };
+        if !svc.opt_in {
+            return Ok(Err(format!("the dealer opted out of {}", m.service)));
+        }
+        if !tenant.channels.enabled.contains(&m.channel) {
+            return Ok(Err(format!("the dealer no longer uses {}", m.channel)));
+        }
+        let numbers = people.numbers_of(&m.recipient);
+        if numbers
+            .iter()
+            .any(|n| tenant.suppress.customers.iter().any(|s| s == n))
+        {
+            return Ok(Err(
+                "the customer is on the dealer's suppression list".into()
+            ));
+        }
+        let Some(customer) = store.customer(&m.recipient)? else {
+            return Ok(Err(format!(
+                "customer {} no longer exists (merged?)",
+                m.recipient
+            )));
+        };
+        if let Err(reason) = self.consent_of(store, p, &numbers, m.channel, &m.recipient)? {
+            return Ok(Err(reason));
+        }
+        if m.channel == Channel::Email {
+            let e = customer.email.as_deref().unwrap_or("");
+            if e.is_empty() {
+                return Ok(Err("the customer has no email address any more".into()));
+            }
+            if tenant
+                .suppress
+                .emails
+                .iter()
+                .any(|s| s.eq_ignore_ascii_case(e))
+            {
+                return Ok(Err(format!("{e} is on the dealer's suppression list")));
+            }
+        }
+        Ok(Ok(customer))
+    }
+
+    /// [`consent::verdict`] on the statements of all of a person's numbers.
+    pub(super) fn consent_of(
+        &self,
+        store: &TenantStore,
+        p: &Policies,
+        numbers: &[&str],
+        channel: Channel,
+        recipient: &str,
+    ) -> Result<std::result::Result<String, String>> {
+        let mut statements = Vec::with_capacity(numbers.len());
+        for n in numbers {
+            statements.extend(store.consent(n, channel)?);
+        }
+        let rule = p.brand.channels.get(channel).consent;
+        Ok(consent::verdict(
+            rule,
+            channel,
+            consent::standing(&statements),
+            recipient,
+        ))
+    }
+
+    fn build_email(
+        &self,
+        store: &TenantStore,
+        p: &Policies,
+        cx: &Context,
+        m: &Message,
+        customer: &Customer,
+    ) -> std::result::Result<Outgoing, String> {
+        let tenant = cx.tenant;
+        let vehicles = render::message_vehicles(store, m).map_err(|e| e.to_string())?;
+        let unsub = mime::unsubscribe_url(
+            &p.brand.email.unsubscribe_url,
+            store.id(),
+            m.id,
+            &self.secret,
+        );
+        let rendered = cx
+            .email(m, customer, &vehicles, &unsub)
+            .map_err(|e| format!("template {}: {e}", m.template))?;
+        let from = if tenant.sender.email.is_empty() {
+            format!("noreply@{}", p.brand.email.bounce_domain)
+        } else {
+            tenant.sender.email.clone()
+        };
+        let from_name = if tenant.sender.name.is_empty() {
+            tenant.tenant.name.as_str()
+        } else {
+            tenant.sender.name.as_str()
+        };
+        let parts = MailParts {
+            message: m,
+            tenant: store.id(),
+            from_name,
+            from: &from,
+            reply_to: (!tenant.sender.reply_to.is_empty())
+                .then_some(tenant.sender.reply_to.as_str()),
+            to_name: &customer.display_name(),
+            to: customer.email.as_deref().unwrap_or(""),
+            rendered: &rendered,
+            unsubscribe_url: &unsub,
+            bounce_domain: &p.brand.email.bounce_domain,
+            secret: &self.secret,
+            date: SystemTime::now(),
+        };
+        let dkim = self.dkim.get(&domain_of(&from));
+        mime::build(&parts, dkim).map_err(|e| format!("cannot build the email: {e}"))
+    }
+}
+
+#[cfg(test)]
+mod tests;

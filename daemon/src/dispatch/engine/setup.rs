@@ -1,0 +1,153 @@
+//! Starting the dispatcher: the transport (an SMTP relay, or the local
+//! spool without a relay host), the DKIM keys, the secret that signs return
+//! paths and unsubscribe links, and the pauses in force.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use tokio::sync::Notify;
+use touchpoint_common::config::{DispatchConfig, SmtpTls};
+
+use super::record::RELAY_BACKOFF_MIN;
+use super::{Counters, DispatchError, Dispatcher, Result, State, Transport};
+use crate::config::DispatchPaths;
+use crate::dispatch::mime::Dkim;
+use crate::dispatch::smtp::Relay;
+use crate::dispatch::spool::Spool;
+use crate::policy::PolicyHandle;
+use crate::render::{InForce, MaterialSource};
+use crate::store::Stores;
+
+/// Reads or creates the 32-byte secret that signs return paths and links.
+fn load_secret(path: &std::path::Path) -> Result<[u8; 32]> {
+    match std::fs::read(path) {
+        Ok(b) => <[u8; 32]>::try_from(b.as_slice()).map_err(|_| {
+            DispatchError::Setup(format!(
+                "{}: must hold exactly 32 bytes, has {}",
+                path.display(),
+                b.len()
+            ))
+        }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let mut key = [0u8; 32];
+            let seed = blake3::hash(
+                format!(
+                    "{:?}{}{}",
+                    SystemTime::now(),
+                    std::process::id(),
+                    path.display()
+                )
+                .as_bytes(),
+            );
+            let mut h = blake3::Hasher::new_keyed(seed.as_bytes());
+            if let Ok(extra) = std::fs::read("/proc/sys/kernel/random/uuid") {
+                h.update(&extra);
+            }
+            key.copy_from_slice(h.finalize().as_bytes());
+            if let Some(dir) = path.parent() {
+                std::fs::create_dir_all(dir).map_err(|e| DispatchError::Io(e.to_string()))?;
+            }
+            let tmp = path.with_extension("tmp");
+            std::fs::write(&tmp, key).map_err(|e| DispatchError::Io(e.to_string()))?;
+            std::fs::rename(&tmp, path).map_err(|e| DispatchError::Io(e.to_string()))?;
+            Ok(key)
+        }
+        Err(e) => Err(DispatchError::Setup(format!("{}: {e}", path.display()))),
+    }
+}
+
+impl Dispatcher {
+    pub fn new(
+        stores: Arc<Stores>,
+        policies: Arc<PolicyHandle>,
+        cfg: &DispatchConfig,
+        paths: DispatchPaths,
+    ) -> Result<Self> {
+        let secret = load_secret(&paths.secret)?;
+        let (transport, desc, max_in_flight) = if cfg.smtp.host.is_empty() {
+            (
+                Transport::Spool(Spool::new(paths.spool.clone())),
+                format!("spool {}", paths.spool.display()),
+                256,
+            )
+        } else {
+            let password = if cfg.smtp.password_file.is_empty() {
+                None
+            } else {
+                Some(
+                    std::fs::read_to_string(&cfg.smtp.password_file)
+                        .map_err(|e| {
+                            DispatchError::Setup(format!("{}: {e}", cfg.smtp.password_file))
+                        })?
+                        .trim_end()
+                        .to_string(),
+                )
+            };
+            let mut relay = Relay::new(&cfg.smtp, password)
+                .map_err(|e| DispatchError::Setup(format!("smtp relay: {e}")))?;
+            if !cfg.smtp.ca_file.is_empty() {
+                let pem = std::fs::read(&cfg.smtp.ca_file).map_err(|e| {
+                    DispatchError::Setup(format!("dispatch.smtp.ca_file {}: {e}", cfg.smtp.ca_file))
+                })?;
+                relay = relay.with_root_certificates(&pem).map_err(|e| {
+                    DispatchError::Setup(format!("dispatch.smtp.ca_file {}: {e}", cfg.smtp.ca_file))
+                })?;
+            }
+            let tls = match cfg.smtp.tls {
+                SmtpTls::None => "plain",
+                SmtpTls::Starttls => "starttls",
+                SmtpTls::Tls => "tls",
+            };
+            (
+                Transport::Relay(Arc::new(relay)),
+                format!(
+                    "smtp relay {}:{} ({tls}, {} connections)",
+                    cfg.smtp.host, cfg.smtp.port, cfg.smtp.connections
+                ),
+                // Enough that the relay's connections rarely wait for the
+                // loop (its pool queues the rest); what is in flight at a
+                // crash may reach the relay once more, so not more.
+                (cfg.smtp.connections * cfg.smtp.in_flight_per_connection) as usize,
+            )
+        };
+        let mut dkim = HashMap::new();
+        for k in &cfg.dkim {
+            let key = Dkim::load(k)
+                .map_err(|e| DispatchError::Setup(format!("dkim key for {}: {e}", k.domain)))?;
+            dkim.insert(k.domain.to_ascii_lowercase(), key);
+        }
+        let pauses = stores.central().pauses()?;
+        Ok(Self {
+            stores,
+            policies,
+            paths,
+            enabled: cfg.enabled,
+            tick: Duration::from_millis(cfg.tick_ms),
+            transport,
+            transport_desc: desc,
+            max_in_flight,
+            secret,
+            dkim,
+            state: Mutex::new(State {
+                pauses,
+                relay_backoff: RELAY_BACKOFF_MIN,
+                ..State::default()
+            }),
+            counters: Counters::default(),
+            wake: Notify::new(),
+            in_force: InForce::new(None),
+            throughput: Default::default(),
+            people: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// Renders with the brand material in force in `source` (approvals').
+    pub fn with_material(mut self, source: Arc<dyn MaterialSource>) -> Self {
+        self.in_force = InForce::new(Some(source));
+        self
+    }
+}
+
+#[cfg(test)]
+mod tests;

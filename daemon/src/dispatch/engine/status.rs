@@ -1,0 +1,86 @@
+//! What dispatch shows of itself: the scoped [`Snapshot`] and the status
+//! reply built from it and the scope's queues.
+
+use std::sync::atomic::Ordering;
+
+use touchpoint_common::domain::{Channel, Timestamp};
+use touchpoint_common::protocol::{DispatchStatus, Scope, TenantQueue};
+use touchpoint_common::TenantId;
+
+use super::{today_local, Dispatcher, ErrorAbout};
+use crate::dispatch::snapshot::{Snapshot, Totals};
+
+impl Dispatcher {
+    /// What a caller with `scope` sees of dispatch: the queues of
+    /// `tenants` (theirs), and of pauses, throttles and the last error only
+    /// what names no other tenant.
+    pub fn status(&self, scope: &Scope, tenants: &[TenantId]) -> DispatchStatus {
+        let today = today_local(Timestamp::now().0);
+        let mut queues = Vec::new();
+        for t in tenants {
+            if let Ok(s) = self.stores.tenant(t) {
+                queues.push(TenantQueue {
+                    tenant: t.clone(),
+                    email: s.queued_count(Channel::Email) as u64,
+                    post: s.queued_count(Channel::Post) as u64,
+                    phone: s.queued_count(Channel::Phone) as u64,
+                    in_flight: s.in_flight().map(|v| v.len() as u64).unwrap_or(0),
+                    sent_today: s.sent_on(today).unwrap_or(0),
+                });
+            }
+        }
+        self.snapshot(scope).into_status(queues)
+    }
+
+    /// Dispatch's state now, cut to what a caller with `scope` may see: of
+    /// pauses, throttles and the last error only what names no other tenant.
+    pub fn snapshot(&self, scope: &Scope) -> Snapshot {
+        let now = Timestamp::now().0;
+        let throughput = self.throughput.last_hour(now);
+        let mut st = self.state();
+        let c = &self.counters;
+        let last_error = match (&st.last_error_about, scope) {
+            (_, Scope::All) | (ErrorAbout::Everyone, _) => st.last_error.clone(),
+            (ErrorAbout::Tenant(t), scope) if scope.allows(t) => st.last_error.clone(),
+            _ => String::new(),
+        };
+        Snapshot {
+            enabled: self.enabled,
+            transport: self.transport_desc.clone(),
+            paused: st
+                .pauses
+                .iter()
+                .filter(|p| p.scope.tenant.as_ref().is_none_or(|t| scope.allows(t)))
+                .cloned()
+                .collect(),
+            throttles: st
+                .throttles
+                .status(now)
+                .into_iter()
+                .filter(|th| match th.name.strip_prefix("tenant ") {
+                    Some(t) => TenantId::new(t).is_ok_and(|t| scope.allows(&t)),
+                    None => true,
+                })
+                .collect(),
+            relay_down_until: st.relay_down_until.filter(|t| *t > now).map(Timestamp),
+            last_error,
+            sent_last_minute: st.throttles.sent_last_minute(now),
+            totals: Totals {
+                sent: c.sent.load(Ordering::Relaxed),
+                deferred: c.deferred.load(Ordering::Relaxed),
+                failed: c.failed.load(Ordering::Relaxed),
+                fallbacks: c.fallbacks.load(Ordering::Relaxed),
+                resent_after_crash: c.resent.load(Ordering::Relaxed),
+                resent_after_cut: c.resent_cut.load(Ordering::Relaxed),
+                bounces: c.bounces.load(Ordering::Relaxed),
+                unsubscribes: c.unsubscribes.load(Ordering::Relaxed),
+                autoreplies: c.autoreplies.load(Ordering::Relaxed),
+                ignored: c.ignored.load(Ordering::Relaxed),
+            },
+            throughput,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,54 @@
+#![allow(clippy::unwrap_used)]
+
+use touchpoint_common::protocol::{PauseScope, Scope};
+
+use crate::dispatch::engine::fixture::*;
+
+/// What a scoped caller reads of dispatch (the overview, the status reply)
+/// is cut to its scope when the snapshot is taken: another tenant's pause,
+/// daily throttle and error are not in it.
+#[test]
+fn a_snapshot_names_no_tenant_outside_its_scope() {
+    let fx = Fx::new();
+    for t in ["d001", "d003"] {
+        let scope = PauseScope {
+            tenant: Some(tid(t)),
+            service: None,
+        };
+        fx.d.pause(scope, "op").unwrap();
+    }
+    let everyone = PauseScope {
+        tenant: None,
+        service: Some("birthday".into()),
+    };
+    fx.d.pause(everyone, "op").unwrap();
+    {
+        let mut limits = fx.p().brand.throttle.clone();
+        limits.tenant_per_day = 100;
+        let mut st = fx.d.state();
+        st.throttles.set_limits(&limits);
+        st.throttles.seed_tenant(&tid("d001"), 3);
+        st.throttles.seed_tenant(&tid("d003"), 5);
+    }
+    fx.d.note_error(Some(&tid("d003")), "tenant d003: store broken".into());
+
+    let inside = Scope::Tenants(vec![tid("d001")]);
+    let s = fx.d.snapshot(&inside);
+    let paused: Vec<Option<String>> = s
+        .paused()
+        .iter()
+        .map(|p| p.scope.tenant.as_ref().map(|t| t.to_string()))
+        .collect();
+    assert_eq!(paused, [None, Some("d001".to_string())]);
+    assert!(s.is_paused(&tid("d001"), "service_due"));
+    let throttles: Vec<&str> = s.throttles().iter().map(|t| t.name.as_str()).collect();
+    assert!(throttles.contains(&"tenant d001"), "{throttles:?}");
+    assert_eq!(s.last_error(), "");
+    let status = fx.d.status(&inside, &[tid("d001")]);
+    assert!(!format!("{status:?}").contains("d003"), "{status:?}");
+
+    let all = fx.d.snapshot(&Scope::All);
+    assert_eq!(all.paused().len(), 3);
+    assert!(all.throttles().iter().any(|t| t.name == "tenant d003"));
+    assert_eq!(all.last_error(), "tenant d003: store broken");
+}
