@@ -73,7 +73,8 @@ pub(super) fn act(
     action: MessageAction,
 ) -> Response {
     with(ctx, |d| {
-        d.apply_action(tenant, ids, action, &who.user).map(Response::Actions)
+        d.apply_action(tenant, ids, action, &who.user)
+            .map(Response::Actions)
     })
 }
 
