@@ -25,9 +25,9 @@ use touchpoint_common::outbox::{month_of, LedgerEntry, Message, MessageStatus};
 use touchpoint_common::protocol::Topic;
 use touchpoint_common::Date;
 
+use super::error::Result;
 use super::import_txn::consent_key;
 use super::tenant::{decode, encode, prefix_of, tx_err, TenantStore};
-use super::Result;
 
 /// Messages per transaction.
 const CHUNK: usize = 128;

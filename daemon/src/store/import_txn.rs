@@ -42,8 +42,8 @@ use touchpoint_common::domain::{
 };
 
 use super::diskio::Tracked;
+use super::error::{Result, StoreError};
 use super::tenant::{TenantStore, META_COUNTERS, META_PENDING};
-use super::{Result, StoreError};
 
 /// Name of the staging file in a tenant's directory while an import is written.
 pub const STAGING_FILE: &str = "import.staging";

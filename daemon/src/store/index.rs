@@ -26,7 +26,8 @@ use touchpoint_common::protocol::DayCounts;
 use touchpoint_common::queue::{QueueFilter, STATUSES};
 use touchpoint_common::Date;
 
-use super::{Result, TenantStore};
+use super::error::Result;
+use super::tenant::TenantStore;
 
 /// Bytes of the last transport answer the text filter sees.
 const ANSWER_BYTES: usize = 40;

@@ -17,8 +17,8 @@ use touchpoint_common::outbox::{month_of, LedgerEntry, Message, MessageStatus};
 use touchpoint_common::protocol::Topic;
 use touchpoint_common::Date;
 
+use super::error::{Result, StoreError};
 use super::tenant::{decode, encode, prefix_of, tx_err, TenantStore};
-use super::{Result, StoreError};
 
 const META_NEXT_MESSAGE: &[u8] = b"next_message_id";
 const META_PLAN_STAMP: &[u8] = b"plan_stamp";

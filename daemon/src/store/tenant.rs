@@ -43,8 +43,9 @@ use touchpoint_common::protocol::{OptIns, Topic};
 use touchpoint_common::TenantId;
 
 use super::central::{FigureBoard, TenantFigures};
+use super::error::{Result, StoreError};
+use super::files::{remove_unfinished_snapshots, sled_err};
 use super::import_txn::consent_key;
-use super::{sled_err, Result, StoreError};
 
 const TENANT_SEGMENT_BYTES: usize = 128 * 1024;
 
@@ -138,7 +139,7 @@ impl TenantStore {
         // the space the database needs to open.
         super::import_txn::before_open(dir)?;
         let path = dir.join("store");
-        super::remove_unfinished_snapshots(&path);
+        remove_unfinished_snapshots(&path);
         let err = sled_err(&path);
         let config = sled::Config::new()
             .path(&path)
