@@ -29,12 +29,11 @@
 //!   (see `import_txn`).
 
 mod central;
+mod db;
 mod diskio;
-mod dispatch;
 mod error;
 mod files;
 mod import_txn;
-pub mod index;
 mod material;
 mod outbox;
 mod tenant;
@@ -50,10 +49,11 @@ use touchpoint_common::TenantId;
 
 pub use central::{Central, TenantFigures, TenantRecord};
 pub use diskio::{fail_writes_under, FaultGuard};
-pub use dispatch::{Change, LedgerDelta};
 pub use error::{Result, StoreError};
 pub use import_txn::{ImportTxn, STAGING_FILE, UNDO_DIR};
-pub use outbox::{Contact, PlanWrite};
+pub use outbox::index;
+pub use outbox::write::{reservation, Change, LedgerDelta, PlanWrite};
+pub use outbox::Contact;
 pub use tenant::TenantStore;
 
 use files::{wait_released, RELEASE_WAIT};

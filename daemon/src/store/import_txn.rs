@@ -105,7 +105,7 @@ fn remove_path(path: &Path) -> std::io::Result<()> {
 
 impl TenantStore {
     fn staging_path(&self) -> PathBuf {
-        self.dir.join(STAGING_FILE)
+        self.dir().join(STAGING_FILE)
     }
 
     /// Starts an atomic import in which every field of a record is replaced.
@@ -278,13 +278,13 @@ fn commit_staged(
     report: &ImportReport,
     recount: bool,
 ) -> Result<ImportReport> {
-    let undo = s.dir.join(UNDO_DIR);
+    let undo = s.dir().join(UNDO_DIR);
     let attempt = || -> Result<ImportReport> {
         // Never there on a store that takes writes; if it were, it would
         // be an earlier import's, to be undone before this one begins.
         rollback(s)?;
         std::fs::create_dir(&undo).map_err(io_err(&undo))?;
-        sync_dir(&s.dir)?;
+        sync_dir(s.dir())?;
         let mut report = report.clone();
         let applied = match staging {
             Some(path) => {
@@ -301,7 +301,7 @@ fn commit_staged(
     };
     match attempt() {
         Ok(report) => {
-            let done = s.dir.join(UNDO_DONE);
+            let done = s.dir().join(UNDO_DONE);
             if let Err(e) = remove_path(&done) {
                 tracing::warn!(dir = %done.display(), error = %e, "cannot remove a committed import's journal; removed at the next open");
             }
@@ -335,10 +335,10 @@ fn commit_staged(
 
 /// The commit point: the journal becomes a committed one.
 fn commit_point(s: &TenantStore) -> Result<()> {
-    let undo = s.dir.join(UNDO_DIR);
-    let done = s.dir.join(UNDO_DONE);
+    let undo = s.dir().join(UNDO_DIR);
+    let done = s.dir().join(UNDO_DONE);
     std::fs::rename(&undo, &done).map_err(io_err(&undo))?;
-    if let Err(e) = sync_dir(&s.dir) {
+    if let Err(e) = sync_dir(s.dir()) {
         // Not known to be durable: take it back, so that the import rolls
         // back here and after a crash alike.
         return match std::fs::rename(&done, &undo) {
@@ -493,7 +493,7 @@ pub(super) fn recover(s: &TenantStore) -> Result<()> {
 /// removes it. `None` when there was none. Idempotent: interrupted, it is
 /// simply run again.
 fn rollback(s: &TenantStore) -> Result<Option<usize>> {
-    let undo = s.dir.join(UNDO_DIR);
+    let undo = s.dir().join(UNDO_DIR);
     match std::fs::symlink_metadata(&undo) {
         Ok(m) if m.is_dir() => {}
         Ok(_) => {
@@ -512,7 +512,7 @@ fn rollback(s: &TenantStore) -> Result<Option<usize>> {
     }
     s.flush()?;
     remove_path(&undo).map_err(io_err(&undo))?;
-    sync_dir(&s.dir)?;
+    sync_dir(s.dir())?;
     // Counts may have been cached from the rolled-back state.
     s.data_changed();
     Ok(Some(restored))

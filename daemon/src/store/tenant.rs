@@ -27,31 +27,33 @@
 //! an import being written and `<tenant>/import.undo/` the undo journal of
 //! one being applied (see [`super::ImportTxn`]).
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use sled::Transactional;
-use touchpoint_common::codec::{decode_record, encode_record};
 use touchpoint_common::domain::{
     Channel, Consent, Customer, ImportReport, MergeRecord, ServiceVisit, TenantStats, Timestamp,
     Vehicle,
 };
+use touchpoint_common::outbox::{LedgerEntry, Message};
 use touchpoint_common::protocol::{OptIns, Topic};
-use touchpoint_common::TenantId;
+use touchpoint_common::{Date, TenantId};
 
 use super::central::{FigureBoard, TenantFigures};
+use super::db::{decode, encode, encode_tx, tx_err, TenantDb};
 use super::error::{Result, StoreError};
-use super::files::{remove_unfinished_snapshots, sled_err};
 use super::import_txn::consent_key;
-
-const TENANT_SEGMENT_BYTES: usize = 128 * 1024;
+use super::outbox::index::OutboxIndex;
+use super::outbox::write::{Change, PlanWrite};
+use super::outbox::{Contact, Outbox};
 
 pub(super) const META_COUNTERS: &[u8] = b"counters";
 const META_NEXT_IMPORT: &[u8] = b"next_import_id";
 const META_NEXT_MERGE: &[u8] = b"next_merge_id";
+const META_GENERATION: &[u8] = b"generation";
 pub(super) const META_PENDING: &[u8] = b"pending_import";
 
 /// Record counts kept up to date by every write, so stats never scan.
@@ -66,8 +68,7 @@ pub(super) struct Counters {
 }
 
 pub struct TenantStore {
-    id: TenantId,
-    db: sled::Db,
+    db: Arc<TenantDb>,
     pub(super) customers: sled::Tree,
     pub(super) vehicles: sled::Tree,
     pub(super) owner: sled::Tree,
@@ -78,47 +79,17 @@ pub struct TenantStore {
     merges: sled::Tree,
     merged: sled::Tree,
     pub(super) meta: sled::Tree,
-    pub(super) outbox: sled::Tree,
-    pub(super) occasions: sled::Tree,
-    pub(super) contacts: sled::Tree,
-    pub(super) by_day: sled::Tree,
-    pub(super) ledger: sled::Tree,
-    pub(super) queue: sled::Tree,
-    pub(super) inflight: sled::Tree,
-    pub(super) daily: sled::Tree,
-    pub(super) bad_addresses: sled::Tree,
-    /// The directory of this tenant (the sled database is in `store/`).
-    pub(super) dir: PathBuf,
-    /// One writer at a time: an import, an identity pass or a merge undo.
-    writer: Mutex<()>,
-    /// One planning run at a time (the schedule and an on-demand run).
-    planning: Mutex<()>,
-    dirty: AtomicBool,
-    /// The outbox index, once asked for (see [`super::index`]).
-    pub(super) index: Mutex<Option<super::index::OutboxIndex>>,
+    bad_addresses: sled::Tree,
+    outbox: Outbox,
     /// Opt-in counts and the data version they were counted at.
     opt_ins: Mutex<Option<(u64, OptIns)>>,
-    pub(super) events: Arc<crate::events::Events>,
     /// Where the figures the tenants listing shows are kept (central store).
     board: FigureBoard,
     /// The figures changed since they were last written to the board.
     figures_due: AtomicBool,
-    /// Set by the first I/O error: sled's state in memory may then differ
-    /// from its disk, so this handle takes no more writes and the open set
-    /// reopens the database (see [`super::Stores::tenant`]).
-    broken: Mutex<Option<String>>,
-    is_broken: AtomicBool,
     /// An import interrupted by an earlier version after its commit point
     /// was completed when this store opened (it still needs its identity pass).
     pub(super) completed_import: AtomicBool,
-}
-
-pub(super) fn decode<T: DeserializeOwned>(tree: &'static str, bytes: &[u8]) -> Result<T> {
-    decode_record(bytes).map_err(|source| StoreError::Codec { tree, source })
-}
-
-pub(super) fn encode<T: Serialize>(tree: &'static str, value: &T) -> Result<Vec<u8>> {
-    encode_record(value).map_err(|source| StoreError::Codec { tree, source })
 }
 
 pub(super) fn prefix_of(customer_no: &str) -> Vec<u8> {
@@ -138,133 +109,58 @@ impl TenantStore {
         // First, so that a leftover of an interrupted import never takes
         // the space the database needs to open.
         super::import_txn::before_open(dir)?;
-        let path = dir.join("store");
-        remove_unfinished_snapshots(&path);
-        let err = sled_err(&path);
-        let config = sled::Config::new()
-            .path(&path)
-            .cache_capacity(cache_bytes)
-            // sled keeps I/O buffers of a segment each per open database: at
-            // its 512 KiB default an idle open tenant costs about 2 MB of RSS,
-            // at 128 KiB about 0.7 MB (BENCHMARKS.md). Fixed at creation: sled
-            // refuses to reopen a database with another segment size.
-            .segment_size(TENANT_SEGMENT_BYTES)
-            // No flusher thread per database: Stores::flush_dirty flushes them all.
-            .flush_every_ms(None);
-        // The open set never opens a database an earlier instance of which
-        // may still be alive, so a lock held here is another process's.
-        let db = config.open().map_err(|e| match e {
-            sled::Error::Io(io) if io.to_string().contains("could not acquire lock") => {
-                StoreError::Unavailable(format!(
-                    "{}: the database is locked by another process (a second touchpointd on this state directory?)",
-                    path.display()
-                ))
-            }
-            other => err(other),
-        })?;
-        let tree = |name: &str| db.open_tree(name).map_err(&err);
+        let db = Arc::new(TenantDb::open(id, dir, cache_bytes, events)?);
         let store = Self {
-            customers: tree("customers")?,
-            vehicles: tree("vehicles")?,
-            owner: tree("owner")?,
-            consents: tree("consents")?,
-            visits: tree("visits")?,
-            imports: tree("imports")?,
-            import_hash: tree("import_hash")?,
-            merges: tree("merges")?,
-            merged: tree("merged")?,
-            meta: tree("meta")?,
-            outbox: tree("outbox")?,
-            occasions: tree("occasions")?,
-            contacts: tree("contacts")?,
-            by_day: tree("by_day")?,
-            ledger: tree("ledger")?,
-            queue: tree("queue")?,
-            inflight: tree("inflight")?,
-            daily: tree("daily")?,
-            bad_addresses: tree("bad_addresses")?,
-            dir: dir.to_path_buf(),
-            id,
+            customers: db.tree("customers")?,
+            vehicles: db.tree("vehicles")?,
+            owner: db.tree("owner")?,
+            consents: db.tree("consents")?,
+            visits: db.tree("visits")?,
+            imports: db.tree("imports")?,
+            import_hash: db.tree("import_hash")?,
+            merges: db.tree("merges")?,
+            merged: db.tree("merged")?,
+            meta: db.tree("meta")?,
+            bad_addresses: db.tree("bad_addresses")?,
+            outbox: Outbox::open(db.clone())?,
             db,
-            writer: Mutex::new(()),
-            planning: Mutex::new(()),
-            dirty: AtomicBool::new(false),
-            index: Mutex::new(None),
             opt_ins: Mutex::new(None),
-            events,
             board,
             figures_due: AtomicBool::new(false),
-            broken: Mutex::new(None),
-            is_broken: AtomicBool::new(false),
             completed_import: AtomicBool::new(false),
         };
         super::import_txn::recover(&store)?;
         // Whatever recovery did, and whatever an earlier run wrote after
         // its figures: the listing shows this store as it is.
         if let Err(e) = store.publish_figures() {
-            tracing::warn!(tenant = %store.id, error = %e, "cannot write the tenant's figures");
+            tracing::warn!(tenant = %store.id(), error = %e, "cannot write the tenant's figures");
         }
         Ok(store)
     }
 
     pub(super) fn err(&self) -> impl Fn(sled::Error) -> StoreError + '_ {
-        move |source| {
-            self.note_sled_error(&source);
-            StoreError::Sled {
-                path: format!("tenant {}", self.id),
-                source,
-            }
-        }
+        self.db.err()
     }
 
-    /// An I/O error (or worse) leaves sled's memory possibly ahead of its
-    /// disk: this handle is done for.
-    fn note_sled_error(&self, e: &sled::Error) {
-        if !matches!(
-            e,
-            sled::Error::CollectionNotFound(_) | sled::Error::Unsupported(_)
-        ) {
-            self.mark_broken(&e.to_string());
-        }
-    }
-
-    /// Takes this handle out of service: it refuses writes from now on,
-    /// and the open set reopens the database once nobody holds it.
     pub(super) fn mark_broken(&self, why: &str) {
-        let mut b = self.broken.lock().unwrap_or_else(|e| e.into_inner());
-        if b.is_none() {
-            tracing::error!(tenant = %self.id, error = why, "tenant store taken out of service; it is reopened on the next request");
-            *b = Some(why.to_string());
-            self.is_broken.store(true, Ordering::Release);
-        }
+        self.db.mark_broken(why)
     }
 
     /// Why this handle is out of service, if it is.
     pub fn trouble(&self) -> Option<String> {
-        if !self.is_broken.load(Ordering::Acquire) {
-            return None;
-        }
-        self.broken
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .as_ref()
-            .map(|why| format!("{why} (the store is reopened on the next request)"))
+        self.db.trouble()
     }
 
-    /// Refuses a write through a handle taken out of service.
     pub(super) fn writable(&self) -> Result<()> {
-        match self.trouble() {
-            None => Ok(()),
-            Some(why) => Err(StoreError::Unavailable(format!(
-                "tenant {}: {why}",
-                self.id
-            ))),
-        }
+        self.db.writable()
     }
 
-    /// The file sled locks while the database is open.
     pub(super) fn lock_file(&self) -> PathBuf {
-        self.dir.join("store").join("db")
+        self.db.lock_file()
+    }
+
+    pub(super) fn dir(&self) -> &Path {
+        self.db.dir()
     }
 
     /// What the tenants listing shows of this tenant.
@@ -287,7 +183,7 @@ impl TenantStore {
     /// Writes this tenant's figures to the central store.
     pub(super) fn publish_figures(&self) -> Result<()> {
         self.figures_due.store(false, Ordering::Release);
-        let r = self.figures().and_then(|f| self.board.put(&self.id, &f));
+        let r = self.figures().and_then(|f| self.board.put(self.id(), &f));
         if r.is_err() {
             self.figures_due.store(true, Ordering::Release);
         }
@@ -298,42 +194,34 @@ impl TenantStore {
     pub(super) fn publish_figures_if_due(&self) {
         if self.figures_due.load(Ordering::Acquire) && self.trouble().is_none() {
             if let Err(e) = self.publish_figures() {
-                tracing::warn!(tenant = %self.id, error = %e, "cannot write the tenant's figures");
+                tracing::warn!(tenant = %self.id(), error = %e, "cannot write the tenant's figures");
             }
         }
     }
 
     pub fn id(&self) -> &TenantId {
-        &self.id
+        self.db.id()
     }
 
     pub fn flush(&self) -> Result<()> {
-        self.dirty.store(false, Ordering::Release);
-        if let Err(e) = self.db.flush() {
-            self.dirty.store(true, Ordering::Release);
-            return Err(self.err()(e));
-        }
-        Ok(())
+        self.db.flush()
     }
 
     pub(super) fn flush_if_dirty(&self) -> Result<()> {
-        if self.dirty.load(Ordering::Acquire) {
-            self.flush()?;
-        }
-        Ok(())
+        self.db.flush_if_dirty()
     }
 
     pub(super) fn touch(&self) {
-        self.dirty.store(true, Ordering::Release);
+        self.db.touch()
     }
 
     /// Held by a planning run that writes, from reading to committing.
     pub fn plan_lock(&self) -> MutexGuard<'_, ()> {
-        self.planning.lock().unwrap_or_else(|e| e.into_inner())
+        self.outbox.plan_lock()
     }
 
     pub(super) fn lock_writer(&self) -> MutexGuard<'_, ()> {
-        self.writer.lock().unwrap_or_else(|e| e.into_inner())
+        self.db.lock_writer()
     }
 
     pub(super) fn counters(&self) -> Result<Counters> {
@@ -465,7 +353,7 @@ impl TenantStore {
             visits: c.visits,
             merges_active: c.merges_active,
             imports: c.imports,
-            disk_bytes: self.db.size_on_disk().unwrap_or(0),
+            disk_bytes: self.db.size_on_disk(),
         })
     }
 
@@ -507,9 +395,9 @@ impl TenantStore {
     /// shows it).
     pub(super) fn data_changed(&self) {
         if let Err(e) = self.publish_figures() {
-            tracing::warn!(tenant = %self.id, error = %e, "cannot write the tenant's figures; retried by the flusher");
+            tracing::warn!(tenant = %self.id(), error = %e, "cannot write the tenant's figures; retried by the flusher");
         }
-        self.events.publish(&[Topic::Tenants], Some(&self.id));
+        self.db.events().publish(&[Topic::Tenants], Some(self.id()));
     }
 
     /// Marks the figures for the flusher's next round: for frequent small
@@ -562,7 +450,7 @@ impl TenantStore {
                 meta.insert(META_COUNTERS, encode_tx(&c)?)?;
                 Ok(())
             })
-            .map_err(tx_err(self))?;
+            .map_err(tx_err(&self.db))?;
         self.flush()?;
         self.data_changed();
         Ok(())
@@ -673,7 +561,7 @@ impl TenantStore {
                 meta.insert(META_COUNTERS, encode_tx(&c)?)?;
                 Ok(())
             })
-            .map_err(tx_err(self))?;
+            .map_err(tx_err(&self.db))?;
         self.flush()?;
         self.data_changed();
         Ok(())
@@ -684,7 +572,7 @@ impl TenantStore {
         let _w = self.lock_writer();
         self.writable()?;
         let mut m = self.merge(merge_id)?.ok_or_else(|| {
-            StoreError::NotFound(format!("no merge #{merge_id} in tenant {}", self.id))
+            StoreError::NotFound(format!("no merge #{merge_id} in tenant {}", self.id()))
         })?;
         if m.undone_at.is_some() {
             return Err(StoreError::Conflict(format!(
@@ -702,27 +590,224 @@ impl TenantStore {
                 meta.insert(META_COUNTERS, encode_tx(&c)?)?;
                 Ok(())
             })
-            .map_err(tx_err(self))?;
+            .map_err(tx_err(&self.db))?;
         self.flush()?;
         self.data_changed();
         Ok(m)
     }
-}
 
-type TxResult<T> = std::result::Result<T, sled::transaction::ConflictableTransactionError<String>>;
+    // ----- the outbox ----------------------------------------------------------
 
-fn encode_tx<T: Serialize>(v: &T) -> TxResult<Vec<u8>> {
-    encode_record(v)
-        .map_err(|e| sled::transaction::ConflictableTransactionError::Abort(e.to_string()))
-}
+    pub fn message(&self, id: u64) -> Result<Option<Message>> {
+        self.outbox.message(id)
+    }
 
-pub(super) fn tx_err(
-    s: &TenantStore,
-) -> impl Fn(sled::transaction::TransactionError<String>) -> StoreError + '_ {
-    move |e| match e {
-        sled::transaction::TransactionError::Abort(msg) => {
-            StoreError::Conflict(format!("tenant {}: {msg}", s.id))
+    /// All messages, oldest first.
+    pub fn messages(&self) -> impl DoubleEndedIterator<Item = Result<Message>> + '_ {
+        self.outbox.messages()
+    }
+
+    pub fn message_count(&self) -> usize {
+        self.outbox.message_count()
+    }
+
+    /// The message an occasion was planned into, if any.
+    pub fn planned_occasion(&self, key: &str) -> Result<Option<u64>> {
+        self.outbox.planned_occasion(key)
+    }
+
+    /// A recipient's messages that count as contacts, in date order.
+    pub fn contacts_of(&self, recipient: &str) -> Result<Vec<Contact>> {
+        self.outbox.contacts_of(recipient)
+    }
+
+    /// Messages not yet sent per send day, from `from` on.
+    pub fn day_load(&self, from: Date) -> Result<BTreeMap<Date, u32>> {
+        self.outbox.day_load(from)
+    }
+
+    /// Messages not yet sent whose send day is `from` or later.
+    pub fn pending_messages(&self, from: Date) -> Result<Vec<Message>> {
+        self.outbox.pending_messages(from)
+    }
+
+    /// Ids of planned or rendered messages whose send day is `day` or earlier.
+    pub fn releasable(&self, day: Date) -> Result<Vec<u64>> {
+        self.outbox.releasable(day)
+    }
+
+    /// Ids of messages queued or deferred on `channel` and due at `now_ms`
+    /// or earlier, earliest first, at most `limit`.
+    pub fn due(&self, channel: Channel, now_ms: i64, limit: usize) -> Result<Vec<u64>> {
+        self.outbox.due(channel, now_ms, limit)
+    }
+
+    /// Like [`TenantStore::due`], from after the `(due, id)` position a
+    /// previous page ended at: a caller that skips messages (paused, a busy
+    /// domain) reads on instead of seeing the same ones again.
+    pub fn due_after(
+        &self,
+        channel: Channel,
+        now_ms: i64,
+        after: Option<(i64, u64)>,
+        limit: usize,
+    ) -> Result<Vec<(i64, u64)>> {
+        self.outbox.due_after(channel, now_ms, after, limit)
+    }
+
+    /// When the next queued or deferred message on `channel` is due (unix ms).
+    pub fn next_due(&self, channel: Channel) -> Result<Option<i64>> {
+        self.outbox.next_due(channel)
+    }
+
+    /// Messages queued or deferred per channel.
+    pub fn queued_count(&self, channel: Channel) -> usize {
+        self.outbox.queued_count(channel)
+    }
+
+    /// Ids of messages marked sending: handed to a transport when the daemon
+    /// last stopped, or now.
+    pub fn in_flight(&self) -> Result<Vec<u64>> {
+        self.outbox.in_flight()
+    }
+
+    /// Emails sent on `day`.
+    pub fn sent_on(&self, day: Date) -> Result<u64> {
+        self.outbox.sent_on(day)
+    }
+
+    pub fn ledger_entry(&self, month: u32, service: &str) -> Result<LedgerEntry> {
+        self.outbox.ledger_entry(month, service)
+    }
+
+    /// Every ledger row, by month then service.
+    pub fn ledger(&self) -> Result<Vec<(u32, String, LedgerEntry)>> {
+        self.outbox.ledger()
+    }
+
+    /// Runs `f` on the outbox index, building it first (one scan of the
+    /// outbox) if this is the first time since the store was opened.
+    pub fn with_index<R>(&self, f: impl FnOnce(&OutboxIndex) -> R) -> Result<R> {
+        self.outbox.with_index(f)
+    }
+
+    /// Reserves `n` message ids; returns the first.
+    pub fn reserve_message_ids(&self, n: u64) -> Result<u64> {
+        self.outbox.reserve_message_ids(n)
+    }
+
+    pub fn plan_stamp(&self) -> Result<Option<u64>> {
+        self.outbox.plan_stamp()
+    }
+
+    /// Writes one planning run durably, revisions first (a cancelled
+    /// message frees its occasion keys, and a new message of the same run
+    /// may take them again), in chunks of whole messages, the stamp with
+    /// the last chunk.
+    pub fn commit_plan(&self, w: &PlanWrite) -> Result<()> {
+        self.outbox.commit_plan(w)
+    }
+
+    /// Writes a group of transitions and flushes once.
+    pub fn apply(&self, changes: &[Change]) -> Result<()> {
+        self.outbox.apply(changes)
+    }
+
+    /// Writes a group of transitions without flushing: the caller flushes
+    /// (once for several groups) before anything outside relies on them.
+    pub fn apply_unflushed(&self, changes: &[Change]) -> Result<()> {
+        self.outbox.apply_unflushed(changes)
+    }
+
+    // ----- dispatch's findings about the dealer's data ---------------------------
+
+    /// Changes whenever the tenant's data changes (imports, merges, undos,
+    /// consent changes): the planner skips a tenant whose data, policy and day
+    /// are those of its last run.
+    pub fn data_version(&self) -> Result<u64> {
+        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+        for key in [META_COUNTERS, META_NEXT_MERGE, META_GENERATION] {
+            let v = self.meta.get(key).map_err(self.err())?;
+            for b in v.as_deref().unwrap_or(&[]).iter().chain(&[0xff]) {
+                h ^= u64::from(*b);
+                h = h.wrapping_mul(0x0000_0100_0000_01b3);
+            }
         }
-        sled::transaction::TransactionError::Storage(source) => s.err()(source),
+        Ok(h)
+    }
+
+    /// Marks the data changed for writers that leave the counters alone.
+    pub fn bump_generation(&self) -> Result<()> {
+        self.writable()?;
+        self.meta
+            .update_and_fetch(META_GENERATION, |old| {
+                let n = old
+                    .and_then(|b| <[u8; 8]>::try_from(b).ok())
+                    .map(u64::from_be_bytes)
+                    .unwrap_or(0);
+                Some((n + 1).to_be_bytes().to_vec())
+            })
+            .map_err(self.err())?;
+        self.touch();
+        // Consents and bad addresses from dispatch: the opt-in counts of the
+        // listing follow with the flusher's next round.
+        self.figures_changed();
+        self.db.events().publish(&[Topic::Tenants], Some(self.id()));
+        Ok(())
+    }
+
+    /// Records an address that hard-bounced: it is not used again.
+    pub fn mark_bad_address(&self, address: &str, reason: &str) -> Result<()> {
+        self.writable()?;
+        self.bad_addresses
+            .insert(address.trim().to_lowercase().as_bytes(), reason.as_bytes())
+            .map_err(self.err())?;
+        self.bump_generation()
+    }
+
+    /// Why an address is not used, if it hard-bounced.
+    pub fn bad_address(&self, address: &str) -> Result<Option<String>> {
+        Ok(self
+            .bad_addresses
+            .get(address.trim().to_lowercase().as_bytes())
+            .map_err(self.err())?
+            .map(|b| String::from_utf8_lossy(&b).into_owned()))
+    }
+
+    /// Every address that hard-bounced (lower case), with the reason.
+    pub fn bad_addresses(&self) -> Result<Vec<(String, String)>> {
+        self.bad_addresses
+            .iter()
+            .map(|kv| {
+                kv.map_err(self.err()).map(|(k, v)| {
+                    (
+                        String::from_utf8_lossy(&k).into_owned(),
+                        String::from_utf8_lossy(&v).into_owned(),
+                    )
+                })
+            })
+            .collect()
+    }
+
+    /// Records a consent statement unless a later one is on record (an
+    /// unsubscribe, a call-centre answer). Returns whether it was recorded.
+    pub fn record_consent(&self, c: &Consent) -> Result<bool> {
+        // Not while an import is applied: the import decides against the
+        // stored statement and may roll back to it, either of which would
+        // lose a withdrawal recorded in between.
+        let _w = self.lock_writer();
+        self.writable()?;
+        let key = consent_key(&c.customer_no, c.channel);
+        if let Some(old) = self.consents.get(&key).map_err(self.err())? {
+            let old: Consent = decode("consents", &old)?;
+            if old.at > c.at || (old.granted == c.granted && old.at == c.at) {
+                return Ok(false);
+            }
+        }
+        self.consents
+            .insert(key, encode("consents", c)?)
+            .map_err(self.err())?;
+        self.bump_generation()?;
+        Ok(true)
     }
 }
