@@ -26,16 +26,35 @@
 //! - Listing tenants opens no tenant database: it reads the figures each
 //!   store writes to the central store at its write points.
 //! - An import the client was told failed is rolled back, never completed
-//!   (see `import_txn`).
+//!   (see `records/import.rs`).
+//! - A tree is reached only by the part that owns it (its fields are
+//!   private to the part's file and children); the rest of the daemon
+//!   speaks to a [`TenantStore`] in domain terms and never sees a key.
+//! - Every write of the outbox's trees goes through its one writer
+//!   (`outbox/write.rs`), which keeps the indexes, the occasions, the
+//!   ledger and the in-memory index right for any message's move.
+//!
+//! Files (no import circles: `tenant.rs` uses the parts; the children of a
+//! part use it, while a part uses none of its children but its leaves; the
+//! parts use neither each other nor `tenant.rs`):
+//! - `tenant.rs`: [`TenantStore`], the room's handle; the tree table.
+//! - `records.rs`, `records/`: the dealer's data, its import (staging, undo
+//!   journal, recovery) and merges.
+//! - `outbox.rs`, `outbox/`: messages and all that follows them, the
+//!   ledger, the in-memory index; the one writer in `outbox/write.rs`.
+//! - `db.rs`: one tenant's sled database and its health.
+//! - `central.rs`, `material.rs`: the agency-level database.
+//! - leaves: `error.rs`, `files.rs`, `diskio.rs`, `outbox/keys.rs`,
+//!   `outbox/index.rs`, `records/keys.rs`, `records/import/staging.rs`.
 
 mod central;
 mod db;
 mod diskio;
 mod error;
 mod files;
-mod import_txn;
 mod material;
 mod outbox;
+mod records;
 mod tenant;
 
 use std::collections::HashMap;
@@ -50,10 +69,10 @@ use touchpoint_common::TenantId;
 pub use central::{Central, TenantFigures, TenantRecord};
 pub use diskio::{fail_writes_under, FaultGuard};
 pub use error::{Result, StoreError};
-pub use import_txn::{ImportTxn, STAGING_FILE, UNDO_DIR};
 pub use outbox::index;
 pub use outbox::write::{reservation, Change, LedgerDelta, PlanWrite};
 pub use outbox::Contact;
+pub use records::import::{ImportTxn, STAGING_FILE, UNDO_DIR};
 pub use tenant::TenantStore;
 
 use files::{wait_released, RELEASE_WAIT};

@@ -198,6 +198,12 @@ pub(super) fn decode<T: DeserializeOwned>(tree: &'static str, bytes: &[u8]) -> R
     decode_record(bytes).map_err(|source| StoreError::Codec { tree, source })
 }
 
+pub(super) fn codec_err(
+    tree: &'static str,
+) -> impl Fn(touchpoint_common::codec::CodecError) -> StoreError {
+    move |source| StoreError::Codec { tree, source }
+}
+
 pub(super) fn encode<T: Serialize>(tree: &'static str, value: &T) -> Result<Vec<u8>> {
     encode_record(value).map_err(|source| StoreError::Codec { tree, source })
 }

@@ -1,12 +1,13 @@
-//! The store's dealings with sled's files that are not reads or writes of
+//! The store's dealings with files that are not reads or writes of
 //! records: waiting for a closed database's file lock to go, clearing what
-//! a full disk left unfinished, naming a database in an error. A leaf: it
-//! uses only the error type.
+//! a full disk left unfinished, syncing and removing the import's own files,
+//! naming a file in an error. A leaf: it uses only the error type.
 
+use std::fs::File;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use super::error::StoreError;
+use super::error::{Result, StoreError};
 
 /// How long a closed database's file lock may take to be released (sled's
 /// I/O threads finish their last writes after the last handle is dropped).
@@ -75,5 +76,28 @@ pub(super) fn sled_err(path: &Path) -> impl Fn(sled::Error) -> StoreError + '_ {
     move |source| StoreError::Sled {
         path: path.display().to_string(),
         source,
+    }
+}
+
+pub(super) fn io_err(path: &Path) -> impl Fn(std::io::Error) -> StoreError + '_ {
+    move |source| StoreError::Io {
+        path: path.display().to_string(),
+        source,
+    }
+}
+
+pub(super) fn sync_dir(dir: &Path) -> Result<()> {
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(io_err(dir))
+}
+
+/// Removes a file or a directory tree, never following a symlink.
+pub(super) fn remove_path(path: &Path) -> std::io::Result<()> {
+    match std::fs::symlink_metadata(path) {
+        Ok(m) if m.is_dir() => std::fs::remove_dir_all(path),
+        Ok(_) => std::fs::remove_file(path),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(e),
     }
 }

@@ -1,18 +1,9 @@
 //! The keys of the outbox's trees, encoded and decoded in this one place,
 //! and where a message in a given state is indexed.
 //!
-//! ```text
-//! outbox     id(8)                                  -> Message
-//! occasions  occasion key (text)                    -> id(8)
-//! contacts   recipient 0x00 send day(4) id(8)       -> MessageStatus
-//! by_day     send day(4) id(8)                      -> ()
-//! queue      channel(1) due unix ms(8) id(8)        -> ()
-//! inflight   id(8)                                  -> ()
-//! ledger     month yyyymm(4) service (text)         -> LedgerEntry
-//! daily      day(4)                                 -> emails sent that day (u64)
-//! ```
-//! Integers are big-endian and days are [`Date::key_bytes`], so every scan
-//! runs in key order. Customer numbers contain no control bytes (import
+//! The layouts are in the tree table of `tenant.rs`; a change here changes
+//! it. Integers are big-endian and days are [`Date::key_bytes`], so every
+//! scan runs in key order. Customer numbers contain no control bytes (import
 //! validates them), so the 0x00 after a recipient is unambiguous.
 //!
 //! A leaf: uses nothing of the store.
