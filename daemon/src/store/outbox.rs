@@ -15,7 +15,7 @@
 //! | `contacts` | a contact (not failed, cancelled, replaced) | recipient, send day, id |
 //!
 //! This file reads; every write of these trees goes through the one writer
-//! in [`write`], which keeps the indexes, the occasions, the ledger and the
+//! in [`mod@write`], which keeps the indexes, the occasions, the ledger and the
 //! in-memory [`index`] right for any message's move, whether a planning run
 //! or dispatch makes it.
 //!
