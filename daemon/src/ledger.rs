@@ -2,10 +2,11 @@
 //! which share, and the ledger per tenant, service and month.
 //!
 //! Planning reserves a message's estimated cost in the month of its send day
-//! (`store::outbox`); dispatch releases that reservation and books the real
-//! cost (postage by weight and discount tier, the email cost, call minutes)
-//! in the month it went out, with the brand's share where the brand
-//! subsidises the service; a cancel releases the reservation.
+//! (the store's one rule for estimates, [`reservation`]); dispatch releases
+//! that reservation and books the real cost (postage by weight and discount
+//! tier, the email cost, call minutes) in the month it went out, with the
+//! brand's share where the brand subsidises the service; a cancel releases
+//! the reservation.
 
 use std::collections::BTreeMap;
 
@@ -15,7 +16,7 @@ use touchpoint_common::protocol::CostRow;
 use touchpoint_common::{Date, TenantId};
 
 use crate::policy::Policies;
-use crate::store::{Change, LedgerDelta, StoreError, Stores, TenantStore};
+use crate::store::{reservation, Change, LedgerDelta, StoreError, Stores, TenantStore};
 
 /// The brand's share of `cost` for a service on `day`, rounded to the cent.
 pub fn brand_share(brand: &BrandPolicy, service: &str, day: Date, cost: i64) -> i64 {
@@ -54,16 +55,12 @@ pub fn release(c: &mut Change) {
     }
 }
 
-/// Reserves the estimate of a message new to the outbox (a fallback letter).
+/// Reserves the estimate of a message new to the outbox (a fallback
+/// letter), or of one that takes up its estimate again (a failed email
+/// retried), as the store's one rule says ([`reservation`]).
 pub fn reserve(c: &mut Change, m: &Message) {
-    c.ledger.push((
-        month_of(m.send_on),
-        m.service.clone(),
-        LedgerDelta {
-            reserved: m.cost,
-            ..LedgerDelta::default()
-        },
-    ));
+    let (month, service, d) = reservation(m);
+    c.ledger.push((month, service.to_string(), d));
 }
 
 /// Whether booking `cost` more would overrun the dealer's monthly budget

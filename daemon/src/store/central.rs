@@ -12,7 +12,8 @@ use touchpoint_common::domain::{ImportReport, TenantStats, Timestamp};
 use touchpoint_common::protocol::{AuditEntry, OptIns, Pause, Topic};
 use touchpoint_common::TenantId;
 
-use super::{sled_err, Result, StoreError};
+use super::error::{Result, StoreError};
+use super::files::{remove_unfinished_snapshots, sled_err, wait_released, RELEASE_WAIT};
 use crate::events::Events;
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -71,7 +72,7 @@ pub(super) struct CentralDb {
 impl CentralDb {
     fn open(path: &Path, cache_bytes: u64) -> Result<Self> {
         let err = sled_err(path);
-        super::remove_unfinished_snapshots(path);
+        remove_unfinished_snapshots(path);
         let db = sled::Config::new()
             .path(path)
             .cache_capacity(cache_bytes)
@@ -121,6 +122,8 @@ pub struct Central {
 }
 
 const PAUSES: &[u8] = b"dispatch_pauses";
+/// Central settings key present while a daemon has the stores open.
+const RUNNING: &[u8] = b"stores_open";
 
 /// How long a use of the central store waits for the other users of an
 /// instance broken by an I/O error to let go of it.
@@ -175,7 +178,7 @@ impl Central {
                 std::thread::sleep(Duration::from_millis(2));
             }
             drop(old);
-            super::wait_released(&self.path.join("db"), super::RELEASE_WAIT).map_err(|source| {
+            wait_released(&self.path.join("db"), RELEASE_WAIT).map_err(|source| {
                 StoreError::Io {
                     path: self.path.join("db").display().to_string(),
                     source,
@@ -304,7 +307,7 @@ impl Central {
         let c = self.db()?;
         let was = c
             .settings
-            .insert(super::RUNNING, &[1u8])
+            .insert(RUNNING, &[1u8])
             .map_err(self.fail())?
             .is_some();
         self.flush_db(&c)?;
@@ -314,7 +317,7 @@ impl Central {
     /// Records durably that the stores were closed in order.
     pub(super) fn mark_stopped(&self) -> Result<()> {
         let c = self.db()?;
-        c.settings.remove(super::RUNNING).map_err(self.fail())?;
+        c.settings.remove(RUNNING).map_err(self.fail())?;
         self.flush_db(&c)
     }
 

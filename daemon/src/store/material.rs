@@ -26,7 +26,7 @@ use touchpoint_common::protocol::{
 };
 
 use super::central::Central;
-use super::{Result, StoreError};
+use super::error::{Result, StoreError};
 
 const PROPOSAL_SEQ: &[u8] = b"proposal_seq";
 

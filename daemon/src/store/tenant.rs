@@ -1,129 +1,77 @@
-//! One dealer's sealed data room.
+//! One dealer's sealed data room: the handle the rest of the daemon holds,
+//! bound to one tenant's database at open time (none of its methods takes a
+//! tenant id), speaking in domain terms: customers, consents, messages,
+//! ledger rows; never keys or trees.
 //!
-//! Trees and keys (all keys sort the way the scans need them):
-//! ```text
-//! customers    customer_no                      -> Customer
-//! vehicles     vin                              -> Vehicle
-//! owner        customer_no 0x00 vin             -> ()           vehicles of a holder
-//! consents     customer_no 0x00 channel         -> Consent      latest statement per channel
-//! visits       vin date(4, BE) kind             -> ServiceVisit visits of a vehicle in date order
-//! imports      import_id (u64 BE)               -> ImportReport
-//! import_hash  content hash                     -> import_id
-//! merges       merge_id (u64 BE)                -> MergeRecord
-//! merged       customer_no                      -> merge_id     active merges only
-//! meta         "counters" | "next_import_id" | "next_merge_id" | "pending_import"
-//!              | "next_message_id" | "plan_stamp" | "generation"
-//! outbox       message_id (u64 BE)              -> Message
-//! occasions    occasion key                     -> message_id   occasions already planned
-//! contacts     customer_no 0x00 date(4) id(8)   -> MessageStatus  per-recipient contact history
-//! by_day       date(4) id(8)                    -> ()           messages not yet sent, by send day
-//! ledger       month(4, BE yyyymm) service      -> LedgerEntry
-//! ```
-//! The outbox trees are written by [`super::outbox`].
-//! Customer numbers are validated by import to contain no control bytes, so
-//! the 0x00 separator is unambiguous.
+//! It owns no tree. It opens the database ([`TenantDb`]) and its parts, each
+//! of which owns the trees it writes (fields private to the part's file and
+//! its children), and hands every call to the part that answers it:
+//!
+//! | tree            | key                              | value            | written by |
+//! |-----------------|----------------------------------|------------------|------------|
+//! | `customers`     | customer_no                      | Customer         | `records/import/apply.rs` |
+//! | `vehicles`      | vin                              | Vehicle          | `records/import/apply.rs` |
+//! | `owner`         | customer_no 0x00 vin             | ()               | `records/import/apply.rs` |
+//! | `consents`      | customer_no 0x00 channel(1)      | Consent          | `records/import/apply.rs`; `records.rs` (`record_consent`) |
+//! | `visits`        | vin date(4) kind                 | ServiceVisit     | `records/import/apply.rs` |
+//! | `imports`       | import_id(8)                     | ImportReport     | `records/import.rs` (`finish`); `records.rs` (`record_import`, `update_import`) |
+//! | `import_hash`   | content hash                     | import_id(8)     | `records/import.rs` (`finish`) |
+//! | `merges`        | merge_id(8)                      | MergeRecord      | `records/merges.rs` |
+//! | `merged`        | customer_no, active merges only  | merge_id(8)      | `records/merges.rs` |
+//! | `bad_addresses` | address, trimmed, lower case     | reason           | `records.rs` (`mark_bad_address`) |
+//! | `meta`          | `counters`                       | Counters         | `records/import.rs` (`finish`); `records.rs` (`record_import`); `records/merges.rs` |
+//! |                 | `next_import_id`, `next_merge_id`, `generation` | u64 | `records.rs` (`next_id`, `bump_generation`) |
+//! |                 | `pending_import` (an earlier version's marker) | ImportReport | `records/import.rs` (`finish` removes it) |
+//! |                 | `next_message_id`, `plan_stamp`  | u64              | `outbox/write.rs` |
+//! | `outbox`        | id(8)                            | Message          | `outbox/write.rs` |
+//! | `occasions`     | occasion key                     | id(8)            | `outbox/write.rs` |
+//! | `contacts`      | recipient 0x00 send day(4) id(8) | MessageStatus    | `outbox/write.rs` |
+//! | `by_day`        | send day(4) id(8)                | ()               | `outbox/write.rs` |
+//! | `queue`         | channel(1) due ms(8) id(8)       | ()               | `outbox/write.rs` |
+//! | `inflight`      | id(8)                            | ()               | `outbox/write.rs` |
+//! | `ledger`        | month yyyymm(4) service          | LedgerEntry      | `outbox/write.rs` |
+//! | `daily`         | day(4)                           | emails sent, u64 | `outbox/write.rs` |
+//!
+//! Rolling an import back (`records/import/journal.rs`, `replay`) restores
+//! what the import wrote, in the trees it wrote.
+//!
+//! Integers are big-endian and days [`touchpoint_common::Date::key_bytes`],
+//! so every scan runs in key order; each part's `keys.rs` encodes its keys.
+//! `meta` is the one tree two parts share: each holds its own handle and
+//! writes only its own keys, whose names are private to its `keys.rs`.
 //!
 //! On disk: `<tenant>/store/` is the sled database, `<tenant>/import.staging`
 //! an import being written and `<tenant>/import.undo/` the undo journal of
 //! one being applied (see [`super::ImportTxn`]).
+//!
+//! Uses `db`, `records`, `outbox`, `central` and the leaf modules; nothing
+//! in the store imports it but the root (`store.rs`).
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, MutexGuard};
 
-use serde::de::DeserializeOwned;
-use serde::{Deserialize, Serialize};
-use sled::Transactional;
-use touchpoint_common::codec::{decode_record, encode_record};
 use touchpoint_common::domain::{
-    Channel, Consent, Customer, ImportReport, MergeRecord, ServiceVisit, TenantStats, Timestamp,
-    Vehicle,
+    Channel, Consent, Customer, FieldSet, ImportReport, MergeRecord, ServiceVisit, TenantStats,
+    Timestamp, Vehicle,
 };
-use touchpoint_common::protocol::{OptIns, Topic};
-use touchpoint_common::TenantId;
+use touchpoint_common::outbox::{LedgerEntry, Message};
+use touchpoint_common::protocol::OptIns;
+use touchpoint_common::{Date, TenantId};
 
 use super::central::{FigureBoard, TenantFigures};
-use super::import_txn::consent_key;
-use super::{sled_err, Result, StoreError};
-
-const TENANT_SEGMENT_BYTES: usize = 128 * 1024;
-
-pub(super) const META_COUNTERS: &[u8] = b"counters";
-const META_NEXT_IMPORT: &[u8] = b"next_import_id";
-const META_NEXT_MERGE: &[u8] = b"next_merge_id";
-pub(super) const META_PENDING: &[u8] = b"pending_import";
-
-/// Record counts kept up to date by every write, so stats never scan.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub(super) struct Counters {
-    pub(super) customers: u64,
-    pub(super) vehicles: u64,
-    pub(super) consents: u64,
-    pub(super) visits: u64,
-    pub(super) imports: u64,
-    pub(super) merges_active: u64,
-}
+use super::db::TenantDb;
+use super::error::Result;
+use super::outbox::index::OutboxIndex;
+use super::outbox::write::{Change, PlanWrite};
+use super::outbox::{Contact, Outbox};
+use super::records::import::{self, ImportTxn};
+use super::records::Records;
 
 pub struct TenantStore {
-    id: TenantId,
-    db: sled::Db,
-    pub(super) customers: sled::Tree,
-    pub(super) vehicles: sled::Tree,
-    pub(super) owner: sled::Tree,
-    pub(super) consents: sled::Tree,
-    pub(super) visits: sled::Tree,
-    pub(super) imports: sled::Tree,
-    pub(super) import_hash: sled::Tree,
-    merges: sled::Tree,
-    merged: sled::Tree,
-    pub(super) meta: sled::Tree,
-    pub(super) outbox: sled::Tree,
-    pub(super) occasions: sled::Tree,
-    pub(super) contacts: sled::Tree,
-    pub(super) by_day: sled::Tree,
-    pub(super) ledger: sled::Tree,
-    pub(super) queue: sled::Tree,
-    pub(super) inflight: sled::Tree,
-    pub(super) daily: sled::Tree,
-    pub(super) bad_addresses: sled::Tree,
-    /// The directory of this tenant (the sled database is in `store/`).
-    pub(super) dir: PathBuf,
-    /// One writer at a time: an import, an identity pass or a merge undo.
-    writer: Mutex<()>,
-    /// One planning run at a time (the schedule and an on-demand run).
-    planning: Mutex<()>,
-    dirty: AtomicBool,
-    /// The outbox index, once asked for (see [`super::index`]).
-    pub(super) index: Mutex<Option<super::index::OutboxIndex>>,
-    /// Opt-in counts and the data version they were counted at.
-    opt_ins: Mutex<Option<(u64, OptIns)>>,
-    pub(super) events: Arc<crate::events::Events>,
-    /// Where the figures the tenants listing shows are kept (central store).
-    board: FigureBoard,
-    /// The figures changed since they were last written to the board.
-    figures_due: AtomicBool,
-    /// Set by the first I/O error: sled's state in memory may then differ
-    /// from its disk, so this handle takes no more writes and the open set
-    /// reopens the database (see [`super::Stores::tenant`]).
-    broken: Mutex<Option<String>>,
-    is_broken: AtomicBool,
-    /// An import interrupted by an earlier version after its commit point
-    /// was completed when this store opened (it still needs its identity pass).
-    pub(super) completed_import: AtomicBool,
-}
-
-pub(super) fn decode<T: DeserializeOwned>(tree: &'static str, bytes: &[u8]) -> Result<T> {
-    decode_record(bytes).map_err(|source| StoreError::Codec { tree, source })
-}
-
-pub(super) fn encode<T: Serialize>(tree: &'static str, value: &T) -> Result<Vec<u8>> {
-    encode_record(value).map_err(|source| StoreError::Codec { tree, source })
-}
-
-pub(super) fn prefix_of(customer_no: &str) -> Vec<u8> {
-    let mut k = customer_no.as_bytes().to_vec();
-    k.push(0);
-    k
+    db: Arc<TenantDb>,
+    records: Records,
+    outbox: Outbox,
 }
 
 impl TenantStore {
@@ -136,592 +84,389 @@ impl TenantStore {
     ) -> Result<Self> {
         // First, so that a leftover of an interrupted import never takes
         // the space the database needs to open.
-        super::import_txn::before_open(dir)?;
-        let path = dir.join("store");
-        super::remove_unfinished_snapshots(&path);
-        let err = sled_err(&path);
-        let config = sled::Config::new()
-            .path(&path)
-            .cache_capacity(cache_bytes)
-            // sled keeps I/O buffers of a segment each per open database: at
-            // its 512 KiB default an idle open tenant costs about 2 MB of RSS,
-            // at 128 KiB about 0.7 MB (BENCHMARKS.md). Fixed at creation: sled
-            // refuses to reopen a database with another segment size.
-            .segment_size(TENANT_SEGMENT_BYTES)
-            // No flusher thread per database: Stores::flush_dirty flushes them all.
-            .flush_every_ms(None);
-        // The open set never opens a database an earlier instance of which
-        // may still be alive, so a lock held here is another process's.
-        let db = config.open().map_err(|e| match e {
-            sled::Error::Io(io) if io.to_string().contains("could not acquire lock") => {
-                StoreError::Unavailable(format!(
-                    "{}: the database is locked by another process (a second touchpointd on this state directory?)",
-                    path.display()
-                ))
-            }
-            other => err(other),
-        })?;
-        let tree = |name: &str| db.open_tree(name).map_err(&err);
+        import::before_open(dir)?;
+        let db = Arc::new(TenantDb::open(id, dir, cache_bytes, events)?);
         let store = Self {
-            customers: tree("customers")?,
-            vehicles: tree("vehicles")?,
-            owner: tree("owner")?,
-            consents: tree("consents")?,
-            visits: tree("visits")?,
-            imports: tree("imports")?,
-            import_hash: tree("import_hash")?,
-            merges: tree("merges")?,
-            merged: tree("merged")?,
-            meta: tree("meta")?,
-            outbox: tree("outbox")?,
-            occasions: tree("occasions")?,
-            contacts: tree("contacts")?,
-            by_day: tree("by_day")?,
-            ledger: tree("ledger")?,
-            queue: tree("queue")?,
-            inflight: tree("inflight")?,
-            daily: tree("daily")?,
-            bad_addresses: tree("bad_addresses")?,
-            dir: dir.to_path_buf(),
-            id,
+            records: Records::open(db.clone(), board)?,
+            outbox: Outbox::open(db.clone())?,
             db,
-            writer: Mutex::new(()),
-            planning: Mutex::new(()),
-            dirty: AtomicBool::new(false),
-            index: Mutex::new(None),
-            opt_ins: Mutex::new(None),
-            events,
-            board,
-            figures_due: AtomicBool::new(false),
-            broken: Mutex::new(None),
-            is_broken: AtomicBool::new(false),
-            completed_import: AtomicBool::new(false),
         };
-        super::import_txn::recover(&store)?;
+        import::recover(&store.records)?;
         // Whatever recovery did, and whatever an earlier run wrote after
         // its figures: the listing shows this store as it is.
         if let Err(e) = store.publish_figures() {
-            tracing::warn!(tenant = %store.id, error = %e, "cannot write the tenant's figures");
+            tracing::warn!(tenant = %store.id(), error = %e, "cannot write the tenant's figures");
         }
         Ok(store)
     }
 
-    pub(super) fn err(&self) -> impl Fn(sled::Error) -> StoreError + '_ {
-        move |source| {
-            self.note_sled_error(&source);
-            StoreError::Sled {
-                path: format!("tenant {}", self.id),
-                source,
-            }
-        }
+    pub fn id(&self) -> &TenantId {
+        self.db.id()
     }
 
-    /// An I/O error (or worse) leaves sled's memory possibly ahead of its
-    /// disk: this handle is done for.
-    fn note_sled_error(&self, e: &sled::Error) {
-        if !matches!(
-            e,
-            sled::Error::CollectionNotFound(_) | sled::Error::Unsupported(_)
-        ) {
-            self.mark_broken(&e.to_string());
-        }
-    }
-
-    /// Takes this handle out of service: it refuses writes from now on,
-    /// and the open set reopens the database once nobody holds it.
-    pub(super) fn mark_broken(&self, why: &str) {
-        let mut b = self.broken.lock().unwrap_or_else(|e| e.into_inner());
-        if b.is_none() {
-            tracing::error!(tenant = %self.id, error = why, "tenant store taken out of service; it is reopened on the next request");
-            *b = Some(why.to_string());
-            self.is_broken.store(true, Ordering::Release);
-        }
-    }
-
-    /// Why this handle is out of service, if it is.
+    /// Why this handle is out of service, if it is: it met an I/O error,
+    /// refuses writes, and the open set reopens the database once nobody
+    /// holds it (see [`super::Stores::tenant`]).
     pub fn trouble(&self) -> Option<String> {
-        if !self.is_broken.load(Ordering::Acquire) {
-            return None;
-        }
-        self.broken
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .as_ref()
-            .map(|why| format!("{why} (the store is reopened on the next request)"))
+        self.db.trouble()
     }
 
-    /// Refuses a write through a handle taken out of service.
-    pub(super) fn writable(&self) -> Result<()> {
-        match self.trouble() {
-            None => Ok(()),
-            Some(why) => Err(StoreError::Unavailable(format!(
-                "tenant {}: {why}",
-                self.id
-            ))),
-        }
+    /// Makes every write so far durable.
+    pub fn flush(&self) -> Result<()> {
+        self.db.flush()
+    }
+
+    pub(super) fn flush_if_dirty(&self) -> Result<()> {
+        self.db.flush_if_dirty()
     }
 
     /// The file sled locks while the database is open.
     pub(super) fn lock_file(&self) -> PathBuf {
-        self.dir.join("store").join("db")
+        self.db.lock_file()
     }
 
     /// What the tenants listing shows of this tenant.
     pub fn figures(&self) -> Result<TenantFigures> {
-        let mut stats = self.stats()?;
-        stats.disk_bytes = 0;
-        let last_import = self.imports(1)?.into_iter().next().map(|mut r| {
-            // Row errors quote the dealer's file: they stay in its room.
-            r.errors_truncated += r.errors.len() as u64;
-            r.errors = Vec::new();
-            r
-        });
-        Ok(TenantFigures {
-            stats,
-            opt_ins: self.opt_ins()?,
-            last_import,
-        })
+        self.records.figures()
     }
 
     /// Writes this tenant's figures to the central store.
     pub(super) fn publish_figures(&self) -> Result<()> {
-        self.figures_due.store(false, Ordering::Release);
-        let r = self.figures().and_then(|f| self.board.put(&self.id, &f));
-        if r.is_err() {
-            self.figures_due.store(true, Ordering::Release);
-        }
-        r
+        self.records.publish_figures()
     }
 
     /// Writes the figures if a change is pending (the flusher's round).
     pub(super) fn publish_figures_if_due(&self) {
-        if self.figures_due.load(Ordering::Acquire) && self.trouble().is_none() {
-            if let Err(e) = self.publish_figures() {
-                tracing::warn!(tenant = %self.id, error = %e, "cannot write the tenant's figures");
-            }
-        }
+        self.records.publish_figures_if_due()
     }
 
-    pub fn id(&self) -> &TenantId {
-        &self.id
-    }
-
-    pub fn flush(&self) -> Result<()> {
-        self.dirty.store(false, Ordering::Release);
-        if let Err(e) = self.db.flush() {
-            self.dirty.store(true, Ordering::Release);
-            return Err(self.err()(e));
-        }
-        Ok(())
-    }
-
-    pub(super) fn flush_if_dirty(&self) -> Result<()> {
-        if self.dirty.load(Ordering::Acquire) {
-            self.flush()?;
-        }
-        Ok(())
-    }
-
-    pub(super) fn touch(&self) {
-        self.dirty.store(true, Ordering::Release);
-    }
-
-    /// Held by a planning run that writes, from reading to committing.
+    /// Held by a planning run that writes, and by dispatch while it moves
+    /// messages, from reading to committing.
     pub fn plan_lock(&self) -> MutexGuard<'_, ()> {
-        self.planning.lock().unwrap_or_else(|e| e.into_inner())
+        self.outbox.plan_lock()
     }
 
-    pub(super) fn lock_writer(&self) -> MutexGuard<'_, ()> {
-        self.writer.lock().unwrap_or_else(|e| e.into_inner())
+    /// Takes the writer lock for a multi-step change (identity pass).
+    pub fn writer(&self) -> MutexGuard<'_, ()> {
+        self.db.lock_writer()
     }
 
-    pub(super) fn counters(&self) -> Result<Counters> {
-        match self.meta.get(META_COUNTERS).map_err(self.err())? {
-            Some(b) => decode("meta", &b),
-            None => Ok(Counters::default()),
-        }
-    }
-
-    pub(super) fn next_id(&self, key: &[u8]) -> Result<u64> {
-        self.writable()?;
-        let next = self
-            .meta
-            .update_and_fetch(key, |old| {
-                let n = old
-                    .and_then(|b| <[u8; 8]>::try_from(b).ok())
-                    .map(u64::from_be_bytes)
-                    .unwrap_or(0)
-                    + 1;
-                Some(n.to_be_bytes().to_vec())
-            })
-            .map_err(self.err())?;
-        Ok(next
-            .and_then(|b| <[u8; 8]>::try_from(b.as_ref()).ok())
-            .map(u64::from_be_bytes)
-            .unwrap_or(1))
-    }
-
-    // ----- reads -------------------------------------------------------------
+    // ----- the dealer's data ------------------------------------------------------
 
     pub fn customer(&self, customer_no: &str) -> Result<Option<Customer>> {
-        self.customers
-            .get(customer_no.as_bytes())
-            .map_err(self.err())?
-            .map(|b| decode("customers", &b))
-            .transpose()
+        self.records.customer(customer_no)
     }
 
     /// All customers in customer-number order.
     pub fn customers(&self) -> impl Iterator<Item = Result<Customer>> + '_ {
-        self.customers
-            .iter()
-            .values()
-            .map(move |r| r.map_err(self.err()).and_then(|b| decode("customers", &b)))
+        self.records.customers()
     }
 
     pub fn vehicle(&self, vin: &str) -> Result<Option<Vehicle>> {
-        self.vehicles
-            .get(vin.as_bytes())
-            .map_err(self.err())?
-            .map(|b| decode("vehicles", &b))
-            .transpose()
+        self.records.vehicle(vin)
     }
 
     /// All vehicles in VIN order.
     pub fn vehicles(&self) -> impl Iterator<Item = Result<Vehicle>> + '_ {
-        self.vehicles
-            .iter()
-            .values()
-            .map(move |r| r.map_err(self.err()).and_then(|b| decode("vehicles", &b)))
+        self.records.vehicles()
     }
 
     /// Vehicles whose current holder is this customer number.
     pub fn vehicles_of(&self, customer_no: &str) -> Result<Vec<Vehicle>> {
-        let prefix = prefix_of(customer_no);
-        let mut out = Vec::new();
-        for k in self.owner.scan_prefix(&prefix).keys() {
-            let k = k.map_err(self.err())?;
-            // An import interrupted and completed after a restart may leave a
-            // stale entry behind; the vehicle record is the truth.
-            if let Some(v) = self.vehicle(&String::from_utf8_lossy(&k[prefix.len()..]))? {
-                if v.customer_no == customer_no {
-                    out.push(v);
-                }
-            }
-        }
-        Ok(out)
+        self.records.vehicles_of(customer_no)
     }
 
     /// The latest consent statement per channel of one customer.
     pub fn consents_of(&self, customer_no: &str) -> Result<Vec<Consent>> {
-        self.consents
-            .scan_prefix(prefix_of(customer_no))
-            .values()
-            .map(|r| r.map_err(self.err()).and_then(|b| decode("consents", &b)))
-            .collect()
+        self.records.consents_of(customer_no)
     }
 
     pub fn consent(&self, customer_no: &str, channel: Channel) -> Result<Option<Consent>> {
-        self.consents
-            .get(consent_key(customer_no, channel))
-            .map_err(self.err())?
-            .map(|b| decode("consents", &b))
-            .transpose()
+        self.records.consent(customer_no, channel)
     }
 
     /// All current consent statements, grouped by customer number.
     pub fn consents(&self) -> impl Iterator<Item = Result<Consent>> + '_ {
-        self.consents
-            .iter()
-            .values()
-            .map(move |r| r.map_err(self.err()).and_then(|b| decode("consents", &b)))
+        self.records.consents()
     }
 
     /// Service visits of one vehicle in date order.
     pub fn visits_of(&self, vin: &str) -> Result<Vec<ServiceVisit>> {
-        self.visits
-            .scan_prefix(vin.as_bytes())
-            .values()
-            .map(|r| r.map_err(self.err()).and_then(|b| decode("visits", &b)))
-            .collect()
+        self.records.visits_of(vin)
     }
 
     /// All service visits, grouped by VIN, each vehicle's in date order.
     pub fn visits(&self) -> impl Iterator<Item = Result<ServiceVisit>> + '_ {
-        self.visits
-            .iter()
-            .values()
-            .map(move |r| r.map_err(self.err()).and_then(|b| decode("visits", &b)))
+        self.records.visits()
     }
 
     pub fn stats(&self) -> Result<TenantStats> {
-        let c = self.counters()?;
-        Ok(TenantStats {
-            customers: c.customers,
-            recipients: c.customers.saturating_sub(c.merges_active),
-            vehicles: c.vehicles,
-            consents: c.consents,
-            visits: c.visits,
-            merges_active: c.merges_active,
-            imports: c.imports,
-            disk_bytes: self.db.size_on_disk().unwrap_or(0),
-        })
+        self.records.stats()
     }
 
     /// Recipients by what they allow: email and phone consent given and not
     /// withdrawn, post refused. Counted once per data version (a consent
     /// changes it), so listing many tenants often costs no scan.
     pub fn opt_ins(&self) -> Result<OptIns> {
-        let version = self.data_version()?;
-        let mut cached = self.opt_ins.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some((v, o)) = *cached {
-            if v == version {
-                return Ok(o);
-            }
-        }
-        let mut o = OptIns::default();
-        for c in self.consents() {
-            let c = c?;
-            let counted = match (c.channel, c.granted) {
-                (Channel::Email, true) => &mut o.email,
-                (Channel::Phone, true) => &mut o.phone,
-                (Channel::Post, false) => &mut o.post_refused,
-                _ => continue,
-            };
-            // A customer merged into another is no recipient of its own.
-            if !self
-                .merged
-                .contains_key(c.customer_no.as_bytes())
-                .map_err(self.err())?
-            {
-                *counted += 1;
-            }
-        }
-        *cached = Some((version, o));
-        Ok(o)
+        self.records.opt_ins()
     }
 
-    /// Tells subscribers that the customer data changed, after bringing
-    /// the central figures up to date (a listing right after an import
-    /// shows it).
-    pub(super) fn data_changed(&self) {
-        if let Err(e) = self.publish_figures() {
-            tracing::warn!(tenant = %self.id, error = %e, "cannot write the tenant's figures; retried by the flusher");
-        }
-        self.events.publish(&[Topic::Tenants], Some(&self.id));
+    // ----- imports ----------------------------------------------------------------
+
+    /// Starts an atomic import in which every field of a record is replaced.
+    /// Blocks while another writer is active.
+    pub fn begin_import(&self, import_id: u64) -> Result<ImportTxn<'_>> {
+        import::begin(&self.records, import_id, FieldSet::ALL, Timestamp::now())
     }
 
-    /// Marks the figures for the flusher's next round: for frequent small
-    /// changes (consents from dispatch), where recounting each time costs
-    /// more than a moment's lag in the listing.
-    pub(super) fn figures_changed(&self) {
-        self.figures_due.store(true, Ordering::Release);
+    /// Starts an atomic import of a file that has the columns `present`;
+    /// `now` stamps consent statements without a date.
+    pub fn begin_import_with(
+        &self,
+        import_id: u64,
+        present: FieldSet,
+        now: Timestamp,
+    ) -> Result<ImportTxn<'_>> {
+        import::begin(&self.records, import_id, present, now)
     }
 
-    // ----- import history -----------------------------------------------------
+    /// True once after this store completed, when it opened, an import an
+    /// earlier version had interrupted after its commit point (it still
+    /// needs its identity pass).
+    pub fn take_completed_import(&self) -> bool {
+        self.records.take_completed_import()
+    }
 
     /// Newest first.
     pub fn imports(&self, limit: usize) -> Result<Vec<ImportReport>> {
-        self.imports
-            .iter()
-            .values()
-            .rev()
-            .take(limit)
-            .map(|r| r.map_err(self.err()).and_then(|b| decode("imports", &b)))
-            .collect()
+        self.records.imports(limit)
     }
 
     pub fn import(&self, import_id: u64) -> Result<Option<ImportReport>> {
-        self.imports
-            .get(import_id.to_be_bytes())
-            .map_err(self.err())?
-            .map(|b| decode("imports", &b))
-            .transpose()
+        self.records.import(import_id)
     }
 
     /// The committed import that had exactly these bytes, if any.
     pub fn import_by_hash(&self, content_hash: &str) -> Result<Option<u64>> {
-        Ok(self
-            .import_hash
-            .get(content_hash.as_bytes())
-            .map_err(self.err())?
-            .and_then(|b| <[u8; 8]>::try_from(b.as_ref()).ok())
-            .map(u64::from_be_bytes))
+        self.records.import_by_hash(content_hash)
     }
 
     /// Records an import that changed no data (failed, or already imported).
     pub fn record_import(&self, report: &ImportReport) -> Result<()> {
-        let _w = self.lock_writer();
-        self.writable()?;
-        let mut c = self.counters()?;
-        c.imports += 1;
-        (&self.imports, &self.meta)
-            .transaction(|(imports, meta)| {
-                imports.insert(&report.import_id.to_be_bytes(), encode_tx(report)?)?;
-                meta.insert(META_COUNTERS, encode_tx(&c)?)?;
-                Ok(())
-            })
-            .map_err(tx_err(self))?;
-        self.flush()?;
-        self.data_changed();
-        Ok(())
+        self.records.record_import(report)
     }
 
     /// Replaces a stored import report (the identity pass adds its merge count).
     pub fn update_import(&self, report: &ImportReport) -> Result<()> {
-        self.writable()?;
-        self.imports
-            .insert(report.import_id.to_be_bytes(), encode("imports", report)?)
-            .map_err(self.err())?;
-        self.touch();
-        self.data_changed();
-        Ok(())
+        self.records.update_import(report)
     }
 
     pub fn next_import_id(&self) -> Result<u64> {
-        self.next_id(META_NEXT_IMPORT)
+        self.records.next_import_id()
     }
 
-    // ----- merges -------------------------------------------------------------
-
-    /// Takes the writer lock for a multi-step change (identity pass).
-    pub fn writer(&self) -> MutexGuard<'_, ()> {
-        self.lock_writer()
-    }
+    // ----- merges -----------------------------------------------------------------
 
     pub fn merges(&self, include_undone: bool) -> Result<Vec<MergeRecord>> {
-        let mut out = Vec::new();
-        for v in self.merges.iter().values().rev() {
-            let m: MergeRecord = decode("merges", &v.map_err(self.err())?)?;
-            if include_undone || m.undone_at.is_none() {
-                out.push(m);
-            }
-        }
-        Ok(out)
+        self.records.merges(include_undone)
     }
 
     pub fn merge(&self, merge_id: u64) -> Result<Option<MergeRecord>> {
-        self.merges
-            .get(merge_id.to_be_bytes())
-            .map_err(self.err())?
-            .map(|b| decode("merges", &b))
-            .transpose()
+        self.records.merge(merge_id)
     }
 
     /// The active merge that folded this customer into another, if any.
     pub fn merged_into(&self, customer_no: &str) -> Result<Option<MergeRecord>> {
-        match self
-            .merged
-            .get(customer_no.as_bytes())
-            .map_err(self.err())?
-        {
-            Some(id) => match <[u8; 8]>::try_from(id.as_ref()) {
-                Ok(id) => self.merge(u64::from_be_bytes(id)),
-                Err(_) => Ok(None),
-            },
-            None => Ok(None),
-        }
+        self.records.merged_into(customer_no)
     }
 
     /// Merged customer number -> surviving customer number, for every active merge.
     pub fn merge_map(&self) -> Result<std::collections::HashMap<String, String>> {
-        let mut map = std::collections::HashMap::new();
-        // Forward, unlike `merges`: sled walks a tree backwards with one
-        // lookup from the root per step. A customer is merged by at most one
-        // active merge, so the order does not matter.
-        for v in self.merges.iter().values() {
-            let m: MergeRecord = decode("merges", &v.map_err(self.err())?)?;
-            if m.undone_at.is_none() {
-                map.insert(m.merged, m.survivor);
-            }
-        }
-        Ok(map)
+        self.records.merge_map()
     }
 
     pub fn next_merge_id(&self) -> Result<u64> {
-        self.next_id(META_NEXT_MERGE)
+        self.records.next_merge_id()
     }
 
     /// Stores new merges atomically and durably. The caller holds [`Self::writer`].
     /// A merge whose `merged` customer is already merged is refused.
     pub fn record_merges(&self, merges: &[MergeRecord]) -> Result<()> {
-        if merges.is_empty() {
-            return Ok(());
-        }
-        self.writable()?;
-        let mut c = self.counters()?;
-        for m in merges {
-            if self
-                .merged
-                .contains_key(m.merged.as_bytes())
-                .map_err(self.err())?
-            {
-                return Err(StoreError::Conflict(format!(
-                    "customer {} is already merged",
-                    m.merged
-                )));
-            }
-        }
-        c.merges_active += merges.len() as u64;
-        (&self.merges, &self.merged, &self.meta)
-            .transaction(|(mt, md, meta)| {
-                for m in merges {
-                    mt.insert(&m.merge_id.to_be_bytes(), encode_tx(m)?)?;
-                    md.insert(m.merged.as_bytes(), &m.merge_id.to_be_bytes())?;
-                }
-                meta.insert(META_COUNTERS, encode_tx(&c)?)?;
-                Ok(())
-            })
-            .map_err(tx_err(self))?;
-        self.flush()?;
-        self.data_changed();
-        Ok(())
+        self.records.record_merges(merges)
     }
 
     /// Undoes one merge: the merged customer is a recipient of its own again.
     pub fn undo_merge(&self, merge_id: u64, by: &str) -> Result<MergeRecord> {
-        let _w = self.lock_writer();
-        self.writable()?;
-        let mut m = self.merge(merge_id)?.ok_or_else(|| {
-            StoreError::NotFound(format!("no merge #{merge_id} in tenant {}", self.id))
-        })?;
-        if m.undone_at.is_some() {
-            return Err(StoreError::Conflict(format!(
-                "merge #{merge_id} was already undone"
-            )));
-        }
-        m.undone_at = Some(Timestamp::now());
-        m.undone_by = Some(by.to_string());
-        let mut c = self.counters()?;
-        c.merges_active = c.merges_active.saturating_sub(1);
-        (&self.merges, &self.merged, &self.meta)
-            .transaction(|(mt, md, meta)| {
-                mt.insert(&m.merge_id.to_be_bytes(), encode_tx(&m)?)?;
-                md.remove(m.merged.as_bytes())?;
-                meta.insert(META_COUNTERS, encode_tx(&c)?)?;
-                Ok(())
-            })
-            .map_err(tx_err(self))?;
-        self.flush()?;
-        self.data_changed();
-        Ok(m)
+        self.records.undo_merge(merge_id, by)
+    }
+    // ----- what dispatch learns about the dealer's data ------------------------------
+
+    /// Changes whenever the tenant's data changes (imports, merges, undos,
+    /// consent changes): the planner skips a tenant whose data, policy and day
+    /// are those of its last run.
+    pub fn data_version(&self) -> Result<u64> {
+        self.records.data_version()
+    }
+
+    /// Marks the data changed for writers that leave the counters alone.
+    pub fn bump_generation(&self) -> Result<()> {
+        self.records.bump_generation()
+    }
+
+    /// Records an address that hard-bounced: it is not used again.
+    pub fn mark_bad_address(&self, address: &str, reason: &str) -> Result<()> {
+        self.records.mark_bad_address(address, reason)
+    }
+
+    /// Why an address is not used, if it hard-bounced.
+    pub fn bad_address(&self, address: &str) -> Result<Option<String>> {
+        self.records.bad_address(address)
+    }
+
+    /// Every address that hard-bounced (lower case), with the reason.
+    pub fn bad_addresses(&self) -> Result<Vec<(String, String)>> {
+        self.records.bad_addresses()
+    }
+
+    /// Records a consent statement unless a later one is on record (an
+    /// unsubscribe, a call-centre answer). Returns whether it was recorded.
+    pub fn record_consent(&self, c: &Consent) -> Result<bool> {
+        self.records.record_consent(c)
+    }
+
+    // ----- the outbox ----------------------------------------------------------
+
+    pub fn message(&self, id: u64) -> Result<Option<Message>> {
+        self.outbox.message(id)
+    }
+
+    /// All messages, oldest first.
+    pub fn messages(&self) -> impl DoubleEndedIterator<Item = Result<Message>> + '_ {
+        self.outbox.messages()
+    }
+
+    pub fn message_count(&self) -> usize {
+        self.outbox.message_count()
+    }
+
+    /// The message an occasion was planned into, if any.
+    pub fn planned_occasion(&self, key: &str) -> Result<Option<u64>> {
+        self.outbox.planned_occasion(key)
+    }
+
+    /// A recipient's messages that count as contacts, in date order.
+    pub fn contacts_of(&self, recipient: &str) -> Result<Vec<Contact>> {
+        self.outbox.contacts_of(recipient)
+    }
+
+    /// Messages not yet sent per send day, from `from` on.
+    pub fn day_load(&self, from: Date) -> Result<BTreeMap<Date, u32>> {
+        self.outbox.day_load(from)
+    }
+
+    /// Messages not yet sent whose send day is `from` or later.
+    pub fn pending_messages(&self, from: Date) -> Result<Vec<Message>> {
+        self.outbox.pending_messages(from)
+    }
+
+    /// Ids of planned or rendered messages whose send day is `day` or earlier.
+    pub fn releasable(&self, day: Date) -> Result<Vec<u64>> {
+        self.outbox.releasable(day)
+    }
+
+    /// Ids of messages queued or deferred on `channel` and due at `now_ms`
+    /// or earlier, earliest first, at most `limit`.
+    pub fn due(&self, channel: Channel, now_ms: i64, limit: usize) -> Result<Vec<u64>> {
+        self.outbox.due(channel, now_ms, limit)
+    }
+
+    /// Like [`TenantStore::due`], from after the `(due, id)` position a
+    /// previous page ended at: a caller that skips messages (paused, a busy
+    /// domain) reads on instead of seeing the same ones again.
+    pub fn due_after(
+        &self,
+        channel: Channel,
+        now_ms: i64,
+        after: Option<(i64, u64)>,
+        limit: usize,
+    ) -> Result<Vec<(i64, u64)>> {
+        self.outbox.due_after(channel, now_ms, after, limit)
+    }
+
+    /// When the next queued or deferred message on `channel` is due (unix ms).
+    pub fn next_due(&self, channel: Channel) -> Result<Option<i64>> {
+        self.outbox.next_due(channel)
+    }
+
+    /// Messages queued or deferred per channel.
+    pub fn queued_count(&self, channel: Channel) -> usize {
+        self.outbox.queued_count(channel)
+    }
+
+    /// Ids of messages marked sending: handed to a transport when the daemon
+    /// last stopped, or now.
+    pub fn in_flight(&self) -> Result<Vec<u64>> {
+        self.outbox.in_flight()
+    }
+
+    /// Emails sent on `day`.
+    pub fn sent_on(&self, day: Date) -> Result<u64> {
+        self.outbox.sent_on(day)
+    }
+
+    pub fn ledger_entry(&self, month: u32, service: &str) -> Result<LedgerEntry> {
+        self.outbox.ledger_entry(month, service)
+    }
+
+    /// Every ledger row, by month then service.
+    pub fn ledger(&self) -> Result<Vec<(u32, String, LedgerEntry)>> {
+        self.outbox.ledger()
+    }
+
+    /// Runs `f` on the outbox index, building it first (one scan of the
+    /// outbox) if this is the first time since the store was opened.
+    pub fn with_index<R>(&self, f: impl FnOnce(&OutboxIndex) -> R) -> Result<R> {
+        self.outbox.with_index(f)
+    }
+
+    /// Reserves `n` message ids; returns the first.
+    pub fn reserve_message_ids(&self, n: u64) -> Result<u64> {
+        self.outbox.reserve_message_ids(n)
+    }
+
+    pub fn plan_stamp(&self) -> Result<Option<u64>> {
+        self.outbox.plan_stamp()
+    }
+
+    /// Writes one planning run durably, revisions first (a cancelled
+    /// message frees its occasion keys, and a new message of the same run
+    /// may take them again), in chunks of whole messages, the stamp with
+    /// the last chunk.
+    pub fn commit_plan(&self, w: &PlanWrite) -> Result<()> {
+        self.outbox.commit_plan(w)
+    }
+
+    /// Writes a group of transitions and flushes once.
+    pub fn apply(&self, changes: &[Change]) -> Result<()> {
+        self.outbox.apply(changes)
+    }
+
+    /// Writes a group of transitions without flushing: the caller flushes
+    /// (once for several groups) before anything outside relies on them.
+    pub fn apply_unflushed(&self, changes: &[Change]) -> Result<()> {
+        self.outbox.apply_unflushed(changes)
     }
 }
 
-type TxResult<T> = std::result::Result<T, sled::transaction::ConflictableTransactionError<String>>;
+#[cfg(test)]
+impl TenantStore {
+    /// The dealer's data part, for tests that look at its trees.
+    pub(super) fn records(&self) -> &Records {
+        &self.records
+    }
 
-fn encode_tx<T: Serialize>(v: &T) -> TxResult<Vec<u8>> {
-    encode_record(v)
-        .map_err(|e| sled::transaction::ConflictableTransactionError::Abort(e.to_string()))
-}
-
-pub(super) fn tx_err(
-    s: &TenantStore,
-) -> impl Fn(sled::transaction::TransactionError<String>) -> StoreError + '_ {
-    move |e| match e {
-        sled::transaction::TransactionError::Abort(msg) => {
-            StoreError::Conflict(format!("tenant {}: {msg}", s.id))
-        }
-        sled::transaction::TransactionError::Storage(source) => s.err()(source),
+    /// Takes the handle out of service, as an I/O error does.
+    pub(super) fn mark_broken(&self, why: &str) {
+        self.db.mark_broken(why)
     }
 }

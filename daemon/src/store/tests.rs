@@ -143,9 +143,7 @@ fn a_kill_while_staging_leaves_nothing_and_an_earlier_versions_pending_import_is
         std::fs::write(&staging, &bytes[8..]).expect("legacy staging");
         let template =
             touchpoint_common::codec::encode_record(&report(a.id(), 2, "h2")).expect("enc");
-        a.meta
-            .insert(tenant::META_PENDING, template)
-            .expect("marker");
+        a.records().plant_pending_import(template);
         a.flush().expect("flush");
         drop(a);
         s.close_all().expect("close");
@@ -162,7 +160,7 @@ fn a_kill_while_staging_leaves_nothing_and_an_earlier_versions_pending_import_is
     let st = a.stats().expect("stats");
     assert_eq!((st.customers, st.vehicles, st.imports), (1, 1, 1));
     assert_eq!(a.import_by_hash("h2").expect("hash"), Some(2));
-    assert!(a.meta.get(tenant::META_PENDING).expect("meta").is_none());
+    assert!(!a.records().pending_import());
     assert!(!staging.exists());
     assert!(!dir.path().join("tenants/d001/import.undo").exists());
 }
@@ -172,15 +170,7 @@ type TreeDump = Vec<(Vec<u8>, Vec<u8>)>;
 
 /// What a tenant holds, to compare before and after a failed import.
 fn snapshot(a: &TenantStore) -> Vec<(String, TreeDump)> {
-    let trees = [
-        ("customers", &a.customers),
-        ("vehicles", &a.vehicles),
-        ("owner", &a.owner),
-        ("consents", &a.consents),
-        ("visits", &a.visits),
-        ("imports", &a.imports),
-        ("import_hash", &a.import_hash),
-    ];
+    let trees = a.records().import_trees();
     let mut out: Vec<(String, TreeDump)> = trees
         .iter()
         .map(|(name, t)| {
@@ -196,9 +186,8 @@ fn snapshot(a: &TenantStore) -> Vec<(String, TreeDump)> {
         "counters".into(),
         vec![(
             b"counters".to_vec(),
-            a.meta
-                .get(tenant::META_COUNTERS)
-                .expect("meta")
+            a.records()
+                .counters_bytes()
                 .map(|v| v.to_vec())
                 .unwrap_or_default(),
         )],
@@ -222,7 +211,7 @@ fn an_import_that_runs_out_of_space_while_applying_is_rolled_back_entirely() {
     let before = snapshot(&a);
     let figures_before = s.central().figures(&tid("d001")).expect("figures");
 
-    let n = 3 * import_txn::batch_size() + 17;
+    let n = 3 * records::import::batch_size() + 17;
     let mut tx = a.begin_import(2).expect("begin");
     tx.put_customer(&customer("K1", "Müller-Lüdenscheidt"))
         .expect("update");
@@ -454,7 +443,7 @@ fn a_request_for_a_store_whose_closed_instance_still_holds_its_lock_waits_for_it
     let d001 = tid("d001");
     let a = s.tenant(&d001).expect("a");
     import_one(&a, customer("K1", "Müller"), None, "h1");
-    let lingering = a.customers.clone();
+    let lingering = a.records().import_trees()[0].1.clone();
     drop(a);
     std::thread::scope(|scope| {
         let closer = scope.spawn(|| s.close_idle(Duration::ZERO));

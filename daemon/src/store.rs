@@ -26,15 +26,35 @@
 //! - Listing tenants opens no tenant database: it reads the figures each
 //!   store writes to the central store at its write points.
 //! - An import the client was told failed is rolled back, never completed
-//!   (see `import_txn`).
+//!   (see `records/import.rs`).
+//! - A tree is reached only by the part that owns it (its fields are
+//!   private to the part's file and children); the rest of the daemon
+//!   speaks to a [`TenantStore`] in domain terms and never sees a key.
+//! - Every write of the outbox's trees goes through its one writer
+//!   (`outbox/write.rs`), which keeps the indexes, the occasions, the
+//!   ledger and the in-memory index right for any message's move.
+//!
+//! Files (no import circles: `tenant.rs` uses the parts; the children of a
+//! part use it, while a part uses none of its children but its leaves; the
+//! parts use neither each other nor `tenant.rs`):
+//! - `tenant.rs`: [`TenantStore`], the room's handle; the tree table.
+//! - `records.rs`, `records/`: the dealer's data, its import (staging, undo
+//!   journal, recovery) and merges.
+//! - `outbox.rs`, `outbox/`: messages and all that follows them, the
+//!   ledger, the in-memory index; the one writer in `outbox/write.rs`.
+//! - `db.rs`: one tenant's sled database and its health.
+//! - `central.rs`, `material.rs`: the agency-level database.
+//! - leaves: `error.rs`, `files.rs`, `diskio.rs`, `outbox/keys.rs`,
+//!   `outbox/index.rs`, `records/keys.rs`, `records/import/staging.rs`.
 
 mod central;
+mod db;
 mod diskio;
-mod dispatch;
-mod import_txn;
-pub mod index;
+mod error;
+mod files;
 mod material;
 mod outbox;
+mod records;
 mod tenant;
 
 use std::collections::HashMap;
@@ -42,59 +62,20 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use touchpoint_common::codec::CodecError;
 use touchpoint_common::config::StoresConfig;
 use touchpoint_common::protocol::TenantSummary;
 use touchpoint_common::TenantId;
 
 pub use central::{Central, TenantFigures, TenantRecord};
 pub use diskio::{fail_writes_under, FaultGuard};
-pub use dispatch::{Change, LedgerDelta};
-pub use import_txn::{ImportTxn, STAGING_FILE, UNDO_DIR};
-pub use outbox::{Contact, PlanWrite};
+pub use error::{Result, StoreError};
+pub use outbox::index;
+pub use outbox::write::{reservation, Change, LedgerDelta, PlanWrite};
+pub use outbox::Contact;
+pub use records::import::{ImportTxn, STAGING_FILE, UNDO_DIR};
 pub use tenant::TenantStore;
 
-#[derive(Debug, thiserror::Error)]
-pub enum StoreError {
-    #[error("database {path}: {source}")]
-    Sled {
-        path: String,
-        #[source]
-        source: sled::Error,
-    },
-    #[error("corrupt record in {tree}: {source}")]
-    Codec {
-        tree: &'static str,
-        #[source]
-        source: CodecError,
-    },
-    #[error("unknown tenant {0:?}: no dealer policy registers it")]
-    UnknownTenant(String),
-    #[error("{0}")]
-    NotFound(String),
-    #[error("{0}")]
-    Conflict(String),
-    #[error("{path}: {source}")]
-    Io {
-        path: String,
-        #[source]
-        source: std::io::Error,
-    },
-    /// The store cannot serve now but may soon (it is being reopened).
-    #[error("{0}")]
-    Unavailable(String),
-    /// An import failed after it began writing; what it wrote is undone.
-    #[error("import #{import_id} into tenant {tenant} failed and nothing of it was stored{}: {source}", if *.rolled_back { "" } else { " (its writes are undone when the store is reopened)" })]
-    ImportFailed {
-        tenant: String,
-        import_id: u64,
-        rolled_back: bool,
-        #[source]
-        source: Box<StoreError>,
-    },
-}
-
-pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+use files::{wait_released, RELEASE_WAIT};
 
 /// The set of stores under one state directory.
 pub struct Stores {
@@ -150,12 +131,6 @@ const BROKEN_HELD_WAIT: Duration = Duration::from_secs(5);
 /// How often a waiter looks again at a broken store still held elsewhere
 /// (holders do not signal when they drop a handle).
 const HOLDER_POLL: Duration = Duration::from_millis(10);
-/// How long a closed database's file lock may take to be released (sled's
-/// I/O threads finish their last writes after the last handle is dropped).
-pub(super) const RELEASE_WAIT: Duration = Duration::from_secs(60);
-
-/// Central settings key present while a daemon has the stores open.
-const RUNNING: &[u8] = b"stores_open";
 
 impl Stores {
     pub fn open(state_dir: &Path, cfg: &StoresConfig) -> Result<Self> {
@@ -623,36 +598,6 @@ impl Drop for OpeningGuard<'_> {
     }
 }
 
-/// Waits until nobody holds the file lock sled takes on `path` (its
-/// database file), by taking and dropping that lock ourselves.
-pub(super) fn wait_released(path: &Path, within: Duration) -> std::io::Result<()> {
-    let deadline = Instant::now() + within;
-    let mut pause = Duration::from_micros(200);
-    loop {
-        let file = match std::fs::File::open(path) {
-            Ok(f) => f,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-            Err(e) => return Err(e),
-        };
-        use nix::fcntl::{Flock, FlockArg};
-        match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
-            // Dropping it releases our lock at once.
-            Ok(_locked) => return Ok(()),
-            Err((_, nix::errno::Errno::EWOULDBLOCK)) if Instant::now() < deadline => {
-                std::thread::sleep(pause);
-                pause = (pause * 2).min(Duration::from_millis(20));
-            }
-            Err((_, nix::errno::Errno::EWOULDBLOCK)) => {
-                return Err(std::io::Error::new(
-                    std::io::ErrorKind::WouldBlock,
-                    "still locked",
-                ))
-            }
-            Err((_, e)) => return Err(e.into()),
-        }
-    }
-}
-
 /// Bytes of the files under `dir` (a tenant's database), without opening
 /// it and without following symlinks.
 fn disk_bytes(dir: &Path) -> u64 {
@@ -669,42 +614,6 @@ fn disk_bytes(dir: &Path) -> u64 {
             .sum()
     }
     walk(dir, 0)
-}
-
-/// Removes the snapshot files sled left unfinished. sled writes a snapshot
-/// to `snap.<lsn>.generating` and renames it when complete; one that a
-/// full disk cut short stays behind, and sled 0.34 then reads it as the
-/// newest snapshot at every open and refuses the database as corrupt (for
-/// good: freeing space does not help). An unfinished snapshot holds nothing
-/// the log and the previous snapshot do not.
-pub(crate) fn remove_unfinished_snapshots(db_dir: &Path) {
-    let Ok(entries) = std::fs::read_dir(db_dir) else {
-        return;
-    };
-    for e in entries.flatten() {
-        let name = e.file_name();
-        let name = name.to_string_lossy();
-        if name.starts_with("snap.")
-            && name.ends_with(".generating")
-            && e.path().symlink_metadata().is_ok_and(|m| m.is_file())
-        {
-            match std::fs::remove_file(e.path()) {
-                Ok(()) => {
-                    tracing::warn!(file = %e.path().display(), "removed a snapshot sled left unfinished")
-                }
-                Err(err) => {
-                    tracing::warn!(file = %e.path().display(), error = %err, "cannot remove an unfinished snapshot")
-                }
-            }
-        }
-    }
-}
-
-pub(crate) fn sled_err(path: &Path) -> impl Fn(sled::Error) -> StoreError + '_ {
-    move |source| StoreError::Sled {
-        path: path.display().to_string(),
-        source,
-    }
 }
 
 #[cfg(test)]

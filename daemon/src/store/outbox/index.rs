@@ -2,10 +2,9 @@
 //! paging and counting a million messages without reading them.
 //!
 //! Built by one scan of the outbox the first time it is asked for, then kept
-//! current by the outbox's two writers ([`TenantStore::write_chunk`] for
-//! planning runs, [`TenantStore::apply`] for dispatch transitions) after each
-//! transaction that succeeded, under the same lock; dropped with the store
-//! when the tenant's database closes.
+//! current by the outbox's one writer (`write.rs`), after each transaction
+//! that succeeded, under the same lock; dropped with the store when the
+//! tenant's database closes.
 //!
 //! Per message it holds what a filter looks at and nothing more: the id,
 //! status, channel, send day, when it is due (queued or deferred), the
@@ -14,19 +13,15 @@
 //! (customer number, the address used and the start of the last transport
 //! answer) in one shared buffer. About 28 bytes plus the text.
 //!
-//! [`TenantStore::write_chunk`]: super::TenantStore
-//! [`TenantStore::apply`]: super::TenantStore::apply
+//! A leaf: uses nothing of the store.
 
 use std::collections::HashMap;
-use std::sync::MutexGuard;
 
 use touchpoint_common::domain::Channel;
 use touchpoint_common::outbox::{Message, MessageStatus};
 use touchpoint_common::protocol::DayCounts;
 use touchpoint_common::queue::{QueueFilter, STATUSES};
 use touchpoint_common::Date;
-
-use super::{Result, TenantStore};
 
 /// Bytes of the last transport answer the text filter sees.
 const ANSWER_BYTES: usize = 40;
@@ -174,7 +169,9 @@ pub struct OutboxStats {
 
 impl OutboxIndex {
     /// An index of these messages.
-    pub fn build<E>(messages: impl Iterator<Item = Result<Message, E>>) -> Result<Self, E> {
+    pub fn build<E>(
+        messages: impl Iterator<Item = std::result::Result<Message, E>>,
+    ) -> std::result::Result<Self, E> {
         let mut ix = OutboxIndex::default();
         for m in messages {
             ix.upsert(&m?);
@@ -401,38 +398,6 @@ impl OutboxIndex {
     /// The service name behind a number (for tests and diagnostics).
     pub fn service_name(&self, id: u16) -> &str {
         self.services.name(id)
-    }
-}
-
-impl TenantStore {
-    pub(super) fn index_lock(&self) -> MutexGuard<'_, Option<OutboxIndex>> {
-        // Every change under this lock is one upsert or a whole build, so a
-        // poisoned lock holds a usable index.
-        self.index.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// Runs `f` on the outbox index, building it first (one scan of the
-    /// outbox) if this is the first time since the store was opened.
-    pub fn with_index<R>(&self, f: impl FnOnce(&OutboxIndex) -> R) -> Result<R> {
-        let mut guard = self.index_lock();
-        let ix = match guard.take() {
-            Some(ix) => ix,
-            None => {
-                let started = std::time::Instant::now();
-                let ix = OutboxIndex::build(self.messages())?;
-                tracing::debug!(
-                    tenant = %self.id(),
-                    messages = ix.len(),
-                    bytes = ix.heap_bytes(),
-                    millis = started.elapsed().as_millis() as u64,
-                    "outbox index built"
-                );
-                ix
-            }
-        };
-        let r = f(&ix);
-        *guard = Some(ix);
-        Ok(r)
     }
 }
 

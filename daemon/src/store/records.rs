@@ -1,0 +1,485 @@
+//! The dealer's data in its room: customers, vehicles and their holders,
+//! consent statements, service visits, the import history, merges, and the
+//! addresses that hard-bounced; the record counts, and the figures the
+//! tenants listing shows, derived from them.
+//!
+//! Owns the trees `customers`, `vehicles`, `owner`, `consents`, `visits`,
+//! `imports`, `import_hash`, `merges`, `merged` and `bad_addresses` (their
+//! keys: [`keys`]), and the `meta` keys `counters`, `next_import_id`,
+//! `next_merge_id`, `pending_import` and `generation`. Only this file and
+//! its children reach them: `import` (an import, journaled), `merges`
+//! (merges and their undo); this file writes the rest (import reports that
+//! change no data, consent statements and bad addresses from dispatch).
+//!
+//! Uses `db`, `central` (where figures go) and the leaf modules; must not
+//! import `outbox`, `tenant` or the root. Uses nothing of its children.
+
+pub(super) mod import;
+mod keys;
+mod merges;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+use serde::{Deserialize, Serialize};
+use sled::Transactional;
+use touchpoint_common::domain::{
+    Channel, Consent, Customer, ImportReport, ServiceVisit, TenantStats, Vehicle,
+};
+use touchpoint_common::protocol::{OptIns, Topic};
+
+use super::central::{FigureBoard, TenantFigures};
+use super::db::{decode, encode, encode_tx, tx_err, TenantDb};
+use super::error::Result;
+use keys::{META_COUNTERS, META_GENERATION, META_NEXT_IMPORT, META_NEXT_MERGE};
+
+/// Record counts kept up to date by every write, so stats never scan.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+struct Counters {
+    customers: u64,
+    vehicles: u64,
+    consents: u64,
+    visits: u64,
+    imports: u64,
+    merges_active: u64,
+}
+
+pub(super) struct Records {
+    db: Arc<TenantDb>,
+    customers: sled::Tree,
+    vehicles: sled::Tree,
+    owner: sled::Tree,
+    consents: sled::Tree,
+    visits: sled::Tree,
+    imports: sled::Tree,
+    import_hash: sled::Tree,
+    merges: sled::Tree,
+    merged: sled::Tree,
+    bad_addresses: sled::Tree,
+    /// Shared with the outbox, which owns its other keys.
+    meta: sled::Tree,
+    /// Opt-in counts and the data version they were counted at.
+    opt_ins: Mutex<Option<(u64, OptIns)>>,
+    /// Where the figures the tenants listing shows are kept (central store).
+    board: FigureBoard,
+    /// The figures changed since they were last written to the board.
+    figures_due: AtomicBool,
+    /// An import interrupted by an earlier version after its commit point
+    /// was completed when this store opened (it still needs its identity pass).
+    completed_import: AtomicBool,
+}
+
+impl Records {
+    pub(super) fn open(db: Arc<TenantDb>, board: FigureBoard) -> Result<Self> {
+        Ok(Self {
+            customers: db.tree("customers")?,
+            vehicles: db.tree("vehicles")?,
+            owner: db.tree("owner")?,
+            consents: db.tree("consents")?,
+            visits: db.tree("visits")?,
+            imports: db.tree("imports")?,
+            import_hash: db.tree("import_hash")?,
+            merges: db.tree("merges")?,
+            merged: db.tree("merged")?,
+            bad_addresses: db.tree("bad_addresses")?,
+            meta: db.tree("meta")?,
+            db,
+            opt_ins: Mutex::new(None),
+            board,
+            figures_due: AtomicBool::new(false),
+            completed_import: AtomicBool::new(false),
+        })
+    }
+
+    fn counters(&self) -> Result<Counters> {
+        match self.meta.get(META_COUNTERS).map_err(self.db.err())? {
+            Some(b) => decode("meta", &b),
+            None => Ok(Counters::default()),
+        }
+    }
+
+    fn next_id(&self, key: &[u8]) -> Result<u64> {
+        self.db.writable()?;
+        let next = self
+            .meta
+            .update_and_fetch(key, |old| {
+                let n = old
+                    .and_then(|b| <[u8; 8]>::try_from(b).ok())
+                    .map(u64::from_be_bytes)
+                    .unwrap_or(0)
+                    + 1;
+                Some(n.to_be_bytes().to_vec())
+            })
+            .map_err(self.db.err())?;
+        Ok(next
+            .and_then(|b| <[u8; 8]>::try_from(b.as_ref()).ok())
+            .map(u64::from_be_bytes)
+            .unwrap_or(1))
+    }
+
+    pub(super) fn customer(&self, customer_no: &str) -> Result<Option<Customer>> {
+        self.customers
+            .get(customer_no.as_bytes())
+            .map_err(self.db.err())?
+            .map(|b| decode("customers", &b))
+            .transpose()
+    }
+
+    pub(super) fn customers(&self) -> impl Iterator<Item = Result<Customer>> + '_ {
+        self.customers.iter().values().map(move |r| {
+            r.map_err(self.db.err())
+                .and_then(|b| decode("customers", &b))
+        })
+    }
+
+    pub(super) fn vehicle(&self, vin: &str) -> Result<Option<Vehicle>> {
+        self.vehicles
+            .get(vin.as_bytes())
+            .map_err(self.db.err())?
+            .map(|b| decode("vehicles", &b))
+            .transpose()
+    }
+
+    pub(super) fn vehicles(&self) -> impl Iterator<Item = Result<Vehicle>> + '_ {
+        self.vehicles.iter().values().map(move |r| {
+            r.map_err(self.db.err())
+                .and_then(|b| decode("vehicles", &b))
+        })
+    }
+
+    pub(super) fn vehicles_of(&self, customer_no: &str) -> Result<Vec<Vehicle>> {
+        let prefix = keys::customer_prefix(customer_no);
+        let mut out = Vec::new();
+        for k in self.owner.scan_prefix(&prefix).keys() {
+            let k = k.map_err(self.db.err())?;
+            // An import interrupted and completed after a restart may leave a
+            // stale entry behind; the vehicle record is the truth.
+            if let Some(v) = self.vehicle(&String::from_utf8_lossy(&k[prefix.len()..]))? {
+                if v.customer_no == customer_no {
+                    out.push(v);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    pub(super) fn consents_of(&self, customer_no: &str) -> Result<Vec<Consent>> {
+        self.consents
+            .scan_prefix(keys::customer_prefix(customer_no))
+            .values()
+            .map(|r| {
+                r.map_err(self.db.err())
+                    .and_then(|b| decode("consents", &b))
+            })
+            .collect()
+    }
+
+    pub(super) fn consent(&self, customer_no: &str, channel: Channel) -> Result<Option<Consent>> {
+        self.consents
+            .get(keys::consent_key(customer_no, channel))
+            .map_err(self.db.err())?
+            .map(|b| decode("consents", &b))
+            .transpose()
+    }
+
+    pub(super) fn consents(&self) -> impl Iterator<Item = Result<Consent>> + '_ {
+        self.consents.iter().values().map(move |r| {
+            r.map_err(self.db.err())
+                .and_then(|b| decode("consents", &b))
+        })
+    }
+
+    pub(super) fn visits_of(&self, vin: &str) -> Result<Vec<ServiceVisit>> {
+        self.visits
+            .scan_prefix(vin.as_bytes())
+            .values()
+            .map(|r| r.map_err(self.db.err()).and_then(|b| decode("visits", &b)))
+            .collect()
+    }
+
+    pub(super) fn visits(&self) -> impl Iterator<Item = Result<ServiceVisit>> + '_ {
+        self.visits
+            .iter()
+            .values()
+            .map(move |r| r.map_err(self.db.err()).and_then(|b| decode("visits", &b)))
+    }
+
+    pub(super) fn stats(&self) -> Result<TenantStats> {
+        let c = self.counters()?;
+        Ok(TenantStats {
+            customers: c.customers,
+            recipients: c.customers.saturating_sub(c.merges_active),
+            vehicles: c.vehicles,
+            consents: c.consents,
+            visits: c.visits,
+            merges_active: c.merges_active,
+            imports: c.imports,
+            disk_bytes: self.db.size_on_disk(),
+        })
+    }
+
+    pub(super) fn opt_ins(&self) -> Result<OptIns> {
+        let version = self.data_version()?;
+        let mut cached = self.opt_ins.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((v, o)) = *cached {
+            if v == version {
+                return Ok(o);
+            }
+        }
+        let mut o = OptIns::default();
+        for c in self.consents() {
+            let c = c?;
+            let counted = match (c.channel, c.granted) {
+                (Channel::Email, true) => &mut o.email,
+                (Channel::Phone, true) => &mut o.phone,
+                (Channel::Post, false) => &mut o.post_refused,
+                _ => continue,
+            };
+            // A customer merged into another is no recipient of its own.
+            if !self
+                .merged
+                .contains_key(c.customer_no.as_bytes())
+                .map_err(self.db.err())?
+            {
+                *counted += 1;
+            }
+        }
+        *cached = Some((version, o));
+        Ok(o)
+    }
+
+    pub(super) fn figures(&self) -> Result<TenantFigures> {
+        let mut stats = self.stats()?;
+        stats.disk_bytes = 0;
+        let last_import = self.imports(1)?.into_iter().next().map(|mut r| {
+            // Row errors quote the dealer's file: they stay in its room.
+            r.errors_truncated += r.errors.len() as u64;
+            r.errors = Vec::new();
+            r
+        });
+        Ok(TenantFigures {
+            stats,
+            opt_ins: self.opt_ins()?,
+            last_import,
+        })
+    }
+
+    /// Writes this tenant's figures to the central store.
+    pub(super) fn publish_figures(&self) -> Result<()> {
+        self.figures_due.store(false, Ordering::Release);
+        let r = self
+            .figures()
+            .and_then(|f| self.board.put(self.db.id(), &f));
+        if r.is_err() {
+            self.figures_due.store(true, Ordering::Release);
+        }
+        r
+    }
+
+    /// Writes the figures if a change is pending (the flusher's round).
+    pub(super) fn publish_figures_if_due(&self) {
+        if self.figures_due.load(Ordering::Acquire) && self.db.trouble().is_none() {
+            if let Err(e) = self.publish_figures() {
+                tracing::warn!(tenant = %self.db.id(), error = %e, "cannot write the tenant's figures");
+            }
+        }
+    }
+
+    /// Tells subscribers that the customer data changed, after bringing
+    /// the central figures up to date (a listing right after an import
+    /// shows it).
+    fn data_changed(&self) {
+        if let Err(e) = self.publish_figures() {
+            tracing::warn!(tenant = %self.db.id(), error = %e, "cannot write the tenant's figures; retried by the flusher");
+        }
+        self.db
+            .events()
+            .publish(&[Topic::Tenants], Some(self.db.id()));
+    }
+
+    /// Marks the figures for the flusher's next round: for frequent small
+    /// changes (consents from dispatch), where recounting each time costs
+    /// more than a moment's lag in the listing.
+    fn figures_changed(&self) {
+        self.figures_due.store(true, Ordering::Release);
+    }
+
+    pub(super) fn imports(&self, limit: usize) -> Result<Vec<ImportReport>> {
+        self.imports
+            .iter()
+            .values()
+            .rev()
+            .take(limit)
+            .map(|r| r.map_err(self.db.err()).and_then(|b| decode("imports", &b)))
+            .collect()
+    }
+
+    pub(super) fn import(&self, import_id: u64) -> Result<Option<ImportReport>> {
+        self.imports
+            .get(import_id.to_be_bytes())
+            .map_err(self.db.err())?
+            .map(|b| decode("imports", &b))
+            .transpose()
+    }
+
+    pub(super) fn import_by_hash(&self, content_hash: &str) -> Result<Option<u64>> {
+        Ok(self
+            .import_hash
+            .get(content_hash.as_bytes())
+            .map_err(self.db.err())?
+            .and_then(|b| <[u8; 8]>::try_from(b.as_ref()).ok())
+            .map(u64::from_be_bytes))
+    }
+
+    pub(super) fn record_import(&self, report: &ImportReport) -> Result<()> {
+        let _w = self.db.lock_writer();
+        self.db.writable()?;
+        let mut c = self.counters()?;
+        c.imports += 1;
+        (&self.imports, &self.meta)
+            .transaction(|(imports, meta)| {
+                imports.insert(&report.import_id.to_be_bytes(), encode_tx(report)?)?;
+                meta.insert(META_COUNTERS, encode_tx(&c)?)?;
+                Ok(())
+            })
+            .map_err(tx_err(&self.db))?;
+        self.db.flush()?;
+        self.data_changed();
+        Ok(())
+    }
+
+    pub(super) fn update_import(&self, report: &ImportReport) -> Result<()> {
+        self.db.writable()?;
+        self.imports
+            .insert(report.import_id.to_be_bytes(), encode("imports", report)?)
+            .map_err(self.db.err())?;
+        self.db.touch();
+        self.data_changed();
+        Ok(())
+    }
+
+    pub(super) fn next_import_id(&self) -> Result<u64> {
+        self.next_id(META_NEXT_IMPORT)
+    }
+
+    pub(super) fn data_version(&self) -> Result<u64> {
+        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+        for key in [META_COUNTERS, META_NEXT_MERGE, META_GENERATION] {
+            let v = self.meta.get(key).map_err(self.db.err())?;
+            for b in v.as_deref().unwrap_or(&[]).iter().chain(&[0xff]) {
+                h ^= u64::from(*b);
+                h = h.wrapping_mul(0x0000_0100_0000_01b3);
+            }
+        }
+        Ok(h)
+    }
+
+    pub(super) fn bump_generation(&self) -> Result<()> {
+        self.db.writable()?;
+        self.meta
+            .update_and_fetch(META_GENERATION, |old| {
+                let n = old
+                    .and_then(|b| <[u8; 8]>::try_from(b).ok())
+                    .map(u64::from_be_bytes)
+                    .unwrap_or(0);
+                Some((n + 1).to_be_bytes().to_vec())
+            })
+            .map_err(self.db.err())?;
+        self.db.touch();
+        // Consents and bad addresses from dispatch: the opt-in counts of the
+        // listing follow with the flusher's next round.
+        self.figures_changed();
+        self.db
+            .events()
+            .publish(&[Topic::Tenants], Some(self.db.id()));
+        Ok(())
+    }
+
+    pub(super) fn mark_bad_address(&self, address: &str, reason: &str) -> Result<()> {
+        self.db.writable()?;
+        self.bad_addresses
+            .insert(keys::address(address), reason.as_bytes())
+            .map_err(self.db.err())?;
+        self.bump_generation()
+    }
+
+    pub(super) fn bad_address(&self, address: &str) -> Result<Option<String>> {
+        Ok(self
+            .bad_addresses
+            .get(keys::address(address))
+            .map_err(self.db.err())?
+            .map(|b| String::from_utf8_lossy(&b).into_owned()))
+    }
+
+    pub(super) fn bad_addresses(&self) -> Result<Vec<(String, String)>> {
+        self.bad_addresses
+            .iter()
+            .map(|kv| {
+                kv.map_err(self.db.err()).map(|(k, v)| {
+                    (
+                        String::from_utf8_lossy(&k).into_owned(),
+                        String::from_utf8_lossy(&v).into_owned(),
+                    )
+                })
+            })
+            .collect()
+    }
+
+    pub(super) fn record_consent(&self, c: &Consent) -> Result<bool> {
+        // Not while an import is applied: the import decides against the
+        // stored statement and may roll back to it, either of which would
+        // lose a withdrawal recorded in between.
+        let _w = self.db.lock_writer();
+        self.db.writable()?;
+        let key = keys::consent_key(&c.customer_no, c.channel);
+        if let Some(old) = self.consents.get(&key).map_err(self.db.err())? {
+            let old: Consent = decode("consents", &old)?;
+            if old.at > c.at || (old.granted == c.granted && old.at == c.at) {
+                return Ok(false);
+            }
+        }
+        self.consents
+            .insert(key, encode("consents", c)?)
+            .map_err(self.db.err())?;
+        self.bump_generation()?;
+        Ok(true)
+    }
+
+    pub(super) fn take_completed_import(&self) -> bool {
+        self.completed_import.swap(false, Ordering::AcqRel)
+    }
+}
+
+#[cfg(test)]
+impl Records {
+    /// The trees an import writes, by name (a test compares them before
+    /// and after a failed import).
+    pub(super) fn import_trees(&self) -> [(&'static str, &sled::Tree); 7] {
+        [
+            ("customers", &self.customers),
+            ("vehicles", &self.vehicles),
+            ("owner", &self.owner),
+            ("consents", &self.consents),
+            ("visits", &self.visits),
+            ("imports", &self.imports),
+            ("import_hash", &self.import_hash),
+        ]
+    }
+
+    /// The stored record counts, as stored.
+    pub(super) fn counters_bytes(&self) -> Option<sled::IVec> {
+        self.meta.get(META_COUNTERS).expect("meta")
+    }
+
+    /// Leaves the marker an earlier version left for an import interrupted
+    /// after its commit point: the report to complete it with.
+    pub(super) fn plant_pending_import(&self, template: Vec<u8>) {
+        self.meta
+            .insert(keys::META_PENDING, template)
+            .expect("marker");
+    }
+
+    pub(super) fn pending_import(&self) -> bool {
+        self.meta.get(keys::META_PENDING).expect("meta").is_some()
+    }
+}

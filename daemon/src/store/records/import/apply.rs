@@ -1,0 +1,347 @@
+//! Applying a staging file to the dealer's trees: in batches, each batch's
+//! decisions taken against the database and the batch's own earlier writes,
+//! its before-images journaled and synced before it is written.
+//!
+//! Reaches the dealer's trees (`records`) through the journal's names for
+//! them ([`T`]); must not import `import.rs` (which uses it).
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use serde::de::DeserializeOwned;
+use sled::IVec;
+use touchpoint_common::codec::{decode_record, encode_record};
+use touchpoint_common::domain::{Consent, Counts, Customer, ImportReport, ServiceVisit, Vehicle};
+
+use super::journal::{Journal, T};
+use super::staging::{Header, Reader, OP_CONSENT, OP_CUSTOMER, OP_HEADER, OP_VEHICLE, OP_VISIT};
+use crate::store::db::codec_err;
+use crate::store::error::{Result, StoreError};
+use crate::store::records::keys::{composite, consent_key, visit_key};
+use crate::store::records::Records;
+
+/// Staged records applied per journal batch (one sync each).
+pub(super) const BATCH: usize = 4096;
+
+/// What applying a staging file did.
+#[derive(Default)]
+pub(super) struct Applied {
+    pub(super) customers: Counts,
+    pub(super) vehicles: Counts,
+    pub(super) consents: Counts,
+    pub(super) visits: Counts,
+}
+
+impl Applied {
+    pub(super) fn fill(&self, r: &mut ImportReport) {
+        r.customers = self.customers;
+        r.vehicles = self.vehicles;
+        r.consents = self.consents;
+        r.visits = self.visits;
+    }
+}
+
+/// A key a batch read or wrote: what the database held before the batch,
+/// and what the batch will write (`None`: only read).
+struct Pending {
+    before: Option<IVec>,
+    after: Option<Option<IVec>>,
+}
+
+/// Applies staged records in batches: each batch's decisions are taken
+/// against the database and the batch's own earlier writes, its
+/// before-images are journaled and synced, and only then is it written
+/// with plain inserts (sled's `apply_batch` measured about three times
+/// slower than single inserts for bulk loads).
+struct Applier<'a> {
+    s: &'a Records,
+    header: Header,
+    out: Applied,
+    journal: Journal,
+    batch: HashMap<(T, Vec<u8>), Pending>,
+    /// Keys the batch writes, in the order first written.
+    writes: Vec<(T, Vec<u8>)>,
+    records: usize,
+}
+
+impl<'a> Applier<'a> {
+    fn get(&mut self, t: T, key: &[u8]) -> Result<Option<IVec>> {
+        // One lookup key per record read: cheap next to sled's own work.
+        let k = (t, key.to_vec());
+        if let Some(p) = self.batch.get(&k) {
+            return Ok(p.after.clone().unwrap_or_else(|| p.before.clone()));
+        }
+        let v = t.tree(self.s).get(key).map_err(self.s.db.err())?;
+        self.batch.insert(
+            k,
+            Pending {
+                before: v.clone(),
+                after: None,
+            },
+        );
+        Ok(v)
+    }
+
+    fn get_decoded<V: DeserializeOwned>(
+        &mut self,
+        t: T,
+        key: &[u8],
+        name: &'static str,
+    ) -> Result<Option<(V, IVec)>> {
+        match self.get(t, key)? {
+            Some(bytes) => Ok(Some((
+                decode_record(&bytes).map_err(codec_err(name))?,
+                bytes,
+            ))),
+            None => Ok(None),
+        }
+    }
+
+    fn set(&mut self, t: T, key: Vec<u8>, after: Option<IVec>) -> Result<()> {
+        let k = (t, key);
+        match self.batch.get_mut(&k) {
+            Some(p) => {
+                if p.after.is_none() {
+                    self.writes.push(k.clone());
+                }
+                p.after = Some(after);
+            }
+            None => {
+                let before = t.tree(self.s).get(&k.1).map_err(self.s.db.err())?;
+                self.writes.push(k.clone());
+                self.batch.insert(
+                    k,
+                    Pending {
+                        before,
+                        after: Some(after),
+                    },
+                );
+            }
+        }
+        Ok(())
+    }
+
+    fn put(&mut self, t: T, key: Vec<u8>, value: Vec<u8>) -> Result<()> {
+        self.set(t, key, Some(value.into()))
+    }
+
+    fn remove(&mut self, t: T, key: Vec<u8>) -> Result<()> {
+        self.set(t, key, None)
+    }
+
+    /// Writes `value` unless equal to what is stored; returns what it did.
+    fn upsert(&mut self, t: T, key: Vec<u8>, value: Vec<u8>, old: Option<&[u8]>) -> Result<Change> {
+        match old {
+            Some(o) if o == value.as_slice() => Ok(Change::Unchanged),
+            Some(_) => self.put(t, key, value).map(|_| Change::Updated),
+            None => self.put(t, key, value).map(|_| Change::Inserted),
+        }
+    }
+
+    /// Counts a staged record; a full batch is written.
+    fn record_done(&mut self) -> Result<()> {
+        self.records += 1;
+        if self.records >= BATCH {
+            self.write_batch()?;
+        }
+        Ok(())
+    }
+
+    /// Journals the batch's before-images, syncs them, then writes the
+    /// batch: nothing reaches the database that the journal cannot undo.
+    fn write_batch(&mut self) -> Result<()> {
+        self.records = 0;
+        if self.writes.is_empty() {
+            self.batch.clear();
+            return Ok(());
+        }
+        for k in &self.writes {
+            if let Some(p) = self.batch.get(k) {
+                self.journal.record(k.0, &k.1, p.before.as_deref());
+            }
+        }
+        self.journal.sync()?;
+        for k in std::mem::take(&mut self.writes) {
+            let Some(Pending {
+                after: Some(after), ..
+            }) = self.batch.remove(&k)
+            else {
+                continue;
+            };
+            let (t, key) = k;
+            let tree = t.tree(self.s);
+            match after {
+                Some(v) => tree.insert(key, v).map(|_| ()),
+                None => tree.remove(key).map(|_| ()),
+            }
+            .map_err(self.s.db.err())?;
+        }
+        self.batch.clear();
+        Ok(())
+    }
+
+    fn customer(&mut self, mut c: Customer) -> Result<()> {
+        let key = c.customer_no.as_bytes().to_vec();
+        let old = self.get_decoded::<Customer>(T::Customers, &key, "customers")?;
+        let old_bytes = old.as_ref().map(|(_, b)| b.clone());
+        if let Some((stored, _)) = old {
+            c.keep_absent_from(stored, self.header.present);
+        }
+        let bytes = encode_record(&c).map_err(codec_err("customers"))?;
+        let ch = self.upsert(T::Customers, key, bytes, old_bytes.as_deref())?;
+        count(&mut self.out.customers, ch);
+        Ok(())
+    }
+
+    fn vehicle(&mut self, mut v: Vehicle) -> Result<()> {
+        let key = v.vin.as_bytes().to_vec();
+        let old = self.get_decoded::<Vehicle>(T::Vehicles, &key, "vehicles")?;
+        let (old_owner, old_bytes) = match old {
+            Some((stored, bytes)) => {
+                let owner = stored.customer_no.clone();
+                v.keep_absent_from(stored, self.header.present);
+                (Some(owner), Some(bytes))
+            }
+            None => (None, None),
+        };
+        let bytes = encode_record(&v).map_err(codec_err("vehicles"))?;
+        let ch = self.upsert(T::Vehicles, key, bytes, old_bytes.as_deref())?;
+        if old_owner.as_deref() != Some(v.customer_no.as_str()) {
+            if let Some(o) = old_owner {
+                self.remove(T::Owner, composite(o.as_bytes(), v.vin.as_bytes()))?;
+            }
+            self.put(
+                T::Owner,
+                composite(v.customer_no.as_bytes(), v.vin.as_bytes()),
+                Vec::new(),
+            )?;
+        }
+        count(&mut self.out.vehicles, ch);
+        Ok(())
+    }
+
+    fn consent(&mut self, mut c: Consent) -> Result<()> {
+        let key = consent_key(&c.customer_no, c.channel);
+        let old = self.get_decoded::<Consent>(T::Consents, &key, "consents")?;
+        if !c.supersedes(old.as_ref().map(|(s, _)| s), self.header.now) {
+            count(&mut self.out.consents, Change::Unchanged);
+            return Ok(());
+        }
+        let bytes = encode_record(&c).map_err(codec_err("consents"))?;
+        let ch = self.upsert(
+            T::Consents,
+            key,
+            bytes,
+            old.as_ref().map(|(_, b)| b.as_ref()),
+        )?;
+        count(&mut self.out.consents, ch);
+        Ok(())
+    }
+
+    fn visit(&mut self, v: ServiceVisit) -> Result<()> {
+        let key = visit_key(&v);
+        let old = self.get(T::Visits, &key)?;
+        let bytes = encode_record(&v).map_err(codec_err("visits"))?;
+        let ch = self.upsert(T::Visits, key, bytes, old.as_deref())?;
+        count(&mut self.out.visits, ch);
+        Ok(())
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Change {
+    Inserted,
+    Updated,
+    Unchanged,
+}
+
+fn count(c: &mut Counts, ch: Change) {
+    match ch {
+        Change::Inserted => c.inserted += 1,
+        Change::Updated => c.updated += 1,
+        Change::Unchanged => c.unchanged += 1,
+    }
+}
+
+/// Applies a staging file, journaling into `undo`. Customers, vehicles
+/// (with the holder index) and consents plus visits live in disjoint
+/// trees, so each group is applied by its own thread reading the same file,
+/// with its own journal.
+pub(super) fn apply(s: &Records, path: &Path, undo: &Path) -> Result<Applied> {
+    const GROUPS: [&[u8]; 3] = [&[OP_CUSTOMER], &[OP_VEHICLE], &[OP_CONSENT, OP_VISIT]];
+    let results: Vec<Result<Applied>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = GROUPS
+            .iter()
+            .enumerate()
+            .map(|(n, kinds)| {
+                let journal = undo.join(n.to_string());
+                scope.spawn(move || apply_kinds(s, path, kinds, &journal))
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join().unwrap_or_else(|_| {
+                    Err(StoreError::Conflict("import apply thread panicked".into()))
+                })
+            })
+            .collect()
+    });
+    let mut total = Applied::default();
+    for r in results {
+        let a = r?;
+        add(&mut total.customers, a.customers);
+        add(&mut total.vehicles, a.vehicles);
+        add(&mut total.consents, a.consents);
+        add(&mut total.visits, a.visits);
+    }
+    Ok(total)
+}
+
+fn add(into: &mut Counts, c: Counts) {
+    into.inserted += c.inserted;
+    into.updated += c.updated;
+    into.unchanged += c.unchanged;
+}
+
+fn apply_kinds(s: &Records, path: &Path, kinds: &[u8], journal: &Path) -> Result<Applied> {
+    let mut r = Reader::open(path)?;
+    let mut buf = Vec::with_capacity(512);
+    let header: Header = match r.next(&mut buf, &|op| op == OP_HEADER)? {
+        Some(OP_HEADER) => decode_record(&buf).map_err(codec_err("staging"))?,
+        _ => {
+            return Err(StoreError::Conflict(format!(
+                "{}: staging file without header",
+                path.display()
+            )))
+        }
+    };
+    let mut a = Applier {
+        s,
+        header,
+        out: Applied::default(),
+        journal: Journal::create(journal)?,
+        batch: HashMap::new(),
+        writes: Vec::new(),
+        records: 0,
+    };
+    let wanted = |op: u8| kinds.contains(&op) || op > OP_VISIT;
+    while let Some(op) = r.next(&mut buf, &wanted)? {
+        let dec = codec_err("staging");
+        match op {
+            OP_CUSTOMER => a.customer(decode_record(&buf).map_err(dec)?)?,
+            OP_VEHICLE => a.vehicle(decode_record(&buf).map_err(dec)?)?,
+            OP_CONSENT => a.consent(decode_record(&buf).map_err(dec)?)?,
+            OP_VISIT => a.visit(decode_record(&buf).map_err(dec)?)?,
+            other => {
+                return Err(StoreError::Conflict(format!(
+                    "{}: unknown staged operation {other}",
+                    path.display()
+                )))
+            }
+        }
+        a.record_done()?;
+    }
+    a.write_batch()?;
+    Ok(a.out)
+}
