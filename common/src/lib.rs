@@ -6,6 +6,7 @@
 
 pub mod codec;
 pub mod config;
+pub mod consent;
 pub mod date;
 pub mod domain;
 pub mod limits;

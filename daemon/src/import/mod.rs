@@ -260,21 +260,30 @@ pub fn import_reading<R: Read>(
         return Ok(report);
     }
     report.finished_at = Timestamp::now();
-    let mut report = txn.commit(&report)?;
+    let report = txn.commit(&report)?;
+    Ok(after_commit(store, report))
+}
 
-    if report.customers.changed() > 0 || report.vehicles.changed() > 0 {
-        match crate::identity::find_and_merge(store, Some(report.import_id)) {
-            Ok(merges) => {
-                report.merges = merges.len() as u64;
-                if !merges.is_empty() {
-                    store.update_import(&report)?;
+/// The identity pass after a committed import. Infallible by type: once the
+/// import is committed the client is told so, whatever happens here (a
+/// failed pass is retried after the next import; a report whose merge
+/// count could not be stored says it in the log).
+fn after_commit(store: &TenantStore, mut report: ImportReport) -> ImportReport {
+    if report.customers.changed() == 0 && report.vehicles.changed() == 0 {
+        return report;
+    }
+    match crate::identity::find_and_merge(store, Some(report.import_id)) {
+        Ok(merges) => {
+            report.merges = merges.len() as u64;
+            if !merges.is_empty() {
+                if let Err(e) = store.update_import(&report) {
+                    tracing::error!(tenant = %store.id(), import = report.import_id, error = %e, "the import is committed; its merge count was not stored");
                 }
             }
-            // The import itself is committed; a failed identity pass is retried after the next one.
-            Err(e) => tracing::error!(tenant = %store.id(), error = %e, "identity pass failed"),
         }
+        Err(e) => tracing::error!(tenant = %store.id(), error = %e, "identity pass failed"),
     }
-    Ok(report)
+    report
 }
 
 fn push_error(report: &mut ImportReport, e: RowError, max: usize) {

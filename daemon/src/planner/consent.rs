@@ -10,7 +10,6 @@
 //! withdrawal under any of the numbers is overridden only by a grant made
 //! later, under any of them, which is the person changing their mind.
 
-use std::cmp::Reverse;
 use std::collections::HashMap;
 
 use touchpoint_common::domain::{Channel, Consent, Timestamp};
@@ -19,30 +18,7 @@ use touchpoint_common::Date;
 
 use super::recipients::survivor;
 
-/// Whether `new` replaces `old` as the statement that stands: it is later,
-/// or as late and a withdrawal where `old` is a grant. Ties beyond that go
-/// to the smaller customer number and source, so the choice never depends
-/// on the order statements are read in.
-pub fn prevails(new: &Consent, old: &Consent) -> bool {
-    fn rank(c: &Consent) -> (Timestamp, bool, Reverse<&str>, Reverse<&str>) {
-        (
-            c.at,
-            !c.granted,
-            Reverse(c.customer_no.as_str()),
-            Reverse(c.source.as_str()),
-        )
-    }
-    rank(new) > rank(old)
-}
-
-/// The statement that stands among all of a person's statements on one
-/// channel (see [`prevails`]).
-pub fn standing<'a>(statements: impl IntoIterator<Item = &'a Consent>) -> Option<&'a Consent> {
-    statements.into_iter().fold(None, |best, c| match best {
-        Some(b) if !prevails(c, b) => Some(b),
-        _ => Some(c),
-    })
-}
+pub use touchpoint_common::consent::{prevails, standing};
 
 /// Whether the statement that stands (if any) lets us use `channel` under
 /// the brand's rule for it: `Ok` with the reason, or `Err` with why not.

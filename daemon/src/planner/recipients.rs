@@ -107,17 +107,7 @@ pub fn vehicle_view(vehicle: Vehicle, visits: &[(Date, Option<u32>)]) -> Vehicle
     }
 }
 
-/// Follows merge chains (a merged into b merged into c) to the final survivor.
-pub(super) fn survivor<'a>(merged_into: &'a HashMap<String, String>, no: &'a str) -> &'a str {
-    let mut cur = no;
-    for _ in 0..16 {
-        match merged_into.get(cur) {
-            Some(next) => cur = next,
-            None => break,
-        }
-    }
-    cur
-}
+pub(super) use touchpoint_common::consent::survivor;
 
 /// Loads every recipient of a tenant, in customer-number order.
 pub fn load(store: &TenantStore) -> Result<Vec<Recipient>, StoreError> {

@@ -18,11 +18,13 @@ pub(super) mod import;
 mod keys;
 mod merges;
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use serde::{Deserialize, Serialize};
 use sled::Transactional;
+use touchpoint_common::consent;
 use touchpoint_common::domain::{
     Channel, Consent, Customer, ImportReport, ServiceVisit, TenantStats, Vehicle,
 };
@@ -226,23 +228,47 @@ impl Records {
                 return Ok(o);
             }
         }
+        // Counted per person, as the planner and dispatch read consent: a
+        // customer merged into another is no recipient of its own, and the
+        // statement that stands for a person is the latest under any of
+        // their numbers (touchpoint_common::consent).
+        let merged_into = self.merge_map()?;
         let mut o = OptIns::default();
-        for c in self.consents() {
-            let c = c?;
+        let mut count = |c: &Consent| {
             let counted = match (c.channel, c.granted) {
                 (Channel::Email, true) => &mut o.email,
                 (Channel::Phone, true) => &mut o.phone,
                 (Channel::Post, false) => &mut o.post_refused,
-                _ => continue,
+                _ => return,
             };
-            // A customer merged into another is no recipient of its own.
-            if !self
-                .merged
-                .contains_key(c.customer_no.as_bytes())
-                .map_err(self.db.err())?
-            {
-                *counted += 1;
+            *counted += 1;
+        };
+        // Only people with several numbers need their statements gathered.
+        let mut people: HashMap<(String, Channel), Consent> = HashMap::new();
+        let merged_people: std::collections::HashSet<&str> = merged_into
+            .iter()
+            .flat_map(|(m, s)| [m.as_str(), consent::survivor(&merged_into, s)])
+            .collect();
+        for c in self.consents() {
+            let c = c?;
+            if !merged_people.contains(c.customer_no.as_str()) {
+                count(&c);
+                continue;
             }
+            let person = consent::survivor(&merged_into, &c.customer_no).to_string();
+            match people.entry((person, c.channel)) {
+                std::collections::hash_map::Entry::Occupied(mut e) => {
+                    if consent::prevails(&c, e.get()) {
+                        e.insert(c);
+                    }
+                }
+                std::collections::hash_map::Entry::Vacant(e) => {
+                    e.insert(c);
+                }
+            }
+        }
+        for c in people.values() {
+            count(c);
         }
         *cached = Some((version, o));
         Ok(o)

@@ -397,6 +397,53 @@ fn latest_consent_statement_wins() {
     assert_eq!(a.stats().expect("stats").consents, 1);
 }
 
+/// Opt-in counts read consent per person, as the planner and dispatch do:
+/// a withdrawal under a merged number outweighs the survivor's older grant,
+/// and a later grant under a merged number counts for the survivor.
+#[test]
+fn opt_ins_count_a_person_by_the_statement_that_stands_across_merged_numbers() {
+    use touchpoint_common::domain::{Channel, MergeRecord};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let s = stores(dir.path(), 8);
+    let a = s.tenant(&tid("d001")).expect("a");
+    let said = |no: &str, channel, granted, at| Consent {
+        customer_no: no.into(),
+        channel,
+        granted,
+        source: "test".into(),
+        at: Timestamp(at),
+    };
+    let mut tx = a.begin_import(1).expect("begin");
+    for no in ["K1", "K2", "K3", "K4"] {
+        tx.put_customer(&customer(no, "Berg")).expect("customer");
+    }
+    // K1 and K2 are one person: K1 granted email, K2 withdrew it later.
+    tx.put_consent(&said("K1", Channel::Email, true, 100))
+        .expect("put");
+    tx.put_consent(&said("K2", Channel::Email, false, 200))
+        .expect("put");
+    // K3 and K4 are one person: K3 withdrew phone, K4 granted it later.
+    tx.put_consent(&said("K3", Channel::Phone, false, 100))
+        .expect("put");
+    tx.put_consent(&said("K4", Channel::Phone, true, 300))
+        .expect("put");
+    tx.commit(&report(a.id(), 1, "h")).expect("commit");
+    let merge = |id, survivor: &str, merged: &str| MergeRecord {
+        merge_id: id,
+        survivor: survivor.into(),
+        merged: merged.into(),
+        reasons: Vec::new(),
+        at: Timestamp(400),
+        import_id: None,
+        undone_at: None,
+        undone_by: None,
+    };
+    a.record_merges(&[merge(1, "K1", "K2"), merge(2, "K3", "K4")])
+        .expect("merges");
+    let o = a.opt_ins().expect("opt-ins");
+    assert_eq!((o.email, o.phone), (0, 1), "{o:?}");
+}
+
 #[test]
 fn open_databases_are_bounded_and_idle_ones_close() {
     let dir = tempfile::tempdir().expect("tempdir");
