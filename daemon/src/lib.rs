@@ -23,4 +23,6 @@ pub mod render;
 pub mod store;
 
 #[cfg(test)]
+mod testkit;
+#[cfg(test)]
 mod tests;

@@ -1023,27 +1023,14 @@ fn with_review_off_the_store_holds_no_slots_and_the_files_are_used() {
 
 #[test]
 fn a_slots_proposal_is_previewed_for_its_dealer_with_the_proposed_values() {
-    use touchpoint_common::domain::{Address, Customer, ImportReport};
+    use touchpoint_common::domain::ImportReport;
 
     let rig = Rig::with_slots();
     let store = rig.material.stores.tenant(&d001()).unwrap();
     let id = store.next_import_id().unwrap();
     let mut tx = store.begin_import(id).unwrap();
-    tx.put_customer(&Customer {
-        customer_no: "K1".into(),
-        first_name: "Anna".into(),
-        last_name: "Berg".into(),
-        address: Address {
-            street: "Lindenstraße".into(),
-            house_no: "4".into(),
-            postcode: "80807".into(),
-            city: "München".into(),
-            country: "DE".into(),
-        },
-        email: Some("k1@example.org".into()),
-        ..Customer::default()
-    })
-    .unwrap();
+    tx.put_customer(&crate::testkit::person("K1").email().build())
+        .unwrap();
     tx.commit(&ImportReport::new(
         id,
         d001(),

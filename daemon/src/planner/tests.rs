@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use touchpoint_common::config::StoresConfig;
 use touchpoint_common::domain::{
-    Address, Channel, Consent, Customer, ImportReport, ServiceVisit, Timestamp, Vehicle,
+    Channel, Consent, Customer, ImportReport, ServiceVisit, Timestamp, Vehicle,
 };
 use touchpoint_common::money::Money;
 use touchpoint_common::outbox::{month_of, Dropped, MessageStatus, PlanReport, Step, Why};
@@ -176,38 +176,18 @@ fn today() -> Date {
 // ----- data -----------------------------------------------------------------------
 
 fn person(no: &str) -> Customer {
-    Customer {
-        customer_no: no.into(),
-        first_name: "Anna".into(),
-        last_name: "Berg".into(),
-        address: Address {
-            street: "Lindenstraße".into(),
-            house_no: "4".into(),
-            postcode: "80807".into(),
-            city: "München".into(),
-            country: "DE".into(),
-        },
-        language: "de".into(),
-        ..Default::default()
-    }
+    crate::testkit::person(no).build()
 }
 
 /// A person with the email address `<no>@example.org`.
 fn emailed(no: &str) -> Customer {
-    Customer {
-        email: Some(format!("{}@example.org", no.to_lowercase())),
-        ..person(no)
-    }
+    crate::testkit::person(no).email().build()
 }
 
 fn company(no: &str) -> Customer {
-    Customer {
-        company: Some("Spedition Nord GmbH".into()),
-        is_company: true,
-        first_name: String::new(),
-        last_name: String::new(),
-        ..person(no)
-    }
+    crate::testkit::person(no)
+        .company("Spedition Nord GmbH")
+        .build()
 }
 
 fn said(no: &str, channel: Channel, granted: bool, on: Date) -> Consent {

@@ -14,9 +14,7 @@
 use std::path::{Path, PathBuf};
 
 use touchpoint_common::config::{DispatchConfig, StoresConfig};
-use touchpoint_common::domain::{
-    Address, Channel, Consent, Customer, ImportReport, Timestamp, Vehicle,
-};
+use touchpoint_common::domain::{Channel, Consent, Customer, ImportReport, Timestamp, Vehicle};
 use touchpoint_common::outbox::{month_of, LedgerEntry, Occasion};
 use touchpoint_common::policy::OccasionKind;
 use touchpoint_common::protocol::MessageAction;
@@ -258,22 +256,7 @@ impl Fx {
 }
 
 pub(super) fn person(no: &str) -> Customer {
-    Customer {
-        customer_no: no.into(),
-        first_name: "Anna".into(),
-        last_name: "Berg".into(),
-        address: Address {
-            street: "Lindenstraße".into(),
-            house_no: "4".into(),
-            postcode: "80807".into(),
-            city: "München".into(),
-            country: "DE".into(),
-        },
-        email: Some(format!("{}@example.org", no.to_lowercase())),
-        phone: Some("+49 89 1234567".into()),
-        language: "de".into(),
-        ..Customer::default()
-    }
+    crate::testkit::person(no).email().phone().build()
 }
 
 pub(super) fn said(no: &str, channel: Channel, granted: bool) -> Consent {
