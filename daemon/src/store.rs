@@ -573,8 +573,25 @@ impl Stores {
         for (_, s) in &victims {
             s.publish_figures_if_due();
         }
-        self.close_slots(victims);
-        self.central.mark_stopped()
+        // A store someone still holds (work that outlived the drain) stays
+        // `Closing`: a late request waits instead of opening it a second
+        // time against its own lock, and the stop is not recorded as clean,
+        // so the next start refreshes the figures.
+        let (free, held): (Vec<_>, Vec<_>) = victims
+            .into_iter()
+            .partition(|(_, s)| Arc::strong_count(s) == 1);
+        for (id, s) in &held {
+            if let Err(e) = s.flush() {
+                tracing::warn!(tenant = %id, error = %e, "flush of a store still in use at shutdown failed");
+            }
+            tracing::warn!(tenant = %id, "tenant store still in use at shutdown; left to its holder");
+        }
+        self.close_slots(free);
+        if held.is_empty() {
+            self.central.mark_stopped()
+        } else {
+            Ok(())
+        }
     }
 }
 

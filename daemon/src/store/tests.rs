@@ -846,3 +846,26 @@ fn a_run_of_many_chunks_is_written_whole_and_the_ledger_follows_its_messages() {
         Some(MessageStatus::Cancelled)
     );
 }
+
+/// A store still held when the stores close at shutdown (work that outlived
+/// the drain) is left to its holder, stays `Closing` so that no late request
+/// opens it again against its own lock, and the stop is not recorded as
+/// clean: the next start knows to refresh the figures.
+#[test]
+fn a_store_still_held_at_shutdown_is_not_closed_under_its_holder() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let s = stores(dir.path(), 8);
+    let held = s.tenant(&tid("d001")).expect("d001");
+    let _other = s.tenant(&tid("d002")).expect("d002");
+    drop(_other);
+    s.close_all().expect("close all");
+    assert!(s.closing(&tid("d001")), "the held store's slot was freed");
+    assert!(!s.closing(&tid("d002")));
+    drop(held);
+    drop(s);
+    let again = stores(dir.path(), 8);
+    assert!(
+        again.unclean_start(),
+        "a stop with a store in use counted as clean"
+    );
+}
