@@ -1,0 +1,759 @@
+use super::*;
+use clap::CommandFactory;
+
+#[test]
+fn cli_definition_is_consistent() {
+    Cli::command().debug_assert();
+}
+
+#[test]
+fn parses_subcommands_and_global_flags() {
+    let cli = Cli::try_parse_from(["touchpoint", "--socket", "/tmp/s", "tenants", "--json"])
+        .expect("parse");
+    assert_eq!(cli.socket.as_deref(), Some(std::path::Path::new("/tmp/s")));
+    assert!(matches!(
+        cli.command,
+        Some(Command::Tenants {
+            out: Output { json: true }
+        })
+    ));
+
+    let cli = Cli::try_parse_from(["touchpoint", "import", "--tenant", "d001", "a.csv", "b.csv"])
+        .expect("parse");
+    match cli.command {
+        Some(Command::Import { tenant, files, out }) => {
+            assert_eq!(tenant.as_str(), "d001");
+            assert_eq!(files.len(), 2);
+            assert!(!out.json);
+        }
+        other => panic!("{other:?}"),
+    }
+
+    let cli = Cli::try_parse_from(["touchpoint", "--readonly"]).expect("parse");
+    assert!(cli.readonly && cli.command.is_none());
+}
+
+#[test]
+fn rejects_bad_tenant_ids_and_missing_files() {
+    assert!(Cli::try_parse_from(["touchpoint", "tenant", "../etc"]).is_err());
+    assert!(Cli::try_parse_from(["touchpoint", "import", "--tenant", "d001"]).is_err());
+}
+
+#[tokio::test]
+async fn readonly_refuses_changes_before_connecting() {
+    let cmd = Command::UndoMerge {
+        tenant: TenantId::new("d001").expect("id"),
+        id: 3,
+        out: Output { json: false },
+    };
+    let err = run_inner(Some("/nonexistent.sock".into()), true, cmd)
+        .await
+        .expect_err("refused");
+    assert_eq!(err.code, EXIT_USAGE);
+    assert!(err.message.contains("--readonly"));
+}
+
+#[tokio::test]
+async fn no_daemon_is_a_connection_error() {
+    let cmd = Command::Status {
+        out: Output { json: false },
+    };
+    let err = run_inner(Some("/nonexistent/t.sock".into()), false, cmd)
+        .await
+        .expect_err("no daemon");
+    assert_eq!(err.code, EXIT_USAGE);
+    assert!(
+        err.message.contains("is touchpointd running?"),
+        "{}",
+        err.message
+    );
+}
+
+fn parse(args: &[&str]) -> Command {
+    let mut argv = vec!["touchpoint"];
+    argv.extend_from_slice(args);
+    match Cli::try_parse_from(argv) {
+        Ok(cli) => cli.command.expect("a subcommand"),
+        Err(e) => panic!("{args:?}: {e}"),
+    }
+}
+
+#[test]
+fn parses_dispatch_pause_resume_and_batches() {
+    assert!(matches!(
+        parse(&["dispatch", "--json"]),
+        Command::Dispatch {
+            out: Output { json: true }
+        }
+    ));
+    match parse(&["pause", "--tenant", "d001", "--service", "hu"]) {
+        Command::Pause { scope, out } => {
+            let scope = PauseScope::from(scope);
+            assert_eq!(scope.to_string(), "service hu of tenant d001");
+            assert!(!out.json);
+        }
+        other => panic!("{other:?}"),
+    }
+    match parse(&["pause"]) {
+        Command::Pause { scope, .. } => {
+            assert_eq!(PauseScope::from(scope), PauseScope::default());
+        }
+        other => panic!("{other:?}"),
+    }
+    match parse(&["resume", "--service", "birthday", "--json"]) {
+        Command::Resume { scope, out } => {
+            assert_eq!(
+                PauseScope::from(scope),
+                PauseScope {
+                    tenant: None,
+                    service: Some("birthday".into())
+                }
+            );
+            assert!(out.json);
+        }
+        other => panic!("{other:?}"),
+    }
+    match parse(&["batches", "--tenant", "d002"]) {
+        Command::Batches { tenant, .. } => {
+            assert_eq!(tenant.as_ref().map(TenantId::as_str), Some("d002"));
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(matches!(
+        parse(&["batches"]),
+        Command::Batches { tenant: None, .. }
+    ));
+    assert!(Cli::try_parse_from(["touchpoint", "pause", "--tenant", "Bad/Id"]).is_err());
+}
+
+#[test]
+fn parses_costs_with_month_and_exclusive_outputs() {
+    match parse(&["costs", "--tenant", "d001", "--month", "2026-12", "--csv"]) {
+        Command::Costs {
+            tenant,
+            month,
+            out,
+            csv,
+        } => {
+            assert_eq!(tenant.as_ref().map(TenantId::as_str), Some("d001"));
+            assert_eq!(month, Some(202612));
+            assert!(csv && !out.json);
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(matches!(
+        parse(&["costs", "--json"]),
+        Command::Costs {
+            tenant: None,
+            month: None,
+            out: Output { json: true },
+            csv: false
+        }
+    ));
+    let err =
+        Cli::try_parse_from(["touchpoint", "costs", "--json", "--csv"]).expect_err("conflict");
+    assert_eq!(err.kind(), clap::error::ErrorKind::ArgumentConflict);
+    let err =
+        Cli::try_parse_from(["touchpoint", "costs", "--month", "2026-13"]).expect_err("bad month");
+    assert_eq!(err.kind(), clap::error::ErrorKind::ValueValidation);
+    assert!(
+        err.to_string()
+            .contains("month 13 is not between 01 and 12"),
+        "{err}"
+    );
+}
+
+#[test]
+fn month_parsing() {
+    assert_eq!(parse_month("2026-12"), Ok(202612));
+    assert_eq!(parse_month("2027-01"), Ok(202701));
+    for bad in [
+        "",
+        "2026",
+        "202612",
+        "2026-1",
+        "26-12",
+        "2026/12",
+        "2026-12-01",
+        " 2026-12",
+        "2026-1a",
+        "+026-12",
+        "2026--1",
+        "２０２６-12",
+    ] {
+        assert_eq!(
+            parse_month(bad),
+            Err(format!("{bad:?} is not a month (YYYY-MM, like 2026-12)")),
+            "{bad:?}"
+        );
+    }
+    assert_eq!(
+        parse_month("2026-00"),
+        Err("\"2026-00\": month 0 is not between 01 and 12".into())
+    );
+    assert_eq!(
+        parse_month("2026-13"),
+        Err("\"2026-13\": month 13 is not between 01 and 12".into())
+    );
+}
+
+#[test]
+fn parses_message_actions_and_calls() {
+    match parse(&["message", "--tenant", "d001", "42", "--json"]) {
+        Command::Message { tenant, id, out } => {
+            assert_eq!((tenant.as_str(), id, out.json), ("d001", 42, true));
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(Cli::try_parse_from(["touchpoint", "message", "42"]).is_err());
+    assert!(Cli::try_parse_from(["touchpoint", "message", "--tenant", "d001", "x"]).is_err());
+
+    for (name, want) in [
+        ("hold", MessageAction::Hold),
+        ("release", MessageAction::Release),
+        ("cancel", MessageAction::Cancel),
+        ("retry", MessageAction::Retry),
+    ] {
+        let (action, ids) = match parse(&[name, "--tenant", "d003", "7", "8", "9"]) {
+            Command::Hold(ids) => (MessageAction::Hold, ids),
+            Command::Release(ids) => (MessageAction::Release, ids),
+            Command::Cancel(ids) => (MessageAction::Cancel, ids),
+            Command::Retry(ids) => (MessageAction::Retry, ids),
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(action, want);
+        assert_eq!(ids.tenant.as_str(), "d003");
+        assert_eq!(ids.ids, [7, 8, 9]);
+        // Ids are required, and so is the tenant.
+        assert!(Cli::try_parse_from(["touchpoint", name, "--tenant", "d003"]).is_err());
+        assert!(Cli::try_parse_from(["touchpoint", name, "7"]).is_err());
+    }
+
+    match parse(&["calls", "import", "outcomes.csv", "--json"]) {
+        Command::Calls {
+            command: CallsCommand::Import { file, out },
+        } => {
+            assert_eq!(file, PathBuf::from("outcomes.csv"));
+            assert!(out.json);
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(Cli::try_parse_from(["touchpoint", "calls", "import"]).is_err());
+    assert!(Cli::try_parse_from(["touchpoint", "calls"]).is_err());
+}
+
+#[tokio::test]
+async fn readonly_refuses_every_new_change_before_connecting() {
+    for args in [
+        &["pause"][..],
+        &["pause", "--tenant", "d001"],
+        &["resume", "--service", "hu"],
+        &["batches"],
+        &["hold", "--tenant", "d001", "1"],
+        &["release", "--tenant", "d001", "1"],
+        &["cancel", "--tenant", "d001", "1", "2"],
+        &["retry", "--tenant", "d001", "1"],
+        // Refused before the file is even looked at.
+        &["calls", "import", "/nonexistent/outcomes.csv"],
+    ] {
+        let err = run_inner(Some("/nonexistent.sock".into()), true, parse(args))
+            .await
+            .expect_err("refused");
+        assert_eq!(err.code, EXIT_USAGE, "{args:?}");
+        assert_eq!(
+            err.message, "--readonly: this command changes data",
+            "{args:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn readonly_lets_reading_commands_through() {
+    for args in [
+        &["dispatch"][..],
+        &["costs", "--month", "2026-12", "--csv"],
+        &["message", "--tenant", "d001", "42"],
+        &["plan", "--dry-run"],
+    ] {
+        let err = run_inner(Some("/nonexistent/t.sock".into()), true, parse(args))
+            .await
+            .expect_err("no daemon");
+        assert_eq!(err.code, EXIT_USAGE, "{args:?}");
+        assert!(
+            err.message.contains("is touchpointd running?"),
+            "{args:?}: {}",
+            err.message
+        );
+    }
+}
+
+#[tokio::test]
+async fn calls_import_refuses_a_large_or_missing_file_before_connecting() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let big = dir.path().join("outcomes.csv");
+    let file = std::fs::File::create(&big).expect("create");
+    file.set_len(crate::client::MAX_CALL_OUTCOMES_BYTES + 1)
+        .expect("sparse file");
+    let err = run_inner(
+        Some("/nonexistent/t.sock".into()),
+        false,
+        parse(&["calls", "import", big.to_str().expect("utf-8 path")]),
+    )
+    .await
+    .expect_err("too large");
+    assert_eq!(err.code, EXIT_FAILED);
+    assert!(
+        err.message.starts_with(&format!(
+            "{} is {} bytes, more than the ",
+            big.display(),
+            crate::client::MAX_CALL_OUTCOMES_BYTES + 1
+        )),
+        "{}",
+        err.message
+    );
+
+    let err = run_inner(
+        Some("/nonexistent/t.sock".into()),
+        false,
+        parse(&["calls", "import", "/nonexistent/outcomes.csv"]),
+    )
+    .await
+    .expect_err("missing");
+    assert_eq!(err.code, EXIT_FAILED);
+    assert!(
+        err.message
+            .starts_with("cannot read /nonexistent/outcomes.csv: "),
+        "{}",
+        err.message
+    );
+}
+
+#[test]
+fn parses_brand_material_subcommands() {
+    match parse(&[
+        "propose",
+        "policies/templates/winter_check.toml",
+        "--comment",
+        "Räder",
+    ]) {
+        Command::Propose {
+            file,
+            comment,
+            template,
+            out,
+        } => {
+            assert_eq!(file, PathBuf::from("policies/templates/winter_check.toml"));
+            assert_eq!(comment, "Räder");
+            assert_eq!(template, None);
+            assert!(!out.json);
+        }
+        other => panic!("{other:?}"),
+    }
+    match parse(&[
+        "propose",
+        "x.toml",
+        "--comment",
+        "c",
+        "--template",
+        "birthday",
+        "--json",
+    ]) {
+        Command::Propose { template, out, .. } => {
+            assert_eq!(template.as_deref(), Some("birthday"));
+            assert!(out.json);
+        }
+        other => panic!("{other:?}"),
+    }
+    match parse(&[
+        "rollback",
+        "winter_check",
+        "--to",
+        "2",
+        "--comment",
+        "zurück",
+    ]) {
+        Command::Rollback {
+            template,
+            to,
+            comment,
+            ..
+        } => assert_eq!(
+            (template.as_str(), to, comment.as_str()),
+            ("winter_check", 2, "zurück")
+        ),
+        other => panic!("{other:?}"),
+    }
+    assert!(matches!(
+        parse(&["approvals"]),
+        Command::Approvals {
+            all: false,
+            out: Output { json: false }
+        }
+    ));
+    assert!(matches!(
+        parse(&["approvals", "--all", "--json"]),
+        Command::Approvals {
+            all: true,
+            out: Output { json: true }
+        }
+    ));
+    assert!(matches!(
+        parse(&["approval", "12", "--json"]),
+        Command::Approval {
+            id: 12,
+            out: Output { json: true }
+        }
+    ));
+    match parse(&["preview", "12", "--tenant", "d001"]) {
+        Command::Preview {
+            id,
+            tenant,
+            customer,
+            pdf,
+            force,
+            ..
+        } => {
+            assert_eq!((id, tenant.as_str()), (12, "d001"));
+            assert_eq!((customer, pdf, force), (None, None, false));
+        }
+        other => panic!("{other:?}"),
+    }
+    match parse(&[
+        "preview",
+        "12",
+        "--tenant",
+        "d002",
+        "--customer",
+        "K-1001",
+        "--pdf",
+        "brief.pdf",
+        "--force",
+    ]) {
+        Command::Preview {
+            customer,
+            pdf,
+            force,
+            ..
+        } => {
+            assert_eq!(customer.as_deref(), Some("K-1001"));
+            assert_eq!(pdf, Some(PathBuf::from("brief.pdf")));
+            assert!(force);
+        }
+        other => panic!("{other:?}"),
+    }
+    match parse(&["approve", "12"]) {
+        Command::Approve { id, comment, .. } => assert_eq!((id, comment), (12, None)),
+        other => panic!("{other:?}"),
+    }
+    match parse(&["approve", "12", "--comment", "passt"]) {
+        Command::Approve { comment, .. } => assert_eq!(comment.as_deref(), Some("passt")),
+        other => panic!("{other:?}"),
+    }
+    match parse(&["reject", "13", "--comment", "Impressum fehlt"]) {
+        Command::Reject { id, comment, .. } => {
+            assert_eq!((id, comment.as_str()), (13, "Impressum fehlt"))
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(matches!(
+        parse(&["templates"]),
+        Command::Templates { name: None, .. }
+    ));
+    match parse(&["templates", "birthday", "--json"]) {
+        Command::Templates { name, out } => {
+            assert_eq!(name.as_deref(), Some("birthday"));
+            assert!(out.json);
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn brand_material_arguments_are_checked_by_clap() {
+    use clap::error::ErrorKind as K;
+    let kind = |args: &[&str]| {
+        let mut argv = vec!["touchpoint"];
+        argv.extend_from_slice(args);
+        Cli::try_parse_from(argv).expect_err("refused").kind()
+    };
+    // A comment is what the reviewer (or the author) reads: required, not empty.
+    assert_eq!(kind(&["reject", "13"]), K::MissingRequiredArgument);
+    assert_eq!(kind(&["reject", "13", "--comment", ""]), K::InvalidValue);
+    assert_eq!(kind(&["propose", "x.toml"]), K::MissingRequiredArgument);
+    assert_eq!(
+        kind(&["propose", "x.toml", "--comment", ""]),
+        K::InvalidValue
+    );
+    assert_eq!(
+        kind(&["propose", "--comment", "c"]),
+        K::MissingRequiredArgument
+    );
+    assert_eq!(
+        kind(&["rollback", "winter_check", "--comment", "c"]),
+        K::MissingRequiredArgument
+    );
+    assert_eq!(
+        kind(&["rollback", "winter_check", "--to", "0", "--comment", "c"]),
+        K::ValueValidation
+    );
+    assert_eq!(
+        kind(&["rollback", "winter_check", "--to", "2"]),
+        K::MissingRequiredArgument
+    );
+    assert_eq!(kind(&["approval", "x"]), K::ValueValidation);
+    assert_eq!(kind(&["approve"]), K::MissingRequiredArgument);
+    assert_eq!(kind(&["preview", "12"]), K::MissingRequiredArgument);
+    assert_eq!(
+        kind(&["preview", "12", "--tenant", "../x"]),
+        K::ValueValidation
+    );
+    // --force only means something for --pdf.
+    assert_eq!(
+        kind(&["preview", "12", "--tenant", "d001", "--force"]),
+        K::MissingRequiredArgument
+    );
+}
+
+#[test]
+fn the_template_name_defaults_to_the_file_stem() {
+    for (file, name) in [
+        ("winter_check.toml", "winter_check"),
+        ("policies/templates/hu_reminder.toml", "hu_reminder"),
+        ("/tmp/geburtstag-grüße.toml", "geburtstag-grüße"),
+        ("service_due", "service_due"),
+        ("quality.check.toml", "quality.check"),
+    ] {
+        assert_eq!(template_name(Path::new(file)).expect(file), name, "{file}");
+    }
+    for file in [".toml", "/", ".."] {
+        let err = template_name(Path::new(file)).expect_err(file);
+        assert_eq!(err.code, EXIT_USAGE, "{file}");
+        assert!(err.message.ends_with("name it with --template"), "{file}");
+    }
+}
+
+#[tokio::test]
+async fn readonly_refuses_brand_material_changes_before_connecting() {
+    for args in [
+        // Refused before the file is even looked at.
+        &[
+            "propose",
+            "/nonexistent/winter_check.toml",
+            "--comment",
+            "c",
+        ][..],
+        &["rollback", "winter_check", "--to", "1", "--comment", "c"],
+        &["approve", "7"],
+        &["approve", "7", "--comment", "ok"],
+        &["reject", "7", "--comment", "nein"],
+    ] {
+        let err = run_inner(Some("/nonexistent.sock".into()), true, parse(args))
+            .await
+            .expect_err("refused");
+        assert_eq!(err.code, EXIT_USAGE, "{args:?}");
+        assert_eq!(
+            err.message, "--readonly: this command changes data",
+            "{args:?}"
+        );
+    }
+    for args in [
+        &["approvals", "--all"][..],
+        &["approval", "7"],
+        &["preview", "7", "--tenant", "d001"],
+        &["templates", "winter_check"],
+    ] {
+        let err = run_inner(Some("/nonexistent/t.sock".into()), true, parse(args))
+            .await
+            .expect_err("no daemon");
+        assert_eq!(err.code, EXIT_USAGE, "{args:?}");
+        assert!(
+            err.message.contains("is touchpointd running?"),
+            "{args:?}: {}",
+            err.message
+        );
+    }
+}
+
+#[tokio::test]
+async fn propose_checks_the_file_before_connecting() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let run = |args: Vec<String>| async move {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        run_inner(Some("/nonexistent/t.sock".into()), false, parse(&args)).await
+    };
+    let path = |name: &str| dir.path().join(name).display().to_string();
+
+    let big = dir.path().join("winter_check.toml");
+    std::fs::File::create(&big)
+        .and_then(|f| f.set_len(crate::client::MAX_TEMPLATE_BYTES + 1))
+        .expect("sparse file");
+    let err = run(vec![
+        "propose".into(),
+        path("winter_check.toml"),
+        "--comment".into(),
+        "c".into(),
+    ])
+    .await
+    .expect_err("too large");
+    assert_eq!(err.code, EXIT_FAILED);
+    assert!(
+        err.message.starts_with(&format!(
+            "{} is 1048577 bytes; a template may have at most",
+            big.display()
+        )),
+        "{}",
+        err.message
+    );
+
+    std::fs::write(
+        dir.path().join("latin1.toml"),
+        b"subject = \"Gr\xfc\xdfe\"\n",
+    )
+    .expect("write");
+    let err = run(vec![
+        "propose".into(),
+        path("latin1.toml"),
+        "--comment".into(),
+        "c".into(),
+    ])
+    .await
+    .expect_err("not UTF-8");
+    assert_eq!(err.code, EXIT_FAILED);
+    assert!(
+        err.message
+            .ends_with("line 1 is not UTF-8 text; save the file as UTF-8"),
+        "{}",
+        err.message
+    );
+
+    let err = run(vec![
+        "propose".into(),
+        path("missing.toml"),
+        "--comment".into(),
+        "c".into(),
+    ])
+    .await
+    .expect_err("missing");
+    assert_eq!(err.code, EXIT_FAILED);
+    assert!(
+        err.message
+            .starts_with(&format!("cannot read {}: ", path("missing.toml"))),
+        "{}",
+        err.message
+    );
+
+    // A good file with a name that says nothing needs --template.
+    std::fs::write(dir.path().join(".toml"), "x = 1\n").expect("write");
+    let err = run(vec![
+        "propose".into(),
+        path(".toml"),
+        "--comment".into(),
+        "c".into(),
+    ])
+    .await
+    .expect_err("no name");
+    assert_eq!(err.code, EXIT_USAGE);
+    // With a name, and a readable file, only the daemon is missing.
+    let err = run(vec![
+        "propose".into(),
+        path(".toml"),
+        "--comment".into(),
+        "c".into(),
+        "--template".into(),
+        "birthday".into(),
+    ])
+    .await
+    .expect_err("no daemon");
+    assert!(
+        err.message.contains("is touchpointd running?"),
+        "{}",
+        err.message
+    );
+}
+
+#[tokio::test]
+async fn preview_keeps_an_existing_pdf_unless_forced() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let pdf = dir.path().join("brief.pdf");
+    std::fs::write(&pdf, b"old").expect("write");
+    let pdf_arg = pdf.display().to_string();
+    let err = run_inner(
+        Some("/nonexistent/t.sock".into()),
+        false,
+        parse(&["preview", "7", "--tenant", "d001", "--pdf", &pdf_arg]),
+    )
+    .await
+    .expect_err("exists");
+    assert_eq!(err.code, EXIT_USAGE);
+    assert_eq!(
+        err.message,
+        format!("{} exists; add --force to overwrite it", pdf.display())
+    );
+    let err = run_inner(
+        Some("/nonexistent/t.sock".into()),
+        false,
+        parse(&[
+            "preview", "7", "--tenant", "d001", "--pdf", &pdf_arg, "--force",
+        ]),
+    )
+    .await
+    .expect_err("no daemon");
+    assert!(
+        err.message.contains("is touchpointd running?"),
+        "{}",
+        err.message
+    );
+
+    // The write itself: a new file only, unless forced.
+    let err = write_pdf(&pdf, b"%PDF-1.7 neu", false)
+        .await
+        .expect_err("exists");
+    assert_eq!(err.code, EXIT_USAGE);
+    assert_eq!(std::fs::read(&pdf).expect("read"), b"old");
+    write_pdf(&pdf, b"%PDF-1.7 neu", true)
+        .await
+        .expect("forced");
+    assert_eq!(std::fs::read(&pdf).expect("read"), b"%PDF-1.7 neu");
+    let fresh = dir.path().join("neu.pdf");
+    write_pdf(&fresh, b"%PDF-1.7", false)
+        .await
+        .expect("new file");
+    assert_eq!(std::fs::read(&fresh).expect("read"), b"%PDF-1.7");
+    let err = write_pdf(&dir.path().join("leer.pdf"), b"", false)
+        .await
+        .expect_err("no pdf");
+    assert_eq!(err.code, EXIT_FAILED);
+    assert!(!dir.path().join("leer.pdf").exists());
+}
+
+#[test]
+fn colour_only_on_a_terminal_without_no_color() {
+    use std::ffi::OsStr;
+    assert!(colour_wanted(true, None));
+    assert!(colour_wanted(true, Some(OsStr::new(""))));
+    assert!(!colour_wanted(true, Some(OsStr::new("1"))));
+    assert!(!colour_wanted(false, None));
+    assert!(!colour_wanted(false, Some(OsStr::new("1"))));
+}
+
+#[test]
+fn invalid_proposals_show_the_daemons_lines_as_they_are() {
+    use touchpoint_common::protocol::ErrorReply;
+    let lines = "winter_check.toml:4: email.subject: unknown variable `kunde`\n\
+                 winter_check.toml:19: letter: the imprint is missing";
+    let f = proposal_refused(ClientError::Daemon(ErrorReply {
+        kind: ErrorKind::Invalid,
+        message: format!("{lines}\n"),
+    }));
+    assert_eq!(f.code, EXIT_FAILED);
+    assert_eq!(f.message, format!("the proposal was refused:\n{lines}"));
+    // Other refusals keep their usual text.
+    let f = proposal_refused(ClientError::Daemon(ErrorReply {
+        kind: ErrorKind::Forbidden,
+        message: "read-only users cannot propose".into(),
+    }));
+    assert_eq!(f.code, EXIT_FAILED);
+    assert_eq!(f.message, "forbidden: read-only users cannot propose");
+    let f = proposal_refused(ClientError::Closed);
+    assert_eq!(f.code, EXIT_USAGE);
+}
