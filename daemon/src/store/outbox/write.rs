@@ -276,10 +276,18 @@ impl Outbox {
     fn write<'a>(&self, rows: impl Iterator<Item = Row<'a>>, stamp: Option<u64>) -> Result<()> {
         struct Prepared<'a> {
             row: Row<'a>,
+            /// The message cut to what a store keeps, when it was not.
+            bounded: Option<Message>,
             bytes: Vec<u8>,
             new: Keys,
             /// The contact entry's value, if it has one.
             status: Option<Vec<u8>>,
+        }
+        impl Prepared<'_> {
+            /// The message as stored.
+            fn message(&self) -> &Message {
+                self.bounded.as_ref().unwrap_or(self.row.after)
+            }
         }
         let mut prepared = Vec::with_capacity(rows.size_hint().0);
         let mut ledger: BTreeMap<(u32, &str), LedgerDelta> = BTreeMap::new();
@@ -307,14 +315,25 @@ impl Outbox {
             if let Some(day) = row.sent_on {
                 *daily.entry(keys::daily(day)).or_insert(0) += 1;
             }
-            let new = Keys::of(m);
+            // Whoever wrote it, a history that grew with every attempt and
+            // action, or a line longer than any should be, is cut here
+            // (a copy only then): a message stays a record a store reads.
+            let bounded = (!m.is_bounded()).then(|| {
+                let mut b = m.clone();
+                b.bound();
+                b
+            });
+            let stored = bounded.as_ref().unwrap_or(m);
+            let new = Keys::of(stored);
             let status = match new.contact {
-                Some(_) => Some(encode("contacts", &m.status)?),
+                Some(_) => Some(encode("contacts", &stored.status)?),
                 None => None,
             };
             prepared.push(Prepared {
-                bytes: encode("outbox", m)?,
+                // Refused whole (the whole transaction) if still too large.
+                bytes: encode("outbox", stored)?,
                 row,
+                bounded,
                 new,
                 status,
             });
@@ -350,7 +369,7 @@ impl Outbox {
                     meta,
                 )| {
                     for p in &prepared {
-                        let (m, old) = (p.row.after, &p.row.before);
+                        let (m, old) = (p.message(), &p.row.before);
                         let id = keys::id(m.id);
                         outbox.insert(&id, p.bytes.as_slice())?;
                         if old.by_day != p.new.by_day {
@@ -426,7 +445,7 @@ impl Outbox {
             .map_err(tx_err(&self.db))?;
         if let Some(ix) = index.as_mut() {
             for p in &prepared {
-                ix.upsert(p.row.after);
+                ix.upsert(p.message());
             }
         }
         Ok(())
