@@ -291,6 +291,12 @@ impl Dispatcher {
     /// (to admins over every tenant when it is about none in particular:
     /// such errors name files and stores).
     fn note_error(&self, tenant: Option<&TenantId>, e: String) {
+        // Shown to operators, and it may quote what came from outside
+        // (a file name, a relay): one short clean line.
+        let e = touchpoint_common::limits::outside_owned(
+            e,
+            2 * touchpoint_common::limits::OUTSIDE_CHARS,
+        );
         tracing::warn!("dispatch: {e}");
         let mut st = self.state();
         st.last_error = e;

@@ -26,6 +26,7 @@ use sled::Transactional;
 use touchpoint_common::domain::{
     Channel, Consent, Customer, ImportReport, ServiceVisit, TenantStats, Vehicle,
 };
+use touchpoint_common::limits;
 use touchpoint_common::protocol::{OptIns, Topic};
 
 use super::central::{FigureBoard, TenantFigures};
@@ -398,7 +399,10 @@ impl Records {
     pub(super) fn mark_bad_address(&self, address: &str, reason: &str) -> Result<()> {
         self.db.writable()?;
         self.bad_addresses
-            .insert(keys::address(address), reason.as_bytes())
+            .insert(
+                keys::address(address),
+                bad_address_reason(reason).as_bytes(),
+            )
             .map_err(self.db.err())?;
         self.bump_generation()
     }
@@ -448,6 +452,12 @@ impl Records {
     pub(super) fn take_completed_import(&self) -> bool {
         self.completed_import.swap(false, Ordering::AcqRel)
     }
+}
+
+/// Why an address is not used, as stored: its writers bound what they
+/// quote from outside; this bounds what they add, whatever it is.
+fn bad_address_reason(reason: &str) -> std::borrow::Cow<'_, str> {
+    limits::outside(reason, 2 * limits::OUTSIDE_CHARS)
 }
 
 #[cfg(test)]

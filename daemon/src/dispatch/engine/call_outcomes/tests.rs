@@ -223,3 +223,78 @@ fn a_number_reported_wrong_is_not_called_again() {
     );
     assert!(store.in_flight().unwrap().is_empty());
 }
+
+/// A call-centre file is outside text: a note of megabytes (with a
+/// terminal escape in it) is stored cut short, and outcome or minutes
+/// texts it gets wrong are echoed into the report cut short. The message
+/// stays readable, the queue lists the tenant, and the same file again
+/// changes nothing.
+#[test]
+fn a_huge_note_or_wrong_text_is_cut_short_where_it_is_stored_or_echoed() {
+    let fx = Fx::new();
+    customers(&fx, "d003", &["K7"]);
+    let store = fx.store("d003");
+    store
+        .record_consent(&Consent {
+            at: Timestamp(now() - 1_000),
+            ..said("K7", Channel::Phone, true)
+        })
+        .unwrap();
+    let first = fx.queued(
+        "d003",
+        &draft(
+            &store,
+            "K7",
+            Channel::Phone,
+            "quality_check",
+            Some(VIN_A),
+            today(),
+        ),
+    );
+    assert!(fx
+        .d
+        .write_call_list(&store, &fx.p(), now())
+        .unwrap()
+        .is_some());
+    let note = format!("Rückruf \u{1b}[2J{}", "N".repeat(3 << 20));
+    let bogus = "X".repeat(3 << 20);
+    let file = format!(
+        "task_id;outcome;minutes;note\n\
+         d003.{id};erreicht;3;{note}\n\
+         d003.{id}9;{bogus};;\n\
+         d003.{id}8;erreicht;{bogus};\n",
+        id = first.id
+    );
+    let all = |_: &TenantId| true;
+    let report =
+        fx.d.call_outcomes("ergebnisse.csv", file.as_bytes(), &all)
+            .unwrap();
+    assert_eq!((report.applied, report.unchanged), (1, 0));
+    assert_eq!(report.errors.len(), 2, "{:.300?}", report.errors);
+    for e in &report.errors {
+        assert!(e.len() <= 4_096, "{} bytes: {e:.200}", e.len());
+    }
+    assert!(
+        report.errors[0].starts_with("ergebnisse.csv:3: outcome: \"XXX"),
+        "{:.200}",
+        report.errors[0]
+    );
+    let m = store
+        .message(first.id)
+        .expect("the message decodes")
+        .unwrap();
+    let (_, line) = last_history(&m);
+    assert!(
+        line.starts_with("call outcome: Reached, 3 min, Rückruf ?[2JNNN"),
+        "{line:.200}"
+    );
+    assert!(line.len() <= 4_096, "{} bytes", line.len());
+    assert!(m.why.iter().all(|w| w.text.len() <= 4_096));
+    crate::queue::page(&fx.stores, &[tid("d003")], &Default::default(), 0, 50)
+        .expect("the queue lists the tenant");
+
+    let again =
+        fx.d.call_outcomes("ergebnisse.csv", file.as_bytes(), &all)
+            .unwrap();
+    assert_eq!((again.applied, again.unchanged), (0, 1));
+}
