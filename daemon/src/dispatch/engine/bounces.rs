@@ -91,8 +91,8 @@ impl Dispatcher {
         }
         let store = self.stores.tenant(tenant)?;
         let now = Timestamp::now().0;
-        let Some(m) = store.message(*id)? else {
-            tracing::info!(file, %tenant, id, "bounce for an unknown message; ignored");
+        let Some(m) = self.message_or_skip(&store, *id)? else {
+            tracing::info!(file, %tenant, id, "bounce for an unknown or unreadable message; ignored");
             return Ok(MailKind::Ignored);
         };
         match &c.verdict {
