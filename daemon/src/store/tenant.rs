@@ -334,6 +334,19 @@ impl TenantStore {
         self.records.record_consent(c)
     }
 
+    /// Records consent statements (each unless a later one is on record)
+    /// and addresses not to use again (address, reason) in one
+    /// transaction, all or none, without flushing. Returns how many
+    /// statements were recorded.
+    pub fn record_consents_and_bad_addresses(
+        &self,
+        consents: &[Consent],
+        bad: &[(String, String)],
+    ) -> Result<usize> {
+        self.records
+            .record_consents_and_bad_addresses(consents, bad)
+    }
+
     // ----- the outbox ----------------------------------------------------------
 
     pub fn message(&self, id: u64) -> Result<Option<Message>> {
@@ -455,6 +468,13 @@ impl TenantStore {
     /// (once for several groups) before anything outside relies on them.
     pub fn apply_unflushed(&self, changes: &[Change]) -> Result<()> {
         self.outbox.apply_unflushed(changes)
+    }
+
+    /// Writes a group of transitions in one transaction, all or none,
+    /// without flushing (a group of moderate size: it is held in memory
+    /// whole until it commits).
+    pub fn apply_as_one(&self, changes: &[Change]) -> Result<()> {
+        self.outbox.apply_as_one(changes)
     }
 }
 

@@ -271,6 +271,22 @@ impl Outbox {
         Ok(())
     }
 
+    /// Writes a group of transitions in one transaction, all or none,
+    /// without flushing: for a group the caller reports on as one. sled
+    /// holds a transaction whole in memory, so a group of moderate size.
+    pub(in crate::store) fn apply_as_one(&self, changes: &[Change]) -> Result<()> {
+        if changes.is_empty() {
+            return Ok(());
+        }
+        self.db.writable()?;
+        self.write(changes.iter().map(Row::change), None)?;
+        self.db.touch();
+        self.db
+            .events()
+            .publish(&[Topic::Outbox, Topic::Costs], Some(self.db.id()));
+        Ok(())
+    }
+
     /// One transaction: whole messages with everything that hangs on them,
     /// and the plan stamp if one is given.
     fn write<'a>(&self, rows: impl Iterator<Item = Row<'a>>, stamp: Option<u64>) -> Result<()> {
