@@ -5,7 +5,11 @@
 //! occasions, the ledger, the emails sent per day and the in-memory index
 //! right for any move; callers say what moves, never which keys.
 //!
-//! Two doors lead to it:
+//! It also stores every message as a store keeps it ([`Message::bound`]: a
+//! history and *why* grown without end cut to their first and newest
+//! lines), and refuses a group with a message still too large to read back.
+//!
+//! Three doors lead to it:
 //! - [`Outbox::commit_plan`]: a planning run, in chunks of whole messages
 //!   (revisions first: a cancelled message frees its occasion keys, and a
 //!   new message of the same run may take them again), the plan stamp with
@@ -19,6 +23,8 @@
 //!   durability costs one flush per group, not per message. Nothing outside
 //!   the daemon (a relay, a lettershop directory) sees a message before the
 //!   transition that hands it over is flushed.
+//! - [`Outbox::apply_as_one`]: a group in one transaction, all or none, for
+//!   a caller that reports on it as one (the call centre's outcomes).
 //!
 //! The ledger rule for estimates lives once, in [`reservation`].
 
