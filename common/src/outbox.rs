@@ -199,6 +199,110 @@ impl Message {
     }
 }
 
+/// Lines of a message's history a store keeps: the first
+/// [`HISTORY_FIRST`], one that says how many were left out after them, and
+/// the newest. A history grows with every attempt, action and mail about
+/// the message, and a record has a size limit.
+pub const HISTORY_LINES: usize = 64;
+pub const HISTORY_FIRST: usize = 8;
+/// Lines of a message's *why* a store keeps, the same way: the planner's
+/// come first and are kept.
+pub const WHY_LINES: usize = 96;
+pub const WHY_FIRST: usize = 48;
+/// Bytes of one history or *why* line, and of the last error, a store
+/// keeps (texts from outside are cut far shorter where they enter).
+pub const LINE_BYTES: usize = 8 * 1024;
+
+impl Message {
+    /// Whether the message is as a store keeps it: [`Message::bound`] would
+    /// change nothing.
+    pub fn is_bounded(&self) -> bool {
+        self.history.len() <= HISTORY_LINES
+            && self.why.len() <= WHY_LINES
+            && self.dispatch.last_error.len() <= LINE_BYTES
+            && self.history.iter().all(|h| h.2.len() <= LINE_BYTES)
+            && self.why.iter().all(|w| w.text.len() <= LINE_BYTES)
+    }
+
+    /// Cuts the message to what a store keeps of it: its history and *why*
+    /// to their first and newest lines (see [`HISTORY_LINES`], [`WHY_LINES`]),
+    /// with a line that says how many were left out between them, and each
+    /// line to [`LINE_BYTES`].
+    pub fn bound(&mut self) {
+        cut_middle(
+            &mut self.history,
+            HISTORY_LINES,
+            HISTORY_FIRST,
+            |h| &h.2,
+            |h, n| (h.0, h.1, left_out_line(n)),
+        );
+        cut_middle(
+            &mut self.why,
+            WHY_LINES,
+            WHY_FIRST,
+            |w| &w.text,
+            |w, n| Why {
+                step: w.step,
+                text: left_out_line(n),
+            },
+        );
+        for h in &mut self.history {
+            cut_line(&mut h.2);
+        }
+        for w in &mut self.why {
+            cut_line(&mut w.text);
+        }
+        cut_line(&mut self.dispatch.last_error);
+    }
+}
+
+fn left_out_line(n: usize) -> String {
+    format!("… {n} lines left out …")
+}
+
+/// How many lines a line made by [`left_out_line`] stands for.
+fn left_out(line: &str) -> Option<usize> {
+    line.strip_prefix("… ")?
+        .strip_suffix(" lines left out …")?
+        .parse()
+        .ok()
+}
+
+/// Keeps the first `first` and the newest of `lines`, `max` in all, one of
+/// them in place of those left out (counting those an earlier cut left out).
+fn cut_middle<T>(
+    lines: &mut Vec<T>,
+    max: usize,
+    first: usize,
+    text: impl Fn(&T) -> &str,
+    gap: impl Fn(&T, usize) -> T,
+) {
+    if lines.len() <= max {
+        return;
+    }
+    let newest = max - first - 1;
+    let gone = first..lines.len() - newest;
+    // An earlier cut's line sits at `first`: it is left out too, and what
+    // it stood for is counted on.
+    let before = left_out(text(&lines[first]));
+    let n = gone.len() - usize::from(before.is_some()) + before.unwrap_or(0);
+    let line = gap(&lines[first], n);
+    lines.splice(gone, [line]);
+}
+
+/// Cuts `s` to [`LINE_BYTES`], at a character boundary, ending in `…`.
+fn cut_line(s: &mut String) {
+    if s.len() <= LINE_BYTES {
+        return;
+    }
+    let mut at = LINE_BYTES - '…'.len_utf8();
+    while !s.is_char_boundary(at) {
+        at -= 1;
+    }
+    s.truncate(at);
+    s.push('…');
+}
+
 impl Message {
     /// The vehicles the message concerns, in occasion order, without repeats.
     pub fn vins(&self) -> Vec<&str> {
@@ -300,4 +404,103 @@ pub fn month_of(d: Date) -> u32 {
     use chrono::Datelike;
     let n = d.naive();
     n.year() as u32 * 100 + n.month()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::Channel;
+
+    fn message(history: usize, why: usize) -> Message {
+        Message {
+            id: 1,
+            message_id: "<1@test>".into(),
+            recipient: "K1".into(),
+            channel: Channel::Email,
+            service: "s".into(),
+            template: "s".into(),
+            occasions: Vec::new(),
+            send_on: Date::from_ymd(2026, 1, 1).expect("day"),
+            send_at: 0,
+            cost: 0,
+            value: 0,
+            status: MessageStatus::Queued,
+            why: (0..why)
+                .map(|i| Why {
+                    step: if i < 3 {
+                        Step::Occasion
+                    } else {
+                        Step::Dispatch
+                    },
+                    text: format!("why {i}"),
+                })
+                .collect(),
+            planned_at: Timestamp(0),
+            policy: 0,
+            history: (0..history)
+                .map(|i| {
+                    (
+                        Timestamp(i as i64),
+                        MessageStatus::Queued,
+                        format!("line {i}"),
+                    )
+                })
+                .collect(),
+            dispatch: Dispatch::default(),
+        }
+    }
+
+    #[test]
+    fn a_bounded_message_is_left_as_it_is() {
+        let mut m = message(HISTORY_LINES, WHY_LINES);
+        assert!(m.is_bounded());
+        let before = m.clone();
+        m.bound();
+        assert_eq!(m, before);
+    }
+
+    #[test]
+    fn history_and_why_keep_their_first_and_newest_lines_and_count_the_rest() {
+        let mut m = message(100, 200);
+        assert!(!m.is_bounded());
+        m.bound();
+        assert!(m.is_bounded());
+        assert_eq!(m.history.len(), HISTORY_LINES);
+        assert_eq!(m.history[7].2, "line 7");
+        assert_eq!(
+            m.history[8],
+            (
+                Timestamp(8),
+                MessageStatus::Queued,
+                "… 37 lines left out …".into()
+            )
+        );
+        assert_eq!(m.history[9].2, "line 45");
+        assert_eq!(m.history[63].2, "line 99");
+        assert_eq!(m.why.len(), WHY_LINES);
+        assert_eq!(m.why[48].text, "… 105 lines left out …");
+        assert_eq!(m.why[48].step, Step::Dispatch);
+        assert_eq!(m.why[95].text, "why 199");
+        // Ten more lines, cut again: the count goes on.
+        for i in 100..110 {
+            m.set_status(Timestamp(i), MessageStatus::Queued, format!("line {i}"));
+        }
+        m.bound();
+        assert_eq!(m.history.len(), HISTORY_LINES);
+        assert_eq!(m.history[8].2, "… 47 lines left out …");
+        assert_eq!(m.history[8].0, Timestamp(8));
+        assert_eq!(m.history[9].2, "line 55");
+    }
+
+    #[test]
+    fn a_long_line_is_cut_at_a_character_boundary() {
+        let mut m = message(1, 1);
+        m.history[0].2 = "ä".repeat(LINE_BYTES);
+        m.dispatch.last_error = "x".repeat(LINE_BYTES + 1);
+        m.bound();
+        assert!(m.history[0].2.len() <= LINE_BYTES);
+        assert!(m.history[0].2.ends_with("ä…"));
+        assert_eq!(m.dispatch.last_error.len(), LINE_BYTES);
+        assert!(m.is_bounded());
+    }
 }

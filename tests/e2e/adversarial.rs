@@ -4,5 +4,6 @@
 //! found, so the next pass starts from them.
 
 mod inbox;
+mod outside_text;
 mod scope;
 mod socket;

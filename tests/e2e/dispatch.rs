@@ -148,11 +148,11 @@ async fn due_email_goes_to_the_relay_with_the_headers_bulk_senders_need() {
 const WAIT: Duration = Duration::from_secs(30);
 const POLL: Duration = Duration::from_millis(20);
 
-fn dispatch_fixture(name: &str) -> PathBuf {
+pub(crate) fn dispatch_fixture(name: &str) -> PathBuf {
     fixture(&format!("dispatch/{name}"))
 }
 
-fn day(y: i32, m: u32, d: u32) -> Date {
+pub(crate) fn day(y: i32, m: u32, d: u32) -> Date {
     Date::from_ymd(y, m, d).expect("date")
 }
 
@@ -160,15 +160,15 @@ fn day(y: i32, m: u32, d: u32) -> Date {
 /// an [`SmtpSink`] and reading a bounce maildir. The day's letter batch
 /// closes at 23:59, so letters wait for `RunBatches` (but for a test run in
 /// the day's last minute, which the letter checks allow for).
-struct Rig {
-    d: TestDaemon,
+pub(crate) struct Rig {
+    pub(crate) d: TestDaemon,
     sink: SmtpSink,
-    maildir: Maildir,
+    pub(crate) maildir: Maildir,
     _mail: tempfile::TempDir,
 }
 
 impl Rig {
-    fn start(tenants: &[&str]) -> Rig {
+    pub(crate) fn start(tenants: &[&str]) -> Rig {
         let sink = SmtpSink::new();
         let mail = tempfile::tempdir().expect("tempdir");
         let maildir = Maildir::open(&mail.path().join("bounces")).expect("maildir");
@@ -224,11 +224,11 @@ impl Rig {
         assert!(up.join().expect("probe"), "dispatch did not start");
     }
 
-    async fn client(&self) -> touchpoint::client::Client {
+    pub(crate) async fn client(&self) -> touchpoint::client::Client {
         self.d.client().await
     }
 
-    async fn import(&self, tenant: &str, file: &Path) {
+    pub(crate) async fn import(&self, tenant: &str, file: &Path) {
         let r = self
             .client()
             .await
@@ -239,7 +239,7 @@ impl Rig {
     }
 
     /// Plans `tenant` for `day`: the messages planned, by customer number.
-    async fn plan(&self, tenant: &str, day: Date) -> BTreeMap<String, Message> {
+    pub(crate) async fn plan(&self, tenant: &str, day: Date) -> BTreeMap<String, Message> {
         let r = self
             .client()
             .await
@@ -263,11 +263,11 @@ impl Rig {
         out
     }
 
-    async fn status(&self) -> DispatchStatus {
+    pub(crate) async fn status(&self) -> DispatchStatus {
         self.client().await.dispatch_status().await.expect("status")
     }
 
-    async fn message(&self, tenant: &str, id: u64) -> Message {
+    pub(crate) async fn message(&self, tenant: &str, id: u64) -> Message {
         self.client()
             .await
             .message(&tid(tenant), id)
@@ -284,7 +284,7 @@ impl Rig {
     }
 
     /// Polls a message until `done` holds for it.
-    async fn wait_message(
+    pub(crate) async fn wait_message(
         &self,
         tenant: &str,
         id: u64,
@@ -305,7 +305,7 @@ impl Rig {
         }
     }
 
-    async fn wait_status(
+    pub(crate) async fn wait_status(
         &self,
         what: &str,
         done: impl Fn(&DispatchStatus) -> bool,
@@ -325,7 +325,11 @@ impl Rig {
     }
 
     /// Polls what the relay received until `done` holds for it.
-    async fn wait_sink(&self, what: &str, done: impl Fn(&[Received]) -> bool) -> Vec<Received> {
+    pub(crate) async fn wait_sink(
+        &self,
+        what: &str,
+        done: impl Fn(&[Received]) -> bool,
+    ) -> Vec<Received> {
         let deadline = Instant::now() + WAIT;
         loop {
             let got = self.sink.messages();
@@ -372,7 +376,7 @@ impl Rig {
 }
 
 /// Mails the dispatcher has read from the bounce maildir, of every kind.
-fn mails_read(s: &DispatchStatus) -> u64 {
+pub(crate) fn mails_read(s: &DispatchStatus) -> u64 {
     s.bounces_processed + s.unsubscribes_processed + s.autoreplies_processed + s.mails_ignored
 }
 
@@ -967,7 +971,7 @@ async fn a_throttled_domain_does_not_hold_back_the_other_domains() {
 
 /// A delivery status report (RFC 3464) as Postfix writes it, to our return
 /// path `verp`: `failed` does not exist.
-fn hard_bounce(verp: &str, failed: &str, message_id: &str) -> Vec<u8> {
+pub(crate) fn hard_bounce(verp: &str, failed: &str, message_id: &str) -> Vec<u8> {
     [
         "Return-Path: <>".to_string(),
         format!("Delivered-To: {verp}"),
@@ -1073,7 +1077,7 @@ fn unsubscribe_address(r: &Received) -> String {
     header[start..end].to_string()
 }
 
-fn only<'a>(got: &'a [Received], address: &str) -> &'a Received {
+pub(crate) fn only<'a>(got: &'a [Received], address: &str) -> &'a Received {
     let mails = to(got, address);
     assert_eq!(mails.len(), 1, "mails to {address}: {:?}", mails.len());
     mails[0]

@@ -86,9 +86,24 @@ impl Audited {
     }
 }
 
+/// Characters of an audit line's detail, and of its outcome's reason.
+/// What they quote from outside is bounded where it entered; this bounds
+/// the line whatever an answer holds (an error about a file, a row).
+const AUDIT_TEXT_CHARS: usize = 2 * touchpoint_common::limits::COMMENT_CHARS;
+
 /// Writes one audit entry. A failure to write is logged; it does not undo
 /// what was done.
 fn record(ctx: &Ctx, who: &Identity, what: &Audited, detail: String, outcome: AuditOutcome) {
+    let cut = |text| touchpoint_common::limits::outside_owned(text, AUDIT_TEXT_CHARS);
+    let (detail, outcome) = (
+        cut(detail),
+        match outcome {
+            AuditOutcome::Ok => AuditOutcome::Ok,
+            AuditOutcome::Refused(r) => AuditOutcome::Refused(cut(r)),
+            AuditOutcome::Failed(r) => AuditOutcome::Failed(cut(r)),
+            AuditOutcome::Partial(r) => AuditOutcome::Partial(cut(r)),
+        },
+    );
     let entry = AuditEntry {
         seq: 0,
         at: Timestamp::now(),

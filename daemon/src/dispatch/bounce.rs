@@ -48,7 +48,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use mail_parser::{HeaderForm, HeaderValue, Message, MessageParser, MimeHeaders, PartType};
-use touchpoint_common::TenantId;
+use touchpoint_common::{limits, TenantId};
 
 use super::verp::{self, VerpKind};
 
@@ -128,7 +128,49 @@ const RECIPIENT_HEADERS: [&str; 5] = [
 
 /// Classifies one raw mail addressed to our bounce domain `domain`, whose
 /// VERP tags are made with `secret`.
+///
+/// Anyone who gets one of our emails can send a mail here, so every text
+/// the answer carries (a diagnostic, a reason quoting a header, an address,
+/// the subject) is made one short clean line ([`limits::outside`]) before
+/// anything stores, logs or shows it.
 pub fn classify(raw: &[u8], domain: &str, secret: &[u8; 32]) -> Classified {
+    let mut c = classify_unbounded(raw, domain, secret);
+    c.verdict.bound();
+    bound(&mut c.subject, limits::OUTSIDE_CHARS);
+    c
+}
+
+fn bound(text: &mut String, max: usize) {
+    *text = limits::outside_owned(std::mem::take(text), max);
+}
+
+impl Verdict {
+    fn bound(&mut self) {
+        match self {
+            Verdict::HardBounce {
+                status,
+                diagnostic,
+                recipient,
+            } => {
+                bound(status, limits::ECHO_CHARS);
+                bound(diagnostic, limits::OUTSIDE_CHARS);
+                if let Some(r) = recipient {
+                    bound(r, limits::NAME_CHARS);
+                }
+            }
+            Verdict::SoftBounce { status, diagnostic } => {
+                bound(status, limits::ECHO_CHARS);
+                bound(diagnostic, limits::OUTSIDE_CHARS);
+            }
+            Verdict::Unsubscribe => {}
+            Verdict::AutoReply { reason } | Verdict::Unknown { reason } => {
+                bound(reason, limits::OUTSIDE_CHARS)
+            }
+        }
+    }
+}
+
+fn classify_unbounded(raw: &[u8], domain: &str, secret: &[u8; 32]) -> Classified {
     let Some(msg) = MessageParser::default().parse(raw) else {
         return Classified {
             target: None,
@@ -926,6 +968,11 @@ pub struct Maildir {
 /// Distinguishes files delivered by this process within one microsecond.
 static DELIVERIES: AtomicU64 = AtomicU64::new(0);
 
+/// Mails larger than this are not read: a delivery report, a bounce or an
+/// unsubscribe request is a few kilobytes with the returned message, and
+/// relays refuse mail far smaller.
+pub const MAX_MAIL_BYTES: u64 = 16 << 20;
+
 impl Maildir {
     /// Opens the maildir at `root`, creating it and its three folders if
     /// missing.
@@ -958,6 +1005,45 @@ impl Maildir {
         }
         out.sort();
         Ok(out)
+    }
+
+    /// Reads a mail from [`pending`](Self::pending): `Err` with why for one
+    /// not to be read, a symlink (never followed), anything but a regular
+    /// file, or one over [`MAX_MAIL_BYTES`]; the caller files it away.
+    pub fn read(&self, path: &Path) -> io::Result<Result<Vec<u8>, String>> {
+        use std::io::Read;
+        use std::os::unix::fs::OpenOptionsExt;
+        let flags = nix::fcntl::OFlag::O_NOFOLLOW | nix::fcntl::OFlag::O_NONBLOCK;
+        let file = match fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(flags.bits())
+            .open(path)
+        {
+            Ok(f) => f,
+            Err(e) if e.raw_os_error() == Some(nix::errno::Errno::ELOOP as i32) => {
+                return Ok(Err("a symbolic link, not a mail".into()));
+            }
+            Err(e) => return Err(e),
+        };
+        let meta = file.metadata()?;
+        if !meta.is_file() {
+            return Ok(Err("not a regular file".into()));
+        }
+        if meta.len() > MAX_MAIL_BYTES {
+            return Ok(Err(format!(
+                "{} bytes; mails over {MAX_MAIL_BYTES} bytes are not read",
+                meta.len()
+            )));
+        }
+        let mut raw = Vec::with_capacity(meta.len() as usize);
+        // Bounded again: it may still be growing.
+        file.take(MAX_MAIL_BYTES + 1).read_to_end(&mut raw)?;
+        if raw.len() as u64 > MAX_MAIL_BYTES {
+            return Ok(Err(format!(
+                "mails over {MAX_MAIL_BYTES} bytes are not read"
+            )));
+        }
+        Ok(Ok(raw))
     }
 
     /// Marks a mail from [`pending`](Self::pending) as processed: moves it to

@@ -16,7 +16,7 @@ use std::fmt;
 use std::io;
 use std::path::{Path, PathBuf};
 
-use touchpoint_common::{Date, TenantId};
+use touchpoint_common::{limits, Date, TenantId, TenantIdError};
 
 use super::csv_out::{Cell, CsvOut};
 use super::letters::write_new_file;
@@ -193,11 +193,13 @@ pub fn write_tasks(
 pub fn parse_outcomes(file_name: &str, bytes: &[u8]) -> (Vec<CallOutcome>, Vec<OutcomeError>) {
     let mut out = Vec::new();
     let mut errors = Vec::new();
+    // The file is outside text: a message quoting it is one short line
+    // whatever it quotes (each quote is cut shorter still: `echo`).
     let err = |line: u64, field: &str, message: String| OutcomeError {
         file: file_name.to_string(),
         line,
         field: field.to_string(),
-        message,
+        message: limits::outside_owned(message, limits::OUTSIDE_CHARS),
     };
 
     let bytes = bytes.strip_prefix(b"\xef\xbb\xbf").unwrap_or(bytes);
@@ -235,7 +237,7 @@ pub fn parse_outcomes(file_name: &str, bytes: &[u8]) -> (Vec<CallOutcome>, Vec<O
                     name,
                     format!(
                         "the header has no {name} column (found: {})",
-                        headers.join(", ")
+                        echo(&headers.join(", "))
                     ),
                 ));
             }
@@ -285,9 +287,10 @@ pub fn parse_outcomes(file_name: &str, bytes: &[u8]) -> (Vec<CallOutcome>, Vec<O
                 line,
                 "outcome",
                 format!(
-                    "{outcome_text:?} is not an outcome; write one of erreicht, termin, abgelehnt, \
+                    "{:?} is not an outcome; write one of erreicht, termin, abgelehnt, \
                      nicht erreicht, falsche nummer (or reached, appointment, declined, not reached, \
-                     wrong number)"
+                     wrong number)",
+                    echo(outcome_text)
                 ),
             ));
         }
@@ -300,7 +303,7 @@ pub fn parse_outcomes(file_name: &str, bytes: &[u8]) -> (Vec<CallOutcome>, Vec<O
                     errors.push(err(
                         line,
                         "minutes",
-                        format!("{minutes_text:?} is not a whole number of minutes"),
+                        format!("{:?} is not a whole number of minutes", echo(minutes_text)),
                     ));
                     None
                 }
@@ -316,7 +319,10 @@ pub fn parse_outcomes(file_name: &str, bytes: &[u8]) -> (Vec<CallOutcome>, Vec<O
             errors.push(err(
                 line,
                 "task_id",
-                format!("{task} was reported already on line {first}; this row is ignored"),
+                format!(
+                    "{} was reported already on line {first}; this row is ignored",
+                    echo(task)
+                ),
             ));
             continue;
         }
@@ -327,10 +333,16 @@ pub fn parse_outcomes(file_name: &str, bytes: &[u8]) -> (Vec<CallOutcome>, Vec<O
             message,
             outcome,
             minutes,
-            note: note.to_string(),
+            // Stored in the message's history and why.
+            note: limits::outside(note, limits::OUTSIDE_CHARS).into_owned(),
         });
     }
     (out, errors)
+}
+
+/// A value of the file quoted back in an error.
+fn echo(text: &str) -> std::borrow::Cow<'_, str> {
+    limits::outside(text, limits::ECHO_CHARS)
 }
 
 fn parse_task_id(s: &str) -> Result<(TenantId, u64), String> {
@@ -338,12 +350,19 @@ fn parse_task_id(s: &str) -> Result<(TenantId, u64), String> {
         return Err("missing".into());
     }
     let Some((tenant, message)) = s.rsplit_once('.') else {
-        return Err(format!("{s:?} is not a task id (<tenant>.<message>)"));
+        return Err(format!(
+            "{:?} is not a task id (<tenant>.<message>)",
+            echo(s)
+        ));
     };
-    let tenant = TenantId::new(tenant).map_err(|e| format!("{s:?}: {e}"))?;
+    let tenant = TenantId::new(tenant).map_err(|e| match e {
+        // It quotes the whole id, however long.
+        TenantIdError::TooLong(_) => format!("{:?}: the tenant id is too long", echo(s)),
+        e => format!("{:?}: {e}", echo(s)),
+    })?;
     let message = message
         .parse::<u64>()
-        .map_err(|_| format!("{s:?}: {message:?} is not a message number"))?;
+        .map_err(|_| format!("{:?}: {:?} is not a message number", echo(s), echo(message)))?;
     Ok((tenant, message))
 }
 

@@ -130,6 +130,8 @@ struct State {
     pauses: Vec<Pause>,
     /// Tenants whose interrupted sends were looked at since the start.
     recovered: HashSet<TenantId>,
+    /// Messages found unreadable (damaged records), noted once each.
+    unreadable: HashSet<(TenantId, u64)>,
     /// When each tenant's planned messages were last looked at.
     released_at: HashMap<TenantId, i64>,
     /// Tenants to look at in the next round regardless.
@@ -291,6 +293,12 @@ impl Dispatcher {
     /// (to admins over every tenant when it is about none in particular:
     /// such errors name files and stores).
     fn note_error(&self, tenant: Option<&TenantId>, e: String) {
+        // Shown to operators, and it may quote what came from outside
+        // (a file name, a relay): one short clean line.
+        let e = touchpoint_common::limits::outside_owned(
+            e,
+            2 * touchpoint_common::limits::OUTSIDE_CHARS,
+        );
         tracing::warn!("dispatch: {e}");
         let mut st = self.state();
         st.last_error = e;
@@ -298,6 +306,29 @@ impl Dispatcher {
             Some(t) => ErrorAbout::Tenant(t.clone()),
             None => ErrorAbout::AllTenants,
         };
+    }
+
+    /// A message a step can go on without when its record cannot be read
+    /// (damaged, or stored by a build that wrote what it could not read
+    /// back): `None` then, noted once for its tenant, so that one record
+    /// does not stop a tenant's dispatch. A store that fails is an error.
+    fn message_or_skip(&self, store: &TenantStore, id: u64) -> Result<Option<Message>> {
+        match store.message(id) {
+            Err(e @ StoreError::Codec { .. }) => {
+                let first = self.state().unreadable.insert((store.id().clone(), id));
+                if first {
+                    self.note_error(
+                        Some(store.id()),
+                        format!(
+                            "tenant {}: message #{id} cannot be read; skipped: {e}",
+                            store.id()
+                        ),
+                    );
+                }
+                Ok(None)
+            }
+            other => Ok(other?),
+        }
     }
 
     /// Where letter batches are written (for the console's messages).

@@ -52,6 +52,7 @@ use lettre::transport::smtp::response::Response;
 use tokio::net::TcpStream;
 use tokio::sync::Semaphore;
 use touchpoint_common::config::{SmtpConfig, SmtpTls};
+use touchpoint_common::limits;
 
 /// Idle connections older than this are probed with NOOP before reuse:
 /// relays close idle connections (Postfix after 300 s), and a probe is
@@ -86,6 +87,31 @@ pub enum Delivery {
     Permanent { code: u16, message: String },
     /// Nothing was learned about the message (see the module docs).
     Unreachable { error: String },
+}
+
+impl Delivery {
+    /// The relay's words as one clean line of about a kilobyte: a relay
+    /// may answer with up to 100 kB of lines (what lettre reads), and what
+    /// it says goes into a message's history, why and last error, a bad
+    /// address's reason and the status every operator sees, again with
+    /// every retry.
+    fn bounded(self) -> Self {
+        let cut = |text| limits::outside_owned(text, limits::OUTSIDE_CHARS);
+        match self {
+            Delivery::Accepted { response } => Delivery::Accepted {
+                response: cut(response),
+            },
+            Delivery::Transient { code, message } => Delivery::Transient {
+                code,
+                message: cut(message),
+            },
+            Delivery::Permanent { code, message } => Delivery::Permanent {
+                code,
+                message: cut(message),
+            },
+            Delivery::Unreachable { error } => Delivery::Unreachable { error: cut(error) },
+        }
+    }
 }
 
 /// Counters of a [`Relay`], for status views and tests.
@@ -279,7 +305,7 @@ impl Relay {
     /// one (probed first if it idled longer than a minute), else a new one.
     /// At most `connections` sends run at once; further callers wait.
     pub async fn send(&self, envelope: &Envelope, bytes: &[u8]) -> Delivery {
-        let delivery = self.send_inner(envelope, bytes).await;
+        let delivery = self.send_inner(envelope, bytes).await.bounded();
         let counter = match &delivery {
             Delivery::Accepted { .. } => &self.counters.sent,
             Delivery::Transient { .. } | Delivery::Permanent { .. } => &self.counters.refused,

@@ -16,7 +16,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
-use touchpoint_common::codec::{decode_record, encode_record};
+use touchpoint_common::codec::{decode_record, encode_record, CodecError};
 use touchpoint_common::TenantId;
 
 use super::error::{Result, StoreError};
@@ -205,7 +205,10 @@ pub(super) fn codec_err(
 }
 
 pub(super) fn encode<T: Serialize>(tree: &'static str, value: &T) -> Result<Vec<u8>> {
-    encode_record(value).map_err(|source| StoreError::Codec { tree, source })
+    encode_record(value).map_err(|source| match source {
+        source @ CodecError::TooLarge { .. } => StoreError::TooLarge { tree, source },
+        source => StoreError::Codec { tree, source },
+    })
 }
 
 pub(super) type TxResult<T> =

@@ -17,6 +17,13 @@ pub enum StoreError {
         #[source]
         source: CodecError,
     },
+    /// A write refused because what it would store could not be read back.
+    #[error("not stored in {tree}: {source}")]
+    TooLarge {
+        tree: &'static str,
+        #[source]
+        source: CodecError,
+    },
     #[error("unknown tenant {0:?}: no dealer policy registers it")]
     UnknownTenant(String),
     #[error("{0}")]

@@ -27,6 +27,9 @@ pub mod index;
 mod keys;
 pub(super) mod write;
 
+#[cfg(test)]
+mod tests;
+
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -98,7 +101,7 @@ impl Outbox {
             Some(ix) => ix,
             None => {
                 let started = std::time::Instant::now();
-                let ix = OutboxIndex::build(self.messages())?;
+                let ix = OutboxIndex::build(self.stored_messages())?;
                 tracing::debug!(
                     tenant = %self.db.id(),
                     messages = ix.len(),
@@ -127,6 +130,27 @@ impl Outbox {
             .iter()
             .values()
             .map(move |r| r.map_err(self.db.err()).and_then(|b| decode("outbox", &b)))
+    }
+
+    /// Every stored message with its id, or `None` for one that does not
+    /// decode (logged): the index is built from these.
+    fn stored_messages(&self) -> impl Iterator<Item = Result<(u64, Option<Message>)>> + '_ {
+        self.outbox.iter().map(move |kv| {
+            let (k, v) = kv.map_err(self.db.err())?;
+            let id = keys::id_of(&k).unwrap_or_default();
+            match decode::<Message>("outbox", &v) {
+                Ok(m) => Ok((id, Some(m))),
+                Err(e) => {
+                    tracing::error!(
+                        tenant = %self.db.id(),
+                        id,
+                        error = %e,
+                        "a message in the outbox cannot be read; it is left out of the queue"
+                    );
+                    Ok((id, None))
+                }
+            }
+        })
     }
 
     pub(super) fn message_count(&self) -> usize {

@@ -28,10 +28,11 @@ use touchpoint_common::consent;
 use touchpoint_common::domain::{
     Channel, Consent, Customer, ImportReport, ServiceVisit, TenantStats, Vehicle,
 };
+use touchpoint_common::limits;
 use touchpoint_common::protocol::{OptIns, Topic};
 
 use super::central::{FigureBoard, TenantFigures};
-use super::db::{decode, encode, encode_tx, tx_err, TenantDb};
+use super::db::{abort, decode, encode, encode_tx, tx_err, TenantDb};
 use super::error::Result;
 use keys::{META_COUNTERS, META_GENERATION, META_NEXT_IMPORT, META_NEXT_MERGE};
 
@@ -403,14 +404,13 @@ impl Records {
     pub(super) fn bump_generation(&self) -> Result<()> {
         self.db.writable()?;
         self.meta
-            .update_and_fetch(META_GENERATION, |old| {
-                let n = old
-                    .and_then(|b| <[u8; 8]>::try_from(b).ok())
-                    .map(u64::from_be_bytes)
-                    .unwrap_or(0);
-                Some((n + 1).to_be_bytes().to_vec())
-            })
+            .update_and_fetch(META_GENERATION, |old| Some(next_generation(old)))
             .map_err(self.db.err())?;
+        self.generation_bumped();
+        Ok(())
+    }
+
+    fn generation_bumped(&self) {
         self.db.touch();
         // Consents and bad addresses from dispatch: the opt-in counts of the
         // listing follow with the flusher's next round.
@@ -418,15 +418,71 @@ impl Records {
         self.db
             .events()
             .publish(&[Topic::Tenants], Some(self.db.id()));
-        Ok(())
     }
 
     pub(super) fn mark_bad_address(&self, address: &str, reason: &str) -> Result<()> {
         self.db.writable()?;
         self.bad_addresses
-            .insert(keys::address(address), reason.as_bytes())
+            .insert(
+                keys::address(address),
+                bad_address_reason(reason).as_bytes(),
+            )
             .map_err(self.db.err())?;
         self.bump_generation()
+    }
+
+    pub(super) fn record_consents_and_bad_addresses(
+        &self,
+        consents: &[Consent],
+        bad: &[(String, String)],
+    ) -> Result<usize> {
+        if consents.is_empty() && bad.is_empty() {
+            return Ok(0);
+        }
+        // Not while an import is applied (see `record_consent`).
+        let _w = self.db.lock_writer();
+        self.db.writable()?;
+        let consents = consents
+            .iter()
+            .map(|c| {
+                Ok((
+                    keys::consent_key(&c.customer_no, c.channel),
+                    c,
+                    encode("consents", c)?,
+                ))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let bad: Vec<(Vec<u8>, std::borrow::Cow<'_, str>)> = bad
+            .iter()
+            .map(|(address, reason)| (keys::address(address), bad_address_reason(reason)))
+            .collect();
+        let recorded = (&self.consents, &self.bad_addresses, &self.meta)
+            .transaction(|(consents_t, bad_t, meta)| {
+                let mut recorded = 0;
+                for (key, c, bytes) in &consents {
+                    if let Some(old) = consents_t.get(key)? {
+                        let old: Consent = decode("consents", &old).map_err(abort)?;
+                        if old.at > c.at || (old.granted == c.granted && old.at == c.at) {
+                            continue;
+                        }
+                    }
+                    consents_t.insert(key.as_slice(), bytes.as_slice())?;
+                    recorded += 1;
+                }
+                for (key, reason) in &bad {
+                    bad_t.insert(key.as_slice(), reason.as_bytes())?;
+                }
+                if recorded > 0 || !bad.is_empty() {
+                    let generation = meta.get(META_GENERATION)?;
+                    meta.insert(META_GENERATION, next_generation(generation.as_deref()))?;
+                }
+                Ok(recorded)
+            })
+            .map_err(tx_err(&self.db))?;
+        if recorded > 0 || !bad.is_empty() {
+            self.generation_bumped();
+        }
+        Ok(recorded)
     }
 
     pub(super) fn bad_address(&self, address: &str) -> Result<Option<String>> {
@@ -474,6 +530,20 @@ impl Records {
     pub(super) fn take_completed_import(&self) -> bool {
         self.completed_import.swap(false, Ordering::AcqRel)
     }
+}
+
+fn next_generation(old: Option<&[u8]>) -> Vec<u8> {
+    let n = old
+        .and_then(|b| <[u8; 8]>::try_from(b).ok())
+        .map(u64::from_be_bytes)
+        .unwrap_or(0);
+    (n + 1).to_be_bytes().to_vec()
+}
+
+/// Why an address is not used, as stored: its writers bound what they
+/// quote from outside; this bounds what they add, whatever it is.
+fn bad_address_reason(reason: &str) -> std::borrow::Cow<'_, str> {
+    limits::outside(reason, 2 * limits::OUTSIDE_CHARS)
 }
 
 #[cfg(test)]

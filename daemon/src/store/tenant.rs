@@ -12,13 +12,13 @@
 //! | `customers`     | customer_no                      | Customer         | `records/import/apply.rs` |
 //! | `vehicles`      | vin                              | Vehicle          | `records/import/apply.rs` |
 //! | `owner`         | customer_no 0x00 vin             | ()               | `records/import/apply.rs` |
-//! | `consents`      | customer_no 0x00 channel(1)      | Consent          | `records/import/apply.rs`; `records.rs` (`record_consent`) |
+//! | `consents`      | customer_no 0x00 channel(1)      | Consent          | `records/import/apply.rs`; `records.rs` (`record_consent`, `record_consents_and_bad_addresses`) |
 //! | `visits`        | vin date(4) kind                 | ServiceVisit     | `records/import/apply.rs` |
 //! | `imports`       | import_id(8)                     | ImportReport     | `records/import.rs` (`finish`); `records.rs` (`record_import`, `update_import`) |
 //! | `import_hash`   | content hash                     | import_id(8)     | `records/import.rs` (`finish`) |
 //! | `merges`        | merge_id(8)                      | MergeRecord      | `records/merges.rs` |
 //! | `merged`        | customer_no, active merges only  | merge_id(8)      | `records/merges.rs` |
-//! | `bad_addresses` | address, trimmed, lower case     | reason           | `records.rs` (`mark_bad_address`) |
+//! | `bad_addresses` | address, trimmed, lower case     | reason           | `records.rs` (`mark_bad_address`, `record_consents_and_bad_addresses`) |
 //! | `meta`          | `counters`                       | Counters         | `records/import.rs` (`finish`); `records.rs` (`record_import`); `records/merges.rs` |
 //! |                 | `next_import_id`, `next_merge_id`, `generation` | u64 | `records.rs` (`next_id`, `bump_generation`) |
 //! |                 | `pending_import` (an earlier version's marker) | ImportReport | `records/import.rs` (`finish` removes it) |
@@ -334,6 +334,19 @@ impl TenantStore {
         self.records.record_consent(c)
     }
 
+    /// Records consent statements (each unless a later one is on record)
+    /// and addresses not to use again (address, reason) in one
+    /// transaction, all or none, without flushing. Returns how many
+    /// statements were recorded.
+    pub fn record_consents_and_bad_addresses(
+        &self,
+        consents: &[Consent],
+        bad: &[(String, String)],
+    ) -> Result<usize> {
+        self.records
+            .record_consents_and_bad_addresses(consents, bad)
+    }
+
     // ----- the outbox ----------------------------------------------------------
 
     pub fn message(&self, id: u64) -> Result<Option<Message>> {
@@ -455,6 +468,13 @@ impl TenantStore {
     /// (once for several groups) before anything outside relies on them.
     pub fn apply_unflushed(&self, changes: &[Change]) -> Result<()> {
         self.outbox.apply_unflushed(changes)
+    }
+
+    /// Writes a group of transitions in one transaction, all or none,
+    /// without flushing (a group of moderate size: it is held in memory
+    /// whole until it commits).
+    pub fn apply_as_one(&self, changes: &[Change]) -> Result<()> {
+        self.outbox.apply_as_one(changes)
     }
 }
 

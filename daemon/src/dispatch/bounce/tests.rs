@@ -142,3 +142,59 @@ fn url_tokens() {
     );
     assert_eq!(url_token("https://x.example/u"), None);
 }
+
+/// Whatever a mail to the bounce domain says, each text of its verdict
+/// and its subject is one clean line of about a kilobyte at most.
+#[test]
+fn every_text_of_a_verdict_is_one_short_clean_line() {
+    let huge = "y".repeat(1 << 20);
+    let raw = format!(
+        "From: someone@example.org\r\nTo: postmaster@bounce.example\r\n\
+         X-Autoreply: yes \u{1b}[2J{huge}\r\nSubject: Out of office {huge}\r\n\r\nbody\r\n"
+    );
+    let c = classify(raw.as_bytes(), "bounce.example", &[7; 32]);
+    let Verdict::AutoReply { reason } = &c.verdict else {
+        panic!("{:.300?}", c.verdict)
+    };
+    for text in [reason, &c.subject] {
+        assert!(
+            text.chars().count() <= 1_001,
+            "{} chars",
+            text.chars().count()
+        );
+        assert!(!text.contains(char::is_control), "{text:.100?}");
+    }
+    assert!(
+        reason.starts_with("X-Autoreply: yes ?[2Jyyy"),
+        "{reason:.100}"
+    );
+}
+
+/// The maildir reader follows no symlink and reads no mail over the size
+/// bound; both are left for the caller to file away.
+#[test]
+fn the_maildir_reads_no_symlink_and_no_huge_mail() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let md = Maildir::open(&dir.path().join("bounces")).expect("maildir");
+    let secret = dir.path().join("secret");
+    std::fs::write(&secret, "root only").expect("write");
+    let link = md.root().join("new/1.link.host");
+    std::os::unix::fs::symlink(&secret, &link).expect("symlink");
+    let mail = md
+        .deliver(b"Subject: hi\r\n\r\nhello\r\n")
+        .expect("deliver");
+    let huge = md.root().join("new/2.huge.host");
+    std::fs::File::create(&huge)
+        .and_then(|f| f.set_len(MAX_MAIL_BYTES + 1))
+        .expect("huge");
+    assert_eq!(
+        md.read(&mail).expect("read"),
+        Ok(b"Subject: hi\r\n\r\nhello\r\n".to_vec())
+    );
+    assert_eq!(
+        md.read(&link).expect("read"),
+        Err("a symbolic link, not a mail".into())
+    );
+    let why = md.read(&huge).expect("read").expect_err("too large");
+    assert!(why.contains("not read"), "{why}");
+}

@@ -7,7 +7,7 @@ use touchpoint_common::TenantId;
 
 use super::{why, Dispatcher, Result, S};
 use crate::ledger;
-use crate::store::Change;
+use crate::store::{Change, StoreError};
 
 impl Dispatcher {
     pub fn apply_action(
@@ -23,12 +23,24 @@ impl Dispatcher {
         let mut out = Vec::new();
         let mut changes = Vec::new();
         for &id in ids {
-            let Some(m) = store.message(id)? else {
-                out.push(ActionResult {
-                    id,
-                    outcome: Err("no such message".into()),
-                });
-                continue;
+            let m = match store.message(id) {
+                Ok(Some(m)) => m,
+                Ok(None) => {
+                    out.push(ActionResult {
+                        id,
+                        outcome: Err("no such message".into()),
+                    });
+                    continue;
+                }
+                // One damaged record fails its own action, not the others.
+                Err(e @ StoreError::Codec { .. }) => {
+                    out.push(ActionResult {
+                        id,
+                        outcome: Err(format!("cannot be read: {e}")),
+                    });
+                    continue;
+                }
+                Err(e) => return Err(e.into()),
             };
             let mut c = Change::new(m.clone(), m.clone());
             let a = &mut c.after;

@@ -6,6 +6,7 @@
 use std::sync::atomic::Ordering;
 
 use touchpoint_common::domain::{Channel, Consent, Timestamp};
+use touchpoint_common::limits;
 
 use super::{DispatchError, Dispatcher, Result, S};
 use crate::dispatch::bounce;
@@ -34,18 +35,23 @@ impl Dispatcher {
             .map_err(|e| DispatchError::Io(format!("{}: {e}", root.display())))?;
         let pending = md.pending().map_err(|e| DispatchError::Io(e.to_string()))?;
         for path in pending {
-            let raw = match std::fs::read(&path) {
-                Ok(r) => r,
-                Err(e) => {
-                    self.note_error(None, format!("{}: {e}", path.display()));
-                    continue;
+            let kind = match md.read(&path) {
+                Ok(Ok(raw)) => {
+                    let c = bounce::classify(&raw, &p.brand.email.bounce_domain, &self.secret);
+                    match self.handle_returned_mail(&c, p, &path) {
+                        Ok(kind) => kind,
+                        Err(e) => {
+                            // Leave it in new/: tried again next round.
+                            self.note_error(None, format!("{}: {e}", path.display()));
+                            continue;
+                        }
+                    }
                 }
-            };
-            let c = bounce::classify(&raw, &p.brand.email.bounce_domain, &self.secret);
-            let kind = match self.handle_returned_mail(&c, p, &path) {
-                Ok(kind) => kind,
+                Ok(Err(why)) => {
+                    tracing::warn!(file = %path.display(), why, "mail in the bounce maildir not read; ignored");
+                    MailKind::Ignored
+                }
                 Err(e) => {
-                    // Leave it in new/: tried again next round.
                     self.note_error(None, format!("{}: {e}", path.display()));
                     continue;
                 }
@@ -69,9 +75,11 @@ impl Dispatcher {
         p: &Policies,
         path: &std::path::Path,
     ) -> Result<MailKind> {
+        // Named by the relay's delivery agent, but stored (a consent's
+        // source) and logged: one clean line.
         let file = path
             .file_name()
-            .map(|f| f.to_string_lossy().into_owned())
+            .map(|f| limits::outside(&f.to_string_lossy(), limits::NAME_CHARS).into_owned())
             .unwrap_or_default();
         let Some((_, tenant, id)) = &c.target else {
             tracing::info!(file, verdict = ?c.verdict, "mail in the bounce maildir matches no message; ignored");
@@ -83,8 +91,8 @@ impl Dispatcher {
         }
         let store = self.stores.tenant(tenant)?;
         let now = Timestamp::now().0;
-        let Some(m) = store.message(*id)? else {
-            tracing::info!(file, %tenant, id, "bounce for an unknown message; ignored");
+        let Some(m) = self.message_or_skip(&store, *id)? else {
+            tracing::info!(file, %tenant, id, "bounce for an unknown or unreadable message; ignored");
             return Ok(MailKind::Ignored);
         };
         match &c.verdict {
@@ -118,7 +126,8 @@ impl Dispatcher {
                 } else {
                     m.dispatch.address.clone()
                 };
-                let reason = format!("hard bounce {status}: {}", diagnostic.trim());
+                // `classify` made the diagnostic one short clean line.
+                let reason = format!("hard bounce {status}: {diagnostic}");
                 if !addr.is_empty() {
                     store.mark_bad_address(&addr, &reason)?;
                 }

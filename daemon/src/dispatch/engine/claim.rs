@@ -228,7 +228,7 @@ impl Dispatcher {
         now: i64,
         changes: &mut Vec<Change>,
     ) -> Result<Option<(Message, Customer)>> {
-        let Some(m) = store.message(id)? else {
+        let Some(m) = self.message_or_skip(store, id)? else {
             return Ok(None);
         };
         if !matches!(m.status, S::Queued | S::Deferred) || self.paused(store.id(), &m.service) {

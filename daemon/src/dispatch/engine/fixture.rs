@@ -190,6 +190,41 @@ impl Fx {
         store.apply(&[Change::new(before, after)]).unwrap();
     }
 
+    /// Writes `bytes` as message `id` of tenant `t` with sled directly, as no
+    /// writer of ours would (a record of a build that stored what it could not
+    /// read back): the store is closed first, and opened again after.
+    pub(crate) fn plant_raw_message(&self, t: &str, id: u64, bytes: &[u8]) {
+        self.stores.close_idle(std::time::Duration::ZERO);
+        let path = self.path("state/tenants").join(t).join("store");
+        // The segment size a tenant store is made with (store/db.rs): sled
+        // opens a database only with the one it was made with.
+        let db = sled::Config::new()
+            .path(&path)
+            .segment_size(128 * 1024)
+            .open()
+            .unwrap();
+        db.open_tree("outbox")
+            .unwrap()
+            .insert(id.to_be_bytes(), bytes)
+            .unwrap();
+        db.flush().unwrap();
+        drop(db);
+        // sled's threads let go of its file lock a moment after the last
+        // handle: the store opens again once the lock can be taken.
+        let lock = path.join("db");
+        loop {
+            let file = std::fs::File::open(&lock).unwrap();
+            use nix::fcntl::{Flock, FlockArg};
+            match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
+                Ok(_released) => break,
+                Err((_, nix::errno::Errno::EWOULDBLOCK)) => {
+                    std::thread::sleep(std::time::Duration::from_millis(5))
+                }
+                Err((_, e)) => panic!("{e}"),
+            }
+        }
+    }
+
     pub(super) fn claim(&self, t: &str, at: i64, free: usize) -> Vec<Job> {
         self.d.claim(&self.store(t), &self.p(), at, free).unwrap()
     }

@@ -63,7 +63,7 @@ impl Dispatcher {
         let _lock = store.plan_lock();
         let mut changes = Vec::new();
         for id in store.in_flight()? {
-            let Some(m) = store.message(id)? else {
+            let Some(m) = self.message_or_skip(store, id)? else {
                 continue;
             };
             if m.status != S::Sending {

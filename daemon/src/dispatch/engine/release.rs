@@ -61,7 +61,7 @@ impl Dispatcher {
         let tenant = approved.as_deref().or_else(|| p.tenant(store.id()));
         let mut changes = Vec::new();
         for id in ids {
-            let Some(m) = store.message(id)? else {
+            let Some(m) = self.message_or_skip(store, id)? else {
                 continue;
             };
             if !m.status.is_revisable() {
@@ -165,7 +165,7 @@ impl Dispatcher {
             let _lock = store.plan_lock();
             let mut changes = Vec::new();
             for id in store.releasable(Date::from_days(i32::MAX / 2))? {
-                let Some(m) = store.message(id)? else {
+                let Some(m) = self.message_or_skip(&store, id)? else {
                     continue;
                 };
                 if m.status != S::Rendered || template.is_some_and(|name| m.template != name) {

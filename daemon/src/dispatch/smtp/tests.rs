@@ -243,6 +243,7 @@ fn raw_session<S: Read + Write>(
 ) -> io::Result<()> {
     let mut buf = Vec::new();
     let mut spamtrap = false;
+    let mut chatty = false;
     s.write_all(b"220 raw.test ESMTP\r\n")?;
     while let Some(line) = read_line(&mut s, &mut buf)? {
         let cmd = String::from_utf8_lossy(&line)
@@ -252,9 +253,14 @@ fn raw_session<S: Read + Write>(
         let verb = cmd.split([' ', ':']).next().unwrap_or_default().to_string();
         match verb.as_str() {
             "EHLO" => s.write_all(b"250-raw.test\r\n250 8BITMIME\r\n")?,
+            "RCPT" if cmd.contains("CHATTY-REFUSAL") => {
+                s.write_all(&chatty_reply("550", "5.1.1", "no such user"))?
+            }
             "MAIL" | "RCPT" | "RSET" | "NOOP" => {
                 spamtrap |= verb == "RCPT" && cmd.contains("SPAMTRAP");
                 spamtrap &= verb != "RSET" && verb != "MAIL";
+                chatty |= verb == "RCPT" && cmd.contains("CHATTY");
+                chatty &= verb != "RSET" && verb != "MAIL";
                 s.write_all(b"250 2.0.0 Ok\r\n")?
             }
             "QUIT" => {
@@ -284,7 +290,11 @@ fn raw_session<S: Read + Write>(
                     continue;
                 }
                 got.lock().unwrap().push(data);
-                s.write_all(b"250 2.0.0 Ok: queued as RAW\r\n")?;
+                if std::mem::take(&mut chatty) {
+                    s.write_all(&chatty_reply("250", "2.0.0", "queued as RAW"))?;
+                } else {
+                    s.write_all(b"250 2.0.0 Ok: queued as RAW\r\n")?;
+                }
                 if after == After::Close {
                     return Ok(());
                 }
@@ -294,6 +304,23 @@ fn raw_session<S: Read + Write>(
         s.flush()?;
     }
     Ok(())
+}
+
+/// A reply of as many lines as the client takes (lettre reads 100 kB of
+/// them, lines of up to 1000 bytes), with control characters in them.
+fn chatty_reply(code: &str, status: &str, last: &str) -> Vec<u8> {
+    let mut out = Vec::new();
+    for i in 0..95 {
+        out.extend_from_slice(
+            format!(
+                "{code}-{status} line {i:02} \u{1b}[31m{}\r\n",
+                "x".repeat(950)
+            )
+            .as_bytes(),
+        );
+    }
+    out.extend_from_slice(format!("{code} {status} {last}\r\n").as_bytes());
+    out
 }
 
 fn tls_server_config() -> Arc<rustls::ServerConfig> {
@@ -448,6 +475,46 @@ async fn a_refusal_after_the_data_keeps_the_connection() {
     let d = relay.send(&envelope(&["a@example.test"]), MESSAGE).await;
     assert!(accepted(&d), "{d:?}");
     assert_eq!(*raw.got.lock().unwrap(), vec![MESSAGE.to_vec()]);
+    let stats = relay.stats();
+    assert_eq!((stats.connects, stats.refused, stats.sent), (1, 1, 1));
+}
+
+/// Whatever a relay answers, what a delivery says of it (and what is
+/// stored of it: the history, the why, the last error, a bad address's
+/// reason) is one line of at most about a kilobyte.
+#[tokio::test]
+async fn a_relay_that_answers_at_length_is_heard_in_one_short_line() {
+    let raw = raw(After::Stay, None);
+    let relay = plain(raw.addr, 1);
+    let refused = relay
+        .send(&envelope(&["chatty-refusal@example.test"]), MESSAGE)
+        .await;
+    let Delivery::Permanent { code: 550, message } = &refused else {
+        panic!("{refused:.300?}")
+    };
+    let accepted = relay
+        .send(&envelope(&["chatty@example.test"]), MESSAGE)
+        .await;
+    let Delivery::Accepted { response } = &accepted else {
+        panic!("{accepted:.300?}")
+    };
+    for text in [message, response] {
+        assert!(
+            text.chars().count() <= 1_001,
+            "{} chars",
+            text.chars().count()
+        );
+        assert!(!text.contains(char::is_control), "{text:.300?}");
+    }
+    assert!(
+        message.starts_with("5.1.1 line 00 ?[31mxxx"),
+        "{message:.100}"
+    );
+    assert!(message.ends_with('…'), "cut short, and says so");
+    assert!(
+        response.starts_with("250 2.0.0 line 00 ?[31mxxx"),
+        "{response:.100}"
+    );
     let stats = relay.stats();
     assert_eq!((stats.connects, stats.refused, stats.sent), (1, 1, 1));
 }

@@ -4,7 +4,10 @@
 //! Built by one scan of the outbox the first time it is asked for, then kept
 //! current by the outbox's one writer (`write.rs`), after each transaction
 //! that succeeded, under the same lock; dropped with the store when the
-//! tenant's database closes.
+//! tenant's database closes. A stored message that cannot be read (damaged,
+//! or written by a build that stored what it could not read back) is left
+//! out and its id kept in [`OutboxIndex::unreadable`]: one bad record does
+//! not take the listing of a whole tenant with it.
 //!
 //! Per message it holds what a filter looks at and nothing more: the id,
 //! status, channel, send day, when it is due (queued or deferred), the
@@ -139,6 +142,8 @@ pub struct OutboxIndex {
     services: Names,
     templates: Names,
     scratch: Vec<u8>,
+    /// Ids of stored messages that could not be read when it was built.
+    unreadable: Vec<u64>,
 }
 
 /// What one filter selects from one tenant.
@@ -168,13 +173,18 @@ pub struct OutboxStats {
 }
 
 impl OutboxIndex {
-    /// An index of these messages.
+    /// An index of these stored messages: each its id and the message, or
+    /// `None` when it could not be read (left out, and listed in
+    /// [`OutboxIndex::unreadable`]). An error of the scan itself fails it.
     pub fn build<E>(
-        messages: impl Iterator<Item = std::result::Result<Message, E>>,
+        messages: impl Iterator<Item = std::result::Result<(u64, Option<Message>), E>>,
     ) -> std::result::Result<Self, E> {
         let mut ix = OutboxIndex::default();
         for m in messages {
-            ix.upsert(&m?);
+            match m? {
+                (_, Some(m)) => ix.upsert(&m),
+                (id, None) => ix.unreadable.push(id),
+            }
         }
         ix.ids.shrink_to_fit();
         ix.rows.shrink_to_fit();
@@ -190,6 +200,11 @@ impl OutboxIndex {
         self.ids.is_empty()
     }
 
+    /// Ids of stored messages left out because they could not be read.
+    pub fn unreadable(&self) -> &[u64] {
+        &self.unreadable
+    }
+
     /// Bytes the index holds (capacity), for benchmarks.
     pub fn heap_bytes(&self) -> usize {
         self.ids.capacity() * std::mem::size_of::<u64>()
@@ -199,6 +214,10 @@ impl OutboxIndex {
 
     /// Takes a message's stored state (new, or changed).
     pub fn upsert(&mut self, m: &Message) {
+        if !self.unreadable.is_empty() {
+            // Written again whole: readable now.
+            self.unreadable.retain(|id| *id != m.id);
+        }
         let mut text = std::mem::take(&mut self.scratch);
         text_of(m, &mut text);
         let row = Row {

@@ -81,6 +81,11 @@ pub(super) fn inflight_id(k: &[u8]) -> Option<u64> {
     id_at(k, 0)
 }
 
+/// The id of an `outbox` key.
+pub(super) fn id_of(k: &[u8]) -> Option<u64> {
+    id_at(k, 0)
+}
+
 pub(super) fn ledger(month: u32, service: &str) -> Vec<u8> {
     let mut k = month.to_be_bytes().to_vec();
     k.extend_from_slice(service.as_bytes());

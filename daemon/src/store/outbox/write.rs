@@ -5,7 +5,11 @@
 //! occasions, the ledger, the emails sent per day and the in-memory index
 //! right for any move; callers say what moves, never which keys.
 //!
-//! Two doors lead to it:
+//! It also stores every message as a store keeps it ([`Message::bound`]: a
+//! history and *why* grown without end cut to their first and newest
+//! lines), and refuses a group with a message still too large to read back.
+//!
+//! Three doors lead to it:
 //! - [`Outbox::commit_plan`]: a planning run, in chunks of whole messages
 //!   (revisions first: a cancelled message frees its occasion keys, and a
 //!   new message of the same run may take them again), the plan stamp with
@@ -19,6 +23,8 @@
 //!   durability costs one flush per group, not per message. Nothing outside
 //!   the daemon (a relay, a lettershop directory) sees a message before the
 //!   transition that hands it over is flushed.
+//! - [`Outbox::apply_as_one`]: a group in one transaction, all or none, for
+//!   a caller that reports on it as one (the call centre's outcomes).
 //!
 //! The ledger rule for estimates lives once, in [`reservation`].
 
@@ -271,15 +277,39 @@ impl Outbox {
         Ok(())
     }
 
+    /// Writes a group of transitions in one transaction, all or none,
+    /// without flushing: for a group the caller reports on as one. sled
+    /// holds a transaction whole in memory, so a group of moderate size.
+    pub(in crate::store) fn apply_as_one(&self, changes: &[Change]) -> Result<()> {
+        if changes.is_empty() {
+            return Ok(());
+        }
+        self.db.writable()?;
+        self.write(changes.iter().map(Row::change), None)?;
+        self.db.touch();
+        self.db
+            .events()
+            .publish(&[Topic::Outbox, Topic::Costs], Some(self.db.id()));
+        Ok(())
+    }
+
     /// One transaction: whole messages with everything that hangs on them,
     /// and the plan stamp if one is given.
     fn write<'a>(&self, rows: impl Iterator<Item = Row<'a>>, stamp: Option<u64>) -> Result<()> {
         struct Prepared<'a> {
             row: Row<'a>,
+            /// The message cut to what a store keeps, when it was not.
+            bounded: Option<Message>,
             bytes: Vec<u8>,
             new: Keys,
             /// The contact entry's value, if it has one.
             status: Option<Vec<u8>>,
+        }
+        impl Prepared<'_> {
+            /// The message as stored.
+            fn message(&self) -> &Message {
+                self.bounded.as_ref().unwrap_or(self.row.after)
+            }
         }
         let mut prepared = Vec::with_capacity(rows.size_hint().0);
         let mut ledger: BTreeMap<(u32, &str), LedgerDelta> = BTreeMap::new();
@@ -307,14 +337,25 @@ impl Outbox {
             if let Some(day) = row.sent_on {
                 *daily.entry(keys::daily(day)).or_insert(0) += 1;
             }
-            let new = Keys::of(m);
+            // Whoever wrote it, a history that grew with every attempt and
+            // action, or a line longer than any should be, is cut here
+            // (a copy only then): a message stays a record a store reads.
+            let bounded = (!m.is_bounded()).then(|| {
+                let mut b = m.clone();
+                b.bound();
+                b
+            });
+            let stored = bounded.as_ref().unwrap_or(m);
+            let new = Keys::of(stored);
             let status = match new.contact {
-                Some(_) => Some(encode("contacts", &m.status)?),
+                Some(_) => Some(encode("contacts", &stored.status)?),
                 None => None,
             };
             prepared.push(Prepared {
-                bytes: encode("outbox", m)?,
+                // Refused whole (the whole transaction) if still too large.
+                bytes: encode("outbox", stored)?,
                 row,
+                bounded,
                 new,
                 status,
             });
@@ -350,7 +391,7 @@ impl Outbox {
                     meta,
                 )| {
                     for p in &prepared {
-                        let (m, old) = (p.row.after, &p.row.before);
+                        let (m, old) = (p.message(), &p.row.before);
                         let id = keys::id(m.id);
                         outbox.insert(&id, p.bytes.as_slice())?;
                         if old.by_day != p.new.by_day {
@@ -426,7 +467,7 @@ impl Outbox {
             .map_err(tx_err(&self.db))?;
         if let Some(ix) = index.as_mut() {
             for p in &prepared {
-                ix.upsert(p.row.after);
+                ix.upsert(p.message());
             }
         }
         Ok(())

@@ -275,3 +275,56 @@ fn a_pause_keeps_messages_queued_through_rounds_until_resumed() {
     assert_eq!(batches.len(), 1);
     assert_eq!(fx.message("d001", letter.id).status, S::Sent);
 }
+
+/// A message's history grows with every mail about it and every
+/// operator's action; what is stored keeps the first lines and the
+/// newest, and says how many it left out in between.
+#[test]
+fn a_message_history_that_grows_without_end_is_stored_with_its_first_and_newest_lines() {
+    let fx = Fx::new();
+    customers(&fx, "d001", &["K1"]);
+    let store = fx.store("d001");
+    let email = fx.queued(
+        "d001",
+        &draft(
+            &store,
+            "K1",
+            Channel::Email,
+            "service_due",
+            Some(VIN_A),
+            today(),
+        ),
+    );
+    let before = fx.message("d001", email.id).history;
+    for _ in 0..300 {
+        assert_eq!(
+            fx.act("d001", &[email.id], MessageAction::Hold),
+            vec![Ok(S::Held)]
+        );
+        assert_eq!(
+            fx.act("d001", &[email.id], MessageAction::Release),
+            vec![Ok(S::Queued)]
+        );
+    }
+    let m = fx.message("d001", email.id);
+    assert!(m.history.len() <= 64, "{} lines", m.history.len());
+    assert_eq!(
+        m.history[..before.len()],
+        before[..],
+        "the first lines stay"
+    );
+    let gap = m
+        .history
+        .iter()
+        .find(|h| h.2.contains("left out"))
+        .expect("a line that says what was left out");
+    let told: usize = gap
+        .2
+        .split(|c: char| !c.is_ascii_digit())
+        .find(|n| !n.is_empty())
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert_eq!(told + m.history.len() - 1, before.len() + 600, "{:?}", gap);
+    assert_eq!(m.history.last().unwrap().1, S::Queued);
+}

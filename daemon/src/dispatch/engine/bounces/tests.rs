@@ -162,3 +162,74 @@ fn an_unsubscribe_mail_withdraws_email_consent_and_the_next_email_is_cancelled()
         m.history
     );
 }
+
+/// Any recipient of our email knows its own return path and can send a
+/// delivery report to it with a diagnostic of megabytes, control
+/// characters and all. What of it is stored (the bad address's reason, the
+/// message's why, history and last error) is cut short and made one clean
+/// line, so the message, the queue and the tenant's outbox index stay
+/// readable, also after the store is opened again.
+#[test]
+fn a_huge_bounce_diagnostic_is_stored_cut_short_and_the_outbox_stays_readable() {
+    let fx = Fx::new();
+    customers(&fx, "d001", &["K1"]);
+    let store = fx.store("d001");
+    let email = fx.queued(
+        "d001",
+        &draft(
+            &store,
+            "K1",
+            Channel::Email,
+            "service_due",
+            Some(VIN_A),
+            today(),
+        ),
+    );
+    let jobs = fx.claim("d001", now(), 8);
+    fx.d.record_and_flush(vec![outcome(
+        &jobs[0],
+        Delivery::Accepted {
+            response: "250 ok".into(),
+        },
+    )]);
+    let domain = fx.p().brand.email.bounce_domain.clone();
+    let to = verp::bounce_address(&tid("d001"), email.id, &domain, &fx.d.secret);
+    let maildir = bounce::Maildir::open(&fx.path("bounces")).unwrap();
+    let huge = "x".repeat(3 << 20);
+    let raw = hard_bounce(&to, "k1@example.org")
+        .replace("User unknown", &format!("User \u{1b}[2J unknown {huge}"));
+    maildir.deliver(raw.as_bytes()).unwrap();
+
+    fx.d.read_bounce_maildir(&fx.p()).unwrap();
+    let reason = store.bad_address("k1@example.org").unwrap().unwrap();
+    assert!(
+        reason.starts_with("hard bounce 5.1.1: 550 5.1.1 <k1@example.org>: User ?[2J unknown xxx"),
+        "{:.200}",
+        reason
+    );
+    assert!(reason.len() <= 4_096, "{} bytes", reason.len());
+    let m = store
+        .message(email.id)
+        .expect("the message decodes")
+        .unwrap();
+    assert_eq!(m.status, S::Fallback);
+    let texts = m
+        .history
+        .iter()
+        .map(|h| h.2.as_str())
+        .chain(m.why.iter().map(|w| w.text.as_str()))
+        .chain([m.dispatch.last_error.as_str()]);
+    for t in texts {
+        assert!(t.len() <= 4_096, "{} bytes: {:.200}", t.len(), t);
+        assert!(!t.contains('\u{1b}'), "{t:.200}");
+    }
+    let page = crate::queue::page(&fx.stores, &[tid("d001")], &Default::default(), 0, 50)
+        .expect("the queue lists the tenant");
+    assert_eq!(page.total, 2, "the email and the letter in its place");
+    drop(store);
+    fx.stores.close_idle(std::time::Duration::ZERO);
+    assert_eq!(
+        fx.store("d001").with_index(|ix| ix.len()).expect("index"),
+        2
+    );
+}

@@ -1,6 +1,7 @@
 #![allow(clippy::unwrap_used)]
 
 use touchpoint_common::domain::{Channel, Consent, Timestamp};
+use touchpoint_common::outbox::Message;
 
 use super::*;
 use crate::dispatch::engine::fixture::*;
@@ -222,4 +223,227 @@ fn a_number_reported_wrong_is_not_called_again() {
         m.history
     );
     assert!(store.in_flight().unwrap().is_empty());
+}
+
+/// A call-centre file is outside text: a note of megabytes (with a
+/// terminal escape in it) is stored cut short, and outcome or minutes
+/// texts it gets wrong are echoed into the report cut short. The message
+/// stays readable, the queue lists the tenant, and the same file again
+/// changes nothing.
+#[test]
+fn a_huge_note_or_wrong_text_is_cut_short_where_it_is_stored_or_echoed() {
+    let fx = Fx::new();
+    customers(&fx, "d003", &["K7"]);
+    let store = fx.store("d003");
+    store
+        .record_consent(&Consent {
+            at: Timestamp(now() - 1_000),
+            ..said("K7", Channel::Phone, true)
+        })
+        .unwrap();
+    let first = fx.queued(
+        "d003",
+        &draft(
+            &store,
+            "K7",
+            Channel::Phone,
+            "quality_check",
+            Some(VIN_A),
+            today(),
+        ),
+    );
+    assert!(fx
+        .d
+        .write_call_list(&store, &fx.p(), now())
+        .unwrap()
+        .is_some());
+    let note = format!("Rückruf \u{1b}[2J{}", "N".repeat(3 << 20));
+    let bogus = "X".repeat(3 << 20);
+    let file = format!(
+        "task_id;outcome;minutes;note\n\
+         d003.{id};erreicht;3;{note}\n\
+         d003.{id}9;{bogus};;\n\
+         d003.{id}8;erreicht;{bogus};\n",
+        id = first.id
+    );
+    let all = |_: &TenantId| true;
+    let report =
+        fx.d.call_outcomes("ergebnisse.csv", file.as_bytes(), &all)
+            .unwrap();
+    assert_eq!((report.applied, report.unchanged), (1, 0));
+    assert_eq!(report.errors.len(), 2, "{:.300?}", report.errors);
+    for e in &report.errors {
+        assert!(e.len() <= 4_096, "{} bytes: {e:.200}", e.len());
+    }
+    assert!(
+        report.errors[0].starts_with("ergebnisse.csv:3: outcome: \"XXX"),
+        "{:.200}",
+        report.errors[0]
+    );
+    let m = store
+        .message(first.id)
+        .expect("the message decodes")
+        .unwrap();
+    let (_, line) = last_history(&m);
+    assert!(
+        line.starts_with("call outcome: Reached, 3 min, Rückruf ?[2JNNN"),
+        "{line:.200}"
+    );
+    assert!(line.len() <= 4_096, "{} bytes", line.len());
+    assert!(m.why.iter().all(|w| w.text.len() <= 4_096));
+    crate::queue::page(&fx.stores, &[tid("d003")], &Default::default(), 0, 50)
+        .expect("the queue lists the tenant");
+
+    let again =
+        fx.d.call_outcomes("ergebnisse.csv", file.as_bytes(), &all)
+            .unwrap();
+    assert_eq!((again.applied, again.unchanged), (0, 1));
+}
+
+/// A phone task of `t` for `customer`, sent in a call list (as
+/// `write_call_list` leaves it), with `pad` bytes of occasion text.
+fn called(fx: &Fx, t: &str, customer: &str, vin: &str, pad: usize) -> Message {
+    let store = fx.store(t);
+    let mut m = draft(
+        &store,
+        customer,
+        Channel::Phone,
+        "quality_check",
+        Some(vin),
+        today(),
+    );
+    m.occasions[0].reason = "r".repeat(pad);
+    fx.put(t, &m);
+    let mut sent = fx.message(t, m.id);
+    sent.status = S::Sent;
+    sent.dispatch.batch = format!("calls-{t}-test.csv");
+    fx.rewrite(t, sent);
+    fx.message(t, m.id)
+}
+
+/// Rows for two tenants, and one message of the second tenant no longer
+/// decodes: its row is refused with its line, and every other row of both
+/// tenants applies. The request does not fail after the first tenant was
+/// written.
+#[test]
+fn a_message_that_cannot_be_read_refuses_its_row_and_the_rest_of_the_file_applies() {
+    let fx = Fx::new();
+    customers(&fx, "d001", &["K1"]);
+    customers(&fx, "d003", &["K7"]);
+    let ours = called(&fx, "d001", "K1", VIN_A, 0);
+    let declined = called(&fx, "d003", "K7", VIN_A, 0);
+    let bad = called(&fx, "d003", "K7", VIN_B, 0);
+    // The second message of d003 becomes a record no build can read.
+    fx.plant_raw_message("d003", bad.id, b"\x01\xff\xff\xff\xff");
+
+    let file = format!(
+        "task_id;outcome;minutes;note\n\
+         d001.{};erreicht;3;\n\
+         d003.{};erreicht;4;\n\
+         d003.{};abgelehnt;2;\n",
+        ours.id, bad.id, declined.id
+    );
+    let report =
+        fx.d.call_outcomes("ergebnisse.csv", file.as_bytes(), &|_| true)
+            .expect("a message that cannot be read is a row of the report");
+    assert_eq!((report.applied, report.unchanged), (2, 0));
+    assert_eq!(report.errors.len(), 1, "{:?}", report.errors);
+    assert!(
+        report.errors[0].starts_with(&format!(
+            "ergebnisse.csv:3: task_id: d003.{}: the message cannot be read (corrupt record in outbox: ",
+            bad.id
+        )),
+        "{:?}",
+        report.errors
+    );
+    assert!(report.errors[0].ends_with("); outcome not applied"));
+    assert_eq!(
+        last_history(&fx.message("d001", ours.id)),
+        (S::Sent, "call outcome: Reached, 3 min")
+    );
+    assert_eq!(
+        last_history(&fx.message("d003", declined.id)),
+        (S::Sent, "call outcome: Declined, 2 min")
+    );
+    let consent = fx.store("d003").consent("K7", Channel::Phone).unwrap();
+    assert!(consent.is_some_and(|c| !c.granted));
+}
+
+/// Rows for two tenants, and the second tenant's outcomes cannot be
+/// written (one of its messages would grow past the largest record a
+/// store takes): the first tenant's outcomes apply, and the second
+/// tenant's error row says exactly what of it was stored (the call
+/// centre's answers, written first and together) and what was not (the
+/// outcome lines and minutes, written together).
+#[test]
+fn outcomes_of_a_tenant_that_cannot_be_written_are_reported_with_what_was_stored() {
+    let fx = Fx::new();
+    customers(&fx, "d001", &["K1"]);
+    customers(&fx, "d003", &["K7"]);
+    let ours = called(&fx, "d001", "K1", VIN_A, 0);
+    let declined = called(&fx, "d003", "K7", VIN_A, 0);
+    // Just short of the limit: one more line does not fit.
+    let mut pad = touchpoint_common::codec::MAX_RECORD_BYTES - 4_096;
+    let probe = called(&fx, "d003", "K7", VIN_B, pad);
+    let size = touchpoint_common::codec::encode_record(&probe)
+        .unwrap()
+        .len();
+    pad += touchpoint_common::codec::MAX_RECORD_BYTES - 16 - size;
+    let full = called(&fx, "d003", "K7", VIN_B, pad);
+    assert_eq!(
+        touchpoint_common::codec::encode_record(&full)
+            .unwrap()
+            .len(),
+        touchpoint_common::codec::MAX_RECORD_BYTES - 16
+    );
+
+    let file = format!(
+        "task_id;outcome;minutes;note\n\
+         d001.{};erreicht;3;\n\
+         d003.{};abgelehnt;2;\n\
+         d003.{};erreicht;4;\n",
+        ours.id, declined.id, full.id
+    );
+    let report =
+        fx.d.call_outcomes("ergebnisse.csv", file.as_bytes(), &|_| true)
+            .expect("a tenant's failure is a row of the report");
+    assert_eq!((report.applied, report.unchanged), (1, 0));
+    assert_eq!(report.errors.len(), 1, "{:?}", report.errors);
+    assert!(
+        report.errors[0].starts_with(
+            "ergebnisse.csv: tenant d003: stored: 1 phone consent withdrawn; \
+             not stored: the outcomes of 2 calls (history, minutes): "
+        ),
+        "{:?}",
+        report.errors
+    );
+    assert!(report.errors[0].ends_with("; send the file again to store them"));
+    assert_eq!(
+        last_history(&fx.message("d001", ours.id)),
+        (S::Sent, "call outcome: Reached, 3 min")
+    );
+    let withdrawn = fx.store("d003").consent("K7", Channel::Phone).unwrap();
+    assert!(withdrawn.is_some_and(|c| !c.granted));
+    assert_eq!(fx.message("d003", declined.id), declined);
+    assert_eq!(fx.message("d003", full.id), full);
+}
+
+/// A file of many bad rows: the report lists the first errors and says how
+/// many more there were (an answer fits one frame, its audit line is
+/// short).
+#[test]
+fn a_report_lists_at_most_so_many_errors_and_counts_the_rest() {
+    let fx = Fx::new();
+    let mut file = String::from("task_id;outcome;minutes;note\n");
+    for i in 0..REPORTED_ERRORS + 500 {
+        file.push_str(&format!("d003.{i};vielleicht;;\n"));
+    }
+    let report =
+        fx.d.call_outcomes("ergebnisse.csv", file.as_bytes(), &|_| true)
+            .unwrap();
+    assert_eq!(report.errors.len(), REPORTED_ERRORS + 1);
+    assert_eq!(
+        report.errors.last().unwrap(),
+        "ergebnisse.csv: … and 500 more errors"
+    );
 }

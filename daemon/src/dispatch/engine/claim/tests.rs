@@ -2,7 +2,7 @@
 
 use touchpoint_common::domain::{Channel, Consent, Timestamp};
 use touchpoint_common::outbox::month_of;
-use touchpoint_common::protocol::PauseScope;
+use touchpoint_common::protocol::{PauseScope, Scope};
 
 use super::*;
 use crate::dispatch::engine::fixture::*;
@@ -301,4 +301,48 @@ fn a_message_from_last_month_cannot_overrun_this_months_budget() {
     let jobs = fx.claim("d001", now(), 8);
     assert!(jobs.is_empty(), "sent over budget");
     assert_eq!(fx.message("d001", email.id).status, S::Held);
+}
+
+/// A queued email whose record no longer decodes (damaged, or stored by a
+/// build that wrote what it could not read back) is skipped, and said so
+/// once; the tenant's other email goes out, and its queue lists the rest.
+#[test]
+fn an_email_that_cannot_be_read_is_skipped_and_the_others_go_out() {
+    let fx = Fx::new();
+    customers(&fx, "d001", &["K1", "K2"]);
+    let store = fx.store("d001");
+    let d = |no, vin| {
+        draft(
+            &store,
+            no,
+            Channel::Email,
+            "service_due",
+            Some(vin),
+            today(),
+        )
+    };
+    let bad = fx.queued("d001", &d("K1", VIN_A));
+    let good = fx.queued("d001", &d("K2", VIN_B));
+    drop(store);
+    fx.plant_raw_message("d001", bad.id, b"\x01\xff\xff\xff\xff");
+
+    let jobs = fx.claim("d001", LATER, 8);
+    assert_eq!(jobs.iter().map(|j| j.id).collect::<Vec<_>>(), vec![good.id]);
+    let status = fx.d.status(&Scope::All, &[tid("d001")]);
+    assert!(
+        status
+            .last_error
+            .contains(&format!("message #{} cannot be read; skipped", bad.id)),
+        "{}",
+        status.last_error
+    );
+    assert!(fx.claim("d001", LATER, 8).is_empty());
+    let page = crate::queue::page(&fx.stores, &[tid("d001")], &Default::default(), 0, 50)
+        .expect("the queue lists the tenant");
+    assert_eq!(
+        page.rows.iter().map(|r| r.id).collect::<Vec<_>>(),
+        vec![good.id]
+    );
+    let ix = fx.store("d001").with_index(|ix| ix.unreadable().to_vec());
+    assert_eq!(ix.unwrap(), vec![bad.id]);
 }
