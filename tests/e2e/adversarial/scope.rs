@@ -461,3 +461,90 @@ async fn an_operator_cannot_pause_every_tenant_or_touch_one_outside() {
         "{r:?}"
     );
 }
+
+/// A scoped operator's change feed hears nothing of what changes only for
+/// another dealer or what it may not see: another dealer's slots proposed,
+/// its dispatch paused and resumed, an admin's audit entry about no tenant.
+/// A change of its own tenant's slots is heard, about it.
+#[tokio::test]
+async fn a_scoped_subscriber_hears_nothing_of_another_dealers_slots_or_pauses() {
+    use touchpoint_common::protocol::{Changes, Topic};
+    let s = scoped_setup(Role::Operator).await;
+    let mut c = s.d.client().await;
+    let mut feed = s.d.client().await.subscribe().await.expect("subscribe");
+    std::fs::set_permissions(
+        &s.d.socket,
+        std::os::unix::fs::PermissionsExt::from_mode(0o666),
+    )
+    .expect("chmod socket");
+    let as_admin = |args: &[&str]| {
+        let out = touchpoint_as(OTHER, &s.d.socket, &s.home, args);
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    let propose = |tenant: &str, signature: &str| {
+        let file = s.home.join(format!("slots-{tenant}-{signature}.toml"));
+        std::fs::write(&file, format!("[slots]\nsignature = \"{signature}\"\n")).expect("slots");
+        as_admin(&[
+            "propose",
+            &file.display().to_string(),
+            "--template",
+            &format!("slots/{tenant}"),
+            "--comment",
+            "another signature",
+        ]);
+    };
+    as_admin(&["resume", "--tenant", OUTSIDE[0].0]);
+    as_admin(&["pause", "--tenant", OUTSIDE[1].0]);
+    propose(OUTSIDE[1].0, "Team Süd");
+    // Audited about no tenant: only the admin (and admins) see the entry.
+    let calls = s.home.join("ergebnisse.csv");
+    std::fs::write(&calls, "task_id;outcome;minutes;note\n").expect("calls file");
+    as_admin(&["calls", "import", &calls.display().to_string()]);
+    // A change about its own tenant (a refused undo is audited) after
+    // them: everything before it has reached the feed by then.
+    let _ = c.undo_merge(&tid(INSIDE.0), 9_999).await;
+    let mut heard: Vec<Changes> = Vec::new();
+    loop {
+        let changed = next_change(&mut feed).await;
+        let mine = changed.topics.contains(&Topic::Audit)
+            && changed.tenants.iter().any(|t| t.as_str() == INSIDE.0);
+        heard.push(changed);
+        if mine {
+            break;
+        }
+    }
+    assert!(
+        heard
+            .iter()
+            .all(|c| !c.topics.contains(&Topic::Approvals) && !c.topics.contains(&Topic::Dispatch)),
+        "another dealer's slots or pauses reached the operator's feed: {heard:?}"
+    );
+    assert!(
+        heard.iter().all(|c| !c.topics.contains(&Topic::Audit)
+            || c.tenants.iter().any(|t| t.as_str() == INSIDE.0)),
+        "an audit entry the operator cannot read reached its feed: {heard:?}"
+    );
+    // Its own tenant's slots: heard, as its tenant's.
+    propose(INSIDE.0, "Team Mitte neu");
+    loop {
+        let changed = next_change(&mut feed).await;
+        if changed.topics.contains(&Topic::Approvals) {
+            let tenants: Vec<&str> = changed.tenants.iter().map(|t| t.as_str()).collect();
+            assert_eq!(tenants, [INSIDE.0], "{changed:?}");
+            break;
+        }
+    }
+}
+
+async fn next_change(
+    feed: &mut touchpoint::client::Subscription,
+) -> touchpoint_common::protocol::Changes {
+    tokio::time::timeout(std::time::Duration::from_secs(60), feed.next())
+        .await
+        .expect("the feed said nothing for a minute")
+        .expect("change feed")
+}
