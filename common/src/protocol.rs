@@ -441,8 +441,12 @@ impl DayCounts {
 pub struct TenantDay {
     pub tenant: TenantId,
     pub name: String,
-    /// Messages whose send day is today.
+    /// Messages whose send day is today (all 0 when `error` is set).
     pub today: DayCounts,
+    /// Why the tenant's store cannot be read right now (an I/O error, a
+    /// full disk): its figures are then not known, not 0, and are left out
+    /// of the totals and the budgets.
+    pub error: Option<String>,
 }
 
 /// A tenant's spending this month against its budgets.
@@ -701,6 +705,9 @@ pub struct TenantQueue {
     pub phone: u64,
     pub in_flight: u64,
     pub sent_today: u64,
+    /// Why the tenant's store cannot be read right now: the counts are
+    /// then not known (all 0), not empty queues.
+    pub error: Option<String>,
 }
 
 /// One row of the ledger.

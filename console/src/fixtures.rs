@@ -306,6 +306,7 @@ pub fn overview() -> touchpoint_common::protocol::Overview {
             tenant: tid(&format!("d00{n}")),
             name: summary(n as usize).name,
             today: day(n),
+            error: None,
         })
         .collect();
     let mut total = DayCounts::default();
@@ -366,6 +367,33 @@ pub fn overview() -> touchpoint_common::protocol::Overview {
             },
         ],
     }
+}
+
+/// [`overview`] while d002's store cannot be read: d002's row says why,
+/// its figures are not in the totals and budgets.
+pub fn overview_scoped() -> touchpoint_common::protocol::Overview {
+    use touchpoint_common::protocol::{Alert, AlertLevel, DayCounts};
+    let mut o = overview();
+    let why = "database /var/lib/touchpoint/tenants/d002/store: IO error: No space left on device (os error 28)";
+    if let Some(t) = o.tenants.iter_mut().find(|t| t.tenant == tid("d002")) {
+        t.today = DayCounts::default();
+        t.error = Some(why.into());
+    }
+    o.budgets.retain(|b| b.tenant != tid("d002"));
+    o.total = DayCounts::default();
+    for t in &o.tenants {
+        o.total.add(&t.today);
+    }
+    o.alerts.retain(|a| a.tenant != Some(tid("d002")));
+    o.alerts.insert(
+        0,
+        Alert {
+            level: AlertLevel::Critical,
+            tenant: Some(tid("d002")),
+            text: format!("store unreadable, its figures are left out: {why}"),
+        },
+    );
+    o
 }
 
 /// A window of a queue of 1,234 messages, starting at `offset`.

@@ -632,10 +632,26 @@ pub fn queue(p: &touchpoint_common::protocol::QueuePage) -> String {
 pub fn overview(o: &touchpoint_common::protocol::Overview) -> String {
     let mut out = String::new();
     let c = &o.total;
+    let unreadable: Vec<String> = o
+        .tenants
+        .iter()
+        .filter(|t| t.error.is_some())
+        .map(|t| t.tenant.to_string())
+        .collect();
     let _ = writeln!(
         out,
-        "today {}: planned {}, queued {}, sent {}, failed {}, held {}",
-        o.today, c.planned, c.queued, c.sent, c.failed, c.held
+        "today {}: planned {}, queued {}, sent {}, failed {}, held {}{}",
+        o.today,
+        c.planned,
+        c.queued,
+        c.sent,
+        c.failed,
+        c.held,
+        if unreadable.is_empty() {
+            String::new()
+        } else {
+            format!(" (not counted: {}, unreadable)", unreadable.join(", "))
+        }
     );
     if o.alerts.is_empty() {
         out.push_str("no alerts\n");
@@ -666,6 +682,12 @@ pub fn overview(o: &touchpoint_common::protocol::Overview) -> String {
         ("USED", R),
     ]);
     for d in &o.tenants {
+        if d.error.is_some() {
+            let mut cells = vec![d.tenant.to_string()];
+            cells.extend(std::iter::repeat_n("-".to_string(), 9));
+            t.row(cells);
+            continue;
+        }
         let b = o.budgets.iter().find(|b| b.tenant == d.tenant);
         let c = &d.today;
         t.row(vec![
@@ -691,6 +713,12 @@ pub fn overview(o: &touchpoint_common::protocol::Overview) -> String {
         ]);
     }
     out.push_str(&t.render());
+    unreadable_lines(
+        &mut out,
+        o.tenants
+            .iter()
+            .filter_map(|t| Some((t.tenant.as_str(), t.error.as_deref()?))),
+    );
     let hour: u64 = o.throughput.iter().sum();
     let peak = o.throughput.iter().copied().max().unwrap_or(0);
     let _ = writeln!(
@@ -719,6 +747,14 @@ pub fn overview(o: &touchpoint_common::protocol::Overview) -> String {
         o.pending_approvals
     );
     out
+}
+
+/// `d001: store unreadable: why`, one line per tenant whose figures the
+/// daemon could not read (as `touchpoint tenants` says it).
+fn unreadable_lines<'a>(out: &mut String, list: impl Iterator<Item = (&'a str, &'a str)>) {
+    for (tenant, why) in list {
+        let _ = writeln!(out, "{tenant}: store unreadable: {why}");
+    }
 }
 
 pub fn audit(list: &[AuditEntry]) -> String {
@@ -1050,6 +1086,12 @@ pub fn dispatch(d: &DispatchStatus) -> String {
         ]);
         let mut total = [0u64; 5];
         for q in &d.queues {
+            if q.error.is_some() {
+                let mut cells = vec![q.tenant.to_string()];
+                cells.extend(std::iter::repeat_n("-".to_string(), 5));
+                t.row(cells);
+                continue;
+            }
             let n = [q.email, q.post, q.phone, q.in_flight, q.sent_today];
             for (t, v) in total.iter_mut().zip(n) {
                 *t += v;
@@ -1059,11 +1101,22 @@ pub fn dispatch(d: &DispatchStatus) -> String {
             t.row(cells);
         }
         if d.queues.len() > 1 {
-            let mut cells = vec!["total".to_string()];
+            let label = if d.queues.iter().any(|q| q.error.is_some()) {
+                "total (without unreadable)"
+            } else {
+                "total"
+            };
+            let mut cells = vec![label.to_string()];
             cells.extend(total.iter().map(u64::to_string));
             t.row(cells);
         }
         out.push_str(&t.render());
+        unreadable_lines(
+            &mut out,
+            d.queues
+                .iter()
+                .filter_map(|q| Some((q.tenant.as_str(), q.error.as_deref()?))),
+        );
     }
     if !d.throttles.is_empty() {
         out.push('\n');
@@ -1811,6 +1864,57 @@ mod tests {
         insta::assert_snapshot!(overview(&fixtures::overview()));
     }
 
+    /// A tenant whose store the daemon could not read is named with why,
+    /// its row not counted as an empty one, in the overview and dispatch.
+    #[test]
+    fn an_unreadable_tenant_is_named_not_counted_as_empty() {
+        use touchpoint_common::protocol::TenantQueue;
+        let o = overview(&fixtures::overview_scoped());
+        assert!(
+            o.lines()
+                .any(|l| l.starts_with("d002: store unreadable: database ")),
+            "{o}"
+        );
+        assert!(o.contains(" (not counted: d002, unreadable)\n"), "{o}");
+        assert!(
+            o.lines()
+                .any(|l| l.starts_with("d002 ") && l.split_whitespace().skip(1).all(|c| c == "-")),
+            "{o}"
+        );
+        let queue = |t: &str, n: [u64; 5], error: Option<&str>| TenantQueue {
+            tenant: fixtures::tid(t),
+            email: n[0],
+            post: n[1],
+            phone: n[2],
+            in_flight: n[3],
+            sent_today: n[4],
+            error: error.map(String::from),
+        };
+        let d = DispatchStatus {
+            enabled: true,
+            queues: vec![
+                queue("d001", [120, 15, 3, 4, 880], None),
+                queue(
+                    "d002",
+                    [0; 5],
+                    Some("No space left on device (os error 28)"),
+                ),
+            ],
+            ..DispatchStatus::default()
+        };
+        let text = dispatch(&d);
+        assert!(
+            text.contains("\nd002: store unreadable: No space left on device (os error 28)\n"),
+            "{text}"
+        );
+        assert!(
+            text.lines()
+                .any(|l| l.starts_with("d002 ") && l.split_whitespace().skip(1).all(|c| c == "-")),
+            "{text}"
+        );
+        assert!(text.contains("total (without unreadable)"), "{text}");
+    }
+
     #[test]
     fn bytes_in_human_units() {
         assert_eq!(human_bytes(0), "0 B");
@@ -2164,6 +2268,7 @@ mod tests {
             phone: n[2],
             in_flight: n[3],
             sent_today: n[4],
+            error: None,
         };
         let throttle = |name: &str, in_flight, concurrency, used, limit, per: &str, saturation| {
             ThrottleStatus {

@@ -7,10 +7,15 @@
 //! policy handle's status. "Today" is the daemon's local day, as dispatch
 //! uses it. A read model: it reads [`Snapshot`], never the live
 //! `Dispatcher`.
+//!
+//! One tenant's trouble is that tenant's row: a store that cannot be read
+//! gives its row an error and a critical alert, never a row of zeros and
+//! never a failed overview for the others.
 
 use chrono::TimeZone;
 use touchpoint_common::domain::Timestamp;
 use touchpoint_common::outbox::month_of;
+use touchpoint_common::policy::TenantPolicy;
 use touchpoint_common::protocol::{
     Alert, AlertLevel, BudgetUse, DayCounts, Overview, Pause, PolicyStatus, Scope, TenantDay,
 };
@@ -59,6 +64,8 @@ pub struct AlertInputs<'a> {
     pub paused: &'a [Pause],
     pub bounce_alert_percent: u32,
     pub tenants: &'a [TenantFigures],
+    /// Tenants whose store cannot be read, with why.
+    pub unreadable: &'a [(TenantId, String)],
 }
 
 /// "tenant d001" → "Tenant d001".
@@ -127,6 +134,13 @@ pub fn alerts(i: &AlertInputs) -> Vec<Alert> {
                 "mail relay unreachable{why}; email waits until {}",
                 clock(until, i.now)
             ),
+        );
+    }
+    for (t, why) in i.unreadable {
+        add(
+            AlertLevel::Critical,
+            Some(t),
+            format!("store unreadable, its figures are left out: {why}"),
         );
     }
     let now_min = (i.now.0 / 60_000) as u32;
@@ -212,8 +226,59 @@ pub fn tenants_in_scope(p: &Policies, scope: &Scope) -> Vec<TenantId> {
         .collect()
 }
 
-/// The overview of `scope`.
-pub fn overview(stores: &Stores, src: &Sources, scope: &Scope) -> Result<Overview, StoreError> {
+/// One tenant's figures for the overview: its outbox's today and alert
+/// figures, and its spending this month, in all and per service.
+fn tenant_figures(
+    stores: &Stores,
+    snapshot: Option<&Snapshot>,
+    t: &TenantId,
+    policy: Option<&TenantPolicy>,
+    (today, month, stuck_before): (Date, u32, u32),
+) -> Result<(TenantFigures, BudgetUse), StoreError> {
+    let store = stores.tenant(t)?;
+    let paused = |service: &str| snapshot.is_some_and(|d| d.is_paused(t, service));
+    let stats = store.with_index(|ix| ix.stats(today, stuck_before, paused))?;
+    let mut use_ = BudgetUse {
+        tenant: t.clone(),
+        month,
+        committed: 0,
+        booked: 0,
+        budget: 0,
+    };
+    let mut per_service = Vec::new();
+    for (m, service, e) in store.ledger()? {
+        if m != month {
+            continue;
+        }
+        use_.committed += e.committed();
+        use_.booked += e.booked;
+        let budget = policy
+            .and_then(|x| x.services.get(&service))
+            .filter(|s| s.opt_in)
+            .map_or(0, |s| s.monthly_budget.0);
+        per_service.push((service, e.committed(), budget));
+    }
+    use_.budget = policy
+        .map(|x| {
+            x.services
+                .values()
+                .filter(|s| s.opt_in)
+                .map(|s| s.monthly_budget.0)
+                .sum()
+        })
+        .unwrap_or(0);
+    let figures = TenantFigures {
+        tenant: t.clone(),
+        stats,
+        budgets: per_service,
+    };
+    Ok((figures, use_))
+}
+
+/// The overview of `scope`. Never fails as a whole: a tenant whose store
+/// cannot be read is a row with its error (and a critical alert), and
+/// proposals that cannot be read are an alert.
+pub fn overview(stores: &Stores, src: &Sources, scope: &Scope) -> Overview {
     let p = src.policies.current();
     let now = Timestamp::now();
     let today = Date::today();
@@ -226,52 +291,33 @@ pub fn overview(stores: &Stores, src: &Sources, scope: &Scope) -> Result<Overvie
     let mut total = DayCounts::default();
     let mut budgets = Vec::new();
     let mut figures = Vec::new();
+    let mut unreadable = Vec::new();
     for t in &tenants {
-        let store = stores.tenant(t)?;
-        let paused = |service: &str| snapshot.is_some_and(|d| d.is_paused(t, service));
-        let stats = store.with_index(|ix| ix.stats(today, stuck_before, paused))?;
-        total.add(&stats.today);
         let policy = p.tenant(t);
-        days.push(TenantDay {
-            tenant: t.clone(),
-            name: policy.map(|x| x.tenant.name.clone()).unwrap_or_default(),
-            today: stats.today,
-        });
-        let mut use_ = BudgetUse {
-            tenant: t.clone(),
-            month,
-            committed: 0,
-            booked: 0,
-            budget: 0,
-        };
-        let mut per_service = Vec::new();
-        for (m, service, e) in store.ledger()? {
-            if m != month {
-                continue;
+        let name = policy.map(|x| x.tenant.name.clone()).unwrap_or_default();
+        match tenant_figures(stores, snapshot, t, policy, (today, month, stuck_before)) {
+            Ok((f, use_)) => {
+                total.add(&f.stats.today);
+                days.push(TenantDay {
+                    tenant: t.clone(),
+                    name,
+                    today: f.stats.today,
+                    error: None,
+                });
+                budgets.push(use_);
+                figures.push(f);
             }
-            use_.committed += e.committed();
-            use_.booked += e.booked;
-            let budget = policy
-                .and_then(|x| x.services.get(&service))
-                .filter(|s| s.opt_in)
-                .map_or(0, |s| s.monthly_budget.0);
-            per_service.push((service, e.committed(), budget));
+            Err(e) => {
+                let why = e.to_string();
+                days.push(TenantDay {
+                    tenant: t.clone(),
+                    name,
+                    today: DayCounts::default(),
+                    error: Some(why.clone()),
+                });
+                unreadable.push((t.clone(), why));
+            }
         }
-        use_.budget = policy
-            .map(|x| {
-                x.services
-                    .values()
-                    .filter(|s| s.opt_in)
-                    .map(|s| s.monthly_budget.0)
-                    .sum()
-            })
-            .unwrap_or(0);
-        budgets.push(use_);
-        figures.push(TenantFigures {
-            tenant: t.clone(),
-            stats,
-            budgets: per_service,
-        });
     }
     let policy = src.policies.status_for(scope);
     // The snapshot is scoped already: pauses and throttles of other
@@ -282,7 +328,7 @@ pub fn overview(stores: &Stores, src: &Sources, scope: &Scope) -> Result<Overvie
     let dispatch_error = snapshot
         .map(|s| s.last_error().to_string())
         .unwrap_or_default();
-    let alerts = alerts(&AlertInputs {
+    let mut alerts = alerts(&AlertInputs {
         now,
         policy: &policy,
         dispatch_enabled,
@@ -291,20 +337,30 @@ pub fn overview(stores: &Stores, src: &Sources, scope: &Scope) -> Result<Overvie
         paused: &paused,
         bounce_alert_percent: p.brand.email.bounce_alert_percent,
         tenants: &figures,
+        unreadable: &unreadable,
     });
-    let pending_approvals = src
-        .material
-        .and_then(|m| m.proposals(false).ok())
-        .map_or(0, |l| l.len() as u64);
-    Ok(Overview {
+    let pending_approvals = match src.material.map(|m| m.proposals(false)) {
+        Some(Ok(list)) => list.len() as u64,
+        Some(Err(e)) => {
+            alerts.push(Alert {
+                level: AlertLevel::Warning,
+                tenant: None,
+                text: format!("pending approvals could not be read: {e}"),
+            });
+            0
+        }
+        None => 0,
+    };
+    let throughput = snapshot
+        .filter(|_| dispatch_enabled)
+        .map(|s| s.throughput().to_vec())
+        .unwrap_or_else(|| vec![0; 60]);
+    Overview {
         today,
         tenants: days,
         total,
         budgets,
-        throughput: snapshot
-            .filter(|_| dispatch_enabled)
-            .map(|s| s.throughput().to_vec())
-            .unwrap_or_else(|| vec![0; 60]),
+        throughput,
         throttles: if dispatch_enabled {
             throttles
         } else {
@@ -328,7 +384,7 @@ pub fn overview(stores: &Stores, src: &Sources, scope: &Scope) -> Result<Overvie
         policy,
         pending_approvals,
         alerts,
-    })
+    }
 }
 
 #[cfg(test)]

@@ -95,6 +95,29 @@ fn never_panics_at_any_size() {
     }
 }
 
+/// One of the caller's tenants' stores cannot be read: the tenant's row
+/// and an alert say so (its figures are not zeros).
+#[test]
+fn an_unreadable_tenant_is_marked_in_the_overview() {
+    let mut app = loaded(Role::Operator, false);
+    app.apply(NetEvent::Data(Data::Overview(Box::new(
+        fixtures::overview_scoped(),
+    ))));
+    app.update(Action::ShowView(View::Overview));
+    for (w, h) in [(80, 24), (120, 30)] {
+        let screen = render(&app.state, w, h);
+        assert!(screen.contains("d002: store unreadable"), "{screen}");
+        if w >= 120 {
+            assert!(screen.contains("not counted: d002"), "{screen}");
+        }
+        let row = screen
+            .lines()
+            .find(|l| l.starts_with("d002 "))
+            .unwrap_or_default();
+        assert!(row.contains('—'), "d002's row shows no counts: {screen}");
+    }
+}
+
 #[test]
 fn help_and_disconnected_snapshots() {
     let mut app = loaded(Role::Operator, false);

@@ -5,7 +5,6 @@ use std::sync::atomic::Ordering;
 
 use touchpoint_common::protocol::{DaemonStatus, Identity, Response, PROTOCOL_VERSION};
 
-use super::reply::store_err;
 use super::Ctx;
 
 pub(super) fn status(ctx: &Ctx, who: &Identity) -> Response {
@@ -37,7 +36,7 @@ fn daemon_status(ctx: &Ctx, who: &Identity) -> DaemonStatus {
 }
 
 pub(super) fn overview(ctx: &Ctx, who: &Identity) -> Response {
-    crate::overview::overview(
+    Response::Overview(Box::new(crate::overview::overview(
         &ctx.stores,
         &crate::overview::Sources {
             policies: &ctx.policies,
@@ -45,7 +44,5 @@ pub(super) fn overview(ctx: &Ctx, who: &Identity) -> Response {
             material: Some(&ctx.material),
         },
         &who.scope,
-    )
-    .map(|o| Response::Overview(Box::new(o)))
-    .unwrap_or_else(store_err)
+    )))
 }

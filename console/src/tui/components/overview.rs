@@ -1,5 +1,8 @@
 //! The overview: today's messages per tenant, money against budget, the
 //! last hour's throughput, throttles, policy and dispatch state, alerts.
+//!
+//! A tenant whose store the daemon could not read is shown as such, never
+//! as a row of zeros.
 
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::{Style, Stylize};
@@ -114,6 +117,19 @@ fn counts_spans(c: &DayCounts) -> Vec<Span<'static>> {
 fn draw_totals(frame: &mut Frame, area: Rect, o: &Overview) {
     let mut spans = vec![Span::from(format!(" Today {} ", o.today)).bold()];
     spans.extend(counts_spans(&o.total));
+    let unreadable: Vec<String> = o
+        .tenants
+        .iter()
+        .filter(|t| t.error.is_some())
+        .map(|t| t.tenant.to_string())
+        .collect();
+    if !unreadable.is_empty() {
+        spans.push(
+            Span::from(format!(" · not counted: {}", unreadable.join(", ")))
+                .red()
+                .bold(),
+        );
+    }
     frame.render_widget(Paragraph::new(Line::from(spans)), area);
 }
 
@@ -165,11 +181,13 @@ fn shown_of(title: &str, shown: usize, all: usize, order: &str) -> String {
 }
 
 fn draw_tenants(frame: &mut Frame, area: Rect, o: &Overview) {
-    // Trouble first, then the busiest: what a short pane must not hide.
+    // Trouble first (a store that cannot be read, then failed and held
+    // messages), then the busiest: what a short pane must not hide.
     let mut tenants: Vec<_> = o.tenants.iter().collect();
     tenants.sort_by_key(|t| {
         let c = &t.today;
         (
+            t.error.is_none(),
             std::cmp::Reverse(c.failed + c.held),
             std::cmp::Reverse(c.planned + c.queued + c.sent),
         )
@@ -206,6 +224,15 @@ fn draw_tenants(frame: &mut Frame, area: Rect, o: &Overview) {
     };
     let rows = tenants.into_iter().take(fit).map(|t| {
         let c = &t.today;
+        if t.error.is_some() {
+            let trouble = Style::new().red().bold();
+            let mut cells = vec![Cell::from(t.tenant.to_string()).style(trouble)];
+            if named {
+                cells.push(Cell::from("store unreadable (see alerts)").style(trouble));
+            }
+            cells.extend((0..5).map(|_| right("—").style(trouble)));
+            return Row::new(cells);
+        }
         let mut cells = vec![Cell::from(t.tenant.to_string())];
         if named {
             cells.push(Cell::from(t.name.clone()));

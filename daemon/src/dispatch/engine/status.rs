@@ -12,23 +12,37 @@ use crate::dispatch::snapshot::{Snapshot, Totals};
 
 impl Dispatcher {
     /// What a caller with `scope` sees of dispatch: the queues of
-    /// `tenants` (theirs), and of pauses, throttles and the last error only
-    /// what names no other tenant.
+    /// `tenants` (theirs), each with why it cannot be read if it cannot, and
+    /// of pauses, throttles and the last error only what names no other
+    /// tenant.
     pub fn status(&self, scope: &Scope, tenants: &[TenantId]) -> DispatchStatus {
         let today = today_local(Timestamp::now().0);
-        let mut queues = Vec::new();
-        for t in tenants {
-            if let Ok(s) = self.stores.tenant(t) {
-                queues.push(TenantQueue {
-                    tenant: t.clone(),
-                    email: s.queued_count(Channel::Email) as u64,
-                    post: s.queued_count(Channel::Post) as u64,
-                    phone: s.queued_count(Channel::Phone) as u64,
-                    in_flight: s.in_flight().map(|v| v.len() as u64).unwrap_or(0),
-                    sent_today: s.sent_on(today).unwrap_or(0),
+        let queues = tenants
+            .iter()
+            .map(|t| {
+                let counted = self.stores.tenant(t).and_then(|s| {
+                    Ok(TenantQueue {
+                        tenant: t.clone(),
+                        email: s.queued_count(Channel::Email) as u64,
+                        post: s.queued_count(Channel::Post) as u64,
+                        phone: s.queued_count(Channel::Phone) as u64,
+                        in_flight: s.in_flight()?.len() as u64,
+                        sent_today: s.sent_on(today)?,
+                        error: None,
+                    })
                 });
-            }
-        }
+                // A store that cannot be read is not an empty queue.
+                counted.unwrap_or_else(|e| TenantQueue {
+                    tenant: t.clone(),
+                    email: 0,
+                    post: 0,
+                    phone: 0,
+                    in_flight: 0,
+                    sent_today: 0,
+                    error: Some(e.to_string()),
+                })
+            })
+            .collect();
         self.snapshot(scope).into_status(queues)
     }
 

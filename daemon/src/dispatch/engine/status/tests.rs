@@ -52,3 +52,19 @@ fn a_snapshot_names_no_tenant_outside_its_scope() {
     assert!(all.throttles().iter().any(|t| t.name == "tenant d003"));
     assert_eq!(all.last_error(), "tenant d003: store broken");
 }
+
+/// A tenant whose store cannot be had is a queue row saying why, not a
+/// row left out (or one of zeros that looks like an empty queue).
+#[test]
+fn a_tenant_that_cannot_be_read_is_a_queue_row_with_its_error() {
+    let fx = Fx::new();
+    let status = fx.d.status(&Scope::All, &[tid("d001"), tid("x404")]);
+    let rows: Vec<(&str, Option<&str>)> = status
+        .queues
+        .iter()
+        .map(|q| (q.tenant.as_str(), q.error.as_deref()))
+        .collect();
+    assert_eq!(rows[0], ("d001", None));
+    assert_eq!(rows[1].0, "x404");
+    assert!(rows[1].1.is_some_and(|e| e.contains("x404")), "{rows:?}");
+}
