@@ -15,6 +15,10 @@ use touchpoint_common::protocol::{
 /// Row errors listed per import in `touchpoint tenant`.
 const DETAIL_ERRORS_PER_IMPORT: usize = 5;
 
+/// In place of a figure the daemon counts only over every tenant, for a
+/// caller whose scope is narrower: not shown, which is not 0.
+pub const NOT_SHOWN: &str = "— (counted over every tenant: not shown to your scope)";
+
 /// `1536` → `1.5 KiB`.
 pub fn human_bytes(n: u64) -> String {
     const UNITS: [&str; 6] = ["KiB", "MiB", "GiB", "TiB", "PiB", "EiB"];
@@ -266,10 +270,14 @@ pub fn status(s: &DaemonStatus) -> String {
     kv(
         &mut out,
         "tenants",
-        &format!(
-            "{} in scope, {} open / {} max",
-            s.tenants, s.tenants_open, s.max_open_tenants
-        ),
+        &if s.daemon_wide {
+            format!(
+                "{} in scope, {} open / {} max",
+                s.tenants, s.tenants_open, s.max_open_tenants
+            )
+        } else {
+            format!("{} in scope, {} of them open", s.tenants, s.tenants_open)
+        },
     );
     let pl = &s.planning;
     let next = pl
@@ -282,16 +290,25 @@ pub fn status(s: &DaemonStatus) -> String {
         &format!("schedule \"{}\"{next}", pl.schedule),
     );
     if let Some(last) = pl.last_run {
-        kv(
-            &mut out,
-            "last plan",
-            &format!(
-                "{last}: {} messages planned, {} tenants failed, {} ms",
+        let figures = if s.daemon_wide {
+            format!(
+                "{} messages planned, {} tenants failed, {} ms",
                 pl.last_planned, pl.last_failed, pl.last_millis
-            ),
-        );
+            )
+        } else {
+            NOT_SHOWN.to_string()
+        };
+        kv(&mut out, "last plan", &format!("{last}: {figures}"));
     }
-    kv(&mut out, "connections", &s.connections.to_string());
+    let connections = if s.daemon_wide {
+        s.connections.to_string()
+    } else {
+        format!(
+            "{} of yours (others': not shown to your scope)",
+            s.connections
+        )
+    };
+    kv(&mut out, "connections", &connections);
     kv(&mut out, "you", &identity(&s.identity));
     out
 }
@@ -719,12 +736,16 @@ pub fn overview(o: &touchpoint_common::protocol::Overview) -> String {
             .iter()
             .filter_map(|t| Some((t.tenant.as_str(), t.error.as_deref()?))),
     );
-    let hour: u64 = o.throughput.iter().sum();
-    let peak = o.throughput.iter().copied().max().unwrap_or(0);
-    let _ = writeln!(
-        out,
-        "\nsent in the last hour: {hour} (peak {peak} per minute)"
-    );
+    if o.daemon_wide {
+        let hour: u64 = o.throughput.iter().sum();
+        let peak = o.throughput.iter().copied().max().unwrap_or(0);
+        let _ = writeln!(
+            out,
+            "\nsent in the last hour: {hour} (peak {peak} per minute)"
+        );
+    } else {
+        let _ = writeln!(out, "\nsent in the last hour: {NOT_SHOWN}");
+    }
     if o.dispatch_enabled {
         let _ = writeln!(out, "dispatch: {}", o.transport);
         for th in &o.throttles {
@@ -1042,32 +1063,41 @@ pub fn dispatch(d: &DispatchStatus) -> String {
             n => format!("{n} pause{} (below)", plural(n)),
         },
     );
-    kv(
-        &mut out,
-        "throughput",
-        &format!("{} emails in the last minute", d.sent_last_minute),
-    );
-    kv(
-        &mut out,
-        "totals",
-        &format!(
-            "sent {}  deferred {}  failed {}  fallbacks {}  resent after crash {}  after a cut {}",
-            d.sent_total,
-            d.deferred_total,
-            d.failed_total,
-            d.fallbacks_total,
-            d.resent_after_crash,
-            d.resent_after_cut,
-        ),
-    );
-    kv(
-        &mut out,
-        "bounce mail",
-        &format!(
-            "bounces {}  unsubscribes {}  auto-replies {}  ignored {}",
-            d.bounces_processed, d.unsubscribes_processed, d.autoreplies_processed, d.mails_ignored
-        ),
-    );
+    if d.daemon_wide {
+        kv(
+            &mut out,
+            "throughput",
+            &format!("{} emails in the last minute", d.sent_last_minute),
+        );
+        kv(
+            &mut out,
+            "totals",
+            &format!(
+                "sent {}  deferred {}  failed {}  fallbacks {}  resent after crash {}  after a cut {}",
+                d.sent_total,
+                d.deferred_total,
+                d.failed_total,
+                d.fallbacks_total,
+                d.resent_after_crash,
+                d.resent_after_cut,
+            ),
+        );
+        kv(
+            &mut out,
+            "bounce mail",
+            &format!(
+                "bounces {}  unsubscribes {}  auto-replies {}  ignored {}",
+                d.bounces_processed,
+                d.unsubscribes_processed,
+                d.autoreplies_processed,
+                d.mails_ignored
+            ),
+        );
+    } else {
+        for k in ["throughput", "totals", "bounce mail"] {
+            kv(&mut out, k, NOT_SHOWN);
+        }
+    }
     if !d.paused.is_empty() {
         out.push('\n');
         out.push_str(&pause_table(&d.paused));
@@ -1864,6 +1894,64 @@ mod tests {
         insta::assert_snapshot!(overview(&fixtures::overview()));
     }
 
+    /// What a caller scoped to some tenants is shown: its own figures, and
+    /// "not shown" where the daemon counts only over every tenant (never a
+    /// 0 that looks like a count); the snapshots also hold a tenant whose
+    /// store cannot be read.
+    #[test]
+    fn scoped_texts_say_what_is_not_shown_and_which_tenant_is_unreadable() {
+        use touchpoint_common::protocol::TenantQueue;
+        let st = status(&fixtures::status_scoped());
+        assert!(
+            st.contains("\ntenants      3 in scope, 1 of them open\n"),
+            "{st}"
+        );
+        assert!(st.contains("\nconnections  1 of yours "), "{st}");
+        assert!(!st.contains("messages planned"), "{st}");
+        assert!(
+            st.lines()
+                .any(|l| l.starts_with("last plan ") && l.ends_with(&format!(": {NOT_SHOWN}"))),
+            "{st}"
+        );
+        insta::assert_snapshot!(st);
+
+        let o = overview(&fixtures::overview_scoped());
+        assert!(
+            o.contains(&format!("sent in the last hour: {NOT_SHOWN}\n")),
+            "{o}"
+        );
+        insta::assert_snapshot!(o);
+
+        let queue = |t: &str, n: [u64; 5], error: Option<&str>| TenantQueue {
+            tenant: fixtures::tid(t),
+            email: n[0],
+            post: n[1],
+            phone: n[2],
+            in_flight: n[3],
+            sent_today: n[4],
+            error: error.map(String::from),
+        };
+        let d = DispatchStatus {
+            enabled: true,
+            transport: "smtp relay mail.example:587 (starttls, 8 connections)".into(),
+            queues: vec![
+                queue("d001", [120, 15, 3, 4, 880], None),
+                queue(
+                    "d002",
+                    [0; 5],
+                    Some("No space left on device (os error 28)"),
+                ),
+            ],
+            daemon_wide: false,
+            ..DispatchStatus::default()
+        };
+        let text = dispatch(&d);
+        for k in ["throughput   ", "totals       ", "bounce mail  "] {
+            assert!(text.contains(&format!("\n{k}{NOT_SHOWN}\n")), "{k}: {text}");
+        }
+        insta::assert_snapshot!(text);
+    }
+
     /// A tenant whose store the daemon could not read is named with why,
     /// its row not counted as an empty one, in the overview and dispatch.
     #[test]
@@ -2314,6 +2402,7 @@ mod tests {
             unsubscribes_processed: 4,
             autoreplies_processed: 12,
             mails_ignored: 2,
+            daemon_wide: true,
         };
         let text = dispatch(&d);
         assert!(text.contains("[#####.....] 50%"), "{text}");

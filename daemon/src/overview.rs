@@ -10,7 +10,10 @@
 //!
 //! One tenant's trouble is that tenant's row: a store that cannot be read
 //! gives its row an error and a critical alert, never a row of zeros and
-//! never a failed overview for the others.
+//! never a failed overview for the others. Everything is counted for the
+//! caller's scope only; what is only known over every tenant (throughput,
+//! the relay, global and per-domain throttles) is left out for a narrower
+//! scope, and the answer says so (`Overview::daemon_wide`).
 
 use chrono::TimeZone;
 use touchpoint_common::domain::Timestamp;
@@ -286,6 +289,7 @@ pub fn overview(stores: &Stores, src: &Sources, scope: &Scope) -> Overview {
     let tenants = tenants_in_scope(&p, scope);
     let snapshot = src.dispatch.as_ref();
     let dispatch_enabled = snapshot.is_some_and(|s| s.enabled());
+    let daemon_wide = matches!(scope, Scope::All);
     let stuck_before = ((now.0 / 60_000) as u32).saturating_sub(STUCK_WARNING_MIN);
     let mut days = Vec::new();
     let mut total = DayCounts::default();
@@ -321,7 +325,7 @@ pub fn overview(stores: &Stores, src: &Sources, scope: &Scope) -> Overview {
     }
     let policy = src.policies.status_for(scope);
     // The snapshot is scoped already: pauses and throttles of other
-    // tenants are not in it.
+    // tenants, and what only a scope over all is shown, are not in it.
     let paused: Vec<Pause> = snapshot.map(|s| s.paused().to_vec()).unwrap_or_default();
     let throttles = snapshot.map(|s| s.throttles().to_vec()).unwrap_or_default();
     let relay_down_until = snapshot.and_then(|s| s.relay_down_until());
@@ -339,8 +343,12 @@ pub fn overview(stores: &Stores, src: &Sources, scope: &Scope) -> Overview {
         tenants: &figures,
         unreadable: &unreadable,
     });
+    // Counted as `Proposals` lists them: other dealers' slots left out.
     let pending_approvals = match src.material.map(|m| m.proposals(false)) {
-        Some(Ok(list)) => list.len() as u64,
+        Some(Ok(list)) => list
+            .iter()
+            .filter(|x| crate::access::material_in_scope(scope, &x.template, false).is_ok())
+            .count() as u64,
         Some(Err(e)) => {
             alerts.push(Alert {
                 level: AlertLevel::Warning,
@@ -351,10 +359,11 @@ pub fn overview(stores: &Stores, src: &Sources, scope: &Scope) -> Overview {
         }
         None => 0,
     };
-    let throughput = snapshot
-        .filter(|_| dispatch_enabled)
-        .map(|s| s.throughput().to_vec())
-        .unwrap_or_else(|| vec![0; 60]);
+    let throughput = match snapshot.and_then(|s| s.throughput()) {
+        Some(t) if dispatch_enabled => t.to_vec(),
+        _ if daemon_wide => vec![0; 60],
+        _ => Vec::new(),
+    };
     Overview {
         today,
         tenants: days,
@@ -384,6 +393,7 @@ pub fn overview(stores: &Stores, src: &Sources, scope: &Scope) -> Overview {
         policy,
         pending_approvals,
         alerts,
+        daemon_wide,
     }
 }
 

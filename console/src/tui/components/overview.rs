@@ -2,7 +2,8 @@
 //! last hour's throughput, throttles, policy and dispatch state, alerts.
 //!
 //! A tenant whose store the daemon could not read is shown as such, never
-//! as a row of zeros.
+//! as a row of zeros; what the daemon counts only over every tenant is
+//! shown as not shown to a caller with a narrower scope, never as 0.
 
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::{Style, Stylize};
@@ -334,6 +335,15 @@ fn draw_budgets(frame: &mut Frame, area: Rect, o: &Overview) {
 }
 
 fn draw_throughput(frame: &mut Frame, area: Rect, o: &Overview) {
+    if !o.daemon_wide {
+        frame.render_widget(
+            Paragraph::new("not shown to your scope (counted over every tenant)")
+                .style(dim())
+                .block(pane(" Sent per minute: — ".into(), false)),
+            area,
+        );
+        return;
+    }
     let now = o.throughput.last().copied().unwrap_or(0);
     let max = o.throughput.iter().copied().max().unwrap_or(0);
     let hour: u64 = o.throughput.iter().sum();
@@ -362,12 +372,21 @@ fn draw_throughput(frame: &mut Frame, area: Rect, o: &Overview) {
 }
 
 fn draw_throttles(frame: &mut Frame, area: Rect, o: &Overview) {
-    let block = pane(" Throttles ".into(), false);
+    let block = pane(
+        if o.daemon_wide {
+            " Throttles ".into()
+        } else {
+            " Throttles of your tenants ".into()
+        },
+        false,
+    );
     if o.throttles.is_empty() {
-        let text = if o.dispatch_enabled {
+        let text = if !o.dispatch_enabled {
+            "dispatch is off in this daemon"
+        } else if o.daemon_wide {
             "no throttles configured"
         } else {
-            "dispatch is off in this daemon"
+            "none of your tenants'; global and per-domain: not shown to your scope"
         };
         frame.render_widget(Paragraph::new(text).style(dim()).block(block), area);
         return;
