@@ -441,8 +441,12 @@ impl DayCounts {
 pub struct TenantDay {
     pub tenant: TenantId,
     pub name: String,
-    /// Messages whose send day is today.
+    /// Messages whose send day is today (all 0 when `error` is set).
     pub today: DayCounts,
+    /// Why the tenant's store cannot be read right now (an I/O error, a
+    /// full disk): its figures are then not known, not 0, and are left out
+    /// of the totals and the budgets.
+    pub error: Option<String>,
 }
 
 /// A tenant's spending this month against its budgets.
@@ -490,9 +494,17 @@ pub struct Overview {
     pub relay_down_until: Option<Timestamp>,
     pub dispatch_error: String,
     pub policy: PolicyStatus,
+    /// Proposals the caller's scope may see (as `Proposals` lists them).
     pub pending_approvals: u64,
     /// Most severe first.
     pub alerts: Vec<Alert>,
+    /// Whether the caller's scope is every tenant, so that the figures only
+    /// known over every tenant are in this answer: `throughput`, the
+    /// throttles that name no tenant (global, per domain) and the relay
+    /// (`relay_down_until`, an error about it in `dispatch_error`). When
+    /// false they are left out (`throughput` empty, only the scope's
+    /// tenants' throttles, no relay): not shown, which is not 0.
+    pub daemon_wide: bool,
 }
 
 /// Where a proposal stands.
@@ -673,6 +685,14 @@ pub struct DispatchStatus {
     /// Mails about none of our messages, not understood, or not to be
     /// trusted (a forged return path): read and left alone.
     pub mails_ignored: u64,
+    /// Whether the caller's scope is every tenant, so that the figures only
+    /// known over every tenant are in this answer: `sent_last_minute`, the
+    /// totals since the start (sent, deferred, failed, fallbacks, resent,
+    /// bounce mail), the throttles that name no tenant (global, per
+    /// domain) and the relay (`relay_down_until`, an error about it in
+    /// `last_error`). When false they are left out (0, none): not shown,
+    /// which is not 0; `queues` are the scope's tenants' figures.
+    pub daemon_wide: bool,
 }
 
 /// One throttle: its limits and how full it is.
@@ -701,6 +721,9 @@ pub struct TenantQueue {
     pub phone: u64,
     pub in_flight: u64,
     pub sent_today: u64,
+    /// Why the tenant's store cannot be read right now: the counts are
+    /// then not known (all 0), not empty queues.
+    pub error: Option<String>,
 }
 
 /// One row of the ledger.
@@ -987,11 +1010,21 @@ pub struct DaemonStatus {
     pub policy: PolicyStatus,
     /// Tenants in the caller's scope.
     pub tenants: u64,
+    /// Tenant stores open now: of every tenant, or of the caller's tenants
+    /// when `daemon_wide` is false.
     pub tenants_open: u64,
     pub max_open_tenants: u64,
+    /// Connections served now: of every user, or the caller's own (its
+    /// uid's) when `daemon_wide` is false.
     pub connections: u64,
     pub identity: Identity,
+    /// With `daemon_wide` false, the last run's figures (planned, failed,
+    /// duration: over every tenant) are left out (0).
     pub planning: PlanningStatus,
+    /// Whether the caller's scope is every tenant, so that the figures of
+    /// the whole daemon are in this answer; see the fields above for what
+    /// a caller with a narrower scope gets instead.
+    pub daemon_wide: bool,
 }
 
 /// The daily plan: when it runs next and how the last run went.

@@ -64,7 +64,21 @@ pub fn status() -> DaemonStatus {
             last_failed: 0,
             last_millis: 850,
         },
+        daemon_wide: true,
     }
+}
+
+/// [`status`] as a caller scoped to some tenants gets it: its tenants'
+/// open stores and its own connections, no figures over every tenant.
+pub fn status_scoped() -> DaemonStatus {
+    let mut s = status();
+    s.daemon_wide = false;
+    s.tenants_open = 1;
+    s.connections = 1;
+    s.planning.last_planned = 0;
+    s.planning.last_failed = 0;
+    s.planning.last_millis = 0;
+    s
 }
 
 fn counts(inserted: u64, updated: u64, unchanged: u64) -> Counts {
@@ -306,6 +320,7 @@ pub fn overview() -> touchpoint_common::protocol::Overview {
             tenant: tid(&format!("d00{n}")),
             name: summary(n as usize).name,
             today: day(n),
+            error: None,
         })
         .collect();
     let mut total = DayCounts::default();
@@ -365,7 +380,48 @@ pub fn overview() -> touchpoint_common::protocol::Overview {
                 text: "budget 92% spent (inspection)".into(),
             },
         ],
+        daemon_wide: true,
     }
+}
+
+/// [`overview`] as a caller scoped to its tenants gets it while d002's
+/// store cannot be read: d002's row says why, the figures over every
+/// tenant (throughput, global and per-domain throttles) are not there.
+pub fn overview_scoped() -> touchpoint_common::protocol::Overview {
+    use touchpoint_common::protocol::{Alert, AlertLevel, DayCounts, ThrottleStatus};
+    let mut o = overview();
+    let why = "database /var/lib/touchpoint/tenants/d002/store: IO error: No space left on device (os error 28)";
+    if let Some(t) = o.tenants.iter_mut().find(|t| t.tenant == tid("d002")) {
+        t.today = DayCounts::default();
+        t.error = Some(why.into());
+    }
+    o.budgets.retain(|b| b.tenant != tid("d002"));
+    o.total = DayCounts::default();
+    for t in &o.tenants {
+        o.total.add(&t.today);
+    }
+    o.throughput = Vec::new();
+    o.throttles = vec![ThrottleStatus {
+        name: "tenant d001".into(),
+        in_flight: 0,
+        concurrency: 0,
+        used: 1_980,
+        limit: 2_000,
+        per: "day".into(),
+        saturation: 99,
+    }];
+    o.pending_approvals = 1;
+    o.alerts.retain(|a| a.tenant != Some(tid("d002")));
+    o.alerts.insert(
+        0,
+        Alert {
+            level: AlertLevel::Critical,
+            tenant: Some(tid("d002")),
+            text: format!("store unreadable, its figures are left out: {why}"),
+        },
+    );
+    o.daemon_wide = false;
+    o
 }
 
 /// A window of a queue of 1,234 messages, starting at `offset`.

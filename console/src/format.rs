@@ -15,6 +15,10 @@ use touchpoint_common::protocol::{
 /// Row errors listed per import in `touchpoint tenant`.
 const DETAIL_ERRORS_PER_IMPORT: usize = 5;
 
+/// In place of a figure the daemon counts only over every tenant, for a
+/// caller whose scope is narrower: not shown, which is not 0.
+pub const NOT_SHOWN: &str = "— (counted over every tenant: not shown to your scope)";
+
 /// `1536` → `1.5 KiB`.
 pub fn human_bytes(n: u64) -> String {
     const UNITS: [&str; 6] = ["KiB", "MiB", "GiB", "TiB", "PiB", "EiB"];
@@ -266,10 +270,14 @@ pub fn status(s: &DaemonStatus) -> String {
     kv(
         &mut out,
         "tenants",
-        &format!(
-            "{} in scope, {} open / {} max",
-            s.tenants, s.tenants_open, s.max_open_tenants
-        ),
+        &if s.daemon_wide {
+            format!(
+                "{} in scope, {} open / {} max",
+                s.tenants, s.tenants_open, s.max_open_tenants
+            )
+        } else {
+            format!("{} in scope, {} of them open", s.tenants, s.tenants_open)
+        },
     );
     let pl = &s.planning;
     let next = pl
@@ -282,16 +290,25 @@ pub fn status(s: &DaemonStatus) -> String {
         &format!("schedule \"{}\"{next}", pl.schedule),
     );
     if let Some(last) = pl.last_run {
-        kv(
-            &mut out,
-            "last plan",
-            &format!(
-                "{last}: {} messages planned, {} tenants failed, {} ms",
+        let figures = if s.daemon_wide {
+            format!(
+                "{} messages planned, {} tenants failed, {} ms",
                 pl.last_planned, pl.last_failed, pl.last_millis
-            ),
-        );
+            )
+        } else {
+            NOT_SHOWN.to_string()
+        };
+        kv(&mut out, "last plan", &format!("{last}: {figures}"));
     }
-    kv(&mut out, "connections", &s.connections.to_string());
+    let connections = if s.daemon_wide {
+        s.connections.to_string()
+    } else {
+        format!(
+            "{} of yours (others': not shown to your scope)",
+            s.connections
+        )
+    };
+    kv(&mut out, "connections", &connections);
     kv(&mut out, "you", &identity(&s.identity));
     out
 }
@@ -632,10 +649,26 @@ pub fn queue(p: &touchpoint_common::protocol::QueuePage) -> String {
 pub fn overview(o: &touchpoint_common::protocol::Overview) -> String {
     let mut out = String::new();
     let c = &o.total;
+    let unreadable: Vec<String> = o
+        .tenants
+        .iter()
+        .filter(|t| t.error.is_some())
+        .map(|t| t.tenant.to_string())
+        .collect();
     let _ = writeln!(
         out,
-        "today {}: planned {}, queued {}, sent {}, failed {}, held {}",
-        o.today, c.planned, c.queued, c.sent, c.failed, c.held
+        "today {}: planned {}, queued {}, sent {}, failed {}, held {}{}",
+        o.today,
+        c.planned,
+        c.queued,
+        c.sent,
+        c.failed,
+        c.held,
+        if unreadable.is_empty() {
+            String::new()
+        } else {
+            format!(" (not counted: {}, unreadable)", unreadable.join(", "))
+        }
     );
     if o.alerts.is_empty() {
         out.push_str("no alerts\n");
@@ -666,6 +699,12 @@ pub fn overview(o: &touchpoint_common::protocol::Overview) -> String {
         ("USED", R),
     ]);
     for d in &o.tenants {
+        if d.error.is_some() {
+            let mut cells = vec![d.tenant.to_string()];
+            cells.extend(std::iter::repeat_n("-".to_string(), 9));
+            t.row(cells);
+            continue;
+        }
         let b = o.budgets.iter().find(|b| b.tenant == d.tenant);
         let c = &d.today;
         t.row(vec![
@@ -691,12 +730,22 @@ pub fn overview(o: &touchpoint_common::protocol::Overview) -> String {
         ]);
     }
     out.push_str(&t.render());
-    let hour: u64 = o.throughput.iter().sum();
-    let peak = o.throughput.iter().copied().max().unwrap_or(0);
-    let _ = writeln!(
-        out,
-        "\nsent in the last hour: {hour} (peak {peak} per minute)"
+    unreadable_lines(
+        &mut out,
+        o.tenants
+            .iter()
+            .filter_map(|t| Some((t.tenant.as_str(), t.error.as_deref()?))),
     );
+    if o.daemon_wide {
+        let hour: u64 = o.throughput.iter().sum();
+        let peak = o.throughput.iter().copied().max().unwrap_or(0);
+        let _ = writeln!(
+            out,
+            "\nsent in the last hour: {hour} (peak {peak} per minute)"
+        );
+    } else {
+        let _ = writeln!(out, "\nsent in the last hour: {NOT_SHOWN}");
+    }
     if o.dispatch_enabled {
         let _ = writeln!(out, "dispatch: {}", o.transport);
         for th in &o.throttles {
@@ -719,6 +768,14 @@ pub fn overview(o: &touchpoint_common::protocol::Overview) -> String {
         o.pending_approvals
     );
     out
+}
+
+/// `d001: store unreadable: why`, one line per tenant whose figures the
+/// daemon could not read (as `touchpoint tenants` says it).
+fn unreadable_lines<'a>(out: &mut String, list: impl Iterator<Item = (&'a str, &'a str)>) {
+    for (tenant, why) in list {
+        let _ = writeln!(out, "{tenant}: store unreadable: {why}");
+    }
 }
 
 pub fn audit(list: &[AuditEntry]) -> String {
@@ -1006,32 +1063,41 @@ pub fn dispatch(d: &DispatchStatus) -> String {
             n => format!("{n} pause{} (below)", plural(n)),
         },
     );
-    kv(
-        &mut out,
-        "throughput",
-        &format!("{} emails in the last minute", d.sent_last_minute),
-    );
-    kv(
-        &mut out,
-        "totals",
-        &format!(
-            "sent {}  deferred {}  failed {}  fallbacks {}  resent after crash {}  after a cut {}",
-            d.sent_total,
-            d.deferred_total,
-            d.failed_total,
-            d.fallbacks_total,
-            d.resent_after_crash,
-            d.resent_after_cut,
-        ),
-    );
-    kv(
-        &mut out,
-        "bounce mail",
-        &format!(
-            "bounces {}  unsubscribes {}  auto-replies {}  ignored {}",
-            d.bounces_processed, d.unsubscribes_processed, d.autoreplies_processed, d.mails_ignored
-        ),
-    );
+    if d.daemon_wide {
+        kv(
+            &mut out,
+            "throughput",
+            &format!("{} emails in the last minute", d.sent_last_minute),
+        );
+        kv(
+            &mut out,
+            "totals",
+            &format!(
+                "sent {}  deferred {}  failed {}  fallbacks {}  resent after crash {}  after a cut {}",
+                d.sent_total,
+                d.deferred_total,
+                d.failed_total,
+                d.fallbacks_total,
+                d.resent_after_crash,
+                d.resent_after_cut,
+            ),
+        );
+        kv(
+            &mut out,
+            "bounce mail",
+            &format!(
+                "bounces {}  unsubscribes {}  auto-replies {}  ignored {}",
+                d.bounces_processed,
+                d.unsubscribes_processed,
+                d.autoreplies_processed,
+                d.mails_ignored
+            ),
+        );
+    } else {
+        for k in ["throughput", "totals", "bounce mail"] {
+            kv(&mut out, k, NOT_SHOWN);
+        }
+    }
     if !d.paused.is_empty() {
         out.push('\n');
         out.push_str(&pause_table(&d.paused));
@@ -1050,6 +1116,12 @@ pub fn dispatch(d: &DispatchStatus) -> String {
         ]);
         let mut total = [0u64; 5];
         for q in &d.queues {
+            if q.error.is_some() {
+                let mut cells = vec![q.tenant.to_string()];
+                cells.extend(std::iter::repeat_n("-".to_string(), 5));
+                t.row(cells);
+                continue;
+            }
             let n = [q.email, q.post, q.phone, q.in_flight, q.sent_today];
             for (t, v) in total.iter_mut().zip(n) {
                 *t += v;
@@ -1059,11 +1131,22 @@ pub fn dispatch(d: &DispatchStatus) -> String {
             t.row(cells);
         }
         if d.queues.len() > 1 {
-            let mut cells = vec!["total".to_string()];
+            let label = if d.queues.iter().any(|q| q.error.is_some()) {
+                "total (without unreadable)"
+            } else {
+                "total"
+            };
+            let mut cells = vec![label.to_string()];
             cells.extend(total.iter().map(u64::to_string));
             t.row(cells);
         }
         out.push_str(&t.render());
+        unreadable_lines(
+            &mut out,
+            d.queues
+                .iter()
+                .filter_map(|q| Some((q.tenant.as_str(), q.error.as_deref()?))),
+        );
     }
     if !d.throttles.is_empty() {
         out.push('\n');
@@ -1811,6 +1894,115 @@ mod tests {
         insta::assert_snapshot!(overview(&fixtures::overview()));
     }
 
+    /// What a caller scoped to some tenants is shown: its own figures, and
+    /// "not shown" where the daemon counts only over every tenant (never a
+    /// 0 that looks like a count); the snapshots also hold a tenant whose
+    /// store cannot be read.
+    #[test]
+    fn scoped_texts_say_what_is_not_shown_and_which_tenant_is_unreadable() {
+        use touchpoint_common::protocol::TenantQueue;
+        let st = status(&fixtures::status_scoped());
+        assert!(
+            st.contains("\ntenants      3 in scope, 1 of them open\n"),
+            "{st}"
+        );
+        assert!(st.contains("\nconnections  1 of yours "), "{st}");
+        assert!(!st.contains("messages planned"), "{st}");
+        assert!(
+            st.lines()
+                .any(|l| l.starts_with("last plan ") && l.ends_with(&format!(": {NOT_SHOWN}"))),
+            "{st}"
+        );
+        insta::assert_snapshot!(st);
+
+        let o = overview(&fixtures::overview_scoped());
+        assert!(
+            o.contains(&format!("sent in the last hour: {NOT_SHOWN}\n")),
+            "{o}"
+        );
+        insta::assert_snapshot!(o);
+
+        let queue = |t: &str, n: [u64; 5], error: Option<&str>| TenantQueue {
+            tenant: fixtures::tid(t),
+            email: n[0],
+            post: n[1],
+            phone: n[2],
+            in_flight: n[3],
+            sent_today: n[4],
+            error: error.map(String::from),
+        };
+        let d = DispatchStatus {
+            enabled: true,
+            transport: "smtp relay mail.example:587 (starttls, 8 connections)".into(),
+            queues: vec![
+                queue("d001", [120, 15, 3, 4, 880], None),
+                queue(
+                    "d002",
+                    [0; 5],
+                    Some("No space left on device (os error 28)"),
+                ),
+            ],
+            daemon_wide: false,
+            ..DispatchStatus::default()
+        };
+        let text = dispatch(&d);
+        for k in ["throughput   ", "totals       ", "bounce mail  "] {
+            assert!(text.contains(&format!("\n{k}{NOT_SHOWN}\n")), "{k}: {text}");
+        }
+        insta::assert_snapshot!(text);
+    }
+
+    /// A tenant whose store the daemon could not read is named with why,
+    /// its row not counted as an empty one, in the overview and dispatch.
+    #[test]
+    fn an_unreadable_tenant_is_named_not_counted_as_empty() {
+        use touchpoint_common::protocol::TenantQueue;
+        let o = overview(&fixtures::overview_scoped());
+        assert!(
+            o.lines()
+                .any(|l| l.starts_with("d002: store unreadable: database ")),
+            "{o}"
+        );
+        assert!(o.contains(" (not counted: d002, unreadable)\n"), "{o}");
+        assert!(
+            o.lines()
+                .any(|l| l.starts_with("d002 ") && l.split_whitespace().skip(1).all(|c| c == "-")),
+            "{o}"
+        );
+        let queue = |t: &str, n: [u64; 5], error: Option<&str>| TenantQueue {
+            tenant: fixtures::tid(t),
+            email: n[0],
+            post: n[1],
+            phone: n[2],
+            in_flight: n[3],
+            sent_today: n[4],
+            error: error.map(String::from),
+        };
+        let d = DispatchStatus {
+            enabled: true,
+            queues: vec![
+                queue("d001", [120, 15, 3, 4, 880], None),
+                queue(
+                    "d002",
+                    [0; 5],
+                    Some("No space left on device (os error 28)"),
+                ),
+            ],
+            ..DispatchStatus::default()
+        };
+        let text = dispatch(&d);
+        assert!(
+            text.contains("\nd002: store unreadable: No space left on device (os error 28)\n"),
+            "{text}"
+        );
+        assert!(
+            text.lines()
+                .any(|l| l.starts_with("d002 ") && l.split_whitespace().skip(1).all(|c| c == "-")),
+            "{text}"
+        );
+        assert!(text.contains("total (without unreadable)"), "{text}");
+    }
+
     #[test]
     fn bytes_in_human_units() {
         assert_eq!(human_bytes(0), "0 B");
@@ -2164,6 +2356,7 @@ mod tests {
             phone: n[2],
             in_flight: n[3],
             sent_today: n[4],
+            error: None,
         };
         let throttle = |name: &str, in_flight, concurrency, used, limit, per: &str, saturation| {
             ThrottleStatus {
@@ -2209,6 +2402,7 @@ mod tests {
             unsubscribes_processed: 4,
             autoreplies_processed: 12,
             mails_ignored: 2,
+            daemon_wide: true,
         };
         let text = dispatch(&d);
         assert!(text.contains("[#####.....] 50%"), "{text}");

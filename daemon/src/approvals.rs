@@ -291,18 +291,21 @@ impl Material {
         let now = Timestamp::now();
         let comment =
             "brand.toml changed while the brand does not review it ([review] brand = false)";
-        let p = central.add_proposal(&Proposal {
-            id: 0,
-            template: brand::NAME.to_string(),
-            text: brand_text.to_string(),
-            base_version: current.version,
-            rollback_to: None,
-            author: brand::FILE.to_string(),
-            author_uid: FILE_AUTHOR_UID,
-            comment: comment.to_string(),
-            created_at: now,
-            status: ProposalStatus::Pending,
-        })?;
+        let p = central.add_proposal(
+            &Proposal {
+                id: 0,
+                template: brand::NAME.to_string(),
+                text: brand_text.to_string(),
+                base_version: current.version,
+                rollback_to: None,
+                author: brand::FILE.to_string(),
+                author_uid: FILE_AUTHOR_UID,
+                comment: comment.to_string(),
+                created_at: now,
+                status: ProposalStatus::Pending,
+            },
+            slots::audience(brand::NAME),
+        )?;
         let version = TemplateVersion {
             version: current.version + 1,
             fingerprint: slots::fingerprint(brand_text),
@@ -320,7 +323,7 @@ impl Material {
             comment: comment.to_string(),
             version: version.version,
         };
-        central.record_decision(&decided, Some(&version))?;
+        central.record_decision(&decided, Some(&version), slots::audience(&decided.template))?;
         Ok(SeededBrand::Recorded(version.version))
     }
 
@@ -482,7 +485,10 @@ impl Material {
             created_at: Timestamp::now(),
             status: ProposalStatus::Pending,
         };
-        Ok(self.stores.central().add_proposal(&proposal)?)
+        Ok(self
+            .stores
+            .central()
+            .add_proposal(&proposal, slots::audience(&proposal.template))?)
     }
 
     /// Proposals, oldest first; pending ones only unless `all`.
@@ -605,7 +611,9 @@ impl Material {
             comment: comment.to_string(),
             version: version.version,
         };
-        self.stores.central().record_decision(&p, Some(&version))?;
+        self.stores
+            .central()
+            .record_decision(&p, Some(&version), slots::audience(&p.template))?;
         Ok(version)
     }
 
@@ -627,7 +635,9 @@ impl Material {
             at: Timestamp::now(),
             comment: comment.to_string(),
         };
-        self.stores.central().record_decision(&p, None)?;
+        self.stores
+            .central()
+            .record_decision(&p, None, slots::audience(&p.template))?;
         Ok(p)
     }
 
@@ -760,18 +770,21 @@ impl Material {
             ),
         };
         let central = self.stores.central();
-        let p = central.add_proposal(&Proposal {
-            id: 0,
-            template: name.to_string(),
-            text,
-            base_version: base,
-            rollback_to: None,
-            author: author.clone(),
-            author_uid: FILE_AUTHOR_UID,
-            comment: comment.into(),
-            created_at: Timestamp::now(),
-            status: ProposalStatus::Pending,
-        })?;
+        let p = central.add_proposal(
+            &Proposal {
+                id: 0,
+                template: name.to_string(),
+                text,
+                base_version: base,
+                rollback_to: None,
+                author: author.clone(),
+                author_uid: FILE_AUTHOR_UID,
+                comment: comment.into(),
+                created_at: Timestamp::now(),
+                status: ProposalStatus::Pending,
+            },
+            slots::audience(name),
+        )?;
         central.audit(AuditEntry {
             seq: 0,
             at: p.created_at,

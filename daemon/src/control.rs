@@ -38,9 +38,10 @@ mod status;
 mod tenants;
 mod upload;
 
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::atomic::AtomicU64;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use touchpoint_common::config::ControlConfig;
 use touchpoint_common::domain::Timestamp;
@@ -82,7 +83,7 @@ pub struct Ctx {
     cfg: ControlConfig,
     socket_path: PathBuf,
     started_at: Timestamp,
-    connections: AtomicU64,
+    connections: Connections,
     upload_seq: AtomicU64,
     refusals: audit::Refusals,
 }
@@ -100,9 +101,55 @@ impl Ctx {
             cfg: p.cfg,
             socket_path: p.socket_path,
             started_at: Timestamp::now(),
-            connections: AtomicU64::new(0),
+            connections: Connections::default(),
             upload_seq: AtomicU64::new(0),
             refusals: audit::Refusals::default(),
+        }
+    }
+}
+
+/// The connections being served, per uid: a caller whose scope is not
+/// every tenant is shown only its own.
+#[derive(Default)]
+struct Connections {
+    by_uid: Mutex<HashMap<u32, u64>>,
+}
+
+impl Connections {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<u32, u64>> {
+        // Every change is one insert or remove: a poisoned map is whole.
+        self.by_uid.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// One more of `uid`'s connections is served until the guard drops.
+    fn serve(&self, uid: u32) -> Served<'_> {
+        *self.lock().entry(uid).or_insert(0) += 1;
+        Served { of: self, uid }
+    }
+
+    fn total(&self) -> u64 {
+        self.lock().values().sum()
+    }
+
+    fn of(&self, uid: u32) -> u64 {
+        self.lock().get(&uid).copied().unwrap_or(0)
+    }
+}
+
+/// A connection being served (see [`Connections::serve`]).
+struct Served<'a> {
+    of: &'a Connections,
+    uid: u32,
+}
+
+impl Drop for Served<'_> {
+    fn drop(&mut self) {
+        let mut map = self.of.lock();
+        if let Some(n) = map.get_mut(&self.uid) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                map.remove(&self.uid);
+            }
         }
     }
 }

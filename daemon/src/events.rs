@@ -57,12 +57,37 @@ impl Topics {
     }
 }
 
+/// Whose change a change is: which subscribers may hear of it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Audience {
+    /// A change that concerns every tenant (brand material, the policy):
+    /// every subscriber.
+    Everyone,
+    /// A change of one tenant's data: subscribers whose scope has it.
+    Tenant(TenantId),
+    /// A change of something only a scope over every tenant is shown (the
+    /// relay, material that names no tenant): only those subscribers.
+    ScopeOverAll,
+    /// A change only a scope over every tenant and the user `uid` are
+    /// shown (an audit entry about no tenant: its author sees it too).
+    ScopeOverAllAnd(u32),
+}
+
+impl Audience {
+    /// The tenant, or everyone when the change is about none in particular.
+    pub fn of(tenant: Option<&TenantId>) -> Self {
+        match tenant {
+            Some(t) => Audience::Tenant(t.clone()),
+            None => Audience::Everyone,
+        }
+    }
+}
+
 /// One write group's change.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Event {
     pub topics: Topics,
-    /// The tenant whose data changed; `None`: not about one tenant.
-    pub tenant: Option<TenantId>,
+    pub audience: Audience,
 }
 
 /// The daemon's change bus.
@@ -88,9 +113,17 @@ impl Events {
         if self.tx.receiver_count() == 0 {
             return;
         }
+        self.publish_to(topics, Audience::of(tenant));
+    }
+
+    /// Says that `topics` changed, to the subscribers `audience` names.
+    pub fn publish_to(&self, topics: &[Topic], audience: Audience) {
+        if self.tx.receiver_count() == 0 {
+            return;
+        }
         let _ = self.tx.send(Event {
             topics: Topics::of(topics),
-            tenant: tenant.cloned(),
+            audience,
         });
     }
 
@@ -108,14 +141,29 @@ pub struct Pending {
 }
 
 impl Pending {
-    /// Adds an event if it concerns `scope`: a change only about a tenant
-    /// outside it is left out. Returns whether it was added.
-    pub fn add(&mut self, e: &Event, scope: &Scope) -> bool {
-        if let Some(t) = &e.tenant {
-            if !scope.allows(t) {
-                return false;
+    /// Adds an event if it concerns the subscriber `uid` with `scope`: a
+    /// change only about a tenant outside it, or about what only a scope
+    /// over every tenant is shown, is left out. Returns whether it was
+    /// added.
+    pub fn add(&mut self, e: &Event, scope: &Scope, uid: u32) -> bool {
+        match &e.audience {
+            Audience::Everyone => {}
+            Audience::Tenant(t) => {
+                if !scope.allows(t) {
+                    return false;
+                }
+                self.tenants.insert(t.clone());
             }
-            self.tenants.insert(t.clone());
+            Audience::ScopeOverAll => {
+                if !matches!(scope, Scope::All) {
+                    return false;
+                }
+            }
+            Audience::ScopeOverAllAnd(author) => {
+                if !matches!(scope, Scope::All) && *author != uid {
+                    return false;
+                }
+            }
         }
         self.topics = self.topics.with(e.topics);
         true
@@ -164,24 +212,43 @@ mod tests {
         assert!(p.add(
             &Event {
                 topics: Topics::of(&[Topic::Outbox, Topic::Costs]),
-                tenant: Some(t("d001")),
+                audience: Audience::Tenant(t("d001")),
             },
-            &scope
+            &scope,
+            1000
         ));
         assert!(!p.add(
             &Event {
                 topics: Topics::of(&[Topic::Tenants]),
-                tenant: Some(t("d002")),
+                audience: Audience::Tenant(t("d002")),
             },
-            &scope
+            &scope,
+            1000
         ));
         assert!(p.add(
             &Event {
                 topics: Topics::of(&[Topic::Policy]),
-                tenant: None,
+                audience: Audience::Everyone,
             },
-            &scope
+            &scope,
+            1000
         ));
+        // The relay went down: for those shown it only.
+        let relay = Event {
+            topics: Topics::of(&[Topic::Dispatch]),
+            audience: Audience::ScopeOverAll,
+        };
+        assert!(!p.add(&relay, &scope, 1000));
+        assert!(Pending::default().add(&relay, &Scope::All, 1000));
+        // Someone else's audit entry about no tenant: not for this scope;
+        // one's own is.
+        let audit = |uid| Event {
+            topics: Topics::of(&[Topic::Audit]),
+            audience: Audience::ScopeOverAllAnd(uid),
+        };
+        assert!(!p.add(&audit(4242), &scope, 1000));
+        assert!(Pending::default().add(&audit(4242), &Scope::All, 1000));
+        assert!(Pending::default().add(&audit(1000), &scope, 1000));
         let c = p.take().unwrap();
         assert_eq!(c.topics, vec![Topic::Outbox, Topic::Costs, Topic::Policy]);
         assert_eq!(c.tenants, vec![t("d001")]);
@@ -194,9 +261,10 @@ mod tests {
         p.add(
             &Event {
                 topics: Topics::of(&[Topic::Outbox]),
-                tenant: Some(t("d001")),
+                audience: Audience::Tenant(t("d001")),
             },
             &Scope::All,
+            0,
         );
         p.lagged();
         let c = p.take().unwrap();
@@ -211,7 +279,7 @@ mod tests {
         let mut rx = bus.subscribe();
         bus.publish(&[Topic::Dispatch], Some(&t("d003")));
         let e = rx.recv().await.unwrap();
-        assert_eq!(e.tenant, Some(t("d003")));
+        assert_eq!(e.audience, Audience::Tenant(t("d003")));
         assert!(e.topics.contains(Topic::Dispatch) && !e.topics.contains(Topic::Audit));
     }
 }

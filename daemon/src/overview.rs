@@ -7,10 +7,18 @@
 //! policy handle's status. "Today" is the daemon's local day, as dispatch
 //! uses it. A read model: it reads [`Snapshot`], never the live
 //! `Dispatcher`.
+//!
+//! One tenant's trouble is that tenant's row: a store that cannot be read
+//! gives its row an error and a critical alert, never a row of zeros and
+//! never a failed overview for the others. Everything is counted for the
+//! caller's scope only; what is only known over every tenant (throughput,
+//! the relay, global and per-domain throttles) is left out for a narrower
+//! scope, and the answer says so (`Overview::daemon_wide`).
 
 use chrono::TimeZone;
 use touchpoint_common::domain::Timestamp;
 use touchpoint_common::outbox::month_of;
+use touchpoint_common::policy::TenantPolicy;
 use touchpoint_common::protocol::{
     Alert, AlertLevel, BudgetUse, DayCounts, Overview, Pause, PolicyStatus, Scope, TenantDay,
 };
@@ -59,6 +67,8 @@ pub struct AlertInputs<'a> {
     pub paused: &'a [Pause],
     pub bounce_alert_percent: u32,
     pub tenants: &'a [TenantFigures],
+    /// Tenants whose store cannot be read, with why.
+    pub unreadable: &'a [(TenantId, String)],
 }
 
 /// "tenant d001" → "Tenant d001".
@@ -127,6 +137,13 @@ pub fn alerts(i: &AlertInputs) -> Vec<Alert> {
                 "mail relay unreachable{why}; email waits until {}",
                 clock(until, i.now)
             ),
+        );
+    }
+    for (t, why) in i.unreadable {
+        add(
+            AlertLevel::Critical,
+            Some(t),
+            format!("store unreadable, its figures are left out: {why}"),
         );
     }
     let now_min = (i.now.0 / 60_000) as u32;
@@ -212,8 +229,59 @@ pub fn tenants_in_scope(p: &Policies, scope: &Scope) -> Vec<TenantId> {
         .collect()
 }
 
-/// The overview of `scope`.
-pub fn overview(stores: &Stores, src: &Sources, scope: &Scope) -> Result<Overview, StoreError> {
+/// One tenant's figures for the overview: its outbox's today and alert
+/// figures, and its spending this month, in all and per service.
+fn tenant_figures(
+    stores: &Stores,
+    snapshot: Option<&Snapshot>,
+    t: &TenantId,
+    policy: Option<&TenantPolicy>,
+    (today, month, stuck_before): (Date, u32, u32),
+) -> Result<(TenantFigures, BudgetUse), StoreError> {
+    let store = stores.tenant(t)?;
+    let paused = |service: &str| snapshot.is_some_and(|d| d.is_paused(t, service));
+    let stats = store.with_index(|ix| ix.stats(today, stuck_before, paused))?;
+    let mut use_ = BudgetUse {
+        tenant: t.clone(),
+        month,
+        committed: 0,
+        booked: 0,
+        budget: 0,
+    };
+    let mut per_service = Vec::new();
+    for (m, service, e) in store.ledger()? {
+        if m != month {
+            continue;
+        }
+        use_.committed += e.committed();
+        use_.booked += e.booked;
+        let budget = policy
+            .and_then(|x| x.services.get(&service))
+            .filter(|s| s.opt_in)
+            .map_or(0, |s| s.monthly_budget.0);
+        per_service.push((service, e.committed(), budget));
+    }
+    use_.budget = policy
+        .map(|x| {
+            x.services
+                .values()
+                .filter(|s| s.opt_in)
+                .map(|s| s.monthly_budget.0)
+                .sum()
+        })
+        .unwrap_or(0);
+    let figures = TenantFigures {
+        tenant: t.clone(),
+        stats,
+        budgets: per_service,
+    };
+    Ok((figures, use_))
+}
+
+/// The overview of `scope`. Never fails as a whole: a tenant whose store
+/// cannot be read is a row with its error (and a critical alert), and
+/// proposals that cannot be read are an alert.
+pub fn overview(stores: &Stores, src: &Sources, scope: &Scope) -> Overview {
     let p = src.policies.current();
     let now = Timestamp::now();
     let today = Date::today();
@@ -221,68 +289,50 @@ pub fn overview(stores: &Stores, src: &Sources, scope: &Scope) -> Result<Overvie
     let tenants = tenants_in_scope(&p, scope);
     let snapshot = src.dispatch.as_ref();
     let dispatch_enabled = snapshot.is_some_and(|s| s.enabled());
+    let daemon_wide = matches!(scope, Scope::All);
     let stuck_before = ((now.0 / 60_000) as u32).saturating_sub(STUCK_WARNING_MIN);
     let mut days = Vec::new();
     let mut total = DayCounts::default();
     let mut budgets = Vec::new();
     let mut figures = Vec::new();
+    let mut unreadable = Vec::new();
     for t in &tenants {
-        let store = stores.tenant(t)?;
-        let paused = |service: &str| snapshot.is_some_and(|d| d.is_paused(t, service));
-        let stats = store.with_index(|ix| ix.stats(today, stuck_before, paused))?;
-        total.add(&stats.today);
         let policy = p.tenant(t);
-        days.push(TenantDay {
-            tenant: t.clone(),
-            name: policy.map(|x| x.tenant.name.clone()).unwrap_or_default(),
-            today: stats.today,
-        });
-        let mut use_ = BudgetUse {
-            tenant: t.clone(),
-            month,
-            committed: 0,
-            booked: 0,
-            budget: 0,
-        };
-        let mut per_service = Vec::new();
-        for (m, service, e) in store.ledger()? {
-            if m != month {
-                continue;
+        let name = policy.map(|x| x.tenant.name.clone()).unwrap_or_default();
+        match tenant_figures(stores, snapshot, t, policy, (today, month, stuck_before)) {
+            Ok((f, use_)) => {
+                total.add(&f.stats.today);
+                days.push(TenantDay {
+                    tenant: t.clone(),
+                    name,
+                    today: f.stats.today,
+                    error: None,
+                });
+                budgets.push(use_);
+                figures.push(f);
             }
-            use_.committed += e.committed();
-            use_.booked += e.booked;
-            let budget = policy
-                .and_then(|x| x.services.get(&service))
-                .filter(|s| s.opt_in)
-                .map_or(0, |s| s.monthly_budget.0);
-            per_service.push((service, e.committed(), budget));
+            Err(e) => {
+                let why = e.to_string();
+                days.push(TenantDay {
+                    tenant: t.clone(),
+                    name,
+                    today: DayCounts::default(),
+                    error: Some(why.clone()),
+                });
+                unreadable.push((t.clone(), why));
+            }
         }
-        use_.budget = policy
-            .map(|x| {
-                x.services
-                    .values()
-                    .filter(|s| s.opt_in)
-                    .map(|s| s.monthly_budget.0)
-                    .sum()
-            })
-            .unwrap_or(0);
-        budgets.push(use_);
-        figures.push(TenantFigures {
-            tenant: t.clone(),
-            stats,
-            budgets: per_service,
-        });
     }
     let policy = src.policies.status_for(scope);
     // The snapshot is scoped already: pauses and throttles of other
-    // tenants are not in it.
+    // tenants, and what only a scope over all is shown, are not in it.
     let paused: Vec<Pause> = snapshot.map(|s| s.paused().to_vec()).unwrap_or_default();
     let throttles = snapshot.map(|s| s.throttles().to_vec()).unwrap_or_default();
     let relay_down_until = snapshot.and_then(|s| s.relay_down_until());
     let dispatch_error = snapshot
         .map(|s| s.last_error().to_string())
         .unwrap_or_default();
-    let alerts = alerts(&AlertInputs {
+    let mut alerts = alerts(&AlertInputs {
         now,
         policy: &policy,
         dispatch_enabled,
@@ -291,20 +341,35 @@ pub fn overview(stores: &Stores, src: &Sources, scope: &Scope) -> Result<Overvie
         paused: &paused,
         bounce_alert_percent: p.brand.email.bounce_alert_percent,
         tenants: &figures,
+        unreadable: &unreadable,
     });
-    let pending_approvals = src
-        .material
-        .and_then(|m| m.proposals(false).ok())
-        .map_or(0, |l| l.len() as u64);
-    Ok(Overview {
+    // Counted as `Proposals` lists them: other dealers' slots left out.
+    let pending_approvals = match src.material.map(|m| m.proposals(false)) {
+        Some(Ok(list)) => list
+            .iter()
+            .filter(|x| crate::access::material_in_scope(scope, &x.template, false).is_ok())
+            .count() as u64,
+        Some(Err(e)) => {
+            alerts.push(Alert {
+                level: AlertLevel::Warning,
+                tenant: None,
+                text: format!("pending approvals could not be read: {e}"),
+            });
+            0
+        }
+        None => 0,
+    };
+    let throughput = match snapshot.and_then(|s| s.throughput()) {
+        Some(t) if dispatch_enabled => t.to_vec(),
+        _ if daemon_wide => vec![0; 60],
+        _ => Vec::new(),
+    };
+    Overview {
         today,
         tenants: days,
         total,
         budgets,
-        throughput: snapshot
-            .filter(|_| dispatch_enabled)
-            .map(|s| s.throughput().to_vec())
-            .unwrap_or_else(|| vec![0; 60]),
+        throughput,
         throttles: if dispatch_enabled {
             throttles
         } else {
@@ -328,7 +393,8 @@ pub fn overview(stores: &Stores, src: &Sources, scope: &Scope) -> Result<Overvie
         policy,
         pending_approvals,
         alerts,
-    })
+        daemon_wide,
+    }
 }
 
 #[cfg(test)]

@@ -500,6 +500,15 @@ impl Stores {
             .count()
     }
 
+    /// Like [`Stores::open_count`], of the tenants for which `counted` holds.
+    pub fn open_count_of(&self, counted: impl Fn(&TenantId) -> bool) -> usize {
+        self.lock()
+            .slots
+            .iter()
+            .filter(|(id, s)| !matches!(s, Slot::Failed(_)) && counted(id))
+            .count()
+    }
+
     /// Requests waiting for this tenant's store (being opened or closed).
     #[cfg(test)]
     fn waiting_for(&self, id: &TenantId) -> usize {

@@ -9,6 +9,9 @@
 //! tp-peer flood SOCKET N BYTES    N connections one after another, each with
 //!                                 a hello whose client name is BYTES long;
 //!                                 prints "rejected K of N"
+//! tp-peer welcome SOCKET N        N connections that say hello and then stay
+//!                                 open and quiet; prints "welcome K of N",
+//!                                 then holds them until its stdin closes
 //! ```
 
 use std::io::{Read, Write};
@@ -97,8 +100,34 @@ fn main() -> ExitCode {
             println!("rejected {rejected} of {count}");
             ExitCode::SUCCESS
         }
+        (Some("welcome"), Some(socket), Some(count)) => {
+            let hello = match encode_frame(&Hello::current("tp-peer")) {
+                Ok(h) => h,
+                Err(e) => {
+                    eprintln!("encode: {e}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            let mut held = Vec::new();
+            for _ in 0..count {
+                let Ok(mut s) = UnixStream::connect(socket) else {
+                    continue;
+                };
+                let _ = s.set_read_timeout(Some(Duration::from_secs(10)));
+                let _ = s.write_all(&(hello.len() as u32).to_be_bytes());
+                let _ = s.write_all(&hello);
+                if answer(&mut s) == "welcome" {
+                    held.push(s);
+                }
+            }
+            println!("welcome {} of {count}", held.len());
+            let _ = std::io::stdout().flush();
+            let _ = std::io::copy(&mut std::io::stdin(), &mut std::io::sink());
+            drop(held);
+            ExitCode::SUCCESS
+        }
         _ => {
-            eprintln!("usage: tp-peer hold SOCKET N | flood SOCKET N BYTES");
+            eprintln!("usage: tp-peer hold SOCKET N | flood SOCKET N BYTES | welcome SOCKET N");
             ExitCode::from(2)
         }
     }

@@ -410,3 +410,139 @@ async fn a_full_disk_under_the_central_store_heals_once_space_returns() {
     drop(c);
     d.stop();
 }
+
+/// The disk under the dealers' stores is full and d001's store cannot be
+/// read. The overview (the console's dashboard) and the dispatch status
+/// still answer for every tenant: d001's row says why it has no figures,
+/// instead of the whole answer failing (the overview) or the row silently
+/// missing (the dispatch queues); the console prints the reason. Once
+/// space returns, d001 is counted again.
+#[tokio::test]
+async fn one_broken_tenant_fails_neither_the_overview_nor_the_dispatch_status() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let state = root.path().join("state");
+    let tenants = state.join("tenants");
+    let fs = Tmpfs::mount(&tenants, 64);
+    if let Err(why) = &fs {
+        eprintln!("cannot mount a tmpfs here ({why}): d001's store is made unopenable instead");
+    }
+    let spool = root.path().join("out");
+    let opts = || {
+        Options {
+        state_dir: Some(state.clone()),
+        dispatch: Some(format!(
+            "[dispatch]\ntick_ms = 50\nbatch_at = \"23:59\"\nspool_dir = {:?}\nletters_dir = {:?}\ncalls_dir = {:?}\n",
+            spool.join("mail").display().to_string(),
+            spool.join("letters").display().to_string(),
+            spool.join("calls").display().to_string(),
+        )),
+        ..Options::default()
+    }
+    };
+    let mut d = TestDaemon::start_with(opts());
+    let mut c = d.client().await;
+    let may = c.upload(&tid("d002"), import_fixture(MAY)).await;
+    assert_eq!(may.expect("May into d002").status, ImportStatus::Committed);
+    let whole = c.overview().await.expect("overview before");
+    assert!(whole.tenants.iter().all(|t| t.error.is_none()), "{whole:?}");
+
+    match &fs {
+        Ok(fs) => {
+            let export = large_export(root.path());
+            let csv = std::fs::metadata(&export.path).expect("export").len();
+            fs.fill_leaving(3 * csv);
+            let r = c.upload(&tid("d001"), &export.path).await;
+            assert!(failed_for_want_of_space(&r), "{r:?}");
+            fs.fill_leaving(0);
+        }
+        Err(_) => {
+            // A file where d001's database belongs keeps it from opening
+            // (put there while no daemon has it open).
+            drop(c);
+            d.stop();
+            let store = tenants.join("d001").join("store");
+            std::fs::rename(&store, tenants.join("d001").join("store.aside")).expect("aside");
+            std::fs::write(&store, "not a database").expect("block the store");
+            d = TestDaemon::start_with(opts());
+            c = d.client().await;
+        }
+    }
+    let trouble = |e: &Option<String>| e.as_deref().is_some_and(|e| !e.is_empty());
+
+    let o = c
+        .overview()
+        .await
+        .expect("the overview answers while d001 is broken");
+    let rows: Vec<(&str, bool)> = o
+        .tenants
+        .iter()
+        .map(|t| (t.tenant.as_str(), trouble(&t.error)))
+        .collect();
+    assert_eq!(
+        rows,
+        [("d001", true), ("d002", false), ("d003", false)],
+        "{o:?}"
+    );
+    assert!(
+        o.alerts.iter().any(|a| a.tenant == Some(tid("d001"))
+            && a.level == touchpoint_common::protocol::AlertLevel::Critical
+            && a.text.contains("store unreadable")),
+        "{:?}",
+        o.alerts
+    );
+    assert!(
+        o.budgets.iter().all(|b| b.tenant != tid("d001")),
+        "a broken tenant has no spending of 0: {:?}",
+        o.budgets
+    );
+
+    let st = c.dispatch_status().await.expect("dispatch status");
+    let queues: Vec<(&str, bool)> = st
+        .queues
+        .iter()
+        .map(|q| (q.tenant.as_str(), trouble(&q.error)))
+        .collect();
+    assert_eq!(
+        queues,
+        [("d001", true), ("d002", false), ("d003", false)],
+        "{st:?}"
+    );
+
+    for command in ["overview", "dispatch"] {
+        let out = output_within(
+            Command::new(bin("touchpoint"))
+                .arg("--socket")
+                .arg(&d.socket)
+                .arg(command),
+            Duration::from_secs(60),
+        );
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{command}: {stdout}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            stdout
+                .lines()
+                .any(|l| l.starts_with("d001: store unreadable: ")),
+            "{command}: {stdout}"
+        );
+    }
+
+    // Space returns (or the block goes): d001 is counted again.
+    match &fs {
+        Ok(fs) => fs.free(),
+        Err(_) => {
+            let store = tenants.join("d001").join("store");
+            std::fs::remove_file(&store).expect("unblock the store");
+            std::fs::rename(tenants.join("d001").join("store.aside"), &store).expect("back");
+        }
+    }
+    let o = c.overview().await.expect("overview after");
+    assert!(o.tenants.iter().all(|t| t.error.is_none()), "{o:?}");
+    assert_eq!(o.budgets.len(), 3, "{:?}", o.budgets);
+    drop(c);
+    d.stop();
+}

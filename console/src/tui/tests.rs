@@ -95,6 +95,51 @@ fn never_panics_at_any_size() {
     }
 }
 
+/// One of the caller's tenants' stores cannot be read: the tenant's row
+/// and an alert say so (its figures are not zeros).
+#[test]
+fn an_unreadable_tenant_is_marked_in_the_overview() {
+    let mut app = loaded(Role::Operator, false);
+    app.apply(NetEvent::Data(Data::Overview(Box::new(
+        fixtures::overview_scoped(),
+    ))));
+    app.update(Action::ShowView(View::Overview));
+    for (w, h) in [(80, 24), (120, 30)] {
+        let screen = render(&app.state, w, h);
+        assert!(screen.contains("d002: store unreadable"), "{screen}");
+        if w >= 120 {
+            assert!(screen.contains("not counted: d002"), "{screen}");
+        }
+        let row = screen
+            .lines()
+            .find(|l| l.starts_with("d002 "))
+            .unwrap_or_default();
+        assert!(row.contains('—'), "d002's row shows no counts: {screen}");
+    }
+}
+
+/// A caller scoped to some tenants: throughput and throttles over every
+/// tenant say they are not shown (the snapshot also holds a tenant whose
+/// store cannot be read).
+#[test]
+fn a_scoped_overview_shows_an_unreadable_tenant_and_what_is_not_shown() {
+    let mut app = loaded(Role::Operator, false);
+    app.apply(NetEvent::Data(Data::Overview(Box::new(
+        fixtures::overview_scoped(),
+    ))));
+    app.update(Action::ShowView(View::Overview));
+    for (w, h) in [(80, 24), (120, 30)] {
+        let screen = render(&app.state, w, h);
+        assert!(screen.contains("not shown to your scope"), "{screen}");
+        assert!(screen.contains("Sent per minute: —"), "{screen}");
+        assert!(screen.contains("Throttles of your tenants"), "{screen}");
+    }
+    insta::assert_snapshot!(
+        "overview_scoped_unreadable_120x30",
+        render(&app.state, 120, 30)
+    );
+}
+
 #[test]
 fn help_and_disconnected_snapshots() {
     let mut app = loaded(Role::Operator, false);

@@ -37,6 +37,21 @@ pub fn tenant_of(name: &str) -> Option<TenantId> {
     TenantId::new(name.strip_prefix(PREFIX)?).ok()
 }
 
+/// Who may hear of a change of the material `name`: the dealer whose slots
+/// it is, every subscriber for brand material (it applies to every
+/// tenant), and only scopes over every tenant for a `slots/` name that
+/// names no valid tenant (nobody else may see it).
+pub fn audience(name: &str) -> crate::events::Audience {
+    use crate::events::Audience;
+    if !is_slots(name) {
+        return Audience::Everyone;
+    }
+    match tenant_of(name) {
+        Some(t) => Audience::Tenant(t),
+        None => Audience::ScopeOverAll,
+    }
+}
+
 /// The canonical text of a `[slots]` table (see the module docs).
 pub fn to_text(slots: &BTreeMap<String, String>) -> String {
     let mut out = String::from("[slots]\n");

@@ -841,6 +841,42 @@ fn a_slots_proposal_is_stored_canonical_and_approved_by_another_reviewer() {
     );
 }
 
+/// A change of a dealer's slots (proposed, decided) is announced as that
+/// dealer's, so that a subscriber scoped to other dealers does not hear of
+/// it; a change of brand material is announced to everyone.
+#[test]
+fn a_change_of_a_dealers_slots_is_announced_as_that_dealers() {
+    use crate::events::Audience;
+    use touchpoint_common::protocol::Topic;
+    let rig = Rig::with_slots();
+    let mut rx = rig.material.stores.events().subscribe();
+    let mut heard = || {
+        let mut out = Vec::new();
+        while let Ok(e) = rx.try_recv() {
+            if e.topics.contains(Topic::Approvals) {
+                out.push(e.audience);
+            }
+        }
+        out
+    };
+    let text = "[slots]\nsignature = \"Ihr Team vom Autohaus Müller\"\nlogo = ''\n\
+                opening_hours = \"Mo–Fr 7:30–18:00 Uhr, Sa 9:00–13:00 Uhr\"\n\
+                local_offer = \"Während der Inspektion fahren Sie kostenlos einen Ersatzwagen – bitte bei der Terminvereinbarung reservieren.\"\n";
+    let p = rig
+        .material
+        .propose("slots/d001", text, "neu", "ann", 1001, rig.brand())
+        .unwrap();
+    rig.material.approve(p.id, "bob", 1002, "passt").unwrap();
+    assert_eq!(
+        heard(),
+        [Audience::Tenant(d001()), Audience::Tenant(d001())]
+    );
+    let p = rig.propose_subject("Inspektion fällig");
+    rig.material.reject(p.id, "bob", 1002, "nein").unwrap();
+    assert_eq!(heard(), [Audience::Everyone, Audience::Everyone]);
+    assert_eq!(slots::audience("slots/../d002"), Audience::ScopeOverAll);
+}
+
 /// The errors proposing `text` as d001's slots gives with `brand`; nothing is stored.
 fn slots_refused(rig: &Rig, text: &str, brand: &BrandPolicy) -> Vec<String> {
     let e = rig

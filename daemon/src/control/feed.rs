@@ -45,7 +45,7 @@ pub(super) async fn run(
             e = rx.recv() => {
                 match e {
                     Ok(e) => {
-                        pending.add(&e, &who.scope);
+                        pending.add(&e, &who.scope, who.uid);
                     }
                     Err(RecvError::Lagged(_)) => pending.lagged(),
                     Err(RecvError::Closed) => return,

@@ -6,7 +6,6 @@
 //! out.
 
 use std::collections::HashMap;
-use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -73,9 +72,9 @@ pub async fn run(
                 }
             };
             drop(admit);
-            ctx.connections.fetch_add(1, Ordering::Relaxed);
+            let served = ctx.connections.serve(identity.uid);
             super::session::serve(stream, ctx.clone(), identity, shutdown).await;
-            ctx.connections.fetch_sub(1, Ordering::Relaxed);
+            drop(served);
             drop(slot);
         });
     }

@@ -1,11 +1,12 @@
 //! `Status` and `Overview`: the daemon and its figures as the caller's
-//! scope shows them.
+//! scope shows them. A caller whose scope is not every tenant gets the
+//! figures of its own tenants (their open stores) and of its own
+//! connections, and none of the figures only known over every tenant.
 
-use std::sync::atomic::Ordering;
+use touchpoint_common::protocol::{
+    DaemonStatus, Identity, PlanningStatus, Response, Scope, PROTOCOL_VERSION,
+};
 
-use touchpoint_common::protocol::{DaemonStatus, Identity, Response, PROTOCOL_VERSION};
-
-use super::reply::store_err;
 use super::Ctx;
 
 pub(super) fn status(ctx: &Ctx, who: &Identity) -> Response {
@@ -20,6 +21,24 @@ fn daemon_status(ctx: &Ctx, who: &Identity) -> DaemonStatus {
         .keys()
         .filter(|t| who.scope.allows(t))
         .count() as u64;
+    let daemon_wide = matches!(who.scope, Scope::All);
+    let planning = ctx.planning.schedule.get();
+    let (tenants_open, connections, planning) = if daemon_wide {
+        (ctx.stores.open_count(), ctx.connections.total(), planning)
+    } else {
+        // The last scheduled run's figures are over every tenant.
+        let planning = PlanningStatus {
+            last_planned: 0,
+            last_failed: 0,
+            last_millis: 0,
+            ..planning
+        };
+        (
+            ctx.stores.open_count_of(|t| who.scope.allows(t)),
+            ctx.connections.of(who.uid),
+            planning,
+        )
+    };
     DaemonStatus {
         daemon_version: env!("CARGO_PKG_VERSION").to_string(),
         protocol_version: PROTOCOL_VERSION,
@@ -28,16 +47,17 @@ fn daemon_status(ctx: &Ctx, who: &Identity) -> DaemonStatus {
         socket: ctx.socket_path.display().to_string(),
         policy: ctx.policies.status_for(&who.scope),
         tenants,
-        tenants_open: ctx.stores.open_count() as u64,
+        tenants_open: tenants_open as u64,
         max_open_tenants: ctx.stores.max_open() as u64,
-        connections: ctx.connections.load(Ordering::Relaxed),
+        connections,
         identity: who.clone(),
-        planning: ctx.planning.schedule.get(),
+        planning,
+        daemon_wide,
     }
 }
 
 pub(super) fn overview(ctx: &Ctx, who: &Identity) -> Response {
-    crate::overview::overview(
+    Response::Overview(Box::new(crate::overview::overview(
         &ctx.stores,
         &crate::overview::Sources {
             policies: &ctx.policies,
@@ -45,7 +65,5 @@ pub(super) fn overview(ctx: &Ctx, who: &Identity) -> Response {
             material: Some(&ctx.material),
         },
         &who.scope,
-    )
-    .map(|o| Response::Overview(Box::new(o)))
-    .unwrap_or_else(store_err)
+    )))
 }

@@ -115,7 +115,8 @@ struct Outcome {
 /// Who may see an error dispatch noted.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 enum ErrorAbout {
-    /// The relay: everyone waits for it.
+    /// The relay: everyone waits for it, but it is shown (like the relay's
+    /// state) only to a scope over every tenant.
     #[default]
     Everyone,
     /// One tenant's messages.

@@ -3,7 +3,14 @@
 //! moment by [`super::Dispatcher::snapshot`] and cut to the scope of the
 //! caller it is taken for. Read models (the overview, the dispatch status
 //! request) read a snapshot, never the live dispatcher; a snapshot names no
-//! tenant outside its scope, so whatever reads it cannot leak one.
+//! tenant outside its scope and counts nothing of one, so whatever reads it
+//! cannot leak one.
+//!
+//! What is only known over every tenant (the relay, counts since the
+//! start, throughput, the global and per-domain throttles, whose domains
+//! are other dealers' customers') is in a snapshot only for a scope over
+//! every tenant ([`Snapshot::daemon_wide`]); for any other scope it is not
+//! there at all, which the answers built from it say.
 //!
 //! Only dispatch makes one (its fields are private to `dispatch`).
 
@@ -18,16 +25,24 @@ pub struct Snapshot {
     pub(super) transport: String,
     /// Pauses of every tenant (none named) and of the scope's tenants.
     pub(super) paused: Vec<Pause>,
-    /// Throttles that name no tenant, and the scope's tenants'.
+    /// The scope's tenants' throttles; with `daemon_wide`, every throttle.
     pub(super) throttles: Vec<ThrottleStatus>,
-    pub(super) relay_down_until: Option<Timestamp>,
-    /// Empty unless it is about the relay or a tenant of the scope.
+    /// Empty unless it is about a tenant of the scope; with `daemon_wide`,
+    /// whatever it is about.
     pub(super) last_error: String,
-    pub(super) sent_last_minute: u64,
-    pub(super) totals: Totals,
+    /// Only for a scope over every tenant.
+    pub(super) daemon_wide: Option<DaemonWide>,
+}
+
+/// What dispatch knows only over every tenant.
+#[derive(Clone, Debug)]
+pub(super) struct DaemonWide {
+    pub relay_down_until: Option<Timestamp>,
+    pub sent_last_minute: u64,
+    pub totals: Totals,
     /// Messages handed to a transport per minute over the last hour, oldest
     /// first, the current minute last.
-    pub(super) throughput: Vec<u64>,
+    pub throughput: Vec<u64>,
 }
 
 /// Counts since the daemon started, over every tenant.
@@ -63,9 +78,16 @@ impl Snapshot {
         &self.throttles
     }
 
-    /// Until when email waits for the relay, if it could not be reached.
+    /// Whether it was taken for a scope over every tenant, and so holds
+    /// what is only known over every tenant.
+    pub fn daemon_wide(&self) -> bool {
+        self.daemon_wide.is_some()
+    }
+
+    /// Until when email waits for the relay, if it could not be reached
+    /// (`None` too when not [`Snapshot::daemon_wide`]).
     pub fn relay_down_until(&self) -> Option<Timestamp> {
-        self.relay_down_until
+        self.daemon_wide.as_ref().and_then(|w| w.relay_down_until)
     }
 
     pub fn last_error(&self) -> &str {
@@ -73,9 +95,10 @@ impl Snapshot {
     }
 
     /// Messages handed to a transport per minute over the last hour, oldest
-    /// first, the current minute last.
-    pub fn throughput(&self) -> &[u64] {
-        &self.throughput
+    /// first, the current minute last; `None` when not
+    /// [`Snapshot::daemon_wide`].
+    pub fn throughput(&self) -> Option<&[u64]> {
+        self.daemon_wide.as_ref().map(|w| w.throughput.as_slice())
     }
 
     /// Whether a pause covers messages of `service` of `tenant` (a tenant
@@ -85,15 +108,21 @@ impl Snapshot {
     }
 
     /// The status the control socket reports, with the scope's `queues`.
+    /// Without [`Snapshot::daemon_wide`], what is only known over every
+    /// tenant is 0 and the answer says it is not shown.
     pub fn into_status(self, queues: Vec<TenantQueue>) -> DispatchStatus {
-        let t = self.totals;
+        let daemon_wide = self.daemon_wide.is_some();
+        let (t, sent_last_minute, relay_down_until) = match self.daemon_wide {
+            Some(w) => (w.totals, w.sent_last_minute, w.relay_down_until),
+            None => (Totals::default(), 0, None),
+        };
         DispatchStatus {
             enabled: self.enabled,
             transport: self.transport,
             paused: self.paused,
             throttles: self.throttles,
             queues,
-            sent_last_minute: self.sent_last_minute,
+            sent_last_minute,
             sent_total: t.sent,
             deferred_total: t.deferred,
             failed_total: t.failed,
@@ -101,11 +130,12 @@ impl Snapshot {
             resent_after_crash: t.resent_after_crash,
             resent_after_cut: t.resent_after_cut,
             bounces_processed: t.bounces,
-            relay_down_until: self.relay_down_until,
+            relay_down_until,
             last_error: self.last_error,
             unsubscribes_processed: t.unsubscribes,
             autoreplies_processed: t.autoreplies,
             mails_ignored: t.ignored,
+            daemon_wide,
         }
     }
 }

@@ -78,6 +78,7 @@ fn alerts_name_what_is_wrong_most_severe_first() {
         paused: &paused,
         bounce_alert_percent: 5,
         tenants: &tenants,
+        unreadable: &[(tid("d003"), "No space left on device (os error 28)".into())],
     });
     let lines: Vec<(AlertLevel, Option<String>, &str)> = a
         .iter()
@@ -125,6 +126,9 @@ fn alerts_name_what_is_wrong_most_severe_first() {
     assert_eq!(lines.iter().filter(|l| l.2.contains("bounce")).count(), 1);
     let p = find("Tenant d002 paused by anna since");
     assert_eq!(p.0, AlertLevel::Warning);
+    let u = find("store unreadable");
+    assert_eq!((u.0, u.1.as_deref()), (AlertLevel::Critical, Some("d003")));
+    assert!(u.2.contains("No space left on device"), "{}", u.2);
 }
 
 #[test]
@@ -149,6 +153,7 @@ fn no_stuck_queue_alert_while_dispatch_is_off_and_none_when_all_is_well() {
         paused: &[],
         bounce_alert_percent: 5,
         tenants: &tenants,
+        unreadable: &[],
     };
     assert!(alerts(&i).is_empty());
     i.dispatch_enabled = true;

@@ -14,7 +14,7 @@ use touchpoint_common::TenantId;
 
 use super::error::{Result, StoreError};
 use super::files::{remove_unfinished_snapshots, sled_err, wait_released, RELEASE_WAIT};
-use crate::events::Events;
+use crate::events::{Audience, Events};
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TenantRecord {
@@ -332,8 +332,10 @@ impl Central {
         }
     }
 
-    /// Replaces the pauses in force, durably.
-    pub fn set_pauses(&self, pauses: &[Pause]) -> Result<()> {
+    /// Replaces the pauses in force, durably. `changed`: the tenant whose
+    /// pause was set or lifted (`None`: a pause of every tenant), so that
+    /// only those who may see it hear of it.
+    pub fn set_pauses(&self, pauses: &[Pause], changed: Option<&TenantId>) -> Result<()> {
         let bytes = encode_record(pauses).map_err(|source| StoreError::Codec {
             tree: "settings",
             source,
@@ -342,7 +344,7 @@ impl Central {
         c.settings.insert(PAUSES, bytes).map_err(self.fail())?;
         self.flush_db(&c)?;
         drop(c);
-        self.events.publish(&[Topic::Dispatch], None);
+        self.events.publish(&[Topic::Dispatch], changed);
         Ok(())
     }
 
@@ -360,7 +362,13 @@ impl Central {
             .map_err(self.fail())?;
         self.flush_db(&c)?;
         drop(c);
-        self.events.publish(&[Topic::Audit], entry.tenant.as_ref());
+        // An entry about no tenant is shown to a narrower scope only if it
+        // is the user's own (as the `Audit` request reads them).
+        let audience = match &entry.tenant {
+            Some(t) => Audience::Tenant(t.clone()),
+            None => Audience::ScopeOverAllAnd(entry.uid),
+        };
+        self.events.publish_to(&[Topic::Audit], audience);
         Ok(seq)
     }
 

@@ -27,6 +27,7 @@ use touchpoint_common::protocol::{
 
 use super::central::Central;
 use super::error::{Result, StoreError};
+use crate::events::Audience;
 
 const PROPOSAL_SEQ: &[u8] = b"proposal_seq";
 
@@ -187,8 +188,9 @@ impl Central {
     }
 
     /// Stores a new proposal under the next id (1, 2, ...), durably, and
-    /// returns it with its id.
-    pub fn add_proposal(&self, proposal: &Proposal) -> Result<Proposal> {
+    /// returns it with its id. `audience`: whose material it is, so that
+    /// only those who may see it hear of it (`crate::approvals` knows).
+    pub fn add_proposal(&self, proposal: &Proposal, audience: Audience) -> Result<Proposal> {
         let c = self.db()?;
         let stored = (&c.settings, &c.proposals)
             .transaction(|(settings, proposals)| {
@@ -209,7 +211,7 @@ impl Central {
             .map_err(tx_err(self))?;
         self.flush_db(&c)?;
         drop(c);
-        self.events.publish(&[Topic::Approvals], None);
+        self.events.publish_to(&[Topic::Approvals], audience);
         Ok(stored)
     }
 
@@ -234,6 +236,7 @@ impl Central {
 
     /// Records the decision on a proposal (`decided` carries its new status),
     /// with the version it becomes if approved, atomically and durably.
+    /// `audience` as for [`Central::add_proposal`].
     ///
     /// Refused with [`StoreError::Conflict`], writing nothing, if the stored
     /// proposal is no longer pending or the new version is not the one after
@@ -242,6 +245,7 @@ impl Central {
         &self,
         decided: &Proposal,
         approved: Option<&TemplateVersion>,
+        audience: Audience,
     ) -> Result<()> {
         let name = decided.template.as_str();
         let c = self.db()?;
@@ -284,7 +288,7 @@ impl Central {
             .map_err(tx_err(self))?;
         self.flush_db(&c)?;
         drop(c);
-        self.events.publish(&[Topic::Approvals], None);
+        self.events.publish_to(&[Topic::Approvals], audience);
         Ok(())
     }
 }

@@ -271,6 +271,49 @@ async fn scoped_setup(role: Role) -> Scoped {
     }
 }
 
+/// `touchpoint dispatch --json` as the admin `OTHER`.
+fn admin_dispatch(s: &Scoped) -> serde_json::Value {
+    let out = touchpoint_as(OTHER, &s.d.socket, &s.home, &["dispatch", "--json"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("dispatch json")
+}
+
+/// Connections of `OTHER` that said hello and stay open until dropped.
+struct Peer(std::process::Child);
+
+impl Peer {
+    fn welcome(s: &Scoped, n: usize) -> Peer {
+        use std::io::BufRead;
+        use std::os::unix::process::CommandExt;
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_tp-peer"))
+            .args(["welcome", &s.d.socket.display().to_string(), &n.to_string()])
+            .uid(OTHER)
+            .gid(OTHER)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("spawn tp-peer");
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().expect("stdout"))
+            .read_line(&mut line)
+            .expect("tp-peer says");
+        assert_eq!(line.trim(), format!("welcome {n} of {n}"));
+        Peer(child)
+    }
+}
+
+impl Drop for Peer {
+    fn drop(&mut self) {
+        // Its stdin closes: it lets go of its connections and ends.
+        drop(self.0.stdin.take());
+        let _ = self.0.wait();
+    }
+}
+
 /// Whether `text` names an outside tenant by id or name.
 fn names_outside(text: &str) -> Option<&'static str> {
     OUTSIDE
@@ -348,6 +391,88 @@ async fn a_scoped_operator_sees_no_other_tenant_in_any_answer() {
         names_outside(&format!("{changed:?}")).is_none(),
         "{changed:?}"
     );
+
+    // Counts: the others have proposals, send (the tenant just resumed),
+    // have their stores open and connections of their own. None of it is
+    // counted for the operator, and what is only known over every tenant
+    // (totals since the start, throughput, the global and per-domain
+    // throttles) is not shown to it at all.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while admin_dispatch(&s)["sent_total"].as_u64().unwrap_or(0) == 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the resumed tenant never sent"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let _held = Peer::welcome(&s, 3);
+    let out = touchpoint_as(OTHER, &s.d.socket, &s.home, &["overview"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let visible = c.proposals(false).await.expect("proposals").len() as u64;
+    let o = c.overview().await.expect("overview");
+    assert_eq!(
+        o.pending_approvals, visible,
+        "the overview counts proposals outside the scope"
+    );
+    assert!(o.throughput.is_empty(), "{:?}", o.throughput);
+    assert!(!o.daemon_wide);
+    let own_throttle = format!("tenant {}", INSIDE.0);
+    assert!(
+        o.throttles.iter().all(|t| t.name == own_throttle),
+        "{:?}",
+        o.throttles
+    );
+    let ds = c.dispatch_status().await.expect("dispatch status");
+    let totals = [
+        ds.sent_last_minute,
+        ds.sent_total,
+        ds.deferred_total,
+        ds.failed_total,
+        ds.fallbacks_total,
+        ds.resent_after_crash,
+        ds.resent_after_cut,
+        ds.bounces_processed,
+        ds.unsubscribes_processed,
+        ds.autoreplies_processed,
+        ds.mails_ignored,
+    ];
+    assert_eq!(totals, [0; 11], "daemon-wide counts shown: {ds:?}");
+    assert!(!ds.daemon_wide);
+    assert!(
+        ds.throttles.iter().all(|t| t.name == own_throttle),
+        "{:?}",
+        ds.throttles
+    );
+    let queues: Vec<&str> = ds.queues.iter().map(|q| q.tenant.as_str()).collect();
+    assert_eq!(queues, [INSIDE.0]);
+    // Its own connections (this one and the feed), its own tenant's store:
+    // once connections that just closed are gone.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let st = c.status().await.expect("status");
+        assert!(!st.daemon_wide);
+        if (st.tenants, st.tenants_open, st.connections) == (1, 1, 2) {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "tenants {} open {} connections {}: counts of other tenants and users",
+            st.tenants,
+            st.tenants_open,
+            st.connections
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    // The same connections, seen by an admin.
+    let out = touchpoint_as(OTHER, &s.d.socket, &s.home, &["status", "--json"]);
+    let admin: serde_json::Value = serde_json::from_slice(&out.stdout).expect("status json");
+    assert!(admin["connections"].as_u64().unwrap_or(0) >= 5, "{admin}");
+    assert!(admin["tenants_open"].as_u64().unwrap_or(0) >= 3, "{admin}");
+    drop(feed);
 
     // The same requests about an outside tenant are refused.
     for r in every_request(&tid(OUTSIDE[0].0), s.outside_proposals[0]) {
@@ -460,4 +585,91 @@ async fn an_operator_cannot_pause_every_tenant_or_touch_one_outside() {
         matches!(r, Err(ClientError::Daemon(ref e)) if e.kind == ErrorKind::Forbidden),
         "{r:?}"
     );
+}
+
+/// A scoped operator's change feed hears nothing of what changes only for
+/// another dealer or what it may not see: another dealer's slots proposed,
+/// its dispatch paused and resumed, an admin's audit entry about no tenant.
+/// A change of its own tenant's slots is heard, about it.
+#[tokio::test]
+async fn a_scoped_subscriber_hears_nothing_of_another_dealers_slots_or_pauses() {
+    use touchpoint_common::protocol::{Changes, Topic};
+    let s = scoped_setup(Role::Operator).await;
+    let mut c = s.d.client().await;
+    let mut feed = s.d.client().await.subscribe().await.expect("subscribe");
+    std::fs::set_permissions(
+        &s.d.socket,
+        std::os::unix::fs::PermissionsExt::from_mode(0o666),
+    )
+    .expect("chmod socket");
+    let as_admin = |args: &[&str]| {
+        let out = touchpoint_as(OTHER, &s.d.socket, &s.home, args);
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    let propose = |tenant: &str, signature: &str| {
+        let file = s.home.join(format!("slots-{tenant}-{signature}.toml"));
+        std::fs::write(&file, format!("[slots]\nsignature = \"{signature}\"\n")).expect("slots");
+        as_admin(&[
+            "propose",
+            &file.display().to_string(),
+            "--template",
+            &format!("slots/{tenant}"),
+            "--comment",
+            "another signature",
+        ]);
+    };
+    as_admin(&["resume", "--tenant", OUTSIDE[0].0]);
+    as_admin(&["pause", "--tenant", OUTSIDE[1].0]);
+    propose(OUTSIDE[1].0, "Team Süd");
+    // Audited about no tenant: only the admin (and admins) see the entry.
+    let calls = s.home.join("ergebnisse.csv");
+    std::fs::write(&calls, "task_id;outcome;minutes;note\n").expect("calls file");
+    as_admin(&["calls", "import", &calls.display().to_string()]);
+    // A change about its own tenant (a refused undo is audited) after
+    // them: everything before it has reached the feed by then.
+    let _ = c.undo_merge(&tid(INSIDE.0), 9_999).await;
+    let mut heard: Vec<Changes> = Vec::new();
+    loop {
+        let changed = next_change(&mut feed).await;
+        let mine = changed.topics.contains(&Topic::Audit)
+            && changed.tenants.iter().any(|t| t.as_str() == INSIDE.0);
+        heard.push(changed);
+        if mine {
+            break;
+        }
+    }
+    assert!(
+        heard
+            .iter()
+            .all(|c| !c.topics.contains(&Topic::Approvals) && !c.topics.contains(&Topic::Dispatch)),
+        "another dealer's slots or pauses reached the operator's feed: {heard:?}"
+    );
+    assert!(
+        heard.iter().all(|c| !c.topics.contains(&Topic::Audit)
+            || c.tenants.iter().any(|t| t.as_str() == INSIDE.0)),
+        "an audit entry the operator cannot read reached its feed: {heard:?}"
+    );
+    // Its own tenant's slots: heard, as its tenant's.
+    propose(INSIDE.0, "Team Mitte neu");
+    loop {
+        let changed = next_change(&mut feed).await;
+        if changed.topics.contains(&Topic::Approvals) {
+            let tenants: Vec<&str> = changed.tenants.iter().map(|t| t.as_str()).collect();
+            assert_eq!(tenants, [INSIDE.0], "{changed:?}");
+            break;
+        }
+    }
+}
+
+async fn next_change(
+    feed: &mut touchpoint::client::Subscription,
+) -> touchpoint_common::protocol::Changes {
+    tokio::time::timeout(std::time::Duration::from_secs(60), feed.next())
+        .await
+        .expect("the feed said nothing for a minute")
+        .expect("change feed")
 }

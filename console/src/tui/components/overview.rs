@@ -1,5 +1,9 @@
 //! The overview: today's messages per tenant, money against budget, the
 //! last hour's throughput, throttles, policy and dispatch state, alerts.
+//!
+//! A tenant whose store the daemon could not read is shown as such, never
+//! as a row of zeros; what the daemon counts only over every tenant is
+//! shown as not shown to a caller with a narrower scope, never as 0.
 
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::{Style, Stylize};
@@ -114,6 +118,19 @@ fn counts_spans(c: &DayCounts) -> Vec<Span<'static>> {
 fn draw_totals(frame: &mut Frame, area: Rect, o: &Overview) {
     let mut spans = vec![Span::from(format!(" Today {} ", o.today)).bold()];
     spans.extend(counts_spans(&o.total));
+    let unreadable: Vec<String> = o
+        .tenants
+        .iter()
+        .filter(|t| t.error.is_some())
+        .map(|t| t.tenant.to_string())
+        .collect();
+    if !unreadable.is_empty() {
+        spans.push(
+            Span::from(format!(" · not counted: {}", unreadable.join(", ")))
+                .red()
+                .bold(),
+        );
+    }
     frame.render_widget(Paragraph::new(Line::from(spans)), area);
 }
 
@@ -165,11 +182,13 @@ fn shown_of(title: &str, shown: usize, all: usize, order: &str) -> String {
 }
 
 fn draw_tenants(frame: &mut Frame, area: Rect, o: &Overview) {
-    // Trouble first, then the busiest: what a short pane must not hide.
+    // Trouble first (a store that cannot be read, then failed and held
+    // messages), then the busiest: what a short pane must not hide.
     let mut tenants: Vec<_> = o.tenants.iter().collect();
     tenants.sort_by_key(|t| {
         let c = &t.today;
         (
+            t.error.is_none(),
             std::cmp::Reverse(c.failed + c.held),
             std::cmp::Reverse(c.planned + c.queued + c.sent),
         )
@@ -206,6 +225,15 @@ fn draw_tenants(frame: &mut Frame, area: Rect, o: &Overview) {
     };
     let rows = tenants.into_iter().take(fit).map(|t| {
         let c = &t.today;
+        if t.error.is_some() {
+            let trouble = Style::new().red().bold();
+            let mut cells = vec![Cell::from(t.tenant.to_string()).style(trouble)];
+            if named {
+                cells.push(Cell::from("store unreadable (see alerts)").style(trouble));
+            }
+            cells.extend((0..5).map(|_| right("—").style(trouble)));
+            return Row::new(cells);
+        }
         let mut cells = vec![Cell::from(t.tenant.to_string())];
         if named {
             cells.push(Cell::from(t.name.clone()));
@@ -307,6 +335,15 @@ fn draw_budgets(frame: &mut Frame, area: Rect, o: &Overview) {
 }
 
 fn draw_throughput(frame: &mut Frame, area: Rect, o: &Overview) {
+    if !o.daemon_wide {
+        frame.render_widget(
+            Paragraph::new("not shown to your scope (counted over every tenant)")
+                .style(dim())
+                .block(pane(" Sent per minute: — ".into(), false)),
+            area,
+        );
+        return;
+    }
     let now = o.throughput.last().copied().unwrap_or(0);
     let max = o.throughput.iter().copied().max().unwrap_or(0);
     let hour: u64 = o.throughput.iter().sum();
@@ -335,12 +372,21 @@ fn draw_throughput(frame: &mut Frame, area: Rect, o: &Overview) {
 }
 
 fn draw_throttles(frame: &mut Frame, area: Rect, o: &Overview) {
-    let block = pane(" Throttles ".into(), false);
+    let block = pane(
+        if o.daemon_wide {
+            " Throttles ".into()
+        } else {
+            " Throttles of your tenants ".into()
+        },
+        false,
+    );
     if o.throttles.is_empty() {
-        let text = if o.dispatch_enabled {
+        let text = if !o.dispatch_enabled {
+            "dispatch is off in this daemon"
+        } else if o.daemon_wide {
             "no throttles configured"
         } else {
-            "dispatch is off in this daemon"
+            "none of your tenants'; global and per-domain: not shown to your scope"
         };
         frame.render_widget(Paragraph::new(text).style(dim()).block(block), area);
         return;

@@ -104,6 +104,7 @@ impl Dispatcher {
     }
 
     pub fn pause(&self, scope: PauseScope, by: &str) -> Result<Vec<Pause>> {
+        let tenant = scope.tenant.clone();
         let mut st = self.state();
         if !st.pauses.iter().any(|p| p.scope == scope) {
             st.pauses.push(Pause {
@@ -113,14 +114,18 @@ impl Dispatcher {
             });
             st.pauses.sort_by(|a, b| a.scope.cmp(&b.scope));
         }
-        self.stores.central().set_pauses(&st.pauses)?;
+        self.stores
+            .central()
+            .set_pauses(&st.pauses, tenant.as_ref())?;
         Ok(st.pauses.clone())
     }
 
     pub fn resume(&self, scope: PauseScope) -> Result<Vec<Pause>> {
         let mut st = self.state();
         st.pauses.retain(|p| p.scope != scope);
-        self.stores.central().set_pauses(&st.pauses)?;
+        self.stores
+            .central()
+            .set_pauses(&st.pauses, scope.tenant.as_ref())?;
         let out = st.pauses.clone();
         drop(st);
         self.wake.notify_one();

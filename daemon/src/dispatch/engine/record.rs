@@ -175,9 +175,11 @@ impl Dispatcher {
         let relay_down = st.relay_down_until.is_some();
         drop(st);
         if relay_was_down != relay_down {
-            self.stores
-                .events()
-                .publish(&[touchpoint_common::protocol::Topic::Dispatch], None);
+            // Only a scope over every tenant is shown the relay.
+            self.stores.events().publish_to(
+                &[touchpoint_common::protocol::Topic::Dispatch],
+                crate::events::Audience::ScopeOverAll,
+            );
         }
         Ok(())
     }

@@ -1,8 +1,10 @@
 #![allow(clippy::unwrap_used)]
 
+use touchpoint_common::domain::Timestamp;
 use touchpoint_common::protocol::{PauseScope, Scope};
 
 use crate::dispatch::engine::fixture::*;
+use crate::dispatch::engine::ErrorAbout;
 
 /// What a scoped caller reads of dispatch (the overview, the status reply)
 /// is cut to its scope when the snapshot is taken: another tenant's pause,
@@ -51,4 +53,59 @@ fn a_snapshot_names_no_tenant_outside_its_scope() {
     assert_eq!(all.paused().len(), 3);
     assert!(all.throttles().iter().any(|t| t.name == "tenant d003"));
     assert_eq!(all.last_error(), "tenant d003: store broken");
+}
+
+/// What is only known over every tenant (the relay, throughput, counts
+/// since the start, the global and per-domain throttles) is not in a
+/// snapshot for a narrower scope, and its status says it is not shown;
+/// a scope over all gets it.
+#[test]
+fn a_scoped_snapshot_holds_nothing_only_known_over_every_tenant() {
+    let fx = Fx::new();
+    {
+        let mut st = fx.d.state();
+        st.last_error = "relay not reached: connection refused".into();
+        st.last_error_about = ErrorAbout::Everyone;
+        st.relay_down_until = Some(Timestamp::now().0 + 600_000);
+        let mut limits = fx.p().brand.throttle.clone();
+        limits.tenant_per_day = 100;
+        st.throttles.set_limits(&limits);
+        st.throttles.seed_tenant(&tid("d001"), 3);
+    }
+    let inside = Scope::Tenants(vec![tid("d001")]);
+    let s = fx.d.snapshot(&inside);
+    assert!(!s.daemon_wide());
+    assert_eq!(s.throughput(), None);
+    assert_eq!(s.relay_down_until(), None);
+    assert_eq!(s.last_error(), "");
+    let names: Vec<&str> = s.throttles().iter().map(|t| t.name.as_str()).collect();
+    assert_eq!(names, ["tenant d001"]);
+    let status = fx.d.status(&inside, &[tid("d001")]);
+    assert!(!status.daemon_wide);
+    assert_eq!(status.relay_down_until, None);
+
+    let all = fx.d.snapshot(&Scope::All);
+    assert!(all.daemon_wide());
+    assert_eq!(all.throughput().map(<[u64]>::len), Some(60));
+    assert!(all.relay_down_until().is_some());
+    assert_eq!(all.last_error(), "relay not reached: connection refused");
+    assert!(all.throttles().iter().any(|t| t.name == "global"));
+    let status = fx.d.status(&Scope::All, &[tid("d001")]);
+    assert!(status.daemon_wide && status.relay_down_until.is_some());
+}
+
+/// A tenant whose store cannot be had is a queue row saying why, not a
+/// row left out (or one of zeros that looks like an empty queue).
+#[test]
+fn a_tenant_that_cannot_be_read_is_a_queue_row_with_its_error() {
+    let fx = Fx::new();
+    let status = fx.d.status(&Scope::All, &[tid("d001"), tid("x404")]);
+    let rows: Vec<(&str, Option<&str>)> = status
+        .queues
+        .iter()
+        .map(|q| (q.tenant.as_str(), q.error.as_deref()))
+        .collect();
+    assert_eq!(rows[0], ("d001", None));
+    assert_eq!(rows[1].0, "x404");
+    assert!(rows[1].1.is_some_and(|e| e.contains("x404")), "{rows:?}");
 }
