@@ -175,6 +175,40 @@ impl Dir {
         })
     }
 
+    /// Opens the output folder `path` if there is anything under that name
+    /// (made nothing); what is made below it gets its permissions.
+    pub fn open_output(path: &Path) -> Result<Option<Dir>> {
+        let Some(d) = Dir::open(path, Perms::PRIVATE)? else {
+            return Ok(None);
+        };
+        let st = fstat(&d.fd).map_err(|e| io_at(path, e))?;
+        Ok(Some(d.with_perms(Perms::of_mode(st.st_mode))))
+    }
+
+    /// Opens the folder `path` the administrator named (the state
+    /// directory, say), following it as given, links included; creates it
+    /// and its missing parents first.
+    pub fn given(path: &Path, perms: Perms) -> Result<Dir> {
+        let fd = match open_parent(path) {
+            Err(Errno::ENOENT) => {
+                std::fs::create_dir_all(path).map_err(|e| io_at(path, e))?;
+                open_parent(path)
+            }
+            r => r,
+        }
+        .map_err(|e| match e {
+            Errno::ENOTDIR => FilesError::NotAFolder {
+                path: path.to_path_buf(),
+            },
+            e => io_at(path, e),
+        })?;
+        Ok(Dir {
+            fd,
+            path: path.to_path_buf(),
+            perms,
+        })
+    }
+
     /// Opens the folder `path` if there is anything under that name.
     pub fn open(path: &Path, perms: Perms) -> Result<Option<Dir>> {
         let (parent, name) = split(path)?;
@@ -255,6 +289,18 @@ impl Dir {
         &self.path
     }
 
+    /// `name` if it is one plain entry of this folder (a path with `/`
+    /// would reach past it).
+    fn entry<'n>(&self, name: &'n OsStr) -> Result<&'n OsStr> {
+        if plain(name) {
+            Ok(name)
+        } else {
+            Err(FilesError::BadName {
+                path: self.path.join(name),
+            })
+        }
+    }
+
     pub fn perms(&self) -> Perms {
         self.perms
     }
@@ -277,7 +323,7 @@ impl Dir {
     /// The type of the entry `name` (`S_IFREG`, `S_IFLNK`, …), not
     /// following a link; `None` when there is none.
     pub fn kind(&self, name: impl AsRef<OsStr>) -> Result<Option<SFlag>> {
-        let name = name.as_ref();
+        let name = self.entry(name.as_ref())?;
         match fstatat(&self.fd, name, AtFlags::AT_SYMLINK_NOFOLLOW) {
             Ok(st) => Ok(Some(SFlag::from_bits_truncate(
                 st.st_mode & SFlag::S_IFMT.bits(),
@@ -316,7 +362,7 @@ impl Dir {
     /// Opens the regular file `name` for reading, not through a link and
     /// without blocking on a FIFO.
     pub fn open_read(&self, name: impl AsRef<OsStr>) -> Result<File> {
-        let name = name.as_ref();
+        let name = self.entry(name.as_ref())?;
         let path = self.path.join(name);
         let fd = openat(
             &self.fd,
@@ -335,7 +381,7 @@ impl Dir {
     /// Removes the entry `name` (a link itself, never what it points to).
     /// Missing is fine.
     pub fn remove(&self, name: impl AsRef<OsStr>) -> Result<()> {
-        let name = name.as_ref();
+        let name = self.entry(name.as_ref())?;
         match unlinkat(&self.fd, name, UnlinkatFlags::NoRemoveDir) {
             Ok(()) | Err(Errno::ENOENT) => Ok(()),
             Err(e) => Err(io_at(&self.path.join(name), e)),
@@ -558,7 +604,8 @@ fn split(path: &Path) -> Result<(&Path, &OsStr)> {
     }
 }
 
-/// The parent of a root: the administrator's path, followed as given.
+/// The parent of a root, or another folder of the administrator's path:
+/// followed as given.
 fn open_parent(parent: &Path) -> nix::Result<OwnedFd> {
     openat(
         AT_FDCWD,

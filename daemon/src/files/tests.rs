@@ -23,9 +23,27 @@ fn chmod(p: &Path, m: u32) {
 
 #[test]
 fn perms_follow_the_folder_without_write_for_others_or_execute() {
-    assert_eq!(Perms::of_mode(0o750), Perms { dir: 0o750, file: 0o640 });
-    assert_eq!(Perms::of_mode(0o700), Perms { dir: 0o700, file: 0o600 });
-    assert_eq!(Perms::of_mode(0o777), Perms { dir: 0o777, file: 0o644 });
+    assert_eq!(
+        Perms::of_mode(0o750),
+        Perms {
+            dir: 0o750,
+            file: 0o640
+        }
+    );
+    assert_eq!(
+        Perms::of_mode(0o700),
+        Perms {
+            dir: 0o700,
+            file: 0o600
+        }
+    );
+    assert_eq!(
+        Perms::of_mode(0o777),
+        Perms {
+            dir: 0o777,
+            file: 0o644
+        }
+    );
     assert_eq!(
         Perms::of_mode(0o42770),
         Perms {
@@ -106,8 +124,10 @@ fn folders_that_are_links_or_files_are_refused_not_followed() {
         let e = root.sub(name).unwrap_err();
         assert!(matches!(e, FilesError::NotAFolder { .. }), "{name}: {e}");
         assert!(
-            e.to_string()
-                .starts_with(&format!("{}: not a folder", t.path().join("root").join(name).display())),
+            e.to_string().starts_with(&format!(
+                "{}: not a folder",
+                t.path().join("root").join(name).display()
+            )),
             "{e}"
         );
         assert!(matches!(
@@ -117,10 +137,16 @@ fn folders_that_are_links_or_files_are_refused_not_followed() {
     }
     assert!(root.open_sub("d005").unwrap().is_none());
     for bad in ["", ".", "..", "a/b"] {
-        assert!(matches!(root.sub(bad), Err(FilesError::BadName { .. })), "{bad:?}");
+        assert!(
+            matches!(root.sub(bad), Err(FilesError::BadName { .. })),
+            "{bad:?}"
+        );
     }
     assert!(ls(&elsewhere).is_empty());
-    assert!(!t.path().join("nowhere").exists(), "a dangling link was followed");
+    assert!(
+        !t.path().join("nowhere").exists(),
+        "a dangling link was followed"
+    );
 }
 
 #[test]
@@ -133,7 +159,10 @@ fn a_link_at_the_final_name_is_replaced_itself_or_refused_never_written_through(
     symlink(&victim, t.path().join("out/b.csv")).unwrap();
 
     root.write("a.eml", &[b"mail"], Replace::Yes).unwrap();
-    assert_eq!(std::fs::read_to_string(t.path().join("out/a.eml")).unwrap(), "mail");
+    assert_eq!(
+        std::fs::read_to_string(t.path().join("out/a.eml")).unwrap(),
+        "mail"
+    );
     assert!(std::fs::symlink_metadata(t.path().join("out/a.eml"))
         .unwrap()
         .is_file());
