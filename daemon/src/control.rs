@@ -83,7 +83,6 @@ pub struct Ctx {
     socket_path: PathBuf,
     started_at: Timestamp,
     connections: AtomicU64,
-    upload_seq: AtomicU64,
     refusals: audit::Refusals,
 }
 
@@ -101,7 +100,6 @@ impl Ctx {
             socket_path: p.socket_path,
             started_at: Timestamp::now(),
             connections: AtomicU64::new(0),
-            upload_seq: AtomicU64::new(0),
             refusals: audit::Refusals::default(),
         }
     }

@@ -11,12 +11,16 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use touchpoint::client::PlanArgs;
+use touchpoint_common::domain::ImportStatus;
 use touchpoint_common::outbox::{Message, MessageStatus};
 use touchpoint_common::Date;
 use touchpoint_tests::{fixture, tid, Options, TestDaemon};
 
+use crate::common::{import_fixture, MAY};
+
 const WAIT: Duration = Duration::from_secs(60);
 const POLL: Duration = Duration::from_millis(50);
+const PRECIOUS: &str = "PRECIOUS DATA";
 
 /// A daemon of the dispatch fixtures' dealers s001 and s002, without a
 /// relay (email goes to `<state>/mail/`), batches closed on request only
@@ -274,4 +278,64 @@ async fn a_tenant_mail_folder_that_is_a_link_holds_its_email_and_not_the_others(
     };
     assert_eq!(ls(&mail.join("s001")), expected);
     assert!(ls(&loot).is_empty());
+}
+
+/// The upload spool's names were predictable (`upload-<pid>-<n>`): links
+/// planted there must not be written through.
+#[tokio::test]
+async fn links_at_upload_spool_names_are_not_written_through() {
+    let d = TestDaemon::start();
+    let spool = d.state_dir.join("spool");
+    std::fs::create_dir_all(&spool).expect("spool");
+    let victim = d.dir.path().join("victim");
+    std::fs::write(&victim, PRECIOUS).expect("victim");
+    for n in 0..4 {
+        let name = format!("upload-{}-{n}", std::process::id());
+        symlink(&victim, spool.join(name)).expect("symlink");
+    }
+    let r = d
+        .client()
+        .await
+        .upload(&tid("d001"), &import_fixture(MAY))
+        .await;
+    assert_eq!(
+        std::fs::read(&victim).expect("victim"),
+        PRECIOUS.as_bytes(),
+        "written through a link"
+    );
+    let r = r.expect("upload");
+    assert_eq!(r.status, ImportStatus::Committed, "{r:#?}");
+}
+
+/// An upload spool that is a link: nothing is written behind it, and the
+/// clean-up at start deletes nothing there.
+#[tokio::test]
+async fn an_upload_spool_that_is_a_link_is_neither_written_nor_cleared() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let state = root.path().join("state");
+    let loot = root.path().join("loot");
+    std::fs::create_dir_all(&state).expect("state");
+    std::fs::create_dir_all(&loot).expect("loot");
+    std::fs::write(loot.join("keep.txt"), PRECIOUS).expect("keep");
+    symlink(&loot, state.join("spool")).expect("symlink");
+
+    let d = TestDaemon::start_with(Options {
+        state_dir: Some(state.clone()),
+        ..Options::default()
+    });
+    let r = d
+        .client()
+        .await
+        .upload(&tid("d001"), &import_fixture(MAY))
+        .await;
+    assert_eq!(ls(&loot), ["keep.txt"]);
+    assert_eq!(
+        std::fs::read_to_string(loot.join("keep.txt")).expect("keep"),
+        PRECIOUS
+    );
+    let e = r.expect_err("an upload through a link").to_string();
+    assert!(
+        e.contains(&state.join("spool").display().to_string()) && e.contains("not a folder"),
+        "{e}"
+    );
 }

@@ -32,3 +32,29 @@ fn a_relay_ca_file_that_cannot_be_read_stops_the_start_with_its_name() {
     std::fs::write(fx.dir.path().join("no-such-ca.pem"), "not a certificate").unwrap();
     assert!(Dispatcher::new(fx.stores.clone(), fx.policies.clone(), &cfg, paths).is_err());
 }
+
+/// The signing key is the daemon's alone and is written as a new file: a
+/// link planted where its temporary file used to go (`dispatch.tmp`) is not
+/// written through, and a dangling link at its name is an error, not
+/// followed.
+#[test]
+fn the_key_is_written_for_the_daemon_only_and_through_no_link() {
+    use std::os::unix::fs::{symlink, MetadataExt};
+    let dir = tempfile::tempdir().unwrap();
+    let victim = dir.path().join("victim");
+    std::fs::write(&victim, "precious").unwrap();
+    symlink(&victim, dir.path().join("dispatch.tmp")).unwrap();
+    let key = dir.path().join("dispatch.key");
+    let first = load_secret(&key).unwrap();
+    assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious");
+    let meta = std::fs::symlink_metadata(&key).unwrap();
+    assert!(meta.is_file());
+    assert_eq!(meta.mode() & 0o777, 0o600);
+    assert_eq!(load_secret(&key).unwrap(), first, "read back, not replaced");
+
+    let dangling = dir.path().join("other.key");
+    symlink(dir.path().join("nowhere"), &dangling).unwrap();
+    let e = load_secret(&dangling).unwrap_err().to_string();
+    assert!(e.contains("dangling symbolic link"), "{e}");
+    assert!(!dir.path().join("nowhere").exists());
+}
