@@ -339,3 +339,34 @@ async fn an_upload_spool_that_is_a_link_is_neither_written_nor_cleared() {
         "{e}"
     );
 }
+
+/// The folders the daemon makes for others to write into or collect from
+/// (the inbox and its tenant folders, the upload spool) get the state
+/// directory's permissions, not the umask's: a state directory closed to
+/// others stays closed below.
+#[tokio::test]
+async fn folders_made_below_the_state_directory_get_its_permissions() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let state = root.path().join("state");
+    std::fs::create_dir(&state).expect("state");
+    std::fs::set_permissions(&state, std::fs::Permissions::from_mode(0o700)).expect("chmod");
+    let d = TestDaemon::start_with(Options {
+        state_dir: Some(state.clone()),
+        ..Options::default()
+    });
+    let r = d
+        .client()
+        .await
+        .upload(&tid("d001"), &import_fixture(MAY))
+        .await
+        .expect("upload");
+    assert_eq!(r.status, ImportStatus::Committed);
+    for p in [
+        state.join("inbox"),
+        state.join("inbox/d001"),
+        state.join("inbox/d003"),
+        state.join("spool"),
+    ] {
+        assert_eq!(mode(&p), 0o700, "{}", p.display());
+    }
+}
