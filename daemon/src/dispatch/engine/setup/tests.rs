@@ -58,3 +58,33 @@ fn the_key_is_written_for_the_daemon_only_and_through_no_link() {
     assert!(e.contains("dangling symbolic link"), "{e}");
     assert!(!dir.path().join("nowhere").exists());
 }
+
+/// Temporary files a crash left in tenants' output folders go at start;
+/// batches, other hidden files and whatever a linked tenant folder points
+/// to stay.
+#[test]
+fn temporary_files_left_by_a_crash_are_removed_at_start_and_nothing_else() {
+    let fx = Fx::new();
+    let loot = fx.path("loot");
+    std::fs::create_dir_all(&loot).unwrap();
+    let leftover = ".tp-0123456789abcdef.tmp";
+    std::fs::write(loot.join(leftover), "not the daemon's").unwrap();
+    for kind in ["letters", "calls", "mail"] {
+        let t = fx.path(kind).join("d001");
+        std::fs::create_dir_all(&t).unwrap();
+        std::fs::write(t.join(leftover), "torn").unwrap();
+        std::fs::write(t.join("kept.csv"), "whole").unwrap();
+        std::fs::write(t.join(".hidden"), "someone's").unwrap();
+        std::os::unix::fs::symlink(&loot, fx.path(kind).join("d003")).unwrap();
+    }
+    drop(fx.restarted());
+    for kind in ["letters", "calls", "mail"] {
+        let mut names: Vec<String> = std::fs::read_dir(fx.path(kind).join("d001"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        assert_eq!(names, [".hidden", "kept.csv"], "{kind}");
+    }
+    assert!(loot.join(leftover).exists());
+}
