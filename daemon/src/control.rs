@@ -40,7 +40,6 @@ mod upload;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
 
 use touchpoint_common::config::ControlConfig;
@@ -84,7 +83,6 @@ pub struct Ctx {
     socket_path: PathBuf,
     started_at: Timestamp,
     connections: Connections,
-    upload_seq: AtomicU64,
     refusals: audit::Refusals,
 }
 
@@ -102,7 +100,6 @@ impl Ctx {
             socket_path: p.socket_path,
             started_at: Timestamp::now(),
             connections: Connections::default(),
-            upload_seq: AtomicU64::new(0),
             refusals: audit::Refusals::default(),
         }
     }

@@ -388,16 +388,36 @@ async fn refresh_figures(stores: &Arc<Stores>, p: &Policies) {
 }
 
 /// Uploads cut off by a crash or a dropped connection leave spool files;
-/// none can be resumed, so they go at start.
+/// none can be resumed, so they go at start. Through the folder's
+/// descriptor: a spool that is a link is not cleared (what it points to is
+/// not the daemon's), an entry that is a link goes itself.
 fn clear_spool(dir: &std::path::Path) {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return;
+    use crate::files::{Dir, Perms};
+    let spool = match Dir::open(dir, Perms::PRIVATE) {
+        Ok(Some(d)) => d,
+        Ok(None) => return,
+        Err(e) => {
+            tracing::error!("upload spool not cleared: {e}");
+            return;
+        }
     };
-    for e in entries.flatten() {
-        if let Err(err) = std::fs::remove_file(e.path()) {
-            tracing::warn!(file = %e.path().display(), error = %err, "cannot remove a stale upload");
-        } else {
-            tracing::info!(file = %e.path().display(), "removed an upload interrupted by a restart");
+    let names = match spool.names() {
+        Ok(n) => n,
+        Err(e) => {
+            tracing::error!("upload spool not cleared: {e}");
+            return;
+        }
+    };
+    for name in names {
+        let file = dir.join(&name);
+        if matches!(spool.kind(&name), Ok(Some(nix::sys::stat::SFlag::S_IFDIR))) {
+            continue;
+        }
+        match spool.remove(&name) {
+            Ok(()) => {
+                tracing::info!(file = %file.display(), "removed an upload interrupted by a restart")
+            }
+            Err(e) => tracing::warn!(error = %e, "cannot remove a stale upload"),
         }
     }
 }

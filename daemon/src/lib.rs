@@ -12,6 +12,7 @@ pub mod control;
 pub mod daemon;
 pub mod dispatch;
 pub mod events;
+pub mod files;
 pub mod identity;
 pub mod import;
 pub mod ledger;

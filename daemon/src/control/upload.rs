@@ -2,12 +2,19 @@
 //! `UploadEnd`): spooled under the state directory, bounded by what it
 //! announced and by `max_upload_bytes`, imported when it ends, removed
 //! whatever happens.
+//!
+//! The spool (`<state>/spool`) is reached without following a link and
+//! each upload is a new file under a random name in it (see
+//! [`crate::files`]), read back and removed through the folder's
+//! descriptor: nothing planted there is written through, read or removed
+//! in its place.
 
-use std::path::PathBuf;
-use std::sync::atomic::Ordering;
+use std::sync::Arc;
 
 use touchpoint_common::protocol::{ErrorKind, Identity, Response};
 use touchpoint_common::TenantId;
+
+use crate::files::Dir;
 
 use super::audit::{self, Audited};
 use super::reply::err;
@@ -18,7 +25,9 @@ pub(super) struct Upload {
     tenant: TenantId,
     file_name: String,
     declared: u64,
-    path: PathBuf,
+    /// The spool folder and the file's name in it.
+    spool: Arc<Dir>,
+    name: String,
     file: Option<tokio::fs::File>,
     written: u64,
     failed: Option<String>,
@@ -27,9 +36,20 @@ pub(super) struct Upload {
 impl Upload {
     pub(super) async fn discard(mut self) {
         self.file.take();
-        let _ = tokio::fs::remove_file(&self.path).await;
+        remove(self.spool, self.name).await;
     }
 }
+
+async fn remove(spool: Arc<Dir>, name: String) {
+    let r = tokio::task::spawn_blocking(move || spool.remove(&name)).await;
+    if let Ok(Err(e)) = r {
+        tracing::warn!("cannot remove a spooled upload: {e}");
+    }
+}
+
+/// Where uploads are spooled, under the state directory (cleared at start,
+/// daemon.rs).
+const SPOOL: &str = "spool";
 
 pub(super) async fn begin(
     ctx: &Ctx,
@@ -62,31 +82,29 @@ pub(super) async fn begin(
             ),
         );
     }
-    let dir = ctx.stores.state_dir().join("spool");
-    let seq = ctx.upload_seq.fetch_add(1, Ordering::Relaxed);
-    let path = dir.join(format!("upload-{}-{seq}", std::process::id()));
-    let file = async {
-        tokio::fs::create_dir_all(&dir).await?;
-        tokio::fs::File::create(&path).await
-    }
+    let dir = ctx.stores.state_dir().join(SPOOL);
+    let spooled = tokio::task::spawn_blocking(move || {
+        let spool = Dir::output(&dir)?;
+        let (file, name) = spool.temp()?.keep()?;
+        Ok::<_, crate::files::FilesError>((Arc::new(spool), file, name))
+    })
     .await;
-    match file {
-        Ok(f) => {
+    match spooled {
+        Ok(Ok((spool, file, name))) => {
             *upload = Some(Upload {
                 tenant,
                 file_name: bare,
                 declared: size,
-                path,
-                file: Some(f),
+                spool,
+                name,
+                file: Some(tokio::fs::File::from_std(file)),
                 written: 0,
                 failed: None,
             });
             Response::UploadReady
         }
-        Err(e) => err(
-            ErrorKind::Internal,
-            format!("cannot spool the upload in {}: {e}", dir.display()),
-        ),
+        Ok(Err(e)) => err(ErrorKind::Internal, format!("cannot spool the upload: {e}")),
+        Err(e) => err(ErrorKind::Internal, format!("cannot spool the upload: {e}")),
     }
 }
 
@@ -146,12 +164,23 @@ pub(super) async fn end(ctx: &Ctx, who: &Identity, upload: &mut Option<Upload>) 
     }
     u.file.take();
     let importer = ctx.importer.clone();
-    let (tenant, name, path) = (u.tenant.clone(), u.file_name.clone(), u.path.clone());
-    let result = tokio::task::spawn_blocking(move || importer.import(&tenant, &path, &name)).await;
-    let _ = tokio::fs::remove_file(&u.path).await;
+    let (tenant, shown, spool, name) = (
+        u.tenant.clone(),
+        u.file_name.clone(),
+        u.spool.clone(),
+        u.name.clone(),
+    );
+    let result = tokio::task::spawn_blocking(move || {
+        let file = spool.open_read(&name).map_err(|e| e.to_string())?;
+        importer
+            .import_open(&tenant, &file, &shown)
+            .map_err(|e| e.to_string())
+    })
+    .await;
+    remove(u.spool, u.name).await;
     let reply = match result {
         Ok(Ok(report)) => Response::Imported(report),
-        Ok(Err(e)) => err(ErrorKind::Internal, e.to_string()),
+        Ok(Err(e)) => err(ErrorKind::Internal, e),
         Err(e) => err(ErrorKind::Internal, format!("import task failed: {e}")),
     };
     audit::answered(ctx, who, what, &reply);

@@ -2,7 +2,8 @@
 //!
 //! A list is a CSV file per tenant, day and sequence number,
 //! `<dir>/<tenant>/calls-<tenant>-<YYYY-MM-DD>-<seq:02>.csv`, written whole
-//! or not at all (temporary file, sync, rename). Its last three columns,
+//! or not at all into the tenant's folder, never through a link and never
+//! over a list that is there (see [`crate::files`]). Its last three columns,
 //! `outcome`, `minutes` and `note`, are left empty for the call centre; the
 //! file it sends back is read by [`parse_outcomes`], which finds its columns
 //! by name (so added, removed or reordered columns do no harm), takes comma,
@@ -13,13 +14,12 @@
 
 use std::collections::HashMap;
 use std::fmt;
-use std::io;
 use std::path::{Path, PathBuf};
 
 use touchpoint_common::{limits, Date, TenantId, TenantIdError};
 
 use super::csv_out::{Cell, CsvOut};
-use super::letters::write_new_file;
+use crate::files::{Dir, FilesError, Replace};
 
 /// One call to make.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -116,12 +116,8 @@ impl fmt::Display for OutcomeError {
 
 #[derive(Debug, thiserror::Error)]
 pub enum CallsError {
-    #[error("{}: {source}", path.display())]
-    Io {
-        path: PathBuf,
-        #[source]
-        source: io::Error,
-    },
+    #[error(transparent)]
+    Files(#[from] FilesError),
     #[error("task list: {0}")]
     Csv(#[from] csv::Error),
 }
@@ -141,10 +137,29 @@ const COLUMNS: [&str; 12] = [
     "note",
 ];
 
+/// Name of a task list in the tenant's folder.
+pub fn tasks_name(tenant: &TenantId, day: Date, seq: u32) -> String {
+    format!("calls-{tenant}-{day}-{seq:02}.csv")
+}
+
 /// Path of a task list.
 pub fn tasks_path(dir: &Path, tenant: &TenantId, day: Date, seq: u32) -> PathBuf {
-    dir.join(tenant.as_str())
-        .join(format!("calls-{tenant}-{day}-{seq:02}.csv"))
+    dir.join(tenant.as_str()).join(tasks_name(tenant, day, seq))
+}
+
+/// The tenant's folder under the call lists' folder `dir`, made if
+/// missing; an error if it (or `dir`) is not a real folder.
+pub fn tenant_folder(dir: &Path, tenant: &TenantId) -> Result<Dir, FilesError> {
+    Dir::output(dir)?.sub(tenant.as_str())
+}
+
+/// The tenant's folder under `dir` if there is one (made nothing); an
+/// error if it (or `dir`) is not a real folder.
+pub fn existing_tenant_folder(dir: &Path, tenant: &TenantId) -> Result<Option<Dir>, FilesError> {
+    match Dir::open_output(dir)? {
+        Some(d) => d.open_sub(tenant.as_str()),
+        None => Ok(None),
+    }
 }
 
 /// The task id of a message: `<tenant>.<message>`.
@@ -152,8 +167,8 @@ pub fn task_id(tenant: &TenantId, message: u64) -> String {
     format!("{tenant}.{message}")
 }
 
-/// Writes a task list; an existing list is never replaced (the call centre
-/// may have fetched it already).
+/// Writes a task list into the tenant's folder under `dir`; an existing
+/// list is never replaced (the call centre may have fetched it already).
 pub fn write_tasks(
     dir: &Path,
     tenant: &TenantId,
@@ -161,7 +176,17 @@ pub fn write_tasks(
     seq: u32,
     tasks: &[CallTask],
 ) -> Result<PathBuf, CallsError> {
-    let path = tasks_path(dir, tenant, day, seq);
+    write_tasks_in(&tenant_folder(dir, tenant)?, tenant, day, seq, tasks)
+}
+
+/// [`write_tasks`] into the tenant's folder `out`, already open.
+pub fn write_tasks_in(
+    out: &Dir,
+    tenant: &TenantId,
+    day: Date,
+    seq: u32,
+    tasks: &[CallTask],
+) -> Result<PathBuf, CallsError> {
     let mut w = CsvOut::new(&COLUMNS, 64 + tasks.len() * 160)?;
     for t in tasks {
         w.row(&[
@@ -180,11 +205,7 @@ pub fn write_tasks(
         ])?;
     }
     let bytes = w.finish()?;
-    write_new_file(&path, &bytes).map_err(|source| CallsError::Io {
-        path: path.clone(),
-        source,
-    })?;
-    Ok(path)
+    Ok(out.write(tasks_name(tenant, day, seq), &[&bytes], Replace::No)?)
 }
 
 /// Reads an outcome file the call centre sent back. Rows with an empty

@@ -14,16 +14,16 @@
 //! The manifest is written by [`super::csv_out`], which keeps names from
 //! running as spreadsheet formulas.
 //!
-//! Both files are written under hidden temporary names in the same
-//! directory, synced, and renamed: the PDF first, the manifest last. The
+//! The tenant's folder is reached without following links and both files
+//! are written as new files under random hidden names in it, synced and
+//! renamed: the PDF first, the manifest last and never over anything
+//! (see [`crate::files`]; whoever collects the batches may write there). The
 //! manifest under its final name is what marks a batch complete
 //! ([`batch_complete`]); a crash before that leaves at most temporary files
-//! and a PDF without a manifest, which the next [`write_batch`] of the same
-//! batch overwrites.
+//! (removed at the next start) and a PDF without a manifest, which the next
+//! [`write_batch`] of the same batch replaces.
 
 use std::collections::HashMap;
-use std::fs::{File, OpenOptions};
-use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
 use touchpoint_common::money::Money;
@@ -31,6 +31,7 @@ use touchpoint_common::postage::Postage;
 use touchpoint_common::{Date, TenantId};
 
 use super::csv_out::{Cell, CsvOut};
+use crate::files::{Dir, FilesError, Perms, Replace};
 use crate::render::pdf::{render_batch, Letter};
 
 /// One day's batch of one tenant.
@@ -82,37 +83,86 @@ pub enum LetterError {
         pages: u32,
         grams: u32,
     },
-    #[error("{}: {source}", path.display())]
-    Io {
-        path: PathBuf,
-        #[source]
-        source: io::Error,
-    },
+    #[error(transparent)]
+    Files(FilesError),
     #[error("manifest: {0}")]
     Manifest(#[from] csv::Error),
 }
 
-fn io_err(path: &Path) -> impl FnOnce(io::Error) -> LetterError + '_ {
-    move |source| LetterError::Io {
-        path: path.to_path_buf(),
-        source,
+impl From<FilesError> for LetterError {
+    fn from(e: FilesError) -> Self {
+        match e {
+            FilesError::Exists { path } => LetterError::Exists(path),
+            e => LetterError::Files(e),
+        }
     }
+}
+
+/// Names of a batch's PDF and manifest in the tenant's folder.
+pub fn batch_names(tenant: &TenantId, day: Date, seq: u32) -> (String, String) {
+    let stem = format!("{tenant}-{day}-{seq:02}");
+    (format!("{stem}.pdf"), format!("{stem}.csv"))
 }
 
 /// Final paths of a batch's PDF and manifest.
 pub fn batch_paths(dir: &Path, tenant: &TenantId, day: Date, seq: u32) -> (PathBuf, PathBuf) {
-    let stem = format!("{tenant}-{day}-{seq:02}");
+    let (pdf, manifest) = batch_names(tenant, day, seq);
     let d = dir.join(tenant.as_str());
-    (d.join(format!("{stem}.pdf")), d.join(format!("{stem}.csv")))
+    (d.join(pdf), d.join(manifest))
 }
 
-/// Whether the batch was written completely (its manifest exists).
+/// The tenant's folder under the letters folder `dir`, made if missing;
+/// an error if it (or `dir`) is not a real folder.
+pub fn tenant_folder(dir: &Path, tenant: &TenantId) -> Result<Dir, FilesError> {
+    Dir::output(dir)?.sub(tenant.as_str())
+}
+
+/// The tenant's folder under `dir` if there is one (made nothing); an
+/// error if it (or `dir`) is not a real folder.
+pub fn existing_tenant_folder(dir: &Path, tenant: &TenantId) -> Result<Option<Dir>, FilesError> {
+    match Dir::open_output(dir)? {
+        Some(d) => d.open_sub(tenant.as_str()),
+        None => Ok(None),
+    }
+}
+
+/// Whether the batch was written completely (its manifest is a file
+/// there, not reached through a link).
 pub fn batch_complete(dir: &Path, tenant: &TenantId, day: Date, seq: u32) -> bool {
-    batch_paths(dir, tenant, day, seq).1.is_file()
+    let manifest = batch_names(tenant, day, seq).1;
+    Dir::open(dir, Perms::PRIVATE)
+        .ok()
+        .flatten()
+        .and_then(|d| d.open_sub(tenant.as_str()).ok().flatten())
+        .is_some_and(|d| d.is_file(&manifest).unwrap_or(false))
 }
 
-/// Sorts, renders and writes one batch; see the module docs.
+/// Sorts, renders and writes one batch into the tenant's folder under
+/// `dir` (made when missing, after the letters are rendered); see the
+/// module docs.
 pub fn write_batch(dir: &Path, req: BatchRequest) -> Result<BatchReport, LetterError> {
+    let tenant = req.tenant;
+    let rendered = render(req)?;
+    let out = tenant_folder(dir, tenant)?;
+    rendered.write(&out)
+}
+
+/// [`write_batch`] into the tenant's folder `out`, already open.
+pub fn write_batch_in(out: &Dir, req: BatchRequest) -> Result<BatchReport, LetterError> {
+    render(req)?.write(out)
+}
+
+/// A batch rendered, not written yet.
+struct Rendered {
+    pdf: Vec<u8>,
+    manifest: Vec<u8>,
+    pdf_name: String,
+    manifest_name: String,
+    lines: Vec<BatchLine>,
+    total: Money,
+}
+
+fn render(req: BatchRequest) -> Result<Rendered, LetterError> {
     let BatchRequest {
         tenant,
         day,
@@ -120,12 +170,9 @@ pub fn write_batch(dir: &Path, req: BatchRequest) -> Result<BatchReport, LetterE
         mut letters,
         postage,
     } = req;
-    let (pdf_path, manifest_path) = batch_paths(dir, tenant, day, seq);
+    let (pdf_name, manifest_name) = batch_names(tenant, day, seq);
     if letters.is_empty() {
         return Err(LetterError::Empty(format!("{tenant}-{day}-{seq:02}")));
-    }
-    if manifest_path.is_file() {
-        return Err(LetterError::Exists(manifest_path));
     }
 
     letters.sort_by(|a, b| {
@@ -207,80 +254,39 @@ pub fn write_batch(dir: &Path, req: BatchRequest) -> Result<BatchReport, LetterE
     }
     let manifest = csv.finish()?;
 
-    let tenant_dir = pdf_path.parent().unwrap_or(dir);
-    ensure_dir(tenant_dir).map_err(io_err(tenant_dir))?;
-    let pdf_tmp = temp_path(&pdf_path);
-    let manifest_tmp = temp_path(&manifest_path);
-    write_synced(&pdf_tmp, &pdf).map_err(io_err(&pdf_tmp))?;
-    write_synced(&manifest_tmp, &manifest).map_err(io_err(&manifest_tmp))?;
-    std::fs::rename(&pdf_tmp, &pdf_path).map_err(io_err(&pdf_path))?;
-    sync_dir(tenant_dir).map_err(io_err(tenant_dir))?;
-    std::fs::rename(&manifest_tmp, &manifest_path).map_err(io_err(&manifest_path))?;
-    sync_dir(tenant_dir).map_err(io_err(tenant_dir))?;
-
-    Ok(BatchReport {
-        pdf: pdf_path,
-        manifest: manifest_path,
+    Ok(Rendered {
+        pdf,
+        manifest,
+        pdf_name,
+        manifest_name,
         lines,
         total,
     })
 }
 
-// ----- durable files (shared with the call lists) ----------------------------------
-
-/// The hidden temporary name of `path` in its directory: `.<name>.tmp`.
-/// Fixed per file, so a leftover of a crashed write is overwritten by the next.
-pub(crate) fn temp_path(path: &Path) -> PathBuf {
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    path.with_file_name(format!(".{name}.tmp"))
-}
-
-/// Writes `bytes` to `path` (created or truncated) and syncs it to disk.
-pub(crate) fn write_synced(path: &Path, bytes: &[u8]) -> io::Result<()> {
-    let mut f = OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .open(path)?;
-    f.write_all(bytes)?;
-    f.sync_all()
-}
-
-/// Syncs a directory, so the renames and creations in it are durable.
-pub(crate) fn sync_dir(dir: &Path) -> io::Result<()> {
-    File::open(dir)?.sync_all()
-}
-
-/// Creates `dir` if it is missing, durably (its parent is synced too).
-pub(crate) fn ensure_dir(dir: &Path) -> io::Result<()> {
-    if dir.is_dir() {
-        return Ok(());
+impl Rendered {
+    fn write(self, out: &Dir) -> Result<BatchReport, LetterError> {
+        if out.is_file(&self.manifest_name)? {
+            return Err(LetterError::Exists(out.path().join(self.manifest_name)));
+        }
+        let mut pdf = out.temp()?;
+        pdf.write_all(&self.pdf)?;
+        let mut manifest = out.temp()?;
+        manifest.write_all(&self.manifest)?;
+        // A PDF left without its manifest by a crash is no batch: replace it.
+        pdf.publish(&self.pdf_name, Replace::Yes)?;
+        out.sync()?;
+        // The manifest marks the batch complete; one that is there (fetched
+        // by the lettershop, maybe) is never replaced.
+        manifest.publish(&self.manifest_name, Replace::No)?;
+        out.sync()?;
+        Ok(BatchReport {
+            pdf: out.path().join(self.pdf_name),
+            manifest: out.path().join(self.manifest_name),
+            lines: self.lines,
+            total: self.total,
+        })
     }
-    std::fs::create_dir_all(dir)?;
-    match dir.parent() {
-        Some(parent) if !parent.as_os_str().is_empty() => sync_dir(parent),
-        _ => Ok(()),
-    }
-}
-
-/// Writes `bytes` to `path` through a temporary file, so `path` appears
-/// whole or not at all. Refuses to replace an existing `path`.
-pub(crate) fn write_new_file(path: &Path, bytes: &[u8]) -> io::Result<()> {
-    if path.exists() {
-        return Err(io::Error::new(
-            io::ErrorKind::AlreadyExists,
-            "already written; a delivered file is never replaced",
-        ));
-    }
-    let dir = path.parent().unwrap_or(Path::new("."));
-    ensure_dir(dir)?;
-    let tmp = temp_path(path);
-    write_synced(&tmp, bytes)?;
-    std::fs::rename(&tmp, path)?;
-    sync_dir(dir)
 }
 
 #[cfg(test)]

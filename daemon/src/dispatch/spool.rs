@@ -14,18 +14,22 @@
 //! lines end like the message's first line (CRLF, or LF for a message in
 //! bare LF), so mail readers see one consistent file.
 //!
-//! A file is written to a hidden temp file beside it, fsynced, renamed
-//! over its final name, and the directory is fsynced. The name depends on
-//! tenant and message id only, so a retry after a crash replaces the file
-//! instead of adding a second one; a crash in the middle leaves at most a
-//! `.<message:010>.eml.tmp`, which the retry overwrites.
+//! A file is written as a new file under a random hidden name in the
+//! tenant's folder, fsynced, renamed over its final name, and the folder is
+//! fsynced; the folders are reached without following links and one that
+//! is not a real folder is an error (see [`crate::files`]: a mail pickup
+//! may write there). The name depends on tenant and message id only, so a
+//! retry after a crash replaces the file instead of adding a second one; a
+//! crash in the middle leaves at most a temporary file, removed at the next
+//! start.
 
-use std::fs::{self, File};
-use std::io::{self, Write};
+use std::io;
 use std::path::{Path, PathBuf};
 
 use lettre::address::Envelope;
 use touchpoint_common::TenantId;
+
+use crate::files::{Dir, FilesError, Replace};
 
 /// The spool directory. Cheap to clone.
 #[derive(Clone, Debug)]
@@ -51,6 +55,12 @@ impl Spool {
             .join(format!("{message:010}.eml"))
     }
 
+    /// The tenant's folder, made if missing; an error if it (or the spool)
+    /// is not a real folder.
+    pub fn tenant_folder(&self, tenant: &TenantId) -> Result<Dir, FilesError> {
+        Dir::output(&self.dir)?.sub(tenant.as_str())
+    }
+
     /// Writes one message durably and returns its path. Writing the same
     /// tenant and message again replaces the file.
     pub fn write(
@@ -60,21 +70,9 @@ impl Spool {
         envelope: &Envelope,
         bytes: &[u8],
     ) -> io::Result<PathBuf> {
-        let path = self.path_of(tenant, message);
-        let dir = path
-            .parent()
-            .ok_or_else(|| io::Error::other("spool path without a directory"))?;
-        fs::create_dir_all(dir)?;
-        let tmp = dir.join(format!(".{message:010}.eml.tmp"));
-        {
-            let mut f = File::create(&tmp)?;
-            f.write_all(&envelope_lines(envelope, bytes))?;
-            f.write_all(bytes)?;
-            f.sync_all()?;
-        }
-        fs::rename(&tmp, &path)?;
-        File::open(dir)?.sync_all()?;
-        Ok(path)
+        let out = self.tenant_folder(tenant)?;
+        let head = envelope_lines(envelope, bytes);
+        Ok(out.write(format!("{message:010}.eml"), &[&head, bytes], Replace::Yes)?)
     }
 }
 

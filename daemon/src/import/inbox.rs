@@ -19,24 +19,22 @@
 //! never what it holds. A tenant folder or inbox root that is not a real
 //! folder is left alone and reported beside it. Entries that cannot be
 //! filed stay where they are and are not tried again until they change (or
-//! [`RETRY_LEFT`] has passed). Reports get the state directory's permissions
-//! (without execute bits), not the umask's.
+//! [`RETRY_LEFT`] has passed). Folders and reports are made as
+//! [`crate::files`] makes them, with the state directory's permissions, not
+//! the umask's.
 
 use std::collections::HashMap;
 use std::ffi::OsStr;
 use std::fs::File;
-use std::io::Write as _;
-use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
-use nix::fcntl::{openat, AtFlags, OFlag, RenameFlags, AT_FDCWD};
-use nix::sys::stat::{fchmod, fstat, fstatat, mkdirat, FileStat, Mode, SFlag};
+use nix::fcntl::{openat, AtFlags, OFlag};
+use nix::sys::stat::{fstat, fstatat, FileStat, Mode, SFlag};
 use notify::{RecursiveMode, Watcher};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -44,6 +42,7 @@ use touchpoint_common::domain::{ImportReport, ImportStatus};
 use touchpoint_common::TenantId;
 
 use super::{shown_file_name, Importer, Snapshot};
+use crate::files::{self, Dir, FilesError, Perms, Replace};
 
 pub const DONE: &str = "done";
 pub const FAILED: &str = "failed";
@@ -68,40 +67,27 @@ pub fn ensure_dirs(
     tenants: impl IntoIterator<Item = TenantId>,
 ) -> std::io::Result<()> {
     let root = inbox_root(state_dir);
-    let root_fd = match open_root(&root) {
-        Ok(fd) => fd,
-        Err(Errno::ELOOP | Errno::ENOTDIR) => {
+    let root_dir = match open_root(state_dir) {
+        Ok(d) => d,
+        Err(FilesError::NotAFolder { .. }) => {
             tracing::error!(dir = ?root, "the inbox is not a folder (a symbolic link?); drop-folder import is off until it is one");
             return Ok(());
         }
         Err(e) => return Err(e.into()),
     };
     for t in tenants {
-        match mkdirat(&root_fd, t.as_str(), Mode::from_bits_truncate(0o755)) {
-            Ok(()) | Err(Errno::EEXIST) => {}
+        match root_dir.sub(t.as_str()) {
+            Ok(_) | Err(FilesError::NotAFolder { .. }) => {}
             Err(e) => return Err(e.into()),
         }
     }
     Ok(())
 }
 
-/// Creates the inbox root if it is missing (not through a symbolic link)
-/// and opens it.
-fn open_root(root: &Path) -> nix::Result<OwnedFd> {
-    match nix::unistd::mkdir(root, Mode::from_bits_truncate(0o755)) {
-        Ok(()) | Err(Errno::EEXIST) => {}
-        Err(e) => return Err(e),
-    }
-    open_dir(AT_FDCWD, root)
-}
-
-fn open_dir<Fd: AsFd, P: ?Sized + nix::NixPath>(parent: Fd, name: &P) -> nix::Result<OwnedFd> {
-    openat(
-        parent,
-        name,
-        OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
-        Mode::empty(),
-    )
+/// Opens the inbox root (not through a symbolic link), creating it when
+/// missing; what is made below it gets the state directory's permissions.
+fn open_root(state_dir: &Path) -> Result<Dir, FilesError> {
+    Dir::create(&inbox_root(state_dir), Perms::of_dir(state_dir))
 }
 
 /// Whether a path is a file dropped for import (not a report, not a
@@ -183,8 +169,8 @@ struct Inbox {
 pub async fn run(importer: Arc<Importer>, settle: Duration, shutdown: CancellationToken) {
     let state_dir = importer.stores().state_dir().to_path_buf();
     let root = inbox_root(&state_dir);
-    match open_root(&root) {
-        Ok(_) | Err(Errno::ELOOP | Errno::ENOTDIR) => {}
+    match open_root(&state_dir) {
+        Ok(_) | Err(FilesError::NotAFolder { .. }) => {}
         Err(e) => {
             tracing::error!(dir = ?root, error = %e, "cannot create the inbox; drop-folder import is off");
             return;
@@ -360,16 +346,6 @@ impl Inbox {
     }
 }
 
-/// The permissions of reports and of the folders made for them: the state
-/// directory's (reports without execute bits). 0o700 if it cannot be read.
-fn modes(state_dir: &Path) -> (Mode, Mode) {
-    let bits = std::fs::metadata(state_dir).map_or(0o700, |m| m.mode() & 0o777);
-    (
-        Mode::from_bits_truncate(bits & 0o666),
-        Mode::from_bits_truncate(bits),
-    )
-}
-
 /// Reports that the inbox root is not a real folder, in the state directory.
 fn refuse_root(state_dir: &Path, root: &Path) {
     tracing::error!(dir = ?root, "the inbox is not a folder (a symbolic link?); the daemon follows no links there, drop-folder import is off until it is a folder");
@@ -377,10 +353,10 @@ fn refuse_root(state_dir: &Path, root: &Path) {
         "{}: not used: it is not a folder (a symbolic link?); the daemon follows no links in the inbox. Drop-folder import is off until it is a folder.\n",
         root.display()
     );
-    let (mode, _) = modes(state_dir);
-    let written = open_dir(AT_FDCWD, state_dir)
-        .map_err(std::io::Error::from)
-        .and_then(|dir| write_report(&dir, OsStr::new(ROOT_REPORT), &text, mode));
+    let written = Dir::open(state_dir, Perms::of_dir(state_dir)).and_then(|dir| match dir {
+        Some(dir) => write_report(&dir, OsStr::new(ROOT_REPORT), &text),
+        None => Ok(()),
+    });
     if let Err(e) = written {
         tracing::error!(dir = ?state_dir, error = %e, "cannot write the inbox's report");
     }
@@ -394,10 +370,10 @@ fn refuse_tenant_folder(root: &Path, state_dir: &Path, name: &OsStr) {
         "inbox/{shown}: not used: it is a symbolic link, not a folder; the daemon follows no links in the inbox. Make it a folder.\n"
     );
     let report = report_name(name.as_bytes(), REPORT_SUFFIX);
-    let (mode, _) = modes(state_dir);
-    let written = open_dir(AT_FDCWD, root)
-        .map_err(std::io::Error::from)
-        .and_then(|dir| write_report(&dir, OsStr::from_bytes(&report), &text, mode));
+    let written = Dir::open(root, Perms::of_dir(state_dir)).and_then(|dir| match dir {
+        Some(dir) => write_report(&dir, OsStr::from_bytes(&report), &text),
+        None => Ok(()),
+    });
     if let Err(e) = written {
         tracing::error!(dir = ?root, error = %e, "cannot write the report of an inbox folder");
     }
@@ -429,9 +405,9 @@ fn same_entry(a: &FileStat, b: &FileStat) -> bool {
 
 /// Opens the regular file `entry` describes, once, without following a
 /// link and without blocking, and checks that it is still that file.
-fn open_entry(dir: &OwnedFd, name: &OsStr, entry: &FileStat) -> Result<File, String> {
+fn open_entry(dir: &Dir, name: &OsStr, entry: &FileStat) -> Result<File, String> {
     let fd = openat(
-        dir,
+        dir.fd(),
         name,
         OFlag::O_RDONLY
             | OFlag::O_NOFOLLOW
@@ -458,36 +434,26 @@ fn open_entry(dir: &OwnedFd, name: &OsStr, entry: &FileStat) -> Result<File, Str
 
 /// Whether `<tenant>/<name>` can take filed entries: missing (it is made
 /// when needed) or a real folder. Says what is wrong otherwise.
-fn check_sub_dir(tenant: &OwnedFd, name: &str) -> Result<(), String> {
-    match fstatat(tenant, name, AtFlags::AT_SYMLINK_NOFOLLOW) {
-        Err(Errno::ENOENT) => Ok(()),
-        Ok(st) if st.st_mode & SFlag::S_IFMT.bits() == SFlag::S_IFDIR.bits() => Ok(()),
-        Ok(_) => Err(format!(
-            "{name} is not a folder (a symbolic link?); the inbox files nothing through links"
-        )),
+fn check_sub_dir(tenant: &Dir, name: &str) -> Result<(), String> {
+    match tenant.kind(name) {
+        Ok(None | Some(SFlag::S_IFDIR)) => Ok(()),
+        Ok(Some(_)) => Err(not_a_folder(name)),
         Err(e) => Err(format!("cannot inspect {name}/: {e}")),
     }
 }
 
-/// Opens `<tenant>/<name>/`, creating it (with `mode`) when missing. Says
-/// what is wrong when it is not a real folder.
-fn sub_dir(tenant: &OwnedFd, name: &str, mode: Mode) -> Result<OwnedFd, String> {
-    let created = match mkdirat(tenant, name, mode) {
-        Ok(()) => true,
-        Err(Errno::EEXIST) => false,
-        Err(e) => return Err(format!("cannot create {name}/: {e}")),
-    };
-    let fd = open_dir(tenant, name).map_err(|e| match e {
-        Errno::ELOOP | Errno::ENOTDIR => format!(
-            "{name} is not a folder (a symbolic link?); the inbox files nothing through links"
-        ),
+fn not_a_folder(name: &str) -> String {
+    format!("{name} is not a folder (a symbolic link?); the inbox files nothing through links")
+}
+
+/// Opens `<tenant>/<name>/`, creating it (with the state directory's
+/// permissions) when missing. Says what is wrong when it is not a real
+/// folder.
+fn sub_dir(tenant: &Dir, name: &str) -> Result<Dir, String> {
+    tenant.sub(name).map_err(|e| match e {
+        FilesError::NotAFolder { .. } => not_a_folder(name),
         e => format!("cannot open {name}/: {e}"),
-    })?;
-    if created {
-        // mkdir's mode is cut by the umask; the state directory's counts.
-        fchmod(&fd, mode).map_err(|e| format!("cannot set the permissions of {name}/: {e}"))?;
-    }
-    Ok(fd)
+    })
 }
 
 fn left(path: &Path) -> Outcome {
@@ -501,16 +467,19 @@ fn process(importer: &Importer, root: &Path, state_dir: &Path, path: &Path) -> O
     else {
         return Outcome::Done;
     };
-    let (report_mode, dir_mode) = modes(state_dir);
-    let tenant_dir = match open_dir(AT_FDCWD, root).and_then(|r| open_dir(&r, tenant_name)) {
-        Ok(fd) => fd,
+    let tenant_dir = match Dir::open(root, Perms::of_dir(state_dir))
+        .and_then(|r| r.map(|r| r.open_sub(tenant_name)).transpose())
+        .map(Option::flatten)
+    {
+        Ok(Some(d)) => d,
+        Ok(None) => return Outcome::Done,
         Err(e) => {
             // A link or a vanished folder: the rescan reports links.
             tracing::warn!(file = ?path, error = %e, "inbox entry not reachable through real folders; left alone");
             return left(path);
         }
     };
-    let entry = match fstatat(&tenant_dir, name, AtFlags::AT_SYMLINK_NOFOLLOW) {
+    let entry = match fstatat(tenant_dir.fd(), name, AtFlags::AT_SYMLINK_NOFOLLOW) {
         Ok(st) => st,
         Err(Errno::ENOENT) => return Outcome::Done,
         Err(e) => {
@@ -527,15 +496,15 @@ fn process(importer: &Importer, root: &Path, state_dir: &Path, path: &Path) -> O
         Err(reason) => {
             tracing::warn!(file = ?path, %reason, "inbox entry refused");
             let text = format!("{shown}: not imported: {reason}\n");
-            return match sub_dir(&tenant_dir, FAILED, dir_mode) {
-                Ok(failed) => file_away(&tenant_dir, name, &entry, &failed, &text, report_mode),
-                Err(why) => report_beside(&tenant_dir, path, name, &shown, &why, report_mode),
+            return match sub_dir(&tenant_dir, FAILED) {
+                Ok(failed) => file_away(&tenant_dir, name, &entry, &failed, &text),
+                Err(why) => report_beside(&tenant_dir, path, name, &shown, &why),
             };
         }
     };
     // Where the file goes must be sound before anything is imported.
     if let Err(why) = check_sub_dir(&tenant_dir, DONE).and(check_sub_dir(&tenant_dir, FAILED)) {
-        return report_beside(&tenant_dir, path, name, &shown, &why, report_mode);
+        return report_beside(&tenant_dir, path, name, &shown, &why);
     }
     let before = Snapshot::of(&file).ok();
     let outcome = match TenantId::new(&*tenant_name.to_string_lossy()) {
@@ -562,11 +531,11 @@ fn process(importer: &Importer, root: &Path, state_dir: &Path, path: &Path) -> O
         Ok(report) => (FAILED, report_text(report)),
         Err(reason) => (FAILED, format!("{shown}: not imported: {reason}\n")),
     };
-    let filed = match sub_dir(&tenant_dir, sub, dir_mode) {
-        Ok(dest) => file_away(&tenant_dir, name, &entry, &dest, &text, report_mode),
+    let filed = match sub_dir(&tenant_dir, sub) {
+        Ok(dest) => file_away(&tenant_dir, name, &entry, &dest, &text),
         // Replaced by a link while the file was imported: the import stands
         // (a second one is "already imported"), the file stays.
-        Err(why) => report_beside(&tenant_dir, path, name, &shown, &why, report_mode),
+        Err(why) => report_beside(&tenant_dir, path, name, &shown, &why),
     };
     if let Err(reason) = outcome {
         tracing::warn!(file = ?path, %reason, "inbox file not imported");
@@ -576,18 +545,11 @@ fn process(importer: &Importer, root: &Path, state_dir: &Path, path: &Path) -> O
 
 /// Writes the report beside an entry that cannot be filed (`done/` or
 /// `failed/` is not a folder) and leaves the entry alone.
-fn report_beside(
-    tenant_dir: &OwnedFd,
-    path: &Path,
-    name: &OsStr,
-    shown: &str,
-    why: &str,
-    mode: Mode,
-) -> Outcome {
+fn report_beside(tenant_dir: &Dir, path: &Path, name: &OsStr, shown: &str, why: &str) -> Outcome {
     tracing::error!(file = ?path, reason = why, "inbox file left where it is");
     let text = format!("{shown}: not imported: {why}\n");
     let report = report_name(name.as_bytes(), REPORT_SUFFIX);
-    if let Err(e) = write_report(tenant_dir, OsStr::from_bytes(&report), &text, mode) {
+    if let Err(e) = write_report(tenant_dir, OsStr::from_bytes(&report), &text) {
         tracing::error!(file = ?path, error = %e, "cannot write the report beside an inbox file");
     }
     left(path)
@@ -605,14 +567,13 @@ fn report_name(name: &[u8], suffix: &str) -> Vec<u8> {
 /// under a timestamped name, with its report written first, so a filed
 /// entry always has its report.
 fn file_away(
-    tenant_dir: &OwnedFd,
+    tenant_dir: &Dir,
     name: &OsStr,
     entry: &FileStat,
-    dest_dir: &OwnedFd,
+    dest_dir: &Dir,
     report: &str,
-    mode: Mode,
 ) -> Outcome {
-    match fstatat(tenant_dir, name, AtFlags::AT_SYMLINK_NOFOLLOW) {
+    match fstatat(tenant_dir.fd(), name, AtFlags::AT_SYMLINK_NOFOLLOW) {
         Ok(now) if same_entry(&now, entry) => {}
         Ok(_) => return Outcome::Again,
         Err(Errno::ENOENT) => return Outcome::Done,
@@ -622,7 +583,9 @@ fn file_away(
         }
     }
     let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%S%.3fZ").to_string();
-    let mut result = Err(Errno::EEXIST);
+    let mut result = Err(FilesError::Exists {
+        path: dest_dir.path().to_path_buf(),
+    });
     for attempt in 0..100u32 {
         let prefix = if attempt == 0 {
             format!("{stamp}-")
@@ -634,15 +597,21 @@ fn file_away(
         let mut dest = prefix.into_bytes();
         dest.extend_from_slice(&name.as_bytes()[..name.len().min(room)]);
         let report_path = report_name(&dest, REPORT_SUFFIX);
-        if fstatat(dest_dir, dest.as_slice(), AtFlags::AT_SYMLINK_NOFOLLOW).is_ok() {
+        if fstatat(dest_dir.fd(), dest.as_slice(), AtFlags::AT_SYMLINK_NOFOLLOW).is_ok() {
             continue;
         }
-        if let Err(e) = write_report(dest_dir, OsStr::from_bytes(&report_path), report, mode) {
+        if let Err(e) = write_report(dest_dir, OsStr::from_bytes(&report_path), report) {
             tracing::error!(file = ?name, error = %e, "cannot write the report of an inbox file");
             return Outcome::Left(stamp_of(entry));
         }
-        result = rename_no_replace(tenant_dir, name, dest_dir, OsStr::from_bytes(&dest));
-        if result != Err(Errno::EEXIST) {
+        result = files::rename_at(
+            tenant_dir,
+            name,
+            dest_dir,
+            OsStr::from_bytes(&dest),
+            Replace::No,
+        );
+        if !matches!(result, Err(FilesError::Exists { .. })) {
             break;
         }
     }
@@ -665,55 +634,11 @@ fn stamp_of(st: &FileStat) -> Stamp {
     }
 }
 
-fn rename_no_replace(
-    from_dir: &OwnedFd,
-    from: &OsStr,
-    to_dir: &OwnedFd,
-    to: &OsStr,
-) -> nix::Result<()> {
-    match nix::fcntl::renameat2(from_dir, from, to_dir, to, RenameFlags::RENAME_NOREPLACE) {
-        // A file system without RENAME_NOREPLACE: the name was checked free.
-        Err(Errno::EINVAL | Errno::ENOSYS) => nix::fcntl::renameat(from_dir, from, to_dir, to),
-        r => r,
-    }
-}
-
-static TMP_SEQ: AtomicU64 = AtomicU64::new(0);
-
-/// Writes `text` as `<dir>/<name>` with `mode`: into a new temporary file
-/// (never an existing one, which could be a link to something else), then
-/// renamed over `name`.
-fn write_report(dir: &OwnedFd, name: &OsStr, text: &str, mode: Mode) -> std::io::Result<()> {
-    let mut tmp;
-    let fd = loop {
-        tmp = format!(
-            ".report-{}-{}.tmp",
-            std::process::id(),
-            TMP_SEQ.fetch_add(1, Ordering::Relaxed)
-        );
-        match openat(
-            dir,
-            tmp.as_str(),
-            OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
-            mode,
-        ) {
-            Ok(fd) => break fd,
-            Err(Errno::EEXIST) => continue,
-            Err(e) => return Err(e.into()),
-        }
-    };
-    let written = (|| {
-        // open's mode is cut by the umask; the state directory's counts.
-        fchmod(&fd, mode)?;
-        let mut f = File::from(fd);
-        f.write_all(text.as_bytes())?;
-        nix::fcntl::renameat(dir, tmp.as_str(), dir, name)?;
-        Ok::<(), std::io::Error>(())
-    })();
-    if written.is_err() {
-        let _ = nix::unistd::unlinkat(dir, tmp.as_str(), nix::unistd::UnlinkatFlags::NoRemoveDir);
-    }
-    written
+/// Writes `text` as `<dir>/<name>`: into a new temporary file (never an
+/// existing one, which could be a link to something else), then renamed
+/// over `name`.
+fn write_report(dir: &Dir, name: &OsStr, text: &str) -> Result<(), FilesError> {
+    dir.write(name, &[text.as_bytes()], Replace::Yes).map(drop)
 }
 
 /// The human-readable report kept beside an imported file.

@@ -57,7 +57,7 @@ fn writes_the_list_with_empty_columns_for_the_call_centre() {
     // Never replaced, and no temp file left.
     assert!(matches!(
         write_tasks(dir.path(), &tenant(), day(), 2, &[]),
-        Err(CallsError::Io { .. })
+        Err(CallsError::Files(crate::files::FilesError::Exists { .. }))
     ));
     let names: Vec<_> = std::fs::read_dir(path.parent().unwrap())
         .unwrap()

@@ -5,6 +5,7 @@
 //! sent once the file is complete.
 
 use std::collections::{HashMap, HashSet};
+use std::os::unix::ffi::OsStrExt;
 use std::sync::atomic::Ordering;
 
 use touchpoint_common::domain::{Channel, Customer, Timestamp};
@@ -15,6 +16,7 @@ use touchpoint_common::{Date, TenantId};
 use super::{held, today_local, why, DispatchError, Dispatcher, Result, S};
 use crate::dispatch::calls;
 use crate::dispatch::letters::{self, BatchRequest};
+use crate::files::Dir;
 use crate::ledger;
 use crate::policy::Policies;
 use crate::render::{self, Context};
@@ -29,19 +31,47 @@ impl Dispatcher {
         now: i64,
     ) -> Result<Vec<BatchSummary>> {
         let mut out = Vec::new();
-        if let Some(b) = self.write_letter_batch(store, p, now)? {
-            out.push(b);
+        self.close_batches_into(store, p, now, &mut out)?;
+        Ok(out)
+    }
+
+    /// [`Self::close_batches`], into `out`. One that cannot be written (its
+    /// folder is not a real folder, say) does not keep the other from
+    /// being written; what went wrong is returned after both were tried.
+    fn close_batches_into(
+        &self,
+        store: &TenantStore,
+        p: &Policies,
+        now: i64,
+        out: &mut Vec<BatchSummary>,
+    ) -> Result<()> {
+        let before = out.len();
+        let letters = self.write_letter_batch(store, p, now);
+        let calls = self.write_call_list(store, p, now);
+        let mut errors = Vec::new();
+        for r in [letters, calls] {
+            match r {
+                Ok(b) => out.extend(b),
+                Err(e) => errors.push(e),
+            }
         }
-        if let Some(b) = self.write_call_list(store, p, now)? {
-            out.push(b);
-        }
-        if !out.is_empty() {
+        if out.len() > before {
             self.stores.events().publish(
                 &[touchpoint_common::protocol::Topic::Dispatch],
                 Some(store.id()),
             );
         }
-        Ok(out)
+        match errors.len() {
+            0 => Ok(()),
+            1 => Err(errors.remove(0)),
+            _ => Err(DispatchError::Io(
+                errors
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join("; "),
+            )),
+        }
     }
 
     /// Takes the queued messages of a channel that may go now; cancels those
@@ -115,29 +145,24 @@ impl Dispatcher {
         Ok(out)
     }
 
-    /// The first batch number of the day not yet used by a file of this
-    /// tenant (a batch left incomplete by a crash keeps its number taken
-    /// only until recovery removes it).
-    fn next_batch_seq(
-        &self,
-        dir: &std::path::Path,
-        tenant: &TenantId,
-        prefix: &str,
-        day: Date,
-    ) -> u32 {
+    /// The first batch number of the day not yet used by a name in the
+    /// tenant's folder `out` (a batch left incomplete by a crash keeps its
+    /// number taken only until recovery removes it; so does anything else
+    /// under such a name).
+    fn next_batch_seq(out: &Dir, tenant: &TenantId, prefix: &str, day: Date) -> Result<u32> {
         let stem = format!("{prefix}{tenant}-{day}-");
-        let used: HashSet<u32> = std::fs::read_dir(dir.join(tenant.as_str()))
-            .map(|rd| {
-                rd.filter_map(|e| e.ok())
-                    .filter_map(|e| {
-                        let name = e.file_name().to_string_lossy().into_owned();
-                        let rest = name.strip_prefix(&stem)?;
-                        rest.split('.').next()?.parse().ok()
-                    })
-                    .collect()
+        let names = out
+            .names()
+            .map_err(|e| DispatchError::Io(format!("cannot list the batches: {e}")))?;
+        let used: HashSet<u32> = names
+            .iter()
+            .filter_map(|name| {
+                let rest = name.as_bytes().strip_prefix(stem.as_bytes())?;
+                let digits = rest.split(|&b| b == b'.').next()?;
+                std::str::from_utf8(digits).ok()?.parse().ok()
             })
-            .unwrap_or_default();
-        (1..).find(|n| !used.contains(n)).unwrap_or(1)
+            .collect();
+        Ok((1..).find(|n| !used.contains(n)).unwrap_or(1))
     }
 
     fn write_letter_batch(
@@ -156,7 +181,17 @@ impl Dispatcher {
         let renderer = self.renderer(p).map_err(DispatchError::Setup)?;
         let day = today_local(now);
         let _lock = store.plan_lock();
-        let seq = self.next_batch_seq(&self.paths.letters, store.id(), "", day);
+        // The folder first: one that is not a real folder fails the batch
+        // before any letter is taken, so they stay queued as they are
+        // (the next round tries again and would only add to their history).
+        let existing =
+            letters::existing_tenant_folder(&self.paths.letters, store.id()).map_err(|e| {
+                DispatchError::Io(format!("letter batch of {} not written: {e}", store.id()))
+            })?;
+        let seq = match &existing {
+            Some(out) => Self::next_batch_seq(out, store.id(), "", day)?,
+            None => 1,
+        };
         let batch = format!("{}-{day}-{seq:02}.pdf", store.id());
         let taken = self.take_batch(store, p, Channel::Post, &batch, now)?;
         if taken.is_empty() {
@@ -180,16 +215,17 @@ impl Dispatcher {
         let report = if letters_in.is_empty() {
             None
         } else {
-            let written = letters::write_batch(
-                &self.paths.letters,
-                BatchRequest {
-                    tenant: store.id(),
-                    day,
-                    seq,
-                    letters: letters_in,
-                    postage: &p.brand.postage,
-                },
-            );
+            let req = BatchRequest {
+                tenant: store.id(),
+                day,
+                seq,
+                letters: letters_in,
+                postage: &p.brand.postage,
+            };
+            let written = match existing {
+                Some(out) => letters::write_batch_in(&out, req),
+                None => letters::write_batch(&self.paths.letters, req),
+            };
             match written {
                 Ok(r) => Some(r),
                 Err(e) => {
@@ -291,8 +327,15 @@ impl Dispatcher {
         };
         let day = today_local(now);
         let _lock = store.plan_lock();
-        let seq = self.next_batch_seq(&self.paths.calls, store.id(), "calls-", day);
-        let name = format!("calls-{}-{day}-{seq:02}.csv", store.id());
+        let existing =
+            calls::existing_tenant_folder(&self.paths.calls, store.id()).map_err(|e| {
+                DispatchError::Io(format!("call list of {} not written: {e}", store.id()))
+            })?;
+        let seq = match &existing {
+            Some(out) => Self::next_batch_seq(out, store.id(), "calls-", day)?,
+            None => 1,
+        };
+        let name = calls::tasks_name(store.id(), day, seq);
         let taken = self.take_batch(store, p, Channel::Phone, &name, now)?;
         if taken.is_empty() {
             return Ok(None);
@@ -321,7 +364,11 @@ impl Dispatcher {
                 dealer: tenant.tenant.name.clone(),
             })
             .collect();
-        let path = match calls::write_tasks(&self.paths.calls, store.id(), day, seq, &tasks) {
+        let written = match existing {
+            Some(out) => calls::write_tasks_in(&out, store.id(), day, seq, &tasks),
+            None => calls::write_tasks(&self.paths.calls, store.id(), day, seq, &tasks),
+        };
+        let path = match written {
             Ok(p) => p,
             Err(e) => {
                 let reason = format!("call list {name} not written: {e}");
@@ -361,19 +408,44 @@ impl Dispatcher {
         }))
     }
 
-    /// Closes the day's batches now (an operator asked).
+    /// Closes the day's batches now (an operator asked). A tenant whose
+    /// batch cannot be written does not keep the others from theirs: each
+    /// is tried, and then the failures are the answer, naming what was
+    /// closed meanwhile (its messages are sent, as the queue shows).
     pub fn run_batches(&self, tenants: &[TenantId]) -> Result<Vec<BatchSummary>> {
         let now = Timestamp::now().0;
         let p = self.policies.current();
         let mut out = Vec::new();
+        let mut failed = Vec::new();
         for t in tenants {
-            let store = self.stores.tenant(t)?;
-            self.requeue_interrupted(&store, &p, now)?;
-            self.state().woken.insert(t.clone());
-            self.release_due(&store, &p, now)?;
-            out.extend(self.close_batches(&store, &p, now)?);
+            let r = (|| -> Result<()> {
+                let store = self.stores.tenant(t)?;
+                self.requeue_interrupted(&store, &p, now)?;
+                self.state().woken.insert(t.clone());
+                self.release_due(&store, &p, now)?;
+                self.close_batches_into(&store, &p, now, &mut out)
+            })();
+            if let Err(e) = r {
+                self.note_error(Some(t), format!("tenant {t}: {e}"));
+                failed.push(format!("tenant {t}: {e}"));
+            }
         }
-        Ok(out)
+        if failed.is_empty() {
+            return Ok(out);
+        }
+        let closed: Vec<String> = out
+            .iter()
+            .map(|b| format!("{} {} ({} messages)", b.tenant, b.kind, b.messages))
+            .collect();
+        Err(DispatchError::Io(format!(
+            "{}; closed meanwhile: {}",
+            failed.join("; "),
+            if closed.is_empty() {
+                "nothing".to_string()
+            } else {
+                closed.join(", ")
+            }
+        )))
     }
 }
 

@@ -9,7 +9,9 @@ use touchpoint_common::domain::{Channel, Customer, Timestamp};
 use touchpoint_common::outbox::Message;
 use touchpoint_common::policy::TenantPolicy;
 
-use super::{domain_of, held, today_local, why, DispatchError, Dispatcher, Job, Result, S};
+use super::{
+    domain_of, held, today_local, why, DispatchError, Dispatcher, Job, Result, Transport, S,
+};
 use crate::dispatch::mime::{self, MailParts, Outgoing};
 use crate::dispatch::throttle::Wait;
 use crate::ledger;
@@ -58,6 +60,14 @@ impl Dispatcher {
         }
         if store.due(Channel::Email, now, 1)?.is_empty() {
             return Ok(Vec::new());
+        }
+        // The spool writes into the tenant's folder: one that is not a real
+        // folder holds this tenant's email back, queued and untouched, with
+        // the reason in the status, instead of failing each message (and
+        // backing the transport off for every tenant).
+        if let Transport::Spool(s) = &self.transport {
+            s.tenant_folder(store.id())
+                .map_err(|e| DispatchError::Io(format!("email not spooled: {e}")))?;
         }
         let approved = self.approved_tenant(p, store.id())?;
         let Some(tenant) = approved.as_deref().or_else(|| p.tenant(store.id())) else {

@@ -8,7 +8,8 @@ use std::sync::atomic::Ordering;
 use touchpoint_common::domain::{Channel, Timestamp};
 use touchpoint_common::outbox::Message;
 
-use super::{today_local, Dispatcher, Result, S};
+use super::{today_local, DispatchError, Dispatcher, Result, S};
+use crate::files::{Dir, Perms};
 use crate::ledger;
 use crate::policy::Policies;
 use crate::store::{Change, TenantStore};
@@ -37,8 +38,13 @@ fn crash_resend_line(m: &Message) -> String {
 }
 
 /// The postage a batch's manifest gives for one message, in cents.
+#[cfg(test)]
 pub(super) fn manifest_postage(manifest: &std::path::Path, message: u64) -> Option<i64> {
-    let mut r = csv::Reader::from_path(manifest).ok()?;
+    manifest_postage_of(std::fs::File::open(manifest).ok()?, message)
+}
+
+fn manifest_postage_of(manifest: std::fs::File, message: u64) -> Option<i64> {
+    let mut r = csv::Reader::from_reader(std::io::BufReader::new(manifest));
     let headers = r.headers().ok()?.clone();
     let col = |name: &str| headers.iter().position(|h| h == name);
     let (m, p) = (col("message")?, col("postage_cents")?);
@@ -62,6 +68,9 @@ impl Dispatcher {
         }
         let _lock = store.plan_lock();
         let mut changes = Vec::new();
+        // The tenant's letters and calls folders, opened once each when a
+        // message needs them: `None` inside when there is none.
+        let mut folders: [Option<Option<Dir>>; 2] = [None, None];
         for id in store.in_flight()? {
             let Some(m) = self.message_or_skip(store, id)? else {
                 continue;
@@ -79,28 +88,40 @@ impl Dispatcher {
                 }
                 Channel::Post | Channel::Phone => {
                     let batch = after.dispatch.batch.clone();
-                    let kind = if m.channel == Channel::Post {
-                        "letters"
+                    let (kind, root, slot) = if m.channel == Channel::Post {
+                        ("letters", &self.paths.letters, 0)
                     } else {
-                        "calls"
+                        ("calls", &self.paths.calls, 1)
                     };
-                    let dir = if m.channel == Channel::Post {
-                        &self.paths.letters
-                    } else {
-                        &self.paths.calls
-                    };
+                    if folders[slot].is_none() {
+                        // Whether a batch was completed cannot be told
+                        // through a folder that is not a real folder: the
+                        // tenant waits (nothing of it goes on until then,
+                        // so running this again is safe).
+                        let folder = Dir::open(root, Perms::PRIVATE)
+                            .and_then(|d| d.map(|d| d.open_sub(store.id().as_str())).transpose())
+                            .map(Option::flatten)
+                            .map_err(|e| {
+                                DispatchError::Io(format!(
+                                    "cannot tell whether {kind} batch {batch} was completed before the daemon stopped: {e}"
+                                ))
+                            })?;
+                        folders[slot] = Some(folder);
+                    }
+                    let folder = folders[slot].as_ref().and_then(Option::as_ref);
                     // A letter batch is complete once its manifest is there
                     // (written last); a call list is written whole or not at all.
                     let marker = match m.channel {
                         Channel::Post => batch.replace(".pdf", ".csv"),
                         _ => batch.clone(),
                     };
-                    let complete =
-                        !batch.is_empty() && dir.join(store.id().as_str()).join(&marker).exists();
+                    let complete = !batch.is_empty()
+                        && folder.is_some_and(|f| f.is_file(&marker).unwrap_or(false));
                     if complete {
-                        let cost =
-                            manifest_postage(&dir.join(store.id().as_str()).join(&marker), m.id)
-                                .unwrap_or(p.brand.channels.get(m.channel).cost.0);
+                        let cost = folder
+                            .and_then(|f| f.open_read(&marker).ok())
+                            .and_then(|file| manifest_postage_of(file, m.id))
+                            .unwrap_or(p.brand.channels.get(m.channel).cost.0);
                         let day = today_local(now);
                         let mut c = Change::new(m, after);
                         c.after.set_status(
@@ -115,12 +136,11 @@ impl Dispatcher {
                         // A PDF renamed before the crash, without its
                         // manifest, is not a batch: remove it so the
                         // lettershop never sees half of one.
-                        if m.channel == Channel::Post && !batch.is_empty() {
-                            let orphan = dir.join(store.id().as_str()).join(&batch);
-                            if orphan.exists() {
-                                if let Err(e) = std::fs::remove_file(&orphan) {
-                                    tracing::warn!("cannot remove {}: {e}", orphan.display());
-                                }
+                        if let (Channel::Post, Some(f), false) =
+                            (m.channel, folder, batch.is_empty())
+                        {
+                            if let Err(e) = f.remove(&batch) {
+                                tracing::warn!("cannot remove an incomplete batch: {e}");
                             }
                         }
                         after.dispatch.batch.clear();

@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
+use nix::sys::stat::SFlag;
 use tokio::sync::Notify;
 use touchpoint_common::config::{DispatchConfig, SmtpTls};
 
@@ -15,6 +16,7 @@ use crate::config::DispatchPaths;
 use crate::dispatch::mime::Dkim;
 use crate::dispatch::smtp::Relay;
 use crate::dispatch::spool::Spool;
+use crate::files::{Dir, FilesError, Perms, Replace};
 use crate::policy::PolicyHandle;
 use crate::render::{InForce, MaterialSource};
 use crate::store::Stores;
@@ -45,15 +47,73 @@ fn load_secret(path: &std::path::Path) -> Result<[u8; 32]> {
                 h.update(&extra);
             }
             key.copy_from_slice(h.finalize().as_bytes());
-            if let Some(dir) = path.parent() {
-                std::fs::create_dir_all(dir).map_err(|e| DispatchError::Io(e.to_string()))?;
+            // For the daemon's user only, written as a new file (never
+            // through whatever stands at a temporary name), and never over
+            // anything under the key's name: something there that could not
+            // be read as a file (a dangling link) is an error, not replaced.
+            let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
+                return Err(DispatchError::Setup(format!(
+                    "{}: not a file name",
+                    path.display()
+                )));
+            };
+            let dir = if dir.as_os_str().is_empty() {
+                std::path::Path::new(".")
+            } else {
+                dir
+            };
+            let folder =
+                Dir::given(dir, Perms::PRIVATE).map_err(|e| DispatchError::Io(e.to_string()))?;
+            match folder.write(name, &[&key], Replace::No) {
+                Ok(_) => Ok(key),
+                Err(e @ FilesError::Exists { .. }) => Err(DispatchError::Setup(format!(
+                    "{e}, but it cannot be read as a file (a dangling symbolic link?)"
+                ))),
+                Err(e) => Err(DispatchError::Io(e.to_string())),
             }
-            let tmp = path.with_extension("tmp");
-            std::fs::write(&tmp, key).map_err(|e| DispatchError::Io(e.to_string()))?;
-            std::fs::rename(&tmp, path).map_err(|e| DispatchError::Io(e.to_string()))?;
-            Ok(key)
         }
         Err(e) => Err(DispatchError::Setup(format!("{}: {e}", path.display()))),
+    }
+}
+
+/// Removes the temporary files a crash left in the tenants' folders of the
+/// letters, call lists and spool. Called before the dispatcher writes
+/// anything, so none of them can be one being written.
+fn remove_leftovers(paths: &DispatchPaths) {
+    for root in [&paths.letters, &paths.calls, &paths.spool] {
+        let folder = match Dir::open(root, Perms::PRIVATE) {
+            Ok(Some(d)) => d,
+            Ok(None) => continue,
+            Err(e) => {
+                // Its batches fail with the same error, where it is seen.
+                tracing::warn!("{e}");
+                continue;
+            }
+        };
+        let names = match folder.names() {
+            Ok(n) => n,
+            Err(e) => {
+                tracing::warn!("{e}");
+                continue;
+            }
+        };
+        for name in names {
+            if !matches!(folder.kind(&name), Ok(Some(SFlag::S_IFDIR))) {
+                continue;
+            }
+            let removed = folder
+                .open_sub(&name)
+                .and_then(|t| t.map_or(Ok(0), |t| t.remove_temps()));
+            match removed {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(
+                    folder = %folder.path().join(&name).display(),
+                    files = n,
+                    "removed temporary files left by a stop"
+                ),
+                Err(e) => tracing::warn!("{e}"),
+            }
+        }
     }
 }
 
@@ -65,6 +125,7 @@ impl Dispatcher {
         paths: DispatchPaths,
     ) -> Result<Self> {
         let secret = load_secret(&paths.secret)?;
+        remove_leftovers(&paths);
         let (transport, desc, max_in_flight) = if cfg.smtp.host.is_empty() {
             (
                 Transport::Spool(Spool::new(paths.spool.clone())),

@@ -1,5 +1,7 @@
 #![allow(clippy::unwrap_used)]
 
+use std::fs;
+
 use super::*;
 
 const MESSAGE: &[u8] = "From: Autohaus Müller <service@autohaus.test>\r\n\

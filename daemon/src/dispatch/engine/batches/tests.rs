@@ -266,10 +266,11 @@ fn a_letter_is_held_at_the_batch_when_the_budget_is_spent_but_a_fallback_letter_
     assert!(store.in_flight().unwrap().is_empty());
 }
 
-/// A letter batch that cannot be written (the lettershop directory is
-/// unusable) puts its letters back in the queue for the next batch.
+/// A letter batch that cannot be written because the tenant's folder is no
+/// folder (a file where it should be) fails before a letter is taken: they
+/// stay queued as they were, and go with the batch after it is fixed.
 #[test]
-fn letters_of_a_batch_that_could_not_be_written_go_in_the_next_batch() {
+fn letters_wait_untouched_while_the_tenants_folder_is_not_a_folder() {
     let fx = Fx::new();
     customers(&fx, "d001", &["K1"]);
     let store = fx.store("d001");
@@ -291,18 +292,16 @@ fn letters_of_a_batch_that_could_not_be_written_go_in_the_next_batch() {
         fx.d.write_letter_batch(&store, &fx.p(), now())
             .unwrap_err()
             .to_string();
-    let batch = format!("d001-{}-01.pdf", today());
-    assert!(
-        err.starts_with(&format!("letter batch {batch} not written: ")),
-        "{err}"
+    assert_eq!(
+        err,
+        format!(
+            "letter batch of d001 not written: {}: not a folder (a symbolic link?); \
+             the daemon writes nothing through links: make it a folder",
+            fx.path("letters/d001").display()
+        )
     );
     let m = fx.message("d001", letter.id);
-    assert_eq!(m.status, S::Queued, "{:?}", m.history);
-    assert_eq!(last_history(&m), (S::Queued, err.as_str()));
-    assert_eq!(
-        (m.dispatch.batch.as_str(), m.dispatch.last_error.as_str()),
-        ("", err.as_str())
-    );
+    assert_eq!(m, letter, "the letter is untouched");
     assert!(store.in_flight().unwrap().is_empty());
     assert_eq!(
         store.due(Channel::Post, now(), 10).unwrap(),
@@ -319,10 +318,99 @@ fn letters_of_a_batch_that_could_not_be_written_go_in_the_next_batch() {
     assert_eq!(summary.len(), 1);
     let m = fx.message("d001", letter.id);
     assert_eq!(m.status, S::Sent);
-    assert_eq!(
-        m.dispatch.last_error, err,
-        "the last error stays for the record"
+    assert_eq!(m.dispatch.attempts, 1);
+}
+
+/// A pickup account swaps a tenant's letters and calls folders for links
+/// to a folder it reads: nothing lands there, the tenant's batches fail
+/// with the reason (the other tenant's go on), its letter and call stay
+/// queued as they were however many rounds pass, and go once the folders
+/// are folders again.
+#[test]
+fn a_tenant_folder_that_is_a_link_fails_its_batches_before_anything_is_taken() {
+    let fx = Fx::new();
+    customers(&fx, "d001", &["K1"]);
+    fx.import(
+        "d003",
+        &[person("K7")],
+        &[car(VIN_A, "K7", None)],
+        &[said("K7", Channel::Phone, true)],
     );
+    let (s1, s3) = (fx.store("d001"), fx.store("d003"));
+    let theirs = fx.queued(
+        "d001",
+        &draft(
+            &s1,
+            "K1",
+            Channel::Post,
+            "service_due",
+            Some(VIN_A),
+            today(),
+        ),
+    );
+    let letter = fx.queued(
+        "d003",
+        &draft(
+            &s3,
+            "K7",
+            Channel::Post,
+            "service_due",
+            Some(VIN_A),
+            today(),
+        ),
+    );
+    let call = fx.queued(
+        "d003",
+        &draft(
+            &s3,
+            "K7",
+            Channel::Phone,
+            "quality_check",
+            Some(VIN_A),
+            today(),
+        ),
+    );
+    let loot = fx.path("loot");
+    std::fs::create_dir(&loot).unwrap();
+    for kind in ["letters", "calls"] {
+        std::fs::create_dir_all(fx.path(kind)).unwrap();
+        std::os::unix::fs::symlink(&loot, fx.path(kind).join("d003")).unwrap();
+    }
+
+    let err =
+        fx.d.run_batches(&[tid("d001"), tid("d003")])
+            .unwrap_err()
+            .to_string();
+    for kind in ["letters", "calls"] {
+        let folder = fx.path(kind).join("d003").display().to_string();
+        assert!(err.contains(&format!("{folder}: not a folder")), "{err}");
+    }
+    assert!(
+        err.ends_with("; closed meanwhile: d001 letters (1 messages)"),
+        "{err}"
+    );
+    assert_eq!(fx.message("d001", theirs.id).status, S::Sent);
+    // The rounds at batch time try again, and touch nothing either.
+    for _ in 0..3 {
+        assert!(fx.d.next_jobs(Vec::new(), 8, true).is_empty());
+    }
+    assert_eq!(fx.message("d003", letter.id), letter);
+    assert_eq!(fx.message("d003", call.id), call);
+    assert!(s3.in_flight().unwrap().is_empty());
+    assert_eq!(std::fs::read_dir(&loot).unwrap().count(), 0);
+
+    for kind in ["letters", "calls"] {
+        std::fs::remove_file(fx.path(kind).join("d003")).unwrap();
+    }
+    let done = fx.d.run_batches(&[tid("d003")]).unwrap();
+    let mut kinds: Vec<&str> = done.iter().map(|b| b.kind.as_str()).collect();
+    kinds.sort_unstable();
+    assert_eq!(kinds, ["calls", "letters"]);
+    for m in [&letter, &call] {
+        let m = fx.message("d003", m.id);
+        assert_eq!((m.status, m.dispatch.attempts), (S::Sent, 1));
+    }
+    assert_eq!(std::fs::read_dir(&loot).unwrap().count(), 0);
 }
 
 /// One letter too heavy for the postage table does not stop the batch for

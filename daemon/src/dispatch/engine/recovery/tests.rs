@@ -241,3 +241,68 @@ fn recovery_completes_a_call_list_that_was_written() {
     let e = fx.ledger("d003", month_of(day), "quality_check");
     assert_eq!((e.reserved, e.booked, e.brand), (0, 250, 0));
 }
+
+/// After a crash the tenant's letters folder is a link (a pickup account
+/// swapped it): whether the batch was completed cannot be told through it,
+/// so recovery neither marks the letter sent on a manifest planted there
+/// nor removes a file there as an orphan; the letter waits, sending, with
+/// the reason, until the folder is a folder again.
+#[test]
+fn recovery_reads_and_removes_nothing_through_a_tenant_folder_that_is_a_link() {
+    let fx = Fx::new();
+    customers(&fx, "d001", &["K1", "K2"]);
+    let store = fx.store("d001");
+    let day = today();
+    let shown = format!("d001-{day}-01.pdf");
+    let orphan = format!("d001-{day}-02.pdf");
+    let claimed = left_sending(
+        &fx,
+        "d001",
+        &draft(&store, "K1", Channel::Post, "service_due", Some(VIN_A), day),
+        &shown,
+    );
+    let torn = left_sending(
+        &fx,
+        "d001",
+        &draft(&store, "K2", Channel::Post, "service_due", Some(VIN_B), day),
+        &orphan,
+    );
+    let loot = fx.path("loot");
+    std::fs::create_dir_all(&loot).unwrap();
+    std::fs::write(
+        loot.join(shown.replace(".pdf", ".csv")),
+        "sequence,message\n",
+    )
+    .unwrap();
+    std::fs::write(loot.join(&orphan), "someone else's file").unwrap();
+    std::fs::create_dir_all(fx.path("letters")).unwrap();
+    std::os::unix::fs::symlink(&loot, fx.path("letters/d001")).unwrap();
+
+    let e =
+        fx.d.requeue_interrupted(&store, &fx.p(), now())
+            .unwrap_err()
+            .to_string();
+    assert!(
+        e.contains(&format!(
+            "{}: not a folder",
+            fx.path("letters/d001").display()
+        )),
+        "{e}"
+    );
+    assert_eq!(fx.message("d001", claimed.id), claimed);
+    assert_eq!(fx.message("d001", torn.id), torn);
+    assert_eq!(
+        std::fs::read_to_string(loot.join(&orphan)).unwrap(),
+        "someone else's file"
+    );
+
+    // A folder again (empty: neither batch was completed).
+    std::fs::remove_file(fx.path("letters/d001")).unwrap();
+    std::fs::create_dir(fx.path("letters/d001")).unwrap();
+    fx.d.requeue_interrupted(&store, &fx.p(), now()).unwrap();
+    for m in [&claimed, &torn] {
+        let m = fx.message("d001", m.id);
+        assert_eq!((m.status, m.dispatch.batch.as_str()), (S::Queued, ""));
+    }
+    assert_eq!(std::fs::read_dir(&loot).unwrap().count(), 2);
+}
