@@ -783,3 +783,24 @@ fn a_regular_file_or_a_symlink_at_the_socket_path_stops_the_start_and_is_kept() 
         log_of(&f)
     );
 }
+
+/// A second daemon on a state directory in use fails with a clear reason
+/// and touches nothing of it; the first goes on serving.
+#[tokio::test]
+async fn a_second_daemon_on_the_same_state_directory_is_refused() {
+    let d = touchpoint_tests::TestDaemon::start();
+    let other = d.dir.path().join("second.sock");
+    let out = touchpoint_tests::output_within(
+        std::process::Command::new(touchpoint_tests::bin("touchpointd"))
+            .arg("--config")
+            .arg(&d.config_file)
+            .arg("--socket")
+            .arg(&other),
+        std::time::Duration::from_secs(60),
+    );
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("another touchpointd"), "{err}");
+    let mut c = d.client().await;
+    c.status().await.expect("the first daemon still serves");
+}

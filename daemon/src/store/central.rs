@@ -72,6 +72,16 @@ pub(super) struct CentralDb {
 impl CentralDb {
     fn open(path: &Path, cache_bytes: u64) -> Result<Self> {
         let err = sled_err(path);
+        // An instance of this process closed just before (a restart in the
+        // same process) may hold the file lock a moment longer while sled's
+        // threads end; another process's lock stays, and then nothing here
+        // is touched (its unfinished snapshot is its own).
+        if let Err(e) = wait_released(&path.join("db"), OPEN_WAIT) {
+            return Err(StoreError::Unavailable(format!(
+                "{}: the database is locked ({e}): is another touchpointd running on this state directory?",
+                path.display()
+            )));
+        }
         remove_unfinished_snapshots(path);
         let db = sled::Config::new()
             .path(path)
@@ -90,6 +100,9 @@ impl CentralDb {
         })
     }
 }
+
+/// How long opening the central database waits for its file lock.
+const OPEN_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Free bytes the central database's file system needs before a broken
 /// instance is dropped to be reopened.
