@@ -385,19 +385,25 @@ fn prepare(state: &Path, messages: usize) {
         .expect("dealer sender address");
     let mut recipients = Vec::with_capacity(messages);
     let mut customers = 0usize;
+    // Consent as the planner and dispatch read it: per person, across the
+    // numbers merged into one (a merged number is no recipient of its own).
+    let merged_into = store.merge_map().expect("merges");
+    let people = touchpointd::planner::consent::People::from_merges(&merged_into);
     for c in store.customers() {
         let c = c.expect("customer");
         customers += 1;
-        if recipients.len() >= messages {
+        if recipients.len() >= messages || merged_into.contains_key(&c.customer_no) {
             continue;
         }
         if c.email.as_deref().unwrap_or("").is_empty() {
             continue;
         }
-        let consent = store
-            .consent(&c.customer_no, Channel::Email)
-            .expect("consent");
-        if !consent.is_some_and(|k| k.granted) {
+        let statements: Vec<_> = people
+            .numbers_of(&c.customer_no)
+            .into_iter()
+            .filter_map(|no| store.consent(no, Channel::Email).expect("consent"))
+            .collect();
+        if !touchpoint_common::consent::standing(&statements).is_some_and(|k| k.granted) {
             continue;
         }
         let Some(v) = store
