@@ -7,6 +7,7 @@
 pub mod codec;
 pub mod config;
 pub mod consent;
+pub mod csv_out;
 pub mod date;
 pub mod domain;
 pub mod limits;

@@ -1327,20 +1327,25 @@ pub fn costs(rows: &[CostRow]) -> String {
 /// `touchpoint costs --csv`: one row per tenant, month and service, amounts
 /// as decimal euro, empty cells where there is no budget, no total rows.
 pub fn costs_csv(rows: &[CostRow]) -> Result<String, csv::Error> {
-    let mut w = csv::Writer::from_writer(Vec::new());
-    w.write_record([
-        "tenant",
-        "month",
-        "service",
-        "reserved",
-        "booked",
-        "brand_share",
-        "dealer_share",
-        "budget",
-        "remaining",
-    ])?;
+    use touchpoint_common::csv_out::{Cell, CsvOut};
+    // Through the one CSV writer: every text cell made harmless for a
+    // spreadsheet, as in the daemon's manifests and call lists.
+    let mut w = CsvOut::new(
+        &[
+            "tenant",
+            "month",
+            "service",
+            "reserved",
+            "booked",
+            "brand_share",
+            "dealer_share",
+            "budget",
+            "remaining",
+        ],
+        64 * (rows.len() + 1),
+    )?;
     for r in sorted_costs(rows) {
-        w.write_record([
+        let cells = [
             r.tenant.to_string(),
             month(r.month),
             r.service.clone(),
@@ -1350,12 +1355,11 @@ pub fn costs_csv(rows: &[CostRow]) -> Result<String, csv::Error> {
             money(r.dealer),
             r.budget.map(money).unwrap_or_default(),
             remaining(r).map(money).unwrap_or_default(),
-        ])?;
+        ];
+        let cells: Vec<Cell> = cells.iter().map(Cell::from).collect();
+        w.row(&cells)?;
     }
-    let bytes = w
-        .into_inner()
-        .map_err(|e| csv::Error::from(e.into_error()))?;
-    String::from_utf8(bytes)
+    String::from_utf8(w.finish()?)
         .map_err(|e| csv::Error::from(std::io::Error::new(std::io::ErrorKind::InvalidData, e)))
 }
 
@@ -2158,6 +2162,20 @@ mod tests {
         assert_eq!(text.matches("total").count(), 2, "{text}"); // the row and the footnote
         assert!(text.lines().any(|l| l.starts_with("total ")), "{text}");
         assert_eq!(costs(&[]), "no costs in the ledger for this selection\n");
+    }
+
+    #[test]
+    fn costs_csv_cells_are_text_no_spreadsheet_runs() {
+        let mut rows = ledger();
+        rows[0].service = "=HYPERLINK(\"http://x.example\",\"klick\")".into();
+        let text = costs_csv(&rows).expect("csv");
+        assert!(text.contains("'=HYPERLINK"), "{text}");
+        let mut r = csv::Reader::from_reader(text.as_bytes());
+        let services: Vec<String> = r
+            .records()
+            .map(|rec| rec.expect("row")[2].to_string())
+            .collect();
+        assert!(services.iter().all(|s| !s.starts_with('=')), "{services:?}");
     }
 
     #[test]

@@ -16,7 +16,6 @@
 
 pub mod bounce;
 pub mod calls;
-pub mod csv_out;
 pub mod engine;
 pub mod letters;
 pub mod mime;

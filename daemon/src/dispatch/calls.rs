@@ -9,7 +9,7 @@
 //! by name (so added, removed or reordered columns do no harm), takes comma,
 //! semicolon or tab as separator (a list saved again by a German
 //! spreadsheet has semicolons) and UTF-8 or Windows-1252. The list is
-//! written by [`super::csv_out`], which keeps names and notes from running
+//! written by [`touchpoint_common::csv_out`], which keeps names and notes from running
 //! as spreadsheet formulas.
 
 use std::collections::HashMap;
@@ -18,8 +18,8 @@ use std::path::{Path, PathBuf};
 
 use touchpoint_common::{limits, Date, TenantId, TenantIdError};
 
-use super::csv_out::{Cell, CsvOut};
 use crate::files::{Dir, FilesError, Replace};
+use touchpoint_common::csv_out::{Cell, CsvOut};
 
 /// One call to make.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -11,7 +11,7 @@
 //! lettershop can hand them over presorted; a region's letter count picks its
 //! bulk discount. Letters without a region come last.
 //!
-//! The manifest is written by [`super::csv_out`], which keeps names from
+//! The manifest is written by [`touchpoint_common::csv_out`], which keeps names from
 //! running as spreadsheet formulas.
 //!
 //! The tenant's folder is reached without following links and both files
@@ -30,9 +30,9 @@ use touchpoint_common::money::Money;
 use touchpoint_common::postage::Postage;
 use touchpoint_common::{Date, TenantId};
 
-use super::csv_out::{Cell, CsvOut};
 use crate::files::{Dir, FilesError, Perms, Replace};
 use crate::render::pdf::{render_batch, Letter};
+use touchpoint_common::csv_out::{Cell, CsvOut};
 
 /// One day's batch of one tenant.
 #[derive(Debug)]

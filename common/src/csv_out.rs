@@ -1,7 +1,9 @@
-//! The one writer of every CSV file the daemon hands to others: the letter
-//! batches' manifests (lettershop) and the call lists (call centre). People
+//! The one writer of every CSV file Touchpoint hands to people: the letter
+//! batches' manifests (lettershop) and the call lists (call centre) the
+//! daemon writes, and the ledger `touchpoint costs --csv` prints. People
 //! open these in a spreadsheet, and their text cells come from dealers'
 //! exports, which anyone who can get a name into a dealer's system can fill.
+//! In memory only (no I/O): the caller writes the bytes where they go.
 //!
 //! Text cells ([`Cell::Text`]) are made harmless for a spreadsheet
 //! ([`text`]):
