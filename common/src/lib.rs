@@ -24,5 +24,4 @@ pub mod toml_file;
 pub use date::Date;
 pub use tenant::{TenantId, TenantIdError};
 
-#[cfg(test)]
-mod tests;
+// The crate's module graph is checked by tests/layering.rs.

@@ -15,5 +15,4 @@ pub mod tui;
 #[cfg(test)]
 mod fixtures;
 
-#[cfg(test)]
-mod tests;
+// The crate's module graph is checked by tests/layering.rs.

@@ -1,13 +1,30 @@
-//! The crate's shape: no module imports another that imports it back,
-//! and the TUI's state never depends on its drawing or its connection.
+//! The shape of the crates, checked from their sources: modules import
+//! each other in one direction only, and the arrows ARCHITECTURE.md
+//! forbids are not there. Run with `cargo test -p touchpoint-tests --test
+//! layering`. The reading is textual (`crate::`, `super::`, `self::` and
+//! child-module paths outside `#[cfg(test)] mod tests`), so a path built by
+//! a macro would slip past it.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
+/// Whether module `m` is `of` or inside it.
+fn within(m: &str, of: &str) -> bool {
+    m == of || m.starts_with(&format!("{of}::"))
+}
+
 #[test]
-fn modules_import_each_other_without_circles() {
-    let graph = module_graph();
+fn common_modules_import_each_other_without_circles() {
+    let graph = module_graph("common");
     // The reading itself works: known arrows are found.
+    assert!(graph["policy"].contains("money"), "{graph:#?}");
+    assert!(graph["protocol"].contains("outbox"), "{graph:#?}");
+    assert_eq!(find_circle(&graph), None, "{graph:#?}");
+}
+
+#[test]
+fn console_modules_import_each_other_without_circles() {
+    let graph = module_graph("console");
     assert!(graph["cli"].contains("output"), "{graph:#?}");
     assert!(
         graph["tui::app"].contains("tui::components::queue"),
@@ -17,8 +34,8 @@ fn modules_import_each_other_without_circles() {
 }
 
 #[test]
-fn components_see_neither_the_app_nor_each_other_and_state_not_drawing() {
-    let graph = module_graph();
+fn console_components_see_neither_the_app_nor_each_other_and_state_not_drawing() {
+    let graph = module_graph("console");
     let component = |m: &str| {
         m.strip_prefix("tui::components::")
             .map(|rest| rest.split("::").next().unwrap_or(rest).to_string())
@@ -54,11 +71,134 @@ fn components_see_neither_the_app_nor_each_other_and_state_not_drawing() {
     );
 }
 
-/// Modules of this crate by path (`tui::components::queue`) with the
-/// modules their code (tests left out) names through `crate::`,
-/// `super::` or a child module's name.
-fn module_graph() -> BTreeMap<String, BTreeSet<String>> {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+#[test]
+fn the_store_has_no_circles_and_imports_no_capability() {
+    let graph = module_graph("daemon");
+    assert!(graph["store"].contains("store::tenant"), "{graph:#?}");
+    let store: BTreeMap<String, BTreeSet<String>> = graph
+        .iter()
+        .filter(|(m, _)| within(m, "store"))
+        .map(|(m, deps)| {
+            let inner = deps
+                .iter()
+                .filter(|d| within(d, "store"))
+                .cloned()
+                .collect();
+            (m.clone(), inner)
+        })
+        .collect();
+    assert_eq!(find_circle(&store), None, "{store:#?}");
+    // The store is the bottom: it publishes on the change bus and knows
+    // nothing of what uses it.
+    for (m, deps) in graph.iter().filter(|(m, _)| within(m, "store")) {
+        for d in deps {
+            assert!(
+                within(d, "store") || d == "events" || d == "lib",
+                "{m} imports {d}"
+            );
+        }
+    }
+}
+
+#[test]
+fn daemon_capabilities_keep_their_arrows() {
+    let graph = module_graph("daemon");
+    assert!(
+        graph["dispatch::engine"]
+            .iter()
+            .any(|d| within(d, "render")),
+        "{graph:#?}"
+    );
+    // (importer, what it must never import)
+    let forbidden = [
+        (
+            "dispatch",
+            &["approvals", "control", "overview", "content"][..],
+        ),
+        ("approvals", &["dispatch", "control"][..]),
+        (
+            "render",
+            &["dispatch", "approvals", "control", "planner"][..],
+        ),
+        ("content", &["dispatch", "approvals", "control"][..]),
+        ("planner", &["dispatch", "approvals", "control"][..]),
+        ("import", &["dispatch", "planner", "control"][..]),
+        ("identity", &["dispatch", "planner", "control"][..]),
+        ("policy", &["store", "dispatch", "control"][..]),
+        ("access", &["store", "dispatch", "control"][..]),
+        ("ledger", &["dispatch", "control"][..]),
+        ("queue", &["control"][..]),
+        // The overview reads a dispatch `Snapshot`, never the engine.
+        ("overview", &["dispatch::engine"][..]),
+        (
+            "events",
+            &[
+                "store",
+                "import",
+                "identity",
+                "policy",
+                "planner",
+                "render",
+                "approvals",
+                "dispatch",
+                "ledger",
+                "access",
+                "queue",
+                "overview",
+                "content",
+                "control",
+            ][..],
+        ),
+        (
+            "files",
+            &[
+                "store",
+                "import",
+                "identity",
+                "policy",
+                "planner",
+                "render",
+                "approvals",
+                "dispatch",
+                "ledger",
+                "access",
+                "queue",
+                "overview",
+                "content",
+                "control",
+            ][..],
+        ),
+    ];
+    for (m, deps) in &graph {
+        for (importer, never) in &forbidden {
+            if !within(m, importer) {
+                continue;
+            }
+            for d in deps {
+                assert!(
+                    !never.iter().any(|n| within(d, n)),
+                    "{m} imports {d}, which {importer} must never import"
+                );
+            }
+        }
+    }
+    // The socket is a router over the capabilities: none of them calls it.
+    for (m, deps) in &graph {
+        if within(m, "control") || m == "daemon" || m == "lib" {
+            continue;
+        }
+        assert!(
+            !deps.iter().any(|d| within(d, "control")),
+            "{m} imports the control socket"
+        );
+    }
+}
+
+/// Modules of the crate in `<repo>/<krate>/src` by path
+/// (`tui::components::queue`) with the modules their code (tests left out)
+/// names through `crate::`, `super::` or a child module's name.
+fn module_graph(krate: &str) -> BTreeMap<String, BTreeSet<String>> {
+    let root = touchpoint_tests::repo_root().join(krate).join("src");
     let mut sources = BTreeMap::new();
     read_sources(&root, &root, &mut sources);
     let known: BTreeSet<String> = sources.keys().cloned().collect();
@@ -98,12 +238,7 @@ fn read_sources(root: &Path, dir: &Path, out: &mut BTreeMap<String, String>) {
 
 fn imports(module: &str, text: &str, known: &BTreeSet<String>) -> BTreeSet<String> {
     // Test code may reach anywhere; only what ships counts.
-    let code = text.split("#[cfg(test)]\nmod tests {").next().unwrap_or("");
-    let code: String = code
-        .lines()
-        .filter(|l| !l.trim_start().starts_with("//"))
-        .collect::<Vec<_>>()
-        .join("\n");
+    let code: String = shipped_lines(text).join("\n");
     let parent = module.rsplit_once("::").map(|(p, _)| p).unwrap_or("");
     let mut out = BTreeSet::new();
     let mut add = |path: String| {
@@ -126,7 +261,9 @@ fn imports(module: &str, text: &str, known: &BTreeSet<String>) -> BTreeSet<Strin
     ] {
         for (i, _) in code.match_indices(prefix) {
             let before = code[..i].chars().next_back();
-            if before.is_some_and(|c| c.is_alphanumeric() || c == '_' || c == ':') {
+            // `pub(in crate::store)` says who may see, not what is used.
+            let visibility = code[..i].ends_with("(in ");
+            if visibility || before.is_some_and(|c| c.is_alphanumeric() || c == '_' || c == ':') {
                 continue;
             }
             for path in paths(&code[i + prefix.len()..]) {
@@ -138,24 +275,53 @@ fn imports(module: &str, text: &str, known: &BTreeSet<String>) -> BTreeSet<Strin
             }
         }
     }
-    // `use child::Item;` in the file that declares `mod child;`.
-    for line in code.lines() {
-        if let Some(rest) = line.trim_start().strip_prefix("use ") {
-            let first = rest.split("::").next().unwrap_or("");
-            let child = if module == "lib" || module == "main" {
-                first.to_string()
-            } else {
-                format!("{module}::{first}")
-            };
-            if known.contains(&child) {
-                add(format!(
-                    "{child}::{}",
-                    rest.split_once("::").map_or("", |(_, r)| r)
-                ));
+    // `child::Item` (in a `use`, `pub use` or an expression) in the file
+    // that declares `mod child;`.
+    let prefix = if module == "lib" || module == "main" {
+        String::new()
+    } else {
+        format!("{module}::")
+    };
+    for child in known.iter().filter_map(|k| k.strip_prefix(prefix.as_str())) {
+        if child.contains("::") {
+            continue;
+        }
+        for (i, _) in code.match_indices(&format!("{child}::")) {
+            let before = code[..i].chars().next_back();
+            if before.is_some_and(|c| c.is_alphanumeric() || c == '_' || c == ':') {
+                continue;
+            }
+            for path in paths(&code[i..]) {
+                add(format!("{prefix}{path}"));
             }
         }
     }
     out
+}
+
+/// The lines of a file that ship: comments and the inline test module
+/// (`#[cfg(test)]`, other attributes, then `mod tests {` to the file's end
+/// by the style ARCHITECTURE.md sets) left out.
+fn shipped_lines(text: &str) -> Vec<&str> {
+    let lines: Vec<&str> = text.lines().collect();
+    let mut end = lines.len();
+    for (i, l) in lines.iter().enumerate() {
+        if l.trim() != "#[cfg(test)]" {
+            continue;
+        }
+        let next = lines[i + 1..]
+            .iter()
+            .find(|n| !n.trim_start().starts_with("#["));
+        if next.is_some_and(|n| n.trim() == "mod tests {") {
+            end = i;
+            break;
+        }
+    }
+    lines[..end]
+        .iter()
+        .copied()
+        .filter(|l| !l.trim_start().starts_with("//"))
+        .collect()
 }
 
 /// The paths a use tree or an expression names: `a::b::C`, or each of
