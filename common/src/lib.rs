@@ -17,6 +17,7 @@ pub mod policy;
 pub mod postage;
 pub mod protocol;
 pub mod queue;
+pub mod report;
 pub mod template;
 pub mod tenant;
 pub mod toml_file;

@@ -1,0 +1,79 @@
+//! What the results reports are computed from: one [`ResultRow`] per
+//! message that went out and per control-group member, with the response
+//! credited to it (if any). The daemon's store produces these rows
+//! (`TenantStore::result_rows`); the daemon's reports aggregate them.
+//! Plain data, no I/O.
+
+use serde::{Deserialize, Serialize};
+
+use crate::domain::{Channel, Timestamp};
+use crate::money::Money;
+use crate::Date;
+
+/// One recipient's exposure to one occasion: a message that was sent, or a
+/// control-group member who was deliberately sent nothing.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ResultRow {
+    /// The brand service (policy `[[services]]` name).
+    pub service: String,
+    /// `None` for a control-group member.
+    pub channel: Option<Channel>,
+    /// The occasion's due date (the same for control members).
+    pub due: Date,
+    /// When the message was handed to its transport; for a control member,
+    /// when it would have been sent.
+    pub sent_at: Timestamp,
+    /// Days between `sent_at` and `due` (positive: before the due date).
+    pub lead_days: i32,
+    /// Cost booked for the message (zero for control members).
+    pub cost: Money,
+    /// The transport accepted it and no hard bounce came back.
+    pub delivered: bool,
+    pub bounced: bool,
+    /// The recipient withdrew email consent because of this message.
+    pub unsubscribed: bool,
+    /// The response credited to this row, if any.
+    pub response: Option<Credited>,
+}
+
+impl ResultRow {
+    pub fn is_control(&self) -> bool {
+        self.channel.is_none()
+    }
+}
+
+/// A response credited to a message or a control record.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Credited {
+    pub kind: ResponseKind,
+    pub date: Date,
+    /// Order or offer value, when the source carries one.
+    pub value: Option<Money>,
+    /// Where it came from: `werkstatt.csv:214`, `calls.csv:12`.
+    pub source: String,
+}
+
+/// What a recipient did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ResponseKind {
+    /// A workshop visit imported from the dealer's service history.
+    ServiceVisit,
+    /// A statutory inspection (HU) visit.
+    InspectionVisit,
+    /// An appointment booked (response file or call-centre outcome).
+    Appointment,
+    /// An offer accepted (response file).
+    OfferAccepted,
+}
+
+impl ResponseKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::ServiceVisit => "service visit",
+            Self::InspectionVisit => "inspection visit",
+            Self::Appointment => "appointment",
+            Self::OfferAccepted => "offer accepted",
+        }
+    }
+}
