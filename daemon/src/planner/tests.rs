@@ -2330,6 +2330,8 @@ fn service_visits_feed_the_mileage_projection() {
             date: d(2025, 1, 19),
             km: Some(30_000),
             kind: "Inspektion".into(),
+            value: None,
+            source: "besuche.csv:2".into(),
         })
         .expect("visit");
         tx.commit(&ImportReport::new(
