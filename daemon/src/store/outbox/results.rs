@@ -19,7 +19,10 @@ use touchpoint_common::outbox::{Message, MessageStatus};
 use touchpoint_common::report::ResultRow;
 use touchpoint_common::Date;
 
-use crate::store::{Result, TenantStore};
+// By their own paths, not through the store's root, which re-exports
+// this file's functions: the store's parts form no circle.
+use crate::store::error::Result;
+use crate::store::tenant::TenantStore;
 
 /// When the message was handed to its transport, if it ever was: the
 /// newest move *into* `sent` in its history (lines written later about a
