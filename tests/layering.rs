@@ -127,6 +127,7 @@ fn daemon_capabilities_keep_their_arrows() {
         ("policy", &["store", "dispatch", "control"][..]),
         ("access", &["store", "dispatch", "control"][..]),
         ("ledger", &["dispatch", "control"][..]),
+        ("attribution", &["dispatch", "planner", "control"][..]),
         ("queue", &["control"][..]),
         // The overview reads a dispatch `Snapshot`, never the engine.
         ("overview", &["dispatch::engine"][..]),
@@ -142,6 +143,7 @@ fn daemon_capabilities_keep_their_arrows() {
                 "approvals",
                 "dispatch",
                 "ledger",
+                "attribution",
                 "access",
                 "queue",
                 "overview",
@@ -161,6 +163,7 @@ fn daemon_capabilities_keep_their_arrows() {
                 "approvals",
                 "dispatch",
                 "ledger",
+                "attribution",
                 "access",
                 "queue",
                 "overview",

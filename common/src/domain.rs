@@ -166,6 +166,37 @@ pub struct ServiceVisit {
     pub km: Option<u32>,
     /// Kind of visit as the dealer's system names it ("Inspektion", "HU", "Reifenwechsel").
     pub kind: String,
+    /// Order or invoice amount in cents, when the export carries one.
+    pub value: Option<i64>,
+    /// Where the row came from, `file:line` (`werkstatt.csv:214`): what an
+    /// attributed response cites. Empty for visits stored before sources
+    /// were kept.
+    pub source: String,
+}
+
+/// [`ServiceVisit`] as stored before it carried a value and a source:
+/// read so that a store written by an earlier version keeps its visits.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServiceVisitV1 {
+    pub vin: String,
+    pub customer_no: String,
+    pub date: Date,
+    pub km: Option<u32>,
+    pub kind: String,
+}
+
+impl From<ServiceVisitV1> for ServiceVisit {
+    fn from(v: ServiceVisitV1) -> Self {
+        Self {
+            vin: v.vin,
+            customer_no: v.customer_no,
+            date: v.date,
+            km: v.km,
+            kind: v.kind,
+            value: None,
+            source: String::new(),
+        }
+    }
 }
 
 /// The canonical fields an import row can carry. A tenant's column mapping
@@ -211,6 +242,8 @@ pub enum ImportField {
     VisitKind,
     /// A column to read past without a warning.
     Ignore,
+    /// The order or invoice amount of a service visit.
+    VisitValue,
 }
 
 impl ImportField {
@@ -270,6 +303,7 @@ impl ImportField {
             ImportField::VisitKm => "visit_km",
             ImportField::VisitKind => "visit_kind",
             ImportField::Ignore => "ignore",
+            ImportField::VisitValue => "visit_value",
         }
     }
 }

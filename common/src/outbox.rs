@@ -41,6 +41,11 @@ pub enum MessageStatus {
     Held,
     Cancelled,
     Fallback,
+    /// A control-group member's record: the occasion was eligible, and
+    /// no message was sent on purpose, so that the recipient's responses
+    /// measure what the message adds. Terminal; never dispatched, reserves
+    /// nothing, is no contact.
+    Control,
 }
 
 impl MessageStatus {
@@ -56,6 +61,7 @@ impl MessageStatus {
             MessageStatus::Held => "held",
             MessageStatus::Cancelled => "cancelled",
             MessageStatus::Fallback => "fallback",
+            MessageStatus::Control => "control",
         }
     }
 
@@ -63,7 +69,10 @@ impl MessageStatus {
     pub fn is_contact(self) -> bool {
         !matches!(
             self,
-            MessageStatus::Failed | MessageStatus::Cancelled | MessageStatus::Fallback
+            MessageStatus::Failed
+                | MessageStatus::Cancelled
+                | MessageStatus::Fallback
+                | MessageStatus::Control
         )
     }
 
@@ -94,6 +103,12 @@ pub enum Step {
     Revision,
     /// What happened on the way out: failures, bounces, fallback to a letter.
     Dispatch,
+    /// Drawn into the service's control group at planning (after consent
+    /// and channel, before bundling).
+    Control,
+    /// A response credited to the message (or control record), or taken
+    /// back when its source row was corrected away.
+    Response,
 }
 
 impl Step {
@@ -108,6 +123,8 @@ impl Step {
             Step::SendTime => "send time",
             Step::Revision => "revision",
             Step::Dispatch => "dispatch",
+            Step::Control => "control group",
+            Step::Response => "response",
         }
     }
 }
@@ -337,6 +354,8 @@ pub struct ServiceTotals {
     pub phone: u64,
     pub cost: i64,
     pub dropped: u64,
+    /// Control records: drawn into the service's control group, not sent.
+    pub control: u64,
 }
 
 /// The outcome of planning one tenant for one day.

@@ -504,6 +504,24 @@ pub struct Service {
     /// after_visit: days after the vehicle's last service.
     #[serde(default)]
     pub after_days: Option<u32>,
+    /// Days after a message is sent within which a matching response is
+    /// credited to it (see `common::report::credits`).
+    #[serde(default = "default_attribution_days")]
+    pub attribution_days: u32,
+    /// Share of eligible recipients (in percent) drawn into the control
+    /// group: they get no message, and their responses are the baseline.
+    #[serde(default)]
+    pub control_percent: u32,
+}
+
+/// The attribution window when a service sets none.
+pub const DEFAULT_ATTRIBUTION_DAYS: u32 = 60;
+/// The largest control group a service may ask for: a larger one would
+/// withhold the message from more customers than it reaches.
+pub const MAX_CONTROL_PERCENT: u32 = 50;
+
+fn default_attribution_days() -> u32 {
+    DEFAULT_ATTRIBUTION_DAYS
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -1111,6 +1129,14 @@ fn check_brand(
             );
         }
         range(&mut err, &k("lead_days"), s.lead_days, 1, 365);
+        range(&mut err, &k("attribution_days"), s.attribution_days, 1, 365);
+        range(
+            &mut err,
+            &k("control_percent"),
+            s.control_percent,
+            0,
+            MAX_CONTROL_PERCENT,
+        );
         if !templates.contains(&s.template) {
             err(
                 k("template"),

@@ -22,7 +22,7 @@ use crate::outbox::MessageStatus;
 use crate::{Date, TenantId};
 
 /// Every status, in lifecycle order (the order of the console's counts).
-pub const STATUSES: [MessageStatus; 10] = [
+pub const STATUSES: [MessageStatus; 11] = [
     MessageStatus::Planned,
     MessageStatus::Rendered,
     MessageStatus::Queued,
@@ -33,6 +33,7 @@ pub const STATUSES: [MessageStatus; 10] = [
     MessageStatus::Failed,
     MessageStatus::Fallback,
     MessageStatus::Cancelled,
+    MessageStatus::Control,
 ];
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]

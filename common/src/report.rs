@@ -77,3 +77,38 @@ impl ResponseKind {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::codec::{decode_frame, decode_record, encode_frame, encode_record};
+
+    /// Rows go over the socket and credits into a store, both in bincode,
+    /// which cannot read the forms `Money` accepts from a policy file.
+    #[test]
+    fn a_row_and_a_credit_survive_the_codec() {
+        let credited = Credited {
+            kind: ResponseKind::ServiceVisit,
+            date: Date::from_ymd(2027, 1, 8).expect("day"),
+            value: Some(Money(41_200)),
+            source: "werkstatt.csv:214".into(),
+        };
+        let back: Credited =
+            decode_record(&encode_record(&credited).expect("encode")).expect("decode");
+        assert_eq!(back, credited);
+        let row = ResultRow {
+            service: "service_due".into(),
+            channel: Some(Channel::Email),
+            due: credited.date,
+            sent_at: Timestamp(1),
+            lead_days: 21,
+            cost: Money(2),
+            delivered: true,
+            bounced: false,
+            unsubscribed: false,
+            response: Some(credited),
+        };
+        let back: ResultRow = decode_frame(&encode_frame(&row).expect("encode")).expect("decode");
+        assert_eq!(back, row);
+    }
+}

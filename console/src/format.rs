@@ -904,6 +904,7 @@ pub fn plan(p: &touchpoint_common::protocol::PlanResult, with_candidate: bool) -
             e.phone += s.phone;
             e.cost += s.cost;
             e.dropped += s.dropped;
+            e.control += s.control;
         }
         for d in &r.dropped {
             *steps.entry(d.step.to_string()).or_default() += 1;
@@ -912,7 +913,10 @@ pub fn plan(p: &touchpoint_common::protocol::PlanResult, with_candidate: bool) -
     out.push_str(&t.render());
     if !services.is_empty() {
         out.push('\n');
-        let mut t = TextTable::new(&[
+        // Control records get a column only when a service has any, so a
+        // plan without control groups reads as it always did.
+        let control = services.values().any(|s| s.control > 0);
+        let mut columns = vec![
             ("SERVICE", L),
             ("MESSAGES", R),
             ("EMAIL", R),
@@ -920,34 +924,38 @@ pub fn plan(p: &touchpoint_common::protocol::PlanResult, with_candidate: bool) -
             ("PHONE", R),
             ("COST", R),
             ("DROPPED", R),
-        ]);
-        let mut total = touchpoint_common::outbox::ServiceTotals::default();
-        for (name, s) in &services {
-            t.row(vec![
-                name.clone(),
+        ];
+        if control {
+            columns.push(("CONTROL", R));
+        }
+        let mut t = TextTable::new(&columns);
+        let row = |name: String, s: &touchpoint_common::outbox::ServiceTotals| {
+            let mut cells = vec![
+                name,
                 s.messages.to_string(),
                 s.email.to_string(),
                 s.post.to_string(),
                 s.phone.to_string(),
                 money(s.cost),
                 s.dropped.to_string(),
-            ]);
+            ];
+            if control {
+                cells.push(s.control.to_string());
+            }
+            cells
+        };
+        let mut total = touchpoint_common::outbox::ServiceTotals::default();
+        for (name, s) in &services {
+            t.row(row(name.clone(), s));
             total.messages += s.messages;
             total.email += s.email;
             total.post += s.post;
             total.phone += s.phone;
             total.cost += s.cost;
             total.dropped += s.dropped;
+            total.control += s.control;
         }
-        t.row(vec![
-            "total".into(),
-            total.messages.to_string(),
-            total.email.to_string(),
-            total.post.to_string(),
-            total.phone.to_string(),
-            money(total.cost),
-            total.dropped.to_string(),
-        ]);
+        t.row(row("total".into(), &total));
         out.push_str(&t.render());
     }
     for r in &p.reports {

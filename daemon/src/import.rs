@@ -21,6 +21,7 @@ use std::sync::Arc;
 
 use touchpoint_common::TenantId;
 
+use crate::attribution::Windows;
 use crate::policy::PolicyHandle;
 use crate::store::{ImportTxn, StoreError, Stores, TenantStore};
 
@@ -70,16 +71,22 @@ impl Importer {
         file: &File,
         file_name: &str,
     ) -> Result<ImportReport, ImportError> {
-        let policy = self
-            .policies
-            .current()
+        let set = self.policies.current();
+        let policy = set
             .tenant(tenant)
             .map(|p| p.import.clone())
             .ok_or_else(|| StoreError::UnknownTenant(tenant.to_string()))?;
+        let windows = set
+            .brand
+            .services
+            .iter()
+            .map(|(id, s)| (id.clone(), s.attribution_days))
+            .collect();
         let store = self.stores.tenant(tenant)?;
         let opts = ImportOptions {
             policy,
             max_reported_errors: self.max_reported_errors,
+            windows,
         };
         let report = import_open(&store, file, file_name, &opts)?;
         tracing::info!(
@@ -114,6 +121,9 @@ pub struct ImportOptions {
     pub policy: TenantImport,
     /// Rejected rows listed in the report; the rest are counted.
     pub max_reported_errors: usize,
+    /// Each service's attribution window, for crediting imported visits
+    /// (a service not listed: the default).
+    pub windows: Windows,
 }
 
 impl Default for ImportOptions {
@@ -121,6 +131,7 @@ impl Default for ImportOptions {
         Self {
             policy: TenantImport::default(),
             max_reported_errors: 1000,
+            windows: Windows::default(),
         }
     }
 }
@@ -261,7 +272,33 @@ pub fn import_reading<R: Read>(
     }
     report.finished_at = Timestamp::now();
     let report = txn.commit(&report)?;
-    Ok(after_commit(store, report))
+    let report = after_commit(store, report);
+    if report.visits.inserted + report.visits.updated + report.visits.unchanged > 0 {
+        credit_responses(store, &report, &opts.windows);
+    }
+    Ok(report)
+}
+
+/// Credits the visits to the messages before them, after the identity
+/// pass (a merged customer is one recipient). Like the identity pass, it
+/// cannot fail the import it follows: a failed pass is logged and the next
+/// import's pass recomputes every credit.
+fn credit_responses(store: &TenantStore, report: &ImportReport, windows: &Windows) {
+    match crate::attribution::attribute(store, windows) {
+        Ok(s) => tracing::info!(
+            tenant = %store.id(),
+            import = report.import_id,
+            responses = s.responses,
+            credited = s.credited,
+            to_control = s.to_control,
+            organic = s.organic,
+            changed = s.changed,
+            "responses attributed"
+        ),
+        Err(e) => {
+            tracing::error!(tenant = %store.id(), import = report.import_id, error = %e, "attribution failed; the import stands")
+        }
+    }
 }
 
 /// The identity pass after a committed import. Infallible by type: once the

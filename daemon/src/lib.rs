@@ -6,6 +6,7 @@
 
 pub mod access;
 pub mod approvals;
+pub mod attribution;
 pub mod config;
 pub mod content;
 pub mod control;

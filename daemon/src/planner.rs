@@ -22,6 +22,7 @@
 //! occasions for this run to plan on another channel.
 
 pub mod consent;
+pub mod control;
 pub mod occasions;
 pub mod recipients;
 mod steps;
@@ -260,6 +261,7 @@ pub fn plan_tenant(
         occasions_found: 0,
         already_planned: 0,
         times: Vec::new(),
+        controls: Vec::new(),
     };
     let mut shaped = Vec::new();
     for (i, r) in recipients.iter().enumerate() {
@@ -274,10 +276,9 @@ pub fn plan_tenant(
     }
     let fund_us = lap();
 
+    let count = out.drafts.len() + out.controls.len();
     let first_id = match mode {
-        Mode::Commit if !out.drafts.is_empty() => {
-            store.reserve_message_ids(out.drafts.len() as u64)?
-        }
+        Mode::Commit if count > 0 => store.reserve_message_ids(count as u64)?,
         _ => 1,
     };
     // Stable order: by send day, then recipient.
@@ -297,6 +298,18 @@ pub fn plan_tenant(
         let r = &recipients[d.recipient];
         let m = steps::message(d, at, first_id + n as u64, r, &input, set.fingerprint);
         report.planned.push(m);
+    }
+    let mut controls = std::mem::take(&mut out.controls);
+    controls.sort_by(|x, y| {
+        (x.day, &recipients[x.recipient].customer.customer_no)
+            .cmp(&(y.day, &recipients[y.recipient].customer.customer_no))
+    });
+    let next = first_id + report.planned.len() as u64;
+    for (n, d) in controls.into_iter().enumerate() {
+        let r = &recipients[d.recipient];
+        report
+            .planned
+            .push(control_record(d, next + n as u64, r, &input, set));
     }
     report.occasions_found = out.occasions_found;
     report.already_planned = out.already_planned;
@@ -329,6 +342,32 @@ pub fn plan_tenant(
     );
     report.millis = started.elapsed().as_millis() as u64;
     Ok(report)
+}
+
+/// A control-group member's record: the message it stands for, kept with
+/// its occasion, channel and the day it would have gone out, costing
+/// nothing and going nowhere.
+fn control_record(
+    d: steps::Draft,
+    id: u64,
+    r: &recipients::Recipient,
+    input: &Input,
+    set: &PolicySet,
+) -> Message {
+    let at = set
+        .brand
+        .services
+        .get(&d.service)
+        .map(|s| s.send_window.from.minutes())
+        .unwrap_or(0);
+    let mut m = steps::message(d, at, id, r, input, set.fingerprint);
+    m.cost = 0;
+    m.status = MessageStatus::Control;
+    if let Some(first) = m.history.first_mut() {
+        first.1 = MessageStatus::Control;
+        first.2 = "control group: no message is sent".into();
+    }
+    m
 }
 
 /// Why a message planned earlier may no longer go out, if it may not.
@@ -381,6 +420,10 @@ fn totals(report: &PlanReport) -> Vec<ServiceTotals> {
     let mut by: BTreeMap<&str, ServiceTotals> = BTreeMap::new();
     for m in &report.planned {
         let t = by.entry(&m.service).or_default();
+        if m.status == MessageStatus::Control {
+            t.control += 1;
+            continue;
+        }
         t.messages += 1;
         t.cost += m.cost;
         match m.channel {

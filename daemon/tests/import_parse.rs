@@ -392,12 +392,14 @@ fn tab_separated_visit_export() {
         ]
     );
     let visits: Vec<ServiceVisit> = p.rows.iter().filter_map(|r| r.visit.clone()).collect();
-    let visit = |vin: &str, date: Date, km: Option<u32>, kind: &str| ServiceVisit {
+    let visit = |vin: &str, date: Date, km: Option<u32>, kind: &str, line: u32| ServiceVisit {
         vin: vin.into(),
         customer_no: String::new(),
         date,
         km,
         kind: kind.into(),
+        value: None,
+        source: format!("werkstatt.tsv:{line}"),
     };
     assert_eq!(
         visits,
@@ -406,21 +408,79 @@ fn tab_separated_visit_export() {
                 "WVWZZZ1KZ6W000001",
                 date(2024, 12, 31),
                 Some(45_300),
-                "Inspektion"
+                "Inspektion",
+                2
             ),
             visit(
                 "WVWZZZ3CZ8E123456",
                 date(2024, 12, 31),
                 Some(87_654),
-                "HU/AU"
+                "HU/AU",
+                3
             ),
-            visit("WF0XXXGCDX1234567", date(2025, 1, 2), None, "service"),
+            visit("WF0XXXGCDX1234567", date(2025, 1, 2), None, "service", 4),
         ]
     );
     assert!(p
         .rows
         .iter()
         .all(|r| r.vehicle.is_none() && r.customer.is_none()));
+}
+
+/// A DMS workshop export with an invoice amount and a visit type: the
+/// amount in German and English forms becomes cents, a bad amount is a
+/// row error naming the field, and the good rows are kept.
+#[test]
+fn visit_export_with_amount_and_visit_type() {
+    let p = parse("werkstatt_rechnungen.csv");
+    let fields: Vec<Option<ImportField>> = p.format.columns.iter().map(|c| c.field).collect();
+    assert_eq!(
+        fields,
+        vec![
+            Some(ImportField::CustomerNo),
+            Some(ImportField::Vin),
+            Some(ImportField::VisitDate),
+            Some(ImportField::VisitKind),
+            Some(ImportField::VisitValue),
+        ]
+    );
+    assert_eq!(
+        p.error_lines(),
+        vec![
+            "werkstatt_rechnungen.csv:5: visit_value: \"-80,00\" is negative (a credit note is no order value)",
+            "werkstatt_rechnungen.csv:6: visit_value: \"zwölf\" is not an amount (write 412,00 or 412.00)",
+            "werkstatt_rechnungen.csv:7: visit_date: missing: a service visit needs a date",
+        ]
+    );
+    let got: Vec<(String, String, Option<i64>, String)> = p
+        .rows
+        .iter()
+        .filter_map(|r| r.visit.clone())
+        .map(|v| (v.customer_no, v.kind, v.value, v.source))
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            (
+                "K1".into(),
+                "Inspektion".into(),
+                Some(41_200),
+                "werkstatt_rechnungen.csv:2".into()
+            ),
+            (
+                "K2".into(),
+                "HU".into(),
+                Some(123_456),
+                "werkstatt_rechnungen.csv:3".into()
+            ),
+            (
+                "K3".into(),
+                "Reifenwechsel".into(),
+                None,
+                "werkstatt_rechnungen.csv:4".into()
+            ),
+        ]
+    );
 }
 
 #[test]

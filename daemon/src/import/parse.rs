@@ -46,7 +46,10 @@
 //!   import time;
 //! - a [`ServiceVisit`] when the row has a visit date; it needs a VIN, and
 //!   its customer number may be empty in visit files that only carry VINs
-//!   (the caller looks the holder up).
+//!   (the caller looks the holder up). It carries the visit type as the
+//!   export names it, the order or invoice amount when the file has one
+//!   (`412,00`, `1.234,56 €`; a negative amount is refused), and its
+//!   source, `file:line`, which an attributed response cites.
 //!
 //! Cells that only hold a placeholder (`-`, `NULL`, `k.A.`, `n/a`, `n.v.`)
 //! count as empty. When several columns map to one field (`Telefon` and
@@ -409,7 +412,9 @@ impl<R: Read> io::Seek for Source<R> {
     }
 }
 
-const N_FIELDS: usize = ImportField::Ignore as usize + 1;
+/// Fields by number: the last variant's plus one (variants are only ever
+/// added at the end).
+const N_FIELDS: usize = ImportField::VisitValue as usize + 1;
 
 const VEHICLE_FIELDS: &[ImportField] = &[
     ImportField::Make,
@@ -1263,6 +1268,7 @@ impl Rules {
         let visit_date = p.get(rec, F::VisitDate);
         let visit_km = p.get(rec, F::VisitKm);
         let visit_kind = p.get(rec, F::VisitKind);
+        let visit_value = p.get(rec, F::VisitValue);
         if !visit_date.is_empty() {
             if vin_cell.is_empty() {
                 fail(F::Vin, "missing: a service visit needs a VIN".into());
@@ -1278,6 +1284,13 @@ impl Rules {
                     .map_err(|e| fail(F::VisitKm, e))
                     .ok()
             };
+            let value = if visit_value.is_empty() {
+                None
+            } else {
+                values::parse_amount(visit_value)
+                    .map_err(|e| fail(F::VisitValue, e))
+                    .ok()
+            };
             if let Some(date) = date {
                 row.visit = Some(ServiceVisit {
                     vin: vin.clone(),
@@ -1289,9 +1302,11 @@ impl Rules {
                     } else {
                         values::collapse_ws(visit_kind)
                     },
+                    value,
+                    source: format!("{}:{line}", self.file),
                 });
             }
-        } else if !visit_km.is_empty() || !visit_kind.is_empty() {
+        } else if !visit_km.is_empty() || !visit_kind.is_empty() || !visit_value.is_empty() {
             fail(F::VisitDate, "missing: a service visit needs a date".into());
         }
 

@@ -9,6 +9,7 @@ use touchpoint_common::outbox::{month_of, Dropped, Message, MessageStatus, Occas
 use touchpoint_common::policy::{BrandPolicy, Service, TenantPolicy, Weekday};
 use touchpoint_common::Date;
 
+use super::control;
 use super::occasions::{self, Window};
 use super::recipients::Recipient;
 use super::LeadTimes;
@@ -62,6 +63,9 @@ pub struct Outcome {
     pub already_planned: u64,
     /// Minutes after midnight per accepted draft, parallel to `drafts`.
     pub times: Vec<u16>,
+    /// Occasions drawn into their service's control group: recorded, never
+    /// sent; each still one occasion, on the day it would have gone out.
+    pub controls: Vec<Draft>,
 }
 
 fn why(step: Step, text: impl Into<String>) -> Why {
@@ -297,6 +301,28 @@ pub fn shape(
                 ),
             );
         }
+    }
+
+    // The control group, per occasion: after consent and channel, before
+    // anything that spends a contact or money (see `control`).
+    let (controls, mut singles): (Vec<Draft>, Vec<Draft>) = singles.into_iter().partition(|d| {
+        let o = &d.occasions[0];
+        brand
+            .services
+            .get(&o.service)
+            .is_some_and(|s| control::is_control(input.tenant, &r.customer.customer_no, o, s))
+    });
+    for mut d in controls {
+        let o = &d.occasions[0];
+        if let Some(service) = brand.services.get(&o.service) {
+            let text = control::why_text(&o.service, service, &control::season(o, service));
+            d.why.push(why(Step::Control, text));
+            d.day = d.earliest;
+            out.controls.push(d);
+        }
+    }
+    if singles.is_empty() {
+        return Vec::new();
     }
 
     // 2. Bundling: occasions due within the window of the group's first one.

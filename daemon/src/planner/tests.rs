@@ -397,6 +397,7 @@ fn outcome() -> Outcome {
         occasions_found: 0,
         already_planned: 0,
         times: Vec::new(),
+        controls: Vec::new(),
     }
 }
 
@@ -2329,6 +2330,8 @@ fn service_visits_feed_the_mileage_projection() {
             date: d(2025, 1, 19),
             km: Some(30_000),
             kind: "Inspektion".into(),
+            value: None,
+            source: "besuche.csv:2".into(),
         })
         .expect("visit");
         tx.commit(&ImportReport::new(
@@ -2506,4 +2509,102 @@ fn a_later_grant_under_a_merged_number_outweighs_an_older_withdrawal() {
         texts(&m.why, Step::Channel),
         vec!["email (email: consent given 2025-06-01 (import:kunden.csv; customer K2))"]
     );
+}
+
+// ----- control groups ----------------------------------------------------------------
+
+/// 400 recipients of a service with a 20 % control group: the number drawn
+/// is binomial(400, 0.2), mean 80 and standard deviation 8, and the draw is
+/// deterministic, so ±5 standard deviations (40..=120) is a bound a fair
+/// draw almost never leaves, checked once and for all. Control members get
+/// a record, not a message: no cost, no reservation, no contact, no send
+/// queue; and a later run neither draws them again nor plans them a message.
+#[test]
+fn a_control_group_gets_records_not_messages_and_keeps_them_on_a_replan() {
+    let mut w = World::new();
+    w.set
+        .brand
+        .services
+        .get_mut("service")
+        .expect("service")
+        .control_percent = 20;
+    let n = 400;
+    let no = |i: usize| format!("K{i:03}");
+    let customers: Vec<Customer> = (0..n).map(|i| person(&no(i))).collect();
+    let vehicles: Vec<Vehicle> = (0..n)
+        .map(|i| serviced(&format!("V{i:03}"), &no(i), d(2025, 3, 20)))
+        .collect();
+    w.import(&customers, &vehicles, &[]);
+    let report = w.plan(today(), Mode::Commit);
+    assert_eq!(report.planned.len(), n, "one record per eligible recipient");
+    let (controls, sent): (Vec<_>, Vec<_>) = report
+        .planned
+        .iter()
+        .partition(|m| m.status == MessageStatus::Control);
+    assert!(
+        (40..=120).contains(&controls.len()),
+        "{} of {n} drawn",
+        controls.len()
+    );
+    let service = w.set.brand.services.get("service").expect("service");
+    let store = w.store();
+    for m in &controls {
+        assert!(super::control::is_control(
+            "t1",
+            &m.recipient,
+            &m.occasions[0],
+            service
+        ));
+        assert_eq!(m.cost, 0);
+        assert_eq!(
+            texts(&m.why, Step::Control),
+            vec!["20 % of service (season 2026), to measure what the message adds: no message is sent"]
+        );
+        assert_eq!(m.send_on, today(), "the day it would have gone out");
+        assert!(store
+            .contacts_of(&m.recipient)
+            .expect("contacts")
+            .is_empty());
+    }
+    for m in &sent {
+        assert!(!super::control::is_control(
+            "t1",
+            &m.recipient,
+            &m.occasions[0],
+            service
+        ));
+        assert_eq!((m.status, m.cost), (MessageStatus::Planned, 95));
+    }
+    let t = only(&report.totals);
+    assert_eq!(
+        (t.messages, t.control, t.cost),
+        (
+            sent.len() as u64,
+            controls.len() as u64,
+            95 * sent.len() as i64
+        )
+    );
+    assert_eq!(
+        store
+            .ledger_entry(202603, "service")
+            .expect("ledger")
+            .reserved,
+        95 * sent.len() as i64,
+        "control members reserve nothing"
+    );
+    assert_ledger_matches(&store);
+    assert_eq!(
+        store.releasable(today()).expect("releasable").len(),
+        sent.len(),
+        "dispatch never sees a control record"
+    );
+
+    // The next day: a new run, nothing to plan, the records as they were.
+    let before: Vec<_> = store.messages().map(|m| m.expect("message")).collect();
+    let again = w.plan(today().add_days(1), Mode::Commit);
+    assert!(!again.unchanged);
+    assert!(again.planned.is_empty(), "{:?}", again.planned.first());
+    assert_eq!(again.already_planned, n as u64);
+    let after: Vec<_> = store.messages().map(|m| m.expect("message")).collect();
+    assert_eq!(after, before);
 }

@@ -3,7 +3,7 @@
 //! the budget ledger and the emails sent per day.
 //!
 //! Owns the trees `outbox`, `occasions`, `contacts`, `by_day`, `queue`,
-//! `inflight`, `ledger` and `daily` (their keys: [`keys`]), and the `meta`
+//! `inflight`, `ledger`, `daily` and `credits` (their keys: [`keys`]), and the `meta`
 //! keys `next_message_id` and `plan_stamp`. Every index is a function of a
 //! message's stored state:
 //!
@@ -25,6 +25,7 @@
 
 pub mod index;
 mod keys;
+pub(super) mod results;
 pub(super) mod write;
 
 #[cfg(test)]
@@ -35,6 +36,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use touchpoint_common::domain::Channel;
 use touchpoint_common::outbox::{LedgerEntry, Message, MessageStatus};
+use touchpoint_common::report::Credited;
 use touchpoint_common::Date;
 
 use super::db::{decode, TenantDb};
@@ -59,6 +61,8 @@ pub(super) struct Outbox {
     inflight: sled::Tree,
     ledger: sled::Tree,
     daily: sled::Tree,
+    /// The response credited to a message or control record.
+    credits: sled::Tree,
     /// Shared with the dealer's data, which owns its other keys.
     meta: sled::Tree,
     /// One planning run or dispatch pass at a time, from reading to writing.
@@ -78,6 +82,7 @@ impl Outbox {
             inflight: db.tree("inflight")?,
             ledger: db.tree("ledger")?,
             daily: db.tree("daily")?,
+            credits: db.tree("credits")?,
             meta: db.tree("meta")?,
             planning: Mutex::new(()),
             index: Mutex::new(None),
@@ -123,6 +128,27 @@ impl Outbox {
             .map_err(self.db.err())?
             .map(|b| decode("outbox", &b))
             .transpose()
+    }
+
+    /// The response credited to a message or control record, if any.
+    pub(super) fn credit(&self, id: u64) -> Result<Option<Credited>> {
+        self.credits
+            .get(keys::id(id))
+            .map_err(self.db.err())?
+            .map(|b| decode("credits", &b))
+            .transpose()
+    }
+
+    /// Every credited response, by message id.
+    pub(super) fn credits(&self) -> Result<BTreeMap<u64, Credited>> {
+        let mut out = BTreeMap::new();
+        for kv in self.credits.iter() {
+            let (k, v) = kv.map_err(self.db.err())?;
+            if let Some(id) = keys::id_of(&k) {
+                out.insert(id, decode("credits", &v)?);
+            }
+        }
+        Ok(out)
     }
 
     pub(super) fn messages(&self) -> impl DoubleEndedIterator<Item = Result<Message>> + '_ {

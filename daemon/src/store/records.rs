@@ -196,7 +196,7 @@ impl Records {
         self.visits
             .scan_prefix(vin.as_bytes())
             .values()
-            .map(|r| r.map_err(self.db.err()).and_then(|b| decode("visits", &b)))
+            .map(|r| r.map_err(self.db.err()).and_then(|b| decode_visit(&b)))
             .collect()
     }
 
@@ -204,7 +204,7 @@ impl Records {
         self.visits
             .iter()
             .values()
-            .map(move |r| r.map_err(self.db.err()).and_then(|b| decode("visits", &b)))
+            .map(move |r| r.map_err(self.db.err()).and_then(|b| decode_visit(&b)))
     }
 
     pub(super) fn stats(&self) -> Result<TenantStats> {
@@ -578,4 +578,14 @@ impl Records {
     pub(super) fn pending_import(&self) -> bool {
         self.meta.get(keys::META_PENDING).expect("meta").is_some()
     }
+}
+
+/// A stored visit, as this version writes it or as the one before wrote it
+/// (without value and source).
+fn decode_visit(bytes: &[u8]) -> Result<ServiceVisit> {
+    decode("visits", bytes).or_else(|e| {
+        decode::<touchpoint_common::domain::ServiceVisitV1>("visits", bytes)
+            .map(ServiceVisit::from)
+            .map_err(|_| e)
+    })
 }

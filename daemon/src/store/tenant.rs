@@ -31,6 +31,7 @@
 //! | `inflight`      | id(8)                            | ()               | `outbox/write.rs` |
 //! | `ledger`        | month yyyymm(4) service          | LedgerEntry      | `outbox/write.rs` |
 //! | `daily`         | day(4)                           | emails sent, u64 | `outbox/write.rs` |
+//! | `credits`       | id(8)                            | Credited (the response credited to the message or control record) | `outbox/write.rs` |
 //!
 //! Rolling an import back (`records/import/journal.rs`, `replay`) restores
 //! what the import wrote, in the trees it wrote.
@@ -57,6 +58,7 @@ use touchpoint_common::domain::{
 };
 use touchpoint_common::outbox::{LedgerEntry, Message};
 use touchpoint_common::protocol::OptIns;
+use touchpoint_common::report::Credited;
 use touchpoint_common::{Date, TenantId};
 
 use super::central::{FigureBoard, TenantFigures};
@@ -356,6 +358,16 @@ impl TenantStore {
     /// All messages, oldest first.
     pub fn messages(&self) -> impl DoubleEndedIterator<Item = Result<Message>> + '_ {
         self.outbox.messages()
+    }
+
+    /// The response credited to a message or control record, if any.
+    pub fn credit(&self, id: u64) -> Result<Option<Credited>> {
+        self.outbox.credit(id)
+    }
+
+    /// Every credited response, by message id.
+    pub fn credits(&self) -> Result<BTreeMap<u64, Credited>> {
+        self.outbox.credits()
     }
 
     pub fn message_count(&self) -> usize {

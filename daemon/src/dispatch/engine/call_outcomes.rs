@@ -17,6 +17,7 @@ use std::collections::BTreeMap;
 
 use touchpoint_common::domain::{Channel, Consent, Timestamp};
 use touchpoint_common::protocol::OutcomeReport;
+use touchpoint_common::report::{Credited, ResponseKind};
 use touchpoint_common::TenantId;
 
 use super::{today_local, why, Dispatcher, Result, S};
@@ -260,6 +261,33 @@ impl Dispatcher {
                             .wrong
                             .push((ph, "call centre: wrong number".to_string()));
                     }
+                }
+                // An appointment booked on the call is the call task's
+                // response, credited to the task itself (not through the
+                // window: the call and the booking are one act); the
+                // visit that follows is the appointment kept, not a
+                // second response to the same call.
+                calls::Outcome::Appointment => {
+                    let credited = Credited {
+                        kind: ResponseKind::Appointment,
+                        date: today_local(now),
+                        value: None,
+                        source: format!("{file_name}:{}", r.line),
+                    };
+                    let text = format!(
+                        "{} {} ({}), booked on the call",
+                        credited.kind.name(),
+                        credited.date,
+                        credited.source
+                    );
+                    c.after.why.push(touchpoint_common::outbox::Why {
+                        step: touchpoint_common::outbox::Step::Response,
+                        text: text.clone(),
+                    });
+                    c.after
+                        .history
+                        .push((Timestamp(now), m.status, format!("response: {text}")));
+                    c.credit = Some(Some(credited));
                 }
                 calls::Outcome::Declined => {
                     planned.consents.push(Consent {

@@ -285,6 +285,7 @@ impl Fx {
                 claim_occasions: false,
                 free_occasions: false,
                 sent_on: None,
+                credit: None,
             }])
             .unwrap();
     }

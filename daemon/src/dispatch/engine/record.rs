@@ -256,6 +256,7 @@ impl Dispatcher {
             claim_occasions: true,
             free_occasions: false,
             sent_on: None,
+            credit: None,
         };
         ledger::reserve(&mut cl, &letter);
         self.counters.fallbacks.fetch_add(1, Ordering::Relaxed);

@@ -452,6 +452,26 @@ const DEFAULTS: &[(F, &[&str])] = &[
             "visittype",
             "visitkind",
             "servicetype",
+            "besuchstyp",
+            "werkstattleistung",
+        ],
+    ),
+    (
+        // Only names that say "amount of this order or invoice": a bare
+        // `Umsatz` or `Betrag` in a customer export is something else.
+        F::VisitValue,
+        &[
+            "rechnungsbetrag",
+            "rechnungssumme",
+            "rechnungsbetragbrutto",
+            "auftragswert",
+            "auftragssumme",
+            "auftragsbetrag",
+            "invoiceamount",
+            "invoicetotal",
+            "ordervalue",
+            "orderamount",
+            "visitvalue",
         ],
     ),
 ];

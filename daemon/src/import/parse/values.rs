@@ -822,9 +822,116 @@ pub fn parse_channel(s: &str) -> Result<touchpoint_common::domain::Channel, Stri
     }
 }
 
+/// The largest order value accepted, in cents (10 million euro): beyond
+/// it the cell is a typo, an order number or a sum of many orders.
+pub const MAX_AMOUNT_CENTS: i64 = 1_000_000_000;
+
+/// Cents from an order or invoice amount as exports write it: `412,00`,
+/// `1.234,56 €`, `1,234.56`, `EUR 412`, `412.5`. With both marks the last
+/// one is the decimal mark; a lone `,` is the decimal mark (German exports);
+/// a lone `.` followed by exactly three digits groups thousands (`1.234`),
+/// otherwise it is the decimal mark. At most two decimals; a negative
+/// amount (a credit note) is no response value and is refused.
+pub fn parse_amount(s: &str) -> Result<i64, String> {
+    let bad = || format!("{s:?} is not an amount (write 412,00 or 412.00)");
+    let mut t = s.trim();
+    for unit in ["€", "EUR", "Euro", "eur"] {
+        if let Some(rest) = t.strip_suffix(unit) {
+            t = rest.trim_end();
+        }
+        if let Some(rest) = t.strip_prefix(unit) {
+            t = rest.trim_start();
+        }
+    }
+    if t.starts_with('-') || t.ends_with('-') {
+        return Err(format!(
+            "{s:?} is negative (a credit note is no order value)"
+        ));
+    }
+    let t: String = t
+        .chars()
+        .filter(|c| !matches!(c, ' ' | '\u{a0}' | '\''))
+        .collect();
+    if t.is_empty()
+        || !t
+            .bytes()
+            .all(|b| b.is_ascii_digit() || b == b'.' || b == b',')
+    {
+        return Err(bad());
+    }
+    let decimal = match (t.rfind(','), t.rfind('.')) {
+        (Some(c), Some(d)) => Some(c.max(d)),
+        // `1,234,567`: English grouping or a typo; a German export never
+        // writes it.
+        (Some(_), None) if t.matches(',').count() > 1 => return Err(bad()),
+        (Some(c), None) => Some(c),
+        (None, Some(d)) => {
+            let thousands = t.len() - d - 1 == 3;
+            (!thousands && t.matches('.').count() == 1).then_some(d)
+        }
+        (None, None) => None,
+    };
+    let (whole, frac) = match decimal {
+        Some(at) => (&t[..at], &t[at + 1..]),
+        None => (t.as_str(), ""),
+    };
+    if frac.len() > 2 || frac.contains(['.', ',']) {
+        return Err(bad());
+    }
+    let whole: String = whole.chars().filter(char::is_ascii_digit).collect();
+    if whole.is_empty() && frac.is_empty() {
+        return Err(bad());
+    }
+    let euros: i64 = if whole.is_empty() {
+        0
+    } else {
+        whole.parse().map_err(|_| bad())?
+    };
+    let cents: i64 = match frac.len() {
+        0 => 0,
+        1 => frac.parse::<i64>().map_err(|_| bad())? * 10,
+        _ => frac.parse().map_err(|_| bad())?,
+    };
+    let total = euros
+        .checked_mul(100)
+        .and_then(|e| e.checked_add(cents))
+        .filter(|c| *c <= MAX_AMOUNT_CENTS)
+        .ok_or_else(|| format!("{s:?} is more than 10 000 000 euro"))?;
+    Ok(total)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn amounts_in_german_and_english_forms() {
+        for (text, cents) in [
+            ("412,00", 41_200),
+            ("412.00", 41_200),
+            ("1.234,56 €", 123_456),
+            ("1,234.56", 123_456),
+            ("EUR 412", 41_200),
+            ("412.5", 41_250),
+            ("1.234", 123_400),
+            ("0,99", 99),
+            ("12 345,00", 1_234_500),
+        ] {
+            assert_eq!(parse_amount(text), Ok(cents), "{text}");
+        }
+        for text in [
+            "-12,00",
+            "12,345,67",
+            "abc",
+            "1,234",
+            "12,3456",
+            "99999999999",
+        ] {
+            let got = parse_amount(text);
+            // "1,234" is one euro twenty-three point four: three decimals.
+            assert!(got.is_err(), "{text}: {got:?}");
+        }
+    }
 
     fn d(y: i32, m: u32, day: u32) -> Date {
         Date::from_ymd(y, m, day).expect("valid test date")

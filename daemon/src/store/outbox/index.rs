@@ -386,7 +386,7 @@ impl OutboxIndex {
                     S::Sent => c.sent += 1,
                     S::Failed => c.failed += 1,
                     S::Held => c.held += 1,
-                    S::Fallback | S::Cancelled => {}
+                    S::Fallback | S::Cancelled | S::Control => {}
                 }
             }
             if r.channel != email {

@@ -33,6 +33,7 @@ use std::collections::BTreeMap;
 use sled::Transactional;
 use touchpoint_common::outbox::{month_of, LedgerEntry, Message, MessageStatus};
 use touchpoint_common::protocol::Topic;
+use touchpoint_common::report::Credited;
 use touchpoint_common::Date;
 
 use super::keys::{self, Keys};
@@ -116,6 +117,9 @@ pub struct Change {
     pub free_occasions: bool,
     /// Counts towards the tenant's sent-per-day figure on this day.
     pub sent_on: Option<Date>,
+    /// The response credited to the message: `None` leaves it as it is,
+    /// `Some(None)` takes it back, `Some(Some(c))` credits `c`.
+    pub credit: Option<Option<Credited>>,
 }
 
 impl Change {
@@ -127,6 +131,7 @@ impl Change {
             claim_occasions: false,
             free_occasions: false,
             sent_on: None,
+            credit: None,
         }
     }
 
@@ -148,6 +153,7 @@ struct Row<'a> {
     claim_occasions: bool,
     free_occasions: bool,
     sent_on: Option<Date>,
+    credit: Option<&'a Option<Credited>>,
 }
 
 enum Ledger<'a> {
@@ -169,6 +175,7 @@ impl<'a> Row<'a> {
             claim_occasions: true,
             free_occasions: false,
             sent_on: None,
+            credit: None,
         }
     }
 
@@ -188,6 +195,7 @@ impl<'a> Row<'a> {
             // The occasions are free to be planned again (consent may return).
             free_occasions: cancelled,
             sent_on: None,
+            credit: None,
         }
     }
 
@@ -199,6 +207,7 @@ impl<'a> Row<'a> {
             claim_occasions: c.claim_occasions,
             free_occasions: c.free_occasions,
             sent_on: c.sent_on,
+            credit: c.credit.as_ref(),
         }
     }
 }
@@ -304,6 +313,8 @@ impl Outbox {
             new: Keys,
             /// The contact entry's value, if it has one.
             status: Option<Vec<u8>>,
+            /// The credited response to store (`Some(None)`: to remove).
+            credit: Option<Option<Vec<u8>>>,
         }
         impl Prepared<'_> {
             /// The message as stored.
@@ -351,7 +362,13 @@ impl Outbox {
                 Some(_) => Some(encode("contacts", &stored.status)?),
                 None => None,
             };
+            let credit = match row.credit {
+                None => None,
+                Some(None) => Some(None),
+                Some(Some(c)) => Some(Some(encode("credits", c)?)),
+            };
             prepared.push(Prepared {
+                credit,
                 // Refused whole (the whole transaction) if still too large.
                 bytes: encode("outbox", stored)?,
                 row,
@@ -377,6 +394,7 @@ impl Outbox {
             &self.ledger,
             &self.daily,
             &self.meta,
+            &self.credits,
         )
             .transaction(
                 |(
@@ -389,6 +407,7 @@ impl Outbox {
                     ledger_t,
                     daily_t,
                     meta,
+                    credits,
                 )| {
                     for p in &prepared {
                         let (m, old) = (p.message(), &p.row.before);
@@ -439,6 +458,15 @@ impl Outbox {
                             for o in &m.occasions {
                                 occasions.insert(o.key.as_bytes(), &id)?;
                             }
+                        }
+                        match &p.credit {
+                            Some(Some(c)) => {
+                                credits.insert(&id, c.as_slice())?;
+                            }
+                            Some(None) => {
+                                credits.remove(&id)?;
+                            }
+                            None => {}
                         }
                     }
                     for (k, d) in &ledger {

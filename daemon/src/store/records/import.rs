@@ -307,7 +307,7 @@ fn finish(
             c.customers += a.customers.inserted;
             c.vehicles += a.vehicles.inserted;
             c.consents += a.consents.inserted;
-            c.visits += a.visits.inserted;
+            c.visits = (c.visits + a.visits.inserted).saturating_sub(a.visits_removed);
         }
         None => {
             c.customers = s.customers.len() as u64;

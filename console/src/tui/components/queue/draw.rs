@@ -22,7 +22,7 @@ pub fn status_style(s: MessageStatus) -> Style {
         MessageStatus::Held => Style::new().magenta().bold(),
         MessageStatus::Failed => Style::new().red().bold(),
         MessageStatus::Fallback => Style::new().yellow(),
-        MessageStatus::Cancelled => dim(),
+        MessageStatus::Cancelled | MessageStatus::Control => dim(),
     }
 }
 

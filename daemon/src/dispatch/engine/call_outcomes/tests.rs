@@ -100,6 +100,73 @@ fn call_outcomes_are_recorded_once_and_a_refusal_stops_the_next_call() {
     );
 }
 
+/// "Termin": the appointment booked on the call is the call task's
+/// response, credited to the task with the outcome file's line, once; a
+/// later attribution pass over the dealer's visits leaves it alone.
+#[test]
+fn an_appointment_booked_on_the_call_is_credited_to_the_call_task() {
+    let fx = Fx::new();
+    customers(&fx, "d003", &["K7"]);
+    let store = fx.store("d003");
+    store
+        .record_consent(&Consent {
+            at: Timestamp(now() - 1_000),
+            ..said("K7", Channel::Phone, true)
+        })
+        .unwrap();
+    let call = fx.queued(
+        "d003",
+        &draft(
+            &store,
+            "K7",
+            Channel::Phone,
+            "quality_check",
+            Some(VIN_A),
+            today(),
+        ),
+    );
+    assert!(fx
+        .d
+        .write_call_list(&store, &fx.p(), now())
+        .unwrap()
+        .is_some());
+    let file = outcomes_of(&[(call.id, "Termin")]);
+    let all = |_: &TenantId| true;
+    let report = fx.d.call_outcomes("ergebnisse.csv", &file, &all).unwrap();
+    assert_eq!((report.applied, report.errors.len()), (1, 0));
+    let credit = store.credit(call.id).unwrap().unwrap();
+    assert_eq!(
+        (
+            credit.kind,
+            credit.date,
+            credit.value,
+            credit.source.as_str()
+        ),
+        (
+            touchpoint_common::report::ResponseKind::Appointment,
+            today(),
+            None,
+            "ergebnisse.csv:2"
+        )
+    );
+    let m = fx.message("d003", call.id);
+    assert_eq!(
+        last_history(&m),
+        (
+            S::Sent,
+            format!(
+                "response: appointment {} (ergebnisse.csv:2), booked on the call",
+                today()
+            )
+            .as_str()
+        )
+    );
+    // Once: the same file again changes nothing.
+    let again = fx.d.call_outcomes("ergebnisse.csv", &file, &all).unwrap();
+    assert_eq!((again.applied, again.unchanged), (0, 1));
+    assert_eq!(fx.message("d003", call.id), m);
+}
+
 /// Outcomes are about calls: a row naming a letter, an email or a phone
 /// task not yet in a call list is refused with its line and why, and the
 /// other rows of the file apply.

@@ -30,6 +30,9 @@ pub(super) struct Applied {
     pub(super) vehicles: Counts,
     pub(super) consents: Counts,
     pub(super) visits: Counts,
+    /// Visits a corrected re-export took away (see
+    /// [`Applier::remove_corrected_visits`]).
+    pub(super) visits_removed: u64,
 }
 
 impl Applied {
@@ -62,6 +65,25 @@ struct Applier<'a> {
     /// Keys the batch writes, in the order first written.
     writes: Vec<(T, Vec<u8>)>,
     records: usize,
+    /// The visits this file carries: what a corrected export replaces.
+    visits: Option<VisitScope>,
+}
+
+/// The days a visit export covers, and the visits it has for them.
+struct VisitScope {
+    /// The file name the visits' sources cite (`werkstatt.csv`).
+    file: String,
+    from: touchpoint_common::Date,
+    to: touchpoint_common::Date,
+    keys: std::collections::HashSet<Vec<u8>>,
+}
+
+/// The file name of a visit's source, `werkstatt.csv` of `werkstatt.csv:214`.
+fn source_file(source: &str) -> Option<&str> {
+    source
+        .rsplit_once(':')
+        .map(|(f, _)| f)
+        .filter(|f| !f.is_empty())
 }
 
 impl<'a> Applier<'a> {
@@ -240,11 +262,57 @@ impl<'a> Applier<'a> {
 
     fn visit(&mut self, v: ServiceVisit) -> Result<()> {
         let key = visit_key(&v);
+        if let Some(file) = source_file(&v.source) {
+            let scope = self.visits.get_or_insert_with(|| VisitScope {
+                file: file.to_string(),
+                from: v.date,
+                to: v.date,
+                keys: Default::default(),
+            });
+            scope.from = scope.from.min(v.date);
+            scope.to = scope.to.max(v.date);
+            scope.keys.insert(key.clone());
+        }
         let old = self.get(T::Visits, &key)?;
         let bytes = encode_record(&v).map_err(codec_err("visits"))?;
         let ch = self.upsert(T::Visits, key, bytes, old.as_deref())?;
         count(&mut self.out.visits, ch);
         Ok(())
+    }
+
+    /// A re-exported file is taken as the truth for the days it covers:
+    /// a visit an earlier import of the same file name stored for one of
+    /// those days, and this export no longer has (its date, vehicle or
+    /// kind corrected, or the row deleted in the dealer's system), is
+    /// removed, and with it any response credited for it. Days outside the
+    /// export's first..last visit, and visits from other files, are kept.
+    fn remove_corrected_visits(&mut self) -> Result<u64> {
+        let Some(scope) = self.visits.take() else {
+            return Ok(0);
+        };
+        let mut gone = Vec::new();
+        for entry in T::Visits.tree(self.s).iter() {
+            let (key, bytes) = entry.map_err(self.s.db.err())?;
+            if scope.keys.contains(key.as_ref()) {
+                continue;
+            }
+            // A visit an earlier version stored has no source: never ours.
+            let Ok(stored) = decode_record::<ServiceVisit>(&bytes) else {
+                continue;
+            };
+            if stored.date >= scope.from
+                && stored.date <= scope.to
+                && source_file(&stored.source) == Some(scope.file.as_str())
+            {
+                gone.push(key.to_vec());
+            }
+        }
+        let n = gone.len() as u64;
+        for key in gone {
+            self.remove(T::Visits, key)?;
+            self.record_done()?;
+        }
+        Ok(n)
     }
 }
 
@@ -294,6 +362,7 @@ pub(super) fn apply(s: &Records, path: &Path, undo: &Path) -> Result<Applied> {
         add(&mut total.vehicles, a.vehicles);
         add(&mut total.consents, a.consents);
         add(&mut total.visits, a.visits);
+        total.visits_removed += a.visits_removed;
     }
     Ok(total)
 }
@@ -324,6 +393,7 @@ fn apply_kinds(s: &Records, path: &Path, kinds: &[u8], journal: &Path) -> Result
         batch: HashMap::new(),
         writes: Vec::new(),
         records: 0,
+        visits: None,
     };
     let wanted = |op: u8| kinds.contains(&op) || op > OP_VISIT;
     while let Some(op) = r.next(&mut buf, &wanted)? {
@@ -341,6 +411,15 @@ fn apply_kinds(s: &Records, path: &Path, kinds: &[u8], journal: &Path) -> Result
             }
         }
         a.record_done()?;
+    }
+    let corrected = a.remove_corrected_visits()?;
+    a.out.visits_removed = corrected;
+    if corrected > 0 {
+        tracing::info!(
+            import = a.header.import_id,
+            visits = corrected,
+            "visits corrected away by a re-exported file removed"
+        );
     }
     a.write_batch()?;
     Ok(a.out)

@@ -1,0 +1,400 @@
+//! Attribution (M9): which message, if any, a response is credited to.
+//!
+//! A response (a workshop visit from the dealer's exports) is credited to
+//! at most one message: the latest one *sent* to the same recipient (after
+//! identity merges: a merged customer is one recipient) whose occasions
+//! the response answers ([`answers`], the one table), sent at least a day
+//! before the response and no more than its service's `attribution_days`
+//! before it. A control record stands in for the message its recipient was
+//! not sent, so a control member's response is credited to it the same
+//! way, on the day the message would have gone out. A message holds at most
+//! one response: the first; a later response whose latest matching message
+//! already holds one is not credited (the earlier message is not
+//! consulted: the newer one superseded it). A response credited to nothing
+//! is organic and counts for the baseline; [`Verdict::Organic`] says why.
+//!
+//! An appointment booked on a call (the call centre's outcome file) is
+//! credited by dispatch to the call task itself when the outcome is
+//! reported; this pass leaves those credits and their tasks alone.
+//!
+//! The credits are recomputed from what is stored, whole, after every
+//! import of visits, and only the difference is written (`credits` tree and
+//! a *why* and history line on each message whose credit changed), so a
+//! re-import changes nothing and a visit that is corrected away (see
+//! `store/records/import/apply.rs`: a re-exported file is the truth for the
+//! days it covers) loses its credit, with a line that says so.
+
+use std::collections::{BTreeMap, HashMap};
+
+use touchpoint_common::domain::{ServiceVisit, Timestamp};
+use touchpoint_common::money::Money;
+use touchpoint_common::outbox::{Message, MessageStatus, Step, Why};
+use touchpoint_common::policy::{OccasionKind, DEFAULT_ATTRIBUTION_DAYS};
+use touchpoint_common::report::{Credited, ResponseKind};
+use touchpoint_common::Date;
+
+use crate::store::{self, Change, StoreError, TenantStore};
+
+/// Whether a response of `kind` answers a message for an occasion of
+/// `occasion`: the one place this table is kept.
+///
+/// | occasion        | answered by |
+/// |-----------------|-------------|
+/// | service due     | service visit, appointment |
+/// | inspection due  | inspection (HU) visit, any workshop visit, appointment |
+/// | warranty end    | offer accepted |
+/// | campaign        | any workshop visit, appointment, offer accepted |
+/// | after visit (quality call) | appointment |
+/// | birthday        | nothing (a greeting asks for nothing) |
+pub fn answers(occasion: OccasionKind, kind: ResponseKind) -> bool {
+    use OccasionKind as O;
+    use ResponseKind as R;
+    match occasion {
+        O::ServiceDue => matches!(kind, R::ServiceVisit | R::Appointment),
+        O::InspectionDue => matches!(kind, R::InspectionVisit | R::ServiceVisit | R::Appointment),
+        O::WarrantyEnd => kind == R::OfferAccepted,
+        O::Campaign => true,
+        O::AfterVisit => kind == R::Appointment,
+        O::Birthday => false,
+    }
+}
+
+/// What a workshop visit is, from the kind the dealer's system gives it:
+/// the statutory inspection under its names (`HU`, `HU/AU`, `TÜV`,
+/// `Hauptuntersuchung`, `§29`), every other kind a service visit.
+pub fn visit_kind(kind: &str) -> ResponseKind {
+    let k = kind.to_lowercase();
+    let inspection = k == "hu"
+        || k.starts_with("hu/")
+        || k.starts_with("hu ")
+        || k.starts_with("hu+")
+        || k.contains("hauptuntersuchung")
+        || k.contains("tüv")
+        || k.contains("§29")
+        || k.contains("§ 29");
+    if inspection {
+        ResponseKind::InspectionVisit
+    } else {
+        ResponseKind::ServiceVisit
+    }
+}
+
+/// One response, as attribution sees it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Response {
+    /// Customer number after identity merges.
+    pub recipient: String,
+    pub kind: ResponseKind,
+    pub date: Date,
+    /// Cents.
+    pub value: Option<i64>,
+    /// `werkstatt.csv:214`.
+    pub source: String,
+}
+
+impl Response {
+    fn credited(&self) -> Credited {
+        Credited {
+            kind: self.kind,
+            date: self.date,
+            value: self.value.map(Money),
+            source: self.source.clone(),
+        }
+    }
+}
+
+/// One message that went out, or one control record.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Exposure {
+    pub id: u64,
+    /// Customer number after identity merges.
+    pub recipient: String,
+    pub service: String,
+    pub occasions: Vec<OccasionKind>,
+    /// The day it was sent (a control record: would have been).
+    pub sent: Date,
+    pub control: bool,
+}
+
+/// What became of one response.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    /// Credited to this message or control record.
+    Credited(u64),
+    /// Credited to nothing, and why.
+    Organic(String),
+}
+
+/// Credits `responses` to `exposures`; `window` gives a service's
+/// attribution days. Returns a verdict per response (in `responses`
+/// order). Pure: the hand-computed cases in the tests drive it.
+pub fn credit(
+    responses: &[Response],
+    exposures: &[Exposure],
+    window: &dyn Fn(&str) -> u32,
+) -> Vec<Verdict> {
+    let mut by_recipient: HashMap<&str, Vec<&Exposure>> = HashMap::new();
+    for e in exposures {
+        by_recipient.entry(&e.recipient).or_default().push(e);
+    }
+    for list in by_recipient.values_mut() {
+        // Latest first; the higher id wins a tie (planned later).
+        list.sort_by_key(|e| std::cmp::Reverse((e.sent, e.id)));
+    }
+    let mut order: Vec<usize> = (0..responses.len()).collect();
+    order.sort_by(|&a, &b| {
+        let (x, y) = (&responses[a], &responses[b]);
+        (x.date, &x.source).cmp(&(y.date, &y.source))
+    });
+    let mut taken: HashMap<u64, usize> = HashMap::new();
+    let mut verdicts = vec![Verdict::Organic(String::new()); responses.len()];
+    for i in order {
+        let r = &responses[i];
+        let what = format!("{} {}", r.kind.name(), r.date);
+        let Some(list) = by_recipient.get(r.recipient.as_str()) else {
+            verdicts[i] = Verdict::Organic(format!(
+                "{what}: nothing was sent to {} and they are in no control group",
+                r.recipient
+            ));
+            continue;
+        };
+        let matching: Vec<&&Exposure> = list
+            .iter()
+            .filter(|e| e.occasions.iter().any(|&o| answers(o, r.kind)))
+            .collect();
+        let Some(latest) = matching.iter().find(|e| e.sent < r.date) else {
+            verdicts[i] = Verdict::Organic(match matching.last() {
+                None => format!(
+                    "{what}: no message to {} is for an occasion a {} answers",
+                    r.recipient,
+                    r.kind.name()
+                ),
+                Some(first) => format!(
+                    "{what}: the first message for it (#{}) went out on {}, not before",
+                    first.id, first.sent
+                ),
+            });
+            continue;
+        };
+        let days = r.date.days() - latest.sent.days();
+        let limit = window(&latest.service);
+        if days > limit as i32 {
+            verdicts[i] = Verdict::Organic(format!(
+                "{what}: the latest message for it (#{}, {}) went out {days} days before, outside the {limit} days of {}",
+                latest.id, latest.sent, latest.service
+            ));
+            continue;
+        }
+        if let Some(&earlier) = taken.get(&latest.id) {
+            let e = &responses[earlier];
+            verdicts[i] = Verdict::Organic(format!(
+                "{what}: the latest message for it (#{}) is already credited with the {} {} ({})",
+                latest.id,
+                e.kind.name(),
+                e.date,
+                e.source
+            ));
+            continue;
+        }
+        taken.insert(latest.id, i);
+        verdicts[i] = Verdict::Credited(latest.id);
+    }
+    verdicts
+}
+
+/// The *why* line of a credited response:
+/// `service visit 2027-01-08 (werkstatt.csv:214), 19 days after sending, value 412.00 €`.
+pub fn why_line(c: &Credited, sent: Date, control: bool) -> String {
+    let days = c.date.days() - sent.days();
+    let after = if control {
+        format!("{days} days after the message would have gone out (control group)")
+    } else {
+        format!("{days} days after sending")
+    };
+    let value = c
+        .value
+        .map(|v| format!(", value {v} €"))
+        .unwrap_or_default();
+    format!(
+        "{} {} ({}), {after}{value}",
+        c.kind.name(),
+        c.date,
+        c.source
+    )
+}
+
+/// What one attribution pass found and changed.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Summary {
+    pub responses: u64,
+    pub credited: u64,
+    /// Of `credited`, to control records.
+    pub to_control: u64,
+    pub organic: u64,
+    /// Messages whose credit this pass set, changed or took back.
+    pub changed: u64,
+}
+
+/// Follows identity merges to the customer number a person is written to.
+fn canonical<'a>(merges: &'a HashMap<String, String>, mut no: &'a str) -> &'a str {
+    // Merges never form a cycle; the bound only guards a damaged store.
+    for _ in 0..16 {
+        match merges.get(no) {
+            Some(s) if s != no => no = s,
+            _ => break,
+        }
+    }
+    no
+}
+
+/// A stored visit as a response, or `None` when no holder is known for it.
+fn response_of(
+    store: &TenantStore,
+    merges: &HashMap<String, String>,
+    v: &ServiceVisit,
+) -> store::Result<Option<Response>> {
+    let holder = if v.customer_no.is_empty() {
+        match store.vehicle(&v.vin)? {
+            Some(vehicle) => vehicle.customer_no,
+            None => return Ok(None),
+        }
+    } else {
+        v.customer_no.clone()
+    };
+    Ok(Some(Response {
+        recipient: canonical(merges, &holder).to_string(),
+        kind: visit_kind(&v.kind),
+        date: v.date,
+        value: v.value,
+        source: if v.source.is_empty() {
+            format!("visit of {}", v.vin)
+        } else {
+            v.source.clone()
+        },
+    }))
+}
+
+fn exposure_of(merges: &HashMap<String, String>, m: &Message) -> Option<Exposure> {
+    let (sent, control) = match m.status {
+        MessageStatus::Control => (m.send_on, true),
+        MessageStatus::Sent => (store::local_day(store::sent_at(m)?)?, false),
+        _ => return None,
+    };
+    Some(Exposure {
+        id: m.id,
+        recipient: canonical(merges, &m.recipient).to_string(),
+        service: m.service.clone(),
+        occasions: m.occasions.iter().map(|o| o.kind).collect(),
+        sent,
+        control,
+    })
+}
+
+/// Attribution windows by service, days.
+pub type Windows = HashMap<String, u32>;
+
+/// Recomputes the tenant's credits from its visits and messages and
+/// writes what changed (see the module's comment). Holds the outbox's
+/// planning lock from reading to writing, so dispatch cannot move a message
+/// in between. Blocking.
+pub fn attribute(store: &TenantStore, windows: &Windows) -> Result<Summary, StoreError> {
+    let _moving = store.plan_lock();
+    let merges = store.merge_map()?;
+    let mut responses = Vec::new();
+    for v in store.visits() {
+        if let Some(r) = response_of(store, &merges, &v?)? {
+            responses.push(r);
+        }
+    }
+    let stored = store.credits()?;
+    // Appointments booked on a call are credited to the call task by
+    // dispatch when the call centre reports them: not this pass's to
+    // move, and the task holds its one response already.
+    let booked: std::collections::BTreeSet<u64> = stored
+        .iter()
+        .filter(|(_, c)| c.kind == ResponseKind::Appointment)
+        .map(|(id, _)| *id)
+        .collect();
+    let mut exposures = Vec::new();
+    for m in store.messages() {
+        let m = m?;
+        if booked.contains(&m.id) {
+            continue;
+        }
+        if let Some(e) = exposure_of(&merges, &m) {
+            exposures.push(e);
+        }
+    }
+    let window = |service: &str| {
+        windows
+            .get(service)
+            .copied()
+            .unwrap_or(DEFAULT_ATTRIBUTION_DAYS)
+    };
+    let verdicts = credit(&responses, &exposures, &window);
+    let mut summary = Summary {
+        responses: responses.len() as u64,
+        ..Summary::default()
+    };
+    let control: HashMap<u64, (bool, Date)> = exposures
+        .iter()
+        .map(|e| (e.id, (e.control, e.sent)))
+        .collect();
+    let mut wanted: BTreeMap<u64, Credited> = BTreeMap::new();
+    for (r, v) in responses.iter().zip(&verdicts) {
+        match v {
+            Verdict::Credited(id) => {
+                summary.credited += 1;
+                if control.get(id).is_some_and(|c| c.0) {
+                    summary.to_control += 1;
+                }
+                wanted.insert(*id, r.credited());
+            }
+            Verdict::Organic(why) => {
+                summary.organic += 1;
+                tracing::debug!(tenant = %store.id(), source = %r.source, "organic response: {why}");
+            }
+        }
+    }
+    let now = Timestamp::now();
+    let mut changes = Vec::new();
+    let ids: std::collections::BTreeSet<u64> =
+        stored.keys().chain(wanted.keys()).copied().collect();
+    for id in ids.into_iter().filter(|id| !booked.contains(id)) {
+        let (old, new) = (stored.get(&id), wanted.get(&id));
+        if old == new {
+            continue;
+        }
+        let Some(m) = store.message(id)? else {
+            continue;
+        };
+        let mut after = m.clone();
+        let (is_control, sent) = control.get(&id).copied().unwrap_or((false, m.send_on));
+        let line = match (old, new) {
+            (_, Some(c)) => why_line(c, sent, is_control),
+            (Some(c), None) => format!(
+                "taken back: the {} {} ({}) is no longer in the dealer's data or now belongs to a later message",
+                c.kind.name(),
+                c.date,
+                c.source
+            ),
+            (None, None) => continue,
+        };
+        after.why.push(Why {
+            step: Step::Response,
+            text: line.clone(),
+        });
+        after
+            .history
+            .push((now, m.status, format!("response: {line}")));
+        let mut change = Change::new(m, after);
+        change.credit = Some(new.cloned());
+        changes.push(change);
+    }
+    summary.changed = changes.len() as u64;
+    store.apply(&changes)?;
+    Ok(summary)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,470 @@
+use std::path::Path;
+use std::sync::Arc;
+
+use touchpoint_common::config::StoresConfig;
+use touchpoint_common::domain::{Channel, ImportStatus, MatchReason, MergeRecord, Timestamp};
+use touchpoint_common::outbox::{Dispatch, Message, MessageStatus, Occasion, Step, Why};
+use touchpoint_common::policy::OccasionKind;
+use touchpoint_common::report::ResponseKind;
+use touchpoint_common::{Date, TenantId};
+
+use super::*;
+use crate::import::{import_file, ImportOptions};
+use crate::store::{PlanWrite, Stores, TenantStore};
+
+fn d(y: i32, m: u32, day: u32) -> Date {
+    Date::from_ymd(y, m, day).expect("valid test date")
+}
+
+fn visit(recipient: &str, kind: ResponseKind, date: Date, line: u32) -> Response {
+    Response {
+        recipient: recipient.into(),
+        kind,
+        date,
+        value: None,
+        source: format!("werkstatt.csv:{line}"),
+    }
+}
+
+fn sent(id: u64, recipient: &str, occasion: OccasionKind, on: Date) -> Exposure {
+    Exposure {
+        id,
+        recipient: recipient.into(),
+        service: "service_due".into(),
+        occasions: vec![occasion],
+        sent: on,
+        control: false,
+    }
+}
+
+fn sixty(_: &str) -> u32 {
+    60
+}
+
+#[test]
+fn of_two_messages_before_a_visit_the_later_one_is_credited() {
+    let v = [visit("K1", ResponseKind::ServiceVisit, d(2027, 1, 20), 2)];
+    let e = [
+        sent(1, "K1", OccasionKind::ServiceDue, d(2027, 1, 1)),
+        sent(2, "K1", OccasionKind::ServiceDue, d(2027, 1, 10)),
+    ];
+    assert_eq!(credit(&v, &e, &sixty), vec![Verdict::Credited(2)]);
+}
+
+#[test]
+fn a_visit_before_any_message_is_organic_and_says_so() {
+    let v = [visit("K1", ResponseKind::ServiceVisit, d(2027, 1, 20), 2)];
+    let e = [sent(1, "K1", OccasionKind::ServiceDue, d(2027, 2, 1))];
+    assert_eq!(
+        credit(&v, &e, &sixty),
+        vec![Verdict::Organic(
+            "service visit 2027-01-20: the first message for it (#1) went out on 2027-02-01, not before".into()
+        )]
+    );
+    // A visit on the day of sending was booked before the message came.
+    let same_day = [visit("K1", ResponseKind::ServiceVisit, d(2027, 2, 1), 3)];
+    assert!(matches!(
+        credit(&same_day, &e, &sixty)[0],
+        Verdict::Organic(_)
+    ));
+}
+
+#[test]
+fn a_visit_after_the_window_is_organic_the_last_day_is_inside() {
+    let e = [sent(1, "K1", OccasionKind::ServiceDue, d(2027, 1, 1))];
+    // 2027-01-01 + 60 days = 2027-03-02.
+    let inside = [visit("K1", ResponseKind::ServiceVisit, d(2027, 3, 2), 2)];
+    assert_eq!(credit(&inside, &e, &sixty), vec![Verdict::Credited(1)]);
+    let after = [visit("K1", ResponseKind::ServiceVisit, d(2027, 3, 3), 2)];
+    assert_eq!(
+        credit(&after, &e, &sixty),
+        vec![Verdict::Organic(
+            "service visit 2027-03-03: the latest message for it (#1, 2027-01-01) went out 61 days before, outside the 60 days of service_due".into()
+        )]
+    );
+    // The window is the service's own.
+    assert_eq!(credit(&after, &e, &|_| 90), vec![Verdict::Credited(1)]);
+}
+
+#[test]
+fn a_control_members_visit_is_credited_to_the_control_record() {
+    let v = [visit("K7", ResponseKind::ServiceVisit, d(2027, 1, 20), 9)];
+    let mut c = sent(5, "K7", OccasionKind::ServiceDue, d(2027, 1, 3));
+    c.control = true;
+    assert_eq!(credit(&v, &[c], &sixty), vec![Verdict::Credited(5)]);
+}
+
+#[test]
+fn a_response_credits_only_messages_whose_occasion_it_answers() {
+    let e = [
+        sent(1, "K1", OccasionKind::WarrantyEnd, d(2027, 1, 10)),
+        sent(2, "K1", OccasionKind::InspectionDue, d(2027, 1, 5)),
+        sent(3, "K2", OccasionKind::Birthday, d(2027, 1, 5)),
+    ];
+    let v = [
+        // The warranty offer is later, but a visit does not answer it.
+        visit("K1", ResponseKind::ServiceVisit, d(2027, 1, 20), 2),
+        visit("K2", ResponseKind::ServiceVisit, d(2027, 1, 20), 3),
+    ];
+    assert_eq!(
+        credit(&v, &e, &sixty),
+        vec![
+            Verdict::Credited(2),
+            Verdict::Organic(
+                "service visit 2027-01-20: no message to K2 is for an occasion a service visit answers".into()
+            ),
+        ]
+    );
+    assert!(answers(
+        OccasionKind::InspectionDue,
+        ResponseKind::InspectionVisit
+    ));
+    assert!(!answers(
+        OccasionKind::ServiceDue,
+        ResponseKind::InspectionVisit
+    ));
+    assert!(answers(
+        OccasionKind::WarrantyEnd,
+        ResponseKind::OfferAccepted
+    ));
+    assert!(answers(OccasionKind::Campaign, ResponseKind::ServiceVisit));
+}
+
+#[test]
+fn a_message_holds_one_response_the_first() {
+    let e = [sent(1, "K1", OccasionKind::ServiceDue, d(2027, 1, 1))];
+    // Given out of order: the earlier visit is credited whatever the order.
+    let v = [
+        visit("K1", ResponseKind::ServiceVisit, d(2027, 1, 30), 3),
+        visit("K1", ResponseKind::ServiceVisit, d(2027, 1, 20), 2),
+    ];
+    assert_eq!(
+        credit(&v, &e, &sixty),
+        vec![
+            Verdict::Organic(
+                "service visit 2027-01-30: the latest message for it (#1) is already credited with the service visit 2027-01-20 (werkstatt.csv:2)".into()
+            ),
+            Verdict::Credited(1),
+        ]
+    );
+}
+
+#[test]
+fn nobody_contacted_is_organic() {
+    let v = [visit("K9", ResponseKind::ServiceVisit, d(2027, 1, 20), 2)];
+    assert_eq!(
+        credit(&v, &[], &sixty),
+        vec![Verdict::Organic(
+            "service visit 2027-01-20: nothing was sent to K9 and they are in no control group"
+                .into()
+        )]
+    );
+}
+
+#[test]
+fn visit_kinds_name_the_inspection_in_its_usual_ways() {
+    for k in [
+        "HU",
+        "HU/AU",
+        "hu au",
+        "TÜV",
+        "Hauptuntersuchung",
+        "§29 StVZO",
+    ] {
+        assert_eq!(visit_kind(k), ResponseKind::InspectionVisit, "{k}");
+    }
+    for k in [
+        "Inspektion",
+        "Reifenwechsel",
+        "Garantie",
+        "Hupe defekt",
+        "service",
+    ] {
+        assert_eq!(visit_kind(k), ResponseKind::ServiceVisit, "{k}");
+    }
+}
+
+#[test]
+fn the_why_line_cites_the_row_the_days_and_the_value() {
+    let c = Credited {
+        kind: ResponseKind::ServiceVisit,
+        date: d(2027, 1, 8),
+        value: Some(Money(41_200)),
+        source: "werkstatt.csv:214".into(),
+    };
+    assert_eq!(
+        why_line(&c, d(2026, 12, 20), false),
+        "service visit 2027-01-08 (werkstatt.csv:214), 19 days after sending, value 412.00 €"
+    );
+}
+
+// ----- on a real store, through real imports -----------------------------------
+
+struct Room {
+    dir: tempfile::TempDir,
+    _stores: Stores,
+    store: Arc<TenantStore>,
+}
+
+fn t1() -> TenantId {
+    TenantId::new("d001").expect("tenant id")
+}
+
+impl Room {
+    /// K1 (vehicle V…01), K2 (V…02) and K3 (V…03), imported from a file.
+    fn new() -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let stores =
+            Stores::open(&dir.path().join("state"), &StoresConfig::default()).expect("open stores");
+        stores
+            .central()
+            .register_tenant(&t1(), "Autohaus Test")
+            .expect("register");
+        let store = stores.tenant(&t1()).expect("tenant");
+        let room = Self {
+            dir,
+            _stores: stores,
+            store,
+        };
+        room.import(
+            "kunden.csv",
+            "Kundennummer;Nachname;FIN;Erstzulassung\n\
+             K1;Berg;WVWZZZ1KZ6W000001;01.03.2020\n\
+             K2;Kurz;WVWZZZ1KZ6W000002;01.03.2020\n\
+             K3;Lang;WVWZZZ1KZ6W000003;01.03.2020\n",
+        );
+        room
+    }
+
+    /// Imports an export (which credits its visits), then recounts what
+    /// the credits are now (a pass that changes nothing).
+    fn import(&self, name: &str, text: &str) -> Summary {
+        let path = self.dir.path().join(name);
+        std::fs::write(&path, text).expect("write export");
+        let report = import_file(
+            &self.store,
+            Path::new(&path),
+            name,
+            &ImportOptions::default(),
+        )
+        .expect("import");
+        assert!(
+            report.is_committed() || matches!(report.status, ImportStatus::AlreadyImported { .. }),
+            "{:?}",
+            report.status
+        );
+        assert!(report.errors.is_empty(), "{:?}", report.errors);
+        let s = attribute(&self.store, &Windows::default()).expect("attribute");
+        assert_eq!(s.changed, 0, "the import's own pass left nothing to do");
+        s
+    }
+
+    /// A message sent to `recipient` on `on` for a service due.
+    fn sent(&self, recipient: &str, on: Date, status: MessageStatus) -> u64 {
+        let id = self.store.reserve_message_ids(1).expect("id");
+        let at = Timestamp::from_date(on).0 + 12 * 3_600_000;
+        let m = Message {
+            id,
+            message_id: format!("<tp.d001.{id}@test>"),
+            recipient: recipient.into(),
+            channel: Channel::Email,
+            service: "service_due".into(),
+            template: "service_due".into(),
+            occasions: vec![Occasion {
+                key: format!("service_due:{recipient}:{id}"),
+                service: "service_due".into(),
+                kind: OccasionKind::ServiceDue,
+                vin: None,
+                due: on.add_days(21),
+                reason: "test".into(),
+                value: 0,
+            }],
+            send_on: on,
+            send_at: 600,
+            cost: 0,
+            value: 0,
+            status,
+            why: vec![Why {
+                step: Step::Occasion,
+                text: "test".into(),
+            }],
+            planned_at: Timestamp(at),
+            policy: 0,
+            history: vec![(Timestamp(at), status, "test".into())],
+            dispatch: Dispatch::default(),
+        };
+        self.store
+            .commit_plan(&PlanWrite {
+                new: &[m],
+                revised: &[],
+                stamp: 0,
+            })
+            .expect("write message");
+        id
+    }
+
+    fn message(&self, id: u64) -> Message {
+        self.store.message(id).expect("read").expect("message")
+    }
+}
+
+const VISITS: &str = "FIN;Kundennummer;Auftragsdatum;Auftragsart;Rechnungsbetrag\n";
+
+#[test]
+fn a_credited_visit_is_on_the_message_and_a_reimport_changes_nothing() {
+    let room = Room::new();
+    let early = room.sent("K1", d(2026, 12, 1), MessageStatus::Sent);
+    let late = room.sent("K1", d(2026, 12, 20), MessageStatus::Sent);
+    let text = format!(
+        "{VISITS}WVWZZZ1KZ6W000001;K1;08.01.2027;Inspektion;412,00\n\
+         WVWZZZ1KZ6W000002;K2;09.01.2027;Inspektion;99,00\n"
+    );
+    let s = room.import("werkstatt.csv", &text);
+    assert_eq!((s.responses, s.credited, s.organic), (2, 1, 1));
+    let m = room.message(late);
+    let line = "service visit 2027-01-08 (werkstatt.csv:2), 19 days after sending, value 412.00 €";
+    assert_eq!(
+        m.why.last().map(|w| w.to_string()),
+        Some(format!("response: {line}"))
+    );
+    assert_eq!(
+        m.history.last().map(|h| h.2.clone()),
+        Some(format!("response: {line}"))
+    );
+    assert_eq!(m.status, MessageStatus::Sent);
+    let credit = room.store.credit(late).expect("read").expect("credited");
+    assert_eq!(
+        (credit.date, credit.value),
+        (d(2027, 1, 8), Some(Money(41_200)))
+    );
+    assert_eq!(room.store.credit(early).expect("read"), None);
+
+    // The same export again, and the same rows in another order under
+    // another name: nothing moves.
+    let before = (room.message(late), room.store.credits().expect("credits"));
+    room.import("werkstatt.csv", &text);
+    assert_eq!(room.store.credits().expect("credits"), before.1);
+    assert_eq!(room.message(late), before.0);
+    let reordered = format!(
+        "{VISITS}WVWZZZ1KZ6W000002;K2;09.01.2027;Inspektion;99,00\n\
+         WVWZZZ1KZ6W000001;K1;08.01.2027;Inspektion;412,00\n"
+    );
+    room.import("werkstatt.csv", &reordered);
+    // The row moved to line 3: the credit cites where it is now.
+    let after = room.store.credit(late).expect("read").expect("credited");
+    assert_eq!(after.source, "werkstatt.csv:3");
+    assert_eq!(room.store.credit(early).expect("read"), None);
+}
+
+#[test]
+fn a_visit_corrected_away_takes_its_credit_back() {
+    let room = Room::new();
+    let id = room.sent("K1", d(2026, 12, 20), MessageStatus::Sent);
+    room.import(
+        "werkstatt.csv",
+        &format!(
+            "{VISITS}WVWZZZ1KZ6W000001;K1;08.01.2027;Inspektion;412,00\n\
+             WVWZZZ1KZ6W000002;K2;12.01.2027;Inspektion;80,00\n"
+        ),
+    );
+    assert!(room.store.credit(id).expect("read").is_some());
+    // The dealer fixes a typo: K1's visit was on 2026-12-08, before the
+    // message. The corrected export covers 2026-12-08..2027-01-12, which
+    // holds the old row's day: the old row is gone, and so is the credit.
+    let s = room.import(
+        "werkstatt.csv",
+        &format!(
+            "{VISITS}WVWZZZ1KZ6W000001;K1;08.12.2026;Inspektion;412,00\n\
+             WVWZZZ1KZ6W000002;K2;12.01.2027;Inspektion;80,00\n"
+        ),
+    );
+    let all: Vec<(Date, String)> = room
+        .store
+        .visits()
+        .map(|v| v.expect("visit"))
+        .map(|v| (v.date, v.source))
+        .collect();
+    assert_eq!(
+        all,
+        vec![
+            (d(2026, 12, 8), "werkstatt.csv:2".to_string()),
+            (d(2027, 1, 12), "werkstatt.csv:3".to_string())
+        ]
+    );
+    assert_eq!(
+        (s.credited, s.organic),
+        (0, 2),
+        "{:?}",
+        room.store.credits()
+    );
+    assert_eq!(room.store.credit(id).expect("read"), None);
+    let visits: Vec<Date> = room
+        .store
+        .visits_of("WVWZZZ1KZ6W000001")
+        .expect("visits")
+        .into_iter()
+        .map(|v| v.date)
+        .collect();
+    assert_eq!(visits, vec![d(2026, 12, 8)]);
+    assert_eq!(
+        room.store.stats().expect("stats").visits,
+        2,
+        "counted as stored"
+    );
+    assert_eq!(
+        room.message(id).why.last().map(|w| w.text.clone()),
+        Some("taken back: the service visit 2027-01-08 (werkstatt.csv:2) is no longer in the dealer's data or now belongs to a later message".into())
+    );
+    // Another file for other days leaves these visits alone.
+    room.import(
+        "werkstatt_feb.csv",
+        &format!("{VISITS}WVWZZZ1KZ6W000003;K3;02.02.2027;Inspektion;10,00\n"),
+    );
+    assert_eq!(room.store.visits().count(), 3);
+}
+
+#[test]
+fn a_merged_customer_is_one_recipient() {
+    let room = Room::new();
+    let id = room.sent("K1", d(2026, 12, 20), MessageStatus::Sent);
+    room.store
+        .record_merges(&[MergeRecord {
+            merge_id: room.store.next_merge_id().expect("merge id"),
+            survivor: "K1".into(),
+            merged: "K2".into(),
+            reasons: vec![MatchReason::SameEmail("k1@example.org".into())],
+            at: Timestamp(0),
+            import_id: None,
+            undone_at: None,
+            undone_by: None,
+        }])
+        .expect("merge");
+    // K2's vehicle, K2's number: the visit is K1's, who got the message.
+    room.import(
+        "werkstatt.csv",
+        &format!("{VISITS}WVWZZZ1KZ6W000002;K2;08.01.2027;Inspektion;\n"),
+    );
+    let c = room.store.credit(id).expect("read").expect("credited");
+    assert_eq!(c.source, "werkstatt.csv:2");
+}
+
+#[test]
+fn a_message_not_sent_gets_no_credit_and_a_control_record_does() {
+    let room = Room::new();
+    let planned = room.sent("K1", d(2026, 12, 20), MessageStatus::Planned);
+    let control = room.sent("K2", d(2026, 12, 20), MessageStatus::Control);
+    let s = room.import(
+        "werkstatt.csv",
+        &format!(
+            "{VISITS}WVWZZZ1KZ6W000001;K1;08.01.2027;Inspektion;\n\
+             WVWZZZ1KZ6W000002;K2;08.01.2027;Inspektion;\n"
+        ),
+    );
+    assert_eq!((s.credited, s.to_control, s.organic), (1, 1, 1));
+    assert_eq!(room.store.credit(planned).expect("read"), None);
+    assert!(room.store.credit(control).expect("read").is_some());
+    assert_eq!(
+        room.message(control).why.last().map(|w| w.text.clone()),
+        Some("service visit 2027-01-08 (werkstatt.csv:3), 19 days after the message would have gone out (control group)".into())
+    );
+}
