@@ -113,7 +113,13 @@ fn daemon_capabilities_keep_their_arrows() {
     let forbidden = [
         (
             "dispatch",
-            &["approvals", "control", "overview", "content"][..],
+            &["approvals", "control", "overview", "content", "http"][..],
+        ),
+        // The HTTP endpoint faces the internet: dispatch's one-click API
+        // and the audit log, nothing of the socket's.
+        (
+            "http",
+            &["control", "access", "approvals", "planner", "import"][..],
         ),
         ("approvals", &["dispatch", "control"][..]),
         (

@@ -624,6 +624,15 @@ pub fn output_within(cmd: &mut Command, timeout: Duration) -> std::process::Outp
 }
 
 /// A tenant id known to be valid.
+/// A TCP port on 127.0.0.1 free a moment ago, for a daemon's `[http]
+/// listen`: the links in its emails must name the port before it starts.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port()
+}
+
 pub fn tid(s: &str) -> touchpoint_common::TenantId {
     touchpoint_common::TenantId::new(s).expect("valid tenant id")
 }

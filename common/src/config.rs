@@ -22,6 +22,7 @@ pub struct DaemonConfig {
     pub control: ControlConfig,
     pub import: ImportConfig,
     pub dispatch: DispatchConfig,
+    pub http: HttpConfig,
     /// Who may do what, by the Unix identity of the connecting process. With no
     /// rule at all, root and the daemon's own user are admins and nobody else
     /// gets in.
@@ -39,6 +40,7 @@ impl Default for DaemonConfig {
             control: ControlConfig::default(),
             import: ImportConfig::default(),
             dispatch: DispatchConfig::default(),
+            http: HttpConfig::default(),
             access: Vec::new(),
         }
     }
@@ -164,6 +166,44 @@ impl Default for DispatchConfig {
             secret_file: String::new(),
             smtp: SmtpConfig::default(),
             dkim: Vec::new(),
+        }
+    }
+}
+
+/// `[http]`: the small HTTP endpoint for RFC 8058 one-click unsubscribes.
+/// Off unless `listen` is set.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpConfig {
+    /// Address and port to serve on, e.g. "127.0.0.1:8025". Empty: no HTTP.
+    pub listen: String,
+    /// What recipients reach it as, e.g. "https://service.brand.example";
+    /// emails carry `{public_url}/u/{token}` in place of the brand's
+    /// `email.unsubscribe_url`. Empty: `http://{listen}` (local use only).
+    pub public_url: String,
+    /// Addresses of reverse proxies whose `X-Forwarded-For` is believed;
+    /// from anyone else the header is ignored.
+    pub trusted_proxies: Vec<String>,
+    /// Connections served at once; more are closed at once.
+    pub max_connections: u32,
+    /// Largest request body read, bytes (a one-click POST is 26).
+    pub max_body_bytes: u32,
+    /// A request's header (and its body) must arrive within this time, ms.
+    pub request_timeout_ms: u64,
+    /// Requests per minute from one client address; more get 429.
+    pub requests_per_minute: u32,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        Self {
+            listen: String::new(),
+            public_url: String::new(),
+            trusted_proxies: Vec::new(),
+            max_connections: 128,
+            max_body_bytes: 4096,
+            request_timeout_ms: 10_000,
+            requests_per_minute: 30,
         }
     }
 }

@@ -1104,6 +1104,10 @@ impl AuditOutcome {
     }
 }
 
+/// The `uid` of an audit entry no Unix user caused (a one-click
+/// unsubscribe over HTTP): shown by its `user` alone.
+pub const NO_UID: u32 = u32::MAX;
+
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AuditEntry {
     pub seq: u64,

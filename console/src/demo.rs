@@ -25,6 +25,8 @@ use crate::client::Client;
 use crate::format;
 use crate::output::emit;
 
+mod one_click;
+
 /// Marks a directory as made by the demo, so that only such a directory is
 /// ever wiped.
 const MARKER: &str = ".touchpoint-demo";
@@ -94,7 +96,8 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
 
     let dealers = demo_dealers(usize::from(args.dealers));
     let policy_dir = policy_dir(&dir, &dealers)?;
-    let config = write_config(&dir, &socket, &policy_dir)?;
+    let http_port = free_port()?;
+    let config = write_config(&dir, &socket, &policy_dir, http_port)?;
 
     emit(&format!(
         "Touchpoint demo: {} dealers in {}\n",
@@ -122,7 +125,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     ));
 
     let mut daemon = DaemonProcess::start(&dir, &config, &socket).await?;
-    let result = drive(&args, &dir, &socket, &exports, &mut daemon).await;
+    let result = drive(&args, &dir, &socket, &exports, &mut daemon, http_port).await;
     let stopped = daemon.stop();
     match (result, stopped) {
         (Ok(()), Ok(status)) if status.success() => {
@@ -148,6 +151,7 @@ async fn drive(
     socket: &Path,
     exports: &[DealerExports],
     daemon: &mut DaemonProcess,
+    http_port: u16,
 ) -> anyhow::Result<()> {
     let mut client = daemon.client.take().context("daemon connection missing")?;
     emit(&format!(
@@ -214,6 +218,17 @@ async fn drive(
             problems
                 .get_or_insert_with(String::new)
                 .push_str(&format!("dispatch: {e}"));
+        }
+    }
+
+    // RFC 8058: one email's unsubscribe link, POSTed as a mail provider would.
+    let served = format!("http://127.0.0.1:{http_port}");
+    match one_click::show(&mut client, &dir.join("mail"), &served).await {
+        Ok(text) => emit(&text),
+        Err(e) => {
+            problems
+                .get_or_insert_with(String::new)
+                .push_str(&format!("one-click unsubscribe: {e:#}"));
         }
     }
 
@@ -475,11 +490,29 @@ fn path_str(p: &Path) -> anyhow::Result<&str> {
         .with_context(|| format!("{} is not valid UTF-8", p.display()))
 }
 
-fn write_config(dir: &Path, socket: &Path, policy_dir: &Path) -> anyhow::Result<PathBuf> {
+/// The demo daemon's one-click port: 8025, so that links in the emails of
+/// a kept demo state stay valid from one run to the next, or any port of
+/// 127.0.0.1 free a moment ago when 8025 is taken.
+fn free_port() -> anyhow::Result<u16> {
+    let l = std::net::TcpListener::bind("127.0.0.1:8025")
+        .or_else(|_| std::net::TcpListener::bind("127.0.0.1:0"))
+        .context("finding a free port")?;
+    Ok(l.local_addr()?.port())
+}
+
+fn write_config(
+    dir: &Path,
+    socket: &Path,
+    policy_dir: &Path,
+    http_port: u16,
+) -> anyhow::Result<PathBuf> {
     let text = format!(
         "# Written by `touchpoint demo`. Schema: common::config::DaemonConfig;\n\
          # every other key keeps its default (see policies/touchpointd.toml).\n\n\
-         state_dir = {}\nsocket = {}\nsocket_mode = \"0600\"\npolicy_dir = {}\n",
+         state_dir = {}\nsocket = {}\nsocket_mode = \"0600\"\npolicy_dir = {}\n\n\
+         # RFC 8058 one-click unsubscribe, on loopback only: emails link\n\
+         # http://127.0.0.1:{http_port}/u/<token>.\n\
+         [http]\nlisten = \"127.0.0.1:{http_port}\"\n",
         toml_string(path_str(dir)?),
         toml_string(path_str(socket)?),
         toml_string(path_str(policy_dir)?),
@@ -907,7 +940,8 @@ mod tests {
         let _: touchpoint_common::policy::TenantPolicy =
             touchpoint_common::toml_file::parse_toml("d001.toml", &tenant_policy_toml(&dealers[0]))
                 .expect("dealer");
-        let config = write_config(&dir, &dir.join("touchpoint.sock"), &policies).expect("config");
+        let config =
+            write_config(&dir, &dir.join("touchpoint.sock"), &policies, 8025).expect("config");
         let text = std::fs::read_to_string(config).expect("read");
         let parsed: touchpoint_common::config::DaemonConfig =
             touchpoint_common::toml_file::parse_toml("touchpointd.toml", &text)
@@ -915,6 +949,7 @@ mod tests {
         assert_eq!(Path::new(&parsed.state_dir), dir);
         assert_eq!(Path::new(&parsed.socket), dir.join("touchpoint.sock"));
         assert_eq!(Path::new(&parsed.policy_dir), policies);
+        assert_eq!(parsed.http.listen, "127.0.0.1:8025");
     }
 
     #[test]

@@ -796,7 +796,11 @@ pub fn audit(list: &[AuditEntry]) -> String {
         t.row(vec![
             a.seq.to_string(),
             a.at.to_string(),
-            format!("{} ({})", a.user, a.uid),
+            if a.uid == touchpoint_common::protocol::NO_UID {
+                a.user.clone()
+            } else {
+                format!("{} ({})", a.user, a.uid)
+            },
             a.role.map(|r| r.to_string()).unwrap_or_else(|| "-".into()),
             a.action.clone(),
             a.tenant

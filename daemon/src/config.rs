@@ -1,6 +1,8 @@
 //! Reading and checking `touchpointd.toml`, and resolving the paths it names.
 
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use touchpoint_common::config::DaemonConfig;
 use touchpoint_common::toml_file::{invalid, parse_toml, ConfigError};
@@ -15,6 +17,21 @@ pub struct Resolved {
     pub socket_mode: u32,
     pub policy_dir: PathBuf,
     pub dispatch: DispatchPaths,
+    /// The one-click unsubscribe endpoint, when `[http] listen` is set.
+    pub http: Option<HttpSettings>,
+}
+
+/// `[http]`, checked.
+#[derive(Clone, Debug)]
+pub struct HttpSettings {
+    pub listen: SocketAddr,
+    /// Without a trailing `/`; `None`: `http://` and the bound address.
+    pub public_url: Option<String>,
+    pub trusted_proxies: Vec<IpAddr>,
+    pub max_connections: usize,
+    pub max_body_bytes: usize,
+    pub request_timeout: Duration,
+    pub requests_per_minute: u32,
 }
 
 /// Where dispatch writes and reads, resolved against the state directory.
@@ -164,6 +181,7 @@ fn resolve(
             "needs domain, selector and key_file".into(),
         );
     }
+    let http = check_http(&config, &mut check);
     let mode = u32::from_str_radix(config.socket_mode.trim_start_matches("0o"), 8)
         .ok()
         .filter(|m| *m <= 0o777);
@@ -234,12 +252,128 @@ fn resolve(
     };
     Ok(Resolved {
         dispatch,
+        http,
         state_dir,
         socket,
         socket_mode: mode.unwrap_or(0o660),
         policy_dir,
         config,
     })
+}
+
+/// `[http]`: `None` when off. Every key is checked even when off, so a
+/// typo is found before someone turns it on.
+fn check_http(
+    config: &DaemonConfig,
+    check: &mut impl FnMut(bool, &str, String),
+) -> Option<HttpSettings> {
+    let h = &config.http;
+    let listen = if h.listen.is_empty() {
+        None
+    } else {
+        let parsed = h.listen.parse::<SocketAddr>().ok();
+        check(
+            parsed.is_some(),
+            "http.listen",
+            format!(
+                "must be an address and port like \"127.0.0.1:8025\" or \"[::1]:8025\", got {:?}",
+                h.listen
+            ),
+        );
+        parsed
+    };
+    let public_url = h.public_url.trim_end_matches('/');
+    if !h.public_url.is_empty() {
+        check(
+            public_url_ok(public_url),
+            "http.public_url",
+            format!(
+                "must be an http:// or https:// address with no query, fragment or spaces, like \"https://service.brand.example\", got {:?}",
+                h.public_url
+            ),
+        );
+        check(
+            !h.listen.is_empty(),
+            "http.public_url",
+            "needs http.listen: the daemon answers the links it points to".into(),
+        );
+    }
+    let mut trusted = Vec::new();
+    for (i, p) in h.trusted_proxies.iter().enumerate() {
+        match p.parse::<IpAddr>() {
+            Ok(ip) => trusted.push(ip),
+            Err(_) => check(
+                false,
+                "http.trusted_proxies",
+                format!(
+                    "entry {}: must be an IP address like \"127.0.0.1\", got {p:?}",
+                    i + 1
+                ),
+            ),
+        }
+    }
+    check(
+        (1..=65_536).contains(&h.max_connections),
+        "http.max_connections",
+        format!("must be between 1 and 65536, got {}", h.max_connections),
+    );
+    check(
+        (64..=1 << 20).contains(&h.max_body_bytes),
+        "http.max_body_bytes",
+        format!("must be between 64 and 1048576, got {}", h.max_body_bytes),
+    );
+    check(
+        (100..=600_000).contains(&h.request_timeout_ms),
+        "http.request_timeout_ms",
+        format!(
+            "must be between 100 and 600000, got {}",
+            h.request_timeout_ms
+        ),
+    );
+    check(
+        h.requests_per_minute >= 1,
+        "http.requests_per_minute",
+        format!("must be at least 1, got {}", h.requests_per_minute),
+    );
+    if listen.is_some() {
+        check(
+            config.dispatch.enabled,
+            "http.listen",
+            "serves the unsubscribe links of sent email, so it needs dispatch.enabled = true"
+                .into(),
+        );
+    }
+    Some(HttpSettings {
+        listen: listen?,
+        public_url: (!public_url.is_empty()).then(|| public_url.to_string()),
+        trusted_proxies: trusted,
+        max_connections: h.max_connections as usize,
+        max_body_bytes: h.max_body_bytes as usize,
+        request_timeout: Duration::from_millis(h.request_timeout_ms),
+        requests_per_minute: h.requests_per_minute,
+    })
+}
+
+/// It stands in a `List-Unsubscribe` header and an HTML attribute: a plain
+/// http(s) origin with an optional path, nothing that needs quoting.
+fn public_url_ok(url: &str) -> bool {
+    let rest = url
+        .strip_prefix("https://")
+        .or_else(|| url.strip_prefix("http://"));
+    match rest {
+        Some(rest) => {
+            !rest.is_empty()
+                && !rest.starts_with('/')
+                && rest.bytes().all(|b| {
+                    b.is_ascii_alphanumeric()
+                        || matches!(
+                            b,
+                            b'.' | b'-' | b'_' | b':' | b'/' | b'[' | b']' | b'~' | b'%'
+                        )
+                })
+        }
+        None => false,
+    }
 }
 
 #[cfg(test)]
@@ -275,5 +409,84 @@ mod tests {
                 "t.toml:6: access[0].tenants: tenant id \"../d1\" contains '.'; allowed are a-z, 0-9, '-' and '_'",
             ]
         );
+    }
+
+    #[test]
+    fn http_is_off_by_default_and_checked_when_set() {
+        let r = load(None, &Overrides::default()).expect("defaults");
+        assert!(r.http.is_none());
+
+        let text = "[http]\nlisten = \"127.0.0.1:8025\"\npublic_url = \"https://service.example/abmelden/\"\ntrusted_proxies = [\"127.0.0.1\"]\n";
+        let cfg = parse_toml::<DaemonConfig>("t.toml", text).expect("parses");
+        let h = resolve(cfg, text, "t.toml", &Overrides::default())
+            .expect("valid")
+            .http
+            .expect("on");
+        assert_eq!(
+            h.listen,
+            "127.0.0.1:8025".parse::<SocketAddr>().expect("addr")
+        );
+        assert_eq!(
+            h.public_url.as_deref(),
+            Some("https://service.example/abmelden")
+        );
+        assert_eq!(
+            h.trusted_proxies,
+            ["127.0.0.1".parse::<IpAddr>().expect("ip")]
+        );
+    }
+
+    #[test]
+    fn http_errors_are_located() {
+        let text = "[dispatch]\nenabled = false\n\n[http]\nlisten = \"localhost\"\npublic_url = \"javascript:alert(1)\"\ntrusted_proxies = [\"proxy\"]\nmax_body_bytes = 1\n";
+        let cfg = parse_toml::<DaemonConfig>("t.toml", text).expect("parses");
+        let errs = resolve(cfg, text, "t.toml", &Overrides::default()).expect_err("invalid");
+        let shown: Vec<String> = errs.iter().map(ToString::to_string).collect();
+        assert_eq!(
+            shown,
+            [
+                "t.toml:5: http.listen: must be an address and port like \"127.0.0.1:8025\" or \"[::1]:8025\", got \"localhost\"",
+                "t.toml:6: http.public_url: must be an http:// or https:// address with no query, fragment or spaces, like \"https://service.brand.example\", got \"javascript:alert(1)\"",
+                "t.toml:7: http.trusted_proxies: entry 1: must be an IP address like \"127.0.0.1\", got \"proxy\"",
+                "t.toml:8: http.max_body_bytes: must be between 64 and 1048576, got 1",
+            ]
+        );
+
+        let text = "[dispatch]\nenabled = false\n\n[http]\nlisten = \"127.0.0.1:8025\"\n";
+        let cfg = parse_toml::<DaemonConfig>("t.toml", text).expect("parses");
+        let errs = resolve(cfg, text, "t.toml", &Overrides::default()).expect_err("invalid");
+        assert_eq!(
+            errs[0].to_string(),
+            "t.toml:5: http.listen: serves the unsubscribe links of sent email, so it needs dispatch.enabled = true"
+        );
+    }
+
+    /// The packaged example carries `[http]` commented out; uncommented as
+    /// an administrator would, it is valid and means what it says.
+    #[test]
+    fn the_shipped_http_section_uncommented_is_valid() {
+        let shipped = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../policies/touchpointd.toml"
+        ))
+        .expect("policies/touchpointd.toml");
+        let section: String = shipped
+            .lines()
+            .skip_while(|l| *l != "# [http]")
+            .take_while(|l| !l.is_empty())
+            .filter(|l| !l.starts_with("##"))
+            .map(|l| format!("{}\n", l.trim_start_matches("# ")))
+            .collect();
+        assert!(section.starts_with("[http]\nlisten = "), "{section}");
+        let cfg = parse_toml::<DaemonConfig>("touchpointd.toml", &section).expect("parses");
+        let h = resolve(cfg, &section, "touchpointd.toml", &Overrides::default())
+            .expect("valid")
+            .http
+            .expect("on");
+        assert_eq!(
+            h.public_url.as_deref(),
+            Some("https://service.nordwagen.example")
+        );
+        assert_eq!(h.requests_per_minute, 30);
     }
 }

@@ -3,8 +3,10 @@
 //! version in force when it has not been rendered yet
 //! ([`render::material::version_for`]).
 //!
-//! The email's unsubscribe link carries a placeholder token (the real one is
-//! signed with dispatch's secret and never shown); the dealer's slots are
+//! The email's unsubscribe link (the brand's page, or the daemon's own
+//! one-click endpoint when `[http]` is on: the caller says which) carries a
+//! placeholder token (the real one is signed with dispatch's secret and
+//! never shown); the dealer's slots are
 //! the ones in force now. A read model over the store and render: must not
 //! import dispatch or approvals (the store is the material's source).
 
@@ -53,6 +55,7 @@ pub fn content(
     p: &Policies,
     tenant: &TenantId,
     id: u64,
+    one_click: Option<&str>,
 ) -> Result<MessageContent, ContentError> {
     let tp = p
         .tenant(tenant)
@@ -86,7 +89,11 @@ pub fn content(
         tenant: tp,
         today: sent_on.unwrap_or_else(|| m.send_on.max(Date::today())),
     };
-    let unsubscribe = format!("{}?t=…", p.brand.email.unsubscribe_url);
+    // The same form of link the email carries (`[http] public_url` when set).
+    let unsubscribe = match one_click {
+        Some(base) => format!("{base}/u/…"),
+        None => format!("{}?t=…", p.brand.email.unsubscribe_url),
+    };
     let rendered = cx
         .render(&m, &customer, &vehicles, &unsubscribe)
         .map_err(|e| ContentError::Render(format!("template {}: {e}", m.template)))?;

@@ -75,14 +75,31 @@ impl Daemon {
             policies.clone(),
             cfg.config.import.max_reported_errors as usize,
         ));
+        // Bound before dispatch starts: the links in its emails name the
+        // address actually bound when `public_url` is not set.
+        let http = match &cfg.http {
+            Some(h) => {
+                let listener = crate::http::bind(h).await?;
+                let base = match &h.public_url {
+                    Some(url) => url.clone(),
+                    None => format!("http://{}", listener.local_addr()?),
+                };
+                tracing::info!(listen = %listener.local_addr()?, public_url = %base, "one-click unsubscribe served over HTTP");
+                Some((listener, base, h.clone()))
+            }
+            None => None,
+        };
         let dispatcher = if cfg.config.dispatch.enabled {
-            let d = crate::dispatch::Dispatcher::new(
+            let mut d = crate::dispatch::Dispatcher::new(
                 stores.clone(),
                 policies.clone(),
                 &cfg.config.dispatch,
                 cfg.dispatch.clone(),
             )
             .context("cannot start dispatch")?;
+            if let Some((_, base, _)) = &http {
+                d = d.with_one_click(base.clone());
+            }
             Some(Arc::new(d.with_material(material.clone())))
         } else {
             None
@@ -102,8 +119,18 @@ impl Daemon {
         }));
 
         let tracker = TaskTracker::new();
-        if let Some(d) = dispatcher {
+        if let Some(d) = dispatcher.clone() {
             tracker.spawn(d.run(shutdown.clone(), Duration::from_secs(30)));
+        }
+        if let (Some((listener, _, settings)), Some(d)) = (http, &dispatcher) {
+            tracker.spawn(crate::http::run(
+                listener,
+                d.clone(),
+                stores.clone(),
+                settings,
+                shutdown.clone(),
+                tracker.clone(),
+            ));
         }
         tracker.spawn(control::run(
             listener,

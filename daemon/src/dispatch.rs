@@ -25,5 +25,5 @@ pub mod spool;
 pub mod throttle;
 pub mod throughput;
 pub mod verp;
-pub use engine::{DispatchError, Dispatcher};
+pub use engine::{DispatchError, Dispatcher, OneClickTarget, Unsubscribed};
 pub use snapshot::Snapshot;

@@ -14,6 +14,7 @@ pub mod daemon;
 pub mod dispatch;
 pub mod events;
 pub mod files;
+pub mod http;
 pub mod identity;
 pub mod import;
 pub mod ledger;

@@ -4,6 +4,7 @@
 //! One place for the cases an adversarial pass found, so the next pass
 //! starts from them.
 
+mod http;
 mod inbox;
 mod outputs;
 mod outside_text;

@@ -169,6 +169,12 @@ pub(crate) struct Rig {
 
 impl Rig {
     pub(crate) fn start(tenants: &[&str]) -> Rig {
+        Self::start_with(tenants, "")
+    }
+
+    /// As [`Rig::start`], with more of the daemon's configuration (an
+    /// `[http]` section) after `[dispatch]`.
+    pub(crate) fn start_with(tenants: &[&str], more_config: &str) -> Rig {
         let sink = SmtpSink::new();
         let mail = tempfile::tempdir().expect("tempdir");
         let maildir = Maildir::open(&mail.path().join("bounces")).expect("maildir");
@@ -181,7 +187,7 @@ impl Rig {
             dispatch: Some(format!(
                 "[dispatch]\ntick_ms = 50\nbatch_at = \"23:59\"\nbounce_maildir = {:?}\n\n\
                  [dispatch.smtp]\nhost = \"127.0.0.1\"\nport = {}\ntls = \"none\"\n\
-                 connections = 2\ntimeout_secs = 60\n",
+                 connections = 2\ntimeout_secs = 60\n\n{more_config}",
                 maildir.root().display().to_string(),
                 sink.addr().port()
             )),
@@ -350,7 +356,7 @@ impl Rig {
     /// Each round reads the bounce maildir first; of two mails about no
     /// message, delivered one after the other, the second is read in a
     /// later round than the first, so the first one's round had ended.
-    async fn full_round(&self) {
+    pub(crate) async fn full_round(&self) {
         for _ in 0..2 {
             let before = mails_read(&self.status().await);
             self.maildir

@@ -43,7 +43,8 @@ pub(super) fn message(ctx: &Ctx, tenant: &TenantId, id: u64) -> Response {
 }
 
 pub(super) fn content(ctx: &Ctx, tenant: &TenantId, id: u64) -> Response {
-    match crate::content::content(&ctx.stores, &ctx.policies.current(), tenant, id) {
+    let one_click = ctx.dispatch.as_ref().and_then(|d| d.one_click_base());
+    match crate::content::content(&ctx.stores, &ctx.policies.current(), tenant, id, one_click) {
         Ok(c) => Response::Content(Box::new(c)),
         Err(crate::content::ContentError::Store(e)) => store_err(e),
         Err(crate::content::ContentError::NotFound(e)) => err(ErrorKind::NotFound, e),

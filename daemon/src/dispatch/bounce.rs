@@ -374,13 +374,22 @@ fn quoted_target(
     })
 }
 
-/// The `t=` query parameter of an unsubscribe URL.
+/// The token of an unsubscribe URL: the brand page's `t=` query
+/// parameter, or the last segment of the daemon's own `…/u/{token}`.
 fn url_token(url: &str) -> Option<&str> {
-    let (_, query) = url.split_once('?')?;
-    query
-        .split('&')
-        .find_map(|kv| kv.strip_prefix("t="))
-        .map(|v| v.split('#').next().unwrap_or(v))
+    let url = url.split('#').next().unwrap_or(url);
+    if let Some((path, query)) = url.split_once('?') {
+        if let Some(t) = query.split('&').find_map(|kv| kv.strip_prefix("t=")) {
+            return Some(t);
+        }
+        return path_token(path);
+    }
+    path_token(url)
+}
+
+fn path_token(path: &str) -> Option<&str> {
+    let (_, token) = path.rsplit_once("/u/")?;
+    (!token.is_empty() && !token.contains('/')).then_some(token)
 }
 
 // ---------------------------------------------------------------------------

@@ -55,12 +55,13 @@ use super::mime::{Dkim, Outgoing};
 use super::smtp::{Delivery, Relay};
 use super::spool::Spool;
 use super::throttle::Throttles;
-use super::verp;
 use crate::config::DispatchPaths;
 use crate::planner::consent::People;
 use crate::policy::{Policies, PolicyHandle};
 use crate::render::{InForce, Renderer};
 use crate::store::{Change, StoreError, Stores, TenantStore};
+
+pub use unsubscribe::{OneClickTarget, Unsubscribed};
 
 use MessageStatus as S;
 
@@ -75,6 +76,7 @@ mod release;
 mod run;
 mod setup;
 mod status;
+mod unsubscribe;
 
 #[cfg(test)]
 pub(crate) mod fixture;
@@ -186,6 +188,9 @@ pub struct Dispatcher {
     throughput: super::throughput::Throughput,
     /// Per tenant, under its data version: who is one person (merges).
     people: Mutex<HashMap<TenantId, (u64, Arc<People>)>>,
+    /// `[http] public_url`: unsubscribe links point at the daemon's own
+    /// endpoint; `None`: at the brand's `email.unsubscribe_url`.
+    one_click: Option<String>,
 }
 
 fn today_local(now: i64) -> Date {
@@ -335,10 +340,5 @@ impl Dispatcher {
     /// Where letter batches are written (for the console's messages).
     pub fn letters_dir(&self) -> PathBuf {
         self.paths.letters.clone()
-    }
-
-    /// The secret's unsubscribe token check, for a web endpoint's backend.
-    pub fn unsubscribe_target(&self, token: &str) -> Option<(TenantId, u64)> {
-        verp::parse_unsubscribe_token(token, &self.secret)
     }
 }

@@ -90,6 +90,12 @@ pub fn unsubscribe_url(base: &str, tenant: &TenantId, id: u64, secret: &[u8; 32]
     )
 }
 
+/// The daemon's own one-click endpoint for the message: `{base}/u/{token}`
+/// (`base` is `[http] public_url`, without a trailing `/`).
+pub fn one_click_url(base: &str, tenant: &TenantId, id: u64, secret: &[u8; 32]) -> String {
+    format!("{base}/u/{}", verp::unsubscribe_token(tenant, id, secret))
+}
+
 /// Builds (and, given a key, signs) the message.
 pub fn build(parts: &MailParts, dkim: Option<&Dkim>) -> Result<Outgoing, MimeError> {
     let to = address("To", parts.to)?;

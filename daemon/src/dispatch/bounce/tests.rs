@@ -141,6 +141,11 @@ fn url_tokens() {
         Some("a.1.ff")
     );
     assert_eq!(url_token("https://x.example/u"), None);
+    // The daemon's own one-click endpoint ([http] public_url).
+    assert_eq!(url_token("https://x.example/pre/u/a.1.ff"), Some("a.1.ff"));
+    assert_eq!(url_token("https://x.example/u/a.1.ff#f"), Some("a.1.ff"));
+    assert_eq!(url_token("https://x.example/u/"), None);
+    assert_eq!(url_token("https://x.example/u/a/b"), None);
 }
 
 /// Whatever a mail to the bounce domain says, each text of its verdict

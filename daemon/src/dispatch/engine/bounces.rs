@@ -5,13 +5,12 @@
 
 use std::sync::atomic::Ordering;
 
-use touchpoint_common::domain::{Channel, Consent, Timestamp};
+use touchpoint_common::domain::{Channel, Timestamp};
 use touchpoint_common::limits;
 
 use super::{DispatchError, Dispatcher, Result, S};
 use crate::dispatch::bounce;
 use crate::policy::Policies;
-use crate::store::Change;
 
 /// What a mail in the bounce maildir turned out to be.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -91,10 +90,10 @@ impl Dispatcher {
         }
         let store = self.stores.tenant(tenant)?;
         let now = Timestamp::now().0;
-        let Some(m) = self.message_or_skip(&store, *id)? else {
+        if self.message_or_skip(&store, *id)?.is_none() {
             tracing::info!(file, %tenant, id, "bounce for an unknown or unreadable message; ignored");
             return Ok(MailKind::Ignored);
-        };
+        }
         match &c.verdict {
             bounce::Verdict::HardBounce { .. }
                 if c.matched_by == Some(bounce::MatchedBy::QuotedMessageId) =>
@@ -141,26 +140,12 @@ impl Dispatcher {
                 Ok(MailKind::Bounce)
             }
             bounce::Verdict::Unsubscribe => {
-                let recorded = store.record_consent(&Consent {
-                    customer_no: m.recipient.clone(),
-                    channel: Channel::Email,
-                    granted: false,
-                    source: format!("unsubscribe mail ({file})"),
-                    at: Timestamp(now),
-                })?;
-                if recorded {
-                    let _lock = store.plan_lock();
-                    if let Some(m) = store.message(*id)? {
-                        let mut c = Change::new(m.clone(), m.clone());
-                        c.after.history.push((
-                            Timestamp(now),
-                            m.status,
-                            "recipient unsubscribed from email".into(),
-                        ));
-                        store.apply(&[c])?;
-                    }
-                }
-                store.flush()?;
+                self.withdraw_email_consent(
+                    &store,
+                    *id,
+                    format!("unsubscribe mail ({file})"),
+                    Timestamp(now),
+                )?;
                 Ok(MailKind::Unsubscribe)
             }
             bounce::Verdict::AutoReply { reason } => {

@@ -343,12 +343,16 @@ impl Dispatcher {
     ) -> std::result::Result<Outgoing, String> {
         let tenant = cx.tenant;
         let vehicles = render::message_vehicles(store, m).map_err(|e| e.to_string())?;
-        let unsub = mime::unsubscribe_url(
-            &p.brand.email.unsubscribe_url,
-            store.id(),
-            m.id,
-            &self.secret,
-        );
+        // The header and the template's {{ unsubscribe_url }} are this one link.
+        let unsub = match &self.one_click {
+            Some(base) => mime::one_click_url(base, store.id(), m.id, &self.secret),
+            None => mime::unsubscribe_url(
+                &p.brand.email.unsubscribe_url,
+                store.id(),
+                m.id,
+                &self.secret,
+            ),
+        };
         let rendered = cx
             .email(m, customer, &vehicles, &unsub)
             .map_err(|e| format!("template {}: {e}", m.template))?;

@@ -200,7 +200,20 @@ impl Dispatcher {
             in_force: InForce::new(None),
             throughput: Default::default(),
             people: Mutex::new(HashMap::new()),
+            one_click: None,
         })
+    }
+
+    /// Emails link `{base}/u/{token}` (the daemon's own one-click endpoint,
+    /// `[http] public_url`) in place of the brand's `email.unsubscribe_url`.
+    pub fn with_one_click(mut self, base: String) -> Self {
+        self.one_click = Some(base);
+        self
+    }
+
+    /// `[http] public_url` when emails link the daemon's own endpoint.
+    pub fn one_click_base(&self) -> Option<&str> {
+        self.one_click.as_deref()
     }
 
     /// Renders with the brand material in force in `source` (approvals').

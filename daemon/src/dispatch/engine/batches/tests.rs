@@ -124,7 +124,8 @@ fn a_letter_names_the_vehicle_its_message_is_about_after_the_vehicle_changed_hol
     fx.import("d001", &[], &[car(VIN_A, "K2", None)], &[]);
     assert!(store.vehicles_of("K1").unwrap().is_empty());
 
-    let shown = crate::content::content(&fx.stores, &fx.p(), &tid("d001"), letter.id).unwrap();
+    let shown =
+        crate::content::content(&fx.stores, &fx.p(), &tid("d001"), letter.id, None).unwrap();
     let line = format!("Inspektion für Ihren Fjord (FIN {VIN_A}): fällig am");
     assert!(shown.text.contains(&line), "{}", shown.text);
 

@@ -7,6 +7,7 @@ use touchpoint_common::protocol::Scope;
 use super::*;
 use crate::dispatch::engine::fixture::*;
 use crate::dispatch::engine::*;
+use crate::dispatch::verp;
 
 /// A DSN from the recipient's server to the message's VERP return path.
 fn hard_bounce(to: &str, rcpt: &str) -> String {
