@@ -25,6 +25,7 @@
 
 pub mod index;
 mod keys;
+mod results;
 pub(super) mod write;
 
 #[cfg(test)]

@@ -57,6 +57,7 @@ use touchpoint_common::domain::{
 };
 use touchpoint_common::outbox::{LedgerEntry, Message};
 use touchpoint_common::protocol::OptIns;
+use touchpoint_common::report::ResultRow;
 use touchpoint_common::{Date, TenantId};
 
 use super::central::{FigureBoard, TenantFigures};
@@ -360,6 +361,12 @@ impl TenantStore {
 
     pub fn message_count(&self) -> usize {
         self.outbox.message_count()
+    }
+
+    /// One row per message that went out on a local day in `from..=to`:
+    /// what the results reports are computed from.
+    pub fn result_rows(&self, from: Date, to: Date) -> Result<Vec<ResultRow>> {
+        self.outbox.result_rows(from, to)
     }
 
     /// The message an occasion was planned into, if any.
