@@ -241,8 +241,8 @@ impl Default for Privacy {
 }
 
 impl Privacy {
-    pub fn rule(&self) -> crate::report::PoolRule {
-        crate::report::PoolRule {
+    pub fn rule(&self) -> crate::report::pool::PoolRule {
+        crate::report::pool::PoolRule {
             min_dealers: self.min_dealers,
             max_dealer_permille: (self.max_dealer_share * 1000.0).round() as u32,
         }
@@ -626,7 +626,7 @@ pub struct TenantPolicy {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(deny_unknown_fields, default)]
 pub struct Share {
-    pub fields: Vec<crate::report::ShareField>,
+    pub fields: Vec<crate::report::answer::ShareField>,
 }
 
 /// `[import]`: how this dealer's exports are read.

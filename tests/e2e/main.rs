@@ -24,4 +24,5 @@ mod plan;
 mod policy_files;
 mod policy_reload;
 mod protocol;
+mod results;
 mod today;

@@ -16,7 +16,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
-use super::{ReportGroup, Tally};
+use super::stats::Tally;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PoolRule {
@@ -24,6 +24,17 @@ pub struct PoolRule {
     /// The largest share of a cell's rows one dealer may contribute, in
     /// thousandths (policy `max_dealer_share = 0.5` is 500).
     pub max_dealer_permille: u32,
+}
+
+/// One line of a report: a group, or the total.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReportGroup {
+    /// Sorts the groups (weekday number, hour, lead bucket...).
+    pub order: i64,
+    pub label: String,
+    /// `None` when suppressed.
+    pub tally: Option<Tally>,
+    pub suppressed: Option<Suppression>,
 }
 
 /// Why a pooled cell is not shown.
