@@ -291,6 +291,49 @@ async fn the_pooled_report_suppresses_four_dealers_and_shows_six() {
     // Grouped by tenant, every cell would be one dealer: refused.
     let out = touchpoint(&d.socket, &["report", "--pooled", "--by", "tenant"]);
     assert!(!out.status.success());
+
+    // t001 grants the brand two of its own figures: they appear by name,
+    // nothing else of t001 does, and the other five still pass the rule.
+    let share = |t: &str| {
+        let file = d.policy_dir.join("dealers").join(format!("{t}.toml"));
+        let text = std::fs::read_to_string(&file).expect("dealer file");
+        std::fs::write(
+            &file,
+            format!("{text}\n[share]\nfields = [\"sent\", \"response_rate\"]\n"),
+        )
+        .expect("share");
+    };
+    let pooled = || {
+        let v = json(&touchpoint(&d.socket, &["report", "--pooled", "--json"]));
+        v["report"].clone()
+    };
+    share("t001");
+    assert!(
+        eventually(Duration::from_secs(30), || pooled()["shared"]
+            .as_array()
+            .is_some_and(|s| s.len() == 1)),
+        "the grant was not picked up"
+    );
+    let r = pooled();
+    assert_eq!(r["shared"][0]["tenant"], "t001");
+    assert_eq!(r["shared"][0]["name"], "Autohaus Nr. 1");
+    assert_eq!(
+        r["shared"][0]["fields"],
+        serde_json::json!([["sent", "6"], ["response_rate", "0.0 %"]])
+    );
+    assert!(r["groups"][0]["suppressed"].is_null(), "{r}");
+    // A second grant leaves four dealers unpublished: the cell would give
+    // them away as cell − the two published, so it is suppressed.
+    share("t002");
+    assert!(
+        eventually(Duration::from_secs(30), || pooled()["shared"]
+            .as_array()
+            .is_some_and(|s| s.len() == 2)),
+        "the second grant was not picked up"
+    );
+    let r = pooled();
+    assert_eq!(r["groups"][0]["suppressed"], "too_few_dealers", "{r}");
+    assert!(r["total"]["tally"].is_null(), "{r}");
 }
 
 #[tokio::test]
