@@ -657,7 +657,7 @@ pub fn touchpoint(socket: &Path, args: &[&str]) -> std::process::Output {
 
 /// Variants of [`Request`](touchpoint_common::protocol::Request): a test
 /// that walks [`every_request`] knows it met them all.
-pub const REQUEST_KINDS: usize = 33;
+pub const REQUEST_KINDS: usize = 34;
 
 /// The index of a request's variant. No wildcard: a new request does not
 /// compile here until it has an index, and [`every_request`] fails its
@@ -698,6 +698,7 @@ pub fn request_kind(r: &touchpoint_common::protocol::Request) -> usize {
         R::Content { .. } => 30,
         R::Overview => 31,
         R::Subscribe => 32,
+        R::Report { .. } => 33,
     }
 }
 
@@ -710,7 +711,9 @@ pub fn every_request(
     tenant: &touchpoint_common::TenantId,
     proposal: u64,
 ) -> Vec<touchpoint_common::protocol::Request> {
-    use touchpoint_common::protocol::{MessageAction, PauseScope, QueueFilter, Request as R};
+    use touchpoint_common::protocol::{
+        MessageAction, PauseScope, QueueFilter, ReportQuery, Request as R,
+    };
     let t = || tenant.clone();
     let slots = format!("slots/{tenant}");
     vec![
@@ -848,5 +851,20 @@ pub fn every_request(
         R::Content { tenant: t(), id: 1 },
         R::Overview,
         R::Subscribe,
+        R::Report {
+            query: ReportQuery {
+                tenant: Some(t()),
+                ..ReportQuery::default()
+            },
+        },
+        R::Report {
+            query: ReportQuery::default(),
+        },
+        R::Report {
+            query: ReportQuery {
+                pooled: true,
+                ..ReportQuery::default()
+            },
+        },
     ]
 }

@@ -215,6 +215,38 @@ pub struct BrandPolicy {
     /// What besides the brand's own material goes through proposal and approval.
     #[serde(default)]
     pub review: Review,
+    /// The disclosure rule of the pooled brand report.
+    #[serde(default)]
+    pub privacy: Privacy,
+}
+
+/// `[privacy]`: when a cell of the pooled brand report may be shown (M1, M9).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Privacy {
+    /// Dealers that must contribute to a cell, at least 3.
+    pub min_dealers: u32,
+    /// The largest share of a cell's rows (messages sent and control
+    /// members) one dealer may contribute, in (0, 1]; rounded to 0.001.
+    pub max_dealer_share: f64,
+}
+
+impl Default for Privacy {
+    fn default() -> Self {
+        Self {
+            min_dealers: 5,
+            max_dealer_share: 0.5,
+        }
+    }
+}
+
+impl Privacy {
+    pub fn rule(&self) -> crate::report::pool::PoolRule {
+        crate::report::pool::PoolRule {
+            min_dealers: self.min_dealers,
+            max_dealer_permille: (self.max_dealer_share * 1000.0).round() as u32,
+        }
+    }
 }
 
 /// `[review]`: dealer changes that are brand material too.
@@ -602,6 +634,17 @@ pub struct TenantPolicy {
     pub suppress: Suppress,
     #[serde(default)]
     pub import: TenantImport,
+    /// What of this dealer's own figures the brand's report may show.
+    #[serde(default)]
+    pub share: Share,
+}
+
+/// `[share]`: report fields of this dealer's own, non-pooled figures the
+/// brand may see by name. Nothing is shared unless listed (M1).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct Share {
+    pub fields: Vec<crate::report::answer::ShareField>,
 }
 
 /// `[import]`: how this dealer's exports are read.
@@ -916,6 +959,28 @@ fn fingerprint(files: &BTreeMap<String, String>) -> u64 {
     h
 }
 
+/// `[privacy]`.
+fn check_privacy(p: &Privacy, err: &mut dyn FnMut(String, String)) {
+    // Fewer than three: a dealer in a cell of two can subtract itself and
+    // read the other's figures.
+    range(err, "privacy.min_dealers", p.min_dealers, 3, 10_000);
+    let share = p.max_dealer_share;
+    if !(share > 0.0 && share <= 1.0) {
+        err(
+            "privacy.max_dealer_share".into(),
+            format!("must be more than 0 and at most 1, got {share}"),
+        );
+    } else if p.min_dealers >= 3 && share * f64::from(p.min_dealers) < 1.0 {
+        err(
+            "privacy.max_dealer_share".into(),
+            format!(
+                "{share} is below 1 / min_dealers ({}): even {} equal dealers would dominate every cell, and every cell would be suppressed",
+                p.min_dealers, p.min_dealers
+            ),
+        );
+    }
+}
+
 /// `[email]`, `[throttle]` and `[[subsidies]]`.
 fn check_dispatch(b: &BrandPolicy, err: &mut dyn FnMut(String, String)) {
     let e = &b.email;
@@ -1010,6 +1075,7 @@ fn check_brand(
 ) {
     let mut err = |key: String, msg: String| errors.push(invalid(file, text, &key, msg));
     check_dispatch(b, &mut err);
+    check_privacy(&b.privacy, &mut err);
     for (slot, spec) in &b.slots {
         if slot.is_empty()
             || !slot

@@ -19,6 +19,7 @@ pub use crate::codec::MAX_FRAME_BYTES;
 use crate::domain::{Channel, ImportReport, MergeRecord, TenantStats, Timestamp};
 use crate::outbox::{MessageStatus, PlanChange, PlanReport};
 pub use crate::queue::QueueFilter;
+pub use crate::report::answer::{Report, ReportQuery};
 use crate::{Date, TenantId};
 
 /// Magic bytes at the start of every hello.
@@ -73,6 +74,9 @@ pub enum Role {
     /// Reads only.
     #[serde(rename = "read-only", alias = "readonly")]
     ReadOnly,
+    /// The brand's central evaluation: pooled reports and brand material
+    /// only, never a tenant's records, queue, messages or figures (M1).
+    Brand,
 }
 
 impl Role {
@@ -82,6 +86,7 @@ impl Role {
             Role::Operator => "operator",
             Role::Reviewer => "reviewer",
             Role::ReadOnly => "read-only",
+            Role::Brand => "brand",
         }
     }
 
@@ -89,7 +94,12 @@ impl Role {
     /// separately). The daemon enforces this; the console uses it to offer
     /// only the actions that will be allowed.
     pub fn allows(self, request: &Request) -> bool {
+        if self == Role::Brand {
+            return brand_allows(request);
+        }
         match request {
+            // The pooled report is the brand's; an admin may check what it shows.
+            Request::Report { query } if query.pooled => matches!(self, Role::Admin),
             Request::Ping
             | Request::Status
             | Request::ListTenants
@@ -108,6 +118,7 @@ impl Role {
             | Request::Queue { .. }
             | Request::Content { .. }
             | Request::Overview
+            | Request::Report { .. }
             | Request::Subscribe => true,
             // Anyone but read-only may propose; only a reviewer decides.
             Request::Propose { .. } | Request::ProposeRollback { .. } => {
@@ -126,6 +137,53 @@ impl Role {
             | Request::UploadAbort
             | Request::UndoMerge { .. } => matches!(self, Role::Admin | Role::Operator),
         }
+    }
+}
+
+/// What the brand role may ask: the pooled report and reading brand
+/// material. Its identity also has an empty tenant scope (`access`), so
+/// whatever names a tenant is refused twice. No wildcard: a new request
+/// must say here whether the brand may make it.
+fn brand_allows(request: &Request) -> bool {
+    match request {
+        Request::Ping
+        | Request::Proposals { .. }
+        | Request::Proposal { .. }
+        | Request::Templates { .. } => true,
+        Request::Report { query } => query.pooled,
+        Request::Status
+        | Request::ListTenants
+        | Request::Tenant { .. }
+        | Request::UploadBegin { .. }
+        | Request::UploadChunk { .. }
+        | Request::UploadEnd
+        | Request::UploadAbort
+        | Request::Imports { .. }
+        | Request::Merges { .. }
+        | Request::UndoMerge { .. }
+        | Request::Audit { .. }
+        | Request::Plan { .. }
+        | Request::DispatchStatus
+        | Request::Pause { .. }
+        | Request::Resume { .. }
+        | Request::RunBatches { .. }
+        | Request::Costs { .. }
+        | Request::Message { .. }
+        | Request::MessageAction { .. }
+        | Request::CallOutcomes { .. }
+        // Brand material is proposed by its authors and decided by
+        // reviewers; the evaluation role only reads it.
+        | Request::Propose { .. }
+        | Request::ProposeRollback { .. }
+        | Request::Approve { .. }
+        | Request::Reject { .. }
+        // A preview renders a real customer of a dealer.
+        | Request::Preview { .. }
+        | Request::Queue { .. }
+        | Request::Content { .. }
+        | Request::Overview
+        // The feed names the tenants whose data changed.
+        | Request::Subscribe => false,
     }
 }
 
@@ -317,6 +375,11 @@ pub enum Request {
     /// in the caller's scope changed, at most one per
     /// [`CHANGE_COALESCE_MS`]. Only `Ping` may follow on this connection.
     Subscribe,
+    /// Results: responses, control groups, lift and costs per group, for
+    /// the caller's tenants, or pooled over every dealer for the brand.
+    Report {
+        query: ReportQuery,
+    },
 }
 
 /// Changes within this many milliseconds reach a subscriber as one `Changed`.
@@ -794,6 +857,10 @@ impl Request {
             | Request::Content { .. }
             | Request::Overview
             | Request::Subscribe => Ok(()),
+            Request::Report { query } => query
+                .service
+                .as_deref()
+                .map_or(Ok(()), |s| l::line("service", s, l::NAME_CHARS)),
             Request::UploadBegin { file_name, .. } | Request::CallOutcomes { file_name, .. } => {
                 l::line("file name", file_name, l::NAME_CHARS)
             }
@@ -898,6 +965,8 @@ impl Request {
             Request::Reject { .. } => "reject",
             Request::Templates { .. } => "templates",
             Request::Queue { .. } => "queue",
+            Request::Report { query } if query.pooled => "pooled-report",
+            Request::Report { .. } => "report",
             Request::Content { .. } => "content",
             Request::Overview => "overview",
             Request::Subscribe => "subscribe",
@@ -941,6 +1010,7 @@ pub enum Response {
     Overview(Box<Overview>),
     Subscribed,
     Changed(Changes),
+    Report(Box<Report>),
 }
 
 /// The answer to [`Request::Plan`].

@@ -190,6 +190,39 @@ pub enum Command {
         #[arg(long, conflicts_with = "json")]
         csv: bool,
     },
+    /// Results: per group, messages sent, responses and response rate,
+    /// the control group and its rate, the lift (sent − control) with its
+    /// 95 % interval, cost per response and per incremental response,
+    /// response value, bounces and unsubscribes.
+    Report {
+        /// One tenant; default: every tenant in your scope.
+        #[arg(long, conflicts_with = "pooled")]
+        tenant: Option<TenantId>,
+        /// One service (brand policy id).
+        #[arg(long, value_parser = NonEmptyStringValueParser::new())]
+        service: Option<String>,
+        /// First day messages went out (YYYY-MM-DD); default: 90 days
+        /// before --to.
+        #[arg(long, value_name = "DATE", value_parser = parse_day)]
+        from: Option<touchpoint_common::Date>,
+        /// Last day (YYYY-MM-DD); default: today.
+        #[arg(long, value_name = "DATE", value_parser = parse_day)]
+        to: Option<touchpoint_common::Date>,
+        /// Group by service, tenant, lead (weeks before the due date),
+        /// weekday, hour, channel or month (local time of sending).
+        #[arg(long, default_value = "service", value_parser = parse_by)]
+        by: touchpoint_common::report::stats::By,
+        /// Over every dealer, under the brand's disclosure rule (roles brand
+        /// and admin): cells from too few dealers or dominated by one are
+        /// suppressed.
+        #[arg(long)]
+        pooled: bool,
+        #[command(flatten)]
+        out: Output,
+        /// Print CSV for spreadsheets: one row per group and the total.
+        #[arg(long, conflicts_with = "json")]
+        csv: bool,
+    },
     /// One message whole: recipient, channel, template, status, money,
     /// attempts and fallback links, then its why and its history.
     Message {
@@ -385,6 +418,14 @@ pub fn parse_month(s: &str) -> Result<u32, String> {
         return Err(format!("{s:?}: month {month} is not between 01 and 12"));
     }
     Ok(year * 100 + month)
+}
+
+fn parse_by(s: &str) -> Result<touchpoint_common::report::stats::By, String> {
+    use touchpoint_common::report::stats::By;
+    By::parse(s).ok_or_else(|| {
+        let all: Vec<&str> = By::ALL.iter().map(|b| b.as_str()).collect();
+        format!("{s:?} is not one of {}", all.join(", "))
+    })
 }
 
 fn parse_day(s: &str) -> Result<touchpoint_common::Date, String> {
@@ -681,6 +722,38 @@ async fn run_inner(
                 emit(&text);
             } else {
                 emit(&format::costs(&rows));
+            }
+        }
+        Command::Report {
+            tenant,
+            service,
+            from,
+            to,
+            by,
+            pooled,
+            out,
+            csv,
+        } => {
+            let r = client
+                .report(touchpoint_common::report::answer::ReportQuery {
+                    tenant,
+                    service,
+                    from,
+                    to,
+                    by,
+                    pooled,
+                })
+                .await?;
+            if out.json {
+                print_json(&format::report_json(&r))?;
+            } else if csv {
+                let text = format::report_csv(&r).map_err(|e| Failure {
+                    code: EXIT_FAILED,
+                    message: format!("cannot write CSV: {e}"),
+                })?;
+                emit(&text);
+            } else {
+                emit(&format::report(&r));
             }
         }
         Command::Message { tenant, id, out } => {

@@ -296,6 +296,7 @@ fn response_name(r: &Response) -> &'static str {
         Response::Overview(_) => "Overview",
         Response::Subscribed => "Subscribed",
         Response::Changed(_) => "Changed",
+        Response::Report(_) => "Report",
     }
 }
 
@@ -670,6 +671,17 @@ impl Client {
         {
             Response::Costs(c) => Ok(c),
             other => Err(unexpected("costs", &other)),
+        }
+    }
+
+    /// The results report for a query.
+    pub async fn report(
+        &mut self,
+        query: touchpoint_common::report::answer::ReportQuery,
+    ) -> Result<touchpoint_common::report::answer::Report, ClientError> {
+        match self.request(Request::Report { query }).await? {
+            Response::Report(r) => Ok(*r),
+            other => Err(unexpected("report", &other)),
         }
     }
 

@@ -4,6 +4,9 @@
 
 use std::fmt::Write as _;
 
+mod report;
+pub use report::{report, report_csv, report_json};
+
 use touchpoint_common::domain::{Counts, ImportReport, ImportStatus, MergeRecord, Timestamp};
 use touchpoint_common::outbox::Message;
 use touchpoint_common::protocol::{

@@ -111,7 +111,13 @@ impl Access {
                     .is_some_and(|g| in_group(g.gid.as_raw()));
             }
             if matched {
-                return Ok(identity(rule.role, scope_of(&rule.tenants)));
+                // The brand reaches no tenant: everything that names one is
+                // refused by scope as well as by role.
+                let scope = match rule.role {
+                    Role::Brand => Scope::Tenants(Vec::new()),
+                    _ => scope_of(&rule.tenants),
+                };
+                return Ok(identity(rule.role, scope));
             }
         }
         Err(format!("{name} (uid {uid}) has no access: no [[access]] rule of the daemon configuration matches"))
@@ -155,6 +161,10 @@ pub enum Reach<'a> {
     TenantOrFiltered(Option<&'a TenantId>),
     /// A change that applies to every tenant at once.
     Everyone,
+    /// Every dealer's figures pooled under the brand's disclosure rule:
+    /// no tenant's own figure is in the answer, so no scope is needed
+    /// (the role decides who may ask).
+    Pooled,
     /// Brand material by name: `slots/<tenant>` is that tenant's; anything
     /// else applies to every tenant, so changing it needs a scope over all.
     Material { name: &'a str, change: bool },
@@ -194,6 +204,8 @@ pub fn reach(request: &Request) -> Reach<'_> {
         | Request::RunBatches { tenant }
         | Request::Costs { tenant, .. } => Reach::TenantOrFiltered(tenant.as_ref()),
         Request::Queue { filter, .. } => Reach::TenantOrFiltered(filter.tenant.as_ref()),
+        Request::Report { query } if query.pooled => Reach::Pooled,
+        Request::Report { query } => Reach::TenantOrFiltered(query.tenant.as_ref()),
         Request::Pause { scope } | Request::Resume { scope } => match &scope.tenant {
             Some(t) => Reach::Tenant(t),
             None => Reach::Everyone,
@@ -301,7 +313,7 @@ pub fn check_scope(
         }
     };
     match reach(request) {
-        Reach::Nothing | Reach::Filtered | Reach::TenantOrFiltered(None) => Ok(()),
+        Reach::Nothing | Reach::Filtered | Reach::TenantOrFiltered(None) | Reach::Pooled => Ok(()),
         Reach::Tenant(t) | Reach::TenantOrFiltered(Some(t)) => tenant(t),
         Reach::Everyone if matches!(scope, Scope::All) => Ok(()),
         Reach::Everyone => Err(OutOfScope {
@@ -340,7 +352,11 @@ pub fn tenant_of(request: &Request) -> Option<TenantId> {
             MaterialOwner::Tenant(t) => Some(t),
             MaterialOwner::Everyone | MaterialOwner::Nobody => None,
         },
-        Reach::Nothing | Reach::Filtered | Reach::TenantOrFiltered(None) | Reach::Everyone => None,
+        Reach::Nothing
+        | Reach::Filtered
+        | Reach::TenantOrFiltered(None)
+        | Reach::Everyone
+        | Reach::Pooled => None,
     }
 }
 

@@ -32,6 +32,7 @@ mod material;
 mod outbox;
 mod planning;
 mod reply;
+mod results;
 mod route;
 mod session;
 mod status;

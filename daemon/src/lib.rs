@@ -23,6 +23,7 @@ pub mod planner;
 pub mod policy;
 pub mod queue;
 pub mod render;
+pub mod results;
 pub mod store;
 
 #[cfg(test)]

@@ -285,6 +285,15 @@ fn tenant_settings(spec: &DealerSpec, t: &mut String) {
 # customers = [\"100234\", \"100987\"]
 # Email addresses (case-insensitive).
 # emails = [\"max.mustermann@example.org\"]
+
+# What of this dealer's own results the brand may see by name in its pooled
+# report (`touchpoint report --pooled`). By default nothing: the brand sees
+# only anonymous pooled figures. Listed fields appear with this dealer's id
+# and name, over the report's period and filters: sent, delivered,
+# responses, response_rate, control, control_rate, lift, cost,
+# cost_per_response, cost_per_incremental, value, bounces, unsubscribes.
+[share]
+# fields = [\"sent\", \"response_rate\", \"lift\"]
 ",
     );
 }

@@ -26,4 +26,5 @@ mod policy_files;
 mod policy_reload;
 mod protocol;
 mod responses;
+mod results;
 mod today;

@@ -60,6 +60,9 @@ impl Audited {
             | Request::Content { .. }
             | Request::Overview
             | Request::Subscribe => false,
+            // Reading the pooled report is the brand's access to every
+            // dealer's figures: who read which, when, is kept.
+            Request::Report { query } => query.pooled,
             // The import is audited when the upload ends, with its file
             // ([`Audited::import`]); the chunks change nothing yet.
             Request::UploadBegin { .. }

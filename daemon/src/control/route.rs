@@ -18,7 +18,7 @@ use touchpoint_common::protocol::{ErrorKind, Identity, Request, Response};
 use super::audit::{self, Audited};
 use super::reply::err;
 use super::upload::{self, Upload};
-use super::{dispatch, material, outbox, planning, status, tenants, Ctx};
+use super::{dispatch, material, outbox, planning, results, status, tenants, Ctx};
 use crate::access::{self, Reach};
 
 /// What the session does with a request. Moved once per request, so the
@@ -202,6 +202,9 @@ pub(super) async fn route(
                 material::templates(c, w, name.as_deref())
             })
             .await
+        }
+        Request::Report { query } => {
+            blocking(ctx, who, move |c, w| results::report(c, w, query)).await
         }
     };
     if let Some(what) = audited {

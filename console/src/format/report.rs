@@ -1,0 +1,287 @@
+//! `touchpoint report`: text in 80 columns, CSV, and JSON with the
+//! figures computed (the daemon sends counts; `common::report` computes
+//! rates, lift and its interval the same way for the TUI).
+
+use std::fmt::Write as _;
+
+use serde::Serialize;
+use touchpoint_common::money::Money;
+use touchpoint_common::report::answer::Report;
+use touchpoint_common::report::pool::ReportGroup;
+use touchpoint_common::report::stats::{Figures, Tally};
+
+fn money(cents: i64) -> String {
+    Money(cents).to_string()
+}
+
+/// Labels longer than this are cut: the tables fit 80 columns.
+const LABEL: usize = 15;
+
+fn label(s: &str) -> String {
+    if s.chars().count() <= LABEL {
+        return s.to_string();
+    }
+    let cut: String = s.chars().take(LABEL - 1).collect();
+    format!("{cut}…")
+}
+
+fn pct(r: Option<f64>) -> String {
+    r.map_or_else(|| "n/a".into(), |r| format!("{:.1}%", r * 100.0))
+}
+
+fn euros(c: Option<f64>) -> String {
+    c.map_or_else(|| "n/a".into(), |c| money(c.round() as i64))
+}
+
+fn lift(f: &Figures) -> String {
+    f.lift.map_or_else(
+        || "n/a".into(),
+        |l| {
+            format!(
+                "{:+.1} [{:+.1}, {:+.1}]",
+                l.estimate * 100.0,
+                l.low * 100.0,
+                l.high * 100.0
+            )
+        },
+    )
+}
+
+/// Whether the report has no row at all: said in words, never a table of
+/// zeros that looks like a finding.
+fn is_empty(r: &Report) -> bool {
+    r.groups.is_empty()
+}
+
+fn period(r: &Report) -> String {
+    let mut s = format!("{} to {}", r.from, r.to);
+    if let Some(t) = &r.query.service {
+        let _ = write!(s, ", service {t}");
+    }
+    if let Some(t) = &r.query.tenant {
+        let _ = write!(s, ", tenant {t}");
+    }
+    s
+}
+
+/// The text report: responses and lift, then money and negative outcomes.
+pub fn report(r: &Report) -> String {
+    let mut out = String::new();
+    let kind = if r.query.pooled {
+        "pooled results"
+    } else {
+        "results"
+    };
+    let _ = writeln!(out, "{kind} by {}, {}", r.query.by.as_str(), period(r));
+    if is_empty(r) {
+        let _ = writeln!(out, "no messages sent in {}", period(r));
+    } else {
+        let _ = writeln!(
+            out,
+            "{:<15} {:>7} {:>6} {:>6} {:>6} {:>6}  {:<24}",
+            r.query.by.as_str(),
+            "sent",
+            "resp",
+            "rate",
+            "ctrl",
+            "c.rate",
+            "lift, pts [95% CI]"
+        );
+        for g in r.groups.iter().chain(std::iter::once(&r.total)) {
+            let Some(t) = shown(&mut out, g) else {
+                continue;
+            };
+            let f = t.figures();
+            let _ = writeln!(
+                out,
+                "{:<15} {:>7} {:>6} {:>6} {:>6} {:>6}  {:<24}",
+                label(&g.label),
+                t.sent,
+                t.responses,
+                pct(f.response_rate),
+                t.control,
+                pct(f.control_rate),
+                lift(&f)
+            );
+        }
+        out.push('\n');
+        let _ = writeln!(
+            out,
+            "{:<15} {:>6} {:>6} {:>5} {:>10} {:>9} {:>9} {:>10}",
+            r.query.by.as_str(),
+            "deliv",
+            "bounce",
+            "unsub",
+            "cost",
+            "€/resp",
+            "€/incr",
+            "value"
+        );
+        for g in r.groups.iter().chain(std::iter::once(&r.total)) {
+            let Some(t) = shown(&mut out, g) else {
+                continue;
+            };
+            let f = t.figures();
+            let _ = writeln!(
+                out,
+                "{:<15} {:>6} {:>6} {:>5} {:>10} {:>9} {:>9} {:>10}",
+                label(&g.label),
+                t.delivered,
+                t.bounces,
+                t.unsubscribes,
+                money(t.cost),
+                euros(f.cost_per_response),
+                euros(f.cost_per_incremental),
+                money(t.value)
+            );
+        }
+        out.push('\n');
+        out.push_str(
+            "lift: response rate sent − control in percentage points, 95% Newcombe\n\
+             hybrid score interval; n/a: no control group. €/incr: cost per response\n\
+             the messages added; n/a when the lift is 0 or less.\n",
+        );
+    }
+    if let Some(rule) = &r.rule {
+        let _ = writeln!(
+            out,
+            "pooled over {} dealers; a cell is shown only with at least {} dealers and\nnone above {:.1}% of its rows; one more is hidden where a hidden cell could\nbe recovered from the total.",
+            r.dealers,
+            rule.min_dealers,
+            f64::from(rule.max_dealer_permille) / 10.0
+        );
+    }
+    if !r.shared.is_empty() {
+        out.push_str("\nshared by the dealers themselves ([share] in their policy):\n");
+        for s in &r.shared {
+            let fields: Vec<String> = s
+                .fields
+                .iter()
+                .map(|(f, v)| format!("{} {v}", f.as_str()))
+                .collect();
+            let _ = writeln!(out, "{} {}: {}", s.tenant, s.name, fields.join(", "));
+        }
+    }
+    for (t, e) in &r.errors {
+        let _ = writeln!(out, "{t}: not counted: {e}");
+    }
+    if r.errors.is_empty() && r.unreadable > 0 {
+        let _ = writeln!(
+            out,
+            "{} dealers could not be read and are not counted",
+            r.unreadable
+        );
+    }
+    out.lines().map(|l| format!("{}\n", l.trim_end())).collect()
+}
+
+/// The tally of a shown group; a suppressed one gets its line here.
+fn shown<'a>(out: &mut String, g: &'a ReportGroup) -> Option<&'a Tally> {
+    match (&g.tally, g.suppressed) {
+        (Some(t), None) => Some(t),
+        (_, s) => {
+            let why = s.map_or("not shown", |s| s.as_str());
+            let _ = writeln!(out, "{:<15} suppressed ({why})", label(&g.label));
+            None
+        }
+    }
+}
+
+/// One group as `--json` prints it: counts and the figures computed.
+#[derive(Serialize)]
+struct JsonGroup<'a> {
+    group: &'a str,
+    suppressed: Option<&'static str>,
+    counts: Option<&'a Tally>,
+    figures: Option<Figures>,
+}
+
+#[derive(Serialize)]
+pub struct JsonReport<'a> {
+    report: &'a Report,
+    groups: Vec<JsonGroup<'a>>,
+    total: JsonGroup<'a>,
+}
+
+fn json_group(g: &ReportGroup) -> JsonGroup<'_> {
+    JsonGroup {
+        group: &g.label,
+        suppressed: g.suppressed.map(|s| s.as_str()),
+        counts: g.tally.as_ref(),
+        figures: g.tally.as_ref().map(Tally::figures),
+    }
+}
+
+/// `--json`: the daemon's answer as it came, and each group's figures.
+pub fn report_json(r: &Report) -> JsonReport<'_> {
+    JsonReport {
+        report: r,
+        groups: r.groups.iter().map(json_group).collect(),
+        total: json_group(&r.total),
+    }
+}
+
+/// `--csv`: one row per group and the total; rates as shares of 1, money
+/// in euro, empty where a figure is undefined or the cell suppressed.
+pub fn report_csv(r: &Report) -> Result<String, csv::Error> {
+    use touchpoint_common::csv_out::{Cell, CsvOut};
+    let mut w = CsvOut::new(
+        &[
+            "group",
+            "suppressed",
+            "sent",
+            "delivered",
+            "responses",
+            "response_rate",
+            "control",
+            "control_responses",
+            "control_rate",
+            "lift",
+            "lift_low",
+            "lift_high",
+            "incremental",
+            "cost",
+            "cost_per_response",
+            "cost_per_incremental",
+            "value",
+            "bounces",
+            "unsubscribes",
+        ],
+        256 * (r.groups.len() + 2),
+    )?;
+    let dec = |v: Option<f64>| v.map(|v| format!("{v:.4}")).unwrap_or_default();
+    let eur = |v: Option<f64>| v.map(|v| money(v.round() as i64)).unwrap_or_default();
+    for g in r.groups.iter().chain(std::iter::once(&r.total)) {
+        let suppressed = g.suppressed.map(|s| s.as_str()).unwrap_or("");
+        let cells: Vec<String> = match (&g.tally, g.suppressed) {
+            (Some(t), None) => {
+                let f = t.figures();
+                vec![
+                    t.sent.to_string(),
+                    t.delivered.to_string(),
+                    t.responses.to_string(),
+                    dec(f.response_rate),
+                    t.control.to_string(),
+                    t.control_responses.to_string(),
+                    dec(f.control_rate),
+                    dec(f.lift.map(|l| l.estimate)),
+                    dec(f.lift.map(|l| l.low)),
+                    dec(f.lift.map(|l| l.high)),
+                    dec(f.incremental),
+                    money(t.cost),
+                    eur(f.cost_per_response),
+                    eur(f.cost_per_incremental),
+                    money(t.value),
+                    t.bounces.to_string(),
+                    t.unsubscribes.to_string(),
+                ]
+            }
+            _ => vec![String::new(); 17],
+        };
+        let mut row: Vec<Cell> = vec![Cell::from(&g.label), Cell::from(suppressed)];
+        row.extend(cells.iter().map(Cell::from));
+        w.row(&row)?;
+    }
+    String::from_utf8(w.finish()?)
+        .map_err(|e| csv::Error::from(std::io::Error::new(std::io::ErrorKind::InvalidData, e)))
+}

@@ -1,0 +1,26 @@
+//! The results report: the caller's tenants, or pooled for the brand.
+
+use touchpoint_common::protocol::{ErrorKind, Identity, ReportQuery, Response};
+use touchpoint_common::Date;
+
+use super::planning::in_scope;
+use super::reply::err;
+use super::Ctx;
+use crate::results::{self, ResultsError};
+
+pub(super) fn report(ctx: &Ctx, who: &Identity, query: ReportQuery) -> Response {
+    let p = ctx.policies.current();
+    if let Some(t) = query.tenant.as_ref().filter(|t| p.tenant(t).is_none()) {
+        return err(
+            ErrorKind::NotFound,
+            format!("no dealer policy for tenant {t}"),
+        );
+    }
+    // A pooled report reads every dealer (the role decides who may ask);
+    // any other is cut to the caller's scope here, names included.
+    let tenants = in_scope(&p, who, query.tenant.clone());
+    match results::report(&ctx.stores, &p, &tenants, query, Date::today()) {
+        Ok(r) => Response::Report(Box::new(r)),
+        Err(ResultsError::Invalid(e)) => err(ErrorKind::Invalid, e),
+    }
+}
