@@ -21,6 +21,27 @@ pub const DEFAULT_DAYS: i32 = 90;
 /// The longest period one report may cover: every row of it is read.
 pub const MAX_DAYS: i32 = 3 * 366;
 
+/// The one calendar month a pooled report covers: the month of `--from`
+/// (or of `--to`, or this month), and the period must be that whole month
+/// if given. Pooled reports over periods that overlap could be subtracted
+/// from each other to show a suppressed cell (two periods a day apart
+/// differ by one day, which may be one dealer's); reports over single
+/// months never overlap.
+fn pooled_month(query: &ReportQuery, today: Date) -> Result<(Date, Date), ResultsError> {
+    let anchor = query.from.or(query.to).unwrap_or(today);
+    let first = Date::from_ymd(anchor.year(), anchor.month(), 1)
+        .ok_or_else(|| ResultsError::Invalid(format!("no month around {anchor}")))?;
+    let last = first.add_months(1).add_days(-1);
+    let whole = query.from.is_none_or(|f| f == first) && query.to.is_none_or(|t| t == last);
+    if !whole {
+        return Err(ResultsError::Invalid(format!(
+            "a pooled report covers one whole calendar month (e.g. --from {first} --to {last}), \
+             so that no two pooled reports overlap"
+        )));
+    }
+    Ok((first, last))
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum ResultsError {
     #[error("{0}")]
@@ -36,22 +57,12 @@ pub fn report(
     query: ReportQuery,
     today: Date,
 ) -> Result<Report, ResultsError> {
-    let to = query.to.unwrap_or(today);
-    let from = query.from.unwrap_or(to.add_days(1 - DEFAULT_DAYS));
-    if from > to {
-        return Err(ResultsError::Invalid(format!(
-            "--from {from} is after --to {to}"
-        )));
-    }
-    if to.days() - from.days() >= MAX_DAYS {
-        return Err(ResultsError::Invalid(format!(
-            "{from} to {to} is more than {MAX_DAYS} days; report a shorter period"
-        )));
-    }
-    if let Some(s) = &query.service {
-        if !p.brand.services.contains_key(s) {
+    // Dates come from the wire: keep them near today before any
+    // arithmetic on them.
+    for d in [query.from, query.to].into_iter().flatten() {
+        if (i64::from(d.days()) - i64::from(today.days())).abs() > 100 * 366 {
             return Err(ResultsError::Invalid(format!(
-                "no service {s:?} in the brand policy"
+                "{d} is more than a hundred years from today"
             )));
         }
     }
@@ -59,6 +70,36 @@ pub fn report(
         return Err(ResultsError::Invalid(
             "a pooled report pools every dealer; it takes no tenant".into(),
         ));
+    }
+    let (from, to) = if query.pooled {
+        pooled_month(&query, today)?
+    } else {
+        let to = query.to.unwrap_or(today);
+        (query.from.unwrap_or(to.add_days(1 - DEFAULT_DAYS)), to)
+    };
+    if from > to {
+        return Err(ResultsError::Invalid(format!(
+            "--from {from} is after --to {to}"
+        )));
+    }
+    if i64::from(to.days()) - i64::from(from.days()) >= i64::from(MAX_DAYS) {
+        return Err(ResultsError::Invalid(format!(
+            "{from} to {to} is more than {MAX_DAYS} days; report a shorter period"
+        )));
+    }
+    if query.pooled && query.service.is_some() {
+        return Err(ResultsError::Invalid(
+            "a pooled report takes no --service (two pooled reports that differ by one service \
+             would show that service's suppressed cells by subtraction); use --by service"
+                .into(),
+        ));
+    }
+    if let Some(s) = &query.service {
+        if !p.brand.services.contains_key(s) {
+            return Err(ResultsError::Invalid(format!(
+                "no service {s:?} in the brand policy"
+            )));
+        }
     }
     if query.pooled && query.by == By::Tenant {
         return Err(ResultsError::Invalid(

@@ -11,6 +11,7 @@ use touchpoint_common::config::AccessRule;
 use touchpoint_common::protocol::{ErrorKind, QueueFilter, Request, Response, Role};
 use touchpoint_common::report::answer::ReportQuery;
 use touchpoint_common::report::pool::Suppression;
+use touchpoint_common::Date;
 use touchpoint_tests::{eventually, every_request, tid, touchpoint, Options, TestDaemon};
 
 use crate::common::me;
@@ -291,6 +292,59 @@ async fn the_pooled_report_suppresses_four_dealers_and_shows_six() {
     // Grouped by tenant, every cell would be one dealer: refused.
     let out = touchpoint(&d.socket, &["report", "--pooled", "--by", "tenant"]);
     assert!(!out.status.success());
+    // Periods that could be subtracted from each other are refused: a
+    // pooled report is one whole calendar month and one table of it.
+    let today = Date::today();
+    let first = Date::from_ymd(today.year(), today.month(), 1).expect("first");
+    for (from, to) in [
+        (Some(first.add_days(1)), None),
+        (Some(first), Some(first.add_months(1))),
+        (None, Some(today.add_days(-1).max(first))),
+    ] {
+        let refused = c
+            .report(ReportQuery {
+                pooled: true,
+                from,
+                to,
+                ..ReportQuery::default()
+            })
+            .await;
+        assert!(refused.is_err(), "{from:?}..{to:?}: {refused:?}");
+    }
+    let whole = c
+        .report(ReportQuery {
+            pooled: true,
+            from: Some(first),
+            to: Some(first.add_months(1).add_days(-1)),
+            ..ReportQuery::default()
+        })
+        .await
+        .expect("a whole month");
+    assert_eq!(whole.total.tally.map(|t| t.sent), Some(36));
+    let by_service = c
+        .report(ReportQuery {
+            pooled: true,
+            service: Some("service_due".into()),
+            ..ReportQuery::default()
+        })
+        .await;
+    assert!(by_service.is_err(), "{by_service:?}");
+    // Whether a tenant exists is not told by a pooled query naming one.
+    let (known, unknown) = (
+        c.report(ReportQuery {
+            pooled: true,
+            tenant: Some("t001".parse().expect("id")),
+            ..ReportQuery::default()
+        })
+        .await,
+        c.report(ReportQuery {
+            pooled: true,
+            tenant: Some("t999".parse().expect("id")),
+            ..ReportQuery::default()
+        })
+        .await,
+    );
+    assert_eq!(format!("{known:?}"), format!("{unknown:?}"));
 
     // t001 grants the brand two of its own figures: they appear by name,
     // nothing else of t001 does, and the other five still pass the rule.

@@ -3,14 +3,16 @@
 //! dealer contributes more than `max_dealer_share` of it (the threshold
 //! rule and the (n,k)-dominance rule with n = 1 of statistical disclosure
 //! control; Hundepool et al., *Statistical Disclosure Control*, Wiley
-//! 2012, §4.2). A dealer's contribution is measured in rows: messages
-//! sent plus control members ([`Tally::exposures`]).
+//! 2012, §4.2). Dominance is checked on every magnitude a cell shows: its
+//! rows (messages sent plus control members, [`Tally::exposures`]), its
+//! booked cost and its response value, so that a dealer with a few large
+//! orders cannot be read off a cell where it sends few messages.
 //!
 //! Complementary (secondary) suppression, §4.3 there: the total is the
-//! sum of the groups, so one suppressed group among shown ones could be
-//! recovered as total − shown. Whenever exactly one group is suppressed
-//! and the total is shown, the next smallest shown group is suppressed
-//! too; when there is no such group, the total is.
+//! sum of the groups, so total − shown groups is the sum of the hidden
+//! groups, a cell of its own. While the hidden groups together would fail
+//! the rule, the smallest shown group is hidden too (when none is left,
+//! the hidden groups together are the total, which passed).
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -61,19 +63,22 @@ impl Suppression {
 
 /// Whether one cell, given each contributing dealer's tally, may be shown.
 pub fn primary(rule: &PoolRule, dealers: &[Tally]) -> Option<Suppression> {
-    let contributing: Vec<u64> = dealers
-        .iter()
-        .map(Tally::exposures)
-        .filter(|e| *e > 0)
-        .collect();
-    if contributing.len() < rule.min_dealers.max(1) as usize {
+    let contributing = dealers.iter().filter(|t| t.exposures() > 0).count();
+    if contributing < rule.min_dealers.max(1) as usize {
         return Some(Suppression::TooFewDealers);
     }
-    let total: u64 = contributing.iter().sum();
-    let largest = contributing.iter().copied().max().unwrap_or(0);
-    // Integers: a share of exactly the maximum is allowed, whatever rounding.
-    if u128::from(largest) * 1000 > u128::from(rule.max_dealer_permille) * u128::from(total) {
-        return Some(Suppression::Dominated);
+    let magnitudes: [fn(&Tally) -> u128; 3] = [
+        |t| u128::from(t.exposures()),
+        |t| u128::from(t.cost.unsigned_abs()),
+        |t| u128::from(t.value.unsigned_abs()),
+    ];
+    for magnitude in magnitudes {
+        let total: u128 = dealers.iter().map(magnitude).sum();
+        let largest = dealers.iter().map(magnitude).max().unwrap_or(0);
+        // Integers: a share of exactly the maximum is allowed, whatever rounding.
+        if largest * 1000 > u128::from(rule.max_dealer_permille) * total {
+            return Some(Suppression::Dominated);
+        }
     }
     None
 }
@@ -139,15 +144,30 @@ pub fn pool(
         suppressed: check(&by_dealer),
     };
     if total.suppressed.is_none() {
-        let hidden = groups.iter().filter(|g| g.suppressed.is_some()).count();
-        if hidden == 1 {
+        // total − shown = the hidden groups together: that sum must pass
+        // the rule as a cell of its own.
+        loop {
+            let mut hidden: BTreeMap<u32, Tally> = BTreeMap::new();
+            for (g, c) in groups.iter().zip(&cells) {
+                if g.suppressed.is_some() {
+                    for (d, t) in &c.dealers {
+                        hidden.entry(*d).or_default().add(t);
+                    }
+                }
+            }
+            if hidden.is_empty() || check(&hidden).is_none() {
+                break;
+            }
             let smallest = groups
                 .iter_mut()
                 .filter(|g| g.suppressed.is_none())
                 .min_by_key(|g| g.tally.map(|t| t.exposures()).unwrap_or(0));
             match smallest {
                 Some(g) => g.suppressed = Some(Suppression::Complementary),
-                None => total.suppressed = Some(Suppression::Complementary),
+                None => {
+                    total.suppressed = Some(Suppression::Complementary);
+                    break;
+                }
             }
         }
     }

@@ -10,6 +10,14 @@ use crate::results::{self, ResultsError};
 
 pub(super) fn report(ctx: &Ctx, who: &Identity, query: ReportQuery) -> Response {
     let p = ctx.policies.current();
+    // Before the tenant is looked up: a pooled query's answer must not
+    // tell whether a tenant id exists.
+    if query.pooled && query.tenant.is_some() {
+        return err(
+            ErrorKind::Invalid,
+            "a pooled report pools every dealer; it takes no tenant",
+        );
+    }
     if let Some(t) = query.tenant.as_ref().filter(|t| p.tenant(t).is_none()) {
         return err(
             ErrorKind::NotFound,

@@ -92,7 +92,7 @@ fn complementary_suppression_protects_a_lone_suppressed_cell() {
 }
 
 #[test]
-fn two_primary_suppressions_need_no_complement_and_order_is_kept() {
+fn hidden_groups_that_together_fail_the_rule_take_a_shown_one_with_them() {
     let cells = vec![
         cell(3, "d", &[10; 6]),
         cell(1, "b", &[1, 1]),
@@ -102,17 +102,53 @@ fn two_primary_suppressions_need_no_complement_and_order_is_kept() {
     let (g, total) = pool(&RULE, &BTreeSet::new(), cells);
     let labels: Vec<&str> = g.iter().map(|x| x.label.as_str()).collect();
     assert_eq!(labels, ["a", "b", "c", "d"]);
-    let hidden: Vec<Option<Suppression>> = g.iter().map(|x| x.suppressed).collect();
-    assert_eq!(
-        hidden,
-        [
-            None,
-            Some(Suppression::TooFewDealers),
-            Some(Suppression::TooFewDealers),
-            None
-        ]
-    );
+    assert_eq!(g[1].suppressed, Some(Suppression::TooFewDealers));
+    assert_eq!(g[2].suppressed, Some(Suppression::TooFewDealers));
+    // b and c together come from three dealers: total − a − d would show
+    // them as one cell under the minimum of five, so a or d goes too.
+    let complementary = g
+        .iter()
+        .filter(|x| x.suppressed == Some(Suppression::Complementary))
+        .count();
+    assert_eq!(complementary, 1, "{g:?}");
     assert!(total.tally.is_some());
+}
+
+/// The reviewer's case: one dealer alone in two hours, six dealers in a
+/// third. Hiding the two hours is not enough: total − 09:00 would be that
+/// one dealer's figures exactly.
+#[test]
+fn total_minus_the_shown_groups_never_reveals_one_dealer() {
+    let only_d0 = |order, label, n| cell(order, label, &[n]);
+    let cells = vec![
+        only_d0(3, "03:00", 40),
+        only_d0(4, "04:00", 20),
+        cell(9, "09:00", &[100; 6]),
+    ];
+    let (g, total) = pool(&RULE, &BTreeSet::new(), cells);
+    let shown: u64 = g.iter().filter_map(|x| x.tally).map(|t| t.sent).sum();
+    // Whatever the total shows, total − shown must not be 60 (d0's).
+    if let Some(t) = total.tally {
+        assert_ne!(t.sent - shown, 60, "{g:?}");
+    }
+    assert_eq!(g[2].suppressed, Some(Suppression::Complementary), "{g:?}");
+}
+
+#[test]
+fn one_dealers_large_orders_dominate_a_cell_of_many_messages() {
+    let mut dealers: BTreeMap<u32, Tally> = (0..5).map(|d| (d, sent(100))).collect();
+    if let Some(t) = dealers.get_mut(&0) {
+        t.value = 10_000_000;
+    }
+    for d in 1..5 {
+        if let Some(t) = dealers.get_mut(&d) {
+            t.value = 100_000;
+        }
+    }
+    let all: Vec<Tally> = dealers.values().copied().collect();
+    assert_eq!(primary(&RULE, &all), Some(Suppression::Dominated));
+    let even: Vec<Tally> = (0..5).map(|_| sent(100)).collect();
+    assert_eq!(primary(&RULE, &even), None);
 }
 
 #[test]
