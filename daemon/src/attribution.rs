@@ -114,6 +114,10 @@ pub struct Exposure {
     /// The day it was sent (a control record: would have been).
     pub sent: Date,
     pub control: bool,
+    /// A response it holds from elsewhere (an appointment booked on the
+    /// call): it takes no other, and a later response is not passed on
+    /// to an older message.
+    pub held: Option<String>,
 }
 
 /// What became of one response.
@@ -182,6 +186,13 @@ pub fn credit(
             verdicts[i] = Verdict::Organic(format!(
                 "{what}: the latest message for it (#{}, {}) went out {days} days before, outside the {limit} days of {}",
                 latest.id, latest.sent, latest.service
+            ));
+            continue;
+        }
+        if let Some(held) = &latest.held {
+            verdicts[i] = Verdict::Organic(format!(
+                "{what}: the latest message for it (#{}) is already credited with {held}",
+                latest.id
             ));
             continue;
         }
@@ -287,6 +298,7 @@ fn exposure_of(merges: &HashMap<String, String>, m: &Message) -> Option<Exposure
         occasions: m.occasions.iter().map(|o| o.kind).collect(),
         sent,
         control,
+        held: None,
     })
 }
 
@@ -309,19 +321,23 @@ pub fn attribute(store: &TenantStore, windows: &Windows) -> Result<Summary, Stor
     let stored = store.credits()?;
     // Appointments booked on a call are credited to the call task by
     // dispatch when the call centre reports them: not this pass's to
-    // move, and the task holds its one response already.
-    let booked: std::collections::BTreeSet<u64> = stored
+    // move, and the task holds its one response already (a visit after
+    // it is the same act, not a response to an older message).
+    let booked: BTreeMap<u64, String> = stored
         .iter()
         .filter(|(_, c)| c.kind == ResponseKind::Appointment)
-        .map(|(id, _)| *id)
+        .map(|(id, c)| {
+            (
+                *id,
+                format!("the appointment booked on the call ({})", c.source),
+            )
+        })
         .collect();
     let mut exposures = Vec::new();
     for m in store.messages() {
         let m = m?;
-        if booked.contains(&m.id) {
-            continue;
-        }
-        if let Some(e) = exposure_of(&merges, &m) {
+        if let Some(mut e) = exposure_of(&merges, &m) {
+            e.held = booked.get(&m.id).cloned();
             exposures.push(e);
         }
     }
@@ -360,7 +376,7 @@ pub fn attribute(store: &TenantStore, windows: &Windows) -> Result<Summary, Stor
     let mut changes = Vec::new();
     let ids: std::collections::BTreeSet<u64> =
         stored.keys().chain(wanted.keys()).copied().collect();
-    for id in ids.into_iter().filter(|id| !booked.contains(id)) {
+    for id in ids.into_iter().filter(|id| !booked.contains_key(id)) {
         let (old, new) = (stored.get(&id), wanted.get(&id));
         if old == new {
             continue;

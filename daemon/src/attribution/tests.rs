@@ -34,6 +34,7 @@ fn sent(id: u64, recipient: &str, occasion: OccasionKind, on: Date) -> Exposure 
         occasions: vec![occasion],
         sent: on,
         control: false,
+        held: None,
     }
 }
 
@@ -146,6 +147,22 @@ fn a_message_holds_one_response_the_first() {
             ),
             Verdict::Credited(1),
         ]
+    );
+}
+
+/// The reviewer's case: an email, then a call that booked an
+/// appointment, then the visit. The visit is the booked appointment kept,
+/// not a second response to the email.
+#[test]
+fn a_visit_after_an_appointment_booked_on_a_call_is_not_passed_to_an_older_message() {
+    let email = sent(1, "K1", OccasionKind::ServiceDue, d(2027, 1, 1));
+    let mut call = sent(2, "K1", OccasionKind::ServiceDue, d(2027, 1, 10));
+    call.held = Some("the appointment booked on the call (calls.csv:3)".into());
+    let v = [visit("K1", ResponseKind::ServiceVisit, d(2027, 1, 20), 7)];
+    let verdicts = credit(&v, &[email, call], &sixty);
+    assert!(
+        matches!(&verdicts[0], Verdict::Organic(why) if why.contains("#2") && why.contains("calls.csv:3")),
+        "{verdicts:?}"
     );
 }
 

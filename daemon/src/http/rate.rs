@@ -17,6 +17,9 @@ const MAX_CLIENTS: usize = 65_536;
 /// a trusted proxy, the nearest address in `X-Forwarded-For` that is not
 /// one of ours (the header's left part is whatever the client wrote).
 pub(super) fn client(peer: IpAddr, headers: &HeaderMap, trusted: &[IpAddr]) -> IpAddr {
+    // On a dual-stack listener an IPv4 peer is `::ffff:a.b.c.d`; the
+    // trusted list names it `a.b.c.d`.
+    let peer = peer.to_canonical();
     if !trusted.contains(&peer) {
         return peer;
     }
@@ -27,7 +30,7 @@ pub(super) fn client(peer: IpAddr, headers: &HeaderMap, trusted: &[IpAddr]) -> I
         .filter_map(|v| v.to_str().ok());
     let hops: Vec<&str> = values.flat_map(|v| v.split(',')).collect();
     for hop in hops.iter().rev() {
-        match hop.trim().parse::<IpAddr>() {
+        match hop.trim().parse::<IpAddr>().map(|ip| ip.to_canonical()) {
             Ok(ip) if trusted.contains(&ip) => client = ip,
             Ok(ip) => return ip,
             // A hop we cannot read: trust nothing further left.
@@ -128,6 +131,16 @@ mod tests {
         );
         assert_eq!(client(proxy, &xff("garbage"), &[proxy]), proxy);
         assert_eq!(client(proxy, &HeaderMap::new(), &[proxy]), proxy);
+    }
+
+    #[test]
+    fn a_trusted_ipv4_proxy_is_known_on_a_dual_stack_listener() {
+        let h = xff("203.0.113.9");
+        let mapped = ip("::ffff:127.0.0.1");
+        assert_eq!(client(mapped, &h, &[ip("127.0.0.1")]), ip("203.0.113.9"));
+        // A mapped hop in the header is the same client as the plain one.
+        let h = xff("::ffff:203.0.113.9");
+        assert_eq!(client(mapped, &h, &[ip("127.0.0.1")]), ip("203.0.113.9"));
     }
 
     #[test]

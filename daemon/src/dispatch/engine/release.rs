@@ -3,7 +3,6 @@
 //! at its send moment. After an approval, rendered messages are rendered
 //! again with the material in force.
 
-use chrono::{Local, TimeZone};
 use touchpoint_common::domain::Timestamp;
 use touchpoint_common::outbox::Message;
 use touchpoint_common::policy::TenantPolicy;
@@ -20,18 +19,6 @@ const RELEASE_BATCH: usize = 2_000;
 
 /// Released messages are looked for at most this often per tenant.
 const RELEASE_EVERY_MS: i64 = 30_000;
-
-/// Local wall-clock time of a message's send moment, unix ms.
-fn send_moment(m: &Message) -> i64 {
-    let naive =
-        m.send_on
-            .naive()
-            .and_hms_opt(u32::from(m.send_at / 60), u32::from(m.send_at % 60), 0);
-    naive
-        .and_then(|n| Local.from_local_datetime(&n).earliest())
-        .map(|t| t.timestamp_millis())
-        .unwrap_or(0)
-}
 
 impl Dispatcher {
     pub(super) fn release_due(&self, store: &TenantStore, p: &Policies, now: i64) -> Result<()> {
@@ -67,7 +54,7 @@ impl Dispatcher {
             if !m.status.is_revisable() {
                 continue;
             }
-            let due = send_moment(&m) <= now;
+            let due = crate::store::send_moment(&m).0 <= now;
             let mut after = m.clone();
             if m.status == S::Planned {
                 match tenant.map(|t| self.check_renders(store, p, &renderer, t, &m, today)) {

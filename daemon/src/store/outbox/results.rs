@@ -52,10 +52,21 @@ pub fn local_day(t: Timestamp) -> Option<Date> {
         .map(|d| Date::from(d.date_naive()))
 }
 
-/// When a control record's message would have gone out: its send day and
-/// the minute of the service's window it was given.
-pub fn control_at(m: &Message) -> Timestamp {
-    Timestamp(Timestamp::from_date(m.send_on).0 + i64::from(m.send_at) * 60_000)
+/// A message's send moment: its send day and minute in the daemon's local
+/// time, as the send windows are. Dispatch releases a message at it; a
+/// control record's message would have gone out at it.
+pub fn send_moment(m: &Message) -> Timestamp {
+    use chrono::TimeZone;
+    let naive =
+        m.send_on
+            .naive()
+            .and_hms_opt(u32::from(m.send_at / 60), u32::from(m.send_at % 60), 0);
+    Timestamp(
+        naive
+            .and_then(|n| chrono::Local.from_local_datetime(&n).earliest())
+            .map(|t| t.timestamp_millis())
+            .unwrap_or(0),
+    )
 }
 
 /// The occasion a message is measured by: the one of its leading service
@@ -75,31 +86,33 @@ impl TenantStore {
     pub fn result_rows(&self, from: Date, to: Date) -> Result<Vec<ResultRow>> {
         let credits = self.credits()?;
         let mut rows = Vec::new();
-        // Per recipient, the emails that went out (row index, time): an
-        // email consent withdrawn after one is credited to the last email
-        // before it.
-        let mut emails: HashMap<String, Vec<(usize, Timestamp)>> = HashMap::new();
+        // Per recipient, every email that went out (its row, if it is in
+        // the period, and its time): an unsubscribe is put on the last
+        // email before it, whatever the period, so that two reports never
+        // put one unsubscribe on two emails.
+        let mut emails: HashMap<String, Vec<(Option<usize>, Timestamp)>> = HashMap::new();
         for m in self.messages() {
             let m = m?;
             let (at, channel) = match m.status {
-                MessageStatus::Control => (control_at(&m), None),
+                MessageStatus::Control => (send_moment(&m), None),
                 _ => match sent_at(&m) {
                     Some(at) => (at, Some(m.channel)),
                     None => continue,
                 },
             };
             let Some(day) = local_day(at) else { continue };
-            if day < from || day > to {
-                continue;
-            }
-            let due = lead_due(&m);
-            let went_out = channel.is_some();
+            let inside = day >= from && day <= to;
             if channel == Some(Channel::Email) {
                 emails
                     .entry(m.recipient.clone())
                     .or_default()
-                    .push((rows.len(), at));
+                    .push((inside.then_some(rows.len()), at));
             }
+            if !inside {
+                continue;
+            }
+            let due = lead_due(&m);
+            let went_out = channel.is_some();
             rows.push(ResultRow {
                 service: m.service.clone(),
                 channel,
@@ -118,14 +131,18 @@ impl TenantStore {
             let Some(c) = self.consent(recipient, Channel::Email)? else {
                 continue;
             };
-            if c.granted {
+            // Only the recipient's own answer to an email counts: a
+            // withdrawal from a dealer's export or a phone call is no
+            // unsubscribe from a message.
+            let answer = c.source == "one-click" || c.source.starts_with("unsubscribe mail");
+            if c.granted || !answer {
                 continue;
             }
-            if let Some((row, _)) = sent
+            let last = sent
                 .iter()
                 .filter(|(_, at)| *at <= c.at)
-                .max_by_key(|s| s.1)
-            {
+                .max_by_key(|s| s.1);
+            if let Some((Some(row), _)) = last {
                 rows[*row].unsubscribed = true;
             }
         }
