@@ -190,7 +190,8 @@ pub struct HttpConfig {
     pub max_body_bytes: u32,
     /// A request's header (and its body) must arrive within this time, ms.
     pub request_timeout_ms: u64,
-    /// Requests per minute from one client address; more get 429.
+    /// Refused requests per minute from one client address; past them it
+    /// gets 429. Genuine one-clicks are not counted.
     pub requests_per_minute: u32,
 }
 

@@ -11,7 +11,7 @@
 //! (no keep-alive), whose header and body must each arrive within
 //! `request_timeout` (slowloris gets closed), at most `max_connections` at once (more are closed
 //! unanswered), bodies beyond `max_body_bytes` get 413, more than
-//! `requests_per_minute` from one client address get 429 (the address
+//! `requests_per_minute` refusals from one client address get 429 (the address
 //! from `X-Forwarded-For` only when the peer is a trusted proxy). Any path
 //! but `/u/{token}` and any token that is not ours, or names no message,
 //! gets the same 404, which says nothing about tenants or messages.

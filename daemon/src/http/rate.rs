@@ -69,12 +69,36 @@ impl Limiter {
         }
     }
 
-    /// Takes one request from `ip`'s allowance; `false`: none left.
-    pub(super) fn allow(&self, ip: IpAddr) -> bool {
-        self.allow_at(ip, Instant::now())
+    /// Whether `ip` has used up its allowance of refused requests. Only
+    /// refusals are charged ([`Limiter::charge`]): a mail provider that
+    /// sends many genuine one-clicks from one address is never held back,
+    /// a client that guesses tokens soon is (and then for everything).
+    pub(super) fn exhausted(&self, ip: IpAddr) -> bool {
+        self.with_bucket(ip, Instant::now(), |tokens| *tokens < 1.0)
     }
 
+    /// Charges one refused request to `ip`.
+    pub(super) fn charge(&self, ip: IpAddr) {
+        self.with_bucket(ip, Instant::now(), |tokens| {
+            *tokens = (*tokens - 1.0).max(0.0);
+        });
+    }
+
+    /// Takes one request from `ip`'s allowance; `false`: none left.
+    #[cfg(test)]
     fn allow_at(&self, ip: IpAddr, now: Instant) -> bool {
+        self.with_bucket(ip, now, |tokens| {
+            if *tokens >= 1.0 {
+                *tokens -= 1.0;
+                true
+            } else {
+                false
+            }
+        })
+    }
+
+    /// `f` on `ip`'s bucket, refilled up to `now`.
+    fn with_bucket<T>(&self, ip: IpAddr, now: Instant, f: impl FnOnce(&mut f64) -> T) -> T {
         let mut buckets = self.buckets.lock().unwrap_or_else(|e| e.into_inner());
         if buckets.len() >= MAX_CLIENTS {
             let full = self.per_minute;
@@ -92,12 +116,7 @@ impl Limiter {
         let refill = now.saturating_duration_since(*at).as_secs_f64() * self.per_minute / 60.0;
         *tokens = (*tokens + refill).min(self.per_minute);
         *at = now;
-        if *tokens >= 1.0 {
-            *tokens -= 1.0;
-            true
-        } else {
-            false
-        }
+        f(tokens)
     }
 }
 

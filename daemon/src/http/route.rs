@@ -1,4 +1,4 @@
-//! The router: rate, path, token, method, body, then dispatch's one way to
+//! The router: rate (refusals only), path, token, method, body, then dispatch's one way to
 //! withdraw email consent. Answers carry no cookie, are never cached and
 //! may not be framed (a one-click button in someone else's frame would be
 //! a click-jacking target).
@@ -27,13 +27,23 @@ const MAX_TOKEN: usize = 100;
 
 pub(super) async fn handle(req: Request<Incoming>, peer: IpAddr, ep: &Arc<Endpoint>) -> Answer {
     let client = rate::client(peer, req.headers(), &ep.settings.trusted_proxies);
-    if !ep.rate.allow(client) {
+    if ep.rate.exhausted(client) {
         refuse(ep, Refusal::TooMany);
         let mut a = text(StatusCode::TOO_MANY_REQUESTS, "Too many requests\n");
         a.headers_mut()
             .insert(header::RETRY_AFTER, HeaderValue::from_static("60"));
         return a;
     }
+    let a = route(req, ep).await;
+    // Refusals are what a token guesser or a flood produces; a genuine
+    // one-click is never charged.
+    if a.status().is_client_error() {
+        ep.rate.charge(client);
+    }
+    a
+}
+
+async fn route(req: Request<Incoming>, ep: &Arc<Endpoint>) -> Answer {
     let Some(token) = token_of(req.uri().path()) else {
         return not_found(ep);
     };
