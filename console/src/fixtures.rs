@@ -158,6 +158,8 @@ pub fn import(
         },
         errors_truncated: if committed { 38 } else { 0 },
         merges: if committed { 212 } else { 0 },
+        responses: Default::default(),
+        credited: None,
     }
 }
 

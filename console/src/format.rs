@@ -4,7 +4,9 @@
 
 use std::fmt::Write as _;
 
-use touchpoint_common::domain::{Counts, ImportReport, ImportStatus, MergeRecord, Timestamp};
+use touchpoint_common::domain::{
+    Counts, ImportReport, ImportStatus, MergeRecord, ResponseTally, Timestamp,
+};
 use touchpoint_common::outbox::Message;
 use touchpoint_common::protocol::{
     ActionResult, AuditEntry, AuditOutcome, BatchSummary, CostRow, DaemonStatus, DispatchStatus,
@@ -82,6 +84,33 @@ pub fn identity(i: &Identity) -> String {
         i.uid,
         i.role,
         scope(&i.scope)
+    )
+}
+
+/// `1,377`.
+pub fn thousands(n: u64) -> String {
+    let s = n.to_string();
+    let mut out = String::with_capacity(s.len() + s.len() / 3);
+    for (i, c) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// How an import's responses were credited:
+/// `3 responses: 1 credited to messages, 1 to control records, 1 organic`.
+pub fn credited(t: &ResponseTally) -> String {
+    let n = t.total();
+    format!(
+        "{} response{}: {} credited to messages, {} to control records, {} organic",
+        thousands(n),
+        if n == 1 { "" } else { "s" },
+        thousands(t.to_messages),
+        thousands(t.to_control),
+        thousands(t.organic)
     )
 }
 
@@ -525,7 +554,15 @@ pub fn import_report(label: &str, r: &ImportReport) -> String {
         ] {
             let _ = writeln!(out, "  {kind:<10} {}", counts(c));
         }
+        // Only a response file has response rows: other files' reports
+        // keep their shape.
+        if r.responses != Counts::default() {
+            let _ = writeln!(out, "  responses  {}", counts(&r.responses));
+        }
         let _ = writeln!(out, "  merges     {}", r.merges);
+        if let Some(t) = &r.credited {
+            let _ = writeln!(out, "  credited   {}", credited(t));
+        }
     }
     if !r.unmapped_columns.is_empty() {
         let _ = writeln!(out, "  unmapped   {}", r.unmapped_columns.join(", "));
