@@ -255,6 +255,8 @@ async fn visits_after_a_plan_with_a_control_group_are_credited_to_messages_and_c
         std::fs::write(&path, &responses).expect("responses");
         let label = path.display().to_string();
         let socket = d.socket.clone();
+        // The console's own connection, not one held idle meanwhile.
+        drop(c);
         let out = tokio::task::spawn_blocking(move || {
             touchpoint_tests::touchpoint(&socket, &["import", "--tenant", TENANT, &label])
         })
@@ -262,6 +264,7 @@ async fn visits_after_a_plan_with_a_control_group_are_credited_to_messages_and_c
         .expect("touchpoint import");
         let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
         assert_eq!(out.status.code(), Some(0), "{stdout}");
+        c = d.client().await;
         let lines: Vec<&str> = stdout.lines().collect();
         assert!(
             lines.contains(&"  rows       3 total, 2 ok, 1 rejected"),
