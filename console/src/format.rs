@@ -2108,6 +2108,30 @@ mod tests {
     }
 
     #[test]
+    fn a_response_file_report_says_how_its_responses_were_credited() {
+        let mut r = fixtures::detail().imports[0].clone();
+        r.responses = Counts {
+            inserted: 1_600,
+            updated: 0,
+            unchanged: 0,
+        };
+        r.credited = Some(ResponseTally {
+            to_messages: 214,
+            to_control: 9,
+            organic: 1_377,
+        });
+        let text = import_report("antworten.csv", &r);
+        assert!(
+            text.contains("\n  responses  1600 inserted, 0 updated, 0 unchanged\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("\n  credited   1,600 responses: 214 credited to messages, 9 to control records, 1,377 organic\n"),
+            "{text}"
+        );
+    }
+
+    #[test]
     fn merges_and_audit_text() {
         insta::assert_snapshot!(merges(&fixtures::detail().merges));
         insta::assert_snapshot!(audit(&fixtures::audit()));
