@@ -1059,7 +1059,8 @@ pub struct TenantSummary {
     pub name: String,
     pub stats: TenantStats,
     pub opt_ins: OptIns,
-    pub last_import: Option<ImportReport>,
+    /// Boxed: a listing's rows stay small (the wire form is the same).
+    pub last_import: Option<Box<ImportReport>>,
     /// Why the tenant's store cannot be read right now (an I/O error, a
     /// full disk); the figures are then those it last had.
     pub error: Option<String>,

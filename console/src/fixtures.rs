@@ -211,7 +211,7 @@ fn summary(n: usize) -> TenantSummary {
             phone: customers / 5,
             post_refused: customers / 40,
         },
-        last_import,
+        last_import: last_import.map(Box::new),
         error: None,
     }
 }
