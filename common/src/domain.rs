@@ -244,6 +244,14 @@ pub enum ImportField {
     Ignore,
     /// The order or invoice amount of a service visit.
     VisitValue,
+    /// Response files: the day of the response.
+    ResponseDate,
+    /// Response files: what the customer did (appointment, offer accepted).
+    ResponseKind,
+    /// Response files: the order or offer value.
+    ResponseValue,
+    /// Response files: a remark kept with the response.
+    ResponseNote,
 }
 
 impl ImportField {
@@ -304,6 +312,10 @@ impl ImportField {
             ImportField::VisitKind => "visit_kind",
             ImportField::Ignore => "ignore",
             ImportField::VisitValue => "visit_value",
+            ImportField::ResponseDate => "response_date",
+            ImportField::ResponseKind => "response_kind",
+            ImportField::ResponseValue => "response_value",
+            ImportField::ResponseNote => "response_note",
         }
     }
 }
@@ -525,6 +537,84 @@ pub struct ImportReport {
     pub errors_truncated: u64,
     /// Duplicate merges the identity pass made after this import.
     pub merges: u64,
+    /// Rows of a response file (appointments, offers accepted) stored.
+    pub responses: Counts,
+    /// How the responses this file brought (its visits and responses) were
+    /// credited; `None` when it brought none or attribution did not run.
+    pub credited: Option<ResponseTally>,
+}
+
+/// How the responses one import brought were credited.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct ResponseTally {
+    /// Credited to a message that was sent.
+    pub to_messages: u64,
+    /// Credited to a control-group member's record.
+    pub to_control: u64,
+    /// Credited to nothing: no message before it answers it (or the
+    /// customer or vehicle is not known); these make the baseline.
+    pub organic: u64,
+}
+
+impl ResponseTally {
+    pub fn total(&self) -> u64 {
+        self.to_messages + self.to_control + self.organic
+    }
+}
+
+/// [`ImportReport`] as stored before it counted responses: read so that a
+/// store written by an earlier version keeps its import history.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ImportReportV1 {
+    pub import_id: u64,
+    pub tenant: TenantId,
+    pub file_name: String,
+    pub content_hash: String,
+    pub bytes: u64,
+    pub started_at: Timestamp,
+    pub finished_at: Timestamp,
+    pub status: ImportStatus,
+    pub format: String,
+    pub rows_total: u64,
+    pub rows_ok: u64,
+    pub rows_rejected: u64,
+    pub customers: Counts,
+    pub vehicles: Counts,
+    pub consents: Counts,
+    pub visits: Counts,
+    pub unmapped_columns: Vec<String>,
+    pub errors: Vec<RowError>,
+    pub errors_truncated: u64,
+    pub merges: u64,
+}
+
+impl From<ImportReportV1> for ImportReport {
+    fn from(r: ImportReportV1) -> Self {
+        Self {
+            import_id: r.import_id,
+            tenant: r.tenant,
+            file_name: r.file_name,
+            content_hash: r.content_hash,
+            bytes: r.bytes,
+            started_at: r.started_at,
+            finished_at: r.finished_at,
+            status: r.status,
+            format: r.format,
+            rows_total: r.rows_total,
+            rows_ok: r.rows_ok,
+            rows_rejected: r.rows_rejected,
+            customers: r.customers,
+            vehicles: r.vehicles,
+            consents: r.consents,
+            visits: r.visits,
+            unmapped_columns: r.unmapped_columns,
+            errors: r.errors,
+            errors_truncated: r.errors_truncated,
+            merges: r.merges,
+            responses: Counts::default(),
+            credited: None,
+        }
+    }
 }
 
 impl ImportReport {
@@ -558,6 +648,8 @@ impl ImportReport {
             errors: Vec::new(),
             errors_truncated: 0,
             merges: 0,
+            responses: Counts::default(),
+            credited: None,
         }
     }
 

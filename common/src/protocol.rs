@@ -25,7 +25,7 @@ use crate::{Date, TenantId};
 /// Magic bytes at the start of every hello.
 pub const PROTOCOL_MAGIC: [u8; 4] = *b"TPNT";
 /// Bump on any incompatible change to the messages after the hello.
-pub const PROTOCOL_VERSION: u32 = 2;
+pub const PROTOCOL_VERSION: u32 = 3;
 /// Size of the chunks a file is uploaded in; well below the frame limit.
 pub const UPLOAD_CHUNK_BYTES: usize = 1 << 20;
 
@@ -1129,7 +1129,8 @@ pub struct TenantSummary {
     pub name: String,
     pub stats: TenantStats,
     pub opt_ins: OptIns,
-    pub last_import: Option<ImportReport>,
+    /// Boxed: a listing's rows stay small (the wire form is the same).
+    pub last_import: Option<Box<ImportReport>>,
     /// Why the tenant's store cannot be read right now (an I/O error, a
     /// full disk); the figures are then those it last had.
     pub error: Option<String>,

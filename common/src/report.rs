@@ -84,6 +84,26 @@ pub mod answer;
 pub mod pool;
 pub mod stats;
 
+/// A response a dealer reported in a response file: an appointment booked
+/// or an offer accepted. Stored in the dealer's data room; attribution
+/// credits it like a workshop visit.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReportedResponse {
+    /// The customer as the file names them; empty when it names a VIN only.
+    pub customer_no: String,
+    /// The vehicle as the file names it; may be empty.
+    pub vin: String,
+    pub date: Date,
+    /// [`ResponseKind::Appointment`] or [`ResponseKind::OfferAccepted`].
+    pub kind: ResponseKind,
+    /// Order or offer value in cents, when the file carries one.
+    pub value: Option<i64>,
+    /// The dealer's remark, bounded by the import.
+    pub note: String,
+    /// `antworten.csv:12`.
+    pub source: String,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1181,6 +1181,8 @@ mod tests {
             errors: vec![],
             errors_truncated: 0,
             merges: 0,
+            responses: Default::default(),
+            credited: None,
         }
     }
 

@@ -158,6 +158,8 @@ pub fn import(
         },
         errors_truncated: if committed { 38 } else { 0 },
         merges: if committed { 212 } else { 0 },
+        responses: Default::default(),
+        credited: None,
     }
 }
 
@@ -209,7 +211,7 @@ fn summary(n: usize) -> TenantSummary {
             phone: customers / 5,
             post_refused: customers / 40,
         },
-        last_import,
+        last_import: last_import.map(Box::new),
         error: None,
     }
 }

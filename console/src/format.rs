@@ -7,7 +7,9 @@ use std::fmt::Write as _;
 mod report;
 pub use report::{report, report_csv, report_json};
 
-use touchpoint_common::domain::{Counts, ImportReport, ImportStatus, MergeRecord, Timestamp};
+use touchpoint_common::domain::{
+    Counts, ImportReport, ImportStatus, MergeRecord, ResponseTally, Timestamp,
+};
 use touchpoint_common::outbox::Message;
 use touchpoint_common::protocol::{
     ActionResult, AuditEntry, AuditOutcome, BatchSummary, CostRow, DaemonStatus, DispatchStatus,
@@ -85,6 +87,33 @@ pub fn identity(i: &Identity) -> String {
         i.uid,
         i.role,
         scope(&i.scope)
+    )
+}
+
+/// `1,377`.
+pub fn thousands(n: u64) -> String {
+    let s = n.to_string();
+    let mut out = String::with_capacity(s.len() + s.len() / 3);
+    for (i, c) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// How an import's responses were credited:
+/// `3 responses: 1 credited to messages, 1 to control records, 1 organic`.
+pub fn credited(t: &ResponseTally) -> String {
+    let n = t.total();
+    format!(
+        "{} response{}: {} credited to messages, {} to control records, {} organic",
+        thousands(n),
+        if n == 1 { "" } else { "s" },
+        thousands(t.to_messages),
+        thousands(t.to_control),
+        thousands(t.organic)
     )
 }
 
@@ -528,7 +557,15 @@ pub fn import_report(label: &str, r: &ImportReport) -> String {
         ] {
             let _ = writeln!(out, "  {kind:<10} {}", counts(c));
         }
+        // Only a response file has response rows: other files' reports
+        // keep their shape.
+        if r.responses != Counts::default() {
+            let _ = writeln!(out, "  responses  {}", counts(&r.responses));
+        }
         let _ = writeln!(out, "  merges     {}", r.merges);
+        if let Some(t) = &r.credited {
+            let _ = writeln!(out, "  credited   {}", credited(t));
+        }
     }
     if !r.unmapped_columns.is_empty() {
         let _ = writeln!(out, "  unmapped   {}", r.unmapped_columns.join(", "));
@@ -2075,6 +2112,30 @@ mod tests {
         insta::assert_snapshot!(text);
         let dup = import_report("kunden.csv", &d.imports[1]);
         assert_eq!(dup, "kunden.csv: already imported as #1, nothing changed\n");
+    }
+
+    #[test]
+    fn a_response_file_report_says_how_its_responses_were_credited() {
+        let mut r = fixtures::detail().imports[0].clone();
+        r.responses = Counts {
+            inserted: 1_600,
+            updated: 0,
+            unchanged: 0,
+        };
+        r.credited = Some(ResponseTally {
+            to_messages: 214,
+            to_control: 9,
+            organic: 1_377,
+        });
+        let text = import_report("antworten.csv", &r);
+        assert!(
+            text.contains("\n  responses  1600 inserted, 0 updated, 0 unchanged\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("\n  credited   1,600 responses: 214 credited to messages, 9 to control records, 1,377 organic\n"),
+            "{text}"
+        );
     }
 
     #[test]

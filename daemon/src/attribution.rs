@@ -13,6 +13,11 @@
 //! consulted: the newer one superseded it). A response credited to nothing
 //! is organic and counts for the baseline; [`Verdict::Organic`] says why.
 //!
+//! Responses come from the dealer's workshop visits and from response files
+//! (appointments booked, offers accepted: `TenantStore::responses`); both
+//! are credited by this one pass. A visit or response whose customer and
+//! vehicle are unknown (a walk-in, a VIN never imported) is organic too.
+//!
 //! An appointment booked on a call (the call centre's outcome file) is
 //! credited by dispatch to the call task itself when the outcome is
 //! reported; this pass leaves those credits and their tasks alone.
@@ -26,11 +31,11 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use touchpoint_common::domain::{ServiceVisit, Timestamp};
+use touchpoint_common::domain::{Channel, ResponseTally, ServiceVisit, Timestamp};
 use touchpoint_common::money::Money;
 use touchpoint_common::outbox::{Message, MessageStatus, Step, Why};
 use touchpoint_common::policy::{OccasionKind, DEFAULT_ATTRIBUTION_DAYS};
-use touchpoint_common::report::{Credited, ResponseKind};
+use touchpoint_common::report::{Credited, ReportedResponse, ResponseKind};
 use touchpoint_common::Date;
 
 use crate::store::{self, Change, StoreError, TenantStore};
@@ -241,10 +246,17 @@ pub struct Summary {
     pub credited: u64,
     /// Of `credited`, to control records.
     pub to_control: u64,
+    /// Including responses of unknown customers and vehicles.
     pub organic: u64,
     /// Messages whose credit this pass set, changed or took back.
     pub changed: u64,
+    /// How the responses the caller asked about (by source, see
+    /// [`attribute`]) were credited.
+    pub brought: ResponseTally,
 }
+
+/// The note a response file gave a response, as a *why* line shows it.
+const SHOWN_NOTE_CHARS: usize = 120;
 
 /// Follows identity merges to the customer number a person is written to.
 fn canonical<'a>(merges: &'a HashMap<String, String>, mut no: &'a str) -> &'a str {
@@ -285,6 +297,41 @@ fn response_of(
     }))
 }
 
+/// A reported response (response file) as a response, or `None` when
+/// neither its customer nor its vehicle is known (any more).
+fn reported_of(
+    store: &TenantStore,
+    merges: &HashMap<String, String>,
+    r: &ReportedResponse,
+) -> store::Result<Option<Response>> {
+    let holder = if r.customer_no.is_empty() {
+        match store.vehicle(&r.vin)? {
+            Some(vehicle) => vehicle.customer_no,
+            None => return Ok(None),
+        }
+    } else {
+        r.customer_no.clone()
+    };
+    Ok(Some(Response {
+        recipient: canonical(merges, &holder).to_string(),
+        kind: r.kind,
+        date: r.date,
+        value: r.value,
+        source: r.source.clone(),
+    }))
+}
+
+/// `: "Inspektion und Reifen"`, bounded, or nothing for no note.
+fn note_suffix(note: &str) -> String {
+    if note.is_empty() {
+        return String::new();
+    }
+    let mut chars = note.chars().filter(|c| !c.is_control());
+    let head: String = chars.by_ref().take(SHOWN_NOTE_CHARS).collect();
+    let more = if chars.next().is_some() { "…" } else { "" };
+    format!(": \"{head}{more}\"")
+}
+
 fn exposure_of(merges: &HashMap<String, String>, m: &Message) -> Option<Exposure> {
     let (sent, control) = match m.status {
         MessageStatus::Control => (m.send_on, true),
@@ -305,39 +352,81 @@ fn exposure_of(merges: &HashMap<String, String>, m: &Message) -> Option<Exposure
 /// Attribution windows by service, days.
 pub type Windows = HashMap<String, u32>;
 
-/// Recomputes the tenant's credits from its visits and messages and
-/// writes what changed (see the module's comment). Holds the outbox's
+/// Recomputes the tenant's credits from its visits, reported responses and
+/// messages and writes what changed (see the module's comment). `brought`
+/// picks, by source (`werkstatt.csv:214`), the responses whose credits
+/// [`Summary::brought`] tallies: an import's own. Holds the outbox's
 /// planning lock from reading to writing, so dispatch cannot move a message
 /// in between. Blocking.
-pub fn attribute(store: &TenantStore, windows: &Windows) -> Result<Summary, StoreError> {
+pub fn attribute(
+    store: &TenantStore,
+    windows: &Windows,
+    brought: &dyn Fn(&str) -> bool,
+) -> Result<Summary, StoreError> {
     let _moving = store.plan_lock();
     let merges = store.merge_map()?;
     let mut responses = Vec::new();
+    // Notes of reported responses, by their index in `responses`.
+    let mut notes: HashMap<usize, String> = HashMap::new();
+    let mut unknown = ResponseTally::default();
+    let mut unknown_brought = 0;
     for v in store.visits() {
-        if let Some(r) = response_of(store, &merges, &v?)? {
-            responses.push(r);
+        let v = v?;
+        match response_of(store, &merges, &v)? {
+            Some(r) => responses.push(r),
+            None => {
+                unknown.organic += 1;
+                if brought(&v.source) {
+                    unknown_brought += 1;
+                }
+            }
+        }
+    }
+    let mut reported_sources = std::collections::HashSet::new();
+    for r in store.responses() {
+        let r = r?;
+        reported_sources.insert(r.source.clone());
+        match reported_of(store, &merges, &r)? {
+            Some(response) => {
+                if !r.note.is_empty() {
+                    notes.insert(responses.len(), r.note);
+                }
+                responses.push(response);
+            }
+            None => {
+                unknown.organic += 1;
+                if brought(&r.source) {
+                    unknown_brought += 1;
+                }
+            }
         }
     }
     let stored = store.credits()?;
     // Appointments booked on a call are credited to the call task by
     // dispatch when the call centre reports them: not this pass's to
     // move, and the task holds its one response already (a visit after
-    // it is the same act, not a response to an older message).
-    let booked: BTreeMap<u64, String> = stored
-        .iter()
-        .filter(|(_, c)| c.kind == ResponseKind::Appointment)
-        .map(|(id, c)| {
-            (
-                *id,
-                format!("the appointment booked on the call ({})", c.source),
-            )
-        })
-        .collect();
+    // it is the same act, not a response to an older message). An
+    // appointment from a response file (its source one of theirs) is this
+    // pass's.
+    let booked_on_call = |m: &Message| {
+        m.channel == Channel::Phone
+            && stored.get(&m.id).is_some_and(|c| {
+                c.kind == ResponseKind::Appointment && !reported_sources.contains(c.source.as_str())
+            })
+    };
+    let mut booked: BTreeMap<u64, String> = BTreeMap::new();
     let mut exposures = Vec::new();
     for m in store.messages() {
         let m = m?;
+        let held = booked_on_call(&m).then(|| {
+            let source = stored.get(&m.id).map(|c| c.source.as_str()).unwrap_or("");
+            format!("the appointment booked on the call ({source})")
+        });
+        if let Some(h) = &held {
+            booked.insert(m.id, h.clone());
+        }
         if let Some(mut e) = exposure_of(&merges, &m) {
-            e.held = booked.get(&m.id).cloned();
+            e.held = held;
             exposures.push(e);
         }
     }
@@ -349,7 +438,12 @@ pub fn attribute(store: &TenantStore, windows: &Windows) -> Result<Summary, Stor
     };
     let verdicts = credit(&responses, &exposures, &window);
     let mut summary = Summary {
-        responses: responses.len() as u64,
+        responses: responses.len() as u64 + unknown.organic,
+        organic: unknown.organic,
+        brought: ResponseTally {
+            organic: unknown_brought,
+            ..ResponseTally::default()
+        },
         ..Summary::default()
     };
     let control: HashMap<u64, (bool, Date)> = exposures
@@ -357,17 +451,31 @@ pub fn attribute(store: &TenantStore, windows: &Windows) -> Result<Summary, Stor
         .map(|e| (e.id, (e.control, e.sent)))
         .collect();
     let mut wanted: BTreeMap<u64, Credited> = BTreeMap::new();
-    for (r, v) in responses.iter().zip(&verdicts) {
+    let mut wanted_notes: HashMap<u64, &str> = HashMap::new();
+    for (i, (r, v)) in responses.iter().zip(&verdicts).enumerate() {
+        let ours = brought(&r.source);
         match v {
             Verdict::Credited(id) => {
                 summary.credited += 1;
-                if control.get(id).is_some_and(|c| c.0) {
+                let to_control = control.get(id).is_some_and(|c| c.0);
+                if to_control {
                     summary.to_control += 1;
                 }
+                if ours && to_control {
+                    summary.brought.to_control += 1;
+                } else if ours {
+                    summary.brought.to_messages += 1;
+                }
                 wanted.insert(*id, r.credited());
+                if let Some(note) = notes.get(&i) {
+                    wanted_notes.insert(*id, note);
+                }
             }
             Verdict::Organic(why) => {
                 summary.organic += 1;
+                if ours {
+                    summary.brought.organic += 1;
+                }
                 tracing::debug!(tenant = %store.id(), source = %r.source, "organic response: {why}");
             }
         }
@@ -387,7 +495,10 @@ pub fn attribute(store: &TenantStore, windows: &Windows) -> Result<Summary, Stor
         let mut after = m.clone();
         let (is_control, sent) = control.get(&id).copied().unwrap_or((false, m.send_on));
         let line = match (old, new) {
-            (_, Some(c)) => why_line(c, sent, is_control),
+            (_, Some(c)) => {
+                why_line(c, sent, is_control)
+                    + &note_suffix(wanted_notes.get(&id).copied().unwrap_or_default())
+            }
             (Some(c), None) => format!(
                 "taken back: the {} {} ({}) is no longer in the dealer's data or now belongs to a later message",
                 c.kind.name(),

@@ -16,6 +16,7 @@ use touchpoint_common::domain::{
     FieldSet, ImportField, ImportReport, ImportStatus, RowError, Timestamp, IMPORT_SOURCE,
 };
 use touchpoint_common::policy::TenantImport;
+use touchpoint_common::report::ReportedResponse;
 
 use std::sync::Arc;
 
@@ -230,11 +231,24 @@ pub fn import_reading<R: Read>(
 
     let mut txn = store.begin_import_with(report.import_id, present, started_at)?;
     let mut rows = parser;
+    // Lines of the visits and responses this file brings, in file order:
+    // whose credits the report tallies.
+    let mut brought: Vec<u64> = Vec::new();
     for row in rows.by_ref() {
         report.rows_total += 1;
         match row {
             Ok(row) => {
+                if let Some(r) = &row.response {
+                    if let Some(e) = unknown_holder(store, r, file_name, row.line)? {
+                        report.rows_rejected += 1;
+                        push_error(&mut report, e, opts.max_reported_errors);
+                        continue;
+                    }
+                }
                 report.rows_ok += 1;
+                if row.visit.is_some() || row.response.is_some() {
+                    brought.push(row.line);
+                }
                 stage_row(&mut txn, row, customer_fields, file_name)?;
             }
             Err(e) => {
@@ -273,32 +287,89 @@ pub fn import_reading<R: Read>(
     report.finished_at = Timestamp::now();
     let report = txn.commit(&report)?;
     let report = after_commit(store, report);
-    if report.visits.inserted + report.visits.updated + report.visits.unchanged > 0 {
-        credit_responses(store, &report, &opts.windows);
+    if brought.is_empty() {
+        return Ok(report);
     }
-    Ok(report)
+    Ok(credit_responses(store, report, &brought, &opts.windows))
 }
 
-/// Credits the visits to the messages before them, after the identity
-/// pass (a merged customer is one recipient). Like the identity pass, it
-/// cannot fail the import it follows: a failed pass is logged and the next
-/// import's pass recomputes every credit.
-fn credit_responses(store: &TenantStore, report: &ImportReport, windows: &Windows) {
-    match crate::attribution::attribute(store, windows) {
-        Ok(s) => tracing::info!(
-            tenant = %store.id(),
-            import = report.import_id,
-            responses = s.responses,
-            credited = s.credited,
-            to_control = s.to_control,
-            organic = s.organic,
-            changed = s.changed,
-            "responses attributed"
-        ),
+/// A response file's row whose customer or vehicle this dealer does not
+/// have: a response must answer something sent to someone known.
+fn unknown_holder(
+    store: &TenantStore,
+    r: &ReportedResponse,
+    file_name: &str,
+    line: u64,
+) -> Result<Option<RowError>, StoreError> {
+    let error = |field: &str, reason: String| RowError {
+        file: file_name.to_string(),
+        line,
+        field: field.to_string(),
+        reason,
+    };
+    if !r.customer_no.is_empty() && store.customer(&r.customer_no)?.is_none() {
+        return Ok(Some(error(
+            "customer_no",
+            format!(
+                "{:?} is not a customer of this dealer (import the customer first)",
+                r.customer_no
+            ),
+        )));
+    }
+    if !r.vin.is_empty() && store.vehicle(&r.vin)?.is_none() {
+        return Ok(Some(error(
+            "vin",
+            format!(
+                "{:?} is not a vehicle of this dealer (import the vehicle first)",
+                r.vin
+            ),
+        )));
+    }
+    Ok(None)
+}
+
+/// Credits the visits and responses to the messages before them, after
+/// the identity pass (a merged customer is one recipient), and tallies in
+/// the report how those of this file (its `lines`, ascending) were
+/// credited. Like the identity pass, it cannot fail the import it follows:
+/// a failed pass is logged and the next import's pass recomputes every
+/// credit.
+fn credit_responses(
+    store: &TenantStore,
+    mut report: ImportReport,
+    lines: &[u64],
+    windows: &Windows,
+) -> ImportReport {
+    let file = report.file_name.clone();
+    let ours = |source: &str| {
+        source
+            .rsplit_once(':')
+            .filter(|(f, _)| *f == file)
+            .and_then(|(_, line)| line.parse::<u64>().ok())
+            .is_some_and(|line| lines.binary_search(&line).is_ok())
+    };
+    match crate::attribution::attribute(store, windows, &ours) {
+        Ok(s) => {
+            tracing::info!(
+                tenant = %store.id(),
+                import = report.import_id,
+                responses = s.responses,
+                credited = s.credited,
+                to_control = s.to_control,
+                organic = s.organic,
+                changed = s.changed,
+                "responses attributed"
+            );
+            report.credited = Some(s.brought);
+            if let Err(e) = store.update_import(&report) {
+                tracing::error!(tenant = %store.id(), import = report.import_id, error = %e, "the import is committed; how its responses were credited was not stored");
+            }
+        }
         Err(e) => {
             tracing::error!(tenant = %store.id(), import = report.import_id, error = %e, "attribution failed; the import stands")
         }
     }
+    report
 }
 
 /// The identity pass after a committed import. Infallible by type: once the
@@ -357,6 +428,9 @@ fn stage_row(
     }
     if let Some(v) = row.visit {
         txn.put_visit(&v)?;
+    }
+    if let Some(r) = row.response {
+        txn.put_response(&r)?;
     }
     Ok(())
 }

@@ -347,7 +347,7 @@ impl Stores {
             name,
             stats,
             opt_ins: figures.opt_ins,
-            last_import: figures.last_import,
+            last_import: figures.last_import.map(Box::new),
             error,
         }
     }

@@ -41,7 +41,9 @@ const FIELDS: &str = "# Fields are the snake_case import fields: customer_no, sa
 # model, first_registration, last_service_date, last_service_km,
 # next_inspection, warranty_end, consent_email, consent_post, consent_phone,
 # consent_date, consent_source, consent_channel, consent_granted, visit_date,
-# visit_km, visit_kind, and ignore (skip the column without a warning).
+# visit_km, visit_kind, visit_value, response_date, response_kind,
+# response_value, response_note (response files: appointments and offers
+# accepted), and ignore (skip the column without a warning).
 ";
 
 const SEMICOLON: &str = "# This DMS writes ';'-separated Windows-1252 files with German headers and

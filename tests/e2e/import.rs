@@ -103,7 +103,7 @@ async fn an_export_with_bad_rows_keeps_the_good_ones_with_exact_counts_and_error
         errors_truncated: report.errors.len() as u64,
         ..report.clone()
     };
-    assert_eq!(d001.last_import.as_ref(), Some(&listed_report));
+    assert_eq!(d001.last_import.as_deref(), Some(&listed_report));
     for t in &tenants[1..] {
         assert_eq!(
             t.stats,

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use touchpoint::client::{Client, PlanArgs};
 use touchpoint_common::config::StoresConfig;
+use touchpoint_common::domain::ResponseTally;
 use touchpoint_common::money::Money;
 use touchpoint_common::outbox::{Message, MessageStatus, Step};
 use touchpoint_common::queue::QueueFilter;
@@ -198,6 +199,15 @@ async fn visits_after_a_plan_with_a_control_group_are_credited_to_messages_and_c
     std::fs::write(&path, &visits).expect("visits");
     let r = c.upload(&t, &path).await.expect("upload visits");
     assert!(r.errors.is_empty(), "{:#?}", r.errors);
+    assert_eq!(
+        r.credited,
+        Some(ResponseTally {
+            to_messages: 1,
+            to_control: 1,
+            organic: u64::from(s2.is_some()),
+        }),
+        "the report says how the visits were credited"
+    );
 
     let m1 = c.message(&t, sent[&s1].id).await.expect("s1");
     assert_eq!(
@@ -225,6 +235,77 @@ async fn visits_after_a_plan_with_a_control_group_are_credited_to_messages_and_c
     let r = c.upload(&t, &path).await.expect("upload visits again");
     assert!(r.errors.is_empty());
     assert_eq!(c.message(&t, sent[&s1].id).await.expect("s1"), m1);
+
+    // The dealer's response file, through `touchpoint import`: the second
+    // sent customer booked an appointment 20 days after the reminder (their
+    // visit after the window left the message free), the first accepted an
+    // offer no service reminder asked for (organic), and a customer number
+    // this dealer does not have is rejected with its line.
+    if let Some(s2) = s2 {
+        let responses = format!(
+            "Kundennummer;Datum;Reaktion;Bemerkung\n\
+             K-{s2};{};Termin;Inspektion gebucht\n\
+             K-999;{};Termin;\n\
+             K-{s1};{};Angebot angenommen;\n",
+            german(today.add_days(20)),
+            german(today.add_days(20)),
+            german(today.add_days(21)),
+        );
+        let path = files.path().join("antworten.csv");
+        std::fs::write(&path, &responses).expect("responses");
+        let label = path.display().to_string();
+        let socket = d.socket.clone();
+        // The console's own connection, not one held idle meanwhile.
+        drop(c);
+        let out = tokio::task::spawn_blocking(move || {
+            touchpoint_tests::touchpoint(&socket, &["import", "--tenant", TENANT, &label])
+        })
+        .await
+        .expect("touchpoint import");
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert_eq!(out.status.code(), Some(0), "{stdout}");
+        c = d.client().await;
+        let lines: Vec<&str> = stdout.lines().collect();
+        assert!(
+            lines.contains(&"  rows       3 total, 2 ok, 1 rejected"),
+            "{stdout}"
+        );
+        assert!(
+            lines.contains(&"  responses  2 inserted, 0 updated, 0 unchanged"),
+            "{stdout}"
+        );
+        assert!(
+            lines.contains(&"  credited   2 responses: 1 credited to messages, 0 to control records, 1 organic"),
+            "{stdout}"
+        );
+        assert!(
+            lines.contains(&"antworten.csv:3: customer_no: \"K-999\" is not a customer of this dealer (import the customer first)"),
+            "{stdout}"
+        );
+        let m2 = c.message(&t, sent[&s2].id).await.expect("s2");
+        assert_eq!(
+            response_lines(&m2),
+            vec![format!(
+                "appointment {} (antworten.csv:2), 20 days after sending: \"Inspektion gebucht\"",
+                today.add_days(20)
+            )]
+        );
+        assert_eq!(
+            c.message(&t, sent[&s1].id).await.expect("s1"),
+            m1,
+            "an accepted offer answers no service reminder"
+        );
+        // The import history shows the same.
+        let history = c.imports(&t, 1).await.expect("imports");
+        assert_eq!(
+            history[0].credited,
+            Some(ResponseTally {
+                to_messages: 1,
+                to_control: 0,
+                organic: 1
+            })
+        );
+    }
     drop(c);
 
     // The rows results are computed from, from the daemon's own store.
@@ -250,8 +331,15 @@ async fn visits_after_a_plan_with_a_control_group_are_credited_to_messages_and_c
                 .map(|c| (r.is_control(), c.kind, c.value))
         })
         .collect();
-    assert_eq!(credited.len(), 2, "{credited:?}");
+    assert_eq!(
+        credited.len(),
+        2 + usize::from(s2.is_some()),
+        "{credited:?}"
+    );
     assert!(credited.contains(&(false, ResponseKind::ServiceVisit, Some(Money(41_200)))));
+    if s2.is_some() {
+        assert!(credited.contains(&(false, ResponseKind::Appointment, None)));
+    }
     assert!(credited.contains(&(true, ResponseKind::ServiceVisit, Some(Money(123_456)))));
     for r in rows.iter().filter(|r| !r.is_control()) {
         assert!(r.delivered && !r.bounced && !r.unsubscribed, "{r:?}");

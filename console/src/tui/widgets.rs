@@ -72,15 +72,7 @@ pub fn level_style(percent: u64) -> Style {
 
 /// `1234567` → `1,234,567`.
 pub fn thousands(n: u64) -> String {
-    let s = n.to_string();
-    let mut out = String::with_capacity(s.len() + s.len() / 3);
-    for (i, c) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i) % 3 == 0 {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
+    crate::format::thousands(n)
 }
 
 /// A centred box over the screen, at most `max_width` wide.

@@ -2,7 +2,9 @@ use std::path::Path;
 use std::sync::Arc;
 
 use touchpoint_common::config::StoresConfig;
-use touchpoint_common::domain::{Channel, ImportStatus, MatchReason, MergeRecord, Timestamp};
+use touchpoint_common::domain::{
+    Channel, Counts, ImportReport, ImportStatus, MatchReason, MergeRecord, ResponseTally, Timestamp,
+};
 use touchpoint_common::outbox::{Dispatch, Message, MessageStatus, Occasion, Step, Why};
 use touchpoint_common::policy::OccasionKind;
 use touchpoint_common::report::ResponseKind;
@@ -271,13 +273,24 @@ impl Room {
             report.status
         );
         assert!(report.errors.is_empty(), "{:?}", report.errors);
-        let s = attribute(&self.store, &Windows::default()).expect("attribute");
+        let s = attribute(&self.store, &Windows::default(), &|_| false).expect("attribute");
         assert_eq!(s.changed, 0, "the import's own pass left nothing to do");
         s
     }
 
     /// A message sent to `recipient` on `on` for a service due.
     fn sent(&self, recipient: &str, on: Date, status: MessageStatus) -> u64 {
+        self.sent_for(recipient, on, status, OccasionKind::ServiceDue)
+    }
+
+    /// A message sent to `recipient` on `on` for an occasion of `kind`.
+    fn sent_for(
+        &self,
+        recipient: &str,
+        on: Date,
+        status: MessageStatus,
+        kind: OccasionKind,
+    ) -> u64 {
         let id = self.store.reserve_message_ids(1).expect("id");
         let at = Timestamp::from_date(on).0 + 12 * 3_600_000;
         let m = Message {
@@ -290,7 +303,7 @@ impl Room {
             occasions: vec![Occasion {
                 key: format!("service_due:{recipient}:{id}"),
                 service: "service_due".into(),
-                kind: OccasionKind::ServiceDue,
+                kind,
                 vin: None,
                 due: on.add_days(21),
                 reason: "test".into(),
@@ -318,6 +331,13 @@ impl Room {
             })
             .expect("write message");
         id
+    }
+
+    /// Imports an export and returns its report, row errors and all.
+    fn import_report(&self, name: &str, text: &str) -> ImportReport {
+        let path = self.dir.path().join(name);
+        std::fs::write(&path, text).expect("write export");
+        import_file(&self.store, &path, name, &ImportOptions::default()).expect("import")
     }
 
     fn message(&self, id: u64) -> Message {
@@ -484,4 +504,170 @@ fn a_message_not_sent_gets_no_credit_and_a_control_record_does() {
         room.message(control).why.last().map(|w| w.text.clone()),
         Some("service visit 2027-01-08 (werkstatt.csv:3), 19 days after the message would have gone out (control group)".into())
     );
+}
+
+const RESPONSES: &str = "Kundennummer;FIN;Datum;Reaktion;Wert;Bemerkung\n";
+
+#[test]
+fn a_response_file_credits_an_accepted_offer_to_the_warranty_offer_and_rejects_unknown_customers() {
+    let room = Room::new();
+    let warranty = room.sent_for(
+        "K1",
+        d(2026, 12, 1),
+        MessageStatus::Sent,
+        OccasionKind::WarrantyEnd,
+    );
+    // Later, but a service reminder asks for no offer to be accepted.
+    let service = room.sent("K1", d(2026, 12, 20), MessageStatus::Sent);
+    let k2 = room.sent("K2", d(2026, 12, 20), MessageStatus::Sent);
+    let text = format!(
+        "{RESPONSES}K1;;10.01.2027;Angebot angenommen;1.290,00;Garantieverlängerung 2 Jahre\n\
+         ;WVWZZZ1KZ6W000002;05.01.2027;Termin;;\n\
+         K9;;05.01.2027;Termin;;\n\
+         K3;;05.01.2027;Probefahrt;;\n\
+         K3;;06.01.2027;offer accepted;;\n"
+    );
+    let r = room.import_report("antworten.csv", &text);
+    assert!(r.is_committed(), "{:?}", r.status);
+    let errors: Vec<String> = r.errors.iter().map(ToString::to_string).collect();
+    assert_eq!(
+        errors,
+        vec![
+            "antworten.csv:4: customer_no: \"K9\" is not a customer of this dealer (import the customer first)",
+            "antworten.csv:5: response_kind: \"Probefahrt\" is not a response kind (Termin / appointment, or Angebot angenommen / offer accepted)",
+        ]
+    );
+    assert_eq!((r.rows_ok, r.rows_rejected), (3, 2));
+    assert_eq!(r.responses.inserted, 3);
+    assert_eq!(
+        r.customers,
+        Counts::default(),
+        "a response file makes no customers"
+    );
+    assert_eq!(r.vehicles, Counts::default());
+    assert_eq!(
+        r.credited,
+        Some(ResponseTally {
+            to_messages: 2,
+            to_control: 0,
+            organic: 1
+        })
+    );
+    assert_eq!(
+        room.store
+            .import(r.import_id)
+            .expect("read")
+            .map(|s| s.credited),
+        Some(r.credited),
+        "the tally is kept in the import history"
+    );
+
+    let c = room
+        .store
+        .credit(warranty)
+        .expect("read")
+        .expect("credited");
+    assert_eq!(
+        (c.kind, c.value, c.source.as_str()),
+        (
+            ResponseKind::OfferAccepted,
+            Some(Money(129_000)),
+            "antworten.csv:2"
+        )
+    );
+    assert_eq!(
+        room.message(warranty).why.last().map(|w| w.text.clone()),
+        Some("offer accepted 2027-01-10 (antworten.csv:2), 40 days after sending, value 1290.00 €: \"Garantieverlängerung 2 Jahre\"".into())
+    );
+    assert_eq!(room.store.credit(service).expect("read"), None);
+    let c = room.store.credit(k2).expect("read").expect("credited");
+    assert_eq!(
+        (c.kind, c.source.as_str()),
+        (ResponseKind::Appointment, "antworten.csv:3")
+    );
+
+    // The same file again changes nothing.
+    let credits = room.store.credits().expect("credits");
+    let again = room.import_report("antworten.csv", &text);
+    assert!(matches!(again.status, ImportStatus::AlreadyImported { .. }));
+    assert_eq!(room.store.credits().expect("credits"), credits);
+
+    // A corrected export for 2027-01-05..06 without K1's offer, and with
+    // the same rows under new lines: the offer outside its days stays.
+    let corrected = format!(
+        "{RESPONSES}K3;;06.01.2027;Angebot angenommen;;\n\
+         ;WVWZZZ1KZ6W000002;05.01.2027;Termin;;\n"
+    );
+    let r = room.import_report("antworten.csv", &corrected);
+    assert!(r.errors.is_empty(), "{:?}", r.errors);
+    assert!(room.store.credit(warranty).expect("read").is_some());
+    assert_eq!(room.store.responses().count(), 3);
+    // One that covers 2027-01-05..10 without it: the offer is gone, and
+    // its credit with it.
+    let corrected = format!(
+        "{RESPONSES};WVWZZZ1KZ6W000002;05.01.2027;Termin;;\n\
+         K3;;10.01.2027;Termin;;\n"
+    );
+    let r = room.import_report("antworten.csv", &corrected);
+    assert_eq!(
+        r.credited,
+        Some(ResponseTally {
+            to_messages: 1,
+            to_control: 0,
+            organic: 1
+        })
+    );
+    assert_eq!(room.store.credit(warranty).expect("read"), None);
+    assert_eq!(room.store.responses().count(), 2);
+}
+
+#[test]
+fn visits_of_unknown_vehicles_are_organic_and_each_report_counts_its_own() {
+    let room = Room::new();
+    let id = room.sent("K1", d(2026, 12, 20), MessageStatus::Sent);
+    let r = room.import_report(
+        "werkstatt.csv",
+        &format!("{VISITS}WVWZZZ1KZ6W000001;K1;08.01.2027;Inspektion;412,00\n"),
+    );
+    assert_eq!(
+        r.credited,
+        Some(ResponseTally {
+            to_messages: 1,
+            to_control: 0,
+            organic: 0
+        })
+    );
+    // A visit by VIN alone, of a vehicle this dealer does not have.
+    let r = room.import_report(
+        "fin.csv",
+        "FIN;Auftragsdatum;Auftragsart\nWVWZZZ1KZ6W000099;09.01.2027;Inspektion\n",
+    );
+    assert!(r.errors.is_empty(), "{:?}", r.errors);
+    assert_eq!(
+        r.credited,
+        Some(ResponseTally {
+            to_messages: 0,
+            to_control: 0,
+            organic: 1
+        })
+    );
+    assert!(room.store.credit(id).expect("read").is_some());
+    let s = attribute(&room.store, &Windows::default(), &|_| false).expect("attribute");
+    assert_eq!((s.responses, s.credited, s.organic), (2, 1, 1));
+    // A later file's report counts its own rows only.
+    let r = room.import_report(
+        "werkstatt_feb.csv",
+        &format!("{VISITS}WVWZZZ1KZ6W000003;K3;02.02.2027;Inspektion;10,00\n"),
+    );
+    assert_eq!(
+        r.credited,
+        Some(ResponseTally {
+            to_messages: 0,
+            to_control: 0,
+            organic: 1
+        })
+    );
+    // A file without visits or responses has no tally.
+    let r = room.import_report("kunden2.csv", "Kundennummer;Nachname\nK4;Neu\n");
+    assert_eq!(r.credited, None);
 }

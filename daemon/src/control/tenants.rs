@@ -21,7 +21,7 @@ fn summary(stores: &Stores, name: String, tenant: &TenantId) -> Result<TenantSum
         name,
         stats: s.stats()?,
         opt_ins: s.opt_ins()?,
-        last_import: s.imports(1)?.into_iter().next(),
+        last_import: s.imports(1)?.into_iter().next().map(Box::new),
         error: None,
     })
 }

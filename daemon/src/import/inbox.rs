@@ -38,7 +38,7 @@ use nix::sys::stat::{fstat, fstatat, FileStat, Mode, SFlag};
 use notify::{RecursiveMode, Watcher};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
-use touchpoint_common::domain::{ImportReport, ImportStatus};
+use touchpoint_common::domain::{Counts, ImportReport, ImportStatus};
 use touchpoint_common::TenantId;
 
 use super::{shown_file_name, Importer, Snapshot};
@@ -679,7 +679,25 @@ pub fn report_text(r: &ImportReport) -> String {
             c.inserted, c.updated, c.unchanged
         );
     }
+    if r.responses != Counts::default() {
+        let c = r.responses;
+        let _ = writeln!(
+            s,
+            "responses: {} inserted, {} updated, {} unchanged",
+            c.inserted, c.updated, c.unchanged
+        );
+    }
     let _ = writeln!(s, "duplicate merges: {}", r.merges);
+    if let Some(t) = &r.credited {
+        let _ = writeln!(
+            s,
+            "credited: {} responses: {} credited to messages, {} to control records, {} organic",
+            t.total(),
+            t.to_messages,
+            t.to_control,
+            t.organic
+        );
+    }
     if !r.unmapped_columns.is_empty() {
         let _ = writeln!(s, "columns not imported: {}", r.unmapped_columns.join(", "));
     }

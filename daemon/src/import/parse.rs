@@ -44,6 +44,13 @@
 //!   files with channel and granted columns). Without a consent-date column
 //!   `at` is `Timestamp::default()` (zero): the caller stamps it with the
 //!   import time;
+//! - in a response file (one with a response-kind column, see
+//!   [`ImportField::ResponseKind`]) a [`ReportedResponse`] and nothing
+//!   else: an appointment booked or an offer accepted, by customer number
+//!   or VIN, with its date, optional value and note, and its source
+//!   `file:line`. A response file with customer, vehicle, consent or visit
+//!   columns is refused as a whole ([`FileError::MixedResponses`]): which
+//!   of them a row meant cannot be told;
 //! - a [`ServiceVisit`] when the row has a visit date; it needs a VIN, and
 //!   its customer number may be empty in visit files that only carry VINs
 //!   (the caller looks the holder up). It carries the visit type as the
@@ -76,6 +83,7 @@ use touchpoint_common::domain::{
     Channel, Consent, Customer, ImportField, RowError, Salutation, ServiceVisit, Timestamp, Vehicle,
 };
 use touchpoint_common::policy::TenantImport;
+use touchpoint_common::report::ReportedResponse;
 use touchpoint_common::Date;
 
 pub use values::DateOrder;
@@ -238,6 +246,18 @@ pub enum FileError {
         value: String,
         expected: &'static str,
     },
+    #[error(
+        "a response file (column {kind_column}) cannot also carry {}: import customers, vehicles, consents and visits from their own files, or map those columns to \"ignore\" under [import.columns] in the dealer policy",
+        HeaderList(others)
+    )]
+    MixedResponses {
+        kind_column: String,
+        others: Vec<String>,
+    },
+    #[error(
+        "column {column} belongs in a response file, which needs a column for the kind of response (\"Reaktion\": Termin or Angebot angenommen)"
+    )]
+    ResponseWithoutKind { column: String },
     #[error("read error: {0}")]
     Io(#[from] io::Error),
 }
@@ -285,6 +305,8 @@ pub struct Row {
     pub vehicle: Option<Vehicle>,
     pub consents: Vec<Consent>,
     pub visit: Option<ServiceVisit>,
+    /// Rows of a response file carry this and nothing else.
+    pub response: Option<ReportedResponse>,
 }
 
 type Prefixed<R> = io::Chain<io::Cursor<Vec<u8>>, R>;
@@ -414,7 +436,18 @@ impl<R: Read> io::Seek for Source<R> {
 
 /// Fields by number: the last variant's plus one (variants are only ever
 /// added at the end).
-const N_FIELDS: usize = ImportField::VisitValue as usize + 1;
+const N_FIELDS: usize = ImportField::ResponseNote as usize + 1;
+
+/// The fields a response file may have besides columns to ignore.
+const RESPONSE_FIELDS: &[ImportField] = &[
+    ImportField::CustomerNo,
+    ImportField::Vin,
+    ImportField::ResponseDate,
+    ImportField::ResponseKind,
+    ImportField::ResponseValue,
+    ImportField::ResponseNote,
+    ImportField::Ignore,
+];
 
 const VEHICLE_FIELDS: &[ImportField] = &[
     ImportField::Make,
@@ -434,6 +467,8 @@ struct Plan {
     width: usize,
     has_customer: bool,
     has_vehicle: bool,
+    /// A response file: its rows are responses only.
+    responses: bool,
 }
 
 impl Plan {
@@ -447,6 +482,7 @@ impl Plan {
         let any = |fs: &[ImportField]| fs.iter().any(|&f| !cols[f as usize].is_empty());
         let has_customer = any(ImportField::CUSTOMER);
         let has_vehicle = any(VEHICLE_FIELDS) || any(&[ImportField::CustomerNo]);
+        let responses = any(&[ImportField::ResponseKind]);
         let mapped = columns
             .iter()
             .enumerate()
@@ -462,6 +498,7 @@ impl Plan {
             width: columns.len(),
             has_customer,
             has_vehicle,
+            responses,
         }
     }
 
@@ -690,6 +727,7 @@ impl<R: Read> Parser<R> {
             }
             return Err(FileError::NoKeyColumn { headers });
         }
+        check_response_file(&headers, &fields)?;
         let columns: Vec<Column> = headers
             .into_iter()
             .zip(fields)
@@ -1054,6 +1092,51 @@ fn binary(line: u64) -> FileError {
     }
 }
 
+/// A response file has only response columns (and the customer number or
+/// VIN); response columns come only with a response-kind column.
+fn check_response_file(
+    headers: &[String],
+    fields: &[Option<ImportField>],
+) -> Result<(), FileError> {
+    let shown = |i: usize| headers.get(i).map_or_else(String::new, |h| h.clone());
+    let kind = fields
+        .iter()
+        .position(|f| *f == Some(ImportField::ResponseKind));
+    match kind {
+        Some(k) => {
+            let others: Vec<String> = fields
+                .iter()
+                .enumerate()
+                .filter(|(_, f)| f.is_some_and(|f| !RESPONSE_FIELDS.contains(&f)))
+                .map(|(i, _)| shown(i))
+                .collect();
+            if others.is_empty() {
+                Ok(())
+            } else {
+                Err(FileError::MixedResponses {
+                    kind_column: shown_header(&shown(k)),
+                    others,
+                })
+            }
+        }
+        None => match fields.iter().position(|f| {
+            matches!(
+                f,
+                Some(
+                    ImportField::ResponseDate
+                        | ImportField::ResponseValue
+                        | ImportField::ResponseNote
+                )
+            )
+        }) {
+            Some(i) => Err(FileError::ResponseWithoutKind {
+                column: shown_header(&shown(i)),
+            }),
+            None => Ok(()),
+        },
+    }
+}
+
 /// Mapped columns whose header repeats an earlier column's; see [`Format::duplicates`].
 fn duplicate_headers(columns: &[Column]) -> Vec<(usize, usize)> {
     let mut first: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
@@ -1221,11 +1304,13 @@ impl Rules {
             ..Row::default()
         };
 
-        if p.has_customer && !customer_no.is_empty() {
+        if p.responses {
+            row.response = self.response(rec, customer_no, &vin, line, &mut fail);
+        } else if p.has_customer && !customer_no.is_empty() {
             row.customer = Some(self.customer(rec, customer_no, &mut fail));
         }
 
-        if !vin_cell.is_empty() && p.has_vehicle {
+        if !vin_cell.is_empty() && p.has_vehicle && !p.responses {
             if customer_no.is_empty() {
                 fail(
                     F::CustomerNo,
@@ -1361,6 +1446,59 @@ impl Rules {
             field: field.to_string(),
             reason,
         }
+    }
+
+    /// The response of a response file's row; `None` when a field is bad
+    /// (the row is then rejected with what `fail` collected).
+    fn response(
+        &self,
+        rec: &StringRecord,
+        customer_no: &str,
+        vin: &str,
+        line: u64,
+        fail: &mut dyn FnMut(ImportField, String),
+    ) -> Option<ReportedResponse> {
+        use ImportField as F;
+        let p = &self.plan;
+        let kind = p.get(rec, F::ResponseKind);
+        let kind = if kind.is_empty() {
+            fail(
+                F::ResponseKind,
+                "missing: a response needs a kind (Termin / appointment, Angebot angenommen / offer accepted)".into(),
+            );
+            None
+        } else {
+            values::parse_response_kind(kind)
+                .map_err(|e| fail(F::ResponseKind, e))
+                .ok()
+        };
+        let date = p.get(rec, F::ResponseDate);
+        let date = if date.is_empty() {
+            fail(F::ResponseDate, "missing: a response needs a date".into());
+            None
+        } else {
+            values::parse_date(date, self.order, Era::Near, self.today)
+                .map_err(|e| fail(F::ResponseDate, e))
+                .ok()
+                .flatten()
+        };
+        let value = p.get(rec, F::ResponseValue);
+        let value = if value.is_empty() {
+            None
+        } else {
+            values::parse_amount(value)
+                .map_err(|e| fail(F::ResponseValue, e))
+                .ok()
+        };
+        Some(ReportedResponse {
+            customer_no: customer_no.to_string(),
+            vin: vin.to_string(),
+            date: date?,
+            kind: kind?,
+            value,
+            note: values::collapse_ws(p.get(rec, F::ResponseNote)),
+            source: format!("{}:{line}", self.file),
+        })
     }
 
     fn customer(
@@ -1663,5 +1801,100 @@ mod tests {
         let visit = row.visit.as_ref().expect("visit");
         assert_eq!(visit.km, Some(45300));
         assert_eq!(visit.customer_no, "");
+    }
+
+    #[test]
+    fn a_response_file_carries_responses_and_nothing_else() {
+        use touchpoint_common::report::ResponseKind;
+        let (format, rows) = parse(
+            "Kundennummer;FIN;Datum;Reaktion;Wert;Bemerkung\n\
+             K1;WVWZZZ1KZ6W000001;03.02.2025;Termin;;Inspektion + Reifen\n\
+             ;WVWZZZ1KZ6W000002;4.2.25;Angebot angenommen;1.290,00 €;\n",
+        );
+        assert!(format.has(ImportField::ResponseDate));
+        assert!(format.has(ImportField::ResponseValue));
+        assert!(format.has(ImportField::ResponseNote));
+        let rows: Vec<Row> = rows.into_iter().map(|r| r.expect("ok")).collect();
+        assert_eq!(
+            rows[0].response,
+            Some(ReportedResponse {
+                customer_no: "K1".into(),
+                vin: "WVWZZZ1KZ6W000001".into(),
+                date: Date::from_ymd(2025, 2, 3).expect("date"),
+                kind: ResponseKind::Appointment,
+                value: None,
+                note: "Inspektion + Reifen".into(),
+                source: "t.csv:2".into(),
+            })
+        );
+        assert_eq!(rows[0].customer, None);
+        assert_eq!(
+            rows[0].vehicle, None,
+            "a customer number and a VIN make no vehicle here"
+        );
+        let r = rows[1].response.as_ref().expect("response");
+        assert_eq!(
+            (r.kind, r.value, r.date),
+            (
+                ResponseKind::OfferAccepted,
+                Some(129_000),
+                Date::from_ymd(2025, 2, 4).expect("date")
+            )
+        );
+    }
+
+    #[test]
+    fn response_files_in_english_and_their_bad_rows() {
+        let (_, rows) = parse(
+            "customer no;date;response;amount\n\
+             K1;2025-02-03;appointment booked;\n\
+             K2;2025-02-30;test drive;12\n\
+             K3;;offer accepted;-5\n",
+        );
+        assert!(rows[0].as_ref().expect("ok").response.is_some());
+        let errors: Vec<String> = rows[1..]
+            .iter()
+            .map(|r| r.as_ref().expect_err("bad").to_string())
+            .collect();
+        assert_eq!(errors.len(), 2);
+        assert!(
+            errors[0].starts_with("t.csv:3: response_date: ")
+                && errors[0]
+                    .contains("; also response_kind: \"test drive\" is not a response kind"),
+            "{errors:?}"
+        );
+        assert!(
+            errors[1].starts_with(
+                "t.csv:4: response_date: missing: a response needs a date; also response_value: "
+            ),
+            "{errors:?}"
+        );
+    }
+
+    #[test]
+    fn a_response_file_with_other_records_is_refused_as_ambiguous() {
+        let err = Parser::new(
+            "Kundennummer;Nachname;Reaktion;Datum;Auftragsdatum\nK1;Berg;Termin;01.02.2025;\n"
+                .as_bytes(),
+            "t.csv",
+            &TenantImport::default(),
+        )
+        .err()
+        .expect("refused");
+        assert_eq!(
+            err.to_string(),
+            "a response file (column \"Reaktion\") cannot also carry \"Nachname\", \"Auftragsdatum\": import customers, vehicles, consents and visits from their own files, or map those columns to \"ignore\" under [import.columns] in the dealer policy"
+        );
+        let err = Parser::new(
+            "Kundennummer;Reaktionsdatum\nK1;01.02.2025\n".as_bytes(),
+            "t.csv",
+            &TenantImport::default(),
+        )
+        .err()
+        .expect("refused");
+        assert_eq!(
+            err.to_string(),
+            "column \"Reaktionsdatum\" belongs in a response file, which needs a column for the kind of response (\"Reaktion\": Termin or Angebot angenommen)"
+        );
     }
 }

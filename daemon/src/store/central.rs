@@ -36,6 +36,25 @@ pub struct TenantFigures {
     pub last_import: Option<ImportReport>,
 }
 
+/// [`TenantFigures`] as an earlier version wrote them (its last import
+/// without the response counts): read so that the listing keeps them.
+#[derive(Deserialize)]
+struct TenantFiguresV1 {
+    stats: TenantStats,
+    opt_ins: OptIns,
+    last_import: Option<touchpoint_common::domain::ImportReportV1>,
+}
+
+impl From<TenantFiguresV1> for TenantFigures {
+    fn from(f: TenantFiguresV1) -> Self {
+        Self {
+            stats: f.stats,
+            opt_ins: f.opt_ins,
+            last_import: f.last_import.map(Into::into),
+        }
+    }
+}
+
 /// Where a tenant's store writes its figures.
 #[derive(Clone)]
 pub(super) struct FigureBoard {
@@ -300,10 +319,16 @@ impl Central {
             .get(id.as_str())
             .map_err(self.fail())?
             .map(|b| {
-                decode_record(&b).map_err(|source| StoreError::Codec {
-                    tree: "figures",
-                    source,
-                })
+                decode_record(&b)
+                    .or_else(|e| {
+                        decode_record::<TenantFiguresV1>(&b)
+                            .map(Into::into)
+                            .map_err(|_| e)
+                    })
+                    .map_err(|source| StoreError::Codec {
+                        tree: "figures",
+                        source,
+                    })
             })
             .transpose()
     }

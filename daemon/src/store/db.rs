@@ -198,6 +198,19 @@ pub(super) fn decode<T: DeserializeOwned>(tree: &'static str, bytes: &[u8]) -> R
     decode_record(bytes).map_err(|source| StoreError::Codec { tree, source })
 }
 
+/// An import report as this version writes it or as the one before wrote
+/// it (without the response counts).
+pub(super) fn decode_import_report(
+    tree: &'static str,
+    bytes: &[u8],
+) -> Result<touchpoint_common::domain::ImportReport> {
+    decode(tree, bytes).or_else(|e| {
+        decode::<touchpoint_common::domain::ImportReportV1>(tree, bytes)
+            .map(Into::into)
+            .map_err(|_| e)
+    })
+}
+
 pub(super) fn codec_err(
     tree: &'static str,
 ) -> impl Fn(touchpoint_common::codec::CodecError) -> StoreError {

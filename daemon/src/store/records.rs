@@ -1,10 +1,11 @@
 //! The dealer's data in its room: customers, vehicles and their holders,
-//! consent statements, service visits, the import history, merges, and the
+//! consent statements, service visits, reported responses (appointments,
+//! offers accepted), the import history, merges, and the
 //! addresses that hard-bounced; the record counts, and the figures the
 //! tenants listing shows, derived from them.
 //!
 //! Owns the trees `customers`, `vehicles`, `owner`, `consents`, `visits`,
-//! `imports`, `import_hash`, `merges`, `merged` and `bad_addresses` (their
+//! `responses`, `imports`, `import_hash`, `merges`, `merged` and `bad_addresses` (their
 //! keys: [`keys`]), and the `meta` keys `counters`, `next_import_id`,
 //! `next_merge_id`, `pending_import` and `generation`. Only this file and
 //! its children reach them: `import` (an import, journaled), `merges`
@@ -30,6 +31,7 @@ use touchpoint_common::domain::{
 };
 use touchpoint_common::limits;
 use touchpoint_common::protocol::{OptIns, Topic};
+use touchpoint_common::report::ReportedResponse;
 
 use super::central::{FigureBoard, TenantFigures};
 use super::db::{abort, decode, encode, encode_tx, tx_err, TenantDb};
@@ -54,6 +56,7 @@ pub(super) struct Records {
     owner: sled::Tree,
     consents: sled::Tree,
     visits: sled::Tree,
+    responses: sled::Tree,
     imports: sled::Tree,
     import_hash: sled::Tree,
     merges: sled::Tree,
@@ -80,6 +83,7 @@ impl Records {
             owner: db.tree("owner")?,
             consents: db.tree("consents")?,
             visits: db.tree("visits")?,
+            responses: db.tree("responses")?,
             imports: db.tree("imports")?,
             import_hash: db.tree("import_hash")?,
             merges: db.tree("merges")?,
@@ -205,6 +209,14 @@ impl Records {
             .iter()
             .values()
             .map(move |r| r.map_err(self.db.err()).and_then(|b| decode_visit(&b)))
+    }
+
+    /// Responses reported in response files, by customer or VIN.
+    pub(super) fn responses(&self) -> impl Iterator<Item = Result<ReportedResponse>> + '_ {
+        self.responses.iter().values().map(move |r| {
+            r.map_err(self.db.err())
+                .and_then(|b| decode("responses", &b))
+        })
     }
 
     pub(super) fn stats(&self) -> Result<TenantStats> {
@@ -337,7 +349,10 @@ impl Records {
             .values()
             .rev()
             .take(limit)
-            .map(|r| r.map_err(self.db.err()).and_then(|b| decode("imports", &b)))
+            .map(|r| {
+                r.map_err(self.db.err())
+                    .and_then(|b| crate::store::db::decode_import_report("imports", &b))
+            })
             .collect()
     }
 
@@ -345,7 +360,7 @@ impl Records {
         self.imports
             .get(import_id.to_be_bytes())
             .map_err(self.db.err())?
-            .map(|b| decode("imports", &b))
+            .map(|b| crate::store::db::decode_import_report("imports", &b))
             .transpose()
     }
 
@@ -550,8 +565,9 @@ fn bad_address_reason(reason: &str) -> std::borrow::Cow<'_, str> {
 impl Records {
     /// The trees an import writes, by name (a test compares them before
     /// and after a failed import).
-    pub(super) fn import_trees(&self) -> [(&'static str, &sled::Tree); 7] {
+    pub(super) fn import_trees(&self) -> [(&'static str, &sled::Tree); 8] {
         [
+            ("responses", &self.responses),
             ("customers", &self.customers),
             ("vehicles", &self.vehicles),
             ("owner", &self.owner),

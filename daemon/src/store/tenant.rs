@@ -14,6 +14,7 @@
 //! | `owner`         | customer_no 0x00 vin             | ()               | `records/import/apply.rs` |
 //! | `consents`      | customer_no 0x00 channel(1)      | Consent          | `records/import/apply.rs`; `records.rs` (`record_consent`, `record_consents_and_bad_addresses`) |
 //! | `visits`        | vin date(4) kind                 | ServiceVisit     | `records/import/apply.rs` |
+//! | `responses`     | customer_no 0x00 vin 0x00 date(4) kind(1) | ReportedResponse | `records/import/apply.rs` |
 //! | `imports`       | import_id(8)                     | ImportReport     | `records/import.rs` (`finish`); `records.rs` (`record_import`, `update_import`) |
 //! | `import_hash`   | content hash                     | import_id(8)     | `records/import.rs` (`finish`) |
 //! | `merges`        | merge_id(8)                      | MergeRecord      | `records/merges.rs` |
@@ -58,7 +59,7 @@ use touchpoint_common::domain::{
 };
 use touchpoint_common::outbox::{LedgerEntry, Message};
 use touchpoint_common::protocol::OptIns;
-use touchpoint_common::report::Credited;
+use touchpoint_common::report::{Credited, ReportedResponse};
 use touchpoint_common::{Date, TenantId};
 
 use super::central::{FigureBoard, TenantFigures};
@@ -200,6 +201,12 @@ impl TenantStore {
     /// All service visits, grouped by VIN, each vehicle's in date order.
     pub fn visits(&self) -> impl Iterator<Item = Result<ServiceVisit>> + '_ {
         self.records.visits()
+    }
+
+    /// All responses reported in response files (appointments, offers
+    /// accepted), grouped by customer number.
+    pub fn responses(&self) -> impl Iterator<Item = Result<ReportedResponse>> + '_ {
+        self.records.responses()
     }
 
     pub fn stats(&self) -> Result<TenantStats> {

@@ -348,6 +348,9 @@ fn detail_lines(d: &TenantDetail, costs: &[CostRow]) -> Vec<Line<'static>> {
             ))
             .style(dim()),
         ]));
+        if let Some(t) = &i.credited {
+            lines.push(Line::from(format!("      {}", format::credited(t))).style(dim()));
+        }
         for e in i.errors.iter().take(3) {
             lines.push(Line::from(format!("      {e}")).yellow());
         }

@@ -474,6 +474,92 @@ const DEFAULTS: &[(F, &[&str])] = &[
             "visitvalue",
         ],
     ),
+    (
+        // The column that makes a file a response file.
+        F::ResponseKind,
+        &[
+            "reaktion",
+            "reaktionsart",
+            "artderreaktion",
+            "kundenreaktion",
+            "rueckmeldung",
+            "rueckmeldungsart",
+            "response",
+            "responsekind",
+            "responsetype",
+            "typeofresponse",
+        ],
+    ),
+    (
+        F::ResponseDate,
+        &[
+            "reaktionsdatum",
+            "datumreaktion",
+            "reaktionam",
+            "rueckmeldedatum",
+            "rueckmeldungsdatum",
+            "datumrueckmeldung",
+            "responsedate",
+            "dateofresponse",
+        ],
+    ),
+    (
+        F::ResponseValue,
+        &[
+            "reaktionswert",
+            "angebotswert",
+            "angebotsbetrag",
+            "responsevalue",
+            "offervalue",
+            "offeramount",
+        ],
+    ),
+    (
+        F::ResponseNote,
+        &[
+            "reaktionsnotiz",
+            "reaktionsbemerkung",
+            "responsenote",
+            "responseremark",
+        ],
+    ),
+];
+
+/// Generic headers that name a response file's date, value and note only
+/// in a response file (one with a response-kind column): elsewhere a bare
+/// `Datum` or `Betrag` means something else.
+const IN_RESPONSE_FILES: &[(F, &[&str])] = &[
+    (
+        F::ResponseDate,
+        &[
+            "datum",
+            "date",
+            "termindatum",
+            "terminam",
+            "datumdestermins",
+            "appointmentdate",
+        ],
+    ),
+    (
+        F::ResponseValue,
+        &["wert", "betrag", "summe", "umsatz", "value", "amount"],
+    ),
+    (
+        F::ResponseNote,
+        &[
+            "notiz",
+            "bemerkung",
+            "bemerkungen",
+            "anmerkung",
+            "kommentar",
+            "hinweis",
+            "note",
+            "notes",
+            "remark",
+            "remarks",
+            "comment",
+        ],
+    ),
 ];
 
 /// A plain "Name" column: the last name when a first-name column exists,
@@ -498,9 +584,10 @@ pub fn default_field(folded: &str) -> Option<ImportField> {
 }
 
 /// Maps headers (as written) to fields: the tenant's `columns` first, then
-/// the defaults, then two rules that need the whole header: "Name" (see
-/// [`NAME`]) and a mileage column in a visit file, which is the mileage of
-/// the visit.
+/// the defaults, then rules that need the whole header: "Name" (see
+/// [`NAME`]), a mileage column in a visit file, which is the mileage of
+/// the visit, and in a response file the generic names of
+/// [`IN_RESPONSE_FILES`] and an order value, which is the response's.
 pub fn map_headers(
     headers: &[String],
     overrides: &BTreeMap<String, ImportField>,
@@ -528,11 +615,23 @@ pub fn map_headers(
     let has = |f: ImportField| fields.contains(&Some(f));
     let has_first_name = has(F::FirstName);
     let visit_file = has(F::VisitDate) && !has(F::LastServiceDate) && !has(F::VisitKm);
+    let response_file = has(F::ResponseKind);
     for (i, h) in headers.iter().enumerate() {
         if !by_default[i] {
             continue;
         }
         let key = fold_key(h);
+        if response_file {
+            if fields[i].is_none() {
+                fields[i] = IN_RESPONSE_FILES
+                    .iter()
+                    .find(|(_, names)| names.contains(&key.as_str()))
+                    .map(|(f, _)| *f);
+            }
+            if fields[i] == Some(F::VisitValue) {
+                fields[i] = Some(F::ResponseValue);
+            }
+        }
         if fields[i] == Some(F::FullName) && has_first_name && key == NAME {
             fields[i] = Some(F::LastName);
         }

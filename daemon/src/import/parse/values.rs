@@ -822,6 +822,24 @@ pub fn parse_channel(s: &str) -> Result<touchpoint_common::domain::Channel, Stri
     }
 }
 
+/// The kind of a response in a response file, in German or English:
+/// an appointment booked (`Termin`, `Termin vereinbart`, `appointment`) or
+/// an offer accepted (`Angebot angenommen`, `offer accepted`).
+pub fn parse_response_kind(s: &str) -> Result<touchpoint_common::report::ResponseKind, String> {
+    use touchpoint_common::report::ResponseKind;
+    match fold_key(s).as_str() {
+        "termin" | "terminvereinbart" | "termingebucht" | "terminvereinbarung" | "werkstatttermin"
+        | "servicetermin" | "appointment" | "appointmentbooked" | "appointmentmade" | "booked" => {
+            Ok(ResponseKind::Appointment)
+        }
+        "angebotangenommen" | "angebotakzeptiert" | "angenommen" | "auftragerteilt"
+        | "offeraccepted" | "offeraccept" | "accepted" => Ok(ResponseKind::OfferAccepted),
+        _ => Err(format!(
+            "{s:?} is not a response kind (Termin / appointment, or Angebot angenommen / offer accepted)"
+        )),
+    }
+}
+
 /// The largest order value accepted, in cents (10 million euro): beyond
 /// it the cell is a typo, an order number or a sum of many orders.
 pub const MAX_AMOUNT_CENTS: i64 = 1_000_000_000;

@@ -39,10 +39,11 @@ use std::sync::MutexGuard;
 
 use serde::Serialize;
 use sled::Transactional;
-use touchpoint_common::codec::{decode_record, encode_record, encode_record_into};
+use touchpoint_common::codec::{encode_record, encode_record_into};
 use touchpoint_common::domain::{
     Consent, Customer, FieldSet, ImportReport, ServiceVisit, Timestamp, Vehicle,
 };
+use touchpoint_common::report::ReportedResponse;
 
 use super::keys::{META_COUNTERS, META_PENDING};
 use super::Records;
@@ -53,7 +54,9 @@ use crate::store::files::{io_err, remove_path, sync_dir};
 use apply::{apply, Applied};
 use journal::{Journal, T};
 pub use staging::STAGING_FILE;
-use staging::{Header, OP_CONSENT, OP_CUSTOMER, OP_HEADER, OP_VEHICLE, OP_VISIT, STAGING_MAGIC};
+use staging::{
+    Header, OP_CONSENT, OP_CUSTOMER, OP_HEADER, OP_RESPONSE, OP_VEHICLE, OP_VISIT, STAGING_MAGIC,
+};
 
 mod apply;
 mod journal;
@@ -151,6 +154,12 @@ impl<'s> ImportTxn<'s> {
 
     pub fn put_visit(&mut self, v: &ServiceVisit) -> Result<()> {
         self.write(OP_VISIT, v)
+    }
+
+    /// Stores a response from a response file; the caller has checked
+    /// that its customer or vehicle is known.
+    pub fn put_response(&mut self, r: &ReportedResponse) -> Result<()> {
+        self.write(OP_RESPONSE, r)
     }
 
     /// Makes the import durable and visible, with its report. Returns the
@@ -377,7 +386,7 @@ pub(in crate::store) fn recover(s: &Records) -> Result<()> {
     let staging = s.db.dir().join(STAGING_FILE);
     match s.meta.get(META_PENDING).map_err(s.db.err())? {
         Some(template) => {
-            let mut report: ImportReport = decode_record(&template).map_err(codec_err("meta"))?;
+            let mut report = crate::store::db::decode_import_report("meta", &template)?;
             tracing::warn!(tenant = %s.db.id(), import = report.import_id, "completing an import an earlier version interrupted after its commit point");
             report.format = format!(
                 "{} (completed after a restart; counts are of the second pass)",

@@ -8,6 +8,7 @@
 //! A leaf: uses nothing of the store.
 
 use touchpoint_common::domain::{Channel, ServiceVisit};
+use touchpoint_common::report::ReportedResponse;
 
 /// `meta` key: the record counts ([`super::Counters`]).
 pub(super) const META_COUNTERS: &[u8] = b"counters";
@@ -50,5 +51,15 @@ pub(super) fn visit_key(v: &ServiceVisit) -> Vec<u8> {
     k.extend_from_slice(v.vin.as_bytes());
     k.extend_from_slice(&v.date.key_bytes());
     k.extend_from_slice(v.kind.as_bytes());
+    k
+}
+
+/// One response per customer, vehicle, day and kind: the same row in a
+/// later file is the same response.
+pub(super) fn response_key(r: &ReportedResponse) -> Vec<u8> {
+    let mut k = composite(r.customer_no.as_bytes(), r.vin.as_bytes());
+    k.push(0);
+    k.extend_from_slice(&r.date.key_bytes());
+    k.push(r.kind as u8);
     k
 }

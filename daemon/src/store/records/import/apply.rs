@@ -12,12 +12,15 @@ use serde::de::DeserializeOwned;
 use sled::IVec;
 use touchpoint_common::codec::{decode_record, encode_record};
 use touchpoint_common::domain::{Consent, Counts, Customer, ImportReport, ServiceVisit, Vehicle};
+use touchpoint_common::report::ReportedResponse;
 
 use super::journal::{Journal, T};
-use super::staging::{Header, Reader, OP_CONSENT, OP_CUSTOMER, OP_HEADER, OP_VEHICLE, OP_VISIT};
+use super::staging::{
+    Header, Reader, OP_CONSENT, OP_CUSTOMER, OP_HEADER, OP_LAST, OP_RESPONSE, OP_VEHICLE, OP_VISIT,
+};
 use crate::store::db::codec_err;
 use crate::store::error::{Result, StoreError};
-use crate::store::records::keys::{composite, consent_key, visit_key};
+use crate::store::records::keys::{composite, consent_key, response_key, visit_key};
 use crate::store::records::Records;
 
 /// Staged records applied per journal batch (one sync each).
@@ -31,8 +34,9 @@ pub(super) struct Applied {
     pub(super) consents: Counts,
     pub(super) visits: Counts,
     /// Visits a corrected re-export took away (see
-    /// [`Applier::remove_corrected_visits`]).
+    /// [`Applier::remove_corrected`]).
     pub(super) visits_removed: u64,
+    pub(super) responses: Counts,
 }
 
 impl Applied {
@@ -41,6 +45,7 @@ impl Applied {
         r.vehicles = self.vehicles;
         r.consents = self.consents;
         r.visits = self.visits;
+        r.responses = self.responses;
     }
 }
 
@@ -66,16 +71,36 @@ struct Applier<'a> {
     writes: Vec<(T, Vec<u8>)>,
     records: usize,
     /// The visits this file carries: what a corrected export replaces.
-    visits: Option<VisitScope>,
+    visits: Option<Scope>,
+    /// The same for the responses of a response file.
+    responses: Option<Scope>,
 }
 
-/// The days a visit export covers, and the visits it has for them.
-struct VisitScope {
-    /// The file name the visits' sources cite (`werkstatt.csv`).
+/// The days a visit or response export covers, and the rows it has for them.
+struct Scope {
+    /// The file name the rows' sources cite (`werkstatt.csv`).
     file: String,
     from: touchpoint_common::Date,
     to: touchpoint_common::Date,
     keys: std::collections::HashSet<Vec<u8>>,
+}
+
+impl Scope {
+    /// Widens `scope` by one row of the file.
+    fn note(scope: &mut Option<Scope>, source: &str, date: touchpoint_common::Date, key: &[u8]) {
+        let Some(file) = source_file(source) else {
+            return;
+        };
+        let scope = scope.get_or_insert_with(|| Scope {
+            file: file.to_string(),
+            from: date,
+            to: date,
+            keys: Default::default(),
+        });
+        scope.from = scope.from.min(date);
+        scope.to = scope.to.max(date);
+        scope.keys.insert(key.to_vec());
+    }
 }
 
 /// The file name of a visit's source, `werkstatt.csv` of `werkstatt.csv:214`.
@@ -262,17 +287,7 @@ impl<'a> Applier<'a> {
 
     fn visit(&mut self, v: ServiceVisit) -> Result<()> {
         let key = visit_key(&v);
-        if let Some(file) = source_file(&v.source) {
-            let scope = self.visits.get_or_insert_with(|| VisitScope {
-                file: file.to_string(),
-                from: v.date,
-                to: v.date,
-                keys: Default::default(),
-            });
-            scope.from = scope.from.min(v.date);
-            scope.to = scope.to.max(v.date);
-            scope.keys.insert(key.clone());
-        }
+        Scope::note(&mut self.visits, &v.source, v.date, &key);
         let old = self.get(T::Visits, &key)?;
         let bytes = encode_record(&v).map_err(codec_err("visits"))?;
         let ch = self.upsert(T::Visits, key, bytes, old.as_deref())?;
@@ -280,36 +295,56 @@ impl<'a> Applier<'a> {
         Ok(())
     }
 
+    fn response(&mut self, r: ReportedResponse) -> Result<()> {
+        let key = response_key(&r);
+        Scope::note(&mut self.responses, &r.source, r.date, &key);
+        let old = self.get(T::Responses, &key)?;
+        let bytes = encode_record(&r).map_err(codec_err("responses"))?;
+        let ch = self.upsert(T::Responses, key, bytes, old.as_deref())?;
+        count(&mut self.out.responses, ch);
+        Ok(())
+    }
+
     /// A re-exported file is taken as the truth for the days it covers:
-    /// a visit an earlier import of the same file name stored for one of
-    /// those days, and this export no longer has (its date, vehicle or
-    /// kind corrected, or the row deleted in the dealer's system), is
-    /// removed, and with it any response credited for it. Days outside the
-    /// export's first..last visit, and visits from other files, are kept.
-    fn remove_corrected_visits(&mut self) -> Result<u64> {
-        let Some(scope) = self.visits.take() else {
+    /// a visit (or reported response) an earlier import of the same file
+    /// name stored for one of those days, and this export no longer has
+    /// (its date, vehicle or kind corrected, or the row deleted in the
+    /// dealer's system), is removed, and with it any credit for it. Days
+    /// outside the export's first..last row, and rows from other files,
+    /// are kept.
+    fn remove_corrected(&mut self, t: T, scope: Option<Scope>) -> Result<u64> {
+        let Some(scope) = scope else {
             return Ok(0);
         };
         let mut gone = Vec::new();
-        for entry in T::Visits.tree(self.s).iter() {
+        for entry in t.tree(self.s).iter() {
             let (key, bytes) = entry.map_err(self.s.db.err())?;
             if scope.keys.contains(key.as_ref()) {
                 continue;
             }
-            // A visit an earlier version stored has no source: never ours.
-            let Ok(stored) = decode_record::<ServiceVisit>(&bytes) else {
+            // A record an earlier version stored (a visit without source)
+            // does not decode: never ours.
+            let stored = match t {
+                T::Visits => decode_record::<ServiceVisit>(&bytes)
+                    .ok()
+                    .map(|v| (v.date, v.source)),
+                _ => decode_record::<ReportedResponse>(&bytes)
+                    .ok()
+                    .map(|r| (r.date, r.source)),
+            };
+            let Some((date, source)) = stored else {
                 continue;
             };
-            if stored.date >= scope.from
-                && stored.date <= scope.to
-                && source_file(&stored.source) == Some(scope.file.as_str())
+            if date >= scope.from
+                && date <= scope.to
+                && source_file(&source) == Some(scope.file.as_str())
             {
                 gone.push(key.to_vec());
             }
         }
         let n = gone.len() as u64;
         for key in gone {
-            self.remove(T::Visits, key)?;
+            self.remove(t, key)?;
             self.record_done()?;
         }
         Ok(n)
@@ -332,11 +367,15 @@ fn count(c: &mut Counts, ch: Change) {
 }
 
 /// Applies a staging file, journaling into `undo`. Customers, vehicles
-/// (with the holder index) and consents plus visits live in disjoint
+/// (with the holder index) and consents plus visits and responses live in disjoint
 /// trees, so each group is applied by its own thread reading the same file,
 /// with its own journal.
 pub(super) fn apply(s: &Records, path: &Path, undo: &Path) -> Result<Applied> {
-    const GROUPS: [&[u8]; 3] = [&[OP_CUSTOMER], &[OP_VEHICLE], &[OP_CONSENT, OP_VISIT]];
+    const GROUPS: [&[u8]; 3] = [
+        &[OP_CUSTOMER],
+        &[OP_VEHICLE],
+        &[OP_CONSENT, OP_VISIT, OP_RESPONSE],
+    ];
     let results: Vec<Result<Applied>> = std::thread::scope(|scope| {
         let handles: Vec<_> = GROUPS
             .iter()
@@ -363,6 +402,7 @@ pub(super) fn apply(s: &Records, path: &Path, undo: &Path) -> Result<Applied> {
         add(&mut total.consents, a.consents);
         add(&mut total.visits, a.visits);
         total.visits_removed += a.visits_removed;
+        add(&mut total.responses, a.responses);
     }
     Ok(total)
 }
@@ -394,8 +434,10 @@ fn apply_kinds(s: &Records, path: &Path, kinds: &[u8], journal: &Path) -> Result
         writes: Vec::new(),
         records: 0,
         visits: None,
+        responses: None,
     };
-    let wanted = |op: u8| kinds.contains(&op) || op > OP_VISIT;
+    // An op this version does not know is read, to fail on it.
+    let wanted = |op: u8| kinds.contains(&op) || op > OP_LAST;
     while let Some(op) = r.next(&mut buf, &wanted)? {
         let dec = codec_err("staging");
         match op {
@@ -403,6 +445,7 @@ fn apply_kinds(s: &Records, path: &Path, kinds: &[u8], journal: &Path) -> Result
             OP_VEHICLE => a.vehicle(decode_record(&buf).map_err(dec)?)?,
             OP_CONSENT => a.consent(decode_record(&buf).map_err(dec)?)?,
             OP_VISIT => a.visit(decode_record(&buf).map_err(dec)?)?,
+            OP_RESPONSE => a.response(decode_record(&buf).map_err(dec)?)?,
             other => {
                 return Err(StoreError::Conflict(format!(
                     "{}: unknown staged operation {other}",
@@ -412,13 +455,17 @@ fn apply_kinds(s: &Records, path: &Path, kinds: &[u8], journal: &Path) -> Result
         }
         a.record_done()?;
     }
-    let corrected = a.remove_corrected_visits()?;
+    let scope = a.visits.take();
+    let corrected = a.remove_corrected(T::Visits, scope)?;
     a.out.visits_removed = corrected;
-    if corrected > 0 {
+    let scope = a.responses.take();
+    let responses_corrected = a.remove_corrected(T::Responses, scope)?;
+    if corrected + responses_corrected > 0 {
         tracing::info!(
             import = a.header.import_id,
             visits = corrected,
-            "visits corrected away by a re-exported file removed"
+            responses = responses_corrected,
+            "rows corrected away by a re-exported file removed"
         );
     }
     a.write_batch()?;

@@ -164,6 +164,7 @@ pub(super) enum T {
     Imports = 5,
     ImportHash = 6,
     Meta = 7,
+    Responses = 8,
 }
 
 impl T {
@@ -177,6 +178,7 @@ impl T {
             5 => T::Imports,
             6 => T::ImportHash,
             7 => T::Meta,
+            8 => T::Responses,
             _ => return None,
         })
     }
@@ -191,6 +193,7 @@ impl T {
             T::Imports => &s.imports,
             T::ImportHash => &s.import_hash,
             T::Meta => &s.meta,
+            T::Responses => &s.responses,
         }
     }
 }

@@ -31,6 +31,9 @@ pub(super) const OP_CUSTOMER: u8 = 1;
 pub(super) const OP_VEHICLE: u8 = 2;
 pub(super) const OP_CONSENT: u8 = 3;
 pub(super) const OP_VISIT: u8 = 4;
+pub(super) const OP_RESPONSE: u8 = 5;
+/// The highest op this version writes.
+pub(super) const OP_LAST: u8 = OP_RESPONSE;
 
 /// Written first into every staging file.
 #[derive(Clone, Copy, Debug, Serialize, Deserialize)]
