@@ -7,7 +7,10 @@ use touchpoint_common::protocol::{
     AuditEntry, AuditOutcome, DaemonStatus, Identity, PolicyStatus, Role, Scope, TenantDetail,
     TenantSummary, PROTOCOL_VERSION,
 };
-use touchpoint_common::TenantId;
+use touchpoint_common::report::answer::{Report, ReportQuery};
+use touchpoint_common::report::pool::{PoolRule, ReportGroup, Suppression};
+use touchpoint_common::report::stats::{By, Tally};
+use touchpoint_common::{Date, TenantId};
 
 /// 2025-03-14 09:30:00 UTC.
 pub const T0: i64 = 1_741_944_600_000;
@@ -477,4 +480,85 @@ pub fn queue_page(offset: u64, rows: u64) -> touchpoint_common::protocol::QueueP
             })
             .collect(),
     }
+}
+
+fn tally(sent: u64, responses: u64, control: u64, control_responses: u64) -> Tally {
+    Tally {
+        sent,
+        delivered: sent,
+        responses,
+        control,
+        control_responses,
+        cost: sent as i64 * 95,
+        value: responses as i64 * 18_000,
+        bounces: 0,
+        unsubscribes: 0,
+    }
+}
+
+fn group(
+    order: i64,
+    label: &str,
+    t: Option<Tally>,
+    suppressed: Option<Suppression>,
+) -> ReportGroup {
+    ReportGroup {
+        order,
+        label: label.into(),
+        tally: t,
+        suppressed,
+    }
+}
+
+/// A results report grouped `by`: two services (one with a control
+/// group), or three groups of a breakdown; pooled ones with a suppressed
+/// cell and its complementary one.
+pub fn report(by: By, pooled: bool) -> Report {
+    let groups = match by {
+        By::Service => vec![
+            group(0, "service_due", Some(tally(400, 72, 40, 3)), None),
+            group(0, "birthday", Some(tally(120, 6, 0, 0)), None),
+        ],
+        _ => vec![
+            group(0, "first", Some(tally(200, 40, 20, 2)), None),
+            group(1, "second", Some(tally(300, 30, 20, 1)), None),
+            group(2, "third", Some(tally(20, 8, 0, 0)), None),
+        ],
+    };
+    let mut total = Tally::default();
+    for g in &groups {
+        if let Some(t) = &g.tally {
+            total.add(t);
+        }
+    }
+    let mut r = Report {
+        query: ReportQuery {
+            by,
+            pooled,
+            ..ReportQuery::default()
+        },
+        from: Date::from_ymd(2024, 12, 15).expect("date"),
+        to: Date::from_ymd(2025, 3, 14).expect("date"),
+        groups,
+        total: group(0, "total", Some(total), None),
+        dealers: 3,
+        rule: None,
+        shared: Vec::new(),
+        errors: Vec::new(),
+        unreadable: 0,
+    };
+    if pooled {
+        r.dealers = 7;
+        r.rule = Some(PoolRule {
+            min_dealers: 5,
+            max_dealer_permille: 500,
+        });
+        if let Some(g) = r.groups.last_mut() {
+            g.tally = None;
+            g.suppressed = Some(Suppression::TooFewDealers);
+        }
+        r.total.tally = None;
+        r.total.suppressed = Some(Suppression::Complementary);
+    }
+    r
 }

@@ -18,10 +18,11 @@ use touchpoint::tui::popup::Overlay;
 use touchpoint_common::config::AccessRule;
 use touchpoint_common::outbox::MessageStatus;
 use touchpoint_common::protocol::{PauseScope, ProposalStatus, QueueFilter, Role};
-use touchpoint_tests::{tid, Options, TestDaemon};
+use touchpoint_common::Date;
+use touchpoint_tests::{eventually, tid, touchpoint, Options, TestDaemon};
 
 use crate::common::{me, my_name};
-use crate::today::{brand_with_window, dealer_file, plan_customers, TENANT};
+use crate::today::{brand_with_window, dealer_file, german, plan_customers, TENANT};
 
 fn rule(role: Role) -> AccessRule {
     AccessRule {
@@ -91,10 +92,15 @@ const VOLATILE: [(&str, &str); 9] = [
 
 /// Snapshots a screen as `console_<name>.snap`, volatile parts redacted.
 fn snapshot(name: &str, screen: &str) {
+    snapshot_redacting(name, screen, &[]);
+}
+
+/// [`snapshot`], with more redactions for one screen.
+fn snapshot_redacting(name: &str, screen: &str, more: &[(&str, &str)]) {
     let mut settings = insta::Settings::clone_current();
     settings.set_prepend_module_to_snapshot(false);
-    for (pattern, with) in VOLATILE {
-        settings.add_filter(pattern, with);
+    for (pattern, with) in VOLATILE.iter().chain(more) {
+        settings.add_filter(pattern, *with);
     }
     let user: String = my_name()
         .chars()
@@ -354,4 +360,100 @@ async fn read_only_starts_with_no_actions() {
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{text}");
     assert!(text.contains("planned 6"), "{text}");
+}
+
+/// Results from a real daemon: the six customers' emails sent to the
+/// spool, then a workshop export in which two of them come in. The view
+/// shows the sent messages, then, from the change feed alone, the two
+/// responses; snapshots at both sizes (the weekday and the hour the
+/// messages went out are the test's, so redacted).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_results_view_shows_what_was_sent_and_responses_as_they_arrive() {
+    let files = tempfile::tempdir().expect("tempdir");
+    let spool = files.path().join("out");
+    let d = TestDaemon::start_with(Options {
+        access: vec![rule(Role::Operator)],
+        dealer_files: vec![dealer_file(files.path())],
+        brand: Some(brand_with_window(0)),
+        dispatch: Some(format!(
+            "[dispatch]\ntick_ms = 50\nbatch_at = \"23:59\"\nspool_dir = {:?}\nletters_dir = {:?}\ncalls_dir = {:?}\n",
+            spool.join("mail").display().to_string(),
+            spool.join("letters").display().to_string(),
+            spool.join("calls").display().to_string(),
+        )),
+        ..Options::default()
+    });
+    let mut c = d.client().await;
+    plan_customers(&mut c, files.path()).await;
+    let socket = d.socket.clone();
+    let all_sent = eventually(std::time::Duration::from_secs(60), || {
+        let filter = format!("tenant:{TENANT} status:sent");
+        let out = touchpoint(&socket, &["queue", &filter, "--json"]);
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+        v["total"].as_u64() == Some(6)
+    });
+    assert!(all_sent, "dispatch did not send the six emails");
+
+    let mut h = Harness::attach(&d.socket, 80, 24, false)
+        .await
+        .expect("attach");
+    h.press(key('6')).await.expect("results");
+    let screen = h.screen();
+    let row = |screen: &str, label: &str| {
+        screen
+            .lines()
+            .find(|l| l.starts_with(label))
+            .unwrap_or_default()
+            .to_string()
+    };
+    let sent = row(&screen, "service_due");
+    assert!(
+        sent.contains(" 6 ") && sent.contains("0.0%") && sent.contains("no control group"),
+        "{screen}"
+    );
+
+    // K-1 and K-2 come to the workshop five days later.
+    let mut feed = d.client().await.subscribe().await.expect("subscribe");
+    let day = german(Date::today().add_days(5));
+    let mut visits = String::from("FIN;Kundennummer;Auftragsdatum;Auftragsart;Rechnungsbetrag\n");
+    for n in 1..=2 {
+        visits.push_str(&format!(
+            "WNWZZZ3CZNB10000{n};K-{n};{day};Inspektion;412,00\n"
+        ));
+    }
+    let path = files.path().join("werkstatt.csv");
+    std::fs::write(&path, visits).expect("visits");
+    // A new connection: the first one may have idled out while dispatch sent.
+    let r = d
+        .client()
+        .await
+        .upload(&tid(TENANT), &path)
+        .await
+        .expect("upload visits");
+    assert!(r.errors.is_empty(), "{:#?}", r.errors);
+    // What the feed says changed is all the view is told.
+    let mut screen = h.screen();
+    for _ in 0..20 {
+        if row(&screen, "service_due").contains("33.3%") {
+            break;
+        }
+        let changes = tokio::time::timeout(std::time::Duration::from_secs(30), feed.next())
+            .await
+            .expect("the feed told nothing of the credited responses")
+            .expect("change feed");
+        h.changed(changes).await.expect("changed");
+        screen = h.screen();
+    }
+    assert!(row(&screen, "service_due").contains("33.3%"), "{screen}");
+    // 2 of 6 sent responded; the lead-time chart says so too.
+    assert!(screen.contains("2/6"), "{screen}");
+    let redact = [(r"\b(Mon|Tue|Wed|Thu|Fri|Sat|Sun)\b", "<day>")];
+    snapshot_redacting("results_sent_80x24", &screen, &redact);
+    h.resize(160, 48);
+    h.settle().await.expect("settle");
+    let screen = h.screen();
+    for chart in ["by lead time", "by weekday sent", "by hour sent"] {
+        assert!(screen.contains(chart), "{chart}: {screen}");
+    }
+    snapshot_redacting("results_sent_160x48", &screen, &redact);
 }

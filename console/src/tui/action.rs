@@ -3,6 +3,7 @@
 //! imports none of them.
 
 use touchpoint_common::protocol::{MessageAction, Request};
+use touchpoint_common::report::answer::ReportQuery;
 use touchpoint_common::TenantId;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -12,15 +13,17 @@ pub enum View {
     Approvals,
     Tenants,
     Policies,
+    Results,
 }
 
 impl View {
-    pub const ALL: [View; 5] = [
+    pub const ALL: [View; 6] = [
         View::Overview,
         View::Queue,
         View::Approvals,
         View::Tenants,
         View::Policies,
+        View::Results,
     ];
 
     pub fn title(self) -> &'static str {
@@ -30,6 +33,7 @@ impl View {
             View::Approvals => "Approvals",
             View::Tenants => "Tenants",
             View::Policies => "Policies",
+            View::Results => "Results",
         }
     }
 
@@ -67,6 +71,10 @@ pub enum Action {
     Preview,
     ToggleAll,
     Refresh,
+    /// Results: pooled over every dealer, or the caller's own tenants.
+    TogglePooled,
+    /// Results on a narrow screen: the next breakdown (lead, weekday, hour).
+    NextBreakdown,
 }
 
 impl Action {
@@ -104,6 +112,13 @@ impl Action {
             Action::Reject => Request::Reject {
                 id: 0,
                 comment: String::new(),
+            },
+            // Toggling leads to both; `AppState::allowed` asks for the other.
+            Action::TogglePooled => Request::Report {
+                query: ReportQuery {
+                    pooled: true,
+                    ..ReportQuery::default()
+                },
             },
             _ => return None,
         })

@@ -20,6 +20,7 @@ use super::components::approvals::ApprovalsView;
 use super::components::overview::OverviewView;
 use super::components::policies::PoliciesView;
 use super::components::queue::QueueView;
+use super::components::results::ResultsView;
 use super::components::tenants::TenantsView;
 use super::components::{replace, Cmd, Screen};
 use super::keymap;
@@ -68,6 +69,7 @@ pub struct AppState {
     pub approvals: ApprovalsView,
     pub tenants: TenantsView,
     pub policies: PoliciesView,
+    pub results: ResultsView,
     pub notice: Option<Notice>,
     /// Rows of the main list on screen; follows the terminal height.
     pub page_rows: usize,
@@ -91,6 +93,7 @@ impl AppState {
             approvals: ApprovalsView::default(),
             tenants: TenantsView::default(),
             policies: PoliciesView::default(),
+            results: ResultsView::default(),
             notice: None,
             page_rows: 10,
             width: 80,
@@ -121,6 +124,10 @@ impl AppState {
     /// Whether the caller may take this action: not in read-only mode, and
     /// the role allows the request it leads to. Unknown role: nothing.
     pub fn allowed(&self, action: Action) -> bool {
+        if action == Action::TogglePooled {
+            // Switching leads to both kinds of report.
+            return self.results.may_toggle;
+        }
         match action.request() {
             None => true,
             Some(request) => {
@@ -296,6 +303,7 @@ impl App {
                     View::Approvals => s.approvals.update(action, screen, &mut out),
                     View::Tenants => s.tenants.update(action, screen, &mut out),
                     View::Policies => s.policies.update(action, screen, &mut out),
+                    View::Results => s.results.update(action, screen, &mut out),
                 }
                 self.run(out);
             }
@@ -323,7 +331,14 @@ impl App {
 
     /// Asks for everything the current view shows.
     pub fn fetch_view(&mut self) {
-        self.fetch(Fetch::Status);
+        // The brand role may not read the daemon's status (it names tenants).
+        if self
+            .state
+            .identity()
+            .is_none_or(|i| i.role.allows(&Request::Status))
+        {
+            self.fetch(Fetch::Status);
+        }
         let screen = self.state.screen();
         let mut out = Vec::new();
         let s = &mut self.state;
@@ -333,6 +348,7 @@ impl App {
             View::Approvals => s.approvals.fetch(&mut out),
             View::Tenants => s.tenants.fetch(&mut out),
             View::Policies => s.policies.fetch(&mut out),
+            View::Results => s.results.fetch(screen, &mut out),
         }
         self.run(out);
     }
@@ -378,6 +394,12 @@ impl App {
                 replace(&mut self.state.conn, ConnState::Connecting { attempt })
             }
             NetEvent::Connected { daemon, identity } => {
+                self.state.results.set_role(identity.role);
+                // A role that may not see the overview (the brand) starts
+                // where it may look: its results.
+                if self.state.view == View::Overview && !identity.role.allows(&Request::Overview) {
+                    self.state.view = View::Results;
+                }
                 self.state.conn = ConnState::Connected { daemon, identity };
                 self.fetch_view();
                 true
@@ -422,6 +444,7 @@ impl App {
             View::Approvals => s.approvals.on_changed(c, &mut out),
             View::Tenants => s.tenants.on_changed(c, &mut out),
             View::Policies => s.policies.on_changed(c, &mut out),
+            View::Results => s.results.on_changed(c, screen, &mut out),
         }
         self.run(out);
     }
@@ -444,6 +467,7 @@ impl App {
             Data::Proposal(d) => s.approvals.on_detail(*d),
             Data::Preview(p) => s.approvals.on_preview(*p),
             Data::Audit { text, entries } => s.policies.on_audit(text, entries),
+            Data::Report(r) => s.results.on_report(*r),
         };
         self.run(out);
         changed
@@ -456,10 +480,14 @@ impl App {
         // The queue's list: all but the tab line, the filter line, the
         // pane's title, the table header and the footer.
         self.state.page_rows = usize::from(height.saturating_sub(5)).max(1);
-        if self.state.view == View::Queue && self.state.connected() {
+        if self.state.connected() {
             let now = self.state.screen();
             let mut out = Vec::new();
-            self.state.queue.on_resize(was, now, &mut out);
+            match self.state.view {
+                View::Queue => self.state.queue.on_resize(was, now, &mut out),
+                View::Results => self.state.results.on_resize(was, now, &mut out),
+                _ => {}
+            }
             self.run(out);
         }
     }

@@ -11,6 +11,7 @@ pub mod approvals;
 pub mod overview;
 pub mod policies;
 pub mod queue;
+pub mod results;
 pub mod tenants;
 
 use touchpoint_common::TenantId;

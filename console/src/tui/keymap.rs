@@ -47,6 +47,7 @@ pub struct Binding {
 const ALL: &[View] = &[];
 const QUEUE: &[View] = &[View::Queue];
 const APPROVALS: &[View] = &[View::Approvals];
+const RESULTS: &[View] = &[View::Results];
 const DETAIL_VIEWS: &[View] = &[View::Queue, View::Approvals, View::Tenants];
 const FILTER_VIEWS: &[View] = &[View::Queue, View::Policies];
 
@@ -134,6 +135,13 @@ pub static KEYMAP: &[Binding] = &[
         &[ch('5')],
         Action::ShowView(View::Policies),
         "policies and audit log",
+        None,
+        ALL,
+    ),
+    bind(
+        &[ch('6')],
+        Action::ShowView(View::Results),
+        "results: responses, control groups, lift",
         None,
         ALL,
     ),
@@ -290,6 +298,20 @@ pub static KEYMAP: &[Binding] = &[
         "pending only / all",
         Some("all"),
         APPROVALS,
+    ),
+    bind(
+        &[ch('p')],
+        Action::TogglePooled,
+        "pooled over every dealer / my tenants",
+        Some("pooled"),
+        RESULTS,
+    ),
+    bind(
+        &[ch('b')],
+        Action::NextBreakdown,
+        "next breakdown: lead time, weekday, hour",
+        Some("breakdown"),
+        RESULTS,
     ),
     bind(
         &[ch('r')],

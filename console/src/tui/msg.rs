@@ -9,6 +9,8 @@ use touchpoint_common::protocol::{
     AuditEntry, Changes, CostRow, DaemonStatus, Identity, MessageAction, MessageContent, Overview,
     Preview, Proposal, ProposalDetail, QueueFilter, QueuePage, TenantDetail, TenantSummary,
 };
+use touchpoint_common::report::answer::{Report, ReportQuery};
+use touchpoint_common::report::stats::By;
 use touchpoint_common::TenantId;
 
 /// What the console asks the daemon for.
@@ -46,6 +48,7 @@ pub enum Fetch {
         text: String,
         limit: u32,
     },
+    Report(ReportQuery),
 }
 
 impl Fetch {
@@ -65,6 +68,16 @@ impl Fetch {
             Fetch::Proposal(_) => 9,
             Fetch::Preview { .. } => 10,
             Fetch::Audit { .. } => 11,
+            // One per grouping: the results view asks for several at once.
+            Fetch::Report(q) => match q.by {
+                By::Service => 12,
+                By::Tenant => 13,
+                By::Lead => 14,
+                By::Weekday => 15,
+                By::Hour => 16,
+                By::Channel => 17,
+                By::Month => 18,
+            },
         }
     }
 }
@@ -119,6 +132,7 @@ pub enum Data {
         text: String,
         entries: Vec<AuditEntry>,
     },
+    Report(Box<Report>),
 }
 
 /// What the connection task reports.

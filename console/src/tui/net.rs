@@ -111,6 +111,10 @@ async fn fetch(c: &mut Client, f: Fetch) -> Outcome<Data> {
             let r = c.audit(None, limit, &text).await;
             tag("audit", r.map(|entries| Data::Audit { text, entries }))
         }
+        Fetch::Report(query) => tag(
+            "results",
+            c.report(query).await.map(|r| Data::Report(Box::new(r))),
+        ),
     }
 }
 

@@ -8,6 +8,8 @@ use ratatui::Terminal;
 use touchpoint_common::outbox::MessageStatus;
 use touchpoint_common::protocol::{Identity, MessageAction, QueueFilter, Role, Topic};
 
+use touchpoint_common::report::stats::By;
+
 use super::action::{Action, View};
 use super::app::{App, AppState, ConnState};
 use super::harness::buffer_text;
@@ -48,6 +50,7 @@ fn loaded(role: Role, readonly: bool) -> App {
         text: String::new(),
         entries: fixtures::audit(),
     }));
+    load_results(&mut app, false);
     app.update(Action::ShowView(View::Queue));
     let limit = match app.take_effects().into_iter().find_map(|e| match e {
         Effect::Fetch(Fetch::Queue { limit, .. }) => Some(limit),
@@ -458,5 +461,202 @@ fn a_tenant_whose_store_cannot_be_read_is_marked_in_the_tenants_view() {
         assert!(row.contains(mark), "{width} columns:\n{screen}");
         let others = screen.lines().filter(|l| l.contains("unreadable")).count();
         assert_eq!(others, 1, "{width} columns:\n{screen}");
+    }
+}
+
+/// Every report the results view shows, for `pooled` or own tenants.
+fn load_results(app: &mut App, pooled: bool) {
+    for by in [By::Service, By::Lead, By::Weekday, By::Hour] {
+        app.apply(NetEvent::Data(Data::Report(Box::new(fixtures::report(
+            by, pooled,
+        )))));
+    }
+}
+
+fn row_of(screen: &str, label: &str) -> String {
+    screen
+        .lines()
+        .find(|l| l.starts_with(label))
+        .unwrap_or_default()
+        .to_string()
+}
+
+fn report_fetches(effects: &[Effect]) -> Vec<(By, bool)> {
+    effects
+        .iter()
+        .filter_map(|e| match e {
+            Effect::Fetch(Fetch::Report(q)) => Some((q.by, q.pooled)),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The figures are the report's (`Tally::figures`), checked here by hand:
+/// service_due 72 of 400 sent responded (18.0 %), 3 of 40 in the control
+/// group (7.5 %): a lift of 10.5 points, 42 responses added for 380.00 €
+/// booked, 9.05 € each; birthday has no control group, so no lift.
+#[test]
+fn results_show_the_reports_figures_and_the_lift_bar() {
+    let mut app = loaded(Role::Operator, false);
+    app.update(Action::ShowView(View::Results));
+    assert_eq!(
+        report_fetches(&app.take_effects()),
+        [(By::Service, false), (By::Lead, false)],
+        "a narrow screen asks for the services and the breakdown it shows"
+    );
+    let screen = render(&app.state, 80, 24);
+    let row = screen
+        .lines()
+        .find(|l| l.starts_with("service_due"))
+        .unwrap_or_default();
+    for figure in ["400", "18.0%", "40", "7.5%", "+10.5", "9.05"] {
+        assert!(row.contains(figure), "{figure} missing: {screen}");
+    }
+    assert!(row.contains('●') && row.contains('┿'), "{screen}");
+    let birthday = screen
+        .lines()
+        .find(|l| l.starts_with("birthday"))
+        .unwrap_or_default();
+    assert!(birthday.contains("no control group"), "{screen}");
+    assert!(screen.contains("Response rate by lead time"), "{screen}");
+    // Bars scale to the highest rate shown: third's 8 of 20 (40.0 %) is
+    // full, first's 40 of 200 (20.0 %) half of it.
+    let third = row_of(&screen, "third");
+    assert!(
+        third.contains(&"█".repeat(40)) && third.contains("40.0% 8/20"),
+        "{screen}"
+    );
+    let first = row_of(&screen, "first");
+    assert!(
+        first.contains(&format!("{}{}", "█".repeat(20), "░".repeat(20)))
+            && first.contains("20.0% 40/200"),
+        "{screen}"
+    );
+    // b: the next breakdown, already loaded.
+    app.key(key('b'));
+    assert!(render(&app.state, 80, 24).contains("Response rate by weekday sent"));
+    // Wide: the three charts side by side, the interval in numbers.
+    let wide = render(&app.state, 160, 48);
+    for t in [
+        "by lead time",
+        "by weekday sent",
+        "by hour sent",
+        "[-2.3, +16.9]",
+    ] {
+        assert!(wide.contains(t), "{t}: {wide}");
+    }
+}
+
+#[test]
+fn results_with_nothing_sent_say_so() {
+    let mut app = loaded(Role::Operator, false);
+    app.update(Action::ShowView(View::Results));
+    let mut empty = fixtures::report(By::Service, false);
+    empty.groups.clear();
+    app.apply(NetEvent::Data(Data::Report(Box::new(empty))));
+    let screen = render(&app.state, 80, 24);
+    assert!(
+        screen.contains("no messages sent in the last 90 days (2024-12-15 to 2025-03-14)"),
+        "{screen}"
+    );
+    assert!(!screen.contains("0.0%"), "no table of zeros: {screen}");
+}
+
+#[test]
+fn results_switch_to_pooled_only_for_a_role_that_may_and_show_suppressed_cells() {
+    // An operator may not pool: not offered, refused with a reason.
+    let mut app = loaded(Role::Operator, false);
+    app.update(Action::ShowView(View::Results));
+    app.take_effects();
+    app.key(key('p'));
+    assert!(!app.state.results.pooled);
+    assert!(app.state.notice.as_ref().is_some_and(|n| n.is_error()));
+    assert!(report_fetches(&app.take_effects()).is_empty());
+
+    // An admin switches; a late answer for the tenants is dropped.
+    let mut app = loaded(Role::Admin, false);
+    app.update(Action::ShowView(View::Results));
+    app.take_effects();
+    app.key(key('p'));
+    assert!(app.state.results.pooled);
+    assert_eq!(
+        report_fetches(&app.take_effects()),
+        [(By::Service, true), (By::Lead, true)]
+    );
+    assert!(render(&app.state, 80, 24).contains("asking the daemon"));
+    assert!(
+        !app.apply(NetEvent::Data(Data::Report(Box::new(fixtures::report(
+            By::Service,
+            false
+        )))))
+    );
+    load_results(&mut app, true);
+    let screen = render(&app.state, 80, 24);
+    assert!(
+        screen.contains("Results, pooled over 7 dealers"),
+        "{screen}"
+    );
+    let total = screen
+        .lines()
+        .find(|l| l.starts_with("total"))
+        .unwrap_or_default();
+    assert!(total.contains("supp.: complementary"), "{screen}");
+    assert!(
+        row_of(&screen, "birthday").contains("supp.: few dealers"),
+        "{screen}"
+    );
+    assert!(
+        row_of(&screen, "third").contains("suppressed (too few dealers)"),
+        "{screen}"
+    );
+    assert!(screen.contains("at least 5 dealers"), "{screen}");
+
+    // The brand sees pooled results only, and starts there.
+    let mut app = App::new(AppState::new("/run/touchpoint/touchpoint.sock", false));
+    app.resize(80, 24);
+    app.apply(NetEvent::Connected {
+        daemon: "touchpointd 0.1.0".into(),
+        identity: identity(Role::Brand),
+    });
+    assert_eq!(app.state.view, View::Results);
+    let effects = app.take_effects();
+    assert!(
+        !effects.contains(&Effect::Fetch(Fetch::Status)),
+        "the brand may not read the status: {effects:?}"
+    );
+    assert_eq!(
+        report_fetches(&effects),
+        [(By::Service, true), (By::Lead, true)]
+    );
+    app.key(key('p'));
+    assert!(app.state.results.pooled);
+    let help = {
+        app.key(key('?'));
+        render(&app.state, 80, 40)
+    };
+    assert!(!help.contains("pooled over every dealer"), "{help}");
+}
+
+/// Results follow the change feed: a sent message, a credited response
+/// (both outbox) or a booked cost asks again; an import of customers does not.
+#[test]
+fn results_are_asked_again_when_messages_or_costs_change() {
+    let mut app = loaded(Role::Operator, false);
+    app.update(Action::ShowView(View::Results));
+    app.take_effects();
+    let changed = |topics| {
+        NetEvent::Changed(touchpoint_common::protocol::Changes {
+            topics,
+            tenants: Vec::new(),
+        })
+    };
+    app.apply(changed(vec![Topic::Tenants]));
+    assert!(report_fetches(&app.take_effects()).is_empty());
+    for topic in [Topic::Outbox, Topic::Costs] {
+        app.apply(changed(vec![topic]));
+        assert_eq!(
+            report_fetches(&app.take_effects()),
+            [(By::Service, false), (By::Lead, false)]
+        );
     }
 }

@@ -13,7 +13,7 @@ use super::action::View;
 use super::app::{AppState, ConnState, NoticeKind};
 use super::keymap::hints;
 use super::popup::{draw_help, Overlay};
-use super::widgets::dim;
+use super::widgets::{dim, WIDE};
 
 pub fn draw(frame: &mut Frame, state: &AppState) {
     let area = frame.area();
@@ -42,6 +42,7 @@ pub fn draw(frame: &mut Frame, state: &AppState) {
                 let policy = state.status.as_ref().map(|s| &s.policy);
                 state.policies.draw(frame, body, policy)
             }
+            View::Results => state.results.draw(frame, body),
         }
     }
     draw_footer(frame, footer, state);
@@ -74,35 +75,6 @@ fn waiting(state: &AppState) -> Text<'static> {
 }
 
 fn draw_header(frame: &mut Frame, area: Rect, state: &AppState) {
-    // Narrow screens give the brand's room to the connection state.
-    let mut spans = if area.width >= 100 {
-        vec![
-            Span::from(" touchpoint ").reversed().bold(),
-            Span::from(" "),
-        ]
-    } else {
-        Vec::new()
-    };
-    for (n, v) in View::ALL.iter().enumerate() {
-        let mut label = format!("{} {}", n + 1, v.title());
-        if *v == View::Approvals {
-            if let Some(p) = state.overview.data.as_ref().map(|o| o.pending_approvals) {
-                if p > 0 {
-                    label.push_str(&format!(" ({p})"));
-                }
-            }
-        }
-        let label = format!(" {label} ");
-        spans.push(if *v == state.view {
-            Span::from(label).reversed().bold()
-        } else {
-            Span::from(label)
-        });
-    }
-    let left = Line::from(spans);
-    let left_width = left.width();
-    frame.render_widget(Paragraph::new(left), area);
-
     let mut who = Vec::new();
     if let Some(n) = state.status.as_ref().map(|s| s.policy.errors.len()) {
         if n > 0 {
@@ -112,24 +84,81 @@ fn draw_header(frame: &mut Frame, area: Rect, state: &AppState) {
     if state.readonly {
         who.push(Span::from("read-only ").magenta().bold());
     }
-    if let Some(i) = state.identity() {
-        who.push(Span::from(format!("{} ({}) ", i.user, i.role)));
-    }
+    let user = state
+        .identity()
+        .map(|i| Span::from(format!("{} ({}) ", i.user, i.role)));
     who.push(match &state.conn {
         ConnState::Connected { .. } => Span::from("● live ").green(),
         ConnState::Connecting { attempt: 1 } => Span::from("○ connecting ").yellow(),
         ConnState::Connecting { .. } => Span::from("○ reconnecting ").yellow(),
         ConnState::Disconnected { .. } => Span::from("✕ disconnected ").red().bold(),
     });
-    // Drop parts from the left until it fits next to the tabs.
-    while !who.is_empty() {
-        let line = Line::from(who.clone());
-        if usize::from(area.width) > left_width + line.width() {
-            frame.render_widget(Paragraph::new(line).alignment(Alignment::Right), area);
-            break;
+    let with_user = |mut w: Vec<Span<'static>>| {
+        if let Some(u) = &user {
+            w.insert(w.len() - 1, u.clone());
         }
+        w
+    };
+    // The policy errors, read-only and the connection state matter more
+    // than the tabs' titles: the user goes first, then the inactive tabs'
+    // titles (the help lists the views), then parts from the left.
+    let fits = |tabs: &Line, who: &[Span<'static>]| {
+        usize::from(area.width) > tabs.width() + Line::from(who.to_vec()).width()
+    };
+    let full = tabs(state, area.width, false);
+    let compact = tabs(state, area.width, true);
+    let (left, mut who) = if fits(&full, &with_user(who.clone())) {
+        (full, with_user(who))
+    } else if fits(&full, &who) {
+        (full, who)
+    } else {
+        (compact, who)
+    };
+    while !who.is_empty() && !fits(&left, &who) {
         who.remove(0);
     }
+    frame.render_widget(Paragraph::new(left), area);
+    if !who.is_empty() {
+        frame.render_widget(
+            Paragraph::new(Line::from(who)).alignment(Alignment::Right),
+            area,
+        );
+    }
+}
+
+/// The tab line; `compact` leaves only the view on screen its title.
+fn tabs(state: &AppState, width: u16, compact: bool) -> Line<'static> {
+    // Narrow screens give the brand's room to the connection state.
+    let mut spans = if width >= WIDE {
+        vec![
+            Span::from(" touchpoint ").reversed().bold(),
+            Span::from(" "),
+        ]
+    } else {
+        Vec::new()
+    };
+    for (n, v) in View::ALL.iter().enumerate() {
+        let active = *v == state.view;
+        let mut label = if compact && !active {
+            format!("{}", n + 1)
+        } else {
+            format!("{} {}", n + 1, v.title())
+        };
+        if *v == View::Approvals {
+            if let Some(p) = state.overview.data.as_ref().map(|o| o.pending_approvals) {
+                if p > 0 {
+                    label.push_str(&format!(" ({p})"));
+                }
+            }
+        }
+        let label = format!(" {label} ");
+        spans.push(if active {
+            Span::from(label).reversed().bold()
+        } else {
+            Span::from(label)
+        });
+    }
+    Line::from(spans)
 }
 
 fn draw_footer(frame: &mut Frame, area: Rect, state: &AppState) {
