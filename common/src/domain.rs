@@ -244,6 +244,15 @@ pub enum ImportField {
     Ignore,
     /// The order or invoice amount of a service visit.
     VisitValue,
+    /// Send history (a migration from the system Touchpoint replaces): the
+    /// brand service a past message was for. In such a file the channel
+    /// column ([`ImportField::ConsentChannel`]) is the channel it went by,
+    /// or `control` for a control-group member.
+    SentService,
+    /// Send history: the day the message went out.
+    SentDate,
+    /// Send history: what the message cost.
+    SentCost,
 }
 
 impl ImportField {
@@ -304,6 +313,9 @@ impl ImportField {
             ImportField::VisitKind => "visit_kind",
             ImportField::Ignore => "ignore",
             ImportField::VisitValue => "visit_value",
+            ImportField::SentService => "sent_service",
+            ImportField::SentDate => "sent_date",
+            ImportField::SentCost => "sent_cost",
         }
     }
 }

@@ -74,6 +74,9 @@ impl Daemon {
             stores.clone(),
             policies.clone(),
             cfg.config.import.max_reported_errors as usize,
+            Arc::new(crate::planner::history::Covered {
+                policies: policies.clone(),
+            }),
         ));
         let dispatcher = if cfg.config.dispatch.enabled {
             let d = crate::dispatch::Dispatcher::new(

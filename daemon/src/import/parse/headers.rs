@@ -474,6 +474,35 @@ const DEFAULTS: &[(F, &[&str])] = &[
             "visitvalue",
         ],
     ),
+    // Send history files (a previous system's log of what it sent). Their
+    // channel column is the consent files' `Kanal`/`channel`.
+    (
+        F::SentService,
+        &[
+            "dienst",
+            "massnahme",
+            "anlass",
+            "service",
+            "sentservice",
+            "touchpointservice",
+        ],
+    ),
+    (
+        F::SentDate,
+        &[
+            "versanddatum",
+            "versendetam",
+            "gesendetam",
+            "sentdate",
+            "senton",
+            "sentat",
+            "sent",
+        ],
+    ),
+    (
+        F::SentCost,
+        &["versandkosten", "kosten", "sentcost", "cost"],
+    ),
 ];
 
 /// A plain "Name" column: the last name when a first-name column exists,
