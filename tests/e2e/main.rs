@@ -16,6 +16,7 @@ mod console_pty;
 mod crash;
 mod dispatch;
 mod faults;
+mod history;
 mod import;
 mod inbox;
 mod lifecycle;
