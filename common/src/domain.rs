@@ -252,6 +252,15 @@ pub enum ImportField {
     ResponseValue,
     /// Response files: a remark kept with the response.
     ResponseNote,
+    /// Send history (a migration from the system Touchpoint replaces): the
+    /// brand service a past message was for. In such a file the channel
+    /// column ([`ImportField::ConsentChannel`]) is the channel it went by,
+    /// or `control` for a control-group member.
+    SentService,
+    /// Send history: the day the message went out.
+    SentDate,
+    /// Send history: what the message cost.
+    SentCost,
 }
 
 impl ImportField {
@@ -316,6 +325,9 @@ impl ImportField {
             ImportField::ResponseKind => "response_kind",
             ImportField::ResponseValue => "response_value",
             ImportField::ResponseNote => "response_note",
+            ImportField::SentService => "sent_service",
+            ImportField::SentDate => "sent_date",
+            ImportField::SentCost => "sent_cost",
         }
     }
 }

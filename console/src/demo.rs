@@ -17,8 +17,8 @@ use futures::StreamExt;
 use touchpoint_common::domain::{ImportReport, ImportStatus};
 use touchpoint_common::TenantId;
 use touchpoint_datagen::{
-    demo_dealers, tenant_policy_toml, write_customer_export, write_visits_export, DealerSpec,
-    ExportOptions, ExportStats,
+    demo_dealers, tenant_policy_toml, write_customer_export, write_history_export,
+    write_visits_export, DealerSpec, ExportOptions, ExportStats,
 };
 
 use crate::client::Client;
@@ -66,7 +66,17 @@ struct Export {
 struct DealerExports {
     tenant: TenantId,
     customers: Export,
+    /// The previous system's send history of the past quarter.
+    history: Export,
     visits: Export,
+}
+
+impl DealerExports {
+    /// In the order they are imported: the customers first (the others
+    /// refer to them), then what was sent, then the visits that answered.
+    fn files(&self) -> [&Export; 3] {
+        [&self.customers, &self.history, &self.visits]
+    }
 }
 
 /// The outcome of importing one file.
@@ -109,15 +119,17 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     let exports = generate(&dir, &dealers).await?;
     let generated_rows: u64 = exports
         .iter()
-        .map(|e| e.customers.stats.rows + e.visits.stats.rows)
+        .flat_map(|e| e.files())
+        .map(|f| f.stats.rows)
         .sum();
     let generated_bytes: u64 = exports
         .iter()
-        .map(|e| e.customers.stats.bytes + e.visits.stats.bytes)
+        .flat_map(|e| e.files())
+        .map(|f| f.stats.bytes)
         .sum();
     emit(&format!(
         "  generated   {} files, {} rows, {} in {:.1} s ({})\n",
-        exports.len() * 2,
+        exports.len() * 3,
         generated_rows,
         format::human_bytes(generated_bytes),
         started.elapsed().as_secs_f64(),
@@ -221,6 +233,15 @@ async fn drive(
         }
     }
 
+    match quarter_summary(&mut client, exports).await {
+        Ok(text) => emit(&text),
+        Err(e) => {
+            problems
+                .get_or_insert_with(String::new)
+                .push_str(&format!("results of the past quarter: {e}"));
+        }
+    }
+
     // RFC 8058: one email's unsubscribe link, POSTed as a mail provider would.
     let served = format!("http://127.0.0.1:{http_port}");
     match one_click::show(&mut client, &dir.join("mail"), &served).await {
@@ -303,6 +324,96 @@ async fn dispatch_now(client: &mut crate::client::Client) -> anyhow::Result<Stri
     out.push_str(
         "  see:        touchpoint dispatch · touchpoint costs · touchpoint message --tenant T ID\n",
     );
+    Ok(out)
+}
+
+/// The past quarter's results per service: the messages the previous
+/// system sent and its control-group members (imported from its send
+/// history), and the workshop visits the daemon credited to them.
+///
+/// Counted here from the daemon's messages (the queue, then each message's
+/// *why*), the requests this console has; a results report request will
+/// take its place.
+async fn quarter_summary(
+    client: &mut crate::client::Client,
+    exports: &[DealerExports],
+) -> anyhow::Result<String> {
+    use touchpoint_common::outbox::{MessageStatus, Step};
+    use touchpoint_common::queue::QueueFilter;
+    use touchpoint_common::Date;
+    use touchpoint_datagen::history::QUARTER_DAYS;
+
+    let today = Date::today();
+    let (from, to) = (today.add_days(-QUARTER_DAYS), today.add_days(-1));
+    // Per service: sent, their responses, control members, theirs.
+    let mut by: std::collections::BTreeMap<String, [u64; 4]> = Default::default();
+    let mut example: Option<(TenantId, touchpoint_common::outbox::Message)> = None;
+    for e in exports {
+        let filter = QueueFilter {
+            tenant: Some(e.tenant.clone()),
+            statuses: vec![MessageStatus::Sent, MessageStatus::Control],
+            from: Some(from),
+            to: Some(to),
+            ..QueueFilter::default()
+        };
+        let mut ids = Vec::new();
+        loop {
+            let page = client.queue(&filter, ids.len() as u64, 500).await?;
+            if page.rows.is_empty() {
+                break;
+            }
+            ids.extend(page.rows.iter().map(|r| r.id));
+            if ids.len() as u64 >= page.total {
+                break;
+            }
+        }
+        for id in ids {
+            let m = client.message(&e.tenant, id).await?;
+            let credited = m
+                .why
+                .iter()
+                .rfind(|w| w.step == Step::Response)
+                .is_some_and(|w| !w.text.starts_with("taken back"));
+            let control = m.status == MessageStatus::Control;
+            let c = by.entry(m.service.clone()).or_default();
+            let at = if control { 2 } else { 0 };
+            c[at] += 1;
+            c[at + 1] += u64::from(credited);
+            if credited && !control && example.is_none() {
+                example = Some((e.tenant.clone(), m));
+            }
+        }
+    }
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "  quarter     {from} to {to}: sent by the previous system (its send history) and the workshop visits credited to them"
+    );
+    let rate = |n: u64, of: u64| {
+        if of == 0 {
+            0.0
+        } else {
+            100.0 * n as f64 / of as f64
+        }
+    };
+    for (service, [sent, resp, control, cresp]) in &by {
+        let (r, cr) = (rate(*resp, *sent), rate(*cresp, *control));
+        let _ = writeln!(
+            out,
+            "              {service:<20} {sent:>6} sent {resp:>5} responses {r:>5.1} %   control {control:>5}, {cresp:>4} responses {cr:>5.1} %   lift {:+.1} points",
+            r - cr
+        );
+    }
+    if let Some((tenant, m)) = example {
+        let _ = writeln!(
+            out,
+            "  for example {tenant} {} sent {} ({}), why:",
+            m.recipient, m.send_on, m.service
+        );
+        for w in &m.why {
+            let _ = writeln!(out, "                {w}");
+        }
+    }
     Ok(out)
 }
 
@@ -544,6 +655,7 @@ fn generate_one(spec: &DealerSpec, out_dir: &Path) -> anyhow::Result<DealerExpor
     std::fs::create_dir_all(out_dir)
         .with_context(|| format!("cannot create {}", out_dir.display()))?;
     let opts = ExportOptions {
+        past_quarter: true,
         duplicate_rate: 0.04,
         no_consent_rate: 0.15,
         bad_row_rate: 0.005,
@@ -566,23 +678,25 @@ fn generate_one(spec: &DealerSpec, out_dir: &Path) -> anyhow::Result<DealerExpor
             })
         };
     let customers = write(&spec.customer_file_name(), write_customer_export)?;
+    let history = write(&spec.history_file_name(), write_history_export)?;
     let visits = write(&spec.visits_file_name(), write_visits_export)?;
     Ok(DealerExports {
         tenant,
         customers,
+        history,
         visits,
     })
 }
 
-/// Imports every dealer's customers, then its visits (which refer to the
-/// customers), several dealers at a time.
+/// Imports every dealer's customers, then its send history and its visits
+/// (which refer to the customers), several dealers at a time.
 async fn import_all(socket: &Path, exports: &[DealerExports]) -> Vec<Imported> {
     let per_dealer = futures::stream::iter(exports.iter().map(|e| async move {
         let mut done = Vec::new();
         let mut client = match Client::connect(socket).await {
             Ok(c) => c,
             Err(err) => {
-                for ex in [&e.customers, &e.visits] {
+                for ex in e.files() {
                     done.push(Imported {
                         tenant: ex.tenant.clone(),
                         path: ex.path.clone(),
@@ -592,7 +706,7 @@ async fn import_all(socket: &Path, exports: &[DealerExports]) -> Vec<Imported> {
                 return done;
             }
         };
-        for ex in [&e.customers, &e.visits] {
+        for ex in e.files() {
             let result = client
                 .upload(&ex.tenant, &ex.path)
                 .await
@@ -630,6 +744,10 @@ fn label(i: &Imported) -> String {
 }
 
 impl Summary<'_> {
+    fn is_history(&self, i: &Imported) -> bool {
+        self.exports.iter().any(|e| e.history.path == i.path)
+    }
+
     fn reports(&self) -> impl Iterator<Item = &ImportReport> {
         self.imported.iter().filter_map(|i| i.result.as_ref().ok())
     }
@@ -662,7 +780,13 @@ impl Summary<'_> {
             }
         }
 
-        let rejected: u64 = self.reports().map(|r| r.rows_rejected).sum();
+        let rejected: u64 = self
+            .imported
+            .iter()
+            .filter(|i| !self.is_history(i))
+            .filter_map(|i| i.result.as_ref().ok())
+            .map(|r| r.rows_rejected)
+            .sum();
         let generated_bad: u64 = self
             .exports
             .iter()
@@ -679,6 +803,20 @@ impl Summary<'_> {
         {
             let _ = writeln!(out, "                {tenant}: {e}");
         }
+        let histories: Vec<&ImportReport> = self
+            .imported
+            .iter()
+            .filter(|i| self.is_history(i))
+            .filter_map(|i| i.result.as_ref().ok())
+            .filter(|r| r.is_committed())
+            .collect();
+        let _ = writeln!(
+            out,
+            "  history     {} past sends imported from the previous system's logs ({} files), {} refused (their customer's row was broken on purpose)",
+            histories.iter().map(|r| r.rows_ok).sum::<u64>(),
+            histories.len(),
+            histories.iter().map(|r| r.rows_rejected).sum::<u64>(),
+        );
 
         let customers: u64 = tenants.iter().map(|t| t.stats.customers).sum();
         let recipients: u64 = tenants.iter().map(|t| t.stats.recipients).sum();

@@ -365,6 +365,7 @@ fn prepare(state: &Path, messages: usize) {
         fleet_rate: 0.02,
         no_consent_rate: 0.0,
         bad_row_rate: 0.0,
+        past_quarter: false,
     };
     let f = BufWriter::with_capacity(1 << 20, std::fs::File::create(&file).expect("create"));
     write_customer_export_as_of(&spec, &opts, day, f).expect("generate");

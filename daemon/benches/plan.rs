@@ -238,6 +238,7 @@ fn export_options(spec: &DealerSpec) -> ExportOptions {
         fleet_rate: 0.02,
         no_consent_rate: 0.15,
         bad_row_rate: 0.0,
+        past_quarter: false,
     }
 }
 

@@ -74,6 +74,9 @@ impl Daemon {
             stores.clone(),
             policies.clone(),
             cfg.config.import.max_reported_errors as usize,
+            Arc::new(crate::planner::history::Covered {
+                policies: policies.clone(),
+            }),
         ));
         // Bound before dispatch starts: the links in its emails name the
         // address actually bound when `public_url` is not set.

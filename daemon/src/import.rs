@@ -4,6 +4,7 @@
 //! [`parse`] turns messy CSV bytes into validated records and row errors;
 //! this module applies them to a tenant's store atomically, with a report.
 
+pub mod history;
 pub mod inbox;
 pub mod parse;
 
@@ -12,10 +13,11 @@ use std::io::{BufReader, Read, Seek};
 use std::path::Path;
 use std::time::SystemTime;
 
+use std::collections::HashMap;
 use touchpoint_common::domain::{
     FieldSet, ImportField, ImportReport, ImportStatus, RowError, Timestamp, IMPORT_SOURCE,
 };
-use touchpoint_common::policy::TenantImport;
+use touchpoint_common::policy::{BrandPolicy, TenantImport};
 use touchpoint_common::report::ReportedResponse;
 
 use std::sync::Arc;
@@ -25,24 +27,30 @@ use touchpoint_common::TenantId;
 use crate::attribution::Windows;
 use crate::policy::PolicyHandle;
 use crate::store::{ImportTxn, StoreError, Stores, TenantStore};
+use history::{HistoryService, Occasions};
 
 /// The one entry point both the control socket and the inbox use.
 pub struct Importer {
     stores: Arc<Stores>,
     policies: Arc<PolicyHandle>,
     max_reported_errors: usize,
+    occasions: Arc<dyn Occasions>,
 }
 
 impl Importer {
+    /// `occasions` says which occasion a send of an imported send history
+    /// covered (the planner's `planner::history::Covered`).
     pub fn new(
         stores: Arc<Stores>,
         policies: Arc<PolicyHandle>,
         max_reported_errors: usize,
+        occasions: Arc<dyn Occasions>,
     ) -> Self {
         Self {
             stores,
             policies,
             max_reported_errors,
+            occasions,
         }
     }
 
@@ -83,11 +91,14 @@ impl Importer {
             .iter()
             .map(|(id, s)| (id.clone(), s.attribution_days))
             .collect();
+        let services = history_services(&set.brand);
         let store = self.stores.tenant(tenant)?;
         let opts = ImportOptions {
             policy,
             max_reported_errors: self.max_reported_errors,
             windows,
+            services,
+            occasions: self.occasions.clone(),
         };
         let report = import_open(&store, file, file_name, &opts)?;
         tracing::info!(
@@ -117,7 +128,7 @@ pub enum ImportError {
 }
 
 /// Settings of one import besides the file.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct ImportOptions {
     pub policy: TenantImport,
     /// Rejected rows listed in the report; the rest are counted.
@@ -125,6 +136,22 @@ pub struct ImportOptions {
     /// Each service's attribution window, for crediting imported visits
     /// (a service not listed: the default).
     pub windows: Windows,
+    /// The brand's services, for send history files ([`history`]): a send
+    /// for a service not listed is rejected.
+    pub services: HashMap<String, HistoryService>,
+    /// Which occasion a past send covered (see [`history::Occasions`]).
+    pub occasions: Arc<dyn Occasions>,
+}
+
+impl std::fmt::Debug for ImportOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ImportOptions")
+            .field("policy", &self.policy)
+            .field("max_reported_errors", &self.max_reported_errors)
+            .field("windows", &self.windows)
+            .field("services", &self.services)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Default for ImportOptions {
@@ -133,8 +160,27 @@ impl Default for ImportOptions {
             policy: TenantImport::default(),
             max_reported_errors: 1000,
             windows: Windows::default(),
+            services: HashMap::new(),
+            occasions: Arc::new(history::DayKeys),
         }
     }
+}
+
+/// The brand's services as a send history needs them.
+pub fn history_services(brand: &BrandPolicy) -> HashMap<String, HistoryService> {
+    brand
+        .services
+        .iter()
+        .map(|(id, s)| {
+            (
+                id.clone(),
+                HistoryService {
+                    template: s.template.clone(),
+                    occasion: s.occasion,
+                },
+            )
+        })
+        .collect()
 }
 
 /// Imports one file into one tenant: atomically (all rows of the file or
@@ -221,6 +267,9 @@ pub fn import_reading<R: Read>(
     };
     report.format = parser.format().describe();
     report.unmapped_columns = parser.format().unmapped();
+    if parser.format().has(ImportField::SentDate) {
+        return history::import(store, file, parser, report, before, opts);
+    }
     let present: FieldSet = parser
         .format()
         .columns
@@ -360,9 +409,13 @@ fn credit_responses(
                 changed = s.changed,
                 "responses attributed"
             );
-            report.credited = Some(s.brought);
-            if let Err(e) = store.update_import(&report) {
-                tracing::error!(tenant = %store.id(), import = report.import_id, error = %e, "the import is committed; how its responses were credited was not stored");
+            // A file that brings no responses of its own (a send history)
+            // has no tally to show.
+            if !lines.is_empty() {
+                report.credited = Some(s.brought);
+                if let Err(e) = store.update_import(&report) {
+                    tracing::error!(tenant = %store.id(), import = report.import_id, error = %e, "the import is committed; how its responses were credited was not stored");
+                }
             }
         }
         Err(e) => {

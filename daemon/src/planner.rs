@@ -23,6 +23,7 @@
 
 pub mod consent;
 pub mod control;
+pub mod history;
 pub mod occasions;
 pub mod recipients;
 mod steps;

@@ -150,3 +150,283 @@ fn a_dealers_slot_change_reaches_messages_only_once_approved() {
     let body = &off[0].1;
     assert!(body.contains("Signatur DREI"), "{body}");
 }
+
+// ----- send history: import → planner, attribution --------------------------
+
+mod send_history {
+    #![allow(clippy::unwrap_used)]
+
+    use std::sync::Arc;
+
+    use touchpoint_common::domain::{ImportReport, ImportStatus};
+    use touchpoint_common::outbox::{Message, MessageStatus as S};
+    use touchpoint_common::Date;
+
+    use crate::dispatch::engine::fixture::{tid, Fx};
+    use crate::import::Importer;
+    use crate::planner::{history::Covered, plan_tenant, LeadTimes, Mode};
+
+    const HEAD: &str = "Kundennr;FIN;Dienst;Kanal;Versanddatum;Kosten\n";
+
+    fn de(d: Date) -> String {
+        d.naive().format("%d.%m.%Y").to_string()
+    }
+
+    fn today() -> Date {
+        Date::today()
+    }
+
+    /// K1, K2, K3 and K4, each with a car whose yearly service falls due
+    /// ten days from today (within the planner's horizon and lead time),
+    /// and K9 with a car serviced last month.
+    fn room() -> (Fx, Importer) {
+        let fx = Fx::new();
+        let importer = Importer::new(
+            fx.stores.clone(),
+            fx.policies.clone(),
+            100,
+            Arc::new(Covered {
+                policies: fx.policies.clone(),
+            }),
+        );
+        let last = de(today().add_days(10 - 365));
+        let recent = de(today().add_days(-30));
+        let mut text = String::from(
+            "Kundennummer;Nachname;Straße;PLZ;Ort;FIN;Erstzulassung;Datum letzter Service\n",
+        );
+        for (n, name) in [(1, "Berg"), (2, "Kurz"), (3, "Lang"), (4, "Roth")] {
+            text.push_str(&format!(
+                "K{n};{name};Hauptstr. {n};10115;Berlin;WVWZZZ1KZ6W00000{n};01.03.2018;{last}\n"
+            ));
+        }
+        text.push_str(&format!(
+            "K9;Vogel;Gartenweg 9;10115;Berlin;WVWZZZ1KZ6W000009;01.03.2018;{recent}\n"
+        ));
+        let r = import(&fx, &importer, "kunden.csv", &text);
+        assert!(r.is_committed() && r.errors.is_empty(), "{r:?}");
+        (fx, importer)
+    }
+
+    fn import(fx: &Fx, importer: &Importer, name: &str, text: &str) -> ImportReport {
+        let path = fx.path(name);
+        std::fs::write(&path, text).unwrap();
+        importer.import(&tid("d001"), &path, name).unwrap()
+    }
+
+    fn messages(fx: &Fx) -> Vec<Message> {
+        fx.store("d001").messages().map(Result::unwrap).collect()
+    }
+
+    fn of(fx: &Fx, recipient: &str) -> Vec<Message> {
+        messages(fx)
+            .into_iter()
+            .filter(|m| m.recipient == recipient)
+            .collect()
+    }
+
+    fn plan(fx: &Fx) {
+        let store = fx.store("d001");
+        plan_tenant(
+            &store,
+            &fx.p().set,
+            today(),
+            Mode::Commit,
+            &LeadTimes::default(),
+        )
+        .unwrap();
+    }
+
+    #[test]
+    fn imported_sends_are_past_messages_whose_occasions_are_not_planned_again() {
+        let (fx, importer) = room();
+        let sent = de(today().add_days(-20));
+        let text = format!(
+            "{HEAD}K1;WVWZZZ1KZ6W000001;service_due;E-Mail;{sent};0,85\n\
+             K2;WVWZZZ1KZ6W000002;service_due;Kontrollgruppe;{sent};\n"
+        );
+        let r = import(&fx, &importer, "verlauf.csv", &text);
+        assert!(r.is_committed(), "{r:?}");
+        assert_eq!((r.rows_ok, r.rows_rejected), (2, 0), "{r:?}");
+        assert!(r.format.starts_with("send history; "), "{}", r.format);
+
+        let k1 = of(&fx, "K1");
+        assert_eq!(k1.len(), 1, "{k1:?}");
+        let m = &k1[0];
+        assert_eq!((m.status, m.send_on), (S::Sent, today().add_days(-20)));
+        assert_eq!(
+            m.why[0].to_string(),
+            "occasion: imported from send history (verlauf.csv:2)"
+        );
+        assert_eq!(m.occasions.len(), 1);
+        let key = m.occasions[0].key.clone();
+        let base = today().add_days(10 - 365);
+        assert_eq!(key, format!("service_due:WVWZZZ1KZ6W000001:{base}"));
+        // The previous system's money: on the message, in no month's ledger.
+        assert_eq!((m.cost, m.dispatch.booked), (0, 85));
+        assert!(fx.store("d001").ledger().unwrap().is_empty());
+        let k2 = of(&fx, "K2");
+        assert_eq!(k2.len(), 1);
+        assert_eq!(k2[0].status, S::Control);
+
+        // Planning now: K3 and K4 get their reminder; K1 was reminded and
+        // K2 held back already, for this very occasion.
+        plan(&fx);
+        let planned: Vec<String> = messages(&fx)
+            .into_iter()
+            .filter(|m| m.status == S::Planned && m.service == "service_due")
+            .map(|m| m.recipient)
+            .collect();
+        assert_eq!(planned, ["K3", "K4"]);
+        assert_eq!(of(&fx, "K1").len(), 1);
+        assert_eq!(of(&fx, "K2").len(), 1);
+        assert_eq!(fx.store("d001").planned_occasion(&key).unwrap(), Some(m.id));
+    }
+
+    #[test]
+    fn a_send_whose_cycle_is_over_is_kept_under_its_day_and_blocks_nothing() {
+        let (fx, importer) = room();
+        // K9 was reminded 60 days ago and serviced 30 days ago: the
+        // reminder's occasion is over; the next one is a year away.
+        let sent = de(today().add_days(-60));
+        let r = import(
+            &fx,
+            &importer,
+            "verlauf.csv",
+            &format!("{HEAD}K9;WVWZZZ1KZ6W000009;service_due;Brief;{sent};\n"),
+        );
+        assert!(r.is_committed() && r.errors.is_empty(), "{r:?}");
+        let m = &of(&fx, "K9")[0];
+        assert_eq!(
+            m.occasions[0].key,
+            format!(
+                "service_due:WVWZZZ1KZ6W000009:sent:{}",
+                today().add_days(-60)
+            )
+        );
+        assert_eq!(m.channel, touchpoint_common::domain::Channel::Post);
+    }
+
+    #[test]
+    fn bad_rows_are_rejected_with_file_line_and_field_and_the_good_ones_kept() {
+        let (fx, importer) = room();
+        let past = de(today().add_days(-3));
+        let text = format!(
+            "{HEAD}K1;;service_due;email;{past};\n\
+             K77;;service_due;email;{past};\n\
+             K2;;service_due;email;{};\n\
+             K3;;oil_change;email;{past};\n\
+             K4;;service_due;fax;{past};\n\
+             K4;WVWZZZ1KZ6W000001;service_due;post;{past};\n\
+             K4;;service_due;control;{past};1,00\n",
+            de(today())
+        );
+        let r = import(&fx, &importer, "verlauf.csv", &text);
+        assert!(r.is_committed(), "{r:?}");
+        assert_eq!((r.rows_ok, r.rows_rejected), (1, 6));
+        let errors: Vec<String> = r.errors.iter().map(ToString::to_string).collect();
+        let today = today();
+        assert_eq!(
+            errors,
+            [
+                "verlauf.csv:3: customer_no: no customer \"K77\" in this dealer's data; import the customer export first".to_string(),
+                format!("verlauf.csv:4: sent_date: {today} is not in the past: a send history records only what was sent before today"),
+                "verlauf.csv:5: sent_service: \"oil_change\" is not a service of the brand policy (services: birthday, hu_reminder, quality_check, service_due, warranty_extension, winter_check)".to_string(),
+                "verlauf.csv:6: consent_channel: \"fax\" is not a channel (email, post, phone, or control)".to_string(),
+                "verlauf.csv:7: vin: vehicle WVWZZZ1KZ6W000001 belongs to customer K1, not to K4".to_string(),
+                "verlauf.csv:8: sent_cost: a control-group member was sent nothing and cannot have cost anything".to_string(),
+            ]
+        );
+        let all = messages(&fx);
+        assert_eq!(all.len(), 1);
+        assert_eq!(all[0].recipient, "K1");
+    }
+
+    #[test]
+    fn a_history_file_without_a_channel_or_with_other_records_is_refused_whole() {
+        let (fx, importer) = room();
+        let past = de(today().add_days(-3));
+        let r = import(
+            &fx,
+            &importer,
+            "a.csv",
+            &format!("Kundennr;Dienst;Versanddatum\nK1;service_due;{past}\n"),
+        );
+        assert_eq!(
+            r.status,
+            ImportStatus::Failed {
+                reason: "a send history file (it has a sent-date column) needs a column for the channel (Kanal: email, post, phone or control)".into()
+            }
+        );
+        let r = import(
+            &fx,
+            &importer,
+            "b.csv",
+            &format!(
+                "Kundennr;Dienst;Kanal;Versanddatum;E-Mail\nK1;service_due;post;{past};a@b.de\n"
+            ),
+        );
+        assert_eq!(
+            r.status,
+            ImportStatus::Failed {
+                reason: "a send history file (it has a sent-date column) holds only sends; column \"E-Mail\" (email) belongs in another file".into()
+            }
+        );
+        assert!(messages(&fx).is_empty());
+    }
+
+    #[test]
+    fn importing_the_history_again_or_a_longer_one_adds_only_what_is_new() {
+        let (fx, importer) = room();
+        let (a, b) = (de(today().add_days(-40)), de(today().add_days(-20)));
+        let first = format!("{HEAD}K1;WVWZZZ1KZ6W000001;service_due;email;{b};\n");
+        assert!(import(&fx, &importer, "verlauf.csv", &first).is_committed());
+        let again = import(&fx, &importer, "verlauf.csv", &first);
+        assert!(
+            matches!(again.status, ImportStatus::AlreadyImported { .. }),
+            "{again:?}"
+        );
+        // The old system's next export: the same send, and one more.
+        let longer = format!(
+            "{HEAD}K9;WVWZZZ1KZ6W000009;service_due;post;{a};\n\
+             K1;WVWZZZ1KZ6W000001;service_due;email;{b};\n"
+        );
+        let r = import(&fx, &importer, "verlauf-2.csv", &longer);
+        assert!(r.is_committed() && r.errors.is_empty(), "{r:?}");
+        let all = messages(&fx);
+        assert_eq!(
+            all.iter().map(|m| m.recipient.as_str()).collect::<Vec<_>>(),
+            ["K1", "K9"]
+        );
+    }
+
+    #[test]
+    fn visits_imported_before_the_history_are_credited_to_its_sends() {
+        let (fx, importer) = room();
+        let visit = de(today().add_days(-5));
+        let r = import(
+            &fx,
+            &importer,
+            "werkstatt.csv",
+            &format!("FIN;Kundennummer;Auftragsdatum;Auftragsart;Rechnungsbetrag\nWVWZZZ1KZ6W000001;K1;{visit};Inspektion;250,00\n"),
+        );
+        assert!(r.is_committed(), "{r:?}");
+        let sent = de(today().add_days(-20));
+        let r = import(
+            &fx,
+            &importer,
+            "verlauf.csv",
+            &format!("{HEAD}K1;WVWZZZ1KZ6W000001;service_due;email;{sent};\n"),
+        );
+        assert!(r.is_committed(), "{r:?}");
+        let m = &of(&fx, "K1")[0];
+        let credit = fx.store("d001").credit(m.id).unwrap().expect("credited");
+        assert_eq!(credit.source, "werkstatt.csv:2");
+        assert_eq!(
+            m.why.last().unwrap().to_string(),
+            format!(
+                "response: service visit {} (werkstatt.csv:2), 15 days after sending, value 250.00 €",
+                today().add_days(-5)
+            )
+        );
+    }
+}

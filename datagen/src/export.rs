@@ -250,9 +250,14 @@ pub fn write_customer_export_as_of<W: Write>(
                     d.push_date(&mut line, Some(v.first_registration));
                 }
                 line.push(delim);
-                d.push_date(&mut line, v.last_service);
+                // The past quarter's response is the last service now.
+                let (last, km) = match g.past(v).and_then(|p| p.response) {
+                    Some(day) => (Some(day), Some(v.km_at(day))),
+                    None => (v.last_service, v.last_service_km),
+                };
+                d.push_date(&mut line, last);
                 line.push(delim);
-                d.push_km(&mut line, v.last_service_km);
+                d.push_km(&mut line, km);
                 line.push(delim);
                 d.push_date(&mut line, v.next_inspection);
                 line.push(delim);
@@ -307,8 +312,25 @@ pub fn write_visits_export_as_of<W: Write>(
     let mut g = Gen::new(spec, opts, as_of.days());
     while g.advance() {
         let mut customer_counted = false;
+        let first_send = g
+            .vehicles
+            .iter()
+            .filter_map(|v| g.past(v))
+            .map(|p| p.sent)
+            .min();
         for v in &g.vehicles {
             visit_history(spec.seed, v, g.as_of, &mut visits);
+            if let Some(first) = first_send {
+                // After the quarter's first reminder to this customer the
+                // response model decides who comes, with any of their
+                // vehicles (attribution credits the person): a tyre change
+                // drawn independently of it would be a visit no reminder
+                // brought, and would blur the rates the demo shows.
+                visits.retain(|&(day, _, _)| day <= first);
+            }
+            if let Some(day) = g.past(v).and_then(|p| p.response) {
+                visits.push((day, v.km_at(day), "Inspektion"));
+            }
             if visits.is_empty() {
                 continue;
             }
@@ -343,6 +365,96 @@ pub fn write_visits_export_as_of<W: Write>(
                 stats.rows += 1;
                 stats.bad_rows += u64::from(bad.is_some());
             }
+        }
+    }
+    stats.bytes = sink.finish()?;
+    Ok(stats)
+}
+
+/// Writes the send history of `spec`'s past quarter (see [`crate::history`]),
+/// with dates relative to today. See [`write_history_export_as_of`].
+pub fn write_history_export<W: Write>(
+    spec: &DealerSpec,
+    opts: &ExportOptions,
+    out: W,
+) -> io::Result<ExportStats> {
+    write_history_export_as_of(spec, opts, today(), out)
+}
+
+/// Writes the log the system Touchpoint replaces kept of the past quarter:
+/// one row per yearly service reminder it sent (by email with email
+/// consent, else by letter unless refused) or held back for its control
+/// group (`Kontrollgruppe`): customer number, VIN, service, channel, day,
+/// cost. The same customers and vehicles as [`write_customer_export_as_of`]
+/// with the same spec, options and date; empty (a header) unless
+/// `opts.past_quarter`.
+pub fn write_history_export_as_of<W: Write>(
+    spec: &DealerSpec,
+    opts: &ExportOptions,
+    as_of: Date,
+    out: W,
+) -> io::Result<ExportStats> {
+    use crate::history::SERVICE;
+    let d = opts.dialect;
+    let delim = char::from(d.delimiter());
+    let mut sink = Sink::new(out, d);
+    let mut line = String::with_capacity(128);
+    let mut stats = ExportStats::default();
+    for (i, h) in [
+        "Kundennr",
+        "FIN",
+        "Dienst",
+        "Kanal",
+        "Versanddatum",
+        "Kosten",
+    ]
+    .iter()
+    .enumerate()
+    {
+        if i > 0 {
+            line.push(delim);
+        }
+        line.push_str(h);
+    }
+    line.push_str(d.line_end());
+    sink.line(&line)?;
+    let decimal = if delim == ',' { '.' } else { ',' };
+    let mut g = Gen::new(spec, opts, as_of.days());
+    while g.advance() {
+        let p = &g.person;
+        // Nobody the previous system could not write to was in its draw.
+        let Some((channel, cents)) = crate::history::channel(p) else {
+            continue;
+        };
+        let mut customer_counted = false;
+        for v in &g.vehicles {
+            let Some(past) = g.past(v) else { continue };
+            if !customer_counted {
+                stats.customers += 1;
+                customer_counted = true;
+            }
+            stats.vehicles += 1;
+            line.clear();
+            d.push_customer_no(&mut line, p.no);
+            line.push(delim);
+            line.push_str(v.vin_str());
+            line.push(delim);
+            line.push_str(SERVICE);
+            line.push(delim);
+            line.push_str(if past.control {
+                "Kontrollgruppe"
+            } else {
+                channel
+            });
+            line.push(delim);
+            d.push_date(&mut line, Some(past.sent));
+            line.push(delim);
+            if !past.control {
+                line.push_str(&format!("{}{decimal}{:02}", cents / 100, cents % 100));
+            }
+            line.push_str(d.line_end());
+            sink.line(&line)?;
+            stats.rows += 1;
         }
     }
     stats.bytes = sink.finish()?;

@@ -286,6 +286,16 @@ impl Gen {
         }
     }
 
+    /// The past quarter's reminder for one of the current record's vehicles,
+    /// when the export carries a past quarter.
+    pub fn past(&self, v: &Veh) -> Option<crate::history::PastSend> {
+        if !self.opts.past_quarter {
+            return None;
+        }
+        crate::history::channel(&self.person)?;
+        crate::history::past_send(self.seed, v, self.as_of)
+    }
+
     /// Index of the current record (valid after `advance` returned true).
     pub fn index(&self) -> usize {
         self.index - 1

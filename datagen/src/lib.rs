@@ -22,6 +22,7 @@
 mod dialect;
 mod export;
 mod gen;
+pub mod history;
 pub mod outbox;
 mod policy;
 mod records;
@@ -32,8 +33,8 @@ use touchpoint_common::Date;
 
 pub use dialect::Dialect;
 pub use export::{
-    write_customer_export, write_customer_export_as_of, write_visits_export,
-    write_visits_export_as_of,
+    write_customer_export, write_customer_export_as_of, write_history_export,
+    write_history_export_as_of, write_visits_export, write_visits_export_as_of,
 };
 pub use policy::tenant_policy_toml;
 pub use records::{records, Record, RecordKind, Records};
@@ -82,6 +83,12 @@ impl DealerSpec {
             Dialect::DmsTab => "kdstamm",
         };
         format!("{stem}_{}.csv", self.id)
+    }
+
+    /// File name of the send history the previous system left
+    /// ([`write_history_export`]).
+    pub fn history_file_name(&self) -> String {
+        format!("versandhistorie_{}.csv", self.id)
     }
 
     /// File name a DMS of this dealer's dialect would give the service-visits export.
@@ -141,6 +148,9 @@ pub struct ExportOptions {
     /// single '@', a VIN with an 'O' or a missing character, or 31 February as
     /// a date. 0.0 for benchmarks.
     pub bad_row_rate: f64,
+    /// The exports carry a past quarter ([`history`]): reminders sent by
+    /// the previous system and the visits that followed them.
+    pub past_quarter: bool,
 }
 
 impl ExportOptions {
@@ -152,6 +162,7 @@ impl ExportOptions {
             fleet_rate: 0.3,
             no_consent_rate: 0.12,
             bad_row_rate: 0.004,
+            past_quarter: false,
         }
     }
 
@@ -163,6 +174,7 @@ impl ExportOptions {
             fleet_rate: 0.3,
             no_consent_rate: 0.12,
             bad_row_rate: 0.0,
+            past_quarter: false,
         }
     }
 }

@@ -108,14 +108,19 @@ impl Records {
     }
 
     fn vehicle(&self, customer_no: &str, v: &Veh) -> Vehicle {
+        // As the customer export: the past quarter's response is the last service.
+        let (last, km) = match self.gen.past(v).and_then(|p| p.response) {
+            Some(day) => (Some(day), Some(v.km_at(day))),
+            None => (v.last_service, v.last_service_km),
+        };
         Vehicle {
             vin: v.vin_str().to_string(),
             customer_no: customer_no.to_string(),
             make: MAKE.to_string(),
             model: v.model.name.to_string(),
             first_registration: date(v.first_registration),
-            last_service_date: v.last_service.and_then(date),
-            last_service_km: v.last_service_km,
+            last_service_date: last.and_then(date),
+            last_service_km: km,
             next_inspection: v.next_inspection.and_then(date),
             warranty_end: v.warranty_end.and_then(date),
         }

@@ -16,6 +16,7 @@ mod console_pty;
 mod crash;
 mod dispatch;
 mod faults;
+mod history;
 mod http;
 mod import;
 mod inbox;

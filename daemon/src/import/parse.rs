@@ -260,6 +260,10 @@ pub enum FileError {
     ResponseWithoutKind { column: String },
     #[error("read error: {0}")]
     Io(#[from] io::Error),
+    #[error("a send history file (it has a sent-date column) needs a column for {what}")]
+    HistoryMissing { what: &'static str },
+    #[error("a send history file (it has a sent-date column) holds only sends; column {header} ({field}) belongs in another file")]
+    HistoryMixed { header: String, field: ImportField },
 }
 
 struct HeaderList<'a>(&'a [String]);
@@ -307,7 +311,48 @@ pub struct Row {
     pub visit: Option<ServiceVisit>,
     /// Rows of a response file carry this and nothing else.
     pub response: Option<ReportedResponse>,
+    /// A row of a send history file: nothing else is read from it.
+    pub sent: Option<Sent>,
 }
+
+/// One message a previous system sent (or held back for its control
+/// group), as a send history file states it. Checked against the stored
+/// customers and the brand's services when it is imported
+/// (`import::history`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Sent {
+    pub customer_no: String,
+    /// Empty when the file names no vehicle.
+    pub vin: String,
+    pub service: String,
+    /// `None`: a control-group member, who was sent nothing.
+    pub channel: Option<Channel>,
+    pub date: Date,
+    /// What the previous system paid for it, cents.
+    pub cost: Option<i64>,
+}
+
+/// Fields a send history file may have besides its own (anything else in it
+/// would be a second kind of record in one file).
+const HISTORY_FIELDS: &[ImportField] = &[
+    ImportField::CustomerNo,
+    ImportField::Vin,
+    ImportField::ConsentChannel,
+    ImportField::SentService,
+    ImportField::SentDate,
+    ImportField::SentCost,
+    ImportField::Ignore,
+];
+
+/// Columns a send history file must have, with what they are called.
+const HISTORY_REQUIRED: &[(ImportField, &str)] = &[
+    (ImportField::CustomerNo, "a customer number (Kundennr)"),
+    (ImportField::SentService, "the service (Dienst)"),
+    (
+        ImportField::ConsentChannel,
+        "the channel (Kanal: email, post, phone or control)",
+    ),
+];
 
 type Prefixed<R> = io::Chain<io::Cursor<Vec<u8>>, R>;
 
@@ -436,7 +481,7 @@ impl<R: Read> io::Seek for Source<R> {
 
 /// Fields by number: the last variant's plus one (variants are only ever
 /// added at the end).
-const N_FIELDS: usize = ImportField::ResponseNote as usize + 1;
+const N_FIELDS: usize = ImportField::SentCost as usize + 1;
 
 /// The fields a response file may have besides columns to ignore.
 const RESPONSE_FIELDS: &[ImportField] = &[
@@ -469,6 +514,8 @@ struct Plan {
     has_vehicle: bool,
     /// A response file: its rows are responses only.
     responses: bool,
+    /// A send history file: its rows are sends and nothing else.
+    history: bool,
 }
 
 impl Plan {
@@ -493,6 +540,7 @@ impl Plan {
             })
             .collect();
         Self {
+            history: !cols[ImportField::SentDate as usize].is_empty(),
             cols,
             mapped,
             width: columns.len(),
@@ -713,7 +761,33 @@ impl<R: Read> Parser<R> {
             return Err(binary(line));
         }
 
-        let fields = headers::map_headers(&headers, &opts.columns);
+        let mut fields = headers::map_headers(&headers, &opts.columns);
+        let history = fields.contains(&Some(ImportField::SentDate));
+        if history {
+            for (f, what) in HISTORY_REQUIRED {
+                if !fields.contains(&Some(*f)) {
+                    return Err(FileError::HistoryMissing { what });
+                }
+            }
+            if let Some((h, f)) = headers
+                .iter()
+                .zip(&fields)
+                .find_map(|(h, f)| f.filter(|f| !HISTORY_FIELDS.contains(f)).map(|f| (h, f)))
+            {
+                return Err(FileError::HistoryMixed {
+                    header: shown_header(h),
+                    field: f,
+                });
+            }
+        } else {
+            // `Dienst` or `Kosten` in an export that is no send history
+            // means something else there: reported as unmapped, not read.
+            for f in &mut fields {
+                if matches!(f, Some(ImportField::SentService | ImportField::SentCost)) {
+                    *f = None;
+                }
+            }
+        }
         let has_key = fields
             .iter()
             .any(|f| matches!(f, Some(ImportField::CustomerNo | ImportField::Vin)));
@@ -1306,11 +1380,13 @@ impl Rules {
 
         if p.responses {
             row.response = self.response(rec, customer_no, &vin, line, &mut fail);
+        } else if p.history {
+            row.sent = self.sent(rec, customer_no, &vin, &mut fail);
         } else if p.has_customer && !customer_no.is_empty() {
             row.customer = Some(self.customer(rec, customer_no, &mut fail));
         }
 
-        if !vin_cell.is_empty() && p.has_vehicle && !p.responses {
+        if !vin_cell.is_empty() && p.has_vehicle && !p.responses && !p.history {
             if customer_no.is_empty() {
                 fail(
                     F::CustomerNo,
@@ -1348,7 +1424,9 @@ impl Rules {
             });
         }
 
-        self.consents(rec, customer_no, &mut row.consents, &mut fail);
+        if !p.history {
+            self.consents(rec, customer_no, &mut row.consents, &mut fail);
+        }
 
         let visit_date = p.get(rec, F::VisitDate);
         let visit_km = p.get(rec, F::VisitKm);
@@ -1614,6 +1692,86 @@ impl Rules {
             }
         }
         c
+    }
+
+    /// A send history row. Only past days are accepted: the file records
+    /// what was sent, never what is to be.
+    fn sent(
+        &self,
+        rec: &StringRecord,
+        customer_no: &str,
+        vin: &str,
+        fail: &mut dyn FnMut(ImportField, String),
+    ) -> Option<Sent> {
+        use ImportField as F;
+        let p = &self.plan;
+        if customer_no.is_empty() {
+            fail(
+                F::CustomerNo,
+                "missing: a send needs the customer number of its recipient".into(),
+            );
+        }
+        let service = p.get(rec, F::SentService);
+        if service.is_empty() {
+            fail(
+                F::SentService,
+                "missing: which service the message was for".into(),
+            );
+        }
+        let channel = p.get(rec, F::ConsentChannel);
+        let channel = if channel.is_empty() {
+            fail(
+                F::ConsentChannel,
+                "missing: email, post, phone, or control for a control-group member".into(),
+            );
+            None
+        } else {
+            values::parse_sent_channel(channel)
+                .map_err(|e| fail(F::ConsentChannel, e))
+                .ok()
+        };
+        let date = p.get(rec, F::SentDate);
+        let date = if date.is_empty() {
+            fail(F::SentDate, "missing: the day the message went out".into());
+            None
+        } else {
+            match values::parse_date(date, self.order, Era::Near, self.today) {
+                Ok(Some(d)) if d >= self.today => {
+                    fail(
+                        F::SentDate,
+                        format!("{d} is not in the past: a send history records only what was sent before today"),
+                    );
+                    None
+                }
+                Ok(d) => d,
+                Err(e) => {
+                    fail(F::SentDate, e);
+                    None
+                }
+            }
+        };
+        let cost = p.get(rec, F::SentCost);
+        let cost = if cost.is_empty() {
+            None
+        } else {
+            values::parse_amount(cost)
+                .map_err(|e| fail(F::SentCost, e))
+                .ok()
+        };
+        if matches!(channel, Some(None)) && cost.is_some_and(|c| c > 0) {
+            fail(
+                F::SentCost,
+                "a control-group member was sent nothing and cannot have cost anything".into(),
+            );
+        }
+        Some(Sent {
+            customer_no: customer_no.to_string(),
+            vin: vin.to_string(),
+            service: values::collapse_ws(service),
+            channel: channel?,
+            date: date?,
+            cost,
+        })
     }
 
     fn consents(

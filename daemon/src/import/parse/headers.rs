@@ -523,6 +523,35 @@ const DEFAULTS: &[(F, &[&str])] = &[
             "responseremark",
         ],
     ),
+    // Send history files (a previous system's log of what it sent). Their
+    // channel column is the consent files' `Kanal`/`channel`.
+    (
+        F::SentService,
+        &[
+            "dienst",
+            "massnahme",
+            "anlass",
+            "service",
+            "sentservice",
+            "touchpointservice",
+        ],
+    ),
+    (
+        F::SentDate,
+        &[
+            "versanddatum",
+            "versendetam",
+            "gesendetam",
+            "sentdate",
+            "senton",
+            "sentat",
+            "sent",
+        ],
+    ),
+    (
+        F::SentCost,
+        &["versandkosten", "kosten", "sentcost", "cost"],
+    ),
 ];
 
 /// Generic headers that name a response file's date, value and note only

@@ -840,6 +840,17 @@ pub fn parse_response_kind(s: &str) -> Result<touchpoint_common::report::Respons
     }
 }
 
+/// The channel column of a send history file: a channel, or `None` for a
+/// control-group member (`control`, `Kontrollgruppe`).
+pub fn parse_sent_channel(s: &str) -> Result<Option<touchpoint_common::domain::Channel>, String> {
+    match fold_key(s).as_str() {
+        "control" | "controlgroup" | "kontrolle" | "kontrollgruppe" | "holdout" => Ok(None),
+        _ => parse_channel(s)
+            .map(Some)
+            .map_err(|_| format!("{s:?} is not a channel (email, post, phone, or control)")),
+    }
+}
+
 /// The largest order value accepted, in cents (10 million euro): beyond
 /// it the cell is a typo, an order number or a sum of many orders.
 pub const MAX_AMOUNT_CENTS: i64 = 1_000_000_000;

@@ -1,0 +1,159 @@
+//! Attribution benchmark (release mode):
+//!
+//! ```sh
+//! cargo bench -p touchpoint-daemon --bench attribution               # 10k, 100k, 1M customers
+//! cargo bench -p touchpoint-daemon --bench attribution -- 100000     # chosen sizes
+//! ```
+//!
+//! The customers are spread over 100 tenants (the demo's dealers `d001` …
+//! `d100`, each in its own DMS dialect), generated with the demo's past
+//! quarter (`touchpoint_datagen::history`) and imported through the real
+//! path (`import::import_file`): the customer export, the previous system's
+//! send history (one message per reminder of the last 91 days, a tenth of
+//! them control records) and the workshop export (every visit of the last
+//! five years, responses included). Then, timed: `attribution::attribute`
+//! over every tenant, the full recomputation an import of visits runs
+//! (every visit against every message sent, the credits written), once
+//! from no credits and once more when nothing changes (the cost of every
+//! later visit import). Each size runs in a child process; its peak RSS is
+//! reset after the preparation (`/proc/self/clear_refs`), so the figure
+//! printed is attribution's.
+
+mod common;
+
+use std::collections::HashMap;
+use std::io::BufWriter;
+use std::time::Instant;
+
+use common::{each_size_in_a_child, peak_rss_mb};
+use touchpoint_common::config::StoresConfig;
+use touchpoint_common::policy::OccasionKind;
+use touchpoint_common::{Date, TenantId};
+use touchpoint_datagen::{
+    demo_dealers, write_customer_export_as_of, write_history_export_as_of,
+    write_visits_export_as_of, DealerSpec, ExportOptions,
+};
+use touchpointd::attribution::{attribute, Windows};
+use touchpointd::import::history::HistoryService;
+use touchpointd::import::{import_file, ImportOptions};
+use touchpointd::store::Stores;
+
+const TENANTS: usize = 100;
+/// The exports' day: fixed, so every run imports the same data.
+const AS_OF: (i32, u32, u32) = (2026, 12, 1);
+
+fn main() {
+    let args: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| a != "--bench")
+        .collect();
+    each_size_in_a_child(&args, |customers| run(customers as usize));
+}
+
+fn run(customers: usize) {
+    let (y, m, d) = AS_OF;
+    let as_of = Date::from_ymd(y, m, d).expect("day");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let stores = Stores::open(&dir.path().join("state"), &StoresConfig::default()).expect("stores");
+    let opts = ImportOptions {
+        services: HashMap::from([(
+            "service_due".to_string(),
+            HistoryService {
+                template: "service_due".into(),
+                occasion: OccasionKind::ServiceDue,
+            },
+        )]),
+        ..ImportOptions::default()
+    };
+    let prepared = Instant::now();
+    let (mut sends, mut visits) = (0u64, 0u64);
+    let mut tenants = Vec::new();
+    for mut spec in demo_dealers(TENANTS) {
+        spec.customers = (customers / TENANTS).max(1);
+        let id = TenantId::new(spec.id.clone()).expect("tenant id");
+        stores
+            .central()
+            .register_tenant(&id, &spec.name)
+            .expect("register");
+        let store = stores.tenant(&id).expect("tenant");
+        let export = ExportOptions {
+            past_quarter: true,
+            bad_row_rate: 0.0,
+            ..ExportOptions::demo(spec.dialect())
+        };
+        type Write = fn(
+            &DealerSpec,
+            &ExportOptions,
+            Date,
+            BufWriter<std::fs::File>,
+        ) -> std::io::Result<touchpoint_datagen::ExportStats>;
+        let files: [(String, Write); 3] = [
+            (spec.customer_file_name(), write_customer_export_as_of),
+            (spec.history_file_name(), write_history_export_as_of),
+            (spec.visits_file_name(), write_visits_export_as_of),
+        ];
+        for (n, (name, write)) in files.into_iter().enumerate() {
+            let path = dir.path().join(&name);
+            let file = BufWriter::new(std::fs::File::create(&path).expect("create"));
+            let stats = write(&spec, &export, as_of, file).expect("generate");
+            let r = import_file(&store, &path, &name, &opts).expect("import");
+            assert!(r.is_committed() && r.rows_rejected == 0, "{name}: {r:?}");
+            match n {
+                1 => sends += stats.rows,
+                2 => visits += stats.rows,
+                _ => {}
+            }
+            std::fs::remove_file(&path).expect("remove export");
+        }
+        tenants.push(store);
+    }
+    let prepare_secs = prepared.elapsed().as_secs_f64();
+    // The imports credited as they went: start attribution from nothing.
+    reset_peak_rss();
+    let windows = Windows::default();
+    let mut first = (0u64, 0u64, 0u64);
+    let t = Instant::now();
+    for store in &tenants {
+        // A pass that takes every credit back, then the one measured.
+        let s = attribute(store, &HashMap::from([("service_due".into(), 0)]), &|_| {
+            false
+        })
+        .expect("attribute");
+        first.2 += s.changed;
+    }
+    let clear_secs = t.elapsed().as_secs_f64();
+    let t = Instant::now();
+    for store in &tenants {
+        let s = attribute(store, &windows, &|_| false).expect("attribute");
+        first.0 += s.responses;
+        first.1 += s.credited;
+    }
+    let full_secs = t.elapsed().as_secs_f64();
+    let t = Instant::now();
+    let mut changed = 0;
+    for store in &tenants {
+        changed += attribute(store, &windows, &|_| false)
+            .expect("attribute")
+            .changed;
+    }
+    let again_secs = t.elapsed().as_secs_f64();
+    assert_eq!(changed, 0, "a second pass changes nothing");
+    println!(
+        "attribution {customers} customers, {TENANTS} tenants: {sends} sends (past quarter), {visits} visits; prepared in {prepare_secs:.1} s\n  \
+         credit from none: {full_secs:.2} s ({} responses, {} credited)\n  \
+         recompute, nothing changes: {again_secs:.2} s\n  \
+         (taking {} credits back first: {clear_secs:.2} s)\n  \
+         peak RSS during attribution: {:.0} MB",
+        first.0,
+        first.1,
+        first.2,
+        peak_rss_mb()
+    );
+}
+
+/// Resets this process's peak RSS (VmHWM) to its current RSS (Linux).
+fn reset_peak_rss() {
+    if let Err(e) = std::fs::write("/proc/self/clear_refs", "5") {
+        eprintln!("cannot reset the peak RSS ({e}); the figure includes the preparation");
+    }
+}
