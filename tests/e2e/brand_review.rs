@@ -164,10 +164,21 @@ async fn a_broken_brand_file_under_review_is_a_policy_error_with_its_line() {
     let mut c = d.client().await;
     let path = d.policy_dir.join("brand.toml");
     let v1 = std::fs::read_to_string(&path).expect("brand.toml");
+    let before = c.status().await.expect("status").policy.version;
     let on = v1.replacen("\nbrand = false\n", "\nbrand = true\n", 1);
     std::fs::write(&path, &on).expect("write brand.toml");
-    until("review on recorded as v2", || async {
+    // The brand's history records v2 before the reload swaps the policy
+    // in force: wait for both, or the version read below may be v1's.
+    until("review on recorded as v2 and in force", || async {
         brand_history(&d.socket).in_force == 2
+            && d.client()
+                .await
+                .status()
+                .await
+                .expect("status")
+                .policy
+                .version
+                != before
     })
     .await;
     let version = c.status().await.expect("status").policy.version;
