@@ -393,6 +393,56 @@ fn a_credited_visit_is_on_the_message_and_a_reimport_changes_nothing() {
     assert_eq!(room.store.credit(early).expect("read"), None);
 }
 
+/// The reviewer's case: the dealer re-exports one vehicle's history under
+/// the same file name to fix it. The other vehicles' visits in those days
+/// are not in that file, and stay.
+#[test]
+fn a_partial_re_export_corrects_only_the_vehicles_it_names() {
+    let room = Room::new();
+    let id = room.sent("K1", d(2026, 12, 20), MessageStatus::Sent);
+    room.import(
+        "werkstatt.csv",
+        &format!(
+            "{VISITS}WVWZZZ1KZ6W000001;K1;08.01.2027;Inspektion;412,00\n\
+             WVWZZZ1KZ6W000002;K2;12.01.2027;Inspektion;80,00\n"
+        ),
+    );
+    assert!(room.store.credit(id).expect("read").is_some());
+    // Only K2's vehicle, over days that hold K1's visit too.
+    room.import(
+        "werkstatt.csv",
+        &format!(
+            "{VISITS}WVWZZZ1KZ6W000002;K2;01.01.2027;Inspektion;80,00\n\
+             WVWZZZ1KZ6W000002;K2;15.01.2027;Inspektion;80,00\n"
+        ),
+    );
+    let k1: Vec<Date> = room
+        .store
+        .visits_of("WVWZZZ1KZ6W000001")
+        .expect("visits")
+        .into_iter()
+        .map(|v| v.date)
+        .collect();
+    assert_eq!(
+        k1,
+        vec![d(2027, 1, 8)],
+        "K1's visit is not in the file and stays"
+    );
+    assert!(room.store.credit(id).expect("read").is_some());
+    let k2: Vec<Date> = room
+        .store
+        .visits_of("WVWZZZ1KZ6W000002")
+        .expect("visits")
+        .into_iter()
+        .map(|v| v.date)
+        .collect();
+    assert_eq!(
+        k2,
+        vec![d(2027, 1, 1), d(2027, 1, 15)],
+        "K2's 12 January is corrected away"
+    );
+}
+
 #[test]
 fn a_visit_corrected_away_takes_its_credit_back() {
     let room = Room::new();
@@ -602,23 +652,28 @@ fn a_response_file_credits_an_accepted_offer_to_the_warranty_offer_and_rejects_u
     assert!(r.errors.is_empty(), "{:?}", r.errors);
     assert!(room.store.credit(warranty).expect("read").is_some());
     assert_eq!(room.store.responses().count(), 3);
-    // One that covers 2027-01-05..10 without it: the offer is gone, and
-    // its credit with it.
+    // One that covers 2027-01-05..10 and names K1 without the offer: the
+    // offer is gone, and its credit with it. (A re-export is the truth
+    // only for the customers and vehicles it names: one that did not name
+    // K1 would leave K1's rows alone.)
     let corrected = format!(
         "{RESPONSES};WVWZZZ1KZ6W000002;05.01.2027;Termin;;\n\
+         K1;;05.01.2027;Termin;;\n\
          K3;;10.01.2027;Termin;;\n"
     );
     let r = room.import_report("antworten.csv", &corrected);
     assert_eq!(
         r.credited,
         Some(ResponseTally {
-            to_messages: 1,
+            to_messages: 2,
             to_control: 0,
             organic: 1
         })
     );
     assert_eq!(room.store.credit(warranty).expect("read"), None);
-    assert_eq!(room.store.responses().count(), 2);
+    let c = room.store.credit(service).expect("read").expect("credited");
+    assert_eq!(c.kind, ResponseKind::Appointment);
+    assert_eq!(room.store.responses().count(), 3);
 }
 
 #[test]

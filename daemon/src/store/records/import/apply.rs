@@ -76,18 +76,28 @@ struct Applier<'a> {
     responses: Option<Scope>,
 }
 
-/// The days a visit or response export covers, and the rows it has for them.
+/// The days a visit or response export covers, the subjects (vehicles,
+/// customers) it names, and the rows it has for them. A re-export is the
+/// truth only for the subjects it names in the days it covers: a partial
+/// re-export of one customer's history removes nothing of the others'.
 struct Scope {
     /// The file name the rows' sources cite (`werkstatt.csv`).
     file: String,
     from: touchpoint_common::Date,
     to: touchpoint_common::Date,
+    subjects: std::collections::HashSet<String>,
     keys: std::collections::HashSet<Vec<u8>>,
 }
 
 impl Scope {
-    /// Widens `scope` by one row of the file.
-    fn note(scope: &mut Option<Scope>, source: &str, date: touchpoint_common::Date, key: &[u8]) {
+    /// Widens `scope` by one row of the file about `subject`.
+    fn note(
+        scope: &mut Option<Scope>,
+        source: &str,
+        date: touchpoint_common::Date,
+        subject: &str,
+        key: &[u8],
+    ) {
         let Some(file) = source_file(source) else {
             return;
         };
@@ -95,11 +105,23 @@ impl Scope {
             file: file.to_string(),
             from: date,
             to: date,
+            subjects: Default::default(),
             keys: Default::default(),
         });
         scope.from = scope.from.min(date);
         scope.to = scope.to.max(date);
+        scope.subjects.insert(subject.to_string());
         scope.keys.insert(key.to_vec());
+    }
+}
+
+/// What a visit or a reported response is about: its vehicle, else its
+/// customer.
+fn subject<'a>(vin: &'a str, customer_no: &'a str) -> &'a str {
+    if vin.is_empty() {
+        customer_no
+    } else {
+        vin
     }
 }
 
@@ -287,7 +309,13 @@ impl<'a> Applier<'a> {
 
     fn visit(&mut self, v: ServiceVisit) -> Result<()> {
         let key = visit_key(&v);
-        Scope::note(&mut self.visits, &v.source, v.date, &key);
+        Scope::note(
+            &mut self.visits,
+            &v.source,
+            v.date,
+            subject(&v.vin, &v.customer_no),
+            &key,
+        );
         let old = self.get(T::Visits, &key)?;
         let bytes = encode_record(&v).map_err(codec_err("visits"))?;
         let ch = self.upsert(T::Visits, key, bytes, old.as_deref())?;
@@ -297,7 +325,13 @@ impl<'a> Applier<'a> {
 
     fn response(&mut self, r: ReportedResponse) -> Result<()> {
         let key = response_key(&r);
-        Scope::note(&mut self.responses, &r.source, r.date, &key);
+        Scope::note(
+            &mut self.responses,
+            &r.source,
+            r.date,
+            subject(&r.vin, &r.customer_no),
+            &key,
+        );
         let old = self.get(T::Responses, &key)?;
         let bytes = encode_record(&r).map_err(codec_err("responses"))?;
         let ch = self.upsert(T::Responses, key, bytes, old.as_deref())?;
@@ -305,9 +339,10 @@ impl<'a> Applier<'a> {
         Ok(())
     }
 
-    /// A re-exported file is taken as the truth for the days it covers:
-    /// a visit (or reported response) an earlier import of the same file
-    /// name stored for one of those days, and this export no longer has
+    /// A re-exported file is taken as the truth for the vehicles and
+    /// customers it names in the days it covers: a visit (or reported
+    /// response) of one of them an earlier import of the same file name
+    /// stored for one of those days, and this export no longer has
     /// (its date, vehicle or kind corrected, or the row deleted in the
     /// dealer's system), is removed, and with it any credit for it. Days
     /// outside the export's first..last row, and rows from other files,
@@ -325,18 +360,27 @@ impl<'a> Applier<'a> {
             // A record an earlier version stored (a visit without source)
             // does not decode: never ours.
             let stored = match t {
-                T::Visits => decode_record::<ServiceVisit>(&bytes)
-                    .ok()
-                    .map(|v| (v.date, v.source)),
-                _ => decode_record::<ReportedResponse>(&bytes)
-                    .ok()
-                    .map(|r| (r.date, r.source)),
+                T::Visits => decode_record::<ServiceVisit>(&bytes).ok().map(|v| {
+                    (
+                        v.date,
+                        v.source,
+                        subject(&v.vin, &v.customer_no).to_string(),
+                    )
+                }),
+                _ => decode_record::<ReportedResponse>(&bytes).ok().map(|r| {
+                    (
+                        r.date,
+                        r.source,
+                        subject(&r.vin, &r.customer_no).to_string(),
+                    )
+                }),
             };
-            let Some((date, source)) = stored else {
+            let Some((date, source, about)) = stored else {
                 continue;
             };
             if date >= scope.from
                 && date <= scope.to
+                && scope.subjects.contains(&about)
                 && source_file(&source) == Some(scope.file.as_str())
             {
                 gone.push(key.to_vec());
