@@ -17,7 +17,9 @@
 //! from no credits and once more when nothing changes (the cost of every
 //! later visit import). Each size runs in a child process; its peak RSS is
 //! reset after the preparation (`/proc/self/clear_refs`), so the figure
-//! printed is attribution's.
+//! printed is attribution's. Last, the brand's pooled report over the
+//! quarter's last whole month (`results::report`, by service and by lead
+//! time), with its time and the peak RSS after it.
 
 mod common;
 
@@ -25,9 +27,11 @@ use std::collections::HashMap;
 use std::io::BufWriter;
 use std::time::Instant;
 
-use common::{each_size_in_a_child, peak_rss_mb};
+use common::{each_size_in_a_child, peak_rss_mb, write_policies};
 use touchpoint_common::config::StoresConfig;
 use touchpoint_common::policy::OccasionKind;
+use touchpoint_common::report::answer::ReportQuery;
+use touchpoint_common::report::stats::By;
 use touchpoint_common::{Date, TenantId};
 use touchpoint_datagen::{
     demo_dealers, write_customer_export_as_of, write_history_export_as_of,
@@ -66,16 +70,30 @@ fn run(customers: usize) {
         ..ImportOptions::default()
     };
     let prepared = Instant::now();
+    let specs: Vec<DealerSpec> = demo_dealers(TENANTS)
+        .into_iter()
+        .map(|mut spec| {
+            spec.customers = (customers / TENANTS).max(1);
+            spec
+        })
+        .collect();
+    write_policies(&dir.path().join("policies"), &specs);
+    let policies = touchpointd::policy::load_dir(&dir.path().join("policies")).expect("policies");
     let (mut sends, mut visits) = (0u64, 0u64);
     let mut tenants = Vec::new();
-    for mut spec in demo_dealers(TENANTS) {
-        spec.customers = (customers / TENANTS).max(1);
+    for spec in specs {
         let id = TenantId::new(spec.id.clone()).expect("tenant id");
         stores
             .central()
             .register_tenant(&id, &spec.name)
             .expect("register");
         let store = stores.tenant(&id).expect("tenant");
+        // The dealer's own column mapping, as the daemon reads it from its
+        // policy (the tab dialect's short headers are mapped there).
+        let opts = ImportOptions {
+            policy: policies.tenant(&id).expect("dealer policy").import.clone(),
+            ..opts.clone()
+        };
         let export = ExportOptions {
             past_quarter: true,
             bad_row_rate: 0.0,
@@ -98,6 +116,12 @@ fn run(customers: usize) {
             let stats = write(&spec, &export, as_of, file).expect("generate");
             let r = import_file(&store, &path, &name, &opts).expect("import");
             assert!(r.is_committed() && r.rows_rejected == 0, "{name}: {r:?}");
+            if n == 2 {
+                // Every generated visit row is a stored visit: none is
+                // taken for something else (as the tab dialect's once were,
+                // read without its mapping).
+                assert_eq!(r.visits.inserted, stats.rows, "{name}: {r:?}");
+            }
             match n {
                 1 => sends += stats.rows,
                 2 => visits += stats.rows,
@@ -138,15 +162,54 @@ fn run(customers: usize) {
     }
     let again_secs = t.elapsed().as_secs_f64();
     assert_eq!(changed, 0, "a second pass changes nothing");
+
+    // The brand's pooled report over the quarter's last whole month, by
+    // service and by lead time: every tenant's rows read, pooled and
+    // suppressed under the k-dealer and dominance rules.
+    let last = as_of.add_days(-1);
+    let month = Date::from_ymd(last.year(), last.month(), 1).expect("month");
+    let pooled_rss_before = peak_rss_mb();
+    let mut pooled = Vec::new();
+    for by in [By::Service, By::Lead] {
+        let t = Instant::now();
+        let r = touchpointd::results::report(
+            &stores,
+            &policies,
+            &[],
+            ReportQuery {
+                tenant: None,
+                service: None,
+                from: Some(month),
+                to: Some(last),
+                by,
+                pooled: true,
+            },
+            as_of,
+        )
+        .expect("pooled report");
+        let shown = r.groups.iter().filter(|g| g.suppressed.is_none()).count();
+        pooled.push(format!(
+            "by {}: {:.2} s, {} groups ({shown} shown), {} sent",
+            by.as_str(),
+            t.elapsed().as_secs_f64(),
+            r.groups.len(),
+            r.total.tally.as_ref().map_or(0, |t| t.sent)
+        ));
+    }
     println!(
         "attribution {customers} customers, {TENANTS} tenants: {sends} sends (past quarter), {visits} visits; prepared in {prepare_secs:.1} s\n  \
          credit from none: {full_secs:.2} s ({} responses, {} credited)\n  \
          recompute, nothing changes: {again_secs:.2} s\n  \
          (taking {} credits back first: {clear_secs:.2} s)\n  \
-         peak RSS during attribution: {:.0} MB",
+         peak RSS during attribution: {:.0} MB\n  \
+         pooled report, {month} … {}: {}\n  \
+         peak RSS after the pooled reports: {:.0} MB (before them: {pooled_rss_before:.0} MB)",
         first.0,
         first.1,
         first.2,
+        pooled_rss_before,
+        last,
+        pooled.join("; "),
         peak_rss_mb()
     );
 }

@@ -29,7 +29,7 @@
 
 mod common;
 
-use common::{dir_size, peak_rss_mb};
+use common::{dir_size, peak_rss_mb, write_policies};
 
 use std::collections::BTreeMap;
 use std::io::BufWriter;
@@ -41,9 +41,7 @@ use std::time::Instant;
 use touchpoint_common::config::StoresConfig;
 use touchpoint_common::outbox::PlanReport;
 use touchpoint_common::{Date, TenantId};
-use touchpoint_datagen::{
-    demo_dealers, tenant_policy_toml, write_customer_export_as_of, DealerSpec, ExportOptions,
-};
+use touchpoint_datagen::{demo_dealers, write_customer_export_as_of, DealerSpec, ExportOptions};
 use touchpointd::import::{import_file, ImportOptions};
 use touchpointd::planner::{plan_tenants, LeadTimes, Mode};
 use touchpointd::store::Stores;
@@ -239,28 +237,6 @@ fn export_options(spec: &DealerSpec) -> ExportOptions {
         no_consent_rate: 0.15,
         bad_row_rate: 0.0,
         past_quarter: false,
-    }
-}
-
-/// The shipped brand and templates, with a generated policy per dealer.
-fn write_policies(dir: &Path, specs: &[DealerSpec]) {
-    let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("../policies");
-    let files = touchpointd::policy::read_dir(&shipped, "policies").expect("shipped policies");
-    for (rel, text) in files {
-        if rel.starts_with("dealers/") {
-            continue;
-        }
-        let path = dir.join(&rel);
-        std::fs::create_dir_all(path.parent().expect("parent")).expect("policy dir");
-        std::fs::write(path, text).expect("write policy");
-    }
-    std::fs::create_dir_all(dir.join("dealers")).expect("dealers dir");
-    for s in specs {
-        std::fs::write(
-            dir.join("dealers").join(format!("{}.toml", s.id)),
-            tenant_policy_toml(s),
-        )
-        .expect("write dealer policy");
     }
 }
 

@@ -78,3 +78,27 @@ pub fn dir_size(p: &Path) -> u64 {
     }
     n
 }
+
+/// The shipped brand policy and templates, and the generated policy of
+/// each dealer in `specs` (its DMS dialect's column mapping included), in
+/// `dir`: what `touchpointd::policy::load_dir` reads.
+pub fn write_policies(dir: &Path, specs: &[touchpoint_datagen::DealerSpec]) {
+    let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("../policies");
+    let files = touchpointd::policy::read_dir(&shipped, "policies").expect("shipped policies");
+    for (rel, text) in files {
+        if rel.starts_with("dealers/") {
+            continue;
+        }
+        let path = dir.join(&rel);
+        std::fs::create_dir_all(path.parent().expect("parent")).expect("policy dir");
+        std::fs::write(path, text).expect("write policy");
+    }
+    std::fs::create_dir_all(dir.join("dealers")).expect("dealers dir");
+    for s in specs {
+        std::fs::write(
+            dir.join("dealers").join(format!("{}.toml", s.id)),
+            touchpoint_datagen::tenant_policy_toml(s),
+        )
+        .expect("write dealer policy");
+    }
+}

@@ -258,6 +258,21 @@ pub enum FileError {
         "column {column} belongs in a response file, which needs a column for the kind of response (\"Reaktion\": Termin or Angebot angenommen)"
     )]
     ResponseWithoutKind { column: String },
+    #[error(
+        "only the key column{} {} {} understood; {} {}: nothing but which customer holds which vehicle could be imported from this file. Map {} under [import.columns] in the dealer policy (e.g. {:?} = \"visit_date\"), or map {} to \"ignore\" to import only the holders",
+        if keys.len() == 1 { "" } else { "s" },
+        HeaderList(keys),
+        if keys.len() == 1 { "was" } else { "were" },
+        HeaderList(unknown),
+        if unknown.len() == 1 { "was not" } else { "were not" },
+        if unknown.len() == 1 { "it" } else { "them" },
+        unknown.first().map(|h| h.chars().take(SHOWN_HEADER_CHARS).collect::<String>()).unwrap_or_default(),
+        if unknown.len() == 1 { "it" } else { "them" },
+    )]
+    OnlyKeys {
+        keys: Vec<String>,
+        unknown: Vec<String>,
+    },
     #[error("read error: {0}")]
     Io(#[from] io::Error),
     #[error("a send history file (it has a sent-date column) needs a column for {what}")]
@@ -802,6 +817,7 @@ impl<R: Read> Parser<R> {
             return Err(FileError::NoKeyColumn { headers });
         }
         check_response_file(&headers, &fields)?;
+        check_more_than_keys(&headers, &fields)?;
         let columns: Vec<Column> = headers
             .into_iter()
             .zip(fields)
@@ -1209,6 +1225,46 @@ fn check_response_file(
             None => Ok(()),
         },
     }
+}
+
+/// A file whose only understood columns are the customer number and the
+/// VIN, beside columns nothing maps, is refused: its rows would import
+/// nothing but holders while the report said every row was fine (a visit
+/// export in a dialect no mapping knows, say). Mapping the unknown columns
+/// to `ignore` says that holders are all the file is for.
+fn check_more_than_keys(
+    headers: &[String],
+    fields: &[Option<ImportField>],
+) -> Result<(), FileError> {
+    let keys_only = fields.iter().all(|f| {
+        matches!(
+            f,
+            None | Some(ImportField::CustomerNo | ImportField::Vin | ImportField::Ignore)
+        )
+    });
+    let unknown: Vec<String> = headers
+        .iter()
+        .zip(fields)
+        .enumerate()
+        .filter(|(_, (_, f))| f.is_none())
+        .map(|(i, (h, _))| {
+            if h.is_empty() {
+                format!("(column {})", i + 1)
+            } else {
+                h.clone()
+            }
+        })
+        .collect();
+    if !keys_only || unknown.is_empty() {
+        return Ok(());
+    }
+    let keys = headers
+        .iter()
+        .zip(fields)
+        .filter(|(_, f)| matches!(f, Some(ImportField::CustomerNo | ImportField::Vin)))
+        .map(|(h, _)| h.clone())
+        .collect();
+    Err(FileError::OnlyKeys { keys, unknown })
 }
 
 /// Mapped columns whose header repeats an earlier column's; see [`Format::duplicates`].
@@ -1897,6 +1953,50 @@ mod tests {
         assert_eq!(format.unmapped(), vec!["Notiz".to_string()]);
         assert!(format.has(ImportField::FullName));
         assert_eq!(rows.len(), 1);
+    }
+
+    #[test]
+    fn a_file_of_keys_and_unknown_columns_is_refused_not_imported_as_holders() {
+        // A visit export in a dialect nothing maps: before, every row was
+        // "ok" and not one visit was stored.
+        let text = "KdNr\tFIN\tAufDat\tAufKM\tAufArt\n10002\tWVWZZZ1KZ6W000001\t12.04.22\t29662\tInspektion\n";
+        let err = Parser::new(text.as_bytes(), "t.csv", &TenantImport::default())
+            .err()
+            .expect("refused");
+        assert!(matches!(err, FileError::OnlyKeys { .. }), "{err:?}");
+        assert_eq!(
+            err.to_string(),
+            "only the key columns \"KdNr\", \"FIN\" were understood; \"AufDat\", \"AufKM\", \"AufArt\" were not: nothing but which customer holds which vehicle could be imported from this file. Map them under [import.columns] in the dealer policy (e.g. \"AufDat\" = \"visit_date\"), or map them to \"ignore\" to import only the holders"
+        );
+        // Mapped, the same file is a visit file.
+        let mut policy = TenantImport::default();
+        for (h, f) in [
+            ("AufDat", ImportField::VisitDate),
+            ("AufKM", ImportField::VisitKm),
+            ("AufArt", ImportField::VisitKind),
+        ] {
+            policy.columns.insert(h.into(), f);
+        }
+        let rows: Vec<Row> = Parser::new(text.as_bytes(), "t.csv", &policy)
+            .expect("parses")
+            .map(|r| r.expect("row"))
+            .collect();
+        assert!(rows[0].visit.is_some());
+        // Keys alone (a holder file), or unknown columns mapped to ignore: fine.
+        for ok in [
+            "KdNr;FIN\n1;WVWZZZ1KZ6W000001\n",
+            "Kundennr;Nachname;Notiz\n1;Meier;x\n",
+        ] {
+            assert!(
+                Parser::new(ok.as_bytes(), "t.csv", &TenantImport::default()).is_ok(),
+                "{ok}"
+            );
+        }
+        let mut ignore = TenantImport::default();
+        for h in ["AufDat", "AufKM", "AufArt"] {
+            ignore.columns.insert(h.into(), ImportField::Ignore);
+        }
+        assert!(Parser::new(text.as_bytes(), "t.csv", &ignore).is_ok());
     }
 
     #[test]
