@@ -173,6 +173,10 @@ impl TestDaemon {
     }
 
     pub fn start_with(opts: Options) -> Self {
+        // Build the binaries (once per test process) before any daemon or
+        // client exists: a first `bin()` call later, while the test holds an
+        // idle connection, could outlast the daemon's idle timeout.
+        bin("touchpoint");
         let dir = tempfile::tempdir().expect("tempdir");
         let dealers: Vec<(&str, &str)> = opts
             .dealers
