@@ -661,7 +661,7 @@ pub fn touchpoint(socket: &Path, args: &[&str]) -> std::process::Output {
 
 /// Variants of [`Request`](touchpoint_common::protocol::Request): a test
 /// that walks [`every_request`] knows it met them all.
-pub const REQUEST_KINDS: usize = 34;
+pub const REQUEST_KINDS: usize = 35;
 
 /// The index of a request's variant. No wildcard: a new request does not
 /// compile here until it has an index, and [`every_request`] fails its
@@ -703,6 +703,7 @@ pub fn request_kind(r: &touchpoint_common::protocol::Request) -> usize {
         R::Overview => 31,
         R::Subscribe => 32,
         R::Report { .. } => 33,
+        R::Responses { .. } => 34,
     }
 }
 
@@ -869,6 +870,12 @@ pub fn every_request(
                 pooled: true,
                 ..ReportQuery::default()
             },
+        },
+        R::Responses {
+            tenant: t(),
+            customer: None,
+            organic_only: false,
+            limit: 10,
         },
     ]
 }

@@ -25,7 +25,7 @@ use crate::{Date, TenantId};
 /// Magic bytes at the start of every hello.
 pub const PROTOCOL_MAGIC: [u8; 4] = *b"TPNT";
 /// Bump on any incompatible change to the messages after the hello.
-pub const PROTOCOL_VERSION: u32 = 3;
+pub const PROTOCOL_VERSION: u32 = 4;
 /// Size of the chunks a file is uploaded in; well below the frame limit.
 pub const UPLOAD_CHUNK_BYTES: usize = 1 << 20;
 
@@ -119,6 +119,7 @@ impl Role {
             | Request::Content { .. }
             | Request::Overview
             | Request::Report { .. }
+            | Request::Responses { .. }
             | Request::Subscribe => true,
             // Anyone but read-only may propose; only a reviewer decides.
             Request::Propose { .. } | Request::ProposeRollback { .. } => {
@@ -182,6 +183,8 @@ fn brand_allows(request: &Request) -> bool {
         | Request::Queue { .. }
         | Request::Content { .. }
         | Request::Overview
+        // A dealer's customers' visits, one by one.
+        | Request::Responses { .. }
         // The feed names the tenants whose data changed.
         | Request::Subscribe => false,
     }
@@ -379,6 +382,17 @@ pub enum Request {
     /// the caller's tenants, or pooled over every dealer for the brand.
     Report {
         query: ReportQuery,
+    },
+    /// One tenant's responses (workshop visits, appointments, offers
+    /// accepted) and where attribution credits each, or why it credits
+    /// it to nothing; newest first, at most `limit`.
+    Responses {
+        tenant: TenantId,
+        /// Only this customer's (after identity merges).
+        customer: Option<String>,
+        /// Only those credited to nothing.
+        organic_only: bool,
+        limit: u32,
     },
 }
 
@@ -861,6 +875,9 @@ impl Request {
                 .service
                 .as_deref()
                 .map_or(Ok(()), |s| l::line("service", s, l::NAME_CHARS)),
+            Request::Responses { customer, .. } => customer
+                .as_deref()
+                .map_or(Ok(()), |c| l::line("customer", c, l::NAME_CHARS)),
             Request::UploadBegin { file_name, .. } | Request::CallOutcomes { file_name, .. } => {
                 l::line("file name", file_name, l::NAME_CHARS)
             }
@@ -967,6 +984,7 @@ impl Request {
             Request::Queue { .. } => "queue",
             Request::Report { query } if query.pooled => "pooled-report",
             Request::Report { .. } => "report",
+            Request::Responses { .. } => "responses",
             Request::Content { .. } => "content",
             Request::Overview => "overview",
             Request::Subscribe => "subscribe",
@@ -1011,6 +1029,7 @@ pub enum Response {
     Subscribed,
     Changed(Changes),
     Report(Box<Report>),
+    Responses(Box<crate::report::ResponseList>),
 }
 
 /// The answer to [`Request::Plan`].

@@ -104,6 +104,48 @@ pub struct ReportedResponse {
     pub source: String,
 }
 
+/// One response of a dealer and what attribution makes of it: the answer
+/// to "why was this visit not credited?" (`touchpoint responses`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ResponseLine {
+    /// The customer after identity merges; empty when neither the customer
+    /// nor the vehicle is known.
+    pub recipient: String,
+    /// The vehicle, when the source names one.
+    pub vin: String,
+    pub kind: ResponseKind,
+    pub date: Date,
+    pub value: Option<Money>,
+    /// `werkstatt.csv:214`.
+    pub source: String,
+    pub verdict: ResponseVerdict,
+}
+
+/// Where one response is credited, as the attribution pass over what is
+/// stored now decides it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ResponseVerdict {
+    /// To the message `id`, sent on `sent`.
+    Message { id: u64, sent: Date },
+    /// To the control record `id`, whose message would have gone out on `sent`.
+    Control { id: u64, sent: Date },
+    /// To nothing: it counts for the baseline, for the reason given.
+    Organic { why: String },
+}
+
+/// The answer to a responses request: the newest lines first.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ResponseList {
+    pub lines: Vec<ResponseLine>,
+    /// Lines that matched the request, `lines` included.
+    pub matched: u64,
+    /// Of `matched`: credited to messages, to control records, organic.
+    pub to_messages: u64,
+    pub to_control: u64,
+    pub organic: u64,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -223,6 +223,28 @@ pub enum Command {
         #[arg(long, conflicts_with = "json")]
         csv: bool,
     },
+    /// A tenant's responses (workshop visits, appointments, offers
+    /// accepted), newest first, each with the message or control record
+    /// attribution credits it to, or why it credits it to nothing.
+    Responses {
+        #[arg(long)]
+        tenant: TenantId,
+        /// Only this customer's (customer number; merged customers count
+        /// as the one they were merged into).
+        #[arg(long, value_parser = NonEmptyStringValueParser::new())]
+        customer: Option<String>,
+        /// Only the responses credited to nothing, with the reason.
+        #[arg(long)]
+        organic: bool,
+        /// At most this many (1 to 10000).
+        #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+        limit: u32,
+        #[command(flatten)]
+        out: Output,
+        /// Print CSV for spreadsheets: one row per response.
+        #[arg(long, conflicts_with = "json")]
+        csv: bool,
+    },
     /// One message whole: recipient, channel, template, status, money,
     /// attempts and fallback links, then its why and its history.
     Message {
@@ -754,6 +776,27 @@ async fn run_inner(
                 emit(&text);
             } else {
                 emit(&format::report(&r));
+            }
+        }
+        Command::Responses {
+            tenant,
+            customer,
+            organic,
+            limit,
+            out,
+            csv,
+        } => {
+            let r = client.responses(&tenant, customer, organic, limit).await?;
+            if out.json {
+                print_json(&r)?;
+            } else if csv {
+                let text = format::responses_csv(&r).map_err(|e| Failure {
+                    code: EXIT_FAILED,
+                    message: format!("cannot write CSV: {e}"),
+                })?;
+                emit(&text);
+            } else {
+                emit(&format::responses(&r));
             }
         }
         Command::Message { tenant, id, out } => {

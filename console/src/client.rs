@@ -276,6 +276,7 @@ fn response_name(r: &Response) -> &'static str {
         Response::Imported(_) => "Imported",
         Response::Imports(_) => "Imports",
         Response::Merges(_) => "Merges",
+        Response::Responses(_) => "Responses",
         Response::MergeUndone(_) => "MergeUndone",
         Response::Audit(_) => "Audit",
         Response::Error(_) => "Error",
@@ -682,6 +683,28 @@ impl Client {
         match self.request(Request::Report { query }).await? {
             Response::Report(r) => Ok(*r),
             other => Err(unexpected("report", &other)),
+        }
+    }
+
+    /// A tenant's responses and their verdicts, newest first.
+    pub async fn responses(
+        &mut self,
+        tenant: &TenantId,
+        customer: Option<String>,
+        organic_only: bool,
+        limit: u32,
+    ) -> Result<touchpoint_common::report::ResponseList, ClientError> {
+        match self
+            .request(Request::Responses {
+                tenant: tenant.clone(),
+                customer,
+                organic_only,
+                limit,
+            })
+            .await?
+        {
+            Response::Responses(r) => Ok(*r),
+            other => Err(unexpected("responses", &other)),
         }
     }
 

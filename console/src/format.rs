@@ -5,7 +5,9 @@
 use std::fmt::Write as _;
 
 mod report;
+mod responses;
 pub use report::{report, report_csv, report_json};
+pub use responses::{responses, responses_csv};
 
 use touchpoint_common::domain::{
     Counts, ImportReport, ImportStatus, MergeRecord, ResponseTally, Timestamp,

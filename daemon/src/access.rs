@@ -198,7 +198,8 @@ pub fn reach(request: &Request) -> Reach<'_> {
         | Request::UndoMerge { tenant, .. }
         | Request::Message { tenant, .. }
         | Request::MessageAction { tenant, .. }
-        | Request::Content { tenant, .. } => Reach::Tenant(tenant),
+        | Request::Content { tenant, .. }
+        | Request::Responses { tenant, .. } => Reach::Tenant(tenant),
         Request::Audit { tenant, .. }
         | Request::Plan { tenant, .. }
         | Request::RunBatches { tenant }

@@ -174,9 +174,8 @@ pub fn credit(
         let Some(latest) = matching.iter().find(|e| e.sent < r.date) else {
             verdicts[i] = Verdict::Organic(match matching.last() {
                 None => format!(
-                    "{what}: no message to {} is for an occasion a {} answers",
-                    r.recipient,
-                    r.kind.name()
+                    "{what}: no message to {} is for an occasion it answers",
+                    r.recipient
                 ),
                 Some(first) => format!(
                     "{what}: the first message for it (#{}) went out on {}, not before",
@@ -352,34 +351,59 @@ fn exposure_of(merges: &HashMap<String, String>, m: &Message) -> Option<Exposure
 /// Attribution windows by service, days.
 pub type Windows = HashMap<String, u32>;
 
-/// Recomputes the tenant's credits from its visits, reported responses and
-/// messages and writes what changed (see the module's comment). `brought`
-/// picks, by source (`werkstatt.csv:214`), the responses whose credits
-/// [`Summary::brought`] tallies: an import's own. Holds the outbox's
-/// planning lock from reading to writing, so dispatch cannot move a message
-/// in between. Blocking.
-pub fn attribute(
-    store: &TenantStore,
-    windows: &Windows,
-    brought: &dyn Fn(&str) -> bool,
-) -> Result<Summary, StoreError> {
-    let _moving = store.plan_lock();
+/// Each service's attribution window from the brand policy.
+pub fn windows_of(brand: &touchpoint_common::policy::BrandPolicy) -> Windows {
+    brand
+        .services
+        .iter()
+        .map(|(id, s)| (id.clone(), s.attribution_days))
+        .collect()
+}
+
+/// A service's attribution window: the policy's, or the default.
+fn window_of(windows: &Windows, service: &str) -> u32 {
+    windows
+        .get(service)
+        .copied()
+        .unwrap_or(DEFAULT_ATTRIBUTION_DAYS)
+}
+
+/// What one attribution pass reads from a tenant's store.
+struct Gathered {
+    /// Identity merges: merged customer number → the one it is written to.
+    merges: HashMap<String, String>,
+    /// Every response whose customer or vehicle is known.
+    responses: Vec<Response>,
+    /// Notes of reported responses, by their index in `responses`.
+    notes: HashMap<usize, String>,
+    /// Responses whose customer and vehicle are unknown (recipient empty):
+    /// organic whatever was sent.
+    unknown: Vec<Response>,
+    /// The credits stored now, by message.
+    stored: BTreeMap<u64, Credited>,
+    /// Call tasks holding the appointment booked on the call, with the
+    /// words that say so: dispatch's credits, not this pass's to move.
+    booked: BTreeMap<u64, String>,
+    /// Every message sent and every control record.
+    exposures: Vec<Exposure>,
+}
+
+fn gather(store: &TenantStore) -> Result<Gathered, StoreError> {
     let merges = store.merge_map()?;
     let mut responses = Vec::new();
-    // Notes of reported responses, by their index in `responses`.
     let mut notes: HashMap<usize, String> = HashMap::new();
-    let mut unknown = ResponseTally::default();
-    let mut unknown_brought = 0;
+    let mut unknown = Vec::new();
     for v in store.visits() {
         let v = v?;
         match response_of(store, &merges, &v)? {
             Some(r) => responses.push(r),
-            None => {
-                unknown.organic += 1;
-                if brought(&v.source) {
-                    unknown_brought += 1;
-                }
-            }
+            None => unknown.push(Response {
+                recipient: String::new(),
+                kind: visit_kind(&v.kind),
+                date: v.date,
+                value: v.value,
+                source: v.source,
+            }),
         }
     }
     let mut reported_sources = std::collections::HashSet::new();
@@ -393,12 +417,13 @@ pub fn attribute(
                 }
                 responses.push(response);
             }
-            None => {
-                unknown.organic += 1;
-                if brought(&r.source) {
-                    unknown_brought += 1;
-                }
-            }
+            None => unknown.push(Response {
+                recipient: String::new(),
+                kind: r.kind,
+                date: r.date,
+                value: r.value,
+                source: r.source,
+            }),
         }
     }
     let stored = store.credits()?;
@@ -430,13 +455,135 @@ pub fn attribute(
             exposures.push(e);
         }
     }
-    let window = |service: &str| {
-        windows
-            .get(service)
-            .copied()
-            .unwrap_or(DEFAULT_ATTRIBUTION_DAYS)
+    Ok(Gathered {
+        merges,
+        responses,
+        notes,
+        unknown,
+        stored,
+        booked,
+        exposures,
+    })
+}
+
+/// What [`explain`] lists.
+#[derive(Clone, Debug, Default)]
+pub struct Listing<'a> {
+    /// Only this customer's responses (after identity merges).
+    pub customer: Option<&'a str>,
+    /// Only those credited to nothing.
+    pub organic_only: bool,
+    /// At most this many lines, newest first.
+    pub limit: usize,
+}
+
+/// The tenant's responses and where the attribution pass over what is
+/// stored now credits each, or why it credits it to nothing: the same
+/// pass [`attribute`] runs, written nowhere. Blocking.
+pub fn explain(
+    store: &TenantStore,
+    windows: &Windows,
+    listing: &Listing<'_>,
+) -> Result<touchpoint_common::report::ResponseList, StoreError> {
+    use touchpoint_common::report::{ResponseLine, ResponseList, ResponseVerdict};
+    let g = gather(store)?;
+    let verdicts = credit(&g.responses, &g.exposures, &|s| window_of(windows, s));
+    let sent: HashMap<u64, (bool, Date)> = g
+        .exposures
+        .iter()
+        .map(|e| (e.id, (e.control, e.sent)))
+        .collect();
+    let wanted = listing
+        .customer
+        .map(|c| canonical(&g.merges, c).to_string());
+    let walk_in =
+        "neither its customer nor its vehicle is known (a walk-in, or a VIN never imported)";
+    let lines = g
+        .responses
+        .iter()
+        .zip(verdicts)
+        .map(|(r, v)| {
+            let verdict = match v {
+                Verdict::Credited(id) => match sent.get(&id) {
+                    Some(&(true, sent)) => ResponseVerdict::Control { id, sent },
+                    Some(&(false, sent)) => ResponseVerdict::Message { id, sent },
+                    None => ResponseVerdict::Organic {
+                        why: format!("message #{id} is gone"),
+                    },
+                },
+                Verdict::Organic(why) => ResponseVerdict::Organic { why },
+            };
+            (r, verdict)
+        })
+        .chain(g.unknown.iter().map(|r| {
+            (
+                r,
+                ResponseVerdict::Organic {
+                    why: format!("{} {}: {walk_in}", r.kind.name(), r.date),
+                },
+            )
+        }))
+        .filter(|(r, _)| wanted.as_deref().is_none_or(|w| r.recipient == w))
+        .filter(|(_, v)| !listing.organic_only || matches!(v, ResponseVerdict::Organic { .. }));
+    let mut list = ResponseList {
+        lines: Vec::new(),
+        matched: 0,
+        to_messages: 0,
+        to_control: 0,
+        organic: 0,
     };
-    let verdicts = credit(&responses, &exposures, &window);
+    let mut all: Vec<ResponseLine> = Vec::new();
+    for (r, verdict) in lines {
+        list.matched += 1;
+        match verdict {
+            ResponseVerdict::Message { .. } => list.to_messages += 1,
+            ResponseVerdict::Control { .. } => list.to_control += 1,
+            ResponseVerdict::Organic { .. } => list.organic += 1,
+        }
+        all.push(ResponseLine {
+            recipient: r.recipient.clone(),
+            vin: String::new(),
+            kind: r.kind,
+            date: r.date,
+            value: r.value.map(Money),
+            source: r.source.clone(),
+            verdict,
+        });
+    }
+    // Newest first; the source breaks ties the same way every time.
+    all.sort_by(|a, b| (b.date, &b.source).cmp(&(a.date, &a.source)));
+    all.truncate(listing.limit);
+    list.lines = all;
+    Ok(list)
+}
+
+/// Recomputes the tenant's credits from its visits, reported responses and
+/// messages and writes what changed (see the module's comment). `brought`
+/// picks, by source (`werkstatt.csv:214`), the responses whose credits
+/// [`Summary::brought`] tallies: an import's own. Holds the outbox's
+/// planning lock from reading to writing, so dispatch cannot move a message
+/// in between. Blocking.
+pub fn attribute(
+    store: &TenantStore,
+    windows: &Windows,
+    brought: &dyn Fn(&str) -> bool,
+) -> Result<Summary, StoreError> {
+    let _moving = store.plan_lock();
+    let Gathered {
+        merges: _,
+        responses,
+        notes,
+        unknown,
+        stored,
+        booked,
+        exposures,
+    } = gather(store)?;
+    let unknown_brought = unknown.iter().filter(|r| brought(&r.source)).count() as u64;
+    let unknown = ResponseTally {
+        organic: unknown.len() as u64,
+        ..ResponseTally::default()
+    };
+    let verdicts = credit(&responses, &exposures, &|s| window_of(windows, s));
     let mut summary = Summary {
         responses: responses.len() as u64 + unknown.organic,
         organic: unknown.organic,

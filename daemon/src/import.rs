@@ -85,12 +85,7 @@ impl Importer {
             .tenant(tenant)
             .map(|p| p.import.clone())
             .ok_or_else(|| StoreError::UnknownTenant(tenant.to_string()))?;
-        let windows = set
-            .brand
-            .services
-            .iter()
-            .map(|(id, s)| (id.clone(), s.attribution_days))
-            .collect();
+        let windows = crate::attribution::windows_of(&set.brand);
         let services = history_services(&set.brand);
         let store = self.stores.tenant(tenant)?;
         let opts = ImportOptions {

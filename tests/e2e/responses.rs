@@ -306,7 +306,55 @@ async fn visits_after_a_plan_with_a_control_group_are_credited_to_messages_and_c
             })
         );
     }
+    // `touchpoint responses`: each of a customer's responses with the
+    // message it is credited to, or why it is credited to nothing.
     drop(c);
+    let socket = d.socket.clone();
+    let customer = format!("K-{s1}");
+    let out = tokio::task::spawn_blocking(move || {
+        let args = ["responses", "--tenant", TENANT, "--customer", &customer];
+        let json = touchpoint_tests::touchpoint(&socket, &[&args[..], &["--json"]].concat());
+        (json, touchpoint_tests::touchpoint(&socket, &args))
+    })
+    .await
+    .expect("touchpoint responses");
+    let (json, text) = out;
+    assert_eq!(json.status.code(), Some(0), "{json:?}");
+    let list: touchpoint_common::report::ResponseList =
+        serde_json::from_slice(&json.stdout).expect("responses JSON");
+    let verdicts: Vec<(String, touchpoint_common::report::ResponseVerdict)> = list
+        .lines
+        .iter()
+        .map(|l| (l.source.clone(), l.verdict.clone()))
+        .collect();
+    let mut expected = Vec::new();
+    if s2.is_some() {
+        expected.push((
+            "antworten.csv:4".to_string(),
+            touchpoint_common::report::ResponseVerdict::Organic {
+                why: format!(
+                    "offer accepted {}: no message to K-{s1} is for an occasion it answers",
+                    today.add_days(21)
+                ),
+            },
+        ));
+    }
+    expected.push((
+        "werkstatt.csv:2".to_string(),
+        touchpoint_common::report::ResponseVerdict::Message {
+            id: sent[&s1].id,
+            sent: today,
+        },
+    ));
+    assert_eq!(verdicts, expected);
+    let text = String::from_utf8_lossy(&text.stdout).into_owned();
+    assert!(
+        text.contains(&format!(
+            "            → message #{}, sent {today}\n",
+            sent[&s1].id
+        )),
+        "{text}"
+    );
 
     // The rows results are computed from, from the daemon's own store.
     // Stopped in place: its temporary directory (the state) stays.

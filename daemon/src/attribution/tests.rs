@@ -114,7 +114,7 @@ fn a_response_credits_only_messages_whose_occasion_it_answers() {
         vec![
             Verdict::Credited(2),
             Verdict::Organic(
-                "service visit 2027-01-20: no message to K2 is for an occasion a service visit answers".into()
+                "service visit 2027-01-20: no message to K2 is for an occasion it answers".into()
             ),
         ]
     );
@@ -725,4 +725,110 @@ fn visits_of_unknown_vehicles_are_organic_and_each_report_counts_its_own() {
     // A file without visits or responses has no tally.
     let r = room.import_report("kunden2.csv", "Kundennummer;Nachname\nK4;Neu\n");
     assert_eq!(r.credited, None);
+}
+
+/// `touchpoint responses`: every response with the message it is credited
+/// to, or in words why it is credited to nothing; by customer, organic
+/// only, newest first and bounded.
+#[test]
+fn explain_lists_each_response_with_its_message_or_why_it_is_organic() {
+    use touchpoint_common::report::ResponseVerdict as V;
+    let room = Room::new();
+    let id = room.sent("K1", d(2026, 12, 1), MessageStatus::Sent);
+    room.import(
+        "werkstatt.csv",
+        &format!(
+            "{VISITS}WVWZZZ1KZ6W000001;K1;08.01.2027;Inspektion;412,00\n\
+             WVWZZZ1KZ6W000001;K1;09.03.2027;Inspektion;\n\
+             WVWZZZ1KZ6W000002;K2;09.01.2027;Inspektion;\n"
+        ),
+    );
+    room.import(
+        "fin.csv",
+        "FIN;Auftragsdatum;Auftragsart\nWVWZZZ1KZ6W000099;10.01.2027;Inspektion\n",
+    );
+    let all = |limit| Listing {
+        limit,
+        ..Listing::default()
+    };
+    let list = explain(&room.store, &Windows::default(), &all(100)).expect("explain");
+    assert_eq!(
+        (
+            list.matched,
+            list.to_messages,
+            list.to_control,
+            list.organic
+        ),
+        (4, 1, 0, 3)
+    );
+    let shown: Vec<(Date, &str, &V)> = list
+        .lines
+        .iter()
+        .map(|l| (l.date, l.recipient.as_str(), &l.verdict))
+        .collect();
+    assert_eq!(
+        shown,
+        vec![
+            (
+                d(2027, 3, 9),
+                "K1",
+                &V::Organic {
+                    why: format!(
+                        "service visit 2027-03-09: the latest message for it (#{id}, 2026-12-01) went out 98 days before, outside the 60 days of service_due"
+                    )
+                }
+            ),
+            (
+                d(2027, 1, 10),
+                "",
+                &V::Organic {
+                    why: "service visit 2027-01-10: neither its customer nor its vehicle is known (a walk-in, or a VIN never imported)".into()
+                }
+            ),
+            (
+                d(2027, 1, 9),
+                "K2",
+                &V::Organic {
+                    why: "service visit 2027-01-09: nothing was sent to K2 and they are in no control group".into()
+                }
+            ),
+            (
+                d(2027, 1, 8),
+                "K1",
+                &V::Message {
+                    id,
+                    sent: d(2026, 12, 1)
+                }
+            ),
+        ]
+    );
+    assert_eq!(list.lines[3].value, Some(Money(41_200)));
+    assert_eq!(list.lines[3].source, "werkstatt.csv:2");
+    // One customer's; the organic ones; the newest only.
+    let k1 = explain(
+        &room.store,
+        &Windows::default(),
+        &Listing {
+            customer: Some("K1"),
+            ..all(100)
+        },
+    )
+    .expect("explain");
+    assert_eq!((k1.matched, k1.lines.len()), (2, 2));
+    let organic = explain(
+        &room.store,
+        &Windows::default(),
+        &Listing {
+            organic_only: true,
+            ..all(100)
+        },
+    )
+    .expect("explain");
+    assert_eq!((organic.matched, organic.organic), (3, 3));
+    let newest = explain(&room.store, &Windows::default(), &all(1)).expect("explain");
+    assert_eq!((newest.matched, newest.lines.len()), (4, 1));
+    assert_eq!(newest.lines[0].date, d(2027, 3, 9));
+    // The stored credits are what the listing says: nothing to change.
+    let s = attribute(&room.store, &Windows::default(), &|_| false).expect("attribute");
+    assert_eq!((s.credited, s.changed), (1, 0));
 }

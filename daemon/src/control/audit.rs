@@ -59,6 +59,7 @@ impl Audited {
             | Request::Queue { .. }
             | Request::Content { .. }
             | Request::Overview
+            | Request::Responses { .. }
             | Request::Subscribe => false,
             // Reading the pooled report is the brand's access to every
             // dealer's figures: who read which, when, is kept.

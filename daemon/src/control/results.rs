@@ -1,11 +1,12 @@
 //! The results report: the caller's tenants, or pooled for the brand.
 
 use touchpoint_common::protocol::{ErrorKind, Identity, ReportQuery, Response};
-use touchpoint_common::Date;
+use touchpoint_common::{Date, TenantId};
 
 use super::planning::in_scope;
-use super::reply::err;
+use super::reply::{err, store_err};
 use super::Ctx;
+use crate::attribution;
 use crate::results::{self, ResultsError};
 
 pub(super) fn report(ctx: &Ctx, who: &Identity, query: ReportQuery) -> Response {
@@ -32,3 +33,29 @@ pub(super) fn report(ctx: &Ctx, who: &Identity, query: ReportQuery) -> Response 
         Err(ResultsError::Invalid(e)) => err(ErrorKind::Invalid, e),
     }
 }
+
+/// One tenant's responses and their verdicts (the router has checked the
+/// tenant is in the caller's scope).
+pub(super) fn responses(
+    ctx: &Ctx,
+    tenant: &TenantId,
+    customer: Option<&str>,
+    organic_only: bool,
+    limit: u32,
+) -> Response {
+    let p = ctx.policies.current();
+    let windows = attribution::windows_of(&p.brand);
+    let query = attribution::Listing {
+        customer,
+        organic_only,
+        limit: limit.clamp(1, MAX_RESPONSE_LINES) as usize,
+    };
+    ctx.stores
+        .tenant(tenant)
+        .and_then(|s| attribution::explain(&s, &windows, &query))
+        .map(|list| Response::Responses(Box::new(list)))
+        .unwrap_or_else(store_err)
+}
+
+/// The most lines one responses answer carries.
+const MAX_RESPONSE_LINES: u32 = 10_000;

@@ -206,6 +206,17 @@ pub(super) async fn route(
         Request::Report { query } => {
             blocking(ctx, who, move |c, w| results::report(c, w, query)).await
         }
+        Request::Responses {
+            tenant,
+            customer,
+            organic_only,
+            limit,
+        } => {
+            blocking(ctx, who, move |c, _| {
+                results::responses(c, &tenant, customer.as_deref(), organic_only, limit)
+            })
+            .await
+        }
     };
     if let Some(what) = audited {
         audit::answered(ctx, who, what, &reply);
