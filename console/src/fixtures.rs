@@ -1,5 +1,7 @@
 //! Fabricated daemon answers with fixed timestamps, for snapshot tests.
 
+use std::collections::BTreeMap;
+
 use touchpoint_common::domain::{
     Counts, ImportReport, ImportStatus, MatchReason, MergeRecord, RowError, TenantStats, Timestamp,
 };
@@ -8,7 +10,7 @@ use touchpoint_common::protocol::{
     TenantSummary, PROTOCOL_VERSION,
 };
 use touchpoint_common::report::answer::{Report, ReportQuery};
-use touchpoint_common::report::pool::{PoolRule, ReportGroup, Suppression};
+use touchpoint_common::report::pool::{fill, Dealers, PoolRule, ReportGroup, Suppression};
 use touchpoint_common::report::stats::{By, Tally};
 use touchpoint_common::{Date, TenantId};
 
@@ -496,41 +498,50 @@ fn tally(sent: u64, responses: u64, control: u64, control_responses: u64) -> Tal
     }
 }
 
-fn group(
-    order: i64,
-    label: &str,
-    t: Option<Tally>,
-    suppressed: Option<Suppression>,
-) -> ReportGroup {
-    ReportGroup {
+/// A group of one dealer's rows of these services, its figures computed
+/// as the daemon computes them.
+fn group(order: i64, label: &str, strata: &[(&str, Tally)]) -> ReportGroup {
+    let strata: BTreeMap<String, Dealers> = strata
+        .iter()
+        .map(|(s, t)| (s.to_string(), Dealers::from([(0, *t)])))
+        .collect();
+    let mut g = ReportGroup {
         order,
         label: label.into(),
-        tally: t,
-        suppressed,
-    }
+        tally: None,
+        figures: None,
+        lift_services: Vec::new(),
+        suppressed: None,
+    };
+    fill(&mut g, &strata, &strata.keys().cloned().collect());
+    g
 }
 
 /// A results report grouped `by`: two services (one with a control
 /// group), or three groups of a breakdown; pooled ones with a suppressed
 /// cell and its complementary one.
 pub fn report(by: By, pooled: bool) -> Report {
-    let groups = match by {
+    let strata = match by {
         By::Service => vec![
-            group(0, "service_due", Some(tally(400, 72, 40, 3)), None),
-            group(0, "birthday", Some(tally(120, 6, 0, 0)), None),
+            (
+                0,
+                "service_due",
+                vec![("service_due", tally(400, 72, 40, 3))],
+            ),
+            (0, "birthday", vec![("birthday", tally(120, 6, 0, 0))]),
         ],
         _ => vec![
-            group(0, "first", Some(tally(200, 40, 20, 2)), None),
-            group(1, "second", Some(tally(300, 30, 20, 1)), None),
-            group(2, "third", Some(tally(20, 8, 0, 0)), None),
+            (0, "first", vec![("service_due", tally(200, 40, 20, 2))]),
+            (1, "second", vec![("winter_check", tally(300, 30, 20, 1))]),
+            (2, "third", vec![("birthday", tally(20, 8, 0, 0))]),
         ],
     };
-    let mut total = Tally::default();
-    for g in &groups {
-        if let Some(t) = &g.tally {
-            total.add(t);
-        }
-    }
+    let groups: Vec<ReportGroup> = strata
+        .iter()
+        .map(|(order, label, s)| group(*order, label, s))
+        .collect();
+    let all: Vec<(&str, Tally)> = strata.iter().flat_map(|(_, _, s)| s.clone()).collect();
+    let total = group(0, "total", &all);
     let mut r = Report {
         query: ReportQuery {
             by,
@@ -540,7 +551,7 @@ pub fn report(by: By, pooled: bool) -> Report {
         from: Date::from_ymd(2024, 12, 15).expect("date"),
         to: Date::from_ymd(2025, 3, 14).expect("date"),
         groups,
-        total: group(0, "total", Some(total), None),
+        total,
         dealers: 3,
         rule: None,
         shared: Vec::new(),
@@ -555,9 +566,13 @@ pub fn report(by: By, pooled: bool) -> Report {
         });
         if let Some(g) = r.groups.last_mut() {
             g.tally = None;
+            g.figures = None;
+            g.lift_services.clear();
             g.suppressed = Some(Suppression::TooFewDealers);
         }
         r.total.tally = None;
+        r.total.figures = None;
+        r.total.lift_services.clear();
         r.total.suppressed = Some(Suppression::Complementary);
     }
     r

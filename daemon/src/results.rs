@@ -9,7 +9,9 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::TimeZone;
 use touchpoint_common::report::answer::{Report, ReportQuery, SharedFigures};
-use touchpoint_common::report::pool::{pool, Cell, ReportGroup};
+use touchpoint_common::report::pool::{
+    figures, fill, merge, pool, tally, Cell, Dealers, ReportGroup,
+};
 use touchpoint_common::report::stats::{By, Tally};
 use touchpoint_common::{Date, TenantId};
 
@@ -114,8 +116,9 @@ pub fn report(
         tenants
     };
 
-    // Per group, per dealer (by position in `tenants`): the tally.
-    let mut cells: BTreeMap<(i64, String), BTreeMap<u32, Tally>> = BTreeMap::new();
+    // Per group, per service (the strata of its lift), per dealer (by
+    // position in `tenants`): the tally.
+    let mut cells: BTreeMap<(i64, String), BTreeMap<String, Dealers>> = BTreeMap::new();
     let mut errors = Vec::new();
     let mut dealers = 0u32;
     for (i, t) in (0u32..).zip(tenants) {
@@ -143,6 +146,8 @@ pub fn report(
             cells
                 .entry(key)
                 .or_default()
+                .entry(row.service.clone())
+                .or_default()
                 .entry(i)
                 .or_default()
                 .add_row(&row);
@@ -158,6 +163,8 @@ pub fn report(
             order: i64::MAX,
             label: "total".into(),
             tally: Some(Tally::default()),
+            figures: Some(Tally::default().figures()),
+            lift_services: Vec::new(),
             suppressed: None,
         },
         dealers,
@@ -175,10 +182,10 @@ pub fn report(
             .collect();
         let cells: Vec<Cell> = cells
             .into_iter()
-            .map(|((order, label), dealers)| Cell {
+            .map(|((order, label), strata)| Cell {
                 order,
                 label,
-                dealers,
+                strata,
             })
             .collect();
         report.shared = shared(p, tenants, &cells);
@@ -189,19 +196,22 @@ pub fn report(
         // A pooled report names no dealer, not even one that failed.
         report.unreadable = errors.len() as u32;
     } else {
-        let mut total = Tally::default();
-        for ((order, label), by_dealer) in cells {
-            let mut sum = Tally::default();
-            by_dealer.values().for_each(|t| sum.add(t));
-            total.add(&sum);
-            report.groups.push(ReportGroup {
+        // Every service of the caller's own tenants with a control group
+        // is in its groups' lifts.
+        let total = merge(cells.values());
+        for ((order, label), strata) in cells {
+            let mut g = ReportGroup {
                 order,
                 label,
-                tally: Some(sum),
+                tally: None,
+                figures: None,
+                lift_services: Vec::new(),
                 suppressed: None,
-            });
+            };
+            fill(&mut g, &strata, &strata.keys().cloned().collect());
+            report.groups.push(g);
         }
-        report.total.tally = Some(total);
+        fill(&mut report.total, &total, &total.keys().cloned().collect());
         report.unreadable = errors.len() as u32;
         report.errors = errors;
     }
@@ -216,15 +226,21 @@ fn shared(p: &Policies, tenants: &[TenantId], cells: &[Cell]) -> Vec<SharedFigur
         if tp.share.fields.is_empty() {
             continue;
         }
-        let mut own = Tally::default();
-        cells
-            .iter()
-            .filter_map(|c| c.dealers.get(&i))
-            .for_each(|x| own.add(x));
+        // The dealer's own strata: its lift is stratified like any cell's.
+        let own: BTreeMap<String, Dealers> = merge(cells.iter().map(|c| &c.strata))
+            .into_iter()
+            .filter_map(|(s, d)| d.get(&i).map(|t| (s, Dealers::from([(i, *t)]))))
+            .collect();
+        let (t_own, f_own) = (tally(&own), figures(&own, &own.keys().cloned().collect()));
         out.push(SharedFigures {
             tenant: t.clone(),
             name: tp.tenant.name.clone(),
-            fields: tp.share.fields.iter().map(|f| (*f, f.show(&own))).collect(),
+            fields: tp
+                .share
+                .fields
+                .iter()
+                .map(|f| (*f, f.show(&t_own, &f_own)))
+                .collect(),
         });
     }
     out

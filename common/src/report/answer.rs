@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::pool::{PoolRule, ReportGroup};
-use super::stats::{By, Tally};
+use super::stats::{By, Figures, Tally};
 use crate::money::Money;
 use crate::Date;
 
@@ -23,7 +23,7 @@ pub struct ReportQuery {
 }
 
 /// The answer to a report request.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Report {
     pub query: ReportQuery,
     /// The period actually reported (the query's, or the defaults).
@@ -115,9 +115,9 @@ impl ShareField {
 
     /// This field of a tally as text: counts as numbers, money in euros
     /// (`12.50`), rates and the lift in percent with one decimal (the lift
-    /// with its 95 % interval), `n/a` where it is undefined.
-    pub fn show(self, t: &Tally) -> String {
-        let f = t.figures();
+    /// with its 95 % interval), `n/a` where it is undefined. `f`: the
+    /// tally's figures, the lift stratified by service.
+    pub fn show(self, t: &Tally, f: &Figures) -> String {
         let euros = |c: f64| Money(c.round() as i64).to_string();
         let pct = |r: f64| format!("{:.1} %", r * 100.0);
         let na = || "n/a".to_string();

@@ -67,27 +67,84 @@ impl Tally {
         self.sent + self.control
     }
 
+    /// The figures of rows of one service (one stratum): the lift is
+    /// Newcombe's interval of this tally. A group that mixes services is
+    /// [`stratified`].
     pub fn figures(&self) -> Figures {
-        let response_rate = rate(self.responses, self.sent);
-        let control_rate = rate(self.control_responses, self.control);
-        let lift = newcombe(
-            self.responses,
-            self.sent,
-            self.control_responses,
-            self.control,
-        );
-        let incremental = lift.map(|l| l.estimate * self.sent as f64);
-        let cost = self.cost as f64;
-        Figures {
-            response_rate,
-            control_rate,
-            lift,
-            incremental,
-            cost_per_response: (self.responses > 0).then(|| cost / self.responses as f64),
-            // Undefined unless the message added something: with a lift of
-            // zero or less there is no incremental response to pay for.
-            cost_per_incremental: incremental.filter(|i| *i > 0.0).map(|i| cost / i),
+        stratified(self, std::slice::from_ref(self))
+    }
+}
+
+/// The figures of a group whose rows may come from several services:
+/// counts, rates and cost per response from the group's `total`; the lift,
+/// the incremental responses and the cost per incremental response
+/// stratified by service over `strata` (one tally per service in the
+/// group; those without both sent messages and control members are left
+/// out of the lift: a service without a control group has no baseline).
+///
+/// Pooling sent and control counts across services with different control
+/// shares and base rates compares different mixes of services (Simpson's
+/// paradox), so the lift is taken within each service and then weighted by
+/// its messages: lift_s = rate_sent_s − rate_control_s, incremental =
+/// Σ lift_s × sent_s, lift = incremental / Σ sent_s over the services in
+/// the lift. Its 95 % interval is the MOVER construction for a linear
+/// combination of independent estimates (Zou & Donner 2008, "Construction
+/// of confidence limits about effect measures: a general approach",
+/// Statistics in Medicine 27:1693–1702, eq. 6): with weights w_s =
+/// sent_s / Σ sent and each stratum's Newcombe limits (l_s, u_s),
+/// low = lift − √Σ w_s² (lift_s − l_s)², high = lift + √Σ w_s² (u_s − lift_s)²,
+/// i.e. Σ w_s² var_s with the variances recovered from each side of the
+/// stratum's interval. Newcombe's interval is itself this construction on
+/// two Wilson intervals, so one stratum gives exactly its Newcombe
+/// interval.
+pub fn stratified(total: &Tally, strata: &[Tally]) -> Figures {
+    let response_rate = rate(total.responses, total.sent);
+    let control_rate = rate(total.control_responses, total.control);
+    let cost_per_response =
+        (total.responses > 0).then(|| total.cost as f64 / total.responses as f64);
+    let lifted: Vec<(&Tally, Lift)> = strata
+        .iter()
+        .filter_map(|s| {
+            newcombe(s.responses, s.sent, s.control_responses, s.control).map(|l| (s, l))
+        })
+        .collect();
+    let lift_sent: u64 = lifted.iter().map(|(s, _)| s.sent).sum();
+    let lift_cost: i64 = lifted
+        .iter()
+        .fold(0i64, |c, (s, _)| c.saturating_add(s.cost));
+    let lift = match lifted.as_slice() {
+        [] => None,
+        [(_, l)] => Some(*l),
+        _ => {
+            let n = lift_sent as f64;
+            let (mut estimate, mut below, mut above) = (0.0, 0.0, 0.0);
+            for (s, l) in &lifted {
+                let w = s.sent as f64 / n;
+                estimate += w * l.estimate;
+                below += (w * (l.estimate - l.low)).powi(2);
+                above += (w * (l.high - l.estimate)).powi(2);
+            }
+            Some(Lift {
+                estimate,
+                low: (estimate - below.sqrt()).max(-1.0),
+                high: (estimate + above.sqrt()).min(1.0),
+            })
         }
+    };
+    let incremental = lift.map(|l| l.estimate * lift_sent as f64);
+    Figures {
+        response_rate,
+        control_rate,
+        lift,
+        incremental,
+        cost_per_response,
+        // Undefined unless the messages added something: with a lift of
+        // zero or less there is no incremental response to pay for. Only
+        // the services in the lift pay for its increment.
+        cost_per_incremental: incremental
+            .filter(|i| *i > 0.0)
+            .map(|i| lift_cost as f64 / i),
+        lift_sent,
     }
 }
 
@@ -100,14 +157,19 @@ pub struct Figures {
     pub response_rate: Option<f64>,
     /// Responses per control member.
     pub control_rate: Option<f64>,
-    /// Response rate (sent) − response rate (control), with its 95 % interval.
+    /// Response rate (sent) − response rate (control), with its 95 %
+    /// interval, stratified by service ([`stratified`]).
     pub lift: Option<Lift>,
-    /// Responses the messages added: lift × sent.
+    /// Responses the messages added: Σ lift_s × sent_s over the services
+    /// with a control group.
     pub incremental: Option<f64>,
     /// Cents.
     pub cost_per_response: Option<f64>,
     /// Cents; `None` when the lift is zero or less.
     pub cost_per_incremental: Option<f64>,
+    /// Messages sent by the services the lift is computed from (those with
+    /// a control group): the lift covers this many of the group's sent.
+    pub lift_sent: u64,
 }
 
 /// A difference of two proportions with its 95 % confidence interval.

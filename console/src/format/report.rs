@@ -88,10 +88,9 @@ pub fn report(r: &Report) -> String {
             "lift, pts [95% CI]"
         );
         for g in r.groups.iter().chain(std::iter::once(&r.total)) {
-            let Some(t) = shown(&mut out, g) else {
+            let Some((t, f)) = shown(&mut out, g) else {
                 continue;
             };
-            let f = t.figures();
             let _ = writeln!(
                 out,
                 "{:<15} {:>7} {:>6} {:>6} {:>6} {:>6}  {:<24}",
@@ -101,7 +100,7 @@ pub fn report(r: &Report) -> String {
                 pct(f.response_rate),
                 t.control,
                 pct(f.control_rate),
-                lift(&f)
+                lift(f)
             );
         }
         out.push('\n');
@@ -118,10 +117,9 @@ pub fn report(r: &Report) -> String {
             "value"
         );
         for g in r.groups.iter().chain(std::iter::once(&r.total)) {
-            let Some(t) = shown(&mut out, g) else {
+            let Some((t, f)) = shown(&mut out, g) else {
                 continue;
             };
-            let f = t.figures();
             let _ = writeln!(
                 out,
                 "{:<15} {:>6} {:>6} {:>5} {:>10} {:>9} {:>9} {:>10}",
@@ -137,10 +135,17 @@ pub fn report(r: &Report) -> String {
         }
         out.push('\n');
         out.push_str(
-            "lift: response rate sent − control in percentage points, 95% Newcombe\n\
-             hybrid score interval; n/a: no control group. €/incr: cost per response\n\
-             the messages added; n/a when the lift is 0 or less.\n",
+            "lift: response rate sent − control in percentage points, within each\n\
+             service and weighted by its sent, 95% interval from each service's\n\
+             Newcombe interval; n/a: no control group. €/incr: cost of the services\n\
+             in the lift per response the messages added; n/a when the lift is 0 or\n\
+             less.\n",
         );
+        for g in r.groups.iter().chain(std::iter::once(&r.total)) {
+            if let Some(note) = g.lift_note() {
+                wrap(&mut out, &note);
+            }
+        }
     }
     if let Some(rule) = &r.rule {
         let _ = writeln!(
@@ -175,11 +180,28 @@ pub fn report(r: &Report) -> String {
     out.lines().map(|l| format!("{}\n", l.trim_end())).collect()
 }
 
-/// The tally of a shown group; a suppressed one gets its line here.
-fn shown<'a>(out: &mut String, g: &'a ReportGroup) -> Option<&'a Tally> {
-    match (&g.tally, g.suppressed) {
-        (Some(t), None) => Some(t),
-        (_, s) => {
+/// Writes `text` in lines of 80 columns at most, broken at spaces.
+fn wrap(out: &mut String, text: &str) {
+    let mut line = String::new();
+    for word in text.split(' ') {
+        if !line.is_empty() && line.chars().count() + 1 + word.chars().count() > 80 {
+            let _ = writeln!(out, "{line}");
+            line = "  ".into();
+        }
+        if !line.trim().is_empty() {
+            line.push(' ');
+        }
+        line.push_str(word);
+    }
+    let _ = writeln!(out, "{line}");
+}
+
+/// The tally and figures of a shown group; a suppressed one gets its
+/// line here.
+fn shown<'a>(out: &mut String, g: &'a ReportGroup) -> Option<(&'a Tally, &'a Figures)> {
+    match (&g.tally, &g.figures, g.suppressed) {
+        (Some(t), Some(f), None) => Some((t, f)),
+        (_, _, s) => {
             let why = s.map_or("not shown", |s| s.as_str());
             let _ = writeln!(out, "{:<15} suppressed ({why})", label(&g.label));
             None
@@ -193,7 +215,9 @@ struct JsonGroup<'a> {
     group: &'a str,
     suppressed: Option<&'static str>,
     counts: Option<&'a Tally>,
+    /// `lift_sent`: the sent the lift covers, from `lift_services`.
     figures: Option<Figures>,
+    lift_services: &'a [String],
 }
 
 #[derive(Serialize)]
@@ -208,7 +232,8 @@ fn json_group(g: &ReportGroup) -> JsonGroup<'_> {
         group: &g.label,
         suppressed: g.suppressed.map(|s| s.as_str()),
         counts: g.tally.as_ref(),
-        figures: g.tally.as_ref().map(Tally::figures),
+        figures: g.figures,
+        lift_services: &g.lift_services,
     }
 }
 
@@ -246,6 +271,8 @@ pub fn report_csv(r: &Report) -> Result<String, csv::Error> {
             "value",
             "bounces",
             "unsubscribes",
+            "lift_sent",
+            "lift_services",
         ],
         256 * (r.groups.len() + 2),
     )?;
@@ -253,9 +280,8 @@ pub fn report_csv(r: &Report) -> Result<String, csv::Error> {
     let eur = |v: Option<f64>| v.map(|v| money(v.round() as i64)).unwrap_or_default();
     for g in r.groups.iter().chain(std::iter::once(&r.total)) {
         let suppressed = g.suppressed.map(|s| s.as_str()).unwrap_or("");
-        let cells: Vec<String> = match (&g.tally, g.suppressed) {
-            (Some(t), None) => {
-                let f = t.figures();
+        let cells: Vec<String> = match (&g.tally, &g.figures, g.suppressed) {
+            (Some(t), Some(f), None) => {
                 vec![
                     t.sent.to_string(),
                     t.delivered.to_string(),
@@ -274,9 +300,11 @@ pub fn report_csv(r: &Report) -> Result<String, csv::Error> {
                     money(t.value),
                     t.bounces.to_string(),
                     t.unsubscribes.to_string(),
+                    f.lift_sent.to_string(),
+                    g.lift_services.join(" "),
                 ]
             }
-            _ => vec![String::new(); 17],
+            _ => vec![String::new(); 19],
         };
         let mut row: Vec<Cell> = vec![Cell::from(&g.label), Cell::from(suppressed)];
         row.extend(cells.iter().map(Cell::from));
@@ -284,4 +312,49 @@ pub fn report_csv(r: &Report) -> Result<String, csv::Error> {
     }
     String::from_utf8(w.finish()?)
         .map_err(|e| csv::Error::from(std::io::Error::new(std::io::ErrorKind::InvalidData, e)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fixtures;
+    use touchpoint_common::report::stats::By;
+
+    /// service_due: 72 of 400 against 3 of 40; birthday: 6 of 120, no
+    /// control group. The total's lift is service_due's, +10.5 points, and
+    /// the report says which of its messages the lift covers.
+    #[test]
+    fn the_total_lift_is_stratified_and_says_what_it_covers() {
+        let r = fixtures::report(By::Service, false);
+        let text = report(&r);
+        let total = text
+            .lines()
+            .find(|l| l.starts_with("total"))
+            .unwrap_or_default();
+        assert!(total.contains(" 520 ") && total.contains("+10.5"), "{text}");
+        assert!(
+            text.contains(
+                "total: lift covers 400 of 520 sent, from the services with a control group:\n  service_due\n"
+            ),
+            "{text}"
+        );
+        assert!(text.lines().all(|l| l.chars().count() <= 80), "{text}");
+        assert!(
+            !text.contains("service_due: lift covers"),
+            "one service: all covered"
+        );
+        assert!(!text.contains("birthday: lift"), "no lift: n/a says it");
+        let csv = report_csv(&r).expect("csv");
+        let lines: Vec<&str> = csv.lines().collect();
+        assert!(
+            lines[0].ends_with(",unsubscribes,lift_sent,lift_services"),
+            "{csv}"
+        );
+        assert!(lines[3].starts_with(r#""total","",520,"#), "{csv}");
+        assert!(lines[3].ends_with(r#",400,"service_due""#), "{csv}");
+        assert!(lines[2].ends_with(r#",0,"""#), "birthday: no lift: {csv}");
+        let json = serde_json::to_value(report_json(&r)).expect("json");
+        assert_eq!(json["total"]["figures"]["lift_sent"], 400, "{json}");
+        assert_eq!(json["total"]["lift_services"][0], "service_due", "{json}");
+    }
 }

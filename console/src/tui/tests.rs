@@ -518,6 +518,15 @@ fn results_show_the_reports_figures_and_the_lift_bar() {
         .find(|l| l.starts_with("birthday"))
         .unwrap_or_default();
     assert!(birthday.contains("no control group"), "{screen}");
+    // The total is stratified: its lift is service_due's alone, not 78 of
+    // 520 (15.0 %) against 7.5 % (+7.5), which counts birthday's messages
+    // without a baseline; cost per added response is service_due's 9.05 €.
+    let total = row_of(&screen, "total");
+    assert!(
+        total.contains("520") && total.contains("+10.5") && total.contains("9.05"),
+        "{screen}"
+    );
+    assert!(!total.contains("+7.5"), "{screen}");
     assert!(screen.contains("Response rate by lead time"), "{screen}");
     // Bars scale to the highest rate shown: third's 8 of 20 (40.0 %) is
     // full, first's 40 of 200 (20.0 %) half of it.
@@ -542,6 +551,7 @@ fn results_show_the_reports_figures_and_the_lift_bar() {
         "by weekday sent",
         "by hour sent",
         "[-2.3, +16.9]",
+        "total: lift covers 400 of 520 sent, from the services with a control group: service_due",
     ] {
         assert!(wide.contains(t), "{t}: {wide}");
     }

@@ -1,4 +1,5 @@
 use super::*;
+use crate::report::stats::{newcombe, Lift};
 
 const RULE: PoolRule = PoolRule {
     min_dealers: 5,
@@ -15,17 +16,18 @@ fn sent(n: u64) -> Tally {
     }
 }
 
-/// A cell with `counts[i]` messages from dealer i.
+/// A cell of one service with `counts[i]` messages from dealer i.
 fn cell(order: i64, label: &str, counts: &[u64]) -> Cell {
+    let dealers = counts
+        .iter()
+        .enumerate()
+        .filter(|(_, n)| **n > 0)
+        .map(|(i, n)| (i as u32, sent(*n)))
+        .collect();
     Cell {
         order,
         label: label.into(),
-        dealers: counts
-            .iter()
-            .enumerate()
-            .filter(|(_, n)| **n > 0)
-            .map(|(i, n)| (i as u32, sent(*n)))
-            .collect(),
+        strata: BTreeMap::from([("s".to_string(), dealers)]),
     }
 }
 
@@ -177,4 +179,111 @@ fn dealers_that_share_their_figures_are_counted_out() {
     let (g, total) = pool(&RULE, &BTreeSet::from([0, 1]), cells());
     assert_eq!(g[0].suppressed, Some(Suppression::TooFewDealers));
     assert_eq!(total.tally, None);
+}
+
+/// Per dealer: `n` sent, a fifth answered; with `control`, n/2 control
+/// members of whom a tenth answered.
+fn exposed(n: u64, control: bool) -> Tally {
+    let c = if control { n / 2 } else { 0 };
+    Tally {
+        control: c,
+        control_responses: c / 10,
+        responses: n / 5,
+        ..sent(n)
+    }
+}
+
+/// A cell with, per service, `counts[i]` messages from dealer i.
+fn strata(order: i64, label: &str, services: &[(&str, bool, &[u64])]) -> Cell {
+    Cell {
+        order,
+        label: label.into(),
+        strata: services
+            .iter()
+            .map(|(s, control, counts)| {
+                let dealers = counts
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, n)| **n > 0)
+                    .map(|(i, n)| (i as u32, exposed(*n, *control)))
+                    .collect();
+                (s.to_string(), dealers)
+            })
+            .collect(),
+    }
+}
+
+/// A sub-cell from two dealers has a control group, but it may not enter
+/// the lift; alone outside the lift it would be shown as the group minus
+/// the lift's part, so the other service goes out of the lift too. With a
+/// third, large service without control left out as well, what the lift
+/// leaves out passes and the lift is the first service's.
+#[test]
+fn a_pooled_lift_uses_only_sub_cells_that_pass() {
+    let (g, _) = pool(
+        &RULE,
+        &BTreeSet::new(),
+        vec![strata(
+            0,
+            "Mon",
+            &[("a", true, &[20; 6]), ("b", true, &[0, 0, 0, 0, 10, 10])],
+        )],
+    );
+    assert_eq!(g[0].suppressed, None);
+    let f = g[0].figures.expect("shown");
+    assert_eq!((f.lift, f.lift_sent), (None, 0), "{g:?}");
+    assert!(g[0].lift_services.is_empty());
+
+    let (g, total) = pool(
+        &RULE,
+        &BTreeSet::new(),
+        vec![strata(
+            0,
+            "Mon",
+            &[
+                ("a", true, &[20; 6]),
+                ("b", true, &[0, 0, 0, 0, 10, 10]),
+                ("c", false, &[30; 6]),
+            ],
+        )],
+    );
+    let f = g[0].figures.expect("shown");
+    assert_eq!(f.lift_sent, 120, "{g:?}");
+    assert_eq!(g[0].lift_services, ["a"]);
+    // a alone: its own Newcombe interval over the six dealers' counts.
+    assert_eq!(f.lift, lift_of(&[20; 6]));
+    assert_eq!(total.figures.expect("total").lift_sent, 120);
+}
+
+/// The unstratified lift of one service's cell from these dealers.
+fn lift_of(counts: &[u64]) -> Option<Lift> {
+    let mut t = Tally::default();
+    counts.iter().for_each(|n| t.add(&exposed(*n, true)));
+    newcombe(t.responses, t.sent, t.control_responses, t.control)
+}
+
+/// The total's lift covers service a in full; Tuesday's a comes from one
+/// dealer and stays out of Tuesday's lift. If Monday's lift kept a, the
+/// total's covered sent minus Monday's would be that one dealer's sent:
+/// Monday's a goes out of its lift too.
+#[test]
+fn the_total_minus_the_groups_lifts_never_shows_a_sub_cell() {
+    let cells = vec![
+        strata(0, "Mon", &[("a", true, &[20; 6])]),
+        strata(1, "Tue", &[("a", true, &[7]), ("c", false, &[30; 6])]),
+    ];
+    let (g, total) = pool(&RULE, &BTreeSet::new(), cells);
+    assert!(g.iter().all(|x| x.suppressed.is_none()), "{g:?}");
+    let total_lift = total.figures.expect("total").lift_sent;
+    assert_eq!(
+        total_lift, 127,
+        "the total's a passes: 7 of 127 rows is no dominance"
+    );
+    let groups: u64 = g
+        .iter()
+        .filter_map(|x| x.figures)
+        .map(|f| f.lift_sent)
+        .sum();
+    assert_ne!(total_lift - groups, 7, "{g:?}");
+    assert_eq!(groups, 0, "{g:?}");
 }

@@ -125,3 +125,122 @@ fn groups_sort_and_label() {
     assert_eq!(By::parse("weekday"), Some(By::Weekday));
     assert_eq!(By::parse("week"), None);
 }
+
+fn counts(sent: u64, responses: u64, control: u64, control_responses: u64, cost: i64) -> Tally {
+    Tally {
+        sent,
+        delivered: sent,
+        responses,
+        control,
+        control_responses,
+        cost,
+        ..Tally::default()
+    }
+}
+
+fn sum(parts: &[Tally]) -> Tally {
+    let mut t = Tally::default();
+    parts.iter().for_each(|p| t.add(p));
+    t
+}
+
+/// service_due: 100 sent at 1.00 €, 30 answered; 100 control members, 10
+/// came anyway: lift 20 points, 20 incremental responses. birthday: 100
+/// sent at 0.50 €, 5 answered, no control group. Pooled, the birthday
+/// messages count as sent with no baseline: 35/200 against 10/100 = 7.5
+/// points, 15 incremental, 150 € / 15 = 10.00 € each. Stratified: the
+/// lift is service_due's alone, 20 points over its 100 sent, 20
+/// incremental responses, its 100 € / 20 = 5.00 € each.
+#[test]
+fn a_service_without_a_control_group_is_left_out_of_the_lift() {
+    let due = counts(100, 30, 100, 10, 10_000);
+    let birthday = counts(100, 5, 0, 0, 5_000);
+    let total = sum(&[due, birthday]);
+    let pooled = total.figures();
+    assert!(
+        close(pooled.lift.expect("pooled").estimate, 0.075),
+        "{pooled:?}"
+    );
+    assert!(close(pooled.cost_per_incremental.expect("cpi"), 1_000.0));
+
+    let f = stratified(&total, &[due, birthday]);
+    let lift = f.lift.expect("lift");
+    assert!(close(lift.estimate, 0.20), "{lift:?}");
+    // service_due's own Newcombe interval: one stratum in the lift.
+    assert!(
+        close(lift.low, 0.090_002) && close(lift.high, 0.305_789),
+        "{lift:?}"
+    );
+    assert_eq!(f.lift_sent, 100, "the lift covers service_due's sent only");
+    assert!(close(f.incremental.expect("inc"), 20.0));
+    assert!(close(f.cost_per_incremental.expect("cpi"), 500.0));
+    // Counts and rates stay the whole group's.
+    assert!(close(f.response_rate.expect("rate"), 0.175));
+    assert!(close(f.control_rate.expect("rate"), 0.10));
+    assert!(close(f.cost_per_response.expect("cpr"), 15_000.0 / 35.0));
+}
+
+/// Simpson's paradox: in both services the messages add 10 points, but
+/// service A (base rate 50 %) keeps 400 in control and sends 100, service
+/// B (base rate 10 %) sends 400 and keeps 100. Pooled: 140/500 = 28 %
+/// against 210/500 = 42 %, −14 points, the interval below zero. Stratified:
+/// (0.10 × 100 + 0.10 × 400) / 500 = +10 points, 50 incremental; the
+/// interval (Newcombe per service, combined with weights 0.2 and 0.8)
+/// above zero. Limits computed by hand from the Wilson intervals:
+/// A [−0.009460, 0.202889], B [0.017264, 0.161367] →
+/// 0.1 − √((0.2·0.109460)² + (0.8·0.082736)²) = 0.030285,
+/// 0.1 + √((0.2·0.102889)² + (0.8·0.061367)²) = 0.153232.
+#[test]
+fn simpsons_paradox_pooled_and_stratified_lift_differ_in_sign() {
+    let a = counts(100, 60, 400, 200, 10_000);
+    let b = counts(400, 80, 100, 10, 40_000);
+    let total = sum(&[a, b]);
+    let pooled = total.figures().lift.expect("pooled");
+    assert!(
+        close(pooled.estimate, -0.14) && pooled.high < 0.0,
+        "{pooled:?}"
+    );
+
+    let f = stratified(&total, &[a, b]);
+    let lift = f.lift.expect("lift");
+    assert!(close(lift.estimate, 0.10), "{lift:?}");
+    assert!(
+        close(lift.low, 0.030_285) && close(lift.high, 0.153_232),
+        "{lift:?}"
+    );
+    assert!(close(f.incremental.expect("inc"), 50.0));
+    assert_eq!(f.lift_sent, 500);
+    assert!(close(f.cost_per_incremental.expect("cpi"), 50_000.0 / 50.0));
+}
+
+/// A group of one service has today's figures: Newcombe's interval, lift
+/// × sent, cost / incremental; a service with no rows in it changes nothing.
+#[test]
+fn one_service_has_the_unstratified_figures() {
+    let t = counts(70, 56, 80, 48, 7_000);
+    let f = stratified(&t, &[t, Tally::default()]);
+    let l = newcombe(56, 70, 48, 80).expect("defined");
+    assert_eq!(f.lift, Some(l));
+    assert!(close(l.low, 0.0524) && close(l.high, 0.3339));
+    assert!(close(f.incremental.expect("inc"), l.estimate * 70.0));
+    assert!(close(
+        f.cost_per_incremental.expect("cpi"),
+        7_000.0 / (l.estimate * 70.0)
+    ));
+    assert_eq!(f.lift_sent, 70);
+    assert_eq!(t.figures(), f);
+}
+
+/// No service with a control group: no lift, none of its figures, and
+/// the counts still there.
+#[test]
+fn no_control_group_in_any_service_no_lift() {
+    let a = counts(10, 2, 0, 0, 100);
+    let b = counts(5, 0, 0, 0, 100);
+    let f = stratified(&sum(&[a, b]), &[a, b]);
+    assert_eq!(
+        (f.lift, f.incremental, f.cost_per_incremental, f.lift_sent),
+        (None, None, None, 0)
+    );
+    assert!(close(f.response_rate.expect("rate"), 2.0 / 15.0));
+}

@@ -5,8 +5,8 @@
 //! over every dealer for a role that may ask for that (`p`); the brand
 //! role sees pooled results only.
 //!
-//! Every figure is `common::report::stats`' (`Tally::figures`), computed
-//! from the counts the daemon sent, as `touchpoint report` shows them; a
+//! Every figure is `common::report::stats`' (`stratified`), computed by the
+//! daemon from the per-service counts, as `touchpoint report` shows them; a
 //! pooled cell the disclosure rule holds back is shown as suppressed.
 
 use ratatui::layout::{Constraint, Layout, Rect};
@@ -181,11 +181,11 @@ fn interval(l: Option<Lift>) -> String {
     })
 }
 
-/// The shown tally of a group, or why it is not shown.
-fn shown(g: &ReportGroup) -> Result<&Tally, String> {
-    match (&g.tally, g.suppressed) {
-        (Some(t), None) => Ok(t),
-        (_, s) => Err(format!(
+/// The shown tally of a group and its figures, or why it is not shown.
+fn shown(g: &ReportGroup) -> Result<(&Tally, &Figures), String> {
+    match (&g.tally, &g.figures, g.suppressed) {
+        (Some(t), Some(f), None) => Ok((t, f)),
+        (_, _, s) => Err(format!(
             "suppressed ({})",
             s.map_or("not shown", |s| s.as_str())
         )),
@@ -236,7 +236,7 @@ fn axis(groups: &[&ReportGroup]) -> (f64, f64) {
     groups
         .iter()
         .filter_map(|g| shown(g).ok())
-        .filter_map(|t| t.figures().lift)
+        .filter_map(|(_, f)| f.lift)
         .fold((0.0, 0.0), |(lo, hi), l| (l.low.min(lo), l.high.max(hi)))
 }
 
@@ -320,13 +320,12 @@ impl ResultsView {
                     Some(_) => Style::new(),
                     None => Style::new().bold(),
                 };
-                let Some(t) = g.tally.as_ref().filter(|_| g.suppressed.is_none()) else {
+                let Ok((t, f)) = shown(g) else {
                     let mut cells = vec![Cell::from(g.label.clone())];
                     cells.extend((0..if wide { 7 } else { 5 }).map(|_| right("—")));
                     cells.push(Cell::from(suppressed(g, wide)).yellow());
                     return Row::new(cells).style(style);
                 };
-                let f = t.figures();
                 let ci = match f.lift {
                     Some(l) => Cell::from(ci_bar(&l, lo, hi, usize::from(bar_width))).style(
                         if l.low > 0.0 {
@@ -429,6 +428,9 @@ fn notes(r: &Report, width: u16) -> Vec<Line<'static>> {
             "Lift: sent − control rate, points; bar: its 95 % interval, ┆/┿ zero. €/incr: cost per added response."
         }));
     }
+    if let Some(note) = r.total.lift_note() {
+        lines.push(Line::from(note));
+    }
     if let Some(rule) = &r.rule {
         lines.push(Line::from(format!(
             "A pooled cell is shown only with at least {} dealers and none above {:.1} % of its rows; one more is hidden where a hidden one could be recovered from the total.",
@@ -468,7 +470,7 @@ fn draw_chart(frame: &mut Frame, area: Rect, by: By, r: Option<&Report>, cycle_h
     let max = r
         .groups
         .iter()
-        .filter_map(|g| shown(g).ok()?.figures().response_rate)
+        .filter_map(|g| shown(g).ok()?.1.response_rate)
         .fold(0.0f64, f64::max);
     let label_width = r
         .groups
@@ -490,7 +492,7 @@ fn draw_chart(frame: &mut Frame, area: Rect, by: By, r: Option<&Report>, cycle_h
         let label: String = g.label.chars().take(label_width).collect();
         let mut spans = vec![Span::from(format!("{label:<label_width$} "))];
         match shown(g) {
-            Ok(t) => spans.extend(rate_bar(t, max, bar_width)),
+            Ok((t, f)) => spans.extend(rate_bar(t, f, max, bar_width)),
             Err(why) => spans.push(Span::from(why).yellow()),
         }
         lines.push(Line::from(spans));
@@ -498,8 +500,7 @@ fn draw_chart(frame: &mut Frame, area: Rect, by: By, r: Option<&Report>, cycle_h
     frame.render_widget(Paragraph::new(Text::from(lines)).block(block), area);
 }
 
-fn rate_bar(t: &Tally, max: f64, width: usize) -> Vec<Span<'static>> {
-    let f: Figures = t.figures();
+fn rate_bar(t: &Tally, f: &Figures, max: f64, width: usize) -> Vec<Span<'static>> {
     match f.response_rate {
         None => vec![Span::from("control group only").style(dim())],
         Some(rate) => {
