@@ -1183,6 +1183,7 @@ mod tests {
             merges: 0,
             responses: Default::default(),
             credited: None,
+            corrections: Default::default(),
         }
     }
 

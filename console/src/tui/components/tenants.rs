@@ -351,6 +351,10 @@ fn detail_lines(d: &TenantDetail, costs: &[CostRow]) -> Vec<Line<'static>> {
         if let Some(t) = &i.credited {
             lines.push(Line::from(format!("      {}", format::credited(t))).style(dim()));
         }
+        // What a re-export removed is data gone: not dimmed.
+        for line in i.corrections.describe() {
+            lines.push(Line::from(format!("      re-export: {line}")).yellow());
+        }
         for e in i.errors.iter().take(3) {
             lines.push(Line::from(format!("      {e}")).yellow());
         }
