@@ -554,6 +554,83 @@ pub struct ImportReport {
     /// How the responses this file brought (its visits and responses) were
     /// credited; `None` when it brought none or attribution did not run.
     pub credited: Option<ResponseTally>,
+    /// What this file, a re-export, corrected away of an earlier import of
+    /// the same name, and what it kept because rows of it were rejected.
+    pub corrections: Corrections,
+}
+
+/// What a re-exported visit or response file did to the rows an earlier
+/// import of a file of the same name stored: such a file is the truth for
+/// the vehicles and customers it names in the days it covers, so their
+/// earlier rows it no longer has are removed. A rejected row never causes
+/// a removal: the vehicle and customer it names keep their earlier rows,
+/// and when a rejected row's vehicle or customer cannot be read at all,
+/// the file corrects nothing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Corrections {
+    pub visits: Corrected,
+    pub responses: Corrected,
+    /// Rejected rows whose vehicle or customer could not be read (a bad
+    /// VIN, a row cut short): when there are any, nothing was removed.
+    pub unreadable: u64,
+}
+
+/// [`Corrections`] of one kind of row (visits or responses).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Corrected {
+    /// The first and the last day of the file's rows of this kind; `None`
+    /// when it has none (then it corrects none either).
+    pub span: Option<(Date, Date)>,
+    /// Earlier rows the file no longer has, removed.
+    pub removed: u64,
+    /// Earlier rows the file no longer has, kept because a rejected row
+    /// may carry them.
+    pub kept: u64,
+}
+
+impl Corrections {
+    /// Says what the re-export removed and what it kept, one line each,
+    /// e.g. `removed 3 visits no longer in the export (vehicles it names,
+    /// 2026-10-01…2026-11-30)`; nothing when it had nothing to correct.
+    pub fn describe(&self) -> Vec<String> {
+        let plural =
+            |n: u64, one: &str, many: &str| format!("{n} {}", if n == 1 { one } else { many });
+        let mut out = Vec::new();
+        let kinds = [
+            (&self.visits, "visit", "visits", "vehicles it names"),
+            (
+                &self.responses,
+                "response",
+                "responses",
+                "customers and vehicles it names",
+            ),
+        ];
+        for (c, one, many, whom) in kinds {
+            if let (Some((from, to)), true) = (c.span, c.removed > 0) {
+                out.push(format!(
+                    "removed {} no longer in the export ({whom}, {from}…{to})",
+                    plural(c.removed, one, many)
+                ));
+            }
+        }
+        let corrects = self.visits.span.is_some() || self.responses.span.is_some();
+        if self.unreadable > 0 && corrects {
+            out.push(format!(
+                "no corrections: {} rejected whose vehicle or customer could not be read",
+                plural(self.unreadable, "row was", "rows were")
+            ));
+        }
+        for (c, one, many, _) in kinds {
+            if c.kept > 0 {
+                out.push(format!(
+                    "kept {} no longer in the export: a rejected row may carry {} (correct the file and import it again)",
+                    plural(c.kept, one, many),
+                    if c.kept == 1 { "it" } else { "them" }
+                ));
+            }
+        }
+        out
+    }
 }
 
 /// How the responses one import brought were credited.
@@ -571,6 +648,65 @@ pub struct ResponseTally {
 impl ResponseTally {
     pub fn total(&self) -> u64 {
         self.to_messages + self.to_control + self.organic
+    }
+}
+
+/// [`ImportReport`] as stored before it said what a re-export corrected:
+/// read so that a store written by an earlier version keeps its import
+/// history.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ImportReportV2 {
+    pub import_id: u64,
+    pub tenant: TenantId,
+    pub file_name: String,
+    pub content_hash: String,
+    pub bytes: u64,
+    pub started_at: Timestamp,
+    pub finished_at: Timestamp,
+    pub status: ImportStatus,
+    pub format: String,
+    pub rows_total: u64,
+    pub rows_ok: u64,
+    pub rows_rejected: u64,
+    pub customers: Counts,
+    pub vehicles: Counts,
+    pub consents: Counts,
+    pub visits: Counts,
+    pub unmapped_columns: Vec<String>,
+    pub errors: Vec<RowError>,
+    pub errors_truncated: u64,
+    pub merges: u64,
+    pub responses: Counts,
+    pub credited: Option<ResponseTally>,
+}
+
+impl From<ImportReportV2> for ImportReport {
+    fn from(r: ImportReportV2) -> Self {
+        Self {
+            import_id: r.import_id,
+            tenant: r.tenant,
+            file_name: r.file_name,
+            content_hash: r.content_hash,
+            bytes: r.bytes,
+            started_at: r.started_at,
+            finished_at: r.finished_at,
+            status: r.status,
+            format: r.format,
+            rows_total: r.rows_total,
+            rows_ok: r.rows_ok,
+            rows_rejected: r.rows_rejected,
+            customers: r.customers,
+            vehicles: r.vehicles,
+            consents: r.consents,
+            visits: r.visits,
+            unmapped_columns: r.unmapped_columns,
+            errors: r.errors,
+            errors_truncated: r.errors_truncated,
+            merges: r.merges,
+            responses: r.responses,
+            credited: r.credited,
+            corrections: Corrections::default(),
+        }
     }
 }
 
@@ -625,6 +761,7 @@ impl From<ImportReportV1> for ImportReport {
             merges: r.merges,
             responses: Counts::default(),
             credited: None,
+            corrections: Corrections::default(),
         }
     }
 }
@@ -662,6 +799,7 @@ impl ImportReport {
             merges: 0,
             responses: Counts::default(),
             credited: None,
+            corrections: Corrections::default(),
         }
     }
 

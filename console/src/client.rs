@@ -1206,6 +1206,7 @@ mod tests {
             merges: 0,
             responses: Default::default(),
             credited: None,
+            corrections: Default::default(),
         }
     }
 

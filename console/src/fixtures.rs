@@ -165,6 +165,7 @@ pub fn import(
         merges: if committed { 212 } else { 0 },
         responses: Default::default(),
         credited: None,
+        corrections: Default::default(),
     }
 }
 

@@ -493,6 +493,13 @@ pub fn tenant(d: &TenantDetail) -> String {
             if let ImportStatus::Failed { reason } = &i.status {
                 let _ = writeln!(out, "\nimport #{} failed: {reason}", i.import_id);
             }
+            let corrections = i.corrections.describe();
+            if !corrections.is_empty() {
+                let _ = writeln!(out, "\nimport #{} ({}):", i.import_id, i.file_name);
+                for line in corrections {
+                    let _ = writeln!(out, "  re-export: {line}");
+                }
+            }
             if i.errors.is_empty() {
                 continue;
             }
@@ -567,6 +574,9 @@ pub fn import_report(label: &str, r: &ImportReport) -> String {
         let _ = writeln!(out, "  merges     {}", r.merges);
         if let Some(t) = &r.credited {
             let _ = writeln!(out, "  credited   {}", credited(t));
+        }
+        for line in r.corrections.describe() {
+            let _ = writeln!(out, "  re-export  {line}");
         }
     }
     if !r.unmapped_columns.is_empty() {
@@ -2136,6 +2146,35 @@ mod tests {
         );
         assert!(
             text.contains("\n  credited   1,600 responses: 214 credited to messages, 9 to control records, 1,377 organic\n"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn a_re_export_report_says_what_it_removed_and_kept() {
+        use touchpoint_common::domain::{Corrected, Corrections};
+        let mut r = fixtures::detail().imports[0].clone();
+        r.corrections = Corrections {
+            visits: Corrected {
+                span: Some((
+                    touchpoint_common::Date::from_ymd(2026, 10, 1).expect("date"),
+                    touchpoint_common::Date::from_ymd(2026, 11, 30).expect("date"),
+                )),
+                removed: 3,
+                kept: 2,
+            },
+            ..Corrections::default()
+        };
+        let text = import_report("werkstatt.csv", &r);
+        assert!(
+            text.contains("\n  re-export  removed 3 visits no longer in the export (vehicles it names, 2026-10-01…2026-11-30)\n  re-export  kept 2 visits no longer in the export: a rejected row may carry them (correct the file and import it again)\n"),
+            "{text}"
+        );
+        let mut d = fixtures::detail();
+        d.imports = vec![r];
+        let text = tenant(&d);
+        assert!(
+            text.contains("  re-export: removed 3 visits no longer in the export"),
             "{text}"
         );
     }

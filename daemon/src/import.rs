@@ -278,7 +278,8 @@ pub fn import_reading<R: Read>(
     // Lines of the visits and responses this file brings, in file order:
     // whose credits the report tallies.
     let mut brought: Vec<u64> = Vec::new();
-    for row in rows.by_ref() {
+    // Not a `for` loop: whom a rejected row is about is asked of the parser.
+    while let Some(row) = rows.next() {
         report.rows_total += 1;
         match row {
             Ok(row) => {
@@ -286,6 +287,7 @@ pub fn import_reading<R: Read>(
                     if let Some(e) = unknown_holder(store, r, file_name, row.line)? {
                         report.rows_rejected += 1;
                         push_error(&mut report, e, opts.max_reported_errors);
+                        txn.rejected(&r.vin, &r.customer_no)?;
                         continue;
                     }
                 }
@@ -298,6 +300,11 @@ pub fn import_reading<R: Read>(
             Err(e) => {
                 report.rows_rejected += 1;
                 push_error(&mut report, e, opts.max_reported_errors);
+                // A rejected row never makes a re-export remove anything.
+                match rows.rejected_subject() {
+                    Some(s) => txn.rejected(&s.vin, &s.customer_no)?,
+                    None => txn.rejected("", "")?,
+                }
             }
         }
     }
@@ -542,3 +549,6 @@ pub fn shown_file_name(name: &str) -> String {
     }
     out
 }
+
+#[cfg(test)]
+mod tests;

@@ -52,3 +52,23 @@ impl Person {
         self.0
     }
 }
+
+/// The stores in `dir` with one tenant, `d001` ("Autohaus Test"),
+/// registered, and its store.
+pub(crate) fn one_tenant(
+    dir: &std::path::Path,
+) -> (
+    crate::store::Stores,
+    std::sync::Arc<crate::store::TenantStore>,
+) {
+    let stores =
+        crate::store::Stores::open(dir, &touchpoint_common::config::StoresConfig::default())
+            .expect("open stores");
+    let id = touchpoint_common::TenantId::new("d001").expect("tenant id");
+    stores
+        .central()
+        .register_tenant(&id, "Autohaus Test")
+        .expect("register");
+    let store = stores.tenant(&id).expect("tenant store");
+    (stores, store)
+}

@@ -166,6 +166,75 @@ fn tenants_json_carries_the_counts_for_scripts() {
     assert_eq!(errors, MAY_ERRORS);
 }
 
+/// A workshop export imported again under its name is the truth for the
+/// vehicles it names in its days: what it removed is in the report, and a
+/// row it has that was rejected removes nothing.
+#[test]
+fn a_re_export_reports_what_it_removed_and_its_rejected_rows_remove_nothing() {
+    let d = TestDaemon::start();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("werkstatt.csv");
+    let label = file.display().to_string();
+    let import = |csv: &str| {
+        std::fs::write(&file, csv).expect("write export");
+        let out = touchpoint(&d.socket, &["import", "--tenant", "d001", &label]);
+        let stdout = text(&out.stdout);
+        assert_eq!(out.status.code(), Some(0), "{stdout}{}", text(&out.stderr));
+        stdout
+    };
+    let head = "FIN;Kundennummer;Auftragsdatum;Auftragsart\n";
+    let v2 = "WVWZZZ1KZ6W000002;K2;01.01.2027;Inspektion\n";
+    let v1_late = "WVWZZZ1KZ6W000001;K1;12.01.2027;Inspektion\n";
+    let out = import(&format!(
+        "{head}{v2}WVWZZZ1KZ6W000001;K1;08.01.2027;Inspektion\n{v1_late}"
+    ));
+    assert!(!out.contains("re-export"), "{out}");
+    let visits = || {
+        let out = touchpoint(&d.socket, &["tenants", "--json"]);
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+        json(&out)[0].clone()
+    };
+    assert_eq!(visits()["stats"]["visits"].as_u64(), Some(3));
+
+    // The 8 January row now has a day that does not exist: rejected, and
+    // the visit it carried stays.
+    let out = import(&format!(
+        "{head}{v2}WVWZZZ1KZ6W000001;K1;31.02.2027;Inspektion\n{v1_late}"
+    ));
+    assert!(
+        out.contains("\n  rows       3 total, 2 ok, 1 rejected\n")
+            && out.contains("\n  re-export  kept 1 visit no longer in the export: a rejected row may carry it (correct the file and import it again)\n")
+            && !out.contains("removed"),
+        "{out}"
+    );
+    assert_eq!(visits()["stats"]["visits"].as_u64(), Some(3));
+
+    // A row whose vehicle cannot be read: the file corrects nothing.
+    let out = import(&format!(
+        "{head}{v2}KAPUTT;K1;08.01.2027;Inspektion\n{v1_late}"
+    ));
+    assert!(
+        out.contains("\n  re-export  no corrections: 1 row was rejected whose vehicle or customer could not be read\n")
+            && !out.contains("removed"),
+        "{out}"
+    );
+    assert_eq!(visits()["stats"]["visits"].as_u64(), Some(3));
+
+    // A clean export without the row: removed, and the report says so.
+    let out = import(&format!("{head}{v2}{v1_late}"));
+    assert!(
+        out.contains("\n  re-export  removed 1 visit no longer in the export (vehicles it names, 2027-01-01…2027-01-12)\n"),
+        "{out}"
+    );
+    let tenant = visits();
+    assert_eq!(tenant["stats"]["visits"].as_u64(), Some(2));
+    assert_eq!(
+        tenant["last_import"]["corrections"]["visits"]["removed"].as_u64(),
+        Some(1),
+        "{tenant}"
+    );
+}
+
 #[test]
 fn status_shows_who_you_are() {
     let d = TestDaemon::start();

@@ -1,14 +1,13 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use touchpoint_common::config::StoresConfig;
 use touchpoint_common::domain::{
     Channel, Counts, ImportReport, ImportStatus, MatchReason, MergeRecord, ResponseTally, Timestamp,
 };
 use touchpoint_common::outbox::{Dispatch, Message, MessageStatus, Occasion, Step, Why};
 use touchpoint_common::policy::OccasionKind;
 use touchpoint_common::report::ResponseKind;
-use touchpoint_common::{Date, TenantId};
+use touchpoint_common::Date;
 
 use super::*;
 use crate::import::{import_file, ImportOptions};
@@ -225,21 +224,11 @@ struct Room {
     store: Arc<TenantStore>,
 }
 
-fn t1() -> TenantId {
-    TenantId::new("d001").expect("tenant id")
-}
-
 impl Room {
     /// K1 (vehicle V…01), K2 (V…02) and K3 (V…03), imported from a file.
     fn new() -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
-        let stores =
-            Stores::open(&dir.path().join("state"), &StoresConfig::default()).expect("open stores");
-        stores
-            .central()
-            .register_tenant(&t1(), "Autohaus Test")
-            .expect("register");
-        let store = stores.tenant(&t1()).expect("tenant");
+        let (stores, store) = crate::testkit::one_tenant(&dir.path().join("state"));
         let room = Self {
             dir,
             _stores: stores,

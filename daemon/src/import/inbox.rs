@@ -698,6 +698,9 @@ pub fn report_text(r: &ImportReport) -> String {
             t.organic
         );
     }
+    for line in r.corrections.describe() {
+        let _ = writeln!(s, "re-export: {line}");
+    }
     if !r.unmapped_columns.is_empty() {
         let _ = writeln!(s, "columns not imported: {}", r.unmapped_columns.join(", "));
     }
@@ -713,6 +716,35 @@ pub fn report_text(r: &ImportReport) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_report_says_what_a_re_export_removed() {
+        use touchpoint_common::domain::{Corrected, Corrections, Timestamp};
+        let mut r = ImportReport::new(
+            7,
+            touchpoint_common::TenantId::new("d001").expect("id"),
+            "werkstatt.csv",
+            "h",
+            Timestamp::default(),
+        );
+        r.corrections = Corrections {
+            responses: Corrected {
+                span: Some((
+                    touchpoint_common::Date::from_ymd(2026, 10, 1).expect("date"),
+                    touchpoint_common::Date::from_ymd(2026, 10, 2).expect("date"),
+                )),
+                removed: 1,
+                kept: 0,
+            },
+            unreadable: 0,
+            ..Corrections::default()
+        };
+        let text = report_text(&r);
+        assert!(
+            text.contains("\nre-export: removed 1 response no longer in the export (customers and vehicles it names, 2026-10-01…2026-10-02)\n"),
+            "{text}"
+        );
+    }
 
     #[test]
     fn only_files_directly_in_a_tenant_folder_are_candidates() {

@@ -80,7 +80,7 @@ use csv::{ByteRecord, StringRecord};
 use encoding_rs::{Encoding, UTF_8, WINDOWS_1252};
 use encoding_rs_io::{DecodeReaderBytes, DecodeReaderBytesBuilder};
 use touchpoint_common::domain::{
-    Channel, Consent, Customer, ImportField, RowError, Salutation, ServiceVisit, Timestamp, Vehicle,
+    Channel, Consent, Customer, ImportField, RowError, Salutation, ServiceVisit, Vehicle,
 };
 use touchpoint_common::policy::TenantImport;
 use touchpoint_common::report::ReportedResponse;
@@ -328,6 +328,17 @@ pub struct Row {
     pub response: Option<ReportedResponse>,
     /// A row of a send history file: nothing else is read from it.
     pub sent: Option<Sent>,
+}
+
+/// Whom a rejected row is about, as far as it can be read: its VIN
+/// (normalised) and its customer number, either possibly empty, never
+/// both. A row whose VIN is not a VIN, or that was rejected before its
+/// values could be told apart (a row cut short, an unclosed quote), has
+/// none: see [`Parser::rejected_subject`].
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Subject {
+    pub vin: String,
+    pub customer_no: String,
 }
 
 /// One message a previous system sent (or held back for its control
@@ -610,6 +621,39 @@ struct FieldError {
     reason: String,
 }
 
+/// What a row reports a bad field with: the field and why.
+type Fail<'f> = dyn FnMut(ImportField, String) + 'f;
+
+/// A value a row may have: `None` when its cell is empty; the cell parsed
+/// otherwise, a parse error reported against `field` (and `None`).
+fn optional<T>(
+    cell: &str,
+    field: ImportField,
+    fail: &mut Fail<'_>,
+    parse: impl FnOnce(&str) -> Result<T, String>,
+) -> Option<T> {
+    if cell.is_empty() {
+        return None;
+    }
+    parse(cell).map_err(|e| fail(field, e)).ok()
+}
+
+/// A value a row needs: an empty cell is reported against `field` as
+/// `missing: {missing}`; otherwise as [`optional`].
+fn required<T>(
+    cell: &str,
+    field: ImportField,
+    missing: &str,
+    fail: &mut Fail<'_>,
+    parse: impl FnOnce(&str) -> Result<T, String>,
+) -> Option<T> {
+    if cell.is_empty() {
+        fail(field, format!("missing: {missing}"));
+        return None;
+    }
+    optional(cell, field, fail, parse)
+}
+
 /// Everything a row needs besides the record itself.
 struct Rules {
     file: String,
@@ -639,6 +683,8 @@ pub struct Parser<R> {
     finished: bool,
     aborted: Option<FileError>,
     warned_encoding: bool,
+    /// Whom the row last rejected is about (see [`Parser::rejected_subject`]).
+    rejected: Option<Subject>,
 }
 
 impl<R: Read> Parser<R> {
@@ -863,6 +909,7 @@ impl<R: Read> Parser<R> {
             finished: false,
             aborted: None,
             warned_encoding: false,
+            rejected: None,
         })
     }
 
@@ -875,6 +922,15 @@ impl<R: Read> Parser<R> {
 
     pub fn format(&self) -> &Format {
         &self.format
+    }
+
+    /// Whom the row the iterator last gave as rejected is about, as far as
+    /// it can be read; `None` when neither its vehicle nor its customer can
+    /// be (or the last row was not rejected). An import must not take a
+    /// re-export as the truth about a vehicle or customer a rejected row
+    /// may be about.
+    pub fn rejected_subject(&self) -> Option<&Subject> {
+        self.rejected.as_ref()
     }
 
     /// Set when the parse stopped before the end of the file (a read error,
@@ -1091,7 +1147,9 @@ impl<R: Read> Parser<R> {
     ) -> (Option<Result<Row, RowError>>, ByteRecord) {
         match StringRecord::from_byte_record(record) {
             Ok(rec) => {
-                let out = self.rules.row(&rec, line, &mut self.errors);
+                let out = self
+                    .rules
+                    .row(&rec, line, &mut self.errors, &mut self.rejected);
                 (out, rec.into_byte_record())
             }
             Err(e) => {
@@ -1108,7 +1166,9 @@ impl<R: Read> Parser<R> {
                 for field in record.iter() {
                     self.fallback.push_field(&decode_lossy(field));
                 }
-                let out = self.rules.row(&self.fallback, line, &mut self.errors);
+                let out =
+                    self.rules
+                        .row(&self.fallback, line, &mut self.errors, &mut self.rejected);
                 (out, record)
             }
         }
@@ -1119,6 +1179,7 @@ impl<R: Read> Iterator for Parser<R> {
     type Item = Result<Row, RowError>;
 
     fn next(&mut self) -> Option<Self::Item> {
+        self.rejected = None;
         while !self.finished {
             let record = self.record.take().unwrap_or_default();
             let (out, record) = self.step(record);
@@ -1368,12 +1429,14 @@ fn encoding_option(s: &str) -> Result<&'static Encoding, FileError> {
 }
 
 impl Rules {
-    /// None for a row without any value (skipped silently).
+    /// None for a row without any value (skipped silently). A rejected
+    /// row leaves in `rejected` whom it is about, when that can be read.
     fn row(
         &self,
         rec: &StringRecord,
         line: u64,
         errors: &mut Vec<FieldError>,
+        rejected: &mut Option<Subject>,
     ) -> Option<Result<Row, RowError>> {
         use ImportField as F;
         let p = &self.plan;
@@ -1449,18 +1512,12 @@ impl Rules {
                     "missing: a vehicle needs the customer number of its holder".into(),
                 );
             }
-            let date =
-                |f: ImportField, fail: &mut dyn FnMut(ImportField, String)| -> Option<Date> {
-                    let v = p.get(rec, f);
-                    if v.is_empty() {
-                        return None;
-                    }
-                    values::parse_date(v, self.order, Era::Near, self.today).unwrap_or_else(|e| {
-                        fail(f, e);
-                        None
-                    })
-                };
-            let km = p.get(rec, F::LastServiceKm);
+            let date = |f: ImportField, fail: &mut Fail<'_>| -> Option<Date> {
+                optional(p.get(rec, f), f, fail, |v| {
+                    values::parse_date(v, self.order, Era::Near, self.today)
+                })
+                .flatten()
+            };
             row.vehicle = Some(Vehicle {
                 vin: vin.clone(),
                 customer_no: customer_no.to_string(),
@@ -1468,13 +1525,12 @@ impl Rules {
                 model: values::collapse_ws(p.get(rec, F::Model)),
                 first_registration: date(F::FirstRegistration, &mut fail),
                 last_service_date: date(F::LastServiceDate, &mut fail),
-                last_service_km: if km.is_empty() {
-                    None
-                } else {
-                    values::parse_km(km)
-                        .map_err(|e| fail(F::LastServiceKm, e))
-                        .ok()
-                },
+                last_service_km: optional(
+                    p.get(rec, F::LastServiceKm),
+                    F::LastServiceKm,
+                    &mut fail,
+                    values::parse_km,
+                ),
                 next_inspection: date(F::NextInspection, &mut fail),
                 warranty_end: date(F::WarrantyEnd, &mut fail),
             });
@@ -1496,20 +1552,8 @@ impl Rules {
                 .map_err(|e| fail(F::VisitDate, e))
                 .ok()
                 .flatten();
-            let km = if visit_km.is_empty() {
-                None
-            } else {
-                values::parse_km(visit_km)
-                    .map_err(|e| fail(F::VisitKm, e))
-                    .ok()
-            };
-            let value = if visit_value.is_empty() {
-                None
-            } else {
-                values::parse_amount(visit_value)
-                    .map_err(|e| fail(F::VisitValue, e))
-                    .ok()
-            };
+            let km = optional(visit_km, F::VisitKm, &mut fail, values::parse_km);
+            let value = optional(visit_value, F::VisitValue, &mut fail, values::parse_amount);
             if let Some(date) = date {
                 row.visit = Some(ServiceVisit {
                     vin: vin.clone(),
@@ -1531,6 +1575,15 @@ impl Rules {
 
         if errors.is_empty() {
             return Some(Ok(row));
+        }
+        // A VIN that is not one names no vehicle; the customer number alone
+        // is not enough then (the row's visits are its vehicle's).
+        let vin_read = vin_cell.is_empty() || !vin.is_empty();
+        if vin_read && !(vin.is_empty() && customer_no.is_empty()) {
+            *rejected = Some(Subject {
+                vin: vin.clone(),
+                customer_no: customer_no.to_string(),
+            });
         }
         errors.sort_by_key(|e| e.position);
         let mut reason = errors[0].reason.clone();
@@ -1590,40 +1643,31 @@ impl Rules {
         customer_no: &str,
         vin: &str,
         line: u64,
-        fail: &mut dyn FnMut(ImportField, String),
+        fail: &mut Fail<'_>,
     ) -> Option<ReportedResponse> {
         use ImportField as F;
         let p = &self.plan;
-        let kind = p.get(rec, F::ResponseKind);
-        let kind = if kind.is_empty() {
-            fail(
-                F::ResponseKind,
-                "missing: a response needs a kind (Termin / appointment, Angebot angenommen / offer accepted)".into(),
-            );
-            None
-        } else {
-            values::parse_response_kind(kind)
-                .map_err(|e| fail(F::ResponseKind, e))
-                .ok()
-        };
-        let date = p.get(rec, F::ResponseDate);
-        let date = if date.is_empty() {
-            fail(F::ResponseDate, "missing: a response needs a date".into());
-            None
-        } else {
-            values::parse_date(date, self.order, Era::Near, self.today)
-                .map_err(|e| fail(F::ResponseDate, e))
-                .ok()
-                .flatten()
-        };
-        let value = p.get(rec, F::ResponseValue);
-        let value = if value.is_empty() {
-            None
-        } else {
-            values::parse_amount(value)
-                .map_err(|e| fail(F::ResponseValue, e))
-                .ok()
-        };
+        let kind = required(
+            p.get(rec, F::ResponseKind),
+            F::ResponseKind,
+            "a response needs a kind (Termin / appointment, Angebot angenommen / offer accepted)",
+            fail,
+            values::parse_response_kind,
+        );
+        let date = required(
+            p.get(rec, F::ResponseDate),
+            F::ResponseDate,
+            "a response needs a date",
+            fail,
+            |v| values::parse_date(v, self.order, Era::Near, self.today),
+        )
+        .flatten();
+        let value = optional(
+            p.get(rec, F::ResponseValue),
+            F::ResponseValue,
+            fail,
+            values::parse_amount,
+        );
         Some(ReportedResponse {
             customer_no: customer_no.to_string(),
             vin: vin.to_string(),
@@ -1635,12 +1679,7 @@ impl Rules {
         })
     }
 
-    fn customer(
-        &self,
-        rec: &StringRecord,
-        customer_no: &str,
-        fail: &mut dyn FnMut(ImportField, String),
-    ) -> Customer {
+    fn customer(&self, rec: &StringRecord, customer_no: &str, fail: &mut Fail<'_>) -> Customer {
         use ImportField as F;
         let p = &self.plan;
         let get = |f| p.get(rec, f);
@@ -1669,14 +1708,7 @@ impl Rules {
         if !company.is_empty() {
             c.company = Some(values::collapse_ws(company));
         }
-        let is_company = get(F::IsCompany);
-        let explicit = if is_company.is_empty() {
-            None
-        } else {
-            values::parse_yes_no(is_company)
-                .map_err(|e| fail(F::IsCompany, e))
-                .ok()
-        };
+        let explicit = optional(get(F::IsCompany), F::IsCompany, fail, values::parse_yes_no);
 
         c.first_name = values::collapse_ws(get(F::FirstName));
         c.last_name = values::collapse_ws(get(F::LastName));
@@ -1717,30 +1749,19 @@ impl Rules {
         }
         c.address.city = values::collapse_ws(get(F::City));
 
-        let email = get(F::Email);
-        if !email.is_empty() {
-            c.email = values::normalize_email(email)
-                .map_err(|e| fail(F::Email, e))
-                .ok();
-        }
-        let phone = get(F::Phone);
-        if !phone.is_empty() {
-            let country = if c.address.country.is_empty() {
-                "DE"
-            } else {
-                &c.address.country
-            };
-            c.phone = values::normalize_phone(phone, country)
-                .map_err(|e| fail(F::Phone, e))
-                .ok();
-        }
-        let birth = get(F::BirthDate);
-        if !birth.is_empty() {
-            c.birth_date = values::parse_date(birth, self.order, Era::Past, self.today)
-                .map_err(|e| fail(F::BirthDate, e))
-                .ok()
-                .flatten();
-        }
+        c.email = optional(get(F::Email), F::Email, fail, values::normalize_email);
+        let country = if c.address.country.is_empty() {
+            "DE"
+        } else {
+            &c.address.country
+        };
+        c.phone = optional(get(F::Phone), F::Phone, fail, |v| {
+            values::normalize_phone(v, country)
+        });
+        c.birth_date = optional(get(F::BirthDate), F::BirthDate, fail, |v| {
+            values::parse_date(v, self.order, Era::Past, self.today)
+        })
+        .flatten();
         let language = get(F::Language);
         if !language.is_empty() {
             if let Ok(l) = values::normalize_language(language).map_err(|e| fail(F::Language, e)) {
@@ -1757,7 +1778,7 @@ impl Rules {
         rec: &StringRecord,
         customer_no: &str,
         vin: &str,
-        fail: &mut dyn FnMut(ImportField, String),
+        fail: &mut Fail<'_>,
     ) -> Option<Sent> {
         use ImportField as F;
         let p = &self.plan;
@@ -1774,46 +1795,32 @@ impl Rules {
                 "missing: which service the message was for".into(),
             );
         }
-        let channel = p.get(rec, F::ConsentChannel);
-        let channel = if channel.is_empty() {
-            fail(
-                F::ConsentChannel,
-                "missing: email, post, phone, or control for a control-group member".into(),
-            );
-            None
-        } else {
-            values::parse_sent_channel(channel)
-                .map_err(|e| fail(F::ConsentChannel, e))
-                .ok()
-        };
-        let date = p.get(rec, F::SentDate);
-        let date = if date.is_empty() {
-            fail(F::SentDate, "missing: the day the message went out".into());
-            None
-        } else {
-            match values::parse_date(date, self.order, Era::Near, self.today) {
-                Ok(Some(d)) if d >= self.today => {
-                    fail(
-                        F::SentDate,
-                        format!("{d} is not in the past: a send history records only what was sent before today"),
-                    );
-                    None
-                }
-                Ok(d) => d,
-                Err(e) => {
-                    fail(F::SentDate, e);
-                    None
-                }
-            }
-        };
-        let cost = p.get(rec, F::SentCost);
-        let cost = if cost.is_empty() {
-            None
-        } else {
-            values::parse_amount(cost)
-                .map_err(|e| fail(F::SentCost, e))
-                .ok()
-        };
+        let channel = required(
+            p.get(rec, F::ConsentChannel),
+            F::ConsentChannel,
+            "email, post, phone, or control for a control-group member",
+            fail,
+            values::parse_sent_channel,
+        );
+        let date = required(
+            p.get(rec, F::SentDate),
+            F::SentDate,
+            "the day the message went out",
+            fail,
+            |v| match values::parse_date(v, self.order, Era::Near, self.today)? {
+                Some(d) if d >= self.today => Err(format!(
+                    "{d} is not in the past: a send history records only what was sent before today"
+                )),
+                d => Ok(d),
+            },
+        )
+        .flatten();
+        let cost = optional(
+            p.get(rec, F::SentCost),
+            F::SentCost,
+            fail,
+            values::parse_amount,
+        );
         if matches!(channel, Some(None)) && cost.is_some_and(|c| c > 0) {
             fail(
                 F::SentCost,
@@ -1835,7 +1842,7 @@ impl Rules {
         rec: &StringRecord,
         customer_no: &str,
         out: &mut Vec<Consent>,
-        fail: &mut dyn FnMut(ImportField, String),
+        fail: &mut Fail<'_>,
     ) {
         use ImportField as F;
         let p = &self.plan;
@@ -1848,41 +1855,28 @@ impl Rules {
         .into_iter()
         .enumerate()
         {
-            let v = p.get(rec, field);
-            if !v.is_empty() {
-                statements[i] = values::parse_yes_no(v)
-                    .map(|g| (channel, g))
-                    .map_err(|e| fail(field, e))
-                    .ok();
-            }
+            statements[i] = optional(p.get(rec, field), field, fail, values::parse_yes_no)
+                .map(|g| (channel, g));
         }
         let channel = p.get(rec, F::ConsentChannel);
         let granted = p.get(rec, F::ConsentGranted);
         let mut any = statements.iter().any(Option::is_some);
         if !channel.is_empty() || !granted.is_empty() {
             any = true;
-            let channel = if channel.is_empty() {
-                fail(
-                    F::ConsentChannel,
-                    "missing: a consent statement needs a channel".into(),
-                );
-                None
-            } else {
-                values::parse_channel(channel)
-                    .map_err(|e| fail(F::ConsentChannel, e))
-                    .ok()
-            };
-            let granted = if granted.is_empty() {
-                fail(
-                    F::ConsentGranted,
-                    "missing: a consent statement needs yes or no".into(),
-                );
-                None
-            } else {
-                values::parse_yes_no(granted)
-                    .map_err(|e| fail(F::ConsentGranted, e))
-                    .ok()
-            };
+            let channel = required(
+                channel,
+                F::ConsentChannel,
+                "a consent statement needs a channel",
+                fail,
+                values::parse_channel,
+            );
+            let granted = required(
+                granted,
+                F::ConsentGranted,
+                "a consent statement needs yes or no",
+                fail,
+                values::parse_yes_no,
+            );
             if let (Some(c), Some(g)) = (channel, granted) {
                 statements[3] = Some((c, g));
             }
@@ -1897,16 +1891,11 @@ impl Rules {
             );
             return;
         }
-        let date = p.get(rec, F::ConsentDate);
-        let at = if date.is_empty() {
-            Timestamp::default()
-        } else {
-            values::parse_timestamp(date, self.order, self.today)
-                .map_err(|e| fail(F::ConsentDate, e))
-                .ok()
-                .flatten()
-                .unwrap_or_default()
-        };
+        let at = optional(p.get(rec, F::ConsentDate), F::ConsentDate, fail, |v| {
+            values::parse_timestamp(v, self.order, self.today)
+        })
+        .flatten()
+        .unwrap_or_default();
         let source = p.get(rec, F::ConsentSource);
         let source = if source.is_empty() {
             self.consent_source.clone()
@@ -2126,6 +2115,41 @@ mod tests {
                 "t.csv:4: response_date: missing: a response needs a date; also response_value: "
             ),
             "{errors:?}"
+        );
+    }
+
+    #[test]
+    fn a_rejected_row_says_whom_it_is_about_as_far_as_it_can_be_read() {
+        let text = "FIN;Kundennummer;Auftragsdatum\n\
+                    WVWZZZ1KZ6W000001;K1;31.02.2025\n\
+                    KAPUTT;K1;01.02.2025\n\
+                    ;K2;31.02.2025\n\
+                    WVWZZZ1KZ6W000001\n\
+                    WVWZZZ1KZ6W000001;K1;01.02.2025\n";
+        let mut parser = Parser::new(text.as_bytes(), "t.csv", &TenantImport::default())
+            .expect("parses")
+            .with_today(Date::from_ymd(2025, 6, 15).expect("date"));
+        let subject = |vin: &str, customer_no: &str| Subject {
+            vin: vin.into(),
+            customer_no: customer_no.into(),
+        };
+        let mut seen = Vec::new();
+        while let Some(row) = parser.next() {
+            seen.push((row.is_ok(), parser.rejected_subject().cloned()));
+        }
+        assert_eq!(
+            seen,
+            vec![
+                // A bad date: its vehicle and customer are read.
+                (false, Some(subject("WVWZZZ1KZ6W000001", "K1"))),
+                // A VIN that is not one names no vehicle.
+                (false, None),
+                // No VIN: the customer is read.
+                (false, Some(subject("", "K2"))),
+                // Cut short: nothing is read.
+                (false, None),
+                (true, None),
+            ]
         );
     }
 

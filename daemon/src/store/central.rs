@@ -36,6 +36,25 @@ pub struct TenantFigures {
     pub last_import: Option<ImportReport>,
 }
 
+/// [`TenantFigures`] as the version before wrote them (its last import
+/// without what a re-export corrected): read so that the listing keeps them.
+#[derive(Deserialize)]
+struct TenantFiguresV2 {
+    stats: TenantStats,
+    opt_ins: OptIns,
+    last_import: Option<touchpoint_common::domain::ImportReportV2>,
+}
+
+impl From<TenantFiguresV2> for TenantFigures {
+    fn from(f: TenantFiguresV2) -> Self {
+        Self {
+            stats: f.stats,
+            opt_ins: f.opt_ins,
+            last_import: f.last_import.map(Into::into),
+        }
+    }
+}
+
 /// [`TenantFigures`] as an earlier version wrote them (its last import
 /// without the response counts): read so that the listing keeps them.
 #[derive(Deserialize)]
@@ -321,8 +340,9 @@ impl Central {
             .map(|b| {
                 decode_record(&b)
                     .or_else(|e| {
-                        decode_record::<TenantFiguresV1>(&b)
+                        decode_record::<TenantFiguresV2>(&b)
                             .map(Into::into)
+                            .or_else(|_| decode_record::<TenantFiguresV1>(&b).map(Into::into))
                             .map_err(|_| e)
                     })
                     .map_err(|source| StoreError::Codec {

@@ -351,6 +351,10 @@ fn detail_lines(d: &TenantDetail, costs: &[CostRow]) -> Vec<Line<'static>> {
         if let Some(t) = &i.credited {
             lines.push(Line::from(format!("      {}", format::credited(t))).style(dim()));
         }
+        // What a re-export removed is data gone: not dimmed.
+        for line in i.corrections.describe() {
+            lines.push(Line::from(format!("      re-export: {line}")).yellow());
+        }
         for e in i.errors.iter().take(3) {
             lines.push(Line::from(format!("      {e}")).yellow());
         }
@@ -397,4 +401,37 @@ fn draw_detail(frame: &mut Frame, area: Rect, t: &TenantsView) {
             .scroll((t.scroll, 0)),
         area,
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use touchpoint_common::domain::{Corrected, Corrections};
+    use touchpoint_common::Date;
+
+    use super::*;
+
+    #[test]
+    fn an_import_that_removed_rows_says_so_in_the_import_history() {
+        let mut d = crate::fixtures::detail();
+        d.imports[0].corrections = Corrections {
+            visits: Corrected {
+                span: Some((
+                    Date::from_ymd(2026, 10, 1).expect("date"),
+                    Date::from_ymd(2026, 11, 30).expect("date"),
+                )),
+                removed: 2,
+                kept: 0,
+            },
+            ..Corrections::default()
+        };
+        let lines: Vec<String> = detail_lines(&d, &[])
+            .iter()
+            .map(|l| l.to_string())
+            .collect();
+        assert!(
+            lines.iter().any(|l| l
+                == "      re-export: removed 2 visits no longer in the export (vehicles it names, 2026-10-01…2026-11-30)"),
+            "{lines:#?}"
+        );
+    }
 }

@@ -55,7 +55,8 @@ use apply::{apply, Applied};
 use journal::{Journal, T};
 pub use staging::STAGING_FILE;
 use staging::{
-    Header, OP_CONSENT, OP_CUSTOMER, OP_HEADER, OP_RESPONSE, OP_VEHICLE, OP_VISIT, STAGING_MAGIC,
+    Header, Rejected, OP_CONSENT, OP_CUSTOMER, OP_HEADER, OP_REJECTED, OP_RESPONSE, OP_VEHICLE,
+    OP_VISIT, STAGING_MAGIC,
 };
 
 mod apply;
@@ -160,6 +161,22 @@ impl<'s> ImportTxn<'s> {
     /// that its customer or vehicle is known.
     pub fn put_response(&mut self, r: &ReportedResponse) -> Result<()> {
         self.write(OP_RESPONSE, r)
+    }
+
+    /// Notes a row of the file that was rejected, about the vehicle `vin`
+    /// and the customer `customer_no` (each empty when it could not be
+    /// read): a re-export is not taken as the truth about them, so this
+    /// file removes none of their earlier visits and responses. A rejected
+    /// row whose vehicle and customer could not be read at all (both
+    /// empty) could be about anyone: then the file removes nothing.
+    pub fn rejected(&mut self, vin: &str, customer_no: &str) -> Result<()> {
+        self.write(
+            OP_REJECTED,
+            &Rejected {
+                vin: vin.to_string(),
+                customer_no: customer_no.to_string(),
+            },
+        )
     }
 
     /// Makes the import durable and visible, with its report. Returns the
@@ -316,7 +333,7 @@ fn finish(
             c.customers += a.customers.inserted;
             c.vehicles += a.vehicles.inserted;
             c.consents += a.consents.inserted;
-            c.visits = (c.visits + a.visits.inserted).saturating_sub(a.visits_removed);
+            c.visits = (c.visits + a.visits.inserted).saturating_sub(a.corrections.visits.removed);
         }
         None => {
             c.customers = s.customers.len() as u64;

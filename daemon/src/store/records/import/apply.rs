@@ -5,18 +5,21 @@
 //! Reaches the dealer's trees (`records`) through the journal's names for
 //! them ([`T`]); must not import `import.rs` (which uses it).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::Path;
 
 use serde::de::DeserializeOwned;
 use sled::IVec;
 use touchpoint_common::codec::{decode_record, encode_record};
-use touchpoint_common::domain::{Consent, Counts, Customer, ImportReport, ServiceVisit, Vehicle};
+use touchpoint_common::domain::{
+    Consent, Corrected, Corrections, Counts, Customer, ImportReport, ServiceVisit, Vehicle,
+};
 use touchpoint_common::report::ReportedResponse;
 
 use super::journal::{Journal, T};
 use super::staging::{
-    Header, Reader, OP_CONSENT, OP_CUSTOMER, OP_HEADER, OP_LAST, OP_RESPONSE, OP_VEHICLE, OP_VISIT,
+    Header, Reader, Rejected, OP_CONSENT, OP_CUSTOMER, OP_HEADER, OP_LAST, OP_REJECTED,
+    OP_RESPONSE, OP_VEHICLE, OP_VISIT,
 };
 use crate::store::db::codec_err;
 use crate::store::error::{Result, StoreError};
@@ -33,10 +36,10 @@ pub(super) struct Applied {
     pub(super) vehicles: Counts,
     pub(super) consents: Counts,
     pub(super) visits: Counts,
-    /// Visits a corrected re-export took away (see
-    /// [`Applier::remove_corrected`]).
-    pub(super) visits_removed: u64,
     pub(super) responses: Counts,
+    /// What a re-export corrected away and kept (see
+    /// [`Applier::remove_corrected`]).
+    pub(super) corrections: Corrections,
 }
 
 impl Applied {
@@ -46,6 +49,7 @@ impl Applied {
         r.consents = self.consents;
         r.visits = self.visits;
         r.responses = self.responses;
+        r.corrections = self.corrections;
     }
 }
 
@@ -74,6 +78,42 @@ struct Applier<'a> {
     visits: Option<Scope>,
     /// The same for the responses of a response file.
     responses: Option<Scope>,
+    /// Whom the file's rejected rows are about: spared from correction.
+    rejected: Spared,
+}
+
+/// The vehicles and customers rejected rows of the file name, whose
+/// earlier visits and responses the file does not correct away: the row
+/// that was rejected may be the one that carries them.
+#[derive(Default)]
+struct Spared {
+    vins: HashSet<String>,
+    customers: HashSet<String>,
+    /// Rejected rows whose vehicle and customer could not be read: any of
+    /// them makes the file correct nothing.
+    unreadable: u64,
+}
+
+impl Spared {
+    fn note(&mut self, r: Rejected) {
+        if r.vin.is_empty() && r.customer_no.is_empty() {
+            self.unreadable += 1;
+            return;
+        }
+        if !r.vin.is_empty() {
+            self.vins.insert(r.vin);
+        }
+        if !r.customer_no.is_empty() {
+            self.customers.insert(r.customer_no);
+        }
+    }
+
+    /// Whether a stored row about this vehicle and customer is spared.
+    fn spares(&self, vin: &str, customer_no: &str) -> bool {
+        self.unreadable > 0
+            || (!vin.is_empty() && self.vins.contains(vin))
+            || (!customer_no.is_empty() && self.customers.contains(customer_no))
+    }
 }
 
 /// The days a visit or response export covers, the subjects (vehicles,
@@ -346,10 +386,17 @@ impl<'a> Applier<'a> {
     /// (its date, vehicle or kind corrected, or the row deleted in the
     /// dealer's system), is removed, and with it any credit for it. Days
     /// outside the export's first..last row, and rows from other files,
-    /// are kept.
-    fn remove_corrected(&mut self, t: T, scope: Option<Scope>) -> Result<u64> {
+    /// are kept. So is every such row of a vehicle or customer a rejected
+    /// row of the file names, and every one when a rejected row's vehicle
+    /// and customer could not be read ([`Spared`]): a rejected row never
+    /// removes anything. Returns what was removed and what was kept.
+    fn remove_corrected(&mut self, t: T, scope: Option<Scope>) -> Result<Corrected> {
         let Some(scope) = scope else {
-            return Ok(0);
+            return Ok(Corrected::default());
+        };
+        let mut out = Corrected {
+            span: Some((scope.from, scope.to)),
+            ..Corrected::default()
         };
         let mut gone = Vec::new();
         for entry in t.tree(self.s).iter() {
@@ -360,38 +407,34 @@ impl<'a> Applier<'a> {
             // A record an earlier version stored (a visit without source)
             // does not decode: never ours.
             let stored = match t {
-                T::Visits => decode_record::<ServiceVisit>(&bytes).ok().map(|v| {
-                    (
-                        v.date,
-                        v.source,
-                        subject(&v.vin, &v.customer_no).to_string(),
-                    )
-                }),
-                _ => decode_record::<ReportedResponse>(&bytes).ok().map(|r| {
-                    (
-                        r.date,
-                        r.source,
-                        subject(&r.vin, &r.customer_no).to_string(),
-                    )
-                }),
+                T::Visits => decode_record::<ServiceVisit>(&bytes)
+                    .ok()
+                    .map(|v| (v.date, v.source, v.vin, v.customer_no)),
+                _ => decode_record::<ReportedResponse>(&bytes)
+                    .ok()
+                    .map(|r| (r.date, r.source, r.vin, r.customer_no)),
             };
-            let Some((date, source, about)) = stored else {
+            let Some((date, source, vin, customer_no)) = stored else {
                 continue;
             };
             if date >= scope.from
                 && date <= scope.to
-                && scope.subjects.contains(&about)
+                && scope.subjects.contains(subject(&vin, &customer_no))
                 && source_file(&source) == Some(scope.file.as_str())
             {
-                gone.push(key.to_vec());
+                if self.rejected.spares(&vin, &customer_no) {
+                    out.kept += 1;
+                } else {
+                    gone.push(key.to_vec());
+                }
             }
         }
-        let n = gone.len() as u64;
+        out.removed = gone.len() as u64;
         for key in gone {
             self.remove(t, key)?;
             self.record_done()?;
         }
-        Ok(n)
+        Ok(out)
     }
 }
 
@@ -418,7 +461,7 @@ pub(super) fn apply(s: &Records, path: &Path, undo: &Path) -> Result<Applied> {
     const GROUPS: [&[u8]; 3] = [
         &[OP_CUSTOMER],
         &[OP_VEHICLE],
-        &[OP_CONSENT, OP_VISIT, OP_RESPONSE],
+        &[OP_CONSENT, OP_VISIT, OP_RESPONSE, OP_REJECTED],
     ];
     let results: Vec<Result<Applied>> = std::thread::scope(|scope| {
         let handles: Vec<_> = GROUPS
@@ -445,8 +488,11 @@ pub(super) fn apply(s: &Records, path: &Path, undo: &Path) -> Result<Applied> {
         add(&mut total.vehicles, a.vehicles);
         add(&mut total.consents, a.consents);
         add(&mut total.visits, a.visits);
-        total.visits_removed += a.visits_removed;
         add(&mut total.responses, a.responses);
+        // Only the group with the visits and responses corrects.
+        if a.corrections != Corrections::default() {
+            total.corrections = a.corrections;
+        }
     }
     Ok(total)
 }
@@ -479,6 +525,7 @@ fn apply_kinds(s: &Records, path: &Path, kinds: &[u8], journal: &Path) -> Result
         records: 0,
         visits: None,
         responses: None,
+        rejected: Spared::default(),
     };
     // An op this version does not know is read, to fail on it.
     let wanted = |op: u8| kinds.contains(&op) || op > OP_LAST;
@@ -490,6 +537,7 @@ fn apply_kinds(s: &Records, path: &Path, kinds: &[u8], journal: &Path) -> Result
             OP_CONSENT => a.consent(decode_record(&buf).map_err(dec)?)?,
             OP_VISIT => a.visit(decode_record(&buf).map_err(dec)?)?,
             OP_RESPONSE => a.response(decode_record(&buf).map_err(dec)?)?,
+            OP_REJECTED => a.rejected.note(decode_record(&buf).map_err(dec)?),
             other => {
                 return Err(StoreError::Conflict(format!(
                     "{}: unknown staged operation {other}",
@@ -500,16 +548,22 @@ fn apply_kinds(s: &Records, path: &Path, kinds: &[u8], journal: &Path) -> Result
         a.record_done()?;
     }
     let scope = a.visits.take();
-    let corrected = a.remove_corrected(T::Visits, scope)?;
-    a.out.visits_removed = corrected;
+    let visits = a.remove_corrected(T::Visits, scope)?;
     let scope = a.responses.take();
-    let responses_corrected = a.remove_corrected(T::Responses, scope)?;
-    if corrected + responses_corrected > 0 {
+    let responses = a.remove_corrected(T::Responses, scope)?;
+    a.out.corrections = Corrections {
+        visits,
+        responses,
+        unreadable: a.rejected.unreadable,
+    };
+    if visits.removed + responses.removed + visits.kept + responses.kept > 0 {
         tracing::info!(
             import = a.header.import_id,
-            visits = corrected,
-            responses = responses_corrected,
-            "rows corrected away by a re-exported file removed"
+            visits = visits.removed,
+            responses = responses.removed,
+            visits_kept = visits.kept,
+            responses_kept = responses.kept,
+            "rows corrected away by a re-exported file removed; rows rejected rows may carry kept"
         );
     }
     a.write_batch()?;

@@ -32,8 +32,10 @@ pub(super) const OP_VEHICLE: u8 = 2;
 pub(super) const OP_CONSENT: u8 = 3;
 pub(super) const OP_VISIT: u8 = 4;
 pub(super) const OP_RESPONSE: u8 = 5;
+/// A rejected row's vehicle and customer ([`Rejected`]).
+pub(super) const OP_REJECTED: u8 = 6;
 /// The highest op this version writes.
-pub(super) const OP_LAST: u8 = OP_RESPONSE;
+pub(super) const OP_LAST: u8 = OP_REJECTED;
 
 /// Written first into every staging file.
 #[derive(Clone, Copy, Debug, Serialize, Deserialize)]
@@ -43,6 +45,16 @@ pub(super) struct Header {
     pub(super) present: FieldSet,
     /// Time stamped on consent statements that carry no date of their own.
     pub(super) now: Timestamp,
+}
+
+/// Whom a rejected row of the file is about, as far as it could be read:
+/// its VIN and customer number, each empty when not read; both empty when
+/// neither could be. What earlier imports stored of them is not corrected
+/// away by this file (see `apply.rs`).
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub(super) struct Rejected {
+    pub(super) vin: String,
+    pub(super) customer_no: String,
 }
 
 /// Reads a staging file's records in order.
