@@ -175,6 +175,16 @@ pub(super) fn refuse(ep: &Arc<Endpoint>, r: Refusal) {
     }
 }
 
+/// Counts a connection closed because its address holds its share of the
+/// slots; the first from an address in a window is written at once.
+pub(super) fn refuse_address(ep: &Arc<Endpoint>, key: IpAddr) {
+    if ep.crowded.count(key) {
+        tracing::info!(client = %key, "http: connection closed, its address holds max_connections_per_ip (more within a minute are counted)");
+        let ep = ep.clone();
+        tokio::task::spawn_blocking(move || audit::crowded(&ep.stores, key));
+    }
+}
+
 fn not_found(ep: &Arc<Endpoint>) -> Answer {
     refuse(ep, Refusal::NotFound);
     text(StatusCode::NOT_FOUND, NOT_FOUND)
