@@ -135,11 +135,39 @@ pub fn report(r: &Report) -> String {
                 money(t.value)
             );
         }
+        // Only a brand that tracks clicks has any ([tracking] clicks).
+        if r.total.tally.as_ref().is_some_and(|t| t.clicks > 0) {
+            out.push('\n');
+            let _ = writeln!(
+                out,
+                "{:<15} {:>6} {:>7} {:>6} {:>7}",
+                r.query.by.as_str(),
+                "deliv",
+                "clicked",
+                "clicks",
+                "cl.rate"
+            );
+            for g in r.groups.iter().chain(std::iter::once(&r.total)) {
+                let Some(t) = shown(&mut out, g) else {
+                    continue;
+                };
+                let _ = writeln!(
+                    out,
+                    "{:<15} {:>6} {:>7} {:>6} {:>7}",
+                    label(&g.label),
+                    t.delivered,
+                    t.clicked,
+                    t.clicks,
+                    pct(t.figures().click_rate)
+                );
+            }
+        }
         out.push('\n');
         out.push_str(
             "lift: response rate sent − control in percentage points, 95% Newcombe\n\
              hybrid score interval; n/a: no control group. €/incr: cost per response\n\
-             the messages added; n/a when the lift is 0 or less.\n",
+             the messages added; n/a when the lift is 0 or less. A click on a\n\
+             tracked link is no response; cl.rate: delivered emails clicked.\n",
         );
     }
     if let Some(rule) = &r.rule {
@@ -246,6 +274,9 @@ pub fn report_csv(r: &Report) -> Result<String, csv::Error> {
             "value",
             "bounces",
             "unsubscribes",
+            "clicked",
+            "clicks",
+            "click_rate",
         ],
         256 * (r.groups.len() + 2),
     )?;
@@ -274,9 +305,12 @@ pub fn report_csv(r: &Report) -> Result<String, csv::Error> {
                     money(t.value),
                     t.bounces.to_string(),
                     t.unsubscribes.to_string(),
+                    t.clicked.to_string(),
+                    t.clicks.to_string(),
+                    dec(f.click_rate),
                 ]
             }
-            _ => vec![String::new(); 17],
+            _ => vec![String::new(); 20],
         };
         let mut row: Vec<Cell> = vec![Cell::from(&g.label), Cell::from(suppressed)];
         row.extend(cells.iter().map(Cell::from));

@@ -26,15 +26,18 @@ pub(super) enum Refusal {
     Busy,
     /// A valid POST for someone already unsubscribed.
     Repeated,
+    /// A click on a link clicked before (redirected like the first).
+    ClickedAgain,
 }
 
-const KINDS: [(Refusal, &str); 6] = [
+const KINDS: [(Refusal, &str); 7] = [
     (Refusal::NotFound, "not found"),
     (Refusal::TooMany, "too many requests"),
     (Refusal::TooLarge, "body too large"),
     (Refusal::BadBody, "not a one-click body"),
     (Refusal::Busy, "no free connection"),
     (Refusal::Repeated, "already unsubscribed"),
+    (Refusal::ClickedAgain, "link clicked again"),
 ];
 
 /// Per kind, how many since the window opened, and when it opened. The
@@ -191,10 +194,10 @@ pub(super) fn refused(stores: &Stores, r: Refusal) {
     );
 }
 
-/// A repeat was answered 200 like the first: not a refusal.
+/// A repeat was answered like the first: not a refusal.
 fn outcome(r: Refusal, what: &str) -> AuditOutcome {
     match r {
-        Refusal::Repeated => AuditOutcome::Ok,
+        Refusal::Repeated | Refusal::ClickedAgain => AuditOutcome::Ok,
         _ => AuditOutcome::Refused(what.into()),
     }
 }
@@ -206,6 +209,18 @@ pub(super) fn unsubscribed(stores: &Stores, tenant: &TenantId, id: u64) {
         "unsubscribe",
         Some(tenant.clone()),
         format!("message #{id}: email consent withdrawn (RFC 8058 one-click)"),
+        AuditOutcome::Ok,
+    );
+}
+
+/// The line of a link's first click: the tenant, the message, the link's
+/// number; never its address (it may carry personal data) nor the client.
+pub(super) fn clicked(stores: &Stores, tenant: &TenantId, id: u64, link: u32) {
+    write(
+        stores,
+        "click",
+        Some(tenant.clone()),
+        format!("message #{id}: link {link} clicked (first click)"),
         AuditOutcome::Ok,
     );
 }
