@@ -130,6 +130,9 @@ pub struct Options {
     /// The text of `brand.toml`, in place of the shipped one (a send window
     /// or calendar a test needs).
     pub brand: Option<String>,
+    /// Template files (name, text) in place of the shipped ones of that
+    /// name: the brand material the daemon seeds on its first start.
+    pub templates: Vec<(String, String)>,
     /// The state directory, in place of `<temp dir>/state` (one on a small
     /// file system, say).
     pub state_dir: Option<PathBuf>,
@@ -151,6 +154,7 @@ impl Default for Options {
             dealer_files: Vec::new(),
             dispatch: None,
             brand: None,
+            templates: Vec::new(),
             state_dir: None,
         }
     }
@@ -187,6 +191,9 @@ impl TestDaemon {
         if let Some(brand) = &opts.brand {
             std::fs::write(policy_dir.join("brand.toml"), brand_review_off(brand))
                 .expect("brand.toml");
+        }
+        for (name, text) in &opts.templates {
+            std::fs::write(policy_dir.join("templates").join(name), text).expect("template");
         }
         for f in &opts.dealer_files {
             let name = f.file_name().expect("dealer file name");

@@ -186,6 +186,11 @@ pub struct HttpConfig {
     pub trusted_proxies: Vec<String>,
     /// Connections served at once; more are closed at once.
     pub max_connections: u32,
+    /// Connections one client address holds at once (IPv6: one /64); more
+    /// are closed at once, before a byte is read. Connections from
+    /// `trusted_proxies` are exempt (every client behind a proxy comes from
+    /// it). Unset: 16, or `max_connections` when that is smaller.
+    pub max_connections_per_ip: Option<u32>,
     /// Largest request body read, bytes (a one-click POST is 26).
     pub max_body_bytes: u32,
     /// A request's header (and its body) must arrive within this time, ms.
@@ -202,6 +207,7 @@ impl Default for HttpConfig {
             public_url: String::new(),
             trusted_proxies: Vec::new(),
             max_connections: 128,
+            max_connections_per_ip: None,
             max_body_bytes: 4096,
             request_timeout_ms: 10_000,
             requests_per_minute: 30,

@@ -181,6 +181,19 @@ pub struct Message {
     pub dispatch: Dispatch,
 }
 
+/// Click tracking of one email (brand policy `[tracking] clicks`): the
+/// addresses its links stood for when it was rendered, in the order of
+/// their tokens (link `n` is `links[n - 1]`), and the clicks on them.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TrackedLinks {
+    pub links: Vec<String>,
+    pub first_click: Option<Timestamp>,
+    /// Clicks on any of its links, saturating.
+    pub clicks: u32,
+    /// The links clicked at least once, each once.
+    pub clicked: Vec<u32>,
+}
+
 /// A message's way out, filled in by dispatch.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Dispatch {

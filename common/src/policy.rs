@@ -218,6 +218,20 @@ pub struct BrandPolicy {
     /// The disclosure rule of the pooled brand report.
     #[serde(default)]
     pub privacy: Privacy,
+    /// Click tracking; off unless switched on.
+    #[serde(default)]
+    pub tracking: Tracking,
+}
+
+/// `[tracking]`: what the brand measures of how emails are read. Off by
+/// default (privacy), and there is no open tracking at all (no pixels).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Tracking {
+    /// The http(s) links of emails go through the daemon's `/c/` redirect
+    /// (needs `[http] public_url` in touchpointd.toml), which records a
+    /// click on the message. A click is no response.
+    pub clicks: bool,
 }
 
 /// `[privacy]`: when a cell of the pooled brand report may be shown (M1, M9).

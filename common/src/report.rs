@@ -34,6 +34,8 @@ pub struct ResultRow {
     pub unsubscribed: bool,
     /// The response credited to this row, if any.
     pub response: Option<Credited>,
+    /// Clicks on its tracked links (brand `[tracking] clicks`); no response.
+    pub clicks: u32,
 }
 
 impl ResultRow {
@@ -175,6 +177,7 @@ mod tests {
             bounced: false,
             unsubscribed: false,
             response: Some(credited),
+            clicks: 3,
         };
         let back: ResultRow = decode_frame(&encode_frame(&row).expect("encode")).expect("decode");
         assert_eq!(back, row);

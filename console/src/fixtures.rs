@@ -496,6 +496,8 @@ fn tally(sent: u64, responses: u64, control: u64, control_responses: u64) -> Tal
         value: responses as i64 * 18_000,
         bounces: 0,
         unsubscribes: 0,
+        clicked: 0,
+        clicks: 0,
     }
 }
 

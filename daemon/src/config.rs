@@ -29,6 +29,9 @@ pub struct HttpSettings {
     pub public_url: Option<String>,
     pub trusted_proxies: Vec<IpAddr>,
     pub max_connections: usize,
+    /// At most this many of them from one client address (IPv6: one
+    /// /64); `trusted_proxies` are exempt.
+    pub max_connections_per_ip: usize,
     pub max_body_bytes: usize,
     pub request_timeout: Duration,
     pub requests_per_minute: u32,
@@ -261,6 +264,10 @@ fn resolve(
     })
 }
 
+/// `[http] max_connections_per_ip` when unset (or `max_connections`, when
+/// that is smaller).
+const DEFAULT_CONNECTIONS_PER_IP: u32 = 16;
+
 /// `[http]`: `None` when off. Every key is checked even when off, so a
 /// typo is found before someone turns it on.
 fn check_http(
@@ -317,6 +324,19 @@ fn check_http(
         "http.max_connections",
         format!("must be between 1 and 65536, got {}", h.max_connections),
     );
+    let per_ip = h
+        .max_connections_per_ip
+        .unwrap_or(DEFAULT_CONNECTIONS_PER_IP.min(h.max_connections));
+    if let Some(n) = h.max_connections_per_ip {
+        check(
+            (1..=h.max_connections).contains(&n),
+            "http.max_connections_per_ip",
+            format!(
+                "must be between 1 and http.max_connections ({}), got {n}",
+                h.max_connections
+            ),
+        );
+    }
     check(
         (64..=1 << 20).contains(&h.max_body_bytes),
         "http.max_body_bytes",
@@ -348,6 +368,7 @@ fn check_http(
         public_url: (!public_url.is_empty()).then(|| public_url.to_string()),
         trusted_proxies: trusted,
         max_connections: h.max_connections as usize,
+        max_connections_per_ip: per_ip.max(1) as usize,
         max_body_bytes: h.max_body_bytes as usize,
         request_timeout: Duration::from_millis(h.request_timeout_ms),
         requests_per_minute: h.requests_per_minute,
@@ -459,6 +480,29 @@ mod tests {
             errs[0].to_string(),
             "t.toml:5: http.listen: serves the unsubscribe links of sent email, so it needs dispatch.enabled = true"
         );
+    }
+
+    #[test]
+    fn per_ip_connections_default_below_the_total_and_are_checked() {
+        let on = "[http]\nlisten = \"127.0.0.1:8025\"\n";
+        let settings = |extra: &str| {
+            let text = format!("{on}{extra}");
+            let cfg = parse_toml::<DaemonConfig>("t.toml", &text).expect("parses");
+            resolve(cfg, &text, "t.toml", &Overrides::default())
+                .map(|r| r.http.expect("on"))
+                .map_err(|e| e.iter().map(ToString::to_string).collect::<Vec<_>>())
+        };
+        assert_eq!(settings("").expect("valid").max_connections_per_ip, 16);
+        let few = settings("max_connections = 4\n").expect("valid");
+        assert_eq!(few.max_connections_per_ip, 4);
+        let set = settings("max_connections_per_ip = 2\n").expect("valid");
+        assert_eq!(set.max_connections_per_ip, 2);
+        for bad in ["0", "129"] {
+            assert_eq!(
+                settings(&format!("max_connections_per_ip = {bad}\n")).expect_err("invalid"),
+                [format!("t.toml:3: http.max_connections_per_ip: must be between 1 and http.max_connections (128), got {bad}")]
+            );
+        }
     }
 
     /// The packaged example carries `[http]` commented out; uncommented as

@@ -100,8 +100,11 @@ impl Daemon {
                 cfg.dispatch.clone(),
             )
             .context("cannot start dispatch")?;
-            if let Some((_, base, _)) = &http {
+            if let Some((_, base, h)) = &http {
                 d = d.with_one_click(base.clone());
+                if let Some(url) = &h.public_url {
+                    d = d.with_click_tracking(url.clone());
+                }
             }
             Some(Arc::new(d.with_material(material.clone())))
         } else {

@@ -9,8 +9,9 @@
 //!
 //! Everything here faces the internet: each connection serves one request
 //! (no keep-alive), whose header and body must each arrive within
-//! `request_timeout` (slowloris gets closed), at most `max_connections` at once (more are closed
-//! unanswered), bodies beyond `max_body_bytes` get 413, more than
+//! `request_timeout` (slowloris gets closed), at most `max_connections` at once and
+//! `max_connections_per_ip` of them from one client address (more are closed
+//! unanswered before a byte is read; `slots`), bodies beyond `max_body_bytes` get 413, more than
 //! `requests_per_minute` refusals from one client address get 429 (the address
 //! from `X-Forwarded-For` only when the peer is a trusted proxy). Any path
 //! but `/u/{token}` and any token that is not ours, or names no message,
@@ -30,7 +31,6 @@ use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -42,6 +42,7 @@ mod audit;
 mod page;
 mod rate;
 mod route;
+mod slots;
 
 /// Headers are read into a buffer of at most this size (hyper's minimum);
 /// a longer header block ends the connection.
@@ -75,6 +76,8 @@ pub(crate) struct Endpoint {
     settings: HttpSettings,
     rate: rate::Limiter,
     tally: audit::Tally,
+    /// Connections closed for their address's cap, counted per address.
+    crowded: audit::Crowded,
 }
 
 /// Serves on `listener` until `shutdown`; each connection runs on `tracker`.
@@ -86,13 +89,18 @@ pub async fn run(
     shutdown: CancellationToken,
     tracker: TaskTracker,
 ) {
-    let slots = Arc::new(Semaphore::new(settings.max_connections));
+    let slots = Arc::new(slots::Slots::new(
+        settings.max_connections,
+        settings.max_connections_per_ip,
+        &settings.trusted_proxies,
+    ));
     let ep = Arc::new(Endpoint {
         rate: rate::Limiter::new(settings.requests_per_minute),
         dispatcher,
         stores,
         settings,
         tally: audit::Tally::default(),
+        crowded: audit::Crowded::default(),
     });
     let mut audit_tick = tokio::time::interval(Duration::from_secs(60));
     audit_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -113,10 +121,17 @@ pub async fn run(
                 }
             },
         };
-        let Ok(slot) = slots.clone().try_acquire_owned() else {
+        let slot = match slots.take(peer.ip()) {
+            Ok(slot) => slot,
             // Closed unanswered: a flood gets nothing but closes.
-            route::refuse(&ep, audit::Refusal::Busy);
-            continue;
+            Err(slots::Full::All) => {
+                route::refuse(&ep, audit::Refusal::Busy);
+                continue;
+            }
+            Err(slots::Full::Address(key)) => {
+                route::refuse_address(&ep, key);
+                continue;
+            }
         };
         let (ep, shutdown) = (ep.clone(), shutdown.clone());
         tracker.spawn(async move {
@@ -129,7 +144,11 @@ pub async fn run(
 
 async fn flush_tally(ep: &Arc<Endpoint>) {
     let ep = ep.clone();
-    if let Err(e) = tokio::task::spawn_blocking(move || ep.tally.flush(&ep.stores)).await {
+    let flushed = tokio::task::spawn_blocking(move || {
+        ep.tally.flush(&ep.stores);
+        ep.crowded.flush(&ep.stores);
+    });
+    if let Err(e) = flushed.await {
         tracing::error!(error = %e, "http: audit task failed");
     }
 }

@@ -175,6 +175,17 @@ impl Rig {
     /// As [`Rig::start`], with more of the daemon's configuration (an
     /// `[http]` section) after `[dispatch]`.
     pub(crate) fn start_with(tenants: &[&str], more_config: &str) -> Rig {
+        Self::start_with_material(tenants, more_config, None, Vec::new())
+    }
+
+    /// As [`Rig::start_with`], with a brand file and template files in
+    /// place of the shipped ones.
+    pub(crate) fn start_with_material(
+        tenants: &[&str],
+        more_config: &str,
+        brand: Option<String>,
+        templates: Vec<(String, String)>,
+    ) -> Rig {
         let sink = SmtpSink::new();
         let mail = tempfile::tempdir().expect("tempdir");
         let maildir = Maildir::open(&mail.path().join("bounces")).expect("maildir");
@@ -191,6 +202,8 @@ impl Rig {
                 maildir.root().display().to_string(),
                 sink.addr().port()
             )),
+            brand,
+            templates,
             ..Options::default()
         });
         let rig = Rig {

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use touchpoint_common::outbox::{Message, MessageStatus};
 use touchpoint_common::protocol::PauseScope;
+use touchpoint_common::report::answer::ReportQuery;
 use touchpoint_tests::smtp::Received;
 use touchpoint_tests::{free_port, tid};
 
@@ -31,8 +32,10 @@ impl Answer {
 pub(crate) async fn call(method: &'static str, url: &str, body: Option<&'static str>) -> Answer {
     let url = url.to_string();
     tokio::task::spawn_blocking(move || {
+        // Redirects are answers to look at, not to follow.
         let agent: ureq::Agent = ureq::Agent::config_builder()
             .http_status_as_error(false)
+            .max_redirects(0)
             .timeout_global(Some(Duration::from_secs(30)))
             .build()
             .into();
@@ -295,4 +298,215 @@ async fn forged_altered_and_truncated_links_get_the_same_plain_404() {
         unsubscribed_lines(&rig.message("s001", first["K-203"].id).await),
         0
     );
+}
+
+/// A link the brand's material carries (with a query, `&amp;` in HTML).
+const BOOKING: &str = "https://termin.autohaus.example/buchen?marke=nw&art=inspektion";
+
+/// The shipped templates with a booking link in the text and the HTML part.
+fn templates_with_a_link() -> Vec<(String, String)> {
+    let dir = touchpoint_tests::repo_root().join("policies/templates");
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(&dir).expect("templates").flatten() {
+        let text = std::fs::read_to_string(e.path()).expect("template");
+        let text = text
+            .replacen(
+                "text = '''{{ customer.salutation_line }}\n",
+                &format!(
+                    "text = '''{{{{ customer.salutation_line }}}}\nTermin online: {BOOKING}.\n"
+                ),
+                1,
+            )
+            .replacen(
+                "html = '''<!DOCTYPE html>\n",
+                &format!(
+                    "html = '''<!DOCTYPE html>\n<p><a href=\"{}\">Termin online</a></p>\n",
+                    BOOKING.replace('&', "&amp;")
+                ),
+                1,
+            );
+        assert!(text.contains(BOOKING), "{}", e.path().display());
+        out.push((e.file_name().to_string_lossy().into_owned(), text));
+    }
+    out
+}
+
+/// A rig as [`rig_with_http`] with `public_url` set, the templates of
+/// [`templates_with_a_link`], and the brand's `[tracking] clicks` as given.
+fn rig_tracking(clicks: bool) -> (Rig, String) {
+    let port = free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let brand = std::fs::read_to_string(touchpoint_tests::repo_root().join("policies/brand.toml"))
+        .expect("brand");
+    let rig = Rig::start_with_material(
+        &["s001"],
+        &format!("[http]\nlisten = \"127.0.0.1:{port}\"\npublic_url = \"{base}\"\n"),
+        Some(format!("{brand}\n[tracking]\nclicks = {clicks}\n")),
+        templates_with_a_link(),
+    );
+    (rig, base)
+}
+
+fn parts(r: &Received) -> (String, String) {
+    let parsed = r.parsed().expect("parses");
+    (
+        parsed.body_text(0).expect("text part").into_owned(),
+        parsed.body_html(0).expect("html part").into_owned(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tracked_link_redirects_to_the_original_and_the_report_counts_the_click() {
+    let (rig, base) = rig_tracking(true);
+    let (got, first) = send_four(&rig).await;
+    let paul = only(&got, "paul.herbst@example.de");
+    let sent = &first["K-203"];
+    let (text, html) = parts(paul);
+
+    // Both parts link the daemon's /c/ for the booking link, link 1 of
+    // the message; the unsubscribe link and tel: are as they were.
+    let prefix = format!("{base}/c/s001.{}.1.", sent.id);
+    assert!(
+        !text.contains(BOOKING) && !html.contains("termin.autohaus"),
+        "{text}\n{html}"
+    );
+    let start = text
+        .find(&prefix)
+        .unwrap_or_else(|| panic!("no /c/ link: {text}"));
+    let link: String = text[start..]
+        .chars()
+        .take_while(|c| !c.is_whitespace())
+        .collect();
+    let link = link.trim_end_matches('.').to_string();
+    assert!(html.contains(&format!("href=\"{link}\"")), "{html}");
+    let unsubscribe = one_click_link(paul);
+    assert!(text.contains(&unsubscribe), "{unsubscribe}\n{text}");
+    // The template engine writes it escaped into the HTML (`/` as `&#x2f;`).
+    let escaped = unsubscribe.replace('/', "&#x2f;");
+    assert!(
+        html.contains(&format!("href=\"{escaped}\"")),
+        "{unsubscribe}\n{html}"
+    );
+
+    // No click yet.
+    let mut c = rig.client().await;
+    let r = c.report(ReportQuery::default()).await.expect("report");
+    let t = r.total.tally.expect("total");
+    assert_eq!((t.delivered, t.clicked, t.clicks), (4, 0, 0), "{r:?}");
+
+    // The click: 302 to the address the message linked, recorded.
+    let a = call("GET", &link, None).await;
+    assert_eq!(a.status, 302, "{}", a.body);
+    assert_eq!(a.header("location"), Some(BOOKING));
+    assert_eq!(a.header("cache-control"), Some("no-store"));
+    let m = rig.message("s001", sent.id).await;
+    let lines: Vec<_> = m
+        .history
+        .iter()
+        .filter(|h| h.2.starts_with("clicked"))
+        .collect();
+    assert_eq!(lines.len(), 1, "{:#?}", m.history);
+    assert_eq!(
+        lines[0].2,
+        "clicked link 1 (https://termin.autohaus.example/buchen…)"
+    );
+    assert_eq!(m.status, MessageStatus::Sent);
+
+    // Again: redirected, counted, no second history line.
+    let a = call("GET", &link, None).await;
+    assert_eq!(a.status, 302);
+    let m = rig.message("s001", sent.id).await;
+    assert_eq!(
+        m.history
+            .iter()
+            .filter(|h| h.2.starts_with("clicked"))
+            .count(),
+        1
+    );
+
+    // The report: one email clicked, two clicks, click rate 1 of 4
+    // delivered; a click is no response.
+    let r = c.report(ReportQuery::default()).await.expect("report");
+    let t = r.total.tally.expect("total");
+    assert_eq!(
+        (t.delivered, t.clicked, t.clicks, t.responses),
+        (4, 1, 2, 0),
+        "{r:?}"
+    );
+    assert_eq!(t.figures().click_rate, Some(0.25));
+    let out = touchpoint_tests::touchpoint(&rig.d.socket, &["report"]);
+    let shown = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(shown.contains("cl.rate"), "{shown}");
+    assert!(
+        shown
+            .lines()
+            .any(|l| l.starts_with("total") && l.ends_with("4       1      2   25.0%")),
+        "{shown}"
+    );
+
+    // Audited once, without the address or the person (a new connection:
+    // the first may have idled out while the binary ran).
+    let mut c = rig.client().await;
+    let audit = c
+        .audit(Some(&tid("s001")), 50, "clicked")
+        .await
+        .expect("audit");
+    let clicks: Vec<_> = audit.iter().filter(|e| e.action == "click").collect();
+    assert_eq!(clicks.len(), 1, "{audit:#?}");
+    assert_eq!(
+        clicks[0].detail,
+        format!("message #{}: link 1 clicked (first click)", sent.id)
+    );
+
+    // Forged, altered, another link, another message: the same 404 as /u/.
+    let token = link.rsplit('/').next().expect("token").to_string();
+    let (head, tag) = token.rsplit_once('.').expect("tag");
+    let flipped = format!(
+        "{head}.{}{}",
+        &tag[..tag.len() - 1],
+        if tag.ends_with('0') { '1' } else { '0' }
+    );
+    let not_found = call("GET", &format!("{base}/u/s001.1.0000000000"), None).await;
+    assert_eq!(not_found.status, 404);
+    for bad in [
+        format!("{base}/c/{flipped}"),
+        format!("{base}/c/{}", token.replacen(".1.", ".2.", 1)),
+        format!(
+            "{base}/c/{}",
+            token.replacen(&format!(".{}.", sent.id), &format!(".{}.", sent.id + 1), 1)
+        ),
+        format!("{base}/c/{}", &token[..token.len() - 1]),
+        format!("{base}/c/{}", token.replacen("s001.", "s002.", 1)),
+        format!("{base}/u/{token}"),
+    ] {
+        let a = call("GET", &bad, None).await;
+        assert_eq!((a.status, &a.body), (404, &not_found.body), "{bad}");
+    }
+    let m2 = rig.message("s001", sent.id).await;
+    assert_eq!(m2.history, m.history, "nothing recorded for a forged click");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_click_tracking_links_stay_as_written_and_c_is_404() {
+    let (rig, base) = rig_tracking(false);
+    let (got, first) = send_four(&rig).await;
+    let paul = only(&got, "paul.herbst@example.de");
+    let (text, html) = parts(paul);
+    assert!(text.contains(BOOKING), "{text}");
+    assert!(
+        html.contains(&format!("href=\"{}\"", BOOKING.replace('&', "&amp;"))),
+        "{html}"
+    );
+    assert!(
+        !text.contains("/c/") && !html.contains("/c/"),
+        "{text}\n{html}"
+    );
+    // Even a token the daemon signed is 404 while tracking is off.
+    let key = std::fs::read(rig.d.state_dir.join("dispatch.key")).expect("dispatch key");
+    let key: [u8; 32] = key.as_slice().try_into().expect("32 bytes");
+    let token = touchpointd::dispatch::verp::click_token(&tid("s001"), first["K-203"].id, 1, &key);
+    for path in [format!("/c/{token}"), "/c/".to_string()] {
+        let a = call("GET", &format!("{base}{path}"), None).await;
+        assert_eq!(a.status, 404, "{path}");
+    }
 }

@@ -28,6 +28,10 @@ pub struct Tally {
     pub value: i64,
     pub bounces: u64,
     pub unsubscribes: u64,
+    /// Sent messages with at least one click on a tracked link (brand
+    /// `[tracking] clicks`), and all their clicks. A click is no response.
+    pub clicked: u64,
+    pub clicks: u64,
 }
 
 impl Tally {
@@ -41,6 +45,8 @@ impl Tally {
         self.delivered += u64::from(r.delivered);
         self.bounces += u64::from(r.bounced);
         self.unsubscribes += u64::from(r.unsubscribed);
+        self.clicked += u64::from(r.clicks > 0 && r.delivered);
+        self.clicks += u64::from(r.clicks);
         self.cost = self.cost.saturating_add(r.cost.cents());
         if let Some(c) = &r.response {
             self.responses += 1;
@@ -59,6 +65,8 @@ impl Tally {
         self.value = self.value.saturating_add(o.value);
         self.bounces += o.bounces;
         self.unsubscribes += o.unsubscribes;
+        self.clicked += o.clicked;
+        self.clicks += o.clicks;
     }
 
     /// Rows counted: sent messages and control members. What a dealer
@@ -133,6 +141,7 @@ pub fn stratified(total: &Tally, strata: &[Tally]) -> Figures {
     };
     let incremental = lift.map(|l| l.estimate * lift_sent as f64);
     Figures {
+        click_rate: rate(total.clicked, total.delivered),
         response_rate,
         control_rate,
         lift,
@@ -170,6 +179,8 @@ pub struct Figures {
     /// Messages sent by the services the lift is computed from (those with
     /// a control group): the lift covers this many of the group's sent.
     pub lift_sent: u64,
+    /// Delivered messages clicked at least once, per delivered message.
+    pub click_rate: Option<f64>,
 }
 
 /// A difference of two proportions with its 95 % confidence interval.

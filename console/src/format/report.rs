@@ -133,13 +133,41 @@ pub fn report(r: &Report) -> String {
                 money(t.value)
             );
         }
+        // Only a brand that tracks clicks has any ([tracking] clicks).
+        if r.total.tally.as_ref().is_some_and(|t| t.clicks > 0) {
+            out.push('\n');
+            let _ = writeln!(
+                out,
+                "{:<15} {:>6} {:>7} {:>6} {:>7}",
+                r.query.by.as_str(),
+                "deliv",
+                "clicked",
+                "clicks",
+                "cl.rate"
+            );
+            for g in r.groups.iter().chain(std::iter::once(&r.total)) {
+                let Some((t, f)) = shown(&mut out, g) else {
+                    continue;
+                };
+                let _ = writeln!(
+                    out,
+                    "{:<15} {:>6} {:>7} {:>6} {:>7}",
+                    label(&g.label),
+                    t.delivered,
+                    t.clicked,
+                    t.clicks,
+                    pct(f.click_rate)
+                );
+            }
+        }
         out.push('\n');
         out.push_str(
             "lift: response rate sent − control in percentage points, within each\n\
              service and weighted by its sent, 95% interval from each service's\n\
              Newcombe interval; n/a: no control group. €/incr: cost of the services\n\
              in the lift per response the messages added; n/a when the lift is 0 or\n\
-             less.\n",
+             less. A click on a tracked link is no response; cl.rate: delivered\n\
+             emails clicked.\n",
         );
         for g in r.groups.iter().chain(std::iter::once(&r.total)) {
             if let Some(note) = g.lift_note() {
@@ -273,6 +301,9 @@ pub fn report_csv(r: &Report) -> Result<String, csv::Error> {
             "unsubscribes",
             "lift_sent",
             "lift_services",
+            "clicked",
+            "clicks",
+            "click_rate",
         ],
         256 * (r.groups.len() + 2),
     )?;
@@ -302,9 +333,12 @@ pub fn report_csv(r: &Report) -> Result<String, csv::Error> {
                     t.unsubscribes.to_string(),
                     f.lift_sent.to_string(),
                     g.lift_services.join(" "),
+                    t.clicked.to_string(),
+                    t.clicks.to_string(),
+                    dec(f.click_rate),
                 ]
             }
-            _ => vec![String::new(); 19],
+            _ => vec![String::new(); 22],
         };
         let mut row: Vec<Cell> = vec![Cell::from(&g.label), Cell::from(suppressed)];
         row.extend(cells.iter().map(Cell::from));

@@ -39,7 +39,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicBool, AtomicU64};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -61,6 +61,7 @@ use crate::policy::{Policies, PolicyHandle};
 use crate::render::{InForce, Renderer};
 use crate::store::{Change, StoreError, Stores, TenantStore};
 
+pub use clicks::Click;
 pub use unsubscribe::{OneClickTarget, Unsubscribed};
 
 use MessageStatus as S;
@@ -70,6 +71,7 @@ mod batches;
 mod bounces;
 mod call_outcomes;
 mod claim;
+mod clicks;
 mod record;
 mod recovery;
 mod release;
@@ -191,6 +193,10 @@ pub struct Dispatcher {
     /// `[http] public_url`: unsubscribe links point at the daemon's own
     /// endpoint; `None`: at the brand's `email.unsubscribe_url`.
     one_click: Option<String>,
+    /// `[http] public_url` when set: where tracked links point (`/c/`).
+    click_base: Option<String>,
+    /// Whether the missing `public_url` of a brand tracking clicks was logged.
+    click_base_missing: AtomicBool,
 }
 
 fn today_local(now: i64) -> Date {

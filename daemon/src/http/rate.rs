@@ -41,7 +41,7 @@ pub(super) fn client(peer: IpAddr, headers: &HeaderMap, trusted: &[IpAddr]) -> I
 }
 
 /// IPv6 clients are counted per /64: one subscriber line has a whole /64.
-fn bucket_key(ip: IpAddr) -> IpAddr {
+pub(super) fn bucket_key(ip: IpAddr) -> IpAddr {
     match ip {
         IpAddr::V4(_) => ip,
         IpAddr::V6(v6) => match v6.to_ipv4_mapped() {

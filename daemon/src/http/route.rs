@@ -1,5 +1,6 @@
 //! The router: rate (refusals only), path, token, method, body, then dispatch's one way to
-//! withdraw email consent. Answers carry no cookie, are never cached and
+//! withdraw email consent; or, for `/c/{token}` (click tracking), the
+//! redirect to the link the token's message carried. Answers carry no cookie, are never cached and
 //! may not be framed (a one-click button in someone else's frame would be
 //! a click-jacking target).
 
@@ -44,7 +45,10 @@ pub(super) async fn handle(req: Request<Incoming>, peer: IpAddr, ep: &Arc<Endpoi
 }
 
 async fn route(req: Request<Incoming>, ep: &Arc<Endpoint>) -> Answer {
-    let Some(token) = token_of(req.uri().path()) else {
+    if let Some(token) = token_of(req.uri().path(), "/c/") {
+        return click(req.method(), token, ep).await;
+    }
+    let Some(token) = token_of(req.uri().path(), "/u/") else {
         return not_found(ep);
     };
     let target = {
@@ -138,9 +142,63 @@ async fn post(req: Request<Incoming>, target: OneClickTarget, ep: &Arc<Endpoint>
     }
 }
 
-/// `/u/{token}` → the token, if it could be one (URL-safe, short).
-fn token_of(path: &str) -> Option<&str> {
-    let token = path.strip_prefix("/u/")?;
+/// A click on a tracked link: 302 to the address the message linked, the
+/// click recorded on it (the first of each link audited, the rest
+/// counted). Only GET: what a link is followed with.
+async fn click(method: &Method, token: &str, ep: &Arc<Endpoint>) -> Answer {
+    if method != Method::GET {
+        let mut a = text(StatusCode::METHOD_NOT_ALLOWED, "Method not allowed\n");
+        a.headers_mut()
+            .insert(header::ALLOW, HeaderValue::from_static("GET"));
+        return a;
+    }
+    let done = {
+        let (ep, token) = (ep.clone(), token.to_string());
+        tokio::task::spawn_blocking(move || {
+            let r = ep.dispatcher.click(&token);
+            if let Ok(Some(c)) = &r {
+                if c.first {
+                    audit::clicked(&ep.stores, &c.tenant, c.id, c.link);
+                }
+            }
+            r
+        })
+        .await
+    };
+    let c = match done {
+        Ok(Ok(Some(c))) => c,
+        Ok(Ok(None)) => return not_found(ep),
+        Ok(Err(e)) => return unavailable(&e.to_string()),
+        Err(e) => return unavailable(&e.to_string()),
+    };
+    if !c.first {
+        refuse(ep, Refusal::ClickedAgain);
+    }
+    let Ok(location) = HeaderValue::from_str(&location(&c.url)) else {
+        return not_found(ep);
+    };
+    let mut a = text(StatusCode::FOUND, "Found\n");
+    a.headers_mut().insert(header::LOCATION, location);
+    a
+}
+
+/// An address as a `Location` header carries it: bytes outside visible
+/// ASCII percent-encoded (a template may link an address with umlauts).
+fn location(url: &str) -> String {
+    let mut out = String::with_capacity(url.len());
+    for b in url.bytes() {
+        if (0x21..0x7f).contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// `{prefix}{token}` → the token, if it could be one (URL-safe, short).
+fn token_of<'a>(path: &'a str, prefix: &str) -> Option<&'a str> {
+    let token = path.strip_prefix(prefix)?;
     let ok = !token.is_empty()
         && token.len() <= MAX_TOKEN
         && token
@@ -172,6 +230,16 @@ pub(super) fn refuse(ep: &Arc<Endpoint>, r: Refusal) {
     if ep.tally.count(r) {
         let ep = ep.clone();
         tokio::task::spawn_blocking(move || audit::refused(&ep.stores, r));
+    }
+}
+
+/// Counts a connection closed because its address holds its share of the
+/// slots; the first from an address in a window is written at once.
+pub(super) fn refuse_address(ep: &Arc<Endpoint>, key: IpAddr) {
+    if ep.crowded.count(key) {
+        tracing::info!(client = %key, "http: connection closed, its address holds max_connections_per_ip (more within a minute are counted)");
+        let ep = ep.clone();
+        tokio::task::spawn_blocking(move || audit::crowded(&ep.stores, key));
     }
 }
 
@@ -238,9 +306,14 @@ mod tests {
     #[test]
     fn only_token_shaped_paths_are_looked_at() {
         assert_eq!(
-            token_of("/u/d001.42.0123456789"),
+            token_of("/u/d001.42.0123456789", "/u/"),
             Some("d001.42.0123456789")
         );
+        assert_eq!(
+            token_of("/c/d001.42.3.0123456789", "/c/"),
+            Some("d001.42.3.0123456789")
+        );
+        assert_eq!(token_of("/c/d001.42.3.0123456789", "/u/"), None);
         for bad in [
             "/u/",
             "/",
@@ -250,9 +323,21 @@ mod tests {
             "/u/%2e%2e",
             "/u/a b",
         ] {
-            assert_eq!(token_of(bad), None, "{bad}");
+            assert_eq!(token_of(bad, "/u/"), None, "{bad}");
         }
-        assert_eq!(token_of(&format!("/u/{}", "a".repeat(101))), None);
+        assert_eq!(token_of(&format!("/u/{}", "a".repeat(101)), "/u/"), None);
+    }
+
+    #[test]
+    fn a_location_is_visible_ascii() {
+        assert_eq!(
+            location("https://a.example/x?a=1&b=2"),
+            "https://a.example/x?a=1&b=2"
+        );
+        assert_eq!(
+            location("https://a.example/Müller x"),
+            "https://a.example/M%C3%BCller%20x"
+        );
     }
 
     #[test]

@@ -190,6 +190,7 @@ pub(super) fn import<R: Read>(
                 free_occasions: false,
                 sent_on: None,
                 credit: None,
+                tracking: None,
             }
         })
         .collect();

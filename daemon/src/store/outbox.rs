@@ -3,7 +3,7 @@
 //! the budget ledger and the emails sent per day.
 //!
 //! Owns the trees `outbox`, `occasions`, `contacts`, `by_day`, `queue`,
-//! `inflight`, `ledger`, `daily` and `credits` (their keys: [`keys`]), and the `meta`
+//! `inflight`, `ledger`, `daily`, `credits` and `tracking` (their keys: [`keys`]), and the `meta`
 //! keys `next_message_id` and `plan_stamp`. Every index is a function of a
 //! message's stored state:
 //!
@@ -35,7 +35,7 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use touchpoint_common::domain::Channel;
-use touchpoint_common::outbox::{LedgerEntry, Message, MessageStatus};
+use touchpoint_common::outbox::{LedgerEntry, Message, MessageStatus, TrackedLinks};
 use touchpoint_common::report::Credited;
 use touchpoint_common::Date;
 
@@ -63,6 +63,8 @@ pub(super) struct Outbox {
     daily: sled::Tree,
     /// The response credited to a message or control record.
     credits: sled::Tree,
+    /// Click tracking: a tracked email's links and the clicks on them.
+    tracking: sled::Tree,
     /// Shared with the dealer's data, which owns its other keys.
     meta: sled::Tree,
     /// One planning run or dispatch pass at a time, from reading to writing.
@@ -83,6 +85,7 @@ impl Outbox {
             ledger: db.tree("ledger")?,
             daily: db.tree("daily")?,
             credits: db.tree("credits")?,
+            tracking: db.tree("tracking")?,
             meta: db.tree("meta")?,
             planning: Mutex::new(()),
             index: Mutex::new(None),
@@ -137,6 +140,27 @@ impl Outbox {
             .map_err(self.db.err())?
             .map(|b| decode("credits", &b))
             .transpose()
+    }
+
+    /// A tracked email's links and the clicks on them, if it has any.
+    pub(super) fn tracking(&self, id: u64) -> Result<Option<TrackedLinks>> {
+        self.tracking
+            .get(keys::id(id))
+            .map_err(self.db.err())?
+            .map(|b| decode("tracking", &b))
+            .transpose()
+    }
+
+    /// Every tracked email's links and clicks, by message id.
+    pub(super) fn all_tracking(&self) -> Result<BTreeMap<u64, TrackedLinks>> {
+        let mut out = BTreeMap::new();
+        for kv in self.tracking.iter() {
+            let (k, v) = kv.map_err(self.db.err())?;
+            if let Some(id) = keys::id_of(&k) {
+                out.insert(id, decode("tracking", &v)?);
+            }
+        }
+        Ok(out)
     }
 
     /// Every credited response, by message id.

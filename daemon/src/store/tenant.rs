@@ -33,6 +33,7 @@
 //! | `ledger`        | month yyyymm(4) service          | LedgerEntry      | `outbox/write.rs` |
 //! | `daily`         | day(4)                           | emails sent, u64 | `outbox/write.rs` |
 //! | `credits`       | id(8)                            | Credited (the response credited to the message or control record) | `outbox/write.rs` |
+//! | `tracking`      | id(8)                            | TrackedLinks (click tracking: the links an email was sent with, its clicks) | `outbox/write.rs` |
 //!
 //! Rolling an import back (`records/import/journal.rs`, `replay`) restores
 //! what the import wrote, in the trees it wrote.
@@ -57,7 +58,7 @@ use touchpoint_common::domain::{
     Channel, Consent, Customer, FieldSet, ImportReport, MergeRecord, ServiceVisit, TenantStats,
     Timestamp, Vehicle,
 };
-use touchpoint_common::outbox::{LedgerEntry, Message};
+use touchpoint_common::outbox::{LedgerEntry, Message, TrackedLinks};
 use touchpoint_common::protocol::OptIns;
 use touchpoint_common::report::{Credited, ReportedResponse};
 use touchpoint_common::{Date, TenantId};
@@ -370,6 +371,16 @@ impl TenantStore {
     /// The response credited to a message or control record, if any.
     pub fn credit(&self, id: u64) -> Result<Option<Credited>> {
         self.outbox.credit(id)
+    }
+
+    /// A tracked email's links and the clicks on them (click tracking).
+    pub fn tracking(&self, id: u64) -> Result<Option<TrackedLinks>> {
+        self.outbox.tracking(id)
+    }
+
+    /// Every tracked email's links and clicks, by message id.
+    pub fn all_tracking(&self) -> Result<BTreeMap<u64, TrackedLinks>> {
+        self.outbox.all_tracking()
     }
 
     /// Every credited response, by message id.

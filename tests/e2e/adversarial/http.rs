@@ -3,7 +3,7 @@
 //! Raw TCP where a polite client would not do what an attacker does.
 
 use std::io::{Read, Write};
-use std::net::TcpStream;
+use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 
 use crate::dispatch::only;
@@ -12,9 +12,26 @@ use crate::http::{call, one_click_link, rig_with_http, send_four, ONE_CLICK};
 /// Writes `request` on a fresh connection and reads until the server closes;
 /// the status code of what came back (0: closed without an answer).
 async fn raw(addr: &str, request: Vec<u8>) -> (u16, String) {
-    let addr = addr.to_string();
+    raw_from("127.0.0.1", addr, request).await
+}
+
+/// A connection to `addr` from the loopback address `source` (Linux
+/// answers all of 127.0.0.0/8 on the loopback).
+async fn connect_from(source: &str, addr: &str) -> TcpStream {
+    let source: SocketAddr = format!("{source}:0").parse().expect("source");
+    let addr: SocketAddr = addr.parse().expect("addr");
+    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+    socket.bind(source).expect("bind the source address");
+    let s = socket.connect(addr).await.expect("connect");
+    let s = s.into_std().expect("std stream");
+    s.set_nonblocking(false).expect("blocking");
+    s
+}
+
+/// [`raw`] from the loopback address `source`.
+async fn raw_from(source: &str, addr: &str, request: Vec<u8>) -> (u16, String) {
+    let mut s = connect_from(source, addr).await;
     tokio::task::spawn_blocking(move || {
-        let mut s = TcpStream::connect(&addr).expect("connect");
         s.set_read_timeout(Some(Duration::from_secs(60)))
             .expect("timeout");
         // The server may answer and close before all of a large body is
@@ -198,4 +215,103 @@ async fn a_header_that_never_ends_is_closed_and_others_are_served() {
     }
     // The slots are free again.
     assert_eq!(call("GET", &link, None).await.status, 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_address_cannot_hold_every_connection() {
+    // The header timeout at its largest: the held connections stay held
+    // however slow this machine is.
+    let (rig, base) = rig_with_http("max_connections_per_ip = 3\nrequest_timeout_ms = 600000\n");
+    let (got, _) = send_four(&rig).await;
+    let addr = base.trim_start_matches("http://").to_string();
+    let link = one_click_link(only(&got, "paul.herbst@example.de"));
+    let get = format!("GET {} HTTP/1.1\r\nHost: {addr}\r\n\r\n", path_of(&link)).into_bytes();
+
+    // 127.0.0.1 opens its three and holds them, half a header each. The
+    // server accepts in order: these three hold their slots before the
+    // fourth is looked at.
+    let mut held = Vec::new();
+    for _ in 0..3 {
+        let mut s = connect_from("127.0.0.1", &addr).await;
+        s.write_all(b"GET /u/x HTTP/1.1\r\n").expect("write");
+        held.push(s);
+    }
+    // Its fourth is closed without a word.
+    let (status, text) = raw_from("127.0.0.1", &addr, get.clone()).await;
+    assert_eq!((status, text.as_str()), (0, ""), "served past the cap");
+    // Another address is served.
+    let (status, text) = raw_from("127.0.0.2", &addr, get.clone()).await;
+    assert_eq!(status, 200, "{text}");
+
+    // Released, 127.0.0.1 is served again (once the server has seen the
+    // three close).
+    drop(held);
+    let mut served = false;
+    for _ in 0..600 {
+        if raw_from("127.0.0.1", &addr, get.clone()).await.0 == 200 {
+            served = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        served,
+        "127.0.0.1 not served after releasing its connections"
+    );
+
+    // Audited per address, counted: the first line at once, naming the
+    // address and no request.
+    let mut c = rig.client().await;
+    let first = |a: &[touchpoint_common::protocol::AuditEntry]| {
+        a.iter().any(|e| {
+            e.user == "one-click (http)"
+                && e.detail.starts_with("1 connection from 127.0.0.1 closed")
+        })
+    };
+    let mut audit = Vec::new();
+    for _ in 0..300 {
+        audit = c
+            .audit(None, 200, "max_connections_per_ip")
+            .await
+            .expect("audit");
+        if first(&audit) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(first(&audit), "{audit:#?}");
+    let lines: Vec<_> = audit
+        .iter()
+        .filter(|e| e.user == "one-click (http)")
+        .collect();
+    assert!(
+        lines.iter().all(|e| !e.detail.contains("127.0.0.2")),
+        "{audit:#?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_trusted_proxy_is_not_held_to_the_per_address_cap() {
+    // Everyone behind the brand's proxy (here 127.0.0.1) comes from it.
+    let (rig, base) = rig_with_http(
+        "max_connections_per_ip = 1\nrequest_timeout_ms = 600000\ntrusted_proxies = [\"127.0.0.1\"]\n",
+    );
+    let (got, _) = send_four(&rig).await;
+    let addr = base.trim_start_matches("http://").to_string();
+    let link = one_click_link(only(&got, "paul.herbst@example.de"));
+    let get = format!("GET {} HTTP/1.1\r\nHost: {addr}\r\n\r\n", path_of(&link)).into_bytes();
+    let mut held = Vec::new();
+    for _ in 0..3 {
+        let mut s = connect_from("127.0.0.1", &addr).await;
+        s.write_all(b"GET /u/x HTTP/1.1\r\n").expect("write");
+        held.push(s);
+    }
+    let (status, text) = raw_from("127.0.0.1", &addr, get.clone()).await;
+    assert_eq!(status, 200, "{text}");
+    // Anyone else still is.
+    let mut other = connect_from("127.0.0.2", &addr).await;
+    other.write_all(b"GET /u/x HTTP/1.1\r\n").expect("write");
+    let (status, text) = raw_from("127.0.0.2", &addr, get).await;
+    assert_eq!((status, text.as_str()), (0, ""));
+    drop((held, other));
 }

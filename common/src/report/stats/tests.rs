@@ -50,6 +50,7 @@ fn row(channel: Option<Channel>, cost: i64, response: Option<i64>) -> ResultRow 
             value: Some(Money(v)),
             source: "werkstatt.csv:2".into(),
         }),
+        clicks: 0,
     }
 }
 
@@ -243,4 +244,29 @@ fn no_control_group_in_any_service_no_lift() {
         (None, None, None, 0)
     );
     assert!(close(f.response_rate.expect("rate"), 2.0 / 15.0));
+}
+
+/// Clicks are counted beside responses, never as one: 4 delivered emails,
+/// 2 clicked (one of them 3 times), 1 bounced email clicked too: click
+/// rate 2 / 4, response rate untouched.
+#[test]
+fn clicks_are_counted_per_delivered_email_and_are_no_response() {
+    let mut t = Tally::default();
+    for (clicks, delivered) in [(3, true), (1, true), (0, true), (0, true), (2, false)] {
+        let mut r = row(Some(Channel::Email), 0, None);
+        r.clicks = clicks;
+        r.delivered = delivered;
+        r.bounced = !delivered;
+        t.add_row(&r);
+    }
+    assert_eq!((t.sent, t.delivered, t.clicked, t.clicks), (5, 4, 2, 6));
+    assert_eq!(t.responses, 0);
+    let f = t.figures();
+    assert_eq!(f.click_rate, Some(0.5));
+    assert_eq!(f.response_rate, Some(0.0));
+    let mut sum = Tally::default();
+    sum.add(&t);
+    sum.add(&t);
+    assert_eq!((sum.clicked, sum.clicks), (4, 12));
+    assert_eq!(Tally::default().figures().click_rate, None);
 }

@@ -6,7 +6,7 @@
 use std::time::SystemTime;
 
 use touchpoint_common::domain::{Channel, Customer, Timestamp};
-use touchpoint_common::outbox::Message;
+use touchpoint_common::outbox::{Message, TrackedLinks};
 use touchpoint_common::policy::TenantPolicy;
 
 use super::{
@@ -164,25 +164,26 @@ impl Dispatcher {
                 .map(|(m, c, _, _)| self.build_email(store, p, &cx, m, c))
                 .collect::<Vec<_>>()
         };
-        let built: Vec<std::result::Result<Outgoing, String>> = if pending.len() >= PARALLEL_BUILD {
-            let (a, b) = pending.split_at(pending.len() / 2);
-            std::thread::scope(|scope| {
-                let other = scope.spawn(|| build(b));
-                let mut out = build(a);
-                match other.join() {
-                    Ok(rest) => out.extend(rest),
-                    Err(_) => out.extend(
-                        b.iter()
-                            .map(|_| Err("building the email panicked".to_string())),
-                    ),
-                }
-                out
-            })
-        } else {
-            build(&pending)
-        };
+        let built: Vec<std::result::Result<(Outgoing, Option<TrackedLinks>), String>> =
+            if pending.len() >= PARALLEL_BUILD {
+                let (a, b) = pending.split_at(pending.len() / 2);
+                std::thread::scope(|scope| {
+                    let other = scope.spawn(|| build(b));
+                    let mut out = build(a);
+                    match other.join() {
+                        Ok(rest) => out.extend(rest),
+                        Err(_) => out.extend(
+                            b.iter()
+                                .map(|_| Err("building the email panicked".to_string())),
+                        ),
+                    }
+                    out
+                })
+            } else {
+                build(&pending)
+            };
         for ((m, _, domain, to), outgoing) in pending.into_iter().zip(built) {
-            let outgoing = match outgoing {
+            let (outgoing, tracked) = match outgoing {
                 Ok(o) => o,
                 Err(reason) => {
                     self.state().throttles.done(store.id(), &domain, false);
@@ -208,7 +209,10 @@ impl Dispatcher {
                 domain,
                 outgoing,
             });
-            changes.push(Change::new(m, after));
+            let mut c = Change::new(m, after);
+            // Stored with the move to `sending`, flushed before it goes.
+            c.tracking = tracked;
+            changes.push(c);
         }
         // Flushed with the round's other writes before any job goes out.
         self.state().unflushed.insert(store.id().clone());
@@ -340,7 +344,7 @@ impl Dispatcher {
         cx: &Context,
         m: &Message,
         customer: &Customer,
-    ) -> std::result::Result<Outgoing, String> {
+    ) -> std::result::Result<(Outgoing, Option<TrackedLinks>), String> {
         let tenant = cx.tenant;
         let vehicles = render::message_vehicles(store, m).map_err(|e| e.to_string())?;
         // The header and the template's {{ unsubscribe_url }} are this one link.
@@ -353,9 +357,10 @@ impl Dispatcher {
                 &self.secret,
             ),
         };
-        let rendered = cx
+        let mut rendered = cx
             .email(m, customer, &vehicles, &unsub)
             .map_err(|e| format!("template {}: {e}", m.template))?;
+        let tracked = self.track_links(store, p, m, &mut rendered, &unsub)?;
         let from = if tenant.sender.email.is_empty() {
             format!("noreply@{}", p.brand.email.bounce_domain)
         } else {
@@ -382,7 +387,9 @@ impl Dispatcher {
             date: SystemTime::now(),
         };
         let dkim = self.dkim.get(&domain_of(&from));
-        mime::build(&parts, dkim).map_err(|e| format!("cannot build the email: {e}"))
+        let outgoing =
+            mime::build(&parts, dkim).map_err(|e| format!("cannot build the email: {e}"))?;
+        Ok((outgoing, tracked))
     }
 }
 

@@ -286,6 +286,7 @@ impl Fx {
                 free_occasions: false,
                 sent_on: None,
                 credit: None,
+                tracking: None,
             }])
             .unwrap();
     }

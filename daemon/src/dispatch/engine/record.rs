@@ -257,6 +257,7 @@ impl Dispatcher {
             free_occasions: false,
             sent_on: None,
             credit: None,
+            tracking: None,
         };
         ledger::reserve(&mut cl, &letter);
         self.counters.fallbacks.fetch_add(1, Ordering::Relaxed);

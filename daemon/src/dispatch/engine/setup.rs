@@ -3,6 +3,7 @@
 //! paths and unsubscribe links, and the pauses in force.
 
 use std::collections::HashMap;
+use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
@@ -201,6 +202,8 @@ impl Dispatcher {
             throughput: Default::default(),
             people: Mutex::new(HashMap::new()),
             one_click: None,
+            click_base: None,
+            click_base_missing: AtomicBool::new(false),
         })
     }
 

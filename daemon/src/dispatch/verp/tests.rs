@@ -168,3 +168,38 @@ fn message_id_target_reads_our_format_only() {
         assert_eq!(message_id_target(bad), None, "{bad}");
     }
 }
+
+#[test]
+fn click_tokens_round_trip_and_grant_nothing_else() {
+    let tok = click_token(&t("d001"), 77, 2, &SECRET);
+    assert!(tok.starts_with("d001.77.2."), "{tok}");
+    assert_eq!(parse_click_token(&tok, &SECRET), Some((t("d001"), 77, 2)));
+    assert_eq!(
+        parse_click_token(&tok.to_ascii_uppercase(), &SECRET),
+        Some((t("d001"), 77, 2))
+    );
+    // Another link, message or tenant under the same tag: refused.
+    let tag = tok.rsplit('.').next().unwrap();
+    for forged in [
+        format!("d001.77.3.{tag}"),
+        format!("d001.78.2.{tag}"),
+        format!("d002.77.2.{tag}"),
+        format!("d001.77.02.{tag}"),
+        format!("d001.77.0.{tag}"),
+        format!("d001.77.{tag}"),
+        format!("{tok}.1"),
+        String::new(),
+    ] {
+        assert_eq!(parse_click_token(&forged, &SECRET), None, "{forged}");
+    }
+    assert_eq!(parse_click_token(&tok, &[0; 32]), None);
+    // Neither token stands in for the other.
+    let unsub = unsubscribe_token(&t("d001"), 77, &SECRET);
+    assert_eq!(parse_click_token(&unsub, &SECRET), None);
+    assert_eq!(parse_unsubscribe_token(&tok, &SECRET), None);
+    let unsub_tag = unsub.rsplit('.').next().unwrap();
+    assert_eq!(
+        parse_click_token(&format!("d001.77.2.{unsub_tag}"), &SECRET),
+        None
+    );
+}

@@ -85,6 +85,7 @@ impl TenantStore {
     /// (would-be) sending day lies in `from..=to`, oldest message first.
     pub fn result_rows(&self, from: Date, to: Date) -> Result<Vec<ResultRow>> {
         let credits = self.credits()?;
+        let tracking = self.all_tracking()?;
         let mut rows = Vec::new();
         // Per recipient, every email that went out (its row, if it is in
         // the period, and its time): an unsubscribe is put on the last
@@ -125,6 +126,7 @@ impl TenantStore {
                     && matches!(m.status, MessageStatus::Failed | MessageStatus::Fallback),
                 unsubscribed: false,
                 response: credits.get(&m.id).cloned(),
+                clicks: tracking.get(&m.id).map_or(0, |t| t.clicks),
             });
         }
         for (recipient, sent) in &emails {

@@ -31,7 +31,7 @@
 use std::collections::BTreeMap;
 
 use sled::Transactional;
-use touchpoint_common::outbox::{month_of, LedgerEntry, Message, MessageStatus};
+use touchpoint_common::outbox::{month_of, LedgerEntry, Message, MessageStatus, TrackedLinks};
 use touchpoint_common::protocol::Topic;
 use touchpoint_common::report::Credited;
 use touchpoint_common::Date;
@@ -120,6 +120,8 @@ pub struct Change {
     /// The response credited to the message: `None` leaves it as it is,
     /// `Some(None)` takes it back, `Some(Some(c))` credits `c`.
     pub credit: Option<Option<Credited>>,
+    /// Its tracked links and their clicks, to store (`None`: as they are).
+    pub tracking: Option<TrackedLinks>,
 }
 
 impl Change {
@@ -132,6 +134,7 @@ impl Change {
             free_occasions: false,
             sent_on: None,
             credit: None,
+            tracking: None,
         }
     }
 
@@ -154,6 +157,7 @@ struct Row<'a> {
     free_occasions: bool,
     sent_on: Option<Date>,
     credit: Option<&'a Option<Credited>>,
+    tracking: Option<&'a TrackedLinks>,
 }
 
 enum Ledger<'a> {
@@ -176,6 +180,7 @@ impl<'a> Row<'a> {
             free_occasions: false,
             sent_on: None,
             credit: None,
+            tracking: None,
         }
     }
 
@@ -196,6 +201,7 @@ impl<'a> Row<'a> {
             free_occasions: cancelled,
             sent_on: None,
             credit: None,
+            tracking: None,
         }
     }
 
@@ -208,6 +214,7 @@ impl<'a> Row<'a> {
             free_occasions: c.free_occasions,
             sent_on: c.sent_on,
             credit: c.credit.as_ref(),
+            tracking: c.tracking.as_ref(),
         }
     }
 }
@@ -315,6 +322,8 @@ impl Outbox {
             status: Option<Vec<u8>>,
             /// The credited response to store (`Some(None)`: to remove).
             credit: Option<Option<Vec<u8>>>,
+            /// The tracked links to store.
+            tracking: Option<Vec<u8>>,
         }
         impl Prepared<'_> {
             /// The message as stored.
@@ -367,8 +376,13 @@ impl Outbox {
                 Some(None) => Some(None),
                 Some(Some(c)) => Some(Some(encode("credits", c)?)),
             };
+            let tracking = match row.tracking {
+                Some(t) => Some(encode("tracking", t)?),
+                None => None,
+            };
             prepared.push(Prepared {
                 credit,
+                tracking,
                 // Refused whole (the whole transaction) if still too large.
                 bytes: encode("outbox", stored)?,
                 row,
@@ -395,6 +409,7 @@ impl Outbox {
             &self.daily,
             &self.meta,
             &self.credits,
+            &self.tracking,
         )
             .transaction(
                 |(
@@ -408,6 +423,7 @@ impl Outbox {
                     daily_t,
                     meta,
                     credits,
+                    tracking,
                 )| {
                     for p in &prepared {
                         let (m, old) = (p.message(), &p.row.before);
@@ -467,6 +483,9 @@ impl Outbox {
                                 credits.remove(&id)?;
                             }
                             None => {}
+                        }
+                        if let Some(t) = &p.tracking {
+                            tracking.insert(&id, t.as_slice())?;
                         }
                     }
                     for (k, d) in &ledger {
