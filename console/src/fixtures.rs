@@ -68,6 +68,7 @@ pub fn status() -> DaemonStatus {
             last_millis: 850,
         },
         daemon_wide: true,
+        clock: None,
     }
 }
 
@@ -386,6 +387,7 @@ pub fn overview() -> touchpoint_common::protocol::Overview {
             },
         ],
         daemon_wide: true,
+        clock: None,
     }
 }
 
