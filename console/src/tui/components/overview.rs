@@ -120,10 +120,13 @@ fn draw_totals(frame: &mut Frame, area: Rect, o: &Overview) {
     if let Some(c) = o.clock {
         // A rehearsal daemon must never pass for the real one.
         spans.push(
-            Span::from(format!("[{}] ", c.describe()))
-                .black()
-                .on_yellow()
-                .bold(),
+            Span::from(format!(
+                "[simulated clock: started at {}] ",
+                touchpoint_common::clock::format_local(c.at_ms)
+            ))
+            .black()
+            .on_yellow()
+            .bold(),
         );
     }
     spans.extend(counts_spans(&o.total));
