@@ -203,6 +203,42 @@ fn daemon_capabilities_keep_their_arrows() {
     }
 }
 
+/// Time comes from `common::clock`: no shipped code of the daemon or of
+/// `common` reads the system clock itself (a rehearsal's `--clock-start`
+/// would not reach it), except the clock's own file. `Instant` (durations,
+/// timeouts) is fine; `cron`'s `upcoming` reads `Local::now` inside.
+#[test]
+fn time_comes_from_the_one_clock() {
+    let reads = [
+        "Local::now",
+        "Utc::now",
+        "SystemTime::now",
+        ".upcoming(",
+        "OffsetDateTime::now",
+    ];
+    let mut checked = 0;
+    for krate in ["daemon", "common"] {
+        let root = touchpoint_tests::repo_root().join(krate).join("src");
+        let mut sources = BTreeMap::new();
+        read_sources(&root, &root, &mut sources);
+        for (module, text) in &sources {
+            if krate == "common" && module == "clock" {
+                continue;
+            }
+            checked += 1;
+            for line in shipped_lines(text) {
+                for r in reads {
+                    assert!(
+                        !line.contains(r),
+                        "{krate}::{module} reads the clock itself ({r}), not through common::clock: {line}"
+                    );
+                }
+            }
+        }
+    }
+    assert!(checked > 50, "the sources were read");
+}
+
 /// Modules of the crate in `<repo>/<krate>/src` by path
 /// (`tui::components::queue`) with the modules their code (tests left out)
 /// names through `crate::`, `super::` or a child module's name.

@@ -495,10 +495,16 @@ pub struct DaemonProcess {
 
 impl DaemonProcess {
     pub fn spawn(config_file: &Path, socket: &Path, log: &Path) -> Self {
+        Self::spawn_with(config_file, socket, log, &[])
+    }
+
+    /// [`Self::spawn`] with more arguments (`--clock-start`, say).
+    pub fn spawn_with(config_file: &Path, socket: &Path, log: &Path, args: &[&str]) -> Self {
         let log = std::fs::File::create(log).expect("log file");
         let child = Command::new(bin("touchpointd"))
             .arg("--config")
             .arg(config_file)
+            .args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log)

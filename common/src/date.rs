@@ -79,8 +79,10 @@ impl Date {
         m
     }
 
+    /// Today in the local time zone, by the daemon's clock
+    /// ([`crate::clock`]).
     pub fn today() -> Self {
-        Self::from(chrono::Local::now().date_naive())
+        Self::from(crate::clock::now_local().date_naive())
     }
 }
 

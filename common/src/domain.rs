@@ -13,8 +13,16 @@ use crate::{Date, TenantId};
 pub struct Timestamp(pub i64);
 
 impl Timestamp {
+    /// Domain time: the daemon's clock ([`crate::clock`]), which a
+    /// rehearsal starts at a chosen moment.
     pub fn now() -> Self {
-        Self(chrono::Utc::now().timestamp_millis())
+        Self(crate::clock::now_millis())
+    }
+
+    /// Wall time: when something really happened on this machine (audit
+    /// lines), whatever moment the clock was started at.
+    pub fn wall() -> Self {
+        Self(crate::clock::wall_millis())
     }
 
     pub fn from_date(d: Date) -> Self {

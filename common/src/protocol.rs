@@ -582,6 +582,8 @@ pub struct Overview {
     /// false they are left out (`throughput` empty, only the scope's
     /// tenants' throttles, no relay): not shown, which is not 0.
     pub daemon_wide: bool,
+    /// Set when the daemon runs on a simulated clock (`--clock-start`).
+    pub clock: Option<crate::clock::Start>,
 }
 
 /// Where a proposal stands.
@@ -1114,6 +1116,9 @@ pub struct DaemonStatus {
     /// the whole daemon are in this answer; see the fields above for what
     /// a caller with a narrower scope gets instead.
     pub daemon_wide: bool,
+    /// Set when the daemon runs on a simulated clock (`--clock-start`, a
+    /// rehearsal): every planning and sending moment is then that clock's.
+    pub clock: Option<crate::clock::Start>,
 }
 
 /// The daily plan: when it runs next and how the last run went.

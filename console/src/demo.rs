@@ -25,6 +25,7 @@ use crate::client::Client;
 use crate::format;
 use crate::output::emit;
 
+mod next_send;
 mod one_click;
 
 /// Marks a directory as made by the demo, so that only such a directory is
@@ -136,8 +137,14 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         dir.join("exports").display()
     ));
 
-    let mut daemon = DaemonProcess::start(&dir, &config, &socket).await?;
-    let result = drive(&args, &dir, &socket, &exports, &mut daemon, http_port).await;
+    let mut daemon = DaemonProcess::start(&dir, &config, &socket, None).await?;
+    let paths = Paths {
+        dir: &dir,
+        socket: &socket,
+        config: &config,
+        policies: &policy_dir,
+    };
+    let result = drive(&args, &paths, &exports, &mut daemon, http_port).await;
     let stopped = daemon.stop();
     match (result, stopped) {
         (Ok(()), Ok(status)) if status.success() => {
@@ -156,15 +163,23 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     }
 }
 
+/// Where the demo keeps what its daemon uses.
+struct Paths<'a> {
+    dir: &'a Path,
+    socket: &'a Path,
+    config: &'a Path,
+    policies: &'a Path,
+}
+
 /// Everything between a running daemon and stopping it.
 async fn drive(
     args: &DemoArgs,
-    dir: &Path,
-    socket: &Path,
+    paths: &Paths<'_>,
     exports: &[DealerExports],
     daemon: &mut DaemonProcess,
     http_port: u16,
 ) -> anyhow::Result<()> {
+    let (dir, socket) = (paths.dir, paths.socket);
     let mut client = daemon.client.take().context("daemon connection missing")?;
     emit(&format!(
         "  daemon      {} on {} (pid {})\n",
@@ -222,9 +237,52 @@ async fn drive(
         ));
     }
 
+    // Nothing due now (a quiet day, no send window today, or none left
+    // before tomorrow): the demo's daemon goes on a clock at the end of the
+    // next day something is due, so that dispatch is seen whatever the
+    // weekday. The policies stay as they are.
+    let rehearsal = match next_send::next_send(&mut client)
+        .await
+        .context("reading the queue")?
+    {
+        Some(next) if next_is_later(&next) => {
+            emit(&format!(
+                "  {:<11} {}\n  {:<11} {}\n",
+                "waiting",
+                next.line(),
+                "clock",
+                why_a_clock(paths.policies, &next)
+            ));
+            drop(client);
+            let status = daemon.stop()?;
+            if !status.success() {
+                bail!(
+                    "touchpointd exited with {status}; see {}",
+                    dir.join("touchpointd.log").display()
+                );
+            }
+            *daemon =
+                DaemonProcess::start(dir, paths.config, socket, Some(&next.argument(next.last)))
+                    .await?;
+            client = daemon.client.take().context("daemon connection missing")?;
+            let clock = client.status().await.context("daemon status")?.clock;
+            match clock {
+                Some(c) => emit(&format!(
+                    "  daemon      restarted (pid {}) with --clock-start {}: {}\n",
+                    daemon.pid(),
+                    next.argument(next.last),
+                    c.describe()
+                )),
+                None => bail!("the restarted daemon does not report its simulated clock"),
+            }
+            Some(next)
+        }
+        _ => None,
+    };
+
     // Dispatch: what is due now goes out (email to the spool, since the demo
     // has no relay); today's letter batches and call lists close at once.
-    match dispatch_now(&mut client).await {
+    match dispatch_now(&mut client, dir, rehearsal.as_ref()).await {
         Ok(text) => emit(&text),
         Err(e) => {
             problems
@@ -263,57 +321,115 @@ async fn drive(
     Ok(())
 }
 
+/// Whether nothing of `next` is due yet by this machine's clock.
+fn next_is_later(next: &next_send::NextSend) -> bool {
+    let first =
+        next.day
+            .naive()
+            .and_hms_opt(u32::from(next.first / 60), u32::from(next.first % 60), 0);
+    first.is_some_and(|f| f > chrono::Local::now().naive_local())
+}
+
+/// Why the demo's daemon runs on a simulated clock, in one sentence:
+/// `today is Sunday, a quiet day: …`.
+fn why_a_clock(policies: &Path, next: &next_send::NextSend) -> String {
+    use touchpoint_common::policy::Weekday;
+    let today = touchpoint_common::Date::from(chrono::Local::now().date_naive());
+    let weekday = today.naive().format("%A");
+    let brand = crate::policy_check::check(policies).ok().map(|s| s.brand);
+    let why = if next.day == today {
+        format!(
+            "today is {weekday} and nothing is due before {:02}:{:02}",
+            next.first / 60,
+            next.first % 60
+        )
+    } else if brand
+        .as_ref()
+        .is_some_and(|b| b.calendar.quiet_weekdays.contains(&Weekday::of(today)))
+    {
+        format!("today is {weekday}, a quiet day")
+    } else if brand
+        .as_ref()
+        .is_some_and(|b| b.calendar.holidays.iter().any(|h| h.0 == today))
+    {
+        format!("today is {weekday}, a public holiday")
+    } else {
+        format!("today is {weekday} and nothing more is due today")
+    };
+    format!(
+        "{why}: the demo's daemon runs on a clock started at {}, after the last send time of that day, so you see that day's {} messages dispatched; a real daemon sends nothing before {}",
+        next.shown(next.last),
+        format::thousands(next.messages()),
+        next.shown(next.first)
+    )
+}
+
 /// Lets the dispatcher send what is due, closes today's batches and says
-/// where everything went.
-async fn dispatch_now(client: &mut crate::client::Client) -> anyhow::Result<String> {
+/// where everything went. On a simulated clock (`rehearsal`: the day it
+/// stands at the end of), waits until every email of that day went.
+async fn dispatch_now(
+    client: &mut crate::client::Client,
+    dir: &Path,
+    rehearsal: Option<&next_send::NextSend>,
+) -> anyhow::Result<String> {
     let started = Instant::now();
     // Email due now goes out within a few ticks; wait until the queues hold
-    // only what is due later (or 30 s).
+    // only what is due later (or 30 s; on a simulated clock until the day's
+    // emails all went, or 5 minutes).
+    let limit = Duration::from_secs(if rehearsal.is_some() { 300 } else { 30 });
     let mut last = u64::MAX;
     let mut status = client.dispatch_status().await?;
-    while started.elapsed() < std::time::Duration::from_secs(30) {
+    while started.elapsed() < limit {
         tokio::time::sleep(std::time::Duration::from_millis(500)).await;
         status = client.dispatch_status().await?;
         let in_flight: u64 = status.queues.iter().map(|q| q.in_flight).sum();
-        if in_flight == 0 && status.sent_total == last {
+        let settled = match rehearsal {
+            Some(next) => next_send::emails_due_by(client, next.day).await? == 0,
+            None => status.sent_total == last,
+        };
+        if in_flight == 0 && settled {
             break;
         }
         last = status.sent_total;
     }
-    let batches = client.run_batches(None).await?;
+    client.run_batches(None).await?;
     let costs = client.costs(None, None).await?;
     let emails = status.queues.iter().map(|q| q.sent_today).sum::<u64>();
-    let letters: u64 = batches
-        .iter()
-        .filter(|b| b.kind == "letters")
-        .map(|b| b.messages)
-        .sum();
-    let calls: u64 = batches
-        .iter()
-        .filter(|b| b.kind == "calls")
-        .map(|b| b.messages)
-        .sum();
+    // The daemon closes the day's batches itself at `batch_at`: on a clock
+    // past it they are closed before the request above. So the day's
+    // letters and call tasks are counted from the queue, and the batches
+    // from their files (`<tenant>-<day>-NN.pdf`, `calls-<tenant>-<day>-NN.csv`).
+    let day = match rehearsal {
+        Some(next) => next.day,
+        None => touchpoint_common::Date::from(chrono::Local::now().date_naive()),
+    };
+    let letters = next_send::sent_on(client, day, touchpoint_common::domain::Channel::Post).await?;
+    let calls = next_send::sent_on(client, day, touchpoint_common::domain::Channel::Phone).await?;
+    let letter_batches = batch_files(&dir.join("letters"), day, "pdf");
+    let call_lists = batch_files(&dir.join("calls"), day, "csv");
     let booked: i64 = costs.iter().map(|c| c.booked).sum();
     let brand: i64 = costs.iter().map(|c| c.brand).sum();
     let reserved: i64 = costs.iter().map(|c| c.reserved).sum();
-    let waiting: u64 = status
-        .queues
-        .iter()
-        .map(|q| q.email + q.post + q.phone)
-        .sum();
+    // Every message that goes out by itself later, not only the released
+    // ones the dispatch queues hold.
+    let waiting = next_send::waiting(client).await?;
     let mut out = String::new();
     out.push_str(&format!(
         "  dispatch    {emails} emails sent today to the {}, {letters} letters in {} batches, {calls} call tasks in {} lists, {:.1} s\n",
         status.transport,
-        batches.iter().filter(|b| b.kind == "letters").count(),
-        batches.iter().filter(|b| b.kind == "calls").count(),
+        letter_batches.len(),
+        call_lists.len(),
         started.elapsed().as_secs_f64()
     ));
-    if let Some(b) = batches.iter().find(|b| b.kind == "letters") {
+    if let Some(pdf) = letter_batches.first() {
         out.push_str(&format!(
-            "  letters     {}\n",
-            b.files.join("\n              ")
+            "  letters     {}\n              {}\n",
+            pdf.display(),
+            pdf.with_extension("csv").display()
         ));
+    }
+    if let Some(csv) = call_lists.first() {
+        out.push_str(&format!("  calls       {}\n", csv.display()));
     }
     out.push_str(&format!(
         "  costs       {} booked ({} paid by the brand), {} reserved for messages not yet sent; {waiting} messages wait for their send time\n",
@@ -321,10 +437,41 @@ async fn dispatch_now(client: &mut crate::client::Client) -> anyhow::Result<Stri
         euro(brand),
         euro(reserved)
     ));
+    if let Some(next) = next_send::next_send(client).await? {
+        out.push_str(&format!("  waiting     {}\n", next.line()));
+    }
     out.push_str(
         "  see:        touchpoint dispatch · touchpoint costs · touchpoint message --tenant T ID\n",
     );
     Ok(out)
+}
+
+/// The batch files of `day` under `root` (`root/<tenant>/…-<day>-NN.<ext>`
+/// or `root/…-<day>-NN.<ext>`), sorted.
+fn batch_files(root: &Path, day: touchpoint_common::Date, ext: &str) -> Vec<PathBuf> {
+    let marker = format!("-{day}-");
+    let mut dirs = vec![root.to_path_buf()];
+    if let Ok(entries) = std::fs::read_dir(root) {
+        dirs.extend(
+            entries
+                .filter_map(Result::ok)
+                .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+                .map(|e| e.path()),
+        );
+    }
+    let mut files: Vec<PathBuf> = dirs
+        .iter()
+        .filter_map(|d| std::fs::read_dir(d).ok())
+        .flat_map(|entries| entries.filter_map(Result::ok).map(|e| e.path()))
+        .filter(|p| {
+            p.extension().is_some_and(|x| x == ext)
+                && p.file_name()
+                    .and_then(|n| n.to_str())
+                    .is_some_and(|n| n.contains(&marker))
+        })
+        .collect();
+    files.sort();
+    files
 }
 
 /// The past quarter's results per service: the messages the previous
@@ -895,14 +1042,29 @@ struct DaemonProcess {
 }
 
 impl DaemonProcess {
-    async fn start(dir: &Path, config: &Path, socket: &Path) -> anyhow::Result<Self> {
+    /// Starts `touchpointd`, on a clock started at `clock_start` when given
+    /// (then appending to the log the first daemon began).
+    async fn start(
+        dir: &Path,
+        config: &Path,
+        socket: &Path,
+        clock_start: Option<&str>,
+    ) -> anyhow::Result<Self> {
         let bin = daemon_binary();
         let log_path = dir.join("touchpointd.log");
-        let log = File::create(&log_path)
+        let log = File::options()
+            .create(true)
+            .write(true)
+            .append(clock_start.is_some())
+            .truncate(clock_start.is_none())
+            .open(&log_path)
             .with_context(|| format!("cannot create {}", log_path.display()))?;
-        let child = Command::new(&bin)
-            .arg("--config")
-            .arg(config)
+        let mut cmd = Command::new(&bin);
+        cmd.arg("--config").arg(config);
+        if let Some(at) = clock_start {
+            cmd.arg("--clock-start").arg(at);
+        }
+        let child = cmd
             // A log file, not a terminal: no colour codes.
             .env("NO_COLOR", "1")
             .stdin(Stdio::null())

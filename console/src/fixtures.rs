@@ -70,6 +70,7 @@ pub fn status() -> DaemonStatus {
             last_millis: 850,
         },
         daemon_wide: true,
+        clock: None,
     }
 }
 
@@ -389,6 +390,7 @@ pub fn overview() -> touchpoint_common::protocol::Overview {
             },
         ],
         daemon_wide: true,
+        clock: None,
     }
 }
 

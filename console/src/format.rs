@@ -280,6 +280,14 @@ pub fn status(s: &DaemonStatus) -> String {
         ),
     });
     let mut out = String::new();
+    // A rehearsal daemon must never pass for the real one: first of all.
+    if let Some(c) = s.clock {
+        let _ = writeln!(
+            out,
+            "REHEARSAL: {}; this daemon plans and sends by that clock\n",
+            c.describe()
+        );
+    }
     // A refused policy change is what an operator must not overlook: first.
     if !p.errors.is_empty() {
         let n = p.errors.len();
@@ -700,6 +708,9 @@ pub fn queue(p: &touchpoint_common::protocol::QueuePage) -> String {
 /// `touchpoint overview`.
 pub fn overview(o: &touchpoint_common::protocol::Overview) -> String {
     let mut out = String::new();
+    if let Some(c) = o.clock {
+        let _ = writeln!(out, "REHEARSAL: {}", c.describe());
+    }
     let c = &o.total;
     let unreadable: Vec<String> = o
         .tenants

@@ -787,7 +787,8 @@ impl Material {
         )?;
         central.audit(AuditEntry {
             seq: 0,
-            at: p.created_at,
+            // Wall time, as every audit line.
+            at: Timestamp::wall(),
             uid: FILE_AUTHOR_UID,
             user: author,
             role: None,

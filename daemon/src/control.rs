@@ -99,7 +99,8 @@ impl Ctx {
             access: p.access,
             cfg: p.cfg,
             socket_path: p.socket_path,
-            started_at: Timestamp::now(),
+            // Wall time: when this process really started.
+            started_at: Timestamp::wall(),
             connections: Connections::default(),
             refusals: audit::Refusals::default(),
         }

@@ -42,6 +42,7 @@ impl Daemon {
             .await?
             .with_context(|| format!("cannot open the stores under {}", cfg.state_dir.display()))?;
         let stores = Arc::new(stores);
+        audit_clock(&stores);
         clear_spool(&cfg.state_dir.join("spool"));
         // Brand material: the store's versions are in force (the brand file
         // too when the brand reviews it); the files seed what the store
@@ -417,6 +418,34 @@ async fn refresh_figures(stores: &Arc<Stores>, p: &Policies) {
     .await;
     if let Err(e) = r {
         tracing::error!(error = %e, "figures task failed");
+    }
+}
+
+/// A daemon on a simulated clock (`--clock-start`) says so in the audit
+/// log, at the real time it started: nobody reading the log later may take
+/// what this process did for the real daemon's work.
+fn audit_clock(stores: &Stores) {
+    use touchpoint_common::domain::Timestamp;
+    use touchpoint_common::protocol::{AuditEntry, AuditOutcome, NO_UID};
+    let Some(start) = touchpoint_common::clock::start() else {
+        return;
+    };
+    let entry = AuditEntry {
+        seq: 0,
+        at: Timestamp::wall(),
+        uid: NO_UID,
+        user: "touchpointd".into(),
+        role: None,
+        action: "clock-start".into(),
+        tenant: None,
+        detail: format!(
+            "{}; this process plans and sends by that clock (a rehearsal)",
+            start.describe()
+        ),
+        outcome: AuditOutcome::Ok,
+    };
+    if let Err(e) = stores.central().audit(entry) {
+        tracing::error!(error = %e, "cannot write the simulated clock's start to the audit log");
     }
 }
 

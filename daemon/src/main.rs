@@ -34,11 +34,30 @@ struct Args {
     /// Log filter, e.g. `info` or `touchpointd=debug` (also `RUST_LOG`).
     #[arg(long, env = "RUST_LOG", default_value = "info")]
     log: String,
+    /// Rehearsal: start the daemon's clock at this moment (RFC 3339, or
+    /// local "YYYY-MM-DD HH:MM") and let it run at normal speed. Planning,
+    /// send times and batches follow it; audit lines keep real time. Shown
+    /// in `touchpoint status`, the overview and the audit log.
+    #[arg(long, value_name = "WHEN", value_parser = touchpoint_common::clock::parse_start)]
+    clock_start: Option<i64>,
 }
 
 fn main() -> ExitCode {
     let args = Args::parse();
     init_logging(&args.log);
+    // Before anything reads the clock.
+    if let Some(at) = args.clock_start {
+        match touchpoint_common::clock::set_start(at) {
+            Ok(start) => tracing::warn!(
+                "{}; this is a rehearsal daemon: it plans and sends by that clock",
+                start.describe()
+            ),
+            Err(e) => {
+                eprintln!("touchpointd: --clock-start: {e}");
+                return ExitCode::from(2);
+            }
+        }
+    }
     let overrides = Overrides {
         state_dir: args.state_dir.clone(),
         socket: args.socket.clone(),

@@ -394,6 +394,7 @@ pub fn overview(stores: &Stores, src: &Sources, scope: &Scope) -> Overview {
         pending_approvals,
         alerts,
         daemon_wide,
+        clock: touchpoint_common::clock::start(),
     }
 }
 

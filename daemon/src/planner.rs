@@ -655,7 +655,7 @@ pub async fn run_schedule(
         let next = expr
             .parse::<cron::Schedule>()
             .ok()
-            .and_then(|s| s.upcoming(chrono::Local).next());
+            .and_then(|s| s.after(&touchpoint_common::clock::now_local()).next());
         let Some(next) = next else {
             tracing::warn!(schedule = %expr, "the planning schedule never fires");
             tokio::select! {
@@ -667,7 +667,8 @@ pub async fn run_schedule(
             s.schedule = expr.clone();
             s.next_run = Some(Timestamp(next.timestamp_millis()));
         });
-        let wait = (next - chrono::Local::now())
+        // The clock runs at normal speed, so its distance is the sleep's.
+        let wait = (next - touchpoint_common::clock::now_local())
             .to_std()
             .unwrap_or(Duration::ZERO);
         tracing::debug!(%next, "next scheduled plan");

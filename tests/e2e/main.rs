@@ -9,6 +9,7 @@ mod adversarial;
 mod approvals;
 mod brand_review;
 mod cli;
+mod clock;
 mod common;
 mod console;
 mod console_feed;

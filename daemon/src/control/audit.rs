@@ -110,7 +110,8 @@ fn record(ctx: &Ctx, who: &Identity, what: &Audited, detail: String, outcome: Au
     );
     let entry = AuditEntry {
         seq: 0,
-        at: Timestamp::now(),
+        // Audit lines carry wall time, whatever the clock's start.
+        at: Timestamp::wall(),
         uid: who.uid,
         user: who.user.clone(),
         role: Some(who.role),
@@ -202,7 +203,7 @@ impl Refusals {
         role: Option<Role>,
         first_detail: impl FnOnce(Timestamp) -> String,
     ) {
-        let now = Timestamp::now();
+        let now = Timestamp::wall();
         let (first, full) = {
             let mut w = self.lock();
             match w.get_mut(&key) {
@@ -237,7 +238,7 @@ impl Refusals {
 
     /// Writes the count of the windows a minute old (of all with `all`).
     pub(super) fn flush(&self, ctx: &Ctx, all: bool) {
-        let now = Timestamp::now();
+        let now = Timestamp::wall();
         let due: Vec<(RefusalKey, RefusalWindow)> = {
             let mut w = self.lock();
             let keys: Vec<RefusalKey> = w
@@ -267,7 +268,8 @@ impl Refusals {
 fn write_refusal(ctx: &Ctx, key: &RefusalKey, user: &str, role: Option<Role>, detail: String) {
     let entry = AuditEntry {
         seq: 0,
-        at: Timestamp::now(),
+        // Audit lines carry wall time, whatever the clock's start.
+        at: Timestamp::wall(),
         uid: key.uid,
         user: user.to_string(),
         role,

@@ -53,6 +53,7 @@ fn daemon_status(ctx: &Ctx, who: &Identity) -> DaemonStatus {
         identity: who.clone(),
         planning,
         daemon_wide,
+        clock: touchpoint_common::clock::start(),
     }
 }
 

@@ -45,7 +45,6 @@ use std::fs;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use mail_parser::{HeaderForm, HeaderValue, Message, MessageParser, MimeHeaders, PartType};
 use touchpoint_common::{limits, TenantId};
@@ -1080,13 +1079,12 @@ impl Maildir {
     /// Delivers `raw` the maildir way (written to `tmp/`, synced, then
     /// renamed into `new/`), for a local receiver and for tests.
     pub fn deliver(&self, raw: &[u8]) -> io::Result<PathBuf> {
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap_or_default();
+        // Wall time: a maildir name says when the file really arrived.
+        let now = touchpoint_common::clock::wall_millis().max(0);
         let name = format!(
             "{}.M{}P{}Q{}.touchpointd",
-            now.as_secs(),
-            now.subsec_micros(),
+            now / 1000,
+            (now % 1000) * 1000,
             std::process::id(),
             DELIVERIES.fetch_add(1, Ordering::Relaxed),
         );

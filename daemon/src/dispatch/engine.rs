@@ -203,7 +203,7 @@ fn today_local(now: i64) -> Date {
     let t = Local
         .timestamp_millis_opt(now)
         .single()
-        .unwrap_or_else(Local::now);
+        .unwrap_or_else(touchpoint_common::clock::now_local);
     let d = t.date_naive();
     use chrono::Datelike;
     Date::from_ymd(d.year(), d.month(), d.day()).unwrap_or_else(Date::today)
@@ -213,7 +213,7 @@ fn minutes_local(now: i64) -> u16 {
     let t = Local
         .timestamp_millis_opt(now)
         .single()
-        .unwrap_or_else(Local::now);
+        .unwrap_or_else(touchpoint_common::clock::now_local);
     (t.hour() * 60 + t.minute()) as u16
 }
 

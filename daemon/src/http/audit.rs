@@ -58,14 +58,14 @@ impl Tally {
         };
         let (n, first) = &mut c[i];
         *n += 1;
-        first.get_or_insert_with(Timestamp::now);
+        first.get_or_insert_with(Timestamp::wall);
         *n == 1
     }
 
     /// Closes the window: one line per kind seen more than once.
     pub(super) fn flush(&self, stores: &Stores) {
         let taken = std::mem::take(&mut *self.counts.lock().unwrap_or_else(|e| e.into_inner()));
-        let now = Timestamp::now();
+        let now = Timestamp::wall();
         for ((kind, what), (n, first)) in KINDS.iter().zip(taken) {
             let Some(first) = first.filter(|_| n > 1) else {
                 continue;
@@ -234,7 +234,8 @@ fn write(
 ) {
     let entry = AuditEntry {
         seq: 0,
-        at: Timestamp::now(),
+        // Audit lines carry wall time, whatever the clock's start.
+        at: Timestamp::wall(),
         uid: NO_UID,
         user: WHO.into(),
         role: None,

@@ -582,7 +582,10 @@ fn file_away(
             return Outcome::Left(stamp_of(entry));
         }
     }
-    let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%S%.3fZ").to_string();
+    // Wall time: when the file was really filed, like the audit log.
+    let stamp = touchpoint_common::clock::wall_utc()
+        .format("%Y%m%dT%H%M%S%.3fZ")
+        .to_string();
     let mut result = Err(FilesError::Exists {
         path: dest_dir.path().to_path_buf(),
     });

@@ -117,6 +117,18 @@ fn counts_spans(c: &DayCounts) -> Vec<Span<'static>> {
 
 fn draw_totals(frame: &mut Frame, area: Rect, o: &Overview) {
     let mut spans = vec![Span::from(format!(" Today {} ", o.today)).bold()];
+    if let Some(c) = o.clock {
+        // A rehearsal daemon must never pass for the real one.
+        spans.push(
+            Span::from(format!(
+                "[simulated clock: started at {}] ",
+                touchpoint_common::clock::format_local(c.at_ms)
+            ))
+            .black()
+            .on_yellow()
+            .bold(),
+        );
+    }
     spans.extend(counts_spans(&o.total));
     let unreadable: Vec<String> = o
         .tenants

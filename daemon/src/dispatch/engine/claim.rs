@@ -3,8 +3,6 @@
 //! known bad address, the budget, the throttles), rendered and built on two
 //! cores, and marked sending before it is handed to the transport.
 
-use std::time::SystemTime;
-
 use touchpoint_common::domain::{Channel, Customer, Timestamp};
 use touchpoint_common::outbox::{Message, TrackedLinks};
 use touchpoint_common::policy::TenantPolicy;
@@ -384,7 +382,11 @@ impl Dispatcher {
             unsubscribe_url: &unsub,
             bounce_domain: &p.brand.email.bounce_domain,
             secret: &self.secret,
-            date: SystemTime::now(),
+            // Domain time: the moment the message goes out by the daemon's
+            // clock (in a rehearsal, the simulated one, as its history
+            // says). DKIM's `t=` is lettre's own wall clock, as a
+            // signature's must be.
+            date: touchpoint_common::clock::now_system(),
         };
         let dkim = self.dkim.get(&domain_of(&from));
         let outgoing =

@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use nix::sys::stat::SFlag;
 use tokio::sync::Notify;
@@ -36,8 +36,10 @@ fn load_secret(path: &std::path::Path) -> Result<[u8; 32]> {
             let mut key = [0u8; 32];
             let seed = blake3::hash(
                 format!(
-                    "{:?}{}{}",
-                    SystemTime::now(),
+                    "{}{:?}{}{}",
+                    // Wall time, for entropy only.
+                    touchpoint_common::clock::wall_millis(),
+                    std::time::Instant::now(),
                     std::process::id(),
                     path.display()
                 )

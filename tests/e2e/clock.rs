@@ -1,0 +1,172 @@
+//! `touchpointd --clock-start`: the real binary on a clock started on a
+//! coming Monday morning plans that Monday as its today and sends what is
+//! due by then to its spool, whatever real day the test runs on (a Sunday,
+//! a quiet day, included). It says so in its status, its overview and the
+//! audit log, whose lines keep real time.
+
+use std::path::Path;
+use std::time::Duration;
+
+use chrono::{Local, TimeZone, Utc};
+use touchpoint::client::{Client, PlanArgs};
+use touchpoint_common::policy::{BrandPolicy, Weekday};
+use touchpoint_common::Date;
+use touchpoint_tests::{daemon_files_with, eventually, repo_root, tid, DaemonProcess};
+
+use crate::today::{customers_csv, dealer_file, TENANT};
+
+/// The first Monday after today that is no public holiday of the shipped
+/// brand: service_due's window (Mon–Fri 08:00–18:00) is open on it.
+fn coming_monday() -> Date {
+    let text = std::fs::read_to_string(repo_root().join("policies/brand.toml")).expect("brand");
+    let brand: BrandPolicy =
+        touchpoint_common::toml_file::parse_toml("brand.toml", &text).expect("shipped brand");
+    let real_today = Date::from(Local::now().date_naive());
+    (1..=70)
+        .map(|n| real_today.add_days(n))
+        .find(|d| {
+            Weekday::of(*d) == Weekday::Mon
+                && !brand.calendar.holidays.iter().any(|h| h.0 == *d)
+                && !brand.calendar.quiet_weekdays.contains(&Weekday::Mon)
+        })
+        .expect("a Monday within ten weeks")
+}
+
+/// The `Date:` header of a spooled email.
+fn date_header(mail: &Path) -> String {
+    let text = std::fs::read_to_string(mail).expect("spooled mail");
+    text.lines()
+        .find_map(|l| l.strip_prefix("Date: "))
+        .unwrap_or_else(|| panic!("{}: no Date header", mail.display()))
+        .trim()
+        .to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_daemon_on_a_clock_started_monday_morning_sends_mondays_email() {
+    let monday = coming_monday();
+    // 10:00: service_due's messages of the day start at 08:00, five minutes
+    // apart, so all six are due at once.
+    let start = format!("{monday} 10:00");
+    let root = tempfile::tempdir().expect("tempdir");
+    let out = root.path().join("out");
+    let files = daemon_files_with(
+        root.path(),
+        &[],
+        &format!(
+            "[dispatch]\ntick_ms = 50\nbatch_at = \"23:59\"\nspool_dir = {:?}\nletters_dir = {:?}\ncalls_dir = {:?}\n",
+            out.join("mail").display().to_string(),
+            out.join("letters").display().to_string(),
+            out.join("calls").display().to_string(),
+        ),
+    );
+    dealer_file(&files.policy_dir.join("dealers"));
+    let _daemon = DaemonProcess::spawn_with(
+        &files.config_file,
+        &files.socket,
+        &files.log,
+        &["--clock-start", &start],
+    );
+    let log = std::fs::read_to_string(&files.log).expect("log");
+    let shown = format!("simulated clock: started at Mon {monday} 10:00");
+    assert!(log.contains(&shown), "the log says so at start:\n{log}");
+
+    let mut c = Client::connect(&files.socket).await.expect("connect");
+    let status = c.status().await.expect("status");
+    let clock = status.clock.expect("status shows the simulated clock");
+    assert!(clock.describe().starts_with(&shown), "{}", clock.describe());
+    let overview = c.overview().await.expect("overview");
+    assert_eq!(overview.today, monday, "the daemon's today is the clock's");
+    assert_eq!(overview.clock, Some(clock));
+
+    // The audit log names it, at the real time it was set.
+    let audit = c.audit(None, 50, "clock-start").await.expect("audit");
+    let entry = audit
+        .iter()
+        .find(|a| a.action == "clock-start")
+        .expect("the clock's start is audited");
+    assert!(entry.detail.contains(&shown), "{}", entry.detail);
+    assert!(
+        entry.at.0 >= clock.wall_ms && entry.at.0 < clock.at_ms,
+        "audit lines carry wall time: {} (clock set at {}, started at {})",
+        entry.at.0,
+        clock.wall_ms,
+        clock.at_ms
+    );
+
+    // Customers whose service falls due in about ten days (from the real
+    // today): the reminder is late already, so it goes on the daemon's
+    // first usable day, its Monday.
+    let r = c
+        .upload(&tid(TENANT), &customers_csv(root.path(), true))
+        .await
+        .expect("upload");
+    assert!(r.errors.is_empty(), "{:#?}", r.errors);
+    let plan = c
+        .plan(PlanArgs {
+            tenant: Some(tid(TENANT)),
+            day: None,
+            dry_run: false,
+            policies: None,
+            show: 10,
+        })
+        .await
+        .expect("plan");
+    let report = plan.reports.first().expect("a report");
+    assert_eq!(report.planned_count, 6, "{report:#?}");
+    assert!(
+        report.planned.iter().all(|m| m.send_on == monday),
+        "{:#?}",
+        report.planned
+    );
+
+    let spool = out.join("mail").join(TENANT);
+    let spooled = || {
+        std::fs::read_dir(&spool)
+            .map(|d| {
+                d.filter_map(Result::ok)
+                    .map(|e| e.path())
+                    .filter(|p| p.extension().is_some_and(|x| x == "eml"))
+                    .collect::<Vec<_>>()
+            })
+            .unwrap_or_default()
+    };
+    assert!(
+        eventually(Duration::from_secs(60), || spooled().len() == 6),
+        "six emails in {}: {:?}\n{}",
+        spool.display(),
+        spooled(),
+        std::fs::read_to_string(&files.log).unwrap_or_default()
+    );
+    // Each says it was sent that Monday, as its history does.
+    let monday_local = Local
+        .with_ymd_and_hms(monday.year(), monday.month(), monday.day(), 10, 0, 0)
+        .single()
+        .expect("10:00 local");
+    let date = monday_local
+        .with_timezone(&Utc)
+        .format("%a, %d %b %Y")
+        .to_string();
+    for mail in spooled() {
+        let header = date_header(&mail);
+        assert!(
+            header.starts_with(&date),
+            "{}: Date: {header}, not {date}",
+            mail.display()
+        );
+    }
+    for m in &report.planned {
+        let m = c.message(&tid(TENANT), m.id).await.expect("message");
+        let sent = m
+            .history
+            .iter()
+            .find(|h| h.1 == touchpoint_common::outbox::MessageStatus::Sent)
+            .unwrap_or_else(|| panic!("#{} sent: {:#?}", m.id, m.history));
+        assert!(
+            sent.0 .0 >= clock.at_ms,
+            "#{} sent at {} by the clock",
+            m.id,
+            sent.0
+        );
+    }
+}
