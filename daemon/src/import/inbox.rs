@@ -697,6 +697,9 @@ pub fn report_text(r: &ImportReport) -> String {
             t.to_control,
             t.organic
         );
+        if let Some(line) = t.unrecognised_line() {
+            let _ = writeln!(s, "visit types: {line}");
+        }
     }
     if !r.unmapped_columns.is_empty() {
         let _ = writeln!(s, "columns not imported: {}", r.unmapped_columns.join(", "));

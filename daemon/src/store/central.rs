@@ -55,6 +55,25 @@ impl From<TenantFiguresV1> for TenantFigures {
     }
 }
 
+/// [`TenantFigures`] as the version before wrote them (its last import's
+/// tally without the unrecognised visit types).
+#[derive(Deserialize)]
+struct TenantFiguresV2 {
+    stats: TenantStats,
+    opt_ins: OptIns,
+    last_import: Option<touchpoint_common::domain::ImportReportV2>,
+}
+
+impl From<TenantFiguresV2> for TenantFigures {
+    fn from(f: TenantFiguresV2) -> Self {
+        Self {
+            stats: f.stats,
+            opt_ins: f.opt_ins,
+            last_import: f.last_import.map(Into::into),
+        }
+    }
+}
+
 /// Where a tenant's store writes its figures.
 #[derive(Clone)]
 pub(super) struct FigureBoard {
@@ -321,8 +340,9 @@ impl Central {
             .map(|b| {
                 decode_record(&b)
                     .or_else(|e| {
-                        decode_record::<TenantFiguresV1>(&b)
+                        decode_record::<TenantFiguresV2>(&b)
                             .map(Into::into)
+                            .or_else(|_| decode_record::<TenantFiguresV1>(&b).map(Into::into))
                             .map_err(|_| e)
                     })
                     .map_err(|source| StoreError::Codec {

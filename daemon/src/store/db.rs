@@ -198,15 +198,17 @@ pub(super) fn decode<T: DeserializeOwned>(tree: &'static str, bytes: &[u8]) -> R
     decode_record(bytes).map_err(|source| StoreError::Codec { tree, source })
 }
 
-/// An import report as this version writes it or as the one before wrote
-/// it (without the response counts).
+/// An import report as this version writes it or as earlier ones wrote
+/// it (without the unrecognised visit types; without the response counts).
 pub(super) fn decode_import_report(
     tree: &'static str,
     bytes: &[u8],
 ) -> Result<touchpoint_common::domain::ImportReport> {
+    use touchpoint_common::domain::{ImportReportV1, ImportReportV2};
     decode(tree, bytes).or_else(|e| {
-        decode::<touchpoint_common::domain::ImportReportV1>(tree, bytes)
+        decode::<ImportReportV2>(tree, bytes)
             .map(Into::into)
+            .or_else(|_| decode::<ImportReportV1>(tree, bytes).map(Into::into))
             .map_err(|_| e)
     })
 }

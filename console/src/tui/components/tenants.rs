@@ -350,6 +350,9 @@ fn detail_lines(d: &TenantDetail, costs: &[CostRow]) -> Vec<Line<'static>> {
         ]));
         if let Some(t) = &i.credited {
             lines.push(Line::from(format!("      {}", format::credited(t))).style(dim()));
+            if let Some(line) = t.unrecognised_line() {
+                lines.push(Line::from(format!("      {line}")).yellow());
+            }
         }
         for e in i.errors.iter().take(3) {
             lines.push(Line::from(format!("      {e}")).yellow());
