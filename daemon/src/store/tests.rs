@@ -876,7 +876,7 @@ fn a_store_still_held_at_shutdown_is_not_closed_under_its_holder() {
 fn an_import_report_of_the_version_before_still_reads() {
     use touchpoint_common::codec::encode_record;
     use touchpoint_common::domain::{ImportReportV2, ResponseTally, ResponseTallyV1};
-    let r = report(&TenantId::new("d001").unwrap(), 7, "abc");
+    let r = report(&TenantId::new("d001").expect("tenant id"), 7, "abc");
     let old = ImportReportV2 {
         import_id: r.import_id,
         tenant: r.tenant.clone(),
@@ -905,8 +905,8 @@ fn an_import_report_of_the_version_before_still_reads() {
             organic: 1,
         }),
     };
-    let bytes = encode_record(&old).unwrap();
-    let back = db::decode_import_report("imports", &bytes).unwrap();
+    let bytes = encode_record(&old).expect("encode");
+    let back = db::decode_import_report("imports", &bytes).expect("decode");
     assert_eq!(back.rows_total, 3);
     assert_eq!(
         back.credited,
@@ -919,7 +919,13 @@ fn an_import_report_of_the_version_before_still_reads() {
     );
     // And this version's reads as itself.
     let mut now = back.clone();
-    now.credited.as_mut().unwrap().set_unrecognised([("WA", 2)]);
-    let bytes = encode_record(&now).unwrap();
-    assert_eq!(db::decode_import_report("imports", &bytes).unwrap(), now);
+    now.credited
+        .as_mut()
+        .expect("a tally")
+        .set_unrecognised([("WA", 2)]);
+    let bytes = encode_record(&now).expect("encode");
+    assert_eq!(
+        db::decode_import_report("imports", &bytes).expect("decode"),
+        now
+    );
 }
