@@ -971,5 +971,10 @@ fn the_past_quarter_agrees_across_history_visits_and_customers() {
     assert_eq!(visits_after.len(), responded);
     assert!(visits_after.values().all(|v| v.len() == 1));
     assert!(responded > 20, "{responded}");
-    assert!(other_after.contains("Reifenwechsel"), "{other_after:?}");
+    // Organic workshop visits go on after a send (which kinds depends on
+    // the season the quarter falls in).
+    assert!(
+        other_after.contains("Reparatur") || other_after.contains("Reifenwechsel"),
+        "{other_after:?}"
+    );
 }
