@@ -2,6 +2,7 @@
 //! about them. Every type here is stored or sent through [`crate::codec`], so
 //! enums only ever gain variants at the end.
 
+use std::collections::BTreeMap;
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
@@ -642,7 +643,7 @@ impl Corrections {
 }
 
 /// How the responses one import brought were credited.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct ResponseTally {
     /// Credited to a message that was sent.
     pub to_messages: u64,
@@ -651,17 +652,98 @@ pub struct ResponseTally {
     /// Credited to nothing: no message before it answers it (or the
     /// customer or vehicle is not known); these make the baseline.
     pub organic: u64,
+    /// Visits of the import whose type (`Auftragsart`) the daemon does not
+    /// know: they count as workshop visits, which answer no service
+    /// reminder.
+    pub unrecognised: u64,
+    /// Those types with how many visits had each, the most frequent first
+    /// (then by name): at most [`MAX_TALLIED_TYPES`] of them, each cut to
+    /// [`MAX_TALLIED_TYPE_CHARS`] characters without control characters.
+    pub unrecognised_types: Vec<(String, u64)>,
 }
+
+/// Unrecognised visit types an import's tally names.
+pub const MAX_TALLIED_TYPES: usize = 8;
+/// Characters of an unrecognised visit type a tally keeps.
+pub const MAX_TALLIED_TYPE_CHARS: usize = 40;
 
 impl ResponseTally {
     pub fn total(&self) -> u64 {
         self.to_messages + self.to_control + self.organic
     }
+
+    /// Sets [`Self::unrecognised`] and [`Self::unrecognised_types`] from
+    /// every visit type of the import the daemon does not know, as the
+    /// dealer's file wrote it, with its number of visits.
+    pub fn set_unrecognised<'a>(&mut self, types: impl IntoIterator<Item = (&'a str, u64)>) {
+        let mut shown: BTreeMap<String, u64> = BTreeMap::new();
+        self.unrecognised = 0;
+        for (kind, n) in types {
+            self.unrecognised += n;
+            let cut: String = kind
+                .chars()
+                .filter(|c| !c.is_control())
+                .take(MAX_TALLIED_TYPE_CHARS)
+                .collect();
+            *shown.entry(cut).or_default() += n;
+        }
+        let mut types: Vec<(String, u64)> = shown.into_iter().collect();
+        types.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        types.truncate(MAX_TALLIED_TYPES);
+        self.unrecognised_types = types;
+    }
+
+    /// `3 visits of types not recognised, counted as workshop visits (no
+    /// service reminder is credited with them): "WA" 2, "01" 1`; `None`
+    /// when every type was recognised. Types are quoted and escaped.
+    pub fn unrecognised_line(&self) -> Option<String> {
+        if self.unrecognised == 0 {
+            return None;
+        }
+        let n = self.unrecognised;
+        let mut line = format!(
+            "{n} visit{} of types not recognised, counted as workshop visits (no service reminder is credited with them)",
+            if n == 1 { "" } else { "s" }
+        );
+        let named: u64 = self.unrecognised_types.iter().map(|t| t.1).sum();
+        let list: Vec<String> = self
+            .unrecognised_types
+            .iter()
+            .map(|(t, c)| format!("{t:?} {c}"))
+            .collect();
+        if !list.is_empty() {
+            line.push_str(": ");
+            line.push_str(&list.join(", "));
+        }
+        if named < n {
+            line.push_str(&format!(", {} of other types", n - named));
+        }
+        Some(line)
+    }
 }
 
-/// [`ImportReport`] as stored before it said what a re-export corrected:
-/// read so that a store written by an earlier version keeps its import
-/// history.
+/// [`ResponseTally`] as stored before it counted unrecognised visit types.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ResponseTallyV1 {
+    pub to_messages: u64,
+    pub to_control: u64,
+    pub organic: u64,
+}
+
+impl From<ResponseTallyV1> for ResponseTally {
+    fn from(t: ResponseTallyV1) -> Self {
+        Self {
+            to_messages: t.to_messages,
+            to_control: t.to_control,
+            organic: t.organic,
+            ..Self::default()
+        }
+    }
+}
+
+/// [`ImportReport`] as stored before it said what a re-export corrected and
+/// before its tally counted unrecognised visit types: read so that a store
+/// written by an earlier version keeps its import history.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ImportReportV2 {
     pub import_id: u64,
@@ -685,7 +767,7 @@ pub struct ImportReportV2 {
     pub errors_truncated: u64,
     pub merges: u64,
     pub responses: Counts,
-    pub credited: Option<ResponseTally>,
+    pub credited: Option<ResponseTallyV1>,
 }
 
 impl From<ImportReportV2> for ImportReport {
@@ -712,7 +794,7 @@ impl From<ImportReportV2> for ImportReport {
             errors_truncated: r.errors_truncated,
             merges: r.merges,
             responses: r.responses,
-            credited: r.credited,
+            credited: r.credited.map(Into::into),
             corrections: Corrections::default(),
         }
     }

@@ -59,7 +59,8 @@ pub struct Credited {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ResponseKind {
-    /// A workshop visit imported from the dealer's service history.
+    /// A service (maintenance) visit from the dealer's workshop history:
+    /// Inspektion, Wartung, Ölwechsel, …, or a visit file without types.
     ServiceVisit,
     /// A statutory inspection (HU) visit.
     InspectionVisit,
@@ -67,6 +68,9 @@ pub enum ResponseKind {
     Appointment,
     /// An offer accepted (response file).
     OfferAccepted,
+    /// Any other workshop visit: tyres, repairs, warranty work, accident,
+    /// body or glass work, and types the daemon does not know.
+    WorkshopVisit,
 }
 
 impl ResponseKind {
@@ -76,6 +80,7 @@ impl ResponseKind {
             Self::InspectionVisit => "inspection visit",
             Self::Appointment => "appointment",
             Self::OfferAccepted => "offer accepted",
+            Self::WorkshopVisit => "workshop visit",
         }
     }
 }

@@ -582,6 +582,9 @@ pub fn import_report(label: &str, r: &ImportReport) -> String {
         let _ = writeln!(out, "  merges     {}", r.merges);
         if let Some(t) = &r.credited {
             let _ = writeln!(out, "  credited   {}", credited(t));
+            if let Some(line) = t.unrecognised_line() {
+                let _ = writeln!(out, "  types      {line}");
+            }
         }
         for line in r.corrections.describe() {
             let _ = writeln!(out, "  re-export  {line}");
@@ -2149,8 +2152,10 @@ mod tests {
             to_messages: 214,
             to_control: 9,
             organic: 1_377,
+            ..ResponseTally::default()
         });
         let text = import_report("antworten.csv", &r);
+        assert!(!text.contains("types"), "{text}");
         assert!(
             text.contains("\n  responses  1600 inserted, 0 updated, 0 unchanged\n"),
             "{text}"
@@ -2159,6 +2164,40 @@ mod tests {
             text.contains("\n  credited   1,600 responses: 214 credited to messages, 9 to control records, 1,377 organic\n"),
             "{text}"
         );
+    }
+
+    /// A visit file whose types the daemon does not know says which, how
+    /// often, quoted and escaped, the list bounded.
+    #[test]
+    fn a_visit_report_names_the_types_it_did_not_recognise() {
+        let mut r = fixtures::detail().imports[0].clone();
+        let mut t = ResponseTally {
+            organic: 14,
+            ..ResponseTally::default()
+        };
+        let odd = "Z\"\u{1b}[31m".to_string() + &"x".repeat(300);
+        let mut types = vec![("WA", 5), ("01", 3), (odd.as_str(), 2)];
+        let many: Vec<String> = (0..10).map(|i| format!("T{i}")).collect();
+        types.extend(many.iter().map(|m| (m.as_str(), 1)));
+        t.set_unrecognised(types);
+        r.credited = Some(t);
+        let text = import_report("werkstatt.csv", &r);
+        let line = text
+            .lines()
+            .find(|l| l.starts_with("  types"))
+            .unwrap_or_else(|| panic!("{text}"));
+        assert!(
+            line.starts_with("  types      20 visits of types not recognised, counted as workshop visits (no service reminder is credited with them): \"WA\" 5, \"01\" 3, \"Z"),
+            "{line}"
+        );
+        assert!(line.ends_with(", 5 of other types"), "{line}");
+        assert!(!line.contains('\u{1b}'), "{line}");
+        assert!(
+            line.contains(&format!("\"Z\\\"[31m{}\" 2", "x".repeat(34))),
+            "{line}"
+        );
+        assert!(line.contains("\"T4\" 1") && !line.contains("T5"), "{line}");
+        assert!(line.len() < 400, "{line}");
     }
 
     #[test]

@@ -3,9 +3,17 @@
 //! A response (a workshop visit from the dealer's exports) is credited to
 //! at most one message: the latest one *sent* to the same recipient (after
 //! identity merges: a merged customer is one recipient) whose occasions
-//! the response answers ([`answers`], the one table), sent at least a day
-//! before the response and no more than its service's `attribution_days`
-//! before it. A control record stands in for the message its recipient was
+//! the response answers, sent at least a day before the response and no
+//! more than its service's `attribution_days` before it. A response answers
+//! an occasion when its kind does ([`answers`], the one table: a service
+//! reminder wants a service visit, not a tyre change) and, when both name
+//! a vehicle, for the same vehicle: a service of the customer's other car
+//! does not answer this car's reminder. An occasion of the person (a
+//! birthday, a send-history row without a VIN) and a response without a
+//! VIN (a response file's appointment by customer number) match on the
+//! recipient. What a visit is comes from its type ([`visit_kind`]); a type
+//! it does not know counts as a workshop visit ([`UNRECOGNISED_VISIT`]) and
+//! the import's tally names it. A control record stands in for the message its recipient was
 //! not sent, so a control member's response is credited to it the same
 //! way, on the day the message would have gone out. A message holds at most
 //! one response: the first; a later response whose latest matching message
@@ -46,17 +54,24 @@ use crate::store::{self, Change, StoreError, TenantStore};
 /// | occasion        | answered by |
 /// |-----------------|-------------|
 /// | service due     | service visit, appointment |
-/// | inspection due  | inspection (HU) visit, any workshop visit, appointment |
+/// | inspection due  | inspection (HU) visit, service visit, any other workshop visit, appointment |
 /// | warranty end    | offer accepted |
-/// | campaign        | any workshop visit, appointment, offer accepted |
+/// | campaign        | any workshop visit (service, HU or other), appointment, offer accepted |
 /// | after visit (quality call) | appointment |
 /// | birthday        | nothing (a greeting asks for nothing) |
+///
+/// A campaign's policy says nothing of the visit it asks for (a winter
+/// check and a tyre campaign are both `occasion = "campaign"`), so any
+/// visit answers it. The vehicle must match too: see [`credit`].
 pub fn answers(occasion: OccasionKind, kind: ResponseKind) -> bool {
     use OccasionKind as O;
     use ResponseKind as R;
     match occasion {
         O::ServiceDue => matches!(kind, R::ServiceVisit | R::Appointment),
-        O::InspectionDue => matches!(kind, R::InspectionVisit | R::ServiceVisit | R::Appointment),
+        O::InspectionDue => matches!(
+            kind,
+            R::InspectionVisit | R::ServiceVisit | R::WorkshopVisit | R::Appointment
+        ),
         O::WarrantyEnd => kind == R::OfferAccepted,
         O::Campaign => true,
         O::AfterVisit => kind == R::Appointment,
@@ -64,31 +79,150 @@ pub fn answers(occasion: OccasionKind, kind: ResponseKind) -> bool {
     }
 }
 
-/// What a workshop visit is, from the kind the dealer's system gives it:
-/// the statutory inspection under its names (`HU`, `HU/AU`, `TÜV`,
-/// `Hauptuntersuchung`, `§29`), every other kind a service visit.
-pub fn visit_kind(kind: &str) -> ResponseKind {
+/// Words (or parts of German compounds) that make a visit a service:
+/// the periodic maintenance a service reminder asks for.
+const SERVICE_WORDS: &[&str] = &[
+    "inspektion",
+    "wartung",
+    "kundendienst",
+    "durchsicht",
+    "ölwechsel",
+    "oelwechsel",
+    "service",
+    "servicing",
+    "maintenance",
+    "inspection",
+];
+
+/// Words (or parts of German compounds) of workshop visits that are no
+/// service: tyres, repairs, warranty, accident, body, glass, … In one
+/// compound they win over a service word (`Reifenservice`,
+/// `Klimaservice`, `Garantiewartung` are no periodic service).
+const WORKSHOP_WORDS: &[&str] = &[
+    "reifen",
+    "räder",
+    "radwechsel",
+    "felge",
+    "reparatur",
+    "instandsetz",
+    "garantie",
+    "gewährleistung",
+    "kulanz",
+    "unfall",
+    "karosserie",
+    "lack",
+    "glas",
+    "scheibe",
+    "steinschlag",
+    "schaden",
+    "hagel",
+    "rückruf",
+    "diagnose",
+    "fehlersuche",
+    "bremse",
+    "auspuff",
+    "kupplung",
+    "zahnriemen",
+    "batterie",
+    "klima",
+    "zubehör",
+    "nachrüst",
+    "tyre",
+    "tire",
+    "wheel",
+    "repair",
+    "warranty",
+    "goodwill",
+    "accident",
+    "body",
+    "paint",
+    "glass",
+    "windscreen",
+    "windshield",
+    "recall",
+    "damage",
+    "brake",
+    "clutch",
+    "exhaust",
+    "battery",
+    "diagnos",
+    "accessor",
+];
+
+/// Words of the statutory inspection (HU) and its emissions test (AU).
+const INSPECTION_WORDS: &[&str] = &[
+    "hu",
+    "au",
+    "tüv",
+    "tuev",
+    "hauptuntersuchung",
+    "abgasuntersuchung",
+];
+
+/// What a workshop visit is, from the type (`Auftragsart`) the dealer's
+/// system gives it. The type is read word by word (anything but a letter
+/// or digit separates words, case does not matter):
+///
+/// - a service visit when a word names a service (`Inspektion`,
+///   `Wartung`, `Service`, `Kundendienst`, `Durchsicht`, `Ölwechsel`,
+///   `maintenance`, `inspection`, `oil change`, …: [`SERVICE_WORDS`])
+///   and no workshop word is part of that same word;
+/// - else an inspection (HU) visit when a word names it (`HU`, `HU/AU`,
+///   `TÜV`, `Hauptuntersuchung`, `§29`);
+/// - else a workshop visit when a word names other workshop work (tyres,
+///   repairs, warranty, accident, body, glass, …: [`WORKSHOP_WORDS`]);
+/// - an empty type is a service visit: a visit file without a type column
+///   is a service-visit export (the import stores `service` for it);
+/// - `None` for a type none of these names (a DMS's own codes such as
+///   `WA` or `01`). Attribution counts it as a workshop visit
+///   ([`UNRECOGNISED_VISIT`]) and the import's tally names it.
+///
+/// So `Inspektion + Reifenwechsel` is a service visit, `Reifenservice` a
+/// workshop visit, `HU-Vorbereitung` an inspection visit.
+pub fn visit_kind(kind: &str) -> Option<ResponseKind> {
     let k = kind.to_lowercase();
-    let inspection = k == "hu"
-        || k.starts_with("hu/")
-        || k.starts_with("hu ")
-        || k.starts_with("hu+")
-        || k.contains("hauptuntersuchung")
-        || k.contains("tüv")
-        || k.contains("§29")
-        || k.contains("§ 29");
-    if inspection {
-        ResponseKind::InspectionVisit
+    if k.trim().is_empty() {
+        return Some(ResponseKind::ServiceVisit);
+    }
+    let (mut service, mut inspection, mut workshop) = (false, false, false);
+    for word in k
+        .split(|c: char| !c.is_alphanumeric())
+        .filter(|w| !w.is_empty())
+    {
+        let other = WORKSHOP_WORDS.iter().any(|w| word.contains(w));
+        service |= !other && (SERVICE_WORDS.iter().any(|w| word.contains(w)) || word == "oil");
+        inspection |= INSPECTION_WORDS.contains(&word);
+        workshop |= other;
+    }
+    inspection |= k.contains("§29") || k.contains("§ 29");
+    if service {
+        Some(ResponseKind::ServiceVisit)
+    } else if inspection {
+        Some(ResponseKind::InspectionVisit)
+    } else if workshop {
+        Some(ResponseKind::WorkshopVisit)
     } else {
-        ResponseKind::ServiceVisit
+        None
     }
 }
+
+/// What attribution counts a visit of a type [`visit_kind`] does not know
+/// as: a workshop visit. Not a service visit: counting every unknown type
+/// as a service would credit service reminders with repairs and tyre
+/// changes again, the very error that made them look better than they
+/// are. The import's tally says how many visits of which types it was
+/// (`ResponseTally::unrecognised_types`), so a dealer whose system uses
+/// its own codes sees why its service reminders are credited with none.
+pub const UNRECOGNISED_VISIT: ResponseKind = ResponseKind::WorkshopVisit;
 
 /// One response, as attribution sees it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Response {
     /// Customer number after identity merges.
     pub recipient: String,
+    /// The vehicle it names: a visit's always, a response file's row's
+    /// when it gives one.
+    pub vin: Option<String>,
     pub kind: ResponseKind,
     pub date: Date,
     /// Cents.
@@ -115,7 +249,9 @@ pub struct Exposure {
     /// Customer number after identity merges.
     pub recipient: String,
     pub service: String,
-    pub occasions: Vec<OccasionKind>,
+    /// Its occasions, each with the vehicle it concerns (`None`: an
+    /// occasion of the person).
+    pub occasions: Vec<(OccasionKind, Option<String>)>,
     /// The day it was sent (a control record: would have been).
     pub sent: Date,
     pub control: bool,
@@ -132,6 +268,20 @@ pub enum Verdict {
     Credited(u64),
     /// Credited to nothing, and why.
     Organic(String),
+}
+
+/// Whether `r` answers one of `e`'s occasions: its kind answers the
+/// occasion's ([`answers`]), and when both name a vehicle it is the same
+/// one. An occasion of the person, or a response that names no vehicle,
+/// matches on the recipient alone.
+fn answered_by(e: &Exposure, r: &Response) -> bool {
+    e.occasions.iter().any(|(kind, vin)| {
+        answers(*kind, r.kind)
+            && match (vin, &r.vin) {
+                (Some(a), Some(b)) => a == b,
+                _ => true,
+            }
+    })
 }
 
 /// Credits `responses` to `exposures`; `window` gives a service's
@@ -167,15 +317,16 @@ pub fn credit(
             ));
             continue;
         };
-        let matching: Vec<&&Exposure> = list
-            .iter()
-            .filter(|e| e.occasions.iter().any(|&o| answers(o, r.kind)))
-            .collect();
+        let matching: Vec<&&Exposure> = list.iter().filter(|e| answered_by(e, r)).collect();
         let Some(latest) = matching.iter().find(|e| e.sent < r.date) else {
             verdicts[i] = Verdict::Organic(match matching.last() {
                 None => format!(
-                    "{what}: no message to {} is for an occasion it answers",
-                    r.recipient
+                    "{what}: no message to {} is for an occasion it answers{}",
+                    r.recipient,
+                    r.vin
+                        .as_deref()
+                        .map(|v| format!(" (it concerns {v})"))
+                        .unwrap_or_default()
                 ),
                 Some(first) => format!(
                     "{what}: the first message for it (#{}) went out on {}, not before",
@@ -285,7 +436,8 @@ fn response_of(
     };
     Ok(Some(Response {
         recipient: canonical(merges, &holder).to_string(),
-        kind: visit_kind(&v.kind),
+        vin: Some(v.vin.clone()),
+        kind: visit_kind(&v.kind).unwrap_or(UNRECOGNISED_VISIT),
         date: v.date,
         value: v.value,
         source: if v.source.is_empty() {
@@ -313,6 +465,7 @@ fn reported_of(
     };
     Ok(Some(Response {
         recipient: canonical(merges, &holder).to_string(),
+        vin: (!r.vin.is_empty()).then(|| r.vin.clone()),
         kind: r.kind,
         date: r.date,
         value: r.value,
@@ -341,7 +494,11 @@ fn exposure_of(merges: &HashMap<String, String>, m: &Message) -> Option<Exposure
         id: m.id,
         recipient: canonical(merges, &m.recipient).to_string(),
         service: m.service.clone(),
-        occasions: m.occasions.iter().map(|o| o.kind).collect(),
+        occasions: m
+            .occasions
+            .iter()
+            .map(|o| (o.kind, o.vin.clone()))
+            .collect(),
         sent,
         control,
         held: None,
@@ -379,6 +536,8 @@ struct Gathered {
     /// Responses whose customer and vehicle are unknown (recipient empty):
     /// organic whatever was sent.
     unknown: Vec<Response>,
+    /// Visits of types [`visit_kind`] does not know: (type, source).
+    unrecognised: Vec<(String, String)>,
     /// The credits stored now, by message.
     stored: BTreeMap<u64, Credited>,
     /// Call tasks holding the appointment booked on the call, with the
@@ -393,13 +552,18 @@ fn gather(store: &TenantStore) -> Result<Gathered, StoreError> {
     let mut responses = Vec::new();
     let mut notes: HashMap<usize, String> = HashMap::new();
     let mut unknown = Vec::new();
+    let mut unrecognised = Vec::new();
     for v in store.visits() {
         let v = v?;
+        if visit_kind(&v.kind).is_none() {
+            unrecognised.push((v.kind.clone(), v.source.clone()));
+        }
         match response_of(store, &merges, &v)? {
             Some(r) => responses.push(r),
             None => unknown.push(Response {
                 recipient: String::new(),
-                kind: visit_kind(&v.kind),
+                vin: Some(v.vin),
+                kind: visit_kind(&v.kind).unwrap_or(UNRECOGNISED_VISIT),
                 date: v.date,
                 value: v.value,
                 source: v.source,
@@ -419,6 +583,7 @@ fn gather(store: &TenantStore) -> Result<Gathered, StoreError> {
             }
             None => unknown.push(Response {
                 recipient: String::new(),
+                vin: (!r.vin.is_empty()).then_some(r.vin),
                 kind: r.kind,
                 date: r.date,
                 value: r.value,
@@ -460,6 +625,7 @@ fn gather(store: &TenantStore) -> Result<Gathered, StoreError> {
         responses,
         notes,
         unknown,
+        unrecognised,
         stored,
         booked,
         exposures,
@@ -542,7 +708,7 @@ pub fn explain(
         }
         all.push(ResponseLine {
             recipient: r.recipient.clone(),
-            vin: String::new(),
+            vin: r.vin.clone().unwrap_or_default(),
             kind: r.kind,
             date: r.date,
             value: r.value.map(Money),
@@ -574,11 +740,19 @@ pub fn attribute(
         responses,
         notes,
         unknown,
+        unrecognised,
         stored,
         booked,
         exposures,
     } = gather(store)?;
     let unknown_brought = unknown.iter().filter(|r| brought(&r.source)).count() as u64;
+    // The import's own visits of types `visit_kind` does not know, by type.
+    let mut unrecognised_brought: HashMap<&str, u64> = HashMap::new();
+    for (kind, source) in &unrecognised {
+        if brought(source) {
+            *unrecognised_brought.entry(kind.as_str()).or_default() += 1;
+        }
+    }
     let unknown = ResponseTally {
         organic: unknown.len() as u64,
         ..ResponseTally::default()
@@ -593,6 +767,9 @@ pub fn attribute(
         },
         ..Summary::default()
     };
+    summary
+        .brought
+        .set_unrecognised(unrecognised_brought.iter().map(|(k, &n)| (*k, n)));
     let control: HashMap<u64, (bool, Date)> = exposures
         .iter()
         .map(|e| (e.id, (e.control, e.sent)))

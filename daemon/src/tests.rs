@@ -399,6 +399,65 @@ mod send_history {
         );
     }
 
+    /// A row without a FIN does not say which of the customer's vehicles
+    /// it reminded of: the planner's occasion keys it, but a service of
+    /// any of them answers it. A row with a FIN is answered by that
+    /// vehicle's service only.
+    #[test]
+    fn a_send_without_a_vehicle_is_answered_by_a_service_of_any_of_the_customers_vehicles() {
+        let (fx, importer) = room();
+        let last = de(today().add_days(10 - 365));
+        let r = import(
+            &fx,
+            &importer,
+            "kunden_k1.csv",
+            &format!(
+                "Kundennummer;Nachname;Straße;PLZ;Ort;FIN;Erstzulassung;Datum letzter Service\n\
+                 K1;Berg;Hauptstr. 1;10115;Berlin;WVWZZZ1KZ6W000001;01.03.2018;{last}\n\
+                 K1;Berg;Hauptstr. 1;10115;Berlin;WVWZZZ1KZ6W000005;01.03.2019;{last}\n"
+            ),
+        );
+        assert!(r.is_committed() && r.errors.is_empty(), "{r:?}");
+        let sent = de(today().add_days(-20));
+        let r = import(
+            &fx,
+            &importer,
+            "verlauf.csv",
+            &format!(
+                "{HEAD}K1;;service_due;email;{sent};\n\
+                 K2;WVWZZZ1KZ6W000002;service_due;email;{sent};\n"
+            ),
+        );
+        assert!(r.is_committed() && r.errors.is_empty(), "{r:?}");
+        let k1 = &of(&fx, "K1")[0];
+        assert_eq!(k1.occasions[0].vin, None);
+        assert!(
+            k1.occasions[0]
+                .key
+                .starts_with("service_due:WVWZZZ1KZ6W00000"),
+            "the planner's key: {}",
+            k1.occasions[0].key
+        );
+        let k2 = &of(&fx, "K2")[0];
+        assert_eq!(k2.occasions[0].vin.as_deref(), Some("WVWZZZ1KZ6W000002"));
+        let visit = de(today().add_days(-5));
+        let r = import(
+            &fx,
+            &importer,
+            "werkstatt.csv",
+            &format!(
+                "FIN;Kundennummer;Auftragsdatum;Auftragsart\n\
+                 WVWZZZ1KZ6W000005;K1;{visit};Inspektion\n\
+                 WVWZZZ1KZ6W000002;K2;{visit};Reifenwechsel\n"
+            ),
+        );
+        assert!(r.is_committed() && r.errors.is_empty(), "{r:?}");
+        let store = fx.store("d001");
+        let credit = store.credit(k1.id).unwrap().expect("credited");
+        assert_eq!(credit.source, "werkstatt.csv:2");
+        assert_eq!(store.credit(k2.id).unwrap(), None, "a tyre change");
+    }
+
     #[test]
     fn visits_imported_before_the_history_are_credited_to_its_sends() {
         let (fx, importer) = room();

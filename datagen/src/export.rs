@@ -322,14 +322,16 @@ pub fn write_visits_export_as_of<W: Write>(
             visit_history(spec.seed, v, g.as_of, &mut visits);
             if let Some(first) = first_send {
                 // After the quarter's first reminder to this customer the
-                // response model decides who comes, with any of their
-                // vehicles (attribution credits the person): a tyre change
-                // drawn independently of it would be a visit no reminder
-                // brought, and would blur the rates the demo shows.
-                visits.retain(|&(day, _, _)| day <= first);
+                // response model decides who comes for a service, with the
+                // vehicle reminded (attribution credits a reminder about a
+                // vehicle only with a service of that vehicle). Their tyre
+                // changes, repairs and HU visits go on as drawn: organic
+                // workshop visits that answer no service reminder.
+                visits.retain(|&(day, _, kind)| day <= first || kind != "Inspektion");
             }
             if let Some(day) = g.past(v).and_then(|p| p.response) {
                 visits.push((day, v.km_at(day), "Inspektion"));
+                visits.sort_unstable_by_key(|&(day, km, kind)| (day, km, kind));
             }
             if visits.is_empty() {
                 continue;

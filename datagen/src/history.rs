@@ -7,9 +7,11 @@
 //!
 //! The quarter shows in three files, which agree: the send history
 //! ([`crate::write_history_export_as_of`]); the visits export, where a
-//! customer of the quarter's draw has no visit after their first send but
-//! the responses the model drew (an "Inspektion" of the vehicle reminded);
-//! and that visit as the vehicle's last service in the customer export.
+//! customer of the quarter's draw has no service visit after their first
+//! send but the responses the model drew (an "Inspektion" of the vehicle
+//! reminded), while their tyre changes, repairs and HU visits go on as
+//! drawn (organic: no service reminder is answered by them); and that
+//! response as the vehicle's last service in the customer export.
 
 use crate::gen::{add_months, rng, Person, Tri, Veh};
 

@@ -205,6 +205,7 @@ async fn visits_after_a_plan_with_a_control_group_are_credited_to_messages_and_c
             to_messages: 1,
             to_control: 1,
             organic: u64::from(s2.is_some()),
+            ..ResponseTally::default()
         }),
         "the report says how the visits were credited"
     );
@@ -302,7 +303,8 @@ async fn visits_after_a_plan_with_a_control_group_are_credited_to_messages_and_c
             Some(ResponseTally {
                 to_messages: 1,
                 to_control: 0,
-                organic: 1
+                organic: 1,
+                ..ResponseTally::default()
             })
         );
     }

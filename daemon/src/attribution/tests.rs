@@ -20,6 +20,7 @@ fn d(y: i32, m: u32, day: u32) -> Date {
 fn visit(recipient: &str, kind: ResponseKind, date: Date, line: u32) -> Response {
     Response {
         recipient: recipient.into(),
+        vin: None,
         kind,
         date,
         value: None,
@@ -32,7 +33,7 @@ fn sent(id: u64, recipient: &str, occasion: OccasionKind, on: Date) -> Exposure 
         id,
         recipient: recipient.into(),
         service: "service_due".into(),
-        occasions: vec![occasion],
+        occasions: vec![(occasion, None)],
         sent: on,
         control: false,
         held: None,
@@ -179,27 +180,177 @@ fn nobody_contacted_is_organic() {
     );
 }
 
+/// A visit's type says what it was. Before, every type that was not the
+/// HU was a service visit, tyre changes and repairs included: that was the
+/// bug these cases now pin.
 #[test]
-fn visit_kinds_name_the_inspection_in_its_usual_ways() {
+fn visit_kinds_mean_what_they_say() {
     for k in [
         "HU",
         "HU/AU",
         "hu au",
+        "HU+AU",
+        "AU",
         "TÜV",
         "Hauptuntersuchung",
         "§29 StVZO",
+        "HU-Vorbereitung",
     ] {
-        assert_eq!(visit_kind(k), ResponseKind::InspectionVisit, "{k}");
+        assert_eq!(visit_kind(k), Some(ResponseKind::InspectionVisit), "{k}");
     }
     for k in [
         "Inspektion",
-        "Reifenwechsel",
-        "Garantie",
-        "Hupe defekt",
+        "Jahresinspektion",
+        "Wartung",
+        "Service",
         "service",
+        "Kundendienst",
+        "Durchsicht",
+        "Ölwechsel",
+        "Ölservice",
+        "maintenance",
+        "Inspection",
+        "oil change",
+        "Inspektion + Reifenwechsel",
+        "Inspektion und HU",
+        // An empty type: a visit file without the column is a service export.
+        "",
+        "  ",
     ] {
-        assert_eq!(visit_kind(k), ResponseKind::ServiceVisit, "{k}");
+        assert_eq!(visit_kind(k), Some(ResponseKind::ServiceVisit), "{k:?}");
     }
+    for k in [
+        "Reifenwechsel",
+        "Räderwechsel",
+        "Reifenservice",
+        "Klimaservice",
+        "Garantie",
+        "Garantiewartung",
+        "Kulanz",
+        "Unfall",
+        "Unfallinstandsetzung",
+        "Karosserie",
+        "Lackierung",
+        "Glas",
+        "Windschutzscheibe",
+        "Reparatur",
+        "Reparatur Getriebe",
+        "Rückruf",
+        "tyre change",
+        "repair",
+        "warranty",
+    ] {
+        assert_eq!(visit_kind(k), Some(ResponseKind::WorkshopVisit), "{k}");
+    }
+    // A DMS's own codes, and a horn that is not an HU.
+    for k in ["WA", "01", "Hupe defekt", "Sonstiges"] {
+        assert_eq!(visit_kind(k), None, "{k}");
+    }
+    assert_eq!(UNRECOGNISED_VISIT, ResponseKind::WorkshopVisit);
+}
+
+/// A message about a vehicle, as [`sent`] makes them.
+fn about(id: u64, occasion: OccasionKind, vin: &str, on: Date) -> Exposure {
+    let mut e = sent(id, "K1", occasion, on);
+    e.occasions = vec![(occasion, Some(vin.into()))];
+    e
+}
+
+/// A visit of a vehicle of K1's, of the type the dealer's file gave it.
+fn visit_of(vin: &str, kind: &str, date: Date, line: u32) -> Response {
+    let mut r = visit(
+        "K1",
+        visit_kind(kind).unwrap_or(UNRECOGNISED_VISIT),
+        date,
+        line,
+    );
+    r.vin = Some(vin.into());
+    r
+}
+
+#[test]
+fn a_tyre_change_of_the_same_vehicle_does_not_answer_its_service_reminder() {
+    let e = [about(1, OccasionKind::ServiceDue, "VA", d(2027, 1, 1))];
+    let tyres = [visit_of("VA", "Reifenwechsel", d(2027, 1, 20), 2)];
+    assert_eq!(
+        credit(&tyres, &e, &sixty),
+        vec![Verdict::Organic(
+            "workshop visit 2027-01-20: no message to K1 is for an occasion a workshop visit of VA answers".into()
+        )]
+    );
+    // The service that follows is the response.
+    let both = [
+        tyres[0].clone(),
+        visit_of("VA", "Inspektion", d(2027, 2, 3), 3),
+    ];
+    assert!(matches!(credit(&both, &e, &sixty)[1], Verdict::Credited(1)));
+}
+
+#[test]
+fn a_service_of_the_customers_other_vehicle_does_not_answer_the_first_vehicles_reminder() {
+    let e = [about(1, OccasionKind::ServiceDue, "VA", d(2027, 1, 1))];
+    let other = [visit_of("VB", "Inspektion", d(2027, 1, 20), 2)];
+    assert_eq!(
+        credit(&other, &e, &sixty),
+        vec![Verdict::Organic(
+            "service visit 2027-01-20: no message to K1 is for an occasion a service visit of VB answers".into()
+        )]
+    );
+    // A message about each vehicle: each visit answers its own, even
+    // when the other vehicle's message is the later one.
+    let e = [
+        about(1, OccasionKind::ServiceDue, "VA", d(2027, 1, 1)),
+        about(2, OccasionKind::ServiceDue, "VB", d(2027, 1, 5)),
+    ];
+    let v = [
+        visit_of("VA", "Wartung", d(2027, 1, 20), 2),
+        visit_of("VB", "Inspektion", d(2027, 1, 21), 3),
+    ];
+    assert_eq!(
+        credit(&v, &e, &sixty),
+        vec![Verdict::Credited(1), Verdict::Credited(2)]
+    );
+}
+
+#[test]
+fn a_workshop_visit_answers_an_inspection_reminder_of_the_same_vehicle() {
+    let e = [about(1, OccasionKind::InspectionDue, "VA", d(2027, 1, 1))];
+    let repair = [visit_of("VA", "Reparatur", d(2027, 1, 20), 2)];
+    assert_eq!(credit(&repair, &e, &sixty), vec![Verdict::Credited(1)]);
+    // Not of another vehicle.
+    let other = [visit_of("VB", "Reparatur", d(2027, 1, 20), 2)];
+    assert!(matches!(credit(&other, &e, &sixty)[0], Verdict::Organic(_)));
+}
+
+#[test]
+fn an_unrecognised_type_is_a_workshop_visit() {
+    let e = [
+        about(1, OccasionKind::ServiceDue, "VA", d(2027, 1, 1)),
+        about(2, OccasionKind::InspectionDue, "VB", d(2027, 1, 1)),
+    ];
+    let v = [
+        visit_of("VA", "WA", d(2027, 1, 20), 2),
+        visit_of("VB", "WA", d(2027, 1, 20), 3),
+    ];
+    let verdicts = credit(&v, &e, &sixty);
+    assert!(
+        matches!(&verdicts[0], Verdict::Organic(why) if why.starts_with("workshop visit 2027-01-20:")),
+        "{verdicts:?}"
+    );
+    assert_eq!(verdicts[1], Verdict::Credited(2));
+}
+
+#[test]
+fn a_response_or_an_occasion_without_a_vehicle_matches_on_the_recipient() {
+    // An appointment by customer number answers the reminder about a vehicle.
+    let e = [about(1, OccasionKind::ServiceDue, "VA", d(2027, 1, 1))];
+    let appointment = [visit("K1", ResponseKind::Appointment, d(2027, 1, 9), 2)];
+    assert_eq!(credit(&appointment, &e, &sixty), vec![Verdict::Credited(1)]);
+    // A visit of any vehicle answers an occasion of the person (a history
+    // row without a VIN).
+    let e = [sent(1, "K1", OccasionKind::ServiceDue, d(2027, 1, 1))];
+    let v = [visit_of("VB", "Inspektion", d(2027, 1, 20), 2)];
+    assert_eq!(credit(&v, &e, &sixty), vec![Verdict::Credited(1)]);
 }
 
 #[test]
@@ -280,6 +431,19 @@ impl Room {
         status: MessageStatus,
         kind: OccasionKind,
     ) -> u64 {
+        self.sent_about(recipient, on, status, kind, None)
+    }
+
+    /// A message sent to `recipient` on `on` for an occasion of `kind`
+    /// about vehicle `vin` (`None`: of the person).
+    fn sent_about(
+        &self,
+        recipient: &str,
+        on: Date,
+        status: MessageStatus,
+        kind: OccasionKind,
+        vin: Option<&str>,
+    ) -> u64 {
         let id = self.store.reserve_message_ids(1).expect("id");
         let at = Timestamp::from_date(on).0 + 12 * 3_600_000;
         let m = Message {
@@ -293,7 +457,7 @@ impl Room {
                 key: format!("service_due:{recipient}:{id}"),
                 service: "service_due".into(),
                 kind,
-                vin: None,
+                vin: vin.map(str::to_string),
                 due: on.add_days(21),
                 reason: "test".into(),
                 value: 0,
@@ -589,7 +753,8 @@ fn a_response_file_credits_an_accepted_offer_to_the_warranty_offer_and_rejects_u
         Some(ResponseTally {
             to_messages: 2,
             to_control: 0,
-            organic: 1
+            organic: 1,
+            ..ResponseTally::default()
         })
     );
     assert_eq!(
@@ -656,7 +821,8 @@ fn a_response_file_credits_an_accepted_offer_to_the_warranty_offer_and_rejects_u
         Some(ResponseTally {
             to_messages: 2,
             to_control: 0,
-            organic: 1
+            organic: 1,
+            ..ResponseTally::default()
         })
     );
     assert_eq!(room.store.credit(warranty).expect("read"), None);
@@ -678,7 +844,8 @@ fn visits_of_unknown_vehicles_are_organic_and_each_report_counts_its_own() {
         Some(ResponseTally {
             to_messages: 1,
             to_control: 0,
-            organic: 0
+            organic: 0,
+            ..ResponseTally::default()
         })
     );
     // A visit by VIN alone, of a vehicle this dealer does not have.
@@ -692,7 +859,8 @@ fn visits_of_unknown_vehicles_are_organic_and_each_report_counts_its_own() {
         Some(ResponseTally {
             to_messages: 0,
             to_control: 0,
-            organic: 1
+            organic: 1,
+            ..ResponseTally::default()
         })
     );
     assert!(room.store.credit(id).expect("read").is_some());
@@ -708,7 +876,8 @@ fn visits_of_unknown_vehicles_are_organic_and_each_report_counts_its_own() {
         Some(ResponseTally {
             to_messages: 0,
             to_control: 0,
-            organic: 1
+            organic: 1,
+            ..ResponseTally::default()
         })
     );
     // A file without visits or responses has no tally.
@@ -820,4 +989,136 @@ fn explain_lists_each_response_with_its_message_or_why_it_is_organic() {
     // The stored credits are what the listing says: nothing to change.
     let s = attribute(&room.store, &Windows::default(), &|_| false).expect("attribute");
     assert_eq!((s.credited, s.changed), (1, 0));
+}
+
+const V1: &str = "WVWZZZ1KZ6W000001";
+
+/// Through a real import: K1 has two vehicles; the reminder about the
+/// first is answered neither by its tyre change nor by the other
+/// vehicle's service, only by its own service.
+#[test]
+fn on_a_store_a_reminder_is_credited_with_the_service_of_its_own_vehicle() {
+    let room = Room::new();
+    room.import(
+        "kunden_k1.csv",
+        "Kundennummer;Nachname;FIN;Erstzulassung\n\
+         K1;Berg;WVWZZZ1KZ6W000001;01.03.2020\n\
+         K1;Berg;WVWZZZ1KZ6W000004;01.03.2021\n",
+    );
+    let id = room.sent_about(
+        "K1",
+        d(2026, 12, 20),
+        MessageStatus::Sent,
+        OccasionKind::ServiceDue,
+        Some(V1),
+    );
+    let r = room.import_report(
+        "werkstatt.csv",
+        &format!(
+            "{VISITS}WVWZZZ1KZ6W000001;K1;05.01.2027;Reifenwechsel;80,00\n\
+             WVWZZZ1KZ6W000004;K1;08.01.2027;Inspektion;300,00\n\
+             WVWZZZ1KZ6W000001;K1;12.01.2027;Inspektion;412,00\n"
+        ),
+    );
+    assert!(r.errors.is_empty(), "{:?}", r.errors);
+    assert_eq!(
+        r.credited,
+        Some(ResponseTally {
+            to_messages: 1,
+            organic: 2,
+            ..ResponseTally::default()
+        })
+    );
+    let c = room.store.credit(id).expect("read").expect("credited");
+    assert_eq!(
+        (c.kind, c.source.as_str()),
+        (ResponseKind::ServiceVisit, "werkstatt.csv:4")
+    );
+}
+
+/// A dealer whose system exports its own codes: its visits credit no
+/// service reminder (they count as workshop visits), and the import's
+/// report says how many visits of which types that was.
+#[test]
+fn an_unrecognised_visit_type_credits_no_service_reminder_and_the_report_names_it() {
+    let room = Room::new();
+    let service = room.sent_about(
+        "K1",
+        d(2026, 12, 20),
+        MessageStatus::Sent,
+        OccasionKind::ServiceDue,
+        Some(V1),
+    );
+    let inspection = room.sent_about(
+        "K2",
+        d(2026, 12, 20),
+        MessageStatus::Sent,
+        OccasionKind::InspectionDue,
+        Some("WVWZZZ1KZ6W000002"),
+    );
+    let r = room.import_report(
+        "werkstatt.csv",
+        &format!(
+            "{VISITS}WVWZZZ1KZ6W000001;K1;08.01.2027;WA;\n\
+             WVWZZZ1KZ6W000002;K2;08.01.2027;WA;\n\
+             WVWZZZ1KZ6W000003;K3;09.01.2027;01;\n\
+             WVWZZZ1KZ6W000003;K3;10.01.2027;Inspektion;\n"
+        ),
+    );
+    assert!(r.errors.is_empty(), "{:?}", r.errors);
+    let tally = r.credited.expect("tally");
+    assert_eq!(
+        tally,
+        ResponseTally {
+            to_messages: 1,
+            to_control: 0,
+            organic: 3,
+            unrecognised: 3,
+            unrecognised_types: vec![("WA".into(), 2), ("01".into(), 1)],
+        }
+    );
+    assert_eq!(
+        tally.unrecognised_line().as_deref(),
+        Some("3 visits of types not recognised, counted as workshop visits (no service reminder is credited with them): \"WA\" 2, \"01\" 1")
+    );
+    assert_eq!(room.store.credit(service).expect("read"), None);
+    let c = room
+        .store
+        .credit(inspection)
+        .expect("read")
+        .expect("credited");
+    assert_eq!(c.kind, ResponseKind::WorkshopVisit);
+    assert_eq!(
+        room.store
+            .import(r.import_id)
+            .expect("read")
+            .and_then(|s| s.credited)
+            .map(|t| t.unrecognised),
+        Some(3),
+        "the tally is kept in the import history"
+    );
+}
+
+/// An appointment a response file reports by customer number names no
+/// vehicle: it answers the reminder about the customer's vehicle.
+#[test]
+fn an_appointment_without_a_vin_answers_the_reminder_about_the_persons_vehicle() {
+    let room = Room::new();
+    let id = room.sent_about(
+        "K1",
+        d(2026, 12, 20),
+        MessageStatus::Sent,
+        OccasionKind::ServiceDue,
+        Some(V1),
+    );
+    let r = room.import_report(
+        "antworten.csv",
+        &format!("{RESPONSES}K1;;05.01.2027;Termin;;\n"),
+    );
+    assert!(r.errors.is_empty(), "{:?}", r.errors);
+    let c = room.store.credit(id).expect("read").expect("credited");
+    assert_eq!(
+        (c.kind, c.source.as_str()),
+        (ResponseKind::Appointment, "antworten.csv:2")
+    );
 }

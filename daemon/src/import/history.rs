@@ -166,7 +166,13 @@ pub(super) fn import<R: Read>(
     let mut messages = Vec::new();
     let mut already = 0u64;
     for (a, occasion) in accepted.iter().zip(covered) {
-        let occasion = occasion.unwrap_or_else(|| history_occasion(a, opts));
+        let mut occasion = occasion.unwrap_or_else(|| history_occasion(a, opts));
+        if a.sent.vin.is_empty() {
+            // The row names no vehicle: which of the customer's vehicles it
+            // reminded of is not known, so a visit of any of them answers it
+            // (`crate::attribution`); the planner's guess only keys it.
+            occasion.vin = None;
+        }
         if !keys.insert(occasion.key.clone()) || store.planned_occasion(&occasion.key)?.is_some() {
             already += 1;
             continue;

@@ -700,6 +700,9 @@ pub fn report_text(r: &ImportReport) -> String {
             t.to_control,
             t.organic
         );
+        if let Some(line) = t.unrecognised_line() {
+            let _ = writeln!(s, "visit types: {line}");
+        }
     }
     for line in r.corrections.describe() {
         let _ = writeln!(s, "re-export: {line}");

@@ -37,7 +37,8 @@ pub struct TenantFigures {
 }
 
 /// [`TenantFigures`] as the version before wrote them (its last import
-/// without what a re-export corrected): read so that the listing keeps them.
+/// without what a re-export corrected, its tally without the unrecognised
+/// visit types): read so that the listing keeps them.
 #[derive(Deserialize)]
 struct TenantFiguresV2 {
     stats: TenantStats,

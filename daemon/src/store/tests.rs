@@ -869,3 +869,67 @@ fn a_store_still_held_at_shutdown_is_not_closed_under_its_holder() {
         "a stop with a store in use counted as clean"
     );
 }
+
+/// An import report stored by the version before (its tally without the
+/// unrecognised visit types) still reads, its tally kept.
+#[test]
+fn an_import_report_of_the_version_before_still_reads() {
+    use touchpoint_common::codec::encode_record;
+    use touchpoint_common::domain::{ImportReportV2, ResponseTally, ResponseTallyV1};
+    let r = report(&TenantId::new("d001").expect("tenant id"), 7, "abc");
+    let old = ImportReportV2 {
+        import_id: r.import_id,
+        tenant: r.tenant.clone(),
+        file_name: r.file_name.clone(),
+        content_hash: r.content_hash.clone(),
+        bytes: r.bytes,
+        started_at: r.started_at,
+        finished_at: r.finished_at,
+        status: r.status.clone(),
+        format: r.format.clone(),
+        rows_total: 3,
+        rows_ok: 3,
+        rows_rejected: 0,
+        customers: r.customers,
+        vehicles: r.vehicles,
+        consents: r.consents,
+        visits: r.visits,
+        unmapped_columns: Vec::new(),
+        errors: Vec::new(),
+        errors_truncated: 0,
+        merges: 0,
+        responses: r.responses,
+        credited: Some(ResponseTallyV1 {
+            to_messages: 2,
+            to_control: 0,
+            organic: 1,
+        }),
+    };
+    let bytes = encode_record(&old).expect("encode");
+    let back = db::decode_import_report("imports", &bytes).expect("decode");
+    assert_eq!(back.rows_total, 3);
+    assert_eq!(
+        back.corrections,
+        touchpoint_common::domain::Corrections::default()
+    );
+    assert_eq!(
+        back.credited,
+        Some(ResponseTally {
+            to_messages: 2,
+            to_control: 0,
+            organic: 1,
+            ..ResponseTally::default()
+        })
+    );
+    // And this version's reads as itself.
+    let mut now = back.clone();
+    now.credited
+        .as_mut()
+        .expect("a tally")
+        .set_unrecognised([("WA", 2)]);
+    let bytes = encode_record(&now).expect("encode");
+    assert_eq!(
+        db::decode_import_report("imports", &bytes).expect("decode"),
+        now
+    );
+}

@@ -350,6 +350,9 @@ fn detail_lines(d: &TenantDetail, costs: &[CostRow]) -> Vec<Line<'static>> {
         ]));
         if let Some(t) = &i.credited {
             lines.push(Line::from(format!("      {}", format::credited(t))).style(dim()));
+            if let Some(line) = t.unrecognised_line() {
+                lines.push(Line::from(format!("      {line}")).yellow());
+            }
         }
         // What a re-export removed is data gone: not dimmed.
         for line in i.corrections.describe() {
