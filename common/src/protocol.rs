@@ -561,6 +561,9 @@ pub struct Overview {
     pub tenants: Vec<TenantDay>,
     pub total: DayCounts,
     pub budgets: Vec<BudgetUse>,
+    /// Responses of this month (by the day of the response) in the
+    /// caller's scope, by where attribution credits them.
+    pub responses: crate::report::MonthResponses,
     /// Messages handed to a transport per minute over the last hour, oldest
     /// first, the current minute last (60 entries).
     pub throughput: Vec<u64>,

@@ -111,6 +111,31 @@ pub struct ReportedResponse {
     pub source: String,
 }
 
+/// One month's responses by where attribution credits them: the
+/// Overview's "responses this month". Kept per tenant by each attribution
+/// pass (by the month of the response), so reading it reads no visit.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MonthResponses {
+    pub to_messages: u64,
+    pub to_control: u64,
+    pub organic: u64,
+}
+
+impl MonthResponses {
+    pub fn total(&self) -> u64 {
+        self.to_messages + self.to_control + self.organic
+    }
+
+    pub fn add(&mut self, o: &MonthResponses) {
+        self.to_messages += o.to_messages;
+        self.to_control += o.to_control;
+        self.organic += o.organic;
+    }
+}
+
+/// A tenant's responses by month (`yyyymm`, as `outbox::month_of`).
+pub type ResponseMonths = std::collections::BTreeMap<u32, MonthResponses>;
+
 /// One response of a dealer and what attribution makes of it: the answer
 /// to "why was this visit not credited?" (`touchpoint responses`).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

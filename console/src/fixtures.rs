@@ -340,6 +340,11 @@ pub fn overview() -> touchpoint_common::protocol::Overview {
         today: touchpoint_common::Date::from_ymd(2025, 3, 14).expect("fixture day"),
         tenants,
         total,
+        responses: touchpoint_common::report::MonthResponses {
+            to_messages: 214,
+            to_control: 9,
+            organic: 1377,
+        },
         budgets: (1..=3)
             .map(|n| BudgetUse {
                 tenant: tid(&format!("d00{n}")),

@@ -6,8 +6,10 @@ use std::fmt::Write as _;
 
 mod report;
 mod responses;
+mod visible;
 pub use report::{report, report_csv, report_json};
 pub use responses::{responses, responses_csv};
+pub use visible::visible;
 
 use touchpoint_common::domain::{
     Counts, ImportReport, ImportStatus, MergeRecord, ResponseTally, Timestamp,
@@ -709,6 +711,20 @@ pub fn queue(p: &touchpoint_common::protocol::QueuePage) -> String {
 }
 
 /// `touchpoint overview`.
+/// The overview's line of this month's responses, e.g. `responses this
+/// month: 214 to messages · 9 to control · 1,377 organic`.
+pub fn month_responses(r: &touchpoint_common::report::MonthResponses) -> String {
+    if r.total() == 0 {
+        return "responses this month: none yet (they come with the dealers' exports)".into();
+    }
+    format!(
+        "responses this month: {} to messages · {} to control · {} organic",
+        thousands(r.to_messages),
+        thousands(r.to_control),
+        thousands(r.organic)
+    )
+}
+
 pub fn overview(o: &touchpoint_common::protocol::Overview) -> String {
     let mut out = String::new();
     if let Some(c) = o.clock {
@@ -736,6 +752,7 @@ pub fn overview(o: &touchpoint_common::protocol::Overview) -> String {
             format!(" (not counted: {}, unreadable)", unreadable.join(", "))
         }
     );
+    let _ = writeln!(out, "{}", month_responses(&o.responses));
     if o.alerts.is_empty() {
         out.push_str("no alerts\n");
     }
@@ -1590,32 +1607,6 @@ pub fn outcomes(r: &OutcomeReport) -> String {
         let _ = writeln!(out, "{e}");
     }
     out
-}
-
-/// Characters that would act on a terminal or reorder text instead of being
-/// seen: a proposal must not be able to hide a change from its reviewer.
-fn is_hidden(c: char) -> bool {
-    (c.is_control() && c != '\n' && c != '\t')
-        || matches!(
-            c,
-            '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' | '\u{feff}'
-        )
-}
-
-/// `s` with terminal control and bidi characters written out as `\u{1b}`.
-pub fn visible(s: &str) -> std::borrow::Cow<'_, str> {
-    if !s.chars().any(is_hidden) {
-        return std::borrow::Cow::Borrowed(s);
-    }
-    let mut out = String::with_capacity(s.len() + 16);
-    for c in s.chars() {
-        if is_hidden(c) {
-            let _ = write!(out, "\\u{{{:x}}}", u32::from(c));
-        } else {
-            out.push(c);
-        }
-    }
-    std::borrow::Cow::Owned(out)
 }
 
 const BOLD: &str = "\x1b[1m";

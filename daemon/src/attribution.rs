@@ -41,9 +41,10 @@ use std::collections::{BTreeMap, HashMap};
 
 use touchpoint_common::domain::{Channel, ResponseTally, ServiceVisit, Timestamp};
 use touchpoint_common::money::Money;
+use touchpoint_common::outbox::month_of;
 use touchpoint_common::outbox::{Message, MessageStatus, Step, Why};
 use touchpoint_common::policy::{OccasionKind, DEFAULT_ATTRIBUTION_DAYS};
-use touchpoint_common::report::{Credited, ReportedResponse, ResponseKind};
+use touchpoint_common::report::{Credited, ReportedResponse, ResponseKind, ResponseMonths};
 use touchpoint_common::Date;
 
 use crate::store::{self, Change, StoreError, TenantStore};
@@ -746,6 +747,7 @@ pub fn attribute(
         exposures,
     } = gather(store)?;
     let unknown_brought = unknown.iter().filter(|r| brought(&r.source)).count() as u64;
+    let unknown_dates: Vec<Date> = unknown.iter().map(|r| r.date).collect();
     // The import's own visits of types `visit_kind` does not know, by type.
     let mut unrecognised_brought: HashMap<&str, u64> = HashMap::new();
     for (kind, source) in &unrecognised {
@@ -804,6 +806,23 @@ pub fn attribute(
             }
         }
     }
+    // Every response by its month and where it went: the appointments
+    // booked on calls with their call tasks, the unknown ones organic.
+    let mut months = ResponseMonths::new();
+    for (r, v) in responses.iter().zip(&verdicts) {
+        let m = months.entry(month_of(r.date)).or_default();
+        match v {
+            Verdict::Credited(id) if control.get(id).is_some_and(|c| c.0) => m.to_control += 1,
+            Verdict::Credited(_) => m.to_messages += 1,
+            Verdict::Organic(_) => m.organic += 1,
+        }
+    }
+    for d in &unknown_dates {
+        months.entry(month_of(*d)).or_default().organic += 1;
+    }
+    for c in booked.keys().filter_map(|id| stored.get(id)) {
+        months.entry(month_of(c.date)).or_default().to_messages += 1;
+    }
     let now = Timestamp::now();
     let mut changes = Vec::new();
     let ids: std::collections::BTreeSet<u64> =
@@ -844,6 +863,7 @@ pub fn attribute(
     }
     summary.changed = changes.len() as u64;
     store.apply(&changes)?;
+    store.set_response_months(&months)?;
     Ok(summary)
 }
 

@@ -3,7 +3,8 @@
 //! throttles and pauses, the policy in force, and what needs attention.
 //!
 //! Message figures come from each tenant's outbox index (no message is
-//! read), money from the ledger, the rest from a dispatch snapshot and the
+//! read), money from the ledger, this month's responses from what the last
+//! attribution pass counted (no visit is read), the rest from a dispatch snapshot and the
 //! policy handle's status. "Today" is the daemon's local day, as dispatch
 //! uses it. A read model: it reads [`Snapshot`], never the live
 //! `Dispatcher`.
@@ -22,6 +23,7 @@ use touchpoint_common::policy::TenantPolicy;
 use touchpoint_common::protocol::{
     Alert, AlertLevel, BudgetUse, DayCounts, Overview, Pause, PolicyStatus, Scope, TenantDay,
 };
+use touchpoint_common::report::MonthResponses;
 use touchpoint_common::{Date, TenantId};
 
 use crate::dispatch::Snapshot;
@@ -55,6 +57,8 @@ pub struct TenantFigures {
     /// Per service the dealer takes part in with a budget: (service,
     /// committed, budget), cents.
     pub budgets: Vec<(String, i64, i64)>,
+    /// This month's responses, as the last attribution pass counted them.
+    pub responses: MonthResponses,
 }
 
 /// Everything the alerts are decided from.
@@ -270,10 +274,16 @@ fn tenant_figures(
                 .sum()
         })
         .unwrap_or(0);
+    let responses = store
+        .response_months()?
+        .get(&month)
+        .copied()
+        .unwrap_or_default();
     let figures = TenantFigures {
         tenant: t.clone(),
         stats,
         budgets: per_service,
+        responses,
     };
     Ok((figures, use_))
 }
@@ -296,12 +306,14 @@ pub fn overview(stores: &Stores, src: &Sources, scope: &Scope) -> Overview {
     let mut budgets = Vec::new();
     let mut figures = Vec::new();
     let mut unreadable = Vec::new();
+    let mut responses = MonthResponses::default();
     for t in &tenants {
         let policy = p.tenant(t);
         let name = policy.map(|x| x.tenant.name.clone()).unwrap_or_default();
         match tenant_figures(stores, snapshot, t, policy, (today, month, stuck_before)) {
             Ok((f, use_)) => {
                 total.add(&f.stats.today);
+                responses.add(&f.responses);
                 days.push(TenantDay {
                     tenant: t.clone(),
                     name,
@@ -369,6 +381,7 @@ pub fn overview(stores: &Stores, src: &Sources, scope: &Scope) -> Overview {
         tenants: days,
         total,
         budgets,
+        responses,
         throughput,
         throttles: if dispatch_enabled {
             throttles

@@ -11,9 +11,9 @@ use touchpoint::client::{Client, PlanArgs};
 use touchpoint_common::config::StoresConfig;
 use touchpoint_common::domain::ResponseTally;
 use touchpoint_common::money::Money;
-use touchpoint_common::outbox::{Message, MessageStatus, Step};
+use touchpoint_common::outbox::{month_of, Message, MessageStatus, Step};
 use touchpoint_common::queue::QueueFilter;
-use touchpoint_common::report::ResponseKind;
+use touchpoint_common::report::{MonthResponses, ResponseKind};
 use touchpoint_common::Date;
 use touchpoint_tests::{tid, Options, TestDaemon};
 
@@ -208,6 +208,22 @@ async fn visits_after_a_plan_with_a_control_group_are_credited_to_messages_and_c
             ..ResponseTally::default()
         }),
         "the report says how the visits were credited"
+    );
+
+    // The overview counts this month's responses where they went.
+    let this_month = |d: Date| u64::from(month_of(d) == month_of(today));
+    let o = c.overview().await.expect("overview");
+    assert_eq!(
+        o.responses,
+        MonthResponses {
+            to_messages: this_month(today.add_days(19)),
+            to_control: this_month(today.add_days(5)),
+            organic: if s2.is_some() {
+                this_month(today.add_days(61))
+            } else {
+                0
+            },
+        }
     );
 
     let m1 = c.message(&t, sent[&s1].id).await.expect("s1");

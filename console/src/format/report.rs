@@ -381,12 +381,18 @@ mod tests {
         let csv = report_csv(&r).expect("csv");
         let lines: Vec<&str> = csv.lines().collect();
         assert!(
-            lines[0].ends_with(",unsubscribes,lift_sent,lift_services"),
+            lines[0].ends_with(",unsubscribes,lift_sent,lift_services,clicked,clicks,click_rate"),
             "{csv}"
         );
         assert!(lines[3].starts_with(r#""total","",520,"#), "{csv}");
-        assert!(lines[3].ends_with(r#",400,"service_due""#), "{csv}");
-        assert!(lines[2].ends_with(r#",0,"""#), "birthday: no lift: {csv}");
+        assert!(
+            lines[3].ends_with(r#",400,"service_due",0,0,0.0000"#),
+            "{csv}"
+        );
+        assert!(
+            lines[2].ends_with(r#",0,"",0,0,0.0000"#),
+            "birthday: no lift: {csv}"
+        );
         let json = serde_json::to_value(report_json(&r)).expect("json");
         assert_eq!(json["total"]["figures"]["lift_sent"], 400, "{json}");
         assert_eq!(json["total"]["lift_services"][0], "service_due", "{json}");

@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 
 use touchpoint_common::report::{ResponseLine, ResponseList, ResponseVerdict};
 
-use super::visible;
+use super::visible::visible;
 
 fn verdict(v: &ResponseVerdict) -> String {
     match v {

@@ -313,6 +313,12 @@ fn changes_ask_again_only_for_what_the_view_shows() {
         tenants: Vec::new(),
     }));
     assert_eq!(app.take_effects(), vec![Effect::Fetch(Fetch::Overview)]);
+    // An import recounts the month's responses the overview shows.
+    app.apply(NetEvent::Changed(touchpoint_common::protocol::Changes {
+        topics: vec![Topic::Tenants],
+        tenants: vec![fixtures::tid("d002")],
+    }));
+    assert_eq!(app.take_effects(), vec![Effect::Fetch(Fetch::Overview)]);
 }
 
 #[test]

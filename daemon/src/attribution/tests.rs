@@ -275,7 +275,7 @@ fn a_tyre_change_of_the_same_vehicle_does_not_answer_its_service_reminder() {
     assert_eq!(
         credit(&tyres, &e, &sixty),
         vec![Verdict::Organic(
-            "workshop visit 2027-01-20: no message to K1 is for an occasion a workshop visit of VA answers".into()
+            "workshop visit 2027-01-20: no message to K1 is for an occasion it answers (it concerns VA)".into()
         )]
     );
     // The service that follows is the response.
@@ -293,7 +293,7 @@ fn a_service_of_the_customers_other_vehicle_does_not_answer_the_first_vehicles_r
     assert_eq!(
         credit(&other, &e, &sixty),
         vec![Verdict::Organic(
-            "service visit 2027-01-20: no message to K1 is for an occasion a service visit of VB answers".into()
+            "service visit 2027-01-20: no message to K1 is for an occasion it answers (it concerns VB)".into()
         )]
     );
     // A message about each vehicle: each visit answers its own, even
@@ -989,6 +989,17 @@ fn explain_lists_each_response_with_its_message_or_why_it_is_organic() {
     // The stored credits are what the listing says: nothing to change.
     let s = attribute(&room.store, &Windows::default(), &|_| false).expect("attribute");
     assert_eq!((s.credited, s.changed), (1, 0));
+    // And the month counts the overview reads, by the response's month.
+    let months = room.store.response_months().expect("months");
+    let count = |to_messages, organic| touchpoint_common::report::MonthResponses {
+        to_messages,
+        to_control: 0,
+        organic,
+    };
+    assert_eq!(
+        months.into_iter().collect::<Vec<_>>(),
+        vec![(202701, count(1, 2)), (202703, count(0, 1))]
+    );
 }
 
 const V1: &str = "WVWZZZ1KZ6W000001";

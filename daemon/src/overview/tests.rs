@@ -24,6 +24,7 @@ fn figures(t: &str, stats: OutboxStats, budgets: Vec<(String, i64, i64)>) -> Ten
         tenant: tid(t),
         stats,
         budgets,
+        responses: Default::default(),
     }
 }
 

@@ -36,10 +36,11 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use touchpoint_common::domain::Channel;
 use touchpoint_common::outbox::{LedgerEntry, Message, MessageStatus, TrackedLinks};
-use touchpoint_common::report::Credited;
+use touchpoint_common::protocol::Topic;
+use touchpoint_common::report::{Credited, ResponseMonths};
 use touchpoint_common::Date;
 
-use super::db::{decode, TenantDb};
+use super::db::{decode, encode, TenantDb};
 use super::error::Result;
 use index::OutboxIndex;
 
@@ -363,6 +364,38 @@ impl Outbox {
             out.push((month, service, decode("ledger", &v)?));
         }
         Ok(out)
+    }
+
+    /// The tenant's responses by month as the last attribution pass
+    /// counted them (empty before the first).
+    pub(super) fn response_months(&self) -> Result<ResponseMonths> {
+        match self
+            .meta
+            .get(keys::RESPONSE_MONTHS)
+            .map_err(self.db.err())?
+        {
+            Some(b) => decode("meta", &b),
+            None => Ok(ResponseMonths::default()),
+        }
+    }
+
+    /// Keeps what an attribution pass counted, when it differs from what is
+    /// kept; says so on the change feed. A derived figure: a crash before
+    /// it is written leaves the previous count until the next pass.
+    pub(super) fn set_response_months(&self, months: &ResponseMonths) -> Result<()> {
+        if self.response_months()? == *months {
+            return Ok(());
+        }
+        let _w = self.db.lock_writer();
+        self.db.writable()?;
+        let bytes = encode("meta", months)?;
+        self.meta
+            .insert(keys::RESPONSE_MONTHS, bytes)
+            .map_err(self.db.err())?;
+        self.db
+            .events()
+            .publish(&[Topic::Tenants], Some(self.db.id()));
+        Ok(())
     }
 
     pub(super) fn plan_stamp(&self) -> Result<Option<u64>> {

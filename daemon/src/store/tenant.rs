@@ -388,6 +388,20 @@ impl TenantStore {
         self.outbox.credits()
     }
 
+    /// The tenant's responses by month, as the last attribution pass
+    /// counted them.
+    pub fn response_months(&self) -> Result<touchpoint_common::report::ResponseMonths> {
+        self.outbox.response_months()
+    }
+
+    /// Keeps an attribution pass's count of responses by month.
+    pub fn set_response_months(
+        &self,
+        months: &touchpoint_common::report::ResponseMonths,
+    ) -> Result<()> {
+        self.outbox.set_response_months(months)
+    }
+
     pub fn message_count(&self) -> usize {
         self.outbox.message_count()
     }

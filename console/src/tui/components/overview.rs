@@ -38,8 +38,11 @@ impl OverviewView {
     /// anything the overview sums up.
     pub fn on_changed(&self, c: &Changes, out: &mut Vec<Cmd>) {
         let has = |t: Topic| c.topics.contains(&t);
+        // Tenants: an import's attribution pass recounts the month's
+        // responses.
         if [
             Topic::Outbox,
+            Topic::Tenants,
             Topic::Dispatch,
             Topic::Costs,
             Topic::Policy,
@@ -70,7 +73,7 @@ impl OverviewView {
         let alerts = o.alerts.len().min(if area.height > 30 { 8 } else { 3 });
         let alert_rows = if o.alerts.is_empty() { 1 } else { alerts + 1 };
         let [totals, alerts_area, main, status] = Layout::vertical([
-            Constraint::Length(1),
+            Constraint::Length(2),
             Constraint::Length(alert_rows as u16),
             Constraint::Min(0),
             Constraint::Length(2),
@@ -143,7 +146,16 @@ fn draw_totals(frame: &mut Frame, area: Rect, o: &Overview) {
                 .bold(),
         );
     }
-    frame.render_widget(Paragraph::new(Line::from(spans)), area);
+    let responses = Line::from(format!(" {}", crate::format::month_responses(&o.responses)));
+    let responses = if o.responses.total() == 0 {
+        responses.style(dim())
+    } else {
+        responses
+    };
+    frame.render_widget(
+        Paragraph::new(Text::from(vec![Line::from(spans), responses])),
+        area,
+    );
 }
 
 fn draw_alerts(frame: &mut Frame, area: Rect, o: &Overview, shown: usize) {

@@ -16,6 +16,9 @@ use touchpoint_common::Date;
 pub(super) const NEXT_MESSAGE: &[u8] = b"next_message_id";
 /// `meta` key: what the last planning run saw (u64, see the planner).
 pub(super) const PLAN_STAMP: &[u8] = b"plan_stamp";
+/// `meta` key: the tenant's responses by month, as the last attribution
+/// pass counted them (`ResponseMonths`).
+pub(super) const RESPONSE_MONTHS: &[u8] = b"response_months";
 
 pub(super) fn id(id: u64) -> [u8; 8] {
     id.to_be_bytes()
