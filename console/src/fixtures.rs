@@ -505,6 +505,7 @@ fn tally(sent: u64, responses: u64, control: u64, control_responses: u64) -> Tal
         unsubscribes: 0,
         clicked: 0,
         clicks: 0,
+        emails_delivered: 0,
     }
 }
 

@@ -269,6 +269,10 @@ pub enum Verdict {
     Credited(u64),
     /// Credited to nothing, and why.
     Organic(String),
+    /// Credited to nothing because the message it answers, this call task,
+    /// holds the appointment booked on the call: the same act, counted
+    /// once (with the task); organic in the import's tally, and why.
+    Held(u64, String),
 }
 
 /// Whether `r` answers one of `e`'s occasions: its kind answers the
@@ -346,10 +350,13 @@ pub fn credit(
             continue;
         }
         if let Some(held) = &latest.held {
-            verdicts[i] = Verdict::Organic(format!(
-                "{what}: the latest message for it (#{}) is already credited with {held}",
-                latest.id
-            ));
+            verdicts[i] = Verdict::Held(
+                latest.id,
+                format!(
+                    "{what}: the latest message for it (#{}) is already credited with {held}",
+                    latest.id
+                ),
+            );
             continue;
         }
         if let Some(&earlier) = taken.get(&latest.id) {
@@ -678,7 +685,7 @@ pub fn explain(
                         why: format!("message #{id} is gone"),
                     },
                 },
-                Verdict::Organic(why) => ResponseVerdict::Organic { why },
+                Verdict::Organic(why) | Verdict::Held(_, why) => ResponseVerdict::Organic { why },
             };
             (r, verdict)
         })
@@ -797,7 +804,7 @@ pub fn attribute(
                     wanted_notes.insert(*id, note);
                 }
             }
-            Verdict::Organic(why) => {
+            Verdict::Organic(why) | Verdict::Held(_, why) => {
                 summary.organic += 1;
                 if ours {
                     summary.brought.organic += 1;
@@ -815,6 +822,9 @@ pub fn attribute(
             Verdict::Credited(id) if control.get(id).is_some_and(|c| c.0) => m.to_control += 1,
             Verdict::Credited(_) => m.to_messages += 1,
             Verdict::Organic(_) => m.organic += 1,
+            // The same act as the appointment booked on that call, which
+            // is counted below with its call task: not twice.
+            Verdict::Held(..) => {}
         }
     }
     for d in &unknown_dates {

@@ -61,14 +61,21 @@ impl ReportGroup {
     /// When the lift leaves some of the group's messages out (services
     /// without a control group, or pooled sub-cells the rule holds back):
     /// which services it is from and how much of the sent it covers.
-    pub fn lift_note(&self) -> Option<String> {
+    pub fn lift_note(&self, pooled: bool) -> Option<String> {
         let (t, f) = (self.tally?, self.figures?);
         // No lift at all is said where the lift is (n/a).
         if f.lift.is_none() || f.lift_sent >= t.sent {
             return None;
         }
+        // Pooled, a service with a control group is also left out when its
+        // part of the cell fails the privacy rule.
+        let which = if pooled {
+            "the services with a control group that pass the privacy rule"
+        } else {
+            "the services with a control group"
+        };
         Some(format!(
-            "{}: lift covers {} of {} sent, from the services with a control group: {}",
+            "{}: lift covers {} of {} sent, from {which}: {}",
             self.label,
             f.lift_sent,
             t.sent,

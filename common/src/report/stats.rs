@@ -32,6 +32,9 @@ pub struct Tally {
     /// `[tracking] clicks`), and all their clicks. A click is no response.
     pub clicked: u64,
     pub clicks: u64,
+    /// Emails delivered: what the click rate is counted over (a letter or
+    /// a call has no link to click).
+    pub emails_delivered: u64,
 }
 
 impl Tally {
@@ -46,6 +49,8 @@ impl Tally {
         self.bounces += u64::from(r.bounced);
         self.unsubscribes += u64::from(r.unsubscribed);
         self.clicked += u64::from(r.clicks > 0 && r.delivered);
+        self.emails_delivered +=
+            u64::from(r.delivered && r.channel == Some(crate::domain::Channel::Email));
         self.clicks += u64::from(r.clicks);
         self.cost = self.cost.saturating_add(r.cost.cents());
         if let Some(c) = &r.response {
@@ -67,6 +72,7 @@ impl Tally {
         self.unsubscribes += o.unsubscribes;
         self.clicked += o.clicked;
         self.clicks += o.clicks;
+        self.emails_delivered += o.emails_delivered;
     }
 
     /// Rows counted: sent messages and control members. What a dealer
@@ -141,7 +147,7 @@ pub fn stratified(total: &Tally, strata: &[Tally]) -> Figures {
     };
     let incremental = lift.map(|l| l.estimate * lift_sent as f64);
     Figures {
-        click_rate: rate(total.clicked, total.delivered),
+        click_rate: rate(total.clicked, total.emails_delivered),
         response_rate,
         control_rate,
         lift,

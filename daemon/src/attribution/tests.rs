@@ -163,7 +163,7 @@ fn a_visit_after_an_appointment_booked_on_a_call_is_not_passed_to_an_older_messa
     let v = [visit("K1", ResponseKind::ServiceVisit, d(2027, 1, 20), 7)];
     let verdicts = credit(&v, &[email, call], &sixty);
     assert!(
-        matches!(&verdicts[0], Verdict::Organic(why) if why.contains("#2") && why.contains("calls.csv:3")),
+        matches!(&verdicts[0], Verdict::Held(2, why) if why.contains("#2") && why.contains("calls.csv:3")),
         "{verdicts:?}"
     );
 }

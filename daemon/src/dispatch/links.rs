@@ -143,8 +143,17 @@ fn rewrite_html(html: &str, links: &mut Links<'_>) -> String {
             i = html[i + 4..].find("-->").map_or(b.len(), |n| i + 4 + n + 3);
             continue;
         }
-        // A tag: attributes until the `>` outside quotes.
+        // A tag: its name, then attributes until the `>` outside quotes.
+        // Only a link a reader clicks is tracked (`a`, `area`): an `href`
+        // a mail client fetches by itself (`link`, `base`) would count
+        // every opening as a click, an open-tracking pixel by another name.
         i += 1;
+        let tag_start = i;
+        while i < b.len() && !matches!(b[i], b'>' | b'<' | b'/') && !b[i].is_ascii_whitespace() {
+            i += 1;
+        }
+        let tag = &html[tag_start..i];
+        let clicked = tag.eq_ignore_ascii_case("a") || tag.eq_ignore_ascii_case("area");
         while i < b.len() && !matches!(b[i], b'>' | b'<') {
             if b[i].is_ascii_whitespace() || b[i] == b'/' {
                 i += 1;
@@ -182,7 +191,7 @@ fn rewrite_html(html: &str, links: &mut Links<'_>) -> String {
                 }
                 None => (j, j, j),
             };
-            if name.eq_ignore_ascii_case("href") {
+            if clicked && name.eq_ignore_ascii_case("href") {
                 if let Some(t) = links.track(&unescape(&html[start..end])) {
                     out.push_str(&html[copied..start]);
                     out.push_str(&t);
@@ -204,7 +213,8 @@ fn unescape(v: &str) -> String {
     while let Some(at) = rest.find('&') {
         out.push_str(&rest[..at]);
         rest = &rest[at..];
-        let Some(semi) = rest[..rest.len().min(12)].find(';') else {
+        // By bytes: the 12th byte may fall inside a character (`ü`).
+        let Some(semi) = rest.bytes().take(12).position(|b| b == b';') else {
             out.push('&');
             rest = &rest[1..];
             continue;

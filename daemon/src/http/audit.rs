@@ -118,11 +118,11 @@ impl Crowded {
             }
             None if full => {
                 w.others.0 += 1;
-                w.others.1.get_or_insert_with(Timestamp::now);
+                w.others.1.get_or_insert_with(Timestamp::wall);
                 false
             }
             None => {
-                w.per_address.insert(key, (1, Timestamp::now()));
+                w.per_address.insert(key, (1, Timestamp::wall()));
                 true
             }
         }
@@ -131,7 +131,7 @@ impl Crowded {
     /// Closes the window: one line per address refused more than once.
     pub(super) fn flush(&self, stores: &Stores) {
         let taken = std::mem::take(&mut *self.windows.lock().unwrap_or_else(|e| e.into_inner()));
-        let now = Timestamp::now();
+        let now = Timestamp::wall();
         let mut lines: Vec<(IpAddr, u64, Timestamp)> = taken
             .per_address
             .into_iter()

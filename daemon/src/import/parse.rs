@@ -259,7 +259,7 @@ pub enum FileError {
     )]
     ResponseWithoutKind { column: String },
     #[error(
-        "only the key column{} {} {} understood; {} {}: nothing but which customer holds which vehicle could be imported from this file. Map {} under [import.columns] in the dealer policy (e.g. {:?} = \"visit_date\"), or map {} to \"ignore\" to import only the holders",
+        "only the key column{} {} {} understood; {} {}: nothing but {what} could be imported from this file. Map {} under [import.columns] in the dealer policy (e.g. {:?} = \"visit_date\"), or map {} to \"ignore\" to import only the holders",
         if keys.len() == 1 { "" } else { "s" },
         HeaderList(keys),
         if keys.len() == 1 { "was" } else { "were" },
@@ -272,6 +272,8 @@ pub enum FileError {
     OnlyKeys {
         keys: Vec<String>,
         unknown: Vec<String>,
+        /// What the keys alone carry, in words.
+        what: &'static str,
     },
     #[error("read error: {0}")]
     Io(#[from] io::Error),
@@ -1325,7 +1327,17 @@ fn check_more_than_keys(
         .filter(|(_, f)| matches!(f, Some(ImportField::CustomerNo | ImportField::Vin)))
         .map(|(h, _)| h.clone())
         .collect();
-    Err(FileError::OnlyKeys { keys, unknown })
+    let has = |f: ImportField| fields.contains(&Some(f));
+    let what = match (has(ImportField::CustomerNo), has(ImportField::Vin)) {
+        (true, true) => "which customer holds which vehicle",
+        (true, false) => "customer numbers",
+        _ => "VINs",
+    };
+    Err(FileError::OnlyKeys {
+        keys,
+        unknown,
+        what,
+    })
 }
 
 /// Mapped columns whose header repeats an earlier column's; see [`Format::duplicates`].
@@ -1956,6 +1968,19 @@ mod tests {
         assert_eq!(
             err.to_string(),
             "only the key columns \"KdNr\", \"FIN\" were understood; \"AufDat\", \"AufKM\", \"AufArt\" were not: nothing but which customer holds which vehicle could be imported from this file. Map them under [import.columns] in the dealer policy (e.g. \"AufDat\" = \"visit_date\"), or map them to \"ignore\" to import only the holders"
+        );
+        // With the customer number alone, it says so.
+        let err = Parser::new(
+            "KdNr;AufDat\n1;12.04.22\n".as_bytes(),
+            "t.csv",
+            &TenantImport::default(),
+        )
+        .err()
+        .expect("refused");
+        assert!(
+            err.to_string()
+                .contains("nothing but customer numbers could be imported"),
+            "{err}"
         );
         // Mapped, the same file is a visit file.
         let mut policy = TenantImport::default();

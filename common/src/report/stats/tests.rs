@@ -259,7 +259,10 @@ fn clicks_are_counted_per_delivered_email_and_are_no_response() {
         r.bounced = !delivered;
         t.add_row(&r);
     }
-    assert_eq!((t.sent, t.delivered, t.clicked, t.clicks), (5, 4, 2, 6));
+    // A delivered letter has no link: it does not dilute the click rate.
+    t.add_row(&row(Some(Channel::Post), 0, None));
+    assert_eq!((t.sent, t.delivered, t.clicked, t.clicks), (6, 5, 2, 6));
+    assert_eq!(t.emails_delivered, 4);
     assert_eq!(t.responses, 0);
     let f = t.figures();
     assert_eq!(f.click_rate, Some(0.5));
@@ -267,6 +270,6 @@ fn clicks_are_counted_per_delivered_email_and_are_no_response() {
     let mut sum = Tally::default();
     sum.add(&t);
     sum.add(&t);
-    assert_eq!((sum.clicked, sum.clicks), (4, 12));
+    assert_eq!((sum.clicked, sum.clicks, sum.emails_delivered), (4, 12, 8));
     assert_eq!(Tally::default().figures().click_rate, None);
 }

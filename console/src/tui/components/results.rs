@@ -428,7 +428,7 @@ fn notes(r: &Report, width: u16) -> Vec<Line<'static>> {
             "Lift: sent − control rate, points; bar: its 95 % interval, ┆/┿ zero. €/incr: cost per added response."
         }));
     }
-    if let Some(note) = r.total.lift_note() {
+    if let Some(note) = r.total.lift_note(r.query.pooled) {
         lines.push(Line::from(note));
     }
     if let Some(rule) = &r.rule {

@@ -99,10 +99,24 @@ impl Dispatcher {
             return Ok(None);
         };
         let p = self.policies.current();
-        if !p.brand.tracking.clicks || p.tenant(&tenant).is_none() {
+        if p.tenant(&tenant).is_none() {
             return Ok(None);
         }
         let store = self.stores.tenant(&tenant)?;
+        // A link already sent keeps working when the brand stops tracking:
+        // it still leads where the email said, and nothing is recorded.
+        if !p.brand.tracking.clicks {
+            let url = store
+                .tracking(id)?
+                .and_then(|t| t.links.get((link as usize).wrapping_sub(1)).cloned());
+            return Ok(url.map(|url| Click {
+                tenant,
+                id,
+                link,
+                url,
+                first: false,
+            }));
+        }
         let _lock = store.plan_lock();
         let Some(m) = self.message_or_skip(&store, id)? else {
             return Ok(None);
@@ -113,13 +127,25 @@ impl Dispatcher {
         let Some(url) = tracked.links.get(link as usize - 1).cloned() else {
             return Ok(None);
         };
+        let first = !tracked.clicked.contains(&link);
+        // Repeated clicks are counted up to a bound and written without a
+        // flush: a link hammered (or a scanner's) costs no unbounded
+        // durable writes under the tenant's lock.
+        if !first && tracked.clicks >= MAX_COUNTED_CLICKS {
+            return Ok(Some(Click {
+                tenant,
+                id,
+                link,
+                url,
+                first,
+            }));
+        }
         let now = Timestamp::now();
         tracked.first_click.get_or_insert(now);
         tracked.clicks = tracked.clicks.saturating_add(1);
         let mut after = m.clone();
         // One history line per link, at its first click: a person (or a
         // scanner) clicking again grows no history.
-        let first = !tracked.clicked.contains(&link);
         if first {
             tracked.clicked.push(link);
             after.history.push((
@@ -130,8 +156,12 @@ impl Dispatcher {
         }
         let mut c = Change::new(m, after);
         c.tracking = Some(tracked);
-        store.apply(&[c])?;
-        store.flush()?;
+        if first {
+            store.apply(&[c])?;
+            store.flush()?;
+        } else {
+            store.apply_unflushed(&[c])?;
+        }
         Ok(Some(Click {
             tenant,
             id,
@@ -141,6 +171,9 @@ impl Dispatcher {
         }))
     }
 }
+
+/// Clicks counted on one message; more are followed but not written.
+const MAX_COUNTED_CLICKS: u32 = 100;
 
 /// An address as a history line shows it: at most [`SHOWN_URL_CHARS`]
 /// characters, without its query (which may carry personal data).

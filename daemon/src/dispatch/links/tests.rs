@@ -107,3 +107,33 @@ fn nothing_to_track_leaves_both_parts_as_they_are() {
     assert_eq!(r.text, "Hallo, keine Links hier. http:/kaputt");
     assert_eq!(r.html, html);
 }
+
+/// A reference cut by the 12-byte look-ahead inside a character stopped
+/// every email (a panic in the claim); and an `href` the mail client
+/// fetches by itself (`<link>`, `<base>`) is no click.
+#[test]
+fn umlauts_after_an_ampersand_and_hrefs_no_reader_clicks() {
+    let html = "<link rel=\"stylesheet\" href=\"https://fonts.example/css\">\
+                <base href=\"https://base.example/\">\
+                <a href=\"https://x.example/?a=1&q=Bremsenpüf\">x</a>\
+                <AREA href=\"https://y.example/karte\">";
+    let r = run("", html);
+    assert_eq!(
+        r.links,
+        [
+            "https://x.example/?a=1&q=Bremsenpüf",
+            "https://y.example/karte"
+        ]
+    );
+    assert!(
+        r.html.contains("href=\"https://fonts.example/css\""),
+        "{}",
+        r.html
+    );
+    assert!(
+        r.html.contains("href=\"https://base.example/\""),
+        "{}",
+        r.html
+    );
+    assert_eq!(unescape("a&q=Bremsenpüf&amp;"), "a&q=Bremsenpüf&");
+}
