@@ -233,6 +233,8 @@ pub fn write_customer_export_as_of<W: Write>(
             line.push(delim);
             d.push_consent(&mut line, p.consent_post);
             line.push(delim);
+            d.push_consent(&mut line, p.consent_phone);
+            line.push(delim);
             if let Some(v) = v {
                 if bad == Some(Bad::Vin) {
                     push_bad_vin(&mut bad_rng, &mut line, v.vin_str());

@@ -137,6 +137,10 @@ pub(crate) struct Person {
     pub birth: Option<i32>,
     pub consent_email: Tri,
     pub consent_post: Tri,
+    /// Phone calls for advertising (the call centre's quality calls):
+    /// given by every fourth customer who gave a phone number and post
+    /// consent; derived, so it draws nothing from the generator.
+    pub consent_phone: Tri,
 }
 
 impl Person {
@@ -157,6 +161,7 @@ impl Person {
         self.birth = o.birth;
         self.consent_email = o.consent_email;
         self.consent_post = o.consent_post;
+        self.consent_phone = o.consent_phone;
     }
 
     fn clear(&mut self) {
@@ -174,6 +179,7 @@ impl Person {
         self.birth = None;
         self.consent_email = Tri::Unknown;
         self.consent_post = Tri::Unknown;
+        self.consent_phone = Tri::Unknown;
     }
 
     fn same_identity_text(&self, o: &Person) -> bool {
@@ -425,6 +431,11 @@ impl Gen {
             Tri::Yes
         } else {
             post
+        };
+        p.consent_phone = if !p.phone.is_empty() && p.consent_post == Tri::Yes && p.no % 4 == 0 {
+            Tri::Yes
+        } else {
+            Tri::Unknown
         };
     }
 

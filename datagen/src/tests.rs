@@ -113,15 +113,15 @@ fn headers_are_as_specified() {
     let expected = [
         (
             Dialect::DmsSemicolon1252,
-            "Kundennummer;Anrede;Vorname;Nachname;Firma;Straße;PLZ;Ort;E-Mail;Telefon;Geburtsdatum;Einwilligung E-Mail;Einwilligung Post;FIN;Marke;Modell;Erstzulassung;Letzter Service;km-Stand;Nächste HU;Garantieende",
+            "Kundennummer;Anrede;Vorname;Nachname;Firma;Straße;PLZ;Ort;E-Mail;Telefon;Geburtsdatum;Einwilligung E-Mail;Einwilligung Post;Einwilligung Telefon;FIN;Marke;Modell;Erstzulassung;Letzter Service;km-Stand;Nächste HU;Garantieende",
         ),
         (
             Dialect::DmsCommaUtf8Bom,
-            "Customer No,Salutation,First Name,Last Name,Company,Street,House No,Postcode,City,Email,Phone,Date of Birth,Email Consent,Post Consent,VIN,Make,Model,First Registration,Last Service Date,Mileage,Next Inspection,Warranty End",
+            "Customer No,Salutation,First Name,Last Name,Company,Street,House No,Postcode,City,Email,Phone,Date of Birth,Email Consent,Post Consent,Phone Consent,VIN,Make,Model,First Registration,Last Service Date,Mileage,Next Inspection,Warranty End",
         ),
         (
             Dialect::DmsTab,
-            "KdNr\tAnrede\tVorname\tName\tFirma\tStrasse\tPLZ\tOrt\tEMail\tTel\tGebDat\tEW_Mail\tEW_Post\tFIN\tFabrikat\tTyp\tEZ\tLetzteWS\tKM\tHU\tGarEnde",
+            "KdNr\tAnrede\tVorname\tName\tFirma\tStrasse\tPLZ\tOrt\tEMail\tTel\tGebDat\tEW_Mail\tEW_Post\tEW_Tel\tFIN\tFabrikat\tTyp\tEZ\tLetzteWS\tKM\tHU\tGarEnde",
         ),
     ];
     for (d, header) in expected {

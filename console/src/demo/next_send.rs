@@ -61,7 +61,8 @@ impl NextSend {
             thousands(self.letters)
         );
         if self.calls > 0 {
-            s.push_str(&format!(", {} call tasks", thousands(self.calls)));
+            let plural = if self.calls == 1 { "" } else { "s" };
+            s.push_str(&format!(", {} call task{plural}", thousands(self.calls)));
         }
         s
     }
