@@ -428,22 +428,37 @@ fn canonical<'a>(merges: &'a HashMap<String, String>, mut no: &'a str) -> &'a st
     no
 }
 
+/// Whom a response is about, after identity merges: the customer it
+/// names, else the holder of the vehicle it names; `None` when neither is
+/// known.
+fn recipient_of(
+    store: &TenantStore,
+    merges: &HashMap<String, String>,
+    customer_no: &str,
+    vin: &str,
+) -> store::Result<Option<String>> {
+    let holder = if customer_no.is_empty() {
+        match store.vehicle(vin)? {
+            Some(vehicle) => vehicle.customer_no,
+            None => return Ok(None),
+        }
+    } else {
+        customer_no.to_string()
+    };
+    Ok(Some(canonical(merges, &holder).to_string()))
+}
+
 /// A stored visit as a response, or `None` when no holder is known for it.
 fn response_of(
     store: &TenantStore,
     merges: &HashMap<String, String>,
     v: &ServiceVisit,
 ) -> store::Result<Option<Response>> {
-    let holder = if v.customer_no.is_empty() {
-        match store.vehicle(&v.vin)? {
-            Some(vehicle) => vehicle.customer_no,
-            None => return Ok(None),
-        }
-    } else {
-        v.customer_no.clone()
+    let Some(recipient) = recipient_of(store, merges, &v.customer_no, &v.vin)? else {
+        return Ok(None);
     };
     Ok(Some(Response {
-        recipient: canonical(merges, &holder).to_string(),
+        recipient,
         vin: Some(v.vin.clone()),
         kind: visit_kind(&v.kind).unwrap_or(UNRECOGNISED_VISIT),
         date: v.date,
@@ -463,16 +478,11 @@ fn reported_of(
     merges: &HashMap<String, String>,
     r: &ReportedResponse,
 ) -> store::Result<Option<Response>> {
-    let holder = if r.customer_no.is_empty() {
-        match store.vehicle(&r.vin)? {
-            Some(vehicle) => vehicle.customer_no,
-            None => return Ok(None),
-        }
-    } else {
-        r.customer_no.clone()
+    let Some(recipient) = recipient_of(store, merges, &r.customer_no, &r.vin)? else {
+        return Ok(None);
     };
     Ok(Some(Response {
-        recipient: canonical(merges, &holder).to_string(),
+        recipient,
         vin: (!r.vin.is_empty()).then(|| r.vin.clone()),
         kind: r.kind,
         date: r.date,
