@@ -18,6 +18,7 @@ pub mod policy;
 pub mod postage;
 pub mod protocol;
 pub mod queue;
+pub mod render;
 pub mod report;
 pub mod template;
 pub mod tenant;

@@ -836,7 +836,7 @@ pub fn read_files(
 }
 
 /// `rel` as the user knows it: under the directory they named, if any.
-fn shown_path(shown: &str, rel: &str) -> String {
+pub(crate) fn shown_path(shown: &str, rel: &str) -> String {
     if shown.is_empty() {
         rel.to_string()
     } else {
@@ -950,19 +950,6 @@ impl PolicySet {
                     parsed.insert(t.clone(), template);
                 }
                 Err(e) => errors.extend(e),
-            }
-        }
-
-        // The trial renders, once everything else holds: a template that
-        // prints an empty value for a customer without a vehicle, a
-        // company, a fleet or a long name.
-        if let (Some(b), true) = (&brand, errors.is_empty()) {
-            for mut e in crate::template::lint::check(&parsed, b) {
-                e.line = files
-                    .get(&e.file)
-                    .and_then(|text| crate::toml_file::line_of_key(text, &e.key));
-                e.file = name(&e.file);
-                errors.push(e);
             }
         }
 

@@ -3,7 +3,6 @@
 
 use std::collections::BTreeMap;
 
-use touchpoint_common::policy::PolicySet;
 use touchpoint_common::protocol::{ErrorKind, Identity, Response};
 use touchpoint_common::{Date, TenantId};
 
@@ -47,7 +46,7 @@ fn plan_tenants(ctx: &Ctx, who: &Identity, args: &Plan) -> Response {
                 "planning against other policies is a dry run only",
             )
         }
-        Some(files) => match PolicySet::validate(files, "") {
+        Some(files) => match touchpoint_common::render::lint::validate(files, "") {
             Ok(set) => Some(set),
             Err(errs) => {
                 let lines: Vec<String> = errs.iter().map(ToString::to_string).collect();
