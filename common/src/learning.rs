@@ -123,6 +123,74 @@ pub struct LearnedService {
     pub frozen: bool,
 }
 
+impl LearnedService {
+    /// `lead time: 28 days (learned from 31 dealers, 18,400 reminders: 11.2 %
+    /// responded vs 8.9 % at the policy's 42 days)`.
+    pub fn lead_text(&self) -> String {
+        let s = self;
+        let at = |l: u32| s.lead.arms.iter().find(|a| a.arm == Arm::Lead(l));
+        match s.lead.source {
+            Source::Policy => format!(
+                "lead time: {} days (policy; learning has {} dealer{}, needs {})",
+                s.lead.value,
+                s.dealers,
+                if s.dealers == 1 { "" } else { "s" },
+                s.min_dealers
+            ),
+            Source::Frozen => format!(
+                "lead time: {} days (frozen at version {})",
+                s.lead.value, s.lead.version
+            ),
+            Source::Learned => {
+                let mine = at(s.lead.value).and_then(|a| a.rate());
+                let theirs = at(s.policy_lead).and_then(|a| a.rate());
+                let head = format!(
+                    "lead time: {} days (learned from {} dealers, {} reminders",
+                    s.lead.value,
+                    s.dealers,
+                    count(s.sent)
+                );
+                match (mine, theirs) {
+                    _ if s.lead.value == s.policy_lead => format!(
+                        "{head}: {} responded; the policy's value is the best)",
+                        mine.map(percent).unwrap_or_else(|| "n/a".into())
+                    ),
+                    (Some(m), Some(t)) => format!(
+                        "{head}: {} responded vs {} at the policy's {} days)",
+                        percent(m),
+                        percent(t),
+                        s.policy_lead
+                    ),
+                    (Some(m), None) => format!(
+                        "{head}: {} responded; too little data at the policy's {} days)",
+                        percent(m),
+                        s.policy_lead
+                    ),
+                    _ => format!("{head})"),
+                }
+            }
+        }
+    }
+
+    /// `send time: Tue 09:00 (learned slot; exploring 10 %)`.
+    pub fn slot_text(&self) -> String {
+        let s = self;
+        match s.slot.value {
+            None => "send time: the policy's window".into(),
+            Some((wd, h)) => format!(
+                "send time: {} ({} slot{})",
+                Arm::Slot(wd, h),
+                s.slot.source.as_str(),
+                if s.frozen || s.explore_percent == 0 {
+                    String::new()
+                } else {
+                    format!("; exploring {} %", s.explore_percent)
+                }
+            ),
+        }
+    }
+}
+
 /// The learned state in the central store.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct LearnedState {
@@ -144,6 +212,25 @@ impl LearnedState {
         self.services
             .iter()
             .find(|s| s.service == service && s.channel == channel)
+    }
+}
+
+/// What an administrator does to a service's learned values.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LearningAction {
+    /// Keep the values in force; stop updating them.
+    Freeze,
+    /// Back to the policy's values; learn again from data sent from now on.
+    Reset,
+}
+
+impl LearningAction {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Freeze => "freeze",
+            Self::Reset => "reset",
+        }
     }
 }
 

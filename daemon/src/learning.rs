@@ -59,7 +59,7 @@ use std::sync::{Arc, Mutex, RwLock};
 
 use touchpoint_common::domain::{Channel, Timestamp};
 use touchpoint_common::learning::{
-    count, percent, Arm, ArmFigures, Choice, LearnedService, LearnedState, Source,
+    percent, Arm, ArmFigures, Choice, LearnedService, LearnedState, Source,
 };
 use touchpoint_common::policy::{BrandPolicy, PolicySet, Service, Weekday};
 use touchpoint_common::protocol::{AuditEntry, AuditOutcome, NO_UID};
@@ -369,68 +369,14 @@ fn changes(prev: &LearnedState, next: &LearnedState) -> Vec<String> {
     out
 }
 
-/// `lead time: 28 days (learned from 31 dealers, 18,400 reminders: 11.2 %
-/// responded vs 8.9 % at the policy's 42 days)`.
+/// The *why* line of a service's lead time in force.
 pub fn lead_text(s: &LearnedService) -> String {
-    let at = |l: u32| s.lead.arms.iter().find(|a| a.arm == Arm::Lead(l));
-    match s.lead.source {
-        Source::Policy => format!(
-            "lead time: {} days (policy; learning has {} dealer{}, needs {})",
-            s.lead.value,
-            s.dealers,
-            if s.dealers == 1 { "" } else { "s" },
-            s.min_dealers
-        ),
-        Source::Frozen => format!(
-            "lead time: {} days (frozen at version {})",
-            s.lead.value, s.lead.version
-        ),
-        Source::Learned => {
-            let mine = at(s.lead.value).and_then(|a| a.rate());
-            let theirs = at(s.policy_lead).and_then(|a| a.rate());
-            let head = format!(
-                "lead time: {} days (learned from {} dealers, {} reminders",
-                s.lead.value,
-                s.dealers,
-                count(s.sent)
-            );
-            match (mine, theirs) {
-                _ if s.lead.value == s.policy_lead => format!(
-                    "{head}: {} responded; the policy's value is the best)",
-                    mine.map(percent).unwrap_or_else(|| "n/a".into())
-                ),
-                (Some(m), Some(t)) => format!(
-                    "{head}: {} responded vs {} at the policy's {} days)",
-                    percent(m),
-                    percent(t),
-                    s.policy_lead
-                ),
-                (Some(m), None) => format!(
-                    "{head}: {} responded; too little data at the policy's {} days)",
-                    percent(m),
-                    s.policy_lead
-                ),
-                _ => format!("{head})"),
-            }
-        }
-    }
+    s.lead_text()
 }
 
-/// `send time: Tue 09:00 (learned slot; exploring 10 %)`.
+/// The words for a service's send slot in force.
 pub fn slot_text(s: &LearnedService) -> String {
-    match s.slot.value {
-        None => "send time: the policy's window".into(),
-        Some((wd, h)) => format!(
-            "send time: {} ({} slot{})",
-            Arm::Slot(wd, h),
-            s.slot.source.as_str(),
-            if s.frozen || s.explore_percent == 0 {
-                String::new()
-            } else {
-                format!("; exploring {} %", s.explore_percent)
-            }
-        ),
-    }
+    s.slot_text()
 }
 
 /// What the planner uses: the learned state in force, read-only.
