@@ -11,6 +11,7 @@ pub mod consent;
 pub mod csv_out;
 pub mod date;
 pub mod domain;
+pub mod learning;
 pub mod limits;
 pub mod money;
 pub mod outbox;

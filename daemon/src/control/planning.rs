@@ -76,6 +76,7 @@ fn plan_tenants(ctx: &Ctx, who: &Identity, args: &Plan) -> Response {
     // At most ~2,000 listed messages in all, so the answer fits a frame.
     let show = (show as usize).min(2_000 / tenants.len().max(1)).min(500);
     let today = (*day).unwrap_or_else(Date::today);
+    let learned = ctx.planning.learning.refresh(&ctx.stores, &current, today);
     Response::Planned(crate::planner::request(
         &ctx.stores,
         &current,
@@ -84,7 +85,7 @@ fn plan_tenants(ctx: &Ctx, who: &Identity, args: &Plan) -> Response {
         today,
         dry_run,
         show,
-        &ctx.planning.leads,
+        &learned,
     ))
 }
 
