@@ -136,7 +136,7 @@ fn windows_1252_semicolon_customer_export() {
         vec![
             "kunden.csv:4: email: \"max@@example\" is not an address",
             "kunden.csv:9: postcode: \"1234567\" is not a German postcode (5 digits)",
-            "kunden.csv:11: email: \"oeztuerk(at)web.de\" is not an address; also birth_date: \"31.02.1990\" is not a date (expected DD.MM.YYYY or YYYY-MM-DD)",
+            "kunden.csv:11: email: \"oeztuerk(at)web.de\" is not an address; also birth_date: \"31.02.1990\" does not exist: February 1990 has 28 days",
             "kunden.csv:12: row: has 19 values but the header has 16 columns (a delimiter inside an unquoted value?)",
             "kunden.csv:13: customer_no: missing: every row needs a customer number or a VIN",
             "kunden.csv:14: row: has 14 values but the header has 16 columns",
@@ -245,10 +245,10 @@ fn utf8_with_bom_vehicle_export() {
     assert_eq!(
         p.error_lines(),
         vec![
-            "fahrzeuge.csv:4: vin: \"WAUZZZ8V0KA00001\" is not a 17-character VIN",
+            "fahrzeuge.csv:4: vin: \"WAUZZZ8V0KA00001\" is not a VIN: it has 16 characters, a VIN has 17",
             "fahrzeuge.csv:5: customer_no: missing: a vehicle needs the customer number of its holder",
             "fahrzeuge.csv:6: last_service_km: \"-1200\" is negative",
-            "fahrzeuge.csv:7: first_registration: \"13.13.2020\" is not a date (expected DD.MM.YYYY or YYYY-MM-DD); also last_service_km: \"2.500.000\" is not a plausible mileage (more than 2,000,000 km)",
+            "fahrzeuge.csv:7: first_registration: \"13.13.2020\" does not exist: there is no month 13; also last_service_km: \"2.500.000\" is not a plausible mileage (more than 2,000,000 km)",
         ]
     );
     assert_eq!(
@@ -388,7 +388,7 @@ fn tab_separated_visit_export() {
         vec![
             "werkstatt.tsv:5: customer_no: missing: every row needs a customer number or a VIN",
             "werkstatt.tsv:6: visit_date: missing: a service visit needs a date",
-            "werkstatt.tsv:7: visit_date: \"32.01.2025\" is not a date (expected DD.MM.YYYY or YYYY-MM-DD)",
+            "werkstatt.tsv:7: visit_date: \"32.01.2025\" does not exist: there is no day 32",
         ]
     );
     let visits: Vec<ServiceVisit> = p.rows.iter().filter_map(|r| r.visit.clone()).collect();
