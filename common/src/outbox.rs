@@ -221,7 +221,21 @@ pub struct Dispatch {
     pub address: String,
 }
 
+/// The domain of the `Message-ID` of a message imported from a previous
+/// system's send history: it was never sent by us, and its time of day is
+/// not known (the history gives the day only).
+pub const HISTORY_MESSAGE_DOMAIN: &str = "history.touchpoint.invalid";
+
 impl Message {
+    /// A message imported from a send history, not planned and sent here:
+    /// its day is the history's, its time of day made up.
+    pub fn from_send_history(&self) -> bool {
+        self.message_id
+            .strip_suffix('>')
+            .and_then(|id| id.rsplit_once('@'))
+            .is_some_and(|(_, domain)| domain == HISTORY_MESSAGE_DOMAIN)
+    }
+
     /// Records a status change with its reason.
     pub fn set_status(&mut self, at: Timestamp, status: MessageStatus, why: impl Into<String>) {
         self.status = status;

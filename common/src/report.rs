@@ -36,6 +36,10 @@ pub struct ResultRow {
     pub response: Option<Credited>,
     /// Clicks on its tracked links (brand `[tracking] clicks`); no response.
     pub clicks: u32,
+    /// Whether `sent_at` holds the real time of day: false for a message
+    /// imported from a send history (the day only), which no send-slot
+    /// learning may count.
+    pub time_known: bool,
 }
 
 impl ResultRow {
@@ -208,6 +212,7 @@ mod tests {
             unsubscribed: false,
             response: Some(credited),
             clicks: 3,
+            time_known: true,
         };
         let back: ResultRow = decode_frame(&encode_frame(&row).expect("encode")).expect("decode");
         assert_eq!(back, row);

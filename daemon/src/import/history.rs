@@ -337,7 +337,11 @@ fn message(
         .unwrap_or_default();
     Message {
         id,
-        message_id: format!("<tp.{}.{id}@history.touchpoint.invalid>", store.id()),
+        message_id: format!(
+            "<tp.{}.{id}@{}>",
+            store.id(),
+            touchpoint_common::outbox::HISTORY_MESSAGE_DOMAIN
+        ),
         recipient: a.recipient.clone(),
         channel,
         service: s.service.clone(),

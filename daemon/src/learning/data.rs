@@ -82,6 +82,10 @@ pub fn collect(
                 .or_default()
                 .add(&hit);
         }
+        // A send history gives the day only: its made-up hour is no slot.
+        if !r.time_known {
+            continue;
+        }
         let slot = Arm::Slot(
             local.weekday().num_days_from_monday() as u8,
             local.hour() as u8,

@@ -330,6 +330,7 @@ fn row(sent: Date, due: Date, answered: bool) -> ResultRow {
             source: "w.csv:2".into(),
         }),
         clicks: 0,
+        time_known: true,
     }
 }
 
@@ -377,6 +378,25 @@ fn a_dealers_counts_use_closed_windows_and_a_baseline_per_lead() {
     // 2026-06-06 is a Saturday, 2026-06-02 a Tuesday.
     assert_eq!(slot(5, 9), Some(1));
     assert_eq!(slot(1, 9), Some(1));
+    // A send history's message (day only, its hour made up) counts for its
+    // lead, never for a slot.
+    let mut from_history = rows.clone();
+    from_history[1].time_known = false;
+    let hist = collect(
+        &from_history,
+        &controls,
+        &grids(&b, &BTreeMap::new()),
+        today,
+    );
+    assert_eq!(
+        hist.cells
+            .get(&("due".to_string(), Channel::Email, Arm::Lead(28)))
+            .map(|c| c.sent),
+        Some(1)
+    );
+    assert!(!hist
+        .cells
+        .contains_key(&("due".to_string(), Channel::Email, Arm::Slot(1, 9))));
     let base = |l| data.baseline[&("due".to_string(), l)];
     assert_eq!((base(14).control, base(14).control_responses), (1, 0));
     assert_eq!((base(21).control, base(21).control_responses), (1, 1));

@@ -51,6 +51,7 @@ fn row(channel: Option<Channel>, cost: i64, response: Option<i64>) -> ResultRow 
             source: "werkstatt.csv:2".into(),
         }),
         clicks: 0,
+        time_known: true,
     }
 }
 

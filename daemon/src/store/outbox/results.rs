@@ -128,6 +128,7 @@ impl TenantStore {
                 unsubscribed: false,
                 response: credits.get(&m.id).cloned(),
                 clicks: tracking.get(&m.id).map_or(0, |t| t.clicks),
+                time_known: !m.from_send_history(),
             });
         }
         for (recipient, sent) in &emails {
