@@ -78,7 +78,10 @@ impl Daemon {
             Arc::new(crate::planner::history::Covered {
                 policies: policies.clone(),
             }),
-        ));
+        )
+        .with_journeys(Arc::new(crate::planner::journey::Refresh {
+            policies: policies.clone(),
+        })));
         // Bound before dispatch starts: the links in its emails name the
         // address actually bound when `public_url` is not set.
         let http = match &cfg.http {

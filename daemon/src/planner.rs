@@ -24,6 +24,7 @@
 pub mod consent;
 pub mod control;
 pub mod history;
+pub mod journey;
 pub mod occasions;
 pub mod recipients;
 mod steps;
@@ -208,7 +209,16 @@ pub fn plan_tenant(
         clock = now;
         d.as_micros() as u64
     };
-    let recipients = recipients::load(store)?;
+    let mut recipients = recipients::load(store)?;
+    // Time passes: stages change without new data. A dry run derives the
+    // same transitions and stores none.
+    journey::refresh(
+        store,
+        &mut recipients,
+        &set.brand.journey,
+        today,
+        mode == Mode::Commit,
+    )?;
     let load_us = lap();
     report.recipients = recipients.len() as u64;
     let index: HashMap<&str, usize> = recipients

@@ -443,6 +443,7 @@ fn latest_send(o: &Occasion, s: &Service) -> Date {
     use touchpoint_common::policy::OccasionKind as K;
     match o.kind {
         K::Campaign => s.to.map(|d| d.0).unwrap_or(o.due),
+        K::Journey => o.due.add_days(occasions::JOURNEY_GRACE_DAYS),
         K::Birthday => o.due,
         _ => o.due.add_days(-1),
     }

@@ -22,6 +22,7 @@ use touchpoint_common::policy::{
 };
 use touchpoint_common::{Date, TenantId};
 
+use super::journey;
 use super::occasions::{self, Window};
 use super::recipients::{self, Recipient};
 use super::steps::{self, Draft, History, Input, Outcome};
@@ -990,12 +991,12 @@ fn campaign_segment_by_journey_stage() {
         r
     };
     let j = Fix::new().brand.journey;
-    let stage = |r: &Recipient| occasions::journey_stage(r, &j, d(2026, 11, 10));
+    let stage = |r: &Recipient| journey::customer_stage(r, &j, d(2026, 11, 10));
     assert_eq!(stage(&with(d(2026, 1, 1), None)), JourneyStage::New);
     // 10 months since the visit.
     assert_eq!(
         stage(&with(d(2018, 1, 1), Some(d(2026, 1, 10)))),
-        JourneyStage::Loyal
+        JourneyStage::Active
     );
     // 22 months.
     assert_eq!(
@@ -1005,14 +1006,14 @@ fn campaign_segment_by_journey_stage() {
     // 46 months, and never.
     assert_eq!(
         stage(&with(d(2018, 1, 1), Some(d(2023, 1, 10)))),
-        JourneyStage::Lost
+        JourneyStage::Lapsed
     );
-    assert_eq!(stage(&with(d(2018, 1, 1), None)), JourneyStage::Lost);
+    assert_eq!(stage(&with(d(2018, 1, 1), None)), JourneyStage::Lapsed);
 
-    let active = seg(|s| s.journey_stages = vec![JourneyStage::Loyal, JourneyStage::Lapsing]);
+    let active = seg(|s| s.journey_stages = vec![JourneyStage::Active, JourneyStage::Lapsing]);
     assert_eq!(
         matches(&with(d(2018, 1, 1), Some(d(2026, 1, 10))), &active),
-        Some((None, "journey stage loyal".to_string()))
+        Some((None, "journey stage active".to_string()))
     );
     assert_eq!(matches(&with(d(2018, 1, 1), None), &active), None);
 }
