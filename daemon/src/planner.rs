@@ -36,7 +36,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tokio_util::sync::CancellationToken;
-use touchpoint_common::domain::Timestamp;
+use touchpoint_common::domain::{Channel, Timestamp};
 use touchpoint_common::outbox::{
     month_of, Message, MessageStatus, PlanChange, PlanReport, ServiceTotals, Step, Why,
 };
@@ -78,6 +78,15 @@ impl LeadTimes {
             .get(&(tenant.to_string(), service.to_string()))
             .copied()
             .unwrap_or(policy_days)
+    }
+
+    /// The expected incremental response of one message of `service` on
+    /// `channel`, as a factor on the service's policy value, with its
+    /// evidence for the *why*: learned from the pooled responses by the
+    /// learning module, which fills it. Until then (and while data is thin)
+    /// `None`: the policy's `value` is the estimate.
+    pub fn incremental_response(&self, _service: &str, _channel: Channel) -> Option<(f64, String)> {
+        None
     }
 
     /// Installs a learned lead time (days) for one tenant and service.
