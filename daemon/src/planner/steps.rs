@@ -534,10 +534,13 @@ fn choose(drafts: &[Draft], contacts: &[Date], input: &Input) -> Choice {
         trial.sort_unstable();
         match fits(drafts, &trial, contacts, brand) {
             Ok(()) => chosen = trial,
-            Err(reason) => {
+            Err(_) => {
                 if fits(drafts, &[i], contacts, brand).is_err() {
                     continue;
                 }
+                // Why it has no day once the better ones have theirs.
+                let after: Vec<usize> = chosen.iter().copied().chain([i]).collect();
+                let reason = fits(drafts, &after, contacts, brand).err().unwrap_or_default();
                 // The offer it lost to: the best kept one without which it
                 // would fit, else the best kept one.
                 let winner = rank
