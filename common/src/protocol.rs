@@ -25,7 +25,7 @@ use crate::{Date, TenantId};
 /// Magic bytes at the start of every hello.
 pub const PROTOCOL_MAGIC: [u8; 4] = *b"TPNT";
 /// Bump on any incompatible change to the messages after the hello.
-pub const PROTOCOL_VERSION: u32 = 4;
+pub const PROTOCOL_VERSION: u32 = 5;
 /// Size of the chunks a file is uploaded in; well below the frame limit.
 pub const UPLOAD_CHUNK_BYTES: usize = 1 << 20;
 
@@ -120,6 +120,7 @@ impl Role {
             | Request::Overview
             | Request::Report { .. }
             | Request::Responses { .. }
+            | Request::Customer { .. }
             | Request::Subscribe => true,
             // Anyone but read-only may propose; only a reviewer decides.
             Request::Propose { .. } | Request::ProposeRollback { .. } => {
@@ -185,6 +186,8 @@ fn brand_allows(request: &Request) -> bool {
         | Request::Overview
         // A dealer's customers' visits, one by one.
         | Request::Responses { .. }
+        // A dealer's customer, whole.
+        | Request::Customer { .. }
         // The feed names the tenants whose data changed.
         | Request::Subscribe => false,
     }
@@ -393,6 +396,14 @@ pub enum Request {
         /// Only those credited to nothing.
         organic_only: bool,
         limit: u32,
+    },
+    /// One stored customer of a tenant: identity, merges, vehicles with
+    /// their journey stages, consents with their sources, visits,
+    /// responses, the journey with its last transitions, and the messages;
+    /// long lists cut at [`CustomerDetail::MAX_ITEMS`], with how many more.
+    Customer {
+        tenant: TenantId,
+        customer: String,
     },
 }
 
@@ -883,6 +894,7 @@ impl Request {
             Request::Responses { customer, .. } => customer
                 .as_deref()
                 .map_or(Ok(()), |c| l::line("customer", c, l::NAME_CHARS)),
+            Request::Customer { customer, .. } => l::line("customer", customer, l::NAME_CHARS),
             Request::UploadBegin { file_name, .. } | Request::CallOutcomes { file_name, .. } => {
                 l::line("file name", file_name, l::NAME_CHARS)
             }
@@ -990,6 +1002,7 @@ impl Request {
             Request::Report { query } if query.pooled => "pooled-report",
             Request::Report { .. } => "report",
             Request::Responses { .. } => "responses",
+            Request::Customer { .. } => "customer",
             Request::Content { .. } => "content",
             Request::Overview => "overview",
             Request::Subscribe => "subscribe",
@@ -1035,6 +1048,63 @@ pub enum Response {
     Changed(Changes),
     Report(Box<Report>),
     Responses(Box<crate::report::ResponseList>),
+    Customer(Box<CustomerDetail>),
+}
+
+/// The answer to [`Request::Customer`]: one customer as stored. Every list
+/// holds at most [`CustomerDetail::MAX_ITEMS`], newest first where it has
+/// an order in time; its `_more` count says how many were left out.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CustomerDetail {
+    pub tenant: TenantId,
+    pub customer: crate::domain::Customer,
+    /// The number asked for was merged into this customer (the detail is
+    /// the survivor's): the number asked for.
+    pub asked_for: Option<String>,
+    /// Merges this customer took part in (as survivor or as merged), undone ones too.
+    pub merges: Vec<crate::domain::MergeRecord>,
+    pub merges_more: u64,
+    /// The customer's vehicles and those of the numbers merged into them.
+    pub vehicles: Vec<CustomerVehicle>,
+    pub vehicles_more: u64,
+    /// The latest statement per channel of the customer and of each number
+    /// merged into them, with its source.
+    pub consents: Vec<crate::domain::Consent>,
+    pub consents_more: u64,
+    /// Responses of response files that name the customer (or a number
+    /// merged into them), newest first.
+    pub responses: Vec<crate::report::ReportedResponse>,
+    pub responses_more: u64,
+    /// The journey as last derived (after an import or a daily plan);
+    /// `None` before the first.
+    pub journey: Option<crate::domain::JourneyRecord>,
+    pub messages: Vec<CustomerMessage>,
+    pub messages_more: u64,
+}
+
+impl CustomerDetail {
+    /// The longest list an answer holds.
+    pub const MAX_ITEMS: usize = 50;
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CustomerVehicle {
+    pub vehicle: crate::domain::Vehicle,
+    /// Its journey stage as last derived.
+    pub stage: Option<crate::domain::VehicleStage>,
+    /// Its workshop visits, newest first.
+    pub visits: Vec<crate::domain::ServiceVisit>,
+    pub visits_more: u64,
+}
+
+/// One message of a customer, as a line.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CustomerMessage {
+    pub id: u64,
+    pub service: String,
+    pub channel: crate::domain::Channel,
+    pub status: crate::outbox::MessageStatus,
+    pub send_on: Date,
 }
 
 /// The answer to [`Request::Plan`].

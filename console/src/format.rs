@@ -4,9 +4,11 @@
 
 use std::fmt::Write as _;
 
+mod customer;
 mod report;
 mod responses;
 mod visible;
+pub use customer::customer;
 pub use report::{report, report_csv, report_json};
 pub use responses::{responses, responses_csv};
 pub use visible::visible;

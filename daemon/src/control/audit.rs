@@ -60,6 +60,7 @@ impl Audited {
             | Request::Content { .. }
             | Request::Overview
             | Request::Responses { .. }
+            | Request::Customer { .. }
             | Request::Subscribe => false,
             // Reading the pooled report is the brand's access to every
             // dealer's figures: who read which, when, is kept.

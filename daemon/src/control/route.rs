@@ -217,6 +217,9 @@ pub(super) async fn route(
             })
             .await
         }
+        Request::Customer { tenant, customer } => {
+            blocking(ctx, who, move |c, _| tenants::customer(c, &tenant, &customer)).await
+        }
     };
     if let Some(what) = audited {
         audit::answered(ctx, who, what, &reply);

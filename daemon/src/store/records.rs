@@ -215,6 +215,18 @@ impl Records {
             .map(move |r| r.map_err(self.db.err()).and_then(|b| decode_visit(&b)))
     }
 
+    /// Responses reported in response files that name this customer number.
+    pub(super) fn responses_of(&self, customer_no: &str) -> Result<Vec<ReportedResponse>> {
+        self.responses
+            .scan_prefix(keys::customer_prefix(customer_no))
+            .values()
+            .map(|r| {
+                r.map_err(self.db.err())
+                    .and_then(|b| decode("responses", &b))
+            })
+            .collect()
+    }
+
     /// Responses reported in response files, by customer or VIN.
     pub(super) fn responses(&self) -> impl Iterator<Item = Result<ReportedResponse>> + '_ {
         self.responses.iter().values().map(move |r| {

@@ -227,6 +227,11 @@ impl TenantStore {
         self.records.responses()
     }
 
+    /// Responses reported in response files that name this customer number.
+    pub fn responses_of(&self, customer_no: &str) -> Result<Vec<ReportedResponse>> {
+        self.records.responses_of(customer_no)
+    }
+
     pub fn stats(&self) -> Result<TenantStats> {
         self.records.stats()
     }
