@@ -1120,10 +1120,7 @@ impl JourneyRecord {
     /// Adds a transition, dropping the oldest beyond the bound.
     pub fn push(&mut self, t: JourneyTransition) {
         self.transitions.push(t);
-        let over = self
-            .transitions
-            .len()
-            .saturating_sub(Self::MAX_TRANSITIONS);
+        let over = self.transitions.len().saturating_sub(Self::MAX_TRANSITIONS);
         self.transitions.drain(..over);
     }
 

@@ -16,8 +16,8 @@ use std::fmt;
 
 use serde::{Deserialize, Deserializer, Serialize};
 
-use crate::domain::{Channel, ImportField};
 pub use crate::domain::{AnyStage, JourneyStage, VehicleStage};
+use crate::domain::{Channel, ImportField};
 use crate::money::Money;
 use crate::template::Template;
 use crate::toml_file::{invalid, parse_toml, ConfigError};
@@ -1216,7 +1216,7 @@ fn check_brand(
         err(
             "journey.ageing_years".into(),
             format!(
-                "must be later than journey.new_months ({} months), got {} years",
+                "must be past journey.new_months ({} months), got {} year(s)",
                 j.new_months, j.ageing_years
             ),
         );

@@ -43,7 +43,10 @@ fn customer_shows_the_stored_customer_with_merges_vehicles_consents_and_journey(
     let stdout = text(&out.stdout);
     assert_eq!(out.status.code(), Some(0), "{stdout}{}", text(&out.stderr));
     let lines: Vec<&str> = stdout.lines().collect();
-    assert_eq!(lines[0], "customer K-10001 of d001: Jürgen Weiß", "{stdout}");
+    assert_eq!(
+        lines[0], "customer K-10001 of d001: Jürgen Weiß",
+        "{stdout}"
+    );
     assert_eq!(lines[1], "  (K-10006 was merged into K-10001)", "{stdout}");
     let first = format!(
         "  WNWZZZ3CZNB000101  Nordwagen Fjord  {}  registered 2019-03-15, warranty end 2024-03-14, next HU 2026-03-15",

@@ -95,10 +95,15 @@ pub fn customer(d: &CustomerDetail) -> String {
         }
     }
 
-    let _ = writeln!(out, "\nvehicles ({})", d.vehicles.len() as u64 + d.vehicles_more);
+    let _ = writeln!(
+        out,
+        "\nvehicles ({})",
+        d.vehicles.len() as u64 + d.vehicles_more
+    );
     for v in &d.vehicles {
         let x = &v.vehicle;
-        let date = |d: Option<touchpoint_common::Date>| d.map_or("–".to_string(), |d| d.to_string());
+        let date =
+            |d: Option<touchpoint_common::Date>| d.map_or("–".to_string(), |d| d.to_string());
         let _ = writeln!(
             out,
             "  {}  {} {}  {}  registered {}, warranty end {}, next HU {}",

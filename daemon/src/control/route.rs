@@ -218,7 +218,10 @@ pub(super) async fn route(
             .await
         }
         Request::Customer { tenant, customer } => {
-            blocking(ctx, who, move |c, _| tenants::customer(c, &tenant, &customer)).await
+            blocking(ctx, who, move |c, _| {
+                tenants::customer(c, &tenant, &customer)
+            })
+            .await
         }
     };
     if let Some(what) = audited {

@@ -74,7 +74,12 @@ pub fn customer_stage(r: &Recipient, j: &Journey, today: Date) -> JourneyStage {
 
 /// The recipient's journey on `today`, with the transitions from `old`
 /// (the record stored before) added.
-pub fn derive(r: &Recipient, old: Option<&JourneyRecord>, j: &Journey, today: Date) -> JourneyRecord {
+pub fn derive(
+    r: &Recipient,
+    old: Option<&JourneyRecord>,
+    j: &Journey,
+    today: Date,
+) -> JourneyRecord {
     let stage = customer_stage(r, j, today);
     let mut vehicles: Vec<VehicleJourney> = r
         .vehicles

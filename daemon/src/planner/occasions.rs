@@ -2,8 +2,8 @@
 //! planning horizon, each with the date it happens and how that was found.
 
 use touchpoint_common::domain::Channel;
-use touchpoint_common::outbox::Occasion;
 use touchpoint_common::domain::JourneyTransition;
+use touchpoint_common::outbox::Occasion;
 use touchpoint_common::policy::{AnyStage, BrandPolicy, OccasionKind, Segment, Service};
 use touchpoint_common::Date;
 
@@ -168,7 +168,10 @@ pub fn find(
                     None => "first derived".to_string(),
                 };
                 let whose = subject.map(|v| format!("vehicle {v} ")).unwrap_or_default();
-                let reason = format!("{whose}entered journey stage {} on {day} ({was})", stage.as_str());
+                let reason = format!(
+                    "{whose}entered journey stage {} on {day} ({was})",
+                    stage.as_str()
+                );
                 out.push(occasion(key, subject, due, reason));
             }
         }
@@ -494,9 +497,8 @@ pub fn segment_match(
         }
         why.push(format!("journey stage {}", stage.as_str()));
     }
-    let looks_at_vehicles = !seg.models.is_empty()
-        || seg.vehicle_age_years.is_some()
-        || !seg.vehicle_stages.is_empty();
+    let looks_at_vehicles =
+        !seg.models.is_empty() || seg.vehicle_age_years.is_some() || !seg.vehicle_stages.is_empty();
     if !looks_at_vehicles {
         return Some((None, why.join(", ")));
     }

@@ -416,7 +416,13 @@ pub fn shape(
     let mut merged: Vec<Option<Draft>> = merged.into_iter().map(Some).collect();
     for lost in &choice.lost {
         if let Some(d) = merged[lost.index].take() {
-            drop_all(&mut out.dropped, r, &d.occasions, Step::Capping, &lost.reason);
+            drop_all(
+                &mut out.dropped,
+                r,
+                &d.occasions,
+                Step::Capping,
+                &lost.reason,
+            );
         }
     }
     for (i, d) in merged.into_iter().enumerate() {
@@ -502,7 +508,12 @@ pub fn expected(d: &Draft, input: &Input) -> (i64, String) {
 
 /// Whether the drafts (indices into `drafts`, in its order) all find a day
 /// within the contact rules, placed as step 4 places them; else why not.
-fn fits(drafts: &[Draft], which: &[usize], contacts: &[Date], brand: &BrandPolicy) -> Result<(), String> {
+fn fits(
+    drafts: &[Draft],
+    which: &[usize],
+    contacts: &[Date],
+    brand: &BrandPolicy,
+) -> Result<(), String> {
     let mut cs = contacts.to_vec();
     for &i in which {
         let d = &drafts[i];
@@ -540,7 +551,9 @@ fn choose(drafts: &[Draft], contacts: &[Date], input: &Input) -> Choice {
                 }
                 // Why it has no day once the better ones have theirs.
                 let after: Vec<usize> = chosen.iter().copied().chain([i]).collect();
-                let reason = fits(drafts, &after, contacts, brand).err().unwrap_or_default();
+                let reason = fits(drafts, &after, contacts, brand)
+                    .err()
+                    .unwrap_or_default();
                 // The offer it lost to: the best kept one without which it
                 // would fit, else the best kept one.
                 let winner = rank
@@ -548,8 +561,12 @@ fn choose(drafts: &[Draft], contacts: &[Date], input: &Input) -> Choice {
                     .copied()
                     .filter(|w| chosen.contains(w))
                     .find(|&w| {
-                        let mut without: Vec<usize> =
-                            chosen.iter().copied().filter(|&c| c != w).chain([i]).collect();
+                        let mut without: Vec<usize> = chosen
+                            .iter()
+                            .copied()
+                            .filter(|&c| c != w)
+                            .chain([i])
+                            .collect();
                         without.sort_unstable();
                         fits(drafts, &without, contacts, brand).is_ok()
                     })

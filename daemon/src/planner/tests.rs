@@ -14,9 +14,9 @@ use touchpoint_common::config::StoresConfig;
 use touchpoint_common::domain::{
     Channel, Consent, Customer, ImportReport, ServiceVisit, Timestamp, Vehicle,
 };
+use touchpoint_common::domain::{JourneyTransition, VehicleStage};
 use touchpoint_common::money::Money;
 use touchpoint_common::outbox::{month_of, Dropped, MessageStatus, PlanReport, Step, Why};
-use touchpoint_common::domain::{JourneyTransition, VehicleStage};
 use touchpoint_common::policy::{
     AnyStage, BrandPolicy, JourneyStage, OccasionKind, PolicyDate, PolicySet, Range, Segment,
     Service, TenantPolicy, TenantService, Weekday,
@@ -1136,13 +1136,18 @@ impl World {
         s.interval_km = None;
         s.stage = Some(AnyStage::Customer(JourneyStage::Lapsed));
         self.set.brand.services.insert("winback".into(), s);
-        self.set.tenants.get_mut(&t1()).expect("t1").services.insert(
-            "winback".into(),
-            TenantService {
-                opt_in: true,
-                monthly_budget: Money(10_000),
-            },
-        );
+        self.set
+            .tenants
+            .get_mut(&t1())
+            .expect("t1")
+            .services
+            .insert(
+                "winback".into(),
+                TenantService {
+                    opt_in: true,
+                    monthly_budget: Money(10_000),
+                },
+            );
         self.set.fingerprint ^= 2;
         self
     }
@@ -1210,8 +1215,16 @@ fn entering_a_stage_is_one_occasion_per_entry() {
         customer,
         vec![
             (d(2026, 3, 2), None, JourneyStage::Lapsed),
-            (d(2026, 3, 4), Some(JourneyStage::Lapsed), JourneyStage::Active),
-            (d(2029, 3, 5), Some(JourneyStage::Active), JourneyStage::Lapsed),
+            (
+                d(2026, 3, 4),
+                Some(JourneyStage::Lapsed),
+                JourneyStage::Active
+            ),
+            (
+                d(2029, 3, 5),
+                Some(JourneyStage::Active),
+                JourneyStage::Lapsed
+            ),
         ]
     );
     assert_eq!(stored.stage, JourneyStage::Lapsed);
@@ -1896,7 +1909,10 @@ fn next_best_offer_ranks_by_value_minus_cost() {
     fix.service("hu").forbidden_channels = vec![Channel::Email];
     let (drafts, out) = fix.shape(&r, &TestHistory::default());
     let dr = only(&drafts);
-    assert_eq!((dr.service.as_str(), dr.channel), ("birthday", Channel::Email));
+    assert_eq!(
+        (dr.service.as_str(), dr.channel),
+        ("birthday", Channel::Email)
+    );
     assert_eq!(
         texts(&dr.why, Step::Capping)[0],
         "next best offer: chose birthday over hu: 29.98 € vs 29.55 € expected (policy value)"
