@@ -84,9 +84,9 @@ pub fn detail(
     vehicles.sort_by(|a, b| a.vehicle.vin.cmp(&b.vehicle.vin));
     let vehicles_more = cap(&mut vehicles);
     let consents_more = cap(&mut consents);
-    responses.sort_by(|a, b| b.date.cmp(&a.date));
+    responses.sort_by_key(|r| std::cmp::Reverse(r.date));
     let responses_more = cap(&mut responses);
-    ids.sort_unstable_by(|a, b| b.cmp(a));
+    ids.sort_unstable_by_key(|id| std::cmp::Reverse(*id));
     let messages_more = ids.len().saturating_sub(MAX) as u64;
     ids.truncate(MAX);
     let mut messages = Vec::with_capacity(ids.len());
