@@ -135,6 +135,10 @@ fn daemon_capabilities_keep_their_arrows() {
         ("ledger", &["dispatch", "control"][..]),
         ("attribution", &["dispatch", "planner", "control"][..]),
         ("queue", &["control"][..]),
+        (
+            "customer",
+            &["dispatch", "approvals", "control", "planner"][..],
+        ),
         // The overview reads a dispatch `Snapshot`, never the engine.
         ("overview", &["dispatch::engine"][..]),
         (
@@ -154,6 +158,7 @@ fn daemon_capabilities_keep_their_arrows() {
                 "queue",
                 "overview",
                 "content",
+                "customer",
                 "control",
             ][..],
         ),
@@ -174,6 +179,7 @@ fn daemon_capabilities_keep_their_arrows() {
                 "queue",
                 "overview",
                 "content",
+                "customer",
                 "control",
             ][..],
         ),

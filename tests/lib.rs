@@ -674,7 +674,7 @@ pub fn touchpoint(socket: &Path, args: &[&str]) -> std::process::Output {
 
 /// Variants of [`Request`](touchpoint_common::protocol::Request): a test
 /// that walks [`every_request`] knows it met them all.
-pub const REQUEST_KINDS: usize = 37;
+pub const REQUEST_KINDS: usize = 38;
 
 /// The index of a request's variant. No wildcard: a new request does not
 /// compile here until it has an index, and [`every_request`] fails its
@@ -719,6 +719,7 @@ pub fn request_kind(r: &touchpoint_common::protocol::Request) -> usize {
         R::Responses { .. } => 34,
         R::Learning { .. } => 35,
         R::LearningAction { .. } => 36,
+        R::Customer { .. } => 37,
     }
 }
 
@@ -896,6 +897,10 @@ pub fn every_request(
         R::LearningAction {
             service: "service_due".into(),
             action: touchpoint_common::learning::LearningAction::Freeze,
+        },
+        R::Customer {
+            tenant: t(),
+            customer: "K-1".into(),
         },
     ]
 }

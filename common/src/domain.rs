@@ -969,3 +969,165 @@ pub struct TenantStats {
     pub imports: u64,
     pub disk_bytes: u64,
 }
+
+// ----- journey stages -------------------------------------------------------------
+
+/// Where a customer is in their life with the brand, derived from their
+/// vehicles and visits (see the brand file's `[journey]`). The names of
+/// earlier policies still read: `loyal` is `active`, `lost` is `lapsed`.
+/// Stored (bincode, by position): only gains variants at the end.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum JourneyStage {
+    /// Holds a vehicle first registered less than `new_months` ago.
+    New,
+    /// Visited within `lapsing_after_months`.
+    #[serde(alias = "loyal")]
+    Active,
+    /// Last visit between `lapsing_after_months` and `lapsed_after_months` ago.
+    Lapsing,
+    /// No visit for `lapsed_after_months`, or never: win-back.
+    #[serde(alias = "lost")]
+    Lapsed,
+}
+
+impl JourneyStage {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JourneyStage::New => "new",
+            JourneyStage::Active => "active",
+            JourneyStage::Lapsing => "lapsing",
+            JourneyStage::Lapsed => "lapsed",
+        }
+    }
+}
+
+/// Where a vehicle is in its life, derived from its first registration
+/// and warranty end (see the brand file's `[journey]`). Stored (bincode,
+/// by position): only gains variants at the end.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum VehicleStage {
+    /// First registered less than `new_months` ago.
+    New,
+    /// Its warranty runs, and ends more than `warranty_ending_months` ahead.
+    InWarranty,
+    /// Within the last `warranty_ending_months` before its warranty end.
+    WarrantyEnding,
+    /// Its warranty has ended.
+    PostWarranty,
+    /// At least `ageing_years` old: trade-in interest.
+    Ageing,
+}
+
+impl VehicleStage {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            VehicleStage::New => "new",
+            VehicleStage::InWarranty => "in_warranty",
+            VehicleStage::WarrantyEnding => "warranty_ending",
+            VehicleStage::PostWarranty => "post_warranty",
+            VehicleStage::Ageing => "ageing",
+        }
+    }
+}
+
+/// A journey stage of either kind: what a `journey` service's `stage`
+/// names (the names of the two kinds differ but for `new`, which is the
+/// customer's).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum AnyStage {
+    Customer(JourneyStage),
+    Vehicle(VehicleStage),
+}
+
+impl AnyStage {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AnyStage::Customer(s) => s.as_str(),
+            AnyStage::Vehicle(s) => s.as_str(),
+        }
+    }
+}
+
+/// A change of journey stage, recorded when it was noticed (an import that
+/// changed the data, or the daily plan as time passes).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum JourneyTransition {
+    /// The customer's stage; `from` is `None` when first derived.
+    Customer {
+        day: Date,
+        from: Option<JourneyStage>,
+        to: JourneyStage,
+    },
+    /// One vehicle's stage; `from` is `None` when first derived (or not
+    /// derivable before).
+    Vehicle {
+        day: Date,
+        vin: String,
+        from: Option<VehicleStage>,
+        to: VehicleStage,
+    },
+}
+
+impl JourneyTransition {
+    pub fn day(&self) -> Date {
+        match self {
+            JourneyTransition::Customer { day, .. } | JourneyTransition::Vehicle { day, .. } => {
+                *day
+            }
+        }
+    }
+
+    /// The stage entered.
+    pub fn to(&self) -> AnyStage {
+        match self {
+            JourneyTransition::Customer { to, .. } => AnyStage::Customer(*to),
+            JourneyTransition::Vehicle { to, .. } => AnyStage::Vehicle(*to),
+        }
+    }
+}
+
+/// A vehicle's stage as stored: `None` when it cannot be derived (no
+/// first registration and no warranty end on record).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VehicleJourney {
+    pub vin: String,
+    pub stage: Option<VehicleStage>,
+}
+
+/// The journey of one recipient (a customer not merged into another) as
+/// last derived: kept in the tenant store, current after every import that
+/// changed data and every daily plan.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JourneyRecord {
+    pub stage: JourneyStage,
+    /// The day of the derivation that last changed the record.
+    pub changed_on: Date,
+    /// The recipient's vehicles (merged customers' included), in VIN order,
+    /// at most [`JourneyRecord::MAX_VEHICLES`].
+    pub vehicles: Vec<VehicleJourney>,
+    /// The newest transitions, oldest first, at most
+    /// [`JourneyRecord::MAX_TRANSITIONS`].
+    pub transitions: Vec<JourneyTransition>,
+}
+
+impl JourneyRecord {
+    pub const MAX_TRANSITIONS: usize = 16;
+    pub const MAX_VEHICLES: usize = 200;
+
+    /// Adds a transition, dropping the oldest beyond the bound.
+    pub fn push(&mut self, t: JourneyTransition) {
+        self.transitions.push(t);
+        let over = self.transitions.len().saturating_sub(Self::MAX_TRANSITIONS);
+        self.transitions.drain(..over);
+    }
+
+    pub fn vehicle(&self, vin: &str) -> Option<VehicleStage> {
+        self.vehicles
+            .iter()
+            .find(|v| v.vin == vin)
+            .and_then(|v| v.stage)
+    }
+}

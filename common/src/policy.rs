@@ -16,6 +16,7 @@ use std::fmt;
 
 use serde::{Deserialize, Deserializer, Serialize};
 
+pub use crate::domain::{AnyStage, JourneyStage, VehicleStage};
 use crate::domain::{Channel, ImportField};
 use crate::money::Money;
 use crate::template::Template;
@@ -132,6 +133,9 @@ pub enum OccasionKind {
     Campaign,
     /// Some days after a vehicle's service visit: a quality-check call.
     AfterVisit,
+    /// A customer or vehicle entered a journey stage (the service's
+    /// `stage`): once per entry, keyed by the day of the transition.
+    Journey,
 }
 
 impl OccasionKind {
@@ -143,6 +147,7 @@ impl OccasionKind {
             OccasionKind::Birthday => "birthday",
             OccasionKind::Campaign => "campaign",
             OccasionKind::AfterVisit => "after_visit",
+            OccasionKind::Journey => "journey",
         }
     }
 
@@ -156,21 +161,6 @@ impl OccasionKind {
                 | OccasionKind::AfterVisit
         )
     }
-}
-
-/// Where a customer is in their life with the brand, derived from their
-/// vehicles and visits (see the brand file's `[journey]`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum JourneyStage {
-    /// Holds a vehicle first registered less than `new_months` ago.
-    New,
-    /// Visited within `lapsing_after_months`.
-    Loyal,
-    /// Last visit between `lapsing_after_months` and `lost_after_months` ago.
-    Lapsing,
-    /// No visit for `lost_after_months`, or never.
-    Lost,
 }
 
 /// How a channel's consent works: `opt_in` needs an explicit "yes" on record,
@@ -463,12 +453,23 @@ impl Default for Calendar {
     }
 }
 
+/// `[journey]`: the thresholds of the journey stages.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Journey {
+    /// A vehicle is `new` for this many months after first registration
+    /// (and its holder a `new` customer).
     pub new_months: u32,
+    /// A customer without a workshop visit for this many months is `lapsing`.
     pub lapsing_after_months: u32,
-    pub lost_after_months: u32,
+    /// ... and for this many months `lapsed` (win-back).
+    #[serde(alias = "lost_after_months")]
+    pub lapsed_after_months: u32,
+    /// A vehicle is `warranty_ending` in the last this many months before
+    /// its warranty end.
+    pub warranty_ending_months: u32,
+    /// A vehicle this many years old is `ageing` (trade-in interest).
+    pub ageing_years: u32,
 }
 
 impl Default for Journey {
@@ -476,7 +477,9 @@ impl Default for Journey {
         Self {
             new_months: 12,
             lapsing_after_months: 18,
-            lost_after_months: 36,
+            lapsed_after_months: 36,
+            warranty_ending_months: 3,
+            ageing_years: 8,
         }
     }
 }
@@ -555,6 +558,9 @@ pub struct Service {
     /// after_visit: days after the vehicle's last service.
     #[serde(default)]
     pub after_days: Option<u32>,
+    /// journey: the stage whose entry is the occasion.
+    #[serde(default)]
+    pub stage: Option<AnyStage>,
     /// Days after a message is sent within which a matching response is
     /// credited to it (see `common::report::credits`).
     #[serde(default = "default_attribution_days")]
@@ -671,7 +677,10 @@ pub struct Segment {
     pub days_since_last_visit: Option<Range>,
     /// The customer must have consent on all of these channels.
     pub consent: Vec<Channel>,
+    /// The customer's journey stage is one of these.
     pub journey_stages: Vec<JourneyStage>,
+    /// One of the customer's vehicles is in one of these stages.
+    pub vehicle_stages: Vec<VehicleStage>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -1284,12 +1293,37 @@ fn check_brand(
         );
     }
     let j = &b.journey;
-    if j.lapsing_after_months >= j.lost_after_months {
+    range(&mut err, "journey.new_months", j.new_months, 1, 120);
+    range(
+        &mut err,
+        "journey.lapsing_after_months",
+        j.lapsing_after_months,
+        1,
+        240,
+    );
+    range(
+        &mut err,
+        "journey.warranty_ending_months",
+        j.warranty_ending_months,
+        1,
+        24,
+    );
+    range(&mut err, "journey.ageing_years", j.ageing_years, 1, 40);
+    if j.lapsing_after_months >= j.lapsed_after_months {
         err(
-            "journey.lost_after_months".into(),
+            "journey.lapsed_after_months".into(),
             format!(
                 "must be greater than journey.lapsing_after_months ({}), got {}",
-                j.lapsing_after_months, j.lost_after_months
+                j.lapsing_after_months, j.lapsed_after_months
+            ),
+        );
+    }
+    if j.ageing_years.saturating_mul(12) <= j.new_months {
+        err(
+            "journey.ageing_years".into(),
+            format!(
+                "must be past journey.new_months ({} months), got {} year(s)",
+                j.new_months, j.ageing_years
             ),
         );
     }
@@ -1407,6 +1441,11 @@ fn check_brand(
         let sd = is(OccasionKind::ServiceDue);
         let hu = is(OccasionKind::InspectionDue);
         let camp = is(OccasionKind::Campaign);
+        if is(OccasionKind::Journey) {
+            need(&mut err, "stage", s.stage.is_some());
+        } else {
+            forbid(&mut err, "stage", s.stage.is_some());
+        }
         if is(OccasionKind::AfterVisit) {
             need(&mut err, "after_days", s.after_days.is_some());
             if let Some(d) = s.after_days {

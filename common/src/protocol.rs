@@ -125,6 +125,7 @@ impl Role {
             | Request::Overview
             | Request::Report { .. }
             | Request::Responses { .. }
+            | Request::Customer { .. }
             | Request::Subscribe => true,
             // Anyone but read-only may propose; only a reviewer decides.
             Request::Propose { .. } | Request::ProposeRollback { .. } => {
@@ -192,6 +193,8 @@ fn brand_allows(request: &Request) -> bool {
         | Request::Overview
         // A dealer's customers' visits, one by one.
         | Request::Responses { .. }
+        // A dealer's customer, whole.
+        | Request::Customer { .. }
         // The feed names the tenants whose data changed.
         | Request::Subscribe => false,
     }
@@ -410,6 +413,14 @@ pub enum Request {
     LearningAction {
         service: String,
         action: crate::learning::LearningAction,
+    },
+    /// One stored customer of a tenant: identity, merges, vehicles with
+    /// their journey stages, consents with their sources, visits,
+    /// responses, the journey with its last transitions, and the messages;
+    /// long lists cut at [`CustomerDetail::MAX_ITEMS`], with how many more.
+    Customer {
+        tenant: TenantId,
+        customer: String,
     },
 }
 
@@ -904,6 +915,7 @@ impl Request {
                 .as_deref()
                 .map_or(Ok(()), |s| l::line("service", s, l::NAME_CHARS)),
             Request::LearningAction { service, .. } => l::line("service", service, l::NAME_CHARS),
+            Request::Customer { customer, .. } => l::line("customer", customer, l::NAME_CHARS),
             Request::UploadBegin { file_name, .. } | Request::CallOutcomes { file_name, .. } => {
                 l::line("file name", file_name, l::NAME_CHARS)
             }
@@ -1016,6 +1028,7 @@ impl Request {
                 crate::learning::LearningAction::Freeze => "learning-freeze",
                 crate::learning::LearningAction::Reset => "learning-reset",
             },
+            Request::Customer { .. } => "customer",
             Request::Content { .. } => "content",
             Request::Overview => "overview",
             Request::Subscribe => "subscribe",
@@ -1063,6 +1076,63 @@ pub enum Response {
     Responses(Box<crate::report::ResponseList>),
     /// What is learned, cut to the service asked for.
     Learning(Box<crate::learning::LearnedState>),
+    Customer(Box<CustomerDetail>),
+}
+
+/// The answer to [`Request::Customer`]: one customer as stored. Every list
+/// holds at most [`CustomerDetail::MAX_ITEMS`], newest first where it has
+/// an order in time; its `_more` count says how many were left out.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CustomerDetail {
+    pub tenant: TenantId,
+    pub customer: crate::domain::Customer,
+    /// The number asked for was merged into this customer (the detail is
+    /// the survivor's): the number asked for.
+    pub asked_for: Option<String>,
+    /// Merges this customer took part in (as survivor or as merged), undone ones too.
+    pub merges: Vec<crate::domain::MergeRecord>,
+    pub merges_more: u64,
+    /// The customer's vehicles and those of the numbers merged into them.
+    pub vehicles: Vec<CustomerVehicle>,
+    pub vehicles_more: u64,
+    /// The latest statement per channel of the customer and of each number
+    /// merged into them, with its source.
+    pub consents: Vec<crate::domain::Consent>,
+    pub consents_more: u64,
+    /// Responses of response files that name the customer (or a number
+    /// merged into them), newest first.
+    pub responses: Vec<crate::report::ReportedResponse>,
+    pub responses_more: u64,
+    /// The journey as last derived (after an import or a daily plan);
+    /// `None` before the first.
+    pub journey: Option<crate::domain::JourneyRecord>,
+    pub messages: Vec<CustomerMessage>,
+    pub messages_more: u64,
+}
+
+impl CustomerDetail {
+    /// The longest list an answer holds.
+    pub const MAX_ITEMS: usize = 50;
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CustomerVehicle {
+    pub vehicle: crate::domain::Vehicle,
+    /// Its journey stage as last derived.
+    pub stage: Option<crate::domain::VehicleStage>,
+    /// Its workshop visits, newest first.
+    pub visits: Vec<crate::domain::ServiceVisit>,
+    pub visits_more: u64,
+}
+
+/// One message of a customer, as a line.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CustomerMessage {
+    pub id: u64,
+    pub service: String,
+    pub channel: crate::domain::Channel,
+    pub status: crate::outbox::MessageStatus,
+    pub send_on: Date,
 }
 
 /// The answer to [`Request::Plan`].

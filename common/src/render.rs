@@ -397,8 +397,9 @@ fn when(o: &Occasion, overdue: Option<Date>) -> String {
         OccasionKind::ServiceDue | OccasionKind::InspectionDue => format!("fällig am {due}"),
         OccasionKind::WarrantyEnd => format!("endet am {due}"),
         OccasionKind::Birthday => format!("am {}", &due[..6]),
-        // A follow-up of a visit and a campaign have no date of the customer's.
-        OccasionKind::AfterVisit | OccasionKind::Campaign => String::new(),
+        // A follow-up of a visit, a campaign and a journey stage have no
+        // date of the customer's.
+        OccasionKind::AfterVisit | OccasionKind::Campaign | OccasionKind::Journey => String::new(),
     }
 }
 

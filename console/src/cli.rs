@@ -260,6 +260,19 @@ pub enum Command {
         #[command(flatten)]
         out: Output,
     },
+    /// One stored customer: identity, merges, vehicles with their journey
+    /// stage and visits, consents with their sources, responses, the
+    /// journey's last transitions and the messages (long lists cut, with
+    /// how many more). A number merged into another shows the survivor.
+    Customer {
+        #[arg(long)]
+        tenant: TenantId,
+        /// Customer number (the dealer's).
+        #[arg(value_parser = NonEmptyStringValueParser::new())]
+        customer: String,
+        #[command(flatten)]
+        out: Output,
+    },
     /// One message whole: recipient, channel, template, status, money,
     /// attempts and fallback links, then its why and its history.
     Message {
@@ -863,6 +876,18 @@ async fn run_inner(
                 print_json(&state)?;
             } else {
                 emit(&format::learning(&state));
+            }
+        }
+        Command::Customer {
+            tenant,
+            customer,
+            out,
+        } => {
+            let c = client.customer(&tenant, customer).await?;
+            if out.json {
+                print_json(&c)?;
+            } else {
+                emit(&format::customer(&c));
             }
         }
         Command::Message { tenant, id, out } => {

@@ -277,6 +277,7 @@ fn response_name(r: &Response) -> &'static str {
         Response::Imports(_) => "Imports",
         Response::Merges(_) => "Merges",
         Response::Responses(_) => "Responses",
+        Response::Customer(_) => "Customer",
         Response::MergeUndone(_) => "MergeUndone",
         Response::Audit(_) => "Audit",
         Response::Error(_) => "Error",
@@ -732,6 +733,24 @@ impl Client {
         {
             Response::Responses(r) => Ok(*r),
             other => Err(unexpected("responses", &other)),
+        }
+    }
+
+    /// One stored customer whole (`touchpoint customer`).
+    pub async fn customer(
+        &mut self,
+        tenant: &TenantId,
+        customer: String,
+    ) -> Result<touchpoint_common::protocol::CustomerDetail, ClientError> {
+        match self
+            .request(Request::Customer {
+                tenant: tenant.clone(),
+                customer,
+            })
+            .await?
+        {
+            Response::Customer(c) => Ok(*c),
+            other => Err(unexpected("customer", &other)),
         }
     }
 

@@ -4,10 +4,12 @@
 
 use std::fmt::Write as _;
 
+mod customer;
 mod learning;
 mod report;
 mod responses;
 mod visible;
+pub use customer::customer;
 pub use learning::{learned_line, learning};
 pub use report::{report, report_csv, report_json};
 pub use responses::{responses, responses_csv};

@@ -199,7 +199,8 @@ pub fn reach(request: &Request) -> Reach<'_> {
         | Request::Message { tenant, .. }
         | Request::MessageAction { tenant, .. }
         | Request::Content { tenant, .. }
-        | Request::Responses { tenant, .. } => Reach::Tenant(tenant),
+        | Request::Responses { tenant, .. }
+        | Request::Customer { tenant, .. } => Reach::Tenant(tenant),
         Request::Audit { tenant, .. }
         | Request::Plan { tenant, .. }
         | Request::RunBatches { tenant }

@@ -74,7 +74,7 @@ pub fn answers(occasion: OccasionKind, kind: ResponseKind) -> bool {
             R::InspectionVisit | R::ServiceVisit | R::WorkshopVisit | R::Appointment
         ),
         O::WarrantyEnd => kind == R::OfferAccepted,
-        O::Campaign => true,
+        O::Campaign | O::Journey => true,
         O::AfterVisit => kind == R::Appointment,
         O::Birthday => false,
     }

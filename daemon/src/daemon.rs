@@ -71,14 +71,19 @@ impl Daemon {
         let policies = Arc::new(PolicyHandle::new(policies));
         policies.set_override(over);
         policies.set_events(stores.events().clone());
-        let importer = Arc::new(Importer::new(
-            stores.clone(),
-            policies.clone(),
-            cfg.config.import.max_reported_errors as usize,
-            Arc::new(crate::planner::history::Covered {
+        let importer = Arc::new(
+            Importer::new(
+                stores.clone(),
+                policies.clone(),
+                cfg.config.import.max_reported_errors as usize,
+                Arc::new(crate::planner::history::Covered {
+                    policies: policies.clone(),
+                }),
+            )
+            .with_journeys(Arc::new(crate::planner::journey::Refresh {
                 policies: policies.clone(),
-            }),
-        ));
+            })),
+        );
         // Bound before dispatch starts: the links in its emails name the
         // address actually bound when `public_url` is not set.
         let http = match &cfg.http {

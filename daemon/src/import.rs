@@ -35,6 +35,26 @@ pub struct Importer {
     policies: Arc<PolicyHandle>,
     max_reported_errors: usize,
     occasions: Arc<dyn Occasions>,
+    journeys: Arc<dyn Journeys>,
+}
+
+/// Keeps the journey stages current after an import that changed data.
+/// The planner knows how stages are derived (`planner::journey::Refresh`);
+/// the import asks it. Like the identity pass it cannot fail the import it
+/// follows: a failed refresh is logged, and the next import or plan
+/// derives the stages again.
+pub trait Journeys: Send + Sync {
+    fn refresh(&self, store: &TenantStore) -> Result<(), StoreError>;
+}
+
+/// Derives nothing: for an import without a planner
+/// (`ImportOptions::default()`, tools and tests of the import alone).
+pub struct NoJourneys;
+
+impl Journeys for NoJourneys {
+    fn refresh(&self, _store: &TenantStore) -> Result<(), StoreError> {
+        Ok(())
+    }
 }
 
 impl Importer {
@@ -51,7 +71,15 @@ impl Importer {
             policies,
             max_reported_errors,
             occasions,
+            journeys: Arc::new(NoJourneys),
         }
+    }
+
+    /// Keeps the journey stages current after each import (the daemon
+    /// hands the planner's `planner::journey::Refresh`).
+    pub fn with_journeys(mut self, journeys: Arc<dyn Journeys>) -> Self {
+        self.journeys = journeys;
+        self
     }
 
     pub fn stores(&self) -> &Arc<Stores> {
@@ -94,6 +122,7 @@ impl Importer {
             windows,
             services,
             occasions: self.occasions.clone(),
+            journeys: self.journeys.clone(),
         };
         let report = import_open(&store, file, file_name, &opts)?;
         tracing::info!(
@@ -136,6 +165,8 @@ pub struct ImportOptions {
     pub services: HashMap<String, HistoryService>,
     /// Which occasion a past send covered (see [`history::Occasions`]).
     pub occasions: Arc<dyn Occasions>,
+    /// Keeps the journey stages current (see [`Journeys`]).
+    pub journeys: Arc<dyn Journeys>,
 }
 
 impl std::fmt::Debug for ImportOptions {
@@ -157,6 +188,7 @@ impl Default for ImportOptions {
             windows: Windows::default(),
             services: HashMap::new(),
             occasions: Arc::new(history::DayKeys),
+            journeys: Arc::new(NoJourneys),
         }
     }
 }
@@ -338,10 +370,29 @@ pub fn import_reading<R: Read>(
     report.finished_at = Timestamp::now();
     let report = txn.commit(&report)?;
     let report = after_commit(store, report);
-    if brought.is_empty() {
-        return Ok(report);
+    let report = if brought.is_empty() {
+        report
+    } else {
+        credit_responses(store, report, &brought, &opts.windows)
+    };
+    refresh_journeys(store, &report, opts);
+    Ok(report)
+}
+
+/// The journey pass after a committed import that changed the data
+/// stages are derived from (customers, vehicles, visits; merges).
+fn refresh_journeys(store: &TenantStore, report: &ImportReport, opts: &ImportOptions) {
+    let changed = report.customers.changed()
+        + report.vehicles.changed()
+        + report.visits.changed()
+        + report.merges
+        + report.corrections.visits.removed;
+    if changed == 0 {
+        return;
     }
-    Ok(credit_responses(store, report, &brought, &opts.windows))
+    if let Err(e) = opts.journeys.refresh(store) {
+        tracing::error!(tenant = %store.id(), import = report.import_id, error = %e, "journey refresh failed; the import stands");
+    }
 }
 
 /// A response file's row whose customer or vehicle this dealer does not

@@ -537,6 +537,38 @@ impl Learned {
         })
     }
 
+    /// How much a message of `service` on `channel` is worth against the
+    /// policy's expectation: the learned incremental response at the lead
+    /// in force over the pooled one at the policy's lead (both passing the
+    /// privacy rule, the policy's positive), with its evidence. The policy's
+    /// `value` is the expected value of one message as the policy plans it,
+    /// so this factor is what learning changes about it; `None` (the
+    /// policy's value as it is) while the data is thin.
+    pub fn value_factor(&self, service: &str, channel: Channel) -> Option<(f64, String)> {
+        let e = self.state.get(service, channel)?;
+        let learned = e.incremental?;
+        let policy = e
+            .lead
+            .arms
+            .iter()
+            .find(|a| a.arm == touchpoint_common::learning::Arm::Lead(e.policy_lead) && a.passes)
+            .map(|a| a.mean() - a.baseline)
+            .filter(|p| *p > 0.0)?;
+        let factor = (learned / policy).max(0.0);
+        Some((
+            factor,
+            format!(
+                "learned {:.2}× the policy's (incremental response {} at {} days vs {} at {} days, {} dealers)",
+                factor,
+                percent(learned),
+                e.lead.value,
+                percent(policy),
+                e.policy_lead,
+                e.dealers
+            ),
+        ))
+    }
+
     /// The learned incremental response per message on `channel` (the
     /// posterior mean at the lead in force minus its control baseline) and
     /// a short evidence text; `None` while the data is thin.

@@ -10,6 +10,7 @@ pub mod attribution;
 pub mod config;
 pub mod content;
 pub mod control;
+pub mod customer;
 pub mod daemon;
 pub mod dispatch;
 pub mod events;

@@ -8,11 +8,18 @@
 //! 2. bundling (occasions due within the brand's window: one message);
 //! 3. consolidation (a holder's vehicles with the same service: one message);
 //! 4. frequency capping (at most N contacts per rolling period, a minimum
-//!    gap, counting what is planned and sent);
-//! 5. budget (the service's monthly budget, highest expected value first,
-//!    nothing below the brand's value threshold);
+//!    gap, counting what is planned and sent), with the next best offer:
+//!    nothing below the brand's value threshold takes a contact, and when
+//!    the rules let not every offer of a recipient out, the best expected
+//!    ones go (learned incremental response × value, else the policy's
+//!    value, minus cost), the *why* naming the runner-up and the margin;
+//! 5. budget (the service's monthly budget, highest expected value first);
 //! 6. send time (the service's window, no quiet days or holidays, the
 //!    dealer's daily capacity).
+//!
+//! Before the steps, each recipient's journey stages are derived for the
+//! day and, in a run that writes, stored with their transitions
+//! ([`journey`]): time alone moves a customer to `lapsed`.
 //!
 //! A run is idempotent: every occasion has a stable key, and an occasion
 //! planned once is never planned again (unless its message is cancelled).
@@ -24,6 +31,7 @@
 pub mod consent;
 pub mod control;
 pub mod history;
+pub mod journey;
 pub mod occasions;
 pub mod recipients;
 mod steps;
@@ -187,7 +195,16 @@ pub fn plan_tenant(
         clock = now;
         d.as_micros() as u64
     };
-    let recipients = recipients::load(store)?;
+    let mut recipients = recipients::load(store)?;
+    // Time passes: stages change without new data. A dry run derives the
+    // same transitions and stores none.
+    journey::refresh(
+        store,
+        &mut recipients,
+        &set.brand.journey,
+        today,
+        mode == Mode::Commit,
+    )?;
     let load_us = lap();
     report.recipients = recipients.len() as u64;
     let index: HashMap<&str, usize> = recipients

@@ -179,7 +179,7 @@ mod send_history {
     /// K1, K2, K3 and K4, each with a car whose yearly service falls due
     /// ten days from today (within the planner's horizon and lead time),
     /// and K9 with a car serviced last month.
-    fn room() -> (Fx, Importer) {
+    pub(super) fn room() -> (Fx, Importer) {
         let fx = Fx::new();
         let importer = Importer::new(
             fx.stores.clone(),
@@ -188,7 +188,10 @@ mod send_history {
             Arc::new(Covered {
                 policies: fx.policies.clone(),
             }),
-        );
+        )
+        .with_journeys(Arc::new(crate::planner::journey::Refresh {
+            policies: fx.policies.clone(),
+        }));
         let last = de(today().add_days(10 - 365));
         let recent = de(today().add_days(-30));
         let mut text = String::from(
@@ -224,7 +227,7 @@ mod send_history {
             .collect()
     }
 
-    fn plan(fx: &Fx) {
+    pub(super) fn plan(fx: &Fx) {
         let store = fx.store("d001");
         plan_tenant(
             &store,
@@ -487,5 +490,70 @@ mod send_history {
                 today().add_days(-5)
             )
         );
+    }
+}
+
+// ----- a stored customer: import → journey, planner → customer view ---------------------
+
+mod customer_view {
+    #![allow(clippy::unwrap_used)]
+
+    use touchpoint_common::domain::{JourneyStage, JourneyTransition, VehicleStage};
+    use touchpoint_common::outbox::MessageStatus as S;
+    use touchpoint_common::Date;
+
+    use super::send_history::{plan, room};
+    use crate::dispatch::engine::fixture::tid;
+
+    #[test]
+    fn an_import_stores_the_journey_and_the_customer_view_shows_it_with_the_messages() {
+        let (fx, _importer) = room();
+        let store = fx.store("d001");
+        // Stored by the import, before any plan: K1 was serviced less than
+        // a year ago (active); its car, registered 2018-03-01 without a
+        // warranty end, is 8 years old (ageing since 2026-03-01).
+        let j = store
+            .journey("K1")
+            .unwrap()
+            .expect("journey stored by the import");
+        assert_eq!(j.stage, JourneyStage::Active);
+        assert_eq!(
+            j.transitions,
+            vec![
+                JourneyTransition::Customer {
+                    day: Date::today(),
+                    from: None,
+                    to: JourneyStage::Active
+                },
+                JourneyTransition::Vehicle {
+                    day: Date::today(),
+                    vin: "WVWZZZ1KZ6W000001".into(),
+                    from: None,
+                    to: VehicleStage::Ageing
+                },
+            ]
+        );
+
+        plan(&fx);
+        // A plan on the same day changes no journey.
+        assert_eq!(store.journey("K1").unwrap().as_ref(), Some(&j));
+        let d = crate::customer::detail(&store, &tid("d001"), "K1")
+            .unwrap()
+            .expect("K1");
+        assert_eq!(d.customer.last_name, "Berg");
+        assert_eq!(d.asked_for, None);
+        assert_eq!(d.vehicles.len(), 1);
+        assert_eq!(d.vehicles[0].stage, Some(VehicleStage::Ageing));
+        assert_eq!(d.journey.as_ref(), Some(&j));
+        let lines: Vec<(&str, S)> = d
+            .messages
+            .iter()
+            .map(|m| (m.service.as_str(), m.status))
+            .collect();
+        assert_eq!(lines, [("service_due", S::Planned)]);
+        assert_eq!(d.messages_more, 0);
+        assert!(crate::customer::detail(&store, &tid("d001"), "K77")
+            .unwrap()
+            .is_none());
     }
 }

@@ -15,6 +15,7 @@ mod console;
 mod console_feed;
 mod console_pty;
 mod crash;
+mod customer;
 mod dispatch;
 mod faults;
 mod history;

@@ -61,6 +61,7 @@ impl Audited {
             | Request::Overview
             | Request::Responses { .. }
             | Request::Learning { .. }
+            | Request::Customer { .. }
             | Request::Subscribe => false,
             // Reading the pooled report is the brand's access to every
             // dealer's figures: who read which, when, is kept.

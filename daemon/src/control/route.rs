@@ -223,6 +223,12 @@ pub(super) async fn route(
         Request::LearningAction { service, action } => {
             blocking(ctx, who, move |c, _| learning::action(c, service, action)).await
         }
+        Request::Customer { tenant, customer } => {
+            blocking(ctx, who, move |c, _| {
+                tenants::customer(c, &tenant, &customer)
+            })
+            .await
+        }
     };
     if let Some(what) = audited {
         audit::answered(ctx, who, what, &reply);

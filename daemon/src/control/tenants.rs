@@ -1,6 +1,6 @@
 //! A dealer's data room as the console sees it: the listing (from the
 //! central store's figures, opening no tenant's database), one tenant's
-//! detail, its imports and its duplicate merges.
+//! detail, its imports and its duplicate merges, one stored customer.
 
 use touchpoint_common::protocol::{Identity, Response, TenantDetail, TenantSummary};
 use touchpoint_common::TenantId;
@@ -91,4 +91,19 @@ pub(super) fn undo_merge(ctx: &Ctx, who: &Identity, tenant: &TenantId, merge_id:
         .and_then(|s| s.undo_merge(merge_id, &who.user))
         .map(Response::MergeUndone)
         .unwrap_or_else(store_err)
+}
+
+pub(super) fn customer(ctx: &Ctx, tenant: &TenantId, no: &str) -> Response {
+    let found = ctx
+        .stores
+        .tenant(tenant)
+        .and_then(|s| crate::customer::detail(&s, tenant, no));
+    match found {
+        Ok(Some(d)) => Response::Customer(Box::new(d)),
+        // The number is the caller's, checked against limits; shown quoted.
+        Ok(None) => store_err(StoreError::NotFound(format!(
+            "tenant {tenant} has no customer {no:?}"
+        ))),
+        Err(e) => store_err(e),
+    }
 }

@@ -2,12 +2,12 @@
 //! planning horizon, each with the date it happens and how that was found.
 
 use touchpoint_common::domain::Channel;
+use touchpoint_common::domain::JourneyTransition;
 use touchpoint_common::outbox::Occasion;
-use touchpoint_common::policy::{
-    BrandPolicy, Journey, JourneyStage, OccasionKind, Segment, Service,
-};
+use touchpoint_common::policy::{AnyStage, BrandPolicy, OccasionKind, Segment, Service};
 use touchpoint_common::Date;
 
+use super::journey;
 use super::recipients::{Recipient, VehicleView};
 
 /// A service-due date may lie this far in the past and still be reminded
@@ -17,6 +17,11 @@ pub const OVERDUE_GRACE_DAYS: i32 = 90;
 /// A quality-check call may be this many days late (the list was not
 /// worked, the daemon was down) and is still made.
 pub const AFTER_VISIT_GRACE_DAYS: i32 = 14;
+
+/// An entry into a journey stage is an occasion for this many days after
+/// it was noticed (while the recipient stays in the stage); its message
+/// may go out until then.
+pub const JOURNEY_GRACE_DAYS: i32 = 30;
 
 /// What the planner needs to know about a service besides the policy: the
 /// lead time in force (the policy's, or one learned from responses).
@@ -124,6 +129,52 @@ pub fn find(
                     let reason = format!("{after} days after the service on {visit}");
                     out.push(occasion(key, Some(&v.vehicle.vin), due, reason));
                 }
+            }
+        }
+        OccasionKind::Journey => {
+            let (Some(stage), Some(j)) = (s.stage, r.journey.as_ref()) else {
+                return;
+            };
+            // The latest entry per subject (the customer, each vehicle)
+            // counts, and only while the subject is still in that stage.
+            let mut seen: Vec<Option<&str>> = Vec::new();
+            for t in j.transitions.iter().rev() {
+                let (subject, now_in, from) = match t {
+                    JourneyTransition::Customer { from, .. } => (
+                        None,
+                        AnyStage::Customer(j.stage) == stage,
+                        from.map(|f| f.as_str()),
+                    ),
+                    JourneyTransition::Vehicle { vin, from, .. } => (
+                        Some(vin.as_str()),
+                        j.vehicle(vin).map(AnyStage::Vehicle) == Some(stage),
+                        from.map(|f| f.as_str()),
+                    ),
+                };
+                if seen.contains(&subject) {
+                    continue;
+                }
+                seen.push(subject);
+                let day = t.day();
+                if t.to() != stage || !now_in || day < w.today.add_days(-JOURNEY_GRACE_DAYS) {
+                    continue;
+                }
+                let due = day.max(w.today);
+                if !w.takes(due, lead) {
+                    continue;
+                }
+                let subject_key = subject.unwrap_or(&r.customer.customer_no);
+                let key = format!("{id}:{subject_key}:{}:{day}", stage.as_str());
+                let was = match from {
+                    Some(f) => format!("was {f}"),
+                    None => "first derived".to_string(),
+                };
+                let whose = subject.map(|v| format!("vehicle {v} ")).unwrap_or_default();
+                let reason = format!(
+                    "{whose}entered journey stage {} on {day} ({was})",
+                    stage.as_str()
+                );
+                out.push(occasion(key, subject, due, reason));
             }
         }
         OccasionKind::Campaign => {
@@ -411,22 +462,6 @@ pub fn next_birthday(born: Date, today: Date) -> Date {
     }
 }
 
-pub fn journey_stage(r: &Recipient, j: &Journey, today: Date) -> JourneyStage {
-    let newest = r
-        .vehicles
-        .iter()
-        .filter_map(|v| v.vehicle.first_registration)
-        .max();
-    if newest.is_some_and(|d| d.months_until(today) < j.new_months as i32) {
-        return JourneyStage::New;
-    }
-    match r.last_visit().map(|d| d.months_until(today)) {
-        Some(m) if m < j.lapsing_after_months as i32 => JourneyStage::Loyal,
-        Some(m) if m < j.lost_after_months as i32 => JourneyStage::Lapsing,
-        _ => JourneyStage::Lost,
-    }
-}
-
 /// Whether a recipient is in a campaign's segment: the vehicle it matched
 /// on (if the segment looks at vehicles) and a description of the match.
 pub fn segment_match(
@@ -467,13 +502,14 @@ pub fn segment_match(
         why.push(format!("consent to {}", names.join(", ")));
     }
     if !seg.journey_stages.is_empty() {
-        let stage = journey_stage(r, &brand.journey, today);
+        let stage = journey::customer_stage(r, &brand.journey, today);
         if !seg.journey_stages.contains(&stage) {
             return None;
         }
-        why.push(format!("journey stage {stage:?}").to_lowercase());
+        why.push(format!("journey stage {}", stage.as_str()));
     }
-    let looks_at_vehicles = !seg.models.is_empty() || seg.vehicle_age_years.is_some();
+    let looks_at_vehicles =
+        !seg.models.is_empty() || seg.vehicle_age_years.is_some() || !seg.vehicle_stages.is_empty();
     if !looks_at_vehicles {
         return Some((None, why.join(", ")));
     }
@@ -488,7 +524,10 @@ pub fn segment_match(
                 .first_registration
                 .is_some_and(|reg| range.contains(reg.years_until(today).max(0) as u32))
         });
-        model_ok && age_ok
+        let stage_ok = seg.vehicle_stages.is_empty()
+            || journey::vehicle_stage(&v.vehicle, &brand.journey, today)
+                .is_some_and(|st| seg.vehicle_stages.contains(&st));
+        model_ok && age_ok && stage_ok
     })?;
     let mut desc = format!("{} {}", v.vehicle.make, v.vehicle.model);
     if let Some(reg) = v.vehicle.first_registration {
@@ -496,6 +535,11 @@ pub fn segment_match(
             " registered {reg} ({} years)",
             reg.years_until(today)
         ));
+    }
+    if !seg.vehicle_stages.is_empty() {
+        if let Some(st) = journey::vehicle_stage(&v.vehicle, &brand.journey, today) {
+            desc.push_str(&format!(", vehicle stage {}", st.as_str()));
+        }
     }
     why.push(desc.trim().to_string());
     Some((Some(v.vehicle.vin.clone()), why.join(", ")))

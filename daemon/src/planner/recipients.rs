@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 
-use touchpoint_common::domain::{Channel, Consent, Customer, Vehicle};
+use touchpoint_common::domain::{Channel, Consent, Customer, JourneyRecord, Vehicle};
 use touchpoint_common::Date;
 
 use crate::store::{StoreError, TenantStore};
@@ -30,6 +30,9 @@ pub struct Recipient {
     /// across the customer and everyone merged into them
     /// ([`super::consent`]).
     pub consents: [Option<Consent>; 3],
+    /// The journey as derived by this run ([`super::journey::refresh`]);
+    /// `None` until then.
+    pub journey: Option<JourneyRecord>,
 }
 
 impl Recipient {
@@ -39,6 +42,7 @@ impl Recipient {
             merged: Vec::new(),
             vehicles: Vec::new(),
             consents: [None, None, None],
+            journey: None,
         }
     }
 

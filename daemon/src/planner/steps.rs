@@ -5,6 +5,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use touchpoint_common::domain::Channel;
+use touchpoint_common::money::Money;
 use touchpoint_common::outbox::{month_of, Dropped, Message, MessageStatus, Occasion, Step, Why};
 use touchpoint_common::policy::{BrandPolicy, Service, TenantPolicy, Weekday};
 use touchpoint_common::Date;
@@ -383,6 +384,20 @@ pub fn shape(
         }
     }
 
+    // Next best offer, stage 1 (seed 002): nothing below the brand's
+    // profitability threshold takes a contact a better offer could use.
+    let min_value = brand.planning.min_value.cents();
+    let (mut merged, cheap): (Vec<Draft>, Vec<Draft>) =
+        merged.into_iter().partition(|d| d.value >= min_value);
+    for d in cheap {
+        let reason = format!(
+            "expected value {} is below the brand's minimum of {}",
+            money(d.value),
+            brand.planning.min_value
+        );
+        drop_all(&mut out.dropped, r, &d.occasions, Step::Budget, &reason);
+    }
+
     // 4. Frequency capping. The message that must go out soonest is placed
     // first (earliest deadline first), so one with room to move (a warranty
     // offer two months ahead) moves instead of crowding out one that cannot
@@ -394,14 +409,34 @@ pub fn shape(
             b.earliest,
         ))
     });
-    let mut contacts: Vec<Date> = history
+    let contacts: Vec<Date> = history
         .contacts(&r.customer.customer_no)
         .into_iter()
         .filter(|c| c.status.is_contact())
         .map(|c| c.day)
         .collect();
+    // Next best offer, stage 2: when the contact rules do not let every
+    // offer out, the best expected ones go (see `choose`).
+    let choice = choose(&merged, &contacts, input);
     let mut kept = Vec::new();
-    for mut d in merged {
+    let mut contacts = contacts;
+    let mut merged: Vec<Option<Draft>> = merged.into_iter().map(Some).collect();
+    for lost in &choice.lost {
+        if let Some(d) = merged[lost.index].take() {
+            drop_all(
+                &mut out.dropped,
+                r,
+                &d.occasions,
+                Step::Capping,
+                &lost.reason,
+            );
+        }
+    }
+    for (i, d) in merged.into_iter().enumerate() {
+        let Some(mut d) = d else { continue };
+        if let Some(text) = choice.won.iter().find(|w| w.0 == i).map(|w| w.1.clone()) {
+            d.why.push(why(Step::Capping, text));
+        }
         match first_capped_day(&contacts, d.earliest, d.latest, brand) {
             Ok(day) => {
                 if day != d.earliest {
@@ -437,6 +472,140 @@ pub fn shape(
     kept
 }
 
+/// What the next best offer decided for one recipient's drafts.
+#[derive(Debug, Default)]
+struct Choice {
+    /// Drafts that lost to a better offer: index and the reason.
+    lost: Vec<Lost>,
+    /// Drafts that won over another: index and the why line naming the
+    /// runner-up and the margin.
+    won: Vec<(usize, String)>,
+}
+
+#[derive(Debug)]
+struct Lost {
+    index: usize,
+    reason: String,
+}
+
+/// A draft's expected incremental return: the policy's value (the
+/// expected value of one message as the policy plans it) scaled by what
+/// learning found about the service and channel
+/// (`Learned::value_factor`: the learned incremental response over the
+/// policy's), the policy's value as it is while data is thin, minus the
+/// channel's cost; in cents, with where the estimate came from.
+pub fn expected(d: &Draft, input: &Input) -> (i64, String) {
+    let mut value = 0.0;
+    let mut learned = Vec::new();
+    for o in &d.occasions {
+        match input.learned.value_factor(&o.service, d.channel) {
+            Some((f, evidence)) => {
+                value += f * o.value as f64;
+                learned.push(format!("{}: {evidence}", o.service));
+            }
+            None => value += o.value as f64,
+        }
+    }
+    let cost = input.brand.channels.get(d.channel).cost.cents();
+    let how = if learned.is_empty() {
+        "policy value".to_string()
+    } else {
+        learned.join("; ")
+    };
+    (value.round() as i64 - cost, how)
+}
+
+/// Whether the drafts (indices into `drafts`, in its order) all find a day
+/// within the contact rules, placed as step 4 places them; else why not.
+fn fits(
+    drafts: &[Draft],
+    which: &[usize],
+    contacts: &[Date],
+    brand: &BrandPolicy,
+) -> Result<(), String> {
+    let mut cs = contacts.to_vec();
+    for &i in which {
+        let d = &drafts[i];
+        cs.push(first_capped_day(&cs, d.earliest, d.latest, brand)?);
+    }
+    Ok(())
+}
+
+/// Next best offer, stage 2 (seed 002): the drafts are taken by expected
+/// return ([`expected`]), highest first (ties: step 4's order), each kept
+/// when it still fits with those kept before. When every draft fits, all
+/// are kept and nothing is said: step 4's order alone places them. A draft
+/// that does not fit even alone is left to step 4, which drops it with the
+/// contact rule it breaks.
+fn choose(drafts: &[Draft], contacts: &[Date], input: &Input) -> Choice {
+    let brand = input.brand;
+    let mut choice = Choice::default();
+    let all: Vec<usize> = (0..drafts.len()).collect();
+    if drafts.len() < 2 || fits(drafts, &all, contacts, brand).is_ok() {
+        return choice;
+    }
+    let score: Vec<(i64, String)> = drafts.iter().map(|d| expected(d, input)).collect();
+    let mut rank = all.clone();
+    rank.sort_by(|&a, &b| score[b].0.cmp(&score[a].0).then(a.cmp(&b)));
+    let mut chosen: Vec<usize> = Vec::new();
+    for &i in &rank {
+        let mut trial = chosen.clone();
+        trial.push(i);
+        trial.sort_unstable();
+        match fits(drafts, &trial, contacts, brand) {
+            Ok(()) => chosen = trial,
+            Err(_) => {
+                if fits(drafts, &[i], contacts, brand).is_err() {
+                    continue;
+                }
+                // Why it has no day once the better ones have theirs.
+                let after: Vec<usize> = chosen.iter().copied().chain([i]).collect();
+                let reason = fits(drafts, &after, contacts, brand)
+                    .err()
+                    .unwrap_or_default();
+                // The offer it lost to: the best kept one without which it
+                // would fit, else the best kept one.
+                let winner = rank
+                    .iter()
+                    .copied()
+                    .filter(|w| chosen.contains(w))
+                    .find(|&w| {
+                        let mut without: Vec<usize> = chosen
+                            .iter()
+                            .copied()
+                            .filter(|&c| c != w)
+                            .chain([i])
+                            .collect();
+                        without.sort_unstable();
+                        fits(drafts, &without, contacts, brand).is_ok()
+                    })
+                    .or_else(|| rank.iter().copied().find(|w| chosen.contains(w)));
+                let Some(w) = winner else { continue };
+                let line = format!(
+                    "chose {} over {}: {} € vs {} € expected",
+                    drafts[w].service,
+                    drafts[i].service,
+                    Money(score[w].0),
+                    Money(score[i].0)
+                );
+                choice.lost.push(Lost {
+                    index: i,
+                    reason: format!(
+                        "next best offer: {line} ({}); the contact rules allow only one: {reason}",
+                        score[i].1
+                    ),
+                });
+                if !choice.won.iter().any(|x| x.0 == w) {
+                    choice
+                        .won
+                        .push((w, format!("next best offer: {line} ({})", score[w].1)));
+                }
+            }
+        }
+    }
+    choice
+}
+
 /// The services of a draft's per-vehicle occasions.
 fn vehicle_services(d: &Draft) -> impl Iterator<Item = &str> {
     d.occasions
@@ -450,6 +619,7 @@ fn latest_send(o: &Occasion, s: &Service) -> Date {
     use touchpoint_common::policy::OccasionKind as K;
     match o.kind {
         K::Campaign => s.to.map(|d| d.0).unwrap_or(o.due),
+        K::Journey => o.due.add_days(occasions::JOURNEY_GRACE_DAYS),
         K::Birthday => o.due,
         _ => o.due.add_days(-1),
     }
@@ -579,9 +749,9 @@ fn first_capped_day(
     ))
 }
 
-/// Step 5: budget. Drafts below the brand's value threshold are dropped;
-/// the rest are taken by expected value, highest first, while the service's
-/// budget for the month lasts.
+/// Step 5: budget. The drafts (none below the brand's value threshold:
+/// step 4 dropped those before they took a contact) are taken by expected
+/// value, highest first, while the service's budget for the month lasts.
 pub fn budget(
     drafts: Vec<Draft>,
     recipients: &[Recipient],
@@ -602,15 +772,6 @@ pub fn budget(
     for mut d in drafts {
         let r = &recipients[d.recipient];
         d.cost = brand.channels.get(d.channel).cost.cents();
-        if d.value < brand.planning.min_value.cents() {
-            let reason = format!(
-                "expected value {} is below the brand's minimum of {}",
-                money(d.value),
-                brand.planning.min_value
-            );
-            drop_all(&mut out.dropped, r, &d.occasions, Step::Budget, &reason);
-            continue;
-        }
         match reserve(&d, d.day, input, history, spent) {
             Ok(text) => {
                 d.why.push(why(Step::Budget, text));

@@ -14,14 +14,16 @@ use touchpoint_common::config::StoresConfig;
 use touchpoint_common::domain::{
     Channel, Consent, Customer, ImportReport, ServiceVisit, Timestamp, Vehicle,
 };
+use touchpoint_common::domain::{JourneyTransition, VehicleStage};
 use touchpoint_common::money::Money;
 use touchpoint_common::outbox::{month_of, Dropped, MessageStatus, PlanReport, Step, Why};
 use touchpoint_common::policy::{
-    BrandPolicy, JourneyStage, PolicyDate, PolicySet, Range, Segment, Service, TenantPolicy,
-    Weekday,
+    AnyStage, BrandPolicy, JourneyStage, OccasionKind, PolicyDate, PolicySet, Range, Segment,
+    Service, TenantPolicy, TenantService, Weekday,
 };
 use touchpoint_common::{Date, TenantId};
 
+use super::journey;
 use super::occasions::{self, Window};
 use super::recipients::{self, Recipient};
 use super::steps::{self, Draft, History, Input, Outcome};
@@ -1012,12 +1014,12 @@ fn campaign_segment_by_journey_stage() {
         r
     };
     let j = Fix::new().brand.journey;
-    let stage = |r: &Recipient| occasions::journey_stage(r, &j, d(2026, 11, 10));
+    let stage = |r: &Recipient| journey::customer_stage(r, &j, d(2026, 11, 10));
     assert_eq!(stage(&with(d(2026, 1, 1), None)), JourneyStage::New);
     // 10 months since the visit.
     assert_eq!(
         stage(&with(d(2018, 1, 1), Some(d(2026, 1, 10)))),
-        JourneyStage::Loyal
+        JourneyStage::Active
     );
     // 22 months.
     assert_eq!(
@@ -1027,16 +1029,240 @@ fn campaign_segment_by_journey_stage() {
     // 46 months, and never.
     assert_eq!(
         stage(&with(d(2018, 1, 1), Some(d(2023, 1, 10)))),
-        JourneyStage::Lost
+        JourneyStage::Lapsed
     );
-    assert_eq!(stage(&with(d(2018, 1, 1), None)), JourneyStage::Lost);
+    assert_eq!(stage(&with(d(2018, 1, 1), None)), JourneyStage::Lapsed);
 
-    let active = seg(|s| s.journey_stages = vec![JourneyStage::Loyal, JourneyStage::Lapsing]);
+    let active = seg(|s| s.journey_stages = vec![JourneyStage::Active, JourneyStage::Lapsing]);
     assert_eq!(
         matches(&with(d(2018, 1, 1), Some(d(2026, 1, 10))), &active),
-        Some((None, "journey stage loyal".to_string()))
+        Some((None, "journey stage active".to_string()))
     );
     assert_eq!(matches(&with(d(2018, 1, 1), None), &active), None);
+}
+
+// ----- journey stages ----------------------------------------------------------------------
+
+/// A vehicle's stage on a day, with the default thresholds (new 12 months,
+/// warranty ending 3 months, ageing 8 years).
+fn vstage(reg: Option<Date>, warranty_end: Option<Date>, on: Date) -> Option<VehicleStage> {
+    let v = Vehicle {
+        first_registration: reg,
+        warranty_end,
+        ..car("V1", "K1")
+    };
+    journey::vehicle_stage(&v, &Fix::new().brand.journey, on)
+}
+
+#[test]
+fn vehicle_stages_change_on_their_boundary_days() {
+    use VehicleStage::*;
+    // New for 12 whole months: registered 2025-03-02, new until 2026-03-01.
+    let reg = Some(d(2025, 3, 2));
+    let end = Some(d(2028, 3, 2));
+    assert_eq!(vstage(reg, end, d(2026, 3, 1)), Some(New));
+    assert_eq!(vstage(reg, end, d(2026, 3, 2)), Some(InWarranty));
+    // Without a warranty end, past new: no stage.
+    assert_eq!(vstage(reg, None, d(2026, 3, 2)), None);
+    assert_eq!(vstage(None, None, d(2026, 3, 2)), None);
+    // Warranty ending on 2026-06-02: the last 3 months start 2026-03-02;
+    // post-warranty from the end day itself.
+    let reg = Some(d(2024, 1, 1));
+    let end = Some(d(2026, 6, 2));
+    assert_eq!(vstage(reg, end, d(2026, 3, 1)), Some(InWarranty));
+    assert_eq!(vstage(reg, end, d(2026, 3, 2)), Some(WarrantyEnding));
+    assert_eq!(vstage(reg, end, d(2026, 6, 1)), Some(WarrantyEnding));
+    assert_eq!(vstage(reg, end, d(2026, 6, 2)), Some(PostWarranty));
+    // A warranty ending within a young car's first months wins over new.
+    assert_eq!(
+        vstage(Some(d(2026, 1, 1)), Some(d(2026, 4, 1)), d(2026, 3, 2)),
+        Some(WarrantyEnding)
+    );
+    // Ageing at 8 whole years: registered 2018-03-02.
+    let reg = Some(d(2018, 3, 2));
+    let end = Some(d(2021, 3, 2));
+    assert_eq!(vstage(reg, end, d(2026, 3, 1)), Some(PostWarranty));
+    assert_eq!(vstage(reg, end, d(2026, 3, 2)), Some(Ageing));
+    assert_eq!(vstage(reg, None, d(2026, 3, 2)), Some(Ageing));
+}
+
+#[test]
+fn customer_stages_change_on_their_boundary_days() {
+    // Lapsing after 18 whole months without a visit, lapsed after 36.
+    let with_visit = |on: Date| {
+        let mut r = recipient(person("K1"), vec![], vec![]);
+        r.vehicles.push(recipients::vehicle_view(
+            registered("V1", "Fjord", d(2015, 1, 1)),
+            &[(on, None)],
+        ));
+        r
+    };
+    let j = Fix::new().brand.journey;
+    let stage = |r: &Recipient, on: Date| journey::customer_stage(r, &j, on);
+    let r = with_visit(d(2024, 9, 2));
+    assert_eq!(stage(&r, d(2026, 3, 1)), JourneyStage::Active);
+    assert_eq!(stage(&r, d(2026, 3, 2)), JourneyStage::Lapsing);
+    let r = with_visit(d(2023, 3, 2));
+    assert_eq!(stage(&r, d(2026, 3, 1)), JourneyStage::Lapsing);
+    assert_eq!(stage(&r, d(2026, 3, 2)), JourneyStage::Lapsed);
+}
+
+#[test]
+fn the_old_stage_names_still_read() {
+    let s: Segment = toml::from_str("journey_stages = [\"loyal\", \"lost\"]").expect("segment");
+    assert_eq!(
+        s.journey_stages,
+        vec![JourneyStage::Active, JourneyStage::Lapsed]
+    );
+}
+
+#[test]
+fn campaign_segment_by_vehicle_stage() {
+    // On 2026-11-10: V1's warranty ends 2027-01-10 (ending), V2's is over.
+    let r = recipient(
+        person("K1"),
+        vec![
+            Vehicle {
+                warranty_end: Some(d(2025, 1, 10)),
+                ..registered("V2", "Delta", d(2022, 1, 10))
+            },
+            Vehicle {
+                warranty_end: Some(d(2027, 1, 10)),
+                ..registered("V1", "Fjord", d(2024, 1, 10))
+            },
+        ],
+        vec![],
+    );
+    let ending = seg(|s| s.vehicle_stages = vec![VehicleStage::WarrantyEnding]);
+    assert_eq!(
+        matches(&r, &ending),
+        Some((
+            Some("V1".to_string()),
+            "Nordwagen Fjord registered 2024-01-10 (2 years), vehicle stage warranty_ending"
+                .to_string()
+        ))
+    );
+    let ageing = seg(|s| s.vehicle_stages = vec![VehicleStage::Ageing]);
+    assert_eq!(matches(&r, &ageing), None);
+}
+
+impl World {
+    /// A win-back service: a letter to customers who entered `lapsed`.
+    fn with_winback(mut self) -> Self {
+        let mut s = self.set.brand.services["service"].clone();
+        s.name = "Win-back".into();
+        s.occasion = OccasionKind::Journey;
+        s.template = "winback".into();
+        s.value = Money(2000);
+        s.interval_months = None;
+        s.interval_km = None;
+        s.stage = Some(AnyStage::Customer(JourneyStage::Lapsed));
+        self.set.brand.services.insert("winback".into(), s);
+        self.set
+            .tenants
+            .get_mut(&t1())
+            .expect("t1")
+            .services
+            .insert(
+                "winback".into(),
+                TenantService {
+                    opt_in: true,
+                    monthly_budget: Money(10_000),
+                },
+            );
+        self.set.fingerprint ^= 2;
+        self
+    }
+
+    fn visit(&self, vin: &str, on: Date) {
+        let store = self.store();
+        let id = store.next_import_id().expect("id");
+        let mut tx = store.begin_import(id).expect("begin");
+        tx.put_visit(&ServiceVisit {
+            vin: vin.into(),
+            customer_no: "K1".into(),
+            date: on,
+            km: None,
+            kind: "Inspektion".into(),
+            value: None,
+            source: "besuche.csv:2".into(),
+        })
+        .expect("visit");
+        let report = ImportReport::new(id, t1(), "besuche.csv", format!("hash-{id}"), Timestamp(0));
+        tx.commit(&report).expect("commit");
+    }
+}
+
+#[test]
+fn entering_a_stage_is_one_occasion_per_entry() {
+    let w = World::new().with_winback();
+    // Last seen 2023-01-10: lapsed (37 months) on 2026-03-02.
+    w.import(
+        &[person("K1")],
+        &[serviced("V1", "K1", d(2023, 1, 10))],
+        &[],
+    );
+    let first = w.plan(today(), Mode::Commit);
+    let keys = |r: &PlanReport| -> Vec<String> {
+        r.planned
+            .iter()
+            .flat_map(|m| m.occasions.iter().map(|o| o.key.clone()))
+            .collect()
+    };
+    assert_eq!(keys(&first), vec!["winback:K1:lapsed:2026-03-02"]);
+    assert_eq!(
+        texts(&first.planned[0].why, Step::Occasion),
+        vec!["winback due 2026-03-02: entered journey stage lapsed on 2026-03-02 (first derived)"]
+    );
+    // The next days: still the same entry, planned already.
+    let next = w.plan(d(2026, 3, 3), Mode::Commit);
+    assert!(next.planned.is_empty(), "{:?}", keys(&next));
+    assert_eq!(next.already_planned, 1);
+    // Back in the workshop, then 36 months without a visit: a new entry.
+    w.visit("V1", d(2026, 3, 4));
+    let back = w.plan(d(2026, 3, 4), Mode::Commit);
+    assert!(back.planned.is_empty());
+    let again = w.plan(d(2029, 3, 5), Mode::Commit);
+    assert_eq!(keys(&again), vec!["winback:K1:lapsed:2029-03-05"]);
+    let stored = w.store().journey("K1").expect("read").expect("journey");
+    let customer: Vec<(Date, Option<JourneyStage>, JourneyStage)> = stored
+        .transitions
+        .iter()
+        .filter_map(|t| match t {
+            JourneyTransition::Customer { day, from, to } => Some((*day, *from, *to)),
+            JourneyTransition::Vehicle { .. } => None,
+        })
+        .collect();
+    assert_eq!(
+        customer,
+        vec![
+            (d(2026, 3, 2), None, JourneyStage::Lapsed),
+            (
+                d(2026, 3, 4),
+                Some(JourneyStage::Lapsed),
+                JourneyStage::Active
+            ),
+            (
+                d(2029, 3, 5),
+                Some(JourneyStage::Active),
+                JourneyStage::Lapsed
+            ),
+        ]
+    );
+    assert_eq!(stored.stage, JourneyStage::Lapsed);
+}
+
+#[test]
+fn a_dry_run_derives_journeys_and_stores_none() {
+    let w = World::new().with_winback();
+    w.import(
+        &[person("K1")],
+        &[serviced("V1", "K1", d(2023, 1, 10))],
+        &[],
+    );
+    let dry = w.plan(today(), Mode::DryRun);
+    assert_eq!(dry.planned.len(), 1);
+    assert_eq!(w.store().journey("K1").expect("read"), None);
 }
 
 #[test]
@@ -1652,6 +1878,107 @@ fn cap_ok_checks_every_rolling_window() {
     assert!(!steps::cap_ok(&contacts, d(2026, 3, 5), &brand));
     assert!(!steps::cap_ok(&contacts, d(2026, 3, 6), &brand));
     assert!(steps::cap_ok(&contacts, d(2026, 3, 15), &brand));
+}
+
+// ----- next best offer -------------------------------------------------------------------
+
+/// K1 by email: a birthday on 2026-03-04 (2.00, must go by then) and an
+/// inspection recorded for 2026-03-10 (25.00, by 2026-03-09): 14 days
+/// apart at least, only one can go. Not bundled (window 0).
+fn birthday_and_inspection(fix: &mut Fix) -> Recipient {
+    fix.brand.planning.bundling_window_days = 0;
+    let c = Customer {
+        birth_date: Some(d(1980, 3, 4)),
+        ..emailed("K1")
+    };
+    let v = Vehicle {
+        next_inspection: Some(d(2026, 3, 10)),
+        ..car("V1", "K1")
+    };
+    recipient(c, vec![v], vec![email_yes("K1")])
+}
+
+#[test]
+fn next_best_offer_keeps_the_better_offer_and_says_by_how_much() {
+    let mut fix = Fix::new();
+    let r = birthday_and_inspection(&mut fix);
+    let (drafts, out) = fix.shape(&r, &TestHistory::default());
+    // Earliest deadline first would send the birthday and lose the
+    // inspection; ranked by expected return the inspection goes.
+    let dr = only(&drafts);
+    assert_eq!(dr.service, "hu");
+    assert_eq!(
+        texts(&dr.why, Step::Capping)[0],
+        "next best offer: chose hu over birthday: 24.98 € vs 1.98 € expected (policy value)"
+    );
+    assert_eq!(
+        reasons(&out.dropped),
+        vec![(
+            "K1",
+            Step::Capping,
+            "next best offer: chose hu over birthday: 24.98 € vs 1.98 € expected (policy value); \
+             the contact rules allow only one: no day from 2026-03-02 to 2026-03-04 within the \
+             contact rules: contacted on 2026-03-02, minimum gap 14 days"
+        )]
+    );
+}
+
+#[test]
+fn next_best_offer_ranks_by_value_minus_cost() {
+    // The birthday worth 30.00 by email beats the inspection worth 30.50
+    // by post (the customer has no email consent for it: forbidden).
+    let mut fix = Fix::new();
+    let r = birthday_and_inspection(&mut fix);
+    fix.service("birthday").value = Money(3000);
+    fix.service("hu").value = Money(3050);
+    fix.service("hu").forbidden_channels = vec![Channel::Email];
+    let (drafts, out) = fix.shape(&r, &TestHistory::default());
+    let dr = only(&drafts);
+    assert_eq!(
+        (dr.service.as_str(), dr.channel),
+        ("birthday", Channel::Email)
+    );
+    assert_eq!(
+        texts(&dr.why, Step::Capping)[0],
+        "next best offer: chose birthday over hu: 29.98 € vs 29.55 € expected (policy value)"
+    );
+    assert_eq!(out.dropped.len(), 1);
+}
+
+#[test]
+fn offers_that_all_fit_are_all_kept_without_ranking() {
+    let mut fix = Fix::new();
+    let r = birthday_and_inspection(&mut fix);
+    fix.brand.contact.min_gap_days = 0;
+    let (drafts, out) = fix.shape(&r, &TestHistory::default());
+    assert_eq!(drafts.len(), 2);
+    assert!(out.dropped.is_empty());
+    for dr in &drafts {
+        assert!(texts(&dr.why, Step::Capping)
+            .iter()
+            .all(|t| !t.starts_with("next best offer")));
+    }
+}
+
+#[test]
+fn an_offer_below_the_minimum_value_takes_no_contact() {
+    // The birthday (0.50) is below the brand's 1.00: it is dropped before
+    // capping, so the inspection keeps its day instead of losing it to an
+    // offer the budget step would drop anyway.
+    let mut fix = Fix::new();
+    let r = birthday_and_inspection(&mut fix);
+    fix.service("birthday").value = Money(50);
+    let (kept, out) = fix.budget(std::slice::from_ref(&r), &TestHistory::default());
+    let dr = only(&kept);
+    assert_eq!((dr.service.as_str(), dr.day), ("hu", today()));
+    assert_eq!(
+        reasons(&out.dropped),
+        vec![(
+            "K1",
+            Step::Budget,
+            "expected value 0.50 is below the brand's minimum of 1.00"
+        )]
+    );
 }
 
 // ----- step 5: budget --------------------------------------------------------------------

@@ -5,17 +5,18 @@
 //! tenants listing shows, derived from them.
 //!
 //! Owns the trees `customers`, `vehicles`, `owner`, `consents`, `visits`,
-//! `responses`, `imports`, `import_hash`, `merges`, `merged` and `bad_addresses` (their
-//! keys: [`keys`]), and the `meta` keys `counters`, `next_import_id`,
+//! `responses`, `imports`, `import_hash`, `merges`, `merged`, `bad_addresses`
+//! and `journeys` (their keys: [`keys`]), and the `meta` keys `counters`, `next_import_id`,
 //! `next_merge_id`, `pending_import` and `generation`. Only this file and
 //! its children reach them: `import` (an import, journaled), `merges`
-//! (merges and their undo); this file writes the rest (import reports that
+//! (merges and their undo), `journeys` (the derived journey stages); this file writes the rest (import reports that
 //! change no data, consent statements and bad addresses from dispatch).
 //!
 //! Uses `db`, `central` (where figures go) and the leaf modules; must not
 //! import `outbox`, `tenant` or the root. Uses nothing of its children.
 
 pub(super) mod import;
+mod journeys;
 mod keys;
 mod merges;
 
@@ -62,6 +63,8 @@ pub(super) struct Records {
     merges: sled::Tree,
     merged: sled::Tree,
     bad_addresses: sled::Tree,
+    /// customer_no -> JourneyRecord (`journeys.rs`).
+    journeys: sled::Tree,
     /// Shared with the outbox, which owns its other keys.
     meta: sled::Tree,
     /// Opt-in counts and the data version they were counted at.
@@ -89,6 +92,7 @@ impl Records {
             merges: db.tree("merges")?,
             merged: db.tree("merged")?,
             bad_addresses: db.tree("bad_addresses")?,
+            journeys: db.tree("journeys")?,
             meta: db.tree("meta")?,
             db,
             opt_ins: Mutex::new(None),
@@ -209,6 +213,18 @@ impl Records {
             .iter()
             .values()
             .map(move |r| r.map_err(self.db.err()).and_then(|b| decode_visit(&b)))
+    }
+
+    /// Responses reported in response files that name this customer number.
+    pub(super) fn responses_of(&self, customer_no: &str) -> Result<Vec<ReportedResponse>> {
+        self.responses
+            .scan_prefix(keys::customer_prefix(customer_no))
+            .values()
+            .map(|r| {
+                r.map_err(self.db.err())
+                    .and_then(|b| decode("responses", &b))
+            })
+            .collect()
     }
 
     /// Responses reported in response files, by customer or VIN.

@@ -20,6 +20,7 @@
 //! | `merges`        | merge_id(8)                      | MergeRecord      | `records/merges.rs` |
 //! | `merged`        | customer_no, active merges only  | merge_id(8)      | `records/merges.rs` |
 //! | `bad_addresses` | address, trimmed, lower case     | reason           | `records.rs` (`mark_bad_address`, `record_consents_and_bad_addresses`) |
+//! | `journeys`      | customer_no                      | JourneyRecord    | `records/journeys.rs` |
 //! | `meta`          | `counters`                       | Counters         | `records/import.rs` (`finish`); `records.rs` (`record_import`); `records/merges.rs` |
 //! |                 | `next_import_id`, `next_merge_id`, `generation` | u64 | `records.rs` (`next_id`, `bump_generation`) |
 //! |                 | `pending_import` (an earlier version's marker) | ImportReport | `records/import.rs` (`finish` removes it) |
@@ -55,8 +56,8 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, MutexGuard};
 
 use touchpoint_common::domain::{
-    Channel, Consent, Customer, FieldSet, ImportReport, MergeRecord, ServiceVisit, TenantStats,
-    Timestamp, Vehicle,
+    Channel, Consent, Customer, FieldSet, ImportReport, JourneyRecord, MergeRecord, ServiceVisit,
+    TenantStats, Timestamp, Vehicle,
 };
 use touchpoint_common::outbox::{LedgerEntry, Message, TrackedLinks};
 use touchpoint_common::protocol::OptIns;
@@ -194,6 +195,22 @@ impl TenantStore {
         self.records.consents()
     }
 
+    /// The journey stages of one recipient as last derived.
+    pub fn journey(&self, customer_no: &str) -> Result<Option<JourneyRecord>> {
+        self.records.journey(customer_no)
+    }
+
+    /// Every stored journey, in customer-number order.
+    pub fn journeys(&self) -> impl Iterator<Item = Result<(String, JourneyRecord)>> + '_ {
+        self.records.journeys()
+    }
+
+    /// Writes changed journeys (`None` removes one); see
+    /// `planner::journey::refresh`, the one caller.
+    pub fn write_journeys(&self, changes: &[(String, Option<JourneyRecord>)]) -> Result<()> {
+        self.records.write_journeys(changes)
+    }
+
     /// Service visits of one vehicle in date order.
     pub fn visits_of(&self, vin: &str) -> Result<Vec<ServiceVisit>> {
         self.records.visits_of(vin)
@@ -208,6 +225,11 @@ impl TenantStore {
     /// accepted), grouped by customer number.
     pub fn responses(&self) -> impl Iterator<Item = Result<ReportedResponse>> + '_ {
         self.records.responses()
+    }
+
+    /// Responses reported in response files that name this customer number.
+    pub fn responses_of(&self, customer_no: &str) -> Result<Vec<ReportedResponse>> {
+        self.records.responses_of(customer_no)
     }
 
     pub fn stats(&self) -> Result<TenantStats> {

@@ -296,6 +296,22 @@ impl OutboxIndex {
             .unwrap_or(&[])
     }
 
+    /// The ids of one recipient's messages (any status), newest first: the
+    /// rows whose text starts with the customer number, compared whole.
+    pub fn of_recipient(&self, recipient: &str) -> Vec<u64> {
+        let mut want = recipient.to_lowercase().into_bytes();
+        want.push(0);
+        let mut out: Vec<u64> = self
+            .ids
+            .iter()
+            .zip(&self.rows)
+            .filter(|(_, r)| self.text(r).starts_with(&want))
+            .map(|(id, _)| *id)
+            .collect();
+        out.reverse();
+        out
+    }
+
     /// The matches of `filter` (its tenant criterion is the caller's), the
     /// page of them from `skip` on, at most `take`, newest first, and the
     /// counts per status.
