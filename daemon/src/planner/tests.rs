@@ -1923,6 +1923,54 @@ fn next_best_offer_keeps_the_better_offer_and_says_by_how_much() {
     );
 }
 
+/// With learning, the policy's value is scaled by what was learned: a
+/// birthday greeting whose learned lead answers four times as often as
+/// the policy's beats the inspection it loses to on policy values.
+#[test]
+fn next_best_offer_weighs_an_offer_by_what_learning_found() {
+    use crate::learning::{compute, Counts, DealerData};
+    use touchpoint_common::learning::{Arm, LearnedState};
+    let mut fix = Fix::new();
+    let r = birthday_and_inspection(&mut fix);
+    let b = fix.service("birthday");
+    b.value = Money(1000);
+    b.learn = true;
+    b.explore_percent = 0;
+    let policy_lead = b.lead_days;
+    let longer = *b
+        .lead_grid()
+        .iter()
+        .find(|&&l| l > policy_lead)
+        .expect("a longer lead on the grid");
+    let mut one = DealerData::default();
+    for (lead, responses) in [(policy_lead, 10), (longer, 40)] {
+        one.cells.insert(
+            ("birthday".into(), Channel::Email, Arm::Lead(lead)),
+            Counts {
+                sent: 200,
+                responses,
+                ..Counts::default()
+            },
+        );
+    }
+    fix.leads = Learned::new(compute(&fix.brand, &vec![one; 5], &LearnedState::default()));
+    let (factor, _) = fix
+        .leads
+        .value_factor("birthday", Channel::Email)
+        .expect("learned");
+    assert!(factor > 3.0, "{factor}");
+    let (drafts, _) = fix.shape(&r, &TestHistory::default());
+    let dr = only(&drafts);
+    assert_eq!(dr.service, "birthday");
+    let why = &texts(&dr.why, Step::Capping)[0];
+    assert!(
+        why.starts_with("next best offer: chose birthday over hu: ")
+            && why.contains("€ expected (birthday: learned ")
+            && why.contains(&format!("at {longer} days vs ")),
+        "{why}"
+    );
+}
+
 #[test]
 fn next_best_offer_ranks_by_value_minus_cost() {
     // The birthday worth 30.00 by email beats the inspection worth 30.50
