@@ -12,7 +12,7 @@ use touchpoint_tests::{materialize_policy_case, policy_cases};
 /// What the daemon does with a directory, with file names relative to it.
 fn check(dir: &Path) -> Result<PolicySet, Vec<ConfigError>> {
     let files = touchpointd::policy::read_dir(dir, "")?;
-    PolicySet::validate(&files, "")
+    touchpoint_common::render::lint::validate(&files, "")
 }
 
 fn name(case: &Path) -> String {

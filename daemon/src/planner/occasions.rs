@@ -159,16 +159,20 @@ pub fn find(
                 if t.to() != stage || !now_in || day < w.today.add_days(-JOURNEY_GRACE_DAYS) {
                     continue;
                 }
+                // A stage first derived is no entry into it: the subject was
+                // there before we saw it (a first run over old data, a
+                // customers file imported before its visits, a vehicle that
+                // came with a merge). Only a change the data showed is.
+                let Some(from) = from else {
+                    continue;
+                };
                 let due = day.max(w.today);
                 if !w.takes(due, lead) {
                     continue;
                 }
                 let subject_key = subject.unwrap_or(&r.customer.customer_no);
                 let key = format!("{id}:{subject_key}:{}:{day}", stage.as_str());
-                let was = match from {
-                    Some(f) => format!("was {f}"),
-                    None => "first derived".to_string(),
-                };
+                let was = format!("was {from}");
                 let whose = subject.map(|v| format!("vehicle {v} ")).unwrap_or_default();
                 let reason = format!(
                     "{whose}entered journey stage {} on {day} ({was})",

@@ -1202,28 +1202,30 @@ fn entering_a_stage_is_one_occasion_per_entry() {
         &[serviced("V1", "K1", d(2023, 1, 10))],
         &[],
     );
-    let first = w.plan(today(), Mode::Commit);
     let keys = |r: &PlanReport| -> Vec<String> {
         r.planned
             .iter()
             .flat_map(|m| m.occasions.iter().map(|o| o.key.clone()))
             .collect()
     };
-    assert_eq!(keys(&first), vec!["winback:K1:lapsed:2026-03-02"]);
-    assert_eq!(
-        texts(&first.planned[0].why, Step::Occasion),
-        vec!["winback due 2026-03-02: entered journey stage lapsed on 2026-03-02 (first derived)"]
-    );
-    // The next days: still the same entry, planned already.
-    let next = w.plan(d(2026, 3, 3), Mode::Commit);
-    assert!(next.planned.is_empty(), "{:?}", keys(&next));
-    assert_eq!(next.already_planned, 1);
-    // Back in the workshop, then 36 months without a visit: a new entry.
+    // Lapsed when first seen: no entry (the customer was there before we
+    // saw them; a first run over old data sends no win-back to everyone).
+    let first = w.plan(today(), Mode::Commit);
+    assert!(first.planned.is_empty(), "{:?}", keys(&first));
+    // Back in the workshop, then 36 months without a visit: an entry.
     w.visit("V1", d(2026, 3, 4));
     let back = w.plan(d(2026, 3, 4), Mode::Commit);
     assert!(back.planned.is_empty());
     let again = w.plan(d(2029, 3, 5), Mode::Commit);
     assert_eq!(keys(&again), vec!["winback:K1:lapsed:2029-03-05"]);
+    assert_eq!(
+        texts(&again.planned[0].why, Step::Occasion),
+        vec!["winback due 2029-03-05: entered journey stage lapsed on 2029-03-05 (was active)"]
+    );
+    // The next days: still the same entry, planned already.
+    let next = w.plan(d(2029, 3, 6), Mode::Commit);
+    assert!(next.planned.is_empty(), "{:?}", keys(&next));
+    assert_eq!(next.already_planned, 1);
     let stored = w.store().journey("K1").expect("read").expect("journey");
     let customer: Vec<(Date, Option<JourneyStage>, JourneyStage)> = stored
         .transitions
@@ -1261,8 +1263,17 @@ fn a_dry_run_derives_journeys_and_stores_none() {
         &[],
     );
     let dry = w.plan(today(), Mode::DryRun);
-    assert_eq!(dry.planned.len(), 1);
+    assert!(dry.planned.is_empty());
     assert_eq!(w.store().journey("K1").expect("read"), None);
+    // Seen (lapsed), back (active), then lapsed again in a dry run: the
+    // entry is planned and nothing of it stored.
+    w.plan(today(), Mode::Commit);
+    w.visit("V1", d(2026, 3, 4));
+    w.plan(d(2026, 3, 4), Mode::Commit);
+    let dry = w.plan(d(2029, 3, 5), Mode::DryRun);
+    assert_eq!(dry.planned.len(), 1);
+    let stored = w.store().journey("K1").expect("read").expect("journey");
+    assert_eq!(stored.stage, JourneyStage::Active);
 }
 
 #[test]
@@ -1936,6 +1947,8 @@ fn next_best_offer_weighs_an_offer_by_what_learning_found() {
     b.value = Money(1000);
     b.learn = true;
     b.explore_percent = 0;
+    b.lead_days_step = Some(b.lead_days.max(1));
+    b.lead_days_max = Some(b.lead_days * 3);
     let policy_lead = b.lead_days;
     let longer = *b
         .lead_grid()
@@ -1944,6 +1957,15 @@ fn next_best_offer_weighs_an_offer_by_what_learning_found() {
         .expect("a longer lead on the grid");
     let mut one = DealerData::default();
     for (lead, responses) in [(policy_lead, 10), (longer, 40)] {
+        // The control baseline in each lead's window: 2 in 100.
+        one.baseline.insert(
+            ("birthday".into(), lead),
+            Counts {
+                control: 100,
+                control_responses: 2,
+                ..Counts::default()
+            },
+        );
         one.cells.insert(
             ("birthday".into(), Channel::Email, Arm::Lead(lead)),
             Counts {
