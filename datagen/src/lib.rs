@@ -24,6 +24,7 @@ mod export;
 mod gen;
 pub mod history;
 pub mod outbox;
+pub mod truth;
 mod policy;
 mod records;
 mod tables;
