@@ -377,6 +377,9 @@ pub enum Command {
     Demo(crate::demo::DemoArgs),
     /// Work with policy files without a daemon: `policy check DIR`.
     Policy(crate::policy_check::PolicyArgs),
+    /// Run the daemon through a simulated season against a hidden response
+    /// model; `--compare N` runs learned vs fixed over N seeds.
+    Simulate(crate::simulate::SimulateArgs),
 }
 
 /// What `pause` and `resume` apply to; neither flag means all dispatch.
@@ -450,7 +453,7 @@ fn parse_by(s: &str) -> Result<touchpoint_common::report::stats::By, String> {
     })
 }
 
-fn parse_day(s: &str) -> Result<touchpoint_common::Date, String> {
+pub(crate) fn parse_day(s: &str) -> Result<touchpoint_common::Date, String> {
     chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d")
         .map(touchpoint_common::Date::from)
         .map_err(|_| format!("{s:?} is not a date (YYYY-MM-DD)"))
@@ -938,10 +941,10 @@ async fn run_inner(
                 emit(&format::templates(&list, table_width()));
             }
         }
-        Command::Demo(_) | Command::Policy(_) => {
+        Command::Demo(_) | Command::Policy(_) | Command::Simulate(_) => {
             return Err(Failure {
                 code: EXIT_USAGE,
-                message: "demo and policy are not socket commands".into(),
+                message: "demo, policy and simulate are not socket commands".into(),
             })
         }
     }

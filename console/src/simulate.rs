@@ -1,0 +1,559 @@
+//! `touchpoint simulate`: a season of the real daemon against a hidden
+//! response model with a known optimum (`touchpoint_datagen::truth`).
+//!
+//! One run generates a network of dealers, starts `touchpointd` on a
+//! simulated clock, imports the dealers' exports over the socket and then,
+//! for every working day of the season: restarts the daemon with
+//! `--clock-start` at that day's evening (after every send window), imports
+//! the dealers' visits export of the days before, plans, lets dispatch send
+//! what is due (emails to the spool, letters and call lists into their
+//! batches), reads what went out from the queue and hands it to the model,
+//! which decides who comes to the workshop and when. Each week it asks the
+//! daemon's results report for the response rate and lift of the week's
+//! messages and checks the pooled report against the k-dealer rule; the
+//! model says what the messages were worth against the oracle.
+//!
+//! `--compare N` runs both policies over seeds 1 to N and writes the table
+//! and the chart (`compare.md`, `lift.png`).
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context as _};
+use clap::{Args, ValueEnum};
+use serde::Serialize;
+use touchpoint_common::outbox::MessageStatus;
+use touchpoint_common::queue::QueueFilter;
+use touchpoint_common::report::answer::ReportQuery;
+use touchpoint_common::report::stats::By;
+use touchpoint_common::{Date, TenantId};
+use touchpoint_datagen::truth::{demo_services, Truth};
+use touchpoint_datagen::{
+    demo_dealers, records, write_customer_export_as_of, write_visit_rows,
+    write_visits_export_as_of, DealerSpec, ExportOptions, Record, VisitRow,
+};
+
+use crate::client::Client;
+use crate::demo::{self, DaemonProcess};
+use crate::output::emit;
+
+mod summary;
+mod world;
+
+use world::{Seen, WeekTally, World};
+
+/// Queue pages read at once.
+const PAGE: u32 = 500;
+/// How long dispatch may take to send one day's emails.
+const DISPATCH_LIMIT: Duration = Duration::from_secs(300);
+/// The hour of each simulated day the daemon is started at: after every
+/// send window, so that the whole day is due.
+const EVENING: &str = "19:00";
+
+#[derive(Debug, Args, Clone)]
+pub struct SimulateArgs {
+    /// Dealers (tenants) in the network.
+    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u16).range(1..=999))]
+    pub dealers: u16,
+    /// Customer records in all, split evenly over the dealers.
+    #[arg(long, default_value_t = 20_000)]
+    pub customers: u32,
+    /// Weeks of the season.
+    #[arg(long, default_value_t = 26, value_parser = clap::value_parser!(u16).range(1..=104))]
+    pub weeks: u16,
+    /// Seed of the network and of the hidden model.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// fixed: the brand's lead and send times; learned: learning on.
+    #[arg(long, value_enum, default_value_t = Policy::Fixed)]
+    pub policy: Policy,
+    /// The season's first day (a Monday).
+    #[arg(long, default_value = "2027-01-04", value_parser = crate::cli::parse_day)]
+    pub start: Date,
+    /// Where runs keep their state and write their results; a run's
+    /// directory is wiped first (only one a run made).
+    #[arg(long, default_value = "sim-out", value_name = "DIR")]
+    pub out: PathBuf,
+    /// Run both policies over seeds 1..=N and write the comparison (table
+    /// and chart) into --out.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=50))]
+    pub compare: Option<u16>,
+}
+
+/// Which policy a run plans with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Policy {
+    Fixed,
+    Learned,
+}
+
+impl Policy {
+    fn name(self) -> &'static str {
+        match self {
+            Policy::Fixed => "fixed",
+            Policy::Learned => "learned",
+        }
+    }
+}
+
+/// What one run found, written as `result.json` (and `weeks.csv`).
+#[derive(Clone, Debug, Serialize)]
+pub(crate) struct RunResult {
+    pub seed: u64,
+    pub policy: Policy,
+    pub dealers: u16,
+    pub customers: u32,
+    pub weeks: u16,
+    pub start: String,
+    /// Messages due before this day are not weighed against the oracle.
+    pub evaluate_from: String,
+    pub truth: Vec<summary::TruthRow>,
+    pub rows: Vec<summary::WeekRow>,
+    /// Season totals of the evaluated messages, expected incremental
+    /// responses by the model.
+    pub incremental_run: f64,
+    pub incremental_oracle: f64,
+    /// The daemon's report over the whole season.
+    pub response_rate: Option<f64>,
+    pub control_rate: Option<f64>,
+    pub lift: Option<f64>,
+    pub k_violations: Vec<String>,
+    /// Mean wall time of a daemon restart (the per-day clock step), ms.
+    pub restart_ms: u64,
+    pub elapsed_s: u64,
+}
+
+pub async fn run(args: SimulateArgs) -> anyhow::Result<()> {
+    let out = std::path::absolute(&args.out)
+        .with_context(|| format!("cannot resolve {}", args.out.display()))?;
+    std::fs::create_dir_all(&out).with_context(|| format!("cannot create {}", out.display()))?;
+    match args.compare {
+        None => {
+            let dir = out.join(format!("{}-s{}", args.policy.name(), args.seed));
+            let r = run_season(&args, args.seed, args.policy, &dir).await?;
+            emit(&summary::season_line(&r));
+            Ok(())
+        }
+        Some(n) => {
+            let mut runs = Vec::new();
+            for seed in 1..=u64::from(n) {
+                for policy in [Policy::Fixed, Policy::Learned] {
+                    let dir = out.join(format!("{}-s{seed}", policy.name()));
+                    let r = run_season(&args, seed, policy, &dir).await?;
+                    emit(&summary::season_line(&r));
+                    runs.push(r);
+                }
+            }
+            let table = summary::table(&args, &runs);
+            demo::write_file(&out.join("compare.md"), &table)?;
+            let json = serde_json::to_string_pretty(&runs).context("encoding the runs")?;
+            demo::write_file(&out.join("compare.json"), &json)?;
+            let chart = out.join("lift.png");
+            match summary::chart(&runs, &chart) {
+                Ok(()) => emit(&format!("  chart       {}\n", chart.display())),
+                Err(e) => emit(&format!("  chart       not drawn: {e:#}\n")),
+            }
+            emit(&table);
+            Ok(())
+        }
+    }
+}
+
+/// The brand file a run plans with: the shipped one with a control group
+/// for the modelled services (lift needs one), due dates by date only (so
+/// that the model and the planner agree on them), no bundling (each
+/// message is one arm), and learning switched on or off.
+fn sim_brand(policy: Policy) -> anyhow::Result<String> {
+    let mut text = demo::BRAND.to_string();
+    let edits: [(&str, &str); 4] = [
+        ("bundling_window_days = 30\n", "bundling_window_days = 0\n"),
+        ("interval_km = 30000\n", ""),
+        (
+            "lead_days = 21\n",
+            "lead_days = 21\ncontrol_percent = 10\n",
+        ),
+        (
+            "lead_days = 28\n",
+            "lead_days = 28\ncontrol_percent = 10\n",
+        ),
+    ];
+    for (from, to) in edits {
+        if text.matches(from).count() != 1 {
+            bail!("the shipped brand.toml no longer has one {from:?}; the simulation's brand file needs updating");
+        }
+        text = text.replacen(from, to, 1);
+    }
+    if policy == Policy::Learned {
+        bail!("--policy learned needs the learning (issue 15), which this build does not have yet");
+    }
+    Ok(text)
+}
+
+/// One season: returns what it found and writes it into `dir`.
+async fn run_season(
+    args: &SimulateArgs,
+    seed: u64,
+    policy: Policy,
+    dir: &Path,
+) -> anyhow::Result<RunResult> {
+    let started = Instant::now();
+    let brand = sim_brand(policy)?;
+    demo::prepare_dir(dir, false)?;
+    let socket = dir.join("touchpoint.sock");
+    if socket.as_os_str().len() > demo::MAX_SOCKET_PATH {
+        bail!(
+            "the socket path {} is too long for a Unix socket; choose a shorter --out",
+            socket.display()
+        );
+    }
+    let dealers = network(args, seed);
+    let policies = demo::generate_policies(dir, &dealers)?;
+    demo::write_file(&policies.join("brand.toml"), &brand)?;
+    let port = demo::free_port()?;
+    let config = demo::write_config(dir, &socket, &policies, port)?;
+
+    let start = args.start;
+    let end = start.add_days(7 * i32::from(args.weeks));
+    let truth = Truth::new(seed, &demo_services());
+    let grid_max = truth
+        .services
+        .iter()
+        .map(|s| s.spec.grid.max)
+        .max()
+        .unwrap_or(0);
+    // Exports as of the day before the season, generated and kept.
+    let as_of = start;
+    let mut recs: Vec<Vec<Record>> = Vec::new();
+    let mut files = Vec::new();
+    for spec in &dealers {
+        let opts = ExportOptions::clean(spec.dialect());
+        let d = dir.join("exports").join(&spec.id);
+        std::fs::create_dir_all(&d).with_context(|| format!("cannot create {}", d.display()))?;
+        let customers = d.join(spec.customer_file_name());
+        let visits = d.join(spec.visits_file_name());
+        write_customer_export_as_of(spec, &opts, as_of, create(&customers)?)?;
+        write_visits_export_as_of(spec, &opts, as_of, create(&visits)?)?;
+        recs.push(records(spec, &opts, as_of).collect());
+        files.push((TenantId::new(spec.id.clone())?, customers, visits));
+    }
+    let mut world = World::new(
+        truth,
+        dealers.iter().map(|d| d.id.clone()).collect(),
+        &recs,
+        start,
+        end.add_days(i32::try_from(grid_max).unwrap_or(0) + 14),
+        start.add_days(i32::try_from(grid_max).unwrap_or(0)),
+    );
+    drop(recs);
+    emit(&format!(
+        "simulate: {} policy, seed {seed}, {} dealers, {} customers, {} weeks from {start}; {} occasions modelled ({})\n",
+        policy.name(),
+        dealers.len(),
+        args.customers,
+        args.weeks,
+        world.dues.len(),
+        dir.display()
+    ));
+
+    let mut daemon =
+        DaemonProcess::start(dir, &config, &socket, Some(&format!("{start} {EVENING}"))).await?;
+    let mut client = daemon.client.take().context("daemon connection missing")?;
+    for (tenant, customers, visits) in &files {
+        for f in [customers, visits] {
+            let r = client
+                .upload(tenant, f)
+                .await
+                .with_context(|| format!("importing {}", f.display()))?;
+            if !r.is_committed() {
+                bail!("{tenant}: {} was not imported: {:?}", f.display(), r.status);
+            }
+        }
+    }
+
+    let min_dealers = policy_min_dealers(&brand)?;
+    let mut rows = Vec::new();
+    let mut week = WeekTally::default();
+    let mut season_dealers = WeekTally::default().dealers;
+    let mut regret = 0.0;
+    let mut restarts: Vec<Duration> = Vec::new();
+    let mut k_violations = Vec::new();
+    let mut day = start;
+    while day < end {
+        let weekday = day.naive().format("%u").to_string();
+        if weekday != "6" && weekday != "7" {
+            if day != start {
+                drop(client);
+                let status = daemon.stop()?;
+                if !status.success() {
+                    bail!("touchpointd exited with {status} before {day}");
+                }
+                let t = Instant::now();
+                daemon =
+                    DaemonProcess::start(dir, &config, &socket, Some(&format!("{day} {EVENING}")))
+                        .await?;
+                restarts.push(t.elapsed());
+                client = daemon.client.take().context("daemon connection missing")?;
+            }
+            simulate_day(&mut client, &mut world, dir, &dealers, day, &mut week).await?;
+        }
+        let next = day.add_days(1);
+        if (next.days() - start.days()) % 7 == 0 {
+            let n = rows.len() + 1;
+            let from = next.add_days(-7);
+            for (s, d) in &week.dealers {
+                season_dealers
+                    .entry(s.clone())
+                    .or_default()
+                    .extend(d.iter().copied());
+            }
+            regret += week.oracle - week.run;
+            let report = week_report(&mut client, from, day).await?;
+            let checked = k_check(&mut client, day, min_dealers, &season_dealers).await?;
+            k_violations.extend(checked.iter().map(|v| format!("week {n}: {v}")));
+            let row = summary::WeekRow::new(n, from, day, &week, regret, report, checked);
+            emit(&row.line());
+            rows.push(row);
+            week = WeekTally::default();
+        }
+        day = next;
+    }
+    // The season's cohorts once more, with every response imported so far.
+    let last = end.add_days(-1);
+    for r in &mut rows {
+        let report = week_report(&mut client, r.from_date(), r.to_date()).await?;
+        r.set_final(report);
+    }
+    let season = week_report(&mut client, start, last).await?;
+    drop(client);
+    let status = daemon.stop()?;
+    if !status.success() {
+        bail!("touchpointd exited with {status}");
+    }
+    let result = RunResult {
+        seed,
+        policy,
+        dealers: args.dealers,
+        customers: args.customers,
+        weeks: args.weeks,
+        start: start.to_string(),
+        evaluate_from: world.evaluate_from.to_string(),
+        truth: summary::truth_rows(&world.truth),
+        incremental_run: rows.iter().map(|r| r.incremental_run).sum(),
+        incremental_oracle: rows.iter().map(|r| r.incremental_oracle).sum(),
+        rows,
+        response_rate: season.and_then(|f| f.response_rate),
+        control_rate: season.and_then(|f| f.control_rate),
+        lift: season.and_then(|f| f.lift.map(|l| l.estimate)),
+        k_violations,
+        restart_ms: if restarts.is_empty() {
+            0
+        } else {
+            (restarts.iter().map(Duration::as_millis).sum::<u128>() / restarts.len() as u128)
+                as u64
+        },
+        elapsed_s: started.elapsed().as_secs(),
+    };
+    summary::write_run(dir, &result)?;
+    Ok(result)
+}
+
+/// The network of a run: the demo's dealers, the customers split evenly,
+/// every dealer's data drawn from the run's seed.
+fn network(args: &SimulateArgs, seed: u64) -> Vec<DealerSpec> {
+    let per = (args.customers as usize / usize::from(args.dealers)).max(1);
+    demo_dealers(usize::from(args.dealers))
+        .into_iter()
+        .map(|mut d| {
+            d.customers = per;
+            d.seed ^= seed.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+            d
+        })
+        .collect()
+}
+
+fn create(path: &Path) -> anyhow::Result<std::io::BufWriter<std::fs::File>> {
+    let f = std::fs::File::create(path).with_context(|| format!("cannot create {}", path.display()))?;
+    Ok(std::io::BufWriter::new(f))
+}
+
+/// `[privacy] min_dealers` of the brand file a run uses.
+fn policy_min_dealers(brand: &str) -> anyhow::Result<u32> {
+    let b: touchpoint_common::policy::BrandPolicy =
+        touchpoint_common::toml_file::parse_toml("brand.toml", brand)
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+    Ok(b.privacy.min_dealers)
+}
+
+/// One working day: the visits of the days before come in, the plan runs,
+/// dispatch sends what is due, and the model takes what went out.
+async fn simulate_day(
+    client: &mut Client,
+    world: &mut World,
+    dir: &Path,
+    dealers: &[DealerSpec],
+    day: Date,
+    week: &mut WeekTally,
+) -> anyhow::Result<()> {
+    for (d, visits) in world.visits_before(day) {
+        let spec = &dealers[d];
+        let path = dir
+            .join("dms")
+            .join(&spec.id)
+            .join(format!("{}-{day}.csv", spec.visits_file_name().trim_end_matches(".csv")));
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent)
+                .with_context(|| format!("cannot create {}", parent.display()))?;
+        }
+        let rows: Vec<VisitRow> = visits
+            .iter()
+            .map(|v| VisitRow {
+                customer_no: &v.customer_no,
+                vin: &v.vin,
+                day: v.day,
+                km: v.km,
+                kind: v.kind,
+            })
+            .collect();
+        write_visit_rows(spec.dialect(), &rows, create(&path)?)?;
+        let tenant = TenantId::new(spec.id.clone())?;
+        let r = client
+            .upload(&tenant, &path)
+            .await
+            .with_context(|| format!("importing {}", path.display()))?;
+        if !r.is_committed() || r.rows_rejected > 0 {
+            bail!(
+                "{tenant}: {} was not imported whole: {:?}, {} rows rejected: {:?}",
+                path.display(),
+                r.status,
+                r.rows_rejected,
+                r.errors.first()
+            );
+        }
+    }
+    let planned = client
+        .plan(crate::client::PlanArgs {
+            day: Some(day),
+            ..Default::default()
+        })
+        .await
+        .context("planning")?;
+    if let Some((t, e)) = planned.failed.first() {
+        bail!("planning {day} failed for {t}: {e}");
+    }
+    let waited = Instant::now();
+    while demo::next_send::emails_due_by(client, day).await? > 0 {
+        if waited.elapsed() > DISPATCH_LIMIT {
+            bail!("dispatch did not send {day}'s emails within {DISPATCH_LIMIT:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    client.run_batches(None).await.context("closing the day's batches")?;
+
+    let filter = QueueFilter {
+        statuses: vec![MessageStatus::Sent, MessageStatus::Control],
+        from: Some(day),
+        to: Some(day),
+        ..QueueFilter::default()
+    };
+    let mut rows = Vec::new();
+    loop {
+        let page = client.queue(&filter, rows.len() as u64, PAGE).await?;
+        if page.rows.is_empty() {
+            break;
+        }
+        rows.extend(page.rows);
+        if rows.len() as u64 >= page.total {
+            break;
+        }
+    }
+    for r in rows {
+        let Some(dealer) = dealers.iter().position(|d| d.id == r.tenant.as_str()) else {
+            continue;
+        };
+        let m = client.message(&r.tenant, r.id).await?;
+        let seen = Seen {
+            dealer,
+            channel: m.channel,
+            control: m.status == MessageStatus::Control,
+            send_on: m.send_on,
+            send_at: m.send_at,
+            occasions: m
+                .occasions
+                .iter()
+                .map(|o| (o.service.clone(), o.vin.clone(), o.due))
+                .collect(),
+        };
+        world.take(&seen, week);
+    }
+    Ok(())
+}
+
+/// The daemon's figures for the messages sent from `from` to `to`.
+async fn week_report(
+    client: &mut Client,
+    from: Date,
+    to: Date,
+) -> anyhow::Result<Option<touchpoint_common::report::stats::Figures>> {
+    let report = client
+        .report(ReportQuery {
+            from: Some(from),
+            to: Some(to),
+            by: By::Service,
+            ..ReportQuery::default()
+        })
+        .await
+        .context("results report")?;
+    // Only the modelled services: the others have no control group.
+    let mut total = touchpoint_common::report::stats::Tally::default();
+    let mut strata = Vec::new();
+    for g in &report.groups {
+        if demo_services().iter().any(|s| s.id == g.label) {
+            if let Some(t) = g.tally {
+                total.add(&t);
+                strata.push(t);
+            }
+        }
+    }
+    Ok((total.sent + total.control > 0)
+        .then(|| touchpoint_common::report::stats::stratified(&total, &strata)))
+}
+
+/// The pooled report of `day`'s month (a pooled report covers one whole
+/// calendar month), per service: every cell it shows must come from at
+/// least `min_dealers` dealers, counted from what the run saw go out that
+/// month. Returns what broke the rule.
+async fn k_check(
+    client: &mut Client,
+    day: Date,
+    min_dealers: u32,
+    dealers: &std::collections::BTreeMap<(u32, String), std::collections::BTreeSet<usize>>,
+) -> anyhow::Result<Vec<String>> {
+    let month = world::month_of(day);
+    let first = Date::from_ymd((month / 100) as i32, month % 100, 1).context("month")?;
+    let last = first.add_months(1).add_days(-1);
+    let pooled = client
+        .report(ReportQuery {
+            from: Some(first),
+            to: Some(last),
+            by: By::Service,
+            pooled: true,
+            ..ReportQuery::default()
+        })
+        .await
+        .context("pooled report")?;
+    let mut broken = Vec::new();
+    for g in &pooled.groups {
+        if g.tally.is_none() {
+            continue;
+        }
+        let n = dealers.get(&(month, g.label.clone())).map_or(0, |d| d.len());
+        if (n as u32) < min_dealers {
+            broken.push(format!(
+                "pooled report of {month} shows {} from {n} dealers (< {min_dealers})",
+                g.label
+            ));
+        }
+    }
+    Ok(broken)
+}
