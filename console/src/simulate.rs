@@ -46,6 +46,9 @@ use world::{Seen, WeekTally, World};
 const PAGE: u32 = 500;
 /// How long dispatch may take to send one day's emails.
 const DISPATCH_LIMIT: Duration = Duration::from_secs(300);
+/// Weeks after which a week's messages are past their attribution window
+/// (60 days).
+const CLOSED_AFTER_WEEKS: usize = 9;
 /// The hour of each simulated day the daemon is started at: after every
 /// send window, so that the whole day is due.
 const EVENING: &str = "19:00";
@@ -227,7 +230,13 @@ async fn run_season(
     let mut recs: Vec<Vec<Record>> = Vec::new();
     let mut files = Vec::new();
     for spec in &dealers {
-        let opts = ExportOptions::clean(spec.dialect());
+        // No fleets: the planner writes one letter to a fleet's holder for
+        // all its vehicles but keeps a control record per vehicle, which
+        // would make messages and control records count different things.
+        let opts = ExportOptions {
+            fleet_rate: 0.0,
+            ..ExportOptions::clean(spec.dialect())
+        };
         let d = dir.join("exports").join(&spec.id);
         std::fs::create_dir_all(&d).with_context(|| format!("cannot create {}", d.display()))?;
         let customers = d.join(spec.customer_file_name());
@@ -314,6 +323,12 @@ async fn run_season(
             let row = summary::WeekRow::new(n, from, day, &week, regret, report, checked);
             emit(&row.line());
             rows.push(row);
+            // The cohort whose attribution window has just closed.
+            if let Some(r) = rows.len().checked_sub(CLOSED_AFTER_WEEKS + 1).map(|i| &mut rows[i]) {
+                let report = week_report(&mut client, r.from_date(), r.to_date()).await?;
+                r.set_final(report);
+                emit(&r.closed_line());
+            }
             week = WeekTally::default();
         }
         day = next;
@@ -542,18 +557,82 @@ async fn k_check(
         })
         .await
         .context("pooled report")?;
-    let mut broken = Vec::new();
-    for g in &pooled.groups {
-        if g.tally.is_none() {
-            continue;
-        }
-        let n = dealers.get(&(month, g.label.clone())).map_or(0, |d| d.len());
-        if (n as u32) < min_dealers {
-            broken.push(format!(
-                "pooled report of {month} shows {} from {n} dealers (< {min_dealers})",
-                g.label
-            ));
+    Ok(k_violations(&pooled.groups, month, min_dealers, dealers))
+}
+
+/// The cells of a pooled report of `month` that are shown although fewer
+/// than `min_dealers` dealers sent (or held back) anything of their service.
+fn k_violations(
+    groups: &[touchpoint_common::report::pool::ReportGroup],
+    month: u32,
+    min_dealers: u32,
+    dealers: &std::collections::BTreeMap<(u32, String), std::collections::BTreeSet<usize>>,
+) -> Vec<String> {
+    groups
+        .iter()
+        .filter(|g| g.tally.is_some())
+        .filter_map(|g| {
+            let n = dealers.get(&(month, g.label.clone())).map_or(0, |d| d.len());
+            ((n as u32) < min_dealers).then(|| {
+                format!(
+                    "pooled report of {month} shows {} from {n} dealers (< {min_dealers})",
+                    g.label
+                )
+            })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::{BTreeMap, BTreeSet};
+
+    use touchpoint_common::report::pool::ReportGroup;
+    use touchpoint_common::report::stats::Tally;
+
+    use super::*;
+
+    fn group(label: &str, shown: bool) -> ReportGroup {
+        ReportGroup {
+            order: 0,
+            label: label.into(),
+            tally: shown.then(Tally::default),
+            figures: None,
+            lift_services: Vec::new(),
+            suppressed: None,
         }
     }
-    Ok(broken)
+
+    #[test]
+    fn a_shown_cell_from_fewer_than_k_dealers_is_a_violation() {
+        let mut dealers: BTreeMap<(u32, String), BTreeSet<usize>> = BTreeMap::new();
+        dealers.insert((202701, "service_due".into()), (0..5).collect());
+        dealers.insert((202701, "birthday".into()), (0..4).collect());
+        let groups = [
+            group("service_due", true),
+            group("birthday", true),
+            group("hu_reminder", false),
+        ];
+        let v = k_violations(&groups, 202701, 5, &dealers);
+        assert_eq!(v, ["pooled report of 202701 shows birthday from 4 dealers (< 5)"]);
+        // Another month's dealers do not count.
+        assert_eq!(k_violations(&groups, 202702, 5, &dealers).len(), 2);
+        // Suppressed cells are never a violation.
+        assert!(k_violations(&[group("x", false)], 202701, 5, &dealers).is_empty());
+    }
+
+    #[test]
+    fn the_simulation_brand_has_a_control_group_and_no_bundling() {
+        let text = sim_brand(Policy::Fixed).expect("brand");
+        let b: touchpoint_common::policy::BrandPolicy =
+            touchpoint_common::toml_file::parse_toml("brand.toml", &text).expect("valid");
+        assert_eq!(b.planning.bundling_window_days, 0);
+        for s in ["service_due", "hu_reminder"] {
+            assert_eq!(b.services[s].control_percent, 10, "{s}");
+        }
+        // The model's services are the brand's, with the brand's leads.
+        for spec in demo_services() {
+            assert_eq!(b.services[&spec.id].lead_days, spec.policy_lead, "{}", spec.id);
+        }
+    }
 }

@@ -8,7 +8,8 @@
 //!
 //! - a **lead curve** per service: a peak at a lead time drawn per seed on
 //!   the brand's grid (never the policy's lead), falling off as a Gaussian
-//!   of one grid step;
+//!   (standard deviation 1.25 grid steps) to a floor of a quarter of the
+//!   peak;
 //! - **slot effects** per channel: a weekday factor, and for email an hour
 //!   factor peaking at an hour drawn per seed (a letter's hour means
 //!   nothing: it goes in the day's batch);
@@ -38,6 +39,9 @@ pub const RESPONSE_DELAY_MAX: i32 = 14;
 pub const ORGANIC_BEFORE: i32 = 28;
 /// …to this many after it.
 pub const ORGANIC_AFTER: i32 = 56;
+
+/// Share of the peak response a reminder at the worst lead still gets.
+pub const FLOOR: f64 = 0.25;
 
 const SALT_SERVICE: u64 = 0x7472_7574;
 const SALT_SLOT: u64 = 0x736c_6f74;
@@ -168,7 +172,7 @@ impl Truth {
     /// Draws the truth of `seed` for `services`.
     pub fn new(seed: u64, services: &[ServiceSpec]) -> Self {
         let email = slot_effects(seed, 1, true, 1.0);
-        let post = slot_effects(seed, 2, false, 1.2);
+        let post = slot_effects(seed, 2, false, 1.1);
         let mut truth = Self {
             seed,
             services: Vec::new(),
@@ -179,7 +183,7 @@ impl Truth {
             let mut r = rng(seed, i as u64, SALT_SERVICE);
             let candidates: Vec<u32> = spec.grid.leads().filter(|&l| l != spec.policy_lead).collect();
             let peak = 0.10 + r.f64() * 0.08;
-            let width = f64::from(spec.grid.step.max(1));
+            let width = 1.25 * f64::from(spec.grid.step.max(1));
             // Draw a peak until the oracle (which weighs the organic visits
             // too) is not the policy's lead; the grid's far end otherwise.
             let mut chosen = None;
@@ -261,7 +265,7 @@ impl Truth {
         let e = self.effects(channel);
         let z = (f64::from(lead) - f64::from(s.peak_lead)) / s.width;
         let p = s.peak
-            * (-0.5 * z * z).exp()
+            * (FLOOR + (1.0 - FLOOR) * (-0.5 * z * z).exp())
             * e.base
             * e.weekday[usize::from(slot.weekday % 7)]
             * e.hour[usize::from(slot.hour % 24)]

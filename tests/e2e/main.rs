@@ -29,4 +29,5 @@ mod policy_reload;
 mod protocol;
 mod responses;
 mod results;
+mod simulate;
 mod today;
