@@ -290,6 +290,11 @@ pub struct SlotSpec {
     /// Whether every dealer must fill it.
     #[serde(default)]
     pub required: bool,
+    /// Whether a line break starts a new line (a signature, an offer's
+    /// paragraph): rendered as `<br>` in HTML and kept in the letter. A
+    /// line break in a slot not declared multi-line is an error.
+    #[serde(default)]
+    pub multiline: bool,
     /// What the slot is for, for the dealers' file comments and the console.
     #[serde(default)]
     pub description: String,
@@ -948,6 +953,19 @@ impl PolicySet {
             }
         }
 
+        // The trial renders, once everything else holds: a template that
+        // prints an empty value for a customer without a vehicle, a
+        // company, a fleet or a long name.
+        if let (Some(b), true) = (&brand, errors.is_empty()) {
+            for mut e in crate::template::lint::check(&parsed, b) {
+                e.line = files
+                    .get(&e.file)
+                    .and_then(|text| crate::toml_file::line_of_key(text, &e.key));
+                e.file = name(&e.file);
+                errors.push(e);
+            }
+        }
+
         match brand {
             Some(brand) if errors.is_empty() => Ok(PolicySet {
                 brand,
@@ -1478,6 +1496,14 @@ pub fn check_slots(
                 ),
             );
         }
+        if !spec.multiline && value.contains(['\n', '\r']) {
+            err(
+                format!("slots.{slot}"),
+                format!(
+                    "must be one line: the brand declares {slot:?} without `multiline = true`, so a line break would be lost in the email"
+                ),
+            );
+        }
         if !spec.markup && value.contains(['<', '>']) {
             err(
                 format!("slots.{slot}"),
@@ -1511,4 +1537,29 @@ fn list<T: fmt::Display>(items: impl Iterator<Item = T>) -> String {
     } else {
         v.join(", ")
     }
+}
+
+/// The repository's `policies/`, validated: what tests of pure code that
+/// renders or plans with the shipped policies start from.
+#[cfg(test)]
+pub(crate) fn shipped() -> PolicySet {
+    struct Dir(std::path::PathBuf);
+    impl PolicySource for Dir {
+        fn files_in(&self, rel: &str) -> std::io::Result<Vec<String>> {
+            let mut names = Vec::new();
+            for entry in std::fs::read_dir(self.0.join(rel))? {
+                if let Some(name) = entry?.file_name().to_str() {
+                    names.push(name.to_string());
+                }
+            }
+            Ok(names)
+        }
+        fn read(&self, rel: &str) -> std::io::Result<Vec<u8>> {
+            std::fs::read(self.0.join(rel))
+        }
+    }
+    let dir = Dir(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../policies"));
+    read_files(&dir, "policies")
+        .and_then(|files| PolicySet::validate(&files, "policies"))
+        .unwrap_or_else(|e| panic!("{e:?}"))
 }

@@ -1090,6 +1090,18 @@ pub fn check_proposal(
             }
         }
     }
+    if let (Some(t), true) = (&parsed, errors.is_empty()) {
+        let one = std::collections::BTreeMap::from([(name.to_string(), t.clone())]);
+        errors.extend(
+            touchpoint_common::template::lint::check(&one, brand)
+                .into_iter()
+                .map(|mut e| {
+                    e.file = file.clone();
+                    e.line = line_of_key(text, &e.key);
+                    e
+                }),
+        );
+    }
     match parsed {
         Some(t) if errors.is_empty() => Ok(t),
         _ => {

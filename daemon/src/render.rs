@@ -22,13 +22,12 @@ use crate::store::{StoreError, TenantStore};
 pub mod letter;
 pub mod material;
 pub mod pdf;
-pub mod templates;
 
 pub use material::{InForce, MaterialError, MaterialSource};
 pub use pdf::Letter;
-pub use templates::{RenderError, RenderedEmail, Renderer};
+pub use touchpoint_common::template::render::{RenderError, RenderedEmail, Renderer};
 
-use templates::RenderInput;
+use touchpoint_common::template::render::RenderInput;
 
 /// The unsubscribe link a render check puts in an email: the real one is
 /// signed per message when it is sent.

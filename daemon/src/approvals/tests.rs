@@ -147,7 +147,7 @@ fn a_valid_proposal_is_pending_with_its_diff() {
     let diff: Vec<&str> = d.diff.lines().collect();
     assert_eq!(diff[0], "--- service_due v1 (in force)");
     assert_eq!(diff[1], "+++ service_due proposal #1");
-    assert!(diff[2].starts_with("@@ -25,7 +25,7 @@"), "{}", d.diff);
+    assert!(diff[2].starts_with("@@ -32,7 +32,7 @@"), "{}", d.diff);
     let changed: Vec<&str> = diff
         .iter()
         .copied()
@@ -157,15 +157,17 @@ fn a_valid_proposal_is_pending_with_its_diff() {
     assert_eq!(
         changed,
         [
-            "-subject = '''Ihr {{ occasions[0].vehicle.model }}: Zeit für die Inspektion'''",
-            "+subject = '''Ihr {{ occasions[0].vehicle.model }}: Inspektion fällig'''",
+            "-subject = '''{% if occasions[0].vehicle.model %}Ihr {{ occasions[0].vehicle.model }}: Zeit für die Inspektion{% else %}Zeit für die Inspektion Ihres Fahrzeugs{% endif %}'''",
+            "+subject = '''{% if occasions[0].vehicle.model %}Ihr {{ occasions[0].vehicle.model }}: Inspektion fällig{% else %}Zeit für die Inspektion Ihres Fahrzeugs{% endif %}'''",
         ]
     );
     // Three lines of context on each side.
     assert_eq!(diff.len(), 3 + 3 + 2 + 3, "{}", d.diff);
 
     // Nothing is in force until approved.
-    assert!(rig.in_force_subject().ends_with("Zeit für die Inspektion"));
+    assert!(rig
+        .in_force_subject()
+        .contains(": Zeit für die Inspektion{% else"));
     // Ids count up.
     assert_eq!(rig.propose_subject("Bitte zur Inspektion").id, 2);
 }
@@ -211,7 +213,7 @@ fn another_reviewer_approves_and_it_is_in_force_at_once() {
     let t = &in_force["service_due"];
     assert_eq!(
         t.subject,
-        "Ihr {{ occasions[0].vehicle.model }}: Inspektion fällig"
+        "{% if occasions[0].vehicle.model %}Ihr {{ occasions[0].vehicle.model }}: Inspektion fällig{% else %}Zeit für die Inspektion Ihres Fahrzeugs{% endif %}"
     );
     assert_eq!(t.version, v2.fingerprint);
     assert_ne!(v2.fingerprint, v1.fingerprint);
@@ -274,7 +276,9 @@ fn a_rejection_needs_a_comment() {
         e.to_string(),
         "proposal #1 is not pending: it was rejected by bob"
     );
-    assert!(rig.in_force_subject().ends_with("Zeit für die Inspektion"));
+    assert!(rig
+        .in_force_subject()
+        .contains(": Zeit für die Inspektion{% else"));
     assert!(matches!(
         rig.material.reject(9, "bob", 1002, "x").unwrap_err(),
         ApprovalError::UnknownProposal(9)
@@ -308,13 +312,15 @@ fn a_proposal_overtaken_by_another_approval_is_stale() {
     );
     assert!(
         d.diff.contains(
-            "\n-subject = '''Ihr {{ occasions[0].vehicle.model }}: Inspektion fällig'''\n"
+            "\n-subject = '''{% if occasions[0].vehicle.model %}Ihr {{ occasions[0].vehicle.model }}: Inspektion fällig{% else %}Zeit für die Inspektion Ihres Fahrzeugs{% endif %}'''\n"
         ),
         "{}",
         d.diff
     );
     assert_eq!(rig.material.proposals(false).unwrap(), vec![second]);
-    assert!(rig.in_force_subject().ends_with("Inspektion fällig"));
+    assert!(rig
+        .in_force_subject()
+        .contains(": Inspektion fällig{% else"));
 }
 
 #[test]
@@ -347,8 +353,8 @@ fn a_rollback_is_a_proposal_and_restores_the_old_text_as_a_new_version() {
         [
             "--- service_due v2 (in force)",
             "+++ service_due proposal #2",
-            "-subject = '''Ihr {{ occasions[0].vehicle.model }}: Inspektion fällig'''",
-            "+subject = '''Ihr {{ occasions[0].vehicle.model }}: Zeit für die Inspektion'''",
+            "-subject = '''{% if occasions[0].vehicle.model %}Ihr {{ occasions[0].vehicle.model }}: Inspektion fällig{% else %}Zeit für die Inspektion Ihres Fahrzeugs{% endif %}'''",
+            "+subject = '''{% if occasions[0].vehicle.model %}Ihr {{ occasions[0].vehicle.model }}: Zeit für die Inspektion{% else %}Zeit für die Inspektion Ihres Fahrzeugs{% endif %}'''",
         ]
     );
     // Four eyes for rollbacks too.
@@ -434,7 +440,7 @@ fn a_new_template_is_proposed_against_nothing() {
     assert_eq!(v.version, 1);
     assert_eq!(
         rig.material.in_force().unwrap()["memo"].subject,
-        "Hallo {{ customer.last_name }}"
+        "Hallo{% if customer.last_name %} {{ customer.last_name }}{% endif %}"
     );
     for bad in ["", "Memo", "../memo", "memo.toml"] {
         let e = rig
@@ -476,7 +482,7 @@ fn decisions_outlive_a_restart() {
     assert!(m.seed(&files).unwrap().added.is_empty());
     assert_eq!(
         m.in_force().unwrap()["memo"].subject,
-        "Hallo {{ customer.last_name }}"
+        "Hallo{% if customer.last_name %} {{ customer.last_name }}{% endif %}"
     );
     assert_eq!(m.proposals(false).unwrap()[0].id, 2);
     // The counter goes on where it was.
@@ -497,7 +503,7 @@ fn decisions_outlive_a_restart() {
 
 /// A small valid template, so that the lines in the errors below are plain.
 const GOOD: &str = "# Test material
-subject = 'Hallo {{ customer.last_name }}'
+subject = 'Hallo{% if customer.last_name %} {{ customer.last_name }}{% endif %}'
 text = '''
 {{ customer.salutation_line }}
 {{ slots.signature }}

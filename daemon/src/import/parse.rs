@@ -1738,8 +1738,15 @@ impl Rules {
                 c.last_name = last;
             }
         }
-        c.is_company =
-            explicit.unwrap_or(c.company.is_some() || c.salutation == Salutation::Company);
+        // A company column alone does not make a company: a salutation of
+        // a person or a first name says the customer is a person (the
+        // company stays, as a line of their address).
+        let a_person = matches!(
+            c.salutation,
+            Salutation::Mr | Salutation::Ms | Salutation::Mx
+        ) || !c.first_name.is_empty();
+        c.is_company = explicit
+            .unwrap_or(c.salutation == Salutation::Company || (c.company.is_some() && !a_person));
 
         let street = get(F::Street);
         let house_no = get(F::HouseNo);
@@ -2011,6 +2018,33 @@ mod tests {
             ignore.columns.insert(h.into(), ImportField::Ignore);
         }
         assert!(Parser::new(text.as_bytes(), "t.csv", &ignore).is_ok());
+    }
+
+    #[test]
+    fn a_person_with_a_company_column_stays_a_person_and_keeps_the_company() {
+        // A private customer whose export fills the company column (an
+        // employer, a fleet contract) was greeted "Guten Tag" as a company.
+        let (_, rows) = parse(
+            "Kundennr;Anrede;Vorname;Nachname;Firma\n\
+             1;Herr;Hans;Müller;Müller Bau GmbH\n\
+             2;;Eva;Schulz;Schulz Transporte\n\
+             3;Firma;;;Berg Logistik GmbH\n\
+             4;;;;Schmidt KG\n",
+        );
+        let got: Vec<(bool, Option<String>)> = rows
+            .into_iter()
+            .map(|r| r.expect("ok").customer.expect("a customer"))
+            .map(|c| (c.is_company, c.company))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                (false, Some("Müller Bau GmbH".into())),
+                (false, Some("Schulz Transporte".into())),
+                (true, Some("Berg Logistik GmbH".into())),
+                (true, Some("Schmidt KG".into())),
+            ]
+        );
     }
 
     #[test]

@@ -71,7 +71,9 @@ pub fn find(
             for v in &r.vehicles {
                 if let Some(d) = InspectionDue::find(v, s, w.today) {
                     if w.takes(d.due, lead) {
-                        let key = format!("{id}:{}:{}", v.vehicle.vin, d.due);
+                        // Keyed by the recorded date: an overdue one is due
+                        // "today" every day, and must stay one occasion.
+                        let key = format!("{id}:{}:{}", v.vehicle.vin, d.key_day());
                         out.push(occasion(key, Some(&v.vehicle.vin), d.due, d.reason()));
                     }
                 }
@@ -358,6 +360,15 @@ impl InspectionDue {
                 every,
             },
         })
+    }
+
+    /// The day that names the occasion: the recorded date when there is
+    /// one (overdue or not), else the due date.
+    fn key_day(&self) -> Date {
+        match self.from {
+            InspectionFrom::RecordedOverdue(d) => d,
+            _ => self.due,
+        }
     }
 
     fn reason(&self) -> String {

@@ -656,6 +656,27 @@ fn inspection_uses_the_stored_date_before_the_registration() {
 }
 
 #[test]
+fn an_overdue_inspection_keeps_one_key_while_it_is_reminded_as_due_today() {
+    // Recorded for 2026-02-20, found on 2026-03-02 and on 2026-03-09: due
+    // "today" both times, but one occasion (keyed by the recorded date), so
+    // a plan a week later does not remind the customer a second time.
+    let v = Vehicle {
+        next_inspection: Some(d(2026, 2, 20)),
+        ..car("V1", "K1")
+    };
+    let mut keys = Vec::new();
+    for day in [today(), today().add_days(7)] {
+        let fix = Fix::new().on(day);
+        let r = recipient(person("K1"), vec![v.clone()], vec![]);
+        let found = fix.find(&r, "hu");
+        let o = only(&found);
+        assert_eq!(o.due, day);
+        keys.push(o.key.clone());
+    }
+    assert_eq!(keys, ["hu:V1:2026-02-20", "hu:V1:2026-02-20"]);
+}
+
+#[test]
 fn inspection_is_derived_from_a_registration_on_the_31st() {
     let fix = Fix::new();
     let s = &fix.brand.services["hu"];

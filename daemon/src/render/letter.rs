@@ -42,6 +42,13 @@ pub(super) fn letter_for(
     }
     let a = &c.address;
     let mut address = vec![c.display_name()];
+    // A person with a company on record: the company is a line of the
+    // address, under the name.
+    if let (false, Some(company)) = (c.is_company, c.company.as_deref()) {
+        if !company.trim().is_empty() {
+            address.push(company.trim().to_string());
+        }
+    }
     address.push(format!("{} {}", a.street, a.house_no).trim().to_string());
     address.push(format!("{} {}", a.postcode, a.city));
     if !a.country.is_empty() && a.country != "DE" {

@@ -9,20 +9,24 @@
 //! dealer's slot or a customer's name cannot inject markup; the text parts
 //! and the letter insert values as they are.
 //!
-//! Only [`super::Context`] builds a `RenderInput`: callers outside
-//! `render` hand it a message and its recipient.
+//! Pure: no I/O. In the daemon, `render::Context` is the one place that
+//! builds a [`RenderInput`] for a message (callers hand it a message and
+//! its recipient); the template check ([`super::lint`]) builds its own for
+//! the customers careless material breaks on. Here, not in the daemon, so
+//! that `touchpoint policy check` checks templates exactly as the daemon
+//! does.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
+use crate::domain::{Customer, Salutation, Vehicle};
+use crate::outbox::{Message, Occasion};
+use crate::policy::{BrandPolicy, OccasionKind, PolicySet, TenantPolicy};
+use crate::template::{self, Part};
+use crate::Date;
 use chrono::Datelike;
 use minijinja::{Environment, Value};
 use serde::Serialize;
-use touchpoint_common::domain::{Customer, Salutation, Vehicle};
-use touchpoint_common::outbox::{Message, Occasion};
-use touchpoint_common::policy::{BrandPolicy, PolicySet, TenantPolicy};
-use touchpoint_common::template::{self, Part};
-use touchpoint_common::Date;
 
 /// A template that would not compile or render.
 #[derive(Debug, thiserror::Error)]
@@ -53,7 +57,7 @@ impl RenderError {
 }
 
 /// Everything one message is rendered from.
-pub(super) struct RenderInput<'a> {
+pub struct RenderInput<'a> {
     pub brand: &'a BrandPolicy,
     pub tenant: &'a TenantPolicy,
     pub customer: &'a Customer,
@@ -65,6 +69,9 @@ pub(super) struct RenderInput<'a> {
     /// The one-click unsubscribe link; email only.
     pub unsubscribe_url: Option<&'a str>,
 }
+
+/// What [`Renderer::marking_empty`] prints for an empty value.
+pub const EMPTY_MARK: &str = "\u{2039}empty\u{203a}";
 
 /// The three parts of an email.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -90,9 +97,37 @@ impl Renderer {
     /// A renderer of the given templates (the versions in force in the
     /// central store, which may differ from the seed files).
     pub fn from_templates(
-        templates: &BTreeMap<String, touchpoint_common::template::Template>,
+        templates: &BTreeMap<String, crate::template::Template>,
+    ) -> Result<Renderer, RenderError> {
+        Self::compile(templates, template::environment())
+    }
+
+    /// A renderer for the template check ([`super::lint`]): every empty
+    /// value a template prints comes out as [`EMPTY_MARK`], so that the
+    /// check sees where a missing vehicle or name would leave a dangling
+    /// word. `{% if %}` still sees the value as it is.
+    pub fn marking_empty(
+        templates: &BTreeMap<String, crate::template::Template>,
     ) -> Result<Renderer, RenderError> {
         let mut env = template::environment();
+        env.set_formatter(|out, state, value| {
+            // Undefined is a slot the sample dealer lacks (a brand that
+            // declares no slots), not the customer's data.
+            let empty = value.is_none() || value.as_str().is_some_and(|s| s.trim().is_empty());
+            if empty {
+                out.write_str(EMPTY_MARK)
+                    .map_err(|_| minijinja::Error::from(minijinja::ErrorKind::WriteFailure))
+            } else {
+                minijinja::escape_formatter(out, state, value)
+            }
+        });
+        Self::compile(templates, env)
+    }
+
+    fn compile(
+        templates: &BTreeMap<String, crate::template::Template>,
+        mut env: Environment<'static>,
+    ) -> Result<Renderer, RenderError> {
         let mut versions = BTreeMap::new();
         for (name, t) in templates {
             for part in Part::ALL {
@@ -105,29 +140,30 @@ impl Renderer {
         Ok(Renderer { env, versions })
     }
 
-    /// The version ([`touchpoint_common::template::Template::version`]) of a
+    /// The version ([`crate::template::Template::version`]) of a
     /// template, to record which material a message went out with.
     pub fn version(&self, template: &str) -> Option<u64> {
         self.versions.get(template).copied()
     }
 
     /// Subject, text and HTML of the message's email.
-    pub(super) fn email(&self, input: &RenderInput) -> Result<RenderedEmail, RenderError> {
+    pub fn email(&self, input: &RenderInput) -> Result<RenderedEmail, RenderError> {
         let name = self.known(&input.message.template)?;
-        let ctx = context(input, input.unsubscribe_url.unwrap_or(""));
+        let url = input.unsubscribe_url.unwrap_or("");
+        let ctx = context(input, url, Slots::AsWritten);
         let subject = self.render(name, Part::Subject, &ctx)?;
         Ok(RenderedEmail {
             subject: one_line(&subject),
             text: self.render(name, Part::Text, &ctx)?,
-            html: self.render(name, Part::Html, &ctx)?,
+            html: self.render(name, Part::Html, &context(input, url, Slots::Html))?,
         })
     }
 
     /// The body of the message's letter (the lettershop adds the address
     /// window and the letterhead). There is no unsubscribe link on paper.
-    pub(super) fn letter(&self, input: &RenderInput) -> Result<String, RenderError> {
+    pub fn letter(&self, input: &RenderInput) -> Result<String, RenderError> {
         let name = self.known(&input.message.template)?;
-        self.render(name, Part::Letter, &context(input, ""))
+        self.render(name, Part::Letter, &context(input, "", Slots::AsWritten))
     }
 
     fn known<'n>(&self, name: &'n str) -> Result<&'n str, RenderError> {
@@ -157,7 +193,7 @@ struct Ctx<'a> {
     customer: CustomerCtx<'a>,
     occasions: Vec<OccasionCtx<'a>>,
     dealer: DealerCtx<'a>,
-    slots: &'a BTreeMap<String, String>,
+    slots: BTreeMap<&'a str, Value>,
     unsubscribe_url: &'a str,
     today: String,
 }
@@ -177,8 +213,20 @@ struct CustomerCtx<'a> {
 #[derive(Serialize)]
 struct OccasionCtx<'a> {
     service: &'a str,
+    /// The occasion's kind (`service_due`, `inspection_due`, `warranty_end`,
+    /// …): a bundle mixes kinds, and each is worded as its own.
+    kind: &'static str,
     title: &'a str,
     due_date: String,
+    /// When, in the kind's own words: `fällig am 15.07.2026`, `überfällig
+    /// seit 01.03.2026`, `endet am 30.09.2026`, `am 12.05.`; empty for a
+    /// campaign (its date is the campaign's, not the customer's).
+    when: String,
+    /// An inspection or service whose recorded date has passed: that date.
+    overdue_since: String,
+    /// `für Ihren Golf`; `für Ihr Fahrzeug` when the vehicle or its model is
+    /// not known; empty for an occasion of the person (birthday, campaign).
+    for_vehicle: String,
     vehicle: VehicleCtx<'a>,
 }
 
@@ -200,7 +248,55 @@ struct DealerCtx<'a> {
     email: &'a str,
 }
 
-fn context(input: &RenderInput, unsubscribe_url: &str) -> Value {
+/// How the dealer's slots are inserted.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Slots {
+    /// As the dealer wrote them: text parts and the letter keep line breaks.
+    AsWritten,
+    /// For HTML: a multi-line slot's breaks become `<br>`, everything else
+    /// escaped as the environment escapes any value.
+    Html,
+}
+
+/// The slots as a part sees them. In HTML, a slot the brand declares
+/// `multiline` is escaped here and its line breaks become `<br>` (marked
+/// safe, so the environment does not escape the tags again); every other
+/// slot is left to the environment's escaping.
+fn slots<'a>(input: &RenderInput<'a>, how: Slots) -> BTreeMap<&'a str, Value> {
+    input
+        .tenant
+        .slots
+        .iter()
+        .map(|(k, v)| {
+            let multiline = input.brand.slots.get(k).is_some_and(|s| s.multiline);
+            let value = if how == Slots::Html && multiline {
+                let lines: Vec<String> = v.lines().map(escape_html).collect();
+                Value::from_safe_string(lines.join("<br>\n"))
+            } else {
+                Value::from(v.as_str())
+            };
+            (k.as_str(), value)
+        })
+        .collect()
+}
+
+fn escape_html(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#x27;"),
+            '/' => out.push_str("&#x2f;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+fn context(input: &RenderInput, unsubscribe_url: &str, how: Slots) -> Value {
     let t = input.tenant;
     let or = |a: &'_ str, b: &'_ str| -> String {
         if a.is_empty() {
@@ -237,7 +333,7 @@ fn context(input: &RenderInput, unsubscribe_url: &str) -> Value {
             phone: &t.sender.phone,
             email: &t.sender.email,
         },
-        slots: &t.slots,
+        slots: slots(input, how),
         unsubscribe_url,
         today: german_date(input.today),
     };
@@ -249,8 +345,13 @@ fn occasion<'a>(o: &'a Occasion, input: &RenderInput<'a>) -> OccasionCtx<'a> {
         .vin
         .as_deref()
         .and_then(|vin| input.vehicles.iter().find(|v| v.vin == vin));
+    let overdue = overdue_since(o, vehicle);
     OccasionCtx {
         service: &o.service,
+        kind: o.kind.as_str(),
+        when: when(o, overdue),
+        overdue_since: overdue.map(german_date).unwrap_or_default(),
+        for_vehicle: for_vehicle(o, vehicle),
         title: input
             .brand
             .services
@@ -272,6 +373,41 @@ fn occasion<'a>(o: &'a Occasion, input: &RenderInput<'a>) -> OccasionCtx<'a> {
                 projected_km: String::new(),
             },
         },
+    }
+}
+
+/// An overdue inspection is planned as due on the day it is found (it
+/// cannot be reminded for a day gone by); the vehicle's recorded date is
+/// the one the customer is told.
+fn overdue_since(o: &Occasion, vehicle: Option<&Vehicle>) -> Option<Date> {
+    match o.kind {
+        OccasionKind::InspectionDue => vehicle?.next_inspection.filter(|d| *d < o.due),
+        _ => None,
+    }
+}
+
+fn when(o: &Occasion, overdue: Option<Date>) -> String {
+    if let Some(d) = overdue {
+        return format!("überfällig seit {}", german_date(d));
+    }
+    let due = german_date(o.due);
+    match o.kind {
+        OccasionKind::ServiceDue | OccasionKind::InspectionDue => format!("fällig am {due}"),
+        OccasionKind::WarrantyEnd => format!("endet am {due}"),
+        OccasionKind::Birthday => format!("am {}", &due[..6]),
+        // A follow-up of a visit and a campaign have no date of the customer's.
+        OccasionKind::AfterVisit | OccasionKind::Campaign => String::new(),
+    }
+}
+
+/// Models are masculine in German ("der Golf"); an unknown one is "Ihr
+/// Fahrzeug", never a dangling "Ihren".
+fn for_vehicle(o: &Occasion, vehicle: Option<&Vehicle>) -> String {
+    let model = vehicle.map(|v| v.model.trim()).unwrap_or("");
+    match (o.kind.per_vehicle() || o.vin.is_some(), model.is_empty()) {
+        (false, _) => String::new(),
+        (true, true) => "für Ihr Fahrzeug".into(),
+        (true, false) => format!("für Ihren {model}"),
     }
 }
 

@@ -1,21 +1,12 @@
 #![allow(clippy::unwrap_used)]
 
-use std::path::Path;
-
-use touchpoint_common::domain::{Channel, Timestamp};
-use touchpoint_common::outbox::MessageStatus;
-use touchpoint_common::policy::OccasionKind;
-use touchpoint_common::template::Template;
-use touchpoint_common::TenantId;
+use crate::domain::{Channel, Timestamp};
+use crate::outbox::MessageStatus;
+use crate::policy::shipped;
+use crate::template::Template;
+use crate::TenantId;
 
 use super::*;
-
-fn shipped() -> PolicySet {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../policies");
-    crate::policy::load_dir(&dir)
-        .unwrap_or_else(|e| panic!("{e:?}"))
-        .set
-}
 
 fn d001(set: &PolicySet) -> TenantPolicy {
     set.tenant(&TenantId::new("d001").unwrap()).unwrap().clone()
