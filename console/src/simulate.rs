@@ -55,11 +55,12 @@ const EVENING: &str = "19:00";
 
 #[derive(Debug, Args, Clone)]
 pub struct SimulateArgs {
-    /// Dealers (tenants) in the network.
-    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u16).range(1..=999))]
+    /// Dealers (tenants) in the network. The defaults are the sizes
+    /// EVALUATION.md was run with on a shared two-core machine.
+    #[arg(long, default_value_t = 6, value_parser = clap::value_parser!(u16).range(1..=999))]
     pub dealers: u16,
     /// Customer records in all, split evenly over the dealers.
-    #[arg(long, default_value_t = 20_000)]
+    #[arg(long, default_value_t = 3_000)]
     pub customers: u32,
     /// Weeks of the season.
     #[arg(long, default_value_t = 26, value_parser = clap::value_parser!(u16).range(1..=104))]
@@ -81,10 +82,14 @@ pub struct SimulateArgs {
     /// and chart) into --out.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=50))]
     pub compare: Option<u16>,
+    /// With --compare: take a run whose result.json is already in --out
+    /// (same dealers, customers, weeks and start) instead of running it again.
+    #[arg(long, requires = "compare")]
+    pub reuse: bool,
 }
 
 /// Which policy a run plans with.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Policy {
     Fixed,
@@ -101,7 +106,7 @@ impl Policy {
 }
 
 /// What one run found, written as `result.json` (and `weeks.csv`).
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, serde::Deserialize)]
 pub(crate) struct RunResult {
     pub seed: u64,
     pub policy: Policy,
@@ -143,7 +148,15 @@ pub async fn run(args: SimulateArgs) -> anyhow::Result<()> {
             for seed in 1..=u64::from(n) {
                 for policy in [Policy::Fixed, Policy::Learned] {
                     let dir = out.join(format!("{}-s{seed}", policy.name()));
-                    let r = run_season(&args, seed, policy, &dir).await?;
+                    let kept = if args.reuse {
+                        summary::read_run(&dir, &args, seed, policy)
+                    } else {
+                        None
+                    };
+                    let r = match kept {
+                        Some(r) => r,
+                        None => run_season(&args, seed, policy, &dir).await?,
+                    };
                     emit(&summary::season_line(&r));
                     runs.push(r);
                 }
@@ -172,14 +185,8 @@ fn sim_brand(policy: Policy) -> anyhow::Result<String> {
     let edits: [(&str, &str); 4] = [
         ("bundling_window_days = 30\n", "bundling_window_days = 0\n"),
         ("interval_km = 30000\n", ""),
-        (
-            "lead_days = 21\n",
-            "lead_days = 21\ncontrol_percent = 10\n",
-        ),
-        (
-            "lead_days = 28\n",
-            "lead_days = 28\ncontrol_percent = 10\n",
-        ),
+        ("lead_days = 21\n", "lead_days = 21\ncontrol_percent = 10\n"),
+        ("lead_days = 28\n", "lead_days = 28\ncontrol_percent = 10\n"),
     ];
     for (from, to) in edits {
         if text.matches(from).count() != 1 {
@@ -324,8 +331,12 @@ async fn run_season(
             emit(&row.line());
             rows.push(row);
             // The cohort whose attribution window has just closed.
-            if let Some(r) = rows.len().checked_sub(CLOSED_AFTER_WEEKS + 1).map(|i| &mut rows[i]) {
-                let report = week_report(&mut client, r.from_date(), r.to_date()).await?;
+            if let Some(r) = rows
+                .len()
+                .checked_sub(CLOSED_AFTER_WEEKS + 1)
+                .map(|i| &mut rows[i])
+            {
+                let report = week_report(&mut client, r.first_day(), r.last_day()).await?;
                 r.set_final(report);
                 emit(&r.closed_line());
             }
@@ -336,7 +347,7 @@ async fn run_season(
     // The season's cohorts once more, with every response imported so far.
     let last = end.add_days(-1);
     for r in &mut rows {
-        let report = week_report(&mut client, r.from_date(), r.to_date()).await?;
+        let report = week_report(&mut client, r.first_day(), r.last_day()).await?;
         r.set_final(report);
     }
     let season = week_report(&mut client, start, last).await?;
@@ -364,8 +375,7 @@ async fn run_season(
         restart_ms: if restarts.is_empty() {
             0
         } else {
-            (restarts.iter().map(Duration::as_millis).sum::<u128>() / restarts.len() as u128)
-                as u64
+            (restarts.iter().map(Duration::as_millis).sum::<u128>() / restarts.len() as u128) as u64
         },
         elapsed_s: started.elapsed().as_secs(),
     };
@@ -388,7 +398,8 @@ fn network(args: &SimulateArgs, seed: u64) -> Vec<DealerSpec> {
 }
 
 fn create(path: &Path) -> anyhow::Result<std::io::BufWriter<std::fs::File>> {
-    let f = std::fs::File::create(path).with_context(|| format!("cannot create {}", path.display()))?;
+    let f =
+        std::fs::File::create(path).with_context(|| format!("cannot create {}", path.display()))?;
     Ok(std::io::BufWriter::new(f))
 }
 
@@ -412,10 +423,10 @@ async fn simulate_day(
 ) -> anyhow::Result<()> {
     for (d, visits) in world.visits_before(day) {
         let spec = &dealers[d];
-        let path = dir
-            .join("dms")
-            .join(&spec.id)
-            .join(format!("{}-{day}.csv", spec.visits_file_name().trim_end_matches(".csv")));
+        let path = dir.join("dms").join(&spec.id).join(format!(
+            "{}-{day}.csv",
+            spec.visits_file_name().trim_end_matches(".csv")
+        ));
         if let Some(parent) = path.parent() {
             std::fs::create_dir_all(parent)
                 .with_context(|| format!("cannot create {}", parent.display()))?;
@@ -463,7 +474,10 @@ async fn simulate_day(
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    client.run_batches(None).await.context("closing the day's batches")?;
+    client
+        .run_batches(None)
+        .await
+        .context("closing the day's batches")?;
 
     let filter = QueueFilter {
         statuses: vec![MessageStatus::Sent, MessageStatus::Control],
@@ -572,7 +586,9 @@ fn k_violations(
         .iter()
         .filter(|g| g.tally.is_some())
         .filter_map(|g| {
-            let n = dealers.get(&(month, g.label.clone())).map_or(0, |d| d.len());
+            let n = dealers
+                .get(&(month, g.label.clone()))
+                .map_or(0, |d| d.len());
             ((n as u32) < min_dealers).then(|| {
                 format!(
                     "pooled report of {month} shows {} from {n} dealers (< {min_dealers})",
@@ -614,7 +630,10 @@ mod tests {
             group("hu_reminder", false),
         ];
         let v = k_violations(&groups, 202701, 5, &dealers);
-        assert_eq!(v, ["pooled report of 202701 shows birthday from 4 dealers (< 5)"]);
+        assert_eq!(
+            v,
+            ["pooled report of 202701 shows birthday from 4 dealers (< 5)"]
+        );
         // Another month's dealers do not count.
         assert_eq!(k_violations(&groups, 202702, 5, &dealers).len(), 2);
         // Suppressed cells are never a violation.
@@ -632,7 +651,11 @@ mod tests {
         }
         // The model's services are the brand's, with the brand's leads.
         for spec in demo_services() {
-            assert_eq!(b.services[&spec.id].lead_days, spec.policy_lead, "{}", spec.id);
+            assert_eq!(
+                b.services[&spec.id].lead_days, spec.policy_lead,
+                "{}",
+                spec.id
+            );
         }
     }
 }

@@ -81,7 +81,13 @@ pub(crate) fn channel(p: &Person) -> Option<(&'static str, u32)> {
 /// The quarter's reminder for a vehicle whose yearly service fell due so
 /// that its reminder went out in the quarter. `v.last_service` is the
 /// service before the quarter's; `dealer` names the dealer to the model.
-pub(crate) fn past_send(seed: u64, dealer: &str, p: &Person, v: &Veh, as_of: i32) -> Option<PastSend> {
+pub(crate) fn past_send(
+    seed: u64,
+    dealer: &str,
+    p: &Person,
+    v: &Veh,
+    as_of: i32,
+) -> Option<PastSend> {
     let (name, _) = channel(p)?;
     let last = v.last_service?;
     let due = add_months(last, INTERVAL_MONTHS);

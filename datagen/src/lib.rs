@@ -24,10 +24,10 @@ mod export;
 mod gen;
 pub mod history;
 pub mod outbox;
-pub mod truth;
 mod policy;
 mod records;
 mod tables;
+pub mod truth;
 mod vin;
 
 use touchpoint_common::Date;

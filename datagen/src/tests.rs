@@ -895,7 +895,11 @@ fn the_past_quarter_agrees_across_history_visits_and_customers() {
         .flat_map(|r| r.vehicles.into_iter().map(|v| (v.vin, v.last_service_date)))
         .collect();
     let mut responded = 0;
-    let grid = truth().service(SERVICE).expect("the quarter's service").spec.grid;
+    let grid = truth()
+        .service(SERVICE)
+        .expect("the quarter's service")
+        .spec
+        .grid;
     let mut leads = std::collections::BTreeSet::new();
     for r in &sends {
         let sent = parse_date(&r["Versanddatum"]);

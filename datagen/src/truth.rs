@@ -125,7 +125,11 @@ impl Slot {
     /// `Tue 09:00`.
     pub fn label(self) -> String {
         const DAYS: [&str; 7] = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"];
-        format!("{} {:02}:00", DAYS[usize::from(self.weekday % 7)], self.hour)
+        format!(
+            "{} {:02}:00",
+            DAYS[usize::from(self.weekday % 7)],
+            self.hour
+        )
     }
 }
 
@@ -181,7 +185,11 @@ impl Truth {
         };
         for (i, spec) in services.iter().enumerate() {
             let mut r = rng(seed, i as u64, SALT_SERVICE);
-            let candidates: Vec<u32> = spec.grid.leads().filter(|&l| l != spec.policy_lead).collect();
+            let candidates: Vec<u32> = spec
+                .grid
+                .leads()
+                .filter(|&l| l != spec.policy_lead)
+                .collect();
             let peak = 0.10 + r.f64() * 0.08;
             let width = 1.25 * f64::from(spec.grid.step.max(1));
             // Draw a peak until the oracle (which weighs the organic visits

@@ -35,9 +35,15 @@ fn a_two_week_season_reports_every_week_and_passes_the_k_dealer_check() {
         String::from_utf8_lossy(&out.stderr)
     );
     // A line per week, then the season.
-    let weeks: Vec<&str> = stdout.lines().filter(|l| l.trim_start().starts_with("week ")).collect();
+    let weeks: Vec<&str> = stdout
+        .lines()
+        .filter(|l| l.trim_start().starts_with("week "))
+        .collect();
     assert_eq!(weeks.len(), 2, "{stdout}");
-    assert!(weeks[0].contains("2027-01-04") && weeks[1].contains("2027-01-11"), "{stdout}");
+    assert!(
+        weeks[0].contains("2027-01-04") && weeks[1].contains("2027-01-11"),
+        "{stdout}"
+    );
     assert!(weeks.iter().all(|w| w.ends_with("k ok")), "{stdout}");
     assert!(stdout.contains("season: fixed seed 3:"), "{stdout}");
 

@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 use std::path::Path;
 
 use anyhow::Context as _;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use touchpoint_common::domain::Channel;
 use touchpoint_common::report::stats::Figures;
 use touchpoint_common::Date;
@@ -16,7 +16,7 @@ use super::world::WeekTally;
 use super::{Policy, RunResult, SimulateArgs};
 
 /// The hidden truth of one service and channel, as a run reports it.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub(crate) struct TruthRow {
     pub service: String,
     pub channel: String,
@@ -57,7 +57,7 @@ pub(crate) fn truth_rows(truth: &Truth) -> Vec<TruthRow> {
 }
 
 /// One week of a run.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub(crate) struct WeekRow {
     pub week: usize,
     pub from: String,
@@ -87,7 +87,7 @@ pub(crate) struct WeekRow {
     /// What the k-dealer check found (empty: nothing shown from fewer
     /// than min_dealers dealers).
     pub k_violations: Vec<String>,
-    #[serde(skip)]
+    #[serde(skip, default = "no_days")]
     days: (Date, Date),
 }
 
@@ -132,11 +132,11 @@ impl WeekRow {
         }
     }
 
-    pub fn from_date(&self) -> Date {
+    pub fn first_day(&self) -> Date {
         self.days.0
     }
 
-    pub fn to_date(&self) -> Date {
+    pub fn last_day(&self) -> Date {
         self.days.1
     }
 
@@ -196,6 +196,28 @@ fn percent(x: Option<f64>) -> String {
 
 fn points(x: Option<f64>) -> String {
     x.map_or("n/a".into(), |x| format!("{:+.1} pp", 100.0 * x))
+}
+
+fn no_days() -> (Date, Date) {
+    (Date::from_days(0), Date::from_days(0))
+}
+
+/// A finished run's `result.json`, if it is one of these arguments.
+pub(crate) fn read_run(
+    dir: &Path,
+    args: &SimulateArgs,
+    seed: u64,
+    policy: Policy,
+) -> Option<RunResult> {
+    let text = std::fs::read_to_string(dir.join("result.json")).ok()?;
+    let r: RunResult = serde_json::from_str(&text).ok()?;
+    (r.seed == seed
+        && r.policy == policy
+        && r.dealers == args.dealers
+        && r.customers == args.customers
+        && r.weeks == args.weeks
+        && r.start == args.start.to_string())
+    .then_some(r)
 }
 
 /// Writes `result.json` and `weeks.csv` of a run into its directory.
@@ -296,8 +318,11 @@ pub(crate) fn table(args: &SimulateArgs, runs: &[RunResult]) -> String {
         if of.is_empty() {
             continue;
         }
-        let col = |f: &dyn Fn(&RunResult) -> f64| mean_sd(&of.iter().map(|r| f(r)).collect::<Vec<_>>());
-        let fmt = |(m, s): (f64, f64), scale: f64, unit: &str| format!("{:.1} ± {:.1}{unit}", m * scale, s * scale);
+        let col =
+            |f: &dyn Fn(&RunResult) -> f64| mean_sd(&of.iter().map(|r| f(r)).collect::<Vec<_>>());
+        let fmt = |(m, s): (f64, f64), scale: f64, unit: &str| {
+            format!("{:.1} ± {:.1}{unit}", m * scale, s * scale)
+        };
         let last4 = |r: &RunResult| {
             let tail = &r.rows[r.rows.len().saturating_sub(4)..];
             share(
@@ -309,7 +334,11 @@ pub(crate) fn table(args: &SimulateArgs, runs: &[RunResult]) -> String {
             out,
             "| {} | {} | {} | {} | {} | {} | {} |",
             policy.name(),
-            fmt(col(&|r| share(r.incremental_run, r.incremental_oracle)), 100.0, " %"),
+            fmt(
+                col(&|r| share(r.incremental_run, r.incremental_oracle)),
+                100.0,
+                " %"
+            ),
             fmt(col(&last4), 100.0, " %"),
             fmt(col(&|r| r.incremental_oracle - r.incremental_run), 1.0, ""),
             fmt(col(&|r| r.response_rate.unwrap_or(0.0)), 100.0, " %"),
@@ -318,12 +347,20 @@ pub(crate) fn table(args: &SimulateArgs, runs: &[RunResult]) -> String {
         );
     }
     out.push('\n');
-    let _ = writeln!(out, "Hidden optimum per seed (oracle lead and slot; policy lead in brackets):\n");
+    let _ = writeln!(
+        out,
+        "Hidden optimum per seed (oracle lead and slot; policy lead in brackets):\n"
+    );
     for r in runs.iter().filter(|r| r.policy == Policy::Fixed) {
         let cells: Vec<String> = r
             .truth
             .iter()
-            .map(|t| format!("{} {}: {} d ({}), {}", t.service, t.channel, t.lead, t.policy_lead, t.slot))
+            .map(|t| {
+                format!(
+                    "{} {}: {} d ({}), {}",
+                    t.service, t.channel, t.lead, t.policy_lead, t.slot
+                )
+            })
             .collect();
         let _ = writeln!(out, "- seed {}: {}", r.seed, cells.join("; "));
     }
@@ -339,8 +376,12 @@ pub(crate) fn chart(runs: &[RunResult], path: &Path) -> anyhow::Result<()> {
         .iter()
         .find_map(|p| std::fs::read(p).ok())
         .context("no TrueType font found (looked for DejaVu Sans and Liberation Sans)")?;
-    plotters::style::register_font("sans-serif", FontStyle::Normal, Box::leak(font.into_boxed_slice()))
-        .map_err(|_| anyhow::anyhow!("the font could not be read"))?;
+    plotters::style::register_font(
+        "sans-serif",
+        FontStyle::Normal,
+        Box::leak(font.into_boxed_slice()),
+    )
+    .map_err(|_| anyhow::anyhow!("the font could not be read"))?;
     let weeks = runs.iter().map(|r| r.rows.len()).max().unwrap_or(0);
     let series = |pick: &dyn Fn(&RunResult) -> bool, oracle: bool| -> Vec<(u32, f64)> {
         (0..weeks)
@@ -396,7 +437,9 @@ pub(crate) fn chart(runs: &[RunResult], path: &Path) -> anyhow::Result<()> {
             .draw_series(LineSeries::new(points, color.stroke_width(2)))
             .map_err(|x| e(&x))?
             .label(name)
-            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2)));
+            .legend(move |(x, y)| {
+                PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
+            });
     }
     chart
         .configure_series_labels()

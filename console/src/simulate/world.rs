@@ -164,10 +164,7 @@ impl World {
                 week.unmodelled += 1;
                 continue;
             };
-            let Some(&i) = self
-                .index
-                .get(&(seen.dealer, vin.clone(), service.clone()))
-            else {
+            let Some(&i) = self.index.get(&(seen.dealer, vin.clone(), service.clone())) else {
                 week.unmodelled += 1;
                 continue;
             };
@@ -278,9 +275,10 @@ pub(crate) fn month_of(day: Date) -> u32 {
 
 /// The model's key of a vehicle: its dealer and VIN.
 fn vehicle_key(dealer: usize, vin: &str) -> u64 {
-    vin.bytes().fold(0xcbf2_9ce4_8422_2325 ^ dealer as u64, |h, b| {
-        (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
-    })
+    vin.bytes()
+        .fold(0xcbf2_9ce4_8422_2325 ^ dealer as u64, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+        })
 }
 
 #[cfg(test)]
@@ -329,7 +327,10 @@ mod tests {
         let mut week = WeekTally::default();
         w.take(&seen, &mut week);
         assert_eq!((week.sent, week.evaluated, week.unmodelled), (1, 1, 0));
-        assert!(week.run > 0.0 && week.run <= week.oracle + 1e-12, "{week:?}");
+        assert!(
+            week.run > 0.0 && week.run <= week.oracle + 1e-12,
+            "{week:?}"
+        );
         assert!(w.dues[i].messaged);
         for (j, v) in before.iter().enumerate() {
             if j != i {
@@ -365,7 +366,12 @@ mod tests {
     #[test]
     fn each_visit_is_exported_once_on_the_day_after_it() {
         let mut w = one_vehicle_world();
-        let first = w.dues.iter().filter_map(|d| d.visit).min().expect("a visit");
+        let first = w
+            .dues
+            .iter()
+            .filter_map(|d| d.visit)
+            .min()
+            .expect("a visit");
         assert!(w.visits_before(first).is_empty());
         let rows = w.visits_before(first.add_days(1));
         let n: usize = rows.values().map(Vec::len).sum();

@@ -60,7 +60,10 @@ fn the_optimum_is_on_the_grid_in_the_window_and_never_the_policy_lead() {
                 }
                 // Within a step of the response curve's peak: the organic
                 // visits move it at most that far.
-                assert!(s.spec.grid.steps_between(o.lead, s.peak_lead) <= 1, "{o:?} {s:?}");
+                assert!(
+                    s.spec.grid.steps_between(o.lead, s.peak_lead) <= 1,
+                    "{o:?} {s:?}"
+                );
                 assert!(o.incremental > 0.0);
             }
         }
@@ -82,7 +85,8 @@ fn drawn_responses_follow_the_expected_incremental_response() {
             // Spread dues so that the send day falls on the oracle's weekday.
             let due = due0.add_days((key % 20) as i32 * 7);
             let send_on = due.add_days(-lead);
-            let shift = (i32::from(o.slot.weekday) - Slot::of(send_on, 0).weekday as i32).rem_euclid(7);
+            let shift =
+                (i32::from(o.slot.weekday) - Slot::of(send_on, 0).weekday as i32).rem_euclid(7);
             let (send_on, due) = (send_on.add_days(shift), due.add_days(shift));
             let m = Send {
                 service: "service_due",
@@ -97,14 +101,18 @@ fn drawn_responses_follow_the_expected_incremental_response() {
             if organic.is_some_and(|d| d < send_on) {
                 continue; // would not have been messaged
             }
-            let in_window = |d: Option<Date>| d.is_some_and(|d| d.days() - send_on.days() <= WINDOW_DAYS);
+            let in_window =
+                |d: Option<Date>| d.is_some_and(|d| d.days() - send_on.days() <= WINDOW_DAYS);
             with += u32::from(in_window(t.visit_after(&m)));
             without += u32::from(in_window(organic));
         }
         let measured = (f64::from(with) - f64::from(without)) / n as f64;
         let expected = t.expected_incremental("service_due", Channel::Email, lead, o.slot, f);
         // Not conditioned the same way (the skipped), so a loose bound.
-        assert!((measured - expected).abs() < 0.25 * expected + 0.01, "lead {lead}: {measured} vs {expected}");
+        assert!(
+            (measured - expected).abs() < 0.25 * expected + 0.01,
+            "lead {lead}: {measured} vs {expected}"
+        );
     }
 }
 
@@ -127,7 +135,16 @@ fn without_a_message_only_the_organic_baseline_comes() {
     // An unknown service: nothing, no response chance.
     assert_eq!(t.organic_visit("birthday", 1, due), None);
     assert_eq!(
-        t.response_chance("birthday", Channel::Email, 7, Slot { weekday: 0, hour: 9 }, 1.0),
+        t.response_chance(
+            "birthday",
+            Channel::Email,
+            7,
+            Slot {
+                weekday: 0,
+                hour: 9
+            },
+            1.0
+        ),
         0.0
     );
     // A message never makes a visit before it was sent.
@@ -150,8 +167,12 @@ fn without_a_message_only_the_organic_baseline_comes() {
 #[test]
 fn dealers_differ_and_stay_in_their_band() {
     let t = Truth::new(9, &demo_services());
-    let f: Vec<f64> = (1..=30).map(|i| t.dealer_factor(&format!("d{i:03}"))).collect();
+    let f: Vec<f64> = (1..=30)
+        .map(|i| t.dealer_factor(&format!("d{i:03}")))
+        .collect();
     assert!(f.iter().all(|x| (0.6..=1.4).contains(x)));
-    let (lo, hi) = f.iter().fold((2.0f64, 0.0f64), |(a, b), &x| (a.min(x), b.max(x)));
+    let (lo, hi) = f
+        .iter()
+        .fold((2.0f64, 0.0f64), |(a, b), &x| (a.min(x), b.max(x)));
     assert!(hi - lo > 0.3, "{lo}..{hi}");
 }
