@@ -674,7 +674,7 @@ pub fn touchpoint(socket: &Path, args: &[&str]) -> std::process::Output {
 
 /// Variants of [`Request`](touchpoint_common::protocol::Request): a test
 /// that walks [`every_request`] knows it met them all.
-pub const REQUEST_KINDS: usize = 35;
+pub const REQUEST_KINDS: usize = 37;
 
 /// The index of a request's variant. No wildcard: a new request does not
 /// compile here until it has an index, and [`every_request`] fails its
@@ -717,6 +717,8 @@ pub fn request_kind(r: &touchpoint_common::protocol::Request) -> usize {
         R::Subscribe => 32,
         R::Report { .. } => 33,
         R::Responses { .. } => 34,
+        R::Learning { .. } => 35,
+        R::LearningAction { .. } => 36,
     }
 }
 
@@ -889,6 +891,11 @@ pub fn every_request(
             customer: None,
             organic_only: false,
             limit: 10,
+        },
+        R::Learning { service: None },
+        R::LearningAction {
+            service: "service_due".into(),
+            action: touchpoint_common::learning::LearningAction::Freeze,
         },
     ]
 }

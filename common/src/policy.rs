@@ -563,6 +563,63 @@ pub struct Service {
     /// group: they get no message, and their responses are the baseline.
     #[serde(default)]
     pub control_percent: u32,
+    /// Learn the lead time and the send slot of this service from the
+    /// pooled response data (`daemon/src/learning.rs`); off by default.
+    #[serde(default)]
+    pub learn: bool,
+    /// The lead-time grid learning chooses from ([`Service::lead_grid`]):
+    /// by default `lead_days / 2` to `lead_days * 2` in steps of 7 days,
+    /// always through `lead_days`.
+    #[serde(default)]
+    pub lead_days_min: Option<u32>,
+    #[serde(default)]
+    pub lead_days_max: Option<u32>,
+    #[serde(default)]
+    pub lead_days_step: Option<u32>,
+    /// Share of a learning service's messages (percent, 0 to
+    /// [`MAX_EXPLORE_PERCENT`]) that explore another lead or slot.
+    #[serde(default = "default_explore_percent")]
+    pub explore_percent: u32,
+}
+
+/// The largest share of messages learning may explore with.
+pub const MAX_EXPLORE_PERCENT: u32 = 50;
+/// The most lead times one grid may hold.
+pub const MAX_LEAD_ARMS: usize = 30;
+
+fn default_explore_percent() -> u32 {
+    10
+}
+
+impl Service {
+    /// The lead-time grid's bounds and step: the policy's, or derived from
+    /// `lead_days` (half to double, a week apart).
+    pub fn lead_bounds(&self) -> (u32, u32, u32) {
+        let min = self.lead_days_min.unwrap_or((self.lead_days / 2).max(1));
+        let max = self.lead_days_max.unwrap_or((self.lead_days * 2).min(365));
+        (min, max, self.lead_days_step.unwrap_or(7))
+    }
+
+    /// The lead times (days) learning may choose, ascending: every value
+    /// in `lead_days_min..=lead_days_max` that is a whole number of steps
+    /// from the policy's `lead_days`, so the policy's value is always one.
+    pub fn lead_grid(&self) -> Vec<u32> {
+        let (min, max, step) = self.lead_bounds();
+        let step = step.max(1);
+        let mut below: Vec<u32> = (1..)
+            .map(|k: u32| self.lead_days.checked_sub(k * step))
+            .take_while(|v| v.is_some_and(|v| v >= min && v >= 1))
+            .flatten()
+            .collect();
+        below.reverse();
+        below.push(self.lead_days);
+        below.extend(
+            (1..)
+                .map(|k: u32| self.lead_days + k * step)
+                .take_while(|&v| v <= max),
+        );
+        below
+    }
 }
 
 /// The attribution window when a service sets none.
@@ -836,7 +893,7 @@ pub fn read_files(
 }
 
 /// `rel` as the user knows it: under the directory they named, if any.
-fn shown_path(shown: &str, rel: &str) -> String {
+pub(crate) fn shown_path(shown: &str, rel: &str) -> String {
     if shown.is_empty() {
         rel.to_string()
     } else {
@@ -953,19 +1010,6 @@ impl PolicySet {
             }
         }
 
-        // The trial renders, once everything else holds: a template that
-        // prints an empty value for a customer without a vehicle, a
-        // company, a fleet or a long name.
-        if let (Some(b), true) = (&brand, errors.is_empty()) {
-            for mut e in crate::template::lint::check(&parsed, b) {
-                e.line = files
-                    .get(&e.file)
-                    .and_then(|text| crate::toml_file::line_of_key(text, &e.key));
-                e.file = name(&e.file);
-                errors.push(e);
-            }
-        }
-
         match brand {
             Some(brand) if errors.is_empty() => Ok(PolicySet {
                 brand,
@@ -989,6 +1033,50 @@ fn fingerprint(files: &BTreeMap<String, String>) -> u64 {
         }
     }
     h
+}
+
+/// A service's lead-time grid: bounds around the policy's `lead_days`, a
+/// step of at least a day, at most [`MAX_LEAD_ARMS`] values.
+fn check_lead_grid(s: &Service, k: &dyn Fn(&str) -> String, err: &mut dyn FnMut(String, String)) {
+    if s.lead_days == 0 {
+        // Its own error (lead_days: between 1 and 365); no grid around it.
+        return;
+    }
+    let (min, max, step) = s.lead_bounds();
+    if let Some(v) = s.lead_days_min {
+        range(err, &k("lead_days_min"), v, 1, 365);
+    }
+    if let Some(v) = s.lead_days_max {
+        range(err, &k("lead_days_max"), v, 1, 365);
+    }
+    if let Some(v) = s.lead_days_step {
+        range(err, &k("lead_days_step"), v, 1, 90);
+    }
+    if min > s.lead_days {
+        err(
+            k("lead_days_min"),
+            format!(
+                "must not exceed lead_days ({}), got {min}: the policy's lead time is on the grid",
+                s.lead_days
+            ),
+        );
+    } else if max < s.lead_days {
+        err(
+            k("lead_days_max"),
+            format!(
+                "must not be below lead_days ({}), got {max}: the policy's lead time is on the grid",
+                s.lead_days
+            ),
+        );
+    } else if step >= 1 && s.lead_grid().len() > MAX_LEAD_ARMS {
+        err(
+            k("lead_days_step"),
+            format!(
+                "{step} makes {} lead times from {min} to {max}; at most {MAX_LEAD_ARMS} (take a larger step)",
+                s.lead_grid().len()
+            ),
+        );
+    }
 }
 
 /// `[privacy]`.
@@ -1235,6 +1323,14 @@ fn check_brand(
             0,
             MAX_CONTROL_PERCENT,
         );
+        range(
+            &mut err,
+            &k("explore_percent"),
+            s.explore_percent,
+            0,
+            MAX_EXPLORE_PERCENT,
+        );
+        check_lead_grid(s, &k, &mut err);
         if !templates.contains(&s.template) {
             err(
                 k("template"),

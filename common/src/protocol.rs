@@ -25,7 +25,7 @@ use crate::{Date, TenantId};
 /// Magic bytes at the start of every hello.
 pub const PROTOCOL_MAGIC: [u8; 4] = *b"TPNT";
 /// Bump on any incompatible change to the messages after the hello.
-pub const PROTOCOL_VERSION: u32 = 4;
+pub const PROTOCOL_VERSION: u32 = 5;
 /// Size of the chunks a file is uploaded in; well below the frame limit.
 pub const UPLOAD_CHUNK_BYTES: usize = 1 << 20;
 
@@ -100,6 +100,11 @@ impl Role {
         match request {
             // The pooled report is the brand's; an admin may check what it shows.
             Request::Report { query } if query.pooled => matches!(self, Role::Admin),
+            // Learned values are pooled data: whoever may read the pooled
+            // report; freezing and resetting them is an administrator's.
+            Request::Learning { .. } | Request::LearningAction { .. } => {
+                matches!(self, Role::Admin)
+            }
             Request::Ping
             | Request::Status
             | Request::ListTenants
@@ -152,7 +157,9 @@ fn brand_allows(request: &Request) -> bool {
         | Request::Proposal { .. }
         | Request::Templates { .. } => true,
         Request::Report { query } => query.pooled,
-        Request::Status
+        Request::Learning { .. } => true,
+        Request::LearningAction { .. }
+        | Request::Status
         | Request::ListTenants
         | Request::Tenant { .. }
         | Request::UploadBegin { .. }
@@ -393,6 +400,16 @@ pub enum Request {
         /// Only those credited to nothing.
         organic_only: bool,
         limit: u32,
+    },
+    /// What is learned (lead times, send slots) per learning service and
+    /// channel, with its evidence: brand-wide pooled data.
+    Learning {
+        service: Option<String>,
+    },
+    /// Freezes or resets a service's learned values (administrators).
+    LearningAction {
+        service: String,
+        action: crate::learning::LearningAction,
     },
 }
 
@@ -883,6 +900,10 @@ impl Request {
             Request::Responses { customer, .. } => customer
                 .as_deref()
                 .map_or(Ok(()), |c| l::line("customer", c, l::NAME_CHARS)),
+            Request::Learning { service } => service
+                .as_deref()
+                .map_or(Ok(()), |s| l::line("service", s, l::NAME_CHARS)),
+            Request::LearningAction { service, .. } => l::line("service", service, l::NAME_CHARS),
             Request::UploadBegin { file_name, .. } | Request::CallOutcomes { file_name, .. } => {
                 l::line("file name", file_name, l::NAME_CHARS)
             }
@@ -990,6 +1011,11 @@ impl Request {
             Request::Report { query } if query.pooled => "pooled-report",
             Request::Report { .. } => "report",
             Request::Responses { .. } => "responses",
+            Request::Learning { .. } => "learning",
+            Request::LearningAction { action, .. } => match action {
+                crate::learning::LearningAction::Freeze => "learning-freeze",
+                crate::learning::LearningAction::Reset => "learning-reset",
+            },
             Request::Content { .. } => "content",
             Request::Overview => "overview",
             Request::Subscribe => "subscribe",
@@ -1035,6 +1061,8 @@ pub enum Response {
     Changed(Changes),
     Report(Box<Report>),
     Responses(Box<crate::report::ResponseList>),
+    /// What is learned, cut to the service asked for.
+    Learning(Box<crate::learning::LearnedState>),
 }
 
 /// The answer to [`Request::Plan`].

@@ -13,9 +13,6 @@ use toml::Spanned;
 
 use crate::toml_file::{parse_toml, ConfigError};
 
-pub mod lint;
-pub mod render;
-
 /// One template file, parsed and syntax-checked.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Template {

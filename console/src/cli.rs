@@ -245,6 +245,21 @@ pub enum Command {
         #[arg(long, conflicts_with = "json")]
         csv: bool,
     },
+    /// What is learned from the pooled responses of every dealer (roles
+    /// admin and brand): per learning service and channel, the lead time
+    /// and send slot in force, where they come from (learned, policy,
+    /// frozen), the evidence and each lead's pooled figures and posterior.
+    /// `learning freeze|reset SERVICE` (admin) keeps the values or goes
+    /// back to the policy's.
+    Learning {
+        #[command(subcommand)]
+        command: Option<LearningCommand>,
+        /// One service (brand policy id).
+        #[arg(long, value_parser = NonEmptyStringValueParser::new())]
+        service: Option<String>,
+        #[command(flatten)]
+        out: Output,
+    },
     /// One message whole: recipient, channel, template, status, money,
     /// attempts and fallback links, then its why and its history.
     Message {
@@ -413,6 +428,25 @@ pub struct MessageIds {
     pub ids: Vec<u64>,
     #[command(flatten)]
     pub out: Output,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum LearningCommand {
+    /// Keep SERVICE's learned values in force and stop updating them.
+    Freeze {
+        #[arg(value_parser = NonEmptyStringValueParser::new())]
+        service: String,
+        #[command(flatten)]
+        out: Output,
+    },
+    /// Back to the policy's values for SERVICE; learning starts again from
+    /// the messages sent from today on.
+    Reset {
+        #[arg(value_parser = NonEmptyStringValueParser::new())]
+        service: String,
+        #[command(flatten)]
+        out: Output,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -802,6 +836,38 @@ async fn run_inner(
                 emit(&format::responses(&r));
             }
         }
+        Command::Learning {
+            command,
+            service,
+            out,
+        } => {
+            let (state, json) = match command {
+                None => (client.learning(service).await?, out.json),
+                Some(LearningCommand::Freeze { service, out }) => (
+                    client
+                        .learning_action(
+                            service,
+                            touchpoint_common::learning::LearningAction::Freeze,
+                        )
+                        .await?,
+                    out.json,
+                ),
+                Some(LearningCommand::Reset { service, out }) => (
+                    client
+                        .learning_action(
+                            service,
+                            touchpoint_common::learning::LearningAction::Reset,
+                        )
+                        .await?,
+                    out.json,
+                ),
+            };
+            if json {
+                print_json(&state)?;
+            } else {
+                emit(&format::learning(&state));
+            }
+        }
         Command::Message { tenant, id, out } => {
             let m = client.message(&tenant, id).await?;
             if out.json {
@@ -974,6 +1040,10 @@ fn changes_data(command: &Command) -> bool {
             | Command::Rollback { .. }
             | Command::Approve { .. }
             | Command::Reject { .. }
+            | Command::Learning {
+                command: Some(_),
+                ..
+            }
     )
 }
 

@@ -298,6 +298,7 @@ fn response_name(r: &Response) -> &'static str {
         Response::Subscribed => "Subscribed",
         Response::Changed(_) => "Changed",
         Response::Report(_) => "Report",
+        Response::Learning(_) => "Learning",
     }
 }
 
@@ -683,6 +684,32 @@ impl Client {
         match self.request(Request::Report { query }).await? {
             Response::Report(r) => Ok(*r),
             other => Err(unexpected("report", &other)),
+        }
+    }
+
+    /// What is learned (lead times, send slots), for one service or all.
+    pub async fn learning(
+        &mut self,
+        service: Option<String>,
+    ) -> Result<touchpoint_common::learning::LearnedState, ClientError> {
+        match self.request(Request::Learning { service }).await? {
+            Response::Learning(s) => Ok(*s),
+            other => Err(unexpected("learning", &other)),
+        }
+    }
+
+    /// Freezes or resets a service's learned values (administrators).
+    pub async fn learning_action(
+        &mut self,
+        service: String,
+        action: touchpoint_common::learning::LearningAction,
+    ) -> Result<touchpoint_common::learning::LearnedState, ClientError> {
+        match self
+            .request(Request::LearningAction { service, action })
+            .await?
+        {
+            Response::Learning(s) => Ok(*s),
+            other => Err(unexpected("learning", &other)),
         }
     }
 

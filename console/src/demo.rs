@@ -300,6 +300,16 @@ async fn drive(
         }
     }
 
+    // What the planner learned from the quarter: the loop closes.
+    match client.learning(None).await {
+        Ok(state) => emit(&learned_summary(&state)),
+        Err(e) => {
+            problems
+                .get_or_insert_with(String::new)
+                .push_str(&format!("learned values: {e}"));
+        }
+    }
+
     // RFC 8058: one email's unsubscribe link, POSTed as a mail provider would.
     let served = format!("http://127.0.0.1:{http_port}");
     match one_click::show(&mut client, &dir.join("mail"), &served).await {
@@ -472,6 +482,24 @@ fn batch_files(root: &Path, day: touchpoint_common::Date, ext: &str) -> Vec<Path
         .collect();
     files.sort();
     files
+}
+
+/// One line per learning service and channel: the lead time and send slot
+/// the planner uses now, where they come from and their evidence.
+fn learned_summary(state: &touchpoint_common::learning::LearnedState) -> String {
+    if state.services.is_empty() {
+        return "  learned     no service learns (learn = true in the brand policy)\n".into();
+    }
+    let mut out = String::new();
+    for (i, s) in state.services.iter().enumerate() {
+        let head = if i == 0 {
+            "  learned    "
+        } else {
+            "             "
+        };
+        let _ = writeln!(out, "{head} {}", crate::format::learned_line(s));
+    }
+    out
 }
 
 /// The past quarter's results per service: the messages the previous
@@ -1180,6 +1208,46 @@ fn log_tail(path: &Path, lines: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_demo_prints_one_line_per_learning_service_or_says_none_learns() {
+        assert_eq!(
+            learned_summary(&touchpoint_common::learning::LearnedState::default()),
+            "  learned     no service learns (learn = true in the brand policy)\n"
+        );
+        let s = touchpoint_common::learning::LearnedService {
+            service: "service_due".into(),
+            channel: touchpoint_common::domain::Channel::Post,
+            policy_lead: 21,
+            lead: touchpoint_common::learning::Choice {
+                value: 21,
+                source: touchpoint_common::learning::Source::Policy,
+                arms: Vec::new(),
+                version: 1,
+            },
+            slot: touchpoint_common::learning::Choice {
+                value: None,
+                source: touchpoint_common::learning::Source::Policy,
+                arms: Vec::new(),
+                version: 1,
+            },
+            dealers: 3,
+            min_dealers: 5,
+            sent: 0,
+            explore_percent: 10,
+            incremental: None,
+            value_cents: 3800,
+            frozen: false,
+        };
+        let state = touchpoint_common::learning::LearnedState {
+            services: vec![s],
+            ..touchpoint_common::learning::LearnedState::default()
+        };
+        assert_eq!(
+            learned_summary(&state),
+            "  learned     service_due post: lead time: 21 days (policy; learning has 3 dealers, needs 5); send time: the policy's window\n"
+        );
+    }
 
     #[test]
     fn wipes_only_its_own_dirs() {

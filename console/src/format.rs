@@ -4,9 +4,11 @@
 
 use std::fmt::Write as _;
 
+mod learning;
 mod report;
 mod responses;
 mod visible;
+pub use learning::{learned_line, learning};
 pub use report::{report, report_csv, report_json};
 pub use responses::{responses, responses_csv};
 pub use visible::visible;

@@ -66,7 +66,7 @@ pub fn read_dir(dir: &Path) -> Result<BTreeMap<String, String>, Vec<ConfigError>
 /// Reads and validates `dir`.
 pub fn check(dir: &Path) -> Result<PolicySet, Vec<ConfigError>> {
     let files = read_dir(dir)?;
-    PolicySet::validate(&files, &dir.display().to_string())
+    touchpoint_common::render::lint::validate(&files, &dir.display().to_string())
 }
 
 #[derive(Serialize)]

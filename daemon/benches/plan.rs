@@ -43,7 +43,8 @@ use touchpoint_common::outbox::PlanReport;
 use touchpoint_common::{Date, TenantId};
 use touchpoint_datagen::{demo_dealers, write_customer_export_as_of, DealerSpec, ExportOptions};
 use touchpointd::import::{import_file, ImportOptions};
-use touchpointd::planner::{plan_tenants, LeadTimes, Mode};
+use touchpointd::learning::Learned;
+use touchpointd::planner::{plan_tenants, Mode};
 use touchpointd::store::Stores;
 
 const TENANTS: usize = 100;
@@ -417,7 +418,7 @@ fn child(mode: &str, args: &[String]) {
             }
             let open_secs = t.elapsed().as_secs_f64();
             let t = Instant::now();
-            let leads = LeadTimes::default();
+            let leads = Learned::default();
             let results = plan_tenants(&stores, set, Some(&ids), plan_day(), mode, &leads, keep);
             let plan_secs = t.elapsed().as_secs_f64();
             let rss = peak_rss_mb();

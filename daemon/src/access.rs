@@ -206,6 +206,10 @@ pub fn reach(request: &Request) -> Reach<'_> {
         | Request::Costs { tenant, .. } => Reach::TenantOrFiltered(tenant.as_ref()),
         Request::Queue { filter, .. } => Reach::TenantOrFiltered(filter.tenant.as_ref()),
         Request::Report { query } if query.pooled => Reach::Pooled,
+        // Learned values are pooled under the same rule: no tenant's own
+        // figure; a freeze or reset changes what every tenant is planned with.
+        Request::Learning { .. } => Reach::Pooled,
+        Request::LearningAction { .. } => Reach::Everyone,
         Request::Report { query } => Reach::TenantOrFiltered(query.tenant.as_ref()),
         Request::Pause { scope } | Request::Resume { scope } => match &scope.tenant {
             Some(t) => Reach::Tenant(t),

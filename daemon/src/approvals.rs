@@ -1093,7 +1093,7 @@ pub fn check_proposal(
     if let (Some(t), true) = (&parsed, errors.is_empty()) {
         let one = std::collections::BTreeMap::from([(name.to_string(), t.clone())]);
         errors.extend(
-            touchpoint_common::template::lint::check(&one, brand)
+            touchpoint_common::render::lint::check(&one, brand)
                 .into_iter()
                 .map(|mut e| {
                     e.file = file.clone();

@@ -650,6 +650,50 @@ fn gather(store: &TenantStore) -> Result<Gathered, StoreError> {
     })
 }
 
+/// A control record with the days of every response that answers it,
+/// whatever its window: learning evaluates the window each lead time would
+/// have given the member against these (`crate::learning`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ControlResponses {
+    pub service: String,
+    pub due: Date,
+    /// Days of the responses that answer its occasions, ascending.
+    pub days: Vec<Date>,
+}
+
+/// Every control record of a tenant with the days of the responses that
+/// answer it ([`answered_by`], the table and the vehicle as for a credit).
+pub fn control_responses(store: &TenantStore) -> Result<Vec<ControlResponses>, StoreError> {
+    let g = gather(store)?;
+    let mut by_recipient: HashMap<&str, Vec<&Response>> = HashMap::new();
+    for r in &g.responses {
+        by_recipient.entry(&r.recipient).or_default().push(r);
+    }
+    let dues: HashMap<u64, Date> = store
+        .messages()
+        .filter_map(|m| m.ok())
+        .filter(|m| m.status == MessageStatus::Control)
+        .map(|m| (m.id, store::lead_due(&m)))
+        .collect();
+    let mut out = Vec::new();
+    for e in g.exposures.iter().filter(|e| e.control) {
+        let mut days: Vec<Date> = by_recipient
+            .get(e.recipient.as_str())
+            .into_iter()
+            .flatten()
+            .filter(|r| answered_by(e, r))
+            .map(|r| r.date)
+            .collect();
+        days.sort();
+        out.push(ControlResponses {
+            service: e.service.clone(),
+            due: dues.get(&e.id).copied().unwrap_or(e.sent),
+            days,
+        });
+    }
+    Ok(out)
+}
+
 /// What [`explain`] lists.
 #[derive(Clone, Debug, Default)]
 pub struct Listing<'a> {

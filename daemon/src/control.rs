@@ -27,6 +27,7 @@
 mod audit;
 mod dispatch;
 mod feed;
+mod learning;
 mod listener;
 mod material;
 mod outbox;

@@ -111,7 +111,10 @@ impl Daemon {
         } else {
             None
         };
-        let planning = Arc::new(crate::planner::Planning::default());
+        let planning = Arc::new(crate::planner::Planning {
+            learning: crate::learning::Learning::load(&stores),
+            schedule: Default::default(),
+        });
         // Everything the socket serves is in place before it serves.
         let ctx = Arc::new(Ctx::new(control::Parts {
             stores: stores.clone(),

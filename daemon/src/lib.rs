@@ -17,6 +17,7 @@ pub mod files;
 pub mod http;
 pub mod identity;
 pub mod import;
+pub mod learning;
 pub mod ledger;
 pub mod overview;
 pub mod planner;

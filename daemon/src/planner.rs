@@ -43,6 +43,7 @@ use touchpoint_common::policy::PolicySet;
 use touchpoint_common::protocol::{PlanResult, PlanningStatus, TenantPlanChanges};
 use touchpoint_common::{Date, TenantId};
 
+use crate::learning::{Learned, Learning};
 use crate::policy::PolicyHandle;
 use crate::store::{Contact, PlanWrite, StoreError, Stores, TenantStore};
 pub use steps::History;
@@ -62,28 +63,6 @@ pub enum Mode {
     Commit,
     /// Compute everything, write nothing.
     DryRun,
-}
-
-/// Lead time per tenant and service. The policy's value applies unless a
-/// learned one (from pooled response data, a later capability) overrides it.
-#[derive(Clone, Debug, Default)]
-pub struct LeadTimes {
-    learned: BTreeMap<(String, String), u32>,
-}
-
-impl LeadTimes {
-    pub fn lead_days(&self, tenant: &str, service: &str, policy_days: u32) -> u32 {
-        self.learned
-            .get(&(tenant.to_string(), service.to_string()))
-            .copied()
-            .unwrap_or(policy_days)
-    }
-
-    /// Installs a learned lead time (days) for one tenant and service.
-    pub fn learn(&mut self, tenant: &str, service: &str, days: u32) {
-        self.learned
-            .insert((tenant.to_string(), service.to_string()), days);
-    }
 }
 
 /// The outbox as a run sees it: the store, minus what this run cancelled.
@@ -169,7 +148,7 @@ pub fn plan_tenant(
     set: &PolicySet,
     today: Date,
     mode: Mode,
-    leads: &LeadTimes,
+    learned: &Learned,
 ) -> Result<PlanReport, PlanError> {
     let started = Instant::now();
     let _planning = (mode == Mode::Commit).then(|| store.plan_lock());
@@ -198,7 +177,7 @@ pub fn plan_tenant(
         brand: &set.brand,
         policy,
         today,
-        leads,
+        learned,
         bad_addresses: &bad,
     };
     let mut clock = Instant::now();
@@ -492,7 +471,7 @@ pub fn request(
     today: Date,
     dry_run: bool,
     show: usize,
-    leads: &LeadTimes,
+    learned: &Learned,
 ) -> PlanResult {
     let mode = if dry_run { Mode::DryRun } else { Mode::Commit };
     let mut result = PlanResult::default();
@@ -502,7 +481,7 @@ pub fn request(
     } else {
         show
     };
-    let current = plan_tenants(stores, set, Some(tenants), today, mode, leads, keep);
+    let current = plan_tenants(stores, set, Some(tenants), today, mode, learned, keep);
     let candidate = candidate.map(|c| {
         // A tenant the candidate does not know plans nothing under it.
         let known: Vec<TenantId> = tenants
@@ -510,7 +489,7 @@ pub fn request(
             .filter(|t| c.tenants.contains_key(*t))
             .cloned()
             .collect();
-        plan_tenants(stores, c, Some(&known), today, Mode::DryRun, leads, keep)
+        plan_tenants(stores, c, Some(&known), today, Mode::DryRun, learned, keep)
             .into_iter()
             .collect::<BTreeMap<_, _>>()
     });
@@ -581,7 +560,7 @@ pub fn plan_tenants(
     tenants: Option<&[TenantId]>,
     today: Date,
     mode: Mode,
-    leads: &LeadTimes,
+    learned: &Learned,
     keep: usize,
 ) -> Vec<(TenantId, Result<PlanReport, PlanError>)> {
     let ids: Vec<TenantId> = match tenants {
@@ -602,7 +581,7 @@ pub fn plan_tenants(
                 let r = stores
                     .tenant(id)
                     .map_err(PlanError::from)
-                    .and_then(|store| plan_tenant(&store, set, today, mode, leads))
+                    .and_then(|store| plan_tenant(&store, set, today, mode, learned))
                     .map(|r| shorten(r, keep));
                 results
                     .lock()
@@ -617,11 +596,11 @@ pub fn plan_tenants(
 }
 
 /// The planner's state shared by its daily schedule and the requests that
-/// plan on demand: the lead times in force and what `status` shows about
-/// the schedule.
+/// plan on demand: what is learned (lead times and send slots, refreshed
+/// before every run) and what `status` shows about the schedule.
 #[derive(Default)]
 pub struct Planning {
-    pub leads: LeadTimes,
+    pub learning: Learning,
     pub schedule: ScheduleState,
 }
 
@@ -681,7 +660,8 @@ pub async fn run_schedule(
         let started = Instant::now();
         let today = Date::from(next.date_naive());
         let results = tokio::task::spawn_blocking(move || {
-            plan_tenants(&stores, &set, None, today, Mode::Commit, &planning.leads, 0)
+            let learned = planning.learning.refresh(&stores, &set, today);
+            plan_tenants(&stores, &set, None, today, Mode::Commit, &learned, 0)
         })
         .await;
         match results {

@@ -101,7 +101,7 @@ pub fn load_dir_with(dir: &Path, over: Option<&Override>) -> Result<Policies, Ve
                 .collect::<Vec<_>>()
         })?;
     }
-    let set = PolicySet::validate(&files, &shown)?;
+    let set = touchpoint_common::render::lint::validate(&files, &shown)?;
     Ok(Policies {
         dir: dir.to_path_buf(),
         set,

@@ -25,9 +25,9 @@ pub mod pdf;
 
 pub use material::{InForce, MaterialError, MaterialSource};
 pub use pdf::Letter;
-pub use touchpoint_common::template::render::{RenderError, RenderedEmail, Renderer};
+pub use touchpoint_common::render::{RenderError, RenderedEmail, Renderer};
 
-use touchpoint_common::template::render::RenderInput;
+use touchpoint_common::render::RenderInput;
 
 /// The unsubscribe link a render check puts in an email: the real one is
 /// signed per message when it is sent.

@@ -70,7 +70,7 @@ pub use central::{Central, TenantFigures, TenantRecord};
 pub use diskio::{fail_writes_under, FaultGuard};
 pub use error::{Result, StoreError};
 pub use outbox::index;
-pub use outbox::results::{local_day, send_moment, sent_at};
+pub use outbox::results::{lead_due, local_day, send_moment, sent_at};
 pub use outbox::write::{reservation, Change, LedgerDelta, PlanWrite};
 pub use outbox::Contact;
 pub use records::import::{ImportTxn, STAGING_FILE, UNDO_DIR};

@@ -164,7 +164,7 @@ mod send_history {
 
     use crate::dispatch::engine::fixture::{tid, Fx};
     use crate::import::Importer;
-    use crate::planner::{history::Covered, plan_tenant, LeadTimes, Mode};
+    use crate::planner::{history::Covered, plan_tenant, Mode};
 
     const HEAD: &str = "Kundennr;FIN;Dienst;Kanal;Versanddatum;Kosten\n";
 
@@ -231,7 +231,7 @@ mod send_history {
             &fx.p().set,
             today(),
             Mode::Commit,
-            &LeadTimes::default(),
+            &crate::learning::Learned::default(),
         )
         .unwrap();
     }

@@ -21,6 +21,7 @@ mod history;
 mod http;
 mod import;
 mod inbox;
+mod learning;
 mod lifecycle;
 mod packaging;
 mod plan;

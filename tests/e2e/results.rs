@@ -419,12 +419,14 @@ async fn the_brand_role_is_refused_everything_that_names_a_tenant() {
             }
         }
     }
-    // The pooled report and reading brand material: nothing else.
+    // The pooled report, the learned values (pooled under the same rule)
+    // and reading brand material: nothing else.
     allowed.sort_unstable();
     allowed.dedup();
     assert_eq!(
         allowed,
         [
+            "learning",
             "ping",
             "pooled-report",
             "proposal",

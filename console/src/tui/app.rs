@@ -395,6 +395,7 @@ impl App {
             }
             NetEvent::Connected { daemon, identity } => {
                 self.state.results.set_role(identity.role);
+                self.state.policies.set_role(identity.role);
                 // A role that may not see the overview (the brand) starts
                 // where it may look: its results.
                 if self.state.view == View::Overview && !identity.role.allows(&Request::Overview) {
@@ -468,6 +469,7 @@ impl App {
             Data::Preview(p) => s.approvals.on_preview(*p),
             Data::Audit { text, entries } => s.policies.on_audit(text, entries),
             Data::Report(r) => s.results.on_report(*r),
+            Data::Learning(l) => s.policies.on_learning(*l),
         };
         self.run(out);
         changed

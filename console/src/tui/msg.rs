@@ -49,6 +49,8 @@ pub enum Fetch {
         limit: u32,
     },
     Report(ReportQuery),
+    /// The learned lead times and send slots (pooled data).
+    Learning,
 }
 
 impl Fetch {
@@ -78,6 +80,7 @@ impl Fetch {
                 By::Channel => 17,
                 By::Month => 18,
             },
+            Fetch::Learning => 19,
         }
     }
 }
@@ -133,6 +136,7 @@ pub enum Data {
         entries: Vec<AuditEntry>,
     },
     Report(Box<Report>),
+    Learning(Box<touchpoint_common::learning::LearnedState>),
 }
 
 /// What the connection task reports.

@@ -115,6 +115,10 @@ async fn fetch(c: &mut Client, f: Fetch) -> Outcome<Data> {
             "results",
             c.report(query).await.map(|r| Data::Report(Box::new(r))),
         ),
+        Fetch::Learning => tag(
+            "learning",
+            c.learning(None).await.map(|s| Data::Learning(Box::new(s))),
+        ),
     }
 }
 

@@ -13,7 +13,7 @@
 
 use std::collections::BTreeMap;
 
-use touchpoint_common::policy::{BrandPolicy, PolicySet};
+use touchpoint_common::policy::BrandPolicy;
 use touchpoint_common::toml_file::ConfigError;
 
 /// The material name of the brand file.
@@ -51,7 +51,7 @@ pub fn check(
 ) -> Result<BrandPolicy, Vec<ConfigError>> {
     let mut files = files.clone();
     files.insert(FILE.to_string(), text.to_string());
-    PolicySet::validate(&files, "")
+    touchpoint_common::render::lint::validate(&files, "")
         .map(|set| set.brand)
         .map_err(|errors| {
             errors

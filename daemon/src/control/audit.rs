@@ -60,6 +60,7 @@ impl Audited {
             | Request::Content { .. }
             | Request::Overview
             | Request::Responses { .. }
+            | Request::Learning { .. }
             | Request::Subscribe => false,
             // Reading the pooled report is the brand's access to every
             // dealer's figures: who read which, when, is kept.
@@ -80,7 +81,8 @@ impl Audited {
             | Request::Propose { .. }
             | Request::ProposeRollback { .. }
             | Request::Approve { .. }
-            | Request::Reject { .. } => true,
+            | Request::Reject { .. }
+            | Request::LearningAction { .. } => true,
         };
         changes.then(|| Self {
             action: request.name(),
@@ -433,6 +435,25 @@ fn outcome_of(reply: &Response) -> (AuditOutcome, String) {
             };
             (AuditOutcome::Ok, what)
         }
+        Response::Learning(state) => (
+            AuditOutcome::Ok,
+            format!(
+                "learned version {}: {}",
+                state.version,
+                state
+                    .services
+                    .iter()
+                    .map(|s| format!(
+                        "{} {} lead {} days ({})",
+                        s.service,
+                        s.channel,
+                        s.lead.value,
+                        s.lead.source.as_str()
+                    ))
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            ),
+        ),
         _ => (AuditOutcome::Ok, String::new()),
     }
 }

@@ -3,7 +3,6 @@
 
 use std::collections::BTreeMap;
 
-use touchpoint_common::policy::PolicySet;
 use touchpoint_common::protocol::{ErrorKind, Identity, Response};
 use touchpoint_common::{Date, TenantId};
 
@@ -47,7 +46,7 @@ fn plan_tenants(ctx: &Ctx, who: &Identity, args: &Plan) -> Response {
                 "planning against other policies is a dry run only",
             )
         }
-        Some(files) => match PolicySet::validate(files, "") {
+        Some(files) => match touchpoint_common::render::lint::validate(files, "") {
             Ok(set) => Some(set),
             Err(errs) => {
                 let lines: Vec<String> = errs.iter().map(ToString::to_string).collect();
@@ -77,6 +76,7 @@ fn plan_tenants(ctx: &Ctx, who: &Identity, args: &Plan) -> Response {
     // At most ~2,000 listed messages in all, so the answer fits a frame.
     let show = (show as usize).min(2_000 / tenants.len().max(1)).min(500);
     let today = (*day).unwrap_or_else(Date::today);
+    let learned = ctx.planning.learning.refresh(&ctx.stores, &current, today);
     Response::Planned(crate::planner::request(
         &ctx.stores,
         &current,
@@ -85,7 +85,7 @@ fn plan_tenants(ctx: &Ctx, who: &Identity, args: &Plan) -> Response {
         today,
         dry_run,
         show,
-        &ctx.planning.leads,
+        &learned,
     ))
 }
 

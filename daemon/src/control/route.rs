@@ -18,7 +18,7 @@ use touchpoint_common::protocol::{ErrorKind, Identity, Request, Response};
 use super::audit::{self, Audited};
 use super::reply::err;
 use super::upload::{self, Upload};
-use super::{dispatch, material, outbox, planning, results, status, tenants, Ctx};
+use super::{dispatch, learning, material, outbox, planning, results, status, tenants, Ctx};
 use crate::access::{self, Reach};
 
 /// What the session does with a request. Moved once per request, so the
@@ -216,6 +216,12 @@ pub(super) async fn route(
                 results::responses(c, &tenant, customer.as_deref(), organic_only, limit)
             })
             .await
+        }
+        Request::Learning { service } => {
+            blocking(ctx, who, move |c, _| learning::learning(c, service)).await
+        }
+        Request::LearningAction { service, action } => {
+            blocking(ctx, who, move |c, _| learning::action(c, service, action)).await
         }
     };
     if let Some(what) = audited {

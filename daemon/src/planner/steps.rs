@@ -12,7 +12,7 @@ use touchpoint_common::Date;
 use super::control;
 use super::occasions::{self, Window};
 use super::recipients::Recipient;
-use super::LeadTimes;
+use crate::learning::Learned;
 use crate::store::Contact;
 
 /// What earlier runs left behind.
@@ -32,7 +32,8 @@ pub struct Input<'a> {
     pub brand: &'a BrandPolicy,
     pub policy: &'a TenantPolicy,
     pub today: Date,
-    pub leads: &'a LeadTimes,
+    /// What is learned from the pooled data (lead times, send slots).
+    pub learned: &'a Learned,
     /// Email addresses and phone numbers (lower case) known to be wrong:
     /// hard bounces, numbers the call centre reported wrong.
     pub bad_addresses: &'a std::collections::HashMap<String, String>,
@@ -178,7 +179,7 @@ pub fn shape(
         let Some(service) = brand.services.get(id) else {
             continue;
         };
-        let lead = input.leads.lead_days(input.tenant, id, service.lead_days);
+        let lead = input.learned.find_lead(id, service);
         occasions::find(r, id, service, lead, brand, &window, &mut found);
     }
     if found.is_empty() {
@@ -242,9 +243,12 @@ pub fn shape(
             );
             continue;
         };
-        let lead = input
-            .leads
-            .lead_days(input.tenant, &o.service, service.lead_days);
+        // A control member is never explored on (`crate::learning`).
+        let in_control = control::is_control(input.tenant, &r.customer.customer_no, &o, service);
+        let pick = input
+            .learned
+            .lead(&o.service, service, first, &o.key, in_control);
+        let lead = pick.value;
         let earliest = o.due.add_days(-(lead as i32)).max(input.today);
         let latest = latest_send(&o, service).max(earliest);
         let mut w = vec![why(
@@ -270,6 +274,9 @@ pub fn shape(
         }
         chan.push(')');
         w.push(why(Step::Channel, chan));
+        if let Some(text) = pick.why {
+            w.push(why(Step::SendTime, text));
+        }
         singles.push(Draft {
             recipient: ri,
             service: o.service.clone(),
@@ -724,7 +731,29 @@ pub fn schedule(
                 None => true,
             }
         };
-        let forward = {
+        // A learned (or explored) slot: its weekday nearest the day found,
+        // at most three days either way (less than half a lead step, so
+        // the lead stays the one chosen), if the rules allow that day.
+        let key = d
+            .occasions
+            .iter()
+            .find(|o| o.service == d.service)
+            .map(|o| o.key.clone())
+            .unwrap_or_default();
+        let slot = input
+            .learned
+            .slot(&d.service, service, d.channel, &key, false);
+        let slot_day = slot.as_ref().and_then(|p| {
+            let mut offsets: Vec<i32> = (-3..=3).collect();
+            offsets.sort_by_key(|o| (o.abs(), *o));
+            offsets.into_iter().map(|o| d.day.add_days(o)).find(|&day| {
+                day >= input.today
+                    && day <= d.latest
+                    && Weekday::of(day) as u8 == p.value.0
+                    && usable(day, &mut Vec::new())
+            })
+        });
+        let forward = slot_day.or_else(|| {
             let mut day = d.day;
             let mut found = None;
             while day <= d.latest {
@@ -735,7 +764,7 @@ pub fn schedule(
                 day = day.add_days(1);
             }
             found
-        };
+        });
         let chosen = forward.or_else(|| {
             let mut day = d.day.add_days(-1);
             while day >= d.earliest {
@@ -767,10 +796,28 @@ pub fn schedule(
         let n = load.entry(day).or_insert(0);
         let w = &service.send_window;
         let span = u32::from(w.to.minutes() - w.from.minutes()).max(1);
-        // Spread the day's messages over the window, five minutes apart.
-        let at = w.from.minutes() + ((*n * 5) % span) as u16;
+        // Spread the day's messages over the window, five minutes apart;
+        // in a slot's hour, five minutes apart within that hour.
+        let in_slot = slot.as_ref().filter(|p| {
+            let start = u16::from(p.value.1) * 60;
+            slot_day == Some(day) && start >= w.from.minutes() && start < w.to.minutes()
+        });
+        let at = match in_slot {
+            Some(p) => {
+                let start = u16::from(p.value.1) * 60;
+                let room = u32::from((w.to.minutes() - start).min(60)).max(1);
+                start + ((*n * 5) % room) as u16
+            }
+            None => w.from.minutes() + ((*n * 5) % span) as u16,
+        };
         *n += 1;
-        let moved = if day != d.day {
+        let slot_note = in_slot
+            .and_then(|p| p.why.as_deref())
+            .map(|t| format!("; {t}"))
+            .unwrap_or_default();
+        let moved = if day != d.day && slot_day == Some(day) {
+            format!(" (from {}: the slot's weekday)", d.day)
+        } else if day != d.day {
             format!(" (from {}: {})", d.day, skipped.join("; "))
         } else {
             String::new()
@@ -778,7 +825,7 @@ pub fn schedule(
         d.why.push(why(
             Step::SendTime,
             format!(
-                "{day} {:02}:{:02}{moved}; window {} {}-{}",
+                "{day} {:02}:{:02}{moved}; window {} {}-{}{slot_note}",
                 at / 60,
                 at % 60,
                 weekdays(&w.weekdays),

@@ -25,7 +25,8 @@ use touchpoint_common::{Date, TenantId};
 use super::occasions::{self, Window};
 use super::recipients::{self, Recipient};
 use super::steps::{self, Draft, History, Input, Outcome};
-use super::{plan_tenant, LeadTimes, Mode, PlanError};
+use super::{plan_tenant, Mode, PlanError};
+use crate::learning::Learned;
 use crate::store::{Contact, Stores, TenantStore};
 
 // ----- policies -------------------------------------------------------------------
@@ -294,7 +295,7 @@ impl History for TestHistory {
 struct Fix {
     brand: BrandPolicy,
     policy: TenantPolicy,
-    leads: LeadTimes,
+    leads: Learned,
     today: Date,
     bad_addresses: std::collections::HashMap<String, String>,
 }
@@ -305,7 +306,7 @@ impl Fix {
         Self {
             policy: set.tenant(&t1()).expect("t1 policy").clone(),
             brand: set.brand,
-            leads: LeadTimes::default(),
+            leads: Learned::default(),
             today: today(),
             bad_addresses: Default::default(),
         }
@@ -326,7 +327,7 @@ impl Fix {
             brand: &self.brand,
             policy: &self.policy,
             today: self.today,
-            leads: &self.leads,
+            learned: &self.leads,
             bad_addresses: &self.bad_addresses,
         }
     }
@@ -341,7 +342,7 @@ impl Fix {
     /// The occasions of one service for one recipient.
     fn find(&self, r: &Recipient, id: &str) -> Vec<touchpoint_common::outbox::Occasion> {
         let s = &self.brand.services[id];
-        let lead = self.leads.lead_days("t1", id, s.lead_days);
+        let lead = self.leads.find_lead(id, s);
         let mut out = Vec::new();
         occasions::find(r, id, s, lead, &self.brand, &self.window(), &mut out);
         out
@@ -1105,9 +1106,9 @@ fn window_takes_from_today_to_the_horizon() {
 }
 
 #[test]
-fn a_learned_lead_time_overrides_the_policy() {
+fn a_learning_service_finds_its_occasions_early_enough_for_every_lead_of_its_grid() {
     // Due 2026-04-10: with 21 days sent from 2026-03-20 (beyond the
-    // horizon), with 40 days from 2026-03-01 (now).
+    // horizon); learning, the grid reaches 42 days: from 2026-02-27.
     let mut fix = Fix::new();
     let r = recipient(
         person("K1"),
@@ -1115,9 +1116,12 @@ fn a_learned_lead_time_overrides_the_policy() {
         vec![],
     );
     assert!(fix.find(&r, "service").is_empty());
-    fix.leads.learn("t1", "service", 40);
+    fix.service("service").learn = true;
+    assert_eq!(
+        fix.brand.services["service"].lead_grid(),
+        [14, 21, 28, 35, 42]
+    );
     assert_eq!(only(&fix.find(&r, "service")).due, d(2026, 4, 10));
-    assert_eq!(fix.leads.lead_days("t2", "service", 21), 21);
 }
 
 // ----- step 1: consent and channel ----------------------------------------------------
@@ -1907,7 +1911,7 @@ struct World {
     _dir: tempfile::TempDir,
     stores: Stores,
     set: PolicySet,
-    leads: LeadTimes,
+    leads: Learned,
 }
 
 impl World {
@@ -1922,7 +1926,7 @@ impl World {
             _dir: dir,
             stores,
             set: policy_set(),
-            leads: LeadTimes::default(),
+            leads: Learned::default(),
         }
     }
 
@@ -2628,4 +2632,60 @@ fn a_control_group_gets_records_not_messages_and_keeps_them_on_a_replan() {
     assert_eq!(again.already_planned, n as u64);
     let after: Vec<_> = store.messages().map(|m| m.expect("message")).collect();
     assert_eq!(after, before);
+}
+
+#[test]
+fn a_learned_lead_and_slot_shape_the_plan_and_its_why() {
+    use crate::learning::{compute, Counts, DealerData};
+    use touchpoint_common::learning::{Arm, LearnedState};
+    let mut w = World::new();
+    w.import(
+        &[emailed("K1")],
+        &[serviced("V1", "K1", d(2025, 4, 10))],
+        &[email_yes("K1")],
+    );
+    // Due 2026-04-10 (a Friday). The policy's 21 days: not yet planned today.
+    assert!(w.plan(today(), Mode::DryRun).planned.is_empty());
+
+    let s = w.set.brand.services.get_mut("service").expect("service");
+    s.learn = true;
+    s.explore_percent = 0;
+    // Six dealers: 28 days answered 12 %, the policy's 21 days 8 %; a
+    // Tuesday 10:00 slot answered best.
+    let mut one = DealerData::default();
+    for (arm, sent, responses) in [
+        (Arm::Lead(21), 150, 12),
+        (Arm::Lead(28), 150, 18),
+        (Arm::Slot(1, 10), 100, 20),
+        (Arm::Slot(0, 9), 100, 5),
+    ] {
+        one.cells.insert(
+            ("service".into(), Channel::Email, arm),
+            Counts {
+                sent,
+                responses,
+                ..Counts::default()
+            },
+        );
+    }
+    w.leads = Learned::new(compute(
+        &w.set.brand,
+        &vec![one; 6],
+        &LearnedState::default(),
+    ));
+    let report = w.plan(today(), Mode::DryRun);
+    let m = only(&report.planned);
+    // 28 days before is Friday 2026-03-13; the slot's Tuesday nearest it.
+    assert_eq!((m.send_on, m.send_at), (d(2026, 3, 10), 10 * 60));
+    let why: Vec<String> = m.why.iter().map(|w| w.text.clone()).collect();
+    assert!(
+        why.contains(&"lead time: 28 days (learned from 6 dealers, 1,800 reminders: 12.0 % responded vs 8.0 % at the policy's 21 days)".to_string()),
+        "{why:#?}"
+    );
+    assert!(
+        why.iter().any(|t| t
+            .starts_with("2026-03-10 10:00 (from 2026-03-13: the slot's weekday); window")
+            && t.ends_with("; send time: Tue 10:00 (learned slot)")),
+        "{why:#?}"
+    );
 }

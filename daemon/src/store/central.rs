@@ -176,6 +176,8 @@ pub struct Central {
 const PAUSES: &[u8] = b"dispatch_pauses";
 /// Central settings key present while a daemon has the stores open.
 const RUNNING: &[u8] = b"stores_open";
+/// Central settings key of the learned lead times and send slots.
+const LEARNED: &[u8] = b"learned";
 
 /// How long a use of the central store waits for the other users of an
 /// instance broken by an I/O error to let go of it.
@@ -405,6 +407,33 @@ impl Central {
         drop(c);
         self.events.publish(&[Topic::Dispatch], changed);
         Ok(())
+    }
+
+    /// The learned state (`crate::learning`), as last stored.
+    pub fn learned(&self) -> Result<Option<touchpoint_common::learning::LearnedState>> {
+        self.db()?
+            .settings
+            .get(LEARNED)
+            .map_err(self.fail())?
+            .map(|b| {
+                decode_record(&b).map_err(|source| StoreError::Codec {
+                    tree: "settings",
+                    source,
+                })
+            })
+            .transpose()
+    }
+
+    /// Replaces the learned state, durably (`crate::learning` is its one
+    /// writer).
+    pub fn set_learned(&self, state: &touchpoint_common::learning::LearnedState) -> Result<()> {
+        let bytes = encode_record(state).map_err(|source| StoreError::Codec {
+            tree: "settings",
+            source,
+        })?;
+        let c = self.db()?;
+        c.settings.insert(LEARNED, bytes).map_err(self.fail())?;
+        self.flush_db(&c)
     }
 
     /// Appends to the audit log, durably. The sequence number is assigned here.

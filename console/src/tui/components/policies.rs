@@ -1,12 +1,17 @@
-//! Policies and audit: the files in force with their validation state, and
-//! the audit log, filtered by the daemon.
+//! Policies and audit: the files in force with their validation state, the
+//! learned lead times and send slots in force with their evidence (for a
+//! role that may read pooled data), and the audit log, filtered by the
+//! daemon.
 
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::{Style, Stylize};
 use ratatui::text::{Line, Span, Text};
 use ratatui::widgets::{Cell, Paragraph, Row, Table, Wrap};
 use ratatui::Frame;
-use touchpoint_common::protocol::{AuditEntry, AuditOutcome, Changes, PolicyStatus, Topic};
+use touchpoint_common::learning::LearnedState;
+use touchpoint_common::protocol::{
+    AuditEntry, AuditOutcome, Changes, PolicyStatus, Request, Role, Topic,
+};
 
 use super::{move_selection, replace, Cmd, Screen};
 use crate::format;
@@ -20,6 +25,11 @@ pub struct PoliciesView {
     pub audit: Vec<AuditEntry>,
     pub audit_filter: String,
     pub selected: usize,
+    /// The learned values in force; `None` before they came, or for a
+    /// role that may not read them.
+    pub learned: Option<LearnedState>,
+    /// Whether the role may read the learned values.
+    pub may_learn: bool,
 }
 
 /// Audit entries the policies view asks for.
@@ -34,6 +44,22 @@ impl PoliciesView {
             text,
             limit: AUDIT_LIMIT,
         }));
+        if self.may_learn {
+            out.push(Cmd::Fetch(Fetch::Learning));
+        }
+    }
+
+    /// Follows the caller's role: the learned values are pooled data.
+    pub fn set_role(&mut self, role: Role) {
+        self.may_learn = role.allows(&Request::Learning { service: None });
+        if !self.may_learn {
+            self.learned = None;
+        }
+    }
+
+    /// The learned values came; returns whether to redraw.
+    pub fn on_learning(&mut self, state: LearnedState) -> bool {
+        replace(&mut self.learned, Some(state))
     }
 
     /// A user action while the policies are on screen.
@@ -74,6 +100,7 @@ impl PoliciesView {
 
     /// The daemon says something changed: read the audit log again when it grew.
     pub fn on_changed(&self, c: &Changes, out: &mut Vec<Cmd>) {
+        // A learned value's change, a freeze and a reset are audited.
         if c.topics.contains(&Topic::Audit) {
             self.fetch(out);
         }
@@ -96,9 +123,10 @@ impl PoliciesView {
     /// Paints the view into `area`: the policy state the daemon reported
     /// (`None` before its status came), then the audit log; changes nothing.
     pub fn draw(&self, frame: &mut Frame, area: Rect, policy: Option<&PolicyStatus>) {
-        let policy_lines = policy
+        let mut policy_lines = policy
             .map(policy_lines)
             .unwrap_or_else(|| vec![Line::from("loading…").style(dim())]);
+        policy_lines.extend(learned_lines(self));
         let height = (policy_lines.len() as u16 + 1).min(area.height / 2).max(3);
         let [top, bottom] =
             Layout::vertical([Constraint::Length(height), Constraint::Min(0)]).areas(area);
@@ -164,6 +192,25 @@ fn policy_lines(p: &PolicyStatus) -> Vec<Line<'static>> {
     lines.push(Line::from(row));
     for e in &p.errors {
         lines.push(Line::from(format!("✕ {e}")).red());
+    }
+    lines
+}
+
+/// One line per learning service and channel: the lead and slot in force,
+/// where they come from and the evidence (the words of the planner's why).
+fn learned_lines(p: &PoliciesView) -> Vec<Line<'static>> {
+    if !p.may_learn {
+        return Vec::new();
+    }
+    let Some(state) = &p.learned else {
+        return vec![Line::from("learned values: loading…").style(dim())];
+    };
+    if state.services.is_empty() {
+        return vec![Line::from("learned values: no service learns").style(dim())];
+    }
+    let mut lines = vec![Line::from(format!("Learned values, version {}", state.version)).bold()];
+    for s in &state.services {
+        lines.push(Line::from(format::learned_line(s)));
     }
     lines
 }
@@ -260,5 +307,71 @@ fn draw_audit(frame: &mut Frame, area: Rect, p: &PoliciesView) {
                 .style(dim()),
             detail,
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use touchpoint_common::domain::Channel;
+    use touchpoint_common::learning::{Choice, LearnedService, Source};
+
+    use super::*;
+
+    fn state() -> LearnedState {
+        LearnedState {
+            version: 3,
+            services: vec![LearnedService {
+                service: "service_due".into(),
+                channel: Channel::Email,
+                policy_lead: 21,
+                lead: Choice {
+                    value: 21,
+                    source: Source::Policy,
+                    arms: Vec::new(),
+                    version: 1,
+                },
+                slot: Choice {
+                    value: None,
+                    source: Source::Policy,
+                    arms: Vec::new(),
+                    version: 1,
+                },
+                dealers: 2,
+                min_dealers: 5,
+                sent: 0,
+                explore_percent: 10,
+                incremental: None,
+                value_cents: 3800,
+                frozen: false,
+            }],
+            ..LearnedState::default()
+        }
+    }
+
+    fn text(lines: &[Line]) -> Vec<String> {
+        lines.iter().map(ToString::to_string).collect()
+    }
+
+    #[test]
+    fn the_learned_values_show_for_a_role_that_may_read_pooled_data_only() {
+        let mut v = PoliciesView::default();
+        v.set_role(Role::Admin);
+        let mut out = Vec::new();
+        v.fetch(&mut out);
+        assert!(out.contains(&Cmd::Fetch(Fetch::Learning)), "{out:?}");
+        assert!(v.on_learning(state()));
+        assert_eq!(
+            text(&learned_lines(&v)),
+            [
+                "Learned values, version 3",
+                "service_due email: lead time: 21 days (policy; learning has 2 dealers, needs 5); send time: the policy's window",
+            ]
+        );
+
+        v.set_role(Role::Operator);
+        let mut out = Vec::new();
+        v.fetch(&mut out);
+        assert!(!out.contains(&Cmd::Fetch(Fetch::Learning)), "{out:?}");
+        assert!(learned_lines(&v).is_empty());
     }
 }

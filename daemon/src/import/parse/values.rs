@@ -110,12 +110,23 @@ fn parse_date_time(
         return Ok(None);
     }
     let (year, m, d) = split_ymd(date_part, order).ok_or_else(bad)?;
+    // In the expected format, but no such day: say so, not "not a date".
+    let no_such_day = |y: i32| {
+        if (1..=12).contains(&m) && (1..=31).contains(&d) {
+            let last = days_in_month(y, m);
+            format!("{s:?} does not exist: {} has {last} days", month_name(y, m))
+        } else if !(1..=12).contains(&m) {
+            format!("{s:?} does not exist: there is no month {m}")
+        } else {
+            format!("{s:?} does not exist: there is no day {d}")
+        }
+    };
     let date = match year {
         Year::Full(y) => {
             if !(MIN_YEAR..=MAX_YEAR).contains(&y) {
                 return Err(format!("{s:?} is not a plausible date (year {y})"));
             }
-            Date::from_ymd(y, m, d).ok_or_else(bad)?
+            Date::from_ymd(y, m, d).ok_or_else(|| no_such_day(y))?
         }
         Year::TwoDigit(yy) => {
             let this_century = Date::from_ymd(2000 + yy, m, d);
@@ -126,7 +137,7 @@ fn parse_date_time(
             };
             match this_century {
                 Some(c) if !too_late(c) => c,
-                _ => previous.ok_or_else(bad)?,
+                _ => previous.ok_or_else(|| no_such_day(1900 + yy))?,
             }
         }
     };
@@ -803,10 +814,57 @@ pub fn normalize_vin(s: &str) -> Result<String, String> {
             (b.is_ascii_uppercase() || b.is_ascii_digit()) && !matches!(b, b'I' | b'O' | b'Q')
         });
     if ok {
-        Ok(vin)
-    } else {
-        Err(format!("{s:?} is not a 17-character VIN"))
+        return Ok(vin);
     }
+    let n = vin.chars().count();
+    if n != 17 {
+        return Err(format!(
+            "{s:?} is not a VIN: it has {n} characters, a VIN has 17"
+        ));
+    }
+    // 17 characters: say which one is not allowed, and where.
+    let (at, c) = vin
+        .chars()
+        .enumerate()
+        .find(|(_, c)| {
+            !(c.is_ascii_uppercase() || c.is_ascii_digit()) || matches!(c, 'I' | 'O' | 'Q')
+        })
+        .unwrap_or((0, '?'));
+    let why = match c {
+        'I' => "is never used in VINs (it reads like 1)",
+        'O' | 'Q' => "is never used in VINs (it reads like 0)",
+        _ => "is not a letter or digit",
+    };
+    Err(format!(
+        "{s:?} is not a VIN: character {} ({c:?}) {why}",
+        at + 1
+    ))
+}
+
+fn days_in_month(y: i32, m: u32) -> u32 {
+    (28..=31)
+        .rev()
+        .find(|&d| Date::from_ymd(y, m, d).is_some())
+        .unwrap_or(28)
+}
+
+/// "February 1990" (the year matters: February of a leap year has 29).
+fn month_name(y: i32, m: u32) -> String {
+    const NAMES: [&str; 12] = [
+        "January",
+        "February",
+        "March",
+        "April",
+        "May",
+        "June",
+        "July",
+        "August",
+        "September",
+        "October",
+        "November",
+        "December",
+    ];
+    format!("{} {y}", NAMES[(m as usize).clamp(1, 12) - 1])
 }
 
 /// Channel names of consent files.
@@ -999,9 +1057,25 @@ mod tests {
     fn bad_dates_say_what_was_expected() {
         assert_eq!(
             date("31.13.2024"),
-            Err("\"31.13.2024\" is not a date (expected DD.MM.YYYY or YYYY-MM-DD)".into())
+            Err("\"31.13.2024\" does not exist: there is no month 13".into())
         );
-        assert_eq!(date("30.02.2024").map_err(|_| ()), Err(()));
+        // In the expected format, but no such day (2024 is a leap year).
+        assert_eq!(
+            date("30.02.2024"),
+            Err("\"30.02.2024\" does not exist: February 2024 has 29 days".into())
+        );
+        assert_eq!(
+            date("31.02.1990"),
+            Err("\"31.02.1990\" does not exist: February 1990 has 28 days".into())
+        );
+        assert_eq!(
+            date("31.04.90"),
+            Err("\"31.04.90\" does not exist: April 1990 has 30 days".into())
+        );
+        assert_eq!(
+            date("1.2.3.4"),
+            Err("\"1.2.3.4\" is not a date (expected DD.MM.YYYY or YYYY-MM-DD)".into())
+        );
         assert_eq!(date("gestern").map_err(|_| ()), Err(()));
         assert_eq!(date("31.12.2024 25:00").map_err(|_| ()), Err(()));
         assert_eq!(
@@ -1312,11 +1386,11 @@ mod tests {
         );
         assert_eq!(
             normalize_vin("WVWZZZ1KZ6W00001"),
-            Err("\"WVWZZZ1KZ6W00001\" is not a 17-character VIN".into())
+            Err("\"WVWZZZ1KZ6W00001\" is not a VIN: it has 16 characters, a VIN has 17".into())
         );
         assert_eq!(
             normalize_vin("WVWZZZ1KZ6W00000O"),
-            Err("\"WVWZZZ1KZ6W00000O\" is not a 17-character VIN".into())
+            Err("\"WVWZZZ1KZ6W00000O\" is not a VIN: character 17 ('O') is never used in VINs (it reads like 0)".into())
         );
         use touchpoint_common::domain::Channel;
         assert_eq!(parse_channel("E-Mail"), Ok(Channel::Email));

@@ -71,7 +71,8 @@ pub fn send_moment(m: &Message) -> Timestamp {
 
 /// The occasion a message is measured by: the one of its leading service
 /// (the service that pays and whose template leads), else its first.
-fn lead_due(m: &Message) -> Date {
+/// The due date of the occasion a message is for: its lead service's.
+pub fn lead_due(m: &Message) -> Date {
     m.occasions
         .iter()
         .find(|o| o.service == m.service)

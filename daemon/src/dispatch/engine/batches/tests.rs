@@ -8,7 +8,7 @@ use super::*;
 use crate::dispatch::engine::fixture::*;
 use crate::dispatch::engine::recovery::manifest_postage;
 use crate::dispatch::engine::*;
-use crate::planner::{plan_tenant, LeadTimes, Mode};
+use crate::planner::{plan_tenant, Mode};
 
 #[test]
 fn a_letter_batch_writes_pdf_and_manifest_and_books_each_letters_postage() {
@@ -156,7 +156,7 @@ fn a_quality_check_call_planned_by_the_planner_goes_out_in_the_days_call_list() 
         &fx.p().set,
         day,
         Mode::Commit,
-        &LeadTimes::default(),
+        &crate::learning::Learned::default(),
     )
     .unwrap();
     assert_eq!(report.planned.len(), 1, "{:?}", report.dropped);

@@ -7,7 +7,7 @@ use touchpoint_common::protocol::{PauseScope, Scope};
 use super::*;
 use crate::dispatch::engine::fixture::*;
 use crate::dispatch::engine::*;
-use crate::planner::{plan_tenant, LeadTimes, Mode};
+use crate::planner::{plan_tenant, Mode};
 use crate::store::PlanWrite;
 
 #[test]
@@ -144,7 +144,7 @@ fn plan(fx: &Fx, day: Date) -> Message {
         &fx.p().set,
         day,
         Mode::Commit,
-        &LeadTimes::default(),
+        &crate::learning::Learned::default(),
     )
     .unwrap();
     assert_eq!(report.planned.len(), 1, "{:?}", report.dropped);

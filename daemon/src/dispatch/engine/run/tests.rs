@@ -6,7 +6,7 @@ use touchpoint_common::protocol::Scope;
 
 use crate::dispatch::engine::fixture::*;
 use crate::dispatch::engine::*;
-use crate::planner::{plan_tenant, LeadTimes, Mode};
+use crate::planner::{plan_tenant, Mode};
 use crate::store::Contact;
 
 #[test]
@@ -28,7 +28,7 @@ fn an_email_planned_by_the_planner_goes_out_and_books_cost_and_brand_share() {
         &fx.p().set,
         day,
         Mode::Commit,
-        &LeadTimes::default(),
+        &crate::learning::Learned::default(),
     )
     .unwrap();
     assert_eq!(report.planned.len(), 1, "{:?}", report.dropped);

@@ -7,15 +7,17 @@
 //! guards such values with `{% if %}` or uses the occasion's worded fields
 //! (`o.for_vehicle`, `o.when`).
 //!
-//! Run by `PolicySet::validate` (so when a policy set loads, and by
-//! `touchpoint policy check`) and on every proposal.
+//! Run by [`validate`] (a policy set as the daemon loads it and as
+//! `touchpoint policy check` checks it) and on every proposal.
 
 use std::collections::BTreeMap;
 
+use super::{RenderInput, Renderer, EMPTY_MARK};
 use crate::domain::{Channel, Customer, Salutation, Timestamp, Vehicle};
 use crate::outbox::{Dispatch, Message, MessageStatus, Occasion};
-use crate::policy::{BrandPolicy, OccasionKind, Sender, TenantChannels, TenantInfo, TenantPolicy};
-use crate::template::render::{RenderInput, Renderer, EMPTY_MARK};
+use crate::policy::{
+    BrandPolicy, OccasionKind, PolicySet, Sender, TenantChannels, TenantInfo, TenantPolicy,
+};
 use crate::template::{Part, Template};
 use crate::toml_file::ConfigError;
 use crate::{Date, TenantId};
@@ -23,6 +25,31 @@ use crate::{Date, TenantId};
 /// At most this many findings per template: one broken line shows in
 /// every case.
 const MAX_FINDINGS: usize = 6;
+
+/// [`PolicySet::validate`] and then the trial renders of its templates:
+/// how the daemon loads a policy set and `touchpoint policy check` checks
+/// one. Errors name files as `validate` does (`shown` prefixes them).
+pub fn validate(
+    files: &BTreeMap<String, String>,
+    shown: &str,
+) -> Result<PolicySet, Vec<ConfigError>> {
+    let set = PolicySet::validate(files, shown)?;
+    let errors: Vec<ConfigError> = check(&set.templates, &set.brand)
+        .into_iter()
+        .map(|mut e| {
+            e.line = files
+                .get(&e.file)
+                .and_then(|text| crate::toml_file::line_of_key(text, &e.key));
+            e.file = crate::policy::shown_path(shown, &e.file);
+            e
+        })
+        .collect();
+    if errors.is_empty() {
+        Ok(set)
+    } else {
+        Err(errors)
+    }
+}
 
 /// Problems of `templates` (by name) under `brand`, as policy errors of
 /// `templates/<name>.toml`; empty when every trial render is clean.

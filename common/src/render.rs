@@ -11,7 +11,7 @@
 //!
 //! Pure: no I/O. In the daemon, `render::Context` is the one place that
 //! builds a [`RenderInput`] for a message (callers hand it a message and
-//! its recipient); the template check ([`super::lint`]) builds its own for
+//! its recipient); the template check ([`lint`]) builds its own for
 //! the customers careless material breaks on. Here, not in the daemon, so
 //! that `touchpoint policy check` checks templates exactly as the daemon
 //! does.
@@ -24,6 +24,8 @@ use crate::outbox::{Message, Occasion};
 use crate::policy::{BrandPolicy, OccasionKind, PolicySet, TenantPolicy};
 use crate::template::{self, Part};
 use crate::Date;
+
+pub mod lint;
 use chrono::Datelike;
 use minijinja::{Environment, Value};
 use serde::Serialize;
@@ -102,7 +104,7 @@ impl Renderer {
         Self::compile(templates, template::environment())
     }
 
-    /// A renderer for the template check ([`super::lint`]): every empty
+    /// A renderer for the template check ([`lint`]): every empty
     /// value a template prints comes out as [`EMPTY_MARK`], so that the
     /// check sees where a missing vehicle or name would leave a dangling
     /// word. `{% if %}` still sees the value as it is.

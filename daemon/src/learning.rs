@@ -1,0 +1,771 @@
+//! Learning (M5, M9): the lead time and the send slot of each service with
+//! `learn = true`, per channel, from the pooled experience of every dealer.
+//!
+//! **Data.** Per dealer, from its outbox and attribution credits
+//! (`TenantStore::result_rows`): per (service, channel, lead arm) and per
+//! (service, channel, weekday × hour slot) the messages sent and those
+//! credited with a response, counting only messages whose attribution
+//! window has closed. A message's lead arm is its lead (occasion due −
+//! send day) snapped to the policy's grid (`Service::lead_grid`). The
+//! baseline is the service's control group, **per arm**: the attribution
+//! window starts on the send day, so each lead gives a control member a
+//! different window; every control member is evaluated for the window each
+//! lead would have given it, against the days of the responses that answer
+//! its occasion (`attribution::control_responses`, the same table and
+//! vehicle match as a credit).
+//!
+//! **Pooling.** A cell (service, channel, arm) is pooled across dealers
+//! only if it passes the brand's `[privacy]` rule unchanged
+//! (`common::report::pool::primary`: at least `min_dealers` dealers, none
+//! above `max_dealer_share`); a cell that fails adds nothing, so **no
+//! learned value is derived from fewer than `min_dealers` dealers**.
+//!
+//! **Method.** Each arm's response rate has a Beta–Binomial posterior
+//! (conjugate; Gelman et al., *Bayesian Data Analysis*, ch. 2) whose prior
+//! is centred on the pooled rate of the policy's own arm
+//! ([`model::PRIOR_STRENGTH`] pseudo-messages), so an arm must beat the
+//! policy with its own data. The value in force maximises incremental
+//! response per cost, (posterior mean − baseline) × value − cost (the
+//! value of a response is the service's policy `value`, the cost the
+//! channel's); while no arm passes the rule the policy's value stays (the
+//! fallback). Exploration is Thompson sampling (Thompson 1933; Chapelle &
+//! Li 2011, "An Empirical Evaluation of Thompson Sampling"; Russo et al.
+//! 2018, "A Tutorial on Thompson Sampling"): `explore_percent` of the
+//! messages draw once from each arm's posterior and take the best draw.
+//! Whether a message explores, and what it draws, is a function of its
+//! occasion key and the learned version ([`model::Stream`]), so a dry run
+//! and a commit agree and a re-plan is idempotent. Control-group members
+//! are never explored on.
+//!
+//! **When.** [`Learning::refresh`] runs before every plan run (the
+//! schedule's and each request's). It is skipped when nothing it reads has
+//! changed: the signature of every tenant's data version (imports of
+//! visits and responses, which change credits), the policy and the day
+//! (a day on, more windows have closed).
+//!
+//! **Versions.** The state lives in the central store. A change of a
+//! value in force raises the version and is written to the audit log,
+//! like a policy change; `freeze` keeps the values in force and stops
+//! updating, `reset` goes back to the policy and learns again from the
+//! data sent after the reset (both admin requests, audited by the socket).
+
+mod data;
+mod model;
+#[cfg(test)]
+mod tests;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex, RwLock};
+
+use touchpoint_common::domain::{Channel, Timestamp};
+use touchpoint_common::learning::{
+    percent, Arm, ArmFigures, Choice, LearnedService, LearnedState, Source,
+};
+use touchpoint_common::policy::{BrandPolicy, PolicySet, Service, Weekday};
+use touchpoint_common::protocol::{AuditEntry, AuditOutcome, NO_UID};
+use touchpoint_common::Date;
+
+pub use data::{collect, DealerData, Grid};
+pub use model::Counts;
+use model::{best, pool_cell, prior, thompson, Stream};
+
+use crate::store::{StoreError, Stores};
+
+/// A cell's pooled counts and dealers, when it passes the rule.
+type Pooled = Option<(Counts, u32)>;
+
+/// How far back learning reads a dealer's messages.
+pub const HISTORY_DAYS: i32 = 2 * 366;
+
+#[derive(Debug, thiserror::Error)]
+pub enum LearningError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// The grids of the learning services.
+pub fn grids(brand: &BrandPolicy, reset_on: &BTreeMap<String, Date>) -> BTreeMap<String, Grid> {
+    brand
+        .services
+        .iter()
+        .filter(|(_, s)| s.learn)
+        .map(|(id, s)| {
+            (
+                id.clone(),
+                Grid {
+                    leads: s.lead_grid(),
+                    step: s.lead_bounds().2,
+                    attribution_days: s.attribution_days,
+                    since: reset_on.get(id).copied(),
+                },
+            )
+        })
+        .collect()
+}
+
+/// The slots of a service's window: each weekday it sends on that is no
+/// quiet day, each hour the window touches.
+fn slots(brand: &BrandPolicy, s: &Service) -> Vec<(u8, u8)> {
+    let w = &s.send_window;
+    let (from, to) = (w.from.minutes() / 60, w.to.minutes().saturating_sub(1) / 60);
+    let mut out = Vec::new();
+    for wd in Weekday::ALL {
+        if !w.weekdays.contains(&wd) || brand.calendar.quiet_weekdays.contains(&wd) {
+            continue;
+        }
+        for h in from..=to {
+            out.push((wd as u8, h as u8));
+        }
+    }
+    out
+}
+
+fn cell_of(dealers: &[DealerData], key: &(String, Channel, Arm)) -> BTreeMap<u32, Counts> {
+    (0u32..)
+        .zip(dealers)
+        .filter_map(|(i, d)| d.cells.get(key).map(|c| (i, *c)))
+        .collect()
+}
+
+fn rate(c: &Counts) -> Option<f64> {
+    (c.sent > 0).then(|| c.responses as f64 / c.sent as f64)
+}
+
+/// Computes what is learned from every dealer's data. Pure: the
+/// hand-computed cases in the tests drive it. `prev` gives the frozen
+/// services (kept as they are) and the versions; the answer's version is
+/// `prev`'s, raised by one when a value in force changed.
+pub fn compute(brand: &BrandPolicy, dealers: &[DealerData], prev: &LearnedState) -> LearnedState {
+    let rule = brand.privacy.rule();
+    let next_version = prev.version + 1;
+    let mut services = Vec::new();
+    for (id, s) in brand.services.iter().filter(|(_, s)| s.learn) {
+        for &channel in s
+            .channels
+            .iter()
+            .filter(|c| !s.forbidden_channels.contains(c))
+        {
+            if let Some(m) = s.mandatory_channel {
+                if m != channel {
+                    continue;
+                }
+            }
+            let old = prev.get(id, channel);
+            if prev.frozen.contains(id) {
+                let mut kept = old
+                    .cloned()
+                    .unwrap_or_else(|| thin(id, s, channel, rule.min_dealers, prev.version));
+                kept.frozen = true;
+                kept.lead.source = Source::Frozen;
+                if kept.slot.value.is_some() {
+                    kept.slot.source = Source::Frozen;
+                }
+                services.push(kept);
+                continue;
+            }
+            let value = s.value.cents();
+            let cost = brand.channels.get(channel).cost.cents();
+            let mut contributing: BTreeSet<u32> = BTreeSet::new();
+            let mut passing: BTreeSet<u32> = BTreeSet::new();
+            // Leads.
+            let grid = s.lead_grid();
+            let pooled: Vec<(u32, Pooled, BTreeMap<u32, Counts>)> = grid
+                .iter()
+                .map(|&l| {
+                    let cell = cell_of(dealers, &(id.clone(), channel, Arm::Lead(l)));
+                    (l, pool_cell(&rule, &cell), cell)
+                })
+                .collect();
+            let mut sum = Counts::default();
+            for (_, p, cell) in &pooled {
+                contributing.extend(cell.keys());
+                if let Some((c, _)) = p {
+                    sum.add(c);
+                    passing.extend(cell.keys());
+                }
+            }
+            let policy_rate = pooled
+                .iter()
+                .find(|(l, _, _)| *l == s.lead_days)
+                .and_then(|(_, p, _)| p.as_ref())
+                .and_then(|(c, _)| rate(c));
+            let lead_prior = prior(policy_rate.or_else(|| rate(&sum)));
+            let mut baselines = BTreeMap::new();
+            let lead_arms: Vec<ArmFigures> = pooled
+                .iter()
+                .map(|(l, p, _)| {
+                    let cell: BTreeMap<u32, Counts> = (0u32..)
+                        .zip(dealers)
+                        .filter_map(|(i, d)| d.baseline.get(&(id.clone(), *l)).map(|c| (i, *c)))
+                        .collect();
+                    let base = pool_cell(&rule, &cell)
+                        .filter(|(c, _)| c.control > 0)
+                        .map(|(c, _)| c.control_responses as f64 / c.control as f64)
+                        .unwrap_or(0.0);
+                    baselines.insert(*l, base);
+                    let mut a = model::arm(Arm::Lead(*l), *p, lead_prior, base, value, cost);
+                    if let Some((c, _)) = pool_cell(&rule, &cell) {
+                        a.control = c.control;
+                        a.control_responses = c.control_responses;
+                    }
+                    a
+                })
+                .collect();
+            let any = lead_arms.iter().any(|a| a.passes);
+            let chosen = match best(&lead_arms, Arm::Lead(s.lead_days)) {
+                Arm::Lead(l) if any => l,
+                _ => s.lead_days,
+            };
+            let lead_source = if any { Source::Learned } else { Source::Policy };
+            let incremental = any.then(|| {
+                let a = lead_arms
+                    .iter()
+                    .find(|a| a.arm == Arm::Lead(chosen))
+                    .map(|a| a.mean() - a.baseline)
+                    .unwrap_or(0.0);
+                a
+            });
+            // Slots.
+            let base = baselines.get(&chosen).copied().unwrap_or(0.0);
+            let slot_cells: Vec<((u8, u8), Pooled)> = slots(brand, s)
+                .into_iter()
+                .map(|(wd, h)| {
+                    let cell = cell_of(dealers, &(id.clone(), channel, Arm::Slot(wd, h)));
+                    ((wd, h), pool_cell(&rule, &cell))
+                })
+                .collect();
+            let mut slot_sum = Counts::default();
+            for (_, p) in &slot_cells {
+                if let Some((c, _)) = p {
+                    slot_sum.add(c);
+                }
+            }
+            let slot_prior = prior(rate(&slot_sum));
+            let slot_arms: Vec<ArmFigures> = slot_cells
+                .iter()
+                .map(|((wd, h), p)| {
+                    model::arm(Arm::Slot(*wd, *h), *p, slot_prior, base, value, cost)
+                })
+                .collect();
+            let mut slot_value = None;
+            let mut top = f64::NEG_INFINITY;
+            for a in slot_arms.iter().filter(|a| a.passes) {
+                if let Arm::Slot(wd, h) = a.arm {
+                    if a.objective > top + 0.01 {
+                        top = a.objective;
+                        slot_value = Some((wd, h));
+                    }
+                }
+            }
+            let slot_source = if slot_value.is_some() {
+                Source::Learned
+            } else {
+                Source::Policy
+            };
+            let lead_version = match old {
+                Some(o) if o.lead.value == chosen && o.lead.source == lead_source => o.lead.version,
+                _ => next_version,
+            };
+            let slot_version = match old {
+                Some(o) if o.slot.value == slot_value && o.slot.source == slot_source => {
+                    o.slot.version
+                }
+                _ => next_version,
+            };
+            services.push(LearnedService {
+                service: id.clone(),
+                channel,
+                policy_lead: s.lead_days,
+                lead: Choice {
+                    value: chosen,
+                    source: lead_source,
+                    arms: lead_arms,
+                    version: lead_version,
+                },
+                slot: Choice {
+                    value: slot_value,
+                    source: slot_source,
+                    arms: slot_arms,
+                    version: slot_version,
+                },
+                dealers: if any {
+                    passing.len() as u32
+                } else {
+                    contributing.len() as u32
+                },
+                min_dealers: rule.min_dealers,
+                sent: sum.sent,
+                explore_percent: s.explore_percent,
+                incremental,
+                value_cents: value,
+                frozen: false,
+            });
+        }
+    }
+    let changed = services
+        .iter()
+        .any(|s| s.lead.version == next_version || s.slot.version == next_version)
+        || services.len() != prev.services.len();
+    LearnedState {
+        version: if changed { next_version } else { prev.version },
+        services,
+        frozen: prev.frozen.clone(),
+        reset_on: prev.reset_on.clone(),
+        signature: prev.signature,
+        computed_at: Some(Timestamp::now()),
+    }
+}
+
+/// A service and channel with nothing learned: the policy's values.
+fn thin(id: &str, s: &Service, channel: Channel, min_dealers: u32, version: u64) -> LearnedService {
+    LearnedService {
+        service: id.to_string(),
+        channel,
+        policy_lead: s.lead_days,
+        lead: Choice {
+            value: s.lead_days,
+            source: Source::Policy,
+            arms: Vec::new(),
+            version,
+        },
+        slot: Choice {
+            value: None,
+            source: Source::Policy,
+            arms: Vec::new(),
+            version,
+        },
+        dealers: 0,
+        min_dealers,
+        sent: 0,
+        explore_percent: s.explore_percent,
+        incremental: None,
+        value_cents: s.value.cents(),
+        frozen: false,
+    }
+}
+
+/// The lines the audit log gets for what changed between two states.
+fn changes(prev: &LearnedState, next: &LearnedState) -> Vec<String> {
+    let mut out = Vec::new();
+    for s in &next.services {
+        let old = prev.get(&s.service, s.channel);
+        let lead_changed =
+            old.is_none_or(|o| o.lead.value != s.lead.value || o.lead.source != s.lead.source);
+        let slot_changed =
+            old.is_none_or(|o| o.slot.value != s.slot.value || o.slot.source != s.slot.source);
+        if lead_changed || slot_changed {
+            out.push(format!(
+                "version {}: {} {}: {}; {}",
+                next.version,
+                s.service,
+                s.channel,
+                lead_text(s),
+                slot_text(s)
+            ));
+        }
+    }
+    out
+}
+
+/// The *why* line of a service's lead time in force.
+pub fn lead_text(s: &LearnedService) -> String {
+    s.lead_text()
+}
+
+/// The words for a service's send slot in force.
+pub fn slot_text(s: &LearnedService) -> String {
+    s.slot_text()
+}
+
+/// What the planner uses: the learned state in force, read-only.
+#[derive(Clone, Debug, Default)]
+pub struct Learned {
+    state: LearnedState,
+}
+
+/// A lead time for one occasion and the *why* line that says where it
+/// came from (none when the service does not learn).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Pick<T> {
+    pub value: T,
+    pub why: Option<String>,
+}
+
+impl Learned {
+    pub fn new(state: LearnedState) -> Self {
+        Self { state }
+    }
+
+    pub fn state(&self) -> &LearnedState {
+        &self.state
+    }
+
+    /// Whether an occasion (by key) of a learning service explores: a
+    /// deterministic share of `explore_percent`, never a control member
+    /// nor a frozen service.
+    fn explores(
+        &self,
+        what: &str,
+        key: &str,
+        s: &Service,
+        frozen: bool,
+        control: bool,
+    ) -> Option<Stream> {
+        if !s.learn || frozen || control || s.explore_percent == 0 {
+            return None;
+        }
+        let mut stream = Stream::new(&format!("{what}|{key}"), self.state.version);
+        (stream.uniform() * 100.0 < f64::from(s.explore_percent)).then_some(stream)
+    }
+
+    /// The lead time to find a service's occasions with: while it learns,
+    /// the grid's longest, so that any lead of the grid can still be
+    /// planned; otherwise the policy's (or the frozen value).
+    pub fn find_lead(&self, id: &str, s: &Service) -> u32 {
+        if !s.learn {
+            return s.lead_days;
+        }
+        let frozen = self.state.frozen.contains(id);
+        let in_force = self
+            .state
+            .services
+            .iter()
+            .filter(|l| l.service == id)
+            .map(|l| l.lead.value)
+            .max()
+            .unwrap_or(s.lead_days);
+        if frozen {
+            in_force
+        } else {
+            s.lead_grid()
+                .into_iter()
+                .max()
+                .unwrap_or(s.lead_days)
+                .max(in_force)
+        }
+    }
+
+    /// The lead time for one occasion on `channel`.
+    pub fn lead(
+        &self,
+        id: &str,
+        s: &Service,
+        channel: Channel,
+        key: &str,
+        control: bool,
+    ) -> Pick<u32> {
+        if !s.learn {
+            return Pick {
+                value: s.lead_days,
+                why: None,
+            };
+        }
+        let entry = self.state.get(id, channel);
+        let frozen = self.state.frozen.contains(id);
+        if let Some(mut stream) = self.explores("lead", key, s, frozen, control) {
+            let arms = match entry {
+                Some(e) if !e.lead.arms.is_empty() => e.lead.arms.clone(),
+                _ => s
+                    .lead_grid()
+                    .into_iter()
+                    .map(|l| model::arm(Arm::Lead(l), None, prior(None), 0.0, 0, 0))
+                    .collect(),
+            };
+            let value_cents = entry.map_or(s.value.cents(), |e| e.value_cents);
+            if let Some(Arm::Lead(l)) = thompson(&arms, value_cents, 0, &mut stream) {
+                return Pick {
+                    value: l,
+                    why: Some(format!(
+                        "lead time: {l} days (exploring: a Thompson draw over {} lead times, {} % of messages)",
+                        arms.len(),
+                        s.explore_percent
+                    )),
+                };
+            }
+        }
+        match entry {
+            Some(e) => Pick {
+                value: e.lead.value,
+                why: Some(lead_text(e)),
+            },
+            None => Pick {
+                value: s.lead_days,
+                why: Some(format!(
+                    "lead time: {} days (policy; nothing learned yet)",
+                    s.lead_days
+                )),
+            },
+        }
+    }
+
+    /// The send slot (weekday, hour) for one occasion on `channel`, with
+    /// the words for its *why*; `None`: the policy's window as is.
+    pub fn slot(
+        &self,
+        id: &str,
+        s: &Service,
+        channel: Channel,
+        key: &str,
+        control: bool,
+    ) -> Option<Pick<(u8, u8)>> {
+        if !s.learn {
+            return None;
+        }
+        let entry = self.state.get(id, channel)?;
+        let frozen = self.state.frozen.contains(id);
+        if let Some(mut stream) = self.explores("slot", key, s, frozen, control) {
+            if let Some(Arm::Slot(wd, h)) =
+                thompson(&entry.slot.arms, entry.value_cents, 0, &mut stream)
+            {
+                return Some(Pick {
+                    value: (wd, h),
+                    why: Some(format!(
+                        "send time: {} (exploring: a Thompson draw over {} slots, {} % of messages)",
+                        Arm::Slot(wd, h),
+                        entry.slot.arms.len(),
+                        s.explore_percent
+                    )),
+                });
+            }
+        }
+        let value = entry.slot.value?;
+        Some(Pick {
+            value,
+            why: Some(slot_text(entry)),
+        })
+    }
+
+    /// The learned incremental response per message on `channel` (the
+    /// posterior mean at the lead in force minus its control baseline) and
+    /// a short evidence text; `None` while the data is thin.
+    pub fn incremental_response(&self, service: &str, channel: Channel) -> Option<(f64, String)> {
+        let e = self.state.get(service, channel)?;
+        let v = e.incremental?;
+        Some((
+            v,
+            format!(
+                "{} incremental responses per message at {} days, from {} dealers",
+                percent(v),
+                e.lead.value,
+                e.dealers
+            ),
+        ))
+    }
+}
+
+/// The learned state in force and its upkeep.
+#[derive(Default)]
+pub struct Learning {
+    current: RwLock<Arc<Learned>>,
+    /// One computation (or freeze, or reset) at a time.
+    busy: Mutex<()>,
+}
+
+fn signature(stores: &Stores, set: &PolicySet, today: Date, state: &LearnedState) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut eat = |bytes: &[u8]| {
+        for b in bytes {
+            h ^= u64::from(*b);
+            h = h.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+    };
+    eat(&set.fingerprint.to_be_bytes());
+    eat(&today.days().to_be_bytes());
+    for t in set.tenants.keys() {
+        eat(t.as_str().as_bytes());
+        let v = stores
+            .tenant(t)
+            .and_then(|s| s.data_version())
+            .unwrap_or(u64::MAX);
+        eat(&v.to_be_bytes());
+    }
+    for f in &state.frozen {
+        eat(f.as_bytes());
+    }
+    for (s, d) in &state.reset_on {
+        eat(s.as_bytes());
+        eat(&d.days().to_be_bytes());
+    }
+    h
+}
+
+impl Learning {
+    /// The state the central store holds (empty when none or unreadable).
+    pub fn load(stores: &Stores) -> Self {
+        let state = match stores.central().learned() {
+            Ok(s) => s.unwrap_or_default(),
+            Err(e) => {
+                tracing::error!(error = %e, "learned values unreadable: the policy's are in force until the next computation");
+                LearnedState::default()
+            }
+        };
+        Self {
+            current: RwLock::new(Arc::new(Learned::new(state))),
+            busy: Mutex::new(()),
+        }
+    }
+
+    pub fn current(&self) -> Arc<Learned> {
+        self.current
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    fn install(&self, stores: &Stores, state: LearnedState) -> Result<Arc<Learned>, StoreError> {
+        stores.central().set_learned(&state)?;
+        let learned = Arc::new(Learned::new(state));
+        *self.current.write().unwrap_or_else(|e| e.into_inner()) = learned.clone();
+        Ok(learned)
+    }
+
+    /// Recomputes what is learned, unless nothing it reads changed since
+    /// the last computation; returns the state in force. A failure keeps
+    /// the state in force (and is logged): planning goes on.
+    pub fn refresh(&self, stores: &Stores, set: &PolicySet, today: Date) -> Arc<Learned> {
+        let _busy = self.busy.lock().unwrap_or_else(|e| e.into_inner());
+        let prev = self.current();
+        let learning = set.brand.services.values().any(|s| s.learn);
+        if !learning && prev.state.services.is_empty() {
+            return prev;
+        }
+        let sig = signature(stores, set, today, &prev.state);
+        if sig == prev.state.signature {
+            return prev;
+        }
+        let grids = grids(&set.brand, &prev.state.reset_on);
+        let mut dealers = Vec::new();
+        for t in set.tenants.keys() {
+            let read = stores.tenant(t).and_then(|s| {
+                let rows = s.result_rows(today.add_days(-HISTORY_DAYS), today)?;
+                let controls = crate::attribution::control_responses(&s)?;
+                Ok(collect(&rows, &controls, &grids, today))
+            });
+            match read {
+                Ok(d) => dealers.push(d),
+                Err(e) => {
+                    // Left out: its cells have one dealer fewer, and the
+                    // rule decides again whether they may be used.
+                    tracing::warn!(tenant = %t, error = %e, "learning: tenant left out");
+                }
+            }
+        }
+        let mut next = compute(&set.brand, &dealers, &prev.state);
+        next.signature = sig;
+        let lines = changes(&prev.state, &next);
+        match self.install(stores, next) {
+            Ok(l) => {
+                for line in lines {
+                    audit(stores, "learned", line);
+                }
+                l
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "learned values not stored; the previous stay in force");
+                prev
+            }
+        }
+    }
+
+    /// Keeps `service`'s values in force and stops updating them.
+    pub fn freeze(
+        &self,
+        stores: &Stores,
+        set: &PolicySet,
+        service: &str,
+    ) -> Result<LearnedState, LearningError> {
+        self.change(stores, set, service, |state, _| {
+            if !state.frozen.insert(service.to_string()) {
+                return Err(LearningError::Invalid(format!(
+                    "{service} is frozen already"
+                )));
+            }
+            for s in state.services.iter_mut().filter(|s| s.service == service) {
+                s.frozen = true;
+                s.lead.source = Source::Frozen;
+                if s.slot.value.is_some() {
+                    s.slot.source = Source::Frozen;
+                }
+            }
+            Ok(())
+        })
+    }
+
+    /// Back to the policy's values for `service`; learning starts again
+    /// from the data of messages sent from `today` on.
+    pub fn reset(
+        &self,
+        stores: &Stores,
+        set: &PolicySet,
+        service: &str,
+        today: Date,
+    ) -> Result<LearnedState, LearningError> {
+        self.change(stores, set, service, |state, version| {
+            state.frozen.remove(service);
+            state.reset_on.insert(service.to_string(), today);
+            let brand_service = set.brand.services.get(service);
+            for s in state.services.iter_mut().filter(|s| s.service == service) {
+                if let Some(b) = brand_service {
+                    *s = thin(
+                        service,
+                        b,
+                        s.channel,
+                        set.brand.privacy.rule().min_dealers,
+                        version,
+                    );
+                }
+            }
+            Ok(())
+        })
+    }
+
+    fn change(
+        &self,
+        stores: &Stores,
+        set: &PolicySet,
+        service: &str,
+        f: impl FnOnce(&mut LearnedState, u64) -> Result<(), LearningError>,
+    ) -> Result<LearnedState, LearningError> {
+        match set.brand.services.get(service) {
+            None => {
+                return Err(LearningError::Invalid(format!(
+                    "no service {service:?} in the brand policy"
+                )))
+            }
+            Some(s) if !s.learn => {
+                return Err(LearningError::Invalid(format!(
+                    "{service} does not learn (learn = false in the brand policy)"
+                )))
+            }
+            Some(_) => {}
+        }
+        let _busy = self.busy.lock().unwrap_or_else(|e| e.into_inner());
+        let mut state = self.current().state.clone();
+        state.version += 1;
+        let version = state.version;
+        f(&mut state, version)?;
+        // Computed again on the next refresh.
+        state.signature = 0;
+        let installed = self.install(stores, state)?;
+        Ok(installed.state.clone())
+    }
+}
+
+fn audit(stores: &Stores, action: &str, detail: String) {
+    let entry = AuditEntry {
+        seq: 0,
+        at: Timestamp::wall(),
+        uid: NO_UID,
+        user: "touchpointd".into(),
+        role: None,
+        action: action.into(),
+        tenant: None,
+        detail,
+        outcome: AuditOutcome::Ok,
+    };
+    if let Err(e) = stores.central().audit(entry) {
+        tracing::error!(error = %e, "cannot write a learned value's change to the audit log");
+    }
+}

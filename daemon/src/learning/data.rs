@@ -1,0 +1,118 @@
+//! One dealer's counts per cell: what its outbox and attribution credits
+//! say about each lead time and send slot of a learning service, and what
+//! its control group says about the window each lead time gives.
+
+use std::collections::BTreeMap;
+
+use chrono::{Datelike, TimeZone, Timelike};
+use touchpoint_common::domain::Channel;
+use touchpoint_common::learning::Arm;
+use touchpoint_common::report::ResultRow;
+use touchpoint_common::Date;
+
+use super::model::Counts;
+use crate::attribution::ControlResponses;
+
+/// What learning needs to know of one service.
+#[derive(Clone, Debug)]
+pub struct Grid {
+    /// The lead times, ascending.
+    pub leads: Vec<u32>,
+    pub step: u32,
+    pub attribution_days: u32,
+    /// Data from sends before this day is not used (a reset).
+    pub since: Option<Date>,
+}
+
+impl Grid {
+    /// The grid's lead time nearest to `days`, if it is within half a step
+    /// of the grid (a tie goes to the shorter lead).
+    pub fn snap(&self, days: i32) -> Option<u32> {
+        let nearest = *self
+            .leads
+            .iter()
+            .min_by_key(|&&l| ((i64::from(l) - i64::from(days)).abs(), l))?;
+        let off = (i64::from(nearest) - i64::from(days)).abs();
+        (2 * off <= i64::from(self.step)).then_some(nearest)
+    }
+}
+
+/// A dealer's cells: per (service, channel, arm) for its messages; per
+/// (service, lead arm) for its control group.
+#[derive(Clone, Debug, Default)]
+pub struct DealerData {
+    pub cells: BTreeMap<(String, Channel, Arm), Counts>,
+    pub baseline: BTreeMap<(String, u32), Counts>,
+}
+
+/// Counts one dealer's rows. Only rows whose attribution window has
+/// closed before `today` count: a message still inside its window may yet
+/// be answered, and counting it now would lower its arm's rate.
+pub fn collect(
+    rows: &[ResultRow],
+    controls: &[ControlResponses],
+    grids: &BTreeMap<String, Grid>,
+    today: Date,
+) -> DealerData {
+    let mut out = DealerData::default();
+    for r in rows {
+        let (Some(channel), Some(grid)) = (r.channel, grids.get(&r.service)) else {
+            continue;
+        };
+        let Some(local) = chrono::Local
+            .timestamp_millis_opt(r.sent_at.millis())
+            .single()
+        else {
+            continue;
+        };
+        let day = Date::from(local.date_naive());
+        if day.add_days(grid.attribution_days as i32) >= today
+            || grid.since.is_some_and(|s| day < s)
+        {
+            continue;
+        }
+        let hit = Counts {
+            sent: 1,
+            responses: u64::from(r.response.is_some()),
+            ..Counts::default()
+        };
+        if let Some(lead) = grid.snap(r.lead_days) {
+            out.cells
+                .entry((r.service.clone(), channel, Arm::Lead(lead)))
+                .or_default()
+                .add(&hit);
+        }
+        let slot = Arm::Slot(
+            local.weekday().num_days_from_monday() as u8,
+            local.hour() as u8,
+        );
+        out.cells
+            .entry((r.service.clone(), channel, slot))
+            .or_default()
+            .add(&hit);
+    }
+    for c in controls {
+        let Some(grid) = grids.get(&c.service) else {
+            continue;
+        };
+        for &lead in &grid.leads {
+            // The window this lead would have given the member: a
+            // response after the send day, at most attribution_days after.
+            let start = c.due.add_days(-(lead as i32));
+            let end = start.add_days(grid.attribution_days as i32);
+            if end >= today || grid.since.is_some_and(|s| start < s) {
+                continue;
+            }
+            let answered = c.days.iter().any(|d| *d > start && *d <= end);
+            out.baseline
+                .entry((c.service.clone(), lead))
+                .or_default()
+                .add(&Counts {
+                    control: 1,
+                    control_responses: u64::from(answered),
+                    ..Counts::default()
+                });
+        }
+    }
+    out
+}

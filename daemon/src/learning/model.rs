@@ -1,0 +1,198 @@
+//! The arithmetic of learning, pure: pooling one cell under the brand's
+//! `[privacy]` rule, the Beta–Binomial posterior of an arm, the choice of
+//! the value in force and Thompson sampling's draw.
+
+use std::collections::BTreeMap;
+
+use touchpoint_common::learning::{Arm, ArmFigures};
+use touchpoint_common::report::pool::{primary, PoolRule};
+use touchpoint_common::report::stats::Tally;
+
+/// One dealer's counts in one cell.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Counts {
+    pub sent: u64,
+    pub responses: u64,
+    pub control: u64,
+    pub control_responses: u64,
+}
+
+impl Counts {
+    pub fn add(&mut self, o: &Counts) {
+        self.sent += o.sent;
+        self.responses += o.responses;
+        self.control += o.control;
+        self.control_responses += o.control_responses;
+    }
+
+    fn tally(&self) -> Tally {
+        Tally {
+            sent: self.sent,
+            responses: self.responses,
+            control: self.control,
+            control_responses: self.control_responses,
+            ..Tally::default()
+        }
+    }
+}
+
+/// The pooled counts of one cell and its dealers, if the cell passes the
+/// rule (`common::report::pool::primary`, unchanged: at least
+/// `min_dealers` dealers, none above `max_dealer_share` of its rows);
+/// `None` otherwise: nothing of it is used.
+pub fn pool_cell(rule: &PoolRule, dealers: &BTreeMap<u32, Counts>) -> Option<(Counts, u32)> {
+    let tallies: Vec<Tally> = dealers.values().map(Counts::tally).collect();
+    if primary(rule, &tallies).is_some() {
+        return None;
+    }
+    let mut sum = Counts::default();
+    for c in dealers.values() {
+        sum.add(c);
+    }
+    let n = tallies.iter().filter(|t| t.exposures() > 0).count() as u32;
+    Some((sum, n))
+}
+
+/// Pseudo-messages the prior is worth: the posterior follows the data
+/// once an arm has a few hundred messages, and a handful cannot move it.
+pub const PRIOR_STRENGTH: f64 = 20.0;
+
+/// The prior Beta(α, β) every arm starts from: centred on `mean` (the
+/// policy's arm's pooled rate) with [`PRIOR_STRENGTH`]; uniform without one.
+pub fn prior(mean: Option<f64>) -> (f64, f64) {
+    match mean {
+        Some(m) => {
+            let m = m.clamp(0.001, 0.999);
+            (m * PRIOR_STRENGTH, (1.0 - m) * PRIOR_STRENGTH)
+        }
+        None => (1.0, 1.0),
+    }
+}
+
+/// An arm's figures: the posterior from the prior and its pooled counts
+/// (a cell that fails the rule adds nothing), and the objective
+/// (posterior mean − baseline) × value − cost, cents per message.
+pub fn arm(
+    arm: Arm,
+    pooled: Option<(Counts, u32)>,
+    prior: (f64, f64),
+    baseline: f64,
+    value_cents: i64,
+    cost_cents: i64,
+) -> ArmFigures {
+    let (c, dealers) = pooled.unwrap_or_default();
+    let alpha = prior.0 + c.responses as f64;
+    let beta = prior.1 + (c.sent - c.responses.min(c.sent)) as f64;
+    let mean = alpha / (alpha + beta);
+    ArmFigures {
+        arm,
+        passes: pooled.is_some(),
+        dealers,
+        sent: c.sent,
+        responses: c.responses,
+        control: c.control,
+        control_responses: c.control_responses,
+        alpha,
+        beta,
+        baseline,
+        objective: (mean - baseline) * value_cents as f64 - cost_cents as f64,
+    }
+}
+
+/// The arm to use: the best objective among the arms whose cell passes,
+/// the `policy` arm on a tie (within a hundredth of a cent) or when no
+/// arm passes.
+pub fn best(arms: &[ArmFigures], policy: Arm) -> Arm {
+    let policy_obj = arms
+        .iter()
+        .find(|a| a.arm == policy && a.passes)
+        .map(|a| a.objective);
+    let mut chosen = (policy, policy_obj.unwrap_or(f64::NEG_INFINITY));
+    for a in arms.iter().filter(|a| a.passes) {
+        if a.objective > chosen.1 + 0.01 {
+            chosen = (a.arm, a.objective);
+        }
+    }
+    chosen.0
+}
+
+/// A deterministic random stream (SplitMix64; Steele, Lea & Flood 2014)
+/// seeded from a text: the same occasion and learned version always draw
+/// the same numbers.
+pub struct Stream(u64);
+
+impl Stream {
+    pub fn new(seed: &str, version: u64) -> Self {
+        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+        for b in seed.bytes().chain(version.to_be_bytes()) {
+            h ^= u64::from(b);
+            h = h.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+        Self(h)
+    }
+
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    /// Uniform in (0, 1).
+    pub fn uniform(&mut self) -> f64 {
+        ((self.next_u64() >> 11) as f64 + 0.5) / (1u64 << 53) as f64
+    }
+
+    fn normal(&mut self) -> f64 {
+        let (u, v) = (self.uniform(), self.uniform());
+        (-2.0 * u.ln()).sqrt() * (2.0 * std::f64::consts::PI * v).cos()
+    }
+
+    /// Gamma(shape, 1) by Marsaglia & Tsang (2000), boosted below 1.
+    fn gamma(&mut self, shape: f64) -> f64 {
+        if shape < 1.0 {
+            let u = self.uniform();
+            return self.gamma(shape + 1.0) * u.powf(1.0 / shape);
+        }
+        let d = shape - 1.0 / 3.0;
+        let c = 1.0 / (9.0 * d).sqrt();
+        loop {
+            let x = self.normal();
+            let v = (1.0 + c * x).powi(3);
+            if v <= 0.0 {
+                continue;
+            }
+            let u = self.uniform();
+            if u.ln() < 0.5 * x * x + d - d * v + d * v.ln() {
+                return d * v;
+            }
+        }
+    }
+
+    /// A draw from Beta(α, β).
+    pub fn beta(&mut self, alpha: f64, beta: f64) -> f64 {
+        let x = self.gamma(alpha.max(1e-3));
+        let y = self.gamma(beta.max(1e-3));
+        x / (x + y)
+    }
+}
+
+/// Thompson sampling's choice (Thompson 1933): one draw from each arm's
+/// posterior, the arm whose drawn objective is best.
+pub fn thompson(
+    arms: &[ArmFigures],
+    value_cents: i64,
+    cost_cents: i64,
+    stream: &mut Stream,
+) -> Option<Arm> {
+    let mut best: Option<(Arm, f64)> = None;
+    for a in arms {
+        let theta = stream.beta(a.alpha, a.beta);
+        let objective = (theta - a.baseline) * value_cents as f64 - cost_cents as f64;
+        if best.is_none_or(|(_, o)| objective > o) {
+            best = Some((a.arm, objective));
+        }
+    }
+    best.map(|(a, _)| a)
+}
