@@ -46,6 +46,8 @@ use world::{Seen, WeekTally, World};
 const PAGE: u32 = 500;
 /// How long dispatch may take to send one day's emails.
 const DISPATCH_LIMIT: Duration = Duration::from_secs(300);
+/// Share of a learning service's messages that explore (the brand's default).
+const EXPLORE_PERCENT: u32 = 10;
 /// Weeks after which a week's messages are past their attribution window
 /// (60 days).
 const CLOSED_AFTER_WEEKS: usize = 9;
@@ -179,23 +181,44 @@ pub async fn run(args: SimulateArgs) -> anyhow::Result<()> {
 /// The brand file a run plans with: the shipped one with a control group
 /// for the modelled services (lift needs one), due dates by date only (so
 /// that the model and the planner agree on them), no bundling (each
-/// message is one arm), and learning switched on or off.
+/// message is one arm), the model's lead grid, and learning switched on
+/// (`learned`) or off (`fixed`).
 fn sim_brand(policy: Policy) -> anyhow::Result<String> {
-    let mut text = demo::BRAND.to_string();
-    let edits: [(&str, &str); 4] = [
-        ("bundling_window_days = 30\n", "bundling_window_days = 0\n"),
-        ("interval_km = 30000\n", ""),
-        ("lead_days = 21\n", "lead_days = 21\ncontrol_percent = 10\n"),
-        ("lead_days = 28\n", "lead_days = 28\ncontrol_percent = 10\n"),
+    // The shipped learning keys go; the run's own are added below.
+    const OURS: [&str; 5] = [
+        "learn ",
+        "lead_days_min ",
+        "lead_days_max ",
+        "lead_days_step ",
+        "explore_percent ",
     ];
+    let mut text: String = demo::BRAND
+        .lines()
+        .filter(|l| !OURS.iter().any(|k| l.starts_with(k)))
+        .flat_map(|l| [l, "\n"])
+        .collect();
+    let learn = policy == Policy::Learned;
+    let mut edits: Vec<(String, String)> = vec![
+        (
+            "bundling_window_days = 30\n".into(),
+            "bundling_window_days = 0\n".into(),
+        ),
+        ("interval_km = 30000\n".into(), String::new()),
+    ];
+    for spec in demo_services() {
+        edits.push((
+            format!("lead_days = {}\n", spec.policy_lead),
+            format!(
+                "lead_days = {}\ncontrol_percent = 10\nlearn = {learn}\nlead_days_min = {}\nlead_days_max = {}\nlead_days_step = {}\nexplore_percent = {EXPLORE_PERCENT}\n",
+                spec.policy_lead, spec.grid.min, spec.grid.max, spec.grid.step
+            ),
+        ));
+    }
     for (from, to) in edits {
-        if text.matches(from).count() != 1 {
+        if text.matches(from.as_str()).count() != 1 {
             bail!("the shipped brand.toml no longer has one {from:?}; the simulation's brand file needs updating");
         }
-        text = text.replacen(from, to, 1);
-    }
-    if policy == Policy::Learned {
-        bail!("--policy learned needs the learning (issue 15), which this build does not have yet");
+        text = text.replacen(from.as_str(), &to, 1);
     }
     Ok(text)
 }
@@ -325,9 +348,17 @@ async fn run_season(
             }
             regret += week.oracle - week.run;
             let report = week_report(&mut client, from, day).await?;
-            let checked = k_check(&mut client, day, min_dealers, &season_dealers).await?;
+            let mut checked = k_check(&mut client, day, min_dealers, &season_dealers).await?;
+            let learned = client.learning(None).await.context("learning")?;
+            checked.extend(summary::learned_violations(
+                &learned,
+                min_dealers,
+                &season_dealers,
+            ));
+            let learned = summary::learned_rows(&learned, &world.truth);
             k_violations.extend(checked.iter().map(|v| format!("week {n}: {v}")));
-            let row = summary::WeekRow::new(n, from, day, &week, regret, report, checked);
+            let mut row = summary::WeekRow::new(n, from, day, &week, regret, report, checked);
+            row.learned = learned;
             emit(&row.line());
             rows.push(row);
             // The cohort whose attribution window has just closed.
@@ -641,21 +672,32 @@ mod tests {
     }
 
     #[test]
-    fn the_simulation_brand_has_a_control_group_and_no_bundling() {
-        let text = sim_brand(Policy::Fixed).expect("brand");
-        let b: touchpoint_common::policy::BrandPolicy =
-            touchpoint_common::toml_file::parse_toml("brand.toml", &text).expect("valid");
-        assert_eq!(b.planning.bundling_window_days, 0);
-        for s in ["service_due", "hu_reminder"] {
-            assert_eq!(b.services[s].control_percent, 10, "{s}");
-        }
-        // The model's services are the brand's, with the brand's leads.
-        for spec in demo_services() {
-            assert_eq!(
-                b.services[&spec.id].lead_days, spec.policy_lead,
-                "{}",
-                spec.id
-            );
+    fn the_simulation_brand_has_a_control_group_no_bundling_and_the_models_grid() {
+        for (policy, learn) in [(Policy::Fixed, false), (Policy::Learned, true)] {
+            let text = sim_brand(policy).expect("brand");
+            let b: touchpoint_common::policy::BrandPolicy =
+                touchpoint_common::toml_file::parse_toml("brand.toml", &text).expect("valid");
+            assert_eq!(b.planning.bundling_window_days, 0);
+            // The model's services are the brand's, with the brand's leads
+            // and the model's grid; only they learn, and only when asked.
+            for spec in demo_services() {
+                let s = &b.services[&spec.id];
+                assert_eq!(s.control_percent, 10, "{}", spec.id);
+                assert_eq!(s.lead_days, spec.policy_lead, "{}", spec.id);
+                assert_eq!(s.learn, learn, "{}", spec.id);
+                assert_eq!(
+                    (s.lead_days_min, s.lead_days_max, s.lead_days_step),
+                    (
+                        Some(spec.grid.min),
+                        Some(spec.grid.max),
+                        Some(spec.grid.step)
+                    ),
+                    "{}",
+                    spec.id
+                );
+            }
+            let learning = b.services.values().filter(|s| s.learn).count();
+            assert_eq!(learning, if learn { 2 } else { 0 });
         }
     }
 }

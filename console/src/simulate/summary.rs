@@ -8,6 +8,7 @@ use std::path::Path;
 use anyhow::Context as _;
 use serde::{Deserialize, Serialize};
 use touchpoint_common::domain::Channel;
+use touchpoint_common::learning::{LearnedState, Source};
 use touchpoint_common::report::stats::Figures;
 use touchpoint_common::Date;
 use touchpoint_datagen::truth::Truth;
@@ -87,6 +88,10 @@ pub(crate) struct WeekRow {
     /// What the k-dealer check found (empty: nothing shown from fewer
     /// than min_dealers dealers).
     pub k_violations: Vec<String>,
+    /// What `touchpoint learning` says is in force at the week's end, per
+    /// modelled service and channel, against the truth.
+    #[serde(default)]
+    pub learned: Vec<LearnedRow>,
     #[serde(skip, default = "no_days")]
     days: (Date, Date),
 }
@@ -128,6 +133,7 @@ impl WeekRow {
             arms,
             unmodelled: t.unmodelled,
             k_violations,
+            learned: Vec::new(),
             days: (from, to),
         }
     }
@@ -180,7 +186,12 @@ impl WeekRow {
             100.0 * run,
             100.0 * oracle,
             self.regret_cumulative,
-            self.arms.join("; "),
+            self.arms
+                .iter()
+                .cloned()
+                .chain(self.learned.iter().map(LearnedRow::text))
+                .collect::<Vec<_>>()
+                .join("; "),
             if self.k_violations.is_empty() {
                 "ok".to_string()
             } else {
@@ -196,6 +207,109 @@ fn percent(x: Option<f64>) -> String {
 
 fn points(x: Option<f64>) -> String {
     x.map_or("n/a".into(), |x| format!("{:+.1} pp", 100.0 * x))
+}
+
+/// The lead and slot in force for one service and channel, from
+/// `touchpoint learning`, and the truth's.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub(crate) struct LearnedRow {
+    pub service: String,
+    pub channel: String,
+    pub lead: u32,
+    /// `policy`, `learned` or `frozen`.
+    pub lead_source: String,
+    pub slot: Option<String>,
+    pub dealers: u32,
+    pub truth_lead: u32,
+    pub truth_slot: String,
+    /// Grid steps between the lead in force and the truth's.
+    pub steps_off: u32,
+}
+
+impl LearnedRow {
+    /// `learned service_due/email: 35 d (learned; truth 35 d), Tue 16:00 (truth Tue 16:00)`.
+    pub fn text(&self) -> String {
+        format!(
+            "in force {}/{}: {} d ({}; truth {} d), {} (truth {})",
+            self.service,
+            self.channel,
+            self.lead,
+            self.lead_source,
+            self.truth_lead,
+            self.slot.as_deref().unwrap_or("window"),
+            self.truth_slot
+        )
+    }
+}
+
+/// The learned values of the modelled services against the truth.
+pub(crate) fn learned_rows(state: &LearnedState, truth: &Truth) -> Vec<LearnedRow> {
+    state
+        .services
+        .iter()
+        .filter_map(|l| {
+            let t = truth.service(&l.service)?;
+            let o = truth.oracle(&l.service, l.channel)?;
+            Some(LearnedRow {
+                service: l.service.clone(),
+                channel: l.channel.as_str().to_string(),
+                lead: l.lead.value,
+                lead_source: l.lead.source.as_str().to_string(),
+                slot: l
+                    .slot
+                    .value
+                    .map(|(wd, h)| touchpoint_common::learning::Arm::Slot(wd, h).to_string()),
+                dealers: l.dealers,
+                truth_lead: o.lead,
+                truth_slot: o.slot.label(),
+                steps_off: t.spec.grid.steps_between(l.lead.value, o.lead),
+            })
+        })
+        .collect()
+}
+
+/// What `touchpoint learning` shows that breaks the k-dealer rule: an arm
+/// whose figures are shown (or a value learned) from fewer than
+/// `min_dealers` dealers, or from more dealers than the run saw send the
+/// service in the season.
+pub(crate) fn learned_violations(
+    state: &LearnedState,
+    min_dealers: u32,
+    seen: &std::collections::BTreeMap<(u32, String), std::collections::BTreeSet<usize>>,
+) -> Vec<String> {
+    let mut out = Vec::new();
+    for l in &state.services {
+        let sent_by: std::collections::BTreeSet<usize> = seen
+            .iter()
+            .filter(|((_, s), _)| *s == l.service)
+            .flat_map(|(_, d)| d.iter().copied())
+            .collect();
+        let name = format!("{}/{}", l.service, l.channel.as_str());
+        if l.lead.source == Source::Learned && l.dealers < min_dealers {
+            out.push(format!("{name}: lead learned from {} dealers", l.dealers));
+        }
+        if l.slot.source == Source::Learned && l.dealers < min_dealers {
+            out.push(format!("{name}: slot learned from {} dealers", l.dealers));
+        }
+        for a in l.lead.arms.iter().chain(&l.slot.arms) {
+            let shown = a.passes || a.sent > 0 || a.responses > 0 || a.control > 0;
+            if shown && a.dealers < min_dealers {
+                out.push(format!(
+                    "{name} {}: figures from {} dealers",
+                    a.arm, a.dealers
+                ));
+            }
+            if shown && a.dealers as usize > sent_by.len() {
+                out.push(format!(
+                    "{name} {}: {} dealers claimed, {} sent",
+                    a.arm,
+                    a.dealers,
+                    sent_by.len()
+                ));
+            }
+        }
+    }
+    out
 }
 
 fn no_days() -> (Date, Date) {
@@ -458,3 +572,86 @@ const FONTS: &[&str] = &[
     "/usr/share/fonts/dejavu/DejaVuSans.ttf",
     "/usr/share/fonts/truetype/liberation/LiberationSans-Regular.ttf",
 ];
+
+#[cfg(test)]
+mod tests {
+    use std::collections::{BTreeMap, BTreeSet};
+
+    use touchpoint_common::learning::{Arm, ArmFigures, Choice, LearnedService};
+
+    use super::*;
+
+    fn arm(arm: Arm, dealers: u32, passes: bool) -> ArmFigures {
+        ArmFigures {
+            arm,
+            passes,
+            dealers,
+            sent: if passes { 100 } else { 0 },
+            responses: if passes { 30 } else { 0 },
+            control: 0,
+            control_responses: 0,
+            alpha: 1.0,
+            beta: 1.0,
+            baseline: 0.0,
+            objective: 0.0,
+        }
+    }
+
+    fn service(lead_source: Source, dealers: u32, arms: Vec<ArmFigures>) -> LearnedService {
+        LearnedService {
+            service: "service_due".into(),
+            channel: Channel::Email,
+            policy_lead: 21,
+            lead: Choice {
+                value: 28,
+                source: lead_source,
+                arms,
+                version: 1,
+            },
+            slot: Choice {
+                value: None,
+                source: Source::Policy,
+                arms: Vec::new(),
+                version: 1,
+            },
+            dealers,
+            min_dealers: 5,
+            sent: 100,
+            explore_percent: 10,
+            incremental: None,
+            value_cents: 3800,
+            frozen: false,
+        }
+    }
+
+    #[test]
+    fn learned_values_and_shown_arms_from_too_few_dealers_are_violations() {
+        let mut seen: BTreeMap<(u32, String), BTreeSet<usize>> = BTreeMap::new();
+        seen.insert((202701, "service_due".into()), (0..6).collect());
+        let state = |s: LearnedService| LearnedState {
+            services: vec![s],
+            ..LearnedState::default()
+        };
+        // Six dealers sent; an arm from six passes, one held back shows nothing.
+        let ok = service(
+            Source::Learned,
+            6,
+            vec![arm(Arm::Lead(28), 6, true), arm(Arm::Lead(35), 0, false)],
+        );
+        assert!(learned_violations(&state(ok), 5, &seen).is_empty());
+        // A value learned from four dealers, an arm shown from four.
+        let thin = service(Source::Learned, 4, vec![arm(Arm::Lead(28), 4, true)]);
+        let v = learned_violations(&state(thin), 5, &seen);
+        assert_eq!(
+            v,
+            [
+                "service_due/email: lead learned from 4 dealers",
+                "service_due/email 28 days: figures from 4 dealers"
+            ]
+        );
+        // An arm claiming more dealers than sent the service.
+        let more = service(Source::Policy, 7, vec![arm(Arm::Lead(28), 7, true)]);
+        let v = learned_violations(&state(more), 5, &seen);
+        assert_eq!(v, ["service_due/email 28 days: 7 dealers claimed, 6 sent"]);
+    }
+}
