@@ -16,6 +16,7 @@
 //! `--compare N` runs both policies over seeds 1 to N and writes the table
 //! and the chart (`compare.md`, `lift.png`).
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -313,7 +314,6 @@ async fn run_season(
     let min_dealers = policy_min_dealers(&brand)?;
     let mut rows = Vec::new();
     let mut week = WeekTally::default();
-    let mut season_dealers = WeekTally::default().dealers;
     let mut regret = 0.0;
     let mut restarts: Vec<Duration> = Vec::new();
     let mut k_violations = Vec::new();
@@ -340,21 +340,12 @@ async fn run_season(
         if (next.days() - start.days()) % 7 == 0 {
             let n = rows.len() + 1;
             let from = next.add_days(-7);
-            for (s, d) in &week.dealers {
-                season_dealers
-                    .entry(s.clone())
-                    .or_default()
-                    .extend(d.iter().copied());
-            }
             regret += week.oracle - week.run;
             let report = week_report(&mut client, from, day).await?;
-            let mut checked = k_check(&mut client, day, min_dealers, &season_dealers).await?;
+            let mut checked = k_check(&mut client, day, min_dealers).await?;
             let learned = client.learning(None).await.context("learning")?;
-            checked.extend(summary::learned_violations(
-                &learned,
-                min_dealers,
-                &season_dealers,
-            ));
+            let season = dealers_by_service(&mut client, start, None).await?;
+            checked.extend(summary::learned_violations(&learned, min_dealers, &season));
             let learned = summary::learned_rows(&learned, &world.truth);
             k_violations.extend(checked.iter().map(|v| format!("week {n}: {v}")));
             let mut row = summary::WeekRow::new(n, from, day, &week, regret, report, checked);
@@ -581,14 +572,10 @@ async fn week_report(
 
 /// The pooled report of `day`'s month (a pooled report covers one whole
 /// calendar month), per service: every cell it shows must come from at
-/// least `min_dealers` dealers, counted from what the run saw go out that
-/// month. Returns what broke the rule.
-async fn k_check(
-    client: &mut Client,
-    day: Date,
-    min_dealers: u32,
-    dealers: &std::collections::BTreeMap<(u32, String), std::collections::BTreeSet<usize>>,
-) -> anyhow::Result<Vec<String>> {
+/// least `min_dealers` dealers, counted independently from the queue (the
+/// dealers with a sent message or a control record of the service sent, or
+/// to be sent, that month). Returns what broke the rule.
+async fn k_check(client: &mut Client, day: Date, min_dealers: u32) -> anyhow::Result<Vec<String>> {
     let month = world::month_of(day);
     let first = Date::from_ymd((month / 100) as i32, month % 100, 1).context("month")?;
     let last = first.add_months(1).add_days(-1);
@@ -602,7 +589,41 @@ async fn k_check(
         })
         .await
         .context("pooled report")?;
-    Ok(k_violations(&pooled.groups, month, min_dealers, dealers))
+    let dealers = dealers_by_service(client, first, Some(last)).await?;
+    Ok(k_violations(&pooled.groups, month, min_dealers, &dealers))
+}
+
+/// Per service, the dealers with a sent message or a control record whose
+/// send day is from `from` to `to`, read from the queue.
+async fn dealers_by_service(
+    client: &mut Client,
+    from: Date,
+    to: Option<Date>,
+) -> anyhow::Result<BTreeMap<String, BTreeSet<String>>> {
+    let filter = QueueFilter {
+        statuses: vec![MessageStatus::Sent, MessageStatus::Control],
+        from: Some(from),
+        to,
+        ..QueueFilter::default()
+    };
+    let mut out: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    let mut offset = 0u64;
+    loop {
+        let page = client.queue(&filter, offset, PAGE).await?;
+        if page.rows.is_empty() {
+            break;
+        }
+        offset += page.rows.len() as u64;
+        for r in &page.rows {
+            out.entry(r.service.clone())
+                .or_default()
+                .insert(r.tenant.as_str().to_string());
+        }
+        if offset >= page.total {
+            break;
+        }
+    }
+    Ok(out)
 }
 
 /// The cells of a pooled report of `month` that are shown although fewer
@@ -611,15 +632,13 @@ fn k_violations(
     groups: &[touchpoint_common::report::pool::ReportGroup],
     month: u32,
     min_dealers: u32,
-    dealers: &std::collections::BTreeMap<(u32, String), std::collections::BTreeSet<usize>>,
+    dealers: &BTreeMap<String, BTreeSet<String>>,
 ) -> Vec<String> {
     groups
         .iter()
         .filter(|g| g.tally.is_some())
         .filter_map(|g| {
-            let n = dealers
-                .get(&(month, g.label.clone()))
-                .map_or(0, |d| d.len());
+            let n = dealers.get(&g.label).map_or(0, BTreeSet::len);
             ((n as u32) < min_dealers).then(|| {
                 format!(
                     "pooled report of {month} shows {} from {n} dealers (< {min_dealers})",
@@ -632,8 +651,6 @@ fn k_violations(
 
 #[cfg(test)]
 mod tests {
-    use std::collections::{BTreeMap, BTreeSet};
-
     use touchpoint_common::report::pool::ReportGroup;
     use touchpoint_common::report::stats::Tally;
 
@@ -652,9 +669,10 @@ mod tests {
 
     #[test]
     fn a_shown_cell_from_fewer_than_k_dealers_is_a_violation() {
-        let mut dealers: BTreeMap<(u32, String), BTreeSet<usize>> = BTreeMap::new();
-        dealers.insert((202701, "service_due".into()), (0..5).collect());
-        dealers.insert((202701, "birthday".into()), (0..4).collect());
+        let names = |n: usize| (1..=n).map(|i| format!("d{i:03}")).collect::<BTreeSet<_>>();
+        let mut dealers: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+        dealers.insert("service_due".into(), names(5));
+        dealers.insert("birthday".into(), names(4));
         let groups = [
             group("service_due", true),
             group("birthday", true),
@@ -665,8 +683,11 @@ mod tests {
             v,
             ["pooled report of 202701 shows birthday from 4 dealers (< 5)"]
         );
-        // Another month's dealers do not count.
-        assert_eq!(k_violations(&groups, 202702, 5, &dealers).len(), 2);
+        // A cell nobody sent is a violation when shown.
+        assert_eq!(
+            k_violations(&[group("x", true)], 202701, 5, &dealers).len(),
+            1
+        );
         // Suppressed cells are never a violation.
         assert!(k_violations(&[group("x", false)], 202701, 5, &dealers).is_empty());
     }

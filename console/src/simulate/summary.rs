@@ -270,20 +270,17 @@ pub(crate) fn learned_rows(state: &LearnedState, truth: &Truth) -> Vec<LearnedRo
 
 /// What `touchpoint learning` shows that breaks the k-dealer rule: an arm
 /// whose figures are shown (or a value learned) from fewer than
-/// `min_dealers` dealers, or from more dealers than the run saw send the
-/// service in the season.
+/// `min_dealers` dealers, or from more dealers than have a sent message or
+/// control record of the service (`seen`, from the queue).
 pub(crate) fn learned_violations(
     state: &LearnedState,
     min_dealers: u32,
-    seen: &std::collections::BTreeMap<(u32, String), std::collections::BTreeSet<usize>>,
+    seen: &std::collections::BTreeMap<String, std::collections::BTreeSet<String>>,
 ) -> Vec<String> {
     let mut out = Vec::new();
+    let none = std::collections::BTreeSet::new();
     for l in &state.services {
-        let sent_by: std::collections::BTreeSet<usize> = seen
-            .iter()
-            .filter(|((_, s), _)| *s == l.service)
-            .flat_map(|(_, d)| d.iter().copied())
-            .collect();
+        let sent_by = seen.get(&l.service).unwrap_or(&none);
         let name = format!("{}/{}", l.service, l.channel.as_str());
         if l.lead.source == Source::Learned && l.dealers < min_dealers {
             out.push(format!("{name}: lead learned from {} dealers", l.dealers));
@@ -292,7 +289,8 @@ pub(crate) fn learned_violations(
             out.push(format!("{name}: slot learned from {} dealers", l.dealers));
         }
         for a in l.lead.arms.iter().chain(&l.slot.arms) {
-            let shown = a.passes || a.sent > 0 || a.responses > 0 || a.control > 0;
+            // Figures shown: an arm without any (the prior) shows nothing.
+            let shown = a.sent > 0 || a.responses > 0 || a.control > 0 || a.control_responses > 0;
             if shown && a.dealers < min_dealers {
                 out.push(format!(
                     "{name} {}: figures from {} dealers",
@@ -424,9 +422,10 @@ pub(crate) fn table(args: &SimulateArgs, runs: &[RunResult]) -> String {
     );
     let _ = writeln!(
         out,
-        "| policy | share of the oracle's incremental responses | same, last 4 weeks | cumulative regret (responses) | response rate | lift (daemon) | k-dealer violations |"
+        "| policy | share of the oracle's incremental responses | same, last 4 weeks | cumulative regret (responses) | response rate | lift (daemon) | lead in force within one grid step of the truth (week {}) | k-dealer violations |",
+        args.weeks
     );
-    let _ = writeln!(out, "|---|---|---|---|---|---|---|");
+    let _ = writeln!(out, "|---|---|---|---|---|---|---|---|");
     for policy in [Policy::Fixed, Policy::Learned] {
         let of: Vec<&RunResult> = runs.iter().filter(|r| r.policy == policy).collect();
         if of.is_empty() {
@@ -444,9 +443,21 @@ pub(crate) fn table(args: &SimulateArgs, runs: &[RunResult]) -> String {
                 tail.iter().map(|w| w.incremental_oracle).sum(),
             )
         };
+        let (near, of_all) = of.iter().fold((0, 0), |(n, t), r| {
+            let last = r.rows.last().map_or(&[][..], |w| &w.learned[..]);
+            (
+                n + last.iter().filter(|l| l.steps_off <= 1).count(),
+                t + last.len(),
+            )
+        });
+        let leads = if of_all == 0 {
+            "no learning".to_string()
+        } else {
+            format!("{near} of {of_all}")
+        };
         let _ = writeln!(
             out,
-            "| {} | {} | {} | {} | {} | {} | {} |",
+            "| {} | {} | {} | {} | {} | {} | {leads} | {} |",
             policy.name(),
             fmt(
                 col(&|r| share(r.incremental_run, r.incremental_oracle)),
@@ -626,17 +637,27 @@ mod tests {
 
     #[test]
     fn learned_values_and_shown_arms_from_too_few_dealers_are_violations() {
-        let mut seen: BTreeMap<(u32, String), BTreeSet<usize>> = BTreeMap::new();
-        seen.insert((202701, "service_due".into()), (0..6).collect());
+        let mut seen: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+        seen.insert(
+            "service_due".into(),
+            (1..=6).map(|i| format!("d{i:03}")).collect(),
+        );
         let state = |s: LearnedService| LearnedState {
             services: vec![s],
             ..LearnedState::default()
         };
         // Six dealers sent; an arm from six passes, one held back shows nothing.
+        let mut prior_only = arm(Arm::Lead(42), 0, true);
+        prior_only.sent = 0;
+        prior_only.responses = 0;
         let ok = service(
             Source::Learned,
             6,
-            vec![arm(Arm::Lead(28), 6, true), arm(Arm::Lead(35), 0, false)],
+            vec![
+                arm(Arm::Lead(28), 6, true),
+                arm(Arm::Lead(35), 0, false),
+                prior_only,
+            ],
         );
         assert!(learned_violations(&state(ok), 5, &seen).is_empty());
         // A value learned from four dealers, an arm shown from four.

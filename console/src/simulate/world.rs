@@ -4,7 +4,7 @@
 //! model compared with the oracle. No I/O: the driver hands in what it read
 //! from the daemon and writes out what this returns.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, HashMap};
 
 use touchpoint_common::domain::Channel;
 use touchpoint_common::Date;
@@ -52,9 +52,6 @@ pub(crate) struct WeekTally {
     /// Occasions of messages the model does not know (other services, a
     /// vehicle or due date it does not track).
     pub unmodelled: u64,
-    /// Dealers with a sent message or control record, per month of the
-    /// send day (`yyyymm`) and service.
-    pub dealers: BTreeMap<(u32, String), BTreeSet<usize>>,
     /// Leads and slots sent per service (evaluated messages): how often.
     pub arms: BTreeMap<String, BTreeMap<(u32, Slot), u64>>,
 }
@@ -156,10 +153,6 @@ impl World {
             week.sent += 1;
         }
         for (service, vin, due_on) in &seen.occasions {
-            week.dealers
-                .entry((month_of(seen.send_on), service.clone()))
-                .or_default()
-                .insert(seen.dealer);
             let Some(vin) = vin else {
                 week.unmodelled += 1;
                 continue;
