@@ -285,12 +285,27 @@ pub(crate) fn learned_violations(
         if l.lead.source == Source::Learned && l.dealers < min_dealers {
             out.push(format!("{name}: lead learned from {} dealers", l.dealers));
         }
+        let controls = l
+            .lead
+            .arms
+            .iter()
+            .chain(&l.slot.arms)
+            .any(|a| a.control > 0 || a.control_responses > 0);
+        if controls && l.dealers < min_dealers {
+            out.push(format!(
+                "{name}: control figures shown from {} dealers",
+                l.dealers
+            ));
+        }
         if l.slot.source == Source::Learned && l.dealers < min_dealers {
             out.push(format!("{name}: slot learned from {} dealers", l.dealers));
         }
         for a in l.lead.arms.iter().chain(&l.slot.arms) {
-            // Figures shown: an arm without any (the prior) shows nothing.
-            let shown = a.sent > 0 || a.responses > 0 || a.control > 0 || a.control_responses > 0;
+            // Message figures shown (what the arm's `dealers` counts); an
+            // arm without any (the prior) shows nothing. Its control
+            // figures are the service's control group re-windowed for the
+            // arm, counted over the service's dealers (checked above).
+            let shown = a.sent > 0 || a.responses > 0;
             if shown && a.dealers < min_dealers {
                 out.push(format!(
                     "{name} {}: figures from {} dealers",
