@@ -21,8 +21,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context as _};
-use clap::{Args, ValueEnum};
-use serde::Serialize;
+use clap::Args;
 use touchpoint_common::outbox::MessageStatus;
 use touchpoint_common::queue::QueueFilter;
 use touchpoint_common::report::answer::ReportQuery;
@@ -40,6 +39,9 @@ use crate::output::emit;
 
 mod summary;
 mod world;
+
+pub use summary::Policy;
+use summary::{RunResult, Sizes};
 
 use world::{Seen, WeekTally, World};
 
@@ -75,7 +77,7 @@ pub struct SimulateArgs {
     #[arg(long, value_enum, default_value_t = Policy::Fixed)]
     pub policy: Policy,
     /// The season's first day (a Monday).
-    #[arg(long, default_value = "2027-01-04", value_parser = crate::cli::parse_day)]
+    #[arg(long, default_value = "2027-01-04", value_parser = crate::format::parse_day)]
     pub start: Date,
     /// Where runs keep their state and write their results; a run's
     /// directory is wiped first (only one a run made).
@@ -89,50 +91,6 @@ pub struct SimulateArgs {
     /// (same dealers, customers, weeks and start) instead of running it again.
     #[arg(long, requires = "compare")]
     pub reuse: bool,
-}
-
-/// Which policy a run plans with.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, Serialize, serde::Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Policy {
-    Fixed,
-    Learned,
-}
-
-impl Policy {
-    fn name(self) -> &'static str {
-        match self {
-            Policy::Fixed => "fixed",
-            Policy::Learned => "learned",
-        }
-    }
-}
-
-/// What one run found, written as `result.json` (and `weeks.csv`).
-#[derive(Clone, Debug, Serialize, serde::Deserialize)]
-pub(crate) struct RunResult {
-    pub seed: u64,
-    pub policy: Policy,
-    pub dealers: u16,
-    pub customers: u32,
-    pub weeks: u16,
-    pub start: String,
-    /// Messages due before this day are not weighed against the oracle.
-    pub evaluate_from: String,
-    pub truth: Vec<summary::TruthRow>,
-    pub rows: Vec<summary::WeekRow>,
-    /// Season totals of the evaluated messages, expected incremental
-    /// responses by the model.
-    pub incremental_run: f64,
-    pub incremental_oracle: f64,
-    /// The daemon's report over the whole season.
-    pub response_rate: Option<f64>,
-    pub control_rate: Option<f64>,
-    pub lift: Option<f64>,
-    pub k_violations: Vec<String>,
-    /// Mean wall time of a daemon restart (the per-day clock step), ms.
-    pub restart_ms: u64,
-    pub elapsed_s: u64,
 }
 
 pub async fn run(args: SimulateArgs) -> anyhow::Result<()> {
@@ -152,7 +110,7 @@ pub async fn run(args: SimulateArgs) -> anyhow::Result<()> {
                 for policy in [Policy::Fixed, Policy::Learned] {
                     let dir = out.join(format!("{}-s{seed}", policy.name()));
                     let kept = if args.reuse {
-                        summary::read_run(&dir, &args, seed, policy)
+                        summary::read_run(&dir, &sizes(&args), seed, policy)
                     } else {
                         None
                     };
@@ -164,7 +122,7 @@ pub async fn run(args: SimulateArgs) -> anyhow::Result<()> {
                     runs.push(r);
                 }
             }
-            let table = summary::table(&args, &runs);
+            let table = summary::table(&sizes(&args), &runs);
             demo::write_file(&out.join("compare.md"), &table)?;
             let json = serde_json::to_string_pretty(&runs).context("encoding the runs")?;
             demo::write_file(&out.join("compare.json"), &json)?;
@@ -176,6 +134,16 @@ pub async fn run(args: SimulateArgs) -> anyhow::Result<()> {
             emit(&table);
             Ok(())
         }
+    }
+}
+
+/// The sizes of a run, as its results record them.
+fn sizes(args: &SimulateArgs) -> Sizes {
+    Sizes {
+        dealers: args.dealers,
+        customers: args.customers,
+        weeks: args.weeks,
+        start: args.start,
     }
 }
 

@@ -14,7 +14,58 @@ use touchpoint_common::Date;
 use touchpoint_datagen::truth::Truth;
 
 use super::world::WeekTally;
-use super::{Policy, RunResult, SimulateArgs};
+
+/// Which policy a run plans with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Policy {
+    Fixed,
+    Learned,
+}
+
+impl Policy {
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Policy::Fixed => "fixed",
+            Policy::Learned => "learned",
+        }
+    }
+}
+
+/// What one run found, written as `result.json` (and `weeks.csv`).
+#[derive(Clone, Debug, Serialize, serde::Deserialize)]
+pub(crate) struct RunResult {
+    pub seed: u64,
+    pub policy: Policy,
+    pub dealers: u16,
+    pub customers: u32,
+    pub weeks: u16,
+    pub start: String,
+    /// Messages due before this day are not weighed against the oracle.
+    pub evaluate_from: String,
+    pub truth: Vec<TruthRow>,
+    pub rows: Vec<WeekRow>,
+    /// Season totals of the evaluated messages, expected incremental
+    /// responses by the model.
+    pub incremental_run: f64,
+    pub incremental_oracle: f64,
+    /// The daemon's report over the whole season.
+    pub response_rate: Option<f64>,
+    pub control_rate: Option<f64>,
+    pub lift: Option<f64>,
+    pub k_violations: Vec<String>,
+    /// Mean wall time of a daemon restart (the per-day clock step), ms.
+    pub restart_ms: u64,
+    pub elapsed_s: u64,
+}
+
+/// The sizes of a run, as its results record them.
+pub(crate) struct Sizes {
+    pub dealers: u16,
+    pub customers: u32,
+    pub weeks: u16,
+    pub start: Date,
+}
 
 /// The hidden truth of one service and channel, as a run reports it.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -330,12 +381,7 @@ fn no_days() -> (Date, Date) {
 }
 
 /// A finished run's `result.json`, if it is one of these arguments.
-pub(crate) fn read_run(
-    dir: &Path,
-    args: &SimulateArgs,
-    seed: u64,
-    policy: Policy,
-) -> Option<RunResult> {
+pub(crate) fn read_run(dir: &Path, args: &Sizes, seed: u64, policy: Policy) -> Option<RunResult> {
     let text = std::fs::read_to_string(dir.join("result.json")).ok()?;
     let r: RunResult = serde_json::from_str(&text).ok()?;
     (r.seed == seed
@@ -383,7 +429,7 @@ pub(crate) fn write_run(dir: &Path, r: &RunResult) -> anyhow::Result<()> {
 pub(crate) fn season_line(r: &RunResult) -> String {
     format!(
         "season: {} seed {}: {:.1} of the oracle's {:.1} expected incremental responses ({:.1} %), response {} vs control {}, lift {}, k-dealer violations {}, restart {} ms, {} s\n",
-        r.policy.name_str(),
+        r.policy.name(),
         r.seed,
         r.incremental_run,
         r.incremental_oracle,
@@ -395,12 +441,6 @@ pub(crate) fn season_line(r: &RunResult) -> String {
         r.restart_ms,
         r.elapsed_s
     )
-}
-
-impl Policy {
-    fn name_str(self) -> &'static str {
-        self.name()
-    }
 }
 
 fn share(x: f64, of: f64) -> f64 {
@@ -427,7 +467,7 @@ fn mean_sd(xs: &[f64]) -> (f64, f64) {
 }
 
 /// The comparison table (Markdown): per policy, mean ± sd over the seeds.
-pub(crate) fn table(args: &SimulateArgs, runs: &[RunResult]) -> String {
+pub(crate) fn table(args: &Sizes, runs: &[RunResult]) -> String {
     let mut out = String::new();
     let seeds = runs.iter().map(|r| r.seed).max().unwrap_or(0);
     let _ = writeln!(
