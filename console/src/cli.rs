@@ -109,7 +109,7 @@ pub enum Command {
         #[arg(long, value_name = "DIR")]
         policies: Option<PathBuf>,
         /// Plan for this day instead of today (YYYY-MM-DD).
-        #[arg(long, value_name = "DATE", value_parser = parse_day)]
+        #[arg(long, value_name = "DATE", value_parser = format::parse_day)]
         day: Option<touchpoint_common::Date>,
         /// List up to N planned messages (with their why) and drops per tenant.
         #[arg(long, value_name = "N", default_value_t = 0)]
@@ -203,10 +203,10 @@ pub enum Command {
         service: Option<String>,
         /// First day messages went out (YYYY-MM-DD); default: 90 days
         /// before --to.
-        #[arg(long, value_name = "DATE", value_parser = parse_day)]
+        #[arg(long, value_name = "DATE", value_parser = format::parse_day)]
         from: Option<touchpoint_common::Date>,
         /// Last day (YYYY-MM-DD); default: today.
-        #[arg(long, value_name = "DATE", value_parser = parse_day)]
+        #[arg(long, value_name = "DATE", value_parser = format::parse_day)]
         to: Option<touchpoint_common::Date>,
         /// Group by service, tenant, lead (weeks before the due date),
         /// weekday, hour, channel or month (local time of sending).
@@ -405,6 +405,9 @@ pub enum Command {
     Demo(crate::demo::DemoArgs),
     /// Work with policy files without a daemon: `policy check DIR`.
     Policy(crate::policy_check::PolicyArgs),
+    /// Run the daemon through a simulated season against a hidden response
+    /// model; `--compare N` runs learned vs fixed over N seeds.
+    Simulate(crate::simulate::SimulateArgs),
 }
 
 /// What `pause` and `resume` apply to; neither flag means all dispatch.
@@ -495,12 +498,6 @@ fn parse_by(s: &str) -> Result<touchpoint_common::report::stats::By, String> {
         let all: Vec<&str> = By::ALL.iter().map(|b| b.as_str()).collect();
         format!("{s:?} is not one of {}", all.join(", "))
     })
-}
-
-fn parse_day(s: &str) -> Result<touchpoint_common::Date, String> {
-    chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d")
-        .map(touchpoint_common::Date::from)
-        .map_err(|_| format!("{s:?} is not a date (YYYY-MM-DD)"))
 }
 
 /// Table width when stdout is not a terminal (or its size is unknown).
@@ -1029,10 +1026,10 @@ async fn run_inner(
                 emit(&format::templates(&list, table_width()));
             }
         }
-        Command::Demo(_) | Command::Policy(_) => {
+        Command::Demo(_) | Command::Policy(_) | Command::Simulate(_) => {
             return Err(Failure {
                 code: EXIT_USAGE,
-                message: "demo and policy are not socket commands".into(),
+                message: "demo, policy and simulate are not socket commands".into(),
             })
         }
     }

@@ -25,7 +25,7 @@ use crate::client::Client;
 use crate::format;
 use crate::output::emit;
 
-mod next_send;
+pub(crate) mod next_send;
 mod one_click;
 
 /// Marks a directory as made by the demo, so that only such a directory is
@@ -38,7 +38,7 @@ const PARALLEL_IMPORTS: usize = 4;
 /// Customer exports imported a second time to show idempotency.
 const REIMPORTS: usize = 3;
 /// Unix socket paths longer than this do not fit `sockaddr_un`.
-const MAX_SOCKET_PATH: usize = 100;
+pub(crate) const MAX_SOCKET_PATH: usize = 100;
 
 #[derive(Debug, Args)]
 pub struct DemoArgs {
@@ -656,7 +656,7 @@ fn plan_summary(p: &touchpoint_common::protocol::PlanResult) -> String {
 }
 
 /// Creates the state dir, or wipes the previous demo's one unless `keep`.
-fn prepare_dir(dir: &Path, keep: bool) -> anyhow::Result<()> {
+pub(crate) fn prepare_dir(dir: &Path, keep: bool) -> anyhow::Result<()> {
     if dir.exists() && !keep {
         let is_demo = dir.join(MARKER).exists();
         let is_empty = std::fs::read_dir(dir)
@@ -710,7 +710,7 @@ fn repo_policies(dealers: &[DealerSpec]) -> Option<PathBuf> {
 
 /// The repository's brand file and templates, built into the binary so that
 /// an installed `touchpoint` runs the demo without the repository.
-const BRAND: &str = include_str!("../../policies/brand.toml");
+pub(crate) const BRAND: &str = include_str!("../../policies/brand.toml");
 const TEMPLATES: &[(&str, &str)] = &[
     (
         "service_due",
@@ -740,7 +740,7 @@ const TEMPLATES: &[(&str, &str)] = &[
 
 /// Writes the shipped brand file and templates and a generated file per
 /// dealer into `<dir>/policies`.
-fn generate_policies(dir: &Path, dealers: &[DealerSpec]) -> anyhow::Result<PathBuf> {
+pub(crate) fn generate_policies(dir: &Path, dealers: &[DealerSpec]) -> anyhow::Result<PathBuf> {
     let generated = dir.join("policies");
     for sub in ["dealers", "templates"] {
         let d = generated.join(sub);
@@ -762,7 +762,7 @@ fn generate_policies(dir: &Path, dealers: &[DealerSpec]) -> anyhow::Result<PathB
     Ok(generated)
 }
 
-fn write_file(path: &Path, text: &str) -> anyhow::Result<()> {
+pub(crate) fn write_file(path: &Path, text: &str) -> anyhow::Result<()> {
     std::fs::write(path, text).with_context(|| format!("cannot write {}", path.display()))
 }
 
@@ -779,14 +779,14 @@ fn path_str(p: &Path) -> anyhow::Result<&str> {
 /// The demo daemon's one-click port: 8025, so that links in the emails of
 /// a kept demo state stay valid from one run to the next, or any port of
 /// 127.0.0.1 free a moment ago when 8025 is taken.
-fn free_port() -> anyhow::Result<u16> {
+pub(crate) fn free_port() -> anyhow::Result<u16> {
     let l = std::net::TcpListener::bind("127.0.0.1:8025")
         .or_else(|_| std::net::TcpListener::bind("127.0.0.1:0"))
         .context("finding a free port")?;
     Ok(l.local_addr()?.port())
 }
 
-fn write_config(
+pub(crate) fn write_config(
     dir: &Path,
     socket: &Path,
     policy_dir: &Path,
@@ -1063,16 +1063,16 @@ impl Summary<'_> {
 }
 
 /// The demo's `touchpointd`, stopped with SIGTERM when the demo ends.
-struct DaemonProcess {
+pub(crate) struct DaemonProcess {
     child: Option<Child>,
     /// The connection that proved the daemon ready.
-    client: Option<Client>,
+    pub(crate) client: Option<Client>,
 }
 
 impl DaemonProcess {
     /// Starts `touchpointd`, on a clock started at `clock_start` when given
     /// (then appending to the log the first daemon began).
-    async fn start(
+    pub(crate) async fn start(
         dir: &Path,
         config: &Path,
         socket: &Path,
@@ -1139,12 +1139,12 @@ impl DaemonProcess {
         }
     }
 
-    fn pid(&self) -> u32 {
+    pub(crate) fn pid(&self) -> u32 {
         self.child.as_ref().map(Child::id).unwrap_or(0)
     }
 
     /// SIGTERM (a graceful stop), then waits; kills only if it hangs.
-    fn stop(&mut self) -> anyhow::Result<ExitStatus> {
+    pub(crate) fn stop(&mut self) -> anyhow::Result<ExitStatus> {
         self.client = None;
         let Some(mut child) = self.child.take() else {
             bail!("touchpointd is not running");

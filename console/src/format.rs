@@ -1960,6 +1960,13 @@ pub fn templates(list: &[TemplateHistory], width: usize) -> String {
     out
 }
 
+/// A day as subcommands take it and print it: `YYYY-MM-DD`.
+pub(crate) fn parse_day(s: &str) -> Result<touchpoint_common::Date, String> {
+    chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d")
+        .map(touchpoint_common::Date::from)
+        .map_err(|_| format!("{s:?} is not a date (YYYY-MM-DD)"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -2,6 +2,7 @@
 //! serves the interactive console ([`tui`]), the scriptable subcommands
 //! ([`cli`]), `touchpoint policy check` ([`policy_check`]) and the demo
 //! ([`demo`]); those three write through [`output`] and [`mod@format`].
+//! [`simulate`] runs the daemon through a simulated season.
 
 pub mod cli;
 pub mod client;
@@ -10,6 +11,7 @@ pub mod format;
 pub mod logging;
 pub mod output;
 pub mod policy_check;
+pub mod simulate;
 pub mod tui;
 
 #[cfg(test)]

@@ -38,6 +38,13 @@ fn main() -> ExitCode {
                 ExitCode::from(EXIT_FAILED)
             }
         },
+        Some(Command::Simulate(args)) => match runtime.block_on(touchpoint::simulate::run(args)) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("touchpoint simulate: {e:#}");
+                ExitCode::from(EXIT_FAILED)
+            }
+        },
         Some(Command::Policy(args)) => ExitCode::from(touchpoint::policy_check::run(args)),
         Some(command) => runtime.block_on(cli::run(cli.socket, cli.readonly, command)),
     }

@@ -522,3 +522,48 @@ fn visit_history(seed: u64, v: &Veh, as_of: i32, out: &mut Vec<(i32, u32, &'stat
     }
     out.sort_unstable_by_key(|&(day, km, kind)| (day, km, kind));
 }
+
+/// One workshop visit for [`write_visit_rows`]: a visits export written
+/// from outside the generator (the simulation's daily DMS exports).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct VisitRow<'a> {
+    /// As the customer export states it.
+    pub customer_no: &'a str,
+    pub vin: &'a str,
+    pub day: Date,
+    pub km: u32,
+    /// "Inspektion", "HU/AU", …
+    pub kind: &'a str,
+}
+
+/// Writes `rows` as a service-visits export in `dialect`: the columns,
+/// dates, mileages and encoding of [`write_visits_export_as_of`].
+pub fn write_visit_rows<W: Write>(
+    dialect: Dialect,
+    rows: &[VisitRow],
+    out: W,
+) -> io::Result<ExportStats> {
+    let d = dialect;
+    let mut sink = Sink::new(out, d);
+    let mut line = String::with_capacity(128);
+    let mut stats = ExportStats::default();
+    d.push_header(&mut line, d.visit_columns());
+    sink.line(&line)?;
+    for r in rows {
+        line.clear();
+        d.push_text(&mut line, r.customer_no);
+        d.push_delim(&mut line);
+        d.push_text(&mut line, r.vin);
+        d.push_delim(&mut line);
+        d.push_date(&mut line, Some(r.day.days()));
+        d.push_delim(&mut line);
+        d.push_km(&mut line, Some(r.km));
+        d.push_delim(&mut line);
+        d.push_text(&mut line, r.kind);
+        line.push_str(d.line_end());
+        sink.line(&line)?;
+        stats.rows += 1;
+    }
+    stats.bytes = sink.finish()?;
+    Ok(stats)
+}

@@ -261,6 +261,8 @@ impl Place {
 /// Steps through a dealer's customers in export order.
 pub(crate) struct Gen {
     seed: u64,
+    /// The dealer's id, which the response model knows it by.
+    dealer: String,
     customers: usize,
     opts: ExportOptions,
     place: Place,
@@ -278,6 +280,7 @@ impl Gen {
     pub fn new(spec: &DealerSpec, opts: &ExportOptions, as_of: i32) -> Self {
         Self {
             seed: spec.seed,
+            dealer: spec.id.clone(),
             customers: spec.customers,
             opts: *opts,
             place: Place::for_spec(spec),
@@ -298,8 +301,7 @@ impl Gen {
         if !self.opts.past_quarter {
             return None;
         }
-        crate::history::channel(&self.person)?;
-        crate::history::past_send(self.seed, v, self.as_of)
+        crate::history::past_send(self.seed, &self.dealer, &self.person, v, self.as_of)
     }
 
     /// Index of the current record (valid after `advance` returned true).

@@ -1,9 +1,13 @@
 //! The demo's past quarter: what the system Touchpoint replaces sent in the
 //! three months before the export day (the yearly service reminders the
 //! brand policy would have sent, with a control group held back) and the
-//! workshop visits that followed, drawn from a response model in which a
-//! reminder raises the chance of a visit. Deterministic: the same dealer,
-//! options and day give the same quarter.
+//! workshop visits that followed, drawn from the demo network's hidden
+//! response model ([`crate::truth`], seed [`TRUTH_SEED`]): customers come
+//! organically around their due date, and a reminder adds a chance that
+//! depends on its lead time. The previous system varied its lead time over
+//! the brand's grid (7 to 56 days, step 7), so the quarter shows which
+//! lead works. Deterministic: the same dealer, options and day give the
+//! same quarter.
 //!
 //! The quarter shows in three files, which agree: the send history
 //! ([`crate::write_history_export_as_of`]); the visits export, where a
@@ -13,50 +17,52 @@
 //! drawn (organic: no service reminder is answered by them); and that
 //! response as the vehicle's last service in the customer export.
 
-use crate::gen::{add_months, rng, Person, Tri, Veh};
+use std::sync::OnceLock;
+
+use touchpoint_common::domain::Channel;
+use touchpoint_common::Date;
+
+use crate::gen::{add_months, mix, rng, Person, Tri, Veh};
+use crate::truth::{demo_services, Send, Truth};
 
 /// The brand service the quarter's reminders are for.
 pub const SERVICE: &str = "service_due";
 /// Days the quarter covers, ending the day before the export day.
 pub const QUARTER_DAYS: i32 = 91;
-/// Days before the due date a reminder went out (the brand's lead time).
-pub const LEAD_DAYS: i32 = 21;
 /// Months between services (the brand's interval).
 pub const INTERVAL_MONTHS: u32 = 12;
 /// Share of the vehicles due that is held back as the control group, percent.
 pub const CONTROL_PERCENT: u32 = 10;
-/// Days after a send within which a visit is drawn (the brand's
-/// attribution window).
-pub const RESPONSE_DAYS: i32 = 60;
-/// Chance of a visit within [`RESPONSE_DAYS`] without a reminder.
-pub const BASE_RATE: f64 = 0.18;
-/// Chance of a visit within [`RESPONSE_DAYS`] after a reminder.
-pub const REMINDED_RATE: f64 = 0.27;
 /// What the previous system paid per letter and per email, cents.
 pub const LETTER_CENTS: u32 = 85;
 pub const EMAIL_CENTS: u32 = 5;
+/// Seed of the demo network's hidden response model ([`truth`]).
+pub const TRUTH_SEED: u64 = 2026;
+/// Reminders of the quarter went out at this time (the send history
+/// carries days only, and its import puts them at noon).
+pub const SEND_MINUTE: u16 = 12 * 60;
 
 const SALT_PAST: u64 = 0x7061_7374;
-const SALT_RESPONSE: u64 = 0x7265_7370;
+
+/// The demo network's hidden response model: [`TRUTH_SEED`] over the demo
+/// brand's services.
+pub fn truth() -> &'static Truth {
+    static TRUTH: OnceLock<Truth> = OnceLock::new();
+    TRUTH.get_or_init(|| Truth::new(TRUTH_SEED, &demo_services()))
+}
 
 /// One vehicle's reminder in the quarter.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct PastSend {
     /// Day the reminder went out (or would have, for a control member).
     pub sent: i32,
+    /// Days before the service's due date it went out: drawn over the
+    /// brand's lead grid, so that the quarter has something to learn from.
+    pub lead: u32,
     /// Held back: a control-group member, sent nothing.
     pub control: bool,
     /// Day of the visit that followed, if one did before the export day.
     pub response: Option<i32>,
-}
-
-/// The response model alone: whether a recipient comes to the workshop
-/// within [`RESPONSE_DAYS`] of a reminder (or of the day it would have gone
-/// out), and how many days after it. `key` tells recipients apart.
-pub fn response_after(seed: u64, key: u64, reminded: bool) -> Option<i32> {
-    let mut r = rng(seed, key, SALT_RESPONSE);
-    let p = if reminded { REMINDED_RATE } else { BASE_RATE };
-    (r.f64() < p).then(|| r.i32(1..=RESPONSE_DAYS))
 }
 
 /// How the previous system reached a person, and what it paid: by email
@@ -74,20 +80,51 @@ pub(crate) fn channel(p: &Person) -> Option<(&'static str, u32)> {
 
 /// The quarter's reminder for a vehicle whose yearly service fell due so
 /// that its reminder went out in the quarter. `v.last_service` is the
-/// service before the quarter's.
-pub(crate) fn past_send(seed: u64, v: &Veh, as_of: i32) -> Option<PastSend> {
+/// service before the quarter's; `dealer` names the dealer to the model.
+pub(crate) fn past_send(
+    seed: u64,
+    dealer: &str,
+    p: &Person,
+    v: &Veh,
+    as_of: i32,
+) -> Option<PastSend> {
+    let (name, _) = channel(p)?;
     let last = v.last_service?;
-    let sent = add_months(last, INTERVAL_MONTHS) - LEAD_DAYS;
+    let due = add_months(last, INTERVAL_MONTHS);
+    let truth = truth();
+    let mut r = rng(seed, v.ordinal, SALT_PAST);
+    let control = r.u32(0..100) < CONTROL_PERCENT;
+    let lead = truth.any_lead(SERVICE, &mut r)?;
+    let sent = due - lead as i32;
     if sent < as_of - QUARTER_DAYS || sent >= as_of {
         return None;
     }
-    let control = rng(seed, v.ordinal, SALT_PAST).u32(0..100) < CONTROL_PERCENT;
-    // A visit drawn for a day not yet come has not happened.
-    let response = response_after(seed, v.ordinal, !control)
-        .map(|d| sent + d)
-        .filter(|&d| d < as_of);
+    let m = Send {
+        service: SERVICE,
+        channel: if name == "E-Mail" {
+            Channel::Email
+        } else {
+            Channel::Post
+        },
+        due: Date::from_days(due),
+        send_on: Date::from_days(sent),
+        send_at: SEND_MINUTE,
+        dealer,
+        key: mix(seed ^ v.ordinal),
+    };
+    // A control member comes only organically; a visit drawn for a day not
+    // yet come has not happened.
+    let visit = if control {
+        truth
+            .organic_visit(SERVICE, m.key, m.due)
+            .filter(|&d| d > m.send_on)
+    } else {
+        truth.visit_after(&m)
+    };
+    let response = visit.map(Date::days).filter(|&d| d < as_of);
     Some(PastSend {
         sent,
+        lead,
         control,
         response,
     })

@@ -27,6 +27,7 @@ pub mod outbox;
 mod policy;
 mod records;
 mod tables;
+pub mod truth;
 mod vin;
 
 use touchpoint_common::Date;
@@ -34,7 +35,8 @@ use touchpoint_common::Date;
 pub use dialect::Dialect;
 pub use export::{
     write_customer_export, write_customer_export_as_of, write_history_export,
-    write_history_export_as_of, write_visits_export, write_visits_export_as_of,
+    write_history_export_as_of, write_visit_rows, write_visits_export, write_visits_export_as_of,
+    VisitRow,
 };
 pub use policy::tenant_policy_toml;
 pub use records::{records, Record, RecordKind, Records};

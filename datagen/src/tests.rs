@@ -839,33 +839,8 @@ fn commented_access_example_is_valid_when_uncommented() {
 // ----- the past quarter -------------------------------------------------------
 
 #[test]
-fn a_reminder_raises_the_visit_rate_as_the_response_model_says() {
-    use crate::history::{response_after, BASE_RATE, REMINDED_RATE, RESPONSE_DAYS};
-    let n = 40_000u64;
-    for (reminded, p) in [(false, BASE_RATE), (true, REMINDED_RATE)] {
-        let offsets: Vec<i32> = (0..n)
-            .filter_map(|k| response_after(7, k, reminded))
-            .collect();
-        let rate = offsets.len() as f64 / n as f64;
-        // Four standard deviations of a binomial share: fails by chance
-        // about once in 16 000 seeds, and fails for a model off by 1 %.
-        let sigma = (p * (1.0 - p) / n as f64).sqrt();
-        assert!(
-            (rate - p).abs() < 4.0 * sigma,
-            "reminded {reminded}: {rate} vs {p} ± {sigma}"
-        );
-        assert!(offsets.iter().all(|d| (1..=RESPONSE_DAYS).contains(d)));
-        // Spread over the window, not bunched at its start.
-        let late = offsets.iter().filter(|&&d| d > RESPONSE_DAYS / 2).count() as f64;
-        assert!((late / offsets.len() as f64 - 0.5).abs() < 0.03, "{late}");
-    }
-    // The same recipient draws the same fate.
-    assert_eq!(response_after(7, 3, true), response_after(7, 3, true));
-}
-
-#[test]
 fn the_past_quarter_agrees_across_history_visits_and_customers() {
-    use crate::history::{CONTROL_PERCENT, LEAD_DAYS, QUARTER_DAYS};
+    use crate::history::{truth, CONTROL_PERCENT, QUARTER_DAYS, SERVICE};
     let d = Dialect::DmsSemicolon1252;
     let without = ExportOptions::clean(d);
     let with = ExportOptions {
@@ -920,6 +895,12 @@ fn the_past_quarter_agrees_across_history_visits_and_customers() {
         .flat_map(|r| r.vehicles.into_iter().map(|v| (v.vin, v.last_service_date)))
         .collect();
     let mut responded = 0;
+    let grid = truth()
+        .service(SERVICE)
+        .expect("the quarter's service")
+        .spec
+        .grid;
+    let mut leads = std::collections::BTreeSet::new();
     for r in &sends {
         let sent = parse_date(&r["Versanddatum"]);
         assert!(
@@ -932,7 +913,10 @@ fn the_past_quarter_agrees_across_history_visits_and_customers() {
             r["Kundennr"].trim_start_matches('0')
         );
         let last = last.expect("serviced before");
-        assert_eq!(last.add_months(12).add_days(-LEAD_DAYS), sent);
+        // Sent a lead of the brand's grid before the service fell due.
+        let lead = last.add_months(12).days() - sent.days();
+        assert!(grid.leads().any(|l| l as i32 == lead), "{lead}");
+        leads.insert(lead);
         match after[&r["FIN"]] {
             Some(now) if now != last => {
                 assert!(now > sent && now < as_of(), "{now} after {sent}");
@@ -968,6 +952,8 @@ fn the_past_quarter_agrees_across_history_visits_and_customers() {
             }
         }
     }
+    // The quarter varies its lead over the grid, so there is something to learn.
+    assert_eq!(leads.len(), grid.leads().count(), "{leads:?}");
     assert_eq!(visits_after.len(), responded);
     assert!(visits_after.values().all(|v| v.len() == 1));
     assert!(responded > 20, "{responded}");

@@ -31,4 +31,5 @@ mod policy_reload;
 mod protocol;
 mod responses;
 mod results;
+mod simulate;
 mod today;

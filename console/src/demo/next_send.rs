@@ -110,7 +110,7 @@ pub(super) async fn next_send(client: &mut Client) -> anyhow::Result<Option<Next
 
 /// Emails of `day` or before that still wait: 0 once dispatch sent all
 /// that is due on a clock past `day`'s last send time.
-pub(super) async fn emails_due_by(client: &mut Client, day: Date) -> anyhow::Result<u64> {
+pub(crate) async fn emails_due_by(client: &mut Client, day: Date) -> anyhow::Result<u64> {
     let filter = QueueFilter {
         statuses: WAITING
             .iter()
