@@ -82,6 +82,13 @@ impl ArmFigures {
         self.alpha / (self.alpha + self.beta)
     }
 
+    /// Whether the arm's control baseline passed the rule and is in use
+    /// (control members are shown only then). While any lead of a service
+    /// has one, a lead without is left out of the choice.
+    pub fn has_baseline(&self) -> bool {
+        self.control > 0
+    }
+
     /// The observed response rate, `None` without data.
     pub fn rate(&self) -> Option<f64> {
         (self.passes && self.sent > 0).then(|| self.responses as f64 / self.sent as f64)
@@ -110,7 +117,9 @@ pub struct LearnedService {
     pub lead: Choice<u32>,
     /// Weekday (0 = Monday) and hour; `None`: the policy's window as is.
     pub slot: Choice<Option<(u8, u8)>>,
-    /// Dealers whose data passed the rule in some cell, and the rule's minimum.
+    /// Dealers whose data passed the rule in some lead arm (while none
+    /// does: the dealers with data, or 0 when fewer than the minimum),
+    /// and the rule's minimum.
     pub dealers: u32,
     pub min_dealers: u32,
     /// Messages (reminders) in the cells used.
@@ -130,12 +139,15 @@ impl LearnedService {
         let s = self;
         let at = |l: u32| s.lead.arms.iter().find(|a| a.arm == Arm::Lead(l));
         match s.lead.source {
+            // Never a count below the minimum: it would tell a lone dealer
+            // that the data is its own.
+            Source::Policy if s.dealers < s.min_dealers => format!(
+                "lead time: {} days (policy; learning has fewer than {} dealers)",
+                s.lead.value, s.min_dealers
+            ),
             Source::Policy => format!(
-                "lead time: {} days (policy; learning has {} dealer{}, needs {})",
-                s.lead.value,
-                s.dealers,
-                if s.dealers == 1 { "" } else { "s" },
-                s.min_dealers
+                "lead time: {} days (policy; no lead time with its control baseline passes the privacy rule yet)",
+                s.lead.value
             ),
             Source::Frozen => format!(
                 "lead time: {} days (frozen at version {})",

@@ -1245,7 +1245,7 @@ mod tests {
         };
         assert_eq!(
             learned_summary(&state),
-            "  learned     service_due post: lead time: 21 days (policy; learning has 3 dealers, needs 5); send time: the policy's window\n"
+            "  learned     service_due post: lead time: 21 days (policy; learning has fewer than 5 dealers); send time: the policy's window\n"
         );
     }
 

@@ -19,6 +19,16 @@
 //! (`common::report::pool::primary`: at least `min_dealers` dealers, none
 //! above `max_dealer_share`); a cell that fails adds nothing, so **no
 //! learned value is derived from fewer than `min_dealers` dealers**.
+//! The lead arms count the same messages as the slot arms, so either
+//! partition's total is the other's: within each, the failing cells
+//! together must pass the rule too, else the smallest passing ones are
+//! held back with them (complementary suppression,
+//! `common::report::pool::complement`, as the pooled report does). Two
+//! leads' baselines differ by the control members of a band of due days:
+//! that band must pass as well ([`model::pool_baselines`]). Totals shown
+//! (`sent`, the dealers) count only cells in use; no count of dealers
+//! below the minimum is shown. An arm whose control baseline is not in use
+//! is left out of the choice while other leads have one.
 //!
 //! **Method.** Each arm's response rate has a Beta–Binomial posterior
 //! (conjugate; Gelman et al., *Bayesian Data Analysis*, ch. 2) whose prior
@@ -31,14 +41,21 @@
 //! fallback). Exploration is Thompson sampling (Thompson 1933; Chapelle &
 //! Li 2011, "An Empirical Evaluation of Thompson Sampling"; Russo et al.
 //! 2018, "A Tutorial on Thompson Sampling"): `explore_percent` of the
-//! messages draw once from each arm's posterior and take the best draw.
-//! Whether a message explores, and what it draws, is a function of its
-//! occasion key and the learned version ([`model::Stream`]), so a dry run
-//! and a commit agree and a re-plan is idempotent. Control-group members
-//! are never explored on.
+//! occasions draw once from each arm's posterior and take the best draw.
+//! Whether an occasion explores is one draw from a stream seeded by its
+//! occasion key and its service's own version ([`model::Stream`]); an
+//! occasion that explores draws its lead and its slot from that stream,
+//! so a dry run and a commit agree, a re-plan is idempotent and another
+//! service's change draws nothing anew. Control-group members are never
+//! explored on. Slots are learned for email only (a letter goes with its
+//! batch, a call with the call list), from at least two slots that pass,
+//! the best beating the second by [`SLOT_MARGIN`]. A value in force that
+//! is off the service's current grid (the policy changed) gives way to the
+//! policy's value.
 //!
-//! **When.** [`Learning::refresh`] runs before every plan run (the
-//! schedule's and each request's). It is skipped when nothing it reads has
+//! **When.** [`Learning::refresh`] runs before the scheduled run and a
+//! plan request that commits today; a dry run, a plan for another day and
+//! a read of what is learned use what is in force. It is skipped when nothing it reads has
 //! changed: the signature of every tenant's data version (imports of
 //! visits and responses, which change credits), the policy and the day
 //! (a day on, more windows have closed).
@@ -67,12 +84,17 @@ use touchpoint_common::Date;
 
 pub use data::{collect, DealerData, Grid};
 pub use model::Counts;
-use model::{best, pool_cell, prior, thompson, Stream};
+use model::{best, pool_baselines, pool_partition, prior, thompson, Stream};
 
 use crate::store::{StoreError, Stores};
 
-/// A cell's pooled counts and dealers, when it passes the rule.
-type Pooled = Option<(Counts, u32)>;
+/// The least incremental response (per message) at the policy's lead
+/// that a value factor is taken over: half a percentage point.
+pub const MIN_POLICY_INCREMENTAL: f64 = 0.005;
+
+/// The bounds of a value factor: learning may weigh an offer at a quarter
+/// of the policy's value up to four times it, no further.
+pub const VALUE_FACTOR_BOUNDS: (f64, f64) = (0.25, 4.0);
 
 /// How far back learning reads a dealer's messages.
 pub const HISTORY_DAYS: i32 = 2 * 366;
@@ -167,98 +189,108 @@ pub fn compute(brand: &BrandPolicy, dealers: &[DealerData], prev: &LearnedState)
             }
             let value = s.value.cents();
             let cost = brand.channels.get(channel).cost.cents();
+            // Leads: one partition (each message in one lead arm at most).
+            let grid = s.lead_grid();
+            let lead_cells: Vec<BTreeMap<u32, Counts>> = grid
+                .iter()
+                .map(|&l| cell_of(dealers, &(id.clone(), channel, Arm::Lead(l))))
+                .collect();
+            let pooled = pool_partition(&rule, &lead_cells);
             let mut contributing: BTreeSet<u32> = BTreeSet::new();
             let mut passing: BTreeSet<u32> = BTreeSet::new();
-            // Leads.
-            let grid = s.lead_grid();
-            let pooled: Vec<(u32, Pooled, BTreeMap<u32, Counts>)> = grid
-                .iter()
-                .map(|&l| {
-                    let cell = cell_of(dealers, &(id.clone(), channel, Arm::Lead(l)));
-                    (l, pool_cell(&rule, &cell), cell)
-                })
-                .collect();
             let mut sum = Counts::default();
-            for (_, p, cell) in &pooled {
+            for (p, cell) in pooled.iter().zip(&lead_cells) {
                 contributing.extend(cell.keys());
                 if let Some((c, _)) = p {
                     sum.add(c);
                     passing.extend(cell.keys());
                 }
             }
-            let policy_rate = pooled
+            let policy_rate = grid
                 .iter()
-                .find(|(l, _, _)| *l == s.lead_days)
-                .and_then(|(_, p, _)| p.as_ref())
+                .zip(&pooled)
+                .find(|(l, _)| **l == s.lead_days)
+                .and_then(|(_, p)| p.as_ref())
                 .and_then(|(c, _)| rate(c));
             let lead_prior = prior(policy_rate.or_else(|| rate(&sum)));
-            let mut baselines = BTreeMap::new();
-            let lead_arms: Vec<ArmFigures> = pooled
+            // The control baselines per lead, pooled as a set of their own.
+            let base_cells: Vec<BTreeMap<u32, Counts>> = grid
                 .iter()
-                .map(|(l, p, _)| {
-                    let cell: BTreeMap<u32, Counts> = (0u32..)
+                .map(|l| {
+                    (0u32..)
                         .zip(dealers)
                         .filter_map(|(i, d)| d.baseline.get(&(id.clone(), *l)).map(|c| (i, *c)))
-                        .collect();
-                    let base = pool_cell(&rule, &cell)
-                        .filter(|(c, _)| c.control > 0)
+                        .collect()
+                })
+                .collect();
+            let base_pooled = pool_baselines(&rule, &base_cells);
+            let mut baselines = BTreeMap::new();
+            let lead_arms: Vec<ArmFigures> = grid
+                .iter()
+                .zip(&pooled)
+                .zip(&base_pooled)
+                .map(|((l, p), b)| {
+                    let base = b
                         .map(|(c, _)| c.control_responses as f64 / c.control as f64)
                         .unwrap_or(0.0);
                     baselines.insert(*l, base);
                     let mut a = model::arm(Arm::Lead(*l), *p, lead_prior, base, value, cost);
-                    if let Some((c, _)) = pool_cell(&rule, &cell) {
+                    if let Some((c, _)) = b {
                         a.control = c.control;
                         a.control_responses = c.control_responses;
                     }
                     a
                 })
                 .collect();
-            let any = lead_arms.iter().any(|a| a.passes);
-            let chosen = match best(&lead_arms, Arm::Lead(s.lead_days)) {
+            // An arm's incremental response needs its own baseline: while
+            // any lead has one, an arm without is left out of the choice
+            // (its baseline 0 would flatter it). Without any baseline at
+            // all (no control group) the arms compare on their response.
+            let baselined = lead_arms.iter().any(ArmFigures::has_baseline);
+            let usable: Vec<ArmFigures> = lead_arms
+                .iter()
+                .filter(|a| a.passes && (!baselined || a.has_baseline()))
+                .cloned()
+                .collect();
+            let any = !usable.is_empty();
+            let chosen = match best(&usable, Arm::Lead(s.lead_days)) {
                 Arm::Lead(l) if any => l,
                 _ => s.lead_days,
             };
             let lead_source = if any { Source::Learned } else { Source::Policy };
             let incremental = any.then(|| {
-                let a = lead_arms
+                usable
                     .iter()
                     .find(|a| a.arm == Arm::Lead(chosen))
                     .map(|a| a.mean() - a.baseline)
-                    .unwrap_or(0.0);
-                a
+                    .unwrap_or(0.0)
             });
-            // Slots.
+            // Slots: email only (a letter goes with its batch, a call with
+            // the call list: neither at an hour the planner picks).
             let base = baselines.get(&chosen).copied().unwrap_or(0.0);
-            let slot_cells: Vec<((u8, u8), Pooled)> = slots(brand, s)
-                .into_iter()
-                .map(|(wd, h)| {
-                    let cell = cell_of(dealers, &(id.clone(), channel, Arm::Slot(wd, h)));
-                    ((wd, h), pool_cell(&rule, &cell))
-                })
+            let slot_keys = if channel == Channel::Email {
+                slots(brand, s)
+            } else {
+                Vec::new()
+            };
+            let slot_cells: Vec<BTreeMap<u32, Counts>> = slot_keys
+                .iter()
+                .map(|&(wd, h)| cell_of(dealers, &(id.clone(), channel, Arm::Slot(wd, h))))
                 .collect();
+            let slot_pooled = pool_partition(&rule, &slot_cells);
             let mut slot_sum = Counts::default();
-            for (_, p) in &slot_cells {
-                if let Some((c, _)) = p {
-                    slot_sum.add(c);
-                }
+            for (c, _) in slot_pooled.iter().flatten() {
+                slot_sum.add(c);
             }
             let slot_prior = prior(rate(&slot_sum));
-            let slot_arms: Vec<ArmFigures> = slot_cells
+            let slot_arms: Vec<ArmFigures> = slot_keys
                 .iter()
+                .zip(&slot_pooled)
                 .map(|((wd, h), p)| {
                     model::arm(Arm::Slot(*wd, *h), *p, slot_prior, base, value, cost)
                 })
                 .collect();
-            let mut slot_value = None;
-            let mut top = f64::NEG_INFINITY;
-            for a in slot_arms.iter().filter(|a| a.passes) {
-                if let Arm::Slot(wd, h) = a.arm {
-                    if a.objective > top + 0.01 {
-                        top = a.objective;
-                        slot_value = Some((wd, h));
-                    }
-                }
-            }
+            let slot_value = slot_winner(&slot_arms);
             let slot_source = if slot_value.is_some() {
                 Source::Learned
             } else {
@@ -290,10 +322,14 @@ pub fn compute(brand: &BrandPolicy, dealers: &[DealerData], prev: &LearnedState)
                     arms: slot_arms,
                     version: slot_version,
                 },
+                // No count of fewer dealers than the rule's minimum: a
+                // lone dealer would read "1 dealer", itself.
                 dealers: if any {
                     passing.len() as u32
-                } else {
+                } else if contributing.len() as u32 >= rule.min_dealers {
                     contributing.len() as u32
+                } else {
+                    0
                 },
                 min_dealers: rule.min_dealers,
                 sent: sum.sent,
@@ -315,6 +351,27 @@ pub fn compute(brand: &BrandPolicy, dealers: &[DealerData], prev: &LearnedState)
         reset_on: prev.reset_on.clone(),
         signature: prev.signature,
         computed_at: Some(Timestamp::now()),
+    }
+}
+
+/// How much better (posterior mean, response per message) the best slot
+/// must be than the second to be learned: one percentage point. Slots
+/// share one baseline, so this is also the margin in incremental response.
+pub const SLOT_MARGIN: f64 = 0.01;
+
+/// The slot learned, if any: among at least two slot arms that pass the
+/// rule, the best by objective, when its posterior mean beats the
+/// second's by [`SLOT_MARGIN`] at least.
+fn slot_winner(arms: &[ArmFigures]) -> Option<(u8, u8)> {
+    let mut passing: Vec<&ArmFigures> = arms.iter().filter(|a| a.passes).collect();
+    if passing.len() < 2 {
+        return None;
+    }
+    passing.sort_by(|a, b| b.objective.total_cmp(&a.objective));
+    let (top, second) = (passing[0], passing[1]);
+    match top.arm {
+        Arm::Slot(wd, h) if top.mean() - second.mean() >= SLOT_MARGIN => Some((wd, h)),
+        _ => None,
     }
 }
 
@@ -379,6 +436,12 @@ pub fn slot_text(s: &LearnedService) -> String {
     s.slot_text()
 }
 
+/// An occasion that explores: the streams its lead and its slot draw from.
+struct Exploring {
+    lead: Stream,
+    slot: Stream,
+}
+
 /// What the planner uses: the learned state in force, read-only.
 #[derive(Clone, Debug, Default)]
 pub struct Learned {
@@ -402,22 +465,36 @@ impl Learned {
         &self.state
     }
 
-    /// Whether an occasion (by key) of a learning service explores: a
-    /// deterministic share of `explore_percent`, never a control member
-    /// nor a frozen service.
-    fn explores(
-        &self,
-        what: &str,
-        key: &str,
-        s: &Service,
-        frozen: bool,
-        control: bool,
-    ) -> Option<Stream> {
+    /// The version of `id`'s own values: the latest at which any of its
+    /// leads or slots changed (another service's change leaves it be).
+    fn service_version(&self, id: &str) -> u64 {
+        self.state
+            .services
+            .iter()
+            .filter(|l| l.service == id)
+            .map(|l| l.lead.version.max(l.slot.version))
+            .max()
+            .unwrap_or(0)
+    }
+
+    /// Whether an occasion (by key) of a learning service explores: one
+    /// draw per occasion from a stream seeded by its key and the service's
+    /// version decides, a deterministic share of `explore_percent`, never a
+    /// control member nor a frozen service. An occasion that explores
+    /// draws its lead and its slot from that one stream (each its own fork
+    /// of it, so the two calls agree whatever order they come in).
+    fn explores(&self, id: &str, key: &str, s: &Service, control: bool) -> Option<Exploring> {
+        let frozen = self.state.frozen.contains(id);
         if !s.learn || frozen || control || s.explore_percent == 0 {
             return None;
         }
-        let mut stream = Stream::new(&format!("{what}|{key}"), self.state.version);
-        (stream.uniform() * 100.0 < f64::from(s.explore_percent)).then_some(stream)
+        let mut stream = Stream::new(key, self.service_version(id));
+        if stream.uniform() * 100.0 >= f64::from(s.explore_percent) {
+            return None;
+        }
+        let lead = stream.fork();
+        let slot = stream.fork();
+        Some(Exploring { lead, slot })
     }
 
     /// The lead time to find a service's occasions with: while it learns,
@@ -428,22 +505,26 @@ impl Learned {
             return s.lead_days;
         }
         let frozen = self.state.frozen.contains(id);
+        let grid = s.lead_grid();
+        // A value off the current grid is not used (`lead`): the policy's.
         let in_force = self
             .state
             .services
             .iter()
             .filter(|l| l.service == id)
-            .map(|l| l.lead.value)
+            .map(|l| {
+                if grid.contains(&l.lead.value) {
+                    l.lead.value
+                } else {
+                    s.lead_days
+                }
+            })
             .max()
             .unwrap_or(s.lead_days);
         if frozen {
             in_force
         } else {
-            s.lead_grid()
-                .into_iter()
-                .max()
-                .unwrap_or(s.lead_days)
-                .max(in_force)
+            grid.into_iter().max().unwrap_or(s.lead_days).max(in_force)
         }
     }
 
@@ -463,8 +544,7 @@ impl Learned {
             };
         }
         let entry = self.state.get(id, channel);
-        let frozen = self.state.frozen.contains(id);
-        if let Some(mut stream) = self.explores("lead", key, s, frozen, control) {
+        if let Some(mut exploring) = self.explores(id, key, s, control) {
             let arms = match entry {
                 Some(e) if !e.lead.arms.is_empty() => e.lead.arms.clone(),
                 _ => s
@@ -474,7 +554,7 @@ impl Learned {
                     .collect(),
             };
             let value_cents = entry.map_or(s.value.cents(), |e| e.value_cents);
-            if let Some(Arm::Lead(l)) = thompson(&arms, value_cents, 0, &mut stream) {
+            if let Some(Arm::Lead(l)) = thompson(&arms, value_cents, 0, &mut exploring.lead) {
                 return Pick {
                     value: l,
                     why: Some(format!(
@@ -486,6 +566,17 @@ impl Learned {
             }
         }
         match entry {
+            // The policy changed since (its grid no longer has the value):
+            // the policy's value until learning has data on the new grid.
+            Some(e) if !s.lead_grid().contains(&e.lead.value) => Pick {
+                value: s.lead_days,
+                why: Some(format!(
+                    "lead time: {} days (policy; the {} {} days is no lead time of the policy's grid any more)",
+                    s.lead_days,
+                    e.lead.source.as_str(),
+                    e.lead.value
+                )),
+            },
             Some(e) => Pick {
                 value: e.lead.value,
                 why: Some(lead_text(e)),
@@ -514,10 +605,9 @@ impl Learned {
             return None;
         }
         let entry = self.state.get(id, channel)?;
-        let frozen = self.state.frozen.contains(id);
-        if let Some(mut stream) = self.explores("slot", key, s, frozen, control) {
+        if let Some(mut exploring) = self.explores(id, key, s, control) {
             if let Some(Arm::Slot(wd, h)) =
-                thompson(&entry.slot.arms, entry.value_cents, 0, &mut stream)
+                thompson(&entry.slot.arms, entry.value_cents, 0, &mut exploring.slot)
             {
                 return Some(Pick {
                     value: (wd, h),
@@ -539,22 +629,28 @@ impl Learned {
 
     /// How much a message of `service` on `channel` is worth against the
     /// policy's expectation: the learned incremental response at the lead
-    /// in force over the pooled one at the policy's lead (both passing the
-    /// privacy rule, the policy's positive), with its evidence. The policy's
-    /// `value` is the expected value of one message as the policy plans it,
-    /// so this factor is what learning changes about it; `None` (the
-    /// policy's value as it is) while the data is thin.
+    /// in force over the pooled one at the policy's lead, with its
+    /// evidence. The policy's `value` is the expected value of one message
+    /// as the policy plans it, so this factor is what learning changes
+    /// about it. Both arms must pass the privacy rule with their control
+    /// baselines, and the policy's incremental response must be at least
+    /// [`MIN_POLICY_INCREMENTAL`] (a ratio over next to nothing is noise);
+    /// the factor is held within [`VALUE_FACTOR_BOUNDS`]. `None` (the
+    /// policy's value as it is) otherwise.
     pub fn value_factor(&self, service: &str, channel: Channel) -> Option<(f64, String)> {
         let e = self.state.get(service, channel)?;
-        let learned = e.incremental?;
-        let policy = e
-            .lead
-            .arms
-            .iter()
-            .find(|a| a.arm == touchpoint_common::learning::Arm::Lead(e.policy_lead) && a.passes)
-            .map(|a| a.mean() - a.baseline)
-            .filter(|p| *p > 0.0)?;
-        let factor = (learned / policy).max(0.0);
+        e.incremental?;
+        let incremental = |lead: u32| {
+            e.lead
+                .arms
+                .iter()
+                .find(|a| a.arm == Arm::Lead(lead) && a.passes && a.has_baseline())
+                .map(|a| a.mean() - a.baseline)
+        };
+        let learned = incremental(e.lead.value)?;
+        let policy = incremental(e.policy_lead).filter(|p| *p >= MIN_POLICY_INCREMENTAL)?;
+        let (lo, hi) = VALUE_FACTOR_BOUNDS;
+        let factor = (learned / policy).clamp(lo, hi);
         Some((
             factor,
             format!(

@@ -153,6 +153,22 @@ async fn fresh_reminder(c: &mut Client) -> Message {
         .expect("K-99's reminder")
 }
 
+/// A plan that commits today's messages (of l002, which has nothing due):
+/// the one request that computes learning again.
+async fn commit_plan(c: &mut Client) {
+    let plan = c
+        .plan(PlanArgs {
+            tenant: Some(tid("l002")),
+            day: None,
+            dry_run: false,
+            policies: None,
+            show: 0,
+        })
+        .await
+        .expect("plan");
+    assert!(plan.failed.is_empty(), "{:?}", plan.failed);
+}
+
 fn learning_json(socket: &Path) -> serde_json::Value {
     let out = touchpoint(socket, &["learning", "--service", "service_due", "--json"]);
     assert!(
@@ -196,10 +212,11 @@ async fn five_dealers_responses_teach_the_lead_time_and_the_plan_uses_it() {
     }
 
     // Four dealers: below the brand's five, nothing is learned.
+    commit_plan(&mut c).await;
     let before = fresh_reminder(&mut c).await;
     assert_eq!(
         lead_why(&before),
-        "lead time: 21 days (policy; learning has 4 dealers, needs 5)"
+        "lead time: 21 days (policy; learning has fewer than 5 dealers)"
     );
     assert_eq!(before.send_on, due(99).add_days(-21));
     let json = learning_json(&d.socket);
@@ -218,6 +235,20 @@ async fn five_dealers_responses_teach_the_lead_time_and_the_plan_uses_it() {
     // The fifth dealer: 100 reminders at 28 days (75 answered) and 100 at
     // 21 days (25 answered) from five dealers.
     import(&mut c, dir.path(), DEALERS).await;
+    // A dry run computes nothing: what is in force stays, no version, no
+    // audit line.
+    let learned_lines = |audit: &[touchpoint_common::protocol::AuditEntry]| {
+        audit.iter().filter(|e| e.action == "learned").count()
+    };
+    let lines = learned_lines(&c.audit(None, 200, "").await.expect("audit"));
+    let dry = fresh_reminder(&mut c).await;
+    assert_eq!(lead_why(&dry), lead_why(&before));
+    assert_eq!(learning_json(&d.socket)["version"].as_u64(), Some(version));
+    assert_eq!(
+        learned_lines(&c.audit(None, 200, "").await.expect("audit")),
+        lines
+    );
+    commit_plan(&mut c).await;
     let after = fresh_reminder(&mut c).await;
     assert_eq!(
         lead_why(&after),
@@ -274,10 +305,12 @@ async fn five_dealers_responses_teach_the_lead_time_and_the_plan_uses_it() {
     let reset = fresh_reminder(&mut c).await;
     assert_eq!(
         lead_why(&reset),
-        "lead time: 21 days (policy; learning has 0 dealers, needs 5)"
+        "lead time: 21 days (policy; learning has fewer than 5 dealers)"
     );
     let audit = c.audit(None, 50, "").await.expect("audit");
-    for action in ["learning-freeze", "learning-reset", "learned"] {
+    // Reading what is learned (pooled figures) is audited like the
+    // pooled report.
+    for action in ["learning", "learning-freeze", "learning-reset", "learned"] {
         assert!(
             audit.iter().any(|e| e.action == action),
             "{action}: {audit:#?}"

@@ -249,6 +249,39 @@ fn lift_strata(
     }
 }
 
+/// Complementary suppression over cells that partition one total (the
+/// groups of a report; learning's lead arms, or its slot arms): total −
+/// shown cells = the hidden cells together, a cell of its own. While the
+/// hidden cells together fail `check`, the smallest shown cell (by rows;
+/// the first on a tie) is hidden too, marked `Complementary`. Returns
+/// false when every cell is hidden and together they still fail: then the
+/// total itself must not be shown either.
+pub fn complement(
+    check: &dyn Fn(&Dealers) -> Option<Suppression>,
+    cells: &[Dealers],
+    suppressed: &mut [Option<Suppression>],
+) -> bool {
+    loop {
+        let hidden = union(
+            cells
+                .iter()
+                .zip(suppressed.iter())
+                .filter(|(_, s)| s.is_some())
+                .map(|(d, _)| d),
+        );
+        if hidden.is_empty() || check(&hidden).is_none() {
+            return true;
+        }
+        let smallest = (0..cells.len())
+            .filter(|&i| suppressed[i].is_none())
+            .min_by_key(|&i| sum(&cells[i]).exposures());
+        match smallest {
+            Some(i) => suppressed[i] = Some(Suppression::Complementary),
+            None => return false,
+        }
+    }
+}
+
 /// Pools cells under the rule. Returns the groups, sorted, and the total;
 /// every suppressed cell has its tally removed and says why.
 /// `sharing`: the numbers of the dealers that grant the brand any figure.
@@ -295,30 +328,12 @@ pub fn pool(
         suppressed: check(&by_dealer),
     };
     if total.suppressed.is_none() {
-        // total − shown = the hidden groups together: that sum must pass
-        // the rule as a cell of its own.
-        loop {
-            let hidden = union(
-                groups
-                    .iter()
-                    .zip(&dealers)
-                    .filter(|(g, _)| g.suppressed.is_some())
-                    .map(|(_, d)| d),
-            );
-            if hidden.is_empty() || check(&hidden).is_none() {
-                break;
-            }
-            let smallest = groups
-                .iter_mut()
-                .filter(|g| g.suppressed.is_none())
-                .min_by_key(|g| g.tally.map(|t| t.exposures()).unwrap_or(0));
-            match smallest {
-                Some(g) => g.suppressed = Some(Suppression::Complementary),
-                None => {
-                    total.suppressed = Some(Suppression::Complementary);
-                    break;
-                }
-            }
+        let mut hidden: Vec<Option<Suppression>> = groups.iter().map(|g| g.suppressed).collect();
+        if !complement(&check, &dealers, &mut hidden) {
+            total.suppressed = Some(Suppression::Complementary);
+        }
+        for (g, h) in groups.iter_mut().zip(hidden) {
+            g.suppressed = h;
         }
     }
 

@@ -4,7 +4,7 @@
 
 use std::fmt::Write as _;
 
-use touchpoint_common::learning::{count, percent, ArmFigures, LearnedService, LearnedState};
+use touchpoint_common::learning::{count, percent, Arm, ArmFigures, LearnedService, LearnedState};
 
 use super::visible::visible;
 
@@ -45,7 +45,11 @@ fn arm_row(out: &mut String, a: &ArmFigures) {
         count(a.sent),
         count(a.responses),
         a.rate().map(percent).unwrap_or_else(|| "-".into()),
-        percent(a.baseline),
+        if matches!(a.arm, Arm::Lead(_)) && !a.has_baseline() {
+            "none".to_string()
+        } else {
+            percent(a.baseline)
+        },
         percent(a.mean()),
         format!("{:.2}", a.objective / 100.0)
     );
@@ -97,6 +101,12 @@ pub fn learning(state: &LearnedState) -> String {
             );
             for a in &s.lead.arms {
                 arm_row(&mut out, a);
+            }
+            let baselined = s.lead.arms.iter().any(ArmFigures::has_baseline);
+            if baselined && s.lead.arms.iter().any(|a| a.passes && !a.has_baseline()) {
+                out.push_str(
+                    "  a lead whose baseline shows 'none' is not chosen: its control baseline does not pass the privacy rule\n",
+                );
             }
         }
         let passing: Vec<&ArmFigures> = s.slot.arms.iter().filter(|a| a.passes).collect();

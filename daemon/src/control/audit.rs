@@ -60,12 +60,13 @@ impl Audited {
             | Request::Content { .. }
             | Request::Overview
             | Request::Responses { .. }
-            | Request::Learning { .. }
             | Request::Customer { .. }
             | Request::Subscribe => false,
             // Reading the pooled report is the brand's access to every
             // dealer's figures: who read which, when, is kept.
             Request::Report { query } => query.pooled,
+            // What is learned is pooled figures too: every read is kept.
+            Request::Learning { .. } => true,
             // The import is audited when the upload ends, with its file
             // ([`Audited::import`]); the chunks change nothing yet.
             Request::UploadBegin { .. }

@@ -28,16 +28,13 @@ fn unknown(ctx: &Ctx, service: Option<&str>) -> Option<Response> {
     }
 }
 
-/// What is in force, computed again first if any tenant's data changed.
+/// What is in force: what the last scheduled run or committing plan
+/// computed (a read computes nothing, writes nothing but its audit line).
 pub(super) fn learning(ctx: &Ctx, service: Option<String>) -> Response {
     if let Some(e) = unknown(ctx, service.as_deref()) {
         return e;
     }
-    let set = ctx.policies.current();
-    let learned = ctx
-        .planning
-        .learning
-        .refresh(&ctx.stores, &set, Date::today());
+    let learned = ctx.planning.learning.current();
     Response::Learning(Box::new(only(learned.state().clone(), service.as_deref())))
 }
 

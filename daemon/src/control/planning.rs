@@ -76,7 +76,15 @@ fn plan_tenants(ctx: &Ctx, who: &Identity, args: &Plan) -> Response {
     // At most ~2,000 listed messages in all, so the answer fits a frame.
     let show = (show as usize).min(2_000 / tenants.len().max(1)).min(500);
     let today = (*day).unwrap_or_else(Date::today);
-    let learned = ctx.planning.learning.refresh(&ctx.stores, &current, today);
+    // Only a plan that commits today's messages computes learning again
+    // (it reads every tenant, writes the central store, may raise the
+    // version and is audited); a dry run, or a plan for another day, uses
+    // what is in force.
+    let learned = if !dry_run && today == Date::today() {
+        ctx.planning.learning.refresh(&ctx.stores, &current, today)
+    } else {
+        ctx.planning.learning.current()
+    };
     Response::Planned(crate::planner::request(
         &ctx.stores,
         &current,

@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 
 use touchpoint_common::learning::{Arm, ArmFigures};
-use touchpoint_common::report::pool::{primary, PoolRule};
+use touchpoint_common::report::pool::{complement, primary, Dealers, PoolRule, Suppression};
 use touchpoint_common::report::stats::Tally;
 
 /// One dealer's counts in one cell.
@@ -51,6 +51,103 @@ pub fn pool_cell(rule: &PoolRule, dealers: &BTreeMap<u32, Counts>) -> Option<(Co
     }
     let n = tallies.iter().filter(|t| t.exposures() > 0).count() as u32;
     Some((sum, n))
+}
+
+/// A cell's dealers as the pooled report's rule reads them.
+fn dealers_of(cell: &BTreeMap<u32, Counts>) -> Dealers {
+    cell.iter().map(|(d, c)| (*d, c.tally())).collect()
+}
+
+fn check(rule: &PoolRule, dealers: &Dealers) -> Option<Suppression> {
+    let all: Vec<Tally> = dealers.values().copied().collect();
+    primary(rule, &all)
+}
+
+/// The cells of one partition (a service and channel's lead arms, or its
+/// slot arms: each message is in at most one of them), pooled: each must
+/// pass the rule, and so must the failing ones together, since the
+/// partition's total is shown elsewhere (the other partition counts the
+/// same messages): while they do not, the smallest passing cell is held
+/// back too (`common::report::pool::complement`, the pooled report's
+/// complementary suppression). `None`: the cell is not used nor shown.
+pub fn pool_partition(
+    rule: &PoolRule,
+    cells: &[BTreeMap<u32, Counts>],
+) -> Vec<Option<(Counts, u32)>> {
+    let dealers: Vec<Dealers> = cells.iter().map(dealers_of).collect();
+    let mut hidden: Vec<Option<Suppression>> = dealers.iter().map(|d| check(rule, d)).collect();
+    complement(&|d| check(rule, d), &dealers, &mut hidden);
+    cells
+        .iter()
+        .zip(hidden)
+        .map(|(c, h)| match h {
+            None => pool_cell(rule, c),
+            Some(_) => None,
+        })
+        .collect()
+}
+
+/// The control baselines of one service, one per lead (ascending), pooled.
+/// They are no partition: a lead's baseline counts the control members
+/// whose window for that lead has closed, so two leads' baselines differ
+/// by the members of a band of due days, and subtracting two shown
+/// baselines gives that band's counts. So the band between two neighbouring
+/// baselines in use (per dealer, the difference of its members) must pass
+/// the rule as a cell of its own (a band without a member of any dealer
+/// shows no one); while one does not, the smaller of the two baselines is
+/// held back. Bands between baselines further apart are unions of
+/// neighbouring ones, which pass when those do. A baseline must have
+/// control members to be used.
+pub fn pool_baselines(
+    rule: &PoolRule,
+    cells: &[BTreeMap<u32, Counts>],
+) -> Vec<Option<(Counts, u32)>> {
+    let mut used: Vec<bool> = cells
+        .iter()
+        .map(|c| pool_cell(rule, c).is_some_and(|(sum, _)| sum.control > 0))
+        .collect();
+    let members = |c: &BTreeMap<u32, Counts>| c.values().map(|x| x.control).sum::<u64>();
+    let band = |a: &BTreeMap<u32, Counts>, b: &BTreeMap<u32, Counts>| -> Dealers {
+        let mut out = Dealers::new();
+        for d in a.keys().chain(b.keys()) {
+            let (x, y) = (
+                a.get(d).copied().unwrap_or_default(),
+                b.get(d).copied().unwrap_or_default(),
+            );
+            out.insert(
+                *d,
+                Tally {
+                    control: x.control.abs_diff(y.control),
+                    control_responses: x.control_responses.abs_diff(y.control_responses),
+                    ..Tally::default()
+                },
+            );
+        }
+        out
+    };
+    loop {
+        let shown: Vec<usize> = (0..cells.len()).filter(|&i| used[i]).collect();
+        let bad = shown.windows(2).find(|w| {
+            let diff = band(&cells[w[0]], &cells[w[1]]);
+            diff.values().any(|t| t.control > 0) && check(rule, &diff).is_some()
+        });
+        match bad {
+            None => break,
+            Some(w) => {
+                let drop = if members(&cells[w[0]]) <= members(&cells[w[1]]) {
+                    w[0]
+                } else {
+                    w[1]
+                };
+                used[drop] = false;
+            }
+        }
+    }
+    cells
+        .iter()
+        .zip(used)
+        .map(|(c, u)| if u { pool_cell(rule, c) } else { None })
+        .collect()
 }
 
 /// Pseudo-messages the prior is worth: the posterior follows the data
@@ -122,6 +219,11 @@ pub fn best(arms: &[ArmFigures], policy: Arm) -> Arm {
 pub struct Stream(u64);
 
 impl Stream {
+    /// A stream of its own, seeded from this one's next number.
+    pub fn fork(&mut self) -> Stream {
+        Stream(self.next_u64())
+    }
+
     pub fn new(seed: &str, version: u64) -> Self {
         let mut h: u64 = 0xcbf2_9ce4_8422_2325;
         for b in seed.bytes().chain(version.to_be_bytes()) {

@@ -893,8 +893,10 @@ pub fn schedule(
             }
         };
         // A learned (or explored) slot: its weekday nearest the day found,
-        // at most three days either way (less than half a lead step, so
-        // the lead stays the one chosen), if the rules allow that day.
+        // at most min(3, (step − 1) / 2) days either way (less than half a
+        // lead step, so the message stays in the lead's arm), never before
+        // the earliest day (a longer lead than chosen) nor after the
+        // latest, if the rules allow that day.
         let key = d
             .occasions
             .iter()
@@ -905,10 +907,11 @@ pub fn schedule(
             .learned
             .slot(&d.service, service, d.channel, &key, false);
         let slot_day = slot.as_ref().and_then(|p| {
-            let mut offsets: Vec<i32> = (-3..=3).collect();
+            let reach = slot_reach(service);
+            let mut offsets: Vec<i32> = (-reach..=reach).collect();
             offsets.sort_by_key(|o| (o.abs(), *o));
             offsets.into_iter().map(|o| d.day.add_days(o)).find(|&day| {
-                day >= input.today
+                day >= d.earliest.max(input.today)
                     && day <= d.latest
                     && Weekday::of(day) as u8 == p.value.0
                     && usable(day, &mut Vec::new())
@@ -999,6 +1002,13 @@ pub fn schedule(
         out.times.push(at);
         out.drafts.push(d);
     }
+}
+
+/// How many days a learned slot may move a message either way: three at
+/// most, and less than half the service's lead step.
+fn slot_reach(service: &Service) -> i32 {
+    let step = service.lead_bounds().2.max(1) as i32;
+    ((step - 1) / 2).min(3)
 }
 
 fn release(d: &Draft, spent: &mut HashMap<(u32, String), i64>) {

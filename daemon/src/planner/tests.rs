@@ -1947,8 +1947,8 @@ fn next_best_offer_weighs_an_offer_by_what_learning_found() {
     b.value = Money(1000);
     b.learn = true;
     b.explore_percent = 0;
-    b.lead_days_step = Some(b.lead_days.max(1));
-    b.lead_days_max = Some(b.lead_days * 3);
+    // Three days ahead, a lead step of one day: the grid is 1 to 6 days.
+    b.lead_days_step = Some(1);
     let policy_lead = b.lead_days;
     let longer = *b
         .lead_grid()
@@ -1957,20 +1957,20 @@ fn next_best_offer_weighs_an_offer_by_what_learning_found() {
         .expect("a longer lead on the grid");
     let mut one = DealerData::default();
     for (lead, responses) in [(policy_lead, 10), (longer, 40)] {
-        // The control baseline in each lead's window: 2 in 100.
-        one.baseline.insert(
-            ("birthday".into(), lead),
-            Counts {
-                control: 100,
-                control_responses: 2,
-                ..Counts::default()
-            },
-        );
         one.cells.insert(
             ("birthday".into(), Channel::Email, Arm::Lead(lead)),
             Counts {
                 sent: 200,
                 responses,
+                ..Counts::default()
+            },
+        );
+        // A control baseline of 1 %: the increments are 4 % and 19 %.
+        one.baseline.insert(
+            ("birthday".into(), lead),
+            Counts {
+                control: 100,
+                control_responses: 1,
                 ..Counts::default()
             },
         );
@@ -1980,7 +1980,8 @@ fn next_best_offer_weighs_an_offer_by_what_learning_found() {
         .leads
         .value_factor("birthday", Channel::Email)
         .expect("learned");
-    assert!(factor > 3.0, "{factor}");
+    // About 4.7 times the policy's increment: held at four.
+    assert_eq!(factor, 4.0);
     let (drafts, _) = fix.shape(&r, &TestHistory::default());
     let dr = only(&drafts);
     assert_eq!(dr.service, "birthday");
@@ -3067,22 +3068,51 @@ fn a_learned_lead_and_slot_shape_the_plan_and_its_why() {
     }
     w.leads = Learned::new(compute(
         &w.set.brand,
-        &vec![one; 6],
+        &vec![one.clone(); 6],
         &LearnedState::default(),
     ));
     let report = w.plan(today(), Mode::DryRun);
     let m = only(&report.planned);
-    // 28 days before is Friday 2026-03-13; the slot's Tuesday nearest it.
-    assert_eq!((m.send_on, m.send_at), (d(2026, 3, 10), 10 * 60));
+    // 28 days before is Friday 2026-03-13, the earliest day of that lead:
+    // the slot's Tuesday before it (03-10) would be a longer lead, the one
+    // after (03-17) more than three days on. The window as it is.
+    assert_eq!((m.send_on, m.send_at), (d(2026, 3, 13), 9 * 60));
     let why: Vec<String> = m.why.iter().map(|w| w.text.clone()).collect();
     assert!(
         why.contains(&"lead time: 28 days (learned from 6 dealers, 1,800 reminders: 12.0 % responded vs 8.0 % at the policy's 21 days)".to_string()),
         "{why:#?}"
     );
     assert!(
+        !why.iter().any(|t| t.contains("slot's weekday")),
+        "{why:#?}"
+    );
+
+    // Monday 10:00 the best slot: Monday 2026-03-16 is three days on.
+    for (arm, responses) in [(Arm::Slot(1, 10), 5), (Arm::Slot(0, 10), 20)] {
+        one.cells.insert(
+            ("service".into(), Channel::Email, arm),
+            Counts {
+                sent: 100,
+                responses,
+                ..Counts::default()
+            },
+        );
+    }
+    one.cells
+        .remove(&("service".into(), Channel::Email, Arm::Slot(0, 9)));
+    w.leads = Learned::new(compute(
+        &w.set.brand,
+        &vec![one; 6],
+        &LearnedState::default(),
+    ));
+    let report = w.plan(today(), Mode::DryRun);
+    let m = only(&report.planned);
+    assert_eq!((m.send_on, m.send_at), (d(2026, 3, 16), 10 * 60));
+    let why: Vec<String> = m.why.iter().map(|w| w.text.clone()).collect();
+    assert!(
         why.iter().any(|t| t
-            .starts_with("2026-03-10 10:00 (from 2026-03-13: the slot's weekday); window")
-            && t.ends_with("; send time: Tue 10:00 (learned slot)")),
+            .starts_with("2026-03-16 10:00 (from 2026-03-13: the slot's weekday); window")
+            && t.ends_with("; send time: Mon 10:00 (learned slot)")),
         "{why:#?}"
     );
 }

@@ -364,7 +364,7 @@ mod tests {
             text(&learned_lines(&v)),
             [
                 "Learned values, version 3",
-                "service_due email: lead time: 21 days (policy; learning has 2 dealers, needs 5); send time: the policy's window",
+                "service_due email: lead time: 21 days (policy; learning has fewer than 5 dealers); send time: the policy's window",
             ]
         );
 
