@@ -224,17 +224,35 @@ pub fn compute(brand: &BrandPolicy, dealers: &[DealerData], prev: &LearnedState)
                 })
                 .collect();
             let base_pooled = pool_baselines(&rule, &base_cells);
+            let base_of = |b: &Option<(Counts, u32)>| {
+                b.map(|(c, _)| c.control_responses as f64 / c.control as f64)
+            };
+            // Each lead's prior is centred on the policy's lift over that
+            // lead's own baseline: without data every lead is worth what
+            // the policy's lead is, so nothing moves without evidence. (A
+            // prior on the policy's raw rate would flatter a lead whose
+            // window holds fewer organic visits: with a low baseline, its
+            // unanswered messages would still look incremental.)
+            let policy_lift = grid
+                .iter()
+                .zip(&base_pooled)
+                .find(|(l, _)| **l == s.lead_days)
+                .and_then(|(_, b)| base_of(b))
+                .zip(policy_rate)
+                .map(|(base, rate)| rate - base);
             let mut baselines = BTreeMap::new();
             let lead_arms: Vec<ArmFigures> = grid
                 .iter()
                 .zip(&pooled)
                 .zip(&base_pooled)
                 .map(|((l, p), b)| {
-                    let base = b
-                        .map(|(c, _)| c.control_responses as f64 / c.control as f64)
-                        .unwrap_or(0.0);
+                    let base = base_of(b).unwrap_or(0.0);
                     baselines.insert(*l, base);
-                    let mut a = model::arm(Arm::Lead(*l), *p, lead_prior, base, value, cost);
+                    let arm_prior = match (policy_lift, b) {
+                        (Some(lift), Some(_)) => prior(Some(base + lift)),
+                        _ => lead_prior,
+                    };
+                    let mut a = model::arm(Arm::Lead(*l), *p, arm_prior, base, value, cost);
                     if let Some((c, _)) = b {
                         a.control = c.control;
                         a.control_responses = c.control_responses;

@@ -149,6 +149,41 @@ fn the_posterior_and_the_objective_are_the_hand_computed_ones() {
     assert!((a.objective - 496.666_666).abs() < 1e-3, "{}", a.objective);
 }
 
+/// A long lead's window holds few organic visits (a low baseline). Its
+/// prior is the policy's lift over that baseline, not the policy's raw
+/// rate: unanswered messages at that lead then count against it, and the
+/// policy's lead stays (with a prior on the raw rate, 0 of 100 answered
+/// at 42 days looked like 3 incremental points and won).
+#[test]
+fn a_lead_with_a_low_baseline_and_no_responses_does_not_win_on_its_prior() {
+    let b = brand();
+    let mut one = dealer(&[(21, 100, 25), (42, 100, 0)]);
+    for (lead, responses) in [(21, 22), (42, 1)] {
+        one.baseline.insert(
+            ("due".into(), lead),
+            Counts {
+                control: 100,
+                control_responses: responses,
+                ..Counts::default()
+            },
+        );
+    }
+    let state = compute(&b, &vec![one; 5], &LearnedState::default());
+    let s = learned(&state);
+    assert_eq!((s.lead.value, s.lead.source), (21, Source::Learned));
+    let at42 = s
+        .lead
+        .arms
+        .iter()
+        .find(|a| a.arm == Arm::Lead(42))
+        .expect("42 days");
+    // Prior mean 0.01 + (0.25 - 0.22) = 0.04 over 20 pseudo-messages, then
+    // 0 of 500: Beta(0.8, 19.2 + 500).
+    assert!((at42.alpha - 0.8).abs() < 1e-9, "{at42:?}");
+    assert!((at42.beta - 519.2).abs() < 1e-9, "{at42:?}");
+    assert!(at42.mean() < at42.baseline);
+}
+
 #[test]
 fn four_dealers_leave_the_policys_value_five_learn_it() {
     let b = brand();
