@@ -272,7 +272,11 @@ fn slots<'a>(input: &RenderInput<'a>, how: Slots) -> BTreeMap<&'a str, Value> {
         .map(|(k, v)| {
             let multiline = input.brand.slots.get(k).is_some_and(|s| s.multiline);
             let value = if how == Slots::Html && multiline {
-                let lines: Vec<String> = v.lines().map(escape_html).collect();
+                // Escaped as the environment escapes any value in HTML.
+                let lines: Vec<String> = v
+                    .lines()
+                    .map(|l| minijinja::HtmlEscape(l).to_string())
+                    .collect();
                 Value::from_safe_string(lines.join("<br>\n"))
             } else {
                 Value::from(v.as_str())
@@ -280,22 +284,6 @@ fn slots<'a>(input: &RenderInput<'a>, how: Slots) -> BTreeMap<&'a str, Value> {
             (k.as_str(), value)
         })
         .collect()
-}
-
-fn escape_html(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#x27;"),
-            '/' => out.push_str("&#x2f;"),
-            c => out.push(c),
-        }
-    }
-    out
 }
 
 fn context(input: &RenderInput, unsubscribe_url: &str, how: Slots) -> Value {
