@@ -89,6 +89,14 @@ impl ArmFigures {
         self.control > 0
     }
 
+    /// The observed response rate over the arm's control baseline, in
+    /// points of 1; `None` without data or without a baseline.
+    pub fn lift(&self) -> Option<f64> {
+        self.rate()
+            .filter(|_| self.has_baseline())
+            .map(|r| r - self.baseline)
+    }
+
     /// The observed response rate, `None` without data.
     pub fn rate(&self) -> Option<f64> {
         (self.passes && self.sent > 0).then(|| self.responses as f64 / self.sent as f64)
@@ -167,12 +175,28 @@ impl LearnedService {
                         "{head}: {} responded; the policy's value is the best)",
                         mine.map(percent).unwrap_or_else(|| "n/a".into())
                     ),
-                    (Some(m), Some(t)) => format!(
-                        "{head}: {} responded vs {} at the policy's {} days)",
-                        percent(m),
-                        percent(t),
-                        s.policy_lead
-                    ),
+                    // With a control group, what was chosen on: the lift
+                    // over each lead's own baseline (a long lead's window
+                    // holds fewer organic visits).
+                    (Some(m), Some(t)) => match (
+                        at(s.lead.value).and_then(ArmFigures::lift),
+                        at(s.policy_lead).and_then(ArmFigures::lift),
+                    ) {
+                        (Some(lm), Some(lt)) => format!(
+                            "{head}: {} responded, {:+.1} points over the control group, vs {}, {:+.1} points, at the policy's {} days)",
+                            percent(m),
+                            lm * 100.0,
+                            percent(t),
+                            lt * 100.0,
+                            s.policy_lead
+                        ),
+                        _ => format!(
+                            "{head}: {} responded vs {} at the policy's {} days)",
+                            percent(m),
+                            percent(t),
+                            s.policy_lead
+                        ),
+                    },
                     (Some(m), None) => format!(
                         "{head}: {} responded; too little data at the policy's {} days)",
                         percent(m),

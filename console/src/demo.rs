@@ -74,9 +74,13 @@ struct DealerExports {
 
 impl DealerExports {
     /// In the order they are imported: the customers first (the others
-    /// refer to them), then what was sent, then the visits that answered.
+    /// refer to them), then the visits, then what was sent: a send of the
+    /// history is keyed to the occasion as it stood on its day, which the
+    /// vehicle's visits before it tell (an answered reminder's answer is
+    /// already its last service); the history's import credits the
+    /// visits that answered its sends.
     fn files(&self) -> [&Export; 3] {
-        [&self.customers, &self.history, &self.visits]
+        [&self.customers, &self.visits, &self.history]
     }
 }
 
@@ -681,31 +685,24 @@ pub(crate) fn prepare_dir(dir: &Path, keep: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The repository's `policies/` when it has a policy for every demo dealer
-/// (found next to the executable's `target/` or in the current dir), else a
-/// generated one inside the state dir.
+/// The demo's policies, generated inside the state dir: the shipped brand
+/// file (with `service_due` learning switched on, so that the demo shows
+/// the loop close: its past quarter varied the lead over the grid, and the
+/// plan uses what was learned from it) and templates, and a file per
+/// dealer.
 fn policy_dir(dir: &Path, dealers: &[DealerSpec]) -> anyhow::Result<PathBuf> {
-    match repo_policies(dealers) {
-        Some(found) => Ok(found),
-        None => generate_policies(dir, dealers),
-    }
+    let generated = generate_policies(dir, dealers)?;
+    write_file(&generated.join("brand.toml"), &demo_brand()?)?;
+    Ok(generated)
 }
 
-fn repo_policies(dealers: &[DealerSpec]) -> Option<PathBuf> {
-    let mut candidates = Vec::new();
-    if let Ok(exe) = std::env::current_exe() {
-        candidates.extend(exe.ancestors().skip(1).take(4).map(|a| a.join("policies")));
+/// The shipped brand file with `service_due` learning.
+fn demo_brand() -> anyhow::Result<String> {
+    const OFF: &str = "learn = false\nlead_days_min = 7\n";
+    if BRAND.matches(OFF).count() != 1 {
+        bail!("the shipped brand.toml no longer has one {OFF:?}; the demo's brand file needs updating");
     }
-    if let Ok(cwd) = std::env::current_dir() {
-        candidates.push(cwd.join("policies"));
-    }
-    let covers_all = |p: &Path| {
-        p.join("brand.toml").is_file()
-            && dealers
-                .iter()
-                .all(|d| p.join("dealers").join(format!("{}.toml", d.id)).is_file())
-    };
-    candidates.into_iter().find(|p| covers_all(p))
+    Ok(BRAND.replacen(OFF, "learn = true\nlead_days_min = 7\n", 1))
 }
 
 /// The repository's brand file and templates, built into the binary so that

@@ -310,6 +310,39 @@ mod send_history {
     }
 
     #[test]
+    fn an_answered_send_keeps_the_occasion_it_reminded_of_and_its_lead() {
+        let (fx, importer) = room();
+        // K9 was serviced 395 days ago (its visits say so), reminded 60
+        // days ago, and answered 30 days ago: the customer export's last
+        // service is the answer. The reminder was for the occasion due 30
+        // days ago (395 - 365), sent 30 days before it.
+        let visits = format!(
+            "Kundennr;FIN;Besuchsdatum;KM bei Besuch;Auftragsart\n\
+             K9;WVWZZZ1KZ6W000009;{};41000;Inspektion\n\
+             K9;WVWZZZ1KZ6W000009;{};55000;Inspektion\n",
+            de(today().add_days(-395)),
+            de(today().add_days(-30))
+        );
+        let r = import(&fx, &importer, "werkstatt.csv", &visits);
+        assert!(r.is_committed() && r.errors.is_empty(), "{r:?}");
+        let sent = de(today().add_days(-60));
+        let r = import(
+            &fx,
+            &importer,
+            "verlauf.csv",
+            &format!("{HEAD}K9;WVWZZZ1KZ6W000009;service_due;Brief;{sent};\n"),
+        );
+        assert!(r.is_committed() && r.errors.is_empty(), "{r:?}");
+        let m = &of(&fx, "K9")[0];
+        let o = &m.occasions[0];
+        assert_eq!(
+            o.key,
+            format!("service_due:WVWZZZ1KZ6W000009:{}", today().add_days(-395))
+        );
+        assert_eq!(o.due.days() - m.send_on.days(), 30);
+    }
+
+    #[test]
     fn bad_rows_are_rejected_with_file_line_and_field_and_the_good_ones_kept() {
         let (fx, importer) = room();
         let past = de(today().add_days(-3));

@@ -227,7 +227,7 @@ fn four_dealers_leave_the_policys_value_five_learn_it() {
     assert!(text.contains("from 5 dealers"), "{text}");
     assert_eq!(
         lead_text(s),
-        "lead time: 28 days (learned from 5 dealers, 1,000 reminders: 20.0 % responded vs 10.0 % at the policy's 21 days)"
+        "lead time: 28 days (learned from 5 dealers, 1,000 reminders: 20.0 % responded, +15.0 points over the control group, vs 10.0 %, +5.0 points, at the policy's 21 days)"
     );
     assert_eq!(state.version, 1);
     // The same data again: nothing changes, the version stays.

@@ -60,8 +60,13 @@ impl Occasions for Covered {
                 horizon_days: brand.planning.horizon_days.max(HISTORY_SLACK_DAYS),
             };
             found.clear();
+            // The occasion as it stood on the send's day: a reminder that was
+            // answered has its answer stored as the vehicle's last service,
+            // which moves the occasion a year on (out of reach, and the send
+            // would lose its due date and lead).
+            let as_of = as_of_day(store, &recipients[i], s.date)?;
             occasions::find(
-                &recipients[i],
+                as_of.as_ref().unwrap_or(&recipients[i]),
                 &s.service,
                 service,
                 service.lead_days,
@@ -79,4 +84,53 @@ impl Occasions for Covered {
         }
         Ok(out)
     }
+}
+
+/// `r` as it stood on `day` when a vehicle's stored last service is on or
+/// after it: that vehicle's last service (and its reading) is its latest
+/// service visit before `day` (when the stored visits have one), and its
+/// mileage rate is read from the visits before `day` only. `None` when no
+/// vehicle of `r` was serviced since `day`.
+fn as_of_day(
+    store: &TenantStore,
+    r: &recipients::Recipient,
+    day: touchpoint_common::Date,
+) -> Result<Option<recipients::Recipient>, StoreError> {
+    if !r
+        .vehicles
+        .iter()
+        .any(|v| v.vehicle.last_service_date.is_some_and(|d| d >= day))
+    {
+        return Ok(None);
+    }
+    let mut then = r.clone();
+    for v in &mut then.vehicles {
+        if v.vehicle.last_service_date.is_none_or(|d| d < day) {
+            continue;
+        }
+        let before: Vec<_> = store
+            .visits_of(&v.vehicle.vin)?
+            .into_iter()
+            .filter(|x| x.date < day)
+            .collect();
+        let service = before
+            .iter()
+            .filter(|x| {
+                crate::attribution::visit_kind(&x.kind)
+                    == Some(touchpoint_common::report::ResponseKind::ServiceVisit)
+            })
+            .max_by_key(|x| x.date);
+        // Without a service visit before the day on record, the stored
+        // data cannot say what was due then: left as it is.
+        let Some(service) = service else {
+            continue;
+        };
+        let mut vehicle = v.vehicle.clone();
+        vehicle.last_service_date = Some(service.date);
+        vehicle.last_service_km = service.km;
+        let readings: Vec<(touchpoint_common::Date, Option<u32>)> =
+            before.iter().map(|x| (x.date, x.km)).collect();
+        *v = recipients::vehicle_view(vehicle, &readings);
+    }
+    Ok(Some(then))
 }
