@@ -161,20 +161,43 @@ fn occasion_of(kind: OccasionKind, service: &str, due: Date) -> Occasion {
     }
 }
 
+/// What a render context borrows: the shipped policies, their renderer
+/// and dealer d001's policy (a test may change its slots).
+struct Shipped {
+    set: PolicySet,
+    renderer: Renderer,
+    tenant: TenantPolicy,
+}
+
+impl Shipped {
+    fn new() -> Self {
+        let set = shipped();
+        let tenant = set.tenant(&TenantId::new("d001").unwrap()).unwrap().clone();
+        let renderer = Renderer::new(&set).unwrap();
+        Self {
+            set,
+            renderer,
+            tenant,
+        }
+    }
+
+    fn cx(&self, today: Date) -> Context<'_> {
+        Context {
+            renderer: &self.renderer,
+            brand: &self.set.brand,
+            tenant: &self.tenant,
+            today,
+        }
+    }
+}
+
 /// Every template that can lead a bundle, with every other vehicle
 /// occasion bundled in: each occasion's line carries its own kind's words
 /// (a warranty letter once said "Inspektion …: endet am").
 #[test]
 fn each_occasion_of_a_bundle_is_worded_as_its_own_kind_in_every_template() {
-    let set = shipped();
-    let tenant = set.tenant(&TenantId::new("d001").unwrap()).unwrap();
-    let renderer = Renderer::new(&set).unwrap();
-    let cx = Context {
-        renderer: &renderer,
-        brand: &set.brand,
-        tenant,
-        today: Date::from_ymd(2026, 6, 24).unwrap(),
-    };
+    let sh = Shipped::new();
+    let (set, cx) = (&sh.set, sh.cx(Date::from_ymd(2026, 6, 24).unwrap()));
     let due = Date::from_ymd(2026, 7, 15).unwrap();
     let kinds: Vec<(String, OccasionKind, String)> = set
         .brand
@@ -229,16 +252,9 @@ fn each_occasion_of_a_bundle_is_worded_as_its_own_kind_in_every_template() {
 /// customer is told it is overdue since its real date.
 #[test]
 fn an_overdue_inspection_is_worded_as_overdue_since_its_recorded_date() {
-    let set = shipped();
-    let tenant = set.tenant(&TenantId::new("d001").unwrap()).unwrap();
-    let renderer = Renderer::new(&set).unwrap();
+    let sh = Shipped::new();
     let today = Date::from_ymd(2026, 4, 6).unwrap();
-    let cx = Context {
-        renderer: &renderer,
-        brand: &set.brand,
-        tenant,
-        today,
-    };
+    let (set, cx) = (&sh.set, sh.cx(today));
     let hu = set
         .brand
         .services
@@ -268,20 +284,13 @@ fn an_overdue_inspection_is_worded_as_overdue_since_its_recorded_date() {
 /// HTML (its text still escaped), a new line in the text and the letter.
 #[test]
 fn a_multi_line_slot_breaks_its_lines_in_html_and_in_the_letter() {
-    let set = shipped();
-    assert!(set.brand.slots["signature"].multiline);
-    let mut tenant = set.tenant(&TenantId::new("d001").unwrap()).unwrap().clone();
-    tenant.slots.insert(
+    let mut sh = Shipped::new();
+    assert!(sh.set.brand.slots["signature"].multiline);
+    sh.tenant.slots.insert(
         "signature".into(),
         "Ihr Serviceteam\nTim Fößel & <Partner>".into(),
     );
-    let renderer = Renderer::new(&set).unwrap();
-    let cx = Context {
-        renderer: &renderer,
-        brand: &set.brand,
-        tenant: &tenant,
-        today: Date::from_ymd(2026, 6, 24).unwrap(),
-    };
+    let cx = sh.cx(Date::from_ymd(2026, 6, 24).unwrap());
     let Rendered::Email(e) = cx
         .render(
             &message(Channel::Email),
@@ -318,15 +327,8 @@ fn a_multi_line_slot_breaks_its_lines_in_html_and_in_the_letter() {
 /// the company as a line of the address; a company is addressed by name.
 #[test]
 fn a_person_with_a_company_keeps_the_salutation_and_gets_an_address_line() {
-    let set = shipped();
-    let tenant = set.tenant(&TenantId::new("d001").unwrap()).unwrap();
-    let renderer = Renderer::new(&set).unwrap();
-    let cx = Context {
-        renderer: &renderer,
-        brand: &set.brand,
-        tenant,
-        today: Date::from_ymd(2026, 6, 24).unwrap(),
-    };
+    let sh = Shipped::new();
+    let cx = sh.cx(Date::from_ymd(2026, 6, 24).unwrap());
     let person = Customer {
         company: Some("Berg Bau GmbH".into()),
         address: Address {
