@@ -312,8 +312,14 @@ async fn run_season(
             let report = week_report(&mut client, from, day).await?;
             let mut checked = k_check(&mut client, day, min_dealers).await?;
             let learned = client.learning(None).await.context("learning")?;
-            let season = dealers_by_service(&mut client, start, None).await?;
-            checked.extend(summary::learned_violations(&learned, min_dealers, &season));
+            let season = dealers_by_service(&mut client, start, None, ALL).await?;
+            let held_back = dealers_by_service(&mut client, start, None, CONTROL).await?;
+            checked.extend(summary::learned_violations(
+                &learned,
+                min_dealers,
+                &season,
+                &held_back,
+            ));
             let learned = summary::learned_rows(&learned, &world.truth);
             k_violations.extend(checked.iter().map(|v| format!("week {n}: {v}")));
             let mut row = summary::WeekRow::new(n, from, day, &week, regret, report, checked);
@@ -557,19 +563,25 @@ async fn k_check(client: &mut Client, day: Date, min_dealers: u32) -> anyhow::Re
         })
         .await
         .context("pooled report")?;
-    let dealers = dealers_by_service(client, first, Some(last)).await?;
+    let dealers = dealers_by_service(client, first, Some(last), ALL).await?;
     Ok(k_violations(&pooled.groups, month, min_dealers, &dealers))
 }
 
-/// Per service, the dealers with a sent message or a control record whose
-/// send day is from `from` to `to`, read from the queue.
+/// What [`dealers_by_service`] counts: a sent message or a control record.
+const ALL: &[MessageStatus] = &[MessageStatus::Sent, MessageStatus::Control];
+/// Control records only.
+const CONTROL: &[MessageStatus] = &[MessageStatus::Control];
+
+/// Per service, the dealers with a record of `statuses` whose send day is
+/// from `from` to `to`, read from the queue.
 async fn dealers_by_service(
     client: &mut Client,
     from: Date,
     to: Option<Date>,
+    statuses: &[MessageStatus],
 ) -> anyhow::Result<BTreeMap<String, BTreeSet<String>>> {
     let filter = QueueFilter {
-        statuses: vec![MessageStatus::Sent, MessageStatus::Control],
+        statuses: statuses.to_vec(),
         from: Some(from),
         to,
         ..QueueFilter::default()

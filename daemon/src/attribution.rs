@@ -657,6 +657,10 @@ fn gather(store: &TenantStore) -> Result<Gathered, StoreError> {
 pub struct ControlResponses {
     pub service: String,
     pub due: Date,
+    /// The day the member was drawn (its record planned): a lead whose
+    /// send day lies before it cannot be judged on the member, because
+    /// whoever came in between was never drawn.
+    pub drawn: Date,
     /// Days of the responses that answer its occasions, ascending.
     pub days: Vec<Date>,
 }
@@ -669,11 +673,11 @@ pub fn control_responses(store: &TenantStore) -> Result<Vec<ControlResponses>, S
     for r in &g.responses {
         by_recipient.entry(&r.recipient).or_default().push(r);
     }
-    let dues: HashMap<u64, Date> = store
+    let dues: HashMap<u64, (Date, Option<Date>)> = store
         .messages()
         .filter_map(|m| m.ok())
         .filter(|m| m.status == MessageStatus::Control)
-        .map(|m| (m.id, store::lead_due(&m)))
+        .map(|m| (m.id, (store::lead_due(&m), store::local_day(m.planned_at))))
         .collect();
     let mut out = Vec::new();
     for e in g.exposures.iter().filter(|e| e.control) {
@@ -685,9 +689,11 @@ pub fn control_responses(store: &TenantStore) -> Result<Vec<ControlResponses>, S
             .map(|r| r.date)
             .collect();
         days.sort();
+        let (due, drawn) = dues.get(&e.id).copied().unwrap_or((e.sent, None));
         out.push(ControlResponses {
             service: e.service.clone(),
-            due: dues.get(&e.id).copied().unwrap_or(e.sent),
+            due,
+            drawn: drawn.unwrap_or(e.sent).min(e.sent),
             days,
         });
     }

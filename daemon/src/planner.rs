@@ -390,6 +390,14 @@ fn revision(
         {
             return Some(format!("the dealer no longer takes part in {}", o.service));
         }
+        let answered = input
+            .brand
+            .services
+            .get(&o.service)
+            .and_then(|s| occasions::answered(o, r, s, input.brand, input.today));
+        if answered.is_some() {
+            return answered;
+        }
     }
     // As in planning: the numbers merged into the recipient count too.
     let suppressed = &input.policy.suppress.customers;

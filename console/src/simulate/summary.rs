@@ -322,16 +322,23 @@ pub(crate) fn learned_rows(state: &LearnedState, truth: &Truth) -> Vec<LearnedRo
 /// What `touchpoint learning` shows that breaks the k-dealer rule: an arm
 /// whose figures are shown (or a value learned) from fewer than
 /// `min_dealers` dealers, or from more dealers than have a sent message or
-/// control record of the service (`seen`, from the queue).
+/// control record of the service (`seen`, from the queue); control figures
+/// shown while fewer than `min_dealers` dealers hold control records of
+/// the service (`held_back`, from the queue). The control figures pass the
+/// rule on their own (a service's control group is pooled as a set of its
+/// own), so they are checked against the dealers that hold them, not
+/// against the dealers of the messages.
 pub(crate) fn learned_violations(
     state: &LearnedState,
     min_dealers: u32,
     seen: &std::collections::BTreeMap<String, std::collections::BTreeSet<String>>,
+    held_back: &std::collections::BTreeMap<String, std::collections::BTreeSet<String>>,
 ) -> Vec<String> {
     let mut out = Vec::new();
     let none = std::collections::BTreeSet::new();
     for l in &state.services {
         let sent_by = seen.get(&l.service).unwrap_or(&none);
+        let held_by = held_back.get(&l.service).unwrap_or(&none);
         let name = format!("{}/{}", l.service, l.channel.as_str());
         if l.lead.source == Source::Learned && l.dealers < min_dealers {
             out.push(format!("{name}: lead learned from {} dealers", l.dealers));
@@ -342,10 +349,10 @@ pub(crate) fn learned_violations(
             .iter()
             .chain(&l.slot.arms)
             .any(|a| a.control > 0 || a.control_responses > 0);
-        if controls && l.dealers < min_dealers {
+        if controls && (held_by.len() as u32) < min_dealers {
             out.push(format!(
-                "{name}: control figures shown from {} dealers",
-                l.dealers
+                "{name}: control figures shown while {} dealers hold control records",
+                held_by.len()
             ));
         }
         if l.slot.source == Source::Learned && l.dealers < min_dealers {
@@ -714,10 +721,10 @@ mod tests {
                 prior_only,
             ],
         );
-        assert!(learned_violations(&state(ok), 5, &seen).is_empty());
+        assert!(learned_violations(&state(ok), 5, &seen, &seen).is_empty());
         // A value learned from four dealers, an arm shown from four.
         let thin = service(Source::Learned, 4, vec![arm(Arm::Lead(28), 4, true)]);
-        let v = learned_violations(&state(thin), 5, &seen);
+        let v = learned_violations(&state(thin), 5, &seen, &seen);
         assert_eq!(
             v,
             [
@@ -727,7 +734,23 @@ mod tests {
         );
         // An arm claiming more dealers than sent the service.
         let more = service(Source::Policy, 7, vec![arm(Arm::Lead(28), 7, true)]);
-        let v = learned_violations(&state(more), 5, &seen);
+        let v = learned_violations(&state(more), 5, &seen, &seen);
         assert_eq!(v, ["service_due/email 28 days: 7 dealers claimed, 6 sent"]);
+        // Control figures: checked against the dealers holding control
+        // records, not the dealers of passing message cells (none yet).
+        let mut baseline_only = arm(Arm::Lead(35), 0, false);
+        baseline_only.control = 60;
+        baseline_only.control_responses = 6;
+        let early = service(Source::Policy, 0, vec![baseline_only]);
+        assert!(learned_violations(&state(early.clone()), 5, &seen, &seen).is_empty());
+        let mut four = seen.clone();
+        four.insert(
+            "service_due".into(),
+            (1..=4).map(|i| format!("d{i:03}")).collect(),
+        );
+        assert_eq!(
+            learned_violations(&state(early), 5, &seen, &four),
+            ["service_due/email: control figures shown while 4 dealers hold control records"]
+        );
     }
 }

@@ -104,7 +104,17 @@ pub fn collect(
             // response after the send day, at most attribution_days after.
             let start = c.due.add_days(-(lead as i32));
             let end = start.add_days(grid.attribution_days as i32);
-            if end >= today || grid.since.is_some_and(|s| start < s) {
+            // Judged as a message of that lead would be: one is sent only
+            // to whom the occasion is still open on its send day (the
+            // planner cancels a reminder whose occasion was answered), so
+            // a member who came before it is no member of that lead's
+            // baseline; nor is a lead whose send day came before the
+            // member was drawn (who came in between was never drawn).
+            if end >= today
+                || grid.since.is_some_and(|s| start < s)
+                || start < c.drawn
+                || c.days.iter().any(|d| *d < start)
+            {
                 continue;
             }
             let answered = c.days.iter().any(|d| *d > start && *d <= end);

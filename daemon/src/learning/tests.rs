@@ -392,13 +392,25 @@ fn a_dealers_counts_use_closed_windows_and_a_baseline_per_lead() {
         row(d(2026, 11, 20), d(2026, 12, 10), true),
     ];
     // One control member answered 20 days before its due date: inside
-    // the windows of 21 days and more (sent the day before, or earlier),
-    // not that of 14.
-    let controls = vec![ControlResponses {
-        service: "due".into(),
-        due,
-        days: vec![due.add_days(-20)],
-    }];
+    // the windows of 21 days and more (sent the day before, or earlier);
+    // for 14 days it is no member at all, because a message of that lead
+    // is never sent to whom already came. Another, drawn 25 days before
+    // its due date and never answering, can be judged for 14 and 21 days
+    // only: who came between 42 (or 28) and 25 days before was never drawn.
+    let controls = vec![
+        ControlResponses {
+            service: "due".into(),
+            due,
+            drawn: due.add_days(-60),
+            days: vec![due.add_days(-20)],
+        },
+        ControlResponses {
+            service: "due".into(),
+            due,
+            drawn: due.add_days(-25),
+            days: vec![],
+        },
+    ];
     let data = collect(&rows, &controls, &grids(&b, &BTreeMap::new()), today);
     let lead = |l| {
         data.cells
@@ -444,7 +456,7 @@ fn a_dealers_counts_use_closed_windows_and_a_baseline_per_lead() {
         .contains_key(&("due".to_string(), Channel::Email, Arm::Slot(1, 9))));
     let base = |l| data.baseline[&("due".to_string(), l)];
     assert_eq!((base(14).control, base(14).control_responses), (1, 0));
-    assert_eq!((base(21).control, base(21).control_responses), (1, 1));
+    assert_eq!((base(21).control, base(21).control_responses), (2, 1));
     assert_eq!((base(28).control, base(28).control_responses), (1, 1));
     assert_eq!((base(42).control, base(42).control_responses), (1, 1));
 

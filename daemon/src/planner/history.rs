@@ -130,7 +130,9 @@ fn as_of_day(
         vehicle.last_service_km = service.km;
         let readings: Vec<(touchpoint_common::Date, Option<u32>)> =
             before.iter().map(|x| (x.date, x.km)).collect();
+        let inspected = v.inspected.filter(|d| *d < day);
         *v = recipients::vehicle_view(vehicle, &readings);
+        v.inspected = inspected;
     }
     Ok(Some(then))
 }

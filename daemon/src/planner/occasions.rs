@@ -65,7 +65,7 @@ pub fn find(
             for v in &r.vehicles {
                 if let Some(d) = ServiceDue::find(v, s, brand, w.today) {
                     if w.takes(d.due, lead) {
-                        let key = format!("{id}:{}:{}", v.vehicle.vin, d.base);
+                        let key = d.key(id, v);
                         let reason = d.reason(v, brand);
                         out.push(occasion(key, Some(&v.vehicle.vin), d.due, reason));
                     }
@@ -76,9 +76,7 @@ pub fn find(
             for v in &r.vehicles {
                 if let Some(d) = InspectionDue::find(v, s, w.today) {
                     if w.takes(d.due, lead) {
-                        // Keyed by the recorded date: an overdue one is due
-                        // "today" every day, and must stay one occasion.
-                        let key = format!("{id}:{}:{}", v.vehicle.vin, d.key_day());
+                        let key = d.key(id, v);
                         out.push(occasion(key, Some(&v.vehicle.vin), d.due, d.reason()));
                     }
                 }
@@ -320,6 +318,11 @@ impl ServiceDue {
         })
     }
 
+    /// The occasion's key: the service that starts the cycle names it.
+    fn key(&self, id: &str, v: &VehicleView) -> String {
+        format!("{id}:{}:{}", v.vehicle.vin, self.base)
+    }
+
     fn reason(&self, v: &VehicleView, brand: &BrandPolicy) -> String {
         let mut reason = match &self.by_km {
             None if self.base_is_service => {
@@ -367,6 +370,11 @@ enum InspectionFrom {
     Recorded(Date),
     /// A recorded date just passed: overdue, reminded as due today.
     RecordedOverdue(Date),
+    /// An inspection visit on record: the next is `every` months after it.
+    Visited {
+        done: Date,
+        every: u32,
+    },
     Registration {
         reg: Date,
         first: u32,
@@ -378,6 +386,19 @@ enum InspectionFrom {
 impl InspectionDue {
     fn find(v: &VehicleView, s: &Service, today: Date) -> Option<Self> {
         let veh = &v.vehicle;
+        // An inspection visit answers the inspection it may be (the
+        // recorded one done early, or any when none is recorded): the next
+        // is due a full period after it.
+        if let Some(done) = v.inspected {
+            let every = s.every_months.unwrap_or(24).max(1);
+            let next = done.add_months(every);
+            if next >= today {
+                return Some(Self {
+                    due: next,
+                    from: InspectionFrom::Visited { done, every },
+                });
+            }
+        }
         if let Some(d) = veh.next_inspection {
             // A recorded date just passed is an overdue inspection, reminded as
             // due today; long past, the record is stale and nothing is said.
@@ -426,11 +447,20 @@ impl InspectionDue {
         }
     }
 
+    /// The occasion's key. Keyed by the recorded date: an overdue one is
+    /// due "today" every day, and must stay one occasion.
+    fn key(&self, id: &str, v: &VehicleView) -> String {
+        format!("{id}:{}:{}", v.vehicle.vin, self.key_day())
+    }
+
     fn reason(&self) -> String {
         match self.from {
             InspectionFrom::Recorded(d) => format!("next inspection recorded for {d}"),
             InspectionFrom::RecordedOverdue(d) => {
                 format!("next inspection recorded for {d}; overdue, reminded as due today")
+            }
+            InspectionFrom::Visited { done, every } => {
+                format!("{every} months after the inspection visit on {done}")
             }
             InspectionFrom::Registration {
                 reg,
@@ -448,6 +478,43 @@ impl InspectionDue {
             ),
         }
     }
+}
+
+/// Why a vehicle's service or inspection occasion planned earlier is no
+/// longer the one its data gives, if it is not: the vehicle was serviced
+/// or inspected since (a visit, or a newer export), so the reminder would
+/// ask for work already done. `None` for other kinds, for a vehicle the
+/// recipient no longer has (the caller's other checks decide), and while
+/// the occasion stands.
+pub fn answered(
+    o: &Occasion,
+    r: &Recipient,
+    s: &Service,
+    brand: &BrandPolicy,
+    today: Date,
+) -> Option<String> {
+    let vin = o.vin.as_deref()?;
+    let v = r.vehicles.iter().find(|v| v.vehicle.vin == vin)?;
+    let (key, now) = match o.kind {
+        OccasionKind::ServiceDue => {
+            let d = ServiceDue::find(v, s, brand, today)?;
+            (
+                d.key(&o.service, v),
+                format!("{} ({})", d.due, d.reason(v, brand)),
+            )
+        }
+        OccasionKind::InspectionDue => {
+            let d = InspectionDue::find(v, s, today)?;
+            (d.key(&o.service, v), format!("{} ({})", d.due, d.reason()))
+        }
+        _ => return None,
+    };
+    (key != o.key).then(|| {
+        format!(
+            "{} for {vin} was done since it was planned: next due {now}",
+            o.service
+        )
+    })
 }
 
 /// The next birthday on or after today; born on 29 February, it is the

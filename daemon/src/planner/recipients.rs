@@ -4,7 +4,8 @@
 
 use std::collections::HashMap;
 
-use touchpoint_common::domain::{Channel, Consent, Customer, JourneyRecord, Vehicle};
+use touchpoint_common::domain::{Channel, Consent, Customer, JourneyRecord, ServiceVisit, Vehicle};
+use touchpoint_common::report::ResponseKind;
 use touchpoint_common::Date;
 
 use crate::store::{StoreError, TenantStore};
@@ -18,6 +19,9 @@ pub struct VehicleView {
     /// Latest known mileage: (date, km).
     pub last_km: Option<(Date, u32)>,
     pub last_visit: Option<Date>,
+    /// The latest inspection (HU) visit on record, if it may answer the
+    /// vehicle's inspection ([`Done`]).
+    pub inspected: Option<Date>,
 }
 
 #[derive(Clone, Debug)]
@@ -108,7 +112,83 @@ pub fn vehicle_view(vehicle: Vehicle, visits: &[(Date, Option<u32>)]) -> Vehicle
         km_per_day,
         last_km,
         last_visit,
+        inspected: None,
     }
+}
+
+/// How long before a recorded inspection date an inspection visit may be
+/// that inspection done early: half the usual 24 months. An older one is
+/// the previous inspection.
+pub const INSPECTION_EARLY_DAYS: i32 = 365;
+
+/// What a vehicle's stored visits say was done after the dates its own
+/// export records: a dealer's vehicle export may lag behind the workshop,
+/// or never carry the dates at all, while the visits export tells. A
+/// reminder for work already done is the reminder a customer minds most.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Done {
+    /// The latest service visit after the recorded last service.
+    pub service: Option<(Date, Option<u32>)>,
+    /// The latest inspection visit that may answer the recorded (or
+    /// computed) inspection.
+    pub inspection: Option<Date>,
+}
+
+impl Done {
+    /// Takes one of the vehicle's visits into account. Only a visit newer
+    /// than what the vehicle records is classified (most are older).
+    pub fn note(&mut self, vehicle: &Vehicle, date: Date, km: Option<u32>, kind: &str) {
+        let after_service = vehicle.last_service_date.is_none_or(|d| date > d);
+        let near_inspection = vehicle
+            .next_inspection
+            .is_none_or(|n| date > n.add_days(-INSPECTION_EARLY_DAYS));
+        if !after_service && !near_inspection {
+            return;
+        }
+        match crate::attribution::visit_kind(kind) {
+            Some(ResponseKind::ServiceVisit) if after_service => {
+                if self.service.is_none_or(|(d, _)| date > d) {
+                    self.service = Some((date, km));
+                }
+            }
+            Some(ResponseKind::InspectionVisit) if near_inspection => {
+                if self.inspection.is_none_or(|d| date > d) {
+                    self.inspection = Some(date);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// The vehicle as its visits leave it: a later service visit is its
+    /// last service (with that visit's reading, or none).
+    pub fn apply(self, mut vehicle: Vehicle) -> Vehicle {
+        if let Some((date, km)) = self.service {
+            vehicle.last_service_date = Some(date);
+            vehicle.last_service_km = km;
+        }
+        vehicle
+    }
+
+    /// Notes every visit of `visits` for `vehicle`.
+    pub fn of(vehicle: &Vehicle, visits: &[ServiceVisit]) -> Self {
+        let mut done = Self::default();
+        for x in visits {
+            done.note(vehicle, x.date, x.km, &x.kind);
+        }
+        done
+    }
+}
+
+/// [`vehicle_view`] of the vehicle as its visits leave it ([`Done`]).
+pub fn vehicle_view_done(
+    vehicle: Vehicle,
+    visits: &[(Date, Option<u32>)],
+    done: Done,
+) -> VehicleView {
+    let mut view = vehicle_view(done.apply(vehicle), visits);
+    view.inspected = done.inspection;
+    view
 }
 
 pub(super) use touchpoint_common::consent::survivor;
@@ -151,6 +231,7 @@ pub fn load(store: &TenantStore) -> Result<Vec<Recipient>, StoreError> {
         for v in store.vehicles() {
             let v = v?;
             buf.clear();
+            let mut done = Done::default();
             while let Some(next) = visits.peek() {
                 match next {
                     Ok(visit) if visit.vin.as_str() < v.vin.as_str() => {
@@ -158,6 +239,7 @@ pub fn load(store: &TenantStore) -> Result<Vec<Recipient>, StoreError> {
                     }
                     Ok(visit) if visit.vin == v.vin => {
                         buf.push((visit.date, visit.km));
+                        done.note(&v, visit.date, visit.km, &visit.kind);
                         visits.next();
                     }
                     Ok(_) => break,
@@ -169,7 +251,7 @@ pub fn load(store: &TenantStore) -> Result<Vec<Recipient>, StoreError> {
                 }
             }
             if let Some(i) = slot(&v.customer_no) {
-                vehicles.push((i, vehicle_view(v, &buf)));
+                vehicles.push((i, vehicle_view_done(v, &buf, done)));
             }
         }
         for c in store.consents() {

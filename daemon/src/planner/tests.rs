@@ -1175,15 +1175,19 @@ impl World {
     }
 
     fn visit(&self, vin: &str, on: Date) {
+        self.visit_of(vin, "K1", on, "Inspektion");
+    }
+
+    fn visit_of(&self, vin: &str, customer: &str, on: Date, kind: &str) {
         let store = self.store();
         let id = store.next_import_id().expect("id");
         let mut tx = store.begin_import(id).expect("begin");
         tx.put_visit(&ServiceVisit {
             vin: vin.into(),
-            customer_no: "K1".into(),
+            customer_no: customer.into(),
             date: on,
             km: None,
-            kind: "Inspektion".into(),
+            kind: kind.into(),
             value: None,
             source: "besuche.csv:2".into(),
         })
@@ -2644,6 +2648,58 @@ fn a_revoked_consent_cancels_the_email_and_replans_by_post() {
         contacts.iter().map(|c| c.message).collect::<Vec<_>>(),
         vec![3]
     );
+}
+
+/// The vehicle export still says the service was a year ago, but the
+/// workshop's visits say it was done (K1) after the reminder was planned:
+/// the reminder would ask for work already done, and is cancelled. A tyre
+/// change (K2) answers nothing.
+#[test]
+fn a_reminder_for_work_done_since_it_was_planned_is_cancelled() {
+    let w = World::new();
+    two_customers(&w);
+    let first = w.plan(today(), Mode::Commit);
+    assert_eq!(first.planned.len(), 2);
+    w.visit_of("V1", "K1", d(2026, 3, 1), "Inspektion mit Ölwechsel");
+    w.visit_of("V2", "K2", d(2026, 3, 1), "Reifenwechsel");
+    let second = w.plan(today(), Mode::Commit);
+    let cancelled = only(&second.cancelled);
+    assert_eq!(cancelled.recipient, "K1");
+    assert_eq!(
+        cancelled.dispatch.last_error,
+        "service for V1 was done since it was planned: next due 2027-03-01 \
+         (12 months after the service on 2026-03-01)"
+    );
+    // Its next service is a year away: nothing to plan for K1 now.
+    assert!(second.planned.is_empty(), "{:#?}", second.planned);
+    assert_eq!(second.already_planned, 1, "K2's");
+    assert_ledger_matches(&w.store());
+}
+
+/// An inspection visit answers the inspection recorded for a month later
+/// (done early); the next is due two years after the visit.
+#[test]
+fn an_inspection_done_early_cancels_its_reminder() {
+    let w = World::new();
+    let v = Vehicle {
+        next_inspection: Some(d(2026, 3, 25)),
+        ..car("V1", "K1")
+    };
+    w.import(&[emailed("K1")], &[v], &[email_yes("K1")]);
+    let first = w.plan(today(), Mode::Commit);
+    let m = only(&first.planned);
+    assert_eq!(m.service, "hu");
+    // A visit a year and a day before the recorded date is the last one.
+    w.visit_of("V1", "K1", d(2025, 3, 24), "HU/AU");
+    assert!(w.plan(today(), Mode::Commit).cancelled.is_empty());
+    w.visit_of("V1", "K1", d(2026, 3, 1), "HU/AU");
+    let second = w.plan(today(), Mode::Commit);
+    assert_eq!(
+        only(&second.cancelled).dispatch.last_error,
+        "hu for V1 was done since it was planned: next due 2028-03-01 \
+         (24 months after the inspection visit on 2026-03-01)"
+    );
+    assert!(second.planned.is_empty(), "{:#?}", second.planned);
 }
 
 #[test]
