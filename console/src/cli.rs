@@ -281,6 +281,13 @@ pub enum Command {
         tenant: TenantId,
         /// Message id (per tenant).
         id: u64,
+        /// Show the content as well, whole: subject and text (the email's
+        /// text part, the letter, or the call script).
+        #[arg(long)]
+        content: bool,
+        /// With --content: the email's HTML part instead of its text.
+        #[arg(long, requires = "content")]
+        html: bool,
         #[command(flatten)]
         out: Output,
     },
@@ -887,12 +894,29 @@ async fn run_inner(
                 emit(&format::customer(&c));
             }
         }
-        Command::Message { tenant, id, out } => {
+        Command::Message {
+            tenant,
+            id,
+            content,
+            html,
+            out,
+        } => {
             let m = client.message(&tenant, id).await?;
+            let c = match content {
+                true => Some(client.content(&tenant, id).await?),
+                false => None,
+            };
             if out.json {
-                print_json(&m)?;
+                match c {
+                    Some(c) => print_json(&serde_json::json!({ "message": m, "content": c }))?,
+                    None => print_json(&m)?,
+                }
             } else {
-                emit(&format::message(&m));
+                let mut text = format::message(&m);
+                if let Some(c) = &c {
+                    text.push_str(&format::content(c, html));
+                }
+                emit(&text);
             }
         }
         Command::Hold(ids) => return message_action(&mut client, ids, MessageAction::Hold).await,

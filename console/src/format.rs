@@ -21,8 +21,8 @@ use touchpoint_common::domain::{
 use touchpoint_common::outbox::Message;
 use touchpoint_common::protocol::{
     ActionResult, AuditEntry, AuditOutcome, BatchSummary, CostRow, DaemonStatus, DispatchStatus,
-    Identity, MessageAction, OutcomeReport, Pause, Preview, Proposal, ProposalDetail,
-    ProposalStatus, Scope, TemplateHistory, TenantDetail, TenantSummary,
+    Identity, MessageAction, MessageContent, OutcomeReport, Pause, Preview, Proposal,
+    ProposalDetail, ProposalStatus, Scope, TemplateHistory, TenantDetail, TenantSummary,
 };
 
 /// Row errors listed per import in `touchpoint tenant`.
@@ -1463,6 +1463,28 @@ pub fn costs_csv(rows: &[CostRow]) -> Result<String, csv::Error> {
 }
 
 /// `touchpoint message`: the header, then the why, then the history.
+/// A message's content, whole (`touchpoint message --content`): how it was
+/// obtained, the subject, and the text (or, with `html`, the HTML part).
+pub fn content(c: &MessageContent, html: bool) -> String {
+    let mut out = String::from("\ncontent\n");
+    let _ = writeln!(out, "  {}", visible(&c.note));
+    if !c.subject.is_empty() {
+        let _ = writeln!(out, "subject      {}", visible(&c.subject));
+    }
+    let body = if html { &c.html } else { &c.text };
+    if body.is_empty() {
+        let _ = writeln!(out, "  (no {} part)", if html { "HTML" } else { "text" });
+    } else {
+        out.push('\n');
+        // Dealers' data is in it: nothing in it may act on the terminal.
+        out.push_str(&visible(body));
+        if !body.ends_with('\n') {
+            out.push('\n');
+        }
+    }
+    out
+}
+
 pub fn message(m: &Message) -> String {
     let mut out = String::new();
     let kv = |out: &mut String, k: &str, v: &str| {

@@ -563,8 +563,70 @@ async fn k_check(client: &mut Client, day: Date, min_dealers: u32) -> anyhow::Re
         })
         .await
         .context("pooled report")?;
-    let dealers = dealers_by_service(client, first, Some(last), ALL).await?;
+    let dealers = dealers_in_month(client, first, last).await?;
     Ok(k_violations(&pooled.groups, month, min_dealers, &dealers))
+}
+
+/// Per service, the dealers with a row in the pooled report of the month
+/// `first..=last`, counted from the queue the way the report counts: a
+/// control record by its send day, a message by the day it went out (a
+/// message planned for a quiet Sunday goes out on Monday, perhaps in the
+/// next month), whatever became of it since (a bounce after sending).
+async fn dealers_in_month(
+    client: &mut Client,
+    first: Date,
+    last: Date,
+) -> anyhow::Result<BTreeMap<String, BTreeSet<String>>> {
+    let filter = QueueFilter {
+        statuses: vec![
+            MessageStatus::Sent,
+            MessageStatus::Control,
+            MessageStatus::Failed,
+            MessageStatus::Fallback,
+        ],
+        // A send may be deferred by days, never brought forward.
+        from: Some(first.add_days(-MAX_DEFERRAL_DAYS)),
+        to: Some(last),
+        ..QueueFilter::default()
+    };
+    let mut out: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    let mut offset = 0u64;
+    loop {
+        let page = client.queue(&filter, offset, PAGE).await?;
+        if page.rows.is_empty() {
+            break;
+        }
+        offset += page.rows.len() as u64;
+        for r in &page.rows {
+            let day = match r.status {
+                MessageStatus::Control => Some(r.send_on),
+                // Failed or fell back without going out: no row.
+                _ if r.attempts == 0 => None,
+                _ => local_day(r.updated_at),
+            };
+            if day.is_some_and(|d| d >= first && d <= last) {
+                out.entry(r.service.clone())
+                    .or_default()
+                    .insert(r.tenant.as_str().to_string());
+            }
+        }
+        if offset >= page.total {
+            break;
+        }
+    }
+    Ok(out)
+}
+
+/// How many days a send may be deferred past its planned day (quiet days,
+/// a closed window) and still be counted in [`dealers_in_month`].
+const MAX_DEFERRAL_DAYS: i32 = 7;
+
+fn local_day(t: touchpoint_common::domain::Timestamp) -> Option<Date> {
+    use chrono::TimeZone as _;
+    chrono::Local
+        .timestamp_millis_opt(t.millis())
+        .single()
+        .map(|d| Date::from(d.date_naive()))
 }
 
 /// What [`dealers_by_service`] counts: a sent message or a control record.

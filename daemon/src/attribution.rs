@@ -663,6 +663,24 @@ pub struct ControlResponses {
     pub drawn: Date,
     /// Days of the responses that answer its occasions, ascending.
     pub days: Vec<Date>,
+    /// The first day on or after `drawn` the work was done as the planner
+    /// sees it ([`closes`]): from then on no reminder of the occasion is
+    /// sent (`crate::planner::occasions::answered`), so a lead whose send
+    /// day comes later cannot be judged on the member.
+    pub done: Option<Date>,
+}
+
+/// Whether `r` does the work of an occasion of `kind` on `vin`, as the
+/// planner sees it: the service visit of a service due, the inspection
+/// visit of an inspection, of that vehicle (`crate::planner::recipients::
+/// Done`). Other kinds are never closed by a visit.
+fn closes(kind: OccasionKind, vin: &Option<String>, r: &Response) -> bool {
+    let work = match kind {
+        OccasionKind::ServiceDue => r.kind == ResponseKind::ServiceVisit,
+        OccasionKind::InspectionDue => r.kind == ResponseKind::InspectionVisit,
+        _ => false,
+    };
+    work && vin.is_some() && *vin == r.vin
 }
 
 /// Every control record of a tenant with the days of the responses that
@@ -690,11 +708,21 @@ pub fn control_responses(store: &TenantStore) -> Result<Vec<ControlResponses>, S
             .collect();
         days.sort();
         let (due, drawn) = dues.get(&e.id).copied().unwrap_or((e.sent, None));
+        let drawn = drawn.unwrap_or(e.sent).min(e.sent);
+        let done = by_recipient
+            .get(e.recipient.as_str())
+            .into_iter()
+            .flatten()
+            .filter(|r| r.date >= drawn)
+            .filter(|r| e.occasions.iter().any(|(k, vin)| closes(*k, vin, r)))
+            .map(|r| r.date)
+            .min();
         out.push(ControlResponses {
             service: e.service.clone(),
             due,
-            drawn: drawn.unwrap_or(e.sent).min(e.sent),
+            drawn,
             days,
+            done,
         });
     }
     Ok(out)

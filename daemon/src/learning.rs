@@ -800,16 +800,25 @@ impl Learning {
         }
         let mut next = compute(&set.brand, &dealers, &prev.state);
         next.signature = sig;
+        // The audit lines go first: a crash between the two writes leaves
+        // a change audited and computed again at the next refresh, never
+        // a value in force that the audit log does not show.
         let lines = changes(&prev.state, &next);
+        let changed = !lines.is_empty();
+        for line in lines {
+            audit(stores, "learned", line);
+        }
         match self.install(stores, next) {
-            Ok(l) => {
-                for line in lines {
-                    audit(stores, "learned", line);
-                }
-                l
-            }
+            Ok(l) => l,
             Err(e) => {
                 tracing::error!(error = %e, "learned values not stored; the previous stay in force");
+                if changed {
+                    audit(
+                        stores,
+                        "learned",
+                        format!("the change above was not stored ({e}); the previous values stay in force"),
+                    );
+                }
                 prev
             }
         }

@@ -438,3 +438,62 @@ fn policy_check_json_lists_located_errors_and_a_missing_dir_exits_2() {
     // Without a DIR it is a usage error too.
     assert_eq!(policy_check(&[]).status.code(), Some(2));
 }
+
+/// `touchpoint message --content` prints the content whole after the
+/// message (the console's detail used to cut it at twelve lines and the
+/// CLI showed none); `--html` gives the HTML part, `--json` both as one
+/// object.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn message_content_is_printed_whole() {
+    use touchpoint_common::protocol::QueueFilter;
+    use touchpoint_tests::{tid, Options};
+
+    use crate::today::{brand_with_window, dealer_file, plan_customers, TENANT};
+
+    let files = tempfile::tempdir().expect("tempdir");
+    let d = TestDaemon::start_with(Options {
+        dealer_files: vec![dealer_file(files.path())],
+        brand: Some(brand_with_window(0)),
+        ..Options::default()
+    });
+    let mut c = d.client().await;
+    plan_customers(&mut c, files.path()).await;
+    let page = c.queue(&QueueFilter::default(), 0, 1).await.expect("queue");
+    let id = page.rows[0].id;
+    let content = c.content(&tid(TENANT), id).await.expect("content");
+    assert!(content.text.lines().count() > 12, "{}", content.text);
+    let id = id.to_string();
+    let args = ["message", "--tenant", TENANT, id.as_str(), "--content"];
+
+    let out = touchpoint(&d.socket, &args);
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}{}", text(&out.stderr));
+    assert!(
+        stdout.starts_with(&format!("message      {id}\n")),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(&format!("subject      {}\n", content.subject)),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(&format!("\n\n{}", content.text.trim_end())),
+        "{stdout}"
+    );
+    assert!(!stdout.contains("more lines"), "{stdout}");
+
+    let out = touchpoint(&d.socket, &[&args[..], &["--html"]].concat());
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}{}", text(&out.stderr));
+    assert!(stdout.contains(content.html.trim_end()), "{stdout}");
+
+    let out = touchpoint(&d.socket, &[&args[..], &["--json"]].concat());
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let v = json(&out);
+    assert_eq!(v["content"]["text"], content.text.as_str());
+    assert_eq!(v["message"]["recipient"], page.rows[0].recipient.as_str());
+
+    // --html without --content is a usage error.
+    let out = touchpoint(&d.socket, &["message", "--tenant", TENANT, &id, "--html"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+}

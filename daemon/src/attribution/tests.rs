@@ -1133,3 +1133,55 @@ fn an_appointment_without_a_vin_answers_the_reminder_about_the_persons_vehicle()
         (ResponseKind::Appointment, "antworten.csv:2")
     );
 }
+
+/// What closes a control member's occasion for learning is what makes the
+/// planner cancel a reminder: the work itself, on the same vehicle. A tyre
+/// change answers an inspection reminder (a visit is a visit) but does not
+/// do the inspection.
+#[test]
+fn only_the_work_itself_on_the_vehicle_closes_an_occasion() {
+    let on = |kind, vin: Option<&str>| Response {
+        vin: vin.map(str::to_string),
+        ..visit("K1", kind, d(2026, 5, 1), 2)
+    };
+    let v1 = Some("V1".to_string());
+    assert!(closes(
+        OccasionKind::ServiceDue,
+        &v1,
+        &on(ResponseKind::ServiceVisit, Some("V1"))
+    ));
+    assert!(!closes(
+        OccasionKind::ServiceDue,
+        &v1,
+        &on(ResponseKind::ServiceVisit, Some("V2"))
+    ));
+    assert!(!closes(
+        OccasionKind::ServiceDue,
+        &v1,
+        &on(ResponseKind::ServiceVisit, None)
+    ));
+    assert!(!closes(
+        OccasionKind::ServiceDue,
+        &v1,
+        &on(ResponseKind::Appointment, Some("V1"))
+    ));
+    assert!(closes(
+        OccasionKind::InspectionDue,
+        &v1,
+        &on(ResponseKind::InspectionVisit, Some("V1"))
+    ));
+    assert!(answers(
+        OccasionKind::InspectionDue,
+        ResponseKind::WorkshopVisit
+    ));
+    assert!(!closes(
+        OccasionKind::InspectionDue,
+        &v1,
+        &on(ResponseKind::WorkshopVisit, Some("V1"))
+    ));
+    assert!(!closes(
+        OccasionKind::Birthday,
+        &None,
+        &on(ResponseKind::ServiceVisit, None)
+    ));
+}

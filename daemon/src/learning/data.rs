@@ -105,15 +105,16 @@ pub fn collect(
             let start = c.due.add_days(-(lead as i32));
             let end = start.add_days(grid.attribution_days as i32);
             // Judged as a message of that lead would be: one is sent only
-            // to whom the occasion is still open on its send day (the
-            // planner cancels a reminder whose occasion was answered), so
-            // a member who came before it is no member of that lead's
-            // baseline; nor is a lead whose send day came before the
-            // member was drawn (who came in between was never drawn).
+            // while the work is not done (the planner cancels a reminder
+            // whose vehicle was serviced or inspected since), so a member
+            // whose work was done before the lead's send day is no member
+            // of that lead's baseline; nor is a lead whose send day came
+            // before the member was drawn (whoever came in between was
+            // never drawn). Earlier visits (the cycle before) do not count.
             if end >= today
                 || grid.since.is_some_and(|s| start < s)
                 || start < c.drawn
-                || c.days.iter().any(|d| *d < start)
+                || c.done.is_some_and(|d| d < start)
             {
                 continue;
             }

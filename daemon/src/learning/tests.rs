@@ -391,24 +391,27 @@ fn a_dealers_counts_use_closed_windows_and_a_baseline_per_lead() {
         // Its window (60 days) has not closed by today.
         row(d(2026, 11, 20), d(2026, 12, 10), true),
     ];
-    // One control member answered 20 days before its due date: inside
-    // the windows of 21 days and more (sent the day before, or earlier);
-    // for 14 days it is no member at all, because a message of that lead
-    // is never sent to whom already came. Another, drawn 25 days before
-    // its due date and never answering, can be judged for 14 and 21 days
-    // only: who came between 42 (or 28) and 25 days before was never drawn.
+    // One control member was serviced 20 days before its due date (and a
+    // year before that, the cycle before): inside the windows of 21 days
+    // and more (sent the day before, or earlier); for 14 days it is no
+    // member at all, because a reminder of that lead is never sent once
+    // the work is done. Another, drawn 25 days before its due date and
+    // never answering, can be judged for 14 and 21 days only: whoever came
+    // between 42 (or 28) and 25 days before was never drawn.
     let controls = vec![
         ControlResponses {
             service: "due".into(),
             due,
             drawn: due.add_days(-60),
-            days: vec![due.add_days(-20)],
+            days: vec![due.add_days(-385), due.add_days(-20)],
+            done: Some(due.add_days(-20)),
         },
         ControlResponses {
             service: "due".into(),
             due,
             drawn: due.add_days(-25),
             days: vec![],
+            done: None,
         },
     ];
     let data = collect(&rows, &controls, &grids(&b, &BTreeMap::new()), today);
