@@ -200,9 +200,20 @@ fn month_parsing() {
 #[test]
 fn parses_message_actions_and_calls() {
     match parse(&["message", "--tenant", "d001", "42", "--json"]) {
-        Command::Message { tenant, id, out } => {
+        Command::Message {
+            tenant,
+            id,
+            out,
+            content,
+            html,
+        } => {
             assert_eq!((tenant.as_str(), id, out.json), ("d001", 42, true));
+            assert!(!content && !html);
         }
+        other => panic!("{other:?}"),
+    }
+    match parse(&["message", "--tenant", "d001", "42", "--content", "--html"]) {
+        Command::Message { content, html, .. } => assert!(content && html),
         other => panic!("{other:?}"),
     }
     assert!(Cli::try_parse_from(["touchpoint", "message", "42"]).is_err());

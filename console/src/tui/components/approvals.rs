@@ -307,23 +307,87 @@ fn draw_list(frame: &mut Frame, area: Rect, a: &ApprovalsView) {
 }
 
 /// A unified diff line by line: additions green, removals red, hunks cyan.
+/// A removed line followed by its replacement (the i-th of a run of
+/// removals with the i-th of the additions after it) marks the words that
+/// changed in reverse video, so a one-word change in a long line is seen
+/// at once, with or without colour.
 pub fn diff_lines(diff: &str) -> Vec<Line<'static>> {
-    diff.lines()
-        .map(|l| {
-            let style = if l.starts_with("+++") || l.starts_with("---") {
-                Style::new().bold()
-            } else if l.starts_with('+') {
-                Style::new().green()
-            } else if l.starts_with('-') {
-                Style::new().red()
-            } else if l.starts_with("@@") {
-                Style::new().cyan()
-            } else {
-                Style::new()
-            };
-            Line::from(format::visible(l).into_owned()).style(style)
-        })
-        .collect()
+    let lines: Vec<&str> = diff.lines().collect();
+    let mut out = Vec::with_capacity(lines.len());
+    let run =
+        |from: usize, f: fn(&str) -> bool| from + lines[from..].iter().take_while(|l| f(l)).count();
+    let mut i = 0;
+    while i < lines.len() {
+        if !removed(lines[i]) {
+            out.push(plain_diff_line(lines[i]));
+            i += 1;
+            continue;
+        }
+        let dels_end = run(i, removed);
+        let adds_end = run(dels_end, added);
+        let (dels, adds) = (&lines[i..dels_end], &lines[dels_end..adds_end]);
+        for (k, d) in dels.iter().enumerate() {
+            out.push(match adds.get(k) {
+                Some(a) => changed_words(d, a, false),
+                None => plain_diff_line(d),
+            });
+        }
+        for (k, a) in adds.iter().enumerate() {
+            out.push(match dels.get(k) {
+                Some(d) => changed_words(d, a, true),
+                None => plain_diff_line(a),
+            });
+        }
+        i = adds_end;
+    }
+    out
+}
+
+fn removed(l: &str) -> bool {
+    l.starts_with('-') && !l.starts_with("---")
+}
+
+fn added(l: &str) -> bool {
+    l.starts_with('+') && !l.starts_with("+++")
+}
+
+fn plain_diff_line(l: &str) -> Line<'static> {
+    let style = if l.starts_with("+++") || l.starts_with("---") {
+        Style::new().bold()
+    } else if l.starts_with('+') {
+        Style::new().green()
+    } else if l.starts_with('-') {
+        Style::new().red()
+    } else if l.starts_with("@@") {
+        Style::new().cyan()
+    } else {
+        Style::new()
+    };
+    Line::from(format::visible(l).into_owned()).style(style)
+}
+
+/// One side of a changed line (`new`: the addition), its changed words
+/// reversed.
+fn changed_words(old: &str, new_line: &str, new: bool) -> Line<'static> {
+    use similar::{ChangeTag, TextDiff};
+    let (marker, style) = if new {
+        ("+", Style::new().green())
+    } else {
+        ("-", Style::new().red())
+    };
+    let words = TextDiff::from_words(&old[1..], &new_line[1..]);
+    let mut spans = vec![Span::from(marker)];
+    for c in words.iter_all_changes() {
+        let text = format::visible(c.value()).into_owned();
+        match (c.tag(), new) {
+            (ChangeTag::Equal, _) => spans.push(Span::from(text)),
+            (ChangeTag::Insert, true) | (ChangeTag::Delete, false) => {
+                spans.push(Span::from(text).reversed())
+            }
+            _ => {}
+        }
+    }
+    Line::from(spans).style(style)
 }
 
 fn detail_header(d: &ProposalDetail) -> Vec<Line<'static>> {
@@ -359,9 +423,12 @@ fn draw_diff(frame: &mut Frame, area: Rect, a: &ApprovalsView) {
     };
     let mut lines = detail_header(d);
     lines.extend(diff_lines(&d.diff));
+    // Wrapped, not cut: at 80 columns a change at the end of a long line
+    // must still be seen (a wrapped line keeps its colour).
     frame.render_widget(
         Paragraph::new(Text::from(lines))
             .block(block)
+            .wrap(Wrap { trim: false })
             .scroll((a.scroll, 0)),
         area,
     );
@@ -396,5 +463,82 @@ fn draw_preview(frame: &mut Frame, area: Rect, a: &ApprovalsView) {
             area,
         ),
         None => frame.render_widget(Paragraph::new("rendering…").style(dim()).block(block), area),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use ratatui::backend::TestBackend;
+    use ratatui::style::Modifier;
+    use ratatui::Terminal;
+
+    use super::*;
+    use crate::tui::harness::buffer_text;
+
+    const DIFF: &str = "--- service_due v3\n+++ service_due proposed\n@@ -1,3 +1,3 @@\n \
+        subject = \"Ihr Service\"\n\
+        -text = \"Guten Tag {{ c.name }}, Ihr Fahrzeug hat eine Pause verdient: vereinbaren Sie einen Termin in unserer Werkstatt.\"\n\
+        +text = \"Guten Tag {{ c.name }}, Ihr Fahrzeug hat eine gründliche Pflege verdient: vereinbaren Sie einen Termin in unserer Werkstatt.\"\n\
+        -html = \"\"\n";
+
+    fn reversed(l: &Line<'_>) -> Vec<String> {
+        l.spans
+            .iter()
+            .filter(|s| s.style.add_modifier.contains(Modifier::REVERSED))
+            .map(|s| s.content.to_string())
+            .collect()
+    }
+
+    #[test]
+    fn a_changed_line_marks_its_changed_words_on_both_sides() {
+        let lines = diff_lines(DIFF);
+        assert_eq!(lines.len(), 7);
+        // The i-th removal against the i-th addition: only the words.
+        assert_eq!(reversed(&lines[4]), ["Pause"]);
+        assert_eq!(reversed(&lines[5]), ["gründliche", " ", "Pflege"]);
+        assert_eq!(lines[4].style.fg, Some(ratatui::style::Color::Red));
+        assert_eq!(lines[5].style.fg, Some(ratatui::style::Color::Green));
+        // A removal without a partner, headers and context: whole lines.
+        for i in [0, 1, 2, 3, 6] {
+            assert!(reversed(&lines[i]).is_empty(), "line {i}");
+        }
+        let text = |l: &Line<'_>| {
+            l.spans
+                .iter()
+                .map(|s| s.content.as_ref())
+                .collect::<String>()
+        };
+        assert_eq!(text(&lines[5]), DIFF.lines().nth(5).expect("line"));
+    }
+
+    #[test]
+    fn at_80_columns_the_end_of_a_long_changed_line_is_seen() {
+        let proposal = Proposal {
+            id: 7,
+            template: "service_due".into(),
+            text: String::new(),
+            base_version: 3,
+            rollback_to: None,
+            author: "Jürgen Köhler".into(),
+            author_uid: 1001,
+            comment: "Freundlicher".into(),
+            created_at: crate::fixtures::ts(0),
+            status: ProposalStatus::Pending,
+        };
+        let view = ApprovalsView {
+            list: vec![proposal.clone()],
+            detail: Some(ProposalDetail {
+                proposal,
+                diff: DIFF.into(),
+                current_version: 3,
+            }),
+            ..ApprovalsView::default()
+        };
+        let mut t = Terminal::new(TestBackend::new(80, 24)).expect("terminal");
+        t.draw(|f| draw_diff(f, f.area(), &view)).expect("draw");
+        let screen = buffer_text(t.backend().buffer());
+        let joined: String = screen.split_whitespace().collect::<Vec<_>>().join(" ");
+        assert!(joined.contains("in unserer Werkstatt.\""), "{screen}");
+        assert_eq!(joined.matches("Werkstatt").count(), 2, "{screen}");
     }
 }
