@@ -146,15 +146,15 @@ impl Done {
             return;
         }
         match crate::attribution::visit_kind(kind) {
-            Some(ResponseKind::ServiceVisit) if after_service => {
-                if self.service.is_none_or(|(d, _)| date > d) {
-                    self.service = Some((date, km));
-                }
+            Some(ResponseKind::ServiceVisit)
+                if after_service && self.service.is_none_or(|(d, _)| date > d) =>
+            {
+                self.service = Some((date, km));
             }
-            Some(ResponseKind::InspectionVisit) if near_inspection => {
-                if self.inspection.is_none_or(|d| date > d) {
-                    self.inspection = Some(date);
-                }
+            Some(ResponseKind::InspectionVisit)
+                if near_inspection && self.inspection.is_none_or(|d| date > d) =>
+            {
+                self.inspection = Some(date);
             }
             _ => {}
         }
