@@ -748,6 +748,10 @@ pub enum MessageAction {
     Cancel,
     /// Send a deferred or failed email again now.
     Retry,
+    /// Make a planned, rendered or queued message due now instead of on its
+    /// planned day and time. Dispatch still checks consent, throttles and
+    /// this month's budget, as for any message.
+    SendNow,
 }
 
 impl MessageAction {
@@ -757,6 +761,7 @@ impl MessageAction {
             MessageAction::Release => "release",
             MessageAction::Cancel => "cancel",
             MessageAction::Retry => "retry",
+            MessageAction::SendNow => "send-now",
         }
     }
 }
@@ -1009,6 +1014,7 @@ impl Request {
                 MessageAction::Release => "release",
                 MessageAction::Cancel => "cancel",
                 MessageAction::Retry => "retry",
+                MessageAction::SendNow => "send-now",
             },
             Request::CallOutcomes { .. } => "call-outcomes",
             Request::Propose { .. } => "propose",

@@ -303,6 +303,11 @@ pub enum Command {
     /// Send deferred or failed emails again now. Exit 1 if any id could not
     /// be retried.
     Retry(MessageIds),
+    /// Make planned, rendered or queued messages due now instead of at
+    /// their planned day and time (audited). Dispatch still checks consent,
+    /// throttles and this month's budget. Exit 1 if any id could not be
+    /// made due.
+    SendNow(MessageIds),
     /// Call-centre tasks: `calls import FILE` reads back their outcomes.
     Calls {
         #[command(subcommand)]
@@ -927,6 +932,9 @@ async fn run_inner(
             return message_action(&mut client, ids, MessageAction::Cancel).await
         }
         Command::Retry(ids) => return message_action(&mut client, ids, MessageAction::Retry).await,
+        Command::SendNow(ids) => {
+            return message_action(&mut client, ids, MessageAction::SendNow).await
+        }
         Command::Calls {
             command: CallsCommand::Import { out, .. },
         } => {

@@ -1605,6 +1605,10 @@ pub fn actions(action: MessageAction, results: &[ActionResult]) -> String {
     let mut out = String::new();
     for r in results {
         let _ = match &r.outcome {
+            // Its status says nothing new: it stays what it was.
+            Ok(status) if action == MessageAction::SendNow => {
+                writeln!(out, "message {}: made due now ({status})", r.id)
+            }
             Ok(status) => writeln!(out, "message {}: {status}", r.id),
             Err(why) => writeln!(out, "message {}: not {}: {why}", r.id, action_done(action)),
         };
@@ -1618,6 +1622,7 @@ fn action_done(action: MessageAction) -> &'static str {
         MessageAction::Release => "released",
         MessageAction::Cancel => "cancelled",
         MessageAction::Retry => "retried",
+        MessageAction::SendNow => "made due now",
     }
 }
 

@@ -497,3 +497,70 @@ async fn message_content_is_printed_whole() {
     let out = touchpoint(&d.socket, &["message", "--tenant", TENANT, &id, "--html"]);
     assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
 }
+
+/// `touchpoint send-now` makes a message planned for a later day due now,
+/// through the socket, audited; a message due already is refused (exit 1)
+/// with the reason.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn send_now_makes_a_later_message_due_today_and_is_audited() {
+    use touchpoint::client::PlanArgs;
+    use touchpoint_common::protocol::{PauseScope, QueueFilter};
+    use touchpoint_common::Date;
+    use touchpoint_tests::{tid, Options};
+
+    use crate::today::{brand_with_window, customers_csv, dealer_file, TENANT};
+
+    let files = tempfile::tempdir().expect("tempdir");
+    let d = TestDaemon::start_with(Options {
+        dealer_files: vec![dealer_file(files.path())],
+        brand: Some(brand_with_window(0)),
+        dispatch: Some("[dispatch]\ntick_ms = 50\nbatch_at = \"23:59\"\n".into()),
+        ..Options::default()
+    });
+    let mut c = d.client().await;
+    // Paused: messages are rendered and queued but nothing goes out while
+    // the test looks, so the second send-now meets a message still due.
+    c.pause(PauseScope::default()).await.expect("pause");
+    let r = c
+        .upload(&tid(TENANT), &customers_csv(files.path(), true))
+        .await
+        .expect("upload");
+    assert!(r.errors.is_empty(), "{:#?}", r.errors);
+    // Planned as if it were five days from now: the messages go then.
+    let later = Date::today().add_days(5);
+    let plan = c
+        .plan(PlanArgs {
+            tenant: Some(tid(TENANT)),
+            day: Some(later),
+            dry_run: false,
+            policies: None,
+            show: 0,
+        })
+        .await
+        .expect("plan");
+    assert!(plan.reports[0].planned_count > 0, "{plan:#?}");
+    let page = c.queue(&QueueFilter::default(), 0, 1).await.expect("queue");
+    let row = &page.rows[0];
+    assert!(row.send_on >= later, "{row:?}");
+    let id = row.id.to_string();
+
+    let out = touchpoint(&d.socket, &["send-now", "--tenant", TENANT, &id]);
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}{}", text(&out.stderr));
+    assert!(stdout.contains("made due now"), "{stdout}");
+    let m = c.message(&tid(TENANT), row.id).await.expect("message");
+    assert_eq!(m.send_on, Date::today(), "{m:#?}");
+    assert!(
+        m.why.iter().any(|w| w.text.starts_with("sent now by ")),
+        "{:#?}",
+        m.why
+    );
+    let audit = c.audit(None, 50, "").await.expect("audit");
+    assert!(audit.iter().any(|e| e.action == "send-now"), "{audit:#?}");
+
+    // Again: it is due already.
+    let out = touchpoint(&d.socket, &["send-now", "--tenant", TENANT, &id]);
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}{}", text(&out.stderr));
+    assert!(stdout.contains("due already"), "{stdout}");
+}

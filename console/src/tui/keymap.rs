@@ -272,6 +272,13 @@ pub static KEYMAP: &[Binding] = &[
         QUEUE,
     ),
     bind(
+        &[ch('N')],
+        Action::Act(MessageAction::SendNow),
+        "send now (planned / queued)",
+        Some("send now"),
+        QUEUE,
+    ),
+    bind(
         &[ch('a')],
         Action::Approve,
         "approve (with comment)",

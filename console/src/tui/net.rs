@@ -171,6 +171,7 @@ pub fn action_summary(action: MessageAction, results: &[ActionResult]) -> (Strin
         MessageAction::Release => "released",
         MessageAction::Cancel => "cancelled",
         MessageAction::Retry => "retried",
+        MessageAction::SendNow => "made due now",
     };
     let ok = results.iter().filter(|r| r.outcome.is_ok()).count();
     let refused: Vec<String> = results

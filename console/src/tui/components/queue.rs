@@ -280,6 +280,11 @@ impl QueueView {
             MessageAction::Release => "Held messages go on where they were.".into(),
             MessageAction::Cancel => "They will never be sent; their occasions stay taken.".into(),
             MessageAction::Retry => "Deferred or failed emails are sent again now.".into(),
+            MessageAction::SendNow => {
+                "They go out now instead of at their planned time; consent, throttles and \
+                 this month's budget are still checked."
+                    .into()
+            }
         });
         let plural = if n == 1 { "" } else { "s" };
         out.push(Cmd::Open(Overlay::Confirm(Confirm {

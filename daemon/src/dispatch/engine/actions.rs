@@ -1,11 +1,14 @@
-//! Operator actions: hold, release, cancel and retry of messages (each
-//! allowed by the message's status), and pauses of a tenant or a service.
+//! Operator actions: hold, release, cancel, retry and send-now of messages
+//! (each allowed by the message's status), and pauses of a tenant or a
+//! service.
 
 use touchpoint_common::domain::{Channel, Timestamp};
 use touchpoint_common::protocol::{ActionResult, MessageAction, Pause, PauseScope};
 use touchpoint_common::TenantId;
 
-use super::{why, Dispatcher, Result, S};
+use touchpoint_common::outbox::month_of;
+
+use super::{minutes_local, today_local, why, Dispatcher, Result, S};
 use crate::ledger;
 use crate::store::{Change, StoreError};
 
@@ -81,7 +84,44 @@ impl Dispatcher {
                     c.after.set_status(Timestamp(now), S::Queued, by_line);
                     Ok(())
                 }
-                (_, s) => Err(format!("cannot {} a message that is {s}", action.as_str())),
+                (MessageAction::SendNow, S::Planned | S::Rendered | S::Queued) => {
+                    let (today, minute) = (today_local(now), minutes_local(now));
+                    if (m.send_on, m.send_at) <= (today, minute) {
+                        Err("it is due already: it goes out as soon as dispatch gets to it".into())
+                    } else {
+                        // The estimate moves to this month's reservations:
+                        // dispatch checks this month's budget against it.
+                        let moves = month_of(m.send_on) != month_of(today);
+                        if moves {
+                            ledger::release(&mut c);
+                        }
+                        let a = &mut c.after;
+                        why(
+                            a,
+                            format!(
+                                "sent now by {by} (planned for {} {:02}:{:02})",
+                                m.send_on,
+                                m.send_at / 60,
+                                m.send_at % 60
+                            ),
+                        );
+                        a.send_on = today;
+                        a.send_at = minute;
+                        if m.status == S::Queued {
+                            a.dispatch.retry_at = Some(Timestamp(now));
+                        }
+                        a.set_status(Timestamp(now), m.status, by_line);
+                        if moves {
+                            let after = c.after.clone();
+                            ledger::reserve(&mut c, &after);
+                        }
+                        Ok(())
+                    }
+                }
+                (_, s) => Err(format!(
+                    "cannot {} a message that is {s}",
+                    action.as_str().replace('-', " ")
+                )),
             };
             match r {
                 Ok(()) => {

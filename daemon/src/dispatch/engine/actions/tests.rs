@@ -145,6 +145,70 @@ fn hold_release_cancel_and_retry_are_allowed_by_status() {
     );
 }
 
+/// Send-now makes a planned message due today, now: it is released for
+/// rendering today, its estimate moves to this month's reservations, and
+/// its why says who did it and when it had been planned for.
+#[test]
+fn send_now_makes_a_planned_message_due_and_moves_its_reservation() {
+    let fx = Fx::new();
+    customers(&fx, "d001", &["K1"]);
+    let store = fx.store("d001");
+    // Next month at the earliest.
+    let later = today().add_days(40);
+    let planned = draft(
+        &store,
+        "K1",
+        Channel::Email,
+        "service_due",
+        Some(VIN_A),
+        later,
+    );
+    fx.put("d001", &planned);
+    let p = planned.id;
+    let this_month = fx.ledger("d001", month_of(today()), "service_due").reserved;
+    let next_month = fx.ledger("d001", month_of(later), "service_due").reserved;
+    assert!(store.releasable(today()).unwrap().is_empty());
+
+    assert_eq!(
+        fx.act("d001", &[p], MessageAction::SendNow),
+        vec![Ok(S::Planned)]
+    );
+    let m = fx.message("d001", p);
+    assert_eq!(m.send_on, today());
+    assert!(i64::from(m.send_at) <= i64::from(minutes_local(now())));
+    assert_eq!(store.releasable(today()).unwrap(), vec![p]);
+    assert_eq!(
+        fx.ledger("d001", month_of(today()), "service_due").reserved,
+        this_month + m.cost
+    );
+    assert_eq!(
+        fx.ledger("d001", month_of(later), "service_due").reserved,
+        next_month - m.cost
+    );
+    assert_eq!(last_history(&m), (S::Planned, "send-now by op"));
+    assert_eq!(
+        dispatch_whys(&m),
+        vec![format!(
+            "sent now by op (planned for {later} {:02}:{:02})",
+            planned.send_at / 60,
+            planned.send_at % 60
+        )]
+    );
+    // Due already: said so, nothing changes.
+    assert_eq!(
+        fx.act("d001", &[p], MessageAction::SendNow),
+        vec![Err(
+            "it is due already: it goes out as soon as dispatch gets to it".into()
+        )]
+    );
+    // Held: release it first.
+    fx.act("d001", &[p], MessageAction::Hold);
+    assert_eq!(
+        fx.act("d001", &[p], MessageAction::SendNow),
+        vec![Err("cannot send now a message that is held".into())]
+    );
+}
+
 #[test]
 fn a_failed_email_retried_by_an_operator_reserves_its_cost_again() {
     let fx = Fx::new();
