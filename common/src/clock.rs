@@ -222,7 +222,7 @@ pub mod rfc3339 {
         parse(&text).ok_or_else(|| {
             serde::de::Error::custom(format!(
                 "{:?} is not an RFC 3339 timestamp (like 2026-12-07T07:00:00+00:00)",
-                super::shown(&text)
+                crate::clock::shown(&text)
             ))
         })
     }

@@ -158,7 +158,9 @@ impl fmt::Debug for Date {
 /// format is human-readable, the number where it is binary. For
 /// `#[serde(with = "crate::date::minutes")]`.
 pub mod minutes {
-    use super::*;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    use crate::date::shown;
 
     /// `480` → `08:00`.
     pub fn format(minutes: u16) -> String {
@@ -201,7 +203,9 @@ pub mod minutes {
 /// format is human-readable, the number where it is binary. For
 /// `#[serde(with = "crate::date::month")]`.
 pub mod month {
-    use super::*;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    use crate::date::shown;
 
     /// `202612` → `2026-12`.
     pub fn format(month: u32) -> String {

@@ -129,7 +129,9 @@ fn parse_money(s: &str) -> Option<i64> {
 /// is: `#[serde(with = "crate::money::cents")]`; [`cents::option`] for an
 /// `Option<i64>`.
 pub mod cents {
-    use super::*;
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    use crate::money::{parse_money, Amount, Money, CURRENCY};
 
     pub fn serialize<S: Serializer>(cents: &i64, s: S) -> Result<S::Ok, S::Error> {
         Money(*cents).serialize(s)
@@ -162,7 +164,9 @@ pub mod cents {
     }
 
     pub mod option {
-        use super::super::*;
+        use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+        use crate::money::Money;
 
         pub fn serialize<S: Serializer>(cents: &Option<i64>, s: S) -> Result<S::Ok, S::Error> {
             cents.map(Money).serialize(s)
@@ -170,7 +174,7 @@ pub mod cents {
 
         pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
             #[derive(Deserialize)]
-            struct Cents(#[serde(with = "super")] i64);
+            struct Cents(#[serde(with = "crate::money::cents")] i64);
             Option::<Cents>::deserialize(d).map(|c| c.map(|Cents(c)| c))
         }
     }
@@ -181,7 +185,9 @@ pub mod cents {
 /// human-readable, the `f64` as it is where it is binary. For
 /// `#[serde(with = "crate::money::computed")]`.
 pub mod computed {
-    use super::*;
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    use crate::money::Money;
 
     pub fn serialize<S: Serializer>(cents: &Option<f64>, s: S) -> Result<S::Ok, S::Error> {
         if s.is_human_readable() {
@@ -196,7 +202,7 @@ pub mod computed {
             return Option::<f64>::deserialize(d);
         }
         #[derive(Deserialize)]
-        struct Cents(#[serde(with = "super::cents")] i64);
+        struct Cents(#[serde(with = "crate::money::cents")] i64);
         Option::<Cents>::deserialize(d).map(|c| c.map(|Cents(c)| c as f64))
     }
 }
