@@ -29,8 +29,10 @@ use serde::{Deserialize, Serialize};
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Start {
     /// Domain time at the start (what `--clock-start` named).
+    #[serde(with = "rfc3339", rename = "at")]
     pub at_ms: i64,
     /// Wall time when it was set.
+    #[serde(with = "rfc3339", rename = "wall")]
     pub wall_ms: i64,
 }
 
@@ -176,6 +178,53 @@ pub fn format_local(ms: i64) -> String {
     match Local.timestamp_millis_opt(ms).single() {
         Some(d) => d.format("%a %Y-%m-%d %H:%M").to_string(),
         None => format!("@{ms}ms"),
+    }
+}
+
+/// Milliseconds since the Unix epoch kept as an `i64`: RFC 3339 in UTC with
+/// its offset (`2026-12-07T07:00:00+00:00`, fractions only when there are
+/// any) where the format is human-readable (`--json`), the number where it
+/// is binary. `Timestamp` serializes through it; for other fields,
+/// `#[serde(with = "crate::clock::rfc3339")]`.
+pub mod rfc3339 {
+    use chrono::{DateTime, SecondsFormat};
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    /// `1796626800000` → `2026-12-07T07:00:00+00:00`; `None` beyond chrono's range.
+    pub fn format(ms: i64) -> Option<String> {
+        DateTime::from_timestamp_millis(ms).map(|t| t.to_rfc3339_opts(SecondsFormat::AutoSi, false))
+    }
+
+    /// RFC 3339 with any offset → milliseconds since the Unix epoch.
+    pub fn parse(text: &str) -> Option<i64> {
+        DateTime::parse_from_rfc3339(text)
+            .ok()
+            .map(|t| t.timestamp_millis())
+    }
+
+    pub fn serialize<S: Serializer>(ms: &i64, s: S) -> Result<S::Ok, S::Error> {
+        if !s.is_human_readable() {
+            return s.serialize_i64(*ms);
+        }
+        match format(*ms) {
+            Some(text) => s.serialize_str(&text),
+            None => Err(serde::ser::Error::custom(format!(
+                "{ms} ms is not a representable moment"
+            ))),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<i64, D::Error> {
+        if !d.is_human_readable() {
+            return i64::deserialize(d);
+        }
+        let text = String::deserialize(d)?;
+        parse(&text).ok_or_else(|| {
+            serde::de::Error::custom(format!(
+                "{:?} is not an RFC 3339 timestamp (like 2026-12-07T07:00:00+00:00)",
+                crate::clock::shown(&text)
+            ))
+        })
     }
 }
 

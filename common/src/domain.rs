@@ -9,9 +9,23 @@ use serde::{Deserialize, Serialize};
 
 use crate::{Date, TenantId};
 
-/// Milliseconds since the Unix epoch, UTC.
-#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, Default)]
+/// Milliseconds since the Unix epoch, UTC. Serialized as the number where
+/// the format is binary (records, frames) and as RFC 3339 in UTC
+/// (`2026-12-07T07:00:00+00:00`) where it is human-readable (`--json`).
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
 pub struct Timestamp(pub i64);
+
+impl Serialize for Timestamp {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        crate::clock::rfc3339::serialize(&self.0, s)
+    }
+}
+
+impl<'de> Deserialize<'de> for Timestamp {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        crate::clock::rfc3339::deserialize(d).map(Timestamp)
+    }
+}
 
 impl Timestamp {
     /// Domain time: the daemon's clock ([`crate::clock`]), which a
@@ -86,6 +100,7 @@ impl fmt::Display for Channel {
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
 pub enum Salutation {
     #[default]
     Unknown,
@@ -176,6 +191,7 @@ pub struct ServiceVisit {
     /// Kind of visit as the dealer's system names it ("Inspektion", "HU", "Reifenwechsel").
     pub kind: String,
     /// Order or invoice amount in cents, when the export carries one.
+    #[serde(with = "crate::money::cents::option")]
     pub value: Option<i64>,
     /// Where the row came from, `file:line` (`werkstatt.csv:214`): what an
     /// attributed response cites. Empty for visits stored before sources
@@ -521,6 +537,7 @@ impl Counts {
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum ImportStatus {
     /// Applied; the counts say what changed.
     Committed,
@@ -900,6 +917,7 @@ impl ImportReport {
 
 /// Why two customer records were judged to be one person or one household.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum MatchReason {
     SameEmail(String),
     SamePhone(String),
@@ -1054,6 +1072,7 @@ impl AnyStage {
 /// A change of journey stage, recorded when it was noticed (an import that
 /// changed the data, or the daily plan as time passes).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum JourneyTransition {
     /// The customer's stage; `from` is `None` when first derived.
     Customer {

@@ -136,6 +136,7 @@ pub struct LearnedService {
     /// Incremental responses per message at the lead in force, and the
     /// value of one response (cents) it is weighed with; `None` while thin.
     pub incremental: Option<f64>,
+    #[serde(with = "crate::money::cents", rename = "value")]
     pub value_cents: i64,
     pub frozen: bool,
 }

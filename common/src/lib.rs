@@ -6,6 +6,7 @@
 
 pub mod clock;
 pub mod codec;
+pub mod colour;
 pub mod config;
 pub mod consent;
 pub mod csv_out;

@@ -25,6 +25,7 @@ pub struct Occasion {
     /// How `due` was found, in words ("12 months after the service on 2025-12-01").
     pub reason: String,
     /// Expected value in cents.
+    #[serde(with = "crate::money::cents")]
     pub value: i64,
 }
 
@@ -165,10 +166,13 @@ pub struct Message {
     pub occasions: Vec<Occasion>,
     pub send_on: Date,
     /// Minutes after midnight, local time.
+    #[serde(with = "crate::date::minutes")]
     pub send_at: u16,
     /// Estimated cost in cents, reserved against the budget.
+    #[serde(with = "crate::money::cents")]
     pub cost: i64,
     /// Expected value in cents.
+    #[serde(with = "crate::money::cents")]
     pub value: i64,
     pub status: MessageStatus,
     pub why: Vec<Why>,
@@ -215,7 +219,9 @@ pub struct Dispatch {
     /// The letter batch or call list it went out in (file name).
     pub batch: String,
     /// Cost booked when it went out, cents, and the brand's share of it.
+    #[serde(with = "crate::money::cents")]
     pub booked: i64,
+    #[serde(with = "crate::money::cents")]
     pub brand_share: i64,
     /// The address or number it went to.
     pub address: String,
@@ -379,6 +385,7 @@ pub struct ServiceTotals {
     pub email: u64,
     pub post: u64,
     pub phone: u64,
+    #[serde(with = "crate::money::cents")]
     pub cost: i64,
     pub dropped: u64,
     /// Control records: drawn into the service's control group, not sent.
@@ -411,6 +418,7 @@ pub struct PlanReport {
 
 /// How a planned message differs between the current policy and a candidate.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum PlanChange {
     /// Planned only under the candidate policy.
     Added(Box<Message>),
@@ -427,10 +435,13 @@ pub enum PlanChange {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LedgerEntry {
     /// Estimated cost of messages planned and not yet sent.
+    #[serde(with = "crate::money::cents")]
     pub reserved: i64,
     /// Cost of messages sent.
+    #[serde(with = "crate::money::cents")]
     pub booked: i64,
     /// The brand's share of `booked` (subsidies); the dealer pays the rest.
+    #[serde(with = "crate::money::cents")]
     pub brand: i64,
 }
 

@@ -208,6 +208,7 @@ impl std::fmt::Display for Role {
 
 /// Which tenants a caller may see and act on.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Scope {
     All,
     Tenants(Vec<TenantId>),
@@ -429,6 +430,7 @@ pub const CHANGE_COALESCE_MS: u64 = 100;
 
 /// What changed, so a subscriber re-reads only that.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Topic {
     /// Messages: planned, released, sent, failed, acted on.
     Outbox,
@@ -487,6 +489,7 @@ pub struct QueueRow {
     pub template: String,
     pub send_on: Date,
     /// Minutes after midnight.
+    #[serde(with = "crate::date::minutes")]
     pub send_at: u16,
     /// Customer number.
     pub recipient: String,
@@ -495,6 +498,7 @@ pub struct QueueRow {
     /// The address or number used, once dispatch chose it.
     pub address: String,
     /// Cents: booked when sent, else the estimate.
+    #[serde(with = "crate::money::cents")]
     pub cost: i64,
     pub attempts: u32,
     pub last_error: String,
@@ -559,16 +563,21 @@ pub struct TenantDay {
 pub struct BudgetUse {
     pub tenant: TenantId,
     /// `yyyymm`.
+    #[serde(with = "crate::date::month")]
     pub month: u32,
     /// Reserved plus booked, cents, over every service.
+    #[serde(with = "crate::money::cents")]
     pub committed: i64,
+    #[serde(with = "crate::money::cents")]
     pub booked: i64,
     /// Sum of the monthly budgets of the services the dealer takes part in
     /// (0: no budget set).
+    #[serde(with = "crate::money::cents")]
     pub budget: i64,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum AlertLevel {
     Warning,
     Critical,
@@ -619,6 +628,7 @@ pub struct Overview {
 
 /// Where a proposal stands.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum ProposalStatus {
     Pending,
     Approved {
@@ -846,13 +856,19 @@ pub struct TenantQueue {
 pub struct CostRow {
     pub tenant: TenantId,
     /// `yyyymm`.
+    #[serde(with = "crate::date::month")]
     pub month: u32,
     pub service: String,
+    #[serde(with = "crate::money::cents")]
     pub reserved: i64,
+    #[serde(with = "crate::money::cents")]
     pub booked: i64,
+    #[serde(with = "crate::money::cents")]
     pub brand: i64,
+    #[serde(with = "crate::money::cents")]
     pub dealer: i64,
     /// The dealer's monthly budget for the service, if it takes part.
+    #[serde(with = "crate::money::cents::option")]
     pub budget: Option<i64>,
 }
 
@@ -864,6 +880,7 @@ pub struct BatchSummary {
     pub kind: String,
     pub files: Vec<String>,
     pub messages: u64,
+    #[serde(with = "crate::money::cents")]
     pub cost: i64,
 }
 
@@ -1158,13 +1175,16 @@ pub struct TenantPlanChanges {
     pub removed: u64,
     pub changed: u64,
     /// Planned cost under the current and the candidate policies, cents.
+    #[serde(with = "crate::money::cents")]
     pub cost_current: i64,
+    #[serde(with = "crate::money::cents")]
     pub cost_candidate: i64,
     /// The first `show` changes.
     pub changes: Vec<PlanChange>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum ErrorKind {
     /// The frame could not be decoded, or came out of order.
     Malformed,
@@ -1286,6 +1306,7 @@ pub struct TenantDetail {
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum AuditOutcome {
     Ok,
     Refused(String),

@@ -108,6 +108,7 @@ pub struct ReportedResponse {
     /// [`ResponseKind::Appointment`] or [`ResponseKind::OfferAccepted`].
     pub kind: ResponseKind,
     /// Order or offer value in cents, when the file carries one.
+    #[serde(with = "crate::money::cents::option")]
     pub value: Option<i64>,
     /// The dealer's remark, bounded by the import.
     pub note: String,

@@ -15,13 +15,14 @@ use touchpoint_common::TenantId;
 
 use crate::client::{read_call_outcomes, read_template, resolve_socket, Client, ClientError};
 use crate::format;
-use crate::output::{emit, Output, EXIT_FAILED, EXIT_OK, EXIT_USAGE};
+use crate::output::{emit, Output, EXIT_CODES, EXIT_FAILED, EXIT_OK, EXIT_UNREACHABLE, EXIT_USAGE};
 
 #[derive(Debug, Parser)]
 #[command(
     name = "touchpoint",
     version,
-    about = "Operator console for touchpointd"
+    about = "Operator console for touchpointd",
+    after_help = EXIT_CODES
 )]
 pub struct Cli {
     /// Control socket of the daemon [default: $TOUCHPOINT_SOCKET, else
@@ -512,26 +513,25 @@ fn parse_by(s: &str) -> Result<touchpoint_common::report::stats::By, String> {
     })
 }
 
-/// Table width when stdout is not a terminal (or its size is unknown).
+/// Table width on a terminal whose size is unknown.
 const DEFAULT_TABLE_WIDTH: usize = 100;
 
-/// The width tables are fitted to: the terminal's, else [`DEFAULT_TABLE_WIDTH`].
-fn table_width() -> usize {
-    if std::io::stdout().is_terminal() {
-        if let Ok((columns, _)) = crossterm::terminal::size() {
-            if columns > 0 {
-                return usize::from(columns);
-            }
-        }
+/// The width tables are fitted to on a terminal (its own, else
+/// [`DEFAULT_TABLE_WIDTH`]); `None` when stdout is a file or a pipe, where
+/// nothing is cut.
+fn table_width() -> Option<usize> {
+    if !std::io::stdout().is_terminal() {
+        return None;
     }
-    DEFAULT_TABLE_WIDTH
+    match crossterm::terminal::size() {
+        Ok((columns, _)) if columns > 0 => Some(usize::from(columns)),
+        _ => Some(DEFAULT_TABLE_WIDTH),
+    }
 }
 
 /// Whether to colour output: only on a terminal, and not when `NO_COLOR` is
 /// set to anything but the empty string (<https://no-color.org>).
-pub fn colour_wanted(is_terminal: bool, no_color: Option<&std::ffi::OsStr>) -> bool {
-    is_terminal && no_color.is_none_or(|v| v.is_empty())
-}
+pub use touchpoint_common::colour::wanted as colour_wanted;
 
 fn stdout_colour() -> bool {
     colour_wanted(
@@ -566,7 +566,7 @@ pub struct Failure {
 impl From<ClientError> for Failure {
     fn from(e: ClientError) -> Self {
         let code = if e.is_connection() {
-            EXIT_USAGE
+            EXIT_UNREACHABLE
         } else {
             EXIT_FAILED
         };
@@ -672,12 +672,8 @@ async fn run_inner(
             }
         }
         Command::UndoMerge { tenant, id, out } => {
-            let m = client.undo_merge(&tenant, id).await?;
-            if out.json {
-                print_json(&m)?;
-            } else {
-                emit(&format::merge_undone(&m));
-            }
+            let m = client.undo_merge(&tenant, id).await;
+            return one_action(m, Some(&tenant), id, out, format::merge_undone);
         }
         Command::Audit {
             tenant,
@@ -831,7 +827,7 @@ async fn run_inner(
                 })?;
                 emit(&text);
             } else {
-                emit(&format::report(&r));
+                emit(&format::report(&r, std::io::stdout().is_terminal()));
             }
         }
         Command::Responses {
@@ -1043,12 +1039,12 @@ async fn run_inner(
         Command::Approve { id, comment, out } => {
             let d = client
                 .approve(id, comment.as_deref().unwrap_or_default())
-                .await?;
-            print_decision(&d, out)?;
+                .await;
+            return one_action(d, None, id, out, format::decision);
         }
         Command::Reject { id, comment, out } => {
-            let d = client.reject(id, &comment).await?;
-            print_decision(&d, out)?;
+            let d = client.reject(id, &comment).await;
+            return one_action(d, None, id, out, format::decision);
         }
         Command::Templates { name, out } => {
             let list = client.templates(name.as_deref()).await?;
@@ -1125,12 +1121,52 @@ async fn with_diff(client: &mut Client, made: ProposalDetail) -> ProposalDetail 
     }
 }
 
-fn print_decision(d: &ProposalDetail, out: Output) -> Result<(), Failure> {
-    if out.json {
-        print_json(d)
-    } else {
-        emit(&format::decision(d));
-        Ok(())
+/// What every action command (hold, release, cancel, retry, approve,
+/// reject, undo-merge) prints with `--json`: a list with one of these per
+/// id. `tenant` is null for brand material (a proposal belongs to no
+/// tenant); `reason` says why `ok` is false, and is null when it is true.
+#[derive(Debug, Serialize)]
+pub struct ActionOutcome<'a> {
+    pub tenant: Option<&'a TenantId>,
+    pub id: u64,
+    pub ok: bool,
+    pub reason: Option<String>,
+}
+
+/// An action on one id: its text, or with `--json` its [`ActionOutcome`]
+/// (a list of one). The daemon's refusal is an outcome (`ok: false`, exit
+/// 1); an unreachable daemon is a failure (exit 3), with no JSON.
+fn one_action<T>(
+    result: Result<T, ClientError>,
+    tenant: Option<&TenantId>,
+    id: u64,
+    out: Output,
+    text: impl FnOnce(&T) -> String,
+) -> Result<u8, Failure> {
+    match result {
+        Ok(_) if out.json => {
+            print_json(&[ActionOutcome {
+                tenant,
+                id,
+                ok: true,
+                reason: None,
+            }])?;
+            Ok(EXIT_OK)
+        }
+        Ok(done) => {
+            emit(&text(&done));
+            Ok(EXIT_OK)
+        }
+        Err(e) if out.json && !e.is_connection() => {
+            print_json(&[ActionOutcome {
+                tenant,
+                id,
+                ok: false,
+                reason: Some(e.to_string()),
+            }])?;
+            Ok(EXIT_FAILED)
+        }
+        Err(e) => Err(e.into()),
     }
 }
 
@@ -1211,20 +1247,55 @@ async fn message_action(
     action: MessageAction,
 ) -> Result<u8, Failure> {
     let MessageIds { tenant, ids, out } = ids;
-    let results = client.message_action(&tenant, &ids, action).await?;
+    let results = match client.message_action(&tenant, &ids, action).await {
+        Ok(results) => results,
+        // Refused as a whole (scope, role, limits): with --json, each id's
+        // outcome says so.
+        Err(e) if out.json && !e.is_connection() => {
+            let reason = e.to_string();
+            let outcomes: Vec<ActionOutcome<'_>> = ids
+                .iter()
+                .map(|&id| ActionOutcome {
+                    tenant: Some(&tenant),
+                    id,
+                    ok: false,
+                    reason: Some(reason.clone()),
+                })
+                .collect();
+            print_json(&outcomes)?;
+            return Ok(EXIT_FAILED);
+        }
+        Err(e) => return Err(e.into()),
+    };
     // An id the daemon left unanswered did not get the action either.
     let missing: Vec<u64> = ids
         .iter()
         .copied()
         .filter(|id| !results.iter().any(|r| r.id == *id))
         .collect();
+    const UNANSWERED: &str = "the daemon did not answer for it";
     if out.json {
-        print_json(&results)?;
+        let outcomes: Vec<ActionOutcome<'_>> = results
+            .iter()
+            .map(|r| ActionOutcome {
+                tenant: Some(&tenant),
+                id: r.id,
+                ok: r.outcome.is_ok(),
+                reason: r.outcome.as_ref().err().cloned(),
+            })
+            .chain(missing.iter().map(|&id| ActionOutcome {
+                tenant: Some(&tenant),
+                id,
+                ok: false,
+                reason: Some(UNANSWERED.into()),
+            }))
+            .collect();
+        print_json(&outcomes)?;
     } else {
         emit(&format::actions(action, &results));
     }
     for id in &missing {
-        eprintln!("touchpoint: message {id}: the daemon did not answer for it");
+        eprintln!("touchpoint: message {id}: {UNANSWERED}");
     }
     if missing.is_empty() && results.iter().all(|r| r.outcome.is_ok()) {
         Ok(EXIT_OK)
@@ -1270,7 +1341,7 @@ async fn import(
                     print_import_json(&results)?;
                 }
                 return Err(Failure {
-                    code: EXIT_USAGE,
+                    code: EXIT_UNREACHABLE,
                     message: format!("{label}: {e}"),
                 });
             }

@@ -217,7 +217,8 @@ pub enum ClientError {
 }
 
 impl ClientError {
-    /// True when the connection is gone or unusable (reconnect, exit 2),
+    /// True when the connection is gone or unusable (reconnect; the
+    /// subcommands exit 3, `output::EXIT_UNREACHABLE`),
     /// false when the daemon or the file said no to this one request.
     pub fn is_connection(&self) -> bool {
         matches!(

@@ -5,9 +5,10 @@ use std::collections::BTreeMap;
 use touchpoint_common::domain::{
     Counts, ImportReport, ImportStatus, MatchReason, MergeRecord, RowError, TenantStats, Timestamp,
 };
+use touchpoint_common::outbox::Message;
 use touchpoint_common::protocol::{
-    AuditEntry, AuditOutcome, DaemonStatus, Identity, PolicyStatus, Role, Scope, TenantDetail,
-    TenantSummary, PROTOCOL_VERSION,
+    AuditEntry, AuditOutcome, CostRow, DaemonStatus, Identity, PolicyStatus, Role, Scope,
+    TenantDetail, TenantSummary, PROTOCOL_VERSION,
 };
 use touchpoint_common::report::answer::{Report, ReportQuery};
 use touchpoint_common::report::pool::{fill, Dealers, PoolRule, ReportGroup, Suppression};
@@ -587,4 +588,103 @@ pub fn report(by: By, pooled: bool) -> Report {
         r.total.suppressed = Some(Suppression::Complementary);
     }
     r
+}
+
+pub fn cost_row(
+    tenant: &str,
+    month: u32,
+    service: &str,
+    cents: [i64; 4],
+    budget: Option<i64>,
+) -> CostRow {
+    let [reserved, booked, brand, dealer] = cents;
+    CostRow {
+        tenant: tid(tenant),
+        month,
+        service: service.into(),
+        reserved,
+        booked,
+        brand,
+        dealer,
+        budget,
+    }
+}
+
+/// Two tenants, one with two services; an umlaut in a service name; one
+/// service without budget; one over budget.
+pub fn ledger() -> Vec<CostRow> {
+    vec![
+        cost_row("d002", 202612, "hu", [1_000, 2_500, 0, 2_500], Some(5_000)),
+        cost_row(
+            "d001",
+            202612,
+            "räderwechsel",
+            [12_345, 67_890, 33_945, 33_945],
+            Some(100_000),
+        ),
+        cost_row("d001", 202611, "birthday", [0, 450, 0, 450], None),
+        cost_row(
+            "d002",
+            202612,
+            "inspektion",
+            [300, 900, 0, 900],
+            Some(1_000),
+        ),
+    ]
+}
+
+/// A letter sent as the fallback of a bounced email, umlauts throughout.
+pub fn message() -> Message {
+    use touchpoint_common::domain::Channel;
+    use touchpoint_common::outbox::{Dispatch, MessageStatus as S, Step, Why};
+    let why = |step, text: &str| Why {
+        step,
+        text: text.into(),
+    };
+    Message {
+        id: 42,
+        message_id: "<tp.d001.42@autohaus-müller.de>".into(),
+        recipient: "K-1001".into(),
+        channel: Channel::Post,
+        service: "inspektion".into(),
+        template: "inspektion_brief".into(),
+        occasions: vec![],
+        send_on: touchpoint_common::Date::from_ymd(2025, 3, 17).expect("date"),
+        send_at: 9 * 60 + 5,
+        cost: 95,
+        value: 18_000,
+        status: S::Sent,
+        why: vec![
+            why(
+                Step::Occasion,
+                "Inspektion fällig am 2025-04-01 (12 Monate nach dem Service am 2024-04-01)",
+            ),
+            why(Step::Channel, "E-Mail bevorzugt, Einwilligung vom 2024-01-05"),
+            why(
+                Step::Dispatch,
+                "E-Mail an jürgen.köhler@example.de abgewiesen (550 5.1.1 Empfänger unbekannt); Brief statt E-Mail",
+            ),
+        ],
+        planned_at: ts(-60),
+        policy: 7,
+        history: vec![
+            (ts(-60), S::Planned, "geplant".into()),
+            (ts(0), S::Queued, "für den Lettershop".into()),
+            (ts(90), S::Sent, String::new()),
+        ],
+        dispatch: Dispatch {
+            template_version: 0x1f2e_3d4c_5b6a_7988,
+            attempts: 0,
+            first_attempt: None,
+            retry_at: None,
+            last_error: String::new(),
+            held_from: None,
+            fallback_of: Some(41),
+            fallback_to: None,
+            batch: "d001-2025-03-14-letters.pdf".into(),
+            booked: 95,
+            brand_share: 48,
+            address: "Jürgen Köhler, Hauptstraße 5, 80331 München".into(),
+        },
+    }
 }

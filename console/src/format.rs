@@ -211,10 +211,29 @@ impl TextTable {
 
     /// Like [`TextTable::render`], with the last column's cells shortened so
     /// that lines fit `width` characters; the last column keeps at least
-    /// [`MIN_LAST_COLUMN`] characters however narrow `width` is.
-    fn render_fitted(&self, width: usize) -> String {
+    /// [`MIN_LAST_COLUMN`] characters however narrow `width` is. Without a
+    /// width (not a terminal: a file, a pipe) nothing is cut; a line break
+    /// within the last column's cells becomes a space.
+    fn render_fitted(&self, width: Option<usize>) -> String {
         let Some(last) = self.headers.len().checked_sub(1) else {
             return self.render();
+        };
+        let Some(width) = width else {
+            let whole = TextTable {
+                headers: self.headers.clone(),
+                rows: self
+                    .rows
+                    .iter()
+                    .map(|r| {
+                        let mut r = r.clone();
+                        if let Some(cell) = r.get_mut(last) {
+                            *cell = cell.split_whitespace().collect::<Vec<_>>().join(" ");
+                        }
+                        r
+                    })
+                    .collect(),
+            };
+            return whole.render();
         };
         let mut used = 2 * last;
         for (i, (h, _)) in self.headers.iter().enumerate().take(last) {
@@ -1765,8 +1784,8 @@ fn proposal_base(p: &Proposal) -> String {
 }
 
 /// `touchpoint approvals`: one row per proposal, the comment shortened so
-/// that lines fit `width`.
-pub fn approvals(list: &[Proposal], all: bool, width: usize) -> String {
+/// that lines fit `width` (a terminal's; `None`: nothing cut).
+pub fn approvals(list: &[Proposal], all: bool, width: Option<usize>) -> String {
     if list.is_empty() {
         return if all {
             "no proposals\n".into()
@@ -1941,8 +1960,8 @@ pub fn preview(p: &Preview) -> String {
 
 /// `touchpoint templates`: per template the version in force and its
 /// history, newest first, the version in force marked `*`; comments
-/// shortened so that lines fit `width`.
-pub fn templates(list: &[TemplateHistory], width: usize) -> String {
+/// shortened so that lines fit `width` (a terminal's; `None`: nothing cut).
+pub fn templates(list: &[TemplateHistory], width: Option<usize>) -> String {
     if list.is_empty() {
         return "no templates\n".into();
     }
@@ -2264,52 +2283,9 @@ mod tests {
         insta::assert_snapshot!(audit(&fixtures::audit()));
     }
 
-    fn cost_row(
-        tenant: &str,
-        month: u32,
-        service: &str,
-        cents: [i64; 4],
-        budget: Option<i64>,
-    ) -> CostRow {
-        let [reserved, booked, brand, dealer] = cents;
-        CostRow {
-            tenant: fixtures::tid(tenant),
-            month,
-            service: service.into(),
-            reserved,
-            booked,
-            brand,
-            dealer,
-            budget,
-        }
-    }
-
-    /// Two tenants, one with two services; an umlaut in a service name; one
-    /// service without budget; one over budget.
-    fn ledger() -> Vec<CostRow> {
-        vec![
-            cost_row("d002", 202612, "hu", [1_000, 2_500, 0, 2_500], Some(5_000)),
-            cost_row(
-                "d001",
-                202612,
-                "räderwechsel",
-                [12_345, 67_890, 33_945, 33_945],
-                Some(100_000),
-            ),
-            cost_row("d001", 202611, "birthday", [0, 450, 0, 450], None),
-            cost_row(
-                "d002",
-                202612,
-                "inspektion",
-                [300, 900, 0, 900],
-                Some(1_000),
-            ),
-        ]
-    }
-
     #[test]
     fn costs_table_groups_tenants_with_totals_in_euro() {
-        let text = costs(&ledger());
+        let text = costs(&fixtures::ledger());
         let table: Vec<&str> = text.lines().take_while(|l| !l.is_empty()).collect();
         // Right-aligned last column: every line of the table is as wide, umlaut or not.
         let width = table[0].chars().count();
@@ -2350,7 +2326,7 @@ mod tests {
 
     #[test]
     fn costs_of_one_tenant_have_only_the_overall_total() {
-        let rows: Vec<CostRow> = ledger()
+        let rows: Vec<CostRow> = fixtures::ledger()
             .into_iter()
             .filter(|r| r.tenant.as_str() == "d001")
             .collect();
@@ -2362,7 +2338,7 @@ mod tests {
 
     #[test]
     fn costs_csv_cells_are_text_no_spreadsheet_runs() {
-        let mut rows = ledger();
+        let mut rows = fixtures::ledger();
         rows[0].service = "=HYPERLINK(\"http://x.example\",\"klick\")".into();
         let text = costs_csv(&rows).expect("csv");
         assert!(text.contains("'=HYPERLINK"), "{text}");
@@ -2376,7 +2352,7 @@ mod tests {
 
     #[test]
     fn costs_csv_reads_back_as_decimal_euro() {
-        let text = costs_csv(&ledger()).expect("csv");
+        let text = costs_csv(&fixtures::ledger()).expect("csv");
         let mut r = csv::Reader::from_reader(text.as_bytes());
         let header: Vec<String> = r
             .headers()
@@ -2428,64 +2404,9 @@ mod tests {
         );
     }
 
-    fn message_fixture() -> Message {
-        use touchpoint_common::domain::Channel;
-        use touchpoint_common::outbox::{Dispatch, MessageStatus as S, Step, Why};
-        let why = |step, text: &str| Why {
-            step,
-            text: text.into(),
-        };
-        Message {
-            id: 42,
-            message_id: "<tp.d001.42@autohaus-müller.de>".into(),
-            recipient: "K-1001".into(),
-            channel: Channel::Post,
-            service: "inspektion".into(),
-            template: "inspektion_brief".into(),
-            occasions: vec![],
-            send_on: touchpoint_common::Date::from_ymd(2025, 3, 17).expect("date"),
-            send_at: 9 * 60 + 5,
-            cost: 95,
-            value: 18_000,
-            status: S::Sent,
-            why: vec![
-                why(
-                    Step::Occasion,
-                    "Inspektion fällig am 2025-04-01 (12 Monate nach dem Service am 2024-04-01)",
-                ),
-                why(Step::Channel, "E-Mail bevorzugt, Einwilligung vom 2024-01-05"),
-                why(
-                    Step::Dispatch,
-                    "E-Mail an jürgen.köhler@example.de abgewiesen (550 5.1.1 Empfänger unbekannt); Brief statt E-Mail",
-                ),
-            ],
-            planned_at: fixtures::ts(-60),
-            policy: 7,
-            history: vec![
-                (fixtures::ts(-60), S::Planned, "geplant".into()),
-                (fixtures::ts(0), S::Queued, "für den Lettershop".into()),
-                (fixtures::ts(90), S::Sent, String::new()),
-            ],
-            dispatch: Dispatch {
-                template_version: 0x1f2e_3d4c_5b6a_7988,
-                attempts: 0,
-                first_attempt: None,
-                retry_at: None,
-                last_error: String::new(),
-                held_from: None,
-                fallback_of: Some(41),
-                fallback_to: None,
-                batch: "d001-2025-03-14-letters.pdf".into(),
-                booked: 95,
-                brand_share: 48,
-                address: "Jürgen Köhler, Hauptstraße 5, 80331 München".into(),
-            },
-        }
-    }
-
     #[test]
     fn message_view_with_umlauts() {
-        let text = message(&message_fixture());
+        let text = message(&fixtures::message());
         let (header, rest) = text.split_once("\n\nwhy:\n").expect("why section");
         // Values start in one column, whatever the key.
         for l in header.lines() {
@@ -2523,7 +2444,7 @@ mod tests {
 
     #[test]
     fn message_view_of_an_unsent_email() {
-        let mut m = message_fixture();
+        let mut m = fixtures::message();
         m.channel = touchpoint_common::domain::Channel::Email;
         m.status = touchpoint_common::outbox::MessageStatus::Deferred;
         m.why.clear();
@@ -2843,7 +2764,7 @@ mod tests {
     #[test]
     fn approvals_table_with_umlauts_fits_the_width() {
         let list = proposals_fixture();
-        let text = approvals(&list, true, 120);
+        let text = approvals(&list, true, Some(120));
         for l in text.lines() {
             assert!(l.chars().count() <= 120, "{} chars: {l}", l.chars().count());
         }
@@ -2872,7 +2793,7 @@ mod tests {
         insta::assert_snapshot!(text);
 
         // However narrow, the comment keeps a few characters.
-        let narrow = approvals(&list, true, 40);
+        let narrow = approvals(&list, true, Some(40));
         assert!(
             narrow
                 .lines()
@@ -2882,13 +2803,13 @@ mod tests {
             "{narrow}"
         );
         // Wide enough, nothing is cut.
-        let wide = approvals(&list, true, 400);
+        let wide = approvals(&list, true, Some(400));
         assert!(
             wide.contains("nur bei teilnehmenden Autohäusern\n"),
             "{wide}"
         );
-        assert_eq!(approvals(&[], false, 80), "no pending proposals\n");
-        assert_eq!(approvals(&[], true, 80), "no proposals\n");
+        assert_eq!(approvals(&[], false, None), "no pending proposals\n");
+        assert_eq!(approvals(&[], true, None), "no proposals\n");
     }
 
     fn detail_fixture() -> ProposalDetail {
@@ -3048,7 +2969,7 @@ mod tests {
                 versions: vec![],
             },
         ];
-        let text = templates(&list, 120);
+        let text = templates(&list, Some(120));
         for l in text.lines() {
             assert!(l.chars().count() <= 120, "{l}");
         }
@@ -3082,6 +3003,6 @@ mod tests {
             ["geburtstag: no version in force", "  no versions"]
         );
         insta::assert_snapshot!(text);
-        assert_eq!(templates(&[], 80), "no templates\n");
+        assert_eq!(templates(&[], None), "no templates\n");
     }
 }

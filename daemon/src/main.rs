@@ -1,5 +1,6 @@
 //! `touchpointd`: the Touchpoint daemon.
 
+use std::io::IsTerminal as _;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -119,6 +120,12 @@ fn init_logging(filter: &str) {
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     // Under systemd, stderr goes to the journal, which stamps time itself.
     let journal = std::env::var_os("JOURNAL_STREAM").is_some();
+    // Colour only for a person at a terminal: not in a file the log is
+    // redirected to (the demo's daemon.log), not with NO_COLOR.
+    let ansi = touchpoint_common::colour::wanted(
+        std::io::stderr().is_terminal(),
+        std::env::var_os("NO_COLOR").as_deref(),
+    );
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
@@ -126,7 +133,7 @@ fn init_logging(filter: &str) {
     if journal {
         builder.without_time().with_ansi(false).init();
     } else {
-        builder.init();
+        builder.with_ansi(ansi).init();
     }
 }
 

@@ -1022,3 +1022,68 @@ async fn a_letter_printed_after_an_approval_records_the_version_it_was_printed_w
         );
     }
 }
+
+/// Lists written to a pipe or a file (a script, `> list.txt`) keep every
+/// comment whole; on a terminal they are cut to its width. And an action
+/// the daemon refuses is, with `--json`, an outcome in the one shape every
+/// action command prints: `{tenant, id, ok, reason}`, exit 1.
+#[test]
+fn piped_lists_keep_comments_whole_and_a_refused_approval_is_an_outcome() {
+    let d = TestDaemon::start_with(Options {
+        access: vec![rule(me(), Role::Operator)],
+        ..Options::default()
+    });
+    let comment = "Persönliche Ansprache im Einstieg, damit Kundinnen und Kunden \
+                   sich gemeint fühlen, ohne dass die Inspektion aus dem Blick gerät";
+    ok(propose(
+        &d.socket,
+        d.dir.path(),
+        "service_due.toml",
+        &with_line(&template_v1(), NEW_LINE),
+        comment,
+    ));
+    // More than the 100 columns a table was fitted to before.
+    assert!(comment.chars().count() > 100);
+    let list = ok(touchpoint(&d.socket, &["approvals"]));
+    assert!(list.contains(comment), "{list}");
+    assert!(!list.contains('…'), "{list}");
+    let templates = ok(touchpoint(&d.socket, &["templates", "service_due"]));
+    assert!(!templates.contains('…'), "{templates}");
+
+    // An operator may not decide: refused, said in the shape of every action.
+    let out = touchpoint(&d.socket, &["approve", "1", "--json"]);
+    let stdout = refused_json(&out);
+    let v: serde_json::Value = serde_json::from_str(&stdout).expect("JSON");
+    let list = v.as_array().unwrap_or_else(|| panic!("a list: {stdout}"));
+    assert_eq!(list.len(), 1, "{stdout}");
+    assert_eq!(list[0]["tenant"], serde_json::Value::Null, "{stdout}");
+    assert_eq!(list[0]["id"], 1, "{stdout}");
+    assert_eq!(list[0]["ok"], false, "{stdout}");
+    assert!(
+        list[0]["reason"].as_str().is_some_and(|r| !r.is_empty()),
+        "{stdout}"
+    );
+    let keys: Vec<&String> = list[0].as_object().expect("object").keys().collect();
+    assert_eq!(keys, ["id", "ok", "reason", "tenant"], "{stdout}");
+
+    // A message that does not exist: the same shape, with its tenant.
+    let out = touchpoint(&d.socket, &["cancel", "--tenant", "d001", "999", "--json"]);
+    let stdout = refused_json(&out);
+    let v: serde_json::Value = serde_json::from_str(&stdout).expect("JSON");
+    assert_eq!(v[0]["tenant"], "d001", "{stdout}");
+    assert_eq!(v[0]["id"], 999, "{stdout}");
+    assert_eq!(v[0]["ok"], false, "{stdout}");
+    assert!(v[0]["reason"].is_string(), "{stdout}");
+}
+
+/// Exit 1 with JSON on stdout; its stdout.
+fn refused_json(out: &Output) -> String {
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "stdout:\n{}\nstderr:\n{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    text(&out.stdout)
+}

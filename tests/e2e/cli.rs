@@ -1,6 +1,6 @@
 //! The real `touchpoint` binary's subcommands against a daemon: what they
 //! print, what `--json` gives scripts, and the exit codes (0 ok, 1 the daemon
-//! or an import said no, 2 usage or connection errors).
+//! or an import said no, 2 usage errors, 3 the daemon unreachable).
 
 use touchpoint_tests::{touchpoint, TestDaemon};
 
@@ -267,17 +267,20 @@ fn status_shows_who_you_are() {
 }
 
 #[test]
-fn an_unreachable_socket_exits_2_saying_it_cannot_connect() {
+fn an_unreachable_socket_exits_3_saying_it_cannot_connect() {
     let dir = tempfile::tempdir().expect("tempdir");
     let socket = dir.path().join("nobody.sock");
     for args in [
         &["status"][..],
         &["tenants", "--json"][..],
         &["import", "--tenant", "d001", "x.csv"][..],
+        // An action with --json: no result list for an unreachable daemon.
+        &["hold", "--tenant", "d001", "1", "--json"][..],
+        &["approve", "1", "--json"][..],
     ] {
         let out = touchpoint(&socket, args);
         let stderr = text(&out.stderr);
-        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert_eq!(out.status.code(), Some(3), "{args:?}: {stderr}");
         assert!(stderr.contains("cannot connect"), "{args:?}: {stderr}");
         assert!(
             stderr.contains(&socket.display().to_string()),
@@ -290,12 +293,32 @@ fn an_unreachable_socket_exits_2_saying_it_cannot_connect() {
     let stale = dir.path().join("stale.sock");
     drop(std::os::unix::net::UnixListener::bind(&stale).expect("bind"));
     let out = touchpoint(&stale, &["status"]);
-    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(out.status.code(), Some(3));
     assert!(
         text(&out.stderr).contains("cannot connect"),
         "{}",
         text(&out.stderr)
     );
+
+    // A usage error is 2, not 3: told apart by a script that retries.
+    let out = touchpoint(&socket, &["queue", "--limit", "many"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    let out = touchpoint(&socket, &["--readonly", "cancel", "--tenant", "d001", "1"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+
+    // `--help` lists every code.
+    let out = touchpoint(&socket, &["--help"]);
+    let help = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{help}");
+    for line in [
+        "Exit codes:",
+        "  0  success",
+        "  1  the daemon refused the request",
+        "  2  usage:",
+        "  3  the daemon is unreachable:",
+    ] {
+        assert!(help.contains(line), "{line:?} not in:\n{help}");
+    }
 }
 
 #[test]

@@ -170,3 +170,34 @@ async fn a_daemon_on_a_clock_started_monday_morning_sends_mondays_email() {
         );
     }
 }
+
+/// The daemon's stderr log redirected to a file (the demo's `daemon.log`)
+/// or a pipe holds no colour codes; `NO_COLOR` keeps it plain too. The
+/// rehearsal's warning is logged before the configuration is read, so a
+/// missing configuration file is enough to see a log line.
+#[test]
+fn the_stderr_log_has_no_colour_when_redirected() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let missing = dir.path().join("missing.toml");
+    for no_color in [None, Some("1")] {
+        let mut cmd = std::process::Command::new(touchpoint_tests::bin("touchpointd"));
+        cmd.arg("--clock-start")
+            .arg("2026-12-07T08:00:00+01:00")
+            .arg("--config")
+            .arg(&missing)
+            .env_remove("JOURNAL_STREAM")
+            .env_remove("NO_COLOR")
+            .stdin(std::process::Stdio::null());
+        if let Some(v) = no_color {
+            cmd.env("NO_COLOR", v);
+        }
+        let out = cmd.output().expect("touchpointd");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{stderr}");
+        assert!(stderr.contains("simulated clock"), "{stderr}");
+        assert!(
+            !stderr.contains('\u{1b}'),
+            "NO_COLOR={no_color:?}: escape codes in {stderr:?}"
+        );
+    }
+}

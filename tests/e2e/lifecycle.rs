@@ -587,15 +587,15 @@ async fn an_import_killed_at_any_moment_is_all_or_nothing_after_restart() {
         wait_for_phase(&f, &file, &mut import, phase);
         p.signal(Signal::SIGKILL);
         p.wait_exit(EXIT).expect("killed");
-        // The console notices that the daemon is gone (exit 2), unless the
-        // import was answered just before the kill.
+        // The console notices that the daemon is gone (exit 3: unreachable),
+        // unless the import was answered just before the kill.
         let out = output_of(import);
         let (stdout, stderr) = (
             String::from_utf8_lossy(&out.stdout),
             String::from_utf8_lossy(&out.stderr),
         );
         let answered = match out.status.code() {
-            Some(2) => {
+            Some(3) => {
                 assert!(stderr.contains("touchpoint: "), "round {round}: {stderr}");
                 false
             }

@@ -284,8 +284,12 @@ fn plan_cli_dry_run_and_policy_diff() {
     let removed = changes["removed"].as_u64().expect("removed");
     let changed = changes["changed"].as_u64().expect("changed");
     assert!(removed + changed > 0, "{changes:#}");
+    let money = |v: &serde_json::Value| {
+        serde_json::from_value::<touchpoint_common::money::Money>(v.clone())
+            .unwrap_or_else(|e| panic!("not an amount ({e}): {v}"))
+    };
     assert!(
-        changes["cost_candidate"].as_i64() < changes["cost_current"].as_i64(),
+        money(&changes["cost_candidate"]) < money(&changes["cost_current"]),
         "{changes:#}"
     );
     // Nothing was written by either run.

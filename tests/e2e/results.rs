@@ -171,7 +171,13 @@ async fn report_counts_what_was_sent_and_an_operator_sees_only_its_tenants() {
         assert!(g["figures"]["cost_per_incremental"].is_null(), "{g}");
     }
     assert_eq!(v["total"]["counts"]["sent"], 12);
-    assert_eq!(v["total"]["counts"]["cost"], booked);
+    assert_eq!(
+        v["total"]["counts"]["cost"],
+        serde_json::json!({
+            "amount": touchpoint_common::money::Money(booked).to_string(),
+            "currency": "EUR"
+        })
+    );
 
     // By service, text: one line per group, 80 columns at most.
     let out = touchpoint(&d.socket, &["report"]);

@@ -23,8 +23,10 @@ pub struct Tally {
     pub control: u64,
     pub control_responses: u64,
     /// Booked cost, cents.
+    #[serde(with = "crate::money::cents")]
     pub cost: i64,
     /// Value of the responses to sent messages, cents.
+    #[serde(with = "crate::money::cents")]
     pub value: i64,
     pub bounces: u64,
     pub unsubscribes: u64,
@@ -179,8 +181,10 @@ pub struct Figures {
     /// with a control group.
     pub incremental: Option<f64>,
     /// Cents.
+    #[serde(with = "crate::money::computed")]
     pub cost_per_response: Option<f64>,
     /// Cents; `None` when the lift is zero or less.
+    #[serde(with = "crate::money::computed")]
     pub cost_per_incremental: Option<f64>,
     /// Messages sent by the services the lift is computed from (those with
     /// a control group): the lift covers this many of the group's sent.

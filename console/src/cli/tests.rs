@@ -61,7 +61,7 @@ async fn no_daemon_is_a_connection_error() {
     let err = run_inner(Some("/nonexistent/t.sock".into()), false, cmd)
         .await
         .expect_err("no daemon");
-    assert_eq!(err.code, EXIT_USAGE);
+    assert_eq!(err.code, EXIT_UNREACHABLE);
     assert!(
         err.message.contains("is touchpointd running?"),
         "{}",
@@ -289,7 +289,7 @@ async fn readonly_lets_reading_commands_through() {
         let err = run_inner(Some("/nonexistent/t.sock".into()), true, parse(args))
             .await
             .expect_err("no daemon");
-        assert_eq!(err.code, EXIT_USAGE, "{args:?}");
+        assert_eq!(err.code, EXIT_UNREACHABLE, "{args:?}");
         assert!(
             err.message.contains("is touchpointd running?"),
             "{args:?}: {}",
@@ -576,7 +576,7 @@ async fn readonly_refuses_brand_material_changes_before_connecting() {
         let err = run_inner(Some("/nonexistent/t.sock".into()), true, parse(args))
             .await
             .expect_err("no daemon");
-        assert_eq!(err.code, EXIT_USAGE, "{args:?}");
+        assert_eq!(err.code, EXIT_UNREACHABLE, "{args:?}");
         assert!(
             err.message.contains("is touchpointd running?"),
             "{args:?}: {}",
@@ -766,5 +766,399 @@ fn invalid_proposals_show_the_daemons_lines_as_they_are() {
     assert_eq!(f.code, EXIT_FAILED);
     assert_eq!(f.message, "forbidden: read-only users cannot propose");
     let f = proposal_refused(ClientError::Closed);
-    assert_eq!(f.code, EXIT_USAGE);
+    assert_eq!(f.code, EXIT_UNREACHABLE);
+}
+
+/// Every command's `--json` answer as `print_json` writes it, from
+/// fabricated answers, in one snapshot keyed by command: a change of shape
+/// (a field renamed, a date back to a day number, money back to cents)
+/// fails here. docs/json.md describes what is snapshotted.
+#[test]
+fn json_shapes_of_every_command() {
+    use touchpoint_common::domain::{
+        Channel, Consent, Customer, ImportStatus, JourneyRecord, JourneyStage, JourneyTransition,
+        ServiceVisit, Vehicle,
+    };
+    use touchpoint_common::learning::{
+        Arm, ArmFigures, Choice, LearnedService, LearnedState, Source,
+    };
+    use touchpoint_common::outbox::{
+        Dropped, MessageStatus, Occasion, PlanChange, PlanReport, ServiceTotals, Step,
+    };
+    use touchpoint_common::policy::OccasionKind;
+    use touchpoint_common::protocol::{
+        ActionResult, BatchSummary, CustomerDetail, CustomerMessage, CustomerVehicle,
+        DispatchStatus, OutcomeReport, Pause, PlanResult, Proposal, ProposalStatus,
+        TemplateHistory, TemplateVersion, TenantPlanChanges, TenantQueue, ThrottleStatus,
+    };
+    use touchpoint_common::report::stats::By;
+    use touchpoint_common::report::{
+        ReportedResponse, ResponseKind, ResponseLine, ResponseList, ResponseVerdict,
+    };
+    use touchpoint_common::Date;
+
+    use crate::fixtures::{self, tid, ts};
+
+    fn v<T: Serialize + ?Sized>(t: &T) -> serde_json::Value {
+        serde_json::to_value(t).expect("json")
+    }
+    let day = |d| Date::from_ymd(2025, 3, d).expect("date");
+    let d001 = tid("d001");
+
+    let mut status = fixtures::status();
+    // The merger of a protocol change bumps it: not a change of shape.
+    status.protocol_version = 0;
+    let occasion = Occasion {
+        key: "inspektion:WVWZZZ1KZAW000001:2024-04-01".into(),
+        service: "inspektion".into(),
+        kind: OccasionKind::ServiceDue,
+        vin: Some("WVWZZZ1KZAW000001".into()),
+        due: day(31),
+        reason: "12 Monate nach dem Service am 2024-04-01".into(),
+        value: 18_000,
+    };
+    let mut message = fixtures::message();
+    message.occasions = vec![occasion.clone()];
+    let proposal = Proposal {
+        id: 7,
+        template: "winter_check".into(),
+        text: "[email]\nsubject = \"Winter\"\n".into(),
+        base_version: 3,
+        rollback_to: None,
+        author: "anna".into(),
+        author_uid: 1000,
+        comment: "Winterreifen-Aktion".into(),
+        created_at: ts(10),
+        status: ProposalStatus::Approved {
+            by: "jürgen".into(),
+            at: ts(20),
+            comment: "passt".into(),
+            version: 4,
+        },
+    };
+    let detail = ProposalDetail {
+        proposal: proposal.clone(),
+        diff: "--- winter_check v3 (in force)\n+++ winter_check proposal #7\n@@ -1 +1 @@\n-a\n+b\n"
+            .into(),
+        current_version: 4,
+    };
+    let pause = Pause {
+        scope: PauseScope {
+            tenant: Some(d001.clone()),
+            service: None,
+        },
+        by: "anna".into(),
+        at: ts(5),
+    };
+    let plan = PlanResult {
+        reports: vec![PlanReport {
+            tenant: "d001".into(),
+            day: Some(day(14)),
+            recipients: 1,
+            occasions_found: 2,
+            planned_count: 1,
+            dropped_count: 1,
+            planned: vec![message.clone()],
+            dropped: vec![Dropped {
+                recipient: "K-1002".into(),
+                occasion: occasion.clone(),
+                step: Step::Capping,
+                reason: "zwei Kontakte in 30 Tagen".into(),
+            }],
+            totals: vec![ServiceTotals {
+                service: "inspektion".into(),
+                messages: 1,
+                post: 1,
+                cost: 95,
+                dropped: 1,
+                ..ServiceTotals::default()
+            }],
+            millis: 12,
+            ..PlanReport::default()
+        }],
+        failed: vec![("d002".into(), "store unreadable".into())],
+        changes: vec![TenantPlanChanges {
+            tenant: "d001".into(),
+            added: 1,
+            cost_current: 0,
+            cost_candidate: 95,
+            changes: vec![PlanChange::Added(Box::new(message.clone()))],
+            ..TenantPlanChanges::default()
+        }],
+    };
+    let dispatch = DispatchStatus {
+        enabled: true,
+        transport: "spool /var/lib/touchpoint/mail".into(),
+        paused: vec![pause.clone()],
+        throttles: vec![ThrottleStatus {
+            name: "global".into(),
+            in_flight: 2,
+            concurrency: 8,
+            used: 40,
+            limit: 600,
+            per: "minute".into(),
+            saturation: 25,
+        }],
+        queues: vec![TenantQueue {
+            tenant: d001.clone(),
+            email: 3,
+            post: 1,
+            phone: 0,
+            in_flight: 2,
+            sent_today: 12,
+            error: None,
+        }],
+        relay_down_until: Some(ts(15)),
+        daemon_wide: true,
+        ..DispatchStatus::default()
+    };
+    let actions: Vec<ActionOutcome<'_>> = [
+        ActionResult {
+            id: 42,
+            outcome: Ok(MessageStatus::Held),
+        },
+        ActionResult {
+            id: 43,
+            outcome: Err("message 43 is sent: it cannot be held".into()),
+        },
+    ]
+    .iter()
+    .map(|r| ActionOutcome {
+        tenant: Some(&d001),
+        id: r.id,
+        ok: r.outcome.is_ok(),
+        reason: r.outcome.clone().err(),
+    })
+    .collect();
+    let approve = [ActionOutcome {
+        tenant: None,
+        id: 7,
+        ok: true,
+        reason: None,
+    }];
+    let templates = vec![TemplateHistory {
+        name: "winter_check".into(),
+        in_force: 4,
+        versions: vec![TemplateVersion {
+            version: 4,
+            fingerprint: 0x1f2e_3d4c_5b6a_7988,
+            text: "[email]\n".into(),
+            author: "anna".into(),
+            approved_by: "jürgen".into(),
+            at: ts(20),
+            comment: "Winterreifen-Aktion".into(),
+            proposal: Some(7),
+        }],
+    }];
+    let vehicle = Vehicle {
+        vin: "WVWZZZ1KZAW000001".into(),
+        customer_no: "K-1001".into(),
+        make: "VW".into(),
+        model: "Golf".into(),
+        first_registration: Some(Date::from_ymd(2021, 4, 1).expect("date")),
+        last_service_date: Some(Date::from_ymd(2024, 4, 1).expect("date")),
+        last_service_km: Some(41_000),
+        next_inspection: Some(Date::from_ymd(2026, 4, 30).expect("date")),
+        warranty_end: None,
+    };
+    let customer = CustomerDetail {
+        tenant: d001.clone(),
+        customer: Customer {
+            customer_no: "K-1001".into(),
+            first_name: "Jürgen".into(),
+            last_name: "Köhler".into(),
+            birth_date: Some(Date::from_ymd(1970, 2, 28).expect("date")),
+            ..Customer::default()
+        },
+        asked_for: None,
+        merges: vec![fixtures::merge(3, "K-1001", "K-1001a", false)],
+        merges_more: 0,
+        vehicles: vec![CustomerVehicle {
+            vehicle,
+            stage: None,
+            visits: vec![ServiceVisit {
+                vin: "WVWZZZ1KZAW000001".into(),
+                customer_no: "K-1001".into(),
+                date: Date::from_ymd(2024, 4, 1).expect("date"),
+                km: Some(41_000),
+                kind: "Inspektion".into(),
+                value: Some(24_990),
+                source: "werkstatt.csv:214".into(),
+            }],
+            visits_more: 0,
+        }],
+        vehicles_more: 0,
+        consents: vec![Consent {
+            customer_no: "K-1001".into(),
+            channel: Channel::Email,
+            granted: true,
+            source: "dms-import:kunden.csv".into(),
+            at: ts(-600),
+        }],
+        consents_more: 0,
+        responses: vec![ReportedResponse {
+            customer_no: "K-1001".into(),
+            vin: String::new(),
+            date: day(20),
+            kind: ResponseKind::Appointment,
+            value: None,
+            note: String::new(),
+            source: "antworten.csv:12".into(),
+        }],
+        responses_more: 0,
+        journey: Some(JourneyRecord {
+            stage: JourneyStage::Active,
+            changed_on: day(14),
+            vehicles: Vec::new(),
+            transitions: vec![JourneyTransition::Customer {
+                day: day(14),
+                from: None,
+                to: JourneyStage::Active,
+            }],
+        }),
+        messages: vec![CustomerMessage {
+            id: 42,
+            service: "inspektion".into(),
+            channel: Channel::Post,
+            status: MessageStatus::Sent,
+            send_on: day(17),
+        }],
+        messages_more: 0,
+    };
+    let responses = ResponseList {
+        lines: vec![ResponseLine {
+            recipient: "K-1001".into(),
+            vin: "WVWZZZ1KZAW000001".into(),
+            kind: ResponseKind::ServiceVisit,
+            date: day(28),
+            value: Some(touchpoint_common::money::Money(24_990)),
+            source: "werkstatt.csv:215".into(),
+            verdict: ResponseVerdict::Message {
+                id: 42,
+                sent: day(17),
+            },
+        }],
+        matched: 1,
+        to_messages: 1,
+        to_control: 0,
+        organic: 0,
+    };
+    let arm = |arm| ArmFigures {
+        arm,
+        passes: true,
+        dealers: 6,
+        sent: 1_200,
+        responses: 96,
+        control: 60,
+        control_responses: 3,
+        alpha: 97.0,
+        beta: 1_105.0,
+        baseline: 0.05,
+        objective: 0.5,
+    };
+    let learning = LearnedState {
+        version: 3,
+        services: vec![LearnedService {
+            service: "service_due".into(),
+            channel: Channel::Email,
+            policy_lead: 21,
+            lead: Choice {
+                value: 28,
+                source: Source::Learned,
+                arms: vec![arm(Arm::Lead(28))],
+                version: 3,
+            },
+            slot: Choice {
+                value: Some((0, 8)),
+                source: Source::Policy,
+                arms: vec![arm(Arm::Slot(0, 8))],
+                version: 1,
+            },
+            dealers: 6,
+            min_dealers: 5,
+            sent: 1_200,
+            explore_percent: 10,
+            incremental: Some(0.03),
+            value_cents: 3_800,
+            frozen: false,
+        }],
+        computed_at: Some(ts(30)),
+        ..LearnedState::default()
+    };
+    let import = [FileOutcome {
+        file: "kunden.csv".into(),
+        report: Some(&fixtures::import(
+            1,
+            "d001",
+            "kunden.csv",
+            ImportStatus::Committed,
+            0,
+        )),
+        error: None,
+    }];
+
+    let shapes: Vec<(&str, serde_json::Value)> = vec![
+        ("approval, propose, rollback", v(&detail)),
+        ("approvals", v(&[proposal])),
+        ("approve, reject, undo-merge", v(&approve)),
+        ("audit", v(&fixtures::audit())),
+        (
+            "calls import",
+            v(&OutcomeReport {
+                applied: 3,
+                unchanged: 1,
+                errors: vec!["anrufe.csv:4: outcome: `vielleicht` is not one of booked, declined, unreachable".into()],
+            }),
+        ),
+        ("costs", v(&fixtures::ledger())),
+        ("customer", v(&customer)),
+        ("dispatch", v(&dispatch)),
+        (
+            "batches",
+            v(&[BatchSummary {
+                tenant: d001.clone(),
+                kind: "letters".into(),
+                files: vec!["d001-2025-03-14-letters.pdf".into()],
+                messages: 12,
+                cost: 1_140,
+            }]),
+        ),
+        ("hold, release, cancel, retry", v(&actions)),
+        ("import", v(&import)),
+        ("learning", v(&learning)),
+        ("merges", v(&[fixtures::merge(3, "K-1001", "K-1001a", false)])),
+        ("message", v(&message)),
+        ("overview", v(&fixtures::overview())),
+        ("pause, resume", v(&[pause])),
+        ("plan", v(&plan)),
+        (
+            "preview",
+            v(&PreviewJson {
+                proposal: 7,
+                tenant: &d001,
+                customer: "K-1001",
+                subject: "Ihr Golf braucht Pflege",
+                text: "Guten Tag Herr Köhler, …",
+                html: "<p>Guten Tag Herr Köhler, …</p>",
+                letter: "Guten Tag Herr Köhler, …",
+                pdf_bytes: 18_432,
+                pdf_file: Some("vorschau.pdf".into()),
+            }),
+        ),
+        ("queue", v(&fixtures::queue_page(0, 2))),
+        ("report", v(&format::report_json(&fixtures::report(By::Service, false)))),
+        ("responses", v(&responses)),
+        ("status", v(&status)),
+        ("templates", v(&templates)),
+        ("tenant", v(&fixtures::detail())),
+        ("tenants", v(&fixtures::tenants()[..2])),
+    ];
+    let all: serde_json::Map<String, serde_json::Value> = shapes
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
+    let text = serde_json::to_string_pretty(&all).expect("json");
+    // Nothing of the old forms is left: no {"Ok": …}, no day numbers.
+    assert!(!text.contains("\"Ok\""), "{text}");
+    insta::assert_snapshot!(text);
 }

@@ -14,15 +14,48 @@ fn money(cents: i64) -> String {
     Money(cents).to_string()
 }
 
-/// Labels longer than this are cut: the tables fit 80 columns.
+/// On a terminal, labels longer than this are cut: the tables fit 80
+/// columns.
 const LABEL: usize = 15;
 
-fn label(s: &str) -> String {
-    if s.chars().count() <= LABEL {
-        return s.to_string();
+/// The first column: as wide as [`LABEL`] and labels cut to it on a
+/// terminal; as wide as the longest label, nothing cut, elsewhere.
+#[derive(Clone, Copy)]
+struct Labels {
+    width: usize,
+    cut: bool,
+}
+
+impl Labels {
+    fn of(r: &Report, terminal: bool) -> Self {
+        if terminal {
+            return Labels {
+                width: LABEL,
+                cut: true,
+            };
+        }
+        let longest = r
+            .groups
+            .iter()
+            .chain(std::iter::once(&r.total))
+            .map(|g| g.label.chars().count())
+            .max()
+            .unwrap_or(0);
+        Labels {
+            width: longest.max(LABEL),
+            cut: false,
+        }
     }
-    let cut: String = s.chars().take(LABEL - 1).collect();
-    format!("{cut}…")
+
+    fn label(self, s: &str) -> String {
+        let s = if self.cut && s.chars().count() > LABEL {
+            let cut: String = s.chars().take(LABEL - 1).collect();
+            format!("{cut}…")
+        } else {
+            s.to_string()
+        };
+        format!("{s:<w$}", w = self.width)
+    }
 }
 
 fn pct(r: Option<f64>) -> String {
@@ -65,7 +98,10 @@ fn period(r: &Report) -> String {
 }
 
 /// The text report: responses and lift, then money and negative outcomes.
-pub fn report(r: &Report) -> String {
+/// `terminal`: whether it is shown on one (labels cut to fit 80 columns);
+/// printed anywhere else, nothing is cut.
+pub fn report(r: &Report, terminal: bool) -> String {
+    let labels = Labels::of(r, terminal);
     let mut out = String::new();
     let kind = if r.query.pooled {
         "pooled results"
@@ -78,8 +114,8 @@ pub fn report(r: &Report) -> String {
     } else {
         let _ = writeln!(
             out,
-            "{:<15} {:>7} {:>6} {:>6} {:>6} {:>6}  {:<24}",
-            r.query.by.as_str(),
+            "{} {:>7} {:>6} {:>6} {:>6} {:>6}  {:<24}",
+            labels.label(r.query.by.as_str()),
             "sent",
             "resp",
             "rate",
@@ -88,13 +124,13 @@ pub fn report(r: &Report) -> String {
             "lift, pts [95% CI]"
         );
         for g in r.groups.iter().chain(std::iter::once(&r.total)) {
-            let Some((t, f)) = shown(&mut out, g) else {
+            let Some((t, f)) = shown(&mut out, g, labels) else {
                 continue;
             };
             let _ = writeln!(
                 out,
-                "{:<15} {:>7} {:>6} {:>6} {:>6} {:>6}  {:<24}",
-                label(&g.label),
+                "{} {:>7} {:>6} {:>6} {:>6} {:>6}  {:<24}",
+                labels.label(&g.label),
                 t.sent,
                 t.responses,
                 pct(f.response_rate),
@@ -106,8 +142,8 @@ pub fn report(r: &Report) -> String {
         out.push('\n');
         let _ = writeln!(
             out,
-            "{:<15} {:>6} {:>6} {:>5} {:>10} {:>9} {:>9} {:>10}",
-            r.query.by.as_str(),
+            "{} {:>6} {:>6} {:>5} {:>10} {:>9} {:>9} {:>10}",
+            labels.label(r.query.by.as_str()),
             "deliv",
             "bounce",
             "unsub",
@@ -117,13 +153,13 @@ pub fn report(r: &Report) -> String {
             "value"
         );
         for g in r.groups.iter().chain(std::iter::once(&r.total)) {
-            let Some((t, f)) = shown(&mut out, g) else {
+            let Some((t, f)) = shown(&mut out, g, labels) else {
                 continue;
             };
             let _ = writeln!(
                 out,
-                "{:<15} {:>6} {:>6} {:>5} {:>10} {:>9} {:>9} {:>10}",
-                label(&g.label),
+                "{} {:>6} {:>6} {:>5} {:>10} {:>9} {:>9} {:>10}",
+                labels.label(&g.label),
                 t.delivered,
                 t.bounces,
                 t.unsubscribes,
@@ -138,21 +174,21 @@ pub fn report(r: &Report) -> String {
             out.push('\n');
             let _ = writeln!(
                 out,
-                "{:<15} {:>6} {:>7} {:>6} {:>7}",
-                r.query.by.as_str(),
+                "{} {:>6} {:>7} {:>6} {:>7}",
+                labels.label(r.query.by.as_str()),
                 "emails",
                 "clicked",
                 "clicks",
                 "cl.rate"
             );
             for g in r.groups.iter().chain(std::iter::once(&r.total)) {
-                let Some((t, f)) = shown(&mut out, g) else {
+                let Some((t, f)) = shown(&mut out, g, labels) else {
                     continue;
                 };
                 let _ = writeln!(
                     out,
-                    "{:<15} {:>6} {:>7} {:>6} {:>7}",
-                    label(&g.label),
+                    "{} {:>6} {:>7} {:>6} {:>7}",
+                    labels.label(&g.label),
                     t.emails_delivered,
                     t.clicked,
                     t.clicks,
@@ -226,12 +262,16 @@ fn wrap(out: &mut String, text: &str) {
 
 /// The tally and figures of a shown group; a suppressed one gets its
 /// line here.
-fn shown<'a>(out: &mut String, g: &'a ReportGroup) -> Option<(&'a Tally, &'a Figures)> {
+fn shown<'a>(
+    out: &mut String,
+    g: &'a ReportGroup,
+    labels: Labels,
+) -> Option<(&'a Tally, &'a Figures)> {
     match (&g.tally, &g.figures, g.suppressed) {
         (Some(t), Some(f), None) => Some((t, f)),
         (_, _, s) => {
             let why = s.map_or("not shown", |s| s.as_str());
-            let _ = writeln!(out, "{:<15} suppressed ({why})", label(&g.label));
+            let _ = writeln!(out, "{} suppressed ({why})", labels.label(&g.label));
             None
         }
     }
@@ -354,13 +394,39 @@ mod tests {
     use crate::fixtures;
     use touchpoint_common::report::stats::By;
 
+    /// A long label is cut to the 80 columns of a terminal, and kept whole
+    /// (its column as wide as it) in a file or a pipe.
+    #[test]
+    fn labels_are_cut_only_on_a_terminal() {
+        let mut r = fixtures::report(By::Service, false);
+        let long = "Persönliche Einladung zum Frühlingscheck";
+        r.groups[0].label = long.into();
+        let cut = report(&r, true);
+        assert!(!cut.contains(long), "{cut}");
+        assert!(cut.contains("Persönliche Ei… "), "{cut}");
+        let whole = report(&r, false);
+        assert!(!whole.contains('…'), "{whole}");
+        let rows: Vec<&str> = whole.lines().filter(|l| l.starts_with(long)).collect();
+        assert_eq!(rows.len(), 2, "both tables: {whole}");
+        // The other rows are padded to the long label's width: the columns
+        // stay aligned.
+        let width = long.chars().count();
+        let total = whole
+            .lines()
+            .find(|l| l.starts_with("total "))
+            .expect("total row");
+        let label_part: String = total.chars().take(width + 1).collect();
+        assert_eq!(label_part.trim_end(), "total", "{whole}");
+        assert_eq!(rows[0].chars().nth(width), Some(' '), "{whole}");
+    }
+
     /// service_due: 72 of 400 against 3 of 40; birthday: 6 of 120, no
     /// control group. The total's lift is service_due's, +10.5 points, and
     /// the report says which of its messages the lift covers.
     #[test]
     fn the_total_lift_is_stratified_and_says_what_it_covers() {
         let r = fixtures::report(By::Service, false);
-        let text = report(&r);
+        let text = report(&r, true);
         let total = text
             .lines()
             .find(|l| l.starts_with("total"))
