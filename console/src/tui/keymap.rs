@@ -274,7 +274,7 @@ pub static KEYMAP: &[Binding] = &[
     bind(
         &[ch('N')],
         Action::Act(MessageAction::SendNow),
-        "send now (planned / queued)",
+        "send planned now",
         Some("send now"),
         QUEUE,
     ),
