@@ -139,11 +139,7 @@ fn draw_list(frame: &mut Frame, area: Rect, q: &QueueView) {
         // Send time beside the day, the cost, and where it goes.
         head.insert(7, ("At", false));
         widths.insert(7, Constraint::Length(5));
-        head.extend([
-            ("Cost", true),
-            ("Att", true),
-            ("Address / last answer", false),
-        ]);
+        head.extend([("Cost", true), ("Att", true), ("Address / answer", false)]);
         // As much room for the address as for the customer.
         widths.extend([
             Constraint::Length(8),
@@ -229,9 +225,11 @@ fn queue_row(r: &QueueRow, marked: bool, wide: bool) -> Row<'static> {
             String::new()
         }));
         cells.push(if r.last_error.is_empty() {
-            // An email's address; a letter goes to a postal town.
+            // The address used once dispatch chose it (an email's); a
+            // letter's, and any before dispatch, is shown as its town.
             Cell::from(match r.channel {
-                Channel::Post if r.address.is_empty() || !r.town.is_empty() => r.town.clone(),
+                Channel::Email if !r.address.is_empty() => r.address.clone(),
+                _ if !r.town.is_empty() => r.town.clone(),
                 _ => r.address.clone(),
             })
         } else {
