@@ -858,7 +858,7 @@ pub fn every_request(
         R::Templates { name: None },
         R::Queue {
             filter: QueueFilter {
-                tenant: Some(t()),
+                tenants: vec![t()],
                 ..QueueFilter::default()
             },
             offset: 0,

@@ -242,6 +242,16 @@ impl Message {
             .is_some_and(|(_, domain)| domain == HISTORY_MESSAGE_DOMAIN)
     }
 
+    /// The cost a listing shows, in cents: what was booked once sent (or
+    /// booked at all), else the estimate.
+    pub fn listed_cost(&self) -> i64 {
+        if self.status == MessageStatus::Sent || self.dispatch.booked != 0 {
+            self.dispatch.booked
+        } else {
+            self.cost
+        }
+    }
+
     /// Records a status change with its reason.
     pub fn set_status(&mut self, at: Timestamp, status: MessageStatus, why: impl Into<String>) {
         self.status = status;

@@ -369,8 +369,8 @@ pub enum Request {
     Templates {
         name: Option<String>,
     },
-    /// One page of the outbox, filtered and counted in the daemon. Order:
-    /// tenant, then newest message first.
+    /// One page of the outbox, filtered, counted and ordered (the filter's
+    /// `sort`) in the daemon.
     Queue {
         filter: QueueFilter,
         offset: u64,
@@ -504,6 +504,8 @@ pub struct QueueRow {
     pub last_error: String,
     /// The last status change.
     pub updated_at: Timestamp,
+    /// The recipient's postcode and town ("" when the record is gone).
+    pub town: String,
 }
 
 /// A message's content.
@@ -995,10 +997,17 @@ impl Request {
                 .map_or(Ok(()), |n| l::line("template", n, l::NAME_CHARS)),
             Request::Queue { filter, .. } => {
                 l::line("filter text", &filter.text, l::FILTER_CHARS)?;
+                // A filter's lists are bounded by what its text could say.
+                if filter.services.len() + filter.tenants.len() > l::FILTER_CHARS / 2 {
+                    return Err(l::LimitError {
+                        field: "filter",
+                        problem: format!("more than {} tenants and services", l::FILTER_CHARS / 2),
+                    });
+                }
                 filter
-                    .service
-                    .as_deref()
-                    .map_or(Ok(()), |s| l::line("service", s, l::NAME_CHARS))
+                    .services
+                    .iter()
+                    .try_for_each(|s| l::line("service", s, l::NAME_CHARS))
             }
         }
     }

@@ -83,6 +83,7 @@ struct PlainQueueRow<'a> {
     attempts: u32,
     last_error: &'a str,
     updated_at: i64,
+    town: &'a str,
 }
 
 fn queue_row() -> QueueRow {
@@ -102,6 +103,7 @@ fn queue_row() -> QueueRow {
         attempts: 0,
         last_error: String::new(),
         updated_at: Timestamp(1_796_626_800_000),
+        town: "50667 Köln".into(),
     }
 }
 
@@ -124,6 +126,7 @@ fn the_wire_form_is_the_plain_numbers_it_always_was() {
         attempts: 0,
         last_error: "",
         updated_at: 1_796_626_800_000,
+        town: "50667 Köln",
     };
     assert_eq!(
         encode_frame(&row).expect("row"),

@@ -11,6 +11,7 @@ use serde::Serialize;
 use touchpoint_common::protocol::{
     ErrorKind, MessageAction, PauseScope, ProposalDetail, QueueFilter,
 };
+use touchpoint_common::queue::QueueSort;
 use touchpoint_common::TenantId;
 
 use crate::client::{read_call_outcomes, read_template, resolve_socket, Client, ClientError};
@@ -151,14 +152,22 @@ pub enum Command {
         #[command(flatten)]
         out: Output,
     },
-    /// Messages of the outbox, filtered and paged by the daemon, newest
-    /// first per tenant. FILTER terms: `status:held,failed`, `channel:email`,
-    /// `tenant:d001`, `service:inspection`, `date:2026-11-01..2026-11-30`
-    /// (or one day, or open on one side), and free text (customer number,
-    /// address, template, last answer).
+    /// Messages of the outbox, filtered, ordered and paged by the daemon.
+    /// FILTER terms: `status:held,failed`, `channel:email`,
+    /// `tenant:d001,d002`, `service:hu_reminder,birthday`,
+    /// `date:2026-11-01..2026-11-30` (or one day, or open on one side),
+    /// `sort:cost`, and free text (customer number, name, postcode, town,
+    /// email domain, address used, template, last answer). Every key but
+    /// `date` and `sort` takes a comma list; an unknown key or value is an
+    /// error naming the closest one.
     Queue {
         /// Filter terms, as in the console's `/` line.
         filter: Vec<String>,
+        /// The order: `time` (send time, latest first; the default),
+        /// `tenant`, `status` (lifecycle order) or `cost` (dearest first);
+        /// a leading `-` reverses (`-time`: earliest first).
+        #[arg(long, value_parser = QueueSort::parse, allow_hyphen_values = true)]
+        sort: Option<QueueSort>,
         #[arg(long, default_value_t = 0)]
         offset: u64,
         #[arg(long, default_value_t = 50)]
@@ -756,14 +765,18 @@ async fn run_inner(
         }
         Command::Queue {
             filter,
+            sort,
             offset,
             limit,
             out,
         } => {
-            let filter = QueueFilter::parse(&filter.join(" ")).map_err(|e| Failure {
+            let mut filter = QueueFilter::parse(&filter.join(" ")).map_err(|e| Failure {
                 code: EXIT_USAGE,
                 message: format!("filter {e}"),
             })?;
+            if let Some(sort) = sort {
+                filter.sort = sort;
+            }
             let page = client.queue(&filter, offset, limit).await?;
             if out.json {
                 print_json(&page)?;

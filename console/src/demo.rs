@@ -529,7 +529,7 @@ async fn quarter_summary(
     let mut example: Option<(TenantId, touchpoint_common::outbox::Message)> = None;
     for e in exports {
         let filter = QueueFilter {
-            tenant: Some(e.tenant.clone()),
+            tenants: vec![e.tenant.clone()],
             statuses: vec![MessageStatus::Sent, MessageStatus::Control],
             from: Some(from),
             to: Some(to),

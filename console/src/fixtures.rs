@@ -488,6 +488,7 @@ pub fn queue_page(offset: u64, rows: u64) -> touchpoint_common::protocol::QueueP
                     String::new()
                 },
                 updated_at: ts(i as i64),
+                town: "80807 München".into(),
             })
             .collect(),
     }

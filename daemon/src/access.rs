@@ -159,6 +159,9 @@ pub enum Reach<'a> {
     Tenant(&'a TenantId),
     /// The named tenant, or every tenant in the caller's scope when `None`.
     TenantOrFiltered(Option<&'a TenantId>),
+    /// These tenants (each must be in scope), or every tenant in the
+    /// caller's scope when none is named.
+    TenantsOrFiltered(&'a [TenantId]),
     /// A change that applies to every tenant at once.
     Everyone,
     /// Every dealer's figures pooled under the brand's disclosure rule:
@@ -205,7 +208,7 @@ pub fn reach(request: &Request) -> Reach<'_> {
         | Request::Plan { tenant, .. }
         | Request::RunBatches { tenant }
         | Request::Costs { tenant, .. } => Reach::TenantOrFiltered(tenant.as_ref()),
-        Request::Queue { filter, .. } => Reach::TenantOrFiltered(filter.tenant.as_ref()),
+        Request::Queue { filter, .. } => Reach::TenantsOrFiltered(&filter.tenants),
         Request::Report { query } if query.pooled => Reach::Pooled,
         // Learned values are pooled under the same rule: no tenant's own
         // figure; a freeze or reset changes what every tenant is planned with.
@@ -321,6 +324,7 @@ pub fn check_scope(
     match reach(request) {
         Reach::Nothing | Reach::Filtered | Reach::TenantOrFiltered(None) | Reach::Pooled => Ok(()),
         Reach::Tenant(t) | Reach::TenantOrFiltered(Some(t)) => tenant(t),
+        Reach::TenantsOrFiltered(list) => list.iter().try_for_each(tenant),
         Reach::Everyone if matches!(scope, Scope::All) => Ok(()),
         Reach::Everyone => Err(OutOfScope {
             tenant: None,
@@ -353,6 +357,7 @@ pub fn check_scope(
 pub fn tenant_of(request: &Request) -> Option<TenantId> {
     match reach(request) {
         Reach::Tenant(t) | Reach::TenantOrFiltered(Some(t)) => Some(t.clone()),
+        Reach::TenantsOrFiltered([t]) => Some(t.clone()),
         Reach::Proposal { tenant, .. } => tenant.cloned(),
         Reach::Material { name, .. } => match material_owner(name) {
             MaterialOwner::Tenant(t) => Some(t),
@@ -361,6 +366,7 @@ pub fn tenant_of(request: &Request) -> Option<TenantId> {
         Reach::Nothing
         | Reach::Filtered
         | Reach::TenantOrFiltered(None)
+        | Reach::TenantsOrFiltered(_)
         | Reach::Everyone
         | Reach::Pooled => None,
     }

@@ -156,6 +156,68 @@ async fn every_view_at_80x24_and_160x48() {
     }
 }
 
+/// The queue at 80, 120 and 160 columns, sorted by cost (`s` cycles: time,
+/// tenant, status, cost); at 160 the detail pane hidden (`d`) gives the
+/// list the time, cost and address columns. A refused filter shows in the
+/// pane; `Enter` on a tenant opens its queue alone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_queue_sorts_and_widens_and_shows_a_refused_filter_in_its_pane() {
+    let (d, _files) = daemon(Role::Operator, Setup::Still).await;
+    for (w, h) in [(80u16, 24u16), (120, 30), (160, 48)] {
+        let mut c = Harness::attach(&d.socket, w, h, false)
+            .await
+            .expect("attach");
+        c.press(key('2')).await.expect("queue");
+        for _ in 0..3 {
+            c.press(key('s')).await.expect("sort");
+        }
+        assert_eq!(c.app.state.queue.filter.to_string(), "sort:cost");
+        let screen = c.screen();
+        assert!(screen.contains("by cost ↓"), "{screen}");
+        snapshot(&format!("queue_by_cost_{w}x{h}"), &screen);
+        if w >= 160 {
+            c.press(key('d')).await.expect("detail pane off");
+            let screen = c.screen();
+            assert!(screen.contains("Cost") && screen.contains("At"), "{screen}");
+            snapshot(&format!("queue_list_only_{w}x{h}"), &screen);
+        }
+    }
+
+    let mut c = Harness::attach(&d.socket, 80, 24, false)
+        .await
+        .expect("attach");
+    c.press(key('2')).await.expect("queue");
+    c.press(key('/')).await.expect("filter");
+    c.type_text("tenant:d999").await.expect("type");
+    c.press(code(KeyCode::Enter)).await.expect("enter");
+    let screen = c.screen();
+    assert!(screen.contains("Messages (refused)"), "{screen}");
+    assert!(screen.contains("no tenant `d999`"), "{screen}");
+    assert!(!screen.contains("loading"), "{screen}");
+    assert!(
+        c.app.state.queue.page.is_none(),
+        "no old rows as its answer"
+    );
+
+    // Enter on a tenant: that tenant's queue, nothing of the filter before.
+    c.press(key('/')).await.expect("filter");
+    c.press(KeyEvent::new(KeyCode::Char('u'), KeyModifiers::CONTROL))
+        .await
+        .expect("clear");
+    c.type_text("status:held wolf").await.expect("type");
+    c.press(code(KeyCode::Enter)).await.expect("enter");
+    c.press(key('4')).await.expect("tenants");
+    c.press(code(KeyCode::Enter))
+        .await
+        .expect("open the tenant's queue");
+    assert_eq!(c.app.state.view, View::Queue);
+    assert_eq!(
+        c.app.state.queue.filter.to_string(),
+        format!("tenant:{TENANT}")
+    );
+    assert!(c.app.state.queue.total() > 0);
+}
+
 fn code(c: KeyCode) -> KeyEvent {
     KeyEvent::new(c, KeyModifiers::NONE)
 }

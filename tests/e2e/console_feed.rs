@@ -11,7 +11,7 @@ use touchpoint_common::outbox::MessageStatus;
 use touchpoint_common::protocol::{Changes, ErrorKind, MessageAction, PauseScope, Role, Topic};
 use touchpoint_common::queue::QueueFilter;
 use touchpoint_common::Date;
-use touchpoint_tests::{eventually, fixture, tid, touchpoint_as, Options, TestDaemon};
+use touchpoint_tests::{eventually, fixture, tid, touchpoint, touchpoint_as, Options, TestDaemon};
 
 use crate::common::{customers_csv, me};
 
@@ -404,4 +404,93 @@ async fn a_change_made_right_after_subscribing_is_heard() {
             .expect("feed");
         assert!(changed.topics.contains(&Topic::Audit), "{changed:?}");
     }
+}
+
+/// `touchpoint queue` through the real binaries: free text finds a
+/// customer's name (umlauts folded) and email domain; a mistyped key, an
+/// unknown service or tenant is an error naming the closest; `--sort cost`
+/// puts the dearest first.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cli_queue_finds_names_and_domains_and_names_the_closest_key() {
+    let d = TestDaemon::start_with(Options {
+        dealer_files: vec![plan_fixture("p001.toml")],
+        ..Options::default()
+    });
+    let planned = import_and_plan(&d, Date::from_ymd(2026, 11, 16).expect("day")).await;
+    assert!(planned > 0);
+    let text = |o: &std::process::Output| {
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        )
+    };
+    let page = |args: &[&str]| -> serde_json::Value {
+        let mut all = vec!["queue", "--json", "--limit", "1000"];
+        all.extend_from_slice(args);
+        let out = touchpoint(&d.socket, &all);
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+        serde_json::from_slice(&out.stdout).expect("JSON")
+    };
+    let rows = |v: &serde_json::Value| -> Vec<(String, String)> {
+        v["rows"]
+            .as_array()
+            .expect("rows")
+            .iter()
+            .map(|r| {
+                (
+                    r["recipient"].as_str().unwrap_or("").to_string(),
+                    r["name"].as_str().unwrap_or("").to_string(),
+                )
+            })
+            .collect()
+    };
+    let everything = rows(&page(&[]));
+    assert_eq!(everything.len() as u64, planned);
+    let of = |no: &str| everything.iter().filter(|(r, _)| r == no).count();
+    // K-1 Jürgen Weiß (example.de), K-3 Bäckerei Günther GmbH
+    // (baeckerei-guenther.de), both with messages on the fixture's day.
+    assert!(of("K-1") > 0 && of("K-3") > 0, "{everything:?}");
+    for needle in ["Weiß", "weiss", "JÜRGEN"] {
+        let found = rows(&page(&[needle]));
+        assert_eq!(found.len(), of("K-1"), "{needle}: {found:?}");
+        assert!(found.iter().all(|(r, _)| r == "K-1"), "{needle}: {found:?}");
+    }
+    let found = rows(&page(&["baeckerei-guenther.de"]));
+    assert_eq!(found.len(), of("K-3"), "{found:?}");
+
+    let costs: Vec<i64> = page(&["--sort", "cost"])["rows"]
+        .as_array()
+        .expect("rows")
+        .iter()
+        .map(|r| r["cost"].as_i64().expect("cost"))
+        .collect();
+    assert!(costs.windows(2).all(|w| w[0] >= w[1]), "{costs:?}");
+    assert!(
+        costs.first() > costs.last(),
+        "letters and emails: {costs:?}"
+    );
+
+    let out = touchpoint(&d.socket, &["queue", "stauts:held"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(
+        text(&out).contains("`stauts:held`: no filter key `stauts` (did you mean `status`?)"),
+        "{}",
+        text(&out)
+    );
+    let out = touchpoint(&d.socket, &["queue", "service:inspection"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        text(&out).contains("`service:inspection`: no service `inspection` (one of "),
+        "{}",
+        text(&out)
+    );
+    assert!(text(&out).contains("hu_reminder"), "{}", text(&out));
+    let out = touchpoint(&d.socket, &["queue", "tenant:p01"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        text(&out).contains("no tenant `p01` (did you mean `p001`?)"),
+        "{}",
+        text(&out)
+    );
 }

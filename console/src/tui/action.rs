@@ -75,6 +75,13 @@ pub enum Action {
     TogglePooled,
     /// Results on a narrow screen: the next breakdown (lead, weekday, hour).
     NextBreakdown,
+    /// The queue: the next sort key (time, tenant, status, cost).
+    NextSort,
+    /// The queue: the order turned round.
+    ReverseSort,
+    /// The queue on a screen of 160 columns or more: the detail pane
+    /// hidden (the list takes its room) or shown.
+    ToggleDetailPane,
 }
 
 impl Action {

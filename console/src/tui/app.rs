@@ -12,7 +12,9 @@
 //! this module must not import `ui` or `widgets`, nor `net` or `harness`.
 
 use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
-use touchpoint_common::protocol::{Changes, DaemonStatus, Identity, Request, Role, Topic};
+use touchpoint_common::protocol::{
+    Changes, DaemonStatus, Identity, QueueFilter, Request, Role, Topic,
+};
 use touchpoint_common::TenantId;
 
 use super::action::{Action, View};
@@ -143,23 +145,23 @@ impl AppState {
     /// to, else the tenant selected in the tenants view, else the busiest
     /// today, else the first in scope.
     pub fn preview_tenant(&self) -> Option<TenantId> {
-        self.queue
-            .filter
-            .tenant
-            .clone()
-            .or_else(|| self.tenants.selected_tenant().map(|t| t.id.clone()))
-            .or_else(|| {
-                let o = self.overview.data.as_ref()?;
-                // The busiest tenant today has customers to show.
-                o.tenants
-                    .iter()
-                    .max_by_key(|t| t.today.planned + t.today.queued + t.today.sent)
-                    .map(|t| t.tenant.clone())
-            })
-            .or_else(|| match self.identity().map(|i| &i.scope) {
-                Some(touchpoint_common::protocol::Scope::Tenants(list)) => list.first().cloned(),
-                _ => None,
-            })
+        match self.queue.filter.tenants.as_slice() {
+            [one] => Some(one.clone()),
+            _ => None,
+        }
+        .or_else(|| self.tenants.selected_tenant().map(|t| t.id.clone()))
+        .or_else(|| {
+            let o = self.overview.data.as_ref()?;
+            // The busiest tenant today has customers to show.
+            o.tenants
+                .iter()
+                .max_by_key(|t| t.today.planned + t.today.queued + t.today.sent)
+                .map(|t| t.tenant.clone())
+        })
+        .or_else(|| match self.identity().map(|i| &i.scope) {
+            Some(touchpoint_common::protocol::Scope::Tenants(list)) => list.first().cloned(),
+            _ => None,
+        })
     }
 }
 
@@ -360,10 +362,14 @@ impl App {
         }
     }
 
-    /// The queue, filtered to one tenant (Enter in the tenants view).
+    /// The queue of one tenant (Enter in the tenants view): that tenant
+    /// alone, no other criterion of an earlier filter; the order stays.
     fn show_queue_of(&mut self, tenant: TenantId) {
-        let mut f = self.state.queue.filter.clone();
-        f.tenant = Some(tenant);
+        let f = QueueFilter {
+            tenants: vec![tenant],
+            sort: self.state.queue.filter.sort,
+            ..QueueFilter::default()
+        };
         self.state.view = View::Queue;
         let screen = self.state.screen();
         let mut out = Vec::new();
@@ -414,6 +420,10 @@ impl App {
                 false
             }
             NetEvent::Failed { what, error } => {
+                if what == "queue" {
+                    // The queue's pane shows it too: no "loading…" forever.
+                    self.state.queue.on_failed(error.clone());
+                }
                 self.notice(format!("{what}: {error}"), true);
                 true
             }

@@ -201,6 +201,21 @@ pub static KEYMAP: &[Binding] = &[
         Some("detail"),
         QUEUE,
     ),
+    bind(&[ch('s')], Action::NextSort, "next sort key", None, QUEUE),
+    bind(
+        &[ch('S')],
+        Action::ReverseSort,
+        "reverse the order",
+        None,
+        QUEUE,
+    ),
+    bind(
+        &[ch('d')],
+        Action::ToggleDetailPane,
+        "detail pane off/on (wide)",
+        None,
+        QUEUE,
+    ),
     bind(
         &[code(KeyCode::Enter)],
         Action::Open,

@@ -10,6 +10,9 @@ use ratatui::Frame;
 
 /// Terminals at least this wide get side-by-side panes and extra columns.
 pub const WIDE: u16 = 140;
+/// Columns from which the queue's detail pane can be hidden (`d`) to give
+/// the list its room.
+pub const ROOMY: u16 = 160;
 
 /// Cents as `12.34 €`.
 pub fn euro(cents: i64) -> String {

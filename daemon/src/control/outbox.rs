@@ -2,6 +2,7 @@
 //! whole, its content as it was (or will be) sent; and the ledger.
 
 use touchpoint_common::protocol::{ErrorKind, Identity, QueueFilter, Response};
+use touchpoint_common::queue::unknown_value;
 use touchpoint_common::TenantId;
 
 use super::planning::in_scope;
@@ -16,15 +17,36 @@ pub(super) fn queue(
     limit: u32,
 ) -> Response {
     let p = ctx.policies.current();
-    let tenants = match &filter.tenant {
-        Some(t) if p.tenant(t).is_none() => {
+    let in_scope = crate::overview::tenants_in_scope(&p, &who.scope);
+    // The values whose set is known here; a suggestion names only tenants
+    // the caller may see (the scope check let only those through anyway).
+    for t in &filter.tenants {
+        if p.tenant(t).is_none() {
+            let known = in_scope.iter().map(|t| t.as_str());
             return err(
                 ErrorKind::NotFound,
-                format!("no dealer policy for tenant {t}"),
-            )
+                format!(
+                    "`tenant:{t}`: {}",
+                    unknown_value("tenant", t.as_str(), known)
+                ),
+            );
         }
-        Some(t) => vec![t.clone()],
-        None => crate::overview::tenants_in_scope(&p, &who.scope),
+    }
+    for s in &filter.services {
+        if !p.brand.services.contains_key(s) {
+            let known = p.brand.services.keys().map(|s| s.as_str());
+            return err(
+                ErrorKind::Invalid,
+                format!("`service:{s}`: {}", unknown_value("service", s, known)),
+            );
+        }
+    }
+    let tenants = if filter.tenants.is_empty() {
+        in_scope
+    } else {
+        let mut list = filter.tenants.clone();
+        list.sort();
+        list
     };
     crate::queue::page(&ctx.stores, &tenants, &filter, offset, limit)
         .map(|page| Response::Queue(Box::new(page)))

@@ -104,9 +104,20 @@ impl Outbox {
         self.index.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    #[cfg(test)]
     pub(super) fn with_index<R>(&self, f: impl FnOnce(&OutboxIndex) -> R) -> Result<R> {
+        self.with_index_prepared(|_| Ok(()), f)
+    }
+
+    /// Runs `f` on the index, built first if need be, after `prepare` (the
+    /// store's reading of the recipients' texts) had it.
+    pub(super) fn with_index_prepared<R>(
+        &self,
+        prepare: impl FnOnce(&mut OutboxIndex) -> Result<()>,
+        f: impl FnOnce(&OutboxIndex) -> R,
+    ) -> Result<R> {
         let mut guard = self.index_lock();
-        let ix = match guard.take() {
+        let mut ix = match guard.take() {
             Some(ix) => ix,
             None => {
                 let started = std::time::Instant::now();
@@ -121,9 +132,11 @@ impl Outbox {
                 ix
             }
         };
-        let r = f(&ix);
+        let prepared = prepare(&mut ix);
+        // Kept whatever `prepare` says: a failed read leaves texts to read.
+        let r = prepared.map(|()| f(&ix));
         *guard = Some(ix);
-        Ok(r)
+        r
     }
 
     pub(super) fn message(&self, id: u64) -> Result<Option<Message>> {

@@ -21,7 +21,7 @@ mod keys;
 mod merges;
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use serde::{Deserialize, Serialize};
@@ -76,6 +76,9 @@ pub(super) struct Records {
     /// An import interrupted by an earlier version after its commit point
     /// was completed when this store opened (it still needs its identity pass).
     completed_import: AtomicBool,
+    /// Raised by every change of the customers (an import committed or
+    /// rolled back, a merge): what the outbox index's recipient texts follow.
+    people_epoch: AtomicU64,
 }
 
 impl Records {
@@ -99,6 +102,7 @@ impl Records {
             board,
             figures_due: AtomicBool::new(false),
             completed_import: AtomicBool::new(false),
+            people_epoch: AtomicU64::new(0),
         })
     }
 
@@ -344,6 +348,7 @@ impl Records {
     /// the central figures up to date (a listing right after an import
     /// shows it).
     fn data_changed(&self) {
+        self.people_epoch.fetch_add(1, Ordering::SeqCst);
         if let Err(e) = self.publish_figures() {
             tracing::warn!(tenant = %self.db.id(), error = %e, "cannot write the tenant's figures; retried by the flusher");
         }
@@ -430,6 +435,11 @@ impl Records {
             }
         }
         Ok(h)
+    }
+
+    /// Changes whenever customers may have changed (see `people_epoch`).
+    pub(super) fn people_epoch(&self) -> u64 {
+        self.people_epoch.load(Ordering::SeqCst)
     }
 
     pub(super) fn bump_generation(&self) -> Result<()> {

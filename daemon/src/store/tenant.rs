@@ -504,8 +504,15 @@ impl TenantStore {
 
     /// Runs `f` on the outbox index, building it first (one scan of the
     /// outbox) if this is the first time since the store was opened.
+    /// Its recipients' texts (name, postcode, city, email domain) are read
+    /// from the dealer's data first: all of them after the data changed
+    /// (an import, its rollback, a merge), else those new since.
     pub fn with_index<R>(&self, f: impl FnOnce(&OutboxIndex) -> R) -> Result<R> {
-        self.outbox.with_index(f)
+        let epoch = self.records.people_epoch();
+        self.outbox.with_index_prepared(
+            |ix| ix.refresh_people(epoch, |no| self.records.customer(no)),
+            f,
+        )
     }
 
     /// Reserves `n` message ids; returns the first.

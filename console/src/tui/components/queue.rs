@@ -18,7 +18,7 @@ use super::{move_cursor, replace, scroll, Cmd, Screen};
 use crate::tui::action::Action;
 use crate::tui::msg::{Act, Fetch};
 use crate::tui::popup::{Confirm, Input, InputPurpose, Overlay};
-use crate::tui::widgets::WIDE;
+use crate::tui::widgets::{ROOMY, WIDE};
 
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct QueueView {
@@ -34,6 +34,12 @@ pub struct QueueView {
     pub detail_scroll: u16,
     /// The window last asked for, so that an answer for an older one is ignored.
     pub requested: Option<(QueueFilter, u64)>,
+    /// The daemon refused the last listing (a tenant it does not know, a
+    /// service the brand has not): shown in the pane instead of rows.
+    pub error: Option<String>,
+    /// At [`ROOMY`] columns or more: the detail pane hidden, the list
+    /// takes its room.
+    pub detail_hidden: bool,
 }
 
 impl QueueView {
@@ -128,8 +134,13 @@ impl QueueView {
         !(p.offset <= want_from && held_to >= want_to)
     }
 
+    /// Whether the detail pane is beside the list (wide, and not hidden).
+    pub fn detail_beside(&self, width: u16) -> bool {
+        width >= WIDE && !(self.detail_hidden && width >= ROOMY)
+    }
+
     fn fetch_detail(&self, screen: Screen, out: &mut Vec<Cmd>) {
-        if !self.detail_open && screen.width < WIDE {
+        if !self.detail_open && !self.detail_beside(screen.width) {
             return;
         }
         if let Some(r) = self.selected_row() {
@@ -156,6 +167,28 @@ impl QueueView {
                     self.fetch_detail(screen, out);
                 }
             }
+            Action::NextSort | Action::ReverseSort => {
+                let mut f = self.filter.clone();
+                if action == Action::NextSort {
+                    f.sort.key = f.sort.key.next();
+                } else {
+                    f.sort.reversed = !f.sort.reversed;
+                }
+                self.set_filter(f, screen, out);
+            }
+            Action::ToggleDetailPane => {
+                if screen.width < ROOMY {
+                    out.push(Cmd::Notice {
+                        text: format!(
+                            "the detail pane can be hidden at {ROOMY} columns or more; Enter shows a message"
+                        ),
+                        error: false,
+                    });
+                } else {
+                    self.detail_hidden = !self.detail_hidden;
+                    self.fetch_detail(screen, out);
+                }
+            }
             Action::Open => {
                 self.detail_open = !self.detail_open;
                 self.detail_scroll = 0;
@@ -167,7 +200,12 @@ impl QueueView {
                 } else if !self.marks.is_empty() {
                     self.marks.clear();
                 } else if !self.filter.is_empty() {
-                    self.set_filter(QueueFilter::default(), screen, out);
+                    // The criteria go; the order stays.
+                    let cleared = QueueFilter {
+                        sort: self.filter.sort,
+                        ..QueueFilter::default()
+                    };
+                    self.set_filter(cleared, screen, out);
                 }
             }
             Action::DetailDown | Action::DetailUp => {
@@ -241,6 +279,7 @@ impl QueueView {
         self.filter = filter;
         self.selected = 0;
         self.detail_scroll = 0;
+        self.error = None;
         // Rows of the old filter must not stay on screen (nor be acted on)
         // under the new one.
         self.page = None;
@@ -298,10 +337,9 @@ impl QueueView {
     /// about the outbox of a tenant the queue shows.
     pub fn on_changed(&mut self, c: &Changes, screen: Screen, out: &mut Vec<Cmd>) {
         if c.topics.contains(&Topic::Outbox) {
-            let about_us = match &self.filter.tenant {
-                Some(t) => c.tenants.is_empty() || c.tenants.contains(t),
-                None => true,
-            };
+            let about_us = self.filter.tenants.is_empty()
+                || c.tenants.is_empty()
+                || self.filter.tenants.iter().any(|t| c.tenants.contains(t));
             if about_us {
                 self.fetch_rows(screen, out);
                 self.fetch_detail(screen, out);
@@ -327,6 +365,7 @@ impl QueueView {
         self.selected = found
             .unwrap_or(self.selected)
             .min(page.total.saturating_sub(1));
+        self.error = None;
         let changed = replace(&mut self.page, Some(page));
         if self.total() > 0 && (self.selected_row().is_none() || self.needs_window(screen)) {
             // The cursor is not among the rows held (the listing
@@ -336,6 +375,14 @@ impl QueueView {
             self.fetch_detail(screen, out);
         }
         changed
+    }
+
+    /// The daemon refused the listing: the pane says why, and rows of
+    /// another filter are not left on screen as if they were its answer.
+    pub fn on_failed(&mut self, error: String) -> bool {
+        self.page = None;
+        self.requested = None;
+        replace(&mut self.error, Some(error))
     }
 
     /// A message's explanation and history came.
@@ -358,7 +405,10 @@ impl QueueView {
         if self.needs_window(now) {
             self.fetch_rows(now, out);
         }
-        if was.width < WIDE && now.width >= WIDE && self.current_detail().is_none() {
+        if !self.detail_beside(was.width)
+            && self.detail_beside(now.width)
+            && self.current_detail().is_none()
+        {
             self.fetch_detail(now, out);
         }
     }

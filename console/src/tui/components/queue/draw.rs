@@ -6,8 +6,10 @@ use ratatui::style::{Style, Stylize};
 use ratatui::text::{Line, Span, Text};
 use ratatui::widgets::{Cell, Paragraph, Row, Table, Wrap};
 use ratatui::Frame;
+use touchpoint_common::domain::Channel;
 use touchpoint_common::outbox::{Message, MessageStatus};
 use touchpoint_common::protocol::{MessageContent, QueueRow};
+use touchpoint_common::queue::SortKey;
 
 use super::QueueView;
 use crate::format;
@@ -31,8 +33,7 @@ impl QueueView {
     pub fn draw(&self, frame: &mut Frame, area: Rect) {
         let [bar, main] = Layout::vertical([Constraint::Length(1), Constraint::Min(0)]).areas(area);
         draw_filter_bar(frame, bar, self);
-        let wide = area.width >= WIDE;
-        if wide {
+        if self.detail_beside(area.width) {
             let [list, detail] =
                 Layout::horizontal([Constraint::Percentage(55), Constraint::Percentage(45)])
                     .spacing(2)
@@ -74,15 +75,45 @@ fn draw_filter_bar(frame: &mut Frame, area: Rect, q: &QueueView) {
     frame.render_widget(Paragraph::new(Line::from(spans)), area);
 }
 
+/// The order in words, as the list's title shows it.
+fn order(q: &QueueView) -> String {
+    let s = q.filter.sort;
+    let (words, arrow) = match s.key {
+        SortKey::Time => ("send time", if s.reversed { "↑" } else { "↓" }),
+        SortKey::Tenant => ("tenant", if s.reversed { "↓" } else { "↑" }),
+        SortKey::Status => ("status", if s.reversed { "↓" } else { "↑" }),
+        SortKey::Cost => ("cost", if s.reversed { "↑" } else { "↓" }),
+    };
+    format!("by {words} {arrow}")
+}
+
 fn draw_list(frame: &mut Frame, area: Rect, q: &QueueView) {
     let total = q.total();
-    let title = match &q.page {
-        Some(_) if total == 0 => " Messages (none match) ".to_string(),
-        Some(_) => format!(" Messages {} of {} ", q.selected + 1, thousands(total)),
-        None => " Messages (loading…) ".to_string(),
+    let title = match (&q.page, &q.error) {
+        (_, Some(_)) => " Messages (refused) ".to_string(),
+        (Some(_), None) if total == 0 => " Messages (none match) ".to_string(),
+        (Some(_), None) => format!(
+            " Messages {} of {} · {} ",
+            thousands(q.selected + 1),
+            thousands(total),
+            order(q)
+        ),
+        (None, None) => " Messages (loading…) ".to_string(),
     };
     let block = pane(title, !q.detail_open || area.width >= WIDE);
     let inner_rows = usize::from(area.height.saturating_sub(2));
+    if let Some(e) = &q.error {
+        let text = vec![
+            Line::from(format!("The daemon refused this filter: {e}")).red(),
+            Line::from(""),
+            Line::from("/ edits the filter, Esc clears it.").style(dim()),
+        ];
+        frame.render_widget(
+            Paragraph::new(text).block(block).wrap(Wrap { trim: false }),
+            area,
+        );
+        return;
+    }
     let wide = area.width >= 100;
     let mut head: Vec<(&'static str, bool)> = vec![
         (" ", false),
@@ -105,9 +136,16 @@ fn draw_list(frame: &mut Frame, area: Rect, q: &QueueView) {
         Constraint::Fill(1),
     ];
     if wide {
-        head.extend([("Att", true), ("Address / last answer", false)]);
+        // Send time beside the day, the cost, and where it goes.
+        head.insert(7, ("At", false));
+        widths.insert(7, Constraint::Length(5));
+        head.extend([("Cost", true), ("Att", true), ("Address / answer", false)]);
         // As much room for the address as for the customer.
-        widths.extend([Constraint::Length(3), Constraint::Fill(1)]);
+        widths.extend([
+            Constraint::Length(8),
+            Constraint::Length(3),
+            Constraint::Fill(1),
+        ]);
     }
     let Some(page) = &q.page else {
         frame.render_widget(Paragraph::new("asking the daemon…").block(block), area);
@@ -170,16 +208,30 @@ fn queue_row(r: &QueueRow, marked: bool, wide: bool) -> Row<'static> {
         Cell::from(r.channel.as_str()),
         Cell::from(r.service.clone()),
         Cell::from(r.send_on.to_string()),
-        Cell::from(customer),
     ];
     if wide {
+        cells.push(Cell::from(format!(
+            "{:02}:{:02}",
+            r.send_at / 60,
+            r.send_at % 60
+        )));
+    }
+    cells.push(Cell::from(customer));
+    if wide {
+        cells.push(right(euro(r.cost)));
         cells.push(right(if r.attempts > 0 {
             r.attempts.to_string()
         } else {
             String::new()
         }));
         cells.push(if r.last_error.is_empty() {
-            Cell::from(r.address.clone())
+            // The address used once dispatch chose it (an email's); a
+            // letter's, and any before dispatch, is shown as its town.
+            Cell::from(match r.channel {
+                Channel::Email if !r.address.is_empty() => r.address.clone(),
+                _ if !r.town.is_empty() => r.town.clone(),
+                _ => r.address.clone(),
+            })
         } else {
             Cell::from(r.last_error.clone()).red()
         });
