@@ -776,6 +776,40 @@ impl MessageAction {
             MessageAction::SendNow => "send-now",
         }
     }
+
+    /// Whether the action can be taken on a message that is `status` on
+    /// `channel`, or why not: the daemon's rule, and what the console
+    /// offers for the message under the cursor.
+    pub fn check(self, status: MessageStatus, channel: Channel) -> Result<(), String> {
+        use MessageStatus as S;
+        let ok = match self {
+            MessageAction::Hold => {
+                matches!(status, S::Planned | S::Rendered | S::Queued | S::Deferred)
+            }
+            MessageAction::Release => status == S::Held,
+            MessageAction::Cancel => matches!(
+                status,
+                S::Planned | S::Rendered | S::Queued | S::Deferred | S::Held
+            ),
+            MessageAction::Retry => {
+                if channel != Channel::Email && matches!(status, S::Deferred | S::Failed) {
+                    return Err(format!(
+                        "only emails are retried; this {channel} is {status}"
+                    ));
+                }
+                matches!(status, S::Deferred | S::Failed)
+            }
+            MessageAction::SendNow => matches!(status, S::Planned | S::Rendered | S::Queued),
+        };
+        if ok {
+            Ok(())
+        } else {
+            Err(format!(
+                "cannot {} a message that is {status}",
+                self.as_str().replace('-', " ")
+            ))
+        }
+    }
 }
 
 /// What dispatch is doing.

@@ -13,7 +13,7 @@
 
 use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
 use touchpoint_common::protocol::{
-    Changes, DaemonStatus, Identity, QueueFilter, Request, Role, Topic,
+    Changes, DaemonStatus, Identity, ProposalStatus, QueueFilter, Request, Role, Topic,
 };
 use touchpoint_common::TenantId;
 
@@ -121,6 +121,41 @@ impl AppState {
 
     pub fn connected(&self) -> bool {
         matches!(self.conn, ConnState::Connected { .. })
+    }
+
+    /// Why an action the caller may take cannot work on what it would act
+    /// on now, if it cannot: the message under the cursor is not in a
+    /// state the action takes (the daemon's own rule,
+    /// [`MessageAction::check`]), the proposal is one's own or decided.
+    /// Marked messages are the daemon's to judge, one by one.
+    pub fn unavailable(&self, action: Action) -> Option<String> {
+        match action {
+            Action::Act(a) if self.view == View::Queue && self.queue.marks.is_empty() => {
+                match self.queue.selected_row() {
+                    None => Some("no message selected".into()),
+                    Some(r) => a
+                        .check(r.status, r.channel)
+                        .err()
+                        .map(|e| format!("#{}: {e}", r.id)),
+                }
+            }
+            Action::Approve | Action::Reject if self.view == View::Approvals => {
+                let p = self.approvals.selected_proposal()?;
+                if !matches!(p.status, ProposalStatus::Pending) {
+                    return Some(format!("proposal #{} is already decided", p.id));
+                }
+                let me = self.identity()?;
+                (action == Action::Approve && (p.author_uid == me.uid || p.author == me.user)).then(
+                    || {
+                        format!(
+                            "you proposed #{}: another reviewer approves it (four eyes)",
+                            p.id
+                        )
+                    },
+                )
+            }
+            _ => None,
+        }
     }
 
     /// Whether the caller may take this action: not in read-only mode, and
@@ -273,6 +308,10 @@ impl App {
             } else {
                 format!("your role ({who}) may not do that")
             };
+            self.notice(why, true);
+            return;
+        }
+        if let Some(why) = self.state.unavailable(action) {
             self.notice(why, true);
             return;
         }

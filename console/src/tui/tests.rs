@@ -676,3 +676,69 @@ fn results_are_asked_again_when_messages_or_costs_change() {
         );
     }
 }
+
+/// The footer offers only what works on the row under the cursor, and an
+/// action that cannot work says why at once instead of after `y`; own
+/// proposals are not offered for approval.
+#[test]
+fn only_actions_that_can_work_on_the_current_row_are_offered() {
+    use touchpoint_common::outbox::MessageStatus;
+    use touchpoint_common::protocol::{Proposal, ProposalStatus};
+
+    let mut app = loaded(Role::Operator, false);
+    let rows = app.state.queue.page.as_ref().expect("rows").rows.clone();
+    let held = rows
+        .iter()
+        .position(|r| r.status == MessageStatus::Held)
+        .expect("a held row in the fixture");
+    for _ in 0..held {
+        app.key(key('j'));
+    }
+    let id = rows[held].id;
+    let footer = render(&app.state, 160, 48);
+    let footer = footer.lines().last().expect("footer").to_string();
+    assert!(footer.contains("L release"), "{footer}");
+    assert!(!footer.contains("H hold"), "{footer}");
+    app.key(KeyEvent::new(KeyCode::Char('H'), KeyModifiers::SHIFT));
+    assert_eq!(
+        app.state.overlay, None,
+        "no confirmation for what cannot work"
+    );
+    assert!(app.take_effects().is_empty());
+    assert_eq!(
+        app.state.notice.clone().map(|n| n.text),
+        Some(format!("#{id}: cannot hold a message that is held"))
+    );
+    // Release works: confirmed first.
+    app.key(KeyEvent::new(KeyCode::Char('L'), KeyModifiers::SHIFT));
+    assert!(matches!(app.state.overlay, Some(Overlay::Confirm(_))));
+
+    // A reviewer is not offered approval of their own proposal.
+    let mut rev = loaded(Role::Reviewer, false);
+    rev.update(Action::ShowView(View::Approvals));
+    let me = identity(Role::Reviewer);
+    let own = Proposal {
+        id: 5,
+        template: "service_due".into(),
+        text: String::new(),
+        base_version: 1,
+        rollback_to: None,
+        author: me.user.clone(),
+        author_uid: me.uid,
+        comment: "mine".into(),
+        created_at: fixtures::ts(0),
+        status: ProposalStatus::Pending,
+    };
+    rev.apply(NetEvent::Data(Data::Proposals(vec![own])));
+    rev.take_effects();
+    let screen = render(&rev.state, 160, 48);
+    let footer = screen.lines().last().expect("footer");
+    assert!(!footer.contains("a approve"), "{footer}");
+    assert!(footer.contains("x reject"), "{footer}");
+    rev.key(key('a'));
+    assert_eq!(rev.state.overlay, None);
+    assert_eq!(
+        rev.state.notice.clone().map(|n| n.text),
+        Some("you proposed #5: another reviewer approves it (four eyes)".into())
+    );
+}

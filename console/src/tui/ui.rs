@@ -181,7 +181,10 @@ fn draw_footer(frame: &mut Frame, area: Rect, state: &AppState) {
         // Whole hints only, as many as fit.
         let mut spans = Vec::new();
         let mut used = 0;
-        for (key, label) in hints(state.view, |a| state.allowed(a)) {
+        // Only what can work on the row or proposal under the cursor.
+        for (key, label) in hints(state.view, |a| {
+            state.allowed(a) && state.unavailable(a).is_none()
+        }) {
             let key = format!(" {key}");
             let label = format!(" {label} ");
             used += key.chars().count() + label.chars().count();

@@ -2,7 +2,7 @@
 //! (each allowed by the message's status), and pauses of a tenant or a
 //! service.
 
-use touchpoint_common::domain::{Channel, Timestamp};
+use touchpoint_common::domain::Timestamp;
 use touchpoint_common::protocol::{ActionResult, MessageAction, Pause, PauseScope};
 use touchpoint_common::TenantId;
 
@@ -48,80 +48,79 @@ impl Dispatcher {
             let mut c = Change::new(m.clone(), m.clone());
             let a = &mut c.after;
             let by_line = format!("{} by {by}", action.as_str());
-            let r: std::result::Result<(), String> = match (action, m.status) {
-                (MessageAction::Hold, S::Planned | S::Rendered | S::Queued | S::Deferred) => {
-                    a.dispatch.held_from = Some(m.status);
-                    a.set_status(Timestamp(now), S::Held, by_line);
-                    Ok(())
-                }
-                (MessageAction::Release, S::Held) => {
-                    let back = a.dispatch.held_from.take().unwrap_or(S::Queued);
-                    let back = if back == S::Deferred { S::Queued } else { back };
-                    if back == S::Queued {
-                        a.dispatch.retry_at = Some(Timestamp(now));
-                    }
-                    a.set_status(Timestamp(now), back, by_line);
-                    Ok(())
-                }
-                (
-                    MessageAction::Cancel,
-                    S::Planned | S::Rendered | S::Queued | S::Deferred | S::Held,
-                ) => {
-                    why(a, format!("cancelled by {by}"));
-                    a.dispatch.last_error = by_line.clone();
-                    a.set_status(Timestamp(now), S::Cancelled, by_line);
-                    // Occasions stay taken: an operator's cancel is final for them.
-                    ledger::release(&mut c);
-                    Ok(())
-                }
-                (MessageAction::Retry, S::Deferred | S::Failed) if m.channel == Channel::Email => {
-                    a.dispatch.retry_at = Some(Timestamp(now));
-                    a.dispatch.first_attempt = None;
-                    if m.status == S::Failed {
-                        // Re-reserve what the failure released.
-                        ledger::reserve(&mut c, &m);
-                    }
-                    c.after.set_status(Timestamp(now), S::Queued, by_line);
-                    Ok(())
-                }
-                (MessageAction::SendNow, S::Planned | S::Rendered | S::Queued) => {
-                    let (today, minute) = (today_local(now), minutes_local(now));
-                    if (m.send_on, m.send_at) <= (today, minute) {
-                        Err("it is due already: it goes out as soon as dispatch gets to it".into())
-                    } else {
-                        // The estimate moves to this month's reservations:
-                        // dispatch checks this month's budget against it.
-                        let moves = month_of(m.send_on) != month_of(today);
-                        if moves {
-                            ledger::release(&mut c);
-                        }
-                        let a = &mut c.after;
-                        why(
-                            a,
-                            format!(
-                                "sent now by {by} (planned for {} {:02}:{:02})",
-                                m.send_on,
-                                m.send_at / 60,
-                                m.send_at % 60
-                            ),
-                        );
-                        a.send_on = today;
-                        a.send_at = minute;
-                        if m.status == S::Queued {
-                            a.dispatch.retry_at = Some(Timestamp(now));
-                        }
-                        a.set_status(Timestamp(now), m.status, by_line);
-                        if moves {
-                            let after = c.after.clone();
-                            ledger::reserve(&mut c, &after);
-                        }
+            let r: std::result::Result<(), String> = match action.check(m.status, m.channel) {
+                Err(e) => Err(e),
+                Ok(()) => match action {
+                    MessageAction::Hold => {
+                        a.dispatch.held_from = Some(m.status);
+                        a.set_status(Timestamp(now), S::Held, by_line);
                         Ok(())
                     }
-                }
-                (_, s) => Err(format!(
-                    "cannot {} a message that is {s}",
-                    action.as_str().replace('-', " ")
-                )),
+                    MessageAction::Release => {
+                        let back = a.dispatch.held_from.take().unwrap_or(S::Queued);
+                        let back = if back == S::Deferred { S::Queued } else { back };
+                        if back == S::Queued {
+                            a.dispatch.retry_at = Some(Timestamp(now));
+                        }
+                        a.set_status(Timestamp(now), back, by_line);
+                        Ok(())
+                    }
+                    MessageAction::Cancel => {
+                        why(a, format!("cancelled by {by}"));
+                        a.dispatch.last_error = by_line.clone();
+                        a.set_status(Timestamp(now), S::Cancelled, by_line);
+                        // Occasions stay taken: an operator's cancel is final for them.
+                        ledger::release(&mut c);
+                        Ok(())
+                    }
+                    MessageAction::Retry => {
+                        a.dispatch.retry_at = Some(Timestamp(now));
+                        a.dispatch.first_attempt = None;
+                        if m.status == S::Failed {
+                            // Re-reserve what the failure released.
+                            ledger::reserve(&mut c, &m);
+                        }
+                        c.after.set_status(Timestamp(now), S::Queued, by_line);
+                        Ok(())
+                    }
+                    MessageAction::SendNow => {
+                        let (today, minute) = (today_local(now), minutes_local(now));
+                        if (m.send_on, m.send_at) <= (today, minute) {
+                            Err(
+                                "it is due already: it goes out as soon as dispatch gets to it"
+                                    .into(),
+                            )
+                        } else {
+                            // The estimate moves to this month's reservations:
+                            // dispatch checks this month's budget against it.
+                            let moves = month_of(m.send_on) != month_of(today);
+                            if moves {
+                                ledger::release(&mut c);
+                            }
+                            let a = &mut c.after;
+                            why(
+                                a,
+                                format!(
+                                    "sent now by {by} (planned for {} {:02}:{:02})",
+                                    m.send_on,
+                                    m.send_at / 60,
+                                    m.send_at % 60
+                                ),
+                            );
+                            a.send_on = today;
+                            a.send_at = minute;
+                            if m.status == S::Queued {
+                                a.dispatch.retry_at = Some(Timestamp(now));
+                            }
+                            a.set_status(Timestamp(now), m.status, by_line);
+                            if moves {
+                                let after = c.after.clone();
+                                ledger::reserve(&mut c, &after);
+                            }
+                            Ok(())
+                        }
+                    }
+                },
             };
             match r {
                 Ok(()) => {
