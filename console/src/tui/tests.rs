@@ -742,3 +742,76 @@ fn only_actions_that_can_work_on_the_current_row_are_offered() {
         Some("you proposed #5: another reviewer approves it (four eyes)".into())
     );
 }
+
+/// The detail shows the content whole (the pane scrolls), wraps each line
+/// once with its indent kept, stops scrolling at its end, and PgDn with the
+/// detail open scrolls the message instead of moving to another one.
+#[test]
+fn the_detail_shows_the_content_whole_and_scrolls_to_its_end_only() {
+    use touchpoint_common::protocol::MessageContent;
+
+    let mut app = loaded(Role::Operator, false);
+    app.resize(80, 24);
+    let row = app.state.queue.selected_row().cloned().expect("a row");
+    let text: String = (1..=30)
+        .map(|i| format!("Zeile {i}: kurz\n"))
+        .chain(["Letzte Zeile des Briefes\n".to_string()])
+        .collect();
+    app.apply(NetEvent::Data(Data::Content(Box::new(MessageContent {
+        tenant: row.tenant.clone(),
+        id: row.id,
+        template: "service_due".into(),
+        version: 3,
+        note: "rendered with v3".into(),
+        subject: "Ihr Service".into(),
+        text,
+        html: String::new(),
+    }))));
+    let mut m = fixtures::message();
+    m.id = row.id;
+    m.why = vec![touchpoint_common::outbox::Why {
+        step: touchpoint_common::outbox::Step::SendTime,
+        text: "eine sehr lange Begründung ".repeat(8),
+    }];
+    app.apply(NetEvent::Data(Data::Message {
+        tenant: row.tenant.clone(),
+        message: Box::new(m),
+    }));
+    app.update(Action::Open);
+    app.take_effects();
+    let first = render(&app.state, 80, 24);
+    assert!(!first.contains("more lines"), "{first}");
+    // PgDn scrolls the message; the cursor stays on it.
+    app.update(Action::PageDown);
+    assert_eq!(app.state.queue.selected_row().map(|r| r.id), Some(row.id));
+    assert!(app.state.queue.detail_scroll > 0);
+    // Down to the end, and no further: the last line stays on screen.
+    for _ in 0..40 {
+        app.update(Action::DetailDown);
+    }
+    let end = render(&app.state, 80, 24);
+    assert!(end.contains("Letzte Zeile des Briefes"), "{end}");
+    assert!(end.contains("Message-ID"), "{end}");
+    let at_end = app.state.queue.detail_scroll;
+    app.update(Action::DetailDown);
+    assert_eq!(app.state.queue.detail_scroll, at_end);
+    // A why wraps under its text, not at column 0.
+    let mut screen = String::new();
+    for _ in 0..40 {
+        app.update(Action::DetailUp);
+        screen.push_str(&render(&app.state, 80, 24));
+    }
+    let why = screen
+        .lines()
+        .find(|l| l.contains("send_time") || l.contains("send time"))
+        .expect("the why line");
+    let next = screen
+        .lines()
+        .skip_while(|l| *l != why)
+        .nth(1)
+        .expect("its continuation");
+    assert!(
+        next.trim_start_matches('│').starts_with("              "),
+        "{why}\n{next}"
+    );
+}

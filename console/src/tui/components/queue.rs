@@ -32,6 +32,9 @@ pub struct QueueView {
     pub detail: Option<(TenantId, Message)>,
     pub content: Option<MessageContent>,
     pub detail_scroll: u16,
+    /// How far the detail can scroll, as last drawn: scrolling stops at
+    /// its end instead of into a blank pane.
+    pub detail_max: std::cell::Cell<u16>,
     /// The window last asked for, so that an answer for an older one is ignored.
     pub requested: Option<(QueueFilter, u64)>,
     /// The daemon refused the last listing (a tenant it does not know, a
@@ -157,6 +160,17 @@ impl QueueView {
     pub fn update(&mut self, action: Action, screen: Screen, out: &mut Vec<Cmd>) {
         let page = screen.page_rows;
         match action {
+            // With the detail open, paging scrolls the message, not the list.
+            Action::PageDown | Action::PageUp if self.detail_open => {
+                let step = u16::try_from(page).unwrap_or(u16::MAX).max(1);
+                self.detail_scroll = if action == Action::PageDown {
+                    self.detail_scroll
+                        .saturating_add(step)
+                        .min(self.detail_max.get())
+                } else {
+                    self.detail_scroll.saturating_sub(step)
+                };
+            }
             a if a.is_move() => {
                 let total = self.total();
                 if move_cursor(&mut self.selected, total, action, page) {
@@ -210,6 +224,7 @@ impl QueueView {
             }
             Action::DetailDown | Action::DetailUp => {
                 scroll(&mut self.detail_scroll, action);
+                self.detail_scroll = self.detail_scroll.min(self.detail_max.get());
             }
             Action::Filter => {
                 let text = self.filter.to_string();

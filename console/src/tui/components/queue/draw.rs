@@ -249,9 +249,17 @@ fn draw_detail(frame: &mut Frame, area: Rect, q: &QueueView) {
     };
     let title = format!(" {} #{} ", row.tenant, row.id);
     let block = pane(title, q.detail_open);
-    let mut lines: Vec<Line> = vec![Line::from(vec![
-        Span::from(row.status.as_str()).style(status_style(row.status)),
-        Span::from(format!(
+    // Wrapped here, once, to the pane's width: continuation lines keep
+    // their indent, and the number of lines is known, so scrolling stops
+    // at the end.
+    let width = usize::from(block.inner(area).width.max(1));
+    let height = block.inner(area).height;
+    let mut lines: Vec<Line> = Vec::new();
+    hang(
+        &mut lines,
+        vec![Span::from(row.status.as_str()).style(status_style(row.status))],
+        row.status.as_str().chars().count(),
+        &format!(
             " · {} · {} · send {} {:02}:{:02} · {}",
             row.channel,
             row.service,
@@ -259,27 +267,39 @@ fn draw_detail(frame: &mut Frame, area: Rect, q: &QueueView) {
             row.send_at / 60,
             row.send_at % 60,
             euro(row.cost)
-        )),
-    ])];
+        ),
+        Style::new(),
+        width,
+    );
     let customer = if row.name.is_empty() {
         row.recipient.clone()
     } else {
         format!("{} ({})", row.name, row.recipient)
     };
-    lines.push(Line::from(format!("to {customer} {}", row.address)));
+    hang(
+        &mut lines,
+        vec![Span::from("to ")],
+        3,
+        &format!("{customer} {}", row.address),
+        Style::new(),
+        width,
+    );
     match q.current_content() {
-        Some(c) => content_lines(c, &mut lines),
+        Some(c) => content_lines(c, &mut lines, width),
         None => lines.push(Line::from("content: loading…").style(dim())),
     }
     match q.current_detail() {
-        Some(m) => message_lines(m, &mut lines),
+        Some(m) => message_lines(m, &mut lines, width),
         None => lines.push(Line::from("why and history: loading…").style(dim())),
     }
+    let max = u16::try_from(lines.len())
+        .unwrap_or(u16::MAX)
+        .saturating_sub(height);
+    q.detail_max.set(max);
     frame.render_widget(
         Paragraph::new(Text::from(lines))
             .block(block)
-            .wrap(Wrap { trim: false })
-            .scroll((q.detail_scroll, 0)),
+            .scroll((q.detail_scroll.min(max), 0)),
         area,
     );
 }
@@ -289,50 +309,177 @@ fn section(lines: &mut Vec<Line<'static>>, title: &str) {
     lines.push(Line::from(title.to_string()).bold().underlined());
 }
 
-/// Lines of the content shown before "more": the pane scrolls for the rest.
-const CONTENT_LINES: usize = 12;
+/// `text` after `prefix` (of `prefix_width` columns), wrapped to `width`:
+/// continuation lines start under the text, not at column 0.
+fn hang(
+    lines: &mut Vec<Line<'static>>,
+    prefix: Vec<Span<'static>>,
+    prefix_width: usize,
+    text: &str,
+    style: Style,
+    width: usize,
+) {
+    let avail = width.saturating_sub(prefix_width).max(12);
+    let indent = if prefix_width + 12 > width {
+        0
+    } else {
+        prefix_width
+    };
+    for (i, part) in wrap_words(text, avail).into_iter().enumerate() {
+        let mut spans = if i == 0 {
+            prefix.clone()
+        } else {
+            vec![Span::from(" ".repeat(indent))]
+        };
+        spans.push(Span::styled(part, style));
+        lines.push(Line::from(spans));
+    }
+}
 
-fn content_lines(c: &MessageContent, lines: &mut Vec<Line<'static>>) {
+/// Words of `text` on lines of at most `width` characters; a word longer
+/// than that is cut. Always at least one line.
+pub(super) fn wrap_words(text: &str, width: usize) -> Vec<String> {
+    let width = width.max(1);
+    let mut out = Vec::new();
+    let mut line = String::new();
+    let mut used = 0;
+    for word in text.split_whitespace() {
+        let mut word: Vec<char> = word.chars().collect();
+        while word.len() > width {
+            if used > 0 {
+                out.push(std::mem::take(&mut line));
+                used = 0;
+            }
+            out.push(word.drain(..width).collect());
+        }
+        let n = word.len();
+        if used > 0 && used + 1 + n > width {
+            out.push(std::mem::take(&mut line));
+            used = 0;
+        }
+        if used > 0 {
+            line.push(' ');
+            used += 1;
+        }
+        line.extend(word);
+        used += n;
+    }
+    if used > 0 || out.is_empty() {
+        out.push(line);
+    }
+    out
+}
+
+/// A template's text as paragraphs: lines its author broke to fill a
+/// width join their paragraph again (the pane wraps them to its own
+/// width); a short line (an address line, a greeting, a signature), a
+/// blank line and a list item keep their breaks.
+pub(super) fn reflow(text: &str) -> Vec<String> {
+    /// A line at least this long was broken to fill a width.
+    const FILLED: usize = 50;
+    let item = |l: &str| {
+        let l = l.trim_start();
+        ["- ", "• ", "* ", "– "].iter().any(|m| l.starts_with(m))
+    };
+    let mut out = Vec::new();
+    let mut cur = String::new();
+    for line in text.lines() {
+        let t = line.trim_end();
+        if t.trim().is_empty() {
+            if !cur.is_empty() {
+                out.push(std::mem::take(&mut cur));
+            }
+            out.push(String::new());
+            continue;
+        }
+        if item(t) && !cur.is_empty() {
+            out.push(std::mem::take(&mut cur));
+        }
+        if cur.is_empty() {
+            cur.push_str(t);
+        } else {
+            cur.push(' ');
+            cur.push_str(t.trim_start());
+        }
+        if t.chars().count() < FILLED {
+            out.push(std::mem::take(&mut cur));
+        }
+    }
+    if !cur.is_empty() {
+        out.push(cur);
+    }
+    out
+}
+
+/// The content whole: the pane scrolls.
+fn content_lines(c: &MessageContent, lines: &mut Vec<Line<'static>>, width: usize) {
     section(lines, "Content");
-    lines.push(Line::from(c.note.clone()).style(dim()));
+    hang(lines, Vec::new(), 0, &c.note, dim(), width);
     if !c.subject.is_empty() {
-        lines.push(Line::from(vec![
-            Span::from("Subject: ").bold(),
-            Span::from(c.subject.clone()),
-        ]));
+        hang(
+            lines,
+            vec![Span::from("Subject: ").bold()],
+            9,
+            &c.subject,
+            Style::new(),
+            width,
+        );
     }
-    let body: Vec<&str> = c.text.lines().collect();
-    for l in body.iter().take(CONTENT_LINES) {
-        lines.push(Line::from(l.to_string()));
-    }
-    if body.len() > CONTENT_LINES {
-        lines.push(
-            Line::from(format!("  … {} more lines", body.len() - CONTENT_LINES)).style(dim()),
+    for para in reflow(&c.text) {
+        if para.is_empty() {
+            lines.push(Line::from(""));
+            continue;
+        }
+        // A paragraph keeps its own leading indent on every line.
+        let lead = para.chars().take_while(|c| *c == ' ').count();
+        hang(
+            lines,
+            vec![Span::from(" ".repeat(lead))],
+            lead,
+            &para,
+            Style::new(),
+            width,
         );
     }
 }
 
-fn message_lines(m: &Message, lines: &mut Vec<Line<'static>>) {
+fn message_lines(m: &Message, lines: &mut Vec<Line<'static>>, width: usize) {
     section(lines, "Why");
     for o in &m.occasions {
-        lines.push(Line::from(format!(
-            "• {} due {}: {}",
-            o.service, o.due, o.reason
-        )));
+        hang(
+            lines,
+            vec![Span::from("• ")],
+            2,
+            &format!("{} due {}: {}", o.service, o.due, o.reason),
+            Style::new(),
+            width,
+        );
     }
     for w in &m.why {
-        lines.push(Line::from(vec![
-            Span::from(format!("{:>13} ", w.step.as_str())).style(dim()),
-            Span::from(w.text.clone()),
-        ]));
+        hang(
+            lines,
+            vec![Span::from(format!("{:>13} ", w.step.as_str())).style(dim())],
+            14,
+            &w.text,
+            Style::new(),
+            width,
+        );
     }
     section(lines, "History");
     for (at, status, why) in &m.history {
-        lines.push(Line::from(vec![
-            Span::from(format!("{} ", format::time_short(*at))).style(dim()),
-            Span::from(format!("{status:<9} ")).style(status_style(*status)),
-            Span::from(why.clone()),
-        ]));
+        let at = format!("{} ", format::time_short(*at));
+        let n = at.chars().count() + 10;
+        hang(
+            lines,
+            vec![
+                Span::from(at).style(dim()),
+                Span::from(format!("{status:<9} ")).style(status_style(*status)),
+            ],
+            n,
+            why,
+            Style::new(),
+            width,
+        );
     }
     let d = &m.dispatch;
     section(lines, "Dispatch");
@@ -359,9 +506,74 @@ fn message_lines(m: &Message, lines: &mut Vec<Line<'static>>) {
     if let Some(from) = d.held_from {
         facts.push(format!("held from {from}"));
     }
-    lines.push(Line::from(facts.join(" · ")));
+    hang(
+        lines,
+        Vec::new(),
+        0,
+        &facts.join(" · "),
+        Style::new(),
+        width,
+    );
     if !d.last_error.is_empty() {
-        lines.push(Line::from(format!("last answer: {}", d.last_error)).red());
+        hang(
+            lines,
+            vec![Span::from("last answer: ").red()],
+            13,
+            &d.last_error,
+            Style::new().red(),
+            width,
+        );
     }
-    lines.push(Line::from(format!("Message-ID {}", m.message_id)).style(dim()));
+    hang(
+        lines,
+        Vec::new(),
+        0,
+        &format!("Message-ID {}", m.message_id),
+        dim(),
+        width,
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn words_wrap_to_the_width_and_a_long_word_is_cut() {
+        assert_eq!(
+            wrap_words("Guten Tag Herr Fößel, Ihr Fahrzeug", 12),
+            ["Guten Tag", "Herr Fößel,", "Ihr Fahrzeug"]
+        );
+        assert_eq!(
+            wrap_words("WVWZZZ1KZ6W000001", 8),
+            ["WVWZZZ1K", "Z6W00000", "1"]
+        );
+        assert_eq!(wrap_words("", 8), [""]);
+    }
+
+    #[test]
+    fn a_filled_paragraph_joins_again_and_short_lines_keep_their_breaks() {
+        let text = "Guten Tag Herr Fößel,\n\
+                    \n\
+                    Ihr Fahrzeug hat eine Pause verdient: am 20.03.2026 ist der\n\
+                    Service fällig. Vereinbaren Sie einen Termin.\n\
+                    - Inspektion nach Herstellervorgaben und ein Ölwechsel mit Filter\n\
+                    - Prüfung der Bremsen\n\
+                    \n\
+                    Ihr Serviceteam\n\
+                    Tim Fößel\n";
+        assert_eq!(
+            reflow(text),
+            [
+                "Guten Tag Herr Fößel,",
+                "",
+                "Ihr Fahrzeug hat eine Pause verdient: am 20.03.2026 ist der Service fällig. Vereinbaren Sie einen Termin.",
+                "- Inspektion nach Herstellervorgaben und ein Ölwechsel mit Filter",
+                "- Prüfung der Bremsen",
+                "",
+                "Ihr Serviceteam",
+                "Tim Fößel",
+            ]
+        );
+    }
 }
