@@ -15,15 +15,18 @@ pub use report::{report, report_csv, report_json};
 pub use responses::{responses, responses_csv};
 pub use visible::visible;
 
+use touchpoint_common::budget::{tenant_month, BudgetSum};
 use touchpoint_common::domain::{
     Counts, ImportReport, ImportStatus, MergeRecord, ResponseTally, Timestamp,
 };
+use touchpoint_common::outbox::month_of;
 use touchpoint_common::outbox::Message;
 use touchpoint_common::protocol::{
     ActionResult, AuditEntry, AuditOutcome, BatchSummary, CostRow, DaemonStatus, DispatchStatus,
-    Identity, MessageAction, OutcomeReport, Pause, Preview, Proposal, ProposalDetail,
-    ProposalStatus, Scope, TemplateHistory, TenantDetail, TenantSummary,
+    Identity, MessageAction, OutcomeReport, Overview, Pause, Preview, Proposal, ProposalDetail,
+    ProposalStatus, Scope, TemplateHistory, TenantDetail, TenantSummary, UpcomingDay,
 };
+use touchpoint_common::Date;
 
 /// Row errors listed per import in `touchpoint tenant`.
 const DETAIL_ERRORS_PER_IMPORT: usize = 5;
@@ -714,7 +717,6 @@ pub fn queue(p: &touchpoint_common::protocol::QueuePage) -> String {
     out
 }
 
-/// `touchpoint overview`.
 /// The overview's line of this month's responses, e.g. `responses this
 /// month: 214 to messages · 9 to control · 1,377 organic`.
 pub fn month_responses(r: &touchpoint_common::report::MonthResponses) -> String {
@@ -729,7 +731,11 @@ pub fn month_responses(r: &touchpoint_common::report::MonthResponses) -> String 
     )
 }
 
-pub fn overview(o: &touchpoint_common::protocol::Overview) -> String {
+/// `touchpoint overview`: the day's messages (the day asked, else the next
+/// day anything goes out), the coming days, alerts, and per tenant the
+/// day's messages and this month's budget figures
+/// (`touchpoint_common::budget`).
+pub fn overview(o: &Overview) -> String {
     let mut out = String::new();
     if let Some(c) = o.clock {
         let _ = writeln!(out, "REHEARSAL: {}", c.describe());
@@ -743,13 +749,13 @@ pub fn overview(o: &touchpoint_common::protocol::Overview) -> String {
         .collect();
     let _ = writeln!(
         out,
-        "today {}: planned {}, queued {}, sent {}, failed {}, held {}{}",
-        o.today,
-        c.planned,
-        c.queued,
-        c.sent,
-        c.failed,
-        c.held,
+        "{}: planned {}, queued {}, sent {}, failed {}, held {}{}",
+        overview_day(o),
+        thousands(c.planned),
+        thousands(c.queued),
+        thousands(c.sent),
+        thousands(c.failed),
+        thousands(c.held),
         if unreadable.is_empty() {
             String::new()
         } else {
@@ -757,6 +763,28 @@ pub fn overview(o: &touchpoint_common::protocol::Overview) -> String {
         }
     );
     let _ = writeln!(out, "{}", month_responses(&o.responses));
+    if !o.upcoming.is_empty() {
+        out.push('\n');
+        let mut t = TextTable::new(&[
+            ("DAY", L),
+            ("PLANNED", R),
+            ("QUEUED", R),
+            ("HELD", R),
+            ("FAILED", R),
+        ]);
+        for u in &o.upcoming {
+            let c = &u.counts;
+            t.row(vec![
+                weekday_date(u.day),
+                thousands(c.planned),
+                thousands(c.queued),
+                thousands(c.held),
+                thousands(c.failed),
+            ]);
+        }
+        out.push_str(&t.render());
+    }
+    out.push('\n');
     if o.alerts.is_empty() {
         out.push_str("no alerts\n");
     }
@@ -773,6 +801,7 @@ pub fn overview(o: &touchpoint_common::protocol::Overview) -> String {
         let _ = writeln!(out, "{level}: {tenant}{}", a.text);
     }
     out.push('\n');
+    let month_shown = month_of(o.today);
     let mut t = TextTable::new(&[
         ("TENANT", L),
         ("PLANNED", R),
@@ -781,38 +810,35 @@ pub fn overview(o: &touchpoint_common::protocol::Overview) -> String {
         ("FAILED", R),
         ("HELD", R),
         ("MONTH", L),
-        ("COMMITTED", R),
+        ("RESERVED", R),
+        ("BOOKED", R),
         ("BUDGET", R),
+        ("REMAINING", R),
         ("USED", R),
     ]);
     for d in &o.tenants {
         if d.error.is_some() {
             let mut cells = vec![d.tenant.to_string()];
-            cells.extend(std::iter::repeat_n("-".to_string(), 9));
+            cells.extend(std::iter::repeat_n("-".to_string(), 11));
             t.row(cells);
             continue;
         }
-        let b = o.budgets.iter().find(|b| b.tenant == d.tenant);
-        let c = &d.today;
+        let b = tenant_month(&o.budgets, &d.tenant, month_shown);
+        let c = &d.counts;
         t.row(vec![
             d.tenant.to_string(),
-            c.planned.to_string(),
-            c.queued.to_string(),
-            c.sent.to_string(),
-            c.failed.to_string(),
-            c.held.to_string(),
-            b.map(|b| month(b.month)).unwrap_or_default(),
-            b.map(|b| money(b.committed)).unwrap_or_default(),
-            b.map(|b| {
-                if b.budget > 0 {
-                    money(b.budget)
-                } else {
-                    "-".into()
-                }
-            })
-            .unwrap_or_default(),
-            b.filter(|b| b.budget > 0)
-                .map(|b| format!("{}%", b.committed.max(0) * 100 / b.budget))
+            thousands(c.planned),
+            thousands(c.queued),
+            thousands(c.sent),
+            thousands(c.failed),
+            thousands(c.held),
+            month(month_shown),
+            money(b.reserved),
+            money(b.booked),
+            b.budget.map(money).unwrap_or_else(|| "-".into()),
+            b.remaining().map(money).unwrap_or_else(|| "-".into()),
+            b.used_percent()
+                .map(|p| format!("{p}%"))
                 .unwrap_or_default(),
         ]);
     }
@@ -1128,6 +1154,53 @@ pub fn month(yyyymm: u32) -> String {
     format!("{:04}-{:02}", yyyymm / 100, yyyymm % 100)
 }
 
+/// `Mon 2026-12-07`.
+pub fn weekday_date(d: Date) -> String {
+    format!("{} {d}", d.naive().format("%a"))
+}
+
+/// The day an overview counts, said against today: `Mon 2026-12-07
+/// (tomorrow, the next day anything goes out)`.
+pub fn overview_day(o: &Overview) -> String {
+    let mut notes = Vec::new();
+    match o.day.days() - o.today.days() {
+        0 => notes.push("today"),
+        1 => notes.push("tomorrow"),
+        -1 => notes.push("yesterday"),
+        _ => {}
+    }
+    if o.next_out == Some(o.day) {
+        notes.push("the next day anything goes out");
+    } else if o.next_out.is_none() && o.day >= o.today {
+        notes.push("nothing waits to go out");
+    }
+    if notes.is_empty() {
+        weekday_date(o.day)
+    } else {
+        format!("{} ({})", weekday_date(o.day), notes.join(", "))
+    }
+}
+
+/// One upcoming day, short: `Mon 07 5,825 (3 held, 1 failed)`: what waits
+/// to go out (planned and queued), then held and failed when there are any.
+pub fn upcoming_day(u: &UpcomingDay) -> String {
+    let c = &u.counts;
+    let mut out = format!(
+        "{} {}",
+        u.day.naive().format("%a %d"),
+        thousands(c.planned + c.queued)
+    );
+    let more: Vec<String> = [(c.held, "held"), (c.failed, "failed")]
+        .into_iter()
+        .filter(|(n, _)| *n > 0)
+        .map(|(n, what)| format!("{} {what}", thousands(n)))
+        .collect();
+    if !more.is_empty() {
+        let _ = write!(out, " ({})", more.join(", "));
+    }
+    out
+}
+
 /// `touchpoint dispatch`.
 pub fn dispatch(d: &DispatchStatus) -> String {
     let mut out = String::new();
@@ -1321,44 +1394,16 @@ pub fn batches(list: &[BatchSummary]) -> String {
     t.render()
 }
 
-/// Sums of ledger rows; budget and remaining only over rows with a budget.
-#[derive(Default)]
-struct CostSum {
-    reserved: i64,
-    booked: i64,
-    brand: i64,
-    dealer: i64,
-    budget: Option<i64>,
-    remaining: Option<i64>,
-}
-
-impl CostSum {
-    fn add(&mut self, r: &CostRow) {
-        self.reserved += r.reserved;
-        self.booked += r.booked;
-        self.brand += r.brand;
-        self.dealer += r.dealer;
-        if let Some(b) = r.budget {
-            *self.budget.get_or_insert(0) += b;
-            *self.remaining.get_or_insert(0) += remaining(r).unwrap_or(0);
-        }
-    }
-
-    fn cells(&self) -> [String; 6] {
-        [
-            money(self.reserved),
-            money(self.booked),
-            money(self.brand),
-            money(self.dealer),
-            self.budget.map(money).unwrap_or_else(|| "-".into()),
-            self.remaining.map(money).unwrap_or_else(|| "-".into()),
-        ]
-    }
-}
-
-/// What is left of a row's budget: budget − booked − reserved.
-fn remaining(r: &CostRow) -> Option<i64> {
-    r.budget.map(|b| b - r.booked - r.reserved)
+/// A sum's cells: reserved, booked, brand, dealer, budget, remaining.
+fn sum_cells(s: &BudgetSum) -> [String; 6] {
+    [
+        money(s.reserved),
+        money(s.booked),
+        money(s.brand),
+        money(s.dealer),
+        s.budget.map(money).unwrap_or_else(|| "-".into()),
+        s.remaining().map(money).unwrap_or_else(|| "-".into()),
+    ]
 }
 
 /// Ledger rows grouped by tenant, then month and service.
@@ -1368,8 +1413,9 @@ fn sorted_costs(rows: &[CostRow]) -> Vec<&CostRow> {
     v
 }
 
-/// `touchpoint costs`: the ledger with a total per tenant (when a tenant has
-/// several rows and there are several tenants) and overall, in euro.
+/// `touchpoint costs`: the ledger with a total per tenant and month (when
+/// there are several tenants or months) and one total per month, in euro.
+/// Budgets of different months are never added.
 pub fn costs(rows: &[CostRow]) -> String {
     if rows.is_empty() {
         return "no costs in the ledger for this selection\n".into();
@@ -1386,39 +1432,40 @@ pub fn costs(rows: &[CostRow]) -> String {
         ("REMAINING", R),
     ]);
     let rows = sorted_costs(rows);
-    let several_tenants = rows.windows(2).any(|w| w[0].tenant != w[1].tenant);
-    let mut total = CostSum::default();
+    let several_groups = rows
+        .windows(2)
+        .any(|w| (&w[0].tenant, w[0].month) != (&w[1].tenant, w[1].month));
+    let mut months: std::collections::BTreeMap<u32, BudgetSum> = Default::default();
     let mut i = 0;
     while let Some(first) = rows.get(i) {
         let group: Vec<&CostRow> = rows[i..]
             .iter()
-            .take_while(|r| r.tenant == first.tenant)
+            .take_while(|r| r.tenant == first.tenant && r.month == first.month)
             .copied()
             .collect();
         i += group.len();
-        let mut sum = CostSum::default();
         for r in &group {
-            sum.add(r);
-            total.add(r);
+            months.entry(r.month).or_default().add(r);
             let mut cells = vec![r.tenant.to_string(), month(r.month), r.service.clone()];
-            let mut one = CostSum::default();
-            one.add(r);
-            cells.extend(one.cells());
+            cells.extend(sum_cells(&BudgetSum::of([*r])));
             t.row(cells);
         }
-        if several_tenants && group.len() > 1 {
-            let mut cells = vec![first.tenant.to_string(), String::new(), "total".into()];
-            cells.extend(sum.cells());
+        if several_groups && group.len() > 1 {
+            let mut cells = vec![first.tenant.to_string(), month(first.month), "total".into()];
+            cells.extend(sum_cells(&BudgetSum::of(group.iter().copied())));
             t.row(cells);
         }
     }
-    let mut cells = vec!["total".to_string(), String::new(), String::new()];
-    cells.extend(total.cells());
-    t.row(cells);
+    for (m, sum) in &months {
+        let mut cells = vec!["total".to_string(), month(*m), String::new()];
+        cells.extend(sum_cells(sum));
+        t.row(cells);
+    }
     let mut out = t.render();
     out.push_str(
-        "\namounts in euro; remaining = budget − booked − reserved;\n\
-         totals of budget and remaining count only services with a budget\n",
+        "\namounts in euro; reserved = planned or queued, not yet sent; booked = sent;\n\
+         remaining = budget − reserved − booked; totals are per month and count\n\
+         budget and remaining only over services with a budget\n",
     );
     out
 }
@@ -1453,7 +1500,7 @@ pub fn costs_csv(rows: &[CostRow]) -> Result<String, csv::Error> {
             money(r.brand),
             money(r.dealer),
             r.budget.map(money).unwrap_or_default(),
-            remaining(r).map(money).unwrap_or_default(),
+            r.remaining().map(money).unwrap_or_default(),
         ];
         let cells: Vec<Cell> = cells.iter().map(Cell::from).collect();
         w.row(&cells)?;
@@ -1961,6 +2008,19 @@ pub fn templates(list: &[TemplateHistory], width: usize) -> String {
 }
 
 /// A day as subcommands take it and print it: `YYYY-MM-DD`.
+/// `touchpoint overview --day`: a date, or `next` (`None` inside).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct OverviewDay(pub Option<Date>);
+
+pub(crate) fn parse_overview_day(s: &str) -> Result<OverviewDay, String> {
+    if s == "next" {
+        return Ok(OverviewDay(None));
+    }
+    parse_day(s)
+        .map(|d| OverviewDay(Some(d)))
+        .map_err(|_| format!("{s:?} is neither a date (YYYY-MM-DD) nor `next`"))
+}
+
 pub(crate) fn parse_day(s: &str) -> Result<touchpoint_common::Date, String> {
     chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d")
         .map(touchpoint_common::Date::from)

@@ -75,6 +75,9 @@ pub enum Action {
     TogglePooled,
     /// Results on a narrow screen: the next breakdown (lead, weekday, hour).
     NextBreakdown,
+    /// Overview: the day before / after the one shown.
+    PrevDay,
+    NextDay,
 }
 
 impl Action {

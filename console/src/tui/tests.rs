@@ -312,13 +312,19 @@ fn changes_ask_again_only_for_what_the_view_shows() {
         topics: vec![Topic::Costs],
         tenants: Vec::new(),
     }));
-    assert_eq!(app.take_effects(), vec![Effect::Fetch(Fetch::Overview)]);
+    assert_eq!(
+        app.take_effects(),
+        vec![Effect::Fetch(Fetch::Overview { day: None })]
+    );
     // An import recounts the month's responses the overview shows.
     app.apply(NetEvent::Changed(touchpoint_common::protocol::Changes {
         topics: vec![Topic::Tenants],
         tenants: vec![fixtures::tid("d002")],
     }));
-    assert_eq!(app.take_effects(), vec![Effect::Fetch(Fetch::Overview)]);
+    assert_eq!(
+        app.take_effects(),
+        vec![Effect::Fetch(Fetch::Overview { day: None })]
+    );
 }
 
 #[test]
