@@ -296,8 +296,9 @@ pub enum Command {
     /// Let held messages go on where they were. Exit 1 if any id could not
     /// be released.
     Release(MessageIds),
-    /// Never send these messages; their occasions become free for a later
-    /// plan. Exit 1 if any id could not be cancelled.
+    /// Never send these messages (planned, queued, deferred or held ones);
+    /// their reservations are released and their occasions stay taken: no
+    /// later plan plans them again. Exit 1 if any id could not be cancelled.
     Cancel(MessageIds),
     /// Send deferred or failed emails again now. Exit 1 if any id could not
     /// be retried.

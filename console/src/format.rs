@@ -101,6 +101,14 @@ pub fn identity(i: &Identity) -> String {
     )
 }
 
+/// A fingerprint (of the policy set, of a template version) as shown
+/// everywhere: its first 12 hex digits, enough to tell versions apart.
+pub fn fingerprint(v: u64) -> String {
+    let mut s = format!("{v:016x}");
+    s.truncate(12);
+    s
+}
+
 /// `1,377`.
 pub fn thousands(n: u64) -> String {
     let s = n.to_string();
@@ -854,7 +862,9 @@ pub fn overview(o: &Overview) -> String {
         let peak = o.throughput.iter().copied().max().unwrap_or(0);
         let _ = writeln!(
             out,
-            "\nsent in the last hour: {hour} (peak {peak} per minute)"
+            "\nsent in the last hour: {} (peak {} per minute)",
+            thousands(hour),
+            thousands(peak)
         );
     } else {
         let _ = writeln!(out, "\nsent in the last hour: {NOT_SHOWN}");
@@ -870,8 +880,8 @@ pub fn overview(o: &Overview) -> String {
     let p = &o.policy;
     let _ = writeln!(
         out,
-        "policy {:016x} loaded {}{}; {} pending approval(s)",
-        p.version,
+        "policy {} loaded {}{}; {} pending approval(s)",
+        fingerprint(p.version),
         p.loaded_at,
         if p.errors.is_empty() {
             String::new()
@@ -1162,6 +1172,15 @@ pub fn weekday_date(d: Date) -> String {
 /// The day an overview counts, said against today: `Mon 2026-12-07
 /// (tomorrow, the next day anything goes out)`.
 pub fn overview_day(o: &Overview) -> String {
+    day_said(o, true)
+}
+
+/// [`overview_day`] short, for a screen: `Mon 2026-12-07 (tomorrow)`.
+pub fn overview_day_short(o: &Overview) -> String {
+    day_said(o, false)
+}
+
+fn day_said(o: &Overview, long: bool) -> String {
     let mut notes = Vec::new();
     match o.day.days() - o.today.days() {
         0 => notes.push("today"),
@@ -1169,9 +1188,9 @@ pub fn overview_day(o: &Overview) -> String {
         -1 => notes.push("yesterday"),
         _ => {}
     }
-    if o.next_out == Some(o.day) {
+    if long && o.next_out == Some(o.day) {
         notes.push("the next day anything goes out");
-    } else if o.next_out.is_none() && o.day >= o.today {
+    } else if long && o.next_out.is_none() && o.day >= o.today {
         notes.push("nothing waits to go out");
     }
     if notes.is_empty() {
@@ -1527,7 +1546,7 @@ pub fn message(m: &Message) -> String {
         &if d.template_version == 0 {
             format!("{} (not rendered yet)", m.template)
         } else {
-            format!("{} version {:016x}", m.template, d.template_version)
+            format!("{} version {}", m.template, fingerprint(d.template_version))
         },
     );
     kv(&mut out, "status", m.status.as_str());
@@ -1766,7 +1785,7 @@ pub fn diff(text: &str, colour: bool) -> String {
 pub fn proposal_status(s: &ProposalStatus) -> String {
     match s {
         ProposalStatus::Pending => "pending".into(),
-        ProposalStatus::Approved { by, version, .. } => format!("approved by {by} as v{version}"),
+        ProposalStatus::Approved { by, version, .. } => format!("approved as v{version} by {by}"),
         ProposalStatus::Rejected { by, .. } => format!("rejected by {by}"),
     }
 }
@@ -1885,7 +1904,7 @@ pub fn approval(d: &ProposalDetail, colour: bool) -> String {
             kv(
                 &mut out,
                 "status",
-                &format!("approved by {by} at {at} as version {version}"),
+                &format!("approved as version {version} by {by} at {at}"),
             );
             if !comment.is_empty() {
                 kv(&mut out, "review", comment);
@@ -1998,7 +2017,7 @@ pub fn templates(list: &[TemplateHistory], width: usize) -> String {
                 time_short(v.at),
                 visible(&v.author).into_owned(),
                 visible(&v.approved_by).into_owned(),
-                format!("{:016x}", v.fingerprint),
+                fingerprint(v.fingerprint),
                 visible(&v.comment).into_owned(),
             ]);
         }
@@ -2355,9 +2374,9 @@ mod tests {
             .collect();
         assert_eq!(
             first_col,
-            ["TENANT", "d001", "d001", "d001", "d002", "d002", "d002", "total"]
+            ["TENANT", "d001", "d001", "d002", "d002", "d002", "total", "total"]
         );
-        // d001: november before december; its total counts the budget of one service only.
+        // d001: november before december, each month its own.
         assert!(table[1].contains("2026-11") && table[1].contains("birthday"));
         let cells = |l: &str| l.split_whitespace().map(String::from).collect::<Vec<_>>();
         assert_eq!(
@@ -2368,28 +2387,41 @@ mod tests {
             cells(table[2])[3..],
             ["123.45", "678.90", "339.45", "339.45", "1000.00", "197.65"]
         );
-        assert_eq!(
-            cells(table[3])[1..],
-            ["total", "123.45", "683.40", "339.45", "343.95", "1000.00", "197.65"]
-        );
         // Over budget shows as a negative remainder.
-        assert_eq!(cells(table[5])[8], "-2.00");
+        assert_eq!(cells(table[4])[8], "-2.00");
+        assert_eq!(
+            cells(table[5])[1..],
+            ["2026-12", "total", "13.00", "34.00", "0.00", "34.00", "60.00", "13.00"]
+        );
+        // One total per month: budgets of november and december never added.
+        assert_eq!(
+            cells(table[6])[1..],
+            ["2026-11", "0.00", "4.50", "0.00", "4.50", "-", "-"]
+        );
         assert_eq!(
             cells(table[7])[1..],
-            ["136.45", "717.40", "339.45", "377.95", "1060.00", "210.65"]
+            ["2026-12", "136.45", "712.90", "339.45", "373.45", "1060.00", "210.65"]
         );
         insta::assert_snapshot!(text);
     }
 
     #[test]
-    fn costs_of_one_tenant_have_only_the_overall_total() {
+    fn costs_of_one_tenant_have_one_total_per_month() {
         let rows: Vec<CostRow> = ledger()
             .into_iter()
             .filter(|r| r.tenant.as_str() == "d001")
             .collect();
         let text = costs(&rows);
-        assert_eq!(text.matches("total").count(), 2, "{text}"); // the row and the footnote
-        assert!(text.lines().any(|l| l.starts_with("total ")), "{text}");
+        let totals: Vec<&str> = text.lines().filter(|l| l.starts_with("total ")).collect();
+        assert_eq!(totals.len(), 2, "{text}");
+        assert!(
+            totals[0].contains("2026-11") && totals[1].contains("2026-12"),
+            "{text}"
+        );
+        assert!(
+            !text.contains("d001    total"),
+            "one row per month: no subtotal\n{text}"
+        );
         assert_eq!(costs(&[]), "no costs in the ledger for this selection\n");
     }
 
@@ -2526,7 +2558,7 @@ mod tests {
             assert!(!value.starts_with(' ') && !value.is_empty(), "{l:?}");
         }
         assert!(header.contains("\nmessage-id   <tp.d001.42@autohaus-müller.de>\n"));
-        assert!(header.contains("\ntemplate     inspektion_brief version 1f2e3d4c5b6a7988\n"));
+        assert!(header.contains("\ntemplate     inspektion_brief version 1f2e3d4c5b6a\n"));
         assert!(header.contains("\nsend         2025-03-17 09:05\n"));
         assert!(header.contains(
             "\nmoney        cost 0.95  value 180.00  booked 0.95  brand share 0.48 (euro)\n"
@@ -2889,7 +2921,7 @@ mod tests {
             "pending",
             "pending",
             "rejected by Björn Weiß",
-            "approved by Björn Weiß as v4",
+            "approved as v4 by Björn Weiß",
         ]) {
             let cell: String = l.chars().skip(status_col).collect();
             assert!(cell.starts_with(status), "{l}");
@@ -3108,7 +3140,7 @@ mod tests {
             "{:?}",
             lines[4]
         );
-        assert!(lines[3].contains("  00abcdef01234565  "), "{:?}", lines[3]);
+        assert!(lines[3].contains("  00abcdef0123  "), "{:?}", lines[3]);
         assert!(lines[2].ends_with('…'), "{:?}", lines[2]);
         assert_eq!(
             &lines[6..],

@@ -7,7 +7,7 @@ use touchpoint::client::{Client, PlanArgs};
 use touchpoint::tui::harness::Harness;
 use touchpoint_common::budget::tenant_month;
 use touchpoint_common::outbox::month_of;
-use touchpoint_common::protocol::{DayCounts, QueueFilter, Role};
+use touchpoint_common::protocol::{DayCounts, PauseScope, QueueFilter, Role};
 use touchpoint_common::Date;
 use touchpoint_tests::{tid, touchpoint, Options, TestDaemon};
 
@@ -21,8 +21,13 @@ use crate::today::{brand_with_window, customers_csv, dealer_file, TENANT};
 /// A daemon (dispatch off) whose dealer [`TENANT`] takes part in
 /// `service_due` (0.20 a month) and in `hu_reminder` (0.10, nothing
 /// planned for it),
-/// with six customers planned on `day` (today when `None`).
-async fn planned(day: Option<Date>) -> (TestDaemon, tempfile::TempDir, Client) {
+/// with six customers planned on `day` (today when `None`). With
+/// `dispatch`, dispatch runs but is paused before planning: messages are
+/// rendered and queued, none is sent, and operators may act on them.
+pub(crate) async fn planned(
+    day: Option<Date>,
+    dispatch: bool,
+) -> (TestDaemon, tempfile::TempDir, Client) {
     let files = tempfile::tempdir().expect("tempdir");
     let dealer = dealer_file(files.path());
     // Budgets small enough for six emails to show as a share.
@@ -35,9 +40,13 @@ async fn planned(day: Option<Date>) -> (TestDaemon, tempfile::TempDir, Client) {
         access: vec![rule(Role::Operator)],
         dealer_files: vec![dealer],
         brand: Some(brand_with_window(0)),
+        dispatch: dispatch.then(|| "[dispatch]\ntick_ms = 50\nbatch_at = \"23:59\"\n".to_string()),
         ..Options::default()
     });
     let mut c = d.client().await;
+    if dispatch {
+        c.pause(PauseScope::default()).await.expect("pause");
+    }
     let r = c
         .upload(&tid(TENANT), &customers_csv(files.path(), true))
         .await
@@ -60,7 +69,7 @@ async fn planned(day: Option<Date>) -> (TestDaemon, tempfile::TempDir, Client) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_overview_shows_the_next_day_anything_goes_out_and_any_day_asked() {
     let today = Date::today();
-    let (d, _files, mut c) = planned(Some(today.add_days(3))).await;
+    let (d, _files, mut c) = planned(Some(today.add_days(3)), false).await;
 
     // Nothing goes out today: the overview opens on the day something does.
     let o = c.overview(None).await.expect("overview");
@@ -139,7 +148,7 @@ async fn the_overview_shows_the_next_day_anything_goes_out_and_any_day_asked() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn overview_costs_and_tenants_view_show_one_set_of_budget_figures() {
-    let (d, _files, mut c) = planned(None).await;
+    let (d, _files, mut c) = planned(None, false).await;
     let o = c.overview(None).await.expect("overview");
     let month = month_of(o.today);
     let costs = c.costs(None, Some(month)).await.expect("costs");

@@ -136,7 +136,7 @@ fn counts_spans(c: &DayCounts) -> Vec<Span<'static>> {
 }
 
 fn draw_totals(frame: &mut Frame, area: Rect, o: &Overview) {
-    let mut spans = vec![Span::from(format!(" {} ", format::overview_day(o))).bold()];
+    let mut spans = vec![Span::from(format!(" {} ", format::overview_day_short(o))).bold()];
     if let Some(c) = o.clock {
         // A rehearsal daemon must never pass for the real one.
         spans.push(
@@ -344,7 +344,13 @@ fn draw_tenants(frame: &mut Frame, area: Rect, o: &Overview) {
 fn draw_budgets(frame: &mut Frame, area: Rect, o: &Overview) {
     let this_month = touchpoint_common::outbox::month_of(o.today);
     // One sum per tenant of this month's rows, as every view sums them.
-    let mut budgets: Vec<(String, BudgetSum)> = Vec::new();
+    // Every tenant that could be read has a line, "no budget" without one.
+    let mut budgets: Vec<(String, BudgetSum)> = o
+        .tenants
+        .iter()
+        .filter(|t| t.error.is_none())
+        .map(|t| (t.tenant.to_string(), BudgetSum::default()))
+        .collect();
     for r in o.budgets.iter().filter(|r| r.month == this_month) {
         let key = r.tenant.to_string();
         match budgets.iter_mut().find(|(t, _)| *t == key) {
@@ -507,7 +513,7 @@ fn draw_status(frame: &mut Frame, area: Rect, o: &Overview, wide: bool) {
     let p = &o.policy;
     let mut policy = vec![
         Span::from(" policy ").bold(),
-        Span::from(format!("{:08x}", p.version & 0xffff_ffff)),
+        Span::from(format::fingerprint(p.version)),
         Span::from(format!(" loaded {}", format::time_short(p.loaded_at))).style(dim()),
     ];
     if p.errors.is_empty() {

@@ -311,7 +311,7 @@ fn detail_lines(d: &TenantDetail, costs: &[CostRow], month: u32) -> Vec<Line<'st
         lines.push(Line::from(""));
         lines.push(
             Line::from(format!(
-                "Budget {}: reserved + booked of budget, remaining; brand share",
+                "Budget {}: reserved + booked of budget, remaining, brand share",
                 format::month(month)
             ))
             .bold(),
@@ -322,7 +322,7 @@ fn detail_lines(d: &TenantDetail, costs: &[CostRow], month: u32) -> Vec<Line<'st
                 _ => "no budget".into(),
             };
             lines.push(Line::from(format!(
-                "  {:<18} {} reserved + {} booked of {budget}; brand {}",
+                "  {:<14} {} + {} of {budget}, brand {}",
                 c.service,
                 euro(c.reserved),
                 euro(c.booked),

@@ -78,7 +78,11 @@ fn draw_list(frame: &mut Frame, area: Rect, q: &QueueView) {
     let total = q.total();
     let title = match &q.page {
         Some(_) if total == 0 => " Messages (none match) ".to_string(),
-        Some(_) => format!(" Messages {} of {} ", q.selected + 1, thousands(total)),
+        Some(_) => format!(
+            " Messages {} of {} ",
+            thousands(q.selected as u64 + 1),
+            thousands(total)
+        ),
         None => " Messages (loading…) ".to_string(),
     };
     let block = pane(title, !q.detail_open || area.width >= WIDE);
