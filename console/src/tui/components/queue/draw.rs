@@ -80,7 +80,7 @@ fn draw_list(frame: &mut Frame, area: Rect, q: &QueueView) {
         Some(_) if total == 0 => " Messages (none match) ".to_string(),
         Some(_) => format!(
             " Messages {} of {} ",
-            thousands(q.selected as u64 + 1),
+            thousands(q.selected + 1),
             thousands(total)
         ),
         None => " Messages (loading…) ".to_string(),
