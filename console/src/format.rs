@@ -104,9 +104,7 @@ pub fn identity(i: &Identity) -> String {
 /// A fingerprint (of the policy set, of a template version) as shown
 /// everywhere: its first 12 hex digits, enough to tell versions apart.
 pub fn fingerprint(v: u64) -> String {
-    let mut s = format!("{v:016x}");
-    s.truncate(12);
-    s
+    touchpoint_common::policy::short_fingerprint(v)
 }
 
 /// `1,377`.

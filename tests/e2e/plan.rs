@@ -329,11 +329,8 @@ async fn an_operators_cancel_keeps_its_occasions_taken_for_later_plans() {
     let tenant = crate::today::TENANT;
     let filter =
         |f: &str| QueueFilter::parse(format!("tenant:{tenant} {f}").trim()).expect("filter");
-    let page = c
-        .queue(&filter("status:planned"), 0, 10)
-        .await
-        .expect("queue");
-    assert_eq!(page.total, 6);
+    let page = c.queue(&filter(""), 0, 10).await.expect("queue");
+    assert_eq!(page.total, 6, "{page:?}");
     let id = page.rows[0].id.to_string();
     let out = touchpoint(&d.socket, &["cancel", "--tenant", tenant, &id]);
     assert!(
