@@ -713,7 +713,7 @@ pub fn request_kind(r: &touchpoint_common::protocol::Request) -> usize {
         R::Templates { .. } => 28,
         R::Queue { .. } => 29,
         R::Content { .. } => 30,
-        R::Overview => 31,
+        R::Overview { .. } => 31,
         R::Subscribe => 32,
         R::Report { .. } => 33,
         R::Responses { .. } => 34,
@@ -870,7 +870,7 @@ pub fn every_request(
             limit: 50,
         },
         R::Content { tenant: t(), id: 1 },
-        R::Overview,
+        R::Overview { day: None },
         R::Subscribe,
         R::Report {
             query: ReportQuery {

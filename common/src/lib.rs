@@ -4,6 +4,7 @@
 //! one codec every stored record and every socket frame goes through. Nothing in
 //! here opens a file or a socket.
 
+pub mod budget;
 pub mod clock;
 pub mod codec;
 pub mod colour;

@@ -807,6 +807,15 @@ pub struct Suppress {
     pub emails: Vec<String>,
 }
 
+/// A fingerprint (of the policy set, of a template version) as people
+/// see it, in the console and in a message's history: its first 12 hex
+/// digits, enough to tell versions apart.
+pub fn short_fingerprint(v: u64) -> String {
+    let mut s = format!("{v:016x}");
+    s.truncate(12);
+    s
+}
+
 // ----- reading a policy directory ----------------------------------------------------
 
 /// A policy directory as [`read_files`] sees it. The daemon and `touchpoint

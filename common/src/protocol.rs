@@ -25,7 +25,7 @@ use crate::{Date, TenantId};
 /// Magic bytes at the start of every hello.
 pub const PROTOCOL_MAGIC: [u8; 4] = *b"TPNT";
 /// Bump on any incompatible change to the messages after the hello.
-pub const PROTOCOL_VERSION: u32 = 5;
+pub const PROTOCOL_VERSION: u32 = 6;
 /// Size of the chunks a file is uploaded in; well below the frame limit.
 pub const UPLOAD_CHUNK_BYTES: usize = 1 << 20;
 
@@ -122,7 +122,7 @@ impl Role {
             | Request::Templates { .. }
             | Request::Queue { .. }
             | Request::Content { .. }
-            | Request::Overview
+            | Request::Overview { .. }
             | Request::Report { .. }
             | Request::Responses { .. }
             | Request::Customer { .. }
@@ -190,7 +190,7 @@ fn brand_allows(request: &Request) -> bool {
         | Request::Preview { .. }
         | Request::Queue { .. }
         | Request::Content { .. }
-        | Request::Overview
+        | Request::Overview { .. }
         // A dealer's customers' visits, one by one.
         | Request::Responses { .. }
         // A dealer's customer, whole.
@@ -383,7 +383,11 @@ pub enum Request {
         id: u64,
     },
     /// What the console's overview shows, for the caller's scope.
-    Overview,
+    Overview {
+        /// The day whose messages it counts; `None`: the next day anything
+        /// goes out (today if anything goes out today, or is late).
+        day: Option<Date>,
+    },
     /// Turns the connection into a change feed: answered with
     /// `Subscribed`, then a `Changed` (same request id) whenever something
     /// in the caller's scope changed, at most one per
@@ -552,31 +556,24 @@ impl DayCounts {
 pub struct TenantDay {
     pub tenant: TenantId,
     pub name: String,
-    /// Messages whose send day is today (all 0 when `error` is set).
-    pub today: DayCounts,
+    /// Messages whose send day is [`Overview::day`] (all 0 when `error`
+    /// is set).
+    pub counts: DayCounts,
     /// Why the tenant's store cannot be read right now (an I/O error, a
     /// full disk): its figures are then not known, not 0, and are left out
     /// of the totals and the budgets.
     pub error: Option<String>,
 }
 
-/// A tenant's spending this month against its budgets.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct BudgetUse {
-    pub tenant: TenantId,
-    /// `yyyymm`.
-    #[serde(with = "crate::date::month")]
-    pub month: u32,
-    /// Reserved plus booked, cents, over every service.
-    #[serde(with = "crate::money::cents")]
-    pub committed: i64,
-    #[serde(with = "crate::money::cents")]
-    pub booked: i64,
-    /// Sum of the monthly budgets of the services the dealer takes part in
-    /// (0: no budget set).
-    #[serde(with = "crate::money::cents")]
-    pub budget: i64,
+/// Messages of one day over the caller's scope.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UpcomingDay {
+    pub day: Date,
+    pub counts: DayCounts,
 }
+
+/// How many days, today first, [`Overview::upcoming`] counts.
+pub const UPCOMING_DAYS: usize = 7;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -589,7 +586,8 @@ pub enum AlertLevel {
 pub struct Alert {
     pub level: AlertLevel,
     pub tenant: Option<TenantId>,
-    /// "12 emails due since 09:00 are still queued", "budget 94% spent (inspection)".
+    /// "12 emails due since 09:00 are still queued", "inspection budget
+    /// 2026-12 94% used: …".
     pub text: String,
 }
 
@@ -597,9 +595,20 @@ pub struct Alert {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Overview {
     pub today: Date,
+    /// The day the message figures (`tenants`, `total`) are for: the day
+    /// asked, else `next_out`, else today.
+    pub day: Date,
+    /// The next day anything goes out (planned, queued or deferred), today
+    /// when anything is due or late; `None`: nothing waits.
+    pub next_out: Option<Date>,
+    /// Today and the [`UPCOMING_DAYS`] − 1 days after it, summed over the
+    /// tenants that could be read.
+    pub upcoming: Vec<UpcomingDay>,
     pub tenants: Vec<TenantDay>,
     pub total: DayCounts,
-    pub budgets: Vec<BudgetUse>,
+    /// The ledger's rows of this month (the month of `today`), per tenant
+    /// and service, as `Costs` gives them (`crate::budget` sums them).
+    pub budgets: Vec<CostRow>,
     /// Responses of this month (by the day of the response) in the
     /// caller's scope, by where attribution credits them.
     pub responses: crate::report::MonthResponses,
@@ -887,7 +896,8 @@ pub struct TenantQueue {
     pub error: Option<String>,
 }
 
-/// One row of the ledger.
+/// One row of the ledger: a tenant's service in one month. Reserved,
+/// booked, budget and remaining as `crate::budget` defines them.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CostRow {
     pub tenant: TenantId,
@@ -960,7 +970,7 @@ impl Request {
             | Request::Proposals { .. }
             | Request::Proposal { .. }
             | Request::Content { .. }
-            | Request::Overview
+            | Request::Overview { .. }
             | Request::Subscribe => Ok(()),
             Request::Report { query } => query
                 .service
@@ -1096,7 +1106,7 @@ impl Request {
             },
             Request::Customer { .. } => "customer",
             Request::Content { .. } => "content",
-            Request::Overview => "overview",
+            Request::Overview { .. } => "overview",
             Request::Subscribe => "subscribe",
         }
     }

@@ -15,7 +15,7 @@ use touchpoint_common::queue::QueueSort;
 use touchpoint_common::TenantId;
 
 use crate::client::{read_call_outcomes, read_template, resolve_socket, Client, ClientError};
-use crate::format;
+use crate::format::{self, OverviewDay};
 use crate::output::{emit, Output, EXIT_CODES, EXIT_FAILED, EXIT_OK, EXIT_UNREACHABLE, EXIT_USAGE};
 
 #[derive(Debug, Parser)]
@@ -175,10 +175,16 @@ pub enum Command {
         #[command(flatten)]
         out: Output,
     },
-    /// What the console's overview shows: today's messages per tenant, cost
-    /// against budget, throughput of the last hour, throttles, policy and
-    /// dispatch state, alerts.
+    /// What the console's overview shows: one day's messages per tenant
+    /// and the next seven days' counts, this month's budgets (reserved,
+    /// booked, remaining), throughput of the last hour, throttles, policy
+    /// and dispatch state, alerts.
     Overview {
+        /// The day whose messages are counted: YYYY-MM-DD, or `next` (the
+        /// default) for the next day anything goes out (today if anything
+        /// goes out today), as the console opens.
+        #[arg(long, value_name = "YYYY-MM-DD|next", value_parser = format::parse_overview_day)]
+        day: Option<OverviewDay>,
         #[command(flatten)]
         out: Output,
     },
@@ -307,8 +313,9 @@ pub enum Command {
     /// Let held messages go on where they were. Exit 1 if any id could not
     /// be released.
     Release(MessageIds),
-    /// Never send these messages; their occasions become free for a later
-    /// plan. Exit 1 if any id could not be cancelled.
+    /// Never send these messages (planned, queued, deferred or held ones);
+    /// their reservations are released and their occasions stay taken: no
+    /// later plan plans them again. Exit 1 if any id could not be cancelled.
     Cancel(MessageIds),
     /// Send deferred or failed emails again now. Exit 1 if any id could not
     /// be retried.
@@ -784,8 +791,8 @@ async fn run_inner(
                 emit(&format::queue(&page));
             }
         }
-        Command::Overview { out } => {
-            let o = client.overview().await?;
+        Command::Overview { day, out } => {
+            let o = client.overview(day.and_then(|d| d.0)).await?;
             if out.json {
                 print_json(&o)?;
             } else {

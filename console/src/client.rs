@@ -577,8 +577,10 @@ impl Client {
         }
     }
 
-    pub async fn overview(&mut self) -> Result<Overview, ClientError> {
-        match self.request(Request::Overview).await? {
+    /// The overview of `day`'s messages; `None`: of the next day anything
+    /// goes out.
+    pub async fn overview(&mut self, day: Option<Date>) -> Result<Overview, ClientError> {
+        match self.request(Request::Overview { day }).await? {
             Response::Overview(o) => Ok(*o),
             other => Err(unexpected("overview", &other)),
         }

@@ -316,7 +316,7 @@ pub fn audit() -> Vec<AuditEntry> {
 /// The overview of three tenants, with alerts and a busy hour.
 pub fn overview() -> touchpoint_common::protocol::Overview {
     use touchpoint_common::protocol::{
-        Alert, AlertLevel, BudgetUse, DayCounts, Overview, TenantDay, ThrottleStatus,
+        Alert, AlertLevel, CostRow, DayCounts, Overview, TenantDay, ThrottleStatus, UpcomingDay,
     };
     let day = |n: u64| DayCounts {
         planned: 120 * n,
@@ -329,16 +329,33 @@ pub fn overview() -> touchpoint_common::protocol::Overview {
         .map(|n| TenantDay {
             tenant: tid(&format!("d00{n}")),
             name: summary(n as usize).name,
-            today: day(n),
+            counts: day(n),
             error: None,
         })
         .collect();
     let mut total = DayCounts::default();
     for t in &tenants {
-        total.add(&t.today);
+        total.add(&t.counts);
     }
+    let today = touchpoint_common::Date::from_ymd(2025, 3, 14).expect("fixture day");
     Overview {
-        today: touchpoint_common::Date::from_ymd(2025, 3, 14).expect("fixture day"),
+        today,
+        day: today,
+        next_out: Some(today),
+        upcoming: (0..7)
+            .map(|n| UpcomingDay {
+                day: today.add_days(n),
+                counts: if n == 0 {
+                    total
+                } else {
+                    DayCounts {
+                        planned: [0, 0, 5_825, 412, 0, 0, 96][n as usize],
+                        held: u64::from(n == 3) * 2,
+                        ..DayCounts::default()
+                    }
+                },
+            })
+            .collect(),
         tenants,
         total,
         responses: touchpoint_common::report::MonthResponses {
@@ -347,12 +364,22 @@ pub fn overview() -> touchpoint_common::protocol::Overview {
             organic: 1377,
         },
         budgets: (1..=3)
-            .map(|n| BudgetUse {
-                tenant: tid(&format!("d00{n}")),
-                month: 202503,
-                committed: 40_000 * n as i64,
-                booked: 30_000 * n as i64,
-                budget: if n == 3 { 0 } else { 100_000 },
+            .flat_map(|n: i64| {
+                let row = |service: &str, reserved: i64, booked: i64, budget| CostRow {
+                    tenant: tid(&format!("d00{n}")),
+                    month: 202503,
+                    service: service.into(),
+                    reserved,
+                    booked,
+                    brand: booked / 4,
+                    dealer: booked - booked / 4,
+                    budget,
+                };
+                let budget = |b: i64| (n != 3).then_some(b);
+                [
+                    row("inspection", 25_000 * n, 20_000 * n, budget(60_000)),
+                    row("service_due", 15_000 * n, 10_000 * n, budget(40_000)),
+                ]
             })
             .collect(),
         throughput: (0..60u64).map(|m| (m * 37) % 90).collect(),
@@ -392,7 +419,7 @@ pub fn overview() -> touchpoint_common::protocol::Overview {
             Alert {
                 level: AlertLevel::Warning,
                 tenant: Some(tid("d002")),
-                text: "budget 92% spent (inspection)".into(),
+                text: "inspection budget 2025-03 92% used: 400.00 reserved + 152.00 booked of 600.00, 48.00 remaining".into(),
             },
         ],
         daemon_wide: true,
@@ -408,13 +435,13 @@ pub fn overview_scoped() -> touchpoint_common::protocol::Overview {
     let mut o = overview();
     let why = "database /var/lib/touchpoint/tenants/d002/store: IO error: No space left on device (os error 28)";
     if let Some(t) = o.tenants.iter_mut().find(|t| t.tenant == tid("d002")) {
-        t.today = DayCounts::default();
+        t.counts = DayCounts::default();
         t.error = Some(why.into());
     }
     o.budgets.retain(|b| b.tenant != tid("d002"));
     o.total = DayCounts::default();
     for t in &o.tenants {
-        o.total.add(&t.today);
+        o.total.add(&t.counts);
     }
     o.throughput = Vec::new();
     o.throttles = vec![ThrottleStatus {

@@ -192,7 +192,7 @@ pub fn reach(request: &Request) -> Reach<'_> {
         | Request::CallOutcomes { .. }
         | Request::Proposals { .. }
         | Request::Templates { name: None }
-        | Request::Overview
+        | Request::Overview { .. }
         | Request::Subscribe => Reach::Filtered,
         Request::Tenant { tenant }
         | Request::UploadBegin { tenant, .. }

@@ -11,7 +11,7 @@
 use std::collections::BTreeMap;
 
 use touchpoint_common::outbox::{month_of, LedgerEntry, Message};
-use touchpoint_common::policy::BrandPolicy;
+use touchpoint_common::policy::{BrandPolicy, TenantPolicy};
 use touchpoint_common::protocol::CostRow;
 use touchpoint_common::{Date, TenantId};
 
@@ -144,7 +144,8 @@ pub fn money(cents: i64) -> String {
     format!("{sign}{}.{:02}", cents.abs() / 100, cents.abs() % 100)
 }
 
-/// The ledger rows of `tenants`, with each service's budget.
+/// The ledger rows of `tenants`, with each service's budget
+/// ([`tenant_costs`] for each).
 pub fn costs(
     stores: &Stores,
     policies: &Policies,
@@ -154,22 +155,63 @@ pub fn costs(
     let mut out = Vec::new();
     for t in tenants {
         let store = stores.tenant(t)?;
-        let policy = policies.tenant(t);
-        for (m, service, e) in store.ledger()? {
-            if month.is_some_and(|want| want != m) {
-                continue;
-            }
+        out.extend(tenant_costs(&store, policies.tenant(t), t, month)?);
+    }
+    Ok(out)
+}
+
+/// One tenant's cost rows as `touchpoint_common::budget` defines them, the
+/// one place they are made (the overview, the Tenants view, `touchpoint
+/// costs` and the alerts all read these): each ledger entry of `month`
+/// (every month when `None`) with its service's budget as the dealer's
+/// file sets it (what planning and dispatch hold it to), and a row of
+/// zeros for each service the dealer takes part in that has no entry in a
+/// month shown (its whole budget remains). In service order per month.
+pub fn tenant_costs(
+    store: &TenantStore,
+    policy: Option<&TenantPolicy>,
+    t: &TenantId,
+    month: Option<u32>,
+) -> Result<Vec<CostRow>, StoreError> {
+    let budget_of = |service: &str| {
+        policy
+            .and_then(|p| p.services.get(service))
+            .map(|s| s.monthly_budget.0)
+    };
+    let mut by_month: BTreeMap<u32, BTreeMap<String, LedgerEntry>> = BTreeMap::new();
+    if let Some(m) = month {
+        by_month.entry(m).or_default();
+    }
+    for (m, service, e) in store.ledger()? {
+        if month.is_some_and(|want| want != m) {
+            continue;
+        }
+        by_month.entry(m).or_default().insert(service, e);
+    }
+    let taking_part: Vec<&String> = policy
+        .map(|p| {
+            p.services
+                .iter()
+                .filter(|(_, s)| s.opt_in)
+                .map(|(name, _)| name)
+                .collect()
+        })
+        .unwrap_or_default();
+    let mut out = Vec::new();
+    for (m, mut entries) in by_month {
+        for name in &taking_part {
+            entries.entry((*name).clone()).or_default();
+        }
+        for (service, e) in entries {
             out.push(CostRow {
                 tenant: t.clone(),
                 month: m,
-                service: service.clone(),
+                budget: budget_of(&service),
+                service,
                 reserved: e.reserved,
                 booked: e.booked,
                 brand: e.brand,
                 dealer: e.dealer(),
-                budget: policy
-                    .and_then(|p| p.services.get(&service))
-                    .map(|s| s.monthly_budget.0),
             });
         }
     }

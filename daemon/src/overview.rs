@@ -1,9 +1,12 @@
-//! The console's overview for the caller's scope: today's messages per
-//! tenant, spending against budgets this month, dispatch's throughput,
+//! The console's overview for the caller's scope: one day's messages per
+//! tenant (the day asked, else the next day anything goes out), the
+//! upcoming days' counts, spending against budgets this month, dispatch's throughput,
 //! throttles and pauses, the policy in force, and what needs attention.
 //!
 //! Message figures come from each tenant's outbox index (no message is
-//! read), money from the ledger, this month's responses from what the last
+//! read), money from the ledger as `ledger::tenant_costs` makes its rows
+//! (the one definition of reserved, booked and remaining,
+//! `touchpoint_common::budget`), this month's responses from what the last
 //! attribution pass counted (no visit is read), the rest from a dispatch snapshot and the
 //! policy handle's status. "Today" is the daemon's local day, as dispatch
 //! uses it. A read model: it reads [`Snapshot`], never the live
@@ -21,13 +24,14 @@ use touchpoint_common::domain::Timestamp;
 use touchpoint_common::outbox::month_of;
 use touchpoint_common::policy::TenantPolicy;
 use touchpoint_common::protocol::{
-    Alert, AlertLevel, BudgetUse, DayCounts, Overview, Pause, PolicyStatus, Scope, TenantDay,
+    Alert, AlertLevel, CostRow, DayCounts, Overview, Pause, PolicyStatus, Scope, TenantDay,
+    UpcomingDay, UPCOMING_DAYS,
 };
 use touchpoint_common::report::MonthResponses;
 use touchpoint_common::{Date, TenantId};
 
 use crate::dispatch::Snapshot;
-use crate::ledger::money;
+use crate::ledger::{money, tenant_costs};
 use crate::policy::{Policies, PolicyHandle};
 use crate::store::index::OutboxStats;
 use crate::store::{StoreError, Stores};
@@ -36,7 +40,8 @@ use crate::store::{StoreError, Stores};
 pub const STUCK_WARNING_MIN: u32 = 15;
 /// ...and this long ago, critical.
 pub const STUCK_CRITICAL_MIN: u32 = 60;
-/// Budget committed from this share on is a warning (100 %: critical).
+/// A service's budget used (reserved and booked) from this share on is a
+/// warning (100 %: critical).
 pub const BUDGET_WARNING_PERCENT: i64 = 90;
 
 /// What the overview is computed from besides the stores.
@@ -54,9 +59,8 @@ pub struct Sources<'a> {
 pub struct TenantFigures {
     pub tenant: TenantId,
     pub stats: OutboxStats,
-    /// Per service the dealer takes part in with a budget: (service,
-    /// committed, budget), cents.
-    pub budgets: Vec<(String, i64, i64)>,
+    /// This month's cost rows, per service.
+    pub budgets: Vec<CostRow>,
     /// This month's responses, as the last attribution pass counted them.
     pub responses: MonthResponses,
 }
@@ -173,11 +177,10 @@ pub fn alerts(i: &AlertInputs) -> Vec<Alert> {
                 );
             }
         }
-        for (service, committed, budget) in &t.budgets {
-            if *budget <= 0 {
+        for row in &t.budgets {
+            let (Some(pct), Some(budget)) = (row.used_percent(), row.budget) else {
                 continue;
-            }
-            let pct = committed.saturating_mul(100) / budget;
+            };
             let level = if pct >= 100 {
                 AlertLevel::Critical
             } else if pct >= BUDGET_WARNING_PERCENT {
@@ -189,9 +192,14 @@ pub fn alerts(i: &AlertInputs) -> Vec<Alert> {
                 level,
                 Some(&t.tenant),
                 format!(
-                    "budget {pct}% spent ({service}): {} of {} this month",
-                    money(*committed),
-                    money(*budget)
+                    "{} budget {}-{:02} {pct}% used: {} reserved + {} booked of {}, {} remaining",
+                    row.service,
+                    row.month / 100,
+                    row.month % 100,
+                    money(row.reserved),
+                    money(row.booked),
+                    money(budget),
+                    money(budget - row.reserved - row.booked),
                 ),
             );
         }
@@ -233,65 +241,55 @@ pub fn tenants_in_scope(p: &Policies, scope: &Scope) -> Vec<TenantId> {
         .collect()
 }
 
-/// One tenant's figures for the overview: its outbox's today and alert
-/// figures, and its spending this month, in all and per service.
+/// One tenant's figures for the overview: its outbox's figures from
+/// `today` on (and of `also`), and its cost rows of `month`.
 fn tenant_figures(
     stores: &Stores,
     snapshot: Option<&Snapshot>,
     t: &TenantId,
     policy: Option<&TenantPolicy>,
-    (today, month, stuck_before): (Date, u32, u32),
-) -> Result<(TenantFigures, BudgetUse), StoreError> {
+    (today, also, month, stuck_before): (Date, Option<Date>, u32, u32),
+) -> Result<TenantFigures, StoreError> {
     let store = stores.tenant(t)?;
     let paused = |service: &str| snapshot.is_some_and(|d| d.is_paused(t, service));
-    let stats = store.with_index(|ix| ix.stats(today, stuck_before, paused))?;
-    let mut use_ = BudgetUse {
-        tenant: t.clone(),
-        month,
-        committed: 0,
-        booked: 0,
-        budget: 0,
-    };
-    let mut per_service = Vec::new();
-    for (m, service, e) in store.ledger()? {
-        if m != month {
-            continue;
-        }
-        use_.committed += e.committed();
-        use_.booked += e.booked;
-        let budget = policy
-            .and_then(|x| x.services.get(&service))
-            .filter(|s| s.opt_in)
-            .map_or(0, |s| s.monthly_budget.0);
-        per_service.push((service, e.committed(), budget));
-    }
-    use_.budget = policy
-        .map(|x| {
-            x.services
-                .values()
-                .filter(|s| s.opt_in)
-                .map(|s| s.monthly_budget.0)
-                .sum()
-        })
-        .unwrap_or(0);
+    let stats = store.with_index(|ix| ix.stats(today, also, stuck_before, paused))?;
+    let budgets = tenant_costs(&store, policy, t, Some(month))?;
     let responses = store
         .response_months()?
         .get(&month)
         .copied()
         .unwrap_or_default();
-    let figures = TenantFigures {
+    Ok(TenantFigures {
         tenant: t.clone(),
         stats,
-        budgets: per_service,
+        budgets,
         responses,
-    };
-    Ok((figures, use_))
+    })
+}
+
+/// The next day anything goes out over these tenants' figures: today when
+/// anything is late or due today, else the first send day with planned or
+/// queued messages.
+pub fn next_out(figures: &[TenantFigures], today: Date) -> Option<Date> {
+    if figures.iter().any(|f| f.stats.late > 0) {
+        return Some(today);
+    }
+    figures
+        .iter()
+        .filter_map(|f| {
+            f.stats
+                .days
+                .iter()
+                .find(|(_, c)| c.planned + c.queued > 0)
+                .map(|(d, _)| *d)
+        })
+        .min()
 }
 
 /// The overview of `scope`. Never fails as a whole: a tenant whose store
 /// cannot be read is a row with its error (and a critical alert), and
 /// proposals that cannot be read are an alert.
-pub fn overview(stores: &Stores, src: &Sources, scope: &Scope) -> Overview {
+pub fn overview(stores: &Stores, src: &Sources, scope: &Scope, asked: Option<Date>) -> Overview {
     let p = src.policies.current();
     let now = Timestamp::now();
     let today = Date::today();
@@ -301,40 +299,66 @@ pub fn overview(stores: &Stores, src: &Sources, scope: &Scope) -> Overview {
     let dispatch_enabled = snapshot.is_some_and(|s| s.enabled());
     let daemon_wide = matches!(scope, Scope::All);
     let stuck_before = ((now.0 / 60_000) as u32).saturating_sub(STUCK_WARNING_MIN);
-    let mut days = Vec::new();
-    let mut total = DayCounts::default();
     let mut budgets = Vec::new();
     let mut figures = Vec::new();
     let mut unreadable = Vec::new();
     let mut responses = MonthResponses::default();
+    // Each tenant read once: its figures hold every day from today on,
+    // so the day shown is chosen after.
+    let mut read = Vec::new();
     for t in &tenants {
         let policy = p.tenant(t);
         let name = policy.map(|x| x.tenant.name.clone()).unwrap_or_default();
-        match tenant_figures(stores, snapshot, t, policy, (today, month, stuck_before)) {
-            Ok((f, use_)) => {
-                total.add(&f.stats.today);
+        let at = (today, asked, month, stuck_before);
+        match tenant_figures(stores, snapshot, t, policy, at) {
+            Ok(f) => {
                 responses.add(&f.responses);
-                days.push(TenantDay {
-                    tenant: t.clone(),
-                    name,
-                    today: f.stats.today,
-                    error: None,
-                });
-                budgets.push(use_);
+                budgets.extend(f.budgets.iter().cloned());
+                read.push((t.clone(), name, Ok(figures.len())));
                 figures.push(f);
             }
             Err(e) => {
                 let why = e.to_string();
-                days.push(TenantDay {
-                    tenant: t.clone(),
-                    name,
-                    today: DayCounts::default(),
-                    error: Some(why.clone()),
-                });
+                read.push((t.clone(), name, Err(why.clone())));
                 unreadable.push((t.clone(), why));
             }
         }
     }
+    let next_out = next_out(&figures, today);
+    let day = asked.or(next_out).unwrap_or(today);
+    let counts_on = |f: &TenantFigures, d: Date| f.stats.days.get(&d).copied().unwrap_or_default();
+    let mut total = DayCounts::default();
+    let days: Vec<TenantDay> = read
+        .into_iter()
+        .map(|(tenant, name, r)| match r {
+            Ok(i) => {
+                let counts = counts_on(&figures[i], day);
+                total.add(&counts);
+                TenantDay {
+                    tenant,
+                    name,
+                    counts,
+                    error: None,
+                }
+            }
+            Err(why) => TenantDay {
+                tenant,
+                name,
+                counts: DayCounts::default(),
+                error: Some(why),
+            },
+        })
+        .collect();
+    let upcoming = (0..UPCOMING_DAYS as i32)
+        .map(|n| {
+            let d = today.add_days(n);
+            let mut counts = DayCounts::default();
+            for f in &figures {
+                counts.add(&counts_on(f, d));
+            }
+            UpcomingDay { day: d, counts }
+        })
+        .collect();
     let policy = src.policies.status_for(scope);
     // The snapshot is scoped already: pauses and throttles of other
     // tenants, and what only a scope over all is shown, are not in it.
@@ -378,6 +402,9 @@ pub fn overview(stores: &Stores, src: &Sources, scope: &Scope) -> Overview {
     };
     Overview {
         today,
+        day,
+        next_out,
+        upcoming,
         tenants: days,
         total,
         budgets,

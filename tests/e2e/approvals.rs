@@ -22,6 +22,7 @@ use touchpoint::client::{Client, PlanArgs};
 use touchpoint_common::config::AccessRule;
 use touchpoint_common::domain::Channel;
 use touchpoint_common::outbox::{Message, MessageStatus};
+use touchpoint_common::policy::short_fingerprint;
 use touchpoint_common::protocol::{MessageAction, PauseScope, Role, TemplateHistory};
 use touchpoint_common::Date;
 use touchpoint_tests::{repo_root, tid, touchpoint, Options, TestDaemon};
@@ -790,7 +791,7 @@ async fn another_reviewer_approves_and_unsent_messages_take_the_new_version() {
     );
     let row = table
         .lines()
-        .find(|l| l.contains(&format!("{fp2:016x}")))
+        .find(|l| l.contains(&short_fingerprint(fp2)))
         .unwrap_or_else(|| panic!("v2 not listed:\n{table}"));
     assert!(row.trim_start().starts_with("* "), "{row}");
     assert!(row.contains(&reviewer_name), "{row}");
@@ -799,7 +800,8 @@ async fn another_reviewer_approves_and_unsent_messages_take_the_new_version() {
     // ones keep the version they went out with.
     let now = messages(&mut cy.c, &waiting).await;
     let rerendered = format!(
-        "re-rendered with template service_due version {fp2:016x}: proposal #1 approved by {reviewer_name}"
+        "re-rendered with template service_due version {}: proposal #1 approved by {reviewer_name}",
+        short_fingerprint(fp2)
     );
     for m in &now {
         assert_eq!(m.status, MessageStatus::Rendered, "{m:#?}");
@@ -891,7 +893,8 @@ async fn another_reviewer_approves_and_unsent_messages_take_the_new_version() {
     assert_eq!(h.in_force, 3, "{h:#?}");
     assert_eq!(fingerprint(&h, 3), fp1, "version 3 is version 1's text");
     let back = format!(
-        "re-rendered with template service_due version {fp1:016x}: proposal #3 approved by {reviewer_name}"
+        "re-rendered with template service_due version {}: proposal #3 approved by {reviewer_name}",
+        short_fingerprint(fp1)
     );
     for m in messages(&mut cy.c, &waiting).await {
         assert_eq!(m.dispatch.template_version, fp1, "{m:#?}");

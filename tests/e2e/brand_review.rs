@@ -212,7 +212,7 @@ async fn a_broken_brand_file_under_review_is_a_policy_error_with_its_line() {
         "no error at {want}: {:?}",
         st.policy.errors
     );
-    let alerts = c.overview().await.expect("overview").alerts;
+    let alerts = c.overview(None).await.expect("overview").alerts;
     assert!(
         alerts
             .iter()

@@ -75,7 +75,7 @@ async fn a_daemon_on_a_clock_started_monday_morning_sends_mondays_email() {
     let status = c.status().await.expect("status");
     let clock = status.clock.expect("status shows the simulated clock");
     assert!(clock.describe().starts_with(&shown), "{}", clock.describe());
-    let overview = c.overview().await.expect("overview");
+    let overview = c.overview(None).await.expect("overview");
     assert_eq!(overview.today, monday, "the daemon's today is the clock's");
     assert_eq!(overview.clock, Some(clock));
 

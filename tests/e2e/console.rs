@@ -17,14 +17,14 @@ use touchpoint::tui::harness::Harness;
 use touchpoint::tui::popup::Overlay;
 use touchpoint_common::config::AccessRule;
 use touchpoint_common::outbox::MessageStatus;
-use touchpoint_common::protocol::{PauseScope, ProposalStatus, QueueFilter, Role};
+use touchpoint_common::protocol::{PauseScope, ProposalStatus, QueueFilter, Role, Topic};
 use touchpoint_common::Date;
 use touchpoint_tests::{eventually, tid, touchpoint, Options, TestDaemon};
 
 use crate::common::{me, my_name};
 use crate::today::{brand_with_window, dealer_file, german, plan_customers, TENANT};
 
-fn rule(role: Role) -> AccessRule {
+pub(crate) fn rule(role: Role) -> AccessRule {
     AccessRule {
         user: None,
         uid: Some(me()),
@@ -78,13 +78,15 @@ async fn daemon(role: Role, setup: Setup) -> (TestDaemon, tempfile::TempDir) {
 }
 
 /// What changes from run to run, and what it is shown as.
-const VOLATILE: [(&str, &str); 9] = [
+const VOLATILE: [(&str, &str); 10] = [
     (r"\b\d{2}\.\d{2}\.\d{4}\b", "DD.MM.YYYY"),
+    // The overview's days: `Sun 2026-12-06`, `Mon 07`.
+    (r"\b(Mon|Tue|Wed|Thu|Fri|Sat|Sun)\b( \d{2}\b)?", "Ddd"),
     (r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}", "YYYY-MM-DD hh:mm"),
     (r"\d{4}-\d{2}-\d{2}", "YYYY-MM-DD"),
     (r"\b\d{4}-\d{2}\b", "YYYY-MM"),
-    (r"version [0-9a-f]{16}", "version <fingerprint>"),
-    (r"policy [0-9a-f]{8}", "policy <fprint>"),
+    (r"version [0-9a-f]{12}\b", "version <fingerprint>"),
+    (r"policy [0-9a-f]{12}\b", "policy <fingerprint>"),
     (r"\d+(\.\d)? (B|KiB|MiB)\b", "<size>"),
     (r"/tmp/\.tmp\w+", "<tmp>"),
     (r"\b\d{1,2}:\d{2}\b", "hh:mm"),
@@ -385,6 +387,47 @@ async fn a_reviewer_approves_in_the_console_and_the_daemon_refuses_their_own() {
         notice.text
     );
     assert!(c.screen().contains("four eyes"));
+}
+
+/// The tab line of a screen.
+fn tabs(c: &mut Harness) -> String {
+    c.screen().lines().next().unwrap_or_default().to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_approvals_badge_follows_the_change_feed_after_the_last_decision() {
+    let (d, _files) = daemon(Role::Reviewer, Setup::Still).await;
+    // The daemon's own feed, as the interactive console subscribes to it.
+    let mut feed = d.client().await.subscribe().await.expect("subscribe");
+    let mut c = Harness::attach(&d.socket, 160, 48, false)
+        .await
+        .expect("attach");
+    assert!(tabs(&mut c).contains("3 Approvals (1)"), "{}", c.screen());
+    c.press(key('3')).await.expect("approvals");
+    assert_eq!(c.app.state.approvals.list.len(), 1, "{}", c.screen());
+    // The author withdraws their own proposal: the last pending one.
+    c.press(key('x')).await.expect("reject");
+    c.type_text("doch nicht").await.expect("reason");
+    c.press(code(KeyCode::Enter)).await.expect("reason done");
+    c.press(key('y')).await.expect("confirm");
+    let notice = c.app.state.notice.clone().expect("notice");
+    assert!(!notice.is_error(), "{}", notice.text);
+    let changes = loop {
+        let ch = tokio::time::timeout(std::time::Duration::from_secs(30), feed.next())
+            .await
+            .expect("the feed speaks")
+            .expect("change feed");
+        if ch.topics.contains(&Topic::Approvals) {
+            break ch;
+        }
+    };
+    c.changed(changes).await.expect("changed");
+    assert_eq!(c.app.state.view, View::Approvals);
+    let line = tabs(&mut c);
+    assert!(
+        line.contains("3 Approvals") && !line.contains("Approvals ("),
+        "{line}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

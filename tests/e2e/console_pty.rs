@@ -143,7 +143,7 @@ fn the_real_console_in_a_pseudo_terminal() {
     let mut t = Terminal::start(&d.socket, files.path(), 100, 30);
     t.wait_for("1 Overview");
     t.wait_for("● live");
-    t.wait_for("Today per tenant");
+    t.wait_for(" per tenant ");
 
     // The queue, filtered to one customer, marked and held.
     t.type_keys("2");

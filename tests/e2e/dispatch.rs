@@ -720,6 +720,9 @@ async fn a_5xx_turns_the_email_into_a_letter_or_fails_it_when_no_letter_may_go()
         assert_eq!(r.reserved, 0, "a reservation left: {r:?}");
         *ledger.entry(r.service.clone()).or_default() += r.booked;
     }
+    // Services taking part without anything booked have rows of zeros.
+    ledger.retain(|_, v| *v != 0);
+    booked.retain(|_, v| *v != 0);
     assert_eq!(ledger, booked, "{rows:#?}");
     assert!(ledger["hu_reminder"] > postage, "{rows:#?}");
     let s = rig.status().await;

@@ -24,6 +24,7 @@ mod import;
 mod inbox;
 mod learning;
 mod lifecycle;
+mod overview;
 mod packaging;
 mod plan;
 mod policy_files;

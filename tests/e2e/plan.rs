@@ -322,3 +322,54 @@ fn plan_cli_dry_run_and_policy_diff() {
         "{stderr}"
     );
 }
+
+/// An operator's cancel is final for the occasions: the message is never
+/// sent, its reservation goes, and no later plan plans its occasions again
+/// (what the CLI's help, the console's confirmation and the protocol say).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_operators_cancel_keeps_its_occasions_taken_for_later_plans() {
+    use touchpoint_common::protocol::QueueFilter;
+    let (d, _files, mut c) = crate::overview::planned(None, true).await;
+    let tenant = crate::today::TENANT;
+    let filter =
+        |f: &str| QueueFilter::parse(format!("tenant:{tenant} {f}").trim()).expect("filter");
+    let page = c.queue(&filter(""), 0, 10).await.expect("queue");
+    assert_eq!(page.total, 6, "{page:?}");
+    let id = page.rows[0].id.to_string();
+    let out = touchpoint(&d.socket, &["cancel", "--tenant", tenant, &id]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let plan = |dry_run| PlanArgs {
+        tenant: Some(tid(tenant)),
+        day: None,
+        dry_run,
+        policies: None,
+        show: 0,
+    };
+    // A dry run computes the whole plan (a committing one may find nothing
+    // changed): all six occasions are taken, the cancelled one too.
+    let again = c.plan(plan(true)).await.expect("plan");
+    let r = again.reports.first().expect("report");
+    assert_eq!(
+        (r.planned_count, r.already_planned),
+        (0, 6),
+        "{}",
+        render(r)
+    );
+    let again = c.plan(plan(false)).await.expect("plan");
+    assert_eq!(again.reports.first().map(|r| r.planned_count), Some(0));
+    let cancelled = c
+        .queue(&filter("status:cancelled"), 0, 10)
+        .await
+        .expect("queue");
+    assert_eq!(cancelled.total, 1);
+    let all = c.queue(&filter(""), 0, 10).await.expect("queue");
+    assert_eq!(
+        all.total, 6,
+        "no new message for the cancelled one's occasions"
+    );
+}

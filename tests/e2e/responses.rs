@@ -212,7 +212,7 @@ async fn visits_after_a_plan_with_a_control_group_are_credited_to_messages_and_c
 
     // The overview counts this month's responses where they went.
     let this_month = |d: Date| u64::from(month_of(d) == month_of(today));
-    let o = c.overview().await.expect("overview");
+    let o = c.overview(None).await.expect("overview");
     assert_eq!(
         o.responses,
         MonthResponses {

@@ -82,6 +82,9 @@ pub enum Action {
     /// The queue on a screen of 160 columns or more: the detail pane
     /// hidden (the list takes its room) or shown.
     ToggleDetailPane,
+    /// Overview: the day before / after the one shown.
+    PrevDay,
+    NextDay,
 }
 
 impl Action {

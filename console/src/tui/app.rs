@@ -187,10 +187,10 @@ impl AppState {
         .or_else(|| self.tenants.selected_tenant().map(|t| t.id.clone()))
         .or_else(|| {
             let o = self.overview.data.as_ref()?;
-            // The busiest tenant today has customers to show.
+            // The busiest tenant on the day shown has customers to show.
             o.tenants
                 .iter()
-                .max_by_key(|t| t.today.planned + t.today.queued + t.today.sent)
+                .max_by_key(|t| t.counts.planned + t.counts.queued + t.counts.sent)
                 .map(|t| t.tenant.clone())
         })
         .or_else(|| match self.identity().map(|i| &i.scope) {
@@ -443,7 +443,9 @@ impl App {
                 self.state.policies.set_role(identity.role);
                 // A role that may not see the overview (the brand) starts
                 // where it may look: its results.
-                if self.state.view == View::Overview && !identity.role.allows(&Request::Overview) {
+                if self.state.view == View::Overview
+                    && !identity.role.allows(&Request::Overview { day: None })
+                {
                     self.state.view = View::Results;
                 }
                 self.state.conn = ConnState::Connected { daemon, identity };
@@ -488,6 +490,15 @@ impl App {
         let screen = self.state.screen();
         let mut out = Vec::new();
         let s = &mut self.state;
+        // The Approvals tab's badge is the overview's count of pending
+        // proposals: kept current whichever view is on screen.
+        if s.view != View::Overview
+            && c.topics.contains(&Topic::Approvals)
+            && s.identity()
+                .is_some_and(|i| i.role.allows(&Request::Overview { day: None }))
+        {
+            s.overview.fetch(&mut out);
+        }
         match s.view {
             View::Overview => s.overview.on_changed(c, &mut out),
             View::Queue => s.queue.on_changed(c, screen, &mut out),

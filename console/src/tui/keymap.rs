@@ -48,6 +48,7 @@ const ALL: &[View] = &[];
 const QUEUE: &[View] = &[View::Queue];
 const APPROVALS: &[View] = &[View::Approvals];
 const RESULTS: &[View] = &[View::Results];
+const OVERVIEW: &[View] = &[View::Overview];
 const DETAIL_VIEWS: &[View] = &[View::Queue, View::Approvals, View::Tenants];
 const FILTER_VIEWS: &[View] = &[View::Queue, View::Policies];
 
@@ -335,6 +336,14 @@ pub static KEYMAP: &[Binding] = &[
         Some("breakdown"),
         RESULTS,
     ),
+    bind(
+        &[ch('[')],
+        Action::PrevDay,
+        "the day before (Esc: the next day anything goes out)",
+        Some("day"),
+        OVERVIEW,
+    ),
+    bind(&[ch(']')], Action::NextDay, "the day after", None, OVERVIEW),
     bind(
         &[ch('r')],
         Action::Refresh,

@@ -11,13 +11,16 @@ use touchpoint_common::protocol::{
 };
 use touchpoint_common::report::answer::{Report, ReportQuery};
 use touchpoint_common::report::stats::By;
-use touchpoint_common::TenantId;
+use touchpoint_common::{Date, TenantId};
 
 /// What the console asks the daemon for.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Fetch {
     Status,
-    Overview,
+    /// `day`: `None` for the next day anything goes out.
+    Overview {
+        day: Option<Date>,
+    },
     Queue {
         filter: QueueFilter,
         offset: u64,
@@ -59,7 +62,7 @@ impl Fetch {
     pub fn key(&self) -> u8 {
         match self {
             Fetch::Status => 0,
-            Fetch::Overview => 1,
+            Fetch::Overview { .. } => 1,
             Fetch::Queue { .. } => 2,
             Fetch::Message { .. } => 3,
             Fetch::Content { .. } => 4,

@@ -55,9 +55,9 @@ async fn fetch(c: &mut Client, f: Fetch) -> Outcome<Data> {
             "status",
             c.status().await.map(|s| Data::Status(Box::new(s))),
         ),
-        Fetch::Overview => tag(
+        Fetch::Overview { day } => tag(
             "overview",
-            c.overview().await.map(|o| Data::Overview(Box::new(o))),
+            c.overview(day).await.map(|o| Data::Overview(Box::new(o))),
         ),
         Fetch::Queue {
             filter,

@@ -312,13 +312,19 @@ fn changes_ask_again_only_for_what_the_view_shows() {
         topics: vec![Topic::Costs],
         tenants: Vec::new(),
     }));
-    assert_eq!(app.take_effects(), vec![Effect::Fetch(Fetch::Overview)]);
+    assert_eq!(
+        app.take_effects(),
+        vec![Effect::Fetch(Fetch::Overview { day: None })]
+    );
     // An import recounts the month's responses the overview shows.
     app.apply(NetEvent::Changed(touchpoint_common::protocol::Changes {
         topics: vec![Topic::Tenants],
         tenants: vec![fixtures::tid("d002")],
     }));
-    assert_eq!(app.take_effects(), vec![Effect::Fetch(Fetch::Overview)]);
+    assert_eq!(
+        app.take_effects(),
+        vec![Effect::Fetch(Fetch::Overview { day: None })]
+    );
 }
 
 #[test]
@@ -814,4 +820,56 @@ fn the_detail_shows_the_content_whole_and_scrolls_to_its_end_only() {
         next.trim_start_matches('│').starts_with("              "),
         "{why}\n{next}"
     );
+}
+
+#[test]
+fn the_queue_title_counts_with_thousands_separators_on_both_sides() {
+    let mut app = loaded(Role::Operator, false);
+    app.key(KeyEvent::new(KeyCode::Char('G'), KeyModifiers::SHIFT));
+    let (offset, limit) = app
+        .take_effects()
+        .into_iter()
+        .find_map(|e| match e {
+            Effect::Fetch(Fetch::Queue { offset, limit, .. }) => Some((offset, limit)),
+            _ => None,
+        })
+        .expect("the last window is asked for");
+    app.apply(NetEvent::Data(Data::Queue(Box::new(fixtures::queue_page(
+        offset,
+        u64::from(limit),
+    )))));
+    let screen = render(&app.state, 80, 24);
+    assert!(screen.contains(" Messages 1,234 of 1,234 "), "{screen}");
+}
+
+#[test]
+fn the_overview_steps_through_the_days_and_esc_goes_back_to_the_next_one() {
+    let mut app = loaded(Role::Operator, false);
+    app.update(Action::ShowView(View::Overview));
+    app.take_effects();
+    let shown = fixtures::overview().day;
+    let asked = |app: &mut App| -> Vec<Option<touchpoint_common::Date>> {
+        app.take_effects()
+            .into_iter()
+            .filter_map(|e| match e {
+                Effect::Fetch(Fetch::Overview { day }) => Some(day),
+                _ => None,
+            })
+            .collect()
+    };
+    app.key(key(']'));
+    assert_eq!(asked(&mut app), vec![Some(shown.add_days(1))]);
+    app.key(key('['));
+    // From the day shown until the answer comes.
+    assert_eq!(asked(&mut app), vec![Some(shown.add_days(-1))]);
+    app.key(code(KeyCode::Esc));
+    assert_eq!(asked(&mut app), vec![None]);
+    app.key(code(KeyCode::Esc));
+    assert!(asked(&mut app).is_empty(), "already on the default day");
+    let screen = render(&app.state, 80, 24);
+    assert!(
+        screen.contains(" Fri 2025-03-14 (today) planned"),
+        "{screen}"
+    );
+    assert!(screen.contains("Sun 16 5,825"), "{screen}");
 }

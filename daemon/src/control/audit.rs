@@ -58,7 +58,7 @@ impl Audited {
             | Request::Templates { .. }
             | Request::Queue { .. }
             | Request::Content { .. }
-            | Request::Overview
+            | Request::Overview { .. }
             | Request::Responses { .. }
             | Request::Customer { .. }
             | Request::Subscribe => false,

@@ -57,7 +57,9 @@ pub(super) async fn route(
         Request::UploadEnd => upload::end(ctx, who, upload).await,
         Request::UploadAbort => upload::abort(upload).await,
         Request::Status => blocking(ctx, who, status::status).await,
-        Request::Overview => blocking(ctx, who, status::overview).await,
+        Request::Overview { day } => {
+            blocking(ctx, who, move |c, w| status::overview(c, w, day)).await
+        }
         Request::ListTenants => blocking(ctx, who, tenants::list).await,
         Request::Tenant { tenant } => {
             blocking(ctx, who, move |c, _| tenants::detail(c, &tenant)).await

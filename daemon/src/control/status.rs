@@ -6,6 +6,7 @@
 use touchpoint_common::protocol::{
     DaemonStatus, Identity, PlanningStatus, Response, Scope, PROTOCOL_VERSION,
 };
+use touchpoint_common::Date;
 
 use super::Ctx;
 
@@ -57,7 +58,7 @@ fn daemon_status(ctx: &Ctx, who: &Identity) -> DaemonStatus {
     }
 }
 
-pub(super) fn overview(ctx: &Ctx, who: &Identity) -> Response {
+pub(super) fn overview(ctx: &Ctx, who: &Identity, day: Option<Date>) -> Response {
     Response::Overview(Box::new(crate::overview::overview(
         &ctx.stores,
         &crate::overview::Sources {
@@ -66,5 +67,6 @@ pub(super) fn overview(ctx: &Ctx, who: &Identity) -> Response {
             material: Some(&ctx.material),
         },
         &who.scope,
+        day,
     )))
 }

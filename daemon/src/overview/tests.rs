@@ -19,7 +19,23 @@ fn policy(errors: &[&str]) -> PolicyStatus {
     }
 }
 
-fn figures(t: &str, stats: OutboxStats, budgets: Vec<(String, i64, i64)>) -> TenantFigures {
+/// (service, reserved, booked, budget) in December 2026.
+type Cost<'a> = (&'a str, i64, i64, Option<i64>);
+
+fn figures(t: &str, stats: OutboxStats, budgets: &[Cost]) -> TenantFigures {
+    let budgets = budgets
+        .iter()
+        .map(|(service, reserved, booked, budget)| CostRow {
+            tenant: tid(t),
+            month: 202612,
+            service: service.to_string(),
+            reserved: *reserved,
+            booked: *booked,
+            brand: 0,
+            dealer: *booked,
+            budget: *budget,
+        })
+        .collect();
     TenantFigures {
         tenant: tid(t),
         stats,
@@ -51,11 +67,13 @@ fn alerts_name_what_is_wrong_most_severe_first() {
                 bounced_week: 11,
                 ..OutboxStats::default()
             },
-            vec![
-                ("inspection".into(), 9_400, 10_000),
-                ("service_due".into(), 10_000, 10_000),
-                ("birthday".into(), 8_999, 10_000),
-                ("tyres".into(), 50_000, 0),
+            &[
+                ("inspection", 9_000, 400, Some(10_000)),
+                // Reserved, nothing booked yet: used up, not spent.
+                ("service_due", 10_000, 0, Some(10_000)),
+                ("birthday", 8_000, 999, Some(10_000)),
+                ("tyres", 50_000, 0, Some(0)),
+                ("winter", 50_000, 0, None),
             ],
         ),
         figures(
@@ -67,7 +85,7 @@ fn alerts_name_what_is_wrong_most_severe_first() {
                 bounced_week: 5,
                 ..OutboxStats::default()
             },
-            Vec::new(),
+            &[],
         ),
     ];
     let a = alerts(&AlertInputs {
@@ -114,12 +132,23 @@ fn alerts_name_what_is_wrong_most_severe_first() {
     assert!(s.2.contains("20 minutes"), "{}", s.2);
     let s = find("1 email due since");
     assert_eq!((s.0, s.1.as_deref()), (AlertLevel::Critical, Some("d002")));
-    assert_eq!(find("(inspection)").0, AlertLevel::Warning);
-    assert!(find("(inspection)").2.contains("94%"));
-    assert_eq!(find("(service_due)").0, AlertLevel::Critical);
+    let i = find("inspection budget");
+    assert_eq!(i.0, AlertLevel::Warning);
+    assert_eq!(
+        i.2,
+        "inspection budget 2026-12 94% used: 90.00 reserved + 4.00 booked of 100.00, 6.00 remaining"
+    );
+    let s = find("service_due budget");
+    assert_eq!(s.0, AlertLevel::Critical);
+    assert!(
+        s.2.contains("100% used: 100.00 reserved + 0.00 booked of 100.00, 0.00 remaining"),
+        "{}",
+        s.2
+    );
+    assert!(lines.iter().all(|l| !l.2.contains("spent")), "{lines:#?}");
     assert!(lines
         .iter()
-        .all(|l| !l.2.contains("birthday") && !l.2.contains("tyres")));
+        .all(|l| !l.2.contains("birthday") && !l.2.contains("tyres") && !l.2.contains("winter")));
     let b = find("bounce rate");
     assert_eq!(b.1.as_deref(), Some("d001"));
     assert!(b.2.contains("11 of 200") && b.2.contains("5.5%"), "{}", b.2);
@@ -143,7 +172,7 @@ fn no_stuck_queue_alert_while_dispatch_is_off_and_none_when_all_is_well() {
             stuck_since_min: Some(999_000),
             ..OutboxStats::default()
         },
-        vec![("inspection".into(), 100, 10_000)],
+        &[("inspection", 100, 0, Some(10_000))],
     )];
     let mut i = AlertInputs {
         now,

@@ -127,7 +127,10 @@ pub fn version_for(
         }
     }
     let lead = if recorded != 0 {
-        format!("the version it recorded ({recorded:016x}) is no longer known")
+        format!(
+            "the version it recorded ({}) is no longer known",
+            touchpoint_common::policy::short_fingerprint(recorded)
+        )
     } else {
         "not rendered yet".to_string()
     };

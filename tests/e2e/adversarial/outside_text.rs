@@ -75,7 +75,7 @@ async fn a_recipient_cannot_make_its_dealers_outbox_unreadable_with_a_delivery_r
     let listed = String::from_utf8_lossy(&out.stdout);
     assert!(listed.len() < 8_192, "{} bytes listed", listed.len());
     let mut c = rig.client().await;
-    c.overview().await.expect("the overview");
+    c.overview(None).await.expect("the overview");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

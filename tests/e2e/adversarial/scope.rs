@@ -427,7 +427,7 @@ async fn a_scoped_operator_sees_no_other_tenant_in_any_answer() {
         String::from_utf8_lossy(&out.stderr)
     );
     let visible = c.proposals(false).await.expect("proposals").len() as u64;
-    let o = c.overview().await.expect("overview");
+    let o = c.overview(None).await.expect("overview");
     assert_eq!(
         o.pending_approvals, visible,
         "the overview counts proposals outside the scope"

@@ -402,11 +402,12 @@ fn detail_header(d: &ProposalDetail) -> Vec<Line<'static>> {
         Span::from(format!("from {base}, in force now v{}", d.current_version)),
     ])];
     lines.push(Line::from(format!("by {} · {}", p.author, p.comment)).style(dim()));
-    if let ProposalStatus::Approved { by, comment, .. }
-    | ProposalStatus::Rejected { by, comment, .. } = &p.status
+    if let ProposalStatus::Approved { comment, .. } | ProposalStatus::Rejected { comment, .. } =
+        &p.status
     {
+        // The status names who decided: said once.
         lines.push(Line::from(format!(
-            "{} by {by}: {comment}",
+            "{}: {comment}",
             format::proposal_status(&p.status)
         )));
     }

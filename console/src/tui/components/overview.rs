@@ -1,5 +1,8 @@
-//! The overview: today's messages per tenant, money against budget, the
-//! last hour's throughput, throttles, policy and dispatch state, alerts.
+//! The overview: one day's messages per tenant (`[` / `]` step through the
+//! days; by default the next day anything goes out) and the coming days'
+//! counts, money against budget (reserved and booked, as
+//! `touchpoint_common::budget` sums them), the last hour's throughput,
+//! throttles, policy and dispatch state, alerts.
 //!
 //! A tenant whose store the daemon could not read is shown as such, never
 //! as a row of zeros; what the daemon counts only over every tenant is
@@ -10,7 +13,9 @@ use ratatui::style::{Style, Stylize};
 use ratatui::text::{Line, Span, Text};
 use ratatui::widgets::{Cell, Paragraph, Row, Sparkline, Table};
 use ratatui::Frame;
+use touchpoint_common::budget::BudgetSum;
 use touchpoint_common::protocol::{AlertLevel, Changes, DayCounts, Overview, Topic};
+use touchpoint_common::Date;
 
 use super::{replace, Cmd};
 use crate::format;
@@ -22,17 +27,29 @@ use crate::tui::widgets::{bar, dim, euro, header_row, level_style, pane, right, 
 pub struct OverviewView {
     /// The daemon's last answer; `None` until the first.
     pub data: Option<Overview>,
+    /// The day asked for; `None`: the next day anything goes out.
+    pub day: Option<Date>,
 }
 
 impl OverviewView {
     /// Asks for everything the view shows.
     pub fn fetch(&self, out: &mut Vec<Cmd>) {
-        out.push(Cmd::Fetch(Fetch::Overview));
+        out.push(Cmd::Fetch(Fetch::Overview { day: self.day }));
     }
 
-    /// Nothing on the overview is selected or acted on: the keys that
-    /// work here are the app's own.
-    pub fn update(&mut self, _action: Action, _out: &mut Vec<Cmd>) {}
+    /// `[` / `]` step through the days from the one shown, `Esc` goes back
+    /// to the next day anything goes out; nothing else is selected or
+    /// acted on here.
+    pub fn update(&mut self, action: Action, out: &mut Vec<Cmd>) {
+        let shown = || self.data.as_ref().map_or_else(Date::today, |o| o.day);
+        self.day = match action {
+            Action::PrevDay => Some(shown().add_days(-1)),
+            Action::NextDay => Some(shown().add_days(1)),
+            Action::Back if self.day.is_some() => None,
+            _ => return,
+        };
+        self.fetch(out);
+    }
 
     /// The daemon says something changed: read again when it is about
     /// anything the overview sums up.
@@ -73,7 +90,7 @@ impl OverviewView {
         let alerts = o.alerts.len().min(if area.height > 30 { 8 } else { 3 });
         let alert_rows = if o.alerts.is_empty() { 1 } else { alerts + 1 };
         let [totals, alerts_area, main, status] = Layout::vertical([
-            Constraint::Length(2),
+            Constraint::Length(3),
             Constraint::Length(alert_rows as u16),
             Constraint::Min(0),
             Constraint::Length(2),
@@ -119,7 +136,7 @@ fn counts_spans(c: &DayCounts) -> Vec<Span<'static>> {
 }
 
 fn draw_totals(frame: &mut Frame, area: Rect, o: &Overview) {
-    let mut spans = vec![Span::from(format!(" Today {} ", o.today)).bold()];
+    let mut spans = vec![Span::from(format!(" {} ", format::overview_day_short(o))).bold()];
     if let Some(c) = o.clock {
         // A rehearsal daemon must never pass for the real one.
         spans.push(
@@ -153,9 +170,42 @@ fn draw_totals(frame: &mut Frame, area: Rect, o: &Overview) {
         responses
     };
     frame.render_widget(
-        Paragraph::new(Text::from(vec![Line::from(spans), responses])),
+        Paragraph::new(Text::from(vec![
+            Line::from(spans),
+            upcoming_line(o, area.width),
+            responses,
+        ])),
         area,
     );
+}
+
+/// The coming days, as many as fit: what waits to go out, held and failed;
+/// the day shown stands out.
+fn upcoming_line(o: &Overview, width: u16) -> Line<'static> {
+    let mut spans = vec![Span::from(" [ ] ").style(dim())];
+    let mut used = 5;
+    for u in &o.upcoming {
+        let text = format::upcoming_day(u);
+        let w = text.chars().count() + 3;
+        if used + w > usize::from(width) {
+            break;
+        }
+        used += w;
+        let c = &u.counts;
+        let style = if u.day == o.day {
+            Style::new().reversed()
+        } else if c.failed + c.held > 0 {
+            Style::new().yellow()
+        } else if c.planned + c.queued == 0 {
+            dim()
+        } else {
+            Style::new()
+        };
+        spans.push(Span::from(text).style(style));
+        spans.push(Span::from(" · ").style(dim()));
+    }
+    spans.pop();
+    Line::from(spans)
 }
 
 fn draw_alerts(frame: &mut Frame, area: Rect, o: &Overview, shown: usize) {
@@ -210,7 +260,7 @@ fn draw_tenants(frame: &mut Frame, area: Rect, o: &Overview) {
     // messages), then the busiest: what a short pane must not hide.
     let mut tenants: Vec<_> = o.tenants.iter().collect();
     tenants.sort_by_key(|t| {
-        let c = &t.today;
+        let c = &t.counts;
         (
             t.error.is_none(),
             std::cmp::Reverse(c.failed + c.held),
@@ -220,7 +270,7 @@ fn draw_tenants(frame: &mut Frame, area: Rect, o: &Overview) {
     let fit = usize::from(area.height.saturating_sub(2));
     let block = pane(
         shown_of(
-            "Today per tenant",
+            &format!("{} per tenant", o.day.naive().format("%a %d")),
             fit.min(tenants.len()),
             tenants.len(),
             "trouble first",
@@ -248,7 +298,7 @@ fn draw_tenants(frame: &mut Frame, area: Rect, o: &Overview) {
         })
     };
     let rows = tenants.into_iter().take(fit).map(|t| {
-        let c = &t.today;
+        let c = &t.counts;
         if t.error.is_some() {
             let trouble = Style::new().red().bold();
             let mut cells = vec![Cell::from(t.tenant.to_string()).style(trouble)];
@@ -292,25 +342,28 @@ fn draw_tenants(frame: &mut Frame, area: Rect, o: &Overview) {
 }
 
 fn draw_budgets(frame: &mut Frame, area: Rect, o: &Overview) {
-    let month = o
-        .budgets
-        .first()
-        .map(|b| format::month(b.month))
-        .unwrap_or_default();
-    // The fullest budgets first.
-    let used = |b: &&touchpoint_common::protocol::BudgetUse| {
-        if b.budget > 0 {
-            b.committed.max(0) * 1000 / b.budget
-        } else {
-            -1
+    let this_month = touchpoint_common::outbox::month_of(o.today);
+    // One sum per tenant of this month's rows, as every view sums them.
+    // Every tenant that could be read has a line, "no budget" without one.
+    let mut budgets: Vec<(String, BudgetSum)> = o
+        .tenants
+        .iter()
+        .filter(|t| t.error.is_none())
+        .map(|t| (t.tenant.to_string(), BudgetSum::default()))
+        .collect();
+    for r in o.budgets.iter().filter(|r| r.month == this_month) {
+        let key = r.tenant.to_string();
+        match budgets.iter_mut().find(|(t, _)| *t == key) {
+            Some((_, sum)) => sum.add(r),
+            None => budgets.push((key, BudgetSum::of([r]))),
         }
-    };
-    let mut budgets: Vec<_> = o.budgets.iter().collect();
-    budgets.sort_by_key(|b| std::cmp::Reverse(used(b)));
+    }
+    // The fullest budgets first.
+    budgets.sort_by_key(|(_, b)| std::cmp::Reverse(b.used_percent().unwrap_or(-1)));
     let fit = usize::from(area.height.saturating_sub(1));
     let block = pane(
         shown_of(
-            &format!("Cost against budget {month}"),
+            &format!("Budget {}: reserved + booked", format::month(this_month)),
             fit.min(budgets.len()),
             budgets.len(),
             "fullest first",
@@ -321,25 +374,27 @@ fn draw_budgets(frame: &mut Frame, area: Rect, o: &Overview) {
     // tenant(6) bar percent(5) money
     let money_width: u16 = if inner >= 60 { 22 } else { 0 };
     let bar_width = usize::from(inner.saturating_sub(6 + 1 + 5 + 1 + money_width)).clamp(3, 40);
-    let rows = budgets.into_iter().take(fit).map(|b| {
-        let mut cells = vec![Cell::from(b.tenant.to_string())];
-        if b.budget > 0 {
-            let pct = (b.committed.max(0) as u64 * 100) / b.budget as u64;
-            cells.push(Cell::from(bar(pct, bar_width)).style(level_style(pct)));
-            cells.push(right(format!("{pct}%")).style(level_style(pct)));
-        } else {
-            cells.push(Cell::from("no budget").style(dim()));
-            cells.push(right(""));
+    let rows = budgets.into_iter().take(fit).map(|(tenant, b)| {
+        let mut cells = vec![Cell::from(tenant)];
+        match b.used_percent() {
+            Some(pct) => {
+                let pct = pct as u64;
+                cells.push(Cell::from(bar(pct, bar_width)).style(level_style(pct)));
+                cells.push(right(format!("{pct}%")).style(level_style(pct)));
+            }
+            None => {
+                cells.push(Cell::from("no budget").style(dim()));
+                cells.push(right(""));
+            }
         }
         if money_width > 0 {
             cells.push(right(format!(
                 "{} / {}",
-                euro(b.committed),
-                if b.budget > 0 {
-                    euro(b.budget)
-                } else {
-                    "-".into()
-                }
+                euro(b.used),
+                b.budget
+                    .filter(|x| *x > 0)
+                    .map(euro)
+                    .unwrap_or_else(|| "-".into())
             )));
         }
         Row::new(cells)
@@ -458,7 +513,7 @@ fn draw_status(frame: &mut Frame, area: Rect, o: &Overview, wide: bool) {
     let p = &o.policy;
     let mut policy = vec![
         Span::from(" policy ").bold(),
-        Span::from(format!("{:08x}", p.version & 0xffff_ffff)),
+        Span::from(format::fingerprint(p.version)),
         Span::from(format!(" loaded {}", format::time_short(p.loaded_at))).style(dim()),
     ];
     if p.errors.is_empty() {

@@ -143,7 +143,7 @@ impl PoliciesView {
 fn policy_lines(p: &PolicyStatus) -> Vec<Line<'static>> {
     let mut lines = vec![Line::from(vec![
         Span::from(format!("{} ", p.dir)).bold(),
-        Span::from(format!("version {:016x} ", p.version)),
+        Span::from(format!("version {} ", format::fingerprint(p.version))),
         Span::from(format!("loaded {}", format::time_short(p.loaded_at))).style(dim()),
     ])];
     if let Some(t) = p.failed_at {

@@ -1,4 +1,5 @@
-//! Tenants: opt-ins, budgets and spend, record counts, imports and their
+//! Tenants: opt-ins, budgets (reserved, booked and remaining this month,
+//! as `touchpoint_common::budget` sums them), record counts, imports and their
 //! errors, duplicate merges. Enter shows the tenant's queue.
 
 use ratatui::layout::{Constraint, Layout, Rect};
@@ -6,9 +7,9 @@ use ratatui::style::{Style, Stylize};
 use ratatui::text::{Line, Span, Text};
 use ratatui::widgets::{Cell, Paragraph, Row, Table, Wrap};
 use ratatui::Frame;
+use touchpoint_common::budget::tenant_month;
 use touchpoint_common::domain::ImportStatus;
 use touchpoint_common::protocol::{Changes, CostRow, TenantDetail, TenantSummary, Topic};
-use touchpoint_common::TenantId;
 
 use super::{move_selection, replace, scroll, Cmd, Screen};
 use crate::format;
@@ -140,19 +141,6 @@ impl TenantsView {
 
 // ---- drawing ----
 
-/// Committed (reserved + booked) and budget of a tenant this month, cents.
-fn spend(costs: &[CostRow], tenant: &TenantId) -> (i64, i64) {
-    costs
-        .iter()
-        .filter(|c| &c.tenant == tenant)
-        .fold((0, 0), |(spent, budget), c| {
-            (
-                spent + c.reserved + c.booked,
-                budget + c.budget.unwrap_or(0),
-            )
-        })
-}
-
 impl TenantsView {
     /// Paints the view into `area`; changes nothing.
     pub fn draw(&self, frame: &mut Frame, area: Rect) {
@@ -240,13 +228,18 @@ fn draw_list(frame: &mut Frame, area: Rect, t: &TenantsView) {
                     right(format::human_bytes(st.disk_bytes)),
                 ]);
             }
-            let (spent, budget) = spend(&t.costs, &s.id);
-            cells.push(if budget > 0 {
-                let pct = (spent.max(0) as u64 * 100) / budget as u64;
-                Cell::from(format!("{} {pct:>3}%", bar(pct, bar_width))).style(level_style(pct))
-            } else {
-                Cell::from("-").style(dim())
-            });
+            // The month's reserved and booked of its budgets, as every
+            // view sums them.
+            cells.push(
+                match tenant_month(&t.costs, &s.id, t.month).used_percent() {
+                    Some(pct) => {
+                        let pct = pct as u64;
+                        Cell::from(format!("{} {pct:>3}%", bar(pct, bar_width)))
+                            .style(level_style(pct))
+                    }
+                    None => Cell::from("-").style(dim()),
+                },
+            );
             cells.push(match &s.last_import {
                 // The listing says why; the figures are the last it had.
                 _ if s.error.is_some() => Cell::from(if wide {
@@ -291,7 +284,7 @@ fn draw_list(frame: &mut Frame, area: Rect, t: &TenantsView) {
     );
 }
 
-fn detail_lines(d: &TenantDetail, costs: &[CostRow]) -> Vec<Line<'static>> {
+fn detail_lines(d: &TenantDetail, costs: &[CostRow], month: u32) -> Vec<Line<'static>> {
     let st = &d.summary.stats;
     let mut lines = vec![Line::from(format!(
         "{} customers · {} recipients · {} vehicles · {} consents · {} visits · {} merges · {}",
@@ -310,15 +303,26 @@ fn detail_lines(d: &TenantDetail, costs: &[CostRow]) -> Vec<Line<'static>> {
         thousands(o.phone),
         thousands(o.post_refused)
     )));
-    let own: Vec<&CostRow> = costs.iter().filter(|c| c.tenant == d.summary.id).collect();
+    let own: Vec<&CostRow> = costs
+        .iter()
+        .filter(|c| c.tenant == d.summary.id && c.month == month)
+        .collect();
     if !own.is_empty() {
         lines.push(Line::from(""));
-        lines
-            .push(Line::from("Money this month (reserved + booked of budget, brand share)").bold());
+        lines.push(
+            Line::from(format!(
+                "Budget {}: reserved + booked of budget, remaining, brand share",
+                format::month(month)
+            ))
+            .bold(),
+        );
         for c in own {
-            let budget = c.budget.map(euro).unwrap_or_else(|| "no budget".into());
+            let budget = match (c.budget, c.remaining()) {
+                (Some(b), Some(r)) => format!("{}, {} remaining", euro(b), euro(r)),
+                _ => "no budget".into(),
+            };
             lines.push(Line::from(format!(
-                "  {:<18} {} + {} of {budget}, brand {}",
+                "  {:<14} {} + {} of {budget}, brand {}",
                 c.service,
                 euro(c.reserved),
                 euro(c.booked),
@@ -394,7 +398,7 @@ fn draw_detail(frame: &mut Frame, area: Rect, t: &TenantsView) {
         false,
     );
     let text = match t.current_detail() {
-        Some(d) => Text::from(detail_lines(d, &t.costs)),
+        Some(d) => Text::from(detail_lines(d, &t.costs, t.month)),
         None => Text::from("loading…").style(dim()),
     };
     frame.render_widget(
@@ -427,7 +431,7 @@ mod tests {
             },
             ..Corrections::default()
         };
-        let lines: Vec<String> = detail_lines(&d, &[])
+        let lines: Vec<String> = detail_lines(&d, &[], 202612)
             .iter()
             .map(|l| l.to_string())
             .collect();

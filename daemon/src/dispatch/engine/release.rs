@@ -5,6 +5,7 @@
 
 use touchpoint_common::domain::Timestamp;
 use touchpoint_common::outbox::Message;
+use touchpoint_common::policy::short_fingerprint;
 use touchpoint_common::policy::TenantPolicy;
 use touchpoint_common::{Date, TenantId};
 
@@ -64,8 +65,9 @@ impl Dispatcher {
                             Timestamp(now),
                             S::Rendered,
                             format!(
-                                "rendered with template {} version {version:016x}",
-                                m.template
+                                "rendered with template {} version {}",
+                                m.template,
+                                short_fingerprint(version)
                             ),
                         );
                     }
@@ -163,10 +165,13 @@ impl Dispatcher {
                     Ok(v) => {
                         c.after.dispatch.template_version = v;
                         let with = match template {
-                            Some(name) => format!("template {name} version {v:016x}"),
+                            Some(name) => {
+                                format!("template {name} version {}", short_fingerprint(v))
+                            }
                             None => format!(
-                                "the dealer's slots in force (template {} version {v:016x})",
-                                m.template
+                                "the dealer's slots in force (template {} version {})",
+                                m.template,
+                                short_fingerprint(v)
                             ),
                         };
                         c.after.history.push((

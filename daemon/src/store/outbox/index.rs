@@ -26,7 +26,7 @@
 //!
 //! A leaf: uses nothing of the store.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
 
 use touchpoint_common::domain::{Channel, Customer};
@@ -389,8 +389,14 @@ pub struct Selection {
 /// Figures of one tenant the overview shows.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct OutboxStats {
-    /// Messages whose send day is the day asked for.
-    pub today: DayCounts,
+    /// Messages per send day, for every send day from the day asked for on
+    /// (and the other day asked for, if any); days without messages are
+    /// not in it.
+    pub days: BTreeMap<Date, DayCounts>,
+    /// Messages still to go out (planned, rendered, queued, deferred,
+    /// sending) whose send day is before the day asked for: late, they go
+    /// out that day.
+    pub late: u64,
     /// Emails queued or deferred, due before the time asked for and not
     /// paused: how many, and the earliest due (unix minutes).
     pub stuck: u64,
@@ -679,6 +685,7 @@ impl OutboxIndex {
     pub fn stats(
         &self,
         today: Date,
+        also: Option<Date>,
         stuck_before_min: u32,
         paused: impl Fn(&str) -> bool,
     ) -> OutboxStats {
@@ -686,12 +693,21 @@ impl OutboxIndex {
         let mut out = OutboxStats::default();
         let paused: Vec<bool> = self.services.list.iter().map(|s| paused(s)).collect();
         let day = today.days();
+        let also = also.map(Date::days);
         let week_from = day - 6;
         let email = channel_no(Channel::Email);
         for r in &self.rows {
             let status = STATUSES[usize::from(r.status)];
-            if r.send_on() == day {
-                let c = &mut out.today;
+            let to_go = matches!(
+                status,
+                S::Planned | S::Rendered | S::Queued | S::Deferred | S::Sending
+            );
+            let send_on = r.send_on();
+            if send_on < day && to_go {
+                out.late += 1;
+            }
+            if send_on >= day || also == Some(send_on) {
+                let c = out.days.entry(Date::from_days(send_on)).or_default();
                 match status {
                     S::Planned | S::Rendered => c.planned += 1,
                     S::Queued | S::Deferred | S::Sending => c.queued += 1,
@@ -723,6 +739,7 @@ impl OutboxIndex {
                 }
             }
         }
+        out.days.retain(|_, c| *c != DayCounts::default());
         out
     }
 

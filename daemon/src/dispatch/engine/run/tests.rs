@@ -57,7 +57,10 @@ fn an_email_planned_by_the_planner_goes_out_and_books_cost_and_brand_share() {
     assert_eq!(m.dispatch.template_version, version);
     assert_eq!(
         m.history[m.history.len() - 3].2,
-        format!("rendered with template service_due version {version:016x}")
+        format!(
+            "rendered with template service_due version {}",
+            touchpoint_common::policy::short_fingerprint(version)
+        )
     );
     assert_eq!(m.history[m.history.len() - 2].2, "email queue");
     assert_eq!(
