@@ -460,6 +460,16 @@ mod tests {
     }
 
     #[test]
+    fn spaces_around_terms_change_nothing() {
+        // The console's filter line starts with the filter and a space.
+        let plain = QueueFilter::parse("tenant:a001").expect("parses");
+        for text in ["tenant:a001 ", " tenant:a001", "  tenant:a001\t"] {
+            assert_eq!(QueueFilter::parse(text).expect("parses"), plain, "{text:?}");
+        }
+        assert_eq!(plain.text, "");
+    }
+
+    #[test]
     fn every_key_takes_a_comma_list() {
         let f = QueueFilter::parse("tenant:d001,d002,d001 service:birthday,hu_reminder")
             .expect("parse");

@@ -465,7 +465,11 @@ async fn the_cli_queue_finds_names_and_domains_and_names_the_closest_key() {
         .as_array()
         .expect("rows")
         .iter()
-        .map(|r| r["cost"].as_i64().expect("cost"))
+        // Money in JSON is a decimal string with its currency (docs/json.md).
+        .map(|r| {
+            let amount = r["cost"]["amount"].as_str().expect("cost");
+            (amount.parse::<f64>().expect("decimal") * 100.0).round() as i64
+        })
         .collect();
     assert!(costs.windows(2).all(|w| w[0] >= w[1]), "{costs:?}");
     assert!(

@@ -257,10 +257,13 @@ fn draw_detail(frame: &mut Frame, area: Rect, q: &QueueView) {
     let mut lines: Vec<Line> = Vec::new();
     hang(
         &mut lines,
-        vec![Span::from(row.status.as_str()).style(status_style(row.status))],
-        row.status.as_str().chars().count(),
+        vec![
+            Span::from(row.status.as_str()).style(status_style(row.status)),
+            Span::from(" "),
+        ],
+        row.status.as_str().chars().count() + 1,
         &format!(
-            " · {} · {} · send {} {:02}:{:02} · {}",
+            "· {} · {} · send {} {:02}:{:02} · {}",
             row.channel,
             row.service,
             row.send_on,
