@@ -514,6 +514,24 @@ pub fn tenant(d: &TenantDetail) -> String {
                     let _ = writeln!(out, "  re-export: {line}");
                 }
             }
+            if let Some(line) = i.stale.describe(&i.file_name) {
+                let _ = writeln!(out, "\nimport #{}: {line}", i.import_id);
+            }
+            if !i.warnings.is_empty() {
+                let _ = writeln!(
+                    out,
+                    "\nimport #{} ({}): {} rows with warnings",
+                    i.import_id, i.file_name, i.rows_warned
+                );
+                for w in i.warnings.iter().take(DETAIL_ERRORS_PER_IMPORT) {
+                    let _ = writeln!(out, "  {w}");
+                }
+                let more = (i.warnings.len().saturating_sub(DETAIL_ERRORS_PER_IMPORT)) as u64
+                    + i.warnings_truncated;
+                if more > 0 {
+                    let _ = writeln!(out, "  … and {more} more");
+                }
+            }
             if i.errors.is_empty() {
                 continue;
             }
@@ -530,6 +548,20 @@ pub fn tenant(d: &TenantDetail) -> String {
             if more > 0 {
                 let _ = writeln!(out, "  … and {more} more");
             }
+        }
+    }
+    if d.parked > 0 {
+        let _ = writeln!(
+            out,
+            "\nparked vehicles: {} (holder not a known customer; attached when the customer is imported)",
+            d.parked
+        );
+        for p in &d.parked_list {
+            let _ = writeln!(out, "  {}  customer_no {}", p.vin, p.customer_no);
+        }
+        let more = d.parked.saturating_sub(d.parked_list.len() as u64);
+        if more > 0 {
+            let _ = writeln!(out, "  … and {more} more");
         }
     }
     out.push('\n');
@@ -550,11 +582,8 @@ pub fn import_report(label: &str, r: &ImportReport) -> String {
         ImportStatus::Committed => {
             let _ = writeln!(out, "{label}: committed as import #{}", r.import_id);
         }
-        ImportStatus::AlreadyImported { previous } => {
-            let _ = writeln!(
-                out,
-                "{label}: already imported as #{previous}, nothing changed"
-            );
+        ImportStatus::AlreadyImported { .. } => {
+            let _ = writeln!(out, "{label}: {}", r.outcome_summary());
             return out;
         }
         ImportStatus::Failed { reason } => {
@@ -567,9 +596,20 @@ pub fn import_report(label: &str, r: &ImportReport) -> String {
     if r.rows_total > 0 || r.is_committed() {
         let _ = writeln!(
             out,
-            "  rows       {} total, {} ok, {} rejected",
-            r.rows_total, r.rows_ok, r.rows_rejected
+            "  rows       {} total, {}",
+            r.rows_total,
+            r.rows_summary()
         );
+    }
+    if r.parked > 0 {
+        let _ = writeln!(
+            out,
+            "  parked     {} vehicles whose holder is not a known customer (attached when the customer is imported)",
+            r.parked
+        );
+    }
+    if let Some(line) = r.stale.describe(&r.file_name) {
+        let _ = writeln!(out, "  stale      {line}");
     }
     if r.is_committed() {
         for (kind, c) in [
@@ -604,6 +644,12 @@ pub fn import_report(label: &str, r: &ImportReport) -> String {
     }
     if r.errors_truncated > 0 {
         let _ = writeln!(out, "… and {} more", r.errors_truncated);
+    }
+    for w in &r.warnings {
+        let _ = writeln!(out, "warning: {w}");
+    }
+    if r.warnings_truncated > 0 {
+        let _ = writeln!(out, "… and {} more warnings", r.warnings_truncated);
     }
     out
 }

@@ -343,8 +343,15 @@ fn detail_lines(d: &TenantDetail, costs: &[CostRow]) -> Vec<Line<'static>> {
             Span::from(format!("{} ", i.file_name)),
             Span::from(format::import_status(&i.status)).style(style),
             Span::from(format!(
-                " · {} rows, {} rejected, {} merges",
-                i.rows_total, i.rows_rejected, i.merges
+                " · {} rows, {}{} rejected, {} merges",
+                i.rows_total,
+                if i.rows_warned > 0 {
+                    format!("{} with warnings, ", i.rows_warned)
+                } else {
+                    String::new()
+                },
+                i.rows_rejected,
+                i.merges
             ))
             .style(dim()),
         ]));
@@ -364,6 +371,33 @@ fn detail_lines(d: &TenantDetail, costs: &[CostRow]) -> Vec<Line<'static>> {
         let more = (i.errors.len() as u64).saturating_sub(3) + i.errors_truncated;
         if more > 0 {
             lines.push(Line::from(format!("      … {more} more rejected rows")).style(dim()));
+        }
+        if let Some(line) = i.stale.describe(&i.file_name) {
+            lines.push(Line::from(format!("      {line}")).yellow());
+        }
+        for w in i.warnings.iter().take(3) {
+            lines.push(Line::from(format!("      warning: {w}")).yellow());
+        }
+        let more = (i.warnings.len() as u64).saturating_sub(3) + i.warnings_truncated;
+        if more > 0 {
+            lines.push(Line::from(format!("      … {more} more warnings")).style(dim()));
+        }
+    }
+    if d.parked > 0 {
+        lines.push(Line::from(""));
+        lines.push(
+            Line::from(format!(
+                "Parked vehicles ({}): holder not a known customer, attached when the customer is imported",
+                d.parked
+            ))
+            .bold(),
+        );
+        for p in d.parked_list.iter().take(8) {
+            lines.push(Line::from(format!("  {}  customer_no {}", p.vin, p.customer_no)).yellow());
+        }
+        let more = d.parked.saturating_sub(d.parked_list.len().min(8) as u64);
+        if more > 0 {
+            lines.push(Line::from(format!("  … {more} more")).style(dim()));
         }
     }
     lines.push(Line::from(""));
