@@ -351,9 +351,12 @@ impl Records {
         let mut stats = self.stats()?;
         stats.disk_bytes = 0;
         let last_import = self.imports(1)?.into_iter().next().map(|mut r| {
-            // Row errors quote the dealer's file: they stay in its room.
+            // Row errors and warnings quote the dealer's file: they stay
+            // in its room.
             r.errors_truncated += r.errors.len() as u64;
             r.errors = Vec::new();
+            r.warnings_truncated += r.warnings.len() as u64;
+            r.warnings = Vec::new();
             r
         });
         Ok(TenantFigures {
