@@ -1024,23 +1024,28 @@ impl ImportReport {
         }
     }
 
-    /// `1204 rows ok, 3 with warnings, 2 rejected` (the part without
-    /// warnings left out when there were none).
+    /// `1204 ok, 3 with warnings, 2 rejected` (the part about warnings
+    /// left out when there were none).
     pub fn rows_summary(&self) -> String {
+        self.rows_counted("")
+    }
+
+    fn rows_counted(&self, noun: &str) -> String {
         let warned = if self.rows_warned > 0 {
             format!(", {} with warnings", self.rows_warned)
         } else {
             String::new()
         };
         format!(
-            "{} rows ok{warned}, {} rejected",
+            "{}{noun} ok{warned}, {} rejected",
             self.rows_ok, self.rows_rejected
         )
     }
 
     /// What the import did in one line, as the audit log says it:
     /// `same file as #3 (imported 2026-12-05 09:12:00 UTC); nothing
-    /// applied`, or [`Self::rows_summary`] with the stale records.
+    /// applied`, or `1204 rows ok, 3 with warnings, 2 rejected` with the
+    /// stale records.
     pub fn outcome_summary(&self) -> String {
         if let ImportStatus::AlreadyImported { previous } = self.status {
             let when = self
@@ -1049,7 +1054,7 @@ impl ImportReport {
                 .unwrap_or_default();
             return format!("same file as #{previous}{when}; nothing applied");
         }
-        let mut line = self.rows_summary();
+        let mut line = self.rows_counted(" rows");
         if self.stale.records > 0 {
             line.push_str(&format!(
                 ", {} older than the stored data not applied",

@@ -307,7 +307,8 @@ fn a_bad_optional_field_drops_that_field_only_and_is_a_warning() {
             "kunden2.csv:3: email: \"kurz(at)example.de\" is not an address (field not imported)",
         ]
     );
-    assert_eq!(r.rows_summary(), "1 rows ok, 2 with warnings, 0 rejected");
+    assert_eq!(r.rows_summary(), "1 ok, 2 with warnings, 0 rejected");
+    assert_eq!(r.outcome_summary(), "1 rows ok, 2 with warnings, 0 rejected");
     let k1 = room.customer("K1");
     assert_eq!(k1.address.street, "Neue Str.", "the rest of the row is imported");
     assert_eq!(k1.birth_date, Some(d(1965, 4, 17)), "the stored birth date stays");

@@ -471,4 +471,47 @@ mod tests {
             "{lines:#?}"
         );
     }
+
+    #[test]
+    fn warnings_stale_records_and_parked_vehicles_are_in_the_detail() {
+        use touchpoint_common::domain::{RowError, Stale};
+        use touchpoint_common::protocol::ParkedVehicle;
+        let mut d = crate::fixtures::detail();
+        let i = &mut d.imports[0];
+        i.rows_warned = 1;
+        i.warnings = vec![RowError {
+            file: "kunden.csv".into(),
+            line: 11,
+            field: "birth_date".into(),
+            reason: "\"31.02.1990\" does not exist: February 1990 has 28 days (field not imported)"
+                .into(),
+        }];
+        i.stale = Stale {
+            records: 3,
+            as_of: Date::from_ymd(2026, 11, 30),
+            stored: Date::from_ymd(2026, 12, 5),
+        };
+        d.parked = 2;
+        d.parked_list = vec![ParkedVehicle {
+            vin: "WVWZZZ1KZ6W000001".into(),
+            customer_no: "99999".into(),
+        }];
+        let lines: Vec<String> = detail_lines(&d, &[])
+            .iter()
+            .map(|l| l.to_string())
+            .collect();
+        for want in [
+            "      warning: kunden.csv:11: birth_date: \"31.02.1990\" does not exist: February 1990 has 28 days (field not imported)",
+            "      kunden.csv: 3 records older than the stored data (as of 2026-11-30 < 2026-12-05); not applied",
+            "Parked vehicles (2): holder not a known customer, attached when the customer is imported",
+            "  WVWZZZ1KZ6W000001  customer_no 99999",
+            "  … 1 more",
+        ] {
+            assert!(lines.iter().any(|l| l == want), "{want:?} in {lines:#?}");
+        }
+        assert!(
+            lines.iter().any(|l| l.contains(" 1 with warnings, ")),
+            "{lines:#?}"
+        );
+    }
 }
