@@ -359,7 +359,9 @@ pub fn import_reading<R: Read>(
     // An undated consent statement is taken as made then (at the end of
     // that day, or now when that is earlier).
     let today = touchpoint_common::Date::today();
-    let as_of = date_in_name(file_name).filter(|d| *d <= today).unwrap_or(today);
+    let as_of = date_in_name(file_name)
+        .filter(|d| *d <= today)
+        .unwrap_or(today);
     let stamp = if as_of < today {
         Timestamp(Timestamp::from_date(as_of.add_days(1)).millis() - 1).min(started_at)
     } else {
@@ -629,10 +631,9 @@ pub fn date_in_name(name: &str) -> Option<touchpoint_common::Date> {
     let b = name.as_bytes();
     let digits = |from: usize, n: usize| -> Option<u32> {
         let s = b.get(from..from + n)?;
-        s.iter().all(u8::is_ascii_digit).then(|| {
-            s.iter()
-                .fold(0u32, |acc, d| acc * 10 + u32::from(d - b'0'))
-        })
+        s.iter()
+            .all(u8::is_ascii_digit)
+            .then(|| s.iter().fold(0u32, |acc, d| acc * 10 + u32::from(d - b'0')))
     };
     let boundary = |i: usize| i >= b.len() || !b[i].is_ascii_digit();
     let mut found: Option<Date> = None;
@@ -643,17 +644,32 @@ pub fn date_in_name(name: &str) -> Option<touchpoint_common::Date> {
             continue;
         }
         let sep = |at: usize| b.get(at).is_some_and(|c| matches!(c, b'-' | b'_' | b'.'));
-        let candidate = if let (Some(y), true, Some(m), true, Some(d)) =
-            (digits(i, 4), sep(i + 4), digits(i + 5, 2), sep(i + 7), digits(i + 8, 2))
+        let candidate = if let (Some(y), true, Some(m), true, Some(d)) = (
+            digits(i, 4),
+            sep(i + 4),
+            digits(i + 5, 2),
+            sep(i + 7),
+            digits(i + 8, 2),
+        ) {
+            boundary(i + 10)
+                .then(|| Date::from_ymd(y as i32, m, d))
+                .flatten()
+        } else if let (Some(d), true, Some(m), true, Some(y)) = (
+            digits(i, 2),
+            sep(i + 2),
+            digits(i + 3, 2),
+            sep(i + 5),
+            digits(i + 6, 4),
+        ) {
+            boundary(i + 10)
+                .then(|| Date::from_ymd(y as i32, m, d))
+                .flatten()
+        } else if let (Some(y), Some(m), Some(d)) =
+            (digits(i, 4), digits(i + 4, 2), digits(i + 6, 2))
         {
-            boundary(i + 10).then(|| Date::from_ymd(y as i32, m, d)).flatten()
-        } else if let (Some(d), true, Some(m), true, Some(y)) =
-            (digits(i, 2), sep(i + 2), digits(i + 3, 2), sep(i + 5), digits(i + 6, 4))
-        {
-            boundary(i + 10).then(|| Date::from_ymd(y as i32, m, d)).flatten()
-        } else if let (Some(y), Some(m), Some(d)) = (digits(i, 4), digits(i + 4, 2), digits(i + 6, 2))
-        {
-            boundary(i + 8).then(|| Date::from_ymd(y as i32, m, d)).flatten()
+            boundary(i + 8)
+                .then(|| Date::from_ymd(y as i32, m, d))
+                .flatten()
         } else {
             None
         };

@@ -404,7 +404,10 @@ fn english_comma_export_with_full_names_and_quotes() {
         Some("Heide & Partner Steuerberatung")
     );
     assert_eq!(p.rows.len(), 5, "bob (a bad email) is kept without it");
-    assert_eq!(p.row(8).customer.as_ref().map(|c| c.email.clone()), Some(None));
+    assert_eq!(
+        p.row(8).customer.as_ref().map(|c| c.email.clone()),
+        Some(None)
+    );
 }
 
 #[test]
@@ -480,9 +483,7 @@ fn visit_export_with_amount_and_visit_type() {
     );
     assert_eq!(
         p.error_lines(),
-        vec![
-            "werkstatt_rechnungen.csv:7: visit_date: missing: a service visit needs a date",
-        ]
+        vec!["werkstatt_rechnungen.csv:7: visit_date: missing: a service visit needs a date",]
     );
     assert_eq!(
         p.warning_lines(),

@@ -198,7 +198,9 @@ async fn the_same_file_again_is_already_imported_and_changes_nothing() {
         first.finished_at
     );
     assert!(
-        audit.iter().any(|e| e.action == "import" && e.detail == want),
+        audit
+            .iter()
+            .any(|e| e.action == "import" && e.detail == want),
         "{want:?} not in {:#?}",
         audit.iter().map(|e| &e.detail).collect::<Vec<_>>()
     );

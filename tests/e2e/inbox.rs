@@ -174,11 +174,7 @@ async fn a_dropped_export_is_imported_and_filed_with_its_report() {
         .map(|e| (e.user.as_str(), e.action.as_str(), e.detail.as_str()))
         .collect();
     assert_eq!(lines.len(), 3, "{lines:#?}");
-    assert_eq!(
-        (lines[0].0, lines[0].1),
-        ("inbox", "import"),
-        "{lines:#?}"
-    );
+    assert_eq!((lines[0].0, lines[0].1), ("inbox", "import"), "{lines:#?}");
     assert!(
         lines[0]
             .2
@@ -194,7 +190,11 @@ async fn a_dropped_export_is_imported_and_filed_with_its_report() {
             format!("import #1 {MAY}: 7 rows ok, 2 with warnings, 2 rejected").as_str()
         )
     );
-    assert_eq!((lines[2].0, lines[2].1), ("touchpointd", "merge"), "{lines:#?}");
+    assert_eq!(
+        (lines[2].0, lines[2].1),
+        ("touchpointd", "merge"),
+        "{lines:#?}"
+    );
     assert!(audit.iter().all(|e| e.tenant == Some(tid("d001"))));
 }
 

@@ -80,8 +80,7 @@ use csv::{ByteRecord, StringRecord};
 use encoding_rs::{Encoding, UTF_8, WINDOWS_1252};
 use encoding_rs_io::{DecodeReaderBytes, DecodeReaderBytesBuilder};
 use touchpoint_common::domain::{
-    Channel, Consent, Customer, FieldSet, ImportField, RowError, Salutation, ServiceVisit,
-    Vehicle,
+    Channel, Consent, Customer, FieldSet, ImportField, RowError, Salutation, ServiceVisit, Vehicle,
 };
 use touchpoint_common::policy::TenantImport;
 use touchpoint_common::report::ReportedResponse;

@@ -270,7 +270,8 @@ fn a_response_file_spares_the_customers_of_its_rejected_rows() {
     );
 }
 
-const CUSTOMERS: &str = "Kundennummer;Nachname;Straße;PLZ;Ort;E-Mail;Geburtsdatum;Einwilligung E-Mail\n";
+const CUSTOMERS: &str =
+    "Kundennummer;Nachname;Straße;PLZ;Ort;E-Mail;Geburtsdatum;Einwilligung E-Mail\n";
 
 fn warnings(r: &ImportReport) -> Vec<String> {
     r.warnings.iter().map(ToString::to_string).collect()
@@ -308,10 +309,20 @@ fn a_bad_optional_field_drops_that_field_only_and_is_a_warning() {
         ]
     );
     assert_eq!(r.rows_summary(), "1 ok, 2 with warnings, 0 rejected");
-    assert_eq!(r.outcome_summary(), "1 rows ok, 2 with warnings, 0 rejected");
+    assert_eq!(
+        r.outcome_summary(),
+        "1 rows ok, 2 with warnings, 0 rejected"
+    );
     let k1 = room.customer("K1");
-    assert_eq!(k1.address.street, "Neue Str.", "the rest of the row is imported");
-    assert_eq!(k1.birth_date, Some(d(1965, 4, 17)), "the stored birth date stays");
+    assert_eq!(
+        k1.address.street, "Neue Str.",
+        "the rest of the row is imported"
+    );
+    assert_eq!(
+        k1.birth_date,
+        Some(d(1965, 4, 17)),
+        "the stored birth date stays"
+    );
     let k2 = room.customer("K2");
     assert_eq!((k2.last_name.as_str(), k2.email.as_deref()), ("Kurz", None));
     assert_eq!(k2.birth_date, Some(d(1978, 11, 3)));
@@ -319,7 +330,10 @@ fn a_bad_optional_field_drops_that_field_only_and_is_a_warning() {
         .store
         .consent("K2", touchpoint_common::domain::Channel::Email)
         .expect("read");
-    assert!(consent.is_some_and(|c| c.granted), "its consent is imported");
+    assert!(
+        consent.is_some_and(|c| c.granted),
+        "its consent is imported"
+    );
     // Stored as it was returned, warnings and all.
     assert_eq!(room.store.import(r.import_id).expect("read"), Some(r));
 }
@@ -419,13 +433,20 @@ fn an_older_export_never_overwrites_a_newer_one() {
         Some("kunden_20250131.csv: 1 record older than the stored data (as of 2025-01-31 < 2025-02-28); not applied")
     );
     assert_eq!(room.customer("K1").address.street, "Neue Str.");
-    assert_eq!(room.customer("K2").address.street, "Weg", "a new customer is imported");
+    assert_eq!(
+        room.customer("K2").address.street,
+        "Weg",
+        "a new customer is imported"
+    );
     let consent = room
         .store
         .consent("K1", touchpoint_common::domain::Channel::Email)
         .expect("read")
         .expect("a statement");
-    assert!(!consent.granted, "an older export's undated yes does not undo a newer no");
+    assert!(
+        !consent.granted,
+        "an older export's undated yes does not undo a newer no"
+    );
     // A newer export applies.
     let r = room.import(
         "kunden_2025-03-31.csv",
@@ -474,12 +495,19 @@ fn a_record_stored_without_an_as_of_takes_any_export() {
 fn the_date_in_a_file_name() {
     use super::date_in_name;
     assert_eq!(date_in_name("kunden_2026-11-30.csv"), Some(d(2026, 11, 30)));
-    assert_eq!(date_in_name("20261130_fahrzeuge.csv"), Some(d(2026, 11, 30)));
+    assert_eq!(
+        date_in_name("20261130_fahrzeuge.csv"),
+        Some(d(2026, 11, 30))
+    );
     assert_eq!(date_in_name("export 30.11.2026.csv"), Some(d(2026, 11, 30)));
     assert_eq!(date_in_name("kunden_2024-05.csv"), None);
     assert_eq!(date_in_name("kunden.csv"), None);
     assert_eq!(date_in_name("k_20261131.csv"), None, "no such day");
-    assert_eq!(date_in_name("k_123456789.csv"), None, "nine digits are no date");
+    assert_eq!(
+        date_in_name("k_123456789.csv"),
+        None,
+        "nine digits are no date"
+    );
     assert_eq!(
         date_in_name("k_2026-11-30_2026-12-01.csv"),
         None,

@@ -975,11 +975,21 @@ fn an_import_report_without_warnings_still_reads() {
     let bytes = encode_record(&old).expect("encode");
     let back = db::decode_import_report("imports", &bytes).expect("decode");
     assert_eq!(
-        (back.rows_ok, back.rows_rejected, back.merges, back.errors.len()),
+        (
+            back.rows_ok,
+            back.rows_rejected,
+            back.merges,
+            back.errors.len()
+        ),
         (3, 1, 2, 1)
     );
     assert_eq!(
-        (back.rows_warned, back.warnings.len(), back.parked, back.stale),
+        (
+            back.rows_warned,
+            back.warnings.len(),
+            back.parked,
+            back.stale
+        ),
         (0, 0, 0, Stale::default())
     );
     assert_eq!(back.previous_at, None);

@@ -15,8 +15,8 @@ use touchpoint_common::domain::{
     Consent, Corrected, Corrections, Counts, Customer, FieldSet, ImportReport, ServiceVisit, Stale,
     Vehicle,
 };
-use touchpoint_common::Date;
 use touchpoint_common::report::ReportedResponse;
+use touchpoint_common::Date;
 
 use super::journal::{Journal, T};
 use super::staging::{
