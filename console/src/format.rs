@@ -2185,7 +2185,53 @@ mod tests {
         assert!(text.contains("\n… and 38 more\n"), "{text}");
         insta::assert_snapshot!(text);
         let dup = import_report("kunden.csv", &d.imports[1]);
-        assert_eq!(dup, "kunden.csv: already imported as #1, nothing changed\n");
+        assert_eq!(dup, "kunden.csv: same file as #1; nothing applied\n");
+        let mut dup = d.imports[1].clone();
+        dup.previous_at = Some(d.imports[0].finished_at);
+        assert_eq!(
+            import_report("kunden.csv", &dup),
+            format!(
+                "kunden.csv: same file as #1 (imported {}); nothing applied\n",
+                d.imports[0].finished_at
+            )
+        );
+    }
+
+    #[test]
+    fn tenant_text_lists_warnings_and_parked_vehicles() {
+        use touchpoint_common::protocol::ParkedVehicle;
+        let mut d = fixtures::detail();
+        d.imports[0].rows_warned = 1;
+        d.imports[0].warnings = vec![touchpoint_common::domain::RowError {
+            file: "kunden.csv".into(),
+            line: 11,
+            field: "birth_date".into(),
+            reason: "\"31.02.1990\" does not exist: February 1990 has 28 days (field not imported)"
+                .into(),
+        }];
+        d.parked = 3;
+        d.parked_list = vec![ParkedVehicle {
+            vin: "WVWZZZ1KZ6W000001".into(),
+            customer_no: "99999".into(),
+        }];
+        let text = tenant(&d);
+        assert!(
+            text.contains("\nimport #1 (kunden.csv): 1 rows with warnings\n  kunden.csv:11: birth_date: \"31.02.1990\" does not exist: February 1990 has 28 days (field not imported)\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("\nparked vehicles: 3 (holder not a known customer; attached when the customer is imported)\n  WVWZZZ1KZ6W000001  customer_no 99999\n  … and 2 more\n"),
+            "{text}"
+        );
+        let report = import_report("kunden.csv", &d.imports[0]);
+        assert!(
+            report.contains("\n  rows       5000 total, 4959 ok, 1 with warnings, 41 rejected\n"),
+            "{report}"
+        );
+        assert!(
+            report.ends_with("\nwarning: kunden.csv:11: birth_date: \"31.02.1990\" does not exist: February 1990 has 28 days (field not imported)\n"),
+            "{report}"
+        );
     }
 
     #[test]

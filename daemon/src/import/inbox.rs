@@ -524,8 +524,14 @@ fn process(importer: &Importer, root: &Path, state_dir: &Path, path: &Path) -> O
         tracing::info!(file = ?path, "inbox file changed while it was imported; importing it again once it stops changing");
         return Outcome::Again;
     }
-    if let (Ok(report), Ok(tenant)) = (&outcome, TenantId::new(&*tenant_name.to_string_lossy())) {
-        let (result, detail) = touchpoint_common::protocol::AuditOutcome::of_import(report);
+    if let Ok(tenant) = TenantId::new(&*tenant_name.to_string_lossy()) {
+        let (result, detail) = match &outcome {
+            Ok(report) => touchpoint_common::protocol::AuditOutcome::of_import(report),
+            Err(reason) => (
+                touchpoint_common::protocol::AuditOutcome::Failed(reason.clone()),
+                shown.clone(),
+            ),
+        };
         importer.audit(super::INBOX_ACTOR, "import", &tenant, detail, result);
     }
     let (sub, text) = match &outcome {
