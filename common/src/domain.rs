@@ -598,8 +598,9 @@ pub struct ImportReport {
 /// newer export for them (see `as_of` of the dealer's records).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct Stale {
-    /// Customer and vehicle records not applied.
-    pub records: u64,
+    /// Rows whose customer or vehicle was not applied (a row of both
+    /// counts once).
+    pub rows: u64,
     /// The oldest "as of" of those records.
     pub as_of: Option<Date>,
     /// The newest "as of" stored that a skipped record was older than.
@@ -607,19 +608,19 @@ pub struct Stale {
 }
 
 impl Stale {
-    /// `kunden.csv: 312 records older than the stored data (as of
+    /// `kunden.csv: 312 rows older than the stored data (as of
     /// 2026-11-30 < 2026-12-05); not applied`; `None` when there were none.
     pub fn describe(&self, file: &str) -> Option<String> {
-        if self.records == 0 {
+        if self.rows == 0 {
             return None;
         }
-        let n = self.records;
+        let n = self.rows;
         let dates = match (self.as_of, self.stored) {
             (Some(a), Some(s)) => format!(" (as of {a} < {s})"),
             _ => String::new(),
         };
         Some(format!(
-            "{file}: {n} record{} older than the stored data{dates}; not applied",
+            "{file}: {n} row{} older than the stored data{dates}; not applied",
             if n == 1 { "" } else { "s" }
         ))
     }
@@ -1055,10 +1056,10 @@ impl ImportReport {
             return format!("same file as #{previous}{when}; nothing applied");
         }
         let mut line = self.rows_counted(" rows");
-        if self.stale.records > 0 {
+        if self.stale.rows > 0 {
             line.push_str(&format!(
                 ", {} older than the stored data not applied",
-                self.stale.records
+                self.stale.rows
             ));
         }
         line

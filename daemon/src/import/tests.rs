@@ -423,14 +423,14 @@ fn an_older_export_never_overwrites_a_newer_one() {
     assert_eq!(
         r.stale,
         touchpoint_common::domain::Stale {
-            records: 1,
+            rows: 1,
             as_of: Some(d(2025, 1, 31)),
             stored: Some(d(2025, 2, 28)),
         }
     );
     assert_eq!(
         r.stale.describe(&r.file_name).as_deref(),
-        Some("kunden_20250131.csv: 1 record older than the stored data (as of 2025-01-31 < 2025-02-28); not applied")
+        Some("kunden_20250131.csv: 1 row older than the stored data (as of 2025-01-31 < 2025-02-28); not applied")
     );
     assert_eq!(room.customer("K1").address.street, "Neue Str.");
     assert_eq!(
@@ -452,7 +452,7 @@ fn an_older_export_never_overwrites_a_newer_one() {
         "kunden_2025-03-31.csv",
         &format!("{CUSTOMERS}K1;Berg;Dritte Str. 3;89073;Ulm;;;ja\n"),
     );
-    assert_eq!(r.stale.records, 0);
+    assert_eq!(r.stale.rows, 0);
     assert_eq!(room.customer("K1").address.street, "Dritte Str.");
 }
 
@@ -481,13 +481,13 @@ fn a_record_stored_without_an_as_of_takes_any_export() {
         "kunden_2020-01-31.csv",
         "Kundennummer;Nachname;Ort\nK1;Berg;Ulm\n",
     );
-    assert_eq!((r.stale.records, r.customers.updated), (0, 1));
+    assert_eq!((r.stale.rows, r.customers.updated), (0, 1));
     assert_eq!(room.customer("K1").address.city, "Ulm");
     let r = room.import(
         "kunden_2019-12-31.csv",
         "Kundennummer;Nachname;Ort\nK1;Berg;Neu-Ulm\n",
     );
-    assert_eq!(r.stale.records, 1);
+    assert_eq!(r.stale.rows, 1);
     assert_eq!(room.customer("K1").address.city, "Ulm");
 }
 

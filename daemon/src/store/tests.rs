@@ -997,7 +997,7 @@ fn an_import_report_without_warnings_still_reads() {
     let mut now = back.clone();
     now.rows_warned = 1;
     now.warnings = now.errors.clone();
-    now.stale.records = 5;
+    now.stale.rows = 5;
     let bytes = encode_record(&now).expect("encode");
     assert_eq!(
         db::decode_import_report("imports", &bytes).expect("decode"),

@@ -487,7 +487,7 @@ mod tests {
                 .into(),
         }];
         i.stale = Stale {
-            records: 3,
+            rows: 3,
             as_of: Date::from_ymd(2026, 11, 30),
             stored: Date::from_ymd(2026, 12, 5),
         };
@@ -502,7 +502,7 @@ mod tests {
             .collect();
         for want in [
             "      warning: kunden.csv:11: birth_date: \"31.02.1990\" does not exist: February 1990 has 28 days (field not imported)",
-            "      kunden.csv: 3 records older than the stored data (as of 2026-11-30 < 2026-12-05); not applied",
+            "      kunden.csv: 3 rows older than the stored data (as of 2026-11-30 < 2026-12-05); not applied",
             "Parked vehicles (2): holder not a known customer, attached when the customer is imported",
             "  WVWZZZ1KZ6W000001  customer_no 99999",
             "  … 1 more",

@@ -59,7 +59,7 @@ impl Applied {
         r.responses = self.responses;
         r.corrections = self.corrections;
         r.stale = Stale {
-            records: self.stale_lines.len() as u64,
+            rows: self.stale_lines.len() as u64,
             ..self.stale
         };
     }
