@@ -382,6 +382,15 @@ impl FieldSet {
     pub fn any(&self, fields: &[ImportField]) -> bool {
         fields.iter().any(|f| self.contains(*f))
     }
+
+    /// The fields of this set that are not in `other`.
+    pub fn without(self, other: FieldSet) -> FieldSet {
+        FieldSet(self.0 & !other.0)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0 == 0
+    }
 }
 
 impl FromIterator<ImportField> for FieldSet {
@@ -583,6 +592,121 @@ pub struct ImportReport {
     /// What this file, a re-export, corrected away of an earlier import of
     /// the same name, and what it kept because rows of it were rejected.
     pub corrections: Corrections,
+    /// Rows imported with a field of theirs dropped (a bad optional value)
+    /// or a vehicle parked; counted apart from `rows_ok`, so that
+    /// `rows_ok + rows_warned + rows_rejected` is every row read.
+    pub rows_warned: u64,
+    /// What was not imported of rows that were: `file:line: field: reason
+    /// (field not imported)`, and vehicles kept until their holder arrives.
+    pub warnings: Vec<RowError>,
+    /// Warnings beyond those listed in `warnings`.
+    pub warnings_truncated: u64,
+    /// Vehicles of this file whose holder is not a known customer: kept,
+    /// and attached when that customer is imported.
+    pub parked: u64,
+    /// Records of this file older than what is stored, not applied.
+    pub stale: Stale,
+    /// When the import this one repeats (same bytes) finished; `None`
+    /// unless the status is [`ImportStatus::AlreadyImported`].
+    pub previous_at: Option<Timestamp>,
+}
+
+/// Records an import did not apply because the store holds data of a
+/// newer export for them (see `as_of` of the dealer's records).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Stale {
+    /// Rows whose customer or vehicle was not applied (a row of both
+    /// counts once).
+    pub rows: u64,
+    /// The oldest "as of" of those records.
+    pub as_of: Option<Date>,
+    /// The newest "as of" stored that a skipped record was older than.
+    pub stored: Option<Date>,
+}
+
+impl Stale {
+    /// `kunden.csv: 312 rows older than the stored data (as of
+    /// 2026-11-30 < 2026-12-05); not applied`; `None` when there were none.
+    pub fn describe(&self, file: &str) -> Option<String> {
+        if self.rows == 0 {
+            return None;
+        }
+        let n = self.rows;
+        let dates = match (self.as_of, self.stored) {
+            (Some(a), Some(s)) => format!(" (as of {a} < {s})"),
+            _ => String::new(),
+        };
+        Some(format!(
+            "{file}: {n} row{} older than the stored data{dates}; not applied",
+            if n == 1 { "" } else { "s" }
+        ))
+    }
+}
+
+/// [`ImportReport`] as stored before it kept warnings, parked vehicles
+/// and stale records apart: read so that a store written by the version
+/// before keeps its import history.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ImportReportV3 {
+    pub import_id: u64,
+    pub tenant: TenantId,
+    pub file_name: String,
+    pub content_hash: String,
+    pub bytes: u64,
+    pub started_at: Timestamp,
+    pub finished_at: Timestamp,
+    pub status: ImportStatus,
+    pub format: String,
+    pub rows_total: u64,
+    pub rows_ok: u64,
+    pub rows_rejected: u64,
+    pub customers: Counts,
+    pub vehicles: Counts,
+    pub consents: Counts,
+    pub visits: Counts,
+    pub unmapped_columns: Vec<String>,
+    pub errors: Vec<RowError>,
+    pub errors_truncated: u64,
+    pub merges: u64,
+    pub responses: Counts,
+    pub credited: Option<ResponseTally>,
+    pub corrections: Corrections,
+}
+
+impl From<ImportReportV3> for ImportReport {
+    fn from(r: ImportReportV3) -> Self {
+        Self {
+            import_id: r.import_id,
+            tenant: r.tenant,
+            file_name: r.file_name,
+            content_hash: r.content_hash,
+            bytes: r.bytes,
+            started_at: r.started_at,
+            finished_at: r.finished_at,
+            status: r.status,
+            format: r.format,
+            rows_total: r.rows_total,
+            rows_ok: r.rows_ok,
+            rows_rejected: r.rows_rejected,
+            customers: r.customers,
+            vehicles: r.vehicles,
+            consents: r.consents,
+            visits: r.visits,
+            unmapped_columns: r.unmapped_columns,
+            errors: r.errors,
+            errors_truncated: r.errors_truncated,
+            merges: r.merges,
+            responses: r.responses,
+            credited: r.credited,
+            corrections: r.corrections,
+            rows_warned: 0,
+            warnings: Vec::new(),
+            warnings_truncated: 0,
+            parked: 0,
+            stale: Stale::default(),
+            previous_at: None,
+        }
+    }
 }
 
 /// What a re-exported visit or response file did to the rows an earlier
@@ -789,7 +913,7 @@ pub struct ImportReportV2 {
 
 impl From<ImportReportV2> for ImportReport {
     fn from(r: ImportReportV2) -> Self {
-        Self {
+        ImportReportV3 {
             import_id: r.import_id,
             tenant: r.tenant,
             file_name: r.file_name,
@@ -814,6 +938,7 @@ impl From<ImportReportV2> for ImportReport {
             credited: r.credited.map(Into::into),
             corrections: Corrections::default(),
         }
+        .into()
     }
 }
 
@@ -845,7 +970,7 @@ pub struct ImportReportV1 {
 
 impl From<ImportReportV1> for ImportReport {
     fn from(r: ImportReportV1) -> Self {
-        Self {
+        ImportReportV3 {
             import_id: r.import_id,
             tenant: r.tenant,
             file_name: r.file_name,
@@ -870,6 +995,7 @@ impl From<ImportReportV1> for ImportReport {
             credited: None,
             corrections: Corrections::default(),
         }
+        .into()
     }
 }
 
@@ -907,7 +1033,53 @@ impl ImportReport {
             responses: Counts::default(),
             credited: None,
             corrections: Corrections::default(),
+            rows_warned: 0,
+            warnings: Vec::new(),
+            warnings_truncated: 0,
+            parked: 0,
+            stale: Stale::default(),
+            previous_at: None,
         }
+    }
+
+    /// `1204 ok, 3 with warnings, 2 rejected` (the part about warnings
+    /// left out when there were none).
+    pub fn rows_summary(&self) -> String {
+        self.rows_counted("")
+    }
+
+    fn rows_counted(&self, noun: &str) -> String {
+        let warned = if self.rows_warned > 0 {
+            format!(", {} with warnings", self.rows_warned)
+        } else {
+            String::new()
+        };
+        format!(
+            "{}{noun} ok{warned}, {} rejected",
+            self.rows_ok, self.rows_rejected
+        )
+    }
+
+    /// What the import did in one line, as the audit log says it:
+    /// `same file as #3 (imported 2026-12-05 09:12:00 UTC); nothing
+    /// applied`, or `1204 rows ok, 3 with warnings, 2 rejected` with the
+    /// stale records.
+    pub fn outcome_summary(&self) -> String {
+        if let ImportStatus::AlreadyImported { previous } = self.status {
+            let when = self
+                .previous_at
+                .map(|t| format!(" (imported {t})"))
+                .unwrap_or_default();
+            return format!("same file as #{previous}{when}; nothing applied");
+        }
+        let mut line = self.rows_counted(" rows");
+        if self.stale.rows > 0 {
+            line.push_str(&format!(
+                ", {} older than the stored data not applied",
+                self.stale.rows
+            ));
+        }
+        line
     }
 
     pub fn is_committed(&self) -> bool {

@@ -1356,6 +1356,24 @@ pub struct TenantDetail {
     pub summary: TenantSummary,
     pub imports: Vec<ImportReport>,
     pub merges: Vec<MergeRecord>,
+    /// Vehicles kept whose holder is not a known customer (yet): attached
+    /// when that customer is imported.
+    pub parked: u64,
+    /// The first of them, by VIN (at most [`TenantDetail::MAX_PARKED`]).
+    pub parked_list: Vec<ParkedVehicle>,
+}
+
+impl TenantDetail {
+    /// Parked vehicles a detail lists.
+    pub const MAX_PARKED: usize = 50;
+}
+
+/// A vehicle kept until its holder arrives: its VIN and the customer
+/// number it names.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ParkedVehicle {
+    pub vin: String,
+    pub customer_no: String,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -1369,6 +1387,25 @@ pub enum AuditOutcome {
 }
 
 impl AuditOutcome {
+    /// The outcome and detail of an import's audit line, whoever imported
+    /// it (an operator over the socket, the drop folder).
+    pub fn of_import(r: &ImportReport) -> (AuditOutcome, String) {
+        let detail = format!(
+            "import #{} {}: {}",
+            r.import_id,
+            r.file_name,
+            r.outcome_summary()
+        );
+        let outcome = match &r.status {
+            crate::domain::ImportStatus::Failed { reason } => AuditOutcome::Failed(reason.clone()),
+            _ if r.rows_rejected > 0 => {
+                AuditOutcome::Partial(format!("{} rows rejected", r.rows_rejected))
+            }
+            _ => AuditOutcome::Ok,
+        };
+        (outcome, detail)
+    }
+
     /// "ok", "refused: why", "failed: why", "partly: what was not done".
     pub fn describe(&self) -> String {
         match self {

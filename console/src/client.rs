@@ -1256,6 +1256,12 @@ mod tests {
             responses: Default::default(),
             credited: None,
             corrections: Default::default(),
+            rows_warned: 0,
+            warnings: vec![],
+            warnings_truncated: 0,
+            parked: 0,
+            stale: Default::default(),
+            previous_at: None,
         }
     }
 

@@ -168,6 +168,12 @@ pub fn import(
         responses: Default::default(),
         credited: None,
         corrections: Default::default(),
+        rows_warned: 0,
+        warnings: vec![],
+        warnings_truncated: 0,
+        parked: 0,
+        stale: Default::default(),
+        previous_at: None,
     }
 }
 
@@ -283,6 +289,8 @@ pub fn detail() -> TenantDetail {
                 )
             })
             .collect(),
+        parked: 0,
+        parked_list: vec![],
     }
 }
 

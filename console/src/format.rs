@@ -543,6 +543,24 @@ pub fn tenant(d: &TenantDetail) -> String {
                     let _ = writeln!(out, "  re-export: {line}");
                 }
             }
+            if let Some(line) = i.stale.describe(&i.file_name) {
+                let _ = writeln!(out, "\nimport #{}: {line}", i.import_id);
+            }
+            if !i.warnings.is_empty() {
+                let _ = writeln!(
+                    out,
+                    "\nimport #{} ({}): {} rows with warnings",
+                    i.import_id, i.file_name, i.rows_warned
+                );
+                for w in i.warnings.iter().take(DETAIL_ERRORS_PER_IMPORT) {
+                    let _ = writeln!(out, "  {w}");
+                }
+                let more = (i.warnings.len().saturating_sub(DETAIL_ERRORS_PER_IMPORT)) as u64
+                    + i.warnings_truncated;
+                if more > 0 {
+                    let _ = writeln!(out, "  … and {more} more");
+                }
+            }
             if i.errors.is_empty() {
                 continue;
             }
@@ -559,6 +577,20 @@ pub fn tenant(d: &TenantDetail) -> String {
             if more > 0 {
                 let _ = writeln!(out, "  … and {more} more");
             }
+        }
+    }
+    if d.parked > 0 {
+        let _ = writeln!(
+            out,
+            "\nparked vehicles: {} (holder not a known customer; attached when the customer is imported)",
+            d.parked
+        );
+        for p in &d.parked_list {
+            let _ = writeln!(out, "  {}  customer_no {}", p.vin, p.customer_no);
+        }
+        let more = d.parked.saturating_sub(d.parked_list.len() as u64);
+        if more > 0 {
+            let _ = writeln!(out, "  … and {more} more");
         }
     }
     out.push('\n');
@@ -579,11 +611,8 @@ pub fn import_report(label: &str, r: &ImportReport) -> String {
         ImportStatus::Committed => {
             let _ = writeln!(out, "{label}: committed as import #{}", r.import_id);
         }
-        ImportStatus::AlreadyImported { previous } => {
-            let _ = writeln!(
-                out,
-                "{label}: already imported as #{previous}, nothing changed"
-            );
+        ImportStatus::AlreadyImported { .. } => {
+            let _ = writeln!(out, "{label}: {}", r.outcome_summary());
             return out;
         }
         ImportStatus::Failed { reason } => {
@@ -596,9 +625,20 @@ pub fn import_report(label: &str, r: &ImportReport) -> String {
     if r.rows_total > 0 || r.is_committed() {
         let _ = writeln!(
             out,
-            "  rows       {} total, {} ok, {} rejected",
-            r.rows_total, r.rows_ok, r.rows_rejected
+            "  rows       {} total, {}",
+            r.rows_total,
+            r.rows_summary()
         );
+    }
+    if r.parked > 0 {
+        let _ = writeln!(
+            out,
+            "  parked     {} vehicles whose holder is not a known customer (attached when the customer is imported)",
+            r.parked
+        );
+    }
+    if let Some(line) = r.stale.describe(&r.file_name) {
+        let _ = writeln!(out, "  stale      {line}");
     }
     if r.is_committed() {
         for (kind, c) in [
@@ -633,6 +673,12 @@ pub fn import_report(label: &str, r: &ImportReport) -> String {
     }
     if r.errors_truncated > 0 {
         let _ = writeln!(out, "… and {} more", r.errors_truncated);
+    }
+    for w in &r.warnings {
+        let _ = writeln!(out, "warning: {w}");
+    }
+    if r.warnings_truncated > 0 {
+        let _ = writeln!(out, "… and {} more warnings", r.warnings_truncated);
     }
     out
 }
@@ -2263,7 +2309,53 @@ mod tests {
         assert!(text.contains("\n… and 38 more\n"), "{text}");
         insta::assert_snapshot!(text);
         let dup = import_report("kunden.csv", &d.imports[1]);
-        assert_eq!(dup, "kunden.csv: already imported as #1, nothing changed\n");
+        assert_eq!(dup, "kunden.csv: same file as #1; nothing applied\n");
+        let mut dup = d.imports[1].clone();
+        dup.previous_at = Some(d.imports[0].finished_at);
+        assert_eq!(
+            import_report("kunden.csv", &dup),
+            format!(
+                "kunden.csv: same file as #1 (imported {}); nothing applied\n",
+                d.imports[0].finished_at
+            )
+        );
+    }
+
+    #[test]
+    fn tenant_text_lists_warnings_and_parked_vehicles() {
+        use touchpoint_common::protocol::ParkedVehicle;
+        let mut d = fixtures::detail();
+        d.imports[0].rows_warned = 1;
+        d.imports[0].warnings = vec![touchpoint_common::domain::RowError {
+            file: "kunden.csv".into(),
+            line: 11,
+            field: "birth_date".into(),
+            reason: "\"31.02.1990\" does not exist: February 1990 has 28 days (field not imported)"
+                .into(),
+        }];
+        d.parked = 3;
+        d.parked_list = vec![ParkedVehicle {
+            vin: "WVWZZZ1KZ6W000001".into(),
+            customer_no: "99999".into(),
+        }];
+        let text = tenant(&d);
+        assert!(
+            text.contains("\nimport #1 (kunden.csv): 1 rows with warnings\n  kunden.csv:11: birth_date: \"31.02.1990\" does not exist: February 1990 has 28 days (field not imported)\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("\nparked vehicles: 3 (holder not a known customer; attached when the customer is imported)\n  WVWZZZ1KZ6W000001  customer_no 99999\n  … and 2 more\n"),
+            "{text}"
+        );
+        let report = import_report("kunden.csv", &d.imports[0]);
+        assert!(
+            report.contains("\n  rows       5000 total, 4959 ok, 1 with warnings, 41 rejected\n"),
+            "{report}"
+        );
+        assert!(
+            report.ends_with("\nwarning: kunden.csv:11: birth_date: \"31.02.1990\" does not exist: February 1990 has 28 days (field not imported)\n"),
+            "{report}"
+        );
     }
 
     #[test]

@@ -125,6 +125,21 @@ impl Importer {
             journeys: self.journeys.clone(),
         };
         let report = import_open(&store, file, file_name, &opts)?;
+        if report.merges > 0 {
+            self.audit(
+                SYSTEM_ACTOR,
+                "merge",
+                tenant,
+                format!(
+                    "{} duplicate customer{} merged by the identity pass after import #{} {} (touchpoint merges --tenant {tenant} lists them)",
+                    report.merges,
+                    if report.merges == 1 { "" } else { "s" },
+                    report.import_id,
+                    report.file_name
+                ),
+                touchpoint_common::protocol::AuditOutcome::Ok,
+            );
+        }
         tracing::info!(
             tenant = %tenant,
             file = ?report.file_name,
@@ -136,6 +151,40 @@ impl Importer {
             "import finished"
         );
         Ok(report)
+    }
+}
+
+/// Who the audit log names for what the daemon did on its own (an identity
+/// pass's merges).
+pub const SYSTEM_ACTOR: &str = "touchpointd";
+/// Who the audit log names for an import of a file dropped into the inbox.
+pub const INBOX_ACTOR: &str = "inbox";
+
+impl Importer {
+    /// Writes an audit line for something no operator asked for over the
+    /// socket (a drop-folder import, merges), as `user`.
+    pub fn audit(
+        &self,
+        user: &str,
+        action: &str,
+        tenant: &TenantId,
+        detail: String,
+        outcome: touchpoint_common::protocol::AuditOutcome,
+    ) {
+        let entry = touchpoint_common::protocol::AuditEntry {
+            seq: 0,
+            at: Timestamp::wall(),
+            uid: touchpoint_common::protocol::NO_UID,
+            user: user.into(),
+            role: None,
+            action: action.into(),
+            tenant: Some(tenant.clone()),
+            detail,
+            outcome,
+        };
+        if let Err(e) = self.stores.central().audit(entry) {
+            tracing::error!(tenant = %tenant, error = %e, "cannot write to the audit log");
+        }
     }
 }
 
@@ -270,6 +319,7 @@ pub fn import_reading<R: Read>(
     if let Some(previous) = store.import_by_hash(&report.content_hash)? {
         report.import_id = store.next_import_id()?;
         report.status = ImportStatus::AlreadyImported { previous };
+        report.previous_at = store.import(previous)?.map(|p| p.finished_at);
         report.finished_at = Timestamp::now();
         store.record_import(&report)?;
         return Ok(report);
@@ -305,8 +355,23 @@ pub fn import_reading<R: Read>(
         .collect();
     let customer_fields = present.any(ImportField::CUSTOMER);
 
-    let mut txn = store.begin_import_with(report.import_id, present, started_at)?;
+    // The day the export's data is as of: the file name's date, else today.
+    // An undated consent statement is taken as made then (at the end of
+    // that day, or now when that is earlier).
+    let today = touchpoint_common::Date::today();
+    let as_of = date_in_name(file_name)
+        .filter(|d| *d <= today)
+        .unwrap_or(today);
+    let stamp = if as_of < today {
+        Timestamp(Timestamp::from_date(as_of.add_days(1)).millis() - 1).min(started_at)
+    } else {
+        started_at
+    };
+    let mut txn = store.begin_import_with(report.import_id, present, stamp)?;
     let mut rows = parser;
+    // Vehicles whose holder is neither stored nor in their own row: parked
+    // unless the file brings the holder (looked up once it is committed).
+    let mut unheld: Vec<(u64, String)> = Vec::new();
     // Lines of the visits and responses this file brings, in file order:
     // whose credits the report tallies.
     let mut brought: Vec<u64> = Vec::new();
@@ -314,7 +379,7 @@ pub fn import_reading<R: Read>(
     while let Some(row) = rows.next() {
         report.rows_total += 1;
         match row {
-            Ok(row) => {
+            Ok(mut row) => {
                 if let Some(r) = &row.response {
                     if let Some(e) = unknown_holder(store, r, file_name, row.line)? {
                         report.rows_rejected += 1;
@@ -323,11 +388,24 @@ pub fn import_reading<R: Read>(
                         continue;
                     }
                 }
-                report.rows_ok += 1;
+                if row.warnings.is_empty() {
+                    report.rows_ok += 1;
+                } else {
+                    report.rows_warned += 1;
+                }
+                for w in std::mem::take(&mut row.warnings) {
+                    push_warning(&mut report, w, opts.max_reported_errors);
+                }
                 if row.visit.is_some() || row.response.is_some() {
                     brought.push(row.line);
                 }
-                stage_row(&mut txn, row, customer_fields, file_name)?;
+                if let Some(v) = &row.vehicle {
+                    let held_here = row.customer.is_some() && customer_fields;
+                    if !held_here && store.customer(&v.customer_no)?.is_none() {
+                        unheld.push((row.line, v.customer_no.clone()));
+                    }
+                }
+                stage_row(&mut txn, row, customer_fields, file_name, as_of)?;
             }
             Err(e) => {
                 report.rows_rejected += 1;
@@ -369,6 +447,7 @@ pub fn import_reading<R: Read>(
     }
     report.finished_at = Timestamp::now();
     let report = txn.commit(&report)?;
+    let report = park(store, report, &unheld, opts.max_reported_errors);
     let report = after_commit(store, report);
     let report = if brought.is_empty() {
         report
@@ -500,6 +579,119 @@ fn after_commit(store: &TenantStore, mut report: ImportReport) -> ImportReport {
     report
 }
 
+/// The vehicles of a committed import whose holder is still not a known
+/// customer (`unheld`: their lines and holders, in file order): kept and
+/// attached when the customer is imported, reported as warnings now.
+fn park(
+    store: &TenantStore,
+    mut report: ImportReport,
+    unheld: &[(u64, String)],
+    max: usize,
+) -> ImportReport {
+    if unheld.is_empty() {
+        return report;
+    }
+    let warned: std::collections::HashSet<u64> = report.warnings.iter().map(|w| w.line).collect();
+    for (line, customer_no) in unheld {
+        match store.customer(customer_no) {
+            Ok(Some(_)) => continue,
+            Ok(None) => {}
+            Err(e) => {
+                tracing::error!(tenant = %store.id(), import = report.import_id, error = %e, "cannot tell whether a vehicle's holder is known; not reported as parked");
+                continue;
+            }
+        }
+        report.parked += 1;
+        if !warned.contains(line) && report.rows_ok > 0 {
+            report.rows_ok -= 1;
+            report.rows_warned += 1;
+        }
+        let w = RowError {
+            file: report.file_name.clone(),
+            line: *line,
+            field: ImportField::CustomerNo.name().into(),
+            reason: format!(
+                "{customer_no:?} is not a known customer; vehicle kept until the customer arrives"
+            ),
+        };
+        push_warning(&mut report, w, max);
+    }
+    report.warnings.sort_by_key(|w| w.line);
+    if let Err(e) = store.update_import(&report) {
+        tracing::error!(tenant = %store.id(), import = report.import_id, error = %e, "the import is committed; its parked vehicles were not stored in its report");
+    }
+    report
+}
+
+/// The day a file's name says its export is of: `kunden_2026-11-30.csv`,
+/// `20261130_fahrzeuge.csv`, `export-30.11.2026.csv`; `None` when the name
+/// has no such date (or more than one different).
+pub fn date_in_name(name: &str) -> Option<touchpoint_common::Date> {
+    use touchpoint_common::Date;
+    let b = name.as_bytes();
+    let digits = |from: usize, n: usize| -> Option<u32> {
+        let s = b.get(from..from + n)?;
+        s.iter()
+            .all(u8::is_ascii_digit)
+            .then(|| s.iter().fold(0u32, |acc, d| acc * 10 + u32::from(d - b'0')))
+    };
+    let boundary = |i: usize| i >= b.len() || !b[i].is_ascii_digit();
+    let mut found: Option<Date> = None;
+    let mut i = 0;
+    while i < b.len() {
+        if !b[i].is_ascii_digit() || (i > 0 && b[i - 1].is_ascii_digit()) {
+            i += 1;
+            continue;
+        }
+        let sep = |at: usize| b.get(at).is_some_and(|c| matches!(c, b'-' | b'_' | b'.'));
+        let candidate = if let (Some(y), true, Some(m), true, Some(d)) = (
+            digits(i, 4),
+            sep(i + 4),
+            digits(i + 5, 2),
+            sep(i + 7),
+            digits(i + 8, 2),
+        ) {
+            boundary(i + 10)
+                .then(|| Date::from_ymd(y as i32, m, d))
+                .flatten()
+        } else if let (Some(d), true, Some(m), true, Some(y)) = (
+            digits(i, 2),
+            sep(i + 2),
+            digits(i + 3, 2),
+            sep(i + 5),
+            digits(i + 6, 4),
+        ) {
+            boundary(i + 10)
+                .then(|| Date::from_ymd(y as i32, m, d))
+                .flatten()
+        } else if let (Some(y), Some(m), Some(d)) =
+            (digits(i, 4), digits(i + 4, 2), digits(i + 6, 2))
+        {
+            boundary(i + 8)
+                .then(|| Date::from_ymd(y as i32, m, d))
+                .flatten()
+        } else {
+            None
+        };
+        if let Some(d) = candidate.filter(|d| d.year() >= 2000) {
+            if found.is_some_and(|f| f != d) {
+                return None;
+            }
+            found = Some(d);
+        }
+        i += 1;
+    }
+    found
+}
+
+fn push_warning(report: &mut ImportReport, w: RowError, max: usize) {
+    if report.warnings.len() < max {
+        report.warnings.push(w);
+    } else {
+        report.warnings_truncated += 1;
+    }
+}
+
 fn push_error(report: &mut ImportReport, e: RowError, max: usize) {
     if report.errors.len() < max {
         report.errors.push(e);
@@ -516,13 +708,14 @@ fn stage_row(
     row: parse::Row,
     customer_fields: bool,
     file_name: &str,
+    as_of: touchpoint_common::Date,
 ) -> Result<(), StoreError> {
     // A row of a vehicles-only file names its holder but says nothing about them.
     if let Some(c) = row.customer.filter(|_| customer_fields) {
-        txn.put_customer(&c)?;
+        txn.put_customer_row(&c, row.dropped, as_of, row.line)?;
     }
     if let Some(v) = row.vehicle {
-        txn.put_vehicle(&v)?;
+        txn.put_vehicle_row(&v, row.dropped, as_of, row.line)?;
     }
     for mut c in row.consents {
         c.source = if c.source.is_empty() || c.source.starts_with(IMPORT_SOURCE) {

@@ -45,6 +45,15 @@ impl Parsed {
         self.errors.iter().map(ToString::to_string).collect()
     }
 
+    /// The rows' warnings: optional fields dropped, the rows kept.
+    fn warning_lines(&self) -> Vec<String> {
+        self.rows
+            .iter()
+            .flat_map(|r| &r.warnings)
+            .map(ToString::to_string)
+            .collect()
+    }
+
     fn row(&self, line: u64) -> &Row {
         self.rows
             .iter()
@@ -134,18 +143,31 @@ fn windows_1252_semicolon_customer_export() {
     assert_eq!(
         p.error_lines(),
         vec![
-            "kunden.csv:4: email: \"max@@example\" is not an address",
-            "kunden.csv:9: postcode: \"1234567\" is not a German postcode (5 digits)",
-            "kunden.csv:11: email: \"oeztuerk(at)web.de\" is not an address; also birth_date: \"31.02.1990\" does not exist: February 1990 has 28 days",
             "kunden.csv:12: row: has 19 values but the header has 16 columns (a delimiter inside an unquoted value?)",
             "kunden.csv:13: customer_no: missing: every row needs a customer number or a VIN",
             "kunden.csv:14: row: has 14 values but the header has 16 columns",
         ]
     );
+    // A bad optional value drops that field, not the customer.
+    assert_eq!(
+        p.warning_lines(),
+        vec![
+            "kunden.csv:4: email: \"max@@example\" is not an address (field not imported)",
+            "kunden.csv:9: postcode: \"1234567\" is not a German postcode (5 digits) (field not imported)",
+            "kunden.csv:11: email: \"oeztuerk(at)web.de\" is not an address (field not imported)",
+            "kunden.csv:11: birth_date: \"31.02.1990\" does not exist: February 1990 has 28 days (field not imported)",
+        ]
+    );
+    let kept = p.row(11).customer.clone().expect("the customer is kept");
+    assert_eq!((kept.email.as_deref(), kept.birth_date), (None, None));
+    assert!(!kept.last_name.is_empty(), "{kept:?}");
+    assert!(p.row(11).dropped.contains(ImportField::BirthDate));
+    assert!(p.row(11).dropped.contains(ImportField::Email));
+    assert!(!p.row(11).dropped.contains(ImportField::LastName));
     let lines: Vec<u64> = p.rows.iter().map(|r| r.line).collect();
     assert_eq!(
         lines,
-        vec![2, 3, 5, 6],
+        vec![2, 3, 4, 5, 6, 9, 11],
         "the empty record on line 8 and the blank line 10 are skipped"
     );
 
@@ -247,10 +269,18 @@ fn utf8_with_bom_vehicle_export() {
         vec![
             "fahrzeuge.csv:4: vin: \"WAUZZZ8V0KA00001\" is not a VIN: it has 16 characters, a VIN has 17",
             "fahrzeuge.csv:5: customer_no: missing: a vehicle needs the customer number of its holder",
-            "fahrzeuge.csv:6: last_service_km: \"-1200\" is negative",
-            "fahrzeuge.csv:7: first_registration: \"13.13.2020\" does not exist: there is no month 13; also last_service_km: \"2.500.000\" is not a plausible mileage (more than 2,000,000 km)",
         ]
     );
+    assert_eq!(
+        p.warning_lines(),
+        vec![
+            "fahrzeuge.csv:6: last_service_km: \"-1200\" is negative (field not imported)",
+            "fahrzeuge.csv:7: first_registration: \"13.13.2020\" does not exist: there is no month 13 (field not imported)",
+            "fahrzeuge.csv:7: last_service_km: \"2.500.000\" is not a plausible mileage (more than 2,000,000 km) (field not imported)",
+        ]
+    );
+    let v7 = p.row(7).vehicle.clone().expect("the vehicle is kept");
+    assert_eq!((v7.first_registration, v7.last_service_km), (None, None));
     assert_eq!(
         p.row(2).vehicle,
         Some(Vehicle {
@@ -280,7 +310,7 @@ fn utf8_with_bom_vehicle_export() {
     assert_eq!(focus.first_registration, Some(date(2024, 12, 31)));
     assert_eq!(focus.last_service_date, Some(date(2025, 1, 15)));
     assert_eq!(focus.next_inspection, Some(date(2026, 12, 31)));
-    assert_eq!(p.rows.len(), 3);
+    assert_eq!(p.rows.len(), 5);
 }
 
 #[test]
@@ -293,8 +323,11 @@ fn english_comma_export_with_full_names_and_quotes() {
         p.error_lines(),
         vec![
             "customers_en.csv:7: row: has 20 values but the header has 19 columns (a delimiter inside an unquoted value?)",
-            "customers_en.csv:8: email: \"bob@example\" is not an address",
         ]
+    );
+    assert_eq!(
+        p.warning_lines(),
+        vec!["customers_en.csv:8: email: \"bob@example\" is not an address (field not imported)"]
     );
 
     let hans = p.row(2);
@@ -370,7 +403,11 @@ fn english_comma_export_with_full_names_and_quotes() {
         anna.company.as_deref(),
         Some("Heide & Partner Steuerberatung")
     );
-    assert_eq!(p.rows.len(), 4);
+    assert_eq!(p.rows.len(), 5, "bob (a bad email) is kept without it");
+    assert_eq!(
+        p.row(8).customer.as_ref().map(|c| c.email.clone()),
+        Some(None)
+    );
 }
 
 #[test]
@@ -446,10 +483,13 @@ fn visit_export_with_amount_and_visit_type() {
     );
     assert_eq!(
         p.error_lines(),
+        vec!["werkstatt_rechnungen.csv:7: visit_date: missing: a service visit needs a date",]
+    );
+    assert_eq!(
+        p.warning_lines(),
         vec![
-            "werkstatt_rechnungen.csv:5: visit_value: \"-80,00\" is negative (a credit note is no order value)",
-            "werkstatt_rechnungen.csv:6: visit_value: \"zwölf\" is not an amount (write 412,00 or 412.00)",
-            "werkstatt_rechnungen.csv:7: visit_date: missing: a service visit needs a date",
+            "werkstatt_rechnungen.csv:5: visit_value: \"-80,00\" is negative (a credit note is no order value) (field not imported)",
+            "werkstatt_rechnungen.csv:6: visit_value: \"zwölf\" is not an amount (write 412,00 or 412.00) (field not imported)",
         ]
     );
     let got: Vec<(String, String, Option<i64>, String)> = p
@@ -478,6 +518,19 @@ fn visit_export_with_amount_and_visit_type() {
                 "Reifenwechsel".into(),
                 None,
                 "werkstatt_rechnungen.csv:4".into()
+            ),
+            // Bad amounts: the visits are kept without them.
+            (
+                "K4".into(),
+                "Garantie".into(),
+                None,
+                "werkstatt_rechnungen.csv:5".into()
+            ),
+            (
+                "K5".into(),
+                "Inspektion".into(),
+                None,
+                "werkstatt_rechnungen.csv:6".into()
             ),
         ]
     );

@@ -114,7 +114,7 @@ async fn an_operator_scoped_to_one_tenant_sees_and_touches_only_that_tenant() {
         assert_eq!(e.tenant.as_ref(), Some(&d002));
         assert_eq!(e.outcome, AuditOutcome::Refused(outside.into()));
     }
-    // The import of d001 kept its good rows and rejected four: done in part.
+    // The import of d001 kept its good rows and rejected two: done in part.
     let imports: Vec<&AuditEntry> = log
         .iter()
         .filter(|e| e.action == "import" && !matches!(e.outcome, AuditOutcome::Refused(_)))
@@ -123,7 +123,7 @@ async fn an_operator_scoped_to_one_tenant_sees_and_touches_only_that_tenant() {
     assert_eq!(imports[0].tenant.as_ref(), Some(&d001));
     assert_eq!(
         imports[0].outcome,
-        AuditOutcome::Partial("4 rows rejected".into())
+        AuditOutcome::Partial("2 rows rejected".into())
     );
 }
 

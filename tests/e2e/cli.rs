@@ -4,7 +4,7 @@
 
 use touchpoint_tests::{touchpoint, TestDaemon};
 
-use crate::common::{import_fixture, me, my_name, JUNE, MAY, MAY_ERRORS};
+use crate::common::{import_fixture, me, my_name, JUNE, MAY, MAY_ERRORS, MAY_WARNINGS};
 
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
@@ -29,12 +29,14 @@ fn import_prints_the_report_with_every_row_error_and_exits_0() {
         lines.contains(&"  format     windows-1252, ';', 22 columns"),
         "{stdout}"
     );
+    // A bad email and an impossible first registration cost those fields,
+    // not their customers and vehicles.
     assert!(
-        lines.contains(&"  rows       11 total, 7 ok, 4 rejected"),
+        lines.contains(&"  rows       11 total, 7 ok, 2 with warnings, 2 rejected"),
         "{stdout}"
     );
     assert!(
-        lines.contains(&"  customers  6 inserted, 0 updated, 1 unchanged"),
+        lines.contains(&"  customers  8 inserted, 0 updated, 1 unchanged"),
         "{stdout}"
     );
     assert!(lines.contains(&"  merges     1"), "{stdout}");
@@ -45,7 +47,23 @@ fn import_prints_the_report_with_every_row_error_and_exits_0() {
         .filter(|l| l.starts_with(&format!("{MAY}:")))
         .collect();
     assert_eq!(errors, MAY_ERRORS, "{stdout}");
+    let warnings: Vec<&str> = lines
+        .iter()
+        .filter_map(|l| l.strip_prefix("warning: "))
+        .collect();
+    assert_eq!(warnings, MAY_WARNINGS, "{stdout}");
     assert!(out.stderr.is_empty(), "{}", text(&out.stderr));
+    // The tenant's detail lists them as the import's warnings.
+    let out = touchpoint(&d.socket, &["tenant", "d001"]);
+    let detail = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{detail}{}", text(&out.stderr));
+    assert!(
+        detail.contains(&format!(
+            "\nimport #1 ({MAY}): 2 rows with warnings\n  {}\n  {}\n",
+            MAY_WARNINGS[0], MAY_WARNINGS[1]
+        )),
+        "{detail}"
+    );
 
     // Two files in one call: the one already imported, then the June export.
     let june = import_fixture(JUNE);
@@ -56,7 +74,16 @@ fn import_prints_the_report_with_every_row_error_and_exits_0() {
     );
     let stdout = text(&out.stdout);
     assert_eq!(out.status.code(), Some(0), "{stdout}{}", text(&out.stderr));
-    assert!(stdout.starts_with(&format!("{label}: already imported as #1, nothing changed\n{june_label}: committed as import #3\n")), "{stdout}");
+    assert!(
+        stdout.starts_with(&format!("{label}: same file as #1 (imported ")),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(&format!(
+            "); nothing applied\n{june_label}: committed as import #3\n"
+        )),
+        "{stdout}"
+    );
 }
 
 #[test]
@@ -136,10 +163,11 @@ fn tenants_json_carries_the_counts_for_scripts() {
             s["vehicles"].as_u64(),
             s["consents"].as_u64()
         ),
-        (Some(6), Some(5), Some(6), Some(12))
+        (Some(8), Some(7), Some(7), Some(16))
     );
     assert_eq!(list[0]["name"], "Autohaus Müller GmbH");
-    assert_eq!(list[0]["last_import"]["rows_rejected"].as_u64(), Some(4));
+    assert_eq!(list[0]["last_import"]["rows_rejected"].as_u64(), Some(2));
+    assert_eq!(list[0]["last_import"]["rows_warned"].as_u64(), Some(2));
     assert_eq!(list[1]["stats"]["customers"].as_u64(), Some(0));
     assert!(list[1]["last_import"].is_null());
 
@@ -182,6 +210,14 @@ fn a_re_export_reports_what_it_removed_and_its_rejected_rows_remove_nothing() {
         assert_eq!(out.status.code(), Some(0), "{stdout}{}", text(&out.stderr));
         stdout
     };
+    // The holders first: their vehicles are not parked.
+    let kunden = dir.path().join("kunden.csv");
+    std::fs::write(&kunden, "Kundennummer;Nachname\nK1;Berg\nK2;Kurz\n").expect("write");
+    let out = touchpoint(
+        &d.socket,
+        &["import", "--tenant", "d001", &kunden.display().to_string()],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     let head = "FIN;Kundennummer;Auftragsdatum;Auftragsart\n";
     let v2 = "WVWZZZ1KZ6W000002;K2;01.01.2027;Inspektion\n";
     let v1_late = "WVWZZZ1KZ6W000001;K1;12.01.2027;Inspektion\n";

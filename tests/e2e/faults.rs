@@ -169,7 +169,7 @@ async fn a_full_disk_fails_an_import_cleanly_and_the_tenant_recovers_once_space_
     let listed = c.tenants().await.expect("tenants while d001 is broken");
     let ids: Vec<String> = listed.iter().map(|t| t.id.to_string()).collect();
     assert_eq!(ids, ["d001", "d002", "d003"]);
-    assert_eq!(listed[1].stats.customers, 6, "{:?}", listed[1]);
+    assert_eq!(listed[1].stats.customers, 8, "{:?}", listed[1]);
     assert_eq!(listed[1].error, None);
     assert_eq!(listed[2].error, None);
     let trouble = listed[0].error.as_deref().unwrap_or_default();
@@ -225,14 +225,14 @@ async fn a_full_disk_fails_an_import_cleanly_and_the_tenant_recovers_once_space_
         .await
         .expect("May into d001 once space returned");
     assert_eq!(r.status, ImportStatus::Committed, "{r:?}");
-    assert_eq!(customers(&mut c, "d001").await, 6);
+    assert_eq!(customers(&mut c, "d001").await, 8);
     drop(c);
     d.stop();
 
     // A restart does not bring the failed import back.
     let d = TestDaemon::start_with(opts());
     let mut c = d.client().await;
-    assert_eq!(customers(&mut c, "d001").await, 6);
+    assert_eq!(customers(&mut c, "d001").await, 8);
     assert_eq!(staging_files(&tenants), Vec::<PathBuf>::new());
     drop(c);
     d.stop();
@@ -249,13 +249,13 @@ async fn a_full_disk_fails_an_import_cleanly_and_the_tenant_recovers_once_space_
     assert_eq!(
         figures,
         [
-            ("d001".to_string(), 6),
-            ("d002".to_string(), 6),
+            ("d001".to_string(), 8),
+            ("d002".to_string(), 8),
             ("d003".to_string(), 0)
         ]
     );
     fs.free();
-    assert_eq!(customers(&mut c, "d001").await, 6);
+    assert_eq!(customers(&mut c, "d001").await, 8);
     drop(c);
     d.stop();
 }
@@ -304,7 +304,7 @@ async fn full_disk_under_the_stores_own_writes() {
         figures,
         [
             ("d001".to_string(), 0, false),
-            ("d002".to_string(), 6, false),
+            ("d002".to_string(), 8, false),
             ("d003".to_string(), 0, false)
         ]
     );
@@ -320,7 +320,7 @@ async fn full_disk_under_the_stores_own_writes() {
     d.stop();
     let d = TestDaemon::start_with(opts());
     let mut c = d.client().await;
-    assert_eq!(customers(&mut c, "d001").await, 6);
+    assert_eq!(customers(&mut c, "d001").await, 8);
     drop(c);
     d.stop();
 }
@@ -368,7 +368,7 @@ async fn a_full_disk_under_the_central_store_heals_once_space_returns() {
     }
     let listed = c.tenants().await.expect("tenants on a full disk");
     assert_eq!(listed.len(), 3);
-    assert_eq!(listed[1].stats.customers, 6);
+    assert_eq!(listed[1].stats.customers, 8);
 
     fs.free();
     let r = c
@@ -377,7 +377,7 @@ async fn a_full_disk_under_the_central_store_heals_once_space_returns() {
         .expect("May into d001 once space returned");
     assert_eq!(r.status, ImportStatus::Committed, "{r:?}");
     let listed = c.tenants().await.expect("tenants");
-    assert_eq!(listed[0].stats.customers, 6, "{:?}", listed[0]);
+    assert_eq!(listed[0].stats.customers, 8, "{:?}", listed[0]);
     let audit = c
         .audit(Some(&tid("d001")), 2 * ATTEMPTS as u32, "")
         .await
@@ -387,8 +387,8 @@ async fn a_full_disk_under_the_central_store_heals_once_space_returns() {
         (newest.action.as_str(), &newest.outcome),
         (
             "import",
-            // May has four bad rows: imported in part.
-            &touchpoint_common::protocol::AuditOutcome::Partial("4 rows rejected".into())
+            // May has two rejected rows: imported in part.
+            &touchpoint_common::protocol::AuditOutcome::Partial("2 rows rejected".into())
         ),
         "{audit:?}"
     );

@@ -42,10 +42,10 @@ async fn stats(c: &mut Client, tenant: &str) -> TenantStats {
 /// What d001 holds after the May export.
 fn after_may(disk_bytes: u64) -> TenantStats {
     TenantStats {
-        customers: 6,
-        recipients: 5,
-        vehicles: 6,
-        consents: 12,
+        customers: 8,
+        recipients: 7,
+        vehicles: 7,
+        consents: 16,
         visits: 0,
         merges_active: 1,
         imports: 1,
@@ -64,17 +64,21 @@ fn assert_may_report(r: &ImportReport) {
             .len()
     );
     assert_eq!(r.format, "windows-1252, ';', 22 columns");
+    // A bad email and an impossible first registration cost only those
+    // fields: their rows are imported, with warnings.
     assert_eq!(
-        (r.rows_total, r.rows_ok, r.rows_rejected),
-        (11, 7, 4),
+        (r.rows_total, r.rows_ok, r.rows_warned, r.rows_rejected),
+        (11, 7, 2, 2),
         "{r:#?}"
     );
     assert_eq!(shown_errors(r), may_errors());
     assert_eq!(r.errors_truncated, 0);
+    let warnings: Vec<String> = r.warnings.iter().map(ToString::to_string).collect();
+    assert_eq!(warnings, crate::common::MAY_WARNINGS);
     // K-10004 holds two vehicles: its second row leaves the customer unchanged.
-    assert_eq!(r.customers, counts(6, 0, 1), "customers");
-    assert_eq!(r.vehicles, counts(6, 0, 0), "vehicles");
-    assert_eq!(r.consents, counts(12, 0, 2), "consents");
+    assert_eq!(r.customers, counts(8, 0, 1), "customers");
+    assert_eq!(r.vehicles, counts(7, 0, 0), "vehicles");
+    assert_eq!(r.consents, counts(16, 0, 2), "consents");
     assert_eq!(r.visits, counts(0, 0, 0), "visits");
     assert_eq!(r.unmapped_columns, ["Bemerkung"]);
     assert_eq!(r.merges, 1, "K-10006 is K-10001 again");
@@ -101,6 +105,8 @@ async fn an_export_with_bad_rows_keeps_the_good_ones_with_exact_counts_and_error
     let listed_report = ImportReport {
         errors: Vec::new(),
         errors_truncated: report.errors.len() as u64,
+        warnings: Vec::new(),
+        warnings_truncated: report.warnings.len() as u64,
         ..report.clone()
     };
     assert_eq!(d001.last_import.as_deref(), Some(&listed_report));
@@ -185,6 +191,19 @@ async fn the_same_file_again_is_already_imported_and_changes_nothing() {
         ],
         "newest first"
     );
+    // The audit log says which file it was the same as, and when that was.
+    let audit = c.audit(Some(&tid("d001")), 10, "").await.expect("audit");
+    let want = format!(
+        "import #2 {MAY}: same file as #1 (imported {}); nothing applied",
+        first.finished_at
+    );
+    assert!(
+        audit
+            .iter()
+            .any(|e| e.action == "import" && e.detail == want),
+        "{want:?} not in {:#?}",
+        audit.iter().map(|e| &e.detail).collect::<Vec<_>>()
+    );
 }
 
 #[tokio::test]
@@ -199,7 +218,7 @@ async fn the_same_file_for_another_tenant_is_imported_there_independently() {
         "d001's history is not d002's"
     );
     assert_eq!((other.import_id, other.tenant.as_str()), (1, "d002"));
-    assert_eq!(other.customers, counts(6, 0, 1));
+    assert_eq!(other.customers, counts(8, 0, 1));
     let s1 = stats(&mut c, "d001").await;
     let s2 = stats(&mut c, "d002").await;
     assert_eq!(
@@ -253,7 +272,7 @@ async fn a_newer_export_updates_inserts_and_moves_a_vehicle_exactly() {
             s.merges_active,
             s.imports
         ),
-        (7, 6, 6, 14, 1, 2)
+        (9, 8, 7, 18, 1, 2)
     );
     drop(c);
 
@@ -356,7 +375,7 @@ async fn a_file_that_is_not_csv_fails_clearly_stores_nothing_and_is_in_the_histo
             ..before
         }
     );
-    assert_eq!(after.customers, 6);
+    assert_eq!(after.customers, 8);
 }
 
 #[tokio::test]
@@ -417,7 +436,7 @@ async fn duplicates_are_merged_listed_and_undone_with_an_audit_trail() {
     let before = stats(&mut c, "d001").await;
     assert_eq!(
         (before.customers, before.recipients, before.merges_active),
-        (6, 5, 1)
+        (8, 7, 1)
     );
 
     let undone = c.undo_merge(&d001, m.merge_id).await.expect("undo");
@@ -430,7 +449,7 @@ async fn duplicates_are_merged_listed_and_undone_with_an_audit_trail() {
     let after = stats(&mut c, "d001").await;
     assert_eq!(
         (after.customers, after.recipients, after.merges_active),
-        (6, 6, 0)
+        (8, 8, 0)
     );
 
     // Twice is refused; an unknown merge is not found.
@@ -465,11 +484,15 @@ async fn duplicates_are_merged_listed_and_undone_with_an_audit_trail() {
         .collect();
     let undo_detail = format!("merge #{} (K-10006 into K-10001)", m.merge_id);
     let june_detail = format!("import #{} {JUNE}: 8 rows ok, 0 rejected", june.import_id);
-    let may_detail = format!("import #1 {MAY}: 7 rows ok, 4 rejected");
+    let may_detail = format!("import #1 {MAY}: 7 rows ok, 2 with warnings, 2 rejected");
+    // The identity pass's merge, by the daemon itself.
+    let merge_detail = format!(
+        "1 duplicate customer merged by the identity pass after import #1 {MAY} (touchpoint merges --tenant d001 lists them)"
+    );
     let nope = AuditOutcome::Failed(format!("merge #{} was already undone", m.merge_id));
     let unknown = AuditOutcome::Failed("no merge #99 in tenant d001".into());
-    // The May file kept its good rows and rejected four: done in part.
-    let partly = AuditOutcome::Partial("4 rows rejected".into());
+    // The May file kept its good rows and rejected two: done in part.
+    let partly = AuditOutcome::Partial("2 rows rejected".into());
     assert_eq!(
         entries,
         [
@@ -478,16 +501,22 @@ async fn duplicates_are_merged_listed_and_undone_with_an_audit_trail() {
             ("undo-merge", "", &nope),
             ("undo-merge", undo_detail.as_str(), &AuditOutcome::Ok),
             ("import", may_detail.as_str(), &partly),
+            ("merge", merge_detail.as_str(), &AuditOutcome::Ok),
         ],
         "newest first"
     );
-    for e in &audit {
+    let (merge, by_me) = audit.split_last().expect("entries");
+    for e in by_me {
         assert_eq!(
             (e.uid, e.user.as_str(), e.role),
             (me(), my_name().as_str(), Some(Role::Admin))
         );
         assert_eq!(e.tenant.as_ref(), Some(&d001));
     }
+    assert_eq!(
+        (merge.user.as_str(), merge.role, merge.tenant.as_ref()),
+        ("touchpointd", None, Some(&d001))
+    );
     // Reads are not audited.
     assert!(audit
         .iter()
@@ -503,15 +532,15 @@ async fn concurrent_uploads_are_isolated_and_idempotent() {
     let path = import_fixture(MAY);
     let (d001, d002) = (tid("d001"), tid("d002"));
     let (ra, rb) = tokio::join!(a.upload(&d001, &path), b.upload(&d002, &path));
-    assert_eq!(ra.expect("d001").customers, counts(6, 0, 1));
-    assert_eq!(rb.expect("d002").customers, counts(6, 0, 1));
+    assert_eq!(ra.expect("d001").customers, counts(8, 0, 1));
+    assert_eq!(rb.expect("d002").customers, counts(8, 0, 1));
 
     let d003 = tid("d003");
     let (ra, rb) = tokio::join!(a.upload(&d003, &path), b.upload(&d003, &path));
     let (ra, rb) = (ra.expect("first"), rb.expect("second"));
     let inserted: Vec<u64> = [&ra, &rb].iter().map(|r| r.customers.inserted).collect();
     assert!(
-        inserted.contains(&6) && inserted.contains(&0),
+        inserted.contains(&8) && inserted.contains(&0),
         "one of them inserts, the other finds it all there: {inserted:?}"
     );
     for r in [&ra, &rb] {
@@ -530,7 +559,7 @@ async fn concurrent_uploads_are_isolated_and_idempotent() {
             s.consents,
             s.merges_active
         ),
-        (6, 5, 6, 12, 1)
+        (8, 7, 7, 16, 1)
     );
 }
 

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use touchpoint_tests::{eventually, tid, TestDaemon};
 
-use crate::common::{import_fixture, MAY, MAY_ERRORS};
+use crate::common::{import_fixture, MAY, MAY_ERRORS, MAY_WARNINGS};
 
 pub(crate) const FILED: Duration = Duration::from_secs(20);
 
@@ -91,10 +91,10 @@ async fn a_dropped_export_is_imported_and_filed_with_its_report() {
     );
     for want in [
         "format: windows-1252, ';', 22 columns",
-        "rows: 11 total, 7 ok, 4 rejected",
-        "customers: 6 inserted, 0 updated, 1 unchanged",
-        "vehicles: 6 inserted, 0 updated, 0 unchanged",
-        "consents: 12 inserted, 0 updated, 2 unchanged",
+        "rows: 11 total, 7 ok, 2 with warnings, 2 rejected",
+        "customers: 8 inserted, 0 updated, 1 unchanged",
+        "vehicles: 7 inserted, 0 updated, 0 unchanged",
+        "consents: 16 inserted, 0 updated, 2 unchanged",
         "visits: 0 inserted, 0 updated, 0 unchanged",
         "duplicate merges: 1",
         "columns not imported: Bemerkung",
@@ -107,6 +107,11 @@ async fn a_dropped_export_is_imported_and_filed_with_its_report() {
         .filter(|l| l.starts_with(&format!("{MAY}:")))
         .collect();
     assert_eq!(errors, MAY_ERRORS, "row errors in:\n{report}");
+    let warnings: Vec<&str> = lines
+        .iter()
+        .filter_map(|l| l.strip_prefix("warning: "))
+        .collect();
+    assert_eq!(warnings, MAY_WARNINGS, "warnings in:\n{report}");
 
     assert!(!inbox.join(MAY).exists(), "moved out of the inbox");
     assert_eq!(
@@ -126,7 +131,7 @@ async fn a_dropped_export_is_imported_and_filed_with_its_report() {
             s.merges_active,
             s.imports
         ),
-        (6, 6, 12, 1, 1)
+        (8, 7, 16, 1, 1)
     );
     assert_eq!(
         c.tenant(&tid("d002"))
@@ -159,8 +164,38 @@ async fn a_dropped_export_is_imported_and_filed_with_its_report() {
             .summary
             .stats
             .customers,
-        6
+        8
     );
+    // Both drops are in the audit log, by the inbox, the second as the
+    // same file as the first; so are the identity pass's merges.
+    let audit = c.audit(Some(&tid("d001")), 10, "").await.expect("audit");
+    let lines: Vec<(&str, &str, &str)> = audit
+        .iter()
+        .map(|e| (e.user.as_str(), e.action.as_str(), e.detail.as_str()))
+        .collect();
+    assert_eq!(lines.len(), 3, "{lines:#?}");
+    assert_eq!((lines[0].0, lines[0].1), ("inbox", "import"), "{lines:#?}");
+    assert!(
+        lines[0]
+            .2
+            .starts_with(&format!("import #2 {MAY}: same file as #1 (imported "))
+            && lines[0].2.ends_with("); nothing applied"),
+        "{lines:#?}"
+    );
+    assert_eq!(
+        lines[1],
+        (
+            "inbox",
+            "import",
+            format!("import #1 {MAY}: 7 rows ok, 2 with warnings, 2 rejected").as_str()
+        )
+    );
+    assert_eq!(
+        (lines[2].0, lines[2].1),
+        ("touchpointd", "merge"),
+        "{lines:#?}"
+    );
+    assert!(audit.iter().all(|e| e.tenant == Some(tid("d001"))));
 }
 
 #[tokio::test]

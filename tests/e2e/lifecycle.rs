@@ -504,7 +504,7 @@ async fn listing_tenants_opens_none_of_their_stores() {
             d001.stats.customers,
             d001.stats.recipients
         ),
-        ("d001".to_string(), 6, 5)
+        ("d001".to_string(), 8, 7)
     );
     assert!(d001.stats.disk_bytes > 0);
     assert_eq!(

@@ -384,22 +384,7 @@ fn outcome_of(reply: &Response) -> (AuditOutcome, String) {
             };
             (outcome, detail)
         }
-        Response::Imported(r) => {
-            let detail = format!(
-                "import #{} {}: {} rows ok, {} rejected",
-                r.import_id, r.file_name, r.rows_ok, r.rows_rejected
-            );
-            let outcome = match &r.status {
-                touchpoint_common::domain::ImportStatus::Failed { reason } => {
-                    AuditOutcome::Failed(reason.clone())
-                }
-                _ if r.rows_rejected > 0 => {
-                    AuditOutcome::Partial(format!("{} rows rejected", r.rows_rejected))
-                }
-                _ => AuditOutcome::Ok,
-            };
-            (outcome, detail)
-        }
+        Response::Imported(r) => AuditOutcome::of_import(r),
         Response::MergeUndone(m) => (
             AuditOutcome::Ok,
             format!("merge #{} ({} into {})", m.merge_id, m.merged, m.survivor),

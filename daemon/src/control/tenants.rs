@@ -2,7 +2,7 @@
 //! central store's figures, opening no tenant's database), one tenant's
 //! detail, its imports and its duplicate merges, one stored customer.
 
-use touchpoint_common::protocol::{Identity, Response, TenantDetail, TenantSummary};
+use touchpoint_common::protocol::{Identity, ParkedVehicle, Response, TenantDetail, TenantSummary};
 use touchpoint_common::TenantId;
 
 use super::reply::store_err;
@@ -49,6 +49,7 @@ pub(super) fn detail(ctx: &Ctx, tenant: &TenantId) -> Response {
         .unwrap_or_default();
     let detail = (|| {
         let s = stores.tenant(tenant)?;
+        let (parked, parked_list) = s.parked_vehicles(TenantDetail::MAX_PARKED)?;
         Ok::<_, StoreError>(TenantDetail {
             summary: summary(stores, name, tenant)?,
             // Bounded so a busy tenant's detail stays far below the frame
@@ -60,10 +61,18 @@ pub(super) fn detail(ctx: &Ctx, tenant: &TenantId) -> Response {
                     let cut = r.errors.len().saturating_sub(DETAIL_ERRORS);
                     r.errors.truncate(DETAIL_ERRORS);
                     r.errors_truncated += cut as u64;
+                    let cut = r.warnings.len().saturating_sub(DETAIL_ERRORS);
+                    r.warnings.truncate(DETAIL_ERRORS);
+                    r.warnings_truncated += cut as u64;
                     r
                 })
                 .collect(),
             merges: s.merges(true)?.into_iter().take(DETAIL_MERGES).collect(),
+            parked,
+            parked_list: parked_list
+                .into_iter()
+                .map(|(vin, customer_no)| ParkedVehicle { vin, customer_no })
+                .collect(),
         })
     })();
     detail.map(Response::Tenant).unwrap_or_else(store_err)

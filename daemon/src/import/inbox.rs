@@ -524,6 +524,16 @@ fn process(importer: &Importer, root: &Path, state_dir: &Path, path: &Path) -> O
         tracing::info!(file = ?path, "inbox file changed while it was imported; importing it again once it stops changing");
         return Outcome::Again;
     }
+    if let Ok(tenant) = TenantId::new(&*tenant_name.to_string_lossy()) {
+        let (result, detail) = match &outcome {
+            Ok(report) => touchpoint_common::protocol::AuditOutcome::of_import(report),
+            Err(reason) => (
+                touchpoint_common::protocol::AuditOutcome::Failed(reason.clone()),
+                shown.clone(),
+            ),
+        };
+        importer.audit(super::INBOX_ACTOR, "import", &tenant, detail, result);
+    }
     let (sub, text) = match &outcome {
         Ok(report) if !matches!(report.status, ImportStatus::Failed { .. }) => {
             (DONE, report_text(report))
@@ -665,11 +675,17 @@ pub fn report_text(r: &ImportReport) -> String {
     if !r.format.is_empty() {
         let _ = writeln!(s, "format: {}", r.format);
     }
-    let _ = writeln!(
-        s,
-        "rows: {} total, {} ok, {} rejected",
-        r.rows_total, r.rows_ok, r.rows_rejected
-    );
+    let _ = writeln!(s, "rows: {} total, {}", r.rows_total, r.rows_summary());
+    if r.parked > 0 {
+        let _ = writeln!(
+            s,
+            "vehicles parked: {} (holder not a known customer; attached when the customer is imported)",
+            r.parked
+        );
+    }
+    if let Some(line) = r.stale.describe(&r.file_name) {
+        let _ = writeln!(s, "{line}");
+    }
     for (what, c) in [
         ("customers", r.customers),
         ("vehicles", r.vehicles),
@@ -715,6 +731,12 @@ pub fn report_text(r: &ImportReport) -> String {
     }
     if r.errors_truncated > 0 {
         let _ = writeln!(s, "… and {} more rejected rows", r.errors_truncated);
+    }
+    for w in &r.warnings {
+        let _ = writeln!(s, "warning: {w}");
+    }
+    if r.warnings_truncated > 0 {
+        let _ = writeln!(s, "… and {} more warnings", r.warnings_truncated);
     }
     s
 }

@@ -80,7 +80,7 @@ use csv::{ByteRecord, StringRecord};
 use encoding_rs::{Encoding, UTF_8, WINDOWS_1252};
 use encoding_rs_io::{DecodeReaderBytes, DecodeReaderBytesBuilder};
 use touchpoint_common::domain::{
-    Channel, Consent, Customer, ImportField, RowError, Salutation, ServiceVisit, Vehicle,
+    Channel, Consent, Customer, FieldSet, ImportField, RowError, Salutation, ServiceVisit, Vehicle,
 };
 use touchpoint_common::policy::TenantImport;
 use touchpoint_common::report::ReportedResponse;
@@ -322,6 +322,12 @@ fn key_hint(headers: &[String]) -> &'static str {
 pub struct Row {
     /// 1-based physical line where the record starts (the header is line 1).
     pub line: u64,
+    /// Optional fields whose value was bad and that the row's records do
+    /// not carry: what is stored of them stays (see [`Parser`]'s docs).
+    pub dropped: FieldSet,
+    /// Why each of `dropped` was not imported, `file:line: field: reason
+    /// (field not imported)`, left to right.
+    pub warnings: Vec<RowError>,
     pub customer: Option<Customer>,
     pub vehicle: Option<Vehicle>,
     pub consents: Vec<Consent>,
@@ -619,8 +625,55 @@ fn is_placeholder(t: &str) -> bool {
 
 struct FieldError {
     position: usize,
-    field: &'static str,
+    field: ImportField,
     reason: String,
+}
+
+/// Whether a bad value of `field` drops that field only (the row is kept
+/// without it and the drop reported as a warning) rather than the row: every
+/// field but the keys (customer number, VIN) and what makes a row the record
+/// it is (a visit's date, a consent statement's channel and yes/no, a
+/// response's kind and date, every field of a send history).
+fn droppable(field: ImportField, plan: &Plan) -> bool {
+    use ImportField as F;
+    if plan.history {
+        return false;
+    }
+    if plan.responses {
+        return matches!(field, F::ResponseValue);
+    }
+    matches!(
+        field,
+        F::IsCompany
+            | F::Country
+            | F::Postcode
+            | F::Email
+            | F::Phone
+            | F::BirthDate
+            | F::Language
+            | F::FirstRegistration
+            | F::LastServiceDate
+            | F::LastServiceKm
+            | F::NextInspection
+            | F::WarrantyEnd
+            | F::ConsentEmail
+            | F::ConsentPost
+            | F::ConsentPhone
+            | F::ConsentDate
+            | F::VisitKm
+            | F::VisitValue
+    )
+}
+
+/// Whether a customer read from a row with fields dropped is still someone
+/// to write to: a name (or company) or a way to reach them.
+fn usable(c: &Customer) -> bool {
+    !c.last_name.is_empty()
+        || !c.first_name.is_empty()
+        || c.company.is_some()
+        || c.email.is_some()
+        || c.phone.is_some()
+        || (!c.address.street.is_empty() && !c.address.city.is_empty())
 }
 
 /// What a row reports a bad field with: the field and why.
@@ -1492,7 +1545,7 @@ impl Rules {
         let mut fail = |field: ImportField, reason: String| {
             errors.push(FieldError {
                 position: p.position(field),
-                field: field.name(),
+                field,
                 reason,
             });
         };
@@ -1588,6 +1641,35 @@ impl Rules {
         if errors.is_empty() {
             return Some(Ok(row));
         }
+        errors.sort_by_key(|e| e.position);
+        if errors.iter().all(|e| droppable(e.field, p)) {
+            // Only optional fields are bad: the row is kept without them,
+            // unless what is left of it is nobody and nothing.
+            if row.customer.as_ref().is_some_and(|c| !usable(c)) {
+                row.customer = None;
+            }
+            let something = row.customer.is_some()
+                || row.vehicle.is_some()
+                || row.visit.is_some()
+                || row.response.is_some()
+                || !row.consents.is_empty();
+            if something {
+                for e in errors.iter() {
+                    row.dropped.insert(e.field);
+                    let what = if e.field == F::ConsentDate {
+                        "field not imported, nor the row's consent statements"
+                    } else {
+                        "field not imported"
+                    };
+                    row.warnings.push(self.error(
+                        line,
+                        e.field.name(),
+                        format!("{} ({what})", e.reason),
+                    ));
+                }
+                return Some(Ok(row));
+            }
+        }
         // A VIN that is not one names no vehicle; the customer number alone
         // is not enough then (the row's visits are its vehicle's).
         let vin_read = vin_cell.is_empty() || !vin.is_empty();
@@ -1597,15 +1679,14 @@ impl Rules {
                 customer_no: customer_no.to_string(),
             });
         }
-        errors.sort_by_key(|e| e.position);
         let mut reason = errors[0].reason.clone();
         for e in &errors[1..] {
             reason.push_str("; also ");
-            reason.push_str(e.field);
+            reason.push_str(e.field.name());
             reason.push_str(": ");
             reason.push_str(&e.reason);
         }
-        Some(Err(self.error(line, errors[0].field, reason)))
+        Some(Err(self.error(line, errors[0].field.name(), reason)))
     }
 
     /// Why a row with fewer values than the header has columns is rejected;
@@ -1910,11 +1991,17 @@ impl Rules {
             );
             return;
         }
-        let at = optional(p.get(rec, F::ConsentDate), F::ConsentDate, fail, |v| {
-            values::parse_timestamp(v, self.order, self.today)
-        })
-        .flatten()
-        .unwrap_or_default();
+        // A statement without its date would be taken as made today: with a
+        // bad date, the row's statements are not imported at all.
+        let date = p.get(rec, F::ConsentDate);
+        let at = match values::parse_timestamp(date, self.order, self.today) {
+            _ if date.is_empty() => Default::default(),
+            Ok(at) => at.unwrap_or_default(),
+            Err(e) => {
+                fail(F::ConsentDate, e);
+                return;
+            }
+        };
         let source = p.get(rec, F::ConsentSource);
         let source = if source.is_empty() {
             self.consent_source.clone()

@@ -37,6 +37,26 @@ pub struct TenantFigures {
 }
 
 /// [`TenantFigures`] as the version before wrote them (its last import
+/// without warnings, parked vehicles and stale records): read so that the
+/// listing keeps them.
+#[derive(Deserialize)]
+struct TenantFiguresV3 {
+    stats: TenantStats,
+    opt_ins: OptIns,
+    last_import: Option<touchpoint_common::domain::ImportReportV3>,
+}
+
+impl From<TenantFiguresV3> for TenantFigures {
+    fn from(f: TenantFiguresV3) -> Self {
+        Self {
+            stats: f.stats,
+            opt_ins: f.opt_ins,
+            last_import: f.last_import.map(Into::into),
+        }
+    }
+}
+
+/// [`TenantFigures`] as an earlier version wrote them (its last import
 /// without what a re-export corrected, its tally without the unrecognised
 /// visit types): read so that the listing keeps them.
 #[derive(Deserialize)]
@@ -343,8 +363,9 @@ impl Central {
             .map(|b| {
                 decode_record(&b)
                     .or_else(|e| {
-                        decode_record::<TenantFiguresV2>(&b)
+                        decode_record::<TenantFiguresV3>(&b)
                             .map(Into::into)
+                            .or_else(|_| decode_record::<TenantFiguresV2>(&b).map(Into::into))
                             .or_else(|_| decode_record::<TenantFiguresV1>(&b).map(Into::into))
                             .map_err(|_| e)
                     })

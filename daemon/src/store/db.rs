@@ -199,16 +199,18 @@ pub(super) fn decode<T: DeserializeOwned>(tree: &'static str, bytes: &[u8]) -> R
 }
 
 /// An import report as this version writes it or as earlier ones wrote
-/// it (without what a re-export corrected or the unrecognised visit types;
-/// without the response counts).
+/// it (without warnings, parked vehicles and stale records; without what a
+/// re-export corrected or the unrecognised visit types; without the
+/// response counts).
 pub(super) fn decode_import_report(
     tree: &'static str,
     bytes: &[u8],
 ) -> Result<touchpoint_common::domain::ImportReport> {
-    use touchpoint_common::domain::{ImportReportV1, ImportReportV2};
+    use touchpoint_common::domain::{ImportReportV1, ImportReportV2, ImportReportV3};
     decode(tree, bytes).or_else(|e| {
-        decode::<ImportReportV2>(tree, bytes)
+        decode::<ImportReportV3>(tree, bytes)
             .map(Into::into)
+            .or_else(|_| decode::<ImportReportV2>(tree, bytes).map(Into::into))
             .or_else(|_| decode::<ImportReportV1>(tree, bytes).map(Into::into))
             .map_err(|_| e)
     })

@@ -5,8 +5,8 @@
 //! tenants listing shows, derived from them.
 //!
 //! Owns the trees `customers`, `vehicles`, `owner`, `consents`, `visits`,
-//! `responses`, `imports`, `import_hash`, `merges`, `merged`, `bad_addresses`
-//! and `journeys` (their keys: [`keys`]), and the `meta` keys `counters`, `next_import_id`,
+//! `responses`, `imports`, `import_hash`, `merges`, `merged`, `bad_addresses`,
+//! `journeys` and `as_of` (their keys: [`keys`]), and the `meta` keys `counters`, `next_import_id`,
 //! `next_merge_id`, `pending_import` and `generation`. Only this file and
 //! its children reach them: `import` (an import, journaled), `merges`
 //! (merges and their undo), `journeys` (the derived journey stages); this file writes the rest (import reports that
@@ -65,6 +65,11 @@ pub(super) struct Records {
     bad_addresses: sled::Tree,
     /// customer_no -> JourneyRecord (`journeys.rs`).
     journeys: sled::Tree,
+    /// The day the stored data of a customer or vehicle is as of, by the
+    /// export that last wrote it ([`keys::as_of_customer`],
+    /// [`keys::as_of_vehicle`]): an older export does not overwrite it.
+    /// Absent for records stored before it was kept (any export applies).
+    as_of: sled::Tree,
     /// Shared with the outbox, which owns its other keys.
     meta: sled::Tree,
     /// Opt-in counts and the data version they were counted at.
@@ -96,6 +101,7 @@ impl Records {
             merged: db.tree("merged")?,
             bad_addresses: db.tree("bad_addresses")?,
             journeys: db.tree("journeys")?,
+            as_of: db.tree("as_of")?,
             meta: db.tree("meta")?,
             db,
             opt_ins: Mutex::new(None),
@@ -176,6 +182,44 @@ impl Records {
             }
         }
         Ok(out)
+    }
+
+    /// Vehicles whose holder's customer number is not a stored customer:
+    /// how many, and the first `limit` of them (VIN, customer number) in
+    /// the order of their holders' numbers. Reads the holder index once.
+    pub(super) fn parked_vehicles(&self, limit: usize) -> Result<(u64, Vec<(String, String)>)> {
+        let mut count = 0;
+        let mut list = Vec::new();
+        let mut last: Option<(Vec<u8>, bool)> = None;
+        for k in self.owner.iter().keys() {
+            let k = k.map_err(self.db.err())?;
+            let Some(at) = k.iter().position(|&b| b == 0) else {
+                continue;
+            };
+            let (holder, vin) = (&k[..at], &k[at + 1..]);
+            let known = match &last {
+                Some((h, known)) if h.as_slice() == holder => *known,
+                _ => {
+                    let known = self.customers.contains_key(holder).map_err(self.db.err())?;
+                    last = Some((holder.to_vec(), known));
+                    known
+                }
+            };
+            if known {
+                continue;
+            }
+            let vin = String::from_utf8_lossy(vin).into_owned();
+            let holder = String::from_utf8_lossy(holder).into_owned();
+            // A stale index entry (see `vehicles_of`): the record is the truth.
+            if self.vehicle(&vin)?.is_none_or(|v| v.customer_no != holder) {
+                continue;
+            }
+            count += 1;
+            if list.len() < limit {
+                list.push((vin, holder));
+            }
+        }
+        Ok((count, list))
     }
 
     pub(super) fn consents_of(&self, customer_no: &str) -> Result<Vec<Consent>> {
@@ -311,9 +355,12 @@ impl Records {
         let mut stats = self.stats()?;
         stats.disk_bytes = 0;
         let last_import = self.imports(1)?.into_iter().next().map(|mut r| {
-            // Row errors quote the dealer's file: they stay in its room.
+            // Row errors and warnings quote the dealer's file: they stay
+            // in its room.
             r.errors_truncated += r.errors.len() as u64;
             r.errors = Vec::new();
+            r.warnings_truncated += r.warnings.len() as u64;
+            r.warnings = Vec::new();
             r
         });
         Ok(TenantFigures {

@@ -21,6 +21,7 @@
 //! | `merged`        | customer_no, active merges only  | merge_id(8)      | `records/merges.rs` |
 //! | `bad_addresses` | address, trimmed, lower case     | reason           | `records.rs` (`mark_bad_address`, `record_consents_and_bad_addresses`) |
 //! | `journeys`      | customer_no                      | JourneyRecord    | `records/journeys.rs` |
+//! | `as_of`         | `c` 0x00 customer_no, `v` 0x00 vin | Date (the export's "as of") | `records/import/apply.rs` |
 //! | `meta`          | `counters`                       | Counters         | `records/import.rs` (`finish`); `records.rs` (`record_import`); `records/merges.rs` |
 //! |                 | `next_import_id`, `next_merge_id`, `generation` | u64 | `records.rs` (`next_id`, `bump_generation`) |
 //! |                 | `pending_import` (an earlier version's marker) | ImportReport | `records/import.rs` (`finish` removes it) |
@@ -179,6 +180,12 @@ impl TenantStore {
     /// Vehicles whose current holder is this customer number.
     pub fn vehicles_of(&self, customer_no: &str) -> Result<Vec<Vehicle>> {
         self.records.vehicles_of(customer_no)
+    }
+
+    /// Vehicles kept whose holder is not a known customer: how many, and
+    /// the first `limit` (VIN, customer number).
+    pub fn parked_vehicles(&self, limit: usize) -> Result<(u64, Vec<(String, String)>)> {
+        self.records.parked_vehicles(limit)
     }
 
     /// The latest consent statement per channel of one customer.

@@ -933,3 +933,74 @@ fn an_import_report_of_the_version_before_still_reads() {
         now
     );
 }
+
+/// An import report stored by the version before (without warnings, parked
+/// vehicles, stale records) still reads, with none of them; so do the
+/// tenant figures that carry one.
+#[test]
+fn an_import_report_without_warnings_still_reads() {
+    use touchpoint_common::codec::encode_record;
+    use touchpoint_common::domain::{ImportReportV3, RowError, Stale};
+    let r = report(&TenantId::new("d001").expect("tenant id"), 9, "def");
+    let old = ImportReportV3 {
+        import_id: r.import_id,
+        tenant: r.tenant.clone(),
+        file_name: r.file_name.clone(),
+        content_hash: r.content_hash.clone(),
+        bytes: r.bytes,
+        started_at: r.started_at,
+        finished_at: r.finished_at,
+        status: r.status.clone(),
+        format: r.format.clone(),
+        rows_total: 4,
+        rows_ok: 3,
+        rows_rejected: 1,
+        customers: r.customers,
+        vehicles: r.vehicles,
+        consents: r.consents,
+        visits: r.visits,
+        unmapped_columns: vec!["Fax".into()],
+        errors: vec![RowError {
+            file: "k.csv".into(),
+            line: 3,
+            field: "vin".into(),
+            reason: "bad".into(),
+        }],
+        errors_truncated: 0,
+        merges: 2,
+        responses: r.responses,
+        credited: None,
+        corrections: r.corrections,
+    };
+    let bytes = encode_record(&old).expect("encode");
+    let back = db::decode_import_report("imports", &bytes).expect("decode");
+    assert_eq!(
+        (
+            back.rows_ok,
+            back.rows_rejected,
+            back.merges,
+            back.errors.len()
+        ),
+        (3, 1, 2, 1)
+    );
+    assert_eq!(
+        (
+            back.rows_warned,
+            back.warnings.len(),
+            back.parked,
+            back.stale
+        ),
+        (0, 0, 0, Stale::default())
+    );
+    assert_eq!(back.previous_at, None);
+    // And this version's, warnings and all, reads as itself.
+    let mut now = back.clone();
+    now.rows_warned = 1;
+    now.warnings = now.errors.clone();
+    now.stale.rows = 5;
+    let bytes = encode_record(&now).expect("encode");
+    assert_eq!(
+        db::decode_import_report("imports", &bytes).expect("decode"),
+        now
+    );
+}

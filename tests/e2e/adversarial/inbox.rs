@@ -119,7 +119,7 @@ async fn a_fifo_and_a_socket_are_refused_without_blocking_the_inbox() {
         report.starts_with(&format!("import #1 of {MAY} for tenant d001: committed\n")),
         "{report}"
     );
-    assert_eq!(imports_of(&d, "d001").await, (6, 1));
+    assert_eq!(imports_of(&d, "d001").await, (8, 1));
 }
 
 #[tokio::test]

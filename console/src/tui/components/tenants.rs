@@ -347,8 +347,15 @@ fn detail_lines(d: &TenantDetail, costs: &[CostRow], month: u32) -> Vec<Line<'st
             Span::from(format!("{} ", i.file_name)),
             Span::from(format::import_status(&i.status)).style(style),
             Span::from(format!(
-                " · {} rows, {} rejected, {} merges",
-                i.rows_total, i.rows_rejected, i.merges
+                " · {} rows, {}{} rejected, {} merges",
+                i.rows_total,
+                if i.rows_warned > 0 {
+                    format!("{} with warnings, ", i.rows_warned)
+                } else {
+                    String::new()
+                },
+                i.rows_rejected,
+                i.merges
             ))
             .style(dim()),
         ]));
@@ -368,6 +375,33 @@ fn detail_lines(d: &TenantDetail, costs: &[CostRow], month: u32) -> Vec<Line<'st
         let more = (i.errors.len() as u64).saturating_sub(3) + i.errors_truncated;
         if more > 0 {
             lines.push(Line::from(format!("      … {more} more rejected rows")).style(dim()));
+        }
+        if let Some(line) = i.stale.describe(&i.file_name) {
+            lines.push(Line::from(format!("      {line}")).yellow());
+        }
+        for w in i.warnings.iter().take(3) {
+            lines.push(Line::from(format!("      warning: {w}")).yellow());
+        }
+        let more = (i.warnings.len() as u64).saturating_sub(3) + i.warnings_truncated;
+        if more > 0 {
+            lines.push(Line::from(format!("      … {more} more warnings")).style(dim()));
+        }
+    }
+    if d.parked > 0 {
+        lines.push(Line::from(""));
+        lines.push(
+            Line::from(format!(
+                "Parked vehicles ({}): holder not a known customer, attached when the customer is imported",
+                d.parked
+            ))
+            .bold(),
+        );
+        for p in d.parked_list.iter().take(8) {
+            lines.push(Line::from(format!("  {}  customer_no {}", p.vin, p.customer_no)).yellow());
+        }
+        let more = d.parked.saturating_sub(d.parked_list.len().min(8) as u64);
+        if more > 0 {
+            lines.push(Line::from(format!("  … {more} more")).style(dim()));
         }
     }
     lines.push(Line::from(""));
@@ -438,6 +472,49 @@ mod tests {
         assert!(
             lines.iter().any(|l| l
                 == "      re-export: removed 2 visits no longer in the export (vehicles it names, 2026-10-01…2026-11-30)"),
+            "{lines:#?}"
+        );
+    }
+
+    #[test]
+    fn warnings_stale_records_and_parked_vehicles_are_in_the_detail() {
+        use touchpoint_common::domain::{RowError, Stale};
+        use touchpoint_common::protocol::ParkedVehicle;
+        let mut d = crate::fixtures::detail();
+        let i = &mut d.imports[0];
+        i.rows_warned = 1;
+        i.warnings = vec![RowError {
+            file: "kunden.csv".into(),
+            line: 11,
+            field: "birth_date".into(),
+            reason: "\"31.02.1990\" does not exist: February 1990 has 28 days (field not imported)"
+                .into(),
+        }];
+        i.stale = Stale {
+            rows: 3,
+            as_of: Date::from_ymd(2026, 11, 30),
+            stored: Date::from_ymd(2026, 12, 5),
+        };
+        d.parked = 2;
+        d.parked_list = vec![ParkedVehicle {
+            vin: "WVWZZZ1KZ6W000001".into(),
+            customer_no: "99999".into(),
+        }];
+        let lines: Vec<String> = detail_lines(&d, &[])
+            .iter()
+            .map(|l| l.to_string())
+            .collect();
+        for want in [
+            "      warning: kunden.csv:11: birth_date: \"31.02.1990\" does not exist: February 1990 has 28 days (field not imported)",
+            "      kunden.csv: 3 rows older than the stored data (as of 2026-11-30 < 2026-12-05); not applied",
+            "Parked vehicles (2): holder not a known customer, attached when the customer is imported",
+            "  WVWZZZ1KZ6W000001  customer_no 99999",
+            "  … 1 more",
+        ] {
+            assert!(lines.iter().any(|l| l == want), "{want:?} in {lines:#?}");
+        }
+        assert!(
+            lines.iter().any(|l| l.contains(" 1 with warnings, ")),
             "{lines:#?}"
         );
     }

@@ -44,6 +44,7 @@ use touchpoint_common::domain::{
     Consent, Customer, FieldSet, ImportReport, ServiceVisit, Timestamp, Vehicle,
 };
 use touchpoint_common::report::ReportedResponse;
+use touchpoint_common::Date;
 
 use super::keys::{META_COUNTERS, META_PENDING};
 use super::Records;
@@ -55,8 +56,8 @@ use apply::{apply, Applied};
 use journal::{Journal, T};
 pub use staging::STAGING_FILE;
 use staging::{
-    Header, Rejected, OP_CONSENT, OP_CUSTOMER, OP_HEADER, OP_REJECTED, OP_RESPONSE, OP_VEHICLE,
-    OP_VISIT, STAGING_MAGIC,
+    Header, Rejected, Staged, OP_CONSENT, OP_CUSTOMER, OP_CUSTOMER_ROW, OP_HEADER, OP_REJECTED,
+    OP_RESPONSE, OP_VEHICLE, OP_VEHICLE_ROW, OP_VISIT, STAGING_MAGIC,
 };
 
 mod apply;
@@ -145,6 +146,47 @@ impl<'s> ImportTxn<'s> {
     /// Stores a vehicle; when its holder changed, it moves to the new holder.
     pub fn put_vehicle(&mut self, v: &Vehicle) -> Result<()> {
         self.write(OP_VEHICLE, v)
+    }
+
+    /// Stores the customer of the file's row at `line`, keeping what is
+    /// stored of the fields `dropped` (bad values the row had), unless the
+    /// stored customer is of an export newer than `as_of` (then the row is
+    /// counted stale in the report).
+    pub fn put_customer_row(
+        &mut self,
+        c: &Customer,
+        dropped: FieldSet,
+        as_of: Date,
+        line: u64,
+    ) -> Result<()> {
+        self.write(
+            OP_CUSTOMER_ROW,
+            &Staged {
+                record: c,
+                dropped,
+                as_of,
+                line,
+            },
+        )
+    }
+
+    /// [`Self::put_customer_row`] for a vehicle.
+    pub fn put_vehicle_row(
+        &mut self,
+        v: &Vehicle,
+        dropped: FieldSet,
+        as_of: Date,
+        line: u64,
+    ) -> Result<()> {
+        self.write(
+            OP_VEHICLE_ROW,
+            &Staged {
+                record: v,
+                dropped,
+                as_of,
+                line,
+            },
+        )
     }
 
     /// Stores a consent statement unless a later one is stored

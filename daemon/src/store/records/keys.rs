@@ -22,6 +22,16 @@ pub(super) const META_GENERATION: &[u8] = b"generation";
 /// its commit point (the report to complete it with).
 pub(super) const META_PENDING: &[u8] = b"pending_import";
 
+/// `as_of` key of a customer: `c`, 0, the customer number.
+pub(super) fn as_of_customer(customer_no: &str) -> Vec<u8> {
+    composite(b"c", customer_no.as_bytes())
+}
+
+/// `as_of` key of a vehicle: `v`, 0, the VIN.
+pub(super) fn as_of_vehicle(vin: &str) -> Vec<u8> {
+    composite(b"v", vin.as_bytes())
+}
+
 /// Every key of one customer in `owner` and `consents`.
 pub(super) fn customer_prefix(customer_no: &str) -> Vec<u8> {
     let mut k = customer_no.as_bytes().to_vec();

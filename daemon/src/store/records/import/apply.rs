@@ -12,18 +12,22 @@ use serde::de::DeserializeOwned;
 use sled::IVec;
 use touchpoint_common::codec::{decode_record, encode_record};
 use touchpoint_common::domain::{
-    Consent, Corrected, Corrections, Counts, Customer, ImportReport, ServiceVisit, Vehicle,
+    Consent, Corrected, Corrections, Counts, Customer, FieldSet, ImportReport, ServiceVisit, Stale,
+    Vehicle,
 };
 use touchpoint_common::report::ReportedResponse;
+use touchpoint_common::Date;
 
 use super::journal::{Journal, T};
 use super::staging::{
-    Header, Reader, Rejected, OP_CONSENT, OP_CUSTOMER, OP_HEADER, OP_LAST, OP_REJECTED,
-    OP_RESPONSE, OP_VEHICLE, OP_VISIT,
+    Header, Reader, Rejected, Staged, OP_CONSENT, OP_CUSTOMER, OP_CUSTOMER_ROW, OP_HEADER, OP_LAST,
+    OP_REJECTED, OP_RESPONSE, OP_VEHICLE, OP_VEHICLE_ROW, OP_VISIT,
 };
 use crate::store::db::codec_err;
 use crate::store::error::{Result, StoreError};
-use crate::store::records::keys::{composite, consent_key, response_key, visit_key};
+use crate::store::records::keys::{
+    as_of_customer, as_of_vehicle, composite, consent_key, response_key, visit_key,
+};
 use crate::store::records::Records;
 
 /// Staged records applied per journal batch (one sync each).
@@ -40,6 +44,10 @@ pub(super) struct Applied {
     /// What a re-export corrected away and kept (see
     /// [`Applier::remove_corrected`]).
     pub(super) corrections: Corrections,
+    /// Lines of rows whose customer or vehicle was older than the stored
+    /// one, not applied; with the days compared.
+    pub(super) stale_lines: HashSet<u64>,
+    pub(super) stale: Stale,
 }
 
 impl Applied {
@@ -50,6 +58,10 @@ impl Applied {
         r.visits = self.visits;
         r.responses = self.responses;
         r.corrections = self.corrections;
+        r.stale = Stale {
+            rows: self.stale_lines.len() as u64,
+            ..self.stale
+        };
     }
 }
 
@@ -289,12 +301,52 @@ impl<'a> Applier<'a> {
         Ok(())
     }
 
-    fn customer(&mut self, mut c: Customer) -> Result<()> {
+    /// Whether the record under `key` of `as_of` (its row's `line`) is
+    /// older than the stored one: then it is counted stale and not applied.
+    /// Otherwise its day is stored as the record's "as of".
+    fn stale(&mut self, key: Vec<u8>, as_of: Date, line: u64) -> Result<bool> {
+        let stored = self
+            .get_decoded::<Date>(T::AsOf, &key, "as_of")?
+            .map(|(d, _)| d);
+        match stored {
+            Some(s) if as_of < s => {
+                self.out.stale_lines.insert(line);
+                let st = &mut self.out.stale;
+                st.as_of = Some(st.as_of.map_or(as_of, |a| a.min(as_of)));
+                st.stored = Some(st.stored.map_or(s, |x| x.max(s)));
+                Ok(true)
+            }
+            Some(s) if s == as_of => Ok(false),
+            _ => {
+                let bytes = encode_record(&as_of).map_err(codec_err("as_of"))?;
+                self.put(T::AsOf, key, bytes)?;
+                Ok(false)
+            }
+        }
+    }
+
+    fn customer_row(&mut self, r: Staged<Customer>) -> Result<()> {
+        if self.stale(as_of_customer(&r.record.customer_no), r.as_of, r.line)? {
+            return Ok(());
+        }
+        self.customer(r.record, r.dropped)
+    }
+
+    fn vehicle_row(&mut self, r: Staged<Vehicle>) -> Result<()> {
+        if self.stale(as_of_vehicle(&r.record.vin), r.as_of, r.line)? {
+            return Ok(());
+        }
+        self.vehicle(r.record, r.dropped)
+    }
+
+    /// Stores a customer; the fields the file has no column for, and those
+    /// `dropped` of its row, keep what is stored.
+    fn customer(&mut self, mut c: Customer, dropped: FieldSet) -> Result<()> {
         let key = c.customer_no.as_bytes().to_vec();
         let old = self.get_decoded::<Customer>(T::Customers, &key, "customers")?;
         let old_bytes = old.as_ref().map(|(_, b)| b.clone());
         if let Some((stored, _)) = old {
-            c.keep_absent_from(stored, self.header.present);
+            c.keep_absent_from(stored, self.header.present.without(dropped));
         }
         let bytes = encode_record(&c).map_err(codec_err("customers"))?;
         let ch = self.upsert(T::Customers, key, bytes, old_bytes.as_deref())?;
@@ -302,13 +354,13 @@ impl<'a> Applier<'a> {
         Ok(())
     }
 
-    fn vehicle(&mut self, mut v: Vehicle) -> Result<()> {
+    fn vehicle(&mut self, mut v: Vehicle, dropped: FieldSet) -> Result<()> {
         let key = v.vin.as_bytes().to_vec();
         let old = self.get_decoded::<Vehicle>(T::Vehicles, &key, "vehicles")?;
         let (old_owner, old_bytes) = match old {
             Some((stored, bytes)) => {
                 let owner = stored.customer_no.clone();
-                v.keep_absent_from(stored, self.header.present);
+                v.keep_absent_from(stored, self.header.present.without(dropped));
                 (Some(owner), Some(bytes))
             }
             None => (None, None),
@@ -459,8 +511,8 @@ fn count(c: &mut Counts, ch: Change) {
 /// with its own journal.
 pub(super) fn apply(s: &Records, path: &Path, undo: &Path) -> Result<Applied> {
     const GROUPS: [&[u8]; 3] = [
-        &[OP_CUSTOMER],
-        &[OP_VEHICLE],
+        &[OP_CUSTOMER, OP_CUSTOMER_ROW],
+        &[OP_VEHICLE, OP_VEHICLE_ROW],
         &[OP_CONSENT, OP_VISIT, OP_RESPONSE, OP_REJECTED],
     ];
     let results: Vec<Result<Applied>> = std::thread::scope(|scope| {
@@ -493,6 +545,10 @@ pub(super) fn apply(s: &Records, path: &Path, undo: &Path) -> Result<Applied> {
         if a.corrections != Corrections::default() {
             total.corrections = a.corrections;
         }
+        total.stale_lines.extend(a.stale_lines);
+        let (st, a) = (&mut total.stale, a.stale);
+        st.as_of = st.as_of.min(a.as_of).or(st.as_of).or(a.as_of);
+        st.stored = st.stored.max(a.stored);
     }
     Ok(total)
 }
@@ -532,8 +588,10 @@ fn apply_kinds(s: &Records, path: &Path, kinds: &[u8], journal: &Path) -> Result
     while let Some(op) = r.next(&mut buf, &wanted)? {
         let dec = codec_err("staging");
         match op {
-            OP_CUSTOMER => a.customer(decode_record(&buf).map_err(dec)?)?,
-            OP_VEHICLE => a.vehicle(decode_record(&buf).map_err(dec)?)?,
+            OP_CUSTOMER => a.customer(decode_record(&buf).map_err(dec)?, FieldSet::default())?,
+            OP_VEHICLE => a.vehicle(decode_record(&buf).map_err(dec)?, FieldSet::default())?,
+            OP_CUSTOMER_ROW => a.customer_row(decode_record(&buf).map_err(dec)?)?,
+            OP_VEHICLE_ROW => a.vehicle_row(decode_record(&buf).map_err(dec)?)?,
             OP_CONSENT => a.consent(decode_record(&buf).map_err(dec)?)?,
             OP_VISIT => a.visit(decode_record(&buf).map_err(dec)?)?,
             OP_RESPONSE => a.response(decode_record(&buf).map_err(dec)?)?,

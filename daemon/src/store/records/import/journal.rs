@@ -165,6 +165,7 @@ pub(super) enum T {
     ImportHash = 6,
     Meta = 7,
     Responses = 8,
+    AsOf = 9,
 }
 
 impl T {
@@ -179,6 +180,7 @@ impl T {
             6 => T::ImportHash,
             7 => T::Meta,
             8 => T::Responses,
+            9 => T::AsOf,
             _ => return None,
         })
     }
@@ -194,6 +196,7 @@ impl T {
             T::ImportHash => &s.import_hash,
             T::Meta => &s.meta,
             T::Responses => &s.responses,
+            T::AsOf => &s.as_of,
         }
     }
 }

@@ -15,6 +15,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 use touchpoint_common::domain::{FieldSet, Timestamp};
+use touchpoint_common::Date;
 
 use crate::store::error::Result;
 use crate::store::files::io_err;
@@ -34,8 +35,13 @@ pub(super) const OP_VISIT: u8 = 4;
 pub(super) const OP_RESPONSE: u8 = 5;
 /// A rejected row's vehicle and customer ([`Rejected`]).
 pub(super) const OP_REJECTED: u8 = 6;
+/// A customer of a row, with its fields dropped and its export's "as of"
+/// ([`Staged`]).
+pub(super) const OP_CUSTOMER_ROW: u8 = 7;
+/// A vehicle of a row, as [`OP_CUSTOMER_ROW`].
+pub(super) const OP_VEHICLE_ROW: u8 = 8;
 /// The highest op this version writes.
-pub(super) const OP_LAST: u8 = OP_REJECTED;
+pub(super) const OP_LAST: u8 = OP_VEHICLE_ROW;
 
 /// Written first into every staging file.
 #[derive(Clone, Copy, Debug, Serialize, Deserialize)]
@@ -45,6 +51,18 @@ pub(super) struct Header {
     pub(super) present: FieldSet,
     /// Time stamped on consent statements that carry no date of their own.
     pub(super) now: Timestamp,
+}
+
+/// A customer or vehicle of one row of the file: the fields of the row
+/// that were dropped (bad optional values: what is stored of them stays),
+/// the day the export's data is as of (an older one never overwrites a
+/// newer), and the row's line (stale rows are counted once).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub(super) struct Staged<R> {
+    pub(super) record: R,
+    pub(super) dropped: FieldSet,
+    pub(super) as_of: Date,
+    pub(super) line: u64,
 }
 
 /// Whom a rejected row of the file is about, as far as it could be read:
