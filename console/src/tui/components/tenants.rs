@@ -500,7 +500,7 @@ mod tests {
             vin: "WVWZZZ1KZ6W000001".into(),
             customer_no: "99999".into(),
         }];
-        let lines: Vec<String> = detail_lines(&d, &[])
+        let lines: Vec<String> = detail_lines(&d, &[], 202612)
             .iter()
             .map(|l| l.to_string())
             .collect();
