@@ -770,8 +770,9 @@ pub enum MessageAction {
     /// Send a deferred or failed email again now.
     Retry,
     /// Make a planned, rendered or queued message due now instead of on its
-    /// planned day and time. Dispatch still checks consent, throttles and
-    /// this month's budget, as for any message.
+    /// planned day and time (a letter or call: today's batch). Dispatch
+    /// still checks consent, throttles and this month's budget, as for any
+    /// message; the planner's contact rules are not applied again.
     SendNow,
 }
 

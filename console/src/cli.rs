@@ -321,8 +321,10 @@ pub enum Command {
     /// be retried.
     Retry(MessageIds),
     /// Make planned, rendered or queued messages due now instead of at
-    /// their planned day and time (audited). Dispatch still checks consent,
-    /// throttles and this month's budget. Exit 1 if any id could not be
+    /// their planned day and time (audited): emails go at once, letters and
+    /// calls with today's batch. Dispatch still checks consent, throttles
+    /// and this month's budget; the contact rules (minimum gap between
+    /// contacts) are the operator's to mind. Exit 1 if any id could not be
     /// made due.
     SendNow(MessageIds),
     /// Call-centre tasks: `calls import FILE` reads back their outcomes.

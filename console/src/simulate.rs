@@ -590,31 +590,39 @@ async fn dealers_in_month(
         ..QueueFilter::default()
     };
     let mut out: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
-    let mut offset = 0u64;
-    loop {
-        let page = client.queue(&filter, offset, PAGE).await?;
-        if page.rows.is_empty() {
-            break;
-        }
-        offset += page.rows.len() as u64;
-        for r in &page.rows {
-            let day = match r.status {
-                MessageStatus::Control => Some(r.send_on),
-                // Failed or fell back without going out: no row.
-                _ if r.attempts == 0 => None,
-                _ => local_day(r.updated_at),
-            };
-            if day.is_some_and(|d| d >= first && d <= last) {
-                out.entry(r.service.clone())
-                    .or_default()
-                    .insert(r.tenant.as_str().to_string());
-            }
-        }
-        if offset >= page.total {
-            break;
+    for r in queue_rows(client, &filter).await? {
+        let day = match r.status {
+            MessageStatus::Control => Some(r.send_on),
+            // Failed or fell back without going out: no row.
+            _ if r.attempts == 0 => None,
+            _ => local_day(r.updated_at),
+        };
+        if day.is_some_and(|d| d >= first && d <= last) {
+            out.entry(r.service.clone())
+                .or_default()
+                .insert(r.tenant.as_str().to_string());
         }
     }
     Ok(out)
+}
+
+/// Every queue row the filter matches, page by page.
+async fn queue_rows(
+    client: &mut Client,
+    filter: &QueueFilter,
+) -> anyhow::Result<Vec<touchpoint_common::protocol::QueueRow>> {
+    let mut rows = Vec::new();
+    loop {
+        let page = client.queue(filter, rows.len() as u64, PAGE).await?;
+        if page.rows.is_empty() {
+            break;
+        }
+        rows.extend(page.rows);
+        if rows.len() as u64 >= page.total {
+            break;
+        }
+    }
+    Ok(rows)
 }
 
 /// How many days a send may be deferred past its planned day (quiet days,
@@ -649,21 +657,10 @@ async fn dealers_by_service(
         ..QueueFilter::default()
     };
     let mut out: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
-    let mut offset = 0u64;
-    loop {
-        let page = client.queue(&filter, offset, PAGE).await?;
-        if page.rows.is_empty() {
-            break;
-        }
-        offset += page.rows.len() as u64;
-        for r in &page.rows {
-            out.entry(r.service.clone())
-                .or_default()
-                .insert(r.tenant.as_str().to_string());
-        }
-        if offset >= page.total {
-            break;
-        }
+    for r in queue_rows(client, &filter).await? {
+        out.entry(r.service.clone())
+            .or_default()
+            .insert(r.tenant.as_str().to_string());
     }
     Ok(out)
 }

@@ -89,23 +89,24 @@ impl Occasions for Covered {
 /// `r` as it stood on `day` when a vehicle's stored last service is on or
 /// after it: that vehicle's last service (and its reading) is its latest
 /// service visit before `day` (when the stored visits have one), and its
-/// mileage rate is read from the visits before `day` only. `None` when no
-/// vehicle of `r` was serviced since `day`.
+/// mileage rate is read from the visits before `day` only; an inspection
+/// visit on or after `day` did not answer it yet. `None` when no vehicle of
+/// `r` was serviced or inspected since `day`.
 fn as_of_day(
     store: &TenantStore,
     r: &recipients::Recipient,
     day: touchpoint_common::Date,
 ) -> Result<Option<recipients::Recipient>, StoreError> {
-    if !r
-        .vehicles
-        .iter()
-        .any(|v| v.vehicle.last_service_date.is_some_and(|d| d >= day))
-    {
+    let moved = |v: &recipients::VehicleView| {
+        v.vehicle.last_service_date.is_some_and(|d| d >= day)
+            || v.inspected.is_some_and(|d| d >= day)
+    };
+    if !r.vehicles.iter().any(moved) {
         return Ok(None);
     }
     let mut then = r.clone();
     for v in &mut then.vehicles {
-        if v.vehicle.last_service_date.is_none_or(|d| d < day) {
+        if !moved(v) {
             continue;
         }
         let before: Vec<_> = store
@@ -113,26 +114,27 @@ fn as_of_day(
             .into_iter()
             .filter(|x| x.date < day)
             .collect();
-        let service = before
-            .iter()
-            .filter(|x| {
-                crate::attribution::visit_kind(&x.kind)
-                    == Some(touchpoint_common::report::ResponseKind::ServiceVisit)
-            })
-            .max_by_key(|x| x.date);
-        // Without a service visit before the day on record, the stored
-        // data cannot say what was due then: left as it is.
-        let Some(service) = service else {
-            continue;
-        };
+        // The vehicle as its export says, and what its visits before the
+        // day did to it. An export that records a service on or after the
+        // day cannot say what was due then: the latest service visit
+        // before the day can; without one, the export's date is left.
         let mut vehicle = v.vehicle.clone();
-        vehicle.last_service_date = Some(service.date);
-        vehicle.last_service_km = service.km;
+        (vehicle.last_service_date, vehicle.last_service_km) = v.exported_service;
+        let export_after = vehicle.last_service_date.is_some_and(|d| d >= day);
+        if export_after {
+            vehicle.last_service_date = None;
+            vehicle.last_service_km = None;
+        }
+        let mut done = recipients::Done::default();
+        for x in &before {
+            done.note(&vehicle, x.date, x.km, &x.kind);
+        }
+        if export_after && done.service.is_none() {
+            (vehicle.last_service_date, vehicle.last_service_km) = v.exported_service;
+        }
         let readings: Vec<(touchpoint_common::Date, Option<u32>)> =
             before.iter().map(|x| (x.date, x.km)).collect();
-        let inspected = v.inspected.filter(|d| *d < day);
-        *v = recipients::vehicle_view(vehicle, &readings);
-        v.inspected = inspected;
+        *v = recipients::vehicle_view_done(vehicle, &readings, done);
     }
     Ok(Some(then))
 }

@@ -495,24 +495,35 @@ pub fn answered(
 ) -> Option<String> {
     let vin = o.vin.as_deref()?;
     let v = r.vehicles.iter().find(|v| v.vehicle.vin == vin)?;
-    let (key, now) = match o.kind {
+    // The key first (most occasions stand): the words only when it moved.
+    let (due, now) = match o.kind {
         OccasionKind::ServiceDue => {
             let d = ServiceDue::find(v, s, brand, today)?;
-            (
-                d.key(&o.service, v),
-                format!("{} ({})", d.due, d.reason(v, brand)),
-            )
+            if d.key(&o.service, v) == o.key {
+                return None;
+            }
+            (d.due, format!("{} ({})", d.due, d.reason(v, brand)))
         }
         OccasionKind::InspectionDue => {
             let d = InspectionDue::find(v, s, today)?;
-            (d.key(&o.service, v), format!("{} ({})", d.due, d.reason()))
+            if d.key(&o.service, v) == o.key {
+                return None;
+            }
+            (d.due, format!("{} ({})", d.due, d.reason()))
         }
         _ => return None,
     };
-    (key != o.key).then(|| {
+    // A later cycle is work done; anything else is a corrected date or a
+    // changed policy, said as such (the occasion is planned again anew).
+    Some(if due > o.due {
         format!(
             "{} for {vin} was done since it was planned: next due {now}",
             o.service
+        )
+    } else {
+        format!(
+            "{} for {vin} changed since it was planned (due {} then): now due {now}",
+            o.service, o.due
         )
     })
 }

@@ -22,6 +22,10 @@ pub struct VehicleView {
     /// The latest inspection (HU) visit on record, if it may answer the
     /// vehicle's inspection ([`Done`]).
     pub inspected: Option<Date>,
+    /// The last service as the vehicle export records it, before any
+    /// visit moved it ([`Done::apply`]): what the data said on an earlier
+    /// day starts from it (`history`).
+    pub exported_service: (Option<Date>, Option<u32>),
 }
 
 #[derive(Clone, Debug)]
@@ -73,6 +77,7 @@ impl Recipient {
 
 /// Builds a vehicle view from its service visits (any order).
 pub fn vehicle_view(vehicle: Vehicle, visits: &[(Date, Option<u32>)]) -> VehicleView {
+    let vehicle_service = (vehicle.last_service_date, vehicle.last_service_km);
     // The first and last mileage reading, by (date, km); no list needed.
     let serviced = match (vehicle.last_service_date, vehicle.last_service_km) {
         (Some(d), Some(k)) => Some((d, k)),
@@ -113,6 +118,7 @@ pub fn vehicle_view(vehicle: Vehicle, visits: &[(Date, Option<u32>)]) -> Vehicle
         last_km,
         last_visit,
         inspected: None,
+        exported_service: (vehicle_service.0, vehicle_service.1),
     }
 }
 
@@ -138,6 +144,11 @@ impl Done {
     /// Takes one of the vehicle's visits into account. Only a visit newer
     /// than what the vehicle records is classified (most are older).
     pub fn note(&mut self, vehicle: &Vehicle, date: Date, km: Option<u32>, kind: &str) {
+        // A visit dated ahead (a booked appointment, a mistyped year) has
+        // not happened: it does no work.
+        if date > Date::today() {
+            return;
+        }
         let after_service = vehicle.last_service_date.is_none_or(|d| date > d);
         let near_inspection = vehicle
             .next_inspection
@@ -186,8 +197,10 @@ pub fn vehicle_view_done(
     visits: &[(Date, Option<u32>)],
     done: Done,
 ) -> VehicleView {
+    let exported = (vehicle.last_service_date, vehicle.last_service_km);
     let mut view = vehicle_view(done.apply(vehicle), visits);
     view.inspected = done.inspection;
+    view.exported_service = exported;
     view
 }
 

@@ -2676,6 +2676,34 @@ fn a_reminder_for_work_done_since_it_was_planned_is_cancelled() {
     assert_ledger_matches(&w.store());
 }
 
+/// A visit dated ahead (a booked appointment, a mistyped year) has not
+/// happened: the reminder stands. A corrected export date is a change, not
+/// work done, and is said so.
+#[test]
+fn a_visit_dated_ahead_answers_nothing_and_a_correction_is_no_work_done() {
+    let w = World::new();
+    two_customers(&w);
+    let first = w.plan(today(), Mode::Commit);
+    assert_eq!(first.planned.len(), 2);
+    let ahead = Date::today().add_days(30).max(today().add_days(30));
+    w.visit_of("V1", "K1", ahead, "Inspektion");
+    let second = w.plan(today(), Mode::Commit);
+    assert!(second.cancelled.is_empty(), "{:#?}", second.cancelled);
+
+    // K2's export now says its last service was a month earlier.
+    w.import(&[], &[serviced("V2", "K2", d(2025, 2, 20))], &[]);
+    let third = w.plan(today(), Mode::Commit);
+    let cancelled = only(&third.cancelled);
+    assert_eq!(cancelled.recipient, "K2");
+    assert_eq!(
+        cancelled.dispatch.last_error,
+        "service for V2 changed since it was planned (due 2026-03-20 then): now due \
+         2026-03-02 (12 months after the service on 2025-02-20; overdue, reminded as due today)"
+    );
+    // Planned again at once under its new key.
+    assert_eq!(only(&third.planned).recipient, "K2");
+}
+
 /// An inspection visit answers the inspection recorded for a month later
 /// (done early); the next is due two years after the visit.
 #[test]

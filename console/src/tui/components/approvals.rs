@@ -314,12 +314,22 @@ fn draw_list(frame: &mut Frame, area: Rect, a: &ApprovalsView) {
 pub fn diff_lines(diff: &str) -> Vec<Line<'static>> {
     let lines: Vec<&str> = diff.lines().collect();
     let mut out = Vec::with_capacity(lines.len());
+    // `---`/`+++` are headers only before the first hunk: after it, a
+    // removed `-- ` signature line is a removal like any other.
+    let first_hunk = lines
+        .iter()
+        .position(|l| l.starts_with("@@"))
+        .unwrap_or(lines.len());
+    for l in &lines[..first_hunk] {
+        out.push(plain_diff_line(l, true));
+    }
+    let lines = &lines[first_hunk..];
     let run =
         |from: usize, f: fn(&str) -> bool| from + lines[from..].iter().take_while(|l| f(l)).count();
     let mut i = 0;
     while i < lines.len() {
         if !removed(lines[i]) {
-            out.push(plain_diff_line(lines[i]));
+            out.push(plain_diff_line(lines[i], false));
             i += 1;
             continue;
         }
@@ -329,13 +339,13 @@ pub fn diff_lines(diff: &str) -> Vec<Line<'static>> {
         for (k, d) in dels.iter().enumerate() {
             out.push(match adds.get(k) {
                 Some(a) => changed_words(d, a, false),
-                None => plain_diff_line(d),
+                None => plain_diff_line(d, false),
             });
         }
         for (k, a) in adds.iter().enumerate() {
             out.push(match dels.get(k) {
                 Some(d) => changed_words(d, a, true),
-                None => plain_diff_line(a),
+                None => plain_diff_line(a, false),
             });
         }
         i = adds_end;
@@ -344,15 +354,16 @@ pub fn diff_lines(diff: &str) -> Vec<Line<'static>> {
 }
 
 fn removed(l: &str) -> bool {
-    l.starts_with('-') && !l.starts_with("---")
+    l.starts_with('-')
 }
 
 fn added(l: &str) -> bool {
-    l.starts_with('+') && !l.starts_with("+++")
+    l.starts_with('+')
 }
 
-fn plain_diff_line(l: &str) -> Line<'static> {
-    let style = if l.starts_with("+++") || l.starts_with("---") {
+/// One line as its kind colours it; `header`: before the first hunk.
+fn plain_diff_line(l: &str, header: bool) -> Line<'static> {
+    let style = if header && (l.starts_with("+++") || l.starts_with("---")) {
         Style::new().bold()
     } else if l.starts_with('+') {
         Style::new().green()
@@ -510,6 +521,16 @@ mod tests {
                 .collect::<String>()
         };
         assert_eq!(text(&lines[5]), DIFF.lines().nth(5).expect("line"));
+    }
+
+    /// After the first hunk a removed `-- ` signature separator is a
+    /// removal (red), not a header.
+    #[test]
+    fn a_removed_signature_separator_is_a_removal_not_a_header() {
+        let lines = diff_lines("--- a v1\n+++ a proposed\n@@ -1,2 +1,1 @@\n--- \n Gruß\n");
+        assert_eq!(lines[0].style.add_modifier, Modifier::BOLD);
+        assert_eq!(lines[3].style.fg, Some(ratatui::style::Color::Red));
+        assert!(!lines[3].style.add_modifier.contains(Modifier::BOLD));
     }
 
     #[test]

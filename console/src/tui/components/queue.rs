@@ -335,8 +335,9 @@ impl QueueView {
             MessageAction::Cancel => "They will never be sent; their occasions stay taken.".into(),
             MessageAction::Retry => "Deferred or failed emails are sent again now.".into(),
             MessageAction::SendNow => {
-                "They go out now instead of at their planned time; consent, throttles and \
-                 this month's budget are still checked."
+                "Emails go out now instead of at their planned time, letters and calls \
+                 with today's batch; consent, throttles and this month's budget are \
+                 still checked, the contact rules (minimum gap) are not."
                     .into()
             }
         });

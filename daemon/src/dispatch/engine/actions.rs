@@ -93,7 +93,11 @@ impl Dispatcher {
                         } else {
                             // The estimate moves to this month's reservations:
                             // dispatch checks this month's budget against it.
-                            let moves = month_of(m.send_on) != month_of(today);
+                            // (Nothing is booked before a message goes out;
+                            // as `ledger::release`, a booked one moves nothing.)
+                            let moves = month_of(m.send_on) != month_of(today)
+                                && m.dispatch.booked == 0
+                                && m.cost != 0;
                             if moves {
                                 ledger::release(&mut c);
                             }

@@ -322,12 +322,19 @@ fn hang(
     style: Style,
     width: usize,
 ) {
-    let avail = width.saturating_sub(prefix_width).max(12);
-    let indent = if prefix_width + 12 > width {
-        0
-    } else {
-        prefix_width
-    };
+    // A prefix that leaves no room stands on its own line; the text
+    // follows at the full width.
+    if prefix_width + 12 > width {
+        if !prefix.is_empty() {
+            lines.push(Line::from(prefix));
+        }
+        for part in wrap_words(text, width) {
+            lines.push(Line::from(Span::styled(part, style)));
+        }
+        return;
+    }
+    let avail = width - prefix_width;
+    let indent = prefix_width;
     for (i, part) in wrap_words(text, avail).into_iter().enumerate() {
         let mut spans = if i == 0 {
             prefix.clone()
