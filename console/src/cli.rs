@@ -925,14 +925,21 @@ async fn run_inner(
             out,
         } => {
             let m = client.message(&tenant, id).await?;
-            let c = match content {
-                true => Some(client.content(&tenant, id).await?),
-                false => None,
+            // Content that cannot be had (its customer merged away, a
+            // template error) does not hide the message: it is said, exit 1.
+            let (c, missing) = match content {
+                false => (None, None),
+                true => match client.content(&tenant, id).await {
+                    Ok(c) => (Some(c), None),
+                    Err(e) if e.is_connection() => return Err(e.into()),
+                    Err(e) => (None, Some(e.to_string())),
+                },
             };
             if out.json {
-                match c {
-                    Some(c) => print_json(&serde_json::json!({ "message": m, "content": c }))?,
-                    None => print_json(&m)?,
+                if content {
+                    print_json(&serde_json::json!({ "message": m, "content": c }))?;
+                } else {
+                    print_json(&m)?;
                 }
             } else {
                 let mut text = format::message(&m);
@@ -940,6 +947,10 @@ async fn run_inner(
                     text.push_str(&format::content(c, html));
                 }
                 emit(&text);
+            }
+            if let Some(why) = missing {
+                eprintln!("touchpoint: message {id}: no content: {why}");
+                return Ok(EXIT_FAILED);
             }
         }
         Command::Hold(ids) => return message_action(&mut client, ids, MessageAction::Hold).await,

@@ -1592,7 +1592,6 @@ pub fn costs_csv(rows: &[CostRow]) -> Result<String, csv::Error> {
         .map_err(|e| csv::Error::from(std::io::Error::new(std::io::ErrorKind::InvalidData, e)))
 }
 
-/// `touchpoint message`: the header, then the why, then the history.
 /// A message's content, whole (`touchpoint message --content`): how it was
 /// obtained, the subject, and the text (or, with `html`, the HTML part).
 pub fn content(c: &MessageContent, html: bool) -> String {
@@ -1615,6 +1614,7 @@ pub fn content(c: &MessageContent, html: bool) -> String {
     out
 }
 
+/// `touchpoint message`: the header, then the why, then the history.
 pub fn message(m: &Message) -> String {
     let mut out = String::new();
     let kv = |out: &mut String, k: &str, v: &str| {
