@@ -224,26 +224,34 @@ impl TextTable {
     /// [`MIN_LAST_COLUMN`] characters however narrow `width` is. Without a
     /// width (not a terminal: a file, a pipe) nothing is cut; a line break
     /// within the last column's cells becomes a space.
+    /// The table with every row's cell in column `last` passed through `f`.
+    fn with_last_column(&self, last: usize, f: impl Fn(&str) -> String) -> TextTable {
+        TextTable {
+            headers: self.headers.clone(),
+            rows: self
+                .rows
+                .iter()
+                .map(|r| {
+                    let mut r = r.clone();
+                    if let Some(cell) = r.get_mut(last) {
+                        *cell = f(cell);
+                    }
+                    r
+                })
+                .collect(),
+        }
+    }
+
     fn render_fitted(&self, width: Option<usize>) -> String {
         let Some(last) = self.headers.len().checked_sub(1) else {
             return self.render();
         };
         let Some(width) = width else {
-            let whole = TextTable {
-                headers: self.headers.clone(),
-                rows: self
-                    .rows
-                    .iter()
-                    .map(|r| {
-                        let mut r = r.clone();
-                        if let Some(cell) = r.get_mut(last) {
-                            *cell = cell.split_whitespace().collect::<Vec<_>>().join(" ");
-                        }
-                        r
-                    })
-                    .collect(),
-            };
-            return whole.render();
+            return self
+                .with_last_column(last, |cell| {
+                    cell.split_whitespace().collect::<Vec<_>>().join(" ")
+                })
+                .render();
         };
         let mut used = 2 * last;
         for (i, (h, _)) in self.headers.iter().enumerate().take(last) {
@@ -255,21 +263,8 @@ impl TextTable {
                 .fold(h.chars().count(), usize::max);
         }
         let room = width.saturating_sub(used).max(MIN_LAST_COLUMN);
-        let fitted = TextTable {
-            headers: self.headers.clone(),
-            rows: self
-                .rows
-                .iter()
-                .map(|r| {
-                    let mut r = r.clone();
-                    if let Some(cell) = r.get_mut(last) {
-                        *cell = shorten(cell, room);
-                    }
-                    r
-                })
-                .collect(),
-        };
-        fitted.render()
+        self.with_last_column(last, |cell| shorten(cell, room))
+            .render()
     }
 }
 
@@ -1746,7 +1741,8 @@ pub fn actions(action: MessageAction, results: &[ActionResult]) -> String {
     out
 }
 
-fn action_done(action: MessageAction) -> &'static str {
+/// What an action did, in words ("held"), for the CLI and the console.
+pub(crate) fn action_done(action: MessageAction) -> &'static str {
     match action {
         MessageAction::Hold => "held",
         MessageAction::Release => "released",

@@ -166,13 +166,7 @@ async fn act(c: &mut Client, a: Act) -> Outcome<NetEvent> {
 
 /// "held 3 messages" or "held 2 of 3; #12: sent, cannot be held".
 pub fn action_summary(action: MessageAction, results: &[ActionResult]) -> (String, bool) {
-    let done = match action {
-        MessageAction::Hold => "held",
-        MessageAction::Release => "released",
-        MessageAction::Cancel => "cancelled",
-        MessageAction::Retry => "retried",
-        MessageAction::SendNow => "made due now",
-    };
+    let done = crate::format::action_done(action);
     let ok = results.iter().filter(|r| r.outcome.is_ok()).count();
     let refused: Vec<String> = results
         .iter()
