@@ -17,9 +17,14 @@ use crate::Date;
 pub enum Arm {
     /// Days before the occasion's due date.
     Lead(u32),
-    /// Weekday (0 = Monday) and hour of the day.
+    /// Weekday (0 = Monday) and hour of the day; the hour [`ANY_HOUR`] for
+    /// a channel whose hour the planner does not choose (a letter goes with
+    /// its day's batch, a call with the day's call list): the weekday only.
     Slot(u8, u8),
 }
+
+/// The hour of a slot that is a weekday only (see [`Arm::Slot`]).
+pub const ANY_HOUR: u8 = 24;
 
 const DAYS: [&str; 7] = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"];
 
@@ -27,6 +32,7 @@ impl std::fmt::Display for Arm {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Self::Lead(d) => write!(f, "{d} days"),
+            Self::Slot(wd, h) if *h >= ANY_HOUR => write!(f, "{}", DAYS[usize::from(*wd).min(6)]),
             Self::Slot(wd, h) => write!(f, "{} {h:02}:00", DAYS[usize::from(*wd).min(6)]),
         }
     }
@@ -123,7 +129,8 @@ pub struct LearnedService {
     /// The policy's lead time (the prior and the fallback).
     pub policy_lead: u32,
     pub lead: Choice<u32>,
-    /// Weekday (0 = Monday) and hour; `None`: the policy's window as is.
+    /// Weekday (0 = Monday) and hour ([`ANY_HOUR`]: the weekday only);
+    /// `None`: the policy's window as is.
     pub slot: Choice<Option<(u8, u8)>>,
     /// Dealers whose data passed the rule in some lead arm (while none
     /// does: the dealers with data, or 0 when fewer than the minimum),
@@ -215,7 +222,12 @@ impl LearnedService {
         match s.slot.value {
             None => "send time: the policy's window".into(),
             Some((wd, h)) => format!(
-                "send time: {} ({} slot{})",
+                "{}: {} ({} slot{})",
+                if h >= ANY_HOUR {
+                    "send day"
+                } else {
+                    "send time"
+                },
                 Arm::Slot(wd, h),
                 s.slot.source.as_str(),
                 if s.frozen || s.explore_percent == 0 {
@@ -297,6 +309,7 @@ mod tests {
     fn arms_and_counts_read_as_people_write_them() {
         assert_eq!(Arm::Lead(28).to_string(), "28 days");
         assert_eq!(Arm::Slot(1, 9).to_string(), "Tue 09:00");
+        assert_eq!(Arm::Slot(3, ANY_HOUR).to_string(), "Thu");
         assert_eq!(count(18_400), "18,400");
         assert_eq!(count(999), "999");
         assert_eq!(count(1_000_000), "1,000,000");

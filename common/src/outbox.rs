@@ -232,6 +232,10 @@ pub struct Dispatch {
 /// not known (the history gives the day only).
 pub const HISTORY_MESSAGE_DOMAIN: &str = "history.touchpoint.invalid";
 
+/// How the explanation of an operator's `send-now` starts: "sent now by
+/// NAME (planned for …)".
+pub const SENT_NOW_BY: &str = "sent now by ";
+
 impl Message {
     /// A message imported from a send history, not planned and sent here:
     /// its day is the history's, its time of day made up.
@@ -240,6 +244,15 @@ impl Message {
             .strip_suffix('>')
             .and_then(|id| id.rsplit_once('@'))
             .is_some_and(|(_, domain)| domain == HISTORY_MESSAGE_DOMAIN)
+    }
+
+    /// Made due at once by an operator (`send-now`): its send day and time
+    /// are nobody's plan, so no lead or slot may be learned from it. Told
+    /// by the dispatch explanation the action writes ([`SENT_NOW_BY`]).
+    pub fn sent_now(&self) -> bool {
+        self.why
+            .iter()
+            .any(|w| w.step == Step::Dispatch && w.text.starts_with(SENT_NOW_BY))
     }
 
     /// The cost a listing shows, in cents: what was booked once sent (or

@@ -586,6 +586,14 @@ pub struct Service {
     /// [`MAX_EXPLORE_PERCENT`]) that explore another lead or slot.
     #[serde(default = "default_explore_percent")]
     pub explore_percent: u32,
+    /// Days after a send within which learning counts a response (and the
+    /// control group's baseline is counted over the same days): by default
+    /// the whole attribution window. A shorter window lets learning use a
+    /// message once this many days have passed instead of the whole
+    /// attribution window, at the price of missing later responses; a
+    /// brand sets it from how soon responses come ([`Service::learn_window`]).
+    #[serde(default)]
+    pub learn_window_days: Option<u32>,
 }
 
 /// The largest share of messages learning may explore with.
@@ -598,6 +606,15 @@ fn default_explore_percent() -> u32 {
 }
 
 impl Service {
+    /// The days after a send within which learning counts a response:
+    /// `learn_window_days`, within the attribution window, by default the
+    /// attribution window itself.
+    pub fn learn_window(&self) -> u32 {
+        self.learn_window_days
+            .unwrap_or(self.attribution_days)
+            .min(self.attribution_days)
+    }
+
     /// The lead-time grid's bounds and step: the policy's, or derived from
     /// `lead_days` (half to double, a week apart).
     pub fn lead_bounds(&self) -> (u32, u32, u32) {
@@ -1373,6 +1390,15 @@ fn check_brand(
             0,
             MAX_EXPLORE_PERCENT,
         );
+        if let Some(w) = s.learn_window_days {
+            range(
+                &mut err,
+                &k("learn_window_days"),
+                w,
+                1,
+                s.attribution_days.max(1),
+            );
+        }
         check_lead_grid(s, &k, &mut err);
         if !templates.contains(&s.template) {
             err(

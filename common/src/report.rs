@@ -40,6 +40,10 @@ pub struct ResultRow {
     /// imported from a send history (the day only), which no send-slot
     /// learning may count.
     pub time_known: bool,
+    /// Made due at once by an operator (`send-now`): its lead and send
+    /// time are nobody's choice, and learning counts it in no arm.
+    #[serde(default)]
+    pub sent_now: bool,
 }
 
 impl ResultRow {
@@ -214,6 +218,7 @@ mod tests {
             response: Some(credited),
             clicks: 3,
             time_known: true,
+            sent_now: false,
         };
         let back: ResultRow = decode_frame(&encode_frame(&row).expect("encode")).expect("decode");
         assert_eq!(back, row);

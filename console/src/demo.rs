@@ -783,6 +783,14 @@ pub(crate) fn free_port() -> anyhow::Result<u16> {
     Ok(l.local_addr()?.port())
 }
 
+/// Any port of 127.0.0.1 free a moment ago, never the demo's 8025: for a
+/// daemon whose links need not outlive its run (a simulated season), so
+/// that runs side by side do not race for the same port.
+pub(crate) fn ephemeral_port() -> anyhow::Result<u16> {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").context("finding a free port")?;
+    Ok(l.local_addr()?.port())
+}
+
 pub(crate) fn write_config(
     dir: &Path,
     socket: &Path,

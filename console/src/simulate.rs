@@ -49,8 +49,9 @@ use world::{Seen, WeekTally, World};
 const PAGE: u32 = 500;
 /// How long dispatch may take to send one day's emails.
 const DISPATCH_LIMIT: Duration = Duration::from_secs(300);
-/// Share of a learning service's messages that explore (the brand's default).
-const EXPLORE_PERCENT: u32 = 10;
+/// Share of a learning service's messages that explore (the brand's
+/// default; `--explore-percent` sets another).
+const EXPLORE_PERCENT: u8 = 10;
 /// Weeks after which a week's messages are past their attribution window
 /// (60 days).
 const CLOSED_AFTER_WEEKS: usize = 9;
@@ -70,6 +71,15 @@ pub struct SimulateArgs {
     /// Weeks of the season.
     #[arg(long, default_value_t = 26, value_parser = clap::value_parser!(u16).range(1..=104))]
     pub weeks: u16,
+    /// The learning services' `explore_percent` in the run's brand file:
+    /// the share of their messages a Thompson draw decides (learned runs).
+    #[arg(long, default_value_t = EXPLORE_PERCENT, value_parser = clap::value_parser!(u8).range(0..=50))]
+    pub explore_percent: u8,
+    /// The learning services' `learn_window_days` (learned runs): days
+    /// after a send within which learning counts a response; by default
+    /// the whole attribution window (60 days).
+    #[arg(long, value_name = "DAYS", value_parser = clap::value_parser!(u16).range(1..=60))]
+    pub learn_window_days: Option<u16>,
     /// Seed of the network and of the hidden model.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
@@ -99,7 +109,7 @@ pub async fn run(args: SimulateArgs) -> anyhow::Result<()> {
     std::fs::create_dir_all(&out).with_context(|| format!("cannot create {}", out.display()))?;
     match args.compare {
         None => {
-            let dir = out.join(format!("{}-s{}", args.policy.name(), args.seed));
+            let dir = run_dir(&out, &args, args.policy, args.seed);
             let r = run_season(&args, args.seed, args.policy, &dir).await?;
             emit(&summary::season_line(&r));
             Ok(())
@@ -108,7 +118,7 @@ pub async fn run(args: SimulateArgs) -> anyhow::Result<()> {
             let mut runs = Vec::new();
             for seed in 1..=u64::from(n) {
                 for policy in [Policy::Fixed, Policy::Learned] {
-                    let dir = out.join(format!("{}-s{seed}", policy.name()));
+                    let dir = run_dir(&out, &args, policy, seed);
                     let kept = if args.reuse {
                         summary::read_run(&dir, &sizes(&args), seed, policy)
                     } else {
@@ -144,7 +154,24 @@ fn sizes(args: &SimulateArgs) -> Sizes {
         customers: args.customers,
         weeks: args.weeks,
         start: args.start,
+        explore_percent: args.explore_percent,
+        learn_window_days: args.learn_window_days,
     }
+}
+
+/// A run's directory under `--out`: `learned-s1`, or `learned-x50-w28-s1`
+/// with another share of exploration than the default or a learning window.
+fn run_dir(out: &Path, args: &SimulateArgs, policy: Policy, seed: u64) -> PathBuf {
+    let mut tag = String::new();
+    if policy == Policy::Learned {
+        if args.explore_percent != EXPLORE_PERCENT {
+            tag += &format!("-x{}", args.explore_percent);
+        }
+        if let Some(w) = args.learn_window_days {
+            tag += &format!("-w{w}");
+        }
+    }
+    out.join(format!("{}{tag}-s{seed}", policy.name()))
 }
 
 /// The brand file a run plans with: the shipped one with a control group
@@ -152,7 +179,11 @@ fn sizes(args: &SimulateArgs) -> Sizes {
 /// that the model and the planner agree on them), no bundling (each
 /// message is one arm), the model's lead grid, and learning switched on
 /// (`learned`) or off (`fixed`).
-fn sim_brand(policy: Policy) -> anyhow::Result<String> {
+fn sim_brand(
+    policy: Policy,
+    explore_percent: u8,
+    learn_window_days: Option<u16>,
+) -> anyhow::Result<String> {
     // The shipped learning keys go; the run's own are added below.
     const OURS: [&str; 5] = [
         "learn ",
@@ -178,8 +209,14 @@ fn sim_brand(policy: Policy) -> anyhow::Result<String> {
         edits.push((
             format!("lead_days = {}\n", spec.policy_lead),
             format!(
-                "lead_days = {}\ncontrol_percent = 10\nlearn = {learn}\nlead_days_min = {}\nlead_days_max = {}\nlead_days_step = {}\nexplore_percent = {EXPLORE_PERCENT}\n",
-                spec.policy_lead, spec.grid.min, spec.grid.max, spec.grid.step
+                "lead_days = {}\ncontrol_percent = 10\nlearn = {learn}\nlead_days_min = {}\nlead_days_max = {}\nlead_days_step = {}\nexplore_percent = {explore_percent}\n{}",
+                spec.policy_lead,
+                spec.grid.min,
+                spec.grid.max,
+                spec.grid.step,
+                learn_window_days
+                    .map(|w| format!("learn_window_days = {w}\n"))
+                    .unwrap_or_default()
             ),
         ));
     }
@@ -200,7 +237,7 @@ async fn run_season(
     dir: &Path,
 ) -> anyhow::Result<RunResult> {
     let started = Instant::now();
-    let brand = sim_brand(policy)?;
+    let brand = sim_brand(policy, args.explore_percent, args.learn_window_days)?;
     demo::prepare_dir(dir, false)?;
     let socket = dir.join("touchpoint.sock");
     if socket.as_os_str().len() > demo::MAX_SOCKET_PATH {
@@ -212,7 +249,7 @@ async fn run_season(
     let dealers = network(args, seed);
     let policies = demo::generate_policies(dir, &dealers)?;
     demo::write_file(&policies.join("brand.toml"), &brand)?;
-    let port = demo::free_port()?;
+    let port = demo::ephemeral_port()?;
     let config = demo::write_config(dir, &socket, &policies, port)?;
 
     let start = args.start;
@@ -359,6 +396,12 @@ async fn run_season(
         customers: args.customers,
         weeks: args.weeks,
         start: start.to_string(),
+        explore_percent: if policy == Policy::Learned {
+            args.explore_percent
+        } else {
+            0
+        },
+        learn_window_days: args.learn_window_days.filter(|_| policy == Policy::Learned),
         evaluate_from: world.evaluate_from.to_string(),
         truth: summary::truth_rows(&world.truth),
         incremental_run: rows.iter().map(|r| r.incremental_run).sum(),
@@ -734,7 +777,7 @@ mod tests {
     #[test]
     fn the_simulation_brand_has_a_control_group_no_bundling_and_the_models_grid() {
         for (policy, learn) in [(Policy::Fixed, false), (Policy::Learned, true)] {
-            let text = sim_brand(policy).expect("brand");
+            let text = sim_brand(policy, EXPLORE_PERCENT, None).expect("brand");
             let b: touchpoint_common::policy::BrandPolicy =
                 touchpoint_common::toml_file::parse_toml("brand.toml", &text).expect("valid");
             assert_eq!(b.planning.bundling_window_days, 0);
@@ -758,6 +801,20 @@ mod tests {
             }
             let learning = b.services.values().filter(|s| s.learn).count();
             assert_eq!(learning, if learn { 2 } else { 0 });
+        }
+        // Another share of exploration and a learning window reach the
+        // learning services, and the brand file stays valid.
+        let text = sim_brand(Policy::Learned, 50, Some(28)).expect("brand");
+        let b: touchpoint_common::policy::BrandPolicy =
+            touchpoint_common::toml_file::parse_toml("brand.toml", &text).expect("valid");
+        for spec in demo_services() {
+            let s = &b.services[&spec.id];
+            assert_eq!(
+                (s.explore_percent, s.learn_window()),
+                (50, 28),
+                "{}",
+                spec.id
+            );
         }
     }
 }

@@ -3,12 +3,15 @@
 //!
 //! **Data.** Per dealer, from its outbox and attribution credits
 //! (`TenantStore::result_rows`): per (service, channel, lead arm) and per
-//! (service, channel, weekday × hour slot) the messages sent and those
-//! credited with a response, counting only messages whose attribution
-//! window has closed. A message's lead arm is its lead (occasion due −
-//! send day) snapped to the policy's grid (`Service::lead_grid`). The
-//! baseline is the service's control group, **per arm**: the attribution
-//! window starts on the send day, so each lead gives a control member a
+//! (service, channel, slot) the messages sent and those credited with a
+//! response within the service's learning window (`learn_window_days`,
+//! by default the attribution window: `Service::learn_window`), counting
+//! only messages whose learning window has closed; a message an operator
+//! sent now (`send-now`) counts in no arm, its day and time being nobody's
+//! plan. A message's lead arm is its lead (occasion due − send day)
+//! snapped to the policy's grid (`Service::lead_grid`). The baseline is
+//! the service's control group, **per arm**: the learning window starts
+//! on the send day, so each lead gives a control member a
 //! different window; every control member is evaluated for the window each
 //! lead would have given it, against the days of the responses that answer
 //! its occasion (`attribution::control_responses`, the same table and
@@ -47,9 +50,11 @@
 //! occasion that explores draws its lead and its slot from that stream,
 //! so a dry run and a commit agree, a re-plan is idempotent and another
 //! service's change draws nothing anew. Control-group members are never
-//! explored on. Slots are learned for email only (a letter goes with its
-//! batch, a call with the call list), from at least two slots that pass,
-//! the best beating the second by [`SLOT_MARGIN`]. A value in force that
+//! explored on. An email's slot is its weekday × hour; a letter's or a
+//! call's is its weekday only (it goes with its day's batch or call list,
+//! at no hour the planner picks; the hour [`ANY_HOUR`]). A slot is learned
+//! from at least two slots that pass, the best beating the second by
+//! [`SLOT_MARGIN`]. A value in force that
 //! is off the service's current grid (the policy changed) gives way to the
 //! policy's value.
 //!
@@ -76,7 +81,7 @@ use std::sync::{Arc, Mutex, RwLock};
 
 use touchpoint_common::domain::{Channel, Timestamp};
 use touchpoint_common::learning::{
-    percent, Arm, ArmFigures, Choice, LearnedService, LearnedState, Source,
+    percent, Arm, ArmFigures, Choice, LearnedService, LearnedState, Source, ANY_HOUR,
 };
 use touchpoint_common::policy::{BrandPolicy, PolicySet, Service, Weekday};
 use touchpoint_common::protocol::{AuditEntry, AuditOutcome, NO_UID};
@@ -119,7 +124,7 @@ pub fn grids(brand: &BrandPolicy, reset_on: &BTreeMap<String, Date>) -> BTreeMap
                 Grid {
                     leads: s.lead_grid(),
                     step: s.lead_bounds().2,
-                    attribution_days: s.attribution_days,
+                    window_days: s.learn_window(),
                     since: reset_on.get(id).copied(),
                 },
             )
@@ -127,11 +132,16 @@ pub fn grids(brand: &BrandPolicy, reset_on: &BTreeMap<String, Date>) -> BTreeMap
         .collect()
 }
 
-/// The slots of a service's window: each weekday it sends on that is no
-/// quiet day, each hour the window touches.
-fn slots(brand: &BrandPolicy, s: &Service) -> Vec<(u8, u8)> {
+/// The slots of a service's window on `channel`: each weekday it sends on
+/// that is no quiet day, with each hour the window touches for email and
+/// [`ANY_HOUR`] (the weekday only) for the other channels.
+fn slots(brand: &BrandPolicy, s: &Service, channel: Channel) -> Vec<(u8, u8)> {
     let w = &s.send_window;
-    let (from, to) = (w.from.minutes() / 60, w.to.minutes().saturating_sub(1) / 60);
+    let (from, to) = if channel == Channel::Email {
+        (w.from.minutes() / 60, w.to.minutes().saturating_sub(1) / 60)
+    } else {
+        (u16::from(ANY_HOUR), u16::from(ANY_HOUR))
+    };
     let mut out = Vec::new();
     for wd in Weekday::ALL {
         if !w.weekdays.contains(&wd) || brand.calendar.quiet_weekdays.contains(&wd) {
@@ -283,14 +293,11 @@ pub fn compute(brand: &BrandPolicy, dealers: &[DealerData], prev: &LearnedState)
                     .map(|a| a.mean() - a.baseline)
                     .unwrap_or(0.0)
             });
-            // Slots: email only (a letter goes with its batch, a call with
-            // the call list: neither at an hour the planner picks).
+            // Slots: an email's weekday and hour; a letter's or a call's
+            // weekday only (it goes with its day's batch or call list, at
+            // no hour the planner picks).
             let base = baselines.get(&chosen).copied().unwrap_or(0.0);
-            let slot_keys = if channel == Channel::Email {
-                slots(brand, s)
-            } else {
-                Vec::new()
-            };
+            let slot_keys = slots(brand, s, channel);
             let slot_cells: Vec<BTreeMap<u32, Counts>> = slot_keys
                 .iter()
                 .map(|&(wd, h)| cell_of(dealers, &(id.clone(), channel, Arm::Slot(wd, h))))

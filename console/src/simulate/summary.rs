@@ -41,6 +41,13 @@ pub(crate) struct RunResult {
     pub customers: u32,
     pub weeks: u16,
     pub start: String,
+    /// The learning services' `explore_percent` (0 in a fixed run; runs
+    /// written before it was recorded had the default, 10).
+    #[serde(default = "default_explore")]
+    pub explore_percent: u8,
+    /// The learning services' `learn_window_days`, if the run set one.
+    #[serde(default)]
+    pub learn_window_days: Option<u16>,
     /// Messages due before this day are not weighed against the oracle.
     pub evaluate_from: String,
     pub truth: Vec<TruthRow>,
@@ -59,12 +66,18 @@ pub(crate) struct RunResult {
     pub elapsed_s: u64,
 }
 
+fn default_explore() -> u8 {
+    10
+}
+
 /// The sizes of a run, as its results record them.
 pub(crate) struct Sizes {
     pub dealers: u16,
     pub customers: u32,
     pub weeks: u16,
     pub start: Date,
+    pub explore_percent: u8,
+    pub learn_window_days: Option<u16>,
 }
 
 /// The hidden truth of one service and channel, as a run reports it.
@@ -396,8 +409,11 @@ pub(crate) fn read_run(dir: &Path, args: &Sizes, seed: u64, policy: Policy) -> O
         && r.dealers == args.dealers
         && r.customers == args.customers
         && r.weeks == args.weeks
-        && r.start == args.start.to_string())
-    .then_some(r)
+        && r.start == args.start.to_string()
+        && (policy != Policy::Learned
+            || (r.explore_percent == args.explore_percent
+                && r.learn_window_days == args.learn_window_days)))
+        .then_some(r)
 }
 
 /// Writes `result.json` and `weeks.csv` of a run into its directory.
@@ -435,12 +451,13 @@ pub(crate) fn write_run(dir: &Path, r: &RunResult) -> anyhow::Result<()> {
 /// One line per finished run.
 pub(crate) fn season_line(r: &RunResult) -> String {
     format!(
-        "season: {} seed {}: {:.1} of the oracle's {:.1} expected incremental responses ({:.1} %), response {} vs control {}, lift {}, k-dealer violations {}, restart {} ms, {} s\n",
+        "season: {} seed {}: {:.1} of the oracle's {:.1} expected incremental responses ({:.1} %; last 4 weeks {:.1} %), response {} vs control {}, lift {}, k-dealer violations {}, restart {} ms, {} s\n",
         r.policy.name(),
         r.seed,
         r.incremental_run,
         r.incremental_oracle,
         100.0 * share(r.incremental_run, r.incremental_oracle),
+        100.0 * last_weeks_share(r, 4),
         percent(r.response_rate),
         percent(r.control_rate),
         points(r.lift),
@@ -456,6 +473,16 @@ fn share(x: f64, of: f64) -> f64 {
     } else {
         0.0
     }
+}
+
+/// The run's share of the oracle's incremental responses over its last `n`
+/// weeks.
+fn last_weeks_share(r: &RunResult, n: usize) -> f64 {
+    let tail = &r.rows[r.rows.len().saturating_sub(n)..];
+    share(
+        tail.iter().map(|w| w.incremental_run).sum(),
+        tail.iter().map(|w| w.incremental_oracle).sum(),
+    )
 }
 
 /// Mean and sample standard deviation.
@@ -479,8 +506,15 @@ pub(crate) fn table(args: &Sizes, runs: &[RunResult]) -> String {
     let seeds = runs.iter().map(|r| r.seed).max().unwrap_or(0);
     let _ = writeln!(
         out,
-        "`touchpoint simulate --dealers {} --customers {} --weeks {} --start {} --compare {seeds}`\n",
-        args.dealers, args.customers, args.weeks, args.start
+        "`touchpoint simulate --dealers {} --customers {} --weeks {} --start {} --explore-percent {}{} --compare {seeds}`\n",
+        args.dealers,
+        args.customers,
+        args.weeks,
+        args.start,
+        args.explore_percent,
+        args.learn_window_days
+            .map(|w| format!(" --learn-window-days {w}"))
+            .unwrap_or_default()
     );
     let _ = writeln!(
         out,
@@ -498,13 +532,7 @@ pub(crate) fn table(args: &Sizes, runs: &[RunResult]) -> String {
         let fmt = |(m, s): (f64, f64), scale: f64, unit: &str| {
             format!("{:.1} ± {:.1}{unit}", m * scale, s * scale)
         };
-        let last4 = |r: &RunResult| {
-            let tail = &r.rows[r.rows.len().saturating_sub(4)..];
-            share(
-                tail.iter().map(|w| w.incremental_run).sum(),
-                tail.iter().map(|w| w.incremental_oracle).sum(),
-            )
-        };
+        let last4 = |r: &RunResult| last_weeks_share(r, 4);
         let (near, of_all) = of.iter().fold((0, 0), |(n, t), r| {
             let last = r.rows.last().map_or(&[][..], |w| &w.learned[..]);
             (

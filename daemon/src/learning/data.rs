@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use chrono::{Datelike, TimeZone, Timelike};
 use touchpoint_common::domain::Channel;
-use touchpoint_common::learning::Arm;
+use touchpoint_common::learning::{Arm, ANY_HOUR};
 use touchpoint_common::report::ResultRow;
 use touchpoint_common::Date;
 
@@ -19,7 +19,9 @@ pub struct Grid {
     /// The lead times, ascending.
     pub leads: Vec<u32>,
     pub step: u32,
-    pub attribution_days: u32,
+    /// Days after a send within which a response counts
+    /// (`Service::learn_window`: the attribution window or less).
+    pub window_days: u32,
     /// Data from sends before this day is not used (a reset).
     pub since: Option<Date>,
 }
@@ -45,9 +47,11 @@ pub struct DealerData {
     pub baseline: BTreeMap<(String, u32), Counts>,
 }
 
-/// Counts one dealer's rows. Only rows whose attribution window has
-/// closed before `today` count: a message still inside its window may yet
-/// be answered, and counting it now would lower its arm's rate.
+/// Counts one dealer's rows. Only rows whose learning window has closed
+/// before `today` count: a message still inside its window may yet be
+/// answered, and counting it now would lower its arm's rate. A response
+/// credited after the learning window (within the attribution window) is
+/// no response here, as a control member's after that window is none.
 pub fn collect(
     rows: &[ResultRow],
     controls: &[ControlResponses],
@@ -59,6 +63,10 @@ pub fn collect(
         let (Some(channel), Some(grid)) = (r.channel, grids.get(&r.service)) else {
             continue;
         };
+        // An operator's send-now: neither its lead nor its slot was chosen.
+        if r.sent_now {
+            continue;
+        }
         let Some(local) = chrono::Local
             .timestamp_millis_opt(r.sent_at.millis())
             .single()
@@ -66,14 +74,13 @@ pub fn collect(
             continue;
         };
         let day = Date::from(local.date_naive());
-        if day.add_days(grid.attribution_days as i32) >= today
-            || grid.since.is_some_and(|s| day < s)
-        {
+        let end = day.add_days(grid.window_days as i32);
+        if end >= today || grid.since.is_some_and(|s| day < s) {
             continue;
         }
         let hit = Counts {
             sent: 1,
-            responses: u64::from(r.response.is_some()),
+            responses: u64::from(r.response.as_ref().is_some_and(|c| c.date <= end)),
             ..Counts::default()
         };
         if let Some(lead) = grid.snap(r.lead_days) {
@@ -82,14 +89,18 @@ pub fn collect(
                 .or_default()
                 .add(&hit);
         }
-        // A send history gives the day only: its made-up hour is no slot.
-        if !r.time_known {
+        // An email's slot is its weekday and hour. A letter or a call goes
+        // with its day's batch or call list: its slot is the weekday only
+        // (the hour of the batch is nobody's choice). A send history gives
+        // the day only: its made-up hour is no email slot.
+        let hour = if channel != Channel::Email {
+            ANY_HOUR
+        } else if r.time_known {
+            local.hour() as u8
+        } else {
             continue;
-        }
-        let slot = Arm::Slot(
-            local.weekday().num_days_from_monday() as u8,
-            local.hour() as u8,
-        );
+        };
+        let slot = Arm::Slot(local.weekday().num_days_from_monday() as u8, hour);
         out.cells
             .entry((r.service.clone(), channel, slot))
             .or_default()
@@ -101,9 +112,9 @@ pub fn collect(
         };
         for &lead in &grid.leads {
             // The window this lead would have given the member: a
-            // response after the send day, at most attribution_days after.
+            // response after the send day, at most window_days after.
             let start = c.due.add_days(-(lead as i32));
-            let end = start.add_days(grid.attribution_days as i32);
+            let end = start.add_days(grid.window_days as i32);
             // Judged as a message of that lead would be: one is sent only
             // while the work is not done (the planner cancels a reminder
             // whose vehicle was serviced or inspected since), so a member

@@ -376,6 +376,7 @@ fn row(sent: Date, due: Date, answered: bool) -> ResultRow {
         }),
         clicks: 0,
         time_known: true,
+        sent_now: false,
     }
 }
 
@@ -673,7 +674,7 @@ fn an_arm_without_a_passing_baseline_is_left_out_of_the_choice() {
 }
 
 #[test]
-fn slots_are_learned_on_email_only_from_two_passing_slots_with_a_margin() {
+fn slots_are_learned_from_two_passing_slots_with_a_margin_and_a_letters_is_its_weekday() {
     let slots = |mon: u64, tue: u64| -> Vec<DealerData> {
         (0..5)
             .map(|_| {
@@ -711,25 +712,160 @@ fn slots_are_learned_on_email_only_from_two_passing_slots_with_a_margin() {
     let s = learned(&state);
     assert_eq!(s.slot.arms.iter().filter(|a| a.passes).count(), 2);
     assert_eq!(s.slot.value, None);
-    // The same data by post: a letter goes with its batch, no slot.
+    // By post, a letter goes with its day's batch: its slot is the weekday
+    // only. The email's hour cells are no letter arms; the same counts as
+    // weekdays are learned as a weekday.
     let mut post = brand();
     post.services.get_mut("due").expect("due").channels = vec![Channel::Post];
-    let by_post: Vec<DealerData> = slots(10, 20)
-        .into_iter()
-        .map(|mut d| {
-            d.cells = d
-                .cells
-                .into_iter()
-                .map(|((s, _, a), c)| ((s, Channel::Post, a), c))
-                .collect();
-            d
-        })
-        .collect();
-    let state = compute(&post, &by_post, &LearnedState::default());
+    let as_post = |hour: u8| -> Vec<DealerData> {
+        slots(10, 20)
+            .into_iter()
+            .map(|mut d| {
+                d.cells = d
+                    .cells
+                    .into_iter()
+                    .map(|((s, _, a), c)| {
+                        let a = match a {
+                            Arm::Slot(wd, _) => Arm::Slot(wd, hour),
+                            lead => lead,
+                        };
+                        ((s, Channel::Post, a), c)
+                    })
+                    .collect();
+                d
+            })
+            .collect()
+    };
+    let state = compute(&post, &as_post(9), &LearnedState::default());
     let s = state.get("due", Channel::Post).expect("due by post");
     assert_eq!(s.lead.source, Source::Learned);
     assert_eq!(s.slot.value, None);
-    assert!(s.slot.arms.is_empty());
+    assert!(s
+        .slot
+        .arms
+        .iter()
+        .all(|a| matches!(a.arm, Arm::Slot(_, ANY_HOUR)) && !a.passes));
+    let state = compute(&post, &as_post(ANY_HOUR), &LearnedState::default());
+    let s = state.get("due", Channel::Post).expect("due by post");
+    assert_eq!(s.slot.value, Some((1, ANY_HOUR)));
+    assert_eq!(s.slot.source, Source::Learned);
+    assert!(
+        s.slot_text().starts_with("send day: Tue (learned slot"),
+        "{}",
+        s.slot_text()
+    );
+}
+
+/// A learning window shorter than the attribution window: a message
+/// teaches once that window has closed, a response after it is none, and
+/// the control group's baseline is counted over the same days.
+#[test]
+fn a_learning_window_counts_the_responses_within_it_once_it_has_closed() {
+    let mut b = brand();
+    let due = d(2026, 7, 1);
+    let today = d(2026, 7, 10);
+    // Sent 2026-06-03 and 2026-06-10 (28 and 21 days before the due date);
+    // the first answered after 5 days, the second after 25 (still within
+    // the 60 days' attribution).
+    let early = row(d(2026, 6, 3), due, true);
+    let mut late = row(d(2026, 6, 10), due, true);
+    if let Some(c) = late.response.as_mut() {
+        c.date = d(2026, 7, 5);
+    }
+    let member = ControlResponses {
+        service: "due".into(),
+        due,
+        drawn: due.add_days(-60),
+        // 2 days after the 28 days' send day, 25 after the 21 days'.
+        days: vec![d(2026, 6, 5)],
+        done: Some(d(2026, 6, 5)),
+    };
+    let rows = [early, late];
+    let controls = std::slice::from_ref(&member);
+    // The default window (60 days) has closed for neither message.
+    let whole = collect(&rows, controls, &grids(&b, &BTreeMap::new()), today);
+    assert!(whole.cells.is_empty() && whole.baseline.is_empty());
+    assert_eq!(b.services["due"].learn_window(), 60);
+    // 21 days: both windows closed (the second on 2026-07-01); only the
+    // first response lies within its window.
+    b.services.get_mut("due").expect("due").learn_window_days = Some(21);
+    let short = collect(&rows, controls, &grids(&b, &BTreeMap::new()), today);
+    let lead = |l| {
+        short
+            .cells
+            .get(&("due".to_string(), Channel::Email, Arm::Lead(l)))
+            .map(|c| (c.sent, c.responses))
+    };
+    assert_eq!(lead(28), Some((1, 1)));
+    assert_eq!(lead(21), Some((1, 0)));
+    let base = |l| {
+        short
+            .baseline
+            .get(&("due".to_string(), l))
+            .map(|c| (c.control, c.control_responses))
+    };
+    // The member answered 2 days after the 28 days' send day; by the 21
+    // days' send day its work was done, so it is no member of that lead.
+    assert_eq!(base(28), Some((1, 1)));
+    assert_eq!(base(21), None);
+    // A window longer than the attribution window is the attribution's.
+    b.services.get_mut("due").expect("due").learn_window_days = Some(90);
+    assert_eq!(b.services["due"].learn_window(), 60);
+}
+
+/// A message an operator sent now was sent on nobody's plan: it counts in
+/// no lead arm and no slot arm.
+#[test]
+fn a_message_sent_now_counts_in_no_arm() {
+    let grids = grids(&brand(), &BTreeMap::new());
+    let mut now = row(d(2026, 3, 3), d(2026, 3, 24), true);
+    let planned = collect(std::slice::from_ref(&now), &[], &grids, d(2026, 9, 1));
+    assert_eq!(planned.cells.len(), 2, "a lead arm and a slot arm");
+    now.sent_now = true;
+    let data = collect(&[now], &[], &grids, d(2026, 9, 1));
+    assert!(data.cells.is_empty(), "{:?}", data.cells);
+}
+
+/// A letter's slot is the weekday it went out on, whatever the hour of its
+/// batch, and a letter of an imported send history (day only) counts too;
+/// an email without a known hour does not.
+#[test]
+fn a_letters_slot_is_its_weekday_and_an_emails_needs_its_hour() {
+    let grids = grids(&brand(), &BTreeMap::new());
+    let today = d(2026, 9, 1);
+    // Tuesday 2026-03-03, sent at 09:30 local.
+    let sent = d(2026, 3, 3);
+    let mut letter = row(sent, d(2026, 3, 24), true);
+    letter.channel = Some(Channel::Post);
+    let mut history_letter = letter.clone();
+    history_letter.time_known = false;
+    let email = row(sent, d(2026, 3, 24), false);
+    let mut history_email = email.clone();
+    history_email.time_known = false;
+    let data = collect(
+        &[letter, history_letter, email, history_email],
+        &[],
+        &grids,
+        today,
+    );
+    let cell = |channel, arm| data.cells.get(&("due".to_string(), channel, arm)).copied();
+    let weekday = cell(Channel::Post, Arm::Slot(1, ANY_HOUR)).expect("the letters' weekday");
+    assert_eq!((weekday.sent, weekday.responses), (2, 2));
+    assert!(data
+        .cells
+        .keys()
+        .all(|(_, c, a)| *c != Channel::Post || !matches!(a, Arm::Slot(_, h) if *h != ANY_HOUR)));
+    let email_slots: Vec<_> = data
+        .cells
+        .iter()
+        .filter(|((_, c, a), _)| *c == Channel::Email && matches!(a, Arm::Slot(..)))
+        .map(|(_, c)| c.sent)
+        .collect();
+    assert_eq!(
+        email_slots,
+        vec![1],
+        "only the email with its hour has a slot"
+    );
 }
 
 #[test]

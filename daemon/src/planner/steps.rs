@@ -975,7 +975,11 @@ pub fn schedule(
             None => w.from.minutes() + ((*n * 5) % span) as u16,
         };
         *n += 1;
-        let slot_note = in_slot
+        // A slot's weekday taken (with its hour, or a weekday-only slot of
+        // a letter or call) says so with its evidence.
+        let slot_note = slot
+            .as_ref()
+            .filter(|_| slot_day == Some(day))
             .and_then(|p| p.why.as_deref())
             .map(|t| format!("; {t}"))
             .unwrap_or_default();

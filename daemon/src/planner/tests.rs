@@ -3200,3 +3200,55 @@ fn a_learned_lead_and_slot_shape_the_plan_and_its_why() {
         "{why:#?}"
     );
 }
+
+/// A letter goes with its day's batch: what is learned for it is a weekday,
+/// and the planner moves the letter to that weekday (within the slot's
+/// reach) and says why.
+#[test]
+fn a_learned_weekday_moves_a_letter_to_that_day() {
+    use crate::learning::{compute, Counts, DealerData};
+    use touchpoint_common::learning::{Arm, LearnedState, ANY_HOUR};
+    let mut w = World::new();
+    // No email: the reminder is a letter. Due 2026-04-10 (a Friday).
+    w.import(
+        &[person("K1")],
+        &[serviced("V1", "K1", d(2025, 4, 10))],
+        &[],
+    );
+    let s = w.set.brand.services.get_mut("service").expect("service");
+    s.learn = true;
+    s.explore_percent = 0;
+    let mut one = DealerData::default();
+    for (arm, sent, responses) in [
+        (Arm::Lead(21), 150, 12),
+        (Arm::Lead(28), 150, 18),
+        (Arm::Slot(0, ANY_HOUR), 100, 20),
+        (Arm::Slot(4, ANY_HOUR), 100, 5),
+    ] {
+        one.cells.insert(
+            ("service".into(), Channel::Post, arm),
+            Counts {
+                sent,
+                responses,
+                ..Counts::default()
+            },
+        );
+    }
+    w.leads = Learned::new(compute(
+        &w.set.brand,
+        &vec![one; 6],
+        &LearnedState::default(),
+    ));
+    let report = w.plan(today(), Mode::DryRun);
+    let m = only(&report.planned);
+    assert_eq!(m.channel, Channel::Post);
+    // 28 days before is Friday 2026-03-13; Monday 03-16 is three days on.
+    assert_eq!(m.send_on, d(2026, 3, 16));
+    let why: Vec<String> = m.why.iter().map(|w| w.text.clone()).collect();
+    assert!(
+        why.iter().any(|t| t
+            .starts_with("2026-03-16 09:00 (from 2026-03-13: the slot's weekday); window")
+            && t.ends_with("; send day: Mon (learned slot)")),
+        "{why:#?}"
+    );
+}

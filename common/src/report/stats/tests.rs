@@ -52,6 +52,7 @@ fn row(channel: Option<Channel>, cost: i64, response: Option<i64>) -> ResultRow 
         }),
         clicks: 0,
         time_known: true,
+        sent_now: false,
     }
 }
 

@@ -6,7 +6,7 @@ use touchpoint_common::domain::Timestamp;
 use touchpoint_common::protocol::{ActionResult, MessageAction, Pause, PauseScope};
 use touchpoint_common::TenantId;
 
-use touchpoint_common::outbox::month_of;
+use touchpoint_common::outbox::{month_of, SENT_NOW_BY};
 
 use super::{minutes_local, today_local, why, Dispatcher, Result, S};
 use crate::ledger;
@@ -105,7 +105,7 @@ impl Dispatcher {
                             why(
                                 a,
                                 format!(
-                                    "sent now by {by} (planned for {} {:02}:{:02})",
+                                    "{SENT_NOW_BY}{by} (planned for {} {:02}:{:02})",
                                     m.send_on,
                                     m.send_at / 60,
                                     m.send_at % 60

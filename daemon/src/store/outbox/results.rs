@@ -129,6 +129,7 @@ impl TenantStore {
                 response: credits.get(&m.id).cloned(),
                 clicks: tracking.get(&m.id).map_or(0, |t| t.clicks),
                 time_known: !m.from_send_history(),
+                sent_now: m.sent_now(),
             });
         }
         for (recipient, sent) in &emails {

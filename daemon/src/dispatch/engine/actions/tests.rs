@@ -194,6 +194,8 @@ fn send_now_makes_a_planned_message_due_and_moves_its_reservation() {
             planned.send_at % 60
         )]
     );
+    // Learning counts it in no arm: its day and time were nobody's plan.
+    assert!(m.sent_now() && !planned.sent_now());
     // Due already: said so, nothing changes.
     assert_eq!(
         fx.act("d001", &[p], MessageAction::SendNow),
