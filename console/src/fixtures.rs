@@ -748,7 +748,7 @@ pub fn customer_detail() -> CustomerDetail {
         next_inspection: Some(Date::from_ymd(2026, 4, 30).expect("date")),
         warranty_end: None,
     };
-    let customer = CustomerDetail {
+    CustomerDetail {
         tenant: tid("d001"),
         customer: Customer {
             customer_no: "K-1001".into(),
@@ -811,6 +811,5 @@ pub fn customer_detail() -> CustomerDetail {
             send_on: day(17),
         }],
         messages_more: 0,
-    };
-    customer
+    }
 }

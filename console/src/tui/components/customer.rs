@@ -12,8 +12,6 @@
 //! [`format::visible`]: control and bidi characters are written out, never
 //! sent to the terminal.
 
-use std::cell::Cell;
-
 use ratatui::layout::Rect;
 use ratatui::style::{Style, Stylize};
 use ratatui::text::{Line, Span, Text};
@@ -41,8 +39,6 @@ pub struct CustomerView {
     pub cursor: usize,
     /// The view it was opened from; Esc goes back there.
     pub back: View,
-    /// Lines the pane showed when last drawn: a page for PgUp/PgDn.
-    pub rows_shown: Cell<usize>,
 }
 
 impl Default for CustomerView {
@@ -53,9 +49,15 @@ impl Default for CustomerView {
             error: None,
             cursor: 0,
             back: View::Queue,
-            rows_shown: Cell::new(0),
         }
     }
+}
+
+/// Lines the pane shows: the screen less the tab line, the footer and the
+/// pane's title, two more than the queue's list, which has a filter line
+/// and a table header besides (`App::resize`). A page for PgUp/PgDn.
+fn rows(screen: Screen) -> usize {
+    screen.page_rows + 2
 }
 
 /// One line of the pane, and the message it shows, if it does.
@@ -101,11 +103,7 @@ impl CustomerView {
             a if a.is_move() => {
                 let Some(d) = &self.detail else { return };
                 let len = lines(d, usize::from(screen.width)).len();
-                let page = match self.rows_shown.get() {
-                    0 => screen.page_rows,
-                    n => n,
-                };
-                move_selection(&mut self.cursor, len, action, page);
+                move_selection(&mut self.cursor, len, action, rows(screen));
             }
             Action::Back => out.push(Cmd::Show(self.back)),
             Action::Open => {
@@ -187,8 +185,7 @@ impl CustomerView {
 // ---- drawing ----
 
 impl CustomerView {
-    /// Paints the view into `area`; changes nothing but what it remembers
-    /// of the page size.
+    /// Paints the view into `area`; changes nothing.
     pub fn draw(&self, frame: &mut Frame, area: Rect) {
         let name = match &self.target {
             Some((t, no)) => format!("{} of {t}", visible(no)),
@@ -197,7 +194,6 @@ impl CustomerView {
         let block = pane(format!(" Customer {name} · Esc back "), true);
         let inner = block.inner(area);
         let rows = usize::from(inner.height).max(1);
-        self.rows_shown.set(rows);
         if let Some(e) = &self.error {
             let text = vec![
                 Line::from(format!("The daemon refused: {}", visible(e))).red(),
@@ -412,7 +408,7 @@ fn lines(d: &CustomerDetail, width: usize) -> Vec<DetailLine> {
     }
     l.more(d.vehicles_more, "vehicles");
 
-    let visits: Vec<_> = d
+    let mut visits: Vec<_> = d
         .vehicles
         .iter()
         .flat_map(|v| v.visits.iter().map(move |s| (s, &v.vehicle)))
@@ -422,8 +418,7 @@ fn lines(d: &CustomerDetail, width: usize) -> Vec<DetailLine> {
     if visits.is_empty() {
         l.push(Line::from("none on record").style(dim()));
     }
-    let mut visits = visits;
-    visits.sort_by(|a, b| b.0.date.cmp(&a.0.date));
+    visits.sort_by_key(|(s, _)| std::cmp::Reverse(s.date));
     for (s, v) in visits {
         let mut facts = vec![visible(&s.kind).into_owned()];
         if let Some(km) = s.km {

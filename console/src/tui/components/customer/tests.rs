@@ -98,12 +98,22 @@ fn long_lines_wrap_at_word_boundaries_within_80_columns() {
 #[test]
 fn the_cursor_pages_through_the_lines_and_enter_asks_for_its_message() {
     let mut v = shown(fixtures::customer_detail());
-    let s = screen(80, 6);
+    // A terminal of 10 rows: the pane shows 7 lines (8 less its title).
+    let s = screen(80, 5);
     let mut out = Vec::new();
     // Not on a message: nothing to show in the queue.
     assert_eq!(v.message_at_cursor(80), None);
     v.update(Action::Open, s, &mut out);
     assert!(out.is_empty(), "{out:?}");
+    // A page down: the next seven lines, the cursor on the first.
+    let first = render(&v, 80, 8);
+    v.update(Action::PageDown, s, &mut out);
+    assert_eq!(v.cursor, 7);
+    let second = render(&v, 80, 8);
+    assert!(first.contains("Jürgen Köhler"), "{first}");
+    assert!(!second.contains("Jürgen Köhler"), "{second}");
+    assert_eq!(first.lines().count(), 8, "{first}");
+    assert_eq!(second.lines().nth(1), Some("Consents (1)"), "{second}");
     // The last line is the letter #42.
     v.update(Action::Bottom, s, &mut out);
     assert_eq!(v.message_at_cursor(80), Some(42));
