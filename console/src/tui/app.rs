@@ -180,8 +180,9 @@ impl AppState {
         }
     }
 
-    /// Whether the caller may take this action: not in read-only mode, and
-    /// the role allows the request it leads to. Unknown role: nothing.
+    /// Whether the caller may take this action: the role allows the
+    /// request it leads to, and in read-only mode only what a read-only
+    /// role may ask (reading a customer). Unknown role: nothing.
     pub fn allowed(&self, action: Action) -> bool {
         if action == Action::TogglePooled {
             // Switching leads to both kinds of report.
@@ -190,7 +191,7 @@ impl AppState {
         match action.request() {
             None => true,
             Some(request) => {
-                !self.readonly
+                (!self.readonly || Role::ReadOnly.allows(&request))
                     && self
                         .identity()
                         .is_some_and(|i| role_allows(i.role, &request))

@@ -173,7 +173,11 @@ fn key(c: char) -> KeyEvent {
 
 /// An operator's console with the queue on screen.
 fn queue_app() -> App {
-    let mut app = App::new(AppState::new("/run/touchpoint/touchpoint.sock", false));
+    queue_app_readonly(false)
+}
+
+fn queue_app_readonly(readonly: bool) -> App {
+    let mut app = App::new(AppState::new("/run/touchpoint/touchpoint.sock", readonly));
     app.resize(80, 24);
     app.apply(NetEvent::Connected {
         daemon: "touchpointd 0.1.0".into(),
@@ -265,4 +269,18 @@ fn never_panics_at_any_size() {
         }
         render(view, 300, 100);
     }
+}
+
+#[test]
+fn a_read_only_console_reads_customers_and_still_acts_on_nothing() {
+    let mut app = queue_app_readonly(true);
+    app.key(key('H'));
+    assert_eq!(app.state.overlay, None);
+    assert!(app.state.notice.as_ref().is_some_and(|n| n.is_error()));
+    app.key(key('c'));
+    assert_eq!(app.state.view, View::Customer);
+    assert!(app
+        .take_effects()
+        .iter()
+        .any(|e| matches!(e, Effect::Fetch(Fetch::Customer { .. }))));
 }
