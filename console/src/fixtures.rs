@@ -7,8 +7,8 @@ use touchpoint_common::domain::{
 };
 use touchpoint_common::outbox::Message;
 use touchpoint_common::protocol::{
-    AuditEntry, AuditOutcome, CostRow, DaemonStatus, Identity, PolicyStatus, Role, Scope,
-    TenantDetail, TenantSummary, PROTOCOL_VERSION,
+    AuditEntry, AuditOutcome, CostRow, CustomerDetail, DaemonStatus, Identity, PolicyStatus, Role,
+    Scope, TenantDetail, TenantSummary, PROTOCOL_VERSION,
 };
 use touchpoint_common::report::answer::{Report, ReportQuery};
 use touchpoint_common::report::pool::{fill, Dealers, PoolRule, ReportGroup, Suppression};
@@ -722,5 +722,94 @@ pub fn message() -> Message {
             brand_share: 48,
             address: "Jürgen Köhler, Hauptstraße 5, 80331 München".into(),
         },
+    }
+}
+
+/// One stored customer with a vehicle and its visit, a consent, a merge, a
+/// response, a journey and a sent letter.
+pub fn customer_detail() -> CustomerDetail {
+    use touchpoint_common::domain::{
+        Channel, Consent, Customer, JourneyRecord, JourneyStage, JourneyTransition, ServiceVisit,
+        Vehicle,
+    };
+    use touchpoint_common::outbox::MessageStatus;
+    use touchpoint_common::protocol::{CustomerMessage, CustomerVehicle};
+    use touchpoint_common::report::{ReportedResponse, ResponseKind};
+
+    let day = |d| Date::from_ymd(2025, 3, d).expect("date");
+    let vehicle = Vehicle {
+        vin: "WVWZZZ1KZAW000001".into(),
+        customer_no: "K-1001".into(),
+        make: "VW".into(),
+        model: "Golf".into(),
+        first_registration: Some(Date::from_ymd(2021, 4, 1).expect("date")),
+        last_service_date: Some(Date::from_ymd(2024, 4, 1).expect("date")),
+        last_service_km: Some(41_000),
+        next_inspection: Some(Date::from_ymd(2026, 4, 30).expect("date")),
+        warranty_end: None,
+    };
+    CustomerDetail {
+        tenant: tid("d001"),
+        customer: Customer {
+            customer_no: "K-1001".into(),
+            first_name: "Jürgen".into(),
+            last_name: "Köhler".into(),
+            birth_date: Some(Date::from_ymd(1970, 2, 28).expect("date")),
+            ..Customer::default()
+        },
+        asked_for: None,
+        merges: vec![merge(3, "K-1001", "K-1001a", false)],
+        merges_more: 0,
+        vehicles: vec![CustomerVehicle {
+            vehicle,
+            stage: None,
+            visits: vec![ServiceVisit {
+                vin: "WVWZZZ1KZAW000001".into(),
+                customer_no: "K-1001".into(),
+                date: Date::from_ymd(2024, 4, 1).expect("date"),
+                km: Some(41_000),
+                kind: "Inspektion".into(),
+                value: Some(24_990),
+                source: "werkstatt.csv:214".into(),
+            }],
+            visits_more: 0,
+        }],
+        vehicles_more: 0,
+        consents: vec![Consent {
+            customer_no: "K-1001".into(),
+            channel: Channel::Email,
+            granted: true,
+            source: "dms-import:kunden.csv".into(),
+            at: ts(-600),
+        }],
+        consents_more: 0,
+        responses: vec![ReportedResponse {
+            customer_no: "K-1001".into(),
+            vin: String::new(),
+            date: day(20),
+            kind: ResponseKind::Appointment,
+            value: None,
+            note: String::new(),
+            source: "antworten.csv:12".into(),
+        }],
+        responses_more: 0,
+        journey: Some(JourneyRecord {
+            stage: JourneyStage::Active,
+            changed_on: day(14),
+            vehicles: Vec::new(),
+            transitions: vec![JourneyTransition::Customer {
+                day: day(14),
+                from: None,
+                to: JourneyStage::Active,
+            }],
+        }),
+        messages: vec![CustomerMessage {
+            id: 42,
+            service: "inspektion".into(),
+            channel: Channel::Post,
+            status: MessageStatus::Sent,
+            send_on: day(17),
+        }],
+        messages_more: 0,
     }
 }

@@ -93,7 +93,7 @@ const VOLATILE: [(&str, &str); 10] = [
 ];
 
 /// Snapshots a screen as `console_<name>.snap`, volatile parts redacted.
-fn snapshot(name: &str, screen: &str) {
+pub(crate) fn snapshot(name: &str, screen: &str) {
     snapshot_redacting(name, screen, &[]);
 }
 
@@ -118,7 +118,7 @@ fn snapshot_redacting(name: &str, screen: &str, more: &[(&str, &str)]) {
     settings.bind(|| insta::assert_snapshot!(format!("console_{name}"), screen));
 }
 
-fn key(c: char) -> KeyEvent {
+pub(crate) fn key(c: char) -> KeyEvent {
     let mods = if c.is_uppercase() {
         KeyModifiers::SHIFT
     } else {

@@ -775,10 +775,7 @@ fn invalid_proposals_show_the_daemons_lines_as_they_are() {
 /// fails here. docs/json.md describes what is snapshotted.
 #[test]
 fn json_shapes_of_every_command() {
-    use touchpoint_common::domain::{
-        Channel, Consent, Customer, ImportStatus, JourneyRecord, JourneyStage, JourneyTransition,
-        ServiceVisit, Vehicle,
-    };
+    use touchpoint_common::domain::{Channel, ImportStatus};
     use touchpoint_common::learning::{
         Arm, ArmFigures, Choice, LearnedService, LearnedState, Source,
     };
@@ -787,14 +784,12 @@ fn json_shapes_of_every_command() {
     };
     use touchpoint_common::policy::OccasionKind;
     use touchpoint_common::protocol::{
-        ActionResult, BatchSummary, CustomerDetail, CustomerMessage, CustomerVehicle,
-        DispatchStatus, OutcomeReport, Pause, PlanResult, Proposal, ProposalStatus,
-        TemplateHistory, TemplateVersion, TenantPlanChanges, TenantQueue, ThrottleStatus,
+        ActionResult, BatchSummary, DispatchStatus, OutcomeReport, Pause, PlanResult, Proposal,
+        ProposalStatus, TemplateHistory, TemplateVersion, TenantPlanChanges, TenantQueue,
+        ThrottleStatus,
     };
     use touchpoint_common::report::stats::By;
-    use touchpoint_common::report::{
-        ReportedResponse, ResponseKind, ResponseLine, ResponseList, ResponseVerdict,
-    };
+    use touchpoint_common::report::{ResponseKind, ResponseLine, ResponseList, ResponseVerdict};
     use touchpoint_common::Date;
 
     use crate::fixtures::{self, tid, ts};
@@ -950,81 +945,7 @@ fn json_shapes_of_every_command() {
             proposal: Some(7),
         }],
     }];
-    let vehicle = Vehicle {
-        vin: "WVWZZZ1KZAW000001".into(),
-        customer_no: "K-1001".into(),
-        make: "VW".into(),
-        model: "Golf".into(),
-        first_registration: Some(Date::from_ymd(2021, 4, 1).expect("date")),
-        last_service_date: Some(Date::from_ymd(2024, 4, 1).expect("date")),
-        last_service_km: Some(41_000),
-        next_inspection: Some(Date::from_ymd(2026, 4, 30).expect("date")),
-        warranty_end: None,
-    };
-    let customer = CustomerDetail {
-        tenant: d001.clone(),
-        customer: Customer {
-            customer_no: "K-1001".into(),
-            first_name: "Jürgen".into(),
-            last_name: "Köhler".into(),
-            birth_date: Some(Date::from_ymd(1970, 2, 28).expect("date")),
-            ..Customer::default()
-        },
-        asked_for: None,
-        merges: vec![fixtures::merge(3, "K-1001", "K-1001a", false)],
-        merges_more: 0,
-        vehicles: vec![CustomerVehicle {
-            vehicle,
-            stage: None,
-            visits: vec![ServiceVisit {
-                vin: "WVWZZZ1KZAW000001".into(),
-                customer_no: "K-1001".into(),
-                date: Date::from_ymd(2024, 4, 1).expect("date"),
-                km: Some(41_000),
-                kind: "Inspektion".into(),
-                value: Some(24_990),
-                source: "werkstatt.csv:214".into(),
-            }],
-            visits_more: 0,
-        }],
-        vehicles_more: 0,
-        consents: vec![Consent {
-            customer_no: "K-1001".into(),
-            channel: Channel::Email,
-            granted: true,
-            source: "dms-import:kunden.csv".into(),
-            at: ts(-600),
-        }],
-        consents_more: 0,
-        responses: vec![ReportedResponse {
-            customer_no: "K-1001".into(),
-            vin: String::new(),
-            date: day(20),
-            kind: ResponseKind::Appointment,
-            value: None,
-            note: String::new(),
-            source: "antworten.csv:12".into(),
-        }],
-        responses_more: 0,
-        journey: Some(JourneyRecord {
-            stage: JourneyStage::Active,
-            changed_on: day(14),
-            vehicles: Vec::new(),
-            transitions: vec![JourneyTransition::Customer {
-                day: day(14),
-                from: None,
-                to: JourneyStage::Active,
-            }],
-        }),
-        messages: vec![CustomerMessage {
-            id: 42,
-            service: "inspektion".into(),
-            channel: Channel::Post,
-            status: MessageStatus::Sent,
-            send_on: day(17),
-        }],
-        messages_more: 0,
-    };
+    let customer = fixtures::customer_detail();
     let responses = ResponseList {
         lines: vec![ResponseLine {
             recipient: "K-1001".into(),

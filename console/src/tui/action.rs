@@ -14,6 +14,9 @@ pub enum View {
     Tenants,
     Policies,
     Results,
+    /// One stored customer, full height over the view it was opened from;
+    /// not a tab (not in [`View::ALL`]).
+    Customer,
 }
 
 impl View {
@@ -34,6 +37,7 @@ impl View {
             View::Tenants => "Tenants",
             View::Policies => "Policies",
             View::Results => "Results",
+            View::Customer => "Customer",
         }
     }
 
@@ -85,6 +89,9 @@ pub enum Action {
     /// Overview: the day before / after the one shown.
     PrevDay,
     NextDay,
+    /// The stored customer of what is under the cursor (a message's
+    /// recipient), in the customer view.
+    OpenCustomer,
 }
 
 impl Action {
@@ -122,6 +129,10 @@ impl Action {
             Action::Reject => Request::Reject {
                 id: 0,
                 comment: String::new(),
+            },
+            Action::OpenCustomer => Request::Customer {
+                tenant,
+                customer: String::new(),
             },
             // Toggling leads to both; `AppState::allowed` asks for the other.
             Action::TogglePooled => Request::Report {

@@ -19,6 +19,7 @@ use touchpoint_common::TenantId;
 
 use super::action::{Action, View};
 use super::components::approvals::ApprovalsView;
+use super::components::customer::CustomerView;
 use super::components::overview::OverviewView;
 use super::components::policies::PoliciesView;
 use super::components::queue::QueueView;
@@ -72,6 +73,7 @@ pub struct AppState {
     pub tenants: TenantsView,
     pub policies: PoliciesView,
     pub results: ResultsView,
+    pub customer: CustomerView,
     pub notice: Option<Notice>,
     /// Rows of the main list on screen; follows the terminal height.
     pub page_rows: usize,
@@ -96,6 +98,7 @@ impl AppState {
             tenants: TenantsView::default(),
             policies: PoliciesView::default(),
             results: ResultsView::default(),
+            customer: CustomerView::default(),
             notice: None,
             page_rows: 10,
             width: 80,
@@ -119,6 +122,15 @@ impl AppState {
         }
     }
 
+    /// The tab on screen: the view, or the one the customer view was
+    /// opened from.
+    pub fn tab(&self) -> View {
+        match self.view {
+            View::Customer => self.customer.back,
+            v => v,
+        }
+    }
+
     pub fn connected(&self) -> bool {
         matches!(self.conn, ConnState::Connected { .. })
     }
@@ -139,6 +151,16 @@ impl AppState {
                         .map(|e| format!("#{}: {e}", r.id)),
                 }
             }
+            Action::OpenCustomer if self.view == View::Queue => self
+                .queue
+                .selected_row()
+                .is_none()
+                .then(|| "no message selected".into()),
+            Action::Open if self.view == View::Customer => self
+                .customer
+                .message_at_cursor(self.width)
+                .is_none()
+                .then(|| "Enter shows a message in the queue: move the cursor onto one".into()),
             Action::Approve | Action::Reject if self.view == View::Approvals => {
                 let p = self.approvals.selected_proposal()?;
                 if !matches!(p.status, ProposalStatus::Pending) {
@@ -158,8 +180,9 @@ impl AppState {
         }
     }
 
-    /// Whether the caller may take this action: not in read-only mode, and
-    /// the role allows the request it leads to. Unknown role: nothing.
+    /// Whether the caller may take this action: the role allows the
+    /// request it leads to, and in read-only mode only what a read-only
+    /// role may ask (reading a customer). Unknown role: nothing.
     pub fn allowed(&self, action: Action) -> bool {
         if action == Action::TogglePooled {
             // Switching leads to both kinds of report.
@@ -168,7 +191,7 @@ impl AppState {
         match action.request() {
             None => true,
             Some(request) => {
-                !self.readonly
+                (!self.readonly || Role::ReadOnly.allows(&request))
                     && self
                         .identity()
                         .is_some_and(|i| role_allows(i.role, &request))
@@ -236,6 +259,11 @@ impl App {
                 Cmd::Notice { text, error } => self.notice(text, error),
                 Cmd::Open(overlay) => self.state.overlay = Some(overlay),
                 Cmd::QueueOf(tenant) => self.show_queue_of(tenant),
+                Cmd::Customer { tenant, customer } => self.open_customer(tenant, customer),
+                Cmd::Show(view) => self.show(view),
+                Cmd::ShowMessage { tenant, id, filter } => {
+                    self.show_queue_message(tenant, id, filter)
+                }
             }
         }
     }
@@ -327,11 +355,11 @@ impl App {
             }
             Action::NextView => {
                 let n = View::ALL.len();
-                self.show(View::ALL[(self.state.view.position() + 1) % n]);
+                self.show(View::ALL[(self.state.tab().position() + 1) % n]);
             }
             Action::PrevView => {
                 let n = View::ALL.len();
-                self.show(View::ALL[(self.state.view.position() + n - 1) % n]);
+                self.show(View::ALL[(self.state.tab().position() + n - 1) % n]);
             }
             Action::ShowView(v) => self.show(v),
             _ => {
@@ -345,6 +373,7 @@ impl App {
                     View::Tenants => s.tenants.update(action, screen, &mut out),
                     View::Policies => s.policies.update(action, screen, &mut out),
                     View::Results => s.results.update(action, screen, &mut out),
+                    View::Customer => s.customer.update(action, screen, &mut out),
                 }
                 self.run(out);
             }
@@ -390,6 +419,7 @@ impl App {
             View::Tenants => s.tenants.fetch(&mut out),
             View::Policies => s.policies.fetch(&mut out),
             View::Results => s.results.fetch(screen, &mut out),
+            View::Customer => s.customer.fetch(&mut out),
         }
         self.run(out);
     }
@@ -399,6 +429,34 @@ impl App {
             Some(tenant) => self.fetch(Fetch::Preview { id, tenant }),
             None => self.notice("no tenant to preview for: open one in 4 Tenants", true),
         }
+    }
+
+    /// Shows a stored customer of `tenant` (the dealer's customer number)
+    /// in the customer view, as the daemon answers `touchpoint customer`;
+    /// Esc goes back to the view on screen now. What `c` on a message
+    /// does; for any other way in (a command line).
+    pub fn open_customer(&mut self, tenant: TenantId, customer: String) {
+        let from = self.state.view;
+        self.state.customer.open(tenant, customer, from);
+        self.state.view = View::Customer;
+        self.fetch_view();
+    }
+
+    /// A message of the customer view in the queue: the cursor on it, its
+    /// detail open; the queue's order stays.
+    fn show_queue_message(&mut self, tenant: TenantId, id: u64, filter: QueueFilter) {
+        let f = QueueFilter {
+            sort: self.state.queue.filter.sort,
+            ..filter
+        };
+        self.state.view = View::Queue;
+        let screen = self.state.screen();
+        let mut out = Vec::new();
+        self.state
+            .queue
+            .show_message(tenant, id, f, screen, &mut out);
+        self.run(out);
+        self.fetch_view();
     }
 
     /// The queue of one tenant (Enter in the tenants view): that tenant
@@ -461,9 +519,15 @@ impl App {
                 false
             }
             NetEvent::Failed { what, error } => {
-                if what == "queue" {
-                    // The queue's pane shows it too: no "loading…" forever.
-                    self.state.queue.on_failed(error.clone());
+                // The pane shows it too: no "loading…" forever.
+                match what {
+                    "queue" => {
+                        self.state.queue.on_failed(error.clone());
+                    }
+                    "customer" => {
+                        self.state.customer.on_failed(error.clone());
+                    }
+                    _ => {}
                 }
                 self.notice(format!("{what}: {error}"), true);
                 true
@@ -506,6 +570,7 @@ impl App {
             View::Tenants => s.tenants.on_changed(c, &mut out),
             View::Policies => s.policies.on_changed(c, &mut out),
             View::Results => s.results.on_changed(c, screen, &mut out),
+            View::Customer => s.customer.on_changed(c, &mut out),
         }
         self.run(out);
     }
@@ -530,6 +595,11 @@ impl App {
             Data::Audit { text, entries } => s.policies.on_audit(text, entries),
             Data::Report(r) => s.results.on_report(*r),
             Data::Learning(l) => s.policies.on_learning(*l),
+            Data::Customer {
+                tenant,
+                customer,
+                answer,
+            } => s.customer.on_data(tenant, customer, answer),
         };
         self.run(out);
         changed

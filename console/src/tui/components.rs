@@ -8,15 +8,17 @@
 //! `harness`, and no component imports another.
 
 pub mod approvals;
+pub mod customer;
 pub mod overview;
 pub mod policies;
 pub mod queue;
 pub mod results;
 pub mod tenants;
 
+use touchpoint_common::protocol::QueueFilter;
 use touchpoint_common::TenantId;
 
-use super::action::Action;
+use super::action::{Action, View};
 use super::msg::Fetch;
 use super::popup::Overlay;
 
@@ -45,6 +47,21 @@ pub enum Cmd {
     Open(Overlay),
     /// Shows the queue filtered to this tenant.
     QueueOf(TenantId),
+    /// Shows a stored customer (`customer`, the dealer's number) of
+    /// `tenant` in the customer view.
+    Customer {
+        tenant: TenantId,
+        customer: String,
+    },
+    /// Shows this view.
+    Show(View),
+    /// Shows the queue under `filter` with the cursor on message `id` of
+    /// `tenant` and its detail open.
+    ShowMessage {
+        tenant: TenantId,
+        id: u64,
+        filter: QueueFilter,
+    },
 }
 
 /// `J`/`K`: scrolls a detail pane by five lines.

@@ -51,6 +51,7 @@ const RESULTS: &[View] = &[View::Results];
 const OVERVIEW: &[View] = &[View::Overview];
 const DETAIL_VIEWS: &[View] = &[View::Queue, View::Approvals, View::Tenants];
 const FILTER_VIEWS: &[View] = &[View::Queue, View::Policies];
+const CUSTOMER: &[View] = &[View::Customer];
 
 const fn bind(
     keys: &'static [Key],
@@ -202,6 +203,13 @@ pub static KEYMAP: &[Binding] = &[
         Some("detail"),
         QUEUE,
     ),
+    bind(
+        &[code(KeyCode::Enter)],
+        Action::Open,
+        "the message under the cursor in the queue",
+        Some("in queue"),
+        CUSTOMER,
+    ),
     bind(&[ch('s')], Action::NextSort, "next sort key", None, QUEUE),
     bind(
         &[ch('S')],
@@ -292,6 +300,13 @@ pub static KEYMAP: &[Binding] = &[
         Action::Act(MessageAction::SendNow),
         "send planned now",
         Some("send now"),
+        QUEUE,
+    ),
+    bind(
+        &[ch('c')],
+        Action::OpenCustomer,
+        "the recipient's customer",
+        Some("customer"),
         QUEUE,
     ),
     bind(
@@ -437,7 +452,7 @@ mod tests {
 
     #[test]
     fn no_key_is_bound_twice_in_a_view() {
-        for view in View::ALL {
+        for view in View::ALL.into_iter().chain([View::Customer]) {
             let mut seen: Vec<Key> = Vec::new();
             for b in KEYMAP.iter().filter(|b| works_in(b, view)) {
                 for k in b.keys {
@@ -467,5 +482,9 @@ mod tests {
         let ev = KeyEvent::new(KeyCode::Char('a'), KeyModifiers::NONE);
         assert_eq!(action_for(&ev, View::Approvals), Some(Action::Approve));
         assert_eq!(action_for(&ev, View::Queue), None);
+        let ev = KeyEvent::new(KeyCode::Char('c'), KeyModifiers::NONE);
+        assert_eq!(action_for(&ev, View::Queue), Some(Action::OpenCustomer));
+        let ev = KeyEvent::new(KeyCode::Enter, KeyModifiers::NONE);
+        assert_eq!(action_for(&ev, View::Customer), Some(Action::Open));
     }
 }

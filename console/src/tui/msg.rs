@@ -6,8 +6,9 @@
 
 use touchpoint_common::outbox::Message;
 use touchpoint_common::protocol::{
-    AuditEntry, Changes, CostRow, DaemonStatus, Identity, MessageAction, MessageContent, Overview,
-    Preview, Proposal, ProposalDetail, QueueFilter, QueuePage, TenantDetail, TenantSummary,
+    AuditEntry, Changes, CostRow, CustomerDetail, DaemonStatus, Identity, MessageAction,
+    MessageContent, Overview, Preview, Proposal, ProposalDetail, QueueFilter, QueuePage,
+    TenantDetail, TenantSummary,
 };
 use touchpoint_common::report::answer::{Report, ReportQuery};
 use touchpoint_common::report::stats::By;
@@ -54,6 +55,11 @@ pub enum Fetch {
     Report(ReportQuery),
     /// The learned lead times and send slots (pooled data).
     Learning,
+    /// One stored customer whole (`touchpoint customer`).
+    Customer {
+        tenant: TenantId,
+        customer: String,
+    },
 }
 
 impl Fetch {
@@ -84,6 +90,7 @@ impl Fetch {
                 By::Month => 18,
             },
             Fetch::Learning => 19,
+            Fetch::Customer { .. } => 20,
         }
     }
 }
@@ -140,6 +147,14 @@ pub enum Data {
     },
     Report(Box<Report>),
     Learning(Box<touchpoint_common::learning::LearnedState>),
+    /// The answer for one customer asked for, or the daemon's refusal
+    /// (unknown customer, a tenant outside the scope) in its words: the
+    /// view that asked shows either.
+    Customer {
+        tenant: TenantId,
+        customer: String,
+        answer: Result<Box<CustomerDetail>, String>,
+    },
 }
 
 /// What the connection task reports.

@@ -119,6 +119,23 @@ async fn fetch(c: &mut Client, f: Fetch) -> Outcome<Data> {
             "learning",
             c.learning(None).await.map(|s| Data::Learning(Box::new(s))),
         ),
+        Fetch::Customer { tenant, customer } => {
+            let answer = match c.customer(&tenant, customer.clone()).await {
+                Ok(d) => Ok(Box::new(d)),
+                // A refusal is the answer the view shows; a broken
+                // connection is the connection's.
+                Err(e) if e.is_connection() => return Err(("customer", e)),
+                Err(e) => Err(e.to_string()),
+            };
+            Ok((
+                "customer",
+                Data::Customer {
+                    tenant,
+                    customer,
+                    answer,
+                },
+            ))
+        }
     }
 }
 

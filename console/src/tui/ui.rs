@@ -43,6 +43,7 @@ pub fn draw(frame: &mut Frame, state: &AppState) {
                 state.policies.draw(frame, body, policy)
             }
             View::Results => state.results.draw(frame, body),
+            View::Customer => state.customer.draw(frame, body),
         }
     }
     draw_footer(frame, footer, state);
@@ -138,7 +139,7 @@ fn tabs(state: &AppState, width: u16, compact: bool) -> Line<'static> {
         Vec::new()
     };
     for (n, v) in View::ALL.iter().enumerate() {
-        let active = *v == state.view;
+        let active = *v == state.tab();
         let mut label = if compact && !active {
             format!("{}", n + 1)
         } else {

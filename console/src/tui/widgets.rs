@@ -7,6 +7,7 @@ use ratatui::style::{Modifier, Style, Stylize};
 use ratatui::text::{Line, Span, Text};
 use ratatui::widgets::{Block, Borders, Cell, Clear, Paragraph, Row, Wrap};
 use ratatui::Frame;
+use touchpoint_common::outbox::MessageStatus;
 
 /// Terminals at least this wide get side-by-side panes and extra columns.
 pub const WIDE: u16 = 140;
@@ -109,9 +110,91 @@ pub fn draw_popup(frame: &mut Frame, area: Rect, title: &str, text: Text<'static
     );
 }
 
+/// How a message's status is drawn, wherever one is.
+pub fn status_style(s: MessageStatus) -> Style {
+    match s {
+        MessageStatus::Planned | MessageStatus::Rendered => Style::new(),
+        MessageStatus::Queued | MessageStatus::Sending => Style::new().cyan(),
+        MessageStatus::Deferred => Style::new().yellow(),
+        MessageStatus::Sent => Style::new().green(),
+        MessageStatus::Held => Style::new().magenta().bold(),
+        MessageStatus::Failed => Style::new().red().bold(),
+        MessageStatus::Fallback => Style::new().yellow(),
+        MessageStatus::Cancelled | MessageStatus::Control => dim(),
+    }
+}
+
+/// `text` after `prefix` (of `prefix_width` columns), wrapped to `width`:
+/// continuation lines start under the text, not at column 0.
+pub fn hang(
+    lines: &mut Vec<Line<'static>>,
+    prefix: Vec<Span<'static>>,
+    prefix_width: usize,
+    text: &str,
+    style: Style,
+    width: usize,
+) {
+    // A prefix that leaves no room stands on its own line; the text
+    // follows at the full width.
+    if prefix_width + 12 > width {
+        if !prefix.is_empty() {
+            lines.push(Line::from(prefix));
+        }
+        for part in wrap_words(text, width) {
+            lines.push(Line::from(Span::styled(part, style)));
+        }
+        return;
+    }
+    let avail = width - prefix_width;
+    let indent = prefix_width;
+    for (i, part) in wrap_words(text, avail).into_iter().enumerate() {
+        let mut spans = if i == 0 {
+            prefix.clone()
+        } else {
+            vec![Span::from(" ".repeat(indent))]
+        };
+        spans.push(Span::styled(part, style));
+        lines.push(Line::from(spans));
+    }
+}
+
+/// Words of `text` on lines of at most `width` characters; a word longer
+/// than that is cut. Always at least one line.
+pub fn wrap_words(text: &str, width: usize) -> Vec<String> {
+    let width = width.max(1);
+    let mut out = Vec::new();
+    let mut line = String::new();
+    let mut used = 0;
+    for word in text.split_whitespace() {
+        let mut word: Vec<char> = word.chars().collect();
+        while word.len() > width {
+            if used > 0 {
+                out.push(std::mem::take(&mut line));
+                used = 0;
+            }
+            out.push(word.drain(..width).collect());
+        }
+        let n = word.len();
+        if used > 0 && used + 1 + n > width {
+            out.push(std::mem::take(&mut line));
+            used = 0;
+        }
+        if used > 0 {
+            line.push(' ');
+            used += 1;
+        }
+        line.extend(word);
+        used += n;
+    }
+    if used > 0 || out.is_empty() {
+        out.push(line);
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
-    use super::thousands;
+    use super::{thousands, wrap_words};
 
     #[test]
     fn thousands_separators() {
@@ -119,5 +202,18 @@ mod tests {
         assert_eq!(thousands(999), "999");
         assert_eq!(thousands(1000), "1,000");
         assert_eq!(thousands(1_000_000), "1,000,000");
+    }
+
+    #[test]
+    fn words_wrap_to_the_width_and_a_long_word_is_cut() {
+        assert_eq!(
+            wrap_words("Guten Tag Herr Fößel, Ihr Fahrzeug", 12),
+            ["Guten Tag", "Herr Fößel,", "Ihr Fahrzeug"]
+        );
+        assert_eq!(
+            wrap_words("WVWZZZ1KZ6W000001", 8),
+            ["WVWZZZ1K", "Z6W00000", "1"]
+        );
+        assert_eq!(wrap_words("", 8), [""]);
     }
 }

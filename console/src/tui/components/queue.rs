@@ -43,6 +43,9 @@ pub struct QueueView {
     /// At [`ROOMY`] columns or more: the detail pane hidden, the list
     /// takes its room.
     pub detail_hidden: bool,
+    /// A message to put the cursor on when the next listing comes
+    /// ([`QueueView::show_message`]).
+    pub follow: Option<(TenantId, u64)>,
 }
 
 impl QueueView {
@@ -270,6 +273,14 @@ impl QueueView {
                 }
             }
             Action::ClearMarks => self.marks.clear(),
+            Action::OpenCustomer => {
+                if let Some(r) = self.selected_row() {
+                    out.push(Cmd::Customer {
+                        tenant: r.tenant.clone(),
+                        customer: r.recipient.clone(),
+                    });
+                }
+            }
             Action::Act(a) => self.confirm(a, out),
             _ => {}
         }
@@ -291,6 +302,26 @@ impl QueueView {
         if self.filter == filter {
             return;
         }
+        self.load(filter, screen, out);
+    }
+
+    /// The listing under `filter` with the cursor on message `id` of
+    /// `tenant` once it comes, and that message's detail open.
+    pub fn show_message(
+        &mut self,
+        tenant: TenantId,
+        id: u64,
+        filter: QueueFilter,
+        screen: Screen,
+        out: &mut Vec<Cmd>,
+    ) {
+        self.follow = Some((tenant, id));
+        self.detail_open = true;
+        self.load(filter, screen, out);
+    }
+
+    /// Asks for the first rows under `filter`, forgetting the old rows.
+    fn load(&mut self, filter: QueueFilter, screen: Screen, out: &mut Vec<Cmd>) {
         self.filter = filter;
         self.selected = 0;
         self.detail_scroll = 0;
@@ -368,16 +399,27 @@ impl QueueView {
         if self.requested.as_ref() != Some(&(page.filter.clone(), page.offset)) {
             return false;
         }
-        // Stay on the same message when rows moved (newer ones
-        // planned above it), else keep the position inside the
+        // The message asked for (a customer's, Enter in the customer
+        // view); else stay on the same message when rows moved (newer
+        // ones planned above it), else keep the position inside the
         // listing when it shrank.
-        let following = self.selected_row().map(|r| (r.tenant.clone(), r.id));
+        let follow = self.follow.take();
+        let following = follow
+            .clone()
+            .or_else(|| self.selected_row().map(|r| (r.tenant.clone(), r.id)));
         let found = following.and_then(|(t, id)| {
             page.rows
                 .iter()
                 .position(|r| r.id == id && r.tenant == t)
                 .map(|i| page.offset + i as u64)
         });
+        if let (Some((t, id)), None) = (&follow, found) {
+            self.detail_open = false;
+            out.push(Cmd::Notice {
+                text: format!("message #{id} of {t} is not among the rows of this filter"),
+                error: true,
+            });
+        }
         self.selected = found
             .unwrap_or(self.selected)
             .min(page.total.saturating_sub(1));
@@ -398,6 +440,7 @@ impl QueueView {
     pub fn on_failed(&mut self, error: String) -> bool {
         self.page = None;
         self.requested = None;
+        self.follow = None;
         replace(&mut self.error, Some(error))
     }
 
