@@ -85,6 +85,12 @@ pub enum Action {
     /// Overview: the day before / after the one shown.
     PrevDay,
     NextDay,
+    /// The cursor on row `n` of the list on screen (a mouse click).
+    Select(usize),
+    /// Every alert, in a popup that scrolls.
+    ShowAlerts,
+    /// Mouse capture off (the terminal selects text) or on again.
+    ToggleMouse,
 }
 
 impl Action {
@@ -98,6 +104,7 @@ impl Action {
                 | Action::Bottom
                 | Action::PageUp
                 | Action::PageDown
+                | Action::Select(_)
         )
     }
 

@@ -103,11 +103,14 @@ impl Harness {
         self.terminal.backend_mut().resize(width, height);
     }
 
-    /// Draws a frame and returns it.
+    /// Draws a frame and returns it; keeps where it put things, as the
+    /// console does, for the next mouse event.
     pub fn draw(&mut self) -> &Buffer {
         let state = &self.app.state;
+        let mut hits = Default::default();
         // Drawing into a TestBackend cannot fail.
-        let _ = self.terminal.draw(|f| ui::draw(f, state));
+        let _ = self.terminal.draw(|f| hits = ui::draw(f, state));
+        self.app.hits = hits;
         self.terminal.backend().buffer()
     }
 

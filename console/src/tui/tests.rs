@@ -18,9 +18,16 @@ use super::popup::Overlay;
 use super::ui::draw;
 use crate::fixtures;
 
+mod header;
+mod mouse;
+
 fn render(state: &AppState, width: u16, height: u16) -> String {
     let mut terminal = Terminal::new(TestBackend::new(width, height)).expect("terminal");
-    terminal.draw(|f| draw(f, state)).expect("draw");
+    terminal
+        .draw(|f| {
+            draw(f, state);
+        })
+        .expect("draw");
     buffer_text(terminal.backend().buffer())
 }
 
@@ -361,7 +368,11 @@ fn no_color_leaves_only_bold_reverse_and_dim() {
     app.update(Action::ShowView(View::Overview));
     let colours = |app: &App| {
         let mut terminal = Terminal::new(TestBackend::new(120, 30)).expect("terminal");
-        terminal.draw(|f| draw(f, &app.state)).expect("draw");
+        terminal
+            .draw(|f| {
+                draw(f, &app.state);
+            })
+            .expect("draw");
         let buf = terminal.backend().buffer().clone();
         let coloured = buf
             .content

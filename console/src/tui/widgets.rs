@@ -7,6 +7,7 @@ use ratatui::style::{Modifier, Style, Stylize};
 use ratatui::text::{Line, Span, Text};
 use ratatui::widgets::{Block, Borders, Cell, Clear, Paragraph, Row, Wrap};
 use ratatui::Frame;
+use touchpoint_common::protocol::{Alert, AlertLevel};
 
 /// Terminals at least this wide get side-by-side panes and extra columns.
 pub const WIDE: u16 = 140;
@@ -89,7 +90,14 @@ pub fn popup_area(area: Rect, width: u16, height: u16) -> Rect {
     h
 }
 
-pub fn draw_popup(frame: &mut Frame, area: Rect, title: &str, text: Text<'static>, max_width: u16) {
+/// Draws a popup; returns the area it covers.
+pub fn draw_popup(
+    frame: &mut Frame,
+    area: Rect,
+    title: &str,
+    text: Text<'static>,
+    max_width: u16,
+) -> Rect {
     let width = max_width.min(area.width.saturating_sub(2)).max(10);
     // Wrapped height: a rough count is enough to size the box.
     let inner = usize::from(width.saturating_sub(2)).max(1);
@@ -107,11 +115,113 @@ pub fn draw_popup(frame: &mut Frame, area: Rect, title: &str, text: Text<'static
             .block(Block::bordered().title(Span::from(format!(" {title} ")).bold())),
         rect,
     );
+    rect
+}
+
+/// An alert's mark and style: `✕` critical, `!` a warning.
+pub fn alert_mark(level: AlertLevel) -> (&'static str, Style) {
+    match level {
+        AlertLevel::Critical => (" ✕ ", Style::new().red().bold()),
+        AlertLevel::Warning => (" ! ", Style::new().yellow()),
+    }
+}
+
+/// An alert as lines: its mark, the tenant it is about, its text; wrapped
+/// to `width` under the text, or on one line (cut by its pane) without.
+pub fn alert_lines(a: &Alert, width: Option<usize>) -> Vec<Line<'static>> {
+    let (mark, style) = alert_mark(a.level);
+    let tenant = a
+        .tenant
+        .as_ref()
+        .map(|t| format!("{t}: "))
+        .unwrap_or_default();
+    let prefix_width = mark.chars().count() + tenant.chars().count();
+    let prefix = vec![Span::from(mark).style(style), Span::from(tenant).bold()];
+    match width {
+        None => {
+            let mut spans = prefix;
+            spans.push(Span::from(a.text.clone()).style(style));
+            vec![Line::from(spans)]
+        }
+        Some(width) => {
+            let mut lines = Vec::new();
+            hang(&mut lines, prefix, prefix_width, &a.text, style, width);
+            lines
+        }
+    }
+}
+
+/// `text` after `prefix` (of `prefix_width` columns), wrapped to `width`:
+/// continuation lines start under the text, not at column 0.
+pub fn hang(
+    lines: &mut Vec<Line<'static>>,
+    prefix: Vec<Span<'static>>,
+    prefix_width: usize,
+    text: &str,
+    style: Style,
+    width: usize,
+) {
+    // A prefix that leaves no room stands on its own line; the text
+    // follows at the full width.
+    if prefix_width + 12 > width {
+        if !prefix.is_empty() {
+            lines.push(Line::from(prefix));
+        }
+        for part in wrap_words(text, width) {
+            lines.push(Line::from(Span::styled(part, style)));
+        }
+        return;
+    }
+    let avail = width - prefix_width;
+    let indent = prefix_width;
+    for (i, part) in wrap_words(text, avail).into_iter().enumerate() {
+        let mut spans = if i == 0 {
+            prefix.clone()
+        } else {
+            vec![Span::from(" ".repeat(indent))]
+        };
+        spans.push(Span::styled(part, style));
+        lines.push(Line::from(spans));
+    }
+}
+
+/// Words of `text` on lines of at most `width` characters; a word longer
+/// than that is cut. Always at least one line.
+pub fn wrap_words(text: &str, width: usize) -> Vec<String> {
+    let width = width.max(1);
+    let mut out = Vec::new();
+    let mut line = String::new();
+    let mut used = 0;
+    for word in text.split_whitespace() {
+        let mut word: Vec<char> = word.chars().collect();
+        while word.len() > width {
+            if used > 0 {
+                out.push(std::mem::take(&mut line));
+                used = 0;
+            }
+            out.push(word.drain(..width).collect());
+        }
+        let n = word.len();
+        if used > 0 && used + 1 + n > width {
+            out.push(std::mem::take(&mut line));
+            used = 0;
+        }
+        if used > 0 {
+            line.push(' ');
+            used += 1;
+        }
+        line.extend(word);
+        used += n;
+    }
+    if used > 0 || out.is_empty() {
+        out.push(line);
+    }
+    out
 }
 
 #[cfg(test)]
 mod tests {
-    use super::thousands;
+    use super::{thousands, wrap_words};
 
     #[test]
     fn thousands_separators() {
@@ -119,5 +229,18 @@ mod tests {
         assert_eq!(thousands(999), "999");
         assert_eq!(thousands(1000), "1,000");
         assert_eq!(thousands(1_000_000), "1,000,000");
+    }
+
+    #[test]
+    fn words_wrap_to_the_width_and_a_long_word_is_cut() {
+        assert_eq!(
+            wrap_words("Guten Tag Herr Fößel, Ihr Fahrzeug", 12),
+            ["Guten Tag", "Herr Fößel,", "Ihr Fahrzeug"]
+        );
+        assert_eq!(
+            wrap_words("WVWZZZ1KZ6W000001", 8),
+            ["WVWZZZ1K", "Z6W00000", "1"]
+        );
+        assert_eq!(wrap_words("", 8), [""]);
     }
 }

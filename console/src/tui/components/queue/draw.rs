@@ -13,7 +13,8 @@ use touchpoint_common::queue::SortKey;
 
 use super::QueueView;
 use crate::format;
-use crate::tui::widgets::{dim, euro, header_row, page_top, pane, right, thousands, WIDE};
+use crate::tui::hits::Hits;
+use crate::tui::widgets::{dim, euro, hang, header_row, page_top, pane, right, thousands, WIDE};
 
 pub fn status_style(s: MessageStatus) -> Style {
     match s {
@@ -29,8 +30,9 @@ pub fn status_style(s: MessageStatus) -> Style {
 }
 
 impl QueueView {
-    /// Paints the view into `area`; changes nothing.
-    pub fn draw(&self, frame: &mut Frame, area: Rect) {
+    /// Paints the view into `area`; changes nothing; records the list's
+    /// rows and the detail pane in `hits`.
+    pub fn draw(&self, frame: &mut Frame, area: Rect, hits: &mut Hits) {
         let [bar, main] = Layout::vertical([Constraint::Length(1), Constraint::Min(0)]).areas(area);
         draw_filter_bar(frame, bar, self);
         if self.detail_beside(area.width) {
@@ -38,12 +40,14 @@ impl QueueView {
                 Layout::horizontal([Constraint::Percentage(55), Constraint::Percentage(45)])
                     .spacing(2)
                     .areas(main);
-            draw_list(frame, list, self);
+            draw_list(frame, list, self, hits);
             draw_detail(frame, detail, self);
+            hits.detail = Some(detail);
         } else if self.detail_open {
             draw_detail(frame, main, self);
+            hits.detail = Some(main);
         } else {
-            draw_list(frame, main, self);
+            draw_list(frame, main, self, hits);
         }
     }
 }
@@ -87,7 +91,7 @@ fn order(q: &QueueView) -> String {
     format!("by {words} {arrow}")
 }
 
-fn draw_list(frame: &mut Frame, area: Rect, q: &QueueView) {
+fn draw_list(frame: &mut Frame, area: Rect, q: &QueueView, hits: &mut Hits) {
     let total = q.total();
     let title = match (&q.page, &q.error) {
         (_, Some(_)) => " Messages (refused) ".to_string(),
@@ -102,6 +106,7 @@ fn draw_list(frame: &mut Frame, area: Rect, q: &QueueView) {
     };
     let block = pane(title, !q.detail_open || area.width >= WIDE);
     let inner_rows = usize::from(area.height.saturating_sub(2));
+    hits.list_pane = Some(area);
     if let Some(e) = &q.error {
         let text = vec![
             Line::from(format!("The daemon refused this filter: {e}")).red(),
@@ -162,6 +167,10 @@ fn draw_list(frame: &mut Frame, area: Rect, q: &QueueView) {
     }
     let selected = usize::try_from(q.selected).unwrap_or(usize::MAX);
     let top = page_top(selected, inner_rows.max(1));
+    let shown = usize::try_from(total)
+        .unwrap_or(usize::MAX)
+        .saturating_sub(top);
+    hits.table(area, block.inner(area), top, shown.min(inner_rows));
     // Only the rows on screen are built.
     let rows = (top..top + inner_rows)
         .take_while(|i| (*i as u64) < total)
@@ -310,74 +319,6 @@ fn draw_detail(frame: &mut Frame, area: Rect, q: &QueueView) {
 fn section(lines: &mut Vec<Line<'static>>, title: &str) {
     lines.push(Line::from(""));
     lines.push(Line::from(title.to_string()).bold().underlined());
-}
-
-/// `text` after `prefix` (of `prefix_width` columns), wrapped to `width`:
-/// continuation lines start under the text, not at column 0.
-fn hang(
-    lines: &mut Vec<Line<'static>>,
-    prefix: Vec<Span<'static>>,
-    prefix_width: usize,
-    text: &str,
-    style: Style,
-    width: usize,
-) {
-    // A prefix that leaves no room stands on its own line; the text
-    // follows at the full width.
-    if prefix_width + 12 > width {
-        if !prefix.is_empty() {
-            lines.push(Line::from(prefix));
-        }
-        for part in wrap_words(text, width) {
-            lines.push(Line::from(Span::styled(part, style)));
-        }
-        return;
-    }
-    let avail = width - prefix_width;
-    let indent = prefix_width;
-    for (i, part) in wrap_words(text, avail).into_iter().enumerate() {
-        let mut spans = if i == 0 {
-            prefix.clone()
-        } else {
-            vec![Span::from(" ".repeat(indent))]
-        };
-        spans.push(Span::styled(part, style));
-        lines.push(Line::from(spans));
-    }
-}
-
-/// Words of `text` on lines of at most `width` characters; a word longer
-/// than that is cut. Always at least one line.
-pub(super) fn wrap_words(text: &str, width: usize) -> Vec<String> {
-    let width = width.max(1);
-    let mut out = Vec::new();
-    let mut line = String::new();
-    let mut used = 0;
-    for word in text.split_whitespace() {
-        let mut word: Vec<char> = word.chars().collect();
-        while word.len() > width {
-            if used > 0 {
-                out.push(std::mem::take(&mut line));
-                used = 0;
-            }
-            out.push(word.drain(..width).collect());
-        }
-        let n = word.len();
-        if used > 0 && used + 1 + n > width {
-            out.push(std::mem::take(&mut line));
-            used = 0;
-        }
-        if used > 0 {
-            line.push(' ');
-            used += 1;
-        }
-        line.extend(word);
-        used += n;
-    }
-    if used > 0 || out.is_empty() {
-        out.push(line);
-    }
-    out
 }
 
 /// A template's text as paragraphs: lines its author broke to fill a
@@ -547,19 +488,6 @@ fn message_lines(m: &Message, lines: &mut Vec<Line<'static>>, width: usize) {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn words_wrap_to_the_width_and_a_long_word_is_cut() {
-        assert_eq!(
-            wrap_words("Guten Tag Herr Fößel, Ihr Fahrzeug", 12),
-            ["Guten Tag", "Herr Fößel,", "Ihr Fahrzeug"]
-        );
-        assert_eq!(
-            wrap_words("WVWZZZ1KZ6W000001", 8),
-            ["WVWZZZ1K", "Z6W00000", "1"]
-        );
-        assert_eq!(wrap_words("", 8), [""]);
-    }
 
     #[test]
     fn a_filled_paragraph_joins_again_and_short_lines_keep_their_breaks() {
