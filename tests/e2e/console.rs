@@ -93,7 +93,7 @@ const VOLATILE: [(&str, &str); 10] = [
 ];
 
 /// Snapshots a screen as `console_<name>.snap`, volatile parts redacted.
-fn snapshot(name: &str, screen: &str) {
+pub(crate) fn snapshot(name: &str, screen: &str) {
     snapshot_redacting(name, screen, &[]);
 }
 

@@ -13,6 +13,7 @@ mod clock;
 mod common;
 mod console;
 mod console_feed;
+mod console_header;
 mod console_pty;
 mod crash;
 mod customer;

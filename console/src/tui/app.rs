@@ -563,6 +563,18 @@ impl App {
                     self.state.notice = None;
                 }
                 self.fetch_view();
+                // The header's pauses and the Approvals badge are the
+                // overview's, which may have changed while away.
+                if self.state.view != View::Overview
+                    && self
+                        .state
+                        .identity()
+                        .is_some_and(|i| i.role.allows(&Request::Overview { day: None }))
+                {
+                    let mut out = Vec::new();
+                    self.state.overview.fetch(&mut out);
+                    self.run(out);
+                }
                 true
             }
             NetEvent::Disconnected { error, attempt } => replace(

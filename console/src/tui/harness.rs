@@ -121,6 +121,20 @@ impl Harness {
     }
 }
 
+/// `state` drawn on a terminal of `width` × `height`, as text (see
+/// [`buffer_text`]).
+pub fn render(state: &AppState, width: u16, height: u16) -> String {
+    let mut terminal = match Terminal::new(TestBackend::new(width, height)) {
+        Ok(t) => t,
+        Err(e) => return format!("test terminal: {e}"),
+    };
+    // Drawing into a TestBackend cannot fail.
+    let _ = terminal.draw(|f| {
+        ui::draw(f, state);
+    });
+    buffer_text(terminal.backend().buffer())
+}
+
 pub fn buffer_text(buf: &Buffer) -> String {
     let area = buf.area;
     let mut out = String::new();

@@ -12,7 +12,6 @@ use touchpoint_common::report::stats::By;
 
 use super::action::{Action, View};
 use super::app::{App, AppState, ConnState};
-use super::harness::buffer_text;
 use super::msg::{Act, Data, Effect, Fetch, NetEvent};
 use super::popup::Overlay;
 use super::ui::draw;
@@ -22,13 +21,7 @@ mod header;
 mod mouse;
 
 fn render(state: &AppState, width: u16, height: u16) -> String {
-    let mut terminal = Terminal::new(TestBackend::new(width, height)).expect("terminal");
-    terminal
-        .draw(|f| {
-            draw(f, state);
-        })
-        .expect("draw");
-    buffer_text(terminal.backend().buffer())
+    super::harness::render(state, width, height)
 }
 
 fn identity(role: Role) -> Identity {
