@@ -13,7 +13,7 @@ use touchpoint::tui::harness::{render, Harness};
 use touchpoint::tui::msg::NetEvent;
 use touchpoint::tui::net;
 use touchpoint::tui::popup::Overlay;
-use touchpoint_common::protocol::{PauseScope, Role};
+use touchpoint_common::protocol::{PauseScope, QueueFilter, Role};
 use touchpoint_tests::{tid, Options, TestDaemon};
 
 use crate::console::{rule, snapshot};
@@ -62,6 +62,14 @@ async fn busy_daemon() -> (TestDaemon, tempfile::TempDir) {
     })
     .await
     .expect("pause a service");
+    // Dispatch renders and queues them under the pause: wait for it, so
+    // that every screen shows the same.
+    let queued = QueueFilter::parse("status:queued").expect("filter");
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while c.queue(&queued, 0, 1).await.expect("queue").total < 6 {
+        assert!(tokio::time::Instant::now() < deadline, "never queued");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     (d, files)
 }
 
@@ -176,7 +184,11 @@ async fn after_a_reconnect_no_notice_of_the_lost_connection_stays_next_to_live()
     // It comes back on the same state: `● live`, and the notice is gone.
     d.restart_with_access(&[rule(Role::Operator)]);
     app.key(key('r'));
-    run_until(&mut app, &mut events, &effects, |a| a.state.connected()).await;
+    // Connected, and the overview (the header's pauses) read again.
+    run_until(&mut app, &mut events, &effects, |a| {
+        a.state.connected() && a.state.overview.data.is_some()
+    })
+    .await;
     let shown = screen(&app);
     assert!(shown.contains("● live"), "{shown}");
     assert!(!shown.contains("not sent"), "{shown}");
