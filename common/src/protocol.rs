@@ -624,7 +624,7 @@ pub struct Overview {
     pub policy: PolicyStatus,
     /// Proposals the caller's scope may see (as `Proposals` lists them).
     pub pending_approvals: u64,
-    /// Most severe first.
+    /// The pauses in force first, then the most severe first.
     pub alerts: Vec<Alert>,
     /// Whether the caller's scope is every tenant, so that the figures only
     /// known over every tenant are in this answer: `throughput`, the

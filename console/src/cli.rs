@@ -34,6 +34,10 @@ pub struct Cli {
     /// Refuse every action that changes data.
     #[arg(long, global = true)]
     pub readonly: bool,
+    /// The console leaves the mouse to the terminal (to select text); `m`
+    /// turns mouse capture on and off while it runs.
+    #[arg(long, global = true, env = "TOUCHPOINT_NO_MOUSE")]
+    pub no_mouse: bool,
     /// Without a subcommand, the interactive console starts.
     #[command(subcommand)]
     pub command: Option<Command>,

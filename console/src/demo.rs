@@ -91,7 +91,8 @@ struct Imported {
     result: Result<ImportReport, String>,
 }
 
-pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
+/// `mouse`: the console at the end captures the mouse (no `--no-mouse`).
+pub async fn run(args: DemoArgs, mouse: bool) -> anyhow::Result<()> {
     let dir = std::path::absolute(&args.state_dir)
         .with_context(|| format!("cannot resolve {}", args.state_dir.display()))?;
     let socket = dir.join("touchpoint.sock");
@@ -148,7 +149,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         config: &config,
         policies: &policy_dir,
     };
-    let result = drive(&args, &paths, &exports, &mut daemon, http_port).await;
+    let result = drive(&args, &paths, &exports, &mut daemon, (http_port, mouse)).await;
     let stopped = daemon.stop();
     match (result, stopped) {
         (Ok(()), Ok(status)) if status.success() => {
@@ -181,7 +182,7 @@ async fn drive(
     paths: &Paths<'_>,
     exports: &[DealerExports],
     daemon: &mut DaemonProcess,
-    http_port: u16,
+    (http_port, mouse): (u16, bool),
 ) -> anyhow::Result<()> {
     let (dir, socket) = (paths.dir, paths.socket);
     let mut client = daemon.client.take().context("daemon connection missing")?;
@@ -327,7 +328,7 @@ async fn drive(
 
     if !args.headless {
         drop(client);
-        crate::tui::run(socket.to_path_buf(), false).await?;
+        crate::tui::run(socket.to_path_buf(), false, mouse).await?;
     }
     if let Some(p) = problems {
         bail!(p);

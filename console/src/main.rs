@@ -23,7 +23,7 @@ fn main() -> ExitCode {
     match cli.command {
         None => {
             let socket = resolve_socket(cli.socket.as_deref());
-            match runtime.block_on(touchpoint::tui::run(socket, cli.readonly)) {
+            match runtime.block_on(touchpoint::tui::run(socket, cli.readonly, !cli.no_mouse)) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     eprintln!("touchpoint: {e:#}");
@@ -31,13 +31,15 @@ fn main() -> ExitCode {
                 }
             }
         }
-        Some(Command::Demo(args)) => match runtime.block_on(touchpoint::demo::run(args)) {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => {
-                eprintln!("touchpoint demo: {e:#}");
-                ExitCode::from(EXIT_FAILED)
+        Some(Command::Demo(args)) => {
+            match runtime.block_on(touchpoint::demo::run(args, !cli.no_mouse)) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("touchpoint demo: {e:#}");
+                    ExitCode::from(EXIT_FAILED)
+                }
             }
-        },
+        }
         Some(Command::Simulate(args)) => match runtime.block_on(touchpoint::simulate::run(args)) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {

@@ -18,6 +18,7 @@
 //! app         shared state (view, connection, status, popup, notice) and routing;
 //!             no drawing (ui, widgets), no connection (net, harness)
 //! ui          the frame around the view on screen: tabs, footer, popup
+//! hits        where the last frame put tabs, rows and panes, for the mouse
 //! net         the connection task; of the TUI it imports msg only
 //! harness     the console without a terminal, for tests and benchmarks
 //! ```
@@ -28,6 +29,7 @@ pub mod action;
 pub mod app;
 pub mod components;
 pub mod harness;
+pub mod hits;
 pub mod keymap;
 pub mod msg;
 pub mod net;
@@ -43,7 +45,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use crossterm::event::{self, Event};
+use crossterm::event::{self, DisableMouseCapture, EnableMouseCapture, Event};
 use ratatui::DefaultTerminal;
 use tokio::sync::mpsc;
 
@@ -51,25 +53,57 @@ use app::{App, AppState};
 use msg::{Effect, NetEvent};
 
 /// Restores the terminal however the TUI ends; the panic hook that
-/// `ratatui::try_init` installs covers panics.
+/// `ratatui::try_init` installs covers panics, and ours before it gives
+/// the mouse back.
 struct TerminalGuard {
     terminal: DefaultTerminal,
+    /// Whether the terminal reports the mouse to us now.
+    mouse: bool,
 }
 
 impl TerminalGuard {
     fn init() -> std::io::Result<Self> {
         match ratatui::try_init() {
-            Ok(terminal) => Ok(Self { terminal }),
+            Ok(terminal) => {
+                let restore = std::panic::take_hook();
+                std::panic::set_hook(Box::new(move |info| {
+                    release_mouse();
+                    restore(info);
+                }));
+                Ok(Self {
+                    terminal,
+                    mouse: false,
+                })
+            }
             Err(e) => {
                 ratatui::restore();
                 Err(e)
             }
         }
     }
+
+    /// Mouse capture on or off, as the app wants it.
+    fn follow_mouse(&mut self, want: bool) -> std::io::Result<()> {
+        if want != self.mouse {
+            if want {
+                crossterm::execute!(std::io::stdout(), EnableMouseCapture)?;
+            } else {
+                crossterm::execute!(std::io::stdout(), DisableMouseCapture)?;
+            }
+            self.mouse = want;
+        }
+        Ok(())
+    }
+}
+
+/// Gives the mouse back to the terminal (harmless when it was not taken).
+fn release_mouse() {
+    let _ = crossterm::execute!(std::io::stdout(), DisableMouseCapture);
 }
 
 impl Drop for TerminalGuard {
     fn drop(&mut self) {
+        release_mouse();
         ratatui::restore();
     }
 }
@@ -106,8 +140,9 @@ fn spawn_input(tx: mpsc::UnboundedSender<Event>, stop: Arc<AtomicBool>) {
     }
 }
 
-/// Runs the console against the daemon at `socket` until the user quits.
-pub async fn run(socket: PathBuf, readonly: bool) -> anyhow::Result<()> {
+/// Runs the console against the daemon at `socket` until the user quits;
+/// `mouse`: capture the mouse from the start (`m` toggles it).
+pub async fn run(socket: PathBuf, readonly: bool, mouse: bool) -> anyhow::Result<()> {
     use std::io::IsTerminal as _;
     if !std::io::stdout().is_terminal() || !std::io::stdin().is_terminal() {
         anyhow::bail!(
@@ -126,15 +161,9 @@ pub async fn run(socket: PathBuf, readonly: bool) -> anyhow::Result<()> {
     let mut state = AppState::new(socket.display().to_string(), readonly);
     // https://no-color.org: set and not empty.
     state.monochrome = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+    state.mouse = mouse;
     let mut app = App::new(state);
-    let result = event_loop(
-        &mut guard.terminal,
-        &mut app,
-        &mut key_rx,
-        &mut net_rx,
-        &effect_tx,
-    )
-    .await;
+    let result = event_loop(&mut guard, &mut app, &mut key_rx, &mut net_rx, &effect_tx).await;
     stop.store(true, Ordering::Relaxed);
     net.abort();
     drop(guard);
@@ -142,15 +171,16 @@ pub async fn run(socket: PathBuf, readonly: bool) -> anyhow::Result<()> {
 }
 
 async fn event_loop(
-    terminal: &mut DefaultTerminal,
+    guard: &mut TerminalGuard,
     app: &mut App,
     keys: &mut mpsc::UnboundedReceiver<Event>,
     net: &mut mpsc::UnboundedReceiver<NetEvent>,
     effects: &mpsc::UnboundedSender<Effect>,
 ) -> anyhow::Result<()> {
-    let size = terminal.size()?;
+    let size = guard.terminal.size()?;
     app.resize(size.width, size.height);
-    terminal.draw(|f| ui::draw(f, &app.state))?;
+    guard.follow_mouse(app.state.mouse)?;
+    draw(&mut guard.terminal, app)?;
     let mut net_open = true;
     loop {
         let mut dirty = false;
@@ -179,16 +209,26 @@ async fn event_loop(
         if app.state.quit {
             return Ok(());
         }
+        guard.follow_mouse(app.state.mouse)?;
         if dirty {
-            terminal.draw(|f| ui::draw(f, &app.state))?;
+            draw(&mut guard.terminal, app)?;
         }
     }
 }
 
+/// Draws a frame and keeps where it put things, for the next click.
+fn draw(terminal: &mut DefaultTerminal, app: &mut App) -> std::io::Result<()> {
+    let mut hits = hits::Hits::default();
+    terminal.draw(|f| hits = ui::draw(f, &app.state))?;
+    app.hits = hits;
+    Ok(())
+}
+
 /// Returns whether the screen must be redrawn.
-fn on_terminal_event(app: &mut App, ev: Event) -> bool {
+pub(crate) fn on_terminal_event(app: &mut App, ev: Event) -> bool {
     match ev {
         Event::Key(key) => app.key(key),
+        Event::Mouse(m) => app.mouse(m),
         Event::Resize(w, h) => {
             app.resize(w, h);
             true

@@ -102,7 +102,9 @@ fn clock(t: Timestamp, now: Timestamp) -> String {
     }
 }
 
-/// The alerts, most severe first.
+/// The alerts: the pauses in force first (a console that shows only the
+/// first few must never hide a pause behind budget warnings), then the
+/// rest, most severe first.
 pub fn alerts(i: &AlertInputs) -> Vec<Alert> {
     let mut out = Vec::new();
     let mut add = |level, tenant: Option<&TenantId>, text: String| {
@@ -216,19 +218,18 @@ pub fn alerts(i: &AlertInputs) -> Vec<Alert> {
             );
         }
     }
-    for p in i.paused {
-        add(
-            AlertLevel::Warning,
-            p.scope.tenant.as_ref(),
-            format!(
-                "{} paused by {} since {}",
-                capitalised(&p.scope.to_string()),
-                p.by,
-                clock(p.at, i.now)
-            ),
-        );
-    }
     out.sort_by_key(|a| std::cmp::Reverse(a.level));
+    let pauses = i.paused.iter().map(|p| Alert {
+        level: AlertLevel::Warning,
+        tenant: p.scope.tenant.clone(),
+        text: format!(
+            "{} paused by {} since {}",
+            capitalised(&p.scope.to_string()),
+            p.by,
+            clock(p.at, i.now)
+        ),
+    });
+    out.splice(0..0, pauses);
     out
 }
 

@@ -145,8 +145,14 @@ fn the_real_console_in_a_pseudo_terminal() {
     t.wait_for("● live");
     t.wait_for(" per tenant ");
 
-    // The queue, filtered to one customer, marked and held.
-    t.type_keys("2");
+    // The queue, by a click on its tab (the terminal reports the mouse
+    // as SGR: button 0 pressed at column, row, 1-based), filtered to one
+    // customer, marked and held.
+    let tabs = t.contents().lines().next().unwrap_or_default().to_string();
+    // Its title or only its number, as the width allows.
+    let at = tabs.find(" 2 ").expect("the queue's tab") + 1;
+    let column = tabs[..at].chars().count() + 1;
+    t.type_keys(&format!("\x1b[<0;{column};1M\x1b[<0;{column};1m"));
     t.wait_for("Messages 1 of 6");
     t.type_keys("/");
     t.wait_for("Filter the queue");
@@ -206,5 +212,10 @@ fn the_real_console_in_a_pseudo_terminal() {
     assert!(
         tail.contains("\x1b[?25h"),
         "cursor not shown again: {tail:?}"
+    );
+    let tail = String::from_utf8_lossy(&raw[raw.len().saturating_sub(256)..]).into_owned();
+    assert!(
+        tail.contains("\x1b[?1000l"),
+        "mouse capture not given back: {tail:?}"
     );
 }

@@ -14,6 +14,7 @@ mod common;
 mod console;
 mod console_customer;
 mod console_feed;
+mod console_header;
 mod console_pty;
 mod crash;
 mod customer;

@@ -92,6 +92,12 @@ pub enum Action {
     /// The stored customer of what is under the cursor (a message's
     /// recipient), in the customer view.
     OpenCustomer,
+    /// The cursor on row `n` of the list on screen (a mouse click).
+    Select(usize),
+    /// Every alert, in a popup that scrolls.
+    ShowAlerts,
+    /// Mouse capture off (the terminal selects text) or on again.
+    ToggleMouse,
 }
 
 impl Action {
@@ -105,6 +111,7 @@ impl Action {
                 | Action::Bottom
                 | Action::PageUp
                 | Action::PageDown
+                | Action::Select(_)
         )
     }
 

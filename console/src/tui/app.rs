@@ -11,7 +11,9 @@
 //! (taken with [`App::take_effects`]). State does not depend on drawing:
 //! this module must not import `ui` or `widgets`, nor `net` or `harness`.
 
-use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
+use crossterm::event::{
+    KeyCode, KeyEvent, KeyEventKind, KeyModifiers, MouseButton, MouseEvent, MouseEventKind,
+};
 use touchpoint_common::protocol::{
     Changes, DaemonStatus, Identity, ProposalStatus, QueueFilter, Request, Role, Topic,
 };
@@ -26,9 +28,10 @@ use super::components::queue::QueueView;
 use super::components::results::ResultsView;
 use super::components::tenants::TenantsView;
 use super::components::{replace, Cmd, Screen};
+use super::hits::{Hits, Target};
 use super::keymap;
 use super::msg::{Data, Effect, Fetch, NetEvent};
-use super::popup::{Input, InputPurpose, Overlay};
+use super::popup::{AlertsList, Input, InputPurpose, Overlay};
 
 #[derive(Clone, Debug, PartialEq)]
 pub enum ConnState {
@@ -80,6 +83,9 @@ pub struct AppState {
     pub width: u16,
     /// No colours, only bold, reverse and dim (`NO_COLOR` is set).
     pub monochrome: bool,
+    /// Mouse capture wanted (`m` toggles it, `--no-mouse` starts without):
+    /// off, the terminal selects text.
+    pub mouse: bool,
     pub quit: bool,
 }
 
@@ -103,6 +109,7 @@ impl AppState {
             page_rows: 10,
             width: 80,
             monochrome: false,
+            mouse: true,
             quit: false,
         }
     }
@@ -128,6 +135,19 @@ impl AppState {
         match self.view {
             View::Customer => self.customer.back,
             v => v,
+        }
+    }
+
+    /// The index of the row under the cursor in the view's list, if it
+    /// has one (the customer view is a page, no list of rows).
+    pub fn selected_index(&self) -> Option<usize> {
+        match self.view {
+            View::Overview | View::Customer => None,
+            View::Queue => usize::try_from(self.queue.selected).ok(),
+            View::Approvals => Some(self.approvals.selected),
+            View::Tenants => Some(self.tenants.selected),
+            View::Policies => Some(self.policies.selected),
+            View::Results => Some(self.results.selected),
         }
     }
 
@@ -230,6 +250,8 @@ fn role_allows(role: Role, request: &Request) -> bool {
 #[derive(Debug)]
 pub struct App {
     pub state: AppState,
+    /// Where the last frame put tabs, rows and panes: what a click hits.
+    pub hits: Hits,
     effects: Vec<Effect>,
 }
 
@@ -237,6 +259,7 @@ impl App {
     pub fn new(state: AppState) -> Self {
         Self {
             state,
+            hits: Hits::default(),
             effects: Vec::new(),
         }
     }
@@ -314,6 +337,57 @@ impl App {
         }
     }
 
+    /// A mouse event, on what the last frame drew there (`hits`): a click
+    /// on a tab shows its view, on a row selects it, on the selected row
+    /// does what Enter does there; the wheel moves through the list under
+    /// the pointer or scrolls the detail pane (or the alerts popup). Other
+    /// popups answer keys only. Returns whether to redraw.
+    pub fn mouse(&mut self, ev: MouseEvent) -> bool {
+        let target = self.hits.at(ev.column, ev.row);
+        let wheel = match ev.kind {
+            MouseEventKind::ScrollDown => Some(true),
+            MouseEventKind::ScrollUp => Some(false),
+            _ => None,
+        };
+        let action = match (&self.state.overlay, ev.kind, target) {
+            (Some(Overlay::Alerts(_)), _, Some(Target::Popup)) => {
+                wheel.map(|down| if down { Action::Down } else { Action::Up })
+            }
+            (Some(_), _, _) => None,
+            (None, MouseEventKind::Down(MouseButton::Left), Some(Target::Tab(v))) => {
+                Some(Action::ShowView(v))
+            }
+            (None, MouseEventKind::Down(MouseButton::Left), Some(Target::Row(n))) => {
+                if self.state.selected_index() == Some(n) {
+                    keymap::action_for(
+                        &KeyEvent::new(KeyCode::Enter, KeyModifiers::NONE),
+                        self.state.view,
+                    )
+                } else {
+                    Some(Action::Select(n))
+                }
+            }
+            (None, _, Some(Target::Row(_) | Target::List)) => {
+                wheel.map(|down| if down { Action::Down } else { Action::Up })
+            }
+            (None, _, Some(Target::Detail)) => wheel.map(|down| {
+                if down {
+                    Action::DetailDown
+                } else {
+                    Action::DetailUp
+                }
+            }),
+            _ => None,
+        };
+        match action {
+            Some(a) => {
+                self.update(a);
+                true
+            }
+            None => false,
+        }
+    }
+
     /// Applies a user action.
     pub fn update(&mut self, action: Action) {
         self.state.notice = None;
@@ -322,6 +396,23 @@ impl App {
                 Action::Quit => self.state.quit = true,
                 Action::ToggleHelp | Action::Back => self.state.overlay = None,
                 _ => {}
+            }
+            return;
+        }
+        if let Some(Overlay::Alerts(list)) = &mut self.state.overlay {
+            match action {
+                Action::Quit => self.state.quit = true,
+                Action::ShowAlerts | Action::Back => self.state.overlay = None,
+                a => {
+                    let alerts = self
+                        .state
+                        .overview
+                        .data
+                        .as_ref()
+                        .map(|o| o.alerts.as_slice());
+                    let (width, rows) = (self.state.width, self.state.page_rows);
+                    list.scroll(a, alerts.unwrap_or(&[]), width, rows);
+                }
             }
             return;
         }
@@ -362,6 +453,17 @@ impl App {
                 self.show(View::ALL[(self.state.tab().position() + n - 1) % n]);
             }
             Action::ShowView(v) => self.show(v),
+            Action::ShowAlerts => {
+                self.state.overlay = Some(Overlay::Alerts(AlertsList::default()));
+            }
+            Action::ToggleMouse => {
+                self.state.mouse = !self.state.mouse;
+                if self.state.mouse {
+                    self.notice("mouse on: click tabs and rows, the wheel scrolls", false);
+                } else {
+                    self.notice("mouse off: the terminal selects text; m turns it on", false);
+                }
+            }
             _ => {
                 let screen = self.state.screen();
                 let mut out = Vec::new();
@@ -507,7 +609,30 @@ impl App {
                     self.state.view = View::Results;
                 }
                 self.state.conn = ConnState::Connected { daemon, identity };
+                // What was said of the connection that was lost (not sent,
+                // maybe done, a refusal or a wait of then) is no news of
+                // this one: the view is read again and shows what stands.
+                if self
+                    .state
+                    .notice
+                    .as_ref()
+                    .is_some_and(|n| n.kind != NoticeKind::Done)
+                {
+                    self.state.notice = None;
+                }
                 self.fetch_view();
+                // The header's pauses and the Approvals badge are the
+                // overview's, which may have changed while away.
+                if self.state.view != View::Overview
+                    && self
+                        .state
+                        .identity()
+                        .is_some_and(|i| i.role.allows(&Request::Overview { day: None }))
+                {
+                    let mut out = Vec::new();
+                    self.state.overview.fetch(&mut out);
+                    self.run(out);
+                }
                 true
             }
             NetEvent::Disconnected { error, attempt } => replace(
@@ -555,9 +680,10 @@ impl App {
         let mut out = Vec::new();
         let s = &mut self.state;
         // The Approvals tab's badge is the overview's count of pending
-        // proposals: kept current whichever view is on screen.
+        // proposals, and the header's pauses are the overview's: kept
+        // current whichever view is on screen.
         if s.view != View::Overview
-            && c.topics.contains(&Topic::Approvals)
+            && (c.topics.contains(&Topic::Approvals) || c.topics.contains(&Topic::Dispatch))
             && s.identity()
                 .is_some_and(|i| i.role.allows(&Request::Overview { day: None }))
         {

@@ -94,6 +94,7 @@ fn move_cursor(selected: &mut u64, len: u64, action: Action, page: usize) -> boo
         Action::Bottom => last,
         Action::PageUp => selected.saturating_sub(page),
         Action::PageDown => selected.saturating_add(page).min(last),
+        Action::Select(n) => n as u64,
         _ => *selected,
     }
     .min(last);

@@ -103,11 +103,14 @@ impl Harness {
         self.terminal.backend_mut().resize(width, height);
     }
 
-    /// Draws a frame and returns it.
+    /// Draws a frame and returns it; keeps where it put things, as the
+    /// console does, for the next mouse event.
     pub fn draw(&mut self) -> &Buffer {
         let state = &self.app.state;
+        let mut hits = Default::default();
         // Drawing into a TestBackend cannot fail.
-        let _ = self.terminal.draw(|f| ui::draw(f, state));
+        let _ = self.terminal.draw(|f| hits = ui::draw(f, state));
+        self.app.hits = hits;
         self.terminal.backend().buffer()
     }
 
@@ -116,6 +119,20 @@ impl Harness {
     pub fn screen(&mut self) -> String {
         buffer_text(self.draw())
     }
+}
+
+/// `state` drawn on a terminal of `width` × `height`, as text (see
+/// [`buffer_text`]).
+pub fn render(state: &AppState, width: u16, height: u16) -> String {
+    let mut terminal = match Terminal::new(TestBackend::new(width, height)) {
+        Ok(t) => t,
+        Err(e) => return format!("test terminal: {e}"),
+    };
+    // Drawing into a TestBackend cannot fail.
+    let _ = terminal.draw(|f| {
+        ui::draw(f, state);
+    });
+    buffer_text(terminal.backend().buffer())
 }
 
 pub fn buffer_text(buf: &Buffer) -> String {

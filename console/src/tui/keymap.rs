@@ -360,6 +360,20 @@ pub static KEYMAP: &[Binding] = &[
     ),
     bind(&[ch(']')], Action::NextDay, "the day after", None, OVERVIEW),
     bind(
+        &[ch('!')],
+        Action::ShowAlerts,
+        "every alert, in a list that scrolls",
+        Some("alerts"),
+        OVERVIEW,
+    ),
+    bind(
+        &[ch('m')],
+        Action::ToggleMouse,
+        "mouse off/on: select text",
+        None,
+        ALL,
+    ),
+    bind(
         &[ch('r')],
         Action::Refresh,
         "reload / reconnect now",

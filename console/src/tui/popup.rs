@@ -7,13 +7,14 @@ use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::Stylize;
 use ratatui::text::{Line, Span, Text};
-use ratatui::widgets::{Block, Cell, Clear, Row, Table};
+use ratatui::widgets::{Block, Cell, Clear, Paragraph, Row, Table};
 use ratatui::Frame;
 
 use super::action::{Action, View};
 use super::keymap::{bindings_for, keys_label, Binding};
 use super::msg::Act;
-use super::widgets::{dim, draw_popup, popup_area};
+use super::widgets::{alert_lines, dim, draw_popup, popup_area};
+use touchpoint_common::protocol::Alert;
 
 /// What a line of text typed into the input popup is for.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -117,7 +118,8 @@ impl Input {
         true
     }
 
-    pub fn draw(&self, frame: &mut Frame, area: Rect) {
+    /// Draws the input; returns the area it covers.
+    pub fn draw(&self, frame: &mut Frame, area: Rect) -> Rect {
         let chars: Vec<char> = self.text.chars().collect();
         let before: String = chars[..self.cursor.min(chars.len())].iter().collect();
         let at: String = chars
@@ -141,7 +143,7 @@ impl Input {
             lines.push(Line::from(e.clone()).red().bold());
         }
         lines.push(Line::from("Enter apply · Esc cancel · Ctrl-u clear").style(dim()));
-        draw_popup(frame, area, &self.purpose.title(), Text::from(lines), 90);
+        draw_popup(frame, area, &self.purpose.title(), Text::from(lines), 90)
     }
 }
 
@@ -154,7 +156,8 @@ pub struct Confirm {
 }
 
 impl Confirm {
-    pub fn draw(&self, frame: &mut Frame, area: Rect) {
+    /// Draws the question; returns the area it covers.
+    pub fn draw(&self, frame: &mut Frame, area: Rect) -> Rect {
         let mut text: Vec<Line> = self.lines.iter().map(|l| Line::from(l.clone())).collect();
         text.push(Line::from(""));
         text.push(Line::from(vec![
@@ -163,7 +166,86 @@ impl Confirm {
             Span::from(" n ").reversed(),
             Span::from(" / Esc cancel"),
         ]));
-        draw_popup(frame, area, &self.title, Text::from(text), 64);
+        draw_popup(frame, area, &self.title, Text::from(text), 64)
+    }
+}
+
+/// Every alert of the overview, pauses first as the daemon orders them,
+/// wrapped to the popup's width; `top` is the first line shown.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct AlertsList {
+    pub top: usize,
+}
+
+impl AlertsList {
+    /// The widest the popup gets.
+    const MAX_WIDTH: u16 = 110;
+
+    /// The popup's width on a screen `width` columns wide.
+    fn width(width: u16) -> u16 {
+        Self::MAX_WIDTH.min(width.saturating_sub(2)).max(10)
+    }
+
+    /// The alerts' lines inside a popup on a screen `width` columns wide.
+    pub fn lines(alerts: &[Alert], width: u16) -> Vec<Line<'static>> {
+        let inner = usize::from(Self::width(width).saturating_sub(2));
+        let mut lines: Vec<Line<'static>> = alerts
+            .iter()
+            .flat_map(|a| alert_lines(a, Some(inner)))
+            .collect();
+        if lines.is_empty() {
+            lines.push(Line::from(" no alerts").style(dim()));
+        }
+        lines
+    }
+
+    /// The first line shown at most: the last page is a whole one.
+    pub fn last_top(alerts: &[Alert], width: u16, rows: usize) -> usize {
+        Self::lines(alerts, width).len().saturating_sub(rows.max(1))
+    }
+
+    /// Moves through the list by a key's action; `rows` lines are shown.
+    pub fn scroll(&mut self, action: Action, alerts: &[Alert], width: u16, rows: usize) {
+        let last = Self::last_top(alerts, width, rows);
+        let page = rows.max(1);
+        self.top = match action {
+            Action::Down => self.top.saturating_add(1),
+            Action::Up => self.top.saturating_sub(1),
+            Action::PageDown => self.top.saturating_add(page),
+            Action::PageUp => self.top.saturating_sub(page),
+            Action::Top => 0,
+            Action::Bottom => last,
+            _ => self.top,
+        }
+        .min(last);
+    }
+
+    /// Draws the list, `rows` lines at most; returns the area it covers.
+    pub fn draw(&self, frame: &mut Frame, area: Rect, alerts: &[Alert], rows: usize) -> Rect {
+        let lines = Self::lines(alerts, area.width);
+        let rows = rows.max(1);
+        let top = self.top.min(lines.len().saturating_sub(rows));
+        let shown = lines.len().min(rows);
+        let height = u16::try_from(shown + 2).unwrap_or(u16::MAX);
+        let rect = popup_area(area, Self::width(area.width), height);
+        let title = if lines.len() > rows {
+            format!(
+                " Alerts ({}): lines {}–{} of {} · j/k scroll · Esc closes ",
+                alerts.len(),
+                top + 1,
+                top + shown,
+                lines.len()
+            )
+        } else {
+            format!(" Alerts ({}) · Esc closes ", alerts.len())
+        };
+        frame.render_widget(Clear, rect);
+        frame.render_widget(
+            Paragraph::new(Text::from(lines.into_iter().skip(top).collect::<Vec<_>>()))
+                .block(Block::bordered().title(Span::from(title).bold())),
+            rect,
+        );
+        rect
     }
 }
 
@@ -172,17 +254,19 @@ pub enum Overlay {
     Help,
     Input(Input),
     Confirm(Confirm),
+    Alerts(AlertsList),
 }
 
 /// The `?` popup, generated from the keymap: the bindings of `view` the
-/// caller may use, the view's own first.
+/// caller may use, the view's own first, and how to turn the mouse off.
+/// Returns the area it covers.
 pub fn draw_help(
     frame: &mut Frame,
     area: Rect,
     view: View,
     readonly: bool,
     allowed: impl Fn(Action) -> bool,
-) {
+) -> Rect {
     let bindings = bindings_for(view, allowed);
     let (own, global): (Vec<_>, Vec<_>) = bindings.into_iter().partition(|b| !b.views.is_empty());
     let row = |b: &&Binding| {
@@ -199,6 +283,14 @@ pub fn draw_help(
     }
     rows.push(Row::new(vec![Cell::from("Everywhere").underlined()]));
     rows.extend(global.iter().map(row));
+    rows.push(Row::new(vec![
+        Cell::from("click").bold(),
+        Cell::from("a tab, a row; again: Enter"),
+    ]));
+    rows.push(Row::new(vec![
+        Cell::from("wheel").bold(),
+        Cell::from("the list or the detail"),
+    ]));
     if readonly {
         rows.push(Row::new(vec![Cell::from("")]));
         rows.push(Row::new(vec![
@@ -236,4 +328,5 @@ pub fn draw_help(
     } else {
         frame.render_widget(Table::new(rows, widths), inner);
     }
+    rect
 }

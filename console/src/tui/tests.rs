@@ -12,16 +12,16 @@ use touchpoint_common::report::stats::By;
 
 use super::action::{Action, View};
 use super::app::{App, AppState, ConnState};
-use super::harness::buffer_text;
 use super::msg::{Act, Data, Effect, Fetch, NetEvent};
 use super::popup::Overlay;
 use super::ui::draw;
 use crate::fixtures;
 
+mod header;
+mod mouse;
+
 fn render(state: &AppState, width: u16, height: u16) -> String {
-    let mut terminal = Terminal::new(TestBackend::new(width, height)).expect("terminal");
-    terminal.draw(|f| draw(f, state)).expect("draw");
-    buffer_text(terminal.backend().buffer())
+    super::harness::render(state, width, height)
 }
 
 fn identity(role: Role) -> Identity {
@@ -361,7 +361,11 @@ fn no_color_leaves_only_bold_reverse_and_dim() {
     app.update(Action::ShowView(View::Overview));
     let colours = |app: &App| {
         let mut terminal = Terminal::new(TestBackend::new(120, 30)).expect("terminal");
-        terminal.draw(|f| draw(f, &app.state)).expect("draw");
+        terminal
+            .draw(|f| {
+                draw(f, &app.state);
+            })
+            .expect("draw");
         let buf = terminal.backend().buffer().clone();
         let coloured = buf
             .content

@@ -8,6 +8,7 @@ use ratatui::text::{Line, Span, Text};
 use ratatui::widgets::{Block, Borders, Cell, Clear, Paragraph, Row, Wrap};
 use ratatui::Frame;
 use touchpoint_common::outbox::MessageStatus;
+use touchpoint_common::protocol::{Alert, AlertLevel};
 
 /// Terminals at least this wide get side-by-side panes and extra columns.
 pub const WIDE: u16 = 140;
@@ -90,7 +91,14 @@ pub fn popup_area(area: Rect, width: u16, height: u16) -> Rect {
     h
 }
 
-pub fn draw_popup(frame: &mut Frame, area: Rect, title: &str, text: Text<'static>, max_width: u16) {
+/// Draws a popup; returns the area it covers.
+pub fn draw_popup(
+    frame: &mut Frame,
+    area: Rect,
+    title: &str,
+    text: Text<'static>,
+    max_width: u16,
+) -> Rect {
     let width = max_width.min(area.width.saturating_sub(2)).max(10);
     // Wrapped height: a rough count is enough to size the box.
     let inner = usize::from(width.saturating_sub(2)).max(1);
@@ -108,19 +116,39 @@ pub fn draw_popup(frame: &mut Frame, area: Rect, title: &str, text: Text<'static
             .block(Block::bordered().title(Span::from(format!(" {title} ")).bold())),
         rect,
     );
+    rect
 }
 
-/// How a message's status is drawn, wherever one is.
-pub fn status_style(s: MessageStatus) -> Style {
-    match s {
-        MessageStatus::Planned | MessageStatus::Rendered => Style::new(),
-        MessageStatus::Queued | MessageStatus::Sending => Style::new().cyan(),
-        MessageStatus::Deferred => Style::new().yellow(),
-        MessageStatus::Sent => Style::new().green(),
-        MessageStatus::Held => Style::new().magenta().bold(),
-        MessageStatus::Failed => Style::new().red().bold(),
-        MessageStatus::Fallback => Style::new().yellow(),
-        MessageStatus::Cancelled | MessageStatus::Control => dim(),
+/// An alert's mark and style: `✕` critical, `!` a warning.
+pub fn alert_mark(level: AlertLevel) -> (&'static str, Style) {
+    match level {
+        AlertLevel::Critical => (" ✕ ", Style::new().red().bold()),
+        AlertLevel::Warning => (" ! ", Style::new().yellow()),
+    }
+}
+
+/// An alert as lines: its mark, the tenant it is about, its text; wrapped
+/// to `width` under the text, or on one line (cut by its pane) without.
+pub fn alert_lines(a: &Alert, width: Option<usize>) -> Vec<Line<'static>> {
+    let (mark, style) = alert_mark(a.level);
+    let tenant = a
+        .tenant
+        .as_ref()
+        .map(|t| format!("{t}: "))
+        .unwrap_or_default();
+    let prefix_width = mark.chars().count() + tenant.chars().count();
+    let prefix = vec![Span::from(mark).style(style), Span::from(tenant).bold()];
+    match width {
+        None => {
+            let mut spans = prefix;
+            spans.push(Span::from(a.text.clone()).style(style));
+            vec![Line::from(spans)]
+        }
+        Some(width) => {
+            let mut lines = Vec::new();
+            hang(&mut lines, prefix, prefix_width, &a.text, style, width);
+            lines
+        }
     }
 }
 
@@ -190,6 +218,20 @@ pub fn wrap_words(text: &str, width: usize) -> Vec<String> {
         out.push(line);
     }
     out
+}
+
+/// How a message's status is drawn, wherever one is.
+pub fn status_style(s: MessageStatus) -> Style {
+    match s {
+        MessageStatus::Planned | MessageStatus::Rendered => Style::new(),
+        MessageStatus::Queued | MessageStatus::Sending => Style::new().cyan(),
+        MessageStatus::Deferred => Style::new().yellow(),
+        MessageStatus::Sent => Style::new().green(),
+        MessageStatus::Held => Style::new().magenta().bold(),
+        MessageStatus::Failed => Style::new().red().bold(),
+        MessageStatus::Fallback => Style::new().yellow(),
+        MessageStatus::Cancelled | MessageStatus::Control => dim(),
+    }
 }
 
 #[cfg(test)]

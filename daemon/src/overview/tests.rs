@@ -45,7 +45,7 @@ fn figures(t: &str, stats: OutboxStats, budgets: &[Cost]) -> TenantFigures {
 }
 
 #[test]
-fn alerts_name_what_is_wrong_most_severe_first() {
+fn alerts_name_what_is_wrong_pauses_first_then_most_severe() {
     let now = Timestamp(1_000_000 * 60_000);
     let now_min = 1_000_000u32;
     let pol = policy(&["dealers/d009.toml:3: services: unknown service \"x\"", "b"]);
@@ -109,7 +109,10 @@ fn alerts_name_what_is_wrong_most_severe_first() {
             )
         })
         .collect();
-    let levels: Vec<AlertLevel> = lines.iter().map(|l| l.0).collect();
+    // The pause first, whatever is more severe: a list cut after a few
+    // lines must not hide it; then the most severe first.
+    assert!(lines[0].2.starts_with("Tenant d002 paused"), "{lines:#?}");
+    let levels: Vec<AlertLevel> = lines[1..].iter().map(|l| l.0).collect();
     let mut sorted = levels.clone();
     sorted.sort_by(|a, b| b.cmp(a));
     assert_eq!(levels, sorted, "{lines:#?}");

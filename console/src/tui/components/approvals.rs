@@ -14,6 +14,7 @@ use touchpoint_common::protocol::{
 use super::{move_selection, replace, scroll, Cmd, Screen};
 use crate::format;
 use crate::tui::action::Action;
+use crate::tui::hits::Hits;
 use crate::tui::msg::{Act, Fetch};
 use crate::tui::popup::{Confirm, Input, InputPurpose, Overlay};
 use crate::tui::widgets::{dim, header_row, page_top, pane, WIDE};
@@ -214,8 +215,9 @@ impl ApprovalsView {
 // ---- drawing ----
 
 impl ApprovalsView {
-    /// Paints the view into `area`; changes nothing.
-    pub fn draw(&self, frame: &mut Frame, area: Rect) {
+    /// Paints the view into `area`; changes nothing; records the list's
+    /// rows and the diff's (or preview's) pane in `hits`.
+    pub fn draw(&self, frame: &mut Frame, area: Rect, hits: &mut Hits) {
         let list_rows =
             (self.list.len() as u16 + 2).clamp(3, if area.height > 30 { 12 } else { 7 });
         let (list, detail) = if area.width >= WIDE {
@@ -229,7 +231,8 @@ impl ApprovalsView {
                 Layout::vertical([Constraint::Length(list_rows), Constraint::Min(0)]).areas(area);
             (l, d)
         };
-        draw_list(frame, list, self);
+        draw_list(frame, list, self, hits);
+        hits.detail = Some(detail);
         if self.show_preview {
             draw_preview(frame, detail, self);
         } else {
@@ -246,9 +249,10 @@ fn status_cell(s: &ProposalStatus) -> Cell<'static> {
     }
 }
 
-fn draw_list(frame: &mut Frame, area: Rect, a: &ApprovalsView) {
+fn draw_list(frame: &mut Frame, area: Rect, a: &ApprovalsView, hits: &mut Hits) {
     let which = if a.all { "all" } else { "pending" };
     let block = pane(format!(" Proposals, {which} ({}) ", a.list.len()), true);
+    hits.list_pane = Some(area);
     if a.list.is_empty() {
         let text = if a.all {
             "No proposals yet."
@@ -260,6 +264,12 @@ fn draw_list(frame: &mut Frame, area: Rect, a: &ApprovalsView) {
     }
     let visible = usize::from(area.height.saturating_sub(2)).max(1);
     let top = page_top(a.selected, visible);
+    hits.table(
+        area,
+        block.inner(area),
+        top,
+        a.list.len().saturating_sub(top),
+    );
     let rows = a
         .list
         .iter()

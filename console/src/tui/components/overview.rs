@@ -14,14 +14,16 @@ use ratatui::text::{Line, Span, Text};
 use ratatui::widgets::{Cell, Paragraph, Row, Sparkline, Table};
 use ratatui::Frame;
 use touchpoint_common::budget::BudgetSum;
-use touchpoint_common::protocol::{AlertLevel, Changes, DayCounts, Overview, Topic};
+use touchpoint_common::protocol::{Changes, DayCounts, Overview, Topic};
 use touchpoint_common::Date;
 
 use super::{replace, Cmd};
 use crate::format;
 use crate::tui::action::Action;
 use crate::tui::msg::Fetch;
-use crate::tui::widgets::{bar, dim, euro, header_row, level_style, pane, right, thousands, WIDE};
+use crate::tui::widgets::{
+    alert_lines, bar, dim, euro, header_row, level_style, pane, right, thousands, WIDE,
+};
 
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct OverviewView {
@@ -219,29 +221,20 @@ fn draw_alerts(frame: &mut Frame, area: Rect, o: &Overview, shown: usize) {
         );
         return;
     }
-    let mut lines = vec![Line::from(format!(" Alerts ({})", o.alerts.len())).bold()];
+    // The title says what is cut and the key that shows it: a line's end
+    // is what a narrow pane cuts.
+    let more = o.alerts.len().saturating_sub(shown);
+    let count = if more > 0 {
+        format!(" Alerts ({}, {more} more)", o.alerts.len())
+    } else {
+        format!(" Alerts ({})", o.alerts.len())
+    };
+    let mut lines = vec![Line::from(vec![
+        Span::from(count).bold(),
+        Span::from("  ! lists them all").style(dim()),
+    ])];
     for a in o.alerts.iter().take(shown) {
-        let (mark, style) = match a.level {
-            AlertLevel::Critical => (" ✕ ", Style::new().red().bold()),
-            AlertLevel::Warning => (" ! ", Style::new().yellow()),
-        };
-        let tenant = a
-            .tenant
-            .as_ref()
-            .map(|t| format!("{t}: "))
-            .unwrap_or_default();
-        lines.push(Line::from(vec![
-            Span::from(mark).style(style),
-            Span::from(tenant).bold(),
-            Span::from(a.text.clone()).style(style),
-        ]));
-    }
-    if o.alerts.len() > shown {
-        if let Some(last) = lines.last_mut() {
-            last.push_span(
-                Span::from(format!("  (+{} more)", o.alerts.len() - shown)).style(dim()),
-            );
-        }
+        lines.extend(alert_lines(a, None));
     }
     frame.render_widget(Paragraph::new(Text::from(lines)), area);
 }

@@ -16,6 +16,7 @@ use touchpoint_common::protocol::{
 use super::{move_selection, replace, Cmd, Screen};
 use crate::format;
 use crate::tui::action::Action;
+use crate::tui::hits::Hits;
 use crate::tui::msg::Fetch;
 use crate::tui::popup::{Input, InputPurpose, Overlay};
 use crate::tui::widgets::{dim, header_row, page_top, pane, WIDE};
@@ -122,7 +123,14 @@ impl PoliciesView {
 impl PoliciesView {
     /// Paints the view into `area`: the policy state the daemon reported
     /// (`None` before its status came), then the audit log; changes nothing.
-    pub fn draw(&self, frame: &mut Frame, area: Rect, policy: Option<&PolicyStatus>) {
+    /// Records the audit log's rows in `hits`.
+    pub fn draw(
+        &self,
+        frame: &mut Frame,
+        area: Rect,
+        policy: Option<&PolicyStatus>,
+        hits: &mut Hits,
+    ) {
         let mut policy_lines = policy
             .map(policy_lines)
             .unwrap_or_else(|| vec![Line::from("loading…").style(dim())]);
@@ -136,7 +144,7 @@ impl PoliciesView {
                 .wrap(Wrap { trim: false }),
             top,
         );
-        draw_audit(frame, bottom, self);
+        draw_audit(frame, bottom, self, hits);
     }
 }
 
@@ -215,7 +223,7 @@ fn learned_lines(p: &PoliciesView) -> Vec<Line<'static>> {
     lines
 }
 
-fn draw_audit(frame: &mut Frame, area: Rect, p: &PoliciesView) {
+fn draw_audit(frame: &mut Frame, area: Rect, p: &PoliciesView, hits: &mut Hits) {
     let filter = if p.audit_filter.is_empty() {
         String::new()
     } else {
@@ -226,6 +234,7 @@ fn draw_audit(frame: &mut Frame, area: Rect, p: &PoliciesView) {
         p.audit.len()
     );
     let block = pane(title, true);
+    hits.list_pane = Some(area);
     if p.audit.is_empty() {
         let text = if p.audit_filter.is_empty() {
             "No entries."
@@ -244,6 +253,12 @@ fn draw_audit(frame: &mut Frame, area: Rect, p: &PoliciesView) {
     .areas(area);
     let visible = usize::from(table.height.saturating_sub(2)).max(1);
     let top = page_top(p.selected, visible);
+    hits.table(
+        table,
+        block.inner(table),
+        top,
+        p.audit.len().saturating_sub(top),
+    );
     let rows = p
         .audit
         .iter()

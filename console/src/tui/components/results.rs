@@ -22,6 +22,7 @@ use touchpoint_common::report::stats::{By, Figures, Lift, Tally};
 
 use super::{move_selection, replace, Cmd, Screen};
 use crate::tui::action::Action;
+use crate::tui::hits::Hits;
 use crate::tui::msg::Fetch;
 use crate::tui::widgets::{bar, dim, header_row, page_top, pane, right, thousands, WIDE};
 
@@ -248,8 +249,9 @@ fn padded((lo, hi): (f64, f64)) -> (f64, f64) {
 }
 
 impl ResultsView {
-    /// Paints the view into `area`; changes nothing.
-    pub fn draw(&self, frame: &mut Frame, area: Rect) {
+    /// Paints the view into `area`; changes nothing; records the rows of
+    /// the services' table in `hits`.
+    pub fn draw(&self, frame: &mut Frame, area: Rect, hits: &mut Hits) {
         let Some(r) = &self.by_service else {
             frame.render_widget(Paragraph::new("asking the daemon…").style(dim()), area);
             return;
@@ -281,7 +283,7 @@ impl ResultsView {
         ])
         .areas(area);
         frame.render_widget(Paragraph::new(Line::from(title(r)).bold()), head);
-        self.draw_services(frame, services, r, wide);
+        self.draw_services(frame, services, r, wide, hits);
         if wide {
             let cols = Layout::horizontal([Constraint::Fill(1); 3]).split(charts);
             for (i, col) in cols.iter().enumerate() {
@@ -299,13 +301,24 @@ impl ResultsView {
         );
     }
 
-    fn draw_services(&self, frame: &mut Frame, area: Rect, r: &Report, wide: bool) {
+    fn draw_services(
+        &self,
+        frame: &mut Frame,
+        area: Rect,
+        r: &Report,
+        wide: bool,
+        hits: &mut Hits,
+    ) {
         let block = pane(" By service: response rate, sent vs control ".into(), true);
+        hits.list_pane = Some(area);
         let all: Vec<&ReportGroup> = r.groups.iter().chain([&r.total]).collect();
         let (lo, hi) = padded(axis(&all));
         let bar_width: u16 = if wide { 40 } else { 22 };
         let visible = usize::from(area.height.saturating_sub(3)).max(1);
         let top = page_top(self.selected, visible);
+        // The total's row under the groups is no group to select.
+        let groups = r.groups.len().saturating_sub(top).min(visible);
+        hits.table(area, block.inner(area), top, groups);
         let rows = r
             .groups
             .iter()

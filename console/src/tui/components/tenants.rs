@@ -14,6 +14,7 @@ use touchpoint_common::protocol::{Changes, CostRow, TenantDetail, TenantSummary,
 use super::{move_selection, replace, scroll, Cmd, Screen};
 use crate::format;
 use crate::tui::action::Action;
+use crate::tui::hits::Hits;
 use crate::tui::msg::Fetch;
 use crate::tui::widgets::{
     bar, dim, euro, header_row, level_style, page_top, pane, right, thousands, WIDE,
@@ -142,19 +143,22 @@ impl TenantsView {
 // ---- drawing ----
 
 impl TenantsView {
-    /// Paints the view into `area`; changes nothing.
-    pub fn draw(&self, frame: &mut Frame, area: Rect) {
+    /// Paints the view into `area`; changes nothing; records the list's
+    /// rows and the detail pane in `hits`.
+    pub fn draw(&self, frame: &mut Frame, area: Rect, hits: &mut Hits) {
         let half = area.height / 2;
         let list_height = (self.list.len() as u16 + 3).clamp(half.min(4), half);
         let [list, detail] =
             Layout::vertical([Constraint::Length(list_height), Constraint::Min(0)]).areas(area);
-        draw_list(frame, list, self);
+        draw_list(frame, list, self, hits);
         draw_detail(frame, detail, self);
+        hits.detail = Some(detail);
     }
 }
 
-fn draw_list(frame: &mut Frame, area: Rect, t: &TenantsView) {
+fn draw_list(frame: &mut Frame, area: Rect, t: &TenantsView, hits: &mut Hits) {
     let block = pane(format!(" Tenants ({}) ", t.list.len()), true);
+    hits.list_pane = Some(area);
     if t.list.is_empty() {
         frame.render_widget(
             Paragraph::new("No tenants in your scope.").block(block),
@@ -203,6 +207,12 @@ fn draw_list(frame: &mut Frame, area: Rect, t: &TenantsView) {
     ]);
     let visible = usize::from(area.height.saturating_sub(2)).max(1);
     let top = page_top(t.selected, visible);
+    hits.table(
+        area,
+        block.inner(area),
+        top,
+        t.list.len().saturating_sub(top),
+    );
     let rows = t
         .list
         .iter()

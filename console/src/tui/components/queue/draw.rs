@@ -13,13 +13,15 @@ use touchpoint_common::queue::SortKey;
 
 use super::QueueView;
 use crate::format;
+use crate::tui::hits::Hits;
 use crate::tui::widgets::{
     dim, euro, hang, header_row, page_top, pane, right, status_style, thousands, WIDE,
 };
 
 impl QueueView {
-    /// Paints the view into `area`; changes nothing.
-    pub fn draw(&self, frame: &mut Frame, area: Rect) {
+    /// Paints the view into `area`; changes nothing; records the list's
+    /// rows and the detail pane in `hits`.
+    pub fn draw(&self, frame: &mut Frame, area: Rect, hits: &mut Hits) {
         let [bar, main] = Layout::vertical([Constraint::Length(1), Constraint::Min(0)]).areas(area);
         draw_filter_bar(frame, bar, self);
         if self.detail_beside(area.width) {
@@ -27,12 +29,14 @@ impl QueueView {
                 Layout::horizontal([Constraint::Percentage(55), Constraint::Percentage(45)])
                     .spacing(2)
                     .areas(main);
-            draw_list(frame, list, self);
+            draw_list(frame, list, self, hits);
             draw_detail(frame, detail, self);
+            hits.detail = Some(detail);
         } else if self.detail_open {
             draw_detail(frame, main, self);
+            hits.detail = Some(main);
         } else {
-            draw_list(frame, main, self);
+            draw_list(frame, main, self, hits);
         }
     }
 }
@@ -76,7 +80,7 @@ fn order(q: &QueueView) -> String {
     format!("by {words} {arrow}")
 }
 
-fn draw_list(frame: &mut Frame, area: Rect, q: &QueueView) {
+fn draw_list(frame: &mut Frame, area: Rect, q: &QueueView, hits: &mut Hits) {
     let total = q.total();
     let title = match (&q.page, &q.error) {
         (_, Some(_)) => " Messages (refused) ".to_string(),
@@ -91,6 +95,7 @@ fn draw_list(frame: &mut Frame, area: Rect, q: &QueueView) {
     };
     let block = pane(title, !q.detail_open || area.width >= WIDE);
     let inner_rows = usize::from(area.height.saturating_sub(2));
+    hits.list_pane = Some(area);
     if let Some(e) = &q.error {
         let text = vec![
             Line::from(format!("The daemon refused this filter: {e}")).red(),
@@ -151,6 +156,10 @@ fn draw_list(frame: &mut Frame, area: Rect, q: &QueueView) {
     }
     let selected = usize::try_from(q.selected).unwrap_or(usize::MAX);
     let top = page_top(selected, inner_rows.max(1));
+    let shown = usize::try_from(total)
+        .unwrap_or(usize::MAX)
+        .saturating_sub(top);
+    hits.table(area, block.inner(area), top, shown.min(inner_rows));
     // Only the rows on screen are built.
     let rows = (top..top + inner_rows)
         .take_while(|i| (*i as u64) < total)
