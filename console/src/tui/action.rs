@@ -46,6 +46,8 @@ impl View {
 pub enum Action {
     Quit,
     ToggleHelp,
+    /// Opens the `:` command line.
+    CommandLine,
     Back,
     NextView,
     PrevView,

@@ -45,7 +45,16 @@ pub fn draw(frame: &mut Frame, state: &AppState) {
             View::Results => state.results.draw(frame, body),
         }
     }
-    draw_footer(frame, footer, state);
+    if state.command.open {
+        // The prompt takes the footer's row; its hint, the row above.
+        let hint = Rect {
+            y: footer.y.saturating_sub(1),
+            ..footer
+        };
+        state.command.draw(frame, footer, hint);
+    } else {
+        draw_footer(frame, footer, state);
+    }
     match &state.overlay {
         None => {}
         Some(Overlay::Help) => draw_help(frame, area, state.view, state.readonly, |a| {
@@ -53,6 +62,7 @@ pub fn draw(frame: &mut Frame, state: &AppState) {
         }),
         Some(Overlay::Input(input)) => input.draw(frame, area),
         Some(Overlay::Confirm(c)) => c.draw(frame, area),
+        Some(Overlay::Output(o)) => o.draw(frame, area),
     }
     if state.monochrome {
         // Selection and emphasis stay readable: they are reverse and bold.
