@@ -8,13 +8,14 @@ use std::process::ExitCode;
 use clap::builder::NonEmptyStringValueParser;
 use clap::{Args, Parser, Subcommand};
 use serde::Serialize;
-use touchpoint_common::protocol::{
-    ErrorKind, MessageAction, PauseScope, ProposalDetail, QueueFilter,
-};
+use touchpoint_common::protocol::{ErrorKind, MessageAction, ProposalDetail, QueueFilter};
 use touchpoint_common::queue::QueueSort;
 use touchpoint_common::TenantId;
 
 use crate::client::{read_call_outcomes, read_template, resolve_socket, Client, ClientError};
+use crate::commands::{
+    self, BatchOptions, CommandError, ImportOptions, ImportResult, PlanOptions, ScopeArgs,
+};
 use crate::format::{self, OverviewDay};
 use crate::output::{emit, Output, EXIT_CODES, EXIT_FAILED, EXIT_OK, EXIT_UNREACHABLE, EXIT_USAGE};
 
@@ -63,10 +64,8 @@ pub enum Command {
     },
     /// Upload export files to a tenant and import them, one after the other.
     Import {
-        #[arg(long)]
-        tenant: TenantId,
-        #[arg(required = true, value_name = "FILE")]
-        files: Vec<PathBuf>,
+        #[command(flatten)]
+        import: ImportOptions,
         #[command(flatten)]
         out: Output,
     },
@@ -104,22 +103,8 @@ pub enum Command {
     /// Plan messages now (the daily plan runs on the brand's schedule):
     /// occasions, channel, bundling, consolidation, capping, budget, send time.
     Plan {
-        /// One tenant; default: every tenant in your scope.
-        #[arg(long)]
-        tenant: Option<TenantId>,
-        /// Show what would be planned, with counts and cost per service; write nothing.
-        #[arg(long)]
-        dry_run: bool,
-        /// Plan against the policy files in DIR instead of those in force and
-        /// print the difference (implies --dry-run).
-        #[arg(long, value_name = "DIR")]
-        policies: Option<PathBuf>,
-        /// Plan for this day instead of today (YYYY-MM-DD).
-        #[arg(long, value_name = "DATE", value_parser = format::parse_day)]
-        day: Option<touchpoint_common::Date>,
-        /// List up to N planned messages (with their why) and drops per tenant.
-        #[arg(long, value_name = "N", default_value_t = 0)]
-        show: u32,
+        #[command(flatten)]
+        plan: PlanOptions,
         #[command(flatten)]
         out: Output,
     },
@@ -150,9 +135,8 @@ pub enum Command {
     /// Close today's letter batches and call lists now instead of at the
     /// configured batch time; prints each batch with its files.
     Batches {
-        /// One tenant; default: every tenant in your scope.
-        #[arg(long)]
-        tenant: Option<TenantId>,
+        #[command(flatten)]
+        batches: BatchOptions,
         #[command(flatten)]
         out: Output,
     },
@@ -445,26 +429,6 @@ pub enum Command {
     Simulate(crate::simulate::SimulateArgs),
 }
 
-/// What `pause` and `resume` apply to; neither flag means all dispatch.
-#[derive(Debug, Args, Clone, Default)]
-pub struct ScopeArgs {
-    /// Only this tenant.
-    #[arg(long)]
-    pub tenant: Option<TenantId>,
-    /// Only this service (as named in the brand policy).
-    #[arg(long)]
-    pub service: Option<String>,
-}
-
-impl From<ScopeArgs> for PauseScope {
-    fn from(a: ScopeArgs) -> Self {
-        PauseScope {
-            tenant: a.tenant,
-            service: a.service,
-        }
-    }
-}
-
 /// The messages `hold`, `release`, `cancel` and `retry` act on.
 #[derive(Debug, Args, Clone)]
 pub struct MessageIds {
@@ -682,8 +646,8 @@ async fn run_inner(
                 emit(&format::tenant(&d));
             }
         }
-        Command::Import { tenant, files, out } => {
-            return import(&mut client, &tenant, &files, out.json).await;
+        Command::Import { import: i, out } => {
+            return import(&mut client, &i.tenant, &i.files, out.json).await;
         }
         Command::Merges { tenant, all, out } => {
             let m = client.merges(&tenant, all).await?;
@@ -712,41 +676,20 @@ async fn run_inner(
                 emit(&format::audit(&a));
             }
         }
-        Command::Plan {
-            tenant,
-            dry_run,
-            policies,
-            day,
-            show,
-            out,
-        } => {
-            let candidate = match &policies {
-                Some(dir) => Some(crate::policy_check::read_dir(dir).map_err(|errs| {
-                    Failure {
+        Command::Plan { plan, out } => {
+            let result = commands::plan(&mut client, &plan)
+                .await
+                .map_err(|e| match e {
+                    CommandError::Policies(message) => Failure {
                         code: EXIT_FAILED,
-                        message: errs
-                            .iter()
-                            .map(ToString::to_string)
-                            .collect::<Vec<_>>()
-                            .join("\n"),
-                    }
-                })?),
-                None => None,
-            };
-            let dry_run = dry_run || candidate.is_some();
-            let result = client
-                .plan(crate::client::PlanArgs {
-                    tenant,
-                    day,
-                    dry_run,
-                    policies: candidate,
-                    show,
-                })
-                .await?;
+                        message,
+                    },
+                    CommandError::Client(e) => e.into(),
+                })?;
             if out.json {
                 print_json(&result)?;
             } else {
-                emit(&format::plan(&result, policies.is_some()));
+                emit(&format::plan(&result, plan.policies.is_some()));
             }
             if !result.failed.is_empty() {
                 return Ok(EXIT_FAILED);
@@ -768,8 +711,8 @@ async fn run_inner(
             let p = client.resume(scope.into()).await?;
             print_pauses(&p, out)?;
         }
-        Command::Batches { tenant, out } => {
-            let b = client.run_batches(tenant.as_ref()).await?;
+        Command::Batches { batches, out } => {
+            let b = client.run_batches(batches.tenant.as_ref()).await?;
             if out.json {
                 print_json(&b)?;
             } else {
@@ -1108,8 +1051,11 @@ fn changes_data(command: &Command) -> bool {
         Command::Import { .. }
             | Command::UndoMerge { .. }
             | Command::Plan {
-                dry_run: false,
-                policies: None,
+                plan: PlanOptions {
+                    dry_run: false,
+                    policies: None,
+                    ..
+                },
                 ..
             }
             | Command::Pause { .. }
@@ -1356,51 +1302,23 @@ async fn import(
     files: &[PathBuf],
     json: bool,
 ) -> Result<u8, Failure> {
-    let mut code = EXIT_OK;
-    let mut results = Vec::new();
-    for file in files {
-        let label = file.display().to_string();
-        match client.upload(tenant, file).await {
-            Ok(report) => {
-                if matches!(
-                    report.status,
-                    touchpoint_common::domain::ImportStatus::Failed { .. }
-                ) {
-                    code = EXIT_FAILED;
-                }
-                if !json {
-                    emit(&format::import_report(&label, &report));
-                }
-                results.push((label, Ok(report)));
-            }
-            Err(e) if e.is_connection() => {
-                if json {
-                    print_import_json(&results)?;
-                }
-                return Err(Failure {
-                    code: EXIT_UNREACHABLE,
-                    message: format!("{label}: {e}"),
-                });
-            }
-            Err(e) => {
-                code = EXIT_FAILED;
-                if !json {
-                    emit(&format!("{label}: failed: {e}\n"));
-                }
-                results.push((label, Err(e.to_string())));
-            }
+    let run = commands::import(client, tenant, files, |result| {
+        if !json {
+            emit(&commands::import_text(result));
         }
-    }
+    })
+    .await;
     if json {
-        print_import_json(&results)?;
+        print_import_json(&run.results)?;
     }
-    Ok(code)
+    if let Some((label, e)) = run.broken {
+        return Err(Failure {
+            code: EXIT_UNREACHABLE,
+            message: format!("{label}: {e}"),
+        });
+    }
+    Ok(if run.failed() { EXIT_FAILED } else { EXIT_OK })
 }
-
-type ImportResult = (
-    String,
-    Result<touchpoint_common::domain::ImportReport, String>,
-);
 
 fn print_import_json(results: &[ImportResult]) -> Result<(), Failure> {
     let list: Vec<FileOutcome<'_>> = results

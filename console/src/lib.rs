@@ -2,10 +2,13 @@
 //! serves the interactive console ([`tui`]), the scriptable subcommands
 //! ([`cli`]), `touchpoint policy check` ([`policy_check`]) and the demo
 //! ([`demo`]); those three write through [`output`] and [`mod@format`].
+//! [`commands`] holds what the subcommands and the console's `:` line
+//! both run (pause, resume, plan, batches, import).
 //! [`simulate`] runs the daemon through a simulated season.
 
 pub mod cli;
 pub mod client;
+pub mod commands;
 pub mod demo;
 pub mod format;
 pub mod logging;

@@ -13,7 +13,9 @@
 //! msg         Effect (Fetch, Act) to the connection, NetEvent (Data) back; nothing of the TUI
 //! components  one per view: its state, update, fetches, answers, draw;
 //!             never app, ui, net, harness, nor another component
-//! popup       input, confirmation, help: state, editing, drawing
+//! popup       input, confirmation, a command's output, help: state, editing, drawing
+//! command     the `:` line: editing, history, completion, parsing, its drawing;
+//!             the daemon's commands as the subcommands parse them (crate::commands)
 //! widgets     the drawing helpers the components and popups share; nothing of the TUI
 //! app         shared state (view, connection, status, popup, notice) and routing;
 //!             no drawing (ui, widgets), no connection (net, harness)
@@ -27,6 +29,7 @@
 
 pub mod action;
 pub mod app;
+pub mod command;
 pub mod components;
 pub mod harness;
 pub mod hits;

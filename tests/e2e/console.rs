@@ -37,7 +37,7 @@ pub(crate) fn rule(role: Role) -> AccessRule {
 
 /// How the test daemon runs.
 #[derive(Clone, Copy, PartialEq, Eq)]
-enum Setup {
+pub(crate) enum Setup {
     /// Dispatch off: planned messages stay planned, so screens are the same
     /// on every run.
     Still,
@@ -49,7 +49,7 @@ enum Setup {
 /// A daemon where this process has `role`, with six customers of
 /// [`TENANT`] planned for today (an operator's daemon; a reviewer may not
 /// import) and a template change waiting for approval.
-async fn daemon(role: Role, setup: Setup) -> (TestDaemon, tempfile::TempDir) {
+pub(crate) async fn daemon(role: Role, setup: Setup) -> (TestDaemon, tempfile::TempDir) {
     let files = tempfile::tempdir().expect("tempdir");
     let d = TestDaemon::start_with(Options {
         access: vec![rule(role)],
@@ -98,7 +98,7 @@ pub(crate) fn snapshot(name: &str, screen: &str) {
 }
 
 /// [`snapshot`], with more redactions for one screen.
-fn snapshot_redacting(name: &str, screen: &str, more: &[(&str, &str)]) {
+pub(crate) fn snapshot_redacting(name: &str, screen: &str, more: &[(&str, &str)]) {
     let mut settings = insta::Settings::clone_current();
     settings.set_prepend_module_to_snapshot(false);
     for (pattern, with) in VOLATILE.iter().chain(more) {
@@ -220,7 +220,7 @@ async fn the_queue_sorts_and_widens_and_shows_a_refused_filter_in_its_pane() {
     assert!(c.app.state.queue.total() > 0);
 }
 
-fn code(c: KeyCode) -> KeyEvent {
+pub(crate) fn code(c: KeyCode) -> KeyEvent {
     KeyEvent::new(c, KeyModifiers::NONE)
 }
 

@@ -12,6 +12,7 @@ mod cli;
 mod clock;
 mod common;
 mod console;
+mod console_command;
 mod console_customer;
 mod console_feed;
 mod console_header;

@@ -1,5 +1,6 @@
 use super::*;
 use clap::CommandFactory;
+use touchpoint_common::protocol::PauseScope;
 
 #[test]
 fn cli_definition_is_consistent() {
@@ -21,9 +22,9 @@ fn parses_subcommands_and_global_flags() {
     let cli = Cli::try_parse_from(["touchpoint", "import", "--tenant", "d001", "a.csv", "b.csv"])
         .expect("parse");
     match cli.command {
-        Some(Command::Import { tenant, files, out }) => {
-            assert_eq!(tenant.as_str(), "d001");
-            assert_eq!(files.len(), 2);
+        Some(Command::Import { import, out }) => {
+            assert_eq!(import.tenant.as_str(), "d001");
+            assert_eq!(import.files.len(), 2);
             assert!(!out.json);
         }
         other => panic!("{other:?}"),
@@ -114,14 +115,17 @@ fn parses_dispatch_pause_resume_and_batches() {
         other => panic!("{other:?}"),
     }
     match parse(&["batches", "--tenant", "d002"]) {
-        Command::Batches { tenant, .. } => {
-            assert_eq!(tenant.as_ref().map(TenantId::as_str), Some("d002"));
+        Command::Batches { batches, .. } => {
+            assert_eq!(batches.tenant.as_ref().map(TenantId::as_str), Some("d002"));
         }
         other => panic!("{other:?}"),
     }
     assert!(matches!(
         parse(&["batches"]),
-        Command::Batches { tenant: None, .. }
+        Command::Batches {
+            batches: BatchOptions { tenant: None },
+            ..
+        }
     ));
     assert!(Cli::try_parse_from(["touchpoint", "pause", "--tenant", "Bad/Id"]).is_err());
 }

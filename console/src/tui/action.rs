@@ -50,6 +50,8 @@ impl View {
 pub enum Action {
     Quit,
     ToggleHelp,
+    /// Opens the `:` command line.
+    CommandLine,
     Back,
     NextView,
     PrevView,

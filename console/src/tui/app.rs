@@ -20,6 +20,7 @@ use touchpoint_common::protocol::{
 use touchpoint_common::TenantId;
 
 use super::action::{Action, View};
+use super::command::{self, CommandLine, Parsed};
 use super::components::approvals::ApprovalsView;
 use super::components::customer::CustomerView;
 use super::components::overview::OverviewView;
@@ -30,8 +31,8 @@ use super::components::tenants::TenantsView;
 use super::components::{replace, Cmd, Screen};
 use super::hits::{Hits, Target};
 use super::keymap;
-use super::msg::{Data, Effect, Fetch, NetEvent};
-use super::popup::{AlertsList, Input, InputPurpose, Overlay};
+use super::msg::{Act, Data, Effect, Fetch, NetEvent};
+use super::popup::{AlertsList, Input, InputPurpose, Output, Overlay};
 
 #[derive(Clone, Debug, PartialEq)]
 pub enum ConnState {
@@ -78,9 +79,12 @@ pub struct AppState {
     pub results: ResultsView,
     pub customer: CustomerView,
     pub notice: Option<Notice>,
+    /// The `:` line and its history.
+    pub command: CommandLine,
     /// Rows of the main list on screen; follows the terminal height.
     pub page_rows: usize,
     pub width: u16,
+    pub height: u16,
     /// No colours, only bold, reverse and dim (`NO_COLOR` is set).
     pub monochrome: bool,
     /// Mouse capture wanted (`m` toggles it, `--no-mouse` starts without):
@@ -106,8 +110,10 @@ impl AppState {
             results: ResultsView::default(),
             customer: CustomerView::default(),
             notice: None,
+            command: CommandLine::default(),
             page_rows: 10,
             width: 80,
+            height: 24,
             monochrome: false,
             mouse: true,
             quit: false,
@@ -243,6 +249,43 @@ impl AppState {
     }
 }
 
+impl AppState {
+    /// What the `:` line knows: who the caller is, and the tenants and
+    /// services the console has read, for completion.
+    pub fn command_context(&self) -> command::Context {
+        let identity = self.identity();
+        let mut tenants: Vec<String> = self.tenants.list.iter().map(|t| t.id.to_string()).collect();
+        let mut services: Vec<String> = self
+            .tenants
+            .costs
+            .iter()
+            .map(|c| c.service.clone())
+            .collect();
+        if let Some(o) = &self.overview.data {
+            tenants.extend(o.tenants.iter().map(|t| t.tenant.to_string()));
+            services.extend(o.budgets.iter().map(|b| b.service.clone()));
+        }
+        if let Some(p) = &self.queue.page {
+            services.extend(p.rows.iter().map(|r| r.service.clone()));
+        }
+        if let Some(touchpoint_common::protocol::Scope::Tenants(list)) = identity.map(|i| &i.scope)
+        {
+            tenants.extend(list.iter().map(ToString::to_string));
+        }
+        tenants.sort();
+        tenants.dedup();
+        services.sort();
+        services.dedup();
+        command::Context {
+            role: identity.map(|i| i.role),
+            scope: identity.map(|i| i.scope.clone()),
+            readonly: self.readonly,
+            tenants,
+            services,
+        }
+    }
+}
+
 fn role_allows(role: Role, request: &Request) -> bool {
     role.allows(request)
 }
@@ -311,6 +354,12 @@ impl App {
                 }
                 return true;
             }
+            Some(Overlay::Output(mut out)) if !ctrl_c => {
+                if out.key(&key, self.state.width, self.state.height) {
+                    self.state.overlay = Some(Overlay::Output(out));
+                }
+                return true;
+            }
             Some(Overlay::Confirm(c)) if !ctrl_c => {
                 match key.code {
                     KeyCode::Char('y') | KeyCode::Char('Y') => {
@@ -328,6 +377,10 @@ impl App {
             }
             other => self.state.overlay = other,
         }
+        if self.state.command.open && !ctrl_c {
+            self.command_key(&key);
+            return true;
+        }
         match keymap::action_for(&key, self.state.view) {
             Some(action) => {
                 self.update(action);
@@ -341,8 +394,12 @@ impl App {
     /// on a tab shows its view, on a row selects it, on the selected row
     /// does what Enter does there; the wheel moves through the list under
     /// the pointer or scrolls the detail pane (or the alerts popup). Other
-    /// popups answer keys only. Returns whether to redraw.
+    /// popups answer keys only, and so does the open `:` line. Returns
+    /// whether to redraw.
     pub fn mouse(&mut self, ev: MouseEvent) -> bool {
+        if self.state.command.open {
+            return false;
+        }
         let target = self.hits.at(ev.column, ev.row);
         let wheel = match ev.kind {
             MouseEventKind::ScrollDown => Some(true),
@@ -386,6 +443,59 @@ impl App {
             }
             None => false,
         }
+    }
+
+    /// A key while the `:` line is open: Esc closes it, Enter runs it, Tab
+    /// completes, ↑/↓ go through the history, the rest edits.
+    fn command_key(&mut self, key: &KeyEvent) {
+        match key.code {
+            KeyCode::Esc => self.state.command.close(),
+            KeyCode::Enter => {
+                let line = self.state.command.take();
+                if !line.is_empty() {
+                    if let Err(why) = self.run_line(&line) {
+                        self.state.command.refuse(line, why);
+                    }
+                }
+            }
+            KeyCode::Tab => {
+                let ctx = self.state.command_context();
+                self.state.command.complete(&ctx);
+            }
+            KeyCode::Up => self.state.command.recall(true),
+            KeyCode::Down => self.state.command.recall(false),
+            _ => {
+                self.state.command.edit(key);
+            }
+        }
+    }
+
+    /// Runs a line of the `:` prompt; `Err` says why not (the line stays).
+    /// What changes data is asked about first; a dry-run plan goes at once.
+    fn run_line(&mut self, line: &str) -> Result<(), String> {
+        let ctx = self.state.command_context();
+        match command::parse(line, &ctx)? {
+            Parsed::Quit => self.state.quit = true,
+            Parsed::Help => {
+                let text = command::help(&ctx);
+                self.state.overlay =
+                    Some(Overlay::Output(Output::new("Commands (:)", &text, true)));
+            }
+            Parsed::View(v) => self.show(v),
+            Parsed::Run(run) => {
+                command::check(&run, &ctx)?;
+                if command::writes(&run) {
+                    self.state.overlay = Some(Overlay::Confirm(command::confirm(&run)));
+                } else {
+                    self.state.notice = Some(Notice {
+                        text: format!(":{line}: sent, waiting for the daemon…"),
+                        kind: NoticeKind::Pending,
+                    });
+                    self.effects.push(Effect::Act(Act::Run(run)));
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Applies a user action.
@@ -437,6 +547,7 @@ impl App {
         match action {
             Action::Quit => self.state.quit = true,
             Action::ToggleHelp => self.state.overlay = Some(Overlay::Help),
+            Action::CommandLine => self.state.command.open(),
             Action::Refresh => {
                 if self.state.connected() {
                     self.fetch_view();
@@ -667,6 +778,18 @@ impl App {
                 self.fetch_view();
                 true
             }
+            NetEvent::Ran {
+                title,
+                summary,
+                text,
+                ok,
+            } => {
+                self.notice(summary, !ok);
+                self.state.overlay = Some(Overlay::Output(Output::new(title, &text, ok)));
+                // The change feed brings what changed; ask anyway.
+                self.fetch_view();
+                true
+            }
             NetEvent::Data(d) => self.apply_data(d),
         }
     }
@@ -735,6 +858,7 @@ impl App {
     pub fn resize(&mut self, width: u16, height: u16) {
         let was = self.state.screen();
         self.state.width = width;
+        self.state.height = height;
         // The queue's list: all but the tab line, the filter line, the
         // pane's title, the table header and the footer.
         self.state.page_rows = usize::from(height.saturating_sub(5)).max(1);

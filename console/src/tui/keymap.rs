@@ -85,6 +85,13 @@ pub static KEYMAP: &[Binding] = &[
         ALL,
     ),
     bind(
+        &[ch(':')],
+        Action::CommandLine,
+        "command line (see :help)",
+        Some("command"),
+        ALL,
+    ),
+    bind(
         &[code(KeyCode::Esc)],
         Action::Back,
         "back; clears marks, filter",
@@ -450,7 +457,7 @@ pub fn bindings_for(view: View, allowed: impl Fn(Action) -> bool) -> Vec<&'stati
 
 /// Footer hints for a view: `(first key, label)`.
 pub fn hints(view: View, allowed: impl Fn(Action) -> bool) -> Vec<(String, &'static str)> {
-    let mut out: Vec<(String, &'static str)> = vec![("?".into(), "help")];
+    let mut out: Vec<(String, &'static str)> = vec![("?".into(), "help"), (":".into(), "command")];
     out.extend(
         KEYMAP
             .iter()

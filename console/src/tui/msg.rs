@@ -4,11 +4,13 @@
 //! else of the TUI, so the state never sees the socket and the connection
 //! never sees the state.
 
+use std::path::PathBuf;
+
 use touchpoint_common::outbox::Message;
 use touchpoint_common::protocol::{
     AuditEntry, Changes, CostRow, CustomerDetail, DaemonStatus, Identity, MessageAction,
-    MessageContent, Overview, Preview, Proposal, ProposalDetail, QueueFilter, QueuePage,
-    TenantDetail, TenantSummary,
+    MessageContent, Overview, PauseScope, Preview, Proposal, ProposalDetail, QueueFilter,
+    QueuePage, TenantDetail, TenantSummary,
 };
 use touchpoint_common::report::answer::{Report, ReportQuery};
 use touchpoint_common::report::stats::By;
@@ -95,7 +97,8 @@ impl Fetch {
     }
 }
 
-/// A state-changing request, sent only after the user confirmed it.
+/// A state-changing request, sent only after the user confirmed it, or a
+/// command of the `:` line.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Act {
     Messages {
@@ -110,6 +113,32 @@ pub enum Act {
     Reject {
         id: u64,
         comment: String,
+    },
+    /// A command of the `:` line (a dry-run plan needs no confirmation).
+    Run(Run),
+}
+
+/// What the `:` line asks the daemon to do, as `touchpoint pause|resume|
+/// plan|batches|import` would with the same arguments.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Run {
+    Pause(PauseScope),
+    Resume(PauseScope),
+    Plan {
+        tenant: Option<TenantId>,
+        day: Option<Date>,
+        dry_run: bool,
+        /// Candidate policy files, read by the console.
+        policies: Option<PathBuf>,
+        show: u32,
+    },
+    Batches {
+        tenant: Option<TenantId>,
+    },
+    /// Files read by the console and uploaded, one after the other.
+    Import {
+        tenant: TenantId,
+        files: Vec<PathBuf>,
     },
 }
 
@@ -182,6 +211,15 @@ pub enum NetEvent {
     /// A confirmed action was carried out: what happened, in words.
     Acted {
         summary: String,
+        ok: bool,
+    },
+    /// A command of the `:` line was carried out: a line for the footer
+    /// and its whole output (pauses in force, the plan, the batches, the
+    /// import reports).
+    Ran {
+        title: String,
+        summary: String,
+        text: String,
         ok: bool,
     },
 }

@@ -10,9 +10,12 @@ use std::time::Duration;
 
 use tokio::sync::mpsc;
 use touchpoint_common::protocol::{ActionResult, MessageAction};
+use touchpoint_common::TenantId;
 
-use super::msg::{Act, Data, Effect, Fetch, NetEvent};
+use super::msg::{Act, Data, Effect, Fetch, NetEvent, Run};
 use crate::client::{Client, ClientError, Subscription};
+use crate::commands::{self, CommandError};
+use crate::format;
 
 const BACKOFF_FIRST: Duration = Duration::from_millis(500);
 const BACKOFF_MAX: Duration = Duration::from_secs(10);
@@ -178,6 +181,173 @@ async fn act(c: &mut Client, a: Act) -> Outcome<NetEvent> {
                 ok: true,
             }),
         ),
+        Act::Run(run) => run_command(c, run).await,
+    }
+}
+
+/// A command of the `:` line, carried out as the subcommand of the same
+/// name does it ([`crate::commands`]); its output is the subcommand's text.
+async fn run_command(c: &mut Client, run: Run) -> Outcome<NetEvent> {
+    let ran = |title: String, summary: String, text: String, ok: bool| NetEvent::Ran {
+        title,
+        summary,
+        text,
+        ok,
+    };
+    match run {
+        Run::Pause(scope) => tag(
+            "pause",
+            c.pause(scope.clone()).await.map(|p| {
+                let summary = format!("paused {scope}; {}", pauses_in_force(p.len()));
+                ran(format!("pause {scope}"), summary, format::pauses(&p), true)
+            }),
+        ),
+        Run::Resume(scope) => tag(
+            "resume",
+            c.resume(scope.clone()).await.map(|p| {
+                let summary = format!("resumed {scope}; {}", pauses_in_force(p.len()));
+                ran(format!("resume {scope}"), summary, format::pauses(&p), true)
+            }),
+        ),
+        Run::Plan {
+            tenant,
+            day,
+            dry_run,
+            policies,
+            show,
+        } => {
+            let options = commands::PlanOptions {
+                tenant,
+                dry_run,
+                policies,
+                day,
+                show,
+            };
+            let title = if options.writes() {
+                "plan".to_string()
+            } else {
+                "plan (dry run)".to_string()
+            };
+            match commands::plan(c, &options).await {
+                Ok(r) => {
+                    let (summary, ok) = plan_summary(&r);
+                    let text = format::plan(&r, options.policies.is_some());
+                    Ok(("plan", ran(title, summary, text, ok)))
+                }
+                Err(CommandError::Client(e)) => Err(("plan", e)),
+                Err(CommandError::Policies(text)) => Ok((
+                    "plan",
+                    ran(
+                        title,
+                        "plan: the --policies files are not valid; nothing planned".into(),
+                        text,
+                        false,
+                    ),
+                )),
+            }
+        }
+        Run::Batches { tenant } => tag(
+            "batches",
+            c.run_batches(tenant.as_ref()).await.map(|b| {
+                let messages: u64 = b.iter().map(|x| x.messages).sum();
+                let summary = match b.len() {
+                    0 => "no letter batches or call lists to close".to_string(),
+                    n => format!(
+                        "closed {n} batch{} of {messages} message{}",
+                        if n == 1 { "" } else { "es" },
+                        if messages == 1 { "" } else { "s" }
+                    ),
+                };
+                ran("batches".into(), summary, format::batches(&b), true)
+            }),
+        ),
+        Run::Import { tenant, files } => {
+            let done = commands::import(c, &tenant, &files, |_| {}).await;
+            let mut text: String = done.results.iter().map(commands::import_text).collect();
+            if let Some((label, e)) = &done.broken {
+                text.push_str(&format!(
+                    "{label}: the connection broke ({e}): it may or may not have been \
+                     imported, and the files after it were not sent\n"
+                ));
+            }
+            let failed = done.failed();
+            let summary = import_summary(&tenant, files.len(), &done);
+            Ok((
+                "import",
+                ran(format!("import to {tenant}"), summary, text, !failed),
+            ))
+        }
+    }
+}
+
+fn pauses_in_force(n: usize) -> String {
+    match n {
+        0 => "no pauses in force".into(),
+        1 => "1 pause in force".into(),
+        n => format!("{n} pauses in force"),
+    }
+}
+
+/// "planned 12 messages for 3 tenants" / "dry run: 12 messages would be
+/// planned for 3 tenants"; a tenant that could not be planned is named.
+fn plan_summary(r: &touchpoint_common::protocol::PlanResult) -> (String, bool) {
+    let planned: u64 = r.reports.iter().map(|p| p.planned_count).sum();
+    let dry = r.reports.first().is_some_and(|p| p.dry_run);
+    let tenants = r.reports.len();
+    let s = |n: u64| if n == 1 { "" } else { "s" };
+    let mut summary = if dry {
+        format!(
+            "dry run: {planned} message{} would be planned for {tenants} tenant{}; nothing written",
+            s(planned),
+            s(tenants as u64)
+        )
+    } else {
+        format!(
+            "planned {planned} message{} for {tenants} tenant{}",
+            s(planned),
+            s(tenants as u64)
+        )
+    };
+    if let Some((tenant, why)) = r.failed.first() {
+        summary.push_str(&format!("; {tenant} failed: {why}"));
+        if r.failed.len() > 1 {
+            summary.push_str(&format!(" (and {} more)", r.failed.len() - 1));
+        }
+    }
+    (summary, r.failed.is_empty())
+}
+
+/// "import to d001: 2 files committed" or the first file that was not.
+fn import_summary(tenant: &TenantId, files: usize, done: &commands::ImportRun) -> String {
+    use touchpoint_common::domain::ImportStatus;
+    let first_bad = done.results.iter().find_map(|(label, r)| match r {
+        Ok(report) => match &report.status {
+            ImportStatus::Failed { reason } => Some(format!("{label}: failed: {reason}")),
+            _ => None,
+        },
+        Err(e) => Some(format!("{label}: failed: {e}")),
+    });
+    let committed = done
+        .results
+        .iter()
+        .filter(|(_, r)| r.as_ref().is_ok_and(|x| x.is_committed()))
+        .count();
+    if let ([one], None) = (done.results.as_slice(), &done.broken) {
+        // One file: the first line of its report says it all.
+        let text = commands::import_text(one);
+        return format!(
+            "import to {tenant}: {}",
+            text.lines().next().unwrap_or_default()
+        );
+    }
+    let head = format!(
+        "import to {tenant}: {committed} of {files} file{} committed",
+        if files == 1 { "" } else { "s" }
+    );
+    match (first_bad, &done.broken) {
+        (Some(bad), _) => format!("{head}; {bad}"),
+        (None, Some((label, _))) => format!("{head}; {label}: the connection broke"),
+        (None, None) => head,
     }
 }
 

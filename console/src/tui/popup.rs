@@ -1,5 +1,6 @@
 //! The popups over a view: a one-line text [`Input`], a y/n [`Confirm`]ation
-//! before anything is sent, and the `?` help generated from the keymap.
+//! before anything is sent, a command's [`Output`] and the `?` help
+//! generated from the keymap.
 //! Each owns its state, its editing and its drawing; which one is open is
 //! the app's [`Overlay`].
 
@@ -68,51 +69,10 @@ impl Input {
         }
     }
 
-    fn byte_at(&self, chars: usize) -> usize {
-        self.text
-            .char_indices()
-            .nth(chars)
-            .map(|(i, _)| i)
-            .unwrap_or(self.text.len())
-    }
-
     /// Edits the text; false when the key is not an editing key.
     pub fn edit(&mut self, key: &KeyEvent) -> bool {
-        let ctrl = key.modifiers.contains(KeyModifiers::CONTROL);
-        match key.code {
-            KeyCode::Char('u') if ctrl => {
-                self.text.clear();
-                self.cursor = 0;
-            }
-            KeyCode::Char('a') if ctrl => self.cursor = 0,
-            KeyCode::Char('e') if ctrl => self.cursor = self.text.chars().count(),
-            KeyCode::Char('w') if ctrl => {
-                let end = self.byte_at(self.cursor);
-                let head = self.text[..end].trim_end();
-                let start = head.rfind(' ').map(|i| i + 1).unwrap_or(0);
-                self.cursor = self.text[..start].chars().count();
-                self.text.replace_range(start..end, "");
-            }
-            KeyCode::Char(c) if !ctrl => {
-                let at = self.byte_at(self.cursor);
-                self.text.insert(at, c);
-                self.cursor += 1;
-            }
-            KeyCode::Backspace if self.cursor > 0 => {
-                self.cursor -= 1;
-                let at = self.byte_at(self.cursor);
-                self.text.remove(at);
-            }
-            KeyCode::Delete if self.cursor < self.text.chars().count() => {
-                let at = self.byte_at(self.cursor);
-                self.text.remove(at);
-            }
-            KeyCode::Left => self.cursor = self.cursor.saturating_sub(1),
-            KeyCode::Right => self.cursor = (self.cursor + 1).min(self.text.chars().count()),
-            KeyCode::Home => self.cursor = 0,
-            KeyCode::End => self.cursor = self.text.chars().count(),
-            KeyCode::Backspace | KeyCode::Delete => {}
-            _ => return false,
+        if !edit_line(&mut self.text, &mut self.cursor, key) {
+            return false;
         }
         self.error = None;
         true
@@ -120,23 +80,10 @@ impl Input {
 
     /// Draws the input; returns the area it covers.
     pub fn draw(&self, frame: &mut Frame, area: Rect) -> Rect {
-        let chars: Vec<char> = self.text.chars().collect();
-        let before: String = chars[..self.cursor.min(chars.len())].iter().collect();
-        let at: String = chars
-            .get(self.cursor)
-            .map(|c| c.to_string())
-            .unwrap_or_else(|| " ".into());
-        let after: String = chars
-            .get(self.cursor + 1..)
-            .map(|s| s.iter().collect())
-            .unwrap_or_default();
+        let mut prompt = vec![Span::from("› ").bold()];
+        prompt.extend(with_cursor(&self.text, self.cursor));
         let mut lines = vec![
-            Line::from(vec![
-                Span::from("› ").bold(),
-                Span::from(before),
-                Span::from(at).reversed(),
-                Span::from(after),
-            ]),
+            Line::from(prompt),
             Line::from(self.purpose.help()).style(dim()),
         ];
         if let Some(e) = &self.error {
@@ -145,6 +92,76 @@ impl Input {
         lines.push(Line::from("Enter apply · Esc cancel · Ctrl-u clear").style(dim()));
         draw_popup(frame, area, &self.purpose.title(), Text::from(lines), 90)
     }
+}
+
+/// Edits a line of text at `cursor` (in characters) by a key: characters,
+/// Backspace, Delete, ←/→, Home/End, Ctrl-a/e (start, end), Ctrl-u
+/// (clear), Ctrl-w (the word before the cursor). False when the key is not
+/// an editing key.
+pub fn edit_line(text: &mut String, cursor: &mut usize, key: &KeyEvent) -> bool {
+    let byte_at = |text: &str, chars: usize| {
+        text.char_indices()
+            .nth(chars)
+            .map(|(i, _)| i)
+            .unwrap_or(text.len())
+    };
+    let ctrl = key.modifiers.contains(KeyModifiers::CONTROL);
+    let len = text.chars().count();
+    match key.code {
+        KeyCode::Char('u') if ctrl => {
+            text.clear();
+            *cursor = 0;
+        }
+        KeyCode::Char('a') if ctrl => *cursor = 0,
+        KeyCode::Char('e') if ctrl => *cursor = len,
+        KeyCode::Char('w') if ctrl => {
+            let end = byte_at(text, *cursor);
+            let head = text[..end].trim_end();
+            let start = head.rfind(' ').map(|i| i + 1).unwrap_or(0);
+            *cursor = text[..start].chars().count();
+            text.replace_range(start..end, "");
+        }
+        KeyCode::Char(c) if !ctrl => {
+            let at = byte_at(text, *cursor);
+            text.insert(at, c);
+            *cursor += 1;
+        }
+        KeyCode::Backspace if *cursor > 0 => {
+            *cursor -= 1;
+            let at = byte_at(text, *cursor);
+            text.remove(at);
+        }
+        KeyCode::Delete if *cursor < len => {
+            let at = byte_at(text, *cursor);
+            text.remove(at);
+        }
+        KeyCode::Left => *cursor = cursor.saturating_sub(1),
+        KeyCode::Right => *cursor = (*cursor + 1).min(len),
+        KeyCode::Home => *cursor = 0,
+        KeyCode::End => *cursor = len,
+        KeyCode::Backspace | KeyCode::Delete => {}
+        _ => return false,
+    }
+    true
+}
+
+/// A line being edited, the character under the cursor reversed.
+pub fn with_cursor(text: &str, cursor: usize) -> Vec<Span<'static>> {
+    let chars: Vec<char> = text.chars().collect();
+    let before: String = chars[..cursor.min(chars.len())].iter().collect();
+    let at: String = chars
+        .get(cursor)
+        .map(|c| c.to_string())
+        .unwrap_or_else(|| " ".into());
+    let after: String = chars
+        .get(cursor + 1..)
+        .map(|s| s.iter().collect())
+        .unwrap_or_default();
+    vec![
+        Span::from(before),
+        Span::from(at).reversed(),
+        Span::from(after),
+    ]
 }
 
 /// A question the user answers with y or n before anything is sent.
@@ -249,12 +266,106 @@ impl AlertsList {
     }
 }
 
+/// A long answer (a plan's summary, the batches closed, an import's
+/// report) in a box over the screen that scrolls both ways, so that wide
+/// tables are not cut; Esc closes it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Output {
+    pub title: String,
+    pub lines: Vec<String>,
+    /// False when the command failed, wholly or in part.
+    pub ok: bool,
+    /// The first line and column shown.
+    pub top: usize,
+    pub left: usize,
+}
+
+impl Output {
+    pub fn new(title: impl Into<String>, text: &str, ok: bool) -> Self {
+        Self {
+            title: title.into(),
+            lines: text.lines().map(str::to_string).collect(),
+            ok,
+            top: 0,
+            left: 0,
+        }
+    }
+
+    /// The box on a screen of `area`, and the rows and columns of text it
+    /// shows (a line under the text says how to scroll).
+    fn layout(&self, area: Rect) -> (Rect, usize, usize) {
+        let width = area.width.saturating_sub(2).min(120);
+        let wanted = u16::try_from(self.lines.len() + 3).unwrap_or(u16::MAX);
+        let rect = popup_area(area, width, wanted.min(area.height.saturating_sub(2)));
+        let rows = usize::from(rect.height.saturating_sub(3));
+        let cols = usize::from(rect.width.saturating_sub(2));
+        (rect, rows, cols)
+    }
+
+    /// Scrolls by a key on a screen of `width`×`height`; false when the
+    /// key closes the box (Esc, q, Enter). Other keys do nothing.
+    pub fn key(&mut self, key: &KeyEvent, width: u16, height: u16) -> bool {
+        let (_, rows, cols) = self.layout(Rect::new(0, 0, width, height));
+        let page = rows.max(1);
+        let ctrl = key.modifiers.contains(KeyModifiers::CONTROL);
+        match key.code {
+            KeyCode::Esc | KeyCode::Enter | KeyCode::Char('q') => return false,
+            KeyCode::Char('d') if ctrl => self.top += page,
+            KeyCode::Char('u') if ctrl => self.top = self.top.saturating_sub(page),
+            KeyCode::Char('j') | KeyCode::Down => self.top += 1,
+            KeyCode::Char('k') | KeyCode::Up => self.top = self.top.saturating_sub(1),
+            KeyCode::PageDown | KeyCode::Char(' ') => self.top += page,
+            KeyCode::PageUp => self.top = self.top.saturating_sub(page),
+            KeyCode::Char('g') | KeyCode::Home => self.top = 0,
+            KeyCode::Char('G') | KeyCode::End => self.top = usize::MAX,
+            KeyCode::Char('l') | KeyCode::Right => self.left += 8,
+            KeyCode::Char('h') | KeyCode::Left => self.left = self.left.saturating_sub(8),
+            _ => {}
+        }
+        let longest = self.lines.iter().map(|l| l.chars().count()).max();
+        self.top = self.top.min(self.lines.len().saturating_sub(rows));
+        self.left = self.left.min(longest.unwrap_or(0).saturating_sub(cols));
+        true
+    }
+
+    /// Draws the output; returns the area it covers.
+    pub fn draw(&self, frame: &mut Frame, area: Rect) -> Rect {
+        let (rect, rows, _) = self.layout(area);
+        frame.render_widget(Clear, rect);
+        let title = Span::from(format!(" {} ", self.title)).bold();
+        let block = Block::bordered().title(if self.ok { title } else { title.red() });
+        let inner = block.inner(rect);
+        frame.render_widget(block, rect);
+        let [body, foot] =
+            Layout::vertical([Constraint::Min(0), Constraint::Length(1)]).areas(inner);
+        let text: Vec<Line> = self.lines.iter().map(|l| Line::from(l.clone())).collect();
+        let scroll = (
+            u16::try_from(self.top).unwrap_or(u16::MAX),
+            u16::try_from(self.left).unwrap_or(u16::MAX),
+        );
+        frame.render_widget(Paragraph::new(text).scroll(scroll), body);
+        let n = self.lines.len();
+        let last = (self.top + rows).min(n);
+        let place = if n > rows {
+            format!("lines {}-{last} of {n} · j/k PgUp/PgDn · ", self.top + 1)
+        } else {
+            String::new()
+        };
+        frame.render_widget(
+            Paragraph::new(Line::from(format!("{place}h/l ←/→ · Esc closes")).style(dim())),
+            foot,
+        );
+        rect
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Overlay {
     Help,
     Input(Input),
     Confirm(Confirm),
     Alerts(AlertsList),
+    Output(Output),
 }
 
 /// The `?` popup, generated from the keymap: the bindings of `view` the

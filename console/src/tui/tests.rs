@@ -877,3 +877,67 @@ fn the_overview_steps_through_the_days_and_esc_goes_back_to_the_next_one() {
     );
     assert!(screen.contains("Sun 16 5,825"), "{screen}");
 }
+
+fn type_line(app: &mut App, text: &str) {
+    app.key(key(':'));
+    for c in text.chars() {
+        app.key(key(c));
+    }
+}
+
+/// `:help` lists the commands in a box that scrolls and stops at its end;
+/// a dry-run plan goes at once, closing batches asks first; Ctrl-c quits
+/// from the line.
+#[test]
+fn the_command_line_helps_asks_first_and_scrolls_its_output() {
+    let mut app = loaded(Role::Operator, false);
+    app.resize(80, 10);
+    type_line(&mut app, "help");
+    app.key(code(KeyCode::Enter));
+    let Some(Overlay::Output(out)) = &app.state.overlay else {
+        panic!("the commands: {:?}", app.state.overlay);
+    };
+    assert_eq!(out.title, "Commands (:)");
+    assert!(out
+        .lines
+        .iter()
+        .any(|l| l.starts_with(":batches [--tenant T]")));
+    let lines = out.lines.len();
+    for _ in 0..100 {
+        app.key(key('j'));
+    }
+    let Some(Overlay::Output(out)) = &app.state.overlay else {
+        panic!("still open");
+    };
+    // 10 rows: the box is 8 high, 5 of them text.
+    assert_eq!(out.top, lines - 5);
+    let screen = render(&app.state, 80, 10);
+    assert!(
+        screen.contains(&format!("lines {}-{lines} of {lines}", lines - 4)),
+        "{screen}"
+    );
+    app.key(code(KeyCode::Esc));
+    assert_eq!(app.state.overlay, None);
+
+    type_line(&mut app, "plan --dry-run --tenant d001");
+    app.key(code(KeyCode::Enter));
+    assert_eq!(app.state.overlay, None, "a dry run asks nothing");
+    assert!(matches!(
+        app.take_effects().as_slice(),
+        [Effect::Act(Act::Run(super::msg::Run::Plan {
+            dry_run: true,
+            ..
+        }))]
+    ));
+    type_line(&mut app, "batches");
+    app.key(code(KeyCode::Enter));
+    let Some(Overlay::Confirm(c)) = &app.state.overlay else {
+        panic!("batches asks first");
+    };
+    assert_eq!(c.title, "Close today's batches");
+    assert!(app.take_effects().is_empty());
+    app.key(key('n'));
+    type_line(&mut app, "pa");
+    app.key(KeyEvent::new(KeyCode::Char('c'), KeyModifiers::CONTROL));
+    assert!(app.state.quit);
+}

@@ -49,7 +49,16 @@ pub fn draw(frame: &mut Frame, state: &AppState) -> Hits {
             View::Customer => state.customer.draw(frame, body),
         }
     }
-    draw_footer(frame, footer, state);
+    if state.command.open {
+        // The prompt takes the footer's row; its hint, the row above.
+        let hint = Rect {
+            y: footer.y.saturating_sub(1),
+            ..footer
+        };
+        state.command.draw(frame, footer, hint);
+    } else {
+        draw_footer(frame, footer, state);
+    }
     match &state.overlay {
         None => {}
         Some(Overlay::Help) => {
@@ -63,6 +72,7 @@ pub fn draw(frame: &mut Frame, state: &AppState) -> Hits {
             let alerts = state.overview.data.as_ref().map(|o| o.alerts.as_slice());
             hits.popup = Some(list.draw(frame, area, alerts.unwrap_or(&[]), state.page_rows));
         }
+        Some(Overlay::Output(o)) => hits.popup = Some(o.draw(frame, area)),
     }
     if state.monochrome {
         // Selection and emphasis stay readable: they are reverse and bold.
