@@ -482,6 +482,7 @@ impl App {
                     Some(Overlay::Output(Output::new("Commands (:)", &text, true)));
             }
             Parsed::View(v) => self.show(v),
+            Parsed::Customer { tenant, no } => self.open_customer(tenant, no),
             Parsed::Run(run) => {
                 command::check(&run, &ctx)?;
                 if command::writes(&run) {

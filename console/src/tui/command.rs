@@ -56,6 +56,17 @@ enum LineCommand {
     Plan(PlanOptions),
     Batches(BatchOptions),
     Import(ImportOptions),
+    Customer(CustomerLine),
+}
+
+/// `:customer --tenant T NO`, as `touchpoint customer` takes it.
+#[derive(Debug, clap::Args)]
+struct CustomerLine {
+    /// The tenant (dealer) the customer belongs to.
+    #[arg(long)]
+    tenant: TenantId,
+    /// The customer number.
+    no: String,
 }
 
 /// A command of the line, with what it does, for completion and the help.
@@ -73,6 +84,9 @@ enum Kind {
     View(View),
     /// Sent to the daemon: allowed when the role may make this request.
     Daemon(fn() -> Request),
+    /// A stored customer in the customer view (the daemon checks the
+    /// tenant's scope and shows its refusal there).
+    Customer,
 }
 
 const fn verb(name: &'static str, usage: &'static str, about: &'static str, kind: Kind) -> Verb {
@@ -133,6 +147,12 @@ pub static VERBS: &[Verb] = &[
             file_name: String::new(),
             size: 0,
         }),
+    ),
+    verb(
+        "customer",
+        "customer --tenant T NO",
+        "a stored customer, whole",
+        Kind::Customer,
     ),
     verb("overview", "overview", "view 1", Kind::View(View::Overview)),
     verb("queue", "queue", "view 2", Kind::View(View::Queue)),
@@ -214,6 +234,7 @@ pub enum Parsed {
     Help,
     View(View),
     Run(Run),
+    Customer { tenant: TenantId, no: String },
 }
 
 /// Splits a line into words as a shell would: blanks separate, `'…'` and
@@ -288,6 +309,16 @@ pub fn parse(line: &str, ctx: &Context) -> Result<Parsed, String> {
         Kind::Quit => Ok(Parsed::Quit),
         Kind::Help => Ok(Parsed::Help),
         Kind::View(view) => Ok(Parsed::View(view)),
+        Kind::Customer => {
+            let args = LineArgs::try_parse_from(&words).map_err(|e| clap_error(&e))?;
+            match args.command {
+                LineCommand::Customer(c) => Ok(Parsed::Customer {
+                    tenant: c.tenant,
+                    no: c.no,
+                }),
+                _ => Err(format!(":{} takes --tenant T NO", v.name)),
+            }
+        }
         Kind::Daemon(_) => {
             let args = LineArgs::try_parse_from(&words).map_err(|e| clap_error(&e))?;
             Ok(Parsed::Run(match args.command {
@@ -305,6 +336,9 @@ pub fn parse(line: &str, ctx: &Context) -> Result<Parsed, String> {
                     tenant: i.tenant,
                     files: i.files,
                 },
+                LineCommand::Customer(_) => {
+                    return Err(format!(":{} is no daemon command", v.name))
+                }
             }))
         }
     }
@@ -522,7 +556,7 @@ pub fn complete(text: &str, cursor: usize, ctx: &Context) -> Completion {
             .map(|v| v.name.to_string())
             .collect(),
         [verb, rest @ ..] => match VERBS.iter().find(|v| v.name == *verb) {
-            Some(v) if matches!(v.kind, Kind::Daemon(_)) && ctx.offers(v) => {
+            Some(v) if matches!(v.kind, Kind::Daemon(_) | Kind::Customer) && ctx.offers(v) => {
                 match rest.last().copied() {
                     Some("--tenant") => ctx.tenants.clone(),
                     Some("--service") => ctx.services.clone(),

@@ -283,3 +283,24 @@ fn the_line_edits_and_recalls_a_bounded_history() {
     typed(&mut line, &"x".repeat(MAX_LINE + 5));
     assert_eq!(line.text.chars().count(), MAX_LINE);
 }
+
+#[test]
+fn customer_opens_a_stored_customer_for_any_role_and_completes_its_tenant() {
+    let c = ctx(Role::ReadOnly);
+    assert_eq!(
+        parse("customer --tenant d001 'K 10042'", &c),
+        Ok(Parsed::Customer {
+            tenant: tid("d001"),
+            no: "K 10042".into(),
+        })
+    );
+    let missing = parse("customer K1", &c).expect_err("no tenant");
+    assert!(missing.contains("--tenant"), "{missing}");
+    assert!(parse("customer --tenant d001", &c).is_err());
+    assert_eq!(tab("cust", &c).text, "customer ");
+    assert_eq!(tab("customer --t", &c).text, "customer --tenant ");
+    assert_eq!(
+        tab("customer --tenant e", &c).text,
+        "customer --tenant e100 "
+    );
+}
