@@ -40,7 +40,11 @@
 //! policy with its own data. The value in force maximises incremental
 //! response per cost, (posterior mean − baseline) × value − cost (the
 //! value of a response is the service's policy `value`, the cost the
-//! channel's); while no arm passes the rule the policy's value stays (the
+//! channel's), among the arms whose incremental response beats the
+//! policy arm's by [`model::EVIDENCE_Z`] standard deviations of the
+//! difference (posterior and control baseline): the best of many thin arms
+//! is the luckiest, so a thin arm does not replace the policy's lead on a
+//! good week; while no arm passes the rule the policy's value stays (the
 //! fallback). Exploration is Thompson sampling (Thompson 1933; Chapelle &
 //! Li 2011, "An Empirical Evaluation of Thompson Sampling"; Russo et al.
 //! 2018, "A Tutorial on Thompson Sampling"): `explore_percent` of the

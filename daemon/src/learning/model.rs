@@ -196,16 +196,46 @@ pub fn arm(
     }
 }
 
-/// The arm to use: the best objective among the arms whose cell passes,
-/// the `policy` arm on a tie (within a hundredth of a cent) or when no
-/// arm passes.
+/// How sure learning must be that an arm beats the policy's before the
+/// arm replaces it: its incremental response (posterior mean − baseline)
+/// must exceed the policy arm's by this many standard deviations of the
+/// difference (one-sided 95 %). Without it the best of many thin arms
+/// wins by luck (the winner's curse) and the value in force wanders.
+pub const EVIDENCE_Z: f64 = 1.645;
+
+/// The variance of an arm's incremental response: its posterior's, and
+/// its control baseline's (a binomial share of `control` members).
+fn variance(a: &ArmFigures) -> f64 {
+    let n = a.alpha + a.beta;
+    let posterior = a.alpha * a.beta / (n * n * (n + 1.0));
+    let baseline = if a.control > 0 {
+        a.baseline * (1.0 - a.baseline) / a.control as f64
+    } else {
+        0.0
+    };
+    posterior + baseline
+}
+
+/// The arm to use: the best objective among the arms whose cell passes
+/// and whose incremental response beats the `policy` arm's by
+/// [`EVIDENCE_Z`] standard deviations; the `policy` arm on a tie (within a
+/// hundredth of a cent) or when none does. While the policy's own arm has
+/// no passing cell there is nothing to compare with: the best objective.
 pub fn best(arms: &[ArmFigures], policy: Arm) -> Arm {
-    let policy_obj = arms
-        .iter()
-        .find(|a| a.arm == policy && a.passes)
-        .map(|a| a.objective);
+    let reference = arms.iter().find(|a| a.arm == policy && a.passes);
+    let policy_obj = reference.map(|a| a.objective);
+    let sure = |a: &ArmFigures| match reference {
+        None => true,
+        Some(p) => {
+            let gain = (a.mean() - a.baseline) - (p.mean() - p.baseline);
+            gain > EVIDENCE_Z * (variance(a) + variance(p)).sqrt()
+        }
+    };
     let mut chosen = (policy, policy_obj.unwrap_or(f64::NEG_INFINITY));
-    for a in arms.iter().filter(|a| a.passes) {
+    for a in arms
+        .iter()
+        .filter(|a| a.passes && a.arm != policy && sure(a))
+    {
         if a.objective > chosen.1 + 0.01 {
             chosen = (a.arm, a.objective);
         }
