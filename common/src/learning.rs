@@ -17,14 +17,19 @@ use crate::Date;
 pub enum Arm {
     /// Days before the occasion's due date.
     Lead(u32),
-    /// Weekday (0 = Monday) and hour of the day; the hour [`ANY_HOUR`] for
-    /// a channel whose hour the planner does not choose (a letter goes with
-    /// its day's batch, a call with the day's call list): the weekday only.
+    /// Weekday (0 = Monday) and hour of the day. Learning's arms are a
+    /// weekday with the hour [`ANY_HOUR`] (every message of that weekday)
+    /// or an hour with the weekday [`ANY_WEEKDAY`] (every email of that
+    /// hour): the best of each makes the slot in force, which may also be
+    /// a weekday only (a letter or a call, whose hour nobody picks: it goes
+    /// with its day's batch or call list) or an hour only.
     Slot(u8, u8),
 }
 
 /// The hour of a slot that is a weekday only (see [`Arm::Slot`]).
 pub const ANY_HOUR: u8 = 24;
+/// The weekday of a slot that is an hour only (see [`Arm::Slot`]).
+pub const ANY_WEEKDAY: u8 = 7;
 
 const DAYS: [&str; 7] = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"];
 
@@ -32,7 +37,9 @@ impl std::fmt::Display for Arm {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Self::Lead(d) => write!(f, "{d} days"),
+            Self::Slot(wd, h) if *wd >= ANY_WEEKDAY && *h >= ANY_HOUR => f.write_str("any time"),
             Self::Slot(wd, h) if *h >= ANY_HOUR => write!(f, "{}", DAYS[usize::from(*wd).min(6)]),
+            Self::Slot(wd, h) if *wd >= ANY_WEEKDAY => write!(f, "{h:02}:00"),
             Self::Slot(wd, h) => write!(f, "{} {h:02}:00", DAYS[usize::from(*wd).min(6)]),
         }
     }
@@ -310,6 +317,7 @@ mod tests {
         assert_eq!(Arm::Lead(28).to_string(), "28 days");
         assert_eq!(Arm::Slot(1, 9).to_string(), "Tue 09:00");
         assert_eq!(Arm::Slot(3, ANY_HOUR).to_string(), "Thu");
+        assert_eq!(Arm::Slot(ANY_WEEKDAY, 16).to_string(), "16:00");
         assert_eq!(count(18_400), "18,400");
         assert_eq!(count(999), "999");
         assert_eq!(count(1_000_000), "1,000,000");

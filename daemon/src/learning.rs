@@ -54,11 +54,15 @@
 //! occasion that explores draws its lead and its slot from that stream,
 //! so a dry run and a commit agree, a re-plan is idempotent and another
 //! service's change draws nothing anew. Control-group members are never
-//! explored on. An email's slot is its weekday × hour; a letter's or a
-//! call's is its weekday only (it goes with its day's batch or call list,
-//! at no hour the planner picks; the hour [`ANY_HOUR`]). A slot is learned
-//! from at least two slots that pass, the best beating the second by
-//! [`SLOT_MARGIN`]. A value in force that
+//! explored on. A slot is learned as the best weekday (arms with the hour
+//! [`ANY_HOUR`], every message of that weekday) and, for email, the best
+//! hour (arms with the weekday [`ANY_WEEKDAY`], every email of that hour):
+//! a main-effects model, because a weekday × hour cell would hold a
+//! fiftieth of the messages. A letter's or a call's slot is its weekday
+//! only (it goes with its day's batch or call list, at no hour the planner
+//! picks). Each is learned from at least two arms that pass, the best
+//! beating the second by [`SLOT_MARGIN`]; an exploring occasion draws a
+//! weekday and an hour. A value in force that
 //! is off the service's current grid (the policy changed) gives way to the
 //! policy's value.
 //!
@@ -85,7 +89,7 @@ use std::sync::{Arc, Mutex, RwLock};
 
 use touchpoint_common::domain::{Channel, Timestamp};
 use touchpoint_common::learning::{
-    percent, Arm, ArmFigures, Choice, LearnedService, LearnedState, Source, ANY_HOUR,
+    percent, Arm, ArmFigures, Choice, LearnedService, LearnedState, Source, ANY_HOUR, ANY_WEEKDAY,
 };
 use touchpoint_common::policy::{BrandPolicy, PolicySet, Service, Weekday};
 use touchpoint_common::protocol::{AuditEntry, AuditOutcome, NO_UID};
@@ -136,26 +140,25 @@ pub fn grids(brand: &BrandPolicy, reset_on: &BTreeMap<String, Date>) -> BTreeMap
         .collect()
 }
 
-/// The slots of a service's window on `channel`: each weekday it sends on
-/// that is no quiet day, with each hour the window touches for email and
-/// [`ANY_HOUR`] (the weekday only) for the other channels.
-fn slots(brand: &BrandPolicy, s: &Service, channel: Channel) -> Vec<(u8, u8)> {
+/// The slot arms of a service's window on `channel`, as two partitions
+/// of the same messages: each weekday it sends on that is no quiet day
+/// (the hour [`ANY_HOUR`]), and for email each hour the window touches
+/// (the weekday [`ANY_WEEKDAY`]; a letter's or a call's hour is nobody's
+/// choice).
+fn slots(brand: &BrandPolicy, s: &Service, channel: Channel) -> [Vec<(u8, u8)>; 2] {
     let w = &s.send_window;
-    let (from, to) = if channel == Channel::Email {
-        (w.from.minutes() / 60, w.to.minutes().saturating_sub(1) / 60)
+    let days = Weekday::ALL
+        .into_iter()
+        .filter(|wd| w.weekdays.contains(wd) && !brand.calendar.quiet_weekdays.contains(wd))
+        .map(|wd| (wd as u8, ANY_HOUR))
+        .collect();
+    let hours = if channel == Channel::Email {
+        let (from, to) = (w.from.minutes() / 60, w.to.minutes().saturating_sub(1) / 60);
+        (from..=to).map(|h| (ANY_WEEKDAY, h as u8)).collect()
     } else {
-        (u16::from(ANY_HOUR), u16::from(ANY_HOUR))
+        Vec::new()
     };
-    let mut out = Vec::new();
-    for wd in Weekday::ALL {
-        if !w.weekdays.contains(&wd) || brand.calendar.quiet_weekdays.contains(&wd) {
-            continue;
-        }
-        for h in from..=to {
-            out.push((wd as u8, h as u8));
-        }
-    }
-    out
+    [days, hours]
 }
 
 fn cell_of(dealers: &[DealerData], key: &(String, Channel, Arm)) -> BTreeMap<u32, Counts> {
@@ -301,25 +304,37 @@ pub fn compute(brand: &BrandPolicy, dealers: &[DealerData], prev: &LearnedState)
             // weekday only (it goes with its day's batch or call list, at
             // no hour the planner picks).
             let base = baselines.get(&chosen).copied().unwrap_or(0.0);
-            let slot_keys = slots(brand, s, channel);
-            let slot_cells: Vec<BTreeMap<u32, Counts>> = slot_keys
-                .iter()
-                .map(|&(wd, h)| cell_of(dealers, &(id.clone(), channel, Arm::Slot(wd, h))))
-                .collect();
-            let slot_pooled = pool_partition(&rule, &slot_cells);
-            let mut slot_sum = Counts::default();
-            for (c, _) in slot_pooled.iter().flatten() {
-                slot_sum.add(c);
+            let mut slot_arms: Vec<ArmFigures> = Vec::new();
+            let mut winners = Vec::new();
+            for keys in slots(brand, s, channel) {
+                let cells: Vec<BTreeMap<u32, Counts>> = keys
+                    .iter()
+                    .map(|&(wd, h)| cell_of(dealers, &(id.clone(), channel, Arm::Slot(wd, h))))
+                    .collect();
+                let pooled = pool_partition(&rule, &cells);
+                let mut sum = Counts::default();
+                for (c, _) in pooled.iter().flatten() {
+                    sum.add(c);
+                }
+                let slot_prior = prior(rate(&sum));
+                let arms: Vec<ArmFigures> = keys
+                    .iter()
+                    .zip(&pooled)
+                    .map(|((wd, h), p)| {
+                        model::arm(Arm::Slot(*wd, *h), *p, slot_prior, base, value, cost)
+                    })
+                    .collect();
+                winners.push(slot_winner(&arms));
+                slot_arms.extend(arms);
             }
-            let slot_prior = prior(rate(&slot_sum));
-            let slot_arms: Vec<ArmFigures> = slot_keys
-                .iter()
-                .zip(&slot_pooled)
-                .map(|((wd, h), p)| {
-                    model::arm(Arm::Slot(*wd, *h), *p, slot_prior, base, value, cost)
-                })
-                .collect();
-            let slot_value = slot_winner(&slot_arms);
+            // The best weekday and the best hour make the slot; either
+            // alone is a slot too (a weekday only, an hour only).
+            let day = winners.first().copied().flatten().map(|(wd, _)| wd);
+            let hour = winners.get(1).copied().flatten().map(|(_, h)| h);
+            let slot_value = match (day, hour) {
+                (None, None) => None,
+                (d, h) => Some((d.unwrap_or(ANY_WEEKDAY), h.unwrap_or(ANY_HOUR))),
+            };
             let slot_source = if slot_value.is_some() {
                 Source::Learned
             } else {
@@ -635,15 +650,37 @@ impl Learned {
         }
         let entry = self.state.get(id, channel)?;
         if let Some(mut exploring) = self.explores(id, key, s, control) {
-            if let Some(Arm::Slot(wd, h)) =
-                thompson(&entry.slot.arms, entry.value_cents, 0, &mut exploring.slot)
-            {
+            // One draw over the weekdays, one over the hours (email): the
+            // slot explored is the pair, or what of it the channel has.
+            let (days, hours): (Vec<ArmFigures>, Vec<ArmFigures>) = entry
+                .slot
+                .arms
+                .iter()
+                .cloned()
+                .partition(|a| matches!(a.arm, Arm::Slot(wd, _) if wd < ANY_WEEKDAY));
+            let mut draw =
+                |arms: &[ArmFigures]| thompson(arms, entry.value_cents, 0, &mut exploring.slot);
+            let day = match draw(&days) {
+                Some(Arm::Slot(wd, _)) => Some(wd),
+                _ => None,
+            };
+            let hour = match draw(&hours) {
+                Some(Arm::Slot(_, h)) => Some(h),
+                _ => None,
+            };
+            if day.is_some() || hour.is_some() {
+                let value = (day.unwrap_or(ANY_WEEKDAY), hour.unwrap_or(ANY_HOUR));
                 return Some(Pick {
-                    value: (wd, h),
+                    value,
                     why: Some(format!(
-                        "send time: {} (exploring: a Thompson draw over {} slots, {} % of messages)",
-                        Arm::Slot(wd, h),
-                        entry.slot.arms.len(),
+                        "send time: {} (exploring: a Thompson draw over {} weekdays{}, {} % of messages)",
+                        Arm::Slot(value.0, value.1),
+                        days.len(),
+                        if hours.is_empty() {
+                            String::new()
+                        } else {
+                            format!(" and {} hours", hours.len())
+                        },
                         s.explore_percent
                     )),
                 });

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use chrono::{Datelike, TimeZone, Timelike};
 use touchpoint_common::domain::Channel;
-use touchpoint_common::learning::{Arm, ANY_HOUR};
+use touchpoint_common::learning::{Arm, ANY_HOUR, ANY_WEEKDAY};
 use touchpoint_common::report::ResultRow;
 use touchpoint_common::Date;
 
@@ -89,22 +89,23 @@ pub fn collect(
                 .or_default()
                 .add(&hit);
         }
-        // An email's slot is its weekday and hour. A letter or a call goes
-        // with its day's batch or call list: its slot is the weekday only
-        // (the hour of the batch is nobody's choice). A send history gives
-        // the day only: its made-up hour is no email slot.
-        let hour = if channel != Channel::Email {
-            ANY_HOUR
-        } else if r.time_known {
-            local.hour() as u8
-        } else {
-            continue;
-        };
-        let slot = Arm::Slot(local.weekday().num_days_from_monday() as u8, hour);
-        out.cells
-            .entry((r.service.clone(), channel, slot))
-            .or_default()
-            .add(&hit);
+        // A message counts in its weekday's arm; an email with its real
+        // time of day also in its hour's arm (the slot is learned as the
+        // best weekday and the best hour, each from every message: a
+        // weekday × hour cell would hold a fiftieth of them). A letter or
+        // a call goes with its day's batch or call list, at no hour the
+        // planner picks; a send history gives the day only.
+        let weekday = local.weekday().num_days_from_monday() as u8;
+        let mut slots = vec![Arm::Slot(weekday, ANY_HOUR)];
+        if channel == Channel::Email && r.time_known {
+            slots.push(Arm::Slot(ANY_WEEKDAY, local.hour() as u8));
+        }
+        for slot in slots {
+            out.cells
+                .entry((r.service.clone(), channel, slot))
+                .or_default()
+                .add(&hit);
+        }
     }
     for c in controls {
         let Some(grid) = grids.get(&c.service) else {

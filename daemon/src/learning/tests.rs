@@ -3,7 +3,7 @@ use std::collections::BTreeMap;
 use chrono::TimeZone;
 use touchpoint_common::config::StoresConfig;
 use touchpoint_common::domain::{Channel, Timestamp};
-use touchpoint_common::learning::{Arm, ArmFigures, LearnedState, Source};
+use touchpoint_common::learning::{Arm, ArmFigures, LearnedState, Source, ANY_HOUR, ANY_WEEKDAY};
 use touchpoint_common::money::Money;
 use touchpoint_common::policy::{BrandPolicy, PolicySet};
 use touchpoint_common::report::{Credited, ResponseKind, ResultRow};
@@ -477,11 +477,17 @@ fn a_dealers_counts_use_closed_windows_and_a_baseline_per_lead() {
             .get(&("due".to_string(), Channel::Email, Arm::Slot(wd, h)))
             .map(|c| c.sent)
     };
-    // 2026-06-06 is a Saturday, 2026-06-02 a Tuesday.
-    assert_eq!(slot(5, 9), Some(1));
-    assert_eq!(slot(1, 9), Some(1));
+    // 2026-06-06 is a Saturday, 2026-06-02 a Tuesday, both at 09:30: a
+    // weekday arm each, one hour arm for both.
+    assert_eq!(slot(5, ANY_HOUR), Some(1));
+    assert_eq!(slot(1, ANY_HOUR), Some(1));
+    assert_eq!(slot(ANY_WEEKDAY, 9), Some(2));
+    assert!(data
+        .cells
+        .keys()
+        .all(|(_, _, a)| !matches!(a, Arm::Slot(wd, h) if *wd < ANY_WEEKDAY && *h < ANY_HOUR)));
     // A send history's message (day only, its hour made up) counts for its
-    // lead, never for a slot.
+    // lead and its weekday, never for an hour.
     let mut from_history = rows.clone();
     from_history[1].time_known = false;
     let hist = collect(
@@ -496,9 +502,17 @@ fn a_dealers_counts_use_closed_windows_and_a_baseline_per_lead() {
             .map(|c| c.sent),
         Some(1)
     );
-    assert!(!hist
-        .cells
-        .contains_key(&("due".to_string(), Channel::Email, Arm::Slot(1, 9))));
+    let hist_slot = |wd, h| {
+        hist.cells
+            .get(&("due".to_string(), Channel::Email, Arm::Slot(wd, h)))
+            .map(|c| c.sent)
+    };
+    assert_eq!(hist_slot(1, ANY_HOUR), Some(1));
+    assert_eq!(
+        hist_slot(ANY_WEEKDAY, 9),
+        Some(1),
+        "the other email's hour only"
+    );
     let base = |l| data.baseline[&("due".to_string(), l)];
     assert_eq!((base(14).control, base(14).control_responses), (1, 0));
     assert_eq!((base(21).control, base(21).control_responses), (2, 1));
@@ -556,9 +570,9 @@ fn freeze_and_reset_are_versions_in_the_central_store() {
     );
 }
 
-/// Five dealers, each 100 reminders at 21 and at 28 days, sent at Mon
-/// 09:00 and Tue 09:00 (100 each); dealer 0 also sent 7 on Wed 10:00 (2
-/// answered), at 21 days. Every lead cell passes; the Wed 10:00 slot has one
+/// Five dealers, each 100 reminders at 21 and at 28 days, sent on Mondays
+/// and Tuesdays (100 each); dealer 0 also sent 7 on a Wednesday (2
+/// answered), at 21 days. Every lead cell passes; the Wednesday has one
 /// dealer.
 fn with_a_lone_slot() -> Vec<DealerData> {
     (0..5)
@@ -574,10 +588,10 @@ fn with_a_lone_slot() -> Vec<DealerData> {
                     },
                 );
             };
-            slot(0, 9, 100, 10);
-            slot(1, 9, 100, 20);
+            slot(0, ANY_HOUR, 100, 10);
+            slot(1, ANY_HOUR, 100, 20);
             if i == 0 {
-                slot(2, 10, 7, 2);
+                slot(2, ANY_HOUR, 7, 2);
             }
             d
         })
@@ -596,17 +610,22 @@ fn a_failing_slot_cannot_be_worked_out_from_the_shown_totals() {
     let shown: Vec<&ArmFigures> = s.slot.arms.iter().filter(|a| a.passes).collect();
     let slot_sent: u64 = shown.iter().map(|a| a.sent).sum();
     let slot_responses: u64 = shown.iter().map(|a| a.responses).sum();
-    // Before: both big slots shown, 1007 − 1000 = dealer 0's 7 on Wed 10:00
-    // (and 150 − 148 its 2 answers). Now the smallest passing slot (Mon
-    // 09:00) is held back with it: the difference is both together.
+    // Before: both big weekdays shown, 1007 − 1000 = dealer 0's 7 on a
+    // Wednesday (and 150 − 148 its 2 answers). Now the smallest passing
+    // weekday (Monday) is held back with it: the difference is both.
     assert_ne!(lead_sent - slot_sent, 7);
     assert_eq!(
         (lead_sent - slot_sent, lead_responses - slot_responses),
         (507, 50)
     );
     assert_eq!(shown.len(), 1);
-    assert_eq!(shown[0].arm, Arm::Slot(1, 9));
-    for a in s.slot.arms.iter().filter(|a| !a.passes) {
+    assert_eq!(shown[0].arm, Arm::Slot(1, ANY_HOUR));
+    let weekdays = s
+        .slot
+        .arms
+        .iter()
+        .filter(|a| matches!(a.arm, Arm::Slot(wd, _) if wd < ANY_WEEKDAY));
+    for a in weekdays.filter(|a| !a.passes) {
         assert_eq!((a.sent, a.responses, a.dealers), (0, 0, 0), "{a:?}");
         // The posterior of a held-back arm is the prior: nothing of its data.
         let p = model::prior(Some(0.2));
@@ -716,13 +735,20 @@ fn an_arm_without_a_passing_baseline_is_left_out_of_the_choice() {
 
 #[test]
 fn slots_are_learned_from_two_passing_slots_with_a_margin_and_a_letters_is_its_weekday() {
-    let slots = |mon: u64, tue: u64| -> Vec<DealerData> {
+    // Per dealer, five dealers: Monday and Tuesday 100 emails each, and
+    // the same 200 by hour: 09:00 and 10:00, 100 each.
+    let slots = |mon: u64, tue: u64, nine: u64, ten: u64| -> Vec<DealerData> {
         (0..5)
             .map(|_| {
                 let mut d = dealer(&[(21, 200, 20)]);
-                for (wd, r) in [(0, mon), (1, tue)] {
+                for (arm, r) in [
+                    (Arm::Slot(0, ANY_HOUR), mon),
+                    (Arm::Slot(1, ANY_HOUR), tue),
+                    (Arm::Slot(ANY_WEEKDAY, 9), nine),
+                    (Arm::Slot(ANY_WEEKDAY, 10), ten),
+                ] {
                     d.cells.insert(
-                        ("due".into(), Channel::Email, Arm::Slot(wd, 9)),
+                        ("due".into(), Channel::Email, arm),
                         Counts {
                             sent: 100,
                             responses: r,
@@ -735,59 +761,64 @@ fn slots_are_learned_from_two_passing_slots_with_a_margin_and_a_letters_is_its_w
             .collect()
     };
     let b = brand();
-    // 20 % vs 10 %: Tue 09:00.
-    let state = compute(&b, &slots(10, 20), &LearnedState::default());
-    assert_eq!(learned(&state).slot.value, Some((1, 9)));
+    // Tuesday 20 % vs 10 %, 10:00 20 % vs 10 %: Tue 10:00.
+    let state = compute(&b, &slots(10, 20, 10, 20), &LearnedState::default());
+    let s = learned(&state);
+    assert_eq!(s.slot.value, Some((1, 10)));
+    assert!(
+        s.slot_text()
+            .starts_with("send time: Tue 10:00 (learned slot"),
+        "{}",
+        s.slot_text()
+    );
+    // Only the weekdays differ: a weekday only; only the hours: an hour.
+    let state = compute(&b, &slots(10, 20, 15, 15), &LearnedState::default());
+    assert_eq!(learned(&state).slot.value, Some((1, ANY_HOUR)));
+    let state = compute(&b, &slots(15, 15, 20, 10), &LearnedState::default());
+    let s = learned(&state);
+    assert_eq!(s.slot.value, Some((ANY_WEEKDAY, 9)));
+    assert!(
+        s.slot_text().starts_with("send time: 09:00 (learned slot"),
+        "{}",
+        s.slot_text()
+    );
     // 10.4 % vs 10 %: within the margin, no slot.
-    let mut close = slots(50, 52);
+    let mut close = slots(50, 52, 50, 52);
     for d in &mut close {
-        for wd in [0, 1] {
-            let c = d
-                .cells
-                .get_mut(&("due".into(), Channel::Email, Arm::Slot(wd, 9)))
-                .expect("slot");
-            c.sent = 500;
+        for c in d.cells.values_mut() {
+            if c.sent == 100 {
+                c.sent = 500;
+            }
         }
     }
     let state = compute(&b, &close, &LearnedState::default());
     let s = learned(&state);
-    assert_eq!(s.slot.arms.iter().filter(|a| a.passes).count(), 2);
+    assert_eq!(s.slot.arms.iter().filter(|a| a.passes).count(), 4);
     assert_eq!(s.slot.value, None);
     // By post, a letter goes with its day's batch: its slot is the weekday
-    // only. The email's hour cells are no letter arms; the same counts as
-    // weekdays are learned as a weekday.
+    // only, and there are no hour arms.
     let mut post = brand();
     post.services.get_mut("due").expect("due").channels = vec![Channel::Post];
-    let as_post = |hour: u8| -> Vec<DealerData> {
-        slots(10, 20)
-            .into_iter()
-            .map(|mut d| {
-                d.cells = d
-                    .cells
-                    .into_iter()
-                    .map(|((s, _, a), c)| {
-                        let a = match a {
-                            Arm::Slot(wd, _) => Arm::Slot(wd, hour),
-                            lead => lead,
-                        };
-                        ((s, Channel::Post, a), c)
-                    })
-                    .collect();
-                d
-            })
-            .collect()
-    };
-    let state = compute(&post, &as_post(9), &LearnedState::default());
+    let by_post: Vec<DealerData> = slots(10, 20, 10, 20)
+        .into_iter()
+        .map(|mut d| {
+            d.cells = d
+                .cells
+                .into_iter()
+                .map(|((s, _, a), c)| ((s, Channel::Post, a), c))
+                .collect();
+            d
+        })
+        .collect();
+    let state = compute(&post, &by_post, &LearnedState::default());
     let s = state.get("due", Channel::Post).expect("due by post");
     assert_eq!(s.lead.source, Source::Learned);
-    assert_eq!(s.slot.value, None);
+    assert!(!s.slot.arms.is_empty());
     assert!(s
         .slot
         .arms
         .iter()
-        .all(|a| matches!(a.arm, Arm::Slot(_, ANY_HOUR)) && !a.passes));
-    let state = compute(&post, &as_post(ANY_HOUR), &LearnedState::default());
-    let s = state.get("due", Channel::Post).expect("due by post");
+        .all(|a| matches!(a.arm, Arm::Slot(wd, ANY_HOUR) if wd < ANY_WEEKDAY)));
     assert_eq!(s.slot.value, Some((1, ANY_HOUR)));
     assert_eq!(s.slot.source, Source::Learned);
     assert!(
@@ -861,7 +892,11 @@ fn a_message_sent_now_counts_in_no_arm() {
     let grids = grids(&brand(), &BTreeMap::new());
     let mut now = row(d(2026, 3, 3), d(2026, 3, 24), true);
     let planned = collect(std::slice::from_ref(&now), &[], &grids, d(2026, 9, 1));
-    assert_eq!(planned.cells.len(), 2, "a lead arm and a slot arm");
+    assert_eq!(
+        planned.cells.len(),
+        3,
+        "a lead arm, a weekday arm and an hour arm"
+    );
     now.sent_now = true;
     let data = collect(&[now], &[], &grids, d(2026, 9, 1));
     assert!(data.cells.is_empty(), "{:?}", data.cells);
@@ -869,9 +904,10 @@ fn a_message_sent_now_counts_in_no_arm() {
 
 /// A letter's slot is the weekday it went out on, whatever the hour of its
 /// batch, and a letter of an imported send history (day only) counts too;
-/// an email without a known hour does not.
+/// an email counts for its weekday, and for its hour only with its real
+/// time of day.
 #[test]
-fn a_letters_slot_is_its_weekday_and_an_emails_needs_its_hour() {
+fn a_letters_slot_is_its_weekday_and_only_an_email_with_its_time_has_an_hour() {
     let grids = grids(&brand(), &BTreeMap::new());
     let today = d(2026, 9, 1);
     // Tuesday 2026-03-03, sent at 09:30 local.
@@ -896,17 +932,11 @@ fn a_letters_slot_is_its_weekday_and_an_emails_needs_its_hour() {
         .cells
         .keys()
         .all(|(_, c, a)| *c != Channel::Post || !matches!(a, Arm::Slot(_, h) if *h != ANY_HOUR)));
-    let email_slots: Vec<_> = data
-        .cells
-        .iter()
-        .filter(|((_, c, a), _)| *c == Channel::Email && matches!(a, Arm::Slot(..)))
-        .map(|(_, c)| c.sent)
-        .collect();
-    assert_eq!(
-        email_slots,
-        vec![1],
-        "only the email with its hour has a slot"
-    );
+    // Both emails count for their weekday; only the one with its real
+    // time for its hour.
+    let count = |arm| cell(Channel::Email, arm).map(|c| c.sent);
+    assert_eq!(count(Arm::Slot(1, ANY_HOUR)), Some(2));
+    assert_eq!(count(Arm::Slot(ANY_WEEKDAY, 9)), Some(1));
 }
 
 #[test]
@@ -954,14 +984,19 @@ fn one_draw_per_occasion_decides_whether_it_explores() {
     }
 }
 
-/// Five dealers: 28 days answered best; Tue 09:00 answered best.
+/// Five dealers: 28 days answered best; Tuesday and 09:00 answered best.
 fn with_slots() -> Vec<DealerData> {
     (0..5)
         .map(|_| {
             let mut d = dealer(&[(21, 100, 10), (28, 100, 20)]);
-            for (wd, r) in [(0, 10), (1, 20)] {
+            for (arm, r) in [
+                (Arm::Slot(0, ANY_HOUR), 10),
+                (Arm::Slot(1, ANY_HOUR), 20),
+                (Arm::Slot(ANY_WEEKDAY, 9), 20),
+                (Arm::Slot(ANY_WEEKDAY, 10), 10),
+            ] {
                 d.cells.insert(
-                    ("due".into(), Channel::Email, Arm::Slot(wd, 9)),
+                    ("due".into(), Channel::Email, arm),
                     Counts {
                         sent: 100,
                         responses: r,

@@ -5,6 +5,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use touchpoint_common::domain::Channel;
+use touchpoint_common::learning::ANY_WEEKDAY;
 use touchpoint_common::money::Money;
 use touchpoint_common::outbox::{month_of, Dropped, Message, MessageStatus, Occasion, Step, Why};
 use touchpoint_common::policy::{BrandPolicy, Service, TenantPolicy, Weekday};
@@ -906,17 +907,21 @@ pub fn schedule(
         let slot = input
             .learned
             .slot(&d.service, service, d.channel, &key, false);
-        let slot_day = slot.as_ref().and_then(|p| {
-            let reach = slot_reach(service);
-            let mut offsets: Vec<i32> = (-reach..=reach).collect();
-            offsets.sort_by_key(|o| (o.abs(), *o));
-            offsets.into_iter().map(|o| d.day.add_days(o)).find(|&day| {
-                day >= d.earliest.max(input.today)
-                    && day <= d.latest
-                    && Weekday::of(day) as u8 == p.value.0
-                    && usable(day, &mut Vec::new())
-            })
-        });
+        // An hour-only slot moves no day: its hour applies on the day found.
+        let slot_day = slot
+            .as_ref()
+            .filter(|p| p.value.0 < ANY_WEEKDAY)
+            .and_then(|p| {
+                let reach = slot_reach(service);
+                let mut offsets: Vec<i32> = (-reach..=reach).collect();
+                offsets.sort_by_key(|o| (o.abs(), *o));
+                offsets.into_iter().map(|o| d.day.add_days(o)).find(|&day| {
+                    day >= d.earliest.max(input.today)
+                        && day <= d.latest
+                        && Weekday::of(day) as u8 == p.value.0
+                        && usable(day, &mut Vec::new())
+                })
+            });
         let forward = slot_day.or_else(|| {
             let mut day = d.day;
             let mut found = None;
@@ -964,7 +969,9 @@ pub fn schedule(
         // in a slot's hour, five minutes apart within that hour.
         let in_slot = slot.as_ref().filter(|p| {
             let start = u16::from(p.value.1) * 60;
-            slot_day == Some(day) && start >= w.from.minutes() && start < w.to.minutes()
+            (slot_day == Some(day) || p.value.0 >= ANY_WEEKDAY)
+                && start >= w.from.minutes()
+                && start < w.to.minutes()
         });
         let at = match in_slot {
             Some(p) => {
@@ -979,7 +986,7 @@ pub fn schedule(
         // a letter or call) says so with its evidence.
         let slot_note = slot
             .as_ref()
-            .filter(|_| slot_day == Some(day))
+            .filter(|_| slot_day == Some(day) || in_slot.is_some())
             .and_then(|p| p.why.as_deref())
             .map(|t| format!("; {t}"))
             .unwrap_or_default();

@@ -3119,7 +3119,7 @@ fn a_control_group_gets_records_not_messages_and_keeps_them_on_a_replan() {
 #[test]
 fn a_learned_lead_and_slot_shape_the_plan_and_its_why() {
     use crate::learning::{compute, Counts, DealerData};
-    use touchpoint_common::learning::{Arm, LearnedState};
+    use touchpoint_common::learning::{Arm, LearnedState, ANY_HOUR, ANY_WEEKDAY};
     let mut w = World::new();
     w.import(
         &[emailed("K1")],
@@ -3132,14 +3132,16 @@ fn a_learned_lead_and_slot_shape_the_plan_and_its_why() {
     let s = w.set.brand.services.get_mut("service").expect("service");
     s.learn = true;
     s.explore_percent = 0;
-    // Six dealers: 28 days answered 12 %, the policy's 21 days 8 %; a
-    // Tuesday 10:00 slot answered best.
+    // Six dealers: 28 days answered 12 %, the policy's 21 days 8 %;
+    // Tuesdays and 10:00 answered best.
     let mut one = DealerData::default();
     for (arm, sent, responses) in [
         (Arm::Lead(21), 150, 12),
         (Arm::Lead(28), 150, 18),
-        (Arm::Slot(1, 10), 100, 20),
-        (Arm::Slot(0, 9), 100, 5),
+        (Arm::Slot(1, ANY_HOUR), 100, 20),
+        (Arm::Slot(0, ANY_HOUR), 100, 5),
+        (Arm::Slot(ANY_WEEKDAY, 10), 100, 20),
+        (Arm::Slot(ANY_WEEKDAY, 9), 100, 5),
     ] {
         one.cells.insert(
             ("service".into(), Channel::Email, arm),
@@ -3172,21 +3174,24 @@ fn a_learned_lead_and_slot_shape_the_plan_and_its_why() {
     );
 
     // Monday 10:00 the best slot: Monday 2026-03-16 is three days on.
-    for (arm, responses) in [(Arm::Slot(1, 10), 5), (Arm::Slot(0, 10), 20)] {
-        one.cells.insert(
-            ("service".into(), Channel::Email, arm),
-            Counts {
-                sent: 100,
-                responses,
-                ..Counts::default()
-            },
-        );
-    }
-    one.cells
-        .remove(&("service".into(), Channel::Email, Arm::Slot(0, 9)));
+    let mut weekdays = |mon: u64, tue: u64| {
+        for (wd, responses) in [(0, mon), (1, tue)] {
+            one.cells.insert(
+                ("service".into(), Channel::Email, Arm::Slot(wd, ANY_HOUR)),
+                Counts {
+                    sent: 100,
+                    responses,
+                    ..Counts::default()
+                },
+            );
+        }
+        one.clone()
+    };
+    let monday = weekdays(20, 5);
+    let even = weekdays(12, 12);
     w.leads = Learned::new(compute(
         &w.set.brand,
-        &vec![one; 6],
+        &vec![monday; 6],
         &LearnedState::default(),
     ));
     let report = w.plan(today(), Mode::DryRun);
@@ -3197,6 +3202,22 @@ fn a_learned_lead_and_slot_shape_the_plan_and_its_why() {
         why.iter().any(|t| t
             .starts_with("2026-03-16 10:00 (from 2026-03-13: the slot's weekday); window")
             && t.ends_with("; send time: Mon 10:00 (learned slot)")),
+        "{why:#?}"
+    );
+
+    // No weekday stands out, 10:00 does: an hour only, on the day found.
+    w.leads = Learned::new(compute(
+        &w.set.brand,
+        &vec![even; 6],
+        &LearnedState::default(),
+    ));
+    let report = w.plan(today(), Mode::DryRun);
+    let m = only(&report.planned);
+    assert_eq!((m.send_on, m.send_at), (d(2026, 3, 13), 10 * 60));
+    let why: Vec<String> = m.why.iter().map(|w| w.text.clone()).collect();
+    assert!(
+        why.iter().any(|t| t.starts_with("2026-03-13 10:00; window")
+            && t.ends_with("; send time: 10:00 (learned slot)")),
         "{why:#?}"
     );
 }
