@@ -119,6 +119,22 @@ pub fn draw_popup(
     rect
 }
 
+/// Renders `p` (its block included) scrolled down by `scroll` lines, but
+/// never past its end, and records in `max` the furthest scroll that still
+/// shows text (wrapped lines less the area's height), for the next key.
+pub fn scrolled(
+    frame: &mut Frame,
+    area: Rect,
+    p: Paragraph<'_>,
+    scroll: u16,
+    max: &std::cell::Cell<u16>,
+) {
+    let total = u16::try_from(p.line_count(area.width)).unwrap_or(u16::MAX);
+    let furthest = total.saturating_sub(area.height);
+    max.set(furthest);
+    frame.render_widget(p.scroll((scroll.min(furthest), 0)), area);
+}
+
 /// An alert's mark and style: `✕` critical, `!` a warning.
 pub fn alert_mark(level: AlertLevel) -> (&'static str, Style) {
     match level {

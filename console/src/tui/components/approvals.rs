@@ -17,7 +17,7 @@ use crate::tui::action::Action;
 use crate::tui::hits::Hits;
 use crate::tui::msg::{Act, Fetch};
 use crate::tui::popup::{Confirm, Input, InputPurpose, Overlay};
-use crate::tui::widgets::{dim, header_row, page_top, pane, WIDE};
+use crate::tui::widgets::{dim, header_row, page_top, pane, scrolled, WIDE};
 
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct ApprovalsView {
@@ -29,6 +29,9 @@ pub struct ApprovalsView {
     /// Show the preview instead of the diff.
     pub show_preview: bool,
     pub scroll: u16,
+    /// The furthest the detail can scroll, as the last draw found it
+    /// (wrapped lines less the pane's height): scrolling stops there.
+    pub scroll_max: std::cell::Cell<u16>,
 }
 
 impl ApprovalsView {
@@ -76,6 +79,7 @@ impl ApprovalsView {
             }
             Action::DetailDown | Action::DetailUp => {
                 scroll(&mut self.scroll, action);
+                self.scroll = self.scroll.min(self.scroll_max.get());
             }
             Action::Preview => {
                 self.show_preview = !self.show_preview;
@@ -447,12 +451,14 @@ fn draw_diff(frame: &mut Frame, area: Rect, a: &ApprovalsView) {
     lines.extend(diff_lines(&d.diff));
     // Wrapped, not cut: at 80 columns a change at the end of a long line
     // must still be seen (a wrapped line keeps its colour).
-    frame.render_widget(
+    scrolled(
+        frame,
+        area,
         Paragraph::new(Text::from(lines))
             .block(block)
-            .wrap(Wrap { trim: false })
-            .scroll((a.scroll, 0)),
-        area,
+            .wrap(Wrap { trim: false }),
+        a.scroll,
+        &a.scroll_max,
     );
 }
 
@@ -477,12 +483,14 @@ fn preview_lines(p: &Preview) -> Vec<Line<'static>> {
 fn draw_preview(frame: &mut Frame, area: Rect, a: &ApprovalsView) {
     let block = pane(" Preview (p: diff) ".into(), false);
     match a.current_preview() {
-        Some(p) => frame.render_widget(
+        Some(p) => scrolled(
+            frame,
+            area,
             Paragraph::new(Text::from(preview_lines(p)))
                 .block(block)
-                .wrap(Wrap { trim: false })
-                .scroll((a.scroll, 0)),
-            area,
+                .wrap(Wrap { trim: false }),
+            a.scroll,
+            &a.scroll_max,
         ),
         None => frame.render_widget(Paragraph::new("rendering…").style(dim()).block(block), area),
     }
@@ -572,5 +580,51 @@ mod tests {
         let joined: String = screen.split_whitespace().collect::<Vec<_>>().join(" ");
         assert!(joined.contains("in unserer Werkstatt.\""), "{screen}");
         assert_eq!(joined.matches("Werkstatt").count(), 2, "{screen}");
+    }
+
+    /// `J` stops where the diff ends: the pane never scrolls into blank.
+    #[test]
+    fn the_diff_scrolls_no_further_than_its_end() {
+        let proposal = Proposal {
+            id: 7,
+            template: "service_due".into(),
+            text: String::new(),
+            base_version: 3,
+            rollback_to: None,
+            author: "a".into(),
+            author_uid: 1001,
+            comment: String::new(),
+            created_at: crate::fixtures::ts(0),
+            status: ProposalStatus::Pending,
+        };
+        let mut view = ApprovalsView {
+            list: vec![proposal.clone()],
+            detail: Some(ProposalDetail {
+                proposal,
+                diff: DIFF.into(),
+                current_version: 3,
+            }),
+            ..ApprovalsView::default()
+        };
+        let mut t = Terminal::new(TestBackend::new(60, 12)).expect("terminal");
+        t.draw(|f| draw_diff(f, f.area(), &view)).expect("draw");
+        let max = view.scroll_max.get();
+        assert!(max > 0, "the diff is longer than 10 lines");
+        let screen = Screen {
+            width: 60,
+            page_rows: 10,
+        };
+        for _ in 0..200 {
+            view.update(Action::DetailDown, screen, &mut Vec::new());
+        }
+        assert_eq!(view.scroll, max);
+        t.draw(|f| draw_diff(f, f.area(), &view)).expect("draw");
+        let last = buffer_text(t.backend().buffer());
+        let rows: Vec<&str> = last.lines().collect();
+        // The last row inside the border holds text.
+        assert!(
+            !rows[rows.len() - 2].trim_matches(['│', ' ']).is_empty(),
+            "{last}"
+        );
     }
 }

@@ -17,7 +17,7 @@ use crate::tui::action::Action;
 use crate::tui::hits::Hits;
 use crate::tui::msg::Fetch;
 use crate::tui::widgets::{
-    bar, dim, euro, header_row, level_style, page_top, pane, right, thousands, WIDE,
+    bar, dim, euro, header_row, level_style, page_top, pane, right, scrolled, thousands, WIDE,
 };
 
 #[derive(Clone, Debug, PartialEq)]
@@ -30,6 +30,9 @@ pub struct TenantsView {
     pub costs: Vec<CostRow>,
     pub detail: Option<TenantDetail>,
     pub scroll: u16,
+    /// The furthest the detail can scroll, as the last draw found it
+    /// (wrapped lines less the pane's height): scrolling stops there.
+    pub scroll_max: std::cell::Cell<u16>,
 }
 
 impl Default for TenantsView {
@@ -41,6 +44,7 @@ impl Default for TenantsView {
             costs: Vec::new(),
             detail: None,
             scroll: 0,
+            scroll_max: std::cell::Cell::new(0),
         }
     }
 }
@@ -86,6 +90,7 @@ impl TenantsView {
             }
             Action::DetailDown | Action::DetailUp => {
                 scroll(&mut self.scroll, action);
+                self.scroll = self.scroll.min(self.scroll_max.get());
             }
             Action::Open => {
                 // The queue of this tenant.
@@ -445,12 +450,12 @@ fn draw_detail(frame: &mut Frame, area: Rect, t: &TenantsView) {
         Some(d) => Text::from(detail_lines(d, &t.costs, t.month)),
         None => Text::from("loading…").style(dim()),
     };
-    frame.render_widget(
-        Paragraph::new(text)
-            .block(block)
-            .wrap(Wrap { trim: false })
-            .scroll((t.scroll, 0)),
+    scrolled(
+        frame,
         area,
+        Paragraph::new(text).block(block).wrap(Wrap { trim: false }),
+        t.scroll,
+        &t.scroll_max,
     );
 }
 
