@@ -784,9 +784,10 @@ pub(crate) fn free_port() -> anyhow::Result<u16> {
     Ok(l.local_addr()?.port())
 }
 
-/// Any port of 127.0.0.1 free a moment ago, never the demo's 8025: for a
-/// daemon whose links need not outlive its run (a simulated season), so
-/// that runs side by side do not race for the same port.
+/// A port of 127.0.0.1 the system handed out as free a moment ago (from
+/// its ephemeral range, not the demo's fixed 8025): for a daemon whose
+/// links need not outlive its run (a simulated season), so that runs side
+/// by side do not all try 8025. Free only until someone else binds it.
 pub(crate) fn ephemeral_port() -> anyhow::Result<u16> {
     let l = std::net::TcpListener::bind("127.0.0.1:0").context("finding a free port")?;
     Ok(l.local_addr()?.port())

@@ -127,15 +127,17 @@ pub fn grids(brand: &BrandPolicy, reset_on: &BTreeMap<String, Date>) -> BTreeMap
         .iter()
         .filter(|(_, s)| s.learn)
         .map(|(id, s)| {
-            (
-                id.clone(),
+            (id.clone(), {
+                let [days, hours] = slots(brand, s, Channel::Email);
                 Grid {
                     leads: s.lead_grid(),
                     step: s.lead_bounds().2,
                     window_days: s.learn_window(),
                     since: reset_on.get(id).copied(),
-                },
-            )
+                    days: days.into_iter().map(|(wd, _)| wd).collect(),
+                    hours: hours.into_iter().map(|(_, h)| h).collect(),
+                }
+            })
         })
         .collect()
 }
@@ -292,7 +294,14 @@ pub fn compute(brand: &BrandPolicy, dealers: &[DealerData], prev: &LearnedState)
                 Arm::Lead(l) if any => l,
                 _ => s.lead_days,
             };
-            let lead_source = if any { Source::Learned } else { Source::Policy };
+            // Learned only where the policy's own arm was there to compare
+            // with (`best` keeps the policy's value otherwise).
+            let compared = usable.iter().any(|a| a.arm == Arm::Lead(s.lead_days));
+            let lead_source = if any && compared {
+                Source::Learned
+            } else {
+                Source::Policy
+            };
             let incremental = any.then(|| {
                 usable
                     .iter()
@@ -306,12 +315,23 @@ pub fn compute(brand: &BrandPolicy, dealers: &[DealerData], prev: &LearnedState)
             let base = baselines.get(&chosen).copied().unwrap_or(0.0);
             let mut slot_arms: Vec<ArmFigures> = Vec::new();
             let mut winners = Vec::new();
-            for keys in slots(brand, s, channel) {
-                let cells: Vec<BTreeMap<u32, Counts>> = keys
+            for (keys, rest) in slots(brand, s, channel)
+                .into_iter()
+                .zip([data::REST_OF_DAYS, data::REST_OF_HOURS])
+            {
+                if keys.is_empty() {
+                    winners.push(None);
+                    continue;
+                }
+                // The partition's rest cell is pooled with its arms (the
+                // complement check), never one of them.
+                let mut cells: Vec<BTreeMap<u32, Counts>> = keys
                     .iter()
                     .map(|&(wd, h)| cell_of(dealers, &(id.clone(), channel, Arm::Slot(wd, h))))
                     .collect();
-                let pooled = pool_partition(&rule, &cells);
+                cells.push(cell_of(dealers, &(id.clone(), channel, rest)));
+                let mut pooled = pool_partition(&rule, &cells);
+                pooled.pop();
                 let mut sum = Counts::default();
                 for (c, _) in pooled.iter().flatten() {
                     sum.add(c);
@@ -658,13 +678,17 @@ impl Learned {
                 .iter()
                 .cloned()
                 .partition(|a| matches!(a.arm, Arm::Slot(wd, _) if wd < ANY_WEEKDAY));
-            let mut draw =
-                |arms: &[ArmFigures]| thompson(arms, entry.value_cents, 0, &mut exploring.slot);
-            let day = match draw(&days) {
+            // Each from a stream of its own: the hour drawn does not depend
+            // on how many numbers the weekdays' draw took.
+            let (mut day_stream, mut hour_stream) = (exploring.slot.fork(), exploring.slot.fork());
+            let value_cents = entry.value_cents;
+            let draw =
+                |arms: &[ArmFigures], stream: &mut Stream| thompson(arms, value_cents, 0, stream);
+            let day = match draw(&days, &mut day_stream) {
                 Some(Arm::Slot(wd, _)) => Some(wd),
                 _ => None,
             };
-            let hour = match draw(&hours) {
+            let hour = match draw(&hours, &mut hour_stream) {
                 Some(Arm::Slot(_, h)) => Some(h),
                 _ => None,
             };

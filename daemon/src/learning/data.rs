@@ -24,7 +24,21 @@ pub struct Grid {
     pub window_days: u32,
     /// Data from sends before this day is not used (a reset).
     pub since: Option<Date>,
+    /// The weekdays (Monday = 0) and, for email, the hours that are slot
+    /// arms (the service's window, no quiet day).
+    pub days: Vec<u8>,
+    pub hours: Vec<u8>,
 }
+
+/// The cell of the rows the weekday arms have no arm for (a letter of a
+/// Saturday batch): pooled with the weekday arms, so that the lead arms'
+/// total less the weekday arms' can never single out a group below the
+/// privacy rule (complementary suppression treats it as one more cell).
+/// Never an arm, never shown.
+pub const REST_OF_DAYS: Arm = Arm::Slot(ANY_WEEKDAY, ANY_HOUR);
+/// The same for the hour arms: an email past the window's last hour, or
+/// one of a send history (its hour made up).
+pub const REST_OF_HOURS: Arm = Arm::Slot(ANY_WEEKDAY + 1, ANY_HOUR);
 
 impl Grid {
     /// The grid's lead time nearest to `days`, if it is within half a step
@@ -83,26 +97,35 @@ pub fn collect(
             responses: u64::from(r.response.as_ref().is_some_and(|c| c.date <= end)),
             ..Counts::default()
         };
-        if let Some(lead) = grid.snap(r.lead_days) {
-            out.cells
-                .entry((r.service.clone(), channel, Arm::Lead(lead)))
-                .or_default()
-                .add(&hit);
-        }
-        // A message counts in its weekday's arm; an email with its real
-        // time of day also in its hour's arm (the slot is learned as the
-        // best weekday and the best hour, each from every message: a
-        // weekday × hour cell would hold a fiftieth of them). A letter or
-        // a call goes with its day's batch or call list, at no hour the
-        // planner picks; a send history gives the day only.
+        // Every partition (lead, weekday, hour) counts the same rows: a
+        // row in no lead arm is in no slot arm either, and a row a slot
+        // partition has no arm for goes to that partition's rest cell.
+        let Some(lead) = grid.snap(r.lead_days) else {
+            continue;
+        };
         let weekday = local.weekday().num_days_from_monday() as u8;
-        let mut slots = vec![Arm::Slot(weekday, ANY_HOUR)];
-        if channel == Channel::Email && r.time_known {
-            slots.push(Arm::Slot(ANY_WEEKDAY, local.hour() as u8));
+        let hour = local.hour() as u8;
+        let mut arms = vec![
+            Arm::Lead(lead),
+            if grid.days.contains(&weekday) {
+                Arm::Slot(weekday, ANY_HOUR)
+            } else {
+                REST_OF_DAYS
+            },
+        ];
+        // An email's hour too (a letter or a call goes with its day's
+        // batch or call list, at no hour the planner picks); a send
+        // history gives the day only.
+        if channel == Channel::Email {
+            arms.push(if r.time_known && grid.hours.contains(&hour) {
+                Arm::Slot(ANY_WEEKDAY, hour)
+            } else {
+                REST_OF_HOURS
+            });
         }
-        for slot in slots {
+        for arm in arms {
             out.cells
-                .entry((r.service.clone(), channel, slot))
+                .entry((r.service.clone(), channel, arm))
                 .or_default()
                 .add(&hit);
         }

@@ -203,35 +203,46 @@ pub fn arm(
 /// wins by luck (the winner's curse) and the value in force wanders.
 pub const EVIDENCE_Z: f64 = 1.645;
 
-/// The variance of an arm's incremental response: its posterior's, and
-/// its control baseline's (a binomial share of `control` members).
-fn variance(a: &ArmFigures) -> f64 {
+/// The variance of an arm's posterior response rate (Beta).
+fn posterior_variance(a: &ArmFigures) -> f64 {
     let n = a.alpha + a.beta;
-    let posterior = a.alpha * a.beta / (n * n * (n + 1.0));
-    let baseline = if a.control > 0 {
+    a.alpha * a.beta / (n * n * (n + 1.0))
+}
+
+/// The variance of an arm's control baseline (a binomial share of its
+/// `control` members).
+fn baseline_variance(a: &ArmFigures) -> f64 {
+    if a.control > 0 {
         a.baseline * (1.0 - a.baseline) / a.control as f64
     } else {
         0.0
-    };
-    posterior + baseline
+    }
 }
 
 /// The arm to use: the best objective among the arms whose cell passes
 /// and whose incremental response beats the `policy` arm's by
-/// [`EVIDENCE_Z`] standard deviations; the `policy` arm on a tie (within a
-/// hundredth of a cent) or when none does. While the policy's own arm has
-/// no passing cell there is nothing to compare with: the best objective.
+/// [`EVIDENCE_Z`] standard deviations of the difference; the `policy` arm
+/// on a tie (within a hundredth of a cent), when none does, or while the
+/// policy's own arm is not among `arms` with a passing cell (nothing to
+/// compare with, so no evidence).
+///
+/// The difference's variance: both posteriors', and one baseline's. Two
+/// leads' baselines count the same control members over windows a step
+/// apart (most of their days shared), so their difference varies far less
+/// than two independent baselines would: 2σ²(1 − ρ), at most σ² for a
+/// correlation ρ of one half or more.
 pub fn best(arms: &[ArmFigures], policy: Arm) -> Arm {
-    let reference = arms.iter().find(|a| a.arm == policy && a.passes);
-    let policy_obj = reference.map(|a| a.objective);
-    let sure = |a: &ArmFigures| match reference {
-        None => true,
-        Some(p) => {
-            let gain = (a.mean() - a.baseline) - (p.mean() - p.baseline);
-            gain > EVIDENCE_Z * (variance(a) + variance(p)).sqrt()
-        }
+    let Some(p) = arms.iter().find(|a| a.arm == policy && a.passes) else {
+        return policy;
     };
-    let mut chosen = (policy, policy_obj.unwrap_or(f64::NEG_INFINITY));
+    let sure = |a: &ArmFigures| {
+        let gain = (a.mean() - a.baseline) - (p.mean() - p.baseline);
+        let variance = posterior_variance(a)
+            + posterior_variance(p)
+            + baseline_variance(a).max(baseline_variance(p));
+        gain > EVIDENCE_Z * variance.sqrt()
+    };
+    let mut chosen = (policy, p.objective);
     for a in arms
         .iter()
         .filter(|a| a.passes && a.arm != policy && sure(a))

@@ -240,6 +240,101 @@ fn four_dealers_leave_the_policys_value_five_learn_it() {
     assert_eq!(learned(&again).lead.version, 1);
 }
 
+/// The lead, weekday and hour arms count the same messages: a message a
+/// partition has no arm for (a send history's email has no hour) is in
+/// that partition's rest cell, pooled with its arms. One dealer's 50 such
+/// emails cannot be worked out as the weekday arms' total less the hour
+/// arms' total.
+#[test]
+fn what_no_hour_arm_holds_is_pooled_with_the_hours_and_never_singled_out() {
+    let b = brand();
+    let g = &grids(&b, &BTreeMap::new())["due"];
+    let (days, hours) = (g.days.clone(), g.hours.clone());
+    assert!(days.len() >= 2 && hours.len() >= 2, "{g:?}");
+    let dealers: Vec<DealerData> = (0..5)
+        .map(|i| {
+            let mut d = dealer(&[(21, 100 * days.len() as u64, 30)]);
+            let mut put = |arm, sent, responses| {
+                d.cells.insert(
+                    ("due".into(), Channel::Email, arm),
+                    Counts {
+                        sent,
+                        responses,
+                        ..Counts::default()
+                    },
+                );
+            };
+            for &wd in &days {
+                put(Arm::Slot(wd, ANY_HOUR), 100, 6);
+            }
+            // The same emails by hour, to the message and the answer.
+            let (total, answered) = (100 * days.len() as u64, 6 * days.len() as u64);
+            let n = hours.len() as u64;
+            for (k, &h) in (0u64..).zip(&hours) {
+                let (sent, responses) = if k == 0 {
+                    (
+                        total - (n - 1) * (total / n),
+                        answered - (n - 1) * (answered / n),
+                    )
+                } else {
+                    (total / n, answered / n)
+                };
+                put(Arm::Slot(ANY_WEEKDAY, h), sent, responses);
+            }
+            if i == 0 {
+                // Dealer 0 also imported 50 emails of a send history on
+                // the first weekday, 20 answered: in its lead and weekday
+                // arms, and the hours' rest.
+                let lead = d
+                    .cells
+                    .get_mut(&("due".into(), Channel::Email, Arm::Lead(21)))
+                    .expect("lead");
+                lead.sent += 50;
+                lead.responses += 20;
+                let first = d
+                    .cells
+                    .get_mut(&("due".into(), Channel::Email, Arm::Slot(days[0], ANY_HOUR)))
+                    .expect("weekday");
+                first.sent += 50;
+                first.responses += 20;
+                d.cells.insert(
+                    ("due".into(), Channel::Email, data::REST_OF_HOURS),
+                    Counts {
+                        sent: 50,
+                        responses: 20,
+                        ..Counts::default()
+                    },
+                );
+            }
+            d
+        })
+        .collect();
+    let state = compute(&b, &dealers, &LearnedState::default());
+    let s = learned(&state);
+    let shown = |weekday: bool| -> (u64, u64) {
+        s.slot
+            .arms
+            .iter()
+            .filter(|a| a.passes)
+            .filter(|a| matches!(a.arm, Arm::Slot(wd, _) if (wd < ANY_WEEKDAY) == weekday))
+            .fold((0, 0), |(n, r), a| (n + a.sent, r + a.responses))
+    };
+    let (day_sent, day_responses) = shown(true);
+    let (hour_sent, hour_responses) = shown(false);
+    assert!(day_sent > 0 && hour_sent > 0);
+    assert_ne!(
+        (day_sent - hour_sent, day_responses - hour_responses),
+        (50, 20),
+        "dealer 0's history emails would be singled out"
+    );
+    // No arm is the rest cell.
+    assert!(s
+        .slot
+        .arms
+        .iter()
+        .all(|a| a.arm != data::REST_OF_HOURS && a.arm != data::REST_OF_DAYS));
+}
+
 /// A thin arm that happened to answer well does not replace the policy's
 /// lead (the best of many thin arms is the luckiest); an arm whose gain
 /// stands clear of the noise does.
@@ -477,9 +572,16 @@ fn a_dealers_counts_use_closed_windows_and_a_baseline_per_lead() {
             .get(&("due".to_string(), Channel::Email, Arm::Slot(wd, h)))
             .map(|c| c.sent)
     };
-    // 2026-06-06 is a Saturday, 2026-06-02 a Tuesday, both at 09:30: a
-    // weekday arm each, one hour arm for both.
-    assert_eq!(slot(5, ANY_HOUR), Some(1));
+    // 2026-06-06 is a Saturday, 2026-06-02 a Tuesday, both at 09:30: the
+    // Tuesday a weekday arm, the Saturday (outside the window) the weekday
+    // partition's rest; one hour arm for both.
+    assert_eq!(slot(5, ANY_HOUR), None);
+    assert_eq!(
+        data.cells
+            .get(&("due".to_string(), Channel::Email, data::REST_OF_DAYS))
+            .map(|c| c.sent),
+        Some(1)
+    );
     assert_eq!(slot(1, ANY_HOUR), Some(1));
     assert_eq!(slot(ANY_WEEKDAY, 9), Some(2));
     assert!(data
@@ -694,8 +796,10 @@ fn two_baselines_whose_difference_is_one_dealers_members_are_not_both_shown() {
     assert_eq!((arm(21).control, arm(21).control_responses), (0, 0));
     assert_eq!((arm(28).control, arm(28).control_responses), (105, 7));
     assert!(!arm(21).has_baseline() && arm(21).passes);
-    // Without its baseline the 21 days' arm is not chosen: 28, learned.
-    assert_eq!((s.lead.value, s.lead.source), (28, Source::Learned));
+    // Without its baseline the policy's 21 days cannot be compared with:
+    // no evidence that 28 days is better, the policy's value stays (before
+    // the evidence rule, 28 days won unopposed).
+    assert_eq!((s.lead.value, s.lead.source), (21, Source::Policy));
 }
 
 #[test]
@@ -849,7 +953,7 @@ fn a_learning_window_counts_the_responses_within_it_once_it_has_closed() {
         due,
         drawn: due.add_days(-60),
         // 2 days after the 28 days' send day, 25 after the 21 days'.
-        days: vec![d(2026, 6, 5)],
+        days: vec![d(2026, 6, 5), d(2026, 6, 28)],
         done: Some(d(2026, 6, 5)),
     };
     let rows = [early, late];
@@ -876,8 +980,10 @@ fn a_learning_window_counts_the_responses_within_it_once_it_has_closed() {
             .get(&("due".to_string(), l))
             .map(|c| (c.control, c.control_responses))
     };
-    // The member answered 2 days after the 28 days' send day; by the 21
-    // days' send day its work was done, so it is no member of that lead.
+    // The member answered 2 days after the 28 days' send day (and again
+    // 25 days after it, outside the 21 days' window: no answer there); by
+    // the 21 days' send day its work was done, so it is no member of that
+    // lead.
     assert_eq!(base(28), Some((1, 1)));
     assert_eq!(base(21), None);
     // A window longer than the attribution window is the attribution's.

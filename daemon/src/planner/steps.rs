@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use touchpoint_common::domain::Channel;
-use touchpoint_common::learning::ANY_WEEKDAY;
+use touchpoint_common::learning::{ANY_HOUR, ANY_WEEKDAY};
 use touchpoint_common::money::Money;
 use touchpoint_common::outbox::{month_of, Dropped, Message, MessageStatus, Occasion, Step, Why};
 use touchpoint_common::policy::{BrandPolicy, Service, TenantPolicy, Weekday};
@@ -965,30 +965,45 @@ pub fn schedule(
         let n = load.entry(day).or_insert(0);
         let w = &service.send_window;
         let span = u32::from(w.to.minutes() - w.from.minutes()).max(1);
-        // Spread the day's messages over the window, five minutes apart;
-        // in a slot's hour, five minutes apart within that hour.
-        let in_slot = slot.as_ref().filter(|p| {
-            let start = u16::from(p.value.1) * 60;
-            (slot_day == Some(day) || p.value.0 >= ANY_WEEKDAY)
-                && start >= w.from.minutes()
-                && start < w.to.minutes()
-        });
-        let at = match in_slot {
-            Some(p) => {
-                let start = u16::from(p.value.1) * 60;
-                let room = u32::from((w.to.minutes() - start).min(60)).max(1);
-                start + ((*n * 5) % room) as u16
-            }
+        // The slot's hour (the part of it inside the window), whatever
+        // became of its weekday: an email's only, as a letter goes with its
+        // day's batch and a call with the day's list.
+        let weekday_taken = slot_day == Some(day);
+        let hour = slot
+            .as_ref()
+            .filter(|p| p.value.1 < ANY_HOUR && d.channel == Channel::Email)
+            .and_then(|p| {
+                let h = u16::from(p.value.1) * 60;
+                let (start, end) = (h.max(w.from.minutes()), (h + 60).min(w.to.minutes()));
+                (start < end).then_some((start, end))
+            });
+        let at = match hour {
+            // In the slot's hour, five minutes apart within it.
+            Some((start, end)) => start + ((*n * 5) % u32::from(end - start)) as u16,
+            // A letter or a call at the window's start: its batch or call
+            // list closes within the window, and one placed after that
+            // would go out a day late.
+            None if d.channel != Channel::Email => w.from.minutes(),
+            // Otherwise spread over the window, five minutes apart.
             None => w.from.minutes() + ((*n * 5) % span) as u16,
         };
         *n += 1;
-        // A slot's weekday taken (with its hour, or a weekday-only slot of
-        // a letter or call) says so with its evidence.
+        // What of a learned (or explored) slot was taken says so, with its
+        // evidence, and what could not be.
         let slot_note = slot
             .as_ref()
-            .filter(|_| slot_day == Some(day) || in_slot.is_some())
-            .and_then(|p| p.why.as_deref())
-            .map(|t| format!("; {t}"))
+            .filter(|_| weekday_taken || hour.is_some())
+            .and_then(|p| {
+                let why = p.why.as_deref()?;
+                let mut note = format!("; {why}");
+                if p.value.0 < ANY_WEEKDAY && !weekday_taken {
+                    note.push_str(" (its weekday out of reach)");
+                }
+                if p.value.1 < ANY_HOUR && hour.is_none() {
+                    note.push_str(" (its hour not taken)");
+                }
+                Some(note)
+            })
             .unwrap_or_default();
         let moved = if day != d.day && slot_day == Some(day) {
             format!(" (from {}: the slot's weekday)", d.day)
