@@ -980,10 +980,12 @@ pub fn schedule(
         let at = match hour {
             // In the slot's hour, five minutes apart within it.
             Some((start, end)) => start + ((*n * 5) % u32::from(end - start)) as u16,
-            // A letter or a call at the window's start: its batch or call
-            // list closes within the window, and one placed after that
-            // would go out a day late.
-            None if d.channel != Channel::Email => w.from.minutes(),
+            // A letter or a call in the window's first hour, five minutes
+            // apart: its batch or call list closes later in the day (16:00
+            // by default), and one placed after that would go a day late.
+            None if d.channel != Channel::Email => {
+                w.from.minutes() + ((*n * 5) % span.min(60)) as u16
+            }
             // Otherwise spread over the window, five minutes apart.
             None => w.from.minutes() + ((*n * 5) % span) as u16,
         };

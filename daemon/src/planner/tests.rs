@@ -2262,12 +2262,13 @@ fn send_times_spread_over_the_window_and_wrap() {
         send_whys(&out)[0],
         "2026-03-02 16:55; window mon,tue,wed,thu,fri 09:00-17:00"
     );
-    // A letter goes with its day's batch: at the window's start, whatever
-    // the day's load, never after the batch has closed.
+    // A letter goes with its day's batch: within the window's first hour,
+    // whatever the day's load, never late in the day when the batch has
+    // closed (95 × 5 min wraps at 60: 09:55 and 09:00).
     let rs: Vec<Recipient> = (1..=2).map(post_customer).collect();
     let out = fix.plan(&rs, &h);
     assert!(out.drafts.iter().all(|d| d.channel == Channel::Post));
-    assert_eq!(out.times, vec![540, 540]);
+    assert_eq!(out.times, vec![595, 540]);
 }
 
 #[test]
@@ -2446,7 +2447,7 @@ fn a_run_plans_and_writes_the_outbox() {
                 Channel::Post,
                 95,
                 today(),
-                540,
+                545,
                 "<tp.t1.2@autohaus-test.example>"
             ),
         ]
