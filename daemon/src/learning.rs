@@ -61,7 +61,7 @@
 //! fiftieth of the messages. A letter's or a call's slot is its weekday
 //! only (it goes with its day's batch or call list, at no hour the planner
 //! picks). Each is learned from at least two arms that pass, the best
-//! beating the second by [`SLOT_MARGIN`]; an exploring occasion draws a
+//! beating their pooled rate by [`SLOT_MARGIN`]; an exploring occasion draws a
 //! weekday and an hour. A value in force that
 //! is off the service's current grid (the policy changed) gives way to the
 //! policy's value.
@@ -419,22 +419,34 @@ pub fn compute(brand: &BrandPolicy, dealers: &[DealerData], prev: &LearnedState)
 }
 
 /// How much better (posterior mean, response per message) the best slot
-/// must be than the second to be learned: one percentage point. Slots
-/// share one baseline, so this is also the margin in incremental response.
+/// must be than its partition's messages on the whole (what the policy's
+/// window, spreading them, gets) to be learned: one percentage point.
+/// Slots share one baseline, so this is also the margin in incremental
+/// response.
 pub const SLOT_MARGIN: f64 = 0.01;
 
 /// The slot learned, if any: among at least two slot arms that pass the
-/// rule, the best by objective, when its posterior mean beats the
-/// second's by [`SLOT_MARGIN`] at least.
+/// rule, the best by objective, when its posterior mean beats the pooled
+/// rate of the passing arms by [`SLOT_MARGIN`] at least. (Against the
+/// runner-up instead, a smooth hour curve would never give a winner: the
+/// neighbouring hour is nearly as good, and either is better than the
+/// window spread out.)
 fn slot_winner(arms: &[ArmFigures]) -> Option<(u8, u8)> {
     let mut passing: Vec<&ArmFigures> = arms.iter().filter(|a| a.passes).collect();
     if passing.len() < 2 {
         return None;
     }
+    let (sent, responses) = passing
+        .iter()
+        .fold((0u64, 0u64), |(n, r), a| (n + a.sent, r + a.responses));
+    if sent == 0 {
+        return None;
+    }
+    let pooled = responses as f64 / sent as f64;
     passing.sort_by(|a, b| b.objective.total_cmp(&a.objective));
-    let (top, second) = (passing[0], passing[1]);
+    let top = passing[0];
     match top.arm {
-        Arm::Slot(wd, h) if top.mean() - second.mean() >= SLOT_MARGIN => Some((wd, h)),
+        Arm::Slot(wd, h) if top.mean() - pooled >= SLOT_MARGIN => Some((wd, h)),
         _ => None,
     }
 }

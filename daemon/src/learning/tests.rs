@@ -886,6 +886,30 @@ fn slots_are_learned_from_two_passing_slots_with_a_margin_and_a_letters_is_its_w
         "{}",
         s.slot_text()
     );
+    // A smooth hour curve (a window to 12:00): 09:00 and 10:00 answer
+    // alike (20 %), 11:00 far less (5 %). Neither of the best two beats the
+    // other, both beat the window spread over all three: an hour is
+    // learned (before, against the runner-up, never).
+    let mut smooth = slots(15, 15, 20, 20);
+    for d in &mut smooth {
+        d.cells.insert(
+            ("due".into(), Channel::Email, Arm::Slot(ANY_WEEKDAY, 11)),
+            Counts {
+                sent: 100,
+                responses: 5,
+                ..Counts::default()
+            },
+        );
+    }
+    let mut wide = b.clone();
+    wide.services.get_mut("due").expect("due").send_window.to =
+        touchpoint_common::policy::TimeOfDay(12 * 60);
+    let state = compute(&wide, &smooth, &LearnedState::default());
+    assert!(
+        matches!(learned(&state).slot.value, Some((ANY_WEEKDAY, 9 | 10))),
+        "{:?}",
+        learned(&state).slot
+    );
     // 10.4 % vs 10 %: within the margin, no slot.
     let mut close = slots(50, 52, 50, 52);
     for d in &mut close {
