@@ -551,8 +551,8 @@ mod tests {
         assert!(!lines[3].style.add_modifier.contains(Modifier::BOLD));
     }
 
-    #[test]
-    fn at_80_columns_the_end_of_a_long_changed_line_is_seen() {
+    /// A pending proposal of `DIFF`, selected with its detail.
+    fn with_diff() -> ApprovalsView {
         let proposal = Proposal {
             id: 7,
             template: "service_due".into(),
@@ -565,7 +565,7 @@ mod tests {
             created_at: crate::fixtures::ts(0),
             status: ProposalStatus::Pending,
         };
-        let view = ApprovalsView {
+        ApprovalsView {
             list: vec![proposal.clone()],
             detail: Some(ProposalDetail {
                 proposal,
@@ -573,7 +573,12 @@ mod tests {
                 current_version: 3,
             }),
             ..ApprovalsView::default()
-        };
+        }
+    }
+
+    #[test]
+    fn at_80_columns_the_end_of_a_long_changed_line_is_seen() {
+        let view = with_diff();
         let mut t = Terminal::new(TestBackend::new(80, 24)).expect("terminal");
         t.draw(|f| draw_diff(f, f.area(), &view)).expect("draw");
         let screen = buffer_text(t.backend().buffer());
@@ -585,27 +590,7 @@ mod tests {
     /// `J` stops where the diff ends: the pane never scrolls into blank.
     #[test]
     fn the_diff_scrolls_no_further_than_its_end() {
-        let proposal = Proposal {
-            id: 7,
-            template: "service_due".into(),
-            text: String::new(),
-            base_version: 3,
-            rollback_to: None,
-            author: "a".into(),
-            author_uid: 1001,
-            comment: String::new(),
-            created_at: crate::fixtures::ts(0),
-            status: ProposalStatus::Pending,
-        };
-        let mut view = ApprovalsView {
-            list: vec![proposal.clone()],
-            detail: Some(ProposalDetail {
-                proposal,
-                diff: DIFF.into(),
-                current_version: 3,
-            }),
-            ..ApprovalsView::default()
-        };
+        let mut view = with_diff();
         let mut t = Terminal::new(TestBackend::new(60, 12)).expect("terminal");
         t.draw(|f| draw_diff(f, f.area(), &view)).expect("draw");
         let max = view.scroll_max.get();
