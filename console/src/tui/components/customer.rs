@@ -273,6 +273,15 @@ impl Lines {
         self.push(Line::from(title).bold().underlined());
     }
 
+    /// A section of `shown` items (and `more` not sent): its title with
+    /// the count, and `none` when it is empty.
+    fn listing(&mut self, name: &str, shown: usize, more: u64, none: &str) {
+        self.section(format!("{name} ({})", shown as u64 + more));
+        if shown == 0 {
+            self.push(Line::from(none.to_string()).style(dim()));
+        }
+    }
+
     fn more(&mut self, n: u64, what: &str) {
         if n > 0 {
             self.push(Line::from(format!("  … {n} more {what}")).style(dim()));
@@ -339,13 +348,12 @@ fn lines(d: &CustomerDetail, width: usize) -> Vec<DetailLine> {
         },
     );
 
-    l.section(format!(
-        "Consents ({})",
-        d.consents.len() as u64 + d.consents_more
-    ));
-    if d.consents.is_empty() {
-        l.push(Line::from("none on record").style(dim()));
-    }
+    l.listing(
+        "Consents",
+        d.consents.len(),
+        d.consents_more,
+        "none on record",
+    );
     for s in &d.consents {
         let what = if s.granted { "granted" } else { "withdrawn" };
         let of = if s.customer_no == c.customer_no {
@@ -370,13 +378,12 @@ fn lines(d: &CustomerDetail, width: usize) -> Vec<DetailLine> {
     }
     l.more(d.consents_more, "consents");
 
-    l.section(format!(
-        "Vehicles ({})",
-        d.vehicles.len() as u64 + d.vehicles_more
-    ));
-    if d.vehicles.is_empty() {
-        l.push(Line::from("none on record").style(dim()));
-    }
+    l.listing(
+        "Vehicles",
+        d.vehicles.len(),
+        d.vehicles_more,
+        "none on record",
+    );
     for v in &d.vehicles {
         let x = &v.vehicle;
         l.hang(
@@ -414,10 +421,7 @@ fn lines(d: &CustomerDetail, width: usize) -> Vec<DetailLine> {
         .flat_map(|v| v.visits.iter().map(move |s| (s, &v.vehicle)))
         .collect();
     let visits_more: u64 = d.vehicles.iter().map(|v| v.visits_more).sum();
-    l.section(format!("Visits ({})", visits.len() as u64 + visits_more));
-    if visits.is_empty() {
-        l.push(Line::from("none on record").style(dim()));
-    }
+    l.listing("Visits", visits.len(), visits_more, "none on record");
     visits.sort_by_key(|(s, _)| std::cmp::Reverse(s.date));
     for (s, v) in visits {
         let mut facts = vec![visible(&s.kind).into_owned()];
@@ -440,13 +444,7 @@ fn lines(d: &CustomerDetail, width: usize) -> Vec<DetailLine> {
     }
     l.more(visits_more, "visits");
 
-    l.section(format!(
-        "Merges ({})",
-        d.merges.len() as u64 + d.merges_more
-    ));
-    if d.merges.is_empty() {
-        l.push(Line::from("none").style(dim()));
-    }
+    l.listing("Merges", d.merges.len(), d.merges_more, "none");
     for m in &d.merges {
         let undone = match (&m.undone_at, &m.undone_by) {
             (Some(at), Some(by)) => {
@@ -491,13 +489,7 @@ fn lines(d: &CustomerDetail, width: usize) -> Vec<DetailLine> {
         l.more(d.responses_more, "responses");
     }
 
-    l.section(format!(
-        "Messages ({})",
-        d.messages.len() as u64 + d.messages_more
-    ));
-    if d.messages.is_empty() {
-        l.push(Line::from("none").style(dim()));
-    }
+    l.listing("Messages", d.messages.len(), d.messages_more, "none");
     for m in &d.messages {
         l.hang(
             vec![
