@@ -10,24 +10,30 @@
 //! not take the listing of a whole tenant with it.
 //!
 //! Per message it holds what a filter or an order looks at and nothing
-//! more: the id, status, channel, send day and minute, its cost, when it is
-//! due (queued or deferred), the service and template as small numbers
-//! (each name stored once), its recipient as a number, whether it
-//! hard-bounced, and a short folded text for the free-text filter (the
-//! address used and the start of the last transport answer) in one shared
-//! buffer: 36 bytes plus the text. Per recipient, once however many
-//! messages they have, the folded text of their customer number, name,
-//! postcode, city and email domain ([`Person`]), filled from the dealer's
-//! data by the store ([`OutboxIndex::refresh_people`]): the outbox knows
-//! messages, not customers.
+//! more: the id, status, channel, send day and minute, its cost, the
+//! service and template as small numbers (each name stored once), its
+//! recipient as a number, whether it hard-bounced, and a short folded text
+//! for the free-text filter (the address used and the start of the last
+//! transport answer) in one shared buffer: 28 bytes plus the text. When a
+//! queued or deferred message is due is kept beside them, for those only
+//! (a few at any time). Per recipient, once however many messages they
+//! have, the folded text of their customer number, name, postcode, city
+//! and email domain ([`People`]), filled from the dealer's data by the
+//! store ([`OutboxIndex::refresh_people`]): the outbox knows messages, not
+//! customers. A recipient costs 4 bytes, its text and its slot in the map
+//! of numbers.
 //!
 //! Texts are folded ([`fold`]: lower case, `ß` as `ss`) on both sides, so
-//! that `Fößel`, `föß` and `FÖSSEL` find each other.
+//! that `Fößel`, `föß` and `FÖSSEL` find each other. The one exception is
+//! an ASCII customer number, kept once as stored and compared ignoring
+//! ASCII case (the same as folding it).
 //!
 //! A leaf: uses nothing of the store.
 
 use std::collections::{BTreeMap, HashMap};
 use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
+
+use hashbrown::HashTable;
 
 use touchpoint_common::domain::{Channel, Customer};
 use touchpoint_common::outbox::{Message, MessageStatus};
@@ -39,10 +45,16 @@ use touchpoint_common::Date;
 const ANSWER_BYTES: usize = 40;
 /// A message's or a person's text at most.
 const TEXT_BYTES: usize = 255;
-const BOUNCED: u8 = 1;
+/// A row's `state`: the status's position in [`STATUSES`] in bits 0–3,
+/// the channel's in [`Channel::ALL`] in bits 4–5, a hard bounce in bit 6.
+const CHANNEL_SHIFT: u32 = 4;
+const BOUNCED: u8 = 1 << 6;
+const _: () = assert!(STATUSES.len() <= 16 && Channel::ALL.len() <= 4);
 /// Bytes of a customer number a person's text keeps: dealers' numbers are
 /// short; two longer ones alike in these bytes would share a person.
 const NUMBER_BYTES: usize = 100;
+/// Ends a recipient's text in [`People::text`]: no UTF-8 text holds it.
+const END: u8 = 0xFF;
 /// Message ids an order tells apart (2^48: far beyond any outbox).
 const ID_BITS: u32 = 48;
 const ID_MASK: u64 = (1 << ID_BITS) - 1;
@@ -102,50 +114,23 @@ impl Names {
     }
 }
 
-/// Where one recipient's text lies in [`People::text`].
-#[derive(Clone, Copy, Debug)]
-struct Person {
-    at: u32,
-    len: u8,
-    /// Only the customer number yet: the dealer's data is still to be read.
-    pending: bool,
-}
-
 /// The recipients of a tenant's messages, each once: the folded text of
 /// customer number, name, postcode, city and email domain, NUL between
-/// them so that a match never spans two.
+/// them so that a match never spans two, [`END`] after them.
 #[derive(Debug, Default)]
 struct People {
-    list: Vec<Person>,
+    /// Where each recipient's text starts in `text`.
+    list: Vec<u32>,
     text: Vec<u8>,
-    /// Hash of the customer number → person; a collision takes the next
-    /// free hash (the stored number tells them apart).
-    by_no: HashMap<u32, u32, BuildHasherDefault<NoHash>>,
-    /// Bytes of `text` no person refers to any more.
+    /// The recipients by customer number (hashed from their text).
+    by_no: HashTable<u32>,
+    /// Bytes of `text` no recipient refers to any more.
     garbage: usize,
-    /// Persons still `pending`.
-    pending: usize,
+    /// Recipients whose text is only their customer number yet: the
+    /// dealer's data is still to be read.
+    pending: Vec<u32>,
     /// The dealer's data version the texts were read at.
     epoch: Option<u64>,
-}
-
-/// The keys of [`People::by_no`] are hashes already: only spread over
-/// the 64 bits the map uses.
-#[derive(Default)]
-struct NoHash(u64);
-
-impl std::hash::Hasher for NoHash {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        for b in bytes {
-            self.0 = self.0.rotate_left(8) ^ u64::from(*b);
-        }
-    }
-    fn write_u32(&mut self, n: u32) {
-        self.0 = u64::from(n).wrapping_mul(0x9e37_79b9_7f4a_7c15);
-    }
 }
 
 /// The part of a customer number a person's text keeps.
@@ -157,18 +142,30 @@ fn number_cut(no: &str) -> &str {
     &no[..cut]
 }
 
-fn number_hash(no: &str) -> u32 {
-    // 32 bits: a collision only costs a probe, and the map stays small.
-    BuildHasherDefault::<DefaultHasher>::default().hash_one(no) as u32
+fn number_hash(no: &[u8]) -> u64 {
+    BuildHasherDefault::<DefaultHasher>::default().hash_one(no)
+}
+
+/// A recipient's text in `text`, from where it starts to its [`END`].
+fn text_at(text: &[u8], at: u32) -> &[u8] {
+    let rest = text.get(at as usize..).unwrap_or(&[]);
+    let len = rest.iter().position(|b| *b == END).unwrap_or(rest.len());
+    &rest[..len]
+}
+
+/// The customer number in a recipient's text (up to the first NUL).
+fn number_in(text: &[u8]) -> &[u8] {
+    text.split(|b| *b == 0).next().unwrap_or(text)
 }
 
 /// A person's text: the customer number as stored (how it is looked up),
-/// then, folded, the number (when folding changes it) and what the
+/// then, folded, the number (when it is not ASCII and folding changes it:
+/// an ASCII number is compared ignoring case instead) and what the
 /// customer record says.
 fn person_text(no: &str, c: Option<&Customer>, out: &mut Vec<u8>) {
     out.clear();
     out.extend_from_slice(number_cut(no).as_bytes());
-    if fold(no) != no {
+    if !no.is_ascii() && fold(no) != no {
         out.push(0);
         push_folded(out, no, NUMBER_BYTES * 2 + 1);
     }
@@ -194,78 +191,74 @@ fn person_text(no: &str, c: Option<&Customer>, out: &mut Vec<u8>) {
 
 impl People {
     fn text_of(&self, p: usize) -> &[u8] {
-        let Some(person) = self.list.get(p) else {
-            return &[];
-        };
-        let start = person.at as usize;
-        self.text
-            .get(start..start + usize::from(person.len))
-            .unwrap_or(&[])
+        self.list.get(p).map_or(&[], |at| text_at(&self.text, *at))
     }
 
-    /// The customer number of a person, as stored (the text up to the
-    /// first NUL).
+    /// The customer number of a person, as stored.
     fn number_of(&self, p: usize) -> &[u8] {
-        let t = self.text_of(p);
-        t.split(|b| *b == 0).next().unwrap_or(t)
+        number_in(self.text_of(p))
     }
 
-    /// The person of a customer number, or the free hash to add it under.
-    fn find(&self, no: &str) -> Result<u32, u32> {
-        let no = number_cut(no);
-        let mut h = number_hash(no);
-        loop {
-            match self.by_no.get(&h) {
-                None => return Err(h),
-                Some(p) if self.number_of(*p as usize) == no.as_bytes() => return Ok(*p),
-                Some(_) => h = h.wrapping_add(1),
-            }
-        }
+    /// Whether the person's text holds `needle` (folded).
+    fn matches(&self, p: usize, needle: &[u8]) -> bool {
+        let t = self.text_of(p);
+        let no = number_in(t);
+        contains(&t[no.len()..], needle) || contains_ignoring_ascii_case(no, needle)
+    }
+
+    /// The person of a customer number, or the hash to add it under.
+    fn find(&self, no: &str) -> Result<u32, u64> {
+        let no = number_cut(no).as_bytes();
+        let h = number_hash(no);
+        self.by_no
+            .find(h, |p| self.number_of(*p as usize) == no)
+            .copied()
+            .ok_or(h)
+    }
+
+    /// Appends a text, [`END`] after it; where it starts.
+    fn push_text(&mut self, text: &[u8]) -> u32 {
+        let at = self.text.len() as u32;
+        self.text.extend_from_slice(text);
+        self.text.push(END);
+        at
     }
 
     /// The person of a customer number, added (pending) when new.
     fn id(&mut self, no: &str, scratch: &mut Vec<u8>) -> u32 {
         match self.find(no) {
             Ok(p) => p,
-            Err(free) => {
+            Err(h) => {
                 person_text(no, None, scratch);
                 let p = self.list.len() as u32;
-                self.list.push(Person {
-                    at: self.text.len() as u32,
-                    len: scratch.len() as u8,
-                    pending: true,
+                let at = self.push_text(scratch);
+                self.list.push(at);
+                let (list, text) = (&self.list, &self.text);
+                self.by_no.insert_unique(h, p, |q| {
+                    let at = list.get(*q as usize).copied().unwrap_or(0);
+                    number_hash(number_in(text_at(text, at)))
                 });
-                self.text.extend_from_slice(scratch);
-                self.by_no.insert(free, p);
-                self.pending += 1;
+                self.pending.push(p);
                 p
             }
         }
     }
 
     fn set_text(&mut self, p: usize, text: &[u8]) {
-        let person = &mut self.list[p];
-        if person.pending {
-            person.pending = false;
-            self.pending -= 1;
-        }
-        let start = person.at as usize;
-        if self.text.get(start..start + usize::from(person.len)) == Some(text) {
+        if self.text_of(p) == text {
             return;
         }
-        self.garbage += usize::from(person.len);
-        person.at = self.text.len() as u32;
-        person.len = text.len() as u8;
-        self.text.extend_from_slice(text);
+        self.garbage += self.text_of(p).len() + 1;
+        self.list[p] = self.push_text(text);
     }
 
     fn compact(&mut self) {
         let mut text = Vec::with_capacity(self.text.len() - self.garbage);
-        for p in &mut self.list {
-            let start = p.at as usize;
-            let t = &self.text[start..start + usize::from(p.len)];
-            p.at = text.len() as u32;
+        for at in &mut self.list {
+            let t = text_at(&self.text, *at);
+            *at = text.len() as u32;
             text.extend_from_slice(t);
+            text.push(END);
         }
         self.text = text;
         self.garbage = 0;
@@ -277,23 +270,35 @@ struct Row {
     text_at: u32,
     /// Send day and time: minutes since day 0 of [`Date::days`].
     send_min: u32,
-    /// Queued or deferred: when it is due, unix minutes (0: not known).
-    due_min: u32,
     /// Cents, as the queue lists it (booked once sent, else the estimate).
     cost: u32,
     /// Position in [`OutboxIndex::people`].
     person: u32,
-    service: u16,
-    template: u16,
-    /// Position in [`STATUSES`].
-    status: u8,
-    /// Position in [`Channel::ALL`].
-    channel: u8,
+    /// Position in [`OutboxIndex::kinds`]: its service and template.
+    kind: u16,
+    /// Status, channel and bounce ([`BOUNCED`]).
+    state: u8,
     text_len: u8,
-    flags: u8,
 }
 
+// The row is what a message costs besides its id and text.
+const _: () = assert!(std::mem::size_of::<Row>() == 20);
+
 impl Row {
+    /// Position in [`STATUSES`].
+    fn status(&self) -> u8 {
+        self.state & 0xF
+    }
+
+    /// Position in [`Channel::ALL`].
+    fn channel(&self) -> u8 {
+        (self.state >> CHANNEL_SHIFT) & 0x3
+    }
+
+    fn bounced(&self) -> bool {
+        self.state & BOUNCED != 0
+    }
+
     fn send_on(&self) -> i32 {
         (self.send_min / 1440) as i32
     }
@@ -308,13 +313,29 @@ fn channel_no(c: Channel) -> u8 {
 }
 
 /// The folded text the free-text filter searches besides the recipient's:
-/// the address used and the start of the last answer, NUL between them.
+/// the address used and the start of the last answer, NUL between them;
+/// nothing at all (not even the NUL) for a message with neither, as most
+/// are before they go out.
 fn text_of(m: &Message, out: &mut Vec<u8>) {
     out.clear();
+    if m.dispatch.address.is_empty() && m.dispatch.last_error.is_empty() {
+        return;
+    }
     push_folded(out, &m.dispatch.address, TEXT_BYTES);
     out.push(0);
     push_folded(out, &m.dispatch.last_error, out.len() + ANSWER_BYTES);
     out.truncate(TEXT_BYTES);
+}
+
+/// [`contains`], an ASCII letter of `hay` matching either case (`needle`
+/// is folded: lower case).
+fn contains_ignoring_ascii_case(hay: &[u8], needle: &[u8]) -> bool {
+    needle.is_empty()
+        || hay.windows(needle.len()).any(|w| {
+            w.iter()
+                .zip(needle)
+                .all(|(h, n)| h.to_ascii_lowercase() == *n)
+        })
 }
 
 fn contains(hay: &[u8], needle: &[u8]) -> bool {
@@ -352,7 +373,13 @@ pub struct OutboxIndex {
     garbage: usize,
     services: Names,
     templates: Names,
+    /// Each pair of service and template the messages have, once.
+    kinds: Vec<(u16, u16)>,
+    kind_of: HashMap<(u16, u16), u16>,
     people: People,
+    /// Queued or deferred messages with a known due time: id → unix
+    /// minutes.
+    due: HashMap<u64, u32>,
     scratch: Vec<u8>,
     /// Ids of stored messages that could not be read when it was built.
     unreadable: Vec<u64>,
@@ -447,13 +474,16 @@ impl OutboxIndex {
     /// Bytes the index holds (capacity), for benchmarks: messages, their
     /// texts, and the recipients with theirs and the map of their numbers.
     pub fn heap_bytes(&self) -> usize {
-        let map = self.people.by_no.capacity() * (std::mem::size_of::<(u32, u32)>() + 1);
+        // A map slot: its entry and a control byte.
+        let slots = |capacity: usize, entry: usize| capacity * (entry + 1);
         self.ids.capacity() * std::mem::size_of::<u64>()
             + self.rows.capacity() * std::mem::size_of::<Row>()
             + self.texts.capacity()
-            + self.people.list.capacity() * std::mem::size_of::<Person>()
+            + self.people.list.capacity() * std::mem::size_of::<u32>()
             + self.people.text.capacity()
-            + map
+            + self.people.pending.capacity() * std::mem::size_of::<u32>()
+            + slots(self.people.by_no.capacity(), std::mem::size_of::<u32>())
+            + slots(self.due.capacity(), std::mem::size_of::<(u64, u32)>())
     }
 
     /// Reads the recipients' texts from the dealer's data: every one when
@@ -465,20 +495,30 @@ impl OutboxIndex {
         mut customer: impl FnMut(&str) -> std::result::Result<Option<Customer>, E>,
     ) -> std::result::Result<(), E> {
         let all = self.people.epoch != Some(epoch);
-        if !all && self.people.pending == 0 {
+        if !all && self.people.pending.is_empty() {
             return Ok(());
         }
+        let which: Vec<u32> = if all {
+            (0..self.people.list.len() as u32).collect()
+        } else {
+            self.people.pending.clone()
+        };
         let mut text = std::mem::take(&mut self.scratch);
-        for p in 0..self.people.list.len() {
-            if !all && !self.people.list[p].pending {
-                continue;
-            }
+        for p in which {
+            let p = p as usize;
             let no = String::from_utf8_lossy(self.people.number_of(p)).into_owned();
-            let c = customer(&no)?;
+            let c = match customer(&no) {
+                Ok(c) => c,
+                Err(e) => {
+                    self.scratch = text;
+                    return Err(e);
+                }
+            };
             person_text(&no, c.as_ref(), &mut text);
             self.people.set_text(p, &text);
         }
         self.scratch = text;
+        self.people.pending = Vec::new();
         self.people.epoch = Some(epoch);
         if self.people.garbage > 1 << 16 && self.people.garbage * 2 > self.people.text.len() {
             self.people.compact();
@@ -496,28 +536,32 @@ impl OutboxIndex {
         let person = self.people.id(&m.recipient, &mut text);
         text_of(m, &mut text);
         let minutes = i64::from(m.send_on.days()) * 1440 + i64::from(m.send_at);
+        let due = match m.status {
+            MessageStatus::Queued | MessageStatus::Deferred => m
+                .dispatch
+                .retry_at
+                .map_or(0, |t| (t.0.max(0) / 60_000).min(i64::from(u32::MAX)) as u32),
+            _ => 0,
+        };
+        if due != 0 {
+            self.due.insert(m.id, due);
+        } else if !self.due.is_empty() {
+            self.due.remove(&m.id);
+        }
         let row = Row {
             text_at: 0,
             send_min: minutes.clamp(0, i64::from(u32::MAX)) as u32,
-            due_min: match m.status {
-                MessageStatus::Queued | MessageStatus::Deferred => m
-                    .dispatch
-                    .retry_at
-                    .map_or(0, |t| (t.0.max(0) / 60_000).min(i64::from(u32::MAX)) as u32),
-                _ => 0,
-            },
             cost: m.listed_cost().clamp(0, i64::from(u32::MAX)) as u32,
             person,
-            service: self.services.id(&m.service),
-            template: self.templates.id(&m.template),
-            status: status_no(m.status),
-            channel: channel_no(m.channel),
+            kind: self.kind(&m.service, &m.template),
+            state: status_no(m.status)
+                | channel_no(m.channel) << CHANNEL_SHIFT
+                | if m.dispatch.last_error.starts_with("hard bounce") {
+                    BOUNCED
+                } else {
+                    0
+                },
             text_len: text.len() as u8,
-            flags: if m.dispatch.last_error.starts_with("hard bounce") {
-                BOUNCED
-            } else {
-                0
-            },
         };
         let pos = match self.ids.last() {
             Some(last) if *last < m.id => Err(self.ids.len()),
@@ -553,6 +597,22 @@ impl OutboxIndex {
         if self.garbage > 1 << 16 && self.garbage * 2 > self.texts.len() {
             self.compact();
         }
+    }
+
+    /// The number of a message's service and template.
+    fn kind(&mut self, service: &str, template: &str) -> u16 {
+        let pair = (self.services.id(service), self.templates.id(template));
+        if let Some(k) = self.kind_of.get(&pair) {
+            return *k;
+        }
+        // More pairs than a u16 holds cannot happen with real policies;
+        // the last number is shared rather than failing a write.
+        let k = self.kinds.len().min(u16::MAX as usize) as u16;
+        if usize::from(k) == self.kinds.len() {
+            self.kinds.push(pair);
+        }
+        self.kind_of.insert(pair, k);
+        k
     }
 
     fn compact(&mut self) {
@@ -630,44 +690,49 @@ impl OutboxIndex {
         };
         let service_text = by_name(&self.services);
         let template_text = by_name(&self.templates);
+        // Per service and template: whether the filter's services take it,
+        // whether its names hold the text.
+        let kind_taken: Vec<bool> = self
+            .kinds
+            .iter()
+            .map(|(s, _)| services.get(usize::from(*s)).copied().unwrap_or(false))
+            .collect();
+        let kind_text: Vec<bool> = self
+            .kinds
+            .iter()
+            .map(|(s, t)| service_text[usize::from(*s)] || template_text[usize::from(*t)])
+            .collect();
         // Each recipient's text is searched once, however many messages.
         let person_text: Vec<bool> = if needle.is_empty() {
             Vec::new()
         } else {
             (0..self.people.list.len())
-                .map(|p| contains(self.people.text_of(p), needle))
+                .map(|p| self.people.matches(p, needle))
                 .collect()
         };
         let tenant_bits = (tenant as u64).min(u64::from(u16::MAX)) << ID_BITS;
         for (i, r) in self.rows.iter().enumerate() {
             let day = r.send_on();
-            if !channels[usize::from(r.channel)]
-                || day < from
-                || day > to
-                || !services
-                    .get(usize::from(r.service))
-                    .copied()
-                    .unwrap_or(false)
-            {
+            let kind = usize::from(r.kind);
+            if !channels[usize::from(r.channel())] || day < from || day > to || !kind_taken[kind] {
                 continue;
             }
             if !needle.is_empty()
-                && !service_text[usize::from(r.service)]
-                && !template_text[usize::from(r.template)]
+                && !kind_text[kind]
                 && !person_text.get(r.person as usize).copied().unwrap_or(false)
                 && !contains(self.text(r), needle)
             {
                 continue;
             }
-            sel.counts[usize::from(r.status)] += 1;
-            if !statuses[usize::from(r.status)] {
+            sel.counts[usize::from(r.status())] += 1;
+            if !statuses[usize::from(r.status())] {
                 continue;
             }
             let later_first = u64::from(u32::MAX - r.send_min);
             let key = match filter.sort.key {
                 SortKey::Time => later_first,
                 SortKey::Tenant => (tenant as u64) << 32 | later_first,
-                SortKey::Status => u64::from(r.status) << 32 | later_first,
+                SortKey::Status => u64::from(r.status()) << 32 | later_first,
                 SortKey::Cost => u64::from(u32::MAX - r.cost) << 32 | later_first,
             };
             out.push(Ordered {
@@ -691,13 +756,17 @@ impl OutboxIndex {
     ) -> OutboxStats {
         use MessageStatus as S;
         let mut out = OutboxStats::default();
-        let paused: Vec<bool> = self.services.list.iter().map(|s| paused(s)).collect();
+        let paused: Vec<bool> = self
+            .kinds
+            .iter()
+            .map(|(s, _)| paused(self.services.name(*s)))
+            .collect();
         let day = today.days();
         let also = also.map(Date::days);
         let week_from = day - 6;
         let email = channel_no(Channel::Email);
         for r in &self.rows {
-            let status = STATUSES[usize::from(r.status)];
+            let status = STATUSES[usize::from(r.status())];
             let to_go = matches!(
                 status,
                 S::Planned | S::Rendered | S::Queued | S::Deferred | S::Sending
@@ -717,26 +786,28 @@ impl OutboxIndex {
                     S::Fallback | S::Cancelled | S::Control => {}
                 }
             }
-            if r.channel != email {
+            if r.channel() != email {
                 continue;
             }
-            if matches!(status, S::Queued | S::Deferred)
-                && r.due_min != 0
-                && r.due_min < stuck_before_min
-                && !paused[usize::from(r.service)]
-            {
-                out.stuck += 1;
-                out.stuck_since_min =
-                    Some(out.stuck_since_min.map_or(r.due_min, |m| m.min(r.due_min)));
-            }
             if (week_from..=day).contains(&r.send_on()) {
-                let bounced = r.flags & BOUNCED != 0;
+                let bounced = r.bounced();
                 if status == S::Sent || bounced {
                     out.emails_out_week += 1;
                 }
                 if bounced {
                     out.bounced_week += 1;
                 }
+            }
+        }
+        // Only queued and deferred messages have a due time.
+        for (id, due) in &self.due {
+            let Ok(i) = self.ids.binary_search(id) else {
+                continue;
+            };
+            let r = &self.rows[i];
+            if r.channel() == email && *due < stuck_before_min && !paused[usize::from(r.kind)] {
+                out.stuck += 1;
+                out.stuck_since_min = Some(out.stuck_since_min.map_or(*due, |m| m.min(*due)));
             }
         }
         out.days.retain(|_, c| *c != DayCounts::default());
@@ -764,18 +835,98 @@ mod tests {
     }
 
     #[test]
-    fn a_number_whose_hash_is_taken_probes_on() {
+    fn numbers_differing_in_case_are_two_people_found_by_either_case() {
         let mut people = People::default();
         let mut scratch = Vec::new();
-        let k1 = people.id("K1", &mut scratch);
-        // K1 stored where K2's hash points, as a collision would.
-        people.by_no.clear();
-        people.by_no.insert(number_hash("K2"), k1);
-        let k2 = people.id("K2", &mut scratch);
-        assert_ne!(k1, k2);
-        assert_eq!(people.find("K2"), Ok(k2));
-        assert_eq!(people.number_of(k2 as usize), b"K2");
-        assert_eq!(people.text_of(k2 as usize), b"K2\0k2");
+        let upper = people.id("K-1", &mut scratch);
+        let lower = people.id("k-1", &mut scratch);
+        assert_ne!(upper, lower);
+        assert_eq!(people.find("K-1"), Ok(upper));
+        assert_eq!(people.find("k-1"), Ok(lower));
+        // An ASCII number is held once, as stored.
+        assert_eq!(people.text_of(upper as usize), b"K-1");
+        for p in [upper, lower] {
+            assert!(people.matches(p as usize, b"k-1"));
+            assert!(!people.matches(p as usize, b"k-2"));
+        }
+        // One that folding changes otherwise is held folded as well.
+        let sharp = people.id("Kß9", &mut scratch);
+        assert_eq!(people.text_of(sharp as usize), "Kß9\0kss9".as_bytes());
+        assert!(people.matches(sharp as usize, b"kss9"));
+    }
+
+    #[test]
+    fn a_recipient_whose_text_changes_is_found_after_compaction() {
+        let mut people = People::default();
+        let mut scratch = Vec::new();
+        let ps: Vec<u32> = (0..50)
+            .map(|i| people.id(&format!("K{i}"), &mut scratch))
+            .collect();
+        for (i, p) in ps.iter().enumerate() {
+            people.set_text(*p as usize, format!("K{i}\0name {i}").as_bytes());
+        }
+        assert!(people.garbage > 0);
+        people.compact();
+        assert_eq!(people.garbage, 0);
+        for (i, p) in ps.iter().enumerate() {
+            assert_eq!(people.find(&format!("K{i}")), Ok(*p));
+            assert_eq!(
+                people.text_of(*p as usize),
+                format!("K{i}\0name {i}").as_bytes()
+            );
+        }
+    }
+
+    #[test]
+    fn a_due_time_counts_while_queued_and_leaves_with_the_queue() {
+        let mut m = queued_email();
+        let mut ix = OutboxIndex::default();
+        ix.upsert(&m);
+        let stuck = |ix: &OutboxIndex| ix.stats(m.send_on, None, u32::MAX, |_| false).stuck;
+        assert_eq!(stuck(&ix), 1);
+        m.status = MessageStatus::Sent;
+        ix.upsert(&m);
+        assert_eq!(stuck(&ix), 0, "sent: no longer due");
+        assert!(ix.due.is_empty());
+        // A message with neither address nor answer holds no text, and a
+        // search still finds it by its recipient.
+        let mut quiet = m.clone();
+        quiet.id = 2;
+        quiet.dispatch.address.clear();
+        quiet.dispatch.last_error.clear();
+        ix.upsert(&quiet);
+        assert_eq!(ix.rows[1].text_len, 0);
+        let mut out = Vec::new();
+        let filter = QueueFilter {
+            text: "K-7".into(),
+            ..QueueFilter::default()
+        };
+        assert_eq!(ix.select(&filter, 0, &mut out).total, 2);
+    }
+
+    fn queued_email() -> Message {
+        let mut m = Message {
+            id: 1,
+            message_id: "<1@x>".into(),
+            recipient: "K-7".into(),
+            channel: Channel::Email,
+            service: "service".into(),
+            template: "service".into(),
+            occasions: Vec::new(),
+            send_on: Date::from_ymd(2026, 12, 7).unwrap(),
+            send_at: 540,
+            cost: 1,
+            value: 0,
+            status: MessageStatus::Queued,
+            why: Vec::new(),
+            planned_at: touchpoint_common::domain::Timestamp(0),
+            policy: 1,
+            history: Vec::new(),
+            dispatch: Default::default(),
+        };
+        m.dispatch.address = "a@b.de".into();
+        m.dispatch.retry_at = Some(touchpoint_common::domain::Timestamp(60_000));
+        m
     }
 
     #[test]
