@@ -55,6 +55,7 @@ mod files;
 mod material;
 mod outbox;
 mod records;
+mod schema;
 mod tenant;
 
 use std::collections::HashMap;

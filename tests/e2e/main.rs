@@ -37,3 +37,4 @@ mod responses;
 mod results;
 mod simulate;
 mod today;
+mod upgrade;

@@ -148,6 +148,7 @@ impl CentralDb {
             .flush_every_ms(None)
             .open()
             .map_err(&err)?;
+        super::schema::prepare(&db, path, super::schema::CENTRAL_STEPS)?;
         Ok(Self {
             tenants: db.open_tree("tenants").map_err(&err)?,
             figures: db.open_tree("figures").map_err(&err)?,

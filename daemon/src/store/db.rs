@@ -73,6 +73,7 @@ impl TenantDb {
             }
             other => err(other),
         })?;
+        super::schema::prepare(&db, &path, super::schema::TENANT_STEPS)?;
         Ok(Self {
             id,
             dir: dir.to_path_buf(),

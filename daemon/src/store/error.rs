@@ -36,6 +36,9 @@ pub enum StoreError {
         #[source]
         source: std::io::Error,
     },
+    /// A database written by a newer build: this one would misread it.
+    #[error("{path} was written by a newer touchpointd (stored schema version {found}; this build reads up to {reads}): run that version or a later one, or restore a backup made by this one")]
+    NewerSchema { path: String, found: u8, reads: u8 },
     /// The store cannot serve now but may soon (it is being reopened).
     #[error("{0}")]
     Unavailable(String),
