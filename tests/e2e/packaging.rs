@@ -196,3 +196,123 @@ fn each_sighup_is_reported_reloading_then_ready_even_when_the_reload_is_refused(
     };
     assert!(status.success(), "{status}; log:\n{}", log_of());
 }
+
+fn run_ok(cmd: &mut Command) -> String {
+    let out = output_within(cmd, Duration::from_secs(300));
+    assert!(
+        out.status.success(),
+        "{cmd:?}: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// `packaging/deb.sh` builds the Debian package from the binaries just
+/// built, and `dpkg-deb` reads it back: the fields, every file where an
+/// admin expects it with its mode, the configuration and policies as
+/// conffiles, and maintainer scripts a shell can parse. (Installing it is
+/// not part of the test: it creates a system user.)
+#[test]
+fn the_debian_package_builds_with_its_files_conffiles_and_scripts() {
+    let built = bin("touchpointd");
+    bin("touchpoint");
+    let bin_dir = built.parent().expect("the binaries' folder");
+    let out = tempfile::tempdir().expect("tempdir");
+    let printed = run_ok(
+        Command::new("bash")
+            .arg(repo_root().join("packaging/deb.sh"))
+            .arg("--bin-dir")
+            .arg(bin_dir)
+            .arg("--out")
+            .arg(out.path())
+            // The test reads the package back; packing it small is not its job.
+            .args(["--compress", "none"]),
+    );
+    let deb = PathBuf::from(printed.trim());
+    assert!(deb.starts_with(out.path()) && deb.is_file(), "{printed}");
+
+    let info = run_ok(Command::new("dpkg-deb").arg("--info").arg(&deb));
+    for field in [
+        "Package: touchpoint",
+        "Version: 0.1.0",
+        "Depends: libc6 (>= 2.34), libgcc-s1, adduser",
+        "Section: admin",
+    ] {
+        assert!(info.contains(field), "{field} in:\n{info}");
+    }
+    let contents = run_ok(Command::new("dpkg-deb").arg("--contents").arg(&deb));
+    let entry = |path: &str| -> String {
+        contents
+            .lines()
+            .find(|l| l.ends_with(&format!(" .{path}")))
+            .unwrap_or_else(|| panic!("{path} not in the package:\n{contents}"))
+            .to_string()
+    };
+    for (path, mode) in [
+        ("/usr/bin/touchpointd", "-rwxr-xr-x root/root"),
+        ("/usr/bin/touchpoint", "-rwxr-xr-x root/root"),
+        (
+            "/lib/systemd/system/touchpointd.service",
+            "-rw-r--r-- root/root",
+        ),
+        ("/etc/touchpoint/touchpointd.toml", "-rw-r----- root/root"),
+        (
+            "/etc/touchpoint/policies/brand.toml",
+            "-rw-r--r-- root/root",
+        ),
+        (
+            "/etc/touchpoint/policies/templates/service_due.toml",
+            "-rw-r--r-- root/root",
+        ),
+        (
+            "/usr/share/doc/touchpoint/copyright",
+            "-rw-r--r-- root/root",
+        ),
+        (
+            "/usr/share/doc/touchpoint/examples/dealer.toml",
+            "-rw-r--r-- root/root",
+        ),
+    ] {
+        let line = entry(path);
+        assert!(line.starts_with(mode), "{path}: {line}");
+    }
+    // No demo dealer is installed as a tenant.
+    assert!(
+        !contents.contains("./etc/touchpoint/policies/dealers/d0"),
+        "{contents}"
+    );
+
+    let control = tempfile::tempdir().expect("tempdir");
+    run_ok(
+        Command::new("dpkg-deb")
+            .arg("--control")
+            .arg(&deb)
+            .arg(control.path()),
+    );
+    let conffiles = std::fs::read_to_string(control.path().join("conffiles")).expect("conffiles");
+    for path in [
+        "/etc/touchpoint/touchpointd.toml",
+        "/etc/touchpoint/policies/brand.toml",
+        "/etc/touchpoint/policies/templates/service_due.toml",
+    ] {
+        assert!(conffiles.lines().any(|l| l == path), "{path}: {conffiles}");
+    }
+    for script in ["postinst", "prerm", "postrm"] {
+        run_ok(
+            Command::new("sh")
+                .arg("-n")
+                .arg(control.path().join(script)),
+        );
+    }
+    let postinst = std::fs::read_to_string(control.path().join("postinst")).expect("postinst");
+    assert!(
+        postinst.contains("adduser --system --ingroup touchpoint"),
+        "{postinst}"
+    );
+    // The installed configuration names the installed places.
+    let text = std::fs::read_to_string(repo_root().join("policies/touchpointd.toml"))
+        .expect("policies/touchpointd.toml");
+    assert!(text.contains("state_dir = \"/var/lib/touchpoint\""));
+    assert!(text.contains("policy_dir = \"/etc/touchpoint/policies\""));
+}
