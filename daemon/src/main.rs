@@ -118,7 +118,8 @@ fn main() -> ExitCode {
 fn init_logging(filter: &str) {
     let filter = tracing_subscriber::EnvFilter::try_new(filter)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    // Under systemd, stderr goes to the journal, which stamps time itself.
+    // Under systemd, stderr goes to the journal, which stamps time itself
+    // and stores each line as it comes: JSON lines there, text elsewhere.
     let journal = std::env::var_os("JOURNAL_STREAM").is_some();
     // Colour only for a person at a terminal: not in a file the log is
     // redirected to (the demo's daemon.log), not with NO_COLOR.
@@ -131,7 +132,15 @@ fn init_logging(filter: &str) {
         .with_writer(std::io::stderr)
         .with_target(false);
     if journal {
-        builder.without_time().with_ansi(false).init();
+        // One JSON object a line, the event's fields (tenant, request,
+        // outcome, …) as keys: what a journal reader filters on.
+        builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .with_span_list(false)
+            .without_time()
+            .init();
     } else {
         builder.with_ansi(ansi).init();
     }

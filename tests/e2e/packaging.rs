@@ -316,3 +316,59 @@ fn the_debian_package_builds_with_its_files_conffiles_and_scripts() {
     assert!(text.contains("state_dir = \"/var/lib/touchpoint\""));
     assert!(text.contains("policy_dir = \"/etc/touchpoint/policies\""));
 }
+
+/// Under the journal (`JOURNAL_STREAM` set, as systemd sets it), every log
+/// line is one JSON object with the event's fields as keys: a request that
+/// changes something is logged with its user, request, tenant and outcome,
+/// a refused one with the refusal; on a terminal the same event is text.
+#[test]
+fn under_the_journal_the_log_is_json_lines_with_request_tenant_and_outcome() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let f = daemon_files(dir.path(), &[("d001", "Autohaus Müller GmbH")]);
+    let log = std::fs::File::create(&f.log).expect("log");
+    let mut child = Command::new(bin("touchpointd"))
+        .arg("--config")
+        .arg(&f.config_file)
+        .env("JOURNAL_STREAM", "8:12345")
+        .env("RUST_LOG", "info")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .expect("spawn touchpointd");
+    wait_until_serving(&f.socket);
+    let out = touchpoint_tests::touchpoint(&f.socket, &["plan", "--tenant", "d001"]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = touchpoint_tests::touchpoint(&f.socket, &["plan", "--tenant", "nope"]);
+    assert_ne!(out.status.code(), Some(0));
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        Signal::SIGTERM,
+    )
+    .expect("SIGTERM");
+    let _ = child.wait();
+
+    let text = std::fs::read_to_string(&f.log).expect("log");
+    let lines: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect();
+    let planned = lines
+        .iter()
+        .find(|l| l["request"] == "plan" && l["tenant"] == "d001")
+        .unwrap_or_else(|| panic!("no plan request logged:\n{text}"));
+    assert_eq!(planned["outcome"], "ok", "{planned}");
+    assert_eq!(planned["level"], "INFO", "{planned}");
+    assert!(planned["user"].is_string(), "{planned}");
+    assert!(
+        lines
+            .iter()
+            .any(|l| l["request"] == "plan" && l["outcome"] != "ok"),
+        "the refused plan is logged with its outcome:\n{text}"
+    );
+}

@@ -12,9 +12,10 @@ use tokio_util::codec::Framed;
 use tokio_util::sync::CancellationToken;
 use touchpoint_common::codec::decode_frame;
 use touchpoint_common::protocol::{
-    ErrorKind, Hello, HelloReply, Identity, RequestEnvelope, Response, ResponseEnvelope,
+    ErrorKind, Hello, HelloReply, Identity, RequestEnvelope, Response, ResponseEnvelope, Role,
     PROTOCOL_MAGIC, PROTOCOL_VERSION,
 };
+use touchpoint_common::TenantId;
 
 use super::reply::{self, error_reply, send, Conn};
 use super::route::{self, Routed};
@@ -137,8 +138,14 @@ pub(super) async fn serve(
             }
         };
         let id = envelope.id;
+        let name = envelope.request.name();
+        let tenant = crate::access::tenant_of(&envelope.request);
+        let changes = !Role::ReadOnly.allows(&envelope.request);
         let response = match route::route(&ctx, &identity, envelope.request, &mut upload).await {
-            Routed::Reply(r) => r,
+            Routed::Reply(r) => {
+                log_request(&identity, name, tenant.as_ref(), changes, &r);
+                r
+            }
             Routed::NoReply => continue,
             Routed::Feed => {
                 if let Some(u) = upload.take() {
@@ -166,5 +173,34 @@ pub(super) async fn serve(
     }
     if let Some(u) = upload.take() {
         u.discard().await;
+    }
+}
+
+/// One line per answered request, with its fields apart (JSON under the
+/// journal): at info what may change something, at debug what only reads
+/// (a console reads a lot).
+fn log_request(
+    who: &Identity,
+    request: &'static str,
+    tenant: Option<&TenantId>,
+    changes: bool,
+    response: &Response,
+) {
+    let outcome = match response {
+        Response::Error(e) => match e.kind {
+            ErrorKind::Malformed => "malformed",
+            ErrorKind::Forbidden => "forbidden",
+            ErrorKind::NotFound => "not_found",
+            ErrorKind::Invalid => "invalid",
+            ErrorKind::Busy => "busy",
+            ErrorKind::Internal => "internal",
+        },
+        _ => "ok",
+    };
+    let tenant = tenant.map_or("", |t| t.as_str());
+    if changes {
+        tracing::info!(user = %who.user, request, tenant, outcome, "request");
+    } else {
+        tracing::debug!(user = %who.user, request, tenant, outcome, "request");
     }
 }
