@@ -12,7 +12,7 @@
 #   /etc/touchpoint/touchpointd.toml            conffile
 #   /etc/touchpoint/policies/brand.toml         conffile
 #   /etc/touchpoint/policies/templates/*.toml   conffiles
-#   /etc/touchpoint/policies/dealers/           empty: one file per dealer, yours
+#   /etc/touchpoint/policies/dealers/           created empty by postinst: one file per dealer, yours
 #   /usr/share/doc/touchpoint/                  README, copyright, changelog, an example dealer file
 #   /var/lib/touchpoint                         created by postinst (user touchpoint, 0750)
 # The maintainer scripts (packaging/debian/) create the `touchpoint` system
@@ -59,13 +59,10 @@ install -m 0644 "$root"/policies/templates/*.toml "$pkg/etc/touchpoint/policies/
 install -m 0644 "$root/policies/dealers/d001.toml" "$pkg/usr/share/doc/touchpoint/examples/dealer.toml"
 install -m 0644 "$root/packaging/README.md" "$pkg/usr/share/doc/touchpoint/README.md"
 install -m 0644 "$root/packaging/debian/copyright" "$pkg/usr/share/doc/touchpoint/copyright"
-gzip -9n -c "$root/packaging/debian/changelog" > "$pkg/usr/share/doc/touchpoint/changelog.Debian.gz"
-chmod 0644 "$pkg/usr/share/doc/touchpoint/changelog.Debian.gz"
-# An empty folder is kept by dpkg only with something in it.
-: > "$pkg/etc/touchpoint/policies/dealers/.keep"
-chmod 0644 "$pkg/etc/touchpoint/policies/dealers/.keep"
+gzip -9n -c "$root/packaging/debian/changelog" > "$pkg/usr/share/doc/touchpoint/changelog.gz"
+chmod 0644 "$pkg/usr/share/doc/touchpoint/changelog.gz"
 
-(cd "$pkg" && find etc -type f ! -name .keep | sort | sed 's|^|/|') > "$pkg/DEBIAN/conffiles"
+(cd "$pkg" && find etc -type f | sort | sed 's|^|/|') > "$pkg/DEBIAN/conffiles"
 for s in postinst prerm postrm; do
     install -m 0755 "$root/packaging/debian/$s" "$pkg/DEBIAN/$s"
 done
@@ -74,9 +71,9 @@ cat > "$pkg/DEBIAN/control" <<CONTROL
 Package: touchpoint
 Version: $version
 Architecture: $arch
-Maintainer: Touchpoint maintainers <touchpoint@localhost>
+Maintainer: Touchpoint maintainers <maintainers@touchpoint.example.com>
 Installed-Size: $installed_kb
-Depends: libc6 (>= 2.34), libgcc-s1, adduser
+Depends: libc6 (>= 2.34), libgcc-s1, adduser, init-system-helpers (>= 1.52)
 Section: admin
 Priority: optional
 Description: marketing automation for brands that sell through dealers

@@ -236,7 +236,7 @@ fn the_debian_package_builds_with_its_files_conffiles_and_scripts() {
     for field in [
         "Package: touchpoint",
         "Version: 0.1.0",
-        "Depends: libc6 (>= 2.34), libgcc-s1, adduser",
+        "Depends: libc6 (>= 2.34), libgcc-s1, adduser, init-system-helpers (>= 1.52)",
         "Section: admin",
     ] {
         assert!(info.contains(field), "{field} in:\n{info}");
