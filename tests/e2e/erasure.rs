@@ -261,9 +261,9 @@ fn an_erased_customer_is_skipped_by_the_next_import_until_a_new_legal_basis_is_s
     let report: serde_json::Value = serde_json::from_slice(&out.stdout)
         .unwrap_or_else(|e| panic!("{e}: {}", text(&out.stdout)));
     let report = if report.is_array() {
-        report[0].clone()
+        report[0]["report"].clone()
     } else {
-        report
+        report["report"].clone()
     };
     assert_eq!(report["rows_rejected"], 2, "{report:#}");
     assert_eq!(report["rows_ok"], 1, "{report:#}");
@@ -321,6 +321,8 @@ fn an_erased_customer_is_skipped_by_the_next_import_until_a_new_legal_basis_is_s
         audit.contains("new service contract of 2026-12-05"),
         "{audit}"
     );
+    // (Other bytes than the second file's: the same bytes are "already imported".)
+    next[0] = next[0].replace("Stammkunde", "Stammkunde, neuer Vertrag");
     let third = write_csv(dir.path(), "kunden_3.csv", &next);
     run_ok(
         &d.socket,
