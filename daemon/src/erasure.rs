@@ -638,3 +638,26 @@ fn export_of(
         messages,
     }))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn person(first: &str, last: &str, postcode: &str) -> Customer {
+        let mut c = Customer {
+            first_name: first.into(),
+            last_name: last.into(),
+            ..Customer::default()
+        };
+        c.address.postcode = postcode.into();
+        c
+    }
+
+    #[test]
+    fn a_name_with_its_postcode_is_known_again_in_another_spelling() {
+        let a = name_and_postcode(&person("Jürgen", "Weiß", "80331"));
+        assert_eq!(a, name_and_postcode(&person("JUERGEN", "Weiss", " 80331")));
+        assert_ne!(a, name_and_postcode(&person("Jürgen", "Weiß", "80333")));
+        assert_eq!(name_and_postcode(&person("Jürgen", "Weiß", "")), None);
+    }
+}
