@@ -77,6 +77,7 @@ use super::error::Result;
 use super::outbox::index::OutboxIndex;
 use super::outbox::write::{Change, PlanWrite};
 use super::outbox::{Contact, Outbox};
+use super::records::erasure::{Erased, Suppression};
 use super::records::import::{self, ImportTxn};
 use super::records::Records;
 
@@ -405,17 +406,17 @@ impl TenantStore {
         numbers: &std::collections::BTreeSet<String>,
         people: &[Customer],
         needles: &[String],
-    ) -> Result<super::Erased> {
+    ) -> Result<Erased> {
         self.records.erase_people(numbers, people, needles)
     }
 
     /// Adds keyed hashes to the suppression list.
-    pub fn suppress(&self, entries: &[([u8; 32], super::Suppression)]) -> Result<()> {
+    pub fn suppress(&self, entries: &[([u8; 32], Suppression)]) -> Result<()> {
         self.records.suppress(entries)
     }
 
     /// The suppression entry of a keyed hash, if any.
-    pub fn suppressed(&self, hash: &[u8; 32]) -> Result<Option<super::Suppression>> {
+    pub fn suppressed(&self, hash: &[u8; 32]) -> Result<Option<Suppression>> {
         self.records.suppressed(hash)
     }
 
