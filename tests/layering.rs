@@ -123,7 +123,10 @@ fn daemon_capabilities_keep_their_arrows() {
         ),
         ("approvals", &["dispatch", "control"][..]),
         // Import asks erasure whether a row is of an erased person.
-        ("erasure", &["dispatch", "planner", "control", "import"][..]),
+        (
+            "erasure",
+            &["planner", "control", "import", "dispatch::engine"][..],
+        ),
         (
             "render",
             &["dispatch", "approvals", "control", "planner"][..],

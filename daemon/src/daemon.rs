@@ -83,7 +83,8 @@ impl Daemon {
                 tokio::task::spawn_blocking(move || crate::erasure::Erasure::open(stores))
                     .await?
                     .context("cannot read the erasure key")?
-                    .with_tenant_folders(folders),
+                    .with_tenant_folders(folders)
+                    .with_email_spool(cfg.dispatch.spool.clone()),
             )
         };
         let importer = Arc::new(

@@ -33,8 +33,9 @@
 //! match keys), so a hash names nobody without the key and is not the
 //! same for two dealers.
 //!
-//! Must not import dispatch, planner, control or import (import asks this
-//! module, through [`Erasure::check_row`]).
+//! Must not import planner, control or import (import asks this module,
+//! through [`Erasure::check_row`]); of dispatch only `dispatch::spool`'s
+//! file names.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -89,6 +90,8 @@ pub struct ErasureReport {
     pub pseudonymised: u64,
     /// Keyed hashes added to the suppression list.
     pub suppressed: u64,
+    /// Their emails removed from the local email spool.
+    pub spooled: u64,
 }
 
 /// The rights of data subjects over the tenants' stores.
@@ -98,6 +101,8 @@ pub struct Erasure {
     /// The folders that hold a folder per tenant outside the store (the
     /// inbox, the email spool, letter batches, call lists).
     tenant_folders: Vec<std::path::PathBuf>,
+    /// The email spool (no relay configured: emails are written there).
+    email_spool: Option<std::path::PathBuf>,
 }
 
 impl Erasure {
@@ -109,7 +114,15 @@ impl Erasure {
             stores,
             key,
             tenant_folders: Vec::new(),
+            email_spool: None,
         })
+    }
+
+    /// Where emails are spooled when no relay is configured: an erased
+    /// person's emails there are removed with them.
+    pub fn with_email_spool(mut self, spool: std::path::PathBuf) -> Self {
+        self.email_spool = Some(spool);
+        self
     }
 
     /// The folders with a folder per tenant that erasing a tenant removes
@@ -350,8 +363,9 @@ impl Erasure {
             .collect();
         store.apply(&second)?;
 
-        // 3. The dealer's records.
+        // 3. The dealer's records, and their emails in the local spool.
         let erased = store.erase_people(&numbers, &people, &needles)?;
+        let spooled = self.unspool(&tenant, &messages)?;
         Ok(ErasureReport {
             pseudonym,
             numbers: numbers.len() as u64,
@@ -359,7 +373,38 @@ impl Erasure {
             cancelled,
             pseudonymised: messages.len() as u64,
             suppressed: entries.len() as u64,
+            spooled,
         })
+    }
+
+    /// Removes the spooled emails of `messages` (never through a link);
+    /// returns how many there were.
+    fn unspool(&self, tenant: &TenantId, messages: &[Message]) -> Result<u64> {
+        let Some(root) = &self.email_spool else {
+            return Ok(0);
+        };
+        let io = |e: crate::files::FilesError| ErasureError::Refused(format!("email spool: {e}"));
+        let Some(folder) = crate::files::Dir::open(root, crate::files::Perms::PRIVATE)
+            .map_err(io)?
+            .map(|d| d.open_sub(tenant.as_str()))
+            .transpose()
+            .map_err(io)?
+            .flatten()
+        else {
+            return Ok(0);
+        };
+        let mut removed = 0;
+        for m in messages {
+            let name = crate::dispatch::spool::file_name(m.id);
+            if folder.is_file(&name).map_err(io)? {
+                folder.remove(&name).map_err(io)?;
+                removed += 1;
+            }
+        }
+        if removed > 0 {
+            folder.sync().map_err(io)?;
+        }
+        Ok(removed)
     }
 
     /// Records (or, with `lift`, takes back) a customer's objection to

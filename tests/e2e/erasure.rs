@@ -171,6 +171,33 @@ fn erase_leaves_no_byte_of_the_customer_in_the_state_directory_or_the_log() {
         queue.contains("K-77001"),
         "no message was planned for K-77001:\n{planned}\n{queue}"
     );
+    // Their email as the local spool keeps it once sent (written here, as
+    // dispatch names it: `<spool>/<tenant>/<id>.eml`; the other customer's
+    // stays).
+    let queue: serde_json::Value = serde_json::from_str(&queue).expect("queue json");
+    let id_of = |no: &str| {
+        queue["rows"]
+            .as_array()
+            .expect("rows")
+            .iter()
+            .find(|r| r["recipient"] == no)
+            .and_then(|r| r["id"].as_u64())
+            .expect("message id")
+    };
+    let spool = files.state_dir.join("mail").join("d001");
+    std::fs::create_dir_all(&spool).expect("spool");
+    let theirs = spool.join(touchpointd::dispatch::spool::file_name(id_of("K-77001")));
+    std::fs::write(
+        &theirs,
+        format!("To: Zacharias {NAME} <{EMAIL}>\r\n\r\nHallo"),
+    )
+    .expect("eml");
+    let other = spool.join(touchpointd::dispatch::spool::file_name(id_of("K-77002")));
+    std::fs::write(
+        &other,
+        "To: Berta Bleibtreu <berta.bleibtreu@example.de>\r\n\r\nHallo",
+    )
+    .expect("eml");
 
     let out = run_ok(
         socket,
@@ -185,6 +212,8 @@ fn erase_leaves_no_byte_of_the_customer_in_the_state_directory_or_the_log() {
         ],
     );
     assert!(out.contains("customer numbers erased: 1"), "{out}");
+    assert!(out.contains("spooled emails removed: 1"), "{out}");
+    assert!(!theirs.exists() && other.exists());
     assert!(out.contains("store rewritten: 1"), "{out}");
 
     let mut left = files_holding(&files.state_dir, &needles);

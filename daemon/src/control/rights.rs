@@ -34,6 +34,7 @@ pub(super) fn erase(ctx: &Ctx, tenant: &TenantId, customer: &str) -> Response {
                 ("import findings scrubbed".into(), r.erased.findings),
                 ("messages cancelled".into(), r.cancelled),
                 ("messages pseudonymised".into(), r.pseudonymised),
+                ("spooled emails removed".into(), r.spooled),
                 ("suppression entries".into(), r.suppressed),
                 ("store rewritten".into(), 1),
             ],
