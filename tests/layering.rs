@@ -122,6 +122,11 @@ fn daemon_capabilities_keep_their_arrows() {
             &["control", "access", "approvals", "planner", "import"][..],
         ),
         ("approvals", &["dispatch", "control"][..]),
+        // Import asks erasure whether a row is of an erased person.
+        (
+            "erasure",
+            &["planner", "control", "import", "dispatch::engine"][..],
+        ),
         (
             "render",
             &["dispatch", "approvals", "control", "planner"][..],

@@ -674,7 +674,7 @@ pub fn touchpoint(socket: &Path, args: &[&str]) -> std::process::Output {
 
 /// Variants of [`Request`](touchpoint_common::protocol::Request): a test
 /// that walks [`every_request`] knows it met them all.
-pub const REQUEST_KINDS: usize = 38;
+pub const REQUEST_KINDS: usize = 43;
 
 /// The index of a request's variant. No wildcard: a new request does not
 /// compile here until it has an index, and [`every_request`] fails its
@@ -720,6 +720,11 @@ pub fn request_kind(r: &touchpoint_common::protocol::Request) -> usize {
         R::Learning { .. } => 35,
         R::LearningAction { .. } => 36,
         R::Customer { .. } => 37,
+        R::Erase { .. } => 38,
+        R::Reinstate { .. } => 39,
+        R::Object { .. } => 40,
+        R::ExportCustomer { .. } => 41,
+        R::EraseTenant { .. } => 42,
     }
 }
 
@@ -901,6 +906,30 @@ pub fn every_request(
         R::Customer {
             tenant: t(),
             customer: "K-1".into(),
+        },
+        R::Erase {
+            tenant: t(),
+            customer: "K-1".into(),
+            reason: "test".into(),
+        },
+        R::Reinstate {
+            tenant: t(),
+            customer: "K-1".into(),
+            basis: "test".into(),
+        },
+        R::Object {
+            tenant: t(),
+            customer: "K-1".into(),
+            reason: "test".into(),
+            lift: false,
+        },
+        R::ExportCustomer {
+            tenant: t(),
+            customer: "K-1".into(),
+        },
+        R::EraseTenant {
+            tenant: t(),
+            archive: None,
         },
     ]
 }

@@ -1131,6 +1131,18 @@ impl fmt::Display for MatchReason {
     }
 }
 
+/// A customer's objection to advertising (GDPR Art. 21): the planner plans
+/// nothing for them while it stands. Kept apart from the imported data, so
+/// a re-import does not lift it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Objection {
+    pub at: Timestamp,
+    /// Who recorded it (the operator's user name).
+    pub by: String,
+    /// Why, as the operator gave it (bounded on the wire).
+    pub reason: String,
+}
+
 /// One merge of a duplicate customer into a surviving one. Merges never
 /// delete records: the merged customer stays stored and is redirected to the
 /// survivor, so a merge can be undone exactly.

@@ -143,6 +143,16 @@ impl Role {
             | Request::UploadEnd
             | Request::UploadAbort
             | Request::UndoMerge { .. } => matches!(self, Role::Admin | Role::Operator),
+            // A data subject's objection, and their data exported whole: as
+            // who may act on the dealer's customers.
+            Request::Object { .. } | Request::ExportCustomer { .. } => {
+                matches!(self, Role::Admin | Role::Operator)
+            }
+            // Erasing a person or a dealer, and letting an erased person
+            // back in: an administrator's.
+            Request::Erase { .. } | Request::Reinstate { .. } | Request::EraseTenant { .. } => {
+                matches!(self, Role::Admin)
+            }
         }
     }
 }
@@ -195,6 +205,12 @@ fn brand_allows(request: &Request) -> bool {
         | Request::Responses { .. }
         // A dealer's customer, whole.
         | Request::Customer { .. }
+        // A data subject's rights are a dealer's customers'.
+        | Request::Erase { .. }
+        | Request::Reinstate { .. }
+        | Request::Object { .. }
+        | Request::ExportCustomer { .. }
+        | Request::EraseTenant { .. }
         // The feed names the tenants whose data changed.
         | Request::Subscribe => false,
     }
@@ -427,6 +443,59 @@ pub enum Request {
         tenant: TenantId,
         customer: String,
     },
+    /// Erases a customer (GDPR Art. 17): the person the number stands for
+    /// (with the numbers merged into them), their records, and their
+    /// messages' personal fields; the store rewritten so that nothing of
+    /// them is left on disk; their identifiers' keyed hashes kept so that
+    /// an import does not bring them back. Administrators.
+    Erase {
+        tenant: TenantId,
+        customer: String,
+        /// Why (the request that asked for it), for the audit log.
+        reason: String,
+    },
+    /// Takes an erased person off the suppression list: the dealer stated
+    /// a new legal basis (`basis`, audited). `customer` is the number they
+    /// were erased under or the pseudonym an import finding named.
+    Reinstate {
+        tenant: TenantId,
+        customer: String,
+        basis: String,
+    },
+    /// Records a customer's objection to advertising (Art. 21), or with
+    /// `lift` takes it back: the planner plans nothing for them.
+    Object {
+        tenant: TenantId,
+        customer: String,
+        reason: String,
+        lift: bool,
+    },
+    /// Everything stored about a customer (Art. 15/20), whole.
+    ExportCustomer {
+        tenant: TenantId,
+        customer: String,
+    },
+    /// Erases a dealer who leaves: every customer's export written to
+    /// `archive` (a folder the daemon creates, new) first when given, then
+    /// its store, inbox, output folders and registry entry removed.
+    /// Refused while a dealer policy still registers it.
+    EraseTenant {
+        tenant: TenantId,
+        archive: Option<String>,
+    },
+}
+
+/// What an erasure, an objection, a reinstatement or a dealer's erasure
+/// did, in counts; a person only by pseudonym.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RightsDone {
+    pub tenant: TenantId,
+    /// `erased-` and a keyed hash of the customer number, when a person
+    /// was erased or reinstated.
+    pub pseudonym: Option<String>,
+    /// What was done, each with its count, in the order it was done
+    /// (`("customers erased", 1)`).
+    pub done: Vec<(String, u64)>,
 }
 
 /// Changes within this many milliseconds reach a subscriber as one `Changed`.
@@ -984,7 +1053,27 @@ impl Request {
                 .as_deref()
                 .map_or(Ok(()), |s| l::line("service", s, l::NAME_CHARS)),
             Request::LearningAction { service, .. } => l::line("service", service, l::NAME_CHARS),
-            Request::Customer { customer, .. } => l::line("customer", customer, l::NAME_CHARS),
+            Request::Customer { customer, .. } | Request::ExportCustomer { customer, .. } => {
+                l::line("customer", customer, l::NAME_CHARS)
+            }
+            Request::Erase {
+                customer, reason, ..
+            }
+            | Request::Object {
+                customer, reason, ..
+            } => {
+                l::line("customer", customer, l::NAME_CHARS)?;
+                l::line("reason", reason, l::COMMENT_CHARS)
+            }
+            Request::Reinstate {
+                customer, basis, ..
+            } => {
+                l::line("customer", customer, l::NAME_CHARS)?;
+                l::line("basis", basis, l::COMMENT_CHARS)
+            }
+            Request::EraseTenant { archive, .. } => archive
+                .as_deref()
+                .map_or(Ok(()), |a| l::line("archive", a, l::FILTER_CHARS)),
             Request::UploadBegin { file_name, .. } | Request::CallOutcomes { file_name, .. } => {
                 l::line("file name", file_name, l::NAME_CHARS)
             }
@@ -1106,6 +1195,12 @@ impl Request {
                 crate::learning::LearningAction::Reset => "learning-reset",
             },
             Request::Customer { .. } => "customer",
+            Request::Erase { .. } => "erase",
+            Request::Reinstate { .. } => "reinstate",
+            Request::Object { lift: false, .. } => "object",
+            Request::Object { lift: true, .. } => "lift-objection",
+            Request::ExportCustomer { .. } => "export-customer",
+            Request::EraseTenant { .. } => "erase-tenant",
             Request::Content { .. } => "content",
             Request::Overview { .. } => "overview",
             Request::Subscribe => "subscribe",
@@ -1154,6 +1249,46 @@ pub enum Response {
     /// What is learned, cut to the service asked for.
     Learning(Box<crate::learning::LearnedState>),
     Customer(Box<CustomerDetail>),
+    /// An erasure, objection, reinstatement or dealer's erasure done.
+    Rights(RightsDone),
+    CustomerExport(Box<CustomerExport>),
+}
+
+/// The answer to [`Request::ExportCustomer`] (GDPR Art. 15/20):
+/// everything stored about one person, whole (refused when it would not
+/// fit one frame, never cut). `touchpoint export-customer` writes it as JSON.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CustomerExport {
+    pub tenant: TenantId,
+    pub exported_at: Timestamp,
+    /// The record shown for the person (the survivor of merges).
+    pub customer: crate::domain::Customer,
+    /// Every number that is this person, the survivor's first.
+    pub numbers: Vec<String>,
+    /// Every customer record of those numbers.
+    pub records: Vec<crate::domain::Customer>,
+    pub vehicles: Vec<ExportVehicle>,
+    /// The statement that stands per channel, with its source.
+    pub consents: Vec<crate::domain::Consent>,
+    pub responses: Vec<crate::report::ReportedResponse>,
+    pub merges: Vec<crate::domain::MergeRecord>,
+    pub journey: Option<crate::domain::JourneyRecord>,
+    pub objection: Option<crate::domain::Objection>,
+    /// Every message, with the template version its content was rendered
+    /// with (`dispatch.template_version`) and the response credited to it.
+    pub messages: Vec<ExportMessage>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExportVehicle {
+    pub vehicle: crate::domain::Vehicle,
+    pub visits: Vec<crate::domain::ServiceVisit>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExportMessage {
+    pub message: crate::outbox::Message,
+    pub credited: Option<crate::report::Credited>,
 }
 
 /// The answer to [`Request::Customer`]: one customer as stored. Every list
@@ -1185,6 +1320,8 @@ pub struct CustomerDetail {
     pub journey: Option<crate::domain::JourneyRecord>,
     pub messages: Vec<CustomerMessage>,
     pub messages_more: u64,
+    /// The objection to advertising (Art. 21) standing for this person.
+    pub objection: Option<crate::domain::Objection>,
 }
 
 impl CustomerDetail {

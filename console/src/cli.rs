@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use clap::builder::NonEmptyStringValueParser;
 use clap::{Args, Parser, Subcommand};
 use serde::Serialize;
-use touchpoint_common::protocol::{ErrorKind, MessageAction, ProposalDetail, QueueFilter};
+use touchpoint_common::protocol::{ErrorKind, MessageAction, ProposalDetail, QueueFilter, Request};
 use touchpoint_common::queue::QueueSort;
 use touchpoint_common::TenantId;
 
@@ -274,6 +274,83 @@ pub enum Command {
         /// Customer number (the dealer's).
         #[arg(value_parser = NonEmptyStringValueParser::new())]
         customer: String,
+        #[command(flatten)]
+        out: Output,
+    },
+    /// Erase a customer (GDPR Art. 17; administrators): the person the
+    /// number stands for (with the numbers merged into them), their
+    /// vehicles, consents, visits, responses and merges; their messages
+    /// not yet sent are cancelled and the others keep only counts and
+    /// money under a pseudonym; the store is rewritten so that nothing of
+    /// them is left on disk. A later import of the same person is
+    /// reported and skipped (`touchpoint reinstate` lets them back in).
+    Erase {
+        #[arg(long)]
+        tenant: TenantId,
+        #[arg(long, value_parser = NonEmptyStringValueParser::new())]
+        customer: String,
+        /// Why (the request that asked for it), for the audit log.
+        #[arg(long, default_value = "")]
+        reason: String,
+        #[command(flatten)]
+        out: Output,
+    },
+    /// Let an erased person be imported again (administrators): the dealer
+    /// states a new legal basis, which the audit log keeps.
+    Reinstate {
+        #[arg(long)]
+        tenant: TenantId,
+        /// The customer number they were erased under, or the pseudonym
+        /// (`erased-…`) an import finding named.
+        #[arg(long, value_parser = NonEmptyStringValueParser::new())]
+        customer: String,
+        /// The new legal basis (a contract, a new consent), for the audit log.
+        #[arg(long, value_parser = NonEmptyStringValueParser::new())]
+        basis: String,
+        #[command(flatten)]
+        out: Output,
+    },
+    /// Record a customer's objection to advertising (GDPR Art. 21): nothing
+    /// is planned for them any more, and their messages not yet sent are
+    /// cancelled at the next plan; a re-import does not lift it. Shown by
+    /// `touchpoint customer`.
+    Object {
+        #[arg(long)]
+        tenant: TenantId,
+        #[arg(long, value_parser = NonEmptyStringValueParser::new())]
+        customer: String,
+        #[arg(long, default_value = "")]
+        reason: String,
+        /// Take the objection back instead.
+        #[arg(long)]
+        lift: bool,
+        #[command(flatten)]
+        out: Output,
+    },
+    /// Everything stored about a customer, as JSON (GDPR Art. 15/20): the
+    /// records of every number that is this person, vehicles with their
+    /// visits, consents with their sources, responses, merges, the journey,
+    /// an objection, and every message with the template version it was
+    /// rendered with.
+    ExportCustomer {
+        #[arg(long)]
+        tenant: TenantId,
+        #[arg(long, value_parser = NonEmptyStringValueParser::new())]
+        customer: String,
+        /// Write it to this new file (0600; never over an existing file or
+        /// through a link) instead of standard output.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Erase a dealer who left (administrators): with --archive, every
+    /// customer's export written to that new folder first (on the daemon's
+    /// machine, as the daemon's user); then its store, inbox, email spool,
+    /// letter batches and call lists are removed and it leaves the registry.
+    /// Refused while a dealer policy file still registers it.
+    EraseTenant {
+        tenant: TenantId,
+        #[arg(long)]
+        archive: Option<String>,
         #[command(flatten)]
         out: Output,
     },
@@ -864,6 +941,68 @@ async fn run_inner(
                 emit(&format::customer(&c));
             }
         }
+        Command::Erase {
+            tenant,
+            customer,
+            reason,
+            out,
+        } => {
+            let r = Request::Erase {
+                tenant,
+                customer,
+                reason,
+            };
+            rights(&mut client, r, out).await?;
+        }
+        Command::Reinstate {
+            tenant,
+            customer,
+            basis,
+            out,
+        } => {
+            let r = Request::Reinstate {
+                tenant,
+                customer,
+                basis,
+            };
+            rights(&mut client, r, out).await?;
+        }
+        Command::Object {
+            tenant,
+            customer,
+            reason,
+            lift,
+            out,
+        } => {
+            let r = Request::Object {
+                tenant,
+                customer,
+                reason,
+                lift,
+            };
+            rights(&mut client, r, out).await?;
+        }
+        Command::EraseTenant {
+            tenant,
+            archive,
+            out,
+        } => {
+            rights(&mut client, Request::EraseTenant { tenant, archive }, out).await?;
+        }
+        Command::ExportCustomer {
+            tenant,
+            customer,
+            out,
+        } => {
+            if let Some(path) = &out {
+                refuse_existing(path)?;
+            }
+            let x = client.export_customer(&tenant, customer).await?;
+            match &out {
+                None => print_json(&x)?,
+                Some(path) => write_private(path, &x).await?,
+            }
+        }
         Command::Message {
             tenant,
             id,
@@ -1074,7 +1213,49 @@ fn changes_data(command: &Command) -> bool {
                 command: Some(_),
                 ..
             }
+            | Command::Erase { .. }
+            | Command::Reinstate { .. }
+            | Command::Object { .. }
+            | Command::EraseTenant { .. }
     )
+}
+
+/// A data subject's right exercised: what was done, or with `--json` the
+/// daemon's answer as is.
+async fn rights(client: &mut Client, request: Request, out: Output) -> Result<(), Failure> {
+    let done = client.rights(request).await?;
+    if out.json {
+        print_json(&done)?;
+    } else {
+        emit(&format::rights(&done));
+    }
+    Ok(())
+}
+
+/// Writes a customer's export as JSON to a new file only the user may
+/// read (0600), never through a link nor over an existing file.
+async fn write_private<T: Serialize>(path: &Path, value: &T) -> Result<(), Failure> {
+    use std::os::unix::fs::OpenOptionsExt as _;
+    use tokio::io::AsyncWriteExt as _;
+    let write_err = |e: std::io::Error| Failure {
+        code: EXIT_FAILED,
+        message: format!("cannot write {}: {e}", path.display()),
+    };
+    let mut json = serde_json::to_vec_pretty(value).map_err(|e| write_err(e.into()))?;
+    json.push(b'\n');
+    // O_CREAT|O_EXCL: fails on anything at the name, a link (even a
+    // dangling one) included, so nothing is written through one.
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true).mode(0o600);
+    let file = match options.open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => return Err(exists(path)),
+        Err(e) => return Err(write_err(e)),
+    };
+    let mut file = tokio::fs::File::from_std(file);
+    file.write_all(&json).await.map_err(write_err)?;
+    file.sync_all().await.map_err(write_err)?;
+    Ok(())
 }
 
 /// A proposal the daemon found invalid: its reasons, one

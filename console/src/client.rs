@@ -279,6 +279,8 @@ fn response_name(r: &Response) -> &'static str {
         Response::Merges(_) => "Merges",
         Response::Responses(_) => "Responses",
         Response::Customer(_) => "Customer",
+        Response::Rights(_) => "Rights",
+        Response::CustomerExport(_) => "CustomerExport",
         Response::MergeUndone(_) => "MergeUndone",
         Response::Audit(_) => "Audit",
         Response::Error(_) => "Error",
@@ -516,6 +518,37 @@ impl Client {
         {
             Response::MergeUndone(m) => Ok(m),
             other => Err(unexpected("undo-merge", &other)),
+        }
+    }
+
+    /// A data subject's right exercised (`Erase`, `Reinstate`, `Object`,
+    /// `EraseTenant`): what was done, in counts.
+    pub async fn rights(
+        &mut self,
+        request: Request,
+    ) -> Result<touchpoint_common::protocol::RightsDone, ClientError> {
+        let name = request.name();
+        match self.request(request).await? {
+            Response::Rights(r) => Ok(r),
+            other => Err(unexpected(name, &other)),
+        }
+    }
+
+    /// Everything stored about one customer (Art. 15/20).
+    pub async fn export_customer(
+        &mut self,
+        tenant: &TenantId,
+        customer: String,
+    ) -> Result<touchpoint_common::protocol::CustomerExport, ClientError> {
+        match self
+            .request(Request::ExportCustomer {
+                tenant: tenant.clone(),
+                customer,
+            })
+            .await?
+        {
+            Response::CustomerExport(x) => Ok(*x),
+            other => Err(unexpected("export-customer", &other)),
         }
     }
 

@@ -811,5 +811,6 @@ pub fn customer_detail() -> CustomerDetail {
             send_on: day(17),
         }],
         messages_more: 0,
+        objection: None,
     }
 }

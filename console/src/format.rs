@@ -711,6 +711,20 @@ pub fn merges(list: &[MergeRecord]) -> String {
     t.render()
 }
 
+/// What an erasure, objection, reinstatement or a dealer's erasure did.
+pub fn rights(r: &touchpoint_common::protocol::RightsDone) -> String {
+    let who = r
+        .pseudonym
+        .as_deref()
+        .map(|p| format!(" ({p})"))
+        .unwrap_or_default();
+    let mut out = format!("tenant {}{who}:\n", r.tenant);
+    for (what, n) in &r.done {
+        out.push_str(&format!("  {what}: {n}\n"));
+    }
+    visible(&out).into_owned()
+}
+
 pub fn merge_undone(m: &MergeRecord) -> String {
     format!(
         "merge #{} undone: customer {} is separate from {} again\n",

@@ -203,7 +203,12 @@ pub fn reach(request: &Request) -> Reach<'_> {
         | Request::MessageAction { tenant, .. }
         | Request::Content { tenant, .. }
         | Request::Responses { tenant, .. }
-        | Request::Customer { tenant, .. } => Reach::Tenant(tenant),
+        | Request::Customer { tenant, .. }
+        | Request::Erase { tenant, .. }
+        | Request::Reinstate { tenant, .. }
+        | Request::Object { tenant, .. }
+        | Request::ExportCustomer { tenant, .. }
+        | Request::EraseTenant { tenant, .. } => Reach::Tenant(tenant),
         Request::Audit { tenant, .. }
         | Request::Plan { tenant, .. }
         | Request::RunBatches { tenant }

@@ -34,6 +34,7 @@ mod outbox;
 mod planning;
 mod reply;
 mod results;
+mod rights;
 mod route;
 mod session;
 mod status;
@@ -61,6 +62,7 @@ use crate::store::Stores;
 pub struct Parts {
     pub stores: Arc<Stores>,
     pub importer: Arc<Importer>,
+    pub erasure: Arc<crate::erasure::Erasure>,
     pub policies: Arc<PolicyHandle>,
     pub material: Arc<Material>,
     /// `None` when dispatch is off in the configuration.
@@ -76,6 +78,7 @@ pub struct Parts {
 pub struct Ctx {
     pub stores: Arc<Stores>,
     pub importer: Arc<Importer>,
+    pub erasure: Arc<crate::erasure::Erasure>,
     pub policies: Arc<PolicyHandle>,
     pub material: Arc<Material>,
     pub dispatch: Option<Arc<Dispatcher>>,
@@ -93,6 +96,7 @@ impl Ctx {
         Self {
             stores: p.stores,
             importer: p.importer,
+            erasure: p.erasure,
             policies: p.policies,
             material: p.material,
             dispatch: p.dispatch,

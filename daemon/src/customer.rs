@@ -8,7 +8,7 @@
 //! A number merged into another shows the survivor (the recipient the
 //! planner sees), with the number asked for named.
 
-use touchpoint_common::domain::ServiceVisit;
+use touchpoint_common::domain::{Customer, ServiceVisit};
 use touchpoint_common::protocol::{CustomerDetail, CustomerMessage, CustomerVehicle};
 use touchpoint_common::TenantId;
 
@@ -23,13 +23,13 @@ fn cap<T>(v: &mut Vec<T>) -> u64 {
     more
 }
 
-/// The customer `no` of `tenant`, or `None` when the tenant has no such
-/// customer number.
-pub fn detail(
+/// The person a customer number stands for: the survivor of its merges
+/// (the record shown) and every number that is that person, the
+/// survivor's first; `None` when the number is not stored.
+pub fn person(
     store: &TenantStore,
-    tenant: &TenantId,
     no: &str,
-) -> Result<Option<CustomerDetail>, StoreError> {
+) -> Result<Option<(Customer, Vec<String>)>, StoreError> {
     let Some(asked) = store.customer(no)? else {
         return Ok(None);
     };
@@ -44,7 +44,6 @@ pub fn detail(
         }
     };
     let me = customer.customer_no.clone();
-    // The survivor and every number merged into it, survivor first.
     let mut numbers = vec![me.clone()];
     let mut absorbed: Vec<&String> = merge_map
         .keys()
@@ -52,6 +51,20 @@ pub fn detail(
         .collect();
     absorbed.sort();
     numbers.extend(absorbed.into_iter().cloned());
+    Ok(Some((customer, numbers)))
+}
+
+/// The customer `no` of `tenant`, or `None` when the tenant has no such
+/// customer number.
+pub fn detail(
+    store: &TenantStore,
+    tenant: &TenantId,
+    no: &str,
+) -> Result<Option<CustomerDetail>, StoreError> {
+    let Some((customer, numbers)) = person(store, no)? else {
+        return Ok(None);
+    };
+    let me = customer.customer_no.clone();
 
     let mut merges: Vec<_> = store
         .merges(true)?
@@ -116,5 +129,9 @@ pub fn detail(
         journey,
         messages,
         messages_more,
+        objection: numbers
+            .iter()
+            .find_map(|n| store.objection(n).transpose())
+            .transpose()?,
     }))
 }

@@ -71,6 +71,22 @@ impl Daemon {
         let policies = Arc::new(PolicyHandle::new(policies));
         policies.set_override(over);
         policies.set_events(stores.events().clone());
+        let erasure = {
+            let stores = stores.clone();
+            let folders = vec![
+                inbox::inbox_root(&cfg.state_dir),
+                cfg.dispatch.spool.clone(),
+                cfg.dispatch.letters.clone(),
+                cfg.dispatch.calls.clone(),
+            ];
+            Arc::new(
+                tokio::task::spawn_blocking(move || crate::erasure::Erasure::open(stores))
+                    .await?
+                    .context("cannot read the erasure key")?
+                    .with_tenant_folders(folders)
+                    .with_email_spool(cfg.dispatch.spool.clone()),
+            )
+        };
         let importer = Arc::new(
             Importer::new(
                 stores.clone(),
@@ -82,7 +98,8 @@ impl Daemon {
             )
             .with_journeys(Arc::new(crate::planner::journey::Refresh {
                 policies: policies.clone(),
-            })),
+            }))
+            .with_erasure(erasure.clone()),
         );
         // Bound before dispatch starts: the links in its emails name the
         // address actually bound when `public_url` is not set.
@@ -124,6 +141,7 @@ impl Daemon {
         let ctx = Arc::new(Ctx::new(control::Parts {
             stores: stores.clone(),
             importer: importer.clone(),
+            erasure,
             policies,
             material: material.clone(),
             dispatch: dispatcher.clone(),

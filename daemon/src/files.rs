@@ -615,5 +615,79 @@ fn open_parent(parent: &Path) -> nix::Result<OwnedFd> {
     )
 }
 
+/// Why [`secret`] failed: a file that is not a secret (`Setup`), or I/O.
+#[derive(Debug)]
+pub enum SecretError {
+    Setup(String),
+    Io(String),
+}
+
+impl std::fmt::Display for SecretError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SecretError::Setup(m) | SecretError::Io(m) => f.write_str(m),
+        }
+    }
+}
+
+/// Reads or creates a 32-byte secret of this installation (the one that
+/// signs return paths and links; the one that keys the erasure's
+/// suppression list): created new, 0600, never through a link.
+pub fn secret(path: &std::path::Path) -> std::result::Result<[u8; 32], SecretError> {
+    match std::fs::read(path) {
+        Ok(b) => <[u8; 32]>::try_from(b.as_slice()).map_err(|_| {
+            SecretError::Setup(format!(
+                "{}: must hold exactly 32 bytes, has {}",
+                path.display(),
+                b.len()
+            ))
+        }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let mut key = [0u8; 32];
+            let seed = blake3::hash(
+                format!(
+                    "{}{:?}{}{}",
+                    // Wall time, for entropy only.
+                    touchpoint_common::clock::wall_millis(),
+                    std::time::Instant::now(),
+                    std::process::id(),
+                    path.display()
+                )
+                .as_bytes(),
+            );
+            let mut h = blake3::Hasher::new_keyed(seed.as_bytes());
+            if let Ok(extra) = std::fs::read("/proc/sys/kernel/random/uuid") {
+                h.update(&extra);
+            }
+            key.copy_from_slice(h.finalize().as_bytes());
+            // For the daemon's user only, written as a new file (never
+            // through whatever stands at a temporary name), and never over
+            // anything under the key's name: something there that could not
+            // be read as a file (a dangling link) is an error, not replaced.
+            let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
+                return Err(SecretError::Setup(format!(
+                    "{}: not a file name",
+                    path.display()
+                )));
+            };
+            let dir = if dir.as_os_str().is_empty() {
+                std::path::Path::new(".")
+            } else {
+                dir
+            };
+            let folder =
+                Dir::given(dir, Perms::PRIVATE).map_err(|e| SecretError::Io(e.to_string()))?;
+            match folder.write(name, &[&key], Replace::No) {
+                Ok(_) => Ok(key),
+                Err(e @ FilesError::Exists { .. }) => Err(SecretError::Setup(format!(
+                    "{e}, but it cannot be read as a file (a dangling symbolic link?)"
+                ))),
+                Err(e) => Err(SecretError::Io(e.to_string())),
+            }
+        }
+        Err(e) => Err(SecretError::Setup(format!("{}: {e}", path.display()))),
+    }
+}
+
 #[cfg(test)]
 mod tests;

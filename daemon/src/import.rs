@@ -36,6 +36,7 @@ pub struct Importer {
     max_reported_errors: usize,
     occasions: Arc<dyn Occasions>,
     journeys: Arc<dyn Journeys>,
+    erasure: Option<Arc<crate::erasure::Erasure>>,
 }
 
 /// Keeps the journey stages current after an import that changed data.
@@ -72,7 +73,15 @@ impl Importer {
             max_reported_errors,
             occasions,
             journeys: Arc::new(NoJourneys),
+            erasure: None,
         }
+    }
+
+    /// Skips the rows of erased people (the suppression list,
+    /// [`crate::erasure::Erasure::check_row`]).
+    pub fn with_erasure(mut self, erasure: Arc<crate::erasure::Erasure>) -> Self {
+        self.erasure = Some(erasure);
+        self
     }
 
     /// Keeps the journey stages current after each import (the daemon
@@ -123,6 +132,7 @@ impl Importer {
             services,
             occasions: self.occasions.clone(),
             journeys: self.journeys.clone(),
+            erasure: self.erasure.clone(),
         };
         let report = import_open(&store, file, file_name, &opts)?;
         if report.merges > 0 {
@@ -216,6 +226,10 @@ pub struct ImportOptions {
     pub occasions: Arc<dyn Occasions>,
     /// Keeps the journey stages current (see [`Journeys`]).
     pub journeys: Arc<dyn Journeys>,
+    /// The suppression list's check: a row of an erased person is
+    /// rejected, named in the report (`None`: no check, tools and tests
+    /// of the import alone).
+    pub erasure: Option<Arc<crate::erasure::Erasure>>,
 }
 
 impl std::fmt::Debug for ImportOptions {
@@ -238,6 +252,7 @@ impl Default for ImportOptions {
             services: HashMap::new(),
             occasions: Arc::new(history::DayKeys),
             journeys: Arc::new(NoJourneys),
+            erasure: None,
         }
     }
 }
@@ -380,6 +395,13 @@ pub fn import_reading<R: Read>(
         report.rows_total += 1;
         match row {
             Ok(mut row) => {
+                if let Some(e) = erased(store, &row, file_name, opts)? {
+                    report.rows_rejected += 1;
+                    let subject = subject(&row);
+                    push_error(&mut report, e, opts.max_reported_errors);
+                    txn.rejected(&subject.vin, &subject.customer_no)?;
+                    continue;
+                }
                 if let Some(r) = &row.response {
                     if let Some(e) = unknown_holder(store, r, file_name, row.line)? {
                         report.rows_rejected += 1;
@@ -472,6 +494,53 @@ fn refresh_journeys(store: &TenantStore, report: &ImportReport, opts: &ImportOpt
     if let Err(e) = opts.journeys.refresh(store) {
         tracing::error!(tenant = %store.id(), import = report.import_id, error = %e, "journey refresh failed; the import stands");
     }
+}
+
+/// Whom a parsed row is about: its VIN and its customer number.
+fn subject(row: &parse::Row) -> parse::Subject {
+    let customer_no = row
+        .customer
+        .as_ref()
+        .map(|c| &c.customer_no)
+        .or(row.vehicle.as_ref().map(|v| &v.customer_no))
+        .or(row.visit.as_ref().map(|v| &v.customer_no))
+        .or(row.response.as_ref().map(|r| &r.customer_no))
+        .or(row.consents.first().map(|c| &c.customer_no))
+        .cloned()
+        .unwrap_or_default();
+    let vin = row
+        .vehicle
+        .as_ref()
+        .map(|v| &v.vin)
+        .or(row.visit.as_ref().map(|v| &v.vin))
+        .or(row.response.as_ref().map(|r| &r.vin))
+        .cloned()
+        .unwrap_or_default();
+    parse::Subject { vin, customer_no }
+}
+
+/// A row about a person erased from this dealer's data (the suppression
+/// list): rejected, `file:line: customer_no: customer 10042 was erased on
+/// 2026-12-10; row skipped`, until an administrator states a new legal
+/// basis (`touchpoint reinstate`).
+fn erased(
+    store: &TenantStore,
+    row: &parse::Row,
+    file_name: &str,
+    opts: &ImportOptions,
+) -> Result<Option<RowError>, StoreError> {
+    let Some(erasure) = &opts.erasure else {
+        return Ok(None);
+    };
+    let customer_no = subject(row).customer_no;
+    Ok(erasure
+        .check_row(store, &customer_no, row.customer.as_ref())?
+        .map(|reason| RowError {
+            file: file_name.to_string(),
+            line: row.line,
+            field: ImportField::CustomerNo.name().into(),
+            reason,
+        }))
 }
 
 /// A response file's row whose customer or vehicle this dealer does not

@@ -13,6 +13,7 @@ pub mod control;
 pub mod customer;
 pub mod daemon;
 pub mod dispatch;
+pub mod erasure;
 pub mod events;
 pub mod files;
 pub mod http;

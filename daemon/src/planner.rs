@@ -406,6 +406,9 @@ fn revision(
     {
         return Some("customer is on the dealer's suppression list".into());
     }
+    if r.objected {
+        return Some(steps::OBJECTED.into());
+    }
     // Every occasion bundled into the message must still allow its channel.
     let mut seen: Vec<&str> = Vec::new();
     for o in &m.occasions {

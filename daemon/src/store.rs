@@ -55,6 +55,7 @@ mod files;
 mod material;
 mod outbox;
 mod records;
+mod rewrite;
 mod schema;
 mod tenant;
 
@@ -74,6 +75,7 @@ pub use outbox::index;
 pub use outbox::results::{lead_due, local_day, send_moment, sent_at};
 pub use outbox::write::{reservation, Change, LedgerDelta, PlanWrite};
 pub use outbox::Contact;
+pub use records::erasure::{Erased, Identifier, Suppression, ERASED_FINDING};
 pub use records::import::{ImportTxn, STAGING_FILE, UNDO_DIR};
 pub use tenant::TenantStore;
 
@@ -277,6 +279,103 @@ impl Stores {
                     drop(open);
                     self.close_slots(victims);
                     return Ok(store);
+                }
+            }
+        }
+    }
+
+    /// Rewrites a tenant's database into a fresh one holding only its live
+    /// records, so that what was removed from it is gone from disk too
+    /// (`rewrite.rs`). Holds the tenant's slot throughout: the store is
+    /// closed first (once nobody else holds it), requests for the tenant
+    /// wait meanwhile, and the next one opens the rewritten database. The
+    /// caller must hold no handle of this tenant's store.
+    pub fn rewrite_tenant(&self, id: &TenantId) -> Result<()> {
+        if self.central.tenant(id)?.is_none() {
+            return Err(StoreError::UnknownTenant(id.to_string()));
+        }
+        let store = self.take_slot(id)?;
+        let closed = match store {
+            Some(s) => self.close_store(id, s),
+            None => Ok(()),
+        };
+        let done = closed
+            .map_err(StoreError::Unavailable)
+            .and_then(|()| rewrite::rewrite(&self.tenant_dir(id)));
+        let mut open = self.lock();
+        match &done {
+            Ok(()) => {
+                open.slots.remove(id);
+            }
+            Err(e) => {
+                open.slots.insert(id.clone(), Slot::Failed(e.to_string()));
+            }
+        }
+        self.changed.notify_all();
+        done
+    }
+
+    /// Removes a tenant's store from disk and its registry entry (a dealer
+    /// who left): the store is closed first, once nobody else holds it.
+    pub fn remove_tenant(&self, id: &TenantId) -> Result<()> {
+        let store = self.take_slot(id)?;
+        let closed = match store {
+            Some(s) => self.close_store(id, s),
+            None => Ok(()),
+        };
+        let dir = self.tenant_dir(id);
+        let done = closed.map_err(StoreError::Unavailable).and_then(|()| {
+            files::remove_path(&dir).map_err(files::io_err(&dir))?;
+            files::sync_dir(&self.root.join("tenants"))?;
+            self.central.unregister_tenant(id).map(|_| ())
+        });
+        let mut open = self.lock();
+        match &done {
+            Ok(()) => {
+                open.slots.remove(id);
+            }
+            Err(e) => {
+                open.slots.insert(id.clone(), Slot::Failed(e.to_string()));
+            }
+        }
+        self.changed.notify_all();
+        done
+    }
+
+    /// Marks a tenant's slot `Closing` for the caller, once nobody but the
+    /// open set holds its store (waiting for that, and for an opening or
+    /// closing to end, up to [`SLOT_WAIT`]); hands over the open store.
+    fn take_slot(&self, id: &TenantId) -> Result<Option<Arc<TenantStore>>> {
+        let until = Instant::now() + SLOT_WAIT;
+        let mut open = self.lock();
+        loop {
+            match open.slots.get(id) {
+                Some(Slot::Open(o)) if Arc::strong_count(&o.store) == 1 => {
+                    return Ok(Self::take_for_close(&mut open, id));
+                }
+                None | Some(Slot::Failed(_)) => {
+                    open.slots.insert(id.clone(), Slot::Closing);
+                    return Ok(None);
+                }
+                Some(_) => {
+                    let now = Instant::now();
+                    if now >= until {
+                        return Err(StoreError::Unavailable(format!(
+                            "tenant {id}: its store is in use; try again"
+                        )));
+                    }
+                    *open.waiting.entry(id.clone()).or_insert(0) += 1;
+                    open = self
+                        .changed
+                        .wait_timeout(open, (until - now).min(HOLDER_POLL))
+                        .map(|(g, _)| g)
+                        .unwrap_or_else(|e| e.into_inner().0);
+                    if let Some(n) = open.waiting.get_mut(id) {
+                        *n -= 1;
+                        if *n == 0 {
+                            open.waiting.remove(id);
+                        }
+                    }
                 }
             }
         }

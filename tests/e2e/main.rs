@@ -20,6 +20,7 @@ mod console_pty;
 mod crash;
 mod customer;
 mod dispatch;
+mod erasure;
 mod faults;
 mod history;
 mod http;

@@ -1039,6 +1039,45 @@ fn json_shapes_of_every_command() {
         ("customer", v(&customer)),
         ("dispatch", v(&dispatch)),
         (
+            "erase, reinstate, object, erase-tenant",
+            v(&touchpoint_common::protocol::RightsDone {
+                tenant: d001.clone(),
+                pseudonym: Some("erased-0123456789abcdef".into()),
+                done: vec![("customer numbers erased".into(), 1), ("store rewritten".into(), 1)],
+            }),
+        ),
+        (
+            "export-customer",
+            v(&touchpoint_common::protocol::CustomerExport {
+                tenant: d001.clone(),
+                exported_at: ts(90),
+                customer: customer.customer.clone(),
+                numbers: vec![customer.customer.customer_no.clone()],
+                records: vec![customer.customer.clone()],
+                vehicles: customer
+                    .vehicles
+                    .iter()
+                    .map(|v| touchpoint_common::protocol::ExportVehicle {
+                        vehicle: v.vehicle.clone(),
+                        visits: v.visits.clone(),
+                    })
+                    .collect(),
+                consents: customer.consents.clone(),
+                responses: customer.responses.clone(),
+                merges: customer.merges.clone(),
+                journey: customer.journey.clone(),
+                objection: Some(touchpoint_common::domain::Objection {
+                    at: ts(30),
+                    by: "ops".into(),
+                    reason: "phoned the dealer".into(),
+                }),
+                messages: vec![touchpoint_common::protocol::ExportMessage {
+                    message: message.clone(),
+                    credited: None,
+                }],
+            }),
+        ),
+        (
             "batches",
             v(&[BatchSummary {
                 tenant: d001.clone(),

@@ -81,6 +81,19 @@ pub fn customer(d: &CustomerDetail) -> String {
     if let Some(b) = c.birth_date {
         let _ = writeln!(out, "  born      {b}");
     }
+    if let Some(o) = &d.objection {
+        let why = if o.reason.is_empty() {
+            String::new()
+        } else {
+            format!(": {}", visible(&o.reason))
+        };
+        let _ = writeln!(
+            out,
+            "  objected  to advertising (Art. 21) on {}, recorded by {}{why}; nothing is planned",
+            o.at,
+            visible(&o.by)
+        );
+    }
     match &d.journey {
         Some(j) => {
             let _ = writeln!(

@@ -62,6 +62,12 @@ impl Audited {
             | Request::Responses { .. }
             | Request::Customer { .. }
             | Request::Subscribe => false,
+            // Who read a person's data whole, and when, is kept.
+            Request::ExportCustomer { .. } => true,
+            Request::Erase { .. }
+            | Request::Reinstate { .. }
+            | Request::Object { .. }
+            | Request::EraseTenant { .. } => true,
             // Reading the pooled report is the brand's access to every
             // dealer's figures: who read which, when, is kept.
             Request::Report { query } => query.pooled,
@@ -86,10 +92,25 @@ impl Audited {
             | Request::Reject { .. }
             | Request::LearningAction { .. } => true,
         };
+        // The why of a data subject's rights goes with the line; the person
+        // only by the answer's pseudonym (an erased customer's number is
+        // not kept).
+        let subject = match request {
+            Request::Erase { reason, .. } | Request::Object { reason, .. } => {
+                format!("why: {reason}")
+            }
+            Request::Reinstate { basis, .. } => format!("new legal basis: {basis}"),
+            Request::ExportCustomer { customer, .. } => format!("customer {customer}"),
+            Request::EraseTenant { archive, .. } => match archive {
+                Some(a) => format!("archive: {a}"),
+                None => "no archive".into(),
+            },
+            _ => String::new(),
+        };
         changes.then(|| Self {
             action: request.name(),
             tenant: access::tenant_of(request),
-            subject: String::new(),
+            subject,
         })
     }
 }
@@ -292,8 +313,10 @@ pub(super) fn answered(ctx: &Ctx, who: &Identity, mut what: Audited, reply: &Res
     let (outcome, detail) = outcome_of(reply);
     let detail = if detail.is_empty() {
         std::mem::take(&mut what.subject)
-    } else {
+    } else if what.subject.is_empty() || !matches!(reply, Response::Rights(_)) {
         detail
+    } else {
+        format!("{detail}; {}", what.subject)
     };
     if what.tenant.is_none() {
         what.tenant = tenant_in(reply);
@@ -439,6 +462,21 @@ fn outcome_of(reply: &Response) -> (AuditOutcome, String) {
                     ))
                     .collect::<Vec<_>>()
                     .join("; ")
+            ),
+        ),
+        Response::Rights(r) => (
+            AuditOutcome::Ok,
+            format!(
+                "{}{}",
+                r.pseudonym
+                    .as_deref()
+                    .map(|p| format!("{p}: "))
+                    .unwrap_or_default(),
+                r.done
+                    .iter()
+                    .map(|(what, n)| format!("{what} {n}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
             ),
         ),
         _ => (AuditOutcome::Ok, String::new()),

@@ -18,7 +18,9 @@ use touchpoint_common::protocol::{ErrorKind, Identity, Request, Response};
 use super::audit::{self, Audited};
 use super::reply::err;
 use super::upload::{self, Upload};
-use super::{dispatch, learning, material, outbox, planning, results, status, tenants, Ctx};
+use super::{
+    dispatch, learning, material, outbox, planning, results, rights, status, tenants, Ctx,
+};
 use crate::access::{self, Reach};
 
 /// What the session does with a request. Moved once per request, so the
@@ -228,6 +230,37 @@ pub(super) async fn route(
         Request::Customer { tenant, customer } => {
             blocking(ctx, who, move |c, _| {
                 tenants::customer(c, &tenant, &customer)
+            })
+            .await
+        }
+        Request::Erase {
+            tenant, customer, ..
+        } => blocking(ctx, who, move |c, _| rights::erase(c, &tenant, &customer)).await,
+        Request::Reinstate {
+            tenant, customer, ..
+        } => {
+            blocking(ctx, who, move |c, _| {
+                rights::reinstate(c, &tenant, &customer)
+            })
+            .await
+        }
+        Request::Object {
+            tenant,
+            customer,
+            reason,
+            lift,
+        } => {
+            blocking(ctx, who, move |c, w| {
+                rights::object(c, w, &tenant, &customer, &reason, lift)
+            })
+            .await
+        }
+        Request::ExportCustomer { tenant, customer } => {
+            blocking(ctx, who, move |c, _| rights::export(c, &tenant, &customer)).await
+        }
+        Request::EraseTenant { tenant, archive } => {
+            blocking(ctx, who, move |c, _| {
+                rights::erase_tenant(c, &tenant, archive.as_deref())
             })
             .await
         }

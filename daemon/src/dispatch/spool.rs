@@ -37,6 +37,11 @@ pub struct Spool {
     dir: PathBuf,
 }
 
+/// The name of a message's file in its tenant's folder of the spool.
+pub fn file_name(message: u64) -> String {
+    format!("{message:010}.eml")
+}
+
 impl Spool {
     /// A spool under `dir` (created on the first write).
     pub fn new(dir: PathBuf) -> Spool {
@@ -50,9 +55,7 @@ impl Spool {
 
     /// Where `write` puts a message.
     pub fn path_of(&self, tenant: &TenantId, message: u64) -> PathBuf {
-        self.dir
-            .join(tenant.as_str())
-            .join(format!("{message:010}.eml"))
+        self.dir.join(tenant.as_str()).join(file_name(message))
     }
 
     /// The tenant's folder, made if missing; an error if it (or the spool)
@@ -72,7 +75,7 @@ impl Spool {
     ) -> io::Result<PathBuf> {
         let out = self.tenant_folder(tenant)?;
         let head = envelope_lines(envelope, bytes);
-        Ok(out.write(format!("{message:010}.eml"), &[&head, bytes], Replace::Yes)?)
+        Ok(out.write(file_name(message), &[&head, bytes], Replace::Yes)?)
     }
 }
 

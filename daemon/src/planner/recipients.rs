@@ -41,6 +41,9 @@ pub struct Recipient {
     /// The journey as derived by this run ([`super::journey::refresh`]);
     /// `None` until then.
     pub journey: Option<JourneyRecord>,
+    /// The customer (or one merged into them) objected to advertising
+    /// (Art. 21, `touchpoint object`): nothing is planned for them.
+    pub objected: bool,
 }
 
 impl Recipient {
@@ -51,6 +54,7 @@ impl Recipient {
             vehicles: Vec::new(),
             consents: [None, None, None],
             journey: None,
+            objected: false,
         }
     }
 
@@ -282,6 +286,13 @@ pub fn load(store: &TenantStore) -> Result<Vec<Recipient>, StoreError> {
     }
     for (i, c) in consents {
         recipients[i].add_consent(c);
+    }
+    let objections = store.objections()?;
+    if !objections.is_empty() {
+        for r in &mut recipients {
+            r.objected = objections.contains(&r.customer.customer_no)
+                || r.merged.iter().any(|no| objections.contains(no));
+        }
     }
     Ok(recipients)
 }

@@ -154,6 +154,9 @@ pub fn channel_check(
     super::consent::verdict(rule, c, r.consent(c), &r.customer.customer_no)
 }
 
+/// Why nothing is planned for a customer who objected to advertising.
+pub(super) const OBJECTED: &str = "customer objected to advertising (Art. 21)";
+
 fn is_suppressed(r: &Recipient, p: &TenantPolicy) -> bool {
     let s = &p.suppress.customers;
     s.contains(&r.customer.customer_no) || r.merged.iter().any(|m| s.contains(m))
@@ -202,6 +205,10 @@ pub fn shape(
             Step::Channel,
             "customer is on the dealer's suppression list",
         );
+        return Vec::new();
+    }
+    if r.objected {
+        drop_all(&mut out.dropped, r, &found, Step::Channel, OBJECTED);
         return Vec::new();
     }
 

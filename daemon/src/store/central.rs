@@ -324,6 +324,16 @@ impl Central {
         Ok(existing.is_none())
     }
 
+    /// Takes a tenant out of the registry, with its figures (a dealer who
+    /// left, `touchpoint erase-tenant`). The audit log keeps its lines.
+    pub fn unregister_tenant(&self, id: &TenantId) -> Result<bool> {
+        let c = self.db()?;
+        let was = c.tenants.remove(id.as_str()).map_err(self.fail())?;
+        c.figures.remove(id.as_str()).map_err(self.fail())?;
+        self.flush_db(&c)?;
+        Ok(was.is_some())
+    }
+
     pub fn tenant(&self, id: &TenantId) -> Result<Option<TenantRecord>> {
         self.db()?
             .tenants

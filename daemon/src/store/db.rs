@@ -23,7 +23,7 @@ use super::error::{Result, StoreError};
 use super::files::{remove_unfinished_snapshots, sled_err};
 use crate::events::Events;
 
-const TENANT_SEGMENT_BYTES: usize = 128 * 1024;
+pub(super) const TENANT_SEGMENT_BYTES: usize = 128 * 1024;
 
 pub(super) struct TenantDb {
     id: TenantId,

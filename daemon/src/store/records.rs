@@ -6,15 +6,17 @@
 //!
 //! Owns the trees `customers`, `vehicles`, `owner`, `consents`, `visits`,
 //! `responses`, `imports`, `import_hash`, `merges`, `merged`, `bad_addresses`,
-//! `journeys` and `as_of` (their keys: [`keys`]), and the `meta` keys `counters`, `next_import_id`,
+//! `journeys`, `as_of`, `suppressed` and `objections` (their keys: [`keys`]), and the `meta` keys `counters`, `next_import_id`,
 //! `next_merge_id`, `pending_import` and `generation`. Only this file and
 //! its children reach them: `import` (an import, journaled), `merges`
-//! (merges and their undo), `journeys` (the derived journey stages); this file writes the rest (import reports that
+//! (merges and their undo), `journeys` (the derived journey stages),
+//! `erasure` (a person erased, the suppression list, objections); this file writes the rest (import reports that
 //! change no data, consent statements and bad addresses from dispatch).
 //!
 //! Uses `db`, `central` (where figures go) and the leaf modules; must not
 //! import `outbox`, `tenant` or the root. Uses nothing of its children.
 
+pub(super) mod erasure;
 pub(super) mod import;
 mod journeys;
 mod keys;
@@ -70,6 +72,11 @@ pub(super) struct Records {
     /// [`keys::as_of_vehicle`]): an older export does not overwrite it.
     /// Absent for records stored before it was kept (any export applies).
     as_of: sled::Tree,
+    /// Keyed hashes of erased people's identifiers -> `Suppression`
+    /// (`erasure.rs`).
+    suppressed: sled::Tree,
+    /// customer_no -> `Objection` (`erasure.rs`).
+    objections: sled::Tree,
     /// Shared with the outbox, which owns its other keys.
     meta: sled::Tree,
     /// Opt-in counts and the data version they were counted at.
@@ -102,6 +109,8 @@ impl Records {
             bad_addresses: db.tree("bad_addresses")?,
             journeys: db.tree("journeys")?,
             as_of: db.tree("as_of")?,
+            suppressed: db.tree("suppressed")?,
+            objections: db.tree("objections")?,
             meta: db.tree("meta")?,
             db,
             opt_ins: Mutex::new(None),

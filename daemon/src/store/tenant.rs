@@ -22,6 +22,8 @@
 //! | `bad_addresses` | address, trimmed, lower case     | reason           | `records.rs` (`mark_bad_address`, `record_consents_and_bad_addresses`) |
 //! | `journeys`      | customer_no                      | JourneyRecord    | `records/journeys.rs` |
 //! | `as_of`         | `c` 0x00 customer_no, `v` 0x00 vin | Date (the export's "as of") | `records/import/apply.rs` |
+//! | `suppressed`    | keyed hash(32) of an erased person's identifier | Suppression | `records/erasure.rs` |
+//! | `objections`    | customer_no                      | Objection        | `records/erasure.rs` |
 //! | `meta`          | `counters`                       | Counters         | `records/import.rs` (`finish`); `records.rs` (`record_import`); `records/merges.rs` |
 //! |                 | `next_import_id`, `next_merge_id`, `generation` | u64 | `records.rs` (`next_id`, `bump_generation`) |
 //! |                 | `pending_import` (an earlier version's marker) | ImportReport | `records/import.rs` (`finish` removes it) |
@@ -45,7 +47,11 @@
 //! `meta` is the one tree two parts share: each holds its own handle and
 //! writes only its own keys, whose names are private to its `keys.rs`.
 //!
-//! On disk: `<tenant>/store/` is the sled database, `<tenant>/import.staging`
+//! `records/erasure.rs` also removes a person's records from the trees of
+//! `records/import/apply.rs` and scrubs findings in `imports` (an erasure).
+//!
+//! On disk: `<tenant>/store/` is the sled database (`<tenant>/store.rewrite/`
+//! only while it is being rewritten, see `rewrite.rs`), `<tenant>/import.staging`
 //! an import being written and `<tenant>/import.undo/` the undo journal of
 //! one being applied (see [`super::ImportTxn`]).
 //!
@@ -71,6 +77,7 @@ use super::error::Result;
 use super::outbox::index::OutboxIndex;
 use super::outbox::write::{Change, PlanWrite};
 use super::outbox::{Contact, Outbox};
+use super::records::erasure::{Erased, Suppression};
 use super::records::import::{self, ImportTxn};
 use super::records::Records;
 
@@ -91,6 +98,7 @@ impl TenantStore {
         // First, so that a leftover of an interrupted import never takes
         // the space the database needs to open.
         import::before_open(dir)?;
+        super::rewrite::before_open(dir)?;
         let db = Arc::new(TenantDb::open(id, dir, cache_bytes, events)?);
         let store = Self {
             records: Records::open(db.clone(), board)?,
@@ -384,6 +392,58 @@ impl TenantStore {
     ) -> Result<usize> {
         self.records
             .record_consents_and_bad_addresses(consents, bad)
+    }
+
+    // ----- a data subject's rights (`records/erasure.rs`) -------------------------
+
+    /// Removes every record of one person (`numbers`: a customer number
+    /// and those merged into it; `people`: their customer records) and
+    /// scrubs the import findings containing any of `needles`. The outbox
+    /// is the caller's (through [`TenantStore::apply`]); what stays on disk
+    /// until the store is rewritten is `Stores::rewrite_tenant`'s.
+    pub fn erase_people(
+        &self,
+        numbers: &std::collections::BTreeSet<String>,
+        people: &[Customer],
+        needles: &[String],
+    ) -> Result<Erased> {
+        self.records.erase_people(numbers, people, needles)
+    }
+
+    /// Adds keyed hashes to the suppression list.
+    pub fn suppress(&self, entries: &[([u8; 32], Suppression)]) -> Result<()> {
+        self.records.suppress(entries)
+    }
+
+    /// The suppression entry of a keyed hash, if any.
+    pub fn suppressed(&self, hash: &[u8; 32]) -> Result<Option<Suppression>> {
+        self.records.suppressed(hash)
+    }
+
+    /// Removes every suppression entry of one person (by pseudonym).
+    pub fn unsuppress(&self, person: &str) -> Result<u64> {
+        self.records.unsuppress(person)
+    }
+
+    /// Records or lifts a customer's objection to advertising.
+    pub fn set_objection(
+        &self,
+        customer_no: &str,
+        objection: Option<&touchpoint_common::domain::Objection>,
+    ) -> Result<()> {
+        self.records.set_objection(customer_no, objection)
+    }
+
+    pub fn objection(
+        &self,
+        customer_no: &str,
+    ) -> Result<Option<touchpoint_common::domain::Objection>> {
+        self.records.objection(customer_no)
+    }
+
+    /// The customer numbers with an objection standing.
+    pub fn objections(&self) -> Result<std::collections::BTreeSet<String>> {
+        self.records.objections()
     }
 
     // ----- the outbox ----------------------------------------------------------

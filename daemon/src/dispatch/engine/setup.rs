@@ -17,66 +17,17 @@ use crate::config::DispatchPaths;
 use crate::dispatch::mime::Dkim;
 use crate::dispatch::smtp::Relay;
 use crate::dispatch::spool::Spool;
-use crate::files::{Dir, FilesError, Perms, Replace};
+use crate::files::{Dir, Perms};
 use crate::policy::PolicyHandle;
 use crate::render::{InForce, MaterialSource};
 use crate::store::Stores;
 
 /// Reads or creates the 32-byte secret that signs return paths and links.
 fn load_secret(path: &std::path::Path) -> Result<[u8; 32]> {
-    match std::fs::read(path) {
-        Ok(b) => <[u8; 32]>::try_from(b.as_slice()).map_err(|_| {
-            DispatchError::Setup(format!(
-                "{}: must hold exactly 32 bytes, has {}",
-                path.display(),
-                b.len()
-            ))
-        }),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            let mut key = [0u8; 32];
-            let seed = blake3::hash(
-                format!(
-                    "{}{:?}{}{}",
-                    // Wall time, for entropy only.
-                    touchpoint_common::clock::wall_millis(),
-                    std::time::Instant::now(),
-                    std::process::id(),
-                    path.display()
-                )
-                .as_bytes(),
-            );
-            let mut h = blake3::Hasher::new_keyed(seed.as_bytes());
-            if let Ok(extra) = std::fs::read("/proc/sys/kernel/random/uuid") {
-                h.update(&extra);
-            }
-            key.copy_from_slice(h.finalize().as_bytes());
-            // For the daemon's user only, written as a new file (never
-            // through whatever stands at a temporary name), and never over
-            // anything under the key's name: something there that could not
-            // be read as a file (a dangling link) is an error, not replaced.
-            let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
-                return Err(DispatchError::Setup(format!(
-                    "{}: not a file name",
-                    path.display()
-                )));
-            };
-            let dir = if dir.as_os_str().is_empty() {
-                std::path::Path::new(".")
-            } else {
-                dir
-            };
-            let folder =
-                Dir::given(dir, Perms::PRIVATE).map_err(|e| DispatchError::Io(e.to_string()))?;
-            match folder.write(name, &[&key], Replace::No) {
-                Ok(_) => Ok(key),
-                Err(e @ FilesError::Exists { .. }) => Err(DispatchError::Setup(format!(
-                    "{e}, but it cannot be read as a file (a dangling symbolic link?)"
-                ))),
-                Err(e) => Err(DispatchError::Io(e.to_string())),
-            }
-        }
-        Err(e) => Err(DispatchError::Setup(format!("{}: {e}", path.display()))),
-    }
+    crate::files::secret(path).map_err(|e| match e {
+        crate::files::SecretError::Setup(m) => DispatchError::Setup(m),
+        crate::files::SecretError::Io(m) => DispatchError::Io(m),
+    })
 }
 
 /// Removes the temporary files a crash left in the tenants' folders of the
