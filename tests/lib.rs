@@ -160,6 +160,24 @@ impl Default for Options {
     }
 }
 
+/// Between 00:00 and 01:00 local time, moves this process's domain time
+/// (`touchpoint_common::clock`) an hour on, once, before any daemon of it
+/// starts: tests that plan today with a window opening at 00:00 expect
+/// every message due at once, and a plan made in the day's first half hour
+/// spreads them five minutes apart into minutes still to come. The date
+/// stays the same (so daemons run as child processes, on the real clock,
+/// agree on today), and nothing shows a simulated clock.
+pub fn keep_off_midnight() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        use chrono::Timelike;
+        let now = touchpoint_common::clock::now_local();
+        if now.hour() == 0 {
+            touchpoint_common::clock::shift_for_tests(3_600_000);
+        }
+    });
+}
+
 /// A daemon running in this process on its own runtime thread.
 pub struct TestDaemon {
     pub dir: tempfile::TempDir,
@@ -177,6 +195,7 @@ impl TestDaemon {
     }
 
     pub fn start_with(opts: Options) -> Self {
+        keep_off_midnight();
         // Build the binaries (once per test process) before any daemon or
         // client exists: a first `bin()` call later, while the test holds an
         // idle connection, could outlast the daemon's idle timeout.

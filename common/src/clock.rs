@@ -147,6 +147,18 @@ pub fn set_start(at_ms: i64) -> Result<Start, String> {
         .map_err(|s| format!("the clock was already started at {}", format_local(s.at_ms)))
 }
 
+/// Moves domain time by `offset_ms` without a start (nothing shows a
+/// simulated clock). For test processes only, which must not meet the
+/// first minutes of a day (a plan made then spreads today's sends over
+/// minutes still to come); the daemon never calls it, and a started clock
+/// is left alone.
+#[doc(hidden)]
+pub fn shift_for_tests(offset_ms: i64) {
+    if CLOCK.start().is_none() {
+        CLOCK.offset_ms.store(offset_ms, Ordering::SeqCst);
+    }
+}
+
 /// The start, when the clock was started (a rehearsal).
 pub fn start() -> Option<Start> {
     CLOCK.start()
