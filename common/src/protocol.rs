@@ -25,7 +25,7 @@ use crate::{Date, TenantId};
 /// Magic bytes at the start of every hello.
 pub const PROTOCOL_MAGIC: [u8; 4] = *b"TPNT";
 /// Bump on any incompatible change to the messages after the hello.
-pub const PROTOCOL_VERSION: u32 = 6;
+pub const PROTOCOL_VERSION: u32 = 7;
 /// Size of the chunks a file is uploaded in; well below the frame limit.
 pub const UPLOAD_CHUNK_BYTES: usize = 1 << 20;
 
