@@ -38,9 +38,9 @@ SOURCE_MESSAGES=${SOURCE_MESSAGES:-$LARGEST}
 # The test keys of daemon/tests/fixtures/dkim (they protect nothing).
 case "${DKIM:-}" in
 "") DKIM_ARGS=() ;;
-rsa) DKIM_ARGS=(--dkim daemon/tests/fixtures/dkim/test-rsa.pem) ;;
-ed25519) DKIM_ARGS=(--dkim daemon/tests/fixtures/dkim/test-ed25519.pem) ;;
-*) DKIM_ARGS=(--dkim "$DKIM") ;;
+rsa) DKIM_ARGS=(--dkim "$PWD/daemon/tests/fixtures/dkim/test-rsa.pem") ;;
+ed25519) DKIM_ARGS=(--dkim "$PWD/daemon/tests/fixtures/dkim/test-ed25519.pem") ;;
+*) DKIM_ARGS=(--dkim "$(realpath "$DKIM")") ;;
 esac
 SINK=/usr/sbin/smtp-sink
 SOURCE=/usr/sbin/smtp-source

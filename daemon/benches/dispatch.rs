@@ -9,7 +9,7 @@
 //! cargo bench -p touchpoint-daemon --bench dispatch -- 10000      # the .eml spool only
 //! cargo bench -p touchpoint-daemon --bench dispatch -- --probe-size
 //! cargo bench -p touchpoint-daemon --bench dispatch -- \
-//!     --dkim daemon/tests/fixtures/dkim/test-rsa.pem 10000  # DKIM-signed
+//!     --dkim "$PWD/tests/fixtures/dkim/test-rsa.pem" 10000  # DKIM-signed (an absolute path: cargo runs benches in daemon/)
 //! ```
 //!
 //! One tenant (`d001`, its generated policy, the shipped brand and

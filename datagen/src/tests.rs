@@ -678,7 +678,10 @@ fn a_policy_and_file_name_in_another_dialect_follow_that_dialect() {
         "customers_d003.csv"
     );
     assert_eq!(tab.customer_file_name(), "kdstamm_d003.csv");
-    assert_eq!(tenant_policy_toml_in(&tab, tab.dialect()), tenant_policy_toml(&tab));
+    assert_eq!(
+        tenant_policy_toml_in(&tab, tab.dialect()),
+        tenant_policy_toml(&tab)
+    );
 }
 
 fn policies_dir() -> std::path::PathBuf {
