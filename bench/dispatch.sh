@@ -5,6 +5,8 @@
 #   bench/dispatch.sh 10000                # chosen sizes
 #   CONNECTIONS="1 4" bench/dispatch.sh    # chosen connection counts
 #   PORT=25250 bench/dispatch.sh           # another port for the sink
+#   DKIM=rsa bench/dispatch.sh             # every email DKIM-signed: rsa (2048),
+#                                          # ed25519, or a PEM key file
 #
 # 1. Installs Postfix's test tools from Debian's packages if `smtp-sink` is
 #    missing (the postfix service is neither configured nor started, and any
@@ -33,6 +35,13 @@ fi
 LARGEST=$(printf '%s\n' "${SIZES[@]}" | sort -n | tail -n 1)
 # smtp-source sends at most this many messages per measurement.
 SOURCE_MESSAGES=${SOURCE_MESSAGES:-$LARGEST}
+# The test keys of daemon/tests/fixtures/dkim (they protect nothing).
+case "${DKIM:-}" in
+"") DKIM_ARGS=() ;;
+rsa) DKIM_ARGS=(--dkim "$PWD/daemon/tests/fixtures/dkim/test-rsa.pem") ;;
+ed25519) DKIM_ARGS=(--dkim "$PWD/daemon/tests/fixtures/dkim/test-ed25519.pem") ;;
+*) DKIM_ARGS=(--dkim "$(realpath "$DKIM")") ;;
+esac
 SINK=/usr/sbin/smtp-sink
 SOURCE=/usr/sbin/smtp-source
 
@@ -116,7 +125,7 @@ log "smtp-sink (pid $SINK_PID) listens on 127.0.0.1:$PORT"
 
 # The size of the messages we send: the benchmark renders a sample through
 # the real dispatch path and prints the mean size in bytes.
-BYTES=$(cargo bench -q -p touchpoint-daemon --bench dispatch -- --probe-size 2>/dev/null | sed -n 's/^message_bytes=//p')
+BYTES=$(cargo bench -q -p touchpoint-daemon --bench dispatch -- "${DKIM_ARGS[@]}" --probe-size 2>/dev/null | sed -n 's/^message_bytes=//p')
 BYTES=${BYTES:-8000}
 # smtp-source adds about 200 bytes of headers to its -l body.
 BODY=$((BYTES > 400 ? BYTES - 200 : 200))
@@ -152,5 +161,5 @@ for c in "${CEILING[@]}"; do
 done
 echo
 
-cargo bench -q -p touchpoint-daemon --bench dispatch -- \
+cargo bench -q -p touchpoint-daemon --bench dispatch -- "${DKIM_ARGS[@]}" \
     --relay "127.0.0.1:$PORT" --connections "$CONN_ARG" --ceiling "$CEILING_ARG" "${SIZES[@]}"

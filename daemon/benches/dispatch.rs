@@ -8,6 +8,8 @@
 //!     --connections 1,4,16 --ceiling 1=19000,4=14000,16=16000 10000
 //! cargo bench -p touchpoint-daemon --bench dispatch -- 10000      # the .eml spool only
 //! cargo bench -p touchpoint-daemon --bench dispatch -- --probe-size
+//! cargo bench -p touchpoint-daemon --bench dispatch -- \
+//!     --dkim "$PWD/tests/fixtures/dkim/test-rsa.pem" 10000  # DKIM-signed (an absolute path: cargo runs benches in daemon/)
 //! ```
 //!
 //! One tenant (`d001`, its generated policy, the shipped brand and
@@ -40,6 +42,8 @@
 //! group); the rate from the first to the last accepted message; the CPU
 //! time of the process; peak RSS. With `--ceiling k=rate,...` (smtp-source's
 //! rate per session count) the ratio to it.
+//! `--dkim FILE` signs every email with that PEM key (RSA or Ed25519, as
+//! the daemon's `[[dispatch.dkim]]`) for the sender's domain.
 //! `--probe-size` prints the mean size of our rendered emails
 //! (`message_bytes=`), for smtp-source's `-l`.
 
@@ -55,10 +59,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tokio_util::sync::CancellationToken;
-use touchpoint_common::config::{DispatchConfig, SmtpConfig, SmtpTls, StoresConfig};
+use touchpoint_common::config::{DispatchConfig, DkimConfig, SmtpConfig, SmtpTls, StoresConfig};
 use touchpoint_common::domain::{Channel, Timestamp};
 use touchpoint_common::outbox::{Message, MessageStatus, Occasion, Step, Why};
-use touchpoint_common::policy::OccasionKind;
+use touchpoint_common::policy::{OccasionKind, PolicySet};
 use touchpoint_common::{Date, TenantId};
 use touchpoint_datagen::{
     demo_dealers, tenant_policy_toml, write_customer_export_as_of, DealerSpec, ExportOptions,
@@ -85,7 +89,11 @@ struct Args {
     ceiling: BTreeMap<u32, f64>,
     spool: bool,
     probe: bool,
+    dkim: Option<PathBuf>,
 }
+
+/// The children learn the DKIM key from the parent through this variable.
+const DKIM_ENV: &str = "TP_BENCH_DKIM";
 
 fn parse_args() -> Args {
     let mut a = Args {
@@ -95,6 +103,7 @@ fn parse_args() -> Args {
         ceiling: BTreeMap::new(),
         spool: true,
         probe: false,
+        dkim: None,
     };
     let mut it = std::env::args().skip(1).filter(|a| a != "--bench");
     while let Some(arg) = it.next() {
@@ -120,6 +129,10 @@ fn parse_args() -> Args {
             }
             "--no-spool" => a.spool = false,
             "--probe-size" => a.probe = true,
+            "--dkim" => {
+                let file = PathBuf::from(it.next().expect("--dkim FILE"));
+                a.dkim = Some(std::fs::canonicalize(&file).expect("--dkim: no such key file"));
+            }
             n => a
                 .sizes
                 .push(n.parse().unwrap_or_else(|_| panic!("unknown argument {n}"))),
@@ -138,6 +151,10 @@ fn main() {
         return;
     }
     let args = parse_args();
+    if let Some(key) = &args.dkim {
+        // Before any thread is started; the children inherit it.
+        std::env::set_var(DKIM_ENV, key);
+    }
     let scratch = tempfile::tempdir().expect("tempdir");
     if args.probe {
         let prepared = scratch.path().join("probe");
@@ -147,13 +164,17 @@ fn main() {
         return;
     }
     println!(
-        "touchpoint email dispatch benchmark — {} cores, tenant {TENANT}, {}",
+        "touchpoint email dispatch benchmark — {} cores, tenant {TENANT}, {}, {}",
         std::thread::available_parallelism()
             .map(|n| n.get())
             .unwrap_or(1),
         match &args.relay {
             Some(r) => format!("relay {r}"),
             None => "no relay (spool only)".into(),
+        },
+        match &args.dkim {
+            Some(k) => format!("DKIM-signed with {}", k.display()),
+            None => "no DKIM".into(),
         }
     );
     println!();
@@ -500,6 +521,18 @@ fn cpu_secs() -> f64 {
 }
 
 /// Runs the dispatcher until `messages` are sent and prints the figures.
+/// The domain of the tenant's sender address, as dispatch chooses it
+/// (the dealer's sender, else `noreply@` the brand's bounce domain).
+fn sender_domain(set: &PolicySet) -> String {
+    let id = TenantId::new(TENANT).expect("id");
+    let tenant = set.tenant(&id).expect("tenant policy");
+    let from = &tenant.sender.email;
+    match from.rsplit_once('@') {
+        Some((_, domain)) if !from.is_empty() => domain.to_ascii_lowercase(),
+        _ => set.brand.email.bounce_domain.to_ascii_lowercase(),
+    }
+}
+
 fn dispatch(state: &Path, messages: usize, transport: &str, connections: u32, relay: &str) {
     let policies = touchpointd::policy::load_dir(&state.join("policies")).expect("policies");
     let stores = Arc::new(Stores::open(state, &StoresConfig::default()).expect("stores"));
@@ -515,6 +548,13 @@ fn dispatch(state: &Path, messages: usize, transport: &str, connections: u32, re
             hello_name: "bench.test".into(),
             ..SmtpConfig::default()
         };
+    }
+    if let Some(key) = std::env::var_os(DKIM_ENV) {
+        cfg.dkim = vec![DkimConfig {
+            domain: sender_domain(&policies.set),
+            selector: "bench".into(),
+            key_file: key.to_string_lossy().into_owned(),
+        }];
     }
     let paths = DispatchPaths {
         spool: state.join("mail"),

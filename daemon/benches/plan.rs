@@ -228,17 +228,9 @@ fn specs(customers: usize) -> Vec<DealerSpec> {
         .collect()
 }
 
-/// The export options of the import benchmark (about 1.2 vehicles per
-/// customer, a few duplicates and fleets, no broken rows) in the dealer's dialect.
+/// The benchmarks' export options in the dealer's dialect.
 fn export_options(spec: &DealerSpec) -> ExportOptions {
-    ExportOptions {
-        dialect: spec.dialect(),
-        duplicate_rate: 0.02,
-        fleet_rate: 0.02,
-        no_consent_rate: 0.15,
-        bad_row_rate: 0.0,
-        past_quarter: false,
-    }
+    ExportOptions::bench(spec.dialect())
 }
 
 /// Generates one export per tenant and imports it, on two threads.

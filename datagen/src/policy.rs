@@ -304,7 +304,12 @@ fn tenant_settings(spec: &DealerSpec, t: &mut String) {
 /// every key explained in a comment. Dealers whose DMS writes the tab dialect
 /// get an `[import.columns]` table mapping its short headers.
 pub fn tenant_policy_toml(spec: &DealerSpec) -> String {
-    let dialect = spec.dialect();
+    tenant_policy_toml_in(spec, spec.dialect())
+}
+
+/// The policy file of a dealer whose exports are written in `dialect`
+/// (whatever its own DMS would write).
+pub fn tenant_policy_toml_in(spec: &DealerSpec, dialect: Dialect) -> String {
     let mut t = String::with_capacity(4096);
     let city = if spec.city.is_empty() {
         String::new()

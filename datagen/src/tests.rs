@@ -660,6 +660,30 @@ fn tenant_policy_toml_parses_and_round_trips() {
     assert_eq!(policy.tenant.name, odd.name);
 }
 
+/// A dealer whose exports are written in another dialect than its own DMS's
+/// (`touchpoint-datagen --dialect comma`) gets a policy that reads that
+/// dialect: a tab dealer's forced tab delimiter and short headers would
+/// refuse a comma file.
+#[test]
+fn a_policy_and_file_name_in_another_dialect_follow_that_dialect() {
+    let tab = demo_dealers(3).remove(2);
+    assert_eq!(tab.dialect(), Dialect::DmsTab);
+    let text = tenant_policy_toml_in(&tab, Dialect::DmsCommaUtf8Bom);
+    let policy: TenantPolicy = parse_toml("d003.toml", &text).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(policy.tenant.id.as_str(), "d003");
+    assert_eq!(policy.import.delimiter, None);
+    assert!(policy.import.columns.is_empty());
+    assert_eq!(
+        tab.customer_file_name_in(Dialect::DmsCommaUtf8Bom),
+        "customers_d003.csv"
+    );
+    assert_eq!(tab.customer_file_name(), "kdstamm_d003.csv");
+    assert_eq!(
+        tenant_policy_toml_in(&tab, tab.dialect()),
+        tenant_policy_toml(&tab)
+    );
+}
+
 fn policies_dir() -> std::path::PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../policies")
 }

@@ -346,3 +346,106 @@ fn an_email_that_cannot_be_read_is_skipped_and_the_others_go_out() {
     let ix = fx.store("d001").with_index(|ix| ix.unreadable().to_vec());
     assert_eq!(ix.unwrap(), vec![bad.id]);
 }
+
+/// With DKIM, a claimed group takes every core, one thread per message at
+/// most; without it a thread takes eight or more (16 on two cores, as
+/// before); never more threads than cores.
+#[test]
+fn signing_builds_a_small_group_on_every_core() {
+    assert_eq!(build_threads(2, true, 2), 2);
+    assert_eq!(build_threads(8, true, 2), 2);
+    assert_eq!(build_threads(3, true, 16), 3);
+    assert_eq!(build_threads(100, true, 16), 16);
+    assert_eq!(build_threads(1, true, 4), 1);
+    assert_eq!(build_threads(0, true, 4), 1);
+    assert_eq!(build_threads(15, false, 2), 1);
+    assert_eq!(build_threads(16, false, 2), 2);
+    assert_eq!(build_threads(64, false, 16), 8);
+    assert_eq!(build_threads(4, true, 0), 1);
+}
+
+/// The group is cut into runs of consecutive items, one per thread, and the
+/// results come back in the order of the items; a helper thread that
+/// panicked costs its own items only.
+#[test]
+fn a_group_built_on_several_threads_keeps_its_order() {
+    let items: Vec<u32> = (0..10).collect();
+    let out = in_order_on(
+        &items,
+        4,
+        |i| (*i, std::thread::current().id()),
+        || unreachable!(),
+    );
+    assert_eq!(
+        out.iter().map(|(i, _)| *i).collect::<Vec<_>>(),
+        items,
+        "in order"
+    );
+    let threads: std::collections::HashSet<_> = out.iter().map(|(_, t)| *t).collect();
+    assert_eq!(threads.len(), 4, "runs of 3, 3, 3 and 1 on four threads");
+    assert_eq!(
+        out[0].1,
+        std::thread::current().id(),
+        "the first run is the caller's"
+    );
+
+    let out = in_order_on(
+        &items,
+        2,
+        |i| {
+            assert!(*i < 5, "a failure in the second run");
+            Ok(*i)
+        },
+        || Err("panicked"),
+    );
+    let expected: Vec<std::result::Result<u32, &str>> = (0..10)
+        .map(|i| if i < 5 { Ok(i) } else { Err("panicked") })
+        .collect();
+    assert_eq!(out, expected);
+}
+
+/// Two DKIM-signed emails claimed together (built on two threads where
+/// there are two cores) both go out signed for the sender's domain, in the
+/// order they were due, both marked sending.
+#[test]
+fn dkim_signed_emails_claimed_together_are_signed_in_order() {
+    let mut fx = Fx::new();
+    customers(&fx, "d001", &["K1", "K2"]);
+    let store = fx.store("d001");
+    let d = |no, vin, day| draft(&store, no, Channel::Email, "service_due", Some(vin), day);
+    let first = fx.queued("d001", &d("K1", VIN_A, today().add_days(-1)));
+    let second = fx.queued("d001", &d("K2", VIN_B, today()));
+    drop(store);
+    let p = fx.p();
+    let tenant = p.tenant(&tid("d001")).unwrap();
+    let from = if tenant.sender.email.is_empty() {
+        format!("noreply@{}", p.brand.email.bounce_domain)
+    } else {
+        tenant.sender.email.clone()
+    };
+    let domain = domain_of(&from);
+    let key =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/dkim/test-rsa.pem");
+    let dkim = mime::Dkim::load(&touchpoint_common::config::DkimConfig {
+        domain: domain.clone(),
+        selector: "t".into(),
+        key_file: key.to_string_lossy().into_owned(),
+    })
+    .unwrap();
+    fx.d.dkim.insert(domain.clone(), dkim);
+
+    let jobs = fx.claim("d001", LATER, 8);
+    assert_eq!(
+        jobs.iter().map(|j| j.id).collect::<Vec<_>>(),
+        vec![first.id, second.id]
+    );
+    for job in &jobs {
+        let text = String::from_utf8_lossy(&job.outgoing.bytes);
+        let signature = text
+            .lines()
+            .find(|l| l.starts_with("DKIM-Signature:"))
+            .unwrap_or_else(|| panic!("message #{} is not signed:\n{text}", job.id));
+        assert!(signature.contains(&format!("d={domain}")), "{signature}");
+        assert_eq!(fx.message("d001", job.id).status, S::Sending);
+    }
+}
