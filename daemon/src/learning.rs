@@ -70,8 +70,11 @@
 //! fiftieth of the messages. A letter's or a call's slot is its weekday
 //! only (it goes with its day's batch or call list, at no hour the planner
 //! picks). Each is learned from at least two arms that pass, the best
-//! beating their pooled rate by [`SLOT_MARGIN`]; an exploring occasion draws a
-//! weekday and an hour. A value in force that
+//! beating their pooled rate by [`SLOT_MARGIN`]; a weekday or an hour in
+//! force stays until the best beats it by that margin too (hysteresis). An
+//! email's hour is the hour planned for it when it went out that day (the
+//! arm chosen; dispatch may release it later that day). An exploring
+//! occasion draws a weekday and an hour. A value in force that
 //! is off the service's current grid (the policy changed) gives way to the
 //! policy's value.
 //!
