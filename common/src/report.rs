@@ -44,6 +44,17 @@ pub struct ResultRow {
     /// time are nobody's choice, and learning counts it in no arm.
     #[serde(default)]
     pub sent_now: bool,
+    /// The message's id in its dealer's store (0: none). Only the daemon
+    /// itself uses it (learning joins a row with what answered it); never
+    /// on the wire.
+    #[serde(skip)]
+    pub id: u64,
+    /// The moment the planner chose for it (its send day and minute; for
+    /// a control member, `sent_at`). Only the daemon itself uses it: a
+    /// send slot is learned as the slot chosen, whatever hour dispatch
+    /// released it at that day (`daemon::learning`); never on the wire.
+    #[serde(skip)]
+    pub planned_at: Option<Timestamp>,
 }
 
 impl ResultRow {
@@ -219,6 +230,8 @@ mod tests {
             clicks: 3,
             time_known: true,
             sent_now: false,
+            id: 0,
+            planned_at: None,
         };
         let back: ResultRow = decode_frame(&encode_frame(&row).expect("encode")).expect("decode");
         assert_eq!(back, row);

@@ -683,9 +683,30 @@ fn closes(kind: OccasionKind, vin: &Option<String>, r: &Response) -> bool {
     work && vin.is_some() && *vin == r.vin
 }
 
-/// Every control record of a tenant with the days of the responses that
-/// answer it ([`answered_by`], the table and the vehicle as for a credit).
-pub fn control_responses(store: &TenantStore) -> Result<Vec<ControlResponses>, StoreError> {
+/// What answered each of a tenant's messages and control records, for
+/// learning (`crate::learning`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Answers {
+    /// Every control record with the days of the responses that answer it.
+    pub controls: Vec<ControlResponses>,
+    /// Per message that went out (by id), the days of the responses that
+    /// answer it ([`answered_by`]), ascending, whichever message or record
+    /// the attribution pass credits them to. Learning judges a message by
+    /// these, as it judges a control member: a response the pass gives to
+    /// a later message (an inspection reminder sent after a service
+    /// reminder of the same vehicle: a service visit answers both) still
+    /// says the customer came within the first one's window, which is what
+    /// the control baseline counts for the member. Judged by the credit
+    /// alone, a message sent earlier (a longer lead) lost more of its
+    /// responses to later messages than a short lead did, and short leads
+    /// looked better than they are.
+    pub messages: HashMap<u64, Vec<Date>>,
+}
+
+/// Every control record and every message that went out of a tenant,
+/// with the days of the responses that answer it ([`answered_by`], the
+/// table and the vehicle as for a credit).
+pub fn answers_of(store: &TenantStore) -> Result<Answers, StoreError> {
     let g = gather(store)?;
     let mut by_recipient: HashMap<&str, Vec<&Response>> = HashMap::new();
     for r in &g.responses {
@@ -697,8 +718,8 @@ pub fn control_responses(store: &TenantStore) -> Result<Vec<ControlResponses>, S
         .filter(|m| m.status == MessageStatus::Control)
         .map(|m| (m.id, (store::lead_due(&m), store::local_day(m.planned_at))))
         .collect();
-    let mut out = Vec::new();
-    for e in g.exposures.iter().filter(|e| e.control) {
+    let mut out = Answers::default();
+    for e in &g.exposures {
         let mut days: Vec<Date> = by_recipient
             .get(e.recipient.as_str())
             .into_iter()
@@ -707,6 +728,10 @@ pub fn control_responses(store: &TenantStore) -> Result<Vec<ControlResponses>, S
             .map(|r| r.date)
             .collect();
         days.sort();
+        if !e.control {
+            out.messages.insert(e.id, days);
+            continue;
+        }
         let (due, drawn) = dues.get(&e.id).copied().unwrap_or((e.sent, None));
         let drawn = drawn.unwrap_or(e.sent).min(e.sent);
         let done = by_recipient
@@ -717,7 +742,7 @@ pub fn control_responses(store: &TenantStore) -> Result<Vec<ControlResponses>, S
             .filter(|r| e.occasions.iter().any(|(k, vin)| closes(*k, vin, r)))
             .map(|r| r.date)
             .min();
-        out.push(ControlResponses {
+        out.controls.push(ControlResponses {
             service: e.service.clone(),
             due,
             drawn,

@@ -3,8 +3,10 @@
 //!
 //! **Data.** Per dealer, from its outbox and attribution credits
 //! (`TenantStore::result_rows`): per (service, channel, lead arm) and per
-//! (service, channel, slot) the messages sent and those credited with a
-//! response within the service's learning window (`learn_window_days`,
+//! (service, channel, slot) the messages sent and those answered by a
+//! response (one that answers its occasion, as a credit does, whichever
+//! message the attribution pass credits it to: `attribution::Answers`)
+//! after its send day and within the service's learning window (`learn_window_days`,
 //! by default the attribution window: `Service::learn_window`), counting
 //! only messages whose learning window has closed; a message an operator
 //! sent now (`send-now`) counts in no arm, its day and time being nobody's
@@ -14,7 +16,7 @@
 //! on the send day, so each lead gives a control member a
 //! different window; every control member is evaluated for the window each
 //! lead would have given it, against the days of the responses that answer
-//! its occasion (`attribution::control_responses`, the same table and
+//! its occasion (`attribution::answers_of`, the same table and
 //! vehicle match as a credit).
 //!
 //! **Pooling.** A cell (service, channel, arm) is pooled across dealers
@@ -40,12 +42,19 @@
 //! policy with its own data. The value in force maximises incremental
 //! response per cost, (posterior mean − baseline) × value − cost (the
 //! value of a response is the service's policy `value`, the cost the
-//! channel's), among the arms whose incremental response beats the
-//! policy arm's by [`model::EVIDENCE_Z`] standard deviations of the
-//! difference (posterior and control baseline): the best of many thin arms
-//! is the luckiest, so a thin arm does not replace the policy's lead on a
-//! good week; while no arm passes the rule the policy's value stays (the
-//! fallback). Exploration is Thompson sampling (Thompson 1933; Chapelle &
+//! channel's). For the lead, the arms lend each other strength: the
+//! incremental responses are smoothed over the lead grid
+//! ([`model::smooth`]: a Whittaker–Henderson smoother, i.e. a Gaussian
+//! second-order random-walk prior over the grid, Eilers 2003; Rue & Held
+//! 2005), counting only arms whose cells pass the rule. The lead in force
+//! stays until another's smoothed incremental response beats it by
+//! [`model::EVIDENCE_Z`] standard deviations of the difference (smoothed
+//! posterior and control baseline): the best of many thin arms is the
+//! luckiest, so a thin arm does not replace the lead on a good week, and a
+//! learned lead does not flap between two about as good (hysteresis: its
+//! version changes only then). While no arm passes the rule, or the
+//! policy's own arm has none to compare with, the policy's value stays
+//! (the fallback). Exploration is Thompson sampling (Thompson 1933; Chapelle &
 //! Li 2011, "An Empirical Evaluation of Thompson Sampling"; Russo et al.
 //! 2018, "A Tutorial on Thompson Sampling"): `explore_percent` of the
 //! occasions draw once from each arm's posterior and take the best draw.
@@ -61,8 +70,11 @@
 //! fiftieth of the messages. A letter's or a call's slot is its weekday
 //! only (it goes with its day's batch or call list, at no hour the planner
 //! picks). Each is learned from at least two arms that pass, the best
-//! beating their pooled rate by [`SLOT_MARGIN`]; an exploring occasion draws a
-//! weekday and an hour. A value in force that
+//! beating their pooled rate by [`SLOT_MARGIN`]; a weekday or an hour in
+//! force stays until the best beats it by that margin too (hysteresis). An
+//! email's hour is the hour planned for it when it went out that day (the
+//! arm chosen; dispatch may release it later that day). An exploring
+//! occasion draws a weekday and an hour. A value in force that
 //! is off the service's current grid (the policy changed) gives way to the
 //! policy's value.
 //!
@@ -284,13 +296,18 @@ pub fn compute(brand: &BrandPolicy, dealers: &[DealerData], prev: &LearnedState)
             // (its baseline 0 would flatter it). Without any baseline at
             // all (no control group) the arms compare on their response.
             let baselined = lead_arms.iter().any(ArmFigures::has_baseline);
-            let usable: Vec<ArmFigures> = lead_arms
-                .iter()
-                .filter(|a| a.passes && (!baselined || a.has_baseline()))
-                .cloned()
-                .collect();
+            let is_usable = |a: &ArmFigures| a.passes && (!baselined || a.has_baseline());
+            let usable: Vec<ArmFigures> =
+                lead_arms.iter().filter(|a| is_usable(a)).cloned().collect();
             let any = !usable.is_empty();
-            let chosen = match best(&usable, Arm::Lead(s.lead_days)) {
+            // Hysteresis: the value in force (if it is still learned and
+            // on the grid) stays until another lead beats it by the
+            // evidence margin.
+            let in_force = match old {
+                Some(o) if o.lead.source == Source::Learned => Arm::Lead(o.lead.value),
+                _ => Arm::Lead(s.lead_days),
+            };
+            let chosen = match best(&lead_arms, &is_usable, in_force, Arm::Lead(s.lead_days)) {
                 Arm::Lead(l) if any => l,
                 _ => s.lead_days,
             };
@@ -315,9 +332,23 @@ pub fn compute(brand: &BrandPolicy, dealers: &[DealerData], prev: &LearnedState)
             let base = baselines.get(&chosen).copied().unwrap_or(0.0);
             let mut slot_arms: Vec<ArmFigures> = Vec::new();
             let mut winners = Vec::new();
-            for (keys, rest) in slots(brand, s, channel)
+            // The weekday and the hour learned before, each its
+            // partition's arm.
+            let held_slot = old
+                .filter(|o| o.slot.source == Source::Learned)
+                .and_then(|o| o.slot.value);
+            let held = [
+                held_slot
+                    .filter(|(wd, _)| *wd != ANY_WEEKDAY)
+                    .map(|(wd, _)| Arm::Slot(wd, ANY_HOUR)),
+                held_slot
+                    .filter(|(_, h)| *h != ANY_HOUR)
+                    .map(|(_, h)| Arm::Slot(ANY_WEEKDAY, h)),
+            ];
+            for ((keys, rest), in_force) in slots(brand, s, channel)
                 .into_iter()
                 .zip([data::REST_OF_DAYS, data::REST_OF_HOURS])
+                .zip(held)
             {
                 if keys.is_empty() {
                     winners.push(None);
@@ -344,7 +375,7 @@ pub fn compute(brand: &BrandPolicy, dealers: &[DealerData], prev: &LearnedState)
                         model::arm(Arm::Slot(*wd, *h), *p, slot_prior, base, value, cost)
                     })
                     .collect();
-                winners.push(slot_winner(&arms));
+                winners.push(slot_winner(&arms, in_force));
                 slot_arms.extend(arms);
             }
             // The best weekday and the best hour make the slot; either
@@ -430,8 +461,12 @@ pub const SLOT_MARGIN: f64 = 0.01;
 /// rate of the passing arms by [`SLOT_MARGIN`] at least. (Against the
 /// runner-up instead, a smooth hour curve would never give a winner: the
 /// neighbouring hour is nearly as good, and either is better than the
-/// window spread out.)
-fn slot_winner(arms: &[ArmFigures]) -> Option<(u8, u8)> {
+/// window spread out.) Hysteresis: the arm `in_force` (the weekday or the
+/// hour learned before) stays while it passes, is no worse than the pooled
+/// rate and the best does not beat it by [`SLOT_MARGIN`] too, so two
+/// neighbouring hours about as good do not take turns (each turn a new
+/// version, and new exploration draws).
+fn slot_winner(arms: &[ArmFigures], in_force: Option<Arm>) -> Option<(u8, u8)> {
     let mut passing: Vec<&ArmFigures> = arms.iter().filter(|a| a.passes).collect();
     if passing.len() < 2 {
         return None;
@@ -445,6 +480,16 @@ fn slot_winner(arms: &[ArmFigures]) -> Option<(u8, u8)> {
     let pooled = responses as f64 / sent as f64;
     passing.sort_by(|a, b| b.objective.total_cmp(&a.objective));
     let top = passing[0];
+    let held = passing
+        .iter()
+        .find(|a| Some(a.arm) == in_force && a.mean() >= pooled);
+    if let Some(h) = held {
+        if let Arm::Slot(wd, hour) = h.arm {
+            if top.mean() - h.mean() < SLOT_MARGIN {
+                return Some((wd, hour));
+            }
+        }
+    }
     match top.arm {
         Arm::Slot(wd, h) if top.mean() - pooled >= SLOT_MARGIN => Some((wd, h)),
         _ => None,
@@ -870,8 +915,14 @@ impl Learning {
         for t in set.tenants.keys() {
             let read = stores.tenant(t).and_then(|s| {
                 let rows = s.result_rows(today.add_days(-HISTORY_DAYS), today)?;
-                let controls = crate::attribution::control_responses(&s)?;
-                Ok(collect(&rows, &controls, &grids, today))
+                let answers = crate::attribution::answers_of(&s)?;
+                Ok(collect(
+                    &rows,
+                    &answers.messages,
+                    &answers.controls,
+                    &grids,
+                    today,
+                ))
             });
             match read {
                 Ok(d) => dealers.push(d),

@@ -1185,3 +1185,37 @@ fn only_the_work_itself_on_the_vehicle_closes_an_occasion() {
         &on(ResponseKind::ServiceVisit, None)
     ));
 }
+
+/// A service visit answers the vehicle's service reminder and its later
+/// inspection reminder; the pass credits the later one. For learning the
+/// earlier message was still answered (`answers_of`), as a control member
+/// in its place would be: the credit alone made earlier messages (longer
+/// leads) look worse than they are.
+#[test]
+fn a_visit_credited_to_a_later_message_still_answers_the_earlier_one_for_learning() {
+    let room = Room::new();
+    let service = room.sent_about(
+        "K1",
+        d(2026, 12, 1),
+        MessageStatus::Sent,
+        OccasionKind::ServiceDue,
+        Some(V1),
+    );
+    let inspection = room.sent_about(
+        "K1",
+        d(2026, 12, 20),
+        MessageStatus::Sent,
+        OccasionKind::InspectionDue,
+        Some(V1),
+    );
+    room.import(
+        "werkstatt.csv",
+        &format!("{VISITS}WVWZZZ1KZ6W000001;K1;08.01.2027;Inspektion;412,00\n"),
+    );
+    assert_eq!(room.store.credit(service).expect("read"), None);
+    assert!(room.store.credit(inspection).expect("read").is_some());
+    let a = answers_of(&room.store).expect("answers");
+    assert_eq!(a.messages.get(&service), Some(&vec![d(2027, 1, 8)]));
+    assert_eq!(a.messages.get(&inspection), Some(&vec![d(2027, 1, 8)]));
+    assert!(a.controls.is_empty());
+}

@@ -2,7 +2,7 @@
 //! say about each lead time and send slot of a learning service, and what
 //! its control group says about the window each lead time gives.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use chrono::{Datelike, TimeZone, Timelike};
 use touchpoint_common::domain::Channel;
@@ -63,11 +63,17 @@ pub struct DealerData {
 
 /// Counts one dealer's rows. Only rows whose learning window has closed
 /// before `today` count: a message still inside its window may yet be
-/// answered, and counting it now would lower its arm's rate. A response
-/// credited after the learning window (within the attribution window) is
-/// no response here, as a control member's after that window is none.
+/// answered, and counting it now would lower its arm's rate. A message is
+/// answered when a response that answers it (`answered`, by message id:
+/// `attribution::Answers::messages`) or its credit falls after its send
+/// day and within the learning window, as a control member is (below):
+/// the same test on both sides of the lift, whichever message the
+/// attribution pass credited a response to. A response after the learning
+/// window (within the attribution window) is no response here, as a
+/// control member's after that window is none.
 pub fn collect(
     rows: &[ResultRow],
+    answered: &HashMap<u64, Vec<Date>>,
     controls: &[ControlResponses],
     grids: &BTreeMap<String, Grid>,
     today: Date,
@@ -92,9 +98,14 @@ pub fn collect(
         if end >= today || grid.since.is_some_and(|s| day < s) {
             continue;
         }
+        let inside = |d: &Date| *d > day && *d <= end;
+        let answer = r.response.as_ref().is_some_and(|c| inside(&c.date))
+            || answered
+                .get(&r.id)
+                .is_some_and(|days| days.iter().any(inside));
         let hit = Counts {
             sent: 1,
-            responses: u64::from(r.response.as_ref().is_some_and(|c| c.date <= end)),
+            responses: u64::from(answer),
             ..Counts::default()
         };
         // Every partition (lead, weekday, hour) counts the same rows: a
@@ -104,7 +115,15 @@ pub fn collect(
             continue;
         };
         let weekday = local.weekday().num_days_from_monday() as u8;
-        let hour = local.hour() as u8;
+        // The hour chosen: the planned moment's, when the message went out
+        // that day (dispatch may release a planned email later the same
+        // day: a backlog, or a rehearsal whose clock starts after the
+        // window); else the hour it went out.
+        let planned = r
+            .planned_at
+            .and_then(|p| chrono::Local.timestamp_millis_opt(p.millis()).single())
+            .filter(|p| p.date_naive() == local.date_naive());
+        let hour = planned.unwrap_or(local).hour() as u8;
         let mut arms = vec![
             Arm::Lead(lead),
             if grid.days.contains(&weekday) {

@@ -53,6 +53,8 @@ fn row(channel: Option<Channel>, cost: i64, response: Option<i64>) -> ResultRow 
         clicks: 0,
         time_known: true,
         sent_now: false,
+        id: 0,
+        planned_at: None,
     }
 }
 

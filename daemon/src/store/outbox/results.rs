@@ -130,6 +130,8 @@ impl TenantStore {
                 clicks: tracking.get(&m.id).map_or(0, |t| t.clicks),
                 time_known: !m.from_send_history(),
                 sent_now: m.sent_now(),
+                id: m.id,
+                planned_at: Some(send_moment(&m)),
             });
         }
         for (recipient, sent) in &emails {
