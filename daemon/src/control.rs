@@ -50,6 +50,14 @@ use touchpoint_common::domain::Timestamp;
 
 pub use listener::run;
 
+/// Writes the refusals still counted. The accept loop writes them when it
+/// stops, but a connection accepted just before may be refused after that
+/// (admission runs on its own task): called once every connection task
+/// has ended, so that no counted refusal is lost from the audit log.
+pub fn flush_refusals(ctx: &Ctx) {
+    ctx.refusals.flush(ctx, true);
+}
+
 use crate::access::Access;
 use crate::approvals::Material;
 use crate::dispatch::Dispatcher;

@@ -228,6 +228,7 @@ impl Daemon {
                 DRAIN.as_secs()
             );
         }
+        control::flush_refusals(&self.ctx);
         let stores = self.ctx.stores.clone();
         tokio::task::spawn_blocking(move || stores.close_all()).await??;
         tracing::info!("stores flushed and closed");
