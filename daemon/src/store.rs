@@ -294,41 +294,30 @@ impl Stores {
         if self.central.tenant(id)?.is_none() {
             return Err(StoreError::UnknownTenant(id.to_string()));
         }
-        let store = self.take_slot(id)?;
-        let closed = match store {
-            Some(s) => self.close_store(id, s),
-            None => Ok(()),
-        };
-        let done = closed
-            .map_err(StoreError::Unavailable)
-            .and_then(|()| rewrite::rewrite(&self.tenant_dir(id)));
-        let mut open = self.lock();
-        match &done {
-            Ok(()) => {
-                open.slots.remove(id);
-            }
-            Err(e) => {
-                open.slots.insert(id.clone(), Slot::Failed(e.to_string()));
-            }
-        }
-        self.changed.notify_all();
-        done
+        self.with_tenant_closed(id, || rewrite::rewrite(&self.tenant_dir(id)))
     }
 
     /// Removes a tenant's store from disk and its registry entry (a dealer
     /// who left): the store is closed first, once nobody else holds it.
     pub fn remove_tenant(&self, id: &TenantId) -> Result<()> {
+        self.with_tenant_closed(id, || {
+            let dir = self.tenant_dir(id);
+            files::remove_path(&dir).map_err(files::io_err(&dir))?;
+            files::sync_dir(&self.root.join("tenants"))?;
+            self.central.unregister_tenant(id).map(|_| ())
+        })
+    }
+
+    /// Runs `f` on a tenant's directory with its store closed and its slot
+    /// held (requests for it wait); afterwards the slot is free again, or
+    /// failed with `f`'s error.
+    fn with_tenant_closed(&self, id: &TenantId, f: impl FnOnce() -> Result<()>) -> Result<()> {
         let store = self.take_slot(id)?;
         let closed = match store {
             Some(s) => self.close_store(id, s),
             None => Ok(()),
         };
-        let dir = self.tenant_dir(id);
-        let done = closed.map_err(StoreError::Unavailable).and_then(|()| {
-            files::remove_path(&dir).map_err(files::io_err(&dir))?;
-            files::sync_dir(&self.root.join("tenants"))?;
-            self.central.unregister_tenant(id).map(|_| ())
-        });
+        let done = closed.map_err(StoreError::Unavailable).and_then(|()| f());
         let mut open = self.lock();
         match &done {
             Ok(()) => {

@@ -125,6 +125,15 @@ fn contains(hay: &[u8], needle: &[u8]) -> bool {
     hay.windows(needle.len()).any(|w| w == needle)
 }
 
+/// Writes `rows` as the export `name` and imports it into `tenant`.
+fn import_rows(d: &TestDaemon, dir: &Path, name: &str, tenant: &str, rows: &[String]) {
+    let file = write_csv(dir, name, rows);
+    run_ok(
+        &d.socket,
+        &["import", "--tenant", tenant, &file.display().to_string()],
+    );
+}
+
 fn run_ok(socket: &Path, args: &[&str]) -> String {
     let out = touchpoint(socket, args);
     assert_eq!(
@@ -258,11 +267,7 @@ fn erase_leaves_no_byte_of_the_customer_in_the_state_directory_or_the_log() {
 fn an_erased_customer_is_skipped_by_the_next_import_until_a_new_legal_basis_is_stated() {
     let dir = tempfile::tempdir().expect("tempdir");
     let d = daemon(dir.path());
-    let first = write_csv(dir.path(), "kunden_1.csv", &rows());
-    run_ok(
-        &d.socket,
-        &["import", "--tenant", "d001", &first.display().to_string()],
-    );
+    import_rows(&d, dir.path(), "kunden_1.csv", "d001", &rows());
     run_ok(
         &d.socket,
         &["erase", "--tenant", "d001", "--customer", "K-77001"],
@@ -352,11 +357,7 @@ fn an_erased_customer_is_skipped_by_the_next_import_until_a_new_legal_basis_is_s
     );
     // (Other bytes than the second file's: the same bytes are "already imported".)
     next[0] = next[0].replace("Stammkunde", "Stammkunde, neuer Vertrag");
-    let third = write_csv(dir.path(), "kunden_3.csv", &next);
-    run_ok(
-        &d.socket,
-        &["import", "--tenant", "d001", &third.display().to_string()],
-    );
+    import_rows(&d, dir.path(), "kunden_3.csv", "d001", &next);
     let back = run_ok(&d.socket, &["customer", "--tenant", "d001", "K-77001"]);
     assert!(back.contains(NAME), "{back}");
 }
@@ -365,11 +366,7 @@ fn an_erased_customer_is_skipped_by_the_next_import_until_a_new_legal_basis_is_s
 fn an_objection_stops_planning_survives_a_reimport_and_is_shown() {
     let dir = tempfile::tempdir().expect("tempdir");
     let d = daemon(dir.path());
-    let first = write_csv(dir.path(), "kunden_1.csv", &rows());
-    run_ok(
-        &d.socket,
-        &["import", "--tenant", "d001", &first.display().to_string()],
-    );
+    import_rows(&d, dir.path(), "kunden_1.csv", "d001", &rows());
     run_ok(&d.socket, &["plan", "--tenant", "d001"]);
     assert_eq!(
         pending(&d.socket, "K-77001"),
@@ -397,11 +394,7 @@ fn an_objection_stops_planning_survives_a_reimport_and_is_shown() {
     // what was planned and plans nothing new for them.
     let mut again = rows();
     again[0] = again[0].replace("Stammkunde", "Stammkunde seit 1990");
-    let second = write_csv(dir.path(), "kunden_2.csv", &again);
-    run_ok(
-        &d.socket,
-        &["import", "--tenant", "d001", &second.display().to_string()],
-    );
+    import_rows(&d, dir.path(), "kunden_2.csv", "d001", &again);
     run_ok(&d.socket, &["plan", "--tenant", "d001"]);
     assert_eq!(
         pending(&d.socket, "K-77001"),
@@ -456,11 +449,7 @@ fn export_customer_gives_everything_stored_as_json_to_a_new_private_file() {
     use std::os::unix::fs::PermissionsExt as _;
     let dir = tempfile::tempdir().expect("tempdir");
     let d = daemon(dir.path());
-    let first = write_csv(dir.path(), "kunden_1.csv", &rows());
-    run_ok(
-        &d.socket,
-        &["import", "--tenant", "d001", &first.display().to_string()],
-    );
+    import_rows(&d, dir.path(), "kunden_1.csv", "d001", &rows());
     run_ok(&d.socket, &["plan", "--tenant", "d001"]);
     let out = dir.path().join("K-77001.json");
     let path = out.display().to_string();
@@ -554,15 +543,8 @@ fn export_customer_gives_everything_stored_as_json_to_a_new_private_file() {
 fn only_an_administrator_in_scope_may_erase_and_an_operator_in_scope_may_object() {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut d = daemon(dir.path());
-    let first = write_csv(dir.path(), "kunden_1.csv", &rows());
-    run_ok(
-        &d.socket,
-        &["import", "--tenant", "d001", &first.display().to_string()],
-    );
-    run_ok(
-        &d.socket,
-        &["import", "--tenant", "d002", &first.display().to_string()],
-    );
+    import_rows(&d, dir.path(), "kunden_1.csv", "d001", &rows());
+    import_rows(&d, dir.path(), "kunden_1.csv", "d002", &rows());
     let rule = |role, tenants: &[&str]| AccessRule {
         user: None,
         uid: Some(me()),
@@ -636,11 +618,7 @@ fn only_an_administrator_in_scope_may_erase_and_an_operator_in_scope_may_object(
 fn erase_tenant_archives_then_removes_a_dealer_who_left() {
     let dir = tempfile::tempdir().expect("tempdir");
     let d = daemon(dir.path());
-    let first = write_csv(dir.path(), "kunden_1.csv", &rows());
-    run_ok(
-        &d.socket,
-        &["import", "--tenant", "d003", &first.display().to_string()],
-    );
+    import_rows(&d, dir.path(), "kunden_1.csv", "d003", &rows());
     // Still registered by its dealer file: refused, nothing removed.
     let out = touchpoint(&d.socket, &["erase-tenant", "d003"]);
     assert_ne!(out.status.code(), Some(0));
