@@ -691,6 +691,21 @@ pub fn touchpoint(socket: &Path, args: &[&str]) -> std::process::Output {
         .expect("run touchpoint")
 }
 
+/// [`touchpoint`] that must succeed: its stdout, or a panic with both
+/// outputs.
+pub fn touchpoint_ok(socket: &Path, args: &[&str]) -> String {
+    let out = touchpoint(socket, args);
+    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "touchpoint {args:?}:\n{}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    text(&out.stdout)
+}
+
 /// Variants of [`Request`](touchpoint_common::protocol::Request): a test
 /// that walks [`every_request`] knows it met them all.
 pub const REQUEST_KINDS: usize = 43;

@@ -12,7 +12,7 @@ use touchpoint_common::config::AccessRule;
 use touchpoint_common::protocol::Role;
 use touchpoint_common::Date;
 use touchpoint_tests::{
-    daemon_files_with, eventually, touchpoint, DaemonProcess, Options, TestDaemon,
+    daemon_files_with, eventually, touchpoint, touchpoint_ok, DaemonProcess, Options, TestDaemon,
 };
 
 use crate::common::me;
@@ -128,22 +128,10 @@ fn contains(hay: &[u8], needle: &[u8]) -> bool {
 /// Writes `rows` as the export `name` and imports it into `tenant`.
 fn import_rows(d: &TestDaemon, dir: &Path, name: &str, tenant: &str, rows: &[String]) {
     let file = write_csv(dir, name, rows);
-    run_ok(
+    touchpoint_ok(
         &d.socket,
         &["import", "--tenant", tenant, &file.display().to_string()],
     );
-}
-
-fn run_ok(socket: &Path, args: &[&str]) -> String {
-    let out = touchpoint(socket, args);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "touchpoint {args:?}:\n{}{}",
-        text(&out.stdout),
-        text(&out.stderr)
-    );
-    text(&out.stdout)
 }
 
 #[test]
@@ -162,11 +150,11 @@ fn erase_leaves_no_byte_of_the_customer_in_the_state_directory_or_the_log() {
     let mut daemon = DaemonProcess::spawn(&files.config_file, &files.socket, &files.log);
     let export = write_csv(root.path(), "kunden_erasure.csv", &rows());
     let socket = files.socket.as_path();
-    run_ok(
+    touchpoint_ok(
         socket,
         &["import", "--tenant", "d001", &export.display().to_string()],
     );
-    let planned = run_ok(socket, &["plan", "--tenant", "d001"]);
+    let planned = touchpoint_ok(socket, &["plan", "--tenant", "d001"]);
     let needles = [NAME, EMAIL, PHONE, PHONE_DIGITS, STREET, VIN];
     // The scan sees the person before (it is no test otherwise): sled
     // holds them in its files.
@@ -175,7 +163,7 @@ fn erase_leaves_no_byte_of_the_customer_in_the_state_directory_or_the_log() {
         before.iter().any(|(_, n)| n == NAME) && before.iter().any(|(_, n)| n == EMAIL),
         "the person is not on disk before the erasure: {before:?}"
     );
-    let queue = run_ok(socket, &["queue", "--json"]);
+    let queue = touchpoint_ok(socket, &["queue", "--json"]);
     assert!(
         queue.contains("K-77001"),
         "no message was planned for K-77001:\n{planned}\n{queue}"
@@ -208,7 +196,7 @@ fn erase_leaves_no_byte_of_the_customer_in_the_state_directory_or_the_log() {
     )
     .expect("eml");
 
-    let out = run_ok(
+    let out = touchpoint_ok(
         socket,
         &[
             "erase",
@@ -237,16 +225,16 @@ fn erase_leaves_no_byte_of_the_customer_in_the_state_directory_or_the_log() {
     assert!(left.is_empty(), "erased bytes still on disk: {left:?}");
 
     // The rest of the dealer's data is there, through the rewritten store.
-    let other = run_ok(socket, &["customer", "--tenant", "d001", "K-77002"]);
+    let other = touchpoint_ok(socket, &["customer", "--tenant", "d001", "K-77002"]);
     assert!(other.contains("Bleibtreu"), "{other}");
     let gone = touchpoint(socket, &["customer", "--tenant", "d001", "K-77001"]);
     assert_ne!(gone.status.code(), Some(0), "{}", text(&gone.stdout));
     // The message stays for the ledger, under the pseudonym, cancelled.
-    let queue = run_ok(socket, &["queue", "--json"]);
+    let queue = touchpoint_ok(socket, &["queue", "--json"]);
     assert!(!queue.contains("K-77001"), "{queue}");
     assert!(queue.contains("erased-"), "{queue}");
     // Audited with who and why, the person only by pseudonym.
-    let audit = run_ok(socket, &["audit", "--grep", "erase"]);
+    let audit = touchpoint_ok(socket, &["audit", "--grep", "erase"]);
     assert!(audit.contains("request by letter of 2026-12-01"), "{audit}");
     assert!(audit.contains("erased-"), "{audit}");
     assert!(!audit.contains("K-77001"), "{audit}");
@@ -268,7 +256,7 @@ fn an_erased_customer_is_skipped_by_the_next_import_until_a_new_legal_basis_is_s
     let dir = tempfile::tempdir().expect("tempdir");
     let d = daemon(dir.path());
     import_rows(&d, dir.path(), "kunden_1.csv", "d001", &rows());
-    run_ok(
+    touchpoint_ok(
         &d.socket,
         &["erase", "--tenant", "d001", "--customer", "K-77001"],
     );
@@ -337,7 +325,7 @@ fn an_erased_customer_is_skipped_by_the_next_import_until_a_new_legal_basis_is_s
     }
 
     // A new legal basis, stated by an administrator: the next import takes them.
-    let out = run_ok(
+    let out = touchpoint_ok(
         &d.socket,
         &[
             "reinstate",
@@ -350,7 +338,7 @@ fn an_erased_customer_is_skipped_by_the_next_import_until_a_new_legal_basis_is_s
         ],
     );
     assert!(out.contains("suppression entries lifted"), "{out}");
-    let audit = run_ok(&d.socket, &["audit", "--grep", "reinstate"]);
+    let audit = touchpoint_ok(&d.socket, &["audit", "--grep", "reinstate"]);
     assert!(
         audit.contains("new service contract of 2026-12-05"),
         "{audit}"
@@ -358,7 +346,7 @@ fn an_erased_customer_is_skipped_by_the_next_import_until_a_new_legal_basis_is_s
     // (Other bytes than the second file's: the same bytes are "already imported".)
     next[0] = next[0].replace("Stammkunde", "Stammkunde, neuer Vertrag");
     import_rows(&d, dir.path(), "kunden_3.csv", "d001", &next);
-    let back = run_ok(&d.socket, &["customer", "--tenant", "d001", "K-77001"]);
+    let back = touchpoint_ok(&d.socket, &["customer", "--tenant", "d001", "K-77001"]);
     assert!(back.contains(NAME), "{back}");
 }
 
@@ -367,13 +355,13 @@ fn an_objection_stops_planning_survives_a_reimport_and_is_shown() {
     let dir = tempfile::tempdir().expect("tempdir");
     let d = daemon(dir.path());
     import_rows(&d, dir.path(), "kunden_1.csv", "d001", &rows());
-    run_ok(&d.socket, &["plan", "--tenant", "d001"]);
+    touchpoint_ok(&d.socket, &["plan", "--tenant", "d001"]);
     assert_eq!(
         pending(&d.socket, "K-77001"),
         1,
         "nothing planned to object to"
     );
-    run_ok(
+    touchpoint_ok(
         &d.socket,
         &[
             "object",
@@ -385,7 +373,7 @@ fn an_objection_stops_planning_survives_a_reimport_and_is_shown() {
             "phoned the dealer",
         ],
     );
-    let shown = run_ok(&d.socket, &["customer", "--tenant", "d001", "K-77001"]);
+    let shown = touchpoint_ok(&d.socket, &["customer", "--tenant", "d001", "K-77001"]);
     assert!(
         shown.contains("objected  to advertising (Art. 21)") && shown.contains("phoned the dealer"),
         "{shown}"
@@ -395,7 +383,7 @@ fn an_objection_stops_planning_survives_a_reimport_and_is_shown() {
     let mut again = rows();
     again[0] = again[0].replace("Stammkunde", "Stammkunde seit 1990");
     import_rows(&d, dir.path(), "kunden_2.csv", "d001", &again);
-    run_ok(&d.socket, &["plan", "--tenant", "d001"]);
+    touchpoint_ok(&d.socket, &["plan", "--tenant", "d001"]);
     assert_eq!(
         pending(&d.socket, "K-77001"),
         0,
@@ -406,11 +394,11 @@ fn an_objection_stops_planning_survives_a_reimport_and_is_shown() {
         1,
         "the other customer lost theirs"
     );
-    let shown = run_ok(&d.socket, &["customer", "--tenant", "d001", "K-77001"]);
+    let shown = touchpoint_ok(&d.socket, &["customer", "--tenant", "d001", "K-77001"]);
     assert!(shown.contains("objected"), "{shown}");
 
     // Lifted, the customer is planned again.
-    run_ok(
+    touchpoint_ok(
         &d.socket,
         &[
             "object",
@@ -421,7 +409,7 @@ fn an_objection_stops_planning_survives_a_reimport_and_is_shown() {
             "--lift",
         ],
     );
-    run_ok(&d.socket, &["plan", "--tenant", "d001"]);
+    touchpoint_ok(&d.socket, &["plan", "--tenant", "d001"]);
     assert_eq!(pending(&d.socket, "K-77001"), 1);
 }
 
@@ -429,7 +417,7 @@ fn an_objection_stops_planning_survives_a_reimport_and_is_shown() {
 /// queued).
 fn pending(socket: &Path, customer: &str) -> usize {
     let queue: serde_json::Value =
-        serde_json::from_str(&run_ok(socket, &["queue", "--json"])).expect("queue json");
+        serde_json::from_str(&touchpoint_ok(socket, &["queue", "--json"])).expect("queue json");
     queue["rows"]
         .as_array()
         .expect("rows")
@@ -450,10 +438,10 @@ fn export_customer_gives_everything_stored_as_json_to_a_new_private_file() {
     let dir = tempfile::tempdir().expect("tempdir");
     let d = daemon(dir.path());
     import_rows(&d, dir.path(), "kunden_1.csv", "d001", &rows());
-    run_ok(&d.socket, &["plan", "--tenant", "d001"]);
+    touchpoint_ok(&d.socket, &["plan", "--tenant", "d001"]);
     let out = dir.path().join("K-77001.json");
     let path = out.display().to_string();
-    run_ok(
+    touchpoint_ok(
         &d.socket,
         &[
             "export-customer",
@@ -525,7 +513,7 @@ fn export_customer_gives_everything_stored_as_json_to_a_new_private_file() {
     assert_ne!(through.status.code(), Some(0));
     assert!(!target.exists(), "written through a link");
     // To standard output without --out.
-    let stdout = run_ok(
+    let stdout = touchpoint_ok(
         &d.socket,
         &[
             "export-customer",
@@ -575,7 +563,7 @@ fn only_an_administrator_in_scope_may_erase_and_an_operator_in_scope_may_object(
             text(&out.stderr)
         );
     }
-    run_ok(
+    touchpoint_ok(
         &d.socket,
         &["object", "--tenant", "d001", "--customer", "K-77001"],
     );
@@ -603,14 +591,14 @@ fn only_an_administrator_in_scope_may_erase_and_an_operator_in_scope_may_object(
     );
     assert_ne!(out.status.code(), Some(0), "exported out of scope");
     assert!(!text(&out.stdout).contains(EMAIL));
-    run_ok(
+    touchpoint_ok(
         &d.socket,
         &["erase", "--tenant", "d001", "--customer", "K-77001"],
     );
 
     // d002's copy of the person is untouched: another dealer's room.
     d.restart_with_access(&[rule(Role::Admin, &["*"])]);
-    let kept = run_ok(&d.socket, &["customer", "--tenant", "d002", "K-77001"]);
+    let kept = touchpoint_ok(&d.socket, &["customer", "--tenant", "d002", "K-77001"]);
     assert!(kept.contains(NAME), "{kept}");
 }
 
@@ -664,7 +652,7 @@ fn erase_tenant_archives_then_removes_a_dealer_who_left() {
     assert!(one.contains("\"customer_no\""), "{one}");
     assert!(!store.exists(), "the store is still there");
     assert!(!d.state_dir.join("inbox").join("d003").exists());
-    let tenants = run_ok(&d.socket, &["tenants"]);
+    let tenants = touchpoint_ok(&d.socket, &["tenants"]);
     assert!(!tenants.contains("d003"), "{tenants}");
     assert!(tenants.contains("d001"), "{tenants}");
 }

@@ -21,7 +21,7 @@ use touchpoint::client::PlanArgs;
 use touchpoint_common::config::StoresConfig;
 use touchpoint_common::queue::QueueFilter;
 use touchpoint_common::Date;
-use touchpoint_tests::{copy_tree, fixture, tid, touchpoint, Options, TestDaemon};
+use touchpoint_tests::{copy_tree, fixture, tid, touchpoint_ok, Options, TestDaemon};
 use touchpointd::store::Stores;
 
 const TENANT: &str = "p001";
@@ -134,14 +134,7 @@ fn a_state_written_by_schema_version_1_reads_back_whole_and_is_served() {
         .as_str()
         .expect("a customer number")
         .to_string();
-    let out = touchpoint(&d.socket, &["customer", "--tenant", TENANT, &customer]);
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{stdout}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let stdout = touchpoint_ok(&d.socket, &["customer", "--tenant", TENANT, &customer]);
     assert!(
         stdout.starts_with(&format!("customer {customer} of {TENANT}")),
         "{stdout}"
