@@ -9,12 +9,14 @@
 # What goes where (packaging/README.md says how to use it):
 #   /usr/bin/touchpointd, /usr/bin/touchpoint
 #   /lib/systemd/system/touchpointd.service
+#   /lib/systemd/system/touchpoint-backup.{service,timer}   nightly backups, not enabled
 #   /etc/touchpoint/touchpointd.toml            conffile
 #   /etc/touchpoint/policies/brand.toml         conffile
 #   /etc/touchpoint/policies/templates/*.toml   conffiles
 #   /etc/touchpoint/policies/dealers/           created empty by postinst: one file per dealer, yours
 #   /usr/share/doc/touchpoint/                  README, copyright, changelog, an example dealer file
 #   /var/lib/touchpoint                         created by postinst (user touchpoint, 0750)
+#   /var/backups/touchpoint                     created by postinst (user touchpoint, 0700)
 # The maintainer scripts (packaging/debian/) create the `touchpoint` system
 # user and group (the socket's group: operators join it), enable the unit,
 # and leave the state in /var/lib/touchpoint on purge.
@@ -52,7 +54,8 @@ install -d -m 0755 "$pkg/DEBIAN" "$pkg/usr/bin" "$pkg/lib/systemd/system" \
 install -m 0755 "$bin_dir/touchpointd" "$bin_dir/touchpoint" "$pkg/usr/bin/"
 # Binaries without their debug sections, as Debian ships them.
 strip --strip-unneeded "$pkg/usr/bin/touchpointd" "$pkg/usr/bin/touchpoint"
-install -m 0644 "$root/packaging/touchpointd.service" "$pkg/lib/systemd/system/"
+install -m 0644 "$root/packaging/touchpointd.service" "$root/packaging/touchpoint-backup.service" \
+    "$root/packaging/touchpoint-backup.timer" "$pkg/lib/systemd/system/"
 install -m 0640 "$root/policies/touchpointd.toml" "$pkg/etc/touchpoint/touchpointd.toml"
 install -m 0644 "$root/policies/brand.toml" "$pkg/etc/touchpoint/policies/"
 install -m 0644 "$root"/policies/templates/*.toml "$pkg/etc/touchpoint/policies/templates/"

@@ -708,7 +708,7 @@ pub fn touchpoint_ok(socket: &Path, args: &[&str]) -> String {
 
 /// Variants of [`Request`](touchpoint_common::protocol::Request): a test
 /// that walks [`every_request`] knows it met them all.
-pub const REQUEST_KINDS: usize = 43;
+pub const REQUEST_KINDS: usize = 45;
 
 /// The index of a request's variant. No wildcard: a new request does not
 /// compile here until it has an index, and [`every_request`] fails its
@@ -759,6 +759,8 @@ pub fn request_kind(r: &touchpoint_common::protocol::Request) -> usize {
         R::Object { .. } => 40,
         R::ExportCustomer { .. } => 41,
         R::EraseTenant { .. } => 42,
+        R::Backup { .. } => 43,
+        R::VerifyBackup { .. } => 44,
     }
 }
 
@@ -965,5 +967,58 @@ pub fn every_request(
             tenant: t(),
             archive: None,
         },
+        // A parent that does not exist: nothing is written.
+        R::Backup {
+            dir: "/nonexistent-touchpoint-test/backups".into(),
+            keep: Some(1),
+        },
+        R::VerifyBackup {
+            dir: "/nonexistent-touchpoint-test/backups".into(),
+        },
     ]
+}
+
+fn all<T: serde::Serialize, E: std::fmt::Debug>(
+    it: impl Iterator<Item = Result<T, E>>,
+) -> serde_json::Value {
+    let items: Vec<T> = it.map(|r| r.expect("a stored record reads")).collect();
+    serde_json::to_value(items).expect("json")
+}
+
+fn val<T: serde::Serialize>(v: T) -> serde_json::Value {
+    serde_json::to_value(v).expect("json")
+}
+
+/// Every record of the central store, as this build reads it (the audit
+/// up to 10,000 lines): for comparing two state directories.
+pub fn dump_central(central: &touchpointd::store::Central) -> serde_json::Value {
+    let audit = central.audit_log(None, 10_000).expect("audit");
+    serde_json::json!({
+        "tenants": val(central.tenants().expect("tenants")),
+        "pauses": val(central.pauses().expect("pauses")),
+        "learned": val(central.learned().expect("learned")),
+        "audit": val(audit),
+        "templates": val(central.template_histories().expect("templates")),
+        "proposals": val(central.proposals().expect("proposals")),
+    })
+}
+
+/// Every record of a tenant's store, as this build reads it (its latest
+/// 1,000 imports): for comparing two state directories.
+pub fn dump_tenant(t: &touchpointd::store::TenantStore) -> serde_json::Value {
+    serde_json::json!({
+        "customers": all(t.customers()),
+        "vehicles": all(t.vehicles()),
+        "consents": all(t.consents()),
+        "journeys": all(t.journeys()),
+        "visits": all(t.visits()),
+        "responses": all(t.responses()),
+        "imports": val(t.imports(1_000).expect("imports")),
+        "merges": val(t.merges(true).expect("merges")),
+        "messages": all(t.messages()),
+        "credits": val(t.credits().expect("credits")),
+        "tracking": val(t.all_tracking().expect("tracking")),
+        "ledger": val(t.ledger().expect("ledger")),
+        "bad_addresses": val(t.bad_addresses().expect("bad addresses")),
+    })
 }

@@ -153,6 +153,8 @@ impl Role {
             Request::Erase { .. } | Request::Reinstate { .. } | Request::EraseTenant { .. } => {
                 matches!(self, Role::Admin)
             }
+            // A copy of every dealer's data: an administrator's.
+            Request::Backup { .. } | Request::VerifyBackup { .. } => matches!(self, Role::Admin),
         }
     }
 }
@@ -211,6 +213,8 @@ fn brand_allows(request: &Request) -> bool {
         | Request::Object { .. }
         | Request::ExportCustomer { .. }
         | Request::EraseTenant { .. }
+        | Request::Backup { .. }
+        | Request::VerifyBackup { .. }
         // The feed names the tenants whose data changed.
         | Request::Subscribe => false,
     }
@@ -483,6 +487,39 @@ pub enum Request {
         tenant: TenantId,
         archive: Option<String>,
     },
+    /// Writes a full backup of every store into a new folder of the
+    /// repository `dir` (on the daemon's machine, made 0700 when missing),
+    /// then keeps only the newest `keep` backups when given.
+    Backup {
+        dir: String,
+        keep: Option<u32>,
+    },
+    /// Checks a backup (or a repository's newest) whole: manifest, every
+    /// file's hash, every database opened and counted.
+    VerifyBackup {
+        dir: String,
+    },
+}
+
+/// A backup written (`Request::Backup`) or verified
+/// (`Request::VerifyBackup`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BackupDone {
+    /// The backup's folder.
+    pub path: String,
+    pub created_at: Timestamp,
+    /// Databases in it: the central one and each tenant's that stored
+    /// anything.
+    pub stores: u64,
+    pub records: u64,
+    pub files: u64,
+    pub bytes: u64,
+    /// Tenants gone before their store was copied.
+    pub skipped: Vec<String>,
+    /// Earlier backups (and leftovers of interrupted ones) removed.
+    pub removed: Vec<String>,
+    /// 0 for a verification.
+    pub took_ms: u64,
 }
 
 /// What an erasure, an objection, a reinstatement or a dealer's erasure
@@ -1074,6 +1111,9 @@ impl Request {
             Request::EraseTenant { archive, .. } => archive
                 .as_deref()
                 .map_or(Ok(()), |a| l::line("archive", a, l::FILTER_CHARS)),
+            Request::Backup { dir, .. } | Request::VerifyBackup { dir } => {
+                l::line("dir", dir, l::FILTER_CHARS)
+            }
             Request::UploadBegin { file_name, .. } | Request::CallOutcomes { file_name, .. } => {
                 l::line("file name", file_name, l::NAME_CHARS)
             }
@@ -1201,6 +1241,8 @@ impl Request {
             Request::Object { lift: true, .. } => "lift-objection",
             Request::ExportCustomer { .. } => "export-customer",
             Request::EraseTenant { .. } => "erase-tenant",
+            Request::Backup { .. } => "backup",
+            Request::VerifyBackup { .. } => "verify-backup",
             Request::Content { .. } => "content",
             Request::Overview { .. } => "overview",
             Request::Subscribe => "subscribe",
@@ -1252,6 +1294,8 @@ pub enum Response {
     /// An erasure, objection, reinstatement or dealer's erasure done.
     Rights(RightsDone),
     CustomerExport(Box<CustomerExport>),
+    /// A backup written or verified.
+    Backup(BackupDone),
 }
 
 /// The answer to [`Request::ExportCustomer`] (GDPR Art. 15/20):

@@ -354,6 +354,24 @@ pub enum Command {
         #[command(flatten)]
         out: Output,
     },
+    /// Back up every store while the daemon runs (administrators): a new
+    /// full backup in a folder of the repository DIR (on the daemon's
+    /// machine, written as the daemon's user; made 0700 when missing),
+    /// with a manifest of every file's BLAKE3 hash. With --verify, check
+    /// a backup (or DIR's newest) instead: every file against the
+    /// manifest, every database opened and its records counted.
+    Backup {
+        /// The repository (or, with --verify, a backup in it).
+        dir: PathBuf,
+        /// Then keep only the newest N backups in DIR (and remove what an
+        /// interrupted backup left).
+        #[arg(long, value_name = "N", conflicts_with = "verify")]
+        keep: Option<u32>,
+        #[arg(long)]
+        verify: bool,
+        #[command(flatten)]
+        out: Output,
+    },
     /// One message whole: recipient, channel, template, status, money,
     /// attempts and fallback links, then its why and its history.
     Message {
@@ -989,6 +1007,29 @@ async fn run_inner(
         } => {
             rights(&mut client, Request::EraseTenant { tenant, archive }, out).await?;
         }
+        Command::Backup {
+            dir,
+            keep,
+            verify,
+            out,
+        } => {
+            // The daemon is on this machine: a relative path means here.
+            let dir = std::path::absolute(&dir).map_err(|e| Failure {
+                code: EXIT_USAGE,
+                message: format!("{}: {e}", dir.display()),
+            })?;
+            let dir = dir.to_string_lossy().into_owned();
+            let request = match verify {
+                true => Request::VerifyBackup { dir },
+                false => Request::Backup { dir, keep },
+            };
+            let done = client.backup(request).await?;
+            if out.json {
+                print_json(&done)?;
+            } else {
+                emit(&format::backup(&done, verify));
+            }
+        }
         Command::ExportCustomer {
             tenant,
             customer,
@@ -1217,6 +1258,7 @@ fn changes_data(command: &Command) -> bool {
             | Command::Reinstate { .. }
             | Command::Object { .. }
             | Command::EraseTenant { .. }
+            | Command::Backup { verify: false, .. }
     )
 }
 

@@ -281,6 +281,7 @@ fn response_name(r: &Response) -> &'static str {
         Response::Customer(_) => "Customer",
         Response::Rights(_) => "Rights",
         Response::CustomerExport(_) => "CustomerExport",
+        Response::Backup(_) => "Backup",
         Response::MergeUndone(_) => "MergeUndone",
         Response::Audit(_) => "Audit",
         Response::Error(_) => "Error",
@@ -427,6 +428,8 @@ impl Client {
             Request::UploadEnd
             | Request::Plan { .. }
             | Request::RunBatches { .. }
+            | Request::Backup { .. }
+            | Request::VerifyBackup { .. }
             | Request::CallOutcomes { .. } => self.import_timeout,
             _ => self.request_timeout,
         };
@@ -530,6 +533,18 @@ impl Client {
         let name = request.name();
         match self.request(request).await? {
             Response::Rights(r) => Ok(r),
+            other => Err(unexpected(name, &other)),
+        }
+    }
+
+    /// A backup written or verified (`Backup`, `VerifyBackup`).
+    pub async fn backup(
+        &mut self,
+        request: Request,
+    ) -> Result<touchpoint_common::protocol::BackupDone, ClientError> {
+        let name = request.name();
+        match self.request(request).await? {
+            Response::Backup(b) => Ok(b),
             other => Err(unexpected(name, &other)),
         }
     }

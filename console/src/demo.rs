@@ -326,6 +326,16 @@ async fn drive(
         }
     }
 
+    // Operations: a backup of every store while the daemon runs, verified.
+    match backup(&mut client, dir).await {
+        Ok(text) => emit(&text),
+        Err(e) => {
+            problems
+                .get_or_insert_with(String::new)
+                .push_str(&format!("backup: {e:#}"));
+        }
+    }
+
     if !args.headless {
         drop(client);
         crate::tui::run(socket.to_path_buf(), false, mouse).await?;
@@ -334,6 +344,32 @@ async fn drive(
         bail!(p);
     }
     Ok(())
+}
+
+/// A backup of the demo's stores into `<dir>/backups` (the newest three
+/// kept), then verified: what `touchpoint backup` does nightly.
+async fn backup(client: &mut Client, dir: &Path) -> anyhow::Result<String> {
+    use touchpoint_common::protocol::Request;
+    let repo = std::path::absolute(dir.join("backups"))?;
+    let repo = repo.to_string_lossy().into_owned();
+    let done = client
+        .backup(Request::Backup {
+            dir: repo.clone(),
+            keep: Some(3),
+        })
+        .await?;
+    let checked = client
+        .backup(Request::VerifyBackup {
+            dir: done.path.clone(),
+        })
+        .await?;
+    Ok(format!(
+        "{}  verified: {} files match their hashes, {} records counted in scratch copies\n  restore: touchpointd --state-dir NEW --restore {}\n",
+        crate::format::backup(&done, false),
+        checked.files,
+        checked.records,
+        done.path
+    ))
 }
 
 /// Whether nothing of `next` is due yet by this machine's clock.

@@ -725,6 +725,37 @@ pub fn rights(r: &touchpoint_common::protocol::RightsDone) -> String {
     visible(&out).into_owned()
 }
 
+/// `touchpoint backup`: the backup written (or verified) in counts.
+pub fn backup(b: &touchpoint_common::protocol::BackupDone, verified: bool) -> String {
+    let mut out = if verified {
+        format!(
+            "backup {} (written {}) verifies: every file matches its hash, every store opens with its records\n",
+            b.path, b.created_at
+        )
+    } else {
+        format!("backup written: {}\n", b.path)
+    };
+    out.push_str(&format!(
+        "  {} stores, {} records, {} files, {}\n",
+        b.stores,
+        b.records,
+        b.files,
+        human_bytes(b.bytes)
+    ));
+    if !verified {
+        out.push_str(&format!("  took {:.1} s\n", b.took_ms as f64 / 1000.0));
+    }
+    for t in &b.skipped {
+        out.push_str(&format!(
+            "  tenant {t}: erased while the backup ran; not in it\n"
+        ));
+    }
+    for r in &b.removed {
+        out.push_str(&format!("  removed {r}\n"));
+    }
+    visible(&out).into_owned()
+}
+
 pub fn merge_undone(m: &MergeRecord) -> String {
     format!(
         "merge #{} undone: customer {} is separate from {} again\n",

@@ -209,6 +209,8 @@ pub fn reach(request: &Request) -> Reach<'_> {
         | Request::Object { tenant, .. }
         | Request::ExportCustomer { tenant, .. }
         | Request::EraseTenant { tenant, .. } => Reach::Tenant(tenant),
+        // Every dealer's store is copied or read.
+        Request::Backup { .. } | Request::VerifyBackup { .. } => Reach::Everyone,
         Request::Audit { tenant, .. }
         | Request::Plan { tenant, .. }
         | Request::RunBatches { tenant }

@@ -25,6 +25,7 @@
 //! internals (it calls `Stores`/`TenantStore` methods in domain terms).
 
 mod audit;
+mod backup;
 mod dispatch;
 mod feed;
 mod learning;
@@ -71,6 +72,7 @@ pub struct Parts {
     pub stores: Arc<Stores>,
     pub importer: Arc<Importer>,
     pub erasure: Arc<crate::erasure::Erasure>,
+    pub backups: Arc<crate::backup::Backups>,
     pub policies: Arc<PolicyHandle>,
     pub material: Arc<Material>,
     /// `None` when dispatch is off in the configuration.
@@ -87,6 +89,7 @@ pub struct Ctx {
     pub stores: Arc<Stores>,
     pub importer: Arc<Importer>,
     pub erasure: Arc<crate::erasure::Erasure>,
+    pub backups: Arc<crate::backup::Backups>,
     pub policies: Arc<PolicyHandle>,
     pub material: Arc<Material>,
     pub dispatch: Option<Arc<Dispatcher>>,
@@ -105,6 +108,7 @@ impl Ctx {
             stores: p.stores,
             importer: p.importer,
             erasure: p.erasure,
+            backups: p.backups,
             policies: p.policies,
             material: p.material,
             dispatch: p.dispatch,

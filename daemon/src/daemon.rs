@@ -142,6 +142,19 @@ impl Daemon {
             stores: stores.clone(),
             importer: importer.clone(),
             erasure,
+            backups: Arc::new(crate::backup::Backups::new(
+                stores.clone(),
+                vec![
+                    (
+                        crate::erasure::KEY_FILE.into(),
+                        cfg.state_dir.join(crate::erasure::KEY_FILE),
+                    ),
+                    (
+                        crate::backup::DISPATCH_KEY.into(),
+                        cfg.dispatch.secret.clone(),
+                    ),
+                ],
+            )),
             policies,
             material: material.clone(),
             dispatch: dispatcher.clone(),

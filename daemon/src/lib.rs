@@ -7,6 +7,7 @@
 pub mod access;
 pub mod approvals;
 pub mod attribution;
+pub mod backup;
 pub mod config;
 pub mod content;
 pub mod control;

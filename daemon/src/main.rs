@@ -41,6 +41,12 @@ struct Args {
     /// in `touchpoint status`, the overview and the audit log.
     #[arg(long, value_name = "WHEN", value_parser = touchpoint_common::clock::parse_start)]
     clock_start: Option<i64>,
+    /// Restore a backup written by `touchpoint backup` (its folder, or the
+    /// repository: then its newest) into the state directory, which must
+    /// be empty or missing; verified first. Then exit: start the daemon as
+    /// usual afterwards.
+    #[arg(long, value_name = "BACKUP")]
+    restore: Option<PathBuf>,
 }
 
 fn main() -> ExitCode {
@@ -93,6 +99,9 @@ fn main() -> ExitCode {
             }
         };
     }
+    if let Some(from) = &args.restore {
+        return restore(from, &cfg);
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("touchpointd")
@@ -110,6 +119,42 @@ fn main() -> ExitCode {
             tracing::error!("{e:#}");
             eprintln!("touchpointd: {e:#}");
             let _ = sd_notify::notify(false, &[NotifyState::Status(&format!("failed: {e}"))]);
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `--restore`: see [`touchpointd::backup::restore`].
+fn restore(from: &Path, cfg: &config::Resolved) -> ExitCode {
+    match touchpointd::backup::restore(from, &cfg.state_dir) {
+        Ok(r) => {
+            let m = &r.manifest;
+            println!(
+                "restored {} (written {}) into {}: {} stores, {} records, {} files, {} bytes; verified, counted and opened",
+                r.from.display(),
+                m.created_at,
+                cfg.state_dir.display(),
+                m.stores.len(),
+                m.records(),
+                m.files.len(),
+                m.bytes()
+            );
+            let restored_key = cfg.state_dir.join(touchpointd::backup::DISPATCH_KEY);
+            if m.secrets
+                .iter()
+                .any(|s| s == touchpointd::backup::DISPATCH_KEY)
+                && cfg.dispatch.secret != restored_key
+            {
+                println!(
+                    "note: the dispatch key was restored to {}, but the configuration reads {}: move it there, or the links in emails already sent stop working",
+                    restored_key.display(),
+                    cfg.dispatch.secret.display()
+                );
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("touchpointd: restore: {e}");
             ExitCode::FAILURE
         }
     }

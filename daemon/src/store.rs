@@ -57,6 +57,7 @@ mod outbox;
 mod records;
 mod rewrite;
 mod schema;
+mod snapshot;
 mod tenant;
 
 use std::collections::HashMap;
@@ -77,6 +78,11 @@ pub use outbox::write::{reservation, Change, LedgerDelta, PlanWrite};
 pub use outbox::Contact;
 pub use records::erasure::{Erased, Identifier, Suppression, ERASED_FINDING};
 pub use records::import::{ImportTxn, STAGING_FILE, UNDO_DIR};
+pub use snapshot::TreeCounts;
+
+/// In a state directory while a backup is restored into it
+/// (`crate::backup::restore`): a daemon does not start on it.
+pub const RESTORE_MARKER: &str = ".restore-incomplete";
 pub use tenant::TenantStore;
 
 use files::{wait_released, RELEASE_WAIT};
@@ -109,6 +115,11 @@ struct OpenSet {
     slots: HashMap<TenantId, Slot>,
     /// Requests waiting for a tenant's slot to change.
     waiting: HashMap<TenantId, usize>,
+    /// Tenants whose open store someone waits to close (a rewrite, a
+    /// copy for a backup), with how many wait: new requests for them wait
+    /// too, so that the ones under way can finish and the store is not
+    /// held forever by a stream of overlapping users (dispatch).
+    draining: HashMap<TenantId, usize>,
 }
 
 enum Slot {
@@ -138,6 +149,18 @@ const HOLDER_POLL: Duration = Duration::from_millis(10);
 
 impl Stores {
     pub fn open(state_dir: &Path, cfg: &StoresConfig) -> Result<Self> {
+        if state_dir.join(RESTORE_MARKER).exists() {
+            return Err(StoreError::Unavailable(format!(
+                "{}: a restore into this state directory did not finish ({RESTORE_MARKER} is there); empty it and restore again",
+                state_dir.display()
+            )));
+        }
+        Self::open_restoring(state_dir, cfg)
+    }
+
+    /// [`Stores::open`] on a state directory being restored (`backup.rs`),
+    /// which carries the restore marker until it is whole.
+    pub fn open_restoring(state_dir: &Path, cfg: &StoresConfig) -> Result<Self> {
         let root = state_dir.to_path_buf();
         let tenants = root.join("tenants");
         std::fs::create_dir_all(&tenants).map_err(|source| StoreError::Io {
@@ -198,12 +221,15 @@ impl Stores {
         let started = Instant::now();
         let mut open = self.lock();
         loop {
+            let draining = open.draining.contains_key(id);
             match open.slots.get_mut(id) {
-                Some(Slot::Open(o)) if o.store.trouble().is_none() => {
+                Some(Slot::Open(o)) if o.store.trouble().is_none() && !draining => {
                     o.last_used = Instant::now();
                     return Ok(o.store.clone());
                 }
-                Some(Slot::Open(o)) if Arc::strong_count(&o.store) == 1 => {
+                Some(Slot::Open(o))
+                    if o.store.trouble().is_some() && Arc::strong_count(&o.store) == 1 =>
+                {
                     tracing::warn!(tenant = %id, "reopening a tenant store after an I/O error");
                     let Some(Slot::Open(o)) = open.slots.insert(id.clone(), Slot::Closing) else {
                         continue;
@@ -221,6 +247,10 @@ impl Stores {
                     // holders are finishing whatever they do with it (which
                     // fails), but may be this very task, further up.
                     let (until, why) = match slot {
+                        Some(Slot::Open(_)) if draining => (
+                            started + SLOT_WAIT,
+                            "is being closed for a copy or a rewrite",
+                        ),
                         Some(Slot::Open(_)) => (
                             started + BROKEN_HELD_WAIT,
                             "is being reopened after an I/O error and is still in use",
@@ -297,6 +327,55 @@ impl Stores {
         self.with_tenant_closed(id, || rewrite::rewrite(&self.tenant_dir(id)))
     }
 
+    /// Copies the central database into a new one at `to` (a backup): one
+    /// moment of it, its live records only (`snapshot.rs`).
+    pub fn snapshot_central(&self, to: &Path) -> Result<TreeCounts> {
+        self.central.snapshot(to)
+    }
+
+    /// Copies a tenant's database into a new one at `to` (a backup), its
+    /// store closed meanwhile (requests for this tenant wait; see
+    /// [`Stores::rewrite_tenant`]). `None`: the tenant has stored nothing.
+    /// The caller must hold no handle of this tenant's store.
+    pub fn snapshot_tenant(&self, id: &TenantId, to: &Path) -> Result<Option<TreeCounts>> {
+        if self.central.tenant(id)?.is_none() {
+            return Err(StoreError::UnknownTenant(id.to_string()));
+        }
+        let mut counts = None;
+        self.with_tenant_closed(id, || {
+            let from = self.tenant_dir(id).join("store");
+            if !from.join("db").exists() {
+                return Ok(());
+            }
+            let old = sled::Config::new()
+                .path(&from)
+                .cache_capacity(snapshot::COPY_CACHE)
+                .segment_size(db::TENANT_SEGMENT_BYTES)
+                .flush_every_ms(None)
+                .open()
+                .map_err(files::sled_err(&from))?;
+            let copied = snapshot::copy_trees(&old, to, Some(db::TENANT_SEGMENT_BYTES));
+            drop(old);
+            files::wait_released(&from.join("db"), files::RELEASE_WAIT)
+                .map_err(files::io_err(&from))?;
+            counts = Some(copied?);
+            Ok(())
+        })?;
+        Ok(counts)
+    }
+
+    /// The records per tree of a copied central database (`<dir>/central`
+    /// of a backup or a restored state directory), which it opens: never
+    /// a database in use.
+    pub fn count_central(path: &Path) -> Result<TreeCounts> {
+        snapshot::count_trees(path, None)
+    }
+
+    /// Like [`Stores::count_central`], of a copied tenant database.
+    pub fn count_tenant(path: &Path) -> Result<TreeCounts> {
+        snapshot::count_trees(path, Some(db::TENANT_SEGMENT_BYTES))
+    }
+
     /// Removes a tenant's store from disk and its registry entry (a dealer
     /// who left): the store is closed first, once nobody else holds it.
     pub fn remove_tenant(&self, id: &TenantId) -> Result<()> {
@@ -337,19 +416,25 @@ impl Stores {
     fn take_slot(&self, id: &TenantId) -> Result<Option<Arc<TenantStore>>> {
         let until = Instant::now() + SLOT_WAIT;
         let mut open = self.lock();
-        loop {
+        let mut draining = false;
+        let taken = loop {
             match open.slots.get(id) {
                 Some(Slot::Open(o)) if Arc::strong_count(&o.store) == 1 => {
-                    return Ok(Self::take_for_close(&mut open, id));
+                    break Ok(Self::take_for_close(&mut open, id));
                 }
                 None | Some(Slot::Failed(_)) => {
                     open.slots.insert(id.clone(), Slot::Closing);
-                    return Ok(None);
+                    break Ok(None);
                 }
-                Some(_) => {
+                Some(slot) => {
+                    // New users of an open store wait from now on.
+                    if matches!(slot, Slot::Open(_)) && !draining {
+                        *open.draining.entry(id.clone()).or_insert(0) += 1;
+                        draining = true;
+                    }
                     let now = Instant::now();
                     if now >= until {
-                        return Err(StoreError::Unavailable(format!(
+                        break Err(StoreError::Unavailable(format!(
                             "tenant {id}: its store is in use; try again"
                         )));
                     }
@@ -367,7 +452,17 @@ impl Stores {
                     }
                 }
             }
+        };
+        if draining {
+            if let Some(n) = open.draining.get_mut(id) {
+                *n -= 1;
+                if *n == 0 {
+                    open.draining.remove(id);
+                }
+            }
+            self.changed.notify_all();
         }
+        taken
     }
 
     /// The store of a registered tenant if it has one on disk: `None` for a

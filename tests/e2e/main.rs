@@ -7,6 +7,7 @@
 mod access;
 mod adversarial;
 mod approvals;
+mod backup;
 mod brand_review;
 mod cli;
 mod clock;

@@ -19,7 +19,8 @@ fn systemd_analyze() -> Option<PathBuf> {
         .find(|p| p.is_file())
 }
 
-/// `systemd-analyze verify` finds nothing to say about the shipped unit:
+/// `systemd-analyze verify` finds nothing to say about the shipped units
+/// (the daemon's, and the nightly backup's service and timer):
 /// no key or type this systemd does not know (`Type=notify-reload` and
 /// `ReloadSignal=` need systemd 253; on 252 both are ignored with a warning
 /// and `systemctl reload` does nothing), no command it cannot run.
@@ -36,22 +37,42 @@ fn the_shipped_unit_passes_systemd_analyze_verify() {
     let shipped = repo_root().join("packaging/touchpointd.service");
     let text = std::fs::read_to_string(&shipped).expect("packaging/touchpointd.service");
     const INSTALLED: &str = "/usr/bin/touchpointd ";
+    const CONSOLE: &str = "/usr/bin/touchpoint ";
     assert!(
         text.contains(&format!("ExecStart={INSTALLED}")),
         "the unit starts {INSTALLED}: {text}"
     );
     let built = bin("touchpointd");
+    let console = bin("touchpoint");
     assert!(built.is_file(), "{} was not built", built.display());
     let dir = tempfile::tempdir().expect("tempdir");
-    let unit = dir.path().join("touchpointd.service");
-    std::fs::write(
-        &unit,
-        text.replace(INSTALLED, &format!("{} ", built.display())),
-    )
-    .expect("write the unit");
+    // The nightly backup's service and timer beside it: they need it.
+    let mut units = Vec::new();
+    for name in [
+        "touchpointd.service",
+        "touchpoint-backup.service",
+        "touchpoint-backup.timer",
+    ] {
+        let text = std::fs::read_to_string(repo_root().join("packaging").join(name))
+            .unwrap_or_else(|e| panic!("packaging/{name}: {e}"));
+        let unit = dir.path().join(name);
+        std::fs::write(
+            &unit,
+            text.replace(INSTALLED, &format!("{} ", built.display()))
+                .replace(CONSOLE, &format!("{} ", console.display())),
+        )
+        .expect("write the unit");
+        units.push(unit);
+    }
+    assert!(
+        std::fs::read_to_string(&units[1])
+            .expect("the unit as shipped")
+            .contains(&format!("ExecStart={} ", console.display())),
+        "the backup runs the console"
+    );
 
     let out = output_within(
-        Command::new(&tool).arg("verify").arg(&unit),
+        Command::new(&tool).arg("verify").args(&units),
         Duration::from_secs(60),
     );
     let said = format!(
@@ -61,7 +82,7 @@ fn the_shipped_unit_passes_systemd_analyze_verify() {
     );
     let about_the_unit: Vec<&str> = said
         .lines()
-        .filter(|l| l.contains("touchpointd") || l.contains(&*dir.path().to_string_lossy()))
+        .filter(|l| l.contains("touchpoint") || l.contains(&*dir.path().to_string_lossy()))
         .collect();
     assert!(
         about_the_unit.is_empty(),
@@ -254,6 +275,14 @@ fn the_debian_package_builds_with_its_files_conffiles_and_scripts() {
         ("/usr/bin/touchpoint", "-rwxr-xr-x root/root"),
         (
             "/lib/systemd/system/touchpointd.service",
+            "-rw-r--r-- root/root",
+        ),
+        (
+            "/lib/systemd/system/touchpoint-backup.service",
+            "-rw-r--r-- root/root",
+        ),
+        (
+            "/lib/systemd/system/touchpoint-backup.timer",
             "-rw-r--r-- root/root",
         ),
         ("/etc/touchpoint/touchpointd.toml", "-rw-r----- root/root"),

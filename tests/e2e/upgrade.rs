@@ -21,7 +21,9 @@ use touchpoint::client::PlanArgs;
 use touchpoint_common::config::StoresConfig;
 use touchpoint_common::queue::QueueFilter;
 use touchpoint_common::Date;
-use touchpoint_tests::{copy_tree, fixture, tid, touchpoint_ok, Options, TestDaemon};
+use touchpoint_tests::{
+    copy_tree, dump_central, dump_tenant, fixture, tid, touchpoint_ok, Options, TestDaemon,
+};
 use touchpointd::store::Stores;
 
 const TENANT: &str = "p001";
@@ -42,47 +44,15 @@ fn options(state_dir: &Path) -> Options {
     }
 }
 
-fn all<T: serde::Serialize, E: std::fmt::Debug>(it: impl Iterator<Item = Result<T, E>>) -> Value {
-    let items: Vec<T> = it.map(|r| r.expect("a stored record reads")).collect();
-    serde_json::to_value(items).expect("json")
-}
-
-fn val<T: serde::Serialize>(v: T) -> Value {
-    serde_json::to_value(v).expect("json")
-}
-
 /// Every record of the fixture's kinds, as this build reads them.
 fn dump(state_dir: &Path) -> Value {
     let stores = Stores::open(state_dir, &StoresConfig::default()).expect("the stores open");
-    let central = stores.central();
     let t = stores
         .tenant(&tid(TENANT))
         .expect("the tenant's store opens");
-    let audit = central.audit_log(None, 10_000).expect("audit");
     let out = json!({
-        "central": {
-            "tenants": val(central.tenants().expect("tenants")),
-            "pauses": val(central.pauses().expect("pauses")),
-            "learned": val(central.learned().expect("learned")),
-            "audit": val(audit),
-            "templates": val(central.template_histories().expect("templates")),
-            "proposals": val(central.proposals().expect("proposals")),
-        },
-        "tenant": {
-            "customers": all(t.customers()),
-            "vehicles": all(t.vehicles()),
-            "consents": all(t.consents()),
-            "journeys": all(t.journeys()),
-            "visits": all(t.visits()),
-            "responses": all(t.responses()),
-            "imports": val(t.imports(1_000).expect("imports")),
-            "merges": val(t.merges(true).expect("merges")),
-            "messages": all(t.messages()),
-            "credits": val(t.credits().expect("credits")),
-            "tracking": val(t.all_tracking().expect("tracking")),
-            "ledger": val(t.ledger().expect("ledger")),
-            "bad_addresses": val(t.bad_addresses().expect("bad addresses")),
-        },
+        "central": dump_central(stores.central()),
+        "tenant": dump_tenant(&t),
     });
     drop(t);
     stores.close_all().expect("close");

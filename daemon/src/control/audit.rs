@@ -68,6 +68,10 @@ impl Audited {
             | Request::Reinstate { .. }
             | Request::Object { .. }
             | Request::EraseTenant { .. } => true,
+            // A copy of every dealer's data written: who, when, where.
+            Request::Backup { .. } => true,
+            // Hashes and counts read, nothing of a person shown.
+            Request::VerifyBackup { .. } => false,
             // Reading the pooled report is the brand's access to every
             // dealer's figures: who read which, when, is kept.
             Request::Report { query } => query.pooled,
@@ -101,6 +105,7 @@ impl Audited {
             }
             Request::Reinstate { basis, .. } => format!("new legal basis: {basis}"),
             Request::ExportCustomer { customer, .. } => format!("customer {customer}"),
+            Request::Backup { dir, .. } => format!("into {dir}"),
             Request::EraseTenant { archive, .. } => match archive {
                 Some(a) => format!("archive: {a}"),
                 None => "no archive".into(),

@@ -19,7 +19,7 @@ use super::audit::{self, Audited};
 use super::reply::err;
 use super::upload::{self, Upload};
 use super::{
-    dispatch, learning, material, outbox, planning, results, rights, status, tenants, Ctx,
+    backup, dispatch, learning, material, outbox, planning, results, rights, status, tenants, Ctx,
 };
 use crate::access::{self, Reach};
 
@@ -264,6 +264,10 @@ pub(super) async fn route(
             })
             .await
         }
+        Request::Backup { dir, keep } => {
+            blocking(ctx, who, move |c, _| backup::write(c, &dir, keep)).await
+        }
+        Request::VerifyBackup { dir } => blocking(ctx, who, move |_, _| backup::verify(&dir)).await,
     };
     if let Some(what) = audited {
         audit::answered(ctx, who, what, &reply);

@@ -204,6 +204,9 @@ const LEARNED: &[u8] = b"learned";
 /// instance broken by an I/O error to let go of it.
 const BROKEN_HELD_WAIT: Duration = Duration::from_secs(5);
 
+/// How long a copy of the central store waits for the uses under way.
+const SNAPSHOT_HELD_WAIT: Duration = Duration::from_secs(30);
+
 impl Central {
     pub(super) fn open(path: &Path, cache_bytes: u64, events: Arc<Events>) -> Result<Self> {
         let db = CentralDb::open(path, cache_bytes)?;
@@ -265,6 +268,37 @@ impl Central {
         *self.broken.lock().unwrap_or_else(|e| e.into_inner()) = None;
         *cur = Some(db.clone());
         Ok(db)
+    }
+
+    /// Copies the central database into a new one at `to` (a backup), with
+    /// no other user meanwhile: the instance is held here, so uses of the
+    /// central store wait until the copy is done; the ones under way are
+    /// let finish first (up to [`SNAPSHOT_HELD_WAIT`]).
+    pub(super) fn snapshot(&self, to: &Path) -> Result<super::snapshot::TreeCounts> {
+        let cur = self.cur.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(why) = self
+            .broken
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+        {
+            return Err(StoreError::Unavailable(format!(
+                "the central store is out of service after an I/O error ({why}); not copied"
+            )));
+        }
+        let db = cur
+            .as_ref()
+            .ok_or_else(|| StoreError::Unavailable("the central store is not open".into()))?;
+        let deadline = Instant::now() + SNAPSHOT_HELD_WAIT;
+        while Arc::strong_count(db) > 1 {
+            if Instant::now() >= deadline {
+                return Err(StoreError::Unavailable(
+                    "the central store stayed in use; not copied, try again".into(),
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        super::snapshot::copy_trees(&db.db, to, None)
     }
 
     /// Maps a sled error; an I/O error (or worse) takes the instance out of

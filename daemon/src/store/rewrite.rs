@@ -20,12 +20,10 @@ use std::path::Path;
 use super::db::TENANT_SEGMENT_BYTES;
 use super::error::{Result, StoreError};
 use super::files::{io_err, remove_path, sled_err, sync_dir, wait_released, RELEASE_WAIT};
+use super::snapshot::{copy_trees, COPY_CACHE};
 
 /// Where the copy is made, beside `store`.
 pub(super) const REWRITE_DIR: &str = "store.rewrite";
-
-/// The cache of the two databases while copying: tenant stores are small.
-const COPY_CACHE: u64 = 8 * 1024 * 1024;
 
 /// Removes a leftover of an interrupted rewrite (see the module docs).
 pub(super) fn before_open(dir: &Path) -> Result<()> {
@@ -74,28 +72,17 @@ pub(super) fn rewrite(dir: &Path) -> Result<()> {
     sync_dir(dir)
 }
 
-/// Copies every live tree of the database at `from` into a new one at
-/// `to`, durably, and closes both.
+/// Copies every live tree of the closed database at `from` into a new one
+/// at `to`, durably, and closes both.
 fn copy(from: &Path, to: &Path) -> Result<()> {
-    let config = |path: &Path| {
-        sled::Config::new()
-            .path(path)
-            .cache_capacity(COPY_CACHE)
-            .segment_size(TENANT_SEGMENT_BYTES)
-            .flush_every_ms(None)
-    };
-    let old = config(from).open().map_err(sled_err(from))?;
-    let new = config(to).create_new(true).open().map_err(sled_err(to))?;
-    for name in old.tree_names() {
-        let src = old.open_tree(&name).map_err(sled_err(from))?;
-        let dst = new.open_tree(&name).map_err(sled_err(to))?;
-        for kv in src.iter() {
-            let (k, v) = kv.map_err(sled_err(from))?;
-            dst.insert(k, v).map_err(sled_err(to))?;
-        }
-    }
-    new.flush().map_err(sled_err(to))?;
-    Ok(())
+    let old = sled::Config::new()
+        .path(from)
+        .cache_capacity(COPY_CACHE)
+        .segment_size(TENANT_SEGMENT_BYTES)
+        .flush_every_ms(None)
+        .open()
+        .map_err(sled_err(from))?;
+    copy_trees(&old, to, Some(TENANT_SEGMENT_BYTES)).map(|_| ())
 }
 
 #[cfg(test)]

@@ -1004,3 +1004,44 @@ fn an_import_report_without_warnings_still_reads() {
         now
     );
 }
+
+/// A stream of overlapping users (dispatch's tasks) never lets a store's
+/// handle count fall to one: a copy or a rewrite waiting to close it makes
+/// new users wait, so that the ones holding it finish and it closes.
+#[test]
+fn new_users_wait_while_a_store_is_drained_for_a_copy() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let s = Arc::new(stores(dir.path(), 8));
+    let id = tid("d001");
+    let held = s.tenant(&id).expect("open");
+    import_one(&held, customer("K1", "Müller"), None, "h1");
+
+    let copier = {
+        let (s, id, to) = (s.clone(), id.clone(), dir.path().join("copy"));
+        std::thread::spawn(move || s.snapshot_tenant(&id, &to))
+    };
+    let wait = |n: usize| {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while s.waiting_for(&id) < n {
+            assert!(Instant::now() < deadline, "{n} waiting never seen");
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    };
+    wait(1);
+    // A new user comes while the copier waits for `held`: it waits too,
+    // instead of prolonging the wait.
+    let user = {
+        let (s, id) = (s.clone(), id.clone());
+        std::thread::spawn(move || s.tenant(&id).map(|t| t.customer("K1").map(|c| c.is_some())))
+    };
+    wait(2);
+    drop(held);
+
+    let counts = copier
+        .join()
+        .expect("copier")
+        .expect("copied")
+        .expect("a store");
+    assert_eq!(counts.get("customers"), Some(&1));
+    assert!(user.join().expect("user").expect("opened").expect("read"));
+}

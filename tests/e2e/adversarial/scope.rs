@@ -64,8 +64,12 @@ fn every_request_that_reaches_another_tenant_is_refused_by_the_scope_check() {
         // Proposal 7 is d002's slots: a request about it reaches d002.
         let verdict = check_scope(&scope, r, |id| (id == 7).then(|| "slots/d002".to_string()));
         // Freezing or resetting learned values changes how every tenant is
-        // planned: a scope over every tenant, whichever tenant is named.
-        if matches!(r, Request::LearningAction { .. }) {
+        // planned, a backup copies every tenant: a scope over every
+        // tenant, whichever tenant is named.
+        if matches!(
+            r,
+            Request::LearningAction { .. } | Request::Backup { .. } | Request::VerifyBackup { .. }
+        ) {
             let e = verdict.expect_err("a learning action with a scope over one tenant");
             assert!(
                 e.reason.contains("needs a scope over every tenant"),
@@ -100,7 +104,10 @@ fn every_request_that_reaches_another_tenant_is_refused_by_the_scope_check() {
 
     // The same requests about one's own tenant pass.
     for r in every_request(&inside, 8) {
-        if matches!(r, Request::LearningAction { .. }) {
+        if matches!(
+            r,
+            Request::LearningAction { .. } | Request::Backup { .. } | Request::VerifyBackup { .. }
+        ) {
             continue;
         }
         let verdict = check_scope(&scope, &r, |id| (id == 8).then(|| "slots/d001".to_string()));
