@@ -471,13 +471,17 @@ pub struct TenantErased {
     pub archived: u64,
     /// Folders removed besides the store (inbox, spool, batches, calls).
     pub folders: u64,
+    /// Records of the dealer's brand material removed (`slots/<tenant>`:
+    /// its versions and proposals).
+    pub material: u64,
 }
 
 impl Erasure {
     /// A dealer who leaves (see `Request::EraseTenant`): every person's
     /// export written to `archive` first (a folder created new, 0700, one
     /// file per person, 0600), then the store removed with the registry
-    /// entry and its figures, then `folders` (the tenant's inbox, email
+    /// entry and its figures, then its slots (`slots/<tenant>`, brand
+    /// material in the central store, every version and proposal), then `folders` (the tenant's inbox, email
     /// spool, letter batches and call lists), never through a link. The
     /// caller checks that no dealer policy registers the tenant any more.
     /// The audit log keeps the tenant's lines; the brand's pooled figures
@@ -529,6 +533,10 @@ impl Erasure {
             }
         }
         self.stores.remove_tenant(tenant)?;
+        out.material = self.stores.central().remove_material(
+            &crate::approvals::slots::name(tenant),
+            crate::events::Audience::Tenant(tenant.clone()),
+        )?;
         for dir in &folders {
             match std::fs::symlink_metadata(dir) {
                 Ok(m) if m.is_dir() => {

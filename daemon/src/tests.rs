@@ -590,3 +590,47 @@ mod customer_view {
             .is_none());
     }
 }
+
+// ----- erasure: a dealer or a customer erased, with their brand material and batches --------
+
+mod erasure {
+    #![allow(clippy::unwrap_used)]
+
+    use crate::dispatch::engine::fixture::*;
+    use crate::erasure::Erasure;
+
+    #[test]
+    fn erasing_a_dealer_removes_its_slots_with_their_versions_and_proposals() {
+        let fx = Fx::new();
+        let material = crate::approvals::Material::new(fx.stores.clone());
+        let files = crate::policy::read_dir(&fx.path("policies"), "").unwrap();
+        material.seed(&files).unwrap();
+        material.seed_slots(&fx.p()).unwrap();
+        let brand = fx.p().brand.clone();
+        let text = "[slots]\nsignature = \"Ihr Team, Quirin Slotbauer\"\n";
+        material
+            .propose("slots/d003", text, "", "ann", 1001, &brand)
+            .unwrap();
+        assert_eq!(material.history(Some("slots/d003")).unwrap().len(), 1);
+        let erasure = Erasure::open(fx.stores.clone()).unwrap();
+
+        let done = erasure.erase_tenant(&tid("d003"), None).unwrap();
+
+        // The head, version 1 and the proposal.
+        assert_eq!(done.material, 3);
+        assert!(material
+            .history(None)
+            .unwrap()
+            .iter()
+            .all(|h| h.name != "slots/d003"));
+        assert!(fx
+            .stores
+            .central()
+            .proposals()
+            .unwrap()
+            .iter()
+            .all(|p| p.template != "slots/d003"));
+        // Another dealer's slots stay.
+        assert_eq!(material.history(Some("slots/d001")).unwrap().len(), 1);
+    }
+}

@@ -109,6 +109,7 @@ pub(super) fn erase_tenant(ctx: &Ctx, tenant: &TenantId, archive: Option<&str>) 
             done: vec![
                 ("customers archived".into(), r.archived),
                 ("store removed".into(), 1),
+                ("brand material records removed (slots)".into(), r.material),
                 ("folders removed".into(), r.folders),
             ],
         }),
