@@ -608,6 +608,13 @@ pub fn import_report(label: &str, r: &ImportReport) -> String {
         }
         ImportStatus::AlreadyImported { .. } => {
             let _ = writeln!(out, "{label}: {}", r.outcome_summary());
+            // Rows of people erased since the file was imported.
+            for e in &r.errors {
+                let _ = writeln!(out, "{e}");
+            }
+            if r.errors_truncated > 0 {
+                let _ = writeln!(out, "… and {} more", r.errors_truncated);
+            }
             return out;
         }
         ImportStatus::Failed { reason } => {

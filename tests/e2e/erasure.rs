@@ -351,6 +351,43 @@ fn an_erased_customer_is_skipped_by_the_next_import_until_a_new_legal_basis_is_s
 }
 
 #[test]
+fn the_same_file_uploaded_again_after_an_erasure_names_the_erased_person() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = daemon(dir.path());
+    let file = write_csv(dir.path(), "kunden_1.csv", &rows());
+    let path = file.display().to_string();
+    touchpoint_ok(&d.socket, &["import", "--tenant", "d001", &path]);
+    // Before any erasure, the same bytes are a plain duplicate.
+    let again = touchpoint_ok(&d.socket, &["import", "--tenant", "d001", &path]);
+    assert!(
+        again.contains("same file as #1") && !again.contains("erased"),
+        "{again}"
+    );
+    touchpoint_ok(
+        &d.socket,
+        &["erase", "--tenant", "d001", "--customer", "K-77001"],
+    );
+
+    let out = touchpoint_ok(&d.socket, &["import", "--tenant", "d001", &path]);
+    let today = Date::today();
+    assert!(out.contains("same file as #1"), "{out}");
+    assert!(
+        out.contains("nothing applied; 1 row is of a person erased since (listed)"),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!(
+            "kunden_1.csv:2: customer_no: customer K-77001 was erased on {today}; row skipped"
+        )),
+        "{out}"
+    );
+    // Nothing applied: the person is not back, the other customer is there.
+    let gone = touchpoint(&d.socket, &["customer", "--tenant", "d001", "K-77001"]);
+    assert_ne!(gone.status.code(), Some(0), "{}", text(&gone.stdout));
+    touchpoint_ok(&d.socket, &["customer", "--tenant", "d001", "K-77002"]);
+}
+
+#[test]
 fn an_objection_stops_planning_survives_a_reimport_and_is_shown() {
     let dir = tempfile::tempdir().expect("tempdir");
     let d = daemon(dir.path());
