@@ -708,7 +708,7 @@ pub fn touchpoint_ok(socket: &Path, args: &[&str]) -> String {
 
 /// Variants of [`Request`](touchpoint_common::protocol::Request): a test
 /// that walks [`every_request`] knows it met them all.
-pub const REQUEST_KINDS: usize = 43;
+pub const REQUEST_KINDS: usize = 44;
 
 /// The index of a request's variant. No wildcard: a new request does not
 /// compile here until it has an index, and [`every_request`] fails its
@@ -759,6 +759,7 @@ pub fn request_kind(r: &touchpoint_common::protocol::Request) -> usize {
         R::Object { .. } => 40,
         R::ExportCustomer { .. } => 41,
         R::EraseTenant { .. } => 42,
+        R::RetentionRun => 43,
     }
 }
 
@@ -965,5 +966,6 @@ pub fn every_request(
             tenant: t(),
             archive: None,
         },
+        R::RetentionRun,
     ]
 }

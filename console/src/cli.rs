@@ -354,6 +354,13 @@ pub enum Command {
         #[command(flatten)]
         out: Output,
     },
+    /// The brand's retention (brand.toml `[retention]`): `retention run`
+    /// (administrators) prunes now what the daily run would; the months and
+    /// the last run are in `touchpoint status`.
+    Retention {
+        #[command(subcommand)]
+        command: RetentionCommand,
+    },
     /// One message whole: recipient, channel, template, status, money,
     /// attempts and fallback links, then its why and its history.
     Message {
@@ -533,6 +540,16 @@ pub enum LearningCommand {
     Reset {
         #[arg(value_parser = NonEmptyStringValueParser::new())]
         service: String,
+        #[command(flatten)]
+        out: Output,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RetentionCommand {
+    /// Prune and pseudonymise now what is older than the brand keeps, in
+    /// every tenant and the audit log; prints what went.
+    Run {
         #[command(flatten)]
         out: Output,
     },
@@ -989,6 +1006,16 @@ async fn run_inner(
         } => {
             rights(&mut client, Request::EraseTenant { tenant, archive }, out).await?;
         }
+        Command::Retention {
+            command: RetentionCommand::Run { out },
+        } => {
+            let run = client.retention_run().await?;
+            if out.json {
+                print_json(&run)?;
+            } else {
+                emit(&format::retention(&run));
+            }
+        }
         Command::ExportCustomer {
             tenant,
             customer,
@@ -1217,6 +1244,7 @@ fn changes_data(command: &Command) -> bool {
             | Command::Reinstate { .. }
             | Command::Object { .. }
             | Command::EraseTenant { .. }
+            | Command::Retention { .. }
     )
 }
 

@@ -281,6 +281,7 @@ fn response_name(r: &Response) -> &'static str {
         Response::Customer(_) => "Customer",
         Response::Rights(_) => "Rights",
         Response::CustomerExport(_) => "CustomerExport",
+        Response::Retention(_) => "Retention",
         Response::MergeUndone(_) => "MergeUndone",
         Response::Audit(_) => "Audit",
         Response::Error(_) => "Error",
@@ -531,6 +532,16 @@ impl Client {
         match self.request(request).await? {
             Response::Rights(r) => Ok(r),
             other => Err(unexpected(name, &other)),
+        }
+    }
+
+    /// Runs the brand's retention now (administrators).
+    pub async fn retention_run(
+        &mut self,
+    ) -> Result<touchpoint_common::protocol::RetentionRun, ClientError> {
+        match self.request(Request::RetentionRun).await? {
+            Response::Retention(r) => Ok(r),
+            other => Err(unexpected("retention-run", &other)),
         }
     }
 

@@ -71,6 +71,7 @@ pub struct Parts {
     pub stores: Arc<Stores>,
     pub importer: Arc<Importer>,
     pub erasure: Arc<crate::erasure::Erasure>,
+    pub retention: Arc<crate::retention::Retention>,
     pub policies: Arc<PolicyHandle>,
     pub material: Arc<Material>,
     /// `None` when dispatch is off in the configuration.
@@ -87,6 +88,7 @@ pub struct Ctx {
     pub stores: Arc<Stores>,
     pub importer: Arc<Importer>,
     pub erasure: Arc<crate::erasure::Erasure>,
+    pub retention: Arc<crate::retention::Retention>,
     pub policies: Arc<PolicyHandle>,
     pub material: Arc<Material>,
     pub dispatch: Option<Arc<Dispatcher>>,
@@ -105,6 +107,7 @@ impl Ctx {
             stores: p.stores,
             importer: p.importer,
             erasure: p.erasure,
+            retention: p.retention,
             policies: p.policies,
             material: p.material,
             dispatch: p.dispatch,

@@ -36,6 +36,7 @@ mod policy_reload;
 mod protocol;
 mod responses;
 mod results;
+mod retention;
 mod simulate;
 mod today;
 mod upgrade;

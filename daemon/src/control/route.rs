@@ -264,6 +264,12 @@ pub(super) async fn route(
             })
             .await
         }
+        Request::RetentionRun => {
+            blocking(ctx, who, |c, w| {
+                Response::Retention(c.retention.run(&w.user))
+            })
+            .await
+        }
     };
     if let Some(what) = audited {
         audit::answered(ctx, who, what, &reply);
