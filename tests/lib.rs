@@ -708,7 +708,7 @@ pub fn touchpoint_ok(socket: &Path, args: &[&str]) -> String {
 
 /// Variants of [`Request`](touchpoint_common::protocol::Request): a test
 /// that walks [`every_request`] knows it met them all.
-pub const REQUEST_KINDS: usize = 45;
+pub const REQUEST_KINDS: usize = 46;
 
 /// The index of a request's variant. No wildcard: a new request does not
 /// compile here until it has an index, and [`every_request`] fails its
@@ -761,6 +761,7 @@ pub fn request_kind(r: &touchpoint_common::protocol::Request) -> usize {
         R::EraseTenant { .. } => 42,
         R::Backup { .. } => 43,
         R::VerifyBackup { .. } => 44,
+        R::RetentionRun => 45,
     }
 }
 
@@ -975,6 +976,7 @@ pub fn every_request(
         R::VerifyBackup {
             dir: "/nonexistent-touchpoint-test/backups".into(),
         },
+        R::RetentionRun,
     ]
 }
 

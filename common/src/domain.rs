@@ -1062,7 +1062,8 @@ impl ImportReport {
 
     /// What the import did in one line, as the audit log says it:
     /// `same file as #3 (imported 2026-12-05 09:12:00 UTC); nothing
-    /// applied`, or `1204 rows ok, 3 with warnings, 2 rejected` with the
+    /// applied` (with the rows of people erased since, which its errors
+    /// list), or `1204 rows ok, 3 with warnings, 2 rejected` with the
     /// stale records.
     pub fn outcome_summary(&self) -> String {
         if let ImportStatus::AlreadyImported { previous } = self.status {
@@ -1070,7 +1071,12 @@ impl ImportReport {
                 .previous_at
                 .map(|t| format!(" (imported {t})"))
                 .unwrap_or_default();
-            return format!("same file as #{previous}{when}; nothing applied");
+            let erased = match self.rows_rejected {
+                0 => String::new(),
+                1 => "; 1 row is of a person erased since (listed)".to_string(),
+                n => format!("; {n} rows are of people erased since (listed)"),
+            };
+            return format!("same file as #{previous}{when}; nothing applied{erased}");
         }
         let mut line = self.rows_counted(" rows");
         if self.stale.rows > 0 {

@@ -211,6 +211,64 @@ pub struct BrandPolicy {
     /// Click tracking; off unless switched on.
     #[serde(default)]
     pub tracking: Tracking,
+    /// How long personal data is kept; nothing is pruned unless set.
+    #[serde(default)]
+    pub retention: Retention,
+}
+
+/// `[retention]`: after how many months what is pruned by the daily
+/// retention run (and `touchpoint retention run`). A kind left out is kept
+/// for ever (the default). Months are calendar months before today.
+/// - `messages_months`: a message that went out (or ended: sent, failed,
+///   cancelled, a control record) whose send day is older is
+///   pseudonymised as an erasure does it: recipient, address, the
+///   transport's answers, history texts and occasion keys go; status,
+///   service, days, money and its credited response stay (ledger, results).
+/// - `responses_months`: workshop visits and reported responses older are
+///   removed. Results and learning count credits, which stay with the
+///   messages; but learning also reads raw responses (a control member's
+///   baseline, whether a message was answered), so its evidence is the
+///   retention window from then on.
+/// - `audit_months`: audit lines older are removed from the audit log.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Retention {
+    pub messages_months: Option<u32>,
+    pub responses_months: Option<u32>,
+    pub audit_months: Option<u32>,
+}
+
+impl Retention {
+    /// The most months a retention may say: 30 years.
+    pub const MAX_MONTHS: u32 = 360;
+
+    /// Each kind with its months (`None`: kept).
+    pub fn kinds(&self) -> [(&'static str, Option<u32>); 3] {
+        [
+            ("messages", self.messages_months),
+            ("responses", self.responses_months),
+            ("audit", self.audit_months),
+        ]
+    }
+
+    /// Whether anything is ever pruned.
+    pub fn is_set(&self) -> bool {
+        self.kinds().iter().any(|(_, m)| m.is_some())
+    }
+}
+
+fn check_retention(r: &Retention, err: &mut dyn FnMut(String, String)) {
+    for (kind, months) in r.kinds() {
+        if let Some(m) = months {
+            range(
+                err,
+                &format!("retention.{kind}_months"),
+                m,
+                1,
+                Retention::MAX_MONTHS,
+            );
+        }
+    }
 }
 
 /// `[tracking]`: what the brand measures of how emails are read. Off by
@@ -1231,6 +1289,7 @@ fn check_brand(
     let mut err = |key: String, msg: String| errors.push(invalid(file, text, &key, msg));
     check_dispatch(b, &mut err);
     check_privacy(&b.privacy, &mut err);
+    check_retention(&b.retention, &mut err);
     for (slot, spec) in &b.slots {
         if slot.is_empty()
             || !slot

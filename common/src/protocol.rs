@@ -25,7 +25,7 @@ use crate::{Date, TenantId};
 /// Magic bytes at the start of every hello.
 pub const PROTOCOL_MAGIC: [u8; 4] = *b"TPNT";
 /// Bump on any incompatible change to the messages after the hello.
-pub const PROTOCOL_VERSION: u32 = 7;
+pub const PROTOCOL_VERSION: u32 = 8;
 /// Size of the chunks a file is uploaded in; well below the frame limit.
 pub const UPLOAD_CHUNK_BYTES: usize = 1 << 20;
 
@@ -155,6 +155,8 @@ impl Role {
             }
             // A copy of every dealer's data: an administrator's.
             Request::Backup { .. } | Request::VerifyBackup { .. } => matches!(self, Role::Admin),
+            // Retention removes and pseudonymises data of every dealer.
+            Request::RetentionRun => matches!(self, Role::Admin),
         }
     }
 }
@@ -215,6 +217,7 @@ fn brand_allows(request: &Request) -> bool {
         | Request::EraseTenant { .. }
         | Request::Backup { .. }
         | Request::VerifyBackup { .. }
+        | Request::RetentionRun
         // The feed names the tenants whose data changed.
         | Request::Subscribe => false,
     }
@@ -499,6 +502,9 @@ pub enum Request {
     VerifyBackup {
         dir: String,
     },
+    /// Runs the brand's retention now (`[retention]`), as the daily run
+    /// does, over every tenant and the audit log: answered with what it did.
+    RetentionRun,
 }
 
 /// A backup written (`Request::Backup`) or verified
@@ -1062,6 +1068,7 @@ impl Request {
         match self {
             Request::Ping
             | Request::Status
+            | Request::RetentionRun
             | Request::ListTenants
             | Request::Tenant { .. }
             | Request::UploadChunk { .. }
@@ -1243,6 +1250,7 @@ impl Request {
             Request::EraseTenant { .. } => "erase-tenant",
             Request::Backup { .. } => "backup",
             Request::VerifyBackup { .. } => "verify-backup",
+            Request::RetentionRun => "retention-run",
             Request::Content { .. } => "content",
             Request::Overview { .. } => "overview",
             Request::Subscribe => "subscribe",
@@ -1296,6 +1304,8 @@ pub enum Response {
     CustomerExport(Box<CustomerExport>),
     /// A backup written or verified.
     Backup(BackupDone),
+    /// What a retention run did (`Request::RetentionRun`).
+    Retention(RetentionRun),
 }
 
 /// The answer to [`Request::ExportCustomer`] (GDPR Art. 15/20):
@@ -1481,6 +1491,55 @@ pub struct DaemonStatus {
     /// Set when the daemon runs on a simulated clock (`--clock-start`, a
     /// rehearsal): every planning and sending moment is then that clock's.
     pub clock: Option<crate::clock::Start>,
+    /// The brand's retention and its last run (the run's figures, over
+    /// every tenant, only when `daemon_wide`).
+    pub retention: RetentionStatus,
+}
+
+/// Retention (brand `[retention]`): the months per kind (`None`: kept) and
+/// the last run.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RetentionStatus {
+    pub messages_months: Option<u32>,
+    pub responses_months: Option<u32>,
+    pub audit_months: Option<u32>,
+    pub last: Option<RetentionRun>,
+}
+
+/// What one retention run did, over every tenant and the audit log.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RetentionRun {
+    /// When it ended (wall time).
+    pub at: Timestamp,
+    /// `schedule`, or the user who ran it.
+    pub by: String,
+    /// Messages pseudonymised, their spooled emails removed.
+    pub messages: u64,
+    pub spooled: u64,
+    /// Workshop visits and reported responses removed.
+    pub visits: u64,
+    pub responses: u64,
+    /// Audit lines removed.
+    pub audit_lines: u64,
+    /// Tenant stores rewritten (what went is gone from disk).
+    pub rewritten: u64,
+    /// `tenant: error` of each tenant the run could not finish.
+    pub failed: Vec<String>,
+}
+
+impl RetentionRun {
+    /// What it did, in counts, as `touchpoint status` and the audit log
+    /// say it.
+    pub fn summary(&self) -> String {
+        let mut line = format!(
+            "{} messages pseudonymised, {} spooled emails removed, {} visits and {} responses removed, {} audit lines removed, {} tenant stores rewritten",
+            self.messages, self.spooled, self.visits, self.responses, self.audit_lines, self.rewritten
+        );
+        if !self.failed.is_empty() {
+            line.push_str(&format!("; failed: {}", self.failed.join("; ")));
+        }
+        line
+    }
 }
 
 /// The daily plan: when it runs next and how the last run went.

@@ -372,6 +372,13 @@ pub enum Command {
         #[command(flatten)]
         out: Output,
     },
+    /// The brand's retention (brand.toml `[retention]`): `retention run`
+    /// (administrators) prunes now what the daily run would; the months and
+    /// the last run are in `touchpoint status`.
+    Retention {
+        #[command(subcommand)]
+        command: RetentionCommand,
+    },
     /// One message whole: recipient, channel, template, status, money,
     /// attempts and fallback links, then its why and its history.
     Message {
@@ -551,6 +558,16 @@ pub enum LearningCommand {
     Reset {
         #[arg(value_parser = NonEmptyStringValueParser::new())]
         service: String,
+        #[command(flatten)]
+        out: Output,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RetentionCommand {
+    /// Prune and pseudonymise now what is older than the brand keeps, in
+    /// every tenant and the audit log; prints what went.
+    Run {
         #[command(flatten)]
         out: Output,
     },
@@ -1030,6 +1047,16 @@ async fn run_inner(
                 emit(&format::backup(&done, verify));
             }
         }
+        Command::Retention {
+            command: RetentionCommand::Run { out },
+        } => {
+            let run = client.retention_run().await?;
+            if out.json {
+                print_json(&run)?;
+            } else {
+                emit(&format::retention(&run));
+            }
+        }
         Command::ExportCustomer {
             tenant,
             customer,
@@ -1259,6 +1286,7 @@ fn changes_data(command: &Command) -> bool {
             | Command::Object { .. }
             | Command::EraseTenant { .. }
             | Command::Backup { verify: false, .. }
+            | Command::Retention { .. }
     )
 }
 

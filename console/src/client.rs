@@ -282,6 +282,7 @@ fn response_name(r: &Response) -> &'static str {
         Response::Rights(_) => "Rights",
         Response::CustomerExport(_) => "CustomerExport",
         Response::Backup(_) => "Backup",
+        Response::Retention(_) => "Retention",
         Response::MergeUndone(_) => "MergeUndone",
         Response::Audit(_) => "Audit",
         Response::Error(_) => "Error",
@@ -546,6 +547,16 @@ impl Client {
         match self.request(request).await? {
             Response::Backup(b) => Ok(b),
             other => Err(unexpected(name, &other)),
+        }
+    }
+
+    /// Runs the brand's retention now (administrators).
+    pub async fn retention_run(
+        &mut self,
+    ) -> Result<touchpoint_common::protocol::RetentionRun, ClientError> {
+        match self.request(Request::RetentionRun).await? {
+            Response::Retention(r) => Ok(r),
+            other => Err(unexpected("retention-run", &other)),
         }
     }
 

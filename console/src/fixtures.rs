@@ -72,6 +72,22 @@ pub fn status() -> DaemonStatus {
         },
         daemon_wide: true,
         clock: None,
+        retention: touchpoint_common::protocol::RetentionStatus {
+            messages_months: Some(24),
+            responses_months: Some(36),
+            audit_months: None,
+            last: Some(touchpoint_common::protocol::RetentionRun {
+                at: ts(-70_000),
+                by: "schedule".into(),
+                messages: 312,
+                spooled: 0,
+                visits: 1_020,
+                responses: 14,
+                audit_lines: 0,
+                rewritten: 2,
+                failed: Vec::new(),
+            }),
+        },
     }
 }
 
@@ -85,6 +101,7 @@ pub fn status_scoped() -> DaemonStatus {
     s.planning.last_planned = 0;
     s.planning.last_failed = 0;
     s.planning.last_millis = 0;
+    s.retention.last = None;
     s
 }
 

@@ -286,6 +286,11 @@ pub fn shorten(s: &str, max: usize) -> String {
 
 use Align::{Left as L, Right as R};
 
+/// What a retention run did (`touchpoint retention run`).
+pub fn retention(r: &touchpoint_common::protocol::RetentionRun) -> String {
+    format!("retention run at {}: {}\n", r.at, r.summary())
+}
+
 pub fn status(s: &DaemonStatus) -> String {
     let p = &s.policy;
     let mut rows: Vec<(&str, String)> = vec![
@@ -371,6 +376,27 @@ pub fn status(s: &DaemonStatus) -> String {
             NOT_SHOWN.to_string()
         };
         kv(&mut out, "last plan", &format!("{last}: {figures}"));
+    }
+    let r = &s.retention;
+    let months = |m: Option<u32>| m.map_or("kept".to_string(), |m| format!("{m} months"));
+    kv(
+        &mut out,
+        "retention",
+        &format!(
+            "messages {}, responses {}, audit {}",
+            months(r.messages_months),
+            months(r.responses_months),
+            months(r.audit_months)
+        ),
+    );
+    match &r.last {
+        Some(run) => kv(
+            &mut out,
+            "last prune",
+            &format!("{} by {}: {}", run.at, run.by, run.summary()),
+        ),
+        None if s.daemon_wide => kv(&mut out, "last prune", "never"),
+        None => kv(&mut out, "last prune", NOT_SHOWN),
     }
     let connections = if s.daemon_wide {
         s.connections.to_string()
@@ -608,6 +634,13 @@ pub fn import_report(label: &str, r: &ImportReport) -> String {
         }
         ImportStatus::AlreadyImported { .. } => {
             let _ = writeln!(out, "{label}: {}", r.outcome_summary());
+            // Rows of people erased since the file was imported.
+            for e in &r.errors {
+                let _ = writeln!(out, "{e}");
+            }
+            if r.errors_truncated > 0 {
+                let _ = writeln!(out, "… and {} more", r.errors_truncated);
+            }
             return out;
         }
         ImportStatus::Failed { reason } => {

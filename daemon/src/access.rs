@@ -220,7 +220,7 @@ pub fn reach(request: &Request) -> Reach<'_> {
         // Learned values are pooled under the same rule: no tenant's own
         // figure; a freeze or reset changes what every tenant is planned with.
         Request::Learning { .. } => Reach::Pooled,
-        Request::LearningAction { .. } => Reach::Everyone,
+        Request::LearningAction { .. } | Request::RetentionRun => Reach::Everyone,
         Request::Report { query } => Reach::TenantOrFiltered(query.tenant.as_ref()),
         Request::Pause { scope } | Request::Resume { scope } => match &scope.tenant {
             Some(t) => Reach::Tenant(t),

@@ -559,7 +559,8 @@ struct Gathered {
     /// The credits stored now, by message.
     stored: BTreeMap<u64, Credited>,
     /// Call tasks holding the appointment booked on the call, with the
-    /// words that say so: dispatch's credits, not this pass's to move.
+    /// words that say so: dispatch's credits, not this pass's to move; and
+    /// anonymous messages (erased, or past retention) with a credit, kept.
     booked: BTreeMap<u64, String>,
     /// Every message sent and every control record.
     exposures: Vec<Exposure>,
@@ -626,6 +627,15 @@ fn gather(store: &TenantStore) -> Result<Gathered, StoreError> {
     let mut exposures = Vec::new();
     for m in store.messages() {
         let m = m?;
+        // A message made anonymous (its person erased, or past the brand's
+        // retention) answers nobody any more; the credit it has is what
+        // results and the ledger keep of it, never taken back.
+        if m.recipient.starts_with(crate::erasure::PSEUDONYM_PREFIX) {
+            if stored.contains_key(&m.id) {
+                booked.insert(m.id, "anonymous".into());
+            }
+            continue;
+        }
         let held = booked_on_call(&m).then(|| {
             let source = stored.get(&m.id).map(|c| c.source.as_str()).unwrap_or("");
             format!("the appointment booked on the call ({source})")

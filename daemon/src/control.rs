@@ -73,6 +73,7 @@ pub struct Parts {
     pub importer: Arc<Importer>,
     pub erasure: Arc<crate::erasure::Erasure>,
     pub backups: Arc<crate::backup::Backups>,
+    pub retention: Arc<crate::retention::Retention>,
     pub policies: Arc<PolicyHandle>,
     pub material: Arc<Material>,
     /// `None` when dispatch is off in the configuration.
@@ -90,6 +91,7 @@ pub struct Ctx {
     pub importer: Arc<Importer>,
     pub erasure: Arc<crate::erasure::Erasure>,
     pub backups: Arc<crate::backup::Backups>,
+    pub retention: Arc<crate::retention::Retention>,
     pub policies: Arc<PolicyHandle>,
     pub material: Arc<Material>,
     pub dispatch: Option<Arc<Dispatcher>>,
@@ -109,6 +111,7 @@ impl Ctx {
             importer: p.importer,
             erasure: p.erasure,
             backups: p.backups,
+            retention: p.retention,
             policies: p.policies,
             material: p.material,
             dispatch: p.dispatch,

@@ -84,7 +84,8 @@ impl Daemon {
                     .await?
                     .context("cannot read the erasure key")?
                     .with_tenant_folders(folders)
-                    .with_email_spool(cfg.dispatch.spool.clone()),
+                    .with_email_spool(cfg.dispatch.spool.clone())
+                    .with_outputs(cfg.dispatch.letters.clone(), cfg.dispatch.calls.clone()),
             )
         };
         let importer = Arc::new(
@@ -137,6 +138,10 @@ impl Daemon {
             learning: crate::learning::Learning::load(&stores),
             schedule: Default::default(),
         });
+        let retention = Arc::new(crate::retention::Retention::new(
+            erasure.clone(),
+            policies.clone(),
+        ));
         // Everything the socket serves is in place before it serves.
         let ctx = Arc::new(Ctx::new(control::Parts {
             stores: stores.clone(),
@@ -155,6 +160,7 @@ impl Daemon {
                     ),
                 ],
             )),
+            retention: retention.clone(),
             policies,
             material: material.clone(),
             dispatch: dispatcher.clone(),
@@ -194,6 +200,7 @@ impl Daemon {
             Duration::from_secs(cfg.config.stores.idle_close_secs),
             shutdown.clone(),
         ));
+        tracker.spawn(retention.run_daily(shutdown.clone()));
         tracker.spawn(crate::planner::run_schedule(
             stores.clone(),
             ctx.policies.clone(),

@@ -17,7 +17,11 @@
 //!    ledger and the results keep their counts and sums;
 //! 3. removes their customer records, vehicles, visits, consents,
 //!    responses, journeys and merges, and scrubs the import findings that
-//!    name them (`store/records/erasure.rs`);
+//!    name them (`store/records/erasure.rs`); removes their emails from
+//!    the local spool and
+//!    takes them out of the letter batches and call lists already written
+//!    (`erasure/outputs.rs`: their rows, and the text of their letters'
+//!    pages; a file that held only them removed);
 //! 4. rewrites the tenant's store (`Stores::rewrite_tenant`): sled keeps
 //!    old values in its log until it reuses the space, so only a fresh
 //!    database holding the live records alone has them gone from disk.
@@ -42,10 +46,12 @@ use std::sync::Arc;
 
 use touchpoint_common::domain::{Customer, Objection, Timestamp};
 use touchpoint_common::outbox::{Message, MessageStatus};
-use touchpoint_common::protocol::{CustomerExport, ExportMessage, ExportVehicle};
+use touchpoint_common::protocol::{AuditOutcome, CustomerExport, ExportMessage, ExportVehicle};
 use touchpoint_common::{Date, TenantId};
 
 use crate::identity::normalize;
+
+mod outputs;
 use crate::store::{Change, Erased, Identifier, StoreError, Stores, Suppression, TenantStore};
 
 /// The file of the installation's erasure key, in the state directory.
@@ -92,6 +98,13 @@ pub struct ErasureReport {
     pub suppressed: u64,
     /// Their emails removed from the local email spool.
     pub spooled: u64,
+    /// Letter batches and call lists written before, rewritten without
+    /// them, and those removed (they held only them).
+    pub outputs_rewritten: u64,
+    pub outputs_removed: u64,
+    /// Audit lines of the tenant that named one of their numbers, which
+    /// now name their pseudonym.
+    pub audit_lines: u64,
 }
 
 /// The rights of data subjects over the tenants' stores.
@@ -103,6 +116,9 @@ pub struct Erasure {
     tenant_folders: Vec<std::path::PathBuf>,
     /// The email spool (no relay configured: emails are written there).
     email_spool: Option<std::path::PathBuf>,
+    /// The folders of letter batches and call lists (a folder per tenant):
+    /// an erased person is taken out of the files there (`outputs`).
+    outputs: Vec<std::path::PathBuf>,
 }
 
 impl Erasure {
@@ -115,6 +131,7 @@ impl Erasure {
             key,
             tenant_folders: Vec::new(),
             email_spool: None,
+            outputs: Vec::new(),
         })
     }
 
@@ -122,6 +139,13 @@ impl Erasure {
     /// person's emails there are removed with them.
     pub fn with_email_spool(mut self, spool: std::path::PathBuf) -> Self {
         self.email_spool = Some(spool);
+        self
+    }
+
+    /// The folders of letter batches and call lists: an erased person's
+    /// rows and letters are taken out of the files there.
+    pub fn with_outputs(mut self, letters: std::path::PathBuf, calls: std::path::PathBuf) -> Self {
+        self.outputs = vec![letters, calls];
         self
     }
 
@@ -274,7 +298,11 @@ impl Erasure {
                 // Erased before, its rewrite perhaps interrupted: again.
                 let h = self.hash(&tenant, Identifier::CustomerNo, customer_no.trim());
                 if store.suppressed(&h)?.is_some() {
-                    return Ok(ErasureReport::default());
+                    let numbers = BTreeSet::from([customer_no.trim().to_string()]);
+                    return Ok(ErasureReport {
+                        audit_lines: self.scrub_audit(&tenant, &numbers, customer_no)?,
+                        ..ErasureReport::default()
+                    });
                 }
                 return Err(ErasureError::NotFound(format!(
                     "tenant {tenant} has no customer {customer_no}"
@@ -333,40 +361,19 @@ impl Erasure {
             .collect();
         store.suppress(&entries)?;
 
-        // 2. Messages: cancelled if not sent, occasions freed; then
-        //    pseudonymised (two moves: the occasions' keys are freed by
-        //    the keys they had).
-        let now = Timestamp::now();
-        let mut first = Vec::with_capacity(messages.len());
-        let mut cancelled = 0;
-        for m in &messages {
-            let mut c = Change::new(m.clone(), m.clone());
-            c.free_occasions = true;
-            if pending(m.status) {
-                c.after.set_status(
-                    now,
-                    MessageStatus::Cancelled,
-                    "cancelled: the customer was erased",
-                );
-                crate::ledger::release(&mut c);
-                cancelled += 1;
-            }
-            first.push(c);
-        }
-        store.apply(&first)?;
-        let second: Vec<Change> = first
-            .into_iter()
-            .map(|c| {
-                let after = scrub(c.after.clone(), &pseudonym, &needles);
-                Change::new(c.after, after)
-            })
-            .collect();
-        store.apply(&second)?;
+        // 2. Messages: cancelled if not sent, pseudonymised.
+        let cancelled = pseudonymise(store, &messages, &|_| pseudonym.clone(), &needles)?;
 
         // 3. The dealer's records, and their emails in the local spool.
         let erased = store.erase_people(&numbers, &people, &needles)?;
         let spooled = self.unspool(&tenant, &messages)?;
+        let files = outputs::scrub(&self.outputs, &tenant, &numbers, &needles)
+            .map_err(|e| ErasureError::Refused(format!("letter batches and call lists: {e}")))?;
+        let audit_lines = self.scrub_audit(&tenant, &numbers, customer_no)?;
         Ok(ErasureReport {
+            audit_lines,
+            outputs_rewritten: files.rewritten,
+            outputs_removed: files.removed,
             pseudonym,
             numbers: numbers.len() as u64,
             erased,
@@ -375,6 +382,35 @@ impl Erasure {
             suppressed: entries.len() as u64,
             spooled,
         })
+    }
+
+    /// Replaces the person's customer `numbers` in every audit line of the
+    /// tenant (its text and its outcome's reason) with their pseudonym;
+    /// returns how many lines changed.
+    fn scrub_audit(
+        &self,
+        tenant: &TenantId,
+        numbers: &BTreeSet<String>,
+        customer_no: &str,
+    ) -> Result<u64> {
+        let pseudonym = self.pseudonym(tenant, customer_no);
+        let hide = |text: &str| {
+            numbers
+                .iter()
+                .fold(text.to_string(), |t, n| replace_number(&t, n, &pseudonym))
+        };
+        Ok(self.stores.central().rewrite_audit(|mut e| {
+            if e.tenant.as_ref() == Some(tenant) {
+                e.detail = hide(&e.detail);
+                e.outcome = match e.outcome {
+                    AuditOutcome::Ok => AuditOutcome::Ok,
+                    AuditOutcome::Refused(r) => AuditOutcome::Refused(hide(&r)),
+                    AuditOutcome::Failed(r) => AuditOutcome::Failed(hide(&r)),
+                    AuditOutcome::Partial(r) => AuditOutcome::Partial(hide(&r)),
+                };
+            }
+            Some(e)
+        })?)
     }
 
     /// Removes the spooled emails of `messages` (never through a link);
@@ -464,6 +500,84 @@ impl Erasure {
     }
 }
 
+/// What a retention run did in one tenant (see [`Erasure::expire`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Expired {
+    /// Messages past their months, pseudonymised.
+    pub messages: u64,
+    /// Their emails removed from the local email spool.
+    pub spooled: u64,
+    pub visits: u64,
+    pub responses: u64,
+    /// Whether the store was rewritten (something personal went).
+    pub rewritten: bool,
+}
+
+impl Erasure {
+    /// Retention (brand `[retention]`, run by `crate::retention`) in one
+    /// tenant: every message that ended (sent, failed, cancelled, a control
+    /// record, …: not one still to go or going) with a send day before
+    /// `messages_before` is pseudonymised as an erasure does it, each under
+    /// the pseudonym of its recipient's number (the same an erasure of
+    /// them gives), its spooled email removed; the workshop visits and
+    /// reported responses of a day before `responses_before` are removed.
+    /// When anything went, the store is rewritten, so it is gone from disk
+    /// too. Blocking.
+    pub fn expire(
+        &self,
+        tenant: &TenantId,
+        messages_before: Option<Date>,
+        responses_before: Option<Date>,
+    ) -> Result<Expired> {
+        let mut out = Expired::default();
+        {
+            let store = self.stores.tenant(tenant)?;
+            let _plan = store.plan_lock();
+            if let Some(before) = messages_before {
+                let mut old = Vec::new();
+                for m in store.messages() {
+                    let m = m?;
+                    if m.send_on < before
+                        && !pending(m.status)
+                        && m.status != MessageStatus::Sending
+                        && !m.recipient.starts_with(PSEUDONYM_PREFIX)
+                    {
+                        old.push(m);
+                    }
+                }
+                let mut needles = Vec::new();
+                let mut people = BTreeSet::new();
+                for m in &old {
+                    if people.insert(m.recipient.clone()) {
+                        needles.push(m.recipient.clone());
+                        if let Some(c) = store.customer(&m.recipient)? {
+                            needles.extend(person_texts(&c));
+                        }
+                    }
+                    needles.extend(m.occasions.iter().filter_map(|o| o.vin.clone()));
+                }
+                pseudonymise(
+                    &store,
+                    &old,
+                    &|m| self.pseudonym(tenant, &m.recipient),
+                    &needles,
+                )?;
+                out.messages = old.len() as u64;
+                out.spooled = self.unspool(tenant, &old)?;
+            }
+            if let Some(before) = responses_before {
+                (out.visits, out.responses) = store.prune_responses(before)?;
+            }
+        }
+        if out.messages + out.visits + out.responses > 0 {
+            // No handle of ours is left: the rewrite closes the store.
+            self.stores.rewrite_tenant(tenant)?;
+            out.rewritten = true;
+        }
+        Ok(out)
+    }
+}
+
 /// What erasing a dealer did.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct TenantErased {
@@ -471,13 +585,17 @@ pub struct TenantErased {
     pub archived: u64,
     /// Folders removed besides the store (inbox, spool, batches, calls).
     pub folders: u64,
+    /// Records of the dealer's brand material removed (`slots/<tenant>`:
+    /// its versions and proposals).
+    pub material: u64,
 }
 
 impl Erasure {
     /// A dealer who leaves (see `Request::EraseTenant`): every person's
     /// export written to `archive` first (a folder created new, 0700, one
     /// file per person, 0600), then the store removed with the registry
-    /// entry and its figures, then `folders` (the tenant's inbox, email
+    /// entry and its figures, then its slots (`slots/<tenant>`, brand
+    /// material in the central store, every version and proposal), then `folders` (the tenant's inbox, email
     /// spool, letter batches and call lists), never through a link. The
     /// caller checks that no dealer policy registers the tenant any more.
     /// The audit log keeps the tenant's lines; the brand's pooled figures
@@ -529,6 +647,10 @@ impl Erasure {
             }
         }
         self.stores.remove_tenant(tenant)?;
+        out.material = self.stores.central().remove_material(
+            &crate::approvals::slots::name(tenant),
+            crate::events::Audience::Tenant(tenant.clone()),
+        )?;
         for dir in &folders {
             match std::fs::symlink_metadata(dir) {
                 Ok(m) if m.is_dir() => {
@@ -551,6 +673,28 @@ impl Erasure {
     }
 }
 
+/// `text` with every whole occurrence of the customer number `number`
+/// (not part of a longer word or number) replaced by `with`.
+pub fn replace_number(text: &str, number: &str, with: &str) -> String {
+    let number = number.trim();
+    if number.is_empty() || !text.contains(number) {
+        return text.to_string();
+    }
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(i) = rest.find(number) {
+        let before = rest[..i].chars().next_back();
+        let after = rest[i + number.len()..].chars().next();
+        let whole =
+            !before.is_some_and(char::is_alphanumeric) && !after.is_some_and(char::is_alphanumeric);
+        out.push_str(&rest[..i]);
+        out.push_str(if whole { with } else { number });
+        rest = &rest[i + number.len()..];
+    }
+    out.push_str(rest);
+    out
+}
+
 /// A status a message has before it goes out: an erasure cancels it.
 fn pending(s: MessageStatus) -> bool {
     matches!(
@@ -561,6 +705,47 @@ fn pending(s: MessageStatus) -> bool {
             | MessageStatus::Deferred
             | MessageStatus::Held
     )
+}
+
+/// Messages of a tenant made anonymous (erasure's step 2, and retention's
+/// for messages past their months): those not yet sent cancelled (the
+/// reservation released), the occasions freed; then each [`scrub`]bed
+/// under `pseudonym_of` it (two moves: the occasions' keys are freed by
+/// the keys they had). Returns how many were cancelled. The caller holds
+/// the planning lock.
+fn pseudonymise(
+    store: &TenantStore,
+    messages: &[Message],
+    pseudonym_of: &dyn Fn(&Message) -> String,
+    needles: &[String],
+) -> Result<u64> {
+    let now = Timestamp::now();
+    let mut first = Vec::with_capacity(messages.len());
+    let mut cancelled = 0;
+    for m in messages {
+        let mut c = Change::new(m.clone(), m.clone());
+        c.free_occasions = true;
+        if pending(m.status) {
+            c.after.set_status(
+                now,
+                MessageStatus::Cancelled,
+                "cancelled: the customer was erased",
+            );
+            crate::ledger::release(&mut c);
+            cancelled += 1;
+        }
+        first.push(c);
+    }
+    store.apply(&first)?;
+    let second: Vec<Change> = first
+        .into_iter()
+        .map(|c| {
+            let after = scrub(c.after.clone(), &pseudonym_of(&c.after), needles);
+            Change::new(c.after, after)
+        })
+        .collect();
+    store.apply(&second)?;
+    Ok(cancelled)
 }
 
 /// The texts of a customer record that name them, for scrubbing what
@@ -696,6 +881,19 @@ mod tests {
         };
         c.address.postcode = postcode.into();
         c
+    }
+
+    #[test]
+    fn a_customer_number_is_replaced_only_where_it_stands_whole() {
+        assert_eq!(
+            replace_number(
+                "customer 10042, not 100421 or A10042; (10042)",
+                "10042",
+                "erased-1"
+            ),
+            "customer erased-1, not 100421 or A10042; (erased-1)"
+        );
+        assert_eq!(replace_number("nothing", "10042", "x"), "nothing");
     }
 
     #[test]

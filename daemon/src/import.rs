@@ -335,6 +335,11 @@ pub fn import_reading<R: Read>(
         report.import_id = store.next_import_id()?;
         report.status = ImportStatus::AlreadyImported { previous };
         report.previous_at = store.import(previous)?.map(|p| p.finished_at);
+        let since = report.previous_at.unwrap_or(Timestamp(0));
+        if opts.erasure.is_some() && store.erased_since(since)? {
+            (&*file).seek(std::io::SeekFrom::Start(0)).map_err(io_err)?;
+            erased_rows(store, input, file_name, opts, &mut report)?;
+        }
         report.finished_at = Timestamp::now();
         store.record_import(&report)?;
         return Ok(report);
@@ -541,6 +546,36 @@ fn erased(
             field: ImportField::CustomerNo.name().into(),
             reason,
         }))
+}
+
+/// The rows of a file already imported that are about a person erased
+/// since (the suppression list): each named in the report as the import
+/// would name it, `rows_rejected` counting them; nothing is applied. An
+/// operator who uploads the same bytes again sees that the file holds an
+/// erased person, though "already imported" stands: applying the old file
+/// again is not what a duplicate does (a re-export of visits is the truth
+/// for its days, and would undo later corrections).
+fn erased_rows<R: Read>(
+    store: &TenantStore,
+    input: R,
+    file_name: &str,
+    opts: &ImportOptions,
+    report: &mut ImportReport,
+) -> Result<(), ImportError> {
+    let Ok(rows) = parse::Parser::new(
+        BufReader::with_capacity(256 * 1024, input),
+        file_name,
+        &opts.policy,
+    ) else {
+        return Ok(());
+    };
+    for row in rows.flatten() {
+        if let Some(e) = erased(store, &row, file_name, opts)? {
+            report.rows_rejected += 1;
+            push_error(report, e, opts.max_reported_errors);
+        }
+    }
+    Ok(())
 }
 
 /// A response file's row whose customer or vehicle this dealer does not

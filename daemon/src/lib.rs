@@ -28,6 +28,7 @@ pub mod policy;
 pub mod queue;
 pub mod render;
 pub mod results;
+pub mod retention;
 pub mod store;
 
 #[cfg(test)]

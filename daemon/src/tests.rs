@@ -590,3 +590,414 @@ mod customer_view {
             .is_none());
     }
 }
+
+// ----- erasure: a dealer or a customer erased, with their brand material and batches --------
+
+mod erasure {
+    #![allow(clippy::unwrap_used)]
+
+    use crate::dispatch::engine::fixture::*;
+    use crate::erasure::Erasure;
+
+    fn files_holding(dir: &std::path::Path, needle: &[u8]) -> Vec<std::path::PathBuf> {
+        let mut found = Vec::new();
+        for e in std::fs::read_dir(dir).unwrap().flatten() {
+            let bytes = std::fs::read(e.path()).unwrap();
+            if bytes.windows(needle.len()).any(|w| w == needle) {
+                found.push(e.path());
+            }
+        }
+        found
+    }
+
+    fn letter(c: &touchpoint_common::domain::Customer, message: u64) -> crate::render::pdf::Letter {
+        crate::render::pdf::Letter {
+            message,
+            recipient: c.customer_no.clone(),
+            address: vec![
+                c.display_name(),
+                c.address.street.clone(),
+                format!("{} {}", c.address.postcode, c.address.city),
+            ],
+            postcode: c.address.postcode.clone(),
+            sender_line: "Autohaus Müller · Hauptstr. 1 · 80331 München".into(),
+            info: vec!["Autohaus Müller".into()],
+            logo: None,
+            date: "01.12.2026".into(),
+            body: format!("Sehr geehrte Kundschaft {},\n\nIhr Auto ruft.", c.last_name),
+        }
+    }
+
+    fn task(
+        c: &touchpoint_common::domain::Customer,
+        message: u64,
+    ) -> crate::dispatch::calls::CallTask {
+        crate::dispatch::calls::CallTask {
+            message,
+            customer_no: c.customer_no.clone(),
+            name: c.display_name(),
+            phone: c.phone.clone().unwrap_or_default(),
+            service: "service_due".into(),
+            service_name: "Inspektion".into(),
+            occasions: "Inspektion fällig".into(),
+            due: today(),
+            dealer: "Autohaus Müller".into(),
+        }
+    }
+
+    #[test]
+    fn erasing_a_customer_takes_them_out_of_letter_batches_and_call_lists_already_written() {
+        let fx = Fx::new();
+        customers(&fx, "d001", &["K1", "K2"]);
+        let store = fx.store("d001");
+        {
+            let mut c = store.customer("K1").unwrap().unwrap();
+            c.last_name = "Quellenbrünnerich".into();
+            let id = store.next_import_id().unwrap();
+            let mut tx = store.begin_import(id).unwrap();
+            tx.put_customer(&c).unwrap();
+            let report = touchpoint_common::domain::ImportReport::new(
+                id,
+                tid("d001"),
+                "kunden.csv",
+                "hash-renamed",
+                touchpoint_common::domain::Timestamp(0),
+            );
+            tx.commit(&report).unwrap();
+        }
+        let (k1, k2) = (
+            store.customer("K1").unwrap().unwrap(),
+            store.customer("K2").unwrap().unwrap(),
+        );
+        drop(store);
+        assert_ne!(k1.last_name, k2.last_name);
+        let (letters, calls) = (fx.path("letters"), fx.path("calls"));
+        let postage = fx.p().brand.postage.clone();
+        let t = tid("d001");
+        let batch = |seq, letters_of: Vec<crate::render::pdf::Letter>| {
+            crate::dispatch::letters::write_batch(
+                &letters,
+                crate::dispatch::letters::BatchRequest {
+                    tenant: &t,
+                    day: today(),
+                    seq,
+                    letters: letters_of,
+                    postage: &postage,
+                },
+            )
+            .unwrap()
+        };
+        let both = batch(1, vec![letter(&k2, 11), letter(&k1, 12)]);
+        let only_k1 = batch(2, vec![letter(&k1, 13)]);
+        let k2_pdf = std::fs::read(&both.pdf).unwrap();
+        let list = crate::dispatch::calls::write_tasks(
+            &calls,
+            &t,
+            today(),
+            1,
+            &[task(&k1, 14), task(&k2, 15)],
+        )
+        .unwrap();
+        let k2_rows: Vec<String> = std::fs::read_to_string(&list)
+            .unwrap()
+            .lines()
+            .filter(|l| !l.contains("\"K1\""))
+            .map(str::to_string)
+            .collect();
+        let name = crate::render::pdf::encode_winansi(&k1.last_name);
+        let folder = |root: &std::path::Path| root.join("d001");
+        // Both PDFs (WinAnsi) and both manifests (UTF-8) name them.
+        assert_eq!(files_holding(&folder(&letters), &name).len(), 2);
+        assert_eq!(
+            files_holding(&folder(&letters), k1.last_name.as_bytes()).len(),
+            2
+        );
+        assert!(!files_holding(&folder(&calls), k1.last_name.as_bytes()).is_empty());
+
+        let erasure = Erasure::open(fx.stores.clone())
+            .unwrap()
+            .with_outputs(letters.clone(), calls.clone());
+        let done = erasure.erase(&t, "K1").unwrap();
+
+        for (root, needle) in [
+            (&letters, name.clone()),
+            (&letters, k1.last_name.as_bytes().to_vec()),
+            (&calls, k1.last_name.as_bytes().to_vec()),
+            (&calls, b"\"K1\"".to_vec()),
+        ] {
+            assert_eq!(
+                files_holding(&folder(root), &needle),
+                Vec::<std::path::PathBuf>::new(),
+                "{}",
+                String::from_utf8_lossy(&needle)
+            );
+        }
+        // The batch of K1 alone is gone; the other keeps K2's letter as
+        // printed, its PDF as long as before, its manifest K2's row.
+        assert!(!only_k1.pdf.exists() && !only_k1.manifest.exists());
+        let pdf = std::fs::read(&both.pdf).unwrap();
+        assert_eq!(pdf.len(), k2_pdf.len());
+        let k2_name = crate::render::pdf::encode_winansi(&k2.last_name);
+        assert!(pdf.windows(k2_name.len()).any(|w| w == k2_name));
+        let manifest = std::fs::read_to_string(&both.manifest).unwrap();
+        assert_eq!(manifest.lines().count(), 2, "{manifest}");
+        assert!(manifest.contains("\"K2\""), "{manifest}");
+        let rows: Vec<String> = std::fs::read_to_string(&list)
+            .unwrap()
+            .lines()
+            .map(str::to_string)
+            .collect();
+        assert_eq!(rows, k2_rows);
+        assert_eq!((done.outputs_rewritten, done.outputs_removed), (3, 2));
+    }
+
+    #[test]
+    fn erasing_a_dealer_removes_its_slots_with_their_versions_and_proposals() {
+        let fx = Fx::new();
+        let material = crate::approvals::Material::new(fx.stores.clone());
+        let files = crate::policy::read_dir(&fx.path("policies"), "").unwrap();
+        material.seed(&files).unwrap();
+        material.seed_slots(&fx.p()).unwrap();
+        let brand = fx.p().brand.clone();
+        let text = "[slots]\nsignature = \"Ihr Team, Quirin Slotbauer\"\n";
+        material
+            .propose("slots/d003", text, "", "ann", 1001, &brand)
+            .unwrap();
+        assert_eq!(material.history(Some("slots/d003")).unwrap().len(), 1);
+        let erasure = Erasure::open(fx.stores.clone()).unwrap();
+
+        let done = erasure.erase_tenant(&tid("d003"), None).unwrap();
+
+        // The head, version 1 and the proposal.
+        assert_eq!(done.material, 3);
+        assert!(material
+            .history(None)
+            .unwrap()
+            .iter()
+            .all(|h| h.name != "slots/d003"));
+        assert!(fx
+            .stores
+            .central()
+            .proposals()
+            .unwrap()
+            .iter()
+            .all(|p| p.template != "slots/d003"));
+        // Another dealer's slots stay.
+        assert_eq!(material.history(Some("slots/d001")).unwrap().len(), 1);
+    }
+}
+
+// ----- retention: brand [retention] over a tenant's messages, visits and the audit log -------
+
+mod retention {
+    #![allow(clippy::unwrap_used)]
+
+    use std::path::Path;
+    use std::sync::Arc;
+
+    use touchpoint_common::domain::{Channel, ServiceVisit, Timestamp};
+    use touchpoint_common::outbox::MessageStatus as S;
+    use touchpoint_common::protocol::{AuditEntry, AuditOutcome};
+    use touchpoint_common::Date;
+
+    use crate::dispatch::engine::fixture::*;
+    use crate::erasure::Erasure;
+    use crate::retention::Retention;
+
+    const OLD_VISIT: &str = "Wartung Xylophonia";
+    const OLD_ADDRESS: &str = "k1.alt@retention-test.example";
+
+    fn files_holding(dir: &Path, needle: &[u8]) -> Vec<std::path::PathBuf> {
+        let mut found = Vec::new();
+        let mut stack = vec![dir.to_path_buf()];
+        while let Some(d) = stack.pop() {
+            for e in std::fs::read_dir(&d).unwrap().flatten() {
+                let p = e.path();
+                let m = p.symlink_metadata().unwrap();
+                if m.is_dir() {
+                    stack.push(p);
+                } else if m.is_file()
+                    && std::fs::read(&p)
+                        .unwrap()
+                        .windows(needle.len())
+                        .any(|w| w == needle)
+                {
+                    found.push(p);
+                }
+            }
+        }
+        found
+    }
+
+    fn sent(fx: &Fx, recipient: &str, send_on: Date, address: &str) -> u64 {
+        let store = fx.store("d001");
+        let m = draft(
+            &store,
+            recipient,
+            Channel::Email,
+            "service_due",
+            Some(VIN_A),
+            send_on,
+        );
+        fx.put("d001", &m);
+        let mut after = fx.message("d001", m.id);
+        // Sent at noon of its day: what attribution reads.
+        after.set_status(
+            Timestamp(Timestamp::from_date(send_on).millis() + 12 * 3_600_000),
+            S::Sent,
+            "sent",
+        );
+        after.dispatch.address = address.into();
+        fx.rewrite("d001", after);
+        m.id
+    }
+
+    fn visit(no: &str, date: Date, kind: &str) -> ServiceVisit {
+        ServiceVisit {
+            vin: VIN_A.into(),
+            customer_no: no.into(),
+            date,
+            km: None,
+            kind: kind.into(),
+            value: None,
+            source: format!("werkstatt.csv:{}", date.days()),
+        }
+    }
+
+    fn audit_line(at: Timestamp, detail: &str) -> AuditEntry {
+        AuditEntry {
+            seq: 0,
+            at,
+            uid: 0,
+            user: "ann".into(),
+            role: None,
+            action: "plan".into(),
+            tenant: Some(tid("d001")),
+            detail: detail.into(),
+            outcome: AuditOutcome::Ok,
+        }
+    }
+
+    #[test]
+    fn retention_pseudonymises_old_messages_removes_old_visits_and_audit_lines_and_rewrites_the_store(
+    ) {
+        let fx = Fx::new();
+        customers(&fx, "d001", &["K1", "K2"]);
+        let today = Date::today();
+        let old = sent(&fx, "K1", today.add_days(-800), OLD_ADDRESS);
+        let recent = sent(&fx, "K2", today.add_days(-30), "k2@retention-test.example");
+        let waiting = draft(
+            &fx.store("d001"),
+            "K1",
+            Channel::Email,
+            "birthday",
+            None,
+            today.add_days(-800),
+        );
+        fx.put("d001", &waiting);
+        {
+            let store = fx.store("d001");
+            let id = store.next_import_id().unwrap();
+            let mut tx = store.begin_import(id).unwrap();
+            tx.put_visit(&visit("K1", today.add_days(-790), OLD_VISIT))
+                .unwrap();
+            tx.put_visit(&visit("K2", today.add_days(-20), "Wartung"))
+                .unwrap();
+            let report = touchpoint_common::domain::ImportReport::new(
+                id,
+                tid("d001"),
+                "werkstatt.csv",
+                "hash-visits",
+                Timestamp(0),
+            );
+            tx.commit(&report).unwrap();
+            crate::attribution::attribute(&store, &Default::default(), &|_| false).unwrap();
+            assert!(store.credit(old).unwrap().is_some(), "no credit to keep");
+        }
+        let wall = Timestamp::wall().millis();
+        let central = fx.stores.central();
+        central
+            .audit(audit_line(Timestamp(wall - 400 * 86_400_000), "old line"))
+            .unwrap();
+        central
+            .audit(audit_line(Timestamp(wall - 86_400_000), "new line"))
+            .unwrap();
+        let state = fx.path("state/tenants/d001");
+        assert!(!files_holding(&state, OLD_VISIT.as_bytes()).is_empty());
+
+        let retention = Retention::new(
+            Arc::new(Erasure::open(fx.stores.clone()).unwrap()),
+            fx.policies.clone(),
+        );
+        // No [retention]: everything is kept.
+        let run = retention.run("schedule");
+        assert_eq!(
+            (run.messages, run.visits, run.audit_lines, run.rewritten),
+            (0, 0, 0, 0)
+        );
+        assert_eq!(fx.message("d001", old).recipient, "K1");
+
+        let brand = fx.path("policies/brand.toml");
+        let text = std::fs::read_to_string(&brand).unwrap();
+        std::fs::write(
+            &brand,
+            format!("{text}\n[retention]\nmessages_months = 24\nresponses_months = 24\naudit_months = 12\n"),
+        )
+        .unwrap();
+        fx.policies.reload(|_| Ok(())).unwrap();
+        assert_eq!(retention.status().messages_months, Some(24));
+
+        let run = retention.run("ann");
+
+        assert_eq!(run.by, "ann");
+        assert_eq!(run.messages, 1, "{run:?}");
+        assert_eq!((run.visits, run.responses), (1, 0), "{run:?}");
+        assert_eq!(run.audit_lines, 1, "{run:?}");
+        assert_eq!(run.rewritten, 1, "{run:?}");
+        assert!(run.failed.is_empty(), "{run:?}");
+        assert_eq!(retention.status().last, Some(run));
+        // The old message stays for the ledger and the results, anonymous.
+        let m = fx.message("d001", old);
+        assert!(m.recipient.starts_with("erased-"), "{m:?}");
+        assert_eq!(m.dispatch.address, "");
+        assert_eq!(
+            (m.status, m.cost, m.service.as_str()),
+            (S::Sent, 2, "service_due")
+        );
+        assert!(m.occasions.iter().all(|o| o.vin.is_none()));
+        // What is not old, or not yet gone out, is untouched.
+        assert_eq!(fx.message("d001", recent).recipient, "K2");
+        assert_eq!(fx.message("d001", waiting.id).recipient, "K1");
+        let store = fx.store("d001");
+        let kinds: Vec<String> = store.visits().map(|v| v.unwrap().kind).collect();
+        assert_eq!(kinds, ["Wartung"]);
+        // Its credit stays, also through the next attribution pass.
+        crate::attribution::attribute(&store, &Default::default(), &|_| false).unwrap();
+        assert!(
+            store.credit(old).unwrap().is_some(),
+            "the credit was taken back"
+        );
+        drop(store);
+        let lines: Vec<String> = central
+            .audit_log(None, 100)
+            .unwrap()
+            .into_iter()
+            .map(|e| e.detail)
+            .collect();
+        assert!(lines.contains(&"new line".to_string()), "{lines:?}");
+        assert!(!lines.contains(&"old line".to_string()), "{lines:?}");
+        // Gone from disk: the store was rewritten.
+        assert_eq!(
+            files_holding(&state, OLD_VISIT.as_bytes()),
+            Vec::<std::path::PathBuf>::new()
+        );
+        assert_eq!(
+            files_holding(&state, OLD_ADDRESS.as_bytes()),
+            Vec::<std::path::PathBuf>::new()
+        );
+
+        // Nothing more to do: nothing rewritten again.
+        let again = retention.run("schedule");
+        assert_eq!((again.messages, again.visits, again.rewritten), (0, 0, 0));
+    }
+}

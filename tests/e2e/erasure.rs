@@ -196,6 +196,70 @@ fn erase_leaves_no_byte_of_the_customer_in_the_state_directory_or_the_log() {
     )
     .expect("eml");
 
+    // A letter batch and a call list dispatch wrote before, each with both
+    // customers (written here as dispatch writes them).
+    let d001 = touchpoint_common::TenantId::new("d001").expect("tenant");
+    let letter = |no: &str, name: &str, street: &str| touchpointd::render::pdf::Letter {
+        message: 1,
+        recipient: no.into(),
+        address: vec![name.into(), street.into(), "80331 München".into()],
+        postcode: "80331".into(),
+        sender_line: "Autohaus Müller GmbH".into(),
+        info: vec!["Autohaus Müller GmbH".into()],
+        logo: None,
+        date: "01.12.2026".into(),
+        body: format!("Guten Tag {name},\n\nIhr Fjord ist fällig."),
+    };
+    let postage = touchpoint_common::postage::Postage::default();
+    let batch = touchpointd::dispatch::letters::write_batch(
+        &files.state_dir.join("letters"),
+        touchpointd::dispatch::letters::BatchRequest {
+            tenant: &d001,
+            day: Date::today(),
+            seq: 1,
+            letters: vec![
+                letter(
+                    "K-77001",
+                    &format!("Zacharias {NAME}"),
+                    &format!("{STREET} 9"),
+                ),
+                letter("K-77002", "Berta Bleibtreu", "Lindenallee 5"),
+            ],
+            postage: &postage,
+        },
+    )
+    .expect("letter batch");
+    let task =
+        |no: &str, name: &str, phone: &str, vin: &str| touchpointd::dispatch::calls::CallTask {
+            message: 1,
+            customer_no: no.into(),
+            name: name.into(),
+            phone: phone.into(),
+            service: "hu_reminder".into(),
+            service_name: "HU".into(),
+            occasions: format!("HU {vin}"),
+            due: Date::today(),
+            dealer: "Autohaus Müller GmbH".into(),
+        };
+    let calls = touchpointd::dispatch::calls::write_tasks(
+        &files.state_dir.join("calls"),
+        &d001,
+        Date::today(),
+        1,
+        &[
+            task("K-77001", NAME, PHONE, VIN),
+            task(
+                "K-77002",
+                "Berta Bleibtreu",
+                "089 1112223",
+                "WNWZZZ3CZNB077002",
+            ),
+        ],
+    )
+    .expect("call list");
+    let winansi = touchpointd::render::pdf::encode_winansi(NAME);
+    assert!(contains(&std::fs::read(&batch.pdf).expect("pdf"), &winansi));
+
     let out = touchpoint_ok(
         socket,
         &[
@@ -207,6 +271,21 @@ fn erase_leaves_no_byte_of_the_customer_in_the_state_directory_or_the_log() {
             "--reason",
             "request by letter of 2026-12-01",
         ],
+    );
+    assert!(out.contains("letter and call files rewritten: 3"), "{out}");
+    let pdf = std::fs::read(&batch.pdf).expect("pdf");
+    assert!(
+        !contains(&pdf, &winansi),
+        "their letter is still in the batch"
+    );
+    assert!(contains(
+        &pdf,
+        &touchpointd::render::pdf::encode_winansi("Berta Bleibtreu")
+    ));
+    let list = std::fs::read_to_string(&calls).expect("call list");
+    assert!(
+        list.contains("K-77002") && !list.contains("K-77001"),
+        "{list}"
     );
     assert!(out.contains("customer numbers erased: 1"), "{out}");
     assert!(out.contains("spooled emails removed: 1"), "{out}");
@@ -348,6 +427,110 @@ fn an_erased_customer_is_skipped_by_the_next_import_until_a_new_legal_basis_is_s
     import_rows(&d, dir.path(), "kunden_3.csv", "d001", &next);
     let back = touchpoint_ok(&d.socket, &["customer", "--tenant", "d001", "K-77001"]);
     assert!(back.contains(NAME), "{back}");
+}
+
+#[test]
+fn the_same_file_uploaded_again_after_an_erasure_names_the_erased_person() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = daemon(dir.path());
+    let file = write_csv(dir.path(), "kunden_1.csv", &rows());
+    let path = file.display().to_string();
+    touchpoint_ok(&d.socket, &["import", "--tenant", "d001", &path]);
+    // Before any erasure, the same bytes are a plain duplicate.
+    let again = touchpoint_ok(&d.socket, &["import", "--tenant", "d001", &path]);
+    assert!(
+        again.contains("same file as #1") && !again.contains("erased"),
+        "{again}"
+    );
+    touchpoint_ok(
+        &d.socket,
+        &["erase", "--tenant", "d001", "--customer", "K-77001"],
+    );
+
+    let out = touchpoint_ok(&d.socket, &["import", "--tenant", "d001", &path]);
+    let today = Date::today();
+    assert!(out.contains("same file as #1"), "{out}");
+    assert!(
+        out.contains("nothing applied; 1 row is of a person erased since (listed)"),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!(
+            "kunden_1.csv:2: customer_no: customer K-77001 was erased on {today}; row skipped"
+        )),
+        "{out}"
+    );
+    // Nothing applied: the person is not back, the other customer is there.
+    let gone = touchpoint(&d.socket, &["customer", "--tenant", "d001", "K-77001"]);
+    assert_ne!(gone.status.code(), Some(0), "{}", text(&gone.stdout));
+    touchpoint_ok(&d.socket, &["customer", "--tenant", "d001", "K-77002"]);
+}
+
+#[test]
+fn audit_lines_name_an_erased_customer_only_by_pseudonym_before_and_after() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = daemon(dir.path());
+    import_rows(&d, dir.path(), "kunden_1.csv", "d001", &rows());
+    import_rows(&d, dir.path(), "kunden_1.csv", "d002", &rows());
+    // Earlier lines that name the number: an export, an objection that
+    // failed on a typo'd number, an erasure asked for a number not there.
+    touchpoint_ok(
+        &d.socket,
+        &[
+            "export-customer",
+            "--tenant",
+            "d001",
+            "--customer",
+            "K-77001",
+        ],
+    );
+    touchpoint_ok(
+        &d.socket,
+        &[
+            "export-customer",
+            "--tenant",
+            "d002",
+            "--customer",
+            "K-77001",
+        ],
+    );
+    let all = |d: &TestDaemon| touchpoint_ok(&d.socket, &["audit", "--limit", "500"]);
+    assert!(all(&d).contains("customer K-77001"), "{}", all(&d));
+    let missing = touchpoint(
+        &d.socket,
+        &[
+            "erase",
+            "--tenant",
+            "d001",
+            "--customer",
+            "K-99999",
+            "--reason",
+            "Brief zu K-99999",
+        ],
+    );
+    assert_ne!(missing.status.code(), Some(0));
+
+    touchpoint_ok(
+        &d.socket,
+        &[
+            "erase",
+            "--tenant",
+            "d001",
+            "--customer",
+            "K-77001",
+            "--reason",
+            "Brief von K-77001 vom 1.12.",
+        ],
+    );
+
+    let d001 = touchpoint_ok(&d.socket, &["audit", "--tenant", "d001", "--limit", "500"]);
+    assert!(!d001.contains("K-77001"), "{d001}");
+    assert!(!d001.contains("K-99999"), "{d001}");
+    assert!(d001.contains("Brief von erased-"), "{d001}");
+    assert!(d001.contains("customer erased-"), "{d001}");
+    // Another dealer's line about its own customer of that number stays.
+    let d002 = touchpoint_ok(&d.socket, &["audit", "--tenant", "d002", "--limit", "500"]);
+    assert!(d002.contains("customer K-77001"), "{d002}");
 }
 
 #[test]

@@ -37,6 +37,7 @@ mod policy_reload;
 mod protocol;
 mod responses;
 mod results;
+mod retention;
 mod simulate;
 mod today;
 mod upgrade;

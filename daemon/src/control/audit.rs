@@ -24,6 +24,10 @@ pub(super) struct Audited {
     pub(super) tenant: Option<TenantId>,
     /// What the line names when the answer says nothing more (a file).
     pub(super) subject: String,
+    /// The customer number an erasure or reinstatement names: the line
+    /// says their pseudonym instead, wherever the number would stand (the
+    /// why, an error), so that no audit line keeps it in clear.
+    pub(super) person: Option<String>,
 }
 
 impl Audited {
@@ -33,6 +37,7 @@ impl Audited {
             action: "import",
             tenant: Some(tenant.clone()),
             subject: file.to_string(),
+            person: None,
         }
     }
 
@@ -67,7 +72,8 @@ impl Audited {
             Request::Erase { .. }
             | Request::Reinstate { .. }
             | Request::Object { .. }
-            | Request::EraseTenant { .. } => true,
+            | Request::EraseTenant { .. }
+            | Request::RetentionRun => true,
             // A copy of every dealer's data written: who, when, where.
             Request::Backup { .. } => true,
             // Hashes and counts read, nothing of a person shown.
@@ -112,10 +118,17 @@ impl Audited {
             },
             _ => String::new(),
         };
+        let person = match request {
+            Request::Erase { customer, .. } | Request::Reinstate { customer, .. } => {
+                Some(customer.trim().to_string())
+            }
+            _ => None,
+        };
         changes.then(|| Self {
             action: request.name(),
             tenant: access::tenant_of(request),
             subject,
+            person,
         })
     }
 }
@@ -326,7 +339,25 @@ pub(super) fn answered(ctx: &Ctx, who: &Identity, mut what: Audited, reply: &Res
     if what.tenant.is_none() {
         what.tenant = tenant_in(reply);
     }
+    let (detail, outcome) = match (&what.person, &what.tenant) {
+        (Some(no), Some(t)) if !no.is_empty() => {
+            let p = ctx.erasure.pseudonym(t, no);
+            let hide = |text: &str| crate::erasure::replace_number(text, no, &p);
+            (hide(&detail), map_reason(outcome, hide))
+        }
+        _ => (detail, outcome),
+    };
     record(ctx, who, &what, detail, outcome);
+}
+
+/// The outcome with its reason through `f`.
+fn map_reason(o: AuditOutcome, f: impl Fn(&str) -> String) -> AuditOutcome {
+    match o {
+        AuditOutcome::Ok => AuditOutcome::Ok,
+        AuditOutcome::Refused(r) => AuditOutcome::Refused(f(&r)),
+        AuditOutcome::Failed(r) => AuditOutcome::Failed(f(&r)),
+        AuditOutcome::Partial(r) => AuditOutcome::Partial(f(&r)),
+    }
 }
 
 /// The tenant an answer shows the request was about, when the request
@@ -469,6 +500,10 @@ fn outcome_of(reply: &Response) -> (AuditOutcome, String) {
                     .join("; ")
             ),
         ),
+        Response::Retention(r) if !r.failed.is_empty() => {
+            (AuditOutcome::Partial(r.failed.join("; ")), r.summary())
+        }
+        Response::Retention(r) => (AuditOutcome::Ok, r.summary()),
         Response::Rights(r) => (
             AuditOutcome::Ok,
             format!(

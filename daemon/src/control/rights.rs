@@ -35,6 +35,15 @@ pub(super) fn erase(ctx: &Ctx, tenant: &TenantId, customer: &str) -> Response {
                 ("messages cancelled".into(), r.cancelled),
                 ("messages pseudonymised".into(), r.pseudonymised),
                 ("spooled emails removed".into(), r.spooled),
+                (
+                    "letter and call files rewritten".into(),
+                    r.outputs_rewritten,
+                ),
+                ("letter and call files removed".into(), r.outputs_removed),
+                (
+                    "audit lines naming them pseudonymised".into(),
+                    r.audit_lines,
+                ),
                 ("suppression entries".into(), r.suppressed),
                 ("store rewritten".into(), 1),
             ],
@@ -109,6 +118,7 @@ pub(super) fn erase_tenant(ctx: &Ctx, tenant: &TenantId, archive: Option<&str>) 
             done: vec![
                 ("customers archived".into(), r.archived),
                 ("store removed".into(), 1),
+                ("brand material records removed (slots)".into(), r.material),
                 ("folders removed".into(), r.folders),
             ],
         }),

@@ -268,6 +268,12 @@ pub(super) async fn route(
             blocking(ctx, who, move |c, _| backup::write(c, &dir, keep)).await
         }
         Request::VerifyBackup { dir } => blocking(ctx, who, move |_, _| backup::verify(&dir)).await,
+        Request::RetentionRun => {
+            blocking(ctx, who, |c, w| {
+                Response::Retention(c.retention.run(&w.user))
+            })
+            .await
+        }
     };
     if let Some(what) = audited {
         audit::answered(ctx, who, what, &reply);

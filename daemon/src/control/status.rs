@@ -55,6 +55,14 @@ fn daemon_status(ctx: &Ctx, who: &Identity) -> DaemonStatus {
         planning,
         daemon_wide,
         clock: touchpoint_common::clock::start(),
+        retention: {
+            let mut r = ctx.retention.status();
+            // Its figures are of every tenant.
+            if !daemon_wide {
+                r.last = None;
+            }
+            r
+        },
     }
 }
 

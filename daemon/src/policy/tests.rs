@@ -104,6 +104,50 @@ fn reports_every_error_with_file_and_line_and_keeps_the_old_set() {
 }
 
 #[test]
+fn retention_keeps_everything_unless_set_and_refuses_nonsense_by_its_field() {
+    let d = valid_dir();
+    let p = load_dir(d.path()).expect("valid");
+    assert!(!p.brand.retention.is_set(), "kept for ever by default");
+
+    write(
+        d.path(),
+        "brand.toml",
+        &format!("{BRAND}\n[retention]\nmessages_months = 24\naudit_months = 120\n"),
+    );
+    let p = load_dir(d.path()).expect("valid");
+    assert_eq!(p.brand.retention.messages_months, Some(24));
+    assert_eq!(p.brand.retention.responses_months, None);
+    assert_eq!(p.brand.retention.audit_months, Some(120));
+
+    write(
+        d.path(),
+        "brand.toml",
+        &format!(
+            "{BRAND}\n[retention]\nmessages_months = 0\nresponses_months = 100000\naudit_months = 12\n"
+        ),
+    );
+    let errs = load_dir(d.path()).expect_err("invalid");
+    let shown: Vec<String> = errs.iter().map(ToString::to_string).collect();
+    let line = BRAND.lines().count() + 3;
+    assert_eq!(shown.len(), 2, "{shown:#?}");
+    assert!(
+        shown[0].ends_with(&format!(
+            "brand.toml:{line}: retention.messages_months: must be between 1 and 360, got 0"
+        )),
+        "{}",
+        shown[0]
+    );
+    assert!(
+        shown[1].ends_with(&format!(
+            "brand.toml:{}: retention.responses_months: must be between 1 and 360, got 100000",
+            line + 1
+        )),
+        "{}",
+        shown[1]
+    );
+}
+
+#[test]
 fn a_file_that_is_not_utf8_is_located() {
     let d = valid_dir();
     std::fs::write(

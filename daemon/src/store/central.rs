@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 use touchpoint_common::codec::{decode_record, encode_record};
 use touchpoint_common::domain::{ImportReport, TenantStats, Timestamp};
-use touchpoint_common::protocol::{AuditEntry, OptIns, Pause, Topic};
+use touchpoint_common::protocol::{AuditEntry, OptIns, Pause, RetentionRun, Topic};
 use touchpoint_common::TenantId;
 
 use super::error::{Result, StoreError};
@@ -199,6 +199,8 @@ const PAUSES: &[u8] = b"dispatch_pauses";
 const RUNNING: &[u8] = b"stores_open";
 /// Central settings key of the learned lead times and send slots.
 const LEARNED: &[u8] = b"learned";
+/// The last retention run (`RetentionRun`).
+const RETENTION: &[u8] = b"retention_run";
 
 /// How long a use of the central store waits for the other users of an
 /// instance broken by an I/O error to let go of it.
@@ -524,6 +526,75 @@ impl Central {
         };
         self.events.publish_to(&[Topic::Audit], audience);
         Ok(seq)
+    }
+
+    /// Removes the audit lines written before `before` (retention, brand
+    /// `[retention] audit_months`), durably; returns how many went.
+    pub fn prune_audit(&self, before: Timestamp) -> Result<u64> {
+        self.rewrite_audit(|e| (e.at >= before).then_some(e))
+    }
+
+    /// Rewrites every audit line through `f`: `None` removes it, a changed
+    /// entry replaces it (same sequence number), durably; returns how many
+    /// lines were removed or changed.
+    pub fn rewrite_audit(&self, f: impl Fn(AuditEntry) -> Option<AuditEntry>) -> Result<u64> {
+        let c = self.db()?;
+        let mut n = 0;
+        for kv in c.audit.iter() {
+            let (k, v) = kv.map_err(self.fail())?;
+            let entry: AuditEntry = decode_record(&v).map_err(|source| StoreError::Codec {
+                tree: "audit",
+                source,
+            })?;
+            let before = entry.clone();
+            match f(entry) {
+                None => {
+                    c.audit.remove(k).map_err(self.fail())?;
+                }
+                Some(e) if e == before => continue,
+                Some(e) => {
+                    let bytes = encode_record(&e).map_err(|source| StoreError::Codec {
+                        tree: "audit",
+                        source,
+                    })?;
+                    c.audit.insert(k, bytes).map_err(self.fail())?;
+                }
+            }
+            n += 1;
+        }
+        if n > 0 {
+            self.flush_db(&c)?;
+            drop(c);
+            self.events
+                .publish_to(&[Topic::Audit], Audience::ScopeOverAll);
+        }
+        Ok(n)
+    }
+
+    /// The last retention run, as stored (`crate::retention`).
+    pub fn retention_run(&self) -> Result<Option<RetentionRun>> {
+        self.db()?
+            .settings
+            .get(RETENTION)
+            .map_err(self.fail())?
+            .map(|b| {
+                decode_record(&b).map_err(|source| StoreError::Codec {
+                    tree: "settings",
+                    source,
+                })
+            })
+            .transpose()
+    }
+
+    /// Stores what the last retention run did, durably.
+    pub fn set_retention_run(&self, run: &RetentionRun) -> Result<()> {
+        let bytes = encode_record(run).map_err(|source| StoreError::Codec {
+            tree: "settings",
+            source,
+        })?;
+        let c = self.db()?;
+        c.settings.insert(RETENTION, bytes).map_err(self.fail())?;
+        self.flush_db(&c)
     }
 
     /// Newest first: up to `limit` entries for which `keep` holds, looking

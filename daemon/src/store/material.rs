@@ -291,4 +291,43 @@ impl Central {
         self.events.publish_to(&[Topic::Approvals], audience);
         Ok(())
     }
+
+    /// Removes one piece of material whole, durably: its head, every
+    /// version and every proposal of it (a dealer who leaves takes its
+    /// `slots/<tenant>` along). Returns how many records went; nothing
+    /// stored is no error. `audience` as for [`Central::add_proposal`].
+    pub fn remove_material(&self, name: &str, audience: Audience) -> Result<u64> {
+        if name.is_empty() || name.contains('\0') {
+            return Err(StoreError::Conflict(format!("{name:?} names no material")));
+        }
+        let c = self.db()?;
+        let mut removed = 0;
+        if c.templates
+            .remove(name.as_bytes())
+            .map_err(self.fail())?
+            .is_some()
+        {
+            removed += 1;
+        }
+        for k in c.templates.scan_prefix(version_prefix(name)).keys() {
+            c.templates
+                .remove(k.map_err(self.fail())?)
+                .map_err(self.fail())?;
+            removed += 1;
+        }
+        for kv in c.proposals.iter() {
+            let (k, v) = kv.map_err(self.fail())?;
+            let p: Proposal = decode("proposals", &v)?;
+            if p.template == name {
+                c.proposals.remove(k).map_err(self.fail())?;
+                removed += 1;
+            }
+        }
+        if removed > 0 {
+            self.flush_db(&c)?;
+            drop(c);
+            self.events.publish_to(&[Topic::Approvals], audience);
+        }
+        Ok(removed)
+    }
 }

@@ -410,6 +410,13 @@ impl TenantStore {
         self.records.erase_people(numbers, people, needles)
     }
 
+    /// Removes the workshop visits and reported responses of a day before
+    /// `before` (retention); returns how many of each went. What stays on
+    /// disk until the store is rewritten is `Stores::rewrite_tenant`'s.
+    pub fn prune_responses(&self, before: Date) -> Result<(u64, u64)> {
+        self.records.prune_responses(before)
+    }
+
     /// Adds keyed hashes to the suppression list.
     pub fn suppress(&self, entries: &[([u8; 32], Suppression)]) -> Result<()> {
         self.records.suppress(entries)
@@ -418,6 +425,12 @@ impl TenantStore {
     /// The suppression entry of a keyed hash, if any.
     pub fn suppressed(&self, hash: &[u8; 32]) -> Result<Option<Suppression>> {
         self.records.suppressed(hash)
+    }
+
+    /// Whether someone may have been erased after `t` (a suppression
+    /// entry of `t`'s day or later stands; entries keep the day only).
+    pub fn erased_since(&self, t: Timestamp) -> Result<bool> {
+        self.records.erased_since(t)
     }
 
     /// Removes every suppression entry of one person (by pseudonym).

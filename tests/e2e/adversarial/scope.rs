@@ -64,11 +64,14 @@ fn every_request_that_reaches_another_tenant_is_refused_by_the_scope_check() {
         // Proposal 7 is d002's slots: a request about it reaches d002.
         let verdict = check_scope(&scope, r, |id| (id == 7).then(|| "slots/d002".to_string()));
         // Freezing or resetting learned values changes how every tenant is
-        // planned, a backup copies every tenant: a scope over every
+        // planned, a backup copies and retention prunes every tenant: a scope over every
         // tenant, whichever tenant is named.
         if matches!(
             r,
-            Request::LearningAction { .. } | Request::Backup { .. } | Request::VerifyBackup { .. }
+            Request::LearningAction { .. }
+                | Request::Backup { .. }
+                | Request::VerifyBackup { .. }
+                | Request::RetentionRun
         ) {
             let e = verdict.expect_err("a learning action with a scope over one tenant");
             assert!(
@@ -106,7 +109,10 @@ fn every_request_that_reaches_another_tenant_is_refused_by_the_scope_check() {
     for r in every_request(&inside, 8) {
         if matches!(
             r,
-            Request::LearningAction { .. } | Request::Backup { .. } | Request::VerifyBackup { .. }
+            Request::LearningAction { .. }
+                | Request::Backup { .. }
+                | Request::VerifyBackup { .. }
+                | Request::RetentionRun
         ) {
             continue;
         }

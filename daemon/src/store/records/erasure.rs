@@ -6,14 +6,15 @@
 //!
 //! Writes the trees `customers`, `vehicles`, `owner`, `consents`,
 //! `visits`, `responses`, `merges`, `merged`, `bad_addresses`, `journeys`,
-//! `as_of` and `imports` (removals, and findings scrubbed) of its parent,
+//! `as_of` and `imports` (removals, and findings scrubbed; visits and
+//! responses past the brand's retention) of its parent,
 //! `records`, and owns `suppressed` and `objections`. Imports nothing else
 //! of the store but `db` and the leaves.
 
 use std::collections::BTreeSet;
 
 use serde::{Deserialize, Serialize};
-use touchpoint_common::domain::{Customer, MergeRecord, Objection, RowError};
+use touchpoint_common::domain::{Customer, MergeRecord, Objection, RowError, Timestamp};
 use touchpoint_common::Date;
 
 use super::keys::{self, META_COUNTERS};
@@ -180,6 +181,43 @@ impl Records {
         Ok(out)
     }
 
+    /// Removes every visit and reported response of a day before `before`
+    /// (retention); returns how many visits and responses went. Counts
+    /// stay right. Flushed before it returns.
+    pub(in crate::store) fn prune_responses(&self, before: Date) -> Result<(u64, u64)> {
+        let _w = self.db.lock_writer();
+        self.db.writable()?;
+        let err = self.db.err();
+        let (mut visits, mut responses) = (0, 0);
+        for kv in self.visits.iter() {
+            let (k, v) = kv.map_err(&err)?;
+            if super::decode_visit(&v)?.date < before {
+                self.visits.remove(k).map_err(&err)?;
+                visits += 1;
+            }
+        }
+        for kv in self.responses.iter() {
+            let (k, v) = kv.map_err(&err)?;
+            let r: touchpoint_common::report::ReportedResponse = decode("responses", &v)?;
+            if r.date < before {
+                self.responses.remove(k).map_err(&err)?;
+                responses += 1;
+            }
+        }
+        if visits + responses == 0 {
+            return Ok((0, 0));
+        }
+        let mut c = self.counters()?;
+        c.visits = c.visits.saturating_sub(visits);
+        self.meta
+            .insert(META_COUNTERS, encode("meta", &c)?)
+            .map_err(&err)?;
+        self.db.flush()?;
+        drop(_w);
+        self.data_changed();
+        Ok((visits, responses))
+    }
+
     /// Replaces every finding of a stored import report that contains one
     /// of `needles` (case-insensitive) with [`ERASED_FINDING`].
     fn scrub_findings(&self, needles: &[String]) -> Result<u64> {
@@ -235,6 +273,17 @@ impl Records {
             .map_err(self.db.err())?
             .map(|b| decode("suppressed", &b))
             .transpose()
+    }
+
+    /// Whether a suppression entry stands whose day ends after `t`.
+    pub(in crate::store) fn erased_since(&self, t: Timestamp) -> Result<bool> {
+        for v in self.suppressed.iter().values() {
+            let s: Suppression = decode("suppressed", &v.map_err(self.db.err())?)?;
+            if Timestamp::from_date(s.erased_on.add_days(1)) > t {
+                return Ok(true);
+            }
+        }
+        Ok(false)
     }
 
     /// Removes every suppression entry of one person (by pseudonym: a new
