@@ -10,7 +10,10 @@
 //! by default the attribution window: `Service::learn_window`), counting
 //! only messages whose learning window has closed; a message an operator
 //! sent now (`send-now`) counts in no arm, its day and time being nobody's
-//! plan. A message's lead arm is its lead (occasion due − send day)
+//! plan, nor does a message planned on the day it went out at a lead
+//! shorter than the grid's longest (its occasion was found too late for
+//! the lead meant for it: the first plan's backlog; `data::collect`), nor
+//! a control member drawn on a lead's send day for that lead. A message's lead arm is its lead (occasion due − send day)
 //! snapped to the policy's grid (`Service::lead_grid`). The baseline is
 //! the service's control group, **per arm**: the learning window starts
 //! on the send day, so each lead gives a control member a
@@ -71,7 +74,8 @@
 //! only (it goes with its day's batch or call list, at no hour the planner
 //! picks). Each is learned from at least two arms that pass, the best
 //! beating their pooled rate by [`SLOT_MARGIN`]; a weekday or an hour in
-//! force stays until the best beats it by that margin too (hysteresis). An
+//! force stays until the best beats it by [`model::EVIDENCE_Z`] standard
+//! deviations of the difference (hysteresis, as for the lead). An
 //! email's hour is the hour planned for it when it went out that day (the
 //! arm chosen; dispatch may release it later that day). An exploring
 //! occasion draws a weekday and an hour. A value in force that

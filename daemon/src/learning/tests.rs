@@ -1624,7 +1624,13 @@ fn messages_found_too_late_for_their_lead_do_not_make_the_short_lead_win() {
         days: vec![],
         done: None,
     };
-    let alone = collect(&[], &no_answers(), &[late.clone()], &grids, today);
+    let alone = collect(
+        &[],
+        &no_answers(),
+        std::slice::from_ref(&late),
+        &grids,
+        today,
+    );
     assert!(!alone.baseline.contains_key(&("due".to_string(), 14)));
     let longest = ControlResponses {
         drawn: d(2026, 6, 1).add_days(-42),
