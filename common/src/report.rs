@@ -55,6 +55,12 @@ pub struct ResultRow {
     /// released it at that day (`daemon::learning`); never on the wire.
     #[serde(skip)]
     pub planned_at: Option<Timestamp>,
+    /// The day the planner planned it (found its occasion and drew it, or
+    /// drew the control member). Only the daemon itself uses it: a lead the
+    /// planner had no choice of (a message planned the day it went out) is
+    /// no lead arm's (`daemon::learning`); never on the wire.
+    #[serde(skip)]
+    pub planned_on: Option<Date>,
 }
 
 impl ResultRow {
@@ -232,6 +238,7 @@ mod tests {
             sent_now: false,
             id: 0,
             planned_at: None,
+            planned_on: None,
         };
         let back: ResultRow = decode_frame(&encode_frame(&row).expect("encode")).expect("decode");
         assert_eq!(back, row);

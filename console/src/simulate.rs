@@ -112,6 +112,7 @@ pub async fn run(args: SimulateArgs) -> anyhow::Result<()> {
             let dir = run_dir(&out, &args, args.policy, args.seed);
             let r = run_season(&args, args.seed, args.policy, &dir).await?;
             emit(&summary::season_line(&r));
+            emit(&summary::gap_line(&r));
             Ok(())
         }
         Some(n) => {
@@ -546,6 +547,7 @@ async fn simulate_day(
             control: m.status == MessageStatus::Control,
             send_on: m.send_on,
             send_at: m.send_at,
+            explored: m.why.iter().any(|w| w.text.contains("(exploring")),
             occasions: m
                 .occasions
                 .iter()

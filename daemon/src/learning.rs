@@ -10,7 +10,10 @@
 //! by default the attribution window: `Service::learn_window`), counting
 //! only messages whose learning window has closed; a message an operator
 //! sent now (`send-now`) counts in no arm, its day and time being nobody's
-//! plan. A message's lead arm is its lead (occasion due − send day)
+//! plan, nor does a message planned on the day it went out at a lead
+//! shorter than the grid's longest (its occasion was found too late for
+//! the lead meant for it: the first plan's backlog; `data::collect`), nor
+//! a control member drawn on a lead's send day for that lead. A message's lead arm is its lead (occasion due − send day)
 //! snapped to the policy's grid (`Service::lead_grid`). The baseline is
 //! the service's control group, **per arm**: the learning window starts
 //! on the send day, so each lead gives a control member a
@@ -71,7 +74,8 @@
 //! only (it goes with its day's batch or call list, at no hour the planner
 //! picks). Each is learned from at least two arms that pass, the best
 //! beating their pooled rate by [`SLOT_MARGIN`]; a weekday or an hour in
-//! force stays until the best beats it by that margin too (hysteresis). An
+//! force stays until the best beats it by [`model::EVIDENCE_Z`] standard
+//! deviations of the difference (hysteresis, as for the lead). An
 //! email's hour is the hour planned for it when it went out that day (the
 //! arm chosen; dispatch may release it later that day). An exploring
 //! occasion draws a weekday and an hour. A value in force that
@@ -462,10 +466,13 @@ pub const SLOT_MARGIN: f64 = 0.01;
 /// runner-up instead, a smooth hour curve would never give a winner: the
 /// neighbouring hour is nearly as good, and either is better than the
 /// window spread out.) Hysteresis: the arm `in_force` (the weekday or the
-/// hour learned before) stays while it passes, is no worse than the pooled
-/// rate and the best does not beat it by [`SLOT_MARGIN`] too, so two
-/// neighbouring hours about as good do not take turns (each turn a new
-/// version, and new exploration draws).
+/// hour learned before) stays while it passes and the best does not beat
+/// it by [`model::EVIDENCE_Z`] standard deviations of the difference of
+/// their posteriors (nor by less than [`SLOT_MARGIN`]), as a lead in
+/// force does: a point alone is within the noise of a slot's cell (an
+/// hour holds a tenth of the emails), so two hours about as good took
+/// turns, each turn a new version and new exploration draws
+/// (EVALUATION.md, session 19: 2–10 changes per cell in a season).
 fn slot_winner(arms: &[ArmFigures], in_force: Option<Arm>) -> Option<(u8, u8)> {
     let mut passing: Vec<&ArmFigures> = arms.iter().filter(|a| a.passes).collect();
     if passing.len() < 2 {
@@ -480,12 +487,10 @@ fn slot_winner(arms: &[ArmFigures], in_force: Option<Arm>) -> Option<(u8, u8)> {
     let pooled = responses as f64 / sent as f64;
     passing.sort_by(|a, b| b.objective.total_cmp(&a.objective));
     let top = passing[0];
-    let held = passing
-        .iter()
-        .find(|a| Some(a.arm) == in_force && a.mean() >= pooled);
-    if let Some(h) = held {
+    if let Some(h) = passing.iter().find(|a| Some(a.arm) == in_force) {
         if let Arm::Slot(wd, hour) = h.arm {
-            if top.mean() - h.mean() < SLOT_MARGIN {
+            let sd = (model::posterior_variance(top) + model::posterior_variance(h)).sqrt();
+            if top.mean() - h.mean() <= SLOT_MARGIN.max(model::EVIDENCE_Z * sd) {
                 return Some((wd, hour));
             }
         }

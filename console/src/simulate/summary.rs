@@ -145,6 +145,14 @@ pub(crate) struct WeekRow {
     pub incremental_run: f64,
     pub incremental_oracle: f64,
     pub regret_cumulative: f64,
+    /// Of the evaluated, those that explored (a Thompson draw of lead or
+    /// slot) and what they were worth, the run's and the oracle's.
+    #[serde(default)]
+    pub explored: u64,
+    #[serde(default)]
+    pub explored_run: f64,
+    #[serde(default)]
+    pub explored_oracle: f64,
     /// The lead and slot the week's evaluated messages went out with most,
     /// per service (`service_due: 21 d, Mon 08:00 (412)`).
     pub arms: Vec<String>,
@@ -194,6 +202,9 @@ impl WeekRow {
             incremental_run: t.run,
             incremental_oracle: t.oracle,
             regret_cumulative: regret,
+            explored: t.explored,
+            explored_run: t.explored_run,
+            explored_oracle: t.explored_oracle,
             arms,
             unmodelled: t.unmodelled,
             k_violations,
@@ -464,6 +475,82 @@ pub(crate) fn season_line(r: &RunResult) -> String {
         r.k_violations.len(),
         r.restart_ms,
         r.elapsed_s
+    )
+}
+
+/// Where the oracle's expected incremental responses went that the run
+/// did not get (evaluated messages), in responses:
+/// - `warm_up`: messages that used the values in force while every value
+///   in force was still the policy's (the weeks before the learner had
+///   evidence for anything), what they fell short of the oracle;
+/// - `exploration`: what explored messages fell short of the oracle
+///   beyond what the week's messages on the values in force fell short
+///   per message (the cost of the draws, not of the values);
+/// - `values`: what messages on learned values in force fell short (wrong
+///   or not yet right values), and the explored ones' share of that.
+///
+/// The three add up to the regret.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub(crate) struct Gap {
+    pub oracle: f64,
+    pub run: f64,
+    pub warm_up: f64,
+    pub warm_up_weeks: usize,
+    pub exploration: f64,
+    pub values: f64,
+}
+
+/// The decomposition of a run's regret ([`Gap`]) from its weekly rows.
+pub(crate) fn gap(r: &RunResult) -> Gap {
+    let mut g = Gap::default();
+    let mut learned_yet = false;
+    for w in &r.rows {
+        g.oracle += w.incremental_oracle;
+        g.run += w.incremental_run;
+        let n_f = w.evaluated.saturating_sub(w.explored);
+        let loss_f =
+            (w.incremental_oracle - w.explored_oracle) - (w.incremental_run - w.explored_run);
+        let per = if n_f > 0 { loss_f / n_f as f64 } else { 0.0 };
+        let explored_loss = w.explored_oracle - w.explored_run;
+        let exploration = explored_loss - per * w.explored as f64;
+        let in_force = loss_f + per * w.explored as f64;
+        g.exploration += exploration;
+        // A week is warm-up while everything in force at its start (the
+        // week before's end) was the policy's.
+        if learned_yet {
+            g.values += in_force;
+        } else {
+            g.warm_up += in_force;
+            g.warm_up_weeks += 1;
+        }
+        learned_yet |= w.learned.iter().any(|l| {
+            let policy = r
+                .truth
+                .iter()
+                .find(|t| t.service == l.service)
+                .map(|t| t.policy_lead);
+            l.slot.is_some() || (l.lead_source == "learned" && Some(l.lead) != policy)
+        });
+    }
+    g
+}
+
+/// `gap: oracle 1,234.5, run 456.7; lost to warm-up (weeks 1–9) 123.4 (10.0 % of the oracle), to exploration …`
+pub(crate) fn gap_line(r: &RunResult) -> String {
+    let g = gap(r);
+    let pc = |x: f64| 100.0 * share(x, g.oracle);
+    format!(
+        "gap: oracle {:.1}, run {:.1} ({:.1} %); lost to warm-up ({} weeks on the policy's values) {:.1} ({:.1} % of the oracle), to exploration {:.1} ({:.1} %), to the values in force after {:.1} ({:.1} %)\n",
+        g.oracle,
+        g.run,
+        pc(g.run),
+        g.warm_up_weeks,
+        g.warm_up,
+        pc(g.warm_up),
+        g.exploration,
+        pc(g.exploration),
+        g.values,
+        pc(g.values)
     )
 }
 
@@ -779,6 +866,101 @@ mod tests {
         assert_eq!(
             learned_violations(&state(early), 5, &seen, &four),
             ["service_due/email: control figures shown while 4 dealers hold control records"]
+        );
+    }
+
+    /// The regret splits into warm-up (weeks on the policy's values),
+    /// exploration (what explored messages lose beyond the week's rate on
+    /// the values in force) and the learned values' own loss.
+    #[test]
+    fn the_regret_splits_into_warm_up_exploration_and_values() {
+        let learned = |lead: u32| LearnedRow {
+            service: "service_due".into(),
+            channel: "email".into(),
+            lead,
+            lead_source: if lead == 21 { "policy" } else { "learned" }.into(),
+            slot: None,
+            dealers: 20,
+            truth_lead: 28,
+            truth_slot: "Tue 16:00".into(),
+            steps_off: 0,
+        };
+        let day = |d: u32| Date::from_ymd(2027, 1, d).expect("date");
+        let week = |n: usize, run: f64, explored: (u64, f64, f64), lead: u32| {
+            let mut w = WeekRow::new(
+                n,
+                day(4),
+                day(10),
+                &WeekTally {
+                    evaluated: 100,
+                    run,
+                    oracle: 10.0,
+                    explored: explored.0,
+                    explored_run: explored.1,
+                    explored_oracle: explored.2,
+                    ..WeekTally::default()
+                },
+                0.0,
+                None,
+                Vec::new(),
+            );
+            w.learned = vec![learned(lead)];
+            w
+        };
+        let r = RunResult {
+            seed: 1,
+            policy: Policy::Learned,
+            dealers: 20,
+            customers: 100,
+            weeks: 3,
+            start: "2027-01-04".into(),
+            explore_percent: 10,
+            learn_window_days: None,
+            evaluate_from: "2027-03-01".into(),
+            truth: vec![TruthRow {
+                service: "service_due".into(),
+                channel: "email".into(),
+                policy_lead: 21,
+                grid: "7..56 step 7".into(),
+                lead: 28,
+                slot: "Tue 16:00".into(),
+                incremental: 0.1,
+            }],
+            rows: vec![
+                // Week 1: the policy's values in force all week; 90
+                // messages on them lost 4.5 (0.05 each), 10 explored lost
+                // 1.0: 0.5 of it is exploration's.
+                week(1, 4.5, (10, 0.0, 1.0), 28),
+                // Week 2 (the week before learned 28): 90 on the values in
+                // force lost 0.9 (0.01 each), 10 explored 0.6.
+                week(2, 8.5, (10, 0.4, 1.0), 28),
+                // Week 3: nothing explored, 1.0 lost.
+                week(3, 9.0, (0, 0.0, 0.0), 28),
+            ],
+            incremental_run: 22.0,
+            incremental_oracle: 30.0,
+            response_rate: None,
+            control_rate: None,
+            lift: None,
+            k_violations: Vec::new(),
+            restart_ms: 0,
+            elapsed_s: 0,
+        };
+        let g = gap(&r);
+        assert_eq!(g.warm_up_weeks, 1);
+        let close = |a: f64, b: f64| (a - b).abs() < 1e-9;
+        assert!(close(g.oracle - g.run, 8.0), "{g:?}");
+        assert!(close(g.warm_up, 5.0), "{g:?}");
+        assert!(close(g.exploration, 0.5 + 0.5), "{g:?}");
+        assert!(close(g.values, 1.0 + 1.0), "{g:?}");
+        assert!(close(
+            g.warm_up + g.exploration + g.values,
+            g.oracle - g.run
+        ));
+        assert!(
+            gap_line(&r).contains("warm-up (1 weeks"),
+            "{}",
+            gap_line(&r)
         );
     }
 }

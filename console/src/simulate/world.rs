@@ -54,6 +54,11 @@ pub(crate) struct WeekTally {
     pub unmodelled: u64,
     /// Leads and slots sent per service (evaluated messages): how often.
     pub arms: BTreeMap<String, BTreeMap<(u32, Slot), u64>>,
+    /// Of the evaluated, those whose lead or slot was an exploration draw,
+    /// and their share of `run` and `oracle` (the gap's decomposition).
+    pub explored: u64,
+    pub explored_run: f64,
+    pub explored_oracle: f64,
 }
 
 /// The season's population and its visits.
@@ -74,6 +79,8 @@ pub(crate) struct Seen {
     pub control: bool,
     pub send_on: Date,
     pub send_at: u16,
+    /// Its lead or slot was an exploration draw (its *why* says so).
+    pub explored: bool,
     /// Each occasion's service, VIN and due date.
     pub occasions: Vec<(String, Option<String>, Date)>,
 }
@@ -193,6 +200,11 @@ impl World {
             week.evaluated += 1;
             week.run += w.run;
             week.oracle += w.oracle;
+            if seen.explored {
+                week.explored += 1;
+                week.explored_run += w.run;
+                week.explored_oracle += w.oracle;
+            }
             *week
                 .arms
                 .entry(service.clone())
@@ -315,6 +327,7 @@ mod tests {
             control: false,
             send_on: d.due.add_days(-21),
             send_at: 9 * 60,
+            explored: false,
             occasions: vec![(d.service.clone(), Some(d.vin.clone()), d.due)],
         };
         let mut week = WeekTally::default();

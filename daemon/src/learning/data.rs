@@ -114,6 +114,20 @@ pub fn collect(
         let Some(lead) = grid.snap(r.lead_days) else {
             continue;
         };
+        // A lead the planner had no choice of: while a service learns, its
+        // occasions are found by the grid's longest lead, so a message
+        // planned on the day it went out at a shorter lead was found too
+        // late for the lead it was meant to have (the first plan's
+        // backlog, a customer imported late, an occasion the frequency cap
+        // let through only then) and went at what was left that day. It is
+        // no draw of its lead's arm (nor of its weekday's or hour's), and
+        // its cohort is not the one that lead's control baseline stands for
+        // (EVALUATION.md, session 20: such messages made up two thirds of
+        // the 7- and 14-day arms and flattered them). A send history's
+        // message (planned when it was imported) is not one.
+        if r.time_known && r.planned_on == Some(day) && Some(&lead) != grid.leads.last() {
+            continue;
+        }
         let weekday = local.weekday().num_days_from_monday() as u8;
         // The hour chosen: the planned moment's, when the message went out
         // that day (dispatch may release a planned email later the same
@@ -165,9 +179,13 @@ pub fn collect(
             // of that lead's baseline; nor is a lead whose send day came
             // before the member was drawn (whoever came in between was
             // never drawn). Earlier visits (the cycle before) do not count.
+            // A member drawn on that lead's send day stands for a message
+            // planned the day it went out: no lead arm counts one (above)
+            // but the grid's longest.
             if end >= today
                 || grid.since.is_some_and(|s| start < s)
                 || start < c.drawn
+                || (start == c.drawn && Some(&lead) != grid.leads.last())
                 || c.done.is_some_and(|d| d < start)
             {
                 continue;

@@ -220,7 +220,7 @@ pub const CURVATURE_SD: f64 = 0.03;
 pub const LAMBDA: f64 = 1.0 / (CURVATURE_SD * CURVATURE_SD);
 
 /// The variance of an arm's posterior response rate (Beta).
-fn posterior_variance(a: &ArmFigures) -> f64 {
+pub fn posterior_variance(a: &ArmFigures) -> f64 {
     let n = a.alpha + a.beta;
     a.alpha * a.beta / (n * n * (n + 1.0))
 }

@@ -55,6 +55,7 @@ fn row(channel: Option<Channel>, cost: i64, response: Option<i64>) -> ResultRow 
         sent_now: false,
         id: 0,
         planned_at: None,
+        planned_on: None,
     }
 }
 

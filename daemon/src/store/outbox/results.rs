@@ -132,6 +132,7 @@ impl TenantStore {
                 sent_now: m.sent_now(),
                 id: m.id,
                 planned_at: Some(send_moment(&m)),
+                planned_on: local_day(m.planned_at),
             });
         }
         for (recipient, sent) in &emails {
