@@ -85,6 +85,8 @@ pub(super) struct Records {
     changes: Mutex<changes::Changes>,
     /// Records of the dealer's data decoded (`changes.rs`, `records_read`).
     reads: AtomicU64,
+    /// Write windows opened and closed: odd while one is open (`changes.rs`).
+    writing: AtomicU64,
     /// Where the figures the tenants listing shows are kept (central store).
     board: FigureBoard,
     /// The figures changed since they were last written to the board.
@@ -119,6 +121,7 @@ impl Records {
             db,
             changes: Mutex::new(changes::Changes::default()),
             reads: AtomicU64::new(0),
+            writing: AtomicU64::new(0),
             board,
             figures_due: AtomicBool::new(false),
             completed_import: AtomicBool::new(false),
@@ -325,6 +328,7 @@ impl Records {
     }
 
     pub(super) fn opt_ins(&self) -> Result<OptIns> {
+        let windows = self.windows();
         let version = self.data_version()?;
         if let Some(o) = self.cached_opt_ins(version) {
             return Ok(o);
@@ -371,7 +375,11 @@ impl Records {
         for c in people.values() {
             count(c);
         }
-        self.cache_opt_ins(version, o);
+        // Kept only when no write was under way meanwhile: the changes
+        // of later writes are added to it (`changes.rs`).
+        if windows % 2 == 0 && self.windows() == windows && self.data_version()? == version {
+            self.cache_opt_ins(version, o);
+        }
         Ok(o)
     }
 

@@ -227,6 +227,20 @@ impl Records {
         ));
     }
 
+    /// Opens a window in which dealer data is written and its change
+    /// carried: counts taken while one is open are not kept (a count that
+    /// saw part of a write, kept under the version before it, would be
+    /// moved on by that write's change once more).
+    pub(in crate::store) fn write_window(&self) -> WriteWindow<'_> {
+        self.writing.fetch_add(1, Ordering::SeqCst);
+        WriteWindow(self)
+    }
+
+    /// Where the write windows stand: odd while one is open.
+    pub(in crate::store) fn windows(&self) -> u64 {
+        self.writing.load(Ordering::SeqCst)
+    }
+
     /// The opt-in counts if they are known at `version`.
     pub(in crate::store) fn cached_opt_ins(&self, version: u64) -> Option<OptIns> {
         match self.changes().opt_ins {
@@ -329,6 +343,15 @@ impl Records {
             count_person(&mut d.add, &standing(&statements(p, n)?));
         }
         Ok(d)
+    }
+}
+
+/// An open write window ([`Records::write_window`]), closed when dropped.
+pub(in crate::store) struct WriteWindow<'a>(&'a Records);
+
+impl Drop for WriteWindow<'_> {
+    fn drop(&mut self) {
+        self.0.writing.fetch_add(1, Ordering::SeqCst);
     }
 }
 

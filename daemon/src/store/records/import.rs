@@ -231,6 +231,7 @@ impl<'s> ImportTxn<'s> {
             // back without it, so it needs no sync.
             out.flush().map_err(io_err(&self.path))?;
         }
+        let window = s.write_window();
         let before = s.data_version()?;
         let (report, applied) = commit_staged(s, Some(&self.path), report, false)?;
         self.done = true;
@@ -242,6 +243,7 @@ impl<'s> ImportTxn<'s> {
             }
             _ => s.forget_changes(),
         }
+        drop(window);
         s.data_changed();
         Ok(report)
     }

@@ -88,6 +88,7 @@ impl Records {
             }
         }
         c.merges_active += merges.len() as u64;
+        let window = self.write_window();
         let before = self.data_version()?;
         let pairs: Vec<(String, String)> = merges
             .iter()
@@ -107,6 +108,7 @@ impl Records {
             })
             .map_err(tx_err(&self.db))?;
         self.carry(before, &touched, Some(opt_ins))?;
+        drop(window);
         self.db.flush()?;
         self.data_changed();
         Ok(())
