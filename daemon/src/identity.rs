@@ -116,12 +116,33 @@ pub fn find_and_merge(
         .map(|m| (m.merged.clone(), m.survivor.clone()))
         .collect();
 
-    let mut keys = Keys::default();
-    for c in store.customers() {
-        if !keys.push(&c?) {
-            return Err(IdentityError::TooLarge(keys.len()));
+    // The match keys of every customer: those of the last pass with the
+    // customers changed since read again, when the store knows them
+    // (`TenantStore::identity_take`); else every customer read.
+    let mut changed = None;
+    let taken = match store.identity_take()? {
+        Some((touched, state)) => match state.downcast::<Keys>() {
+            Ok(old) => {
+                changed = Some(touched.len());
+                old.updated(&touched, |no| store.customer(no))?
+            }
+            Err(_) => None,
+        },
+        None => None,
+    };
+    let keys = match taken {
+        Some(keys) => keys,
+        None => {
+            changed = None;
+            let mut keys = Keys::default();
+            for c in store.customers() {
+                if !keys.push(&c?) {
+                    return Err(IdentityError::TooLarge(keys.len()));
+                }
+            }
+            keys
         }
-    }
+    };
     // customers() yields in key order, which is byte order of the numbers.
     let index_of = |no: &str| keys.index_of(no);
 
@@ -164,9 +185,15 @@ pub fn find_and_merge(
         r.merge_id = store.next_merge_id()?;
     }
     store.record_merges(&records)?;
+    // Kept for the next pass: the customers cannot change while this pass
+    // holds the writer lock, and merges are no part of the keys.
+    drop(clusters);
+    let customers = keys.len();
+    store.identity_keep(store.data_version()?, Box::new(keys));
     tracing::info!(
         tenant = %store.id(),
-        customers = keys.len(),
+        customers,
+        read_again = changed,
         matched_pairs = found,
         merges = records.len(),
         oversized_blocks_ignored = skipped,

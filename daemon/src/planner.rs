@@ -195,6 +195,7 @@ pub fn plan_tenant(
         clock = now;
         d.as_micros() as u64
     };
+    let version = store.data_version()?;
     let mut recipients = recipients::load(store)?;
     // Time passes: stages change without new data. A dry run derives the
     // same transitions and stores none.
@@ -205,6 +206,9 @@ pub fn plan_tenant(
         today,
         mode == Mode::Commit,
     )?;
+    if mode == Mode::Commit {
+        store.journeys_derived(today, set.fingerprint, version, true);
+    }
     let load_us = lap();
     report.recipients = recipients.len() as u64;
     let index: HashMap<&str, usize> = recipients

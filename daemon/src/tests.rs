@@ -1001,3 +1001,201 @@ mod retention {
         assert_eq!((again.messages, again.visits, again.rewritten), (0, 0, 0));
     }
 }
+
+// ----- a small import into a large tenant: import → identity, journeys ------
+
+mod small_import {
+    #![allow(clippy::unwrap_used)]
+
+    use std::path::PathBuf;
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use touchpoint_common::domain::{ImportReport, JourneyRecord};
+    use touchpoint_common::Date;
+    use touchpoint_datagen::{demo_dealers, write_customer_export_as_of, Dialect, ExportOptions};
+
+    use crate::dispatch::engine::fixture::{tid, Fx};
+    use crate::import::Importer;
+    use crate::planner::history::Covered;
+
+    fn importer(fx: &Fx) -> Importer {
+        Importer::new(
+            fx.stores.clone(),
+            fx.policies.clone(),
+            100,
+            Arc::new(Covered {
+                policies: fx.policies.clone(),
+            }),
+        )
+        .with_journeys(Arc::new(crate::planner::journey::Refresh {
+            policies: fx.policies.clone(),
+        }))
+    }
+
+    /// Dealer d001's export of `customers` customers (duplicates, fleets and
+    /// households among them), from the generator's `seed`.
+    fn export(fx: &Fx, name: &str, customers: usize, seed: u64) -> PathBuf {
+        let mut spec = demo_dealers(1).remove(0);
+        spec.customers = customers;
+        spec.seed = seed;
+        let mut text = Vec::new();
+        let opts = ExportOptions::clean(Dialect::DmsSemicolon1252);
+        write_customer_export_as_of(&spec, &opts, Date::today(), &mut text).unwrap();
+        let path = fx.path(name);
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+
+    fn import(importer: &Importer, path: &std::path::Path) -> ImportReport {
+        let name = path.file_name().unwrap().to_str().unwrap();
+        let r = importer.import(&tid("d001"), path, name).unwrap();
+        assert!(r.is_committed() && r.rows_rejected == 0, "{r:?}");
+        r
+    }
+
+    /// What the identity and journey passes and the opt-in counts left.
+    #[derive(Debug, PartialEq)]
+    struct Derived {
+        journeys: Vec<(String, JourneyRecord)>,
+        merges: Vec<(u64, String, String, String, Option<u64>)>,
+        opt_ins: touchpoint_common::protocol::OptIns,
+    }
+
+    fn derived(fx: &Fx) -> Derived {
+        let store = fx.store("d001");
+        Derived {
+            journeys: store.journeys().map(Result::unwrap).collect(),
+            merges: store
+                .merges(true)
+                .unwrap()
+                .into_iter()
+                .map(|m| {
+                    (
+                        m.merge_id,
+                        m.survivor,
+                        m.merged,
+                        format!("{:?}", m.reasons),
+                        m.import_id,
+                    )
+                })
+                .collect(),
+            opt_ins: store.opt_ins().unwrap(),
+        }
+    }
+
+    const LARGE: usize = 800;
+    const SEED: u64 = 17;
+
+    #[test]
+    fn a_small_import_into_a_large_tenant_reads_about_what_it_brings() {
+        let fx = Fx::new();
+        let importer = importer(&fx);
+        import(&importer, &export(&fx, "kunden.csv", LARGE, SEED));
+        // A few of the same customer numbers again from another seed:
+        // changed names, addresses and consents, other vehicles.
+        let small = export(&fx, "kunden_neu.csv", 8, SEED ^ 0x5eed);
+        let store = fx.store("d001");
+        let before = store.records_read();
+        let r = import(&importer, &small);
+        let read = store.records_read() - before;
+        assert!(r.customers.changed() > 0, "{r:?}");
+        // Each row's records and those of the people it changes (their
+        // vehicles, consents, visits and journeys), not the tenant's.
+        let bound = 30 * r.rows_total;
+        assert!(
+            read <= bound,
+            "the import of {} rows into {} customers read {read} records (at most {bound})",
+            r.rows_total,
+            store.stats().unwrap().customers
+        );
+    }
+
+    /// The identity pass, the journeys and the opt-in counts after small
+    /// imports (each computed from the changes) equal what the same
+    /// imports leave when every one is computed from the whole tenant (a
+    /// second state directory whose store is closed before each import:
+    /// a reopened store knows no changes and recomputes everything).
+    #[test]
+    fn what_small_imports_derive_equals_what_a_full_recomputation_derives() {
+        let steps: Vec<(&str, usize, u64)> = vec![
+            ("kunden.csv", LARGE, SEED),
+            ("kunden_a.csv", 12, SEED ^ 0x5eed),
+            ("kunden_b.csv", 30, SEED ^ 0xbeef),
+            // A customer number of the first export again from its own
+            // seed, unchanged, and duplicates of the first export's people.
+            ("kunden_c.csv", 40, SEED),
+        ];
+        let incremental = Fx::new();
+        let full = Fx::new();
+        let (inc, whole) = (importer(&incremental), importer(&full));
+        for (i, (name, n, seed)) in steps.into_iter().enumerate() {
+            import(&inc, &export(&incremental, name, n, seed));
+            let closed = full.stores.close_idle(Duration::ZERO);
+            assert_eq!(
+                closed,
+                usize::from(i > 0),
+                "the store is closed before {name}"
+            );
+            import(&whole, &export(&full, name, n, seed));
+            let (a, b) = (derived(&incremental), derived(&full));
+            assert!(!a.journeys.is_empty() && !a.merges.is_empty());
+            assert_eq!(a, b, "after {name}");
+        }
+        // A new customer number for a stored person (same name and
+        // address, no email), with a new car: merged into the stored
+        // customer, whose journey the import itself did not touch.
+        let store = incremental.store("d001");
+        let merged = store.merge_map().unwrap();
+        let person = store
+            .customers()
+            .map(Result::unwrap)
+            .find(|c| {
+                !c.is_company
+                    && c.email.is_some()
+                    && !c.address.street.is_empty()
+                    && !merged.contains_key(&c.customer_no)
+                    && !merged.values().any(|s| *s == c.customer_no)
+            })
+            .unwrap();
+        let journey_before = store.journey(&person.customer_no).unwrap();
+        drop(store);
+        let mut vin = *b"WNWZZZ0009N900001";
+        vin[8] = touchpoint_datagen::vin_check_digit(&vin).unwrap();
+        let a = &person.address;
+        let row = format!(
+            "Customer No,Salutation,First Name,Last Name,Street,House No,Postcode,City,VIN,First Registration\n\
+             Z900,{},{},{},{},{},{},{},{},{}\n",
+            match person.salutation {
+                touchpoint_common::domain::Salutation::Mr => "Mr",
+                touchpoint_common::domain::Salutation::Ms => "Ms",
+                _ => "",
+            },
+            person.first_name,
+            person.last_name,
+            a.street,
+            a.house_no,
+            a.postcode,
+            a.city,
+            std::str::from_utf8(&vin).unwrap(),
+            Date::today().add_days(-30),
+        );
+        for (fx, imp) in [(&incremental, &inc), (&full, &whole)] {
+            let path = fx.path("kunden_d.csv");
+            std::fs::write(&path, &row).unwrap();
+            if std::ptr::eq(fx, &full) {
+                assert_eq!(full.stores.close_idle(Duration::ZERO), 1);
+            }
+            let r = import(imp, &path);
+            assert_eq!(r.merges, 1, "{r:?}");
+        }
+        let (a, b) = (derived(&incremental), derived(&full));
+        assert_eq!(a, b, "after the duplicate");
+        let store = incremental.store("d001");
+        assert_eq!(
+            store.merged_into("Z900").unwrap().unwrap().survivor,
+            person.customer_no
+        );
+        assert_ne!(store.journey(&person.customer_no).unwrap(), journey_before);
+    }
+}

@@ -153,6 +153,68 @@ impl Keys {
         u32::try_from(self.text.len()).is_ok() && u32::try_from(self.rows.len()).is_ok()
     }
 
+    /// These keys with the customers `changed` read again (`customer`
+    /// looks one up; a number it does not find is gone): the rest is
+    /// copied, not read or normalised again. Rows stay in customer-number
+    /// order. `None` when the buffer cannot address the text.
+    pub(super) fn updated<E>(
+        &self,
+        changed: &std::collections::BTreeSet<String>,
+        mut customer: impl FnMut(&str) -> Result<Option<Customer>, E>,
+    ) -> Result<Option<Keys>, E> {
+        let mut fresh: Vec<Customer> = Vec::with_capacity(changed.len());
+        for no in changed {
+            if let Some(c) = customer(no)? {
+                fresh.push(c);
+            }
+        }
+        // `changed` is in order, and a customer's number is its key.
+        let mut out = Keys {
+            text: String::with_capacity(self.text.len()),
+            rows: Vec::with_capacity(self.rows.len() + fresh.len()),
+        };
+        let mut fresh = fresh.into_iter().peekable();
+        for i in 0..self.rows.len() as u32 {
+            let no = self.customer_no(i);
+            while let Some(c) = fresh.next_if(|c| c.customer_no.as_str() < no) {
+                if !out.push(&c) {
+                    return Ok(None);
+                }
+            }
+            if changed.contains(no) {
+                continue;
+            }
+            out.copy_row(self, i);
+        }
+        for c in fresh {
+            if !out.push(&c) {
+                return Ok(None);
+            }
+        }
+        let fits = u32::try_from(out.text.len()).is_ok() && u32::try_from(out.rows.len()).is_ok();
+        Ok(fits.then_some(out))
+    }
+
+    /// Appends row `i` of `from`, its text copied.
+    fn copy_row(&mut self, from: &Keys, i: u32) {
+        let r = &from.rows[i as usize];
+        let mut copy = |s: Span| self.put(from.str(s));
+        let row = Row {
+            no: copy(r.no),
+            first: copy(r.first),
+            last: copy(r.last),
+            email: r.email.map(&mut copy),
+            phone: r.phone.map(&mut copy),
+            address: r.address.map(&mut copy),
+            postcode: copy(r.postcode),
+            birth: r.birth,
+            company: r.company,
+            sex: r.sex,
+            score: r.score,
+        };
+        self.rows.push(row);
+    }
+
     fn put(&mut self, s: &str) -> Span {
         let start = self.text.len() as u32;
         self.text.push_str(s);

@@ -194,9 +194,45 @@ pub fn refresh(
     Ok(done)
 }
 
-/// The refresh after an import (the importer's `Journeys`): loads the
-/// tenant's recipients and stores their journeys as of today, under the
-/// planning lock (a planning run writes them too).
+/// Derives again the journeys of the recipients `numbers` belong to (see
+/// [`recipients::load_some`]) and removes the stored ones of those that
+/// are no recipient: what [`refresh`] would change when only `numbers`
+/// changed since every journey was derived on `today`.
+pub fn refresh_some(
+    store: &TenantStore,
+    numbers: &std::collections::BTreeSet<String>,
+    j: &Journey,
+    today: Date,
+) -> Result<Refreshed, StoreError> {
+    let (recipients, gone) = recipients::load_some(store, numbers)?;
+    let mut changes: Vec<(String, Option<JourneyRecord>)> = Vec::new();
+    let mut done = Refreshed::default();
+    for no in gone {
+        if store.journey(&no)?.is_some() {
+            changes.push((no, None));
+            done.removed += 1;
+        }
+    }
+    for r in &recipients {
+        let old = store.journey(&r.customer.customer_no)?;
+        let new = derive(r, old.as_ref(), j, today);
+        let same = old.as_ref().is_some_and(|o| {
+            o.stage == new.stage && o.vehicles == new.vehicles && o.transitions == new.transitions
+        });
+        if !same {
+            changes.push((r.customer.customer_no.clone(), Some(new)));
+            done.written += 1;
+        }
+    }
+    store.write_journeys(&changes)?;
+    Ok(done)
+}
+
+/// The refresh after an import (the importer's `Journeys`): stores the
+/// journeys as of today, under the planning lock (a planning run writes
+/// them too). Only the recipients whose data changed since every journey
+/// was last derived today under this policy, when the store knows them
+/// (`TenantStore::journeys_pending`); else every recipient's.
 pub struct Refresh {
     pub policies: Arc<PolicyHandle>,
 }
@@ -205,14 +241,18 @@ impl crate::import::Journeys for Refresh {
     fn refresh(&self, store: &TenantStore) -> Result<(), StoreError> {
         let set = self.policies.current();
         let _planning = store.plan_lock();
+        let today = Date::today();
+        let j = &set.brand.journey;
+        if let Some((version, touched)) = store.journeys_pending(today, set.fingerprint)? {
+            let done = refresh_some(store, &touched, j, today)?;
+            store.journeys_derived(today, set.fingerprint, version, false);
+            tracing::debug!(tenant = %store.id(), customers = touched.len(), written = done.written, removed = done.removed, "journeys of the changed customers refreshed");
+            return Ok(());
+        }
+        let version = store.data_version()?;
         let mut recipients = recipients::load(store)?;
-        let done = refresh(
-            store,
-            &mut recipients,
-            &set.brand.journey,
-            Date::today(),
-            true,
-        )?;
+        let done = refresh(store, &mut recipients, j, today, true)?;
+        store.journeys_derived(today, set.fingerprint, version, true);
         tracing::debug!(tenant = %store.id(), written = done.written, removed = done.removed, "journeys refreshed");
         Ok(())
     }

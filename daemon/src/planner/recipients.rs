@@ -2,7 +2,7 @@
 //! merged into another, with the vehicles, consents and visits of everyone
 //! merged into them. Built with one ordered scan of each tree.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use touchpoint_common::domain::{Channel, Consent, Customer, JourneyRecord, ServiceVisit, Vehicle};
 use touchpoint_common::report::ResponseKind;
@@ -295,4 +295,76 @@ pub fn load(store: &TenantStore) -> Result<Vec<Recipient>, StoreError> {
         }
     }
     Ok(recipients)
+}
+
+/// The recipients that `numbers` belong to (each number's survivor, when
+/// that is a stored customer merged into no one), in customer-number
+/// order, each as [`load`] builds it; with the numbers of `numbers` that
+/// are no recipient (merged into another, or not a customer). Reads only
+/// those recipients' records (and the merges and objections).
+pub fn load_some(
+    store: &TenantStore,
+    numbers: &BTreeSet<String>,
+) -> Result<(Vec<Recipient>, Vec<String>), StoreError> {
+    let merged_into = store.merge_map()?;
+    let mut gone = Vec::new();
+    let mut roots: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for no in numbers {
+        let root = survivor(&merged_into, no);
+        if root != no.as_str() {
+            gone.push(no.clone());
+        }
+        roots.entry(root.to_string()).or_default();
+    }
+    for m in merged_into.keys() {
+        if let Some(members) = roots.get_mut(survivor(&merged_into, m)) {
+            members.push(m.clone());
+        }
+    }
+    let objections = store.objections()?;
+    let mut out = Vec::new();
+    for (root, mut members) in roots {
+        // A survivor merged on into a chain longer than `survivor`
+        // follows is no recipient either.
+        let customer = match store.customer(&root)? {
+            Some(c) if !merged_into.contains_key(&root) => c,
+            _ => {
+                if numbers.contains(&root) && !gone.contains(&root) {
+                    gone.push(root);
+                }
+                continue;
+            }
+        };
+        members.sort();
+        let mut r = Recipient::new(customer);
+        let mut vehicles = Vec::new();
+        for no in std::iter::once(&root).chain(&members) {
+            vehicles.extend(store.vehicles_of(no)?);
+            for c in store.consents_of(no)? {
+                r.add_consent(c);
+            }
+        }
+        vehicles.sort_by(|a, b| a.vin.cmp(&b.vin));
+        let mut buf: Vec<(Date, Option<u32>)> = Vec::new();
+        for v in vehicles {
+            buf.clear();
+            let mut done = Done::default();
+            for visit in store.visits_of(&v.vin)? {
+                // Visits are keyed by VIN first: a longer VIN with this one
+                // as its prefix is another vehicle's.
+                if visit.vin != v.vin {
+                    continue;
+                }
+                buf.push((visit.date, visit.km));
+                done.note(&v, visit.date, visit.km, &visit.kind);
+            }
+            r.vehicles.push(vehicle_view_done(v, &buf, done));
+        }
+        r.objected = objections.contains(&root) || members.iter().any(|no| objections.contains(no));
+        r.merged = members;
+        out.push(r);
+    }
+    gone.sort();
+    gone.dedup();
+    Ok((out, gone))
 }

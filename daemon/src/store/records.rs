@@ -16,6 +16,7 @@
 //! Uses `db`, `central` (where figures go) and the leaf modules; must not
 //! import `outbox`, `tenant` or the root. Uses nothing of its children.
 
+pub(super) mod changes;
 pub(super) mod erasure;
 pub(super) mod import;
 mod journeys;
@@ -79,8 +80,13 @@ pub(super) struct Records {
     objections: sled::Tree,
     /// Shared with the outbox, which owns its other keys.
     meta: sled::Tree,
-    /// Opt-in counts and the data version they were counted at.
-    opt_ins: Mutex<Option<(u64, OptIns)>>,
+    /// What changed since the derived views were computed, and the
+    /// opt-in counts at a version (`changes.rs`).
+    changes: Mutex<changes::Changes>,
+    /// Records of the dealer's data decoded (`changes.rs`, `records_read`).
+    reads: AtomicU64,
+    /// Write windows opened and closed: odd while one is open (`changes.rs`).
+    writing: AtomicU64,
     /// Where the figures the tenants listing shows are kept (central store).
     board: FigureBoard,
     /// The figures changed since they were last written to the board.
@@ -113,7 +119,9 @@ impl Records {
             objections: db.tree("objections")?,
             meta: db.tree("meta")?,
             db,
-            opt_ins: Mutex::new(None),
+            changes: Mutex::new(changes::Changes::default()),
+            reads: AtomicU64::new(0),
+            writing: AtomicU64::new(0),
             board,
             figures_due: AtomicBool::new(false),
             completed_import: AtomicBool::new(false),
@@ -151,12 +159,16 @@ impl Records {
         self.customers
             .get(customer_no.as_bytes())
             .map_err(self.db.err())?
-            .map(|b| decode("customers", &b))
+            .map(|b| {
+                self.note_read();
+                decode("customers", &b)
+            })
             .transpose()
     }
 
     pub(super) fn customers(&self) -> impl Iterator<Item = Result<Customer>> + '_ {
         self.customers.iter().values().map(move |r| {
+            self.note_read();
             r.map_err(self.db.err())
                 .and_then(|b| decode("customers", &b))
         })
@@ -166,12 +178,16 @@ impl Records {
         self.vehicles
             .get(vin.as_bytes())
             .map_err(self.db.err())?
-            .map(|b| decode("vehicles", &b))
+            .map(|b| {
+                self.note_read();
+                decode("vehicles", &b)
+            })
             .transpose()
     }
 
     pub(super) fn vehicles(&self) -> impl Iterator<Item = Result<Vehicle>> + '_ {
         self.vehicles.iter().values().map(move |r| {
+            self.note_read();
             r.map_err(self.db.err())
                 .and_then(|b| decode("vehicles", &b))
         })
@@ -236,6 +252,7 @@ impl Records {
             .scan_prefix(keys::customer_prefix(customer_no))
             .values()
             .map(|r| {
+                self.note_read();
                 r.map_err(self.db.err())
                     .and_then(|b| decode("consents", &b))
             })
@@ -252,6 +269,7 @@ impl Records {
 
     pub(super) fn consents(&self) -> impl Iterator<Item = Result<Consent>> + '_ {
         self.consents.iter().values().map(move |r| {
+            self.note_read();
             r.map_err(self.db.err())
                 .and_then(|b| decode("consents", &b))
         })
@@ -261,15 +279,18 @@ impl Records {
         self.visits
             .scan_prefix(vin.as_bytes())
             .values()
-            .map(|r| r.map_err(self.db.err()).and_then(|b| decode_visit(&b)))
+            .map(|r| {
+                self.note_read();
+                r.map_err(self.db.err()).and_then(|b| decode_visit(&b))
+            })
             .collect()
     }
 
     pub(super) fn visits(&self) -> impl Iterator<Item = Result<ServiceVisit>> + '_ {
-        self.visits
-            .iter()
-            .values()
-            .map(move |r| r.map_err(self.db.err()).and_then(|b| decode_visit(&b)))
+        self.visits.iter().values().map(move |r| {
+            self.note_read();
+            r.map_err(self.db.err()).and_then(|b| decode_visit(&b))
+        })
     }
 
     /// Responses reported in response files that name this customer number.
@@ -307,12 +328,10 @@ impl Records {
     }
 
     pub(super) fn opt_ins(&self) -> Result<OptIns> {
+        let windows = self.windows();
         let version = self.data_version()?;
-        let mut cached = self.opt_ins.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some((v, o)) = *cached {
-            if v == version {
-                return Ok(o);
-            }
+        if let Some(o) = self.cached_opt_ins(version) {
+            return Ok(o);
         }
         // Counted per person, as the planner and dispatch read consent: a
         // customer merged into another is no recipient of its own, and the
@@ -356,7 +375,11 @@ impl Records {
         for c in people.values() {
             count(c);
         }
-        *cached = Some((version, o));
+        // Kept only when no write was under way meanwhile: the changes
+        // of later writes are added to it (`changes.rs`).
+        if windows % 2 == 0 && self.windows() == windows && self.data_version()? == version {
+            self.cache_opt_ins(version, o);
+        }
         Ok(o)
     }
 
@@ -453,6 +476,7 @@ impl Records {
     pub(super) fn record_import(&self, report: &ImportReport) -> Result<()> {
         let _w = self.db.lock_writer();
         self.db.writable()?;
+        let before = self.data_version()?;
         let mut c = self.counters()?;
         c.imports += 1;
         (&self.imports, &self.meta)
@@ -462,6 +486,8 @@ impl Records {
                 Ok(())
             })
             .map_err(tx_err(&self.db))?;
+        // An import that stored nothing: only its report and the count.
+        self.carry(before, &changes::Touched::new(), None)?;
         self.db.flush()?;
         self.data_changed();
         Ok(())
@@ -508,6 +534,8 @@ impl Records {
     }
 
     fn generation_bumped(&self) {
+        // Consents or addresses from dispatch, an objection: not said whose.
+        self.forget_changes();
         self.db.touch();
         // Consents and bad addresses from dispatch: the opt-in counts of the
         // listing follow with the flusher's next round.

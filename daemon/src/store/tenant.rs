@@ -355,6 +355,53 @@ impl TenantStore {
         self.records.data_version()
     }
 
+    /// The customers whose journeys must be derived again on `day` under
+    /// the policy fingerprint `policy` (changed since the journeys were
+    /// last derived for everyone), with the data version to hand to
+    /// [`TenantStore::journeys_derived`]; `None`: every recipient's
+    /// (`records/changes.rs`).
+    pub fn journeys_pending(
+        &self,
+        day: Date,
+        policy: u64,
+    ) -> Result<Option<(u64, std::collections::BTreeSet<String>)>> {
+        self.records.journeys_pending(day, policy)
+    }
+
+    /// The journeys stored are derived on `day` under `policy` from the
+    /// data at `version`: every recipient's (`all`), or those pending then.
+    pub fn journeys_derived(&self, day: Date, policy: u64, version: u64, all: bool) {
+        self.records.journeys_derived(day, policy, version, all)
+    }
+
+    /// The identity pass's own state (its match keys) and the customers
+    /// changed since, if nothing else changed; taken out, to be given back
+    /// with [`TenantStore::identity_keep`].
+    #[allow(clippy::type_complexity)]
+    pub fn identity_take(
+        &self,
+    ) -> Result<
+        Option<(
+            std::collections::BTreeSet<String>,
+            Box<dyn std::any::Any + Send>,
+        )>,
+    > {
+        self.records.identity_take()
+    }
+
+    /// Keeps the identity pass's state, made from the data at `version`.
+    pub fn identity_keep(&self, version: u64, state: Box<dyn std::any::Any + Send>) {
+        self.records.identity_keep(version, state)
+    }
+
+    /// Records of the dealer's data (customers, vehicles, consents,
+    /// visits, journeys) decoded since the store was opened: a debug
+    /// figure; tests check with it that a small import reads a small part
+    /// of a large tenant.
+    pub fn records_read(&self) -> u64 {
+        self.records.records_read()
+    }
+
     /// Marks the data changed for writers that leave the counters alone.
     pub fn bump_generation(&self) -> Result<()> {
         self.records.bump_generation()

@@ -177,6 +177,7 @@ impl Records {
             .map_err(&err)?;
         self.db.flush()?;
         drop(_w);
+        self.forget_changes();
         self.data_changed();
         Ok(out)
     }

@@ -231,9 +231,19 @@ impl<'s> ImportTxn<'s> {
             // back without it, so it needs no sync.
             out.flush().map_err(io_err(&self.path))?;
         }
-        let report = commit_staged(s, Some(&self.path), report, false)?;
+        let window = s.write_window();
+        let before = s.data_version()?;
+        let (report, applied) = commit_staged(s, Some(&self.path), report, false)?;
         self.done = true;
         let _ = std::fs::remove_file(&self.path);
+        match applied {
+            Some(a) if !a.untold => {
+                let opt_ins = s.opt_ins_delta_of_consents(&a.consents_changed)?;
+                s.carry(before, &a.touched, Some(opt_ins))?;
+            }
+            _ => s.forget_changes(),
+        }
+        drop(window);
         s.data_changed();
         Ok(report)
     }
@@ -284,9 +294,9 @@ fn commit_staged(
     staging: Option<&Path>,
     report: &ImportReport,
     recount: bool,
-) -> Result<ImportReport> {
+) -> Result<(ImportReport, Option<apply::Applied>)> {
     let undo = s.db.dir().join(UNDO_DIR);
-    let attempt = || -> Result<ImportReport> {
+    let attempt = || -> Result<(ImportReport, Option<apply::Applied>)> {
         // Never there on a store that takes writes; if it were, it would
         // be an earlier import's, to be undone before this one begins.
         rollback(s)?;
@@ -304,15 +314,15 @@ fn commit_staged(
         let counted = if recount { None } else { applied.as_ref() };
         finish(s, &report, counted, &undo)?;
         commit_point(s)?;
-        Ok(report)
+        Ok((report, applied))
     };
     match attempt() {
-        Ok(report) => {
+        Ok(committed) => {
             let done = s.db.dir().join(UNDO_DONE);
             if let Err(e) = remove_path(&done) {
                 tracing::warn!(dir = %done.display(), error = %e, "cannot remove a committed import's journal; removed at the next open");
             }
-            Ok(report)
+            Ok(committed)
         }
         Err(e) => {
             let rolled_back = s.db.trouble().is_none()
@@ -490,6 +500,7 @@ fn rollback(s: &Records) -> Result<Option<usize>> {
     remove_path(&undo).map_err(io_err(&undo))?;
     sync_dir(s.db.dir())?;
     // Counts may have been cached from the rolled-back state.
+    s.forget_changes();
     s.data_changed();
     Ok(Some(restored))
 }

@@ -17,7 +17,10 @@ impl Records {
         self.journeys
             .get(customer_no.as_bytes())
             .map_err(self.db.err())?
-            .map(|b| decode("journeys", &b))
+            .map(|b| {
+                self.note_read();
+                decode("journeys", &b)
+            })
             .transpose()
     }
 
@@ -26,6 +29,7 @@ impl Records {
         &self,
     ) -> impl Iterator<Item = Result<(String, JourneyRecord)>> + '_ {
         self.journeys.iter().map(move |kv| {
+            self.note_read();
             let (k, v) = kv.map_err(self.db.err())?;
             Ok((
                 String::from_utf8_lossy(&k).into_owned(),

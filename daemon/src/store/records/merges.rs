@@ -62,7 +62,11 @@ impl Records {
     }
 
     pub(in crate::store) fn next_merge_id(&self) -> Result<u64> {
-        self.next_id(META_NEXT_MERGE)
+        let before = self.data_version()?;
+        let id = self.next_id(META_NEXT_MERGE)?;
+        // A number taken changes the data version and nothing else.
+        self.carry(before, &Default::default(), None)?;
+        Ok(id)
     }
 
     pub(in crate::store) fn record_merges(&self, merges: &[MergeRecord]) -> Result<()> {
@@ -84,6 +88,15 @@ impl Records {
             }
         }
         c.merges_active += merges.len() as u64;
+        let window = self.write_window();
+        let before = self.data_version()?;
+        let pairs: Vec<(String, String)> = merges
+            .iter()
+            .map(|m| (m.merged.clone(), m.survivor.clone()))
+            .collect();
+        let opt_ins = self.opt_ins_delta_of_merges(&pairs)?;
+        let touched: super::changes::Touched =
+            pairs.into_iter().flat_map(|(m, s)| [m, s]).collect();
         (&self.merges, &self.merged, &self.meta)
             .transaction(|(mt, md, meta)| {
                 for m in merges {
@@ -94,6 +107,8 @@ impl Records {
                 Ok(())
             })
             .map_err(tx_err(&self.db))?;
+        self.carry(before, &touched, Some(opt_ins))?;
+        drop(window);
         self.db.flush()?;
         self.data_changed();
         Ok(())
@@ -122,6 +137,9 @@ impl Records {
                 Ok(())
             })
             .map_err(tx_err(&self.db))?;
+        // Rare: every derived view recomputes (an undone merge may let
+        // the identity pass join what it kept apart before).
+        self.forget_changes();
         self.db.flush()?;
         self.data_changed();
         Ok(m)

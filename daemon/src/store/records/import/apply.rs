@@ -5,7 +5,7 @@
 //! Reaches the dealer's trees (`records`) through the journal's names for
 //! them ([`T`]); must not import `import.rs` (which uses it).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::path::Path;
 
 use serde::de::DeserializeOwned;
@@ -25,6 +25,7 @@ use super::staging::{
 };
 use crate::store::db::codec_err;
 use crate::store::error::{Result, StoreError};
+use crate::store::records::changes::Touched;
 use crate::store::records::keys::{
     as_of_customer, as_of_vehicle, composite, consent_key, response_key, visit_key,
 };
@@ -48,6 +49,16 @@ pub(super) struct Applied {
     /// one, not applied; with the days compared.
     pub(super) stale_lines: HashSet<u64>,
     pub(super) stale: Stale,
+    /// The customers whose data this import changed (`changes.rs`); the
+    /// holders of the vehicles in `visit_vins` are added once applied.
+    pub(super) touched: Touched,
+    /// Vehicles whose visits changed.
+    visit_vins: BTreeSet<String>,
+    /// Something changed whose customers are not told (visits corrected
+    /// away): every derived view recomputes.
+    pub(super) untold: bool,
+    /// Consent statements written: before and after.
+    pub(super) consents_changed: Vec<(Option<Consent>, Consent)>,
 }
 
 impl Applied {
@@ -350,6 +361,9 @@ impl<'a> Applier<'a> {
         }
         let bytes = encode_record(&c).map_err(codec_err("customers"))?;
         let ch = self.upsert(T::Customers, key, bytes, old_bytes.as_deref())?;
+        if ch != Change::Unchanged {
+            self.out.touched.insert(c.customer_no);
+        }
         count(&mut self.out.customers, ch);
         Ok(())
     }
@@ -367,9 +381,13 @@ impl<'a> Applier<'a> {
         };
         let bytes = encode_record(&v).map_err(codec_err("vehicles"))?;
         let ch = self.upsert(T::Vehicles, key, bytes, old_bytes.as_deref())?;
+        if ch != Change::Unchanged {
+            self.out.touched.insert(v.customer_no.clone());
+        }
         if old_owner.as_deref() != Some(v.customer_no.as_str()) {
             if let Some(o) = old_owner {
                 self.remove(T::Owner, composite(o.as_bytes(), v.vin.as_bytes()))?;
+                self.out.touched.insert(o);
             }
             self.put(
                 T::Owner,
@@ -395,6 +413,10 @@ impl<'a> Applier<'a> {
             bytes,
             old.as_ref().map(|(_, b)| b.as_ref()),
         )?;
+        if ch != Change::Unchanged {
+            self.out.touched.insert(c.customer_no.clone());
+            self.out.consents_changed.push((old.map(|(o, _)| o), c));
+        }
         count(&mut self.out.consents, ch);
         Ok(())
     }
@@ -411,6 +433,10 @@ impl<'a> Applier<'a> {
         let old = self.get(T::Visits, &key)?;
         let bytes = encode_record(&v).map_err(codec_err("visits"))?;
         let ch = self.upsert(T::Visits, key, bytes, old.as_deref())?;
+        if ch != Change::Unchanged {
+            self.out.touched.insert(v.customer_no.clone());
+            self.out.visit_vins.insert(v.vin);
+        }
         count(&mut self.out.visits, ch);
         Ok(())
     }
@@ -546,9 +572,19 @@ pub(super) fn apply(s: &Records, path: &Path, undo: &Path) -> Result<Applied> {
             total.corrections = a.corrections;
         }
         total.stale_lines.extend(a.stale_lines);
+        total.touched.extend(a.touched);
+        total.visit_vins.extend(a.visit_vins);
+        total.untold |= a.untold;
+        total.consents_changed.extend(a.consents_changed);
         let (st, a) = (&mut total.stale, a.stale);
         st.as_of = st.as_of.min(a.as_of).or(st.as_of).or(a.as_of);
         st.stored = st.stored.max(a.stored);
+    }
+    // A visit belongs to its vehicle's holder, as the vehicles now stand.
+    for vin in std::mem::take(&mut total.visit_vins) {
+        if let Some(v) = s.vehicle(&vin)? {
+            total.touched.insert(v.customer_no);
+        }
     }
     Ok(total)
 }
@@ -614,6 +650,7 @@ fn apply_kinds(s: &Records, path: &Path, kinds: &[u8], journal: &Path) -> Result
         responses,
         unreadable: a.rejected.unreadable,
     };
+    a.out.untold |= visits.removed > 0;
     if visits.removed + responses.removed + visits.kept + responses.kept > 0 {
         tracing::info!(
             import = a.header.import_id,

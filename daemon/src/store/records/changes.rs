@@ -1,0 +1,375 @@
+//! What changed in the dealer's data since the views derived from it were
+//! last computed, so that they follow a small import instead of
+//! recomputing the whole tenant (issue 17): the stored journeys (derived
+//! on a day under a policy), the identity pass's match keys (an opaque
+//! state the identity module keeps here), and the opt-in counts of the
+//! tenants listing.
+//!
+//! Every write that changes the data version (`Records::data_version`)
+//! hands its `before` version and what it touched to [`Records::carry`]
+//! (or drops every tracker with [`Records::forget_changes`] when it cannot
+//! say whom it touched). A tracker is moved on only when it stood at that
+//! `before` version; any other change in between drops it, and a tracker
+//! is read only while it stands at the current version. A dropped or
+//! missing tracker means: recompute the whole tenant. The trackers live in
+//! memory with the open store: a reopened store starts without them.
+//!
+//! Part of `records`; writes no tree.
+
+use std::any::Any;
+use std::collections::{BTreeSet, HashMap};
+use std::sync::atomic::Ordering;
+
+use touchpoint_common::consent;
+use touchpoint_common::domain::{Channel, Consent};
+use touchpoint_common::protocol::OptIns;
+use touchpoint_common::Date;
+
+use super::Records;
+use crate::store::error::Result;
+
+/// More customers touched than this and a tracker is dropped: recomputing
+/// the whole tenant is then as cheap.
+const MAX_TOUCHED: usize = 100_000;
+
+/// The customer numbers a change may have changed the data of (their own
+/// record, a vehicle they hold or held, a visit of such a vehicle, their
+/// consents, a merge they are in).
+pub(in crate::store) type Touched = BTreeSet<String>;
+
+/// A view's standing: computed from the data at `version`, except for the
+/// customers `touched` since.
+struct Since {
+    version: u64,
+    touched: Touched,
+}
+
+impl Since {
+    fn carry(&mut self, before: u64, after: u64, touched: &Touched) -> bool {
+        if self.version != before || self.touched.len() + touched.len() > MAX_TOUCHED {
+            return false;
+        }
+        self.version = after;
+        self.touched.extend(touched.iter().cloned());
+        true
+    }
+}
+
+/// The trackers of one open store.
+#[derive(Default)]
+pub(in crate::store) struct Changes {
+    /// The stored journeys are every recipient's as derived on the day
+    /// under the policy fingerprint, but for `since.touched`.
+    journeys: Option<(Date, u64, Since)>,
+    /// The identity pass's state (its match keys) and what changed since.
+    identity: Option<(Since, Box<dyn Any + Send>)>,
+    /// The opt-in counts at a version.
+    opt_ins: Option<(u64, OptIns)>,
+}
+
+/// What a change did to the opt-in counts: `add` minus `sub`.
+#[derive(Clone, Copy, Debug, Default)]
+pub(in crate::store) struct OptInsDelta {
+    pub(in crate::store) add: OptIns,
+    pub(in crate::store) sub: OptIns,
+}
+
+impl OptInsDelta {
+    fn apply(&self, o: OptIns) -> Option<OptIns> {
+        Some(OptIns {
+            email: (o.email + self.add.email).checked_sub(self.sub.email)?,
+            phone: (o.phone + self.add.phone).checked_sub(self.sub.phone)?,
+            post_refused: (o.post_refused + self.add.post_refused)
+                .checked_sub(self.sub.post_refused)?,
+        })
+    }
+}
+
+/// Counts one person's standing statements.
+pub(in crate::store) fn count_person(o: &mut OptIns, standing: &[Option<Consent>; 3]) {
+    for c in standing.iter().flatten() {
+        match (c.channel, c.granted) {
+            (Channel::Email, true) => o.email += 1,
+            (Channel::Phone, true) => o.phone += 1,
+            (Channel::Post, false) => o.post_refused += 1,
+            _ => {}
+        }
+    }
+}
+
+/// The statement that stands per channel among `statements`.
+pub(in crate::store) fn standing<'a>(
+    statements: impl IntoIterator<Item = &'a Consent>,
+) -> [Option<Consent>; 3] {
+    let mut out: [Option<Consent>; 3] = [None, None, None];
+    for c in statements {
+        let slot = &mut out[c.channel.index()];
+        if slot.as_ref().is_none_or(|old| consent::prevails(c, old)) {
+            *slot = Some(c.clone());
+        }
+    }
+    out
+}
+
+impl Records {
+    fn changes(&self) -> std::sync::MutexGuard<'_, Changes> {
+        // Every change under this lock is a whole assignment.
+        self.changes.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// A write moved the data from `before` to the current version,
+    /// touching `touched`; `opt_ins` is what it did to the opt-in counts
+    /// (`None`: unknown, unless nothing was touched).
+    pub(in crate::store) fn carry(
+        &self,
+        before: u64,
+        touched: &Touched,
+        opt_ins: Option<OptInsDelta>,
+    ) -> Result<()> {
+        let after = self.data_version()?;
+        let mut ch = self.changes();
+        if ch
+            .journeys
+            .as_mut()
+            .is_some_and(|(_, _, s)| !s.carry(before, after, touched))
+        {
+            ch.journeys = None;
+        }
+        if ch
+            .identity
+            .as_mut()
+            .is_some_and(|(s, _)| !s.carry(before, after, touched))
+        {
+            ch.identity = None;
+        }
+        ch.opt_ins = match (ch.opt_ins.take(), opt_ins) {
+            (Some((v, o)), Some(d)) if v == before => d.apply(o).map(|o| (after, o)),
+            (Some((v, o)), None) if v == before && touched.is_empty() => Some((after, o)),
+            _ => None,
+        };
+        Ok(())
+    }
+
+    /// A write that cannot say whom it touched: every view recomputes.
+    pub(in crate::store) fn forget_changes(&self) {
+        *self.changes() = Changes::default();
+    }
+
+    /// The customers whose journeys need deriving again on `day` under
+    /// `policy`, and the version to pass to [`Records::journeys_derived`];
+    /// `None`: every recipient's.
+    pub(in crate::store) fn journeys_pending(
+        &self,
+        day: Date,
+        policy: u64,
+    ) -> Result<Option<(u64, Touched)>> {
+        let version = self.data_version()?;
+        let ch = self.changes();
+        Ok(match &ch.journeys {
+            Some((d, p, s)) if *d == day && *p == policy && s.version == version => {
+                Some((version, s.touched.clone()))
+            }
+            _ => None,
+        })
+    }
+
+    /// The journeys were derived on `day` under `policy` from the data at
+    /// `version`: all of them (`all`), or those pending at that version.
+    pub(in crate::store) fn journeys_derived(
+        &self,
+        day: Date,
+        policy: u64,
+        version: u64,
+        all: bool,
+    ) {
+        let mut ch = self.changes();
+        match &mut ch.journeys {
+            Some((d, p, s)) if !all && *d == day && *p == policy && s.version == version => {
+                s.touched.clear();
+            }
+            // Changed since `version`: the tracker already holds those
+            // changes (and the ones derived now, again: harmless).
+            Some((d, p, _)) if !all && *d == day && *p == policy => {}
+            _ if all => {
+                ch.journeys = Some((
+                    day,
+                    policy,
+                    Since {
+                        version,
+                        touched: Touched::new(),
+                    },
+                ));
+            }
+            _ => ch.journeys = None,
+        }
+    }
+
+    /// The identity pass's state and the customers changed since it was
+    /// taken, when it stands at the current version; taken out (the pass
+    /// gives it back with [`Records::identity_keep`]).
+    pub(in crate::store) fn identity_take(&self) -> Result<Option<(Touched, Box<dyn Any + Send>)>> {
+        let version = self.data_version()?;
+        let mut ch = self.changes();
+        match ch.identity.take() {
+            Some((s, state)) if s.version == version => Ok(Some((s.touched, state))),
+            _ => Ok(None),
+        }
+    }
+
+    /// Keeps the identity pass's state, taken from the data at `version`.
+    pub(in crate::store) fn identity_keep(&self, version: u64, state: Box<dyn Any + Send>) {
+        self.changes().identity = Some((
+            Since {
+                version,
+                touched: Touched::new(),
+            },
+            state,
+        ));
+    }
+
+    /// Opens a window in which dealer data is written and its change
+    /// carried: counts taken while one is open are not kept (a count that
+    /// saw part of a write, kept under the version before it, would be
+    /// moved on by that write's change once more).
+    pub(in crate::store) fn write_window(&self) -> WriteWindow<'_> {
+        self.writing.fetch_add(1, Ordering::SeqCst);
+        WriteWindow(self)
+    }
+
+    /// Where the write windows stand: odd while one is open.
+    pub(in crate::store) fn windows(&self) -> u64 {
+        self.writing.load(Ordering::SeqCst)
+    }
+
+    /// The opt-in counts if they are known at `version`.
+    pub(in crate::store) fn cached_opt_ins(&self, version: u64) -> Option<OptIns> {
+        match self.changes().opt_ins {
+            Some((v, o)) if v == version => Some(o),
+            _ => None,
+        }
+    }
+
+    pub(in crate::store) fn cache_opt_ins(&self, version: u64, o: OptIns) {
+        self.changes().opt_ins = Some((version, o));
+    }
+
+    /// Records of the dealer's data decoded so far (customers, vehicles,
+    /// consents, visits, journeys): what a test reads to check that a
+    /// small import reads a small part of a large tenant.
+    pub(in crate::store) fn records_read(&self) -> u64 {
+        self.reads.load(Ordering::Relaxed)
+    }
+
+    pub(in crate::store) fn note_read(&self) {
+        self.reads.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// What changing consent statements (`(before, after)` of each
+    /// statement written) did to the opt-in counts: each person they
+    /// belong to counted before and after (a merged person by every
+    /// statement under their numbers).
+    pub(in crate::store) fn opt_ins_delta_of_consents(
+        &self,
+        changed: &[(Option<Consent>, Consent)],
+    ) -> Result<OptInsDelta> {
+        if changed.is_empty() {
+            return Ok(OptInsDelta::default());
+        }
+        let merged_into = self.merge_map()?;
+        let mut before_of: HashMap<(String, Channel), Option<Consent>> = HashMap::new();
+        let mut people: BTreeSet<String> = BTreeSet::new();
+        for (before, after) in changed {
+            before_of
+                .entry((after.customer_no.clone(), after.channel))
+                .or_insert_with(|| before.clone());
+            people.insert(consent::survivor(&merged_into, &after.customer_no).to_string());
+        }
+        let members = members_of(&merged_into, &people);
+        let mut d = OptInsDelta::default();
+        for (person, numbers) in members {
+            let mut now: Vec<Consent> = Vec::new();
+            let mut then: Vec<Consent> = Vec::new();
+            for no in numbers.iter().chain(std::iter::once(&person)) {
+                let current = self.consents_of(no)?;
+                for ch in Channel::ALL {
+                    let c = current.iter().find(|c| c.channel == ch);
+                    now.extend(c.cloned());
+                    match before_of.get(&(no.clone(), ch)) {
+                        Some(b) => then.extend(b.clone()),
+                        None => then.extend(c.cloned()),
+                    }
+                }
+            }
+            count_person(&mut d.sub, &standing(&then));
+            count_person(&mut d.add, &standing(&now));
+        }
+        Ok(d)
+    }
+
+    /// What merging (`new`: merged → survivor pairs, on top of the merges
+    /// in force) does to the opt-in counts: the people they join counted
+    /// apart before and as one after.
+    pub(in crate::store) fn opt_ins_delta_of_merges(
+        &self,
+        new: &[(String, String)],
+    ) -> Result<OptInsDelta> {
+        let mut map = self.merge_map()?;
+        let mut people_before: BTreeSet<String> = BTreeSet::new();
+        for (m, s) in new {
+            people_before.insert(consent::survivor(&map, m).to_string());
+            people_before.insert(consent::survivor(&map, s).to_string());
+        }
+        let before = members_of(&map, &people_before);
+        for (m, s) in new {
+            map.insert(m.clone(), s.clone());
+        }
+        let people_after: BTreeSet<String> = people_before
+            .iter()
+            .map(|p| consent::survivor(&map, p).to_string())
+            .collect();
+        let after = members_of(&map, &people_after);
+        let mut d = OptInsDelta::default();
+        let statements = |person: &String, numbers: &Vec<String>| -> Result<Vec<Consent>> {
+            let mut out = Vec::new();
+            for no in numbers.iter().chain(std::iter::once(person)) {
+                out.extend(self.consents_of(no)?);
+            }
+            Ok(out)
+        };
+        for (p, n) in &before {
+            count_person(&mut d.sub, &standing(&statements(p, n)?));
+        }
+        for (p, n) in &after {
+            count_person(&mut d.add, &standing(&statements(p, n)?));
+        }
+        Ok(d)
+    }
+}
+
+/// An open write window ([`Records::write_window`]), closed when dropped.
+pub(in crate::store) struct WriteWindow<'a>(&'a Records);
+
+impl Drop for WriteWindow<'_> {
+    fn drop(&mut self) {
+        self.0.writing.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+/// Each person of `people` (a survivor, or a customer merged into no one)
+/// with the numbers merged into them.
+fn members_of(
+    merged_into: &HashMap<String, String>,
+    people: &BTreeSet<String>,
+) -> std::collections::BTreeMap<String, Vec<String>> {
+    let mut out: std::collections::BTreeMap<String, Vec<String>> =
+        people.iter().map(|p| (p.clone(), Vec::new())).collect();
+    for m in merged_into.keys() {
+        if let Some(list) = out.get_mut(consent::survivor(merged_into, m)) {
+            list.push(m.clone());
+        }
+    }
+    for list in out.values_mut() {
+        list.sort();
+    }
+    out
+}
