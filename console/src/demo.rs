@@ -336,6 +336,28 @@ async fn drive(
         }
     }
 
+    // Retention (the demo's brand keeps messages 24 months, audit lines
+    // 120): what the daily run does, run now; nothing of a quarter's past
+    // is that old, so it says so.
+    match client.retention_run().await {
+        Ok(run) => {
+            emit(&format!(
+                "\nRetention (brand.toml [retention]: messages 24 months, audit lines 120)\n  {}",
+                crate::format::retention(&run)
+            ));
+            if !run.failed.is_empty() {
+                problems
+                    .get_or_insert_with(String::new)
+                    .push_str(&format!("retention: {}", run.failed.join("; ")));
+            }
+        }
+        Err(e) => {
+            problems
+                .get_or_insert_with(String::new)
+                .push_str(&format!("retention: {e:#}"));
+        }
+    }
+
     if !args.headless {
         drop(client);
         crate::tui::run(socket.to_path_buf(), false, mouse).await?;
@@ -733,13 +755,19 @@ fn policy_dir(dir: &Path, dealers: &[DealerSpec]) -> anyhow::Result<PathBuf> {
     Ok(generated)
 }
 
-/// The shipped brand file with `service_due` learning.
+/// The shipped brand file with `service_due` learning and a retention
+/// (messages 24 months, audit lines 120).
 fn demo_brand() -> anyhow::Result<String> {
     const OFF: &str = "learn = false\nlead_days_min = 7\n";
     if BRAND.matches(OFF).count() != 1 {
         bail!("the shipped brand.toml no longer has one {OFF:?}; the demo's brand file needs updating");
     }
-    Ok(BRAND.replacen(OFF, "learn = true\nlead_days_min = 7\n", 1))
+    if BRAND.lines().any(|l| l.trim() == "[retention]") {
+        bail!("the shipped brand.toml sets [retention]; the demo's brand file needs updating");
+    }
+    let mut brand = BRAND.replacen(OFF, "learn = true\nlead_days_min = 7\n", 1);
+    brand.push_str("\n[retention]\nmessages_months = 24\naudit_months = 120\n");
+    Ok(brand)
 }
 
 /// The repository's brand file and templates, built into the binary so that

@@ -65,6 +65,10 @@ pub const MANIFEST_HASH: &str = "manifest.blake3";
 /// The dispatch key's name in a backup and in a restored state directory
 /// (where the configuration's default `dispatch.secret_file` is).
 pub const DISPATCH_KEY: &str = "dispatch.key";
+/// Rounds over the tenants whose store was busy (held longer than a
+/// store's wait) before a backup gives up.
+const BUSY_ROUNDS: u32 = 3;
+
 const FORMAT: u32 = 1;
 const INCOMPLETE: &str = ".incomplete-";
 const VERIFYING: &str = ".verify-";
@@ -206,24 +210,41 @@ impl Backups {
         let registered = self.stores.central().tenants().map_err(store)?;
         let mut skipped = Vec::new();
         make_dir(&work.join("tenants"))?;
-        for t in registered {
-            let dir = work.join("tenants").join(t.id.as_str());
-            make_dir(&dir)?;
-            let path = format!("tenants/{}/store", t.id);
-            let taken_at = Timestamp::wall();
-            match self.stores.snapshot_tenant(&t.id, &work.join(&path)) {
-                Ok(Some(records)) => stores.push(StoreEntry {
-                    tenant: Some(t.id.clone()),
-                    path,
-                    taken_at,
-                    records,
-                }),
-                // Nothing stored yet: restored as a tenant without a store.
-                Ok(None) => {}
-                Err(StoreError::UnknownTenant(_)) => skipped.push(t.id.to_string()),
-                Err(e) => return Err(store(e)),
+        // A store held longer than the wait for it (a long import) is
+        // tried again after the others, a few rounds; a backup is written
+        // whole or not at all.
+        let mut todo: Vec<_> = registered.into_iter().map(|t| t.id).collect();
+        for round in 1..=BUSY_ROUNDS {
+            let mut busy = Vec::new();
+            for id in todo {
+                let dir = work.join("tenants").join(id.as_str());
+                make_dir(&dir)?;
+                let path = format!("tenants/{id}/store");
+                let taken_at = Timestamp::wall();
+                match self.stores.snapshot_tenant(&id, &work.join(&path)) {
+                    Ok(Some(records)) => stores.push(StoreEntry {
+                        tenant: Some(id.clone()),
+                        path,
+                        taken_at,
+                        records,
+                    }),
+                    // Nothing stored yet: restored as a tenant without a store.
+                    Ok(None) => {}
+                    Err(StoreError::UnknownTenant(_)) => skipped.push(id.to_string()),
+                    Err(StoreError::Unavailable(why)) if round < BUSY_ROUNDS => {
+                        tracing::info!(tenant = %id, round, "tenant store busy, tried again later: {why}");
+                        let _ = std::fs::remove_dir_all(work.join(&path));
+                        busy.push(id);
+                        continue;
+                    }
+                    Err(e) => return Err(store(e)),
+                }
+                tracing::debug!(tenant = %id, "tenant store copied");
             }
-            tracing::debug!(tenant = %t.id, "tenant store copied");
+            todo = busy;
+            if todo.is_empty() {
+                break;
+            }
         }
         let mut secrets = Vec::new();
         if !self.secrets.is_empty() {
@@ -483,7 +504,16 @@ fn prune(repo: &Path, keep: usize) -> Result<Vec<String>> {
     for e in std::fs::read_dir(repo).map_err(io(repo))? {
         let e = e.map_err(io(repo))?;
         let name = e.file_name().to_string_lossy().into_owned();
-        if name.starts_with(INCOMPLETE) && e.file_type().map_err(io(repo))?.is_dir() {
+        // A verification's scratch copy left by a process that is gone
+        // (killed while verifying) goes too; a live one's stays.
+        let dead_scratch = name
+            .strip_prefix(VERIFYING)
+            .and_then(|rest| rest.split('-').next())
+            .and_then(|pid| pid.parse::<u32>().ok())
+            .is_some_and(|pid| !Path::new("/proc").join(pid.to_string()).exists());
+        if (name.starts_with(INCOMPLETE) || dead_scratch)
+            && e.file_type().map_err(io(repo))?.is_dir()
+        {
             std::fs::remove_dir_all(e.path()).map_err(io(&e.path()))?;
             removed.push(name);
         }

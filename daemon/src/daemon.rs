@@ -85,7 +85,12 @@ impl Daemon {
                     .context("cannot read the erasure key")?
                     .with_tenant_folders(folders)
                     .with_email_spool(cfg.dispatch.spool.clone())
-                    .with_outputs(cfg.dispatch.letters.clone(), cfg.dispatch.calls.clone()),
+                    .with_outputs(cfg.dispatch.letters.clone(), cfg.dispatch.calls.clone())
+                    .with_archive(crate::erasure::outputs::Archive {
+                        root: inbox::inbox_root(&cfg.state_dir),
+                        folders: vec![inbox::DONE, inbox::FAILED],
+                        report_suffix: inbox::REPORT_SUFFIX,
+                    }),
             )
         };
         let importer = Arc::new(

@@ -41,7 +41,7 @@
 //! through [`Erasure::check_row`]); of dispatch only `dispatch::spool`'s
 //! file names.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
 use touchpoint_common::domain::{Customer, Objection, Timestamp};
@@ -51,7 +51,7 @@ use touchpoint_common::{Date, TenantId};
 
 use crate::identity::normalize;
 
-mod outputs;
+pub(crate) mod outputs;
 use crate::store::{Change, Erased, Identifier, StoreError, Stores, Suppression, TenantStore};
 
 /// The file of the installation's erasure key, in the state directory.
@@ -102,6 +102,9 @@ pub struct ErasureReport {
     /// them, and those removed (they held only them).
     pub outputs_rewritten: u64,
     pub outputs_removed: u64,
+    /// Files of the inbox's archive (exports as they came, their reports)
+    /// that named them, removed.
+    pub archived_removed: u64,
     /// Audit lines of the tenant that named one of their numbers, which
     /// now name their pseudonym.
     pub audit_lines: u64,
@@ -119,6 +122,9 @@ pub struct Erasure {
     /// The folders of letter batches and call lists (a folder per tenant):
     /// an erased person is taken out of the files there (`outputs`).
     outputs: Vec<std::path::PathBuf>,
+    /// The inbox's archive of exports as they came: files that name an
+    /// erased person are removed (`outputs::scrub_archive`).
+    archive: Option<outputs::Archive>,
 }
 
 impl Erasure {
@@ -131,6 +137,7 @@ impl Erasure {
             key,
             tenant_folders: Vec::new(),
             email_spool: None,
+            archive: None,
             outputs: Vec::new(),
         })
     }
@@ -146,6 +153,12 @@ impl Erasure {
     /// rows and letters are taken out of the files there.
     pub fn with_outputs(mut self, letters: std::path::PathBuf, calls: std::path::PathBuf) -> Self {
         self.outputs = vec![letters, calls];
+        self
+    }
+
+    /// The inbox's archive (see [`outputs::Archive`]).
+    pub fn with_archive(mut self, archive: outputs::Archive) -> Self {
+        self.archive = Some(archive);
         self
     }
 
@@ -298,9 +311,18 @@ impl Erasure {
                 // Erased before, its rewrite perhaps interrupted: again.
                 let h = self.hash(&tenant, Identifier::CustomerNo, customer_no.trim());
                 if store.suppressed(&h)?.is_some() {
+                    // What a first try may not have reached: the files
+                    // (the person's rows are found by number) and the audit.
                     let numbers = BTreeSet::from([customer_no.trim().to_string()]);
+                    let tokens: Vec<String> = numbers.iter().cloned().collect();
+                    let (files, archived) =
+                        self.scrub_outputs(&tenant, &numbers, &[], &tokens, &[])?;
                     return Ok(ErasureReport {
                         audit_lines: self.scrub_audit(&tenant, &numbers, customer_no)?,
+                        outputs_rewritten: files.rewritten,
+                        outputs_removed: files.removed,
+                        archived_removed: archived,
+                        pseudonym: self.pseudonym(&tenant, customer_no),
                         ..ErasureReport::default()
                     });
                 }
@@ -361,19 +383,29 @@ impl Erasure {
             .collect();
         store.suppress(&entries)?;
 
-        // 2. Messages: cancelled if not sent, pseudonymised.
-        let cancelled = pseudonymise(store, &messages, &|_| pseudonym.clone(), &needles)?;
+        // 2. The files dispatch wrote (letter batches, call lists): before
+        // the records, so that a failure here (a file too large to read)
+        // leaves the person findable and the erasure is done whole again.
+        let mut tokens: Vec<String> = numbers.iter().cloned().collect();
+        tokens.extend(vins.iter().cloned());
+        let emails: Vec<String> = people.iter().filter_map(|c| c.email.clone()).collect();
+        let (files, archived) =
+            self.scrub_outputs(&tenant, &numbers, &needles, &tokens, &emails)?;
 
-        // 3. The dealer's records, and their emails in the local spool.
+        // 3. Messages: cancelled if not sent, pseudonymised.
+        let cancelled = pseudonymise(store, &messages, &|_| pseudonym.clone(), &|_| {
+            needles.clone()
+        })?;
+
+        // 4. The dealer's records, and their emails in the local spool.
         let erased = store.erase_people(&numbers, &people, &needles)?;
         let spooled = self.unspool(&tenant, &messages)?;
-        let files = outputs::scrub(&self.outputs, &tenant, &numbers, &needles)
-            .map_err(|e| ErasureError::Refused(format!("letter batches and call lists: {e}")))?;
         let audit_lines = self.scrub_audit(&tenant, &numbers, customer_no)?;
         Ok(ErasureReport {
             audit_lines,
             outputs_rewritten: files.rewritten,
             outputs_removed: files.removed,
+            archived_removed: archived,
             pseudonym,
             numbers: numbers.len() as u64,
             erased,
@@ -382,6 +414,28 @@ impl Erasure {
             suppressed: entries.len() as u64,
             spooled,
         })
+    }
+
+    /// The person out of the tenant's letter batches and call lists
+    /// ([`outputs::scrub`]).
+    /// and out of the inbox's archive ([`outputs::scrub_archive`]: files
+    /// naming one of `tokens`, customer numbers and VINs, or `emails`).
+    fn scrub_outputs(
+        &self,
+        tenant: &TenantId,
+        numbers: &BTreeSet<String>,
+        needles: &[String],
+        tokens: &[String],
+        emails: &[String],
+    ) -> Result<(outputs::Scrubbed, u64)> {
+        let files = outputs::scrub(&self.outputs, tenant, numbers, needles)
+            .map_err(|e| ErasureError::Refused(format!("letter batches and call lists: {e}")))?;
+        let archived = match &self.archive {
+            Some(a) => outputs::scrub_archive(a, tenant, tokens, emails)
+                .map_err(|e| ErasureError::Refused(format!("the inbox's archive: {e}")))?,
+            None => 0,
+        };
+        Ok((files, archived))
     }
 
     /// Replaces the person's customer `numbers` in every audit line of the
@@ -517,7 +571,9 @@ impl Erasure {
     /// Retention (brand `[retention]`, run by `crate::retention`) in one
     /// tenant: every message that ended (sent, failed, cancelled, a control
     /// record, …: not one still to go or going) with a send day before
-    /// `messages_before` is pseudonymised as an erasure does it, each under
+    /// `messages_before`, and `settled` (the planner can no longer find any
+    /// of its occasions again: freeing their keys plans nothing twice), is
+    /// pseudonymised as an erasure does it, each under
     /// the pseudonym of its recipient's number (the same an erasure of
     /// them gives), its spooled email removed; the workshop visits and
     /// reported responses of a day before `responses_before` are removed.
@@ -528,6 +584,7 @@ impl Erasure {
         tenant: &TenantId,
         messages_before: Option<Date>,
         responses_before: Option<Date>,
+        settled: &dyn Fn(&Message) -> bool,
     ) -> Result<Expired> {
         let mut out = Expired::default();
         {
@@ -541,29 +598,41 @@ impl Erasure {
                         && !pending(m.status)
                         && m.status != MessageStatus::Sending
                         && !m.recipient.starts_with(PSEUDONYM_PREFIX)
+                        && settled(&m)
                     {
-                        old.push(m);
+                        old.push(m.id);
                     }
                 }
-                let mut needles = Vec::new();
-                let mut people = BTreeSet::new();
-                for m in &old {
-                    if people.insert(m.recipient.clone()) {
-                        needles.push(m.recipient.clone());
-                        if let Some(c) = store.customer(&m.recipient)? {
-                            needles.extend(person_texts(&c));
+                // In slices: a long history is not held in memory whole.
+                let mut texts: HashMap<String, Vec<String>> = HashMap::new();
+                for ids in old.chunks(EXPIRE_SLICE) {
+                    let mut slice = Vec::with_capacity(ids.len());
+                    for &id in ids {
+                        slice.extend(store.message(id)?);
+                    }
+                    for m in &slice {
+                        if !texts.contains_key(&m.recipient) {
+                            let mut t = vec![m.recipient.clone()];
+                            if let Some(c) = store.customer(&m.recipient)? {
+                                t.extend(person_texts(&c));
+                            }
+                            texts.insert(m.recipient.clone(), t);
                         }
                     }
-                    needles.extend(m.occasions.iter().filter_map(|o| o.vin.clone()));
+                    // Each message is scrubbed of its own recipient's texts.
+                    pseudonymise(
+                        &store,
+                        &slice,
+                        &|m| self.pseudonym(tenant, &m.recipient),
+                        &|m| {
+                            let mut n = texts.get(&m.recipient).cloned().unwrap_or_default();
+                            n.extend(m.occasions.iter().filter_map(|o| o.vin.clone()));
+                            n
+                        },
+                    )?;
+                    out.messages += slice.len() as u64;
+                    out.spooled += self.unspool(tenant, &slice)?;
                 }
-                pseudonymise(
-                    &store,
-                    &old,
-                    &|m| self.pseudonym(tenant, &m.recipient),
-                    &needles,
-                )?;
-                out.messages = old.len() as u64;
-                out.spooled = self.unspool(tenant, &old)?;
             }
             if let Some(before) = responses_before {
                 (out.visits, out.responses) = store.prune_responses(before)?;
@@ -577,6 +646,9 @@ impl Erasure {
         Ok(out)
     }
 }
+
+/// Messages retention pseudonymises at once (`Erasure::expire`).
+const EXPIRE_SLICE: usize = 1_000;
 
 /// What erasing a dealer did.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -717,7 +789,7 @@ fn pseudonymise(
     store: &TenantStore,
     messages: &[Message],
     pseudonym_of: &dyn Fn(&Message) -> String,
-    needles: &[String],
+    needles_of: &dyn Fn(&Message) -> Vec<String>,
 ) -> Result<u64> {
     let now = Timestamp::now();
     let mut first = Vec::with_capacity(messages.len());
@@ -740,7 +812,11 @@ fn pseudonymise(
     let second: Vec<Change> = first
         .into_iter()
         .map(|c| {
-            let after = scrub(c.after.clone(), &pseudonym_of(&c.after), needles);
+            let after = scrub(
+                c.after.clone(),
+                &pseudonym_of(&c.after),
+                &needles_of(&c.after),
+            );
             Change::new(c.after, after)
         })
         .collect();

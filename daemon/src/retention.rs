@@ -2,8 +2,9 @@
 //! pruned or made anonymous, by a daily run and on demand (`touchpoint
 //! retention run`, an administrator's, audited). Per kind:
 //! - messages that ended (sent, failed, cancelled, control records) with a
-//!   send day more than `messages_months` before today (domain time) are
-//!   pseudonymised by erasure's code ([`Erasure::expire`]): money, status,
+//!   send day more than `messages_months` before today (domain time), and
+//!   whose occasions the planner can no longer find again ([`settled`]),
+//!   are pseudonymised by erasure's code ([`Erasure::expire`]): money, status,
 //!   service, days and their credited response stay for the ledger, results
 //!   and learning; every personal field goes;
 //! - workshop visits and reported responses of a day more than
@@ -23,7 +24,8 @@ use std::sync::Arc;
 use chrono::Months;
 use tokio_util::sync::CancellationToken;
 use touchpoint_common::domain::Timestamp;
-use touchpoint_common::policy::Retention as Policy;
+use touchpoint_common::outbox::Message;
+use touchpoint_common::policy::{BrandPolicy, OccasionKind, Retention as Policy};
 use touchpoint_common::protocol::{RetentionRun, RetentionStatus};
 use touchpoint_common::Date;
 
@@ -39,6 +41,34 @@ fn months_before(day: Date, months: u32) -> Date {
     day.naive()
         .checked_sub_months(Months::new(months))
         .map_or(Date::from_days(0), Date::from)
+}
+
+/// How far past its day the planner may still find an occasion (an
+/// overdue service or inspection is reminded up to 90 days late, a call
+/// after a visit 14, a journey stage's entry 30): checked against the
+/// planner's constants by a test in `tests.rs`.
+pub const PLAN_REACH_DAYS: i32 = 90;
+
+/// Whether the planner can no longer find any of the message's occasions
+/// again, so that freeing their keys (which pseudonymising does: the keys
+/// name the person or vehicle) cannot plan one twice: every occasion's day
+/// more than [`PLAN_REACH_DAYS`] ago, and a campaign's run over (its
+/// occasion's key is the campaign's start, its day the day it was
+/// planned). A message whose occasions are still within reach is kept as
+/// it is until they are not.
+pub fn settled(m: &Message, brand: &BrandPolicy, today: Date) -> bool {
+    m.occasions.iter().all(|o| {
+        let gone = o.due < today.add_days(-PLAN_REACH_DAYS);
+        let campaign_over = match o.kind {
+            OccasionKind::Campaign => brand
+                .services
+                .get(&o.service)
+                .and_then(|s| s.to)
+                .is_none_or(|to| to.0 < today.add_days(-PLAN_REACH_DAYS)),
+            _ => true,
+        };
+        gone && campaign_over
+    })
 }
 
 /// Retention over every tenant (see the module docs).
@@ -91,10 +121,12 @@ impl Retention {
                     Vec::new()
                 }
             };
+            let brand = self.policies.current().brand.clone();
+            let settled = |m: &Message| settled(m, &brand, today);
             for t in tenants {
                 match self
                     .erasure
-                    .expire(&t.id, messages_before, responses_before)
+                    .expire(&t.id, messages_before, responses_before, &settled)
                 {
                     Ok(x) => {
                         run.messages += x.messages;

@@ -653,6 +653,9 @@ mod erasure {
         {
             let mut c = store.customer("K1").unwrap().unwrap();
             c.last_name = "Quellenbrünnerich".into();
+            // The dealer's own street, in every letter's sender line: no
+            // reason to touch a letter that is not theirs.
+            c.address.street = "Hauptstr. 1".into();
             let id = store.next_import_id().unwrap();
             let mut tx = store.begin_import(id).unwrap();
             tx.put_customer(&c).unwrap();
@@ -689,6 +692,11 @@ mod erasure {
         };
         let both = batch(1, vec![letter(&k2, 11), letter(&k1, 12)]);
         let only_k1 = batch(2, vec![letter(&k1, 13)]);
+        let only_k2 = batch(3, vec![letter(&k2, 16)]);
+        let only_k2_files = (
+            std::fs::read(&only_k2.pdf).unwrap(),
+            std::fs::read(&only_k2.manifest).unwrap(),
+        );
         let k2_pdf = std::fs::read(&both.pdf).unwrap();
         let list = crate::dispatch::calls::write_tasks(
             &calls,
@@ -739,9 +747,32 @@ mod erasure {
         assert_eq!(pdf.len(), k2_pdf.len());
         let k2_name = crate::render::pdf::encode_winansi(&k2.last_name);
         assert!(pdf.windows(k2_name.len()).any(|w| w == k2_name));
+        // The manifest keeps a row per letter (a lettershop splits the PDF
+        // by its pages): K2's as it was, K1's void.
         let manifest = std::fs::read_to_string(&both.manifest).unwrap();
-        assert_eq!(manifest.lines().count(), 2, "{manifest}");
-        assert!(manifest.contains("\"K2\""), "{manifest}");
+        let lines: Vec<&str> = manifest.lines().collect();
+        assert_eq!(lines.len(), 3, "{manifest}");
+        let row_of = |message: &str| {
+            lines
+                .iter()
+                .find(|l| l.split(',').nth(1) == Some(message))
+                .copied()
+                .unwrap_or_default()
+        };
+        assert!(row_of("11").contains("\"K2\""), "{manifest}");
+        assert!(
+            row_of("12").contains(crate::erasure::outputs::VOID_NAME),
+            "{manifest}"
+        );
+        assert!(row_of("12").contains(",\"\",\"VOID"), "{manifest}");
+        // A batch without them is not touched, though it sets their street.
+        assert_eq!(
+            (
+                std::fs::read(&only_k2.pdf).unwrap(),
+                std::fs::read(&only_k2.manifest).unwrap()
+            ),
+            only_k2_files
+        );
         let rows: Vec<String> = std::fs::read_to_string(&list)
             .unwrap()
             .lines()
@@ -749,6 +780,54 @@ mod erasure {
             .collect();
         assert_eq!(rows, k2_rows);
         assert_eq!((done.outputs_rewritten, done.outputs_removed), (3, 2));
+    }
+
+    #[test]
+    fn erasing_a_customer_removes_the_exports_in_the_inbox_archive_that_name_them() {
+        let fx = Fx::new();
+        customers(&fx, "d001", &["K1", "K2"]);
+        let inbox = fx.path("inbox");
+        let (done, failed) = (inbox.join("d001/done"), inbox.join("d001/failed"));
+        std::fs::create_dir_all(&done).unwrap();
+        std::fs::create_dir_all(&failed).unwrap();
+        let write = |p: std::path::PathBuf, text: &str| std::fs::write(p, text).unwrap();
+        write(
+            done.join("kunden.csv"),
+            "Kundennr;Name\nK2;Berta\nK1;Anna\n",
+        );
+        write(done.join("kunden.csv.report.txt"), "2 rows imported\n");
+        // K10 and XK1 are other people: no whole word K1.
+        write(
+            done.join("kunden2.csv"),
+            "Kundennr;Name\nK10;Carl\nXK1;Dora\n",
+        );
+        write(failed.join("visits.csv"), "kunde,km\n\"K1\",30000\n");
+        let erasure = Erasure::open(fx.stores.clone()).unwrap().with_archive(
+            crate::erasure::outputs::Archive {
+                root: inbox.clone(),
+                folders: vec!["done", "failed"],
+                report_suffix: ".report.txt",
+            },
+        );
+
+        let report = erasure.erase(&tid("d001"), "K1").unwrap();
+
+        assert_eq!(report.archived_removed, 3);
+        let left = |d: &std::path::Path| {
+            let mut v: Vec<String> = std::fs::read_dir(d)
+                .unwrap()
+                .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .collect();
+            v.sort();
+            v
+        };
+        assert_eq!(left(&done), vec!["kunden2.csv".to_string()]);
+        assert!(left(&failed).is_empty());
+        // Again (a retry): nothing more to remove, and no error.
+        assert_eq!(
+            erasure.erase(&tid("d001"), "K1").unwrap().archived_removed,
+            0
+        );
     }
 
     #[test]
@@ -803,6 +882,52 @@ mod retention {
     use crate::dispatch::engine::fixture::*;
     use crate::erasure::Erasure;
     use crate::retention::Retention;
+
+    #[test]
+    fn retention_waits_as_long_as_the_planner_may_find_an_occasion_again() {
+        use crate::planner::occasions as o;
+        assert!(
+            crate::retention::PLAN_REACH_DAYS
+                >= o::OVERDUE_GRACE_DAYS
+                    .max(o::AFTER_VISIT_GRACE_DAYS)
+                    .max(o::JOURNEY_GRACE_DAYS)
+        );
+        // A message sent long ago whose occasion is still to come (a long
+        // lead), or overdue within the grace, or a campaign still running:
+        // pseudonymising it would free its key and plan it again.
+        let fx = Fx::new();
+        customers(&fx, "d001", &["K1"]);
+        let today = Date::today();
+        let mut m = draft(
+            &fx.store("d001"),
+            "K1",
+            Channel::Email,
+            "service_due",
+            Some(VIN_A),
+            today.add_days(-400),
+        );
+        let brand = fx.p().brand.clone();
+        let settled =
+            |m: &touchpoint_common::outbox::Message| crate::retention::settled(m, &brand, today);
+        for (due, want) in [(30, false), (-10, false), (-90, false), (-91, true)] {
+            m.occasions[0].due = today.add_days(due);
+            assert_eq!(settled(&m), want, "due in {due} days");
+        }
+        m.occasions[0].kind = touchpoint_common::policy::OccasionKind::Campaign;
+        m.occasions[0].service = "winter_check".into();
+        let mut campaign = brand.clone();
+        for (to, want) in [(10, false), (-200, true)] {
+            campaign.services.get_mut("winter_check").unwrap().to =
+                Some(touchpoint_common::policy::PolicyDate(today.add_days(to)));
+            assert_eq!(
+                crate::retention::settled(&m, &campaign, today),
+                want,
+                "campaign ends in {to} days"
+            );
+        }
+        m.occasions[0].service = "no_such_campaign".into();
+        assert!(settled(&m));
+    }
 
     const OLD_VISIT: &str = "Wartung Xylophonia";
     const OLD_ADDRESS: &str = "k1.alt@retention-test.example";

@@ -196,6 +196,22 @@ fn erase_leaves_no_byte_of_the_customer_in_the_state_directory_or_the_log() {
     )
     .expect("eml");
 
+    // The inbox's archive: an export of both as it came (the drop folder
+    // moves what it imported into done/), and one of someone else.
+    let done = files.state_dir.join("inbox/d001/done");
+    std::fs::create_dir_all(&done).expect("done/");
+    let archived = done.join("kunden-2026-11-30.csv");
+    std::fs::write(
+        &archived,
+        format!(
+            "Kundennr;Name;Email\nK-77001;Zacharias {NAME};{EMAIL}\nK-77002;Berta Bleibtreu;\n"
+        ),
+    )
+    .expect("archived export");
+    std::fs::write(done.join("kunden-2026-11-30.csv.report.txt"), "2 rows\n").expect("report");
+    let unrelated = done.join("kunden-2026-11-29.csv");
+    std::fs::write(&unrelated, "Kundennr;Name\nK-77002;Berta Bleibtreu\n").expect("export");
+
     // A letter batch and a call list dispatch wrote before, each with both
     // customers (written here as dispatch writes them).
     let d001 = touchpoint_common::TenantId::new("d001").expect("tenant");
@@ -273,6 +289,11 @@ fn erase_leaves_no_byte_of_the_customer_in_the_state_directory_or_the_log() {
         ],
     );
     assert!(out.contains("letter and call files rewritten: 3"), "{out}");
+    assert!(
+        out.contains("imported files in the inbox's archive removed: 2"),
+        "{out}"
+    );
+    assert!(!archived.exists() && unrelated.exists());
     let pdf = std::fs::read(&batch.pdf).expect("pdf");
     assert!(
         !contains(&pdf, &winansi),

@@ -41,6 +41,10 @@ pub(super) fn erase(ctx: &Ctx, tenant: &TenantId, customer: &str) -> Response {
                 ),
                 ("letter and call files removed".into(), r.outputs_removed),
                 (
+                    "imported files in the inbox's archive removed".into(),
+                    r.archived_removed,
+                ),
+                (
                     "audit lines naming them pseudonymised".into(),
                     r.audit_lines,
                 ),

@@ -49,7 +49,7 @@ pub const FAILED: &str = "failed";
 const RESCAN: Duration = Duration::from_secs(5);
 /// How long an entry that could not be filed is left alone unchanged.
 pub const RETRY_LEFT: Duration = Duration::from_secs(600);
-const REPORT_SUFFIX: &str = ".report.txt";
+pub const REPORT_SUFFIX: &str = ".report.txt";
 /// The report written into `<state>` when the inbox root is not a folder.
 pub const ROOT_REPORT: &str = "inbox.report.txt";
 /// A name in a folder can be this long (NAME_MAX of Linux file systems).
