@@ -22,6 +22,7 @@ pub(super) mod import;
 mod journeys;
 mod keys;
 mod merges;
+pub(super) mod tracker;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -82,7 +83,7 @@ pub(super) struct Records {
     meta: sled::Tree,
     /// What changed since the derived views were computed, and the
     /// opt-in counts at a version (`changes.rs`).
-    changes: Mutex<changes::Changes>,
+    changes: Mutex<tracker::Changes>,
     /// Records of the dealer's data decoded (`changes.rs`, `records_read`).
     reads: AtomicU64,
     /// Write windows opened and closed: odd while one is open (`changes.rs`).
@@ -119,7 +120,7 @@ impl Records {
             objections: db.tree("objections")?,
             meta: db.tree("meta")?,
             db,
-            changes: Mutex::new(changes::Changes::default()),
+            changes: Mutex::new(tracker::Changes::default()),
             reads: AtomicU64::new(0),
             writing: AtomicU64::new(0),
             board,
@@ -487,7 +488,7 @@ impl Records {
             })
             .map_err(tx_err(&self.db))?;
         // An import that stored nothing: only its report and the count.
-        self.carry(before, &changes::Touched::new(), None)?;
+        self.carry(before, &tracker::Touched::new(), None)?;
         self.db.flush()?;
         self.data_changed();
         Ok(())

@@ -95,7 +95,7 @@ impl Records {
             .map(|m| (m.merged.clone(), m.survivor.clone()))
             .collect();
         let opt_ins = self.opt_ins_delta_of_merges(&pairs)?;
-        let touched: super::changes::Touched =
+        let touched: super::tracker::Touched =
             pairs.into_iter().flat_map(|(m, s)| [m, s]).collect();
         (&self.merges, &self.merged, &self.meta)
             .transaction(|(mt, md, meta)| {

@@ -25,10 +25,10 @@ use super::staging::{
 };
 use crate::store::db::codec_err;
 use crate::store::error::{Result, StoreError};
-use crate::store::records::changes::Touched;
 use crate::store::records::keys::{
     as_of_customer, as_of_vehicle, composite, consent_key, response_key, visit_key,
 };
+use crate::store::records::tracker::Touched;
 use crate::store::records::Records;
 
 /// Staged records applied per journal batch (one sync each).
