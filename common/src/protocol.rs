@@ -1521,6 +1521,10 @@ pub struct RetentionRun {
     pub responses: u64,
     /// Audit lines removed.
     pub audit_lines: u64,
+    /// Files older than the shortest of the messages' and responses'
+    /// months removed: letter batches, call lists, the inbox's archive.
+    #[serde(default)]
+    pub files: u64,
     /// Tenant stores rewritten (what went is gone from disk).
     pub rewritten: u64,
     /// `tenant: error` of each tenant the run could not finish.
@@ -1532,8 +1536,8 @@ impl RetentionRun {
     /// say it.
     pub fn summary(&self) -> String {
         let mut line = format!(
-            "{} messages pseudonymised, {} spooled emails removed, {} visits and {} responses removed, {} audit lines removed, {} tenant stores rewritten",
-            self.messages, self.spooled, self.visits, self.responses, self.audit_lines, self.rewritten
+            "{} messages pseudonymised, {} spooled emails removed, {} visits and {} responses removed, {} audit lines removed, {} old files removed, {} tenant stores rewritten",
+            self.messages, self.spooled, self.visits, self.responses, self.audit_lines, self.files, self.rewritten
         );
         if !self.failed.is_empty() {
             line.push_str(&format!("; failed: {}", self.failed.join("; ")));

@@ -84,6 +84,7 @@ pub fn status() -> DaemonStatus {
                 visits: 1_020,
                 responses: 14,
                 audit_lines: 0,
+                files: 5,
                 rewritten: 2,
                 failed: Vec::new(),
             }),

@@ -647,6 +647,16 @@ impl Erasure {
     }
 }
 
+impl Erasure {
+    /// Retention of files in one tenant: its letter batches, call lists
+    /// and the inbox's archive last changed before `before` are removed
+    /// ([`outputs::expire_files`]). Returns how many.
+    pub fn expire_files(&self, tenant: &TenantId, before: std::time::SystemTime) -> Result<u64> {
+        outputs::expire_files(&self.outputs, self.archive.as_ref(), tenant, before)
+            .map_err(|e| ErasureError::Refused(format!("old files: {e}")))
+    }
+}
+
 /// Messages retention pseudonymises at once (`Erasure::expire`).
 const EXPIRE_SLICE: usize = 1_000;
 

@@ -12,7 +12,11 @@
 //!   stay with their messages; learning, which also reads raw responses,
 //!   learns from the retention window from then on);
 //! - audit lines written (wall time) more than `audit_months` before now
-//!   are removed from the audit log.
+//!   are removed from the audit log;
+//! - the tenant's files last changed more than the shorter of
+//!   `messages_months` and `responses_months` ago (wall time) are removed:
+//!   letter batches, call lists and the dealers' exports in the inbox's
+//!   archive (`done/`, `failed/`), which hold messages and visits.
 //!
 //! A tenant store from which anything went is rewritten
 //! (`Stores::rewrite_tenant`), so it is gone from disk. The last run is
@@ -123,7 +127,25 @@ impl Retention {
             };
             let brand = self.policies.current().brand.clone();
             let settled = |m: &Message| settled(m, &brand, today);
+            // Files (letter batches, call lists, the dealers' exports as
+            // they came) hold messages and visits: the shorter months.
+            let files_months = [policy.messages_months, policy.responses_months]
+                .into_iter()
+                .flatten()
+                .min();
+            let files_before = files_months.and_then(|m| {
+                let now = chrono::Utc::now();
+                let cut = now.checked_sub_months(Months::new(m))?;
+                let ago = (now - cut).to_std().ok()?;
+                std::time::SystemTime::now().checked_sub(ago)
+            });
             for t in tenants {
+                if let Some(before) = files_before {
+                    match self.erasure.expire_files(&t.id, before) {
+                        Ok(n) => run.files += n,
+                        Err(e) => run.failed.push(format!("{}: {e}", t.id)),
+                    }
+                }
                 match self
                     .erasure
                     .expire(&t.id, messages_before, responses_before, &settled)

@@ -1050,16 +1050,56 @@ mod retention {
         let state = fx.path("state/tenants/d001");
         assert!(!files_holding(&state, OLD_VISIT.as_bytes()).is_empty());
 
+        // Files dispatch and the inbox keep: three years old and new.
+        let (letters, calls, inbox) = (fx.path("letters"), fx.path("calls"), fx.path("inbox"));
+        let three_years =
+            std::time::SystemTime::now() - std::time::Duration::from_secs(3 * 366 * 86_400);
+        let file = |dir: std::path::PathBuf, name: &str, old: bool| {
+            std::fs::create_dir_all(&dir).unwrap();
+            let p = dir.join(name);
+            let f = std::fs::File::create(&p).unwrap();
+            if old {
+                f.set_modified(three_years).unwrap();
+            }
+            p
+        };
+        let old_files = [
+            file(letters.join("d001"), "d001-2023-01-02-01.pdf", true),
+            file(calls.join("d001"), "calls-d001-2023-01-02-01.csv", true),
+            file(inbox.join("d001/done"), "kunden-2023.csv", true),
+        ];
+        let new_files = [
+            file(letters.join("d001"), "d001-2026-12-01-01.pdf", false),
+            file(inbox.join("d001/done"), "kunden-2026.csv", false),
+            // Waiting to be imported: never retention's.
+            file(inbox.join("d001"), "kunden-alt.csv", true),
+        ];
         let retention = Retention::new(
-            Arc::new(Erasure::open(fx.stores.clone()).unwrap()),
+            Arc::new(
+                Erasure::open(fx.stores.clone())
+                    .unwrap()
+                    .with_outputs(letters, calls)
+                    .with_archive(crate::erasure::outputs::Archive {
+                        root: inbox,
+                        folders: vec!["done", "failed"],
+                        report_suffix: ".report.txt",
+                    }),
+            ),
             fx.policies.clone(),
         );
         // No [retention]: everything is kept.
         let run = retention.run("schedule");
         assert_eq!(
-            (run.messages, run.visits, run.audit_lines, run.rewritten),
-            (0, 0, 0, 0)
+            (
+                run.messages,
+                run.visits,
+                run.audit_lines,
+                run.files,
+                run.rewritten
+            ),
+            (0, 0, 0, 0, 0)
         );
+        assert!(old_files.iter().all(|p| p.exists()));
         assert_eq!(fx.message("d001", old).recipient, "K1");
 
         let brand = fx.path("policies/brand.toml");
@@ -1079,6 +1119,9 @@ mod retention {
         assert_eq!((run.visits, run.responses), (1, 0), "{run:?}");
         assert_eq!(run.audit_lines, 1, "{run:?}");
         assert_eq!(run.rewritten, 1, "{run:?}");
+        assert_eq!(run.files, 3, "{run:?}");
+        assert!(old_files.iter().all(|p| !p.exists()));
+        assert!(new_files.iter().all(|p| p.exists()));
         assert!(run.failed.is_empty(), "{run:?}");
         assert_eq!(retention.status().last, Some(run));
         // The old message stays for the ledger and the results, anonymous.

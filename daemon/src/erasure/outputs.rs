@@ -82,12 +82,7 @@ pub fn scrub(
         else {
             continue;
         };
-        let mut names: Vec<String> = Vec::new();
-        for n in folder.names()? {
-            if matches!(folder.kind(&n)?, Some(SFlag::S_IFREG)) {
-                names.extend(n.to_str().map(str::to_string));
-            }
-        }
+        let names = regular_files(&folder)?;
         let mut done: BTreeSet<String> = BTreeSet::new();
         for name in names.iter().filter(|n| n.ends_with(".csv")) {
             let bytes = read(&folder, name)?;
@@ -182,12 +177,7 @@ pub fn scrub_archive(
         let Some(dir) = folder.open_sub(sub)? else {
             continue;
         };
-        let mut names: Vec<String> = Vec::new();
-        for n in dir.names()? {
-            if matches!(dir.kind(&n)?, Some(SFlag::S_IFREG)) {
-                names.extend(n.to_str().map(str::to_string));
-            }
-        }
+        let names = regular_files(&dir)?;
         let mut gone: BTreeSet<String> = BTreeSet::new();
         for name in &names {
             let bytes = read(&dir, name)?;
@@ -212,6 +202,62 @@ pub fn scrub_archive(
         }
     }
     Ok(removed)
+}
+
+/// Removes the tenant's files last changed before `before`: the top level
+/// of its folder under each of `roots` (letter batches, call lists) and
+/// the archive's folders. Never through a link; a folder that is not
+/// there is nothing to do. Returns how many files went.
+pub fn expire_files(
+    roots: &[PathBuf],
+    archive: Option<&Archive>,
+    tenant: &TenantId,
+    before: std::time::SystemTime,
+) -> Result<u64, FilesError> {
+    let mut folders: Vec<Dir> = Vec::new();
+    for root in roots {
+        if let Some(d) = Dir::open(root, Perms::of_dir(root))? {
+            folders.extend(d.open_sub(tenant.as_str())?);
+        }
+    }
+    if let Some(a) = archive {
+        if let Some(t) = Dir::open(&a.root, Perms::of_dir(&a.root))?
+            .map(|d| d.open_sub(tenant.as_str()))
+            .transpose()?
+            .flatten()
+        {
+            for sub in &a.folders {
+                folders.extend(t.open_sub(sub)?);
+            }
+        }
+    }
+    let mut removed = 0;
+    for dir in &folders {
+        for name in regular_files(dir)? {
+            let path = dir.path().join(&name);
+            let modified = dir
+                .open_read(&name)?
+                .metadata()
+                .and_then(|m| m.modified())
+                .map_err(|e| FilesError::Io { path, source: e })?;
+            if modified < before {
+                dir.remove(&name)?;
+                removed += 1;
+            }
+        }
+    }
+    Ok(removed)
+}
+
+/// The names of the regular files in `dir` (no link, no folder).
+fn regular_files(dir: &Dir) -> Result<Vec<String>, FilesError> {
+    let mut names = Vec::new();
+    for n in dir.names()? {
+        if matches!(dir.kind(&n)?, Some(SFlag::S_IFREG)) {
+            names.extend(n.to_str().map(str::to_string));
+        }
+    }
+    Ok(names)
 }
 
 /// Whether `word` stands in `hay` with no letter or digit on either side.
