@@ -618,11 +618,16 @@ fn write_new(path: &Path, bytes: &[u8]) -> Result<()> {
 }
 
 /// Reads a file not through a link, up to `max` bytes.
-fn read_bounded(path: &Path, max: u64) -> std::io::Result<Vec<u8>> {
-    let f = std::fs::OpenOptions::new()
+/// A file opened for reading, never through a link.
+fn open_read(path: &Path) -> std::io::Result<std::fs::File> {
+    std::fs::OpenOptions::new()
         .read(true)
         .custom_flags(nix::libc::O_NOFOLLOW)
-        .open(path)?;
+        .open(path)
+}
+
+fn read_bounded(path: &Path, max: u64) -> std::io::Result<Vec<u8>> {
+    let f = open_read(path)?;
     let meta = f.metadata()?;
     if !meta.is_file() {
         return Err(std::io::Error::other("not a regular file"));
@@ -691,11 +696,7 @@ fn hash_tree(root: &Path, sync: bool) -> Result<Vec<FileEntry>> {
         if !t.is_file() {
             continue;
         }
-        let f = std::fs::OpenOptions::new()
-            .read(true)
-            .custom_flags(nix::libc::O_NOFOLLOW)
-            .open(&path)
-            .map_err(io(&path))?;
+        let f = open_read(&path).map_err(io(&path))?;
         if sync {
             f.sync_all().map_err(io(&path))?;
         }
@@ -773,11 +774,7 @@ fn check_files(backup: &Path, m: &Manifest, findings: &mut Vec<String>) -> Resul
             findings.push(format!("{name}: not in the manifest"));
             continue;
         };
-        let f = std::fs::OpenOptions::new()
-            .read(true)
-            .custom_flags(nix::libc::O_NOFOLLOW)
-            .open(&path)
-            .map_err(io(&path))?;
+        let f = open_read(&path).map_err(io(&path))?;
         let mut hasher = blake3::Hasher::new();
         let bytes = std::io::copy(&mut &f, &mut hasher).map_err(io(&path))?;
         if bytes != entry.bytes {

@@ -450,38 +450,11 @@ impl Central {
         self.flush_db(&c)
     }
 
-    /// Dispatch pauses in force (they outlive a restart).
-    pub fn pauses(&self) -> Result<Vec<Pause>> {
-        match self.db()?.settings.get(PAUSES).map_err(self.fail())? {
-            None => Ok(Vec::new()),
-            Some(b) => decode_record(&b).map_err(|source| StoreError::Codec {
-                tree: "settings",
-                source,
-            }),
-        }
-    }
-
-    /// Replaces the pauses in force, durably. `changed`: the tenant whose
-    /// pause was set or lifted (`None`: a pause of every tenant), so that
-    /// only those who may see it hear of it.
-    pub fn set_pauses(&self, pauses: &[Pause], changed: Option<&TenantId>) -> Result<()> {
-        let bytes = encode_record(pauses).map_err(|source| StoreError::Codec {
-            tree: "settings",
-            source,
-        })?;
-        let c = self.db()?;
-        c.settings.insert(PAUSES, bytes).map_err(self.fail())?;
-        self.flush_db(&c)?;
-        drop(c);
-        self.events.publish(&[Topic::Dispatch], changed);
-        Ok(())
-    }
-
-    /// The learned state (`crate::learning`), as last stored.
-    pub fn learned(&self) -> Result<Option<touchpoint_common::learning::LearnedState>> {
+    /// A record of the `settings` tree, as stored.
+    fn setting<T: serde::de::DeserializeOwned>(&self, key: &[u8]) -> Result<Option<T>> {
         self.db()?
             .settings
-            .get(LEARNED)
+            .get(key)
             .map_err(self.fail())?
             .map(|b| {
                 decode_record(&b).map_err(|source| StoreError::Codec {
@@ -492,16 +465,40 @@ impl Central {
             .transpose()
     }
 
-    /// Replaces the learned state, durably (`crate::learning` is its one
-    /// writer).
-    pub fn set_learned(&self, state: &touchpoint_common::learning::LearnedState) -> Result<()> {
-        let bytes = encode_record(state).map_err(|source| StoreError::Codec {
+    /// Replaces a record of the `settings` tree, durably.
+    fn set_setting<T: serde::Serialize + ?Sized>(&self, key: &[u8], value: &T) -> Result<()> {
+        let bytes = encode_record(value).map_err(|source| StoreError::Codec {
             tree: "settings",
             source,
         })?;
         let c = self.db()?;
-        c.settings.insert(LEARNED, bytes).map_err(self.fail())?;
+        c.settings.insert(key, bytes).map_err(self.fail())?;
         self.flush_db(&c)
+    }
+
+    /// Dispatch pauses in force (they outlive a restart).
+    pub fn pauses(&self) -> Result<Vec<Pause>> {
+        Ok(self.setting(PAUSES)?.unwrap_or_default())
+    }
+
+    /// Replaces the pauses in force, durably. `changed`: the tenant whose
+    /// pause was set or lifted (`None`: a pause of every tenant), so that
+    /// only those who may see it hear of it.
+    pub fn set_pauses(&self, pauses: &[Pause], changed: Option<&TenantId>) -> Result<()> {
+        self.set_setting(PAUSES, pauses)?;
+        self.events.publish(&[Topic::Dispatch], changed);
+        Ok(())
+    }
+
+    /// The learned state (`crate::learning`), as last stored.
+    pub fn learned(&self) -> Result<Option<touchpoint_common::learning::LearnedState>> {
+        self.setting(LEARNED)
+    }
+
+    /// Replaces the learned state, durably (`crate::learning` is its one
+    /// writer).
+    pub fn set_learned(&self, state: &touchpoint_common::learning::LearnedState) -> Result<()> {
+        self.set_setting(LEARNED, state)
     }
 
     /// Appends to the audit log, durably. The sequence number is assigned here.
@@ -573,28 +570,12 @@ impl Central {
 
     /// The last retention run, as stored (`crate::retention`).
     pub fn retention_run(&self) -> Result<Option<RetentionRun>> {
-        self.db()?
-            .settings
-            .get(RETENTION)
-            .map_err(self.fail())?
-            .map(|b| {
-                decode_record(&b).map_err(|source| StoreError::Codec {
-                    tree: "settings",
-                    source,
-                })
-            })
-            .transpose()
+        self.setting(RETENTION)
     }
 
     /// Stores what the last retention run did, durably.
     pub fn set_retention_run(&self, run: &RetentionRun) -> Result<()> {
-        let bytes = encode_record(run).map_err(|source| StoreError::Codec {
-            tree: "settings",
-            source,
-        })?;
-        let c = self.db()?;
-        c.settings.insert(RETENTION, bytes).map_err(self.fail())?;
-        self.flush_db(&c)
+        self.set_setting(RETENTION, run)
     }
 
     /// Newest first: up to `limit` entries for which `keep` holds, looking
