@@ -75,6 +75,13 @@ pub fn settled(m: &Message, brand: &BrandPolicy, today: Date) -> bool {
     })
 }
 
+/// The moment `months` calendar months before `now` (wall time).
+fn months_before_wall(now: Timestamp, months: u32) -> Timestamp {
+    chrono::DateTime::from_timestamp_millis(now.millis())
+        .and_then(|t| t.checked_sub_months(Months::new(months)))
+        .map_or(Timestamp(0), |t| Timestamp(t.timestamp_millis()))
+}
+
 /// Retention over every tenant (see the module docs).
 pub struct Retention {
     erasure: Arc<Erasure>,
@@ -133,11 +140,9 @@ impl Retention {
                 .into_iter()
                 .flatten()
                 .min();
-            let files_before = files_months.and_then(|m| {
-                let now = chrono::Utc::now();
-                let cut = now.checked_sub_months(Months::new(m))?;
-                let ago = (now - cut).to_std().ok()?;
-                std::time::SystemTime::now().checked_sub(ago)
+            let files_before = files_months.map(|m| {
+                let cut = months_before_wall(Timestamp::wall(), m).millis().max(0);
+                std::time::UNIX_EPOCH + std::time::Duration::from_millis(cut as u64)
             });
             for t in tenants {
                 if let Some(before) = files_before {
@@ -162,10 +167,7 @@ impl Retention {
             }
         }
         if let Some(m) = policy.audit_months {
-            let now = Timestamp::wall();
-            let cut = chrono::DateTime::from_timestamp_millis(now.millis())
-                .and_then(|t| t.checked_sub_months(Months::new(m)))
-                .map_or(Timestamp(0), |t| Timestamp(t.timestamp_millis()));
+            let cut = months_before_wall(Timestamp::wall(), m);
             match central.prune_audit(cut) {
                 Ok(n) => run.audit_lines = n,
                 Err(e) => run.failed.push(format!("audit log: {e}")),
