@@ -281,6 +281,10 @@ impl Outbox {
     /// (once for several groups) before anything outside relies on them.
     pub(in crate::store) fn apply_unflushed(&self, changes: &[Change]) -> Result<()> {
         self.db.writable()?;
+        if !changes.is_empty() {
+            self.writes
+                .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
         for chunk in changes.chunks(CHUNK) {
             self.write(chunk.iter().map(Row::change), None)?;
         }
@@ -301,6 +305,8 @@ impl Outbox {
             return Ok(());
         }
         self.db.writable()?;
+        self.writes
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         self.write(changes.iter().map(Row::change), None)?;
         self.db.touch();
         self.db
