@@ -24,7 +24,9 @@
 //! A run is idempotent: every occasion has a stable key, and an occasion
 //! planned once is never planned again (unless its message is cancelled).
 //! A run whose tenant data, policy and day equal those of the last run is
-//! skipped outright. Before planning, messages not yet sent are checked
+//! skipped outright; a committing run on the day of the last one, with
+//! nothing but dealer data changed since, plans only the recipients that
+//! may plan otherwise than then ([`Basis`]). Before planning, messages not yet sent are checked
 //! again: one whose channel lost its consent is cancelled, which frees its
 //! occasions for this run to plan on another channel.
 

@@ -26,6 +26,10 @@
 //! - [`Outbox::apply_as_one`]: a group in one transaction, all or none, for
 //!   a caller that reports on it as one (the call centre's outcomes).
 //!
+//! The last two count their writes ([`Outbox::writes`]): a planning run
+//! knows from the count that nothing but planning moved the outbox since
+//! the last run (the planner's incremental re-plan).
+//!
 //! The ledger rule for estimates lives once, in [`reservation`].
 
 use std::collections::BTreeMap;

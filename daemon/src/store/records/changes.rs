@@ -2,8 +2,9 @@
 //! last computed, so that they follow a small import instead of
 //! recomputing the whole tenant (issue 17): the stored journeys (derived
 //! on a day under a policy), the identity pass's match keys (an opaque
-//! state the identity module keeps here), and the opt-in counts of the
-//! tenants listing.
+//! state the identity module keeps here), the opt-in counts of the
+//! tenants listing, and the last committed planning run's standing (an
+//! opaque state the planner keeps here for its incremental re-plan).
 //!
 //! Every write that changes the data version (`Records::data_version`)
 //! hands its `before` version and what it touched to [`Records::carry`]
