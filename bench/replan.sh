@@ -5,6 +5,8 @@
 #   bench/replan.sh 1000000 100        # 1M customers over 100 dealers
 #   KEEP=1 bench/replan.sh             # keep the scratch directory
 #   DAEMON=/tmp/touchpointd-old bench/replan.sh   # another daemon binary
+#   SAVE=/tmp/after bench/replan.sh    # keep the plan and re-plan reports
+#                                      # whole there (every message listed)
 #
 # The Touchpoint side of bench/compare-postgres.sh, without PostgreSQL: the
 # same population (`touchpoint-datagen --dialect comma --as-of DAY`, the
@@ -107,7 +109,7 @@ import_list() {
 }
 plan() {
     local out=$1
-    "$CONSOLE" plan --json --day "$DAY" >"$out" || {
+    "$CONSOLE" plan --json --day "$DAY" ${SAVE:+--show 10000000} >"$out" || {
         cat "$out" >&2
         exit 1
     }
@@ -149,3 +151,7 @@ echo "re-plan: $(secs "$start" "$(now)") s, $(json_sum planned_count "$SCRATCH/r
     "$(json_sum cancelled_count "$SCRATCH/replan.json") cancelled, $(json_sum recipients "$SCRATCH/replan.json") recipients"
 phases "$mark"
 echo "load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)"
+if [ -n "${SAVE:-}" ]; then
+    mkdir -p "$SAVE"
+    cp "$SCRATCH/plan.json" "$SCRATCH/replan.json" "$SAVE/"
+fi
