@@ -1266,6 +1266,48 @@ mod small_import {
         replans_equal(true);
     }
 
+    /// An operator's cancel (an outbox write by anything but planning)
+    /// since the last run: the re-plan cannot account for it and plans
+    /// every recipient, and its outbox equals the full re-plan's.
+    #[test]
+    fn after_an_operators_cancel_the_replan_plans_everyone() {
+        use touchpoint_common::outbox::MessageStatus;
+        let incremental = Fx::new();
+        let full = Fx::new();
+        let (inc, whole) = (importer(&incremental), importer(&full));
+        let mut counts = Vec::new();
+        for (fx, imp) in [(&incremental, &inc), (&full, &whole)] {
+            import(imp, &export(fx, "kunden.csv", LARGE, SEED));
+            let first = plan(fx, false);
+            // Cancel the first planned message, as an operator does.
+            let store = fx.store("d001");
+            let m = store
+                .messages()
+                .map(|m| m.expect("message"))
+                .find(|m| m.status == MessageStatus::Planned)
+                .expect("a planned message");
+            let mut after = m.clone();
+            after.status = MessageStatus::Cancelled;
+            let mut change = crate::store::Change::new(m, after);
+            change.free_occasions = true;
+            change.release_reservation();
+            store.apply(&[change]).expect("cancel");
+            drop(store);
+            import(imp, &export(fx, "kunden_a.csv", 12, SEED ^ 0x5eed));
+            if std::ptr::eq(fx, &full) {
+                assert_eq!(full.stores.close_idle(Duration::ZERO), 1);
+            }
+            counts.push((first.recipients, plan(fx, false).recipients));
+        }
+        assert_eq!(
+            counts[0], counts[1],
+            "every recipient planned on both sides"
+        );
+        // The file adds customers: at least the first plan's recipients.
+        assert!(counts[0].1 >= counts[0].0, "{counts:?}");
+        assert_eq!(planned_state(&incremental), planned_state(&full));
+    }
+
     fn replans_equal(tight: bool) {
         let steps: Vec<(&str, usize, u64)> = vec![
             ("kunden.csv", LARGE, SEED),
