@@ -24,7 +24,9 @@
 //! A run is idempotent: every occasion has a stable key, and an occasion
 //! planned once is never planned again (unless its message is cancelled).
 //! A run whose tenant data, policy and day equal those of the last run is
-//! skipped outright. Before planning, messages not yet sent are checked
+//! skipped outright; a committing run on the day of the last one, with
+//! nothing but dealer data changed since, plans only the recipients that
+//! may plan otherwise than then ([`Basis`]). Before planning, messages not yet sent are checked
 //! again: one whose channel lost its consent is cancelled, which frees its
 //! occasions for this run to plan on another channel.
 
@@ -56,6 +58,7 @@ use crate::policy::PolicyHandle;
 use crate::store::{Contact, PlanWrite, StoreError, Stores, TenantStore};
 pub use steps::History;
 use steps::{Input, Outcome};
+use touchpoint_common::learning::LearnedState;
 
 #[derive(Debug, thiserror::Error)]
 pub enum PlanError {
@@ -150,6 +153,78 @@ fn stamp(data_version: u64, policy: u64, today: Date) -> u64 {
     h
 }
 
+/// What a committed run leaves with the open store for the next run
+/// (`TenantStore::plan_keep`), which then plans only the recipients whose
+/// data changed since (the store's tracker) and those of `unsettled`, when
+/// the day, the clock's day, the policy, the learned values and the
+/// outbox's other writers stand as they were.
+///
+/// Why that equals a full run: every other recipient had each occasion it
+/// has planned or dropped for want of a channel (consent, address,
+/// suppression, objection); with the same data and inputs, a full run finds
+/// the same occasions, skips the planned ones and drops the rest at the
+/// same step, so it shapes no draft for them and takes nothing from the
+/// budget or a day's capacity; their messages not yet sent passed the same
+/// revision then (or their recipient is unsettled). The rest (revision,
+/// capping, budget, send time, ids, order) run as in a full run over the
+/// recipients planned, in the same customer-number order, with the day
+/// load of every message not yet sent read from the day index.
+struct Basis {
+    day: Date,
+    clock_day: Date,
+    policy: u64,
+    learned: LearnedState,
+    outbox_writes: u64,
+    unsettled: std::collections::BTreeSet<String>,
+}
+
+/// The learned values in force (what planning reads of them).
+fn in_force(learned: &Learned) -> LearnedState {
+    let mut s = learned.state().clone();
+    s.signature = 0;
+    s.computed_at = None;
+    s
+}
+
+/// The customer numbers an incremental run must plan (see [`Basis`]) and
+/// the data version the stored journeys are derived at, or `None`: plan
+/// every recipient.
+fn incremental_set(
+    store: &TenantStore,
+    version: u64,
+    today: Date,
+    clock_day: Date,
+    set: &PolicySet,
+    learned: &LearnedState,
+    outbox_writes: u64,
+) -> Result<Option<(std::collections::BTreeSet<String>, u64)>, PlanError> {
+    let Some((touched, state)) = store.plan_take()? else {
+        return Ok(None);
+    };
+    let Ok(basis) = state.downcast::<Basis>() else {
+        return Ok(None);
+    };
+    if basis.day != today
+        || basis.clock_day != clock_day
+        || basis.policy != set.fingerprint
+        || basis.outbox_writes != outbox_writes
+        || basis.learned != *learned
+    {
+        return Ok(None);
+    }
+    // Every journey derived today under this policy, but for these.
+    let Some((journeys_version, pending)) = store.journeys_pending(today, set.fingerprint)? else {
+        return Ok(None);
+    };
+    if journeys_version != version {
+        return Ok(None);
+    }
+    let mut numbers = touched;
+    numbers.extend(pending);
+    numbers.extend(basis.unsettled);
+    Ok(Some((numbers, journeys_version)))
+}
+
 /// Plans one tenant for `today`.
 pub fn plan_tenant(
     store: &TenantStore,
@@ -196,18 +271,55 @@ pub fn plan_tenant(
         d.as_micros() as u64
     };
     let version = store.data_version()?;
-    let mut recipients = recipients::load(store)?;
+    // A committing run on the same day under the same policy and learned
+    // values as the last one, with nothing but planning having written
+    // the outbox since, plans only the recipients that may plan otherwise
+    // than then ([`Basis`]); anything it cannot account for: every one.
+    let clock_day = Date::today();
+    let outbox_writes = store.outbox_writes();
+    let in_force = in_force(learned);
+    let only = match mode {
+        Mode::Commit => incremental_set(
+            store,
+            version,
+            today,
+            clock_day,
+            set,
+            &in_force,
+            outbox_writes,
+        )?,
+        Mode::DryRun => None,
+    };
+    let (mut recipients, gone) = match &only {
+        Some((numbers, _)) => recipients::load_some(store, numbers)?,
+        None => (recipients::load(store)?, Vec::new()),
+    };
     // Time passes: stages change without new data. A dry run derives the
     // same transitions and stores none.
-    journey::refresh(
-        store,
-        &mut recipients,
-        &set.brand.journey,
-        today,
-        mode == Mode::Commit,
-    )?;
-    if mode == Mode::Commit {
-        store.journeys_derived(today, set.fingerprint, version, true);
+    match &only {
+        Some((_, journeys_version)) => {
+            journey::refresh_loaded(
+                store,
+                &mut recipients,
+                &gone,
+                &set.brand.journey,
+                today,
+                true,
+            )?;
+            store.journeys_derived(today, set.fingerprint, *journeys_version, false);
+        }
+        None => {
+            journey::refresh(
+                store,
+                &mut recipients,
+                &set.brand.journey,
+                today,
+                mode == Mode::Commit,
+            )?;
+            if mode == Mode::Commit {
+                store.journeys_derived(today, set.fingerprint, version, true);
+            }
+        }
     }
     let load_us = lap();
     report.recipients = recipients.len() as u64;
@@ -226,7 +338,19 @@ pub fn plan_tenant(
         released: HashMap::new(),
         error: std::cell::RefCell::new(None),
     };
-    for mut m in store.pending_messages(today)? {
+    let pending = match &only {
+        // The others' messages were revised by an earlier run with the
+        // same data and inputs and stand: only their count per day is read.
+        Some((numbers, _)) => {
+            history.load = store.day_load(today)?;
+            let mut of: std::collections::BTreeSet<&str> =
+                numbers.iter().map(String::as_str).collect();
+            of.extend(recipients.iter().map(|r| r.customer.customer_no.as_str()));
+            store.pending_messages_of(today, of)?
+        }
+        None => store.pending_messages(today)?,
+    };
+    for mut m in pending {
         // Everything not yet sent takes its day's capacity; only what is
         // not yet handed to a transport can be revised.
         let reason = if m.status.is_revisable() {
@@ -235,9 +359,17 @@ pub fn plan_tenant(
             None
         };
         let Some(reason) = reason else {
-            *history.load.entry(m.send_on).or_insert(0) += 1;
+            if only.is_none() {
+                *history.load.entry(m.send_on).or_insert(0) += 1;
+            }
             continue;
         };
+        if only.is_some() {
+            // Counted from the day index above: taken off again.
+            if let Some(n) = history.load.get_mut(&m.send_on) {
+                *n = n.saturating_sub(1);
+            }
+        }
         let now = touchpoint_common::domain::Timestamp::now();
         m.status = MessageStatus::Cancelled;
         m.why.push(Why {
@@ -321,6 +453,28 @@ pub fn plan_tenant(
     report.cancelled_count = report.cancelled.len() as u64;
     let build_us = lap();
 
+    // What the next run must plan again although its data did not change:
+    // a recipient with an occasion that budget, send time, capping or the
+    // value threshold dropped (their outcome depends on what others take),
+    // or with a message the next run's revision would cancel.
+    let unsettled: std::collections::BTreeSet<String> = if mode == Mode::Commit {
+        report
+            .dropped
+            .iter()
+            .filter(|d| d.step != Step::Channel)
+            .map(|d| d.recipient.clone())
+            .chain(
+                report
+                    .planned
+                    .iter()
+                    .filter(|m| m.status.is_revisable())
+                    .filter(|m| revision(m, &recipients, &index, &input).is_some())
+                    .map(|m| m.recipient.clone()),
+            )
+            .collect()
+    } else {
+        Default::default()
+    };
     if mode == Mode::Commit {
         let write = PlanWrite {
             new: &report.planned,
@@ -328,6 +482,17 @@ pub fn plan_tenant(
             stamp: run_stamp,
         };
         store.commit_plan(&write)?;
+        store.plan_keep(
+            version,
+            Box::new(Basis {
+                day: today,
+                clock_day,
+                policy: set.fingerprint,
+                learned: in_force,
+                outbox_writes,
+                unsettled,
+            }),
+        );
     }
     let commit_us = lap();
     tracing::debug!(

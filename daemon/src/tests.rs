@@ -1366,4 +1366,166 @@ mod small_import {
         );
         assert_ne!(store.journey(&person.customer_no).unwrap(), journey_before);
     }
+
+    /// Every outbox message with its clock times taken out (a run stamps
+    /// them with the moment it writes), and every stored journey.
+    fn planned_state(
+        fx: &Fx,
+    ) -> (
+        Vec<touchpoint_common::outbox::Message>,
+        Vec<(String, JourneyRecord)>,
+    ) {
+        use touchpoint_common::domain::Timestamp;
+        let store = fx.store("d001");
+        let messages = store
+            .messages()
+            .map(|m| {
+                let mut m = m.expect("message");
+                m.planned_at = Timestamp(0);
+                for h in &mut m.history {
+                    h.0 = Timestamp(0);
+                }
+                m
+            })
+            .collect();
+        let journeys = store.journeys().map(|j| j.expect("journey")).collect();
+        (messages, journeys)
+    }
+
+    fn plan(fx: &Fx, tight: bool) -> touchpoint_common::outbox::PlanReport {
+        let store = fx.store("d001");
+        let mut set = fx.p().set.clone();
+        if tight {
+            // A few messages a day and little money: budget and send time
+            // drop occasions, whose recipients the next run plans again.
+            let t = set.tenants.get_mut(&tid("d001")).expect("d001");
+            t.channels.daily_capacity = 4;
+            for s in t.services.values_mut() {
+                s.monthly_budget.0 = s.monthly_budget.0.min(1_500);
+            }
+        }
+        crate::planner::plan_tenant(
+            &store,
+            &set,
+            Date::today(),
+            crate::planner::Mode::Commit,
+            &crate::learning::Learned::default(),
+        )
+        .expect("plan")
+    }
+
+    /// The re-plan after a small import plans only the recipients that
+    /// may plan otherwise (whose data the import changed, and those with
+    /// an occasion the last run dropped for budget, capacity, capping or
+    /// value), and its outbox and journeys equal, record for record, those
+    /// of a full re-plan of the same steps on a second state directory
+    /// whose store is closed before each run (a reopened store keeps no
+    /// standing of the last run: every recipient is planned).
+    #[test]
+    fn an_incremental_replan_equals_a_full_replan_and_plans_only_the_changed() {
+        replans_equal(false);
+    }
+
+    /// The same under a tight budget and daily capacity: the recipients
+    /// whose occasions the last run dropped for budget or send time are
+    /// planned again, in the same order as a full run plans them.
+    #[test]
+    fn an_incremental_replan_under_a_tight_budget_equals_a_full_replan() {
+        replans_equal(true);
+    }
+
+    /// An operator's cancel (an outbox write by anything but planning)
+    /// since the last run: the re-plan cannot account for it and plans
+    /// every recipient, and its outbox equals the full re-plan's.
+    #[test]
+    fn after_an_operators_cancel_the_replan_plans_everyone() {
+        use touchpoint_common::outbox::MessageStatus;
+        let incremental = Fx::new();
+        let full = Fx::new();
+        let (inc, whole) = (importer(&incremental), importer(&full));
+        let mut counts = Vec::new();
+        for (fx, imp) in [(&incremental, &inc), (&full, &whole)] {
+            import(imp, &export(fx, "kunden.csv", LARGE, SEED));
+            let first = plan(fx, false);
+            // Cancel the first planned message, as an operator does.
+            let store = fx.store("d001");
+            let m = store
+                .messages()
+                .map(|m| m.expect("message"))
+                .find(|m| m.status == MessageStatus::Planned)
+                .expect("a planned message");
+            let mut after = m.clone();
+            after.status = MessageStatus::Cancelled;
+            let mut change = crate::store::Change::new(m, after);
+            change.free_occasions = true;
+            change.release_reservation();
+            store.apply(&[change]).expect("cancel");
+            drop(store);
+            import(imp, &export(fx, "kunden_a.csv", 12, SEED ^ 0x5eed));
+            if std::ptr::eq(fx, &full) {
+                assert_eq!(full.stores.close_idle(Duration::ZERO), 1);
+            }
+            counts.push((first.recipients, plan(fx, false).recipients));
+        }
+        assert_eq!(
+            counts[0], counts[1],
+            "every recipient planned on both sides"
+        );
+        // The file adds customers: at least the first plan's recipients.
+        assert!(counts[0].1 >= counts[0].0, "{counts:?}");
+        assert_eq!(planned_state(&incremental), planned_state(&full));
+    }
+
+    fn replans_equal(tight: bool) {
+        let steps: Vec<(&str, usize, u64)> = vec![
+            ("kunden.csv", LARGE, SEED),
+            ("kunden_a.csv", 12, SEED ^ 0x5eed),
+            ("kunden_b.csv", 30, SEED ^ 0xbeef),
+            ("kunden_c.csv", 40, SEED),
+        ];
+        let incremental = Fx::new();
+        let full = Fx::new();
+        let (inc, whole) = (importer(&incremental), importer(&full));
+        let mut unsettled_before = 0u64;
+        for (i, (name, n, seed)) in steps.into_iter().enumerate() {
+            let r = import(&inc, &export(&incremental, name, n, seed));
+            import(&whole, &export(&full, name, n, seed));
+            let a = plan(&incremental, tight);
+            let closed = full.stores.close_idle(Duration::ZERO);
+            assert_eq!(closed, 1, "the full side's store is closed before {name}");
+            let b = plan(&full, tight);
+            let (sa, sb) = (planned_state(&incremental), planned_state(&full));
+            assert!(!sa.0.is_empty() && !sa.1.is_empty());
+            assert_eq!(sa.0.len(), sb.0.len(), "messages after {name}");
+            for (x, y) in sa.0.iter().zip(&sb.0) {
+                assert_eq!(x, y, "message {} after {name}", x.id);
+            }
+            assert_eq!(sa.1, sb.1, "journeys after {name}");
+            assert_eq!(
+                (a.planned_count, a.cancelled_count),
+                (b.planned_count, b.cancelled_count),
+                "after {name}"
+            );
+            if i == 0 {
+                assert_eq!(a.recipients, b.recipients, "the first plan plans everyone");
+            } else {
+                // The customers of the file (and the people merged with
+                // them), and the last run's unsettled recipients.
+                let bound = r.rows_total * 3 + unsettled_before;
+                assert!(
+                    a.recipients <= bound && a.recipients < b.recipients / 3,
+                    "after {name} the re-plan planned {} recipients of {} (at most {bound})",
+                    a.recipients,
+                    b.recipients
+                );
+            }
+            unsettled_before = b
+                .dropped
+                .iter()
+                .filter(|d| d.step != touchpoint_common::outbox::Step::Channel)
+                .map(|d| d.recipient.as_str())
+                .collect::<std::collections::BTreeSet<_>>()
+                .len() as u64;
+        }
+    }
 }

@@ -204,27 +204,49 @@ pub fn refresh_some(
     j: &Journey,
     today: Date,
 ) -> Result<Refreshed, StoreError> {
-    let (recipients, gone) = recipients::load_some(store, numbers)?;
+    let (mut recipients, gone) = recipients::load_some(store, numbers)?;
+    refresh_loaded(store, &mut recipients, &gone, j, today, true)
+}
+
+/// Derives the journeys of `recipients` (as [`recipients::load_some`]
+/// loads them), sets them on the recipients and, when `write`, stores the
+/// records that changed and removes the stored ones of `gone` (numbers
+/// that are no recipient): what [`refresh`] does for them.
+pub fn refresh_loaded(
+    store: &TenantStore,
+    recipients: &mut [Recipient],
+    gone: &[String],
+    j: &Journey,
+    today: Date,
+    write: bool,
+) -> Result<Refreshed, StoreError> {
     let mut changes: Vec<(String, Option<JourneyRecord>)> = Vec::new();
     let mut done = Refreshed::default();
     for no in gone {
-        if store.journey(&no)?.is_some() {
-            changes.push((no, None));
+        if store.journey(no)?.is_some() {
+            changes.push((no.clone(), None));
             done.removed += 1;
         }
     }
-    for r in &recipients {
+    for r in recipients.iter_mut() {
         let old = store.journey(&r.customer.customer_no)?;
         let new = derive(r, old.as_ref(), j, today);
         let same = old.as_ref().is_some_and(|o| {
             o.stage == new.stage && o.vehicles == new.vehicles && o.transitions == new.transitions
         });
+        let new = match (same, old) {
+            (true, Some(o)) => o,
+            _ => new,
+        };
         if !same {
-            changes.push((r.customer.customer_no.clone(), Some(new)));
+            changes.push((r.customer.customer_no.clone(), Some(new.clone())));
             done.written += 1;
         }
+        r.journey = Some(new);
     }
-    store.write_journeys(&changes)?;
+    if write {
+        store.write_journeys(&changes)?;
+    }
     Ok(done)
 }
 

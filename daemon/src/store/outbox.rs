@@ -72,6 +72,8 @@ pub(super) struct Outbox {
     planning: Mutex<()>,
     /// The outbox index, once asked for; kept current by the writer.
     index: Mutex<Option<OutboxIndex>>,
+    /// Writes by anything but a planning run's commit (`write.rs`).
+    writes: std::sync::atomic::AtomicU64,
 }
 
 impl Outbox {
@@ -90,6 +92,7 @@ impl Outbox {
             meta: db.tree("meta")?,
             planning: Mutex::new(()),
             index: Mutex::new(None),
+            writes: Default::default(),
             db,
         })
     }
@@ -256,6 +259,36 @@ impl Outbox {
             }
         }
         Ok(out)
+    }
+
+    pub(super) fn pending_messages_of<'a>(
+        &self,
+        from: Date,
+        recipients: impl IntoIterator<Item = &'a str>,
+    ) -> Result<Vec<Message>> {
+        // Every planned or rendered message is a contact of its recipient
+        // (`Keys::as_if`): the contacts index finds them.
+        let mut out = Vec::new();
+        for no in recipients {
+            for c in self.contacts_of(no)? {
+                if !c.status.is_revisable() || c.day < from {
+                    continue;
+                }
+                if let Some(m) = self.message(c.message)? {
+                    if m.status.is_revisable() && m.send_on >= from && m.recipient == no {
+                        out.push(m);
+                    }
+                }
+            }
+        }
+        out.sort_by_key(|m| (m.send_on, m.id));
+        out.dedup_by_key(|m| m.id);
+        Ok(out)
+    }
+
+    /// Outbox writes by anything but a planning run's commit.
+    pub(super) fn writes(&self) -> u64 {
+        self.writes.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     pub(super) fn pending_messages(&self, from: Date) -> Result<Vec<Message>> {

@@ -394,6 +394,28 @@ impl TenantStore {
         self.records.identity_keep(version, state)
     }
 
+    /// The last committed planning run's own state (the planner's
+    /// incremental re-plan) and the customers changed since, if nothing
+    /// else changed; taken out, to be given back with
+    /// [`TenantStore::plan_keep`].
+    #[allow(clippy::type_complexity)]
+    pub fn plan_take(
+        &self,
+    ) -> Result<
+        Option<(
+            std::collections::BTreeSet<String>,
+            Box<dyn std::any::Any + Send>,
+        )>,
+    > {
+        self.records.plan_take()
+    }
+
+    /// Keeps a committed planning run's state, planned from the data at
+    /// `version`.
+    pub fn plan_keep(&self, version: u64, state: Box<dyn std::any::Any + Send>) {
+        self.records.plan_keep(version, state)
+    }
+
     /// Records of the dealer's data (customers, vehicles, consents,
     /// visits, journeys) decoded since the store was opened: a debug
     /// figure; tests check with it that a small import reads a small part
@@ -573,6 +595,25 @@ impl TenantStore {
     /// Messages not yet sent whose send day is `from` or later.
     pub fn pending_messages(&self, from: Date) -> Result<Vec<Message>> {
         self.outbox.pending_messages(from)
+    }
+
+    /// The messages not yet sent (planned or rendered) with a send day
+    /// from `from` on whose recipient is one of `recipients`, in send-day
+    /// and id order (as [`TenantStore::pending_messages`] lists them).
+    pub fn pending_messages_of<'a>(
+        &self,
+        from: Date,
+        recipients: impl IntoIterator<Item = &'a str>,
+    ) -> Result<Vec<Message>> {
+        self.outbox.pending_messages_of(from, recipients)
+    }
+
+    /// Counts the outbox writes made by anything but a planning run's
+    /// commit (dispatch, operators, erasure, retention) since the store
+    /// was opened: equal at two moments, nothing but planning wrote the
+    /// outbox in between.
+    pub fn outbox_writes(&self) -> u64 {
+        self.outbox.writes()
     }
 
     /// Ids of planned or rendered messages whose send day is `day` or earlier.

@@ -26,6 +26,10 @@
 //! - [`Outbox::apply_as_one`]: a group in one transaction, all or none, for
 //!   a caller that reports on it as one (the call centre's outcomes).
 //!
+//! The last two count their writes ([`Outbox::writes`]): a planning run
+//! knows from the count that nothing but planning moved the outbox since
+//! the last run (the planner's incremental re-plan).
+//!
 //! The ledger rule for estimates lives once, in [`reservation`].
 
 use std::collections::BTreeMap;
@@ -281,6 +285,10 @@ impl Outbox {
     /// (once for several groups) before anything outside relies on them.
     pub(in crate::store) fn apply_unflushed(&self, changes: &[Change]) -> Result<()> {
         self.db.writable()?;
+        if !changes.is_empty() {
+            self.writes
+                .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
         for chunk in changes.chunks(CHUNK) {
             self.write(chunk.iter().map(Row::change), None)?;
         }
@@ -301,6 +309,8 @@ impl Outbox {
             return Ok(());
         }
         self.db.writable()?;
+        self.writes
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         self.write(changes.iter().map(Row::change), None)?;
         self.db.touch();
         self.db

@@ -2,8 +2,9 @@
 //! last computed, so that they follow a small import instead of
 //! recomputing the whole tenant (issue 17): the stored journeys (derived
 //! on a day under a policy), the identity pass's match keys (an opaque
-//! state the identity module keeps here), and the opt-in counts of the
-//! tenants listing.
+//! state the identity module keeps here), the opt-in counts of the
+//! tenants listing, and the last committed planning run's standing (an
+//! opaque state the planner keeps here for its incremental re-plan).
 //!
 //! Every write that changes the data version (`Records::data_version`)
 //! hands its `before` version and what it touched to [`Records::carry`]
@@ -59,6 +60,13 @@ impl Records {
             .is_some_and(|(s, _)| !s.carry(before, after, touched))
         {
             ch.identity = None;
+        }
+        if ch
+            .plan
+            .as_mut()
+            .is_some_and(|(s, _)| !s.carry(before, after, touched))
+        {
+            ch.plan = None;
         }
         ch.opt_ins = match (ch.opt_ins.take(), opt_ins) {
             (Some((v, o)), Some(d)) if v == before => d.apply(o).map(|o| (after, o)),
@@ -137,6 +145,30 @@ impl Records {
     /// Keeps the identity pass's state, taken from the data at `version`.
     pub(in crate::store) fn identity_keep(&self, version: u64, state: Box<dyn Any + Send>) {
         self.changes().identity = Some((
+            Since {
+                version,
+                touched: Touched::new(),
+            },
+            state,
+        ));
+    }
+
+    /// The last committed planning run's state and the customers changed
+    /// since, when it stands at the current version; taken out (the
+    /// planner gives the next run's back with [`Records::plan_keep`]).
+    pub(in crate::store) fn plan_take(&self) -> Result<Option<(Touched, Box<dyn Any + Send>)>> {
+        let version = self.data_version()?;
+        let mut ch = self.changes();
+        match ch.plan.take() {
+            Some((s, state)) if s.version == version => Ok(Some((s.touched, state))),
+            _ => Ok(None),
+        }
+    }
+
+    /// Keeps a committed planning run's state, planned from the data at
+    /// `version`.
+    pub(in crate::store) fn plan_keep(&self, version: u64, state: Box<dyn Any + Send>) {
+        self.changes().plan = Some((
             Since {
                 version,
                 touched: Touched::new(),

@@ -47,6 +47,10 @@ pub(in crate::store) struct Changes {
     pub(super) identity: Option<(Since, Box<dyn Any + Send>)>,
     /// The opt-in counts at a version.
     pub(super) opt_ins: Option<(u64, OptIns)>,
+    /// The last committed planning run's standing (an opaque state the
+    /// planner keeps here for its incremental re-plan) and what changed
+    /// since.
+    pub(super) plan: Option<(Since, Box<dyn Any + Send>)>,
 }
 
 /// What a change did to the opt-in counts: `add` minus `sub`.
