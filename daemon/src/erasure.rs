@@ -290,6 +290,11 @@ impl Erasure {
         };
         // No handle of ours is left: the rewrite closes the store.
         self.stores.rewrite_tenant(tenant)?;
+        // The audit lines that named them were replaced: the old values
+        // go from the central store's files too.
+        if report.audit_lines > 0 {
+            self.stores.rewrite_central()?;
+        }
         report.pseudonym = self.pseudonym(tenant, customer_no);
         Ok(report)
     }

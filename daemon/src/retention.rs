@@ -172,6 +172,12 @@ impl Retention {
                 Ok(n) => run.audit_lines = n,
                 Err(e) => run.failed.push(format!("audit log: {e}")),
             }
+            // Removed lines go from the central store's files too.
+            if run.audit_lines > 0 {
+                if let Err(e) = self.erasure.stores().rewrite_central() {
+                    run.failed.push(format!("central store rewrite: {e}"));
+                }
+            }
         }
         run.at = Timestamp::wall();
         if let Err(e) = central.set_retention_run(&run) {

@@ -327,6 +327,13 @@ impl Stores {
         self.with_tenant_closed(id, || rewrite::rewrite(&self.tenant_dir(id)))
     }
 
+    /// Rewrites the central database into a fresh one, so that what was
+    /// replaced or removed in it is gone from its files too
+    /// (`Central::rewrite`); its users wait meanwhile.
+    pub fn rewrite_central(&self) -> Result<()> {
+        self.central.rewrite()
+    }
+
     /// Copies the central database into a new one at `to` (a backup): one
     /// moment of it, its live records only (`snapshot.rs`).
     pub fn snapshot_central(&self, to: &Path) -> Result<TreeCounts> {

@@ -155,7 +155,7 @@ fn erase_leaves_no_byte_of_the_customer_in_the_state_directory_or_the_log() {
         &["import", "--tenant", "d001", &export.display().to_string()],
     );
     let planned = touchpoint_ok(socket, &["plan", "--tenant", "d001"]);
-    let needles = [NAME, EMAIL, PHONE, PHONE_DIGITS, STREET, VIN];
+    let needles = [NAME, EMAIL, PHONE, PHONE_DIGITS, STREET, VIN, "K-77001"];
     // The scan sees the person before (it is no test otherwise): sled
     // holds them in its files.
     let before = files_holding(&files.state_dir, &needles);

@@ -211,6 +211,9 @@ const SNAPSHOT_HELD_WAIT: Duration = Duration::from_secs(30);
 
 impl Central {
     pub(super) fn open(path: &Path, cache_bytes: u64, events: Arc<Events>) -> Result<Self> {
+        if let Some(parent) = path.parent() {
+            super::rewrite::before_open_named(parent, super::rewrite::CENTRAL_REWRITE)?;
+        }
         let db = CentralDb::open(path, cache_bytes)?;
         Ok(Self {
             path: path.to_path_buf(),
@@ -301,6 +304,68 @@ impl Central {
             std::thread::sleep(Duration::from_millis(2));
         }
         super::snapshot::copy_trees(&db.db, to, None)
+    }
+
+    /// Rewrites the central database into a fresh one (`rewrite.rs`), so
+    /// that values replaced or removed (a person's numbers in audit lines,
+    /// pruned lines) are gone from its files too. The instance is held
+    /// here as for a copy ([`Central::snapshot`]): uses wait, the ones
+    /// under way are let finish first; then it is closed, rewritten and
+    /// opened again. A kill at any point leaves the database whole.
+    pub(super) fn rewrite(&self) -> Result<()> {
+        let mut cur = self.cur.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(why) = self
+            .broken
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+        {
+            return Err(StoreError::Unavailable(format!(
+                "the central store is out of service after an I/O error ({why}); not rewritten"
+            )));
+        }
+        let Some(db) = cur.take() else {
+            return Err(StoreError::Unavailable(
+                "the central store is not open".into(),
+            ));
+        };
+        let deadline = Instant::now() + SNAPSHOT_HELD_WAIT;
+        while Arc::strong_count(&db) > 1 {
+            if Instant::now() >= deadline {
+                *cur = Some(db);
+                return Err(StoreError::Unavailable(
+                    "the central store stayed in use; not rewritten, try again".into(),
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        let flushed = db.db.flush().map_err(self.fail());
+        drop(db);
+        let db_file = self.path.join("db");
+        let rewritten = flushed.and_then(|_| {
+            wait_released(&db_file, RELEASE_WAIT).map_err(|source| StoreError::Io {
+                path: db_file.display().to_string(),
+                source,
+            })?;
+            let (Some(parent), Some(name)) = (self.path.parent(), self.path.file_name()) else {
+                return Err(StoreError::Conflict(format!(
+                    "{}: no folder to rewrite the central store in",
+                    self.path.display()
+                )));
+            };
+            super::rewrite::rewrite_named(parent, &name.to_string_lossy(), None)
+        });
+        // Whatever happened, the database at its path is whole: open it.
+        let reopened = CentralDb::open(&self.path, self.cache_bytes);
+        match reopened {
+            Ok(db) => *cur = Some(Arc::new(db)),
+            Err(e) => {
+                tracing::error!(error = %e, "the central store did not open again after its rewrite");
+                *self.broken.lock().unwrap_or_else(|e| e.into_inner()) = Some(e.to_string());
+                return Err(e);
+            }
+        }
+        rewritten
     }
 
     /// Maps a sled error; an I/O error (or worse) takes the instance out of

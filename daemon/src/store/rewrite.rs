@@ -11,6 +11,12 @@
 //! the old database after the exchange) and is removed first
 //! ([`before_open`]).
 //!
+//! The central database (`<state>/central`) is rewritten the same way
+//! beside itself (`central.rewrite`), with sled's default segment size,
+//! while `Central` holds it closed (`Central::rewrite`: after an erasure
+//! replaced a person's numbers in the audit log, after retention removed
+//! audit lines).
+//!
 //! Runs only on a closed database: the open set holds the tenant's slot
 //! (`Stores::rewrite_tenant`). A leaf: it uses `db`'s settings and the
 //! leaves `error` and `files`.
@@ -27,7 +33,13 @@ pub(super) const REWRITE_DIR: &str = "store.rewrite";
 
 /// Removes a leftover of an interrupted rewrite (see the module docs).
 pub(super) fn before_open(dir: &Path) -> Result<()> {
-    let leftover = dir.join(REWRITE_DIR);
+    before_open_named(dir, REWRITE_DIR)
+}
+
+/// [`before_open`] for the database `<dir>/<name>`, whose copy is made at
+/// `<dir>/<name>.rewrite`.
+pub(super) fn before_open_named(dir: &Path, copy_name: &str) -> Result<()> {
+    let leftover = dir.join(copy_name);
     if std::fs::symlink_metadata(&leftover).is_ok() {
         tracing::warn!(dir = %leftover.display(), "removing the leftover of an interrupted store rewrite");
         remove_path(&leftover).map_err(io_err(&leftover))?;
@@ -38,9 +50,20 @@ pub(super) fn before_open(dir: &Path) -> Result<()> {
 
 /// Rewrites the closed database `<dir>/store` (see the module docs).
 pub(super) fn rewrite(dir: &Path) -> Result<()> {
-    before_open(dir)?;
-    let old_path = dir.join("store");
-    let new_path = dir.join(REWRITE_DIR);
+    rewrite_named(dir, "store", Some(TENANT_SEGMENT_BYTES))
+}
+
+/// The central database's copy, beside it.
+pub(super) const CENTRAL_REWRITE: &str = "central.rewrite";
+
+/// Rewrites the closed database `<dir>/<name>` through a copy at
+/// `<dir>/<name>.rewrite` made with `segment_bytes` (`None`: sled's
+/// default), the segment size the database was made with.
+pub(super) fn rewrite_named(dir: &Path, name: &str, segment_bytes: Option<usize>) -> Result<()> {
+    let copy_name = format!("{name}.rewrite");
+    before_open_named(dir, &copy_name)?;
+    let old_path = dir.join(name);
+    let new_path = dir.join(&copy_name);
     match std::fs::symlink_metadata(&old_path) {
         Ok(m) if m.is_dir() => {}
         // Nothing stored yet: nothing to rewrite.
@@ -53,16 +76,16 @@ pub(super) fn rewrite(dir: &Path) -> Result<()> {
         }
         Err(e) => return Err(io_err(&old_path)(e)),
     }
-    copy(&old_path, &new_path)?;
+    copy(&old_path, &new_path, segment_bytes)?;
     wait_released(&old_path.join("db"), RELEASE_WAIT).map_err(io_err(&old_path))?;
     wait_released(&new_path.join("db"), RELEASE_WAIT).map_err(io_err(&new_path))?;
     sync_dir(dir)?;
     let folder = std::fs::File::open(dir).map_err(io_err(dir))?;
     nix::fcntl::renameat2(
         &folder,
-        REWRITE_DIR,
+        copy_name.as_str(),
         &folder,
-        "store",
+        name,
         nix::fcntl::RenameFlags::RENAME_EXCHANGE,
     )
     .map_err(|e| io_err(dir)(e.into()))?;
@@ -74,15 +97,16 @@ pub(super) fn rewrite(dir: &Path) -> Result<()> {
 
 /// Copies every live tree of the closed database at `from` into a new one
 /// at `to`, durably, and closes both.
-fn copy(from: &Path, to: &Path) -> Result<()> {
-    let old = sled::Config::new()
+fn copy(from: &Path, to: &Path, segment_bytes: Option<usize>) -> Result<()> {
+    let mut config = sled::Config::new()
         .path(from)
         .cache_capacity(COPY_CACHE)
-        .segment_size(TENANT_SEGMENT_BYTES)
-        .flush_every_ms(None)
-        .open()
-        .map_err(sled_err(from))?;
-    copy_trees(&old, to, Some(TENANT_SEGMENT_BYTES)).map(|_| ())
+        .flush_every_ms(None);
+    if let Some(bytes) = segment_bytes {
+        config = config.segment_size(bytes);
+    }
+    let old = config.open().map_err(sled_err(from))?;
+    copy_trees(&old, to, segment_bytes).map(|_| ())
 }
 
 #[cfg(test)]
