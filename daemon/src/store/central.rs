@@ -281,6 +281,19 @@ impl Central {
     /// let finish first (up to [`SNAPSHOT_HELD_WAIT`]).
     pub(super) fn snapshot(&self, to: &Path) -> Result<super::snapshot::TreeCounts> {
         let cur = self.cur.lock().unwrap_or_else(|e| e.into_inner());
+        let db = self.held_alone(&cur, "copied")?;
+        super::snapshot::copy_trees(&db.db, to, None)
+    }
+
+    /// With `cur` (the lock) held: the instance in service once nobody
+    /// else holds it; the uses under way are let finish first (up to
+    /// [`SNAPSHOT_HELD_WAIT`]), new ones wait on the lock. `what` the
+    /// caller does with it, for the errors ("copied").
+    fn held_alone<'a>(
+        &self,
+        cur: &'a Option<Arc<CentralDb>>,
+        what: &str,
+    ) -> Result<&'a Arc<CentralDb>> {
         if let Some(why) = self
             .broken
             .lock()
@@ -288,7 +301,7 @@ impl Central {
             .clone()
         {
             return Err(StoreError::Unavailable(format!(
-                "the central store is out of service after an I/O error ({why}); not copied"
+                "the central store is out of service after an I/O error ({why}); not {what}"
             )));
         }
         let db = cur
@@ -297,13 +310,13 @@ impl Central {
         let deadline = Instant::now() + SNAPSHOT_HELD_WAIT;
         while Arc::strong_count(db) > 1 {
             if Instant::now() >= deadline {
-                return Err(StoreError::Unavailable(
-                    "the central store stayed in use; not copied, try again".into(),
-                ));
+                return Err(StoreError::Unavailable(format!(
+                    "the central store stayed in use; not {what}, try again"
+                )));
             }
             std::thread::sleep(Duration::from_millis(2));
         }
-        super::snapshot::copy_trees(&db.db, to, None)
+        Ok(db)
     }
 
     /// Rewrites the central database into a fresh one (`rewrite.rs`), so
@@ -314,31 +327,12 @@ impl Central {
     /// opened again. A kill at any point leaves the database whole.
     pub(super) fn rewrite(&self) -> Result<()> {
         let mut cur = self.cur.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(why) = self
-            .broken
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
-        {
-            return Err(StoreError::Unavailable(format!(
-                "the central store is out of service after an I/O error ({why}); not rewritten"
-            )));
-        }
+        self.held_alone(&cur, "rewritten")?;
         let Some(db) = cur.take() else {
             return Err(StoreError::Unavailable(
                 "the central store is not open".into(),
             ));
         };
-        let deadline = Instant::now() + SNAPSHOT_HELD_WAIT;
-        while Arc::strong_count(&db) > 1 {
-            if Instant::now() >= deadline {
-                *cur = Some(db);
-                return Err(StoreError::Unavailable(
-                    "the central store stayed in use; not rewritten, try again".into(),
-                ));
-            }
-            std::thread::sleep(Duration::from_millis(2));
-        }
         let flushed = db.db.flush().map_err(self.fail());
         drop(db);
         let db_file = self.path.join("db");

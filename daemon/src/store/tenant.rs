@@ -87,6 +87,14 @@ pub struct TenantStore {
     outbox: Outbox,
 }
 
+/// A derived view's own state kept with the open store (the identity
+/// pass's match keys, the planner's basis), with the customers changed
+/// since it was made.
+pub type Tracked = (
+    std::collections::BTreeSet<String>,
+    Box<dyn std::any::Any + Send>,
+);
+
 impl TenantStore {
     pub(super) fn open(
         id: TenantId,
@@ -377,15 +385,7 @@ impl TenantStore {
     /// The identity pass's own state (its match keys) and the customers
     /// changed since, if nothing else changed; taken out, to be given back
     /// with [`TenantStore::identity_keep`].
-    #[allow(clippy::type_complexity)]
-    pub fn identity_take(
-        &self,
-    ) -> Result<
-        Option<(
-            std::collections::BTreeSet<String>,
-            Box<dyn std::any::Any + Send>,
-        )>,
-    > {
+    pub fn identity_take(&self) -> Result<Option<Tracked>> {
         self.records.identity_take()
     }
 
@@ -398,15 +398,7 @@ impl TenantStore {
     /// incremental re-plan) and the customers changed since, if nothing
     /// else changed; taken out, to be given back with
     /// [`TenantStore::plan_keep`].
-    #[allow(clippy::type_complexity)]
-    pub fn plan_take(
-        &self,
-    ) -> Result<
-        Option<(
-            std::collections::BTreeSet<String>,
-            Box<dyn std::any::Any + Send>,
-        )>,
-    > {
+    pub fn plan_take(&self) -> Result<Option<Tracked>> {
         self.records.plan_take()
     }
 
