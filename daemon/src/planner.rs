@@ -139,13 +139,17 @@ impl History for StoreHistory<'_> {
     }
 }
 
-fn stamp(data_version: u64, policy: u64, today: Date) -> u64 {
+/// What a committed run was planned from: the data, the policy, the day
+/// and the learned values in force (`learned`: [`learned_fingerprint`]).
+/// A run with the same stamp as the last committed one is skipped.
+fn stamp(data_version: u64, policy: u64, today: Date, learned: u64) -> u64 {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
     for b in data_version
         .to_be_bytes()
         .into_iter()
         .chain(policy.to_be_bytes())
         .chain(today.days().to_be_bytes())
+        .chain(learned.to_be_bytes())
     {
         h ^= u64::from(b);
         h = h.wrapping_mul(0x0000_0100_0000_01b3);
@@ -176,6 +180,18 @@ struct Basis {
     learned: LearnedState,
     outbox_writes: u64,
     unsettled: std::collections::BTreeSet<String>,
+}
+
+/// A hash of the learned values in force, for the run's stamp; one that
+/// cannot be encoded gives a new value each time (the run is never
+/// skipped for it).
+fn learned_fingerprint(learned: &Learned) -> u64 {
+    match touchpoint_common::codec::encode_record(&in_force(learned)) {
+        Ok(bytes) => bytes.iter().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+            (h ^ u64::from(*b)).wrapping_mul(0x0000_0100_0000_01b3)
+        }),
+        Err(_) => Timestamp::wall().millis() as u64 ^ 0x5bd1_e995,
+    }
 }
 
 /// The learned values in force (what planning reads of them).
@@ -245,7 +261,12 @@ pub fn plan_tenant(
         dry_run: mode == Mode::DryRun,
         ..PlanReport::default()
     };
-    let run_stamp = stamp(store.data_version()?, set.fingerprint, today);
+    let run_stamp = stamp(
+        store.data_version()?,
+        set.fingerprint,
+        today,
+        learned_fingerprint(learned),
+    );
     if mode == Mode::Commit && store.plan_stamp()? == Some(run_stamp) {
         report.unchanged = true;
         report.millis = started.elapsed().as_millis() as u64;

@@ -2502,6 +2502,25 @@ fn a_run_plans_and_writes_the_outbox() {
     );
 }
 
+/// The learned values are planning input like the data and the policy:
+/// when they change (a freeze, a reset, a new value in force), the same
+/// day's committed run plans instead of being skipped as unchanged.
+#[test]
+fn a_learned_change_on_the_same_day_is_planned_not_skipped() {
+    let mut w = World::new();
+    two_customers(&w);
+    assert_eq!(w.plan(today(), Mode::Commit).planned.len(), 2);
+    assert!(w.plan(today(), Mode::Commit).unchanged);
+
+    w.leads = Learned::new(touchpoint_common::learning::LearnedState {
+        version: 1,
+        frozen: ["service".to_string()].into(),
+        ..touchpoint_common::learning::LearnedState::default()
+    });
+    assert!(!w.plan(today(), Mode::Commit).unchanged);
+    assert!(w.plan(today(), Mode::Commit).unchanged);
+}
+
 #[test]
 fn a_second_run_plans_nothing_twice() {
     let w = World::new();
