@@ -563,15 +563,34 @@ impl Central {
     /// Appends to the audit log, durably. The sequence number is assigned here.
     pub fn audit(&self, mut entry: AuditEntry) -> Result<u64> {
         let c = self.db()?;
-        let seq = c.db.generate_id().map_err(self.fail())?;
-        entry.seq = seq;
-        let bytes = encode_record(&entry).map_err(|source| StoreError::Codec {
-            tree: "audit",
-            source,
-        })?;
-        c.audit
-            .insert(seq.to_be_bytes(), bytes)
-            .map_err(self.fail())?;
+        let generated = c.db.generate_id().map_err(self.fail())?;
+        // A database copied into a new one (a rewrite, a restore) starts
+        // sled's generator again from its beginning: the log's last line is
+        // the floor, so that a sequence never goes back, and a line is only
+        // ever added where none stands (a concurrent writer's taken place
+        // moves it one on).
+        let last = c
+            .audit
+            .last()
+            .map_err(self.fail())?
+            .and_then(|(k, _)| <[u8; 8]>::try_from(&k[..]).ok())
+            .map(u64::from_be_bytes);
+        let mut seq = last.map_or(generated, |l| generated.max(l + 1));
+        loop {
+            entry.seq = seq;
+            let bytes = encode_record(&entry).map_err(|source| StoreError::Codec {
+                tree: "audit",
+                source,
+            })?;
+            let added = c
+                .audit
+                .compare_and_swap(seq.to_be_bytes(), None as Option<&[u8]>, Some(bytes))
+                .map_err(self.fail())?;
+            if added.is_ok() {
+                break;
+            }
+            seq += 1;
+        }
         self.flush_db(&c)?;
         drop(c);
         // An entry about no tenant is shown to a narrower scope only if it

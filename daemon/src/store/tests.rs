@@ -1073,6 +1073,11 @@ fn a_rewritten_central_store_keeps_its_records_and_loses_replaced_values_from_di
     let dir = tempfile::tempdir().expect("tempdir");
     let central_dir = dir.path().join("central");
     let needle = b"K-Quellenbruennerich-77001";
+    // Each start moves sled's id generator on: the lines before the
+    // rewrite have high sequence numbers, as in a daemon run for a while.
+    for _ in 0..3 {
+        stores(dir.path(), 2).close_all().expect("closed");
+    }
     {
         let s = stores(dir.path(), 2);
         let c = s.central();
@@ -1107,12 +1112,21 @@ fn a_rewritten_central_store_keeps_its_records_and_loses_replaced_values_from_di
         assert_eq!(log.len(), 1);
         assert_eq!(log[0].detail, "erased-1 from K-2");
         assert_eq!(c.tenants().expect("registry").len(), 4);
-        // Still writable.
-        c.audit(AuditEntry {
-            detail: "after".into(),
-            ..log[0].clone()
-        })
-        .expect("audit after the rewrite");
+        // Still writable, and a line written after the rewrite comes after
+        // the others (a copy starts sled's id generator anew): newest first,
+        // none overwritten.
+        let seq = c
+            .audit(AuditEntry {
+                detail: "after".into(),
+                ..log[0].clone()
+            })
+            .expect("audit after the rewrite");
+        assert!(seq > log[0].seq, "{seq} after {}", log[0].seq);
+        let log = c.audit_log(None, 10).expect("audit");
+        assert_eq!(
+            log.iter().map(|e| e.detail.as_str()).collect::<Vec<_>>(),
+            ["after", "erased-1 from K-2"]
+        );
         s.close_all().expect("closed");
     }
     // A leftover copy beside it (a kill during a rewrite) goes at open.
