@@ -334,6 +334,28 @@ async fn a_backup_taken_while_imports_and_dispatch_run_restores_every_record() {
     );
     let listed = touchpoint_ok(&files.socket, &["tenants"]);
     assert!(listed.contains(TENANT), "{listed}");
+    // A line audited now comes after the restored ones (the restored
+    // database's id generator starts anew): newest first, not in the past
+    // or in a restored line's place.
+    let again = root.path().join("after-restore");
+    touchpoint_ok(&files.socket, &["backup", &again.display().to_string()]);
+    let audit: serde_json::Value =
+        serde_json::from_str(&touchpoint_ok(&files.socket, &["audit", "--json"]))
+            .expect("audit json");
+    let lines = audit.as_array().expect("audit lines");
+    assert_eq!(lines[0]["action"], "backup", "{}", lines[0]);
+    assert!(
+        lines[0]["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("after-restore")),
+        "{}",
+        lines[0]
+    );
+    let newest = lines[0]["seq"].as_u64().expect("seq");
+    assert!(
+        lines[1..].iter().all(|l| l["seq"].as_u64() < Some(newest)),
+        "{audit}"
+    );
     stop(d);
 }
 
