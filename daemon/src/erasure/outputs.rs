@@ -83,7 +83,6 @@ pub fn scrub(
             continue;
         };
         let names = regular_files(&folder)?;
-        let mut done: BTreeSet<String> = BTreeSet::new();
         for name in names.iter().filter(|n| n.ends_with(".csv")) {
             let bytes = read(&folder, name)?;
             let Some(cut) = without_rows(&bytes, numbers) else {
@@ -91,9 +90,6 @@ pub fn scrub(
             };
             let pdf = format!("{}.pdf", name.trim_end_matches(".csv"));
             let has_pdf = names.contains(&pdf);
-            if has_pdf {
-                done.insert(pdf.clone());
-            }
             if cut.left == 0 {
                 folder.remove(name)?;
                 out.removed += 1;
@@ -117,9 +113,7 @@ pub fn scrub(
         }
         // A PDF whose manifest is there was judged by it above.
         for name in names.iter().filter(|n| {
-            n.ends_with(".pdf")
-                && !done.contains(*n)
-                && !names.contains(&format!("{}.csv", n.trim_end_matches(".pdf")))
+            n.ends_with(".pdf") && !names.contains(&format!("{}.csv", n.trim_end_matches(".pdf")))
         }) {
             let bytes = read(&folder, name)?;
             if holds_any(&bytes, numbers, &needles) {

@@ -168,20 +168,7 @@ pub fn refresh(
                 }
             }
         }
-        let new = derive(r, old.as_ref(), j, today);
-        // Nothing changed: the stored record stands, its day included.
-        let same = old.as_ref().is_some_and(|o| {
-            o.stage == new.stage && o.vehicles == new.vehicles && o.transitions == new.transitions
-        });
-        let new = match (same, old) {
-            (true, Some(o)) => o,
-            _ => new,
-        };
-        if !same {
-            changes.push((r.customer.customer_no.clone(), Some(new.clone())));
-            done.written += 1;
-        }
-        r.journey = Some(new);
+        settle(r, old, j, today, &mut changes, &mut done);
     }
     for rest in stored {
         let (k, _) = rest?;
@@ -192,6 +179,32 @@ pub fn refresh(
         store.write_journeys(&changes)?;
     }
     Ok(done)
+}
+
+/// Derives the recipient's journey from its stored one `old` and sets it
+/// on the recipient; when it changed, notes the record to write.
+fn settle(
+    r: &mut Recipient,
+    old: Option<JourneyRecord>,
+    j: &Journey,
+    today: Date,
+    changes: &mut Vec<(String, Option<JourneyRecord>)>,
+    done: &mut Refreshed,
+) {
+    let new = derive(r, old.as_ref(), j, today);
+    // Nothing changed: the stored record stands, its day included.
+    let same = old.as_ref().is_some_and(|o| {
+        o.stage == new.stage && o.vehicles == new.vehicles && o.transitions == new.transitions
+    });
+    let new = match (same, old) {
+        (true, Some(o)) => o,
+        _ => new,
+    };
+    if !same {
+        changes.push((r.customer.customer_no.clone(), Some(new.clone())));
+        done.written += 1;
+    }
+    r.journey = Some(new);
 }
 
 /// Derives again the journeys of the recipients `numbers` belong to (see
@@ -230,19 +243,7 @@ pub fn refresh_loaded(
     }
     for r in recipients.iter_mut() {
         let old = store.journey(&r.customer.customer_no)?;
-        let new = derive(r, old.as_ref(), j, today);
-        let same = old.as_ref().is_some_and(|o| {
-            o.stage == new.stage && o.vehicles == new.vehicles && o.transitions == new.transitions
-        });
-        let new = match (same, old) {
-            (true, Some(o)) => o,
-            _ => new,
-        };
-        if !same {
-            changes.push((r.customer.customer_no.clone(), Some(new.clone())));
-            done.written += 1;
-        }
-        r.journey = Some(new);
+        settle(r, old, j, today, &mut changes, &mut done);
     }
     if write {
         store.write_journeys(&changes)?;
