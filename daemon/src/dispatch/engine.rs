@@ -37,7 +37,7 @@
 //! through its `MaterialSource`; must never import `approvals`, `control`,
 //! `overview` or `content`, which sit above dispatch.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -109,6 +109,7 @@ struct Job {
 }
 
 /// What came back for one job.
+#[derive(Clone)]
 struct Outcome {
     tenant: TenantId,
     id: u64,
@@ -143,6 +144,12 @@ struct State {
     woken: HashSet<TenantId>,
     /// Tenants with transitions written but not yet flushed.
     unflushed: HashSet<TenantId>,
+    /// What the transport said about messages whose tenant store could not
+    /// be written to then (closed for a backup's copy, say): tried again
+    /// every round. Their messages stay `sending` meanwhile, and the
+    /// tenant's interrupted sends are not looked at until these are
+    /// written (an email the relay took must not be sent again).
+    unrecorded: BTreeMap<TenantId, Vec<Outcome>>,
     /// The day each tenant's batches last closed on their own (at `batch_at`).
     batched: HashMap<TenantId, Date>,
     relay_down_until: Option<i64>,

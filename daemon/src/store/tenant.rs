@@ -719,7 +719,7 @@ impl TenantStore {
     }
 
     /// Takes the handle out of service, as an I/O error does.
-    pub(super) fn mark_broken(&self, why: &str) {
+    pub(crate) fn mark_broken(&self, why: &str) {
         self.db.mark_broken(why)
     }
 }

@@ -4,7 +4,6 @@
 //! where the customer may get one, else failed), or the relay not reached
 //! (queued again, the relay backed off).
 
-use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
 
 use touchpoint_common::domain::{Channel, Timestamp};
@@ -32,24 +31,58 @@ impl Dispatcher {
         }
     }
 
+    /// Records what the transport said, with what could not be recorded
+    /// before: a tenant whose store cannot be written to now keeps its
+    /// outcomes for the next round (its messages stay `sending`).
     pub(super) fn record_outcomes(&self, done: Vec<Outcome>) {
         let now = Timestamp::now().0;
         let policies = self.policies.current();
-        let mut by_tenant: BTreeMap<TenantId, Vec<Outcome>> = BTreeMap::new();
-        for o in done {
-            by_tenant.entry(o.tenant.clone()).or_default().push(o);
-        }
+        // Outcomes stay listed until written, so that no look for
+        // interrupted sends (a control request's, say) takes their
+        // messages for interrupted meanwhile.
+        let by_tenant = {
+            let mut st = self.state();
+            for o in done {
+                // The transport slot is free again whatever becomes of
+                // the record; counted once, not with every retry.
+                let accepted = matches!(o.delivery, Delivery::Accepted { .. });
+                st.throttles.done(&o.tenant, &o.domain, accepted);
+                st.unrecorded.entry(o.tenant.clone()).or_default().push(o);
+            }
+            st.unrecorded.clone()
+        };
         for (t, outcomes) in by_tenant {
-            if let Err(e) = self.record_tenant_outcomes(&t, outcomes, &policies, now) {
-                self.note_error(Some(&t), format!("tenant {t}: recording outcomes: {e}"));
+            match self.record_tenant_outcomes(&t, &outcomes, &policies, now) {
+                Ok(()) => {
+                    self.state().unrecorded.remove(&t);
+                }
+                Err(e) => self.note_error(
+                    Some(&t),
+                    format!(
+                        "tenant {t}: recording {} send outcome(s), kept to try again: {e}",
+                        outcomes.len()
+                    ),
+                ),
             }
         }
     }
 
+    /// Whether outcomes wait to be recorded (see [`Self::record_outcomes`]).
+    pub(super) fn has_unrecorded(&self, t: Option<&TenantId>) -> bool {
+        let st = self.state();
+        match t {
+            Some(t) => st.unrecorded.contains_key(t),
+            None => !st.unrecorded.is_empty(),
+        }
+    }
+
+    /// Writes one tenant's outcomes in one batch, or nothing (then the
+    /// caller keeps them; a message already moved on is left alone, so a
+    /// retry is harmless).
     fn record_tenant_outcomes(
         &self,
         t: &TenantId,
-        outcomes: Vec<Outcome>,
+        outcomes: &[Outcome],
         p: &Policies,
         now: i64,
     ) -> Result<()> {
@@ -60,9 +93,8 @@ impl Dispatcher {
         let max_age = i64::from(p.brand.email.retry_max_hours) * 3_600_000;
         let mut changes = Vec::new();
         let mut unreachable = None;
+        let (mut sent, mut deferred) = (0, 0);
         for o in outcomes {
-            let sent = matches!(o.delivery, Delivery::Accepted { .. });
-            self.state().throttles.done(t, &o.domain, sent);
             let Some(m) = store.message(o.id)? else {
                 continue;
             };
@@ -70,7 +102,7 @@ impl Dispatcher {
                 continue;
             }
             let mut after = m.clone();
-            match o.delivery {
+            match &o.delivery {
                 Delivery::Accepted { response } => {
                     after.dispatch.last_error.clear();
                     after.dispatch.retry_at = None;
@@ -83,7 +115,7 @@ impl Dispatcher {
                     c.sent_on = Some(today);
                     ledger::book(&mut c, &p.brand, p.brand.channels.email.cost.0, today);
                     changes.push(c);
-                    self.counters.sent.fetch_add(1, Ordering::Relaxed);
+                    sent += 1;
                 }
                 Delivery::Transient { code, message } => {
                     let first = m.dispatch.first_attempt.map(|t| t.0).unwrap_or(now);
@@ -112,11 +144,11 @@ impl Dispatcher {
                         format!("{answer}; next attempt {}", Timestamp(at)),
                     );
                     changes.push(Change::new(m, after));
-                    self.counters.deferred.fetch_add(1, Ordering::Relaxed);
+                    deferred += 1;
                 }
                 Delivery::Permanent { code, message } => {
                     let answer = format!("{code} {}", message.trim());
-                    if matches!(code, 550 | 551 | 553) {
+                    if matches!(*code, 550 | 551 | 553) {
                         let addr = m.dispatch.address.clone();
                         if !addr.is_empty() {
                             store.mark_bad_address(&addr, &answer)?;
@@ -147,11 +179,15 @@ impl Dispatcher {
                         format!("relay not reached: {error}; waits"),
                     );
                     changes.push(Change::new(m, after));
-                    unreachable = Some(error);
+                    unreachable = Some(error.clone());
                 }
             }
         }
         store.apply_unflushed(&changes)?;
+        self.counters.sent.fetch_add(sent, Ordering::Relaxed);
+        self.counters
+            .deferred
+            .fetch_add(deferred, Ordering::Relaxed);
         let accepted = changes.iter().filter(|c| c.after.status == S::Sent).count() as u64;
         self.throughput.record(now, accepted);
         let mut st = self.state();

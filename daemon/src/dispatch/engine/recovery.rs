@@ -63,7 +63,9 @@ impl Dispatcher {
         p: &Policies,
         now: i64,
     ) -> Result<()> {
-        if self.state().recovered.contains(store.id()) {
+        // Outcomes not yet written are of messages still `sending` that
+        // were handed over in this run: not interrupted, and perhaps sent.
+        if self.state().recovered.contains(store.id()) || self.has_unrecorded(Some(store.id())) {
             return Ok(());
         }
         let _lock = store.plan_lock();

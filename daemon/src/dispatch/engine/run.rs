@@ -101,6 +101,12 @@ impl Dispatcher {
                 _ => break,
             }
         }
+        if self.has_unrecorded(None) {
+            // One last try; what is still not written stays `sending`, and
+            // the next start sends it again (with a note saying so).
+            let me = self.clone();
+            let _ = tokio::task::spawn_blocking(move || me.record_and_flush(Vec::new())).await;
+        }
         if let Transport::Relay(r) = &self.transport {
             r.close().await;
         }
@@ -183,7 +189,7 @@ impl Dispatcher {
     /// hand to the transport; flushes every tenant written to once, before
     /// the new jobs go out: one flush covers both.
     pub(super) fn next_jobs(&self, done: Vec<Outcome>, free: usize, full: bool) -> Vec<Job> {
-        if !done.is_empty() {
+        if !done.is_empty() || self.has_unrecorded(None) {
             self.record_outcomes(done);
         }
         let jobs = self.advance_outboxes(free, full);

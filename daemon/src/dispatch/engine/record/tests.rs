@@ -388,3 +388,71 @@ fn an_unreachable_relay_requeues_without_an_attempt_and_backs_off_doubling_to_th
     assert_eq!(fx.d.state().relay_down_until, None);
     assert_eq!(fx.d.state().relay_backoff, RELAY_BACKOFF_MIN);
 }
+
+/// An email the relay took while its tenant's store could not be written
+/// to (broken by an I/O error and still held elsewhere) is recorded as
+/// sent once the store is back, and is never taken for interrupted and
+/// sent again meanwhile.
+#[test]
+fn an_outcome_that_cannot_be_written_is_kept_and_written_later_not_resent() {
+    let fx = Fx::new();
+    customers(&fx, "d001", &["K1"]);
+    let store = fx.store("d001");
+    let email = fx.queued(
+        "d001",
+        &draft(
+            &store,
+            "K1",
+            Channel::Email,
+            "service_due",
+            Some(VIN_A),
+            today(),
+        ),
+    );
+    let jobs = fx.claim("d001", now(), 8);
+    assert_eq!(jobs.len(), 1);
+    let took = outcome(
+        &jobs[0],
+        Delivery::Accepted {
+            response: "250 2.0.0 Ok: queued as 4F2A1".into(),
+        },
+    );
+    // The store meets a full disk while this task still holds it: the
+    // open set cannot reopen it until the holder lets go.
+    store.mark_broken("IO error: No space left on device");
+    fx.d.record_and_flush(vec![took]);
+    assert!(fx.d.has_unrecorded(Some(&tid("d001"))));
+    let status = fx.d.status(&Scope::All, &[tid("d001")]);
+    assert_eq!(status.sent_total, 0, "nothing was written as sent yet");
+    assert_eq!(status.resent_after_crash, 0);
+    drop(store);
+
+    // A look for interrupted sends (a control request's, or the one after
+    // a failed flush) leaves the message alone: it is not interrupted.
+    fx.d.state().recovered.remove(&tid("d001"));
+    let store = fx.store("d001");
+    assert_eq!(fx.message("d001", email.id).status, S::Sending);
+    fx.d.requeue_interrupted(&store, &fx.p(), now())
+        .expect("look for interrupted sends");
+    assert_eq!(fx.message("d001", email.id).status, S::Sending);
+    assert!(
+        fx.claim("d001", now(), 8).is_empty(),
+        "not handed out again"
+    );
+
+    // The next round writes it.
+    fx.d.record_and_flush(Vec::new());
+    let m = fx.message("d001", email.id);
+    assert_eq!(m.status, S::Sent);
+    assert_eq!(
+        last_history(&m),
+        (S::Sent, "accepted: 250 2.0.0 Ok: queued as 4F2A1")
+    );
+    let status = fx.d.status(&Scope::All, &[tid("d001")]);
+    assert_eq!((status.sent_total, status.resent_after_crash), (1, 0));
+    assert!(!fx.d.has_unrecorded(None));
+    // Now the look for interrupted sends has nothing to do either.
+    fx.d.requeue_interrupted(&store, &fx.p(), now())
+        .expect("look for interrupted sends");
+    assert_eq!(fx.message("d001", email.id).status, S::Sent);
+}
