@@ -495,10 +495,24 @@ fn slot_winner(arms: &[ArmFigures], in_force: Option<Arm>) -> Option<(u8, u8)> {
             }
         }
     }
-    match top.arm {
-        Arm::Slot(wd, h) if top.mean() - pooled >= SLOT_MARGIN => Some((wd, h)),
-        _ => None,
+    // The first slot (or one after the slot in force stopped passing):
+    // the best must beat the rest of its partition by a point and by the
+    // evidence for the family of arms compared, not a point alone: taken
+    // on one lucky week's point, it got every message that did not explore
+    // and a better slot had to beat it on exploration draws alone
+    // (EVALUATION.md, session 20: no slot in force at week 26 was the
+    // truth's).
+    let Arm::Slot(wd, h) = top.arm else {
+        return None;
+    };
+    let (rest_sent, rest_responses) = (sent - top.sent, responses - top.responses);
+    if rest_sent == 0 {
+        return None;
     }
+    let rest = rest_responses as f64 / rest_sent as f64;
+    let sd = (model::posterior_variance(top) + rest * (1.0 - rest) / rest_sent as f64).sqrt();
+    let margin = SLOT_MARGIN.max(model::first_slot_z(passing.len()) * sd);
+    (top.mean() - rest >= margin && top.mean() - pooled >= SLOT_MARGIN).then_some((wd, h))
 }
 
 /// A service and channel with nothing learned: the policy's values.
@@ -604,23 +618,50 @@ impl Learned {
     }
 
     /// Whether an occasion (by key) of a learning service explores: one
-    /// draw per occasion from a stream seeded by its key and the service's
-    /// version decides, a deterministic share of `explore_percent`, never a
-    /// control member nor a frozen service. An occasion that explores
-    /// draws its lead and its slot from that one stream (each its own fork
-    /// of it, so the two calls agree whatever order they come in).
+    /// draw per occasion from a stream seeded by its key alone decides, a
+    /// deterministic share of `explore_percent`, never a control member
+    /// nor a frozen service. The decision does not change with what is
+    /// learned: an occasion that does not explore waits for the lead in
+    /// force ([`Learned::waits`]), and a new draw
+    /// every time a value changed would give each waiting occasion another
+    /// chance to explore, mostly at a lead already past. An occasion that
+    /// explores draws its lead and its slot from a stream seeded by its key
+    /// and the service's version (each its own fork of it, so the two calls
+    /// agree whatever order they come in).
     fn explores(&self, id: &str, key: &str, s: &Service, control: bool) -> Option<Exploring> {
         let frozen = self.state.frozen.contains(id);
         if !s.learn || frozen || control || s.explore_percent == 0 {
             return None;
         }
-        let mut stream = Stream::new(key, self.service_version(id));
-        if stream.uniform() * 100.0 >= f64::from(s.explore_percent) {
+        // No version is ever `u64::MAX`: this stream is the decision's own.
+        if Stream::new(key, u64::MAX).uniform() * 100.0 >= f64::from(s.explore_percent) {
             return None;
         }
+        let mut stream = Stream::new(key, self.service_version(id));
         let lead = stream.fork();
         let slot = stream.fork();
         Some(Exploring { lead, slot })
+    }
+
+    /// Whether an occasion of a learning service waits to be planned: one
+    /// that neither explores nor is a control member is planned when the
+    /// send day of the lead in force comes within the planning horizon, as
+    /// a service that does not learn is, so that it goes out with the lead
+    /// and slot in force *then* (found by the grid's longest lead and
+    /// planned at once, it kept the values of five weeks before: a value
+    /// learned reached the sends that much later; EVALUATION.md, session
+    /// 20). Control members are drawn when found, so that every lead's
+    /// baseline has its members from the start (`data::collect`).
+    pub fn waits(
+        &self,
+        id: &str,
+        s: &Service,
+        key: &str,
+        control: bool,
+        send_day: Date,
+        until: Date,
+    ) -> bool {
+        s.learn && !control && send_day > until && self.explores(id, key, s, control).is_none()
     }
 
     /// The lead time to find a service's occasions with: while it learns,

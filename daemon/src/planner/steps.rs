@@ -258,7 +258,21 @@ pub fn shape(
             .learned
             .lead(&o.service, service, first, &o.key, in_control);
         let lead = pick.value;
-        let earliest = o.due.add_days(-(lead as i32)).max(input.today);
+        let send_day = o.due.add_days(-(lead as i32));
+        if input.learned.waits(
+            &o.service,
+            service,
+            &o.key,
+            in_control,
+            send_day,
+            window.today.add_days(window.horizon_days as i32),
+        ) {
+            // Found early for the grid's sake; planned when its lead in
+            // force comes within the horizon (`Learned::waits`).
+            out.occasions_found -= 1;
+            continue;
+        }
+        let earliest = send_day.max(input.today);
         let latest = latest_send(&o, service).max(earliest);
         let mut w = vec![why(
             Step::Occasion,

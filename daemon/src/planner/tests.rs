@@ -3325,3 +3325,64 @@ fn a_learned_weekday_moves_a_letter_to_that_day() {
         "{why:#?}"
     );
 }
+
+/// A learning service's occasion is found by the grid's longest lead, but
+/// one that neither explores nor is a control member is planned only when
+/// the send day of the lead in force comes within the horizon, so it goes
+/// out with the values in force then; one that explores is planned when
+/// found, and a control member is drawn when found.
+#[test]
+fn an_occasion_that_does_not_explore_waits_for_the_lead_in_force() {
+    // Due 2026-04-10: 21 days (the policy's) is 2026-03-20, beyond today's
+    // horizon; the grid's 42 days reach it today.
+    let r = recipient(
+        person("K1"),
+        vec![serviced("V1", "K1", d(2025, 4, 10))],
+        vec![],
+    );
+    let h = TestHistory::default();
+    let mut fix = Fix::new();
+    fix.service("service").learn = true;
+    fix.service("service").explore_percent = 0;
+    fix.service("service").control_percent = 0;
+    assert_eq!(only(&fix.find(&r, "service")).due, d(2026, 4, 10));
+    let (drafts, out) = fix.shape(&r, &h);
+    assert!(drafts.is_empty(), "waits: {drafts:?}");
+    assert!(
+        out.dropped.is_empty(),
+        "waiting is no drop: {:?}",
+        out.dropped
+    );
+    assert_eq!(out.occasions_found, 0, "not counted as found yet");
+
+    // Once 2026-03-20 is within the horizon, it is planned at 21 days.
+    let horizon = fix.brand.planning.horizon_days as i32;
+    let fix_later = {
+        let mut f = Fix::new().on(d(2026, 3, 20).add_days(-horizon));
+        f.service("service").learn = true;
+        f.service("service").explore_percent = 0;
+        f.service("service").control_percent = 0;
+        f
+    };
+    let (drafts, _) = fix_later.shape(&r, &h);
+    assert_eq!(only(&drafts).earliest, d(2026, 3, 20));
+
+    // Every occasion explores: planned today, at a lead of the grid.
+    fix.service("service").explore_percent = 100;
+    let (drafts, _) = fix.shape(&r, &h);
+    let dr = only(&drafts);
+    assert!(
+        texts(&dr.why, Step::SendTime)
+            .iter()
+            .any(|t| t.contains("exploring")),
+        "{:?}",
+        dr.why
+    );
+
+    // A control member (every recipient one) is drawn when found.
+    fix.service("service").explore_percent = 0;
+    fix.service("service").control_percent = 100;
+    let (drafts, out) = fix.shape(&r, &h);
+    assert!(drafts.is_empty());
+    assert_eq!(out.controls.len(), 1, "drawn today: {:?}", out.controls);
+}
