@@ -185,6 +185,32 @@ pub struct Message {
     pub dispatch: Dispatch,
 }
 
+/// How the *why* line (step send time) that gives the lead time chosen
+/// for a message of a learning service starts: `lead time: 28 days (…)`.
+pub const LEAD_WHY: &str = "lead time: ";
+
+/// The lead time a message's *why* says the planner chose (a message of
+/// a learning service; `None` for any other).
+pub fn planned_lead(why: &[Why]) -> Option<u32> {
+    why.iter()
+        .filter(|w| w.step == Step::SendTime)
+        .find_map(|w| {
+            w.text
+                .strip_prefix(LEAD_WHY)?
+                .split_once(" days")?
+                .0
+                .parse()
+                .ok()
+        })
+}
+
+impl Message {
+    /// The lead time the planner chose for it ([`planned_lead`]).
+    pub fn planned_lead(&self) -> Option<u32> {
+        planned_lead(&self.why)
+    }
+}
+
 /// Click tracking of one email (brand policy `[tracking] clicks`): the
 /// addresses its links stood for when it was rendered, in the order of
 /// their tokens (link `n` is `links[n - 1]`), and the clicks on them.

@@ -61,6 +61,13 @@ pub struct ResultRow {
     /// no lead arm's (`daemon::learning`); never on the wire.
     #[serde(skip)]
     pub planned_on: Option<Date>,
+    /// The lead time the planner chose for it (a learning service's
+    /// message: `Message::planned_lead`), whatever day it then went out.
+    /// Only the daemon itself uses it (a message sent more than half a
+    /// grid step off it counts in no lead arm: `daemon::learning`); never
+    /// on the wire.
+    #[serde(skip)]
+    pub planned_lead: Option<u32>,
 }
 
 impl ResultRow {
@@ -239,6 +246,7 @@ mod tests {
             id: 0,
             planned_at: None,
             planned_on: None,
+            planned_lead: None,
         };
         let back: ResultRow = decode_frame(&encode_frame(&row).expect("encode")).expect("decode");
         assert_eq!(back, row);

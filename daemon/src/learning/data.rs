@@ -114,6 +114,16 @@ pub fn collect(
         let Some(lead) = grid.snap(r.lead_days) else {
             continue;
         };
+        // A message that went out more than half a grid step off the lead
+        // the planner chose for it (a holiday moved its send day, a
+        // contact rule deferred it) is no draw of the arm it landed in:
+        // planned at 21 days and sent at 17, it would count for 14 days
+        // (EVALUATION.md, session 20: half of the 14-day arm's messages
+        // not found late were such, and flattered it). Nor of its planned
+        // lead's arm, whose window it did not have.
+        if r.planned_lead.is_some_and(|p| p != lead) {
+            continue;
+        }
         // A lead the planner had no choice of: while a service learns, its
         // occasions are found by the grid's longest lead, so a message
         // planned on the day it went out at a shorter lead was found too

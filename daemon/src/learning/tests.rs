@@ -523,6 +523,7 @@ fn row(sent: Date, due: Date, answered: bool) -> ResultRow {
         id: 0,
         planned_at: None,
         planned_on: None,
+        planned_lead: None,
     }
 }
 
@@ -1701,4 +1702,65 @@ fn the_normal_quantile_is_the_tables() {
     }
     assert!((first_slot_z(1) - 1.281_552).abs() < 1e-5);
     assert!((first_slot_z(10) - 2.326_348).abs() < 1e-5);
+}
+
+/// Finding of session 20: a message planned at 21 days whose send day a
+/// holiday moved four days later went out at 17 and counted for 14 days;
+/// such messages flattered the short arm. A message sent more than half a
+/// step off its planned lead counts in no arm; one within it counts for
+/// its planned lead.
+#[test]
+fn a_message_sent_off_its_planned_lead_counts_in_no_arm() {
+    let b = brand();
+    let grids = super::grids(&b, &BTreeMap::new());
+    let due = Date::from_ymd(2027, 3, 1).expect("day");
+    let today = Date::from_ymd(2027, 6, 1).expect("day");
+    let planned_at = |sent: Date, planned: Option<u32>| {
+        let mut r = row(sent, due, true);
+        r.planned_lead = planned;
+        r
+    };
+    let rows = vec![
+        // Planned at 21, sent at 17: no arm.
+        planned_at(due.add_days(-17), Some(21)),
+        // Planned at 21, sent at 19: the 21-day arm.
+        planned_at(due.add_days(-19), Some(21)),
+        // No lead chosen by learning (a history's send): by its own lead.
+        planned_at(due.add_days(-14), None),
+    ];
+    let data = collect(&rows, &no_answers(), &[], &grids, today);
+    let sent = |l: u32| {
+        data.cells
+            .get(&("due".to_string(), Channel::Email, Arm::Lead(l)))
+            .map_or(0, |c| c.sent)
+    };
+    assert_eq!((sent(14), sent(21)), (1, 1), "{:?}", data.cells);
+}
+
+#[test]
+fn the_lead_chosen_is_read_back_from_every_why_the_planner_writes() {
+    use touchpoint_common::outbox::{planned_lead, Step, Why};
+    let b = brand();
+    let s = &b.services["due"];
+    let mut state = LearnedState::default();
+    let whys = |learned: &Learned| {
+        [false, true].map(|control| {
+            let pick = learned.lead("due", s, Channel::Email, "k", control);
+            let why = [Why {
+                step: Step::SendTime,
+                text: pick.why.expect("a learning service says its lead"),
+            }];
+            (planned_lead(&why), pick.value)
+        })
+    };
+    for (read, chosen) in whys(&Learned::new(state.clone())) {
+        assert_eq!(read, Some(chosen));
+    }
+    // Learned values of every source say it the same way.
+    let data: Vec<DealerData> = (0..5).map(|_| dealer(&[(21, 600, 60)])).collect();
+    state = compute(&b, &data, &state);
+    assert!(!state.services.is_empty());
+    for (read, chosen) in whys(&Learned::new(state)) {
+        assert_eq!(read, Some(chosen));
+    }
 }

@@ -56,6 +56,7 @@ fn row(channel: Option<Channel>, cost: i64, response: Option<i64>) -> ResultRow 
         id: 0,
         planned_at: None,
         planned_on: None,
+        planned_lead: None,
     }
 }
 

@@ -133,6 +133,7 @@ impl TenantStore {
                 id: m.id,
                 planned_at: Some(send_moment(&m)),
                 planned_on: local_day(m.planned_at),
+                planned_lead: m.planned_lead(),
             });
         }
         for (recipient, sent) in &emails {
