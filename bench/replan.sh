@@ -7,6 +7,8 @@
 #   DAEMON=/tmp/touchpointd-old bench/replan.sh   # another daemon binary
 #   SAVE=/tmp/after bench/replan.sh    # keep the plan and re-plan reports
 #                                      # whole there (every message listed)
+#   IDLE=60 bench/replan.sh            # then close idle tenant stores after
+#                                      # 60 s and print the RSS once they are
 #
 # The Touchpoint side of bench/compare-postgres.sh, without PostgreSQL: the
 # same population (`touchpoint-datagen --dialect comma --as-of DAY`, the
@@ -15,8 +17,11 @@
 # (IMPORT_JOBS at a time), plans (committed), imports the 1 % file, and
 # re-plans; prints the seconds of each step, the planner's phase times per
 # tenant from the daemon's log (target `touchpointd::planner::phases`),
-# and the re-plan's counts. Builds the release binaries first unless
-# DAEMON is given.
+# the re-plan's counts and the daemon's RSS after each step (VmRSS, and
+# the peak VmHWM, from /proc). With IDLE=N the daemon closes tenant stores
+# unused for N seconds (`[stores] idle_close_secs`), and the script waits
+# for that and prints the RSS of the idle daemon. Builds the release
+# binaries first unless DAEMON is given.
 
 set -euo pipefail
 
@@ -82,6 +87,9 @@ watch_inbox = false
 
 [dispatch]
 enabled = false
+${IDLE:+
+[stores]
+idle_close_secs = $IDLE}
 TOML
 
 NO_COLOR=1 "$DAEMON" --config "$SCRATCH/tp/touchpointd.toml" --clock-start "$DAY 06:00" \
@@ -132,14 +140,18 @@ phases() {
              END { for (k in s) printf "  %s %.0f ms\n", k, s[k] / 1000 }' | sort
 }
 
+rss() {
+    awk '/^VmRSS|^VmHWM/ { printf "%s %d MB ", $1, $2 / 1024 }' "/proc/$DAEMON_PID/status"
+}
+
 echo "load average at the start: $(cut -d' ' -f1-3 /proc/loadavg)"
 start=$(now)
 import_list "$SCRATCH/files.txt" "$SCRATCH/out1"
-echo "import of $(awk '{ n += $3 } END { print n }' "$SCRATCH/files.txt") rows: $(secs "$start" "$(now)") s"
+echo "import of $(awk '{ n += $3 } END { print n }' "$SCRATCH/files.txt") rows: $(secs "$start" "$(now)") s; $(rss)"
 mark=$(($(wc -l <"$SCRATCH/tp/touchpointd.log") + 1))
 start=$(now)
 plan "$SCRATCH/plan.json"
-echo "committed plan: $(secs "$start" "$(now)") s, $(json_sum planned_count "$SCRATCH/plan.json") messages"
+echo "committed plan: $(secs "$start" "$(now)") s, $(json_sum planned_count "$SCRATCH/plan.json") messages; $(rss)"
 phases "$mark"
 start=$(now)
 import_list "$SCRATCH/touch.txt" "$SCRATCH/out2"
@@ -148,8 +160,13 @@ mark=$(($(wc -l <"$SCRATCH/tp/touchpointd.log") + 1))
 start=$(now)
 plan "$SCRATCH/replan.json"
 echo "re-plan: $(secs "$start" "$(now)") s, $(json_sum planned_count "$SCRATCH/replan.json") messages," \
-    "$(json_sum cancelled_count "$SCRATCH/replan.json") cancelled, $(json_sum recipients "$SCRATCH/replan.json") recipients"
+    "$(json_sum cancelled_count "$SCRATCH/replan.json") cancelled, $(json_sum recipients "$SCRATCH/replan.json") recipients; $(rss)"
 phases "$mark"
+if [ -n "${IDLE:-}" ]; then
+    # The closer looks every quarter of the idle time (1–60 s).
+    sleep $((IDLE + IDLE / 4 + 5))
+    echo "idle for $((IDLE + IDLE / 4 + 5)) s ($("$CONSOLE" status --json | sed -n 's/.*"tenants_open": *\([0-9]*\).*/\1/p') tenant stores open): $(rss)"
+fi
 echo "load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)"
 if [ -n "${SAVE:-}" ]; then
     mkdir -p "$SAVE"
