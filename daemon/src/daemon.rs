@@ -582,7 +582,15 @@ async fn idle_closer(stores: Arc<Stores>, idle: Duration, shutdown: Cancellation
             _ = tick.tick() => {}
         }
         let s = stores.clone();
-        if let Ok(n) = tokio::task::spawn_blocking(move || s.close_idle(idle)).await {
+        let closed = tokio::task::spawn_blocking(move || {
+            let n = s.close_idle(idle);
+            if n > 0 {
+                crate::memory::release_free();
+            }
+            n
+        })
+        .await;
+        if let Ok(n) = closed {
             if n > 0 {
                 tracing::debug!(closed = n, "closed idle tenant stores");
             }

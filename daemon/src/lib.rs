@@ -22,6 +22,7 @@ pub mod identity;
 pub mod import;
 pub mod learning;
 pub mod ledger;
+pub mod memory;
 pub mod overview;
 pub mod planner;
 pub mod policy;

@@ -50,6 +50,8 @@ struct Args {
 }
 
 fn main() -> ExitCode {
+    // Before any thread starts.
+    touchpointd::memory::limit_arenas();
     let args = Args::parse();
     init_logging(&args.log);
     // Before anything reads the clock.
