@@ -488,11 +488,15 @@ fn slot_winner(arms: &[ArmFigures], in_force: Option<Arm>) -> Option<(u8, u8)> {
     passing.sort_by(|a, b| b.objective.total_cmp(&a.objective));
     let top = passing[0];
     if let Some(h) = passing.iter().find(|a| Some(a.arm) == in_force) {
-        if let Arm::Slot(wd, hour) = h.arm {
+        if let (Arm::Slot(wd, hour), Arm::Slot(top_wd, top_hour)) = (h.arm, top.arm) {
             let sd = (model::posterior_variance(top) + model::posterior_variance(h)).sqrt();
             if top.mean() - h.mean() <= SLOT_MARGIN.max(model::EVIDENCE_Z * sd) {
                 return Some((wd, hour));
             }
+            // It beat the slot in force by the evidence margin: it takes
+            // its place (were it then held to the first slot's test, the
+            // slot in force would give way to the window, and come back).
+            return Some((top_wd, top_hour));
         }
     }
     // The first slot (or one after the slot in force stopped passing):

@@ -115,6 +115,12 @@ struct Outcome {
     id: u64,
     domain: String,
     delivery: Delivery,
+    /// When the transport answered: what the message's history, its
+    /// booking and its day go by, however late it is written.
+    at: i64,
+    /// Kept from an earlier round (its store could not be written then):
+    /// says nothing about the relay now.
+    retried: bool,
 }
 
 /// Who may see an error dispatch noted.
@@ -150,6 +156,11 @@ struct State {
     /// tenant's interrupted sends are not looked at until these are
     /// written (an email the relay took must not be sent again).
     unrecorded: BTreeMap<TenantId, Vec<Outcome>>,
+    /// Emails handed to the transport whose outcome is not yet written
+    /// (out, or in `unrecorded`): still `sending`, and not interrupted, so
+    /// no look for interrupted sends takes them (an email the relay may
+    /// have taken must not go out twice).
+    in_flight: HashSet<(TenantId, u64)>,
     /// The day each tenant's batches last closed on their own (at `batch_at`).
     batched: HashMap<TenantId, Date>,
     relay_down_until: Option<i64>,

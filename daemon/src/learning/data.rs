@@ -120,8 +120,12 @@ pub fn collect(
         // planned at 21 days and sent at 17, it would count for 14 days
         // (EVALUATION.md, session 20: half of the 14-day arm's messages
         // not found late were such, and flattered it). Nor of its planned
-        // lead's arm, whose window it did not have.
-        if r.planned_lead.is_some_and(|p| p != lead) {
+        // lead's arm, whose window it did not have. (A planned lead off
+        // today's grid, from before a policy change, counts by its grid
+        // lead as the actual one does.)
+        if r.planned_lead
+            .is_some_and(|p| grid.snap(i32::try_from(p).unwrap_or(i32::MAX)) != Some(lead))
+        {
             continue;
         }
         // A lead the planner had no choice of: while a service learns, its

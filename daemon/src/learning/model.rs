@@ -265,7 +265,7 @@ pub fn normal_quantile(p: f64) -> f64 {
 /// ([`EVIDENCE_Z`]) for the family of `arms` compared at once (Bonferroni:
 /// the best of ten hours is the luckiest of ten, about 1.5 standard
 /// deviations above the rest when no hour is better). 1.28 for one arm,
-/// 1.64 for two, 1.96 for five weekdays, 2.33 for ten hours.
+/// 1.64 for two, 2.05 for five weekdays, 2.33 for ten hours.
 pub fn first_slot_z(arms: usize) -> f64 {
     normal_quantile(1.0 - 0.10 / arms.max(1) as f64)
 }

@@ -1727,6 +1727,8 @@ fn a_message_sent_off_its_planned_lead_counts_in_no_arm() {
         planned_at(due.add_days(-19), Some(21)),
         // No lead chosen by learning (a history's send): by its own lead.
         planned_at(due.add_days(-14), None),
+        // Planned at 20 days on a grid since changed, sent so: 21 days.
+        planned_at(due.add_days(-20), Some(20)),
     ];
     let data = collect(&rows, &no_answers(), &[], &grids, today);
     let sent = |l: u32| {
@@ -1734,7 +1736,7 @@ fn a_message_sent_off_its_planned_lead_counts_in_no_arm() {
             .get(&("due".to_string(), Channel::Email, Arm::Lead(l)))
             .map_or(0, |c| c.sent)
     };
-    assert_eq!((sent(14), sent(21)), (1, 1), "{:?}", data.cells);
+    assert_eq!((sent(14), sent(21)), (1, 2), "{:?}", data.cells);
 }
 
 #[test]

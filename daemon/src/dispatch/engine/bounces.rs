@@ -132,6 +132,7 @@ impl Dispatcher {
                 }
                 let changes = self.fail_email(&store, p, m, reason, now)?;
                 store.apply(&changes)?;
+                self.count_failed(&changes);
                 Ok(MailKind::Bounce)
             }
             bounce::Verdict::SoftBounce { status, .. } => {

@@ -258,6 +258,7 @@ impl Dispatcher {
             }
             return Err(e.into());
         }
+        self.count_failed(&changes);
         Ok(jobs)
     }
 

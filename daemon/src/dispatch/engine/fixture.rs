@@ -386,6 +386,8 @@ pub(super) fn outcome(job: &Job, delivery: Delivery) -> Outcome {
         id: job.id,
         domain: job.domain.clone(),
         delivery,
+        at: Timestamp::now().0,
+        retried: false,
     }
 }
 

@@ -11,11 +11,13 @@ use touchpoint_common::outbox::Message;
 use touchpoint_common::TenantId;
 
 use super::recovery::CUT_RESEND;
-use super::{minutes_local, today_local, why, Dispatcher, ErrorAbout, Outcome, Result, S};
+use super::{
+    minutes_local, today_local, why, DispatchError, Dispatcher, ErrorAbout, Outcome, Result, S,
+};
 use crate::dispatch::smtp::Delivery;
 use crate::ledger;
 use crate::policy::Policies;
-use crate::store::{Change, TenantStore};
+use crate::store::{Change, StoreError, TenantStore};
 
 /// How long email waits after the relay could not be reached, doubling up to the cap.
 pub(super) const RELAY_BACKOFF_MIN: i64 = 2_000;
@@ -53,18 +55,50 @@ impl Dispatcher {
         };
         for (t, outcomes) in by_tenant {
             match self.record_tenant_outcomes(&t, &outcomes, &policies, now) {
-                Ok(()) => {
-                    self.state().unrecorded.remove(&t);
+                Ok(()) => self.forget_outcomes(&t, &outcomes),
+                Err(DispatchError::Store(StoreError::UnknownTenant(_))) => {
+                    // Erased or removed meanwhile: nothing is left to write
+                    // to (and a tenant registered again under the id must
+                    // not have its messages taken for these).
+                    self.note_error(
+                        Some(&t),
+                        format!(
+                            "tenant {t}: {} send outcome(s) not recorded: the tenant is gone",
+                            outcomes.len()
+                        ),
+                    );
+                    self.forget_outcomes(&t, &outcomes);
                 }
-                Err(e) => self.note_error(
-                    Some(&t),
-                    format!(
-                        "tenant {t}: recording {} send outcome(s), kept to try again: {e}",
-                        outcomes.len()
-                    ),
-                ),
+                Err(e) => {
+                    self.note_error(
+                        Some(&t),
+                        format!(
+                            "tenant {t}: recording {} send outcome(s), kept to try again: {e}",
+                            outcomes.len()
+                        ),
+                    );
+                    if let Some(kept) = self.state().unrecorded.get_mut(&t) {
+                        for o in kept {
+                            o.retried = true;
+                        }
+                    }
+                }
             }
         }
+    }
+
+    fn forget_outcomes(&self, t: &TenantId, outcomes: &[Outcome]) {
+        let mut st = self.state();
+        st.unrecorded.remove(t);
+        for o in outcomes {
+            st.in_flight.remove(&(t.clone(), o.id));
+        }
+    }
+
+    /// Whether an email was handed to the transport and its outcome is
+    /// not yet written (see `State::in_flight`).
+    pub(super) fn is_in_flight(&self, t: &TenantId, id: u64) -> bool {
+        self.state().in_flight.contains(&(t.clone(), id))
     }
 
     /// Whether outcomes wait to be recorded (see [`Self::record_outcomes`]).
@@ -88,14 +122,17 @@ impl Dispatcher {
     ) -> Result<()> {
         let store = self.stores.tenant(t)?;
         let _lock = store.plan_lock();
-        let today = today_local(now);
         let retry_first = i64::from(p.brand.email.retry_first_minutes) * 60_000;
         let max_age = i64::from(p.brand.email.retry_max_hours) * 3_600_000;
         let mut changes = Vec::new();
         let mut unreachable = None;
-        let (mut sent, mut deferred) = (0, 0);
+        let (mut sent, mut deferred, mut cut) = (0, 0, 0);
         for o in outcomes {
-            let Some(m) = store.message(o.id)? else {
+            // What the transport said goes by when it said it.
+            let (now, today) = (o.at, today_local(o.at));
+            // A damaged record is skipped (noted once), not retried for
+            // ever with every later outcome of its tenant.
+            let Some(m) = self.message_or_skip(&store, o.id)? else {
                 continue;
             };
             if m.status != S::Sending {
@@ -164,7 +201,7 @@ impl Dispatcher {
                 }
                 Delivery::Unreachable { error } => {
                     if error.contains("may have taken the message") {
-                        self.counters.resent_cut.fetch_add(1, Ordering::Relaxed);
+                        cut += 1;
                         after
                             .history
                             .push((Timestamp(now), S::Sending, CUT_RESEND.into()));
@@ -179,7 +216,9 @@ impl Dispatcher {
                         format!("relay not reached: {error}; waits"),
                     );
                     changes.push(Change::new(m, after));
-                    unreachable = Some(error.clone());
+                    if !o.retried {
+                        unreachable = Some(error.clone());
+                    }
                 }
             }
         }
@@ -188,6 +227,8 @@ impl Dispatcher {
         self.counters
             .deferred
             .fetch_add(deferred, Ordering::Relaxed);
+        self.counters.resent_cut.fetch_add(cut, Ordering::Relaxed);
+        self.count_failed(&changes);
         let accepted = changes.iter().filter(|c| c.after.status == S::Sent).count() as u64;
         self.throughput.record(now, accepted);
         let mut st = self.state();
@@ -241,7 +282,6 @@ impl Dispatcher {
                 None
             }
         };
-        self.counters.failed.fetch_add(1, Ordering::Relaxed);
         let Some(how) = letter else {
             email.set_status(Timestamp(now), S::Failed, reason);
             let mut c = Change::new(m, email);
@@ -296,8 +336,29 @@ impl Dispatcher {
             tracking: None,
         };
         ledger::reserve(&mut cl, &letter);
-        self.counters.fallbacks.fetch_add(1, Ordering::Relaxed);
         Ok(vec![ce, cl])
+    }
+
+    /// Counts the emails [`Self::fail_email`] failed among `changes`, once
+    /// they are written (a write that failed is tried again, and counted
+    /// then).
+    pub(super) fn count_failed(&self, changes: &[Change]) {
+        for c in changes {
+            let was_sending = c
+                .before
+                .as_ref()
+                .is_some_and(|b| b.status != c.after.status);
+            match c.after.status {
+                S::Failed if was_sending && c.after.channel == Channel::Email => {
+                    self.counters.failed.fetch_add(1, Ordering::Relaxed);
+                }
+                S::Fallback if was_sending => {
+                    self.counters.failed.fetch_add(1, Ordering::Relaxed);
+                    self.counters.fallbacks.fetch_add(1, Ordering::Relaxed);
+                }
+                _ => {}
+            }
+        }
     }
 
     /// Whether a failed email may become a letter: postal consent, a
@@ -322,8 +383,18 @@ impl Dispatcher {
                 return Ok(Err(format!("service {} is not sent by post", m.service)));
             }
         }
-        let Some(c) = store.customer(&m.recipient)? else {
-            return Ok(Err(format!("customer {} no longer exists", m.recipient)));
+        let c = match store.customer(&m.recipient) {
+            Ok(Some(c)) => c,
+            Ok(None) => return Ok(Err(format!("customer {} no longer exists", m.recipient))),
+            // A damaged record: no address to write to, and no reason to
+            // keep the email's outcome from being recorded.
+            Err(StoreError::Codec { .. }) => {
+                return Ok(Err(format!(
+                    "customer {}'s record cannot be read",
+                    m.recipient
+                )))
+            }
+            Err(e) => return Err(e.into()),
         };
         let a = &c.address;
         if a.street.is_empty() || a.postcode.is_empty() || a.city.is_empty() {

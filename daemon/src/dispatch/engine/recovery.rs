@@ -63,9 +63,7 @@ impl Dispatcher {
         p: &Policies,
         now: i64,
     ) -> Result<()> {
-        // Outcomes not yet written are of messages still `sending` that
-        // were handed over in this run: not interrupted, and perhaps sent.
-        if self.state().recovered.contains(store.id()) || self.has_unrecorded(Some(store.id())) {
+        if self.state().recovered.contains(store.id()) {
             return Ok(());
         }
         let _lock = store.plan_lock();
@@ -77,7 +75,9 @@ impl Dispatcher {
             let Some(m) = self.message_or_skip(store, id)? else {
                 continue;
             };
-            if m.status != S::Sending {
+            // Handed to the transport in this run and not yet answered (or
+            // its answer not yet written): not interrupted, perhaps sent.
+            if m.status != S::Sending || self.is_in_flight(store.id(), m.id) {
                 continue;
             }
             let mut after = m.clone();

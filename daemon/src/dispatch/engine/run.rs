@@ -77,6 +77,8 @@ impl Dispatcher {
                         id: job.id,
                         domain: job.domain,
                         delivery,
+                        at: Timestamp::now().0,
+                        retried: false,
                     });
                 });
             }
@@ -172,7 +174,9 @@ impl Dispatcher {
                     self.close_batches(&store, &policies, now)?;
                     self.state().batched.insert(t.clone(), today);
                 }
-                if jobs.len() < free {
+                // While what the transport said of its emails cannot be
+                // written, the tenant sends nothing more.
+                if jobs.len() < free && !self.has_unrecorded(Some(t)) {
                     let more = self.claim(&store, &policies, now, free - jobs.len())?;
                     jobs.extend(more);
                 }
@@ -194,7 +198,13 @@ impl Dispatcher {
         }
         let jobs = self.advance_outboxes(free, full);
         match self.flush_written() {
-            Ok(()) => jobs,
+            Ok(()) => {
+                let mut st = self.state();
+                st.in_flight
+                    .extend(jobs.iter().map(|j| (j.tenant.clone(), j.id)));
+                drop(st);
+                jobs
+            }
             Err(e) => {
                 // Not durable: nothing goes out. The messages marked sending
                 // are put back by recovery in the next round.

@@ -133,7 +133,10 @@ impl TenantStore {
                 id: m.id,
                 planned_at: Some(send_moment(&m)),
                 planned_on: local_day(m.planned_at),
-                planned_lead: m.planned_lead(),
+                // A bundle's lead line is that of the occasion it was
+                // shaped from, which need not be the one it is measured by
+                // (`lead_due`): only a message of one occasion says its.
+                planned_lead: (m.occasions.len() == 1).then(|| m.planned_lead()).flatten(),
             });
         }
         for (recipient, sent) in &emails {

@@ -409,7 +409,8 @@ fn an_outcome_that_cannot_be_written_is_kept_and_written_later_not_resent() {
             today(),
         ),
     );
-    let jobs = fx.claim("d001", now(), 8);
+    // Handed out as the dispatch loop does (flushed, then in flight).
+    let jobs = fx.d.next_jobs(Vec::new(), 8, true);
     assert_eq!(jobs.len(), 1);
     let took = outcome(
         &jobs[0],
