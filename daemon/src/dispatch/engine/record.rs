@@ -110,9 +110,11 @@ impl Dispatcher {
         }
     }
 
-    /// Writes one tenant's outcomes in one batch, or nothing (then the
-    /// caller keeps them; a message already moved on is left alone, so a
-    /// retry is harmless).
+    /// Writes one tenant's outcomes, the messages' changes in one batch.
+    /// On an error the caller keeps them all; the retry leaves alone a
+    /// message that already moved on, and what may have been written
+    /// before the error (a bad address marked, a letter's id reserved) is
+    /// the same again or only a gap in the ids.
     fn record_tenant_outcomes(
         &self,
         t: &TenantId,
