@@ -164,8 +164,9 @@ echo "re-plan: $(secs "$start" "$(now)") s, $(json_sum planned_count "$SCRATCH/r
 phases "$mark"
 if [ -n "${IDLE:-}" ]; then
     # The closer looks every quarter of the idle time (1–60 s).
-    sleep $((IDLE + IDLE / 4 + 5))
-    echo "idle for $((IDLE + IDLE / 4 + 5)) s ($("$CONSOLE" status --json | sed -n 's/.*"tenants_open": *\([0-9]*\).*/\1/p') tenant stores open): $(rss)"
+    idle_wait=$((IDLE + IDLE / 4 + 5))
+    sleep "$idle_wait"
+    echo "idle for $idle_wait s ($("$CONSOLE" status --json | sed -n 's/.*"tenants_open": *\([0-9]*\).*/\1/p') tenant stores open): $(rss)"
 fi
 echo "load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)"
 if [ -n "${SAVE:-}" ]; then
