@@ -27,10 +27,12 @@
 //! (`common::report::pool::primary`: at least `min_dealers` dealers, none
 //! above `max_dealer_share`); a cell that fails adds nothing, so **no
 //! learned value is derived from fewer than `min_dealers` dealers**.
-//! The lead arms count the same messages as the slot arms, so either
-//! partition's total is the other's: within each, the failing cells
-//! together must pass the rule too, else the smallest passing ones are
-//! held back with them (complementary suppression,
+//! The lead arms count the same messages as the slot arms (a slot
+//! partition pools every service learning on the channel whose own
+//! messages pass the rule together: [`pool_slots`]), so a partition's
+//! total is the others' (summed over those services): within each, the
+//! failing cells together must pass the rule too, else the smallest
+//! passing ones are held back with them (complementary suppression,
 //! `common::report::pool::complement`, as the pooled report does). Two
 //! leads' baselines differ by the control members of a band of due days:
 //! that band must pass as well ([`model::pool_baselines`]). Totals shown
@@ -70,7 +72,11 @@
 //! [`ANY_HOUR`], every message of that weekday) and, for email, the best
 //! hour (arms with the weekday [`ANY_WEEKDAY`], every email of that hour):
 //! a main-effects model, because a weekday × hour cell would hold a
-//! fiftieth of the messages. A letter's or a call's slot is its weekday
+//! fiftieth of the messages. The slot arms pool the messages of every
+//! service that learns on the channel, each cell's responses
+//! standardised to the service's own rate ([`pool_slots`]): a slot's
+//! effect is the channel's audience's, and one service's cells are too
+//! thin for it to show. A letter's or a call's slot is its weekday
 //! only (it goes with its day's batch or call list, at no hour the planner
 //! picks). Each is learned from at least two arms that pass, the best
 //! beating their pooled rate by [`SLOT_MARGIN`]; a weekday or an hour in
@@ -179,6 +185,159 @@ fn slots(brand: &BrandPolicy, s: &Service, channel: Channel) -> [Vec<(u8, u8)>; 
     [days, hours]
 }
 
+/// Whether a service learns on `channel`: it learns and may send on it.
+fn learns_on(s: &Service, channel: Channel) -> bool {
+    s.learn
+        && s.channels.contains(&channel)
+        && !s.forbidden_channels.contains(&channel)
+        && s.mandatory_channel.is_none_or(|m| m == channel)
+}
+
+/// The slot arms of service `id` on `channel` for its partition `part`
+/// (0: weekdays, 1: hours; `keys` are the service's own arms), **pooled
+/// over every service that learns on the channel**: a weekday's or an
+/// hour's effect is taken to be the channel's audience's (when its
+/// customers read their email, when a letter lands), not one reminder's,
+/// and one service's cell holds too few messages for an effect of a
+/// point or two to show (EVALUATION.md, session 21).
+///
+/// The pooled partition is the same for every service of the channel:
+/// the union of their arms, and one rest cell with every message in none
+/// of them, each cell summed over the services per dealer and then put to
+/// the privacy rule as a partition (complement check included), so every
+/// service's view shows the same cells held back. A service's arms are
+/// the pooled cells of its own keys.
+///
+/// Services answer at different rates (their organic visits, their
+/// value to the customer), and a window may hold an hour only one of them
+/// sends in: the raw pooled rate of such an hour would be that service's
+/// level, not the hour's. So each cell is **indirectly standardised**:
+/// its responses against those expected at each service's own rate over
+/// the passing cells (observed / expected, the standardised ratio of
+/// epidemiology; Breslow & Day 1987, ch. 2), times the rate of service
+/// `id` (the pooled one's if `id` has no messages pooled). The arm shows
+/// the pooled messages and those standardised responses. With other
+/// services on the channel, a service whose own messages of the partition
+/// do not pass the rule together is left out of the pool (its total would
+/// be the difference of shown totals). With one service on the channel
+/// this is its own cells, unchanged.
+fn pool_slots(
+    brand: &BrandPolicy,
+    dealers: &[DealerData],
+    id: &str,
+    channel: Channel,
+    part: usize,
+    keys: &[(u8, u8)],
+) -> Vec<Option<(Counts, u32)>> {
+    let rule = brand.privacy.rule();
+    let family: Vec<(&String, &Service)> = brand
+        .services
+        .iter()
+        .filter(|(_, f)| learns_on(f, channel))
+        .collect();
+    let mut union: Vec<(u8, u8)> = family
+        .iter()
+        .flat_map(|(_, f)| slots(brand, f, channel)[part].clone())
+        .chain(keys.iter().copied())
+        .collect();
+    union.sort_unstable();
+    union.dedup();
+    let rest = [data::REST_OF_DAYS, data::REST_OF_HOURS][part];
+    // Per service of the family: its cells of the union's arms and its
+    // rest cell, per dealer.
+    let per: Vec<(&str, Vec<BTreeMap<u32, Counts>>)> = family
+        .iter()
+        .map(|(f, _)| {
+            let cells = union
+                .iter()
+                .map(|&(wd, h)| Arm::Slot(wd, h))
+                .chain([rest])
+                .map(|arm| cell_of(dealers, &((*f).clone(), channel, arm)))
+                .collect();
+            (f.as_str(), cells)
+        })
+        .collect();
+    // With other services on the channel, a service is pooled only if its
+    // own messages of the partition pass the rule together: the pooled
+    // partition's total less the other services' totals (each shown by its
+    // lead arms) would be its total, and its own rate would be the ratio of
+    // two services' views. (Alone, its total is its lead arms' anyway.)
+    let per: Vec<(&str, Vec<BTreeMap<u32, Counts>>)> = if per.len() > 1 {
+        per.into_iter()
+            .filter(|(_, cells)| {
+                let mut total: BTreeMap<u32, Counts> = BTreeMap::new();
+                for cell in cells {
+                    for (d, c) in cell {
+                        total.entry(*d).or_default().add(c);
+                    }
+                }
+                model::pool_cell(&rule, &total).is_some()
+            })
+            .collect()
+    } else {
+        per
+    };
+    let mut merged: Vec<BTreeMap<u32, Counts>> = vec![BTreeMap::new(); union.len() + 1];
+    for (_, cells) in &per {
+        for (m, cell) in merged.iter_mut().zip(cells) {
+            for (d, c) in cell {
+                m.entry(*d).or_default().add(c);
+            }
+        }
+    }
+    // The rest cell is pooled with the arms (the complement check), never
+    // one of them.
+    let mut pooled = pool_partition(&rule, &merged);
+    pooled.pop();
+    let total = |cell: &BTreeMap<u32, Counts>| {
+        let mut t = Counts::default();
+        for c in cell.values() {
+            t.add(c);
+        }
+        t
+    };
+    // Each service's rate over the passing cells.
+    let rates: Vec<(&str, Option<f64>)> = per
+        .iter()
+        .map(|(f, cells)| {
+            let mut t = Counts::default();
+            for (cell, p) in cells.iter().zip(&pooled) {
+                if p.is_some() {
+                    t.add(&total(cell));
+                }
+            }
+            (*f, rate(&t))
+        })
+        .collect();
+    let mut all = Counts::default();
+    for (c, _) in pooled.iter().flatten() {
+        all.add(c);
+    }
+    let target = rates
+        .iter()
+        .find(|(f, _)| *f == id)
+        .and_then(|(_, r)| *r)
+        .or_else(|| rate(&all));
+    keys.iter()
+        .map(|k| {
+            let i = union.iter().position(|u| u == k)?;
+            let (c, n) = pooled[i]?;
+            let expected: f64 = per
+                .iter()
+                .zip(&rates)
+                .map(|((_, cells), (_, r))| total(&cells[i]).sent as f64 * r.unwrap_or(0.0))
+                .sum();
+            let responses = match target {
+                Some(t) if expected > 0.0 => (t * c.responses as f64 / expected * c.sent as f64)
+                    .round()
+                    .min(c.sent as f64) as u64,
+                _ => c.responses,
+            };
+            Some((Counts { responses, ..c }, n))
+        })
+        .collect()
+}
+
 fn cell_of(dealers: &[DealerData], key: &(String, Channel, Arm)) -> BTreeMap<u32, Counts> {
     (0u32..)
         .zip(dealers)
@@ -199,16 +358,7 @@ pub fn compute(brand: &BrandPolicy, dealers: &[DealerData], prev: &LearnedState)
     let next_version = prev.version + 1;
     let mut services = Vec::new();
     for (id, s) in brand.services.iter().filter(|(_, s)| s.learn) {
-        for &channel in s
-            .channels
-            .iter()
-            .filter(|c| !s.forbidden_channels.contains(c))
-        {
-            if let Some(m) = s.mandatory_channel {
-                if m != channel {
-                    continue;
-                }
-            }
+        for &channel in s.channels.iter().filter(|c| learns_on(s, **c)) {
             let old = prev.get(id, channel);
             if prev.frozen.contains(id) {
                 let mut kept = old
@@ -349,24 +499,13 @@ pub fn compute(brand: &BrandPolicy, dealers: &[DealerData], prev: &LearnedState)
                     .filter(|(_, h)| *h != ANY_HOUR)
                     .map(|(_, h)| Arm::Slot(ANY_WEEKDAY, h)),
             ];
-            for ((keys, rest), in_force) in slots(brand, s, channel)
-                .into_iter()
-                .zip([data::REST_OF_DAYS, data::REST_OF_HOURS])
-                .zip(held)
+            for ((keys, part), in_force) in slots(brand, s, channel).into_iter().zip(0..).zip(held)
             {
                 if keys.is_empty() {
                     winners.push(None);
                     continue;
                 }
-                // The partition's rest cell is pooled with its arms (the
-                // complement check), never one of them.
-                let mut cells: Vec<BTreeMap<u32, Counts>> = keys
-                    .iter()
-                    .map(|&(wd, h)| cell_of(dealers, &(id.clone(), channel, Arm::Slot(wd, h))))
-                    .collect();
-                cells.push(cell_of(dealers, &(id.clone(), channel, rest)));
-                let mut pooled = pool_partition(&rule, &cells);
-                pooled.pop();
+                let pooled = pool_slots(brand, dealers, id, channel, part, &keys);
                 let mut sum = Counts::default();
                 for (c, _) in pooled.iter().flatten() {
                     sum.add(c);

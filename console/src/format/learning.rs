@@ -126,6 +126,22 @@ pub fn learning(state: &LearnedState) -> String {
             for a in passing {
                 arm_row(&mut out, a);
             }
+            // The slot arms pool every service learning on the channel
+            // (the daemon's `learning::pool_slots`).
+            let family: Vec<String> = state
+                .services
+                .iter()
+                .filter(|o| o.channel == s.channel && o.service != s.service)
+                .map(|o| visible(&o.service).to_string())
+                .collect();
+            if !family.is_empty() {
+                let _ = writeln!(
+                    out,
+                    "  slot figures pool the {} messages of {} too; responses standardised to this service's rate",
+                    s.channel,
+                    family.join(", ")
+                );
+            }
         }
     }
     out.push_str(

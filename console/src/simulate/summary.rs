@@ -346,7 +346,8 @@ pub(crate) fn learned_rows(state: &LearnedState, truth: &Truth) -> Vec<LearnedRo
 /// What `touchpoint learning` shows that breaks the k-dealer rule: an arm
 /// whose figures are shown (or a value learned) from fewer than
 /// `min_dealers` dealers, or from more dealers than have a sent message or
-/// control record of the service (`seen`, from the queue); control figures
+/// control record of the service (`seen`, from the queue; for a slot arm,
+/// of any service learning on its channel, whose messages it pools); control figures
 /// shown while fewer than `min_dealers` dealers hold control records of
 /// the service (`held_back`, from the queue). The control figures pass the
 /// rule on their own (a service's control group is pooled as a set of its
@@ -379,10 +380,33 @@ pub(crate) fn learned_violations(
                 held_by.len()
             ));
         }
-        if l.slot.source == Source::Learned && l.dealers < min_dealers {
-            out.push(format!("{name}: slot learned from {} dealers", l.dealers));
+        // A slot is learned from its channel's pooled slot arms (a service
+        // without passing lead arms of its own may learn one): the arms
+        // that pass must each hold at least the minimum.
+        let slot_dealers = l
+            .slot
+            .arms
+            .iter()
+            .filter(|a| a.passes)
+            .map(|a| a.dealers)
+            .min();
+        if l.slot.source == Source::Learned && slot_dealers.is_none_or(|d| d < min_dealers) {
+            out.push(format!(
+                "{name}: slot learned from {} dealers",
+                slot_dealers.unwrap_or(0)
+            ));
         }
-        for a in l.lead.arms.iter().chain(&l.slot.arms) {
+        // A slot arm pools the messages of every service learning on the
+        // channel: its dealers are those that sent any of them.
+        let channel_sent: std::collections::BTreeSet<&String> = state
+            .services
+            .iter()
+            .filter(|o| o.channel == l.channel)
+            .flat_map(|o| seen.get(&o.service).into_iter().flatten())
+            .collect();
+        let arms = l.lead.arms.iter().map(|a| (a, sent_by.len()));
+        let slots = l.slot.arms.iter().map(|a| (a, channel_sent.len()));
+        for (a, sent) in arms.chain(slots) {
             // Message figures shown (what the arm's `dealers` counts); an
             // arm without any (the prior) shows nothing. Its control
             // figures are the service's control group re-windowed for the
@@ -394,12 +418,10 @@ pub(crate) fn learned_violations(
                     a.arm, a.dealers
                 ));
             }
-            if shown && a.dealers as usize > sent_by.len() {
+            if shown && a.dealers as usize > sent {
                 out.push(format!(
-                    "{name} {}: {} dealers claimed, {} sent",
-                    a.arm,
-                    a.dealers,
-                    sent_by.len()
+                    "{name} {}: {} dealers claimed, {sent} sent",
+                    a.arm, a.dealers,
                 ));
             }
         }

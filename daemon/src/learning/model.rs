@@ -63,11 +63,12 @@ fn check(rule: &PoolRule, dealers: &Dealers) -> Option<Suppression> {
     primary(rule, &all)
 }
 
-/// The cells of one partition (a service and channel's lead arms, or its
-/// slot arms: each message is in at most one of them), pooled: each must
-/// pass the rule, and so must the failing ones together, since the
-/// partition's total is shown elsewhere (the other partition counts the
-/// same messages): while they do not, the smallest passing cell is held
+/// The cells of one partition (a service and channel's lead arms, or the
+/// slot arms of a channel's services pooled: each message is in at most
+/// one of them), pooled: each must pass the rule, and so must the failing
+/// ones together, since the partition's total is shown elsewhere (the
+/// other partitions count the same messages, the slot partitions summed
+/// over the services pooled): while they do not, the smallest passing cell is held
 /// back too (`common::report::pool::complement`, the pooled report's
 /// complementary suppression). `None`: the cell is not used nor shown.
 pub fn pool_partition(

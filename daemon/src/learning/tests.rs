@@ -1766,3 +1766,152 @@ fn the_lead_chosen_is_read_back_from_every_why_the_planner_writes() {
         assert_eq!(read, Some(chosen));
     }
 }
+
+/// The test brand with a second learning service, `hu`, like `due` but
+/// with its own send window.
+fn two_services(hu_from: u16, hu_to: u16) -> BrandPolicy {
+    let mut b = brand();
+    let mut hu = b.services.get("due").expect("due").clone();
+    hu.send_window.from = touchpoint_common::policy::TimeOfDay(hu_from * 60);
+    hu.send_window.to = touchpoint_common::policy::TimeOfDay(hu_to * 60);
+    b.services.insert("hu".into(), hu);
+    b
+}
+
+/// Five dealers; per dealer and service, `(service, arm, sent, responses)`.
+fn slot_cells(cells: &[(&str, Arm, u64, u64)]) -> Vec<DealerData> {
+    (0..5)
+        .map(|_| {
+            let mut d = dealer(&[(21, 200, 20)]);
+            for &(service, arm, sent, responses) in cells {
+                d.cells.insert(
+                    (service.into(), Channel::Email, arm),
+                    Counts {
+                        sent,
+                        responses,
+                        ..Counts::default()
+                    },
+                );
+            }
+            d
+        })
+        .collect()
+}
+
+#[test]
+fn a_weekday_too_thin_in_one_service_is_learned_from_the_channels_services_together() {
+    // Per dealer and service: 100 emails on Monday, 10 answered, and 100
+    // on Tuesday, 13 answered. One service's 500 a day over five dealers
+    // cannot tell 13 % from 10 % by the first slot's evidence; the two
+    // services' 1,000 a day can.
+    let (mon, tue) = (Arm::Slot(0, ANY_HOUR), Arm::Slot(1, ANY_HOUR));
+    let data = slot_cells(&[
+        ("due", mon, 100, 10),
+        ("due", tue, 100, 13),
+        ("hu", mon, 100, 10),
+        ("hu", tue, 100, 13),
+    ]);
+    let alone = compute(&brand(), &data, &LearnedState::default());
+    assert_eq!(learned(&alone).slot.value, None);
+    let b = two_services(9, 11);
+    let both = compute(&b, &data, &LearnedState::default());
+    for id in ["due", "hu"] {
+        let s = both.get(id, Channel::Email).expect("learned");
+        assert_eq!(s.slot.value, Some((1, ANY_HOUR)), "{id}: {:?}", s.slot);
+        let tue = s.slot.arms.iter().find(|a| a.arm == tue).expect("tue");
+        assert_eq!((tue.sent, tue.responses, tue.dealers), (1000, 130, 5));
+    }
+    // By post nothing of the emails is pooled: no post arm has data.
+    let mut post = b.clone();
+    for s in post.services.values_mut() {
+        s.channels = vec![Channel::Email, Channel::Post];
+    }
+    let state = compute(&post, &data, &LearnedState::default());
+    let s = state.get("due", Channel::Post).expect("due by post");
+    assert!(s.slot.arms.iter().all(|a| a.sent == 0), "{:?}", s.slot.arms);
+}
+
+#[test]
+fn an_hour_only_one_service_sends_in_is_not_learned_for_that_services_rate() {
+    // `due` sends from 09:00 to 11:00 and answers at 30 % in either hour;
+    // `hu` sends from 10:00 only and answers at 10 %. Pooled raw, 09:00
+    // would answer at 30 % and 10:00 at 15 % (150 + 150 of 500 + 1,500 per
+    // five dealers): a slot no email earned. Standardised to each
+    // service's own rate, the two hours are alike.
+    let (nine, ten) = (Arm::Slot(ANY_WEEKDAY, 9), Arm::Slot(ANY_WEEKDAY, 10));
+    let flat = slot_cells(&[
+        ("due", nine, 100, 30),
+        ("due", ten, 100, 30),
+        ("hu", ten, 300, 30),
+    ]);
+    let b = two_services(10, 11);
+    let state = compute(&b, &flat, &LearnedState::default());
+    let due = state.get("due", Channel::Email).expect("due");
+    assert_eq!(due.slot.value, None, "{:?}", due.slot.arms);
+    for arm in [nine, ten] {
+        let a = due.slot.arms.iter().find(|a| a.arm == arm).expect("arm");
+        assert_eq!(a.rate(), Some(0.3), "{arm}: {a:?}");
+    }
+    // `hu` has one hour of its own: no hour to choose.
+    let hu = state.get("hu", Channel::Email).expect("hu");
+    assert_eq!(hu.slot.value, None);
+    assert_eq!(
+        hu.slot
+            .arms
+            .iter()
+            .filter(|a| matches!(a.arm, Arm::Slot(ANY_WEEKDAY, _)))
+            .map(|a| (a.arm, a.rate()))
+            .collect::<Vec<_>>(),
+        vec![(ten, Some(0.1))]
+    );
+    // Where 09:00 does answer better for `due` (45 % vs 30 %), it is
+    // learned.
+    let better = slot_cells(&[
+        ("due", nine, 100, 45),
+        ("due", ten, 100, 30),
+        ("hu", ten, 300, 30),
+    ]);
+    let state = compute(&b, &better, &LearnedState::default());
+    let due = state.get("due", Channel::Email).expect("due");
+    assert_eq!(
+        due.slot.value,
+        Some((ANY_WEEKDAY, 9)),
+        "{:?}",
+        due.slot.arms
+    );
+}
+
+#[test]
+fn a_service_one_dealer_sends_is_not_pooled_into_the_channels_slots() {
+    // `due` from five dealers; `hu` from dealer 0 alone. Pooled, the
+    // weekday cells would pass on `due`'s dealers, and their total less
+    // `due`'s (its lead arms show it) would be dealer 0's `hu` emails.
+    let (mon, tue) = (Arm::Slot(0, ANY_HOUR), Arm::Slot(1, ANY_HOUR));
+    let mut data = slot_cells(&[("due", mon, 100, 10), ("due", tue, 100, 13)]);
+    for (arm, sent, responses) in [(mon, 300, 90), (tue, 300, 30)] {
+        data[0].cells.insert(
+            ("hu".into(), Channel::Email, arm),
+            Counts {
+                sent,
+                responses,
+                ..Counts::default()
+            },
+        );
+    }
+    let state = compute(&two_services(9, 11), &data, &LearnedState::default());
+    for id in ["due", "hu"] {
+        let s = state.get(id, Channel::Email).expect("learned");
+        let figures: Vec<(Arm, u64, u64, u32)> = s
+            .slot
+            .arms
+            .iter()
+            .filter(|a| a.passes)
+            .map(|a| (a.arm, a.sent, a.responses, a.dealers))
+            .collect();
+        assert_eq!(
+            figures,
+            vec![(mon, 500, 50, 5), (tue, 500, 65, 5)],
+            "{id}: only due's emails"
+        );
+    }
+}
