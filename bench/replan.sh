@@ -136,8 +136,20 @@ phases() {
     # The planner's phase lines since line $1 of the log, summed over tenants (ms).
     tail -n +"$1" "$SCRATCH/tp/touchpointd.log" | grep 'plan phases' |
         sed 's/\x1b\[[0-9;]*m//g' |
-        awk '{ for (i = 1; i <= NF; i++) if ($i ~ /_us=/) { split($i, kv, "="); s[kv[1]] += kv[2] } }
-             END { for (k in s) printf "  %s %.0f ms\n", k, s[k] / 1000 }' | sort
+        awk '{ for (i = 1; i <= NF; i++) if ($i ~ /_us=/) { split($i, kv, "="); s[kv[1]] += kv[2] }
+               else if ($i ~ /^waiting_(planned|carried)=/) { split($i, kv, "="); w[kv[1]] += kv[2] } }
+             END { for (k in s) printf "  %s %.0f ms\n", k, s[k] / 1000
+                   printf "  waiting for budget: %d planned again, %d carried\n", w["waiting_planned"], w["waiting_carried"] }' | sort
+}
+
+unsettled() {
+    # Why the run's unsettled recipients will be planned again, or not
+    # (the planner's 'unsettled recipients' lines since line $1, summed).
+    # (none from a daemon before they were logged: zeros)
+    tail -n +"$1" "$SCRATCH/tp/touchpointd.log" | sed 's/\x1b\[[0-9;]*m//g' |
+        awk '/unsettled recipients/ { for (i = 1; i <= NF; i++) if ($i ~ /^(revision|send_time|own_moved|budget_given_back|waiting_for_budget|settled)=/) { split($i, kv, "="); s[kv[1]] += kv[2] } }
+             END { printf "  unsettled after the run: planned again for revision %d, send time %d, own messages moved %d, budget given back %d; waiting for budget %d; settled (capping, value) %d\n",
+                   s["revision"], s["send_time"], s["own_moved"], s["budget_given_back"], s["waiting_for_budget"], s["settled"] }'
 }
 
 rss() {
@@ -153,6 +165,7 @@ start=$(now)
 plan "$SCRATCH/plan.json"
 echo "committed plan: $(secs "$start" "$(now)") s, $(json_sum planned_count "$SCRATCH/plan.json") messages; $(rss)"
 phases "$mark"
+unsettled "$mark"
 start=$(now)
 import_list "$SCRATCH/touch.txt" "$SCRATCH/out2"
 echo "import of 1 % ($(awk '{ n += $3 } END { print n }' "$SCRATCH/touch.txt") rows): $(secs "$start" "$(now)") s"
@@ -162,6 +175,7 @@ plan "$SCRATCH/replan.json"
 echo "re-plan: $(secs "$start" "$(now)") s, $(json_sum planned_count "$SCRATCH/replan.json") messages," \
     "$(json_sum cancelled_count "$SCRATCH/replan.json") cancelled, $(json_sum recipients "$SCRATCH/replan.json") recipients; $(rss)"
 phases "$mark"
+unsettled "$mark"
 if [ -n "${IDLE:-}" ]; then
     # The closer looks every quarter of the idle time (1–60 s).
     idle_wait=$((IDLE + IDLE / 4 + 5))

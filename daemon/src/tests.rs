@@ -1392,14 +1392,34 @@ mod small_import {
         (messages, journeys)
     }
 
-    fn plan(fx: &Fx, tight: bool) -> touchpoint_common::outbox::PlanReport {
+    /// How tight the dealer's limits are.
+    #[derive(Clone, Copy, Debug, PartialEq)]
+    enum Squeeze {
+        /// The fixture's policy.
+        None,
+        /// A few messages a day and little money: budget and send time
+        /// drop occasions, whose recipients the next run plans again.
+        Both,
+        /// Little money, room every day: budget alone drops occasions;
+        /// the next run plans their recipients again only where its
+        /// revision released budget.
+        Budget,
+        /// Little money and some room a day: budget drops occasions, and
+        /// send time drops some that budget funded (giving it back within
+        /// the run).
+        Mixed,
+    }
+
+    fn plan(fx: &Fx, squeeze: Squeeze) -> touchpoint_common::outbox::PlanReport {
         let store = fx.store("d001");
         let mut set = fx.p().set.clone();
-        if tight {
-            // A few messages a day and little money: budget and send time
-            // drop occasions, whose recipients the next run plans again.
+        if squeeze != Squeeze::None {
             let t = set.tenants.get_mut(&tid("d001")).expect("d001");
-            t.channels.daily_capacity = 4;
+            match squeeze {
+                Squeeze::Both => t.channels.daily_capacity = 4,
+                Squeeze::Mixed => t.channels.daily_capacity = 12,
+                _ => {}
+            }
             for s in t.services.values_mut() {
                 s.monthly_budget.0 = s.monthly_budget.0.min(1_500);
             }
@@ -1423,7 +1443,7 @@ mod small_import {
     /// standing of the last run: every recipient is planned).
     #[test]
     fn an_incremental_replan_equals_a_full_replan_and_plans_only_the_changed() {
-        replans_equal(false);
+        replans_equal(Squeeze::None);
     }
 
     /// The same under a tight budget and daily capacity: the recipients
@@ -1431,7 +1451,18 @@ mod small_import {
     /// planned again, in the same order as a full run plans them.
     #[test]
     fn an_incremental_replan_under_a_tight_budget_equals_a_full_replan() {
-        replans_equal(true);
+        replans_equal(Squeeze::Both);
+    }
+
+    /// Under a tight budget alone: a recipient whose occasions only the
+    /// budget dropped, with nothing of theirs planned or cancelled, is not
+    /// planned again until a run's revision releases budget of that month
+    /// and service; the outbox still equals the full re-plan's, also in
+    /// the runs that release some (the imports change consents and
+    /// vehicles: messages are cancelled).
+    #[test]
+    fn a_replan_leaves_out_who_waits_for_budget_none_released() {
+        replans_equal(Squeeze::Budget);
     }
 
     /// An operator's cancel (an outbox write by anything but planning)
@@ -1446,7 +1477,7 @@ mod small_import {
         let mut counts = Vec::new();
         for (fx, imp) in [(&incremental, &inc), (&full, &whole)] {
             import(imp, &export(fx, "kunden.csv", LARGE, SEED));
-            let first = plan(fx, false);
+            let first = plan(fx, Squeeze::None);
             // Cancel the first planned message, as an operator does.
             let store = fx.store("d001");
             let m = store
@@ -1465,7 +1496,7 @@ mod small_import {
             if std::ptr::eq(fx, &full) {
                 assert_eq!(full.stores.close_idle(Duration::ZERO), 1);
             }
-            counts.push((first.recipients, plan(fx, false).recipients));
+            counts.push((first.recipients, plan(fx, Squeeze::None).recipients));
         }
         assert_eq!(
             counts[0], counts[1],
@@ -1476,24 +1507,153 @@ mod small_import {
         assert_eq!(planned_state(&incremental), planned_state(&full));
     }
 
-    fn replans_equal(tight: bool) {
-        let steps: Vec<(&str, usize, u64)> = vec![
+    /// Two letters cancelled by the re-plan's revision (their customers
+    /// now object to post) give their cost back to a month and service
+    /// whose budget dropped others' occasions: the re-plan plans those
+    /// waiting for it again, as many as it may fund in the budget step's
+    /// order, and funds as a full re-plan does (without them it funds
+    /// nobody, with only the first one, one letter too few).
+    #[test]
+    fn budget_a_revision_releases_goes_to_who_waited_for_it() {
+        use touchpoint_common::domain::Channel;
+        use touchpoint_common::outbox::{MessageStatus, Step};
+        let incremental = Fx::new();
+        let full = Fx::new();
+        let (inc, whole) = (importer(&incremental), importer(&full));
+        let mut reports = Vec::new();
+        for (fx, imp) in [(&incremental, &inc), (&full, &whole)] {
+            import(imp, &export(fx, "kunden.csv", LARGE, SEED));
+            reports.push(plan(fx, Squeeze::Budget));
+        }
+        let first = &reports[0];
+        // Letters planned in a month and service whose budget dropped
+        // another's letter.
+        let month = |d: Date| d.to_string()[..7].to_string();
+        let short: std::collections::BTreeSet<(String, String)> = first
+            .dropped
+            .iter()
+            .filter(|d| d.step == Step::Budget && d.reason.contains("the message costs 0.95"))
+            .filter_map(|d| {
+                let at = d.reason.find(" budget for ")? + " budget for ".len();
+                Some((
+                    d.occasion.service.clone(),
+                    d.reason.get(at..at + 7)?.to_string(),
+                ))
+            })
+            .collect();
+        let letters: Vec<_> = first
+            .planned
+            .iter()
+            .filter(|m| {
+                m.channel == Channel::Post
+                    && m.status == MessageStatus::Planned
+                    && m.cost > 0
+                    && short.contains(&(m.service.clone(), month(m.send_on)))
+            })
+            .take(2)
+            .cloned()
+            .collect();
+        assert_eq!(
+            letters.len(),
+            2,
+            "two letters where letters wait for budget"
+        );
+        assert_eq!(
+            (&letters[0].service, month(letters[0].send_on)),
+            (&letters[1].service, month(letters[1].send_on))
+        );
+        let store = incremental.store("d001");
+        let mut rows = String::from(
+            "Customer No,First Name,Last Name,Street,House No,Postcode,City,Post Consent\n",
+        );
+        for l in &letters {
+            let c = store.customer(&l.recipient).unwrap().unwrap();
+            rows.push_str(&format!(
+                "{},{},{},{},{},{},{},no\n",
+                c.customer_no,
+                c.first_name,
+                c.last_name,
+                c.address.street,
+                c.address.house_no,
+                c.address.postcode,
+                c.address.city,
+            ));
+        }
+        drop(store);
+        let mut after = Vec::new();
+        for (fx, imp) in [(&incremental, &inc), (&full, &whole)] {
+            let path = fx.path("kunden_post.csv");
+            std::fs::write(&path, &rows).unwrap();
+            if std::ptr::eq(fx, &full) {
+                assert_eq!(full.stores.close_idle(Duration::ZERO), 1);
+            }
+            import(imp, &path);
+            after.push(plan(fx, Squeeze::Budget));
+        }
+        let (a, b) = (&after[0], &after[1]);
+        for l in &letters {
+            assert!(
+                a.cancelled.iter().any(|m| m.id == l.id),
+                "letter {} is cancelled",
+                l.id
+            );
+        }
+        assert_eq!(planned_state(&incremental), planned_state(&full));
+        // Their cost funded two who waited.
+        let waited: std::collections::BTreeSet<&str> = first
+            .dropped
+            .iter()
+            .filter(|d| d.step == Step::Budget)
+            .map(|d| d.recipient.as_str())
+            .collect();
+        let funded = b
+            .planned
+            .iter()
+            .filter(|m| m.service == letters[0].service && waited.contains(m.recipient.as_str()))
+            .count();
+        assert!(funded >= 2, "the full re-plan funds {funded} who waited");
+        assert!(
+            a.recipients < b.recipients / 3,
+            "{} of {}",
+            a.recipients,
+            b.recipients
+        );
+    }
+
+    /// Under a tight budget and some room a day, over more small imports:
+    /// those the send-time step dropped after budget funded them, and
+    /// those short of budget that it gave back, are planned again.
+    #[test]
+    fn an_incremental_replan_under_budget_and_capacity_equals_a_full_replan() {
+        replans_equal(Squeeze::Mixed);
+    }
+
+    fn replans_equal(squeeze: Squeeze) {
+        let mut steps: Vec<(&str, usize, u64)> = vec![
             ("kunden.csv", LARGE, SEED),
             ("kunden_a.csv", 12, SEED ^ 0x5eed),
             ("kunden_b.csv", 30, SEED ^ 0xbeef),
             ("kunden_c.csv", 40, SEED),
         ];
+        if squeeze == Squeeze::Mixed {
+            steps.extend([
+                ("kunden_d.csv", 20, SEED ^ 0xd00d),
+                ("kunden_e.csv", 60, SEED ^ 0xface),
+                ("kunden_f.csv", 25, SEED ^ 0xf00d),
+            ]);
+        }
         let incremental = Fx::new();
         let full = Fx::new();
         let (inc, whole) = (importer(&incremental), importer(&full));
         let mut unsettled_before = 0u64;
+        let mut released = false;
         for (i, (name, n, seed)) in steps.into_iter().enumerate() {
             let r = import(&inc, &export(&incremental, name, n, seed));
             import(&whole, &export(&full, name, n, seed));
-            let a = plan(&incremental, tight);
+            let a = plan(&incremental, squeeze);
             let closed = full.stores.close_idle(Duration::ZERO);
             assert_eq!(closed, 1, "the full side's store is closed before {name}");
-            let b = plan(&full, tight);
+            let b = plan(&full, squeeze);
             let (sa, sb) = (planned_state(&incremental), planned_state(&full));
             assert!(!sa.0.is_empty() && !sa.1.is_empty());
             assert_eq!(sa.0.len(), sb.0.len(), "messages after {name}");
@@ -1519,6 +1679,17 @@ mod small_import {
                     b.recipients
                 );
             }
+            if i > 0 && squeeze == Squeeze::Budget {
+                // Fewer than those the last run dropped for budget: the
+                // ones waiting for budget that was not released were left
+                // out.
+                assert!(
+                    a.recipients < unsettled_before,
+                    "after {name} the re-plan planned {} recipients, {unsettled_before} were dropped for budget",
+                    a.recipients
+                );
+                released |= a.cancelled.iter().any(|m| m.cost > 0);
+            }
             unsettled_before = b
                 .dropped
                 .iter()
@@ -1526,6 +1697,9 @@ mod small_import {
                 .map(|d| d.recipient.as_str())
                 .collect::<std::collections::BTreeSet<_>>()
                 .len() as u64;
+        }
+        if squeeze == Squeeze::Budget {
+            assert!(released, "a re-plan released budget");
         }
     }
 }

@@ -59,6 +59,22 @@ pub struct Draft {
     pub why: Vec<Why>,
 }
 
+/// A month (`YYYYMM`) and service: what a budget is kept by.
+pub type BudgetKey = (u32, String);
+
+/// A draft the budget step dropped: where it fell short, by how much, and
+/// its place in the step's order (value, then day).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Waiting {
+    pub key: BudgetKey,
+    pub value: i64,
+    pub day: Date,
+    pub cost: i64,
+    /// Its cost less what was left for it, cents (more than 0).
+    pub short: i64,
+}
+
+#[derive(Default)]
 pub struct Outcome {
     pub drafts: Vec<Draft>,
     pub dropped: Vec<Dropped>,
@@ -69,6 +85,17 @@ pub struct Outcome {
     /// Occasions drawn into their service's control group: recorded, never
     /// sent; each still one occasion, on the day it would have gone out.
     pub controls: Vec<Draft>,
+    /// Drafts dropped for want of budget (not the value threshold): the
+    /// recipient and, when dropped by the budget step, the draft as it
+    /// waits (an incremental run plans such a recipient again only when
+    /// enough is released there: `planner::Unsettled`); `None` when
+    /// dropped by the send-time step's move into another month (it took
+    /// budget in the budget step).
+    pub budget_drops: Vec<(usize, Option<Waiting>)>,
+    /// The months and services whose budget the send-time step gave back
+    /// within the run (a funded draft dropped, or moved to another month):
+    /// it was reserved ahead of others in the budget step.
+    pub released_late: Vec<BudgetKey>,
 }
 
 fn why(step: Step, text: impl Into<String>) -> Why {
@@ -799,20 +826,31 @@ pub fn budget(
                 d.why.push(why(Step::Budget, text));
                 kept.push(d);
             }
-            Err(reason) => drop_all(&mut out.dropped, r, &d.occasions, Step::Budget, &reason),
+            Err((reason, left)) => {
+                let waiting = Waiting {
+                    key: (month_of(d.day), d.service.clone()),
+                    value: d.value,
+                    day: d.day,
+                    cost: d.cost,
+                    short: d.cost - left.max(0),
+                };
+                out.budget_drops.push((d.recipient, Some(waiting)));
+                drop_all(&mut out.dropped, r, &d.occasions, Step::Budget, &reason)
+            }
         }
     }
     kept
 }
 
-/// Reserves a draft's cost in the month of `day`, or says why not.
+/// Reserves a draft's cost in the month of `day`, or says why not (and
+/// what was left).
 fn reserve(
     d: &Draft,
     day: Date,
     input: &Input,
     history: &dyn History,
     spent: &mut HashMap<(u32, String), i64>,
-) -> Result<String, String> {
+) -> Result<String, (String, i64)> {
     let month = month_of(day);
     let budget = input
         .policy
@@ -825,15 +863,18 @@ fn reserve(
         .or_insert_with(|| history.committed(month, &d.service));
     let left = budget - *used;
     if d.cost > left {
-        return Err(format!(
-            "{} budget for {}-{:02} has {} left of {}, the message costs {} (value {})",
-            d.service,
-            month / 100,
-            month % 100,
-            money(left.max(0)),
-            money(budget),
-            money(d.cost),
-            money(d.value)
+        return Err((
+            format!(
+                "{} budget for {}-{:02} has {} left of {}, the message costs {} (value {})",
+                d.service,
+                month / 100,
+                month % 100,
+                money(left.max(0)),
+                money(budget),
+                money(d.cost),
+                money(d.value)
+            ),
+            left,
         ));
     }
     *used += d.cost;
@@ -973,12 +1014,15 @@ pub fn schedule(
                 skipped.join("; ")
             );
             release(&d, spent);
+            out.released_late.push((month_of(d.day), d.service.clone()));
             drop_all(&mut out.dropped, r, &d.occasions, Step::SendTime, &reason);
             continue;
         };
         if month_of(day) != month_of(d.day) {
             release(&d, spent);
-            if let Err(reason) = reserve(&d, day, input, history, spent) {
+            out.released_late.push((month_of(d.day), d.service.clone()));
+            if let Err((reason, _)) = reserve(&d, day, input, history, spent) {
+                out.budget_drops.push((d.recipient, None));
                 drop_all(&mut out.dropped, r, &d.occasions, Step::Budget, &reason);
                 continue;
             }

@@ -403,14 +403,7 @@ impl Fix {
 }
 
 fn outcome() -> Outcome {
-    Outcome {
-        drafts: Vec::new(),
-        dropped: Vec::new(),
-        occasions_found: 0,
-        already_planned: 0,
-        times: Vec::new(),
-        controls: Vec::new(),
-    }
+    Outcome::default()
 }
 
 fn texts(why: &[Why], step: Step) -> Vec<&str> {
