@@ -127,21 +127,24 @@ pub fn learning(state: &LearnedState) -> String {
                 arm_row(&mut out, a);
             }
             // The slot arms pool every service learning on the channel
-            // (the daemon's `learning::pool_slots`).
+            // (the daemon's `learning::pool_slots`); a listing for one
+            // service does not know the others.
             let family: Vec<String> = state
                 .services
                 .iter()
                 .filter(|o| o.channel == s.channel && o.service != s.service)
                 .map(|o| visible(&o.service).to_string())
                 .collect();
-            if !family.is_empty() {
-                let _ = writeln!(
-                    out,
-                    "  slot figures pool the {} messages of {} too; responses standardised to this service's rate",
-                    s.channel,
-                    family.join(", ")
-                );
-            }
+            let _ = writeln!(
+                out,
+                "  slot figures pool the {} messages of every service learning on it{}; responses standardised to this service's rate",
+                s.channel,
+                if family.is_empty() {
+                    String::new()
+                } else {
+                    format!(" (with {})", family.join(", "))
+                }
+            );
         }
     }
     out.push_str(
