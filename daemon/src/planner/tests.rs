@@ -3379,3 +3379,50 @@ fn an_occasion_that_does_not_explore_waits_for_the_lead_in_force() {
     assert!(drafts.is_empty());
     assert_eq!(out.controls.len(), 1, "drawn today: {:?}", out.controls);
 }
+
+/// Who of those waiting for budget a release may fund: per month, service
+/// and cost in the budget step's order (value, day, customer number), the
+/// k-th while the release covers its shortfall and k costs; the first it
+/// does not cover stops the rest at its cost; other costs and months on
+/// their own.
+#[test]
+fn a_release_plans_again_only_the_waiters_it_may_fund_in_the_budget_steps_order() {
+    let w = |key: (u32, &str), value: i64, day: Date, cost: i64, short: i64| steps::Waiting {
+        key: (key.0, key.1.to_string()),
+        value,
+        day,
+        cost,
+        short,
+    };
+    let k = (202_612, "service_due");
+    let other = (202_701, "service_due");
+    let (d1, d2) = (d(2026, 12, 7), d(2026, 12, 9));
+    let mut waiting: BTreeMap<String, Vec<steps::Waiting>> = BTreeMap::new();
+    // Letters (1.00), 0.50 short each; A ahead by value, then B and C by
+    // day, then D by customer number; an email (0.10) 0.05 short; a letter
+    // of another month.
+    waiting.insert("A".into(), vec![w(k, 300, d2, 100, 50)]);
+    waiting.insert("B".into(), vec![w(k, 200, d1, 100, 50)]);
+    waiting.insert("D".into(), vec![w(k, 200, d2, 100, 50)]);
+    waiting.insert("C".into(), vec![w(k, 200, d2, 100, 50)]);
+    waiting.insert("E".into(), vec![w(k, 100, d1, 10, 5)]);
+    waiting.insert("F".into(), vec![w(other, 900, d1, 100, 1)]);
+    let plan = |released: i64| -> Vec<String> {
+        let r = move |key: &steps::BudgetKey| if key.0 == k.0 { released } else { 0 };
+        super::waiting_to_plan(&waiting, &r).into_iter().collect()
+    };
+    assert!(plan(0).is_empty(), "nothing released, nobody");
+    assert_eq!(plan(49), vec!["E"], "not enough for a letter's shortfall");
+    assert_eq!(plan(100), vec!["A", "E"], "one letter, A first by value");
+    assert_eq!(
+        plan(150),
+        vec!["A", "B", "E"],
+        "two: then B, the earlier day"
+    );
+    assert_eq!(
+        plan(250),
+        vec!["A", "B", "C", "E"],
+        "three: then C before D"
+    );
+    assert_eq!(plan(350), vec!["A", "B", "C", "D", "E"]);
+}
