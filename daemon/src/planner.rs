@@ -500,11 +500,12 @@ pub fn plan_tenant(
                 today,
                 true,
             )?;
+            // Neither the waiting (filtered above) nor their roots (kept
+            // out here) were loaded yet.
             let numbers: std::collections::BTreeSet<&str> = more
                 .iter()
                 .map(|r| r.customer.customer_no.as_str())
                 .chain(wanted.iter().map(String::as_str))
-                .filter(|no| !have.contains(*no))
                 .collect();
             let pending = store.pending_messages_of(today, numbers)?;
             recipients.extend(more);
@@ -553,7 +554,7 @@ pub fn plan_tenant(
         .into_iter()
         .map(|(i, key)| (recipients[i].customer.customer_no.clone(), key))
         .collect();
-    let released_late: HashSet<(u32, String)> = out.released_late.drain(..).collect();
+    let released_late: HashSet<steps::BudgetKey> = out.released_late.drain(..).collect();
 
     let count = out.drafts.len() + out.controls.len();
     let first_id = match mode {
@@ -755,7 +756,7 @@ fn revise(
 fn unsettled(
     report: &PlanReport,
     budget_drops: &[(String, Option<steps::Waiting>)],
-    released_late: &HashSet<(u32, String)>,
+    released_late: &HashSet<steps::BudgetKey>,
     recipients: &[recipients::Recipient],
     index: &HashMap<&str, usize>,
     input: &Input,
@@ -780,62 +781,56 @@ fn unsettled(
     let mut took_budget: HashSet<&str> = HashSet::new();
     for (no, drop) in budget_drops {
         match drop {
-            // Short where a draft funded ahead of it was given back later
-            // in the run: what it had then is not committed.
-            Some(w) if released_late.contains(&w.key) => {
-                took_budget.insert(no.as_str());
+            Some(w) if !released_late.contains(&w.key) => {
+                keys.entry(no.as_str()).or_default().push(w.clone());
             }
-            Some(w) => keys.entry(no.as_str()).or_default().push(w.clone()),
-            None => {
+            // Short where a draft funded ahead of it was given back later
+            // in the run (what it had then is not committed), or dropped
+            // by the send-time step after the budget step funded it.
+            _ => {
                 took_budget.insert(no.as_str());
             }
         }
     }
-    // Why, counted for the log: revision, send time, own messages moved,
-    // budget taken then given back, waiting for budget, own making.
-    let mut why = [out.len(), 0, 0, 0, 0, 0];
+    // Why, counted for the log.
+    let revision = out.len();
+    let (mut send_time, mut own_moved, mut given_back) = (0, 0, 0);
+    let mut drops: HashSet<&str> = HashSet::new();
     for d in report.dropped.iter().filter(|d| d.step != Step::Channel) {
         let no = d.recipient.as_str();
+        drops.insert(no);
         if out.get(no) == Some(&Unsettled::Always) {
             continue;
         }
         let again = if d.step == Step::SendTime {
-            Some(1)
+            Some(&mut send_time)
         } else if moved.contains(no) {
-            Some(2)
+            Some(&mut own_moved)
         } else if took_budget.contains(no) {
-            Some(3)
+            Some(&mut given_back)
         } else {
             None
         };
-        if let Some(i) = again {
-            why[i] += 1;
+        if let Some(n) = again {
+            *n += 1;
             out.insert(no.to_string(), Unsettled::Always);
         } else if let Some(k) = keys.get(no) {
             out.insert(no.to_string(), Unsettled::Budget(k.clone()));
         }
         // Otherwise capping or the value threshold: its own making.
     }
-    why[4] = out
-        .values()
-        .filter(|u| matches!(u, Unsettled::Budget(_)))
-        .count();
-    let drops: HashSet<&str> = report
-        .dropped
-        .iter()
-        .filter(|d| d.step != Step::Channel)
-        .map(|d| d.recipient.as_str())
-        .collect();
-    why[5] = drops.iter().filter(|no| !out.contains_key(**no)).count();
     tracing::debug!(
         target: "touchpointd::planner::phases",
         tenant = report.tenant.as_str(),
-        revision = why[0],
-        send_time = why[1],
-        own_moved = why[2],
-        budget_given_back = why[3],
-        waiting_for_budget = why[4],
-        settled = why[5],
+        revision,
+        send_time,
+        own_moved,
+        budget_given_back = given_back,
+        waiting_for_budget = out
+            .values()
+            .filter(|u| matches!(u, Unsettled::Budget(_)))
+            .count(),
+        settled = drops.iter().filter(|no| !out.contains_key(**no)).count(),
         "unsettled recipients"
     );
     out
