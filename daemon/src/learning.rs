@@ -74,9 +74,10 @@
 //! a main-effects model, because a weekday × hour cell would hold a
 //! fiftieth of the messages. The slot arms pool the messages of every
 //! service that learns on the channel, each cell's responses
-//! standardised to the service's own rate ([`pool_slots`]): a slot's
-//! effect is the channel's audience's, and one service's cells are too
-//! thin for it to show. A letter's or a call's slot is its weekday
+//! standardised to the service's own rate and its messages' leads
+//! ([`pool_slots`]): a slot's effect is the channel's audience's, one
+//! service's cells are too thin for it to show, and a slot must not look
+//! good for the leads its messages went at. A letter's or a call's slot is its weekday
 //! only (it goes with its day's batch or call list, at no hour the planner
 //! picks). Each is learned from at least two arms that pass, the best
 //! beating their pooled rate by [`SLOT_MARGIN`]; a weekday or an hour in
@@ -211,16 +212,19 @@ fn learns_on(s: &Service, channel: Channel) -> bool {
 /// Services answer at different rates (their organic visits, their
 /// value to the customer), and a window may hold an hour only one of them
 /// sends in: the raw pooled rate of such an hour would be that service's
-/// level, not the hour's. So each cell is **indirectly standardised**:
-/// its responses against those expected at each service's own rate over
-/// the passing cells (observed / expected, the standardised ratio of
-/// epidemiology; Breslow & Day 1987, ch. 2), times the rate of service
-/// `id` (the pooled one's if `id` has no messages pooled). The arm shows
-/// the pooled messages and those standardised responses. With other
-/// services on the channel, a service whose own messages of the partition
-/// do not pass the rule together is left out of the pool (its total would
-/// be the difference of shown totals). With one service on the channel
-/// this is its own cells, unchanged.
+/// level, not the hour's. Nor do a slot's messages have the same leads
+/// in every slot (those that do not explore go at the lead in force and
+/// fill the window from its start), and a lead's window holds more or
+/// fewer organic visits. So each cell is **indirectly standardised**:
+/// its responses against those expected at each message's service and
+/// lead rate (the lead arm's pooled rate where it passes the rule, else
+/// the service's over the passing cells; observed / expected, the
+/// standardised ratio of epidemiology; Breslow & Day 1987, ch. 2), times
+/// the rate of service `id` (the pooled one's if `id` has no messages
+/// pooled). The arm shows the pooled messages and those standardised
+/// responses. With other services on the channel, a service whose own
+/// messages of the partition do not pass the rule together is left out
+/// of the pool (its total would be the difference of shown totals).
 fn pool_slots(
     brand: &BrandPolicy,
     dealers: &[DealerData],
@@ -318,6 +322,58 @@ fn pool_slots(
         .find(|(f, _)| *f == id)
         .and_then(|(_, r)| *r)
         .or_else(|| rate(&all));
+    // Each service's rate per lead: its lead arm's pooled rate where that
+    // arm passes the rule (it is shown), else its rate above. A message's
+    // expected response is its lead's rate: the lead decides how many
+    // organic visits its window holds and where it is on the response
+    // curve, and the leads of a slot's messages are not the same in every
+    // slot (the messages that do not explore go at the lead in force and
+    // fill the window from its start; those that explore draw their lead
+    // and their slot): a slot holding more messages of a good lead would
+    // look good for it (EVALUATION.md, session 23).
+    let lead_rates: Vec<BTreeMap<u32, f64>> = per
+        .iter()
+        .map(|(f, _)| {
+            let Some(s) = brand.services.get(*f) else {
+                return BTreeMap::new();
+            };
+            let grid = s.lead_grid();
+            let cells: Vec<BTreeMap<u32, Counts>> = grid
+                .iter()
+                .map(|&l| cell_of(dealers, &((*f).to_string(), channel, Arm::Lead(l))))
+                .collect();
+            grid.iter()
+                .zip(pool_partition(&rule, &cells))
+                .filter_map(|(l, p)| Some((*l, rate(&p?.0)?)))
+                .collect()
+        })
+        .collect();
+    let cell_arms: Vec<Arm> = union
+        .iter()
+        .map(|&(wd, h)| Arm::Slot(wd, h))
+        .chain([rest])
+        .collect();
+    // The responses a cell's messages of service `f` would get at their
+    // leads' rates (those whose lead has no rate at `fallback`).
+    let expected_of = |f: &str,
+                       i: usize,
+                       cell: &BTreeMap<u32, Counts>,
+                       fallback: f64,
+                       lr: &BTreeMap<u32, f64>| {
+        let (lo, hi) = (
+            (f.to_string(), channel, cell_arms[i], 0),
+            (f.to_string(), channel, cell_arms[i], u32::MAX),
+        );
+        let mut counted = 0u64;
+        let mut expected = 0.0;
+        for d in dealers {
+            for ((_, _, _, lead), n) in d.slot_leads.range(lo.clone()..=hi.clone()) {
+                counted += n;
+                expected += *n as f64 * lr.get(lead).copied().unwrap_or(fallback);
+            }
+        }
+        expected + total(cell).sent.saturating_sub(counted) as f64 * fallback
+    };
     keys.iter()
         .map(|k| {
             let i = union.iter().position(|u| u == k)?;
@@ -325,7 +381,10 @@ fn pool_slots(
             let expected: f64 = per
                 .iter()
                 .zip(&rates)
-                .map(|((_, cells), (_, r))| total(&cells[i]).sent as f64 * r.unwrap_or(0.0))
+                .zip(&lead_rates)
+                .map(|(((f, cells), (_, r)), lr)| {
+                    expected_of(f, i, &cells[i], r.unwrap_or(0.0), lr)
+                })
                 .sum();
             let responses = match target {
                 Some(t) if expected > 0.0 => (t * c.responses as f64 / expected * c.sent as f64)

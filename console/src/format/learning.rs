@@ -137,7 +137,7 @@ pub fn learning(state: &LearnedState) -> String {
                 .collect();
             let _ = writeln!(
                 out,
-                "  slot figures pool the {} messages of every service learning on it{}; responses standardised to this service's rate",
+                "  slot figures pool the {} messages of every service learning on it{}; responses standardised to this service's rate and each message's lead",
                 s.channel,
                 if family.is_empty() {
                     String::new()

@@ -59,6 +59,10 @@ impl Grid {
 pub struct DealerData {
     pub cells: BTreeMap<(String, Channel, Arm), Counts>,
     pub baseline: BTreeMap<(String, u32), Counts>,
+    /// The slot cells (rest cells included) by lead arm: how many of a
+    /// slot's messages went at each lead (`learning::pool_slots` weighs a
+    /// slot's responses against what its leads' rates would give).
+    pub slot_leads: BTreeMap<(String, Channel, Arm, u32), u64>,
 }
 
 /// Counts one dealer's rows. Only rows whose learning window has closed
@@ -171,6 +175,11 @@ pub fn collect(
             });
         }
         for arm in arms {
+            if arm != Arm::Lead(lead) {
+                *out.slot_leads
+                    .entry((r.service.clone(), channel, arm, lead))
+                    .or_default() += 1;
+            }
             out.cells
                 .entry((r.service.clone(), channel, arm))
                 .or_default()

@@ -1466,6 +1466,21 @@ fn an_email_counts_for_the_hour_planned_when_it_went_out_that_day() {
     assert_eq!(count(data::REST_OF_HOURS), None);
     assert_eq!(count(Arm::Slot(1, ANY_HOUR)), Some(1));
     assert_eq!(count(Arm::Slot(2, ANY_HOUR)), Some(1));
+    // Each slot cell by lead too: both went at 21 days (20 snaps to it).
+    let by_lead = |arm| {
+        data.slot_leads
+            .get(&("due".to_string(), Channel::Email, arm, 21))
+            .copied()
+    };
+    for arm in [
+        Arm::Slot(ANY_WEEKDAY, 10),
+        Arm::Slot(ANY_WEEKDAY, 9),
+        Arm::Slot(1, ANY_HOUR),
+        Arm::Slot(2, ANY_HOUR),
+    ] {
+        assert_eq!(by_lead(arm), Some(1), "{arm}");
+    }
+    assert_eq!(data.slot_leads.len(), 4, "{:?}", data.slot_leads);
 }
 
 /// A learned hour stays while the best beats it by less than the margin
@@ -1914,4 +1929,60 @@ fn a_service_one_dealer_sends_is_not_pooled_into_the_channels_slots() {
             "{id}: only due's emails"
         );
     }
+}
+
+#[test]
+fn an_hour_that_holds_more_messages_of_a_better_answered_lead_is_not_learned_for_it() {
+    // Per dealer, five dealers: 400 emails at 21 days answered at 30 %
+    // (its window holds more organic visits), 400 at 42 days at 10 %.
+    // 09:00 holds 300 of the 21-day ones and 100 of the 42-day ones, as
+    // the emails that do not explore fill the window from its start at the
+    // lead in force; 10:00 the other way round. 09:00 answers as its
+    // leads do (90 + 10 = 100 of 400); 10:00 a third more than its leads
+    // would (30 + 30 = 60 expected, 80 answered). Raw, 09:00 looks the
+    // better hour (25 % vs 20 %); weighed against its leads, 10:00 is.
+    let (nine, ten) = (Arm::Slot(ANY_WEEKDAY, 9), Arm::Slot(ANY_WEEKDAY, 10));
+    let data: Vec<DealerData> = (0..5)
+        .map(|_| {
+            let mut d = dealer(&[(21, 400, 120), (42, 400, 40)]);
+            for (arm, responses, at_21, at_42) in [(nine, 100, 300, 100), (ten, 80, 100, 300)] {
+                d.cells.insert(
+                    ("due".into(), Channel::Email, arm),
+                    Counts {
+                        sent: 400,
+                        responses,
+                        ..Counts::default()
+                    },
+                );
+                for (lead, n) in [(21, at_21), (42, at_42)] {
+                    d.slot_leads
+                        .insert(("due".into(), Channel::Email, arm, lead), n);
+                }
+            }
+            d
+        })
+        .collect();
+    let state = compute(&brand(), &data, &LearnedState::default());
+    let s = learned(&state);
+    assert_eq!(s.slot.value, Some((ANY_WEEKDAY, 10)), "{:?}", s.slot.arms);
+    // Standardised to the service's rate over both hours (180 of 800):
+    // 10:00 at 4/3 of it, 09:00 at once.
+    let figures: Vec<(Arm, u64, u64)> = s
+        .slot
+        .arms
+        .iter()
+        .filter(|a| a.passes)
+        .map(|a| (a.arm, a.sent, a.responses))
+        .collect();
+    assert_eq!(figures, vec![(nine, 2000, 450), (ten, 2000, 600)]);
+    // Without the leads of each hour's messages, 09:00 would be taken.
+    let unweighed: Vec<DealerData> = data
+        .into_iter()
+        .map(|mut d| {
+            d.slot_leads.clear();
+            d
+        })
+        .collect();
+    let raw = compute(&brand(), &unweighed, &LearnedState::default());
+    assert_eq!(learned(&raw).slot.value, Some((ANY_WEEKDAY, 9)));
 }
