@@ -9,6 +9,9 @@
 #                                      # whole there (every message listed)
 #   IDLE=60 bench/replan.sh            # then close idle tenant stores after
 #                                      # 60 s and print the RSS once they are
+#   IDLE=20 GAP=1 bench/replan.sh      # and let every store close between
+#                                      # the plan and the 1 % import (an
+#                                      # export that comes later in the day)
 #
 # The Touchpoint side of bench/compare-postgres.sh, without PostgreSQL: the
 # same population (`touchpoint-datagen --dialect comma --as-of DAY`, the
@@ -166,6 +169,12 @@ plan "$SCRATCH/plan.json"
 echo "committed plan: $(secs "$start" "$(now)") s, $(json_sum planned_count "$SCRATCH/plan.json") messages; $(rss)"
 phases "$mark"
 unsettled "$mark"
+idle_wait=$((${IDLE:-0} + ${IDLE:-0} / 4 + 5))
+open_stores() { "$CONSOLE" status --json | sed -n 's/.*"tenants_open": *\([0-9]*\).*/\1/p'; }
+if [ -n "${GAP:-}" ] && [ -n "${IDLE:-}" ]; then
+    sleep "$idle_wait"
+    echo "idle for $idle_wait s before the 1 % import ($(open_stores) tenant stores open): $(rss)"
+fi
 start=$(now)
 import_list "$SCRATCH/touch.txt" "$SCRATCH/out2"
 echo "import of 1 % ($(awk '{ n += $3 } END { print n }' "$SCRATCH/touch.txt") rows): $(secs "$start" "$(now)") s"
@@ -178,9 +187,8 @@ phases "$mark"
 unsettled "$mark"
 if [ -n "${IDLE:-}" ]; then
     # The closer looks every quarter of the idle time (1–60 s).
-    idle_wait=$((IDLE + IDLE / 4 + 5))
     sleep "$idle_wait"
-    echo "idle for $idle_wait s ($("$CONSOLE" status --json | sed -n 's/.*"tenants_open": *\([0-9]*\).*/\1/p') tenant stores open): $(rss)"
+    echo "idle for $idle_wait s ($(open_stores) tenant stores open): $(rss)"
 fi
 echo "load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)"
 if [ -n "${SAVE:-}" ]; then

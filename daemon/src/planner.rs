@@ -55,7 +55,7 @@ use touchpoint_common::{Date, TenantId};
 
 use crate::learning::{Learned, Learning};
 use crate::policy::PolicyHandle;
-use crate::store::{Contact, PlanWrite, StoreError, Stores, TenantStore};
+use crate::store::{Contact, Park, PlanWrite, Standing, StoreError, Stores, TenantStore};
 pub use steps::History;
 use steps::{Input, Outcome};
 use touchpoint_common::learning::LearnedState;
@@ -175,13 +175,55 @@ fn stamp(data_version: u64, policy: u64, today: Date, learned: u64) -> u64 {
 /// load of every message not yet sent read from the day index.
 ///
 /// Which unsettled recipients a run plans again: see [`Unsettled`].
+///
+/// It outlives its open store: written down when the store closes (as
+/// idle, or at shutdown) if nothing but planning wrote the outbox since the
+/// run, and read back when it opens ([`Park`]; the store keeps it only
+/// while the data stands as it was, and removes it when read). Its bytes
+/// carry [`STANDING_FORMAT`] and the daemon's version: another build's are
+/// not used (another build may plan otherwise).
+#[derive(serde::Serialize, serde::Deserialize)]
 struct Basis {
     day: Date,
     clock_day: Date,
     policy: u64,
     learned: LearnedState,
+    /// Not written down: the count is the open store's.
+    #[serde(skip)]
     outbox_writes: u64,
     unsettled: BTreeMap<String, Unsettled>,
+}
+
+/// The format of a written-down [`Basis`]: raised with any change of what
+/// it means.
+const STANDING_FORMAT: u32 = 1;
+
+impl Park for Basis {
+    fn park(&self, outbox_writes: u64) -> Option<Vec<u8>> {
+        if outbox_writes != self.outbox_writes {
+            return None;
+        }
+        let kept = (STANDING_FORMAT, env!("CARGO_PKG_VERSION"), self);
+        touchpoint_common::codec::encode_record(&kept).ok()
+    }
+
+    fn into_any(self: Box<Self>) -> Box<dyn std::any::Any + Send> {
+        self
+    }
+}
+
+impl Basis {
+    /// A standing read back at the store's open, which stood at
+    /// `outbox_writes` then; `None` if it is another build's or unreadable.
+    fn unpark(bytes: &[u8], outbox_writes: u64) -> Option<Self> {
+        let (format, build, mut basis): (u32, String, Basis) =
+            touchpoint_common::codec::decode_record(bytes).ok()?;
+        if format != STANDING_FORMAT || build != env!("CARGO_PKG_VERSION") {
+            return None;
+        }
+        basis.outbox_writes = outbox_writes;
+        Some(basis)
+    }
 }
 
 /// A recipient with an occasion dropped for another reason than want of a
@@ -218,7 +260,7 @@ struct Basis {
 /// month and dropped there), a message the revision would cancel, and a drop
 /// beside a message planned or cancelled for the same recipient (its own
 /// contacts moved).
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 enum Unsettled {
     /// Planned again by the next run.
     Always,
@@ -275,8 +317,18 @@ fn incremental_set(
     let Some((touched, state)) = store.plan_take()? else {
         return Ok(None);
     };
-    let Ok(basis) = state.downcast::<Basis>() else {
-        return Ok(None);
+    let basis = match state {
+        Standing::Live(state) => match state.into_any().downcast::<Basis>() {
+            Ok(basis) => *basis,
+            Err(_) => return Ok(None),
+        },
+        Standing::Parked {
+            bytes,
+            outbox_writes,
+        } => match Basis::unpark(&bytes, outbox_writes) {
+            Some(basis) => basis,
+            None => return Ok(None),
+        },
     };
     if basis.day != today
         || basis.clock_day != clock_day

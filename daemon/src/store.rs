@@ -83,7 +83,7 @@ pub use snapshot::TreeCounts;
 /// In a state directory while a backup is restored into it
 /// (`crate::backup::restore`): a daemon does not start on it.
 pub const RESTORE_MARKER: &str = ".restore-incomplete";
-pub use tenant::TenantStore;
+pub use tenant::{Park, Standing, TenantStore};
 
 use files::{wait_released, RELEASE_WAIT};
 
@@ -631,6 +631,13 @@ impl Stores {
     fn close_store(&self, id: &TenantId, store: Arc<TenantStore>) -> Result<(), String> {
         let trouble = store.trouble();
         if trouble.is_none() {
+            // What the next open may read back of the re-plan's standing:
+            // only from a store nobody else holds (none can write after).
+            if Arc::strong_count(&store) == 1 {
+                if let Err(e) = store.park() {
+                    tracing::warn!(tenant = %id, error = %e, "cannot keep the planning standing across the close");
+                }
+            }
             if let Err(e) = store.flush() {
                 tracing::warn!(tenant = %id, error = %e, "flush before close failed");
             }

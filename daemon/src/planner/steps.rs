@@ -64,7 +64,7 @@ pub type BudgetKey = (u32, String);
 
 /// A draft the budget step dropped: where it fell short, by how much, and
 /// its place in the step's order (value, then day).
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Waiting {
     pub key: BudgetKey,
     pub value: i64,

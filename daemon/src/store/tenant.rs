@@ -27,6 +27,7 @@
 //! | `meta`          | `counters`                       | Counters         | `records/import.rs` (`finish`); `records.rs` (`record_import`); `records/merges.rs` |
 //! |                 | `next_import_id`, `next_merge_id`, `generation` | u64 | `records.rs` (`next_id`, `bump_generation`) |
 //! |                 | `pending_import` (an earlier version's marker) | ImportReport | `records/import.rs` (`finish` removes it) |
+//! |                 | `parked_standing` (written at a close, removed at the open) | the journeys' tracker and the planner's standing | `records/changes.rs` (`park`, `unpark`) |
 //! |                 | `next_message_id`, `plan_stamp`  | u64              | `outbox/write.rs` |
 //! | `outbox`        | id(8)                            | Message          | `outbox/write.rs` |
 //! | `occasions`     | occasion key                     | id(8)            | `outbox/write.rs` |
@@ -79,6 +80,7 @@ use super::outbox::write::{Change, PlanWrite};
 use super::outbox::{Contact, Outbox};
 use super::records::erasure::{Erased, Suppression};
 use super::records::import::{self, ImportTxn};
+pub use super::records::tracker::{Park, Standing};
 use super::records::Records;
 
 pub struct TenantStore {
@@ -88,8 +90,7 @@ pub struct TenantStore {
 }
 
 /// A derived view's own state kept with the open store (the identity
-/// pass's match keys, the planner's basis), with the customers changed
-/// since it was made.
+/// pass's match keys), with the customers changed since it was made.
 pub type Tracked = (
     std::collections::BTreeSet<String>,
     Box<dyn std::any::Any + Send>,
@@ -114,6 +115,9 @@ impl TenantStore {
             db,
         };
         import::recover(&store.records)?;
+        // After recovery: a standing kept at the last close is read back
+        // only while the data stands where it was then.
+        store.records.unpark(store.outbox.writes())?;
         // Whatever recovery did, and whatever an earlier run wrote after
         // its figures: the listing shows this store as it is.
         if let Err(e) = store.publish_figures() {
@@ -398,14 +402,28 @@ impl TenantStore {
     /// incremental re-plan) and the customers changed since, if nothing
     /// else changed; taken out, to be given back with
     /// [`TenantStore::plan_keep`].
-    pub fn plan_take(&self) -> Result<Option<Tracked>> {
+    pub fn plan_take(&self) -> Result<Option<(std::collections::BTreeSet<String>, Standing)>> {
         self.records.plan_take()
     }
 
     /// Keeps a committed planning run's state, planned from the data at
-    /// `version`.
-    pub fn plan_keep(&self, version: u64, state: Box<dyn std::any::Any + Send>) {
+    /// `version`; written down when the store closes, if the state says
+    /// how ([`Park`]), and read back when it opens.
+    pub fn plan_keep(&self, version: u64, state: Box<dyn Park>) {
         self.records.plan_keep(version, state)
+    }
+
+    /// Writes down what the next open may read back of the derived views'
+    /// standing (`records::changes`): as the store closes.
+    pub(super) fn park(&self) -> Result<()> {
+        self.records.park(self.outbox.writes())
+    }
+
+    /// Drops what the store knows of what changed since the derived views
+    /// were computed: the next planning run plans every recipient.
+    #[cfg(test)]
+    pub fn forget_changes(&self) {
+        self.records.forget_changes()
     }
 
     /// Records of the dealer's data (customers, vehicles, consents,

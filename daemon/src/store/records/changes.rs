@@ -13,9 +13,16 @@
 //! `before` version; any other change in between drops it, and a tracker
 //! is read only while it stands at the current version. A dropped or
 //! missing tracker means: recompute the whole tenant. The trackers live in
-//! memory with the open store: a reopened store starts without them.
+//! memory with the open store. When the store closes (idle, or at
+//! shutdown), the journeys' tracker and the planning run's standing are
+//! written down if they stand at the data version then ([`Records::park`],
+//! `meta` key [`keys::META_PARKED`]), and read back (and removed) when it
+//! opens again, if the data still stands there ([`Records::unpark`]): an
+//! export that arrives after the store was closed as idle is re-planned as
+//! one that arrives before. The identity pass's state and the opt-in
+//! counts are not kept (a reopened store recomputes them).
 //!
-//! Part of `records`; writes no tree.
+//! Part of `records`; writes the one `meta` key.
 
 use std::any::Any;
 use std::collections::{BTreeSet, HashMap};
@@ -26,9 +33,25 @@ use touchpoint_common::domain::{Channel, Consent};
 use touchpoint_common::protocol::OptIns;
 use touchpoint_common::Date;
 
-use super::tracker::{count_person, standing, Changes, OptInsDelta, Since, Touched};
+use serde::{Deserialize, Serialize};
+
+use super::keys::META_PARKED;
+use super::tracker::{
+    count_person, standing, Changes, OptInsDelta, Park, Since, Standing, Touched,
+};
 use super::Records;
+use crate::store::db::{decode, encode};
 use crate::store::error::Result;
+
+/// What [`Records::park`] writes down: the data version the trackers
+/// stand at, the journeys' tracker (day, policy, customers touched since)
+/// and the planning run's (customers touched since, the planner's bytes).
+#[derive(Serialize, Deserialize)]
+struct Parked {
+    version: u64,
+    journeys: Option<(Date, u64, Vec<String>)>,
+    plan: Option<(Vec<String>, Vec<u8>)>,
+}
 
 impl Records {
     fn changes(&self) -> std::sync::MutexGuard<'_, Changes> {
@@ -156,7 +179,7 @@ impl Records {
     /// The last committed planning run's state and the customers changed
     /// since, when it stands at the current version; taken out (the
     /// planner gives the next run's back with [`Records::plan_keep`]).
-    pub(in crate::store) fn plan_take(&self) -> Result<Option<(Touched, Box<dyn Any + Send>)>> {
+    pub(in crate::store) fn plan_take(&self) -> Result<Option<(Touched, Standing)>> {
         let version = self.data_version()?;
         let mut ch = self.changes();
         match ch.plan.take() {
@@ -167,14 +190,110 @@ impl Records {
 
     /// Keeps a committed planning run's state, planned from the data at
     /// `version`.
-    pub(in crate::store) fn plan_keep(&self, version: u64, state: Box<dyn Any + Send>) {
+    pub(in crate::store) fn plan_keep(&self, version: u64, state: Box<dyn Park>) {
         self.changes().plan = Some((
             Since {
                 version,
                 touched: Touched::new(),
             },
-            state,
+            Standing::Live(state),
         ));
+    }
+
+    /// Writes down the journeys' tracker and the planning run's standing,
+    /// those of them that stand at the current data version, for the
+    /// store's next open; `outbox_writes` is the outbox's count of writes
+    /// by anything but planning now. Called as the store closes, when
+    /// nothing else holds it (the caller flushes). Nothing to keep: nothing
+    /// written.
+    pub(in crate::store) fn park(&self, outbox_writes: u64) -> Result<()> {
+        let version = self.data_version()?;
+        let ch = self.changes();
+        let listed = |s: &Since| s.touched.iter().cloned().collect::<Vec<String>>();
+        let journeys = match &ch.journeys {
+            Some((day, policy, s)) if s.version == version => Some((*day, *policy, listed(s))),
+            _ => None,
+        };
+        let plan = match &ch.plan {
+            Some((s, Standing::Live(state))) if s.version == version => {
+                state.park(outbox_writes).map(|bytes| (listed(s), bytes))
+            }
+            // Read back at this open and not used since: kept again, if
+            // nothing but planning wrote the outbox since the open.
+            Some((
+                s,
+                Standing::Parked {
+                    bytes,
+                    outbox_writes: w,
+                },
+            )) if s.version == version && *w == outbox_writes => Some((listed(s), bytes.clone())),
+            _ => None,
+        };
+        drop(ch);
+        if journeys.is_none() && plan.is_none() {
+            return Ok(());
+        }
+        let parked = Parked {
+            version,
+            journeys,
+            plan,
+        };
+        // Too large to write down (a tracker of very many customers): the
+        // next open recomputes, as it would have without this.
+        match encode("meta", &parked) {
+            Ok(bytes) => {
+                self.meta
+                    .insert(META_PARKED, bytes)
+                    .map_err(self.db.err())?;
+            }
+            Err(e) => {
+                tracing::warn!(tenant = %self.db.id(), error = %e, "the planning standing is not kept across the close");
+            }
+        }
+        Ok(())
+    }
+
+    /// Reads back what [`Records::park`] wrote at the last close, removing
+    /// it first, durably (read twice, it could stand for an outbox that
+    /// changed since this open), and restores the trackers if the data
+    /// still stands at their version; `outbox_writes` is the outbox's count
+    /// now (at the open). Anything else (unreadable, another version): the
+    /// trackers stay empty and every view recomputes, as before.
+    pub(in crate::store) fn unpark(&self, outbox_writes: u64) -> Result<()> {
+        let Some(bytes) = self.meta.get(META_PARKED).map_err(self.db.err())? else {
+            return Ok(());
+        };
+        self.meta.remove(META_PARKED).map_err(self.db.err())?;
+        self.db.flush()?;
+        let parked: Parked = match decode("meta", &bytes) {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::warn!(tenant = %self.db.id(), error = %e, "the planning standing kept at the last close is unreadable; recomputed");
+                return Ok(());
+            }
+        };
+        let version = self.data_version()?;
+        if parked.version != version {
+            return Ok(());
+        }
+        let since = |touched: Vec<String>| Since {
+            version,
+            touched: touched.into_iter().collect(),
+        };
+        let mut ch = self.changes();
+        if let Some((day, policy, touched)) = parked.journeys {
+            ch.journeys = Some((day, policy, since(touched)));
+        }
+        if let Some((touched, bytes)) = parked.plan {
+            ch.plan = Some((
+                since(touched),
+                Standing::Parked {
+                    bytes,
+                    outbox_writes,
+                },
+            ));
+        }
+        Ok(())
     }
 
     /// Opens a window in which dealer data is written and its change

@@ -18,6 +18,9 @@ pub(super) const META_NEXT_IMPORT: &[u8] = b"next_import_id";
 pub(super) const META_NEXT_MERGE: &[u8] = b"next_merge_id";
 /// `meta` key: bumped by writes that leave the counters alone (u64).
 pub(super) const META_GENERATION: &[u8] = b"generation";
+/// `meta` key: the trackers written down when the store last closed
+/// (`changes.rs`, `Records::park`); removed when it opens.
+pub(super) const META_PARKED: &[u8] = b"parked_standing";
 /// `meta` key: an earlier version's marker of an import interrupted after
 /// its commit point (the report to complete it with).
 pub(super) const META_PENDING: &[u8] = b"pending_import";

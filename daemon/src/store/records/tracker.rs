@@ -37,6 +37,28 @@ impl Since {
     }
 }
 
+/// A planning run's standing that can outlive its open store: the
+/// planner's own state, which says how to write it down
+/// ([`Park::park`]), so that a store closed as idle (or at shutdown) and
+/// opened again still re-plans only what changed.
+pub trait Park: Any + Send {
+    /// The state's bytes to keep across a close, `None` if it may not be
+    /// kept: `outbox_writes` is the store's count of outbox writes by
+    /// anything but planning now (the count starts again at 0 on open).
+    fn park(&self, outbox_writes: u64) -> Option<Vec<u8>>;
+    fn into_any(self: Box<Self>) -> Box<dyn Any + Send>;
+}
+
+/// A planning run's standing as the store holds it.
+pub enum Standing {
+    /// Kept by this open store.
+    Live(Box<dyn Park>),
+    /// Written down when the store was last closed and read back when it
+    /// opened, with the count of outbox writes it then stood at (that of
+    /// the store's open: 0).
+    Parked { bytes: Vec<u8>, outbox_writes: u64 },
+}
+
 /// The trackers of one open store.
 #[derive(Default)]
 pub(in crate::store) struct Changes {
@@ -50,7 +72,7 @@ pub(in crate::store) struct Changes {
     /// The last committed planning run's standing (an opaque state the
     /// planner keeps here for its incremental re-plan) and what changed
     /// since.
-    pub(super) plan: Option<(Since, Box<dyn Any + Send>)>,
+    pub(super) plan: Option<(Since, Standing)>,
 }
 
 /// What a change did to the opt-in counts: `add` minus `sub`.
