@@ -179,9 +179,8 @@ fn stamp(data_version: u64, policy: u64, today: Date, learned: u64) -> u64 {
 /// It outlives its open store: written down when the store closes (as
 /// idle, or at shutdown) if nothing but planning wrote the outbox since the
 /// run, and read back when it opens ([`Park`]; the store keeps it only
-/// while the data stands as it was, and removes it when read). Its bytes
-/// carry [`STANDING_FORMAT`] and the daemon's version: another build's are
-/// not used (another build may plan otherwise).
+/// while the data, the outbox, the journeys and the executable are as they
+/// were, and removes it when read). Its bytes carry [`STANDING_FORMAT`].
 #[derive(serde::Serialize, serde::Deserialize)]
 struct Basis {
     day: Date,
@@ -203,7 +202,7 @@ impl Park for Basis {
         if outbox_writes != self.outbox_writes {
             return None;
         }
-        let kept = (STANDING_FORMAT, env!("CARGO_PKG_VERSION"), self);
+        let kept = (STANDING_FORMAT, self);
         touchpoint_common::codec::encode_record(&kept).ok()
     }
 
@@ -214,11 +213,11 @@ impl Park for Basis {
 
 impl Basis {
     /// A standing read back at the store's open, which stood at
-    /// `outbox_writes` then; `None` if it is another build's or unreadable.
+    /// `outbox_writes` then; `None` if it is of another format or unreadable.
     fn unpark(bytes: &[u8], outbox_writes: u64) -> Option<Self> {
-        let (format, build, mut basis): (u32, String, Basis) =
+        let (format, mut basis): (u32, Basis) =
             touchpoint_common::codec::decode_record(bytes).ok()?;
-        if format != STANDING_FORMAT || build != env!("CARGO_PKG_VERSION") {
+        if format != STANDING_FORMAT {
             return None;
         }
         basis.outbox_writes = outbox_writes;

@@ -78,9 +78,41 @@ use super::error::Result;
 use super::outbox::index::OutboxIndex;
 use super::outbox::write::{Change, PlanWrite};
 use super::outbox::{Contact, Outbox};
+use super::records::changes::Seal;
 use super::records::erasure::{Erased, Suppression};
 use super::records::import::{self, ImportTxn};
 pub use super::records::tracker::{Park, Standing};
+
+/// This executable, as far as a standing written down by it is concerned:
+/// its version, size and modification time (another build, or the same
+/// rebuilt, is another). One that cannot be read is unlike every other.
+fn build_identity() -> u64 {
+    static ID: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    *ID.get_or_init(|| {
+        let exe = std::env::current_exe()
+            .and_then(std::fs::metadata)
+            .ok()
+            .and_then(|m| {
+                let at = m
+                    .modified()
+                    .ok()?
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .ok()?;
+                Some((m.len(), at.as_nanos()))
+            });
+        let text = match exe {
+            Some((len, at)) => format!("{} {len} {at}", env!("CARGO_PKG_VERSION")),
+            None => format!(
+                "unknown {} {:?}",
+                std::process::id(),
+                std::time::SystemTime::now()
+            ),
+        };
+        text.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+        })
+    })
+}
 use super::records::Records;
 
 pub struct TenantStore {
@@ -117,7 +149,9 @@ impl TenantStore {
         import::recover(&store.records)?;
         // After recovery: a standing kept at the last close is read back
         // only while the data stands where it was then.
-        store.records.unpark(store.outbox.writes())?;
+        store
+            .records
+            .unpark(store.outbox.writes(), || store.seal())?;
         // Whatever recovery did, and whatever an earlier run wrote after
         // its figures: the listing shows this store as it is.
         if let Err(e) = store.publish_figures() {
@@ -416,7 +450,18 @@ impl TenantStore {
     /// Writes down what the next open may read back of the derived views'
     /// standing (`records::changes`): as the store closes.
     pub(super) fn park(&self) -> Result<()> {
-        self.records.park(self.outbox.writes())
+        let seal = self.seal()?;
+        self.records.park(self.outbox.writes(), seal)
+    }
+
+    /// What a standing written down now must find again when it is read
+    /// back: this executable, and the outbox and journeys as they are.
+    fn seal(&self) -> Result<Seal> {
+        Ok(Seal {
+            build: build_identity(),
+            outbox: self.outbox.checksum()?,
+            journeys: self.records.journeys_checksum()?,
+        })
     }
 
     /// Drops what the store knows of what changed since the derived views

@@ -17,7 +17,9 @@
 //! shutdown), the journeys' tracker and the planning run's standing are
 //! written down if they stand at the data version then ([`Records::park`],
 //! `meta` key [`keys::META_PARKED`]), and read back (and removed) when it
-//! opens again, if the data still stands there ([`Records::unpark`]): an
+//! opens again, if the data still stands there and the outbox, the
+//! journeys and the executable are those it was written with
+//! ([`Records::unpark`], [`Seal`]): an
 //! export that arrives after the store was closed as idle is re-planned as
 //! one that arrives before. The identity pass's state and the opt-in
 //! counts are not kept (a reopened store recomputes them).
@@ -44,13 +46,27 @@ use crate::store::db::{decode, encode};
 use crate::store::error::Result;
 
 /// What [`Records::park`] writes down: the data version the trackers
-/// stand at, the journeys' tracker (day, policy, customers touched since)
-/// and the planning run's (customers touched since, the planner's bytes).
+/// stand at, the seal of what else they rely on, the journeys' tracker
+/// (day, policy, customers touched since) and the planning run's
+/// (customers touched since, the planner's bytes).
 #[derive(Serialize, Deserialize)]
 struct Parked {
     version: u64,
+    seal: Seal,
     journeys: Option<(Date, u64, Vec<String>)>,
     plan: Option<(Vec<String>, Vec<u8>)>,
+}
+
+/// What a written-down standing must find as it was to be read back, besides
+/// the data version: the executable that wrote it (another build may
+/// derive or plan otherwise) and checksums of the outbox and the derived
+/// journeys (whatever wrote them meanwhile: an earlier build that knows
+/// nothing of the standing counts no outbox write).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub(in crate::store) struct Seal {
+    pub(in crate::store) build: u64,
+    pub(in crate::store) outbox: u32,
+    pub(in crate::store) journeys: u32,
 }
 
 impl Records {
@@ -206,7 +222,7 @@ impl Records {
     /// by anything but planning now. Called as the store closes, when
     /// nothing else holds it (the caller flushes). Nothing to keep: nothing
     /// written.
-    pub(in crate::store) fn park(&self, outbox_writes: u64) -> Result<()> {
+    pub(in crate::store) fn park(&self, outbox_writes: u64, seal: Seal) -> Result<()> {
         let version = self.data_version()?;
         let ch = self.changes();
         let listed = |s: &Since| s.touched.iter().cloned().collect::<Vec<String>>();
@@ -235,6 +251,7 @@ impl Records {
         }
         let parked = Parked {
             version,
+            seal,
             journeys,
             plan,
         };
@@ -253,18 +270,25 @@ impl Records {
         Ok(())
     }
 
-    /// Reads back what [`Records::park`] wrote at the last close, removing
-    /// it first, durably (read twice, it could stand for an outbox that
-    /// changed since this open), and restores the trackers if the data
-    /// still stands at their version; `outbox_writes` is the outbox's count
-    /// now (at the open). Anything else (unreadable, another version): the
-    /// trackers stay empty and every view recomputes, as before.
-    pub(in crate::store) fn unpark(&self, outbox_writes: u64) -> Result<()> {
+    /// Reads back what [`Records::park`] wrote at the last close and
+    /// restores the trackers if the data still stands at their version and
+    /// `seal` (this executable, the outbox and journeys as they are now)
+    /// is theirs; `outbox_writes` is the outbox's count now (at the open).
+    /// Removed as it is read (not durably: what it says is checked against
+    /// the stored data alone, so reading it again is as safe). Anything
+    /// else (unreadable, another build, the data changed): the trackers
+    /// stay empty and every view recomputes, as before.
+    pub(in crate::store) fn unpark(
+        &self,
+        outbox_writes: u64,
+        seal: impl FnOnce() -> Result<Seal>,
+    ) -> Result<()> {
         let Some(bytes) = self.meta.get(META_PARKED).map_err(self.db.err())? else {
             return Ok(());
         };
-        self.meta.remove(META_PARKED).map_err(self.db.err())?;
-        self.db.flush()?;
+        if let Err(e) = self.meta.remove(META_PARKED) {
+            tracing::warn!(tenant = %self.db.id(), error = %e, "cannot remove the planning standing kept at the last close");
+        }
         let parked: Parked = match decode("meta", &bytes) {
             Ok(p) => p,
             Err(e) => {
@@ -273,7 +297,7 @@ impl Records {
             }
         };
         let version = self.data_version()?;
-        if parked.version != version {
+        if parked.version != version || parked.seal != seal()? {
             return Ok(());
         }
         let since = |touched: Vec<String>| Since {
