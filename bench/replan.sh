@@ -12,6 +12,8 @@
 #   IDLE=20 GAP=1 bench/replan.sh      # and let every store close between
 #                                      # the plan and the 1 % import (an
 #                                      # export that comes later in the day)
+#   TWICE=1 bench/replan.sh            # then import 2 % (the 1 % again and
+#                                      # 1 % more) and re-plan a second time
 #
 # The Touchpoint side of bench/compare-postgres.sh, without PostgreSQL: the
 # same population (`touchpoint-datagen --dialect comma --as-of DAY`, the
@@ -75,6 +77,11 @@ log "generating $CUSTOMERS customers over $DEALERS dealer files as of $DAY"
     --out "$SCRATCH/csv" --policies "$SCRATCH/policies" >"$SCRATCH/files.txt"
 "$DATAGEN" --customers "$CUSTOMERS" --dealers "$DEALERS" --dialect comma --as-of "$DAY" \
     --resample 1 --out "$SCRATCH/touch" >"$SCRATCH/touch.txt"
+if [ -n "${TWICE:-}" ]; then
+    mkdir -p "$SCRATCH/touch2"
+    "$DATAGEN" --customers "$CUSTOMERS" --dealers "$DEALERS" --dialect comma --as-of "$DAY" \
+        --resample 2 --out "$SCRATCH/touch2" >"$SCRATCH/touch2.txt"
+fi
 cp "$ROOT/policies/brand.toml" "$SCRATCH/policies/"
 cp "$ROOT"/policies/templates/*.toml "$SCRATCH/policies/templates/"
 SOCKET="$SCRATCH/tp/touchpointd.sock"
@@ -185,6 +192,18 @@ echo "re-plan: $(secs "$start" "$(now)") s, $(json_sum planned_count "$SCRATCH/r
     "$(json_sum cancelled_count "$SCRATCH/replan.json") cancelled, $(json_sum recipients "$SCRATCH/replan.json") recipients; $(rss)"
 phases "$mark"
 unsettled "$mark"
+if [ -n "${TWICE:-}" ]; then
+    start=$(now)
+    import_list "$SCRATCH/touch2.txt" "$SCRATCH/out3"
+    echo "import of 2 % ($(awk '{ n += $3 } END { print n }' "$SCRATCH/touch2.txt") rows, half of them the 1 % again): $(secs "$start" "$(now)") s"
+    mark=$(($(wc -l <"$SCRATCH/tp/touchpointd.log") + 1))
+    start=$(now)
+    plan "$SCRATCH/replan2.json"
+    echo "second re-plan: $(secs "$start" "$(now)") s, $(json_sum planned_count "$SCRATCH/replan2.json") messages," \
+        "$(json_sum cancelled_count "$SCRATCH/replan2.json") cancelled, $(json_sum recipients "$SCRATCH/replan2.json") recipients; $(rss)"
+    phases "$mark"
+    unsettled "$mark"
+fi
 if [ -n "${IDLE:-}" ]; then
     # The closer looks every quarter of the idle time (1–60 s).
     sleep "$idle_wait"
@@ -194,4 +213,5 @@ echo "load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)"
 if [ -n "${SAVE:-}" ]; then
     mkdir -p "$SAVE"
     cp "$SCRATCH/plan.json" "$SCRATCH/replan.json" "$SAVE/"
+    if [ -n "${TWICE:-}" ]; then cp "$SCRATCH/replan2.json" "$SAVE/"; fi
 fi

@@ -503,7 +503,9 @@ pub fn plan_tenant(
     // revision released as much of as they fell short by: planned too
     // ([`Unsettled`]); the others are carried to the next run, short by
     // what was released less.
-    let mut carried: BTreeMap<String, Unsettled> = BTreeMap::new();
+    // Short by what was released less: finished once the budget step has
+    // run ([`carry`]).
+    let mut carried: BTreeMap<String, Vec<steps::Waiting>> = BTreeMap::new();
     let mut waiting_planned = 0usize;
     if let Some(o) = &only {
         let released = |k: &steps::BudgetKey| history.released.get(k).copied().unwrap_or(0).max(0);
@@ -530,15 +532,7 @@ pub fn plan_tenant(
                     ..w
                 })
                 .collect();
-            // Released enough to cover its shortfall, held back only by
-            // those before it: they may give it back without a release
-            // (a move into another month), so it is planned next time.
-            let u = if left.iter().any(|w| w.short <= 0) {
-                Unsettled::Always
-            } else {
-                Unsettled::Budget(left)
-            };
-            carried.insert(no, u);
+            carried.insert(no, left);
         }
         if !wanted.is_empty() {
             let (mut more, more_gone) = recipients::load_some(store, &wanted)?;
@@ -588,7 +582,10 @@ pub fn plan_tenant(
         .collect();
 
     let revise_us = lap();
-    let mut out = Outcome::default();
+    let mut out = Outcome {
+        track_funded: !carried.is_empty(),
+        ..Outcome::default()
+    };
     let mut shaped = Vec::new();
     for (i, r) in recipients.iter().enumerate() {
         shaped.extend(steps::shape(i, r, &input, &history, &mut out));
@@ -606,6 +603,11 @@ pub fn plan_tenant(
         .map(|(i, key)| (recipients[i].customer.customer_no.clone(), key))
         .collect();
     let released_late: HashSet<steps::BudgetKey> = out.released_late.drain(..).collect();
+    let funded: Vec<(String, steps::Waiting)> = std::mem::take(&mut out.funded)
+        .into_iter()
+        .map(|(i, w)| (recipients[i].customer.customer_no.clone(), w))
+        .collect();
+    let carried = carry(carried, &funded, &released_late);
 
     let count = out.drafts.len() + out.controls.len();
     let first_id = match mode {
@@ -743,6 +745,69 @@ fn waiting_to_plan(
         }
     }
     wanted
+}
+
+/// What becomes of the recipients still waiting for budget after a run
+/// (their drafts short by what was released less): each draft is short by
+/// the cost of every draft the run funded ahead of it in the budget step's
+/// order in its month and service more (what is left for it is less by
+/// that, now committed; anything else the run took there, or a funded
+/// draft of a later month, only takes more, so the shortfall is at least
+/// this). One whose month and service the send-time step gave budget back
+/// to in this run (a funded draft dropped or moved to another month: less
+/// is committed than was taken ahead of it) is planned again by the next
+/// run, and so is one with a draft no longer short (one before it may give
+/// its budget back without a release). Before this, a release of one cost
+/// made every waiter of its month and service with a smaller shortfall
+/// plan again, those a full run funded ahead of them notwithstanding.
+fn carry(
+    carried: BTreeMap<String, Vec<steps::Waiting>>,
+    funded: &[(String, steps::Waiting)],
+    released_late: &HashSet<steps::BudgetKey>,
+) -> BTreeMap<String, Unsettled> {
+    // Per month and service, the funded drafts in the budget step's order
+    // (value, then day, then customer number) with the cost taken so far.
+    let mut by_key: HashMap<&steps::BudgetKey, Vec<(i64, Date, &str, i64)>> = HashMap::new();
+    for (no, w) in funded {
+        by_key
+            .entry(&w.key)
+            .or_default()
+            .push((-w.value, w.day, no.as_str(), w.cost));
+    }
+    for list in by_key.values_mut() {
+        list.sort_unstable();
+        let mut sum = 0;
+        for f in list.iter_mut() {
+            sum += f.3;
+            f.3 = sum;
+        }
+    }
+    carried
+        .into_iter()
+        .map(|(no, ws)| {
+            let late = ws.iter().any(|w| released_late.contains(&w.key));
+            let left: Vec<steps::Waiting> = ws
+                .into_iter()
+                .map(|w| {
+                    let ahead = by_key.get(&w.key).map_or(0, |list| {
+                        let at = list
+                            .partition_point(|f| (f.0, f.1, f.2) < (-w.value, w.day, no.as_str()));
+                        at.checked_sub(1).map_or(0, |i| list[i].3)
+                    });
+                    steps::Waiting {
+                        short: w.short + ahead,
+                        ..w
+                    }
+                })
+                .collect();
+            let u = if late || left.iter().any(|w| w.short <= 0) {
+                Unsettled::Always
+            } else {
+                Unsettled::Budget(left)
+            };
+            (no, u)
+        })
+        .collect()
 }
 
 /// Revises messages not yet sent: each one still revisable that may no
