@@ -250,9 +250,10 @@ impl Basis {
 /// after it is planned again ([`waiting_to_plan`]). (Before this, every
 /// such recipient was planned by every run: at 1M customers over 100
 /// dealers, with the shipped budgets, every one of 58,347 recipients with a
-/// drop.) One carried with its shortfall covered by releases, held back
-/// only by those before it, is planned by the next run: one before it may
-/// give its budget back without a release.
+/// drop.) One carried past a run is short by what the run funded ahead of
+/// it more ([`carry`]); one no longer short, or whose month and service
+/// the send-time step gave budget back to in the run, is planned by the
+/// next run.
 /// Everything else plans again: a send-time drop (its budget was reserved
 /// ahead of others' until the send-time step released it, so it takes part
 /// in the budget step; so does one the send-time step moved into another
@@ -265,7 +266,8 @@ enum Unsettled {
     Always,
     /// Planned again by a run whose revision releases enough budget of a
     /// month and service one of these drafts waits in (each one's
-    /// shortfall less what runs since released); carried until then.
+    /// shortfall less what runs since released, plus what they funded
+    /// ahead of it); carried until then.
     Budget(Vec<steps::Waiting>),
 }
 
