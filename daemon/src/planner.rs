@@ -250,8 +250,8 @@ impl Basis {
 /// after it is planned again ([`waiting_to_plan`]). (Before this, every
 /// such recipient was planned by every run: at 1M customers over 100
 /// dealers, with the shipped budgets, every one of 58,347 recipients with a
-/// drop.) One carried past a run is short by what the run funded ahead of
-/// it more ([`carry`]); one no longer short, or whose month and service
+/// drop.) One carried past a run is short by what the run funded in its
+/// month and service more ([`carry`]); one no longer short, or whose month and service
 /// the send-time step gave budget back to in the run, is planned by the
 /// next run.
 /// Everything else plans again: a send-time drop (its budget was reserved
@@ -267,7 +267,7 @@ enum Unsettled {
     /// Planned again by a run whose revision releases enough budget of a
     /// month and service one of these drafts waits in (each one's
     /// shortfall less what runs since released, plus what they funded
-    /// ahead of it); carried until then.
+    /// there); carried until then.
     Budget(Vec<steps::Waiting>),
 }
 
@@ -605,11 +605,7 @@ pub fn plan_tenant(
         .map(|(i, key)| (recipients[i].customer.customer_no.clone(), key))
         .collect();
     let released_late: HashSet<steps::BudgetKey> = out.released_late.drain(..).collect();
-    let funded: Vec<(String, steps::Waiting)> = std::mem::take(&mut out.funded)
-        .into_iter()
-        .map(|(i, w)| (recipients[i].customer.customer_no.clone(), w))
-        .collect();
-    let carried = carry(carried, &funded, &released_late);
+    let carried = carry(carried, &out.funded, &released_late);
 
     let count = out.drafts.len() + out.controls.len();
     let first_id = match mode {
@@ -751,38 +747,28 @@ fn waiting_to_plan(
 
 /// What becomes of the recipients still waiting for budget after a run
 /// (their drafts short by what was released less): each draft is short by
-/// the cost of every draft the run funded ahead of it in the budget step's
-/// order in its month and service more (what is left for it is less by
-/// that, now committed; anything else the run took there, or a funded
-/// draft of a later month, only takes more, so the shortfall is at least
-/// this). One whose month and service the send-time step gave budget back
-/// to in this run (a funded draft dropped or moved to another month: less
-/// is committed than was taken ahead of it) is planned again by the next
-/// run, and so is one with a draft no longer short (one before it may give
-/// its budget back without a release). Before this, a release of one cost
-/// made every waiter of its month and service with a smaller shortfall
-/// plan again, those a full run funded ahead of them notwithstanding.
+/// the cost of every draft the run funded in its month and service more.
+/// Why: what was left for it when it was dropped has been committed since
+/// (less what revisions released, already taken off), and every draft the
+/// run funded there is committed now too, ahead of it or not (the order
+/// matters within a run; at the next run's start only what is committed
+/// counts); anything else the run took there (a draft moved into that
+/// month by the send-time step) only takes more, so the shortfall is at
+/// least this. One whose month and service the send-time step gave budget
+/// back to in the run (a funded draft dropped or moved to another month:
+/// less is committed than was funded) is planned again by the next run,
+/// and so is one with a draft no longer short (one before it may give its
+/// budget back without a release). Before this, a release of one cost made
+/// every waiter of its month and service with a smaller shortfall plan
+/// again, whatever the run funded there.
 fn carry(
     carried: BTreeMap<String, Vec<steps::Waiting>>,
-    funded: &[(String, steps::Waiting)],
+    funded: &[steps::Waiting],
     released_late: &HashSet<steps::BudgetKey>,
 ) -> BTreeMap<String, Unsettled> {
-    // Per month and service, the funded drafts in the budget step's order
-    // (value, then day, then customer number) with the cost taken so far.
-    let mut by_key: HashMap<&steps::BudgetKey, Vec<(i64, Date, &str, i64)>> = HashMap::new();
-    for (no, w) in funded {
-        by_key
-            .entry(&w.key)
-            .or_default()
-            .push((-w.value, w.day, no.as_str(), w.cost));
-    }
-    for list in by_key.values_mut() {
-        list.sort_unstable();
-        let mut sum = 0;
-        for f in list.iter_mut() {
-            sum += f.3;
-            f.3 = sum;
-        }
+    let mut taken: HashMap<&steps::BudgetKey, i64> = HashMap::new();
+    for w in funded {
+        *taken.entry(&w.key).or_default() += w.cost;
     }
     carried
         .into_iter()
@@ -790,16 +776,9 @@ fn carry(
             let late = ws.iter().any(|w| released_late.contains(&w.key));
             let left: Vec<steps::Waiting> = ws
                 .into_iter()
-                .map(|w| {
-                    let ahead = by_key.get(&w.key).map_or(0, |list| {
-                        let at = list
-                            .partition_point(|f| (f.0, f.1, f.2) < (-w.value, w.day, no.as_str()));
-                        at.checked_sub(1).map_or(0, |i| list[i].3)
-                    });
-                    steps::Waiting {
-                        short: w.short + ahead,
-                        ..w
-                    }
+                .map(|w| steps::Waiting {
+                    short: w.short + taken.get(&w.key).copied().unwrap_or(0),
+                    ..w
                 })
                 .collect();
             let u = if late || left.iter().any(|w| w.short <= 0) {

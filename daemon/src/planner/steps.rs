@@ -96,11 +96,11 @@ pub struct Outcome {
     /// within the run (a funded draft dropped, or moved to another month):
     /// it was reserved ahead of others in the budget step.
     pub released_late: Vec<BudgetKey>,
-    /// Kept when `track_funded`: every draft the budget step funded, as it
-    /// stood in the step's order (recipient; `short` 0), so that an
-    /// incremental run can tell those still waiting how much was taken
-    /// ahead of them (`planner::Unsettled`).
-    pub funded: Vec<(usize, Waiting)>,
+    /// Kept when `track_funded`: every draft the budget step funded
+    /// (`short` 0), so that an incremental run can tell those still
+    /// waiting how much was taken in their month and service
+    /// (`planner::carry`).
+    pub funded: Vec<Waiting>,
     pub track_funded: bool,
 }
 
@@ -830,16 +830,13 @@ pub fn budget(
         match reserve(&d, d.day, input, history, spent) {
             Ok(text) => {
                 if out.track_funded {
-                    out.funded.push((
-                        d.recipient,
-                        Waiting {
-                            key: (month_of(d.day), d.service.clone()),
-                            value: d.value,
-                            day: d.day,
-                            cost: d.cost,
-                            short: 0,
-                        },
-                    ));
+                    out.funded.push(Waiting {
+                        key: (month_of(d.day), d.service.clone()),
+                        value: d.value,
+                        day: d.day,
+                        cost: d.cost,
+                        short: 0,
+                    });
                 }
                 d.why.push(why(Step::Budget, text));
                 kept.push(d);

@@ -3427,12 +3427,12 @@ fn a_release_plans_again_only_the_waiters_it_may_fund_in_the_budget_steps_order(
     assert_eq!(plan(350), vec!["A", "B", "C", "D", "E"]);
 }
 
-/// Those still waiting after a run are short by what the run funded ahead
-/// of them in the budget step's order more; planned again by the next run
-/// only when a draft of theirs is no longer short or the send-time step
-/// gave budget back to its month and service.
+/// Those still waiting after a run are short by what the run funded in
+/// their month and service more; planned again by the next run only when
+/// a draft of theirs is no longer short or the send-time step gave budget
+/// back to its month and service.
 #[test]
-fn a_waiter_carried_past_a_release_is_short_by_what_was_funded_ahead_of_it() {
+fn a_waiter_carried_past_a_release_is_short_by_what_the_run_funded_there() {
     use std::collections::HashSet;
     let w = |key: (u32, &str), value: i64, day: Date, cost: i64, short: i64| steps::Waiting {
         key: (key.0, key.1.to_string()),
@@ -3444,35 +3444,32 @@ fn a_waiter_carried_past_a_release_is_short_by_what_was_funded_ahead_of_it() {
     let k = (202_612, "service_due");
     let other = (202_701, "service_due");
     let (d1, d2) = (d(2026, 12, 7), d(2026, 12, 9));
-    // After a release of 1.00 in `k`: B (value 200, 0.50 short before) is
-    // covered, but A (value 300) was funded ahead of it; C (value 200 on
-    // the later day) too, and B ahead of it was not funded; D's letter is
-    // behind X (funded, same value and day, customer number before it)
-    // and not behind Z; E waits in another month.
+    // After a release of 1.00 in `k`: B and C are covered (0.50 short
+    // before), but the run funded a letter (A) and an email (X) there; Y
+    // was short 0.20 still; E waits in another month.
     let mut carried: BTreeMap<String, Vec<steps::Waiting>> = BTreeMap::new();
     carried.insert("B".into(), vec![w(k, 200, d1, 100, -50)]);
     carried.insert("C".into(), vec![w(k, 200, d2, 100, -50)]);
     carried.insert("Y".into(), vec![w(k, 150, d2, 100, 20)]);
     carried.insert("E".into(), vec![w(other, 900, d1, 100, 30)]);
-    let funded = vec![
-        ("A".to_string(), w(k, 300, d2, 100, 0)),
-        ("X".to_string(), w(k, 150, d2, 100, 0)),
-        ("Z".to_string(), w(k, 150, d2, 100, 0)),
-    ];
+    let funded = vec![w(k, 300, d2, 100, 0), w(k, 50, d2, 10, 0)];
     let none = HashSet::new();
     let after = super::carry(carried.clone(), &funded, &none);
     let short = |no: &str| match &after[no] {
         super::Unsettled::Budget(ws) => Some(ws[0].short),
         super::Unsettled::Always => None,
     };
-    assert_eq!(short("B"), Some(50), "A's letter taken ahead of it");
-    assert_eq!(short("C"), Some(50));
-    assert_eq!(short("Y"), Some(220), "A and X ahead, not Z");
+    assert_eq!(short("B"), Some(60), "the letter and the email taken there");
+    assert_eq!(short("C"), Some(60));
+    assert_eq!(short("Y"), Some(130));
     assert_eq!(short("E"), Some(30), "nothing funded in its month");
-    // Without what was funded ahead, B and C would be planned again.
+    // Without what was funded, B and C would be planned again.
     let alone = super::carry(carried.clone(), &[], &none);
     assert_eq!(alone["B"], super::Unsettled::Always);
     assert!(matches!(alone["Y"], super::Unsettled::Budget(_)));
+    // Funded less than what B was covered by: planned again.
+    let little = super::carry(carried.clone(), &funded[1..], &none);
+    assert_eq!(little["B"], super::Unsettled::Always);
     // The send-time step gave budget of `k` back: everyone waiting there
     // is planned again, E is not.
     let late: HashSet<steps::BudgetKey> = [(k.0, k.1.to_string())].into_iter().collect();
