@@ -155,8 +155,22 @@ async fn a_daemon_on_a_clock_started_monday_morning_sends_mondays_email() {
             mail.display()
         );
     }
+    // The spool file is written before the message is marked sent (a
+    // crash in between sends it again rather than losing it): wait for
+    // the mark too.
     for m in &report.planned {
-        let m = c.message(&tid(TENANT), m.id).await.expect("message");
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        let m = loop {
+            let m = c.message(&tid(TENANT), m.id).await.expect("message");
+            let sent = m
+                .history
+                .iter()
+                .any(|h| h.1 == touchpoint_common::outbox::MessageStatus::Sent);
+            if sent || std::time::Instant::now() >= deadline {
+                break m;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
         let sent = m
             .history
             .iter()
