@@ -14,6 +14,8 @@
 #                                      # export that comes later in the day)
 #   TWICE=1 bench/replan.sh            # then import 2 % (the 1 % again and
 #                                      # 1 % more) and re-plan a second time
+#   MAX_OPEN=8 bench/replan.sh         # at most 8 tenant stores open at once
+#                                      # ([stores] max_open_tenants)
 #
 # The Touchpoint side of bench/compare-postgres.sh, without PostgreSQL: the
 # same population (`touchpoint-datagen --dialect comma --as-of DAY`, the
@@ -97,9 +99,10 @@ watch_inbox = false
 
 [dispatch]
 enabled = false
-${IDLE:+
+
 [stores]
-idle_close_secs = $IDLE}
+${IDLE:+idle_close_secs = $IDLE}
+${MAX_OPEN:+max_open_tenants = $MAX_OPEN}
 TOML
 
 NO_COLOR=1 "$DAEMON" --config "$SCRATCH/tp/touchpointd.toml" --clock-start "$DAY 06:00" \
@@ -182,27 +185,24 @@ if [ -n "${GAP:-}" ] && [ -n "${IDLE:-}" ]; then
     sleep "$idle_wait"
     echo "idle for $idle_wait s before the 1 % import ($(open_stores) tenant stores open): $(rss)"
 fi
-start=$(now)
-import_list "$SCRATCH/touch.txt" "$SCRATCH/out2"
-echo "import of 1 % ($(awk '{ n += $3 } END { print n }' "$SCRATCH/touch.txt") rows): $(secs "$start" "$(now)") s"
-mark=$(($(wc -l <"$SCRATCH/tp/touchpointd.log") + 1))
-start=$(now)
-plan "$SCRATCH/replan.json"
-echo "re-plan: $(secs "$start" "$(now)") s, $(json_sum planned_count "$SCRATCH/replan.json") messages," \
-    "$(json_sum cancelled_count "$SCRATCH/replan.json") cancelled, $(json_sum recipients "$SCRATCH/replan.json") recipients; $(rss)"
-phases "$mark"
-unsettled "$mark"
-if [ -n "${TWICE:-}" ]; then
+replan_round() {
+    # An import of the files listed in $1 (described as $2), then a
+    # re-plan saved as $3 (printed as $4).
+    local list=$1 what=$2 json=$3 name=$4
     start=$(now)
-    import_list "$SCRATCH/touch2.txt" "$SCRATCH/out3"
-    echo "import of 2 % ($(awk '{ n += $3 } END { print n }' "$SCRATCH/touch2.txt") rows, half of them the 1 % again): $(secs "$start" "$(now)") s"
+    import_list "$list" "$SCRATCH/out-${name// /-}"
+    echo "import of $what ($(awk '{ n += $3 } END { print n }' "$list") rows): $(secs "$start" "$(now)") s"
     mark=$(($(wc -l <"$SCRATCH/tp/touchpointd.log") + 1))
     start=$(now)
-    plan "$SCRATCH/replan2.json"
-    echo "second re-plan: $(secs "$start" "$(now)") s, $(json_sum planned_count "$SCRATCH/replan2.json") messages," \
-        "$(json_sum cancelled_count "$SCRATCH/replan2.json") cancelled, $(json_sum recipients "$SCRATCH/replan2.json") recipients; $(rss)"
+    plan "$json"
+    echo "$name: $(secs "$start" "$(now)") s, $(json_sum planned_count "$json") messages," \
+        "$(json_sum cancelled_count "$json") cancelled, $(json_sum recipients "$json") recipients; $(rss)"
     phases "$mark"
     unsettled "$mark"
+}
+replan_round "$SCRATCH/touch.txt" "1 %" "$SCRATCH/replan.json" re-plan
+if [ -n "${TWICE:-}" ]; then
+    replan_round "$SCRATCH/touch2.txt" "2 % (half of it the 1 % again)" "$SCRATCH/replan2.json" "second re-plan"
 fi
 if [ -n "${IDLE:-}" ]; then
     # The closer looks every quarter of the idle time (1–60 s).

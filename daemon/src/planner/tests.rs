@@ -3380,6 +3380,17 @@ fn an_occasion_that_does_not_explore_waits_for_the_lead_in_force() {
     assert_eq!(out.controls.len(), 1, "drawn today: {:?}", out.controls);
 }
 
+/// A draft waiting for budget in `key` (month, service).
+fn waiting_draft(key: (u32, &str), value: i64, day: Date, cost: i64, short: i64) -> steps::Waiting {
+    steps::Waiting {
+        key: (key.0, key.1.to_string()),
+        value,
+        day,
+        cost,
+        short,
+    }
+}
+
 /// Who of those waiting for budget a release may fund: per month, service
 /// and cost in the budget step's order (value, day, customer number), the
 /// k-th while the release covers its shortfall and k costs; the first it
@@ -3387,13 +3398,7 @@ fn an_occasion_that_does_not_explore_waits_for_the_lead_in_force() {
 /// their own.
 #[test]
 fn a_release_plans_again_only_the_waiters_it_may_fund_in_the_budget_steps_order() {
-    let w = |key: (u32, &str), value: i64, day: Date, cost: i64, short: i64| steps::Waiting {
-        key: (key.0, key.1.to_string()),
-        value,
-        day,
-        cost,
-        short,
-    };
+    let w = waiting_draft;
     let k = (202_612, "service_due");
     let other = (202_701, "service_due");
     let (d1, d2) = (d(2026, 12, 7), d(2026, 12, 9));
@@ -3434,13 +3439,7 @@ fn a_release_plans_again_only_the_waiters_it_may_fund_in_the_budget_steps_order(
 #[test]
 fn a_waiter_carried_past_a_release_is_short_by_what_the_run_funded_there() {
     use std::collections::HashSet;
-    let w = |key: (u32, &str), value: i64, day: Date, cost: i64, short: i64| steps::Waiting {
-        key: (key.0, key.1.to_string()),
-        value,
-        day,
-        cost,
-        short,
-    };
+    let w = waiting_draft;
     let k = (202_612, "service_due");
     let other = (202_701, "service_due");
     let (d1, d2) = (d(2026, 12, 7), d(2026, 12, 9));
