@@ -82,6 +82,7 @@ use super::records::changes::Seal;
 use super::records::erasure::{Erased, Suppression};
 use super::records::import::{self, ImportTxn};
 pub use super::records::tracker::{Park, Standing};
+use super::records::Records;
 
 /// This executable, as far as a standing written down by it is concerned:
 /// its version, size and modification time (another build, or the same
@@ -115,7 +116,6 @@ fn build_identity() -> u64 {
         })
     })
 }
-use super::records::Records;
 
 pub struct TenantStore {
     db: Arc<TenantDb>,
@@ -452,8 +452,7 @@ impl TenantStore {
     /// Writes down what the next open may read back of the derived views'
     /// standing (`records::changes`): as the store closes.
     pub(super) fn park(&self) -> Result<()> {
-        let seal = self.seal()?;
-        self.records.park(self.outbox.writes(), seal)
+        self.records.park(self.outbox.writes(), || self.seal())
     }
 
     /// What a standing written down now must find again when it is read

@@ -219,10 +219,15 @@ impl Records {
     /// Writes down the journeys' tracker and the planning run's standing,
     /// those of them that stand at the current data version, for the
     /// store's next open; `outbox_writes` is the outbox's count of writes
-    /// by anything but planning now. Called as the store closes, when
-    /// nothing else holds it (the caller flushes). Nothing to keep: nothing
-    /// written.
-    pub(in crate::store) fn park(&self, outbox_writes: u64, seal: Seal) -> Result<()> {
+    /// by anything but planning now; `seal` is asked for only when there is
+    /// something to keep (it reads two trees). Called as the store closes,
+    /// when nothing else holds it (the caller flushes). Nothing to keep:
+    /// nothing written.
+    pub(in crate::store) fn park(
+        &self,
+        outbox_writes: u64,
+        seal: impl FnOnce() -> Result<Seal>,
+    ) -> Result<()> {
         let version = self.data_version()?;
         let ch = self.changes();
         let listed = |s: &Since| s.touched.iter().cloned().collect::<Vec<String>>();
@@ -251,7 +256,7 @@ impl Records {
         }
         let parked = Parked {
             version,
-            seal,
+            seal: seal()?,
             journeys,
             plan,
         };
