@@ -12,6 +12,10 @@ use super::Records;
 use crate::store::db::{decode, encode};
 use crate::store::error::Result;
 
+/// Journey records written per sled batch: one batch of every customer's
+/// record (the first derivation of a tenant) is held whole in memory.
+const JOURNEY_BATCH: usize = 1024;
+
 impl Records {
     pub(in crate::store) fn journey(&self, customer_no: &str) -> Result<Option<JourneyRecord>> {
         self.journeys
@@ -38,9 +42,12 @@ impl Records {
         })
     }
 
-    /// Writes the changed journeys in one batch: `None` removes a record
-    /// (the customer is gone or merged into another). Changes no data
-    /// version: a journey is derived from the data, not part of it.
+    /// Writes the changed journeys in batches of [`JOURNEY_BATCH`] (derived
+    /// records: a crash between two leaves the rest to the next
+    /// derivation, which derives them all on a reopened store): `None`
+    /// removes a record (the customer is gone or merged into another).
+    /// Changes no data version: a journey is derived from the data, not
+    /// part of it. Marks the store for the shared flusher.
     pub(in crate::store) fn write_journeys(
         &self,
         changes: &[(String, Option<JourneyRecord>)],
@@ -49,14 +56,17 @@ impl Records {
             return Ok(());
         }
         self.db.writable()?;
-        let mut batch = sled::Batch::default();
-        for (no, record) in changes {
-            match record {
-                Some(r) => batch.insert(no.as_bytes(), encode("journeys", r)?),
-                None => batch.remove(no.as_bytes()),
+        for chunk in changes.chunks(JOURNEY_BATCH) {
+            let mut batch = sled::Batch::default();
+            for (no, record) in chunk {
+                match record {
+                    Some(r) => batch.insert(no.as_bytes(), encode("journeys", r)?),
+                    None => batch.remove(no.as_bytes()),
+                }
             }
+            self.journeys.apply_batch(batch).map_err(self.db.err())?;
         }
-        self.journeys.apply_batch(batch).map_err(self.db.err())?;
+        self.db.touch();
         Ok(())
     }
 }
