@@ -367,7 +367,7 @@ fn pool_slots(
         let mut counted = 0u64;
         let mut expected = 0.0;
         for d in dealers {
-            for ((_, _, _, lead), n) in d.slot_leads.range(lo.clone()..=hi.clone()) {
+            for ((_, _, _, lead), n) in d.slot_leads.range(&lo..=&hi) {
                 counted += n;
                 expected += *n as f64 * lr.get(lead).copied().unwrap_or(fallback);
             }

@@ -584,10 +584,7 @@ pub fn plan_tenant(
         .collect();
 
     let revise_us = lap();
-    let mut out = Outcome {
-        track_funded: !carried.is_empty(),
-        ..Outcome::default()
-    };
+    let mut out = Outcome::default();
     let mut shaped = Vec::new();
     for (i, r) in recipients.iter().enumerate() {
         shaped.extend(steps::shape(i, r, &input, &history, &mut out));
@@ -763,13 +760,9 @@ fn waiting_to_plan(
 /// again, whatever the run funded there.
 fn carry(
     carried: BTreeMap<String, Vec<steps::Waiting>>,
-    funded: &[steps::Waiting],
+    funded: &HashMap<steps::BudgetKey, i64>,
     released_late: &HashSet<steps::BudgetKey>,
 ) -> BTreeMap<String, Unsettled> {
-    let mut taken: HashMap<&steps::BudgetKey, i64> = HashMap::new();
-    for w in funded {
-        *taken.entry(&w.key).or_default() += w.cost;
-    }
     carried
         .into_iter()
         .map(|(no, ws)| {
@@ -777,7 +770,7 @@ fn carry(
             let left: Vec<steps::Waiting> = ws
                 .into_iter()
                 .map(|w| steps::Waiting {
-                    short: w.short + taken.get(&w.key).copied().unwrap_or(0),
+                    short: w.short + funded.get(&w.key).copied().unwrap_or(0),
                     ..w
                 })
                 .collect();

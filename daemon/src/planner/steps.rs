@@ -96,12 +96,10 @@ pub struct Outcome {
     /// within the run (a funded draft dropped, or moved to another month):
     /// it was reserved ahead of others in the budget step.
     pub released_late: Vec<BudgetKey>,
-    /// Kept when `track_funded`: every draft the budget step funded
-    /// (`short` 0), so that an incremental run can tell those still
-    /// waiting how much was taken in their month and service
-    /// (`planner::carry`).
-    pub funded: Vec<Waiting>,
-    pub track_funded: bool,
+    /// What the budget step funded per month and service (cents), so that
+    /// an incremental run can tell those still waiting how much was taken
+    /// there (`planner::carry`).
+    pub funded: HashMap<BudgetKey, i64>,
 }
 
 fn why(step: Step, text: impl Into<String>) -> Why {
@@ -829,15 +827,9 @@ pub fn budget(
         d.cost = brand.channels.get(d.channel).cost.cents();
         match reserve(&d, d.day, input, history, spent) {
             Ok(text) => {
-                if out.track_funded {
-                    out.funded.push(Waiting {
-                        key: (month_of(d.day), d.service.clone()),
-                        value: d.value,
-                        day: d.day,
-                        cost: d.cost,
-                        short: 0,
-                    });
-                }
+                *out.funded
+                    .entry((month_of(d.day), d.service.clone()))
+                    .or_default() += d.cost;
                 d.why.push(why(Step::Budget, text));
                 kept.push(d);
             }

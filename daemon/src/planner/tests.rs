@@ -3451,7 +3451,8 @@ fn a_waiter_carried_past_a_release_is_short_by_what_the_run_funded_there() {
     carried.insert("C".into(), vec![w(k, 200, d2, 100, -50)]);
     carried.insert("Y".into(), vec![w(k, 150, d2, 100, 20)]);
     carried.insert("E".into(), vec![w(other, 900, d1, 100, 30)]);
-    let funded = vec![w(k, 300, d2, 100, 0), w(k, 50, d2, 10, 0)];
+    let key = (k.0, k.1.to_string());
+    let funded: HashMap<steps::BudgetKey, i64> = [(key.clone(), 110)].into_iter().collect();
     let none = HashSet::new();
     let after = super::carry(carried.clone(), &funded, &none);
     let short = |no: &str| match &after[no] {
@@ -3463,11 +3464,12 @@ fn a_waiter_carried_past_a_release_is_short_by_what_the_run_funded_there() {
     assert_eq!(short("Y"), Some(130));
     assert_eq!(short("E"), Some(30), "nothing funded in its month");
     // Without what was funded, B and C would be planned again.
-    let alone = super::carry(carried.clone(), &[], &none);
+    let alone = super::carry(carried.clone(), &HashMap::new(), &none);
     assert_eq!(alone["B"], super::Unsettled::Always);
     assert!(matches!(alone["Y"], super::Unsettled::Budget(_)));
     // Funded less than what B was covered by: planned again.
-    let little = super::carry(carried.clone(), &funded[1..], &none);
+    let email_only: HashMap<steps::BudgetKey, i64> = [(key, 10)].into_iter().collect();
+    let little = super::carry(carried.clone(), &email_only, &none);
     assert_eq!(little["B"], super::Unsettled::Always);
     // The send-time step gave budget of `k` back: everyone waiting there
     // is planned again, E is not.
