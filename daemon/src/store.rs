@@ -44,7 +44,7 @@
 //!   ledger, the in-memory index; the one writer in `outbox/write.rs`.
 //! - `db.rs`: one tenant's sled database and its health.
 //! - `central.rs`, `material.rs`: the agency-level database.
-//! - leaves: `error.rs`, `files.rs`, `diskio.rs`, `outbox/keys.rs`,
+//! - leaves: `error.rs`, `files.rs`, `diskio.rs`, `seal.rs`, `outbox/keys.rs`,
 //!   `outbox/index.rs`, `records/keys.rs`, `records/import/staging.rs`.
 
 mod central;
@@ -57,6 +57,7 @@ mod outbox;
 mod records;
 mod rewrite;
 mod schema;
+mod seal;
 mod snapshot;
 mod tenant;
 
@@ -630,16 +631,21 @@ impl Stores {
     /// `Err` says why the tenant is to be listed in trouble afterwards.
     fn close_store(&self, id: &TenantId, store: Arc<TenantStore>) -> Result<(), String> {
         let trouble = store.trouble();
+        let mut sealed = None;
         if trouble.is_none() {
             // What the next open may read back of the re-plan's standing:
             // only from a store nobody else holds (none can write after).
             if Arc::strong_count(&store) == 1 {
-                if let Err(e) = store.park() {
-                    tracing::warn!(tenant = %id, error = %e, "cannot keep the planning standing across the close");
+                match store.park() {
+                    Ok(token) => sealed = token,
+                    Err(e) => {
+                        tracing::warn!(tenant = %id, error = %e, "cannot keep the planning standing across the close");
+                    }
                 }
             }
             if let Err(e) = store.flush() {
                 tracing::warn!(tenant = %id, error = %e, "flush before close failed");
+                sealed = None;
             }
         }
         let lock_file = store.lock_file();
@@ -647,9 +653,15 @@ impl Stores {
             // Only at shutdown: whoever still holds it closes it.
             return Ok(());
         }
+        let dir = store.dir().to_path_buf();
         drop(store);
         match wait_released(&lock_file, RELEASE_WAIT) {
             Ok(()) => {
+                // Nothing writes the files any more: what they are now is
+                // what the standing written down stands on (flushed above).
+                if let Some(token) = sealed {
+                    seal::write(&dir, token);
+                }
                 tracing::debug!(tenant = %id, "closed tenant store");
                 trouble.map_or(Ok(()), Err)
             }

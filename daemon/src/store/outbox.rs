@@ -142,12 +142,6 @@ impl Outbox {
         r
     }
 
-    /// A checksum of every message record as stored (a parked standing's
-    /// seal: any write of the outbox changes it).
-    pub(super) fn checksum(&self) -> Result<u32> {
-        self.outbox.checksum().map_err(self.db.err())
-    }
-
     pub(super) fn message(&self, id: u64) -> Result<Option<Message>> {
         self.outbox
             .get(keys::id(id))

@@ -130,11 +130,6 @@ impl Records {
         })
     }
 
-    /// A checksum of the derived journeys (a standing's [`changes::Seal`]).
-    pub(super) fn journeys_checksum(&self) -> Result<u32> {
-        self.journeys.checksum().map_err(self.db.err())
-    }
-
     fn counters(&self) -> Result<Counters> {
         match self.meta.get(META_COUNTERS).map_err(self.db.err())? {
             Some(b) => decode("meta", &b),

@@ -142,6 +142,12 @@ impl TenantStore {
         // the space the database needs to open.
         import::before_open(dir)?;
         super::rewrite::before_open(dir)?;
+        // Before sled touches the files: whether nothing wrote them since
+        // the last close sealed its standing.
+        let sealed = super::seal::take(dir).map(|token| Seal {
+            build: build_identity(),
+            token,
+        });
         let db = Arc::new(TenantDb::open(id, dir, cache_bytes, events)?);
         let store = Self {
             records: Records::open(db.clone(), board)?,
@@ -151,9 +157,7 @@ impl TenantStore {
         import::recover(&store.records)?;
         // After recovery: a standing kept at the last close is read back
         // only while the data stands where it was then.
-        store
-            .records
-            .unpark(store.outbox.writes(), || store.seal())?;
+        store.records.unpark(store.outbox.writes(), sealed)?;
         // Whatever recovery did, and whatever an earlier run wrote after
         // its figures: the listing shows this store as it is.
         if let Err(e) = store.publish_figures() {
@@ -450,19 +454,29 @@ impl TenantStore {
     }
 
     /// Writes down what the next open may read back of the derived views'
-    /// standing (`records::changes`): as the store closes.
-    pub(super) fn park(&self) -> Result<()> {
-        self.records.park(self.outbox.writes(), || self.seal())
+    /// standing (`records::changes`): as the store closes. Returns the
+    /// token to seal the closed database's files with (`seal.rs`), if
+    /// anything was written.
+    pub(super) fn park(&self) -> Result<Option<u64>> {
+        let token = {
+            use std::hash::{BuildHasher, Hasher};
+            let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+            h.write_u64(self.outbox.writes());
+            h.finish()
+        };
+        let seal = Seal {
+            build: build_identity(),
+            token,
+        };
+        Ok(self
+            .records
+            .park(self.outbox.writes(), seal)?
+            .then_some(token))
     }
 
-    /// What a standing written down now must find again when it is read
-    /// back: this executable, and the outbox and journeys as they are.
-    fn seal(&self) -> Result<Seal> {
-        Ok(Seal {
-            build: build_identity(),
-            outbox: self.outbox.checksum()?,
-            journeys: self.records.journeys_checksum()?,
-        })
+    /// The tenant's folder (its database is in `store/`).
+    pub(super) fn dir(&self) -> &Path {
+        self.db.dir()
     }
 
     /// Drops what the store knows of what changed since the derived views

@@ -1,5 +1,5 @@
 use super::*;
-use touchpoint_common::domain::{Consent, Customer, ImportReport, Timestamp, Vehicle};
+use touchpoint_common::domain::{Channel, Consent, Customer, ImportReport, Timestamp, Vehicle};
 use touchpoint_common::outbox::{Message, MessageStatus};
 
 fn cfg(max_open: u32) -> StoresConfig {
@@ -1229,10 +1229,103 @@ fn a_standing_kept_across_a_close_is_read_back_only_while_what_it_stands_on_is_u
         read_back(&s),
         Some((vec!["K2".to_string()], b"basis".to_vec()))
     );
-    for tree in ["outbox", "journeys"] {
+    // Anything written while closed, in any tree: not read back.
+    for tree in ["outbox", "journeys", "customers", "meta"] {
         keep(&s);
         assert_eq!(s.close_idle(Duration::ZERO), 1);
         behind_its_back(&s, tree);
         assert_eq!(read_back(&s), None, "{tree} written while closed");
     }
+    // Without its seal (lost, or never written: a crash before it), or
+    // with one planted as a link to a seal elsewhere: not read back.
+    let seal = s.tenant_dir(&id).join(seal::SEAL_FILE);
+    keep(&s);
+    assert_eq!(s.close_idle(Duration::ZERO), 1);
+    std::fs::remove_file(&seal).expect("seal written at the close");
+    assert_eq!(read_back(&s), None, "no seal");
+    keep(&s);
+    assert_eq!(s.close_idle(Duration::ZERO), 1);
+    let elsewhere = dir.path().join("elsewhere.seal");
+    std::fs::rename(&seal, &elsewhere).expect("moved");
+    std::os::unix::fs::symlink(&elsewhere, &seal).expect("link");
+    assert_eq!(read_back(&s), None, "a link is not followed");
+    assert!(
+        std::fs::symlink_metadata(&seal).is_err(),
+        "the link is gone"
+    );
+    // And kept once more when nothing happened in between.
+    keep(&s);
+    assert_eq!(s.close_idle(Duration::ZERO), 1);
+    assert_eq!(read_back(&s), basis);
+}
+
+/// The opt-in counts of the tenants listing are kept across a close with
+/// the standing: a reopened store counts no consents to publish its
+/// figures, and the counts follow a later import as before.
+#[test]
+fn a_reopened_store_publishes_its_opt_ins_without_counting_the_consents_again() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let s = stores(dir.path(), 8);
+    let id = tid("d001");
+    let import = |n: std::ops::Range<u32>, hash: &str| {
+        let a = s.tenant(&id).expect("open");
+        let import_id = a.next_import_id().expect("id");
+        let mut tx = a.begin_import(import_id).expect("begin");
+        for i in n {
+            let no = format!("K{i:04}");
+            tx.put_customer(&customer(&no, "Neu")).expect("put");
+            tx.put_consent(&Consent {
+                customer_no: no,
+                channel: Channel::Email,
+                granted: true,
+                source: "test".into(),
+                at: Timestamp(100),
+            })
+            .expect("consent");
+        }
+        tx.commit(&report(a.id(), import_id, hash)).expect("commit");
+    };
+    import(0..40, "h1");
+    assert_eq!(
+        s.tenant(&id)
+            .expect("open")
+            .figures()
+            .expect("figures")
+            .opt_ins
+            .email,
+        40
+    );
+    assert_eq!(s.close_idle(Duration::ZERO), 1);
+    let a = s.tenant(&id).expect("reopen");
+    assert_eq!(a.figures().expect("figures").opt_ins.email, 40);
+    assert_eq!(a.records_read(), 0, "no consent read to count them");
+    drop(a);
+    import(40..45, "h2");
+    assert_eq!(
+        s.tenant(&id)
+            .expect("open")
+            .figures()
+            .expect("figures")
+            .opt_ins
+            .email,
+        45
+    );
+    // Written behind its back while closed: counted again.
+    assert_eq!(s.close_idle(Duration::ZERO), 1);
+    let path = s.tenant_dir(&id).join("store");
+    let db = sled::Config::new()
+        .path(&path)
+        .segment_size(db::TENANT_SEGMENT_BYTES)
+        .open()
+        .expect("raw open");
+    db.open_tree("meta")
+        .expect("tree")
+        .insert(b"\xffwritten elsewhere", b"x".to_vec())
+        .expect("insert");
+    db.flush().expect("flush");
+    drop(db);
+    wait_released(&path.join("db"), RELEASE_WAIT).expect("released");
+    let a = s.tenant(&id).expect("reopen");
+    assert_eq!(a.figures().expect("figures").opt_ins.email, 45);
+    assert!(a.records_read() >= 45, "counted again");
 }

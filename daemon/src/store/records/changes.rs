@@ -14,15 +14,16 @@
 //! is read only while it stands at the current version. A dropped or
 //! missing tracker means: recompute the whole tenant. The trackers live in
 //! memory with the open store. When the store closes (idle, or at
-//! shutdown), the journeys' tracker and the planning run's standing are
-//! written down if they stand at the data version then ([`Records::park`],
-//! `meta` key [`keys::META_PARKED`]), and read back (and removed) when it
-//! opens again, if the data still stands there and the outbox, the
-//! journeys and the executable are those it was written with
-//! ([`Records::unpark`], [`Seal`]): an
-//! export that arrives after the store was closed as idle is re-planned as
-//! one that arrives before. The identity pass's state and the opt-in
-//! counts are not kept (a reopened store recomputes them).
+//! shutdown), the journeys' tracker, the planning run's standing and the
+//! opt-in counts are written down if they stand at the data version then
+//! ([`Records::park`], `meta` key [`keys::META_PARKED`]), and read back
+//! (and removed) when it opens again, if the data still stands there, the
+//! executable is the one that wrote them and nothing wrote the database
+//! while it was closed ([`Records::unpark`], [`Seal`], `store/seal.rs`):
+//! an export that arrives after the store was closed as idle is re-planned
+//! as one that arrives before, and a reopened store counts no consents for
+//! the tenants listing. The identity pass's state is not kept (a reopened
+//! store recomputes it at its next import).
 //!
 //! Part of `records`; writes the one `meta` key.
 
@@ -46,27 +47,28 @@ use crate::store::db::{decode, encode};
 use crate::store::error::Result;
 
 /// What [`Records::park`] writes down: the data version the trackers
-/// stand at, the seal of what else they rely on, the journeys' tracker
-/// (day, policy, customers touched since) and the planning run's
-/// (customers touched since, the planner's bytes).
+/// stand at, the seal it was written under, the journeys' tracker (day,
+/// policy, customers touched since), the planning run's (customers touched
+/// since, the planner's bytes) and the opt-in counts.
 #[derive(Serialize, Deserialize)]
 struct Parked {
     version: u64,
     seal: Seal,
     journeys: Option<(Date, u64, Vec<String>)>,
     plan: Option<(Vec<String>, Vec<u8>)>,
+    opt_ins: Option<OptIns>,
 }
 
-/// What a written-down standing must find as it was to be read back, besides
+/// What a written-down standing must find again to be read back, besides
 /// the data version: the executable that wrote it (another build may
-/// derive or plan otherwise) and checksums of the outbox and the derived
-/// journeys (whatever wrote them meanwhile: an earlier build that knows
-/// nothing of the standing counts no outbox write).
+/// derive or plan otherwise) and the token of this close, which the open
+/// gets only from a seal file whose database files nothing changed while
+/// the store was closed (`store/seal.rs`: an earlier build that knows
+/// nothing of the standing counts no outbox write, nor does a tool).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub(in crate::store) struct Seal {
     pub(in crate::store) build: u64,
-    pub(in crate::store) outbox: u32,
-    pub(in crate::store) journeys: u32,
+    pub(in crate::store) token: u64,
 }
 
 impl Records {
@@ -216,18 +218,14 @@ impl Records {
         ));
     }
 
-    /// Writes down the journeys' tracker and the planning run's standing,
-    /// those of them that stand at the current data version, for the
-    /// store's next open; `outbox_writes` is the outbox's count of writes
-    /// by anything but planning now; `seal` is asked for only when there is
-    /// something to keep (it reads two trees). Called as the store closes,
-    /// when nothing else holds it (the caller flushes). Nothing to keep:
-    /// nothing written.
-    pub(in crate::store) fn park(
-        &self,
-        outbox_writes: u64,
-        seal: impl FnOnce() -> Result<Seal>,
-    ) -> Result<()> {
+    /// Writes down the journeys' tracker, the planning run's standing and
+    /// the opt-in counts, those of them that stand at the current data
+    /// version, under `seal`, for the store's next open; `outbox_writes`
+    /// is the outbox's count of writes by anything but planning now.
+    /// Called as the store closes, when nothing else holds it (the caller
+    /// flushes, then seals the files: `store/seal.rs`). Returns whether
+    /// anything was written.
+    pub(in crate::store) fn park(&self, outbox_writes: u64, seal: Seal) -> Result<bool> {
         let version = self.data_version()?;
         let ch = self.changes();
         let listed = |s: &Since| s.touched.iter().cloned().collect::<Vec<String>>();
@@ -250,15 +248,20 @@ impl Records {
             )) if s.version == version && *w == outbox_writes => Some((listed(s), bytes.clone())),
             _ => None,
         };
+        let opt_ins = match ch.opt_ins {
+            Some((v, o)) if v == version => Some(o),
+            _ => None,
+        };
         drop(ch);
-        if journeys.is_none() && plan.is_none() {
-            return Ok(());
+        if journeys.is_none() && plan.is_none() && opt_ins.is_none() {
+            return Ok(false);
         }
         let parked = Parked {
             version,
-            seal: seal()?,
+            seal,
             journeys,
             plan,
+            opt_ins,
         };
         // Too large to write down (a tracker of very many customers): the
         // next open recomputes, as it would have without this.
@@ -267,27 +270,25 @@ impl Records {
                 self.meta
                     .insert(META_PARKED, bytes)
                     .map_err(self.db.err())?;
+                Ok(true)
             }
             Err(e) => {
                 tracing::warn!(tenant = %self.db.id(), error = %e, "the planning standing is not kept across the close");
+                Ok(false)
             }
         }
-        Ok(())
     }
 
     /// Reads back what [`Records::park`] wrote at the last close and
     /// restores the trackers if the data still stands at their version and
-    /// `seal` (this executable, the outbox and journeys as they are now)
-    /// is theirs; `outbox_writes` is the outbox's count now (at the open).
-    /// Removed as it is read (not durably: what it says is checked against
-    /// the stored data alone, so reading it again is as safe). Anything
-    /// else (unreadable, another build, the data changed): the trackers
-    /// stay empty and every view recomputes, as before.
-    pub(in crate::store) fn unpark(
-        &self,
-        outbox_writes: u64,
-        seal: impl FnOnce() -> Result<Seal>,
-    ) -> Result<()> {
+    /// `sealed` (this executable, and the token of a seal whose files are
+    /// unchanged; `None`: no such seal) is theirs; `outbox_writes` is the
+    /// outbox's count now (at the open). Removed as it is read (not
+    /// durably: the seal file that vouches for it was removed before the
+    /// open, so it is never read back again). Anything else (unreadable,
+    /// another build, no seal, the data changed): the trackers stay empty
+    /// and every view recomputes, as before.
+    pub(in crate::store) fn unpark(&self, outbox_writes: u64, sealed: Option<Seal>) -> Result<()> {
         let Some(bytes) = self.meta.get(META_PARKED).map_err(self.db.err())? else {
             return Ok(());
         };
@@ -302,7 +303,7 @@ impl Records {
             }
         };
         let version = self.data_version()?;
-        if parked.version != version || parked.seal != seal()? {
+        if parked.version != version || Some(parked.seal) != sealed {
             return Ok(());
         }
         let since = |touched: Vec<String>| Since {
@@ -310,6 +311,9 @@ impl Records {
             touched: touched.into_iter().collect(),
         };
         let mut ch = self.changes();
+        if let Some(o) = parked.opt_ins {
+            ch.opt_ins = Some((version, o));
+        }
         if let Some((day, policy, touched)) = parked.journeys {
             ch.journeys = Some((day, policy, since(touched)));
         }

@@ -1,0 +1,183 @@
+//! The seal of a standing written down at a close (`records/changes.rs`):
+//! at the next open, the proof that nothing wrote the tenant's database
+//! while it was closed. A leaf: files only.
+//!
+//! As the store closes with a standing written down, [`write`] records in
+//! the file `standing.seal` beside the database the standing's token and a
+//! digest of what every file of the database (`store/`, its subfolders
+//! too) is as the close left it: name, type, inode, size, modification and
+//! change times. A write by anything (an earlier build that knows nothing
+//! of the standing, a tool) changes a file's size or times, and the change
+//! time cannot be set back. [`take`], as the store opens and before sled
+//! touches its files, removes the seal and gives its token only if every
+//! file is as recorded. Reading two trees whole at every close and open
+//! did the same at a cost of about a second and 325 MB at a million
+//! customers (BENCHMARKS.md).
+//!
+//! A file's time is only as fine as the file system's clock, which may
+//! tick every few milliseconds: a write in the same tick as the database's
+//! last one could leave its times as they were. So the seal is kept only
+//! once that clock has moved past the database's newest time (the seal's
+//! own modification time, as the file system set it, is later), and every
+//! later write gets a later time. Where the clock does not move within
+//! [`CLOCK_WAIT`], no seal is kept and the next open plans everyone.
+
+use std::fs::{self, OpenOptions};
+use std::hash::{Hash, Hasher};
+use std::io::{Read, Write};
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+/// The seal's file in the tenant's folder, beside `store/`.
+pub(super) const SEAL_FILE: &str = "standing.seal";
+const SEAL_TEMP: &str = ".standing.seal.tmp";
+/// The first word of the seal's one line.
+const FORMAT: &str = "touchpoint-seal-1";
+/// Files of a database at most; one with more is not sealed.
+const MAX_FILES: usize = 4096;
+/// How long [`write`] waits for the file system's clock to move on.
+pub(super) const CLOCK_WAIT: Duration = Duration::from_millis(100);
+
+/// Records, after the database in `tenant_dir` was closed and released,
+/// that the standing written down with `token` stands on its files as
+/// they are. Anything that goes wrong leaves no seal (a warning): the next
+/// open then plans everyone, as it would have without the standing.
+pub(super) fn write(tenant_dir: &Path, token: u64) {
+    match try_write(tenant_dir, token) {
+        Ok(true) => {}
+        Ok(false) => {
+            tracing::debug!(dir = %tenant_dir.display(), "the file system's clock did not move on: no seal kept");
+        }
+        Err(e) => {
+            tracing::warn!(dir = %tenant_dir.display(), error = %e, "cannot keep the standing's seal; the next re-plan plans everyone");
+            let _ = fs::remove_file(tenant_dir.join(SEAL_FILE));
+        }
+    }
+    let _ = fs::remove_file(tenant_dir.join(SEAL_TEMP));
+}
+
+fn try_write(tenant_dir: &Path, token: u64) -> std::io::Result<bool> {
+    // A seal of an earlier close goes first: whatever happens below, none
+    // but this one may stand for the standing just written.
+    remove_if_there(&tenant_dir.join(SEAL_FILE))?;
+    let (digest, newest) = digest(&tenant_dir.join("store"))?;
+    let temp = tenant_dir.join(SEAL_TEMP);
+    let line = format!("{FORMAT} {token:016x} {digest:016x}\n");
+    let deadline = Instant::now() + CLOCK_WAIT;
+    loop {
+        remove_if_there(&temp)?;
+        let mut f = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+            .open(&temp)?;
+        f.write_all(line.as_bytes())?;
+        let written = modified_ns(&f.metadata()?);
+        drop(f);
+        if written > newest {
+            // rename(2) replaces a name, never what a link there points to.
+            fs::rename(&temp, tenant_dir.join(SEAL_FILE))?;
+            return Ok(true);
+        }
+        if Instant::now() >= deadline {
+            return Ok(false);
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+/// Removes the seal of the database in `tenant_dir` and gives its token
+/// if the database's files are as it recorded them. No seal, an unreadable
+/// one, one that cannot be removed, or any file changed: `None`.
+pub(super) fn take(tenant_dir: &Path) -> Option<u64> {
+    let path = tenant_dir.join(SEAL_FILE);
+    let mut text = String::new();
+    match OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .open(&path)
+    {
+        Ok(f) => {
+            // Bounded: the seal is one short line.
+            if f.take(256).read_to_string(&mut text).is_err() {
+                text.clear();
+            }
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return None,
+        // A link planted there (ELOOP), or unreadable: no seal, and gone.
+        Err(_) => {}
+    }
+    if let Err(e) = remove_if_there(&path) {
+        // Left in place it could be read again after the files changed,
+        // and would be refused then too; refused now all the same.
+        tracing::warn!(path = %path.display(), error = %e, "cannot remove the standing's seal");
+        return None;
+    }
+    let mut words = text.split_ascii_whitespace();
+    let (Some(FORMAT), Some(token), Some(sealed), None) =
+        (words.next(), words.next(), words.next(), words.next())
+    else {
+        return None;
+    };
+    let token = u64::from_str_radix(token, 16).ok()?;
+    let sealed = u64::from_str_radix(sealed, 16).ok()?;
+    let (now, _) = digest(&tenant_dir.join("store")).ok()?;
+    (now == sealed).then_some(token)
+}
+
+fn remove_if_there(path: &Path) -> std::io::Result<()> {
+    match fs::remove_file(path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+        _ => Ok(()),
+    }
+}
+
+fn modified_ns(m: &fs::Metadata) -> i128 {
+    i128::from(m.mtime()) * 1_000_000_000 + i128::from(m.mtime_nsec())
+}
+
+fn changed_ns(m: &fs::Metadata) -> i128 {
+    i128::from(m.ctime()) * 1_000_000_000 + i128::from(m.ctime_nsec())
+}
+
+/// A digest of what the files under `store` (itself included) are, and
+/// the newest modification or change time among them. Links are recorded
+/// as links, never followed.
+fn digest(store: &Path) -> std::io::Result<(u64, i128)> {
+    let mut files = Vec::new();
+    let top = fs::symlink_metadata(store)?;
+    files.push((String::new(), top));
+    let mut folders = vec![(store.to_path_buf(), String::new())];
+    while let Some((dir, prefix)) = folders.pop() {
+        for entry in fs::read_dir(&dir)? {
+            let entry = entry?;
+            let name = format!("{prefix}/{}", entry.file_name().to_string_lossy());
+            // Of the entry itself (a link is not followed).
+            let m = entry.metadata()?;
+            if m.is_dir() {
+                folders.push((entry.path(), name.clone()));
+            }
+            files.push((name, m));
+            if files.len() > MAX_FILES {
+                return Err(std::io::Error::other(format!(
+                    "more than {MAX_FILES} files in {}",
+                    store.display()
+                )));
+            }
+        }
+    }
+    files.sort_by(|a, b| a.0.cmp(&b.0));
+    // Fixed keys (`DefaultHasher::new`): the same digest in every process
+    // of this build (the standing is read back only by the build that
+    // wrote it).
+    let mut h = std::hash::DefaultHasher::new();
+    let mut newest = i128::MIN;
+    for (name, m) in &files {
+        let (modified, changed) = (modified_ns(m), changed_ns(m));
+        newest = newest.max(modified).max(changed);
+        (name, m.mode(), m.dev(), m.ino(), m.len(), modified, changed).hash(&mut h);
+    }
+    Ok((h.finish(), newest))
+}
