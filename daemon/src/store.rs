@@ -325,7 +325,7 @@ impl Stores {
         if self.central.tenant(id)?.is_none() {
             return Err(StoreError::UnknownTenant(id.to_string()));
         }
-        self.with_tenant_closed(id, || rewrite::rewrite(&self.tenant_dir(id)))
+        self.with_tenant_closed(id, false, || rewrite::rewrite(&self.tenant_dir(id)))
     }
 
     /// Rewrites the central database into a fresh one, so that what was
@@ -350,7 +350,7 @@ impl Stores {
             return Err(StoreError::UnknownTenant(id.to_string()));
         }
         let mut counts = None;
-        self.with_tenant_closed(id, || {
+        self.with_tenant_closed(id, true, || {
             let from = self.tenant_dir(id).join("store");
             if !from.join("db").exists() {
                 return Ok(());
@@ -387,7 +387,7 @@ impl Stores {
     /// Removes a tenant's store from disk and its registry entry (a dealer
     /// who left): the store is closed first, once nobody else holds it.
     pub fn remove_tenant(&self, id: &TenantId) -> Result<()> {
-        self.with_tenant_closed(id, || {
+        self.with_tenant_closed(id, false, || {
             let dir = self.tenant_dir(id);
             files::remove_path(&dir).map_err(files::io_err(&dir))?;
             files::sync_dir(&self.root.join("tenants"))?;
@@ -398,13 +398,30 @@ impl Stores {
     /// Runs `f` on a tenant's directory with its store closed and its slot
     /// held (requests for it wait); afterwards the slot is free again, or
     /// failed with `f`'s error.
-    fn with_tenant_closed(&self, id: &TenantId, f: impl FnOnce() -> Result<()>) -> Result<()> {
+    /// With `reseal`, `f` only reads the closed database (a backup): a
+    /// standing written down as it closed is sealed after `f` (whose
+    /// opening of the files changes them), not before.
+    fn with_tenant_closed(
+        &self,
+        id: &TenantId,
+        reseal: bool,
+        f: impl FnOnce() -> Result<()>,
+    ) -> Result<()> {
         let store = self.take_slot(id)?;
         let closed = match store {
-            Some(s) => self.close_store(id, s),
-            None => Ok(()),
+            Some(s) => self.close_unsealed(id, s),
+            // Closed before: its seal, if the files are still as sealed,
+            // is taken here to be written again after `f`.
+            None if reseal => Ok(seal::take(&self.tenant_dir(id))),
+            None => Ok(None),
         };
-        let done = closed.map_err(StoreError::Unavailable).and_then(|()| f());
+        let done = closed
+            .map_err(StoreError::Unavailable)
+            .and_then(|sealed| f().map(|()| sealed));
+        if let (true, Ok(Some(token))) = (reseal, &done) {
+            seal::write(&self.tenant_dir(id), *token);
+        }
+        let done = done.map(|_| ());
         let mut open = self.lock();
         match &done {
             Ok(()) => {
@@ -630,6 +647,25 @@ impl Stores {
     /// until sled has let go of its file, so that it can be opened again.
     /// `Err` says why the tenant is to be listed in trouble afterwards.
     fn close_store(&self, id: &TenantId, store: Arc<TenantStore>) -> Result<(), String> {
+        let dir = store.dir().to_path_buf();
+        let sealed = self.close_unsealed(id, store)?;
+        // Nothing writes the files any more: what they are now is what the
+        // standing written down stands on.
+        if let Some(token) = sealed {
+            seal::write(&dir, token);
+        }
+        Ok(())
+    }
+
+    /// Closes a store as [`Stores::close_store`] does, and returns the
+    /// token of the standing it wrote down, for the caller to seal the
+    /// files with once nothing writes them (`seal.rs`); `None`: nothing
+    /// written down, or the close did not go cleanly.
+    fn close_unsealed(
+        &self,
+        id: &TenantId,
+        store: Arc<TenantStore>,
+    ) -> Result<Option<u64>, String> {
         let trouble = store.trouble();
         let mut sealed = None;
         if trouble.is_none() {
@@ -651,19 +687,13 @@ impl Stores {
         let lock_file = store.lock_file();
         if Arc::strong_count(&store) > 1 {
             // Only at shutdown: whoever still holds it closes it.
-            return Ok(());
+            return Ok(None);
         }
-        let dir = store.dir().to_path_buf();
         drop(store);
         match wait_released(&lock_file, RELEASE_WAIT) {
             Ok(()) => {
-                // Nothing writes the files any more: what they are now is
-                // what the standing written down stands on (flushed above).
-                if let Some(token) = sealed {
-                    seal::write(&dir, token);
-                }
                 tracing::debug!(tenant = %id, "closed tenant store");
-                trouble.map_or(Ok(()), Err)
+                trouble.map_or(Ok(sealed), Err)
             }
             Err(e) => {
                 let msg = format!("{}: not released after closing: {e}", lock_file.display());

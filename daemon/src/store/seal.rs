@@ -8,7 +8,7 @@
 //! too) is as the close left it: name, type, inode, size, modification and
 //! change times. A write by anything (an earlier build that knows nothing
 //! of the standing, a tool) changes a file's size or times, and the change
-//! time cannot be set back. [`take`], as the store opens and before sled
+//! time cannot be set back by a program (only by the clock: below). [`take`], as the store opens and before sled
 //! touches its files, removes the seal and gives its token only if every
 //! file is as recorded. Reading two trees whole at every close and open
 //! did the same at a cost of about a second and 325 MB at a million
@@ -19,8 +19,13 @@
 //! last one could leave its times as they were. So the seal is kept only
 //! once that clock has moved past the database's newest time (the seal's
 //! own modification time, as the file system set it, is later), and every
-//! later write gets a later time. Where the clock does not move within
-//! [`CLOCK_WAIT`], no seal is kept and the next open plans everyone.
+//! later write gets a later time, as long as the wall clock is not set
+//! back meanwhile (a write would then have to land on exactly the times
+//! recorded to go unseen). No seal is kept where the clock does not move
+//! within [`CLOCK_WAIT`], where it counts whole seconds, or where the
+//! seal's folder is on another file system than the database; the next
+//! open then plans everyone. Deleting the seal file is always safe: it
+//! only costs the next re-plan its shortcut.
 
 use std::fs::{self, OpenOptions};
 use std::hash::{Hash, Hasher};
@@ -61,7 +66,9 @@ fn try_write(tenant_dir: &Path, token: u64) -> std::io::Result<bool> {
     // A seal of an earlier close goes first: whatever happens below, none
     // but this one may stand for the standing just written.
     remove_if_there(&tenant_dir.join(SEAL_FILE))?;
-    let (digest, newest) = digest(&tenant_dir.join("store"))?;
+    let store = tenant_dir.join("store");
+    let (digest, newest) = digest(&store)?;
+    let store_dev = fs::symlink_metadata(&store)?.dev();
     let temp = tenant_dir.join(SEAL_TEMP);
     let line = format!("{FORMAT} {token:016x} {digest:016x}\n");
     let deadline = Instant::now() + CLOCK_WAIT;
@@ -74,8 +81,16 @@ fn try_write(tenant_dir: &Path, token: u64) -> std::io::Result<bool> {
             .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
             .open(&temp)?;
         f.write_all(line.as_bytes())?;
-        let written = modified_ns(&f.metadata()?);
+        let meta = f.metadata()?;
         drop(f);
+        let written = modified_ns(&meta);
+        // The seal's time says how the database's files' clock goes only
+        // on their file system, and only if that clock is finer than a
+        // second (whole seconds: a rewrite in place within one is not
+        // seen).
+        if meta.dev() != store_dev || written % 1_000_000_000 == 0 {
+            return Ok(false);
+        }
         if written > newest {
             // rename(2) replaces a name, never what a link there points to.
             fs::rename(&temp, tenant_dir.join(SEAL_FILE))?;
@@ -96,12 +111,15 @@ pub(super) fn take(tenant_dir: &Path) -> Option<u64> {
     let mut text = String::new();
     match OpenOptions::new()
         .read(true)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC)
         .open(&path)
     {
+        // A plain file only (a FIFO planted there would block a read),
+        // bounded: the seal is one short line.
         Ok(f) => {
-            // Bounded: the seal is one short line.
-            if f.take(256).read_to_string(&mut text).is_err() {
+            if !f.metadata().is_ok_and(|m| m.is_file())
+                || f.take(256).read_to_string(&mut text).is_err()
+            {
                 text.clear();
             }
         }
@@ -180,4 +198,81 @@ fn digest(store: &Path) -> std::io::Result<(u64, i128)> {
         (name, m.mode(), m.dev(), m.ino(), m.len(), modified, changed).hash(&mut h);
     }
     Ok((h.finish(), newest))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sealed_store() -> (tempfile::TempDir, std::path::PathBuf) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = dir.path().join("store");
+        fs::create_dir(&store).expect("store");
+        fs::write(store.join("db"), b"0123456789").expect("db");
+        fs::write(store.join("conf"), b"conf").expect("conf");
+        write(dir.path(), 7);
+        (dir, store)
+    }
+
+    #[test]
+    fn a_seal_gives_its_token_once_while_the_files_are_unchanged() {
+        let (dir, _) = sealed_store();
+        assert!(dir.path().join(SEAL_FILE).is_file());
+        assert_eq!(take(dir.path()), Some(7));
+        assert_eq!(take(dir.path()), None, "taken once");
+        assert!(!dir.path().join(SEAL_FILE).exists());
+        assert!(!dir.path().join(SEAL_TEMP).exists());
+    }
+
+    /// Rewritten in place, same size, its modification time set back to
+    /// what it was: the change time still tells.
+    #[test]
+    fn a_same_size_write_with_its_modification_time_set_back_breaks_the_seal() {
+        let (dir, store) = sealed_store();
+        let db = store.join("db");
+        let was = fs::metadata(&db).and_then(|m| m.modified()).expect("mtime");
+        let f = OpenOptions::new().write(true).open(&db).expect("open");
+        (&f).write_all(b"9876543210").expect("write");
+        f.set_modified(was).expect("set back");
+        drop(f);
+        assert_eq!(fs::metadata(&db).expect("db").len(), 10);
+        assert_eq!(take(dir.path()), None);
+    }
+
+    #[test]
+    fn a_file_added_removed_or_replaced_by_a_copy_breaks_the_seal() {
+        for change in ["added", "removed", "copied"] {
+            let (dir, store) = sealed_store();
+            match change {
+                "added" => fs::write(store.join("snap.0001"), b"s").expect("add"),
+                "removed" => fs::remove_file(store.join("conf")).expect("remove"),
+                _ => {
+                    // A copy with the same bytes and times: another inode.
+                    let db = store.join("db");
+                    let was = fs::metadata(&db).and_then(|m| m.modified()).expect("mtime");
+                    fs::copy(&db, store.join("db.copy")).expect("copy");
+                    fs::rename(store.join("db.copy"), &db).expect("replace");
+                    fs::File::options()
+                        .write(true)
+                        .open(&db)
+                        .and_then(|f| f.set_modified(was))
+                        .expect("times");
+                }
+            }
+            assert_eq!(take(dir.path()), None, "{change}");
+        }
+    }
+
+    #[test]
+    fn a_seal_of_another_format_or_a_fifo_in_its_place_gives_nothing() {
+        let (dir, _) = sealed_store();
+        let seal = dir.path().join(SEAL_FILE);
+        let text = fs::read_to_string(&seal).expect("seal");
+        fs::write(&seal, text.replace(FORMAT, "touchpoint-seal-0")).expect("rewrite");
+        assert_eq!(take(dir.path()), None);
+        nix::unistd::mkfifo(&seal, nix::sys::stat::Mode::from_bits_truncate(0o600)).expect("fifo");
+        // Would block forever if opened for reading without O_NONBLOCK.
+        assert_eq!(take(dir.path()), None);
+        assert!(fs::symlink_metadata(&seal).is_err(), "removed");
+    }
 }

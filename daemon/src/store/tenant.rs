@@ -27,7 +27,7 @@
 //! | `meta`          | `counters`                       | Counters         | `records/import.rs` (`finish`); `records.rs` (`record_import`); `records/merges.rs` |
 //! |                 | `next_import_id`, `next_merge_id`, `generation` | u64 | `records.rs` (`next_id`, `bump_generation`) |
 //! |                 | `pending_import` (an earlier version's marker) | ImportReport | `records/import.rs` (`finish` removes it) |
-//! |                 | `parked_standing` (written at a close, removed at the open) | the journeys' tracker and the planner's standing | `records/changes.rs` (`park`, `unpark`) |
+//! |                 | `parked_standing` (written at a close, removed at the open) | the journeys' tracker, the planner's standing, the opt-in counts | `records/changes.rs` (`park`, `unpark`) |
 //! |                 | `next_message_id`, `plan_stamp`  | u64              | `outbox/write.rs` |
 //! | `outbox`        | id(8)                            | Message          | `outbox/write.rs` |
 //! | `occasions`     | occasion key                     | id(8)            | `outbox/write.rs` |
@@ -53,8 +53,9 @@
 //!
 //! On disk: `<tenant>/store/` is the sled database (`<tenant>/store.rewrite/`
 //! only while it is being rewritten, see `rewrite.rs`), `<tenant>/import.staging`
-//! an import being written and `<tenant>/import.undo/` the undo journal of
-//! one being applied (see [`super::ImportTxn`]).
+//! an import being written, `<tenant>/import.undo/` the undo journal of
+//! one being applied (see [`super::ImportTxn`]) and `<tenant>/standing.seal`
+//! the seal of a standing written down at the last close (`seal.rs`).
 //!
 //! Uses `db`, `records`, `outbox`, `central` and the leaf modules; nothing
 //! in the store imports it but the root (`store.rs`).

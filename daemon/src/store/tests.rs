@@ -1257,6 +1257,19 @@ fn a_standing_kept_across_a_close_is_read_back_only_while_what_it_stands_on_is_u
     keep(&s);
     assert_eq!(s.close_idle(Duration::ZERO), 1);
     assert_eq!(read_back(&s), basis);
+    // A backup reads the closed database (sled's open changes its files):
+    // sealed again after it, whether the store was open or closed.
+    for (n, open) in [(1, true), (2, false)] {
+        keep(&s);
+        if !open {
+            assert_eq!(s.close_idle(Duration::ZERO), 1);
+        }
+        let to = dir.path().join(format!("backup-{n}"));
+        s.snapshot_tenant(&id, &to)
+            .expect("backup")
+            .expect("copied");
+        assert_eq!(read_back(&s), basis, "after a backup (open: {open})");
+    }
 }
 
 /// The opt-in counts of the tenants listing are kept across a close with

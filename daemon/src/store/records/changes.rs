@@ -283,9 +283,10 @@ impl Records {
     /// restores the trackers if the data still stands at their version and
     /// `sealed` (this executable, and the token of a seal whose files are
     /// unchanged; `None`: no such seal) is theirs; `outbox_writes` is the
-    /// outbox's count now (at the open). Removed as it is read (not
-    /// durably: the seal file that vouches for it was removed before the
-    /// open, so it is never read back again). Anything else (unreadable,
+    /// outbox's count now (at the open). Removed as it is read, not
+    /// durably: the removal is this session's first write to the log, so
+    /// no later write survives a crash without it; and what survives
+    /// without any write is what it stands on. Anything else (unreadable,
     /// another build, no seal, the data changed): the trackers stay empty
     /// and every view recomputes, as before.
     pub(in crate::store) fn unpark(&self, outbox_writes: u64, sealed: Option<Seal>) -> Result<()> {
