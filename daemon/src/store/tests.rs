@@ -43,6 +43,19 @@ fn stores(dir: &std::path::Path, max_open: u32) -> Stores {
     s
 }
 
+/// A customer `no` who said yes to email, into an import.
+fn put_opted_in(tx: &mut ImportTxn<'_>, no: &str) {
+    tx.put_customer(&customer(no, "Neu")).expect("put");
+    tx.put_consent(&Consent {
+        customer_no: no.into(),
+        channel: Channel::Email,
+        granted: true,
+        source: "test".into(),
+        at: Timestamp(100),
+    })
+    .expect("consent");
+}
+
 fn import_one(store: &TenantStore, c: Customer, v: Option<Vehicle>, hash: &str) {
     let id = store.next_import_id().expect("id");
     let mut tx = store.begin_import(id).expect("begin");
@@ -201,7 +214,6 @@ fn snapshot(a: &TenantStore) -> Vec<(String, TreeDump)> {
 /// consents); its staging file and journal are gone; the next import works.
 #[test]
 fn an_import_that_runs_out_of_space_while_applying_is_rolled_back_entirely() {
-    use touchpoint_common::domain::Channel;
     let dir = tempfile::tempdir().expect("tempdir");
     let s = stores(dir.path(), 8);
     let a = s.tenant(&tid("d001")).expect("a");
@@ -218,16 +230,7 @@ fn an_import_that_runs_out_of_space_while_applying_is_rolled_back_entirely() {
     tx.put_vehicle(&vehicle("WNW12345678901234", "K2"))
         .expect("moves to K2");
     for i in 0..n {
-        let no = format!("K{:06}", i + 2);
-        tx.put_customer(&customer(&no, "Neu")).expect("put");
-        tx.put_consent(&Consent {
-            customer_no: no,
-            channel: Channel::Email,
-            granted: true,
-            source: "test".into(),
-            at: Timestamp(100),
-        })
-        .expect("consent");
+        put_opted_in(&mut tx, &format!("K{:06}", i + 2));
     }
     let undo = dir.path().join("tenants/d001/import.undo");
     // Enough for a few batches of every group, not for all of them.
@@ -1185,21 +1188,7 @@ fn a_standing_kept_across_a_close_is_read_back_only_while_what_it_stands_on_is_u
         }
     };
     let basis = Some((Vec::new(), b"basis".to_vec()));
-    let behind_its_back = |s: &Stores, tree: &str| {
-        let path = s.tenant_dir(&id).join("store");
-        let db = sled::Config::new()
-            .path(&path)
-            .segment_size(db::TENANT_SEGMENT_BYTES)
-            .open()
-            .expect("raw open");
-        db.open_tree(tree)
-            .expect("tree")
-            .insert(b"\xffwritten elsewhere", b"x".to_vec())
-            .expect("insert");
-        db.flush().expect("flush");
-        drop(db);
-        wait_released(&path.join("db"), RELEASE_WAIT).expect("released");
-    };
+    let behind_its_back = |s: &Stores, tree: &str| write_behind_its_back(s, &id, tree);
     {
         let a = s.tenant(&id).expect("open");
         import_one(&a, customer("K1", "Ahrens"), None, "h1");
@@ -1285,60 +1274,46 @@ fn a_reopened_store_publishes_its_opt_ins_without_counting_the_consents_again() 
         let import_id = a.next_import_id().expect("id");
         let mut tx = a.begin_import(import_id).expect("begin");
         for i in n {
-            let no = format!("K{i:04}");
-            tx.put_customer(&customer(&no, "Neu")).expect("put");
-            tx.put_consent(&Consent {
-                customer_no: no,
-                channel: Channel::Email,
-                granted: true,
-                source: "test".into(),
-                at: Timestamp(100),
-            })
-            .expect("consent");
+            put_opted_in(&mut tx, &format!("K{i:04}"));
         }
         tx.commit(&report(a.id(), import_id, hash)).expect("commit");
     };
+    // The email opt-ins the store publishes, and the records it read.
+    let email_opt_ins = || {
+        let a = s.tenant(&id).expect("open");
+        (
+            a.figures().expect("figures").opt_ins.email,
+            a.records_read(),
+        )
+    };
     import(0..40, "h1");
-    assert_eq!(
-        s.tenant(&id)
-            .expect("open")
-            .figures()
-            .expect("figures")
-            .opt_ins
-            .email,
-        40
-    );
+    assert_eq!(email_opt_ins().0, 40);
     assert_eq!(s.close_idle(Duration::ZERO), 1);
-    let a = s.tenant(&id).expect("reopen");
-    assert_eq!(a.figures().expect("figures").opt_ins.email, 40);
-    assert_eq!(a.records_read(), 0, "no consent read to count them");
-    drop(a);
+    assert_eq!(email_opt_ins(), (40, 0), "no consent read to count them");
     import(40..45, "h2");
-    assert_eq!(
-        s.tenant(&id)
-            .expect("open")
-            .figures()
-            .expect("figures")
-            .opt_ins
-            .email,
-        45
-    );
+    assert_eq!(email_opt_ins().0, 45);
     // Written behind its back while closed: counted again.
     assert_eq!(s.close_idle(Duration::ZERO), 1);
-    let path = s.tenant_dir(&id).join("store");
+    write_behind_its_back(&s, &id, "meta");
+    let (n, read) = email_opt_ins();
+    assert_eq!(n, 45);
+    assert!(read >= 45, "counted again");
+}
+
+/// Writes a record into `tree` of a closed tenant store with sled itself,
+/// as a tool or an earlier build would.
+fn write_behind_its_back(s: &Stores, id: &TenantId, tree: &str) {
+    let path = s.tenant_dir(id).join("store");
     let db = sled::Config::new()
         .path(&path)
         .segment_size(db::TENANT_SEGMENT_BYTES)
         .open()
         .expect("raw open");
-    db.open_tree("meta")
+    db.open_tree(tree)
         .expect("tree")
         .insert(b"\xffwritten elsewhere", b"x".to_vec())
         .expect("insert");
     db.flush().expect("flush");
     drop(db);
     wait_released(&path.join("db"), RELEASE_WAIT).expect("released");
-    let a = s.tenant(&id).expect("reopen");
-    assert_eq!(a.figures().expect("figures").opt_ins.email, 45);
-    assert!(a.records_read() >= 45, "counted again");
 }
