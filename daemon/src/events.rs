@@ -93,6 +93,10 @@ pub struct Event {
 /// The daemon's change bus.
 pub struct Events {
     tx: broadcast::Sender<Event>,
+    /// Per tenant, how many write groups its outbox has taken since the
+    /// start ([`Events::outbox_written`]): what the dispatcher compares to
+    /// leave a store it found with nothing to do closed until it has.
+    outbox: std::sync::Mutex<std::collections::HashMap<TenantId, u64>>,
 }
 
 impl Default for Events {
@@ -105,7 +109,21 @@ impl Events {
     pub fn new() -> Self {
         Self {
             tx: broadcast::Sender::new(CAPACITY),
+            outbox: Default::default(),
         }
+    }
+
+    /// Counts a write group of `tenant`'s outbox (its one writer calls
+    /// this for every group, whoever listens).
+    pub fn outbox_written(&self, tenant: &TenantId) {
+        let mut m = self.outbox.lock().unwrap_or_else(|e| e.into_inner());
+        *m.entry(tenant.clone()).or_insert(0) += 1;
+    }
+
+    /// How many write groups `tenant`'s outbox has taken since the start.
+    pub fn outbox_writes(&self, tenant: &TenantId) -> u64 {
+        let m = self.outbox.lock().unwrap_or_else(|e| e.into_inner());
+        m.get(tenant).copied().unwrap_or(0)
     }
 
     /// Says that `topics` changed, for `tenant` or for no tenant in particular.

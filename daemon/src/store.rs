@@ -733,6 +733,12 @@ impl Stores {
     }
 
     /// Tenant databases open (or being opened or closed) now.
+    /// How many write groups `id`'s outbox has taken since the start
+    /// ([`crate::events::Events::outbox_written`]); opens nothing.
+    pub fn outbox_writes(&self, id: &TenantId) -> u64 {
+        self.events.outbox_writes(id)
+    }
+
     pub fn open_count(&self) -> usize {
         self.lock()
             .slots

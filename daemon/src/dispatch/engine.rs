@@ -163,12 +163,28 @@ struct State {
     in_flight: HashSet<(TenantId, u64)>,
     /// The day each tenant's batches last closed on their own (at `batch_at`).
     batched: HashMap<TenantId, Date>,
+    /// Tenants found with nothing to do at a round's end: left alone (their
+    /// stores not even opened, so they close as idle) while this holds
+    /// (`run.rs`, `Quiet::holds`).
+    quiet: HashMap<TenantId, Quiet>,
     relay_down_until: Option<i64>,
     relay_backoff: i64,
     today: Option<Date>,
     last_error: String,
     /// Whose the last error is: who may see it.
     last_error_about: ErrorAbout,
+}
+
+/// What a round found of a tenant with nothing to do: no message of
+/// `day` left to release, and no email due before `next_email` (none
+/// queued: `None`), with its outbox at `writes` write groups
+/// (`Stores::outbox_writes`). Any write of the outbox since (a plan, an
+/// operator's action, an outcome recorded), a new day, or a wake ends it.
+#[derive(Clone, Copy, Debug)]
+struct Quiet {
+    writes: u64,
+    day: Date,
+    next_email: Option<i64>,
 }
 
 #[derive(Default)]
@@ -292,8 +308,12 @@ impl Dispatcher {
             Some(t) => {
                 st.woken.insert(t.clone());
                 st.released_at.remove(t);
+                st.quiet.remove(t);
             }
-            None => st.released_at.clear(),
+            None => {
+                st.released_at.clear();
+                st.quiet.clear();
+            }
         }
         drop(st);
         self.wake.notify_one();

@@ -11,11 +11,12 @@ use std::time::Duration;
 
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
-use touchpoint_common::domain::Timestamp;
-use touchpoint_common::TenantId;
+use touchpoint_common::domain::{Channel, Timestamp};
+use touchpoint_common::{Date, TenantId};
 
-use super::{minutes_local, today_local, Dispatcher, Job, Outcome, Result, Transport};
+use super::{minutes_local, today_local, Dispatcher, Job, Outcome, Quiet, Result, Transport};
 use crate::dispatch::smtp::Delivery;
+use crate::store::TenantStore;
 
 /// How long returning outcomes wait for more to share one write.
 const GROUP_WAIT: Duration = Duration::from_millis(5);
@@ -161,7 +162,11 @@ impl Dispatcher {
         let mut jobs = Vec::new();
         let tenants: Vec<TenantId> = policies.tenants.keys().cloned().collect();
         let batch_time = minutes_local(now) >= self.paths.batch_at;
+        let today = today_local(now);
         for t in &tenants {
+            if self.stays_quiet(t, now, today, full && batch_time) {
+                continue;
+            }
             let r = (|| -> Result<()> {
                 let store = self.stores.tenant(t)?;
                 self.requeue_interrupted(&store, &policies, now)?;
@@ -180,6 +185,7 @@ impl Dispatcher {
                     let more = self.claim(&store, &policies, now, free - jobs.len())?;
                     jobs.extend(more);
                 }
+                self.note_quiet(&store, now, today)?;
                 Ok(())
             })();
             if let Err(e) = r {
@@ -187,6 +193,54 @@ impl Dispatcher {
             }
         }
         jobs
+    }
+
+    /// Whether the round may leave tenant `t` alone: found with nothing to
+    /// do ([`Dispatcher::note_quiet`]) and nothing since that could give it
+    /// something: no write of its outbox, the same day, no email come due,
+    /// no wake, its interrupted sends looked at, no outcome waiting to be
+    /// written, and no batch to close now (`batching`).
+    fn stays_quiet(&self, t: &TenantId, now: i64, today: Date, batching: bool) -> bool {
+        let writes = self.stores.outbox_writes(t);
+        let st = self.state();
+        let Some(q) = st.quiet.get(t) else {
+            return false;
+        };
+        q.writes == writes
+            && q.day == today
+            && q.next_email.is_none_or(|due| due > now)
+            && !st.woken.contains(t)
+            && st.recovered.contains(t)
+            && !st.unrecorded.contains_key(t)
+            && !(batching && st.batched.get(t) != Some(&today))
+    }
+
+    /// At the end of a tenant's round: if nothing of `today` is left to
+    /// release (everything was, or nothing is planned), notes it quiet
+    /// until its next email is due; else forgets any such note. The count
+    /// of its outbox's writes is read first, so a write while this looks
+    /// ends the quiet it notes.
+    fn note_quiet(&self, store: &TenantStore, now: i64, today: Date) -> Result<()> {
+        let writes = self.stores.outbox_writes(store.id());
+        let quiet = if store.releasable(today)?.is_empty() {
+            Some(Quiet {
+                writes,
+                day: today,
+                next_email: store.next_due(Channel::Email)?,
+            })
+        } else {
+            None
+        };
+        let mut st = self.state();
+        match quiet {
+            Some(q) if q.next_email.is_none_or(|due| due > now) => {
+                st.quiet.insert(store.id().clone(), q);
+            }
+            _ => {
+                st.quiet.remove(store.id());
+            }
+        }
+        Ok(())
     }
 
     /// Records outcomes, moves every outbox along and returns the email to

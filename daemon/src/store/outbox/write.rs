@@ -263,6 +263,7 @@ impl Outbox {
                 self.write(chunk.iter().map(Row::planned), stamp)?;
             }
         }
+        self.db.events().outbox_written(self.db.id());
         self.db.flush()?;
         if !w.new.is_empty() || !w.revised.is_empty() {
             self.db
@@ -294,6 +295,7 @@ impl Outbox {
         }
         if !changes.is_empty() {
             self.db.touch();
+            self.db.events().outbox_written(self.db.id());
             self.db
                 .events()
                 .publish(&[Topic::Outbox, Topic::Costs], Some(self.db.id()));
@@ -313,6 +315,7 @@ impl Outbox {
             .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         self.write(changes.iter().map(Row::change), None)?;
         self.db.touch();
+        self.db.events().outbox_written(self.db.id());
         self.db
             .events()
             .publish(&[Topic::Outbox, Topic::Costs], Some(self.db.id()));

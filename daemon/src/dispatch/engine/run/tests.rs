@@ -127,3 +127,69 @@ fn an_email_planned_by_the_planner_goes_out_and_books_cost_and_brand_share() {
     assert_eq!(st.queues[0].in_flight, 0);
     assert_eq!(st.last_error, "");
 }
+
+/// A tenant a round found with nothing to do is left alone by the next
+/// rounds (its store not even opened, so it stays closed as idle) until
+/// its outbox is written; a tenant with work is looked at as before.
+#[test]
+fn a_round_leaves_a_tenant_with_nothing_to_do_closed_until_its_outbox_is_written() {
+    let fx = Fx::new();
+    customers(&fx, "d001", &["K1"]);
+    customers(&fx, "d003", &["K1"]);
+    assert!(fx.d.next_jobs(Vec::new(), 8, true).is_empty());
+    assert_eq!(fx.stores.close_idle(std::time::Duration::ZERO), 2);
+    for full in [true, false, true] {
+        assert!(fx.d.next_jobs(Vec::new(), 8, full).is_empty());
+        assert_eq!(fx.stores.open_count(), 0, "nothing to do: left closed");
+    }
+    // A letter of d001 planned for a later day, as a plan writes it.
+    let store = fx.store("d001");
+    let later = draft(
+        &store,
+        "K1",
+        Channel::Post,
+        "service_due",
+        Some(VIN_A),
+        today().add_days(3),
+    );
+    fx.put("d001", &later);
+    drop(store);
+    assert_eq!(fx.stores.close_idle(std::time::Duration::ZERO), 1);
+    fx.d.next_jobs(Vec::new(), 8, true);
+    let is = |t: &'static str| move |id: &TenantId| id.as_str() == t;
+    assert_eq!(fx.stores.open_count_of(is("d001")), 1, "written: looked at");
+    assert_eq!(fx.stores.open_count_of(is("d003")), 0, "still left alone");
+    // Looked at, nothing for today: left alone again.
+    assert_eq!(fx.stores.close_idle(std::time::Duration::ZERO), 1);
+    fx.d.next_jobs(Vec::new(), 8, true);
+    assert_eq!(fx.stores.open_count(), 0);
+    // An email of today, written and woken as a planning request does:
+    // released and claimed in the next round.
+    let store = fx.store("d001");
+    let now = draft(
+        &store,
+        "K1",
+        Channel::Email,
+        "hu_reminder",
+        Some(VIN_A),
+        today(),
+    );
+    fx.put("d001", &now);
+    drop(store);
+    assert_eq!(fx.stores.close_idle(std::time::Duration::ZERO), 1);
+    // Not woken (a scheduled plan): looked at, but released only once
+    // the release interval has passed, and looked at every round till then.
+    assert!(fx.d.next_jobs(Vec::new(), 8, true).is_empty());
+    assert_eq!(fx.stores.close_idle(std::time::Duration::ZERO), 1);
+    assert!(fx.d.next_jobs(Vec::new(), 8, true).is_empty());
+    assert_eq!(
+        fx.stores.open_count_of(is("d001")),
+        1,
+        "today's email waits"
+    );
+    fx.d.wake(Some(&tid("d001")));
+    let jobs = fx.d.next_jobs(Vec::new(), 8, true);
+    assert_eq!(jobs.len(), 1, "released and claimed");
+    assert_eq!(jobs[0].id, now.id);
+    assert_eq!(fx.stores.open_count_of(is("d003")), 0);
+}
