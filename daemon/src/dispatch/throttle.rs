@@ -76,6 +76,18 @@ impl Throttles {
     }
 
     /// Takes a slot for one email to `domain` of `tenant`, or says why not.
+    /// Whether an email to `domain` would wait for the domain's limits
+    /// now (what [`Throttles::take`] would say of the domain alone; takes
+    /// nothing): a claim skips such a message before checking the rest.
+    pub fn domain_waits(&mut self, domain: &str, now: i64) -> bool {
+        let limit = self.limits.domain(domain);
+        let key = self.domain_key(domain);
+        self.domains.get_mut(&key).is_some_and(|d| {
+            d.in_flight >= limit.concurrency
+                || (limit.per_minute > 0 && d.window.count(now) >= u64::from(limit.per_minute))
+        })
+    }
+
     pub fn take(&mut self, tenant: &TenantId, domain: &str, now: i64) -> Result<(), Wait> {
         let l = &self.limits;
         if l.global_per_minute > 0 && self.global.count(now) >= u64::from(l.global_per_minute) {

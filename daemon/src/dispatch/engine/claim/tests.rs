@@ -119,6 +119,55 @@ fn consent_withdrawn_after_planning_cancels_the_email_at_claim_and_frees_its_occ
         .exists());
 }
 
+/// An email to a domain that waits now is left as it is in that round,
+/// before anything else about it is checked (a withdrawn consent too), and
+/// is judged in a round in which its domain has room: cancelled then.
+#[test]
+fn an_email_to_a_domain_that_waits_is_judged_in_a_round_with_room() {
+    let fx = Fx::new();
+    customers(&fx, "d001", &["K1"]);
+    let store = fx.store("d001");
+    let email = fx.queued(
+        "d001",
+        &draft(
+            &store,
+            "K1",
+            Channel::Email,
+            "service_due",
+            Some(VIN_A),
+            today(),
+        ),
+    );
+    let withdrawal = Consent {
+        at: Timestamp(now()),
+        source: "form:unsubscribe-page".into(),
+        ..said("K1", Channel::Email, false)
+    };
+    assert!(store.record_consent(&withdrawal).unwrap());
+    // example.org's slots all taken by emails in flight.
+    let t = tid("d001");
+    let mut taken = 0;
+    while fx
+        .d
+        .state()
+        .throttles
+        .take(&t, "example.org", now())
+        .is_ok()
+    {
+        taken += 1;
+        assert!(taken < 10_000, "example.org has a limit");
+    }
+    assert!(fx.claim("d001", now(), 8).is_empty());
+    let m = fx.message("d001", email.id);
+    assert_eq!(m.status, S::Queued, "left for later: {:?}", m.history);
+    // Answered, and a minute later: room, and the withdrawal is found.
+    for _ in 0..taken {
+        fx.d.state().throttles.done(&t, "example.org", true);
+    }
+    assert!(fx.claim("d001", now() + 61_000, 8).is_empty());
+    assert_eq!(fx.message("d001", email.id).status, S::Cancelled);
+}
+
 /// K1 and K2 are one person (same name at the same address): K2 merges into
 /// K1. K1 holds a car whose service was due 18 days after `day`.
 fn one_person_with_two_numbers(fx: &Fx, day: Date, consents: &[Consent]) {
