@@ -732,13 +732,13 @@ impl Stores {
         n
     }
 
-    /// Tenant databases open (or being opened or closed) now.
     /// How many write groups `id`'s outbox has taken since the start
     /// ([`crate::events::Events::outbox_written`]); opens nothing.
     pub fn outbox_writes(&self, id: &TenantId) -> u64 {
         self.events.outbox_writes(id)
     }
 
+    /// Tenant databases open (or being opened or closed) now.
     pub fn open_count(&self) -> usize {
         self.lock()
             .slots

@@ -165,8 +165,12 @@ struct State {
     batched: HashMap<TenantId, Date>,
     /// Tenants found with nothing to do at a round's end: left alone (their
     /// stores not even opened, so they close as idle) while this holds
-    /// (`run.rs`, `Quiet::holds`).
+    /// (`run.rs`, `Dispatcher::stays_quiet`).
     quiet: HashMap<TenantId, Quiet>,
+    /// Queued emails checked whole once and found allowed today: later
+    /// rounds leave one alone while its domain waits, before reading its
+    /// consent again (`claim.rs`). Cleared every day.
+    judged: HashSet<(TenantId, u64)>,
     relay_down_until: Option<i64>,
     relay_backoff: i64,
     today: Option<Date>,

@@ -75,7 +75,6 @@ impl Throttles {
         self.tenant_day.entry(tenant.clone()).or_insert(sent_today);
     }
 
-    /// Takes a slot for one email to `domain` of `tenant`, or says why not.
     /// Whether an email to `domain` would wait for the domain's limits
     /// now (what [`Throttles::take`] would say of the domain alone; takes
     /// nothing): a claim skips such a message before checking the rest.
@@ -88,6 +87,7 @@ impl Throttles {
         })
     }
 
+    /// Takes a slot for one email to `domain` of `tenant`, or says why not.
     pub fn take(&mut self, tenant: &TenantId, domain: &str, now: i64) -> Result<(), Wait> {
         let l = &self.limits;
         if l.global_per_minute > 0 && self.global.count(now) >= u64::from(l.global_per_minute) {

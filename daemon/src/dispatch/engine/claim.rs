@@ -283,14 +283,17 @@ impl Dispatcher {
         if !matches!(m.status, S::Queued | S::Deferred) || self.paused(store.id(), &m.service) {
             return Ok(None);
         }
-        // An email to a domain that waits now is left for a round in which
-        // it does not, before the rest is checked: behind a busy domain a
-        // round may page through thousands of queued emails, and reading
-        // each one's consent and more, every round, took most of
-        // dispatch's time (BENCHMARKS.md, "A backlog behind busy
-        // domains"). What would cancel it is found when its domain has
+        // An email checked whole once and found allowed, whose domain waits
+        // now, is left for a round in which it does not, before the rest is
+        // checked again: behind a busy domain a round may page through
+        // thousands of queued emails, and reading each one's consent and
+        // more, every round, took most of dispatch's time (BENCHMARKS.md,
+        // "A backlog behind busy domains"). A new one is checked whole at
+        // once (a withdrawn consent cancels it and frees its cost); what
+        // changes about a judged one later is found when its domain has
         // room.
-        if m.channel == Channel::Email {
+        let key = (store.id().clone(), m.id);
+        if m.channel == Channel::Email && self.state().judged.contains(&key) {
             if let Some(c) = store.customer(&m.recipient)? {
                 let to = c.email.as_deref().unwrap_or("");
                 if !to.is_empty() && self.state().throttles.domain_waits(&domain_of(to), now) {
@@ -299,7 +302,16 @@ impl Dispatcher {
             }
         }
         match self.still_allowed(store, p, tenant, people, &m)? {
-            Ok(c) => Ok(Some((m, c))),
+            Ok(c) => {
+                if m.channel == Channel::Email {
+                    let mut st = self.state();
+                    // Bounded: a day's queue at most, cleared every day.
+                    if st.judged.len() < 1 << 20 {
+                        st.judged.insert(key);
+                    }
+                }
+                Ok(Some((m, c)))
+            }
             Err(reason) => {
                 changes.push(cancelled(m, reason, now));
                 Ok(None)

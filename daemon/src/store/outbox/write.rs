@@ -243,6 +243,7 @@ impl Outbox {
     pub(in crate::store) fn commit_plan(&self, w: &PlanWrite) -> Result<()> {
         let _w = self.db.lock_writer();
         self.db.writable()?;
+        let _counted = Counted(&self.db);
         let chunks = w
             .revised
             .chunks(CHUNK)
@@ -263,7 +264,6 @@ impl Outbox {
                 self.write(chunk.iter().map(Row::planned), stamp)?;
             }
         }
-        self.db.events().outbox_written(self.db.id());
         self.db.flush()?;
         if !w.new.is_empty() || !w.revised.is_empty() {
             self.db
@@ -290,12 +290,12 @@ impl Outbox {
             self.writes
                 .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         }
+        let _counted = (!changes.is_empty()).then(|| Counted(&self.db));
         for chunk in changes.chunks(CHUNK) {
             self.write(chunk.iter().map(Row::change), None)?;
         }
         if !changes.is_empty() {
             self.db.touch();
-            self.db.events().outbox_written(self.db.id());
             self.db
                 .events()
                 .publish(&[Topic::Outbox, Topic::Costs], Some(self.db.id()));
@@ -313,9 +313,9 @@ impl Outbox {
         self.db.writable()?;
         self.writes
             .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let _counted = Counted(&self.db);
         self.write(changes.iter().map(Row::change), None)?;
         self.db.touch();
-        self.db.events().outbox_written(self.db.id());
         self.db
             .events()
             .publish(&[Topic::Outbox, Topic::Costs], Some(self.db.id()));
@@ -531,5 +531,17 @@ impl Outbox {
             }
         }
         Ok(())
+    }
+}
+
+/// Counts a write group of the tenant's outbox on the change bus
+/// (`Events::outbox_written`) as it goes out of scope: after the group's
+/// writes, whether they all went or one failed part-way (what went before
+/// is written all the same, and the dispatcher must look again).
+struct Counted<'a>(&'a crate::store::db::TenantDb);
+
+impl Drop for Counted<'_> {
+    fn drop(&mut self) {
+        self.0.events().outbox_written(self.0.id());
     }
 }

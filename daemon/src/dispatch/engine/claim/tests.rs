@@ -119,31 +119,37 @@ fn consent_withdrawn_after_planning_cancels_the_email_at_claim_and_frees_its_occ
         .exists());
 }
 
-/// An email to a domain that waits now is left as it is in that round,
-/// before anything else about it is checked (a withdrawn consent too), and
-/// is judged in a round in which its domain has room: cancelled then.
+/// An email checked whole once, whose domain waits now, is left as it is
+/// in that round before anything else about it is checked again (a consent
+/// withdrawn since too), and judged again in a round in which its domain
+/// has room: cancelled then. A new email is checked whole at once.
 #[test]
-fn an_email_to_a_domain_that_waits_is_judged_in_a_round_with_room() {
+fn an_email_to_a_domain_that_waits_is_judged_again_in_a_round_with_room() {
     let fx = Fx::new();
-    customers(&fx, "d001", &["K1"]);
+    customers(&fx, "d001", &["K1", "K2"]);
     let store = fx.store("d001");
-    let email = fx.queued(
-        "d001",
-        &draft(
-            &store,
-            "K1",
-            Channel::Email,
-            "service_due",
-            Some(VIN_A),
-            today(),
-        ),
-    );
-    let withdrawal = Consent {
-        at: Timestamp(now()),
-        source: "form:unsubscribe-page".into(),
-        ..said("K1", Channel::Email, false)
+    let queued = |who: &str, vin: &str| {
+        fx.queued(
+            "d001",
+            &draft(
+                &store,
+                who,
+                Channel::Email,
+                "service_due",
+                Some(vin),
+                today(),
+            ),
+        )
     };
-    assert!(store.record_consent(&withdrawal).unwrap());
+    let withdraw = |who: &str| {
+        let withdrawal = Consent {
+            at: Timestamp(now()),
+            source: "form:unsubscribe-page".into(),
+            ..said(who, Channel::Email, false)
+        };
+        assert!(store.record_consent(&withdrawal).unwrap());
+    };
+    let first = queued("K1", VIN_A);
     // example.org's slots all taken by emails in flight.
     let t = tid("d001");
     let mut taken = 0;
@@ -158,14 +164,30 @@ fn an_email_to_a_domain_that_waits_is_judged_in_a_round_with_room() {
         assert!(taken < 10_000, "example.org has a limit");
     }
     assert!(fx.claim("d001", now(), 8).is_empty());
-    let m = fx.message("d001", email.id);
-    assert_eq!(m.status, S::Queued, "left for later: {:?}", m.history);
+    assert_eq!(
+        fx.message("d001", first.id).status,
+        S::Queued,
+        "allowed, waits"
+    );
+    // Withdrawn since: not looked at again while the domain waits.
+    withdraw("K1");
+    assert!(fx.claim("d001", now(), 8).is_empty());
+    assert_eq!(
+        fx.message("d001", first.id).status,
+        S::Queued,
+        "left for later"
+    );
+    // A new one whose consent is gone: checked whole, cancelled at once.
+    withdraw("K2");
+    let second = queued("K2", VIN_B);
+    assert!(fx.claim("d001", now(), 8).is_empty());
+    assert_eq!(fx.message("d001", second.id).status, S::Cancelled);
     // Answered, and a minute later: room, and the withdrawal is found.
     for _ in 0..taken {
         fx.d.state().throttles.done(&t, "example.org", true);
     }
     assert!(fx.claim("d001", now() + 61_000, 8).is_empty());
-    assert_eq!(fx.message("d001", email.id).status, S::Cancelled);
+    assert_eq!(fx.message("d001", first.id).status, S::Cancelled);
 }
 
 /// K1 and K2 are one person (same name at the same address): K2 merges into

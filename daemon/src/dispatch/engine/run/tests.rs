@@ -177,18 +177,18 @@ fn a_round_leaves_a_tenant_with_nothing_to_do_closed_until_its_outbox_is_written
     fx.put("d001", &now);
     drop(store);
     assert_eq!(fx.stores.close_idle(std::time::Duration::ZERO), 1);
-    // Not woken (a scheduled plan): looked at, but released only once
-    // the release interval has passed, and looked at every round till then.
-    assert!(fx.d.next_jobs(Vec::new(), 8, true).is_empty());
-    assert_eq!(fx.stores.close_idle(std::time::Duration::ZERO), 1);
-    assert!(fx.d.next_jobs(Vec::new(), 8, true).is_empty());
-    assert_eq!(
-        fx.stores.open_count_of(is("d001")),
-        1,
-        "today's email waits"
-    );
+    // Not woken (a scheduled plan): looked at every round (released once
+    // the release interval has passed since the last look), then woken.
+    let mut jobs = Vec::new();
+    for _ in 0..2 {
+        jobs.extend(fx.d.next_jobs(Vec::new(), 8, true));
+        if jobs.is_empty() {
+            assert_eq!(fx.stores.open_count_of(is("d001")), 1, "looked at");
+        }
+        fx.stores.close_idle(std::time::Duration::ZERO);
+    }
     fx.d.wake(Some(&tid("d001")));
-    let jobs = fx.d.next_jobs(Vec::new(), 8, true);
+    jobs.extend(fx.d.next_jobs(Vec::new(), 8, true));
     assert_eq!(jobs.len(), 1, "released and claimed");
     assert_eq!(jobs[0].id, now.id);
     assert_eq!(fx.stores.open_count_of(is("d003")), 0);
