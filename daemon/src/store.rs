@@ -398,6 +398,7 @@ impl Stores {
     /// Runs `f` on a tenant's directory with its store closed and its slot
     /// held (requests for it wait); afterwards the slot is free again, or
     /// failed with `f`'s error.
+    ///
     /// With `reseal`, `f` only reads the closed database (a backup): a
     /// standing written down as it closed is sealed after `f` (whose
     /// opening of the files changes them), not before.

@@ -142,19 +142,15 @@ fn a_round_leaves_a_tenant_with_nothing_to_do_closed_until_its_outbox_is_written
         assert!(fx.d.next_jobs(Vec::new(), 8, full).is_empty());
         assert_eq!(fx.stores.open_count(), 0, "nothing to do: left closed");
     }
-    // A letter of d001 planned for a later day, as a plan writes it.
-    let store = fx.store("d001");
-    let later = draft(
-        &store,
-        "K1",
-        Channel::Post,
-        "service_due",
-        Some(VIN_A),
-        today().add_days(3),
-    );
-    fx.put("d001", &later);
-    drop(store);
-    assert_eq!(fx.stores.close_idle(std::time::Duration::ZERO), 1);
+    // A message of d001's K1, written as a plan writes it; then closed.
+    let planned = |channel, service, day| {
+        let m = draft(&fx.store("d001"), "K1", channel, service, Some(VIN_A), day);
+        fx.put("d001", &m);
+        assert_eq!(fx.stores.close_idle(std::time::Duration::ZERO), 1);
+        m
+    };
+    // A letter for a later day.
+    planned(Channel::Post, "service_due", today().add_days(3));
     fx.d.next_jobs(Vec::new(), 8, true);
     let is = |t: &'static str| move |id: &TenantId| id.as_str() == t;
     assert_eq!(fx.stores.open_count_of(is("d001")), 1, "written: looked at");
@@ -165,18 +161,7 @@ fn a_round_leaves_a_tenant_with_nothing_to_do_closed_until_its_outbox_is_written
     assert_eq!(fx.stores.open_count(), 0);
     // An email of today, written and woken as a planning request does:
     // released and claimed in the next round.
-    let store = fx.store("d001");
-    let now = draft(
-        &store,
-        "K1",
-        Channel::Email,
-        "hu_reminder",
-        Some(VIN_A),
-        today(),
-    );
-    fx.put("d001", &now);
-    drop(store);
-    assert_eq!(fx.stores.close_idle(std::time::Duration::ZERO), 1);
+    let now = planned(Channel::Email, "hu_reminder", today());
     // Not woken (a scheduled plan): looked at every round (released once
     // the release interval has passed since the last look), then woken.
     let mut jobs = Vec::new();
