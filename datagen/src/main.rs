@@ -35,8 +35,9 @@ struct Args {
     /// Customers in all, split evenly over the dealers.
     #[arg(long, default_value_t = 100_000)]
     customers: usize,
-    /// Dealers (tenants) d001, d002, … of the demo network.
-    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u16).range(1..=999))]
+    /// Dealers (tenants) d001, d002, … of the demo network (d1000 on for
+    /// the brand-scale run of 1,000 dealers).
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u16).range(1..=9999))]
     dealers: u16,
     /// Directory the exports are written to (created if missing).
     #[arg(long, value_name = "DIR")]
