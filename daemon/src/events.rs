@@ -95,7 +95,8 @@ pub struct Events {
     tx: broadcast::Sender<Event>,
     /// Per tenant, how many write groups its outbox has taken since the
     /// start ([`Events::outbox_written`]): what the dispatcher compares to
-    /// leave a store it found with nothing to do closed until it has.
+    /// leave a store it found with nothing to do closed until it has, and
+    /// what a kept outbox summary is good for (`store/summary.rs`).
     outbox: std::sync::Mutex<std::collections::HashMap<TenantId, u64>>,
 }
 
@@ -114,7 +115,8 @@ impl Events {
     }
 
     /// Counts a write group of `tenant`'s outbox (its one writer calls
-    /// this for every group, whoever listens).
+    /// this for every group, whoever listens; so do the response months'
+    /// write, a tenant's removal and the close of a store in trouble).
     pub fn outbox_written(&self, tenant: &TenantId) {
         let mut m = self.outbox.lock().unwrap_or_else(|e| e.into_inner());
         *m.entry(tenant.clone()).or_insert(0) += 1;

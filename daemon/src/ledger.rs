@@ -153,26 +153,42 @@ pub fn costs(
     month: Option<u32>,
 ) -> Result<Vec<CostRow>, StoreError> {
     let mut out = Vec::new();
+    let today = Date::today();
     for t in tenants {
-        let store = stores.tenant(t)?;
-        out.extend(tenant_costs(&store, policies.tenant(t), t, month)?);
+        // The ledger kept with the outbox's summary: a store unchanged
+        // since is not opened.
+        let summary = stores.outbox_summary(t, today)?;
+        let ledger = summary.ledger.iter().cloned();
+        out.extend(cost_rows(ledger, policies.tenant(t), t, month));
     }
     Ok(out)
 }
 
-/// One tenant's cost rows as `touchpoint_common::budget` defines them, the
-/// one place they are made (the overview, the Tenants view, `touchpoint
-/// costs` and the alerts all read these): each ledger entry of `month`
-/// (every month when `None`) with its service's budget as the dealer's
-/// file sets it (what planning and dispatch hold it to), and a row of
-/// zeros for each service the dealer takes part in that has no entry in a
-/// month shown (its whole budget remains). In service order per month.
+/// One tenant's cost rows, read from its open store ([`cost_rows`]).
 pub fn tenant_costs(
     store: &TenantStore,
     policy: Option<&TenantPolicy>,
     t: &TenantId,
     month: Option<u32>,
 ) -> Result<Vec<CostRow>, StoreError> {
+    Ok(cost_rows(store.ledger()?, policy, t, month))
+}
+
+/// One tenant's cost rows as `touchpoint_common::budget` defines them, the
+/// one place they are made (the overview, the Tenants view, `touchpoint
+/// costs` and the alerts all read these), from its ledger as
+/// [`TenantStore::ledger`] gives it (`(month, service, entry)`): each
+/// ledger entry of `month` (every month when `None`) with its service's
+/// budget as the dealer's file sets it (what planning and dispatch hold it
+/// to), and a row of zeros for each service the dealer takes part in that
+/// has no entry in a month shown (its whole budget remains). In service
+/// order per month.
+pub fn cost_rows(
+    ledger: impl IntoIterator<Item = (u32, String, LedgerEntry)>,
+    policy: Option<&TenantPolicy>,
+    t: &TenantId,
+    month: Option<u32>,
+) -> Vec<CostRow> {
     let budget_of = |service: &str| {
         policy
             .and_then(|p| p.services.get(service))
@@ -182,7 +198,7 @@ pub fn tenant_costs(
     if let Some(m) = month {
         by_month.entry(m).or_default();
     }
-    for (m, service, e) in store.ledger()? {
+    for (m, service, e) in ledger {
         if month.is_some_and(|want| want != m) {
             continue;
         }
@@ -215,7 +231,7 @@ pub fn tenant_costs(
             });
         }
     }
-    Ok(out)
+    out
 }
 
 #[cfg(test)]

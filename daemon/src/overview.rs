@@ -3,11 +3,14 @@
 //! upcoming days' counts, spending against budgets this month, dispatch's throughput,
 //! throttles and pauses, the policy in force, and what needs attention.
 //!
-//! Message figures come from each tenant's outbox index (no message is
-//! read), money from the ledger as `ledger::tenant_costs` makes its rows
-//! (the one definition of reserved, booked and remaining,
-//! `touchpoint_common::budget`), this month's responses from what the last
-//! attribution pass counted (no visit is read), the rest from a dispatch snapshot and the
+//! Per tenant, everything comes from its outbox's summary
+//! (`Stores::outbox_summary`, kept while the outbox is not written, so an
+//! unchanged tenant's store is not opened): message figures from its
+//! index's digest (no message is read), money from the ledger as
+//! `ledger::cost_rows` makes its rows (the one definition of reserved,
+//! booked and remaining, `touchpoint_common::budget`), this month's
+//! responses from what the last attribution pass counted (no visit is
+//! read). The rest comes from a dispatch snapshot and the
 //! policy handle's status. "Today" is the daemon's local day, as dispatch
 //! uses it. A read model: it reads [`Snapshot`], never the live
 //! `Dispatcher`.
@@ -31,7 +34,7 @@ use touchpoint_common::report::MonthResponses;
 use touchpoint_common::{Date, TenantId};
 
 use crate::dispatch::Snapshot;
-use crate::ledger::{money, tenant_costs};
+use crate::ledger::{cost_rows, money};
 use crate::policy::{Policies, PolicyHandle};
 use crate::store::index::OutboxStats;
 use crate::store::{StoreError, Stores};
@@ -251,15 +254,14 @@ fn tenant_figures(
     policy: Option<&TenantPolicy>,
     (today, also, month, stuck_before): (Date, Option<Date>, u32, u32),
 ) -> Result<TenantFigures, StoreError> {
-    let store = stores.tenant(t)?;
+    // Kept while its outbox is not written: a thousand tenants do not
+    // cost a thousand store opens at every look.
+    let summary = stores.outbox_summary(t, today)?;
     let paused = |service: &str| snapshot.is_some_and(|d| d.is_paused(t, service));
-    let stats = store.with_index(|ix| ix.stats(today, also, stuck_before, paused))?;
-    let budgets = tenant_costs(&store, policy, t, Some(month))?;
-    let responses = store
-        .response_months()?
-        .get(&month)
-        .copied()
-        .unwrap_or_default();
+    let stats = summary.digest.stats(today, also, stuck_before, paused);
+    let ledger = summary.ledger.iter().cloned();
+    let budgets = cost_rows(ledger, policy, t, Some(month));
+    let responses = summary.responses.get(&month).copied().unwrap_or_default();
     Ok(TenantFigures {
         tenant: t.clone(),
         stats,

@@ -1,7 +1,8 @@
 //! The queue as the console lists it: one page of the outbox of every
 //! tenant in the caller's scope, filtered, counted, ordered and paged in the
 //! daemon from each tenant's outbox index; only the page's messages are
-//! read.
+//! read, and the recipients' names and towns (for free text) only when the
+//! filter has free text. One store is held at a time.
 
 use std::cmp::Ordering;
 
@@ -10,7 +11,7 @@ use touchpoint_common::protocol::{QueuePage, QueueRow};
 use touchpoint_common::queue::{QueueFilter, STATUSES};
 use touchpoint_common::TenantId;
 
-use crate::store::index::Ordered;
+use crate::store::index::{Ordered, OutboxIndex};
 use crate::store::{Result, Stores, TenantStore};
 
 /// Rows per page at most.
@@ -30,21 +31,27 @@ pub fn page(
     let mut total = 0u64;
     let mut counts = [0u64; STATUSES.len()];
     let mut matches: Vec<Ordered> = Vec::new();
-    let mut opened: Vec<Option<std::sync::Arc<TenantStore>>> = Vec::with_capacity(tenants.len());
+    // One store at a time, let go before the next: a scope of more tenants
+    // than `max_open_tenants` must not hold them all open at once.
     for (i, t) in tenants.iter().enumerate() {
         // A tenant that never stored anything has no messages; any other
         // that cannot be read fails the page: a listing short of its rows
         // would look complete.
         let Some(store) = stores.tenant_if_exists(t)? else {
-            opened.push(None);
             continue;
         };
-        let sel = store.with_index(|ix| ix.select(filter, i, &mut matches))?;
+        let select = |ix: &OutboxIndex| ix.select(filter, i, &mut matches);
+        // Names, postcodes, towns and email domains are read only for a
+        // filter with free text.
+        let sel = if filter.text.trim().is_empty() {
+            store.with_index_unnamed(select)?
+        } else {
+            store.with_index(select)?
+        };
         total += sel.total;
         for (c, n) in counts.iter_mut().zip(sel.counts) {
             *c += n;
         }
-        opened.push(Some(store));
     }
     let order = |a: &Ordered, b: &Ordered| -> Ordering {
         if filter.sort.reversed {
@@ -67,17 +74,31 @@ pub fn page(
     }
     let picked = &mut rest[..take];
     picked.sort_unstable_by(order);
-    let mut rows = Vec::with_capacity(take);
-    for m in picked.iter() {
-        let Some(Some(store)) = opened.get(m.tenant()) else {
-            continue;
-        };
+    // The page's rows, read tenant by tenant (each store opened once more
+    // if it was closed meanwhile), then put back in the page's order.
+    let mut by_tenant: Vec<(usize, usize)> = picked
+        .iter()
+        .enumerate()
+        .map(|(at, m)| (m.tenant(), at))
+        .collect();
+    by_tenant.sort_unstable();
+    let mut rows: Vec<Option<QueueRow>> = vec![None; take];
+    let mut store: Option<(usize, std::sync::Arc<TenantStore>)> = None;
+    for (i, at) in by_tenant {
+        if store.as_ref().is_none_or(|(open, _)| *open != i) {
+            // Let go of the last one first, so it may be closed.
+            drop(store.take());
+            let Some(t) = tenants.get(i) else { continue };
+            store = stores.tenant_if_exists(t)?.map(|s| (i, s));
+        }
+        let Some((_, s)) = &store else { continue };
         // Gone between the index and now (cannot happen: messages are
         // never deleted), so simply left out.
-        if let Some(msg) = store.message(m.id())? {
-            rows.push(row(store, msg)?);
+        if let Some(msg) = s.message(picked[at].id())? {
+            rows[at] = Some(row(s, msg)?);
         }
     }
+    let rows: Vec<QueueRow> = rows.into_iter().flatten().collect();
     Ok(QueuePage {
         filter: filter.clone(),
         offset,

@@ -44,6 +44,10 @@
 //!   ledger, the in-memory index; the one writer in `outbox/write.rs`.
 //! - `db.rs`: one tenant's sled database and its health.
 //! - `central.rs`, `material.rs`: the agency-level database.
+//! - `summary.rs` (a child of this file: it reads through `tenant.rs`):
+//!   what the overview,
+//!   `dispatch status` and the costs show of an outbox, kept while its
+//!   store is closed ([`Stores::outbox_summary`]).
 //! - leaves: `error.rs`, `files.rs`, `diskio.rs`, `seal.rs`, `outbox/keys.rs`,
 //!   `outbox/index.rs`, `records/keys.rs`, `records/import/staging.rs`.
 
@@ -59,6 +63,7 @@ mod rewrite;
 mod schema;
 mod seal;
 mod snapshot;
+mod summary;
 mod tenant;
 
 use std::collections::HashMap;
@@ -68,7 +73,7 @@ use std::time::{Duration, Instant};
 
 use touchpoint_common::config::StoresConfig;
 use touchpoint_common::protocol::TenantSummary;
-use touchpoint_common::TenantId;
+use touchpoint_common::{Date, TenantId};
 
 pub use central::{Central, TenantFigures, TenantRecord};
 pub use diskio::{fail_writes_under, FaultGuard};
@@ -80,6 +85,7 @@ pub use outbox::Contact;
 pub use records::erasure::{Erased, Identifier, Suppression, ERASED_FINDING};
 pub use records::import::{ImportTxn, STAGING_FILE, UNDO_DIR};
 pub use snapshot::TreeCounts;
+pub use summary::OutboxSummary;
 
 /// In a state directory while a backup is restored into it
 /// (`crate::backup::restore`): a daemon does not start on it.
@@ -97,6 +103,9 @@ pub struct Stores {
     /// Signalled whenever a slot of the open set changes state.
     changed: Condvar,
     events: Arc<crate::events::Events>,
+    /// What the overview and `dispatch status` show of each tenant's
+    /// outbox, kept under its write count ([`Stores::outbox_summary`]).
+    summaries: summary::Summaries,
     /// The previous run did not close the stores (a crash, a kill): the
     /// tenants' figures in the central store may lag behind their stores.
     unclean_start: bool,
@@ -182,6 +191,7 @@ impl Stores {
             open: Mutex::new(OpenSet::default()),
             changed: Condvar::new(),
             events,
+            summaries: Default::default(),
             unclean_start,
         })
     }
@@ -308,7 +318,7 @@ impl Stores {
                     let victims = self.over_limit(&mut open, id);
                     self.changed.notify_all();
                     drop(open);
-                    self.close_slots(victims);
+                    self.close_slots(victims, true);
                     return Ok(store);
                 }
             }
@@ -391,6 +401,11 @@ impl Stores {
             let dir = self.tenant_dir(id);
             files::remove_path(&dir).map_err(files::io_err(&dir))?;
             files::sync_dir(&self.root.join("tenants"))?;
+            // Its outbox is gone: counted as a write, so that nothing
+            // remembered of it (dispatch's quiet tenants, its summary)
+            // outlives it, should the id come back.
+            self.events.outbox_written(id);
+            self.summaries.forget(id);
             self.central.unregister_tenant(id).map(|_| ())
         })
     }
@@ -612,13 +627,20 @@ impl Stores {
         }
     }
 
-    fn close_slots(&self, victims: Vec<(TenantId, Arc<TenantStore>)>) {
+    /// Closes these stores; with `summarize`, first keeps the outbox
+    /// summary of each whose kept one is behind its writes
+    /// ([`Stores::keep_summary`]): the overview after a plan over more
+    /// tenants than stay open opens none of those closed.
+    fn close_slots(&self, victims: Vec<(TenantId, Arc<TenantStore>)>, summarize: bool) {
         if victims.is_empty() {
             return;
         }
         let results: Vec<(TenantId, Result<(), String>)> = victims
             .into_iter()
             .map(|(id, store)| {
+                if summarize {
+                    self.keep_summary(&id, &store);
+                }
                 let r = self.close_store(&id, store);
                 (id, r)
             })
@@ -668,6 +690,12 @@ impl Stores {
         store: Arc<TenantStore>,
     ) -> Result<Option<u64>, String> {
         let trouble = store.trouble();
+        if trouble.is_some() {
+            // What was read of it may have been ahead of its disk, which
+            // its next instance reads: nothing kept of its outbox (its
+            // summary, dispatch's note of it) outlives this close.
+            self.events.outbox_written(id);
+        }
         let mut sealed = None;
         if trouble.is_none() {
             // What the next open may read back of the re-plan's standing:
@@ -729,7 +757,7 @@ impl Stores {
             .collect();
         drop(open);
         let n = victims.len();
-        self.close_slots(victims);
+        self.close_slots(victims, true);
         n
     }
 
@@ -737,6 +765,58 @@ impl Stores {
     /// ([`crate::events::Events::outbox_written`]); opens nothing.
     pub fn outbox_writes(&self, id: &TenantId) -> u64 {
         self.events.outbox_writes(id)
+    }
+
+    /// What the overview and `dispatch status` show of `id`'s outbox, with
+    /// `day`'s sent emails: kept from the last read while the outbox was
+    /// not written since and the day is the same, else read from its store
+    /// (opened if need be) and kept.
+    pub fn outbox_summary(&self, id: &TenantId, day: Date) -> Result<Arc<OutboxSummary>> {
+        // Before the store is read: a write meanwhile makes the kept
+        // summary older than its count says, never newer.
+        let kept = |writes| {
+            // A store in trouble says so, however little changed.
+            self.trouble(id)
+                .is_none()
+                .then(|| self.summaries.get(id, writes, day))
+                .flatten()
+        };
+        if let Some(kept) = kept(self.outbox_writes(id)) {
+            return Ok(kept);
+        }
+        // One reader of this tenant's at a time: whoever waited finds what
+        // the one before read, and does not read the same store again.
+        self.summaries.in_turn(id, || {
+            let writes = self.outbox_writes(id);
+            if let Some(kept) = kept(writes) {
+                return Ok(kept);
+            }
+            let read = Arc::new(OutboxSummary::read(&*self.tenant(id)?, day)?);
+            self.summaries.put(id, writes, day, read.clone());
+            Ok(read)
+        })
+    }
+
+    /// Reads and keeps the outbox summary of an open store about to close,
+    /// for today, when one was asked for before (someone looks at the
+    /// overview) and the one kept is behind; not for a store in trouble.
+    /// Reading it costs a scan of the outbox (its index), so a daemon
+    /// nobody looks at does not pay for it at every close.
+    fn keep_summary(&self, id: &TenantId, store: &TenantStore) {
+        let writes = self.outbox_writes(id);
+        let today = Date::today();
+        if store.trouble().is_some()
+            || !self.summaries.has(id)
+            || self.summaries.get(id, writes, today).is_some()
+        {
+            return;
+        }
+        match OutboxSummary::read(store, today) {
+            Ok(read) => self.summaries.put(id, writes, today, Arc::new(read)),
+            Err(e) => {
+                tracing::warn!(tenant = %id, error = %e, "cannot keep the outbox summary across the close");
+            }
+        }
     }
 
     /// Tenant databases open (or being opened or closed) now.
@@ -843,7 +923,7 @@ impl Stores {
             }
             tracing::warn!(tenant = %id, "tenant store still in use at shutdown; left to its holder");
         }
-        self.close_slots(free);
+        self.close_slots(free, false);
         if held.is_empty() {
             self.central.mark_stopped()
         } else {

@@ -438,6 +438,9 @@ impl Outbox {
         self.meta
             .insert(keys::RESPONSE_MONTHS, bytes)
             .map_err(self.db.err())?;
+        // Counted like a write group of the writer: the overview's kept
+        // summary of this outbox holds these counts (`store/summary.rs`).
+        self.db.events().outbox_written(self.db.id());
         self.db
             .events()
             .publish(&[Topic::Tenants], Some(self.db.id()));

@@ -754,6 +754,14 @@ impl TenantStore {
         )
     }
 
+    /// Like [`TenantStore::with_index`], without reading its recipients'
+    /// texts first: for what looks at messages only (a listing without
+    /// free text, the overview's digest), so that no customer is read.
+    /// Their texts are read by the next [`TenantStore::with_index`].
+    pub fn with_index_unnamed<R>(&self, f: impl FnOnce(&OutboxIndex) -> R) -> Result<R> {
+        self.outbox.with_index_prepared(|_| Ok(()), f)
+    }
+
     /// Reserves `n` message ids; returns the first.
     pub fn reserve_message_ids(&self, n: u64) -> Result<u64> {
         self.outbox.reserve_message_ids(n)

@@ -1317,3 +1317,104 @@ fn write_behind_its_back(s: &Stores, id: &TenantId, tree: &str) {
     drop(db);
     wait_released(&path.join("db"), RELEASE_WAIT).expect("released");
 }
+
+#[test]
+fn an_outbox_summary_is_kept_while_the_outbox_is_not_written() {
+    use touchpoint_common::outbox::month_of;
+    use touchpoint_common::report::{MonthResponses, ResponseMonths};
+    use touchpoint_common::Date;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let s = stores(dir.path(), 8);
+    let id = tid("d001");
+    // The day the summary is kept for at a close.
+    let day = Date::today();
+    let t = s.tenant(&id).expect("tenant");
+    t.commit_plan(&PlanWrite {
+        new: &[
+            planned(1, "K1", day, 95),
+            planned(2, "K2", day.add_days(1), 95),
+            planned(3, "K3", day.add_days(-2), 95),
+        ],
+        revised: &[],
+        stamp: 1,
+    })
+    .expect("plan");
+    drop(t);
+    let first = s.outbox_summary(&id, day).expect("summary");
+    let stats = first.digest.stats(day, None, 0, |_| false);
+    assert_eq!(stats.late, 1, "the one of two days ago");
+    let planned_on: Vec<(Date, u64)> = stats.days.iter().map(|(d, c)| (*d, c.planned)).collect();
+    assert_eq!(planned_on, [(day, 1), (day.add_days(1), 1)]);
+    let reserved: i64 = first.ledger.iter().map(|(_, _, e)| e.reserved).sum();
+    assert_eq!(reserved, 3 * 95, "{:?}", first.ledger);
+    assert_eq!(first.queued_on(Channel::Post), 0);
+
+    // Closed and not written since: the same summary, the store unopened.
+    s.close_idle(Duration::ZERO);
+    assert_eq!(s.open_count(), 0);
+    let again = s.outbox_summary(&id, day).expect("summary");
+    assert!(Arc::ptr_eq(&first, &again));
+    assert_eq!(s.open_count(), 0);
+    // Another day is read again (its sent emails are that day's).
+    s.outbox_summary(&id, day.add_days(1)).expect("summary");
+    assert_eq!(s.open_count(), 1);
+
+    // A write of the outbox: read again, with what was written.
+    let t = s.tenant(&id).expect("tenant");
+    let before = t.message(1).expect("read").expect("message 1");
+    let mut after = before.clone();
+    after.status = MessageStatus::Held;
+    t.apply(&[Change::new(before, after)]).expect("hold");
+    drop(t);
+    let held = s.outbox_summary(&id, day).expect("summary");
+    assert_eq!(
+        held.digest.stats(day, None, 0, |_| false).days[&day].held,
+        1
+    );
+    // A store that closes keeps the summary of today current: the next
+    // look after a write while it was open opens nothing.
+    let t = s.tenant(&id).expect("tenant");
+    let before = t.message(2).expect("read").expect("message 2");
+    let mut after = before.clone();
+    after.status = MessageStatus::Held;
+    t.apply(&[Change::new(before, after)]).expect("hold");
+    drop(t);
+    s.close_idle(Duration::ZERO);
+    assert_eq!(s.open_count(), 0);
+    let closed = s.outbox_summary(&id, day).expect("summary");
+    let next = day.add_days(1);
+    assert_eq!(
+        closed.digest.stats(next, None, 0, |_| false).days[&next].held,
+        1
+    );
+    assert_eq!(s.open_count(), 0);
+
+    // The response months an attribution pass writes count as a write.
+    let mut months = ResponseMonths::new();
+    let count = MonthResponses {
+        to_messages: 4,
+        to_control: 1,
+        organic: 9,
+    };
+    months.insert(month_of(day), count);
+    s.tenant(&id)
+        .expect("tenant")
+        .set_response_months(&months)
+        .expect("responses");
+    s.close_idle(Duration::ZERO);
+    let counted = s.outbox_summary(&id, day).expect("summary");
+    assert_eq!(counted.responses.get(&month_of(day)), Some(&count));
+
+    // A store closed in trouble (its memory may have been ahead of its
+    // disk): nothing kept of it is used; the next look reads its disk.
+    let t = s.tenant(&id).expect("tenant");
+    t.mark_broken("IO error: No space left on device");
+    drop(t);
+    assert_eq!(s.close_idle(Duration::from_secs(3600)), 1);
+    // Opened again by someone else first: no trouble left to see.
+    drop(s.tenant(&id).expect("reopened"));
+    assert_eq!(s.trouble(&id), None);
+    let after = s.outbox_summary(&id, day).expect("summary");
+    assert!(!Arc::ptr_eq(&counted, &after));
+    assert_eq!(*after, *counted, "the same figures, read again");
+}

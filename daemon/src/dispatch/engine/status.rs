@@ -13,25 +13,25 @@ use crate::dispatch::snapshot::{DaemonWide, Snapshot, Totals};
 impl Dispatcher {
     /// What a caller with `scope` sees of dispatch: the queues of
     /// `tenants` (theirs), each with why it cannot be read if it cannot, and
-    /// the rest as [`Dispatcher::snapshot`] cuts it.
+    /// the rest as [`Dispatcher::snapshot`] cuts it. The queues come from
+    /// each outbox's kept summary (`Stores::outbox_summary`): a tenant
+    /// whose outbox was not written since is not opened again.
     pub fn status(&self, scope: &Scope, tenants: &[TenantId]) -> DispatchStatus {
         let today = today_local(Timestamp::now().0);
         let queues = tenants
             .iter()
-            .map(|t| {
-                let counted = self.stores.tenant(t).and_then(|s| {
-                    Ok(TenantQueue {
-                        tenant: t.clone(),
-                        email: s.queued_count(Channel::Email) as u64,
-                        post: s.queued_count(Channel::Post) as u64,
-                        phone: s.queued_count(Channel::Phone) as u64,
-                        in_flight: s.in_flight()?.len() as u64,
-                        sent_today: s.sent_on(today)?,
-                        error: None,
-                    })
-                });
+            .map(|t| match self.stores.outbox_summary(t, today) {
+                Ok(s) => TenantQueue {
+                    tenant: t.clone(),
+                    email: s.queued_on(Channel::Email),
+                    post: s.queued_on(Channel::Post),
+                    phone: s.queued_on(Channel::Phone),
+                    in_flight: s.in_flight,
+                    sent_today: s.sent_that_day,
+                    error: None,
+                },
                 // A store that cannot be read is not an empty queue.
-                counted.unwrap_or_else(|e| TenantQueue {
+                Err(e) => TenantQueue {
                     tenant: t.clone(),
                     email: 0,
                     post: 0,
@@ -39,7 +39,7 @@ impl Dispatcher {
                     in_flight: 0,
                     sent_today: 0,
                     error: Some(e.to_string()),
-                })
+                },
             })
             .collect();
         self.snapshot(scope).into_status(queues)

@@ -434,6 +434,87 @@ pub struct OutboxStats {
     pub bounced_week: u64,
 }
 
+/// A tenant's messages counted for the overview, apart from the day and
+/// time asked for ([`OutboxIndex::digest`]): per send day the messages
+/// per status, per send day the emails that went out and bounced, and per
+/// service the due times of queued and deferred emails. About 50 bytes a
+/// send day and 4 a queued email.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct OutboxDigest {
+    /// (send day as [`Date::days`], messages per status of [`STATUSES`]),
+    /// ascending.
+    days: Vec<(i32, [u32; STATUSES.len()])>,
+    /// (send day, emails sent or bounced after, of them bounced), ascending.
+    emails: Vec<(i32, (u32, u32))>,
+    /// (service, due times in unix minutes ascending) of queued and
+    /// deferred emails.
+    due_emails: Vec<(Box<str>, Vec<u32>)>,
+}
+
+impl OutboxDigest {
+    /// The overview's figures: `today`'s messages by where they stand (and
+    /// every later day's, and `also`'s), messages still to go whose day has
+    /// passed, emails due before `stuck_before_min` (unix minutes) still
+    /// queued outside `paused` services, and the week's emails and bounces.
+    pub fn stats(
+        &self,
+        today: Date,
+        also: Option<Date>,
+        stuck_before_min: u32,
+        paused: impl Fn(&str) -> bool,
+    ) -> OutboxStats {
+        use MessageStatus as S;
+        let mut out = OutboxStats::default();
+        let day = today.days();
+        let also = also.map(Date::days);
+        for (send_on, counts) in &self.days {
+            for (status, n) in STATUSES.iter().zip(counts) {
+                let n = u64::from(*n);
+                if n == 0 {
+                    continue;
+                }
+                let to_go = matches!(
+                    status,
+                    S::Planned | S::Rendered | S::Queued | S::Deferred | S::Sending
+                );
+                if *send_on < day && to_go {
+                    out.late += n;
+                }
+                if *send_on >= day || also == Some(*send_on) {
+                    let c = out.days.entry(Date::from_days(*send_on)).or_default();
+                    match status {
+                        S::Planned | S::Rendered => c.planned += n,
+                        S::Queued | S::Deferred | S::Sending => c.queued += n,
+                        S::Sent => c.sent += n,
+                        S::Failed => c.failed += n,
+                        S::Held => c.held += n,
+                        S::Fallback | S::Cancelled | S::Control => {}
+                    }
+                }
+            }
+        }
+        for (send_on, (went, bounced)) in &self.emails {
+            if (day - 6..=day).contains(send_on) {
+                out.emails_out_week += u64::from(*went);
+                out.bounced_week += u64::from(*bounced);
+            }
+        }
+        for (service, due) in &self.due_emails {
+            if paused(service) {
+                continue;
+            }
+            let stuck = due.partition_point(|at| *at < stuck_before_min);
+            if stuck > 0 {
+                out.stuck += stuck as u64;
+                let first = due[0];
+                out.stuck_since_min = Some(out.stuck_since_min.map_or(first, |m| m.min(first)));
+            }
+        }
+        out.days.retain(|_, c| *c != DayCounts::default());
+        out
+    }
+}
+
 impl OutboxIndex {
     /// An index of these stored messages: each its id and the message, or
     /// `None` when it could not be read (left out, and listed in
@@ -744,9 +825,55 @@ impl OutboxIndex {
         sel
     }
 
-    /// The overview's figures: `today`'s messages by where they stand,
-    /// emails due before `stuck_before_min` (unix minutes) still queued
-    /// outside `paused` services, and the week's emails and bounces.
+    /// What the overview's figures are made of, whatever day and time
+    /// they are asked for ([`OutboxDigest::stats`]): small enough to keep
+    /// for a tenant whose store is closed.
+    pub fn digest(&self) -> OutboxDigest {
+        use MessageStatus as S;
+        let mut days: BTreeMap<i32, [u32; STATUSES.len()]> = BTreeMap::new();
+        let mut emails: BTreeMap<i32, (u32, u32)> = BTreeMap::new();
+        let email = channel_no(Channel::Email);
+        for r in &self.rows {
+            let counts = days.entry(r.send_on()).or_insert([0; STATUSES.len()]);
+            counts[usize::from(r.status())] += 1;
+            if r.channel() != email {
+                continue;
+            }
+            let bounced = r.bounced();
+            if STATUSES[usize::from(r.status())] == S::Sent || bounced {
+                let e = emails.entry(r.send_on()).or_default();
+                e.0 += 1;
+                e.1 += u32::from(bounced);
+            }
+        }
+        // Only queued and deferred messages have a due time.
+        let mut due: BTreeMap<&str, Vec<u32>> = BTreeMap::new();
+        for (id, at) in &self.due {
+            let Ok(i) = self.ids.binary_search(id) else {
+                continue;
+            };
+            let r = &self.rows[i];
+            if r.channel() == email {
+                let service = self.kinds[usize::from(r.kind)].0;
+                due.entry(self.services.name(service))
+                    .or_default()
+                    .push(*at);
+            }
+        }
+        OutboxDigest {
+            days: days.into_iter().collect(),
+            emails: emails.into_iter().collect(),
+            due_emails: due
+                .into_iter()
+                .map(|(service, mut at)| {
+                    at.sort_unstable();
+                    (service.into(), at)
+                })
+                .collect(),
+        }
+    }
+
+    /// The overview's figures ([`OutboxDigest::stats`]).
     pub fn stats(
         &self,
         today: Date,
@@ -754,64 +881,7 @@ impl OutboxIndex {
         stuck_before_min: u32,
         paused: impl Fn(&str) -> bool,
     ) -> OutboxStats {
-        use MessageStatus as S;
-        let mut out = OutboxStats::default();
-        let paused: Vec<bool> = self
-            .kinds
-            .iter()
-            .map(|(s, _)| paused(self.services.name(*s)))
-            .collect();
-        let day = today.days();
-        let also = also.map(Date::days);
-        let week_from = day - 6;
-        let email = channel_no(Channel::Email);
-        for r in &self.rows {
-            let status = STATUSES[usize::from(r.status())];
-            let to_go = matches!(
-                status,
-                S::Planned | S::Rendered | S::Queued | S::Deferred | S::Sending
-            );
-            let send_on = r.send_on();
-            if send_on < day && to_go {
-                out.late += 1;
-            }
-            if send_on >= day || also == Some(send_on) {
-                let c = out.days.entry(Date::from_days(send_on)).or_default();
-                match status {
-                    S::Planned | S::Rendered => c.planned += 1,
-                    S::Queued | S::Deferred | S::Sending => c.queued += 1,
-                    S::Sent => c.sent += 1,
-                    S::Failed => c.failed += 1,
-                    S::Held => c.held += 1,
-                    S::Fallback | S::Cancelled | S::Control => {}
-                }
-            }
-            if r.channel() != email {
-                continue;
-            }
-            if (week_from..=day).contains(&r.send_on()) {
-                let bounced = r.bounced();
-                if status == S::Sent || bounced {
-                    out.emails_out_week += 1;
-                }
-                if bounced {
-                    out.bounced_week += 1;
-                }
-            }
-        }
-        // Only queued and deferred messages have a due time.
-        for (id, due) in &self.due {
-            let Ok(i) = self.ids.binary_search(id) else {
-                continue;
-            };
-            let r = &self.rows[i];
-            if r.channel() == email && *due < stuck_before_min && !paused[usize::from(r.kind)] {
-                out.stuck += 1;
-                out.stuck_since_min = Some(out.stuck_since_min.map_or(*due, |m| m.min(*due)));
-            }
-        }
-        out.days.retain(|_, c| *c != DayCounts::default());
-        out
+        self.digest().stats(today, also, stuck_before_min, paused)
     }
 
     /// The service name behind a number (for tests and diagnostics).

@@ -1,6 +1,8 @@
 #![allow(clippy::unwrap_used)]
 
-use touchpoint_common::domain::Timestamp;
+use std::time::Duration;
+
+use touchpoint_common::domain::{Channel, Timestamp};
 use touchpoint_common::protocol::{PauseScope, Scope};
 
 use crate::dispatch::engine::fixture::*;
@@ -108,4 +110,60 @@ fn a_tenant_that_cannot_be_read_is_a_queue_row_with_its_error() {
     assert_eq!(rows[0], ("d001", None));
     assert_eq!(rows[1].0, "x404");
     assert!(rows[1].1.is_some_and(|e| e.contains("x404")), "{rows:?}");
+}
+
+/// `dispatch status` counts a tenant's queue from its store once; while
+/// its outbox is not written, it answers from that count with the store
+/// left closed; after a write it counts again, from the store while it is
+/// open, from what the store kept as it closed after.
+#[test]
+fn a_queue_is_counted_again_only_after_its_outbox_is_written() {
+    let fx = Fx::new();
+    customers(&fx, "d001", &["K1", "K2"]);
+    let queue = |fx: &Fx| {
+        let s = fx.d.status(&Scope::All, &[tid("d001"), tid("d003")]);
+        s.queues
+            .iter()
+            .map(|q| (q.tenant.to_string(), q.email, q.error.clone()))
+            .collect::<Vec<_>>()
+    };
+    let email = |to: &str, vin: &str| {
+        draft(
+            &fx.store("d001"),
+            to,
+            Channel::Email,
+            "hu_reminder",
+            Some(vin),
+            today(),
+        )
+    };
+    fx.queued("d001", &email("K1", VIN_A));
+    let one = vec![("d001".to_string(), 1, None), ("d003".to_string(), 0, None)];
+    assert_eq!(queue(&fx), one);
+    fx.stores.close_idle(Duration::ZERO);
+    assert_eq!(fx.stores.open_count(), 0);
+    // Nothing written since: the same counts, no store opened.
+    assert_eq!(queue(&fx), one);
+    assert_eq!(fx.stores.open_count(), 0);
+    // A second email queued (written while the status is not looking):
+    // counted again, from the open store.
+    fx.queued("d001", &email("K2", VIN_B));
+    let two = vec![("d001".to_string(), 2, None), ("d003".to_string(), 0, None)];
+    assert_eq!(queue(&fx), two);
+    // A third, and the store closes: it kept its counts as it closed.
+    fx.queued(
+        "d001",
+        &draft(
+            &fx.store("d001"),
+            "K1",
+            Channel::Email,
+            "birthday",
+            None,
+            today(),
+        ),
+    );
+    fx.stores.close_idle(Duration::ZERO);
+    let three = vec![("d001".to_string(), 3, None), ("d003".to_string(), 0, None)];
+    assert_eq!(queue(&fx), three);
+    assert_eq!(fx.stores.open_count(), 0);
 }
