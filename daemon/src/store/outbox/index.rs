@@ -873,17 +873,6 @@ impl OutboxIndex {
         }
     }
 
-    /// The overview's figures ([`OutboxDigest::stats`]).
-    pub fn stats(
-        &self,
-        today: Date,
-        also: Option<Date>,
-        stuck_before_min: u32,
-        paused: impl Fn(&str) -> bool,
-    ) -> OutboxStats {
-        self.digest().stats(today, also, stuck_before_min, paused)
-    }
-
     /// The service name behind a number (for tests and diagnostics).
     pub fn service_name(&self, id: u16) -> &str {
         self.services.name(id)
@@ -952,7 +941,11 @@ mod tests {
         let mut m = queued_email();
         let mut ix = OutboxIndex::default();
         ix.upsert(&m);
-        let stuck = |ix: &OutboxIndex| ix.stats(m.send_on, None, u32::MAX, |_| false).stuck;
+        let stuck = |ix: &OutboxIndex| {
+            ix.digest()
+                .stats(m.send_on, None, u32::MAX, |_| false)
+                .stuck
+        };
         assert_eq!(stuck(&ix), 1);
         m.status = MessageStatus::Sent;
         ix.upsert(&m);
