@@ -45,9 +45,8 @@
 //! - `db.rs`: one tenant's sled database and its health.
 //! - `central.rs`, `material.rs`: the agency-level database.
 //! - `summary.rs` (a child of this file: it reads through `tenant.rs`):
-//!   what the overview,
-//!   `dispatch status` and the costs show of an outbox, kept while its
-//!   store is closed ([`Stores::outbox_summary`]).
+//!   what the overview, `dispatch status` and the costs show of an
+//!   outbox, kept while its store is closed ([`Stores::outbox_summary`]).
 //! - leaves: `error.rs`, `files.rs`, `diskio.rs`, `seal.rs`, `outbox/keys.rs`,
 //!   `outbox/index.rs`, `records/keys.rs`, `records/import/staging.rs`.
 
@@ -772,8 +771,8 @@ impl Stores {
     /// not written since and the day is the same, else read from its store
     /// (opened if need be) and kept.
     pub fn outbox_summary(&self, id: &TenantId, day: Date) -> Result<Arc<OutboxSummary>> {
-        // Before the store is read: a write meanwhile makes the kept
-        // summary older than its count says, never newer.
+        // The count is read before the store is: a write meanwhile makes
+        // the kept summary older than its count says, never newer.
         let kept = |writes| {
             // A store in trouble says so, however little changed.
             self.trouble(id)
@@ -805,10 +804,7 @@ impl Stores {
     fn keep_summary(&self, id: &TenantId, store: &TenantStore) {
         let writes = self.outbox_writes(id);
         let today = Date::today();
-        if store.trouble().is_some()
-            || !self.summaries.has(id)
-            || self.summaries.get(id, writes, today).is_some()
-        {
+        if store.trouble().is_some() || !self.summaries.behind(id, writes, today) {
             return;
         }
         match OutboxSummary::read(store, today) {

@@ -114,9 +114,12 @@ impl Summaries {
         f()
     }
 
-    /// Whether any summary of `id` was kept (current or not).
-    pub(super) fn has(&self, id: &TenantId) -> bool {
-        self.kept().contains_key(id)
+    /// Whether a summary of `id` is kept but not the one read at `writes`
+    /// for `day`.
+    pub(super) fn behind(&self, id: &TenantId, writes: u64, day: Date) -> bool {
+        self.kept()
+            .get(id)
+            .is_some_and(|(w, d, _)| (*w, *d) != (writes, day))
     }
 
     /// Keeps `s`, read at `writes` for `day`, unless one read at a later
