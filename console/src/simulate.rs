@@ -193,11 +193,22 @@ fn sim_brand(
         "lead_days_step ",
         "explore_percent ",
     ];
-    let mut text: String = demo::BRAND
+    let mut text = String::new();
+    let mut table = "";
+    for line in demo::BRAND
         .lines()
         .filter(|l| !OURS.iter().any(|k| l.starts_with(k)))
-        .flat_map(|l| [l, "\n"])
-        .collect();
+    {
+        if let Some(header) = line.trim().strip_prefix('[') {
+            table = header.trim_end_matches(']').trim();
+        }
+        if table == "throttle" || table.starts_with("throttle.") {
+            text.push_str(&unthrottled(line));
+        } else {
+            text.push_str(line);
+        }
+        text.push('\n');
+    }
     let learn = policy == Policy::Learned;
     let mut edits: Vec<(String, String)> = vec![
         (
@@ -228,6 +239,27 @@ fn sim_brand(
         text = text.replacen(from.as_str(), &to, 1);
     }
     Ok(text)
+}
+
+/// A line of the brand's `[throttle]` tables with its per-minute email
+/// throttle lifted (`0`, no limit). The season's emails go into the spool
+/// at 19:00, after every send window, so a throttle changes neither a send
+/// day nor its slot, only how long a large network's first day (its
+/// backlog) takes to go out. Connections per domain and the per-dealer day
+/// cap stay as shipped.
+fn unthrottled(line: &str) -> String {
+    // Also `global_per_minute = `.
+    const KEY: &str = "per_minute = ";
+    let mut out = line.to_owned();
+    let mut from = 0;
+    while let Some(value) = out[from..].find(KEY).map(|i| i + from + KEY.len()) {
+        let end = out[value..]
+            .find(|c: char| !c.is_ascii_digit())
+            .map_or(out.len(), |i| i + value);
+        out.replace_range(value..end, "0");
+        from = value;
+    }
+    out
 }
 
 /// One season: returns what it found and writes it into `dir`.
@@ -811,6 +843,24 @@ mod tests {
             }
             let learning = b.services.values().filter(|s| s.learn).count();
             assert_eq!(learning, if learn { 2 } else { 0 });
+            // No per-minute throttle; connections and the day cap as shipped.
+            let shipped: touchpoint_common::policy::BrandPolicy =
+                touchpoint_common::toml_file::parse_toml("brand.toml", demo::BRAND)
+                    .expect("shipped");
+            assert!(shipped.throttle.global_per_minute > 0);
+            assert_eq!(b.throttle.global_per_minute, 0);
+            assert_eq!(b.throttle.tenant_per_day, shipped.throttle.tenant_per_day);
+            assert_eq!(
+                b.throttle.domains.keys().collect::<Vec<_>>(),
+                shipped.throttle.domains.keys().collect::<Vec<_>>()
+            );
+            for (domain, t) in &b.throttle.domains {
+                assert_eq!(t.per_minute, 0, "{domain}");
+                assert_eq!(
+                    t.concurrency, shipped.throttle.domains[domain].concurrency,
+                    "{domain}"
+                );
+            }
         }
         // Another share of exploration and a learning window reach the
         // learning services, and the brand file stays valid.

@@ -79,6 +79,7 @@ mod run;
 mod setup;
 mod status;
 mod unsubscribe;
+mod waiting;
 
 #[cfg(test)]
 pub(crate) mod fixture;
@@ -167,10 +168,9 @@ struct State {
     /// stores not even opened, so they close as idle) while this holds
     /// (`run.rs`, `Dispatcher::stays_quiet`).
     quiet: HashMap<TenantId, Quiet>,
-    /// Queued emails checked whole once and found allowed today: later
-    /// rounds leave one alone while its domain waits, before reading its
-    /// consent again (`claim.rs`). Cleared every day.
-    judged: HashSet<(TenantId, u64)>,
+    /// Emails found allowed whose domain had no room: left alone while it
+    /// has none, before anything of them is read again (`waiting.rs`).
+    waiting: waiting::Waiting,
     relay_down_until: Option<i64>,
     relay_backoff: i64,
     today: Option<Date>,

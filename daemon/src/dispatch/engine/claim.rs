@@ -125,11 +125,17 @@ impl Dispatcher {
             return Ok(Vec::new());
         };
         let renderer = self.renderer(p).map_err(DispatchError::Setup)?;
+        // The version before the data is read: a change while this claim
+        // reads leaves the emails it finds waiting under the old version,
+        // checked whole again next round.
+        let version = store.data_version()?;
         let people = self.people(store)?;
         let today = today_local(now);
         {
             let sent = store.sent_on(today)?;
-            self.state().throttles.seed_tenant(store.id(), sent);
+            let mut st = self.state();
+            st.throttles.seed_tenant(store.id(), sent);
+            st.waiting.data_is(store.id(), version);
         }
         let _lock = store.plan_lock();
         let mut changes = Vec::new();
@@ -194,10 +200,16 @@ impl Dispatcher {
                 continue;
             }
             let domain = domain_of(&to);
-            match self.state().throttles.take(store.id(), &domain, now) {
-                Ok(()) => {}
-                Err(Wait::Domain) => continue,
-                Err(Wait::TenantDay) | Err(Wait::Global) => break 'claim,
+            {
+                let mut st = self.state();
+                match st.throttles.take(store.id(), &domain, now) {
+                    Ok(()) => st.waiting.forget(store.id(), m.id),
+                    Err(Wait::Domain) => {
+                        st.waiting.note(store.id(), version, m.id, &domain);
+                        continue;
+                    }
+                    Err(Wait::TenantDay) | Err(Wait::Global) => break 'claim,
+                }
             }
             budgets.take(&m, cost);
             pending.push((m, customer, domain, to));
@@ -277,42 +289,26 @@ impl Dispatcher {
         now: i64,
         changes: &mut Vec<Change>,
     ) -> Result<Option<(Message, Customer)>> {
+        // Found allowed before, and its domain still has no room: left
+        // alone, nothing of it read (`waiting.rs`).
+        {
+            let mut guard = self.state();
+            let st = &mut *guard;
+            let waits = st.waiting.domain(store.id(), id);
+            if waits.is_some_and(|domain| st.throttles.domain_waits(domain, now)) {
+                return Ok(None);
+            }
+        }
         let Some(m) = self.message_or_skip(store, id)? else {
             return Ok(None);
         };
         if !matches!(m.status, S::Queued | S::Deferred) || self.paused(store.id(), &m.service) {
             return Ok(None);
         }
-        // An email checked whole once and found allowed, whose domain waits
-        // now, is left for a round in which it does not, before the rest is
-        // checked again: behind a busy domain a round may page through
-        // thousands of queued emails, and reading each one's consent and
-        // more, every round, took most of dispatch's time (BENCHMARKS.md,
-        // "A backlog behind busy domains"). A new one is checked whole at
-        // once (a withdrawn consent cancels it and frees its cost); what
-        // changes about a judged one later is found when its domain has
-        // room.
-        let key = (store.id().clone(), m.id);
-        if m.channel == Channel::Email && self.state().judged.contains(&key) {
-            if let Some(c) = store.customer(&m.recipient)? {
-                let to = c.email.as_deref().unwrap_or("");
-                if !to.is_empty() && self.state().throttles.domain_waits(&domain_of(to), now) {
-                    return Ok(None);
-                }
-            }
-        }
         match self.still_allowed(store, p, tenant, people, &m)? {
-            Ok(c) => {
-                if m.channel == Channel::Email {
-                    let mut st = self.state();
-                    // Bounded: a day's queue at most, cleared every day.
-                    if st.judged.len() < 1 << 20 {
-                        st.judged.insert(key);
-                    }
-                }
-                Ok(Some((m, c)))
-            }
+            Ok(c) => Ok(Some((m, c))),
             Err(reason) => {
+                self.state().waiting.forget(store.id(), m.id);
                 changes.push(cancelled(m, reason, now));
                 Ok(None)
             }

@@ -152,7 +152,7 @@ impl Dispatcher {
             if st.today != Some(today) {
                 st.today = Some(today);
                 st.throttles.reset_days();
-                st.judged.clear();
+                st.waiting.clear();
             }
         }
         if full {

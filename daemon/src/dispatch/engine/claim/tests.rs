@@ -119,20 +119,21 @@ fn consent_withdrawn_after_planning_cancels_the_email_at_claim_and_frees_its_occ
         .exists());
 }
 
-/// An email checked whole once, whose domain waits now, is left as it is
-/// in that round before anything else about it is checked again (a consent
-/// withdrawn since too), and judged again in a round in which its domain
-/// has room: cancelled then. A new email is checked whole at once.
+/// An email checked whole and found allowed, whose domain waits, is left
+/// alone while the domain still waits: nothing of it is read again (a
+/// message that became unreadable meanwhile goes unnoticed), until its
+/// domain has room. A change of the tenant's data (a consent withdrawn) is
+/// found in the next round all the same, and a new email is checked whole
+/// at once.
 #[test]
-fn an_email_to_a_domain_that_waits_is_judged_again_in_a_round_with_room() {
+fn an_email_to_a_domain_that_waits_is_left_unread_until_the_domain_or_the_data_changes() {
     let fx = Fx::new();
-    customers(&fx, "d001", &["K1", "K2"]);
-    let store = fx.store("d001");
+    customers(&fx, "d001", &["K1", "K2", "K3"]);
     let queued = |who: &str, vin: &str| {
         fx.queued(
             "d001",
             &draft(
-                &store,
+                &fx.store("d001"),
                 who,
                 Channel::Email,
                 "service_due",
@@ -147,9 +148,15 @@ fn an_email_to_a_domain_that_waits_is_judged_again_in_a_round_with_room() {
             source: "form:unsubscribe-page".into(),
             ..said(who, Channel::Email, false)
         };
-        assert!(store.record_consent(&withdrawal).unwrap());
+        assert!(fx.store("d001").record_consent(&withdrawal).unwrap());
+    };
+    let cannot_be_read = |id: u64| {
+        fx.d.status(&Scope::All, &[tid("d001")])
+            .last_error
+            .contains(&format!("message #{id} cannot be read"))
     };
     let first = queued("K1", VIN_A);
+    let second = queued("K2", VIN_B);
     // example.org's slots all taken by emails in flight.
     let t = tid("d001");
     let mut taken = 0;
@@ -164,30 +171,63 @@ fn an_email_to_a_domain_that_waits_is_judged_again_in_a_round_with_room() {
         assert!(taken < 10_000, "example.org has a limit");
     }
     assert!(fx.claim("d001", now(), 8).is_empty());
-    assert_eq!(
-        fx.message("d001", first.id).status,
-        S::Queued,
-        "allowed, waits"
-    );
-    // Withdrawn since: not looked at again while the domain waits.
+    assert_eq!(fx.message("d001", first.id).status, S::Queued, "waits");
+    assert_eq!(fx.d.state().waiting.len(), 2);
+    // Unreadable since: not read while the domain waits.
+    fx.plant_raw_message("d001", second.id, b"\x01\xff\xff\xff\xff");
+    assert!(fx.claim("d001", now(), 8).is_empty());
+    assert!(!cannot_be_read(second.id), "left unread");
+    // A withdrawal changes the data: the waiting emails are checked whole
+    // again (found unreadable, and cancelled for the missing consent).
     withdraw("K1");
     assert!(fx.claim("d001", now(), 8).is_empty());
-    assert_eq!(
-        fx.message("d001", first.id).status,
-        S::Queued,
-        "left for later"
-    );
+    assert_eq!(fx.message("d001", first.id).status, S::Cancelled);
+    assert!(cannot_be_read(second.id));
     // A new one whose consent is gone: checked whole, cancelled at once.
-    withdraw("K2");
-    let second = queued("K2", VIN_B);
+    withdraw("K3");
+    let third = queued("K3", "WNW5555555555QRST");
     assert!(fx.claim("d001", now(), 8).is_empty());
-    assert_eq!(fx.message("d001", second.id).status, S::Cancelled);
-    // Answered, and a minute later: room, and the withdrawal is found.
+    assert_eq!(fx.message("d001", third.id).status, S::Cancelled);
+    assert_eq!(fx.d.state().waiting.len(), 0);
+}
+
+/// Waiting emails are read again once their domain has room, and go.
+#[test]
+fn a_waiting_email_goes_when_its_domain_has_room() {
+    let fx = Fx::new();
+    customers(&fx, "d001", &["K1"]);
+    let store = fx.store("d001");
+    let m = fx.queued(
+        "d001",
+        &draft(
+            &store,
+            "K1",
+            Channel::Email,
+            "service_due",
+            Some(VIN_A),
+            today(),
+        ),
+    );
+    let t = tid("d001");
+    let mut taken = 0;
+    while fx
+        .d
+        .state()
+        .throttles
+        .take(&t, "example.org", now())
+        .is_ok()
+    {
+        taken += 1;
+    }
+    assert!(fx.claim("d001", now(), 8).is_empty());
+    assert_eq!(fx.d.state().waiting.len(), 1);
+    // Answered, and a minute later: room.
     for _ in 0..taken {
         fx.d.state().throttles.done(&t, "example.org", true);
     }
-    assert!(fx.claim("d001", now() + 61_000, 8).is_empty());
-    assert_eq!(fx.message("d001", first.id).status, S::Cancelled);
+    let jobs = fx.claim("d001", now() + 61_000, 8);
+    assert_eq!(jobs.iter().map(|j| j.id).collect::<Vec<_>>(), vec![m.id]);
+    assert_eq!(fx.d.state().waiting.len(), 0);
 }
 
 /// K1 and K2 are one person (same name at the same address): K2 merges into
