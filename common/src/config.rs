@@ -18,6 +18,9 @@ pub struct DaemonConfig {
     pub socket_mode: String,
     /// Directory of brand and dealer policy files.
     pub policy_dir: String,
+    /// How long a stop (SIGTERM) waits for work under way (an import, a
+    /// plan, requests) to finish before it closes anyway.
+    pub stop_wait_secs: u64,
     pub stores: StoresConfig,
     pub control: ControlConfig,
     pub import: ImportConfig,
@@ -36,6 +39,7 @@ impl Default for DaemonConfig {
             socket: String::new(),
             socket_mode: "0660".into(),
             policy_dir: "/etc/touchpoint/policies".into(),
+            stop_wait_secs: 60,
             stores: StoresConfig::default(),
             control: ControlConfig::default(),
             import: ImportConfig::default(),

@@ -94,6 +94,9 @@ pub fn load(file: Option<&Path>, overrides: &Overrides) -> Result<Resolved, Vec<
     resolve(config, &text, &name, overrides)
 }
 
+/// The longest `stop_wait_secs`: a day.
+const MAX_STOP_WAIT_SECS: u64 = 24 * 60 * 60;
+
 fn resolve(
     config: DaemonConfig,
     text: &str,
@@ -106,6 +109,14 @@ fn resolve(
             errors.push(invalid(file, text, key, msg));
         }
     };
+    check(
+        (1..=MAX_STOP_WAIT_SECS).contains(&config.stop_wait_secs),
+        "stop_wait_secs",
+        format!(
+            "must be between 1 and {MAX_STOP_WAIT_SECS}, got {}",
+            config.stop_wait_secs
+        ),
+    );
     let s = &config.stores;
     check(
         s.max_open_tenants >= 1,
@@ -417,17 +428,18 @@ mod tests {
 
     #[test]
     fn range_errors_are_located() {
-        let text = "socket_mode = \"rw\"\n[stores]\nmax_open_tenants = 0\n[[access]]\nrole = \"admin\"\ntenants = [\"../d1\"]\n";
+        let text = "socket_mode = \"rw\"\nstop_wait_secs = 0\n[stores]\nmax_open_tenants = 0\n[[access]]\nrole = \"admin\"\ntenants = [\"../d1\"]\n";
         let cfg = parse_toml::<DaemonConfig>("t.toml", text).expect("parses");
         let errs = resolve(cfg, text, "t.toml", &Overrides::default()).expect_err("invalid");
         let shown: Vec<String> = errs.iter().map(ToString::to_string).collect();
         assert_eq!(
             shown,
             [
-                "t.toml:3: stores.max_open_tenants: must be at least 1, got 0",
+                "t.toml:2: stop_wait_secs: must be between 1 and 86400, got 0",
+                "t.toml:4: stores.max_open_tenants: must be at least 1, got 0",
                 "t.toml:1: socket_mode: must be octal permission bits like \"0660\", got \"rw\"",
-                "t.toml:5: access[0].role: a rule must name a uid, user, gid or group",
-                "t.toml:6: access[0].tenants: tenant id \"../d1\" contains '.'; allowed are a-z, 0-9, '-' and '_'",
+                "t.toml:6: access[0].role: a rule must name a uid, user, gid or group",
+                "t.toml:7: access[0].tenants: tenant id \"../d1\" contains '.'; allowed are a-z, 0-9, '-' and '_'",
             ]
         );
     }

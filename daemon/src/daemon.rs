@@ -20,13 +20,13 @@ use crate::import::{inbox, Importer};
 use crate::policy::{self, Policies, PolicyHandle};
 use crate::store::Stores;
 
-/// How long shutdown waits for in-flight work (imports, requests) to finish.
-const DRAIN: Duration = Duration::from_secs(60);
-
 pub struct Daemon {
     pub ctx: Arc<Ctx>,
     shutdown: CancellationToken,
     tracker: TaskTracker,
+    /// How long shutdown waits for in-flight work (imports, requests) to
+    /// finish (`stop_wait_secs`).
+    drain: Duration,
 }
 
 impl Daemon {
@@ -228,6 +228,7 @@ impl Daemon {
             ctx,
             shutdown,
             tracker,
+            drain: Duration::from_secs(cfg.config.stop_wait_secs),
         })
     }
 
@@ -244,13 +245,13 @@ impl Daemon {
     pub async fn wait(self) -> anyhow::Result<()> {
         self.shutdown.cancelled().await;
         self.tracker.close();
-        if tokio::time::timeout(DRAIN, self.tracker.wait())
+        if tokio::time::timeout(self.drain, self.tracker.wait())
             .await
             .is_err()
         {
             tracing::warn!(
-                "in-flight work did not finish within {}s; closing anyway",
-                DRAIN.as_secs()
+                "in-flight work did not finish within {}s (stop_wait_secs); closing anyway",
+                self.drain.as_secs()
             );
         }
         control::flush_refusals(&self.ctx);
