@@ -15,7 +15,9 @@
 # times, and prints how long until one was answered), the overview again,
 # a committed plan of DAY, the overview after it, the costs, a queue page
 # of one tenant (`tenant:d777 status:planned`, d777 exists from 777
-# dealers on) and a queue page over every tenant (`status:held`). After
+# dealers on), a queue page over every tenant (`status:held`), the same
+# again (the stores closed meanwhile answer from the outbox indexes kept at
+# their close) and one of `status:planned` (a full page of rows). After
 # each: the daemon's RSS (VmRSS, and the peak VmHWM, from /proc) and the
 # number of tenant stores open.
 set -u
@@ -54,3 +56,5 @@ run overview-after-plan overview
 run costs costs
 run queue-one-tenant queue "tenant:d777 status:planned"
 run queue-every-tenant queue "status:held"
+run queue-every-tenant-again queue "status:held"
+run queue-every-tenant-planned queue "status:planned"

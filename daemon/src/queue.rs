@@ -37,16 +37,20 @@ pub fn page(
         // A tenant that never stored anything has no messages; any other
         // that cannot be read fails the page: a listing short of its rows
         // would look complete.
-        let Some(store) = stores.tenant_if_exists(t)? else {
-            continue;
-        };
         let select = |ix: &OutboxIndex| ix.select(filter, i, &mut matches);
         // Names, postcodes, towns and email domains are read only for a
-        // filter with free text.
+        // filter with free text; without, a closed store's kept index
+        // answers while its outbox was not written since.
         let sel = if filter.text.trim().is_empty() {
-            store.with_index_unnamed(select)?
+            stores.with_outbox_index(t, select)?
         } else {
-            store.with_index(select)?
+            match stores.tenant_if_exists(t)? {
+                Some(store) => Some(store.with_index(select)?),
+                None => None,
+            }
+        };
+        let Some(sel) = sel else {
+            continue;
         };
         total += sel.total;
         for (c, n) in counts.iter_mut().zip(sel.counts) {

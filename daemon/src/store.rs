@@ -55,6 +55,7 @@ mod db;
 mod diskio;
 mod error;
 mod files;
+mod kept_index;
 mod material;
 mod outbox;
 mod records;
@@ -105,6 +106,9 @@ pub struct Stores {
     /// What the overview and `dispatch status` show of each tenant's
     /// outbox, kept under its write count ([`Stores::outbox_summary`]).
     summaries: summary::Summaries,
+    /// The outbox indexes of stores closed as idle or to make room, kept
+    /// under their write count for listings ([`Stores::with_outbox_index`]).
+    indexes: kept_index::KeptIndexes,
     /// The previous run did not close the stores (a crash, a kill): the
     /// tenants' figures in the central store may lag behind their stores.
     unclean_start: bool,
@@ -191,6 +195,7 @@ impl Stores {
             changed: Condvar::new(),
             events,
             summaries: Default::default(),
+            indexes: Default::default(),
             unclean_start,
         })
     }
@@ -405,6 +410,7 @@ impl Stores {
             // outlives it, should the id come back.
             self.events.outbox_written(id);
             self.summaries.forget(id);
+            self.indexes.forget(id);
             self.central.unregister_tenant(id).map(|_| ())
         })
     }
@@ -422,6 +428,11 @@ impl Stores {
         reseal: bool,
         f: impl FnOnce() -> Result<()>,
     ) -> Result<()> {
+        // Its files are about to change or go (a copy for a backup, which
+        // `reseal` says, only reads them): nothing kept of them stays.
+        if !reseal {
+            self.indexes.forget(id);
+        }
         let store = self.take_slot(id)?;
         let closed = match store {
             Some(s) => self.close_unsealed(id, s),
@@ -639,6 +650,7 @@ impl Stores {
             .map(|(id, store)| {
                 if summarize {
                     self.keep_summary(&id, &store);
+                    self.keep_index(&id, &store);
                 }
                 let r = self.close_store(&id, store);
                 (id, r)
@@ -688,7 +700,7 @@ impl Stores {
         id: &TenantId,
         store: Arc<TenantStore>,
     ) -> Result<Option<u64>, String> {
-        let trouble = store.trouble();
+        let mut trouble = store.trouble();
         if trouble.is_some() {
             // What was read of it may have been ahead of its disk, which
             // its next instance reads: nothing kept of its outbox (its
@@ -710,6 +722,15 @@ impl Stores {
             if let Err(e) = store.flush() {
                 tracing::warn!(tenant = %id, error = %e, "flush before close failed");
                 sealed = None;
+                // What was kept of it at this close (its summary, its
+                // index) may be ahead of its disk now: counted as a write,
+                // and the close says why.
+                self.events.outbox_written(id);
+                trouble = Some(
+                    store
+                        .trouble()
+                        .unwrap_or_else(|| format!("flush before close failed: {e}")),
+                );
             }
         }
         let lock_file = store.lock_file();
@@ -813,6 +834,57 @@ impl Stores {
                 tracing::warn!(tenant = %id, error = %e, "cannot keep the outbox summary across the close");
             }
         }
+    }
+
+    /// Keeps the outbox index of an open store about to close, if it has
+    /// one (a listing, the overview or `dispatch status` built it) and is
+    /// not in trouble; else drops one kept before that is behind. Room is
+    /// made first from kept indexes that are behind their outbox.
+    fn keep_index(&self, id: &TenantId, store: &TenantStore) {
+        let writes = self.outbox_writes(id);
+        match store.take_index() {
+            Some(index) if store.trouble().is_none() => {
+                self.indexes
+                    .put(id, writes, index, kept_index::BUDGET, |t| {
+                        self.outbox_writes(t)
+                    })
+            }
+            _ => {
+                self.indexes.get(id, writes);
+            }
+        }
+    }
+
+    /// `f` on `id`'s outbox index without its recipients' texts (a listing
+    /// without free text): the open store's; else the one kept from its
+    /// close while its outbox was not written since, the store unopened;
+    /// else the store's, opened. `None`: a tenant that never stored
+    /// anything.
+    pub fn with_outbox_index<R>(
+        &self,
+        id: &TenantId,
+        f: impl FnOnce(&index::OutboxIndex) -> R,
+    ) -> Result<Option<R>> {
+        // Closed, and not failed: no slot at all. An open store (one in
+        // trouble too, which is opened again) answers as it always does.
+        let closed = !self.lock().slots.contains_key(id);
+        if closed {
+            // The count before the look: a write meanwhile leaves what is
+            // kept behind it, and the next look reads the store.
+            let writes = self.outbox_writes(id);
+            if let Some(index) = self.indexes.get(id, writes) {
+                return Ok(Some(f(&index)));
+            }
+        }
+        match self.tenant_if_exists(id)? {
+            Some(store) => store.with_index_unnamed(f).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// Heap bytes of the outbox indexes kept for closed stores.
+    pub fn kept_index_bytes(&self) -> usize {
+        self.indexes.bytes()
     }
 
     /// Tenant databases open (or being opened or closed) now.

@@ -511,3 +511,45 @@ fn a_scope_wider_than_the_open_limit_is_paged_without_holding_every_store_open()
         .windows(2)
         .all(|w| w[0].tenant <= w[1].tenant));
 }
+
+/// A listing without free text over closed stores selects from the indexes
+/// kept at their close: a page past the last row opens no store. A write
+/// of one tenant's outbox is listed at once, its store read again.
+#[test]
+fn a_listing_over_closed_stores_opens_none_until_their_outbox_is_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Stores::open(dir.path(), &StoresConfig::default()).unwrap();
+    let tenants: Vec<TenantId> = (1..=3).map(|i| tid(&format!("d{i:03}"))).collect();
+    for (n, t) in tenants.iter().enumerate() {
+        s.central().register_tenant(t, t.as_ref()).unwrap();
+        let msgs: Vec<Message> = (1..=2)
+            .map(|id| msg(id, Channel::Email, "service", day(n as u32 + 1)))
+            .collect();
+        plan(&s, t.as_ref(), &msgs);
+    }
+    let whole = ids(&page(&s, &tenants, &q(""), 0, 100).unwrap());
+    assert_eq!(whole.len(), 6);
+    s.close_idle(std::time::Duration::ZERO);
+    assert_eq!(s.open_count(), 0);
+    assert!(s.kept_index_bytes() > 0);
+    let past = page(&s, &tenants, &q(""), 100, 10).unwrap();
+    assert_eq!((past.total, past.rows.len()), (6, 0));
+    assert_eq!(s.open_count(), 0, "selected from the kept indexes");
+    // Free text reads the recipients of the store: opened.
+    page(&s, &tenants, &q("K1"), 100, 10).unwrap();
+    assert!(s.open_count() > 0);
+    s.close_idle(std::time::Duration::ZERO);
+    // d002 holds message 1: listed held at once.
+    let store = s.tenant(&tenants[1]).unwrap();
+    let before = store.message(1).unwrap().unwrap();
+    let mut after = before.clone();
+    after.status = S::Held;
+    store.apply(&[Change::new(before, after)]).unwrap();
+    drop(store);
+    s.close_idle(std::time::Duration::ZERO);
+    let held = page(&s, &tenants, &q("status:held"), 0, 10).unwrap();
+    assert_eq!(ids(&held), vec![("d002".to_string(), 1)]);
+    // Only the store of the page's row was opened again.
+    assert_eq!(s.open_count(), 1);
+    assert_eq!(page(&s, &tenants, &q(""), 0, 100).unwrap().total, 6);
+}

@@ -142,6 +142,11 @@ impl Outbox {
         r
     }
 
+    /// The index, if built, taken out (the store is closing).
+    pub(super) fn take_index(&self) -> Option<OutboxIndex> {
+        self.index_lock().take()
+    }
+
     pub(super) fn message(&self, id: u64) -> Result<Option<Message>> {
         self.outbox
             .get(keys::id(id))

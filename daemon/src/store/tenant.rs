@@ -762,6 +762,12 @@ impl TenantStore {
         self.outbox.with_index_prepared(|_| Ok(()), f)
     }
 
+    /// The outbox index, if built, taken out: for a store about to close
+    /// (`Stores::keep_index`); a later look builds it again.
+    pub(crate) fn take_index(&self) -> Option<OutboxIndex> {
+        self.outbox.take_index()
+    }
+
     /// Reserves `n` message ids; returns the first.
     pub fn reserve_message_ids(&self, n: u64) -> Result<u64> {
         self.outbox.reserve_message_ids(n)

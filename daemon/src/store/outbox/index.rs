@@ -3,8 +3,9 @@
 //!
 //! Built by one scan of the outbox the first time it is asked for, then kept
 //! current by the outbox's one writer (`write.rs`), after each transaction
-//! that succeeded, under the same lock; dropped with the store when the
-//! tenant's database closes. A stored message that cannot be read (damaged,
+//! that succeeded, under the same lock. When the tenant's database closes
+//! as idle or to make room, it is kept for listings while the outbox is not
+//! written (`store/kept_index.rs`), else dropped with the store. A stored message that cannot be read (damaged,
 //! or written by a build that stored what it could not read back) is left
 //! out and its id kept in [`OutboxIndex::unreadable`]: one bad record does
 //! not take the listing of a whole tenant with it.
