@@ -183,6 +183,31 @@ impl Fx {
         q
     }
 
+    /// A service reminder email to `who` about `vin`, due today, queued.
+    pub(crate) fn queued_email(&self, t: &str, who: &str, vin: &str) -> Message {
+        let m = draft(
+            &self.store(t),
+            who,
+            Channel::Email,
+            "service_due",
+            Some(vin),
+            today(),
+        );
+        self.queued(t, &m)
+    }
+
+    /// Takes every send slot of `domain` for tenant `t`, as emails in
+    /// flight would; returns how many there were.
+    pub(crate) fn fill_domain(&self, t: &str, domain: &str) -> usize {
+        let t = tid(t);
+        let mut taken = 0;
+        while self.d.state().throttles.take(&t, domain, now()).is_ok() {
+            taken += 1;
+            assert!(taken < 10_000, "{domain} has a limit");
+        }
+        taken
+    }
+
     /// Moves a stored message to `after` as the engine would (indexes follow).
     pub(crate) fn rewrite(&self, t: &str, after: Message) {
         let store = self.store(t);

@@ -129,19 +129,6 @@ fn consent_withdrawn_after_planning_cancels_the_email_at_claim_and_frees_its_occ
 fn an_email_to_a_domain_that_waits_is_left_unread_until_the_domain_or_the_data_changes() {
     let fx = Fx::new();
     customers(&fx, "d001", &["K1", "K2", "K3"]);
-    let queued = |who: &str, vin: &str| {
-        fx.queued(
-            "d001",
-            &draft(
-                &fx.store("d001"),
-                who,
-                Channel::Email,
-                "service_due",
-                Some(vin),
-                today(),
-            ),
-        )
-    };
     let withdraw = |who: &str| {
         let withdrawal = Consent {
             at: Timestamp(now()),
@@ -155,21 +142,10 @@ fn an_email_to_a_domain_that_waits_is_left_unread_until_the_domain_or_the_data_c
             .last_error
             .contains(&format!("message #{id} cannot be read"))
     };
-    let first = queued("K1", VIN_A);
-    let second = queued("K2", VIN_B);
+    let first = fx.queued_email("d001", "K1", VIN_A);
+    let second = fx.queued_email("d001", "K2", VIN_B);
     // example.org's slots all taken by emails in flight.
-    let t = tid("d001");
-    let mut taken = 0;
-    while fx
-        .d
-        .state()
-        .throttles
-        .take(&t, "example.org", now())
-        .is_ok()
-    {
-        taken += 1;
-        assert!(taken < 10_000, "example.org has a limit");
-    }
+    fx.fill_domain("d001", "example.org");
     assert!(fx.claim("d001", now(), 8).is_empty());
     assert_eq!(fx.message("d001", first.id).status, S::Queued, "waits");
     assert_eq!(fx.d.state().waiting.len(), 2);
@@ -185,7 +161,7 @@ fn an_email_to_a_domain_that_waits_is_left_unread_until_the_domain_or_the_data_c
     assert!(cannot_be_read(second.id));
     // A new one whose consent is gone: checked whole, cancelled at once.
     withdraw("K3");
-    let third = queued("K3", "WNW5555555555QRST");
+    let third = fx.queued_email("d001", "K3", "WNW5555555555QRST");
     assert!(fx.claim("d001", now(), 8).is_empty());
     assert_eq!(fx.message("d001", third.id).status, S::Cancelled);
     assert_eq!(fx.d.state().waiting.len(), 0);
@@ -196,32 +172,12 @@ fn an_email_to_a_domain_that_waits_is_left_unread_until_the_domain_or_the_data_c
 fn a_waiting_email_goes_when_its_domain_has_room() {
     let fx = Fx::new();
     customers(&fx, "d001", &["K1"]);
-    let store = fx.store("d001");
-    let m = fx.queued(
-        "d001",
-        &draft(
-            &store,
-            "K1",
-            Channel::Email,
-            "service_due",
-            Some(VIN_A),
-            today(),
-        ),
-    );
-    let t = tid("d001");
-    let mut taken = 0;
-    while fx
-        .d
-        .state()
-        .throttles
-        .take(&t, "example.org", now())
-        .is_ok()
-    {
-        taken += 1;
-    }
+    let m = fx.queued_email("d001", "K1", VIN_A);
+    let taken = fx.fill_domain("d001", "example.org");
     assert!(fx.claim("d001", now(), 8).is_empty());
     assert_eq!(fx.d.state().waiting.len(), 1);
     // Answered, and a minute later: room.
+    let t = tid("d001");
     for _ in 0..taken {
         fx.d.state().throttles.done(&t, "example.org", true);
     }
