@@ -849,9 +849,7 @@ impl Stores {
                         self.outbox_writes(t)
                     })
             }
-            _ => {
-                self.indexes.get(id, writes);
-            }
+            _ => self.indexes.forget_behind(id, writes),
         }
     }
 

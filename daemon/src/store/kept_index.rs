@@ -30,14 +30,15 @@ pub(super) struct KeptIndexes {
 
 #[derive(Default)]
 struct Kept {
-    by_tenant: HashMap<TenantId, (u64, Arc<OutboxIndex>, usize)>,
+    /// Per tenant: the write count it is true at, and the index.
+    by_tenant: HashMap<TenantId, (u64, Arc<OutboxIndex>)>,
     bytes: usize,
 }
 
 impl Kept {
     fn remove(&mut self, id: &TenantId) {
-        if let Some((_, _, bytes)) = self.by_tenant.remove(id) {
-            self.bytes -= bytes;
+        if let Some((_, ix)) = self.by_tenant.remove(id) {
+            self.bytes -= ix.heap_bytes();
         }
     }
 }
@@ -52,7 +53,7 @@ impl KeptIndexes {
     pub(super) fn get(&self, id: &TenantId, writes: u64) -> Option<Arc<OutboxIndex>> {
         let mut kept = self.lock();
         match kept.by_tenant.get(id) {
-            Some((w, ix, _)) if *w == writes => Some(ix.clone()),
+            Some((w, ix)) if *w == writes => Some(ix.clone()),
             Some(_) => {
                 kept.remove(id);
                 None
@@ -80,7 +81,7 @@ impl KeptIndexes {
             let behind: Vec<TenantId> = kept
                 .by_tenant
                 .iter()
-                .filter(|(t, (w, _, _))| writes_now(t) != *w)
+                .filter(|(t, (w, _))| writes_now(t) != *w)
                 .map(|(t, _)| t.clone())
                 .collect();
             for t in &behind {
@@ -92,8 +93,13 @@ impl KeptIndexes {
             return;
         }
         kept.bytes += bytes;
-        kept.by_tenant
-            .insert(id.clone(), (writes, Arc::new(index), bytes));
+        kept.by_tenant.insert(id.clone(), (writes, Arc::new(index)));
+    }
+
+    /// Drops what is kept of `id` if its outbox was written since
+    /// (`writes`).
+    pub(super) fn forget_behind(&self, id: &TenantId, writes: u64) {
+        self.get(id, writes);
     }
 
     /// Drops what is kept of `id` (its files changed or went).
