@@ -80,7 +80,9 @@
 //! good for the leads its messages went at. A letter's or a call's slot is its weekday
 //! only (it goes with its day's batch or call list, at no hour the planner
 //! picks). Each is learned from at least two arms that pass, the best
-//! beating their pooled rate by [`SLOT_MARGIN`]; a weekday or an hour in
+//! beating their pooled rate by [`SLOT_MARGIN`] and the rest of its
+//! partition by the evidence for the arms compared, once that comparison's
+//! standard deviation is at most [`SLOT_MARGIN`]; a weekday or an hour in
 //! force stays until the best beats it by [`model::EVIDENCE_Z`] standard
 //! deviations of the difference (hysteresis, as for the lead). An
 //! email's hour is the hour planned for it when it went out that day (the
@@ -660,7 +662,9 @@ pub const SLOT_MARGIN: f64 = 0.01;
 
 /// The slot learned, if any: among at least two slot arms that pass the
 /// rule, the best by objective, when its posterior mean beats the pooled
-/// rate of the passing arms by [`SLOT_MARGIN`] at least. (Against the
+/// rate of the passing arms by [`SLOT_MARGIN`] at least (and, the first
+/// time, the rest of them by the evidence, on data that can tell
+/// [`SLOT_MARGIN`] apart: below). (Against the
 /// runner-up instead, a smooth hour curve would never give a winner: the
 /// neighbouring hour is nearly as good, and either is better than the
 /// window spread out.) Hysteresis: the arm `in_force` (the weekday or the
@@ -713,6 +717,15 @@ fn slot_winner(arms: &[ArmFigures], in_force: Option<Arm>) -> Option<(u8, u8)> {
     }
     let rest = rest_responses as f64 / rest_sent as f64;
     let sd = (model::posterior_variance(top) + rest * (1.0 - rest) / rest_sent as f64).sqrt();
+    // Nor before the comparison can tell a point apart: the test is run
+    // again at every refresh while the arms are thin, and a slot once in
+    // force gets every message that does not explore, so a lucky one is
+    // hard to undo (EVALUATION.md, session 27: Wednesday learned on 280
+    // emails a weekday at 2.0 standard deviations, the truth's third worst,
+    // and kept for the season).
+    if sd > SLOT_MARGIN {
+        return None;
+    }
     let margin = SLOT_MARGIN.max(model::first_slot_z(passing.len()) * sd);
     (top.mean() - rest >= margin && top.mean() - pooled >= SLOT_MARGIN).then_some((wd, h))
 }

@@ -3177,15 +3177,16 @@ fn a_learned_lead_and_slot_shape_the_plan_and_its_why() {
     s.learn = true;
     s.explore_percent = 0;
     // Six dealers: 28 days answered 12 %, the policy's 21 days 8 %;
-    // Tuesdays and 10:00 answered best.
+    // Tuesdays and 10:00 answered best (on enough emails a slot for a
+    // first slot to be learned).
     let mut one = DealerData::default();
     for (arm, sent, responses) in [
         (Arm::Lead(21), 150, 12),
         (Arm::Lead(28), 150, 18),
-        (Arm::Slot(1, ANY_HOUR), 100, 20),
-        (Arm::Slot(0, ANY_HOUR), 100, 5),
-        (Arm::Slot(ANY_WEEKDAY, 10), 100, 20),
-        (Arm::Slot(ANY_WEEKDAY, 9), 100, 5),
+        (Arm::Slot(1, ANY_HOUR), 500, 100),
+        (Arm::Slot(0, ANY_HOUR), 500, 25),
+        (Arm::Slot(ANY_WEEKDAY, 10), 500, 100),
+        (Arm::Slot(ANY_WEEKDAY, 9), 500, 25),
     ] {
         one.cells.insert(
             ("service".into(), Channel::Email, arm),
@@ -3224,7 +3225,7 @@ fn a_learned_lead_and_slot_shape_the_plan_and_its_why() {
             one.cells.insert(
                 ("service".into(), Channel::Email, Arm::Slot(wd, ANY_HOUR)),
                 Counts {
-                    sent: 100,
+                    sent: 500,
                     responses,
                     ..Counts::default()
                 },
@@ -3232,8 +3233,8 @@ fn a_learned_lead_and_slot_shape_the_plan_and_its_why() {
         }
         one.clone()
     };
-    let monday = weekdays(20, 5);
-    let even = weekdays(12, 12);
+    let monday = weekdays(100, 25);
+    let even = weekdays(60, 60);
     w.leads = Learned::new(compute(
         &w.set.brand,
         &vec![monday; 6],
@@ -3288,8 +3289,8 @@ fn a_learned_weekday_moves_a_letter_to_that_day() {
     for (arm, sent, responses) in [
         (Arm::Lead(21), 150, 12),
         (Arm::Lead(28), 150, 18),
-        (Arm::Slot(0, ANY_HOUR), 100, 20),
-        (Arm::Slot(4, ANY_HOUR), 100, 5),
+        (Arm::Slot(0, ANY_HOUR), 500, 100),
+        (Arm::Slot(4, ANY_HOUR), 500, 25),
     ] {
         one.cells.insert(
             ("service".into(), Channel::Post, arm),
