@@ -720,9 +720,9 @@ fn slot_winner(arms: &[ArmFigures], in_force: Option<Arm>) -> Option<(u8, u8)> {
     // Nor before the comparison can tell a point apart: the test is run
     // again at every refresh while the arms are thin, and a slot once in
     // force gets every message that does not explore, so a lucky one is
-    // hard to undo (EVALUATION.md, session 27: Wednesday learned on 280
-    // emails a weekday at 2.0 standard deviations, the truth's third worst,
-    // and kept for the season).
+    // hard to undo (EVALUATION.md, session 27: Wednesday learned in week 6
+    // on fewer than 280 emails a weekday, about 2 standard deviations up,
+    // the truth's second worst, and kept for the season).
     if sd > SLOT_MARGIN {
         return None;
     }

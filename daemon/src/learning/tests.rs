@@ -1703,9 +1703,9 @@ fn the_first_hour_learned_needs_the_evidence_of_the_best_of_ten() {
 }
 
 /// Finding of session 27 (EVALUATION.md): at the size the email
-/// weekday was learned in week 6 on about 280 emails a weekday, the best
-/// 2.0 standard deviations above the rest, and it was the truth's third
-/// worst; in force, it got every email that did not explore and stayed
+/// weekday was learned in week 6 on fewer than 280 emails a weekday, the
+/// best about 2 standard deviations above the rest, and it was the truth's
+/// second worst; in force, it got every email that did not explore and stayed
 /// the season. The first slot now waits until the comparison can tell a
 /// point apart (its standard deviation at most [`super::SLOT_MARGIN`]):
 /// Wednesday at 30 % against 21.7 % is not learned on 300 emails a
