@@ -5,10 +5,11 @@
 //! current by the outbox's one writer (`write.rs`), after each transaction
 //! that succeeded, under the same lock. When the tenant's database closes
 //! as idle or to make room, it is kept for listings while the outbox is not
-//! written (`store/kept_index.rs`), else dropped with the store. A stored message that cannot be read (damaged,
-//! or written by a build that stored what it could not read back) is left
-//! out and its id kept in [`OutboxIndex::unreadable`]: one bad record does
-//! not take the listing of a whole tenant with it.
+//! written (`store/kept_index.rs`), else dropped with the store. A stored
+//! message that cannot be read (damaged, or written by a build that stored
+//! what it could not read back) is left out and its id kept in
+//! [`OutboxIndex::unreadable`]: one bad record does not take the listing of
+//! a whole tenant with it.
 //!
 //! Per message it holds what a filter or an order looks at and nothing
 //! more: the id, status, channel, send day and minute, its cost, the
