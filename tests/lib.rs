@@ -163,8 +163,9 @@ impl Default for Options {
 /// Between 00:00 and 01:00 local time, moves this process's domain time
 /// (`touchpoint_common::clock`) an hour on, once, before any daemon of it
 /// starts: tests that plan today with a window opening at 00:00 expect
-/// every message due at once, and a plan made in the day's first half hour
-/// spreads them five minutes apart into minutes still to come. The date
+/// every message due at once, and a message's time in a window is its own
+/// draw, which a plan made in the day's first minutes may put in minutes
+/// still to come. The date
 /// stays the same (so daemons run as child processes, on the real clock,
 /// agree on today), and nothing shows a simulated clock.
 pub fn keep_off_midnight() {

@@ -321,7 +321,7 @@ async fn an_action_done_only_in_part_or_not_at_all_is_audited_as_such() {
     let d = TestDaemon::start_with(Options {
         dealers: Vec::new(),
         dealer_files: vec![crate::today::dealer_file(files.path())],
-        brand: Some(crate::today::brand_with_window(0)),
+        brand: Some(crate::today::brand_due_at_once()),
         dispatch: Some(format!(
             "[dispatch]\ntick_ms = 50\nbatch_at = \"23:59\"\nspool_dir = {:?}\nletters_dir = {:?}\ncalls_dir = {:?}\n",
             files.path().join("mail").display().to_string(),

@@ -605,8 +605,11 @@ impl Cycle {
             );
             return None;
         }
-        // Messages at from, from+5, from+10 min (past: due now) and from+15,
-        // +20, +25 (later today: rendered and waiting).
+        // A window of 30 minutes from 12 minutes ago: six five-minute steps,
+        // three past (due now) and three later today (rendered and
+        // waiting). Each customer's step is the planner's draw from
+        // (tenant, customer, service), so which three is the same every day:
+        // three and three.
         // The daemon's clock, which is this process's (moved off the
         // day's first hour before any daemon starts).
         touchpoint_tests::keep_off_midnight();
@@ -625,7 +628,7 @@ impl Cycle {
                 rule(REVIEWER_UID, Role::Reviewer),
             ],
             dealer_files: vec![dealer_file(files.path())],
-            brand: Some(brand_with_window(minute - 12)),
+            brand: Some(brand_with_window(minute - 12, minute + 18)),
             dispatch: Some("[dispatch]\ntick_ms = 50\nbatch_at = \"23:59\"\n".into()),
             // The test's own connection waits while the reviewer's commands
             // run as separate processes; on a loaded CI machine that can

@@ -507,12 +507,12 @@ async fn message_content_is_printed_whole() {
     use touchpoint_common::protocol::QueueFilter;
     use touchpoint_tests::{tid, Options};
 
-    use crate::today::{brand_with_window, dealer_file, plan_customers, TENANT};
+    use crate::today::{brand_due_at_once, dealer_file, plan_customers, TENANT};
 
     let files = tempfile::tempdir().expect("tempdir");
     let d = TestDaemon::start_with(Options {
         dealer_files: vec![dealer_file(files.path())],
-        brand: Some(brand_with_window(0)),
+        brand: Some(brand_due_at_once()),
         ..Options::default()
     });
     let mut c = d.client().await;
@@ -567,12 +567,12 @@ async fn send_now_makes_a_later_message_due_today_and_is_audited() {
     use touchpoint_common::Date;
     use touchpoint_tests::{tid, Options};
 
-    use crate::today::{brand_with_window, customers_csv, dealer_file, TENANT};
+    use crate::today::{brand_due_at_once, customers_csv, dealer_file, TENANT};
 
     let files = tempfile::tempdir().expect("tempdir");
     let d = TestDaemon::start_with(Options {
         dealer_files: vec![dealer_file(files.path())],
-        brand: Some(brand_with_window(0)),
+        brand: Some(brand_due_at_once()),
         dispatch: Some("[dispatch]\ntick_ms = 50\nbatch_at = \"23:59\"\n".into()),
         ..Options::default()
     });

@@ -45,9 +45,9 @@ fn date_header(mail: &Path) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_daemon_on_a_clock_started_monday_morning_sends_mondays_email() {
     let monday = coming_monday();
-    // 10:00: service_due's messages of the day start at 08:00, five minutes
-    // apart, so all six are due at once.
-    let start = format!("{monday} 10:00");
+    // 18:00: service_due's window is 08:00-18:00, each message at a time of
+    // its own in it, so all six are due at once.
+    let start = format!("{monday} 18:00");
     let root = tempfile::tempdir().expect("tempdir");
     let out = root.path().join("out");
     let files = daemon_files_with(
@@ -68,7 +68,7 @@ async fn a_daemon_on_a_clock_started_monday_morning_sends_mondays_email() {
         &["--clock-start", &start],
     );
     let log = std::fs::read_to_string(&files.log).expect("log");
-    let shown = format!("simulated clock: started at Mon {monday} 10:00");
+    let shown = format!("simulated clock: started at Mon {monday} 18:00");
     assert!(log.contains(&shown), "the log says so at start:\n{log}");
 
     let mut c = Client::connect(&files.socket).await.expect("connect");
@@ -140,9 +140,9 @@ async fn a_daemon_on_a_clock_started_monday_morning_sends_mondays_email() {
     );
     // Each says it was sent that Monday, as its history does.
     let monday_local = Local
-        .with_ymd_and_hms(monday.year(), monday.month(), monday.day(), 10, 0, 0)
+        .with_ymd_and_hms(monday.year(), monday.month(), monday.day(), 18, 0, 0)
         .single()
-        .expect("10:00 local");
+        .expect("18:00 local");
     let date = monday_local
         .with_timezone(&Utc)
         .format("%a, %d %b %Y")

@@ -22,7 +22,7 @@ use touchpoint_common::Date;
 use touchpoint_tests::{eventually, tid, touchpoint, Options, TestDaemon};
 
 use crate::common::{me, my_name};
-use crate::today::{brand_with_window, dealer_file, german, plan_customers, TENANT};
+use crate::today::{brand_due_at_once, dealer_file, german, plan_customers, TENANT};
 
 pub(crate) fn rule(role: Role) -> AccessRule {
     AccessRule {
@@ -54,7 +54,7 @@ pub(crate) async fn daemon(role: Role, setup: Setup) -> (TestDaemon, tempfile::T
     let d = TestDaemon::start_with(Options {
         access: vec![rule(role)],
         dealer_files: vec![dealer_file(files.path())],
-        brand: Some(brand_with_window(0)),
+        brand: Some(brand_due_at_once()),
         dispatch: (setup == Setup::Paused)
             .then(|| "[dispatch]\ntick_ms = 50\nbatch_at = \"23:59\"\n".to_string()),
         ..Options::default()
@@ -479,7 +479,7 @@ async fn the_results_view_shows_what_was_sent_and_responses_as_they_arrive() {
     let d = TestDaemon::start_with(Options {
         access: vec![rule(Role::Operator)],
         dealer_files: vec![dealer_file(files.path())],
-        brand: Some(brand_with_window(0)),
+        brand: Some(brand_due_at_once()),
         dispatch: Some(format!(
             "[dispatch]\ntick_ms = 50\nbatch_at = \"23:59\"\nspool_dir = {:?}\nletters_dir = {:?}\ncalls_dir = {:?}\n",
             spool.join("mail").display().to_string(),

@@ -16,7 +16,7 @@ use touchpoint_tests::{tid, Options, TestDaemon};
 
 use crate::common::me;
 use crate::console::{key, rule, snapshot};
-use crate::today::{brand_with_window, customers_csv, dealer_file, german, TENANT};
+use crate::today::{brand_due_at_once, customers_csv, dealer_file, german, TENANT};
 
 fn code(c: KeyCode) -> KeyEvent {
     KeyEvent::new(c, KeyModifiers::NONE)
@@ -30,7 +30,7 @@ async fn daemon() -> (TestDaemon, tempfile::TempDir) {
     let d = TestDaemon::start_with(Options {
         access: vec![rule(Role::Operator)],
         dealer_files: vec![dealer_file(files.path())],
-        brand: Some(brand_with_window(0)),
+        brand: Some(brand_due_at_once()),
         ..Options::default()
     });
     let path = customers_csv(files.path(), true);

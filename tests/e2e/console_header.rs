@@ -17,7 +17,7 @@ use touchpoint_common::protocol::{PauseScope, QueueFilter, Role};
 use touchpoint_tests::{tid, Options, TestDaemon};
 
 use crate::console::{rule, snapshot};
-use crate::today::{brand_with_window, dealer_file, plan_customers};
+use crate::today::{brand_due_at_once, dealer_file, plan_customers};
 
 const WAIT: Duration = Duration::from_secs(30);
 
@@ -41,7 +41,7 @@ async fn busy_daemon() -> (TestDaemon, tempfile::TempDir) {
     let d = TestDaemon::start_with(Options {
         access: vec![rule(Role::Operator)],
         dealer_files: vec![dealer],
-        brand: Some(brand_with_window(0)),
+        brand: Some(brand_due_at_once()),
         dispatch: Some("[dispatch]\ntick_ms = 50\nbatch_at = \"23:59\"\n".into()),
         ..Options::default()
     });

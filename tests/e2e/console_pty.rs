@@ -14,7 +14,7 @@ use touchpoint_common::outbox::MessageStatus;
 use touchpoint_common::protocol::{PauseScope, QueueFilter};
 use touchpoint_tests::{bin, DaemonProcess, Options, TestDaemon};
 
-use crate::today::{brand_with_window, dealer_file, plan_customers};
+use crate::today::{brand_due_at_once, dealer_file, plan_customers};
 
 const WAIT: Duration = Duration::from_secs(15);
 
@@ -129,7 +129,7 @@ fn the_real_console_in_a_pseudo_terminal() {
     let files = tempfile::tempdir().expect("tempdir");
     let mut d = TestDaemon::start_with(Options {
         dealer_files: vec![dealer_file(files.path())],
-        brand: Some(brand_with_window(0)),
+        brand: Some(brand_due_at_once()),
         dispatch: Some("[dispatch]\ntick_ms = 50\nbatch_at = \"23:59\"\n".into()),
         ..Options::default()
     });

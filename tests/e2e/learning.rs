@@ -192,7 +192,7 @@ async fn five_dealers_responses_teach_the_lead_time_and_the_plan_uses_it() {
     let dir = tempfile::tempdir().expect("tempdir");
     // Every day usable; learning on, without exploration, so the why is
     // the value in force.
-    let brand = brand_with_window(8 * 60).replacen(
+    let brand = brand_with_window(8 * 60, 23 * 60 + 59).replacen(
         "learn = false\n",
         "learn = true\nexplore_percent = 0\n",
         1,

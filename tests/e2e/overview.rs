@@ -16,7 +16,7 @@ use crate::console::rule;
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
-use crate::today::{brand_with_window, customers_csv, dealer_file, TENANT};
+use crate::today::{brand_due_at_once, customers_csv, dealer_file, TENANT};
 
 /// A daemon (dispatch off) whose dealer [`TENANT`] takes part in
 /// `service_due` (0.20 a month) and in `hu_reminder` (0.10, nothing
@@ -39,7 +39,7 @@ pub(crate) async fn planned(
     let d = TestDaemon::start_with(Options {
         access: vec![rule(Role::Operator)],
         dealer_files: vec![dealer],
-        brand: Some(brand_with_window(0)),
+        brand: Some(brand_due_at_once()),
         dispatch: dispatch.then(|| "[dispatch]\ntick_ms = 50\nbatch_at = \"23:59\"\n".to_string()),
         ..Options::default()
     });

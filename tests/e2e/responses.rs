@@ -17,14 +17,14 @@ use touchpoint_common::report::{MonthResponses, ResponseKind};
 use touchpoint_common::Date;
 use touchpoint_tests::{tid, Options, TestDaemon};
 
-use crate::today::{brand_with_window, dealer_file, german, TENANT};
+use crate::today::{brand_due_at_once, dealer_file, german, TENANT};
 
 const CUSTOMERS: usize = 16;
 
 /// The brand of `today.rs` (every day usable) with half of `service_due`'s
 /// recipients in the control group.
 fn brand() -> String {
-    let s = brand_with_window(0);
+    let s = brand_due_at_once();
     let section = "[services.service_due]\n";
     assert!(s.contains(section), "brand.toml: no {section}");
     s.replacen(section, &format!("{section}control_percent = 50\n"), 1)

@@ -55,7 +55,7 @@ fn start(dir: &Path, n: usize) -> TestDaemon {
     TestDaemon::start_with(Options {
         dealers: Vec::new(),
         dealer_files: dealers(dir, n),
-        brand: Some(today::brand_with_window(0)),
+        brand: Some(today::brand_due_at_once()),
         access: vec![rule(Role::Admin)],
         dispatch: Some(format!(
             "[dispatch]\ntick_ms = 50\nbatch_at = \"23:59\"\nspool_dir = {:?}\nletters_dir = {:?}\ncalls_dir = {:?}\n",

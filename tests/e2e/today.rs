@@ -92,8 +92,17 @@ pub fn customers_csv(dir: &Path, email: bool) -> PathBuf {
 }
 
 /// The shipped brand policy with every day usable (no quiet days, no
-/// holidays) and `service_due` sent every day from `from` to 23:59.
-pub fn brand_with_window(from: u16) -> String {
+/// holidays) and every message of the day due at once, whenever the test
+/// runs: `service_due`'s window is 00:00 to 00:05, whose one five-minute
+/// step is 00:00 (the planner draws a message's time within its window).
+pub fn brand_due_at_once() -> String {
+    brand_with_window(0, 5)
+}
+
+/// The shipped brand policy with every day usable (no quiet days, no
+/// holidays) and `service_due` sent every day from `from` to `to`
+/// (minutes of the day).
+pub fn brand_with_window(from: u16, to: u16) -> String {
     let mut s = std::fs::read_to_string(repo_root().join("policies/brand.toml")).expect("brand");
     let quiet = "quiet_weekdays = [\"sun\"]";
     assert!(s.contains(quiet), "brand.toml: {quiet} not found");
@@ -117,9 +126,11 @@ pub fn brand_with_window(from: u16) -> String {
     s.replace_range(
         w..w_end,
         &format!(
-            "send_window = {{ weekdays = [\"mon\", \"tue\", \"wed\", \"thu\", \"fri\", \"sat\", \"sun\"], from = \"{:02}:{:02}\", to = \"23:59\" }}",
+            "send_window = {{ weekdays = [\"mon\", \"tue\", \"wed\", \"thu\", \"fri\", \"sat\", \"sun\"], from = \"{:02}:{:02}\", to = \"{:02}:{:02}\" }}",
             from / 60,
-            from % 60
+            from % 60,
+            to / 60,
+            to % 60
         ),
     );
     s

@@ -901,6 +901,9 @@ fn money(cents: i64) -> String {
     touchpoint_common::money::Money(cents).to_string()
 }
 
+/// The fourth part of a send time's draw (see [`schedule`]).
+const SEND_TIME_DRAW: &str = "send time";
+
 /// Step 6: send day and time. From the capped day on (then back towards the
 /// earliest day), the first day that is no quiet day, in the service's
 /// window, within the contact rules and below the tenant's daily capacity.
@@ -1049,17 +1052,35 @@ pub fn schedule(
                 let (start, end) = (h.max(w.from.minutes()), (h + 60).min(w.to.minutes()));
                 (start < end).then_some((start, end))
             });
+        // Where in its span a message goes: a five-minute step drawn from
+        // (tenant, recipient, service), not the day's running count. A
+        // count put a small dealer's few emails of a day all in the
+        // window's first hour or two, so the fixed policy paid for those
+        // hours and the hour arms learned the rest of the day from
+        // exploring messages alone; the draw spreads a dealer's recipients
+        // evenly over the window, and a message goes at the same time in
+        // every run and on whatever day it lands, whatever else the day
+        // holds. (The fourth part is no season, so the draw is not the
+        // control group's.)
+        let step = |from: u16, length: u32| -> u16 {
+            let steps = u64::from((length / 5).max(1));
+            let drawn = control::draw(
+                input.tenant,
+                &r.customer.customer_no,
+                &d.service,
+                SEND_TIME_DRAW,
+            );
+            from + (5 * (drawn % steps)) as u16
+        };
         let at = match hour {
-            // In the slot's hour, five minutes apart within it.
-            Some((start, end)) => start + ((*n * 5) % u32::from(end - start)) as u16,
-            // A letter or a call in the window's first hour, five minutes
-            // apart: its batch or call list closes later in the day (16:00
-            // by default), and one placed after that would go a day late.
-            None if d.channel != Channel::Email => {
-                w.from.minutes() + ((*n * 5) % span.min(60)) as u16
-            }
-            // Otherwise spread over the window, five minutes apart.
-            None => w.from.minutes() + ((*n * 5) % span) as u16,
+            // In the slot's hour.
+            Some((start, end)) => step(start, u32::from(end - start)),
+            // A letter or a call in the window's first hour: its batch or
+            // call list closes later in the day (16:00 by default), and one
+            // placed after that would go a day late.
+            None if d.channel != Channel::Email => step(w.from.minutes(), span.min(60)),
+            // Otherwise anywhere in the window.
+            None => step(w.from.minutes(), span),
         };
         *n += 1;
         // What of a learned (or explored) slot was taken says so, with its

@@ -2178,7 +2178,7 @@ fn nothing_goes_out_on_a_sunday() {
     assert_eq!(only(&out.drafts).day, d(2026, 3, 2));
     assert_eq!(
         send_whys(&out),
-        vec!["2026-03-02 09:00 (from 2026-03-01: 2026-03-01 is a quiet day (sun)); window mon,tue,wed,thu,fri 09:00-17:00"]
+        vec!["2026-03-02 09:45 (from 2026-03-01: 2026-03-01 is a quiet day (sun)); window mon,tue,wed,thu,fri 09:00-17:00"]
     );
 }
 
@@ -2190,7 +2190,7 @@ fn nothing_goes_out_on_a_holiday() {
     assert_eq!(only(&out.drafts).day, d(2026, 3, 3));
     assert_eq!(
         send_whys(&out),
-        vec!["2026-03-03 09:00 (from 2026-03-02: 2026-03-02 is a public holiday); window mon,tue,wed,thu,fri 09:00-17:00"]
+        vec!["2026-03-03 09:45 (from 2026-03-02: 2026-03-02 is a public holiday); window mon,tue,wed,thu,fri 09:00-17:00"]
     );
 }
 
@@ -2202,7 +2202,7 @@ fn the_service_window_sets_the_weekdays() {
     assert_eq!(only(&out.drafts).day, d(2026, 3, 5));
     assert_eq!(
         send_whys(&out),
-        vec!["2026-03-05 09:00 (from 2026-03-02: 2026-03-02 is outside the send window; 2026-03-03 is outside the send window; 2026-03-04 is outside the send window); window thu 09:00-17:00"]
+        vec!["2026-03-05 09:45 (from 2026-03-02: 2026-03-02 is outside the send window; 2026-03-03 is outside the send window; 2026-03-04 is outside the send window); window thu 09:00-17:00"]
     );
 }
 
@@ -2212,26 +2212,34 @@ fn the_daily_capacity_spreads_messages_over_days() {
     fix.policy.channels.daily_capacity = 2;
     let rs: Vec<Recipient> = (1..=5).map(email_customer).collect();
     let out = fix.plan(&rs, &TestHistory::default());
-    let got: Vec<(usize, Date, u16)> = out
-        .drafts
-        .iter()
-        .zip(&out.times)
-        .map(|(x, &t)| (x.recipient, x.day, t))
-        .collect();
-    // Two a day, five minutes apart from 09:00.
+    let got: Vec<(usize, Date)> = out.drafts.iter().map(|x| (x.recipient, x.day)).collect();
+    // Two a day.
     assert_eq!(
         got,
         vec![
-            (0, d(2026, 3, 2), 540),
-            (1, d(2026, 3, 2), 545),
-            (2, d(2026, 3, 3), 540),
-            (3, d(2026, 3, 3), 545),
-            (4, d(2026, 3, 4), 540),
+            (0, d(2026, 3, 2)),
+            (1, d(2026, 3, 2)),
+            (2, d(2026, 3, 3)),
+            (3, d(2026, 3, 3)),
+            (4, d(2026, 3, 4)),
         ]
     );
+    // Each in the window (09:00 to 17:00), on a five-minute step.
+    assert!(
+        out.times
+            .iter()
+            .all(|t| (540..1020).contains(t) && t % 5 == 0),
+        "{:?}",
+        out.times
+    );
+    let at = out.times[2];
     assert_eq!(
         texts(&out.drafts[2].why, Step::SendTime),
-        vec!["2026-03-03 09:00 (from 2026-03-02: 2026-03-02 is full (2 messages)); window mon,tue,wed,thu,fri 09:00-17:00"]
+        vec![format!(
+            "2026-03-03 {:02}:{:02} (from 2026-03-02: 2026-03-02 is full (2 messages)); window mon,tue,wed,thu,fri 09:00-17:00",
+            at / 60,
+            at % 60
+        )]
     );
 
     // Messages planned earlier fill the days too.
@@ -2241,27 +2249,67 @@ fn the_daily_capacity_spreads_messages_over_days() {
     assert_eq!(only(&out.drafts).day, d(2026, 3, 3));
 }
 
+/// Where in the window a message goes is its recipient's draw: a dealer
+/// with one email a day sends it anywhere in the window, not at the
+/// window's start, and the same message goes at the same time whatever
+/// else the day holds.
+/// (A running count of the day's messages put a small dealer's emails all
+/// in the window's first hour or two: the fixed policy paid for those
+/// hours, and learning saw the rest of the day only in exploring emails.)
 #[test]
-fn send_times_spread_over_the_window_and_wrap() {
-    // 09:00 to 17:00 is 480 minutes: 96 slots of five minutes.
+fn send_times_are_drawn_over_the_window_per_message() {
     let fix = Fix::new();
+    // 400 recipients, each the only email of its day: 09:00 to 17:00 is
+    // eight hours, so 50 an hour is even. The draw is a pure function of
+    // (tenant, recipient, service), so the counts are the same in every
+    // run; 25..=75 is about four standard deviations of a fair draw either
+    // way.
+    let mut per_hour = [0u32; 8];
+    for n in 1..=400 {
+        let out = fix.plan(&[email_customer(n)], &TestHistory::default());
+        let at = out.times[0];
+        assert!((540..1020).contains(&at) && at % 5 == 0, "K{n}: {at}");
+        per_hour[usize::from(at / 60 - 9)] += 1;
+    }
+    assert!(
+        per_hour.iter().all(|c| (25..=75).contains(c)),
+        "{per_hour:?}"
+    );
+
+    // The day's load moves no message: K1 alone, and after 95 others.
+    let alone = fix
+        .plan(&[email_customer(1)], &TestHistory::default())
+        .times;
     let mut h = TestHistory::default();
     h.load.insert(today(), 95);
     let rs: Vec<Recipient> = (1..=2).map(email_customer).collect();
-    let out = fix.plan(&rs, &h);
-    // The 96th message at 09:00 + 95 × 5 min = 16:55, the 97th at 09:00.
-    assert_eq!(out.times, vec![1015, 540]);
+    let busy = fix.plan(&rs, &h).times;
+    assert_eq!(busy[0], alone[0]);
     assert_eq!(
-        send_whys(&out)[0],
-        "2026-03-02 16:55; window mon,tue,wed,thu,fri 09:00-17:00"
+        send_whys(&fix.plan(&rs, &h))[0],
+        format!(
+            "2026-03-02 {:02}:{:02}; window mon,tue,wed,thu,fri 09:00-17:00",
+            alone[0] / 60,
+            alone[0] % 60
+        )
     );
+
     // A letter goes with its day's batch: within the window's first hour,
     // whatever the day's load, never late in the day when the batch has
-    // closed (95 × 5 min wraps at 60: 09:55 and 09:00).
-    let rs: Vec<Recipient> = (1..=2).map(post_customer).collect();
-    let out = fix.plan(&rs, &h);
-    assert!(out.drafts.iter().all(|d| d.channel == Channel::Post));
-    assert_eq!(out.times, vec![595, 540]);
+    // closed.
+    let letters: Vec<u16> = (1..=40)
+        .flat_map(|n| fix.plan(&[post_customer(n)], &h).times)
+        .collect();
+    assert_eq!(letters.len(), 40);
+    assert!(
+        letters.iter().all(|t| (540..600).contains(t)),
+        "{letters:?}"
+    );
+    // ... and spread over that hour too, not all at 09:00.
+    assert!(
+        letters.iter().filter(|t| **t >= 570).count() >= 10,
+        "{letters:?}"
+    );
 }
 
 #[test]
@@ -2422,30 +2470,33 @@ fn a_run_plans_and_writes_the_outbox() {
             )
         })
         .collect();
+    // Numbered in send order: K2's letter at 09:50 (in the window's first
+    // hour, its batch's), K1's email at 12:45 (each time the message's own
+    // draw, `send_times_are_drawn_over_the_window_per_message`).
     assert_eq!(
         got,
         vec![
             (
                 1,
-                "K1",
-                Channel::Email,
-                2,
-                today(),
-                540,
-                "<tp.t1.1@autohaus-test.example>"
-            ),
-            (
-                2,
                 "K2",
                 Channel::Post,
                 95,
                 today(),
-                545,
+                590,
+                "<tp.t1.1@autohaus-test.example>"
+            ),
+            (
+                2,
+                "K1",
+                Channel::Email,
+                2,
+                today(),
+                765,
                 "<tp.t1.2@autohaus-test.example>"
             ),
         ]
     );
-    let m = &report.planned[0];
+    let m = &report.planned[1];
     assert_eq!(
         (m.template.as_str(), m.status),
         ("service", MessageStatus::Planned)
@@ -2472,14 +2523,14 @@ fn a_run_plans_and_writes_the_outbox() {
     let store = w.store();
     assert_eq!(store.message_count(), 2);
     assert_eq!(
-        store.message(1).expect("read"),
-        Some(report.planned[0].clone())
+        store.message(2).expect("read"),
+        Some(report.planned[1].clone())
     );
     assert_eq!(
         store
             .planned_occasion("service:V1:2025-03-20")
             .expect("read"),
-        Some(1)
+        Some(2)
     );
     assert_eq!(
         store
@@ -2619,8 +2670,10 @@ fn a_revoked_consent_cancels_the_email_and_replans_by_post() {
     let w = World::new();
     two_customers(&w);
     let first = w.plan(today(), Mode::Commit);
-    assert_eq!(first.planned[0].channel, Channel::Email);
-    assert_eq!(first.planned[0].recipient, "K1");
+    // K1's email is the second message (numbered in send order, after
+    // K2's letter in the window's first hour).
+    assert_eq!(first.planned[1].channel, Channel::Email);
+    assert_eq!(first.planned[1].recipient, "K1");
 
     // K1 says no to email, later than the yes.
     w.import(
@@ -2630,7 +2683,7 @@ fn a_revoked_consent_cancels_the_email_and_replans_by_post() {
     );
     let second = w.plan(today(), Mode::Commit);
     let cancelled = only(&second.cancelled);
-    assert_eq!(cancelled.id, 1);
+    assert_eq!(cancelled.id, 2);
     assert_eq!(cancelled.status, MessageStatus::Cancelled);
     // The queue shows a cancelled message's reason as its last error.
     assert_eq!(
@@ -2669,7 +2722,7 @@ fn a_revoked_consent_cancels_the_email_and_replans_by_post() {
 
     let store = w.store();
     assert_eq!(
-        store.message(1).expect("read").map(|m| m.status),
+        store.message(2).expect("read").map(|m| m.status),
         Some(MessageStatus::Cancelled)
     );
     // 97 - 2 (email released) + 95 (letter).
@@ -3206,16 +3259,19 @@ fn a_learned_lead_and_slot_shape_the_plan_and_its_why() {
     let m = only(&report.planned);
     // 28 days before is Friday 2026-03-13, the earliest day of that lead:
     // the slot's Tuesday before it (03-10) would be a longer lead, the one
-    // after (03-17) more than three days on. The slot's hour still holds.
-    assert_eq!((m.send_on, m.send_at), (d(2026, 3, 13), 10 * 60));
+    // after (03-17) more than three days on. The slot's hour still holds
+    // (the minute is the message's draw within it).
+    assert_eq!((m.send_on, m.send_at / 60), (d(2026, 3, 13), 10));
     let why: Vec<String> = m.why.iter().map(|w| w.text.clone()).collect();
     assert!(
         why.contains(&"lead time: 28 days (learned from 6 dealers, 1,800 reminders: 12.0 % responded vs 8.0 % at the policy's 21 days)".to_string()),
         "{why:#?}"
     );
     assert!(
-        why.iter().any(|t| t.starts_with("2026-03-13 10:00; window")
-            && t.ends_with("; send time: Tue 10:00 (learned slot) (its weekday out of reach)")),
+        why.iter().any(
+            |t| t.starts_with(&format!("2026-03-13 10:{:02}; window", m.send_at % 60))
+                && t.ends_with("; send time: Tue 10:00 (learned slot) (its weekday out of reach)")
+        ),
         "{why:#?}"
     );
 
@@ -3242,12 +3298,13 @@ fn a_learned_lead_and_slot_shape_the_plan_and_its_why() {
     ));
     let report = w.plan(today(), Mode::DryRun);
     let m = only(&report.planned);
-    assert_eq!((m.send_on, m.send_at), (d(2026, 3, 16), 10 * 60));
+    assert_eq!((m.send_on, m.send_at / 60), (d(2026, 3, 16), 10));
     let why: Vec<String> = m.why.iter().map(|w| w.text.clone()).collect();
     assert!(
-        why.iter().any(|t| t
-            .starts_with("2026-03-16 10:00 (from 2026-03-13: the slot's weekday); window")
-            && t.ends_with("; send time: Mon 10:00 (learned slot)")),
+        why.iter().any(|t| t.starts_with(&format!(
+            "2026-03-16 10:{:02} (from 2026-03-13: the slot's weekday); window",
+            m.send_at % 60
+        )) && t.ends_with("; send time: Mon 10:00 (learned slot)")),
         "{why:#?}"
     );
 
@@ -3259,11 +3316,13 @@ fn a_learned_lead_and_slot_shape_the_plan_and_its_why() {
     ));
     let report = w.plan(today(), Mode::DryRun);
     let m = only(&report.planned);
-    assert_eq!((m.send_on, m.send_at), (d(2026, 3, 13), 10 * 60));
+    assert_eq!((m.send_on, m.send_at / 60), (d(2026, 3, 13), 10));
     let why: Vec<String> = m.why.iter().map(|w| w.text.clone()).collect();
     assert!(
-        why.iter().any(|t| t.starts_with("2026-03-13 10:00; window")
-            && t.ends_with("; send time: 10:00 (learned slot)")),
+        why.iter().any(
+            |t| t.starts_with(&format!("2026-03-13 10:{:02}; window", m.send_at % 60))
+                && t.ends_with("; send time: 10:00 (learned slot)")
+        ),
         "{why:#?}"
     );
 }
@@ -3314,7 +3373,7 @@ fn a_learned_weekday_moves_a_letter_to_that_day() {
     let why: Vec<String> = m.why.iter().map(|w| w.text.clone()).collect();
     assert!(
         why.iter().any(|t| t
-            .starts_with("2026-03-16 09:00 (from 2026-03-13: the slot's weekday); window")
+            .starts_with("2026-03-16 09:45 (from 2026-03-13: the slot's weekday); window")
             && t.ends_with("; send day: Mon (learned slot)")),
         "{why:#?}"
     );

@@ -182,7 +182,7 @@ async fn scoped_setup(role: Role) -> Scoped {
     let mut d = TestDaemon::start_with(Options {
         dealers: Vec::new(),
         dealer_files,
-        brand: Some(today::brand_with_window(0)),
+        brand: Some(today::brand_due_at_once()),
         access: admins,
         // `c` waits while the second user's commands run as processes.
         idle_timeout_secs: 600,
