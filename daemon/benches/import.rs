@@ -58,6 +58,7 @@ fn main() {
     println!();
     println!("| customers | rows (incl. vehicles) | file MB | parse rows/s | import rows/s | import s | identity s | peak RSS MB | on disk MB |");
     println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    let mut bytes = Vec::new();
     for n in sizes {
         let file = work.path().join(format!("kunden-{n}.csv"));
         let rows = generate(&file, n);
@@ -79,7 +80,35 @@ fn main() {
             get(&import, "rss_mb"),
             get(&import, "disk_mb"),
         );
+        // Where the bytes go: the live records (keys and values) against
+        // the CSV, sled's files, and a fresh copy of the same trees (what
+        // a backup or a rewrite writes).
+        let csv = mb;
+        let live = get(&import, "live_mb");
+        let trees: Vec<String> = import
+            .lines()
+            .filter_map(|l| l.strip_prefix("tree="))
+            .take(6)
+            .map(str::to_string)
+            .collect();
+        bytes.push(format!(
+            "| {n} | {csv:.1} | {live:.1} ({:.1} ×) | {:.1} ({:.1} ×) | {:.1} ({:.1} ×) | {} |",
+            live / csv,
+            get(&import, "sled_mb"),
+            get(&import, "sled_mb") / csv,
+            get(&import, "copy_mb"),
+            get(&import, "copy_mb") / csv,
+            trees.join(", ")
+        ));
         let _ = std::fs::remove_file(&file);
+    }
+    println!();
+    println!("Where the bytes go, one tenant after the import and identity pass (MB; × the CSV):");
+    println!();
+    println!("| customers | CSV | live keys and values | sled's files | a fresh copy of the trees | largest trees (live MB) |");
+    println!("|---:|---:|---:|---:|---:|---|");
+    for row in &bytes {
+        println!("{row}");
     }
     if let Some(gb) = gb {
         let file = work.path().join("kunden-1gb.csv");
@@ -197,17 +226,38 @@ fn child(mode: &str, args: &[String]) {
             let t = Instant::now();
             let again = touchpointd::identity::find_and_merge(&store, None).expect("identity");
             let identity_secs = t.elapsed().as_secs_f64();
+            let rss = peak_rss_mb();
+            let (mut trees, sled_bytes) = store.tree_bytes().expect("tree bytes");
             drop(store);
+            let copy = work.join(format!("copy-{}", std::process::id()));
+            stores.snapshot_tenant(&tenant, &copy).expect("copy");
+            let copy_bytes = dir_size(&copy);
+            let _ = std::fs::remove_dir_all(&copy);
             stores.close_all().expect("close");
             assert!(report.is_committed(), "{:?}", report.status);
             assert!(again.is_empty(), "a second identity pass finds nothing new");
             println!(
-                "rows={}\nmerges={}\nimport_secs={import_secs}\nidentity_secs={identity_secs}\nrss_mb={:.1}\ndisk_mb={:.1}",
+                "rows={}\nmerges={}\nimport_secs={import_secs}\nidentity_secs={identity_secs}\nrss_mb={rss:.1}\ndisk_mb={:.1}",
                 report.rows_ok,
                 report.merges,
-                peak_rss_mb(),
                 dir_size(&state.join("tenants/d001")) as f64 / 1e6
             );
+            let live: u64 = trees.iter().map(|t| t.key_bytes + t.value_bytes).sum();
+            println!(
+                "live_mb={:.2}\nsled_mb={:.2}\ncopy_mb={:.2}",
+                live as f64 / 1e6,
+                sled_bytes as f64 / 1e6,
+                copy_bytes as f64 / 1e6
+            );
+            trees.sort_by_key(|t| std::cmp::Reverse(t.key_bytes + t.value_bytes));
+            for t in &trees {
+                println!(
+                    "tree={} {:.2} ({} entries)",
+                    t.name,
+                    (t.key_bytes + t.value_bytes) as f64 / 1e6,
+                    t.entries
+                );
+            }
             let _ = std::fs::remove_dir_all(&state);
         }
         "tenants" => {

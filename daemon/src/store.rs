@@ -76,6 +76,7 @@ use touchpoint_common::protocol::TenantSummary;
 use touchpoint_common::{Date, TenantId};
 
 pub use central::{Central, TenantFigures, TenantRecord};
+pub use db::TreeBytes;
 pub use diskio::{fail_writes_under, FaultGuard};
 pub use error::{Result, StoreError};
 pub use outbox::index;

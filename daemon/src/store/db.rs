@@ -42,6 +42,15 @@ pub(super) struct TenantDb {
     is_broken: AtomicBool,
 }
 
+/// One tree's live records ([`TenantDb::tree_bytes`]).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TreeBytes {
+    pub name: String,
+    pub entries: u64,
+    pub key_bytes: u64,
+    pub value_bytes: u64,
+}
+
 impl TenantDb {
     pub(super) fn open(
         id: TenantId,
@@ -107,6 +116,28 @@ impl TenantDb {
 
     pub(super) fn size_on_disk(&self) -> u64 {
         self.db.size_on_disk().unwrap_or(0)
+    }
+
+    /// Entries and the bytes of their keys and values per tree: what the
+    /// store holds live, against [`Self::size_on_disk`]. Reads every
+    /// record (the import benchmark's breakdown).
+    pub(super) fn tree_bytes(&self) -> Result<Vec<TreeBytes>> {
+        let mut out = Vec::new();
+        for name in self.db.tree_names() {
+            let tree = self.db.open_tree(&name).map_err(self.err())?;
+            let mut t = TreeBytes {
+                name: String::from_utf8_lossy(&name).into_owned(),
+                ..TreeBytes::default()
+            };
+            for kv in tree.iter() {
+                let (k, v) = kv.map_err(self.err())?;
+                t.entries += 1;
+                t.key_bytes += k.len() as u64;
+                t.value_bytes += v.len() as u64;
+            }
+            out.push(t);
+        }
+        Ok(out)
     }
 
     pub(super) fn err(&self) -> impl Fn(sled::Error) -> StoreError + '_ {

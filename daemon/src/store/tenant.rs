@@ -401,6 +401,13 @@ impl TenantStore {
     }
     // ----- what dispatch learns about the dealer's data ------------------------------
 
+    /// Entries and bytes of keys and values per tree, and the database's
+    /// size on disk: where the store's bytes go (benchmarks). Reads every
+    /// record.
+    pub fn tree_bytes(&self) -> Result<(Vec<super::TreeBytes>, u64)> {
+        Ok((self.db.tree_bytes()?, self.db.size_on_disk()))
+    }
+
     /// Changes whenever the tenant's data changes (imports, merges, undos,
     /// consent changes): the planner skips a tenant whose data, policy and day
     /// are those of its last run.
