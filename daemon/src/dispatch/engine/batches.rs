@@ -422,7 +422,7 @@ impl Dispatcher {
                 let store = self.stores.tenant(t)?;
                 self.requeue_interrupted(&store, &p, now)?;
                 self.state().woken.insert(t.clone());
-                self.release_due(&store, &p, now)?;
+                self.release_due_now(&store, &p, now)?;
                 self.close_batches_into(&store, &p, now, &mut out)
             })();
             if let Err(e) = r {

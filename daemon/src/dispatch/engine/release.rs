@@ -22,6 +22,8 @@ const RELEASE_BATCH: usize = 2_000;
 const RELEASE_EVERY_MS: i64 = 30_000;
 
 impl Dispatcher {
+    /// A round's release: at most every [`RELEASE_EVERY_MS`] per tenant,
+    /// or at once when the tenant was woken.
     pub(super) fn release_due(&self, store: &TenantStore, p: &Policies, now: i64) -> Result<()> {
         {
             let mut st = self.state();
@@ -32,6 +34,27 @@ impl Dispatcher {
             }
             st.released_at.insert(store.id().clone(), now);
         }
+        self.release(store, p, now)
+    }
+
+    /// An operator's release (the day's batches closed now): whatever the
+    /// interval, and after a release under way in a round has written what
+    /// it released (the plan lock), so that everything due by `now` is
+    /// queued when this returns. A wake-up alone did not promise that: a
+    /// round could take the wake-up between the request setting it and
+    /// looking for it, and still be rendering when the request looked for
+    /// queued letters.
+    pub(super) fn release_due_now(
+        &self,
+        store: &TenantStore,
+        p: &Policies,
+        now: i64,
+    ) -> Result<()> {
+        self.state().released_at.insert(store.id().clone(), now);
+        self.release(store, p, now)
+    }
+
+    fn release(&self, store: &TenantStore, p: &Policies, now: i64) -> Result<()> {
         let today = today_local(now);
         let _lock = store.plan_lock();
         let mut ids = store.releasable(today)?;
