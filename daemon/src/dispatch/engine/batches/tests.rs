@@ -2,7 +2,7 @@
 
 use touchpoint_common::domain::{Channel, Timestamp};
 use touchpoint_common::outbox::{month_of, Occasion};
-use touchpoint_common::policy::OccasionKind;
+use touchpoint_common::policy::{OccasionKind, Weekday};
 
 use super::*;
 use crate::dispatch::engine::fixture::*;
@@ -142,7 +142,18 @@ fn a_letter_names_the_vehicle_its_message_is_about_after_the_vehicle_changed_hol
 fn a_quality_check_call_planned_by_the_planner_goes_out_in_the_days_call_list() {
     let fx = Fx::new();
     let today = today();
-    let day = today.add_days(-10);
+    // Planned on a day ten days ago, or the last before it the service
+    // sends on (its window is Monday to Friday, and no holiday), so that
+    // the test does not depend on the weekday it runs on.
+    let p = fx.p();
+    let window = &p.brand.services["quality_check"].send_window;
+    let mut day = today.add_days(-10);
+    while !window.weekdays.contains(&Weekday::of(day))
+        || p.brand.calendar.holidays.iter().any(|h| h.0 == day)
+        || p.brand.calendar.quiet_weekdays.contains(&Weekday::of(day))
+    {
+        day = day.add_days(-1);
+    }
     let visit = day.add_days(-7);
     fx.import(
         "d003",
