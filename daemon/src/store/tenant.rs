@@ -404,7 +404,7 @@ impl TenantStore {
     /// Entries and bytes of keys and values per tree, and the database's
     /// size on disk: where the store's bytes go (benchmarks). Reads every
     /// record.
-    pub fn tree_bytes(&self) -> Result<(Vec<super::TreeBytes>, u64)> {
+    pub fn tree_bytes(&self) -> Result<(Vec<super::db::TreeBytes>, u64)> {
         Ok((self.db.tree_bytes()?, self.db.size_on_disk()))
     }
 
