@@ -15,7 +15,9 @@
 //!    value, minus cost), the *why* naming the runner-up and the margin;
 //! 5. budget (the service's monthly budget, highest expected value first);
 //! 6. send time (the service's window, no quiet days or holidays, the
-//!    dealer's daily capacity).
+//!    dealer's daily capacity; an email at a five-minute step of the
+//!    window drawn per recipient and service, so a dealer's emails spread
+//!    over its hours, a letter or call in the window's first hour).
 //!
 //! Before the steps, each recipient's journey stages are derived for the
 //! day and, in a run that writes, stored with their transitions
