@@ -162,10 +162,9 @@ impl Default for Options {
 
 /// Between 00:00 and 01:00 local time, moves this process's domain time
 /// (`touchpoint_common::clock`) an hour on, once, before any daemon of it
-/// starts: tests that plan today with a window opening at 00:00 expect
-/// every message due at once, and a message's time in a window is its own
-/// draw, which a plan made in the day's first minutes may put in minutes
-/// still to come. The date
+/// starts: tests that plan today with a window placed around the present
+/// minute (the approvals cycle: from 12 minutes ago) need room before and
+/// after it within the day. The date
 /// stays the same (so daemons run as child processes, on the real clock,
 /// agree on today), and nothing shows a simulated clock.
 pub fn keep_off_midnight() {

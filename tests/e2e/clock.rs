@@ -43,7 +43,7 @@ fn date_header(mail: &Path) -> String {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_daemon_on_a_clock_started_monday_morning_sends_mondays_email() {
+async fn a_daemon_on_a_clock_started_monday_evening_sends_mondays_email() {
     let monday = coming_monday();
     // 18:00: service_due's window is 08:00-18:00, each message at a time of
     // its own in it, so all six are due at once.

@@ -399,7 +399,6 @@ impl TenantStore {
     pub fn undo_merge(&self, merge_id: u64, by: &str) -> Result<MergeRecord> {
         self.records.undo_merge(merge_id, by)
     }
-    // ----- what dispatch learns about the dealer's data ------------------------------
 
     /// Entries and bytes of keys and values per tree, and the database's
     /// size on disk: where the store's bytes go (benchmarks). Reads every
@@ -407,6 +406,8 @@ impl TenantStore {
     pub fn tree_bytes(&self) -> Result<(Vec<super::db::TreeBytes>, u64)> {
         Ok((self.db.tree_bytes()?, self.db.size_on_disk()))
     }
+
+    // ----- what dispatch learns about the dealer's data ------------------------------
 
     /// Changes whenever the tenant's data changes (imports, merges, undos,
     /// consent changes): the planner skips a tenant whose data, policy and day

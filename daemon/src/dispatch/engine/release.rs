@@ -34,16 +34,16 @@ impl Dispatcher {
             }
             st.released_at.insert(store.id().clone(), now);
         }
-        self.release(store, p, now)
+        self.release(store, p, now).map(|_| ())
     }
 
     /// An operator's release (the day's batches closed now): whatever the
-    /// interval, and after a release under way in a round has written what
-    /// it released (the plan lock), so that everything due by `now` is
-    /// queued when this returns. A wake-up alone did not promise that: a
-    /// round could take the wake-up between the request setting it and
-    /// looking for it, and still be rendering when the request looked for
-    /// queued letters.
+    /// interval, every batch of [`RELEASE_BATCH`] until none is left, and
+    /// after a release under way in a round has written what it released
+    /// (the plan lock), so that everything due by `now` is queued when this
+    /// returns. A wake-up alone did not promise that: a round could take
+    /// the wake-up between the request setting it and looking for it, and
+    /// still be rendering when the request looked for queued letters.
     pub(super) fn release_due_now(
         &self,
         store: &TenantStore,
@@ -51,17 +51,21 @@ impl Dispatcher {
         now: i64,
     ) -> Result<()> {
         self.state().released_at.insert(store.id().clone(), now);
-        self.release(store, p, now)
+        while self.release(store, p, now)? {}
+        Ok(())
     }
 
-    fn release(&self, store: &TenantStore, p: &Policies, now: i64) -> Result<()> {
+    /// Releases up to [`RELEASE_BATCH`] messages; `true` when more wait and
+    /// this batch moved some.
+    fn release(&self, store: &TenantStore, p: &Policies, now: i64) -> Result<bool> {
         let today = today_local(now);
         let _lock = store.plan_lock();
         let mut ids = store.releasable(today)?;
         if ids.is_empty() {
-            return Ok(());
+            return Ok(false);
         }
-        if ids.len() > RELEASE_BATCH {
+        let more = ids.len() > RELEASE_BATCH;
+        if more {
             // The rest in the next rounds, without waiting for the interval.
             ids.truncate(RELEASE_BATCH);
             let mut st = self.state();
@@ -114,7 +118,9 @@ impl Dispatcher {
             }
         }
         store.apply(&changes)?;
-        Ok(())
+        // More wait, and this batch moved some: a batch that moved none
+        // (every message in it skipped) would be the same batch again.
+        Ok(more && !changes.is_empty())
     }
 
     /// Renders a message once to catch what would fail at its send time.

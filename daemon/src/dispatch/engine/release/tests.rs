@@ -37,3 +37,37 @@ fn a_template_that_fails_to_render_holds_the_message_when_released() {
     );
     assert_eq!(store.releasable(today()).unwrap(), vec![m.id]);
 }
+
+/// An operator's release (the day's batches closed now) queues everything
+/// due, however many: a round releases [`RELEASE_BATCH`] at a time and
+/// leaves the rest to the next rounds; the operator's goes on until none
+/// is left.
+#[test]
+fn an_operators_release_takes_every_batch_not_only_the_first() {
+    let fx = Fx::new();
+    customers(&fx, "d001", &["K1"]);
+    let store = fx.store("d001");
+    let n = RELEASE_BATCH + 3;
+    let many: Vec<Message> = (0..n)
+        .map(|_| {
+            draft(
+                &store,
+                "K1",
+                Channel::Email,
+                "service_due",
+                Some(VIN_A),
+                today(),
+            )
+        })
+        .collect();
+    store
+        .commit_plan(&crate::store::PlanWrite {
+            new: &many,
+            revised: &[],
+            stamp: 0,
+        })
+        .unwrap();
+    fx.d.release_due_now(&store, &fx.p(), now()).unwrap();
+    assert!(store.releasable(today()).unwrap().is_empty());
+    assert_eq!(store.due(Channel::Email, LATER, n + 10).unwrap().len(), n);
+}
