@@ -61,8 +61,16 @@
 //! policy's own arm has none to compare with, the policy's value stays
 //! (the fallback). Exploration is Thompson sampling (Thompson 1933; Chapelle &
 //! Li 2011, "An Empirical Evaluation of Thompson Sampling"; Russo et al.
-//! 2018, "A Tutorial on Thompson Sampling"): `explore_percent` of the
-//! occasions draw once from each arm's posterior and take the best draw.
+//! 2018, "A Tutorial on Thompson Sampling"), less the value in force:
+//! `explore_percent` of the occasions take the best of one draw from the
+//! posterior over the arms **other than the one in force**, which has
+//! every message that does not explore (top-two Thompson sampling with the
+//! leader fixed; Russo 2020, "Simple Bayesian algorithms for best-arm
+//! identification"): exploration goes to the challengers the next decision
+//! needs data on. A lead's draw is one of the whole smoothed curve
+//! ([`model::explore_lead`]), so a lead the neighbours already rule out is
+//! hardly drawn, however thin its own cell; a weekday's or an hour's is
+//! one from each arm's Beta posterior ([`model::explore_slot`]).
 //! Whether an occasion explores is one draw from a stream seeded by its
 //! occasion key and its service's own version ([`model::Stream`]); an
 //! occasion that explores draws its lead and its slot from that stream,
@@ -122,7 +130,7 @@ use touchpoint_common::Date;
 
 pub use data::{collect, DealerData, Grid};
 pub use model::Counts;
-use model::{best, pool_baselines, pool_partition, prior, thompson, Stream};
+use model::{best, pool_baselines, pool_partition, prior, Stream};
 
 use crate::store::{StoreError, Stores};
 
@@ -506,12 +514,8 @@ pub fn compute(brand: &BrandPolicy, dealers: &[DealerData], prev: &LearnedState)
                     a
                 })
                 .collect();
-            // An arm's incremental response needs its own baseline: while
-            // any lead has one, an arm without is left out of the choice
-            // (its baseline 0 would flatter it). Without any baseline at
-            // all (no control group) the arms compare on their response.
-            let baselined = lead_arms.iter().any(ArmFigures::has_baseline);
-            let is_usable = |a: &ArmFigures| a.passes && (!baselined || a.has_baseline());
+            // An arm's incremental response needs its own baseline.
+            let is_usable = model::usable_lead(&lead_arms);
             let usable: Vec<ArmFigures> =
                 lead_arms.iter().filter(|a| is_usable(a)).cloned().collect();
             let any = !usable.is_empty();
@@ -936,12 +940,25 @@ impl Learned {
                     .collect(),
             };
             let value_cents = entry.map_or(s.value.cents(), |e| e.value_cents);
-            if let Some(Arm::Lead(l)) = thompson(&arms, value_cents, 0, &mut exploring.lead) {
+            // What a message that does not explore gets (below).
+            let in_force = match entry {
+                Some(e) if s.lead_grid().contains(&e.lead.value) => e.lead.value,
+                _ => s.lead_days,
+            };
+            let usable = model::usable_lead(&arms);
+            if let Some(Arm::Lead(l)) = model::explore_lead(
+                &arms,
+                &usable,
+                Arm::Lead(in_force),
+                value_cents,
+                0,
+                &mut exploring.lead,
+            ) {
                 return Pick {
                     value: l,
                     why: Some(format!(
-                        "lead time: {l} days (exploring: a Thompson draw over {} lead times, {} % of messages)",
-                        arms.len(),
+                        "lead time: {l} days (exploring: a Thompson draw over the {} lead times other than the {in_force} days in force, {} % of messages)",
+                        arms.len().saturating_sub(1),
                         s.explore_percent
                     )),
                 };
@@ -1000,13 +1017,21 @@ impl Learned {
             // on how many numbers the weekdays' draw took.
             let (mut day_stream, mut hour_stream) = (exploring.slot.fork(), exploring.slot.fork());
             let value_cents = entry.value_cents;
-            let draw =
-                |arms: &[ArmFigures], stream: &mut Stream| thompson(arms, value_cents, 0, stream);
-            let day = match draw(&days, &mut day_stream) {
+            // The weekday and the hour in force are left out of the draw
+            // (`model::explore_slot`): they have the messages that do not
+            // explore.
+            let held = entry.slot.value;
+            let held_day = held
+                .filter(|(wd, _)| *wd < ANY_WEEKDAY)
+                .map(|(wd, _)| Arm::Slot(wd, ANY_HOUR));
+            let held_hour = held
+                .filter(|(_, h)| *h < ANY_HOUR)
+                .map(|(_, h)| Arm::Slot(ANY_WEEKDAY, h));
+            let day = match model::explore_slot(&days, held_day, value_cents, &mut day_stream) {
                 Some(Arm::Slot(wd, _)) => Some(wd),
                 _ => None,
             };
-            let hour = match draw(&hours, &mut hour_stream) {
+            let hour = match model::explore_slot(&hours, held_hour, value_cents, &mut hour_stream) {
                 Some(Arm::Slot(_, h)) => Some(h),
                 _ => None,
             };
@@ -1015,13 +1040,18 @@ impl Learned {
                 return Some(Pick {
                     value,
                     why: Some(format!(
-                        "send time: {} (exploring: a Thompson draw over {} weekdays{}, {} % of messages)",
+                        "send time: {} (exploring: a Thompson draw over {} weekdays{}{}, {} % of messages)",
                         Arm::Slot(value.0, value.1),
-                        days.len(),
+                        model::challengers(&days, held_day),
                         if hours.is_empty() {
                             String::new()
                         } else {
-                            format!(" and {} hours", hours.len())
+                            format!(" and {} hours", model::challengers(&hours, held_hour))
+                        },
+                        if held_day.is_some() || held_hour.is_some() {
+                            " other than those in force"
+                        } else {
+                            ""
                         },
                         s.explore_percent
                     )),

@@ -420,7 +420,15 @@ async fn a_batch_cut_between_its_pdf_and_its_manifest_is_written_again_whole() {
         let mut changes = Vec::new();
         for &id in &ids {
             let m = store.message(id).expect("read").expect("message");
-            assert_eq!(m.status, MessageStatus::Queued);
+            // The status counts a release's write before its flush, so the
+            // kill may have taken the release with it: planned again (the
+            // restarted daemon would release it anew). Either way the
+            // batch step marks it sending, as here.
+            assert!(
+                matches!(m.status, MessageStatus::Queued | MessageStatus::Planned),
+                "{:?}",
+                m.status
+            );
             let mut after = m.clone();
             after.dispatch.batch = format!("{stem}.pdf");
             after.dispatch.attempts += 1;

@@ -271,6 +271,15 @@ pub fn first_slot_z(arms: usize) -> f64 {
     normal_quantile(1.0 - 0.10 / arms.max(1) as f64)
 }
 
+/// Which lead arms the choice counts: an arm whose cell passes the rule
+/// and, while any lead has a control baseline in use, has its own (a
+/// baseline of 0 would flatter it). Without any baseline at all (no
+/// control group) the arms compare on their response.
+pub fn usable_lead(arms: &[ArmFigures]) -> impl Fn(&ArmFigures) -> bool {
+    let baselined = arms.iter().any(ArmFigures::has_baseline);
+    move |a: &ArmFigures| a.passes && (!baselined || a.has_baseline())
+}
+
 /// The prior standard deviation of the lead curve's second difference,
 /// in incremental response per grid step squared: from one lead to the
 /// next, the slope of the curve changes by about three points, rarely more.
@@ -493,7 +502,8 @@ impl Stream {
         ((self.next_u64() >> 11) as f64 + 0.5) / (1u64 << 53) as f64
     }
 
-    fn normal(&mut self) -> f64 {
+    /// Standard normal (Box–Muller).
+    pub fn normal(&mut self) -> f64 {
         let (u, v) = (self.uniform(), self.uniform());
         (-2.0 * u.ln()).sqrt() * (2.0 * std::f64::consts::PI * v).cos()
     }
@@ -544,4 +554,119 @@ pub fn thompson(
         }
     }
     best.map(|(a, _)| a)
+}
+
+/// The lower Cholesky factor L of a small symmetric positive definite
+/// matrix (L L′ = `a`). A pivot that rounding left at or just below zero
+/// (within 10⁻⁹ of the largest diagonal) gets 10⁻¹² of it; `None` when
+/// the matrix is further from positive definite than that, or empty of
+/// any variance.
+fn cholesky(a: &[Vec<f64>]) -> Option<Vec<Vec<f64>>> {
+    let n = a.len();
+    let scale = (0..n).fold(0.0f64, |m, i| m.max(a[i][i]));
+    if !scale.is_finite() || scale <= 0.0 {
+        return None;
+    }
+    let mut l = vec![vec![0.0; n]; n];
+    for i in 0..n {
+        for j in 0..=i {
+            let s: f64 = (0..j).map(|k| l[i][k] * l[j][k]).sum();
+            if i == j {
+                let d = a[i][i] - s;
+                if d.is_nan() || d <= -scale * 1e-9 {
+                    return None;
+                }
+                l[i][i] = d.max(scale * 1e-12).sqrt();
+            } else {
+                l[i][j] = (a[i][j] - s) / l[j][j];
+            }
+        }
+    }
+    Some(l)
+}
+
+/// Exploration's lead: Thompson sampling on the smoothed curve, less the
+/// lead in force. One draw of the whole incremental-response curve from
+/// the smoothed posterior ([`smooth`]: N(mean, cov)), and the lead whose
+/// drawn value is best; so a lead is explored as often as it is likely to
+/// be the best *given its neighbours*, and a lead the curve already rules
+/// out (far down one side of the peak) is hardly drawn, however thin its
+/// own cell. Leads without data of their own (not `usable`) have the
+/// curve's posterior there, wide where nothing near was sent, so they are
+/// drawn while they might be best.
+///
+/// The lead `in_force` is left out: it has every message that does not
+/// explore, and a draw that lands on it adds nothing the decision needs.
+/// This is top-two Thompson sampling (Russo 2020, "Simple Bayesian
+/// algorithms for best-arm identification", *Operations Research* 68(6))
+/// with the leader fixed: the value in force is played by the
+/// (100 − `explore_percent`) % of messages, and exploration goes to its
+/// challengers, where the next decision ([`best`]) needs the data. The
+/// plain draw (the smoothing's system has fewer than two usable arms):
+/// [`thompson`] over the arms' own posteriors, less the lead in force.
+/// The lead in force itself only when the grid has no other.
+pub fn explore_lead(
+    arms: &[ArmFigures],
+    usable: &dyn Fn(&ArmFigures) -> bool,
+    in_force: Arm,
+    value_cents: i64,
+    cost_cents: i64,
+    stream: &mut Stream,
+) -> Option<Arm> {
+    let others = || arms.iter().filter(|a| a.arm != in_force);
+    if others().next().is_none() {
+        return arms.first().map(|a| a.arm);
+    }
+    let curve = smooth(arms, usable, LAMBDA).and_then(|sm| cholesky(&sm.cov).map(|l| (sm.mean, l)));
+    match curve {
+        Some((mean, l)) => {
+            let z: Vec<f64> = (0..mean.len()).map(|_| stream.normal()).collect();
+            let mut top: Option<(Arm, f64)> = None;
+            for (i, a) in arms.iter().enumerate() {
+                if a.arm == in_force {
+                    continue;
+                }
+                let x = mean[i] + (0..=i).map(|j| l[i][j] * z[j]).sum::<f64>();
+                if top.is_none_or(|(_, t)| x > t) {
+                    top = Some((a.arm, x));
+                }
+            }
+            top.map(|(a, _)| a)
+        }
+        None => {
+            let rest: Vec<ArmFigures> = others().cloned().collect();
+            thompson(&rest, value_cents, cost_cents, stream)
+        }
+    }
+}
+
+/// How many arms [`explore_slot`] draws over: those other than the one
+/// in force, or all when none is left.
+pub fn challengers(arms: &[ArmFigures], in_force: Option<Arm>) -> usize {
+    match arms.iter().filter(|a| Some(a.arm) != in_force).count() {
+        0 => arms.len(),
+        n => n,
+    }
+}
+
+/// Exploration's slot arm of one partition (the weekdays or the hours):
+/// [`thompson`] over its arms less the one in force (`in_force`, when a
+/// weekday or an hour is: it has every message that does not explore),
+/// the top-two rule of [`explore_lead`]. All of them when none is in force
+/// or no other is left.
+pub fn explore_slot(
+    arms: &[ArmFigures],
+    in_force: Option<Arm>,
+    value_cents: i64,
+    stream: &mut Stream,
+) -> Option<Arm> {
+    let rest: Vec<ArmFigures> = arms
+        .iter()
+        .filter(|a| Some(a.arm) != in_force)
+        .cloned()
+        .collect();
+    if rest.is_empty() {
+        return thompson(arms, value_cents, 0, stream);
+    }
+    thompson(&rest, value_cents, 0, stream)
 }

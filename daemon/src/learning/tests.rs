@@ -2023,3 +2023,89 @@ fn an_hour_that_holds_more_messages_of_a_better_answered_lead_is_not_learned_for
     let raw = compute(&brand(), &unweighed, &LearnedState::default());
     assert_eq!(learned(&raw).slot.value, Some((ANY_WEEKDAY, 9)));
 }
+
+/// Exploration goes to the challengers of the values in force, never to
+/// them (they have every message that does not explore), and a lead is
+/// drawn by the smoothed curve: the neighbours of a clear peak far more
+/// than the leads the curve rules out. (Before, Thompson's draw over every
+/// arm gave most exploring messages the lead in force itself.)
+#[test]
+fn exploration_draws_the_challengers_of_the_values_in_force() {
+    let b = brand();
+    let s = &b.services["due"];
+    // A peak at 28 days: 14 and 42 days answer below their baseline of 5 %.
+    let data = vec![
+        dealer(&[
+            (14, 100, 2),
+            (21, 100, 10),
+            (28, 400, 80),
+            (35, 100, 12),
+            (42, 100, 4)
+        ]);
+        5
+    ];
+    let state = compute(&b, &data, &LearnedState::default());
+    assert_eq!(learned(&state).lead.value, 28);
+    let l = Learned::new(state);
+    let mut drawn: BTreeMap<u32, u32> = BTreeMap::new();
+    for i in 0..20_000 {
+        let key = format!("due|V{i}|2027-01-10");
+        let a = l.lead("due", s, Channel::Email, &key, false);
+        if a.why.unwrap_or_default().contains("exploring:") {
+            *drawn.entry(a.value).or_default() += 1;
+        }
+    }
+    let n = |lead| drawn.get(&lead).copied().unwrap_or(0);
+    let explored: u32 = drawn.values().sum();
+    assert!((1_800..=2_200).contains(&explored), "{drawn:?}");
+    assert_eq!(n(28), 0, "{drawn:?}");
+    assert!(n(21) + n(35) > 4 * (n(14) + n(42)), "{drawn:?}");
+
+    // The slot: Tuesday and 09:00 are in force; an exploring email goes
+    // on another weekday and at the window's other hour, 10:00.
+    let state = compute(&b, &with_slots(), &LearnedState::default());
+    assert_eq!(learned(&state).slot.value, Some((1, 9)));
+    let l = Learned::new(state);
+    let mut days = BTreeMap::<u8, u32>::new();
+    for i in 0..20_000 {
+        let key = format!("due|V{i}|2027-01-10");
+        let p = l.slot("due", s, Channel::Email, &key, false).expect("slot");
+        if p.why.unwrap_or_default().contains("exploring:") {
+            assert_eq!(p.value.1, 10, "{key}");
+            *days.entry(p.value.0).or_default() += 1;
+        } else {
+            assert_eq!(p.value, (1, 9));
+        }
+    }
+    assert!(!days.contains_key(&1), "{days:?}");
+    assert_eq!(days.len(), 4, "{days:?}");
+}
+
+#[test]
+fn the_lead_explored_is_drawn_from_the_smoothed_curve_without_the_one_in_force() {
+    // Without data on most leads the curve is wide there: every lead but
+    // the one in force is drawn.
+    let arms: Vec<ArmFigures> = [14, 21, 28, 35, 42]
+        .into_iter()
+        .map(|l| model::arm(Arm::Lead(l), None, model::prior(None), 0.0, 100, 0))
+        .collect();
+    let usable = model::usable_lead(&arms);
+    let mut seen = BTreeMap::<u32, u32>::new();
+    for i in 0..2_000 {
+        let mut st = Stream::new(&format!("k{i}"), 1);
+        if let Some(Arm::Lead(l)) =
+            model::explore_lead(&arms, &usable, Arm::Lead(21), 100, 0, &mut st)
+        {
+            *seen.entry(l).or_default() += 1;
+        }
+    }
+    assert_eq!(seen.keys().copied().collect::<Vec<_>>(), [14, 28, 35, 42]);
+    assert_eq!(seen.values().sum::<u32>(), 2_000);
+    // A grid of one lead: that one.
+    let one = &arms[..1];
+    let mut st = Stream::new("k", 1);
+    assert_eq!(
+        model::explore_lead(one, &usable, Arm::Lead(14), 100, 0, &mut st),
+        Some(Arm::Lead(14))
+    );
+}
