@@ -795,10 +795,19 @@ pub fn slot_text(s: &LearnedService) -> String {
     s.slot_text()
 }
 
-/// An occasion that explores: the streams its lead and its slot draw from.
+/// An occasion that explores: what it explores and the stream it draws
+/// from.
 struct Exploring {
-    lead: Stream,
-    slot: Stream,
+    turn: Turn,
+    stream: Stream,
+}
+
+/// What an exploring occasion explores: its lead or its send slot, never
+/// both; the other is the value in force.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Turn {
+    Lead,
+    Slot,
 }
 
 /// What the planner uses: the learned state in force, read-only.
@@ -836,51 +845,88 @@ impl Learned {
             .unwrap_or(0)
     }
 
-    /// Whether an occasion (by key) of a learning service explores: one
-    /// draw per occasion from a stream seeded by its key alone decides, a
-    /// deterministic share of `explore_percent`, never a control member
-    /// nor a frozen service. The decision does not change with what is
-    /// learned: an occasion that does not explore waits for the lead in
-    /// force ([`Learned::waits`]), and a new draw
-    /// every time a value changed would give each waiting occasion another
-    /// chance to explore, mostly at a lead already past. An occasion that
-    /// explores draws its lead and its slot from a stream seeded by its key
-    /// and the service's version (each its own fork of it, so the two calls
-    /// agree whatever order they come in).
-    fn explores(&self, id: &str, key: &str, s: &Service, control: bool) -> Option<Exploring> {
+    /// Whether an occasion (by key) of a learning service explores on
+    /// `channel`, and what: one draw per occasion from a stream seeded by
+    /// its key alone decides, a deterministic share of `explore_percent`,
+    /// never a control member nor a frozen service. The decision does not
+    /// change with what is learned: an occasion that does not explore its
+    /// lead waits for the lead in force ([`Learned::waits`]), and a new
+    /// draw every time a value changed would give each waiting occasion
+    /// another chance to explore, mostly at a lead already past.
+    ///
+    /// An exploring occasion explores its lead **or** its slot, half of
+    /// them each (the next number of the same stream), and keeps the value
+    /// in force of the other (its lead alone when the channel has no slot
+    /// arms). Exploration draws the challengers of a value in force, never
+    /// it ([`model::explore_lead`]), so were both explored at once every
+    /// challenger lead would go out on a challenger slot and the other way
+    /// round: a challenger would be judged with the other's handicap, and
+    /// the lead arms are not standardised for the slot (the slot arms are
+    /// for the lead: `pool_slots`). One at a time, a challenger differs
+    /// from the messages that do not explore in the one thing it tries.
+    ///
+    /// The draw itself is from a stream seeded by the key and the
+    /// service's version.
+    fn explores(
+        &self,
+        id: &str,
+        key: &str,
+        s: &Service,
+        channel: Channel,
+        control: bool,
+    ) -> Option<Exploring> {
         let frozen = self.state.frozen.contains(id);
         if !s.learn || frozen || control || s.explore_percent == 0 {
             return None;
         }
         // No version is ever `u64::MAX`: this stream is the decision's own.
-        if Stream::new(key, u64::MAX).uniform() * 100.0 >= f64::from(s.explore_percent) {
+        let mut decision = Stream::new(key, u64::MAX);
+        if decision.uniform() * 100.0 >= f64::from(s.explore_percent) {
             return None;
         }
-        let mut stream = Stream::new(key, self.service_version(id));
-        let lead = stream.fork();
-        let slot = stream.fork();
-        Some(Exploring { lead, slot })
+        let has_slots = self
+            .state
+            .get(id, channel)
+            .is_some_and(|e| !e.slot.arms.is_empty());
+        let turn = if has_slots && decision.uniform() < 0.5 {
+            Turn::Slot
+        } else {
+            Turn::Lead
+        };
+        Some(Exploring {
+            turn,
+            stream: Stream::new(key, self.service_version(id)),
+        })
     }
 
     /// Whether an occasion of a learning service waits to be planned: one
-    /// that neither explores nor is a control member is planned when the
-    /// send day of the lead in force comes within the planning horizon, as
-    /// a service that does not learn is, so that it goes out with the lead
-    /// and slot in force *then* (found by the grid's longest lead and
-    /// planned at once, it kept the values of five weeks before: a value
-    /// learned reached the sends that much later; EVALUATION.md, session
-    /// 20). Control members are drawn when found, so that every lead's
-    /// baseline has its members from the start (`data::collect`).
+    /// that neither explores its lead nor is a control member is planned
+    /// when the send day of the lead in force comes within the planning
+    /// horizon, as a service that does not learn is, so that it goes out
+    /// with the lead and slot in force *then* (found by the grid's longest
+    /// lead and planned at once, it kept the values of five weeks before: a
+    /// value learned reached the sends that much later; EVALUATION.md,
+    /// session 20). One that explores its slot waits too: its lead is the
+    /// one in force, as for those that do not explore. Control members are
+    /// drawn when found, so that every lead's baseline has its members from
+    /// the start (`data::collect`).
+    #[allow(clippy::too_many_arguments)]
     pub fn waits(
         &self,
         id: &str,
         s: &Service,
+        channel: Channel,
         key: &str,
         control: bool,
         send_day: Date,
         until: Date,
     ) -> bool {
-        s.learn && !control && send_day > until && self.explores(id, key, s, control).is_none()
+        s.learn
+            && !control
+            && send_day > until
+            && self
+                .explores(id, key, s, channel, control)
+                .is_none_or(|x| x.turn != Turn::Lead)
     }
 
     /// The lead time to find a service's occasions with: while it learns,
@@ -930,9 +976,25 @@ impl Learned {
             };
         }
         let entry = self.state.get(id, channel);
-        if let Some(mut exploring) = self.explores(id, key, s, control) {
+        if let Some(mut exploring) = self
+            .explores(id, key, s, channel, control)
+            .filter(|x| x.turn == Turn::Lead)
+        {
+            let grid = s.lead_grid();
+            // The arms learned, while they are the policy's grid (after a
+            // policy change, until the next refresh, the grid's leads
+            // without data).
             let arms = match entry {
-                Some(e) if !e.lead.arms.is_empty() => e.lead.arms.clone(),
+                Some(e)
+                    if e.lead.arms.len() == grid.len()
+                        && e.lead
+                            .arms
+                            .iter()
+                            .zip(&grid)
+                            .all(|(a, l)| a.arm == Arm::Lead(*l)) =>
+                {
+                    e.lead.arms.clone()
+                }
                 _ => s
                     .lead_grid()
                     .into_iter()
@@ -952,13 +1014,13 @@ impl Learned {
                 Arm::Lead(in_force),
                 value_cents,
                 0,
-                &mut exploring.lead,
+                &mut exploring.stream,
             ) {
                 return Pick {
                     value: l,
                     why: Some(format!(
                         "lead time: {l} days (exploring: a Thompson draw over the {} lead times other than the {in_force} days in force, {} % of messages)",
-                        arms.len().saturating_sub(1),
+                        model::challengers(&arms, Some(Arm::Lead(in_force))),
                         s.explore_percent
                     )),
                 };
@@ -1004,7 +1066,10 @@ impl Learned {
             return None;
         }
         let entry = self.state.get(id, channel)?;
-        if let Some(mut exploring) = self.explores(id, key, s, control) {
+        if let Some(mut exploring) = self
+            .explores(id, key, s, channel, control)
+            .filter(|x| x.turn == Turn::Slot)
+        {
             // One draw over the weekdays, one over the hours (email): the
             // slot explored is the pair, or what of it the channel has.
             let (days, hours): (Vec<ArmFigures>, Vec<ArmFigures>) = entry
@@ -1015,7 +1080,8 @@ impl Learned {
                 .partition(|a| matches!(a.arm, Arm::Slot(wd, _) if wd < ANY_WEEKDAY));
             // Each from a stream of its own: the hour drawn does not depend
             // on how many numbers the weekdays' draw took.
-            let (mut day_stream, mut hour_stream) = (exploring.slot.fork(), exploring.slot.fork());
+            let (mut day_stream, mut hour_stream) =
+                (exploring.stream.fork(), exploring.stream.fork());
             let value_cents = entry.value_cents;
             // The weekday and the hour in force are left out of the draw
             // (`model::explore_slot`): they have the messages that do not

@@ -402,13 +402,38 @@ async fn a_batch_cut_between_its_pdf_and_its_manifest_is_written_again_whole() {
         .expect("plan");
     let ids: Vec<u64> = r.reports[0].planned.iter().map(|m| m.id).collect();
     assert_eq!(ids.len(), 3);
-    let deadline = Instant::now() + WAIT;
-    while status(&files).await.queues[0].post < 3 {
-        assert!(Instant::now() < deadline, "the letters were not queued");
-        tokio::time::sleep(Duration::from_millis(20)).await;
+    // The status counts a release's write before its flush, so a kill
+    // right after it may take the release with it (the letters planned
+    // again, which the restarted daemon releases anew): killed until the
+    // letters are queued on disk, the state the batch step starts from.
+    for attempt in 0.. {
+        let deadline = Instant::now() + WAIT;
+        while status(&files).await.queues[0].post < 3 {
+            assert!(Instant::now() < deadline, "the letters were not queued");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        d.signal(Signal::SIGKILL);
+        d.wait_exit(WAIT).expect("the daemon dies");
+        let queued = {
+            let stores = touchpointd::store::Stores::open(&files.state_dir, &Default::default())
+                .expect("open the stores");
+            let store = stores.tenant(&tid(TENANT)).expect("tenant store");
+            let all = ids.iter().all(|&id| {
+                store
+                    .message(id)
+                    .expect("read")
+                    .is_some_and(|m| m.status == MessageStatus::Queued)
+            });
+            drop(store);
+            stores.close_all().expect("close");
+            all
+        };
+        if queued {
+            break;
+        }
+        assert!(attempt < 5, "the letters were never queued on disk");
+        d = start(&files, 0).await;
     }
-    d.signal(Signal::SIGKILL);
-    d.wait_exit(WAIT).expect("the daemon dies");
 
     // What the kill leaves: the letters marked sending in batch 01, whose
     // PDF has its final name and whose manifest is still a temporary file.

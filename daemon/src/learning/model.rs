@@ -597,14 +597,15 @@ fn cholesky(a: &[Vec<f64>]) -> Option<Vec<Vec<f64>>> {
 ///
 /// The lead `in_force` is left out: it has every message that does not
 /// explore, and a draw that lands on it adds nothing the decision needs.
-/// This is top-two Thompson sampling (Russo 2020, "Simple Bayesian
-/// algorithms for best-arm identification", *Operations Research* 68(6))
-/// with the leader fixed: the value in force is played by the
+/// This is in the spirit of top-two Thompson sampling (Russo 2020,
+/// "Simple Bayesian algorithms for best-arm identification", *Operations
+/// Research* 68(6)), whose leader is the posterior's sampled best; here the
+/// leader is the value in force: the value in force is played by the
 /// (100 − `explore_percent`) % of messages, and exploration goes to its
 /// challengers, where the next decision ([`best`]) needs the data. The
 /// plain draw (the smoothing's system has fewer than two usable arms):
 /// [`thompson`] over the arms' own posteriors, less the lead in force.
-/// The lead in force itself only when the grid has no other.
+/// `None` when the grid has no other lead (nothing to explore).
 pub fn explore_lead(
     arms: &[ArmFigures],
     usable: &dyn Fn(&ArmFigures) -> bool,
@@ -614,9 +615,8 @@ pub fn explore_lead(
     stream: &mut Stream,
 ) -> Option<Arm> {
     let others = || arms.iter().filter(|a| a.arm != in_force);
-    if others().next().is_none() {
-        return arms.first().map(|a| a.arm);
-    }
+    // Nothing to explore without another lead.
+    others().next()?;
     let curve = smooth(arms, usable, LAMBDA).and_then(|sm| cholesky(&sm.cov).map(|l| (sm.mean, l)));
     match curve {
         Some((mean, l)) => {
@@ -627,7 +627,7 @@ pub fn explore_lead(
                     continue;
                 }
                 let x = mean[i] + (0..=i).map(|j| l[i][j] * z[j]).sum::<f64>();
-                if top.is_none_or(|(_, t)| x > t) {
+                if x.is_finite() && top.is_none_or(|(_, t)| x > t) {
                     top = Some((a.arm, x));
                 }
             }

@@ -293,6 +293,7 @@ pub fn shape(
         if input.learned.waits(
             &o.service,
             service,
+            first,
             &o.key,
             in_control,
             send_day,
