@@ -71,11 +71,13 @@
 //! ([`model::explore_lead`]), so a lead the neighbours already rule out is
 //! hardly drawn, however thin its own cell; a weekday's or an hour's is
 //! one from each arm's Beta posterior ([`model::explore_slot`]).
-//! Whether an occasion explores is one draw from a stream seeded by its
-//! occasion key and its service's own version ([`model::Stream`]); an
-//! occasion that explores draws its lead and its slot from that stream,
-//! so a dry run and a commit agree, a re-plan is idempotent and another
-//! service's change draws nothing anew. Control-group members are never
+//! Whether an occasion explores, and whether its lead or its slot (never
+//! both: the other keeps the value in force, so a challenger differs from
+//! the messages in force in the one thing it tries), is a draw from a
+//! stream seeded by its occasion key alone; what it explores is drawn from
+//! a stream seeded by the key and its service's own version
+//! ([`model::Stream`]), so a dry run and a commit agree, a re-plan is
+//! idempotent and another service's change draws nothing anew. Control-group members are never
 //! explored on. A slot is learned as the best weekday (arms with the hour
 //! [`ANY_HOUR`], every message of that weekday) and, for email, the best
 //! hour (arms with the weekday [`ANY_WEEKDAY`], every email of that hour):
@@ -94,8 +96,8 @@
 //! force stays until the best beats it by [`model::EVIDENCE_Z`] standard
 //! deviations of the difference (hysteresis, as for the lead). An
 //! email's hour is the hour planned for it when it went out that day (the
-//! arm chosen; dispatch may release it later that day). An exploring
-//! occasion draws a weekday and an hour. A value in force that
+//! arm chosen; dispatch may release it later that day). An occasion that
+//! explores its slot draws a weekday and an hour. A value in force that
 //! is off the service's current grid (the policy changed) gives way to the
 //! policy's value.
 //!
