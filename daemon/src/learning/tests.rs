@@ -2152,3 +2152,33 @@ fn the_lead_explored_is_drawn_from_the_smoothed_curve_without_the_one_in_force()
         None
     );
 }
+
+/// An occasion found early for the grid's sake waits for the lead in
+/// force unless it explores its lead: one that explores its slot goes at
+/// the lead in force, planned when that lead's send day comes within the
+/// horizon, as one that does not explore; a control member is drawn when
+/// found.
+#[test]
+fn only_an_occasion_exploring_its_lead_is_planned_when_found() {
+    let b = brand();
+    let s = &b.services["due"];
+    let state = compute(&b, &with_slots(), &LearnedState::default());
+    let l = Learned::new(state);
+    let (send_day, until) = (d(2027, 3, 1), d(2027, 2, 1));
+    let (mut planned_now, mut lead_turns) = (0, 0);
+    for i in 0..4_000 {
+        let key = format!("due|V{i}|2027-03-20");
+        let lead = l.lead("due", s, Channel::Email, &key, false);
+        let explores_lead = lead.why.unwrap_or_default().contains("exploring:");
+        let waits = l.waits("due", s, Channel::Email, &key, false, send_day, until);
+        assert_eq!(waits, !explores_lead, "{key}");
+        // Within the horizon nothing waits; a control member never does.
+        assert!(!l.waits("due", s, Channel::Email, &key, false, until, until));
+        assert!(!l.waits("due", s, Channel::Email, &key, true, send_day, until));
+        planned_now += u32::from(!waits);
+        lead_turns += u32::from(explores_lead);
+    }
+    // About 5 % (half of the 10 % exploring).
+    assert!((120..=280).contains(&planned_now), "{planned_now}");
+    assert_eq!(planned_now, lead_turns);
+}
