@@ -77,8 +77,8 @@
 //! stream seeded by its occasion key alone; what it explores is drawn from
 //! a stream seeded by the key and its service's own version
 //! ([`model::Stream`]), so a dry run and a commit agree, a re-plan is
-//! idempotent and another service's change draws nothing anew. Control-group members are never
-//! explored on. A slot is learned as the best weekday (arms with the hour
+//! idempotent and another service's change draws nothing anew.
+//! Control-group members are never explored on. A slot is learned as the best weekday (arms with the hour
 //! [`ANY_HOUR`], every message of that weekday) and, for email, the best
 //! hour (arms with the weekday [`ANY_WEEKDAY`], every email of that hour):
 //! a main-effects model, because a weekday × hour cell would hold a

@@ -561,7 +561,7 @@ pub fn thompson(
 /// (within 10⁻⁹ of the largest diagonal) gets 10⁻¹² of it; `None` when
 /// the matrix is further from positive definite than that, or empty of
 /// any variance.
-fn cholesky(a: &[Vec<f64>]) -> Option<Vec<Vec<f64>>> {
+pub fn cholesky(a: &[Vec<f64>]) -> Option<Vec<Vec<f64>>> {
     let n = a.len();
     let scale = (0..n).fold(0.0f64, |m, i| m.max(a[i][i]));
     if !scale.is_finite() || scale <= 0.0 {

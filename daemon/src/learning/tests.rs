@@ -2182,3 +2182,45 @@ fn only_an_occasion_exploring_its_lead_is_planned_when_found() {
     assert!((120..=280).contains(&planned_now), "{planned_now}");
     assert_eq!(planned_now, lead_turns);
 }
+
+#[test]
+fn the_cholesky_factor_gives_back_the_smoothed_covariance() {
+    let arms: Vec<ArmFigures> = [14, 21, 28, 35, 42]
+        .into_iter()
+        .map(|l| {
+            let c = Counts {
+                sent: 100 + u64::from(l) * 10,
+                responses: 20 + u64::from(l) / 7,
+                control: 300,
+                control_responses: 30,
+            };
+            let mut a = model::arm(
+                Arm::Lead(l),
+                Some((c, 5)),
+                model::prior(Some(0.2)),
+                0.1,
+                100,
+                0,
+            );
+            a.control = c.control;
+            a
+        })
+        .collect();
+    let usable = model::usable_lead(&arms);
+    let sm = model::smooth(&arms, &usable, model::LAMBDA).expect("smoothed");
+    let l = model::cholesky(&sm.cov).expect("positive definite");
+    for i in 0..arms.len() {
+        for j in 0..arms.len() {
+            assert_eq!(l[i][j], if j > i { 0.0 } else { l[i][j] });
+            let back: f64 = (0..arms.len()).map(|k| l[i][k] * l[j][k]).sum();
+            assert!(
+                (back - sm.cov[i][j]).abs() <= 1e-12 + 1e-9 * sm.cov[i][i].abs(),
+                "{i} {j}"
+            );
+        }
+    }
+    // Not positive definite, or no variance: none.
+    assert!(model::cholesky(&[vec![1.0, 2.0], vec![2.0, 1.0]]).is_none());
+    assert!(model::cholesky(&[vec![0.0]]).is_none());
+    assert!(model::cholesky(&[vec![f64::NAN]]).is_none());
+}
