@@ -73,7 +73,9 @@
 //! one from each arm's Beta posterior ([`model::explore_slot`]).
 //! Whether an occasion explores, and whether its lead or its slot (never
 //! both: the other keeps the value in force, so a challenger differs from
-//! the messages in force in the one thing it tries), is a draw from a
+//! the messages in force in the one thing it tries; the lead alone while
+//! no slot is in force, the window's spread giving every slot arm data),
+//! is a draw from a
 //! stream seeded by its occasion key alone; what it explores is drawn from
 //! a stream seeded by the key and its service's own version
 //! ([`model::Stream`]), so a dry run and a commit agree, a re-plan is
@@ -858,8 +860,8 @@ impl Learned {
     ///
     /// An exploring occasion explores its lead **or** its slot, half of
     /// them each (the next number of the same stream), and keeps the value
-    /// in force of the other (its lead alone when the channel has no slot
-    /// arms). Exploration draws the challengers of a value in force, never
+    /// in force of the other; its lead alone while no weekday or hour is in
+    /// force (below). Exploration draws the challengers of a value in force, never
     /// it ([`model::explore_lead`]), so were both explored at once every
     /// challenger lead would go out on a challenger slot and the other way
     /// round: a challenger would be judged with the other's handicap, and
@@ -886,11 +888,17 @@ impl Learned {
         if decision.uniform() * 100.0 >= f64::from(s.explore_percent) {
             return None;
         }
-        let has_slots = self
+        // A slot to challenge: a weekday or an hour in force. Before one
+        // is, the messages that do not explore spread over the window's
+        // days and hours by themselves (their due dates fall on every
+        // weekday; their times are drawn over the window: `planner::steps`),
+        // so every slot arm has their data and exploring the slot would
+        // only take draws from the lead.
+        let slot_in_force = self
             .state
             .get(id, channel)
-            .is_some_and(|e| !e.slot.arms.is_empty());
-        let turn = if has_slots && decision.uniform() < 0.5 {
+            .is_some_and(|e| !e.slot.arms.is_empty() && e.slot.value.is_some());
+        let turn = if slot_in_force && decision.uniform() < 0.5 {
             Turn::Slot
         } else {
             Turn::Lead
