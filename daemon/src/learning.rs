@@ -64,10 +64,10 @@
 //! 2018, "A Tutorial on Thompson Sampling"), less the value in force:
 //! `explore_percent` of the occasions take the best of one draw from the
 //! posterior over the arms **other than the one in force**, which has
-//! every message that does not explore (top-two Thompson sampling with the
-//! leader fixed; Russo 2020, "Simple Bayesian algorithms for best-arm
-//! identification"): exploration goes to the challengers the next decision
-//! needs data on. A lead's draw is one of the whole smoothed curve
+//! every message that does not explore (in the spirit of top-two Thompson
+//! sampling, the value in force as the leader; Russo 2020, "Simple Bayesian
+//! algorithms for best-arm identification"): exploration goes to the
+//! challengers the next decision needs data on. A lead's draw is one of the whole smoothed curve
 //! ([`model::explore_lead`]), so a lead the neighbours already rule out is
 //! hardly drawn, however thin its own cell; a weekday's or an hour's is
 //! one from each arm's Beta posterior ([`model::explore_slot`]).
