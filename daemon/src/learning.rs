@@ -1005,16 +1005,15 @@ impl Learned {
                 {
                     e.lead.arms.clone()
                 }
-                _ => s
-                    .lead_grid()
-                    .into_iter()
-                    .map(|l| model::arm(Arm::Lead(l), None, prior(None), 0.0, 0, 0))
+                _ => grid
+                    .iter()
+                    .map(|&l| model::arm(Arm::Lead(l), None, prior(None), 0.0, 0, 0))
                     .collect(),
             };
             let value_cents = entry.map_or(s.value.cents(), |e| e.value_cents);
             // What a message that does not explore gets (below).
             let in_force = match entry {
-                Some(e) if s.lead_grid().contains(&e.lead.value) => e.lead.value,
+                Some(e) if grid.contains(&e.lead.value) => e.lead.value,
                 _ => s.lead_days,
             };
             let usable = model::usable_lead(&arms);
